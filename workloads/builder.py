@@ -1,0 +1,204 @@
+"""GraphBuilder: write a network layer by layer, with shape inference.
+
+Each method takes the names of the tensors it reads (what earlier calls returned) and returns
+the name of the tensor it makes. Names follow the scope, like a PyTorch module path:
+
+    b = GraphBuilder("tiny", input_shape=(3, 32, 32), batch=8)
+    x = b.input()
+    with b.scope("stem"):
+        x = b.relu(b.batchnorm(b.conv2d(x, 16, kernel=3, padding=1)))
+    g = b.build()
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import Counter
+from typing import Iterator, Sequence
+
+from .graph import Op, OpGraph, ShapeError, TensorSpec, WorkloadError
+
+
+def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
+    if isinstance(v, int):
+        out = (v, v)
+    else:
+        out = tuple(int(x) for x in v)
+        if len(out) != 2:
+            raise WorkloadError(f"{what} must be an int or a pair, got {v!r}")
+    return out  # type: ignore[return-value]
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+class GraphBuilder:
+    def __init__(self, name: str, input_shape: Sequence[int], batch: int = 1,
+                 dtype_bytes: int = 4, **meta) -> None:
+        if not isinstance(batch, int) or batch < 1:
+            raise WorkloadError(f"batch size must be an integer >= 1, got {batch!r}")
+        self.graph = OpGraph(name, {"batch": batch, "input_shape": tuple(input_shape), **meta})
+        self.batch = batch
+        self.dtype_bytes = dtype_bytes
+        self._scopes: list[str] = []
+        self._counts: Counter[str] = Counter()
+        self._layer = 0
+
+    # -- naming --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def scope(self, name: str) -> Iterator[None]:
+        self._scopes.append(str(name))
+        try:
+            yield
+        finally:
+            self._scopes.pop()
+
+    def _name(self, kind: str, name: str | None) -> str:
+        prefix = ".".join(self._scopes)
+        if name is None:
+            key = f"{prefix}/{kind}"
+            self._counts[key] += 1
+            n = self._counts[key]
+            name = kind if n == 1 else f"{kind}{n}"
+        full = f"{prefix}.{name}" if prefix else name
+        if full in self.graph:
+            raise WorkloadError(f"duplicate op name {full!r}")
+        return full
+
+    def spec(self, tensor: str) -> TensorSpec:
+        return self.graph.op(tensor).out
+
+    def _add(self, kind: str, inputs: Sequence[str], out_shape: Sequence[int], name: str | None,
+             attrs: dict | None = None, params: int = 0, layer: bool = False) -> str:
+        full = self._name(kind, name)
+        if layer:
+            self._layer += 1
+        op = Op(name=full, kind=kind, inputs=tuple(inputs),
+                in_specs=tuple(self.spec(i) for i in inputs),
+                out=TensorSpec(tuple(int(d) for d in out_shape), self.dtype_bytes),
+                attrs=dict(attrs or {}), params=params,
+                layer=self._layer if layer else None)
+        self.graph.add(op)
+        return full
+
+    # -- layers --------------------------------------------------------------------------
+    def input(self, name: str = "input") -> str:
+        shape = (self.batch, *self.graph.meta["input_shape"])
+        full = self._name("input", name)
+        self.graph.add(Op(full, "input", (), (), TensorSpec(shape, self.dtype_bytes)))
+        return full
+
+    def conv2d(self, x: str, out_channels: int, kernel: int | Sequence[int], stride=1, padding=0,
+               dilation=1, groups: int = 1, bias: bool = False, name: str | None = None) -> str:
+        n, cin, h, w = self._nchw(x, "conv2d")
+        kh, kw = _pair(kernel, "kernel")
+        sh, sw = _pair(stride, "stride")
+        ph, pw = _pair(padding, "padding")
+        dh, dw = _pair(dilation, "dilation")
+        if groups < 1 or cin % groups or out_channels % groups:
+            raise ShapeError(f"conv2d after {x!r}: groups={groups} must divide in_channels={cin} "
+                             f"and out_channels={out_channels}")
+        ho, wo = _conv_out(h, kh, sh, ph, dh), _conv_out(w, kw, sw, pw, dw)
+        if ho < 1 or wo < 1:
+            raise ShapeError(f"conv2d after {x!r}: kernel {kh}x{kw} (dilation {dh}, padding {ph}) "
+                             f"does not fit input {h}x{w}")
+        out_shape = (n, out_channels, ho, wo)
+        params = out_channels * (cin // groups) * kh * kw + (out_channels if bias else 0)
+        attrs = dict(in_channels=cin, out_channels=out_channels, kernel=(kh, kw), stride=(sh, sw),
+                     padding=(ph, pw), dilation=(dh, dw), groups=groups, bias=bias,
+                     in_shape=(n, cin, h, w), out_shape=out_shape)
+        return self._add("conv2d", [x], out_shape, name, attrs, params, layer=True)
+
+    def linear(self, x: str, out_features: int, bias: bool = True, name: str | None = None) -> str:
+        shape = self.spec(x).shape
+        if len(shape) < 2:
+            raise ShapeError(f"linear after {x!r}: input {shape} needs a batch and a feature dim")
+        in_features = shape[-1]
+        rows = math.prod(shape[:-1])
+        params = in_features * out_features + (out_features if bias else 0)
+        attrs = dict(in_features=in_features, out_features=out_features, bias=bias,
+                     batch_rows=rows)
+        return self._add("linear", [x], (*shape[:-1], out_features), name, attrs, params,
+                         layer=True)
+
+    def batchnorm(self, x: str, name: str | None = None) -> str:
+        shape = self.spec(x).shape
+        c = shape[1]
+        return self._add("batchnorm", [x], shape, name, dict(num_features=c), params=2 * c)
+
+    def relu(self, x: str, name: str | None = None) -> str:
+        return self._add("relu", [x], self.spec(x).shape, name)
+
+    def add(self, a: str, b: str, name: str | None = None) -> str:
+        sa, sb = self.spec(a).shape, self.spec(b).shape
+        if sa != sb:
+            raise ShapeError(f"add of {a!r} {sa} and {b!r} {sb}: shapes differ")
+        return self._add("add", [a, b], sa, name)
+
+    def _pool(self, kind: str, x: str, kernel, stride, padding, name, ceil_mode=False) -> str:
+        n, c, h, w = self._nchw(x, kind)
+        kh, kw = _pair(kernel, "kernel")
+        sh, sw = _pair(kernel if stride is None else stride, "stride")
+        ph, pw = _pair(padding, "padding")
+        ho, wo = _conv_out(h, kh, sh, ph, 1), _conv_out(w, kw, sw, pw, 1)
+        if ho < 1 or wo < 1:
+            raise ShapeError(f"{kind} after {x!r}: kernel {kh}x{kw} does not fit input {h}x{w}")
+        attrs = dict(kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw))
+        return self._add(kind, [x], (n, c, ho, wo), name, attrs)
+
+    def maxpool(self, x: str, kernel, stride=None, padding=0, name: str | None = None) -> str:
+        return self._pool("maxpool", x, kernel, stride, padding, name)
+
+    def avgpool(self, x: str, kernel, stride=None, padding=0, name: str | None = None) -> str:
+        return self._pool("avgpool", x, kernel, stride, padding, name)
+
+    def adaptive_avgpool(self, x: str, output_size=(1, 1), name: str | None = None) -> str:
+        n, c, h, w = self._nchw(x, "adaptive_avgpool")
+        oh, ow = _pair(output_size, "output_size")
+        if oh > h or ow > w:
+            raise ShapeError(f"adaptive_avgpool after {x!r}: output {oh}x{ow} exceeds input {h}x{w}")
+        return self._add("adaptive_avgpool", [x], (n, c, oh, ow), name,
+                         dict(output_size=(oh, ow)))
+
+    def flatten(self, x: str, name: str | None = None) -> str:
+        shape = self.spec(x).shape
+        return self._add("flatten", [x], (shape[0], math.prod(shape[1:])), name)
+
+    def concat(self, xs: Sequence[str], dim: int = 1, name: str | None = None) -> str:
+        shapes = [self.spec(x).shape for x in xs]
+        base = list(shapes[0])
+        for s in shapes[1:]:
+            if len(s) != len(base) or any(a != b for i, (a, b) in enumerate(zip(s, base))
+                                          if i != dim):
+                raise ShapeError(f"concat of {list(xs)}: shapes {shapes} differ outside dim {dim}")
+        base[dim] = sum(s[dim] for s in shapes)
+        return self._add("concat", list(xs), base, name, dict(dim=dim))
+
+    def channel_shuffle(self, x: str, groups: int, name: str | None = None) -> str:
+        shape = self.spec(x).shape
+        if groups < 1 or shape[1] % groups:
+            raise ShapeError(f"channel_shuffle after {x!r}: groups={groups} must divide "
+                             f"channels={shape[1]}")
+        return self._add("channel_shuffle", [x], shape, name, dict(groups=groups))
+
+    def dropout(self, x: str, p: float = 0.5, name: str | None = None) -> str:
+        if not 0.0 <= p < 1.0:
+            raise WorkloadError(f"dropout p must be in [0, 1), got {p}")
+        return self._add("dropout", [x], self.spec(x).shape, name, dict(p=p))
+
+    def softmax_xent(self, logits: str, name: str | None = "loss") -> str:
+        shape = self.spec(logits).shape
+        if len(shape) != 2:
+            raise ShapeError(f"softmax_xent needs (batch, classes) logits, got {shape}")
+        return self._add("softmax_xent", [logits], (1,), name, dict(classes=shape[1]))
+
+    def build(self) -> OpGraph:
+        self.graph.validate()
+        return self.graph
+
+    def _nchw(self, x: str, what: str) -> tuple[int, int, int, int]:
+        shape = self.spec(x).shape
+        if len(shape) != 4:
+            raise ShapeError(f"{what} after {x!r}: needs an NCHW input, got shape {shape}")
+        return shape  # type: ignore[return-value]

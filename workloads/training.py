@@ -1,0 +1,173 @@
+"""Training lowering: forward graph -> forward + loss + backward + optimizer update.
+
+Backward ops are made in reverse topological order. Conv and linear split into a gradient of the
+input and a gradient of the weight; the first layer makes no gradient of the network input.
+Ops that only route gradients (add, flatten, dropout, concat) make no op: their gradient is the
+incoming one (a slice of it for concat). Where a tensor feeds several consumers, their gradient
+contributions meet in a `grad_accumulate` op. Each backward op records in `saved` the forward
+tensors it needs; those saved activations are what memory, swapping and pipeline stashing see.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .graph import Op, OpGraph, TensorSpec, WorkloadError
+
+OPTIMIZER_STATE_PER_PARAM = {"sgd": 0, "sgd-momentum": 1, "adam": 2}
+
+# Which forward tensors each kind's backward needs (PyTorch's choices): "in" its input,
+# "out" its own output.
+_SAVES = {
+    "conv2d": ("in",), "linear": ("in",), "batchnorm": ("in",), "relu": ("out",),
+    "maxpool": ("in",), "softmax_xent": ("in",),
+}
+# Kinds whose backward is pure routing (no op).
+_ROUTING = frozenset({"add", "flatten", "dropout", "concat", "input"})
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    weights_bytes: int
+    gradients_bytes: int
+    optimizer_bytes: int
+    activations_bytes: int   # saved forward tensors kept for the backward pass (and the input)
+
+    @property
+    def total_bytes(self) -> int:
+        return (self.weights_bytes + self.gradients_bytes + self.optimizer_bytes
+                + self.activations_bytes)
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "total_bytes": self.total_bytes}
+
+
+def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph:
+    """Return a new graph with the loss (added if missing), backward ops and updates."""
+    if optimizer not in OPTIMIZER_STATE_PER_PARAM:
+        raise WorkloadError(f"unknown optimizer {optimizer!r}; known: "
+                            f"{', '.join(OPTIMIZER_STATE_PER_PARAM)}")
+    if any(op.phase != "forward" for op in forward):
+        raise WorkloadError(f"graph {forward.name!r} is already lowered for training")
+    g = forward.copy(forward.name)
+    g.meta["training"] = True
+    g.meta["optimizer"] = optimizer
+    fwd_ops = g.topo()
+    loss = fwd_ops[-1]
+    if loss.kind != "softmax_xent":
+        if len(loss.out.shape) != 2:
+            raise WorkloadError(f"graph {forward.name!r} ends in {loss.kind!r} with shape "
+                                f"{loss.out.shape}; training needs (batch, classes) logits")
+        loss = g.add(Op("loss", "softmax_xent", (loss.name,), (loss.out,),
+                        TensorSpec((1,), loss.out.dtype_bytes), {"classes": loss.out.shape[1]}))
+        fwd_ops.append(loss)
+
+    consumers: dict[str, list[str]] = {op.name: [] for op in fwd_ops}
+    for op in fwd_ops:
+        for src in op.inputs:
+            consumers[src].append(op.name)
+    # grads[t]: names of backward ops holding a contribution to the gradient of tensor t.
+    grads: dict[str, list[str]] = {op.name: [] for op in fwd_ops}
+
+    def grad_of(t: str) -> str | None:
+        """One op that holds the whole gradient of t (accumulating several if needed)."""
+        parts = grads[t]
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        spec = g.op(t).out
+        acc = g.add(Op(f"{t}.grad_acc", "grad_accumulate", tuple(parts),
+                       tuple(spec for _ in parts), spec, phase="backward", forward=t))
+        grads[t] = [acc.name]
+        return acc.name
+
+    def backward_op(name: str, kind: str, fwd: Op, reads: list[str], out: TensorSpec,
+                    saved: tuple[str, ...], dy: str | None) -> str:
+        # The gradient of fwd's output has fwd's output shape, whichever op holds it.
+        specs = tuple(fwd.out if r == dy else g.op(r).out for r in reads)
+        op = g.add(Op(name, kind, tuple(reads), specs, out, attrs=dict(fwd.attrs),
+                      params=fwd.params if kind.endswith(("grad_weight", "batchnorm_grad")) else 0,
+                      phase="backward", forward=fwd.name, saved=saved))
+        for t in saved:
+            g.add_dependency(t, name)
+        return op.name
+
+    needs_grad = _tensors_needing_grad(fwd_ops)
+    weight_grad_of: dict[str, str] = {}
+    for op in reversed(fwd_ops):
+        if op.kind == "input":
+            continue
+        dy = None if op is loss else grad_of(op.name)
+        if op is not loss and dy is None:
+            continue  # output unused by the loss (nothing flows back)
+        saved = tuple(op.inputs[0] if s == "in" else op.name for s in _SAVES.get(op.kind, ()))
+        reads = ([dy] if dy else []) + [t for t in saved if t != dy]
+        if op.kind in _ROUTING:
+            for src in op.inputs:
+                if src in needs_grad:
+                    grads[src].append(dy)
+            continue
+        src = op.inputs[0]
+        in_spec = g.op(src).out
+        if op.kind in ("conv2d", "linear"):
+            if src in needs_grad:
+                # grad of input reads dy and the weight (not the saved input)
+                gi = backward_op(f"{op.name}.grad_input", f"{op.kind}_grad_input", op, [dy],
+                                 in_spec, (), dy)
+                grads[src].append(gi)
+            gw = backward_op(f"{op.name}.grad_weight", f"{op.kind}_grad_weight", op, reads,
+                             TensorSpec((max(op.params, 1),), op.out.dtype_bytes), saved, dy)
+            weight_grad_of[op.name] = gw
+        else:
+            gi = backward_op(f"{op.name}.grad", f"{op.kind}_grad", op, reads, in_spec, saved,
+                             dy)
+            if src in needs_grad:
+                grads[src].append(gi)
+            if op.params:
+                weight_grad_of[op.name] = gi
+
+    for fwd_name, gw in weight_grad_of.items():
+        fwd = g.op(fwd_name)
+        spec = TensorSpec((fwd.params,), fwd.out.dtype_bytes)
+        g.add(Op(f"{fwd_name}.update", "sgd_update", (gw,), (spec,), spec, params=fwd.params,
+                 phase="update", forward=fwd_name, attrs={"optimizer": optimizer}))
+    g.validate()
+    return g
+
+
+def _tensors_needing_grad(fwd_ops: list[Op]) -> set[str]:
+    """Tensors downstream of a parameter (the input and constant-only paths need no gradient)."""
+    needs: set[str] = set()
+    for op in fwd_ops:
+        if op.params or any(i in needs for i in op.inputs):
+            needs.add(op.name)
+    return needs
+
+
+def training_memory(train: OpGraph, optimizer: str | None = None) -> MemoryBreakdown:
+    """Static training memory: weights, gradients, optimizer state, saved activations."""
+    if not train.meta.get("training"):
+        raise WorkloadError(f"graph {train.name!r} is not a training graph; "
+                            "use lower_training() first")
+    optimizer = optimizer or train.meta.get("optimizer", "sgd-momentum")
+    param_bytes = sum(op.param_bytes for op in train.phase("forward"))
+    saved: set[str] = set()
+    for op in train.phase("backward"):
+        saved.update(op.saved)
+    saved.add(train.input_op.name)
+    act = sum(resolve_view(train, t).out.nbytes for t in {resolve_view(train, t).name
+                                                           for t in saved})
+    return MemoryBreakdown(
+        weights_bytes=param_bytes,
+        gradients_bytes=param_bytes,
+        optimizer_bytes=param_bytes * OPTIMIZER_STATE_PER_PARAM[optimizer],
+        activations_bytes=act,
+    )
+
+
+def resolve_view(g: OpGraph, name: str) -> Op:
+    """The op that owns the storage of tensor `name` (a view's source, followed back)."""
+    op = g.op(name)
+    while op.kind in ("flatten", "dropout") and op.inputs:
+        op = g.op(op.inputs[0])
+    return op
