@@ -16,6 +16,8 @@ from types import ModuleType
 SIMULATOR_COMMANDS = [
     "simulator.commands.workloads",
     "simulator.commands.describe",
+    "simulator.commands.simulate",
+    "simulator.commands.policies",
 ]
 
 
@@ -38,13 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in _command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _allow_extra=getattr(mod, "ALLOW_EXTRA", False), _parser=p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not args._allow_extra:
+            args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args._extra = extra
     try:
         return int(args._run(args) or 0)
     except (ValueError, KeyError, OSError) as exc:  # our errors are ValueError subclasses

@@ -1,1 +1,121 @@
+"""Policies: one technique each, turning an op graph into a task graph on a cluster.
 
+A policy is a subclass of `Policy` in its own file, registered with `@register`. Its options
+are declared with `Option` so that the CLI, scenario files and sweeps check them the same way.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..tasks import SimulationError
+
+# Modules holding the built-in policies, imported on first lookup.
+_BUILTIN = [
+    "simulator.policies.sequential",
+    "simulator.policies.data_parallel",
+]
+
+
+class ConfigError(SimulationError):
+    """A policy option or scenario value that is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    help: str
+    type: Callable[[Any], Any] | None = None     # converts strings from the CLI
+    check: Callable[[Any], bool] | None = None   # invariant on the converted value
+    expect: str = ""                             # words for the error when check fails
+
+
+@dataclass
+class Policy:
+    """Base class. Subclasses set `name`, `description`, `options` and implement `plan`."""
+    name: str = ""
+    description: str = ""
+    options: dict[str, Option] = field(default_factory=dict)
+    training_only: bool = False
+    inference_only: bool = False
+
+    def plan(self, graph, cluster, training: bool, **opts):  # -> TaskGraph
+        raise NotImplementedError
+
+    def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
+        """Optional: add policy figures to result.extras after the run."""
+
+    def resolve(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Defaults filled in, strings converted, values checked; unknown names rejected."""
+        out = {}
+        for key in raw:
+            if key not in self.options:
+                known = ", ".join(sorted(self.options)) or "none"
+                raise ConfigError(f"policy {self.name!r} has no option {key!r}; known: {known}")
+        for key, opt in self.options.items():
+            value = raw.get(key, opt.default)
+            if isinstance(value, str) and opt.type is not None and opt.type is not str:
+                try:
+                    value = opt.type(value)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"policy {self.name!r} option {key!r}: cannot read "
+                                      f"{value!r} ({opt.expect or opt.help})") from None
+            if value is not None and opt.check is not None and not opt.check(value):
+                raise ConfigError(f"policy {self.name!r} option {key!r}: {value!r} is out of "
+                                  f"range ({opt.expect or opt.help})")
+            out[key] = value
+        return out
+
+
+_REGISTRY: dict[str, Policy] = {}
+_loaded = False
+
+
+def register(cls: type[Policy]) -> type[Policy]:
+    inst = cls()
+    if not inst.name or inst.name in _REGISTRY:
+        raise SimulationError(f"policy name {inst.name!r} is empty or registered twice")
+    _REGISTRY[inst.name] = inst
+    return cls
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for mod in _BUILTIN:
+            importlib.import_module(mod)
+
+
+def get(name: str) -> Policy:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown policy {name!r}; known: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    _load()
+    return sorted(_REGISTRY)
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+def parse_int_list(value: Any) -> list[int]:
+    """'19' or '19,37' or [19, 37] -> [19, 37]."""
+    if isinstance(value, (list, tuple)):
+        return [int(v) for v in value]
+    if isinstance(value, int):
+        return [value]
+    return [int(v) for v in str(value).split(",") if v.strip()]

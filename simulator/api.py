@@ -1,0 +1,49 @@
+"""`simulate()`: workload + cluster + policy -> Result."""
+from __future__ import annotations
+
+from workloads import zoo
+from workloads.graph import OpGraph
+
+from . import engine, policies
+from .cluster import Cluster
+from .policies import ConfigError
+from .results import Result
+
+
+def load_workload(workload: str | OpGraph, batch: int | None = None,
+                  **workload_options) -> OpGraph:
+    if isinstance(workload, OpGraph):
+        if batch is not None and batch != workload.batch:
+            raise ConfigError(f"workload graph {workload.name!r} was built for batch "
+                              f"{workload.batch}, not {batch}")
+        return workload
+    return zoo.get(workload, batch=batch if batch is not None else 1, **workload_options)
+
+
+def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequential", *,
+             batch: int | None = None, training: bool = True, enforce_memory: bool = True,
+             workload_options: dict | None = None, **options) -> Result:
+    """Simulate one step (or the schedule the policy defines) and return its Result.
+
+    workload: a zoo name (with batch and workload_options) or an OpGraph (forward graph).
+    options: the policy's options (see `dnnsim policies`).
+    """
+    graph = load_workload(workload, batch, **(workload_options or {}))
+    pol = policies.get(policy)
+    if training and pol.inference_only:
+        raise ConfigError(f"policy {policy!r} simulates inference only; pass training=False "
+                          "(--inference)")
+    if not training and pol.training_only:
+        raise ConfigError(f"policy {policy!r} simulates training only")
+    opts = pol.resolve(options)
+    tg = pol.plan(graph, cluster, training, **opts)
+    log = engine.run(tg, cluster.resources, cluster.memory_capacity_bytes(),
+                     memory_baseline_bytes=tg.meta.get("resident_bytes"),
+                     enforce_memory=enforce_memory)
+    result = Result(policy=policy, workload=graph.name, batch=graph.batch, training=training,
+                    cluster=cluster.describe(), options=opts, log=log,
+                    samples_per_iteration=int(tg.meta.get("samples", graph.batch)),
+                    iterations=int(tg.meta.get("iterations", 1)))
+    if log.ok:
+        pol.finalize(result, graph, cluster, training, **opts)
+    return result

@@ -1,0 +1,173 @@
+"""Collectives built from link transfers, at two fidelities.
+
+link: every transfer of the algorithm is a task on the links it crosses, so contention with
+      other traffic (and on shared media) shows by itself.
+flow: one task that holds every resource the collective uses, for the closed-form duration.
+      Orders of magnitude fewer tasks; used for large device counts and the analytical mode.
+
+Each builder returns, per device, the task names whose completion means the collective is done
+there (the original deps when there is nothing to do). The closed forms live here too: with p
+devices, S bytes per device, link bandwidth B and latency a (alpha-beta model):
+
+  ring all-reduce        2(p-1)(a + S/(pB))
+  reduce-scatter/gather  (p-1)(a + S/(pB))
+  all-to-all (pairwise)  (p-1)(a + S/(pB))      each device sends S/p to every other
+  broadcast/reduce tree  ceil(log2 p)(a + S/B)
+On a shared medium every transfer waits for the one channel: multiply the per-step term by p.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping, Sequence
+
+from .cluster import Cluster
+from .tasks import SimulationError, TaskGraph
+
+Deps = Mapping[str, Sequence[str]] | Sequence[str]
+FIDELITIES = ("link", "flow")
+
+
+# -- closed forms --------------------------------------------------------------------------
+def ring_allreduce_s(p: int, nbytes: float, bandwidth_Bps: float, latency_s: float) -> float:
+    return 0.0 if p <= 1 else 2 * (p - 1) * (latency_s + nbytes / (p * bandwidth_Bps))
+
+
+def ring_gather_s(p: int, nbytes: float, bandwidth_Bps: float, latency_s: float) -> float:
+    """Reduce-scatter or all-gather of S bytes per device over a ring."""
+    return 0.0 if p <= 1 else (p - 1) * (latency_s + nbytes / (p * bandwidth_Bps))
+
+
+def all_to_all_s(p: int, nbytes: float, bandwidth_Bps: float, latency_s: float) -> float:
+    return 0.0 if p <= 1 else (p - 1) * (latency_s + nbytes / (p * bandwidth_Bps))
+
+
+def tree_s(p: int, nbytes: float, bandwidth_Bps: float, latency_s: float) -> float:
+    return 0.0 if p <= 1 else math.ceil(math.log2(p)) * (latency_s + nbytes / bandwidth_Bps)
+
+
+CLOSED_FORMS: dict[str, Callable[[int, float, float, float], float]] = {
+    "allreduce": ring_allreduce_s, "reduce_scatter": ring_gather_s, "allgather": ring_gather_s,
+    "all_to_all": all_to_all_s, "broadcast": tree_s, "reduce": tree_s,
+}
+
+
+def closed_form_s(kind: str, cluster: Cluster, devices: Sequence[str], nbytes: float) -> float:
+    """Closed-form time of a collective on this cluster (slowest link of the ring)."""
+    p = len(devices)
+    if p <= 1:
+        return 0.0
+    links = [cluster.path_link(devices[i], devices[(i + 1) % p]) for i in range(p)]
+    bw = min(link.bandwidth_Bps for link in links)
+    lat = max(link.latency_s for link in links)
+    t = CLOSED_FORMS[kind](p, nbytes, bw, lat)
+    if cluster.link.shared_medium and kind != "broadcast":
+        t *= p  # one channel: the p transfers of each step go one after another
+    return t
+
+
+# -- builders ------------------------------------------------------------------------------
+def collective(kind: str, tg: TaskGraph, cluster: Cluster, devices: Sequence[str],
+               nbytes: float, deps: Deps, name: str, fidelity: str = "link",
+               priority: int = 0, root: str | None = None) -> dict[str, tuple[str, ...]]:
+    """Add a collective's tasks to `tg`; return per device what to depend on."""
+    if kind not in CLOSED_FORMS:
+        raise SimulationError(f"unknown collective {kind!r}; known: {', '.join(CLOSED_FORMS)}")
+    if fidelity not in FIDELITIES:
+        raise SimulationError(f"collective fidelity must be one of {FIDELITIES}, got {fidelity!r}")
+    if nbytes < 0:
+        raise SimulationError(f"collective {name!r}: negative size {nbytes}")
+    devices = list(devices)
+    dep_of = _per_device(deps, devices)
+    if len(devices) <= 1 or nbytes == 0:
+        return dep_of
+    if fidelity == "flow":
+        return _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority)
+    builder = {"allreduce": _ring_steps(2), "reduce_scatter": _ring_steps(1),
+               "allgather": _ring_steps(1), "all_to_all": _pairwise,
+               "broadcast": _tree(False), "reduce": _tree(True)}[kind]
+    return builder(tg, cluster, devices, nbytes, dep_of, name, priority, root or devices[0])
+
+
+def _per_device(deps: Deps, devices: list[str]) -> dict[str, tuple[str, ...]]:
+    if isinstance(deps, Mapping):
+        return {d: tuple(deps.get(d, ())) for d in devices}
+    return {d: tuple(deps) for d in devices}
+
+
+def _send(tg, cluster, src, dst, nbytes, deps, name, priority, kind):
+    resources, duration = cluster.transfer(src, dst, nbytes)
+    tg.new(name, resources, duration, deps=deps, priority=priority, category="comm", device=src,
+           meta={"bytes": nbytes, "src": src, "dst": dst, "collective": kind})
+    return name
+
+
+def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority):
+    resources: list[str] = []
+    p = len(devices)
+    pairs = ([(devices[i], devices[(i + 1) % p]) for i in range(p)] if kind != "all_to_all"
+             else [(a, b) for a in devices for b in devices if a != b])
+    for a, b in pairs:
+        for r in cluster.transfer(a, b, 0)[0]:
+            if r not in resources:
+                resources.append(r)
+    all_deps = sorted({d for ds in dep_of.values() for d in ds})
+    factor = {"allreduce": 2 * (p - 1), "all_to_all": p - 1}.get(kind, p - 1)
+    tg.new(name, tuple(resources), closed_form_s(kind, cluster, devices, nbytes), deps=all_deps,
+           priority=priority, category="comm", device=devices[0],
+           meta={"bytes": nbytes * factor, "collective": kind, "fidelity": "flow"})
+    return {d: (name,) for d in devices}
+
+
+def _ring_steps(passes: int):
+    def build(tg, cluster, devices, nbytes, dep_of, name, priority, _root):
+        p = len(devices)
+        chunk = nbytes / p
+        prev: list[str | None] = [None] * p      # what device i sent in the previous step
+        for s in range(passes * (p - 1)):
+            sent: list[str | None] = [None] * p
+            for i, src in enumerate(devices):
+                got = prev[(i - 1) % p]           # the chunk i received last step
+                deps = list(dep_of[src]) if s == 0 else [got, prev[i]]
+                sent[i] = _send(tg, cluster, src, devices[(i + 1) % p], chunk, deps,
+                                f"{name}.s{s}.{i}", priority, "ring")
+            prev = sent
+        return {d: (prev[(i - 1) % p],) for i, d in enumerate(devices)}
+    return build
+
+
+def _pairwise(tg, cluster, devices, nbytes, dep_of, name, priority, _root):
+    p = len(devices)
+    chunk = nbytes / p
+    received: dict[str, list[str]] = {d: list(dep_of[d]) for d in devices}
+    last: list[str | None] = [None] * p
+    for k in range(1, p):
+        for i, src in enumerate(devices):
+            dst = devices[(i + k) % p]
+            deps = list(dep_of[src]) if last[i] is None else [last[i]]
+            last[i] = _send(tg, cluster, src, dst, chunk, deps, f"{name}.r{k}.{i}", priority,
+                            "all_to_all")
+            received[dst].append(last[i])
+    return {d: tuple(v) for d, v in received.items()}
+
+
+def _tree(reduce: bool):
+    """Binomial tree from (broadcast) or to (reduce) the root."""
+    def build(tg, cluster, devices, nbytes, dep_of, name, priority, root):
+        order = [root] + [d for d in devices if d != root]
+        p = len(order)
+        rounds = math.ceil(math.log2(p))
+        pairs_by_round = [[(i, i + 2 ** r) for i in range(2 ** r) if i + 2 ** r < p]
+                          for r in range(rounds)]
+        if reduce:
+            pairs_by_round = [[(b, a) for a, b in pairs] for pairs in reversed(pairs_by_round)]
+        have: dict[str, list[str]] = {d: list(dep_of[d]) for d in order}
+        for r, pairs in enumerate(pairs_by_round):
+            for a, b in pairs:
+                src, dst = order[a], order[b]
+                t = _send(tg, cluster, src, dst, nbytes, have[src], f"{name}.t{r}.{a}-{b}",
+                          priority, "reduce" if reduce else "broadcast")
+                have[dst] = have[dst] + [t] if reduce else [t]
+                if not reduce:
+                    have[src] = [t]  # the sender's port is busy until then: keep its order
+        return {d: tuple(have[d]) for d in order}
+    return build

@@ -1,0 +1,142 @@
+"""`dnnsim simulate`: one scenario, from flags or a TOML file."""
+from __future__ import annotations
+
+import json
+
+from ..policies import ConfigError
+from ..scenario import Scenario
+
+NAME = "simulate"
+HELP = "Simulate one training step or inference of a workload on a cluster with a policy."
+ALLOW_EXTRA = True  # unknown --name value pairs become the policy's options
+
+
+def add_arguments(p) -> None:
+    p.add_argument("scenario", nargs="?", help="a scenario TOML file (flags below override it)")
+    p.add_argument("--workload", help="zoo network name (dnnsim workloads)")
+    p.add_argument("--batch", type=int, help="minibatch per device")
+    p.add_argument("--hardware", help="catalog device name, or a calibrated profile .toml")
+    p.add_argument("--devices", type=int, help="number of devices")
+    p.add_argument("--link", help="catalog link between devices")
+    p.add_argument("--topology", help="switch | ring | fully-connected")
+    p.add_argument("--devices-per-node", type=int)
+    p.add_argument("--inter-node-link")
+    p.add_argument("--host-link")
+    p.add_argument("--policy", help="policy name (dnnsim policies)")
+    p.add_argument("--inference", action="store_true", help="inference instead of training")
+    p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a policy option (also accepted as --key value)")
+    p.add_argument("--workload-option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--hardware-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a device spec field, e.g. memory_bytes=8e9")
+    p.add_argument("--no-enforce-memory", action="store_true",
+                   help="track memory without stopping at the capacity")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--trace", help="write a Chrome trace (Perfetto) here")
+    p.add_argument("--plot", help="write a timeline PNG here")
+    p.add_argument("--memory-plot", help="write a memory-over-time PNG here")
+    p.add_argument("--csv", help="write one row per task here")
+
+
+def parse_pairs(items: list[str], what: str) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} {item!r} must be KEY=VALUE")
+        out[key.replace("-", "_")] = _scalar(value)
+    return out
+
+
+def parse_extra(extra: list[str]) -> dict:
+    out, i = {}, 0
+    while i < len(extra):
+        tok = extra[i]
+        if not tok.startswith("--") or len(tok) < 3:
+            raise ConfigError(f"unexpected argument {tok!r}")
+        key, sep, value = tok[2:].partition("=")
+        if not sep:
+            if i + 1 >= len(extra) or extra[i + 1].startswith("--"):
+                raise ConfigError(f"option {tok} needs a value")
+            value = extra[i + 1]
+            i += 1
+        out[key.replace("-", "_")] = _scalar(value)
+        i += 1
+    return out
+
+
+def _scalar(text: str):
+    """Numbers as numbers, everything else as text (policies convert further)."""
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def scenario_from_args(args) -> Scenario:
+    data: dict = {}
+    if args.scenario:
+        data = Scenario.load(args.scenario).to_dict()
+    flags = {"workload": args.workload, "batch": args.batch, "hardware": args.hardware,
+             "devices": args.devices, "link": args.link, "topology": args.topology,
+             "devices_per_node": args.devices_per_node, "inter_node_link": args.inter_node_link,
+             "host_link": args.host_link, "policy": args.policy}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    data.setdefault("policy", "sequential")
+    if args.inference:
+        data["inference"] = True
+    for key, items, what in (("options", args.option, "--option"),
+                             ("workload_options", args.workload_option, "--workload-option"),
+                             ("hardware_options", args.hardware_option, "--hardware-option")):
+        extra = parse_pairs(items, what)
+        if extra:
+            data[key] = {**data.get(key, {}), **extra}
+    extra = parse_extra(getattr(args, "_extra", []))
+    if extra:
+        data["options"] = {**data.get("options", {}), **extra}
+    return Scenario.from_dict(data, source=args.scenario or "command line")
+
+
+def run(args) -> int:
+    sc = scenario_from_args(args)
+    result = sc.run(enforce_memory=not args.no_enforce_memory)
+    if args.trace:
+        result.to_chrome_trace(args.trace)
+    if args.csv:
+        result.to_csv(args.csv)
+    if args.plot:
+        from ..trace import plot_timeline
+        plot_timeline(result, args.plot)
+    if args.memory_plot:
+        from ..trace import plot_memory
+        plot_memory(result, args.memory_plot)
+    if args.json:
+        doc = json.loads(result.to_json())
+        doc["scenario"] = sc.to_dict()
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        print_summary(result)
+    return 0 if result.ok else 3
+
+
+def print_summary(result) -> None:
+    s = result.summary()
+    c = s["cluster"]
+    print(f"{s['policy']}: {s['workload']} batch {s['batch']} "
+          f"{'training' if s['training'] else 'inference'} on {c['devices']} x {c['device']}"
+          f" ({c['link']}, {c['topology']})")
+    if result.oom is not None:
+        print(f"  OUT OF MEMORY: {result.oom.message()}")
+        return
+    print(f"  iteration time        {s['iteration_time_s'] * 1e3:12.3f} ms")
+    print(f"  throughput            {s['throughput_samples_per_s']:12.1f} samples/s")
+    print(f"  exposed communication {s['exposed_communication_s'] * 1e3:12.3f} ms")
+    print(f"  compute utilisation   {s['mean_compute_utilisation'] * 100:12.1f} %")
+    peak = max(s["peak_memory_bytes"].values(), default=0)
+    print(f"  peak memory (max dev) {peak / 2 ** 30:12.3f} GiB")
+    print(f"  tasks simulated       {s['tasks']:12d}")
+    for k, v in sorted(s.get("extras", {}).items()):
+        if isinstance(v, (int, float, str)):
+            print(f"  {k:<21} {v!s:>12}")

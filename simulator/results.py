@@ -1,0 +1,192 @@
+"""Result: the figures of one simulated run, with units in every name."""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .engine import OutOfMemory, RunLog
+
+
+def _union_length(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for s, e in sorted(intervals):
+        if s > end:
+            total += e - s
+            end = e
+        elif e > end:
+            total += e - end
+            end = e
+    return total
+
+
+def _subtract_length(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
+    """Length of union(a) not covered by union(b)."""
+    return _union_length(a) - _union_length(_intersect(_merge(a), _merge(b)))
+
+
+def _merge(iv: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[list[float]] = []
+    for s, e in sorted(iv):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
+def _intersect(a, b) -> list[tuple[float, float]]:
+    i = j = 0
+    out = []
+    while i < len(a) and j < len(b):
+        s, e = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if s < e:
+            out.append((s, e))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+@dataclass
+class Result:
+    policy: str
+    workload: str
+    batch: int
+    training: bool
+    cluster: dict
+    options: dict
+    log: RunLog
+    samples_per_iteration: int
+    iterations: int = 1
+    extras: dict = field(default_factory=dict)
+    iteration_time_override_s: float | None = None
+
+    # -- headline figures ----------------------------------------------------------------
+    @property
+    def ok(self) -> bool:
+        return self.log.ok
+
+    @property
+    def oom(self) -> OutOfMemory | None:
+        return self.log.oom
+
+    @property
+    def makespan_s(self) -> float:
+        return self.log.makespan_s
+
+    @property
+    def iteration_time_s(self) -> float:
+        if not self.ok:
+            return float("nan")
+        if self.iteration_time_override_s is not None:
+            return self.iteration_time_override_s
+        return self.makespan_s / self.iterations
+
+    @property
+    def throughput_samples_per_s(self) -> float:
+        t = self.iteration_time_s
+        return self.samples_per_iteration / t if t > 0 else float("nan")
+
+    def busy_s(self) -> dict[str, float]:
+        """Per resource: task-seconds run on it (a resource of capacity c can reach c*time)."""
+        busy = {r: 0.0 for r in self.log.capacities}
+        for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s):
+            if e == e:
+                for r in t.resources:
+                    busy[r] += e - s
+        return busy
+
+    def utilisation(self) -> dict[str, float]:
+        span = self.makespan_s
+        return {r: (b / (span * self.log.capacities[r]) if span > 0 else 0.0)
+                for r, b in self.busy_s().items()}
+
+    def link_bytes(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for t, e in zip(self.log.tasks, self.log.end_s):
+            if e == e and t.category in ("comm", "copy"):
+                for r in t.resources:
+                    out[r] = out.get(r, 0.0) + float(t.meta.get("bytes", 0.0))
+        return out
+
+    def exposed_communication_s(self) -> dict[str, float]:
+        """Per device: time its communication or copies run while its compute stream is idle."""
+        comm: dict[str, list] = {}
+        comp: dict[str, list] = {}
+        for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s):
+            if e != e or t.device is None or e <= s:
+                continue
+            (comp if t.category == "compute" else comm).setdefault(t.device, []).append((s, e))
+        return {d: _subtract_length(iv, comp.get(d, [])) for d, iv in sorted(comm.items())}
+
+    @property
+    def peak_memory_bytes(self) -> dict[str, int]:
+        return dict(self.log.peak_memory_bytes)
+
+    # -- outputs -------------------------------------------------------------------------
+    def summary(self) -> dict:
+        """The figures, units in the keys; what --json prints."""
+        exposed = self.exposed_communication_s()
+        util = self.utilisation()
+        compute_util = [u for r, u in util.items() if r.endswith(".compute")]
+        out = {
+            "policy": self.policy, "workload": self.workload, "batch": self.batch,
+            "training": self.training, "cluster": self.cluster, "options": self.options,
+            "status": "ok" if self.ok else "out_of_memory",
+            "iteration_time_s": self.iteration_time_s,
+            "throughput_samples_per_s": self.throughput_samples_per_s,
+            "makespan_s": self.makespan_s,
+            "tasks": len(self.log.tasks),
+            "exposed_communication_s": max(exposed.values(), default=0.0),
+            "mean_compute_utilisation": (sum(compute_util) / len(compute_util)
+                                         if compute_util else 0.0),
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "memory_capacity_bytes": self.log.memory_capacity_bytes,
+            "link_bytes": self.link_bytes(),
+        }
+        if self.oom is not None:
+            out["out_of_memory"] = {**self.oom.__dict__, "message": self.oom.message()}
+        if self.extras:
+            out["extras"] = self.extras
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(_jsonable(self.summary()), indent=2, sort_keys=True)
+
+    def records(self) -> list[dict]:
+        """One tidy row per task (loads straight into pandas.DataFrame)."""
+        rows = []
+        for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s):
+            rows.append({
+                "task": t.name, "resource": "+".join(t.resources), "device": t.device or "",
+                "category": t.category, "start_s": s, "end_s": e,
+                "duration_s": t.duration_s, "op": t.meta.get("op", ""),
+                "kind": t.meta.get("kind", ""), "phase": t.meta.get("phase", ""),
+                "bytes": t.meta.get("bytes", 0.0),
+                "alloc_bytes": sum(t.alloc.values()), "free_bytes": sum(t.free.values()),
+            })
+        return rows
+
+    def to_csv(self, path: str | Path) -> None:
+        rows = self.records()
+        with open(path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["task"])
+            w.writeheader()
+            w.writerows(rows)
+
+    def to_chrome_trace(self, path: str | Path) -> None:
+        from .trace import write_chrome_trace
+        write_chrome_trace(self, path)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and x != x:
+        return None
+    return x

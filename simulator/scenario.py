@@ -1,0 +1,145 @@
+"""Scenarios: everything one simulation needs, as a TOML file, a dict or CLI flags.
+
+    workload = "resnet50"          # a zoo name
+    batch = 32
+    hardware = "v100"              # a catalog name, or a calibrated profile (.toml path)
+    devices = 4
+    link = "nvlink2"
+    policy = "data-parallel"
+    inference = false              # optional (default: a training step)
+    topology = "switch"            # optional: switch | ring | fully-connected
+    devices_per_node = 8           # optional, with inter_node_link
+    inter_node_link = "ib100"
+    host_link = "pcie3"            # optional (GPUs: their catalog default)
+    host = "ddr4-256gb"            # optional: host memory, tracked when given
+    [workload_options]             # e.g. depth = 56, groups = 4
+    [hardware_options]             # overrides of the device spec, e.g. memory_bytes = 8e9
+    [options]                      # the policy's options (dnnsim policies lists them)
+
+Unknown or misspelt fields are errors that name the field and the file; so are missing ones.
+"""
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwmodels import catalog
+
+from .cluster import TOPOLOGIES, Cluster
+from .policies import ConfigError
+
+REQUIRED = ("workload", "batch", "hardware", "policy")
+
+
+@dataclass
+class Scenario:
+    workload: str
+    batch: int
+    hardware: str
+    policy: str
+    devices: int = 1
+    link: str | None = None
+    inference: bool = False
+    topology: str = "switch"
+    devices_per_node: int | None = None
+    inter_node_link: str | None = None
+    host_link: str | None = None
+    host: str | None = None
+    workload_options: dict = field(default_factory=dict)
+    hardware_options: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    # -- reading -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "scenario") -> "Scenario":
+        known = [f for f in cls.__dataclass_fields__]
+        for key in data:
+            if key not in known:
+                hint = difflib.get_close_matches(key, known, n=1)
+                also = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise ConfigError(f"{source}: unknown field {key!r}{also}")
+        for key in REQUIRED:
+            if key not in data:
+                raise ConfigError(f"{source}: missing field {key!r}")
+        types = {"workload": str, "hardware": str, "policy": str, "link": str, "topology": str,
+                 "inter_node_link": str, "host_link": str, "host": str, "batch": int,
+                 "devices": int, "devices_per_node": int, "inference": bool,
+                 "workload_options": dict, "hardware_options": dict, "options": dict}
+        for key, value in data.items():
+            want = types[key]
+            if value is None and key not in REQUIRED:
+                continue
+            if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+                raise ConfigError(f"{source}: field {key!r} must be {want.__name__}, "
+                                  f"got {value!r}")
+        sc = cls(**data)
+        sc.check(source)
+        return sc
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Scenario":
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"scenario file {str(p)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"scenario file {str(p)!r} is not valid TOML: {exc}") from None
+        return cls.from_dict(data, source=str(p))
+
+    def check(self, source: str = "scenario") -> None:
+        if self.batch < 1:
+            raise ConfigError(f"{source}: batch must be >= 1, got {self.batch}")
+        if self.devices < 1:
+            raise ConfigError(f"{source}: devices must be >= 1, got {self.devices}")
+        if self.devices > 1 and not self.link:
+            raise ConfigError(f"{source}: field 'link' is required with {self.devices} devices")
+        if self.topology not in TOPOLOGIES:
+            raise ConfigError(f"{source}: topology must be one of {', '.join(TOPOLOGIES)}, "
+                              f"got {self.topology!r}")
+        if self.devices_per_node is not None and self.devices_per_node < 1:
+            raise ConfigError(f"{source}: devices_per_node must be >= 1, "
+                              f"got {self.devices_per_node}")
+
+    # -- running -------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The form `dnnsim simulate SCENARIO.toml` accepts (defaults left out)."""
+        default = Scenario(self.workload, self.batch, self.hardware, self.policy)
+        out = {}
+        for k, v in asdict(self).items():
+            if k in REQUIRED or v != getattr(default, k):
+                out[k] = v
+        return out
+
+    def build_cluster(self) -> Cluster:
+        spec, profile = resolve_hardware(self.hardware)
+        if self.hardware_options:
+            spec = spec.with_options(**self.hardware_options)
+        link = self.link or _single_device_link(spec)
+        return Cluster.build(spec, self.devices, link, topology=self.topology,
+                             devices_per_node=self.devices_per_node,
+                             inter_node_link=self.inter_node_link, host=self.host,
+                             host_link=self.host_link, profile=profile)
+
+    def run(self, enforce_memory: bool = True):
+        from .api import simulate
+        return simulate(self.workload, self.build_cluster(), self.policy, batch=self.batch,
+                        training=not self.inference, enforce_memory=enforce_memory,
+                        workload_options=self.workload_options, **self.options)
+
+
+def resolve_hardware(hardware: str):
+    """A catalog name, or a calibrated profile file: (DeviceSpec, Profile or None)."""
+    if hardware.endswith(".toml"):
+        from hwmodels.profile import Profile
+        profile = Profile.load(hardware)
+        return catalog.device(profile.device_name), profile
+    return catalog.device(hardware), None
+
+
+def _single_device_link(spec) -> str:
+    # One device needs no network; any catalog link keeps the cluster well formed.
+    return "pcie3"
