@@ -182,6 +182,20 @@ class GraphBuilder:
                              f"channels={shape[1]}")
         return self._add("channel_shuffle", [x], shape, name, dict(groups=groups))
 
+    def pad_channels(self, x: str, pad: Sequence[int], stride=1, name: str | None = None) -> str:
+        """Keep every `stride`-th row and column, then add `pad` = (before, after) zero channels:
+        the parameter-free shortcut of the CIFAR ResNets (He et al. 2016, option A), which is
+        `F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, before, after))` in PyTorch."""
+        n, c, h, w = self._nchw(x, "pad_channels")
+        before, after = _pair(pad, "pad")
+        sh, sw = _pair(stride, "stride")
+        if before < 0 or after < 0 or sh < 1 or sw < 1:
+            raise ShapeError(f"pad_channels after {x!r}: pad {pad!r} must be >= 0 and "
+                             f"stride {stride!r} >= 1")
+        out_shape = (n, c + before + after, (h - 1) // sh + 1, (w - 1) // sw + 1)
+        return self._add("pad_channels", [x], out_shape, name,
+                         dict(pad=(before, after), stride=(sh, sw)))
+
     def dropout(self, x: str, p: float = 0.5, name: str | None = None) -> str:
         if not 0.0 <= p < 1.0:
             raise WorkloadError(f"dropout p must be in [0, 1), got {p}")

@@ -43,6 +43,7 @@ class TensorSpec:
 FORWARD_KINDS = frozenset({
     "input", "conv2d", "linear", "batchnorm", "relu", "add", "maxpool", "avgpool",
     "adaptive_avgpool", "flatten", "concat", "channel_shuffle", "dropout", "softmax_xent",
+    "pad_channels",
 })
 BACKWARD_KINDS = frozenset({
     "conv2d_grad_input", "conv2d_grad_weight", "linear_grad_input", "linear_grad_weight",
@@ -66,7 +67,7 @@ _ELEMENTWISE_FLOPS = {
     "batchnorm": 5.0, "batchnorm_grad": 10.0, "relu": 1.0, "relu_grad": 1.0, "add": 1.0,
     "softmax_xent": 5.0, "softmax_xent_grad": 2.0, "channel_shuffle": 0.0,
     "channel_shuffle_grad": 0.0, "concat": 0.0, "maxpool_grad": 1.0, "avgpool_grad": 1.0,
-    "adaptive_avgpool_grad": 1.0,
+    "adaptive_avgpool_grad": 1.0, "pad_channels": 0.0,
 }
 SGD_MOMENTUM_FLOPS_PER_PARAM = 4.0  # v = m*v + g (+ weight decay); w -= lr*v
 

@@ -2,10 +2,11 @@
 
 Backward ops are made in reverse topological order. Conv and linear split into a gradient of the
 input and a gradient of the weight; the first layer makes no gradient of the network input.
-Ops that only route gradients (add, flatten, dropout, concat) make no op: their gradient is the
-incoming one (a slice of it for concat). Where a tensor feeds several consumers, their gradient
-contributions meet in a `grad_accumulate` op. Each backward op records in `saved` the forward
-tensors it needs; those saved activations are what memory, swapping and pipeline stashing see.
+Ops that only route gradients (add, flatten, dropout, concat, pad_channels) make no op: their
+gradient is the incoming one (a slice of it for concat and pad_channels). Where a tensor feeds
+several consumers, their gradient contributions meet in a `grad_accumulate` op. Each backward op
+records in `saved` the forward tensors it needs; those saved activations are what memory,
+swapping and pipeline stashing see.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ _SAVES = {
     "maxpool": ("in",), "softmax_xent": ("in",),
 }
 # Kinds whose backward is pure routing (no op).
-_ROUTING = frozenset({"add", "flatten", "dropout", "concat", "input"})
+_ROUTING = frozenset({"add", "flatten", "dropout", "concat", "pad_channels", "input"})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,183 @@
+"""A calibrated profile: measured op times that override a device model's efficiency curve.
+
+TOML layout (written by `dnnsim calibrate`, read back here):
+
+    [meta]                      # device_kind is required; the rest describes the machine
+    device_kind = "cpu"
+    device_name = "xeon-avx512-2c"
+    machine = "..."  processor = "..."  threads = 2  torch_version = "..."  date = "..."
+
+    [efficiency]                # optional: fitted per-family max efficiencies (replace the spec's)
+    conv = 0.62
+
+    [kinds.conv2d]              # measured points of one op kind: [flops, bytes_moved, time_s]
+    points = [[1.2e9, 3.4e6, 0.0021], ...]
+
+Points are kept sorted, so saving is deterministic and a load/save round trip is byte-identical.
+The interpolation itself needs the device's roofline and lives in the device model (model.py).
+"""
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+
+from workloads.graph import ALL_KINDS
+
+from .specs import DEVICE_KINDS, HardwareError, check_family_table
+
+Point = tuple[float, float, float]  # (flops, bytes_moved, time_s)
+
+META_FIELDS: dict[str, type] = {
+    "device_kind": str, "device_name": str, "machine": str, "processor": str,
+    "threads": int, "torch_version": str, "date": str,
+}
+
+
+@dataclass
+class Profile:
+    meta: dict
+    kinds: dict[str, list[Point]]
+    efficiency: dict[str, float] = field(default_factory=dict)
+    label: str = field(default="profile", compare=False)  # for error messages; not saved
+
+    def __post_init__(self) -> None:
+        where = self.label
+        if not isinstance(self.meta, dict):
+            raise HardwareError(f"{where}: [meta] must be a table")
+        for key in self.meta:
+            if key not in META_FIELDS:
+                raise HardwareError(f"{where}: [meta] unknown field {key!r}; known: "
+                                    f"{', '.join(META_FIELDS)}")
+            want = META_FIELDS[key]
+            value = self.meta[key]
+            if isinstance(value, bool) or not isinstance(value, want):
+                wanted = "an integer" if want is int else "a string"
+                raise HardwareError(f"{where}: [meta] {key} must be {wanted}, got {value!r}")
+        kind = self.meta.get("device_kind")
+        if kind not in DEVICE_KINDS:
+            raise HardwareError(f"{where}: [meta] device_kind must be one of "
+                                f"{', '.join(DEVICE_KINDS)}, got {kind!r}")
+        self.meta = {k: self.meta[k] for k in META_FIELDS if k in self.meta}
+        self.efficiency = check_family_table(where, "[efficiency]", self.efficiency, True)
+        if not isinstance(self.kinds, dict):
+            raise HardwareError(f"{where}: [kinds] must be a table of op kinds")
+        self.kinds = {k: self._checked_points(k, self.kinds[k]) for k in sorted(self.kinds)}
+
+    def _checked_points(self, kind: str, points: object) -> list[Point]:
+        where = f"{self.label}: [kinds.{kind}]"
+        if kind not in ALL_KINDS:
+            raise HardwareError(f"{where}: unknown op kind {kind!r}; known: "
+                                f"{', '.join(sorted(ALL_KINDS))}")
+        if not isinstance(points, list) or not points:
+            raise HardwareError(f"{where}: points must be a non-empty list of "
+                                f"[flops, bytes, time_s]")
+        out = []
+        for i, p in enumerate(points):
+            ok = (isinstance(p, (list, tuple)) and len(p) == 3 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in p))
+            if not ok:
+                raise HardwareError(f"{where}: point {i} must be [flops, bytes, time_s] "
+                                    f"numbers, got {p!r}")
+            flops, nbytes, time_s = (float(v) for v in p)
+            if flops < 0 or nbytes < 0 or time_s <= 0 or (flops == 0 and nbytes == 0):
+                raise HardwareError(f"{where}: point {i} needs flops >= 0, bytes >= 0 (not both "
+                                    f"0) and time_s > 0, got {p!r}")
+            out.append((flops, nbytes, time_s))
+        return sorted(out)
+
+    # -- queries -----------------------------------------------------------------------------
+    @property
+    def device_kind(self) -> str:
+        return self.meta["device_kind"]
+
+    def covers(self, kind: str) -> bool:
+        return kind in self.kinds
+
+    def points(self, kind: str) -> list[Point]:
+        if kind not in self.kinds:
+            raise HardwareError(f"{self.label}: no measured points for op kind {kind!r}")
+        return list(self.kinds[kind])
+
+    # -- files -------------------------------------------------------------------------------
+    @classmethod
+    def loads(cls, text: str, label: str = "profile") -> "Profile":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise HardwareError(f"{label}: not valid TOML: {exc}") from None
+        unknown = sorted(set(data) - {"meta", "kinds", "efficiency"})
+        if unknown:
+            raise HardwareError(f"{label}: unknown section(s) {', '.join(unknown)}; known: "
+                                f"meta, kinds, efficiency")
+        if "meta" not in data:
+            raise HardwareError(f"{label}: missing [meta] section")
+        kinds = data.get("kinds", {})
+        if not isinstance(kinds, dict):
+            raise HardwareError(f"{label}: [kinds] must be a table of op kinds")
+        raw = {}
+        for kind, table in kinds.items():
+            if not isinstance(table, dict) or set(table) != {"points"}:
+                raise HardwareError(f"{label}: [kinds.{kind}] must hold exactly one field, "
+                                    f"points")
+            raw[kind] = table["points"]
+        return cls(meta=data["meta"], kinds=raw, efficiency=data.get("efficiency", {}),
+                   label=label)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Profile":
+        label = os.fspath(path)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise HardwareError(f"{label}: cannot read profile: {exc.strerror}") from None
+        return cls.loads(text, label)
+
+    def dumps(self) -> str:
+        lines = ["[meta]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in self.meta.items()]
+        if self.efficiency:
+            lines += ["", "[efficiency]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in sorted(self.efficiency.items())]
+        for kind, points in self.kinds.items():  # sorted at construction
+            lines += ["", f"[kinds.{kind}]", "points = ["]
+            lines += [f"    [{', '.join(_toml_value(v) for v in p)}]," for p in points]
+            lines.append("]")
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | os.PathLike) -> None:
+        with open(path, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(self.dumps())
+
+
+# -- a small deterministic TOML writer (tomllib only reads) ------------------------------------
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
+            "\r": "\\r"}
+
+
+def _toml_string(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:   # control characters must be escaped
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        # repr is the shortest string that reads back to the same float: exact round trip
+        return repr(v)
+    if isinstance(v, str):
+        return _toml_string(v)
+    raise HardwareError(f"cannot write {type(v).__name__} {v!r} to a profile")

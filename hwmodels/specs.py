@@ -1,0 +1,214 @@
+"""Hardware parts as frozen dataclasses whose invariants are checked when they are made.
+
+A part is data (see catalog/*.toml); a device *model* (model.py) turns a DeviceSpec into op
+times. Every check raises HardwareError naming the part and the field, so a bad catalog entry
+or a bad override is reported where it is, not as a wrong number later.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .families import FAMILIES
+
+
+class HardwareError(ValueError):
+    """A hardware part, catalog file or profile that is missing, malformed or inconsistent."""
+
+
+DEVICE_KINDS = ("gpu", "cpu", "arm")
+# Fields that define a CPU/ARM peak; changing any of them recomputes peak_flops.
+_PEAK_INPUTS = ("cores", "clock_hz", "vector_lanes_fp32", "fma_units_per_core")
+
+
+# -- field checks (shared by the three part types) ---------------------------------------------
+def _where(what: str, name: object) -> str:
+    return f"{what} {name!r}"
+
+
+def _check_str(where: str, fname: str, value: object, allow_empty: bool = False) -> None:
+    if not isinstance(value, str):
+        raise HardwareError(f"{where}: {fname} must be a string, got {type(value).__name__} "
+                            f"{value!r}")
+    if not allow_empty and not value.strip():
+        raise HardwareError(f"{where}: {fname} must not be empty")
+
+
+def _check_number(where: str, fname: str, value: object, positive: bool = True,
+                  optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    # bool is an int subclass: reject it, `true` in a TOML bandwidth is a typo, not 1 B/s
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise HardwareError(f"{where}: {fname} must be a number, got {type(value).__name__} "
+                            f"{value!r}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise HardwareError(f"{where}: {fname} must be finite, got {value!r}")
+    if positive and value <= 0:
+        raise HardwareError(f"{where}: {fname} must be > 0, got {value!r}")
+    if not positive and value < 0:
+        raise HardwareError(f"{where}: {fname} must be >= 0, got {value!r}")
+
+
+def _check_int(where: str, fname: str, value: object, minimum: int = 1,
+               optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise HardwareError(f"{where}: {fname} must be an integer, got {type(value).__name__} "
+                            f"{value!r}")
+    if value < minimum:
+        raise HardwareError(f"{where}: {fname} must be >= {minimum}, got {value!r}")
+
+
+def _check_bool(where: str, fname: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise HardwareError(f"{where}: {fname} must be true or false, got {value!r}")
+
+
+def check_family_table(where: str, fname: str, table: object, unit_interval: bool) -> dict:
+    """A {family: number} table: known families, numbers > 0 (and <= 1 for efficiencies)."""
+    if not isinstance(table, Mapping):
+        raise HardwareError(f"{where}: {fname} must be a table of family = number, got "
+                            f"{type(table).__name__} {table!r}")
+    out = {}
+    for family in sorted(table):
+        if family not in FAMILIES:
+            raise HardwareError(f"{where}: {fname} has unknown family {family!r}; known: "
+                                f"{', '.join(sorted(FAMILIES))}")
+        value = table[family]
+        _check_number(where, f"{fname}.{family}", value)
+        if unit_interval and value > 1:
+            raise HardwareError(f"{where}: {fname}.{family} must be in (0, 1], got {value!r}")
+        out[family] = float(value)
+    return out
+
+
+# -- parts -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A compute device. FP32 throughout (the papers train in FP32)."""
+
+    name: str
+    kind: str                                  # 'gpu' | 'cpu' | 'arm'
+    mem_bandwidth_Bps: float                   # datasheet peak of the device's memory
+    memory_bytes: int                          # capacity usable for training/inference
+    launch_overhead_s: float                   # per non-view op: kernel launch / dispatch
+    source: str                                # datasheet or paper the numbers come from
+    peak_flops: float | None = None            # FP32 FLOP/s; derived for cpu/arm if None
+    mem_efficiency: float | None = None        # achievable share of mem_bandwidth_Bps
+    efficiency: dict = field(default_factory=dict)             # family -> max efficiency
+    half_efficiency_flops: dict = field(default_factory=dict)  # family -> W_half (FLOPs)
+    copy_engines: int = 0                      # GPU DMA engines (2: one H2D + one D2H)
+    host_link: str | None = None               # catalog link name to the host, e.g. 'pcie3'
+    cores: int | None = None
+    clock_hz: float | None = None
+    vector_lanes_fp32: int | None = None       # AVX-512: 16, AVX2: 8, NEON: 4
+    fma_units_per_core: int | None = None      # vector FMA instructions issued per cycle
+    l2_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_str("device", "name", self.name)
+        where = _where("device", self.name)
+        if self.kind not in DEVICE_KINDS:
+            raise HardwareError(f"{where}: kind must be one of {', '.join(DEVICE_KINDS)}, "
+                                f"got {self.kind!r}")
+        _check_number(where, "mem_bandwidth_Bps", self.mem_bandwidth_Bps)
+        _check_int(where, "memory_bytes", self.memory_bytes)
+        _check_number(where, "launch_overhead_s", self.launch_overhead_s, positive=False)
+        _check_str(where, "source", self.source)
+        _check_number(where, "mem_efficiency", self.mem_efficiency, optional=True)
+        if self.mem_efficiency is not None and self.mem_efficiency > 1:
+            raise HardwareError(f"{where}: mem_efficiency must be in (0, 1], "
+                                f"got {self.mem_efficiency!r}")
+        object.__setattr__(self, "efficiency",
+                           check_family_table(where, "efficiency", self.efficiency, True))
+        object.__setattr__(self, "half_efficiency_flops",
+                           check_family_table(where, "half_efficiency_flops",
+                                              self.half_efficiency_flops, False))
+        _check_int(where, "copy_engines", self.copy_engines, minimum=0)
+        if self.host_link is not None:
+            _check_str(where, "host_link", self.host_link)
+        _check_int(where, "cores", self.cores, optional=True)
+        _check_number(where, "clock_hz", self.clock_hz, optional=True)
+        _check_int(where, "vector_lanes_fp32", self.vector_lanes_fp32, optional=True)
+        _check_int(where, "fma_units_per_core", self.fma_units_per_core, optional=True)
+        _check_int(where, "l2_bytes", self.l2_bytes, optional=True)
+        if self.kind == "gpu":
+            if self.peak_flops is None:
+                raise HardwareError(f"{where}: peak_flops is required for a gpu")
+        else:
+            for fname in _PEAK_INPUTS:
+                if getattr(self, fname) is None:
+                    raise HardwareError(f"{where}: {fname} is required for a {self.kind}")
+            if self.peak_flops is None:
+                object.__setattr__(self, "peak_flops", self.derived_peak_flops)
+        _check_number(where, "peak_flops", self.peak_flops)
+
+    def __hash__(self) -> int:  # the dict fields are not hashable; the name identifies a part
+        return hash((self.name, self.kind, self.peak_flops, self.mem_bandwidth_Bps))
+
+    @property
+    def per_core_peak_flops(self) -> float | None:
+        """clock * lanes * FMA units * 2 (an FMA is 2 FLOPs); None for a GPU."""
+        if self.kind == "gpu":
+            return None
+        return (float(self.clock_hz) * self.vector_lanes_fp32  # type: ignore[arg-type]
+                * self.fma_units_per_core * 2.0)
+
+    @property
+    def derived_peak_flops(self) -> float | None:
+        per_core = self.per_core_peak_flops
+        return None if per_core is None else per_core * self.cores  # type: ignore[operator]
+
+    def with_options(self, **overrides: Any) -> "DeviceSpec":
+        """A modified copy. Changing cores, clock_hz, vector_lanes_fp32 or fma_units_per_core
+        recomputes peak_flops from them unless peak_flops is overridden too."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise HardwareError(f"device {self.name!r}: unknown option(s) {', '.join(unknown)}; "
+                                f"known: {', '.join(sorted(known))}")
+        if (self.kind != "gpu" and "peak_flops" not in overrides
+                and any(k in overrides for k in _PEAK_INPUTS)):
+            overrides["peak_flops"] = None
+        return dataclasses.replace(self, **overrides)
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """A link: one direction's bandwidth; a duplex link carries as much the other way at once."""
+
+    name: str
+    bandwidth_Bps: float          # effective, one direction
+    latency_s: float              # per transfer (software + wire), paid once per message
+    source: str
+    shared_medium: bool = False   # Wi-Fi: every device on it shares one channel
+    duplex: bool = True
+
+    def __post_init__(self) -> None:
+        _check_str("link", "name", self.name)
+        where = _where("link", self.name)
+        _check_number(where, "bandwidth_Bps", self.bandwidth_Bps)
+        _check_number(where, "latency_s", self.latency_s, positive=False)
+        _check_str(where, "source", self.source)
+        _check_bool(where, "shared_medium", self.shared_medium)
+        _check_bool(where, "duplex", self.duplex)
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """Host DRAM: where swapped activations and (for a CPU run) everything else lives."""
+
+    name: str
+    memory_bytes: int
+    mem_bandwidth_Bps: float
+    source: str
+
+    def __post_init__(self) -> None:
+        _check_str("host", "name", self.name)
+        where = _where("host", self.name)
+        _check_int(where, "memory_bytes", self.memory_bytes)
+        _check_number(where, "mem_bandwidth_Bps", self.mem_bandwidth_Bps)
+        _check_str(where, "source", self.source)

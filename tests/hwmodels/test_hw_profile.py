@@ -1,0 +1,128 @@
+import math
+
+import pytest
+
+from hwmodels import HardwareError, Profile, catalog, model_for
+
+META = {"device_kind": "cpu", "device_name": "xeon-avx512-2c", "machine": "x86_64",
+        "processor": "test \"cpu\"\tø", "threads": 2, "torch_version": "2.1", "date": "2024-01-01"}
+
+
+def conv_points(model, conv_op, batches=(1, 4, 16)):
+    """Measured-looking points: the curve's time times 1.3, at three conv sizes."""
+    ops = [conv_op(b) for b in batches]
+    return ops, [[op.flops, float(op.bytes_moved), 1.3 * model.curve_time_s(op)] for op in ops]
+
+
+def make_profile(conv_op, **extra):
+    base = model_for("xeon-avx512-2c")
+    ops, pts = conv_points(base, conv_op)
+    return ops, Profile(meta=dict(META), kinds={"conv2d": pts}, **extra)
+
+
+def test_save_load_round_trip_is_byte_identical(tmp_path, conv_op):
+    _, prof = make_profile(conv_op, efficiency={"conv": 0.55, "elementwise": 0.25})
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    prof.save(a)
+    again = Profile.load(a)
+    again.save(b)
+    assert a.read_bytes() == b.read_bytes()
+    assert again == prof and again.meta["processor"] == META["processor"]
+
+
+def test_exact_at_measured_points_and_monotone_between(conv_op):
+    ops, prof = make_profile(conv_op)
+    m = model_for("xeon-avx512-2c", profile=prof)
+    for op, (_, _, t) in zip(ops, prof.points("conv2d")):
+        assert m.op_time_s(op) == t
+    times = [m.op_time_s(conv_op(b)) for b in range(1, 17)]
+    assert times == sorted(times)
+    assert m.profile_hits["conv2d"] == 3 + 16 and not m.fallbacks
+
+
+def test_extrapolation_follows_the_curve(conv_op):
+    _, prof = make_profile(conv_op)
+    m, curve = model_for("xeon-avx512-2c", profile=prof), model_for("xeon-avx512-2c")
+    for batch in (64, 256):  # beyond the largest measured point: curve shape, scaled by 1.3
+        op = conv_op(batch)
+        assert m.op_time_s(op) == pytest.approx(1.3 * curve.op_time_s(op), rel=1e-9)
+
+
+def test_fallback_counting(conv_relu_ops):
+    ops = conv_relu_ops(batch=1, channels=16, size=8)
+    prof = Profile(meta=dict(META), kinds={"relu": [[1e3, 8e3, 1e-5], [1e6, 8e6, 1e-3]]})
+    m = model_for("xeon-avx512-2c", profile=prof)
+    for op in ops.values():
+        m.op_time_s(op)
+    assert m.fallbacks == {"conv2d": 1}      # views are not costed at all
+    assert m.profile_hits == {"relu": 1}
+    m.reset_counters()
+    assert not m.fallbacks and not m.profile_hits
+    plain = model_for("xeon-avx512-2c")
+    plain.op_time_s(ops["conv2d"])
+    assert not plain.fallbacks               # no profile: the curve is the model, not a fallback
+
+
+def test_profile_efficiency_replaces_spec(conv_relu_ops):
+    conv = conv_relu_ops(batch=8, channels=128, size=28)["conv2d"]
+    prof = Profile(meta=dict(META), kinds={}, efficiency={"conv": 0.35})
+    fitted = model_for("xeon-avx512-2c", profile=prof)
+    assert fitted.max_efficiency("conv") == 0.35
+    assert fitted.op_time_s(conv) > model_for("xeon-avx512-2c").op_time_s(conv)
+    assert fitted.fallbacks == {"conv2d": 1}
+
+
+def test_wrong_device_kind_raises():
+    prof = Profile(meta={"device_kind": "gpu"}, kinds={})
+    with pytest.raises(HardwareError, match="profile is for a gpu.*is a cpu"):
+        model_for("skylake-x-6c", profile=prof)
+
+
+def test_model_for_accepts_a_profile_path(tmp_path, conv_op):
+    _, prof = make_profile(conv_op)
+    prof.save(tmp_path / "p.toml")
+    m = model_for(catalog.device("xeon-avx512-2c"), profile=tmp_path / "p.toml")
+    assert m.profile.covers("conv2d") and not m.profile.covers("relu")
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("[meta]\ndevice_kind = 'tpu'\n", "device_kind must be one of"),
+    ("[kinds.relu]\npoints = [[1.0, 1.0, 1.0]]\n", "missing \\[meta\\]"),
+    ("[meta]\ndevice_kind = 'cpu'\ncolour = 'red'\n", "unknown field 'colour'"),
+    ("[meta]\ndevice_kind = 'cpu'\nthreads = '2'\n", "threads must be an integer"),
+    ("[meta]\ndevice_kind = 'cpu'\n[kinds.gelu]\npoints = [[1.0, 1.0, 1.0]]\n", "unknown op kind"),
+    ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = [[1.0, 1.0, -1.0]]\n", "point 0"),
+    ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = [[1.0, 1.0]]\n", "point 0"),
+    ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = []\n", "non-empty"),
+    ("[meta]\ndevice_kind = 'cpu'\n[efficiency]\nconv = 2.0\n", "conv must be in"),
+    ("[meta\n", "not valid TOML"),
+])
+def test_malformed_profile_names_the_file(tmp_path, text, pattern):
+    path = tmp_path / "bad_profile.toml"
+    path.write_text(text)
+    with pytest.raises(HardwareError, match=pattern) as info:
+        Profile.load(path)
+    assert "bad_profile.toml" in str(info.value)
+
+
+def test_missing_profile_file(tmp_path):
+    with pytest.raises(HardwareError, match="absent.toml: cannot read profile"):
+        Profile.load(tmp_path / "absent.toml")
+
+
+def test_points_sorted_and_interpolation_log_log():
+    prof = Profile(meta=dict(META), kinds={"relu": [[1e6, 8e6, 1e-3], [1e3, 8e3, 1e-5]]})
+    assert prof.points("relu")[0][0] == 1e3
+    m = model_for("xeon-avx512-2c", profile=prof)
+    x0, x1 = m._ideal_s(1e3, 8e3), m._ideal_s(1e6, 8e6)
+    xm = math.sqrt(x0 * x1)  # geometric midpoint -> geometric mean of the times
+    from workloads.builder import GraphBuilder
+    n = round(xm * m.mem_bandwidth_Bps / 8)  # a relu moves 8 bytes per element
+    b = GraphBuilder("r", input_shape=(n,), batch=1)
+    b.relu(b.input())
+    relu = b.build().ops[-1]
+    x = m._ideal_s(relu.flops, relu.bytes_moved)
+    expect = math.exp(math.log(1e-5) + (math.log(x) - math.log(x0))
+                      / (math.log(x1) - math.log(x0)) * (math.log(1e-3) - math.log(1e-5)))
+    assert m.op_time_s(relu) == pytest.approx(expect, rel=1e-12)
+    assert m.op_time_s(relu) == pytest.approx(math.sqrt(1e-5 * 1e-3), rel=1e-3)

@@ -1,0 +1,99 @@
+"""GraphBuilder: shape inference for every layer, and clear errors for shapes that do not fit."""
+import pytest
+
+from workloads.builder import GraphBuilder
+from workloads.graph import ShapeError, WorkloadError
+
+
+@pytest.fixture
+def b():
+    return GraphBuilder("t", (8, 16, 16), batch=2)
+
+
+def shape(b, name):
+    return b.spec(name).shape
+
+
+def test_input(b):
+    assert shape(b, b.input()) == (2, 8, 16, 16)
+
+
+@pytest.mark.parametrize("kwargs,expected", [
+    (dict(out_channels=4, kernel=3), (2, 4, 14, 14)),
+    (dict(out_channels=4, kernel=3, padding=1), (2, 4, 16, 16)),
+    (dict(out_channels=4, kernel=3, stride=2, padding=1), (2, 4, 8, 8)),
+    (dict(out_channels=4, kernel=(1, 3), padding=(0, 1)), (2, 4, 16, 16)),
+    (dict(out_channels=4, kernel=3, dilation=2), (2, 4, 12, 12)),
+    (dict(out_channels=8, kernel=1, groups=8), (2, 8, 16, 16)),
+])
+def test_conv2d_shapes(b, kwargs, expected):
+    assert shape(b, b.conv2d(b.input(), **kwargs)) == expected
+
+
+def test_pooling_shapes(b):
+    x = b.input()
+    assert shape(b, b.maxpool(x, 2)) == (2, 8, 8, 8)
+    assert shape(b, b.maxpool(x, 3, stride=2, padding=1)) == (2, 8, 8, 8)
+    assert shape(b, b.avgpool(x, 4, stride=4)) == (2, 8, 4, 4)
+    assert shape(b, b.adaptive_avgpool(x, (1, 1))) == (2, 8, 1, 1)
+
+
+def test_linear_flatten_and_elementwise(b):
+    x = b.input()
+    assert shape(b, b.relu(x)) == shape(b, b.batchnorm(x)) == shape(b, b.dropout(x)) == \
+        (2, 8, 16, 16)
+    f = b.flatten(x)
+    assert shape(b, f) == (2, 8 * 16 * 16)
+    assert shape(b, b.linear(f, 10)) == (2, 10)
+    assert shape(b, b.add(x, b.relu(x))) == (2, 8, 16, 16)
+
+
+def test_concat_shuffle_pad_and_loss(b):
+    x = b.input()
+    assert shape(b, b.concat([x, b.conv2d(x, 4, 1)])) == (2, 12, 16, 16)
+    assert shape(b, b.channel_shuffle(x, 4)) == (2, 8, 16, 16)
+    assert shape(b, b.pad_channels(x, (4, 4), stride=2)) == (2, 16, 8, 8)
+    logits = b.linear(b.flatten(x), 10)
+    assert shape(b, b.softmax_xent(logits)) == (1,)
+
+
+def test_scopes_name_ops_like_module_paths(b):
+    x = b.input()
+    with b.scope("layer1"), b.scope("0"):
+        c = b.conv2d(x, 4, 3, name="conv1")
+        r1, r2 = b.relu(c), b.relu(c)
+    assert (c, r1, r2) == ("layer1.0.conv1", "layer1.0.relu", "layer1.0.relu2")
+
+
+def test_kernel_that_does_not_fit_is_a_shape_error(b):
+    x = b.input()
+    with pytest.raises(ShapeError, match="does not fit"):
+        b.conv2d(x, 4, 17)
+    with pytest.raises(ShapeError, match="does not fit"):
+        b.maxpool(x, 32)
+
+
+def test_groups_must_divide_channels(b):
+    x = b.input()
+    with pytest.raises(ShapeError, match="groups"):
+        b.conv2d(x, 6, 3, groups=3)
+    with pytest.raises(ShapeError, match="groups"):
+        b.channel_shuffle(x, 3)
+
+
+def test_mismatched_add_and_concat(b):
+    x = b.input()
+    y = b.conv2d(x, 4, 1)
+    with pytest.raises(ShapeError, match="differ"):
+        b.add(x, y)
+    with pytest.raises(ShapeError, match="differ"):
+        b.concat([x, b.maxpool(x, 2)])
+
+
+def test_bad_batch_and_duplicate_names():
+    with pytest.raises(WorkloadError, match="batch"):
+        GraphBuilder("t", (3, 4, 4), batch=0)
+    b = GraphBuilder("t", (3, 4, 4))
+    b.relu(b.input(), name="r")
+    with pytest.raises(WorkloadError, match="duplicate"):
+        b.relu("input", name="r")

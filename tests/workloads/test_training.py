@@ -1,0 +1,82 @@
+"""Training lowering: backward ops, updates, saved tensors and static memory."""
+import pytest
+
+from workloads import zoo
+from workloads.builder import GraphBuilder
+from workloads.graph import WorkloadError
+from workloads.training import lower_training, training_memory
+
+
+def small_net(batch=2):
+    """input 3x8x8 -> conv 4 (3x3, pad 1, no bias) -> relu -> flatten -> linear 10."""
+    b = GraphBuilder("small", (3, 8, 8), batch=batch)
+    x = b.relu(b.conv2d(b.input(), 4, 3, padding=1, name="conv"), name="relu")
+    b.linear(b.flatten(x, name="flatten"), 10, name="fc")
+    return b.build()
+
+
+@pytest.fixture(scope="module")
+def resnet20_train():
+    return lower_training(zoo.get("resnet20", batch=2))
+
+
+def test_every_conv_has_a_weight_gradient(resnet20_train):
+    g = resnet20_train
+    convs = [op.name for op in g.phase("forward") if op.kind == "conv2d"]
+    assert len(convs) == 19
+    for name in convs:
+        assert g.op(f"{name}.grad_weight").kind == "conv2d_grad_weight"
+
+
+def test_first_conv_makes_no_input_gradient(resnet20_train):
+    assert "conv1.grad_input" not in resnet20_train
+    assert "layer1.0.conv1.grad_input" in resnet20_train
+
+
+def test_residual_accumulates_gradients(resnet20_train):
+    acc = [op for op in resnet20_train if op.kind == "grad_accumulate"]
+    # each block input feeds the block's conv1 and its shortcut
+    assert len(acc) == 9
+    assert all(len(op.inputs) == 2 for op in acc)
+
+
+def test_one_update_per_parameterised_op(resnet20_train):
+    g = resnet20_train
+    with_params = {op.name for op in g.phase("forward") if op.params}
+    updates = {op.forward for op in g.phase("update")}
+    assert updates == with_params
+    assert sum(op.params for op in g.phase("update")) == g.params()
+
+
+def test_saved_tensors_and_loss():
+    g = lower_training(small_net())
+    assert g.op("loss").kind == "softmax_xent"
+    assert g.op("conv.grad_weight").saved == ("input",)
+    assert g.op("relu.grad").saved == ("relu",)
+    assert g.op("fc.grad_weight").saved == ("flatten",)
+    assert g.op("loss.grad").saved == ("fc",)
+    # a saved tensor is a dependency of the op that needs it
+    assert "relu" in g.predecessors("relu.grad")
+    g.validate()
+
+
+def test_training_memory_by_hand():
+    g = lower_training(small_net(batch=2))
+    mem = training_memory(g)
+    params = 4 * 3 * 3 * 3 + 256 * 10 + 10          # 2,678
+    assert mem.weights_bytes == mem.gradients_bytes == params * 4
+    assert mem.optimizer_bytes == params * 4          # one momentum buffer
+    # input (2x3x8x8), relu output (2x4x8x8, also what fc sees through flatten), logits (2x10)
+    assert mem.activations_bytes == (2 * 3 * 64 + 2 * 4 * 64 + 2 * 10) * 4
+    assert mem.total_bytes == 3 * params * 4 + mem.activations_bytes
+    assert training_memory(g, "adam").optimizer_bytes == 2 * params * 4
+
+
+def test_lowering_errors():
+    g = lower_training(small_net())
+    with pytest.raises(WorkloadError, match="already lowered"):
+        lower_training(g)
+    with pytest.raises(WorkloadError, match="optimizer"):
+        lower_training(small_net(), optimizer="lbfgs")
+    with pytest.raises(WorkloadError, match="not a training graph"):
+        training_memory(small_net())

@@ -1,0 +1,44 @@
+"""What every zoo network shares: its entry in the registry and how it starts a builder."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..builder import GraphBuilder
+from ..graph import OpGraph, WorkloadError
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    name: str
+    input_shape: tuple[int, int, int]   # (channels, height, width) of one sample
+    num_classes: int
+    description: str
+    build: Callable[..., OpGraph] = field(repr=False, compare=False)
+    fixed: dict = field(default_factory=dict, repr=False, compare=False)  # options the name sets
+
+
+def start(name: str, input_shape: tuple[int, int, int], batch: int, input_size: int | None,
+          dtype_bytes: int, **meta) -> GraphBuilder:
+    """A builder for one network; `input_size` replaces the height and width of the input."""
+    c, h, w = input_shape
+    if input_size is not None:
+        if not isinstance(input_size, int) or input_size < 1:
+            raise WorkloadError(f"{name}: input_size must be an integer >= 1, got {input_size!r}")
+        h = w = input_size
+    if dtype_bytes not in (1, 2, 4, 8):
+        raise WorkloadError(f"{name}: dtype_bytes must be 1, 2, 4 or 8, got {dtype_bytes!r}")
+    return GraphBuilder(name, input_shape=(c, h, w), batch=batch, dtype_bytes=dtype_bytes,
+                        **meta)
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channels after the width multiplier (at least one)."""
+    if not isinstance(width, (int, float)) or width <= 0:
+        raise WorkloadError(f"width multiplier must be > 0, got {width!r}")
+    return max(1, int(round(channels * width)))
+
+
+def check_classes(num_classes: int) -> None:
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise WorkloadError(f"num_classes must be an integer >= 1, got {num_classes!r}")

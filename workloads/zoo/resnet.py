@@ -1,0 +1,132 @@
+"""ResNets: torchvision's ImageNet models, Fixup ResNet-50, and the CIFAR ResNets of He et al.
+
+ImageNet (3x224x224), torchvision-exact (v1.5: the stride of a bottleneck is on its 3x3 conv);
+op names are torchvision's module paths (conv1, layer1.0.conv1, layer1.0.downsample.0, fc).
+A block's ReLU module is called two or three times; its calls are named relu, relu2, relu3.
+
+Fixup ResNet-50 (Zhang et al. 2019): ResNet-50 with no batch norm, downsampling by a 1x1 conv
+alone. Fixup's scalar biases and multipliers (7 per block, 2 per network: 114 parameters,
+one elementwise add or multiply each) are left out: their cost is below the noise of the model.
+
+CIFAR-10 (3x32x32), depth n = 6k+2 (He et al. 2016, section 4.2): a 3x3 conv of 16 channels,
+three stages of k basic blocks at 16, 32 and 64 channels, global average pool, 64->10 linear.
+Names follow akamaster/pytorch_resnet_cifar10 (conv1, layer1.0.conv1, layer2.0.shortcut, linear).
+Where a stage halves the size, the shortcut is the paper's option A (`pad_channels`: take every
+second row and column, then add zero channels; no parameters, ResNet-56 has 853,018) or, with
+`shortcut="B"`, a 1x1 conv projection with batch norm.
+"""
+from __future__ import annotations
+
+from ..graph import OpGraph, WorkloadError
+from ._base import check_classes, scaled, start
+
+IMAGENET_BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
+                   50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3)),
+                   152: ("bottleneck", (3, 8, 36, 3))}
+BOTTLENECK_EXPANSION = 4
+
+
+def _conv_bn(b, x: str, out: int, kernel: int, stride: int, index: str, batchnorm: bool) -> str:
+    padding = kernel // 2
+    x = b.conv2d(x, out, kernel, stride=stride, padding=padding, name=f"conv{index}")
+    return b.batchnorm(x, name=f"bn{index}") if batchnorm else x
+
+
+def _basic_block(b, x: str, planes: int, stride: int, batchnorm: bool, shortcut) -> str:
+    out = b.relu(_conv_bn(b, x, planes, 3, stride, "1", batchnorm))
+    out = _conv_bn(b, out, planes, 3, 1, "2", batchnorm)
+    return b.relu(b.add(out, shortcut(x, planes)))
+
+
+def _bottleneck(b, x: str, planes: int, stride: int, batchnorm: bool, shortcut) -> str:
+    out = b.relu(_conv_bn(b, x, planes, 1, 1, "1", batchnorm))
+    out = b.relu(_conv_bn(b, out, planes, 3, stride, "2", batchnorm))
+    out = _conv_bn(b, out, planes * BOTTLENECK_EXPANSION, 1, 1, "3", batchnorm)
+    return b.relu(b.add(out, shortcut(x, planes * BOTTLENECK_EXPANSION)))
+
+
+def _imagenet_resnet(name: str, depth: int, batch: int, num_classes: int, width: float,
+                     input_size: int | None, dtype_bytes: int, batchnorm: bool = True) -> OpGraph:
+    check_classes(num_classes)
+    kind, counts = IMAGENET_BLOCKS[depth]
+    block = _basic_block if kind == "basic" else _bottleneck
+    b = start(name, (3, 224, 224), batch, input_size, dtype_bytes)
+    x = b.input()
+    x = b.conv2d(x, scaled(64, width), 7, stride=2, padding=3, name="conv1")
+    if batchnorm:
+        x = b.batchnorm(x, name="bn1")
+    x = b.maxpool(b.relu(x, name="relu"), 3, stride=2, padding=1, name="maxpool")
+    for stage, count in enumerate(counts):
+        planes = scaled(64 * 2 ** stage, width)
+        for i in range(count):
+            stride = 2 if stage > 0 and i == 0 else 1
+
+            def shortcut(x_in: str, out: int, stride=stride) -> str:
+                if stride == 1 and b.spec(x_in).shape[1] == out:
+                    return x_in
+                with b.scope("downsample"):
+                    y = b.conv2d(x_in, out, 1, stride=stride, name="0")
+                    return b.batchnorm(y, name="1") if batchnorm else y
+
+            with b.scope(f"layer{stage + 1}"), b.scope(str(i)):
+                x = block(b, x, planes, stride, batchnorm, shortcut)
+    x = b.flatten(b.adaptive_avgpool(x, (1, 1), name="avgpool"), name="flatten")
+    b.linear(x, num_classes, name="fc")
+    return b.build()
+
+
+def _imagenet(depth: int, name: str | None = None, batchnorm: bool = True):
+    def build(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
+              input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
+        return _imagenet_resnet(name or f"resnet{depth}", depth, batch, num_classes, width,
+                                input_size, dtype_bytes, batchnorm)
+    return build
+
+
+resnet18, resnet34, resnet50 = _imagenet(18), _imagenet(34), _imagenet(50)
+resnet101, resnet152 = _imagenet(101), _imagenet(152)
+fixup_resnet50 = _imagenet(50, "fixup_resnet50", batchnorm=False)
+
+
+def check_cifar_depth(depth: object) -> int:
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
+        raise WorkloadError(f"CIFAR ResNet depth must be 6k+2 with k >= 1 (20, 32, 44, 56, "
+                            f"110, ...), got {depth!r}")
+    return depth
+
+
+def cifar_resnet(batch: int = 1, depth: int = 20, num_classes: int = 10, width: float = 1.0,
+                 input_size: int | None = None, dtype_bytes: int = 4,
+                 shortcut: str = "A") -> OpGraph:
+    check_classes(num_classes)
+    blocks = (check_cifar_depth(depth) - 2) // 6
+    if shortcut not in ("A", "B"):
+        raise WorkloadError(f"cifar resnet shortcut must be 'A' (zero-pad) or 'B' (1x1 conv), "
+                            f"got {shortcut!r}")
+    b = start(f"resnet{depth}", (3, 32, 32), batch, input_size, dtype_bytes,
+              depth=depth, shortcut=shortcut)
+    x = b.input()
+    x = b.relu(b.batchnorm(b.conv2d(x, scaled(16, width), 3, padding=1, name="conv1"),
+                           name="bn1"), name="relu")
+    for stage in range(3):
+        planes = scaled(16 * 2 ** stage, width)
+        for i in range(blocks):
+            stride = 2 if stage > 0 and i == 0 else 1
+
+            def short(x_in: str, out: int, stride=stride) -> str:
+                cin = b.spec(x_in).shape[1]
+                if stride == 1 and cin == out:
+                    return x_in
+                if shortcut == "A":
+                    extra = out - cin   # split like F.pad(..., planes // 4 on each side)
+                    return b.pad_channels(x_in, (extra // 2, extra - extra // 2), stride,
+                                          name="shortcut")
+                with b.scope("shortcut"):
+                    return b.batchnorm(b.conv2d(x_in, out, 1, stride=stride, name="0"), name="1")
+
+            with b.scope(f"layer{stage + 1}"), b.scope(str(i)):
+                x = _basic_block(b, x, planes, stride, True, short)
+    # the reference code pools with F.avg_pool2d(out, out.size()[3]): one window over it all
+    x = b.avgpool(x, b.spec(x).shape[2:], name="avgpool")
+    b.linear(b.flatten(x, name="flatten"), num_classes, name="linear")
+    return b.build()
