@@ -18,11 +18,21 @@ SIMULATOR_COMMANDS = [
     "simulator.commands.describe",
     "simulator.commands.simulate",
     "simulator.commands.policies",
+    "simulator.commands.sweep",
+    "simulator.commands.plot",
 ]
 
 
 class CommandLineError(ValueError):
     """A bad argument or option value given on the command line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is a CommandLineError (one line, exit 2 from main) rather
+    than usage text and a SystemExit; subparsers inherit this class."""
+
+    def error(self, message: str):
+        raise CommandLineError(f"{message} (see {self.prog} --help)")
 
 
 def _command_modules() -> list[ModuleType]:
@@ -32,8 +42,32 @@ def _command_modules() -> list[ModuleType]:
     return modules
 
 
+def _split_extra(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[list[str], list[str]]:
+    """Take `--key value` pairs the command does not declare out of argv (policy options),
+    before argparse could mistake their values for positional arguments."""
+    if not argv:
+        return argv, []
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    cmd = sub.choices.get(argv[0]) if sub else None
+    if cmd is None or not cmd.get_default("_allow_extra"):
+        return argv, []
+    known = set(cmd._option_string_actions)
+    keep, extra, i = [argv[0]], [], 1
+    while i < len(argv):
+        tok = argv[i]
+        if tok.startswith("--") and tok.split("=", 1)[0] not in known:
+            extra.append(tok)
+            if "=" not in tok and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                extra.append(argv[i + 1])
+                i += 1
+        else:
+            keep.append(tok)
+        i += 1
+    return keep, extra
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dnnsim",
         description="Discrete-event performance simulator for deep-learning training and inference.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -45,19 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        if not args._allow_extra:
-            args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args._extra = extra
     try:
+        parser = build_parser()
+        argv, extra = _split_extra(parser, list(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_args(argv)
+        args._extra = extra
         return int(args._run(args) or 0)
     except (ValueError, KeyError, OSError) as exc:  # our errors are ValueError subclasses
         if os.environ.get("DNNSIM_DEBUG"):
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"dnnsim: error: {msg}", file=sys.stderr)
+        # one line, whatever the message holds (TOML and OS errors may carry newlines)
+        print(f"dnnsim: error: {' '.join(str(msg).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dnnsim: interrupted; results written so far are kept", file=sys.stderr)

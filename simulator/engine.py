@@ -24,6 +24,7 @@ import heapq
 from dataclasses import dataclass, field
 
 import simpy
+from simpy.events import NORMAL, Event
 
 from .tasks import SimulationError, Task, TaskGraph
 
@@ -84,36 +85,54 @@ def run(graph: TaskGraph, capacities: dict[str, int],
     for d, c in mem_cap.items():
         if c <= 0:
             raise SimulationError(f"device {d!r}: memory capacity must be > 0 bytes, got {c}")
-    graph.validate(capacities)
     return _Run(graph, capacities, mem_cap, dict(memory_baseline_bytes or {}),
                 enforce_memory).go()
 
 
 class _Run:
+    """One run. Per-task data lives in lists indexed by insertion order (the hot loop avoids
+    attribute lookups); each running task is one bare SimPy event carrying its index."""
+
     def __init__(self, graph: TaskGraph, capacities: dict[str, int], mem_cap: dict[str, int],
                  baseline: dict[str, int], enforce: bool) -> None:
         self.env = simpy.Environment()
-        self.tasks = graph.tasks
-        n = len(self.tasks)
-        index = {t.name: i for i, t in enumerate(self.tasks)}
-        self.children: list[list[int]] = [[] for _ in range(n)]
-        self.waiting = [len(t.deps) for t in self.tasks]
-        for i, t in enumerate(self.tasks):
-            for d in t.deps:
-                self.children[index[d]].append(i)
-        self.key = [(t.priority, i) for i, t in enumerate(self.tasks)]
+        self.graph = graph
+        self.tasks = tasks = graph.tasks
+        n = len(tasks)
+        index = {t.name: i for i, t in enumerate(tasks)}
+        self.children = children = [[] for _ in range(n)]
+        self.waiting = waiting = [0] * n
+        self.res, self.dur, self.alloc, self.free, self.key = res, dur, alloc, free, key = (
+            [None] * n, [0.0] * n, [()] * n, [()] * n, [None] * n)
+        devices = set(mem_cap) | set(baseline)
+        known = capacities.keys()
+        for i, t in enumerate(tasks):   # one pass: check, index and unpack every task
+            if t.deps:
+                for d in t.deps:
+                    j = index.get(d)
+                    if j is None:
+                        raise SimulationError(f"task {t.name!r} depends on unknown task {d!r}")
+                    children[j].append(i)
+                waiting[i] = len(t.deps)
+            for r in t.resources:
+                if r not in known:
+                    raise SimulationError(f"task {t.name!r} uses unknown resource {r!r}")
+            res[i] = t.resources
+            dur[i] = t.duration_s
+            key[i] = (t.priority, i)
+            if t.alloc:
+                alloc[i] = tuple(t.alloc.items())
+                devices.update(t.alloc)
+            if t.free:
+                free[i] = tuple(t.free.items())
+                devices.update(t.free)
         self.capacity = capacities
-        self.in_use = {r: 0 for r in capacities}
+        self.in_use = dict.fromkeys(capacities, 0)
         self.queue: dict[str, list[tuple[int, int]]] = {r: [] for r in capacities}
-        self.started = [False] * n
         self.start_s = [float("nan")] * n
         self.end_s = [float("nan")] * n
         self.enforce = enforce
         self.mem_cap = mem_cap
-        devices = set(mem_cap) | set(baseline)
-        for t in self.tasks:
-            devices.update(t.alloc)
-            devices.update(t.free)
         self.mem = {d: int(baseline.get(d, 0)) for d in sorted(devices)}
         self.timeline = {d: [(0.0, b)] for d, b in self.mem.items()}
         self.peak = dict(self.mem)
@@ -121,7 +140,6 @@ class _Run:
         self.dirty: set[str] = set()
         self.dispatch_pending = False
         self.completed = 0
-        self.running = 0
 
     # -- the loop ------------------------------------------------------------------------
     def go(self) -> RunLog:
@@ -137,85 +155,80 @@ class _Run:
                       dict(self.capacity), dict(self.mem_cap), oom, self.completed)
 
     def _make_ready(self, i: int) -> None:
-        for r in self.tasks[i].resources:
-            heapq.heappush(self.queue[r], self.key[i])
+        key = self.key[i]
+        for r in self.res[i]:
+            heapq.heappush(self.queue[r], key)
             self.dirty.add(r)
 
     def _schedule_dispatch(self) -> None:
         if not self.dispatch_pending and self.dirty:
             self.dispatch_pending = True
-            ev = self.env.timeout(0)
+            ev = Event(self.env)
+            ev._ok, ev._value = True, None
             ev.callbacks.append(self._dispatch)
-
-    def _head(self, r: str) -> int | None:
-        q = self.queue[r]
-        while q and self.started[q[0][1]]:
-            heapq.heappop(q)
-        return q[0][1] if q else None
+            self.env.schedule(ev, NORMAL, 0)
 
     def _dispatch(self, _event=None) -> None:
         self.dispatch_pending = False
-        # Highest-priority heads first, so they claim memory before lower ones.
-        heads = []
-        for r in self.dirty:
-            h = self._head(r)
-            if h is not None:
-                heads.append((self.key[h], r))
-        self.dirty.clear()
-        heads.sort()
+        queue, in_use, capacity = self.queue, self.in_use, self.capacity
+        dirty, self.dirty = self.dirty, set()
+        # Highest-priority heads first, so they claim shared resources and memory first.
+        heads = sorted((queue[r][0], r) for r in dirty if queue[r])
         for _, r in heads:
-            while self.in_use[r] < self.capacity[r]:
-                i = self._head(r)
-                if i is None or not self._can_start(i, r):
-                    break
-                self._start(i)
+            q = queue[r]
+            while q and in_use[r] < capacity[r] and self._can_start(q[0][1], r):
+                self._start(q[0][1])
 
     def _can_start(self, i: int, r: str) -> bool:
-        t = self.tasks[i]
-        if len(t.resources) > 1:
-            for q in t.resources:
-                if q != r and (self.in_use[q] >= self.capacity[q] or self._head(q) != i):
+        res = self.res[i]
+        if len(res) > 1:
+            for q in res:  # a multi-resource task must head every queue it is in
+                if q != r and (self.in_use[q] >= self.capacity[q] or self.queue[q][0][1] != i):
                     return False
-        if self.enforce:
-            for d, b in t.alloc.items():
+        if self.enforce and self.alloc[i]:
+            for d, b in self.alloc[i]:
                 cap = self.mem_cap.get(d)
                 if cap is not None and self.mem[d] + b > cap:
                     self.mem_blocked[r] = i
                     return False
-        self.mem_blocked.pop(r, None)
+        if self.mem_blocked:
+            self.mem_blocked.pop(r, None)
         return True
 
     def _start(self, i: int) -> None:
-        t = self.tasks[i]
-        now = self.env.now
-        self.started[i] = True
+        env = self.env
+        now = env._now
         self.start_s[i] = now
-        for q in t.resources:
+        for q in self.res[i]:
+            heapq.heappop(self.queue[q])   # i heads every queue it is in
             self.in_use[q] += 1
-        for d, b in t.alloc.items():
+        for d, b in self.alloc[i]:
             self._mem_change(d, b, now)
-        self.running += 1
-        ev = self.env.timeout(t.duration_s)
-        ev.callbacks.append(lambda _e, i=i: self._finish(i))
+        ev = Event(env)
+        ev._ok, ev._value = True, i
+        ev.callbacks.append(self._finish)
+        env.schedule(ev, NORMAL, self.dur[i])
 
-    def _finish(self, i: int) -> None:
-        t = self.tasks[i]
-        now = self.env.now
+    def _finish(self, event: Event) -> None:
+        i = event._value
+        now = self.env._now
         self.end_s[i] = now
         self.completed += 1
-        self.running -= 1
-        for q in t.resources:
-            self.in_use[q] -= 1
-            self.dirty.add(q)
-        if t.free:
-            for d, b in t.free.items():
+        in_use, dirty = self.in_use, self.dirty
+        for q in self.res[i]:
+            in_use[q] -= 1
+            dirty.add(q)
+        if self.free[i]:
+            for d, b in self.free[i]:
                 self._mem_change(d, -b, now)
-            self.dirty.update(self.mem_blocked)  # freed memory may let a blocked head start
+            dirty.update(self.mem_blocked)  # freed memory may let a blocked head start
+        waiting = self.waiting
         for c in self.children[i]:
-            self.waiting[c] -= 1
-            if self.waiting[c] == 0:
+            waiting[c] -= 1
+            if waiting[c] == 0:
                 self._make_ready(c)
-        self._schedule_dispatch()
+        if not self.dispatch_pending:
+            self._schedule_dispatch()
 
     def _mem_change(self, device: str, delta: int, now: float) -> None:
         b = self.mem[device] + delta
@@ -230,12 +243,13 @@ class _Run:
 
     def _diagnose_stuck(self) -> OutOfMemory | None:
         for r, i in sorted(self.mem_blocked.items(), key=lambda kv: self.key[kv[1]]):
-            if self.started[i]:
+            if self.start_s[i] == self.start_s[i]:   # started after all
                 continue
-            t = self.tasks[i]
-            for d, b in t.alloc.items():
+            for d, b in self.alloc[i]:
                 cap = self.mem_cap.get(d)
                 if cap is not None and self.mem[d] + b > cap:
-                    return OutOfMemory(d, t.name, float(self.env.now), b, self.mem[d], cap)
-        raise SimulationError(  # validate() rules out cycles, so this is an engine bug
+                    return OutOfMemory(d, self.tasks[i].name, float(self.env.now), b,
+                                       self.mem[d], cap)
+        self.graph.topo_order()  # raises SimulationError naming a task on the cycle
+        raise SimulationError(  # no cycle and no memory wait: an engine bug
             f"engine stalled with {len(self.tasks) - self.completed} tasks left and no cause")

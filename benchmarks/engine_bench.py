@@ -1,0 +1,73 @@
+"""Engine speed: one data-parallel ResNet-50 training iteration at scale.
+
+    python benchmarks/engine_bench.py [--quick]
+
+Prints, for 64 devices with link-level collectives and 1,024 devices with flow-level ones:
+wall time (planning + engine), tasks simulated, the engine's tasks per second (engine.run
+alone: checking, indexing and running the graph), and those tasks per second divided by
+bare SimPy timeout events per second measured in the same run (how close the engine comes to
+SimPy's own event rate). Goals: each case under 5 s on a 2-core machine; ratio >= 0.25.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import simpy
+
+from simulator import Cluster, engine, policies
+from workloads import zoo
+
+
+def bare_simpy_events_per_s(n: int = 200_000) -> float:
+    env = simpy.Environment()
+
+    def proc(env):
+        for _ in range(n):
+            yield env.timeout(1e-6)
+
+    env.process(proc(env))
+    t0 = time.perf_counter()
+    env.run()
+    return n / (time.perf_counter() - t0)
+
+
+def case(devices: int, fidelity: str, replicas: str) -> dict:
+    t0 = time.perf_counter()
+    cluster = Cluster.build("v100", devices, "nvlink2")
+    policy = policies.get("data-parallel")
+    graph = policy.plan(zoo.get("resnet50", batch=32), cluster, True,
+                        **policy.resolve({"collectives": fidelity, "replicas": replicas}))
+    t1 = time.perf_counter()
+    log = engine.run(graph, cluster.resources, cluster.memory_capacity_bytes(),
+                     memory_baseline_bytes=graph.meta["resident_bytes"])
+    t2 = time.perf_counter()
+    tasks = len(log.tasks)
+    return {"devices": devices, "collectives": fidelity, "replicas": replicas,
+            "wall_s": round(t2 - t0, 3), "plan_s": round(t1 - t0, 3),
+            "engine_s": round(t2 - t1, 3), "tasks": tasks,
+            "tasks_per_s": round(tasks / (t2 - t1)), "iteration_time_s": round(log.makespan_s, 6)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args()
+    simpy_rate = bare_simpy_events_per_s()
+    rows = [case(64, "link", "all"), case(1024, "flow", "one")]
+    for r in rows:
+        r["ratio_to_bare_simpy"] = round(r["tasks_per_s"] / simpy_rate, 3)
+    if args.json:
+        print(json.dumps({"bare_simpy_events_per_s": round(simpy_rate), "cases": rows}, indent=2))
+        return
+    print(f"bare SimPy timeouts: {simpy_rate:,.0f} events/s")
+    for r in rows:
+        print(f"{r['devices']:5d} devices, {r['collectives']:4s} collectives ({r['replicas']} "
+              f"replicas): {r['wall_s']:6.2f} s wall, {r['tasks']:7,d} tasks, "
+              f"{r['tasks_per_s']:8,d} tasks/s, ratio {r['ratio_to_bare_simpy']:.2f}, "
+              f"iteration {r['iteration_time_s'] * 1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Collectives: link-level task graphs against their closed forms."""
+from __future__ import annotations
+
+import pytest
+
+from simulator import Cluster, engine
+from simulator.collectives import closed_form_s, collective, ring_allreduce_s
+from simulator.tasks import SimulationError, TaskGraph
+
+
+def _run_collective(kind, cluster, nbytes, fidelity):
+    tg = TaskGraph(kind)
+    ids = [d.id for d in cluster.devices]
+    done = collective(kind, tg, cluster, ids, nbytes, [], kind, fidelity=fidelity)
+    log = engine.run(tg, cluster.resources)
+    assert log.ok
+    return log, done, tg
+
+
+@pytest.mark.parametrize("p", [2, 3, 4, 8, 16])
+@pytest.mark.parametrize("nbytes", [1e3, 25e6, 1e9])
+@pytest.mark.parametrize("link", ["nvlink2", "eth10g", "ib100"])
+def test_ring_allreduce_link_level_matches_closed_form(p, nbytes, link):
+    cluster = Cluster.build("v100", p, link)
+    log, _, _ = _run_collective("allreduce", cluster, nbytes, "link")
+    spec = cluster.link
+    expect = 2 * (p - 1) * (spec.latency_s + nbytes / (p * spec.bandwidth_Bps))
+    assert expect == pytest.approx(ring_allreduce_s(p, nbytes, spec.bandwidth_Bps,
+                                                    spec.latency_s))
+    assert log.makespan_s == pytest.approx(expect, rel=0.01)
+
+
+@pytest.mark.parametrize("kind", ["allreduce", "reduce_scatter", "allgather", "all_to_all",
+                                  "broadcast", "reduce"])
+@pytest.mark.parametrize("p", [2, 4, 7])
+def test_link_level_agrees_with_closed_form_on_a_switch(kind, p):
+    cluster = Cluster.build("v100", p, "eth10g")
+    log, _, _ = _run_collective(kind, cluster, 64e6, "link")
+    assert log.makespan_s == pytest.approx(closed_form_s(kind, cluster, [d.id for d in
+                                                                          cluster.devices],
+                                                         64e6), rel=0.01)
+
+
+@pytest.mark.parametrize("kind", ["allreduce", "all_to_all"])
+def test_flow_level_is_one_task_with_the_closed_form(kind):
+    cluster = Cluster.build("v100", 8, "nvlink2")
+    log, done, tg = _run_collective(kind, cluster, 100e6, "flow")
+    assert len(tg) == 1
+    ids = [d.id for d in cluster.devices]
+    assert log.makespan_s == pytest.approx(closed_form_s(kind, cluster, ids, 100e6), rel=1e-12)
+    assert set(done) == set(ids)
+
+
+def test_shared_medium_serialises_every_transfer():
+    p, nbytes = 4, 8e6
+    wifi = Cluster.build("rk3399", p, "wifi")
+    eth = Cluster.build("rk3399", p, "eth1g")
+    t_wifi = _run_collective("all_to_all", wifi, nbytes, "link")[0].makespan_s
+    spec = wifi.link
+    step = spec.latency_s + nbytes / (p * spec.bandwidth_Bps)
+    assert t_wifi == pytest.approx(p * (p - 1) * step, rel=0.01)
+    # on a switch the transfers of a round run side by side
+    t_eth = _run_collective("all_to_all", eth, nbytes, "link")[0].makespan_s
+    assert t_eth == pytest.approx((p - 1) * (eth.link.latency_s + nbytes / (p * eth.link.bandwidth_Bps)),
+                                  rel=0.01)
+
+
+def test_ring_topology_and_multinode_routes():
+    ring = Cluster.build("v100", 6, "nvlink2", topology="ring")
+    res, t = ring.transfer("gpu0", "gpu3", 1e6)
+    assert len(res) == 3  # three hops either way round
+    nodes = Cluster.build("v100", 8, "nvlink2", devices_per_node=4, inter_node_link="ib100")
+    res, t = nodes.transfer("gpu1", "gpu6", 1e6)
+    assert res == ("node0.tx", "node1.rx")
+    assert t == pytest.approx(nodes.inter_node_link.latency_s + 1e6 /
+                              nodes.inter_node_link.bandwidth_Bps)
+    # a ring all-reduce across nodes is bound by the slower inter-node link
+    log, _, _ = _run_collective("allreduce", nodes, 100e6, "link")
+    closed = closed_form_s("allreduce", nodes, [d.id for d in nodes.devices], 100e6)
+    assert log.makespan_s >= closed * 0.99
+
+
+def test_contention_shows_at_link_level():
+    """Two all-reduces at once over the same ports take about twice as long as one."""
+    cluster = Cluster.build("v100", 4, "eth10g")
+    ids = [d.id for d in cluster.devices]
+    tg = TaskGraph("two")
+    collective("allreduce", tg, cluster, ids, 50e6, [], "a")
+    collective("allreduce", tg, cluster, ids, 50e6, [], "b")
+    two = engine.run(tg, cluster.resources).makespan_s
+    one = closed_form_s("allreduce", cluster, ids, 50e6)
+    assert two == pytest.approx(2 * one, rel=0.02)
+
+
+def test_bad_collective_arguments():
+    cluster = Cluster.build("v100", 2, "nvlink2")
+    with pytest.raises(SimulationError, match="unknown collective"):
+        collective("gossip", TaskGraph(), cluster, ["gpu0", "gpu1"], 1, [], "x")
+    with pytest.raises(SimulationError, match="fidelity"):
+        collective("allreduce", TaskGraph(), cluster, ["gpu0", "gpu1"], 1, [], "x",
+                   fidelity="exact")
+    with pytest.raises(SimulationError, match="negative"):
+        collective("allreduce", TaskGraph(), cluster, ["gpu0", "gpu1"], -1, [], "x")
