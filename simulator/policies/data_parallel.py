@@ -2,8 +2,9 @@
 
 As PyTorch's DistributedDataParallel: gradients are grouped, in the order the backward pass
 makes them, into buckets of about `bucket_mb`; a bucket's all-reduce starts when its last
-gradient is ready and runs on the network while the backward pass goes on; each parameter's
-update waits for its bucket. The batch of the workload is the batch of each replica.
+gradient is ready and runs on the network while the backward pass goes on; the optimizer
+step starts when every bucket is reduced (backward() returns only then), so the last bucket's
+all-reduce is exposed. The batch of the workload is the batch of each replica.
 
 With `replicas = "one"` only replica 0 is simulated and the others are taken to run in lockstep
 (exact for identical devices and no stragglers); the collectives still span every device. That
@@ -67,7 +68,6 @@ class DataParallel(Policy):
                 emit_ops(tg, g, d, prefix=f"{d.id}/")
             return tg
         buckets = gradient_buckets(g, bucket_mb * 1e6)
-        bucket_of = {name: b for b, names in enumerate(buckets) for name in names}
         # Updates wait for their bucket's all-reduce: known only once the collective exists,
         # so emit forward+backward first, then the collectives, then the updates.
         fwd_bwd = [op for op in g.topo() if op.phase != "update"]
@@ -83,8 +83,9 @@ class DataParallel(Policy):
             done_at.append(done)
         for d in simulated:
             grad_task = emitted[d.id].task_of
-            extra = {op.name: (grad_task[op.inputs[0]], *done_at[bucket_of[op.inputs[0]]][d.id])
-                     for op in updates}
+            # As in DDP, optimizer.step() starts once backward() has waited for every bucket.
+            synced = tuple(t for done in done_at for t in done[d.id])
+            extra = {op.name: (grad_task[op.inputs[0]], *synced) for op in updates}
             emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", extra_deps=extra,
                      priority_base=len(fwd_bwd), track_memory=False)
         return tg
