@@ -3,9 +3,10 @@
     python benchmarks/engine_bench.py [--quick]
 
 Prints, for 64 devices with link-level collectives and 1,024 devices with flow-level ones:
-wall time (planning + engine), tasks simulated, the engine's tasks per second (engine.run
+wall time (planning + one engine run), tasks simulated, the engine's tasks per second (engine.run
 alone: checking, indexing and running the graph), and those tasks per second divided by
-bare SimPy timeout events per second measured in the same run (how close the engine comes to
+bare SimPy timeout events per second measured in the same run (each the best of 3
+repetitions, since other work on the machine only ever slows a run down) (how close the engine comes to
 SimPy's own event rate). Goals: each case under 5 s on a 2-core machine; ratio >= 0.25.
 """
 from __future__ import annotations
@@ -20,17 +21,23 @@ from simulator import Cluster, engine, policies
 from workloads import zoo
 
 
+REPEATS = 3
+
+
 def bare_simpy_events_per_s(n: int = 200_000) -> float:
-    env = simpy.Environment()
+    best = 0.0
+    for _ in range(REPEATS):
+        env = simpy.Environment()
 
-    def proc(env):
-        for _ in range(n):
-            yield env.timeout(1e-6)
+        def proc(env):
+            for _ in range(n):
+                yield env.timeout(1e-6)
 
-    env.process(proc(env))
-    t0 = time.perf_counter()
-    env.run()
-    return n / (time.perf_counter() - t0)
+        env.process(proc(env))
+        t0 = time.perf_counter()
+        env.run()
+        best = max(best, n / (time.perf_counter() - t0))
+    return best
 
 
 def case(devices: int, fidelity: str, replicas: str) -> dict:
@@ -40,9 +47,13 @@ def case(devices: int, fidelity: str, replicas: str) -> dict:
     graph = policy.plan(zoo.get("resnet50", batch=32), cluster, True,
                         **policy.resolve({"collectives": fidelity, "replicas": replicas}))
     t1 = time.perf_counter()
-    log = engine.run(graph, cluster.resources, cluster.memory_capacity_bytes(),
-                     memory_baseline_bytes=graph.meta["resident_bytes"])
-    t2 = time.perf_counter()
+    engine_s = float("inf")
+    for _ in range(REPEATS):   # best of a few: the machine may be busy with other work
+        t = time.perf_counter()
+        log = engine.run(graph, cluster.resources, cluster.memory_capacity_bytes(),
+                         memory_baseline_bytes=graph.meta["resident_bytes"])
+        engine_s = min(engine_s, time.perf_counter() - t)
+    t2 = t1 + engine_s
     tasks = len(log.tasks)
     return {"devices": devices, "collectives": fidelity, "replicas": replicas,
             "wall_s": round(t2 - t0, 3), "plan_s": round(t1 - t0, 3),

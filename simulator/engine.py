@@ -89,6 +89,13 @@ def run(graph: TaskGraph, capacities: dict[str, int],
                 enforce_memory).go()
 
 
+class _Fired(Event):
+    """An already-triggered SimPy event carrying a value (a task index) and one callback."""
+
+    def __init__(self, env: simpy.Environment, value, callback) -> None:  # noqa: D107
+        self.env, self.callbacks, self._value, self._ok = env, [callback], value, True
+
+
 class _Run:
     """One run. Per-task data lives in lists indexed by insertion order (the hot loop avoids
     attribute lookups); each running task is one bare SimPy event carrying its index."""
@@ -163,21 +170,32 @@ class _Run:
     def _schedule_dispatch(self) -> None:
         if not self.dispatch_pending and self.dirty:
             self.dispatch_pending = True
-            ev = Event(self.env)
-            ev._ok, ev._value = True, None
-            ev.callbacks.append(self._dispatch)
-            self.env.schedule(ev, NORMAL, 0)
+            self.env.schedule(_Fired(self.env, None, self._dispatch), NORMAL, 0)
 
     def _dispatch(self, _event=None) -> None:
         self.dispatch_pending = False
         queue, in_use, capacity = self.queue, self.in_use, self.capacity
+        res, alloc, dur, start_s = self.res, self.alloc, self.dur, self.start_s
+        env, finish, heappop = self.env, self._finish, heapq.heappop
+        now = env._now
         dirty, self.dirty = self.dirty, set()
         # Highest-priority heads first, so they claim shared resources and memory first.
         heads = sorted((queue[r][0], r) for r in dirty if queue[r])
         for _, r in heads:
             q = queue[r]
-            while q and in_use[r] < capacity[r] and self._can_start(q[0][1], r):
-                self._start(q[0][1])
+            while q and in_use[r] < capacity[r]:
+                i = q[0][1]
+                if (len(res[i]) > 1 or alloc[i] or self.mem_blocked) and \
+                        not self._can_start(i, r):
+                    break
+                # start task i (inlined: this is the hot loop)
+                start_s[i] = now
+                for x in res[i]:
+                    heappop(queue[x])   # i heads every queue it is in
+                    in_use[x] += 1
+                for d, b in alloc[i]:
+                    self._mem_change(d, b, now)
+                env.schedule(_Fired(env, i, finish), NORMAL, dur[i])
 
     def _can_start(self, i: int, r: str) -> bool:
         res = self.res[i]
@@ -195,20 +213,6 @@ class _Run:
             self.mem_blocked.pop(r, None)
         return True
 
-    def _start(self, i: int) -> None:
-        env = self.env
-        now = env._now
-        self.start_s[i] = now
-        for q in self.res[i]:
-            heapq.heappop(self.queue[q])   # i heads every queue it is in
-            self.in_use[q] += 1
-        for d, b in self.alloc[i]:
-            self._mem_change(d, b, now)
-        ev = Event(env)
-        ev._ok, ev._value = True, i
-        ev.callbacks.append(self._finish)
-        env.schedule(ev, NORMAL, self.dur[i])
-
     def _finish(self, event: Event) -> None:
         i = event._value
         now = self.env._now
@@ -222,13 +226,17 @@ class _Run:
             for d, b in self.free[i]:
                 self._mem_change(d, -b, now)
             dirty.update(self.mem_blocked)  # freed memory may let a blocked head start
-        waiting = self.waiting
+        waiting, queue, key, res = self.waiting, self.queue, self.key, self.res
         for c in self.children[i]:
             waiting[c] -= 1
-            if waiting[c] == 0:
-                self._make_ready(c)
+            if not waiting[c]:            # ready: join the queue of each of its resources
+                k = key[c]
+                for r in res[c]:
+                    heapq.heappush(queue[r], k)
+                    dirty.add(r)
         if not self.dispatch_pending:
-            self._schedule_dispatch()
+            self.dispatch_pending = True
+            self.env.schedule(_Fired(self.env, None, self._dispatch), NORMAL, 0)
 
     def _mem_change(self, device: str, delta: int, now: float) -> None:
         b = self.mem[device] + delta
