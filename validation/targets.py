@@ -129,13 +129,18 @@ def load_file(path: str | Path) -> PaperTargets:
                         data.get("figures"), str(p))
 
 
-def target_files() -> list[Path]:
-    folder = resources.files("validation") / "targets"
-    return sorted(Path(str(f)) for f in folder.iterdir() if f.name.endswith(".toml"))
+def target_files(folder: str | Path | None = None) -> list[Path]:
+    """The target files of `folder` (default: validation/targets/ of this package)."""
+    root = Path(folder) if folder is not None else Path(str(resources.files("validation")
+                                                            / "targets"))
+    if not root.is_dir():
+        raise ConfigError(f"targets folder {str(root)!r} does not exist")
+    return sorted(f for f in root.iterdir() if f.name.endswith(".toml"))
 
 
-def load_all(only: list[str] | None = None) -> list[PaperTargets]:
-    papers = [load_file(f) for f in target_files()]
+def load_all(only: list[str] | None = None,
+             folder: str | Path | None = None) -> list[PaperTargets]:
+    papers = [load_file(f) for f in target_files(folder)]
     if only:
         known = {p.paper for p in papers}
         for name in only:

@@ -1,0 +1,191 @@
+"""`dnnsim plot RESULTS.jsonl --x devices --y speedup --by policy`: curves from a sweep's results.
+
+y is any numeric summary key (iteration_time_s, throughput_samples_per_s, makespan_s,
+exposed_communication_s, peak_memory_bytes (largest device), ...) or `speedup`, the throughput
+of each point over that of its baseline: the point with the fields of `--baseline` changed
+(e.g. `--baseline devices=1,policy=sequential`) and every other axis as equal as the file
+allows. The functions here (`load_rows`, `curves`, `plot_curves`) serve notebooks too.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+from ..policies import ConfigError
+from ..scenario import Scenario
+from ..sweep import OPTION_TABLES, read_lines
+from .simulate import _scalar
+
+NAME = "plot"
+HELP = "Plot speedup curves or any summary figure from a sweep's results file."
+
+
+def add_arguments(p) -> None:
+    p.add_argument("results", help="a results file written by `dnnsim sweep`")
+    p.add_argument("--x", required=True, help="a scenario field for the x axis, e.g. devices "
+                                               "or options.bucket_mb")
+    p.add_argument("--y", default="speedup",
+                   help="a summary key (iteration_time_s, throughput_samples_per_s, ...) or "
+                        "'speedup' (default)")
+    p.add_argument("--by", default="", help="fields that make separate curves, comma separated")
+    p.add_argument("--baseline", default="",
+                   help="for speedup: FIELD=VALUE,... naming the baseline point")
+    p.add_argument("--where", default="", help="keep only points with FIELD=VALUE,...")
+    p.add_argument("--out", help="PNG to write (default: next to the results file)")
+    p.add_argument("--logx", action="store_true", help="logarithmic x axis")
+
+
+# -- rows ---------------------------------------------------------------------------------
+def _flat(rec: dict) -> dict:
+    """One row: every scenario field (defaults filled in), options as 'options.KEY', and the
+    numeric summary figures."""
+    sc = asdict(Scenario.from_dict(rec["scenario"], source=f"point {rec['point']}"))
+    summary = rec.get("summary") or {}
+    row = {k: v for k, v in sc.items() if k not in OPTION_TABLES}
+    resolved = {"options": summary.get("options") or {}}
+    for table in OPTION_TABLES:
+        for k, v in {**resolved.get(table, {}), **sc[table]}.items():
+            row[f"{table}.{k}"] = v
+    for k, v in summary.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            row[k] = v
+        elif v is None and k in ("iteration_time_s", "throughput_samples_per_s"):
+            row[k] = math.nan
+    peaks = summary.get("peak_memory_bytes")
+    if isinstance(peaks, dict):
+        row["peak_memory_bytes"] = max(peaks.values(), default=0)
+    row["status"] = rec.get("status", "")
+    row["_point"] = rec["point"]
+    row["_axes"] = list(rec.get("axes", {}))
+    return row
+
+
+def load_rows(path: str | Path) -> list[dict]:
+    records, _ = read_lines(path)
+    if not records:
+        raise ConfigError(f"results file {str(path)!r} holds no results")
+    sweeps = {r["sweep"] for r in records}
+    if len(sweeps) > 1:
+        raise ConfigError(f"results file {str(path)!r} mixes {len(sweeps)} sweeps")
+    return sorted((_flat(r) for r in records), key=lambda r: r["_point"])
+
+
+def parse_pairs(text: str, what: str) -> dict:
+    out = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what}: {item!r} must be FIELD=VALUE")
+        out[key.strip()] = _scalar(value.strip())
+    return out
+
+
+def _same(a, b) -> bool:
+    return a == b or str(a) == str(b)
+
+
+def _check_fields(rows: list[dict], names, what: str) -> None:
+    known = set().union(*(r.keys() for r in rows))
+    for name in names:
+        if name not in known:
+            shown = sorted(k for k in known if not k.startswith("_"))
+            raise ConfigError(f"{what}: no field {name!r} in the results; known: "
+                              f"{', '.join(shown)}")
+
+
+def _baseline_of(row: dict, candidates: list[dict], baseline: dict) -> dict:
+    pool = candidates
+    for axis in row["_axes"]:
+        if axis in baseline:
+            continue
+        narrowed = [c for c in pool if _same(c.get(axis), row.get(axis))]
+        pool = narrowed or pool
+    if len(pool) != 1:
+        fields = ",".join(f"{k}={v}" for k, v in baseline.items())
+        raise ConfigError(f"--baseline {fields} matches {len(pool)} points for point "
+                          f"{row['_point']}; name more fields")
+    return pool[0]
+
+
+def curves(rows: list[dict], x: str, y: str, by: list[str] | None = None,
+           baseline: dict | None = None, where: dict | None = None) -> dict[str, list]:
+    """{curve label: [(x, y), ...] sorted by x}. Points that failed (out of memory, error)
+    are left out."""
+    by = by or []
+    where = where or {}
+    _check_fields(rows, [x, *by, *where], "plot")
+    if y != "speedup":
+        _check_fields(rows, [y], "--y")
+    ok = [r for r in rows if r["status"] == "ok"]
+    if y == "speedup":
+        if not baseline:
+            raise ConfigError("--y speedup needs --baseline FIELD=VALUE,... (e.g. devices=1)")
+        _check_fields(rows, baseline, "--baseline")
+        candidates = [r for r in ok if all(_same(r.get(k), v) for k, v in baseline.items())]
+        if not candidates:
+            raise ConfigError(f"--baseline: no successful point has "
+                              f"{', '.join(f'{k}={v}' for k, v in baseline.items())}")
+    kept = [r for r in ok if all(_same(r.get(k), v) for k, v in where.items())]
+    out: dict[str, dict] = {}
+    for r in kept:
+        label = ", ".join(f"{k}={r.get(k)}" for k in by) or y
+        if y == "speedup":
+            base = _baseline_of(r, candidates, baseline)
+            value = r["throughput_samples_per_s"] / base["throughput_samples_per_s"]
+        else:
+            value = r.get(y, math.nan)
+        series = out.setdefault(label, {})
+        if r[x] in series:
+            varying = [a for a in r["_axes"] if a not in (x, *by, *where)]
+            raise ConfigError(f"several points share {x}={r[x]} on curve {label!r}; they differ "
+                              f"in {', '.join(varying) or 'a field'}: add it to --by or --where")
+        series[r[x]] = value
+    return {label: sorted(s.items(), key=lambda kv: _sort_key(kv[0]))
+            for label, s in sorted(out.items())}
+
+
+def _sort_key(v):
+    return (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
+
+
+def plot_curves(data: dict[str, list], path: str | Path, x: str, y: str,
+                title: str | None = None, logx: bool = False) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    numeric = all(isinstance(v, (int, float)) for pts in data.values() for v, _ in pts)
+    cats = sorted({str(v) for pts in data.values() for v, _ in pts})
+    for label, pts in data.items():
+        xs = [v if numeric else cats.index(str(v)) for v, _ in pts]
+        ax.plot(xs, [w for _, w in pts], marker="o", label=label)
+    if not numeric:
+        ax.set_xticks(range(len(cats)), cats)
+    if logx and numeric:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"{y} by {x}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def run(args) -> int:
+    rows = load_rows(args.results)
+    by = [b.strip() for b in args.by.split(",") if b.strip()]
+    data = curves(rows, args.x, args.y, by, parse_pairs(args.baseline, "--baseline"),
+                  parse_pairs(args.where, "--where"))
+    out = args.out or str(Path(args.results).with_suffix("")) + f"-{args.y}-by-{args.x}.png"
+    plot_curves(data, out, args.x, args.y, logx=args.logx)
+    for label, pts in data.items():
+        print(f"{label}:")
+        for xv, yv in pts:
+            print(f"  {args.x}={xv!s:<12} {args.y}={yv:.6g}")
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,30 @@
+"""`dnnsim sweep SWEEP.toml --out RESULTS.jsonl`: every point of a factorial sweep, one JSON line
+each, written as it finishes; running it again resumes where it stopped."""
+from __future__ import annotations
+
+from ..sweep import Sweep, run_sweep
+
+NAME = "sweep"
+HELP = "Simulate the factorial product of scenario fields; one JSON line per point (resumable)."
+
+
+def add_arguments(p) -> None:
+    p.add_argument("sweep", help="a sweep TOML file: [base] scenario, [axes], [[exclude]]")
+    p.add_argument("--out", required=True, help="results file (JSON lines); existing points "
+                                                "of the same sweep are skipped")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: one per CPU; 1 runs in this process)")
+    p.add_argument("--dask", metavar="ADDRESS|local",
+                   help="run on a Dask distributed scheduler (tcp://host:8786), or 'local' "
+                        "for a LocalCluster on this machine")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    sweep = Sweep.load(args.sweep)
+    stats = run_sweep(sweep, args.out, workers=args.workers, dask=args.dask,
+                      progress=not args.quiet)
+    print(f"{stats.total} points: {stats.skipped} already in {args.out}, {stats.ran} simulated"
+          + (f", {stats.errors} could not be simulated (see their 'error')"
+             if stats.errors else ""))
+    return 0
