@@ -32,6 +32,9 @@ Point = tuple[float, float, float]  # (flops, bytes_moved, time_s)
 META_FIELDS: dict[str, type] = {
     "device_kind": str, "device_name": str, "machine": str, "processor": str,
     "threads": int, "torch_version": str, "date": str,
+    # informational: the per-op framework overhead of a whole step (autograd, dispatch) that
+    # calibration measured and already folded into every point's time_s
+    "step_overhead_s": float,
 }
 
 
@@ -52,8 +55,9 @@ class Profile:
                                     f"{', '.join(META_FIELDS)}")
             want = META_FIELDS[key]
             value = self.meta[key]
-            if isinstance(value, bool) or not isinstance(value, want):
-                wanted = "an integer" if want is int else "a string"
+            accepted = (int, float) if want is float else want
+            if isinstance(value, bool) or not isinstance(value, accepted):
+                wanted = {int: "an integer", float: "a number"}.get(want, "a string")
                 raise HardwareError(f"{where}: [meta] {key} must be {wanted}, got {value!r}")
         kind = self.meta.get("device_kind")
         if kind not in DEVICE_KINDS:
@@ -92,6 +96,15 @@ class Profile:
     @property
     def device_kind(self) -> str:
         return self.meta["device_kind"]
+
+    @property
+    def device_name(self) -> str:
+        """The catalog device this profile calibrates (what `--hardware PROFILE.toml` builds)."""
+        name = self.meta.get("device_name")
+        if not name:
+            raise HardwareError(f"{self.label}: [meta] device_name is missing; it names the "
+                                f"catalog device the profile calibrates")
+        return name
 
     def covers(self, kind: str) -> bool:
         return kind in self.kinds
@@ -134,6 +147,8 @@ class Profile:
                 text = fh.read()
         except OSError as exc:
             raise HardwareError(f"{label}: cannot read profile: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise HardwareError(f"{label}: not valid TOML (not UTF-8 text): {exc}") from None
         return cls.loads(text, label)
 
     def dumps(self) -> str:

@@ -1,0 +1,55 @@
+"""`dnnsim validate`: measured vs simulated training steps (and inference) of zoo networks."""
+from __future__ import annotations
+
+from workloads.graph import WorkloadError
+
+NAME = "validate"
+HELP = ("Measure real training steps (and inference) of zoo networks, simulate them with a "
+        "calibrated profile, and print measured, simulated and error per case.")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--profile", required=True, help="calibrated profile TOML (dnnsim calibrate)")
+    p.add_argument("--workloads", nargs="+", help="zoo networks (default: the calibrated set)")
+    p.add_argument("--batch", nargs="+", type=int,
+                   help="batch sizes (default: each network's two validation batches)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, help="torch threads (default: the profile's)")
+    p.add_argument("--inference", action="store_true", help="also measure inference")
+    p.add_argument("--measured", help="score this measured-steps CSV instead of measuring")
+    p.add_argument("--csv", default="validation.csv", help="write the table here")
+    p.add_argument("--save-measured", help="write the measured steps as CSV here")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from validation import validate as v
+    from validation.calibrate import DEFAULT_CASES
+
+    profile = v.load_profile(args.profile)
+    if args.measured:
+        measured = v.read_steps_csv(args.measured)
+    else:
+        import torch
+        threads = args.threads or int(profile.meta.get("threads", 1))
+        if threads < 1:
+            raise WorkloadError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+        names = args.workloads or sorted({n for n, _ in DEFAULT_CASES})
+        if args.batch:
+            cases = [(n, b) for n in names for b in args.batch]
+        else:
+            cases = [(n, b) for n, b in DEFAULT_CASES if n in names]
+            missing = sorted(set(names) - {n for n, _ in cases})
+            if missing:
+                raise WorkloadError(f"--workloads {', '.join(missing)}: no default batches; "
+                                    f"give --batch")
+        modes = (True, False) if args.inference else (True,)
+        measured = v.measure_cases(cases, modes, args.device, progress=not args.no_progress)
+        if args.save_measured:
+            v.write_steps_csv(measured, args.save_measured)
+    rows = v.simulate_measured(measured, profile)
+    print(v.format_table(rows))
+    v.write_table_csv(rows, args.csv)
+    print(f"wrote {args.csv}")
+    return 0

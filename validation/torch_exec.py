@@ -1,0 +1,258 @@
+"""Run an OpGraph for real in PyTorch: the whole network (inference, training step) and each op.
+
+The same graph is simulated and measured: `GraphModule` is built op by op from the forward
+OpGraph's attributes, so there is no second model definition to drift.
+
+    module = GraphModule(zoo.get("resnet20", batch=32))
+    step_s = time_step(graph, training=True).median_s       # forward + backward + SGD step
+    op_s = time_op(train_graph.op("layer1.0.conv1.grad_input")).median_s
+
+Op timings call the ATen kernel that autograd calls for that op (convolution_backward with an
+output mask, threshold_backward, native_batch_norm_backward, ...), on tensors of the op's
+shapes, after a warm-up, as the median of several repetitions. torch is imported here only.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from workloads.graph import Op, OpGraph, WorkloadError
+from workloads.training import lower_training
+
+LR = 0.01
+MOMENTUM = 0.9
+BN_EPS = 1e-5
+STATISTICS = ("min", "median")
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_s: float
+    samples_s: tuple[float, ...]
+
+    @property
+    def min_s(self) -> float:
+        return min(self.samples_s)
+
+    def get(self, statistic: str) -> float:
+        """`median` or `min` (the uncontended time on a shared machine)."""
+        if statistic not in STATISTICS:
+            raise WorkloadError(f"statistic must be one of {', '.join(STATISTICS)}, "
+                                f"got {statistic!r}")
+        return self.median_s if statistic == "median" else self.min_s
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise WorkloadError(f"--device must be cpu or cuda, got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise WorkloadError("--device cuda: no CUDA device is available to this PyTorch")
+    return dev
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def measure(fn: Callable[[], object], dev: torch.device, warmup: int = 2, reps: int = 7,
+            min_total_s: float = 0.0, setup: Callable[[], object] | None = None) -> Timing:
+    """Wall times of fn() over `reps` calls (more while the total is under min_total_s),
+    after `warmup` calls; `setup` runs untimed before each timed call."""
+    for _ in range(warmup):
+        fn()
+    _sync(dev)
+    samples: list[float] = []
+    total = 0.0
+    while len(samples) < reps or (total < min_total_s and len(samples) < 50 * reps):
+        if setup is not None:
+            setup()
+            _sync(dev)
+        t0 = time.perf_counter()
+        fn()
+        _sync(dev)
+        dt = time.perf_counter() - t0
+        samples.append(dt)
+        total += dt
+    return Timing(statistics.median(samples), tuple(samples))
+
+
+# -- parameters ----------------------------------------------------------------------------
+def param_shapes(op: Op) -> list[tuple[int, ...]]:
+    """The parameter tensors of a forward op (weight first, then bias), as PyTorch holds them."""
+    a = op.attrs
+    if op.kind == "conv2d":
+        kh, kw = a["kernel"]
+        shapes = [(a["out_channels"], a["in_channels"] // a["groups"], kh, kw)]
+        return shapes + ([(a["out_channels"],)] if a.get("bias") else [])
+    if op.kind == "linear":
+        shapes = [(a["out_features"], a["in_features"])]
+        return shapes + ([(a["out_features"],)] if a.get("bias") else [])
+    if op.kind == "batchnorm":
+        return [(a["num_features"],), (a["num_features"],)]
+    if op.params:
+        raise WorkloadError(f"op {op.name!r}: kind {op.kind!r} has parameters that torch_exec "
+                            f"cannot build")
+    return []
+
+
+def _init(shape, gen: torch.Generator, dev, fan_in: int | None = None) -> torch.Tensor:
+    t = torch.randn(shape, generator=gen) * ((2.0 / fan_in) ** 0.5 if fan_in else 1.0)
+    return t.to(dev)
+
+
+class GraphModule(torch.nn.Module):
+    """A torch.nn.Module that runs a forward OpGraph op by op. Its output is the last op's
+    tensor: the logits, or the loss when the graph ends in softmax_xent (then `targets`)."""
+
+    def __init__(self, graph: OpGraph, device="cpu", seed: int = 0) -> None:
+        super().__init__()
+        if any(op.phase != "forward" for op in graph):
+            raise WorkloadError(f"graph {graph.name!r}: GraphModule runs a forward graph; "
+                                f"pass the graph before lower_training")
+        self.graph = graph
+        self.ops = graph.topo()
+        dev = resolve_device(device)
+        gen = torch.Generator().manual_seed(seed)
+        self.weights = torch.nn.ParameterDict()
+        self._buffers_of: dict[str, tuple[str, str]] = {}
+        for i, op in enumerate(self.ops):
+            for j, shape in enumerate(param_shapes(op)):
+                fan_in = None
+                if op.kind in ("conv2d", "linear") and j == 0:
+                    fan_in = int(torch.tensor(shape[1:]).prod())
+                t = (torch.ones(shape, device=dev) if op.kind == "batchnorm" and j == 0 else
+                     torch.zeros(shape, device=dev) if j == 1 else _init(shape, gen, dev, fan_in))
+                self.weights[f"p{i}_{j}"] = torch.nn.Parameter(t)
+            if op.kind == "batchnorm":
+                c = op.attrs["num_features"]
+                self.register_buffer(f"rm{i}", torch.zeros(c, device=dev))
+                self.register_buffer(f"rv{i}", torch.ones(c, device=dev))
+        last = self.ops[-1]
+        n = graph.batch
+        classes = (last.attrs["classes"] if last.kind == "softmax_xent"
+                   else last.out.shape[-1])
+        self.register_buffer("targets", torch.randint(0, classes, (n,), generator=gen).to(dev))
+
+    def _p(self, i: int, j: int):
+        key = f"p{i}_{j}"
+        return self.weights[key] if key in self.weights else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        env: dict[str, torch.Tensor] = {}
+        for i, op in enumerate(self.ops):
+            ins = [env[n] for n in op.inputs]
+            a = op.attrs
+            k = op.kind
+            if k == "input":
+                y = x
+            elif k == "conv2d":
+                y = F.conv2d(ins[0], self._p(i, 0), self._p(i, 1), a["stride"], a["padding"],
+                             a["dilation"], a["groups"])
+            elif k == "linear":
+                y = F.linear(ins[0], self._p(i, 0), self._p(i, 1))
+            elif k == "batchnorm":
+                y = F.batch_norm(ins[0], getattr(self, f"rm{i}"), getattr(self, f"rv{i}"),
+                                 self._p(i, 0), self._p(i, 1), self.training, 0.1, BN_EPS)
+            elif k == "relu":
+                y = F.relu(ins[0])
+            elif k == "add":
+                y = ins[0] + ins[1]
+            elif k == "maxpool":
+                y = F.max_pool2d(ins[0], a["kernel"], a["stride"], a["padding"])
+            elif k == "avgpool":
+                y = F.avg_pool2d(ins[0], a["kernel"], a["stride"], a["padding"])
+            elif k == "adaptive_avgpool":
+                y = F.adaptive_avg_pool2d(ins[0], a["output_size"])
+            elif k == "flatten":
+                y = torch.flatten(ins[0], 1)
+            elif k == "concat":
+                y = torch.cat(ins, a["dim"])
+            elif k == "channel_shuffle":
+                y = _shuffle(ins[0], a["groups"])
+            elif k == "pad_channels":
+                sh, sw = a["stride"]
+                y = F.pad(ins[0][:, :, ::sh, ::sw], (0, 0, 0, 0, *a["pad"]))
+            elif k == "dropout":
+                y = F.dropout(ins[0], a["p"], self.training)
+            elif k == "slice":
+                y = ins[0].narrow(a["dim"], a["start"], a["stop"] - a["start"])
+            elif k == "softmax_xent":
+                y = F.cross_entropy(ins[0], self.targets)
+            else:
+                raise WorkloadError(f"op {op.name!r}: torch_exec cannot run kind {k!r}")
+            env[op.name] = y
+        return env[self.ops[-1].name]
+
+
+def _shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+def example_input(graph: OpGraph, device="cpu", seed: int = 1) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(graph.input_op.out.shape, generator=gen).to(resolve_device(device))
+
+
+# -- whole steps ---------------------------------------------------------------------------
+def step_function(module: torch.nn.Module, x: torch.Tensor, training: bool,
+                  loss_fn: Callable | None = None) -> Callable[[], object]:
+    """A zero-argument callable running one inference pass or one training step (forward,
+    loss, loss.backward(), SGD-momentum update) of `module` on `x`."""
+    if not training:
+        module.eval()
+
+        def infer():
+            with torch.no_grad():
+                return module(x)
+        return infer
+    module.train()
+    opt = torch.optim.SGD(module.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        out = module(x)
+        if loss_fn is not None:
+            loss = loss_fn(out)
+        else:  # a GraphModule: its loss op, or cross-entropy of its logits
+            loss = out if out.dim() == 0 else F.cross_entropy(out, module.targets)
+        loss.backward()
+        opt.step()
+        return loss
+    return train_step
+
+
+def time_step(graph: OpGraph, training: bool = True, device="cpu", warmup: int = 2,
+              reps: int = 5, seed: int = 0) -> Timing:
+    """Measured time of one training step (or inference pass) of a forward graph."""
+    dev = resolve_device(device)
+    module = GraphModule(graph, dev, seed)
+    fn = step_function(module, example_input(graph, dev), training)
+    return measure(fn, dev, warmup, reps)
+
+
+def time_module(module: torch.nn.Module, x: torch.Tensor, training: bool = True,
+                warmup: int = 2, reps: int = 5, seed: int = 0) -> Timing:
+    """Measured step of any module that maps x to (batch, classes) logits (cross-entropy loss
+    against fixed random targets when training)."""
+    dev = x.device
+    out = module.eval()(x) if not training else None
+    classes = (out.shape[-1] if out is not None else module.eval()(x).shape[-1])
+    gen = torch.Generator().manual_seed(seed)
+    targets = torch.randint(0, classes, (x.shape[0],), generator=gen).to(dev)
+    fn = step_function(module, x, training, lambda logits: F.cross_entropy(logits, targets))
+    return measure(fn, dev, warmup, reps)
+
+
+def training_graph(graph: OpGraph) -> OpGraph:
+    return lower_training(graph)
