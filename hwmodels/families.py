@@ -12,7 +12,7 @@ from __future__ import annotations
 # because cuDNN/MKL-DNN use different algorithms for them (see the device models).
 KIND_FAMILY: dict[str, str] = {
     # views: no arithmetic, no traffic; costed 0 before any family lookup matters
-    "input": "view", "flatten": "view", "dropout": "view",
+    "input": "view", "flatten": "view", "dropout": "view", "slice": "view",
     # convolution (forward, and the two gradients)
     "conv2d": "conv",
     "conv2d_grad_input": "conv_grad_input",

@@ -18,6 +18,7 @@ SIMULATOR_COMMANDS = [
     "simulator.commands.describe",
     "simulator.commands.simulate",
     "simulator.commands.policies",
+    "simulator.commands.tune_batch",
     "simulator.commands.sweep",
     "simulator.commands.plot",
 ]
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         args._extra = extra
         return int(args._run(args) or 0)
+    except BrokenPipeError:  # `dnnsim ... | head`: the reader left; not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except (ValueError, KeyError, OSError) as exc:  # our errors are ValueError subclasses
         if os.environ.get("DNNSIM_DEBUG"):
             raise

@@ -201,6 +201,15 @@ class GraphBuilder:
             raise WorkloadError(f"dropout p must be in [0, 1), got {p}")
         return self._add("dropout", [x], self.spec(x).shape, name, dict(p=p))
 
+    def slice(self, x: str, start: int, stop: int, dim: int = 1, name: str | None = None) -> str:
+        """A contiguous range [start, stop) of one dimension, as a view (no copy)."""
+        shape = list(self.spec(x).shape)
+        if not 0 <= dim < len(shape) or not 0 <= start < stop <= shape[dim]:
+            raise ShapeError(f"slice [{start}:{stop}] of dim {dim} after {x!r} does not fit "
+                             f"shape {tuple(shape)}")
+        shape[dim] = stop - start
+        return self._add("slice", [x], shape, name, dict(dim=dim, start=start, stop=stop))
+
     def softmax_xent(self, logits: str, name: str | None = "loss") -> str:
         shape = self.spec(logits).shape
         if len(shape) != 2:

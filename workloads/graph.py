@@ -43,6 +43,7 @@ class TensorSpec:
 FORWARD_KINDS = frozenset({
     "input", "conv2d", "linear", "batchnorm", "relu", "add", "maxpool", "avgpool",
     "adaptive_avgpool", "flatten", "concat", "channel_shuffle", "dropout", "softmax_xent",
+    "slice",
     "pad_channels",
 })
 BACKWARD_KINDS = frozenset({
@@ -54,7 +55,7 @@ UPDATE_KINDS = frozenset({"sgd_update"})
 ALL_KINDS = FORWARD_KINDS | BACKWARD_KINDS | UPDATE_KINDS
 
 # Ops that only reinterpret memory: no arithmetic, no traffic (dropout costs nothing by design).
-VIEW_KINDS = frozenset({"input", "flatten", "dropout"})
+VIEW_KINDS = frozenset({"input", "flatten", "dropout", "slice"})
 # Ops whose cost is the multiply-adds of a convolution or a matrix product.
 MATMUL_KINDS = frozenset({
     "conv2d", "conv2d_grad_input", "conv2d_grad_weight",

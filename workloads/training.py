@@ -23,7 +23,7 @@ _SAVES = {
     "maxpool": ("in",), "softmax_xent": ("in",),
 }
 # Kinds whose backward is pure routing (no op).
-_ROUTING = frozenset({"add", "flatten", "dropout", "concat", "pad_channels", "input"})
+_ROUTING = frozenset({"add", "flatten", "dropout", "concat", "pad_channels", "slice", "input"})
 
 
 @dataclass(frozen=True)
@@ -93,13 +93,18 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
             g.add_dependency(t, name)
         return op.name
 
+    # Every other loss nobody reads is a root of the backward pass too (a graph of several
+    # subnets sharing a prefix has one loss per leaf; their gradients sum where they meet).
+    extra_losses = {op.name for op in fwd_ops
+                    if op.kind == "softmax_xent" and op is not loss and not consumers[op.name]}
     needs_grad = _tensors_needing_grad(fwd_ops)
     weight_grad_of: dict[str, str] = {}
     for op in reversed(fwd_ops):
         if op.kind == "input":
             continue
-        dy = None if op is loss else grad_of(op.name)
-        if op is not loss and dy is None:
+        is_loss = op is loss or op.name in extra_losses
+        dy = None if is_loss else grad_of(op.name)
+        if not is_loss and dy is None:
             continue  # output unused by the loss (nothing flows back)
         saved = tuple(op.inputs[0] if s == "in" else op.name for s in _SAVES.get(op.kind, ()))
         reads = ([dy] if dy else []) + [t for t in saved if t != dy]

@@ -6,6 +6,7 @@ are declared with `Option` so that the CLI, scenario files and sweeps check them
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -15,6 +16,20 @@ from ..tasks import SimulationError
 _BUILTIN = [
     "simulator.policies.sequential",
     "simulator.policies.data_parallel",
+    "simulator.policies.supernet_dp",
+    "simulator.policies.path_parallel",
+    "simulator.policies.supernet_pipeline",
+    "simulator.policies.sparse_train",
+    "simulator.policies.pipeline_stale",
+    "simulator.policies.gpipe",
+    "simulator.policies.pipedream",
+    "simulator.policies.hybrid",
+    "simulator.policies.swap",
+    "simulator.policies.swap_all",
+    "simulator.policies.recompute",
+    "simulator.policies.none",
+    "simulator.policies.decnn",
+    "simulator.policies.layerwise_mp",
 ]
 
 
@@ -55,17 +70,36 @@ class Policy:
                 raise ConfigError(f"policy {self.name!r} has no option {key!r}; known: {known}")
         for key, opt in self.options.items():
             value = raw.get(key, opt.default)
+            where = f"policy {self.name!r} option {key!r}"
             if isinstance(value, str) and opt.type is not None and opt.type is not str:
                 try:
                     value = opt.type(value)
                 except (TypeError, ValueError):
-                    raise ConfigError(f"policy {self.name!r} option {key!r}: cannot read "
-                                      f"{value!r} ({opt.expect or opt.help})") from None
-            if value is not None and opt.check is not None and not opt.check(value):
-                raise ConfigError(f"policy {self.name!r} option {key!r}: {value!r} is out of "
-                                  f"range ({opt.expect or opt.help})")
+                    raise ConfigError(f"{where}: cannot read {value!r} "
+                                      f"({opt.expect or opt.help})") from None
+            if value is not None and key in raw:
+                _check_option_type(where, value, opt)
+            try:  # a check meets whatever a file held (a list, a table): its failure is ours
+                ok = value is None or opt.check is None or opt.check(value)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ConfigError(f"{where}: {value!r} is out of range "
+                                  f"({opt.expect or opt.help})")
             out[key] = value
         return out
+
+
+def _check_option_type(where: str, value: Any, opt: Option) -> None:
+    """Numbers for numeric options: finite, not true/false, whole for an integer option."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+    if opt.type in (int, float) and (isinstance(value, bool)
+                                     or not isinstance(value, (int, float))):
+        raise ConfigError(f"{where}: must be a number, got {value!r} "
+                          f"({opt.expect or opt.help})")
+    if opt.type is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{where}: must be an integer, got {value!r}")
 
 
 _REGISTRY: dict[str, Policy] = {}

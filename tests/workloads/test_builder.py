@@ -97,3 +97,15 @@ def test_bad_batch_and_duplicate_names():
     b.relu(b.input(), name="r")
     with pytest.raises(WorkloadError, match="duplicate"):
         b.relu("input", name="r")
+
+
+def test_slice_is_a_free_view_with_a_checked_range():
+    from workloads.builder import GraphBuilder
+    from workloads.graph import ShapeError
+    b = GraphBuilder("s", (8, 4, 4), batch=2)
+    x = b.input()
+    y = b.slice(x, 2, 6)
+    op = b.graph.op(y)
+    assert op.out.shape == (2, 4, 4, 4) and op.flops == 0 and op.bytes_moved == 0
+    with pytest.raises(ShapeError, match="does not fit"):
+        b.slice(x, 6, 9)

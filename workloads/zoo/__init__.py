@@ -12,10 +12,12 @@ take `get("cifar_resnet", depth=50)` for the CIFAR one).
 from __future__ import annotations
 
 import inspect
+import math
 import re
 
+from .. import supernet
 from ..graph import OpGraph, WorkloadError
-from . import alexnet, lenet, resnet, vgg
+from . import alexnet, decoupled, lenet, resnet, vgg
 from ._base import NetworkInfo
 
 __all__ = ["get", "names", "info", "NetworkInfo"]
@@ -53,6 +55,15 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
     NetworkInfo("fixup_resnet50", (3, 224, 224), 1000,
                 "Fixup ResNet-50: no batch norm, scalar biases not modelled (ImageNet)",
                 resnet.fixup_resnet50),
+    NetworkInfo("decnn_resnet50", (3, 224, 224), 1000,
+                "DeCNN decoupled ResNet-50: group convs + channel shuffles (options groups, "
+                "width)", decoupled.decnn_resnet50),
+    NetworkInfo("spos_supernet", (3, 224, 224), 1000,
+                "SPOS ShuffleNetV2 supernet, 20 blocks x 4 candidates: one subnet (options "
+                "choices, seed)", supernet.zoo_builder(supernet.SPOS_IMAGENET)),
+    NetworkInfo("spos_cifar", (3, 32, 32), 10,
+                "small SPOS-style supernet on CIFAR-10, 8 blocks x 4 candidates: one subnet "
+                "(options choices, seed)", supernet.zoo_builder(supernet.SPOS_CIFAR)),
     _cifar_resnet_info("cifar_resnet", None),
     *(_cifar_resnet_info(f"resnet{d}", d) for d in _CIFAR_RESNET_DEPTHS),
 ]}
@@ -83,6 +94,9 @@ def get(name: str, batch: int = 1, **options) -> OpGraph:
     if unknown:
         raise WorkloadError(f"{name}: unknown option(s) {', '.join(unknown)}; "
                             f"accepted: {', '.join(sorted(accepted))}")
+    for key, value in options.items():  # int(width * c) would fail obscurely on these
+        if isinstance(value, float) and not math.isfinite(value):
+            raise WorkloadError(f"{name}: option {key!r} must be a finite number, got {value}")
     graph = entry.build(batch=batch, **entry.fixed, **options)
     graph.meta.setdefault("network", name)
     return graph

@@ -1,0 +1,61 @@
+"""`dnnsim tune-batch`: throughput against minibatch size for each policy under memory."""
+from __future__ import annotations
+
+import json
+
+from ..policies import ConfigError
+from ..scenario import Scenario
+from .. import tuner
+
+NAME = "tune-batch"
+HELP = ("Find the largest trainable and the throughput-optimal minibatch for each policy "
+        "(none, swap, swap-all, recompute, ...) under the device's memory.")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--workload", required=True)
+    p.add_argument("--hardware", required=True, help="catalog device name")
+    p.add_argument("--policy", default="swap",
+                   help="comma-separated policies (default swap)")
+    p.add_argument("--baseline", default="none",
+                   help="policy to compare against ('' for none; default none)")
+    p.add_argument("--devices", type=int, default=1)
+    p.add_argument("--link", help="link between devices (default pcie3)")
+    p.add_argument("--host", help="host memory (catalog name), tracked when given")
+    p.add_argument("--memory-gib", type=float, help="device memory in GiB (default: catalog)")
+    p.add_argument("--min-batch", type=int, default=1)
+    p.add_argument("--max-batch", type=int, default=512)
+    p.add_argument("--reference-lr", type=float, default=0.1)
+    p.add_argument("--reference-batch", type=int, default=256)
+    p.add_argument("--plot", help="write the throughput curve (PNG) here")
+    p.add_argument("--json", action="store_true")
+
+
+def run(args) -> int:
+    policies = [s for s in args.policy.split(",") if s]
+    if args.baseline and args.baseline not in policies:
+        policies = [args.baseline] + policies
+    if args.memory_gib is not None and args.memory_gib <= 0:
+        raise ConfigError(f"tune-batch: --memory-gib must be > 0, got {args.memory_gib}")
+    tuner.check_range(args.min_batch, args.max_batch)
+    sc = Scenario.from_dict({
+        "workload": args.workload, "batch": 1, "hardware": args.hardware,
+        "policy": policies[0], "devices": args.devices,
+        "link": args.link or ("pcie3" if args.devices > 1 else None), "host": args.host,
+        "hardware_options": ({"memory_bytes": int(args.memory_gib * 2 ** 30)}
+                             if args.memory_gib else {})}, source="tune-batch")
+    cluster = sc.build_cluster()
+    results = tuner.tune(args.workload, cluster, policies, min_batch=args.min_batch,
+                         max_batch=args.max_batch, reference_lr=args.reference_lr,
+                         reference_batch=args.reference_batch)
+    if args.plot:
+        tuner.plot(results, args.plot, title=f"{args.workload} on {args.devices} x "
+                                             f"{args.hardware}")
+    if args.json:
+        print(json.dumps([{"policy": t.policy, "largest_trainable": t.largest_trainable,
+                           "best_batch": t.best.batch if t.best else None,
+                           "points": [p.__dict__ for p in t.points]} for t in results],
+                         indent=2, sort_keys=True))
+    else:
+        print(tuner.table(results))
+    return 0

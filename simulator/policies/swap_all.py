@@ -1,0 +1,66 @@
+"""`swap-all`: vDNN-style offloading (Rhu et al., MICRO 2016), the baseline of `swap`.
+
+Every conv input goes to host memory once its forward readers are done, and comes back one
+layer ahead: the prefetch of layer L's input is issued when the backward pass of layer L+1
+begins. No performance model: what is offloaded and when does not depend on the budget.
+"""
+from __future__ import annotations
+
+from workloads.training import lower_training
+
+from ..lowering import storage_owner
+from ..tasks import TaskGraph
+from . import Policy, register
+from .offload import (OffloadPlan, check_host_capacity, emit_training_step, offload_candidates,
+                      step_ops)
+from .swap import GIB, _data_parallel_options, add_offload_extras
+
+
+def vdnn_plan(g, ops, candidates) -> OffloadPlan:
+    pos = {op.name: i for i, op in enumerate(ops)}
+    layers = g.layers()
+    first_bwd = {}   # layer index -> position of its first backward op
+    for i, op in enumerate(ops):
+        if op.phase == "backward" and op.forward in pos and g.op(op.forward).layer:
+            first_bwd.setdefault(g.op(op.forward).layer, i)
+    offload, trigger = [], {}
+    for conv in layers:
+        if conv.kind != "conv2d":
+            continue
+        owner = storage_owner(g, conv.inputs[0])
+        t = candidates.get(owner)
+        if t is None or owner in trigger:
+            continue
+        nxt = first_bwd.get(conv.layer + 1, t.first_use)   # next layer's backward begins
+        at = min(nxt - 1, t.first_use - 1)
+        offload.append(owner)
+        trigger[owner] = ops[max(at, t.swap_out_after)].name
+    offload.sort(key=lambda s: candidates[s].produced_at)
+    return OffloadPlan(tuple(offload), trigger)
+
+
+@register
+class SwapAll(Policy):
+    def __init__(self) -> None:
+        super().__init__(
+            name="swap-all", training_only=True,
+            description="vDNN: every conv input offloaded to host memory after forward use, "
+                        "prefetched one layer ahead in the backward pass.",
+            options=_data_parallel_options())
+
+    def plan(self, graph, cluster, training: bool, bucket_mb=25.0, collectives=None,
+             replicas=None) -> TaskGraph:
+        g = lower_training(graph)
+        ops = step_ops(g)
+        candidates = offload_candidates(g, ops)
+        plan = vdnn_plan(g, ops, candidates)
+        check_host_capacity(cluster, plan, candidates, self.name)
+        return emit_training_step(f"swap-all:{graph.name}", g, cluster, plan, candidates,
+                                  bucket_mb=bucket_mb, collectives=collectives,
+                                  replicas=replicas)
+
+    def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
+        add_offload_extras(result)
+
+
+__all__ = ["SwapAll", "vdnn_plan", "GIB"]

@@ -1,0 +1,107 @@
+"""The direct-convolution cycle model of hwmodels/cpu_conv.py (dense and ReLU-sparse)."""
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwmodels import HardwareError, catalog
+from hwmodels.cpu_conv import CPUDirectConv, DirectConvConstants
+from workloads.builder import GraphBuilder
+from workloads.training import lower_training
+
+MEASURED = (Path(__file__).resolve().parents[2] / "validation" / "measured"
+            / "sparsetrain_cpu_conv_epyc-zen4-2vcpu.csv")
+
+
+def _conv(cin, cout, k, hw=28, stride=1, batch=4):
+    b = GraphBuilder("t", (16, hw, hw), batch=batch)
+    x = b.relu(b.conv2d(b.input(), cin, 1, name="pre"))  # so that "c" has a grad_input
+    x = b.relu(b.conv2d(x, cout, k, stride=stride, padding=k // 2, name="c"), name="r")
+    b.linear(b.flatten(b.adaptive_avgpool(x, (1, 1))), 10)
+    g = lower_training(b.build())
+    return {p: g.op(n) for p, n in (("forward", "c"), ("grad_input", "c.grad_input"),
+                                    ("grad_weight", "c.grad_weight")) if n in g}
+
+
+@pytest.fixture(scope="module")
+def skx():
+    return CPUDirectConv(catalog.device("skylake-x-6c"))
+
+
+def test_register_blocking_fmas_per_scalar(skx):
+    assert skx.fmas_per_scalar(_conv(256, 64, 1)["forward"]) == 4      # 4 vectors, 1 tap
+    assert skx.fmas_per_scalar(_conv(256, 64, 1)["grad_input"]) == 16  # 256 in-channels
+    assert skx.fmas_per_scalar(_conv(256, 256, 3)["forward"]) == 28    # the whole block
+    assert skx.fmas_per_scalar(_conv(64, 64, 3)["forward"]) == 12      # 4 vectors x 3 taps
+    avx2 = CPUDirectConv(catalog.device("skylake-x-6c").with_options(vector_lanes_fp32=8))
+    assert avx2.accumulators == 12 < skx.accumulators
+
+
+def test_sparse_kernel_loses_when_dense_wins_when_sparse(skx):
+    op = _conv(128, 128, 3)["forward"]
+    assert skx.sparse_cycles(op, 0.0) > skx.dense_cycles(op)
+    assert skx.sparse_cycles(op, 0.9) < skx.dense_cycles(op) / 2
+    times = [skx.sparse_cycles(op, s / 10) for s in range(11)]
+    assert all(a > b for a, b in zip(times, times[1:]))
+    assert 0.0 < skx.breakeven_sparsity(op) < 0.5
+
+
+def test_one_fma_unit_gains_more_than_two():
+    op = _conv(256, 256, 3)["forward"]
+    spec = catalog.device("skylake-x-6c")
+    two, one = CPUDirectConv(spec), CPUDirectConv(spec.with_options(fma_units_per_core=1))
+    gain = lambda m: m.dense_cycles(op) / m.sparse_cycles(op, 0.8)  # noqa: E731
+    assert gain(one) > gain(two) > 1.0
+
+
+def test_small_vector_count_limits_the_gain(skx):
+    narrow, wide = _conv(256, 64, 1)["forward"], _conv(256, 256, 3)["forward"]
+    gain = lambda op: skx.dense_cycles(op) / skx.sparse_cycles(op, 0.7)  # noqa: E731
+    assert gain(narrow) < 1.0 < gain(wide)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.2, float("nan"), "0.5", True])
+def test_sparsity_outside_unit_interval_is_an_error(skx, bad):
+    with pytest.raises(HardwareError, match="sparsity"):
+        skx.sparse_cycles(_conv(64, 64, 3)["forward"], bad)
+
+
+def test_work_items_keep_the_work_and_are_deterministic(skx):
+    op = _conv(128, 128, 3)["forward"]
+    dense = skx.work_items_s(op, 24)
+    assert len(set(dense)) == 1
+    a = skx.work_items_s(op, 24, 0.6, 0.05, np.random.default_rng(1))
+    b = skx.work_items_s(op, 24, 0.6, 0.05, np.random.default_rng(1))
+    flat = skx.work_items_s(op, 24, 0.6)
+    assert a == b and len(set(a)) > 1
+    assert sum(a) == pytest.approx(sum(flat), rel=1e-9)  # centred draw: same total work
+    with pytest.raises(HardwareError):
+        skx.work_items_s(op, 24, 0.6, 0.05)              # a spread needs a Generator
+    with pytest.raises(HardwareError):
+        skx.work_items_s(op, 0)
+
+
+def test_rejects_gpus_and_bad_constants():
+    with pytest.raises(HardwareError, match="cpu"):
+        CPUDirectConv(catalog.device("v100"))
+    with pytest.raises(HardwareError, match="dense_efficiency"):
+        DirectConvConstants(dense_efficiency={"forward": 1.5, "grad_input": 0.8,
+                                              "grad_weight": 0.6})
+
+
+def test_dense_constants_follow_the_committed_measurement():
+    """The pass ratios of the dense constants stay near PyTorch's measured ones."""
+    with MEASURED.open() as fh:
+        header = fh.readline()
+        rows = list(csv.DictReader(fh))
+    assert "on '" in header  # names the machine
+    best = {p: statistics.median(float(r["fraction_of_peak_best"]) for r in rows
+                                 if r["pass"] == p and r["threads"] == "1")
+            for p in ("forward", "grad_input", "grad_weight")}
+    eff = DirectConvConstants().dense_efficiency
+    for p in ("grad_input", "grad_weight"):
+        assert eff[p] / eff["forward"] == pytest.approx(best[p] / best["forward"], abs=0.3)

@@ -1,0 +1,44 @@
+"""The minibatch tuner: ladder + bisection, largest trainable, optimum, linear lr, errors."""
+from __future__ import annotations
+
+import pytest
+
+from hwmodels import catalog
+from simulator import tuner
+from simulator.cli import main
+from simulator.cluster import Cluster
+from simulator.policies import ConfigError
+
+
+def test_ladder_is_geometric_and_ends_at_max():
+    assert tuner.ladder(1, 16) == [1, 2, 3, 4, 6, 8, 11, 16]
+    assert tuner.ladder(5, 5) == [5]
+
+
+def test_tuner_finds_the_largest_trainable_batch_by_bisection():
+    spec = catalog.device("titan-x-pascal").with_options(memory_bytes=2 ** 30)
+    cl = Cluster.build(spec, 1, "pcie3")
+    none, swap = tuner.tune("resnet18", cl, ["none", "swap"], max_batch=64)
+    largest = none.largest_trainable
+    assert largest is not None and largest + 1 in [p.batch for p in none.points if not p.ok]
+    assert len(none.points) < 24      # far fewer runs than the 64 sizes
+    assert swap.largest_trainable > largest
+    best = swap.best
+    assert best.learning_rate == pytest.approx(0.1 * best.batch / 256)
+    assert "largest trainable minibatch" in tuner.table([none, swap])
+
+
+def test_empty_range_is_an_error(capsys):
+    with pytest.raises(ConfigError, match="empty"):
+        tuner.check_range(32, 8)
+    assert main(["tune-batch", "--workload", "lenet5", "--hardware", "titan-x-pascal",
+                 "--min-batch", "64", "--max-batch", "8"]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_cli_prints_a_table_and_writes_a_plot(tmp_path, capsys):
+    png = tmp_path / "t.png"
+    assert main(["tune-batch", "--workload", "lenet5", "--hardware", "titan-x-pascal",
+                 "--policy", "swap", "--max-batch", "64", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "swap: largest trainable minibatch 64" in out and png.stat().st_size > 1000

@@ -1,0 +1,68 @@
+"""SparseTrain figures from simulation: the target metric and the helpers the plots share.
+
+`conv_speedup(target)` (the metric of validation/targets/sparsetrain.toml): the time of the
+non-initial conv layers (forward + backward-by-input + backward-by-weights, each pass from the
+start of its first work item to the end of its last, so load imbalance counts) under the
+baseline scenario (dense-direct) over the same under the scenario (sparse-train).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from simulator.api import simulate
+from simulator.cluster import Cluster
+
+NETWORKS = {  # network -> the sparsity profile the published figure used
+    "vgg16": "authors", "resnet34": "authors", "resnet50": "authors",
+    # the sheets have no Fixup rows: ResNet-50's, same ReLU structure (a default)
+    "fixup_resnet50": "authors:resnet50",
+}
+PUBLISHED = {"vgg16": 2.19, "resnet34": 1.37, "resnet50": 1.31, "fixup_resnet50": 1.51}
+PASSES = ("forward", "grad_input", "grad_weight")
+
+
+def conv_speedup(target) -> float:
+    run, base = target.scenario_obj().run(), target.baseline_obj().run()
+    return base.extras["conv_time_s"] / run.extras["conv_time_s"]
+
+
+def _cluster(hardware: str, hardware_options: dict | None):
+    from hwmodels import catalog
+    spec = catalog.device(hardware)
+    if hardware_options:
+        spec = spec.with_options(**hardware_options)
+    return Cluster.build(spec, 1, "pcie3")
+
+
+def network_speedup(network: str, sparsity: str | None = None, epoch="mean", batch: int = 16,
+                    hardware: str = "skylake-x-6c", hardware_options: dict | None = None,
+                    training: bool = True, **options) -> float:
+    """Non-initial conv layers: dense-direct time / sparse-train time."""
+    cl = _cluster(hardware, hardware_options)
+    sp = sparsity or NETWORKS.get(network, "authors")
+    run = simulate(network, cl, "sparse-train", batch=batch, training=training,
+                   sparsity=sp, epoch=epoch, **options)
+    base = _dense_conv_time_s(network, batch, hardware,
+                              tuple(sorted((hardware_options or {}).items())), training)
+    return base / run.extras["conv_time_s"]
+
+
+@lru_cache(maxsize=64)
+def _dense_conv_time_s(network, batch, hardware, hardware_options, training) -> float:
+    """The baseline does not depend on the sparsity: one run per network and CPU."""
+    cl = _cluster(hardware, dict(hardware_options))
+    return simulate(network, cl, "dense-direct", batch=batch,
+                    training=training).extras["conv_time_s"]
+
+
+def layer_speedups(network: str, sparsity: str | None = None, batch: int = 16,
+                   hardware: str = "skylake-x-6c", hardware_options: dict | None = None
+                   ) -> list[dict]:
+    """Per non-initial conv pass: its streamed sparsity, kernel and simulated speedup."""
+    cl = _cluster(hardware, hardware_options)
+    sp = sparsity or NETWORKS.get(network, "authors")
+    run = simulate(network, cl, "sparse-train", batch=batch, sparsity=sp)
+    base = simulate(network, cl, "dense-direct", batch=batch)
+    dense = {r["op"]: r["span_s"] for r in base.extras["conv_passes"]}
+    return [{**r, "speedup": dense[r["op"]] / r["span_s"]}
+            for r in run.extras["conv_passes"] if (r["layer"] or 0) > 1]
