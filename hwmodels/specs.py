@@ -162,7 +162,7 @@ class DeviceSpec:
         per_core = self.per_core_peak_flops
         return None if per_core is None else per_core * self.cores  # type: ignore[operator]
 
-    def with_options(self, **overrides: Any) -> "DeviceSpec":
+    def with_options(self, **overrides: Any) -> "DeviceSpec":  # noqa: C901
         """A modified copy. Changing cores, clock_hz, vector_lanes_fp32 or fma_units_per_core
         recomputes peak_flops from them unless peak_flops is overridden too."""
         known = {f.name for f in dataclasses.fields(self)}
@@ -170,6 +170,11 @@ class DeviceSpec:
         if unknown:
             raise HardwareError(f"device {self.name!r}: unknown option(s) {', '.join(unknown)}; "
                                 f"known: {', '.join(sorted(known))}")
+        int_fields = {f.name for f in dataclasses.fields(self) if "int" in str(f.type)
+                      and "float" not in str(f.type)}
+        for k, v in overrides.items():   # 8e9 (TOML float, CLI number) for a byte count
+            if k in int_fields and isinstance(v, float) and v.is_integer():
+                overrides[k] = int(v)
         if (self.kind != "gpu" and "peak_flops" not in overrides
                 and any(k in overrides for k in _PEAK_INPUTS)):
             overrides["peak_flops"] = None

@@ -40,6 +40,7 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     log = engine.run(tg, cluster.resources, cluster.memory_capacity_bytes(),
                      memory_baseline_bytes=tg.meta.get("resident_bytes"),
                      enforce_memory=enforce_memory)
+    log.meta = dict(tg.meta)   # the plan's own figures, for the policy's finalize and reports
     result = Result(policy=policy, workload=graph.name, batch=graph.batch, training=training,
                     cluster=cluster.describe(), options=opts, log=log,
                     samples_per_iteration=int(tg.meta.get("samples", graph.batch)),

@@ -87,7 +87,7 @@ class Cluster:
               "nvlink2", topology: str = "switch", devices_per_node: int | None = None,
               inter_node_link: str | LinkSpec | None = None, host: str | HostSpec | None = None,
               host_link: str | LinkSpec | None = None, profile=None) -> "Cluster":
-        if not isinstance(count, int) or count < 1:
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise SimulationError(f"device count must be an integer >= 1, got {count!r}")
         spec = catalog.device(device) if isinstance(device, str) else device
         prefix = {"gpu": "gpu", "cpu": "cpu", "arm": "arm"}.get(spec.kind, "dev")

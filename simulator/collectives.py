@@ -13,7 +13,8 @@ devices, S bytes per device, link bandwidth B and latency a (alpha-beta model):
   reduce-scatter/gather  (p-1)(a + S/(pB))
   all-to-all (pairwise)  (p-1)(a + S/(pB))      each device sends S/p to every other
   broadcast/reduce tree  ceil(log2 p)(a + S/B)
-On a shared medium every transfer waits for the one channel: multiply the per-step term by p.
+On a shared medium every transfer waits for the one channel: multiply the per-step term by p
+(for a tree: its p-1 transfers one after another, (p-1)(a + S/B)).
 """
 from __future__ import annotations
 
@@ -59,8 +60,10 @@ def closed_form_s(kind: str, cluster: Cluster, devices: Sequence[str], nbytes: f
     links = [cluster.path_link(devices[i], devices[(i + 1) % p]) for i in range(p)]
     bw = min(link.bandwidth_Bps for link in links)
     lat = max(link.latency_s for link in links)
+    if cluster.link.shared_medium and kind in ("broadcast", "reduce"):
+        return (p - 1) * (lat + nbytes / bw)  # one channel: the p-1 tree transfers in turn
     t = CLOSED_FORMS[kind](p, nbytes, bw, lat)
-    if cluster.link.shared_medium and kind != "broadcast":
+    if cluster.link.shared_medium:
         t *= p  # one channel: the p transfers of each step go one after another
     return t
 
@@ -161,12 +164,16 @@ def _tree(reduce: bool):
         if reduce:
             pairs_by_round = [[(b, a) for a, b in pairs] for pairs in reversed(pairs_by_round)]
         have: dict[str, list[str]] = {d: list(dep_of[d]) for d in order}
+        received: dict[str, str] = {}
         for r, pairs in enumerate(pairs_by_round):
             for a, b in pairs:
                 src, dst = order[a], order[b]
-                t = _send(tg, cluster, src, dst, nbytes, have[src], f"{name}.t{r}.{a}-{b}",
+                # a receiver reduces one child's data at a time, as a sender sends one at a time
+                deps = have[src] + ([received[dst]] if reduce and dst in received else [])
+                t = _send(tg, cluster, src, dst, nbytes, deps, f"{name}.t{r}.{a}-{b}",
                           priority, "reduce" if reduce else "broadcast")
                 have[dst] = have[dst] + [t] if reduce else [t]
+                received[dst] = t
                 if not reduce:
                     have[src] = [t]  # the sender's port is busy until then: keep its order
         return {d: tuple(have[d]) for d in order}

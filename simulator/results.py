@@ -131,7 +131,10 @@ class Result:
         """The figures, units in the keys; what --json prints."""
         exposed = self.exposed_communication_s()
         util = self.utilisation()
-        compute_util = [u for r, u in util.items() if r.endswith(".compute")]
+        busy = self.busy_s()
+        # A device computes on its stream, or core by core (CPU work items): count what ran.
+        compute_util = [u for r, u in util.items()
+                        if r.endswith((".compute", ".cores")) and busy[r] > 0]
         out = {
             "policy": self.policy, "workload": self.workload, "batch": self.batch,
             "training": self.training, "cluster": self.cluster, "options": self.options,

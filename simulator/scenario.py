@@ -86,7 +86,7 @@ class Scenario:
             data = tomllib.loads(p.read_text())
         except FileNotFoundError:
             raise ConfigError(f"scenario file {str(p)!r} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"scenario file {str(p)!r} is not valid TOML: {exc}") from None
         return cls.from_dict(data, source=str(p))
 
@@ -103,6 +103,31 @@ class Scenario:
         if self.devices_per_node is not None and self.devices_per_node < 1:
             raise ConfigError(f"{source}: devices_per_node must be >= 1, "
                               f"got {self.devices_per_node}")
+        self._check_names(source)
+
+    def _check_names(self, source: str) -> None:
+        """Every name resolves, so a typo is reported with its field and file before anything
+        runs (a sweep checks all its points this way before the first is simulated)."""
+        from workloads import zoo
+
+        from . import policies
+        lookups = [("workload", zoo.info), ("policy", policies.get),
+                   ("link", catalog.link), ("inter_node_link", catalog.link),
+                   ("host_link", catalog.link), ("host", catalog.host)]
+        if not self.hardware.endswith(".toml"):
+            lookups.append(("hardware", catalog.device))
+        for fname, lookup in lookups:
+            value = getattr(self, fname)
+            if value is None:
+                continue
+            try:
+                lookup(value)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: field {fname!r}: {exc}") from None
+        try:
+            policies.get(self.policy).resolve(self.options)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: [options] {exc}") from None
 
     # -- running -------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -132,6 +132,8 @@ def load_file(path: str | os.PathLike) -> Catalog:
             text = fh.read()
     except OSError as exc:
         raise HardwareError(f"{label}: cannot read catalog file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise HardwareError(f"{label}: not valid TOML (not UTF-8 text): {exc}") from None
     return _parse_text(text, label)
 
 

@@ -124,9 +124,9 @@ def run(args) -> int:
 def print_summary(result) -> None:
     s = result.summary()
     c = s["cluster"]
+    net = f" ({c['link']}, {c['topology']})" if c["devices"] > 1 else ""
     print(f"{s['policy']}: {s['workload']} batch {s['batch']} "
-          f"{'training' if s['training'] else 'inference'} on {c['devices']} x {c['device']}"
-          f" ({c['link']}, {c['topology']})")
+          f"{'training' if s['training'] else 'inference'} on {c['devices']} x {c['device']}{net}")
     if result.oom is not None:
         print(f"  OUT OF MEMORY: {result.oom.message()}")
         return
