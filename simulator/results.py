@@ -157,7 +157,7 @@ class Result:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(_jsonable(self.summary()), indent=2, sort_keys=True)
+        return json.dumps(jsonable(self.summary()), indent=2, sort_keys=True)
 
     def records(self) -> list[dict]:
         """One tidy row per task (loads straight into pandas.DataFrame)."""
@@ -185,11 +185,14 @@ class Result:
         write_chrome_trace(self, path)
 
 
-def _jsonable(x):
+def jsonable(x):
+    """Plain JSON values: string keys, lists for tuples, null for NaN, text for the rest."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, float) and x != x:
         return None
-    return x
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    return str(x)

@@ -81,14 +81,7 @@ class Scenario:
 
     @classmethod
     def load(cls, path: str | Path) -> "Scenario":
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"scenario file {str(p)!r} does not exist") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"scenario file {str(p)!r} is not valid TOML: {exc}") from None
-        return cls.from_dict(data, source=str(p))
+        return cls.from_dict(read_toml(path, "scenario file"), source=str(path))
 
     def check(self, source: str = "scenario") -> None:
         if self.batch < 1:
@@ -154,6 +147,19 @@ class Scenario:
         return simulate(self.workload, self.build_cluster(), self.policy, batch=self.batch,
                         training=not self.inference, enforce_memory=enforce_memory,
                         workload_options=self.workload_options, **self.options)
+
+
+def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigError) -> dict:
+    """A TOML file's table, or one clear error naming the file ("scenario file 'x.toml' ...")."""
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise error(f"{what} {str(p)!r} does not exist") from None
+    except IsADirectoryError:
+        raise error(f"{what} {str(p)!r} is a directory") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{what} {str(p)!r} is not valid TOML: {exc}") from None
 
 
 def resolve_hardware(hardware: str):

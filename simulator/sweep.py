@@ -31,14 +31,14 @@ import hashlib
 import itertools
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import policies
 from .policies import ConfigError
-from .scenario import Scenario
+from .results import jsonable
+from .scenario import Scenario, read_toml
 
 SWEEP_FIELDS = ("base", "axes", "exclude")
 OPTION_TABLES = ("options", "workload_options", "hardware_options")
@@ -112,14 +112,7 @@ class Sweep:
 
     @classmethod
     def load(cls, path: str | Path) -> "Sweep":
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text())
-        except FileNotFoundError:
-            raise SweepError(f"sweep file {str(p)!r} does not exist") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise SweepError(f"sweep file {str(p)!r} is not valid TOML: {exc}") from None
-        return cls.from_dict(data, source=str(p))
+        return cls.from_dict(read_toml(path, "sweep file", SweepError), source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "sweep") -> "Sweep":
@@ -204,18 +197,6 @@ class Sweep:
 
 
 # -- running one point ------------------------------------------------------------------------
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and x != x:
-        return None
-    if x is None or isinstance(x, (bool, int, float, str)):
-        return x
-    return str(x)
-
-
 def run_point(sweep_key: str, point: Point) -> str:
     """Simulate one point; its complete JSON line (newline included). Never raises for a
     point that cannot be simulated: the line says why, so the sweep goes on."""
@@ -229,7 +210,7 @@ def run_point(sweep_key: str, point: Point) -> str:
     except ValueError as exc:
         line["status"] = "error"
         line["error"] = f"{type(exc).__name__}: {exc}"
-    return json.dumps(_jsonable(line), sort_keys=True, separators=(",", ":")) + "\n"
+    return json.dumps(jsonable(line), sort_keys=True, separators=(",", ":")) + "\n"
 
 
 def run_chunk(sweep_key: str, points: list[Point]) -> list[str]:
