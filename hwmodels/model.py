@@ -17,7 +17,6 @@ model counts it in `fallbacks` so results can say so.
 """
 from __future__ import annotations
 
-import bisect
 import math
 import os
 from collections import Counter
@@ -27,7 +26,8 @@ from workloads.graph import Op
 
 from . import catalog
 from .families import CONV_FAMILIES, FAMILIES, KIND_FAMILY
-from .profile import Point, Profile
+from .profile import Profile
+from .profile_fit import KindPredictor
 from .specs import DeviceSpec, HardwareError
 
 MODEL_CLASSES: dict[str, type["DeviceModel"]] = {}
@@ -63,7 +63,7 @@ class DeviceModel:
         self.profile = profile
         self.fallbacks: Counter[str] = Counter()     # op kind -> ops costed by the curve
         self.profile_hits: Counter[str] = Counter()  # op kind -> ops costed from the profile
-        self._profile_xs: dict[str, tuple[list[float], list[Point]]] = {}
+        self._predictors: dict[str, KindPredictor] = {}
 
     def __repr__(self) -> str:
         prof = "" if self.profile is None else f", profile={self.profile.label!r}"
@@ -189,33 +189,14 @@ class DeviceModel:
         defined for copies with no FLOPs and for FLOP-heavy ops alike)."""
         return max(flops / self.peak_flops, nbytes / self.mem_bandwidth_Bps)
 
-    def _profile_axis(self, kind: str) -> tuple[list[float], list[Point]]:
-        if kind not in self._profile_xs:
-            merged: dict[float, list[Point]] = {}
-            for p in self.profile.points(kind):  # type: ignore[union-attr]
-                merged.setdefault(self._ideal_s(p[0], p[1]), []).append(p)
-            xs = sorted(merged)
-            # points at the same work: keep the first's size, average the times
-            pts = [(merged[x][0][0], merged[x][0][1],
-                    sum(p[2] for p in merged[x]) / len(merged[x])) for x in xs]
-            self._profile_xs[kind] = (xs, pts)
-        return self._profile_xs[kind]
-
     def _profiled_time_s(self, op: Op) -> float:
-        """Log-log interpolation between measured points in the op's work; beyond the
-        measured range, the nearest point scaled by the curve's ratio (the roofline's shape)."""
-        xs, pts = self._profile_axis(op.kind)
-        x = self._ideal_s(op.flops, op.bytes_moved)
-        i = bisect.bisect_left(xs, x)
-        if i < len(xs) and xs[i] == x:
-            return pts[i][2]
-        if 0 < i < len(xs):
-            (x0, t0), (x1, t1) = (xs[i - 1], pts[i - 1][2]), (xs[i], pts[i][2])
-            frac = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
-            return math.exp(math.log(t0) + frac * (math.log(t1) - math.log(t0)))
-        near = pts[0] if i == 0 else pts[-1]
-        family, g = self.family(op.kind), self.groups_factor(op)
-        return near[2] * self.curve_time_s(op) / self._curve_point_s(family, near[0], near[1], g)
+        """From the profile's points of this kind: the measured time for a measured op, else
+        the kind's fit corrected by nearby residuals (hwmodels/profile_fit.py)."""
+        predictor = self._predictors.get(op.kind)
+        if predictor is None:
+            predictor = KindPredictor(self.profile.points(op.kind))  # type: ignore[union-attr]
+            self._predictors[op.kind] = predictor
+        return predictor.predict_s(op.flops, op.bytes_moved)
 
 
 def model_for(spec_or_name: DeviceSpec | str, profile: Profile | str | os.PathLike | None = None

@@ -35,6 +35,8 @@ META_FIELDS: dict[str, type] = {
     # informational: the per-op framework overhead of a whole step (autograd, dispatch) that
     # calibration measured and already folded into every point's time_s
     "step_overhead_s": float,
+    # informational: how ops were timed, 'warm' (operands left in cache) or 'cold' (evicted)
+    "cache": str,
 }
 
 

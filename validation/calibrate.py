@@ -107,8 +107,15 @@ def processor_name(device: str = "cpu") -> str:
 
 
 def measure_ops(cases: dict[str, OpCase], partial_path, device: str = "cpu", reps: int = 5,
-                progress: bool = True) -> dict[str, dict]:
-    """Measure every case not yet in the partial file, appending each as it is taken."""
+                progress: bool = True, cache: str = "warm") -> dict[str, dict]:
+    """Measure every case not yet in the partial file, appending each as it is taken.
+
+    cache: 'warm' times repeated calls, so operands sit in cache when they fit, as they do
+    inside a step where each op reads what the previous one just wrote; 'cold' evicts them
+    first (an upper bound). Measured on an idle 2-core EPYC, warm predicted whole steps better.
+    """
+    if cache not in ("warm", "cold"):
+        raise WorkloadError(f"cache must be 'warm' or 'cold', got {cache!r}")
     import torch
     from tqdm import tqdm
 
@@ -123,8 +130,8 @@ def measure_ops(cases: dict[str, OpCase], partial_path, device: str = "cpu", rep
     with open(partial_path, "a", encoding="utf-8") as fh:
         for case in tqdm(todo, desc="calibrate ops", unit="op", disable=not progress):
             fn = op_callable(case.op, dev, graph=case.graph)
-            # evict the operands before each timed call, as the rest of a step would
-            t = measure(fn, dev, 1, reps, setup=lambda: flush.fill_(1.0))
+            t = measure(fn, dev, 1, reps,
+                        setup=(lambda: flush.fill_(1.0)) if cache == "cold" else None)
             rec = {"key": case.key, "kind": case.op.kind, "flops": case.op.flops,
                    "bytes": case.op.bytes_moved, "time_s": t.min_s, "median_s": t.median_s,
                    "sources": sorted(case.sources)}

@@ -40,12 +40,17 @@ def test_exact_at_measured_points_and_monotone_between(conv_op):
     assert m.profile_hits["conv2d"] == 3 + 16 and not m.fallbacks
 
 
-def test_extrapolation_follows_the_curve(conv_op):
-    _, prof = make_profile(conv_op)
-    m, curve = model_for("xeon-avx512-2c", profile=prof), model_for("xeon-avx512-2c")
-    for batch in (64, 256):  # beyond the largest measured point: curve shape, scaled by 1.3
+def test_extrapolation_keeps_the_fitted_law(conv_op):
+    """Points that follow time = a + b*FLOPs exactly: unmeasured sizes, inside or far beyond
+    the measured range, are predicted by the same law."""
+    ops = [conv_op(b) for b in (1, 4, 16)]
+    law = lambda op: 2e-5 + op.flops / 5e10  # noqa: E731
+    prof = Profile(meta=dict(META), kinds={"conv2d": [[op.flops, float(op.bytes_moved), law(op)]
+                                                      for op in ops]})
+    m = model_for("xeon-avx512-2c", profile=prof)
+    for batch in (2, 9, 64, 256):
         op = conv_op(batch)
-        assert m.op_time_s(op) == pytest.approx(1.3 * curve.op_time_s(op), rel=1e-9)
+        assert m.op_time_s(op) == pytest.approx(law(op), rel=1e-6)
 
 
 def test_fallback_counting(conv_relu_ops):
@@ -110,19 +115,14 @@ def test_missing_profile_file(tmp_path):
         Profile.load(tmp_path / "absent.toml")
 
 
-def test_points_sorted_and_interpolation_log_log():
+def test_points_sorted_and_fit_is_non_negative():
+    from hwmodels.profile_fit import KindPredictor, fit_nonnegative
     prof = Profile(meta=dict(META), kinds={"relu": [[1e6, 8e6, 1e-3], [1e3, 8e3, 1e-5]]})
     assert prof.points("relu")[0][0] == 1e3
-    m = model_for("xeon-avx512-2c", profile=prof)
-    x0, x1 = m._ideal_s(1e3, 8e3), m._ideal_s(1e6, 8e6)
-    xm = math.sqrt(x0 * x1)  # geometric midpoint -> geometric mean of the times
-    from workloads.builder import GraphBuilder
-    n = round(xm * m.mem_bandwidth_Bps / 8)  # a relu moves 8 bytes per element
-    b = GraphBuilder("r", input_shape=(n,), batch=1)
-    b.relu(b.input())
-    relu = b.build().ops[-1]
-    x = m._ideal_s(relu.flops, relu.bytes_moved)
-    expect = math.exp(math.log(1e-5) + (math.log(x) - math.log(x0))
-                      / (math.log(x1) - math.log(x0)) * (math.log(1e-3) - math.log(1e-5)))
-    assert m.op_time_s(relu) == pytest.approx(expect, rel=1e-12)
-    assert m.op_time_s(relu) == pytest.approx(math.sqrt(1e-5 * 1e-3), rel=1e-3)
+    # times that fall with size would need a negative coefficient: it is clamped at zero
+    coef = fit_nonnegative([(1e3, 8e3, 3e-3), (1e6, 8e6, 1e-3), (1e5, 8e5, 2e-3)])
+    assert all(c >= 0 for c in coef)
+    pred = KindPredictor([(1e3, 8e3, 1e-5), (1e6, 8e6, 1e-3), (1e4, 8e4, 2e-5)])
+    assert pred.predict_s(1e3, 8e3) == 1e-5            # measured: exact
+    between = pred.predict_s(1e5, 8e5)
+    assert 2e-5 < between < 1e-3                       # unmeasured: between its neighbours

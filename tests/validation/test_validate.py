@@ -16,13 +16,13 @@ STEPS = MEASURED / "cpu_steps.csv"
 OPS = MEASURED / "cpu_ops.csv"
 
 
-# The goals are MAPE <= 3%, max <= 8%, tau >= 0.9. The committed data set was taken on a
-# 2-vCPU VM under heavy load from other tenants (steps 1.5-3x slower than on a quiet machine,
-# varying minute to minute), and these are regression guards at the figures that data gives
-# (MAPE 21%, max 38%, tau 0.87; leave-one-out MAPE 21%, max 49%, tau 0.91), not the goals:
-# re-measure on a quiet machine (dnnsim calibrate, dnnsim validate --save-measured) and tighten.
-MAPE_GUARD_PCT, MAX_GUARD_PCT, TAU_GUARD = 25.0, 45.0, 0.8
-LOO_MAPE_GUARD_PCT, LOO_TAU_GUARD = 25.0, 0.85
+# The goals are MAPE <= 3%, max <= 8%, tau >= 0.9. The committed data set (an idle
+# 2-vCPU AMD EPYC, 1 thread, warm-cache op timings) gives MAPE 8.3%, max 15.0%, tau 1.00, and
+# leave-one-network-out MAPE 12.1%, max 20.7%, tau 0.91: short of the goals (whole steps run
+# about 10% slower than their ops timed alone on the ResNets). These guards sit just above
+# those figures, so a model change that moves predictions away from reality fails.
+MAPE_GUARD_PCT, MAX_GUARD_PCT, TAU_GUARD = 9.5, 17.0, 0.95
+LOO_MAPE_GUARD_PCT, LOO_TAU_GUARD = 13.5, 0.88
 
 
 def committed_rows():

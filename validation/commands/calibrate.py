@@ -22,6 +22,9 @@ def add_arguments(p) -> None:
     p.add_argument("--partial", help="measurements file to append to and resume from "
                    "(default OUT.partial.jsonl)")
     p.add_argument("--ops-csv", help="also write the op measurements as CSV here")
+    p.add_argument("--cache", default="warm", choices=("warm", "cold"),
+                   help="time each op with its operands in cache as a step leaves them "
+                        "(warm, default) or after evicting them (cold)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -47,11 +50,11 @@ def run(args) -> int:
     print(f"calibrate: {len(ops)} distinct ops on {args.device} ({args.threads} thread(s)); "
           f"measurements go to {partial}", file=sys.stderr)
     records = cal.measure_ops(ops, partial, args.device, reps=3 if args.quick else 5,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, cache=args.cache)
     records = [records[k] for k in sorted(records) if k in ops]
     overhead_s = cal.measure_overhead(args.device, reps=7 if args.quick else 15)
     meta = {"device_kind": spec.kind, "device_name": device_name,
-            **cal.machine_meta(args.device, args.threads)}
+            "cache": args.cache, **cal.machine_meta(args.device, args.threads)}
     profile = cal.build_profile(records, meta, overhead_s)
     profile.save(args.out)
     if args.ops_csv:
