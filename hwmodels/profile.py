@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from workloads.graph import ALL_KINDS
 
-from .specs import DEVICE_KINDS, HardwareError, check_family_table
+from .specs import DEVICE_KINDS, HardwareError, check_family_table, read_text
 
 Point = tuple[float, float, float]  # (flops, bytes_moved, time_s)
 
@@ -143,15 +143,7 @@ class Profile:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Profile":
-        label = os.fspath(path)
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise HardwareError(f"{label}: cannot read profile: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise HardwareError(f"{label}: not valid TOML (not UTF-8 text): {exc}") from None
-        return cls.loads(text, label)
+        return cls.loads(read_text(path, "profile"), os.fspath(path))
 
     def dumps(self) -> str:
         lines = ["[meta]"]

@@ -7,6 +7,7 @@ or a bad override is reported where it is, not as a wrong number later.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -84,6 +85,18 @@ def check_family_table(where: str, fname: str, table: object, unit_interval: boo
         out[family] = float(value)
     return out
 
+
+
+def read_text(path, what: str) -> str:
+    """A hardware data file's text, or one HardwareError naming the file."""
+    label = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise HardwareError(f"{label}: cannot read {what}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise HardwareError(f"{label}: not valid TOML (not UTF-8 text): {exc}") from None
 
 # -- parts -------------------------------------------------------------------------------------
 @dataclass(frozen=True)

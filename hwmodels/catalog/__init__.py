@@ -18,7 +18,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 
-from ..specs import DEVICE_KINDS, DeviceSpec, HardwareError, HostSpec, LinkSpec
+from ..specs import DEVICE_KINDS, DeviceSpec, HardwareError, HostSpec, LinkSpec, read_text
 
 _SECTIONS = {"devices": DeviceSpec, "links": LinkSpec, "hosts": HostSpec}
 _SINGULAR = {"devices": "device", "links": "link", "hosts": "host"}
@@ -126,15 +126,7 @@ def _parse_text(text: str, label: str) -> Catalog:
 
 def load_file(path: str | os.PathLike) -> Catalog:
     """A user's own catalog file, with the same checks as the built-in one."""
-    label = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise HardwareError(f"{label}: cannot read catalog file: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise HardwareError(f"{label}: not valid TOML (not UTF-8 text): {exc}") from None
-    return _parse_text(text, label)
+    return _parse_text(read_text(path, "catalog file"), os.fspath(path))
 
 
 _BUILTIN: Catalog | None = None
