@@ -14,6 +14,7 @@ from hwmodels import catalog
 from hwmodels.specs import LinkSpec
 from simulator.api import simulate
 from simulator.cluster import Cluster
+from . import save
 
 BOARD = "rk3399"
 LINK = "eth1g"
@@ -113,9 +114,7 @@ def make_figures(out_dir: Path, devices=range(1, 9),
     axes[1].legend(fontsize=8)
     fig.suptitle("ResNet-50 inference: DeCNN vs layer-wise MP vs data parallelism")
     fig.tight_layout()
-    paths.append(out_dir / "decnn_speedup_vs_devices.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save(fig, out_dir / "decnn_speedup_vs_devices.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     base_mb = rows[0]["baseline_memory_bytes"] / 1e6
@@ -129,9 +128,7 @@ def make_figures(out_dir: Path, devices=range(1, 9),
     ax.set_ylabel("memory per device (MB): weights + peak activations")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths.append(out_dir / "decnn_memory_per_device.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save(fig, out_dir / "decnn_memory_per_device.png"))
 
     sweep = bandwidth_sweep(bandwidths_Bps)
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -149,9 +146,7 @@ def make_figures(out_dir: Path, devices=range(1, 9),
     ax.set_title("4 devices: from Wi-Fi to 10 Gb Ethernet")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths.append(out_dir / "decnn_speedup_vs_bandwidth.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save(fig, out_dir / "decnn_speedup_vs_bandwidth.png"))
 
     r = run("decnn", 4)
     span = r.makespan_s

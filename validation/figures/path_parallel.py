@@ -6,6 +6,7 @@ from pathlib import Path
 from simulator.api import simulate
 from simulator.trace import plot_timeline
 from validation import path_parallel_metrics as m
+from . import save
 
 
 def _plt():
@@ -35,7 +36,7 @@ def make_figures(out_dir: Path) -> list[Path]:
     ax.set_ylabel("speedup (subnets x samples / s)")
     ax.set_title("path-parallel: speedup vs paths")
     ax.legend(fontsize=7)
-    made.append(_save(fig, out_dir / "path_parallel_speedup_vs_paths.png", plt))
+    made.append(save(fig, out_dir / "path_parallel_speedup_vs_paths.png"))
 
     # 2. Speedup against GPU count (P = N).
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -52,7 +53,7 @@ def make_figures(out_dir: Path) -> list[Path]:
     ax.set_ylabel("speedup")
     ax.set_title("path-parallel: speedup vs GPU count")
     ax.legend(fontsize=7)
-    made.append(_save(fig, out_dir / "path_parallel_speedup_vs_gpus.png", plt))
+    made.append(save(fig, out_dir / "path_parallel_speedup_vs_gpus.png"))
 
     # 3. What merging saves: FLOPs (prefix tree, one group of 8 GPUs) and gradient bytes.
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
@@ -68,7 +69,7 @@ def make_figures(out_dir: Path) -> list[Path]:
     a2.set_xlabel("concurrent paths")
     a2.set_ylabel("gradient bytes saved (%)")
     a2.set_title("gradient-exchange merging")
-    made.append(_save(fig, out_dir / "path_parallel_merging_savings.png", plt))
+    made.append(save(fig, out_dir / "path_parallel_merging_savings.png"))
 
     # 4. A timeline of one step.
     result = simulate("spos_cifar", m.cluster(4), "path-parallel", batch=256, paths=4,
@@ -80,8 +81,3 @@ def make_figures(out_dir: Path) -> list[Path]:
     return made
 
 
-def _save(fig, path: Path, plt) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -13,6 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..targets import load_file
+from . import save
+
+TARGETS = Path(__file__).resolve().parents[1] / "targets" / "pipeline_stale.toml"
+
 HARDWARE, LINK, BATCH = "titan-xp", "pcie3", 128
 DEPTHS = (20, 32, 44, 56, 110)
 
@@ -49,17 +54,16 @@ def plot_speedup(path: Path, depths=DEPTHS) -> Path:
     for name, marker in (("pipelined", "o"), ("hybrid", "s"), ("gpipe", "^"),
                          ("pipedream", "v")):
         ax.plot(depths, [table[d][name] for d in depths], marker=marker, label=name)
-    ax.scatter([56, 110], [1.65, 1.73], marker="*", s=140, color="k", zorder=5,
-               label="published (pipelined)")
+    published = [(int(t.scenario["workload"].removeprefix("resnet")), t.published)
+                 for t in load_file(TARGETS).targets if t.metric == "speedup"]
+    ax.scatter([d for d, _ in published], [v for _, v in published], marker="*", s=140,
+               color="k", zorder=5, label="published (pipelined)")
     ax.axhline(1.0, ls=":", color="gray")
     ax.set_xlabel("CIFAR ResNet depth")
     ax.set_ylabel("speedup, 2 GPUs vs 1")
     ax.set_title(f"{HARDWARE} x2 over {LINK}, batch {BATCH}, register after layer 2k+1")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_timeline(path: Path, depth: int = 56, cycles: int = 4) -> Path:
@@ -108,10 +112,7 @@ def plot_memory(path: Path, batches=(32, 64, 128, 256)) -> Path:
     ax.set_ylabel("peak memory of the busiest device (GiB)")
     ax.set_title("ResNet-56, register after layer 19, 2 GPUs")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_time_to_accuracy(path: Path, networks=("lenet", "resnet")) -> Path:
@@ -127,10 +128,7 @@ def plot_time_to_accuracy(path: Path, networks=("lenet", "resnet")) -> Path:
         ax.set_ylabel("test accuracy (mean of seeds, real runs)")
         ax.set_title(f"{net} on digits")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def make_figures(out_dir: Path, depths=DEPTHS) -> list[Path]:

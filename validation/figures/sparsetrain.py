@@ -16,6 +16,7 @@ from validation.sparsetrain import (NETWORKS, PASSES, PUBLISHED, layer_speedups,
                                     network_speedup)
 from workloads import zoo  # noqa: E402
 from workloads.training import lower_training  # noqa: E402
+from . import save
 
 PASS_LABEL = {"forward": "forward", "grad_input": "backward by input",
               "grad_weight": "backward by weights"}
@@ -46,9 +47,7 @@ def per_layer(out: Path) -> Path:
     fig.suptitle("SparseTrain per conv layer, skylake-x-6c (2 FMA units), authors' sparsity")
     fig.tight_layout()
     path = out / "sparsetrain_per_layer.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def over_epochs(out: Path) -> Path:
@@ -65,9 +64,7 @@ def over_epochs(out: Path) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = out / "sparsetrain_epochs.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def what_if(out: Path) -> Path:
@@ -93,9 +90,7 @@ def what_if(out: Path) -> Path:
     fig.suptitle("What if: SparseTrain on other CPUs (skylake-x-6c varied, authors' sparsity)")
     fig.tight_layout()
     path = out / "sparsetrain_what_if.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def make_figures(out_dir) -> list[Path]:

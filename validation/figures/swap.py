@@ -3,6 +3,7 @@ depth against GPU memory per policy, throughput against minibatch, copies overla
 from __future__ import annotations
 
 from pathlib import Path
+from . import save
 
 GIB = 2 ** 30
 POLICIES = ("none", "swap", "swap-all", "recompute")
@@ -33,10 +34,7 @@ def memory_with_copies(result, path: Path) -> Path:
     ax.set_ylabel("GiB")
     ax.set_title(f"{result.policy}: {result.workload} batch {result.batch}, memory over time")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def largest_depth(memories_gib=(0.25, 0.5, 1.0, 2.0), batch: int = 128,
@@ -86,10 +84,7 @@ def make_figures(out_dir) -> list[Path]:
     ax.set_xlabel("GPU memory (GiB)")
     ax.set_ylabel("largest trainable CIFAR ResNet depth (batch 128)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "swap_depth.png", dpi=110)
-    plt.close(fig)
-    paths.append(out / "swap_depth.png")
+    paths.append(save(fig, out / "swap_depth.png"))
 
     tunings = tune("resnet50", gpu_cluster(6.0), list(POLICIES), max_batch=256)
     plot(tunings, out / "swap_throughput.png", title="ResNet-50 on a 6 GiB titan-x-pascal")
