@@ -35,7 +35,11 @@ META_FIELDS: dict[str, type] = {
     # informational: the per-op framework overhead of a whole step (autograd, dispatch) that
     # calibration measured and already folded into every point's time_s
     "step_overhead_s": float,
-    # informational: how ops were timed, 'warm' (operands left in cache) or 'cold' (evicted)
+    # informational: how ops were timed: 'replay' (inside replayed training steps), or alone
+    # with operands 'warm' (left in cache) or 'cold' (evicted); older profiles say 'cache'
+    "timing": str,
+    # informational: 'steady' (malloc keeps freed memory: no page faults) or 'system'
+    "allocator": str,
     "cache": str,
 }
 

@@ -1,16 +1,17 @@
 """`dnnsim calibrate`: measure op kinds on this machine and write a device profile.
 
-What is measured: every distinct op (kind + shapes + attributes) of the training graphs of the
-zoo networks at their validation batches, and a grid around them (half and double batch).
-Each op runs its ATen kernel (validation/torch_ops.py) on a cold cache: before each repetition a
-buffer larger than the last-level cache is written, because inside a real training step an op
-finds its operands evicted by the rest of the step (hot-cache timings underestimate whole
-steps by 10-50% on CPU). Then the per-op framework overhead of a whole step (autograd graph
-building, the backward engine, the Python module) is measured on a small synthetic network and
-folded into every point: a point is "the time this op adds to a training step".
+What is measured: every op of the training graphs of the zoo networks at their validation
+batches and a grid around them (half and double batch), and of synthetic networks that cover
+other shapes (validation/calibration_nets.py). Each network's training graph is *replayed*
+(validation/replay.py): its ops' ATen kernels run in step order on the tensors their producers
+made, so each op is timed as it runs inside a step, with the cache and allocator state a step
+leaves it (ops timed alone ran 5-20% faster than in a step). A point is an op's fastest time
+over the replay rounds. Then the per-op framework overhead of a whole step (autograd, the
+Python module, the optimizer's Python loop) is measured on a small network, as its step minus
+its replay, and folded into every point: a point is "the time this op adds to a step".
 
-Each measurement is appended to a partial file (JSON lines) as it is taken: an interrupted run
-keeps what it measured and resumes from it. The profile is built from the partial file.
+Each replay is appended to a partial file (JSON lines) as it is done: an interrupted run keeps
+what it measured and resumes from it. The profile is built from the partial file.
 """
 from __future__ import annotations
 
@@ -18,30 +19,22 @@ import datetime
 import json
 import os
 import platform
-from dataclasses import dataclass, field
+import statistics
 
 from hwmodels.profile import Profile
-from workloads import zoo
 from workloads.graph import Op, OpGraph, WorkloadError
 from workloads.training import lower_training
 
-# The networks and batches the committed data set validates (steps of 10 ms - 2 s on one core)
+from .calibration_nets import GRID_CASES
+
+# The networks and batches the committed data set validates (steps of 5 ms - 0.4 s on one core)
 DEFAULT_CASES: tuple[tuple[str, int], ...] = (
     ("lenet5", 64), ("lenet5", 256), ("resnet20", 16), ("resnet20", 32),
     ("resnet56", 8), ("resnet56", 16), ("alexnet_cifar", 32), ("alexnet_cifar", 128),
     ("vgg16_cifar", 8), ("vgg16_cifar", 16),
 )
 GRID_BATCH_FACTORS = (0.5, 2.0)
-CACHE_FLUSH_BYTES = 64 * 1024 * 1024
 DEFAULT_DEVICE_NAME = {"cpu": "xeon-avx512-2c", "cuda": "h100"}
-
-
-@dataclass
-class OpCase:
-    key: str
-    op: Op
-    graph: OpGraph
-    sources: set[str] = field(default_factory=set)
 
 
 def op_key(op: Op) -> str:
@@ -51,22 +44,38 @@ def op_key(op: Op) -> str:
     return json.dumps([op.kind, shapes, list(op.out.shape), op.params, repr(attrs)])
 
 
-def collect_ops(cases=DEFAULT_CASES, grid: bool = True) -> dict[str, OpCase]:
-    """Distinct non-view ops of the cases' training graphs, with the networks they come from."""
-    out: dict[str, OpCase] = {}
+def calibration_cases(cases=DEFAULT_CASES, grid: bool = True,
+                      synthetic: bool = True) -> list[tuple[str, int]]:
+    """(network, batch) pairs to replay: the cases, with `grid` their half and double batches,
+    with `synthetic` the shape-grid networks of calibration_nets."""
+    out: set[tuple[str, int]] = set()
     for name, batch in cases:
-        batches = {batch}
+        out.add((name, batch))
         if grid:
-            batches |= {max(1, int(batch * f)) for f in GRID_BATCH_FACTORS}
-        for b in sorted(batches):
-            g = lower_training(zoo.get(name, batch=b))
-            for op in g.topo():
-                if op.is_view:
-                    continue
-                key = op_key(op)
-                case = out.setdefault(key, OpCase(key, op, g))
-                case.sources.add(name)
-    return out
+            out |= {(name, max(1, int(batch * f))) for f in GRID_BATCH_FACTORS}
+    if synthetic:
+        out |= set(GRID_CASES)
+    return sorted(out)
+
+
+def records_of_replay(network: str, train: OpGraph, rounds: list[dict[str, float]]) -> list[dict]:
+    """One record per distinct op of a replayed graph: its time in the fastest replay round
+    (time_s; the mean over repeats of the same op in the network) and the median over all
+    rounds (median_s). Why the fastest round and not each op's fastest time: slowdowns of a
+    shared machine come and go within a round, and the sum of each op's best would undercut
+    the fastest step measured whole (by 7% over 5 rounds on a 2-vCPU VM)."""
+    fastest = min(rounds, key=lambda r: sum(r.values()))
+    by_key: dict[str, tuple[Op, list[float], list[float]]] = {}
+    for op in train.topo():
+        if op.is_view:
+            continue
+        _, best, every = by_key.setdefault(op_key(op), (op, [], []))
+        best.append(fastest[op.name])
+        every.extend(r[op.name] for r in rounds)
+    return [{"key": key, "kind": op.kind, "flops": op.flops, "bytes": op.bytes_moved,
+             "time_s": statistics.fmean(best), "median_s": statistics.median(every),
+             "sources": [network]}
+            for key, (op, best, every) in sorted(by_key.items())]
 
 
 def read_partial(path) -> dict[str, dict]:
@@ -106,43 +115,55 @@ def processor_name(device: str = "cpu") -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def measure_ops(cases: dict[str, OpCase], partial_path, device: str = "cpu", reps: int = 5,
-                progress: bool = True, cache: str = "warm") -> dict[str, dict]:
-    """Measure every case not yet in the partial file, appending each as it is taken.
+def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu",
+                  rounds: int = 5, progress: bool = True, steps_of=()) -> list[dict]:
+    """Replay every (network, batch) `rounds` times, round-robin: one replay of each case per
+    round, so that a slow spell of a shared machine (seconds to a minute long) hits one round
+    of a case, not all of them. Each replay is appended to the partial file as it is done
+    (resumable). Returns the records of all cases (records_of_replay), in case order.
 
-    cache: 'warm' times repeated calls, so operands sit in cache when they fit, as they do
-    inside a step where each op reads what the previous one just wrote; 'cold' evicts them
-    first (an upper bound). Measured on an idle 2-core EPYC, warm predicted whole steps better.
-    """
-    if cache not in ("warm", "cold"):
-        raise WorkloadError(f"cache must be 'warm' or 'cold', got {cache!r}")
-    import torch
+    steps_of: cases whose real training steps are also timed, next to their replay in every
+    round (read them back with measured_steps); the profile never uses them. Why here: steps
+    timed by a later `dnnsim validate` may meet another spell of the machine than the ops."""
     from tqdm import tqdm
 
-    from .torch_exec import measure, resolve_device
-    from .torch_ops import op_callable
-
-    dev = resolve_device(device)
+    from .calibration_nets import get
+    from .replay import replay_times
+    from .torch_exec import time_step
     done = read_partial(partial_path)
-    todo = [c for k, c in sorted(cases.items()) if k not in done]
-    flush = torch.empty(CACHE_FLUSH_BYTES // 4, device=dev)
+    trains = {c: lower_training(get(*c)) for c in cases}
+    todo = [(r, c) for r in range(rounds) for c in cases if round_id(*c, r) not in done]
     _end_torn_line(partial_path)
     with open(partial_path, "a", encoding="utf-8") as fh:
-        for case in tqdm(todo, desc="calibrate ops", unit="op", disable=not progress):
-            fn = op_callable(case.op, dev, graph=case.graph)
-            t = measure(fn, dev, 1, reps,
-                        setup=(lambda: flush.fill_(1.0)) if cache == "cold" else None)
-            rec = {"key": case.key, "kind": case.op.kind, "flops": case.op.flops,
-                   "bytes": case.op.bytes_moved, "time_s": t.min_s, "median_s": t.median_s,
-                   "sources": sorted(case.sources)}
-            fh.write(json.dumps(rec) + "\n")
+        for r, case in tqdm(todo, desc="calibrate (replayed steps)", unit="step",
+                            disable=not progress):
+            line = {"key": round_id(*case, r),
+                    "times": replay_times(trains[case], device, rounds=1)[0]}
+            if case in steps_of:
+                line["step_s"] = list(time_step(get(*case), True, device, reps=2).samples_s)
+            fh.write(json.dumps(line, sort_keys=True) + "\n")
             fh.flush()
-            done[case.key] = rec
-    # sources may have grown (more networks this run): refresh them from the cases
-    for k, c in cases.items():
-        if k in done:
-            done[k] = {**done[k], "sources": sorted(set(done[k]["sources"]) | c.sources)}
-    return done
+            done[line["key"]] = line
+    return [rec for c in cases for rec in records_of_replay(
+        c[0], trains[c], [done[round_id(*c, r)]["times"] for r in range(rounds)])]
+
+
+def measured_steps(partial_path, cases, rounds: int) -> list[dict]:
+    """The real training steps timed alongside the replays (fastest sample), in the layout of
+    validate's measured-steps CSV."""
+    done = read_partial(partial_path)
+    out = []
+    for name, batch in cases:
+        samples = [s for r in range(rounds) for s in done.get(round_id(name, batch, r), {})
+                   .get("step_s", [])]
+        if samples:
+            out.append({"network": name, "batch": batch, "mode": "train",
+                        "measured_s": min(samples)})
+    return out
+
+
+def round_id(network: str, batch: int, round_index: int) -> str:
+    return f"{network}@{batch}#{round_index}"
 
 
 def _end_torn_line(path) -> None:
@@ -169,29 +190,40 @@ def overhead_network(batch: int = 2) -> OpGraph:
     return b.build()
 
 
-def measure_overhead(device: str = "cpu", reps: int = 15) -> float:
-    """Seconds per non-view op that a whole training step adds over its ops timed alone."""
-    from .torch_exec import measure, resolve_device, time_step
-    from .torch_ops import op_callable
+def measure_overhead(device: str = "cpu", rounds: int = 15) -> float:
+    """Seconds per non-view op that a whole training step adds over its replayed ops: the
+    fastest step minus the fastest replay, over interleaved rounds."""
+    from .replay import replay_times
+    from .torch_exec import GraphModule, example_input, measure, resolve_device, step_function
     dev = resolve_device(device)
     g = overhead_network()
     train = lower_training(g)
-    fns = [f for f in (op_callable(op, dev, graph=train) for op in train.topo()) if f]
-    ops_s = sum(measure(f, dev, 2, reps).min_s for f in fns)
-    step_s = time_step(g, True, dev, warmup=3, reps=reps).min_s
-    return max(0.0, (step_s - ops_s) / len(fns))
+    step = step_function(GraphModule(g, dev), example_input(g, dev), True)
+    steps: list[float] = []
+    replays: list[float] = []
+    for _ in range(rounds):
+        steps += measure(step, dev, 1, 2).samples_s
+        replays += [sum(r.values()) for r in replay_times(train, dev, rounds=2)]
+    n_ops = sum(1 for op in train.topo() if not op.is_view)
+    return max(0.0, (min(steps) - min(replays)) / n_ops)
 
 
 def build_profile(records, meta: dict, overhead_s: float = 0.0,
                   exclude_network: str | None = None, statistic: str = "time_s") -> Profile:
-    """A Profile from measurement records; `exclude_network` drops every point measured for
-    that network (a leave-one-network-out profile)."""
-    kinds: dict[str, list] = {}
+    """A Profile from measurement records: one point per distinct op, the median over the
+    networks it was measured in; `exclude_network` drops every record measured in that network
+    (a leave-one-network-out profile)."""
+    by_key: dict[str, list[dict]] = {}
     for rec in records:
         if exclude_network and exclude_network in rec["sources"]:
             continue
-        kinds.setdefault(rec["kind"], []).append(
-            [float(rec["flops"]), float(rec["bytes"]), float(rec[statistic]) + overhead_s])
+        by_key.setdefault(rec["key"], []).append(rec)
+    kinds: dict[str, list] = {}
+    for key in sorted(by_key):
+        recs = by_key[key]
+        t = statistics.median(float(r[statistic]) for r in recs)
+        kinds.setdefault(recs[0]["kind"], []).append(
+            [float(recs[0]["flops"]), float(recs[0]["bytes"]), t + overhead_s])
     meta = {**meta, "step_overhead_s": float(overhead_s)}
     return Profile(meta=meta, kinds=kinds, label="calibrated profile")
 
@@ -210,7 +242,7 @@ def write_ops_csv(records, path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(OPS_CSV_FIELDS)
-        for r in sorted(records, key=lambda r: r["key"]):
+        for r in sorted(records, key=lambda r: (r["key"], r["sources"])):
             w.writerow([r["kind"], repr(float(r["flops"])), repr(float(r["bytes"])),
                         f"{r['time_s']:.6g}", f"{r['median_s']:.6g}", ";".join(r["sources"]),
                         r["key"]])

@@ -27,7 +27,10 @@ from workloads.training import lower_training
 LR = 0.01
 MOMENTUM = 0.9
 BN_EPS = 1e-5
-STATISTICS = ("min", "median")
+# A measured time is the fastest of its samples by default: on a shared machine a busy
+# neighbour only ever slows a sample down, for seconds at a time. (Allocator page faults,
+# which slowed single ops by up to 3x at random, are switched off: see steady_allocator.)
+STATISTICS = ("min", "mean", "median")
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,16 @@ class Timing:
     def min_s(self) -> float:
         return min(self.samples_s)
 
+    @property
+    def mean_s(self) -> float:
+        return statistics.fmean(self.samples_s)
+
     def get(self, statistic: str) -> float:
-        """`median` or `min` (the uncontended time on a shared machine)."""
+        """`mean`, `median` or `min` (the uncontended time on a shared machine)."""
         if statistic not in STATISTICS:
             raise WorkloadError(f"statistic must be one of {', '.join(STATISTICS)}, "
                                 f"got {statistic!r}")
-        return self.median_s if statistic == "median" else self.min_s
+        return {"mean": self.mean_s, "median": self.median_s, "min": self.min_s}[statistic]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -57,6 +64,35 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise WorkloadError("--device cuda: no CUDA device is available to this PyTorch")
     return dev
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4   # glibc mallopt parameters
+
+
+def steady_allocator() -> bool:
+    """Stop glibc's malloc from returning freed memory to the OS, for this process.
+
+    Why: by default glibc unmaps large freed blocks and trims the heap, and when it does so
+    depends on the process's history; the next allocation then faults its pages in again, at
+    about 2 us per 4 KiB page on a VM. A training step or an op then costs 0-10% (an op up to
+    3x) more at random, which neither a model nor a calibration can know. Measurements here
+    therefore run with the allocator a tuned CPU deployment has (jemalloc or tcmalloc keep
+    memory too). Returns False where the C library is not glibc (nothing changed)."""
+    global _STEADY
+    if _STEADY is None:
+        import ctypes
+        try:
+            mallopt = ctypes.CDLL(None).mallopt
+        except (OSError, AttributeError):
+            _STEADY = False
+        else:
+            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+            _STEADY = bool(mallopt(_M_MMAP_MAX, 0)) and bool(
+                mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    return _STEADY
+
+
+_STEADY: bool | None = None
 
 
 def _sync(dev: torch.device) -> None:
@@ -235,6 +271,7 @@ def step_function(module: torch.nn.Module, x: torch.Tensor, training: bool,
 def time_step(graph: OpGraph, training: bool = True, device="cpu", warmup: int = 2,
               reps: int = 5, seed: int = 0) -> Timing:
     """Measured time of one training step (or inference pass) of a forward graph."""
+    steady_allocator()
     dev = resolve_device(device)
     module = GraphModule(graph, dev, seed)
     fn = step_function(module, example_input(graph, dev), training)
@@ -245,6 +282,7 @@ def time_module(module: torch.nn.Module, x: torch.Tensor, training: bool = True,
                 warmup: int = 2, reps: int = 5, seed: int = 0) -> Timing:
     """Measured step of any module that maps x to (batch, classes) logits (cross-entropy loss
     against fixed random targets when training)."""
+    steady_allocator()
     dev = x.device
     out = module.eval()(x) if not training else None
     classes = (out.shape[-1] if out is not None else module.eval()(x).shape[-1])

@@ -1,14 +1,18 @@
-"""One op of an OpGraph (forward, backward or update) as a PyTorch call on tensors of its shapes.
+"""One op of an OpGraph (forward, backward or update) as the PyTorch kernel a training step runs.
 
-`op_callable(op, device)` returns a zero-argument callable running the ATen kernel that
-autograd runs for that op in a training step, so an op timed here is the op of a real step:
+`op_kernel(op, state)` returns `fn(*inputs) -> output`: the ATen call autograd makes for that op,
+fed the op's input tensors in the IR's order. `state` (a KernelState) holds what a real step
+keeps between ops: the parameters, what a forward op saves for its backward (max-pool indices,
+batch-norm mean and inverse std, log-softmax), the weight gradients the update reads, and the
+momentum buffers. `validation.replay` runs whole training graphs through these kernels;
+`op_callable(op)` runs one op alone on random tensors of its shapes.
 
     conv2d_grad_input / _grad_weight   convolution_backward with output mask (input | weight+bias)
     linear_grad_input / _grad_weight   dy @ W / dy^T @ x (+ bias: dy.sum(0))
-    batchnorm / batchnorm_grad         batch_norm (training) / native_batch_norm_backward
+    batchnorm / batchnorm_grad         native_batch_norm (training) / native_batch_norm_backward
     relu_grad                          threshold_backward
     maxpool / maxpool_grad             max_pool2d_with_indices / ..._backward
-    softmax_xent / _grad               cross_entropy / nll_loss_backward + log_softmax backward
+    softmax_xent / _grad               log_softmax + nll_loss / nll_loss_backward + log_softmax's
     sgd_update                         torch.optim.SGD's per-tensor momentum update
 """
 from __future__ import annotations
@@ -23,125 +27,189 @@ from workloads.graph import Op, WorkloadError
 from .torch_exec import BN_EPS, LR, MOMENTUM, _shuffle, param_shapes, resolve_device
 
 aten = torch.ops.aten
+Kernel = Callable[..., object]
 
 
-def op_callable(op: Op, device="cpu", seed: int = 0, graph=None) -> Callable[[], object] | None:
-    """A callable that runs `op` once; None for views (no kernel runs). An sgd_update op needs
-    its `graph` to know the tensors it steps (else one flat tensor of op.params)."""
-    dev = resolve_device(device)
-    gen = torch.Generator().manual_seed(seed)
+class KernelState:
+    """What a training step keeps between its ops, created on first use (random values)."""
 
-    def rand(shape):
-        return torch.randn(tuple(shape), generator=gen).to(dev)
+    def __init__(self, device="cpu", seed: int = 0, graph=None) -> None:
+        self.graph = graph        # to find an update's forward op (its parameter shapes)
+        self.dev = resolve_device(device)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.params: dict[str, list[torch.Tensor]] = {}      # forward op -> weight (, bias)
+        self.saved: dict[str, tuple] = {}                     # forward op -> what backward reads
+        self.grads: dict[str, list[torch.Tensor]] = {}        # forward op -> weight gradients
+        self.momentum: dict[str, list[torch.Tensor]] = {}
+        self._placeholders: dict[tuple, torch.Tensor] = {}
 
-    k, a = op.kind, op.attrs
-    ins = [rand(s.shape) for s in op.in_specs]
+    def rand(self, shape) -> torch.Tensor:
+        return torch.randn(tuple(shape), generator=self.gen).to(self.dev)
+
+    def params_of(self, op: Op) -> list[torch.Tensor]:
+        """Parameters of the forward op that `op` (forward, gradient or update) belongs to."""
+        owner = op.forward or op.name
+        if owner not in self.params:
+            fwd = self.graph.op(owner) if self.graph is not None and owner in self.graph else op
+            self.params[owner] = [self.rand(s) for s in _forward_param_shapes(fwd)]
+        return self.params[owner]
+
+    def placeholder(self, shape) -> torch.Tensor:
+        """A tensor of a shape, made once: operands only read for their shape, and gradient
+        slices the IR routes for free (a concat's or a channel pad's gradient)."""
+        key = tuple(shape)
+        if key not in self._placeholders:
+            self._placeholders[key] = self.rand(key)
+        return self._placeholders[key]
+
+
+def op_kernel(op: Op, state: KernelState) -> Kernel | None:
+    """`fn(*inputs)` running `op` (inputs in the op's order); None for views (no kernel)."""
     if op.is_view:
         return None
+    k, a, dev = op.kind, op.attrs, state.dev
+    owner = op.forward or op.name
     if k.startswith("conv2d"):
-        w_shape, *b = _forward_param_shapes(op)
-        w = rand(w_shape)
-        x = ins[0] if k == "conv2d" else rand(a["in_shape"])
+        w, *b = state.params_of(op)
         conv_args = (a["stride"], a["padding"], a["dilation"])
         if k == "conv2d":
-            bias = rand(b[0]) if b else None
-            return lambda: F.conv2d(x, w, bias, *conv_args, a["groups"])
-        dy = ins[0]
-        mask = [True, False, False] if k == "conv2d_grad_input" else [False, True, bool(b)]
-        bias_sizes = list(b[0]) if b else None
-        return lambda: aten.convolution_backward(dy, x, w, bias_sizes, *conv_args, False, [0, 0],
-                                                 a["groups"], mask)
+            bias = b[0] if b else None
+            return lambda x: F.conv2d(x, w, bias, *conv_args, a["groups"])
+        bias_sizes = list(b[0].shape) if b else None
+        bwd = (*conv_args, False, [0, 0], a["groups"])
+        if k == "conv2d_grad_input":
+            x_shape = state.placeholder(a["in_shape"])        # read for its shape only
+            return lambda dy: aten.convolution_backward(dy, x_shape, w, None, *bwd,
+                                                        [True, False, False])[0]
+
+        def conv_grad_weight(dy, x):
+            _, gw, gb = aten.convolution_backward(dy, x, w, bias_sizes, *bwd,
+                                                  [False, True, bool(b)])
+            state.grads[owner] = [gw, gb] if b else [gw]
+            return gw
+        return conv_grad_weight
     if k.startswith("linear"):
-        w_shape, *b = _forward_param_shapes(op)
-        w = rand(w_shape)
+        w, *b = state.params_of(op)
         if k == "linear":
-            bias = rand(b[0]) if b else None
-            return lambda: F.linear(ins[0], w, bias)
-        dy = ins[0].reshape(-1, a["out_features"])
+            bias = b[0] if b else None
+            return lambda x: F.linear(x, w, bias)
         if k == "linear_grad_input":
-            return lambda: dy.mm(w)
-        x = ins[1].reshape(-1, a["in_features"]) if len(ins) > 1 else rand(
-            (a["batch_rows"], a["in_features"]))
-        if b:
-            return lambda: (dy.t().mm(x), dy.sum(0))
-        return lambda: dy.t().mm(x)
+            return lambda dy: dy.reshape(-1, a["out_features"]).mm(w)
+
+        def linear_grad_weight(dy, x):
+            dy2 = dy.reshape(-1, a["out_features"])
+            gw = dy2.t().mm(x.reshape(-1, a["in_features"]))
+            state.grads[owner] = [gw, dy2.sum(0)] if b else [gw]
+            return gw
+        return linear_grad_weight
     if k in ("batchnorm", "batchnorm_grad"):
         c = a["num_features"]
-        w, bias = rand((c,)), rand((c,))
+        w, bias = state.params_of(op)
         rm, rv = torch.zeros(c, device=dev), torch.ones(c, device=dev)
         if k == "batchnorm":
-            return lambda: F.batch_norm(ins[0], rm, rv, w, bias, True, 0.1, BN_EPS)
-        dy, x = ins[0], ins[-1]
-        _, mean, invstd, *_ = aten.native_batch_norm(x, w, bias, rm, rv, True, 0.1, BN_EPS)
-        return lambda: aten.native_batch_norm_backward(dy, x, w, rm, rv, mean, invstd, True,
-                                                       BN_EPS, [True, True, True])
+            def batchnorm(x):
+                y, mean, invstd = aten.native_batch_norm(x, w, bias, rm, rv, True, 0.1, BN_EPS)
+                state.saved[owner] = (mean, invstd)
+                return y
+            return batchnorm
+
+        def batchnorm_grad(dy, x):
+            mean, invstd = state.saved.get(owner) or (torch.zeros(c, device=dev),
+                                                      torch.ones(c, device=dev))
+            dx, gw, gb = aten.native_batch_norm_backward(dy, x, w, rm, rv, mean, invstd, True,
+                                                         BN_EPS, [True, True, True])
+            state.grads[owner] = [gw, gb]
+            return dx
+        return batchnorm_grad
     if k == "relu":
-        return lambda: F.relu(ins[0])
+        return F.relu
     if k == "relu_grad":
-        dy, y = ins[0], F.relu(ins[-1])
-        return lambda: aten.threshold_backward(dy, y, 0)
-    if k == "add":
-        return lambda: ins[0] + ins[1]
-    if k == "grad_accumulate":
-        return lambda: _sum(ins)
+        return lambda dy, y: aten.threshold_backward(dy, y, 0)
+    if k in ("add", "grad_accumulate"):
+        return _sum
     if k in ("maxpool", "maxpool_grad"):
         pool = (list(a["kernel"]), list(a["stride"]), list(a["padding"]), [1, 1], False)
         if k == "maxpool":
-            return lambda: aten.max_pool2d_with_indices(ins[0], *pool)
-        dy, x = ins[0], ins[-1]
-        _, idx = aten.max_pool2d_with_indices(x, *pool)
-        return lambda: aten.max_pool2d_with_indices_backward(dy, x, *pool, idx)
+            def maxpool(x):
+                y, idx = aten.max_pool2d_with_indices(x, *pool)
+                state.saved[owner] = (idx,)
+                return y
+            return maxpool
+
+        def maxpool_grad(dy, x):
+            if owner not in state.saved:   # run alone: the forward's indices, made untimed once
+                state.saved[owner] = (aten.max_pool2d_with_indices(x, *pool)[1],)
+            return aten.max_pool2d_with_indices_backward(dy, x, *pool, state.saved[owner][0])
+        return maxpool_grad
     if k in ("avgpool", "avgpool_grad"):
         pool = (list(a["kernel"]), list(a["stride"]), list(a["padding"]))
         if k == "avgpool":
-            return lambda: F.avg_pool2d(ins[0], *pool)
-        x = rand(op.out.shape)
-        return lambda: aten.avg_pool2d_backward(ins[0], x, *pool, False, True, None)
+            return lambda x: F.avg_pool2d(x, *pool)
+        x_shape = state.placeholder(op.out.shape)
+        return lambda dy: aten.avg_pool2d_backward(dy, x_shape, *pool, False, True, None)
     if k == "adaptive_avgpool":
-        return lambda: F.adaptive_avg_pool2d(ins[0], a["output_size"])
+        return lambda x: F.adaptive_avg_pool2d(x, a["output_size"])
     if k == "adaptive_avgpool_grad":
-        x = rand(op.out.shape)
-        return lambda: aten._adaptive_avg_pool2d_backward(ins[0], x)
+        x_shape = state.placeholder(op.out.shape)
+        return lambda dy: aten._adaptive_avg_pool2d_backward(dy, x_shape)
     if k == "concat":
-        return lambda: torch.cat(ins, a["dim"])
+        return lambda *xs: torch.cat(xs, a["dim"])
     if k == "channel_shuffle":
-        return lambda: _shuffle(ins[0], a["groups"])
+        return lambda x: _shuffle(x, a["groups"])
     if k == "channel_shuffle_grad":
-        c = ins[0].shape[1]
-        return lambda: _shuffle(ins[0], c // a["groups"])
+        return lambda dy: _shuffle(dy, dy.shape[1] // a["groups"])
     if k == "pad_channels":
         sh, sw = a["stride"]
-        return lambda: F.pad(ins[0][:, :, ::sh, ::sw], (0, 0, 0, 0, *a["pad"]))
+        return lambda x: F.pad(x[:, :, ::sh, ::sw], (0, 0, 0, 0, *a["pad"]))
     if k in ("softmax_xent", "softmax_xent_grad"):
-        logits = ins[-1]
-        n, classes = logits.shape
-        target = torch.randint(0, classes, (n,), generator=gen).to(dev)
+        n, classes = op.in_specs[-1].shape
+        target = torch.randint(0, classes, (n,), generator=state.gen).to(dev)
         if k == "softmax_xent":
-            return lambda: F.cross_entropy(logits, target)
-        logp = F.log_softmax(logits, 1)
+            def softmax_xent(logits):
+                logp = F.log_softmax(logits, 1)     # what autograd saves for the gradient
+                state.saved[owner] = (logp,)
+                return F.nll_loss(logp, target)
+            return softmax_xent
         one = torch.ones((), device=dev)
         total = torch.tensor(float(n), device=dev)
 
-        def xent_grad():
+        def softmax_xent_grad(logits):
+            if owner not in state.saved:
+                state.saved[owner] = (F.log_softmax(logits, 1),)
+            logp = state.saved[owner][0]
             g = aten.nll_loss_backward(one, logp, target, None, 1, -100, total)
             return aten._log_softmax_backward_data(g, logp, 1, logp.dtype)
-        return xent_grad
+        return softmax_xent_grad
     if k == "sgd_update":
-        shapes = _update_shapes(op, graph)
-        params = [rand(s) for s in shapes]
-        grads = [rand(s) for s in shapes]
-        bufs = [torch.zeros(s, device=dev) for s in shapes]
+        params = state.params_of(op)
+        bufs = state.momentum.setdefault(owner, [torch.zeros_like(p) for p in params])
 
-        def update():
+        def sgd_update(_grad):
+            grads = state.grads.get(owner) or [torch.ones_like(p) for p in params]
             # torch.optim.SGD (momentum, no nesterov, no weight decay), per tensor
             for p, g, buf in zip(params, grads, bufs):
-                buf.mul_(MOMENTUM).add_(g)
+                buf.mul_(MOMENTUM).add_(g.reshape(p.shape))
                 p.add_(buf, alpha=-LR)
-        return update
+        return sgd_update
     raise WorkloadError(f"op {op.name!r}: torch_ops cannot run kind {k!r}")
 
 
-def _sum(xs):
+def op_callable(op: Op, device="cpu", seed: int = 0, graph=None) -> Callable[[], object] | None:
+    """A zero-argument callable running `op` alone on random tensors of its input shapes;
+    None for views. An sgd_update needs its `graph` to know the tensors it steps (else one
+    flat tensor of op.params)."""
+    state = KernelState(device, seed, graph)
+    kernel = op_kernel(op, state)
+    if kernel is None:
+        return None
+    ins = [state.rand(s.shape) for s in op.in_specs]
+    if op.kind == "sgd_update":   # gradients of the parameters' own shapes
+        state.grads[op.forward or op.name] = [state.rand(p.shape) for p in state.params_of(op)]
+    kernel(*ins)                  # builds what the op reads from its forward (untimed)
+    return lambda: kernel(*ins)
+
+
+def _sum(*xs):
     out = xs[0] + xs[1]
     for x in xs[2:]:
         out = out + x
@@ -149,14 +217,9 @@ def _sum(xs):
 
 
 def _forward_param_shapes(op: Op) -> list[tuple[int, ...]]:
-    """Parameter shapes of the forward op that `op` (forward or gradient) belongs to."""
-    base = op.kind.split("_grad")[0]
-    fake = Op(op.name, base, (), (), op.out, op.attrs, params=0)
+    """Parameter shapes of the forward op that `op` (forward or gradient) belongs to; an update
+    whose forward op is unknown steps one flat tensor."""
+    if op.kind == "sgd_update":
+        return [(op.params,)]
+    fake = Op(op.name, op.kind.split("_grad")[0], (), (), op.out, op.attrs, params=0)
     return param_shapes(fake)
-
-
-def _update_shapes(op: Op, graph) -> list[tuple[int, ...]]:
-    """Parameter tensors an sgd_update op steps: its forward op's when the graph is known."""
-    if graph is not None and op.forward and op.forward in graph:
-        return param_shapes(graph.op(op.forward))
-    return [(op.params,)]

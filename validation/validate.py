@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
+import statistics
 from dataclasses import dataclass, field
 
 from hwmodels import catalog
@@ -136,28 +137,33 @@ def format_table(rows: list[Comparison]) -> str:
 
 
 # -- measuring (needs torch) ---------------------------------------------------------------
-def measure_cases(cases, training_modes=(True,), device: str = "cpu", reps: int = 5,
-                  rounds: int = 2, statistic: str = "min", progress: bool = True
+def measure_cases(cases, training_modes=(True,), device: str = "cpu", reps: int = 2,
+                  rounds: int = 6, statistic: str = "min", progress: bool = True
                   ) -> list[dict]:
-    """Measured steps of zoo networks: `rounds` interleaved passes over the cases (a burst of
-    load from other processes then hits one pass, not every repetition of a case)."""
+    """Measured steps of zoo networks: `reps` steps in each of `rounds` interleaved passes over
+    the cases (a burst of load on the machine then hits one pass, not every sample of a case);
+    `statistic` (mean, median, min) over all the samples."""
     from tqdm import tqdm
 
-    from .torch_exec import time_step
+    from .torch_exec import Timing, time_step
     keys = [(n, b, t) for n, b in cases for t in training_modes]
-    best: dict = {}
+    samples: dict = {k: [] for k in keys}
     total = len(keys) * rounds
     with tqdm(total=total, desc="measure steps", disable=not progress) as bar:
         for _ in range(rounds):
             for n, b, t in keys:
-                v = time_step(zoo.get(n, batch=b), t, device, reps=reps).get(statistic)
-                best[(n, b, t)] = min(v, best.get((n, b, t), float("inf")))
+                samples[(n, b, t)] += time_step(zoo.get(n, batch=b), t, device,
+                                                reps=reps).samples_s
                 bar.update()
-    return [{"network": n, "batch": b, "mode": "train" if t else "infer",
-             "measured_s": best[(n, b, t)]} for n, b, t in keys]
+    out = []
+    for n, b, t in keys:
+        s = samples[(n, b, t)]
+        out.append({"network": n, "batch": b, "mode": "train" if t else "infer",
+                    "measured_s": Timing(statistics.median(s), tuple(s)).get(statistic)})
+    return out
 
 
-def compare_module(module, example_input, profile, training: bool = True, reps: int = 5,
+def compare_module(module, example_input, profile, training: bool = True, reps: int = 12,
                    statistic: str = "min", name: str | None = None) -> Comparison:
     """Measure `module` on `example_input` (a training step: cross-entropy loss, backward,
     SGD-momentum; or inference) and simulate the graph `workloads.from_torch` makes of it."""

@@ -9,49 +9,70 @@ from hwmodels.specs import HardwareError
 from simulator.cli import main
 from simulator.scenario import resolve_hardware
 from validation import calibrate as cal
+from validation.calibration_nets import NETWORKS
 from validation.validate import simulate_graph
 from workloads import zoo
+from workloads.training import lower_training
 
 META = {"device_kind": "cpu", "device_name": "xeon-avx512-2c", "threads": 1}
 
 
-def test_collect_ops_dedupes_and_records_sources():
-    ops = cal.collect_ops((("resnet20", 4), ("resnet56", 4)), grid=False)
-    conv = [c for c in ops.values() if c.op.kind == "conv2d"]
-    shared = [c for c in conv if c.sources == {"resnet20", "resnet56"}]
-    assert shared and len(conv) < 20          # the same block shapes measured once
-    assert not any(c.op.is_view for c in ops.values())
-    grid = cal.collect_ops((("lenet5", 8),), grid=True)
-    batches = {c.op.in_specs[0].shape[0] for c in grid.values() if c.op.kind == "conv2d"}
-    assert batches == {4, 8, 16}
+def test_calibration_cases_grid_and_synthetic_networks():
+    cases = cal.calibration_cases((("lenet5", 8),), grid=True, synthetic=False)
+    assert cases == [("lenet5", 4), ("lenet5", 8), ("lenet5", 16)]
+    full = cal.calibration_cases()
+    assert set(cal.DEFAULT_CASES) <= set(full)
+    assert {n for n, _ in full if n.startswith("grid_")} == set(NETWORKS)
+    assert full == sorted(set(full))             # deterministic order, no repeats
+
+
+def test_records_of_replay_take_the_fastest_round_and_dedupe():
+    train = lower_training(zoo.get("resnet20", batch=2))
+    ops = [op for op in train.topo() if not op.is_view]
+    slow = {op.name: 2e-3 for op in ops}
+    fast = {op.name: 1e-3 for op in ops}
+    fast[ops[5].name] = 5e-3                    # one op slower in the faster round
+    recs = cal.records_of_replay("resnet20", train, [slow, fast])
+    assert len(recs) < len(ops)                 # repeated block shapes counted once
+    by_key = {r["key"]: r for r in recs}
+    assert by_key[cal.op_key(ops[0])]["time_s"] == 1e-3
+    assert by_key[cal.op_key(ops[5])]["time_s"] >= 1e-3   # from the fastest round
+    assert all(r["sources"] == ["resnet20"] for r in recs)
 
 
 def test_partial_file_resumes_and_ignores_a_torn_line(tmp_path):
     pytest.importorskip("torch")
-    ops = cal.collect_ops((("lenet5", 2),), grid=False)
-    first = sorted(ops)[0]
+    cases = [("lenet5", 2)]
     partial = tmp_path / "p.jsonl"
-    rec = {"key": first, "kind": ops[first].op.kind, "flops": 1.0, "bytes": 1.0,
-           "time_s": 123.0, "median_s": 123.0, "sources": ["lenet5"]}
+    train = lower_training(zoo.get("lenet5", batch=2))
+    fake = {op.name: 123.0 for op in train.topo() if not op.is_view}
+    rec = {"key": cal.round_id("lenet5", 2, 0), "times": fake}
     partial.write_text(json.dumps(rec) + "\n" + '{"key": "torn', encoding="utf-8")
-    done = cal.measure_ops(ops, partial, reps=1, progress=False)
-    assert done[first]["time_s"] == 123.0      # kept, not measured again
-    assert set(done) == set(ops)
-    assert len(cal.read_partial(partial)) == len(ops)
+    recs = cal.measure_cases(cases, partial, rounds=2, progress=False, steps_of=set(cases))
+    done = cal.read_partial(partial)
+    assert set(done) == {cal.round_id("lenet5", 2, 0), cal.round_id("lenet5", 2, 1)}
+    assert done[cal.round_id("lenet5", 2, 0)]["times"] == fake    # kept, not measured again
+    assert "step_s" in done[cal.round_id("lenet5", 2, 1)]
+    assert all(0 < r["time_s"] < 1 for r in recs)  # the measured round is the faster one
+    steps = cal.measured_steps(partial, cases, rounds=2)
+    assert [(s["network"], s["batch"]) for s in steps] == cases and steps[0]["measured_s"] > 0
 
 
 def test_build_profile_leave_one_out_and_overhead():
-    recs = [{"kind": "relu", "flops": 10.0, "bytes": 80.0, "time_s": 1e-6, "median_s": 2e-6,
-             "sources": ["a"]},
-            {"kind": "relu", "flops": 20.0, "bytes": 160.0, "time_s": 2e-6, "median_s": 3e-6,
-             "sources": ["a", "b"]},
-            {"kind": "add", "flops": 20.0, "bytes": 240.0, "time_s": 3e-6, "median_s": 4e-6,
-             "sources": ["b"]}]
+    recs = [{"key": "r1", "kind": "relu", "flops": 10.0, "bytes": 80.0, "time_s": 1e-6,
+             "median_s": 2e-6, "sources": ["a"]},
+            {"key": "r2", "kind": "relu", "flops": 20.0, "bytes": 160.0, "time_s": 2e-6,
+             "median_s": 3e-6, "sources": ["a"]},
+            {"key": "r2", "kind": "relu", "flops": 20.0, "bytes": 160.0, "time_s": 4e-6,
+             "median_s": 5e-6, "sources": ["b"]},
+            {"key": "a1", "kind": "add", "flops": 20.0, "bytes": 240.0, "time_s": 3e-6,
+             "median_s": 4e-6, "sources": ["b"]}]
     p = cal.build_profile(recs, META, overhead_s=1e-6)
-    assert p.points("relu") == [(10.0, 80.0, 2e-6), (20.0, 160.0, 3e-6)]
+    # one point per op, the median over the networks it was measured in, plus the overhead
+    assert p.points("relu") == [(10.0, 80.0, 2e-6), (20.0, 160.0, 4e-6)]
     assert p.meta["step_overhead_s"] == 1e-6
     loo = cal.build_profile(recs, META, exclude_network="b")
-    assert set(loo.kinds) == {"relu"} and len(loo.points("relu")) == 1
+    assert set(loo.kinds) == {"relu"} and loo.points("relu")[1] == (20.0, 160.0, 2e-6)
     assert Profile.loads(p.dumps()).dumps() == p.dumps()
 
 
