@@ -16,13 +16,14 @@ STEPS = MEASURED / "cpu_steps.csv"
 OPS = MEASURED / "cpu_ops.csv"
 
 
-# The goals are MAPE <= 3%, max <= 8%, tau >= 0.9. The committed data set (an idle
-# 2-vCPU AMD EPYC, 1 thread, warm-cache op timings) gives MAPE 8.3%, max 15.0%, tau 1.00, and
-# leave-one-network-out MAPE 12.1%, max 20.7%, tau 0.91: short of the goals (whole steps run
-# about 10% slower than their ops timed alone on the ResNets). These guards sit just above
-# those figures, so a model change that moves predictions away from reality fails.
-MAPE_GUARD_PCT, MAX_GUARD_PCT, TAU_GUARD = 9.5, 17.0, 0.95
-LOO_MAPE_GUARD_PCT, LOO_TAU_GUARD = 13.5, 0.88
+# The goals are MAPE <= 3%, max <= 8%, tau >= 0.9. The committed data set (a 2-vCPU
+# AMD EPYC VM, 1 thread; ops timed inside replayed steps, the steps timed in the same rounds by
+# `dnnsim calibrate --steps-csv`) gives MAPE 4.4%, max 7.6%, tau 0.96, and leave-one-network-
+# out MAPE 12.3%, max 24.2%, tau 0.96: in-sample max and tau meet the goals, MAPE and the
+# leave-one-out figures do not. These guards sit just above those figures, so a model change
+# that moves predictions away from reality fails.
+MAPE_GUARD_PCT, MAX_GUARD_PCT, TAU_GUARD = 5.0, 8.0, 0.9
+LOO_MAPE_GUARD_PCT, LOO_TAU_GUARD = 13.5, 0.9
 
 
 def committed_rows():
