@@ -128,3 +128,5 @@ def test_calibrate_cli_bad_input(capsys):
     assert "--device must be cpu or cuda" in capsys.readouterr().err
     assert main(["calibrate", "--device-name", "v100", "--out", "x.toml"]) == 2
     assert "is a gpu" in capsys.readouterr().err
+    assert main(["calibrate", "--rounds", "0", "--out", "x.toml"]) == 2
+    assert "--rounds must be >= 1" in capsys.readouterr().err
