@@ -5,11 +5,10 @@ OpGraph's attributes, so there is no second model definition to drift.
 
     module = GraphModule(zoo.get("resnet20", batch=32))
     step_s = time_step(graph, training=True).median_s       # forward + backward + SGD step
-    op_s = time_op(train_graph.op("layer1.0.conv1.grad_input")).median_s
+    op_s = measure(op_callable(train_graph.op("layer1.0.conv1.grad_input")), dev).min_s
 
-Op timings call the ATen kernel that autograd calls for that op (convolution_backward with an
-output mask, threshold_backward, native_batch_norm_backward, ...), on tensors of the op's
-shapes, after a warm-up, as the median of several repetitions. torch is imported here only.
+Ops run the ATen kernel autograd calls for them (validation/torch_ops.py), alone
+(op_callable) or inside a replayed step (validation/replay.py, what calibration uses).
 """
 from __future__ import annotations
 
