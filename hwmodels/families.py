@@ -43,3 +43,37 @@ FAMILIES: frozenset[str] = frozenset(KIND_FAMILY.values())
 
 # Families whose efficiency is scaled down for grouped convolutions (attrs["groups"] > 1).
 CONV_FAMILIES: frozenset[str] = frozenset({"conv", "conv_grad_input", "conv_grad_weight"})
+
+
+def gemm_shape(op) -> tuple[int, int, int, int, int, int] | None:
+    """(m, n, k, groups, window, stride) of the matrix product an op of a GEMM kind performs,
+    else None: m rows (output positions), n columns (output channels), k the reduction, per
+    group for grouped convolutions; window and stride are the kernel's and the stride's area
+    (1 for linear layers).
+
+    Why: libraries run convolutions and fully connected layers as (implicit) GEMMs, and how
+    close a GEMM gets to peak depends on each of its three dimensions, not only on its FLOPs
+    (a 3-channel first layer or a 2x2-pixel late layer underfills the vector units however
+    many FLOPs it has); and a strided or 1x1 convolution may take another algorithm than a
+    3x3 one of the same GEMM (a strided input gradient scatters)."""
+    a = op.attrs
+    if op.kind.startswith("conv2d"):
+        n_batch, c_in, h_in, w_in = a["in_shape"]
+        _, c_out, h_out, w_out = a["out_shape"]
+        g = int(a.get("groups", 1))
+        kh, kw = a["kernel"]
+        sh, sw = a["stride"]
+        tail = (g, kh * kw, sh * sw)
+        if op.kind == "conv2d":
+            return (n_batch * h_out * w_out, c_out // g, c_in // g * kh * kw, *tail)
+        if op.kind == "conv2d_grad_input":
+            return (n_batch * h_in * w_in, c_in // g, c_out // g * kh * kw, *tail)
+        return (c_out // g, c_in // g * kh * kw, n_batch * h_out * w_out, *tail)  # grad_weight
+    if op.kind.startswith("linear"):
+        rows, n_in, n_out = a["batch_rows"], a["in_features"], a["out_features"]
+        if op.kind == "linear":
+            return rows, n_out, n_in, 1, 1, 1
+        if op.kind == "linear_grad_input":
+            return rows, n_in, n_out, 1, 1, 1
+        return n_out, n_in, rows, 1, 1, 1                               # grad_weight
+    return None

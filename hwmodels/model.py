@@ -25,9 +25,9 @@ from typing import ClassVar
 from workloads.graph import Op
 
 from . import catalog
-from .families import CONV_FAMILIES, FAMILIES, KIND_FAMILY
+from .families import CONV_FAMILIES, FAMILIES, KIND_FAMILY, gemm_shape
 from .profile import Profile
-from .profile_fit import KindPredictor
+from .profile_fit import GemmPredictor, WorkPredictor, predictor_for
 from .specs import DeviceSpec, HardwareError
 
 MODEL_CLASSES: dict[str, type["DeviceModel"]] = {}
@@ -63,7 +63,7 @@ class DeviceModel:
         self.profile = profile
         self.fallbacks: Counter[str] = Counter()     # op kind -> ops costed by the curve
         self.profile_hits: Counter[str] = Counter()  # op kind -> ops costed from the profile
-        self._predictors: dict[str, KindPredictor] = {}
+        self._predictors: dict[str, WorkPredictor | GemmPredictor] = {}
 
     def __repr__(self) -> str:
         prof = "" if self.profile is None else f", profile={self.profile.label!r}"
@@ -194,9 +194,9 @@ class DeviceModel:
         the kind's fit corrected by nearby residuals (hwmodels/profile_fit.py)."""
         predictor = self._predictors.get(op.kind)
         if predictor is None:
-            predictor = KindPredictor(self.profile.points(op.kind))  # type: ignore[union-attr]
+            predictor = predictor_for(self.profile.points(op.kind))  # type: ignore[union-attr]
             self._predictors[op.kind] = predictor
-        return predictor.predict_s(op.flops, op.bytes_moved)
+        return predictor.predict_s(op.flops, op.bytes_moved, gemm_shape(op))
 
 
 def model_for(spec_or_name: DeviceSpec | str, profile: Profile | str | os.PathLike | None = None

@@ -10,8 +10,12 @@ TOML layout (written by `dnnsim calibrate`, read back here):
     [efficiency]                # optional: fitted per-family max efficiencies (replace the spec's)
     conv = 0.62
 
-    [kinds.conv2d]              # measured points of one op kind: [flops, bytes_moved, time_s]
-    points = [[1.2e9, 3.4e6, 0.0021], ...]
+    [kinds.relu]                # measured points of one op kind: [flops, bytes_moved, time_s]
+    points = [[1.2e6, 9.6e6, 0.0004], ...]
+
+    [kinds.conv2d]              # GEMM kinds may add the product's shape (families.gemm_shape):
+    points = [[1.2e9, 3.4e6, 0.0021, 8192, 64, 576, 1, 9, 1], ...]  # m, n, k, groups, window,
+                                                                    # stride
 
 Points are kept sorted, so saving is deterministic and a load/save round trip is byte-identical.
 The interpolation itself needs the device's roofline and lives in the device model (model.py).
@@ -27,7 +31,9 @@ from workloads.graph import ALL_KINDS
 
 from .specs import DEVICE_KINDS, HardwareError, check_family_table, read_text
 
-Point = tuple[float, float, float]  # (flops, bytes_moved, time_s)
+# (flops, bytes_moved, time_s), or with a GEMM shape (..., m, n, k, groups, window, stride)
+Point = tuple
+GEMM_POINT = "[flops, bytes, time_s, m, n, k, groups, window, stride]"
 
 META_FIELDS: dict[str, type] = {
     "device_kind": str, "device_name": str, "machine": str, "processor": str,
@@ -82,20 +88,28 @@ class Profile:
                                 f"{', '.join(sorted(ALL_KINDS))}")
         if not isinstance(points, list) or not points:
             raise HardwareError(f"{where}: points must be a non-empty list of "
-                                f"[flops, bytes, time_s]")
+                                f"[flops, bytes, time_s] or {GEMM_POINT}")
         out = []
         for i, p in enumerate(points):
-            ok = (isinstance(p, (list, tuple)) and len(p) == 3 and all(
+            ok = (isinstance(p, (list, tuple)) and len(p) in (3, 9) and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                 for v in p))
             if not ok:
-                raise HardwareError(f"{where}: point {i} must be [flops, bytes, time_s] "
-                                    f"numbers, got {p!r}")
-            flops, nbytes, time_s = (float(v) for v in p)
+                raise HardwareError(f"{where}: point {i} must be [flops, bytes, time_s] or "
+                                    f"{GEMM_POINT} numbers, got {p!r}")
+            if len(p) != len(points[0]):
+                raise HardwareError(f"{where}: point {i} has {len(p)} numbers, point 0 has "
+                                    f"{len(points[0])}: a kind's points share one layout")
+            flops, nbytes, time_s = (float(v) for v in p[:3])
             if flops < 0 or nbytes < 0 or time_s <= 0 or (flops == 0 and nbytes == 0):
                 raise HardwareError(f"{where}: point {i} needs flops >= 0, bytes >= 0 (not both "
                                     f"0) and time_s > 0, got {p!r}")
-            out.append((flops, nbytes, time_s))
+            shape = p[3:]
+            if any(not isinstance(v, int) or v < 1 for v in shape):
+                raise HardwareError(f"{where}: point {i}: m, n, k, groups, window and stride must be "
+                                    f"integers "
+                                    f">= 1, got {list(shape)!r}")
+            out.append((flops, nbytes, time_s, *shape))
         return sorted(out)
 
     # -- queries -----------------------------------------------------------------------------

@@ -99,6 +99,10 @@ def test_model_for_accepts_a_profile_path(tmp_path, conv_op):
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = [[1.0, 1.0, -1.0]]\n", "point 0"),
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = [[1.0, 1.0]]\n", "point 0"),
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = []\n", "non-empty"),
+    ("[meta]\ndevice_kind = 'cpu'\n[kinds.conv2d]\npoints = [[1.0, 1.0, 1.0, 2, 2, 2, 1, 9, 1], "
+     "[1.0, 1.0, 1.0]]\n", "share one layout"),
+    ("[meta]\ndevice_kind = 'cpu'\n[kinds.conv2d]\npoints = [[1.0, 1.0, 1.0, 2, 2.5, 2, 1, 1, 1]]\n",
+     "must be integers"),
     ("[meta]\ndevice_kind = 'cpu'\n[efficiency]\nconv = 2.0\n", "conv must be in"),
     ("[meta\n", "not valid TOML"),
 ])
@@ -116,13 +120,68 @@ def test_missing_profile_file(tmp_path):
 
 
 def test_points_sorted_and_fit_is_non_negative():
-    from hwmodels.profile_fit import KindPredictor, fit_nonnegative
+    from hwmodels.profile_fit import WorkPredictor, fit_nonnegative
     prof = Profile(meta=dict(META), kinds={"relu": [[1e6, 8e6, 1e-3], [1e3, 8e3, 1e-5]]})
     assert prof.points("relu")[0][0] == 1e3
     # times that fall with size would need a negative coefficient: it is clamped at zero
     coef = fit_nonnegative([(1e3, 8e3, 3e-3), (1e6, 8e6, 1e-3), (1e5, 8e5, 2e-3)])
     assert all(c >= 0 for c in coef)
-    pred = KindPredictor([(1e3, 8e3, 1e-5), (1e6, 8e6, 1e-3), (1e4, 8e4, 2e-5)])
+    pred = WorkPredictor([(1e3, 8e3, 1e-5), (1e6, 8e6, 1e-3), (1e4, 8e4, 2e-5)])
     assert pred.predict_s(1e3, 8e3) == 1e-5            # measured: exact
     between = pred.predict_s(1e5, 8e5)
     assert 2e-5 < between < 1e-3                       # unmeasured: between its neighbours
+
+
+def _gemm_points(rate, halves, overhead_s, shapes):
+    """Points of a known GEMM model: time = overhead + flops / (rate * prod d / (d + h))."""
+    pts = []
+    for m, n, k, g, *rest in shapes:
+        flops = 2.0 * m * n * k * g
+        fill = 1.0
+        for d, h in zip((m, n, k), halves):
+            fill *= d / (d + h)
+        pts.append((flops, 4.0 * (m * k + k * n + m * n) * g,
+                    overhead_s + flops / (rate * fill), m, n, k, g, *(rest or (1, 1))))
+    return pts
+
+
+def test_gemm_predictor_recovers_a_known_model_on_unseen_shapes():
+    from hwmodels.profile_fit import predictor_for
+    dims = (8, 32, 128, 512, 2048)
+    seen = [(m, n, k, 1) for m in dims for n in dims[:4] for k in dims[1:]]
+    pred = predictor_for(_gemm_points(5e10, (64, 16, 32), 5e-6, seen))
+    for m, n, k in ((100, 48, 300), (4000, 8, 40), (16, 256, 1500)):
+        (f, b, want, *shape), = _gemm_points(5e10, (64, 16, 32), 5e-6, [(m, n, k, 1)])
+        assert pred.predict_s(f, b, tuple(shape)) == pytest.approx(want, rel=0.02)
+    f, b, t, *shape = seen_point = _gemm_points(5e10, (64, 16, 32), 5e-6, seen[:1])[0]
+    assert pred.predict_s(f, b, tuple(shape)) == t      # measured: exact
+    assert seen_point[3:] == seen[0] + (1, 1)
+
+
+def test_gemm_predictor_fits_grouped_kernels_apart():
+    from hwmodels.profile_fit import predictor_for
+    dense = [(m, n, k, 1) for m in (64, 1024, 16384) for n in (16, 64, 256) for k in (27, 288)]
+    depthwise = [(m, 1, 9, g, 9, 1) for m in (256, 1024, 4096, 16384) for g in (16, 64, 256)]
+    pts = (_gemm_points(5e10, (32, 16, 32), 2e-6, dense)
+           + _gemm_points(2e9, (64, 0.5, 0.5), 2e-6, depthwise))
+    pred = predictor_for(pts)
+    (f, b, want, *shape), = _gemm_points(2e9, (64, 0.5, 0.5), 2e-6, [(2048, 1, 9, 128, 9, 1)])
+    assert pred.predict_s(f, b, tuple(shape)) == pytest.approx(want, rel=0.03)
+    # the same shape under the dense fit would be badly off: the classes are not mixed
+    (f, b, want, *shape), = _gemm_points(5e10, (32, 16, 32), 2e-6, [(2048, 128, 288, 1)])
+    assert pred.predict_s(f, b, tuple(shape)) == pytest.approx(want, rel=0.03)
+
+
+def test_gemm_profile_round_trips_and_predicts_through_the_model():
+    from hwmodels import model_for
+    from workloads.builder import GraphBuilder
+    shapes = [(m, n, k, 1) for m in (16, 256, 4096) for n in (8, 64, 512) for k in (27, 576)]
+    prof = Profile(meta=dict(META), kinds={"conv2d": [list(p) for p in _gemm_points(
+        3e10, (32, 16, 32), 3e-6, shapes)]})
+    assert Profile.loads(prof.dumps()).dumps() == prof.dumps()
+    b = GraphBuilder("one_conv", input_shape=(24, 20, 20), batch=3)
+    b.conv2d(b.input(), 40, 3, padding=1)
+    conv = [op for op in b.build().topo() if op.kind == "conv2d"][0]
+    model = model_for(META["device_name"], prof)
+    (_, _, want, *_), = _gemm_points(3e10, (32, 16, 32), 3e-6, [(3 * 400, 40, 24 * 9, 1, 9, 1)])
+    assert model.op_time_s(conv) == pytest.approx(want, rel=0.03)
