@@ -21,6 +21,7 @@ import os
 import platform
 import statistics
 
+from hwmodels.families import gemm_shape
 from hwmodels.profile import Profile
 from workloads.graph import Op, OpGraph, WorkloadError
 from workloads.training import lower_training
@@ -73,8 +74,8 @@ def records_of_replay(network: str, train: OpGraph, rounds: list[dict[str, float
         best.append(fastest[op.name])
         every.extend(r[op.name] for r in rounds)
     return [{"key": key, "kind": op.kind, "flops": op.flops, "bytes": op.bytes_moved,
-             "time_s": statistics.fmean(best), "median_s": statistics.median(every),
-             "sources": [network]}
+             "gemm": gemm_shape(op), "time_s": statistics.fmean(best),
+             "median_s": statistics.median(every), "sources": [network]}
             for key, (op, best, every) in sorted(by_key.items())]
 
 
@@ -211,19 +212,22 @@ def measure_overhead(device: str = "cpu", rounds: int = 15) -> float:
 def build_profile(records, meta: dict, overhead_s: float = 0.0,
                   exclude_network: str | None = None, statistic: str = "time_s") -> Profile:
     """A Profile from measurement records: one point per distinct op, the median over the
-    networks it was measured in; `exclude_network` drops every record measured in that network
-    (a leave-one-network-out profile)."""
+    networks it was measured in. `exclude_network` builds a leave-one-network-out profile: it
+    drops every op shape that network has, also where another network measured it (ResNet-20
+    and ResNet-56 share all theirs), so the profile has never seen any of its shapes."""
+    excluded = {rec["key"] for rec in records
+                if exclude_network and exclude_network in rec["sources"]}
     by_key: dict[str, list[dict]] = {}
     for rec in records:
-        if exclude_network and exclude_network in rec["sources"]:
-            continue
-        by_key.setdefault(rec["key"], []).append(rec)
+        if rec["key"] not in excluded:
+            by_key.setdefault(rec["key"], []).append(rec)
     kinds: dict[str, list] = {}
     for key in sorted(by_key):
         recs = by_key[key]
         t = statistics.median(float(r[statistic]) for r in recs)
+        shape = recs[0].get("gemm") or []
         kinds.setdefault(recs[0]["kind"], []).append(
-            [float(recs[0]["flops"]), float(recs[0]["bytes"]), t + overhead_s])
+            [float(recs[0]["flops"]), float(recs[0]["bytes"]), t + overhead_s, *shape])
     meta = {**meta, "step_overhead_s": float(overhead_s)}
     return Profile(meta=meta, kinds=kinds, label="calibrated profile")
 
@@ -234,7 +238,7 @@ def default_device_name(device: str) -> str:
     return DEFAULT_DEVICE_NAME[device]
 
 
-OPS_CSV_FIELDS = ("kind", "flops", "bytes", "time_s", "median_s", "sources", "key")
+OPS_CSV_FIELDS = ("kind", "flops", "bytes", "gemm", "time_s", "median_s", "sources", "key")
 
 
 def write_ops_csv(records, path) -> None:
@@ -243,7 +247,8 @@ def write_ops_csv(records, path) -> None:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(OPS_CSV_FIELDS)
         for r in sorted(records, key=lambda r: (r["key"], r["sources"])):
-            w.writerow([r["kind"], repr(float(r["flops"])), repr(float(r["bytes"])),
+            gemm = ";".join(str(d) for d in r["gemm"]) if r.get("gemm") else ""
+            w.writerow([r["kind"], repr(float(r["flops"])), repr(float(r["bytes"])), gemm,
                         f"{r['time_s']:.6g}", f"{r['median_s']:.6g}", ";".join(r["sources"]),
                         r["key"]])
 
@@ -252,5 +257,6 @@ def read_ops_csv(path) -> list[dict]:
     import csv
     with open(path, newline="", encoding="utf-8") as fh:
         return [{**r, "flops": float(r["flops"]), "bytes": float(r["bytes"]),
+                 "gemm": [int(d) for d in r["gemm"].split(";")] if r.get("gemm") else None,
                  "time_s": float(r["time_s"]), "median_s": float(r["median_s"]),
                  "sources": r["sources"].split(";")} for r in csv.DictReader(fh)]

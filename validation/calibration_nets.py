@@ -2,10 +2,12 @@
 
 The zoo's networks cover few shapes (CIFAR ResNets use only 3x3 convolutions of 16-64 channels).
 A profile must also predict networks it has never seen (users bring their own through
-`from_torch`), so calibration also measures these: residual stages of k x k convolutions
-(k = 1, 3, 5, 7) from 64x64 down to 4x4 pixels and 16 to 256 channels, depthwise-separable
-stages with concatenation, and a stack of fully connected layers. They are never validated
-against, so they add coverage without leaking any validation case into the profile.
+`from_torch`), so calibration also measures a grid chosen without looking at any validation
+case: residual stages of k x k convolutions (k = 1, 3, 5, 7) from 64x64 down to 4x4 pixels at
+three widths (8-128, 16-256 and 32-512 channels), so channels and resolution vary apart; first
+layers on 1- and 3-channel images (kernels 3 to 11, strides 1 to 4); depthwise-separable stages
+(strides 1 and 2) with concatenation at two widths; and stacks of fully connected layers. They are never
+validated against, so they add coverage without leaking any validation case into the profile.
 """
 from __future__ import annotations
 
@@ -14,13 +16,17 @@ from workloads.builder import GraphBuilder
 from workloads.graph import OpGraph, WorkloadError
 
 STAGE_CHANNELS = (16, 32, 64, 128, 256)   # one stage per resolution: 64, 32, 16, 8, 4 pixels
+WIDTHS = {"narrow": 0.5, "": 1.0, "wide": 2.0}
+# first layers: (out channels, kernel, stride), each a branch from the image
+STEMS = ((16, 3, 1), (6, 5, 1), (32, 7, 2), (64, 11, 4), (24, 3, 2), (48, 5, 2))
 
 
-def conv_grid(kernel: int, batch: int) -> OpGraph:
-    b = GraphBuilder(f"grid_k{kernel}", input_shape=(3, 64, 64), batch=batch)
+def conv_grid(kernel: int, batch: int, width: float = 1.0, name: str | None = None) -> OpGraph:
+    b = GraphBuilder(name or f"grid_k{kernel}", input_shape=(3, 64, 64), batch=batch)
     x = b.input()
     pad = kernel // 2
     for i, c in enumerate(STAGE_CHANNELS):
+        c = max(4, int(c * width))
         with b.scope(f"stage{i}"):
             x = b.relu(b.batchnorm(b.conv2d(x, c, kernel, stride=1 if i == 0 else 2,
                                             padding=pad)))
@@ -32,41 +38,74 @@ def conv_grid(kernel: int, batch: int) -> OpGraph:
     return b.build()
 
 
-def separable_grid(batch: int) -> OpGraph:
-    """MobileNet-like stages: 3x3 depthwise then 1x1 pointwise, two branches concatenated."""
-    b = GraphBuilder("grid_separable", input_shape=(3, 64, 64), batch=batch)
-    x = b.relu(b.batchnorm(b.conv2d(b.input(), 16, 3, padding=1)))
+def stem_grid(channels: int, batch: int) -> OpGraph:
+    """First layers (no input gradient) on a `channels`-channel image, side by side."""
+    size = 28 if channels == 1 else 64
+    b = GraphBuilder(f"grid_stem{channels}", input_shape=(channels, size, size), batch=batch)
+    x = b.input()
+    branches = []
+    for i, (c, kernel, stride) in enumerate(STEMS):
+        with b.scope(f"stem{i}"):
+            y = b.relu(b.conv2d(x, c, kernel, stride=stride, padding=kernel // 2 if i % 2 else 0))
+            branches.append(b.flatten(b.adaptive_avgpool(y)))
+    b.linear(b.concat(branches, dim=1), 10)
+    return b.build()
+
+
+def separable_grid(batch: int, width: float = 1.0, name: str = "grid_separable") -> OpGraph:
+    """MobileNet-like stages: a strided 3x3 depthwise then 1x1 pointwise, concatenated with a
+    pooled 1x1 branch, then a stride-1 depthwise-pointwise pair."""
+    b = GraphBuilder(name, input_shape=(3, 64, 64), batch=batch)
+    x = b.relu(b.batchnorm(b.conv2d(b.input(), int(16 * width), 3, padding=1)))
     for i, c in enumerate(STAGE_CHANNELS[1:]):
+        c = int(c * width)
         with b.scope(f"stage{i}"):
             cin = b.spec(x).shape[1]
             d = b.relu(b.batchnorm(b.conv2d(x, cin, 3, stride=2, padding=1, groups=cin)))
             p = b.relu(b.batchnorm(b.conv2d(d, c // 2, 1)))
             q = b.relu(b.batchnorm(b.conv2d(b.maxpool(x, 2), c // 2, 1)))
             x = b.concat([p, q])
+            d = b.relu(b.batchnorm(b.conv2d(x, c, 3, padding=1, groups=c)))
+            x = b.relu(b.batchnorm(b.conv2d(d, c, 1)))
     x = b.flatten(b.avgpool(x, 4))
     b.linear(x, 10)
     return b.build()
 
 
-def mlp_grid(batch: int) -> OpGraph:
-    b = GraphBuilder("grid_mlp", input_shape=(3, 32, 32), batch=batch)
+def mlp_grid(batch: int, widths=(2048, 1024, 512, 256), name: str = "grid_mlp") -> OpGraph:
+    b = GraphBuilder(name, input_shape=(3, 32, 32), batch=batch)
     x = b.flatten(b.input())
-    for width in (2048, 1024, 512, 256):
+    for width in widths:
         x = b.dropout(b.relu(b.linear(x, width)))
     b.linear(x, 10)
     return b.build()
 
 
 NETWORKS = {
-    **{f"grid_k{k}": (lambda batch, k=k: conv_grid(k, batch)) for k in (1, 3, 5, 7)},
+    **{f"grid_k{k}{'_' + w if w else ''}": (lambda batch, k=k, s=s, n=f"grid_k{k}{'_' + w if w else ''}":
+                                           conv_grid(k, batch, s, n))
+       for k in (1, 3, 5, 7) for w, s in WIDTHS.items()},
+    "grid_stem1": lambda batch: stem_grid(1, batch),
+    "grid_stem3": lambda batch: stem_grid(3, batch),
     "grid_separable": separable_grid,
+    "grid_separable_wide": lambda batch: separable_grid(batch, 2.0, "grid_separable_wide"),
     "grid_mlp": mlp_grid,
+    "grid_mlp_narrow": lambda batch: mlp_grid(batch, (512, 192, 64), "grid_mlp_narrow"),
 }
-# (network, batch): every synthetic network at two batches
+# (network, batch): every synthetic network at two batches (steps of about 5-300 ms on one core)
 GRID_CASES: tuple[tuple[str, int], ...] = (
-    ("grid_k1", 4), ("grid_k1", 16), ("grid_k3", 2), ("grid_k3", 8), ("grid_k5", 2),
-    ("grid_k5", 4), ("grid_k7", 1), ("grid_k7", 4), ("grid_separable", 4),
-    ("grid_separable", 16), ("grid_mlp", 32), ("grid_mlp", 256),
+    ("grid_k1_narrow", 8), ("grid_k1_narrow", 32), ("grid_k1", 4), ("grid_k1", 16),
+    ("grid_k1_wide", 2), ("grid_k1_wide", 8),
+    ("grid_k3_narrow", 4), ("grid_k3_narrow", 16), ("grid_k3", 2), ("grid_k3", 8),
+    ("grid_k3_wide", 1), ("grid_k3_wide", 2),
+    ("grid_k5_narrow", 2), ("grid_k5_narrow", 8), ("grid_k5", 2), ("grid_k5", 4),
+    ("grid_k5_wide", 1), ("grid_k5_wide", 2),
+    ("grid_k7_narrow", 1), ("grid_k7_narrow", 4), ("grid_k7", 1), ("grid_k7", 4),
+    ("grid_k7_wide", 1), ("grid_k7_wide", 2),
+    ("grid_stem1", 16), ("grid_stem1", 128), ("grid_stem3", 2), ("grid_stem3", 16),
+    ("grid_separable", 4), ("grid_separable", 16),
+    ("grid_separable_wide", 2), ("grid_separable_wide", 8),
+    ("grid_mlp", 32), ("grid_mlp", 256), ("grid_mlp_narrow", 16), ("grid_mlp_narrow", 128),
 )
 
 
