@@ -97,12 +97,20 @@ def summarize(rows: list[Comparison]) -> Summary:
     return Summary(sum(errs) / len(errs), max(errs), tau, len(rows))
 
 
+def case_graph(network: str, batch: int) -> OpGraph:
+    """A zoo network, or a held-out PyTorch module through from_torch (needs torch)."""
+    if network in zoo.names():
+        return zoo.get(network, batch=batch)
+    from . import heldout
+    return heldout.graph(network, batch)
+
+
 def simulate_measured(measured: list[dict], profile: Profile) -> list[Comparison]:
     """Simulate each measured case (network, batch, mode, measured_s) of a data set."""
     out = []
     for rec in measured:
         training = rec["mode"] == "train"
-        graph = zoo.get(rec["network"], batch=int(rec["batch"]))
+        graph = case_graph(rec["network"], int(rec["batch"]))
         sim_s, fb = simulate_graph(graph, profile, training)
         out.append(Comparison(rec["network"], int(rec["batch"]), training,
                               float(rec["measured_s"]), sim_s, fb))

@@ -16,6 +16,9 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, help="torch threads (default: the profile's)")
     p.add_argument("--inference", action="store_true", help="also measure inference")
+    p.add_argument("--heldout", action="store_true",
+                   help="measure the held-out PyTorch modules (validation/heldout.py) instead "
+                   "of zoo networks: shapes no calibration has seen")
     p.add_argument("--measured", help="score this measured-steps CSV instead of measuring")
     p.add_argument("--csv", default="validation.csv", help="write the table here")
     p.add_argument("--save-measured", help="write the measured steps as CSV here")
@@ -27,6 +30,9 @@ def run(args) -> int:
     from validation.calibrate import DEFAULT_CASES
 
     profile = v.load_profile(args.profile)
+    if args.heldout and (args.workloads or args.batch or args.inference):
+        raise WorkloadError("--heldout measures its own modules and batches (training); it "
+                            "takes no --workloads, --batch or --inference")
     if args.measured:
         measured = v.read_steps_csv(args.measured)
     else:
@@ -35,17 +41,11 @@ def run(args) -> int:
         if threads < 1:
             raise WorkloadError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
-        names = args.workloads or sorted({n for n, _ in DEFAULT_CASES})
-        if args.batch:
-            cases = [(n, b) for n in names for b in args.batch]
+        if args.heldout:
+            from validation import heldout
+            measured = heldout.measure(device=args.device, progress=not args.no_progress)
         else:
-            cases = [(n, b) for n, b in DEFAULT_CASES if n in names]
-            missing = sorted(set(names) - {n for n, _ in cases})
-            if missing:
-                raise WorkloadError(f"--workloads {', '.join(missing)}: no default batches; "
-                                    f"give --batch")
-        modes = (True, False) if args.inference else (True,)
-        measured = v.measure_cases(cases, modes, args.device, progress=not args.no_progress)
+            measured = _measure_zoo(args, v, DEFAULT_CASES)
         if args.save_measured:
             v.write_steps_csv(measured, args.save_measured)
     rows = v.simulate_measured(measured, profile)
@@ -53,3 +53,17 @@ def run(args) -> int:
     v.write_table_csv(rows, args.csv)
     print(f"wrote {args.csv}")
     return 0
+
+
+def _measure_zoo(args, v, default_cases) -> list[dict]:
+    names = args.workloads or sorted({n for n, _ in default_cases})
+    if args.batch:
+        cases = [(n, b) for n in names for b in args.batch]
+    else:
+        cases = [(n, b) for n, b in default_cases if n in names]
+        missing = sorted(set(names) - {n for n, _ in cases})
+        if missing:
+            raise WorkloadError(f"--workloads {', '.join(missing)}: no default batches; "
+                                f"give --batch")
+    modes = (True, False) if args.inference else (True,)
+    return v.measure_cases(cases, modes, args.device, progress=not args.no_progress)

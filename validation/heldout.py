@@ -1,0 +1,131 @@
+"""Held-out networks: plain PyTorch modules that calibration never sees.
+
+The zoo is built with the repository's GraphBuilder and its shapes are calibrated on; a user's
+network is neither. These modules are written the way a user writes them (torch.nn layers,
+no dnnsim code), brought in through `workloads.from_torch`, and their shapes are in no
+calibration case, so scoring them says how the profile generalises:
+
+    dnnsim validate --profile validation/measured/cpu_profile.toml --heldout
+    dnnsim validate --profile ... --measured validation/measured/cpu_heldout_steps.csv
+
+Each entry: (module factory, input (channels, height, width), the batches measured).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from workloads.graph import OpGraph, WorkloadError
+
+
+def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> list:
+    return [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+def small_vgg() -> nn.Module:
+    """3x3 conv-BN-ReLU pairs, 24 to 96 channels, max pooling, a linear head."""
+    layers: list = []
+    cin = 3
+    for c in (24, 48, 96):
+        layers += _conv_bn(cin, c, 3) + _conv_bn(c, c, 3) + [nn.MaxPool2d(2)]
+        cin = c
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(96 * 4 * 4, 10))
+
+
+def cnn5x5() -> nn.Module:
+    """Two 5x5 convolutions with biases and pooling, then a two-layer MLP head."""
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 8 * 8, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+def mobilenet_like() -> nn.Module:
+    """A strided 3x3 stem, then depthwise 3x3 + pointwise 1x1 blocks, global pooling."""
+    layers = _conv_bn(3, 24, 3, stride=2)
+    cin = 24
+    for cout, stride in ((48, 1), (96, 2), (96, 1), (192, 2), (192, 1)):
+        layers += _conv_bn(cin, cin, 3, stride, groups=cin) + _conv_bn(cin, cout, 1)
+        cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 10))
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3, 1x1 expand, with an identity or 1x1 projection shortcut."""
+
+    def __init__(self, cin: int, width: int, stride: int = 1) -> None:
+        super().__init__()
+        cout = 4 * width
+        self.body = nn.Sequential(*_conv_bn(cin, width, 1), *_conv_bn(width, width, 3, stride),
+                                  nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.short = (nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.body(x) + self.short(x))
+
+
+def bottleneck_resnet() -> nn.Module:
+    """A small ResNet of bottleneck blocks (widths 16, 32, 64) on 32x32 images."""
+    return nn.Sequential(
+        *_conv_bn(3, 32, 3), Bottleneck(32, 16), Bottleneck(64, 16), Bottleneck(64, 32, 2),
+        Bottleneck(128, 32), Bottleneck(128, 64, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(256, 10))
+
+
+def mlp() -> nn.Module:
+    """A fully connected network on flattened 28x28 images."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 512),
+                         nn.ReLU(), nn.Linear(512, 10))
+
+
+MODULES: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int], tuple[int, ...]]] = {
+    "small_vgg": (small_vgg, (3, 32, 32), (8, 32)),
+    "cnn5x5": (cnn5x5, (3, 32, 32), (16, 64)),
+    "mobilenet_like": (mobilenet_like, (3, 64, 64), (8, 32)),
+    "bottleneck_resnet": (bottleneck_resnet, (3, 32, 32), (4, 16)),
+    "mlp": (mlp, (1, 28, 28), (64, 512)),
+}
+CASES: tuple[tuple[str, int], ...] = tuple((n, b) for n, (_, _, bs) in MODULES.items()
+                                           for b in bs)
+
+
+def module_and_input(name: str, batch: int, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+    if name not in MODULES:
+        raise WorkloadError(f"unknown held-out network {name!r}; known: {', '.join(MODULES)}")
+    factory, shape, _ = MODULES[name]
+    torch.manual_seed(seed)
+    return factory(), torch.randn(batch, *shape)
+
+
+def graph(name: str, batch: int) -> OpGraph:
+    """The forward OpGraph `from_torch` makes of a held-out module."""
+    from workloads import from_torch
+    module, x = module_and_input(name, batch)
+    return from_torch(module, x, name=name)
+
+
+def measure(cases=CASES, device="cpu", rounds: int = 6, reps: int = 2,
+            progress: bool = True) -> list[dict]:
+    """Measured training steps (fastest sample) of held-out modules, in interleaved rounds,
+    in the layout of validate's measured-steps CSV."""
+    from tqdm import tqdm
+
+    from .torch_exec import resolve_device, time_module
+    dev = resolve_device(device)
+    built = {}
+    for c in cases:
+        module, x = module_and_input(*c)
+        built[c] = (module.to(dev), x.to(dev))
+    samples: dict = {c: [] for c in cases}
+    with tqdm(total=rounds * len(cases), desc="held-out steps", disable=not progress) as bar:
+        for _ in range(rounds):
+            for c in cases:
+                samples[c] += time_module(*built[c], training=True, reps=reps).samples_s
+                bar.update()
+    return [{"network": n, "batch": b, "mode": "train", "measured_s": min(samples[(n, b)])}
+            for n, b in cases]
