@@ -12,7 +12,7 @@ from __future__ import annotations
 # because cuDNN/MKL-DNN use different algorithms for them (see the device models).
 KIND_FAMILY: dict[str, str] = {
     # views: no arithmetic, no traffic; costed 0 before any family lookup matters
-    "input": "view", "flatten": "view", "dropout": "view", "slice": "view",
+    "input": "view", "flatten": "view", "slice": "view",
     # convolution (forward, and the two gradients)
     "conv2d": "conv",
     "conv2d_grad_input": "conv_grad_input",
@@ -24,6 +24,7 @@ KIND_FAMILY: dict[str, str] = {
     # streaming elementwise arithmetic
     "relu": "elementwise", "relu_grad": "elementwise", "add": "elementwise",
     "grad_accumulate": "elementwise",
+    "dropout": "elementwise", "dropout_grad": "elementwise",   # a view outside training
     # normalisation: a reduction over N,H,W then an elementwise pass
     "batchnorm": "normalization", "batchnorm_grad": "normalization",
     # pooling (window reductions) and their scatter-like gradients

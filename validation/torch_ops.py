@@ -11,6 +11,7 @@ momentum buffers. `validation.replay` runs whole training graphs through these k
     linear_grad_input / _grad_weight   dy @ W / dy^T @ x (+ bias: dy.sum(0))
     batchnorm / batchnorm_grad         native_batch_norm (training) / native_batch_norm_backward
     relu_grad                          threshold_backward
+    dropout / dropout_grad (training)  bernoulli_ mask, scaled, times x / dy times the mask
     maxpool / maxpool_grad             max_pool2d_with_indices / ..._backward
     softmax_xent / _grad               log_softmax + nll_loss / nll_loss_backward + log_softmax's
     sgd_update                         torch.optim.SGD's per-tensor momentum update
@@ -121,6 +122,8 @@ def op_kernel(op: Op, state: KernelState) -> Kernel | None:
             state.grads[owner] = [gw, gb]
             return dx
         return batchnorm_grad
+    if k in ("dropout", "dropout_grad"):
+        return _dropout_kernel(op, state, owner)
     if k == "relu":
         return F.relu
     if k == "relu_grad":
@@ -207,6 +210,31 @@ def op_callable(op: Op, device="cpu", seed: int = 0, graph=None) -> Callable[[],
         state.grads[op.forward or op.name] = [state.rand(p.shape) for p in state.params_of(op)]
     kernel(*ins)                  # builds what the op reads from its forward (untimed)
     return lambda: kernel(*ins)
+
+
+def _dropout_kernel(op: Op, state: KernelState, owner: str) -> Kernel:
+    """What F.dropout runs in training: on CPU a Bernoulli mask, scaled, then a product (the
+    mask is saved, and the gradient is the product with it); on CUDA one fused kernel."""
+    keep = 1.0 - op.attrs["p"]
+    fused = state.dev.type == "cuda"
+    if op.kind == "dropout":
+        def dropout(x):
+            if fused:
+                y, mask = aten.native_dropout(x, 1.0 - keep, True)
+            else:
+                mask = torch.empty_like(x).bernoulli_(keep).div_(keep)
+                y = x * mask
+            state.saved[owner] = (mask,)
+            return y
+        return dropout
+
+    def dropout_grad(dy):
+        if owner not in state.saved:   # run alone: a mask, made untimed once
+            dropout_mask = torch.empty_like(dy).bernoulli_(keep)
+            state.saved[owner] = ((dropout_mask > 0) if fused else dropout_mask.div_(keep),)
+        mask = state.saved[owner][0]
+        return aten.native_dropout_backward(dy, mask, 1.0 / keep) if fused else dy * mask
+    return dropout_grad
 
 
 def _sum(*xs):

@@ -49,13 +49,15 @@ FORWARD_KINDS = frozenset({
 BACKWARD_KINDS = frozenset({
     "conv2d_grad_input", "conv2d_grad_weight", "linear_grad_input", "linear_grad_weight",
     "batchnorm_grad", "relu_grad", "maxpool_grad", "avgpool_grad", "adaptive_avgpool_grad",
-    "channel_shuffle_grad", "softmax_xent_grad", "grad_accumulate",
+    "channel_shuffle_grad", "softmax_xent_grad", "grad_accumulate", "dropout_grad",
 })
 UPDATE_KINDS = frozenset({"sgd_update"})
 ALL_KINDS = FORWARD_KINDS | BACKWARD_KINDS | UPDATE_KINDS
 
-# Ops that only reinterpret memory: no arithmetic, no traffic (dropout costs nothing by design).
-VIEW_KINDS = frozenset({"input", "flatten", "dropout", "slice"})
+# Ops that only reinterpret memory: no arithmetic, no traffic. Dropout is one too, except in a
+# training graph (lower_training sets attrs["training"]), where it draws a random mask, scales
+# it and multiplies: 12 ns per element on one EPYC core, a tenth of an MLP's step.
+VIEW_KINDS = frozenset({"input", "flatten", "slice"})
 # Ops whose cost is the multiply-adds of a convolution or a matrix product.
 MATMUL_KINDS = frozenset({
     "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
@@ -69,6 +71,7 @@ _ELEMENTWISE_FLOPS = {
     "softmax_xent": 5.0, "softmax_xent_grad": 2.0, "channel_shuffle": 0.0,
     "channel_shuffle_grad": 0.0, "concat": 0.0, "maxpool_grad": 1.0, "avgpool_grad": 1.0,
     "adaptive_avgpool_grad": 1.0, "pad_channels": 0.0,
+    "dropout": 3.0, "dropout_grad": 1.0,    # draw, scale, multiply / multiply by the mask
 }
 SGD_MOMENTUM_FLOPS_PER_PARAM = 4.0  # v = m*v + g (+ weight decay); w -= lr*v
 
@@ -117,7 +120,7 @@ class Op:
 
     @property
     def flops(self) -> float:
-        if self.kind in VIEW_KINDS:
+        if self.is_view:
             return 0.0
         if self.kind in MATMUL_KINDS:
             flops = 2.0 * self.macs
@@ -139,10 +142,12 @@ class Op:
 
     @property
     def bytes_read(self) -> int:
-        if self.kind in VIEW_KINDS:
+        if self.is_view:
             return 0
         if self.kind == "sgd_update":
             return 3 * self.param_bytes          # weight, gradient, momentum
+        if self.kind == "dropout_grad":
+            return 2 * self.out.nbytes           # the gradient and the saved mask
         weights = self.param_bytes if self.kind in ("conv2d", "linear", "conv2d_grad_input",
                                                     "linear_grad_input", "batchnorm",
                                                     "batchnorm_grad") else 0
@@ -150,10 +155,12 @@ class Op:
 
     @property
     def bytes_written(self) -> int:
-        if self.kind in VIEW_KINDS:
+        if self.is_view:
             return 0
         if self.kind == "sgd_update":
             return 2 * self.param_bytes          # weight, momentum
+        if self.kind == "dropout":
+            return 2 * self.out.nbytes           # the output and the mask it saves
         return self.out.nbytes
 
     @property
@@ -162,6 +169,8 @@ class Op:
 
     @property
     def is_view(self) -> bool:
+        if self.kind == "dropout":   # identity at inference (and with p = 0), as in PyTorch
+            return not (self.attrs.get("training") and self.attrs.get("p", 0) > 0)
         return self.kind in VIEW_KINDS
 
     def __repr__(self) -> str:  # short: graphs have thousands of ops
@@ -272,10 +281,11 @@ class OpGraph:
             "activation_bytes": self.activation_bytes(),
         }
 
-    def copy(self, name: str | None = None) -> "OpGraph":
+    def copy(self, name: str | None = None, transform=None) -> "OpGraph":
+        """A new graph of the same ops (shared; `transform(op)` may return a replacement)."""
         new = OpGraph(name or self.name, self.meta)
         for op in self._ops.values():
-            new.add(op)
+            new.add(transform(op) if transform else op)
         for u, v, data in self.g.edges(data=True):
             if "tensor" not in data:
                 new.add_dependency(u, v)

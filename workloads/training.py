@@ -2,14 +2,16 @@
 
 Backward ops are made in reverse topological order. Conv and linear split into a gradient of the
 input and a gradient of the weight; the first layer makes no gradient of the network input.
-Ops that only route gradients (add, flatten, dropout, concat, pad_channels) make no op: their
-gradient is the incoming one (a slice of it for concat and pad_channels). Where a tensor feeds
+Ops that only route gradients (add, flatten, concat, pad_channels) make no op: their gradient
+is the incoming one (a slice of it for concat and pad_channels). Dropout becomes a training
+dropout (it draws a mask; `dropout_grad` multiplies the gradient by it). Where a tensor feeds
 several consumers, their gradient contributions meet in a `grad_accumulate` op. Each backward op
 records in `saved` the forward tensors it needs; those saved activations are what memory,
 swapping and pipeline stashing see.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from .graph import Op, OpGraph, TensorSpec, WorkloadError
@@ -23,7 +25,7 @@ _SAVES = {
     "maxpool": ("in",), "softmax_xent": ("in",),
 }
 # Kinds whose backward is pure routing (no op).
-_ROUTING = frozenset({"add", "flatten", "dropout", "concat", "pad_channels", "slice", "input"})
+_ROUTING = frozenset({"add", "flatten", "concat", "pad_channels", "slice", "input"})
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
                             f"{', '.join(OPTIMIZER_STATE_PER_PARAM)}")
     if any(op.phase != "forward" for op in forward):
         raise WorkloadError(f"graph {forward.name!r} is already lowered for training")
-    g = forward.copy(forward.name)
+    g = forward.copy(forward.name, _training_op)
     g.meta["training"] = True
     g.meta["optimizer"] = optimizer
     fwd_ops = g.topo()
@@ -108,7 +110,7 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
             continue  # output unused by the loss (nothing flows back)
         saved = tuple(op.inputs[0] if s == "in" else op.name for s in _SAVES.get(op.kind, ()))
         reads = ([dy] if dy else []) + [t for t in saved if t != dy]
-        if op.kind in _ROUTING:
+        if op.kind in _ROUTING or op.is_view:      # views, and a dropout of p = 0
             for src in op.inputs:
                 if src in needs_grad:
                     grads[src].append(dy)
@@ -141,6 +143,13 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
     return g
 
 
+def _training_op(op: Op) -> Op:
+    """Dropout draws its mask in training; every other forward op is the same."""
+    if op.kind != "dropout":
+        return op
+    return dataclasses.replace(op, attrs={**op.attrs, "training": True})
+
+
 def _tensors_needing_grad(fwd_ops: list[Op]) -> set[str]:
     """Tensors downstream of a parameter (the input and constant-only paths need no gradient)."""
     needs: set[str] = set()
@@ -163,6 +172,9 @@ def training_memory(train: OpGraph, optimizer: str | None = None) -> MemoryBreak
     saved.add(train.input_op.name)
     act = sum(resolve_view(train, t).out.nbytes for t in {resolve_view(train, t).name
                                                            for t in saved})
+    # a training dropout keeps its mask (not a graph tensor) for its gradient
+    act += sum(op.out.nbytes for op in train.phase("forward")
+               if op.kind == "dropout" and not op.is_view)
     return MemoryBreakdown(
         weights_bytes=param_bytes,
         gradients_bytes=param_bytes,
@@ -174,6 +186,6 @@ def training_memory(train: OpGraph, optimizer: str | None = None) -> MemoryBreak
 def resolve_view(g: OpGraph, name: str) -> Op:
     """The op that owns the storage of tensor `name` (a view's source, followed back)."""
     op = g.op(name)
-    while op.kind in ("flatten", "dropout") and op.inputs:
+    while (op.kind == "flatten" or op.kind == "dropout" and op.is_view) and op.inputs:
         op = g.op(op.inputs[0])
     return op

@@ -49,3 +49,20 @@ def test_synthetic_calibration_networks_build_and_replay():
     assert rounds[0]
     with pytest.raises(WorkloadError, match="batch size"):
         get("grid_k3", 0)
+
+
+def test_replay_runs_training_dropout_with_its_mask():
+    from validation.torch_ops import KernelState, op_kernel
+    train = lower_training(get("grid_mlp", 4))
+    rounds = replay_times(train, "cpu", rounds=1, warmup=0)
+    kinds = {train.op(name).kind for name in rounds[0]}
+    assert {"dropout", "dropout_grad"} <= kinds
+    drop = next(op for op in train.topo() if op.kind == "dropout")
+    grad = train.op(f"{drop.name}.grad")
+    state = KernelState("cpu", graph=train)
+    x = torch.ones(drop.out.shape)
+    y = op_kernel(drop, state)(x)
+    dx = op_kernel(grad, state)(torch.ones(drop.out.shape))
+    p = drop.attrs["p"]
+    assert torch.equal(y == 0, dx == 0) and 0.3 < float((y == 0).float().mean()) / p < 1.7
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - p)))

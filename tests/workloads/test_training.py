@@ -80,3 +80,32 @@ def test_lowering_errors():
         lower_training(small_net(), optimizer="lbfgs")
     with pytest.raises(WorkloadError, match="not a training graph"):
         training_memory(small_net())
+
+
+def _mlp_with_dropout(p):
+    b = GraphBuilder("drop", input_shape=(64,), batch=8)
+    b.linear(b.dropout(b.relu(b.linear(b.input(), 32, name="fc1")), p, name="drop"), 10,
+             name="fc2")
+    return b.build()
+
+
+def test_dropout_costs_in_training_only():
+    fwd = _mlp_with_dropout(0.5)
+    assert fwd.op("drop").is_view and fwd.op("drop").flops == 0     # inference: identity
+    train = lower_training(fwd)
+    drop = train.op("drop")
+    assert not drop.is_view and drop.flops > 0
+    assert drop.bytes_written == 2 * drop.out.nbytes                  # output and mask
+    assert fwd.op("drop").is_view                                     # forward graph untouched
+    grad = train.op("drop.grad")
+    assert grad.kind == "dropout_grad" and grad.bytes_read == 2 * grad.out.nbytes
+    # fc2 now saves the dropout's own output, and the mask is kept for the backward pass
+    no_drop = training_memory(lower_training(_mlp_with_dropout(0.0)))
+    assert training_memory(train).activations_bytes == (no_drop.activations_bytes
+                                                        + 2 * drop.out.nbytes)
+
+
+def test_dropout_of_zero_is_free_in_training():
+    train = lower_training(_mlp_with_dropout(0.0))
+    assert train.op("drop").is_view
+    assert not any(op.kind == "dropout_grad" for op in train.topo())
