@@ -36,11 +36,12 @@ def small_vgg() -> nn.Module:
 
 
 def cnn5x5() -> nn.Module:
-    """Two 5x5 convolutions with biases and pooling, then a two-layer MLP head."""
+    """Two 5x5 convolutions with biases and pooling, then a two-layer MLP head with dropout."""
     return nn.Sequential(
         nn.Conv2d(3, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 8 * 8, 256), nn.ReLU(), nn.Linear(256, 10))
+        nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * 8 * 8, 256), nn.ReLU(), nn.Dropout(0.3),
+        nn.Linear(256, 10))
 
 
 def mobilenet_like() -> nn.Module:
