@@ -131,14 +131,17 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
     from .calibration_nets import get
     from .replay import replay_times
     from .torch_exec import time_step
-    done = read_partial(partial_path)
     trains = {c: lower_training(get(*c)) for c in cases}
+    prints = {c: graph_fingerprint(t) for c, t in trains.items()}
+    # a line of another version of a case's graph (an older dnnsim, a changed grid) is stale
+    done = {k: rec for k, rec in read_partial(partial_path).items()
+            if rec.get("graph") == prints.get(_case_of(k))}
     todo = [(r, c) for r in range(rounds) for c in cases if round_id(*c, r) not in done]
     _end_torn_line(partial_path)
     with open(partial_path, "a", encoding="utf-8") as fh:
         for r, case in tqdm(todo, desc="calibrate (replayed steps)", unit="step",
                             disable=not progress):
-            line = {"key": round_id(*case, r),
+            line = {"key": round_id(*case, r), "graph": prints[case],
                     "times": replay_times(trains[case], device, rounds=1)[0]}
             if case in steps_of:
                 line["step_s"] = list(time_step(get(*case), True, device, reps=2).samples_s)
@@ -165,6 +168,21 @@ def measured_steps(partial_path, cases, rounds: int) -> list[dict]:
 
 def round_id(network: str, batch: int, round_index: int) -> str:
     return f"{network}@{batch}#{round_index}"
+
+
+def _case_of(key: str) -> tuple[str, int] | None:
+    try:
+        name, rest = key.split("@", 1)
+        return name, int(rest.split("#", 1)[0])
+    except ValueError:
+        return None
+
+
+def graph_fingerprint(train: OpGraph) -> str:
+    """A short hash of a training graph's timed ops (kind, shapes, attributes, in order)."""
+    import hashlib
+    keys = [f"{op.name}={op_key(op)}" for op in train.topo() if not op.is_view]
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
 
 
 def _end_torn_line(path) -> None:

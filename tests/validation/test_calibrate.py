@@ -46,8 +46,13 @@ def test_partial_file_resumes_and_ignores_a_torn_line(tmp_path):
     partial = tmp_path / "p.jsonl"
     train = lower_training(zoo.get("lenet5", batch=2))
     fake = {op.name: 123.0 for op in train.topo() if not op.is_view}
-    rec = {"key": cal.round_id("lenet5", 2, 0), "times": fake}
-    partial.write_text(json.dumps(rec) + "\n" + '{"key": "torn', encoding="utf-8")
+    rec = {"key": cal.round_id("lenet5", 2, 0), "graph": cal.graph_fingerprint(train),
+           "times": fake}
+    # round 1 was measured on another version of the graph: stale, measured again
+    stale = {"key": cal.round_id("lenet5", 2, 1), "graph": "0123456789abcdef",
+             "times": {"conv1": 1.0}}
+    partial.write_text(json.dumps(stale) + "\n" + json.dumps(rec) + "\n" + '{"key": "torn',
+                       encoding="utf-8")
     recs = cal.measure_cases(cases, partial, rounds=2, progress=False, steps_of=set(cases))
     done = cal.read_partial(partial)
     assert set(done) == {cal.round_id("lenet5", 2, 0), cal.round_id("lenet5", 2, 1)}
