@@ -14,8 +14,8 @@ TOML layout (written by `dnnsim calibrate`, read back here):
     points = [[1.2e6, 9.6e6, 0.0004], ...]
 
     [kinds.conv2d]              # GEMM kinds may add the product's shape (families.gemm_shape):
-    points = [[1.2e9, 3.4e6, 0.0021, 8192, 64, 576, 1, 9, 1], ...]  # m, n, k, groups, window,
-                                                                    # stride
+    points = [[1.2e9, 3.4e6, 0.0021, 8192, 64, 576, 1, 9, 1, 1024], ...]
+                                # ... m, n, k, groups, window, stride, pixels
 
 Points are kept sorted, so saving is deterministic and a load/save round trip is byte-identical.
 The interpolation itself needs the device's roofline and lives in the device model (model.py).
@@ -31,9 +31,10 @@ from workloads.graph import ALL_KINDS
 
 from .specs import DEVICE_KINDS, HardwareError, check_family_table, read_text
 
-# (flops, bytes_moved, time_s), or with a GEMM shape (..., m, n, k, groups, window, stride)
+# (flops, bytes_moved, time_s), or with a GEMM shape (..., m, n, k, groups, window, stride,
+# pixels)
 Point = tuple
-GEMM_POINT = "[flops, bytes, time_s, m, n, k, groups, window, stride]"
+GEMM_POINT = "[flops, bytes, time_s, m, n, k, groups, window, stride, pixels]"
 
 META_FIELDS: dict[str, type] = {
     "device_kind": str, "device_name": str, "machine": str, "processor": str,
@@ -91,7 +92,7 @@ class Profile:
                                 f"[flops, bytes, time_s] or {GEMM_POINT}")
         out = []
         for i, p in enumerate(points):
-            ok = (isinstance(p, (list, tuple)) and len(p) in (3, 9) and all(
+            ok = (isinstance(p, (list, tuple)) and len(p) in (3, 10) and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                 for v in p))
             if not ok:
@@ -106,9 +107,8 @@ class Profile:
                                     f"0) and time_s > 0, got {p!r}")
             shape = p[3:]
             if any(not isinstance(v, int) or v < 1 for v in shape):
-                raise HardwareError(f"{where}: point {i}: m, n, k, groups, window and stride must be "
-                                    f"integers "
-                                    f">= 1, got {list(shape)!r}")
+                raise HardwareError(f"{where}: point {i}: m, n, k, groups, window, stride and "
+                                    f"pixels must be integers >= 1, got {list(shape)!r}")
             out.append((flops, nbytes, time_s, *shape))
         return sorted(out)
 

@@ -7,19 +7,20 @@ the measured points nearest to it. Two models, by what the points carry:
 - Work points [flops, bytes, time_s] (every kind): time = overhead_s + FLOPs * s_per_flop +
   bytes * s_per_byte (non-negative, least squares on relative error); the residual is
   interpolated in log space between the points nearest in fitted time.
-- GEMM points [flops, bytes, time_s, m, n, k, groups, window, stride] (convolutions and
-  linear layers, see families.gemm_shape): time = overhead_s + FLOPs / (rate * e(m) e(n) e(k))
-  + bytes * s_per_byte, with e(d) = d / (d + d_half) the fill of one GEMM dimension, fitted
-  apart for dense, strided and grouped (depthwise) kernels, which libraries run with other
-  algorithms; the residual is a distance-weighted mean over the nearest points in the log of
-  all six shape numbers, shrinking to none far from any measured shape.
+- GEMM points [flops, bytes, time_s, m, n, k, groups, window, stride, pixels] (convolutions
+  and linear layers, see families.gemm_shape): time = overhead_s + FLOPs / (rate * e(m) e(n)
+  e(k)) + bytes * s_per_byte, with e(d) = d / (d + d_half) the fill of one GEMM dimension,
+  fitted apart for dense, strided and grouped (depthwise) kernels, which libraries run with
+  other algorithms; the residual is a distance-weighted mean over the nearest points in the
+  log of (m, n, k, groups, window, stride), shrinking to none far from any measured shape.
+  (Pixels only tell measured shapes apart: as a distance it made leave-one-out worse.)
 
 Why: interpolating raw times along one work axis is exact on measured shapes but
 extrapolates poorly to shapes it has not seen; a model of how time grows with work knows
 more, and for GEMMs the work alone is not enough (a 3-channel first layer or a 2x2-pixel
 late layer underfills the vector units however many FLOPs it has). On this repository's
 CPU data (validation/measured) the GEMM model brings the strict leave-one-network-out step
-error from 12.7% (work model) to 6.2%, and that of held-out PyTorch modules from 10.1% to 8.8%.
+error from 12.7% (work model) to 6.2%, and that of held-out PyTorch modules from 10.1% to 9.0%.
 """
 from __future__ import annotations
 
@@ -29,13 +30,13 @@ import math
 
 import numpy as np
 
-Point = tuple[float, ...]  # (flops, bytes_moved, time_s[, m, n, k, groups, window, stride])
-Shape = tuple[int, ...]  # (m, n, k, groups, window, stride) of a GEMM
+Point = tuple[float, ...]  # (flops, bytes_moved, time_s[, *Shape])
+Shape = tuple[int, ...]  # (m, n, k, groups, window, stride, pixels) of a GEMM
 
 
 def predictor_for(points: list[Point]) -> "WorkPredictor | GemmPredictor":
     """The predictor for one kind's points: GEMM when they carry shapes, else work."""
-    if points and len(points[0]) == 9:
+    if points and len(points[0]) == 10:
         return GemmPredictor(points)
     return WorkPredictor(points)
 
@@ -143,16 +144,16 @@ class GemmFit:
     log space (all six parameters positive), with a nearest-neighbour residual correction."""
 
     def __init__(self, rows: np.ndarray) -> None:
-        # rows: flops, bytes, m, n, k, groups, window, stride, time_s
+        # rows: flops, bytes, m, n, k, groups, window, stride, pixels, time_s
         self.work = rows[:, :5]
         self.params = _fit_gemm(self.work, rows[:, -1])
-        self.log_shapes = np.log(rows[:, 2:-1])
+        self.log_shapes = np.log(rows[:, 2:8])
         self.log_residuals = np.log(rows[:, -1]) - np.log(_gemm_model(self.params, self.work))
 
     def predict_s(self, flops: float, nbytes: float, shape: Shape) -> float:
         fitted = float(_gemm_model(self.params, np.array([[flops, nbytes, *shape[:3]]],
                                                          float))[0])
-        d = np.sqrt(((self.log_shapes - np.log(np.asarray(shape, float))) ** 2).sum(axis=1))
+        d = np.sqrt(((self.log_shapes - np.log(np.asarray(shape[:6], float))) ** 2).sum(axis=1))
         near = np.argsort(d, kind="stable")[:NEIGHBOURS]
         # weights fall with distance (in log units: 0.7 is a factor 2 in one dimension); the
         # 1.0 in the denominator shrinks the correction to none far from every measured shape

@@ -5,9 +5,10 @@ A profile must also predict networks it has never seen (users bring their own th
 `from_torch`), so calibration also measures a grid chosen without looking at any validation
 case: residual stages of k x k convolutions (k = 1, 3, 5, 7) from 64x64 down to 4x4 pixels at
 three widths (8-128, 16-256 and 32-512 channels), so channels and resolution vary apart; first
-layers on 1- and 3-channel images (kernels 3 to 11, strides 1 to 4); depthwise-separable stages
-(strides 1 and 2) with concatenation at two widths; and stacks of fully connected layers. They are never
-validated against, so they add coverage without leaking any validation case into the profile.
+layers on 1- and 3-channel images (kernels 3 to 11, strides 1 to 4); depthwise-separable
+stages (strides 1 and 2) with concatenation at two widths; and stacks of fully connected
+layers. They are never validated against, so they add coverage without leaking any
+validation case into the profile.
 """
 from __future__ import annotations
 
@@ -81,9 +82,12 @@ def mlp_grid(batch: int, widths=(2048, 1024, 512, 256), name: str = "grid_mlp") 
     return b.build()
 
 
+def _grid_name(kernel: int, width: str) -> str:
+    return f"grid_k{kernel}_{width}" if width else f"grid_k{kernel}"
+
+
 NETWORKS = {
-    **{f"grid_k{k}{'_' + w if w else ''}": (lambda batch, k=k, s=s, n=f"grid_k{k}{'_' + w if w else ''}":
-                                           conv_grid(k, batch, s, n))
+    **{_grid_name(k, w): (lambda batch, k=k, s=s, n=_grid_name(k, w): conv_grid(k, batch, s, n))
        for k in (1, 3, 5, 7) for w, s in WIDTHS.items()},
     "grid_stem1": lambda batch: stem_grid(1, batch),
     "grid_stem3": lambda batch: stem_grid(3, batch),

@@ -99,9 +99,9 @@ def test_model_for_accepts_a_profile_path(tmp_path, conv_op):
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = [[1.0, 1.0, -1.0]]\n", "point 0"),
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = [[1.0, 1.0]]\n", "point 0"),
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = []\n", "non-empty"),
-    ("[meta]\ndevice_kind = 'cpu'\n[kinds.conv2d]\npoints = [[1.0, 1.0, 1.0, 2, 2, 2, 1, 9, 1], "
+    ("[meta]\ndevice_kind = 'cpu'\n[kinds.conv2d]\npoints = [[1.0, 1.0, 1.0, 2, 2, 2, 1, 9, 1, 4], "
      "[1.0, 1.0, 1.0]]\n", "share one layout"),
-    ("[meta]\ndevice_kind = 'cpu'\n[kinds.conv2d]\npoints = [[1.0, 1.0, 1.0, 2, 2.5, 2, 1, 1, 1]]\n",
+    ("[meta]\ndevice_kind = 'cpu'\n[kinds.conv2d]\npoints = [[1.0, 1.0, 1.0, 2, 2.5, 2, 1, 1, 1, 1]]\n",
      "must be integers"),
     ("[meta]\ndevice_kind = 'cpu'\n[efficiency]\nconv = 2.0\n", "conv must be in"),
     ("[meta\n", "not valid TOML"),
@@ -141,7 +141,7 @@ def _gemm_points(rate, halves, overhead_s, shapes):
         for d, h in zip((m, n, k), halves):
             fill *= d / (d + h)
         pts.append((flops, 4.0 * (m * k + k * n + m * n) * g,
-                    overhead_s + flops / (rate * fill), m, n, k, g, *(rest or (1, 1))))
+                    overhead_s + flops / (rate * fill), m, n, k, g, *(rest or (1, 1, 1))))
     return pts
 
 
@@ -155,17 +155,17 @@ def test_gemm_predictor_recovers_a_known_model_on_unseen_shapes():
         assert pred.predict_s(f, b, tuple(shape)) == pytest.approx(want, rel=0.02)
     f, b, t, *shape = seen_point = _gemm_points(5e10, (64, 16, 32), 5e-6, seen[:1])[0]
     assert pred.predict_s(f, b, tuple(shape)) == t      # measured: exact
-    assert seen_point[3:] == seen[0] + (1, 1)
+    assert seen_point[3:] == seen[0] + (1, 1, 1)
 
 
 def test_gemm_predictor_fits_grouped_kernels_apart():
     from hwmodels.profile_fit import predictor_for
     dense = [(m, n, k, 1) for m in (64, 1024, 16384) for n in (16, 64, 256) for k in (27, 288)]
-    depthwise = [(m, 1, 9, g, 9, 1) for m in (256, 1024, 4096, 16384) for g in (16, 64, 256)]
+    depthwise = [(m, 1, 9, g, 9, 1, m // 4) for m in (256, 1024, 4096, 16384) for g in (16, 64, 256)]
     pts = (_gemm_points(5e10, (32, 16, 32), 2e-6, dense)
            + _gemm_points(2e9, (64, 0.5, 0.5), 2e-6, depthwise))
     pred = predictor_for(pts)
-    (f, b, want, *shape), = _gemm_points(2e9, (64, 0.5, 0.5), 2e-6, [(2048, 1, 9, 128, 9, 1)])
+    (f, b, want, *shape), = _gemm_points(2e9, (64, 0.5, 0.5), 2e-6, [(2048, 1, 9, 128, 9, 1, 16)])
     assert pred.predict_s(f, b, tuple(shape)) == pytest.approx(want, rel=0.03)
     # the same shape under the dense fit would be badly off: the classes are not mixed
     (f, b, want, *shape), = _gemm_points(5e10, (32, 16, 32), 2e-6, [(2048, 128, 288, 1)])
@@ -183,5 +183,5 @@ def test_gemm_profile_round_trips_and_predicts_through_the_model():
     b.conv2d(b.input(), 40, 3, padding=1)
     conv = [op for op in b.build().topo() if op.kind == "conv2d"][0]
     model = model_for(META["device_name"], prof)
-    (_, _, want, *_), = _gemm_points(3e10, (32, 16, 32), 3e-6, [(3 * 400, 40, 24 * 9, 1, 9, 1)])
+    (_, _, want, *_), = _gemm_points(3e10, (32, 16, 32), 3e-6, [(3 * 400, 40, 24 * 9, 1, 9, 1, 400)])
     assert model.op_time_s(conv) == pytest.approx(want, rel=0.03)
