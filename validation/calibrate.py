@@ -24,6 +24,7 @@ import statistics
 
 from hwmodels.families import gemm_shape
 from hwmodels.profile import Profile
+from workloads import zoo
 from workloads.graph import Op, OpGraph, WorkloadError
 from workloads.training import lower_training
 
@@ -226,6 +227,34 @@ def measure_overhead(device: str = "cpu", rounds: int = 15) -> float:
         replays += [sum(r.values()) for r in replay_times(train, dev, rounds=2)]
     n_ops = sum(1 for op in train.topo() if not op.is_view)
     return max(0.0, (min(steps) - min(replays)) / n_ops)
+
+
+# A small fixed network whose replay says how fast the machine runs at a moment: calibrate
+# records it, validate compares (a shared VM drifts by 10-30% over minutes)
+REFERENCE_CASE = ("resnet20", 4)
+
+
+def reference_replay_s(device: str = "cpu", rounds: int = 5) -> float:
+    """The fastest of `rounds` replays of REFERENCE_CASE, in seconds."""
+    from .replay import replay_times
+    train = lower_training(zoo.get(REFERENCE_CASE[0], batch=REFERENCE_CASE[1]))
+    return min(sum(r.values()) for r in replay_times(train, device, rounds=rounds))
+
+
+def speed_check(profile: Profile, device: str = "cpu") -> str:
+    """A line comparing the machine's speed now with its speed at calibration."""
+    ref = profile.meta.get("reference_replay_s")
+    if ref is None:
+        return ("machine speed check: none (the profile records no reference replay; "
+                "calibrate again to get one)")
+    now = reference_replay_s(device)
+    drift = now / ref - 1.0
+    line = (f"machine speed check: {REFERENCE_CASE[0]} at batch {REFERENCE_CASE[1]} replays in "
+            f"{now * 1e3:.2f} ms now, {ref * 1e3:.2f} ms at calibration ({drift:+.1%})")
+    if abs(drift) > 0.05:
+        line += ("; errors of that size and sign come from the machine, not the model "
+                 "(time steps with `dnnsim calibrate --steps-csv` to compare in one phase)")
+    return line
 
 
 def build_profile(records, meta: dict, overhead_s: float = 0.0,

@@ -1,5 +1,6 @@
 """validation.calibrate and `dnnsim calibrate`: what is measured, resuming, bad profiles."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ from workloads import zoo
 from workloads.training import lower_training
 
 META = {"device_kind": "cpu", "device_name": "xeon-avx512-2c", "threads": 1}
+MEASURED_PROFILE = (Path(__file__).resolve().parents[2] / "validation" / "measured"
+                    / "cpu_profile.toml")
 
 
 def test_calibration_cases_grid_and_synthetic_networks():
@@ -141,3 +144,25 @@ def test_calibrate_cli_bad_input(capsys):
     assert "is a gpu" in capsys.readouterr().err
     assert main(["calibrate", "--rounds", "0", "--out", "x.toml"]) == 2
     assert "--rounds must be >= 1" in capsys.readouterr().err
+
+
+def test_speed_check_compares_the_machine_with_calibration():
+    pytest.importorskip("torch")
+    committed = Profile.load(MEASURED_PROFILE)
+    none = cal.speed_check(Profile(meta={k: v for k, v in committed.meta.items()
+                                         if k != "reference_replay_s"}, kinds={}))
+    assert "none" in none
+    slow = Profile(meta={**committed.meta, "reference_replay_s": 1e-6}, kinds={})
+    line = cal.speed_check(slow)
+    assert "at calibration (+" in line and "come from the machine" in line
+
+
+def test_validate_measures_and_reports_the_speed_check(tmp_path, capsys):
+    pytest.importorskip("torch")
+    prof = Profile.load(MEASURED_PROFILE)
+    prof.meta["reference_replay_s"] = 0.05
+    prof.save(tmp_path / "p.toml")
+    assert main(["validate", "--profile", str(tmp_path / "p.toml"), "--workloads", "lenet5",
+                 "--batch", "2", "--csv", str(tmp_path / "t.csv"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "machine speed check: resnet20 at batch 4" in out and "lenet5" in out

@@ -59,7 +59,9 @@ def run(args) -> int:
                                 progress=not args.no_progress, steps_of=set(step_cases))
     overhead_s = cal.measure_overhead(args.device, rounds=5 if args.quick else 15)
     meta = {"device_kind": spec.kind, "device_name": device_name,
-            "timing": "replay", "allocator": allocator, **cal.machine_meta(args.device, args.threads)}
+            "timing": "replay", "allocator": allocator,
+            "reference_replay_s": cal.reference_replay_s(args.device),
+            **cal.machine_meta(args.device, args.threads)}
     profile = cal.build_profile(records, meta, overhead_s)
     profile.save(args.out)
     if args.ops_csv:

@@ -27,7 +27,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from validation import validate as v
-    from validation.calibrate import DEFAULT_CASES
+    from validation.calibrate import DEFAULT_CASES, speed_check
 
     profile = v.load_profile(args.profile)
     if args.heldout and (args.workloads or args.batch or args.inference):
@@ -41,6 +41,7 @@ def run(args) -> int:
         if threads < 1:
             raise WorkloadError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
+        print(speed_check(profile, args.device))
         if args.heldout:
             from validation import heldout
             measured = heldout.measure(device=args.device, progress=not args.no_progress)
