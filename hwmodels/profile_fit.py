@@ -20,7 +20,7 @@ extrapolates poorly to shapes it has not seen; a model of how time grows with wo
 more, and for GEMMs the work alone is not enough (a 3-channel first layer or a 2x2-pixel
 late layer underfills the vector units however many FLOPs it has). On this repository's
 CPU data (validation/measured) the GEMM model brings the strict leave-one-network-out step
-error from 12.7% (work model) to 6.2%, and that of held-out PyTorch modules from 10.1% to 9.0%.
+error from 13.6% (work model) to 7.5%, and that of held-out PyTorch modules from 11.8% to 9.0%.
 """
 from __future__ import annotations
 
