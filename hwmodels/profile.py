@@ -47,7 +47,7 @@ META_FIELDS: dict[str, type] = {
     "timing": str,
     # informational: 'steady' (malloc keeps freed memory: no page faults) or 'system'
     "allocator": str,
-    # the fastest replay of a small fixed network at calibration (validate's speed check)
+    # the fastest calibration round of a fixed case's replay (validate's speed check)
     "reference_replay_s": float,
     "cache": str,
 }

@@ -229,16 +229,25 @@ def measure_overhead(device: str = "cpu", rounds: int = 15) -> float:
     return max(0.0, (min(steps) - min(replays)) / n_ops)
 
 
-# A small fixed network whose replay says how fast the machine runs at a moment: calibrate
-# records it, validate compares (a shared VM drifts by 10-30% over minutes)
-REFERENCE_CASE = ("resnet20", 4)
+# A fixed validation case whose replay says how fast the machine runs: calibrate records its
+# fastest round (rounds are spread over the whole run), validate replays it again and compares
+# (a shared VM drifts by 10-30% over minutes)
+REFERENCE_CASE = ("resnet20", 16)
 
 
 def reference_replay_s(device: str = "cpu", rounds: int = 5) -> float:
-    """The fastest of `rounds` replays of REFERENCE_CASE, in seconds."""
+    """The fastest of `rounds` replays of REFERENCE_CASE now, in seconds."""
     from .replay import replay_times
     train = lower_training(zoo.get(REFERENCE_CASE[0], batch=REFERENCE_CASE[1]))
     return min(sum(r.values()) for r in replay_times(train, device, rounds=rounds))
+
+
+def reference_from_rounds(partial_path, rounds: int) -> float | None:
+    """REFERENCE_CASE's fastest replay among calibration's rounds (None if not measured)."""
+    done = read_partial(partial_path)
+    sums = [sum(done[k]["times"].values()) for k in
+            (round_id(*REFERENCE_CASE, r) for r in range(rounds)) if k in done]
+    return min(sums) if sums else None
 
 
 def speed_check(profile: Profile, device: str = "cpu") -> str:

@@ -146,6 +146,16 @@ def test_calibrate_cli_bad_input(capsys):
     assert "--rounds must be >= 1" in capsys.readouterr().err
 
 
+def test_reference_is_a_calibrated_case_and_read_from_the_rounds(tmp_path):
+    assert cal.REFERENCE_CASE in cal.DEFAULT_CASES          # replayed by every calibration
+    partial = tmp_path / "p.jsonl"
+    lines = [{"key": cal.round_id(*cal.REFERENCE_CASE, r), "times": {"a": t, "b": 0.01}}
+             for r, t in enumerate((0.05, 0.03, 0.04))]
+    partial.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    assert cal.reference_from_rounds(partial, 3) == pytest.approx(0.04)
+    assert cal.reference_from_rounds(tmp_path / "none.jsonl", 3) is None
+
+
 def test_speed_check_compares_the_machine_with_calibration():
     pytest.importorskip("torch")
     committed = Profile.load(MEASURED_PROFILE)
@@ -160,9 +170,9 @@ def test_speed_check_compares_the_machine_with_calibration():
 def test_validate_measures_and_reports_the_speed_check(tmp_path, capsys):
     pytest.importorskip("torch")
     prof = Profile.load(MEASURED_PROFILE)
-    prof.meta["reference_replay_s"] = 0.05
+    prof.meta["reference_replay_s"] = 0.1
     prof.save(tmp_path / "p.toml")
     assert main(["validate", "--profile", str(tmp_path / "p.toml"), "--workloads", "lenet5",
                  "--batch", "2", "--csv", str(tmp_path / "t.csv"), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "machine speed check: resnet20 at batch 4" in out and "lenet5" in out
+    assert "machine speed check: resnet20 at batch 16" in out and "lenet5" in out

@@ -60,8 +60,10 @@ def run(args) -> int:
     overhead_s = cal.measure_overhead(args.device, rounds=5 if args.quick else 15)
     meta = {"device_kind": spec.kind, "device_name": device_name,
             "timing": "replay", "allocator": allocator,
-            "reference_replay_s": cal.reference_replay_s(args.device),
             **cal.machine_meta(args.device, args.threads)}
+    reference_s = cal.reference_from_rounds(partial, rounds)
+    if reference_s is not None:
+        meta["reference_replay_s"] = reference_s
     profile = cal.build_profile(records, meta, overhead_s)
     profile.save(args.out)
     if args.ops_csv:
