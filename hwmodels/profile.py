@@ -27,7 +27,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 
-from workloads.graph import ALL_KINDS
+from workloads.graph import ALL_KINDS, MATMUL_KINDS
 
 from .specs import DEVICE_KINDS, HardwareError, check_family_table, read_text
 
@@ -108,6 +108,10 @@ class Profile:
                 raise HardwareError(f"{where}: point {i} needs flops >= 0, bytes >= 0 (not both "
                                     f"0) and time_s > 0, got {p!r}")
             shape = p[3:]
+            if shape and kind not in MATMUL_KINDS:
+                raise HardwareError(f"{where}: point {i}: only convolution and linear kinds "
+                                    f"take a GEMM shape; {kind} points are [flops, bytes, "
+                                    f"time_s]")
             if any(not isinstance(v, int) or v < 1 for v in shape):
                 raise HardwareError(f"{where}: point {i}: m, n, k, groups, window, stride and "
                                     f"pixels must be integers >= 1, got {list(shape)!r}")

@@ -99,10 +99,13 @@ def test_model_for_accepts_a_profile_path(tmp_path, conv_op):
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = [[1.0, 1.0, -1.0]]\n", "point 0"),
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = [[1.0, 1.0]]\n", "point 0"),
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = []\n", "non-empty"),
-    ("[meta]\ndevice_kind = 'cpu'\n[kinds.conv2d]\npoints = [[1.0, 1.0, 1.0, 2, 2, 2, 1, 9, 1, 4], "
-     "[1.0, 1.0, 1.0]]\n", "share one layout"),
-    ("[meta]\ndevice_kind = 'cpu'\n[kinds.conv2d]\npoints = [[1.0, 1.0, 1.0, 2, 2.5, 2, 1, 1, 1, 1]]\n",
-     "must be integers"),
+    ("[meta]\ndevice_kind = 'cpu'\n[kinds.conv2d]\n"
+     "points = [[1.0, 1.0, 1.0, 2, 2, 2, 1, 9, 1, 4], [1.0, 1.0, 1.0]]\n", "share one layout"),
+    ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\n"
+     "points = [[1.0, 1.0, 1.0, 2, 2, 2, 1, 1, 1, 1]]\n",
+     "only convolution and linear kinds take a GEMM shape"),
+    ("[meta]\ndevice_kind = 'cpu'\n[kinds.conv2d]\n"
+     "points = [[1.0, 1.0, 1.0, 2, 2.5, 2, 1, 1, 1, 1]]\n", "must be integers"),
     ("[meta]\ndevice_kind = 'cpu'\n[efficiency]\nconv = 2.0\n", "conv must be in"),
     ("[meta\n", "not valid TOML"),
 ])
@@ -161,7 +164,8 @@ def test_gemm_predictor_recovers_a_known_model_on_unseen_shapes():
 def test_gemm_predictor_fits_grouped_kernels_apart():
     from hwmodels.profile_fit import predictor_for
     dense = [(m, n, k, 1) for m in (64, 1024, 16384) for n in (16, 64, 256) for k in (27, 288)]
-    depthwise = [(m, 1, 9, g, 9, 1, m // 4) for m in (256, 1024, 4096, 16384) for g in (16, 64, 256)]
+    depthwise = [(m, 1, 9, g, 9, 1, m // 4)
+                 for m in (256, 1024, 4096, 16384) for g in (16, 64, 256)]
     pts = (_gemm_points(5e10, (32, 16, 32), 2e-6, dense)
            + _gemm_points(2e9, (64, 0.5, 0.5), 2e-6, depthwise))
     pred = predictor_for(pts)
@@ -183,5 +187,6 @@ def test_gemm_profile_round_trips_and_predicts_through_the_model():
     b.conv2d(b.input(), 40, 3, padding=1)
     conv = [op for op in b.build().topo() if op.kind == "conv2d"][0]
     model = model_for(META["device_name"], prof)
-    (_, _, want, *_), = _gemm_points(3e10, (32, 16, 32), 3e-6, [(3 * 400, 40, 24 * 9, 1, 9, 1, 400)])
+    (_, _, want, *_), = _gemm_points(3e10, (32, 16, 32), 3e-6,
+                                     [(3 * 400, 40, 24 * 9, 1, 9, 1, 400)])
     assert model.op_time_s(conv) == pytest.approx(want, rel=0.03)

@@ -88,14 +88,16 @@ def test_build_profile_leave_one_out_and_overhead():
 def test_ops_csv_round_trip(tmp_path):
     recs = [{"key": "k1", "kind": "relu", "flops": 10.0, "bytes": 80.0, "time_s": 1.5e-6,
              "median_s": 2e-6, "sources": ["a", "b"]},
-            {"key": "k2", "kind": "linear", "flops": 4e3, "bytes": 1e3, "gemm": [2, 10, 200, 1, 1, 1, 1],
+            {"key": "k2", "kind": "linear", "flops": 4e3, "bytes": 1e3,
+             "gemm": [2, 10, 200, 1, 1, 1, 1],
              "time_s": 3e-6, "median_s": 4e-6, "sources": ["a"]}]
     cal.write_ops_csv(recs, tmp_path / "ops.csv")
     back = cal.read_ops_csv(tmp_path / "ops.csv")
     assert back[0]["sources"] == ["a", "b"] and back[0]["time_s"] == 1.5e-6
     assert back[0]["gemm"] is None and back[1]["gemm"] == [2, 10, 200, 1, 1, 1, 1]
     # GEMM records become 7-number points that keep their shape
-    assert cal.build_profile(back, META).points("linear") == [(4e3, 1e3, 3e-6, 2, 10, 200, 1, 1, 1, 1)]
+    assert cal.build_profile(back, META).points("linear") == [
+        (4e3, 1e3, 3e-6, 2, 10, 200, 1, 1, 1, 1)]
 
 
 # -- bad profiles ----------------------------------------------------------------------------

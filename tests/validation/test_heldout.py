@@ -20,9 +20,9 @@ PROFILE = MEASURED / "cpu_profile.toml"
 HELDOUT = MEASURED / "cpu_heldout_steps.csv"
 
 # Measured right after the committed calibration, on its machine: MAPE 9.0%, max 19.6% (a VGG
-# of 24-96 channels, slower than the power-of-two widths the profile knows), tau 0.87 (between
-# 7.7% and 9.0%, tau 0.87-0.91, over three calibrations). The guards sit just above, so a model change that
-# generalises worse fails.
+# of 24-96 channels, slower than the power-of-two widths the profile knows), tau 0.87 (7.7% to
+# 9.0%, tau 0.87-0.91, over three calibrations). The guards sit just above, so a model change
+# that generalises worse fails.
 HELDOUT_MAPE_GUARD_PCT, HELDOUT_TAU_GUARD = 9.5, 0.85
 
 
