@@ -27,18 +27,12 @@ def replay_times(train: OpGraph, device="cpu", rounds: int = 3, warmup: int = 1,
     `warmup` untimed ones. Views take no time and are left out."""
     import torch
 
-    from .torch_exec import steady_allocator
+    from .torch_exec import free_after, steady_allocator
     steady_allocator()
     state = KernelState(device, seed, graph=train)
     order = train.topo()
     kernels = {op.name: op_kernel(op, state) for op in order}
-    last_read: dict[str, int] = {}
-    for i, op in enumerate(order):
-        for t in op.inputs:
-            last_read[t] = i
-    free_after: dict[int, list[str]] = {}
-    for t, i in last_read.items():
-        free_after.setdefault(i, []).append(t)
+    freed = free_after(order)
     sync = torch.cuda.synchronize if state.dev.type == "cuda" else (lambda: None)
     clock = time.perf_counter
     out: list[dict[str, float]] = []
@@ -56,7 +50,7 @@ def replay_times(train: OpGraph, device="cpu", rounds: int = 3, warmup: int = 1,
                 env[op.name] = kernel(*ins)
                 sync()
                 times[op.name] = clock() - t0
-            for t in free_after.get(i, ()):
+            for t in freed[i]:
                 del env[t]
         if r >= warmup:
             out.append(times)

@@ -156,7 +156,7 @@ class GraphModule(torch.nn.Module):
                                 f"pass the graph before lower_training")
         self.graph = graph
         self.ops = graph.topo()
-        self._free_after = _free_after(self.ops)
+        self._free_after = free_after(self.ops)
         dev = resolve_device(device)
         gen = torch.Generator().manual_seed(seed)
         self.weights = torch.nn.ParameterDict()
@@ -235,16 +235,16 @@ class GraphModule(torch.nn.Module):
         return env[self.ops[-1].name]
 
 
-def _free_after(ops) -> list[list[str]]:
-    """For each op, the tensors whose last reader it is (the last op's output is kept)."""
+def free_after(ops) -> list[list[str]]:
+    """For each op of a topological order, the tensors whose last reader it is: what a step
+    (autograd, or an idiomatic module's locals) frees once that op has read them."""
     last_read: dict[str, int] = {}
     for i, op in enumerate(ops):
         for t in op.inputs:
             last_read[t] = i
     out: list[list[str]] = [[] for _ in ops]
     for t, i in last_read.items():
-        if t != ops[-1].name:
-            out[i].append(t)
+        out[i].append(t)
     return out
 
 

@@ -50,7 +50,7 @@ def test_simulator_predicts_heldout_modules():
     assert s.kendall_tau >= HELDOUT_TAU_GUARD, v.format_table(rows)
 
 
-def test_heldout_measure_writes_steps(tmp_path):
+def test_heldout_measure_writes_steps():
     rows = heldout.measure([("mlp", 4)], rounds=1, reps=1, progress=False)
     assert rows[0]["network"] == "mlp" and rows[0]["measured_s"] > 0
 
@@ -60,7 +60,7 @@ def test_unknown_heldout_network():
         heldout.graph("nope", 2)
 
 
-def test_validate_heldout_refuses_workloads(capsys):
-    assert main(["validate", "--profile", str(PROFILE), "--heldout", "--workloads",
-                 "lenet5"]) == 2
+@pytest.mark.parametrize("extra", [["--workloads", "lenet5"], ["--measured", str(HELDOUT)]])
+def test_validate_heldout_refuses_other_cases(capsys, extra):
+    assert main(["validate", "--profile", str(PROFILE), "--heldout", *extra]) == 2
     assert "--heldout measures its own modules" in capsys.readouterr().err

@@ -30,9 +30,10 @@ def run(args) -> int:
     from validation.calibrate import DEFAULT_CASES, speed_check
 
     profile = v.load_profile(args.profile)
-    if args.heldout and (args.workloads or args.batch or args.inference):
+    if args.heldout and (args.workloads or args.batch or args.inference or args.measured):
         raise WorkloadError("--heldout measures its own modules and batches (training); it "
-                            "takes no --workloads, --batch or --inference")
+                            "takes no --workloads, --batch, --inference or --measured (a "
+                            "held-out CSV is scored with --measured alone)")
     if args.measured:
         measured = v.read_steps_csv(args.measured)
     else:
