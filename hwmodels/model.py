@@ -25,8 +25,9 @@ from typing import ClassVar
 from workloads.graph import Op
 
 from . import catalog
-from .families import CONV_FAMILIES, FAMILIES, KIND_FAMILY, gemm_shape
+from .families import CONV_FAMILIES, FAMILIES, KIND_FAMILY, point_shape
 from .profile import Profile
+from .kernels import KernelRules
 from .profile_fit import GemmPredictor, WorkPredictor, predictor_for
 from .specs import DeviceSpec, HardwareError
 
@@ -194,9 +195,10 @@ class DeviceModel:
         the kind's fit corrected by nearby residuals (hwmodels/profile_fit.py)."""
         predictor = self._predictors.get(op.kind)
         if predictor is None:
-            predictor = predictor_for(self.profile.points(op.kind))  # type: ignore[union-attr]
+            predictor = predictor_for(self.profile.points(op.kind), op.kind,  # type: ignore[union-attr]
+                                      KernelRules.for_profile(self.profile))
             self._predictors[op.kind] = predictor
-        return predictor.predict_s(op.flops, op.bytes_moved, gemm_shape(op))
+        return predictor.predict_s(op.flops, op.bytes_moved, point_shape(op))
 
 
 def model_for(spec_or_name: DeviceSpec | str, profile: Profile | str | os.PathLike | None = None

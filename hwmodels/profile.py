@@ -12,6 +12,8 @@ TOML layout (written by `dnnsim calibrate`, read back here):
 
     [kinds.relu]                # measured points of one op kind: [flops, bytes_moved, time_s]
     points = [[1.2e6, 9.6e6, 0.0004], ...]
+                                # ... optionally with the input's layout (families.layout):
+                                # [flops, bytes_moved, time_s, planes, pixels]
 
     [kinds.conv2d]              # GEMM kinds may add the product's shape (families.gemm_shape):
     points = [[1.2e9, 3.4e6, 0.0021, 8192, 64, 576, 1, 9, 1, 1024], ...]
@@ -35,10 +37,13 @@ from .specs import DEVICE_KINDS, HardwareError, check_family_table, read_text
 # pixels)
 Point = tuple
 GEMM_POINT = "[flops, bytes, time_s, m, n, k, groups, window, stride, pixels]"
+LAYOUT_POINT = "[flops, bytes, time_s, planes, pixels]"
 
 META_FIELDS: dict[str, type] = {
     "device_kind": str, "device_name": str, "machine": str, "processor": str,
     "threads": int, "torch_version": str, "date": str,
+    # fp32 values per vector, by which oneDNN blocks channels (16 with AVX-512; kernels.py)
+    "vector_fp32_lanes": int,
     # informational: the per-op framework overhead of a whole step (autograd, dispatch) that
     # calibration measured and already folded into every point's time_s
     "step_overhead_s": float,
@@ -89,17 +94,19 @@ class Profile:
         if kind not in ALL_KINDS:
             raise HardwareError(f"{where}: unknown op kind {kind!r}; known: "
                                 f"{', '.join(sorted(ALL_KINDS))}")
+        shaped, lengths = ((GEMM_POINT, (3, 10)) if kind in MATMUL_KINDS
+                           else (LAYOUT_POINT, (3, 5)))
         if not isinstance(points, list) or not points:
             raise HardwareError(f"{where}: points must be a non-empty list of "
-                                f"[flops, bytes, time_s] or {GEMM_POINT}")
+                                f"[flops, bytes, time_s] or {shaped}")
         out = []
         for i, p in enumerate(points):
-            ok = (isinstance(p, (list, tuple)) and len(p) in (3, 10) and all(
+            ok = (isinstance(p, (list, tuple)) and len(p) in lengths and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                 for v in p))
             if not ok:
                 raise HardwareError(f"{where}: point {i} must be [flops, bytes, time_s] or "
-                                    f"{GEMM_POINT} numbers, got {p!r}")
+                                    f"{shaped} numbers, got {p!r}")
             if len(p) != len(points[0]):
                 raise HardwareError(f"{where}: point {i} has {len(p)} numbers, point 0 has "
                                     f"{len(points[0])}: a kind's points share one layout")
@@ -108,13 +115,10 @@ class Profile:
                 raise HardwareError(f"{where}: point {i} needs flops >= 0, bytes >= 0 (not both "
                                     f"0) and time_s > 0, got {p!r}")
             shape = p[3:]
-            if shape and kind not in MATMUL_KINDS:
-                raise HardwareError(f"{where}: point {i}: only convolution and linear kinds "
-                                    f"take a GEMM shape; {kind} points are [flops, bytes, "
-                                    f"time_s]")
             if any(not isinstance(v, int) or v < 1 for v in shape):
-                raise HardwareError(f"{where}: point {i}: m, n, k, groups, window, stride and "
-                                    f"pixels must be integers >= 1, got {list(shape)!r}")
+                names = shaped[shaped.index("time_s") + 8:-1]
+                raise HardwareError(f"{where}: point {i}: {names} must be integers >= 1, got "
+                                    f"{list(shape)!r}")
             out.append((flops, nbytes, time_s, *shape))
         return sorted(out)
 

@@ -4,23 +4,26 @@ An op whose shape was measured takes the measured time (the mean of repeats). An
 gets a fitted model of the kind, times a residual correction (measured / fitted) taken from
 the measured points nearest to it. Two models, by what the points carry:
 
-- Work points [flops, bytes, time_s] (every kind): time = overhead_s + FLOPs * s_per_flop +
-  bytes * s_per_byte (non-negative, least squares on relative error); the residual is
-  interpolated in log space between the points nearest in fitted time.
+- Work points [flops, bytes, time_s(, planes, pixels)] (every kind): time = overhead_s +
+  FLOPs * s_per_flop + bytes * s_per_byte (non-negative, least squares on relative error);
+  the residual is a distance-weighted mean over the nearest points in the log of (planes,
+  pixels, FLOPs, bytes) where points carry a layout (families.layout), else it is
+  interpolated between the points nearest in fitted time.
 - GEMM points [flops, bytes, time_s, m, n, k, groups, window, stride, pixels] (convolutions
   and linear layers, see families.gemm_shape): time = overhead_s + FLOPs / (rate * e(m) e(n)
   e(k)) + bytes * s_per_byte, with e(d) = d / (d + d_half) the fill of one GEMM dimension,
-  fitted apart for dense, strided and grouped (depthwise) kernels, which libraries run with
-  other algorithms; the residual is a distance-weighted mean over the nearest points in the
+  fitted apart for each kernel class (hwmodels/kernels.py: PyTorch's native loop, oneDNN's
+  dense, strided and depthwise kernels) on the product the kernel computes (channels padded
+  to whole vectors); the residual is a distance-weighted mean over the nearest points in the
   log of (m, n, k, groups, window, stride), shrinking to none far from any measured shape.
   (Pixels only tell measured shapes apart: as a distance it made leave-one-out worse.)
 
 Why: interpolating raw times along one work axis is exact on measured shapes but
 extrapolates poorly to shapes it has not seen; a model of how time grows with work knows
 more, and for GEMMs the work alone is not enough (a 3-channel first layer or a 2x2-pixel
-late layer underfills the vector units however many FLOPs it has). On this repository's
-CPU data (validation/measured) the GEMM model brings the strict leave-one-network-out step
-error from 13.6% (work model) to 7.5%, and that of held-out PyTorch modules from 11.8% to 9.0%.
+late layer underfills the vector units however many FLOPs it has). Equal work is not equal
+time for other kinds either: the exact lookup once keyed on (FLOPs, bytes) alone gave a
+32 x 24 x 32 x 32 max-pool the time of a 256 x 192 x 4 x 4 one, 43% too fast.
 """
 from __future__ import annotations
 
@@ -30,14 +33,19 @@ import math
 
 import numpy as np
 
+from .kernels import KernelRules
+
 Point = tuple[float, ...]  # (flops, bytes_moved, time_s[, *Shape])
 Shape = tuple[int, ...]  # (m, n, k, groups, window, stride, pixels) of a GEMM
 
 
-def predictor_for(points: list[Point]) -> "WorkPredictor | GemmPredictor":
-    """The predictor for one kind's points: GEMM when they carry shapes, else work."""
+def predictor_for(points: list[Point], kind: str = "",
+                  rules: KernelRules | None = None) -> "WorkPredictor | GemmPredictor":
+    """The predictor for one kind's points: GEMM when they carry GEMM shapes, else work (with
+    or without a layout). `rules` say which kernel runs each GEMM shape and what it computes
+    (hwmodels/kernels.py)."""
     if points and len(points[0]) == 10:
-        return GemmPredictor(points)
+        return GemmPredictor(points, kind, rules or KernelRules())
     return WorkPredictor(points)
 
 
@@ -65,16 +73,23 @@ def fit_nonnegative(points: list[Point]) -> tuple[float, float, float]:
 
 
 class WorkPredictor:
-    """Time from (FLOPs, bytes): a linear fit, corrected by residuals along fitted time."""
+    """Time from (FLOPs, bytes): a linear fit, corrected by the residuals of the nearest
+    measured points: in the log of (planes, pixels, FLOPs, bytes) where points carry a layout
+    (families.layout), else along fitted time."""
 
     def __init__(self, points: list[Point]) -> None:
-        exact: dict[tuple[float, float], list[float]] = {}
-        for f, b, t, *_ in points:
-            exact.setdefault((f, b), []).append(t)
+        exact: dict[tuple, list[float]] = {}
+        for f, b, t, *shape in points:
+            exact.setdefault((f, b, *shape), []).append(t)
         self.exact = {k: sum(v) / len(v) for k, v in exact.items()}
-        self.coef = fit_nonnegative([(f, b, t) for (f, b), t in self.exact.items()])
-        residuals = sorted((self.fitted_s(f, b), t / self.fitted_s(f, b))
-                           for (f, b), t in self.exact.items() if self.fitted_s(f, b) > 0)
+        self.coef = fit_nonnegative([(k[0], k[1], t) for k, t in self.exact.items()])
+        kept = [(k, t) for k, t in self.exact.items() if self.fitted_s(k[0], k[1]) > 0]
+        self.shaped = bool(kept) and len(kept[0][0]) > 2
+        if self.shaped:
+            self.features = np.log([_layout_features(k) for k, _ in kept])
+            self.log_residuals = np.log([t / self.fitted_s(k[0], k[1]) for k, t in kept])
+        residuals = sorted((self.fitted_s(k[0], k[1]), t / self.fitted_s(k[0], k[1]))
+                           for k, t in kept)
         self.xs = [x for x, _ in residuals]
         self.ratios = [r for _, r in residuals]
 
@@ -83,12 +98,15 @@ class WorkPredictor:
         return c0 + c1 * flops + c2 * nbytes
 
     def predict_s(self, flops: float, nbytes: float, shape: Shape | None = None) -> float:
-        t = self.exact.get((flops, nbytes))
+        t = self.exact.get((flops, nbytes, *(shape if self.shaped and shape else ())))
         if t is not None:
             return t
         x = self.fitted_s(flops, nbytes)
         if x <= 0 or not self.xs:
             return x
+        if self.shaped and shape:
+            key = np.log(_layout_features((flops, nbytes, *shape)))
+            return x * math.exp(_neighbour_correction(self.features, self.log_residuals, key))
         i = bisect.bisect_left(self.xs, x)
         if i == 0 or i == len(self.xs):
             ratio = self.ratios[0 if i == 0 else -1]
@@ -100,28 +118,46 @@ class WorkPredictor:
         return x * ratio
 
 
+def _layout_features(key: tuple) -> tuple[float, ...]:
+    flops, nbytes, planes, pixels = key[:4]
+    return (planes, pixels, flops + 1.0, nbytes + 1.0)
+
+
+def _neighbour_correction(features: np.ndarray, log_residuals: np.ndarray,
+                          key: np.ndarray) -> float:
+    """The log residual at `key`: a distance-weighted mean over the NEIGHBOURS nearest points
+    (in log units: 0.7 is a factor 2 in one dimension), shrinking to none far from all of
+    them (the 1.0 in the denominator)."""
+    d = np.sqrt(((features - key) ** 2).sum(axis=1))
+    near = np.argsort(d, kind="stable")[:NEIGHBOURS]
+    w = np.exp(-d[near]) / (d[near] + 1e-9)
+    return float((w * log_residuals[near]).sum() / (w.sum() + 1.0))
+
+
 # A class of kernels gets its own GEMM fit from this many distinct shapes on; below that it
 # borrows the fit of the class with the most shapes.
 MIN_CLASS_POINTS = 6
 NEIGHBOURS = 4
 
 
-def kernel_class(shape: Shape) -> str:
-    """grouped (depthwise), strided or dense: kernels that libraries run differently."""
-    return "grouped" if shape[3] > 1 else "strided" if shape[5] > 1 else "dense"
-
-
 class GemmPredictor:
-    """Time from a GEMM's shape: the fill of each dimension, and nearby measured residuals."""
+    """Time from a GEMM's shape: the fill of each dimension, and nearby measured residuals.
+    Fits and neighbours see the product the kernel computes (channels padded to its blocks),
+    one fit per kernel class; the exact lookup sees the op's own shape."""
 
-    def __init__(self, points: list[Point]) -> None:
+    def __init__(self, points: list[Point], kind: str = "",
+                 rules: KernelRules | None = None) -> None:
+        self.kind, self.rules = kind, rules or KernelRules()
         exact: dict[tuple, list[float]] = {}
         for f, b, t, *shape in points:
             exact.setdefault((f, b, *shape), []).append(t)
         self.exact = {k: sum(v) / len(v) for k, v in exact.items()}
         by_class: dict[str, list] = {}
         for key, t in self.exact.items():
-            by_class.setdefault(kernel_class(key[2:]), []).append(key + (t,))
+            shape = tuple(int(d) for d in key[2:])
+            flops, computed = self.rules.computed(kind, key[0], shape)
+            by_class.setdefault(self.rules.kernel_class(kind, shape), []).append(
+                (flops, key[1], *computed, t))
         self.classes = {c: GemmFit(np.array(rows, dtype=float))
                         for c, rows in sorted(by_class.items()) if len(rows) >= MIN_CLASS_POINTS}
         if not self.classes:
@@ -135,8 +171,11 @@ class GemmPredictor:
         t = self.exact.get((flops, nbytes, *shape))
         if t is not None:
             return t
-        fit = self.classes.get(kernel_class(shape)) or self.classes[self.fallback]
-        return fit.predict_s(flops, nbytes, shape)
+        shape = tuple(int(d) for d in shape)
+        fit = (self.classes.get(self.rules.kernel_class(self.kind, shape))
+               or self.classes[self.fallback])
+        computed_flops, computed = self.rules.computed(self.kind, flops, shape)
+        return fit.predict_s(computed_flops, nbytes, computed)
 
 
 class GemmFit:
@@ -153,13 +192,8 @@ class GemmFit:
     def predict_s(self, flops: float, nbytes: float, shape: Shape) -> float:
         fitted = float(_gemm_model(self.params, np.array([[flops, nbytes, *shape[:3]]],
                                                          float))[0])
-        d = np.sqrt(((self.log_shapes - np.log(np.asarray(shape[:6], float))) ** 2).sum(axis=1))
-        near = np.argsort(d, kind="stable")[:NEIGHBOURS]
-        # weights fall with distance (in log units: 0.7 is a factor 2 in one dimension); the
-        # 1.0 in the denominator shrinks the correction to none far from every measured shape
-        w = np.exp(-d[near]) / (d[near] + 1e-9)
-        correction = float((w * self.log_residuals[near]).sum() / (w.sum() + 1.0))
-        return fitted * math.exp(correction)
+        key = np.log(np.asarray(shape[:6], float))
+        return fitted * math.exp(_neighbour_correction(self.log_shapes, self.log_residuals, key))
 
 
 def _gemm_model(p: np.ndarray, work: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ import os
 import platform
 import statistics
 
-from hwmodels.families import gemm_shape
+from hwmodels.families import point_shape
 from hwmodels.profile import Profile
 from workloads import zoo
 from workloads.graph import Op, OpGraph, WorkloadError
@@ -76,7 +76,7 @@ def records_of_replay(network: str, train: OpGraph, rounds: list[dict[str, float
         best.append(fastest[op.name])
         every.extend(r[op.name] for r in rounds)
     return [{"key": key, "kind": op.kind, "flops": op.flops, "bytes": op.bytes_moved,
-             "gemm": gemm_shape(op), "time_s": statistics.fmean(best),
+             "shape": point_shape(op), "time_s": statistics.fmean(best),
              "median_s": statistics.median(every), "sources": [network]}
             for key, (op, best, every) in sorted(by_key.items())]
 
@@ -99,9 +99,15 @@ def read_partial(path) -> dict[str, dict]:
 
 def machine_meta(device: str, threads: int) -> dict:
     import torch
-    return {"machine": platform.machine() or "unknown", "processor": processor_name(device),
+
+    from hwmodels.kernels import vector_fp32_lanes
+    meta = {"machine": platform.machine() or "unknown", "processor": processor_name(device),
             "threads": int(threads), "torch_version": torch.__version__,
             "date": datetime.date.today().isoformat()}
+    lanes = vector_fp32_lanes() if device == "cpu" else None
+    if lanes:   # oneDNN blocks channels by it (hwmodels/kernels.py)
+        meta["vector_fp32_lanes"] = lanes
+    return meta
 
 
 def processor_name(device: str = "cpu") -> str:
@@ -119,7 +125,8 @@ def processor_name(device: str = "cpu") -> str:
 
 
 def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu",
-                  rounds: int = 5, progress: bool = True, steps_of=()) -> list[dict]:
+                  rounds: int = 5, progress: bool = True, steps_of=(),
+                  module_steps=None) -> list[dict]:
     """Replay every (network, batch) `rounds` times, round-robin: one replay of each case per
     round, so that a slow spell of a shared machine (seconds to a minute long) hits one round
     of a case, not all of them. Each replay is appended to the partial file as it is done
@@ -127,24 +134,32 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
 
     steps_of: cases whose real training steps are also timed, next to their replay in every
     round (read them back with measured_steps); the profile never uses them. Why here: steps
-    timed by a later `dnnsim validate` may meet another spell of the machine than the ops."""
+    timed by a later `dnnsim validate` may meet another spell of the machine than the ops.
+    module_steps: {(name, batch): (forward OpGraph, callable returning step times)} of
+    modules that are only timed, once per round (the held-out modules)."""
     from tqdm import tqdm
 
     from .calibration_nets import get
     from .replay import replay_times
     from .torch_exec import time_step
     trains = {c: lower_training(get(*c)) for c in cases}
+    module_steps = dict(module_steps or {})
     prints = {c: graph_fingerprint(t) for c, t in trains.items()}
+    prints |= {c: graph_fingerprint(lower_training(g)) for c, (g, _) in module_steps.items()}
     # a line of another version of a case's graph (an older dnnsim, a changed grid) is stale
     done = {k: rec for k, rec in read_partial(partial_path).items()
             if rec.get("graph") == prints.get(_case_of(k))}
-    todo = [(r, c) for r in range(rounds) for c in cases if round_id(*c, r) not in done]
+    todo = [(r, c) for r in range(rounds) for c in [*cases, *module_steps]
+            if round_id(*c, r) not in done]
     _end_torn_line(partial_path)
     with open(partial_path, "a", encoding="utf-8") as fh:
         for r, case in tqdm(todo, desc="calibrate (replayed steps)", unit="step",
                             disable=not progress):
-            line = {"key": round_id(*case, r), "graph": prints[case],
-                    "times": replay_times(trains[case], device, rounds=1)[0]}
+            line = {"key": round_id(*case, r), "graph": prints[case]}
+            if case in module_steps:
+                line["step_s"] = list(module_steps[case][1]())
+            else:
+                line["times"] = replay_times(trains[case], device, rounds=1)[0]
             if case in steps_of:
                 line["step_s"] = list(time_step(get(*case), True, device, reps=2).samples_s)
             fh.write(json.dumps(line, sort_keys=True) + "\n")
@@ -282,7 +297,7 @@ def build_profile(records, meta: dict, overhead_s: float = 0.0,
     for key in sorted(by_key):
         recs = by_key[key]
         t = statistics.median(float(r[statistic]) for r in recs)
-        shape = recs[0].get("gemm") or []
+        shape = recs[0].get("shape") or []
         kinds.setdefault(recs[0]["kind"], []).append(
             [float(recs[0]["flops"]), float(recs[0]["bytes"]), t + overhead_s, *shape])
     meta = {**meta, "step_overhead_s": float(overhead_s)}
@@ -295,7 +310,7 @@ def default_device_name(device: str) -> str:
     return DEFAULT_DEVICE_NAME[device]
 
 
-OPS_CSV_FIELDS = ("kind", "flops", "bytes", "gemm", "time_s", "median_s", "sources", "key")
+OPS_CSV_FIELDS = ("kind", "flops", "bytes", "shape", "time_s", "median_s", "sources", "key")
 
 
 def write_ops_csv(records, path) -> None:
@@ -304,8 +319,8 @@ def write_ops_csv(records, path) -> None:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(OPS_CSV_FIELDS)
         for r in sorted(records, key=lambda r: (r["key"], r["sources"])):
-            gemm = ";".join(str(d) for d in r["gemm"]) if r.get("gemm") else ""
-            w.writerow([r["kind"], repr(float(r["flops"])), repr(float(r["bytes"])), gemm,
+            shape = ";".join(str(d) for d in r["shape"]) if r.get("shape") else ""
+            w.writerow([r["kind"], repr(float(r["flops"])), repr(float(r["bytes"])), shape,
                         f"{r['time_s']:.6g}", f"{r['median_s']:.6g}", ";".join(r["sources"]),
                         r["key"]])
 
@@ -314,6 +329,6 @@ def read_ops_csv(path) -> list[dict]:
     import csv
     with open(path, newline="", encoding="utf-8") as fh:
         return [{**r, "flops": float(r["flops"]), "bytes": float(r["bytes"]),
-                 "gemm": [int(d) for d in r["gemm"].split(";")] if r.get("gemm") else None,
+                 "shape": [int(d) for d in r["shape"].split(";")] if r.get("shape") else None,
                  "time_s": float(r["time_s"]), "median_s": float(r["median_s"]),
                  "sources": r["sources"].split(";")} for r in csv.DictReader(fh)]

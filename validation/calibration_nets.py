@@ -4,9 +4,10 @@ The zoo's networks cover few shapes (CIFAR ResNets use only 3x3 convolutions of 
 A profile must also predict networks it has never seen (users bring their own through
 `from_torch`), so calibration also measures a grid chosen without looking at any validation
 case: residual stages of k x k convolutions (k = 1, 3, 5, 7) from 64x64 down to 4x4 pixels at
-three widths (8-128, 16-256 and 32-512 channels), so channels and resolution vary apart; first
+three widths (8-128, 16-256 and 32-512 channels), so channels and resolution vary apart, and
+for k = 1, 3 at channel counts that are not whole vectors (20-320); first
 layers on 1- and 3-channel images (kernels 3 to 11, strides 1 to 4); depthwise-separable
-stages (strides 1 and 2) with concatenation at two widths; and stacks of fully connected
+stages (strides 1 and 2) with concatenation at three widths; and stacks of fully connected
 layers. They are never validated against, so they add coverage without leaking any
 validation case into the profile.
 """
@@ -18,6 +19,9 @@ from workloads.graph import OpGraph, WorkloadError
 
 STAGE_CHANNELS = (16, 32, 64, 128, 256)   # one stage per resolution: 64, 32, 16, 8, 4 pixels
 WIDTHS = {"narrow": 0.5, "": 1.0, "wide": 2.0}
+# channel counts that are not whole vectors (20, 40: oneDNN pads them to 32, 48 with AVX-512;
+# hwmodels/kernels.py), for the common kernels
+ODD_WIDTH = 1.25
 # first layers: (out channels, kernel, stride), each a branch from the image
 STEMS = ((16, 3, 1), (6, 5, 1), (32, 7, 2), (64, 11, 4), (24, 3, 2), (48, 5, 2))
 
@@ -89,19 +93,22 @@ def _grid_name(kernel: int, width: str) -> str:
 NETWORKS = {
     **{_grid_name(k, w): (lambda batch, k=k, s=s, n=_grid_name(k, w): conv_grid(k, batch, s, n))
        for k in (1, 3, 5, 7) for w, s in WIDTHS.items()},
+    **{_grid_name(k, "odd"): (lambda batch, k=k, n=_grid_name(k, "odd"):
+                              conv_grid(k, batch, ODD_WIDTH, n)) for k in (1, 3)},
     "grid_stem1": lambda batch: stem_grid(1, batch),
     "grid_stem3": lambda batch: stem_grid(3, batch),
     "grid_separable": separable_grid,
     "grid_separable_wide": lambda batch: separable_grid(batch, 2.0, "grid_separable_wide"),
+    "grid_separable_odd": lambda batch: separable_grid(batch, ODD_WIDTH, "grid_separable_odd"),
     "grid_mlp": mlp_grid,
     "grid_mlp_narrow": lambda batch: mlp_grid(batch, (512, 192, 64), "grid_mlp_narrow"),
 }
 # (network, batch): every synthetic network at two batches (steps of about 5-300 ms on one core)
 GRID_CASES: tuple[tuple[str, int], ...] = (
     ("grid_k1_narrow", 8), ("grid_k1_narrow", 32), ("grid_k1", 4), ("grid_k1", 16),
-    ("grid_k1_wide", 2), ("grid_k1_wide", 8),
+    ("grid_k1_wide", 2), ("grid_k1_wide", 8), ("grid_k1_odd", 4), ("grid_k1_odd", 16),
     ("grid_k3_narrow", 4), ("grid_k3_narrow", 16), ("grid_k3", 2), ("grid_k3", 8),
-    ("grid_k3_wide", 1), ("grid_k3_wide", 2),
+    ("grid_k3_wide", 1), ("grid_k3_wide", 2), ("grid_k3_odd", 2), ("grid_k3_odd", 8),
     ("grid_k5_narrow", 2), ("grid_k5_narrow", 8), ("grid_k5", 2), ("grid_k5", 4),
     ("grid_k5_wide", 1), ("grid_k5_wide", 2),
     ("grid_k7_narrow", 1), ("grid_k7_narrow", 4), ("grid_k7", 1), ("grid_k7", 4),
@@ -109,6 +116,7 @@ GRID_CASES: tuple[tuple[str, int], ...] = (
     ("grid_stem1", 16), ("grid_stem1", 128), ("grid_stem3", 2), ("grid_stem3", 16),
     ("grid_separable", 4), ("grid_separable", 16),
     ("grid_separable_wide", 2), ("grid_separable_wide", 8),
+    ("grid_separable_odd", 4), ("grid_separable_odd", 16),
     ("grid_mlp", 32), ("grid_mlp", 256), ("grid_mlp_narrow", 16), ("grid_mlp_narrow", 128),
 )
 

@@ -84,12 +84,80 @@ def mlp() -> nn.Module:
                          nn.ReLU(), nn.Linear(512, 10))
 
 
+def lenet_300_100() -> nn.Module:
+    """LeCun's fully connected LeNet-300-100 on flattened 28x28 images."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100),
+                         nn.ReLU(), nn.Linear(100, 10))
+
+
+class Fire(nn.Module):
+    """SqueezeNet's fire module: a 1x1 squeeze, then 1x1 and 3x3 expands concatenated."""
+
+    def __init__(self, cin: int, squeeze: int, expand: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Sequential(nn.Conv2d(cin, squeeze, 1), nn.ReLU())
+        self.expand1 = nn.Sequential(nn.Conv2d(squeeze, expand, 1), nn.ReLU())
+        self.expand3 = nn.Sequential(nn.Conv2d(squeeze, expand, 3, padding=1), nn.ReLU())
+
+    def forward(self, x):
+        s = self.squeeze(x)
+        return torch.cat([self.expand1(s), self.expand3(s)], 1)
+
+
+def squeezenet_like() -> nn.Module:
+    """A small SqueezeNet: strided stem, fire modules, a 1x1 classifier conv, global pooling."""
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 3, stride=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        Fire(64, 16, 64), Fire(128, 16, 64), nn.MaxPool2d(3, 2),
+        Fire(128, 32, 128), Fire(256, 48, 192), nn.Dropout(0.5),
+        nn.Conv2d(384, 10, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+class DenseLayer(nn.Module):
+    """DenseNet's BN-ReLU-3x3 conv producing `growth` channels, concatenated to its input."""
+
+    def __init__(self, cin: int, growth: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(),
+                                  nn.Conv2d(cin, growth, 3, padding=1, bias=False))
+
+    def forward(self, x):
+        return torch.cat([x, self.body(x)], 1)
+
+
+def densenet_like() -> nn.Module:
+    """Two dense blocks of growth 12 (24 to 78 channels) with a 1x1 transition between."""
+    block1 = [DenseLayer(24 + 12 * i, 12) for i in range(3)]
+    block2 = [DenseLayer(30 + 12 * i, 12) for i in range(4)]
+    return nn.Sequential(
+        nn.Conv2d(3, 24, 3, padding=1, bias=False), *block1,
+        nn.BatchNorm2d(60), nn.ReLU(), nn.Conv2d(60, 30, 1, bias=False), nn.AvgPool2d(2),
+        *block2, nn.BatchNorm2d(78), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(78, 10))
+
+
+def strided_cnn() -> nn.Module:
+    """A 7x7 stride-2 stem of 36 channels, 3x3 convolutions with biases (one strided), average
+    pooling and a dropout head."""
+    return nn.Sequential(
+        nn.Conv2d(3, 36, 7, stride=2, padding=3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(36, 72, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(72, 144, 3, stride=2, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Dropout(0.25), nn.Linear(144 * 4 * 4, 100), nn.ReLU(),
+        nn.Linear(100, 10))
+
+
 MODULES: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int], tuple[int, ...]]] = {
     "small_vgg": (small_vgg, (3, 32, 32), (8, 32)),
     "cnn5x5": (cnn5x5, (3, 32, 32), (16, 64)),
     "mobilenet_like": (mobilenet_like, (3, 64, 64), (8, 32)),
     "bottleneck_resnet": (bottleneck_resnet, (3, 32, 32), (4, 16)),
     "mlp": (mlp, (1, 28, 28), (64, 512)),
+    # added in the fourth session, measured only once the model they check was final
+    "lenet_300_100": (lenet_300_100, (1, 28, 28), (100, 1000)),
+    "squeezenet_like": (squeezenet_like, (3, 64, 64), (4, 16)),
+    "densenet_like": (densenet_like, (3, 32, 32), (8, 32)),
+    "strided_cnn": (strided_cnn, (3, 64, 64), (4, 16)),
 }
 CASES: tuple[tuple[str, int], ...] = tuple((n, b) for n, (_, _, bs) in MODULES.items()
                                            for b in bs)
@@ -110,23 +178,31 @@ def graph(name: str, batch: int) -> OpGraph:
     return from_torch(module, x, name=name)
 
 
+def step_timers(device="cpu", cases=CASES, reps: int = 2) -> dict:
+    """{(name, batch): (forward OpGraph, callable timing `reps` training steps)} for
+    calibrate's rounds (calibrate --heldout-csv)."""
+    from .torch_exec import resolve_device, time_module
+    dev = resolve_device(device)
+    out = {}
+    for c in cases:
+        module, x = module_and_input(*c)
+        module, x = module.to(dev), x.to(dev)
+        out[c] = (graph(*c), lambda m=module, x=x: time_module(m, x, reps=reps).samples_s)
+    return out
+
+
 def measure(cases=CASES, device="cpu", rounds: int = 6, reps: int = 2,
             progress: bool = True) -> list[dict]:
     """Measured training steps (fastest sample) of held-out modules, in interleaved rounds,
     in the layout of validate's measured-steps CSV."""
     from tqdm import tqdm
 
-    from .torch_exec import resolve_device, time_module
-    dev = resolve_device(device)
-    built = {}
-    for c in cases:
-        module, x = module_and_input(*c)
-        built[c] = (module.to(dev), x.to(dev))
+    timers = step_timers(device, cases, reps)
     samples: dict = {c: [] for c in cases}
     with tqdm(total=rounds * len(cases), desc="held-out steps", disable=not progress) as bar:
         for _ in range(rounds):
             for c in cases:
-                samples[c] += time_module(*built[c], training=True, reps=reps).samples_s
+                samples[c] += timers[c][1]()
                 bar.update()
     return [{"network": n, "batch": b, "mode": "train", "measured_s": min(samples[(n, b)])}
             for n, b in cases]

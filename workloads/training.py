@@ -138,9 +138,16 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
         fwd = g.op(fwd_name)
         spec = TensorSpec((fwd.params,), fwd.out.dtype_bytes)
         g.add(Op(f"{fwd_name}.update", "sgd_update", (gw,), (spec,), spec, params=fwd.params,
-                 phase="update", forward=fwd_name, attrs={"optimizer": optimizer}))
+                 phase="update", forward=fwd_name,
+                 attrs={"optimizer": optimizer, "tensors": param_tensors(fwd)}))
     g.validate()
     return g
+
+
+def param_tensors(op: Op) -> int:
+    """How many parameter tensors a forward op holds: an optimizer steps each one apart, so
+    a tiny layer's update costs per tensor, not per value."""
+    return 2 if op.kind == "batchnorm" else 1 + bool(op.attrs.get("bias"))
 
 
 def _training_op(op: Op) -> Op:

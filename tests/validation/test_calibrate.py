@@ -66,6 +66,20 @@ def test_partial_file_resumes_and_ignores_a_torn_line(tmp_path):
     assert [(s["network"], s["batch"]) for s in steps] == cases and steps[0]["measured_s"] > 0
 
 
+def test_modules_are_timed_in_the_rounds_and_never_replayed(tmp_path):
+    pytest.importorskip("torch")
+    from validation import heldout
+    partial = tmp_path / "p.jsonl"
+    timers = heldout.step_timers(cases=[("mlp", 4)], reps=1)
+    recs = cal.measure_cases([("lenet5", 2)], partial, rounds=2, progress=False,
+                             module_steps=timers)
+    assert {r["sources"][0] for r in recs} == {"lenet5"}      # only replays make points
+    done = cal.read_partial(partial)
+    assert "times" not in done[cal.round_id("mlp", 4, 1)]
+    steps = cal.measured_steps(partial, [("mlp", 4)], rounds=2)
+    assert steps[0]["network"] == "mlp" and steps[0]["measured_s"] > 0
+
+
 def test_build_profile_leave_one_out_and_overhead():
     recs = [{"key": "r1", "kind": "relu", "flops": 10.0, "bytes": 80.0, "time_s": 1e-6,
              "median_s": 2e-6, "sources": ["a"]},
@@ -89,15 +103,18 @@ def test_ops_csv_round_trip(tmp_path):
     recs = [{"key": "k1", "kind": "relu", "flops": 10.0, "bytes": 80.0, "time_s": 1.5e-6,
              "median_s": 2e-6, "sources": ["a", "b"]},
             {"key": "k2", "kind": "linear", "flops": 4e3, "bytes": 1e3,
-             "gemm": [2, 10, 200, 1, 1, 1, 1],
-             "time_s": 3e-6, "median_s": 4e-6, "sources": ["a"]}]
+             "shape": [2, 10, 200, 1, 1, 1, 1],
+             "time_s": 3e-6, "median_s": 4e-6, "sources": ["a"]},
+            {"key": "k3", "kind": "add", "flops": 10.0, "bytes": 120.0, "shape": [2, 5],
+             "time_s": 2e-6, "median_s": 2e-6, "sources": ["a"]}]
     cal.write_ops_csv(recs, tmp_path / "ops.csv")
     back = cal.read_ops_csv(tmp_path / "ops.csv")
     assert back[0]["sources"] == ["a", "b"] and back[0]["time_s"] == 1.5e-6
-    assert back[0]["gemm"] is None and back[1]["gemm"] == [2, 10, 200, 1, 1, 1, 1]
-    # GEMM records become 7-number points that keep their shape
-    assert cal.build_profile(back, META).points("linear") == [
-        (4e3, 1e3, 3e-6, 2, 10, 200, 1, 1, 1, 1)]
+    assert back[0]["shape"] is None and back[1]["shape"] == [2, 10, 200, 1, 1, 1, 1]
+    # GEMM records become 10-number points, others 5 with their layout
+    prof = cal.build_profile(back, META)
+    assert prof.points("linear") == [(4e3, 1e3, 3e-6, 2, 10, 200, 1, 1, 1, 1)]
+    assert prof.points("add") == [(10.0, 120.0, 2e-6, 2, 5)]
 
 
 # -- bad profiles ----------------------------------------------------------------------------

@@ -19,11 +19,12 @@ MEASURED = Path(__file__).resolve().parents[2] / "validation" / "measured"
 PROFILE = MEASURED / "cpu_profile.toml"
 HELDOUT = MEASURED / "cpu_heldout_steps.csv"
 
-# Measured right after the committed calibration, on its machine: MAPE 9.0%, max 19.6% (a VGG
-# of 24-96 channels, slower than the power-of-two widths the profile knows), tau 0.87 (7.7% to
-# 9.0%, tau 0.87-0.91, over three calibrations). The guards sit just above, so a model change
-# that generalises worse fails.
-HELDOUT_MAPE_GUARD_PCT, HELDOUT_TAU_GUARD = 9.5, 0.85
+# Timed in the committed calibration's own rounds (calibrate --heldout-csv), on its machine:
+# MAPE 7.4%, max 21.9% (densenet_like: its steps run 20% slower than its ops predict), tau
+# 0.99. The first five modules give 4.1%; the four added with the kernel rules, measured
+# only once the model was final, 11.5%. The guards sit just above, so a model change that
+# generalises worse fails.
+HELDOUT_MAPE_GUARD_PCT, HELDOUT_TAU_GUARD = 8.0, 0.9
 
 
 def test_every_case_is_measured_and_unseen_by_calibration():

@@ -27,6 +27,9 @@ def add_arguments(p) -> None:
     p.add_argument("--steps-csv", help="also time the validation cases' real training steps, "
                    "interleaved with the replays, and write them here (for `dnnsim validate "
                    "--measured`)")
+    p.add_argument("--heldout-csv", help="also time the held-out PyTorch modules' training "
+                   "steps (validation/heldout.py) in calibration's rounds and write them here; "
+                   "the profile never uses them (score with validate --measured)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -55,8 +58,13 @@ def run(args) -> int:
     print(f"calibrate: replaying {len(cases)} networks on {args.device} ({args.threads} "
           f"thread(s)); measurements go to {partial}", file=sys.stderr)
     step_cases = cal.DEFAULT_CASES if args.steps_csv else ()
+    module_steps = {}
+    if args.heldout_csv:
+        from validation import heldout
+        module_steps = heldout.step_timers(args.device)
     records = cal.measure_cases(cases, partial, args.device, rounds=rounds,
-                                progress=not args.no_progress, steps_of=set(step_cases))
+                                progress=not args.no_progress, steps_of=set(step_cases),
+                                module_steps=module_steps)
     overhead_s = cal.measure_overhead(args.device, rounds=5 if args.quick else 15)
     meta = {"device_kind": spec.kind, "device_name": device_name,
             "timing": "replay", "allocator": allocator,
@@ -72,6 +80,12 @@ def run(args) -> int:
         from validation.validate import write_steps_csv
         write_steps_csv(cal.measured_steps(partial, step_cases, rounds), args.steps_csv)
         print(f"wrote {args.steps_csv}: the training steps of {len(step_cases)} cases")
+    if args.heldout_csv:
+        from validation.validate import write_steps_csv
+        write_steps_csv(cal.measured_steps(partial, list(module_steps), rounds),
+                        args.heldout_csv)
+        print(f"wrote {args.heldout_csv}: the training steps of {len(module_steps)} held-out "
+              f"cases")
     print(f"wrote {args.out}: {sum(len(v) for v in profile.kinds.values())} points over "
           f"{len(profile.kinds)} op kinds; step overhead {overhead_s * 1e6:.1f} us/op")
     return 0

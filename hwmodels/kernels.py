@@ -1,0 +1,108 @@
+"""Which library kernel runs a convolution or linear op, and the GEMM it really computes.
+
+A framework does not run every convolution with one algorithm, and an algorithm does not
+compute the nominal product. Two facts of PyTorch on CPU move op times by 1.5-4x, and neither
+is visible in FLOPs or in the nominal GEMM shape (measured on a 2-vCPU AVX-512 EPYC, torch 2.13,
+one thread):
+
+- Dispatch. PyTorch's `use_mkldnn` rule sends an fp32 convolution to oneDNN, except a 1x1
+  unstrided one of batch < 16 on one thread, and a batch-1 one of a kernel no wider than 3
+  on a small input (at most 20480 values): those run PyTorch's native im2col + sgemm loop,
+  per sample. The two are fitted as separate kernel classes.
+- Channel blocking. oneDNN stores activations and weights in blocks of one vector of fp32
+  (16 channels with AVX-512, 8 with AVX2) and computes whole blocks: a 3x3 convolution of
+  20, 24 or 32 channels takes the same time, and 40 or 48 channels take what 48 take.
+  Channel counts below one block take a less blocked kernel and are not padded. The native
+  path and linear layers (sgemm) handle tails with masks and are not padded either.
+
+`KernelRules.for_profile` takes what a profile records of its machine (the threads, the
+vector width); a profile without it (or of a GPU) gets no dispatch rule and no padding.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+Shape = tuple[int, ...]  # families.gemm_shape: (m, n, k, groups, window, stride, pixels)
+
+# torch.backends.cpu.get_cpu_capability() -> fp32 values per vector, which oneDNN blocks
+# channels by
+VECTOR_FP32_LANES = {"AVX512": 16, "AVX2": 8}
+NATIVE_SMALL_INPUT_VALUES = 20480   # PyTorch's use_mkldnn: below this a batch-1 conv is native
+NATIVE_MAX_BATCH_1X1 = 15           # ... and a 1x1 conv of a batch up to this, on one thread
+CONV_KINDS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
+
+
+@dataclass(frozen=True)
+class KernelRules:
+    """How the profile's framework runs GEMM ops. `channel_block` 1 pads nothing; `threads`
+    0 (unknown) or `torch_cpu` False applies no dispatch rule."""
+    torch_cpu: bool = False
+    threads: int = 0
+    channel_block: int = 1
+
+    @classmethod
+    def for_profile(cls, profile) -> "KernelRules":
+        meta = profile.meta if profile is not None else {}
+        if meta.get("device_kind") != "cpu" or "torch_version" not in meta:
+            return cls()
+        return cls(torch_cpu=True, threads=int(meta.get("threads", 0)),
+                   channel_block=int(meta.get("vector_fp32_lanes", 1)))
+
+    def kernel_class(self, kind: str, shape: Shape) -> str:
+        """native (PyTorch's own loop), grouped, strided or dense (oneDNN, or the library of
+        a profile without rules): kernels that run differently, fitted apart."""
+        if self.is_native(kind, shape):
+            return "native"
+        return "grouped" if shape[3] > 1 else "strided" if shape[5] > 1 else "dense"
+
+    def is_native(self, kind: str, shape: Shape) -> bool:
+        if not self.torch_cpu or kind not in CONV_KINDS:
+            return False
+        c_in, _, batch = conv_dims(kind, shape)
+        groups, window, stride, pixels = shape[3:7]
+        if groups > 1:
+            return False
+        if window == 1 and stride == 1 and batch <= NATIVE_MAX_BATCH_1X1 and self.threads == 1:
+            return True
+        # a batch-1 conv with a kernel no wider than 3 (square: window <= 9) on a small input;
+        # the input's pixels are the output's times the stride (padding aside)
+        in_pixels = pixels if kind == "conv2d_grad_input" else pixels * stride
+        return batch == 1 and window <= 9 and c_in * in_pixels <= NATIVE_SMALL_INPUT_VALUES
+
+    def computed(self, kind: str, flops: float, shape: Shape) -> tuple[float, Shape]:
+        """(FLOPs, shape) of the product the kernel computes: channel counts padded to whole
+        blocks where oneDNN blocks them; unchanged elsewhere."""
+        if self.channel_block <= 1 or kind not in CONV_KINDS or self.is_native(kind, shape):
+            return flops, shape
+        m, n, k, groups, window, stride, pixels = shape
+        if groups > 1 and (n if kind == "conv2d_grad_weight" else k // window) == 1:
+            # depthwise: one channel per group, blocked across groups
+            padded = self.pad(groups)
+            return flops * padded / groups, (m, n, k, padded, window, stride, pixels)
+        if kind == "conv2d_grad_weight":   # (c_out, c_in * window, batch * pixels)
+            new = (self.pad(m), self.pad(n // window) * window, k)
+        else:   # (rows, c_out or c_in, the other channel count * window)
+            new = (m, self.pad(n), self.pad(k // window) * window)
+        scale = math.prod(new) / (m * n * k)
+        return flops * scale, (*new, groups, window, stride, pixels)
+
+    def pad(self, channels: int) -> int:
+        block = self.channel_block
+        return channels if channels <= block else -(-channels // block) * block
+
+
+def conv_dims(kind: str, shape: Shape) -> tuple[int, int, int]:
+    """(input channels per group, output channels per group, batch) of a conv op's shape."""
+    m, n, k, _, window, _, pixels = shape
+    if kind == "conv2d":
+        return k // window, n, m // pixels
+    if kind == "conv2d_grad_input":
+        return n, k // window, m // pixels
+    return n // window, m, k // pixels   # grad_weight
+
+
+def vector_fp32_lanes() -> int | None:
+    """fp32 values per vector on this CPU as PyTorch sees it (None if unknown)."""
+    import torch
+    return VECTOR_FP32_LANES.get(torch.backends.cpu.get_cpu_capability())

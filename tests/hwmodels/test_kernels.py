@@ -1,0 +1,125 @@
+"""Kernel rules: PyTorch CPU's convolution dispatch and oneDNN's channel blocking."""
+import pytest
+
+from hwmodels.families import gemm_shape, layout, point_shape
+from hwmodels.kernels import KernelRules
+from hwmodels.profile import Profile
+from hwmodels.profile_fit import GemmPredictor, WorkPredictor
+from workloads.builder import GraphBuilder
+from workloads.training import lower_training
+
+TORCH_CPU = KernelRules(torch_cpu=True, threads=1, channel_block=16)
+
+
+def conv_ops(cin, cout, kernel, batch, size=16, stride=1, groups=1):
+    """{kind: op} of one convolution's training graph (its input needs a gradient)."""
+    b = GraphBuilder("one", input_shape=(cin, size, size), batch=batch)
+    x = b.relu(b.conv2d(b.input(), cin, 1))   # so that the convolution's input needs a grad
+    with b.scope("tested"):
+        y = b.conv2d(x, cout, kernel, stride=stride, padding=kernel // 2, groups=groups)
+    b.linear(b.flatten(b.adaptive_avgpool(y)), 10)
+    return {op.kind: op for op in lower_training(b.build()).topo()
+            if op.kind.startswith("conv2d") and op.name.startswith("tested")}
+
+
+def classes(rules, **conv):
+    return {k: rules.kernel_class(k, gemm_shape(op)) for k, op in conv_ops(**conv).items()}
+
+
+def test_pytorch_runs_small_batch_1x1_convolutions_natively_on_one_thread():
+    native = dict.fromkeys(("conv2d", "conv2d_grad_input", "conv2d_grad_weight"), "native")
+    assert classes(TORCH_CPU, cin=32, cout=64, kernel=1, batch=8) == native
+    assert set(classes(TORCH_CPU, cin=32, cout=64, kernel=1, batch=16).values()) == {"dense"}
+    two_threads = KernelRules(torch_cpu=True, threads=2, channel_block=16)
+    assert set(classes(two_threads, cin=32, cout=64, kernel=1, batch=8).values()) == {"dense"}
+    strided = classes(TORCH_CPU, cin=32, cout=64, kernel=1, batch=8, stride=2)
+    assert set(strided.values()) == {"strided"}
+    # batch 1: a 3x3 on a small input is native, a 5x5 or a large input is not
+    assert classes(TORCH_CPU, cin=16, cout=16, kernel=3, batch=1, size=8) == native
+    assert set(classes(TORCH_CPU, cin=16, cout=16, kernel=5, batch=1, size=8).values()) == {
+        "dense"}
+    assert set(classes(TORCH_CPU, cin=64, cout=16, kernel=3, batch=1, size=32).values()) == {
+        "dense"}
+    # depthwise never; a profile without rules (a GPU's) has no native class at all
+    assert set(classes(TORCH_CPU, cin=32, cout=32, kernel=1, batch=8, groups=32).values()) == {
+        "grouped"}
+    assert set(classes(KernelRules(), cin=32, cout=64, kernel=1, batch=8).values()) == {"dense"}
+
+
+def test_onednn_pads_channels_to_whole_vectors():
+    ops = conv_ops(cin=24, cout=40, kernel=3, batch=4)
+    fwd = ops["conv2d"]
+    flops, shape = TORCH_CPU.computed("conv2d", fwd.flops, gemm_shape(fwd))
+    m, n, k = gemm_shape(fwd)[:3]
+    assert shape[:3] == (m, 48, 32 * 9) and flops == pytest.approx(fwd.flops * 48 * 32 / (40 * 24))
+    gi = ops["conv2d_grad_input"]
+    assert TORCH_CPU.computed(gi.kind, gi.flops, gemm_shape(gi))[1][1:3] == (32, 48 * 9)
+    gw = ops["conv2d_grad_weight"]
+    assert TORCH_CPU.computed(gw.kind, gw.flops, gemm_shape(gw))[1][:2] == (48, 32 * 9)
+    # below one vector a less blocked kernel runs: nothing is padded
+    small = conv_ops(cin=6, cout=12, kernel=5, batch=4)["conv2d"]
+    assert TORCH_CPU.computed("conv2d", small.flops, gemm_shape(small))[1] == gemm_shape(small)
+    # depthwise: blocked across the groups
+    dw = conv_ops(cin=24, cout=24, kernel=3, batch=4, groups=24)["conv2d"]
+    flops, shape = TORCH_CPU.computed("conv2d", dw.flops, gemm_shape(dw))
+    assert shape[3] == 32 and flops == pytest.approx(dw.flops * 32 / 24)
+    # the native path and a profile without a vector width pad nothing
+    native = conv_ops(cin=24, cout=40, kernel=1, batch=4)["conv2d"]
+    assert TORCH_CPU.computed("conv2d", native.flops, gemm_shape(native))[1] == gemm_shape(native)
+    assert KernelRules().computed("conv2d", fwd.flops, gemm_shape(fwd))[1] == gemm_shape(fwd)
+
+
+def test_rules_come_from_what_the_profile_records():
+    meta = {"device_kind": "cpu", "torch_version": "2.13.0", "threads": 1,
+            "vector_fp32_lanes": 16}
+    assert KernelRules.for_profile(Profile(meta=meta, kinds={})) == TORCH_CPU
+    assert KernelRules.for_profile(Profile(meta={**meta, "device_kind": "gpu"},
+                                           kinds={})) == KernelRules()
+    no_lanes = {k: v for k, v in meta.items() if k != "vector_fp32_lanes"}
+    assert KernelRules.for_profile(Profile(meta=no_lanes, kinds={})).channel_block == 1
+
+
+def test_a_padded_shape_is_predicted_from_the_whole_vectors_it_computes():
+    """32-channel convolutions measured at the time of their FLOPs: a 24-channel one, which
+    computes 32, takes what 32 take; without rules it would be predicted much faster."""
+    points = []
+    for c in (32, 48, 64, 96, 128):
+        for batch in (2, 4, 8, 16):
+            op = conv_ops(cin=c, cout=c, kernel=3, batch=batch)["conv2d"]
+            points.append((op.flops, op.bytes_moved, 1e-6 + op.flops / 5e10, *gemm_shape(op)))
+    op24 = conv_ops(cin=24, cout=24, kernel=3, batch=4)["conv2d"]
+    op32 = conv_ops(cin=32, cout=32, kernel=3, batch=4)["conv2d"]
+    t32 = 1e-6 + op32.flops / 5e10
+    blocked = GemmPredictor(points, "conv2d", TORCH_CPU)
+    assert blocked.predict_s(op24.flops, op24.bytes_moved, gemm_shape(op24)) == pytest.approx(
+        t32, rel=0.05)
+    plain = GemmPredictor(points, "conv2d", KernelRules())
+    assert plain.predict_s(op24.flops, op24.bytes_moved, gemm_shape(op24)) < 0.8 * t32
+
+
+def test_layout_tells_apart_ops_of_equal_work():
+    """Two max-pools of equal FLOPs and bytes, laid out differently, keep their own times."""
+    def pool(channels, size, batch):
+        b = GraphBuilder("p", input_shape=(channels, size, size), batch=batch)
+        b.maxpool(b.input(), 2)
+        return [op for op in b.build().topo() if op.kind == "maxpool"][0]
+    small_planes, big_planes = pool(192, 4, 256), pool(24, 32, 32)
+    assert small_planes.flops == big_planes.flops
+    assert small_planes.bytes_moved == big_planes.bytes_moved
+    assert layout(small_planes) == (256 * 192, 16) and layout(big_planes) == (32 * 24, 1024)
+    points = [(small_planes.flops, small_planes.bytes_moved, 2e-3, *layout(small_planes)),
+              (big_planes.flops, big_planes.bytes_moved, 3.6e-3, *layout(big_planes))]
+    pred = WorkPredictor(points)
+    assert pred.predict_s(big_planes.flops, big_planes.bytes_moved, layout(big_planes)) == 3.6e-3
+    assert pred.predict_s(small_planes.flops, small_planes.bytes_moved,
+                          layout(small_planes)) == 2e-3
+
+
+def test_an_update_is_laid_out_by_its_parameter_tensors():
+    b = GraphBuilder("u", input_shape=(8, 4, 4), batch=2)
+    y = b.batchnorm(b.conv2d(b.input(), 8, 3, padding=1, bias=True))
+    b.linear(b.flatten(y), 10, bias=False)
+    updates = {op.forward: op for op in lower_training(b.build()).topo()
+               if op.kind == "sgd_update"}
+    assert sorted(point_shape(op)[0] for op in updates.values()) == [1, 2, 2]
+    assert all(point_shape(op)[1] == op.params for op in updates.values())
