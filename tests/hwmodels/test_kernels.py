@@ -56,9 +56,15 @@ def test_onednn_pads_channels_to_whole_vectors():
     assert TORCH_CPU.computed(gi.kind, gi.flops, gemm_shape(gi))[1][1:3] == (32, 48 * 9)
     gw = ops["conv2d_grad_weight"]
     assert TORCH_CPU.computed(gw.kind, gw.flops, gemm_shape(gw))[1][:2] == (48, 32 * 9)
-    # below one vector a less blocked kernel runs: nothing is padded
-    small = conv_ops(cin=6, cout=12, kernel=5, batch=4)["conv2d"]
-    assert TORCH_CPU.computed("conv2d", small.flops, gemm_shape(small))[1] == gemm_shape(small)
+    # fewer input channels than one vector are read unblocked, forward and weight gradient;
+    # outputs are written in whole vectors, and the input gradient writes the input's
+    small = conv_ops(cin=6, cout=12, kernel=5, batch=4)
+    m, n, k = gemm_shape(small["conv2d"])[:3]
+    assert TORCH_CPU.computed("conv2d", 1.0, gemm_shape(small["conv2d"]))[1][:3] == (m, 16, k)
+    gw = gemm_shape(small["conv2d_grad_weight"])
+    assert TORCH_CPU.computed("conv2d_grad_weight", 1.0, gw)[1][:3] == (16, gw[1], gw[2])
+    gi = gemm_shape(small["conv2d_grad_input"])
+    assert TORCH_CPU.computed("conv2d_grad_input", 1.0, gi)[1][1:3] == (16, 16 * 25)
     # depthwise: blocked across the groups
     dw = conv_ops(cin=24, cout=24, kernel=3, batch=4, groups=24)["conv2d"]
     flops, shape = TORCH_CPU.computed("conv2d", dw.flops, gemm_shape(dw))
@@ -123,3 +129,15 @@ def test_an_update_is_laid_out_by_its_parameter_tensors():
                if op.kind == "sgd_update"}
     assert sorted(point_shape(op)[0] for op in updates.values()) == [1, 2, 2]
     assert all(point_shape(op)[1] == op.params for op in updates.values())
+
+
+def test_each_plane_may_cost_a_fixed_time():
+    """An update steps its tensors one by one: a fit of time to FLOPs and bytes alone would
+    give a two-tensor update of few values the time of a one-tensor one."""
+    def point(tensors, params):
+        return (4.0 * params, 20.0 * params, 1e-5 * tensors + 5e-10 * params, tensors, params)
+    points = [point(t, n) for t in (1, 2) for n in (16, 64, 256, 1024, 4096, 65536)]
+    pred = WorkPredictor(points)
+    assert pred.coef[3] == pytest.approx(1e-5, rel=0.05)
+    f, b, want, *layout_ = point(2, 2000)
+    assert pred.predict_s(f, b, tuple(layout_)) == pytest.approx(want, rel=0.05)

@@ -40,6 +40,20 @@ def test_replay_updates_the_parameters_it_steps():
     assert not torch.equal(before[0], after[0])
 
 
+def test_replay_starts_from_the_parameters_a_step_starts_from():
+    """The values decide how often a max-pool branches, so its time: the replay's parameters
+    are initialised as GraphModule's (He-normal weights, zero biases, unit batch-norm scale)."""
+    from validation.torch_exec import GraphModule
+    from validation.torch_ops import KernelState
+    graph = zoo.get("lenet5", batch=2)
+    module = GraphModule(graph, seed=0)
+    state = KernelState("cpu", seed=0, graph=lower_training(graph))
+    conv1 = state.params_of(graph.op("conv1"))
+    assert torch.equal(conv1[0], module.weights["p1_0"]) and not conv1[1].any()
+    fc1 = state.params_of(graph.op("fc1"))[0]     # He-normal: std sqrt(2 / fan_in)
+    assert fc1.std().item() == pytest.approx((2.0 / fc1.shape[1]) ** 0.5, rel=0.1)
+
+
 def test_synthetic_calibration_networks_build_and_replay():
     for name in NETWORKS:
         g = get(name, 2)
