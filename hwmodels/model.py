@@ -195,8 +195,10 @@ class DeviceModel:
         the kind's fit corrected by nearby residuals (hwmodels/profile_fit.py)."""
         predictor = self._predictors.get(op.kind)
         if predictor is None:
-            predictor = predictor_for(self.profile.points(op.kind), op.kind,  # type: ignore[union-attr]
-                                      KernelRules.for_profile(self.profile))
+            profile = self.profile
+            assert profile is not None
+            predictor = predictor_for(profile.points(op.kind), op.kind,
+                                      KernelRules.for_profile(profile))
             self._predictors[op.kind] = predictor
         return predictor.predict_s(op.flops, op.bytes_moved, point_shape(op))
 

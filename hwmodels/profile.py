@@ -94,8 +94,9 @@ class Profile:
         if kind not in ALL_KINDS:
             raise HardwareError(f"{where}: unknown op kind {kind!r}; known: "
                                 f"{', '.join(sorted(ALL_KINDS))}")
-        shaped, lengths = ((GEMM_POINT, (3, 10)) if kind in MATMUL_KINDS
-                           else (LAYOUT_POINT, (3, 5)))
+        shaped, lengths, names = (
+            (GEMM_POINT, (3, 10), "m, n, k, groups, window, stride and pixels")
+            if kind in MATMUL_KINDS else (LAYOUT_POINT, (3, 5), "planes and pixels"))
         if not isinstance(points, list) or not points:
             raise HardwareError(f"{where}: points must be a non-empty list of "
                                 f"[flops, bytes, time_s] or {shaped}")
@@ -116,7 +117,6 @@ class Profile:
                                     f"0) and time_s > 0, got {p!r}")
             shape = p[3:]
             if any(not isinstance(v, int) or v < 1 for v in shape):
-                names = shaped[shaped.index("time_s") + 8:-1]
                 raise HardwareError(f"{where}: point {i}: {names} must be integers >= 1, got "
                                     f"{list(shape)!r}")
             out.append((flops, nbytes, time_s, *shape))

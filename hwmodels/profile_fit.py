@@ -7,9 +7,9 @@ the measured points nearest to it. Two models, by what the points carry:
 - Work points [flops, bytes, time_s(, planes, pixels)] (every kind): time = overhead_s +
   FLOPs * s_per_flop + bytes * s_per_byte (+ planes * s_per_plane with a layout: an optimizer
   steps each tensor apart, at about 10 us each on one EPYC core), non-negative, least squares
-  on relative error; the residual is a distance-weighted mean over the nearest points in the log of (planes,
-  pixels, FLOPs, bytes) where points carry a layout (families.layout), else it is
-  interpolated between the points nearest in fitted time.
+  on relative error; the residual is a distance-weighted mean over the nearest points in the
+  log of (planes, pixels, FLOPs, bytes) where points carry a layout (families.layout), else
+  it is interpolated between the points nearest in fitted time.
 - GEMM points [flops, bytes, time_s, m, n, k, groups, window, stride, pixels] (convolutions
   and linear layers, see families.gemm_shape): time = overhead_s + FLOPs / (rate * e(m) e(n)
   e(k)) + bytes * s_per_byte, with e(d) = d / (d + d_half) the fill of one GEMM dimension,

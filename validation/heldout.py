@@ -153,7 +153,8 @@ MODULES: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int], tuple[in
     "mobilenet_like": (mobilenet_like, (3, 64, 64), (8, 32)),
     "bottleneck_resnet": (bottleneck_resnet, (3, 32, 32), (4, 16)),
     "mlp": (mlp, (1, 28, 28), (64, 512)),
-    # added in the fourth session, measured only once the model they check was final
+    # added in the fourth session, written before their first measurement (blind MAPE 11.5%;
+    # the channel blocking of kernels.py was refined after it)
     "lenet_300_100": (lenet_300_100, (1, 28, 28), (100, 1000)),
     "squeezenet_like": (squeezenet_like, (3, 64, 64), (4, 16)),
     "densenet_like": (densenet_like, (3, 32, 32), (8, 32)),

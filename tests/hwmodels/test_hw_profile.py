@@ -107,7 +107,7 @@ def test_model_for_accepts_a_profile_path(tmp_path, conv_op):
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.conv2d]\n"
      "points = [[1.0, 1.0, 1.0, 2, 2.5, 2, 1, 1, 1, 1]]\n", "must be integers"),
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = [[1.0, 1.0, 1.0, 4, 0]]\n",
-     "planes, pixels must be integers >= 1"),
+     "planes and pixels must be integers >= 1"),
     ("[meta]\ndevice_kind = 'cpu'\n[efficiency]\nconv = 2.0\n", "conv must be in"),
     ("[meta\n", "not valid TOML"),
 ])
