@@ -165,6 +165,15 @@ def test_calibrate_cli_bad_input(capsys):
     assert "--rounds must be >= 1" in capsys.readouterr().err
 
 
+def test_calibrate_refuses_an_output_it_could_not_write_before_measuring(tmp_path, capsys):
+    missing = tmp_path / "no_such_folder" / "heldout.csv"
+    assert main(["calibrate", "--out", str(tmp_path / "p.toml"),
+                 "--heldout-csv", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "--heldout-csv" in err and "does not exist" in err
+    assert not (tmp_path / "p.toml.partial.jsonl").exists()      # nothing was measured
+
+
 def test_reference_is_a_calibrated_case_and_read_from_the_rounds(tmp_path):
     assert cal.REFERENCE_CASE in cal.DEFAULT_CASES          # replayed by every calibration
     partial = tmp_path / "p.jsonl"

@@ -53,8 +53,14 @@ def run(args) -> int:
     rounds = args.rounds if args.rounds is not None else (4 if args.quick else 10)
     if rounds < 1:
         raise WorkloadError(f"--rounds must be >= 1, got {rounds}")
-    cases = cal.calibration_cases(grid=not args.quick)
     partial = args.partial or f"{args.out}.partial.jsonl"
+    # refuse now, not after minutes of measuring, a file that could not be written
+    for flag, path in (("--out", args.out), ("--partial", partial), ("--ops-csv", args.ops_csv),
+                       ("--steps-csv", args.steps_csv), ("--heldout-csv", args.heldout_csv)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder is not None and not os.path.isdir(folder):
+            raise WorkloadError(f"{flag} {path}: folder {folder} does not exist")
+    cases = cal.calibration_cases(grid=not args.quick)
     print(f"calibrate: replaying {len(cases)} networks on {args.device} ({args.threads} "
           f"thread(s)); measurements go to {partial}", file=sys.stderr)
     step_cases = cal.DEFAULT_CASES if args.steps_csv else ()
