@@ -329,6 +329,11 @@ def read_ops_csv(path) -> list[dict]:
     import csv
     with open(path, newline="", encoding="utf-8") as fh:
         return [{**r, "flops": float(r["flops"]), "bytes": float(r["bytes"]),
-                 "shape": [int(d) for d in r["shape"].split(";")] if r.get("shape") else None,
+                 # the column was called 'gemm' before layouts were recorded
+                 "shape": _shape_cell(r.get("shape") or r.get("gemm")),
                  "time_s": float(r["time_s"]), "median_s": float(r["median_s"]),
                  "sources": r["sources"].split(";")} for r in csv.DictReader(fh)]
+
+
+def _shape_cell(cell: str | None) -> list[int] | None:
+    return [int(d) for d in cell.split(";")] if cell else None

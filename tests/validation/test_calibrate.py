@@ -118,6 +118,13 @@ def test_ops_csv_round_trip(tmp_path):
 
 
 # -- bad profiles ----------------------------------------------------------------------------
+def test_ops_csv_of_an_older_calibration_still_reads(tmp_path):
+    old = tmp_path / "old_ops.csv"
+    old.write_text("kind,flops,bytes,gemm,time_s,median_s,sources,key\n"
+                   "linear,4000.0,1000.0,2;10;200;1;1;1;1,3e-06,4e-06,a,k2\n", encoding="utf-8")
+    assert cal.read_ops_csv(old)[0]["shape"] == [2, 10, 200, 1, 1, 1, 1]
+
+
 def test_missing_and_malformed_profile_files(tmp_path):
     with pytest.raises(HardwareError, match="cannot read profile"):
         Profile.load(tmp_path / "nope.toml")
