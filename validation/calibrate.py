@@ -141,7 +141,7 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
 
     from .calibration_nets import get
     from .replay import replay_times
-    from .torch_exec import time_step
+    from .torch_exec import graph_step, measure, resolve_device
     trains = {c: lower_training(get(*c)) for c in cases}
     module_steps = dict(module_steps or {})
     prints = {c: graph_fingerprint(t) for c, t in trains.items()}
@@ -151,6 +151,7 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
             if rec.get("graph") == prints.get(_case_of(k))}
     todo = [(r, c) for r in range(rounds) for c in [*cases, *module_steps]
             if round_id(*c, r) not in done]
+    loops: dict = {}
     _end_torn_line(partial_path)
     with open(partial_path, "a", encoding="utf-8") as fh:
         for r, case in tqdm(todo, desc="calibrate (replayed steps)", unit="step",
@@ -160,8 +161,10 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
                 line["step_s"] = list(module_steps[case][1]())
             else:
                 line["times"] = replay_times(trains[case], device, rounds=1)[0]
-            if case in steps_of:
-                line["step_s"] = list(time_step(get(*case), True, device, reps=2).samples_s)
+            if case in steps_of:   # one persistent training loop per case, a few steps a round
+                if case not in loops:
+                    loops[case] = graph_step(get(*case), True, device)
+                line["step_s"] = list(measure(loops[case], resolve_device(device), 1, 2).samples_s)
             fh.write(json.dumps(line, sort_keys=True) + "\n")
             fh.flush()
             done[line["key"]] = line

@@ -180,15 +180,15 @@ def graph(name: str, batch: int) -> OpGraph:
 
 
 def step_timers(device="cpu", cases=CASES, reps: int = 2) -> dict:
-    """{(name, batch): (forward OpGraph, callable timing `reps` training steps)} for
-    calibrate's rounds (calibrate --heldout-csv)."""
-    from .torch_exec import resolve_device, time_module
+    """{(name, batch): (forward OpGraph, callable timing `reps` more steps of the module's
+    training loop, after one untimed)} for rounds over many cases (calibrate --heldout-csv)."""
+    from .torch_exec import measure, module_step, resolve_device
     dev = resolve_device(device)
     out = {}
     for c in cases:
         module, x = module_and_input(*c)
-        module, x = module.to(dev), x.to(dev)
-        out[c] = (graph(*c), lambda m=module, x=x: time_module(m, x, reps=reps).samples_s)
+        step = module_step(module.to(dev), x.to(dev))
+        out[c] = (graph(*c), lambda step=step: measure(step, dev, 1, reps).samples_s)
     return out
 
 

@@ -153,15 +153,18 @@ def measure_cases(cases, training_modes=(True,), device: str = "cpu", reps: int 
     `statistic` (mean, median, min) over all the samples."""
     from tqdm import tqdm
 
-    from .torch_exec import Timing, time_step
+    from .torch_exec import Timing, graph_step, measure, resolve_device
     keys = [(n, b, t) for n, b in cases for t in training_modes]
     samples: dict = {k: [] for k in keys}
+    loops: dict = {}      # one persistent training loop (or inference) per case
+    dev = resolve_device(device)
     total = len(keys) * rounds
     with tqdm(total=total, desc="measure steps", disable=not progress) as bar:
         for _ in range(rounds):
             for n, b, t in keys:
-                samples[(n, b, t)] += time_step(zoo.get(n, batch=b), t, device,
-                                                reps=reps).samples_s
+                if (n, b, t) not in loops:
+                    loops[(n, b, t)] = graph_step(zoo.get(n, batch=b), t, device)
+                samples[(n, b, t)] += measure(loops[(n, b, t)], dev, 1, reps).samples_s
                 bar.update()
     out = []
     for n, b, t in keys:

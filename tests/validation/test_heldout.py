@@ -19,13 +19,14 @@ MEASURED = Path(__file__).resolve().parents[2] / "validation" / "measured"
 PROFILE = MEASURED / "cpu_profile.toml"
 HELDOUT = MEASURED / "cpu_heldout_steps.csv"
 
-# Timed in the committed calibration's own rounds (calibrate --heldout-csv), on its machine:
-# MAPE 9.0%, max 15.1% (squeezenet_like at batch 4), tau 1.0, every error but two negative:
-# these modules' real steps run 2-10% slower than their replayed ops, a gap the zoo's steps do
-# not show. The first five modules give 5.8%; the four added with the kernel rules 13.0% (11.5%
-# when first measured, before the replay's parameter values and pooling grid). The guards sit
-# just above, so a model change that generalises worse fails.
-HELDOUT_MAPE_GUARD_PCT, HELDOUT_TAU_GUARD = 9.5, 0.9
+# Timed in the committed calibration's own rounds (calibrate --heldout-csv), each module one
+# persistent training loop, on its machine: MAPE 5.4%, max 13.0% (lenet_300_100 at batch 100,
+# whose tiny layers cost what their neighbours' context makes them), tau 1.0. The first five
+# modules give 4.0%; the four added with the kernel rules 7.2% (11.5% when first measured,
+# before the replay's parameter values, the pooling grid and the persistent loop). Two
+# calibrations of the same code differ by up to 3 points here. The guards sit just above, so
+# a model change that generalises worse fails.
+HELDOUT_MAPE_GUARD_PCT, HELDOUT_TAU_GUARD = 6.5, 0.9
 
 
 def test_every_case_is_measured_and_unseen_by_calibration():
