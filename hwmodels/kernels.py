@@ -78,8 +78,8 @@ class KernelRules:
         if self.channel_block <= 1 or kind not in CONV_KINDS or self.is_native(kind, shape):
             return flops, shape
         m, n, k, groups, window, stride, pixels = shape
-        if groups > 1 and (n if kind == "conv2d_grad_weight" else k // window) == 1:
-            # depthwise: one channel per group, blocked across groups
+        if groups > 1 and conv_dims(kind, shape)[0] == 1:
+            # depthwise: one input channel per group, blocked across groups
             padded = self.blocked(groups)
             return flops * padded / groups, (m, n, k, padded, window, stride, pixels)
         if kind == "conv2d":                # (rows, c_out, c_in * window)

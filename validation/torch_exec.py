@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 
 from workloads.graph import Op, OpGraph, WorkloadError
-from workloads.training import lower_training
 
 LR = 0.01
 MOMENTUM = 0.9
@@ -330,7 +329,3 @@ def time_module(module: torch.nn.Module, x: torch.Tensor, training: bool = True,
                 warmup: int = 2, reps: int = 5, seed: int = 0) -> Timing:
     """Measured step of any module that maps x to (batch, classes) logits."""
     return measure(module_step(module, x, training, seed), x.device, warmup, reps)
-
-
-def training_graph(graph: OpGraph) -> OpGraph:
-    return lower_training(graph)

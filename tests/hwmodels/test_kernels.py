@@ -66,9 +66,9 @@ def test_onednn_pads_channels_to_whole_vectors():
     gi = gemm_shape(small["conv2d_grad_input"])
     assert TORCH_CPU.computed("conv2d_grad_input", 1.0, gi)[1][1:3] == (16, 16 * 25)
     # depthwise: blocked across the groups
-    dw = conv_ops(cin=24, cout=24, kernel=3, batch=4, groups=24)["conv2d"]
-    flops, shape = TORCH_CPU.computed("conv2d", dw.flops, gemm_shape(dw))
-    assert shape[3] == 32 and flops == pytest.approx(dw.flops * 32 / 24)
+    for dw in conv_ops(cin=24, cout=24, kernel=3, batch=4, groups=24).values():
+        flops, shape = TORCH_CPU.computed(dw.kind, dw.flops, gemm_shape(dw))
+        assert shape[3] == 32 and flops == pytest.approx(dw.flops * 32 / 24), dw.kind
     # the native path and a profile without a vector width pad nothing
     native = conv_ops(cin=24, cout=40, kernel=1, batch=4)["conv2d"]
     assert TORCH_CPU.computed("conv2d", native.flops, gemm_shape(native))[1] == gemm_shape(native)
