@@ -84,10 +84,15 @@ def gemm_shape(op) -> tuple[int, int, int, int, int, int, int] | None:
     return None
 
 
+# forward pools are keyed on their output: a window kernel's cost goes with what it writes
+# (a 2x2 pool costs 3x a global pool per input value on a 2-vCPU EPYC)
+WINDOW_POOLS = ("maxpool", "avgpool", "adaptive_avgpool")
+
+
 def layout(op) -> tuple[int, int]:
-    """(planes, pixels) of the first input of an op that is not a GEMM: N*C planes of H*W
-    pixels for an image tensor, N rows of F features for a 2-D one, 1 plane otherwise; for
-    an optimizer update, (parameter tensors, parameters).
+    """(planes, pixels) of the first input of an op that is not a GEMM (of the output for a
+    forward pool): N*C planes of H*W pixels for an image tensor, N rows of F features for a
+    2-D one, 1 plane otherwise; for an optimizer update, (parameter tensors, parameters).
 
     Why: ops of one kind with equal FLOPs and bytes run at different speeds by how their data
     is laid out (kernels loop over planes): measured on a 2-vCPU EPYC, a 2x2 max-pool over
@@ -96,6 +101,8 @@ def layout(op) -> tuple[int, int]:
     if op.kind == "sgd_update":   # (tensors, values): the optimizer steps tensor by tensor
         return int(op.attrs.get("tensors", 1)), max(int(op.params), 1)
     shape = op.in_specs[0].shape if op.in_specs else op.out.shape
+    if op.kind in WINDOW_POOLS:
+        shape = op.out.shape
     if len(shape) >= 3:
         planes = shape[0] * shape[1]
         return int(planes), int(_product(shape[2:]))

@@ -5,9 +5,10 @@ gets a fitted model of the kind, times a residual correction (measured / fitted)
 the measured points nearest to it. Two models, by what the points carry:
 
 - Work points [flops, bytes, time_s(, planes, pixels)] (every kind): time = overhead_s +
-  FLOPs * s_per_flop + bytes * s_per_byte (+ planes * s_per_plane with a layout: an optimizer
-  steps each tensor apart, at about 10 us each on one EPYC core), non-negative, least squares
-  on relative error; the residual is a distance-weighted mean over the nearest points in the
+  FLOPs * s_per_flop + bytes * s_per_byte (+ planes * s_per_plane + planes * pixels *
+  s_per_value with a layout: an optimizer steps each tensor apart, at about 10 us each on one
+  EPYC core; a window pool pays per value it writes), non-negative, least squares on relative
+  error; the residual is a distance-weighted mean over the nearest points in the
   log of (planes, pixels, FLOPs, bytes) where points carry a layout (families.layout), else
   it is interpolated between the points nearest in fitted time.
 - GEMM points [flops, bytes, time_s, m, n, k, groups, window, stride, pixels] (convolutions
@@ -51,10 +52,12 @@ def predictor_for(points: list[Point], kind: str = "",
 
 
 def fit_nonnegative(points: list[Point]) -> tuple[float, ...]:
-    """(overhead_s, s_per_flop, s_per_byte[, s_per_plane]) >= 0 minimising the relative
-    squared error, from (flops, bytes, time_s[, planes]) points. Few unknowns: try every subset
-    of free coefficients, keep the best non-negative one."""
-    a = np.array([[1.0, p[0], p[1], *p[3:4]] for p in points])
+    """(overhead_s, s_per_flop, s_per_byte[, s_per_plane[, s_per_value]]) >= 0 minimising the
+    relative squared error, from (flops, bytes, time_s[, planes[, pixels]]) points (values =
+    planes * pixels). Few unknowns: try every subset of free coefficients, keep the best
+    non-negative one."""
+    a = np.array([[1.0, p[0], p[1], *p[3:4], *([p[3] * p[4]] if len(p) > 4 else [])]
+                  for p in points])
     y = np.array([p[2] for p in points])
     w = 1.0 / y
     scale = np.maximum(np.abs(a).max(axis=0), 1e-300)  # columns of very different magnitude
@@ -85,25 +88,28 @@ class WorkPredictor:
             exact.setdefault((f, b, *shape), []).append(t)
         self.exact = {k: sum(v) / len(v) for k, v in exact.items()}
         self.shaped = bool(self.exact) and len(next(iter(self.exact))) > 2
-        # with a layout, each plane (a tensor, for an update) may cost a fixed time of its own
-        self.coef = fit_nonnegative([(*k[:2], t, *k[2:3]) for k, t in self.exact.items()])
-        kept = [(k, t) for k, t in self.exact.items() if self.fitted_s(*k[:3]) > 0]
+        # with a layout, each plane (a tensor, for an update) and each value may cost a time
+        # of its own
+        self.coef = fit_nonnegative([(*k[:2], t, *k[2:4]) for k, t in self.exact.items()])
+        kept = [(k, t) for k, t in self.exact.items() if self.fitted_s(*k[:4]) > 0]
         if self.shaped:
             self.features = np.log([_layout_features(k) for k, _ in kept])
-            self.log_residuals = np.log([t / self.fitted_s(*k[:3]) for k, t in kept])
-        residuals = sorted((self.fitted_s(*k[:3]), t / self.fitted_s(*k[:3])) for k, t in kept)
+            self.log_residuals = np.log([t / self.fitted_s(*k[:4]) for k, t in kept])
+        residuals = sorted((self.fitted_s(*k[:4]), t / self.fitted_s(*k[:4])) for k, t in kept)
         self.xs = [x for x, _ in residuals]
         self.ratios = [r for _, r in residuals]
 
-    def fitted_s(self, flops: float, nbytes: float, planes: float = 0.0) -> float:
-        c0, c1, c2, *per_plane = self.coef
-        return c0 + c1 * flops + c2 * nbytes + (per_plane[0] * planes if per_plane else 0.0)
+    def fitted_s(self, flops: float, nbytes: float, planes: float = 0.0,
+                 pixels: float = 0.0) -> float:
+        c0, c1, c2, *by_layout = self.coef
+        per_plane, per_value = (*by_layout, 0.0, 0.0)[:2]
+        return c0 + c1 * flops + c2 * nbytes + per_plane * planes + per_value * planes * pixels
 
     def predict_s(self, flops: float, nbytes: float, shape: Shape | None = None) -> float:
         t = self.exact.get((flops, nbytes, *(shape if self.shaped and shape else ())))
         if t is not None:
             return t
-        x = self.fitted_s(flops, nbytes, *(shape[:1] if self.shaped and shape else ()))
+        x = self.fitted_s(flops, nbytes, *(shape[:2] if self.shaped and shape else ()))
         if x <= 0 or not self.xs:
             return x
         if self.shaped and shape:

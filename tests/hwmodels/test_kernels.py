@@ -112,7 +112,8 @@ def test_layout_tells_apart_ops_of_equal_work():
     small_planes, big_planes = pool(192, 4, 256), pool(24, 32, 32)
     assert small_planes.flops == big_planes.flops
     assert small_planes.bytes_moved == big_planes.bytes_moved
-    assert layout(small_planes) == (256 * 192, 16) and layout(big_planes) == (32 * 24, 1024)
+    # a forward pool is laid out by what it writes
+    assert layout(small_planes) == (256 * 192, 4) and layout(big_planes) == (32 * 24, 256)
     points = [(small_planes.flops, small_planes.bytes_moved, 2e-3, *layout(small_planes)),
               (big_planes.flops, big_planes.bytes_moved, 3.6e-3, *layout(big_planes))]
     pred = WorkPredictor(points)
@@ -140,4 +141,24 @@ def test_each_plane_may_cost_a_fixed_time():
     pred = WorkPredictor(points)
     assert pred.coef[3] == pytest.approx(1e-5, rel=0.05)
     f, b, want, *layout_ = point(2, 2000)
+    assert pred.predict_s(f, b, tuple(layout_)) == pytest.approx(want, rel=0.05)
+
+
+def test_a_window_pool_pays_per_value_it_writes():
+    """A 2x2 pool writes a quarter of what it reads, a global pool one value per plane: with
+    equal FLOPs and bytes per value read, only a cost per value written tells them apart."""
+    def avgpool(size, kernel, batch):
+        b = GraphBuilder("p", input_shape=(16, size, size), batch=batch)
+        b.avgpool(b.input(), kernel)
+        return [op for op in b.build().topo() if op.kind == "avgpool"][0]
+
+    def point(op):
+        planes, pixels = layout(op)
+        return (op.flops, op.bytes_moved, 2e-5 + 0.5e-9 * op.flops + 7e-9 * planes * pixels,
+                planes, pixels)
+    ops = [avgpool(s, k, n) for s in (8, 16, 32) for k in (2, s) for n in (2, 8, 32)]
+    pred = WorkPredictor([point(op) for op in ops])
+    assert pred.coef[4] == pytest.approx(7e-9, rel=0.05)
+    unseen = avgpool(64, 2, 4)
+    f, b, want, *layout_ = point(unseen)
     assert pred.predict_s(f, b, tuple(layout_)) == pytest.approx(want, rel=0.05)
