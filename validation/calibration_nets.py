@@ -5,11 +5,12 @@ A profile must also predict networks it has never seen (users bring their own th
 `from_torch`), so calibration also measures a grid: residual stages of k x k convolutions
 (k = 1, 3, 5, 7) from 64x64 down to 4x4 pixels at three widths (8-128, 16-256 and 32-512
 channels), so channels and resolution vary apart, and for k = 1, 3 at channel counts that are
-not whole vectors (20-320); first layers on 1- and 3-channel images (kernels 3 to 11, strides
-1 to 4); depthwise-separable stages (strides 1 and 2) with concatenation at three widths; 2x2
-and 3x3 max and average pooling; and stacks of fully connected layers. No validation case's
-shapes were copied into it (the odd widths and the pooling were added once held-out modules
-showed that kinds of kernel were missing, not their shapes), and it is never validated
+not whole vectors (20-320) and squeezed to a third and expanded back (24-384 channels); first
+layers on 1- and 3-channel images (kernels 3 to 11, strides 1 to 4); depthwise-separable
+stages (strides 1 and 2) with concatenation at three widths; 2x2 and 3x3 max and average
+pooling; and stacks of fully connected layers. No validation case's shapes
+were copied into it (the odd widths, the pooling and the funnels were added once held-out
+modules showed that kinds of kernel were missing, not their shapes), and it is never validated
 against, so it adds coverage without leaking any validation case into the profile.
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ WIDTHS = {"narrow": 0.5, "": 1.0, "wide": 2.0}
 # channel counts that are not whole vectors (20, 40: oneDNN pads them to 32, 48 with AVX-512;
 # hwmodels/kernels.py), for the common kernels
 ODD_WIDTH = 1.25
+# funnels: stage widths squeezed to a third (8-128 channels) and expanded back
+FUNNEL_CHANNELS = (24, 48, 96, 192, 384)
 # first layers: (out channels, kernel, stride), each a branch from the image
 STEMS = ((16, 3, 1), (6, 5, 1), (32, 7, 2), (64, 11, 4), (24, 3, 2), (48, 5, 2))
 
@@ -37,6 +40,27 @@ def conv_grid(kernel: int, batch: int, width: float = 1.0, name: str | None = No
             x = b.relu(b.batchnorm(b.conv2d(x, c, kernel, stride=1 if i == 0 else 2,
                                             padding=pad)))
             y = b.relu(b.batchnorm(b.conv2d(x, c, kernel, padding=pad)))
+            y = b.batchnorm(b.conv2d(y, c, kernel, padding=pad))
+            x = b.relu(b.add(x, y))
+    x = b.flatten(b.adaptive_avgpool(x))
+    b.linear(x, 10)
+    return b.build()
+
+
+def funnel_grid(kernel: int, batch: int, name: str | None = None) -> OpGraph:
+    """Convolutions whose input and output widths differ by 3x, both ways: per stage, a k x k
+    squeeze from c to c/3 channels and a k x k expansion back, around a residual (the shape
+    of a bottleneck block's 1x1 convolutions, of a dense block's narrow growth layers).
+    conv_grid keeps the widths equal, and a GEMM's fill is not a product of its dimensions'
+    fills: a kernel with one vector of output channels runs no faster for more input channels.
+    (3x, not the 4x of ResNet bottlenecks: the grid is to cover kinds of shape, not copy any.)"""
+    b = GraphBuilder(name or f"grid_k{kernel}_funnel", input_shape=(3, 64, 64), batch=batch)
+    x = b.input()
+    pad = kernel // 2
+    for i, c in enumerate(FUNNEL_CHANNELS):
+        with b.scope(f"stage{i}"):
+            x = b.relu(b.batchnorm(b.conv2d(x, c, 3, stride=1 if i == 0 else 2, padding=1)))
+            y = b.relu(b.batchnorm(b.conv2d(x, c // 3, kernel, padding=pad)))
             y = b.batchnorm(b.conv2d(y, c, kernel, padding=pad))
             x = b.relu(b.add(x, y))
     x = b.flatten(b.adaptive_avgpool(x))
@@ -111,6 +135,7 @@ NETWORKS = {
        for k in (1, 3, 5, 7) for w, s in WIDTHS.items()},
     **{_grid_name(k, "odd"): (lambda batch, k=k, n=_grid_name(k, "odd"):
                               conv_grid(k, batch, ODD_WIDTH, n)) for k in (1, 3)},
+    **{_grid_name(k, "funnel"): (lambda batch, k=k: funnel_grid(k, batch)) for k in (1, 3)},
     "grid_stem1": lambda batch: stem_grid(1, batch),
     "grid_stem3": lambda batch: stem_grid(3, batch),
     "grid_separable": separable_grid,
@@ -126,6 +151,7 @@ GRID_CASES: tuple[tuple[str, int], ...] = (
     ("grid_k1_wide", 2), ("grid_k1_wide", 8), ("grid_k1_odd", 4), ("grid_k1_odd", 16),
     ("grid_k3_narrow", 4), ("grid_k3_narrow", 16), ("grid_k3", 2), ("grid_k3", 8),
     ("grid_k3_wide", 1), ("grid_k3_wide", 2), ("grid_k3_odd", 2), ("grid_k3_odd", 8),
+    ("grid_k1_funnel", 4), ("grid_k1_funnel", 16), ("grid_k3_funnel", 2), ("grid_k3_funnel", 8),
     ("grid_k5_narrow", 2), ("grid_k5_narrow", 8), ("grid_k5", 2), ("grid_k5", 4),
     ("grid_k5_wide", 1), ("grid_k5_wide", 2),
     ("grid_k7_narrow", 1), ("grid_k7_narrow", 4), ("grid_k7", 1), ("grid_k7", 4),

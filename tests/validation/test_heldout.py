@@ -20,13 +20,14 @@ PROFILE = MEASURED / "cpu_profile.toml"
 HELDOUT = MEASURED / "cpu_heldout_steps.csv"
 
 # Timed in the committed calibration's own rounds (calibrate --heldout-csv), each module one
-# persistent training loop, on its machine: MAPE 5.4%, max 13.0% (lenet_300_100 at batch 100,
-# whose tiny layers cost what their neighbours' context makes them), tau 1.0. The first five
-# modules give 4.0%; the four added with the kernel rules 7.2% (11.5% when first measured,
-# before the replay's parameter values, the pooling grid and the persistent loop). Two
-# calibrations of the same code differ by up to 3 points here. The guards sit just above, so
-# a model change that generalises worse fails.
-HELDOUT_MAPE_GUARD_PCT, HELDOUT_TAU_GUARD = 6.5, 0.9
+# persistent training loop, on its machine: MAPE 3.8%, max 9.6% (lenet_300_100 at batch 100,
+# whose tiny layers cost what their neighbours' context makes them), tau 1.0. Not blind: the
+# four modules added in the fourth session scored 11.5% when first measured, and the kernel
+# rules, the pooling grid and the funnel grid (shapes of another ratio than any module's) were
+# added after held-out errors showed those kinds of kernel missing. Calibrations of the same
+# code differ by up to 3 points here (5.2% on the fourth session's data with this model). The
+# guards sit above, so a model change that generalises worse fails.
+HELDOUT_MAPE_GUARD_PCT, HELDOUT_TAU_GUARD = 5.0, 0.9
 
 
 def test_every_case_is_measured_and_unseen_by_calibration():
