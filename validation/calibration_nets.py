@@ -8,10 +8,10 @@ channels), so channels and resolution vary apart, and for k = 1, 3 at channel co
 not whole vectors (20-320) and squeezed to a third and expanded back (24-384 channels); first
 layers on 1- and 3-channel images (kernels 3 to 11, strides 1 to 4); depthwise-separable
 stages (strides 1 and 2) with concatenation at three widths; 2x2 and 3x3 max and average
-pooling; and stacks of fully connected layers. No validation case's shapes
-were copied into it (the odd widths, the pooling and the funnels were added once held-out
-modules showed that kinds of kernel were missing, not their shapes), and it is never validated
-against, so it adds coverage without leaking any validation case into the profile.
+pooling; and stacks of fully connected layers. No validation case's shapes were copied into
+it (the odd widths, the pooling and the funnels were added once held-out modules showed that
+kinds of kernel were missing, not their shapes), and it is never validated against, so it adds
+coverage without leaking any validation case into the profile.
 """
 from __future__ import annotations
 
