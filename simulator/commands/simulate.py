@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from ..policies import ConfigError
 from ..scenario import Scenario
@@ -65,13 +66,18 @@ def parse_extra(extra: list[str]) -> dict:
     return out
 
 
+# numbers as TOML writes them: no leading zeros, underscores, nan or inf (those stay text:
+# '0123' is a name, not 123)
+_INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def _scalar(text: str):
     """Numbers as numbers, everything else as text (policies convert further)."""
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
     return text
 
 
