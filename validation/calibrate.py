@@ -124,13 +124,22 @@ def processor_name(device: str = "cpu") -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+# A case's fastest time is settled when a second round comes within this of it: on a shared
+# VM a slow spell can last a whole run of 10 rounds (steps and replays 10-40% slower), and a
+# fastest time that no other round confirms may be a spell's, or luck
+SETTLE_TOLERANCE = 0.03
+
+
 def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu",
                   rounds: int = 5, progress: bool = True, steps_of=(),
-                  module_steps=None) -> list[dict]:
+                  module_steps=None, max_rounds: int | None = None,
+                  settle: float = SETTLE_TOLERANCE) -> list[dict]:
     """Replay every (network, batch) `rounds` times, round-robin: one replay of each case per
     round, so that a slow spell of a shared machine (seconds to a minute long) hits one round
-    of a case, not all of them. Each replay is appended to the partial file as it is done
-    (resumable). Returns the records of all cases (records_of_replay), in case order.
+    of a case, not all of them. Then, up to `max_rounds`, more rounds of the cases whose
+    fastest time is not yet settled (is_settled). Each replay is appended to the partial file
+    as it is done (resumable). Returns the records of all cases (records_of_replay), in case
+    order.
 
     steps_of: cases whose real training steps are also timed, next to their replay in every
     round (read them back with measured_steps); the profile never uses them. Why here: steps
@@ -144,42 +153,71 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
     from .torch_exec import graph_step, measure, resolve_device
     trains = {c: lower_training(get(*c)) for c in cases}
     module_steps = dict(module_steps or {})
+    everything = [*cases, *module_steps]
     prints = {c: graph_fingerprint(t) for c, t in trains.items()}
     prints |= {c: graph_fingerprint(lower_training(g)) for c, (g, _) in module_steps.items()}
     # a line of another version of a case's graph (an older dnnsim, a changed grid) is stale
     done = {k: rec for k, rec in read_partial(partial_path).items()
             if rec.get("graph") == prints.get(_case_of(k))}
-    todo = [(r, c) for r in range(rounds) for c in [*cases, *module_steps]
-            if round_id(*c, r) not in done]
     loops: dict = {}
+
+    def measure_round(fh, r: int, case: tuple[str, int]) -> None:
+        line = {"key": round_id(*case, r), "graph": prints[case]}
+        if case in module_steps:
+            line["step_s"] = list(module_steps[case][1]())
+        else:
+            line["times"] = replay_times(trains[case], device, rounds=1)[0]
+        if case in steps_of:   # one persistent training loop per case, a few steps a round
+            if case not in loops:
+                loops[case] = graph_step(get(*case), True, device)
+            line["step_s"] = list(measure(loops[case], resolve_device(device), 1, 2).samples_s)
+        fh.write(json.dumps(line, sort_keys=True) + "\n")
+        fh.flush()
+        done[line["key"]] = line
+
+    todo = [(r, c) for r in range(rounds) for c in everything if round_id(*c, r) not in done]
     _end_torn_line(partial_path)
     with open(partial_path, "a", encoding="utf-8") as fh:
         for r, case in tqdm(todo, desc="calibrate (replayed steps)", unit="step",
                             disable=not progress):
-            line = {"key": round_id(*case, r), "graph": prints[case]}
-            if case in module_steps:
-                line["step_s"] = list(module_steps[case][1]())
-            else:
-                line["times"] = replay_times(trains[case], device, rounds=1)[0]
-            if case in steps_of:   # one persistent training loop per case, a few steps a round
-                if case not in loops:
-                    loops[case] = graph_step(get(*case), True, device)
-                line["step_s"] = list(measure(loops[case], resolve_device(device), 1, 2).samples_s)
-            fh.write(json.dumps(line, sort_keys=True) + "\n")
-            fh.flush()
-            done[line["key"]] = line
+            measure_round(fh, r, case)
+        for r in range(rounds, max_rounds or 0):
+            unsettled = [c for c in everything
+                         if not is_settled(case_rounds(done, c), settle)]
+            if not unsettled:
+                break
+            for case in tqdm(unsettled, desc=f"calibrate (round {r + 1}, unsettled cases)",
+                             unit="step", disable=not progress):
+                if round_id(*case, r) not in done:
+                    measure_round(fh, r, case)
     return [rec for c in cases for rec in records_of_replay(
-        c[0], trains[c], [done[round_id(*c, r)]["times"] for r in range(rounds)])]
+        c[0], trains[c], [rnd["times"] for rnd in case_rounds(done, c)])]
 
 
-def measured_steps(partial_path, cases, rounds: int) -> list[dict]:
+def is_settled(rounds: list[dict], settle: float = SETTLE_TOLERANCE) -> bool:
+    """Whether a case's fastest replay (and fastest step, where steps are timed) is confirmed:
+    another round came within `settle` of it."""
+    series = [[sum(r["times"].values()) for r in rounds if "times" in r],
+              [min(r["step_s"]) for r in rounds if r.get("step_s")]]
+    return all(len(s) >= 2 and sorted(s)[1] <= sorted(s)[0] * (1 + settle)
+               for s in series if s or not rounds)
+
+
+def case_rounds(done: dict[str, dict], case: tuple[str, int]) -> list[dict]:
+    """A case's measured rounds, in round order."""
+    prefix = f"{case[0]}@{case[1]}#"
+    found = sorted((int(k[len(prefix):]), rec) for k, rec in done.items()
+                   if k.startswith(prefix) and k[len(prefix):].isdigit())
+    return [rec for _, rec in found]
+
+
+def measured_steps(partial_path, cases) -> list[dict]:
     """The real training steps timed alongside the replays (fastest sample), in the layout of
     validate's measured-steps CSV."""
     done = read_partial(partial_path)
     out = []
     for name, batch in cases:
-        samples = [s for r in range(rounds) for s in done.get(round_id(name, batch, r), {})
-                   .get("step_s", [])]
+        samples = [s for rnd in case_rounds(done, (name, batch)) for s in rnd.get("step_s", [])]
         if samples:
             out.append({"network": name, "batch": batch, "mode": "train",
                         "measured_s": min(samples)})
@@ -260,11 +298,10 @@ def reference_replay_s(device: str = "cpu", rounds: int = 5) -> float:
     return min(sum(r.values()) for r in replay_times(train, device, rounds=rounds))
 
 
-def reference_from_rounds(partial_path, rounds: int) -> float | None:
+def reference_from_rounds(partial_path) -> float | None:
     """REFERENCE_CASE's fastest replay among calibration's rounds (None if not measured)."""
-    done = read_partial(partial_path)
-    sums = [sum(done[k]["times"].values()) for k in
-            (round_id(*REFERENCE_CASE, r) for r in range(rounds)) if k in done]
+    sums = [sum(rnd["times"].values())
+            for rnd in case_rounds(read_partial(partial_path), REFERENCE_CASE) if "times" in rnd]
     return min(sums) if sums else None
 
 

@@ -62,7 +62,7 @@ def test_partial_file_resumes_and_ignores_a_torn_line(tmp_path):
     assert done[cal.round_id("lenet5", 2, 0)]["times"] == fake    # kept, not measured again
     assert "step_s" in done[cal.round_id("lenet5", 2, 1)]
     assert all(0 < r["time_s"] < 1 for r in recs)  # the measured round is the faster one
-    steps = cal.measured_steps(partial, cases, rounds=2)
+    steps = cal.measured_steps(partial, cases)
     assert [(s["network"], s["batch"]) for s in steps] == cases and steps[0]["measured_s"] > 0
 
 
@@ -76,8 +76,46 @@ def test_modules_are_timed_in_the_rounds_and_never_replayed(tmp_path):
     assert {r["sources"][0] for r in recs} == {"lenet5"}      # only replays make points
     done = cal.read_partial(partial)
     assert "times" not in done[cal.round_id("mlp", 4, 1)]
-    steps = cal.measured_steps(partial, [("mlp", 4)], rounds=2)
+    steps = cal.measured_steps(partial, [("mlp", 4)])
     assert steps[0]["network"] == "mlp" and steps[0]["measured_s"] > 0
+
+
+def test_a_fastest_time_is_settled_when_another_round_confirms_it():
+    def rnd(replay_s, steps=None):
+        return {"times": {"a": replay_s}, **({"step_s": steps} if steps else {})}
+    assert not cal.is_settled([])
+    assert not cal.is_settled([rnd(1.0)])                        # one round confirms nothing
+    assert cal.is_settled([rnd(1.0), rnd(1.5), rnd(1.02)])
+    assert not cal.is_settled([rnd(1.0), rnd(1.1)])
+    # a step's fastest time needs its own confirmation, from another round
+    assert not cal.is_settled([rnd(1.0, [0.5, 0.51]), rnd(1.01, [0.7, 0.8])])
+    assert cal.is_settled([rnd(1.0, [0.5, 0.9]), rnd(1.01, [0.6, 0.505])])
+    assert cal.is_settled([{"step_s": [2.0]}, {"step_s": [2.05]}])   # a module: steps only
+
+
+def test_case_rounds_are_in_round_order_and_of_that_case_only():
+    done = {cal.round_id("lenet5", 2, r): {"r": r} for r in (10, 2, 0, 1)}
+    done[cal.round_id("lenet5", 20, 0)] = {"r": "other batch"}
+    assert [x["r"] for x in cal.case_rounds(done, ("lenet5", 2))] == [0, 1, 2, 10]
+
+
+def test_unsettled_cases_get_more_rounds_up_to_the_maximum(tmp_path):
+    pytest.importorskip("torch")
+    partial = tmp_path / "p.jsonl"
+    cases = [("lenet5", 2), ("lenet5", 4)]
+    lines = []
+    for (name, batch), times in zip(cases, ((1.0, 1.01), (1.0, 2.0))):  # settled; not
+        train = lower_training(zoo.get(name, batch=batch))
+        for r, t in enumerate(times):
+            lines.append({"key": cal.round_id(name, batch, r),
+                          "graph": cal.graph_fingerprint(train),
+                          "times": {op.name: t for op in train.topo() if not op.is_view}})
+    partial.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    cal.measure_cases(cases, partial, rounds=2, progress=False, max_rounds=3)
+    done = cal.read_partial(partial)
+    assert cal.round_id("lenet5", 4, 2) in done                # measured: a real, fast round
+    assert cal.round_id("lenet5", 2, 2) not in done            # settled: no third round
+    assert cal.round_id("lenet5", 4, 3) not in done            # never past the maximum
 
 
 def test_build_profile_leave_one_out_and_overhead():
@@ -170,6 +208,8 @@ def test_calibrate_cli_bad_input(capsys):
     assert "is a gpu" in capsys.readouterr().err
     assert main(["calibrate", "--rounds", "0", "--out", "x.toml"]) == 2
     assert "--rounds must be >= 1" in capsys.readouterr().err
+    assert main(["calibrate", "--rounds", "4", "--max-rounds", "3", "--out", "x.toml"]) == 2
+    assert "--max-rounds must be >= --rounds (4), got 3" in capsys.readouterr().err
 
 
 def test_calibrate_refuses_an_output_it_could_not_write_before_measuring(tmp_path, capsys):
@@ -187,8 +227,8 @@ def test_reference_is_a_calibrated_case_and_read_from_the_rounds(tmp_path):
     lines = [{"key": cal.round_id(*cal.REFERENCE_CASE, r), "times": {"a": t, "b": 0.01}}
              for r, t in enumerate((0.05, 0.03, 0.04))]
     partial.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
-    assert cal.reference_from_rounds(partial, 3) == pytest.approx(0.04)
-    assert cal.reference_from_rounds(tmp_path / "none.jsonl", 3) is None
+    assert cal.reference_from_rounds(partial) == pytest.approx(0.04)
+    assert cal.reference_from_rounds(tmp_path / "none.jsonl") is None
 
 
 def test_speed_check_compares_the_machine_with_calibration():

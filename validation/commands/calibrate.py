@@ -24,6 +24,9 @@ def add_arguments(p) -> None:
     p.add_argument("--ops-csv", help="also write the op measurements as CSV here")
     p.add_argument("--rounds", type=int, help="timed replays of each network (default 10, "
                    "--quick 4); the fastest round counts")
+    p.add_argument("--max-rounds", type=int, help="replay a network again, up to this many "
+                   "rounds, until a second round confirms its fastest time within 3%% (default "
+                   "3 x --rounds, --quick 2 x; equal to --rounds: no extra rounds)")
     p.add_argument("--steps-csv", help="also time the validation cases' real training steps, "
                    "interleaved with the replays, and write them here (for `dnnsim validate "
                    "--measured`)")
@@ -53,6 +56,10 @@ def run(args) -> int:
     rounds = args.rounds if args.rounds is not None else (4 if args.quick else 10)
     if rounds < 1:
         raise WorkloadError(f"--rounds must be >= 1, got {rounds}")
+    max_rounds = (args.max_rounds if args.max_rounds is not None
+                  else rounds * (2 if args.quick else 3))
+    if max_rounds < rounds:
+        raise WorkloadError(f"--max-rounds must be >= --rounds ({rounds}), got {max_rounds}")
     partial = args.partial or f"{args.out}.partial.jsonl"
     # refuse now, not after minutes of measuring, a file that could not be written
     for flag, path in (("--out", args.out), ("--partial", partial), ("--ops-csv", args.ops_csv),
@@ -70,12 +77,12 @@ def run(args) -> int:
         module_steps = heldout.step_timers(args.device)
     records = cal.measure_cases(cases, partial, args.device, rounds=rounds,
                                 progress=not args.no_progress, steps_of=set(step_cases),
-                                module_steps=module_steps)
+                                module_steps=module_steps, max_rounds=max_rounds)
     overhead_s = cal.measure_overhead(args.device, rounds=5 if args.quick else 15)
     meta = {"device_kind": spec.kind, "device_name": device_name,
             "timing": "replay", "allocator": allocator,
             **cal.machine_meta(args.device, args.threads)}
-    reference_s = cal.reference_from_rounds(partial, rounds)
+    reference_s = cal.reference_from_rounds(partial)
     if reference_s is not None:
         meta["reference_replay_s"] = reference_s
     profile = cal.build_profile(records, meta, overhead_s)
@@ -84,11 +91,11 @@ def run(args) -> int:
         cal.write_ops_csv(records, args.ops_csv)
     if args.steps_csv:
         from validation.validate import write_steps_csv
-        write_steps_csv(cal.measured_steps(partial, step_cases, rounds), args.steps_csv)
+        write_steps_csv(cal.measured_steps(partial, step_cases), args.steps_csv)
         print(f"wrote {args.steps_csv}: the training steps of {len(step_cases)} cases")
     if args.heldout_csv:
         from validation.validate import write_steps_csv
-        write_steps_csv(cal.measured_steps(partial, list(module_steps), rounds),
+        write_steps_csv(cal.measured_steps(partial, list(module_steps)),
                         args.heldout_csv)
         print(f"wrote {args.heldout_csv}: the training steps of {len(module_steps)} held-out "
               f"cases")
