@@ -2,16 +2,18 @@
 
 The zoo's networks cover few shapes (CIFAR ResNets use only 3x3 convolutions of 16-64 channels).
 A profile must also predict networks it has never seen (users bring their own through
-`from_torch`), so calibration also measures a grid: residual stages of k x k convolutions
-(k = 1, 3, 5, 7) from 64x64 down to 4x4 pixels at three widths (8-128, 16-256 and 32-512
-channels), so channels and resolution vary apart, and for k = 1, 3 at channel counts that are
-not whole vectors (20-320) and squeezed to a third and expanded back (24-384 channels); first
-layers on 1- and 3-channel images (kernels 3 to 11, strides 1 to 4); depthwise-separable
-stages (strides 1 and 2) with concatenation at three widths; 2x2 and 3x3 max and average
-pooling; and stacks of fully connected layers. No validation case's shapes were copied into
-it (the odd widths, the pooling and the funnels were added once held-out modules showed that
-kinds of kernel were missing, not their shapes), and it is never validated against, so it adds
-coverage without leaking any validation case into the profile.
+`from_torch`), so calibration also measures a grid: residual stages of k x k convolutions (k =
+1, 3, 5, 7) from 64x64 down to 4x4 pixels at three widths (8-128, 16-256 and 32-512 channels),
+so channels and resolution vary apart, and for k = 1, 3 at channel counts that are not whole
+vectors (20-320), from 48x48 down to 3x3 pixels (map sizes between the powers of two) and
+squeezed to a third and expanded back (24-384 channels); first layers on 1- and 3-channel images
+(kernels 3 to 11, strides 1 to 4); depthwise-separable stages (strides 1 and 2) with
+concatenation at three widths; 2x2 and 3x3 max and average pooling; and stacks of fully
+connected layers. No validation case's shapes were copied into it (the odd widths, the pooling
+and the funnels were added once held-out modules showed that kinds of kernel were missing, not
+their shapes; the 48-pixel stages once leave-one-out showed that equal GEMMs on smaller maps run
+faster), and it is never validated against, so it adds coverage without leaking any validation
+case into the profile.
 """
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ from workloads.builder import GraphBuilder
 from workloads.graph import OpGraph, WorkloadError
 
 STAGE_CHANNELS = (16, 32, 64, 128, 256)   # one stage per resolution: 64, 32, 16, 8, 4 pixels
+# the same stages from a 48x48 input (48, 24, 12, 6, 3 pixels), for k = 1, 3: at equal GEMM
+# shape a convolution runs faster on smaller maps (oneDNN skips padding taps, blocks rows),
+# so the grid needs map sizes between its powers of two, as ImageNet networks have (56, 28, 14, 7)
+MID_SIZE = 48
 WIDTHS = {"narrow": 0.5, "": 1.0, "wide": 2.0}
 # channel counts that are not whole vectors (20, 40: oneDNN pads them to 32, 48 with AVX-512;
 # hwmodels/kernels.py), for the common kernels
@@ -30,8 +36,9 @@ FUNNEL_CHANNELS = (24, 48, 96, 192, 384)
 STEMS = ((16, 3, 1), (6, 5, 1), (32, 7, 2), (64, 11, 4), (24, 3, 2), (48, 5, 2))
 
 
-def conv_grid(kernel: int, batch: int, width: float = 1.0, name: str | None = None) -> OpGraph:
-    b = GraphBuilder(name or f"grid_k{kernel}", input_shape=(3, 64, 64), batch=batch)
+def conv_grid(kernel: int, batch: int, width: float = 1.0, name: str | None = None,
+              size: int = 64) -> OpGraph:
+    b = GraphBuilder(name or f"grid_k{kernel}", input_shape=(3, size, size), batch=batch)
     x = b.input()
     pad = kernel // 2
     for i, c in enumerate(STAGE_CHANNELS):
@@ -130,12 +137,19 @@ def _grid_name(kernel: int, width: str) -> str:
     return f"grid_k{kernel}_{width}" if width else f"grid_k{kernel}"
 
 
+def _mid_name(kernel: int, width: str) -> str:
+    return f"{_grid_name(kernel, width)}_px{MID_SIZE}"
+
+
 NETWORKS = {
     **{_grid_name(k, w): (lambda batch, k=k, s=s, n=_grid_name(k, w): conv_grid(k, batch, s, n))
        for k in (1, 3, 5, 7) for w, s in WIDTHS.items()},
     **{_grid_name(k, "odd"): (lambda batch, k=k, n=_grid_name(k, "odd"):
                               conv_grid(k, batch, ODD_WIDTH, n)) for k in (1, 3)},
     **{_grid_name(k, "funnel"): (lambda batch, k=k: funnel_grid(k, batch)) for k in (1, 3)},
+    **{_mid_name(k, w): (lambda batch, k=k, s=s, n=_mid_name(k, w):
+                         conv_grid(k, batch, s, n, MID_SIZE))
+       for k in (1, 3) for w, s in (("narrow", 0.5), ("", 1.0))},
     "grid_stem1": lambda batch: stem_grid(1, batch),
     "grid_stem3": lambda batch: stem_grid(3, batch),
     "grid_separable": separable_grid,
@@ -152,6 +166,9 @@ GRID_CASES: tuple[tuple[str, int], ...] = (
     ("grid_k3_narrow", 4), ("grid_k3_narrow", 16), ("grid_k3", 2), ("grid_k3", 8),
     ("grid_k3_wide", 1), ("grid_k3_wide", 2), ("grid_k3_odd", 2), ("grid_k3_odd", 8),
     ("grid_k1_funnel", 4), ("grid_k1_funnel", 16), ("grid_k3_funnel", 2), ("grid_k3_funnel", 8),
+    ("grid_k1_narrow_px48", 16), ("grid_k1_narrow_px48", 64), ("grid_k1_px48", 8),
+    ("grid_k1_px48", 32), ("grid_k3_narrow_px48", 8), ("grid_k3_narrow_px48", 32),
+    ("grid_k3_px48", 4), ("grid_k3_px48", 16),
     ("grid_k5_narrow", 2), ("grid_k5_narrow", 8), ("grid_k5", 2), ("grid_k5", 4),
     ("grid_k5_wide", 1), ("grid_k5_wide", 2),
     ("grid_k7_narrow", 1), ("grid_k7_narrow", 4), ("grid_k7", 1), ("grid_k7", 4),
