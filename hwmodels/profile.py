@@ -54,6 +54,9 @@ META_FIELDS: dict[str, type] = {
     "allocator": str,
     # the fastest calibration round of a fixed case's replay (validate's speed check)
     "reference_replay_s": float,
+    # informational: replay rounds of every case, and the most a case got while its fastest
+    # time was not yet confirmed (calibrate --rounds, --max-rounds)
+    "rounds": int, "max_rounds": int,
     "cache": str,
 }
 

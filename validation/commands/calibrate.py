@@ -80,7 +80,8 @@ def run(args) -> int:
                                 module_steps=module_steps, max_rounds=max_rounds)
     overhead_s = cal.measure_overhead(args.device, rounds=5 if args.quick else 15)
     meta = {"device_kind": spec.kind, "device_name": device_name,
-            "timing": "replay", "allocator": allocator,
+            "timing": "replay", "allocator": allocator, "rounds": rounds,
+            "max_rounds": max_rounds,
             **cal.machine_meta(args.device, args.threads)}
     reference_s = cal.reference_from_rounds(partial)
     if reference_s is not None:
