@@ -20,7 +20,7 @@ the measured points nearest to it. Two models, by what the points carry:
   log of (m, n, k, groups, window, stride, pixels), shrinking to none far from any measured
   shape. (Pixels count: at equal GEMM shape a convolution on 8x8 maps runs up to 1.5x faster
   than on 32x32 ones, as oneDNN skips padding taps and blocks rows. Leaving each calibration
-  grid network out in turn, the pixel dimension took the grid's mean error from 6.6% to 5.9%.)
+  grid network out in turn, the pixel dimension took the grid's mean error from 6.8% to 6.2%.)
 
 Why: interpolating raw times along one work axis is exact on measured shapes but
 extrapolates poorly to shapes it has not seen; a model of how time grows with work knows

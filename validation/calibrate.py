@@ -361,8 +361,8 @@ def write_ops_csv(records, path) -> None:
         for r in sorted(records, key=lambda r: (r["key"], r["sources"])):
             shape = ";".join(str(d) for d in r["shape"]) if r.get("shape") else ""
             w.writerow([r["kind"], repr(float(r["flops"])), repr(float(r["bytes"])), shape,
-                        f"{r['time_s']:.6g}", f"{r['median_s']:.6g}", ";".join(r["sources"]),
-                        r["key"]])
+                        repr(float(r["time_s"])), repr(float(r["median_s"])),
+                        ";".join(r["sources"]), r["key"]])
 
 
 def read_ops_csv(path) -> list[dict]:

@@ -49,6 +49,14 @@ def test_simulator_matches_committed_training_steps():
     assert s.kendall_tau >= TAU_GUARD, v.format_table(rows)
 
 
+def test_committed_ops_are_the_committed_profile():
+    # leave-one-out rebuilds profiles from the ops CSV: it must hold what the profile holds
+    prof = Profile.load(PROFILE)
+    meta = {k: val for k, val in prof.meta.items() if k != "step_overhead_s"}
+    rebuilt = cal.build_profile(cal.read_ops_csv(OPS), meta, prof.meta["step_overhead_s"])
+    assert rebuilt.dumps() == prof.dumps()
+
+
 def leave_one_out_rows():
     prof = Profile.load(PROFILE)
     records = cal.read_ops_csv(OPS)
