@@ -43,12 +43,11 @@ def leave_one_grid_network_out(records: list[dict], meta: dict, overhead_s: floa
 def rows_for(profile_path, ops_csv, networks=None) -> list[Comparison]:
     """The check on a calibration's profile (for its meta and step overhead) and ops CSV."""
     profile = Profile.load(profile_path)
-    meta = {k: v for k, v in profile.meta.items() if k != "step_overhead_s"}
     cases = [c for c in GRID_CASES if not networks or c[0] in networks]
     if not cases:
         known = ", ".join(sorted({n for n, _ in GRID_CASES}))
         raise ValueError(f"no grid network among {', '.join(networks)}; known: {known}")
-    return leave_one_grid_network_out(cal.read_ops_csv(ops_csv), meta,
+    return leave_one_grid_network_out(cal.read_ops_csv(ops_csv), profile.meta,
                                       float(profile.meta.get("step_overhead_s", 0.0)), cases)
 
 

@@ -52,19 +52,17 @@ def test_simulator_matches_committed_training_steps():
 def test_committed_ops_are_the_committed_profile():
     # leave-one-out rebuilds profiles from the ops CSV: it must hold what the profile holds
     prof = Profile.load(PROFILE)
-    meta = {k: val for k, val in prof.meta.items() if k != "step_overhead_s"}
-    rebuilt = cal.build_profile(cal.read_ops_csv(OPS), meta, prof.meta["step_overhead_s"])
+    rebuilt = cal.build_profile(cal.read_ops_csv(OPS), prof.meta, prof.meta["step_overhead_s"])
     assert rebuilt.dumps() == prof.dumps()
 
 
 def leave_one_out_rows():
     prof = Profile.load(PROFILE)
     records = cal.read_ops_csv(OPS)
-    meta = {k: val for k, val in prof.meta.items() if k != "step_overhead_s"}
     steps = v.read_steps_csv(STEPS)
     rows = []
     for net in sorted({r["network"] for r in steps}):
-        loo = cal.build_profile(records, meta, prof.meta["step_overhead_s"],
+        loo = cal.build_profile(records, prof.meta, prof.meta["step_overhead_s"],
                                 exclude_network=net)
         rows += v.simulate_measured([r for r in steps if r["network"] == net], loo)
     return rows
