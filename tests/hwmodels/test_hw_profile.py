@@ -164,6 +164,20 @@ def test_gemm_predictor_recovers_a_known_model_on_unseen_shapes():
     assert seen_point[3:] == seen[0] + (1, 1, 1)
 
 
+def test_gemm_predictor_is_never_faster_than_its_fastest_measured_shape():
+    """Fill curves rise towards a rate no measured GEMM reached; a much larger GEMM (whose
+    operands leave the caches, on a real machine) is predicted at the fastest measured rate,
+    not at the curve's asymptote."""
+    from hwmodels.profile_fit import predictor_for
+    dims = (8, 32, 128, 256)
+    pts = _gemm_points(2e11, (256, 256, 256), 1e-6, [(m, n, k, 1) for m in dims for n in dims
+                                                     for k in dims])
+    fastest = max(f / t for f, _, t, *_ in pts)
+    assert fastest < 0.5 * 2e11                          # the asymptote is never measured
+    (f, b, _, *shape), = _gemm_points(2e11, (256, 256, 256), 1e-6, [(8192, 4096, 4096, 1)])
+    assert predictor_for(pts).predict_s(f, b, tuple(shape)) == pytest.approx(f / fastest)
+
+
 def test_gemm_predictor_fits_grouped_kernels_apart():
     from hwmodels.profile_fit import predictor_for
     dense = [(m, n, k, 1) for m in (64, 1024, 16384) for n in (16, 64, 256) for k in (27, 288)]
