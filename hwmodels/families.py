@@ -6,7 +6,7 @@ silently taking some default.
 """
 from __future__ import annotations
 
-from workloads.graph import MATMUL_KINDS
+from workloads.graph import ACTIVATIONS, MATMUL_KINDS
 
 # Why these groups: kernels in one family share a library implementation and therefore a
 # fraction of peak they reach (cuDNN implicit GEMM for conv, cuBLAS SGEMM for linear, one
@@ -27,6 +27,7 @@ KIND_FAMILY: dict[str, str] = {
     "relu": "elementwise", "relu_grad": "elementwise", "add": "elementwise",
     "grad_accumulate": "elementwise",
     "dropout": "elementwise", "dropout_grad": "elementwise",   # a view outside training
+    **{k: "elementwise" for a in ACTIVATIONS for k in (a, f"{a}_grad")},
     # normalisation: a reduction over N,H,W then an elementwise pass
     "batchnorm": "normalization", "batchnorm_grad": "normalization",
     # pooling (window reductions) and their scatter-like gradients

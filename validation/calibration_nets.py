@@ -8,8 +8,9 @@ so channels and resolution vary apart, and for k = 1, 3 at channel counts that a
 vectors (20-320), from 48x48 down to 3x3 pixels (map sizes between the powers of two) and
 squeezed to a third and expanded back (24-384 channels); first layers on 1- and 3-channel images
 (kernels 3 to 11, strides 1 to 4); depthwise-separable stages (strides 1 and 2) with
-concatenation at three widths; 2x2 and 3x3 max and average pooling; and stacks of fully
-connected layers. No validation case's shapes were copied into it (the odd widths, the pooling
+concatenation at three widths; 2x2 and 3x3 max and average pooling; stacks of fully
+connected layers; and every pointwise activation besides ReLU (tanh, sigmoid, GELU, ...) on
+images of three resolutions and on fully connected layers (with a batch norm of features). No validation case's shapes were copied into it (the odd widths, the pooling
 and the funnels were added once held-out modules showed that kinds of kernel were missing, not
 their shapes; the 48-pixel stages once leave-one-out showed that equal GEMMs on smaller maps run
 faster), and it is never validated against, so it adds coverage without leaking any validation
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from workloads import zoo
 from workloads.builder import GraphBuilder
-from workloads.graph import OpGraph, WorkloadError
+from workloads.graph import ACTIVATIONS, OpGraph, WorkloadError
 
 STAGE_CHANNELS = (16, 32, 64, 128, 256)   # one stage per resolution: 64, 32, 16, 8, 4 pixels
 # the same stages from a 48x48 input (48, 24, 12, 6, 3 pixels), for k = 1, 3: at equal GEMM
@@ -133,6 +134,39 @@ def mlp_grid(batch: int, widths=(2048, 1024, 512, 256), name: str = "grid_mlp") 
     return b.build()
 
 
+def activation_grid(batch: int) -> OpGraph:
+    """Each activation of the IR (graph.ACTIVATIONS, with non-default attributes where it
+    has any) after a convolution, at three resolutions (32x32 of 16 channels to 8x8 of 64):
+    each kind's time per value on image layouts."""
+    b = GraphBuilder("grid_act", input_shape=(3, 32, 32), batch=batch)
+    x = b.input()
+    for i, c in enumerate((16, 32, 64)):
+        with b.scope(f"stage{i}"):
+            x = b.conv2d(x, c, 3, stride=1 if i == 0 else 2, padding=1)
+            for kind in ACTIVATIONS:
+                x = b.activation(x, kind, **ACTIVATION_ATTRS.get(kind, {}))
+    b.linear(b.flatten(b.adaptive_avgpool(x)), 10)
+    return b.build()
+
+
+def activation_mlp_grid(batch: int) -> OpGraph:
+    """Each activation between fully connected layers (1024, 256 features), after a batch
+    norm: the layout of an MLP's activations (rows x features)."""
+    b = GraphBuilder("grid_act_mlp", input_shape=(3, 32, 32), batch=batch)
+    x = b.flatten(b.input())
+    for width in (1024, 256):
+        x = b.batchnorm(b.linear(x, width))
+        for kind in ACTIVATIONS:
+            x = b.activation(x, kind, **ACTIVATION_ATTRS.get(kind, {}))
+    b.linear(x, 10)
+    return b.build()
+
+
+# what networks set where an activation has parameters (ReLU6, a 0.2 leaky slope, GPT's GELU)
+ACTIVATION_ATTRS = {"hardtanh": {"min_val": 0.0, "max_val": 6.0},
+                    "leaky_relu": {"negative_slope": 0.2}, "gelu": {"approximate": "tanh"}}
+
+
 def _grid_name(kernel: int, width: str) -> str:
     return f"grid_k{kernel}_{width}" if width else f"grid_k{kernel}"
 
@@ -158,6 +192,8 @@ NETWORKS = {
     "grid_pool": pool_grid,
     "grid_mlp": mlp_grid,
     "grid_mlp_narrow": lambda batch: mlp_grid(batch, (512, 192, 64), "grid_mlp_narrow"),
+    "grid_act": activation_grid,
+    "grid_act_mlp": activation_mlp_grid,
 }
 # (network, batch): every synthetic network at two batches (steps of about 5-300 ms on one core)
 GRID_CASES: tuple[tuple[str, int], ...] = (
@@ -179,6 +215,8 @@ GRID_CASES: tuple[tuple[str, int], ...] = (
     ("grid_separable_odd", 4), ("grid_separable_odd", 16),
     ("grid_pool", 4), ("grid_pool", 16),
     ("grid_mlp", 32), ("grid_mlp", 256), ("grid_mlp_narrow", 16), ("grid_mlp_narrow", 128),
+    ("grid_act", 2), ("grid_act", 8), ("grid_act", 32),
+    ("grid_act_mlp", 16), ("grid_act_mlp", 128), ("grid_act_mlp", 512),
 )
 
 

@@ -21,7 +21,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from workloads.graph import Op, OpGraph, WorkloadError
+from workloads.graph import ACTIVATIONS, Op, OpGraph, WorkloadError
+
+from . import torch_activations
 
 LR = 0.01
 MOMENTUM = 0.9
@@ -213,6 +215,8 @@ class GraphModule(torch.nn.Module):
                                  self._p(i, 0), self._p(i, 1), self.training, 0.1, BN_EPS)
             elif k == "relu":
                 y = F.relu(ins[0])
+            elif k in ACTIVATIONS:
+                y = torch_activations.forward(op)(ins[0])
             elif k == "add":
                 y = ins[0] + ins[1]
             elif k == "maxpool":

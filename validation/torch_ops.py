@@ -11,6 +11,7 @@ momentum buffers. `validation.replay` runs whole training graphs through these k
     linear_grad_input / _grad_weight   dy @ W / dy^T @ x (+ bias: dy.sum(0))
     batchnorm / batchnorm_grad         native_batch_norm (training) / native_batch_norm_backward
     relu_grad                          threshold_backward
+    tanh, gelu, ... / <kind>_grad      the activation / its ATen backward (torch_activations)
     dropout / dropout_grad (training)  bernoulli_ mask, scaled, times x / dy times the mask
     maxpool / maxpool_grad             max_pool2d_with_indices / ..._backward
     softmax_xent / _grad               log_softmax + nll_loss / nll_loss_backward + log_softmax's
@@ -23,7 +24,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from workloads.graph import Op, WorkloadError
+from workloads.graph import ACTIVATIONS, Op, WorkloadError
+
+from . import torch_activations
 
 from .torch_exec import (BN_EPS, LR, MOMENTUM, _shuffle, initial_params, param_shapes,
                          resolve_device)
@@ -131,6 +134,10 @@ def op_kernel(op: Op, state: KernelState) -> Kernel | None:
         return F.relu
     if k == "relu_grad":
         return lambda dy, y: aten.threshold_backward(dy, y, 0)
+    if k in ACTIVATIONS:
+        return torch_activations.forward(op)
+    if k.endswith("_grad") and k[:-5] in ACTIVATIONS:
+        return torch_activations.backward(op)
     if k in ("add", "grad_accumulate"):
         return _sum
     if k in ("maxpool", "maxpool_grad"):

@@ -16,7 +16,7 @@ import math
 from collections import Counter
 from typing import Iterator, Sequence
 
-from .graph import Op, OpGraph, ShapeError, TensorSpec, WorkloadError
+from .graph import ACTIVATIONS, Op, OpGraph, ShapeError, TensorSpec, WorkloadError
 
 
 def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
@@ -129,6 +129,20 @@ class GraphBuilder:
 
     def relu(self, x: str, name: str | None = None) -> str:
         return self._add("relu", [x], self.spec(x).shape, name)
+
+    def activation(self, x: str, kind: str, name: str | None = None, **attrs) -> str:
+        """A pointwise activation other than ReLU (graph.ACTIVATIONS: tanh, sigmoid, gelu,
+        silu, hardswish, hardtanh (ReLU6 is hardtanh from 0 to 6), leaky_relu, elu), with
+        its attributes (negative_slope, alpha, min_val/max_val, approximate)."""
+        if kind not in ACTIVATIONS:
+            raise WorkloadError(f"activation after {x!r}: unknown kind {kind!r}; known: "
+                                f"relu, {', '.join(sorted(ACTIVATIONS))}")
+        unknown = set(attrs) - set(ACTIVATIONS[kind])
+        if unknown:
+            raise WorkloadError(f"{kind} after {x!r}: unknown attributes "
+                                f"{', '.join(sorted(unknown))}; it takes "
+                                f"{', '.join(ACTIVATIONS[kind]) or 'none'}")
+        return self._add(kind, [x], self.spec(x).shape, name, {**ACTIVATIONS[kind], **attrs})
 
     def add(self, a: str, b: str, name: str | None = None) -> str:
         sa, sb = self.spec(a).shape, self.spec(b).shape

@@ -40,16 +40,27 @@ class TensorSpec:
         return self.numel * self.dtype_bytes
 
 
+# Pointwise activations besides ReLU, each with its gradient `<kind>_grad`, and the attributes
+# they take with their defaults (PyTorch's; nn.ReLU6 is a hardtanh from 0 to 6).
+ACTIVATIONS: dict[str, dict] = {
+    "tanh": {}, "sigmoid": {}, "silu": {}, "hardswish": {},
+    "hardtanh": {"min_val": -1.0, "max_val": 1.0},
+    "leaky_relu": {"negative_slope": 0.01},
+    "elu": {"alpha": 1.0},
+    "gelu": {"approximate": "none"},
+}
 FORWARD_KINDS = frozenset({
     "input", "conv2d", "linear", "batchnorm", "relu", "add", "maxpool", "avgpool",
     "adaptive_avgpool", "flatten", "concat", "channel_shuffle", "dropout", "softmax_xent",
     "slice",
     "pad_channels",
+    *ACTIVATIONS,
 })
 BACKWARD_KINDS = frozenset({
     "conv2d_grad_input", "conv2d_grad_weight", "linear_grad_input", "linear_grad_weight",
     "batchnorm_grad", "relu_grad", "maxpool_grad", "avgpool_grad", "adaptive_avgpool_grad",
     "channel_shuffle_grad", "softmax_xent_grad", "grad_accumulate", "dropout_grad",
+    *(f"{k}_grad" for k in ACTIVATIONS),
 })
 UPDATE_KINDS = frozenset({"sgd_update"})
 ALL_KINDS = FORWARD_KINDS | BACKWARD_KINDS | UPDATE_KINDS
@@ -72,6 +83,12 @@ _ELEMENTWISE_FLOPS = {
     "channel_shuffle_grad": 0.0, "concat": 0.0, "maxpool_grad": 1.0, "avgpool_grad": 1.0,
     "adaptive_avgpool_grad": 1.0, "pad_channels": 0.0,
     "dropout": 3.0, "dropout_grad": 1.0,    # draw, scale, multiply / multiply by the mask
+    # nominal counts (an exp, a tanh or an erf as a few FLOPs); a calibrated profile measures
+    # what each really costs
+    "tanh": 6.0, "tanh_grad": 3.0, "sigmoid": 5.0, "sigmoid_grad": 3.0,
+    "silu": 6.0, "silu_grad": 8.0, "hardswish": 4.0, "hardswish_grad": 4.0,
+    "hardtanh": 2.0, "hardtanh_grad": 2.0, "leaky_relu": 2.0, "leaky_relu_grad": 2.0,
+    "elu": 5.0, "elu_grad": 4.0, "gelu": 10.0, "gelu_grad": 12.0,
 }
 SGD_MOMENTUM_FLOPS_PER_PARAM = 4.0  # v = m*v + g (+ weight decay); w -= lr*v
 

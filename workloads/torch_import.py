@@ -5,67 +5,20 @@ fx node is lowered with the GraphBuilder, so every shape is inferred again by th
 checked against PyTorch's. Anything not understood raises WorkloadError naming the op and the
 module it sits in: an op is never costed at zero by accident.
 
-Lowered: Conv2d, Linear, BatchNorm2d (affine), ReLU, add, max/avg/adaptive-avg pooling, flatten
-(and views/reshapes to (batch, features)), cat, Dropout, ChannelShuffle, the channel shuffle written
-as view(n, g, c/g, h, w) . transpose(1, 2) . contiguous . view(n, c, h, w), the option-A ResNet
-shortcut F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, a, b)) (`pad_channels`), identity, contiguous, and
-shape queries (size, shape, dim). torch is imported only when `from_torch` is called.
+Here: `from_torch`, the tracer, the driver (`_Lowering`) and the modules. Lowered modules:
+Conv2d, Linear, BatchNorm2d and BatchNorm1d (affine), ReLU, the activations of graph.ACTIVATIONS (Tanh, Sigmoid,
+SiLU, Hardswish, Hardtanh, ReLU6 as a hardtanh from 0 to 6, LeakyReLU, ELU, GELU), MaxPool2d,
+AvgPool2d, AdaptiveAvgPool2d, Flatten, Dropout, ChannelShuffle and Identity. Functions and Tensor
+methods (relu and the same activations, add, pooling, the mean over height and width, flatten, views/reshapes to (batch,
+features), cat, dropout, channel shuffles written out as view . transpose . contiguous . view,
+the option-A ResNet shortcut F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, a, b)) and shape queries) are
+lowered by torch_functions. torch is imported only when `from_torch` is called.
 """
 from __future__ import annotations
 
-import builtins
-import inspect
-import operator
-from dataclasses import dataclass
-
 from .builder import GraphBuilder
 from .graph import OpGraph, ShapeError, WorkloadError
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """A view that only has a meaning as part of a pattern (a shuffle, a strided subsample)."""
-    kind: str                   # "shuffle_split" | "shuffle_transposed" | "subsample"
-    source: str                 # the builder tensor it views
-    groups: int = 1
-    stride: tuple[int, int] = (1, 1)
-
-
-@dataclass(frozen=True)
-class _Const:
-    """The value of a node that computes a size or another constant, not a tensor."""
-    value: object
-
-
-# Signatures used to bind fx arguments (positional or keyword) by name.
-def _sig_add(input, other, alpha=1): ...
-def _sig_maxpool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                 return_indices=False): ...
-def _sig_avgpool(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None): ...
-def _sig_adaptive(input, output_size): ...
-def _sig_flatten(input, start_dim=0, end_dim=-1): ...
-def _sig_cat(tensors, dim=0): ...
-def _sig_dropout(input, p=0.5, training=True, inplace=False): ...
-def _sig_pad(input, pad, mode="constant", value=None): ...
-def _sig_transpose(input, dim0, dim1): ...
-def _sig_shuffle(input, groups): ...
-
-
-def _bind(sig, node, env) -> dict:
-    """Arguments by name; nodes that computed constants (sizes) are replaced by their values."""
-    def resolve(arg):
-        if isinstance(arg, (list, tuple)):
-            return type(arg)(resolve(a) for a in arg)
-        v = env.get(arg) if hasattr(arg, "op") else None
-        return v.value if isinstance(v, _Const) else arg
-    try:
-        bound = inspect.signature(sig).bind(*resolve(tuple(node.args)),
-                                            **{k: resolve(v) for k, v in node.kwargs.items()})
-    except TypeError as exc:
-        raise WorkloadError(f"fx node {node.name!r}: unexpected arguments ({exc})") from None
-    bound.apply_defaults()
-    return dict(bound.arguments)
+from .torch_functions import FunctionLowering, _bind, _Const, _Pending
 
 
 def from_torch(module, example_input, name: str | None = None) -> OpGraph:
@@ -129,7 +82,7 @@ def _path_tracer(torch):
     return PathTracer
 
 
-class _Lowering:
+class _Lowering(FunctionLowering):
     def __init__(self, torch, gm, example, name: str) -> None:
         from torch.fx.passes.shape_prop import TensorMetadata
         self.torch, self.gm, self.nn = torch, gm, torch.nn
@@ -140,23 +93,8 @@ class _Lowering:
         self.modules = dict(gm.named_modules())
         self.env: dict = {}
         self.called_param_modules: set[str] = set()
-        F = torch.nn.functional
-        self.functions = {
-            F.relu: self._relu, torch.relu: self._relu, torch.relu_: self._relu,
-            F.relu_: self._relu, operator.add: self._add, operator.iadd: self._add,
-            torch.add: self._add, F.max_pool2d: self._maxpool_fn, F.avg_pool2d: self._avgpool_fn,
-            F.adaptive_avg_pool2d: self._adaptive_fn, torch.flatten: self._flatten_fn,
-            torch.reshape: self._reshape, torch.cat: self._cat, torch.concat: self._cat,
-            F.dropout: self._dropout_fn, F.pad: self._pad, torch.transpose: self._transpose,
-            F.channel_shuffle: self._shuffle_fn, torch.channel_shuffle: self._shuffle_fn,
-            operator.getitem: self._getitem, builtins.getattr: self._shape_query,
-        }
-        self.methods = {
-            "relu": self._relu, "relu_": self._relu, "add": self._add, "add_": self._add,
-            "flatten": self._flatten_fn, "view": self._reshape, "reshape": self._reshape,
-            "transpose": self._transpose, "contiguous": self._contiguous,
-            "size": self._shape_query, "dim": self._shape_query,
-        }
+        self.functions = self.function_handlers(torch)
+        self.methods = self.method_handlers()
 
     # -- driver --------------------------------------------------------------------------
     def run(self) -> OpGraph:
@@ -287,7 +225,7 @@ class _Lowering:
                                 bias=m.bias is not None, name=name)
         elif type(m) is nn.Linear:
             out = self.b.linear(x(), m.out_features, bias=m.bias is not None, name=name)
-        elif type(m) is nn.BatchNorm2d:
+        elif type(m) in (nn.BatchNorm2d, nn.BatchNorm1d):   # 1d: (batch, features)
             if not m.affine:
                 raise self.unsupported("has affine=False; only affine batch norm is supported")
             out = self.b.batchnorm(x(), name=name)
@@ -306,6 +244,8 @@ class _Lowering:
             out = self.b.dropout(x(), m.p, name=name)
         elif type(m) is nn.ChannelShuffle:
             out = self.b.channel_shuffle(x(), m.groups, name=name)
+        elif (act := self._module_activation(m)) is not None:
+            out = self._activation(x(), *act, name)
         else:
             raise self.unsupported()
         if self.b.graph.op(out).params != own_params:
@@ -313,136 +253,19 @@ class _Lowering:
                                    f"{self.b.graph.op(out).params}")
         return out
 
-    # -- layers shared by modules and functions --------------------------------------------
-    def _maxpool(self, x, kernel, stride, padding, dilation, ceil_mode, return_indices, name):
-        if dilation not in (1, (1, 1)) or ceil_mode or return_indices:
-            raise self.unsupported("uses dilation, ceil_mode or return_indices")
-        return self.b.maxpool(x, kernel, stride=stride or None, padding=padding, name=name)
-
-    def _avgpool(self, x, kernel, stride, padding, ceil_mode, name):
-        if ceil_mode:
-            raise self.unsupported("uses ceil_mode")
-        return self.b.avgpool(x, kernel, stride=stride or None, padding=padding, name=name)
-
-    def _adaptive(self, x, output_size, name):
-        _, _, h, w = self.b.spec(x).shape
-        size = (output_size, output_size) if isinstance(output_size, int) else output_size
-        size = (size[0] or h, size[1] or w)  # None keeps the input size
-        return self.b.adaptive_avgpool(x, size, name=name)
-
-    def _flatten(self, arg, start_dim, end_dim, name):
-        x = self.tensor(arg)
-        rank = len(self.b.spec(x).shape)
-        if start_dim != 1 or end_dim not in (-1, rank - 1):
-            raise self.unsupported(f"flattens dims {start_dim}..{end_dim}; only "
-                                   "(batch, features) flattening is supported")
-        return x if rank == 2 else self.b.flatten(x, name=name)
-
-    # -- functions and methods -----------------------------------------------------------
-    def _relu(self, node):
-        return self.b.relu(self.tensor(node.args[0]), name=self.name("relu"))
-
-    def _add(self, node):
-        a = self.bind(_sig_add, node)
-        tensors = [isinstance(self.value(a[k]), (str, _Pending)) for k in ("input", "other")]
-        if not all(tensors) or a["alpha"] != 1:
-            raise self.unsupported("adds a scalar or scales by alpha; only tensor + tensor "
-                                   "is supported")
-        return self.b.add(self.tensor(a["input"]), self.tensor(a["other"]), name=self.name("add"))
-
-    def _maxpool_fn(self, node):
-        a = self.bind(_sig_maxpool, node)
-        return self._maxpool(self.tensor(a["input"]), a["kernel_size"], a["stride"],
-                             a["padding"], a["dilation"], a["ceil_mode"], a["return_indices"],
-                             self.name("maxpool"))
-
-    def _avgpool_fn(self, node):
-        a = self.bind(_sig_avgpool, node)
-        return self._avgpool(self.tensor(a["input"]), a["kernel_size"], a["stride"],
-                             a["padding"], a["ceil_mode"], self.name("avgpool"))
-
-    def _adaptive_fn(self, node):
-        a = self.bind(_sig_adaptive, node)
-        return self._adaptive(self.tensor(a["input"]), a["output_size"],
-                              self.name("adaptive_avgpool"))
-
-    def _flatten_fn(self, node):
-        a = self.bind(_sig_flatten, node)
-        return self._flatten(a["input"], a["start_dim"], a["end_dim"], self.name("flatten"))
-
-    def _dropout_fn(self, node):
-        a = self.bind(_sig_dropout, node)
-        return self.b.dropout(self.tensor(a["input"]), a["p"], name=self.name("dropout"))
-
-    def _shuffle_fn(self, node):
-        a = self.bind(_sig_shuffle, node)
-        return self.b.channel_shuffle(self.tensor(a["input"]), a["groups"],
-                                      name=self.name("channel_shuffle"))
-
-    def _cat(self, node):
-        a = self.bind(_sig_cat, node)
-        xs = [self.tensor(t) for t in a["tensors"]]
-        rank = len(self.b.spec(xs[0]).shape)
-        return self.b.concat(xs, dim=a["dim"] % rank, name=self.name("concat"))
-
-    def _reshape(self, node):
-        src, out_shape = self.value(node.args[0]), self.traced_shape(node)
-        if isinstance(src, _Pending) and src.kind == "shuffle_transposed":
-            if out_shape == self.b.spec(src.source).shape:
-                return self.b.channel_shuffle(src.source, src.groups,
-                                              name=self.name("channel_shuffle"))
-            raise self.unsupported("reshapes a transposed view other than back to (n, c, h, w)")
-        x = self.tensor(node.args[0])
-        in_shape = self.b.spec(x).shape
-        if out_shape == in_shape:
-            return x
-        if len(out_shape) == 2 and out_shape[0] == in_shape[0]:
-            return self.b.flatten(x, name=self.name("flatten"))
-        if (len(in_shape) == 4 and len(out_shape) == 5 and out_shape[0] == in_shape[0]
-                and out_shape[1] * out_shape[2] == in_shape[1] and out_shape[3:] == in_shape[2:]):
-            return _Pending("shuffle_split", x, groups=out_shape[1])
-        raise self.unsupported(f"reshapes {in_shape} to {out_shape}; only flattening to "
-                               "(batch, features) and channel shuffles are supported")
-
-    def _transpose(self, node):
-        a = self.bind(_sig_transpose, node)
-        src = self.value(a["input"])
-        if (isinstance(src, _Pending) and src.kind == "shuffle_split"
-                and sorted((a["dim0"] % 5, a["dim1"] % 5)) == [1, 2]):
-            return _Pending("shuffle_transposed", src.source, groups=src.groups)
-        raise self.unsupported("transposes a tensor outside a channel shuffle")
-
-    def _contiguous(self, node):
-        src = self.value(node.args[0])
-        return src if isinstance(src, _Pending) else self.tensor(node.args[0])
-
-    def _getitem(self, node):
-        src, index = self.value(node.args[0]), node.args[1]
-        if not isinstance(src, str):
-            if isinstance(src, _Pending):
-                raise self.unsupported("indexes a pending view")
-            return _Const(node.meta.get("dnnsim_value"))  # e.g. x.size()[0]
-        full = slice(None)
-        if (isinstance(index, tuple) and len(index) == 4 and index[0] == full
-                and index[1] == full and all(isinstance(s, slice) and s.start in (None, 0)
-                                             and s.stop is None for s in index[2:])):
-            stride = tuple(s.step or 1 for s in index[2:])
-            return _Pending("subsample", src, stride=stride)
-        raise self.unsupported(f"indexes with {index!r}; only x[:, :, ::s, ::s] is supported")
-
-    def _pad(self, node):
-        a = self.bind(_sig_pad, node)
-        src = self.value(a["input"])
-        pad = tuple(a["pad"])
-        if a["mode"] != "constant" or a["value"] not in (None, 0) or len(pad) != 6 or any(pad[:4]):
-            raise self.unsupported("pads other than zeros on the channel dimension")
-        if isinstance(src, _Pending) and src.kind == "subsample":
-            x, stride = src.source, src.stride
-        else:
-            x, stride = self.tensor(a["input"]), (1, 1)
-        return self.b.pad_channels(x, pad[4:], stride, name=self.name("pad_channels"))
-
-    def _shape_query(self, node):
-        if self.traced_shape(node) is not None:
-            raise self.unsupported("returns a tensor")
-        return _Const(node.meta.get("dnnsim_value"))
+    def _module_activation(self, m) -> tuple[str, dict] | None:
+        """(kind, attributes) of an activation module, None for any other module."""
+        nn = self.nn
+        plain = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu",
+                 nn.Hardswish: "hardswish"}
+        if type(m) in plain:
+            return plain[type(m)], {}
+        if type(m) in (nn.Hardtanh, nn.ReLU6):  # ReLU6 is a Hardtanh from 0 to 6
+            return "hardtanh", {"min_val": m.min_val, "max_val": m.max_val}
+        if type(m) is nn.LeakyReLU:
+            return "leaky_relu", {"negative_slope": m.negative_slope}
+        if type(m) is nn.ELU:
+            return "elu", {"alpha": m.alpha}
+        if type(m) is nn.GELU:
+            return "gelu", {"approximate": m.approximate}
+        return None

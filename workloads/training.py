@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .graph import Op, OpGraph, TensorSpec, WorkloadError
+from .graph import ACTIVATIONS, Op, OpGraph, TensorSpec, WorkloadError
 
 OPTIMIZER_STATE_PER_PARAM = {"sgd": 0, "sgd-momentum": 1, "adam": 2}
 
@@ -23,6 +23,7 @@ OPTIMIZER_STATE_PER_PARAM = {"sgd": 0, "sgd-momentum": 1, "adam": 2}
 _SAVES = {
     "conv2d": ("in",), "linear": ("in",), "batchnorm": ("in",), "relu": ("out",),
     "maxpool": ("in",), "softmax_xent": ("in",),
+    **{k: ("out",) if k in ("tanh", "sigmoid") else ("in",) for k in ACTIVATIONS},
 }
 # Kinds whose backward is pure routing (no op).
 _ROUTING = frozenset({"add", "flatten", "concat", "pad_channels", "slice", "input"})

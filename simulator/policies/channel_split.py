@@ -25,12 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from workloads.builder import GraphBuilder
-from workloads.graph import Op, OpGraph, TensorSpec
+from workloads.graph import ACTIVATIONS, Op, OpGraph, TensorSpec
 
 from . import ConfigError, Option
 
 ELEMENTWISE = frozenset({"batchnorm", "relu", "maxpool", "avgpool", "adaptive_avgpool",
-                         "dropout", "flatten"})
+                         "dropout", "flatten", *ACTIVATIONS})
 
 INFERENCE_OPTIONS = {
     "in_flight": Option(2, "samples in flight at once (1: one sample at a time)", int,
@@ -217,6 +217,8 @@ class _Walker:
                 b.dropout(ins[0], a["p"], name=op.name)
             elif k == "add":
                 b.add(ins[0], ins[1], name=op.name)
+            elif k in ACTIVATIONS:
+                b.activation(ins[0], k, name=op.name, **a)
             else:   # batchnorm, relu, flatten
                 getattr(b, k)(ins[0], name=op.name)
         self.set(op, op.name, layout)

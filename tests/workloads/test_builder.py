@@ -109,3 +109,22 @@ def test_slice_is_a_free_view_with_a_checked_range():
     assert op.out.shape == (2, 4, 4, 4) and op.flops == 0 and op.bytes_moved == 0
     with pytest.raises(ShapeError, match="does not fit"):
         b.slice(x, 6, 9)
+
+
+def test_activations_keep_the_shape_and_their_attributes(b):
+    x = b.conv2d(b.input(), 4, 3, padding=1)
+    y = b.activation(x, "hardtanh", min_val=0.0, max_val=6.0)
+    z = b.activation(y, "gelu")
+    g = b.build()
+    assert g.op(y).out.shape == g.op(x).out.shape == g.op(z).out.shape
+    assert g.op(y).attrs == {"min_val": 0.0, "max_val": 6.0}
+    assert g.op(z).attrs == {"approximate": "none"}       # PyTorch's default
+    assert g.op(z).flops > g.op(y).flops > 0               # an erf costs more than a clamp
+
+
+def test_an_unknown_activation_or_attribute_is_named(b):
+    x = b.input()
+    with pytest.raises(WorkloadError, match="unknown kind 'swish'; known: relu, elu"):
+        b.activation(x, "swish")
+    with pytest.raises(WorkloadError, match="tanh after 'input': unknown attributes alpha"):
+        b.activation(x, "tanh", alpha=1.0)

@@ -109,3 +109,16 @@ def test_dropout_of_zero_is_free_in_training():
     train = lower_training(_mlp_with_dropout(0.0))
     assert train.op("drop").is_view
     assert not any(op.kind == "dropout_grad" for op in train.topo())
+
+
+def test_activation_gradients_read_what_pytorch_saves():
+    b = GraphBuilder("acts", input_shape=(8,), batch=4)
+    h = b.linear(b.input(), 16)
+    t = b.activation(h, "tanh")
+    s = b.activation(t, "silu")
+    b.linear(s, 3)
+    train = lower_training(b.build())
+    assert train.op("tanh.grad").saved == ("tanh",)        # its output
+    assert train.op("silu.grad").saved == ("tanh",)        # its input
+    assert train.op("silu.grad").kind == "silu_grad"
+    assert train.op("silu.grad").out.shape == (4, 16)

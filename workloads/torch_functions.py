@@ -1,0 +1,283 @@
+"""How torch_import lowers torch functions and Tensor methods, and the layers modules share.
+
+`FunctionLowering` is a mixin of `torch_import._Lowering`: it maps each function (F.relu,
+torch.cat, operator.add, ...) and Tensor method ("view", "tanh", ...) to a handler that takes
+the fx node and returns a builder tensor, a `_Pending` view or a `_Const`. Arguments are bound
+by name through the `_sig_*` signatures. The host provides `b` (the GraphBuilder), `bind`,
+`value`, `tensor`, `name`, `traced_shape` and `unsupported`. torch is never imported here: the
+tables are built from the module the host passes in.
+
+Lowered: relu, the activations of graph.ACTIVATIONS (torch.tanh, torch.sigmoid, F.silu,
+F.hardswish, F.hardtanh, F.relu6, F.leaky_relu, F.elu, F.gelu, and their in-place forms), add,
+max/avg/adaptive-avg pooling, the mean over height and width (a global average pool), flatten,
+reshape/view to (batch, features), cat, dropout, channel_shuffle, the view . transpose . contiguous . view channel shuffle, the strided subsample
+x[:, :, ::s, ::s] padded with zero channels (F.pad), and shape queries (size, shape, dim).
+"""
+from __future__ import annotations
+
+import builtins
+import inspect
+import operator
+from dataclasses import dataclass
+
+from .graph import ACTIVATIONS, WorkloadError
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A view that only has a meaning as part of a pattern (a shuffle, a strided subsample)."""
+    kind: str                   # "shuffle_split" | "shuffle_transposed" | "subsample"
+    source: str                 # the builder tensor it views
+    groups: int = 1
+    stride: tuple[int, int] = (1, 1)
+
+
+@dataclass(frozen=True)
+class _Const:
+    """The value of a node that computes a size or another constant, not a tensor."""
+    value: object
+
+
+# Signatures used to bind fx arguments (positional or keyword) by name.
+def _sig_add(input, other, alpha=1): ...
+def _sig_maxpool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                 return_indices=False): ...
+def _sig_avgpool(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None): ...
+def _sig_adaptive(input, output_size): ...
+def _sig_flatten(input, start_dim=0, end_dim=-1): ...
+def _sig_cat(tensors, dim=0): ...
+def _sig_dropout(input, p=0.5, training=True, inplace=False): ...
+def _sig_pad(input, pad, mode="constant", value=None): ...
+def _sig_transpose(input, dim0, dim1): ...
+def _sig_shuffle(input, groups): ...
+def _sig_unary(input): ...
+def _sig_mean(input, dim=None, keepdim=False, *, dtype=None): ...
+def _sig_inplace(input, inplace=False): ...
+def _sig_hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False): ...
+def _sig_leaky_relu(input, negative_slope=0.01, inplace=False): ...
+def _sig_elu(input, alpha=1.0, inplace=False): ...
+def _sig_gelu(input, *, approximate="none"): ...
+
+
+def _bind(sig, node, env) -> dict:
+    """Arguments by name; nodes that computed constants (sizes) are replaced by their values."""
+    def resolve(arg):
+        if isinstance(arg, (list, tuple)):
+            return type(arg)(resolve(a) for a in arg)
+        v = env.get(arg) if hasattr(arg, "op") else None
+        return v.value if isinstance(v, _Const) else arg
+    try:
+        bound = inspect.signature(sig).bind(*resolve(tuple(node.args)),
+                                            **{k: resolve(v) for k, v in node.kwargs.items()})
+    except TypeError as exc:
+        raise WorkloadError(f"fx node {node.name!r}: unexpected arguments ({exc})") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+class FunctionLowering:
+    # -- tables ----------------------------------------------------------------------------
+    def function_handlers(self, torch) -> dict:
+        F, act = torch.nn.functional, self._activation_fn
+        relu6 = act("hardtanh", _sig_inplace, min_val=0.0, max_val=6.0)
+        return {
+            F.relu: self._relu, torch.relu: self._relu, torch.relu_: self._relu,
+            F.relu_: self._relu, operator.add: self._add, operator.iadd: self._add,
+            torch.add: self._add, F.max_pool2d: self._maxpool_fn, F.avg_pool2d: self._avgpool_fn,
+            F.adaptive_avg_pool2d: self._adaptive_fn, torch.flatten: self._flatten_fn,
+            torch.reshape: self._reshape, torch.cat: self._cat, torch.concat: self._cat,
+            F.dropout: self._dropout_fn, F.pad: self._pad, torch.transpose: self._transpose,
+            F.channel_shuffle: self._shuffle_fn, torch.channel_shuffle: self._shuffle_fn,
+            operator.getitem: self._getitem, builtins.getattr: self._shape_query,
+            # F.tanh and F.sigmoid call the Tensor methods, which fx records in their place
+            torch.tanh: act("tanh", _sig_unary), torch.tanh_: act("tanh", _sig_unary),
+            F.tanh: act("tanh", _sig_unary), torch.sigmoid: act("sigmoid", _sig_unary),
+            torch.sigmoid_: act("sigmoid", _sig_unary), F.sigmoid: act("sigmoid", _sig_unary),
+            F.silu: act("silu", _sig_inplace), F.hardswish: act("hardswish", _sig_inplace),
+            F.hardtanh: act("hardtanh", _sig_hardtanh), F.hardtanh_: act("hardtanh", _sig_hardtanh),
+            F.relu6: relu6, F.leaky_relu: act("leaky_relu", _sig_leaky_relu),
+            F.leaky_relu_: act("leaky_relu", _sig_leaky_relu), F.elu: act("elu", _sig_elu),
+            F.elu_: act("elu", _sig_elu), F.gelu: act("gelu", _sig_gelu),
+            torch.mean: self._mean,
+        }
+
+    def method_handlers(self) -> dict:
+        act = self._activation_fn
+        return {
+            "relu": self._relu, "relu_": self._relu, "add": self._add, "add_": self._add,
+            "flatten": self._flatten_fn, "view": self._reshape, "reshape": self._reshape,
+            "transpose": self._transpose, "contiguous": self._contiguous,
+            "size": self._shape_query, "dim": self._shape_query,
+            "tanh": act("tanh", _sig_unary), "tanh_": act("tanh", _sig_unary),
+            "sigmoid": act("sigmoid", _sig_unary), "sigmoid_": act("sigmoid", _sig_unary),
+            "mean": self._mean,
+        }
+
+    # -- layers shared by modules and functions --------------------------------------------
+    def _maxpool(self, x, kernel, stride, padding, dilation, ceil_mode, return_indices, name):
+        if dilation not in (1, (1, 1)) or ceil_mode or return_indices:
+            raise self.unsupported("uses dilation, ceil_mode or return_indices")
+        return self.b.maxpool(x, kernel, stride=stride or None, padding=padding, name=name)
+
+    def _avgpool(self, x, kernel, stride, padding, ceil_mode, name):
+        if ceil_mode:
+            raise self.unsupported("uses ceil_mode")
+        return self.b.avgpool(x, kernel, stride=stride or None, padding=padding, name=name)
+
+    def _adaptive(self, x, output_size, name):
+        _, _, h, w = self.b.spec(x).shape
+        size = (output_size, output_size) if isinstance(output_size, int) else output_size
+        size = (size[0] or h, size[1] or w)  # None keeps the input size
+        return self.b.adaptive_avgpool(x, size, name=name)
+
+    def _flatten(self, arg, start_dim, end_dim, name):
+        x = self.tensor(arg)
+        rank = len(self.b.spec(x).shape)
+        if start_dim != 1 or end_dim not in (-1, rank - 1):
+            raise self.unsupported(f"flattens dims {start_dim}..{end_dim}; only "
+                                   "(batch, features) flattening is supported")
+        return x if rank == 2 else self.b.flatten(x, name=name)
+
+    def _mean(self, node):
+        """The mean over an image's height and width: a global average pool (flattened to
+        (batch, channels) unless keepdim)."""
+        a = self.bind(_sig_mean, node)
+        x = self.tensor(a["input"])
+        rank = len(self.b.spec(x).shape)
+        dims = a["dim"] if isinstance(a["dim"], (list, tuple)) else (a["dim"],)
+        if rank != 4 or a["dim"] is None or sorted(d % rank for d in dims) != [2, 3] \
+                or a["dtype"] is not None:
+            raise self.unsupported(f"takes a mean over dims {a['dim']!r}; only the mean over "
+                                   "an image's height and width (dims 2, 3) is supported")
+        y = self.b.adaptive_avgpool(x, (1, 1), name=self.name("mean"))
+        return y if a["keepdim"] else self.b.flatten(y, name=self.name("flatten"))
+
+    def _activation(self, x, kind, attrs, name):
+        """An op of graph.ACTIVATIONS, numbers as floats; refuses what the kind does not model."""
+        if kind == "gelu" and attrs["approximate"] not in ("none", "tanh"):
+            raise self.unsupported(f"uses approximate={attrs['approximate']!r}; only 'none' "
+                                   "and 'tanh' are modelled")
+        for key, v in attrs.items():
+            if key != "approximate" and not isinstance(v, (int, float)):
+                raise self.unsupported(f"takes {key}={v!r}; only a constant number is supported")
+        attrs = {k: v if k == "approximate" else float(v) for k, v in attrs.items()}
+        return self.b.activation(x, kind, name=name, **attrs)
+
+    # -- functions and methods -----------------------------------------------------------
+    def _activation_fn(self, kind, sig, **fixed):
+        """The handler of an activation function whose arguments bind to `sig`; the attributes
+        are those of the kind found among the arguments, then `fixed` (relu6's bounds)."""
+        def handler(node):
+            a = self.bind(sig, node)
+            attrs = {**{k: a[k] for k in ACTIVATIONS[kind] if k in a}, **fixed}
+            return self._activation(self.tensor(a["input"]), kind, attrs, self.name(kind))
+        return handler
+
+    def _relu(self, node):
+        return self.b.relu(self.tensor(node.args[0]), name=self.name("relu"))
+
+    def _add(self, node):
+        a = self.bind(_sig_add, node)
+        tensors = [isinstance(self.value(a[k]), (str, _Pending)) for k in ("input", "other")]
+        if not all(tensors) or a["alpha"] != 1:
+            raise self.unsupported("adds a scalar or scales by alpha; only tensor + tensor "
+                                   "is supported")
+        return self.b.add(self.tensor(a["input"]), self.tensor(a["other"]), name=self.name("add"))
+
+    def _maxpool_fn(self, node):
+        a = self.bind(_sig_maxpool, node)
+        return self._maxpool(self.tensor(a["input"]), a["kernel_size"], a["stride"],
+                             a["padding"], a["dilation"], a["ceil_mode"], a["return_indices"],
+                             self.name("maxpool"))
+
+    def _avgpool_fn(self, node):
+        a = self.bind(_sig_avgpool, node)
+        return self._avgpool(self.tensor(a["input"]), a["kernel_size"], a["stride"],
+                             a["padding"], a["ceil_mode"], self.name("avgpool"))
+
+    def _adaptive_fn(self, node):
+        a = self.bind(_sig_adaptive, node)
+        return self._adaptive(self.tensor(a["input"]), a["output_size"],
+                              self.name("adaptive_avgpool"))
+
+    def _flatten_fn(self, node):
+        a = self.bind(_sig_flatten, node)
+        return self._flatten(a["input"], a["start_dim"], a["end_dim"], self.name("flatten"))
+
+    def _dropout_fn(self, node):
+        a = self.bind(_sig_dropout, node)
+        return self.b.dropout(self.tensor(a["input"]), a["p"], name=self.name("dropout"))
+
+    def _shuffle_fn(self, node):
+        a = self.bind(_sig_shuffle, node)
+        return self.b.channel_shuffle(self.tensor(a["input"]), a["groups"],
+                                      name=self.name("channel_shuffle"))
+
+    def _cat(self, node):
+        a = self.bind(_sig_cat, node)
+        xs = [self.tensor(t) for t in a["tensors"]]
+        rank = len(self.b.spec(xs[0]).shape)
+        return self.b.concat(xs, dim=a["dim"] % rank, name=self.name("concat"))
+
+    def _reshape(self, node):
+        src, out_shape = self.value(node.args[0]), self.traced_shape(node)
+        if isinstance(src, _Pending) and src.kind == "shuffle_transposed":
+            if out_shape == self.b.spec(src.source).shape:
+                return self.b.channel_shuffle(src.source, src.groups,
+                                              name=self.name("channel_shuffle"))
+            raise self.unsupported("reshapes a transposed view other than back to (n, c, h, w)")
+        x = self.tensor(node.args[0])
+        in_shape = self.b.spec(x).shape
+        if out_shape == in_shape:
+            return x
+        if len(out_shape) == 2 and out_shape[0] == in_shape[0]:
+            return self.b.flatten(x, name=self.name("flatten"))
+        if (len(in_shape) == 4 and len(out_shape) == 5 and out_shape[0] == in_shape[0]
+                and out_shape[1] * out_shape[2] == in_shape[1] and out_shape[3:] == in_shape[2:]):
+            return _Pending("shuffle_split", x, groups=out_shape[1])
+        raise self.unsupported(f"reshapes {in_shape} to {out_shape}; only flattening to "
+                               "(batch, features) and channel shuffles are supported")
+
+    def _transpose(self, node):
+        a = self.bind(_sig_transpose, node)
+        src = self.value(a["input"])
+        if (isinstance(src, _Pending) and src.kind == "shuffle_split"
+                and sorted((a["dim0"] % 5, a["dim1"] % 5)) == [1, 2]):
+            return _Pending("shuffle_transposed", src.source, groups=src.groups)
+        raise self.unsupported("transposes a tensor outside a channel shuffle")
+
+    def _contiguous(self, node):
+        src = self.value(node.args[0])
+        return src if isinstance(src, _Pending) else self.tensor(node.args[0])
+
+    def _getitem(self, node):
+        src, index = self.value(node.args[0]), node.args[1]
+        if not isinstance(src, str):
+            if isinstance(src, _Pending):
+                raise self.unsupported("indexes a pending view")
+            return _Const(node.meta.get("dnnsim_value"))  # e.g. x.size()[0]
+        full = slice(None)
+        if (isinstance(index, tuple) and len(index) == 4 and index[0] == full
+                and index[1] == full and all(isinstance(s, slice) and s.start in (None, 0)
+                                             and s.stop is None for s in index[2:])):
+            stride = tuple(s.step or 1 for s in index[2:])
+            return _Pending("subsample", src, stride=stride)
+        raise self.unsupported(f"indexes with {index!r}; only x[:, :, ::s, ::s] is supported")
+
+    def _pad(self, node):
+        a = self.bind(_sig_pad, node)
+        src = self.value(a["input"])
+        pad = tuple(a["pad"])
+        if a["mode"] != "constant" or a["value"] not in (None, 0) or len(pad) != 6 or any(pad[:4]):
+            raise self.unsupported("pads other than zeros on the channel dimension")
+        if isinstance(src, _Pending) and src.kind == "subsample":
+            x, stride = src.source, src.stride
+        else:
+            x, stride = self.tensor(a["input"]), (1, 1)
+        return self.b.pad_channels(x, pad[4:], stride, name=self.name("pad_channels"))
+
+    def _shape_query(self, node):
+        if self.traced_shape(node) is not None:
+            raise self.unsupported("returns a tensor")
+        return _Const(node.meta.get("dnnsim_value"))
