@@ -147,6 +147,58 @@ def strided_cnn() -> nn.Module:
         nn.Linear(100, 10))
 
 
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: a 1x1 expansion, a 3x3 depthwise convolution, a 1x1 projection,
+    ReLU6 between, and a residual where the shape allows."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int = 4) -> None:
+        super().__init__()
+        mid = cin * expand
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU6(inplace=True),
+            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid),
+            nn.ReLU6(inplace=True), nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+def mobilenet_v2_like() -> nn.Module:
+    """A small MobileNetV2 on 32x32 images: ReLU6, inverted residuals, a spatial mean."""
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 24, 3, 1, 1, bias=False), nn.BatchNorm2d(24),
+                                      nn.ReLU6(inplace=True))
+            self.blocks = nn.Sequential(
+                InvertedResidual(24, 24, 1), InvertedResidual(24, 40, 2),
+                InvertedResidual(40, 40, 1), InvertedResidual(40, 80, 2),
+                InvertedResidual(80, 80, 1))
+            self.head = nn.Linear(80, 10)
+
+        def forward(self, x):
+            return self.head(self.blocks(self.stem(x)).mean((2, 3)))
+    return Net()
+
+
+def mlp_gelu() -> nn.Module:
+    """An MLP with batch norm and GELU (600, 200 hidden units) on 28x28 images."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 600), nn.BatchNorm1d(600), nn.GELU(),
+                         nn.Linear(600, 200), nn.BatchNorm1d(200), nn.GELU(),
+                         nn.Linear(200, 10))
+
+
+def cnn_tanh() -> nn.Module:
+    """A LeNet-style CNN of the classic kind on 3x32x32 images: tanh, average pooling, a
+    sigmoid-free head; wider than LeNet-5 (12 and 32 channels) and with a leaky ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(3, 12, 5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Conv2d(12, 32, 5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 5 * 5, 160), nn.LeakyReLU(0.1), nn.Linear(160, 10))
+
+
 MODULES: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int], tuple[int, ...]]] = {
     "small_vgg": (small_vgg, (3, 32, 32), (8, 32)),
     "cnn5x5": (cnn5x5, (3, 32, 32), (16, 64)),
@@ -159,6 +211,11 @@ MODULES: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int], tuple[in
     "squeezenet_like": (squeezenet_like, (3, 64, 64), (4, 16)),
     "densenet_like": (densenet_like, (3, 32, 32), (8, 32)),
     "strided_cnn": (strided_cnn, (3, 64, 64), (4, 16)),
+    # added in the eighth session with the activations, written before their first
+    # measurement
+    "mobilenet_v2_like": (mobilenet_v2_like, (3, 32, 32), (4, 16)),
+    "mlp_gelu": (mlp_gelu, (1, 28, 28), (32, 256)),
+    "cnn_tanh": (cnn_tanh, (3, 32, 32), (16, 128)),
 }
 CASES: tuple[tuple[str, int], ...] = tuple((n, b) for n, (_, _, bs) in MODULES.items()
                                            for b in bs)
