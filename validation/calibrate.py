@@ -368,11 +368,20 @@ def write_ops_csv(records, path) -> None:
 def read_ops_csv(path) -> list[dict]:
     import csv
     with open(path, newline="", encoding="utf-8") as fh:
-        return [{**r, "flops": float(r["flops"]), "bytes": float(r["bytes"]),
-                 # the column was called 'gemm' before layouts were recorded
-                 "shape": _shape_cell(r.get("shape") or r.get("gemm")),
-                 "time_s": float(r["time_s"]), "median_s": float(r["median_s"]),
-                 "sources": r["sources"].split(";")} for r in csv.DictReader(fh)]
+        reader = csv.DictReader(fh)
+        missing = [f for f in OPS_CSV_FIELDS if f != "shape" and f not in (reader.fieldnames
+                                                                           or ())]
+        if missing:
+            raise WorkloadError(f"{path}: not an ops CSV of `dnnsim calibrate` (no column "
+                                f"{', '.join(missing)})")
+        try:
+            return [{**r, "flops": float(r["flops"]), "bytes": float(r["bytes"]),
+                     # the column was called 'gemm' before layouts were recorded
+                     "shape": _shape_cell(r.get("shape") or r.get("gemm")),
+                     "time_s": float(r["time_s"]), "median_s": float(r["median_s"]),
+                     "sources": r["sources"].split(";")} for r in reader]
+        except (TypeError, ValueError) as exc:
+            raise WorkloadError(f"{path}, line {reader.line_num}: {exc}") from None
 
 
 def _shape_cell(cell: str | None) -> list[int] | None:

@@ -252,3 +252,30 @@ def test_validate_measures_and_reports_the_speed_check(tmp_path, capsys):
                  "--batch", "2", "--csv", str(tmp_path / "t.csv"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "machine speed check: resnet20 at batch 16" in out and "lenet5" in out
+
+
+def test_refit_rebuilds_the_committed_profile_without_measuring(tmp_path, capsys):
+    measured = Path(__file__).resolve().parents[2] / "validation" / "measured"
+    out = tmp_path / "refit.toml"
+    assert main(["calibrate", "--refit", str(measured / "cpu_profile.toml"), "--ops-csv",
+                 str(measured / "cpu_ops.csv"), "--out", str(out)]) == 0
+    assert out.read_text() == (measured / "cpu_profile.toml").read_text()
+    assert "refitted from" in capsys.readouterr().out
+
+
+def test_refit_bad_input(tmp_path, capsys):
+    measured = Path(__file__).resolve().parents[2] / "validation" / "measured"
+    profile = str(measured / "cpu_profile.toml")
+    out = str(tmp_path / "p.toml")
+    assert main(["calibrate", "--refit", profile, "--out", out]) != 0
+    assert "--refit needs --ops-csv" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("kind,flops\nrelu,1\n")
+    assert main(["calibrate", "--refit", profile, "--ops-csv", str(bad), "--out", out]) != 0
+    assert "not an ops CSV of `dnnsim calibrate` (no column bytes" in capsys.readouterr().err
+    lines = (measured / "cpu_ops.csv").read_text().splitlines()[:3]
+    lines[2] = lines[2].replace(",", ",x", 1)          # a FLOP count that is not a number
+    bad.write_text("\n".join(lines) + "\n")
+    assert main(["calibrate", "--refit", profile, "--ops-csv", str(bad), "--out", out]) != 0
+    assert "bad.csv, line 3" in capsys.readouterr().err
+    assert not (tmp_path / "p.toml").exists()

@@ -33,6 +33,9 @@ def add_arguments(p) -> None:
     p.add_argument("--heldout-csv", help="also time the held-out PyTorch modules' training "
                    "steps (validation/heldout.py) in calibration's rounds and write them here; "
                    "the profile never uses them (score with validate --measured)")
+    p.add_argument("--refit", metavar="PROFILE", help="measure nothing: rebuild --out from "
+                   "the op measurements of --ops-csv, with PROFILE's machine record and step "
+                   "overhead (after a change to how profiles are fitted)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -40,6 +43,8 @@ def run(args) -> int:
     from hwmodels import catalog
     from validation import calibrate as cal
 
+    if args.refit:
+        return refit(args)
     if args.threads < 1:
         raise WorkloadError(f"--threads must be >= 1, got {args.threads}")
     device_name = args.device_name or cal.default_device_name(args.device)
@@ -102,4 +107,22 @@ def run(args) -> int:
               f"cases")
     print(f"wrote {args.out}: {sum(len(v) for v in profile.kinds.values())} points over "
           f"{len(profile.kinds)} op kinds; step overhead {overhead_s * 1e6:.1f} us/op")
+    return 0
+
+
+def refit(args) -> int:
+    """A profile rebuilt from a calibration's ops CSV, nothing measured."""
+    from hwmodels.profile import Profile
+    from validation import calibrate as cal
+
+    if not args.ops_csv:
+        raise WorkloadError("--refit needs --ops-csv: the op measurements to rebuild from")
+    old = Profile.load(args.refit)
+    records = cal.read_ops_csv(args.ops_csv)
+    if not records:
+        raise WorkloadError(f"--ops-csv {args.ops_csv}: no measurements")
+    profile = cal.build_profile(records, old.meta, float(old.meta.get("step_overhead_s", 0.0)))
+    profile.save(args.out)
+    print(f"wrote {args.out}: {sum(len(v) for v in profile.kinds.values())} points over "
+          f"{len(profile.kinds)} op kinds, refitted from {args.ops_csv}")
     return 0
