@@ -10,11 +10,12 @@ squeezed to a third and expanded back (24-384 channels); first layers on 1- and 
 (kernels 3 to 11, strides 1 to 4); depthwise-separable stages (strides 1 and 2) with
 concatenation at three widths; 2x2 and 3x3 max and average pooling; stacks of fully
 connected layers; and every pointwise activation besides ReLU (tanh, sigmoid, GELU, ...) on
-images of three resolutions and on fully connected layers (with a batch norm of features). No validation case's shapes were copied into it (the odd widths, the pooling
-and the funnels were added once held-out modules showed that kinds of kernel were missing, not
-their shapes; the 48-pixel stages once leave-one-out showed that equal GEMMs on smaller maps run
-faster), and it is never validated against, so it adds coverage without leaking any validation
-case into the profile.
+images of three resolutions and on fully connected layers (with a batch norm of features).
+No validation case's shapes were copied into it (the odd widths, the pooling and the funnels
+were added once held-out modules showed that kinds of kernel were missing, not their shapes;
+the 48-pixel stages once leave-one-out showed that equal GEMMs on smaller maps run faster),
+and it is never validated against, so it adds coverage without leaking any validation case
+into the profile.
 """
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ WIDTHS = {"narrow": 0.5, "": 1.0, "wide": 2.0}
 ODD_WIDTH = 1.25
 # funnels: stage widths squeezed to a third (8-128 channels) and expanded back
 FUNNEL_CHANNELS = (24, 48, 96, 192, 384)
+# activations with the parameters networks set (ReLU6, a 0.2 leaky slope, GPT's GELU)
+ACTIVATION_ATTRS = {"hardtanh": {"min_val": 0.0, "max_val": 6.0},
+                    "leaky_relu": {"negative_slope": 0.2}, "gelu": {"approximate": "tanh"}}
 # first layers: (out channels, kernel, stride), each a branch from the image
 STEMS = ((16, 3, 1), (6, 5, 1), (32, 7, 2), (64, 11, 4), (24, 3, 2), (48, 5, 2))
 
@@ -161,10 +165,6 @@ def activation_mlp_grid(batch: int) -> OpGraph:
     b.linear(x, 10)
     return b.build()
 
-
-# what networks set where an activation has parameters (ReLU6, a 0.2 leaky slope, GPT's GELU)
-ACTIVATION_ATTRS = {"hardtanh": {"min_val": 0.0, "max_val": 6.0},
-                    "leaky_relu": {"negative_slope": 0.2}, "gelu": {"approximate": "tanh"}}
 
 
 def _grid_name(kernel: int, width: str) -> str:

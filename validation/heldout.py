@@ -191,8 +191,8 @@ def mlp_gelu() -> nn.Module:
 
 
 def cnn_tanh() -> nn.Module:
-    """A LeNet-style CNN of the classic kind on 3x32x32 images: tanh, average pooling, a
-    sigmoid-free head; wider than LeNet-5 (12 and 32 channels) and with a leaky ReLU."""
+    """A LeNet-style CNN of the classic kind on 3x32x32 images: tanh and average pooling, a
+    leaky-ReLU head; wider than LeNet-5 (12 and 32 channels)."""
     return nn.Sequential(
         nn.Conv2d(3, 12, 5), nn.Tanh(), nn.AvgPool2d(2),
         nn.Conv2d(12, 32, 5), nn.Tanh(), nn.AvgPool2d(2),

@@ -136,7 +136,7 @@ def op_kernel(op: Op, state: KernelState) -> Kernel | None:
         return lambda dy, y: aten.threshold_backward(dy, y, 0)
     if k in ACTIVATIONS:
         return torch_activations.forward(op)
-    if k.endswith("_grad") and k[:-5] in ACTIVATIONS:
+    if k.endswith("_grad") and k.removesuffix("_grad") in ACTIVATIONS:
         return torch_activations.backward(op)
     if k in ("add", "grad_accumulate"):
         return _sum

@@ -10,8 +10,9 @@ tables are built from the module the host passes in.
 Lowered: relu, the activations of graph.ACTIVATIONS (torch.tanh, torch.sigmoid, F.silu,
 F.hardswish, F.hardtanh, F.relu6, F.leaky_relu, F.elu, F.gelu, and their in-place forms), add,
 max/avg/adaptive-avg pooling, the mean over height and width (a global average pool), flatten,
-reshape/view to (batch, features), cat, dropout, channel_shuffle, the view . transpose . contiguous . view channel shuffle, the strided subsample
-x[:, :, ::s, ::s] padded with zero channels (F.pad), and shape queries (size, shape, dim).
+reshape/view to (batch, features), cat, dropout, channel_shuffle, the view . transpose .
+contiguous . view channel shuffle, the strided subsample x[:, :, ::s, ::s] padded with zero
+channels (F.pad), and shape queries (size, shape, dim).
 """
 from __future__ import annotations
 
@@ -90,10 +91,9 @@ class FunctionLowering:
             F.dropout: self._dropout_fn, F.pad: self._pad, torch.transpose: self._transpose,
             F.channel_shuffle: self._shuffle_fn, torch.channel_shuffle: self._shuffle_fn,
             operator.getitem: self._getitem, builtins.getattr: self._shape_query,
-            # F.tanh and F.sigmoid call the Tensor methods, which fx records in their place
+            # (F.tanh and F.sigmoid call the Tensor methods, which fx records in their place)
             torch.tanh: act("tanh", _sig_unary), torch.tanh_: act("tanh", _sig_unary),
-            F.tanh: act("tanh", _sig_unary), torch.sigmoid: act("sigmoid", _sig_unary),
-            torch.sigmoid_: act("sigmoid", _sig_unary), F.sigmoid: act("sigmoid", _sig_unary),
+            torch.sigmoid: act("sigmoid", _sig_unary), torch.sigmoid_: act("sigmoid", _sig_unary),
             F.silu: act("silu", _sig_inplace), F.hardswish: act("hardswish", _sig_inplace),
             F.hardtanh: act("hardtanh", _sig_hardtanh), F.hardtanh_: act("hardtanh", _sig_hardtanh),
             F.relu6: relu6, F.leaky_relu: act("leaky_relu", _sig_leaky_relu),

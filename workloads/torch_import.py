@@ -6,13 +6,14 @@ checked against PyTorch's. Anything not understood raises WorkloadError naming t
 module it sits in: an op is never costed at zero by accident.
 
 Here: `from_torch`, the tracer, the driver (`_Lowering`) and the modules. Lowered modules:
-Conv2d, Linear, BatchNorm2d and BatchNorm1d (affine), ReLU, the activations of graph.ACTIVATIONS (Tanh, Sigmoid,
-SiLU, Hardswish, Hardtanh, ReLU6 as a hardtanh from 0 to 6, LeakyReLU, ELU, GELU), MaxPool2d,
-AvgPool2d, AdaptiveAvgPool2d, Flatten, Dropout, ChannelShuffle and Identity. Functions and Tensor
-methods (relu and the same activations, add, pooling, the mean over height and width, flatten, views/reshapes to (batch,
-features), cat, dropout, channel shuffles written out as view . transpose . contiguous . view,
-the option-A ResNet shortcut F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, a, b)) and shape queries) are
-lowered by torch_functions. torch is imported only when `from_torch` is called.
+Conv2d, Linear, BatchNorm2d and BatchNorm1d (affine), ReLU, the activations of
+graph.ACTIVATIONS (Tanh, Sigmoid, SiLU, Hardswish, Hardtanh, ReLU6 as a hardtanh from 0 to 6,
+LeakyReLU, ELU, GELU), MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Dropout,
+ChannelShuffle and Identity. Functions and Tensor methods (relu and the same activations, add,
+pooling, the mean over height and width, flatten, views/reshapes to (batch, features), cat,
+dropout, channel shuffles written out as view . transpose . contiguous . view, the option-A
+ResNet shortcut F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, a, b)) and shape queries) are lowered by
+torch_functions. torch is imported only when `from_torch` is called.
 """
 from __future__ import annotations
 

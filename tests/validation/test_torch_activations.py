@@ -22,6 +22,10 @@ def one_activation(kind: str, **attrs):
     return fwd, grad
 
 
+def test_every_activation_has_a_forward_and_a_backward():
+    assert set(torch_activations._FORWARD) == set(torch_activations._BACKWARD) == set(ACTIVATIONS)
+
+
 @pytest.mark.parametrize("kind", sorted(ACTIVATIONS))
 def test_the_replayed_gradient_is_autograds(kind):
     fwd, grad = one_activation(kind, **ACTIVATION_ATTRS.get(kind, {}))
