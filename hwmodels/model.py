@@ -27,8 +27,6 @@ from workloads.graph import Op
 from . import catalog
 from .families import CONV_FAMILIES, FAMILIES, KIND_FAMILY, point_shape
 from .profile import Profile
-from .kernels import KernelRules
-from .profile_fit import GemmPredictor, WorkPredictor, predictor_for
 from .specs import DeviceSpec, HardwareError
 
 MODEL_CLASSES: dict[str, type["DeviceModel"]] = {}
@@ -64,7 +62,6 @@ class DeviceModel:
         self.profile = profile
         self.fallbacks: Counter[str] = Counter()     # op kind -> ops costed by the curve
         self.profile_hits: Counter[str] = Counter()  # op kind -> ops costed from the profile
-        self._predictors: dict[str, WorkPredictor | GemmPredictor] = {}
 
     def __repr__(self) -> str:
         prof = "" if self.profile is None else f", profile={self.profile.label!r}"
@@ -193,13 +190,8 @@ class DeviceModel:
     def _profiled_time_s(self, op: Op) -> float:
         """From the profile's points of this kind: the measured time for a measured op, else
         the kind's fit corrected by nearby residuals (hwmodels/profile_fit.py)."""
-        predictor = self._predictors.get(op.kind)
-        if predictor is None:
-            profile = self.profile
-            assert profile is not None
-            predictor = predictor_for(profile.points(op.kind), op.kind,
-                                      KernelRules.for_profile(profile))
-            self._predictors[op.kind] = predictor
+        assert self.profile is not None
+        predictor = self.profile.predictor(op.kind)
         return predictor.predict_s(op.flops, op.bytes_moved, point_shape(op))
 
 

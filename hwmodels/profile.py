@@ -67,6 +67,9 @@ class Profile:
     kinds: dict[str, list[Point]]
     efficiency: dict[str, float] = field(default_factory=dict)
     label: str = field(default="profile", compare=False)  # for error messages; not saved
+    # each kind's predictor, built on first use: a GEMM kind's fit takes about a second, and
+    # every device model of a cluster, every simulation of a sweep, shares the profile
+    _predictors: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         where = self.label
@@ -146,6 +149,16 @@ class Profile:
         if kind not in self.kinds:
             raise HardwareError(f"{self.label}: no measured points for op kind {kind!r}")
         return list(self.kinds[kind])
+
+    def predictor(self, kind: str):
+        """The predictor of an op kind's time from its points (hwmodels/profile_fit.py),
+        built once per profile."""
+        if kind not in self._predictors:
+            from .kernels import KernelRules
+            from .profile_fit import predictor_for
+            self._predictors[kind] = predictor_for(self.points(kind), kind,
+                                                   KernelRules.for_profile(self))
+        return self._predictors[kind]
 
     # -- files -------------------------------------------------------------------------------
     @classmethod

@@ -16,9 +16,9 @@ the measured points nearest to it. Two models, by what the points carry:
   e(k)) + bytes * s_per_byte, with e(d) = d / (d + d_half) the fill of one GEMM dimension,
   fitted apart for each kernel class (hwmodels/kernels.py: PyTorch's native loop, oneDNN's
   dense, strided and depthwise kernels) on the product the kernel computes (channels padded
-  to whole vectors); the residual is a distance-weighted mean over the nearest points in the
-  log of (m, n, k, groups, window, stride, pixels), shrinking to none far from any measured
-  shape. (Pixels count: at equal GEMM shape a convolution on 8x8 maps runs up to 1.5x faster
+  to whole vectors); the residual is what a Gaussian process over the measured points'
+  residuals expects in the log of (m, n, k, groups, window, stride, pixels), fading to none
+  far from any measured shape (hwmodels/residual_gp.py). (Pixels count: at equal GEMM shape a convolution on 8x8 maps runs up to 1.5x faster
   than on 32x32 ones, as oneDNN skips padding taps and blocks rows. Leaving each calibration
   grid network out in turn, the pixel dimension took the grid's mean error from 6.8% to 6.2%.)
   A prediction is never faster than the fastest rate the kernel class reached on a measured
@@ -43,6 +43,7 @@ import math
 import numpy as np
 
 from .kernels import KernelRules
+from .residual_gp import ResidualGP
 
 Point = tuple[float, ...]  # (flops, bytes_moved, time_s[, *Shape])
 Shape = tuple[int, ...]  # (m, n, k, groups, window, stride, pixels) of a GEMM
@@ -157,7 +158,7 @@ NEIGHBOURS = 4
 
 class GemmPredictor:
     """Time from a GEMM's shape: the fill of each dimension, and nearby measured residuals.
-    Fits and neighbours see the product the kernel computes (channels padded to its blocks),
+    Fits and residuals see the product the kernel computes (channels padded to its blocks),
     one fit per kernel class; the exact lookup sees the op's own shape."""
 
     def __init__(self, points: list[Point], kind: str = "",
@@ -195,22 +196,22 @@ class GemmPredictor:
 
 class GemmFit:
     """time = overhead_s + flops / (rate * e(m) e(n) e(k)) + bytes * s_per_byte, fitted in
-    log space (all six parameters positive), with a nearest-neighbour residual correction."""
+    log space (all six parameters positive), times the residual a Gaussian process expects
+    at the shape (hwmodels/residual_gp.py)."""
 
     def __init__(self, rows: np.ndarray) -> None:
         # rows: flops, bytes, m, n, k, groups, window, stride, pixels, time_s
         self.work = rows[:, :5]
         self.params = _fit_gemm(self.work, rows[:, -1])
-        self.log_shapes = np.log(rows[:, 2:9])
         self.log_residuals = np.log(rows[:, -1]) - np.log(_gemm_model(self.params, self.work))
+        self.residual = ResidualGP(np.log(rows[:, 2:9]), self.log_residuals)
         self.peak_flops_per_s = float((rows[:, 0] / rows[:, -1]).max())
 
     def predict_s(self, flops: float, nbytes: float, shape: Shape) -> float:
         fitted = float(_gemm_model(self.params, np.array([[flops, nbytes, *shape[:3]]],
                                                          float))[0])
-        key = np.log(np.asarray(shape[:7], float))
-        corrected = fitted * math.exp(_neighbour_correction(self.log_shapes, self.log_residuals,
-                                                            key))
+        corrected = fitted * math.exp(self.residual.predict(np.log(np.asarray(shape[:7],
+                                                                              float))))
         # no faster than the kernel ran on any measured shape: the fill curves rise towards a
         # rate that larger GEMMs do not reach (their operands leave the caches)
         return max(corrected, flops / self.peak_flops_per_s)

@@ -208,3 +208,22 @@ def test_gemm_profile_round_trips_and_predicts_through_the_model():
     (_, _, want, *_), = _gemm_points(3e10, (32, 16, 32), 3e-6,
                                      [(3 * 400, 40, 24 * 9, 1, 9, 1, 400)])
     assert model.op_time_s(conv) == pytest.approx(want, rel=0.03)
+
+
+def test_a_profile_builds_each_predictor_once_for_every_model():
+    """Fitting a GEMM kind takes about a second: the device models of a cluster and the
+    simulations of a sweep share the profile's predictors."""
+    shapes = [(m, n, k, 1) for m in (16, 256, 4096) for n in (8, 64, 512) for k in (27, 576)]
+    prof = Profile(meta=dict(META), kinds={"conv2d": [list(p) for p in _gemm_points(
+        3e10, (32, 16, 32), 3e-6, shapes)]})
+    first = prof.predictor("conv2d")
+    assert prof.predictor("conv2d") is first
+    from workloads.builder import GraphBuilder
+    b = GraphBuilder("one_conv", input_shape=(24, 20, 20), batch=3)
+    b.conv2d(b.input(), 40, 3, padding=1)
+    conv = [op for op in b.build().topo() if op.kind == "conv2d"][0]
+    a, c = model_for(META["device_name"], prof), model_for(META["device_name"], prof)
+    assert a.op_time_s(conv) == c.op_time_s(conv) == first.predict_s(
+        conv.flops, conv.bytes_moved, (3 * 400, 40, 24 * 9, 1, 9, 1, 400))
+    with pytest.raises(HardwareError, match="no measured points for op kind 'relu'"):
+        prof.predictor("relu")

@@ -22,9 +22,10 @@ OPS = MEASURED / "cpu_ops.csv"
 # max 4.6% (LeNet-5 at batch 64), tau 1.0. The guards are the goals themselves: this
 # machine's speed moves by 5-40% from one process or minute to the next, and a maximum error
 # is the first figure to feel it. Leave-one-network-out (strict: no op shape of the network in
-# the profile) gives MAPE 4.4%, max 7.5% (VGG-16 at 16), tau 0.96; its guard sits just above,
+# the profile) gives MAPE 4.3%, max 8.2% (ResNet-20 at 32), tau 1.0; its guard sits above,
 # so a model change that generalises worse fails. (The sixth session's data, the quietest
-# of four runs, gave 0.7% and 2.7%; the eighth session's three runs, 2.6-2.9% and 4.4-4.9%.)
+# of four runs, gives 0.7% and 1.7% with this model; the eighth session's three runs gave
+# 2.6-2.9% and 4.4-4.9% with the nearest-neighbour residuals of GEMM fits.)
 MAPE_GUARD_PCT, MAX_GUARD_PCT, TAU_GUARD = 3.0, 8.0, 0.9
 LOO_MAPE_GUARD_PCT, LOO_TAU_GUARD = 5.0, 0.9
 
