@@ -41,8 +41,8 @@ class ResidualGP:
     def __init__(self, features: np.ndarray, log_residuals: np.ndarray) -> None:
         features = np.asarray(features, float)
         y = np.asarray(log_residuals, float)
-        self.active = np.flatnonzero(features.std(axis=0) > 1e-9) if len(y) > 1 else \
-            np.arange(0)
+        varies = features.std(axis=0) > 1e-9 if len(y) > 1 else np.zeros(features.shape[1], bool)
+        self.active = np.flatnonzero(varies)
         self.points = features[:, self.active]
         # squared differences per dimension, computed once for the whole search
         diffs = (self.points[:, None, :] - self.points[None, :, :]) ** 2
@@ -86,8 +86,8 @@ class ResidualGP:
                     value, a = self._nll(y, scales, signal, noise)
                     if value < best - 1e-9:
                         best, alpha = value, a
-                        self.length_scales, self.signal_var, self.noise_var = \
-                            scales, signal, noise
+                        self.length_scales = scales
+                        self.signal_var, self.noise_var = signal, noise
                         improved = True
             if not improved:
                 break
