@@ -1,8 +1,8 @@
 """How a calibrated profile predicts an op from its measured points (one op kind at a time).
 
 An op whose shape was measured takes the measured time (the mean of repeats). Any other op
-gets a fitted model of the kind, times a residual correction (measured / fitted) taken from
-the measured points nearest to it. Two models, by what the points carry:
+gets a fitted model of the kind, times a residual correction (measured / fitted) learnt from
+the measured points near it. Two models, by what the points carry:
 
 - Work points [flops, bytes, time_s(, planes, pixels)] (every kind): time = overhead_s +
   FLOPs * s_per_flop + bytes * s_per_byte (+ planes * s_per_plane + planes * pixels *
@@ -18,8 +18,8 @@ the measured points nearest to it. Two models, by what the points carry:
   dense, strided and depthwise kernels) on the product the kernel computes (channels padded
   to whole vectors); the residual is what a Gaussian process over the measured points'
   residuals expects in the log of (m, n, k, groups, window, stride, pixels), fading to none
-  far from any measured shape (hwmodels/residual_gp.py). (Pixels count: at equal GEMM shape a convolution on 8x8 maps runs up to 1.5x faster
-  than on 32x32 ones, as oneDNN skips padding taps and blocks rows. Leaving each calibration
+  far from any measured shape (hwmodels/residual_gp.py). (Pixels count: at equal GEMM
+  shape a convolution on 8x8 maps runs up to 1.5x faster than on 32x32 ones, as oneDNN skips padding taps and blocks rows. Leaving each calibration
   grid network out in turn, the pixel dimension took the grid's mean error from 6.8% to 6.2%.)
   A prediction is never faster than the fastest rate the kernel class reached on a measured
   shape: the fill curves rise towards an asymptote that larger GEMMs do not reach, as their
