@@ -19,8 +19,9 @@ the measured points near it. Two models, by what the points carry:
   to whole vectors); the residual is what a Gaussian process over the measured points'
   residuals expects in the log of (m, n, k, groups, window, stride, pixels), fading to none
   far from any measured shape (hwmodels/residual_gp.py). (Pixels count: at equal GEMM
-  shape a convolution on 8x8 maps runs up to 1.5x faster than on 32x32 ones, as oneDNN skips padding taps and blocks rows. Leaving each calibration
-  grid network out in turn, the pixel dimension took the grid's mean error from 6.8% to 6.2%.)
+  shape a convolution on 8x8 maps runs up to 1.5x faster than on 32x32 ones, as oneDNN
+  skips padding taps and blocks rows. Leaving each calibration grid network out in turn,
+  the pixel dimension took the grid's mean error from 6.8% to 6.2%.)
   A prediction is never faster than the fastest rate the kernel class reached on a measured
   shape: the fill curves rise towards an asymptote that larger GEMMs do not reach, as their
   operands leave the caches (a 512 x 1024 x 784 linear layer was predicted at 123 GF/s, 30%
