@@ -8,7 +8,7 @@ def test_every_small_op_is_measured_after_every_heavy_op():
     rows = cold_start.cold_start_table(rounds=2)
     heavy, small = cold_start._ops()
     assert {(r["after"], r["op"]) for r in rows} == {(h, s) for h in heavy for s in small}
-    assert all(r["warm_us"] > 0 for r in rows)
+    assert all(r["warm_us"] > 0 and "penalty_two_between_us" in r for r in rows)
     text = cold_start.format_table(rows)
     assert all(name in text for name in heavy)
 

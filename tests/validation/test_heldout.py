@@ -21,8 +21,8 @@ HELDOUT = MEASURED / "cpu_heldout_steps.csv"
 
 # Timed in the committed calibration's own rounds (calibrate --heldout-csv), each module one
 # persistent training loop, on its machine: MAPE 6.3%, max 32% (mlp_gelu at batch 32, then
-# lenet_300_100 at 100: 2 ms steps of conv-free networks, whose small ops take times measured
-# after convolutions, which leave a cold-start penalty; see validation/cold_start.py), tau
+# lenet_300_100 at 100: 2 ms steps of small MLPs, whose small ops take times measured in
+# networks that evict them from the caches; see validation/cold_start.py), tau
 # 0.98; 5.2% over the eighteen older cases, 9.4% over the three modules added blind in the
 # eighth session (mobilenet_v2_like, mlp_gelu, cnn_tanh: ReLU6, GELU with BatchNorm1d, tanh
 # and leaky ReLU, written before any measurement). The older modules are not blind: the four
