@@ -1,15 +1,14 @@
 """How much more a small op costs after a heavy one: the cold-start penalty.
 
-A heavy op streams enough data through the caches to evict the code and data a small op
-needs (its kernel, the dispatcher, the allocator's state). The next small op of each kind then
-runs from DRAM: on the 2-vCPU EPYC VM of the committed data (L2 1 MiB, L3 32 MiB), a 32x10
-cross-entropy that takes 11 us warm takes 60 us more right after a 32 MiB sum, 70-100 us
-more after a convolution, and still 30-60 us more with two other small ops between (the
-glibc allocator's setting changes none of it): the penalty belongs to each
-kind's own code and data, not to the op that happens to come next (tenth session). In a
-network whose step streams more than the caches hold, every small op pays it; in a small MLP,
-whose whole step fits, none does. Calibration's replays are mostly of the first sort, which
-is why small conv-free steps are over-predicted (see validation/measured/README.md).
+A heavy op streams enough data through the caches to evict what a small op needs (its
+code, the dispatcher's and the allocator's state, its operands). On the 2-vCPU EPYC VM of the
+committed data (L2 1 MiB, L3 32 MiB), a 32x10 cross-entropy that takes 11 us warm takes 50-60
+us more right after a 32 MiB sum, 70-100 us more after a convolution, and still 30-60 us more
+with two other small ops between; glibc's allocator setting changes none of it (tenth
+session). Calibration shows the same at the scale of a step (`validation.residency`): small
+ops run 0.6-0.7x as long in steps that move less than the L3 holds. Calibration networks
+mostly move far more, which is why small MLPs are over-predicted
+(see validation/measured/README.md).
 
     python -m validation.cold_start [--rounds 15] [--threads 1] [--allocator steady|system]
 
