@@ -167,14 +167,19 @@ class DeviceModel:
                 + self.launch_overhead_s)
 
     # -- the op time -----------------------------------------------------------------------
-    def op_time_s(self, op: Op) -> float:
+    def op_time_s(self, op: Op, step_bytes: float | None = None) -> float:
+        """Seconds to run `op`. step_bytes: what the step it is part of moves on this device
+        (the sum of its ops' bytes), if known: a calibrated profile's small ops run faster
+        in a step that fits in the cache (hwmodels/residency.py)."""
         if op.is_view:
             return 0.0
         self.family(op.kind)  # an unmapped kind is an error even when a profile covers it
         if self.profile is not None:
             if self.profile.covers(op.kind):
                 self.profile_hits[op.kind] += 1
-                return self._profiled_time_s(op)
+                time_s = self._profiled_time_s(op)
+                residency = self.profile.residency
+                return time_s if residency is None else residency.time_s(time_s, step_bytes)
             self.fallbacks[op.kind] += 1
         return self.curve_time_s(op)
 

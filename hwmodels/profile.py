@@ -58,7 +58,12 @@ META_FIELDS: dict[str, type] = {
     # time was not yet confirmed (calibrate --rounds, --max-rounds)
     "rounds": int, "max_rounds": int,
     "cache": str,
+    # small ops in a step that moves at most resident_below_bytes (the L3) take
+    # t - min(resident_cap_s, (1 - resident_ratio) * t); points are times in larger steps
+    # (hwmodels/residency.py). Fitted by calibration; all three or none.
+    "resident_below_bytes": float, "resident_ratio": float, "resident_cap_s": float,
 }
+RESIDENCY_FIELDS = ("resident_below_bytes", "resident_ratio", "resident_cap_s")
 
 
 @dataclass
@@ -90,6 +95,15 @@ class Profile:
             raise HardwareError(f"{where}: [meta] device_kind must be one of "
                                 f"{', '.join(DEVICE_KINDS)}, got {kind!r}")
         self.meta = {k: self.meta[k] for k in META_FIELDS if k in self.meta}
+        present = [k for k in RESIDENCY_FIELDS if k in self.meta]
+        if present and len(present) != len(RESIDENCY_FIELDS):
+            raise HardwareError(f"{where}: [meta] has {', '.join(present)} but not all of "
+                                f"{', '.join(RESIDENCY_FIELDS)}")
+        if present and not (self.meta["resident_below_bytes"] > 0
+                            and 0 < self.meta["resident_ratio"] <= 1
+                            and self.meta["resident_cap_s"] >= 0):
+            raise HardwareError(f"{where}: [meta] needs resident_below_bytes > 0, 0 < "
+                                f"resident_ratio <= 1 and resident_cap_s >= 0")
         self.efficiency = check_family_table(where, "[efficiency]", self.efficiency, True)
         if not isinstance(self.kinds, dict):
             raise HardwareError(f"{where}: [kinds] must be a table of op kinds")
@@ -149,6 +163,14 @@ class Profile:
         if kind not in self.kinds:
             raise HardwareError(f"{self.label}: no measured points for op kind {kind!r}")
         return list(self.kinds[kind])
+
+    @property
+    def residency(self):
+        """How much faster small ops run in a step that fits in the cache (None: no fit)."""
+        from .residency import Residency
+        if "resident_ratio" not in self.meta:
+            return None
+        return Residency(*(float(self.meta[k]) for k in RESIDENCY_FIELDS))
 
     def predictor(self, kind: str):
         """The predictor of an op kind's time from its points (hwmodels/profile_fit.py),

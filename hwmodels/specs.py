@@ -120,6 +120,7 @@ class DeviceSpec:
     vector_lanes_fp32: int | None = None       # AVX-512: 16, AVX2: 8, NEON: 4
     fma_units_per_core: int | None = None      # vector FMA instructions issued per cycle
     l2_bytes: int | None = None
+    l3_bytes: int | None = None                # last-level cache the device's cores share
 
     def __post_init__(self) -> None:
         _check_str("device", "name", self.name)
@@ -148,6 +149,7 @@ class DeviceSpec:
         _check_int(where, "vector_lanes_fp32", self.vector_lanes_fp32, optional=True)
         _check_int(where, "fma_units_per_core", self.fma_units_per_core, optional=True)
         _check_int(where, "l2_bytes", self.l2_bytes, optional=True)
+        _check_int(where, "l3_bytes", self.l3_bytes, optional=True)
         if self.kind == "gpu":
             if self.peak_flops is None:
                 raise HardwareError(f"{where}: peak_flops is required for a gpu")

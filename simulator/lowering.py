@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
+from hwmodels.residency import fitting_bytes
 from workloads.graph import Op, OpGraph
 from workloads.training import OPTIMIZER_STATE_PER_PARAM
 
@@ -69,7 +70,15 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
     names = {op.name for op in selected}
     position = {op.name: i for i, op in enumerate(selected)}
     mem_dev = memory_device or device.id
-    cost = duration or device.model.op_time_s
+    if duration is None:
+        # what this device's part of the step moves: a calibrated profile's small ops run
+        # faster when it fits in the cache (hwmodels/residency.py)
+        step_bytes = fitting_bytes(selected)
+
+        def cost(op: Op) -> float:
+            return device.model.op_time_s(op, step_bytes)
+    else:
+        cost = duration
     extra = extra_deps or {}
     keep = set(keep_outputs)
 

@@ -23,7 +23,8 @@ import platform
 import statistics
 
 from hwmodels.families import point_shape
-from hwmodels.profile import Profile
+from hwmodels.profile import RESIDENCY_FIELDS, Profile
+from hwmodels.residency import meta_of as residency_meta
 from workloads import zoo
 from workloads.graph import Op, OpGraph, WorkloadError
 from workloads.training import lower_training
@@ -327,20 +328,25 @@ def build_profile(records, meta: dict, overhead_s: float = 0.0,
     networks it was measured in. `exclude_network` builds a leave-one-network-out profile: it
     drops every op shape that network has, also where another network measured it (ResNet-20
     and ResNet-56 share all theirs), so the profile has never seen any of its shapes."""
+    from .residency import as_spilled, fit_records
     excluded = {rec["key"] for rec in records
                 if exclude_network and exclude_network in rec["sources"]}
-    by_key: dict[str, list[dict]] = {}
-    for rec in records:
-        if rec["key"] not in excluded:
-            by_key.setdefault(rec["key"], []).append(rec)
+    kept = [rec for rec in records if rec["key"] not in excluded]
+    # points are times in steps that do not fit in the cache; the others are converted
+    residency = fit_records(kept, meta, statistic)
+    by_key: dict[str, list[float]] = {}
+    first: dict[str, dict] = {}
+    for rec in kept:
+        first.setdefault(rec["key"], rec)
+        by_key.setdefault(rec["key"], []).append(as_spilled(rec, residency, statistic))
     kinds: dict[str, list] = {}
     for key in sorted(by_key):
-        recs = by_key[key]
-        t = statistics.median(float(r[statistic]) for r in recs)
-        shape = recs[0].get("shape") or []
-        kinds.setdefault(recs[0]["kind"], []).append(
-            [float(recs[0]["flops"]), float(recs[0]["bytes"]), t + overhead_s, *shape])
-    meta = {**meta, "step_overhead_s": float(overhead_s)}
+        rec = first[key]
+        t = statistics.median(by_key[key])
+        kinds.setdefault(rec["kind"], []).append(
+            [float(rec["flops"]), float(rec["bytes"]), t + overhead_s, *(rec.get("shape") or [])])
+    meta = {k: v for k, v in meta.items() if k not in RESIDENCY_FIELDS}
+    meta |= {**residency_meta(residency), "step_overhead_s": float(overhead_s)}
     return Profile(meta=meta, kinds=kinds, label="calibrated profile")
 
 

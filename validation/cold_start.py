@@ -6,9 +6,8 @@ committed data (L2 1 MiB, L3 32 MiB), a 32x10 cross-entropy that takes 11 us war
 us more right after a 32 MiB sum, 70-100 us more after a convolution, and still 30-60 us more
 with two other small ops between; glibc's allocator setting changes none of it (tenth
 session). Calibration shows the same at the scale of a step (`validation.residency`): small
-ops run 0.6-0.7x as long in steps that move less than the L3 holds. Calibration networks
-mostly move far more, which is why small MLPs are over-predicted
-(see validation/measured/README.md).
+ops run 0.6-0.7x as long in steps that move less than the L3 holds, and profiles model it
+(hwmodels/residency.py).
 
     python -m validation.cold_start [--rounds 15] [--threads 1] [--allocator steady|system]
 

@@ -279,3 +279,25 @@ def test_refit_bad_input(tmp_path, capsys):
     assert main(["calibrate", "--refit", profile, "--ops-csv", str(bad), "--out", out]) != 0
     assert "bad.csv, line 3" in capsys.readouterr().err
     assert not (tmp_path / "p.toml").exists()
+
+
+def test_build_profile_fits_residency_and_stores_times_of_steps_that_do_not_fit(monkeypatch):
+    from validation import residency
+    mib = 2**20
+    steps = {}
+    recs = []
+    for i in range(6):                  # six shapes, each measured in a small and a big step
+        t = 10e-6 * (i + 1)
+        steps[(f"k{i}", "small")], steps[(f"k{i}", "big")] = 8 * mib, 300 * mib
+        recs += [{"key": f"k{i}", "kind": "relu", "flops": 10.0 * (i + 1), "bytes": 80.0,
+                  "time_s": t - min(20e-6, 0.4 * t), "median_s": t, "sources": ["small"]},
+                 {"key": f"k{i}", "kind": "relu", "flops": 10.0 * (i + 1), "bytes": 80.0,
+                  "time_s": t, "median_s": t, "sources": ["big"]}]
+    monkeypatch.setattr(residency, "step_bytes_by_key", lambda fitting=False: steps)
+    p = cal.build_profile(recs, META)
+    r = p.residency
+    assert (r.ratio, r.cap_s, r.below_bytes) == pytest.approx((0.6, 20e-6, 32 * mib))
+    # both measurements of a shape now say the same: its time in a step that does not fit
+    assert [pt[2] for pt in p.points("relu")] == pytest.approx([10e-6 * (i + 1) for i in range(6)])
+    # a device without a known L3 gets no fit, and its points stay as measured
+    assert cal.build_profile(recs, {**META, "device_name": "skylake-x-6c"}).residency is None
