@@ -192,6 +192,9 @@ NETWORKS = {
     "grid_pool": pool_grid,
     "grid_mlp": mlp_grid,
     "grid_mlp_narrow": lambda batch: mlp_grid(batch, (512, 192, 64), "grid_mlp_narrow"),
+    # steps that move less than a 32 MiB L3 (hwmodels/residency.py fits on them)
+    "grid_mlp_small": lambda batch: mlp_grid(batch, (256, 64), "grid_mlp_small"),
+    "grid_mlp_tiny": lambda batch: mlp_grid(batch, (128, 32), "grid_mlp_tiny"),
     "grid_act": activation_grid,
     "grid_act_mlp": activation_mlp_grid,
 }
@@ -215,6 +218,7 @@ GRID_CASES: tuple[tuple[str, int], ...] = (
     ("grid_separable_odd", 4), ("grid_separable_odd", 16),
     ("grid_pool", 4), ("grid_pool", 16),
     ("grid_mlp", 32), ("grid_mlp", 256), ("grid_mlp_narrow", 16), ("grid_mlp_narrow", 128),
+    ("grid_mlp_small", 16), ("grid_mlp_small", 128), ("grid_mlp_tiny", 8), ("grid_mlp_tiny", 200),
     ("grid_act", 2), ("grid_act", 8), ("grid_act", 32),
     ("grid_act_mlp", 16), ("grid_act_mlp", 128), ("grid_act_mlp", 512),
 )
