@@ -37,4 +37,4 @@ def test_the_committed_calibration_reads_and_every_op_time_class_is_reported(cap
 def test_a_missing_ops_file_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         residency.main(["--ops-csv", str(tmp_path / "none.csv")])
-    assert exit_.value.code != 0 and "none.csv" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "none.csv" in capsys.readouterr().err
