@@ -14,7 +14,7 @@ from workloads.graph import ACTIVATIONS, MATMUL_KINDS
 # because cuDNN/MKL-DNN use different algorithms for them (see the device models).
 KIND_FAMILY: dict[str, str] = {
     # views: no arithmetic, no traffic; costed 0 before any family lookup matters
-    "input": "view", "flatten": "view", "slice": "view",
+    "input": "view", "flatten": "view", "slice": "view", "reshape": "view",
     # convolution (forward, and the two gradients)
     "conv2d": "conv",
     "conv2d_grad_input": "conv_grad_input",
@@ -25,6 +25,7 @@ KIND_FAMILY: dict[str, str] = {
     "linear_grad_weight": "matmul_grad",
     # streaming elementwise arithmetic
     "relu": "elementwise", "relu_grad": "elementwise", "add": "elementwise",
+    "mul": "elementwise", "mul_grad": "elementwise",
     "grad_accumulate": "elementwise",
     "dropout": "elementwise", "dropout_grad": "elementwise",   # a view outside training
     **{k: "elementwise" for a in ACTIVATIONS for k in (a, f"{a}_grad")},

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from workloads.graph import ACTIVATIONS, Op, WorkloadError
 
 aten = torch.ops.aten
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
 # kind -> the forward function of the op's attributes, and autograd's backward
@@ -26,6 +27,10 @@ _FORWARD = {
     "leaky_relu": lambda a: lambda x: F.leaky_relu(x, a["negative_slope"]),
     "elu": lambda a: lambda x: F.elu(x, a["alpha"]),
     "gelu": lambda a: lambda x: F.gelu(x, approximate=a["approximate"]),
+    "hardsigmoid": lambda a: F.hardsigmoid,
+    "mish": lambda a: F.mish,
+    "selu": lambda a: F.selu,
+    "softplus": lambda a: lambda x: F.softplus(x, a["beta"], a["threshold"]),
 }
 _BACKWARD = {
     "tanh": lambda a: aten.tanh_backward,
@@ -38,6 +43,12 @@ _BACKWARD = {
                                                                    False),
     "elu": lambda a: lambda dy, x: aten.elu_backward(dy, a["alpha"], 1, 1, False, x),
     "gelu": lambda a: lambda dy, x: aten.gelu_backward(dy, x, approximate=a["approximate"]),
+    "hardsigmoid": lambda a: aten.hardsigmoid_backward,
+    "mish": lambda a: aten.mish_backward,
+    # SELU is an ELU scaled outside and inside (PyTorch computes it with elu)
+    "selu": lambda a: lambda dy, x: aten.elu_backward(dy, _SELU_ALPHA, _SELU_SCALE, 1, False, x),
+    "softplus": lambda a: lambda dy, x: aten.softplus_backward(dy, x, a["beta"],
+                                                               a["threshold"]),
 }
 
 

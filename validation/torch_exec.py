@@ -219,6 +219,10 @@ class GraphModule(torch.nn.Module):
                 y = torch_activations.forward(op)(ins[0])
             elif k == "add":
                 y = ins[0] + ins[1]
+            elif k == "mul":
+                y = ins[0] * ins[1]
+            elif k == "reshape":
+                y = ins[0].reshape(op.out.shape)
             elif k == "maxpool":
                 y = F.max_pool2d(ins[0], a["kernel"], a["stride"], a["padding"])
             elif k == "avgpool":

@@ -11,6 +11,7 @@ momentum buffers. `validation.replay` runs whole training graphs through these k
     linear_grad_input / _grad_weight   dy @ W / dy^T @ x (+ bias: dy.sum(0))
     batchnorm / batchnorm_grad         native_batch_norm (training) / native_batch_norm_backward
     relu_grad                          threshold_backward
+    mul / mul_grad                     a * b / dy * other, summed to the factor's shape
     tanh, gelu, ... / <kind>_grad      the activation / its ATen backward (torch_activations)
     dropout / dropout_grad (training)  bernoulli_ mask, scaled, times x / dy times the mask
     maxpool / maxpool_grad             max_pool2d_with_indices / ..._backward
@@ -140,6 +141,10 @@ def op_kernel(op: Op, state: KernelState) -> Kernel | None:
         return torch_activations.backward(op)
     if k in ("add", "grad_accumulate"):
         return _sum
+    if k == "mul":
+        return torch.mul
+    if k == "mul_grad":   # autograd: grad * other, summed to the factor's shape
+        return lambda dy, other: (dy * other).sum_to_size(op.out.shape)
     if k in ("maxpool", "maxpool_grad"):
         pool = (list(a["kernel"]), list(a["stride"]), list(a["padding"]), [1, 1], False)
         if k == "maxpool":

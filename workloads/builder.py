@@ -29,6 +29,12 @@ def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
     return out  # type: ignore[return-value]
 
 
+def _broadcasts(small: Sequence[int], full: Sequence[int]) -> bool:
+    """Whether `small` broadcasts to `full`: same rank and batch, 1 or equal elsewhere."""
+    return (len(small) == len(full) and small[0] == full[0]
+            and all(s in (1, f) for s, f in zip(small[1:], full[1:])))
+
+
 def _conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
@@ -132,8 +138,9 @@ class GraphBuilder:
 
     def activation(self, x: str, kind: str, name: str | None = None, **attrs) -> str:
         """A pointwise activation other than ReLU (graph.ACTIVATIONS: tanh, sigmoid, gelu,
-        silu, hardswish, hardtanh (ReLU6 is hardtanh from 0 to 6), leaky_relu, elu), with
-        its attributes (negative_slope, alpha, min_val/max_val, approximate)."""
+        silu, hardswish, hardtanh (ReLU6 is hardtanh from 0 to 6), leaky_relu, elu,
+        hardsigmoid, mish, selu, softplus), with its attributes (negative_slope, alpha,
+        min_val/max_val, approximate, beta/threshold)."""
         if kind not in ACTIVATIONS:
             raise WorkloadError(f"activation after {x!r}: unknown kind {kind!r}; known: "
                                 f"relu, {', '.join(sorted(ACTIVATIONS))}")
@@ -178,6 +185,27 @@ class GraphBuilder:
     def flatten(self, x: str, name: str | None = None) -> str:
         shape = self.spec(x).shape
         return self._add("flatten", [x], (shape[0], math.prod(shape[1:])), name)
+
+    def reshape(self, x: str, shape: Sequence[int], name: str | None = None) -> str:
+        """The same values seen with another shape of the same batch (a view, no copy):
+        (N, C) to (N, C, 1, 1) before a channel-wise product, for example."""
+        in_shape, shape = self.spec(x).shape, tuple(int(d) for d in shape)
+        if not shape or shape[0] != in_shape[0] or math.prod(shape) != math.prod(in_shape):
+            raise ShapeError(f"reshape of {x!r} {in_shape} to {shape}: a reshape keeps the "
+                             "batch and the number of values")
+        return self._add("reshape", [x], shape, name)
+
+    def mul(self, a: str, b: str, name: str | None = None) -> str:
+        """The elementwise product. One factor may broadcast over dimensions where it has 1
+        (a squeeze-and-excitation gate of (N, C, 1, 1) times an (N, C, H, W) map); it is
+        taken as the second input, the full-size one as the first."""
+        sa, sb = self.spec(a).shape, self.spec(b).shape
+        if _broadcasts(sa, sb) and sa != sb:
+            a, b, sa, sb = b, a, sb, sa
+        if not _broadcasts(sb, sa):
+            raise ShapeError(f"mul of {a!r} {sa} and {b!r} {sb}: one factor must have the "
+                             "other's shape, or 1 where they differ (batch excepted)")
+        return self._add("mul", [a, b], sa, name, dict(broadcast=sa != sb))
 
     def concat(self, xs: Sequence[str], dim: int = 1, name: str | None = None) -> str:
         shapes = [self.spec(x).shape for x in xs]

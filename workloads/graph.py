@@ -48,18 +48,20 @@ ACTIVATIONS: dict[str, dict] = {
     "leaky_relu": {"negative_slope": 0.01},
     "elu": {"alpha": 1.0},
     "gelu": {"approximate": "none"},
+    "hardsigmoid": {}, "mish": {}, "selu": {},
+    "softplus": {"beta": 1.0, "threshold": 20.0},
 }
 FORWARD_KINDS = frozenset({
     "input", "conv2d", "linear", "batchnorm", "relu", "add", "maxpool", "avgpool",
     "adaptive_avgpool", "flatten", "concat", "channel_shuffle", "dropout", "softmax_xent",
-    "slice",
+    "slice", "reshape", "mul",
     "pad_channels",
     *ACTIVATIONS,
 })
 BACKWARD_KINDS = frozenset({
     "conv2d_grad_input", "conv2d_grad_weight", "linear_grad_input", "linear_grad_weight",
     "batchnorm_grad", "relu_grad", "maxpool_grad", "avgpool_grad", "adaptive_avgpool_grad",
-    "channel_shuffle_grad", "softmax_xent_grad", "grad_accumulate", "dropout_grad",
+    "channel_shuffle_grad", "softmax_xent_grad", "grad_accumulate", "dropout_grad", "mul_grad",
     *(f"{k}_grad" for k in ACTIVATIONS),
 })
 UPDATE_KINDS = frozenset({"sgd_update"})
@@ -68,7 +70,7 @@ ALL_KINDS = FORWARD_KINDS | BACKWARD_KINDS | UPDATE_KINDS
 # Ops that only reinterpret memory: no arithmetic, no traffic. Dropout is one too, except in a
 # training graph (lower_training sets attrs["training"]), where it draws a random mask, scales
 # it and multiplies: 12 ns per element on one EPYC core, a tenth of an MLP's step.
-VIEW_KINDS = frozenset({"input", "flatten", "slice"})
+VIEW_KINDS = frozenset({"input", "flatten", "slice", "reshape"})
 # Ops whose cost is the multiply-adds of a convolution or a matrix product.
 MATMUL_KINDS = frozenset({
     "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
@@ -79,6 +81,7 @@ MATMUL_KINDS = frozenset({
 # normalisation and the affine; its gradient roughly twice that).
 _ELEMENTWISE_FLOPS = {
     "batchnorm": 5.0, "batchnorm_grad": 10.0, "relu": 1.0, "relu_grad": 1.0, "add": 1.0,
+    "mul": 1.0,
     "softmax_xent": 5.0, "softmax_xent_grad": 2.0, "channel_shuffle": 0.0,
     "channel_shuffle_grad": 0.0, "concat": 0.0, "maxpool_grad": 1.0, "avgpool_grad": 1.0,
     "adaptive_avgpool_grad": 1.0, "pad_channels": 0.0,
@@ -89,6 +92,8 @@ _ELEMENTWISE_FLOPS = {
     "silu": 6.0, "silu_grad": 8.0, "hardswish": 4.0, "hardswish_grad": 4.0,
     "hardtanh": 2.0, "hardtanh_grad": 2.0, "leaky_relu": 2.0, "leaky_relu_grad": 2.0,
     "elu": 5.0, "elu_grad": 4.0, "gelu": 10.0, "gelu_grad": 12.0,
+    "hardsigmoid": 3.0, "hardsigmoid_grad": 2.0, "mish": 12.0, "mish_grad": 15.0,
+    "selu": 6.0, "selu_grad": 5.0, "softplus": 6.0, "softplus_grad": 4.0,
 }
 SGD_MOMENTUM_FLOPS_PER_PARAM = 4.0  # v = m*v + g (+ weight decay); w -= lr*v
 
@@ -153,6 +158,9 @@ class Op:
             return float(self.out.numel * (len(self.inputs) - 1))
         if self.kind == "sgd_update":
             return SGD_MOMENTUM_FLOPS_PER_PARAM * self.params
+        if self.kind == "mul_grad":   # dy times the other factor, summed where it broadcast
+            dy = self.in_specs[0].numel
+            return float(dy if self.out.numel == dy else 2 * dy)
         # The loss reduces its logits to a scalar: its work scales with the input.
         numel = self.in_specs[0].numel if self.kind == "softmax_xent" else self.out.numel
         return _ELEMENTWISE_FLOPS[self.kind] * numel

@@ -8,9 +8,11 @@ by name through the `_sig_*` signatures. The host provides `b` (the GraphBuilder
 tables are built from the module the host passes in.
 
 Lowered: relu, the activations of graph.ACTIVATIONS (torch.tanh, torch.sigmoid, F.silu,
-F.hardswish, F.hardtanh, F.relu6, F.leaky_relu, F.elu, F.gelu, and their in-place forms), add,
+F.hardswish, F.hardtanh, F.relu6, F.leaky_relu, F.elu, F.gelu, F.hardsigmoid, F.mish, F.selu,
+F.softplus, and their in-place forms), add, the product of two tensors (one may broadcast over
+dimensions of size 1: a squeeze-and-excitation gate), unsqueeze,
 max/avg/adaptive-avg pooling, the mean over height and width (a global average pool), flatten,
-reshape/view to (batch, features), cat, dropout, channel_shuffle, the view . transpose .
+reshape/view to any shape of the same batch, cat, dropout, channel_shuffle, the view . transpose .
 contiguous . view channel shuffle, the strided subsample x[:, :, ::s, ::s] padded with zero
 channels (F.pad), and shape queries (size, shape, dim).
 """
@@ -41,6 +43,8 @@ class _Const:
 
 # Signatures used to bind fx arguments (positional or keyword) by name.
 def _sig_add(input, other, alpha=1): ...
+def _sig_mul(input, other): ...
+def _sig_unsqueeze(input, dim): ...
 def _sig_maxpool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                  return_indices=False): ...
 def _sig_avgpool(input, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -59,6 +63,7 @@ def _sig_hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False): ...
 def _sig_leaky_relu(input, negative_slope=0.01, inplace=False): ...
 def _sig_elu(input, alpha=1.0, inplace=False): ...
 def _sig_gelu(input, *, approximate="none"): ...
+def _sig_softplus(input, beta=1.0, threshold=20.0): ...
 
 
 def _bind(sig, node, env) -> dict:
@@ -85,7 +90,9 @@ class FunctionLowering:
         return {
             F.relu: self._relu, torch.relu: self._relu, torch.relu_: self._relu,
             F.relu_: self._relu, operator.add: self._add, operator.iadd: self._add,
-            torch.add: self._add, F.max_pool2d: self._maxpool_fn, F.avg_pool2d: self._avgpool_fn,
+            torch.add: self._add, operator.mul: self._mul, operator.imul: self._mul,
+            torch.mul: self._mul, torch.multiply: self._mul, torch.unsqueeze: self._unsqueeze,
+            F.max_pool2d: self._maxpool_fn, F.avg_pool2d: self._avgpool_fn,
             F.adaptive_avg_pool2d: self._adaptive_fn, torch.flatten: self._flatten_fn,
             torch.reshape: self._reshape, torch.cat: self._cat, torch.concat: self._cat,
             F.dropout: self._dropout_fn, F.pad: self._pad, torch.transpose: self._transpose,
@@ -99,6 +106,10 @@ class FunctionLowering:
             F.relu6: relu6, F.leaky_relu: act("leaky_relu", _sig_leaky_relu),
             F.leaky_relu_: act("leaky_relu", _sig_leaky_relu), F.elu: act("elu", _sig_elu),
             F.elu_: act("elu", _sig_elu), F.gelu: act("gelu", _sig_gelu),
+            F.hardsigmoid: act("hardsigmoid", _sig_inplace), F.mish: act("mish", _sig_inplace),
+            F.selu: act("selu", _sig_inplace), torch.selu: act("selu", _sig_unary),
+            torch.selu_: act("selu", _sig_unary), F.selu_: act("selu", _sig_unary),
+            F.softplus: act("softplus", _sig_softplus),
             torch.mean: self._mean,
         }
 
@@ -106,6 +117,7 @@ class FunctionLowering:
         act = self._activation_fn
         return {
             "relu": self._relu, "relu_": self._relu, "add": self._add, "add_": self._add,
+            "mul": self._mul, "mul_": self._mul, "unsqueeze": self._unsqueeze,
             "flatten": self._flatten_fn, "view": self._reshape, "reshape": self._reshape,
             "transpose": self._transpose, "contiguous": self._contiguous,
             "size": self._shape_query, "dim": self._shape_query,
@@ -185,6 +197,16 @@ class FunctionLowering:
                                    "is supported")
         return self.b.add(self.tensor(a["input"]), self.tensor(a["other"]), name=self.name("add"))
 
+    def _mul(self, node):
+        a = self.bind(_sig_mul, node)
+        if not all(isinstance(self.value(a[k]), (str, _Pending)) for k in ("input", "other")):
+            raise self.unsupported("multiplies by a scalar; only tensor * tensor is supported")
+        return self.b.mul(self.tensor(a["input"]), self.tensor(a["other"]), name=self.name("mul"))
+
+    def _unsqueeze(self, node):
+        x = self.tensor(self.bind(_sig_unsqueeze, node)["input"])
+        return self.b.reshape(x, self.traced_shape(node), name=self.name("unsqueeze"))
+
     def _maxpool_fn(self, node):
         a = self.bind(_sig_maxpool, node)
         return self._maxpool(self.tensor(a["input"]), a["kernel_size"], a["stride"],
@@ -236,8 +258,10 @@ class FunctionLowering:
         if (len(in_shape) == 4 and len(out_shape) == 5 and out_shape[0] == in_shape[0]
                 and out_shape[1] * out_shape[2] == in_shape[1] and out_shape[3:] == in_shape[2:]):
             return _Pending("shuffle_split", x, groups=out_shape[1])
-        raise self.unsupported(f"reshapes {in_shape} to {out_shape}; only flattening to "
-                               "(batch, features) and channel shuffles are supported")
+        if out_shape[0] != in_shape[0]:
+            raise self.unsupported(f"reshapes {in_shape} to {out_shape}; only reshapes that "
+                                   "keep the batch dimension are supported")
+        return self.b.reshape(x, out_shape, name=self.name("reshape"))
 
     def _transpose(self, node):
         a = self.bind(_sig_transpose, node)

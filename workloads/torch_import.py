@@ -8,7 +8,7 @@ module it sits in: an op is never costed at zero by accident.
 Here: `from_torch`, the tracer, the driver (`_Lowering`) and the modules. Lowered modules:
 Conv2d, Linear, BatchNorm2d and BatchNorm1d (affine), ReLU, the activations of
 graph.ACTIVATIONS (Tanh, Sigmoid, SiLU, Hardswish, Hardtanh, ReLU6 as a hardtanh from 0 to 6,
-LeakyReLU, ELU, GELU), MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Dropout,
+LeakyReLU, ELU, GELU, Hardsigmoid, Mish, SELU, Softplus), MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Dropout,
 ChannelShuffle and Identity. Functions and Tensor methods (relu and the same activations, add,
 pooling, the mean over height and width, flatten, views/reshapes to (batch, features), cat,
 dropout, channel shuffles written out as view . transpose . contiguous . view, the option-A
@@ -258,7 +258,8 @@ class _Lowering(FunctionLowering):
         """(kind, attributes) of an activation module, None for any other module."""
         nn = self.nn
         plain = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu",
-                 nn.Hardswish: "hardswish"}
+                 nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.Mish: "mish",
+                 nn.SELU: "selu"}
         if type(m) in plain:
             return plain[type(m)], {}
         if type(m) in (nn.Hardtanh, nn.ReLU6):  # ReLU6 is a Hardtanh from 0 to 6
@@ -269,4 +270,6 @@ class _Lowering(FunctionLowering):
             return "elu", {"alpha": m.alpha}
         if type(m) is nn.GELU:
             return "gelu", {"approximate": m.approximate}
+        if type(m) is nn.Softplus:
+            return "softplus", {"beta": m.beta, "threshold": m.threshold}
         return None

@@ -2,8 +2,10 @@
 
 Backward ops are made in reverse topological order. Conv and linear split into a gradient of the
 input and a gradient of the weight; the first layer makes no gradient of the network input.
-Ops that only route gradients (add, flatten, concat, pad_channels) make no op: their gradient
-is the incoming one (a slice of it for concat and pad_channels). Dropout becomes a training
+Ops that only route gradients (add, flatten, reshape, concat, pad_channels) make no op: their
+gradient is the incoming one (a slice of it for concat and pad_channels). A product makes one
+`mul_grad` per factor that needs a gradient (dy times the other factor, summed over the
+dimensions where the factor broadcast). Dropout becomes a training
 dropout (it draws a mask; `dropout_grad` multiplies the gradient by it). Where a tensor feeds
 several consumers, their gradient contributions meet in a `grad_accumulate` op. Each backward op
 records in `saved` the forward tensors it needs; those saved activations are what memory,
@@ -26,7 +28,7 @@ _SAVES = {
     **{k: ("out",) if k in ("tanh", "sigmoid") else ("in",) for k in ACTIVATIONS},
 }
 # Kinds whose backward is pure routing (no op).
-_ROUTING = frozenset({"add", "flatten", "concat", "pad_channels", "slice", "input"})
+_ROUTING = frozenset({"add", "flatten", "reshape", "concat", "pad_channels", "slice", "input"})
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,10 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
         return acc.name
 
     def backward_op(name: str, kind: str, fwd: Op, reads: list[str], out: TensorSpec,
-                    saved: tuple[str, ...], dy: str | None) -> str:
+                    saved: tuple[str, ...], dy: str | None, **attrs) -> str:
         # The gradient of fwd's output has fwd's output shape, whichever op holds it.
         specs = tuple(fwd.out if r == dy else g.op(r).out for r in reads)
-        op = g.add(Op(name, kind, tuple(reads), specs, out, attrs=dict(fwd.attrs),
+        op = g.add(Op(name, kind, tuple(reads), specs, out, attrs={**fwd.attrs, **attrs},
                       params=fwd.params if kind.endswith(("grad_weight", "batchnorm_grad")) else 0,
                       phase="backward", forward=fwd.name, saved=saved))
         for t in saved:
@@ -115,6 +117,14 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
             for src in op.inputs:
                 if src in needs_grad:
                     grads[src].append(dy)
+            continue
+        if op.kind == "mul":   # each factor's gradient: dy times the other (saved) factor
+            for i, src in enumerate(op.inputs):
+                if src in needs_grad:
+                    other = op.inputs[1 - i]
+                    grads[src].append(backward_op(f"{op.name}.grad{i}", "mul_grad", op,
+                                                  [dy, other], g.op(src).out, (other,), dy,
+                                                  factor=i))
             continue
         src = op.inputs[0]
         in_spec = g.op(src).out
@@ -194,6 +204,7 @@ def training_memory(train: OpGraph, optimizer: str | None = None) -> MemoryBreak
 def resolve_view(g: OpGraph, name: str) -> Op:
     """The op that owns the storage of tensor `name` (a view's source, followed back)."""
     op = g.op(name)
-    while (op.kind == "flatten" or op.kind == "dropout" and op.is_view) and op.inputs:
+    while (op.kind in ("flatten", "reshape") or op.kind == "dropout" and op.is_view) \
+            and op.inputs:
         op = g.op(op.inputs[0])
     return op

@@ -96,7 +96,7 @@ def test_model_for_accepts_a_profile_path(tmp_path, conv_op):
     ("[meta]\ndevice_kind = 'cpu'\ncolour = 'red'\n", "unknown field 'colour'"),
     ("[meta]\ndevice_kind = 'cpu'\nthreads = '2'\n", "threads must be an integer"),
     ("[meta]\ndevice_kind = 'cpu'\nmax_rounds = 2.5\n", "max_rounds must be an integer"),
-    ("[meta]\ndevice_kind = 'cpu'\n[kinds.softplus]\npoints = [[1.0, 1.0, 1.0]]\n",
+    ("[meta]\ndevice_kind = 'cpu'\n[kinds.softsign]\npoints = [[1.0, 1.0, 1.0]]\n",
      "unknown op kind"),
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = [[1.0, 1.0, -1.0]]\n", "point 0"),
     ("[meta]\ndevice_kind = 'cpu'\n[kinds.relu]\npoints = [[1.0, 1.0]]\n", "point 0"),

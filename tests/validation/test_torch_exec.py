@@ -80,3 +80,29 @@ def test_bad_device_is_a_clear_error():
 def test_backward_graph_is_refused():
     with pytest.raises(WorkloadError, match="forward graph"):
         GraphModule(lower_training(zoo.get("lenet5", batch=1)))
+
+
+def test_a_broadcast_product_and_its_gradients_are_autograds():
+    b = GraphBuilder("se", input_shape=(4, 6, 6), batch=3)
+    x = b.conv2d(b.input(), 4, 3, padding=1)
+    gate = b.reshape(b.activation(b.flatten(b.adaptive_avgpool(x)), "sigmoid"), (3, 4, 1, 1))
+    b.linear(b.flatten(b.mul(x, gate)), 5)
+    g = b.build()
+    assert tuple(GraphModule(g).eval()(example_input(g)).shape) == (3, 5)
+    train = lower_training(g)
+    grads = {op.attrs["factor"]: op for op in train if op.kind == "mul_grad"}
+    gen = torch.Generator().manual_seed(0)
+    xs = torch.randn(3, 4, 6, 6, generator=gen, requires_grad=True)
+    gs = torch.randn(3, 4, 1, 1, generator=gen, requires_grad=True)
+    dy = torch.randn(3, 4, 6, 6, generator=gen)
+    (xs * gs).backward(dy)
+    from validation.torch_ops import KernelState, op_kernel
+    state = KernelState()
+    assert torch.allclose(op_kernel(grads[0], state)(dy, gs.detach()), xs.grad, atol=1e-5)
+    assert torch.allclose(op_kernel(grads[1], state)(dy, xs.detach()), gs.grad, atol=1e-5)
+    for op in train.topo():
+        fn = op_callable(op, "cpu", graph=train)
+        if fn is not None:
+            out = fn()
+            if op.kind.startswith("mul"):
+                assert tuple(out.shape) == op.out.shape, op.name

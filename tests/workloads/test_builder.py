@@ -128,3 +128,25 @@ def test_an_unknown_activation_or_attribute_is_named(b):
         b.activation(x, "swish")
     with pytest.raises(WorkloadError, match="tanh after 'input': unknown attributes alpha"):
         b.activation(x, "tanh", alpha=1.0)
+
+
+def test_mul_broadcasts_one_factor_and_puts_the_full_one_first(b):
+    x = b.conv2d(b.input(), 8, 3, padding=1)
+    gate = b.reshape(b.flatten(b.adaptive_avgpool(x)), (2, 8, 1, 1))
+    assert shape(b, gate) == (2, 8, 1, 1) and b.graph.op(gate).is_view
+    y = b.mul(gate, x)
+    op = b.graph.op(y)
+    assert op.inputs == (x, gate) and op.attrs["broadcast"] and shape(b, y) == (2, 8, 16, 16)
+    assert op.flops == 2 * 8 * 16 * 16 and op.bytes_moved == 4 * (2 * 2 * 8 * 16 * 16 + 16)
+    assert not b.graph.op(b.mul(x, x)).attrs["broadcast"]
+
+
+def test_mul_and_reshape_refuse_shapes_that_do_not_fit(b):
+    image = b.input()
+    x = b.conv2d(image, 8, 3, padding=1)
+    with pytest.raises(ShapeError, match="one factor must have the other's shape"):
+        b.mul(x, b.conv2d(image, 4, 3, padding=1))
+    with pytest.raises(ShapeError, match="keeps the batch and the number of values"):
+        b.reshape(x, (4, 8, 16, 8))
+    with pytest.raises(ShapeError, match="keeps the batch and the number of values"):
+        b.reshape(x, (2, 8, 16, 15))

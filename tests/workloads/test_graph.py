@@ -80,7 +80,7 @@ def test_duplicate_and_unknown_names_are_refused():
     with pytest.raises(WorkloadError, match="unknown op"):
         g.add(Op("y", "relu", ("nope",), (spec,), spec))
     with pytest.raises(WorkloadError, match="unknown kind"):
-        Op("z", "softplus", (), (), spec)
+        Op("z", "softsign", (), (), spec)
 
 
 def test_totals_sum_forward_ops():

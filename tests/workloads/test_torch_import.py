@@ -256,10 +256,10 @@ class WithLayerNorm(nn.Module):
         return self.head(x)
 
 
-class WithSoftplus(nn.Module):
+class WithSoftsign(nn.Module):
     def __init__(self):
         super().__init__()
-        self.head = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Softplus())
+        self.head = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Softsign())
 
     def forward(self, x):
         return self.head(x)
@@ -276,7 +276,7 @@ class WithErf(nn.Module):
 
 @pytest.mark.parametrize("model,op,path", [
     (WithLayerNorm(), "torch.nn.LayerNorm", "head.1"),
-    (WithSoftplus(), "torch.nn.Softplus", "head.1"),
+    (WithSoftsign(), "torch.nn.Softsign", "head.1"),
     (WithErf(), "erf", "block.0"),
 ])
 def test_unsupported_ops_name_the_op_and_module(model, op, path):
@@ -298,3 +298,43 @@ def test_bad_arguments():
         from_torch(lambda x: x, torch.randn(1, 3))
     with pytest.raises(WorkloadError, match="does not run"):
         from_torch(LeNet5(), torch.randn(1, 3, 28, 28))
+
+
+class SqueezeExcite(nn.Module):
+    """The two ways users write the gate: 1x1 convolutions, or linears and a view."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(3, c, 3, padding=1)
+        self.reduce, self.expand = nn.Conv2d(c, c // 2, 1), nn.Conv2d(c // 2, c, 1)
+        self.fc, self.fc2 = (nn.Sequential(nn.Linear(c, c // 2), nn.ReLU(),
+                                           nn.Linear(c // 2, c), nn.Hardsigmoid())
+                             for _ in range(2))
+        self.head = nn.Linear(c, 10)
+
+    def forward(self, x):
+        x = self.conv(x)
+        x = x * torch.sigmoid(self.expand(F.relu(self.reduce(F.adaptive_avg_pool2d(x, 1)))))
+        n, c, _, _ = x.size()
+        x = torch.mul(self.fc(x.mean((2, 3))).view(n, c, 1, 1), x)
+        x = x * self.fc2(x.mean((2, 3))).unsqueeze(-1).unsqueeze(-1)
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_squeeze_and_excitation_gates_lower_to_broadcast_products():
+    g = from_torch(SqueezeExcite(8), torch.randn(2, 3, 8, 8))
+    muls = [op for op in g.topo() if op.kind == "mul"]
+    assert len(muls) == 3 and all(op.attrs["broadcast"] for op in muls)
+    assert all(g.op(op.inputs[0]).out.shape == (2, 8, 8, 8) for op in muls)
+    assert all(g.op(op.inputs[1]).out.shape == (2, 8, 1, 1) for op in muls)
+    assert [op.out.shape for op in g.topo() if op.kind == "reshape"] == [
+        (2, 8, 1, 1), (2, 8, 1), (2, 8, 1, 1)]
+    assert sum(op.params for op in g if op.kind == "linear") == 2 * (8 * 4 + 4 + 4 * 8 + 8) + 90
+
+
+def test_reshapes_that_change_the_batch_are_refused():
+    class Fold(nn.Module):
+        def forward(self, x):
+            return x.view(1, -1)
+    with pytest.raises(WorkloadError, match="keep the batch dimension"):
+        from_torch(Fold(), torch.randn(2, 3, 8, 8))

@@ -114,3 +114,25 @@ def test_spatial_mean_and_batchnorm1d():
             return x.mean(1)
     with pytest.raises(WorkloadError, match=r"Tensor.mean .* only the mean over"):
         from_torch(ChannelMean(), torch.randn(2, 3, 8, 8))
+
+
+def test_hardsigmoid_mish_selu_and_softplus():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.acts = nn.Sequential(nn.Hardsigmoid(), nn.Mish(), nn.SELU(),
+                                      nn.Softplus(beta=2.0, threshold=10.0))
+            self.fc = nn.Linear(8, 4)
+
+        def forward(self, x):
+            x = self.acts(self.conv(x))
+            x = F.softplus(torch.selu(F.selu(F.mish(F.hardsigmoid(x)))), beta=0.5)
+            return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+    g = from_torch(Net(), torch.randn(2, 3, 8, 8))
+    acts = [(op.kind, op.attrs) for op in g.topo() if op.kind not in (
+        "input", "conv2d", "adaptive_avgpool", "flatten", "linear")]
+    assert acts == [("hardsigmoid", {}), ("mish", {}), ("selu", {}),
+                    ("softplus", {"beta": 2.0, "threshold": 10.0}),
+                    ("hardsigmoid", {}), ("mish", {}), ("selu", {}), ("selu", {}),
+                    ("softplus", {"beta": 0.5, "threshold": 20.0})]

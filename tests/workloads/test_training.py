@@ -122,3 +122,36 @@ def test_activation_gradients_read_what_pytorch_saves():
     assert train.op("silu.grad").saved == ("tanh",)        # its input
     assert train.op("silu.grad").kind == "silu_grad"
     assert train.op("silu.grad").out.shape == (4, 16)
+
+
+def se_net(batch=2):
+    """A squeeze-and-excitation gate: x * sigmoid(fc(pool(x))) reshaped to (N, C, 1, 1)."""
+    b = GraphBuilder("se", (3, 8, 8), batch=batch)
+    x = b.conv2d(b.input(), 4, 3, padding=1, name="conv")
+    gate = b.activation(b.linear(b.flatten(b.adaptive_avgpool(x)), 4, name="fc"), "sigmoid")
+    y = b.mul(x, b.reshape(gate, (batch, 4, 1, 1), name="view"), name="gate")
+    b.linear(b.flatten(y), 10, name="head")
+    return b.build()
+
+
+def test_a_product_makes_one_gradient_per_factor_reading_the_other():
+    g = lower_training(se_net())
+    full, gate = g.op("gate.grad0"), g.op("gate.grad1")
+    assert full.kind == gate.kind == "mul_grad"
+    assert full.saved == ("view",) and gate.saved == ("conv",)
+    assert full.out.shape == (2, 4, 8, 8) and gate.out.shape == (2, 4, 1, 1)
+    # the gate's gradient sums dy * x over the pixels it broadcast to
+    assert gate.flops == 2 * full.flops == 2 * 2 * 4 * 8 * 8
+    # the gradient reaching the gate's reshape flows through the view to the sigmoid
+    assert g.op("sigmoid.grad").inputs[0] == "gate.grad1"
+    # conv's output feeds the pool and the product: its two gradients are summed
+    assert set(g.op("conv.grad_acc").inputs) == {"gate.grad0", "adaptive_avgpool.grad"}
+
+
+def test_both_factors_of_a_product_are_saved_activations():
+    g = lower_training(se_net())
+    saved = {t for op in g.phase("backward") for t in op.saved}
+    assert {"conv", "view"} <= saved
+    mem = training_memory(g).activations_bytes
+    # the view's storage is the sigmoid's: counted once, with conv's output and the input
+    assert mem >= 4 * (2 * 4 * 8 * 8 + 2 * 4 + 2 * 3 * 8 * 8)
