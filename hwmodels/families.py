@@ -29,8 +29,10 @@ KIND_FAMILY: dict[str, str] = {
     "grad_accumulate": "elementwise",
     "dropout": "elementwise", "dropout_grad": "elementwise",   # a view outside training
     **{k: "elementwise" for a in ACTIVATIONS for k in (a, f"{a}_grad")},
-    # normalisation: a reduction over N,H,W then an elementwise pass
+    # normalisation: a reduction (over N,H,W; a sample; a group) then an elementwise pass
     "batchnorm": "normalization", "batchnorm_grad": "normalization",
+    "layernorm": "normalization", "layernorm_grad": "normalization",
+    "groupnorm": "normalization", "groupnorm_grad": "normalization",
     # pooling (window reductions) and their scatter-like gradients
     "maxpool": "pooling", "avgpool": "pooling", "adaptive_avgpool": "pooling",
     "maxpool_grad": "pooling", "avgpool_grad": "pooling", "adaptive_avgpool_grad": "pooling",

@@ -21,13 +21,13 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from workloads.graph import ACTIVATIONS, Op, OpGraph, WorkloadError
+from workloads.graph import ACTIVATIONS, NORM_KINDS, Op, OpGraph, WorkloadError
 
 from . import torch_activations
 
 LR = 0.01
 MOMENTUM = 0.9
-BN_EPS = 1e-5
+BN_EPS = NORM_EPS = 1e-5   # PyTorch's default for batch, layer and group norm
 # A measured time is the fastest of its samples by default: on a shared machine a busy
 # neighbour only ever slows a sample down, for seconds at a time. (Allocator page faults,
 # which slowed single ops by up to 3x at random, are switched off: see steady_allocator.)
@@ -134,8 +134,12 @@ def param_shapes(op: Op) -> list[tuple[int, ...]]:
     if op.kind == "linear":
         shapes = [(a["out_features"], a["in_features"])]
         return shapes + ([(a["out_features"],)] if a.get("bias") else [])
-    if op.kind == "batchnorm":
-        return [(a["num_features"],), (a["num_features"],)]
+    if op.kind in NORM_KINDS:
+        if not a.get("affine", True):
+            return []
+        per = {"batchnorm": (a.get("num_features"),), "groupnorm": (a.get("num_channels"),),
+               "layernorm": tuple(a.get("normalized_shape", ()))}[op.kind]
+        return [per, per]
     if op.params:
         raise WorkloadError(f"op {op.name!r}: kind {op.kind!r} has parameters that torch_exec "
                             f"cannot build")
@@ -146,10 +150,11 @@ def initial_params(op: Op, gen: torch.Generator, dev) -> list[torch.Tensor]:
     """A forward op's parameters as a step starts them: He-normal weights, zero biases, batch
     norm's scale 1 and shift 0. The replay starts from the same values: how often a max-pool's
     comparisons branch, and so its time, depends on the values it pools (random biases of
-    scale 1 made LeNet-5's pools 30% faster in replay than in the step)."""
+    scale 1 made LeNet-5's pools 30% faster in replay than in the step). Normalisations'
+    scales start at 1 and shifts at 0."""
     out = []
     for j, shape in enumerate(param_shapes(op)):
-        if op.kind == "batchnorm":
+        if op.kind in NORM_KINDS:
             out.append((torch.ones if j == 0 else torch.zeros)(shape, device=dev))
         elif j == 1:
             out.append(torch.zeros(shape, device=dev))
@@ -213,6 +218,11 @@ class GraphModule(torch.nn.Module):
             elif k == "batchnorm":
                 y = F.batch_norm(ins[0], getattr(self, f"rm{i}"), getattr(self, f"rv{i}"),
                                  self._p(i, 0), self._p(i, 1), self.training, 0.1, BN_EPS)
+            elif k == "layernorm":
+                y = F.layer_norm(ins[0], a["normalized_shape"], self._p(i, 0), self._p(i, 1),
+                                 NORM_EPS)
+            elif k == "groupnorm":
+                y = F.group_norm(ins[0], a["num_groups"], self._p(i, 0), self._p(i, 1), NORM_EPS)
             elif k == "relu":
                 y = F.relu(ins[0])
             elif k in ACTIVATIONS:

@@ -10,6 +10,7 @@ momentum buffers. `validation.replay` runs whole training graphs through these k
     conv2d_grad_input / _grad_weight   convolution_backward with output mask (input | weight+bias)
     linear_grad_input / _grad_weight   dy @ W / dy^T @ x (+ bias: dy.sum(0))
     batchnorm / batchnorm_grad         native_batch_norm (training) / native_batch_norm_backward
+    layernorm, groupnorm / _grad       native_layer_norm, native_group_norm / their backward
     relu_grad                          threshold_backward
     mul / mul_grad                     a * b / dy * other, summed to the factor's shape
     tanh, gelu, ... / <kind>_grad      the activation / its ATen backward (torch_activations)
@@ -29,8 +30,8 @@ from workloads.graph import ACTIVATIONS, Op, WorkloadError
 
 from . import torch_activations
 
-from .torch_exec import (BN_EPS, LR, MOMENTUM, _shuffle, initial_params, param_shapes,
-                         resolve_device)
+from .torch_exec import (BN_EPS, LR, MOMENTUM, NORM_EPS, _shuffle, initial_params,
+                         param_shapes, resolve_device)
 
 aten = torch.ops.aten
 Kernel = Callable[..., object]
@@ -110,9 +111,11 @@ def op_kernel(op: Op, state: KernelState) -> Kernel | None:
             state.grads[owner] = [gw, dy2.sum(0)] if b else [gw]
             return gw
         return linear_grad_weight
+    if k in ("layernorm", "layernorm_grad", "groupnorm", "groupnorm_grad"):
+        return _norm_kernel(op, state, owner)
     if k in ("batchnorm", "batchnorm_grad"):
         c = a["num_features"]
-        w, bias = state.params_of(op)
+        w, bias = state.params_of(op) or (None, None)
         rm, rv = torch.zeros(c, device=dev), torch.ones(c, device=dev)
         if k == "batchnorm":
             def batchnorm(x):
@@ -124,9 +127,10 @@ def op_kernel(op: Op, state: KernelState) -> Kernel | None:
         def batchnorm_grad(dy, x):
             mean, invstd = state.saved.get(owner) or (torch.zeros(c, device=dev),
                                                       torch.ones(c, device=dev))
+            affine = w is not None
             dx, gw, gb = aten.native_batch_norm_backward(dy, x, w, rm, rv, mean, invstd, True,
-                                                         BN_EPS, [True, True, True])
-            state.grads[owner] = [gw, gb]
+                                                         BN_EPS, [True, affine, affine])
+            state.grads[owner] = [gw, gb] if affine else []
             return dx
         return batchnorm_grad
     if k in ("dropout", "dropout_grad"):
@@ -250,6 +254,42 @@ def _dropout_kernel(op: Op, state: KernelState, owner: str) -> Kernel:
         mask = state.saved[owner][0]
         return aten.native_dropout_backward(dy, mask, 1.0 / keep) if fused else dy * mask
     return dropout_grad
+
+
+def _norm_kernel(op: Op, state: KernelState, owner: str) -> Kernel:
+    """Layer and group norm as autograd runs them: native_layer_norm / native_group_norm,
+    which save the mean and reciprocal std, and their backward."""
+    a, params = op.attrs, state.params_of(op)
+    w, bias = params or (None, None)
+    mask = [True, w is not None, w is not None]
+    if op.kind.startswith("layernorm"):
+        dims = list(a["normalized_shape"])
+        forward = lambda x: aten.native_layer_norm(x, dims, w, bias, NORM_EPS)  # noqa: E731
+        backward = lambda dy, x, mean, rstd: aten.native_layer_norm_backward(  # noqa: E731
+            dy, x, dims, mean, rstd, w, bias, mask)
+    else:
+        g = a["num_groups"]
+
+        def sizes(x):
+            return x.shape[0], x.shape[1], x[0, 0].numel()
+        forward = lambda x: aten.native_group_norm(x, w, bias, *sizes(x), g,  # noqa: E731
+                                                   NORM_EPS)
+        backward = lambda dy, x, mean, rstd: aten.native_group_norm_backward(  # noqa: E731
+            dy, x, mean, rstd, w, *sizes(x), g, mask)
+    if not op.kind.endswith("_grad"):
+        def norm(x):
+            y, mean, rstd = forward(x)
+            state.saved[owner] = (mean, rstd)
+            return y
+        return norm
+
+    def norm_grad(dy, x):
+        if owner not in state.saved:   # run alone: the forward's statistics, made untimed once
+            state.saved[owner] = forward(x)[1:]
+        dx, gw, gb = backward(dy, x, *state.saved[owner])
+        state.grads[owner] = [gw, gb] if w is not None else []
+        return dx
+    return norm_grad
 
 
 def _sum(*xs):

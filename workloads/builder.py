@@ -128,10 +128,37 @@ class GraphBuilder:
         return self._add("linear", [x], (*shape[:-1], out_features), name, attrs, params,
                          layer=True)
 
-    def batchnorm(self, x: str, name: str | None = None) -> str:
+    def batchnorm(self, x: str, name: str | None = None, affine: bool = True) -> str:
+        """Batch norm over (N, C, H, W) or (N, features); affine=False: no scale and shift."""
         shape = self.spec(x).shape
         c = shape[1]
-        return self._add("batchnorm", [x], shape, name, dict(num_features=c), params=2 * c)
+        attrs = dict(num_features=c) if affine else dict(num_features=c, affine=False)
+        return self._add("batchnorm", [x], shape, name, attrs, params=2 * c if affine else 0)
+
+    def layernorm(self, x: str, normalized_shape: Sequence[int], affine: bool = True,
+                  name: str | None = None) -> str:
+        """Normalise each sample over its trailing dimensions `normalized_shape` (the features
+        of (N, F), or (C, H, W) of an image), then a scale and shift per value if affine."""
+        shape, dims = self.spec(x).shape, tuple(int(d) for d in normalized_shape)
+        if not dims or len(dims) >= len(shape) or tuple(shape[-len(dims):]) != dims:
+            raise ShapeError(f"layernorm after {x!r}: normalized_shape {dims} is not the "
+                             f"trailing dimensions of {shape} (batch excluded)")
+        return self._add("layernorm", [x], shape, name,
+                         dict(normalized_shape=dims, affine=affine),
+                         params=2 * math.prod(dims) if affine else 0)
+
+    def groupnorm(self, x: str, groups: int, affine: bool = True,
+                  name: str | None = None) -> str:
+        """Normalise each sample's channels in `groups` groups (over the group's channels and
+        all pixels), then a scale and shift per channel if affine."""
+        shape = self.spec(x).shape
+        c = shape[1] if len(shape) >= 2 else 0
+        if len(shape) < 3 or groups < 1 or c % groups:
+            raise ShapeError(f"groupnorm after {x!r}: {groups} groups must divide the channels "
+                             f"of an (N, C, ...) tensor, got {shape}")
+        return self._add("groupnorm", [x], shape, name,
+                         dict(num_groups=groups, num_channels=c, affine=affine),
+                         params=2 * c if affine else 0)
 
     def relu(self, x: str, name: str | None = None) -> str:
         return self._add("relu", [x], self.spec(x).shape, name)

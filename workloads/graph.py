@@ -52,7 +52,7 @@ ACTIVATIONS: dict[str, dict] = {
     "softplus": {"beta": 1.0, "threshold": 20.0},
 }
 FORWARD_KINDS = frozenset({
-    "input", "conv2d", "linear", "batchnorm", "relu", "add", "maxpool", "avgpool",
+    "input", "conv2d", "linear", "batchnorm", "layernorm", "groupnorm", "relu", "add", "maxpool", "avgpool",
     "adaptive_avgpool", "flatten", "concat", "channel_shuffle", "dropout", "softmax_xent",
     "slice", "reshape", "mul",
     "pad_channels",
@@ -60,12 +60,15 @@ FORWARD_KINDS = frozenset({
 })
 BACKWARD_KINDS = frozenset({
     "conv2d_grad_input", "conv2d_grad_weight", "linear_grad_input", "linear_grad_weight",
-    "batchnorm_grad", "relu_grad", "maxpool_grad", "avgpool_grad", "adaptive_avgpool_grad",
+    "batchnorm_grad", "layernorm_grad", "groupnorm_grad", "relu_grad", "maxpool_grad", "avgpool_grad", "adaptive_avgpool_grad",
     "channel_shuffle_grad", "softmax_xent_grad", "grad_accumulate", "dropout_grad", "mul_grad",
     *(f"{k}_grad" for k in ACTIVATIONS),
 })
 UPDATE_KINDS = frozenset({"sgd_update"})
 ALL_KINDS = FORWARD_KINDS | BACKWARD_KINDS | UPDATE_KINDS
+
+# Normalisations: statistics over some dimensions, then a scale and shift per channel or value.
+NORM_KINDS = ("batchnorm", "layernorm", "groupnorm")
 
 # Ops that only reinterpret memory: no arithmetic, no traffic. Dropout is one too, except in a
 # training graph (lower_training sets attrs["training"]), where it draws a random mask, scales
@@ -80,7 +83,8 @@ MATMUL_KINDS = frozenset({
 # Elementwise arithmetic per output element (why: batch norm in training computes mean, variance,
 # normalisation and the affine; its gradient roughly twice that).
 _ELEMENTWISE_FLOPS = {
-    "batchnorm": 5.0, "batchnorm_grad": 10.0, "relu": 1.0, "relu_grad": 1.0, "add": 1.0,
+    "batchnorm": 5.0, "batchnorm_grad": 10.0, "relu": 1.0,
+    "layernorm": 5.0, "layernorm_grad": 10.0, "groupnorm": 5.0, "groupnorm_grad": 10.0, "relu_grad": 1.0, "add": 1.0,
     "mul": 1.0,
     "softmax_xent": 5.0, "softmax_xent_grad": 2.0, "channel_shuffle": 0.0,
     "channel_shuffle_grad": 0.0, "concat": 0.0, "maxpool_grad": 1.0, "avgpool_grad": 1.0,
@@ -174,8 +178,8 @@ class Op:
         if self.kind == "dropout_grad":
             return 2 * self.out.nbytes           # the gradient and the saved mask
         weights = self.param_bytes if self.kind in ("conv2d", "linear", "conv2d_grad_input",
-                                                    "linear_grad_input", "batchnorm",
-                                                    "batchnorm_grad") else 0
+                                                    "linear_grad_input", *NORM_KINDS,
+                                                    *(f"{k}_grad" for k in NORM_KINDS)) else 0
         return sum(s.nbytes for s in self.in_specs) + weights
 
     @property

@@ -6,13 +6,14 @@ checked against PyTorch's. Anything not understood raises WorkloadError naming t
 module it sits in: an op is never costed at zero by accident.
 
 Here: `from_torch`, the tracer, the driver (`_Lowering`) and the modules. Lowered modules:
-Conv2d, Linear, BatchNorm2d and BatchNorm1d (affine), ReLU, the activations of
+Conv2d, Linear, BatchNorm2d and BatchNorm1d, LayerNorm, GroupNorm, ReLU, the activations of
 graph.ACTIVATIONS (Tanh, Sigmoid, SiLU, Hardswish, Hardtanh, ReLU6 as a hardtanh from 0 to 6,
-LeakyReLU, ELU, GELU, Hardsigmoid, Mish, SELU, Softplus), MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Dropout,
-ChannelShuffle and Identity. Functions and Tensor methods (relu and the same activations, add,
-pooling, the mean over height and width, flatten, views/reshapes to (batch, features), cat,
-dropout, channel shuffles written out as view . transpose . contiguous . view, the option-A
-ResNet shortcut F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, a, b)) and shape queries) are lowered by
+LeakyReLU, ELU, GELU, Hardsigmoid, Mish, SELU, Softplus), MaxPool2d, AvgPool2d,
+AdaptiveAvgPool2d, Flatten, Dropout, ChannelShuffle and Identity. Functions and Tensor
+methods (relu and the same activations, add, products of tensors, pooling, the mean over
+height and width, flatten, views/reshapes that keep the batch, unsqueeze, cat, dropout,
+channel shuffles written out as view . transpose . contiguous . view, the option-A ResNet
+shortcut F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, a, b)) and shape queries) are lowered by
 torch_functions. torch is imported only when `from_torch` is called.
 """
 from __future__ import annotations
@@ -227,9 +228,14 @@ class _Lowering(FunctionLowering):
         elif type(m) is nn.Linear:
             out = self.b.linear(x(), m.out_features, bias=m.bias is not None, name=name)
         elif type(m) in (nn.BatchNorm2d, nn.BatchNorm1d):   # 1d: (batch, features)
-            if not m.affine:
-                raise self.unsupported("has affine=False; only affine batch norm is supported")
-            out = self.b.batchnorm(x(), name=name)
+            out = self.b.batchnorm(x(), name=name, affine=m.affine)
+        elif type(m) is nn.LayerNorm:
+            if m.elementwise_affine and m.bias is None:
+                raise self.unsupported("has a scale but no shift (bias=False); only both or "
+                                       "neither are modelled")
+            out = self.b.layernorm(x(), m.normalized_shape, m.elementwise_affine, name=name)
+        elif type(m) is nn.GroupNorm:
+            out = self.b.groupnorm(x(), m.num_groups, m.affine, name=name)
         elif type(m) is nn.ReLU:
             out = self.b.relu(x(), name=name)
         elif type(m) is nn.MaxPool2d:

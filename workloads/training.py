@@ -16,17 +16,20 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .graph import ACTIVATIONS, Op, OpGraph, TensorSpec, WorkloadError
+from .graph import ACTIVATIONS, NORM_KINDS, Op, OpGraph, TensorSpec, WorkloadError
 
 OPTIMIZER_STATE_PER_PARAM = {"sgd": 0, "sgd-momentum": 1, "adam": 2}
 
 # Which forward tensors each kind's backward needs (PyTorch's choices): "in" its input,
 # "out" its own output.
 _SAVES = {
-    "conv2d": ("in",), "linear": ("in",), "batchnorm": ("in",), "relu": ("out",),
+    "conv2d": ("in",), "linear": ("in",), "batchnorm": ("in",), "layernorm": ("in",),
+    "groupnorm": ("in",), "relu": ("out",),
     "maxpool": ("in",), "softmax_xent": ("in",),
     **{k: ("out",) if k in ("tanh", "sigmoid") else ("in",) for k in ACTIVATIONS},
 }
+# Gradient kinds that compute their forward op's parameter gradients themselves.
+_OWN_PARAMS_GRADS = ("grad_weight", *(f"{k}_grad" for k in NORM_KINDS))
 # Kinds whose backward is pure routing (no op).
 _ROUTING = frozenset({"add", "flatten", "reshape", "concat", "pad_channels", "slice", "input"})
 
@@ -92,7 +95,7 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
         # The gradient of fwd's output has fwd's output shape, whichever op holds it.
         specs = tuple(fwd.out if r == dy else g.op(r).out for r in reads)
         op = g.add(Op(name, kind, tuple(reads), specs, out, attrs={**fwd.attrs, **attrs},
-                      params=fwd.params if kind.endswith(("grad_weight", "batchnorm_grad")) else 0,
+                      params=fwd.params if kind.endswith(_OWN_PARAMS_GRADS) else 0,
                       phase="backward", forward=fwd.name, saved=saved))
         for t in saved:
             g.add_dependency(t, name)
@@ -158,7 +161,7 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
 def param_tensors(op: Op) -> int:
     """How many parameter tensors a forward op holds: an optimizer steps each one apart, so
     a tiny layer's update costs per tensor, not per value."""
-    return 2 if op.kind == "batchnorm" else 1 + bool(op.attrs.get("bias"))
+    return 2 if op.kind in NORM_KINDS else 1 + bool(op.attrs.get("bias"))
 
 
 def _training_op(op: Op) -> Op:

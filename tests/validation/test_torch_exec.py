@@ -106,3 +106,36 @@ def test_a_broadcast_product_and_its_gradients_are_autograds():
             out = fn()
             if op.kind.startswith("mul"):
                 assert tuple(out.shape) == op.out.shape, op.name
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_norms_and_their_gradients_are_autograds(affine):
+    b = GraphBuilder("norms", input_shape=(4, 5, 5), batch=3)
+    x = b.conv2d(b.input(), 6, 3, padding=1)
+    x = b.layernorm(b.groupnorm(b.batchnorm(x, affine=affine), 3, affine=affine), (6, 5, 5),
+                    affine=affine)
+    b.linear(b.layernorm(b.flatten(x), (150,), affine=affine), 5)
+    g = b.build()
+    assert tuple(GraphModule(g).eval()(example_input(g)).shape) == (3, 5)
+    train = lower_training(g)
+    from validation.torch_ops import KernelState, op_kernel
+    gen = torch.Generator().manual_seed(0)
+    for op in train.topo():
+        if not op.kind.endswith("norm_grad"):
+            continue
+        fwd = train.op(op.forward)
+        state = KernelState(seed=1)
+        xs = torch.randn(fwd.in_specs[0].shape, generator=gen, requires_grad=True)
+        params = [p.requires_grad_(True) for p in state.params_of(fwd)]
+        y = op_kernel(fwd, state)(xs)
+        dy = torch.randn(y.shape, generator=gen)
+        y.backward(dy)
+        assert torch.allclose(op_kernel(op, state)(dy, xs.detach()), xs.grad, atol=1e-4), op.name
+        assert len(state.grads[fwd.name]) == (2 if affine else 0)
+        for got, want in zip(state.grads[fwd.name], params):
+            assert torch.allclose(got, want.grad, atol=1e-4), op.name
+        assert (op.params > 0) == affine
+    for op in train.topo():
+        fn = op_callable(op, "cpu", graph=train)
+        if fn is not None:
+            fn()

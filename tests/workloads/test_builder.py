@@ -150,3 +150,16 @@ def test_mul_and_reshape_refuse_shapes_that_do_not_fit(b):
         b.reshape(x, (4, 8, 16, 8))
     with pytest.raises(ShapeError, match="keeps the batch and the number of values"):
         b.reshape(x, (2, 8, 16, 15))
+
+
+def test_layernorm_and_groupnorm(b):
+    x = b.conv2d(b.input(), 8, 3, padding=1)
+    ln = b.graph.op(b.layernorm(x, (8, 16, 16)))
+    assert ln.params == 2 * 8 * 16 * 16 and ln.out.shape == (2, 8, 16, 16)
+    gn = b.graph.op(b.groupnorm(x, 4, affine=False))
+    assert gn.params == 0 and gn.attrs["num_groups"] == 4
+    assert b.graph.op(b.batchnorm(x, affine=False)).params == 0
+    with pytest.raises(ShapeError, match="trailing dimensions"):
+        b.layernorm(x, (16, 8))
+    with pytest.raises(ShapeError, match="must divide the channels"):
+        b.groupnorm(x, 3)

@@ -247,10 +247,10 @@ def test_module_modes_are_kept():
     assert int(model.bn1.num_batches_tracked) == 0   # shapes were propagated in eval mode
 
 
-class WithLayerNorm(nn.Module):
+class WithInstanceNorm(nn.Module):
     def __init__(self):
         super().__init__()
-        self.head = nn.Sequential(nn.Conv2d(3, 4, 3), nn.LayerNorm(6))
+        self.head = nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4))
 
     def forward(self, x):
         return self.head(x)
@@ -275,7 +275,7 @@ class WithErf(nn.Module):
 
 
 @pytest.mark.parametrize("model,op,path", [
-    (WithLayerNorm(), "torch.nn.LayerNorm", "head.1"),
+    (WithInstanceNorm(), "torch.nn.InstanceNorm2d", "head.1"),
     (WithSoftsign(), "torch.nn.Softsign", "head.1"),
     (WithErf(), "erf", "block.0"),
 ])
@@ -338,3 +338,36 @@ def test_reshapes_that_change_the_batch_are_refused():
             return x.view(1, -1)
     with pytest.raises(WorkloadError, match="keep the batch dimension"):
         from_torch(Fold(), torch.randn(2, 3, 8, 8))
+
+
+def test_layer_group_and_plain_batch_norms():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.gn = nn.GroupNorm(2, 8)
+            self.bn = nn.BatchNorm2d(8, affine=False)
+            self.ln_image = nn.LayerNorm([8, 6, 6], elementwise_affine=False)
+            self.fc = nn.Linear(8 * 6 * 6, 16)
+            self.ln = nn.LayerNorm(16)
+            self.head = nn.Linear(16, 4)
+
+        def forward(self, x):
+            x = self.ln_image(self.bn(self.gn(self.conv(x))))
+            return self.head(self.ln(self.fc(torch.flatten(x, 1))))
+    g = from_torch(Net(), torch.randn(2, 3, 6, 6))
+    assert g.op("gn").kind == "groupnorm" and g.op("gn").params == 16
+    assert g.op("gn").attrs == {"num_groups": 2, "num_channels": 8, "affine": True}
+    assert g.op("bn").params == 0 and g.op("bn").attrs["affine"] is False
+    assert g.op("ln_image").attrs == {"normalized_shape": (8, 6, 6), "affine": False}
+    assert g.op("ln_image").params == 0 and g.op("ln").params == 32
+
+    class ScaleOnly(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln = nn.LayerNorm(12, bias=False)
+
+        def forward(self, x):
+            return self.ln(torch.flatten(x, 1))
+    with pytest.raises(WorkloadError, match="no shift"):
+        from_torch(ScaleOnly(), torch.randn(2, 3, 2, 2))

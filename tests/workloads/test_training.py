@@ -155,3 +155,13 @@ def test_both_factors_of_a_product_are_saved_activations():
     mem = training_memory(g).activations_bytes
     # the view's storage is the sigmoid's: counted once, with conv's output and the input
     assert mem >= 4 * (2 * 4 * 8 * 8 + 2 * 4 + 2 * 3 * 8 * 8)
+
+
+def test_norm_gradients_carry_their_parameters_and_step_two_tensors():
+    b = GraphBuilder("norms", (3, 8, 8), batch=2)
+    x = b.groupnorm(b.conv2d(b.input(), 4, 3, padding=1, name="conv"), 2, name="gn")
+    b.linear(b.layernorm(b.flatten(x), (256,), name="ln"), 10, name="fc")
+    g = lower_training(b.build())
+    assert g.op("gn.grad").params == 8 and g.op("ln.grad").params == 512
+    assert g.op("gn.grad").saved == ("conv",)
+    assert g.op("gn.update").attrs["tensors"] == g.op("ln.update").attrs["tensors"] == 2
