@@ -26,6 +26,7 @@ KIND_FAMILY: dict[str, str] = {
     # streaming elementwise arithmetic
     "relu": "elementwise", "relu_grad": "elementwise", "add": "elementwise",
     "mul": "elementwise", "mul_grad": "elementwise",
+    "scalar": "elementwise", "scalar_grad": "elementwise",
     "grad_accumulate": "elementwise",
     "dropout": "elementwise", "dropout_grad": "elementwise",   # a view outside training
     **{k: "elementwise" for a in ACTIVATIONS for k in (a, f"{a}_grad")},

@@ -233,6 +233,8 @@ class GraphModule(torch.nn.Module):
                 y = ins[0] * ins[1]
             elif k == "reshape":
                 y = ins[0].reshape(op.out.shape)
+            elif k == "scalar":
+                y = scalar_fn(a)(ins[0])
             elif k == "maxpool":
                 y = F.max_pool2d(ins[0], a["kernel"], a["stride"], a["padding"])
             elif k == "avgpool":
@@ -258,6 +260,16 @@ class GraphModule(torch.nn.Module):
                 raise WorkloadError(f"op {op.name!r}: torch_exec cannot run kind {k!r}")
             env[op.name] = y
         return env[self.ops[-1].name]
+
+
+def scalar_fn(attrs: dict) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The one kernel of a `scalar` op: x + shift, x * scale or shift - x."""
+    scale, shift = attrs["scale"], attrs["shift"]
+    if scale == 1.0:
+        return lambda x: x + shift
+    if shift == 0.0:
+        return lambda x: x * scale
+    return lambda x: shift - x
 
 
 def free_after(ops) -> list[list[str]]:

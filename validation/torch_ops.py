@@ -13,6 +13,7 @@ momentum buffers. `validation.replay` runs whole training graphs through these k
     layernorm, groupnorm / _grad       native_layer_norm, native_group_norm / their backward
     relu_grad                          threshold_backward
     mul / mul_grad                     a * b / dy * other, summed to the factor's shape
+    scalar / scalar_grad               x + c, x * c or c - x / dy * c
     tanh, gelu, ... / <kind>_grad      the activation / its ATen backward (torch_activations)
     dropout / dropout_grad (training)  bernoulli_ mask, scaled, times x / dy times the mask
     maxpool / maxpool_grad             max_pool2d_with_indices / ..._backward
@@ -31,7 +32,7 @@ from workloads.graph import ACTIVATIONS, Op, WorkloadError
 from . import torch_activations
 
 from .torch_exec import (BN_EPS, LR, MOMENTUM, NORM_EPS, _shuffle, initial_params,
-                         param_shapes, resolve_device)
+                         param_shapes, resolve_device, scalar_fn)
 
 aten = torch.ops.aten
 Kernel = Callable[..., object]
@@ -145,6 +146,10 @@ def op_kernel(op: Op, state: KernelState) -> Kernel | None:
         return torch_activations.backward(op)
     if k in ("add", "grad_accumulate"):
         return _sum
+    if k == "scalar":
+        return scalar_fn(a)
+    if k == "scalar_grad":
+        return lambda dy: dy * a["scale"]
     if k == "mul":
         return torch.mul
     if k == "mul_grad":   # autograd: grad * other, summed to the factor's shape

@@ -234,6 +234,17 @@ class GraphBuilder:
                              "other's shape, or 1 where they differ (batch excepted)")
         return self._add("mul", [a, b], sa, name, dict(broadcast=sa != sb))
 
+    def scalar(self, x: str, scale: float = 1.0, shift: float = 0.0,
+                name: str | None = None) -> str:
+        """Arithmetic with a constant, one kernel as PyTorch runs it: x + shift (scale 1),
+        x * scale (shift 0) or shift - x (scale -1); x - c and x / c are x + (-c), x * (1/c)."""
+        scale, shift = float(scale), float(shift)
+        if not (scale == 1.0 or shift == 0.0 or scale == -1.0):
+            raise WorkloadError(f"scalar after {x!r}: scale {scale} and shift {shift} are two "
+                                "kernels; make two ops")
+        return self._add("scalar", [x], self.spec(x).shape, name,
+                         dict(scale=scale, shift=shift))
+
     def concat(self, xs: Sequence[str], dim: int = 1, name: str | None = None) -> str:
         shapes = [self.spec(x).shape for x in xs]
         base = list(shapes[0])

@@ -9,8 +9,9 @@ tables are built from the module the host passes in.
 
 Lowered: relu, the activations of graph.ACTIVATIONS (torch.tanh, torch.sigmoid, F.silu,
 F.hardswish, F.hardtanh, F.relu6, F.leaky_relu, F.elu, F.gelu, F.hardsigmoid, F.mish, F.selu,
-F.softplus, and their in-place forms), add, the product of two tensors (one may broadcast over
-dimensions of size 1: a squeeze-and-excitation gate), unsqueeze,
+F.softplus, and their in-place forms), clamp (a hardtanh), add, the product of two tensors (one
+may broadcast over dimensions of size 1: a squeeze-and-excitation gate), arithmetic with a
+constant (x + c, x - c, c - x, x * c, x / c, -x), unsqueeze,
 max/avg/adaptive-avg pooling, the mean over height and width (a global average pool), flatten,
 reshape/view to any shape of the same batch, cat, dropout, channel_shuffle, the view . transpose .
 contiguous . view channel shuffle, the strided subsample x[:, :, ::s, ::s] padded with zero
@@ -44,6 +45,9 @@ class _Const:
 # Signatures used to bind fx arguments (positional or keyword) by name.
 def _sig_add(input, other, alpha=1): ...
 def _sig_mul(input, other): ...
+def _sig_div(input, other, *, rounding_mode=None): ...
+def _sig_neg(input): ...
+def _sig_clamp(input, min=None, max=None): ...
 def _sig_unsqueeze(input, dim): ...
 def _sig_maxpool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                  return_indices=False): ...
@@ -92,6 +96,11 @@ class FunctionLowering:
             F.relu_: self._relu, operator.add: self._add, operator.iadd: self._add,
             torch.add: self._add, operator.mul: self._mul, operator.imul: self._mul,
             torch.mul: self._mul, torch.multiply: self._mul, torch.unsqueeze: self._unsqueeze,
+            operator.sub: self._sub, operator.isub: self._sub, torch.sub: self._sub,
+            torch.subtract: self._sub, torch.rsub: self._rsub, operator.truediv: self._div,
+            operator.itruediv: self._div, torch.div: self._div, torch.divide: self._div,
+            torch.true_divide: self._div, operator.neg: self._neg, torch.neg: self._neg,
+            torch.negative: self._neg, torch.clamp: self._clamp, torch.clip: self._clamp,
             F.max_pool2d: self._maxpool_fn, F.avg_pool2d: self._avgpool_fn,
             F.adaptive_avg_pool2d: self._adaptive_fn, torch.flatten: self._flatten_fn,
             torch.reshape: self._reshape, torch.cat: self._cat, torch.concat: self._cat,
@@ -118,6 +127,9 @@ class FunctionLowering:
         return {
             "relu": self._relu, "relu_": self._relu, "add": self._add, "add_": self._add,
             "mul": self._mul, "mul_": self._mul, "unsqueeze": self._unsqueeze,
+            "sub": self._sub, "sub_": self._sub, "div": self._div, "div_": self._div,
+            "neg": self._neg, "clamp": self._clamp, "clamp_": self._clamp,
+            "clip": self._clamp, "clip_": self._clamp,
             "flatten": self._flatten_fn, "view": self._reshape, "reshape": self._reshape,
             "transpose": self._transpose, "contiguous": self._contiguous,
             "size": self._shape_query, "dim": self._shape_query,
@@ -189,19 +201,81 @@ class FunctionLowering:
     def _relu(self, node):
         return self.b.relu(self.tensor(node.args[0]), name=self.name("relu"))
 
-    def _add(self, node):
+    def _constant(self, arg) -> float | None:
+        """The number an argument holds (a literal, or a size computed in the forward)."""
+        v = self.value(arg)
+        v = v.value if isinstance(v, _Const) else v
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    def _operands(self, a) -> tuple:
+        """(input, other) as (tensor or None, constant or None) pairs."""
+        return tuple((None, c) if (c := self._constant(a[k])) is not None
+                     else (self.tensor(a[k]), None) for k in ("input", "other"))
+
+    def _scalar(self, x, scale=1.0, shift=0.0):
+        return self.b.scalar(x, scale, shift, name=self.name("scalar"))
+
+    def _add(self, node, sign: float = 1.0):
         a = self.bind(_sig_add, node)
-        tensors = [isinstance(self.value(a[k]), (str, _Pending)) for k in ("input", "other")]
-        if not all(tensors) or a["alpha"] != 1:
-            raise self.unsupported("adds a scalar or scales by alpha; only tensor + tensor "
-                                   "is supported")
-        return self.b.add(self.tensor(a["input"]), self.tensor(a["other"]), name=self.name("add"))
+        (x, cx), (y, cy) = self._operands(a)
+        alpha = self._constant(a["alpha"])
+        if alpha is None or (alpha != 1 and cy is None):
+            raise self.unsupported("scales a tensor by alpha; only a constant alpha on a "
+                                   "constant is supported")
+        if x is not None and y is not None:
+            if sign != 1.0:
+                raise self.unsupported("subtracts a tensor; of two tensors only x + y and "
+                                       "x * y are supported")
+            return self.b.add(x, y, name=self.name("add"))
+        if x is None and y is None:
+            raise self.unsupported("computes with constants only")
+        if x is not None:                      # x + c, x - c
+            return self._scalar(x, shift=sign * alpha * cy)
+        return self._scalar(y, scale=sign * alpha, shift=cx)   # c + y, c - y
+
+    def _sub(self, node):
+        return self._add(node, sign=-1.0)
+
+    def _rsub(self, node):   # torch.rsub(x, c) = c - x
+        a = self.bind(_sig_add, node)
+        (x, cx), (y, cy) = self._operands(a)
+        alpha = self._constant(a["alpha"])
+        if x is None or cy is None or alpha != 1:
+            raise self.unsupported("only rsub(tensor, constant) is supported")
+        return self._scalar(x, scale=-1.0, shift=cy)
 
     def _mul(self, node):
         a = self.bind(_sig_mul, node)
-        if not all(isinstance(self.value(a[k]), (str, _Pending)) for k in ("input", "other")):
-            raise self.unsupported("multiplies by a scalar; only tensor * tensor is supported")
-        return self.b.mul(self.tensor(a["input"]), self.tensor(a["other"]), name=self.name("mul"))
+        (x, cx), (y, cy) = self._operands(a)
+        if x is not None and y is not None:
+            return self.b.mul(x, y, name=self.name("mul"))
+        if x is None and y is None:
+            raise self.unsupported("computes with constants only")
+        return self._scalar(x if x is not None else y, scale=cy if x is not None else cx)
+
+    def _div(self, node):
+        a = self.bind(_sig_div, node)
+        (x, _), (_, cy) = self._operands(a)
+        if x is None or cy is None or a["rounding_mode"] is not None or cy == 0:
+            raise self.unsupported("divides by a tensor, rounds or divides by zero; only "
+                                   "tensor / nonzero constant is supported")
+        return self._scalar(x, scale=1.0 / cy)
+
+    def _neg(self, node):
+        return self._scalar(self.tensor(self.bind(_sig_neg, node)["input"]), scale=-1.0)
+
+    def _clamp(self, node):
+        """clamp(x, lo, hi) is a hardtanh from lo to hi; clamp(x, min=0) a ReLU."""
+        a = self.bind(_sig_clamp, node)
+        lo, hi = (self._constant(a[k]) if a[k] is not None else None for k in ("min", "max"))
+        x = self.tensor(a["input"])
+        if lo is not None and hi is not None:
+            return self._activation(x, "hardtanh", {"min_val": lo, "max_val": hi},
+                                    self.name("clamp"))
+        if lo == 0.0 and a["max"] is None:
+            return self.b.relu(x, name=self.name("clamp"))
+        raise self.unsupported("clamps with tensor bounds or one bound other than min=0; only "
+                               "constant (min, max) and min=0 are supported")
 
     def _unsqueeze(self, node):
         x = self.tensor(self.bind(_sig_unsqueeze, node)["input"])

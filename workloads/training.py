@@ -5,7 +5,8 @@ input and a gradient of the weight; the first layer makes no gradient of the net
 Ops that only route gradients (add, flatten, reshape, concat, pad_channels) make no op: their
 gradient is the incoming one (a slice of it for concat and pad_channels). A product makes one
 `mul_grad` per factor that needs a gradient (dy times the other factor, summed over the
-dimensions where the factor broadcast). Dropout becomes a training
+dimensions where the factor broadcast). Arithmetic with a constant routes the gradient when
+it adds (x + c) and makes a `scalar_grad` (dy times the constant) when it scales. Dropout becomes a training
 dropout (it draws a mask; `dropout_grad` multiplies the gradient by it). Where a tensor feeds
 several consumers, their gradient contributions meet in a `grad_accumulate` op. Each backward op
 records in `saved` the forward tensors it needs; those saved activations are what memory,
@@ -116,7 +117,8 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
             continue  # output unused by the loss (nothing flows back)
         saved = tuple(op.inputs[0] if s == "in" else op.name for s in _SAVES.get(op.kind, ()))
         reads = ([dy] if dy else []) + [t for t in saved if t != dy]
-        if op.kind in _ROUTING or op.is_view:      # views, and a dropout of p = 0
+        if (op.kind in _ROUTING or op.is_view       # views, and a dropout of p = 0
+                or op.kind == "scalar" and op.attrs["scale"] == 1.0):   # x + c: dy itself
             for src in op.inputs:
                 if src in needs_grad:
                     grads[src].append(dy)

@@ -139,3 +139,24 @@ def test_norms_and_their_gradients_are_autograds(affine):
         fn = op_callable(op, "cpu", graph=train)
         if fn is not None:
             fn()
+
+
+def test_constant_arithmetic_runs_as_one_kernel_with_autograds_gradient():
+    b = GraphBuilder("consts", input_shape=(4, 5, 5), batch=2)
+    x = b.conv2d(b.input(), 4, 3, padding=1)
+    x = b.scalar(b.scalar(b.scalar(x, shift=3.0), scale=0.25), scale=-1.0, shift=2.0)
+    b.linear(b.flatten(x), 3)
+    g = b.build()
+    from validation.torch_ops import KernelState, op_kernel
+    xs = torch.randn(2, 4, 5, 5)
+    got = xs
+    for op in g.topo():
+        if op.kind == "scalar":
+            got = op_kernel(op, KernelState())(got)
+    assert torch.allclose(got, 2.0 - (xs + 3.0) * 0.25)
+    train = lower_training(g)
+    for op in train.topo():
+        if op.kind == "scalar_grad":
+            dy = torch.randn(op.out.shape)
+            assert torch.allclose(op_kernel(op, KernelState())(dy), dy * op.attrs["scale"])
+    assert tuple(GraphModule(g).eval()(example_input(g)).shape) == (2, 3)

@@ -285,12 +285,41 @@ def test_unsupported_ops_name_the_op_and_module(model, op, path):
     assert op in str(err.value) and repr(path) in str(err.value)
 
 
-def test_scalar_arithmetic_is_refused_not_ignored():
-    class Scale(nn.Module):
+def test_arithmetic_with_constants_is_one_kernel_each():
+    class HandWritten(nn.Module):
+        """Hard swish and a rescaled residual, written with constants as older code does."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
         def forward(self, x):
-            return operator.mul(x, 2.0)
-    with pytest.raises(WorkloadError, match="mul"):
-        from_torch(Scale(), torch.randn(1, 3, 8, 8))
+            x = self.conv(x)
+            x = x * F.relu6(x + 3.0) / 6.0
+            x = torch.clamp(0.5 * x - 1, 0.0, 6.0) + torch.clamp(-x, min=0) + (1 - x)
+            return x.clamp(-1, 1).mul_(2)
+    g = from_torch(HandWritten(), torch.randn(2, 3, 8, 8))
+    ops = [op for op in g.topo() if op.kind not in ("input", "conv2d")]
+    assert [(op.kind, op.attrs.get("scale"), op.attrs.get("shift")) for op in ops] == [
+        ("scalar", 1.0, 3.0), ("hardtanh", None, None), ("mul", None, None),
+        ("scalar", 1 / 6.0, 0.0), ("scalar", 0.5, 0.0), ("scalar", 1.0, -1.0),
+        ("hardtanh", None, None), ("scalar", -1.0, 0.0), ("relu", None, None),
+        ("add", None, None), ("scalar", -1.0, 1.0), ("add", None, None),
+        ("hardtanh", None, None), ("scalar", 2.0, 0.0)]
+
+
+@pytest.mark.parametrize("body,match", [
+    (lambda x: x / x, "divides by a tensor"),
+    (lambda x: x - x, "subtracts a tensor"),
+    (lambda x: torch.add(x, x, alpha=2), "scales a tensor by alpha"),
+    (lambda x: torch.clamp(x, min=1.0), "one bound other than min=0"),
+])
+def test_arithmetic_it_does_not_model_is_refused(body, match):
+    class Net(nn.Module):
+        def forward(self, x):
+            return body(x)
+    with pytest.raises(WorkloadError, match=match):
+        from_torch(Net(), torch.randn(1, 3, 8, 8))
 
 
 def test_bad_arguments():

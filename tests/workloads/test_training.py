@@ -165,3 +165,18 @@ def test_norm_gradients_carry_their_parameters_and_step_two_tensors():
     assert g.op("gn.grad").params == 8 and g.op("ln.grad").params == 512
     assert g.op("gn.grad").saved == ("conv",)
     assert g.op("gn.update").attrs["tensors"] == g.op("ln.update").attrs["tensors"] == 2
+
+
+def test_adding_a_constant_routes_the_gradient_and_scaling_makes_one_op():
+    b = GraphBuilder("consts", (3, 8, 8), batch=2)
+    x = b.conv2d(b.input(), 4, 3, padding=1, name="conv")
+    x = b.scalar(b.scalar(b.scalar(x, shift=3.0, name="plus"), scale=0.5, name="half"),
+                 scale=-1.0, shift=1.0, name="one_minus")
+    b.linear(b.flatten(x), 10, name="fc")
+    g = lower_training(b.build())
+    assert "plus.grad" not in g
+    assert g.op("half.grad").kind == g.op("one_minus.grad").kind == "scalar_grad"
+    assert g.op("half.grad").saved == () and g.op("half.grad").attrs["scale"] == 0.5
+    assert g.op("conv.grad_weight").inputs[0] == "half.grad"   # x + 3 passed dy through
+    with pytest.raises(WorkloadError, match="two kernels"):
+        b.scalar(x, scale=2.0, shift=1.0)
