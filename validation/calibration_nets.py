@@ -10,7 +10,9 @@ squeezed to a third and expanded back (24-384 channels); first layers on 1- and 
 (kernels 3 to 11, strides 1 to 4); depthwise-separable stages (strides 1 and 2) with
 concatenation at three widths; 2x2 and 3x3 max and average pooling; stacks of fully
 connected layers; and every pointwise activation besides ReLU (tanh, sigmoid, GELU, ...) on
-images of three resolutions and on fully connected layers (with a batch norm of features).
+images of three resolutions and on fully connected layers (with a batch norm of features);
+products of maps with per-channel gates (squeeze-and-excitation) and with their own sigmoid;
+and group, layer and plain batch norm on images and on features.
 No validation case's shapes were copied into it (the odd widths, the pooling and the funnels
 were added once held-out modules showed that kinds of kernel were missing, not their shapes;
 the 48-pixel stages once leave-one-out showed that equal GEMMs on smaller maps run faster),
@@ -94,20 +96,24 @@ def stem_grid(channels: int, batch: int) -> OpGraph:
     return b.build()
 
 
-def separable_grid(batch: int, width: float = 1.0, name: str = "grid_separable") -> OpGraph:
-    """MobileNet-like stages: a strided 3x3 depthwise then 1x1 pointwise, concatenated with a
-    pooled 1x1 branch, then a stride-1 depthwise-pointwise pair."""
+def separable_grid(batch: int, width: float = 1.0, name: str = "grid_separable",
+                   kernel: int = 3) -> OpGraph:
+    """MobileNet-like stages: a strided k x k depthwise then 1x1 pointwise, concatenated with a
+    pooled 1x1 branch, then a stride-1 depthwise-pointwise pair. (PyTorch's CPU depthwise
+    kernels for 5x5 and 7x7 windows are another code path: their weight gradients run 10-20x
+    slower per FLOP than the 3x3 ones, so the grid measures them too.)"""
     b = GraphBuilder(name, input_shape=(3, 64, 64), batch=batch)
     x = b.relu(b.batchnorm(b.conv2d(b.input(), int(16 * width), 3, padding=1)))
     for i, c in enumerate(STAGE_CHANNELS[1:]):
         c = int(c * width)
         with b.scope(f"stage{i}"):
             cin = b.spec(x).shape[1]
-            d = b.relu(b.batchnorm(b.conv2d(x, cin, 3, stride=2, padding=1, groups=cin)))
+            d = b.relu(b.batchnorm(b.conv2d(x, cin, kernel, stride=2, padding=kernel // 2,
+                                            groups=cin)))
             p = b.relu(b.batchnorm(b.conv2d(d, c // 2, 1)))
             q = b.relu(b.batchnorm(b.conv2d(b.maxpool(x, 2), c // 2, 1)))
             x = b.concat([p, q])
-            d = b.relu(b.batchnorm(b.conv2d(x, c, 3, padding=1, groups=c)))
+            d = b.relu(b.batchnorm(b.conv2d(x, c, kernel, padding=kernel // 2, groups=c)))
             x = b.relu(b.batchnorm(b.conv2d(d, c, 1)))
     x = b.flatten(b.avgpool(x, 4))
     b.linear(x, 10)
@@ -166,6 +172,59 @@ def activation_mlp_grid(batch: int) -> OpGraph:
     return b.build()
 
 
+def gate_grid(batch: int) -> OpGraph:
+    """Products of maps and gates at four resolutions (64x64 of 16 channels to 8x8 of 128):
+    a per-channel gate computed by fully connected layers (sigmoid) and one by 1x1
+    convolutions (hard sigmoid), each an (N, C, 1, 1) factor broadcast over the map, and a
+    map times its own sigmoid (swish written out): what squeeze-and-excitation blocks and
+    gated activations run; and a hard swish written out with constants (x + 3, / 6)."""
+    b = GraphBuilder("grid_gate", input_shape=(3, 64, 64), batch=batch)
+    x = b.input()
+    for i, c in enumerate(STAGE_CHANNELS[:4]):
+        with b.scope(f"stage{i}"):
+            x = b.batchnorm(b.conv2d(x, c, 3, stride=1 if i == 0 else 2, padding=1))
+            x = b.mul(x, b.activation(x, "sigmoid"))
+            pooled = b.adaptive_avgpool(x)
+            fc = b.linear(b.relu(b.linear(b.flatten(pooled), max(4, c // 4))), c)
+            x = b.mul(x, b.reshape(b.activation(fc, "sigmoid"), (batch, c, 1, 1)))
+            conv = b.conv2d(b.relu(b.conv2d(b.adaptive_avgpool(x), max(4, c // 4), 1)), c, 1)
+            x = b.mul(x, b.activation(conv, "hardsigmoid"))
+            # hard swish written with constants: x * relu6(x + 3) / 6
+            relu6 = b.activation(b.scalar(x, shift=3.0), "hardtanh", min_val=0.0, max_val=6.0)
+            x = b.scalar(b.mul(x, relu6), scale=1 / 6)
+    b.linear(b.flatten(b.adaptive_avgpool(x)), 10)
+    return b.build()
+
+
+def norm_grid(batch: int) -> OpGraph:
+    """Group norm (groups of 4 and of half the channels) and batch norm without scale and
+    shift, after 3x3 convolutions at four resolutions (64x64 of 16 channels to 8x8 of 128),
+    and a layer norm over a whole (C, H, W) map."""
+    b = GraphBuilder("grid_norm", input_shape=(3, 64, 64), batch=batch)
+    x = b.input()
+    for i, c in enumerate(STAGE_CHANNELS[:4]):
+        with b.scope(f"stage{i}"):
+            x = b.relu(b.groupnorm(b.conv2d(x, c, 3, stride=1 if i == 0 else 2, padding=1),
+                                   c // 4))
+            x = b.relu(b.groupnorm(b.conv2d(x, c, 3, padding=1), 2))
+            x = b.relu(b.batchnorm(b.conv2d(x, c, 3, padding=1), affine=False))
+    x = b.layernorm(x, b.spec(x).shape[1:])
+    b.linear(b.flatten(b.adaptive_avgpool(x)), 10)
+    return b.build()
+
+
+def norm_mlp_grid(batch: int) -> OpGraph:
+    """Layer norm between fully connected layers (1024 and 256 features, with and without
+    scale and shift), and group norm of features."""
+    b = GraphBuilder("grid_norm_mlp", input_shape=(3, 32, 32), batch=batch)
+    x = b.flatten(b.input())
+    x = b.relu(b.layernorm(b.linear(x, 1024), (1024,)))
+    x = b.relu(b.layernorm(b.linear(x, 256), (256,), affine=False))
+    x = b.reshape(b.linear(x, 256), (batch, 256, 1))
+    x = b.flatten(b.relu(b.groupnorm(x, 16)))
+    b.linear(x, 10)
+    return b.build()
+
 
 def _grid_name(kernel: int, width: str) -> str:
     return f"grid_k{kernel}_{width}" if width else f"grid_k{kernel}"
@@ -189,6 +248,9 @@ NETWORKS = {
     "grid_separable": separable_grid,
     "grid_separable_wide": lambda batch: separable_grid(batch, 2.0, "grid_separable_wide"),
     "grid_separable_odd": lambda batch: separable_grid(batch, ODD_WIDTH, "grid_separable_odd"),
+    **{f"grid_separable_k{k}": (lambda batch, k=k: separable_grid(batch, 1.0,
+                                                                  f"grid_separable_k{k}", k))
+       for k in (5, 7)},
     "grid_pool": pool_grid,
     "grid_mlp": mlp_grid,
     "grid_mlp_narrow": lambda batch: mlp_grid(batch, (512, 192, 64), "grid_mlp_narrow"),
@@ -197,6 +259,9 @@ NETWORKS = {
     "grid_mlp_tiny": lambda batch: mlp_grid(batch, (128, 32), "grid_mlp_tiny"),
     "grid_act": activation_grid,
     "grid_act_mlp": activation_mlp_grid,
+    "grid_gate": gate_grid,
+    "grid_norm": norm_grid,
+    "grid_norm_mlp": norm_mlp_grid,
 }
 # (network, batch): every synthetic network at two batches (steps of about 5-300 ms on one core)
 GRID_CASES: tuple[tuple[str, int], ...] = (
@@ -216,11 +281,15 @@ GRID_CASES: tuple[tuple[str, int], ...] = (
     ("grid_separable", 4), ("grid_separable", 16),
     ("grid_separable_wide", 2), ("grid_separable_wide", 8),
     ("grid_separable_odd", 4), ("grid_separable_odd", 16),
+    ("grid_separable_k5", 2), ("grid_separable_k5", 8),
+    ("grid_separable_k7", 2), ("grid_separable_k7", 8),
     ("grid_pool", 4), ("grid_pool", 16),
     ("grid_mlp", 32), ("grid_mlp", 256), ("grid_mlp_narrow", 16), ("grid_mlp_narrow", 128),
     ("grid_mlp_small", 16), ("grid_mlp_small", 128), ("grid_mlp_tiny", 8), ("grid_mlp_tiny", 200),
     ("grid_act", 2), ("grid_act", 8), ("grid_act", 32),
     ("grid_act_mlp", 16), ("grid_act_mlp", 128), ("grid_act_mlp", 512),
+    ("grid_gate", 4), ("grid_gate", 16), ("grid_norm", 4), ("grid_norm", 16),
+    ("grid_norm_mlp", 32), ("grid_norm_mlp", 256),
 )
 
 
