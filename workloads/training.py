@@ -6,11 +6,11 @@ Ops that only route gradients (add, flatten, reshape, concat, pad_channels) make
 gradient is the incoming one (a slice of it for concat and pad_channels). A product makes one
 `mul_grad` per factor that needs a gradient (dy times the other factor, summed over the
 dimensions where the factor broadcast). Arithmetic with a constant routes the gradient when
-it adds (x + c) and makes a `scalar_grad` (dy times the constant) when it scales. Dropout becomes a training
-dropout (it draws a mask; `dropout_grad` multiplies the gradient by it). Where a tensor feeds
-several consumers, their gradient contributions meet in a `grad_accumulate` op. Each backward op
-records in `saved` the forward tensors it needs; those saved activations are what memory,
-swapping and pipeline stashing see.
+it adds (x + c) and makes a `scalar_grad` (dy times the constant) when it scales. Dropout
+becomes a training dropout (it draws a mask; `dropout_grad` multiplies the gradient by it).
+Where a tensor feeds several consumers, their gradient contributions meet in a
+`grad_accumulate` op. Each backward op records in `saved` the forward tensors it needs; those
+saved activations are what memory, swapping and pipeline stashing see.
 """
 from __future__ import annotations
 

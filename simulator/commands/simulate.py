@@ -14,7 +14,8 @@ ALLOW_EXTRA = True  # unknown --name value pairs become the policy's options
 
 def add_arguments(p) -> None:
     p.add_argument("scenario", nargs="?", help="a scenario TOML file (flags below override it)")
-    p.add_argument("--workload", help="zoo network name (dnnsim workloads)")
+    p.add_argument("--workload", help="zoo network name (dnnsim workloads), or a PyTorch module "
+                   "of yours as path/to/net.py:factory (with --workload-option input_shape=CxHxW)")
     p.add_argument("--batch", type=int, help="minibatch per device")
     p.add_argument("--hardware", help="catalog device name, or a calibrated profile .toml")
     p.add_argument("--devices", type=int, help="number of devices")

@@ -7,7 +7,8 @@ Every network takes `num_classes`, `width` (a channel multiplier), `input_size` 
 width of the input) and `dtype_bytes`; CIFAR ResNets also take `depth` (through
 `cifar_resnet`) and `shortcut` ("A" zero-pad, "B" 1x1 conv). `resnet<N>` names a CIFAR ResNet of
 any depth N = 6k+2 that is not an ImageNet name (resnet50 and resnet152 are the ImageNet models;
-take `get("cifar_resnet", depth=50)` for the CIFAR one).
+take `get("cifar_resnet", depth=50)` for the CIFAR one). A name `path/to/net.py:factory` is a
+PyTorch module of the user's (workloads/torch_file.py; option input_shape).
 """
 from __future__ import annotations
 
@@ -77,11 +78,15 @@ def names() -> list[str]:
 def info(name: str) -> NetworkInfo:
     if name in _REGISTRY:
         return _REGISTRY[name]
+    from ..torch_file import file_info, is_file_spec
+    if is_file_spec(name):   # a PyTorch module in the user's file: path/to/net.py:factory
+        return file_info(name)
     match = re.fullmatch(r"resnet(\d+)", name)
     if match:
         return _cifar_resnet_info(name, resnet.check_cifar_depth(int(match.group(1))))
     raise WorkloadError(f"unknown network {name!r}; known: {', '.join(names())} "
-                        f"(and resnet<N> for any CIFAR depth N = 6k+2)")
+                        f"(and resnet<N> for any CIFAR depth N = 6k+2, or a PyTorch module "
+                        f"of yours as path/to/net.py:factory)")
 
 
 def get(name: str, batch: int = 1, **options) -> OpGraph:

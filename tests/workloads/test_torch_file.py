@@ -1,0 +1,85 @@
+"""A PyTorch module in the user's own file as a workload: path/to/net.py:factory."""
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from simulator.cli import main  # noqa: E402
+from workloads import zoo  # noqa: E402
+from workloads.graph import WorkloadError  # noqa: E402
+from workloads.torch_file import parse_input_shape  # noqa: E402
+
+NET = '''
+import torch
+from torch import nn
+
+def make_net():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 10))
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return self.fc(x)
+
+def not_a_module():
+    return 3
+'''
+
+
+@pytest.fixture
+def net_file(tmp_path):
+    path = tmp_path / "net.py"
+    path.write_text(NET)
+    return path
+
+
+def test_a_function_or_a_class_in_a_file_is_a_workload(net_file):
+    g = zoo.get(f"{net_file}:make_net", batch=4, input_shape="3x16x16")
+    assert g.batch == 4 and g.input_op.out.shape == (4, 3, 16, 16)
+    assert [op.kind for op in g.topo()][1:] == ["conv2d", "relu", "adaptive_avgpool",
+                                                "flatten", "linear"]
+    mlp = zoo.get(f"{net_file}:Mlp", batch=2, input_shape=784)
+    assert mlp.topo()[-1].out.shape == (2, 10)
+
+
+def test_cli_simulates_it_and_names_what_is_wrong(net_file, capsys):
+    spec = f"{net_file}:make_net"
+    assert main(["simulate", "--workload", spec, "--workload-option", "input_shape=3,16,16",
+                 "--batch", "4", "--hardware", "v100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["iteration_time_s"] > 0
+    for workload, option, message in [
+        (spec, [], "give the input of one sample as the workload option input_shape"),
+        (f"{net_file.parent}/missing.py:make_net", ["input_shape=3x16x16"], "does not exist"),
+        (f"{net_file}:resnet", ["input_shape=3x16x16"],
+         "has no function or class 'resnet'; it defines: Mlp, make_net, not_a_module"),
+        (f"{net_file}:not_a_module", ["input_shape=3x16x16"], "'int', not a torch.nn.Module"),
+        (spec, ["input_shape=3x16"], "must be C x H x W or F"),
+    ]:
+        args = ["simulate", "--workload", workload, "--batch", "2", "--hardware", "v100"]
+        assert main(args + [a for o in option for a in ("--workload-option", o)]) == 2
+        assert message in capsys.readouterr().err, workload
+
+
+def test_an_import_error_in_the_file_is_reported(tmp_path):
+    bad = tmp_path / "broken.py"
+    bad.write_text("import torch\nraise RuntimeError('no GPU here')\n")
+    with pytest.raises(WorkloadError, match="importing .*broken.py.* failed: RuntimeError: "
+                                            "no GPU here"):
+        zoo.get(f"{bad}:make", batch=1, input_shape="3x8x8")
+
+
+@pytest.mark.parametrize("value,shape", [("3x32x32", (3, 32, 32)), ("3,8,8", (3, 8, 8)),
+                                         (784, (784,)), ([1, 28, 28], (1, 28, 28))])
+def test_input_shapes(value, shape):
+    assert parse_input_shape("n", value) == shape
+
+
+@pytest.mark.parametrize("value", ["3x0x8", "3.5", "axb", [3, 8], 2.5, "1x2x3x4"])
+def test_bad_input_shapes(value):
+    with pytest.raises(WorkloadError, match="input_shape"):
+        parse_input_shape("n", value)
