@@ -81,7 +81,11 @@ def fit_nonnegative(points: list[Point]) -> tuple[float, ...]:
             coef = np.zeros(cols_n)
             coef[list(cols)] = sol
             err = float(((aw @ coef - 1.0) ** 2).sum())
-            if err < best_err:
+            # a fit that is better only by rounding does not replace one with fewer or earlier
+            # columns: where the points cannot tell costs apart (all one-pixel planes, so
+            # planes, values, FLOPs and bytes are proportional), the cost stays on the work
+            # and does not go to whichever layout term rounding favours
+            if err < best_err * (1.0 - 1e-9) - 1e-12:
                 best, best_err = coef, err
     return tuple(float(c) for c in best / scale)
 

@@ -139,6 +139,18 @@ def test_points_sorted_and_fit_is_non_negative():
     assert 2e-5 < between < 1e-3                       # unmeasured: between its neighbours
 
 
+def test_costs_the_points_cannot_tell_apart_stay_on_the_work():
+    """Points all of one-pixel planes make planes, values, FLOPs and bytes proportional: the
+    fit must not put the cost on planes (and predict a 1,000-pixel plane as cheap as one)."""
+    from hwmodels.profile_fit import fit_nonnegative
+    points = [(float(n), 20.0 * n, 5e-6 + 2e-9 * n, n, 1) for n in (256, 1024, 4096, 16384)]
+    overhead, per_flop, per_byte, per_plane, per_value = fit_nonnegative(points)
+    assert per_plane == 0.0
+    wide = overhead + per_flop * 1024 * 1024 + per_byte * 20 * 1024 * 1024 \
+        + per_value * 1024 * 1024
+    assert wide == pytest.approx(5e-6 + 2e-9 * 1024 * 1024, rel=1e-3)
+
+
 def _gemm_points(rate, halves, overhead_s, shapes):
     """Points of a known GEMM model: time = overhead + flops / (rate * prod d / (d + h))."""
     pts = []

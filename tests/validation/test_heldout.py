@@ -20,8 +20,8 @@ PROFILE = MEASURED / "cpu_profile.toml"
 HELDOUT = MEASURED / "cpu_heldout_steps.csv"
 
 # Timed in the committed calibration's own rounds (calibrate --heldout-csv), each module one
-# persistent training loop, on its machine: MAPE 4.3%, max 10.1% (densenet_like at batch 32),
-# tau 0.98 over 36 cases; 3.9% over the 24 cases of the tenth session. The six modules added
+# persistent training loop, on its machine: MAPE 4.2%, max 10.1% (densenet_like at batch 32),
+# tau 0.98 over 36 cases; 3.8% over the 24 cases of the tenth session. The six modules added
 # in the eleventh session (squeeze-and-excitation products, hard sigmoid, Mish, SELU,
 # softplus, group and layer norm) were written before any measurement and scored 5.9% blind
 # (max 13.0%, mobilenet_v3_like at 32, whose 5x5 depthwise weight gradients run 10x slower per
