@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from workloads import zoo
 
@@ -36,4 +37,7 @@ def run(args: argparse.Namespace) -> int:
                      f"{g.flops() / 1e9:.3f}", info.description])
     header = ["network", "input (CxHxW)", "parameters", "GFLOPs/sample", "description"]
     print("\n".join(format_table(header, rows, right={2, 3})))
+    # on stderr: the table stays clean for scripts
+    print("and any resnet<6k+2>; a PyTorch module of yours is --workload path/to/net.py:factory "
+          "with --workload-option input_shape=CxHxW", file=sys.stderr)
     return 0

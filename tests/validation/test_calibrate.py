@@ -301,3 +301,20 @@ def test_build_profile_fits_residency_and_stores_times_of_steps_that_do_not_fit(
     assert [pt[2] for pt in p.points("relu")] == pytest.approx([10e-6 * (i + 1) for i in range(6)])
     # a device without a known L3 gets no fit, and its points stay as measured
     assert cal.build_profile(recs, {**META, "device_name": "skylake-x-6c"}).residency is None
+
+
+def test_a_resumed_run_keeps_the_step_overhead_it_measured(tmp_path, monkeypatch):
+    partial = tmp_path / "p.jsonl"
+    partial.write_text('{"key": "resnet20@16#0", "graph": "x", "times": {"a": 1.0}}')  # torn
+    measured = []
+    monkeypatch.setattr(cal, "measure_overhead",
+                        lambda device, rounds: measured.append(rounds) or 3e-6)
+    assert cal.overhead_from_partial(partial, "cpu", rounds=5) == 3e-6
+    monkeypatch.setattr(cal, "measure_overhead", lambda device, rounds: 9e-6)
+    assert cal.overhead_from_partial(partial, "cpu") == 3e-6      # recorded, not measured
+    assert measured == [5] and len(cal.read_partial(partial)) == 2
+    # a record of another overhead network (an older dnnsim) is measured again
+    lines = partial.read_text().splitlines()
+    partial.write_text("\n".join([lines[0], lines[1].replace('"graph": "', '"graph": "old')])
+                       + "\n")
+    assert cal.overhead_from_partial(partial, "cpu") == 9e-6

@@ -83,7 +83,7 @@ def run(args) -> int:
     records = cal.measure_cases(cases, partial, args.device, rounds=rounds,
                                 progress=not args.no_progress, steps_of=set(step_cases),
                                 module_steps=module_steps, max_rounds=max_rounds)
-    overhead_s = cal.measure_overhead(args.device, rounds=5 if args.quick else 15)
+    overhead_s = cal.overhead_from_partial(partial, args.device, rounds=5 if args.quick else 15)
     meta = {"device_kind": spec.kind, "device_name": device_name,
             "timing": "replay", "allocator": allocator, "rounds": rounds,
             "max_rounds": max_rounds,
