@@ -19,7 +19,9 @@ CSV_COLUMNS = ["op", "kind", "phase", "output_shape", "params", "flops", "bytes_
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("network", help="a zoo name (see `dnnsim workloads`), e.g. resnet50")
+    parser.add_argument("network", help="a zoo name (see `dnnsim workloads`), e.g. resnet50, "
+                        "or a PyTorch module of yours as path/to/net.py:factory (with --option "
+                        "input_shape=CxHxW)")
     parser.add_argument("--batch", type=int, default=1, help="samples per batch (default 1)")
     parser.add_argument("--training", action="store_true",
                         help="lower for training: loss, backward, optimizer update, memory")
