@@ -180,3 +180,32 @@ def test_adding_a_constant_routes_the_gradient_and_scaling_makes_one_op():
     assert g.op("conv.grad_weight").inputs[0] == "half.grad"   # x + 3 passed dy through
     with pytest.raises(WorkloadError, match="two kernels"):
         b.scalar(x, scale=2.0, shift=1.0)
+
+
+def test_product_gradients_have_their_factors_shapes_for_any_broadcast():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=40, deadline=None)
+    @hypothesis.given(c=st.integers(1, 6), h=st.integers(1, 5), w=st.integers(1, 5),
+                      keep=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+                      swap=st.booleans())
+    def check(c, h, w, keep, swap):
+        b = GraphBuilder("p", (c, h, w), batch=2)
+        image = b.input()
+        x = b.conv2d(image, c, 1, name="conv")
+        small = tuple(d if k else 1 for d, k in zip((c, h, w), keep))
+        pooled = b.adaptive_avgpool(b.conv2d(image, small[0], 1, name="gate_conv"), small[1:])
+        gate = b.reshape(b.flatten(pooled), (2, *small))   # through a view, as SE code does
+        y = b.mul(gate, x) if swap else b.mul(x, gate)
+        b.linear(b.flatten(y), 3)
+        g = lower_training(b.build())
+        grads = [op for op in g if op.kind == "mul_grad"]
+        assert len(grads) == 2
+        for op in grads:
+            factor = g.op(g.op(op.forward).inputs[op.attrs["factor"]])
+            assert op.out.shape == factor.out.shape
+            dy = op.in_specs[0].numel
+            assert op.flops == (dy if op.out.numel == dy else 2 * dy)
+        assert training_memory(g).activations_bytes > 0
+    check()
