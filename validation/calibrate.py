@@ -286,6 +286,9 @@ def measure_overhead(device: str = "cpu", rounds: int = 15) -> float:
     return max(0.0, (min(steps) - min(replays)) / n_ops)
 
 
+OVERHEAD_KEY = "step_overhead"   # the partial file's record of the measured step overhead
+
+
 def overhead_from_partial(partial_path, device: str = "cpu", rounds: int = 15) -> float:
     """The step overhead recorded in the partial file, else measured now and recorded: a
     resumed run keeps the overhead of the run it resumes (measured again, minutes or days
@@ -300,9 +303,6 @@ def overhead_from_partial(partial_path, device: str = "cpu", rounds: int = 15) -
         fh.write(json.dumps({"key": OVERHEAD_KEY, "graph": fingerprint,
                              "overhead_s": overhead_s}, sort_keys=True) + "\n")
     return overhead_s
-
-
-OVERHEAD_KEY = "step_overhead"
 
 
 # A fixed validation case whose replay says how fast the machine runs: calibrate records its

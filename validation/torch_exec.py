@@ -134,11 +134,11 @@ def param_shapes(op: Op) -> list[tuple[int, ...]]:
     if op.kind == "linear":
         shapes = [(a["out_features"], a["in_features"])]
         return shapes + ([(a["out_features"],)] if a.get("bias") else [])
-    if op.kind in NORM_KINDS:
+    if op.kind in NORM_KINDS:   # a scale and a shift, per channel (per value for layer norm)
         if not a.get("affine", True):
             return []
-        per = {"batchnorm": (a.get("num_features"),), "groupnorm": (a.get("num_channels"),),
-               "layernorm": tuple(a.get("normalized_shape", ()))}[op.kind]
+        per = (tuple(a["normalized_shape"]) if op.kind == "layernorm"
+               else (a["num_channels"],) if op.kind == "groupnorm" else (a["num_features"],))
         return [per, per]
     if op.params:
         raise WorkloadError(f"op {op.name!r}: kind {op.kind!r} has parameters that torch_exec "

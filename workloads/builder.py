@@ -152,7 +152,7 @@ class GraphBuilder:
         """Normalise each sample's channels in `groups` groups (over the group's channels and
         all pixels), then a scale and shift per channel if affine."""
         shape = self.spec(x).shape
-        c = shape[1] if len(shape) >= 2 else 0
+        c = shape[1]
         if len(shape) < 3 or groups < 1 or c % groups:
             raise ShapeError(f"groupnorm after {x!r}: {groups} groups must divide the channels "
                              f"of an (N, C, ...) tensor, got {shape}")

@@ -53,17 +53,24 @@ def parse_input_shape(name: str, value) -> tuple[int, ...]:
     if value is None:
         raise WorkloadError(f"{name}: give the input of one sample as the workload option "
                             "input_shape (e.g. input_shape=3x32x32, or 784 for features)")
-    parts = (value if isinstance(value, (list, tuple))
-             else re.split(r"[x,]", str(value).strip()) if isinstance(value, str) else [value])
-    try:
-        shape = tuple(int(p) for p in parts)
-    except (TypeError, ValueError):
-        shape = ()
-    if len(shape) not in (1, 3) or any(d < 1 for d in shape) \
-            or any(isinstance(p, float) and not float(p).is_integer() for p in parts):
+    if isinstance(value, str):
+        parts = re.split(r"[x,]", value.strip())
+    else:
+        parts = list(value) if isinstance(value, (list, tuple)) else [value]
+    shape = tuple(int(p) for p in parts if _is_whole(p))
+    if len(shape) != len(parts) or len(shape) not in (1, 3) or min(shape, default=0) < 1:
         raise WorkloadError(f"{name}: input_shape {value!r} must be C x H x W or F, positive "
                             "integers (e.g. 3x32x32)")
     return shape
+
+
+def _is_whole(part) -> bool:
+    """An int, a float with no fraction, or the text of an integer."""
+    if isinstance(part, bool):
+        return False
+    if isinstance(part, (int, float)):
+        return float(part).is_integer()
+    return isinstance(part, str) and part.strip().lstrip("+-").isdigit()
 
 
 def _factory(path: Path, attr: str) -> Callable[[], object]:

@@ -11,11 +11,11 @@ Lowered: relu, the activations of graph.ACTIVATIONS (torch.tanh, torch.sigmoid, 
 F.hardswish, F.hardtanh, F.relu6, F.leaky_relu, F.elu, F.gelu, F.hardsigmoid, F.mish, F.selu,
 F.softplus, and their in-place forms), clamp (a hardtanh), add, the product of two tensors (one
 may broadcast over dimensions of size 1: a squeeze-and-excitation gate), arithmetic with a
-constant (x + c, x - c, c - x, x * c, x / c, -x), unsqueeze,
-max/avg/adaptive-avg pooling, the mean over height and width (a global average pool), flatten,
-reshape/view to any shape of the same batch, cat, dropout, channel_shuffle, the view . transpose .
-contiguous . view channel shuffle, the strided subsample x[:, :, ::s, ::s] padded with zero
-channels (F.pad), and shape queries (size, shape, dim).
+constant (x + c, x - c, c - x, x * c, x / c, -x), unsqueeze, max/avg/adaptive-avg pooling, the
+mean over height and width (a global average pool), flatten, reshape/view to any shape of the
+same batch, cat, dropout, channel_shuffle, the view . transpose . contiguous . view channel
+shuffle, the strided subsample x[:, :, ::s, ::s] padded with zero channels (F.pad), and shape
+queries (size, shape, dim).
 """
 from __future__ import annotations
 
