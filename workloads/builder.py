@@ -39,6 +39,13 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int) 
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def _ceil_pool_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output size of a pool with ceil_mode, as PyTorch computes it: the division rounds up,
+    but a last window that would start past the input and its left padding is dropped."""
+    out = -(-(size + 2 * padding - kernel) // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + padding else out
+
+
 class GraphBuilder:
     def __init__(self, name: str, input_shape: Sequence[int], batch: int = 1,
                  dtype_bytes: int = 4, **meta) -> None:
@@ -189,14 +196,25 @@ class GraphBuilder:
         kh, kw = _pair(kernel, "kernel")
         sh, sw = _pair(kernel if stride is None else stride, "stride")
         ph, pw = _pair(padding, "padding")
-        ho, wo = _conv_out(h, kh, sh, ph, 1), _conv_out(w, kw, sw, pw, 1)
-        if ho < 1 or wo < 1:
+        if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph < 0 or pw < 0:
+            raise ShapeError(f"{kind} after {x!r}: kernel {kh}x{kw} and stride {sh}x{sw} must "
+                             f"be >= 1, padding {ph}x{pw} >= 0")
+        if ceil_mode:
+            ho, wo = _ceil_pool_out(h, kh, sh, ph), _ceil_pool_out(w, kw, sw, pw)
+        else:
+            ho, wo = _conv_out(h, kh, sh, ph, 1), _conv_out(w, kw, sw, pw, 1)
+        if ho < 1 or wo < 1 or h + 2 * ph < kh or w + 2 * pw < kw:
             raise ShapeError(f"{kind} after {x!r}: kernel {kh}x{kw} does not fit input {h}x{w}")
         attrs = dict(kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw))
+        if ceil_mode:   # set only where true: measured profiles key a pool by its attributes
+            attrs["ceil_mode"] = True
         return self._add(kind, [x], (n, c, ho, wo), name, attrs)
 
-    def maxpool(self, x: str, kernel, stride=None, padding=0, name: str | None = None) -> str:
-        return self._pool("maxpool", x, kernel, stride, padding, name)
+    def maxpool(self, x: str, kernel, stride=None, padding=0, name: str | None = None,
+                ceil_mode: bool = False) -> str:
+        """Max pool; ceil_mode=True rounds the output size up, as nn.MaxPool2d(ceil_mode=True)
+        (GoogLeNet's pools)."""
+        return self._pool("maxpool", x, kernel, stride, padding, name, ceil_mode)
 
     def avgpool(self, x: str, kernel, stride=None, padding=0, name: str | None = None) -> str:
         return self._pool("avgpool", x, kernel, stride, padding, name)

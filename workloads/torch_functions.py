@@ -140,9 +140,10 @@ class FunctionLowering:
 
     # -- layers shared by modules and functions --------------------------------------------
     def _maxpool(self, x, kernel, stride, padding, dilation, ceil_mode, return_indices, name):
-        if dilation not in (1, (1, 1)) or ceil_mode or return_indices:
-            raise self.unsupported("uses dilation, ceil_mode or return_indices")
-        return self.b.maxpool(x, kernel, stride=stride or None, padding=padding, name=name)
+        if dilation not in (1, (1, 1)) or return_indices:
+            raise self.unsupported("uses dilation or return_indices")
+        return self.b.maxpool(x, kernel, stride=stride or None, padding=padding, name=name,
+                              ceil_mode=bool(ceil_mode))
 
     def _avgpool(self, x, kernel, stride, padding, ceil_mode, name):
         if ceil_mode:

@@ -38,6 +38,41 @@ def test_pooling_shapes(b):
     assert shape(b, b.adaptive_avgpool(x, (1, 1))) == (2, 8, 1, 1)
 
 
+@pytest.mark.parametrize("size,kernel,stride,padding,floor_out,ceil_out", [
+    (112, 3, 2, 0, 55, 56),    # GoogLeNet's maxpool1
+    (14, 2, 2, 0, 7, 7),       # an exact division: ceil_mode changes nothing
+    (5, 2, 2, 1, 3, 3),        # ceil gives 4, but the 4th window would start in the padding
+    (6, 3, 2, 1, 3, 4),
+])
+def test_maxpool_ceil_mode(size, kernel, stride, padding, floor_out, ceil_out):
+    b = GraphBuilder("t", (4, size, size))
+    x = b.input()
+    floor = b.maxpool(x, kernel, stride, padding)
+    ceil = b.maxpool(x, kernel, stride, padding, ceil_mode=True)
+    assert shape(b, floor)[2:] == (floor_out, floor_out)
+    assert shape(b, ceil)[2:] == (ceil_out, ceil_out)
+    assert b.graph.op(ceil).attrs["ceil_mode"] is True
+    assert "ceil_mode" not in b.graph.op(floor).attrs
+
+
+def test_maxpool_ceil_mode_sizes_are_pytorchs():
+    torch = pytest.importorskip("torch")
+    for size in range(3, 20):
+        for kernel, stride, padding in [(2, 2, 0), (3, 2, 0), (3, 2, 1), (3, 3, 1), (2, 3, 1)]:
+            b = GraphBuilder("t", (1, size, size + 1))
+            y = b.maxpool(b.input(), kernel, stride, padding, ceil_mode=True)
+            pool = torch.nn.MaxPool2d(kernel, stride, padding, ceil_mode=True)
+            expected = tuple(pool(torch.zeros(1, 1, size, size + 1)).shape)
+            assert shape(b, y) == expected, (size, kernel, stride, padding)
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel=0), dict(kernel=2, stride=0),
+                                    dict(kernel=2, padding=-1)])
+def test_pool_with_a_bad_window_is_a_shape_error(b, kwargs):
+    with pytest.raises(ShapeError, match="must be >= 1"):
+        b.maxpool(b.input(), **kwargs)
+
+
 def test_linear_flatten_and_elementwise(b):
     x = b.input()
     assert shape(b, b.relu(x)) == shape(b, b.batchnorm(x)) == shape(b, b.dropout(x)) == \
