@@ -1,43 +1,122 @@
-"""GPU model: cuDNN / cuBLAS-like efficiencies on the roofline of model.py.
+"""GPU model: each op as the library kernel PyTorch would launch for it.
 
-Defaults, as fractions of FP32 peak, for large ops (the saturating curve lowers small ones):
-- conv 0.70: cuDNN implicit-GEMM / Winograd FP32 kernels on Pascal/Volta reach ~60-75% of peak
-  on large ResNet/VGG layers.
-- conv_grad_input 0.65: the data gradient is a transposed conv, nearly as efficient.
-- conv_grad_weight 0.55: the weight gradient reduces over batch and space into a small output;
-  cuDNN's wgrad algorithms need split-K reductions (and often atomics), so they are usually the
-  slowest of the three (per-layer timings in DeepBench / cudnn benchmarks).
-- matmul 0.75 / matmul_grad 0.70: cuBLAS SGEMM reaches 80-90% on large squares; FC layers are
-  skinny (batch rows), so less.
-- elementwise, pooling, normalization, loss, data movement: memory bound in practice; their
-  compute efficiency only matters for tiny tensors.
-Grouped convs: cuDNN of this era runs groups as separate small GEMMs, depthwise convs at a few %
-of peak: the groups factor (model.py) with saturation at 64 channels per group and a 0.25 log2
-penalty per doubling of groups.
+    op_time_s = max(compute_s, memory_s) + kernel_overhead_s            (views cost 0)
+
+- Convolutions and matrix products: cuDNN's / cuBLAS's algorithms, tiles and waves
+  (gpu_kernels.py), in the arithmetic the op's precision selects on this part
+  (`arithmetic_precision`), at the architecture's efficiencies.
+- Everything else streams memory: bytes at the bandwidth a streaming kernel reaches
+  (the part's mem_efficiency), or FP32 CUDA-core arithmetic where that binds.
+- kernel_overhead_s: the gap a GPU leaves between dependent kernels (launch, prologue, tail),
+  per architecture.
+
+A part's numbers (SMs, clock, peak per precision, bandwidth) come from its datasheet
+(catalog/gpus.toml); the architecture's efficiencies and overhead from
+catalog/gpu_families.toml, which says what they were fitted to. An architecture with no fit
+takes the `default` family there. A calibrated Profile still overrides all of it where it has
+measured the op (model.py).
 """
 from __future__ import annotations
 
+import importlib.resources
+import tomllib
+from dataclasses import dataclass, fields, replace
+from functools import lru_cache
+
+from workloads.graph import MATMUL_KINDS, Op
+from workloads.precision import HALF_FORMAT, PRECISIONS, precision_of
+
+from . import gpu_kernels as gk
 from .model import DeviceModel
+from .specs import HardwareError
+
+FAMILIES_FILE = "gpu_families.toml"
+# a part's `efficiency` table (cost families of families.py) -> the GpuFamily field it sets
+SPEC_EFFICIENCY_FIELDS = {"conv": "conv_fwd", "conv_grad_input": "conv_dgrad",
+                          "conv_grad_weight": "conv_wgrad", "matmul": "gemm"}
+CONV_PASS = {"conv2d": "fwd", "conv2d_grad_input": "dgrad", "conv2d_grad_weight": "wgrad"}
+# Extra passes over the activation a kernel makes beyond reading each input once and writing
+# its output (PyTorch's CUDA kernels): batch norm in training reduces the statistics in one pass
+# and normalises in another; its gradient reduces (dy, x) and then applies.
+READ_PASSES = {"batchnorm": 2.0, "batchnorm_grad": 2.0, "layernorm_grad": 2.0,
+               "groupnorm": 2.0, "groupnorm_grad": 2.0}
+
+
+@dataclass(frozen=True)
+class GpuFamily:
+    """An architecture's efficiencies: the share of the arithmetic peak a large, full-wave
+    tile of each library algorithm sustains, and the per-kernel overhead."""
+    name: str
+    gemm: float              # cuBLAS GEMM (linear layers)
+    conv_fwd: float          # cuDNN implicit GEMM, forward
+    conv_dgrad: float        # ... data gradient
+    conv_wgrad: float        # ... weight gradient
+    winograd: float          # cuDNN Winograd, of its reduced arithmetic
+    tensor_core: float       # multiplies the above when the GEMM runs on tensor cores
+    memory: float            # multiplies the part's mem_efficiency: what framework kernels
+                             # (norms, activations, pooling, copies) reach of it
+    kernel_overhead_s: float
+    fitted_to: str
+
+    EFFICIENCIES = ("gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "tensor_core",
+                    "memory")
+
+    @classmethod
+    def from_table(cls, name: str, table: dict, where: str) -> "GpuFamily":
+        known = {f.name for f in fields(cls)} - {"name"}
+        unknown = sorted(set(table) - known)
+        missing = sorted(known - set(table))
+        if unknown or missing:
+            raise HardwareError(f"{where}: family {name!r}: unknown fields {unknown}, "
+                                f"missing fields {missing}")
+        for key in cls.EFFICIENCIES:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 < value <= 1:
+                raise HardwareError(f"{where}: {name}.{key} must be in (0, 1], got {value!r}")
+        overhead = table["kernel_overhead_s"]
+        if isinstance(overhead, bool) or not isinstance(overhead, (int, float)) \
+                or not 0 <= overhead < 1e-3:
+            raise HardwareError(f"{where}: {name}.kernel_overhead_s must be in [0, 1e-3) s, "
+                                f"got {overhead!r}")
+        return cls(name=name, **{k: (v if k == "fitted_to" else float(v))
+                                 for k, v in table.items()})
+
+    def as_table(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+
+
+def load_families(text: str, where: str) -> dict[str, GpuFamily]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise HardwareError(f"{where}: not valid TOML: {exc}") from None
+    families = data.get("families")
+    if not isinstance(families, dict) or "default" not in families:
+        raise HardwareError(f"{where}: needs [families.<architecture>] tables and a "
+                            f"[families.default]")
+    return {name: GpuFamily.from_table(name, table, where)
+            for name, table in sorted(families.items())}
+
+
+@lru_cache(maxsize=1)
+def builtin_families() -> dict[str, GpuFamily]:
+    ref = importlib.resources.files("hwmodels.catalog").joinpath(FAMILIES_FILE)
+    return load_families(ref.read_text(encoding="utf-8"), f"catalog/{FAMILIES_FILE}")
 
 
 class GPUModel(DeviceModel):
     kind = "gpu"
-    DEFAULT_EFFICIENCY = {
-        "conv": 0.70, "conv_grad_input": 0.65, "conv_grad_weight": 0.55,
-        "matmul": 0.75, "matmul_grad": 0.70,
-        "elementwise": 0.5, "normalization": 0.3, "pooling": 0.3, "data_movement": 0.5,
-        "loss": 0.2, "update": 0.5, "view": 1.0,
-    }
-    # ~20 us of fill time for a conv: a V100 conv of ~0.3 GFLOP runs at half its best rate
-    DEFAULT_HALF_EFFICIENCY_TIME_S = {
-        "conv": 20e-6, "conv_grad_input": 25e-6, "conv_grad_weight": 25e-6,
-        "matmul": 15e-6, "matmul_grad": 15e-6,
-        "elementwise": 1e-6, "normalization": 3e-6, "pooling": 2e-6, "data_movement": 1e-6,
-        "loss": 2e-6, "update": 1e-6, "view": 1e-6,
-    }
+    # the generic curve of model.py, used only where a caller asks for it by name; the op
+    # time of an uncalibrated GPU comes from the kernel model below
+    DEFAULT_EFFICIENCY = {f: 0.5 for f in ("conv", "conv_grad_input", "conv_grad_weight",
+                                           "matmul", "matmul_grad", "elementwise",
+                                           "normalization", "pooling", "data_movement", "loss",
+                                           "update", "view")}
+    DEFAULT_HALF_EFFICIENCY_TIME_S = {f: 1e-6 for f in DEFAULT_EFFICIENCY}
     DEFAULT_MEM_EFFICIENCY = 0.85
-    GROUPS_SATURATION_CHANNELS = 64
-    GROUPS_LOG_PENALTY = 0.25
+
+    families: dict[str, GpuFamily] | None = None   # override (calibration) or the catalog's
 
     @property
     def copy_engines(self) -> int:
@@ -46,3 +125,131 @@ class GPUModel(DeviceModel):
     @property
     def host_link(self) -> str | None:
         return self.spec.host_link
+
+    # -- the part ------------------------------------------------------------------------
+    @property
+    def family_constants(self) -> GpuFamily:
+        """The architecture's constants, with the part's own `efficiency` table (catalog or
+        --hardware-option) taking precedence where it names a GEMM family."""
+        families = self.families if self.families is not None else builtin_families()
+        arch = self.spec.architecture
+        fam = families.get(arch or "default", families["default"])
+        overrides = {field: self.spec.efficiency[family]
+                     for family, field in SPEC_EFFICIENCY_FIELDS.items()
+                     if family in self.spec.efficiency}
+        return replace(fam, **overrides) if overrides else fam
+
+    @property
+    def sm_count(self) -> int:
+        # a part without an SM count is costed as one with the V100's FLOP/s per SM
+        return self.spec.sm_count or max(1, round(self.peak_flops / 196e9))
+
+    @property
+    def launch_overhead_s(self) -> float:
+        return self.family_constants.kernel_overhead_s
+
+    def supported_precisions(self) -> tuple[str, ...]:
+        """Training precisions this part runs: FP16 storage works everywhere (cuDNN computes
+        in FP32 where the part has no fast FP16); TF32 and BF16 need Ampere's units."""
+        peaks = self.spec.peak_flops_by_precision
+        return tuple(p for p in PRECISIONS
+                     if p in ("fp32", "fp16", "amp-fp16")
+                     or (p == "tf32" and "tf32" in peaks)
+                     or (p in ("bf16", "amp-bf16") and "bf16" in peaks))
+
+    def arithmetic_precision(self, op: Op) -> str:
+        """The arithmetic an op runs in here: FP32 CUDA cores, or a tensor-core format."""
+        precision = precision_of(op)
+        if precision not in self.supported_precisions():
+            raise HardwareError(f"device {self.name!r} cannot train in {precision}; it can "
+                                f"in: {', '.join(self.supported_precisions())}")
+        if op.kind not in MATMUL_KINDS:
+            return "fp32"
+        peaks = self.spec.peak_flops_by_precision
+        if precision == "tf32" or (precision == "fp32" and op.kind.startswith("conv2d")
+                                   and "tf32" in peaks):
+            return "tf32"          # PyTorch's default: cudnn.allow_tf32 = True
+        if precision in HALF_FORMAT:
+            half = HALF_FORMAT[precision]
+            # without fast half arithmetic cuDNN keeps FP32 math on half storage
+            return half if peaks.get(half, 0.0) > peaks["fp32"] else "fp32"
+        return "fp32"
+
+    # -- op time -------------------------------------------------------------------------
+    def curve_time_s(self, op: Op) -> float:
+        if op.is_view:
+            return 0.0
+        return self.time_from_options(self.kernel_options(op), self.family_constants,
+                                      self.tensor_cores(op))
+
+    def time_from_options(self, options: list[tuple[str, float, float]], fam: GpuFamily,
+                          tensor: bool) -> float:
+        """The fastest option's time: max(arithmetic, memory) plus the kernel overhead."""
+        bandwidth = self.mem_bandwidth_Bps * self.mem_efficiency * fam.memory
+        scale = fam.tensor_core if tensor else 1.0
+        return min(max(unit_s / (getattr(fam, key) * scale) if key != "stream" else unit_s,
+                       traffic / bandwidth)
+                   for key, unit_s, traffic in options) + fam.kernel_overhead_s
+
+    def efficiency(self, op: Op) -> float:
+        """Share of this op's arithmetic peak it reaches (its FLOPs over time x peak)."""
+        if op.is_view or op.flops <= 0:
+            return 0.0
+        peak = self.spec.peak_flops_for(self.arithmetic_precision(op))
+        return op.flops / (self.curve_time_s(op) * peak)
+
+    def tensor_cores(self, op: Op) -> bool:
+        return op.kind in MATMUL_KINDS and self.arithmetic_precision(op) != "fp32"
+
+    def kernel_options(self, op: Op) -> list[tuple[str, float, float]]:
+        """The algorithms that could run `op`, each as (the GpuFamily efficiency it runs at,
+        or "stream" for a fixed-rate kernel; its arithmetic seconds at efficiency 1; the bytes
+        it moves through DRAM). The time is linear in 1/efficiency for a given option, which
+        is what lets calibration fit the efficiencies quickly."""
+        traffic = float(op.bytes_moved)
+        if op.kind in READ_PASSES:
+            traffic += (READ_PASSES[op.kind] - 1.0) * sum(s.nbytes for s in op.in_specs)
+        if precision_of(op).startswith("amp-") and op.kind in ("conv2d", "linear"):
+            traffic += op.params * 6.0     # autocast's cast of the FP32 weight to half
+        fp32_peak = self.spec.peak_flops_for("fp32")
+        if op.kind not in MATMUL_KINDS:
+            return [("stream", op.flops / fp32_peak, traffic)]
+        arith = self.arithmetic_precision(op)
+        peak = self.spec.peak_flops_for(arith)
+        tensor = arith != "fp32"
+        sms = self.sm_count
+
+        def unit_gemm(m: int, n: int, k: int, batch: int, split_k: bool = True) -> gk.GemmCost:
+            if tensor:
+                n, k = gk.align(n, gk.TENSOR_CORE_ALIGN), gk.align(k, gk.TENSOR_CORE_ALIGN)
+            return gk.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k)
+
+        if op.kind.startswith("linear"):
+            a = op.attrs
+            rows, n_in, n_out = a["batch_rows"], a["in_features"], a["out_features"]
+            m, n, k = {"linear": (rows, n_out, n_in), "linear_grad_input": (rows, n_in, n_out),
+                       "linear_grad_weight": (n_out, n_in, rows)}[op.kind]
+            cost = unit_gemm(m, n, k, 1)
+            return [("gemm", cost.compute_s, traffic + cost.extra_bytes)]
+        conv = gk.ConvProblem.from_attrs(op.attrs)
+        pass_ = CONV_PASS[op.kind]
+        if conv.is_thin_grouped:    # depthwise: a direct kernel on the CUDA cores
+            return [("stream", op.flops / fp32_peak, traffic)]
+        cost = unit_gemm(*conv.implicit_gemm(pass_))
+        options = [(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes)]
+        if conv.winograd_ok and not tensor:
+            elem = op.out.dtype_bytes
+            # cuDNN's weight gradient has only the non-fused Winograd
+            for fused in ((True, False) if pass_ != "wgrad" else (False,)):
+                wm, wn, wk, wb, transformed = conv.winograd(pass_, fused)
+                cost = unit_gemm(wm, wn, wk, wb, split_k=pass_ == "wgrad")
+                options.append(("winograd", cost.compute_s,
+                                traffic + cost.extra_bytes + transformed * elem))
+        return options
+
+
+def check_families_table(where: str, table: dict) -> None:
+    """Used by calibration before it writes a families file: the same checks as loading."""
+    for name, fam in table.items():
+        GpuFamily.from_table(name, fam, where)
+

@@ -94,6 +94,13 @@ class DeviceModel:
             return float(self.spec.mem_efficiency)
         return self.DEFAULT_MEM_EFFICIENCY
 
+    def supported_precisions(self) -> tuple[str, ...]:
+        """Training precisions (workloads/precision.py) this part runs: FP32, and BF16 where
+        its catalog entry lists a BF16 peak (AVX512_BF16, AMX)."""
+        if "bf16" in self.spec.peak_flops_by_precision:
+            return ("fp32", "bf16", "amp-bf16")
+        return ("fp32",)
+
     def family(self, kind: str) -> str:
         try:
             return KIND_FAMILY[kind]

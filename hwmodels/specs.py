@@ -19,6 +19,10 @@ class HardwareError(ValueError):
 
 
 DEVICE_KINDS = ("gpu", "cpu", "arm")
+# Arithmetic precisions a part may list in peak_flops_by_precision (dense FLOP/s, no sparsity).
+# fp32 is always there (peak_flops); tf32/fp16/bf16 are the tensor-core (or packed-half) rates.
+ARITHMETIC_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+GPU_ARCHITECTURES = ("kepler", "maxwell", "pascal", "volta", "turing", "ampere", "ada", "hopper")
 # Fields that define a CPU/ARM peak; changing any of them recomputes peak_flops.
 _PEAK_INPUTS = ("cores", "clock_hz", "vector_lanes_fp32", "fma_units_per_core")
 
@@ -121,6 +125,12 @@ class DeviceSpec:
     fma_units_per_core: int | None = None      # vector FMA instructions issued per cycle
     l2_bytes: int | None = None
     l3_bytes: int | None = None                # last-level cache the device's cores share
+    architecture: str | None = None            # GPU generation (GPU_ARCHITECTURES)
+    sm_count: int | None = None                # GPU streaming multiprocessors
+    fp32_lanes_per_sm: int | None = None       # GPU FP32 FMA lanes (CUDA cores) per SM
+    # precision -> dense peak FLOP/s (tensor cores where the part has them); a precision the
+    # part cannot run is absent. fp32 is filled in from peak_flops.
+    peak_flops_by_precision: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_str("device", "name", self.name)
@@ -150,6 +160,19 @@ class DeviceSpec:
         _check_int(where, "fma_units_per_core", self.fma_units_per_core, optional=True)
         _check_int(where, "l2_bytes", self.l2_bytes, optional=True)
         _check_int(where, "l3_bytes", self.l3_bytes, optional=True)
+        _check_int(where, "sm_count", self.sm_count, optional=True)
+        _check_int(where, "fp32_lanes_per_sm", self.fp32_lanes_per_sm, optional=True)
+        if self.architecture is not None and self.architecture not in GPU_ARCHITECTURES:
+            raise HardwareError(f"{where}: architecture must be one of "
+                                f"{', '.join(GPU_ARCHITECTURES)}, got {self.architecture!r}")
+        if not isinstance(self.peak_flops_by_precision, Mapping):
+            raise HardwareError(f"{where}: peak_flops_by_precision must be a table of "
+                                f"precision = FLOP/s")
+        for precision, value in self.peak_flops_by_precision.items():
+            if precision not in ARITHMETIC_PRECISIONS:
+                raise HardwareError(f"{where}: peak_flops_by_precision has unknown precision "
+                                    f"{precision!r}; known: {', '.join(ARITHMETIC_PRECISIONS)}")
+            _check_number(where, f"peak_flops_by_precision.{precision}", value)
         if self.kind == "gpu":
             if self.peak_flops is None:
                 raise HardwareError(f"{where}: peak_flops is required for a gpu")
@@ -160,6 +183,17 @@ class DeviceSpec:
             if self.peak_flops is None:
                 object.__setattr__(self, "peak_flops", self.derived_peak_flops)
         _check_number(where, "peak_flops", self.peak_flops)
+        peaks = {k: float(v) for k, v in sorted(self.peak_flops_by_precision.items())}
+        peaks.setdefault("fp32", float(self.peak_flops))  # type: ignore[arg-type]
+        object.__setattr__(self, "peak_flops_by_precision", peaks)
+
+    def peak_flops_for(self, precision: str) -> float:
+        """Dense peak FLOP/s in an arithmetic precision (ARITHMETIC_PRECISIONS)."""
+        try:
+            return self.peak_flops_by_precision[precision]
+        except KeyError:
+            raise HardwareError(f"device {self.name!r} cannot compute in {precision}; it "
+                                f"can in: {', '.join(self.peak_flops_by_precision)}") from None
 
     def __hash__(self) -> int:  # the dict fields are not hashable; the name identifies a part
         return hash((self.name, self.kind, self.peak_flops, self.mem_bandwidth_Bps))
@@ -193,6 +227,10 @@ class DeviceSpec:
         if (self.kind != "gpu" and "peak_flops" not in overrides
                 and any(k in overrides for k in _PEAK_INPUTS)):
             overrides["peak_flops"] = None
+        if "peak_flops" in overrides and "peak_flops_by_precision" not in overrides:
+            # the fp32 entry mirrors peak_flops: let it follow the new value
+            overrides["peak_flops_by_precision"] = {
+                k: v for k, v in self.peak_flops_by_precision.items() if k != "fp32"}
         return dataclasses.replace(self, **overrides)
 
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from workloads import zoo
-from workloads.graph import OpGraph
+from workloads.graph import OpGraph, WorkloadError
+from workloads.precision import DEFAULT_PRECISION, with_precision
 
 from . import engine, policies
 from .cluster import Cluster
@@ -22,13 +23,16 @@ def load_workload(workload: str | OpGraph, batch: int | None = None,
 
 def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequential", *,
              batch: int | None = None, training: bool = True, enforce_memory: bool = True,
-             workload_options: dict | None = None, **options) -> Result:
+             workload_options: dict | None = None, precision: str | None = None,
+             **options) -> Result:
     """Simulate one step (or the schedule the policy defines) and return its Result.
 
     workload: a zoo name (with batch and workload_options) or an OpGraph (forward graph).
+    precision: fp32 (default), tf32, fp16, bf16, amp-fp16 or amp-bf16 (workloads/precision.py).
     options: the policy's options (see `dnnsim policies`).
     """
     graph = load_workload(workload, batch, **(workload_options or {}))
+    graph = apply_precision(graph, cluster, precision)
     pol = policies.get(policy)
     if training and pol.inference_only:
         raise ConfigError(f"policy {policy!r} simulates inference only; pass training=False "
@@ -48,3 +52,19 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     if log.ok:
         pol.finalize(result, graph, cluster, training, **opts)
     return result
+
+
+def apply_precision(graph: OpGraph, cluster: Cluster, precision: str | None) -> OpGraph:
+    """The graph in `precision` (its own, or fp32, when None), after checking that every
+    device of the cluster can train in it."""
+    precision = precision or graph.meta.get("precision", DEFAULT_PRECISION)
+    try:
+        graph = with_precision(graph, precision)
+    except WorkloadError as exc:
+        raise ConfigError(str(exc)) from None
+    for device in cluster.devices:
+        supported = device.model.supported_precisions()
+        if precision not in supported:
+            raise ConfigError(f"device {device.spec.name!r} cannot train in {precision}; it "
+                              f"can in: {', '.join(supported)}")
+    return graph

@@ -6,24 +6,30 @@ Resource names (what tasks hold):
   {dev}.h2d/.d2h  the copy engines to and from host memory, over the host link (PCIe)
   {dev}.tx/.rx    the device's network port in a switched topology (full duplex)
   link:{a}->{b}   a direct link in a ring or fully connected topology (one per direction)
+  link:{a}->{b}#k NVLink k from a to b in a DGX-1 hybrid cube-mesh (node_topologies.py)
+  {dev}.tx#k/.rx#k  NVLink k of the device's port into NVSwitch (DGX-2)
   medium          a shared medium (Wi-Fi): one transmission at a time for everyone
   node{n}.tx/.rx  a node's port to the inter-node network
 
 A transfer holds every resource on its path at once (cut-through) for latency per hop plus
 bytes over the slowest bandwidth on the path. Ports serve one transfer at a time, so concurrent
 flows through one port queue rather than share: total time matches fair sharing, individual
-completion times are ordered.
+completion times are ordered. In the NVLink topologies the `link` is one NVLink: a transfer
+on one `lane` (a collective's channel) takes one link per hop, a plain transfer every link
+between the pair at once. `ring_channels` gives the rings a ring collective runs side by side.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from hwmodels import DeviceModel, catalog, model_for
 from hwmodels.specs import DeviceSpec, HostSpec, LinkSpec
 
+from . import node_topologies as nvl
 from .tasks import SimulationError
 
-TOPOLOGIES = ("switch", "ring", "fully-connected")
+TOPOLOGIES = ("switch", "ring", "fully-connected", *nvl.NVLINK_TOPOLOGIES)
 
 
 @dataclass
@@ -76,9 +82,16 @@ class Cluster:
             raise SimulationError(f"devices_per_node must be >= 1, got {k}")
         if k < len(self.devices) and self.inter_node_link is None:
             raise SimulationError("a cluster of several nodes needs an inter_node_link")
+        if self.topology in nvl.NVLINK_TOPOLOGIES:
+            most, per_node = nvl.MAX_DEVICES_PER_NODE[self.topology], min(k, len(self.devices))
+            if per_node > most:
+                raise SimulationError(f"topology {self.topology!r} joins at most {most} GPUs "
+                                      f"per node, got {per_node}; give devices_per_node <= "
+                                      f"{most} and an inter_node_link")
         self._index = {d.id: d for d in self.devices}
         for i, d in enumerate(self.devices):
             d.node = i // k
+        self._local = {d.id: i % k for i, d in enumerate(self.devices)}   # index in its node
         self.resources = self._build_resources()
 
     # -- construction --------------------------------------------------------------------
@@ -114,6 +127,17 @@ class Cluster:
                 for d in self.devices:
                     res[f"{d.id}.tx"] = 1
                     res[f"{d.id}.rx"] = 1
+            elif self.topology == "nvswitch":
+                for d in self.devices:
+                    for lane in range(nvl.NVSWITCH_LINKS_PER_GPU):
+                        res[f"{d.id}.tx#{lane}"] = 1
+                        res[f"{d.id}.rx#{lane}"] = 1
+            elif self.topology == "dgx1-cube-mesh":
+                for members in self.node_members():
+                    for i, a in enumerate(members):
+                        for j, b in enumerate(members):
+                            for lane in range(nvl.dgx1_links(i, j)):
+                                res[f"link:{a.id}->{b.id}#{lane}"] = 1
             else:
                 for a, b in self._direct_pairs():
                     res[f"link:{a}->{b}"] = 1
@@ -164,26 +188,85 @@ class Cluster:
                 caps[f"host{n}"] = int(self.host.memory_bytes)
         return caps
 
-    def transfer(self, src: str, dst: str, nbytes: float) -> tuple[tuple[str, ...], float]:
-        """Resources a src->dst transfer holds and its duration in seconds."""
+    def transfer(self, src: str, dst: str, nbytes: float,
+                 lane: int | None = None) -> tuple[tuple[str, ...], float]:
+        """Resources a src->dst transfer holds and its duration in seconds. `lane` picks one
+        NVLink per hop (a collective's channel); None takes them all (plain copies)."""
+        resources, bandwidth_Bps, latency_s = self.route(src, dst, lane)
+        return resources, latency_s + nbytes / bandwidth_Bps
+
+    def route(self, src: str, dst: str,
+              lane: int | None = None) -> tuple[tuple[str, ...], float, float]:
+        """(resources held, bandwidth in B/s, latency in s) of a src->dst transfer."""
         a, b = self.device(src), self.device(dst)
         if a.id == b.id:
-            return (a.compute,), 0.0
-        hops: list[tuple[str, LinkSpec]]
+            return (a.compute,), math.inf, 0.0
         if a.node != b.node:
-            hops = [(f"node{a.node}.tx", self.inter_node_link), (f"node{b.node}.rx",
-                                                                 self.inter_node_link)]
-            return _cut_through(hops, nbytes, hop_count=1)
+            link = self.inter_node_link
+            return _cut_through([((f"node{a.node}.tx",), link, 1),
+                                 ((f"node{b.node}.rx",), link, 1)], hop_count=1)
         if self.link.shared_medium:
-            return _cut_through([("medium", self.link)], nbytes, hop_count=1)
+            return _cut_through([(("medium",), self.link, 1)], hop_count=1)
         if self.topology == "switch":
-            return _cut_through([(f"{a.id}.tx", self.link), (f"{b.id}.rx", self.link)], nbytes,
-                                hop_count=1)
+            return _cut_through([((f"{a.id}.tx",), self.link, 1),
+                                 ((f"{b.id}.rx",), self.link, 1)], hop_count=1)
         if self.topology == "fully-connected":
-            return _cut_through([(f"link:{a.id}->{b.id}", self.link)], nbytes, hop_count=1)
+            return _cut_through([((f"link:{a.id}->{b.id}",), self.link, 1)], hop_count=1)
+        if self.topology == "nvswitch":
+            lanes = (range(nvl.NVSWITCH_LINKS_PER_GPU) if lane is None
+                     else [lane % nvl.NVSWITCH_LINKS_PER_GPU])
+            return _cut_through([(tuple(f"{a.id}.tx#{k}" for k in lanes), self.link, len(lanes)),
+                                 (tuple(f"{b.id}.rx#{k}" for k in lanes), self.link, len(lanes))],
+                                hop_count=1)
+        if self.topology == "dgx1-cube-mesh":
+            path = self._cube_mesh_path(a, b)
+            return _cut_through([self._nvlink_hop(x, y, lane if len(path) == 1 else None)
+                                 for x, y in path], hop_count=len(path))
         path = self._ring_path(a, b)
-        return _cut_through([(f"link:{x}->{y}", self.link) for x, y in path], nbytes,
+        return _cut_through([((f"link:{x}->{y}",), self.link, 1) for x, y in path],
                             hop_count=len(path))
+
+    def ring_channels(self, devices: list[str]) -> list[tuple[tuple[str, ...],
+                                                              tuple[int | None, ...]]]:
+        """The rings a ring collective over `devices` runs side by side, as NCCL's channels:
+        (order of the devices, lane of each hop order[i] -> order[i+1]). One ring in the
+        given order where the topology offers no choice or the devices span nodes."""
+        ids = list(devices)
+        plain = [(tuple(ids), (None,) * len(ids))]
+        if len(ids) < 2 or len({self.device(d).node for d in ids}) > 1:
+            return plain
+        if self.topology == "nvswitch":
+            return [(tuple(ids), (k,) * len(ids)) for k in range(nvl.NVSWITCH_LINKS_PER_GPU)]
+        if self.topology != "dgx1-cube-mesh":
+            return plain
+        local = {self._local[d]: d for d in ids}
+        used: dict[tuple[int, int], int] = {}
+        channels = []
+        for ring in nvl.dgx1_rings(tuple(sorted(local))):
+            lanes = []
+            for x, y in zip(ring, ring[1:] + ring[:1]):
+                lanes.append(used.get((x, y), 0))
+                used[(x, y)] = lanes[-1] + 1
+            channels.append((tuple(local[x] for x in ring), tuple(lanes)))
+        return channels or plain
+
+    def _nvlink_hop(self, x: str, y: str, lane: int | None):
+        i, j = self._local[x], self._local[y]
+        links = nvl.dgx1_links(i, j)
+        lanes = range(links) if lane is None else [lane % links]
+        return tuple(f"link:{x}->{y}#{k}" for k in lanes), self.link, len(lanes)
+
+    def _cube_mesh_path(self, a: Device, b: Device) -> list[tuple[str, str]]:
+        """Linked GPUs directly; the others through a GPU linked to both (NCCL's NVB path)."""
+        members = self.node_members()[a.node]
+        i, j = self._local[a.id], self._local[b.id]
+        if nvl.dgx1_links(i, j):
+            return [(a.id, b.id)]
+        via = nvl.dgx1_bridge(i, j, tuple(range(len(members))))
+        if via is None:
+            raise SimulationError(f"no NVLink path from {a.id} to {b.id} in a DGX-1 of "
+                                  f"{len(members)} GPUs")
+        return [(a.id, members[via].id), (members[via].id, b.id)]
 
     def _ring_path(self, a: Device, b: Device) -> list[tuple[str, str]]:
         ids = [d.id for d in self.node_members()[a.node]]
@@ -196,11 +279,6 @@ class Cluster:
             path.append((ids[k], ids[nxt]))
             k = nxt
         return path
-
-    def path_link(self, src: str, dst: str) -> LinkSpec:
-        """The slowest link a src->dst transfer crosses (for closed forms)."""
-        a, b = self.device(src), self.device(dst)
-        return self.inter_node_link if a.node != b.node else self.link
 
     def host_copy(self, dev: str, nbytes: float, direction: str) -> tuple[str, float]:
         """Copy engine and duration of a host<->device copy ('h2d' or 'd2h')."""
@@ -226,8 +304,9 @@ def _link(link: str | LinkSpec) -> LinkSpec:
     return catalog.link(link) if isinstance(link, str) else link
 
 
-def _cut_through(hops: list[tuple[str, LinkSpec]], nbytes: float,
-                 hop_count: int) -> tuple[tuple[str, ...], float]:
-    bandwidth = min(spec.bandwidth_Bps for _, spec in hops)
-    latency = max(spec.latency_s for _, spec in hops) * hop_count
-    return tuple(r for r, _ in hops), latency + nbytes / bandwidth
+def _cut_through(hops: list[tuple[tuple[str, ...], LinkSpec, int]],
+                 hop_count: int) -> tuple[tuple[str, ...], float, float]:
+    """hops: (resources, link, how many of its links carry the transfer side by side)."""
+    bandwidth = min(spec.bandwidth_Bps * lanes for _, spec, lanes in hops)
+    latency = max(spec.latency_s for _, spec, _ in hops) * hop_count
+    return tuple(r for rs, _, _ in hops for r in rs), bandwidth, latency

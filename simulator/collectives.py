@@ -15,6 +15,12 @@ devices, S bytes per device, link bandwidth B and latency a (alpha-beta model):
   broadcast/reduce tree  ceil(log2 p)(a + S/B)
 On a shared medium every transfer waits for the one channel: multiply the per-step term by p
 (for a tree: its p-1 transfers one after another, (p-1)(a + S/B)).
+
+Ring collectives run on the cluster's ring channels (Cluster.ring_channels): NCCL splits the
+data evenly over several rings that use different links (a DGX-1's NVLinks, an NVSwitch port's
+six links), so B above is the channels' bandwidth together: C times the slowest channel's.
+A collective may also pay a fixed launch latency once, before its first transfer (NCCL's base
+latency per collective: NCCL_BASE_LATENCY_S); the closed forms add it once.
 """
 from __future__ import annotations
 
@@ -22,10 +28,18 @@ import math
 from typing import Callable, Mapping, Sequence
 
 from .cluster import Cluster
+from .node_topologies import NVLINK_TOPOLOGIES
 from .tasks import SimulationError, TaskGraph
 
 Deps = Mapping[str, Sequence[str]] | Sequence[str]
 FIDELITIES = ("link", "flow")
+RING_KINDS = ("allreduce", "reduce_scatter", "allgather")
+RING_PASSES = {"allreduce": 2, "reduce_scatter": 1, "allgather": 1}   # each of p - 1 steps
+# NCCL's latency model (src/graph/tuning.cc, NCCL 2.7-2.12): a ring collective with the Simple
+# protocol costs baseLat[RING][SIMPLE] = 8.4 us once (the kernel launch and setup), plus one
+# hop latency per ring step (the link's latency_s; nvlink2-link: 3.4 us). Simple is what NCCL
+# picks for the megabyte buckets of data parallelism (LL and LL128 serve smaller messages).
+NCCL_BASE_LATENCY_S = 8.4e-6
 
 
 # -- closed forms --------------------------------------------------------------------------
@@ -52,43 +66,66 @@ CLOSED_FORMS: dict[str, Callable[[int, float, float, float], float]] = {
 }
 
 
-def closed_form_s(kind: str, cluster: Cluster, devices: Sequence[str], nbytes: float) -> float:
-    """Closed-form time of a collective on this cluster (slowest link of the ring)."""
+def closed_form_s(kind: str, cluster: Cluster, devices: Sequence[str], nbytes: float,
+                  launch_latency_s: float = 0.0) -> float:
+    """Closed-form time of a collective on this cluster. A ring collective's step takes as
+    long as its slowest hop, on any of its channels (each carrying its share); the tree and
+    pairwise collectives take the slowest route between ring neighbours, except in the NVLink
+    topologies, whose pairs differ (one, two or six links, direct or bridged, or another
+    node): there the fastest pair, a lower bound."""
     p = len(devices)
     if p <= 1:
         return 0.0
-    links = [cluster.path_link(devices[i], devices[(i + 1) % p]) for i in range(p)]
-    bw = min(link.bandwidth_Bps for link in links)
-    lat = max(link.latency_s for link in links)
-    if cluster.link.shared_medium and kind in ("broadcast", "reduce"):
-        return (p - 1) * (lat + nbytes / bw)  # one channel: the p-1 tree transfers in turn
-    t = CLOSED_FORMS[kind](p, nbytes, bw, lat)
+    if kind in RING_KINDS:
+        channels = cluster.ring_channels(list(devices))
+        chunk = nbytes / (len(channels) * p)
+        step = max(latency + chunk / bandwidth for order, lanes in channels for i in range(p)
+                   for _, bandwidth, latency in [cluster.route(order[i], order[(i + 1) % p],
+                                                               lanes[i])])
+        t = RING_PASSES[kind] * (p - 1) * step
+    else:
+        if cluster.topology in NVLINK_TOPOLOGIES:
+            routes = [cluster.route(a, b) for a in devices for b in devices if a != b]
+            bw, lat = max(r[1] for r in routes), min(r[2] for r in routes)
+        else:
+            routes = [cluster.route(devices[i], devices[(i + 1) % p]) for i in range(p)]
+            bw, lat = min(r[1] for r in routes), max(r[2] for r in routes)
+        if cluster.link.shared_medium and kind in ("broadcast", "reduce"):
+            return launch_latency_s + (p - 1) * (lat + nbytes / bw)  # one channel, in turn
+        t = CLOSED_FORMS[kind](p, nbytes, bw, lat)
     if cluster.link.shared_medium:
         t *= p  # one channel: the p transfers of each step go one after another
-    return t
+    return launch_latency_s + t
 
 
 # -- builders ------------------------------------------------------------------------------
 def collective(kind: str, tg: TaskGraph, cluster: Cluster, devices: Sequence[str],
                nbytes: float, deps: Deps, name: str, fidelity: str = "link",
-               priority: int = 0, root: str | None = None) -> dict[str, tuple[str, ...]]:
-    """Add a collective's tasks to `tg`; return per device what to depend on."""
+               priority: int = 0, root: str | None = None,
+               launch_latency_s: float = 0.0) -> dict[str, tuple[str, ...]]:
+    """Add a collective's tasks to `tg`; return per device what to depend on.
+    launch_latency_s: paid once before the first transfer (NCCL_BASE_LATENCY_S for NCCL)."""
     if kind not in CLOSED_FORMS:
         raise SimulationError(f"unknown collective {kind!r}; known: {', '.join(CLOSED_FORMS)}")
     if fidelity not in FIDELITIES:
         raise SimulationError(f"collective fidelity must be one of {FIDELITIES}, got {fidelity!r}")
     if nbytes < 0:
         raise SimulationError(f"collective {name!r}: negative size {nbytes}")
+    if not launch_latency_s >= 0:
+        raise SimulationError(f"collective {name!r}: launch latency must be >= 0 s, got "
+                              f"{launch_latency_s!r}")
     devices = list(devices)
     dep_of = _per_device(deps, devices)
     if len(devices) <= 1 or nbytes == 0:
         return dep_of
     if fidelity == "flow":
-        return _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority)
+        return _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority,
+                     launch_latency_s)
     builder = {"allreduce": _ring_steps(2), "reduce_scatter": _ring_steps(1),
                "allgather": _ring_steps(1), "all_to_all": _pairwise,
                "broadcast": _tree(False), "reduce": _tree(True)}[kind]
-    return builder(tg, cluster, devices, nbytes, dep_of, name, priority, root or devices[0])
+    return builder(tg, cluster, devices, nbytes, dep_of, name, priority, root or devices[0],
+                   launch_latency_s)
 
 
 def _per_device(deps: Deps, devices: list[str]) -> dict[str, tuple[str, ...]]:
@@ -97,48 +134,68 @@ def _per_device(deps: Deps, devices: list[str]) -> dict[str, tuple[str, ...]]:
     return {d: tuple(deps) for d in devices}
 
 
-def _send(tg, cluster, src, dst, nbytes, deps, name, priority, kind):
-    resources, duration = cluster.transfer(src, dst, nbytes)
-    tg.new(name, resources, duration, deps=deps, priority=priority, category="comm", device=src,
-           meta={"bytes": nbytes, "src": src, "dst": dst, "collective": kind})
+def _send(tg, cluster, src, dst, nbytes, deps, name, priority, kind, lane=None, extra_s=0.0):
+    """One transfer task; extra_s: a launch latency paid before it."""
+    resources, duration = cluster.transfer(src, dst, nbytes, lane)
+    tg.new(name, resources, extra_s + duration, deps=deps, priority=priority, category="comm",
+           device=src, meta={"bytes": nbytes, "src": src, "dst": dst, "collective": kind})
     return name
 
 
-def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority):
+def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s):
     resources: list[str] = []
     p = len(devices)
-    pairs = ([(devices[i], devices[(i + 1) % p]) for i in range(p)] if kind != "all_to_all"
-             else [(a, b) for a in devices for b in devices if a != b])
-    for a, b in pairs:
-        for r in cluster.transfer(a, b, 0)[0]:
+    if kind in RING_KINDS:
+        hops = [(order[i], order[(i + 1) % p], lanes[i])
+                for order, lanes in cluster.ring_channels(devices) for i in range(p)]
+    elif kind == "all_to_all":
+        hops = [(a, b, None) for a in devices for b in devices if a != b]
+    else:
+        hops = [(devices[i], devices[(i + 1) % p], None) for i in range(p)]
+    for a, b, lane in hops:
+        for r in cluster.route(a, b, lane)[0]:
             if r not in resources:
                 resources.append(r)
     all_deps = sorted({d for ds in dep_of.values() for d in ds})
     factor = {"allreduce": 2 * (p - 1), "all_to_all": p - 1}.get(kind, p - 1)
-    tg.new(name, tuple(resources), closed_form_s(kind, cluster, devices, nbytes), deps=all_deps,
-           priority=priority, category="comm", device=devices[0],
+    tg.new(name, tuple(resources), closed_form_s(kind, cluster, devices, nbytes, launch_s),
+           deps=all_deps, priority=priority, category="comm", device=devices[0],
            meta={"bytes": nbytes * factor, "collective": kind, "fidelity": "flow"})
     return {d: (name,) for d in devices}
 
 
 def _ring_steps(passes: int):
-    def build(tg, cluster, devices, nbytes, dep_of, name, priority, _root):
-        p = len(devices)
-        chunk = nbytes / p
-        prev: list[str | None] = [None] * p      # what device i sent in the previous step
-        for s in range(passes * (p - 1)):
-            sent: list[str | None] = [None] * p
-            for i, src in enumerate(devices):
-                got = prev[(i - 1) % p]           # the chunk i received last step
-                deps = list(dep_of[src]) if s == 0 else [got, prev[i]]
-                sent[i] = _send(tg, cluster, src, devices[(i + 1) % p], chunk, deps,
-                                f"{name}.s{s}.{i}", priority, "ring")
-            prev = sent
-        return {d: (prev[(i - 1) % p],) for i, d in enumerate(devices)}
+    """Reduce-scatter (1 pass) or all-reduce (2): each channel a ring over its share."""
+    def build(tg, cluster, devices, nbytes, dep_of, name, priority, _root, launch_s):
+        channels = cluster.ring_channels(devices)
+        done: dict[str, list[str]] = {d: [] for d in devices}
+        for c, (order, lanes) in enumerate(channels):
+            tag = name if len(channels) == 1 else f"{name}.c{c}"
+            last = _ring(tg, cluster, order, lanes, nbytes / len(channels), dep_of, tag,
+                         priority, passes, launch_s)
+            for d, t in last.items():
+                done[d].append(t)
+        return {d: tuple(done[d]) for d in devices}
     return build
 
 
-def _pairwise(tg, cluster, devices, nbytes, dep_of, name, priority, _root):
+def _ring(tg, cluster, order, lanes, nbytes, dep_of, name, priority, passes, launch_s):
+    p = len(order)
+    chunk = nbytes / p
+    prev: list[str | None] = [None] * p      # what device i sent in the previous step
+    for s in range(passes * (p - 1)):
+        sent: list[str | None] = [None] * p
+        for i, src in enumerate(order):
+            got = prev[(i - 1) % p]           # the chunk i received last step
+            deps = list(dep_of[src]) if s == 0 else [got, prev[i]]
+            sent[i] = _send(tg, cluster, src, order[(i + 1) % p], chunk, deps,
+                            f"{name}.s{s}.{i}", priority, "ring", lanes[i],
+                            launch_s if s == 0 else 0.0)
+        prev = sent
+    return {d: prev[(i - 1) % p] for i, d in enumerate(order)}
+
+
+def _pairwise(tg, cluster, devices, nbytes, dep_of, name, priority, _root, launch_s):
     p = len(devices)
     chunk = nbytes / p
     received: dict[str, list[str]] = {d: list(dep_of[d]) for d in devices}
@@ -148,14 +205,14 @@ def _pairwise(tg, cluster, devices, nbytes, dep_of, name, priority, _root):
             dst = devices[(i + k) % p]
             deps = list(dep_of[src]) if last[i] is None else [last[i]]
             last[i] = _send(tg, cluster, src, dst, chunk, deps, f"{name}.r{k}.{i}", priority,
-                            "all_to_all")
+                            "all_to_all", extra_s=launch_s if k == 1 else 0.0)
             received[dst].append(last[i])
     return {d: tuple(v) for d, v in received.items()}
 
 
 def _tree(reduce: bool):
     """Binomial tree from (broadcast) or to (reduce) the root."""
-    def build(tg, cluster, devices, nbytes, dep_of, name, priority, root):
+    def build(tg, cluster, devices, nbytes, dep_of, name, priority, root, launch_s):
         order = [root] + [d for d in devices if d != root]
         p = len(order)
         rounds = math.ceil(math.log2(p))
@@ -171,7 +228,8 @@ def _tree(reduce: bool):
                 # a receiver reduces one child's data at a time, as a sender sends one at a time
                 deps = have[src] + ([received[dst]] if reduce and dst in received else [])
                 t = _send(tg, cluster, src, dst, nbytes, deps, f"{name}.t{r}.{a}-{b}",
-                          priority, "reduce" if reduce else "broadcast")
+                          priority, "reduce" if reduce else "broadcast",
+                          extra_s=launch_s if r == 0 else 0.0)
                 have[dst] = have[dst] + [t] if reduce else [t]
                 received[dst] = t
                 if not reduce:

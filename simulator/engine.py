@@ -15,6 +15,12 @@ Rules, in one place:
 - Memory is allocated when a task starts and freed when it ends. With `enforce_memory`, a head
   task that does not fit waits until something frees memory; if nothing running can, the run
   ends with an OutOfMemory naming the device, the task, the bytes and the time.
+- What a device holds besides the tasks' bytes comes from the task graph's meta
+  (DEVICE_MEMORY_META: device -> driver_bytes, context_bytes, allocator_overhead_bytes, written
+  by the lowering for GPUs): the driver's and the CUDA context's bytes are taken off the
+  device's capacity, and the allocator's overhead (what its cache reserves beyond the tensors
+  at their peak) is added to the tensors. What fits is judged on that reserved memory;
+  `peak_memory_bytes` is the tensors' peak (allocated), `peak_reserved_bytes` adds the overhead.
 
 Cost: one SimPy timeout per task plus one dispatch event per distinct instant.
 """
@@ -29,6 +35,8 @@ from simpy.events import NORMAL, Event
 
 from .tasks import SimulationError, Task, TaskGraph
 
+DEVICE_MEMORY_META = "device_memory"
+
 
 @dataclass(frozen=True)
 class OutOfMemory:
@@ -36,14 +44,21 @@ class OutOfMemory:
     task: str
     time_s: float
     requested_bytes: int
-    in_use_bytes: int
+    in_use_bytes: int          # tensors, allocator overhead, context and driver
     capacity_bytes: int
+    runtime_bytes: int = 0     # of in_use: the driver's and the CUDA context's
+    overhead_bytes: int = 0    # of in_use: what the caching allocator reserves beyond tensors
 
     def message(self) -> str:
         gib = 2 ** 30
+        held = ""
+        if self.runtime_bytes or self.overhead_bytes:
+            held = (f" ({self.runtime_bytes / gib:.3f} GiB of it the driver and CUDA context, "
+                    f"{self.overhead_bytes / gib:.3f} GiB the allocator's rounding and cache)")
         return (f"out of memory on {self.device} at t={self.time_s:.6g} s: task {self.task!r} "
                 f"needs {self.requested_bytes / gib:.3f} GiB more with "
-                f"{self.in_use_bytes / gib:.3f} GiB of {self.capacity_bytes / gib:.3f} GiB in use")
+                f"{self.in_use_bytes / gib:.3f} GiB of {self.capacity_bytes / gib:.3f} GiB in use"
+                f"{held}")
 
 
 @dataclass
@@ -59,6 +74,9 @@ class RunLog:
     oom: OutOfMemory | None = None
     completed: int = 0
     meta: dict = field(default_factory=dict)
+    peak_reserved_bytes: dict[str, int] = field(default_factory=dict)   # tensors + overhead
+    context_bytes: dict[str, int] = field(default_factory=dict)   # CUDA context and handles
+    runtime_bytes: dict[str, int] = field(default_factory=dict)   # context + driver
 
     @property
     def makespan_s(self) -> float:
@@ -77,7 +95,8 @@ def run(graph: TaskGraph, capacities: dict[str, int],
 
     capacities: resource id -> tasks it runs at once. memory_capacity_bytes: device -> bytes;
     devices not listed are tracked but unbounded. memory_baseline_bytes: bytes resident on a
-    device before the first task (weights, optimizer state).
+    device before the first task (weights, optimizer state). What else each device holds is
+    read from graph.meta[DEVICE_MEMORY_META] (see the module's rules).
     """
     for r, c in capacities.items():
         if not isinstance(c, int) or c < 1:
@@ -150,6 +169,14 @@ class _Run:
         self.end_s = [float("nan")] * n
         self.enforce = enforce
         self.mem_cap = mem_cap
+        held = graph.meta.get(DEVICE_MEMORY_META) or {}
+        self.runtime = {d: int(e.get("driver_bytes", 0)) + int(e.get("context_bytes", 0))
+                        for d, e in held.items()}
+        self.context = {d: int(e.get("context_bytes", 0)) for d, e in held.items()}
+        self.overhead = {d: int(e.get("allocator_overhead_bytes", 0)) for d, e in held.items()}
+        # the tensors' bytes that fit: capacity less the runtime's bytes and the allocator's
+        self.limit = {d: c - self.runtime.get(d, 0) - self.overhead.get(d, 0)
+                      for d, c in mem_cap.items()}
         self.mem = {d: int(baseline.get(d, 0)) for d in sorted(devices)}
         self.timeline = {d: [(0.0, b)] for d, b in self.mem.items()}
         self.peak = dict(self.mem)
@@ -168,8 +195,11 @@ class _Run:
         oom = None
         if self.completed < len(self.tasks):
             oom = self._diagnose_stuck()
+        reserved = {d: p + self.overhead.get(d, 0) for d, p in self.peak.items()}
         return RunLog(self.tasks, self.start_s, self.end_s, self.timeline, self.peak,
-                      dict(self.capacity), dict(self.mem_cap), oom, self.completed)
+                      dict(self.capacity), dict(self.mem_cap), oom, self.completed,
+                      peak_reserved_bytes=reserved, context_bytes=dict(self.context),
+                      runtime_bytes=dict(self.runtime))
 
     def _make_ready(self, i: int) -> None:
         key = self.key[i]
@@ -215,7 +245,7 @@ class _Run:
                     return False
         if self.enforce and self.alloc[i]:
             for d, b in self.alloc[i]:
-                cap = self.mem_cap.get(d)
+                cap = self.limit.get(d)
                 if cap is not None and self.mem[d] + b > cap:
                     self.mem_blocked[r] = i
                     return False
@@ -264,10 +294,12 @@ class _Run:
             if self.start_s[i] == self.start_s[i]:   # started after all
                 continue
             for d, b in self.alloc[i]:
-                cap = self.mem_cap.get(d)
+                cap = self.limit.get(d)
                 if cap is not None and self.mem[d] + b > cap:
+                    held = self.runtime.get(d, 0) + self.overhead.get(d, 0)
                     return OutOfMemory(d, self.tasks[i].name, float(self.env.now), b,
-                                       self.mem[d], cap)
+                                       self.mem[d] + held, self.mem_cap[d],
+                                       self.runtime.get(d, 0), self.overhead.get(d, 0))
         self.graph.topo_order()  # raises SimulationError naming a task on the cycle
         raise SimulationError(  # no cycle and no memory wait: an engine bug
             f"engine stalled with {len(self.tasks) - self.completed} tasks left and no cause")

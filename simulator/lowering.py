@@ -1,27 +1,48 @@
 """From an op graph to tasks on one device: durations, dependencies and tensor lifetimes.
 
 Every policy that runs (part of) a graph on a device goes through `emit_ops`, so the rules of
-memory are the same everywhere:
+memory are the same everywhere, and follow what PyTorch allocates:
 - weights, their gradients and optimizer state are resident for the whole step (`resident_bytes`);
-- an op allocates its output when it starts (views and weight-gradient/update ops allocate
-  nothing: they alias, or write into resident buffers);
+- an op allocates its output when it starts. Views, weight-gradient and update ops allocate
+  nothing (they alias, or write into resident buffers), and so does a ReLU that runs in place
+  (`inplace_relus`): its output is its input's storage;
 - a tensor is freed when the last task that reads it (an input edge or a saved-tensor edge of
-  a backward op) ends, in the order the device runs them.
+  a backward op) ends, in the order the device runs them;
+- what autograd keeps besides graph tensors: a max pool's int64 indices and a training
+  dropout's bool mask live until the op's gradient; under AMP, autocast's half copy of a
+  convolution's or linear layer's weights lives from the forward until the layer's gradient,
+  and the half weight gradient exists during the weight-gradient op;
+- a cuDNN convolution holds a workspace while it runs, as large as the device model asks for
+  (`device.model.workspace_bytes(op)`, 0 where the model has none) when it fits; where it does
+  not, PyTorch's cuDNN falls back to an algorithm without one.
+On a GPU each tensor counts as the CUDA caching allocator's 512-byte blocks, the CUDA context is
+taken off the device's memory, and the allocator is replayed on the step's allocations in
+program order (hwmodels/gpu_memory.py): what it reserves beyond the tensors at its peak (segment
+rounding, blocks split and cached) is recorded per device in the task graph's `device_memory`
+meta, which the engine adds to the tensors when it judges what fits.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
+from hwmodels.gpu_memory import CachingAllocator, block_bytes, runtime_reservation
 from hwmodels.residency import fitting_bytes
 from workloads.graph import Op, OpGraph
 from workloads.training import OPTIMIZER_STATE_PER_PARAM
 
 from .cluster import Device
+from .engine import DEVICE_MEMORY_META
 from .tasks import TaskGraph
 
 # Outputs these kinds write go into resident buffers (weight gradients, weights).
 _RESIDENT_OUTPUT = frozenset({"conv2d_grad_weight", "linear_grad_weight", "sgd_update"})
+# Saved by autograd besides graph tensors, bytes per output element: max_pool2d_with_indices'
+# int64 indices, native_dropout's bool mask.
+_SAVED_EXTRA_BYTES = {"maxpool": 8, "dropout": 1}
+HALF_BYTES = 2                     # fp16 and bf16
+_INPLACE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def resident_bytes(graph: OpGraph, training: bool) -> int:
@@ -33,19 +54,45 @@ def resident_bytes(graph: OpGraph, training: bool) -> int:
     return weights * (2 + state)
 
 
-def output_bytes(op: Op) -> int:
-    """Bytes an op allocates for its output (0 for views and resident-buffer writers)."""
+def output_bytes(op: Op, blocks: bool = True) -> int:
+    """Bytes an op's output storage takes (0 for views and resident-buffer writers), as the
+    CUDA caching allocator counts them (whole 512-byte blocks) unless `blocks` is False."""
     if op.is_view or op.kind in _RESIDENT_OUTPUT:
         return 0
-    return op.out.nbytes
+    return block_bytes(op.out.nbytes) if blocks else op.out.nbytes
+
+
+def inplace_relus(graph: OpGraph) -> frozenset[str]:
+    """The ReLUs that run in place: built with inplace=True (torchvision's choice), and whose
+    input autograd lets them overwrite: no other op reads it (forward or saved for a backward;
+    a ReLU's own backward reads its output), and it is no view of another tensor."""
+    cached = _INPLACE_CACHE.get(graph)
+    if cached is not None and cached[0] == len(graph):
+        return cached[1]
+    readers: dict[str, int] = {}
+    for op in graph:
+        for t in {*op.inputs, *op.saved}:
+            readers[t] = readers.get(t, 0) + 1
+    found = frozenset(
+        op.name for op in graph
+        if op.kind == "relu" and op.attrs.get("inplace") and op.phase == "forward"
+        and readers.get(op.inputs[0], 0) == 1 and not graph.op(op.inputs[0]).is_view)
+    _INPLACE_CACHE[graph] = (len(graph), found)
+    return found
 
 
 def storage_owner(graph: OpGraph, name: str) -> str:
-    """The op whose allocation holds tensor `name` (views point back to their source)."""
+    """The op whose allocation holds tensor `name` (views and in-place ReLUs point back to
+    their source)."""
+    inplace = inplace_relus(graph)
     op = graph.op(name)
-    while op.is_view and op.inputs:
+    while (op.is_view or op.name in inplace) and op.inputs:
         op = graph.op(op.inputs[0])
     return op.name
+
+
+def is_amp(graph: OpGraph) -> bool:
+    return str(graph.meta.get("precision", "")).startswith("amp-")
 
 
 @dataclass
@@ -65,10 +112,9 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
     ops: a subset of the graph (default all); dependencies on ops outside the subset are
     dropped, so callers wire cross-device edges themselves through `extra_deps` (op name ->
     task names). Tensors produced outside the subset are neither allocated nor freed here.
+    keep_outputs: storage owners whose bytes other tasks free (offloading).
     """
     selected = list(ops) if ops is not None else graph.topo()
-    names = {op.name for op in selected}
-    position = {op.name: i for i, op in enumerate(selected)}
     mem_dev = memory_device or device.id
     if duration is None:
         # what this device's part of the step moves: a calibrated profile's small ops run
@@ -80,32 +126,18 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
     else:
         cost = duration
     extra = extra_deps or {}
-    keep = set(keep_outputs)
-
-    # Last reader of each locally produced storage, in this device's order.
-    last_reader: dict[str, str] = {}
-    if track_memory:
-        for op in selected:
-            readers = list(op.inputs) + list(op.saved)
-            for t in readers:
-                if t in graph:
-                    owner = storage_owner(graph, t)
-                    if owner in names and owner not in keep and output_bytes(graph.op(owner)):
-                        prev = last_reader.get(owner)
-                        if prev is None or position[op.name] > position[prev]:
-                            last_reader[owner] = op.name
-    frees: dict[str, int] = {}
-    for owner, reader in last_reader.items():
-        frees[reader] = frees.get(reader, 0) + output_bytes(graph.op(owner))
+    gpu = device.spec.kind == "gpu"
+    if gpu:
+        _record_reservation(tg, mem_dev, device)
+    plan = _MemoryPlan(graph, selected, device, set(keep_outputs)) if track_memory else None
+    if plan is not None and gpu:
+        plan.replay(tg, mem_dev)
 
     task_of: dict[str, str] = {}
     for i, op in enumerate(selected):
         deps = [task_of[p] for p in graph.predecessors(op.name) if p in task_of]
         deps += list(extra.get(op.name, ()))
-        alloc = output_bytes(op) if track_memory else 0
-        free = frees.get(op.name, 0)
-        if track_memory and alloc and op.name not in last_reader and op.name not in keep:
-            free += alloc  # nobody reads it (the loss): gone when it is done
+        alloc, free = plan.task_bytes(op.name) if plan is not None else (0, 0)
         name = f"{prefix}{op.name}"
         tg.new(name, device.compute, cost(op), deps=deps, priority=priority_base + i,
                alloc={mem_dev: alloc} if alloc else {}, free={mem_dev: free} if free else {},
@@ -113,3 +145,121 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
                meta={"op": op.name, "kind": op.kind, "phase": op.phase, **(meta or {})})
         task_of[op.name] = name
     return Emitted(task_of, [op.name for op in selected])
+
+
+def held_beyond_tensors_bytes(graph: OpGraph, device: Device,
+                              ops: Iterable[Op] | None = None) -> int:
+    """What `device` holds besides the tensors when it runs `ops` of `graph` (default all):
+    the driver's and the CUDA context's bytes and the caching allocator's overhead; 0 off
+    GPUs. A planner that budgets tensors takes this off the device's memory."""
+    scratch = TaskGraph("held-bytes")
+    emit_ops(scratch, graph, device, ops=ops, duration=lambda op: 0.0)
+    entry = scratch.meta.get(DEVICE_MEMORY_META, {}).get(device.id, {})
+    return sum(int(entry.get(k, 0)) for k in ("driver_bytes", "context_bytes",
+                                                "allocator_overhead_bytes"))
+
+
+def _record_reservation(tg: TaskGraph, mem_dev: str, device: Device) -> None:
+    held = runtime_reservation(device.spec)
+    entry = tg.meta.setdefault(DEVICE_MEMORY_META, {}).setdefault(mem_dev, {})
+    entry.update(driver_bytes=held.driver_bytes, context_bytes=held.context_bytes)
+    entry.setdefault("allocator_overhead_bytes", 0)
+
+
+class _MemoryPlan:
+    """The buffers of one emission: which op allocates each and which op's end frees it."""
+
+    def __init__(self, graph: OpGraph, selected: list[Op], device: Device, keep: set[str]):
+        self.graph, self.selected, self.device = graph, selected, device
+        blocks = device.spec.kind == "gpu"
+        names = {op.name for op in selected}
+        position = {op.name: i for i, op in enumerate(selected)}
+        inplace = inplace_relus(graph)
+        # buffers: key -> (bytes, producer, last reader or None)
+        self.buffers: dict[str, list] = {}
+        for op in selected:
+            nbytes = 0 if op.name in inplace else output_bytes(op, blocks)
+            if nbytes:
+                self.buffers[op.name] = [nbytes, op.name, None]
+        for op in selected:
+            for t in (*op.inputs, *op.saved):
+                if t in graph:
+                    owner = storage_owner(graph, t)
+                    buf = self.buffers.get(owner)
+                    if buf is not None and owner in names and \
+                            (buf[2] is None or position[op.name] > position[buf[2]]):
+                        buf[2] = op.name
+        self.kept = {k for k in keep if k in self.buffers}
+        # what autograd keeps besides graph tensors, freed by the op's last backward op
+        backward_of: dict[str, str] = {}
+        for op in selected:
+            if op.phase == "backward" and op.forward in names:
+                backward_of[op.forward] = op.name   # the last one, in this device's order
+        amp = is_amp(graph)
+        size = block_bytes if blocks else int
+        self.transient: dict[str, list[tuple[str, int]]] = {}
+        for op in selected:
+            extra = 0
+            if op.kind in _SAVED_EXTRA_BYTES and not op.is_view and op.name in backward_of:
+                extra = op.out.numel * _SAVED_EXTRA_BYTES[op.kind]
+                self.buffers[f"{op.name}#saved"] = [size(extra), op.name,
+                                                    backward_of[op.name]]
+            if amp and op.params and op.kind in ("conv2d", "linear"):
+                self.buffers[f"{op.name}#half_weights"] = [
+                    size(op.params * HALF_BYTES), op.name, backward_of.get(op.name)]
+            if amp and op.kind in ("conv2d_grad_weight", "linear_grad_weight"):
+                self.transient.setdefault(op.name, []).append(
+                    ("half_weight_grad", size(op.params * HALF_BYTES)))
+            workspace = getattr(device.model, "workspace_bytes", None)
+            if workspace is not None and blocks:
+                ws = int(workspace(op))
+                if ws > 0:
+                    self.transient.setdefault(op.name, []).append(("workspace", size(ws)))
+        # per op: bytes allocated at start and freed at end, for the engine
+        self.alloc: dict[str, int] = {}
+        self.free: dict[str, int] = {}
+        self.frees_at: dict[str, list[str]] = {}
+        for key, (nbytes, producer, last) in self.buffers.items():
+            self.alloc[producer] = self.alloc.get(producer, 0) + nbytes
+            end = last or producer   # nobody reads it (the loss): gone when it is done
+            self.frees_at.setdefault(end, []).append(key)
+            if key not in self.kept:
+                self.free[end] = self.free.get(end, 0) + nbytes
+        self.produced: dict[str, list[str]] = {}
+        for key, (_, producer, _) in self.buffers.items():
+            self.produced.setdefault(producer, []).append(key)
+
+    def task_bytes(self, op_name: str) -> tuple[int, int]:
+        scratch = sum(b for _, b in self.transient.get(op_name, ()))
+        return (self.alloc.get(op_name, 0) + scratch, self.free.get(op_name, 0) + scratch)
+
+    def replay(self, tg: TaskGraph, mem_dev: str) -> None:
+        """Run PyTorch's caching allocator over the emission in program order, after the
+        resident state of its forward ops; a workspace that does not fit becomes 0. Records
+        what the allocator reserves beyond the tensors at its peak."""
+        spec = self.device.spec
+        limit = spec.memory_bytes - runtime_reservation(spec).total_bytes
+        allocator = CachingAllocator(max(limit, 0))
+        training = bool(self.graph.meta.get("training"))
+        copies = 2 + OPTIMIZER_STATE_PER_PARAM[self.graph.meta.get("optimizer", "sgd-momentum")]
+        for op in self.selected:
+            if op.phase == "forward" and op.params:
+                for i in range(copies if training else 1):
+                    allocator.malloc((op.name, "state", i), op.param_bytes, overcommit=True)
+        for op in self.selected:
+            for key in self.produced.get(op.name, ()):
+                allocator.malloc(key, self.buffers[key][0], overcommit=True)
+            scratch = self.transient.get(op.name)
+            if scratch:
+                kept = []
+                for what, nbytes in scratch:
+                    fits = allocator.malloc(what, nbytes, overcommit=what != "workspace")
+                    kept.append((what, nbytes if fits else 0))
+                for what, _ in kept:
+                    allocator.free(what)
+                self.transient[op.name] = kept
+            for key in self.frees_at.get(op.name, ()):
+                allocator.free(key)
+        overhead = max(0, allocator.peak_reserved - allocator.peak_requested)
+        entry = tg.meta[DEVICE_MEMORY_META][mem_dev]
+        entry["allocator_overhead_bytes"] = max(entry["allocator_overhead_bytes"], overhead)

@@ -124,7 +124,25 @@ class Result:
 
     @property
     def peak_memory_bytes(self) -> dict[str, int]:
+        """Per device: the peak of the step's tensors, each in the allocator's blocks (what
+        torch.cuda.max_memory_allocated reports on a GPU); the same as peak_allocated_bytes."""
         return dict(self.log.peak_memory_bytes)
+
+    @property
+    def peak_allocated_bytes(self) -> dict[str, int]:
+        return dict(self.log.peak_memory_bytes)
+
+    @property
+    def peak_reserved_bytes(self) -> dict[str, int]:
+        """Per device: what the caching allocator holds at its peak (torch.cuda.
+        max_memory_reserved): the tensors plus its rounding and cached blocks."""
+        return dict(self.log.peak_reserved_bytes or self.log.peak_memory_bytes)
+
+    @property
+    def peak_device_memory_bytes(self) -> dict[str, int]:
+        """Per device: what nvidia-smi would show at the peak: reserved plus the CUDA context."""
+        return {d: b + self.log.context_bytes.get(d, 0)
+                for d, b in self.peak_reserved_bytes.items()}
 
     # -- outputs -------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -147,6 +165,8 @@ class Result:
             "mean_compute_utilisation": (sum(compute_util) / len(compute_util)
                                          if compute_util else 0.0),
             "peak_memory_bytes": self.peak_memory_bytes,
+            "peak_reserved_bytes": self.peak_reserved_bytes,
+            "context_bytes": dict(self.log.context_bytes),
             "memory_capacity_bytes": self.log.memory_capacity_bytes,
             "link_bytes": self.link_bytes(),
         }

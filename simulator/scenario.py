@@ -7,6 +7,7 @@
     link = "nvlink2"
     policy = "data-parallel"
     inference = false              # optional (default: a training step)
+    precision = "amp-fp16"         # optional: fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | amp-bf16
     topology = "switch"            # optional: switch | ring | fully-connected
     devices_per_node = 8           # optional, with inter_node_link
     inter_node_link = "ib100"
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hwmodels import catalog
+from workloads.precision import PRECISIONS
 
 from .cluster import TOPOLOGIES, Cluster
 from .policies import ConfigError
@@ -48,6 +50,7 @@ class Scenario:
     inter_node_link: str | None = None
     host_link: str | None = None
     host: str | None = None
+    precision: str = "fp32"
     workload_options: dict = field(default_factory=dict)
     hardware_options: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
@@ -65,7 +68,7 @@ class Scenario:
             if key not in data:
                 raise ConfigError(f"{source}: missing field {key!r}")
         types = {"workload": str, "hardware": str, "policy": str, "link": str, "topology": str,
-                 "inter_node_link": str, "host_link": str, "host": str, "batch": int,
+                 "inter_node_link": str, "host_link": str, "host": str, "precision": str, "batch": int,
                  "devices": int, "devices_per_node": int, "inference": bool,
                  "workload_options": dict, "hardware_options": dict, "options": dict}
         for key, value in data.items():
@@ -93,6 +96,9 @@ class Scenario:
         if self.topology not in TOPOLOGIES:
             raise ConfigError(f"{source}: topology must be one of {', '.join(TOPOLOGIES)}, "
                               f"got {self.topology!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"{source}: precision must be one of {', '.join(PRECISIONS)}, "
+                              f"got {self.precision!r}")
         if self.devices_per_node is not None and self.devices_per_node < 1:
             raise ConfigError(f"{source}: devices_per_node must be >= 1, "
                               f"got {self.devices_per_node}")
@@ -146,7 +152,8 @@ class Scenario:
         from .api import simulate
         return simulate(self.workload, self.build_cluster(), self.policy, batch=self.batch,
                         training=not self.inference, enforce_memory=enforce_memory,
-                        workload_options=self.workload_options, **self.options)
+                        workload_options=self.workload_options, precision=self.precision,
+                        **self.options)
 
 
 def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigError) -> dict:

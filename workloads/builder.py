@@ -167,8 +167,10 @@ class GraphBuilder:
                          dict(num_groups=groups, num_channels=c, affine=affine),
                          params=2 * c if affine else 0)
 
-    def relu(self, x: str, name: str | None = None) -> str:
-        return self._add("relu", [x], self.spec(x).shape, name)
+    def relu(self, x: str, name: str | None = None, inplace: bool = True) -> str:
+        """ReLU. inplace: it may overwrite its input, as torchvision's nn.ReLU(inplace=True)
+        does (the lowering decides whether autograd allows it)."""
+        return self._add("relu", [x], self.spec(x).shape, name, {"inplace": bool(inplace)})
 
     def activation(self, x: str, kind: str, name: str | None = None, **attrs) -> str:
         """A pointwise activation other than ReLU (graph.ACTIVATIONS: tanh, sigmoid, gelu,

@@ -128,7 +128,9 @@ class Op:
     # -- derived costs -------------------------------------------------------------------
     @property
     def param_bytes(self) -> int:
-        return self.params * self.out.dtype_bytes
+        """Bytes of this op's parameters (FP32 master weights under AMP, whatever the width of
+        its activations: workloads/precision.py)."""
+        return self.params * int(self.attrs.get("param_dtype_bytes", self.out.dtype_bytes))
 
     @property
     def macs(self) -> float:

@@ -86,6 +86,13 @@ def _bind(sig, node, env) -> dict:
     return dict(bound.arguments)
 
 
+def _is_inplace_call(node) -> bool:
+    """A call of an in-place variant (relu_, clamp_, ...: PyTorch's trailing underscore)."""
+    target = node.target if isinstance(node.target, str) else \
+        getattr(node.target, "__name__", "")
+    return target.endswith("_") and not target.endswith("__")
+
+
 class FunctionLowering:
     # -- tables ----------------------------------------------------------------------------
     def function_handlers(self, torch) -> dict:
@@ -200,7 +207,10 @@ class FunctionLowering:
         return handler
 
     def _relu(self, node):
-        return self.b.relu(self.tensor(node.args[0]), name=self.name("relu"))
+        # in place: relu_ (torch, F, the method) or F.relu(x, inplace=True)
+        inplace = _is_inplace_call(node) or bool(node.kwargs.get("inplace", False)) or (
+            len(node.args) > 1 and node.args[1] is True)
+        return self.b.relu(self.tensor(node.args[0]), name=self.name("relu"), inplace=inplace)
 
     def _constant(self, arg) -> float | None:
         """The number an argument holds (a literal, or a size computed in the forward)."""
@@ -274,7 +284,7 @@ class FunctionLowering:
             return self._activation(x, "hardtanh", {"min_val": lo, "max_val": hi},
                                     self.name("clamp"))
         if lo == 0.0 and a["max"] is None:
-            return self.b.relu(x, name=self.name("clamp"))
+            return self.b.relu(x, name=self.name("clamp"), inplace=_is_inplace_call(node))
         raise self.unsupported("clamps with tensor bounds or one bound other than min=0; only "
                                "constant (min, max) and min=0 are supported")
 

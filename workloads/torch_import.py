@@ -237,7 +237,7 @@ class _Lowering(FunctionLowering):
         elif type(m) is nn.GroupNorm:
             out = self.b.groupnorm(x(), m.num_groups, m.affine, name=name)
         elif type(m) is nn.ReLU:
-            out = self.b.relu(x(), name=name)
+            out = self.b.relu(x(), name=name, inplace=m.inplace)
         elif type(m) is nn.MaxPool2d:
             out = self._maxpool(x(), m.kernel_size, m.stride, m.padding, m.dilation,
                                 m.ceil_mode, m.return_indices, name)

@@ -59,6 +59,8 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
     if any(op.phase != "forward" for op in forward):
         raise WorkloadError(f"graph {forward.name!r} is already lowered for training")
     g = forward.copy(forward.name, _training_op)
+    # ops made here train in the graph's precision too (workloads/precision.py)
+    stamp = {"precision": forward.meta["precision"]} if "precision" in forward.meta else {}
     g.meta["training"] = True
     g.meta["optimizer"] = optimizer
     fwd_ops = g.topo()
@@ -68,7 +70,8 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
             raise WorkloadError(f"graph {forward.name!r} ends in {loss.kind!r} with shape "
                                 f"{loss.out.shape}; training needs (batch, classes) logits")
         loss = g.add(Op("loss", "softmax_xent", (loss.name,), (loss.out,),
-                        TensorSpec((1,), loss.out.dtype_bytes), {"classes": loss.out.shape[1]}))
+                        TensorSpec((1,), loss.out.dtype_bytes),
+                        {"classes": loss.out.shape[1], **stamp}))
         fwd_ops.append(loss)
 
     consumers: dict[str, list[str]] = {op.name: [] for op in fwd_ops}
@@ -87,7 +90,8 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
             return parts[0]
         spec = g.op(t).out
         acc = g.add(Op(f"{t}.grad_acc", "grad_accumulate", tuple(parts),
-                       tuple(spec for _ in parts), spec, phase="backward", forward=t))
+                       tuple(spec for _ in parts), spec, dict(stamp), phase="backward",
+                       forward=t))
         grads[t] = [acc.name]
         return acc.name
 
@@ -140,7 +144,7 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
                                  in_spec, (), dy)
                 grads[src].append(gi)
             gw = backward_op(f"{op.name}.grad_weight", f"{op.kind}_grad_weight", op, reads,
-                             TensorSpec((max(op.params, 1),), op.out.dtype_bytes), saved, dy)
+                             TensorSpec((max(op.params, 1),), _param_width(op)), saved, dy)
             weight_grad_of[op.name] = gw
         else:
             gi = backward_op(f"{op.name}.grad", f"{op.kind}_grad", op, reads, in_spec, saved,
@@ -152,12 +156,24 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
 
     for fwd_name, gw in weight_grad_of.items():
         fwd = g.op(fwd_name)
-        spec = TensorSpec((fwd.params,), fwd.out.dtype_bytes)
+        spec = TensorSpec((fwd.params,), _param_width(fwd))
         g.add(Op(f"{fwd_name}.update", "sgd_update", (gw,), (spec,), spec, params=fwd.params,
                  phase="update", forward=fwd_name,
-                 attrs={"optimizer": optimizer, "tensors": param_tensors(fwd)}))
+                 attrs={"optimizer": optimizer, "tensors": param_tensors(fwd),
+                        **{k: fwd.attrs[k] for k in _UPDATE_INHERITS if k in fwd.attrs}}))
     g.validate()
     return g
+
+
+# what an optimizer step takes from its layer: the precision it trains in and the width of
+# the master weights it updates (workloads/precision.py)
+_UPDATE_INHERITS = ("precision", "param_dtype_bytes")
+
+
+def _param_width(op: Op) -> int:
+    """Bytes per parameter, hence per weight gradient (FP32 under AMP: autograd casts the
+    half gradient back to the master weight's type)."""
+    return int(op.attrs.get("param_dtype_bytes", op.out.dtype_bytes))
 
 
 def param_tensors(op: Op) -> int:

@@ -26,6 +26,8 @@ def add_arguments(p) -> None:
     p.add_argument("--host-link")
     p.add_argument("--policy", help="policy name (dnnsim policies)")
     p.add_argument("--inference", action="store_true", help="inference instead of training")
+    p.add_argument("--precision", help="fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | "
+                                       "amp-bf16")
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a policy option (also accepted as --key value)")
     p.add_argument("--workload-option", action="append", default=[], metavar="KEY=VALUE")
@@ -89,7 +91,7 @@ def scenario_from_args(args) -> Scenario:
     flags = {"workload": args.workload, "batch": args.batch, "hardware": args.hardware,
              "devices": args.devices, "link": args.link, "topology": args.topology,
              "devices_per_node": args.devices_per_node, "inter_node_link": args.inter_node_link,
-             "host_link": args.host_link, "policy": args.policy}
+             "host_link": args.host_link, "policy": args.policy, "precision": args.precision}
     data.update({k: v for k, v in flags.items() if v is not None})
     data.setdefault("policy", "sequential")
     if args.inference:

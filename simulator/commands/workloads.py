@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name in zoo.names():
         if name == "cifar_resnet" and not args.all_resnets:
-            continue  # the same network as resnet20 by default
+            continue  # the same network as cifar_resnet20 by default
         info = zoo.info(name)
         g = zoo.get(name, batch=1)
         rows.append([name, "x".join(map(str, info.input_shape)), f"{g.params():,}",
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     header = ["network", "input (CxHxW)", "parameters", "GFLOPs/sample", "description"]
     print("\n".join(format_table(header, rows, right={2, 3})))
     # on stderr: the table stays clean for scripts
-    print("and any resnet<6k+2>; a PyTorch module of yours is --workload path/to/net.py:factory "
+    print("and any cifar_resnet<6k+2> (resnet<6k+2> too where no ImageNet ResNet has that "
+          "depth); a PyTorch module of yours is --workload path/to/net.py:factory "
           "with --workload-option input_shape=CxHxW", file=sys.stderr)
     return 0

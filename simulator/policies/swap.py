@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from workloads.training import lower_training
 
-from ..lowering import emit_ops, resident_bytes
+from ..lowering import emit_ops, held_beyond_tensors_bytes, resident_bytes
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, register
 from .data_parallel import DataParallel
@@ -176,8 +176,9 @@ class Swap(Policy):
         ops = step_ops(g)
         candidates = offload_candidates(g, ops)
         model = build_step_model(g, dev, cluster, ops)
-        plan, figures = pick_verified(plan_swaps(model, candidates, budget), g, cluster,
-                                      candidates, ops, budget, self.name)
+        tensors_budget = budget - held_beyond_tensors_bytes(g, dev, ops)   # context, cache
+        plan, figures = pick_verified(plan_swaps(model, candidates, tensors_budget), g,
+                                      cluster, candidates, ops, budget, self.name)
         check_host_capacity(cluster, plan, candidates, self.name)
         meta = {"budget_bytes": budget, "offloaded": len(plan.offload),
                 "offloaded_bytes": sum(candidates[s].nbytes for s in plan.offload),

@@ -33,13 +33,13 @@ SIMULATE_SCENARIOS: dict[str, list[str]] = {
 
 def target_ids() -> dict[str, object]:
     """'paper/id' -> Target, for every validation/targets/*.toml that exists now."""
-    from validation import targets
+    from validation.reproduce import targets
     return {f"{p.paper}/{t.id}": t for p in targets.load_all() for t in p.targets}
 
 
 def measure_target(target) -> tuple[dict, float]:
     """({"value": float or None for NaN} or {"error": message}, seconds it took)."""
-    from validation import targets
+    from validation.reproduce import targets
     start = time.perf_counter()
     try:
         value = targets.measure(target)

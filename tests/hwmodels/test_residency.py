@@ -68,7 +68,7 @@ def test_the_device_model_applies_it_when_it_knows_the_step():
 
 
 def test_a_simulated_step_that_fits_runs_its_profiled_ops_faster():
-    from validation.validate import simulate_graph
+    from validation.validate.compare import simulate_graph
     from workloads.builder import GraphBuilder
     b = GraphBuilder("tiny", input_shape=(64,), batch=4)
     b.relu(b.linear(b.input(), 32))

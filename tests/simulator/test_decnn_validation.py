@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from validation.figures import decnn as figures
-from validation.targets import load_file, measure
+from validation.reproduce.decnn import figures
+from validation.reproduce.targets import load_file, measure
 
 TARGETS = Path(__file__).resolve().parents[2] / "validation" / "targets" / "decnn.toml"
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from validation import targets
+from validation.reproduce import targets
 
 FILE = Path(__file__).parents[2] / "validation" / "targets" / "pipeline_stale.toml"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from validation.targets import load_file, resolve_callable
+from validation.reproduce.targets import load_file, resolve_callable
 
 TARGETS = Path(__file__).resolve().parents[2] / "validation" / "targets" / "swap.toml"
 

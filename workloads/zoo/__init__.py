@@ -5,10 +5,16 @@
 
 Every network takes `num_classes`, `width` (a channel multiplier), `input_size` (height and
 width of the input) and `dtype_bytes`; CIFAR ResNets also take `depth` (through
-`cifar_resnet`) and `shortcut` ("A" zero-pad, "B" 1x1 conv). `resnet<N>` names a CIFAR ResNet of
-any depth N = 6k+2 that is not an ImageNet name (resnet50 and resnet152 are the ImageNet models;
-take `get("cifar_resnet", depth=50)` for the CIFAR one). A name `path/to/net.py:factory` is a
-PyTorch module of the user's (workloads/torch_file.py; option input_shape).
+`cifar_resnet`) and `shortcut` ("A" zero-pad, "B" 1x1 conv). A name `path/to/net.py:factory` is
+a PyTorch module of the user's (workloads/torch_file.py; option input_shape).
+
+ResNet names: `resnet18`, `resnet34`, `resnet50`, `resnet101`, `resnet152` and `resnet200` are
+the ImageNet models (v1.5; `resnet50_v1`, `resnet101_v1`, `resnet152_v1` put the stride in the
+first 1x1 conv, see resnet.py). `cifar_resnet<N>` is the CIFAR-10 ResNet of any depth
+N = 6k+2 (cifar_resnet20, cifar_resnet56, cifar_resnet200, ...). A plain `resnet<N>` of any
+other depth N = 6k+2 (resnet20, resnet56, resnet110) is the CIFAR one too, as He et al. name
+them: no ImageNet ResNet has those depths, so the name means one network; where a depth is
+both (200, and 50 and 152), `resnet<N>` is ImageNet and `cifar_resnet<N>` is CIFAR.
 """
 from __future__ import annotations
 
@@ -18,60 +24,85 @@ import re
 
 from .. import supernet
 from ..graph import OpGraph, WorkloadError
-from . import alexnet, decoupled, lenet, resnet, vgg
+from . import alexnet, decoupled, googlenet, inception, lenet, resnet, vgg
 from ._base import NetworkInfo
 
 __all__ = ["get", "names", "info", "NetworkInfo"]
 
 _CIFAR_RESNET_DEPTHS = (20, 32, 44, 56, 110, 224, 362)
+_IMAGENET = (3, 224, 224)
 
 
-def _cifar_resnet_info(name: str, depth: int | None) -> NetworkInfo:
+def _cifar_resnet_info(depth: int | None) -> NetworkInfo:
     what = f"ResNet-{depth}" if depth else "ResNet-(6k+2)"
-    return NetworkInfo(name, (3, 32, 32), 10,
+    return NetworkInfo(f"cifar_resnet{depth or ''}", (3, 32, 32), 10,
                        f"CIFAR-10 {what} (He et al. 2016), option-A shortcuts",
                        resnet.cifar_resnet, {"depth": depth} if depth else {})
 
 
+def _resnet_info(name: str, what: str) -> NetworkInfo:
+    return NetworkInfo(name, _IMAGENET, 1000, what, getattr(resnet, name))
+
+
 _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
     NetworkInfo("lenet5", (1, 28, 28), 10, "LeNet-5 on MNIST (ReLU, max pool)", lenet.lenet5),
-    NetworkInfo("alexnet", (3, 224, 224), 1000, "AlexNet, torchvision (ImageNet)",
+    NetworkInfo("alexnet", _IMAGENET, 1000, "AlexNet, torchvision: the one-tower 'One weird "
+                "trick' model (Krizhevsky 2014, as convnet-benchmarks' AlexNet-OWT)",
                 alexnet.alexnet),
     NetworkInfo("alexnet_cifar", (3, 32, 32), 10, "AlexNet for CIFAR-10 (bearpaw)",
                 alexnet.alexnet_cifar),
-    NetworkInfo("vgg16", (3, 224, 224), 1000, "VGG-16, torchvision, no batch norm (ImageNet)",
+    NetworkInfo("overfeat_fast", (3, 231, 231), 1000,
+                "OverFeat fast model (Sermanet et al. 2014), as soumith/convnet-benchmarks",
+                alexnet.overfeat_fast),
+    NetworkInfo("vgg11", _IMAGENET, 1000, "VGG-11 (VGG-A), torchvision, no batch norm",
+                vgg.vgg11),
+    NetworkInfo("vgg11_bn", _IMAGENET, 1000, "VGG-11 (VGG-A) with batch norm, torchvision",
+                vgg.vgg11_bn),
+    NetworkInfo("vgg16", _IMAGENET, 1000, "VGG-16, torchvision, no batch norm (ImageNet)",
                 vgg.vgg16),
+    NetworkInfo("vgg16_bn", _IMAGENET, 1000, "VGG-16 with batch norm, torchvision", vgg.vgg16_bn),
+    NetworkInfo("vgg19", _IMAGENET, 1000, "VGG-19 (VGG-E), torchvision, no batch norm",
+                vgg.vgg19),
+    NetworkInfo("vgg19_bn", _IMAGENET, 1000, "VGG-19 (VGG-E) with batch norm, torchvision",
+                vgg.vgg19_bn),
     NetworkInfo("vgg16_cifar", (3, 32, 32), 10, "VGG-16 with batch norm, 512->10 (CIFAR-10)",
                 vgg.vgg16_cifar),
-    NetworkInfo("resnet18", (3, 224, 224), 1000, "ResNet-18, torchvision (ImageNet)",
-                resnet.resnet18),
-    NetworkInfo("resnet34", (3, 224, 224), 1000, "ResNet-34, torchvision (ImageNet)",
-                resnet.resnet34),
-    NetworkInfo("resnet50", (3, 224, 224), 1000, "ResNet-50 v1.5, torchvision (ImageNet)",
-                resnet.resnet50),
-    NetworkInfo("resnet101", (3, 224, 224), 1000, "ResNet-101 v1.5, torchvision (ImageNet)",
-                resnet.resnet101),
-    NetworkInfo("resnet152", (3, 224, 224), 1000, "ResNet-152 v1.5, torchvision (ImageNet)",
-                resnet.resnet152),
-    NetworkInfo("fixup_resnet50", (3, 224, 224), 1000,
+    NetworkInfo("googlenet", _IMAGENET, 1000,
+                "GoogLeNet / Inception-v1, torchvision, no aux classifiers (options batchnorm, "
+                "branch3_kernel=5 for the paper's)", googlenet.googlenet),
+    NetworkInfo("inception_v3", (3, 299, 299), 1000,
+                "Inception-v3, torchvision, no aux classifier (ImageNet, 299x299)",
+                inception.inception_v3),
+    _resnet_info("resnet18", "ResNet-18, torchvision (ImageNet)"),
+    _resnet_info("resnet34", "ResNet-34, torchvision (ImageNet)"),
+    _resnet_info("resnet50", "ResNet-50 v1.5, torchvision: stride on the 3x3 (ImageNet)"),
+    _resnet_info("resnet101", "ResNet-101 v1.5, torchvision (ImageNet)"),
+    _resnet_info("resnet152", "ResNet-152 v1.5, torchvision (ImageNet)"),
+    _resnet_info("resnet200", "ResNet-200 (fb.resnet.torch's blocks), v1.5 layout (ImageNet)"),
+    _resnet_info("resnet50_v1", "ResNet-50 v1: stride on the first 1x1, as He et al. 2016 and "
+                 "tf_cnn_benchmarks (ImageNet)"),
+    _resnet_info("resnet101_v1", "ResNet-101 v1: stride on the first 1x1 (ImageNet)"),
+    _resnet_info("resnet152_v1", "ResNet-152 v1: stride on the first 1x1 (ImageNet)"),
+    NetworkInfo("fixup_resnet50", _IMAGENET, 1000,
                 "Fixup ResNet-50: no batch norm, scalar biases not modelled (ImageNet)",
                 resnet.fixup_resnet50),
-    NetworkInfo("decnn_resnet50", (3, 224, 224), 1000,
+    NetworkInfo("decnn_resnet50", _IMAGENET, 1000,
                 "DeCNN decoupled ResNet-50: group convs + channel shuffles (options groups, "
                 "width)", decoupled.decnn_resnet50),
-    NetworkInfo("spos_supernet", (3, 224, 224), 1000,
+    NetworkInfo("spos_supernet", _IMAGENET, 1000,
                 "SPOS ShuffleNetV2 supernet, 20 blocks x 4 candidates: one subnet (options "
                 "choices, seed)", supernet.zoo_builder(supernet.SPOS_IMAGENET)),
     NetworkInfo("spos_cifar", (3, 32, 32), 10,
                 "small SPOS-style supernet on CIFAR-10, 8 blocks x 4 candidates: one subnet "
                 "(options choices, seed)", supernet.zoo_builder(supernet.SPOS_CIFAR)),
-    _cifar_resnet_info("cifar_resnet", None),
-    *(_cifar_resnet_info(f"resnet{d}", d) for d in _CIFAR_RESNET_DEPTHS),
+    _cifar_resnet_info(None),
+    *(_cifar_resnet_info(d) for d in _CIFAR_RESNET_DEPTHS),
 ]}
 
 
 def names() -> list[str]:
-    """The registered names (any other resnet<6k+2> is accepted by `get` too)."""
+    """The registered names (`get` also takes cifar_resnet<6k+2> and resnet<6k+2> of other
+    depths, see the module docstring)."""
     return list(_REGISTRY)
 
 
@@ -81,12 +112,12 @@ def info(name: str) -> NetworkInfo:
     from ..torch_file import file_info, is_file_spec
     if is_file_spec(name):   # a PyTorch module in the user's file: path/to/net.py:factory
         return file_info(name)
-    match = re.fullmatch(r"resnet(\d+)", name)
-    if match:
-        return _cifar_resnet_info(name, resnet.check_cifar_depth(int(match.group(1))))
+    match = re.fullmatch(r"(cifar_)?resnet(\d+)", name)
+    if match:   # an ImageNet depth is registered, so any other resnet<N> is a CIFAR one
+        return _cifar_resnet_info(resnet.check_cifar_depth(int(match.group(2))))
     raise WorkloadError(f"unknown network {name!r}; known: {', '.join(names())} "
-                        f"(and resnet<N> for any CIFAR depth N = 6k+2, or a PyTorch module "
-                        f"of yours as path/to/net.py:factory)")
+                        f"(and cifar_resnet<N> for any CIFAR depth N = 6k+2, or a PyTorch "
+                        f"module of yours as path/to/net.py:factory)")
 
 
 def get(name: str, batch: int = 1, **options) -> OpGraph:

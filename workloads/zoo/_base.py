@@ -42,3 +42,15 @@ def scaled(channels: int, width: float) -> int:
 def check_classes(num_classes: int) -> None:
     if not isinstance(num_classes, int) or num_classes < 1:
         raise WorkloadError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+
+
+def basic_conv(b: GraphBuilder, x: str, out: int, kernel, name: str, stride=1, padding=0,
+               batchnorm: bool = True) -> str:
+    """torchvision's BasicConv2d (GoogLeNet, Inception-v3): a conv without bias, batch norm and
+    ReLU, named <name>.conv, <name>.bn, <name>.relu; without batch norm the conv has a bias."""
+    with b.scope(name):
+        x = b.conv2d(x, out, kernel, stride=stride, padding=padding, bias=not batchnorm,
+                     name="conv")
+        if batchnorm:
+            x = b.batchnorm(x, name="bn")
+        return b.relu(x, name="relu")

@@ -1,7 +1,16 @@
-"""AlexNet: the torchvision ImageNet model and a CIFAR-10 variant.
+"""AlexNet (the torchvision ImageNet model and a CIFAR-10 variant) and OverFeat's fast model.
 
-ImageNet (3x224x224): torchvision's `alexnet` (the one-GPU "One weird trick" form of
-Krizhevsky 2014), 61,100,840 parameters; op names are its module paths (features.0, ...).
+ImageNet (3x224x224): torchvision's `alexnet`, 61,100,840 parameters; op names are its module
+paths (features.0, ...). It is the one-tower "One weird trick" AlexNet (Krizhevsky 2014) with
+the layers of soumith/convnet-benchmarks' AlexNet-OWT (convs of 64, 192, 384, 256, 256
+channels), so no separate `alexnet_owt` is needed; its AdaptiveAvgPool2d((6, 6)) is the
+identity at 224x224. The two-tower AlexNet of 2012 (grouped convs, 96 to 384 channels, local
+response norms) is not in the zoo.
+
+OverFeat fast (Sermanet et al. 2014, Table 1), 3x231x231, as soumith/convnet-benchmarks runs
+it: convs of 96 (11x11, stride 4), 256 (5x5), 512, 1024, 1024 (3x3, padding 1) channels with
+2x2 max pools after the 1st, 2nd and 5th, then 1024*6*6 -> 3072 -> 4096 -> classes with
+dropout before the first two; 145,920,872 parameters (the paper's "145 million").
 
 CIFAR-10 (3x32x32): the model of bearpaw/pytorch-classification (models/cifar/alexnet.py):
 the same five convolutions with CIFAR-sized kernels and a single 256->10 classifier,
@@ -31,6 +40,16 @@ def _features(b, x: str, layers: list[tuple], width: float) -> str:
     return x
 
 
+def _classifier(b, x: str, hidden: tuple[int, int], num_classes: int, width: float) -> str:
+    """Dropout, linear, ReLU twice, then the logits: one `classifier` nn.Sequential."""
+    with b.scope("classifier"):
+        for i, features in enumerate(hidden):
+            x = b.dropout(x, 0.5, name=str(3 * i))
+            x = b.relu(b.linear(x, scaled(features, width), name=str(3 * i + 1)),
+                       name=str(3 * i + 2))
+        return b.linear(x, num_classes, name="6")
+
+
 def alexnet(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
             input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
     check_classes(num_classes)
@@ -39,13 +58,7 @@ def alexnet(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
         (64, 11, 4, 2), ("M", 3, 2), (192, 5, 1, 2), ("M", 3, 2),
         (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1), ("M", 3, 2)], width)
     x = b.flatten(b.adaptive_avgpool(x, (6, 6), name="avgpool"), name="flatten")
-    hidden = scaled(4096, width)
-    with b.scope("classifier"):
-        x = b.dropout(x, 0.5, name="0")
-        x = b.relu(b.linear(x, hidden, name="1"), name="2")
-        x = b.dropout(x, 0.5, name="3")
-        x = b.relu(b.linear(x, hidden, name="4"), name="5")
-        b.linear(x, num_classes, name="6")
+    _classifier(b, x, (4096, 4096), num_classes, width)
     return b.build()
 
 
@@ -58,4 +71,15 @@ def alexnet_cifar(batch: int = 1, num_classes: int = 10, width: float = 1.0,
         (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1), ("M", 2, 2)], width)
     x = b.flatten(x, name="flatten")
     b.linear(x, num_classes, name="classifier")
+    return b.build()
+
+
+def overfeat_fast(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
+                  input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
+    check_classes(num_classes)
+    b = start("overfeat_fast", (3, 231, 231), batch, input_size, dtype_bytes)
+    x = _features(b, b.input(), [
+        (96, 11, 4, 0), ("M", 2, 2), (256, 5, 1, 0), ("M", 2, 2),
+        (512, 3, 1, 1), (1024, 3, 1, 1), (1024, 3, 1, 1), ("M", 2, 2)], width)
+    _classifier(b, b.flatten(x, name="flatten"), (3072, 4096), num_classes, width)
     return b.build()

@@ -1,8 +1,16 @@
 """ResNets: torchvision's ImageNet models, Fixup ResNet-50, and the CIFAR ResNets of He et al.
 
-ImageNet (3x224x224), torchvision-exact (v1.5: the stride of a bottleneck is on its 3x3 conv);
-op names are torchvision's module paths (conv1, layer1.0.conv1, layer1.0.downsample.0, fc).
-A block's ReLU module is called two or three times; its calls are named relu, relu2, relu3.
+ImageNet (3x224x224), torchvision-exact; op names are torchvision's module paths (conv1,
+layer1.0.conv1, layer1.0.downsample.0, fc). A block's ReLU module is called two or three times;
+its calls are named relu, relu2, relu3. Where a bottleneck halves the size, its stride is on the
+3x3 conv in `resnet50` (v1.5: torchvision, NVIDIA's DeepLearningExamples, and fb.resnet.torch,
+which moved it there, Gross & Wilber 2016) and on the first 1x1 conv in `resnet50_v1` (v1: He et
+al. 2016's Caffe models, tf_cnn_benchmarks' resnet50). The two have the same parameters; v1's
+first 1x1 conv of the three downsampling blocks runs on a quarter of the pixels, so v1.5 does
+6% more multiply-adds (ResNet-50: 4.09 against 3.86 G). `resnet200` has fb.resnet.torch's
+bottleneck blocks (3, 24, 36, 3), laid out as the v1.5 nets (64,673,832 parameters); the
+pre-activation ResNet-200 (He et al. 2016b) has the same convolutions, with its batch norms
+and ReLUs before them instead of after.
 
 Fixup ResNet-50 (Zhang et al. 2019): ResNet-50 with no batch norm, downsampling by a 1x1 conv
 alone. Fixup's scalar biases and multipliers (7 per block, 2 per network: 114 parameters,
@@ -22,7 +30,7 @@ from ._base import check_classes, scaled, start
 
 IMAGENET_BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
                    50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3)),
-                   152: ("bottleneck", (3, 8, 36, 3))}
+                   152: ("bottleneck", (3, 8, 36, 3)), 200: ("bottleneck", (3, 24, 36, 3))}
 BOTTLENECK_EXPANSION = 4
 
 
@@ -38,18 +46,25 @@ def _basic_block(b, x: str, planes: int, stride: int, batchnorm: bool, shortcut)
     return b.relu(b.add(out, shortcut(x, planes)))
 
 
-def _bottleneck(b, x: str, planes: int, stride: int, batchnorm: bool, shortcut) -> str:
-    out = b.relu(_conv_bn(b, x, planes, 1, 1, "1", batchnorm))
-    out = b.relu(_conv_bn(b, out, planes, 3, stride, "2", batchnorm))
+def _bottleneck(b, x: str, planes: int, stride: int, batchnorm: bool, shortcut,
+                stride_in_1x1: bool = False) -> str:
+    stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
+    out = b.relu(_conv_bn(b, x, planes, 1, stride_1x1, "1", batchnorm))
+    out = b.relu(_conv_bn(b, out, planes, 3, stride_3x3, "2", batchnorm))
     out = _conv_bn(b, out, planes * BOTTLENECK_EXPANSION, 1, 1, "3", batchnorm)
     return b.relu(b.add(out, shortcut(x, planes * BOTTLENECK_EXPANSION)))
 
 
 def _imagenet_resnet(name: str, depth: int, batch: int, num_classes: int, width: float,
-                     input_size: int | None, dtype_bytes: int, batchnorm: bool = True) -> OpGraph:
+                     input_size: int | None, dtype_bytes: int, batchnorm: bool = True,
+                     stride_in_1x1: bool = False) -> OpGraph:
     check_classes(num_classes)
     kind, counts = IMAGENET_BLOCKS[depth]
-    block = _basic_block if kind == "basic" else _bottleneck
+
+    def block(b, x, planes, stride, batchnorm, shortcut):
+        if kind == "basic":
+            return _basic_block(b, x, planes, stride, batchnorm, shortcut)
+        return _bottleneck(b, x, planes, stride, batchnorm, shortcut, stride_in_1x1)
     b = start(name, (3, 224, 224), batch, input_size, dtype_bytes)
     x = b.input()
     x = b.conv2d(x, scaled(64, width), 7, stride=2, padding=3, name="conv1")
@@ -75,16 +90,20 @@ def _imagenet_resnet(name: str, depth: int, batch: int, num_classes: int, width:
     return b.build()
 
 
-def _imagenet(depth: int, name: str | None = None, batchnorm: bool = True):
+def _imagenet(depth: int, name: str | None = None, batchnorm: bool = True,
+              stride_in_1x1: bool = False):
     def build(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
               input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
         return _imagenet_resnet(name or f"resnet{depth}", depth, batch, num_classes, width,
-                                input_size, dtype_bytes, batchnorm)
+                                input_size, dtype_bytes, batchnorm, stride_in_1x1)
     return build
 
 
 resnet18, resnet34, resnet50 = _imagenet(18), _imagenet(34), _imagenet(50)
-resnet101, resnet152 = _imagenet(101), _imagenet(152)
+resnet101, resnet152, resnet200 = _imagenet(101), _imagenet(152), _imagenet(200)
+resnet50_v1 = _imagenet(50, "resnet50_v1", stride_in_1x1=True)
+resnet101_v1 = _imagenet(101, "resnet101_v1", stride_in_1x1=True)
+resnet152_v1 = _imagenet(152, "resnet152_v1", stride_in_1x1=True)
 fixup_resnet50 = _imagenet(50, "fixup_resnet50", batchnorm=False)
 
 
@@ -103,7 +122,7 @@ def cifar_resnet(batch: int = 1, depth: int = 20, num_classes: int = 10, width: 
     if shortcut not in ("A", "B"):
         raise WorkloadError(f"cifar resnet shortcut must be 'A' (zero-pad) or 'B' (1x1 conv), "
                             f"got {shortcut!r}")
-    b = start(f"resnet{depth}", (3, 32, 32), batch, input_size, dtype_bytes,
+    b = start(f"cifar_resnet{depth}", (3, 32, 32), batch, input_size, dtype_bytes,
               depth=depth, shortcut=shortcut)
     x = b.input()
     x = b.relu(b.batchnorm(b.conv2d(x, scaled(16, width), 3, padding=1, name="conv1"),

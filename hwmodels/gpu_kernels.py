@@ -1,0 +1,147 @@
+"""How cuBLAS and cuDNN run GEMM-shaped ops on a GPU, and what that costs.
+
+A GEMM (M x N output, K reduction) is cut into output tiles; each tile runs on one SM as a
+thread block (CTA). The library picks, per problem, the tile size that finishes first:
+- tiles are spread over the SMs; the SM that gets the most sets the time, so a partial last
+  wave costs a whole one;
+- a smaller tile fills more SMs but reuses each loaded element less: a tile of tm x tn loads
+  (tm + tn) elements per k step for tm x tn multiply-adds, so its arithmetic intensity, and the
+  share of the SM's peak it sustains, falls with tm*tn / (tm + tn);
+- when the tiles cannot fill the GPU and K is long (weight gradients: M, N are channels, K is
+  batch x pixels), the reduction is split across CTAs (split-K) and summed afterwards;
+- each CTA pays a pipeline fill and an epilogue, about one k-slab of 32 (K_FILL).
+Convolutions run as such GEMMs (implicit GEMM: M = N*P*Q output pixels, N = output channels,
+K = C*R*S), or for 3x3 stride-1 layers as Winograd, which does fewer multiplies:
+- fused F(2x2, 3x3) (cuDNN's WINOGRAD on Maxwell/Pascal): 16 GEMMs of (N*P*Q/4, K, C), 2.25x
+  fewer multiplies than the direct count, no extra memory traffic;
+- non-fused F(4x4, 3x3) (cuDNN's WINOGRAD_NONFUSED): 36 GEMMs of (N*P*Q/16, K, C), 4x fewer
+  multiplies, but the transformed input, filter and output go through memory.
+cuDNN's autotuner (cudnn.benchmark, which NVIDIA's and Torch's scripts enable) takes the fastest
+algorithm, so the model does too. Winograd has no tensor-core path in these libraries, so it
+competes only in FP32 arithmetic. Tensor-core GEMMs pad N and K to multiples of 8.
+
+Depthwise and other thin-group convolutions run in direct kernels that stream their tensors,
+costed at FP32 CUDA-core peak or memory bandwidth, whichever binds.
+
+The efficiencies (share of peak a full, large tile sustains) are per GPU architecture and
+algorithm; they live in catalog/gpu_families.toml with what they were fitted to.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# (tile_m, tile_n): the CUTLASS / cuBLAS GEMM tile shapes, down to the skinny ones that
+# narrow problems (a few output columns) take
+TILES = ((256, 128), (128, 128), (128, 64), (64, 64), (128, 32), (64, 32), (64, 16))
+REFERENCE_TILE = (128, 128)
+K_FILL = 32                 # per-CTA pipeline fill and epilogue, in k steps
+SPLIT_K_MIN_K = 256         # split-K keeps at least this much of K per CTA
+TENSOR_CORE_ALIGN = 8       # tensor-core GEMM dimensions are padded to this
+THIN_GROUP_CHANNELS = 8     # input channels per group below which a direct kernel runs
+
+
+def tile_efficiency(tile_m: int, tile_n: int) -> float:
+    """Share of the reference tile's rate a tile sustains: the square root of its relative
+    reuse tm*tn/(tm+tn), capped at 1 (bigger tiles are limited by registers, not reuse)."""
+    ref_m, ref_n = REFERENCE_TILE
+    reuse = (tile_m * tile_n / (tile_m + tile_n)) / (ref_m * ref_n / (ref_m + ref_n))
+    return min(1.0, math.sqrt(reuse))
+
+
+@dataclass(frozen=True)
+class GemmCost:
+    compute_s: float
+    extra_bytes: float      # split-K partial sums written and read back
+    tile: tuple[int, int]
+    split_k: int
+
+
+def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: int,
+              efficiency: float, split_k: bool = True) -> GemmCost:
+    """The fastest tiling of `batch` independent (m x n x k) GEMMs at `efficiency` of a full
+    reference tile's share of `peak_flops`. The busiest SM sets the time: it runs
+    ceil(CTAs / SMs) tiles one after another at its full rate."""
+    m, n, k, batch = max(m, 1), max(n, 1), max(k, 1), max(batch, 1)
+    per_sm_flops = peak_flops / sm_count * efficiency
+    best: GemmCost | None = None
+    for tile_m, tile_n in TILES:
+        tiles = math.ceil(m / tile_m) * math.ceil(n / tile_n) * batch
+        split = 1
+        if split_k and tiles < sm_count:
+            split = max(1, min(math.ceil(sm_count / tiles), k // SPLIT_K_MIN_K))
+        k_per_cta = math.ceil(k / split)
+        rounds = math.ceil(tiles * split / sm_count)
+        tile_s = 2.0 * tile_m * tile_n * (k_per_cta + K_FILL) / (
+            per_sm_flops * tile_efficiency(tile_m, tile_n))
+        compute_s = rounds * tile_s
+        extra = 0.0 if split == 1 else 2.0 * 4 * m * n * batch * split   # fp32 partials
+        if best is None or compute_s < best.compute_s:
+            best = GemmCost(compute_s, extra, (tile_m, tile_n), split)
+    assert best is not None
+    return best
+
+
+@dataclass(frozen=True)
+class ConvProblem:
+    """One convolution pass as a GEMM problem, from the op's attributes."""
+    batch: int
+    in_channels: int
+    out_channels: int
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> "ConvProblem":
+        n, c, h, w = attrs["in_shape"]
+        _, k, p, q = attrs["out_shape"]
+        return cls(n, c, k, (h, w), (p, q), tuple(attrs["kernel"]), tuple(attrs["stride"]),
+                   tuple(attrs.get("dilation", (1, 1))), int(attrs.get("groups", 1)))
+
+    @property
+    def is_thin_grouped(self) -> bool:
+        return self.groups > 1 and self.in_channels // self.groups < THIN_GROUP_CHANNELS
+
+    @property
+    def winograd_ok(self) -> bool:
+        return (self.kernel == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
+                and self.groups == 1)
+
+    def implicit_gemm(self, pass_: str) -> tuple[int, int, int, int]:
+        """(m, n, k, batch) of the implicit GEMM of pass 'fwd', 'dgrad' or 'wgrad'."""
+        g = self.groups
+        c, kk = self.in_channels // g, self.out_channels // g
+        rs = self.kernel[0] * self.kernel[1]
+        npq = self.batch * self.out_hw[0] * self.out_hw[1]
+        if pass_ == "fwd":
+            return npq, kk, c * rs, g
+        if pass_ == "dgrad":   # each input pixel gathers from rs / stride^2 output pixels
+            nhw = self.batch * self.in_hw[0] * self.in_hw[1]
+            taps = max(1, math.ceil(rs / (self.stride[0] * self.stride[1])))
+            return nhw, c, kk * taps, g
+        return kk, c * rs, npq, g                                          # wgrad
+
+    def winograd(self, pass_: str, fused: bool) -> tuple[int, int, int, int, float]:
+        """(m, n, k, batch GEMMs, transformed elements through memory) of a Winograd pass:
+        one GEMM per point of the alpha x alpha transformed tile."""
+        out_tile = 2 if fused else 4
+        alpha = out_tile + 2                     # input tile side for a 3x3 filter
+        hw = self.in_hw if pass_ == "dgrad" else self.out_hw
+        tiles = self.batch * math.ceil(hw[0] / out_tile) * math.ceil(hw[1] / out_tile)
+        c, k = self.in_channels, self.out_channels
+        transformed = 0.0
+        if not fused:   # transformed input, output and filter written and read once each
+            transformed = 2.0 * alpha * alpha * (tiles * (c + k) + c * k)
+        if pass_ == "fwd":
+            return tiles, k, c, alpha * alpha, transformed
+        if pass_ == "dgrad":
+            return tiles, c, k, alpha * alpha, transformed
+        return k, c, tiles, alpha * alpha, transformed                     # wgrad
+
+
+def align(x: int, to: int) -> int:
+    return int(math.ceil(x / to) * to)

@@ -1,0 +1,85 @@
+"""The GPU kernel model: tiles and waves, cuDNN's algorithms, the arithmetic per precision."""
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwmodels import model_for
+from hwmodels import gpu_kernels as gk
+from hwmodels.specs import HardwareError
+from workloads.builder import GraphBuilder
+from workloads.precision import with_precision
+from workloads.training import lower_training
+
+
+def conv_ops(batch=16, channels=256, size=28, kernel=3, stride=1, precision="fp32"):
+    b = GraphBuilder("c", input_shape=(channels, size, size), batch=batch)
+    b.flatten(b.relu(b.conv2d(b.input(), channels, kernel, stride=stride,
+                              padding=kernel // 2, name="conv")))
+    g = with_precision(b.build(), precision)
+    return {op.kind: op for op in g}
+
+
+def test_a_partial_last_wave_costs_a_whole_wave():
+    sms, peak = 80, 15.7e12
+    full = gk.gemm_cost(128 * sms, 128, 1024, 1, peak, sms, 1.0).compute_s
+    one_more = gk.gemm_cost(128 * sms + 1, 128, 1024, 1, peak, sms, 1.0).compute_s
+    assert one_more > 1.2 * full
+
+
+def test_split_k_fills_the_gpu_for_long_reductions():
+    cost = gk.gemm_cost(64, 64, 1_000_000, 1, 15.7e12, 80, 1.0)
+    assert cost.split_k > 1 and cost.extra_bytes > 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 20000), n=st.integers(1, 4096), k=st.integers(1, 20000))
+def test_gemm_time_is_at_least_the_peak_bound(m, n, k):
+    sms, peak = 80, 15.7e12
+    cost = gk.gemm_cost(m, n, k, 1, peak, sms, 1.0)
+    assert math.isfinite(cost.compute_s)
+    assert cost.compute_s >= 2.0 * m * n * k / peak * 0.999
+
+
+def test_winograd_competes_for_3x3_stride_1_in_fp32_only():
+    v100 = model_for("v100")
+    fp32 = conv_ops()["conv2d"]
+    keys = [k for k, _, _ in v100.kernel_options(fp32)]
+    assert "winograd" in keys
+    strided = conv_ops(stride=2)["conv2d"]
+    assert "winograd" not in [k for k, _, _ in v100.kernel_options(strided)]
+    amp = conv_ops(precision="amp-fp16")["conv2d"]
+    assert [k for k, _, _ in v100.kernel_options(amp)] == ["conv_fwd"]
+
+
+def test_arithmetic_follows_pytorch_defaults():
+    a100, v100 = model_for("a100"), model_for("v100")
+    conv = conv_ops()["conv2d"]
+    assert a100.arithmetic_precision(conv) == "tf32"       # cudnn.allow_tf32 defaults to True
+    assert v100.arithmetic_precision(conv) == "fp32"
+    assert v100.arithmetic_precision(conv_ops(precision="amp-fp16")["conv2d"]) == "fp16"
+    relu = conv_ops(precision="amp-fp16")["relu"]
+    assert v100.arithmetic_precision(relu) == "fp32"
+
+
+def test_a_precision_the_part_lacks_names_the_ones_it_has():
+    with pytest.raises(HardwareError, match="cannot train in bf16; it can in: fp32, fp16"):
+        model_for("v100").op_time_s(conv_ops(precision="bf16")["conv2d"])
+
+
+def test_mixed_precision_is_faster_on_tensor_cores():
+    v100 = model_for("v100")
+    def step(precision):
+        g = lower_training(with_precision(small_net(), precision))
+        return sum(v100.op_time_s(op) for op in g)
+    assert step("amp-fp16") < 0.6 * step("fp32")
+
+
+def small_net():
+    b = GraphBuilder("n", input_shape=(64, 56, 56), batch=64)
+    x = b.input()
+    for i in range(3):
+        x = b.relu(b.conv2d(x, 256, 3, padding=1, name=f"c{i}"))
+    b.linear(b.flatten(b.adaptive_avgpool(x)), 10)
+    return b.build()

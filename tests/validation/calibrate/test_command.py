@@ -1,0 +1,79 @@
+"""`dnnsim calibrate` (bad input, --refit) and the machine speed check that `dnnsim validate`
+prints."""
+import pytest
+
+from hwmodels.profile import Profile
+from simulator.cli import main
+from validation.calibrate import machine
+from validation.paths import MEASURED
+
+MEASURED_PROFILE = MEASURED / "cpu_profile.toml"
+
+
+def test_calibrate_cli_bad_input(capsys):
+    assert main(["calibrate", "--device", "tpu", "--out", "x.toml"]) == 2
+    assert "--device must be cpu or cuda" in capsys.readouterr().err
+    assert main(["calibrate", "--device-name", "v100", "--out", "x.toml"]) == 2
+    assert "is a gpu" in capsys.readouterr().err
+    assert main(["calibrate", "--rounds", "0", "--out", "x.toml"]) == 2
+    assert "--rounds must be >= 1" in capsys.readouterr().err
+    assert main(["calibrate", "--rounds", "4", "--max-rounds", "3", "--out", "x.toml"]) == 2
+    assert "--max-rounds must be >= --rounds (4), got 3" in capsys.readouterr().err
+
+
+def test_calibrate_refuses_an_output_it_could_not_write_before_measuring(tmp_path, capsys):
+    missing = tmp_path / "no_such_folder" / "heldout.csv"
+    assert main(["calibrate", "--out", str(tmp_path / "p.toml"),
+                 "--heldout-csv", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "--heldout-csv" in err and "does not exist" in err
+    assert not (tmp_path / "p.toml.partial.jsonl").exists()      # nothing was measured
+
+
+def test_speed_check_compares_the_machine_with_calibration():
+    pytest.importorskip("torch")
+    committed = Profile.load(MEASURED_PROFILE)
+    none = machine.speed_check(Profile(meta={k: v for k, v in committed.meta.items()
+                                         if k != "reference_replay_s"}, kinds={}))
+    assert "none" in none
+    slow = Profile(meta={**committed.meta, "reference_replay_s": 1e-6}, kinds={})
+    line = machine.speed_check(slow)
+    assert "at calibration (+" in line and "come from the machine" in line
+
+
+def test_validate_measures_and_reports_the_speed_check(tmp_path, capsys):
+    pytest.importorskip("torch")
+    prof = Profile.load(MEASURED_PROFILE)
+    prof.meta["reference_replay_s"] = 0.1
+    prof.save(tmp_path / "p.toml")
+    assert main(["validate", "--profile", str(tmp_path / "p.toml"), "--workloads", "lenet5",
+                 "--batch", "2", "--csv", str(tmp_path / "t.csv"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "machine speed check: resnet20 at batch 16" in out and "lenet5" in out
+
+
+def test_refit_rebuilds_the_committed_profile_without_measuring(tmp_path, capsys):
+    measured = MEASURED
+    out = tmp_path / "refit.toml"
+    assert main(["calibrate", "--refit", str(measured / "cpu_profile.toml"), "--ops-csv",
+                 str(measured / "cpu_ops.csv"), "--out", str(out)]) == 0
+    assert out.read_text() == (measured / "cpu_profile.toml").read_text()
+    assert "refitted from" in capsys.readouterr().out
+
+
+def test_refit_bad_input(tmp_path, capsys):
+    measured = MEASURED
+    profile = str(measured / "cpu_profile.toml")
+    out = str(tmp_path / "p.toml")
+    assert main(["calibrate", "--refit", profile, "--out", out]) != 0
+    assert "--refit needs --ops-csv" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("kind,flops\nrelu,1\n")
+    assert main(["calibrate", "--refit", profile, "--ops-csv", str(bad), "--out", out]) != 0
+    assert "not an ops CSV of `dnnsim calibrate` (no column bytes" in capsys.readouterr().err
+    lines = (measured / "cpu_ops.csv").read_text().splitlines()[:3]
+    lines[2] = lines[2].replace(",", ",x", 1)          # a FLOP count that is not a number
+    bad.write_text("\n".join(lines) + "\n")
+    assert main(["calibrate", "--refit", profile, "--ops-csv", str(bad), "--out", out]) != 0
+    assert "bad.csv, line 3" in capsys.readouterr().err
+    assert not (tmp_path / "p.toml").exists()

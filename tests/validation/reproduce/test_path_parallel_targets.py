@@ -1,0 +1,24 @@
+"""The path-parallel target file: bounds with hooks that resolve (the sweep itself runs in
+`dnnsim reproduce`, too long for the tests)."""
+from validation.paths import TARGETS
+from validation.reproduce.path_parallel import metrics as m
+from validation.reproduce.targets import load_file, resolve_callable
+
+FILE = TARGETS / "path_parallel.toml"
+
+
+def test_targets_are_bounds_with_hooks():
+    paper = load_file(FILE)
+    assert {t.id for t in paper.targets} == {"speedup-over-conventional",
+                                             "speedup-over-frameworks"}
+    for t in paper.targets:
+        assert t.status == "bound" and t.lower is not None and t.upper is not None
+        assert callable(resolve_callable(t.metric))
+        assert t.defaults
+    assert callable(resolve_callable(paper.figures))
+
+
+def test_a_sweep_point_compares_per_subnet():
+    row = m.point("spos_cifar", 2, 2)
+    assert row["speedup_dp"] == row["path_parallel"] / row["dp"] > 1.0
+    assert "speedup_pipeline" in row

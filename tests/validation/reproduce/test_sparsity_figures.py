@@ -1,0 +1,22 @@
+"""The SparseTrain figures are drawn (PNG files) and the what-if trends hold."""
+from __future__ import annotations
+
+from validation.reproduce.sparsetrain import figures as figs
+from validation.reproduce.sparsetrain.metrics import network_speedup
+
+
+def test_per_layer_figure_is_written(tmp_path):
+    # make_figures draws this and two sweeps (~25 s); the per-layer one exercises the same code
+    p = figs.per_layer(tmp_path)
+    assert p.suffix == ".png" and p.stat().st_size > 10_000
+    assert callable(figs.make_figures)
+
+
+def test_what_if_trends():
+    two = network_speedup("vgg16", hardware_options={"fma_units_per_core": 2})
+    one = network_speedup("vgg16", hardware_options={"fma_units_per_core": 1})
+    assert one > two > 1.5
+    avx2 = network_speedup("vgg16", hardware_options={"vector_lanes_fp32": 8})
+    assert avx2 < two
+    first, mean = network_speedup("vgg16", epoch="first"), network_speedup("vgg16")
+    assert first < mean  # sparsity starts near 0.5 and settles higher

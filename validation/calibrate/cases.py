@@ -1,0 +1,43 @@
+"""What calibration measures: the (network, batch) cases it replays, and the key that names an
+op's measurement (its kind, shapes and attributes: ops with one key are one point)."""
+from __future__ import annotations
+
+import json
+
+from workloads.graph import Op
+
+from .calibration_nets import GRID_CASES
+
+# The networks and batches the committed data set validates (steps of 5 ms - 0.4 s on one core)
+DEFAULT_CASES: tuple[tuple[str, int], ...] = (
+    ("lenet5", 64), ("lenet5", 256), ("resnet20", 16), ("resnet20", 32),
+    ("resnet56", 8), ("resnet56", 16), ("alexnet_cifar", 32), ("alexnet_cifar", 128),
+    ("vgg16_cifar", 8), ("vgg16_cifar", 16),
+)
+GRID_BATCH_FACTORS = (0.5, 2.0)
+
+# A fixed validation case whose replay says how fast the machine runs: calibrate records its
+# fastest round (rounds are spread over the whole run), validate replays it again and compares
+# (a shared VM drifts by 10-30% over minutes)
+REFERENCE_CASE = ("resnet20", 16)
+
+
+def op_key(op: Op) -> str:
+    """Identity of an op for measurement: kind, input and output shapes, attributes."""
+    attrs = {k: v for k, v in sorted(op.attrs.items()) if k != "optimizer"}
+    shapes = [list(s.shape) for s in op.in_specs]
+    return json.dumps([op.kind, shapes, list(op.out.shape), op.params, repr(attrs)])
+
+
+def calibration_cases(cases=DEFAULT_CASES, grid: bool = True,
+                      synthetic: bool = True) -> list[tuple[str, int]]:
+    """(network, batch) pairs to replay: the cases, with `grid` their half and double batches,
+    with `synthetic` the shape-grid networks of calibration_nets."""
+    out: set[tuple[str, int]] = set()
+    for name, batch in cases:
+        out.add((name, batch))
+        if grid:
+            out |= {(name, max(1, int(batch * f))) for f in GRID_BATCH_FACTORS}
+    if synthetic:
+        out |= set(GRID_CASES)
+    return sorted(out)

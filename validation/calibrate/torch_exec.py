@@ -1,0 +1,361 @@
+"""Run an OpGraph for real in PyTorch: the whole network (inference, training step) and each op.
+
+The same graph is simulated and measured: `GraphModule` is built op by op from the forward
+OpGraph's attributes, so there is no second model definition to drift.
+
+    module = GraphModule(zoo.get("resnet20", batch=32))
+    step_s = time_step(graph, training=True).median_s       # forward + backward + SGD step
+    op_s = measure(op_callable(train_graph.op("layer1.0.conv1.grad_input")), dev).min_s
+
+Ops run the ATen kernel autograd calls for them (validation/calibrate/torch_ops.py), alone
+(op_callable) or inside a replayed step (validation/calibrate/replay.py, what calibration uses).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from workloads.graph import ACTIVATIONS, NORM_KINDS, Op, OpGraph, WorkloadError
+
+from . import torch_activations
+
+LR = 0.01
+MOMENTUM = 0.9
+BN_EPS = NORM_EPS = 1e-5   # PyTorch's default for batch, layer and group norm
+# A measured time is the fastest of its samples by default: on a shared machine a busy
+# neighbour only ever slows a sample down, for seconds at a time. (Allocator page faults,
+# which slowed single ops by up to 3x at random, are switched off: see steady_allocator.)
+STATISTICS = ("min", "mean", "median")
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_s: float
+    samples_s: tuple[float, ...]
+
+    @property
+    def min_s(self) -> float:
+        return min(self.samples_s)
+
+    @property
+    def mean_s(self) -> float:
+        return statistics.fmean(self.samples_s)
+
+    def get(self, statistic: str) -> float:
+        """`mean`, `median` or `min` (the uncontended time on a shared machine)."""
+        if statistic not in STATISTICS:
+            raise WorkloadError(f"statistic must be one of {', '.join(STATISTICS)}, "
+                                f"got {statistic!r}")
+        return {"mean": self.mean_s, "median": self.median_s, "min": self.min_s}[statistic]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise WorkloadError(f"--device must be cpu or cuda, got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise WorkloadError("--device cuda: no CUDA device is available to this PyTorch")
+    return dev
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4   # glibc mallopt parameters
+
+
+def steady_allocator() -> bool:
+    """Stop glibc's malloc from returning freed memory to the OS, for this process.
+
+    Why: by default glibc unmaps large freed blocks and trims the heap, and when it does so
+    depends on the process's history; the next allocation then faults its pages in again, at
+    about 2 us per 4 KiB page on a VM. A training step or an op then costs 0-10% (an op up to
+    3x) more at random, which neither a model nor a calibration can know. Measurements here
+    therefore run with the allocator a tuned CPU deployment has (jemalloc or tcmalloc keep
+    memory too). Returns False where the C library is not glibc (nothing changed)."""
+    global _STEADY
+    if _STEADY is None:
+        import ctypes
+        try:
+            mallopt = ctypes.CDLL(None).mallopt
+        except (OSError, AttributeError):
+            _STEADY = False
+        else:
+            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+            _STEADY = bool(mallopt(_M_MMAP_MAX, 0)) and bool(
+                mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    return _STEADY
+
+
+_STEADY: bool | None = None
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def measure(fn: Callable[[], object], dev: torch.device, warmup: int = 2, reps: int = 7,
+            min_total_s: float = 0.0, setup: Callable[[], object] | None = None) -> Timing:
+    """Wall times of fn() over `reps` calls (more while the total is under min_total_s),
+    after `warmup` calls; `setup` runs untimed before each timed call."""
+    for _ in range(warmup):
+        fn()
+    _sync(dev)
+    samples: list[float] = []
+    total = 0.0
+    while len(samples) < reps or (total < min_total_s and len(samples) < 50 * reps):
+        if setup is not None:
+            setup()
+            _sync(dev)
+        t0 = time.perf_counter()
+        fn()
+        _sync(dev)
+        dt = time.perf_counter() - t0
+        samples.append(dt)
+        total += dt
+    return Timing(statistics.median(samples), tuple(samples))
+
+
+# -- parameters ----------------------------------------------------------------------------
+def param_shapes(op: Op) -> list[tuple[int, ...]]:
+    """The parameter tensors of a forward op (weight first, then bias), as PyTorch holds them."""
+    a = op.attrs
+    if op.kind == "conv2d":
+        kh, kw = a["kernel"]
+        shapes = [(a["out_channels"], a["in_channels"] // a["groups"], kh, kw)]
+        return shapes + ([(a["out_channels"],)] if a.get("bias") else [])
+    if op.kind == "linear":
+        shapes = [(a["out_features"], a["in_features"])]
+        return shapes + ([(a["out_features"],)] if a.get("bias") else [])
+    if op.kind in NORM_KINDS:   # a scale and a shift, per channel (per value for layer norm)
+        if not a.get("affine", True):
+            return []
+        per = (tuple(a["normalized_shape"]) if op.kind == "layernorm"
+               else (a["num_channels"],) if op.kind == "groupnorm" else (a["num_features"],))
+        return [per, per]
+    if op.params:
+        raise WorkloadError(f"op {op.name!r}: kind {op.kind!r} has parameters that torch_exec "
+                            f"cannot build")
+    return []
+
+
+def initial_params(op: Op, gen: torch.Generator, dev) -> list[torch.Tensor]:
+    """A forward op's parameters as a step starts them: He-normal weights, zero biases, batch
+    norm's scale 1 and shift 0. The replay starts from the same values: how often a max-pool's
+    comparisons branch, and so its time, depends on the values it pools (random biases of
+    scale 1 made LeNet-5's pools 30% faster in replay than in the step). Normalisations'
+    scales start at 1 and shifts at 0."""
+    out = []
+    for j, shape in enumerate(param_shapes(op)):
+        if op.kind in NORM_KINDS:
+            out.append((torch.ones if j == 0 else torch.zeros)(shape, device=dev))
+        elif j == 1:
+            out.append(torch.zeros(shape, device=dev))
+        else:
+            fan_in = math.prod(shape[1:])
+            out.append((torch.randn(shape, generator=gen) * (2.0 / fan_in) ** 0.5).to(dev))
+    return out
+
+
+class GraphModule(torch.nn.Module):
+    """A torch.nn.Module that runs a forward OpGraph op by op. Its output is the last op's
+    tensor: the logits, or the loss when the graph ends in softmax_xent (then `targets`)."""
+
+    def __init__(self, graph: OpGraph, device="cpu", seed: int = 0) -> None:
+        super().__init__()
+        if any(op.phase != "forward" for op in graph):
+            raise WorkloadError(f"graph {graph.name!r}: GraphModule runs a forward graph; "
+                                f"pass the graph before lower_training")
+        self.graph = graph
+        self.ops = graph.topo()
+        self._free_after = free_after(self.ops)
+        dev = resolve_device(device)
+        gen = torch.Generator().manual_seed(seed)
+        self.weights = torch.nn.ParameterDict()
+        self._buffers_of: dict[str, tuple[str, str]] = {}
+        for i, op in enumerate(self.ops):
+            for j, t in enumerate(initial_params(op, gen, dev)):
+                self.weights[f"p{i}_{j}"] = torch.nn.Parameter(t)
+            if op.kind == "batchnorm":
+                c = op.attrs["num_features"]
+                self.register_buffer(f"rm{i}", torch.zeros(c, device=dev))
+                self.register_buffer(f"rv{i}", torch.ones(c, device=dev))
+        last = self.ops[-1]
+        n = graph.batch
+        classes = (last.attrs["classes"] if last.kind == "softmax_xent"
+                   else last.out.shape[-1])
+        self.register_buffer("targets", torch.randint(0, classes, (n,), generator=gen).to(dev))
+
+    def _p(self, i: int, j: int):
+        key = f"p{i}_{j}"
+        return self.weights[key] if key in self.weights else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # each output is dropped after its last reader, as an idiomatic module's locals are:
+        # kept to the end of the forward, they would change which memory later ops write
+        # to (cold instead of just freed), and slow a LeNet step by 5-10%
+        env: dict[str, torch.Tensor] = {}
+        for i, op in enumerate(self.ops):
+            ins = [env[n] for n in op.inputs]
+            for n in self._free_after[i]:
+                del env[n]
+            a = op.attrs
+            k = op.kind
+            if k == "input":
+                y = x
+            elif k == "conv2d":
+                y = F.conv2d(ins[0], self._p(i, 0), self._p(i, 1), a["stride"], a["padding"],
+                             a["dilation"], a["groups"])
+            elif k == "linear":
+                y = F.linear(ins[0], self._p(i, 0), self._p(i, 1))
+            elif k == "batchnorm":
+                y = F.batch_norm(ins[0], getattr(self, f"rm{i}"), getattr(self, f"rv{i}"),
+                                 self._p(i, 0), self._p(i, 1), self.training, 0.1, BN_EPS)
+            elif k == "layernorm":
+                y = F.layer_norm(ins[0], a["normalized_shape"], self._p(i, 0), self._p(i, 1),
+                                 NORM_EPS)
+            elif k == "groupnorm":
+                y = F.group_norm(ins[0], a["num_groups"], self._p(i, 0), self._p(i, 1), NORM_EPS)
+            elif k == "relu":
+                y = F.relu(ins[0])
+            elif k in ACTIVATIONS:
+                y = torch_activations.forward(op)(ins[0])
+            elif k == "add":
+                y = ins[0] + ins[1]
+            elif k == "mul":
+                y = ins[0] * ins[1]
+            elif k == "reshape":
+                y = ins[0].reshape(op.out.shape)
+            elif k == "scalar":
+                y = scalar_fn(a)(ins[0])
+            elif k == "maxpool":
+                y = F.max_pool2d(ins[0], a["kernel"], a["stride"], a["padding"])
+            elif k == "avgpool":
+                y = F.avg_pool2d(ins[0], a["kernel"], a["stride"], a["padding"])
+            elif k == "adaptive_avgpool":
+                y = F.adaptive_avg_pool2d(ins[0], a["output_size"])
+            elif k == "flatten":
+                y = torch.flatten(ins[0], 1)
+            elif k == "concat":
+                y = torch.cat(ins, a["dim"])
+            elif k == "channel_shuffle":
+                y = _shuffle(ins[0], a["groups"])
+            elif k == "pad_channels":
+                sh, sw = a["stride"]
+                y = F.pad(ins[0][:, :, ::sh, ::sw], (0, 0, 0, 0, *a["pad"]))
+            elif k == "dropout":
+                y = F.dropout(ins[0], a["p"], self.training)
+            elif k == "slice":
+                y = ins[0].narrow(a["dim"], a["start"], a["stop"] - a["start"])
+            elif k == "softmax_xent":
+                y = F.cross_entropy(ins[0], self.targets)
+            else:
+                raise WorkloadError(f"op {op.name!r}: torch_exec cannot run kind {k!r}")
+            env[op.name] = y
+        return env[self.ops[-1].name]
+
+
+def scalar_fn(attrs: dict) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The one kernel of a `scalar` op: x + shift, x * scale or shift - x."""
+    scale, shift = attrs["scale"], attrs["shift"]
+    if scale == 1.0:
+        return lambda x: x + shift
+    if shift == 0.0:
+        return lambda x: x * scale
+    return lambda x: shift - x
+
+
+def free_after(ops) -> list[list[str]]:
+    """For each op of a topological order, the tensors whose last reader it is: what a step
+    (autograd, or an idiomatic module's locals) frees once that op has read them."""
+    last_read: dict[str, int] = {}
+    for i, op in enumerate(ops):
+        for t in op.inputs:
+            last_read[t] = i
+    out: list[list[str]] = [[] for _ in ops]
+    for t, i in last_read.items():
+        out[i].append(t)
+    return out
+
+
+def _shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+def example_input(graph: OpGraph, device="cpu", seed: int = 1) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(graph.input_op.out.shape, generator=gen).to(resolve_device(device))
+
+
+# -- whole steps ---------------------------------------------------------------------------
+def step_function(module: torch.nn.Module, x: torch.Tensor, training: bool,
+                  loss_fn: Callable | None = None) -> Callable[[], object]:
+    """A zero-argument callable running one inference pass or one training step (forward,
+    loss, loss.backward(), SGD-momentum update) of `module` on `x`."""
+    if not training:
+        module.eval()
+
+        def infer():
+            with torch.no_grad():
+                return module(x)
+        return infer
+    module.train()
+    opt = torch.optim.SGD(module.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        out = module(x)
+        if loss_fn is not None:
+            loss = loss_fn(out)
+        else:  # a GraphModule: its loss op, or cross-entropy of its logits
+            loss = out if out.dim() == 0 else F.cross_entropy(out, module.targets)
+        loss.backward()
+        opt.step()
+        return loss
+    return train_step
+
+
+def graph_step(graph: OpGraph, training: bool = True, device="cpu",
+               seed: int = 0) -> Callable[[], object]:
+    """One training step (or inference pass) of a forward graph, as a training loop runs it:
+    the module and its optimizer are built once, and each call is the loop's next step."""
+    steady_allocator()
+    dev = resolve_device(device)
+    module = GraphModule(graph, dev, seed)
+    return step_function(module, example_input(graph, dev), training)
+
+
+def module_step(module: torch.nn.Module, x: torch.Tensor, training: bool = True,
+                seed: int = 0) -> Callable[[], object]:
+    """The same for any module that maps x to (batch, classes) logits (cross-entropy loss
+    against fixed random targets when training)."""
+    steady_allocator()
+    with torch.no_grad():
+        classes = module.eval()(x).shape[-1]
+    gen = torch.Generator().manual_seed(seed)
+    targets = torch.randint(0, classes, (x.shape[0],), generator=gen).to(x.device)
+    return step_function(module, x, training, lambda logits: F.cross_entropy(logits, targets))
+
+
+# Why steps are timed in a persistent loop: a training loop keeps its optimizer (its momentum
+# buffers) and settles its allocator; rebuilding the optimizer for every few timed steps
+# measured 3-4% slower steps than the loop itself (held-out modules, 2-vCPU EPYC).
+def time_step(graph: OpGraph, training: bool = True, device="cpu", warmup: int = 2,
+              reps: int = 5, seed: int = 0) -> Timing:
+    """Measured time of one training step (or inference pass) of a forward graph."""
+    return measure(graph_step(graph, training, device, seed), resolve_device(device), warmup,
+                   reps)
+
+
+def time_module(module: torch.nn.Module, x: torch.Tensor, training: bool = True,
+                warmup: int = 2, reps: int = 5, seed: int = 0) -> Timing:
+    """Measured step of any module that maps x to (batch, classes) logits."""
+    return measure(module_step(module, x, training, seed), x.device, warmup, reps)

@@ -1,0 +1,224 @@
+"""Fitting a GPU architecture's efficiencies to published measurements.
+
+Each op's time is min over its algorithms of max(arithmetic_s / efficiency, bytes / bandwidth)
+plus the kernel overhead (hwmodels/gpu.py), so once every op of every row is decomposed into
+those terms (`Terms`), a candidate set of constants is scored with a few array operations and
+the fit is a plain coordinate search on the mean absolute log error. Rows of every GPU of one
+architecture are fitted together: the constants belong to the architecture, never to a row.
+
+An architecture with no rows takes `default`: the median of the fitted architectures.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import defaultdict
+from typing import Iterable
+
+import numpy as np
+
+from hwmodels.gpu import GpuFamily
+
+from . import published_gpu as pg
+
+PARAMETERS = (*GpuFamily.EFFICIENCIES, "kernel_overhead_s")
+BOUNDS = {**{k: (0.05, 1.0) for k in GpuFamily.EFFICIENCIES},
+          "kernel_overhead_s": (0.5e-6, 40e-6)}
+# where every fit starts: round values inside the bounds (the fit must not depend on what the
+# catalog holds, or refitting would drift)
+START = GpuFamily(name="start", gemm=0.9, conv_fwd=0.9, conv_dgrad=0.9, conv_wgrad=0.55,
+                  winograd=0.5, tensor_core=0.8, memory=0.7, kernel_overhead_s=2e-5,
+                  fitted_to="")
+_KEYS = ("stream", "gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd")
+
+
+@dataclasses.dataclass
+class Terms:
+    """Every option of every op of a set of rows, flattened: row index, key index, tensor-core
+    flag, arithmetic seconds at efficiency 1, memory seconds; and each row's measured time."""
+    row_of_option: np.ndarray
+    op_of_option: np.ndarray
+    key: np.ndarray
+    tensor: np.ndarray
+    unit_s: np.ndarray
+    memory_s: np.ndarray
+    ops_per_row: np.ndarray
+    measured_s: np.ndarray
+    labels: list[str]
+
+    def predict_s(self, fam: GpuFamily) -> np.ndarray:
+        eff = np.array([1.0] + [getattr(fam, k) for k in _KEYS[1:]])[self.key]
+        eff = eff * np.where(self.tensor, fam.tensor_core, 1.0)
+        option_s = np.maximum(self.unit_s / eff, self.memory_s / fam.memory)
+        n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
+        op_s = np.full(n_ops, np.inf)
+        np.minimum.at(op_s, self.op_of_option, option_s)
+        row_s = np.bincount(self._row_of_op, weights=op_s, minlength=len(self.measured_s))
+        return row_s + self.ops_per_row * fam.kernel_overhead_s
+
+    @property
+    def _row_of_op(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.ops_per_row)), self.ops_per_row)
+
+
+def _terms(items: Iterable[tuple[str, str, list, float]]) -> Terms:
+    """items: (label, gpu, ops, measured seconds) per row."""
+    cols: dict[str, list] = defaultdict(list)
+    ops_per_row, measured, labels = [], [], []
+    op_index = 0
+    for row_index, (label, gpu, ops, measured_s) in enumerate(items):
+        model = pg.gpu_model(gpu)
+        bandwidth = model.mem_bandwidth_Bps * model.mem_efficiency
+        counted = 0
+        for op in ops:
+            if op.is_view:
+                continue
+            tensor = model.tensor_cores(op)
+            for key, unit_s, traffic in model.kernel_options(op):
+                cols["row"].append(row_index)
+                cols["op"].append(op_index)
+                cols["key"].append(_KEYS.index(key))
+                cols["tensor"].append(tensor)
+                cols["unit"].append(unit_s)
+                cols["mem"].append(traffic / bandwidth)
+            op_index += 1
+            counted += 1
+        ops_per_row.append(counted)
+        measured.append(measured_s)
+        labels.append(label)
+    return Terms(np.array(cols["row"], dtype=int), np.array(cols["op"], dtype=int),
+                 np.array(cols["key"], dtype=int), np.array(cols["tensor"], dtype=bool),
+                 np.array(cols["unit"]), np.array(cols["mem"]), np.array(ops_per_row),
+                 np.array(measured), labels)
+
+
+def kernel_terms(rows: list[pg.KernelRow]) -> Terms:
+    return _terms((r.row_id, r.gpu, [r.op], r.time_s) for r in rows)
+
+
+def network_terms(rows: list[pg.NetworkRow]) -> Terms:
+    return _terms((r.row_id, r.gpu,
+                   pg.training_ops(r.network, r.batch, r.precision, r.fwd_bwd_only),
+                   r.batch / r.throughput) for r in rows)
+
+
+def loss(fam: GpuFamily, parts: list[Terms]) -> float:
+    """Mean absolute log error of each part, summed: kernels and networks weigh alike."""
+    total = 0.0
+    for terms in parts:
+        if len(terms.measured_s):
+            total += float(np.mean(np.abs(np.log(terms.predict_s(fam) / terms.measured_s))))
+    return total
+
+
+def _golden(f, lo: float, hi: float, iterations: int = 24) -> float:
+    """Minimise f on [lo, hi] in log space (golden-section)."""
+    a, b = math.log(lo), math.log(hi)
+    ratio = (math.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = f(math.exp(c)), f(math.exp(d))
+    for _ in range(iterations):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = f(math.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = f(math.exp(d))
+    return math.exp((a + b) / 2)
+
+
+def fit_family(name: str, parts: list[Terms], start: GpuFamily, fitted_to: str,
+               sweeps: int = 6) -> GpuFamily:
+    """Coordinate search of PARAMETERS on `parts`; a parameter no row exercises keeps its
+    start value (tensor_core without tensor-core rows, winograd without Winograd layers)."""
+    fam = dataclasses.replace(start, name=name, fitted_to=fitted_to)
+    used = _used_parameters(parts)
+    for _ in range(sweeps):
+        for param in PARAMETERS:
+            if param not in used:
+                continue
+            lo, hi = BOUNDS[param]
+            best = _golden(lambda v, p=param: loss(dataclasses.replace(fam, **{p: v}), parts),
+                           lo, hi)
+            if loss(dataclasses.replace(fam, **{param: best}), parts) < loss(fam, parts):
+                fam = dataclasses.replace(fam, **{param: best})
+    return fam
+
+
+def _used_parameters(parts: list[Terms]) -> set[str]:
+    used = {"kernel_overhead_s", "memory"}
+    for terms in parts:
+        used.update(_KEYS[k] for k in np.unique(terms.key) if k)
+        if terms.tensor.any():
+            used.add("tensor_core")
+    return used
+
+
+def median_family(families: dict[str, GpuFamily], fitted: dict[str, set[str]],
+                  fitted_to: str) -> GpuFamily:
+    """The median of each constant over the architectures whose rows exercised it
+    (`fitted`: architecture -> parameters its rows determine)."""
+    values = {}
+    for p in PARAMETERS:
+        sample = [getattr(f, p) for a, f in families.items() if p in fitted[a]]
+        values[p] = float(np.median(sample)) if sample else getattr(START, p)
+    return GpuFamily(name="default", fitted_to=fitted_to, **values)
+
+
+def fit_all(kernels: list[pg.KernelRow], networks: list[pg.NetworkRow],
+            exclude_gpu: str | None = None) -> dict[str, GpuFamily]:
+    """Families fitted to the rows (leaving out every row of `exclude_gpu`), plus default."""
+    start = START
+    by_arch: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    for r in kernels:
+        if r.gpu != exclude_gpu:
+            by_arch[pg.architecture(r.gpu)][0].append(r)
+    for r in networks:
+        if r.gpu != exclude_gpu:
+            by_arch[pg.architecture(r.gpu)][1].append(r)
+    families: dict[str, GpuFamily] = {}
+    exercised: dict[str, set[str]] = {}
+    for arch in sorted(by_arch):
+        krows, nrows = by_arch[arch]
+        gpus = sorted({r.gpu for r in krows} | {r.gpu for r in nrows})
+        what = (f"{len(krows)} kernel rows and {len(nrows)} training-throughput rows of "
+                f"{', '.join(gpus)}"
+                )
+        parts = [t for t in (kernel_terms(krows), network_terms(nrows)) if len(t.measured_s)]
+        families[arch] = fit_family(arch, parts, start, what)
+        exercised[arch] = _used_parameters(parts)
+    default = median_family(families, exercised, "median of the fitted architectures: "
+                            + ", ".join(sorted(families)))
+    # what an architecture's rows did not exercise (tensor cores without half-precision
+    # rows) it takes from the median of those that did
+    families = {a: dataclasses.replace(f, **{p: getattr(default, p) for p in PARAMETERS
+                                             if p not in exercised[a]})
+                for a, f in families.items()}
+    families["default"] = default
+    return families
+
+
+def families_toml(families: dict[str, GpuFamily], sources: list[str]) -> str:
+    """The families as catalog TOML, each with what it was fitted to."""
+    lines = ["# GPU architectures' efficiencies for the kernel model of hwmodels/gpu.py: the share",
+             "# of the arithmetic peak (of the precision an op runs in) that a large, full-wave",
+             "# tile of each library algorithm sustains, the share of the part's streaming",
+             "# bandwidth framework kernels reach, and the per-kernel overhead.",
+             "# Written by `dnnsim calibrate --published`, fitted to:",
+             *(f"#   {s}" for s in sources),
+             "# A fit to these rows reproduces them: `dnnsim validate --published` on the same",
+             "# rows is in-sample; its leave-one-GPU-out figures are the predictions.", ""]
+    for name in sorted(families):
+        fam = families[name]
+        lines.append(f"[families.{name}]")
+        for key, value in fam.as_table().items():
+            if key == "fitted_to":
+                lines.append(f'fitted_to = "{value}"')
+            elif key == "kernel_overhead_s":
+                lines.append(f"{key} = {value:.3e}")
+            else:
+                lines.append(f"{key} = {value:.4f}")
+        lines.append("")
+    return "\n".join(lines)

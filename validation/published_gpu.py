@@ -1,0 +1,274 @@
+"""Published GPU measurements, read and simulated: whole-network training throughputs
+(single_gpu.csv) and library kernels (kernels.csv), in the columns of
+validation/measured/published/README.md.
+
+Reading is strict about the file and lenient about rows: a file without the columns it needs
+is an error (PublishedDataError); a row that cannot be simulated (an unknown GPU or network,
+an unparseable number, no batch, a library the model does not describe) is kept as a Skip with
+its reason, so a report always says how much of the file it scored.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass, field
+
+from hwmodels import catalog
+from hwmodels.gpu import GPUModel, GpuFamily
+from hwmodels.specs import HardwareError
+from workloads import zoo
+from workloads.builder import GraphBuilder
+from workloads.graph import Op, WorkloadError
+from workloads.precision import PRECISIONS, with_precision
+from workloads.training import lower_training
+
+PUBLISHED_DIR = os.path.join(os.path.dirname(__file__), "measured", "published")
+
+# The names the published tables use, mapped onto the catalog's and the zoo's. A row may also
+# name a catalog GPU or a zoo network directly.
+GPU_NAMES = {
+    "k80": "k80", "tesla m40": "m40", "m40": "m40", "titan x (maxwell)": "titan-x-maxwell",
+    "gtx 1080": "gtx1080", "gtx 1080 ti": "gtx1080ti", "titan x (pascal)": "titan-x-pascal",
+    "titan xp": "titan-xp", "p100": "p100", "v100": "v100", "t4": "t4", "a100": "a100",
+    "h100": "h100",
+}
+NETWORK_NAMES = {
+    "alexnet": "alexnet", "alexnet (one weird trick)": "alexnet",
+    "inception-v1 (googlenet)": "googlenet", "googlenet v1": "googlenet",
+    "googlenet": "googlenet", "inception-v3": "inception_v3",
+    "vgg-16": "vgg16", "vgg-19": "vgg19", "vgg-a (oxfordnet model a)": "vgg11",
+    "overfeat (fast)": "overfeat_fast",
+    "resnet-18": "resnet18", "resnet-34": "resnet34",
+    "resnet-50 v1.5": "resnet50", "resnet-50 v1": "resnet50_v1",
+    # Torch's fb.resnet.torch, which the Torch7 harnesses ran, puts the stride in the 1x1 (v1)
+    "resnet-101": "resnet101_v1", "resnet-152": "resnet152_v1", "resnet-200": "resnet200",
+}
+PRECISION_NAMES = {"fp32": "fp32", "tf32": "tf32", "amp": "amp-fp16", "fp16": "fp16",
+                   "bf16": "bf16", "amp-bf16": "amp-bf16", **{p: p for p in PRECISIONS}}
+# libraries whose kernels are not cuDNN's/cuBLAS's: the model does not describe them
+OTHER_LIBRARIES = ("neon",)
+# harnesses that time forward + backward only (no optimizer step): README of the published data
+FWD_BWD_ONLY = ("torch7", "cudnn r4", "neon")
+
+NETWORK_COLUMNS = ("network", "gpu", "precision", "batch_per_gpu")
+
+
+class PublishedDataError(ValueError):
+    """A published-measurements file that cannot be read as a whole."""
+
+
+@dataclass(frozen=True)
+class Skip:
+    row_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class NetworkRow:
+    row_id: str
+    network: str          # zoo name
+    gpu: str              # catalog name
+    precision: str
+    batch: int
+    throughput: float     # samples/s, published
+    fwd_bwd_only: bool
+    framework: str
+    source: str
+
+
+@dataclass
+class Table:
+    rows: list = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    path: str = ""
+
+
+def _open_rows(path: str, required: tuple[str, ...]) -> list[dict]:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise PublishedDataError(f"{path}: missing column(s) {', '.join(missing)} "
+                                         f"(has: {', '.join(header) or 'nothing'})")
+            rows = list(reader)
+    except OSError as exc:
+        raise PublishedDataError(f"{path}: cannot read: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise PublishedDataError(f"{path}: not a CSV file: {exc}") from None
+    if not rows:
+        raise PublishedDataError(f"{path}: no rows")
+    return rows
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float((text or "").strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _lookup(table: dict[str, str], name: str, known) -> str | None:
+    key = name.strip().lower()
+    if key in table:
+        return table[key]
+    return name.strip() if name.strip() in known else None
+
+
+def read_network_rows(path: str) -> Table:
+    """Training-throughput rows: throughput_img_s, or iter_time_ms with the batch."""
+    raw = _open_rows(path, NETWORK_COLUMNS)
+    out = Table(path=path)
+    gpus, nets = set(catalog.names("gpu")), set(zoo.names())
+    for i, r in enumerate(raw):
+        rid = (r.get("row_id") or "").strip() or f"row {i + 2}"
+        gpu = _lookup(GPU_NAMES, r["gpu"] or "", gpus)
+        net = _lookup(NETWORK_NAMES, r["network"] or "", nets)
+        precision = PRECISION_NAMES.get((r["precision"] or "").strip().lower())
+        framework = (r.get("framework") or "").strip()
+        batch = _number(r["batch_per_gpu"])
+        throughput = _number(r.get("throughput_img_s"))
+        if throughput is None and batch and _number(r.get("iter_time_ms")):
+            throughput = batch / (_number(r.get("iter_time_ms")) / 1e3)  # type: ignore[operator]
+        reason = None
+        if gpu is None or gpu not in gpus:
+            reason = f"GPU {r['gpu']!r} is not in the catalog"
+        elif net is None or net not in nets:
+            reason = f"network {r['network']!r} is not in the zoo"
+        elif precision is None:
+            reason = f"precision {r['precision']!r} is not one of {', '.join(PRECISIONS)}"
+        elif batch is None or not batch.is_integer():
+            reason = f"batch {r['batch_per_gpu']!r} is not a whole number"
+        elif throughput is None:
+            reason = "neither throughput_img_s nor iter_time_ms is a positive number"
+        elif any(lib in framework.lower() for lib in OTHER_LIBRARIES):
+            reason = f"{framework}: its own kernels, not cuDNN/cuBLAS"
+        if reason:
+            out.skipped.append(Skip(rid, reason))
+            continue
+        fwd_bwd = (any(h in framework.lower() for h in FWD_BWD_ONLY)
+                   or bool(_number(r.get("fwd_ms"))))
+        out.rows.append(NetworkRow(rid, net, gpu, precision, int(batch), throughput,  # type: ignore[arg-type]
+                                   fwd_bwd, framework, (r.get("source") or "").strip()))
+    return out
+
+
+def gpu_model(gpu: str, families: dict[str, GpuFamily] | None = None) -> GPUModel:
+    model = GPUModel(catalog.device(gpu))
+    model.families = families
+    return model
+
+
+_GRAPHS: dict[tuple, list[Op]] = {}
+
+
+def training_ops(network: str, batch: int, precision: str, fwd_bwd_only: bool) -> list[Op]:
+    """The ops of one training step (without the optimizer for forward+backward timings)."""
+    key = (network, batch, precision, fwd_bwd_only)
+    if key not in _GRAPHS:
+        graph = lower_training(with_precision(zoo.get(network, batch=batch), precision))
+        _GRAPHS[key] = [op for op in graph if not (fwd_bwd_only and op.phase == "update")]
+    return _GRAPHS[key]
+
+
+def simulate_row(row: NetworkRow, families: dict[str, GpuFamily] | None = None) -> float:
+    """Simulated samples/s of a row: one GPU runs the step op after op (the sequential
+    policy's schedule; its engine run gives the same sum, see the tests)."""
+    model = gpu_model(row.gpu, families)
+    step_s = sum(model.op_time_s(op) for op in training_ops(row.network, row.batch,
+                                                           row.precision, row.fwd_bwd_only))
+    return row.batch / step_s
+
+
+# -- kernels ---------------------------------------------------------------------------------
+KERNEL_COLUMNS = ("kind", "gpu", "precision")
+CONV_PASSES = (("time_fwd_ms", "conv2d"), ("time_bwd_data_ms", "conv2d_grad_input"),
+               ("time_bwd_filter_ms", "conv2d_grad_weight"))
+KERNEL_KINDS = ("gemm", "conv2d", "conv2d_grad_input", "conv2d_grad_weight")
+
+
+@dataclass(frozen=True)
+class KernelRow:
+    row_id: str
+    kind: str             # one of KERNEL_KINDS
+    gpu: str
+    op: Op
+    time_s: float
+
+
+def _gemm_op(m: int, n: int, k: int) -> Op:
+    b = GraphBuilder("gemm", input_shape=(k,), batch=m)
+    b.linear(b.input(), n, bias=False, name="gemm")
+    return b.build().op("gemm")
+
+
+def _conv_ops(r: dict) -> dict[str, Op]:
+    n, c, h, w = (int(float(r[k])) for k in ("N_batch", "C", "H", "W"))
+    b = GraphBuilder("conv", input_shape=(c, h, w), batch=n)
+    b.conv2d(b.input(), int(float(r["K_filters"])),
+             (int(float(r["filter_h"])), int(float(r["filter_w"]))),
+             stride=(int(float(r["stride_h"])), int(float(r["stride_w"]))),
+             padding=(int(float(r["pad_h"])), int(float(r["pad_w"]))), name="conv")
+    b.flatten("conv")
+    g = b.build()
+    # the data gradient of a first layer is not computed by frameworks; build it anyway so the
+    # kernel table's rows that time it can be compared
+    train = lower_training(_with_grad_input(g))
+    return {op.kind: op for op in train if op.kind in KERNEL_KINDS}
+
+
+def _with_grad_input(g):
+    import dataclasses
+    # a 1-parameter scale in front of the conv makes the input need a gradient
+    return g.copy(g.name, lambda op: dataclasses.replace(op, params=max(op.params, 1))
+                  if op.kind == "input" else op)
+
+
+def read_kernel_rows(path: str) -> Table:
+    raw = _open_rows(path, KERNEL_COLUMNS)
+    out = Table(path=path)
+    gpus = set(catalog.names("gpu"))
+    for i, r in enumerate(raw):
+        rid = (r.get("row_id") or "").strip() or f"row {i + 2}"
+        gpu = _lookup(GPU_NAMES, r["gpu"] or "", gpus)
+        kind = (r["kind"] or "").strip()
+        if gpu is None:
+            out.skipped.append(Skip(rid, f"GPU {r['gpu']!r} is not in the catalog"))
+            continue
+        if (r["precision"] or "").strip().lower() != "fp32":
+            out.skipped.append(Skip(rid, f"precision {r['precision']!r}: kernels are read "
+                                         f"in FP32 only"))
+            continue
+        try:
+            if kind == "gemm":
+                m, n, k = (int(float(r[c])) for c in ("M", "N", "K"))
+                t = _number(r.get("time_fwd_ms"))
+                if t is None:
+                    raise ValueError("no time_fwd_ms")
+                out.rows.append(KernelRow(rid, "gemm", gpu, _gemm_op(m, n, k), t / 1e3))
+            elif kind == "conv":
+                ops = _conv_ops(r)
+                for column, op_kind in CONV_PASSES:
+                    t = _number(r.get(column))
+                    if t is not None:
+                        out.rows.append(KernelRow(f"{rid}:{op_kind}", op_kind, gpu,
+                                                  ops[op_kind], t / 1e3))
+            else:
+                out.skipped.append(Skip(rid, f"kind {kind!r} is not gemm or conv"))
+        except (KeyError, ValueError, TypeError, WorkloadError) as exc:
+            out.skipped.append(Skip(rid, f"unreadable shape: {exc}"))
+    return out
+
+
+def simulate_kernel(row: KernelRow, families: dict[str, GpuFamily] | None = None) -> float:
+    return gpu_model(row.gpu, families).op_time_s(row.op)
+
+
+def architecture(gpu: str) -> str:
+    try:
+        return catalog.device(gpu).architecture or "default"
+    except HardwareError:
+        return "default"

@@ -1,0 +1,107 @@
+"""`dnnsim validate --published FILE.csv`: the GPU model against published training
+throughputs (and, given a kernels file, library kernel times), row by row.
+
+In-sample against the shipped constants (catalog/gpu_families.toml, fitted to the committed
+rows), or, with leave_one_gpu_out, each GPU predicted from constants fitted without any of its
+rows: kernels or networks. Rows that cannot be simulated are listed with their reason; the
+summary counts them, so a half-read file is never scored as whole.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from hwmodels.gpu import GpuFamily
+
+from . import published_fit as pf
+from . import published_gpu as pg
+from .validate.compare import kendall_tau
+
+
+@dataclass(frozen=True)
+class Scored:
+    row: pg.NetworkRow
+    simulated: float          # samples/s
+
+    @property
+    def error(self) -> float:
+        return self.simulated / self.row.throughput - 1.0
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    rows: int
+    mape: float
+    max_error: float
+    tau: float
+
+
+def group(name: str, scored: list[Scored]) -> Group:
+    errs = [abs(s.error) for s in scored]
+    tau = (kendall_tau([s.row.throughput for s in scored], [s.simulated for s in scored])
+           if len(scored) > 1 else float("nan"))
+    return Group(name, len(scored), sum(errs) / len(errs), max(errs), tau)
+
+
+def score_networks(rows: list[pg.NetworkRow],
+                   families: dict[str, GpuFamily] | None = None) -> list[Scored]:
+    return [Scored(r, pg.simulate_row(r, families)) for r in rows]
+
+
+def leave_one_gpu_out(rows: list[pg.NetworkRow], kernels: list[pg.KernelRow],
+                      fit_rows: list[pg.NetworkRow] | None = None) -> list[Scored]:
+    """Each GPU's rows predicted by constants fitted to every other GPU's kernels and rows
+    (fit_rows: the training rows to fit on, default `rows`)."""
+    fit_rows = rows if fit_rows is None else fit_rows
+    out = []
+    for gpu in sorted({r.gpu for r in rows}):
+        families = pf.fit_all(kernels, fit_rows, exclude_gpu=gpu)
+        out += score_networks([r for r in rows if r.gpu == gpu], families)
+    return sorted(out, key=lambda s: s.row.row_id)
+
+
+def by(scored: list[Scored], key) -> list[Group]:
+    groups: dict[str, list[Scored]] = defaultdict(list)
+    for s in scored:
+        groups[key(s)].append(s)
+    return [group(name, groups[name]) for name in sorted(groups)]
+
+
+def kernel_groups(rows: list[pg.KernelRow],
+                  families: dict[str, GpuFamily] | None = None) -> list[Group]:
+    errs: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        errs[r.kind].append(abs(pg.simulate_kernel(r, families) / r.time_s - 1.0))
+    return [Group(k, len(v), sum(v) / len(v), max(v), float("nan"))
+            for k, v in sorted(errs.items())]
+
+
+def _fmt_group(g: Group) -> str:
+    tau = "" if g.tau != g.tau else f"  tau {g.tau:5.2f}"
+    return f"  {g.name:<22} {g.rows:4d} rows  MAPE {100 * g.mape:5.1f}%  max {100 * g.max_error:5.1f}%{tau}"
+
+
+def report(table: pg.Table, scored: list[Scored], kernels: list[Group] | None = None,
+           title: str = "in-sample") -> str:
+    lines = [f"{table.path}: {len(scored)} rows simulated, {len(table.skipped)} skipped "
+             f"({title})", "",
+             f"  {'row':<6} {'network':<14} {'gpu':<15} {'precision':<9} {'batch':>5} "
+             f"{'published':>10} {'simulated':>10} {'error':>7}"]
+    for s in scored:
+        r = s.row
+        lines.append(f"  {r.row_id:<6} {r.network:<14} {r.gpu:<15} {r.precision:<9} "
+                     f"{r.batch:5d} {r.throughput:10.1f} {s.simulated:10.1f} "
+                     f"{100 * s.error:+6.1f}%")
+    if scored:
+        lines += ["", "summary (samples/s):", _fmt_group(group("all", scored))]
+        for precision_group in by(scored, lambda s: s.row.precision):
+            lines.append(_fmt_group(precision_group))
+        lines += ["per GPU:", *map(_fmt_group, by(scored, lambda s: s.row.gpu))]
+        lines += ["per network:", *map(_fmt_group, by(scored, lambda s: s.row.network))]
+    if kernels:
+        lines += ["kernels (time):", *map(_fmt_group, kernels)]
+    if table.skipped:
+        lines += ["", "not simulated:"]
+        lines += [f"  {s.row_id}: {s.reason}" for s in table.skipped]
+    return "\n".join(lines)

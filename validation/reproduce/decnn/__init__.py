@@ -1,0 +1,1 @@
+"""DeCNN (validation/targets/decnn.toml): the report's figures."""

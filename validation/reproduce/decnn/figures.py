@@ -1,0 +1,158 @@
+"""DeCNN figures: speedup and memory against devices, speedup against link bandwidth, and a
+timeline of exchanges overlapping compute. The sweeps are plain functions that the notebook
+and the tests use too.
+
+Baseline of every speedup: one board running the original ResNet-50 (`sequential`). DeCNN on N
+devices runs the decoupled ResNet-50 with N groups (width sqrt(N)); layer-wise MP and
+data parallelism run the original network.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hwmodels import catalog
+from hwmodels.specs import LinkSpec
+from simulator.api import simulate
+from simulator.cluster import Cluster
+
+from ..plotting import save
+
+BOARD = "rk3399"
+LINK = "eth1g"
+POLICIES = ("decnn", "layerwise-mp", "data-parallel")
+
+
+def run(policy: str, devices: int, link: str | LinkSpec = LINK, board: str = BOARD,
+        in_flight: int | None = None):
+    """One inference simulation of the DeCNN study (batch 1)."""
+    cluster = Cluster.build(board, devices, link)
+    if policy == "sequential":
+        return simulate("resnet50", cluster, "sequential", training=False)
+    if policy == "data-parallel":
+        return simulate("resnet50", cluster, "data-parallel", training=False)
+    opts = {} if in_flight is None else {"in_flight": in_flight}
+    if policy == "decnn":
+        return simulate("decnn_resnet50", cluster, "decnn", training=False,
+                        workload_options={"groups": devices}, **opts)
+    return simulate("resnet50", cluster, policy, training=False, **opts)
+
+
+def _latency_s(result) -> float:
+    return result.extras.get("latency_s", result.makespan_s)
+
+
+def _memory_bytes(result) -> float:
+    peaks = result.peak_memory_bytes
+    return sum(peaks.values()) / len(peaks)
+
+
+def scaling(devices=range(1, 9), link: str | LinkSpec = LINK, board: str = BOARD,
+            policies=POLICIES) -> list[dict]:
+    """Rows: policy, devices, latency and throughput speedup over one board, memory."""
+    base = run("sequential", 1, link, board)
+    rows = []
+    for policy in policies:
+        for n in devices:
+            r = run(policy, n, link, board)
+            rows.append({"policy": policy, "devices": n,
+                         "latency_speedup": _latency_s(base) / _latency_s(r),
+                         "throughput_speedup": (r.throughput_samples_per_s
+                                                / base.throughput_samples_per_s),
+                         "memory_per_device_bytes": _memory_bytes(r),
+                         "baseline_memory_bytes": _memory_bytes(base)})
+    return rows
+
+
+def link_what_if(bandwidth_Bps: float, latency_s: float = 50e-6,
+                 shared_medium: bool = False) -> LinkSpec:
+    """A link of the given bandwidth (a HardwareError names a bandwidth that is not > 0)."""
+    return LinkSpec(name=f"what-if-{bandwidth_Bps:.3g}Bps", bandwidth_Bps=bandwidth_Bps,
+                    latency_s=latency_s, source="what-if", shared_medium=shared_medium)
+
+
+def bandwidth_sweep(bandwidths_Bps=(25e6, 60e6, 117.5e6, 300e6, 1.175e9), devices: int = 4,
+                    board: str = BOARD, policies=("decnn", "layerwise-mp")) -> list[dict]:
+    """Throughput speedup over one board, switched links of each bandwidth, plus Wi-Fi."""
+    base = run("sequential", 1, LINK, board).throughput_samples_per_s
+    rows = []
+    links = [("wifi", catalog.link("wifi"))] + [
+        (f"{bw * 8 / 1e9:.2g} Gb/s switched", link_what_if(bw)) for bw in bandwidths_Bps]
+    for policy in policies:
+        for label, link in links:
+            r = run(policy, devices, link, board)
+            rows.append({"policy": policy, "link": label, "bandwidth_Bps": link.bandwidth_Bps,
+                         "shared_medium": link.shared_medium,
+                         "throughput_speedup": r.throughput_samples_per_s / base})
+    return rows
+
+
+BANDWIDTHS_BPS = (25e6, 60e6, 117.5e6, 300e6, 1.175e9)
+
+
+def make_figures(out_dir: Path, devices=range(1, 9),
+                 bandwidths_Bps=BANDWIDTHS_BPS) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from simulator.trace import plot_timeline
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    rows = scaling(devices)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, what in ((axes[0], "latency_speedup", "latency (one sample)"),
+                          (axes[1], "throughput_speedup", "throughput (samples in flight)")):
+        for policy in POLICIES:
+            pts = [(r["devices"], r[key]) for r in rows if r["policy"] == policy]
+            ax.plot(*zip(*pts), marker="o", label=policy)
+        ax.plot(list(devices), list(devices), ls=":", color="gray", label="linear")
+        ax.axhline(1.0, color="black", lw=0.6)
+        ax.set_xlabel(f"{BOARD} devices ({LINK}, switched)")
+        ax.set_ylabel(f"{what} speedup over 1 device")
+        ax.legend(fontsize=8)
+    axes[1].plot([4], [3.21], "k*", ms=12, label="published (DeCNN, 4 devices)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle("ResNet-50 inference: DeCNN vs layer-wise MP vs data parallelism")
+    fig.tight_layout()
+    paths.append(save(fig, out_dir / "decnn_speedup_vs_devices.png"))
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    base_mb = rows[0]["baseline_memory_bytes"] / 1e6
+    for policy in POLICIES:
+        pts = [(r["devices"], r["memory_per_device_bytes"] / 1e6) for r in rows
+               if r["policy"] == policy]
+        ax.plot(*zip(*pts), marker="o", label=policy)
+    ax.axhline(base_mb, color="black", lw=0.6, label="1 device, original ResNet-50")
+    ax.plot([4], [base_mb * (1 - 0.653)], "k*", ms=12, label="published DeCNN (-65.3%)")
+    ax.set_xlabel("devices")
+    ax.set_ylabel("memory per device (MB): weights + peak activations")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(save(fig, out_dir / "decnn_memory_per_device.png"))
+
+    sweep = bandwidth_sweep(bandwidths_Bps)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for policy in ("decnn", "layerwise-mp"):
+        pts = [(r["bandwidth_Bps"] * 8 / 1e6, r["throughput_speedup"]) for r in sweep
+               if r["policy"] == policy and not r["shared_medium"]]
+        line, = ax.plot(*zip(*pts), marker="o", label=f"{policy}, switched")
+        wifi = [r for r in sweep if r["policy"] == policy and r["shared_medium"]][0]
+        ax.plot([wifi["bandwidth_Bps"] * 8 / 1e6], [wifi["throughput_speedup"]], marker="s",
+                color=line.get_color(), ls="", label=f"{policy}, Wi-Fi (shared medium)")
+    ax.set_xscale("log")
+    ax.axhline(1.0, color="black", lw=0.6)
+    ax.set_xlabel("link bandwidth (Mb/s)")
+    ax.set_ylabel("throughput speedup over 1 device")
+    ax.set_title("4 devices: from Wi-Fi to 10 Gb Ethernet")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(save(fig, out_dir / "decnn_speedup_vs_bandwidth.png"))
+
+    r = run("decnn", 4)
+    span = r.makespan_s
+    paths.append(out_dir / "decnn_timeline.png")
+    plot_timeline(r, paths[-1], window_s=(0.25 * span, 0.6 * span),
+                  title="DeCNN, 4 x rk3399, 1 Gb Ethernet, 2 samples in flight: "
+                        "all-to-all exchanges (orange) overlap compute (blue)")
+    return paths

@@ -1,0 +1,1 @@
+"""Path parallelism (validation/targets/path_parallel.toml): metrics that sweep, figures."""

@@ -1,0 +1,84 @@
+"""Figures for path parallelism: speedup against paths and GPUs, what merging saves, a step."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from simulator.api import simulate
+from simulator.trace import plot_timeline
+
+from ..plotting import save
+from . import metrics as m
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def make_figures(out_dir: Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plt = _plt()
+    made = []
+
+    # 1. Speedup against the number of concurrent paths (8 GPUs).
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for network, (n, paths) in m.PATH_SWEEP.items():
+        rows = [m.point(network, n, p) for p in paths if p <= n]
+        ax.plot([r["paths"] for r in rows], [r["speedup_dp"] for r in rows], "o-",
+                label=f"{network}: vs supernet-dp")
+        ax.plot([r["paths"] for r in rows], [r["speedup_pipeline"] for r in rows], "s--",
+                label=f"{network}: vs supernet-pipeline")
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrent paths P (8 GPUs)")
+    ax.set_ylabel("speedup (subnets x samples / s)")
+    ax.set_title("path-parallel: speedup vs paths")
+    ax.legend(fontsize=7)
+    made.append(save(fig, out_dir / "path_parallel_speedup_vs_paths.png"))
+
+    # 2. Speedup against GPU count (P = N).
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for network, gpus in m.GPU_SWEEP.items():
+        rows = [m.point(network, n, n) for n in gpus]
+        ax.plot([r["gpus"] for r in rows], [r["speedup_dp"] for r in rows], "o-",
+                label=f"{network}: vs supernet-dp")
+        piped = [r for r in rows if "speedup_pipeline" in r]
+        ax.plot([r["gpus"] for r in piped], [r["speedup_pipeline"] for r in piped], "s--",
+                label=f"{network}: vs supernet-pipeline")
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("GPUs (paths = GPUs; >8: two nodes over 10 GbE)")
+    ax.set_ylabel("speedup")
+    ax.set_title("path-parallel: speedup vs GPU count")
+    ax.legend(fontsize=7)
+    made.append(save(fig, out_dir / "path_parallel_speedup_vs_gpus.png"))
+
+    # 3. What merging saves: FLOPs (prefix tree, one group of 8 GPUs) and gradient bytes.
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
+    paths = (1, 2, 4, 8)
+    rows = [m.point("spos_cifar", 8, p, groups=1) for p in paths]
+    a1.bar([str(p) for p in paths], [100 * r["flops_saved"] / r["flops_separate"]
+                                    for r in rows])
+    a1.set_xlabel("paths merged in one group (8 GPUs)")
+    a1.set_ylabel("step FLOPs removed (%)")
+    a1.set_title("computation merging (spos_cifar)")
+    a2.bar([str(p) for p in paths], [100 * r["gradient_bytes_saved"] /
+                                    r["gradient_bytes_separate"] for r in rows])
+    a2.set_xlabel("concurrent paths")
+    a2.set_ylabel("gradient bytes saved (%)")
+    a2.set_title("gradient-exchange merging")
+    made.append(save(fig, out_dir / "path_parallel_merging_savings.png"))
+
+    # 4. A timeline of one step.
+    result = simulate("spos_cifar", m.cluster(4), "path-parallel", batch=256, paths=4,
+                      groups=2)
+    path = out_dir / "path_parallel_timeline.png"
+    plot_timeline(result, path, title="path-parallel step: spos_cifar, 4 paths on 2 groups "
+                                      "x 2 GPUs (one GPU per group shown)")
+    made.append(path)
+    return made
+
+

@@ -1,0 +1,1 @@
+"""Swapping and memory tuning (validation/targets/swap.toml): metrics that search, figures."""

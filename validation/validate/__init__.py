@@ -1,0 +1,2 @@
+"""`dnnsim validate`: simulated training steps against measured ones, with the error
+statistics (compare.py)."""

@@ -1,0 +1,106 @@
+"""`dnnsim validate`: measured vs simulated training steps (and inference) of zoo networks."""
+from __future__ import annotations
+
+from workloads.graph import WorkloadError
+
+NAME = "validate"
+HELP = ("Measure real training steps (and inference) of zoo networks, simulate them with a "
+        "calibrated profile, and print measured, simulated and error per case.")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--profile", help="calibrated profile TOML (dnnsim calibrate)")
+    p.add_argument("--published", metavar="FILE.csv",
+                   help="score the GPU model against published training throughputs "
+                   "(columns of validation/measured/published/README.md; docs/gpu-model.md)")
+    p.add_argument("--kernels", metavar="FILE.csv",
+                   help="with --published: also score library kernel times from this file")
+    p.add_argument("--leave-one-gpu-out", action="store_true",
+                   help="with --published: predict each GPU from constants fitted without "
+                   "its rows (fits to the committed kernel table and the given rows)")
+    p.add_argument("--workloads", nargs="+", help="zoo networks (default: the calibrated set)")
+    p.add_argument("--batch", nargs="+", type=int,
+                   help="batch sizes (default: each network's two validation batches)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, help="torch threads (default: the profile's)")
+    p.add_argument("--inference", action="store_true", help="also measure inference")
+    p.add_argument("--heldout", action="store_true",
+                   help="measure the held-out PyTorch modules (validation/calibrate/heldout.py) "
+                   "instead of zoo networks: shapes no calibration has seen")
+    p.add_argument("--measured", help="score this measured-steps CSV instead of measuring")
+    p.add_argument("--csv", default="validation.csv", help="write the table here")
+    p.add_argument("--save-measured", help="write the measured steps as CSV here")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    if args.published:
+        return _run_published(args)
+    if not args.profile:
+        raise WorkloadError("give --profile (a calibrated profile) or --published FILE.csv")
+    from validation.calibrate.cases import DEFAULT_CASES
+    from validation.calibrate.machine import speed_check
+    from validation.calibrate.steps_csv import read_steps_csv, write_steps_csv
+
+    from . import compare as v
+
+    profile = v.load_profile(args.profile)
+    if args.heldout and (args.workloads or args.batch or args.inference or args.measured):
+        raise WorkloadError("--heldout measures its own modules and batches (training); it "
+                            "takes no --workloads, --batch, --inference or --measured (a "
+                            "held-out CSV is scored with --measured alone)")
+    if args.measured:
+        measured = read_steps_csv(args.measured)
+    else:
+        import torch
+        threads = args.threads or int(profile.meta.get("threads", 1))
+        if threads < 1:
+            raise WorkloadError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+        print(speed_check(profile, args.device))
+        if args.heldout:
+            from validation.calibrate import heldout
+            measured = heldout.measure(device=args.device, progress=not args.no_progress)
+        else:
+            measured = _measure_zoo(args, v, DEFAULT_CASES)
+        if args.save_measured:
+            write_steps_csv(measured, args.save_measured)
+    rows = v.simulate_measured(measured, profile)
+    print(v.format_table(rows))
+    v.write_table_csv(rows, args.csv)
+    print(f"wrote {args.csv}")
+    return 0
+
+
+def _measure_zoo(args, v, default_cases) -> list[dict]:
+    names = args.workloads or sorted({n for n, _ in default_cases})
+    if args.batch:
+        cases = [(n, b) for n in names for b in args.batch]
+    else:
+        cases = [(n, b) for n, b in default_cases if n in names]
+        missing = sorted(set(names) - {n for n, _ in cases})
+        if missing:
+            raise WorkloadError(f"--workloads {', '.join(missing)}: no default batches; "
+                                f"give --batch")
+    modes = (True, False) if args.inference else (True,)
+    return v.measure_cases(cases, modes, args.device, progress=not args.no_progress)
+
+
+def _run_published(args) -> int:
+    import os
+
+    from validation import published_gpu as pg
+    from validation import published_validate as pv
+
+    table = pg.read_network_rows(args.published)
+    kernels = pg.read_kernel_rows(args.kernels) if args.kernels else None
+    if args.leave_one_gpu_out:
+        fit_kernels = kernels or pg.read_kernel_rows(
+            os.path.join(pg.PUBLISHED_DIR, "kernels.csv"))
+        scored = pv.leave_one_gpu_out(table.rows, fit_kernels.rows)
+        title = "leave one GPU out"
+    else:
+        scored = pv.score_networks(table.rows)
+        title = "constants of catalog/gpu_families.toml"
+    print(pv.report(table, scored, pv.kernel_groups(kernels.rows) if kernels else None, title))
+    return 0
