@@ -35,7 +35,7 @@ Deps = Mapping[str, Sequence[str]] | Sequence[str]
 FIDELITIES = ("link", "flow")
 RING_KINDS = ("allreduce", "reduce_scatter", "allgather")
 RING_PASSES = {"allreduce": 2, "reduce_scatter": 1, "allgather": 1}   # each of p - 1 steps
-# NCCL's latency model (src/graph/tuning.cc, NCCL 2.7-2.12): a ring collective with the Simple
+# NCCL's latency model (NCCL 2.x, src/graph/tuning.cc): a ring collective with the Simple
 # protocol costs baseLat[RING][SIMPLE] = 8.4 us once (the kernel launch and setup), plus one
 # hop latency per ring step (the link's latency_s; nvlink2-link: 3.4 us). Simple is what NCCL
 # picks for the megabyte buckets of data parallelism (LL and LL128 serve smaller messages).
