@@ -63,21 +63,23 @@ def output_bytes(op: Op, blocks: bool = True) -> int:
 
 
 def inplace_relus(graph: OpGraph) -> frozenset[str]:
-    """The ReLUs that run in place: built with inplace=True (torchvision's choice), and whose
-    input autograd lets them overwrite: no other op reads it (forward or saved for a backward;
-    a ReLU's own backward reads its output), and it is no view of another tensor."""
+    """The ReLUs that run in place: written to (graph.meta["inplace_ops"], as torchvision's
+    nn.ReLU(inplace=True)), and whose input autograd lets them overwrite: no other op reads
+    it (forward, or saved for a backward; a ReLU's own backward reads its output), and it is
+    no view of another tensor."""
+    written = graph.meta.get("inplace_ops", ())
     cached = _INPLACE_CACHE.get(graph)
-    if cached is not None and cached[0] == len(graph):
+    if cached is not None and cached[0] == (len(graph), len(written)):
         return cached[1]
     readers: dict[str, int] = {}
     for op in graph:
         for t in {*op.inputs, *op.saved}:
             readers[t] = readers.get(t, 0) + 1
     found = frozenset(
-        op.name for op in graph
-        if op.kind == "relu" and op.attrs.get("inplace") and op.phase == "forward"
+        name for name in written if name in graph
+        and (op := graph.op(name)).kind == "relu" and op.phase == "forward"
         and readers.get(op.inputs[0], 0) == 1 and not graph.op(op.inputs[0]).is_view)
-    _INPLACE_CACHE[graph] = (len(graph), found)
+    _INPLACE_CACHE[graph] = ((len(graph), len(written)), found)
     return found
 
 
@@ -197,24 +199,23 @@ class _MemoryPlan:
                 backward_of[op.forward] = op.name   # the last one, in this device's order
         amp = is_amp(graph)
         size = block_bytes if blocks else int
+        workspace = getattr(device.model, "workspace_bytes", None) if blocks else None
+        # per op: (what, bytes) held only while it runs
         self.transient: dict[str, list[tuple[str, int]]] = {}
         for op in selected:
-            extra = 0
             if op.kind in _SAVED_EXTRA_BYTES and not op.is_view and op.name in backward_of:
-                extra = op.out.numel * _SAVED_EXTRA_BYTES[op.kind]
-                self.buffers[f"{op.name}#saved"] = [size(extra), op.name,
-                                                    backward_of[op.name]]
+                self.buffers[f"{op.name}#saved"] = [
+                    size(op.out.numel * _SAVED_EXTRA_BYTES[op.kind]), op.name,
+                    backward_of[op.name]]
             if amp and op.params and op.kind in ("conv2d", "linear"):
                 self.buffers[f"{op.name}#half_weights"] = [
                     size(op.params * HALF_BYTES), op.name, backward_of.get(op.name)]
             if amp and op.kind in ("conv2d_grad_weight", "linear_grad_weight"):
                 self.transient.setdefault(op.name, []).append(
                     ("half_weight_grad", size(op.params * HALF_BYTES)))
-            workspace = getattr(device.model, "workspace_bytes", None)
-            if workspace is not None and blocks:
-                ws = int(workspace(op))
-                if ws > 0:
-                    self.transient.setdefault(op.name, []).append(("workspace", size(ws)))
+            ws = int(workspace(op)) if workspace is not None else 0
+            if ws > 0:
+                self.transient.setdefault(op.name, []).append(("workspace", size(ws)))
         # per op: bytes allocated at start and freed at end, for the engine
         self.alloc: dict[str, int] = {}
         self.free: dict[str, int] = {}

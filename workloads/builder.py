@@ -168,9 +168,12 @@ class GraphBuilder:
                          params=2 * c if affine else 0)
 
     def relu(self, x: str, name: str | None = None, inplace: bool = True) -> str:
-        """ReLU. inplace: it may overwrite its input, as torchvision's nn.ReLU(inplace=True)
-        does (the lowering decides whether autograd allows it)."""
-        return self._add("relu", [x], self.spec(x).shape, name, {"inplace": bool(inplace)})
+        """ReLU. inplace: written to overwrite its input, as torchvision's nn.ReLU(inplace=True)
+        is; listed in graph.meta["inplace_ops"] (the lowering decides where autograd lets it)."""
+        out = self._add("relu", [x], self.spec(x).shape, name)
+        if inplace:
+            self.graph.meta.setdefault("inplace_ops", []).append(out)
+        return out
 
     def activation(self, x: str, kind: str, name: str | None = None, **attrs) -> str:
         """A pointwise activation other than ReLU (graph.ACTIVATIONS: tanh, sigmoid, gelu,
