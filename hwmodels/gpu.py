@@ -1,14 +1,15 @@
 """GPU model: each op as the library kernel PyTorch would launch for it.
 
-    op_time_s = max(compute_s, memory_s) + kernel_overhead_s            (views cost 0)
+    op_time_s = max(max(compute_s, memory_s) + kernel_overhead_s, host_overhead_s)  (views: 0)
 
 - Convolutions and matrix products: cuDNN's / cuBLAS's algorithms, tiles and waves
   (gpu_kernels.py), in the arithmetic the op's precision selects on this part
   (`arithmetic_precision`), at the architecture's efficiencies.
 - Everything else streams memory: bytes at the bandwidth a streaming kernel reaches
   (the part's mem_efficiency), or FP32 CUDA-core arithmetic where that binds.
-- kernel_overhead_s: the gap a GPU leaves between dependent kernels (launch, prologue, tail),
-  per architecture.
+- kernel_overhead_s: the gap a GPU leaves between dependent kernels (launch, prologue, tail);
+  host_overhead_s: the framework's host time per op, which binds when kernels are shorter
+  (small batches), both per architecture.
 
 A part's numbers (SMs, clock, peak per precision, bandwidth) come from its datasheet
 (catalog/gpus.toml); the architecture's efficiencies and overhead from
@@ -31,6 +32,8 @@ from .model import DeviceModel
 from .specs import HardwareError
 
 FAMILIES_FILE = "gpu_families.toml"
+# cuDNN's Winograd kernels need Maxwell or newer (Kepler runs implicit GEMM or FFT)
+NO_WINOGRAD_ARCHITECTURES = frozenset({"kepler"})
 # a part's `efficiency` table (cost families of families.py) -> the GpuFamily field it sets
 SPEC_EFFICIENCY_FIELDS = {"conv": "conv_fwd", "conv_grad_input": "conv_dgrad",
                           "conv_grad_weight": "conv_wgrad", "matmul": "gemm"}
@@ -52,14 +55,17 @@ class GpuFamily:
     conv_dgrad: float        # ... data gradient
     conv_wgrad: float        # ... weight gradient
     winograd: float          # cuDNN Winograd, of its reduced arithmetic
+    fft: float               # cuDNN FFT_TILING, of its complex GEMMs' arithmetic
     tensor_core: float       # multiplies the above when the GEMM runs on tensor cores
     memory: float            # multiplies the part's mem_efficiency: what framework kernels
                              # (norms, activations, pooling, copies) reach of it
-    kernel_overhead_s: float
+    kernel_overhead_s: float     # GPU-side gap between dependent kernels
+    host_overhead_s: float       # framework's host time to issue one op: a kernel shorter
+                                 # than this leaves the GPU waiting for the host
     fitted_to: str
 
-    EFFICIENCIES = ("gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "tensor_core",
-                    "memory")
+    EFFICIENCIES = ("gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "fft",
+                    "tensor_core", "memory")
 
     @classmethod
     def from_table(cls, name: str, table: dict, where: str) -> "GpuFamily":
@@ -74,11 +80,12 @@ class GpuFamily:
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not 0 < value <= 1:
                 raise HardwareError(f"{where}: {name}.{key} must be in (0, 1], got {value!r}")
-        overhead = table["kernel_overhead_s"]
-        if isinstance(overhead, bool) or not isinstance(overhead, (int, float)) \
-                or not 0 <= overhead < 1e-3:
-            raise HardwareError(f"{where}: {name}.kernel_overhead_s must be in [0, 1e-3) s, "
-                                f"got {overhead!r}")
+        for key in ("kernel_overhead_s", "host_overhead_s"):
+            overhead = table[key]
+            if isinstance(overhead, bool) or not isinstance(overhead, (int, float)) \
+                    or not 0 <= overhead < 1e-3:
+                raise HardwareError(f"{where}: {name}.{key} must be in [0, 1e-3) s, "
+                                    f"got {overhead!r}")
         return cls(name=name, **{k: (v if k == "fitted_to" else float(v))
                                  for k, v in table.items()})
 
@@ -184,12 +191,14 @@ class GPUModel(DeviceModel):
 
     def time_from_options(self, options: list[tuple[str, float, float]], fam: GpuFamily,
                           tensor: bool) -> float:
-        """The fastest option's time: max(arithmetic, memory) plus the kernel overhead."""
+        """The fastest option's time: max(arithmetic, memory) plus the kernel overhead, or the
+        host's time to issue the op if that is longer."""
         bandwidth = self.mem_bandwidth_Bps * self.mem_efficiency * fam.memory
         scale = fam.tensor_core if tensor else 1.0
-        return min(max(unit_s / (getattr(fam, key) * scale) if key != "stream" else unit_s,
+        device_s = min(max(unit_s / (getattr(fam, key) * scale) if key != "stream" else unit_s,
                        traffic / bandwidth)
                    for key, unit_s, traffic in options) + fam.kernel_overhead_s
+        return max(device_s, fam.host_overhead_s)
 
     def efficiency(self, op: Op) -> float:
         """Share of this op's arithmetic peak it reaches (its FLOPs over time x peak)."""
@@ -237,7 +246,8 @@ class GPUModel(DeviceModel):
             return [("stream", op.flops / fp32_peak, traffic)]
         cost = unit_gemm(*conv.implicit_gemm(pass_))
         options = [(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes)]
-        if conv.winograd_ok and not tensor:
+        if (conv.winograd_ok and not tensor
+                and self.spec.architecture not in NO_WINOGRAD_ARCHITECTURES):
             elem = op.out.dtype_bytes
             # cuDNN's weight gradient has only the non-fused Winograd
             for fused in ((True, False) if pass_ != "wgrad" else (False,)):
@@ -245,6 +255,11 @@ class GPUModel(DeviceModel):
                 cost = unit_gemm(wm, wn, wk, wb, split_k=pass_ == "wgrad")
                 options.append(("winograd", cost.compute_s,
                                 traffic + cost.extra_bytes + transformed * elem))
+        if conv.fft_ok and not tensor:
+            fm, fn, fk, fb, transformed = conv.fft(pass_)
+            cost = unit_gemm(fm, fn, fk, fb, split_k=pass_ == "wgrad")
+            options.append(("fft", 4.0 * cost.compute_s,       # a complex MAC is 4 real
+                            traffic + cost.extra_bytes + transformed * 4))
         return options
 
 

@@ -16,8 +16,11 @@ K = C*R*S), or for 3x3 stride-1 layers as Winograd, which does fewer multiplies:
   fewer multiplies than the direct count, no extra memory traffic;
 - non-fused F(4x4, 3x3) (cuDNN's WINOGRAD_NONFUSED): 36 GEMMs of (N*P*Q/16, K, C), 4x fewer
   multiplies, but the transformed input, filter and output go through memory.
+- FFT (cuDNN's FFT_TILING, stride 1, filters up to 16): 32x32 transforms of the input and
+  filter tiles, one complex GEMM per frequency, then the inverse: for 5x5 and larger filters
+  several times fewer multiplies than the direct count.
 cuDNN's autotuner (cudnn.benchmark, which NVIDIA's and Torch's scripts enable) takes the fastest
-algorithm, so the model does too. Winograd has no tensor-core path in these libraries, so it
+algorithm, so the model does too. Winograd and FFT have no tensor-core path in these libraries, so it
 competes only in FP32 arithmetic. Tensor-core GEMMs pad N and K to multiples of 8.
 
 Depthwise and other thin-group convolutions run in direct kernels that stream their tensors,
@@ -33,12 +36,13 @@ from dataclasses import dataclass
 
 # (tile_m, tile_n): the CUTLASS / cuBLAS GEMM tile shapes, down to the skinny ones that
 # narrow problems (a few output columns) take
-TILES = ((256, 128), (128, 128), (128, 64), (64, 64), (128, 32), (64, 32), (64, 16))
+TILES = ((256, 128), (128, 128), (128, 64), (64, 64), (128, 32), (64, 32), (64, 16), (128, 8))
 REFERENCE_TILE = (128, 128)
 K_FILL = 32                 # per-CTA pipeline fill and epilogue, in k steps
 SPLIT_K_MIN_K = 256         # split-K keeps at least this much of K per CTA
 TENSOR_CORE_ALIGN = 8       # tensor-core GEMM dimensions are padded to this
 THIN_GROUP_CHANNELS = 8     # input channels per group below which a direct kernel runs
+FFT_TILE = 32               # cuDNN FFT_TILING's transform size
 
 
 def tile_efficiency(tile_m: int, tile_n: int) -> float:
@@ -61,25 +65,36 @@ def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: i
               efficiency: float, split_k: bool = True) -> GemmCost:
     """The fastest tiling of `batch` independent (m x n x k) GEMMs at `efficiency` of a full
     reference tile's share of `peak_flops`. The busiest SM sets the time: it runs
-    ceil(CTAs / SMs) tiles one after another at its full rate."""
+    ceil(CTAs / SMs) tiles one after another at its full rate. Each tile shape may be laid
+    either way round (a library computes C or its transpose), and the reduction may be split
+    in as many parts as fill the SMs best."""
     m, n, k, batch = max(m, 1), max(n, 1), max(k, 1), max(batch, 1)
     per_sm_flops = peak_flops / sm_count * efficiency
     best: GemmCost | None = None
-    for tile_m, tile_n in TILES:
+    shapes = sorted({*TILES, *((tn, tm) for tm, tn in TILES)})
+    for tile_m, tile_n in shapes:
         tiles = math.ceil(m / tile_m) * math.ceil(n / tile_n) * batch
-        split = 1
-        if split_k and tiles < sm_count:
-            split = max(1, min(math.ceil(sm_count / tiles), k // SPLIT_K_MIN_K))
-        k_per_cta = math.ceil(k / split)
-        rounds = math.ceil(tiles * split / sm_count)
-        tile_s = 2.0 * tile_m * tile_n * (k_per_cta + K_FILL) / (
-            per_sm_flops * tile_efficiency(tile_m, tile_n))
-        compute_s = rounds * tile_s
-        extra = 0.0 if split == 1 else 2.0 * 4 * m * n * batch * split   # fp32 partials
-        if best is None or compute_s < best.compute_s:
-            best = GemmCost(compute_s, extra, (tile_m, tile_n), split)
+        max_split = max(1, k // SPLIT_K_MIN_K) if split_k else 1
+        tile_rate = per_sm_flops * tile_efficiency(tile_m, tile_n)
+        for split in _split_candidates(tiles, sm_count, max_split):
+            k_per_cta = math.ceil(k / split)
+            rounds = math.ceil(tiles * split / sm_count)
+            compute_s = rounds * 2.0 * tile_m * tile_n * (k_per_cta + K_FILL) / tile_rate
+            if best is None or compute_s < best.compute_s:
+                extra = 0.0 if split == 1 else 2.0 * 4 * m * n * batch * split  # partials
+                best = GemmCost(compute_s, extra, (tile_m, tile_n), split)
     assert best is not None
     return best
+
+
+def _split_candidates(tiles: int, sm_count: int, max_split: int) -> list[int]:
+    """Splits that end a round exactly at a multiple of the SMs, or no split."""
+    out = {1}
+    for rounds in range(1, 5):
+        split = (rounds * sm_count) // tiles
+        if 1 < split <= max_split:
+            out.add(split)
+    return sorted(out)
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,32 @@ class ConvProblem:
         if pass_ == "dgrad":
             return tiles, c, k, alpha * alpha, transformed
         return k, c, tiles, alpha * alpha, transformed                     # wgrad
+
+
+    @property
+    def fft_ok(self) -> bool:
+        return (self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
+                and max(self.kernel) > 1 and max(self.kernel) <= FFT_TILE // 2)
+
+    def fft(self, pass_: str) -> tuple[int, int, int, int, float]:
+        """(m, n, k, batch, transformed elements through memory) of cuDNN's FFT_TILING: the
+        output cut into tiles of FFT_TILE - R + 1, each transformed (a real 2-D FFT of
+        FFT_TILE x FFT_TILE has FFT_TILE x (FFT_TILE/2 + 1) frequencies), then one complex
+        GEMM per frequency. The GEMM sizes are in complex multiply-adds; the caller counts 4
+        real ones each."""
+        tile_h = FFT_TILE - self.kernel[0] + 1
+        tile_w = FFT_TILE - self.kernel[1] + 1
+        hw = self.in_hw if pass_ == "dgrad" else self.out_hw
+        tiles = self.batch * math.ceil(hw[0] / tile_h) * math.ceil(hw[1] / tile_w)
+        freqs = FFT_TILE * (FFT_TILE // 2 + 1)
+        c, k = self.in_channels, self.out_channels
+        # complex values (2 elements) of transformed input, output and filter, out and back
+        transformed = 2.0 * 2 * freqs * (tiles * (c + k) + c * k)
+        if pass_ == "fwd":
+            return tiles, k, c, freqs, transformed
+        if pass_ == "dgrad":
+            return tiles, c, k, freqs, transformed
+        return k, c, tiles, freqs, transformed                              # wgrad
 
 
 def align(x: int, to: int) -> int:

@@ -8,7 +8,7 @@
     policy = "data-parallel"
     inference = false              # optional (default: a training step)
     precision = "amp-fp16"         # optional: fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | amp-bf16
-    topology = "switch"            # optional: switch | ring | fully-connected
+    topology = "switch"            # optional: switch | ring | fully-connected | dgx1-cube-mesh | nvswitch
     devices_per_node = 8           # optional, with inter_node_link
     inter_node_link = "ib100"
     host_link = "pcie3"            # optional (GPUs: their catalog default)

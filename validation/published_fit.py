@@ -18,18 +18,19 @@ from typing import Iterable
 import numpy as np
 
 from hwmodels.gpu import GpuFamily
+from hwmodels.specs import GPU_ARCHITECTURES
 
 from . import published_gpu as pg
 
-PARAMETERS = (*GpuFamily.EFFICIENCIES, "kernel_overhead_s")
+PARAMETERS = (*GpuFamily.EFFICIENCIES, "kernel_overhead_s", "host_overhead_s")
 BOUNDS = {**{k: (0.05, 1.0) for k in GpuFamily.EFFICIENCIES},
-          "kernel_overhead_s": (0.5e-6, 40e-6)}
+          "kernel_overhead_s": (0.5e-6, 50e-6), "host_overhead_s": (1e-6, 300e-6)}
 # where every fit starts: round values inside the bounds (the fit must not depend on what the
 # catalog holds, or refitting would drift)
 START = GpuFamily(name="start", gemm=0.9, conv_fwd=0.9, conv_dgrad=0.9, conv_wgrad=0.55,
-                  winograd=0.5, tensor_core=0.8, memory=0.7, kernel_overhead_s=2e-5,
-                  fitted_to="")
-_KEYS = ("stream", "gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd")
+                  winograd=0.5, fft=0.5, tensor_core=0.8, memory=0.7, kernel_overhead_s=5e-6,
+                  host_overhead_s=2e-5, fitted_to="")
+_KEYS = ("stream", "gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "fft")
 
 
 @dataclasses.dataclass
@@ -53,8 +54,8 @@ class Terms:
         n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
         op_s = np.full(n_ops, np.inf)
         np.minimum.at(op_s, self.op_of_option, option_s)
-        row_s = np.bincount(self._row_of_op, weights=op_s, minlength=len(self.measured_s))
-        return row_s + self.ops_per_row * fam.kernel_overhead_s
+        op_s = np.maximum(op_s + fam.kernel_overhead_s, fam.host_overhead_s)
+        return np.bincount(self._row_of_op, weights=op_s, minlength=len(self.measured_s))
 
     @property
     def _row_of_op(self) -> np.ndarray:
@@ -102,9 +103,16 @@ def network_terms(rows: list[pg.NetworkRow]) -> Terms:
                    r.batch / r.throughput) for r in rows)
 
 
+# weight of the pull of each constant towards START (per unit of |log ratio|): it keeps a fit
+# with few rows (one GPU's networks) from trading arithmetic for bandwidth at will
+PRIOR_WEIGHT = 0.02
+
+
 def loss(fam: GpuFamily, parts: list[Terms]) -> float:
-    """Mean absolute log error of each part, summed: kernels and networks weigh alike."""
-    total = 0.0
+    """Mean absolute log error of each part, summed (kernels and networks weigh alike), plus
+    the prior's pull towards START."""
+    total = PRIOR_WEIGHT * sum(abs(math.log(getattr(fam, p) / getattr(START, p)))
+                               for p in PARAMETERS)
     for terms in parts:
         if len(terms.measured_s):
             total += float(np.mean(np.abs(np.log(terms.predict_s(fam) / terms.measured_s))))
@@ -148,7 +156,7 @@ def fit_family(name: str, parts: list[Terms], start: GpuFamily, fitted_to: str,
 
 
 def _used_parameters(parts: list[Terms]) -> set[str]:
-    used = {"kernel_overhead_s", "memory"}
+    used = {"kernel_overhead_s", "host_overhead_s", "memory"}
     for terms in parts:
         used.update(_KEYS[k] for k in np.unique(terms.key) if k)
         if terms.tensor.any():
@@ -191,13 +199,40 @@ def fit_all(kernels: list[pg.KernelRow], networks: list[pg.NetworkRow],
         exercised[arch] = _used_parameters(parts)
     default = median_family(families, exercised, "median of the fitted architectures: "
                             + ", ".join(sorted(families)))
-    # what an architecture's rows did not exercise (tensor cores without half-precision
-    # rows) it takes from the median of those that did
-    families = {a: dataclasses.replace(f, **{p: getattr(default, p) for p in PARAMETERS
-                                             if p not in exercised[a]})
-                for a, f in families.items()}
-    families["default"] = default
-    return families
+    with_networks = {a for a, (_, nrows) in by_arch.items() if nrows}
+    return {**fill_unexercised(families, exercised, default, with_networks),
+            "default": default}
+
+
+def fill_unexercised(families: dict[str, GpuFamily], exercised: dict[str, set[str]],
+                     default: GpuFamily, with_networks: set[str]) -> dict[str, GpuFamily]:
+    """Every architecture of GPU_ARCHITECTURES, each constant its rows did not determine taken
+    from the nearest earlier architecture whose rows did, preferring those fitted to whole
+    networks too (a GPU resembles its predecessor more than the average of all, and a
+    kernel-only fit has not seen the framework); else the nearest later one; else
+    `default`."""
+    out = {}
+    for i, arch in enumerate(GPU_ARCHITECTURES):
+        own = exercised.get(arch, set())
+        values, borrowed = {}, defaultdict(list)
+        earlier = list(reversed(GPU_ARCHITECTURES[:i]))
+        order = ([a for a in earlier if a in with_networks]
+                 + [a for a in earlier if a not in with_networks]
+                 + list(GPU_ARCHITECTURES[i + 1:]))
+        for p in PARAMETERS:
+            if p in own:
+                continue
+            donor = next((a for a in order if p in exercised.get(a, ())), None)
+            values[p] = getattr(families[donor] if donor else default, p)
+            borrowed[donor or "default"].append(p)
+        base = families.get(arch, dataclasses.replace(default, name=arch))
+        note = "; ".join(f"{', '.join(ps)} from {a}" for a, ps in sorted(borrowed.items()))
+        if arch in families:
+            fitted_to = base.fitted_to + (f" ({note})" if note else "")
+        else:
+            fitted_to = f"no rows: {note}"
+        out[arch] = dataclasses.replace(base, name=arch, fitted_to=fitted_to, **values)
+    return out
 
 
 def families_toml(families: dict[str, GpuFamily], sources: list[str]) -> str:
@@ -216,7 +251,7 @@ def families_toml(families: dict[str, GpuFamily], sources: list[str]) -> str:
         for key, value in fam.as_table().items():
             if key == "fitted_to":
                 lines.append(f'fitted_to = "{value}"')
-            elif key == "kernel_overhead_s":
+            elif key.endswith("_s"):
                 lines.append(f"{key} = {value:.3e}")
             else:
                 lines.append(f"{key} = {value:.4f}")

@@ -34,7 +34,7 @@ GPU_NAMES = {
     "h100": "h100",
 }
 NETWORK_NAMES = {
-    "alexnet": "alexnet", "alexnet (one weird trick)": "alexnet",
+    "alexnet (one weird trick)": "alexnet",
     "inception-v1 (googlenet)": "googlenet", "googlenet v1": "googlenet",
     "googlenet": "googlenet", "inception-v3": "inception_v3",
     "vgg-16": "vgg16", "vgg-19": "vgg19", "vgg-a (oxfordnet model a)": "vgg11",
@@ -43,6 +43,11 @@ NETWORK_NAMES = {
     "resnet-50 v1.5": "resnet50", "resnet-50 v1": "resnet50_v1",
     # Torch's fb.resnet.torch, which the Torch7 harnesses ran, puts the stride in the 1x1 (v1)
     "resnet-101": "resnet101_v1", "resnet-152": "resnet152_v1", "resnet-200": "resnet200",
+}
+# networks the tables name that the zoo does not have, with why (a zoo name is taken as is)
+UNMODELLED_NETWORKS = {
+    "AlexNet": "the Torch7 harnesses ran Caffe's BVLC AlexNet (grouped convolutions, LRN), "
+               "which is not in the zoo (alexnet is torchvision's single-tower model)",
 }
 PRECISION_NAMES = {"fp32": "fp32", "tf32": "tf32", "amp": "amp-fp16", "fp16": "fp16",
                    "bf16": "bf16", "amp-bf16": "amp-bf16", **{p: p for p in PRECISIONS}}
@@ -134,7 +139,9 @@ def read_network_rows(path: str) -> Table:
         if throughput is None and batch and _number(r.get("iter_time_ms")):
             throughput = batch / (_number(r.get("iter_time_ms")) / 1e3)  # type: ignore[operator]
         reason = None
-        if gpu is None or gpu not in gpus:
+        if (r["network"] or "").strip() in UNMODELLED_NETWORKS:
+            reason = UNMODELLED_NETWORKS[r["network"].strip()]
+        elif gpu is None or gpu not in gpus:
             reason = f"GPU {r['gpu']!r} is not in the catalog"
         elif net is None or net not in nets:
             reason = f"network {r['network']!r} is not in the zoo"

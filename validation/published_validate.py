@@ -99,6 +99,8 @@ def report(table: pg.Table, scored: list[Scored], kernels: list[Group] | None = 
             lines.append(_fmt_group(precision_group))
         lines += ["per GPU:", *map(_fmt_group, by(scored, lambda s: s.row.gpu))]
         lines += ["per network:", *map(_fmt_group, by(scored, lambda s: s.row.network))]
+        lines += ["per framework:",
+                  *map(_fmt_group, by(scored, lambda s: s.row.framework or "(not given)"))]
     if kernels:
         lines += ["kernels (time):", *map(_fmt_group, kernels)]
     if table.skipped:

@@ -20,7 +20,8 @@ def add_arguments(p) -> None:
     p.add_argument("--hardware", help="catalog device name, or a calibrated profile .toml")
     p.add_argument("--devices", type=int, help="number of devices")
     p.add_argument("--link", help="catalog link between devices")
-    p.add_argument("--topology", help="switch | ring | fully-connected")
+    p.add_argument("--topology", help="switch | ring | fully-connected | dgx1-cube-mesh | "
+                                      "nvswitch (default switch)")
     p.add_argument("--devices-per-node", type=int)
     p.add_argument("--inter-node-link")
     p.add_argument("--host-link")
@@ -148,4 +149,14 @@ def print_summary(result) -> None:
     print(f"  tasks simulated       {s['tasks']:12d}")
     for k, v in sorted(s.get("extras", {}).items()):
         if isinstance(v, (int, float, str)):
-            print(f"  {k:<21} {v!s:>12}")
+            print(f"  {k:<21} {format_extra(k, v)}")
+
+
+def format_extra(name: str, value) -> str:
+    """A policy's extra figure for people: seconds in ms, other floats to 4 digits (the exact
+    values are in --json)."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return f"{value!s:>12}"
+    if name.endswith("_s"):
+        return f"{value * 1e3:12.3f} ms"
+    return f"{value:12.4g}"

@@ -93,7 +93,8 @@ class SupernetPipeline(Policy):
                       if u.startswith("b") or (strict_fixed_layers and u in ("stem", "head"))}
             # Prefetch each shared unit's weights once its previous user has written them back.
             fetched: dict[str, str] = {}
-            for u in sorted(shared, key=lambda u: stage_of[_block(u)]):
+            # by stage, then by name: a set's order follows the hash seed
+            for u in sorted(shared, key=lambda u: (stage_of[_block(u)], u)):
                 dev = cluster.devices[stage_of[_block(u)]]
                 nbytes = sum(op.param_bytes for op in train.phase("forward")
                              if unit[op.name] == u) * (1 + state)
