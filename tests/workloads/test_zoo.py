@@ -126,6 +126,8 @@ def test_a_resnet_name_means_one_network():
     assert zoo.get("resnet56").params() == zoo.get("cifar_resnet56").params()
     assert zoo.get("resnet56").meta["network"] == "resnet56"   # as asked for
     assert "resnet56" not in zoo.names()   # listed once, as cifar_resnet56
+    assert zoo.known("resnet56") and zoo.known("cifar_resnet200") and zoo.known("vgg19")
+    assert not any(zoo.known(n) for n in ("resnet57", "cifar_resnet2", "small_vgg", "resnet"))
 
 
 def test_googlenet_pools_round_up_and_the_papers_variant():

@@ -100,7 +100,7 @@ def summarize(rows: list[Comparison]) -> Summary:
 
 def case_graph(network: str, batch: int) -> OpGraph:
     """A zoo network, or a held-out PyTorch module through from_torch (needs torch)."""
-    if network in zoo.names():
+    if zoo.known(network):
         return zoo.get(network, batch=batch)
     from validation.calibrate import heldout
     return heldout.graph(network, batch)

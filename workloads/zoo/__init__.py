@@ -27,7 +27,7 @@ from ..graph import OpGraph, WorkloadError
 from . import alexnet, decoupled, googlenet, inception, lenet, resnet, vgg
 from ._base import NetworkInfo
 
-__all__ = ["get", "names", "info", "NetworkInfo"]
+__all__ = ["get", "names", "info", "known", "NetworkInfo"]
 
 _CIFAR_RESNET_DEPTHS = (20, 32, 44, 56, 110, 224, 362)
 _IMAGENET = (3, 224, 224)
@@ -104,6 +104,15 @@ def names() -> list[str]:
     """The registered names (`get` also takes cifar_resnet<6k+2> and resnet<6k+2> of other
     depths, see the module docstring)."""
     return list(_REGISTRY)
+
+
+def known(name: str) -> bool:
+    """Whether `name` is a network of the zoo: a registered name, or cifar_resnet<N> or
+    resnet<N> of a CIFAR depth (a PyTorch file, which `get` also takes, is not one)."""
+    if name in _REGISTRY:
+        return True
+    match = re.fullmatch(r"(cifar_)?resnet(\d+)", name)
+    return bool(match) and resnet.is_cifar_depth(int(match.group(2)))
 
 
 def info(name: str) -> NetworkInfo:

@@ -107,8 +107,14 @@ resnet152_v1 = _imagenet(152, "resnet152_v1", stride_in_1x1=True)
 fixup_resnet50 = _imagenet(50, "fixup_resnet50", batchnorm=False)
 
 
+def is_cifar_depth(depth: object) -> bool:
+    """Whether a CIFAR ResNet has this depth: 6k+2 with k >= 1 (He et al. 2016, section 4.2)."""
+    return isinstance(depth, int) and not isinstance(depth, bool) and depth >= 8 and \
+        (depth - 2) % 6 == 0
+
+
 def check_cifar_depth(depth: object) -> int:
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
+    if not is_cifar_depth(depth):
         raise WorkloadError(f"CIFAR ResNet depth must be 6k+2 with k >= 1 (20, 32, 44, 56, "
                             f"110, ...), got {depth!r}")
     return depth
