@@ -23,6 +23,7 @@ import importlib.resources
 import tomllib
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
+from typing import NamedTuple
 
 from workloads.graph import MATMUL_KINDS, Op
 from workloads.precision import HALF_FORMAT, PRECISIONS, precision_of
@@ -43,6 +44,14 @@ CONV_PASS = {"conv2d": "fwd", "conv2d_grad_input": "dgrad", "conv2d_grad_weight"
 # and normalises in another; its gradient reduces (dy, x) and then applies.
 READ_PASSES = {"batchnorm": 2.0, "batchnorm_grad": 2.0, "layernorm_grad": 2.0,
                "groupnorm": 2.0, "groupnorm_grad": 2.0}
+
+
+class KernelOption(NamedTuple):
+    """One algorithm that could run an op."""
+    key: str               # the GpuFamily efficiency it runs at, or "stream" (fixed rate)
+    unit_s: float          # its arithmetic seconds at efficiency 1
+    traffic_bytes: float   # what it moves through DRAM
+    algorithm: str         # cuDNN's name for it, lower case (gpu_memory.CONV_ALGORITHMS)
 
 
 @dataclass(frozen=True)
@@ -186,19 +195,32 @@ class GPUModel(DeviceModel):
     def curve_time_s(self, op: Op) -> float:
         if op.is_view:
             return 0.0
-        return self.time_from_options(self.kernel_options(op), self.family_constants,
-                                      self.tensor_cores(op))
+        fam = self.family_constants
+        best = self.chosen_option(op)
+        device_s = self.option_time_s(best, fam, self.tensor_cores(op)) + fam.kernel_overhead_s
+        return max(device_s, fam.host_overhead_s)
 
-    def time_from_options(self, options: list[tuple[str, float, float]], fam: GpuFamily,
-                          tensor: bool) -> float:
-        """The fastest option's time: max(arithmetic, memory) plus the kernel overhead, or the
-        host's time to issue the op if that is longer."""
+    def option_time_s(self, option: KernelOption, fam: GpuFamily, tensor: bool) -> float:
+        """max(arithmetic, memory) of one algorithm at the architecture's efficiencies."""
         bandwidth = self.mem_bandwidth_Bps * self.mem_efficiency * fam.memory
         scale = fam.tensor_core if tensor else 1.0
-        device_s = min(max(unit_s / (getattr(fam, key) * scale) if key != "stream" else unit_s,
-                       traffic / bandwidth)
-                   for key, unit_s, traffic in options) + fam.kernel_overhead_s
-        return max(device_s, fam.host_overhead_s)
+        arithmetic_s = (option.unit_s if option.key == "stream"
+                        else option.unit_s / (getattr(fam, option.key) * scale))
+        return max(arithmetic_s, option.traffic_bytes / bandwidth)
+
+    def chosen_option(self, op: Op) -> KernelOption:
+        """The algorithm that runs `op`: the fastest, as cudnn.benchmark picks it."""
+        fam, tensor = self.family_constants, self.tensor_cores(op)
+        return min(self.kernel_options(op), key=lambda o: self.option_time_s(o, fam, tensor))
+
+    def workspace_bytes(self, op: Op) -> int:
+        """cuDNN's scratch memory for the algorithm that runs a convolution pass (0 for any
+        other op): hwmodels/gpu_memory.py."""
+        if op.is_view or not op.kind.startswith("conv2d"):
+            return 0
+        from .gpu_memory import conv_workspace_bytes
+        algorithm = self.chosen_option(op).algorithm
+        return conv_workspace_bytes(op, algorithm) if algorithm != "direct" else 0
 
     def efficiency(self, op: Op) -> float:
         """Share of this op's arithmetic peak it reaches (its FLOPs over time x peak)."""
@@ -210,11 +232,9 @@ class GPUModel(DeviceModel):
     def tensor_cores(self, op: Op) -> bool:
         return op.kind in MATMUL_KINDS and self.arithmetic_precision(op) != "fp32"
 
-    def kernel_options(self, op: Op) -> list[tuple[str, float, float]]:
-        """The algorithms that could run `op`, each as (the GpuFamily efficiency it runs at,
-        or "stream" for a fixed-rate kernel; its arithmetic seconds at efficiency 1; the bytes
-        it moves through DRAM). The time is linear in 1/efficiency for a given option, which
-        is what lets calibration fit the efficiencies quickly."""
+    def kernel_options(self, op: Op) -> list[KernelOption]:
+        """The algorithms that could run `op`. The time of each is linear in 1/efficiency,
+        which is what lets calibration fit the efficiencies quickly."""
         traffic = float(op.bytes_moved)
         if op.kind in READ_PASSES:
             traffic += (READ_PASSES[op.kind] - 1.0) * sum(s.nbytes for s in op.in_specs)
@@ -222,7 +242,7 @@ class GPUModel(DeviceModel):
             traffic += op.params * 6.0     # autocast's cast of the FP32 weight to half
         fp32_peak = self.spec.peak_flops_for("fp32")
         if op.kind not in MATMUL_KINDS:
-            return [("stream", op.flops / fp32_peak, traffic)]
+            return [KernelOption("stream", op.flops / fp32_peak, traffic, "elementwise")]
         arith = self.arithmetic_precision(op)
         peak = self.spec.peak_flops_for(arith)
         tensor = arith != "fp32"
@@ -239,13 +259,14 @@ class GPUModel(DeviceModel):
             m, n, k = {"linear": (rows, n_out, n_in), "linear_grad_input": (rows, n_in, n_out),
                        "linear_grad_weight": (n_out, n_in, rows)}[op.kind]
             cost = unit_gemm(m, n, k, 1)
-            return [("gemm", cost.compute_s, traffic + cost.extra_bytes)]
+            return [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
         conv = gk.ConvProblem.from_attrs(op.attrs)
         pass_ = CONV_PASS[op.kind]
         if conv.is_thin_grouped:    # depthwise: a direct kernel on the CUDA cores
-            return [("stream", op.flops / fp32_peak, traffic)]
+            return [KernelOption("stream", op.flops / fp32_peak, traffic, "direct")]
         cost = unit_gemm(*conv.implicit_gemm(pass_))
-        options = [(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes)]
+        options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
+                                "implicit_gemm")]
         if (conv.winograd_ok and not tensor
                 and self.spec.architecture not in NO_WINOGRAD_ARCHITECTURES):
             elem = op.out.dtype_bytes
@@ -253,13 +274,15 @@ class GPUModel(DeviceModel):
             for fused in ((True, False) if pass_ != "wgrad" else (False,)):
                 wm, wn, wk, wb, transformed = conv.winograd(pass_, fused)
                 cost = unit_gemm(wm, wn, wk, wb, split_k=pass_ == "wgrad")
-                options.append(("winograd", cost.compute_s,
-                                traffic + cost.extra_bytes + transformed * elem))
+                options.append(KernelOption(
+                    "winograd", cost.compute_s, traffic + cost.extra_bytes + transformed * elem,
+                    "winograd_fused" if fused else "winograd_nonfused"))
         if conv.fft_ok and not tensor:
             fm, fn, fk, fb, transformed = conv.fft(pass_)
             cost = unit_gemm(fm, fn, fk, fb, split_k=pass_ == "wgrad")
-            options.append(("fft", 4.0 * cost.compute_s,       # a complex MAC is 4 real
-                            traffic + cost.extra_bytes + transformed * 4))
+            options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
+                                        traffic + cost.extra_bytes + transformed * 4,
+                                        "fft_tiling"))
         return options
 
 

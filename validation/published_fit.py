@@ -75,7 +75,7 @@ def _terms(items: Iterable[tuple[str, str, list, float]]) -> Terms:
             if op.is_view:
                 continue
             tensor = model.tensor_cores(op)
-            for key, unit_s, traffic in model.kernel_options(op):
+            for key, unit_s, traffic, _ in model.kernel_options(op):
                 cols["row"].append(row_index)
                 cols["op"].append(op_index)
                 cols["key"].append(_KEYS.index(key))

@@ -60,8 +60,8 @@ FRAMEWORK_NOTES = {
 }
 MEASURED_NOTE = ("nvidia-smi's memory.used bounds the need from above: with cudnn.benchmark "
                  "(NVIDIA's scripts) the algorithm search's workspaces, up to what is free, stay "
-                 "cached in the allocator; the simulated step has no cuDNN workspace unless the "
-                 "device model asks for one")
+                 "cached in the allocator; the simulated step holds only the workspace of the "
+                 "algorithm each convolution runs")
 
 
 @dataclass(frozen=True)

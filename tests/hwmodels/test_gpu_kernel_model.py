@@ -45,12 +45,12 @@ def test_gemm_time_is_at_least_the_peak_bound(m, n, k):
 def test_winograd_competes_for_3x3_stride_1_in_fp32_only():
     v100 = model_for("v100")
     fp32 = conv_ops()["conv2d"]
-    keys = [k for k, _, _ in v100.kernel_options(fp32)]
+    keys = [o.key for o in v100.kernel_options(fp32)]
     assert "winograd" in keys
     strided = conv_ops(stride=2)["conv2d"]
-    assert "winograd" not in [k for k, _, _ in v100.kernel_options(strided)]
+    assert "winograd" not in [o.key for o in v100.kernel_options(strided)]
     amp = conv_ops(precision="amp-fp16")["conv2d"]
-    assert [k for k, _, _ in v100.kernel_options(amp)] == ["conv_fwd"]
+    assert [o.key for o in v100.kernel_options(amp)] == ["conv_fwd"]
 
 
 def test_arithmetic_follows_pytorch_defaults():
@@ -83,3 +83,17 @@ def small_net():
         x = b.relu(b.conv2d(x, 256, 3, padding=1, name=f"c{i}"))
     b.linear(b.flatten(b.adaptive_avgpool(x)), 10)
     return b.build()
+
+
+def test_the_workspace_is_the_chosen_algorithms():
+    v100 = model_for("v100")
+    for op in conv_ops().values():
+        chosen = v100.chosen_option(op) if op.kind == "conv2d" else None
+        if chosen is None:
+            assert v100.workspace_bytes(op) == 0
+            continue
+        expect_zero = chosen.algorithm in ("implicit_gemm", "winograd_fused")
+        assert (v100.workspace_bytes(op) == 0) == expect_zero
+    amp = conv_ops(precision="amp-fp16")["conv2d"]
+    assert v100.chosen_option(amp).algorithm == "implicit_gemm"
+    assert v100.workspace_bytes(amp) == 0

@@ -33,7 +33,7 @@ def not_inplace(graph):
     return out
 
 
-def test_inplace_relu_allocates_nothing_and_changes_no_time():
+def test_inplace_relu_allocates_nothing_and_changes_no_time(monkeypatch):
     g = zoo.get("resnet18", batch=32)
     inplace, copying = lower_training(g), lower_training(not_inplace(g))
     assert len(inplace_relus(inplace)) == 17 and not inplace_relus(copying)
@@ -47,7 +47,10 @@ def test_inplace_relu_allocates_nothing_and_changes_no_time():
     one, two = simulate(g, v100(), "sequential"), simulate(not_inplace(g), v100(), "sequential")
     assert one.iteration_time_s == two.iteration_time_s
     assert one.peak_memory_bytes["gpu0"] <= two.peak_memory_bytes["gpu0"]
-    # AlexNet's first ReLU, in inference, copies the largest tensor where memory peaks
+    # AlexNet's first ReLU, in inference, copies the largest tensor where memory peaks, once
+    # no convolution's workspace peaks higher
+    from hwmodels.gpu import GPUModel
+    monkeypatch.setattr(GPUModel, "workspace_bytes", lambda self, op: 0)
     alex = zoo.get("alexnet", batch=32)
     one, two = (simulate(x, v100(), "sequential", training=False)
                 for x in (alex, not_inplace(alex)))

@@ -236,7 +236,8 @@ class GraphModule(torch.nn.Module):
             elif k == "scalar":
                 y = scalar_fn(a)(ins[0])
             elif k == "maxpool":
-                y = F.max_pool2d(ins[0], a["kernel"], a["stride"], a["padding"])
+                y = F.max_pool2d(ins[0], a["kernel"], a["stride"], a["padding"],
+                                 ceil_mode=bool(a.get("ceil_mode", False)))
             elif k == "avgpool":
                 y = F.avg_pool2d(ins[0], a["kernel"], a["stride"], a["padding"])
             elif k == "adaptive_avgpool":

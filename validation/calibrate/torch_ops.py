@@ -155,7 +155,8 @@ def op_kernel(op: Op, state: KernelState) -> Kernel | None:
     if k == "mul_grad":   # autograd: grad * other, summed to the factor's shape
         return lambda dy, other: (dy * other).sum_to_size(op.out.shape)
     if k in ("maxpool", "maxpool_grad"):
-        pool = (list(a["kernel"]), list(a["stride"]), list(a["padding"]), [1, 1], False)
+        pool = (list(a["kernel"]), list(a["stride"]), list(a["padding"]), [1, 1],
+                bool(a.get("ceil_mode", False)))
         if k == "maxpool":
             def maxpool(x):
                 y, idx = aten.max_pool2d_with_indices(x, *pool)

@@ -162,3 +162,11 @@ def test_constant_arithmetic_runs_as_one_kernel_with_autograds_gradient():
             dy = torch.randn(op.out.shape)
             assert torch.allclose(op_kernel(op, KernelState())(dy), dy * op.attrs["scale"])
     assert tuple(GraphModule(g).eval()(example_input(g)).shape) == (2, 3)
+
+
+def test_ceil_mode_max_pools_run_the_shape_the_graph_says():
+    b = GraphBuilder("ceil", input_shape=(4, 7, 7), batch=2)
+    b.flatten(b.maxpool(b.input(), 2, stride=2, ceil_mode=True, name="pool"))
+    g = b.build()
+    out = GraphModule(g).eval()(example_input(g))
+    assert tuple(out.shape) == g.topo()[-1].out.shape == (2, 4 * 4 * 4)
