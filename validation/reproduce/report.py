@@ -36,6 +36,8 @@ def _tolerance(rec: dict) -> str:
 def _verdict(rec: dict) -> str:
     if rec.get("failure") and rec["simulated"] is None:
         return "FAILED"
+    if rec.get("known_miss"):
+        return "no (known miss)" if not rec["within"] else "YES (was a known miss)"
     return "yes" if rec["within"] else "NO"
 
 
