@@ -7,9 +7,9 @@
   (`arithmetic_precision`), at the architecture's efficiencies.
 - Everything else streams memory: bytes at the bandwidth a streaming kernel reaches
   (the part's mem_efficiency), or FP32 CUDA-core arithmetic where that binds.
-- kernel_overhead_s: the gap a GPU leaves between dependent kernels (launch, prologue, tail);
-  host_overhead_s: the framework's host time per op, which binds when kernels are shorter
-  (small batches), both per architecture.
+- kernel_overhead_s: the gap a GPU leaves between dependent kernels (launch, prologue, tail),
+  per architecture; host_overhead_s: the framework's host time per op, which binds when
+  kernels are shorter (small batches), per framework (PyTorch unless a model says otherwise).
 
 A part's numbers (SMs, clock, peak per precision, bandwidth) come from its datasheet
 (catalog/gpus.toml); the architecture's efficiencies and overhead from
@@ -33,6 +33,8 @@ from .model import DeviceModel
 from .specs import HardwareError
 
 FAMILIES_FILE = "gpu_families.toml"
+# the framework a simulation trains in unless told otherwise
+DEFAULT_FRAMEWORK = "pytorch"
 # cuDNN's Winograd kernels need Maxwell or newer (Kepler runs implicit GEMM or FFT)
 NO_WINOGRAD_ARCHITECTURES = frozenset({"kepler"})
 # a part's `efficiency` table (cost families of families.py) -> the GpuFamily field it sets
@@ -69,8 +71,6 @@ class GpuFamily:
     memory: float            # multiplies the part's mem_efficiency: what framework kernels
                              # (norms, activations, pooling, copies) reach of it
     kernel_overhead_s: float     # GPU-side gap between dependent kernels
-    host_overhead_s: float       # framework's host time to issue one op: a kernel shorter
-                                 # than this leaves the GPU waiting for the host
     fitted_to: str
 
     EFFICIENCIES = ("gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "fft",
@@ -89,12 +89,7 @@ class GpuFamily:
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not 0 < value <= 1:
                 raise HardwareError(f"{where}: {name}.{key} must be in (0, 1], got {value!r}")
-        for key in ("kernel_overhead_s", "host_overhead_s"):
-            overhead = table[key]
-            if isinstance(overhead, bool) or not isinstance(overhead, (int, float)) \
-                    or not 0 <= overhead < 1e-3:
-                raise HardwareError(f"{where}: {name}.{key} must be in [0, 1e-3) s, "
-                                    f"got {overhead!r}")
+        _check_seconds(where, f"{name}.kernel_overhead_s", table["kernel_overhead_s"])
         return cls(name=name, **{k: (v if k == "fitted_to" else float(v))
                                  for k, v in table.items()})
 
@@ -102,11 +97,44 @@ class GpuFamily:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
 
 
-def load_families(text: str, where: str) -> dict[str, GpuFamily]:
+@dataclass(frozen=True)
+class Framework:
+    """A training framework's host time to issue one op (Python or Lua dispatch, autograd
+    bookkeeping, the launch call): a kernel shorter than this leaves the GPU waiting."""
+    name: str
+    host_overhead_s: float
+    fitted_to: str
+
+
+def _check_seconds(where: str, what: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e-3:
+        raise HardwareError(f"{where}: {what} must be in [0, 1e-3) s, got {value!r}")
+
+
+def _toml(text: str, where: str) -> dict:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise HardwareError(f"{where}: not valid TOML: {exc}") from None
+
+
+def load_frameworks(text: str, where: str) -> dict[str, Framework]:
+    tables = _toml(text, where).get("frameworks")
+    if not isinstance(tables, dict) or DEFAULT_FRAMEWORK not in tables:
+        raise HardwareError(f"{where}: needs [frameworks.<name>] tables, "
+                            f"[frameworks.{DEFAULT_FRAMEWORK}] among them")
+    out = {}
+    for name, table in sorted(tables.items()):
+        if not isinstance(table, dict) or set(table) != {"host_overhead_s", "fitted_to"}:
+            raise HardwareError(f"{where}: frameworks.{name} takes host_overhead_s and "
+                                f"fitted_to")
+        _check_seconds(where, f"frameworks.{name}.host_overhead_s", table["host_overhead_s"])
+        out[name] = Framework(name, float(table["host_overhead_s"]), str(table["fitted_to"]))
+    return out
+
+
+def load_families(text: str, where: str) -> dict[str, GpuFamily]:
+    data = _toml(text, where)
     families = data.get("families")
     if not isinstance(families, dict) or "default" not in families:
         raise HardwareError(f"{where}: needs [families.<architecture>] tables and a "
@@ -115,10 +143,19 @@ def load_families(text: str, where: str) -> dict[str, GpuFamily]:
             for name, table in sorted(families.items())}
 
 
+def _builtin_text() -> str:
+    ref = importlib.resources.files("hwmodels.catalog").joinpath(FAMILIES_FILE)
+    return ref.read_text(encoding="utf-8")
+
+
 @lru_cache(maxsize=1)
 def builtin_families() -> dict[str, GpuFamily]:
-    ref = importlib.resources.files("hwmodels.catalog").joinpath(FAMILIES_FILE)
-    return load_families(ref.read_text(encoding="utf-8"), f"catalog/{FAMILIES_FILE}")
+    return load_families(_builtin_text(), f"catalog/{FAMILIES_FILE}")
+
+
+@lru_cache(maxsize=1)
+def builtin_frameworks() -> dict[str, Framework]:
+    return load_frameworks(_builtin_text(), f"catalog/{FAMILIES_FILE}")
 
 
 class GPUModel(DeviceModel):
@@ -133,6 +170,8 @@ class GPUModel(DeviceModel):
     DEFAULT_MEM_EFFICIENCY = 0.85
 
     families: dict[str, GpuFamily] | None = None   # override (calibration) or the catalog's
+    frameworks: dict[str, Framework] | None = None
+    framework: str | None = DEFAULT_FRAMEWORK    # None: kernels timed alone, no host
 
     @property
     def copy_engines(self) -> int:
@@ -163,6 +202,13 @@ class GPUModel(DeviceModel):
     @property
     def launch_overhead_s(self) -> float:
         return self.family_constants.kernel_overhead_s
+
+    @property
+    def host_overhead_s(self) -> float:
+        if self.framework is None:
+            return 0.0
+        table = self.frameworks if self.frameworks is not None else builtin_frameworks()
+        return table.get(self.framework, table[DEFAULT_FRAMEWORK]).host_overhead_s
 
     def supported_precisions(self) -> tuple[str, ...]:
         """Training precisions this part runs: FP16 storage works everywhere (cuDNN computes
@@ -198,7 +244,7 @@ class GPUModel(DeviceModel):
         fam = self.family_constants
         best = self.chosen_option(op)
         device_s = self.option_time_s(best, fam, self.tensor_cores(op)) + fam.kernel_overhead_s
-        return max(device_s, fam.host_overhead_s)
+        return max(device_s, self.host_overhead_s)
 
     def option_time_s(self, option: KernelOption, fam: GpuFamily, tensor: bool) -> float:
         """max(arithmetic, memory) of one algorithm at the architecture's efficiencies."""

@@ -1,12 +1,15 @@
 """Fitting a GPU architecture's efficiencies to published measurements.
 
 Each op's time is min over its algorithms of max(arithmetic_s / efficiency, bytes / bandwidth)
-plus the kernel overhead (hwmodels/gpu.py), so once every op of every row is decomposed into
-those terms (`Terms`), a candidate set of constants is scored with a few array operations and
-the fit is a plain coordinate search on the mean absolute log error. Rows of every GPU of one
-architecture are fitted together: the constants belong to the architecture, never to a row.
+plus the kernel overhead, or the framework's host time per op if longer (hwmodels/gpu.py), so
+once every op of every row is decomposed into those terms (`Terms`), a candidate set of
+constants is scored with a few array operations and the fit is a plain coordinate search on the
+mean absolute log error. Rows of every GPU of one architecture are fitted together: the
+constants belong to the architecture, never to a row. The frameworks' host times are fitted in
+turn over the rows of every GPU that ran in that framework.
 
-An architecture with no rows takes `default`: the median of the fitted architectures.
+An architecture with no rows of its own takes each constant from its nearest fitted
+predecessor (fill_unexercised); `default` is the median of the fitted architectures.
 """
 from __future__ import annotations
 
@@ -17,19 +20,21 @@ from typing import Iterable
 
 import numpy as np
 
-from hwmodels.gpu import GpuFamily
+from hwmodels.gpu import DEFAULT_FRAMEWORK, Framework, GpuFamily
 from hwmodels.specs import GPU_ARCHITECTURES
 
 from . import published_gpu as pg
 
-PARAMETERS = (*GpuFamily.EFFICIENCIES, "kernel_overhead_s", "host_overhead_s")
+PARAMETERS = (*GpuFamily.EFFICIENCIES, "kernel_overhead_s")
 BOUNDS = {**{k: (0.05, 1.0) for k in GpuFamily.EFFICIENCIES},
-          "kernel_overhead_s": (0.5e-6, 50e-6), "host_overhead_s": (1e-6, 300e-6)}
+          "kernel_overhead_s": (0.5e-6, 50e-6)}
+HOST_BOUNDS = (1e-6, 300e-6)
+START_HOST_S = 2e-5
 # where every fit starts: round values inside the bounds (the fit must not depend on what the
 # catalog holds, or refitting would drift)
 START = GpuFamily(name="start", gemm=0.9, conv_fwd=0.9, conv_dgrad=0.9, conv_wgrad=0.55,
                   winograd=0.5, fft=0.5, tensor_core=0.8, memory=0.7, kernel_overhead_s=5e-6,
-                  host_overhead_s=2e-5, fitted_to="")
+                  fitted_to="")
 _KEYS = ("stream", "gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "fft")
 
 
@@ -46,6 +51,12 @@ class Terms:
     ops_per_row: np.ndarray
     measured_s: np.ndarray
     labels: list[str]
+    frameworks: list[str | None]        # per row; None for a kernel timed alone
+    host_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[assignment]
+
+    def set_hosts(self, table: dict[str, float]) -> None:
+        """Each row's host time per op, from its framework's (0 for kernels timed alone)."""
+        self.host_s = np.array([0.0 if f is None else table[f] for f in self.frameworks])
 
     def predict_s(self, fam: GpuFamily) -> np.ndarray:
         eff = np.array([1.0] + [getattr(fam, k) for k in _KEYS[1:]])[self.key]
@@ -54,7 +65,7 @@ class Terms:
         n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
         op_s = np.full(n_ops, np.inf)
         np.minimum.at(op_s, self.op_of_option, option_s)
-        op_s = np.maximum(op_s + fam.kernel_overhead_s, fam.host_overhead_s)
+        op_s = np.maximum(op_s + fam.kernel_overhead_s, self.host_s[self._row_of_op])
         return np.bincount(self._row_of_op, weights=op_s, minlength=len(self.measured_s))
 
     @property
@@ -62,12 +73,12 @@ class Terms:
         return np.repeat(np.arange(len(self.ops_per_row)), self.ops_per_row)
 
 
-def _terms(items: Iterable[tuple[str, str, list, float]]) -> Terms:
-    """items: (label, gpu, ops, measured seconds) per row."""
+def _terms(items: Iterable[tuple[str, str, list, float, str | None]]) -> Terms:
+    """items: (label, gpu, ops, measured seconds, framework or None) per row."""
     cols: dict[str, list] = defaultdict(list)
-    ops_per_row, measured, labels = [], [], []
+    ops_per_row, measured, labels, frameworks = [], [], [], []
     op_index = 0
-    for row_index, (label, gpu, ops, measured_s) in enumerate(items):
+    for row_index, (label, gpu, ops, measured_s, framework) in enumerate(items):
         model = pg.gpu_model(gpu)
         bandwidth = model.mem_bandwidth_Bps * model.mem_efficiency
         counted = 0
@@ -87,20 +98,23 @@ def _terms(items: Iterable[tuple[str, str, list, float]]) -> Terms:
         ops_per_row.append(counted)
         measured.append(measured_s)
         labels.append(label)
-    return Terms(np.array(cols["row"], dtype=int), np.array(cols["op"], dtype=int),
-                 np.array(cols["key"], dtype=int), np.array(cols["tensor"], dtype=bool),
-                 np.array(cols["unit"]), np.array(cols["mem"]), np.array(ops_per_row),
-                 np.array(measured), labels)
+        frameworks.append(framework)
+    terms = Terms(np.array(cols["row"], dtype=int), np.array(cols["op"], dtype=int),
+                  np.array(cols["key"], dtype=int), np.array(cols["tensor"], dtype=bool),
+                  np.array(cols["unit"]), np.array(cols["mem"]), np.array(ops_per_row),
+                  np.array(measured), labels, frameworks)
+    terms.set_hosts(defaultdict(lambda: START_HOST_S))
+    return terms
 
 
 def kernel_terms(rows: list[pg.KernelRow]) -> Terms:
-    return _terms((r.row_id, r.gpu, [r.op], r.time_s) for r in rows)
+    return _terms((r.row_id, r.gpu, [r.op], r.time_s, None) for r in rows)
 
 
 def network_terms(rows: list[pg.NetworkRow]) -> Terms:
     return _terms((r.row_id, r.gpu,
                    pg.training_ops(r.network, r.batch, r.precision, r.fwd_bwd_only),
-                   r.batch / r.throughput) for r in rows)
+                   r.batch / r.throughput, pg.framework_key(r.framework)) for r in rows)
 
 
 # weight of the pull of each constant towards START (per unit of |log ratio|): it keeps a fit
@@ -156,7 +170,7 @@ def fit_family(name: str, parts: list[Terms], start: GpuFamily, fitted_to: str,
 
 
 def _used_parameters(parts: list[Terms]) -> set[str]:
-    used = {"kernel_overhead_s", "host_overhead_s", "memory"}
+    used = {"kernel_overhead_s", "memory"}
     for terms in parts:
         used.update(_KEYS[k] for k in np.unique(terms.key) if k)
         if terms.tensor.any():
@@ -175,10 +189,15 @@ def median_family(families: dict[str, GpuFamily], fitted: dict[str, set[str]],
     return GpuFamily(name="default", fitted_to=fitted_to, **values)
 
 
+Fitted = tuple[dict[str, GpuFamily], dict[str, Framework]]
+ROUNDS = 3      # alternations of the architectures' fits and the frameworks'
+
+
 def fit_all(kernels: list[pg.KernelRow], networks: list[pg.NetworkRow],
-            exclude_gpu: str | None = None) -> dict[str, GpuFamily]:
-    """Families fitted to the rows (leaving out every row of `exclude_gpu`), plus default."""
-    start = START
+            exclude_gpu: str | None = None) -> Fitted:
+    """Architectures (plus default) and frameworks fitted to the rows, leaving out every row
+    of `exclude_gpu`: the architectures with the frameworks' host times held, then the host
+    times with the architectures held, ROUNDS times."""
     by_arch: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     for r in kernels:
         if r.gpu != exclude_gpu:
@@ -186,22 +205,67 @@ def fit_all(kernels: list[pg.KernelRow], networks: list[pg.NetworkRow],
     for r in networks:
         if r.gpu != exclude_gpu:
             by_arch[pg.architecture(r.gpu)][1].append(r)
+    parts = {arch: [t for t in (kernel_terms(k), network_terms(n)) if len(t.measured_s)]
+             for arch, (k, n) in sorted(by_arch.items())}
+    used_frameworks = sorted({pg.framework_key(r.framework) for r in networks
+                              if r.gpu != exclude_gpu} | {DEFAULT_FRAMEWORK})
+    hosts = {f: START_HOST_S for f in used_frameworks}
     families: dict[str, GpuFamily] = {}
-    exercised: dict[str, set[str]] = {}
-    for arch in sorted(by_arch):
-        krows, nrows = by_arch[arch]
+    for _ in range(ROUNDS):
+        for terms in (t for ts in parts.values() for t in ts):
+            terms.set_hosts(hosts)
+        for arch, arch_parts in parts.items():
+            families[arch] = fit_family(arch, arch_parts, families.get(arch, START), "")
+        hosts = _fit_hosts(hosts, families, parts)
+    exercised = {arch: _used_parameters(p) for arch, p in parts.items()}
+    for arch, (krows, nrows) in by_arch.items():
         gpus = sorted({r.gpu for r in krows} | {r.gpu for r in nrows})
-        what = (f"{len(krows)} kernel rows and {len(nrows)} training-throughput rows of "
-                f"{', '.join(gpus)}"
-                )
-        parts = [t for t in (kernel_terms(krows), network_terms(nrows)) if len(t.measured_s)]
-        families[arch] = fit_family(arch, parts, start, what)
-        exercised[arch] = _used_parameters(parts)
+        families[arch] = dataclasses.replace(
+            families[arch], fitted_to=f"{len(krows)} kernel rows and {len(nrows)} "
+                                      f"training-throughput rows of {', '.join(gpus)}")
     default = median_family(families, exercised, "median of the fitted architectures: "
                             + ", ".join(sorted(families)))
     with_networks = {a for a, (_, nrows) in by_arch.items() if nrows}
-    return {**fill_unexercised(families, exercised, default, with_networks),
-            "default": default}
+    frameworks = {}
+    for f in used_frameworks:
+        rows = [r for r in networks if r.gpu != exclude_gpu and pg.framework_key(r.framework) == f]
+        gpus = ", ".join(sorted({r.gpu for r in rows}))
+        if not rows:
+            what = "no rows: the starting value"
+        elif abs(hosts[f] / START_HOST_S - 1) < 0.01:
+            what = f"{len(rows)} training-throughput rows on {gpus}, which leave it at the start"
+        else:
+            what = f"{len(rows)} training-throughput rows on {gpus}"
+        frameworks[f] = Framework(f, hosts[f], what)
+    return ({**fill_unexercised(families, exercised, default, with_networks),
+             "default": default}, frameworks)
+
+
+def _fit_hosts(hosts: dict[str, float], families: dict[str, GpuFamily],
+               parts: dict[str, list[Terms]]) -> dict[str, float]:
+    """Each framework's host time per op, over the network rows of every architecture that
+    ran in it, the architectures held."""
+    out = dict(hosts)
+    for f in sorted(hosts):
+        if not any(f in t.frameworks for ts in parts.values() for t in ts):
+            continue
+
+        def total(value: float, f: str = f) -> float:
+            table = {**out, f: value}
+            errs: list[np.ndarray] = []
+            for arch, ts in parts.items():
+                for t in ts:
+                    if f in t.frameworks:
+                        t.set_hosts(table)
+                        errs.append(np.abs(np.log(t.predict_s(families[arch]) / t.measured_s)))
+            return (float(np.mean(np.concatenate(errs)))
+                    + PRIOR_WEIGHT * abs(math.log(value / START_HOST_S)))
+
+        out[f] = _golden(total, *HOST_BOUNDS)
+        for ts in parts.values():
+            for t in ts:
+                t.set_hosts(out)
+    return out
 
 
 def fill_unexercised(families: dict[str, GpuFamily], exercised: dict[str, set[str]],
@@ -235,8 +299,9 @@ def fill_unexercised(families: dict[str, GpuFamily], exercised: dict[str, set[st
     return out
 
 
-def families_toml(families: dict[str, GpuFamily], sources: list[str]) -> str:
-    """The families as catalog TOML, each with what it was fitted to."""
+def families_toml(fitted: Fitted, sources: list[str]) -> str:
+    """The architectures and frameworks as catalog TOML, each with what it was fitted to."""
+    families, frameworks = fitted
     lines = ["# GPU architectures' efficiencies for the kernel model of hwmodels/gpu.py: the share",
              "# of the arithmetic peak (of the precision an op runs in) that a large, full-wave",
              "# tile of each library algorithm sustains, the share of the part's streaming",
@@ -256,4 +321,8 @@ def families_toml(families: dict[str, GpuFamily], sources: list[str]) -> str:
             else:
                 lines.append(f"{key} = {value:.4f}")
         lines.append("")
+    for name in sorted(frameworks):
+        fw = frameworks[name]
+        lines += [f"[frameworks.{name}]", f"host_overhead_s = {fw.host_overhead_s:.3e}",
+                  f'fitted_to = "{fw.fitted_to}"', ""]
     return "\n".join(lines)

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 
 from hwmodels import catalog
-from hwmodels.gpu import GPUModel, GpuFamily
+from hwmodels.gpu import DEFAULT_FRAMEWORK, Framework, GPUModel, GpuFamily
 from hwmodels.specs import HardwareError
 from workloads import zoo
 from workloads.builder import GraphBuilder
@@ -61,6 +61,16 @@ OTHER_LIBRARIES = ("neon",)
 FWD_BWD_ONLY = ("torch7", "cudnn r4", "neon")
 
 NETWORK_COLUMNS = ("network", "gpu", "precision", "batch_per_gpu")
+# the framework a row ran in, by a word of its `framework` column: its host time per op
+FRAMEWORK_WORDS = (("torch7", "torch7"), ("cudnn r4", "torch7"), ("pytorch", "pytorch"),
+                   ("tensorflow", "tensorflow"), ("mxnet", "mxnet"))
+
+
+def framework_key(framework: str) -> str:
+    """The framework family of a `framework` column ("Torch7 (cudnn.torch)" -> torch7);
+    PyTorch's where the column names none of them."""
+    text = framework.lower()
+    return next((key for word, key in FRAMEWORK_WORDS if word in text), DEFAULT_FRAMEWORK)
 
 
 class PublishedDataError(ValueError):
@@ -169,9 +179,11 @@ def read_network_rows(path: str) -> Table:
     return out
 
 
-def gpu_model(gpu: str, families: dict[str, GpuFamily] | None = None) -> GPUModel:
+def gpu_model(gpu: str, families: dict[str, GpuFamily] | None = None,
+              frameworks: dict[str, Framework] | None = None,
+              framework: str | None = DEFAULT_FRAMEWORK) -> GPUModel:
     model = GPUModel(catalog.device(gpu))
-    model.families = families
+    model.families, model.frameworks, model.framework = families, frameworks, framework
     return model
 
 
@@ -187,10 +199,12 @@ def training_ops(network: str, batch: int, precision: str, fwd_bwd_only: bool) -
     return _GRAPHS[key]
 
 
-def simulate_row(row: NetworkRow, families: dict[str, GpuFamily] | None = None) -> float:
+def simulate_row(row: NetworkRow, families: dict[str, GpuFamily] | None = None,
+                 frameworks: dict[str, Framework] | None = None) -> float:
     """Simulated samples/s of a row: one GPU runs the step op after op (the sequential
-    policy's schedule; its engine run gives the same sum, see the tests)."""
-    model = gpu_model(row.gpu, families)
+    policy's schedule; its engine run gives the same sum, see the tests), in the row's
+    framework."""
+    model = gpu_model(row.gpu, families, frameworks, framework_key(row.framework))
     step_s = sum(model.op_time_s(op) for op in training_ops(row.network, row.batch,
                                                            row.precision, row.fwd_bwd_only))
     return row.batch / step_s
@@ -277,7 +291,8 @@ def read_kernel_rows(path: str) -> Table:
 
 
 def simulate_kernel(row: KernelRow, families: dict[str, GpuFamily] | None = None) -> float:
-    return gpu_model(row.gpu, families).op_time_s(row.op)
+    """A kernel as the benchmark timed it: alone, with no framework around it."""
+    return gpu_model(row.gpu, families, framework=None).op_time_s(row.op)
 
 
 def architecture(gpu: str) -> str:

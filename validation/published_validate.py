@@ -44,9 +44,9 @@ def group(name: str, scored: list[Scored]) -> Group:
     return Group(name, len(scored), sum(errs) / len(errs), max(errs), tau)
 
 
-def score_networks(rows: list[pg.NetworkRow],
-                   families: dict[str, GpuFamily] | None = None) -> list[Scored]:
-    return [Scored(r, pg.simulate_row(r, families)) for r in rows]
+def score_networks(rows: list[pg.NetworkRow], families: dict[str, GpuFamily] | None = None,
+                   frameworks: dict | None = None) -> list[Scored]:
+    return [Scored(r, pg.simulate_row(r, families, frameworks)) for r in rows]
 
 
 def leave_one_gpu_out(rows: list[pg.NetworkRow], kernels: list[pg.KernelRow],
@@ -56,8 +56,8 @@ def leave_one_gpu_out(rows: list[pg.NetworkRow], kernels: list[pg.KernelRow],
     fit_rows = rows if fit_rows is None else fit_rows
     out = []
     for gpu in sorted({r.gpu for r in rows}):
-        families = pf.fit_all(kernels, fit_rows, exclude_gpu=gpu)
-        out += score_networks([r for r in rows if r.gpu == gpu], families)
+        families, frameworks = pf.fit_all(kernels, fit_rows, exclude_gpu=gpu)
+        out += score_networks([r for r in rows if r.gpu == gpu], families, frameworks)
     return sorted(out, key=lambda s: s.row.row_id)
 
 

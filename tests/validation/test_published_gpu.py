@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from hwmodels.gpu import builtin_families, load_families
+from hwmodels.gpu import builtin_families, builtin_frameworks, load_families, load_frameworks
 from validation import published_fit as pf
 from validation import published_gpu as pg
 from validation import published_validate as pv
@@ -86,6 +86,7 @@ def test_the_shipped_constants_are_the_fit_to_the_committed_rows(tables):
     fitted = pf.fit_all(kernels.rows, networks.rows)
     text = pf.families_toml(fitted, ["x"])
     assert load_families(text, "refit") == builtin_families()
+    assert load_frameworks(text, "refit") == builtin_frameworks()
 
 
 def test_in_sample_throughputs(tables):

@@ -152,10 +152,12 @@ def _run_published(args) -> int:
     networks_csv = os.path.join(args.published, "single_gpu.csv")
     kernels = pg.read_kernel_rows(kernels_csv)
     networks = pg.read_network_rows(networks_csv)
-    families = pf.fit_all(kernels.rows, networks.rows)
+    fitted = pf.fit_all(kernels.rows, networks.rows)
     sources = [f"{kernels_csv} ({len(kernels.rows)} kernel rows)",
                f"{networks_csv} ({len(networks.rows)} training-throughput rows)"]
     with open(args.out, "x", encoding="utf-8") as fh:
-        fh.write(pf.families_toml(families, sources))
-    print(f"wrote {args.out}: {', '.join(sorted(families))}")
+        fh.write(pf.families_toml(fitted, sources))
+    families, frameworks = fitted
+    print(f"wrote {args.out}: architectures {', '.join(sorted(families))}; frameworks "
+          f"{', '.join(sorted(frameworks))}")
     return 0
