@@ -115,7 +115,11 @@ def plain_cnn(batch: int, layers: int = 7):
     return b.build()
 
 
-def test_planner_within_5_percent_of_the_best_plan_found_by_exhaustive_search():
+def test_planner_within_5_percent_of_the_best_plan_found_by_exhaustive_search(monkeypatch):
+    # the planner swaps activations; convolution workspaces (which PyTorch drops to 0 when
+    # memory is short) would only blur the budget below
+    from hwmodels.gpu import GPUModel
+    monkeypatch.setattr(GPUModel, "workspace_bytes", lambda self, op: 0)
     fwd = plain_cnn(256)
     g = lower_training(fwd)
     unlimited = simulate(fwd, gpu(), "none")
