@@ -22,7 +22,7 @@ two FMA units the multiply-adds are cheap next to the fixed costs, so the speedu
 with one.
 
 Constants (one set for every network; see DirectConvConstants): eff_dense from PyTorch's oneDNN
-convolutions measured on an AVX-512 machine (validation/cpu_conv_calibration.py, committed in
+convolutions measured on an AVX-512 machine (validation/calibrate/cpu_conv_calibration.py, committed in
 validation/measured/sparsetrain_cpu_conv_*.csv); the sparse kernel's per-vector and per-non-zero
 costs are microarchitectural estimates for Skylake-X (see the comments) checked against the
 published SparseTrain speedups (validation/targets/sparsetrain.toml).

@@ -5,11 +5,11 @@ operands and parameters, its code, the dispatcher's and the allocator's state) s
 from the step before; a larger step has evicted it, and each op pays for reloading it. The
 payment is about the same for any op, so it matters for small ops only: on the 2-vCPU EPYC VM
 of the committed data (32 MiB L3), ops under 200 us ran at 0.6-0.7x their time in larger
-steps, longer ops unchanged (`python -m validation.residency`).
+steps, longer ops unchanged (`python -m validation.experiments.residency`).
 
 A step with a convolution never counts as fitting. oneDNN's convolutions touch far more than
 the bytes the IR counts (operands reordered to blocked layouts, scratchpads, im2col), and the
-op after one pays more than after streaming 32 MiB (`python -m validation.cold_start`). The
+op after one pays more than after streaming 32 MiB (`python -m validation.experiments.cold_start`). The
 held-out modules say the same: with the rule applied to every small step, small CNNs
 (cnn_tanh at 16, strided_cnn at 4, LeNet-5 at 64) came out 10-17% too fast, while the MLPs
 it fixed went from +25% to within 7% (tenth session).

@@ -15,7 +15,7 @@ devices, as in a plain PyTorch implementation; `overlap_communication` runs it b
 are reported apart in result.extras. So is the staleness: for partition p, the forward of
 minibatch i misses the updates of `staleness_minibatches[p]` = 2(K-1-p) earlier minibatches, and
 its backward runs with weights `weight_drift_minibatches[p]` updates newer than its forward
-(validation/staleness.py trains with exactly these delays).
+(validation/reproduce/pipeline_stale/staleness.py trains with exactly these delays).
 """
 from __future__ import annotations
 
