@@ -330,10 +330,3 @@ class GPUModel(DeviceModel):
                                         traffic + cost.extra_bytes + transformed * 4,
                                         "fft_tiling"))
         return options
-
-
-def check_families_table(where: str, table: dict) -> None:
-    """Used by calibration before it writes a families file: the same checks as loading."""
-    for name, fam in table.items():
-        GpuFamily.from_table(name, fam, where)
-

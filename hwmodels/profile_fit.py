@@ -25,8 +25,7 @@ the measured points near it. Two models, by what the points carry:
   A prediction is never faster than the fastest rate the kernel class reached on a measured
   shape: the fill curves rise towards an asymptote that larger GEMMs do not reach, as their
   operands leave the caches (a 512 x 1024 x 784 linear layer was predicted at 123 GF/s, 30%
-  fast; no measured one beat 99 GF/s). The grid's mean error went from 6.2% to 5.7% on the
-  sixth session's calibration, from 5.9% to 5.7% on the eighth's.
+  fast; no measured one beat 99 GF/s).
 
 Why: interpolating raw times along one work axis is exact on measured shapes but
 extrapolates poorly to shapes it has not seen; a model of how time grows with work knows

@@ -10,11 +10,9 @@ and learns from the points themselves how quickly the residual changes along eac
 networks differs by 4-9%). Its hyperparameters maximise the marginal likelihood of the
 calibration's own points: nothing is tuned to a validation case.
 
-Why not the nearest-neighbour mean it replaces: that weighed every dimension alike and
-trusted any single point fully. Scored on the eighth session's committed calibration (and on
-the sixth's, from git history): leave-one-network-out MAPE 4.43% -> 4.34% (2.66% -> 1.68%),
-the held-out modules 6.55% -> 6.00% (4.31% -> 3.55%), leaving each grid network out
-5.73% -> 5.42% (5.68% -> 4.93%). The same GP over the layouts of other kinds (pools,
+Why not a nearest-neighbour mean: that weighs every dimension alike and trusts any single
+point fully; the GP scores better on the calibration grid and the held-out modules
+(`python -m validation.experiments.grid_cv`). The same GP over the layouts of other kinds (pools,
 normalisation, activations) scored worse and took ten times as long: they keep their
 nearest-neighbour correction.
 """

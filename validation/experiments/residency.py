@@ -7,12 +7,10 @@ cache effect shows without any model in between:
 
     python -m validation.experiments.residency [--ops-csv validation/measured/cpu_ops.csv]
 
-On the ninth session's data (a 2-vCPU EPYC VM with a 32 MiB L3), ops that take under 200 us
-ran at 0.62x their shape's median in steps that move under 16 MiB, 0.67x at 16-32 MiB, 0.94x
-at 32-64 MiB and 1.00x above; longer ops did not change. The sixth session's data gives 0.66x
-and 0.58x under 32 MiB, the eighth's (a busier machine, whose neighbours share the L3) 0.87x
-and 0.94x, the committed data (with two small MLPs in its grid) 0.60x and 0.83x. Profiles
-model it: hwmodels/residency.py."""
+On a 2-vCPU EPYC VM with a 32 MiB L3, ops that take under 200 us run at roughly 0.6-0.8x
+their shape's median in steps that move less than the L3 holds, and at 1.0x above; longer ops
+do not change (the command prints the figures of the data it is given; a machine whose
+neighbours share the L3 shows less). Profiles model it: hwmodels/residency.py."""
 from __future__ import annotations
 
 import argparse

