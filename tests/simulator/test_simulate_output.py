@@ -7,3 +7,23 @@ def test_extras_read_as_people_write_them():
     assert format_extra("speedup", 1.2345678).strip() == "1.235"
     assert format_extra("partitions", 2).strip() == "2"
     assert format_extra("placement", "auto").strip() == "auto"
+
+
+def test_bad_precisions_exit_2_naming_what_is_wrong(capsys):
+    from simulator.cli import main
+    base = ["simulate", "--workload", "lenet5", "--batch", "2", "--hardware", "v100"]
+    assert main(base + ["--precision", "fp8"]) == 2
+    assert "precision must be one of fp32" in capsys.readouterr().err
+    assert main(base + ["--precision", "bf16"]) == 2
+    assert "cannot train in bf16; it can in: fp32, fp16, amp-fp16" in capsys.readouterr().err
+
+
+def test_published_commands_refuse_bad_files(tmp_path, capsys):
+    from simulator.cli import main
+    assert main(["validate", "--published", str(tmp_path / "missing.csv")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    out = tmp_path / "families.toml"
+    out.write_text("mine\n")
+    assert main(["calibrate", "--published", str(tmp_path), "--out", str(out)]) == 2
+    assert "not overwritten" in capsys.readouterr().err
+    assert out.read_text() == "mine\n"
