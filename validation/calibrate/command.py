@@ -142,8 +142,8 @@ def refit(args) -> int:
 def _run_published(args) -> int:
     import os
 
-    from validation import published_fit as pf
-    from validation import published_gpu as pg
+    from validation.calibrate import published_fit as pf
+    from validation.calibrate import published_gpu as pg
 
     if os.path.exists(args.out):
         raise WorkloadError(f"--out {args.out}: exists; not overwritten (remove it or name "

@@ -89,8 +89,8 @@ def _measure_zoo(args, v, default_cases) -> list[dict]:
 def _run_published(args) -> int:
     import os
 
-    from validation import published_gpu as pg
-    from validation import published_validate as pv
+    from validation.calibrate import published_gpu as pg
+    from validation.validate import published as pv
 
     table = pg.read_network_rows(args.published)
     kernels = pg.read_kernel_rows(args.kernels) if args.kernels else None

@@ -12,12 +12,11 @@ not stated) is kept with its reason. The simulation is of PyTorch (autograd's te
 lifetimes, its caching allocator, in-place ReLUs, SGD with momentum); rows of other frameworks
 are simulated all the same and keep their framework, so a report can tell them apart.
 
-    python -m validation.published_memory       # the table, then the summary
+    python -m validation.validate.published_memory       # the table, then the summary
 """
 from __future__ import annotations
 
 import csv
-import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,7 +26,9 @@ from simulator import Cluster, simulate
 from workloads import zoo
 from workloads.precision import with_precision
 
-MEMORY_CSV = os.path.join(os.path.dirname(__file__), "measured", "published", "memory.csv")
+from ..paths import MEASURED
+
+MEMORY_CSV = str(MEASURED / "published" / "memory.csv")
 GIB = 2 ** 30
 MEASURED_TOLERANCE = 0.10
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from hwmodels.gpu import GpuFamily
 
-from . import published_fit as pf
-from . import published_gpu as pg
-from .validate.compare import kendall_tau
+from validation.calibrate import published_fit as pf
+from validation.calibrate import published_gpu as pg
+
+from .compare import kendall_tau
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ TensorFlow XLA AMP on 16 GPUs 12.74-13.27): losses that communication cannot acc
 Every row ran on real data, and what the model lacks is the host: the input pipeline
 (JPEG decoding on the CPUs the N training processes share) and the per-process work. So
 the model is an upper bound on every row, and its error is the share of the published
-loss that is not communication. Figures: python -m validation.published_scaling.
+loss that is not communication. Figures: python -m validation.validate.published_scaling.
 """
 from __future__ import annotations
 
 import pytest
 
-from validation import published_scaling as ps
+from validation.validate import published_scaling as ps
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import os
 import pytest
 
 from hwmodels.gpu import builtin_families, builtin_frameworks, load_families, load_frameworks
-from validation import published_fit as pf
-from validation import published_gpu as pg
-from validation import published_validate as pv
+from validation.calibrate import published_fit as pf
+from validation.calibrate import published_gpu as pg
+from validation.validate import published as pv
 
 SINGLE = os.path.join(pg.PUBLISHED_DIR, "single_gpu.csv")
 KERNELS = os.path.join(pg.PUBLISHED_DIR, "kernels.csv")

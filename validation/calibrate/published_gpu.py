@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from dataclasses import dataclass, field
 
 from hwmodels import catalog
@@ -23,7 +22,9 @@ from workloads.graph import Op, WorkloadError
 from workloads.precision import PRECISIONS, with_precision
 from workloads.training import lower_training
 
-PUBLISHED_DIR = os.path.join(os.path.dirname(__file__), "measured", "published")
+from ..paths import MEASURED
+
+PUBLISHED_DIR = str(MEASURED / "published")
 
 # The names the published tables use, mapped onto the catalog's and the zoo's. A row may also
 # name a catalog GPU or a zoo network directly.

@@ -1,6 +1,6 @@
 """Data-parallel speedups against NVIDIA's published ResNet-50 v1.5 scaling on V100s.
 
-    python -m validation.published_scaling [--csv scaling.csv]
+    python -m validation.validate.published_scaling [--csv scaling.csv]
 
 Reads the V100 ResNet-50 v1.5 rows of measured/published/scaling.csv (NVIDIA
 DeepLearningExamples: 1, 2, 4 and 8 GPUs of a DGX-1, NVLink hybrid cube-mesh; 16 GPUs of a
@@ -25,7 +25,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-SCALING_CSV = Path(__file__).resolve().parent / "measured" / "published" / "scaling.csv"
+from ..paths import MEASURED
+
+SCALING_CSV = MEASURED / "published" / "scaling.csv"
 GOAL_RELATIVE_ERROR = 0.03        # the published 1-to-8 and 1-to-16 speedups, per row
 REQUIRED_COLUMNS = ("row_id", "network", "gpu", "gpu_variant", "n_gpus", "interconnect_intra",
                     "framework", "framework_version", "precision", "precision_note",
@@ -189,7 +191,7 @@ def format_report(results: list[RowResult]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m validation.published_scaling",
+    parser = argparse.ArgumentParser(prog="python -m validation.validate.published_scaling",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--csv", type=Path, default=SCALING_CSV,
                         help="the published scaling table (default: the committed one)")

@@ -1,4 +1,4 @@
-"""validation.published_memory: the published memory rows against the simulated step.
+"""validation.validate.published_memory: the published memory rows against the simulated step.
 
 What the model achieves on the committed data, stated exactly so that a change shows:
 - every "fits" / "out of memory" statement and vendor batch agrees except two Torch7 rows
@@ -13,7 +13,7 @@ import csv
 
 import pytest
 
-from validation import published_memory as pm
+from validation.validate import published_memory as pm
 
 
 @pytest.fixture(scope="module")
