@@ -1,4 +1,4 @@
-"""The engine: runs a TaskGraph on resources, event by event, with SimPy.
+"""The engine: runs a TaskGraph on resources, event by event, in a plain heap loop.
 
 It knows nothing of networks or techniques: only tasks, their dependencies, the resources they
 hold (each with a capacity: how many tasks it runs at once) and the bytes they allocate and free
@@ -9,9 +9,8 @@ Rules, in one place:
 - Each resource serves its ready tasks strictly in order of (priority, insertion index): the
   head waits for the resource, for the other resources it needs (a multi-resource task starts
   when it heads every queue it is in and all have room), and for memory. This is the only
-  tie-breaking rule; it is applied once per simulated instant, after every event of that instant
-  has been processed, so the outcome never depends on the order in which SimPy fires
-  same-time events.
+  tie-breaking rule; it is applied once per simulated instant, after every task ending at that
+  instant has been processed, so the outcome never depends on the order of same-time ends.
 - Memory is allocated when a task starts and freed when it ends. With `enforce_memory`, a head
   task that does not fit waits until something frees memory; if nothing running can, the run
   ends with an OutOfMemory naming the device, the task, the bytes and the time.
@@ -22,16 +21,22 @@ Rules, in one place:
   at their peak) is added to the tensors. What fits is judged on that reserved memory;
   `peak_memory_bytes` is the tensors' peak (allocated), `peak_reserved_bytes` adds the overhead.
 
-Cost: one SimPy timeout per task plus one dispatch event per distinct instant.
+The loop: a heap of (end time, sequence number, task index) for the running tasks. Each turn
+takes every task that ends at the earliest time (in the order they started: the sequence
+number), ends them, then dispatches; a task of zero duration started by that dispatch ends at
+the same instant, in a further turn. Time is only ever a start time plus a duration, so equal
+instants compare equal. A discrete-event library would add a process or event object per
+task to the same heap operations; the engine needs neither (no task waits on anything but
+its dependencies, resources and memory), and the heap alone runs several times faster
+(benchmarks/engine_bench.py).
+
+Cost: one heap push and pop per task plus one dispatch per distinct instant.
 """
 from __future__ import annotations
 
 import gc
 import heapq
 from dataclasses import dataclass, field
-
-import simpy
-from simpy.events import NORMAL, Event
 
 from .tasks import SimulationError, Task, TaskGraph
 
@@ -118,53 +123,55 @@ def run(graph: TaskGraph, capacities: dict[str, int],
             gc.enable()
 
 
-class _Fired(Event):
-    """An already-triggered SimPy event carrying a value (a task index) and one callback."""
-
-    def __init__(self, env: simpy.Environment, value, callback) -> None:  # noqa: D107
-        self.env, self.callbacks, self._value, self._ok = env, [callback], value, True
-
-
 class _Run:
-    """One run. Per-task data lives in lists indexed by insertion order (the hot loop avoids
-    attribute lookups); each running task is one bare SimPy event carrying its index."""
+    """One run. Per-task data lives in lists indexed by insertion order and resources are
+    numbered in the order of their names (the hot loop avoids attribute and name lookups);
+    each running task is one heap entry carrying its index."""
 
     def __init__(self, graph: TaskGraph, capacities: dict[str, int], mem_cap: dict[str, int],
                  baseline: dict[str, int], enforce: bool) -> None:
-        self.env = simpy.Environment()
         self.graph = graph
         self.tasks = tasks = graph.tasks
         n = len(tasks)
+        self.resource_names = names = sorted(capacities)
+        rid = {r: k for k, r in enumerate(names)}
         index = {t.name: i for i, t in enumerate(tasks)}
         self.children = children = [[] for _ in range(n)]
         self.waiting = waiting = [0] * n
-        self.res, self.dur, self.alloc, self.free, self.key = res, dur, alloc, free, key = (
-            [None] * n, [0.0] * n, [()] * n, [()] * n, [None] * n)
+        self.res, self.alloc, self.free = res, alloc, free = [()] * n, [()] * n, [()] * n
+        self.dur = [t.duration_s for t in tasks]
+        # A task's place in its queues, (priority, insertion index), as one int: the rank of
+        # its priority among those present times n, plus the index (ints compare fastest).
+        rank = {p: k for k, p in enumerate(sorted({t.priority for t in tasks}))}
+        self.n = n
+        self.key = [rank[t.priority] * n + i for i, t in enumerate(tasks)]
         devices = set(mem_cap) | set(baseline)
-        known = capacities.keys()
-        for i, t in enumerate(tasks):   # one pass: check, index and unpack every task
-            if t.deps:
-                for d in t.deps:
-                    j = index.get(d)
-                    if j is None:
-                        raise SimulationError(f"task {t.name!r} depends on unknown task {d!r}")
-                    children[j].append(i)
-                waiting[i] = len(t.deps)
-            for r in t.resources:
-                if r not in known:
-                    raise SimulationError(f"task {t.name!r} uses unknown resource {r!r}")
-            res[i] = t.resources
-            dur[i] = t.duration_s
-            key[i] = (t.priority, i)
-            if t.alloc:
-                alloc[i] = tuple(t.alloc.items())
-                devices.update(t.alloc)
-            if t.free:
-                free[i] = tuple(t.free.items())
-                devices.update(t.free)
-        self.capacity = capacities
-        self.in_use = dict.fromkeys(capacities, 0)
-        self.queue: dict[str, list[tuple[int, int]]] = {r: [] for r in capacities}
+        try:
+            for i, t in enumerate(tasks):   # one pass: check, index and unpack every task
+                deps = t.deps
+                if deps:
+                    for d in deps:
+                        children[index[d]].append(i)
+                    waiting[i] = len(deps)
+                res[i] = tuple([rid[r] for r in t.resources])
+                if t.alloc:
+                    alloc[i] = tuple(t.alloc.items())
+                    devices.update(t.alloc)
+                if t.free:
+                    free[i] = tuple(t.free.items())
+                    devices.update(t.free)
+        except KeyError:
+            t = tasks[i]
+            unknown = [d for d in t.deps if d not in index]
+            if unknown:
+                raise SimulationError(f"task {t.name!r} depends on unknown task "
+                                      f"{unknown[0]!r}") from None
+            r = next(r for r in t.resources if r not in rid)
+            raise SimulationError(f"task {t.name!r} uses unknown resource {r!r}") from None
+        self.capacities = capacities
+        self.capacity = [capacities[r] for r in names]
+        self.in_use = [0] * len(names)
+        self.queue: list[list[int]] = [[] for _ in names]   # heaps of ready tasks' keys
         self.start_s = [float("nan")] * n
         self.end_s = [float("nan")] * n
         self.enforce = enforce
@@ -180,69 +187,95 @@ class _Run:
         self.mem = {d: int(baseline.get(d, 0)) for d in sorted(devices)}
         self.timeline = {d: [(0.0, b)] for d, b in self.mem.items()}
         self.peak = dict(self.mem)
-        self.mem_blocked: dict[str, int] = {}      # resource -> task index waiting for memory
-        self.dirty: set[str] = set()
-        self.dispatch_pending = False
+        self.mem_blocked: dict[int, int] = {}      # resource -> task index waiting for memory
+        self.dirty: set[int] = set()
+        self.running: list[tuple[float, int, int]] = []   # (end time, sequence, task index)
+        self.sequence = 0
+        self.now = 0.0
         self.completed = 0
 
     # -- the loop ------------------------------------------------------------------------
     def go(self) -> RunLog:
+        queue, dirty, key, res = self.queue, self.dirty, self.key, self.res
         for i, w in enumerate(self.waiting):
             if w == 0:
-                self._make_ready(i)
-        self._schedule_dispatch()
-        self.env.run()
+                for r in res[i]:
+                    heapq.heappush(queue[r], key[i])
+                    dirty.add(r)
+        self._dispatch()
+        running, heappop, heappush, dispatch = self.running, heapq.heappop, heapq.heappush, \
+            self._dispatch
+        end_s, in_use, free, children, waiting = (self.end_s, self.in_use, self.free,
+                                                  self.children, self.waiting)
+        completed = 0
+        while running:
+            now = self.now = running[0][0]
+            dirty = self.dirty
+            while running and running[0][0] == now:   # end every task ending now, in order
+                i = heappop(running)[2]
+                end_s[i] = now
+                completed += 1
+                for q in res[i]:
+                    in_use[q] -= 1
+                    dirty.add(q)
+                if free[i]:
+                    for d, b in free[i]:
+                        self._mem_change(d, -b, now)
+                    dirty.update(self.mem_blocked)  # freed memory may let a blocked head start
+                for c in children[i]:
+                    waiting[c] -= 1
+                    if not waiting[c]:            # ready: join the queue of each resource
+                        k = key[c]
+                        for r in res[c]:
+                            heappush(queue[r], k)
+                            dirty.add(r)
+            dispatch()
+        self.completed = completed
         oom = None
-        if self.completed < len(self.tasks):
+        if completed < len(self.tasks):
             oom = self._diagnose_stuck()
         reserved = {d: p + self.overhead.get(d, 0) for d, p in self.peak.items()}
         return RunLog(self.tasks, self.start_s, self.end_s, self.timeline, self.peak,
-                      dict(self.capacity), dict(self.mem_cap), oom, self.completed,
+                      dict(self.capacities), dict(self.mem_cap), oom, completed,
                       peak_reserved_bytes=reserved, context_bytes=dict(self.context),
                       runtime_bytes=dict(self.runtime))
 
-    def _make_ready(self, i: int) -> None:
-        key = self.key[i]
-        for r in self.res[i]:
-            heapq.heappush(self.queue[r], key)
-            self.dirty.add(r)
-
-    def _schedule_dispatch(self) -> None:
-        if not self.dispatch_pending and self.dirty:
-            self.dispatch_pending = True
-            self.env.schedule(_Fired(self.env, None, self._dispatch), NORMAL, 0)
-
-    def _dispatch(self, _event=None) -> None:
-        self.dispatch_pending = False
+    def _dispatch(self) -> None:
+        """Start what can start now: each dirty resource's queue from its head."""
+        if not self.dirty:
+            return
         queue, in_use, capacity = self.queue, self.in_use, self.capacity
         res, alloc, dur, start_s = self.res, self.alloc, self.dur, self.start_s
-        env, finish, heappop = self.env, self._finish, heapq.heappop
-        now = env._now
+        running, heappop, heappush = self.running, heapq.heappop, heapq.heappush
+        now, seq = self.now, self.sequence
         dirty, self.dirty = self.dirty, set()
         # Highest-priority heads first, so they claim shared resources and memory first.
-        heads = sorted((queue[r][0], r) for r in dirty if queue[r])
+        heads = sorted([(queue[r][0], r) for r in dirty if queue[r]])
+        n, mem_blocked = self.n, self.mem_blocked
         for _, r in heads:
             q = queue[r]
             while q and in_use[r] < capacity[r]:
-                i = q[0][1]
-                if (len(res[i]) > 1 or alloc[i] or self.mem_blocked) and \
-                        not self._can_start(i, r):
+                i = q[0] % n
+                ri = res[i]
+                if len(ri) > 1:   # a multi-resource task must head every queue it is in
+                    if not all(x == r or (in_use[x] < capacity[x] and queue[x][0] % n == i)
+                               for x in ri):
+                        break
+                if (alloc[i] or mem_blocked) and not self._memory_fits(i, r):
                     break
                 # start task i (inlined: this is the hot loop)
                 start_s[i] = now
-                for x in res[i]:
+                for x in ri:
                     heappop(queue[x])   # i heads every queue it is in
                     in_use[x] += 1
                 for d, b in alloc[i]:
                     self._mem_change(d, b, now)
-                env.schedule(_Fired(env, i, finish), NORMAL, dur[i])
+                seq += 1
+                heappush(running, (now + dur[i], seq, i))
+        self.sequence = seq
 
-    def _can_start(self, i: int, r: str) -> bool:
-        res = self.res[i]
-        if len(res) > 1:
-            for q in res:  # a multi-resource task must head every queue it is in
-                if q != r and (self.in_use[q] >= self.capacity[q] or self.queue[q][0][1] != i):
-                    return False
+    def _memory_fits(self, i: int, r: int) -> bool:
+        """Whether task i, heading resource r, fits in memory now; if not, it blocks r."""
         if self.enforce and self.alloc[i]:
             for d, b in self.alloc[i]:
                 cap = self.limit.get(d)
@@ -252,31 +285,6 @@ class _Run:
         if self.mem_blocked:
             self.mem_blocked.pop(r, None)
         return True
-
-    def _finish(self, event: Event) -> None:
-        i = event._value
-        now = self.env._now
-        self.end_s[i] = now
-        self.completed += 1
-        in_use, dirty = self.in_use, self.dirty
-        for q in self.res[i]:
-            in_use[q] -= 1
-            dirty.add(q)
-        if self.free[i]:
-            for d, b in self.free[i]:
-                self._mem_change(d, -b, now)
-            dirty.update(self.mem_blocked)  # freed memory may let a blocked head start
-        waiting, queue, key, res = self.waiting, self.queue, self.key, self.res
-        for c in self.children[i]:
-            waiting[c] -= 1
-            if not waiting[c]:            # ready: join the queue of each of its resources
-                k = key[c]
-                for r in res[c]:
-                    heapq.heappush(queue[r], k)
-                    dirty.add(r)
-        if not self.dispatch_pending:
-            self.dispatch_pending = True
-            self.env.schedule(_Fired(self.env, None, self._dispatch), NORMAL, 0)
 
     def _mem_change(self, device: str, delta: int, now: float) -> None:
         b = self.mem[device] + delta
@@ -297,7 +305,7 @@ class _Run:
                 cap = self.limit.get(d)
                 if cap is not None and self.mem[d] + b > cap:
                     held = self.runtime.get(d, 0) + self.overhead.get(d, 0)
-                    return OutOfMemory(d, self.tasks[i].name, float(self.env.now), b,
+                    return OutOfMemory(d, self.tasks[i].name, self.now, b,
                                        self.mem[d] + held, self.mem_cap[d],
                                        self.runtime.get(d, 0), self.overhead.get(d, 0))
         self.graph.topo_order()  # raises SimulationError naming a task on the cycle
