@@ -15,6 +15,7 @@ from types import ModuleType
 
 SIMULATOR_COMMANDS = [
     "simulator.commands.workloads",
+    "simulator.commands.hardware",
     "simulator.commands.describe",
     "simulator.commands.simulate",
     "simulator.commands.policies",

@@ -91,6 +91,7 @@ class Result:
         return self.samples_per_iteration / t if t > 0 else float("nan")
 
     def busy_s(self) -> dict[str, float]:
+    @property
         """Per resource: task-seconds run on it (a resource of capacity c can reach c*time)."""
         busy = {r: 0.0 for r in self.log.capacities}
         for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s):
@@ -100,12 +101,23 @@ class Result:
         return busy
 
     def utilisation(self) -> dict[str, float]:
+    @property
         span = self.makespan_s
+        """Per resource: busy time over the run's makespan and the resource's capacity (0-1)."""
         return {r: (b / (span * self.log.capacities[r]) if span > 0 else 0.0)
-                for r, b in self.busy_s().items()}
+                for r, b in self.busy_s.items()}
+
+    @property
+    def link_utilisation(self) -> dict[str, float]:
+        """Per network resource (a link direction, a node's NIC, a shared medium) and copy
+        engine that carried bytes: its utilisation (0-1)."""
+        util = self.utilisation
+        return {r: util[r] for r in sorted(self.link_bytes) if r in util}
 
     def link_bytes(self) -> dict[str, float]:
+    @property
         out: dict[str, float] = {}
+        """Per network resource and copy engine: bytes it carried over the whole run."""
         for t, e in zip(self.log.tasks, self.log.end_s):
             if e == e and t.category in ("comm", "copy"):
                 for r in t.resources:
@@ -113,7 +125,9 @@ class Result:
         return out
 
     def exposed_communication_s(self) -> dict[str, float]:
-        """Per device: time its communication or copies run while its compute stream is idle."""
+    @property
+        """Per device: time its communication or copies run while its compute stream is idle,
+        over the whole run (every simulated iteration; see exposed_communication_per_iteration_s)."""
         comm: dict[str, list] = {}
         comp: dict[str, list] = {}
         for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s):
@@ -123,6 +137,12 @@ class Result:
         return {d: _subtract_length(iv, comp.get(d, [])) for d, iv in sorted(comm.items())}
 
     @property
+    @property
+    def exposed_communication_per_iteration_s(self) -> dict[str, float]:
+        """Per device: exposed communication over the run divided by the iterations simulated
+        (a pipeline simulates several minibatches; fill and drain are spread over them)."""
+        return {d: v / self.iterations for d, v in self.exposed_communication_s.items()}
+
     def peak_memory_bytes(self) -> dict[str, int]:
         """Per device: the peak of the step's tensors, each in the allocator's blocks (what
         torch.cuda.max_memory_allocated reports on a GPU); the same as peak_allocated_bytes."""
@@ -145,11 +165,21 @@ class Result:
                 for d, b in self.peak_reserved_bytes.items()}
 
     # -- outputs -------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        c = self.cluster
+        head = (f"Result({self.policy}: {self.workload} batch {self.batch} "
+                f"{'training' if self.training else 'inference'} on {c.get('devices')} x "
+                f"{c.get('device')}")
+        if not self.ok:
+            return head + ", out of memory)"
+        return (head + f", iteration {self.iteration_time_s * 1e3:.4g} ms, "
+                f"{self.throughput_samples_per_s:.4g} samples/s, {len(self.log.tasks)} tasks)")
+
     def summary(self) -> dict:
         """The figures, units in the keys; what --json prints."""
-        exposed = self.exposed_communication_s()
-        util = self.utilisation()
-        busy = self.busy_s()
+        exposed = self.exposed_communication_per_iteration_s
+        util = self.utilisation
+        busy = self.busy_s
         # A device computes on its stream, or core by core (CPU work items): count what ran.
         compute_util = [u for r, u in util.items()
                         if r.endswith((".compute", ".cores")) and busy[r] > 0]
@@ -162,13 +192,15 @@ class Result:
             "makespan_s": self.makespan_s,
             "tasks": len(self.log.tasks),
             "exposed_communication_s": max(exposed.values(), default=0.0),
+            "iterations_simulated": self.iterations,
             "mean_compute_utilisation": (sum(compute_util) / len(compute_util)
                                          if compute_util else 0.0),
             "peak_memory_bytes": self.peak_memory_bytes,
             "peak_reserved_bytes": self.peak_reserved_bytes,
             "context_bytes": dict(self.log.context_bytes),
             "memory_capacity_bytes": self.log.memory_capacity_bytes,
-            "link_bytes": self.link_bytes(),
+            "link_bytes": self.link_bytes,
+            "link_utilisation": self.link_utilisation,
         }
         if self.oom is not None:
             out["out_of_memory"] = {**self.oom.__dict__, "message": self.oom.message()}

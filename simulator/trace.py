@@ -1,4 +1,10 @@
-"""Chrome trace (Perfetto, chrome://tracing) and matplotlib timeline and memory plots."""
+"""Chrome trace (Perfetto, chrome://tracing) and matplotlib timeline and memory plots.
+
+The plots are built on matplotlib's object-oriented API (a bare `Figure`, saved through the Agg
+canvas), never through pyplot or `matplotlib.use`: a library that switched the backend would
+turn off the inline plots of a notebook that imports it. Each plot function returns its
+Figure, so a notebook shows it inline; `path` also writes a PNG.
+"""
 from __future__ import annotations
 
 import json
@@ -56,13 +62,30 @@ def write_chrome_trace(result, path: str | Path) -> None:
     Path(path).write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")))
 
 
-def plot_timeline(result, path: str | Path, max_resources: int = 24, title: str | None = None,
-                  window_s: tuple[float, float] | None = None) -> None:
-    """Gantt chart of tasks per resource, coloured by category."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def new_figure(figsize: tuple[float, float]):
+    """A matplotlib Figure that belongs to no backend and no pyplot state."""
+    from matplotlib.figure import Figure
+    return Figure(figsize=figsize)
 
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kw):
+    """`pyplot.subplots` without pyplot: (Figure, axes) on a bare Figure."""
+    fig = new_figure(figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
+
+
+def save_figure(fig, path: str | Path | None, dpi: int = 110) -> None:
+    """Write `fig` as a PNG through the Agg canvas (no display needed); None writes nothing."""
+    if path is None:
+        return
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=dpi)
+
+
+def plot_timeline(result, path: str | Path | None = None, max_resources: int = 24,
+                  title: str | None = None, window_s: tuple[float, float] | None = None):
+    """Gantt chart of tasks per resource, coloured by category; returns the Figure."""
     log = result.log
     used = sorted({r for t in log.tasks for r in t.resources[:1]})
     used = used[:max_resources]
@@ -75,7 +98,8 @@ def plot_timeline(result, path: str | Path, max_resources: int = 24, title: str 
         if window_s and (e < window_s[0] or s > window_s[1]):
             continue
         bars.setdefault(t.category, {}).setdefault(row[r], []).append((s, max(e - s, 1e-12)))
-    fig, ax = plt.subplots(figsize=(11, 0.35 * len(used) + 1.5))
+    fig = new_figure((11, 0.35 * len(used) + 1.5))
+    ax = fig.subplots()
     for cat, rows in sorted(bars.items()):
         colour = CATEGORY_COLOURS.get(cat, "tab:red")
         for i, spans in rows.items():
@@ -90,17 +114,14 @@ def plot_timeline(result, path: str | Path, max_resources: int = 24, title: str 
         ax.set_xlim(*window_s)
     ax.set_title(title or f"{result.policy}: {result.workload} (batch {result.batch})")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
+    return fig
 
 
-def plot_memory(result, path: str | Path, title: str | None = None) -> None:
-    """Memory in use over time per device, with its capacity."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 4))
+def plot_memory(result, path: str | Path | None = None, title: str | None = None):
+    """Memory in use over time per device, with its capacity; returns the Figure."""
+    fig = new_figure((9, 4))
+    ax = fig.subplots()
     for dev, points in sorted(result.log.memory_timeline.items())[:8]:
         xs = [p[0] for p in points]
         ys = [p[1] / 2 ** 30 for p in points]
@@ -113,5 +134,5 @@ def plot_memory(result, path: str | Path, title: str | None = None) -> None:
     ax.legend(fontsize=8)
     ax.set_title(title or f"memory: {result.policy}, {result.workload}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
+    return fig

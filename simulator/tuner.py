@@ -126,12 +126,12 @@ def table(tunings: list[PolicyTuning]) -> str:
     return "\n".join(lines)
 
 
-def plot(tunings: list[PolicyTuning], path, title: str = "") -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot(tunings: list[PolicyTuning], path=None, title: str = ""):
+    """Throughput against minibatch per policy; returns the Figure (and writes `path`)."""
+    from .trace import new_figure, save_figure
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = new_figure((7, 4))
+    ax = fig.subplots()
     for t in tunings:
         ok = [p for p in t.points if p.ok]
         ax.plot([p.batch for p in ok], [p.throughput_samples_per_s for p in ok], "o-",
@@ -147,5 +147,5 @@ def plot(tunings: list[PolicyTuning], path, title: str = "") -> None:
     ax.set_title(title or "throughput against minibatch (star: optimum)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
+    return fig

@@ -1,10 +1,11 @@
 """`dnnsim plot RESULTS.jsonl --x devices --y speedup --by policy`: curves from a sweep's results.
 
 y is any numeric summary key (iteration_time_s, throughput_samples_per_s, makespan_s,
-exposed_communication_s, peak_memory_bytes (largest device), ...) or `speedup`, the throughput
+exposed_communication_s, peak_memory_bytes (largest device), ...), `speedup`, the throughput
 of each point over that of its baseline: the point with the fields of `--baseline` changed
 (e.g. `--baseline devices=1,policy=sequential`) and every other axis as equal as the file
-allows. The functions here (`load_rows`, `curves`, `plot_curves`) serve notebooks too.
+allows, or `efficiency`, the speedup over the ratio of the two points' devices (1 is linear
+scaling). The functions here (`load_rows`, `curves`, `plot_curves`) serve notebooks too.
 """
 from __future__ import annotations
 
@@ -26,11 +27,11 @@ def add_arguments(p) -> None:
     p.add_argument("--x", required=True, help="a scenario field for the x axis, e.g. devices "
                                                "or options.bucket_mb")
     p.add_argument("--y", default="speedup",
-                   help="a summary key (iteration_time_s, throughput_samples_per_s, ...) or "
-                        "'speedup' (default)")
+                   help="a summary key (iteration_time_s, throughput_samples_per_s, ...), "
+                        "'speedup' (default) or 'efficiency' (speedup / device ratio)")
     p.add_argument("--by", default="", help="fields that make separate curves, comma separated")
     p.add_argument("--baseline", default="",
-                   help="for speedup: FIELD=VALUE,... naming the baseline point")
+                   help="for speedup and efficiency: FIELD=VALUE,... naming the baseline point")
     p.add_argument("--where", default="", help="keep only points with FIELD=VALUE,...")
     p.add_argument("--out", help="PNG to write (default: next to the results file)")
     p.add_argument("--logx", action="store_true", help="logarithmic x axis")
@@ -115,12 +116,13 @@ def curves(rows: list[dict], x: str, y: str, by: list[str] | None = None,
     by = by or []
     where = where or {}
     _check_fields(rows, [x, *by, *where], "plot")
-    if y != "speedup":
+    relative = y in ("speedup", "efficiency")
+    if not relative:
         _check_fields(rows, [y], "--y")
     ok = [r for r in rows if r["status"] == "ok"]
-    if y == "speedup":
+    if relative:
         if not baseline:
-            raise ConfigError("--y speedup needs --baseline FIELD=VALUE,... (e.g. devices=1)")
+            raise ConfigError(f"--y {y} needs --baseline FIELD=VALUE,... (e.g. devices=1)")
         _check_fields(rows, baseline, "--baseline")
         candidates = [r for r in ok if all(_same(r.get(k), v) for k, v in baseline.items())]
         if not candidates:
@@ -130,7 +132,7 @@ def curves(rows: list[dict], x: str, y: str, by: list[str] | None = None,
     out: dict[str, dict] = {}
     for r in kept:
         label = ", ".join(f"{k}={r.get(k)}" for k in by) or y
-        if y == "speedup":
+        if relative:
             base = _baseline_of(r, candidates, baseline)
             value = r["throughput_samples_per_s"] / base["throughput_samples_per_s"]
         else:
@@ -149,13 +151,15 @@ def _sort_key(v):
     return (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
 
 
-def plot_curves(data: dict[str, list], path: str | Path, x: str, y: str,
-                title: str | None = None, logx: bool = False) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_curves(data: dict[str, list], path: str | Path | None, x: str, y: str,
+                title: str | None = None, logx: bool = False):
+    """One line per curve; returns the Figure (a notebook shows it) and writes `path` if given."""
+    from ..trace import new_figure, save_figure
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+            if y == "efficiency":
+                value /= r["devices"] / base["devices"]
+    fig = new_figure((7, 4.5))
+    ax = fig.subplots()
     numeric = all(isinstance(v, (int, float)) for pts in data.values() for v, _ in pts)
     cats = sorted({str(v) for pts in data.values() for v, _ in pts})
     for label, pts in data.items():
@@ -171,9 +175,8 @@ def plot_curves(data: dict[str, list], path: str | Path, x: str, y: str,
     ax.legend(fontsize=8)
     ax.set_title(title or f"{y} by {x}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    save_figure(fig, path)
+    return fig
 
 
 def run(args) -> int:

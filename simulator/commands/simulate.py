@@ -42,6 +42,9 @@ def add_arguments(p) -> None:
     p.add_argument("--memory-plot", help="write a memory-over-time PNG here")
     p.add_argument("--csv", help="write one row per task here")
 
+    p.add_argument("--efficiency", action="store_true",
+                   help="also simulate one device with the sequential policy and print the "
+                        "speedup over it and the scaling efficiency (speedup / devices)")
 
 def parse_pairs(items: list[str], what: str) -> dict:
     out = {}
@@ -127,36 +130,20 @@ def run(args) -> int:
         doc["scenario"] = sc.to_dict()
         print(json.dumps(doc, indent=2, sort_keys=True))
     else:
-        print_summary(result)
+        base = baseline_run(sc, not args.no_enforce_memory) if args.efficiency else None
+        print_summary(result, base)
     return 0 if result.ok else 3
 
 
-def print_summary(result) -> None:
-    s = result.summary()
-    c = s["cluster"]
-    net = f" ({c['link']}, {c['topology']})" if c["devices"] > 1 else ""
-    print(f"{s['policy']}: {s['workload']} batch {s['batch']} "
-          f"{'training' if s['training'] else 'inference'} on {c['devices']} x {c['device']}{net}")
-    if result.oom is not None:
-        print(f"  OUT OF MEMORY: {result.oom.message()}")
-        return
-    print(f"  iteration time        {s['iteration_time_s'] * 1e3:12.3f} ms")
-    print(f"  throughput            {s['throughput_samples_per_s']:12.1f} samples/s")
-    print(f"  exposed communication {s['exposed_communication_s'] * 1e3:12.3f} ms")
-    print(f"  compute utilisation   {s['mean_compute_utilisation'] * 100:12.1f} %")
-    peak = max(s["peak_memory_bytes"].values(), default=0)
-    print(f"  peak memory (max dev) {peak / 2 ** 30:12.3f} GiB")
-    print(f"  tasks simulated       {s['tasks']:12d}")
-    for k, v in sorted(s.get("extras", {}).items()):
-        if isinstance(v, (int, float, str)):
-            print(f"  {k:<21} {format_extra(k, v)}")
+def print_summary(result, baseline=None) -> None:
+    """The figures for people (docs/metrics.md defines each); --json has the exact values."""
+    from ..report import summary_lines
+    print("\n".join(summary_lines(result, baseline)))
 
 
-def format_extra(name: str, value) -> str:
-    """A policy's extra figure for people: seconds in ms, other floats to 4 digits (the exact
-    values are in --json)."""
-    if isinstance(value, bool) or not isinstance(value, float):
-        return f"{value!s:>12}"
-    if name.endswith("_s"):
-        return f"{value * 1e3:12.3f} ms"
-    return f"{value:12.4g}"
+def baseline_run(sc: Scenario, enforce_memory: bool):
+    """The same workload on one device of the same kind, with the sequential policy."""
+    one = Scenario.from_dict({**sc.to_dict(), "devices": 1, "policy": "sequential",
+                              "options": {}, "devices_per_node": None,
+                              "inter_node_link": None}, source="--efficiency baseline")
+    return one.run(enforce_memory=enforce_memory)

@@ -70,7 +70,7 @@ def test_busy_time_is_sum_of_durations(case):
     tg, caps = case
     log = engine.run(tg, caps)
     res = Result("p", "w", 1, True, {}, {}, log, 1)
-    busy = res.busy_s()
+    busy = res.busy_s
     for r in caps:
         expect = sum(t.duration_s for t in tg if r in t.resources)
         assert abs(busy[r] - expect) < 1e-6

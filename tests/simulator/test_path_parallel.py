@@ -39,7 +39,7 @@ def test_gradient_merging_sends_fewer_bytes(four):
     on = run(four, "path-parallel", paths=4, groups=4)
     off = run(four, "path-parallel", paths=4, groups=4, merge_gradients=False)
     assert on.extras["gradient_bytes"] < off.extras["gradient_bytes"]
-    assert sum(on.link_bytes().values()) < sum(off.link_bytes().values())
+    assert sum(on.link_bytes.values()) < sum(off.link_bytes.values())
 
 
 def test_compute_merging_removes_redundant_flops(four):

@@ -101,8 +101,8 @@ def test_outputs_trace_records_plots(tmp_path):
     assert (tmp_path / "tl.png").stat().st_size > 1000
     s = r.summary()
     assert all(k.endswith(("_s", "_bytes", "_per_s", "utilisation")) or k in (
-        "policy", "workload", "batch", "training", "cluster", "options", "status", "tasks")
-        for k in s)
+        "policy", "workload", "batch", "training", "cluster", "options", "status", "tasks",
+        "iterations_simulated") for k in s)
 
 
 def test_simulate_command_json_and_scenario_file(tmp_path, capsys):

@@ -27,7 +27,7 @@ def test_convs_run_as_work_items_on_the_cores(cpu):
     items = [t for t in r.log.tasks if t.meta.get("op") == "layer1.0.conv1"
              and t.meta.get("work_item")]
     assert len(items) == 4 * 6 and all(t.resources == ("cpu0.cores",) for t in items)
-    assert r.utilisation()["cpu0.cores"] > 0.8
+    assert r.utilisation["cpu0.cores"] > 0.8
 
 
 def test_speedup_grows_with_sparsity_and_falls_back_to_dense(cpu):

@@ -56,7 +56,7 @@ def test_swap_fits_where_plain_training_runs_out_and_hides_copies():
               if t.category == "copy"]
     assert copies and {t.resources[0] for t in r.log.tasks if t.category == "copy"} == \
         {"gpu0.d2h", "gpu0.h2d"}
-    assert r.exposed_communication_s()["gpu0"] < 0.5 * sum(e - s for s, e in copies)
+    assert r.exposed_communication_s["gpu0"] < 0.5 * sum(e - s for s, e in copies)
 
 
 def test_no_swap_when_it_fits():

@@ -91,16 +91,14 @@ BANDWIDTHS_BPS = (25e6, 60e6, 117.5e6, 300e6, 1.175e9)
 
 def make_figures(out_dir: Path, devices=range(1, 9),
                  bandwidths_Bps=BANDWIDTHS_BPS) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from simulator.trace import subplots  # no backend switch: notebooks import this
     from simulator.trace import plot_timeline
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     rows = scaling(devices)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = subplots(1, 2, figsize=(11, 4))
     for ax, key, what in ((axes[0], "latency_speedup", "latency (one sample)"),
                           (axes[1], "throughput_speedup", "throughput (samples in flight)")):
         for policy in POLICIES:
@@ -117,7 +115,7 @@ def make_figures(out_dir: Path, devices=range(1, 9),
     fig.tight_layout()
     paths.append(save(fig, out_dir / "decnn_speedup_vs_devices.png"))
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     base_mb = rows[0]["baseline_memory_bytes"] / 1e6
     for policy in POLICIES:
         pts = [(r["devices"], r["memory_per_device_bytes"] / 1e6) for r in rows
@@ -132,7 +130,7 @@ def make_figures(out_dir: Path, devices=range(1, 9),
     paths.append(save(fig, out_dir / "decnn_memory_per_device.png"))
 
     sweep = bandwidth_sweep(bandwidths_Bps)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     for policy in ("decnn", "layerwise-mp"):
         pts = [(r["bandwidth_Bps"] * 8 / 1e6, r["throughput_speedup"]) for r in sweep
                if r["policy"] == policy and not r["shared_medium"]]

@@ -4,27 +4,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from simulator.api import simulate
-from simulator.trace import plot_timeline
+from simulator.trace import plot_timeline, subplots
 
 from ..plotting import save
 from . import metrics as m
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def make_figures(out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plt = _plt()
     made = []
 
     # 1. Speedup against the number of concurrent paths (8 GPUs).
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for network, (n, paths) in m.PATH_SWEEP.items():
         rows = [m.point(network, n, p) for p in paths if p <= n]
         ax.plot([r["paths"] for r in rows], [r["speedup_dp"] for r in rows], "o-",
@@ -40,7 +32,7 @@ def make_figures(out_dir: Path) -> list[Path]:
     made.append(save(fig, out_dir / "path_parallel_speedup_vs_paths.png"))
 
     # 2. Speedup against GPU count (P = N).
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for network, gpus in m.GPU_SWEEP.items():
         rows = [m.point(network, n, n) for n in gpus]
         ax.plot([r["gpus"] for r in rows], [r["speedup_dp"] for r in rows], "o-",
@@ -57,7 +49,7 @@ def make_figures(out_dir: Path) -> list[Path]:
     made.append(save(fig, out_dir / "path_parallel_speedup_vs_gpus.png"))
 
     # 3. What merging saves: FLOPs (prefix tree, one group of 8 GPUs) and gradient bytes.
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
+    fig, (a1, a2) = subplots(1, 2, figsize=(9, 3.8))
     paths = (1, 2, 4, 8)
     rows = [m.point("spos_cifar", 8, p, groups=1) for p in paths]
     a1.bar([str(p) for p in paths], [100 * r["flops_saved"] / r["flops_separate"]

@@ -48,11 +48,9 @@ def speedups(depth: int, batch: int = BATCH, micro_batches: int = 4,
 
 
 def plot_speedup(path: Path, depths=DEPTHS) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from simulator.trace import subplots  # no backend switch: notebooks import this
     table = {d: speedups(d) for d in depths}
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     for name, marker in (("pipelined", "o"), ("hybrid", "s"), ("gpipe", "^"),
                          ("pipedream", "v")):
         ax.plot(depths, [table[d][name] for d in depths], marker=marker, label=name)
@@ -103,11 +101,9 @@ def memory_by_batch(batches=(32, 64, 128, 256), depth: int = 56) -> dict[str, li
 
 
 def plot_memory(path: Path, batches=(32, 64, 128, 256)) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from simulator.trace import subplots  # no backend switch: notebooks import this
     data = memory_by_batch(batches)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     for name, ys in data.items():
         ax.plot(batches, ys, marker="o", label=name)
     ax.set_xlabel("minibatch size")
@@ -118,11 +114,9 @@ def plot_memory(path: Path, batches=(32, 64, 128, 256)) -> Path:
 
 
 def plot_time_to_accuracy(path: Path, networks=("lenet", "resnet")) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from simulator.trace import subplots  # no backend switch: notebooks import this
     from .staleness import time_to_accuracy
-    fig, axes = plt.subplots(1, len(networks), figsize=(6 * len(networks), 4), squeeze=False)
+    fig, axes = subplots(1, len(networks), figsize=(6 * len(networks), 4), squeeze=False)
     for ax, net in zip(axes[0], networks):
         for mode, (secs, accs) in time_to_accuracy(net).items():
             ax.plot(secs, accs, label=mode)

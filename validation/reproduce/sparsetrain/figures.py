@@ -1,29 +1,25 @@
 """SparseTrain plots: per-layer speedup against sparsity, speedup over training epochs, and
-what-if curves over FMA units, cores and vector width. `make_figures(out_dir)` -> PNG paths."""
+what-if curves over FMA units and cores. `make_figures(out_dir)` -> PNG paths."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from hwmodels import catalog
+from hwmodels.cpu_conv import CPUDirectConv
+from simulator.policies import sparsity as profiles
+from simulator.trace import subplots  # a bare Figure: no backend switch in a notebook
+from workloads import zoo
+from workloads.training import lower_training
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from hwmodels import catalog  # noqa: E402
-from hwmodels.cpu_conv import CPUDirectConv  # noqa: E402
-from simulator.policies import sparsity as profiles  # noqa: E402
-from workloads import zoo  # noqa: E402
-from workloads.training import lower_training  # noqa: E402
-
-from ..plotting import save  # noqa: E402
-from .metrics import NETWORKS, PASSES, PUBLISHED, layer_speedups, network_speedup  # noqa: E402
+from ..plotting import save
+from .metrics import NETWORKS, PASSES, layer_speedups, network_speedup, published_speedups
 
 PASS_LABEL = {"forward": "forward", "grad_input": "backward by input",
               "grad_weight": "backward by weights"}
 
 
 def per_layer(out: Path) -> Path:
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharey=True)
+    fig, axes = subplots(1, 3, figsize=(14, 4.2), sharey=True)
     # the model's curve for one typical layer (VGG16 conv 3x3, 256 channels at 56x56)
     train = lower_training(zoo.get("vgg16", batch=16))
     conv = CPUDirectConv(catalog.device("skylake-x-6c"))
@@ -44,20 +40,21 @@ def per_layer(out: Path) -> Path:
         ax.set_xlabel("sparsity of the streamed operand")
     axes[0].set_ylabel("speedup over dense direct conv")
     axes[0].legend(fontsize=7)
-    fig.suptitle("SparseTrain per conv layer, skylake-x-6c (2 FMA units), authors' sparsity")
+    fig.suptitle("SparseTrain per conv layer, skylake-x-6c (1 AVX-512 FMA unit), authors' sparsity")
     fig.tight_layout()
     path = out / "sparsetrain_per_layer.png"
     return save(fig, path)
 
 
 def over_epochs(out: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = subplots(figsize=(6.5, 4.2))
+    published = published_speedups()
     for net, sp in NETWORKS.items():
         graph = zoo.get(net, batch=16)
         epochs = profiles.resolve(sp, graph).epochs
         xs = sorted(set(epochs) | {5, 20})  # the sheets' epochs, and two between
         ax.plot(xs, [network_speedup(net, epoch=e) for e in xs], marker="o", ms=3, label=net)
-        ax.scatter([xs[-1]], [PUBLISHED[net]], marker="*", s=60, color="k")
+        ax.scatter([xs[-1]], [published[net]], marker="*", s=60, color="k")
     ax.set_xlabel("training epoch (sparsity of that epoch)")
     ax.set_ylabel("speedup, non-initial conv layers")
     ax.set_title("SparseTrain speedup over training (stars: published, mean sparsity)")
@@ -68,7 +65,7 @@ def over_epochs(out: Path) -> Path:
 
 
 def what_if(out: Path) -> Path:
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(10, 4.2), sharey=True)
     nets = ("vgg16", "resnet50")
     for net in nets:
         axes[0].plot([1, 2], [network_speedup(net, hardware_options={"fma_units_per_core": f})
@@ -76,14 +73,9 @@ def what_if(out: Path) -> Path:
         cores = [1, 2, 6, 12]
         axes[1].plot(cores, [network_speedup(net, hardware_options={"cores": c})
                              for c in cores], marker="o", label=net)
-        lanes = [8, 16, 32]
-        axes[2].plot(lanes, [network_speedup(net, hardware_options={"vector_lanes_fp32": v})
-                             for v in lanes], marker="o", label=net)
     axes[0].set_xlabel("AVX-512 FMA units per core")
     axes[0].set_xticks([1, 2])
     axes[1].set_xlabel("cores (batch 16: fewer items per core, more imbalance)")
-    axes[2].set_xlabel("vector lanes (fp32)")
-    axes[2].set_xscale("log", base=2)
     axes[0].set_ylabel("speedup, non-initial conv layers")
     for ax in axes:
         ax.legend(fontsize=8)

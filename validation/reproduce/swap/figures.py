@@ -10,16 +10,10 @@ GIB = 2 ** 30
 POLICIES = ("none", "swap", "swap-all", "recompute")
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def memory_with_copies(result, path: Path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 4))
+    from simulator.trace import subplots  # no backend switch: notebooks import this
+
+    fig, ax = subplots(figsize=(9, 4))
     pts = result.log.memory_timeline["gpu0"]
     ax.step([p[0] for p in pts], [p[1] / GIB for p in pts], where="post", label="gpu0 in use")
     cap = result.log.memory_capacity_bytes.get("gpu0")
@@ -62,7 +56,7 @@ def largest_depth(memories_gib=(0.25, 0.5, 1.0, 2.0), batch: int = 128,
 
 def make_figures(out_dir) -> list[Path]:
     from simulator.api import simulate
-    from simulator.trace import plot_timeline
+    from simulator.trace import plot_timeline, subplots
     from simulator.tuner import plot, tune
     from .metrics import gpu_cluster
 
@@ -77,8 +71,7 @@ def make_figures(out_dir) -> list[Path]:
 
     mems = (0.25, 0.5, 1.0, 2.0)   # small enough that the ladder top (866) rarely caps
     depth = largest_depth(mems)
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for pol, row in depth.items():
         ax.plot(mems, row, "o-", label=pol)
     ax.set_xscale("log", base=2)
