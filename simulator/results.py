@@ -90,8 +90,8 @@ class Result:
         t = self.iteration_time_s
         return self.samples_per_iteration / t if t > 0 else float("nan")
 
-    def busy_s(self) -> dict[str, float]:
     @property
+    def busy_s(self) -> dict[str, float]:
         """Per resource: task-seconds run on it (a resource of capacity c can reach c*time)."""
         busy = {r: 0.0 for r in self.log.capacities}
         for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s):
@@ -100,10 +100,10 @@ class Result:
                     busy[r] += e - s
         return busy
 
-    def utilisation(self) -> dict[str, float]:
     @property
-        span = self.makespan_s
+    def utilisation(self) -> dict[str, float]:
         """Per resource: busy time over the run's makespan and the resource's capacity (0-1)."""
+        span = self.makespan_s
         return {r: (b / (span * self.log.capacities[r]) if span > 0 else 0.0)
                 for r, b in self.busy_s.items()}
 
@@ -114,18 +114,18 @@ class Result:
         util = self.utilisation
         return {r: util[r] for r in sorted(self.link_bytes) if r in util}
 
-    def link_bytes(self) -> dict[str, float]:
     @property
-        out: dict[str, float] = {}
+    def link_bytes(self) -> dict[str, float]:
         """Per network resource and copy engine: bytes it carried over the whole run."""
+        out: dict[str, float] = {}
         for t, e in zip(self.log.tasks, self.log.end_s):
             if e == e and t.category in ("comm", "copy"):
                 for r in t.resources:
                     out[r] = out.get(r, 0.0) + float(t.meta.get("bytes", 0.0))
         return out
 
-    def exposed_communication_s(self) -> dict[str, float]:
     @property
+    def exposed_communication_s(self) -> dict[str, float]:
         """Per device: time its communication or copies run while its compute stream is idle,
         over the whole run (every simulated iteration; see exposed_communication_per_iteration_s)."""
         comm: dict[str, list] = {}
@@ -137,12 +137,12 @@ class Result:
         return {d: _subtract_length(iv, comp.get(d, [])) for d, iv in sorted(comm.items())}
 
     @property
-    @property
     def exposed_communication_per_iteration_s(self) -> dict[str, float]:
         """Per device: exposed communication over the run divided by the iterations simulated
         (a pipeline simulates several minibatches; fill and drain are spread over them)."""
         return {d: v / self.iterations for d, v in self.exposed_communication_s.items()}
 
+    @property
     def peak_memory_bytes(self) -> dict[str, int]:
         """Per device: the peak of the step's tensors, each in the allocator's blocks (what
         torch.cuda.max_memory_allocated reports on a GPU); the same as peak_allocated_bytes."""
@@ -164,7 +164,6 @@ class Result:
         return {d: b + self.log.context_bytes.get(d, 0)
                 for d, b in self.peak_reserved_bytes.items()}
 
-    # -- outputs -------------------------------------------------------------------------
     def __repr__(self) -> str:
         c = self.cluster
         head = (f"Result({self.policy}: {self.workload} batch {self.batch} "
@@ -175,6 +174,7 @@ class Result:
         return (head + f", iteration {self.iteration_time_s * 1e3:.4g} ms, "
                 f"{self.throughput_samples_per_s:.4g} samples/s, {len(self.log.tasks)} tasks)")
 
+    # -- outputs -------------------------------------------------------------------------
     def summary(self) -> dict:
         """The figures, units in the keys; what --json prints."""
         exposed = self.exposed_communication_per_iteration_s
@@ -191,8 +191,8 @@ class Result:
             "throughput_samples_per_s": self.throughput_samples_per_s,
             "makespan_s": self.makespan_s,
             "tasks": len(self.log.tasks),
-            "exposed_communication_s": max(exposed.values(), default=0.0),
             "iterations_simulated": self.iterations,
+            "exposed_communication_s": max(exposed.values(), default=0.0),
             "mean_compute_utilisation": (sum(compute_util) / len(compute_util)
                                          if compute_util else 0.0),
             "peak_memory_bytes": self.peak_memory_bytes,

@@ -135,6 +135,8 @@ def curves(rows: list[dict], x: str, y: str, by: list[str] | None = None,
         if relative:
             base = _baseline_of(r, candidates, baseline)
             value = r["throughput_samples_per_s"] / base["throughput_samples_per_s"]
+            if y == "efficiency":
+                value /= r["devices"] / base["devices"]
         else:
             value = r.get(y, math.nan)
         series = out.setdefault(label, {})
@@ -156,8 +158,6 @@ def plot_curves(data: dict[str, list], path: str | Path | None, x: str, y: str,
     """One line per curve; returns the Figure (a notebook shows it) and writes `path` if given."""
     from ..trace import new_figure, save_figure
 
-            if y == "efficiency":
-                value /= r["devices"] / base["devices"]
     fig = new_figure((7, 4.5))
     ax = fig.subplots()
     numeric = all(isinstance(v, (int, float)) for pts in data.values() for v, _ in pts)

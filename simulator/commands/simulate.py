@@ -41,10 +41,10 @@ def add_arguments(p) -> None:
     p.add_argument("--plot", help="write a timeline PNG here")
     p.add_argument("--memory-plot", help="write a memory-over-time PNG here")
     p.add_argument("--csv", help="write one row per task here")
-
     p.add_argument("--efficiency", action="store_true",
                    help="also simulate one device with the sequential policy and print the "
                         "speedup over it and the scaling efficiency (speedup / devices)")
+
 
 def parse_pairs(items: list[str], what: str) -> dict:
     out = {}
