@@ -21,6 +21,7 @@ between the pair at once. `ring_channels` gives the rings a ring collective runs
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 from hwmodels import DeviceModel, catalog, model_for
@@ -100,8 +101,14 @@ class Cluster:
               "nvlink2", topology: str = "switch", devices_per_node: int | None = None,
               inter_node_link: str | LinkSpec | None = None, host: str | HostSpec | None = None,
               host_link: str | LinkSpec | None = None, profile=None) -> "Cluster":
+        """`device`: a catalog name, a DeviceSpec, or a calibrated profile file (.toml), as
+        `--hardware` takes (the profile's device, costed by the profile)."""
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise SimulationError(f"device count must be an integer >= 1, got {count!r}")
+        if isinstance(device, (str, os.PathLike)) and os.fspath(device).endswith(".toml"):
+            from hwmodels.profile import Profile
+            profile = Profile.load(device) if profile is None else profile
+            device = profile.device_name
         spec = catalog.device(device) if isinstance(device, str) else device
         prefix = {"gpu": "gpu", "cpu": "cpu", "arm": "arm"}.get(spec.kind, "dev")
         devices = [Device(f"{prefix}{i}", spec, model_for(spec, profile)) for i in range(count)]
@@ -279,6 +286,49 @@ class Cluster:
             path.append((ids[k], ids[nxt]))
             k = nxt
         return path
+
+    # -- symmetry ------------------------------------------------------------------------
+    def symmetry_period(self) -> int | None:
+        """The smallest t such that moving every device t places along (index i to i + t,
+        modulo the count) maps the cluster onto itself: resources, routes and devices alike.
+        1 for identical devices on one switch or fully connected, the node size for identical
+        nodes, None when no such t short of the whole cluster exists. Devices i and i + t
+        then behave alike in any traffic that is itself periodic in t (a ring in device
+        order, the same ring in every node, one ring per local rank across nodes)."""
+        n = len(self.devices)
+        first = self.devices[0]
+        if any(d.spec != first.spec or type(d.model) is not type(first.model)
+               for d in self.devices):
+            return None
+        if self.nodes == 1:
+            plain = self.topology in ("switch", "fully-connected") or self.link.shared_medium
+            return 1 if plain and n > 1 else None
+        k = self.devices_per_node or n
+        return k if n % k == 0 else None
+
+    def representative_resources(self, period: int) -> dict[str, str]:
+        """Each resource's image when device i stands for every device i + m * period: a
+        device's resources map to those of device i mod period, a node's to those of node
+        n mod (period / devices per node)."""
+        ids = [d.id for d in self.devices]
+        rep_dev = {d: ids[i % period] for i, d in enumerate(ids)}
+        per_node = self.devices_per_node or len(ids)
+        node_period = max(1, period // per_node)
+        out: dict[str, str] = {}
+        for r in self.resources:
+            if r.startswith("link:"):
+                pair, sep, lane = r[5:].partition("#")
+                a, _, b = pair.partition("->")
+                out[r] = f"link:{rep_dev[a]}->{rep_dev[b]}{sep}{lane}"
+            elif r.startswith("node") and r[4:5].isdigit():
+                num, _, rest = r[4:].partition(".")
+                out[r] = f"node{int(num) % node_period}.{rest}"
+            elif r == "medium":
+                out[r] = r
+            else:
+                dev, _, rest = r.partition(".")
+                out[r] = f"{rep_dev[dev]}.{rest}"
+        return out
 
     def host_copy(self, dev: str, nbytes: float, direction: str) -> tuple[str, float]:
         """Copy engine and duration of a host<->device copy ('h2d' or 'd2h')."""

@@ -21,6 +21,23 @@ data evenly over several rings that use different links (a DGX-1's NVLinks, an N
 six links), so B above is the channels' bandwidth together: C times the slowest channel's.
 A collective may also pay a fixed launch latency once, before its first transfer (NCCL's base
 latency per collective: NCCL_BASE_LATENCY_S); the closed forms add it once.
+
+Algorithms of the link-level all-reduce across nodes:
+  ring          one ring through every device in order (within a node, the node's channels).
+  hierarchical  as NCCL builds it for several nodes: a reduce-scatter on each node's ring
+                channels, then for each local rank j an all-reduce of its 1/k shard on a ring
+                through rank j of every node (over the NIC that rank uses), then an all-gather
+                on each node's channels. It needs identical, full nodes.
+
+Symmetry: a ring of p transfers per step costs p^2 tasks. With `symmetric=True` and a cluster
+that maps onto itself when devices move t places along (Cluster.symmetry_period: identical
+nodes of t devices, or t = 1 for identical devices on a switch), devices i and i + t do the
+same thing at the same times, so only the first t are built, each transfer on the resources
+of its class's representative (Cluster.representative_resources), and every device's result
+is its representative's. The makespan, and every representative task's start and end, equal
+those of the full expansion (tests/simulator/test_collectives_symmetry.py). Anything that
+tells devices apart (a straggler, jitter, a different device) makes the period None and the
+collective is built in full.
 """
 from __future__ import annotations
 
@@ -33,6 +50,7 @@ from .tasks import SimulationError, TaskGraph
 
 Deps = Mapping[str, Sequence[str]] | Sequence[str]
 FIDELITIES = ("link", "flow")
+ALGORITHMS = ("ring", "hierarchical")
 RING_KINDS = ("allreduce", "reduce_scatter", "allgather")
 RING_PASSES = {"allreduce": 2, "reduce_scatter": 1, "allgather": 1}   # each of p - 1 steps
 # NCCL's latency model (NCCL 2.x, src/graph/tuning.cc): a ring collective with the Simple
@@ -102,30 +120,62 @@ def closed_form_s(kind: str, cluster: Cluster, devices: Sequence[str], nbytes: f
 def collective(kind: str, tg: TaskGraph, cluster: Cluster, devices: Sequence[str],
                nbytes: float, deps: Deps, name: str, fidelity: str = "link",
                priority: int = 0, root: str | None = None,
-               launch_latency_s: float = 0.0) -> dict[str, tuple[str, ...]]:
+               launch_latency_s: float = 0.0, algorithm: str = "ring",
+               symmetric: bool = False) -> dict[str, tuple[str, ...]]:
     """Add a collective's tasks to `tg`; return per device what to depend on.
-    launch_latency_s: paid once before the first transfer (NCCL_BASE_LATENCY_S for NCCL)."""
+    launch_latency_s: paid once before the first transfer (NCCL_BASE_LATENCY_S for NCCL).
+    algorithm: 'ring' or 'hierarchical' (all-reduce across nodes; see the module notes).
+    symmetric: build one device per symmetry class (module notes); deps then need name only
+    the first symmetry_period() devices."""
     if kind not in CLOSED_FORMS:
         raise SimulationError(f"unknown collective {kind!r}; known: {', '.join(CLOSED_FORMS)}")
     if fidelity not in FIDELITIES:
         raise SimulationError(f"collective fidelity must be one of {FIDELITIES}, got {fidelity!r}")
+    if algorithm not in ALGORITHMS:
+        raise SimulationError(f"collective algorithm must be one of {ALGORITHMS}, got "
+                              f"{algorithm!r}")
     if nbytes < 0:
         raise SimulationError(f"collective {name!r}: negative size {nbytes}")
     if not launch_latency_s >= 0:
         raise SimulationError(f"collective {name!r}: launch latency must be >= 0 s, got "
                               f"{launch_latency_s!r}")
     devices = list(devices)
-    dep_of = _per_device(deps, devices)
+    period = symmetry_period_of(cluster, devices) if symmetric else None
+    dep_of = _per_device(deps, devices[:period] if period else devices)
     if len(devices) <= 1 or nbytes == 0:
-        return dep_of
+        return _expand(dep_of, devices, period)
     if fidelity == "flow":
         return _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority,
                      launch_latency_s)
-    builder = {"allreduce": _ring_steps(2), "reduce_scatter": _ring_steps(1),
-               "allgather": _ring_steps(1), "all_to_all": _pairwise,
-               "broadcast": _tree(False), "reduce": _tree(True)}[kind]
+    if kind == "allreduce" and algorithm == "hierarchical" and cluster.nodes > 1:
+        return _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority,
+                             launch_latency_s, period)
+    if kind in RING_KINDS:
+        return _ring_steps(RING_PASSES[kind])(tg, cluster, devices, nbytes, dep_of, name,
+                                              priority, None, launch_latency_s, period)
+    if period:   # the pairwise and tree collectives are built in full
+        dep_of = _expand(dep_of, devices, period)
+    builder = {"all_to_all": _pairwise, "broadcast": _tree(False), "reduce": _tree(True)}[kind]
     return builder(tg, cluster, devices, nbytes, dep_of, name, priority, root or devices[0],
                    launch_latency_s)
+
+
+def symmetry_period_of(cluster: Cluster, devices: list[str]) -> int | None:
+    """The cluster's symmetry period when `devices` is the whole cluster in order (else None:
+    a collective over part of a cluster is built in full)."""
+    period = cluster.symmetry_period()
+    if period is None or period >= len(devices) or \
+            devices != [d.id for d in cluster.devices]:
+        return None
+    return period
+
+
+def _expand(done: dict[str, tuple[str, ...]], devices: list[str], period: int | None
+            ) -> dict[str, tuple[str, ...]]:
+    """Every device's entry: its representative's (device i mod period) under symmetry."""
+    if not period:
+        return {d: tuple(done[d]) for d in devices}
+    return {d: tuple(done[devices[i % period]]) for i, d in enumerate(devices)}
 
 
 def _per_device(deps: Deps, devices: list[str]) -> dict[str, tuple[str, ...]]:
@@ -140,6 +190,15 @@ def _send(tg, cluster, src, dst, nbytes, deps, name, priority, kind, lane=None, 
     tg.new(name, resources, extra_s + duration, deps=deps, priority=priority, category="comm",
            device=src, meta={"bytes": nbytes, "src": src, "dst": dst, "collective": kind})
     return name
+
+
+def _hop(cluster, src, dst, nbytes, lane, rep):
+    """(resources, duration) of one ring hop; under symmetry on its representative's
+    resources (rep), each named once."""
+    resources, duration = cluster.transfer(src, dst, nbytes, lane)
+    if rep is not None:
+        resources = tuple(dict.fromkeys(rep[r] for r in resources))
+    return resources, duration
 
 
 def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s):
@@ -166,33 +225,87 @@ def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s):
 
 def _ring_steps(passes: int):
     """Reduce-scatter (1 pass) or all-reduce (2): each channel a ring over its share."""
-    def build(tg, cluster, devices, nbytes, dep_of, name, priority, _root, launch_s):
+    def build(tg, cluster, devices, nbytes, dep_of, name, priority, _root, launch_s,
+              period=None):
         channels = cluster.ring_channels(devices)
-        done: dict[str, list[str]] = {d: [] for d in devices}
+        if period and len(channels) > 1:
+            raise SimulationError("a symmetric ring collective needs a single ring channel")
+        rep = cluster.representative_resources(period) if period else None
+        built = devices[:period] if period else devices
+        done: dict[str, list[str]] = {d: [] for d in built}
         for c, (order, lanes) in enumerate(channels):
             tag = name if len(channels) == 1 else f"{name}.c{c}"
             last = _ring(tg, cluster, order, lanes, nbytes / len(channels), dep_of, tag,
-                         priority, passes, launch_s)
-            for d, t in last.items():
-                done[d].append(t)
-        return {d: tuple(done[d]) for d in devices}
+                         priority, passes, launch_s, period, rep)
+            for d in built:
+                done[d].append(last[d])
+        return _expand(done, devices, period)
     return build
 
 
-def _ring(tg, cluster, order, lanes, nbytes, dep_of, name, priority, passes, launch_s):
+def _ring(tg, cluster, order, lanes, nbytes, dep_of, name, priority, passes, launch_s,
+          simulate=None, rep=None):
+    """A ring over `order`; with `simulate` = t, only its first t devices' transfers (device
+    i standing for every i + m t), on representative resources `rep`."""
     p = len(order)
+    t = simulate or p
     chunk = nbytes / p
-    prev: list[str | None] = [None] * p      # what device i sent in the previous step
+    hops = [_hop(cluster, order[i], order[(i + 1) % p], chunk, lanes[i], rep) for i in range(t)]
+    meta = [{"bytes": chunk, "src": order[i], "dst": order[(i + 1) % p], "collective": "ring"}
+            for i in range(t)]
+    new = tg.new
+    prev: list[str] = []   # what device i sent in the previous step
     for s in range(passes * (p - 1)):
-        sent: list[str | None] = [None] * p
-        for i, src in enumerate(order):
-            got = prev[(i - 1) % p]           # the chunk i received last step
-            deps = list(dep_of[src]) if s == 0 else [got, prev[i]]
-            sent[i] = _send(tg, cluster, src, order[(i + 1) % p], chunk, deps,
-                            f"{name}.s{s}.{i}", priority, "ring", lanes[i],
-                            launch_s if s == 0 else 0.0)
+        sent = []
+        for i in range(t):
+            # step 0 waits for the data; later steps for the chunk received from the device
+            # before (its previous send) and for this device's own previous send
+            deps = dep_of[order[i]] if s == 0 else (prev[i - 1], prev[i])
+            resources, duration = hops[i]
+            if s == 0:
+                duration += launch_s
+            task = f"{name}.s{s}.{i}"
+            new(task, resources, duration, deps=deps, priority=priority, category="comm",
+                device=order[i], meta=meta[i])
+            sent.append(task)
         prev = sent
-    return {d: prev[(i - 1) % p] for i, d in enumerate(order)}
+    return {d: prev[(i - 1) % t] for i, d in enumerate(order[:t])}
+
+
+def _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority, launch_s, period):
+    """All-reduce across nodes as NCCL's hierarchy: intra-node reduce-scatter, one ring per
+    local rank across the nodes on a 1/k shard, intra-node all-gather. Under symmetry
+    (period = the node size) only node 0 is built, and each cross-node ring as one
+    transfer per step on node 0's resources."""
+    nodes = [[d.id for d in members] for members in cluster.node_members()]
+    k = len(nodes[0])
+    if devices != [d for ids in nodes for d in ids] or any(len(ids) != k for ids in nodes):
+        raise SimulationError(f"collective {name!r}: a hierarchical all-reduce needs every "
+                              f"device of the cluster in order, in nodes of equal size")
+    built_nodes = nodes[:1] if period else nodes
+    reduce_scatter, allgather = _ring_steps(1), _ring_steps(1)
+    after_rs: dict[str, tuple[str, ...]] = {}
+    if k > 1:
+        for n, ids in enumerate(built_nodes):
+            after_rs.update(reduce_scatter(tg, cluster, ids, nbytes, dep_of, f"{name}.n{n}.rs",
+                                           priority, None, launch_s))
+        launch_s = 0.0
+    else:
+        after_rs = dep_of
+    rep = cluster.representative_resources(period) if period else None
+    after_ar: dict[str, tuple[str, ...]] = {}
+    for j in range(k):
+        order = [ids[j] for ids in nodes]
+        last = _ring(tg, cluster, order, (None,) * len(order), nbytes / k, after_rs,
+                     f"{name}.x{j}", priority, 2, launch_s, 1 if period else None, rep)
+        after_ar.update({d: (t,) for d, t in last.items()})
+    if k == 1:
+        return _expand(after_ar, devices, period)
+    done: dict[str, tuple[str, ...]] = {}
+    for n, ids in enumerate(built_nodes):
+        done.update(allgather(tg, cluster, ids, nbytes, after_ar, f"{name}.n{n}.ag",
+                              priority, None, 0.0))
+    return _expand(done, devices, period)
 
 
 def _pairwise(tg, cluster, devices, nbytes, dep_of, name, priority, _root, launch_s):

@@ -27,7 +27,7 @@ number), ends them, then dispatches; a task of zero duration started by that dis
 the same instant, in a further turn. Time is only ever a start time plus a duration, so equal
 instants compare equal. A discrete-event library would add a process or event object per
 task to the same heap operations; the engine needs neither (no task waits on anything but
-its dependencies, resources and memory), and the heap alone runs several times faster
+its dependencies, resources and memory), and the heap alone is faster
 (benchmarks/engine_bench.py).
 
 Cost: one heap push and pop per task plus one dispatch per distinct instant.

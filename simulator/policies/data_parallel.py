@@ -24,13 +24,17 @@ backward pass while they run, and the host: the input pipeline and Python's per-
 
 With `replicas = "one"` only replica 0 is simulated and the others are taken to run in lockstep
 (exact for identical devices and no stragglers); the collectives still span every device. That
-is what makes 1,024-device runs cheap, and it is the default with flow-level collectives.
+is the default with flow-level collectives. With `replicas = "classes"` (the default with
+link-level ones beyond 64 devices) one replica per symmetry class is simulated, each standing for the devices
+that behave as it does (collectives.py, "Symmetry"): the whole cluster's figures, at a cost
+that grows with the ring's steps, not with their square; on a cluster without symmetry (a
+straggler, jitter, a DGX-1's cube-mesh alone) every replica is.
 """
 from __future__ import annotations
 
 from workloads.training import lower_training
 
-from ..collectives import FIDELITIES, NCCL_BASE_LATENCY_S, collective
+from ..collectives import ALGORITHMS, FIDELITIES, NCCL_BASE_LATENCY_S, collective
 from ..lowering import emit_ops, resident_bytes
 from ..tasks import TaskGraph
 from . import Option, Policy, register
@@ -57,12 +61,14 @@ def gradient_buckets(train_graph, bucket_bytes: float,
 
 
 def allreduce_buckets(tg: TaskGraph, train_graph, cluster, buckets: list[list[str]],
-                      task_of: dict[str, dict[str, str]], fidelity: str
+                      task_of: dict[str, dict[str, str]], fidelity: str,
+                      algorithm: str = "ring", symmetric: bool = False
                       ) -> list[dict[str, tuple[str, ...]]]:
     """One all-reduce per bucket over every device of the cluster, each after its bucket's
     gradients (task_of: simulated device -> op name -> task) and after the bucket before it.
-    Devices not in task_of run in lockstep with the first simulated one. Returns, per bucket,
-    per device, the tasks whose end means the bucket is reduced there."""
+    Devices not in task_of run in lockstep with the first simulated one (symmetric: with
+    their symmetry class's representative, and the collective is built per class). Returns,
+    per bucket, per device, the tasks whose end means the bucket is reduced there."""
     ids = [d.id for d in cluster.devices]
     lead = next(iter(task_of))
     launch_s = NCCL_BASE_LATENCY_S if all(d.spec.kind == "gpu" for d in cluster.devices) else 0.0
@@ -73,7 +79,8 @@ def allreduce_buckets(tg: TaskGraph, train_graph, cluster, buckets: list[list[st
                 for d in ids}
         nbytes = sum(train_graph.op(nm).param_bytes for nm in names)
         previous = collective("allreduce", tg, cluster, ids, nbytes, deps, f"allreduce.b{b}",
-                              fidelity=fidelity, priority=-1, launch_latency_s=launch_s)
+                              fidelity=fidelity, priority=-1, launch_latency_s=launch_s,
+                              algorithm=algorithm, symmetric=symmetric)
         done_at.append(previous)
     return done_at
 
@@ -89,21 +96,30 @@ class DataParallel(Policy):
                 "bucket_mb": Option(25.0, "gradient bucket cap in MiB (DDP's bucket_cap_mb: "
                                           "25; the first bucket 1 MiB)", float,
                                     lambda v: v > 0, "a number > 0"),
-                "collectives": Option(None, "'link' (every transfer a task) or 'flow' (closed "
-                                            "form); default link up to 64 devices", str,
+                "collectives": Option(None, "'link' (every transfer a task: the default) or "
+                                            "'flow' (closed form)", str,
                                       lambda v: v in FIDELITIES, "link or flow"),
-                "replicas": Option(None, "'all' or 'one' (replica 0, others in lockstep); "
-                                         "default one with flow collectives", str,
-                                   lambda v: v in ("all", "one"), "all or one"),
+                "replicas": Option(None, "'all' (the default up to 64 devices), 'classes' (one "
+                                         "per symmetry class: the default beyond) or 'one' "
+                                         "(replica 0, others in lockstep: the default with "
+                                         "flow collectives)", str,
+                                   lambda v: v in ("all", "classes", "one"),
+                                   "all, classes or one"),
+                "algorithm": Option("ring", "link-level all-reduce across nodes: 'ring' (one "
+                                            "ring through every GPU) or 'hierarchical' "
+                                            "(NCCL's intra-node, per-rank inter-node, "
+                                            "intra-node)", str,
+                                    lambda v: v in ALGORITHMS, " or ".join(ALGORITHMS)),
             })
 
     def plan(self, graph, cluster, training: bool, bucket_mb=25.0, collectives=None,
-             replicas=None) -> TaskGraph:
+             replicas=None, algorithm="ring") -> TaskGraph:
         n = len(cluster.devices)
-        fidelity = collectives or ("link" if n <= 64 else "flow")
-        replicas = replicas or ("one" if fidelity == "flow" else "all")
+        fidelity = collectives or "link"
+        replicas = replicas or ("one" if fidelity == "flow" else "all" if n <= 64 else "classes")
+        period = cluster.symmetry_period() if replicas == "classes" else None
         g = lower_training(graph) if training else graph
-        simulated = cluster.devices if replicas == "all" else cluster.devices[:1]
+        simulated = cluster.devices[:{"all": n, "one": 1}.get(replicas, period or n)]
         tg = TaskGraph(f"data-parallel:{graph.name}",
                        meta={"samples": graph.batch * n, "fidelity": fidelity,
                              "replicas": replicas,
@@ -121,7 +137,8 @@ class DataParallel(Policy):
         updates = [op for op in g.topo() if op.phase == "update"]
         emitted = {d.id: emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/") for d in simulated}
         done_at = allreduce_buckets(tg, g, cluster, buckets,
-                                    {d.id: emitted[d.id].task_of for d in simulated}, fidelity)
+                                    {d.id: emitted[d.id].task_of for d in simulated}, fidelity,
+                                    algorithm, symmetric=replicas == "classes")
         for d in simulated:
             grad_task = emitted[d.id].task_of
             # As in DDP, optimizer.step() starts once backward() has waited for every bucket
