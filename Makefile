@@ -1,6 +1,7 @@
-# Two commands do everything on a fresh machine with only Python 3.11+:
+# On a fresh machine with only Python 3.11+:
 #   make demo   - set up, then run the main job
-#   make test   - set up, then run the test suite
+#   make test   - set up, then run the fast test suite (no tests marked slow)
+#   make test-all - the whole suite, the slow end-to-end runs included (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test test-all venv bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ demo: $(STAMP)
 	$(VENV)/bin/dnnsim reproduce --out report
 
 test: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+test-all: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)

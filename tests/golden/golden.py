@@ -37,16 +37,23 @@ def target_ids() -> dict[str, object]:
     return {f"{p.paper}/{t.id}": t for p in targets.load_all() for t in p.targets}
 
 
-def measure_target(target) -> tuple[dict, float]:
-    """({"value": float or None for NaN} or {"error": message}, seconds it took)."""
-    from validation.reproduce import targets
+def measure_target(target, measure=None) -> tuple[dict, float]:
+    """({"value": float or None for NaN} or {"error": message}, seconds it took). measure:
+    what simulates the target (default: validation.reproduce.targets.measure)."""
+    if measure is None:
+        from validation.reproduce.targets import measure
     start = time.perf_counter()
     try:
-        value = targets.measure(target)
+        value = measure(target)
         entry = {"value": None if math.isnan(value) else value}
     except ValueError as exc:  # a target that cannot be measured is a figure too
         entry = {"error": f"{type(exc).__name__}: {exc}"}
     return entry, time.perf_counter() - start
+
+
+def is_slow(key: str) -> bool:
+    """Whether target 'paper/id' took more than SLOW_S when its golden figure was recorded."""
+    return bool(load()["targets"].get(key, {}).get("slow", False))
 
 
 def simulate_json(argv: list[str]) -> dict:

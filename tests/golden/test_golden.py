@@ -19,8 +19,7 @@ HOW = "if the change is meant, run tests/golden/update_golden.py --reason '...'"
 
 def _target_params():
     for key in sorted(TARGETS):
-        slow = GOLDEN["targets"].get(key, {}).get("slow", False)
-        yield pytest.param(key, id=key, marks=[pytest.mark.slow] if slow else [])
+        yield pytest.param(key, id=key, marks=[pytest.mark.slow] if golden.is_slow(key) else [])
 
 
 def test_every_target_has_a_golden_figure_and_no_other():
@@ -31,11 +30,11 @@ def test_every_target_has_a_golden_figure_and_no_other():
 
 
 @pytest.mark.parametrize("key", list(_target_params()))
-def test_target_figure_is_unchanged(key):
+def test_target_figure_is_unchanged(key, simulated_target):
     if key not in GOLDEN["targets"]:
         pytest.fail(f"{key}: no golden figure; {HOW}")
     expected = {k: v for k, v in GOLDEN["targets"][key].items() if k != "slow"}
-    actual, _ = golden.measure_target(TARGETS[key])
+    actual, _ = golden.measure_target(TARGETS[key], simulated_target)
     moved = golden.differences(expected, actual)
     assert not moved, f"{key} moved: {moved}; {HOW}"
 

@@ -210,8 +210,11 @@ def reproduce(out: str | Path = "report", only: list[str] | None = None,
     return doc
 
 
-def failing_solid(doc: dict) -> list[dict]:
-    """Targets marked solid that are outside their tolerance (or could not be measured) and
-    not known misses, and known misses that came within it (a fix to record)."""
-    return [r for r in doc["targets"] if r["status"] == "solid"
+CHECKED_STATUSES = ("solid", "bound")
+
+
+def failing_checked(doc: dict) -> list[dict]:
+    """Solid and bound targets outside their tolerance or bounds (or that could not be
+    measured) and not known misses, and known misses that came within (a fix to record)."""
+    return [r for r in doc["targets"] if r["status"] in CHECKED_STATUSES
             and (not r["within"]) != bool(r.get("known_miss"))]

@@ -173,5 +173,5 @@ def test_a_target_that_cannot_be_measured_is_reported_not_fatal(tmp_path, hooks)
     doc = rep.reproduce(tmp_path / "r", folder=d, progress=False)
     rec = doc["targets"][0]
     assert rec["simulated"] is None and not rec["within"] and "lenet99" in rec["failure"]
-    assert rep.failing_solid(doc) == [rec]
+    assert rep.failing_checked(doc) == [rec]
     assert "FAILED" in (tmp_path / "r" / "report.md").read_text()

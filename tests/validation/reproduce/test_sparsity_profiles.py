@@ -8,7 +8,6 @@ from simulator.cluster import Cluster
 from simulator.policies import ConfigError
 from simulator.policies.sparsity import load_csv, resolve
 from validation.reproduce.sparsetrain import profiles as sp
-from validation.reproduce.targets import load_file, measure, target_files
 from workloads import zoo
 
 
@@ -64,12 +63,3 @@ def test_measured_profile_matches_its_network():
     cpu = Cluster.build("skylake-x-6c", 1, "pcie3")
     r = simulate(g, cpu, "sparse-train", sparsity="measured", epoch="last")
     assert {row["sparsity"] for row in r.extras["conv_passes"] if row["layer"] > 1} != {0.0}
-
-
-def test_targets_file_is_valid_and_within_tolerance():
-    path = next(p for p in target_files() if p.name == "sparsetrain.toml")
-    paper = load_file(path)
-    assert len(paper.targets) == 4
-    for t in paper.targets:
-        value = measure(t)
-        assert t.within(value), f"{t.id}: simulated {value:.3f}, published {t.published}"
