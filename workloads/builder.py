@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Iterator, Sequence
 
 from .graph import ACTIVATIONS, Op, OpGraph, ShapeError, TensorSpec, WorkloadError
+from .kinds import is_kind, kind_of
 
 
 def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
@@ -318,6 +319,22 @@ class GraphBuilder:
         if len(shape) != 2:
             raise ShapeError(f"softmax_xent needs (batch, classes) logits, got {shape}")
         return self._add("softmax_xent", [logits], (1,), name, dict(classes=shape[1]))
+
+    def op(self, kind: str, inputs: Sequence[str], out_shape: Sequence[int] | None = None,
+           params: int = 0, name: str | None = None, **attrs) -> str:
+        """An op of any declared kind (workloads/kinds/), for kinds without a method of their
+        own: its inputs, its output shape (by default the first input's), its parameter count
+        and attributes. No shape inference: the caller says what the kind makes."""
+        if not is_kind(kind):
+            raise WorkloadError(f"op of unknown kind {kind!r}; declare it first "
+                                "(workloads.kinds.register, see docs/op-kinds.md)")
+        if kind_of(kind).phase != "forward":
+            raise WorkloadError(f"{kind!r} is a {kind_of(kind).phase} kind; a network is built "
+                                "of forward kinds (lower_training makes the others)")
+        if not inputs:
+            raise WorkloadError(f"op of kind {kind!r} needs at least one input")
+        shape = self.spec(inputs[0]).shape if out_shape is None else out_shape
+        return self._add(kind, inputs, shape, name, attrs, params)
 
     def build(self) -> OpGraph:
         self.graph.validate()

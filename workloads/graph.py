@@ -1,25 +1,21 @@
 """The op-graph IR: tensors, ops and the graph that links them.
 
 Every op produces exactly one tensor, named after the op; an op's inputs name the ops whose
-tensors it reads. Costs (FLOPs, bytes) are derived from the kind, the shapes and the attributes,
-so an op carries everything needed both to simulate it and to execute it in PyTorch.
-A multiply-add counts as 2 FLOPs.
+tensors it reads. Costs (FLOPs, bytes) are derived from the kind, the shapes and the attributes
+by the kind's record (workloads/kinds/), so an op carries everything needed both to simulate
+it and to execute it in PyTorch. A multiply-add counts as 2 FLOPs.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import networkx as nx
 
-
-class WorkloadError(ValueError):
-    """A network, an op or an option that cannot be built as asked."""
-
-
-class ShapeError(WorkloadError):
-    """Shapes that do not fit together (a kernel larger than its input, mismatched adds, ...)."""
+from .errors import ShapeError, WorkloadError
+from .kinds import KindSet, OpKind, all_kinds, is_kind, kind_of
 
 
 @dataclass(frozen=True)
@@ -40,66 +36,35 @@ class TensorSpec:
         return self.numel * self.dtype_bytes
 
 
-# Pointwise activations besides ReLU, each with its gradient `<kind>_grad`, and the attributes
-# they take with their defaults (PyTorch's; nn.ReLU6 is a hardtanh from 0 to 6).
-ACTIVATIONS: dict[str, dict] = {
-    "tanh": {}, "sigmoid": {}, "silu": {}, "hardswish": {},
-    "hardtanh": {"min_val": -1.0, "max_val": 1.0},
-    "leaky_relu": {"negative_slope": 0.01},
-    "elu": {"alpha": 1.0},
-    "gelu": {"approximate": "none"},
-    "hardsigmoid": {}, "mish": {}, "selu": {},
-    "softplus": {"beta": 1.0, "threshold": 20.0},
-}
-FORWARD_KINDS = frozenset({
-    "input", "conv2d", "linear", "batchnorm", "layernorm", "groupnorm", "relu", "add",
-    "maxpool", "avgpool", "adaptive_avgpool", "flatten", "concat", "channel_shuffle", "dropout",
-    "softmax_xent", "slice", "reshape", "mul", "scalar", "pad_channels",
-    *ACTIVATIONS,
-})
-BACKWARD_KINDS = frozenset({
-    "conv2d_grad_input", "conv2d_grad_weight", "linear_grad_input", "linear_grad_weight",
-    "batchnorm_grad", "layernorm_grad", "groupnorm_grad", "relu_grad", "maxpool_grad",
-    "avgpool_grad", "adaptive_avgpool_grad", "channel_shuffle_grad", "softmax_xent_grad",
-    "grad_accumulate", "dropout_grad", "mul_grad", "scalar_grad",
-    *(f"{k}_grad" for k in ACTIVATIONS),
-})
-UPDATE_KINDS = frozenset({"sgd_update"})
-ALL_KINDS = FORWARD_KINDS | BACKWARD_KINDS | UPDATE_KINDS
+class _Activations(Mapping):
+    """The pointwise activations besides ReLU (each with its gradient `<kind>_grad`) and the
+    attributes each takes with its defaults (PyTorch's): kinds/activations.py."""
 
-# Normalisations: statistics over some dimensions, then a scale and shift per channel or value.
-NORM_KINDS = ("batchnorm", "layernorm", "groupnorm")
+    def __getitem__(self, name: str) -> dict:
+        if not is_kind(name) or not kind_of(name).is_activation:
+            raise KeyError(name)
+        return kind_of(name).attr_defaults
 
-# Ops that only reinterpret memory: no arithmetic, no traffic. Dropout is one too, except in a
-# training graph (lower_training sets attrs["training"]), where it draws a random mask, scales
-# it and multiplies: 12 ns per element on one EPYC core, a tenth of an MLP's step.
-VIEW_KINDS = frozenset({"input", "flatten", "slice", "reshape"})
-# Ops whose cost is the multiply-adds of a convolution or a matrix product.
-MATMUL_KINDS = frozenset({
-    "conv2d", "conv2d_grad_input", "conv2d_grad_weight",
-    "linear", "linear_grad_input", "linear_grad_weight",
-})
+    def __iter__(self) -> Iterator[str]:
+        return iter([k.name for k in all_kinds() if k.is_activation])
 
-# Elementwise arithmetic per output element (why: batch norm in training computes mean, variance,
-# normalisation and the affine; its gradient roughly twice that).
-_ELEMENTWISE_FLOPS = {
-    "batchnorm": 5.0, "batchnorm_grad": 10.0, "relu": 1.0, "relu_grad": 1.0, "add": 1.0,
-    "layernorm": 5.0, "layernorm_grad": 10.0, "groupnorm": 5.0, "groupnorm_grad": 10.0,
-    "mul": 1.0, "scalar": 1.0, "scalar_grad": 1.0,
-    "softmax_xent": 5.0, "softmax_xent_grad": 2.0, "channel_shuffle": 0.0,
-    "channel_shuffle_grad": 0.0, "concat": 0.0, "maxpool_grad": 1.0, "avgpool_grad": 1.0,
-    "adaptive_avgpool_grad": 1.0, "pad_channels": 0.0,
-    "dropout": 3.0, "dropout_grad": 1.0,    # draw, scale, multiply / multiply by the mask
-    # nominal counts (an exp, a tanh or an erf as a few FLOPs); a calibrated profile measures
-    # what each really costs
-    "tanh": 6.0, "tanh_grad": 3.0, "sigmoid": 5.0, "sigmoid_grad": 3.0,
-    "silu": 6.0, "silu_grad": 8.0, "hardswish": 4.0, "hardswish_grad": 4.0,
-    "hardtanh": 2.0, "hardtanh_grad": 2.0, "leaky_relu": 2.0, "leaky_relu_grad": 2.0,
-    "elu": 5.0, "elu_grad": 4.0, "gelu": 10.0, "gelu_grad": 12.0,
-    "hardsigmoid": 3.0, "hardsigmoid_grad": 2.0, "mish": 12.0, "mish_grad": 15.0,
-    "selu": 6.0, "selu_grad": 5.0, "softplus": 6.0, "softplus_grad": 4.0,
-}
-SGD_MOMENTUM_FLOPS_PER_PARAM = 4.0  # v = m*v + g (+ weight decay); w -= lr*v
+    def __len__(self) -> int:
+        return sum(1 for k in all_kinds() if k.is_activation)
+
+
+# Sets of kind names, read from the kind records (workloads/kinds/); a kind declared later is
+# in them at once.
+ACTIVATIONS: Mapping[str, dict] = _Activations()
+FORWARD_KINDS = KindSet(lambda k: k.phase == "forward")
+BACKWARD_KINDS = KindSet(lambda k: k.phase == "backward")
+UPDATE_KINDS = KindSet(lambda k: k.phase == "update")
+ALL_KINDS = KindSet(lambda k: True)
+# Ops that only reinterpret memory: no arithmetic, no traffic (dropout is one outside a
+# training graph: its record decides per op).
+VIEW_KINDS = KindSet(lambda k: k.view is True)
+# Ops whose cost is the multiply-adds of a convolution or a matrix product, which a profile
+# keys on their GEMM shape.
+MATMUL_KINDS = KindSet(lambda k: k.gemm_shape is not None)
 
 
 @dataclass
@@ -119,13 +84,18 @@ class Op:
     saved: tuple[str, ...] = ()          # for backward ops: the forward tensors they need
 
     def __post_init__(self) -> None:
-        if self.kind not in ALL_KINDS:
+        if not is_kind(self.kind):
             raise WorkloadError(f"op {self.name!r}: unknown kind {self.kind!r}")
         if len(self.inputs) != len(self.in_specs):
             raise WorkloadError(f"op {self.name!r}: {len(self.inputs)} inputs but "
                                 f"{len(self.in_specs)} input specs")
 
-    # -- derived costs -------------------------------------------------------------------
+    @property
+    def kind_record(self) -> OpKind:
+        """Everything about this op's kind (workloads/kinds/)."""
+        return kind_of(self.kind)
+
+    # -- derived costs (the kind's record says how) --------------------------------------
     @property
     def param_bytes(self) -> int:
         """Bytes of this op's parameters (FP32 master weights under AMP, whatever the width of
@@ -134,65 +104,30 @@ class Op:
 
     @property
     def macs(self) -> float:
-        """Multiply-adds of a conv/linear op (forward or either gradient); 0 otherwise."""
-        if self.kind not in MATMUL_KINDS:
-            return 0.0
-        a = self.attrs
-        if self.kind.startswith("conv2d"):
-            out_shape = a["out_shape"]  # forward output (N, Cout, Ho, Wo)
-            n, cout, ho, wo = out_shape
-            kh, kw = a["kernel"]
-            return float(n * cout * ho * wo * (a["in_channels"] // a["groups"]) * kh * kw)
-        n = a["batch_rows"]
-        return float(n * a["in_features"] * a["out_features"])
+        """Multiply-adds of a GEMM-like op (forward or either gradient); 0 otherwise."""
+        macs = self.kind_record.macs
+        return macs(self) if macs is not None else 0.0
 
     @property
     def flops(self) -> float:
-        if self.is_view:
-            return 0.0
-        if self.kind in MATMUL_KINDS:
-            flops = 2.0 * self.macs
-            if self.attrs.get("bias") and self.kind in ("conv2d", "linear"):
-                flops += self.out.numel
-            return flops
-        if self.kind in ("maxpool", "avgpool"):
-            kh, kw = self.attrs["kernel"]
-            return float(self.out.numel * kh * kw)
-        if self.kind == "adaptive_avgpool":
-            return float(self.in_specs[0].numel)
-        if self.kind == "grad_accumulate":
-            return float(self.out.numel * (len(self.inputs) - 1))
-        if self.kind == "sgd_update":
-            return SGD_MOMENTUM_FLOPS_PER_PARAM * self.params
-        if self.kind == "mul_grad":   # dy times the other factor, summed where it broadcast
-            dy = self.in_specs[0].numel
-            return float(dy if self.out.numel == dy else 2 * dy)
-        # The loss reduces its logits to a scalar: its work scales with the input.
-        numel = self.in_specs[0].numel if self.kind == "softmax_xent" else self.out.numel
-        return _ELEMENTWISE_FLOPS[self.kind] * numel
+        return 0.0 if self.is_view else self.kind_record.flops(self)
 
     @property
     def bytes_read(self) -> int:
         if self.is_view:
             return 0
-        if self.kind == "sgd_update":
-            return 3 * self.param_bytes          # weight, gradient, momentum
-        if self.kind == "dropout_grad":
-            return 2 * self.out.nbytes           # the gradient and the saved mask
-        weights = self.param_bytes if self.kind in ("conv2d", "linear", "conv2d_grad_input",
-                                                    "linear_grad_input", *NORM_KINDS,
-                                                    *(f"{k}_grad" for k in NORM_KINDS)) else 0
-        return sum(s.nbytes for s in self.in_specs) + weights
+        k = self.kind_record
+        if k.bytes_read is not None:
+            return k.bytes_read(self)
+        return sum(s.nbytes for s in self.in_specs) + (self.param_bytes if k.reads_params
+                                                       else 0)
 
     @property
     def bytes_written(self) -> int:
         if self.is_view:
             return 0
-        if self.kind == "sgd_update":
-            return 2 * self.param_bytes          # weight, momentum
-        if self.kind == "dropout":
-            return 2 * self.out.nbytes           # the output and the mask it saves
-        return self.out.nbytes
+        k = self.kind_record
+        return k.bytes_written(self) if k.bytes_written is not None else self.out.nbytes
 
     @property
     def bytes_moved(self) -> int:
@@ -200,9 +135,9 @@ class Op:
 
     @property
     def is_view(self) -> bool:
-        if self.kind == "dropout":   # identity at inference (and with p = 0), as in PyTorch
-            return not (self.attrs.get("training") and self.attrs.get("p", 0) > 0)
-        return self.kind in VIEW_KINDS
+        # an op's kind is checked when it is made; one changed afterwards is not a view, and
+        # whoever costs it names the kind it does not know
+        return is_kind(self.kind) and self.kind_record.is_view(self)
 
     def __repr__(self) -> str:  # short: graphs have thousands of ops
         return f"Op({self.name!r}, {self.kind}, out={self.out.shape})"

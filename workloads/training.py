@@ -10,29 +10,18 @@ it adds (x + c) and makes a `scalar_grad` (dy times the constant) when it scales
 becomes a training dropout (it draws a mask; `dropout_grad` multiplies the gradient by it).
 Where a tensor feeds several consumers, their gradient contributions meet in a
 `grad_accumulate` op. Each backward op records in `saved` the forward tensors it needs; those
-saved activations are what memory, swapping and pipeline stashing see.
+saved activations are what memory, swapping and pipeline stashing see. Each kind's record
+(workloads/kinds/) says which rule makes its gradient and what it saves.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
-from .graph import ACTIVATIONS, NORM_KINDS, Op, OpGraph, TensorSpec, WorkloadError
+from .graph import Op, OpGraph, TensorSpec, WorkloadError
+from .kinds import backward_rules, kind_of
 
 OPTIMIZER_STATE_PER_PARAM = {"sgd": 0, "sgd-momentum": 1, "adam": 2}
-
-# Which forward tensors each kind's backward needs (PyTorch's choices): "in" its input,
-# "out" its own output.
-_SAVES = {
-    "conv2d": ("in",), "linear": ("in",), "batchnorm": ("in",), "layernorm": ("in",),
-    "groupnorm": ("in",), "relu": ("out",),
-    "maxpool": ("in",), "softmax_xent": ("in",),
-    **{k: ("out",) if k in ("tanh", "sigmoid") else ("in",) for k in ACTIVATIONS},
-}
-# Gradient kinds that compute their forward op's parameter gradients themselves.
-_OWN_PARAMS_GRADS = ("grad_weight", *(f"{k}_grad" for k in NORM_KINDS))
-# Kinds whose backward is pure routing (no op).
-_ROUTING = frozenset({"add", "flatten", "reshape", "concat", "pad_channels", "slice", "input"})
 
 
 @dataclass(frozen=True)
@@ -95,23 +84,11 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
         grads[t] = [acc.name]
         return acc.name
 
-    def backward_op(name: str, kind: str, fwd: Op, reads: list[str], out: TensorSpec,
-                    saved: tuple[str, ...], dy: str | None, **attrs) -> str:
-        # The gradient of fwd's output has fwd's output shape, whichever op holds it.
-        specs = tuple(fwd.out if r == dy else g.op(r).out for r in reads)
-        op = g.add(Op(name, kind, tuple(reads), specs, out, attrs={**fwd.attrs, **attrs},
-                      params=fwd.params if kind.endswith(_OWN_PARAMS_GRADS) else 0,
-                      phase="backward", forward=fwd.name, saved=saved))
-        for t in saved:
-            g.add_dependency(t, name)
-        return op.name
-
     # Every other loss nobody reads is a root of the backward pass too (a graph of several
     # subnets sharing a prefix has one loss per leaf; their gradients sum where they meet).
     extra_losses = {op.name for op in fwd_ops
                     if op.kind == "softmax_xent" and op is not loss and not consumers[op.name]}
-    needs_grad = _tensors_needing_grad(fwd_ops)
-    weight_grad_of: dict[str, str] = {}
+    ctx = _Lowering(g, grads, _tensors_needing_grad(fwd_ops))
     for op in reversed(fwd_ops):
         if op.kind == "input":
             continue
@@ -119,42 +96,12 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
         dy = None if is_loss else grad_of(op.name)
         if not is_loss and dy is None:
             continue  # output unused by the loss (nothing flows back)
-        saved = tuple(op.inputs[0] if s == "in" else op.name for s in _SAVES.get(op.kind, ()))
-        reads = ([dy] if dy else []) + [t for t in saved if t != dy]
-        if (op.kind in _ROUTING or op.is_view       # views, and a dropout of p = 0
-                or op.kind == "scalar" and op.attrs["scale"] == 1.0):   # x + c: dy itself
-            for src in op.inputs:
-                if src in needs_grad:
-                    grads[src].append(dy)
-            continue
-        if op.kind == "mul":   # each factor's gradient: dy times the other (saved) factor
-            for i, src in enumerate(op.inputs):
-                if src in needs_grad:
-                    other = op.inputs[1 - i]
-                    grads[src].append(backward_op(f"{op.name}.grad{i}", "mul_grad", op,
-                                                  [dy, other], g.op(src).out, (other,), dy,
-                                                  factor=i))
-            continue
-        src = op.inputs[0]
-        in_spec = g.op(src).out
-        if op.kind in ("conv2d", "linear"):
-            if src in needs_grad:
-                # grad of input reads dy and the weight (not the saved input)
-                gi = backward_op(f"{op.name}.grad_input", f"{op.kind}_grad_input", op, [dy],
-                                 in_spec, (), dy)
-                grads[src].append(gi)
-            gw = backward_op(f"{op.name}.grad_weight", f"{op.kind}_grad_weight", op, reads,
-                             TensorSpec((max(op.params, 1),), _param_width(op)), saved, dy)
-            weight_grad_of[op.name] = gw
+        if op.is_view:          # views, and a dropout of p = 0: dy itself
+            backward_rules.route(ctx, op, dy)
         else:
-            gi = backward_op(f"{op.name}.grad", f"{op.kind}_grad", op, reads, in_spec, saved,
-                             dy)
-            if src in needs_grad:
-                grads[src].append(gi)
-            if op.params:
-                weight_grad_of[op.name] = gi
+            (op.kind_record.backward or backward_rules.gradient)(ctx, op, dy)
 
-    for fwd_name, gw in weight_grad_of.items():
+    for fwd_name, gw in ctx.weight_grad_of.items():
         fwd = g.op(fwd_name)
         spec = TensorSpec((fwd.params,), _param_width(fwd))
         g.add(Op(f"{fwd_name}.update", "sgd_update", (gw,), (spec,), spec, params=fwd.params,
@@ -170,6 +117,43 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
 _UPDATE_INHERITS = ("precision", "param_dtype_bytes")
 
 
+class _Lowering:
+    """What a kind's backward rule (workloads/kinds/backward_rules.py) works with."""
+
+    def __init__(self, g: OpGraph, grads: dict[str, list[str]], needs_grad: set[str]) -> None:
+        self.g, self.grads, self._needs_grad = g, grads, needs_grad
+        self.weight_grad_of: dict[str, str] = {}
+
+    def needs_grad(self, t: str) -> bool:
+        return t in self._needs_grad
+
+    def add_grad(self, t: str, name: str) -> None:
+        self.grads[t].append(name)
+
+    def saved(self, op: Op) -> tuple[str, ...]:
+        return tuple(op.inputs[0] if s == "in" else op.name for s in op.kind_record.saves)
+
+    def spec(self, t: str) -> TensorSpec:
+        return self.g.op(t).out
+
+    def param_grad_spec(self, op: Op) -> TensorSpec:
+        return TensorSpec((max(op.params, 1),), _param_width(op))
+
+    def weight_grad(self, fwd: str, name: str) -> None:
+        self.weight_grad_of[fwd] = name
+
+    def grad_op(self, name: str, kind: str, fwd: Op, reads: list[str], out: TensorSpec,
+                saved: tuple[str, ...], dy: str | None, **attrs) -> str:
+        # The gradient of fwd's output has fwd's output shape, whichever op holds it.
+        specs = tuple(fwd.out if r == dy else self.g.op(r).out for r in reads)
+        op = self.g.add(Op(name, kind, tuple(reads), specs, out, attrs={**fwd.attrs, **attrs},
+                           params=fwd.params if kind_of(kind).carries_params else 0,
+                           phase="backward", forward=fwd.name, saved=saved))
+        for t in saved:
+            self.g.add_dependency(t, name)
+        return op.name
+
+
 def _param_width(op: Op) -> int:
     """Bytes per parameter, hence per weight gradient (FP32 under AMP: autograd casts the
     half gradient back to the master weight's type)."""
@@ -179,14 +163,15 @@ def _param_width(op: Op) -> int:
 def param_tensors(op: Op) -> int:
     """How many parameter tensors a forward op holds: an optimizer steps each one apart, so
     a tiny layer's update costs per tensor, not per value."""
-    return 2 if op.kind in NORM_KINDS else 1 + bool(op.attrs.get("bias"))
+    return op.kind_record.parameter_tensors(op)
 
 
 def _training_op(op: Op) -> Op:
-    """Dropout draws its mask in training; every other forward op is the same."""
-    if op.kind != "dropout":
+    """A forward op as it runs in a training graph (a dropout draws its mask there)."""
+    extra = op.kind_record.training_attrs
+    if not extra:
         return op
-    return dataclasses.replace(op, attrs={**op.attrs, "training": True})
+    return dataclasses.replace(op, attrs={**op.attrs, **extra})
 
 
 def _tensors_needing_grad(fwd_ops: list[Op]) -> set[str]:
@@ -213,7 +198,7 @@ def training_memory(train: OpGraph, optimizer: str | None = None) -> MemoryBreak
                                                            for t in saved})
     # a training dropout keeps its mask (not a graph tensor) for its gradient
     act += sum(op.out.nbytes for op in train.phase("forward")
-               if op.kind == "dropout" and not op.is_view)
+               if op.kind_record.saves_mask and not op.is_view)
     return MemoryBreakdown(
         weights_bytes=param_bytes,
         gradients_bytes=param_bytes,
@@ -225,7 +210,6 @@ def training_memory(train: OpGraph, optimizer: str | None = None) -> MemoryBreak
 def resolve_view(g: OpGraph, name: str) -> Op:
     """The op that owns the storage of tensor `name` (a view's source, followed back)."""
     op = g.op(name)
-    while (op.kind in ("flatten", "reshape") or op.kind == "dropout" and op.is_view) \
-            and op.inputs:
+    while op.kind_record.aliases_input and op.is_view and op.inputs:
         op = g.op(op.inputs[0])
     return op

@@ -21,13 +21,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from workloads.graph import ACTIVATIONS, NORM_KINDS, Op, OpGraph, WorkloadError
-
-from . import torch_activations
-
-LR = 0.01
-MOMENTUM = 0.9
-BN_EPS = NORM_EPS = 1e-5   # PyTorch's default for batch, layer and group norm
+from workloads.graph import Op, OpGraph, WorkloadError
+from workloads.kinds.loss_update import LR, MOMENTUM
 # A measured time is the fastest of its samples by default: on a shared machine a busy
 # neighbour only ever slows a sample down, for seconds at a time. (Allocator page faults,
 # which slowed single ops by up to 3x at random, are switched off: see steady_allocator.)
@@ -125,25 +120,15 @@ def measure(fn: Callable[[], object], dev: torch.device, warmup: int = 2, reps: 
 
 # -- parameters ----------------------------------------------------------------------------
 def param_shapes(op: Op) -> list[tuple[int, ...]]:
-    """The parameter tensors of a forward op (weight first, then bias), as PyTorch holds them."""
-    a = op.attrs
-    if op.kind == "conv2d":
-        kh, kw = a["kernel"]
-        shapes = [(a["out_channels"], a["in_channels"] // a["groups"], kh, kw)]
-        return shapes + ([(a["out_channels"],)] if a.get("bias") else [])
-    if op.kind == "linear":
-        shapes = [(a["out_features"], a["in_features"])]
-        return shapes + ([(a["out_features"],)] if a.get("bias") else [])
-    if op.kind in NORM_KINDS:   # a scale and a shift, per channel (per value for layer norm)
-        if not a.get("affine", True):
-            return []
-        per = (tuple(a["normalized_shape"]) if op.kind == "layernorm"
-               else (a["num_channels"],) if op.kind == "groupnorm" else (a["num_features"],))
-        return [per, per]
-    if op.params:
-        raise WorkloadError(f"op {op.name!r}: kind {op.kind!r} has parameters that torch_exec "
-                            f"cannot build")
-    return []
+    """The parameter tensors of a forward op (weight first, then bias), as PyTorch holds them
+    (the kind's record says)."""
+    shapes = op.kind_record.param_shapes
+    if shapes is None:
+        if op.params:
+            raise WorkloadError(f"op {op.name!r}: kind {op.kind!r} has parameters that "
+                                f"torch_exec cannot build")
+        return []
+    return shapes(op)
 
 
 def initial_params(op: Op, gen: torch.Generator, dev) -> list[torch.Tensor]:
@@ -154,7 +139,7 @@ def initial_params(op: Op, gen: torch.Generator, dev) -> list[torch.Tensor]:
     scales start at 1 and shifts at 0."""
     out = []
     for j, shape in enumerate(param_shapes(op)):
-        if op.kind in NORM_KINDS:
+        if op.kind_record.param_init == "scale_shift":
             out.append((torch.ones if j == 0 else torch.zeros)(shape, device=dev))
         elif j == 1:
             out.append(torch.zeros(shape, device=dev))
@@ -183,10 +168,10 @@ class GraphModule(torch.nn.Module):
         for i, op in enumerate(self.ops):
             for j, t in enumerate(initial_params(op, gen, dev)):
                 self.weights[f"p{i}_{j}"] = torch.nn.Parameter(t)
-            if op.kind == "batchnorm":
-                c = op.attrs["num_features"]
-                self.register_buffer(f"rm{i}", torch.zeros(c, device=dev))
-                self.register_buffer(f"rv{i}", torch.ones(c, device=dev))
+            buffers = op.kind_record.torch_buffers
+            for prefix, t in (buffers(op, dev) if buffers else ()):
+                self.register_buffer(f"{prefix}{i}", t)
+        self._run = [_module_fn(op, self, i) for i, op in enumerate(self.ops)]
         last = self.ops[-1]
         n = graph.batch
         classes = (last.attrs["classes"] if last.kind == "softmax_xent"
@@ -206,71 +191,23 @@ class GraphModule(torch.nn.Module):
             ins = [env[n] for n in op.inputs]
             for n in self._free_after[i]:
                 del env[n]
-            a = op.attrs
-            k = op.kind
-            if k == "input":
-                y = x
-            elif k == "conv2d":
-                y = F.conv2d(ins[0], self._p(i, 0), self._p(i, 1), a["stride"], a["padding"],
-                             a["dilation"], a["groups"])
-            elif k == "linear":
-                y = F.linear(ins[0], self._p(i, 0), self._p(i, 1))
-            elif k == "batchnorm":
-                y = F.batch_norm(ins[0], getattr(self, f"rm{i}"), getattr(self, f"rv{i}"),
-                                 self._p(i, 0), self._p(i, 1), self.training, 0.1, BN_EPS)
-            elif k == "layernorm":
-                y = F.layer_norm(ins[0], a["normalized_shape"], self._p(i, 0), self._p(i, 1),
-                                 NORM_EPS)
-            elif k == "groupnorm":
-                y = F.group_norm(ins[0], a["num_groups"], self._p(i, 0), self._p(i, 1), NORM_EPS)
-            elif k == "relu":
-                y = F.relu(ins[0])
-            elif k in ACTIVATIONS:
-                y = torch_activations.forward(op)(ins[0])
-            elif k == "add":
-                y = ins[0] + ins[1]
-            elif k == "mul":
-                y = ins[0] * ins[1]
-            elif k == "reshape":
-                y = ins[0].reshape(op.out.shape)
-            elif k == "scalar":
-                y = scalar_fn(a)(ins[0])
-            elif k == "maxpool":
-                y = F.max_pool2d(ins[0], a["kernel"], a["stride"], a["padding"],
-                                 ceil_mode=bool(a.get("ceil_mode", False)))
-            elif k == "avgpool":
-                y = F.avg_pool2d(ins[0], a["kernel"], a["stride"], a["padding"])
-            elif k == "adaptive_avgpool":
-                y = F.adaptive_avg_pool2d(ins[0], a["output_size"])
-            elif k == "flatten":
-                y = torch.flatten(ins[0], 1)
-            elif k == "concat":
-                y = torch.cat(ins, a["dim"])
-            elif k == "channel_shuffle":
-                y = _shuffle(ins[0], a["groups"])
-            elif k == "pad_channels":
-                sh, sw = a["stride"]
-                y = F.pad(ins[0][:, :, ::sh, ::sw], (0, 0, 0, 0, *a["pad"]))
-            elif k == "dropout":
-                y = F.dropout(ins[0], a["p"], self.training)
-            elif k == "slice":
-                y = ins[0].narrow(a["dim"], a["start"], a["stop"] - a["start"])
-            elif k == "softmax_xent":
-                y = F.cross_entropy(ins[0], self.targets)
-            else:
-                raise WorkloadError(f"op {op.name!r}: torch_exec cannot run kind {k!r}")
+            y = x if op.kind == "input" else self._run[i](ins)
             env[op.name] = y
         return env[self.ops[-1].name]
 
 
-def scalar_fn(attrs: dict) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The one kernel of a `scalar` op: x + shift, x * scale or shift - x."""
-    scale, shift = attrs["scale"], attrs["shift"]
-    if scale == 1.0:
-        return lambda x: x + shift
-    if shift == 0.0:
-        return lambda x: x * scale
-    return lambda x: shift - x
+def _module_fn(op: Op, module: GraphModule, i: int) -> Callable | None:
+    """fn(inputs) running op i inside `module`: the kind's module function, or its kernel
+    where that keeps nothing between ops (workloads/kinds/)."""
+    k = op.kind_record
+    if op.kind == "input":
+        return None
+    if k.torch_module is not None:
+        return k.torch_module(op, module, i)
+    if k.torch_kernel is None:
+        raise WorkloadError(f"op {op.name!r}: torch_exec cannot run kind {op.kind!r}")
+    kernel = k.torch_kernel(op, None)
+    return lambda ins: kernel(*ins)
 
 
 def free_after(ops) -> list[list[str]]:
@@ -284,11 +221,6 @@ def free_after(ops) -> list[list[str]]:
     for t, i in last_read.items():
         out[i].append(t)
     return out
-
-
-def _shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    n, c, h, w = x.shape
-    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
 
 
 def example_input(graph: OpGraph, device="cpu", seed: int = 1) -> torch.Tensor:

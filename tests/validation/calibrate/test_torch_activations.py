@@ -23,7 +23,10 @@ def one_activation(kind: str, **attrs):
 
 
 def test_every_activation_has_a_forward_and_a_backward():
-    assert set(torch_activations._FORWARD) == set(torch_activations._BACKWARD) == set(ACTIVATIONS)
+    from workloads.kinds import kind_of
+    for kind in ACTIVATIONS:
+        assert kind_of(kind).torch_kernel is not None
+        assert kind_of(f"{kind}_grad").torch_kernel is not None
 
 
 @pytest.mark.parametrize("kind", sorted(ACTIVATIONS))

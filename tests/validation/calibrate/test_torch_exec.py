@@ -37,8 +37,8 @@ def test_channel_shuffle_and_pad_channels_match_pytorch():
     m = GraphModule(g)
     assert m(example_input(g)).dim() == 0  # ends in the loss
     x = torch.arange(8.0).view(1, 8, 1, 1)
-    from validation.calibrate.torch_exec import _shuffle
-    assert torch.equal(_shuffle(x, 2), torch.nn.ChannelShuffle(2)(x))
+    from workloads.kinds.layout import shuffle
+    assert torch.equal(shuffle(x, 2), torch.nn.ChannelShuffle(2)(x))
 
 
 def test_every_op_of_a_training_graph_runs_with_its_shapes():

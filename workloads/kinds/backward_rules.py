@@ -1,0 +1,65 @@
+"""How a forward kind's gradient is lowered (an `OpKind.backward` rule).
+
+A rule is called as rule(ctx, op, dy) for each forward op whose output gets a gradient, in
+reverse topological order; dy names the op holding the whole gradient of the op's output (None
+for a loss, which starts the backward pass). `ctx` (workloads/training.py) makes ops and routes
+gradients:
+
+    ctx.needs_grad(t)             whether tensor t needs a gradient (downstream of a parameter)
+    ctx.add_grad(t, name)         op `name` holds (a contribution to) the gradient of t
+    ctx.saved(op)                 the forward tensors op's kind saves (OpKind.saves)
+    ctx.spec(t)                   the TensorSpec of tensor t
+    ctx.param_grad_spec(op)       the TensorSpec of op's flat weight gradient
+    ctx.grad_op(name, kind, fwd, reads, out, saved, dy, **attrs) -> name   a backward op
+    ctx.weight_grad(fwd, name)    op `name` holds fwd's parameter gradients (its update reads it)
+"""
+from __future__ import annotations
+
+
+def reads(dy: str | None, saved: tuple[str, ...]) -> list[str]:
+    """What a gradient op reads: dy, then the saved tensors (dy once)."""
+    return ([dy] if dy else []) + [t for t in saved if t != dy]
+
+
+def route(ctx, op, dy) -> None:
+    """No op: each input's gradient is dy itself (a slice of it for a concat, a channel pad)."""
+    for src in op.inputs:
+        if ctx.needs_grad(src):
+            ctx.add_grad(src, dy)
+
+
+def gradient(ctx, op, dy) -> None:
+    """One `<kind>_grad` op of the first input's shape, reading dy and the saved tensors; it
+    makes the op's parameter gradients too, if it has parameters."""
+    saved = ctx.saved(op)
+    src = op.inputs[0]
+    grad = ctx.grad_op(f"{op.name}.grad", f"{op.kind}_grad", op, reads(dy, saved),
+                       ctx.spec(src), saved, dy)
+    if ctx.needs_grad(src):
+        ctx.add_grad(src, grad)
+    if op.params:
+        ctx.weight_grad(op.name, grad)
+
+
+def input_and_weight(ctx, op, dy) -> None:
+    """A layer with weights (convolution, linear): `<kind>_grad_input` reads dy and the weight
+    (not the saved input), only where the input needs a gradient; `<kind>_grad_weight` reads dy
+    and the saved input."""
+    saved = ctx.saved(op)
+    src = op.inputs[0]
+    if ctx.needs_grad(src):
+        ctx.add_grad(src, ctx.grad_op(f"{op.name}.grad_input", f"{op.kind}_grad_input", op,
+                                      [dy], ctx.spec(src), (), dy))
+    ctx.weight_grad(op.name, ctx.grad_op(f"{op.name}.grad_weight", f"{op.kind}_grad_weight",
+                                         op, reads(dy, saved), ctx.param_grad_spec(op),
+                                         saved, dy))
+
+
+def per_factor(ctx, op, dy) -> None:
+    """A product of two tensors: one `<kind>_grad` per factor that needs a gradient, dy times
+    the other (saved) factor, summed where the factor broadcast."""
+    for i, src in enumerate(op.inputs):
+        if ctx.needs_grad(src):
+            other = op.inputs[1 - i]
+            ctx.add_grad(src, ctx.grad_op(f"{op.name}.grad{i}", f"{op.kind}_grad", op,
+                                          [dy, other], ctx.spec(src), (other,), dy, factor=i))

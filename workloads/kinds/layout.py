@@ -1,0 +1,51 @@
+"""Views and copies that only move data: the input, flatten, reshape, slice (views: no kernel,
+no traffic), and concatenation, channel shuffle and the CIFAR ResNets' channel pad (copies)."""
+from __future__ import annotations
+
+from . import OpKind, backward_rules, per_element, register
+from ._torch import F, torch
+
+_no_arithmetic = per_element(0.0)
+
+
+def shuffle(x, groups: int):
+    """nn.ChannelShuffle: (N, g, C/g, H, W) transposed to (N, C/g, g, H, W), made contiguous."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+def _pad_channels(op, state):
+    sh, sw = op.attrs["stride"]
+    pad = op.attrs["pad"]
+    return lambda x: F.pad(x[:, :, ::sh, ::sw], (0, 0, 0, 0, *pad))
+
+
+def _slice_module(op, m, i):
+    a = op.attrs
+    return lambda ins: ins[0].narrow(a["dim"], a["start"], a["stop"] - a["start"])
+
+
+register(
+    OpKind("input", "view", view=True, backward=backward_rules.route,
+           doc="the network's input (a GraphModule's argument)"),
+    OpKind("flatten", "view", view=True, aliases_input=True, backward=backward_rules.route,
+           torch_module=lambda op, m, i: lambda ins: torch.flatten(ins[0], 1),
+           doc="(N, ...) to (N, features), a view"),
+    OpKind("slice", "view", view=True, backward=backward_rules.route,
+           torch_module=_slice_module, doc="[start, stop) of one dimension, a view"),
+    OpKind("reshape", "view", view=True, aliases_input=True, backward=backward_rules.route,
+           torch_module=lambda op, m, i: lambda ins: ins[0].reshape(op.out.shape),
+           doc="the same values in another shape of the same batch, a view"),
+    OpKind("concat", "data_movement", flops=_no_arithmetic, backward=backward_rules.route,
+           torch_kernel=lambda op, state: lambda *xs: torch.cat(xs, op.attrs["dim"]),
+           doc="torch.cat along attrs['dim']"),
+    OpKind("channel_shuffle", "data_movement", flops=_no_arithmetic,
+           torch_kernel=lambda op, state: lambda x: shuffle(x, op.attrs["groups"]),
+           doc="nn.ChannelShuffle(groups)"),
+    OpKind("channel_shuffle_grad", "data_movement", "backward", flops=_no_arithmetic,
+           torch_kernel=lambda op, state: lambda dy: shuffle(dy,
+                                                             dy.shape[1] // op.attrs["groups"])),
+    OpKind("pad_channels", "data_movement", flops=_no_arithmetic,
+           backward=backward_rules.route, torch_kernel=_pad_channels,
+           doc="x[:, :, ::s, ::s] with zero channels before and after (ResNet option A)"),
+)

@@ -1,0 +1,65 @@
+"""The loss (softmax cross-entropy over (batch, classes) logits) and the optimizer step."""
+from __future__ import annotations
+
+from . import OpKind, per_element, per_input_element, register
+from ._torch import F, aten, torch
+
+LR = 0.01
+MOMENTUM = 0.9
+SGD_MOMENTUM_FLOPS_PER_PARAM = 4.0  # v = m*v + g (+ weight decay); w -= lr*v
+
+
+def _xent_kernel(op, state):
+    """log_softmax + nll_loss (the log-probabilities saved) / nll_loss_backward and
+    log_softmax's backward, against random targets."""
+    owner, dev = op.forward or op.name, state.dev
+    n, classes = op.in_specs[-1].shape
+    target = torch.randint(0, classes, (n,), generator=state.gen).to(dev)
+    if op.kind == "softmax_xent":
+        def softmax_xent(logits):
+            logp = F.log_softmax(logits, 1)     # what autograd saves for the gradient
+            state.saved[owner] = (logp,)
+            return F.nll_loss(logp, target)
+        return softmax_xent
+    one = torch.ones((), device=dev)
+    total = torch.tensor(float(n), device=dev)
+
+    def softmax_xent_grad(logits):
+        if owner not in state.saved:
+            state.saved[owner] = (F.log_softmax(logits, 1),)
+        logp = state.saved[owner][0]
+        g = aten.nll_loss_backward(one, logp, target, None, 1, -100, total)
+        return aten._log_softmax_backward_data(g, logp, 1, logp.dtype)
+    return softmax_xent_grad
+
+
+def _sgd_kernel(op, state):
+    """torch.optim.SGD's update (momentum, no nesterov, no weight decay), tensor by tensor."""
+    owner = op.forward or op.name
+    params = state.params_of(op)
+    bufs = state.momentum.setdefault(owner, [torch.zeros_like(p) for p in params])
+
+    def sgd_update(_grad):
+        grads = state.grads.get(owner) or [torch.ones_like(p) for p in params]
+        for p, g, buf in zip(params, grads, bufs):
+            buf.mul_(MOMENTUM).add_(g.reshape(p.shape))
+            p.add_(buf, alpha=-LR)
+    return sgd_update
+
+
+register(
+    # the loss reduces its logits to a scalar: its work scales with the input
+    OpKind("softmax_xent", "loss", flops=per_input_element(5.0), saves=("in",),
+           torch_kernel=_xent_kernel,
+           torch_module=lambda op, m, i: lambda ins: F.cross_entropy(ins[0], m.targets),
+           doc="softmax cross-entropy of (batch, classes) logits (classes)"),
+    OpKind("softmax_xent_grad", "loss", "backward", flops=per_element(2.0),
+           torch_kernel=_xent_kernel),
+    # the optimizer steps tensor by tensor: a profile keys it on (tensors, values)
+    OpKind("sgd_update", "update", "update",
+           flops=lambda op: SGD_MOMENTUM_FLOPS_PER_PARAM * op.params,
+           bytes_read=lambda op: 3 * op.param_bytes,        # weight, gradient, momentum
+           bytes_written=lambda op: 2 * op.param_bytes,     # weight, momentum
+           layout=lambda op: (int(op.attrs.get("tensors", 1)), max(int(op.params), 1)),
+           torch_kernel=_sgd_kernel, doc="SGD with momentum over one layer's parameters"),
+)

@@ -1,0 +1,158 @@
+"""Convolutions and linear layers: their multiply-adds, GEMM shapes, parameters and kernels.
+
+Why GEMM shapes: libraries run convolutions and fully connected layers as (implicit) GEMMs,
+and how close a GEMM gets to peak depends on each of its three dimensions, not only on its
+FLOPs; a calibrated profile keys these kinds on (m, n, k, groups, window, stride, pixels)
+(hwmodels/families.gemm_shape).
+"""
+from __future__ import annotations
+
+from . import OpKind, backward_rules, register
+from ._torch import F, aten
+
+
+def conv_macs(op) -> float:
+    """Multiply-adds of a convolution pass (the same for the forward and both gradients)."""
+    a = op.attrs
+    n, cout, ho, wo = a["out_shape"]  # forward output (N, Cout, Ho, Wo)
+    kh, kw = a["kernel"]
+    return float(n * cout * ho * wo * (a["in_channels"] // a["groups"]) * kh * kw)
+
+
+def linear_macs(op) -> float:
+    a = op.attrs
+    return float(a["batch_rows"] * a["in_features"] * a["out_features"])
+
+
+def _flops_with_bias(op) -> float:
+    flops = 2.0 * op.macs
+    if op.attrs.get("bias"):
+        flops += op.out.numel
+    return flops
+
+
+def _gemm_flops(op) -> float:
+    return 2.0 * op.macs
+
+
+def _conv_gemm(which: str):
+    """(m, n, k, groups, window, stride, pixels) of a convolution pass: m rows (output
+    positions), n columns, k the reduction, per group; window and stride areas, pixels per
+    sample (a strided or 1x1 convolution may take another algorithm than a 3x3 of one GEMM)."""
+    def shape(op):
+        a = op.attrs
+        n_batch, c_in, h_in, w_in = a["in_shape"]
+        _, c_out, h_out, w_out = a["out_shape"]
+        g = int(a.get("groups", 1))
+        kh, kw = a["kernel"]
+        sh, sw = a["stride"]
+        pixels = h_in * w_in if which == "grad_input" else h_out * w_out
+        tail = (g, kh * kw, sh * sw, pixels)
+        if which == "forward":
+            return (n_batch * h_out * w_out, c_out // g, c_in // g * kh * kw, *tail)
+        if which == "grad_input":
+            return (n_batch * h_in * w_in, c_in // g, c_out // g * kh * kw, *tail)
+        return (c_out // g, c_in // g * kh * kw, n_batch * h_out * w_out, *tail)
+    return shape
+
+
+def _linear_gemm(which: str):
+    def shape(op):
+        a = op.attrs
+        rows, n_in, n_out = a["batch_rows"], a["in_features"], a["out_features"]
+        m, n, k = {"forward": (rows, n_out, n_in), "grad_input": (rows, n_in, n_out),
+                   "grad_weight": (n_out, n_in, rows)}[which]
+        return m, n, k, 1, 1, 1, 1
+    return shape
+
+
+def _conv_params(op):
+    a = op.attrs
+    kh, kw = a["kernel"]
+    shapes = [(a["out_channels"], a["in_channels"] // a["groups"], kh, kw)]
+    return shapes + ([(a["out_channels"],)] if a.get("bias") else [])
+
+
+def _linear_params(op):
+    a = op.attrs
+    shapes = [(a["out_features"], a["in_features"])]
+    return shapes + ([(a["out_features"],)] if a.get("bias") else [])
+
+
+# -- PyTorch ------------------------------------------------------------------------------
+def _conv_kernel(op, state):
+    """conv2d, or convolution_backward with the output mask of one gradient (input | weight
+    and bias), as autograd calls it."""
+    a, owner = op.attrs, op.forward or op.name
+    w, *b = state.params_of(op)
+    conv_args = (a["stride"], a["padding"], a["dilation"])
+    if op.kind == "conv2d":
+        bias = b[0] if b else None
+        return lambda x: F.conv2d(x, w, bias, *conv_args, a["groups"])
+    bias_sizes = list(b[0].shape) if b else None
+    bwd = (*conv_args, False, [0, 0], a["groups"])
+    if op.kind == "conv2d_grad_input":
+        x_shape = state.placeholder(a["in_shape"])        # read for its shape only
+        return lambda dy: aten.convolution_backward(dy, x_shape, w, None, *bwd,
+                                                    [True, False, False])[0]
+
+    def conv_grad_weight(dy, x):
+        _, gw, gb = aten.convolution_backward(dy, x, w, bias_sizes, *bwd,
+                                              [False, True, bool(b)])
+        state.grads[owner] = [gw, gb] if b else [gw]
+        return gw
+    return conv_grad_weight
+
+
+def _conv_module(op, m, i):
+    a = op.attrs
+    return lambda ins: F.conv2d(ins[0], m._p(i, 0), m._p(i, 1), a["stride"], a["padding"],
+                                a["dilation"], a["groups"])
+
+
+def _linear_kernel(op, state):
+    """F.linear; dy @ W; dy^T @ x (+ the bias gradient dy.sum(0))."""
+    a, owner = op.attrs, op.forward or op.name
+    w, *b = state.params_of(op)
+    if op.kind == "linear":
+        bias = b[0] if b else None
+        return lambda x: F.linear(x, w, bias)
+    if op.kind == "linear_grad_input":
+        return lambda dy: dy.reshape(-1, a["out_features"]).mm(w)
+
+    def linear_grad_weight(dy, x):
+        dy2 = dy.reshape(-1, a["out_features"])
+        gw = dy2.t().mm(x.reshape(-1, a["in_features"]))
+        state.grads[owner] = [gw, dy2.sum(0)] if b else [gw]
+        return gw
+    return linear_grad_weight
+
+
+def _linear_module(op, m, i):
+    return lambda ins: F.linear(ins[0], m._p(i, 0), m._p(i, 1))
+
+
+register(
+    OpKind("conv2d", "conv", flops=_flops_with_bias, macs=conv_macs,
+           gemm_shape=_conv_gemm("forward"), reads_params=True, saves=("in",),
+           backward=backward_rules.input_and_weight, param_shapes=_conv_params,
+           torch_kernel=_conv_kernel, torch_module=_conv_module,
+           doc="2-D convolution (attrs: kernel, stride, padding, dilation, groups, bias)"),
+    OpKind("linear", "matmul", flops=_flops_with_bias, macs=linear_macs,
+           gemm_shape=_linear_gemm("forward"), reads_params=True, saves=("in",),
+           backward=backward_rules.input_and_weight, param_shapes=_linear_params,
+           torch_kernel=_linear_kernel, torch_module=_linear_module,
+           doc="x @ W^T (+ b) over the last dimension; batch_rows rows"),
+    OpKind("conv2d_grad_input", "conv_grad_input", "backward", flops=_gemm_flops,
+           macs=conv_macs, gemm_shape=_conv_gemm("grad_input"), reads_params=True,
+           torch_kernel=_conv_kernel),
+    OpKind("conv2d_grad_weight", "conv_grad_weight", "backward", flops=_gemm_flops,
+           macs=conv_macs, gemm_shape=_conv_gemm("grad_weight"), carries_params=True,
+           torch_kernel=_conv_kernel),
+    OpKind("linear_grad_input", "matmul_grad", "backward", flops=_gemm_flops,
+           macs=linear_macs, gemm_shape=_linear_gemm("grad_input"), reads_params=True,
+           torch_kernel=_linear_kernel),
+    OpKind("linear_grad_weight", "matmul_grad", "backward", flops=_gemm_flops,
+           macs=linear_macs, gemm_shape=_linear_gemm("grad_weight"), carries_params=True,
+           torch_kernel=_linear_kernel),
+)
