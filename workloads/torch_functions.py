@@ -11,11 +11,11 @@ Lowered: relu, the activations of graph.ACTIVATIONS (torch.tanh, torch.sigmoid, 
 F.hardswish, F.hardtanh, F.relu6, F.leaky_relu, F.elu, F.gelu, F.hardsigmoid, F.mish, F.selu,
 F.softplus, and their in-place forms), clamp (a hardtanh), add, the product of two tensors (one
 may broadcast over dimensions of size 1: a squeeze-and-excitation gate), arithmetic with a
-constant (x + c, x - c, c - x, x * c, x / c, -x), unsqueeze, max/avg/adaptive-avg pooling, the
-mean over height and width (a global average pool), flatten, reshape/view to any shape of the
-same batch, cat, dropout, channel_shuffle, the view . transpose . contiguous . view channel
-shuffle, the strided subsample x[:, :, ::s, ::s] padded with zero channels (F.pad), and shape
-queries (size, shape, dim).
+constant (x + c, x - c, c - x, x * c, x / c, -x), max/avg/adaptive-avg pooling, the mean over
+height and width (a global average pool), cat, dropout, channel_shuffle, the strided subsample
+x[:, :, ::s, ::s] padded with zero channels (F.pad), and shape queries (size, shape, dim).
+Views and reshapes are lowered by torch_views, layers on parameters read directly by
+torch_layers.
 """
 from __future__ import annotations
 
@@ -48,17 +48,14 @@ def _sig_mul(input, other): ...
 def _sig_div(input, other, *, rounding_mode=None): ...
 def _sig_neg(input): ...
 def _sig_clamp(input, min=None, max=None): ...
-def _sig_unsqueeze(input, dim): ...
 def _sig_maxpool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                  return_indices=False): ...
 def _sig_avgpool(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None): ...
 def _sig_adaptive(input, output_size): ...
-def _sig_flatten(input, start_dim=0, end_dim=-1): ...
 def _sig_cat(tensors, dim=0): ...
 def _sig_dropout(input, p=0.5, training=True, inplace=False): ...
 def _sig_pad(input, pad, mode="constant", value=None): ...
-def _sig_transpose(input, dim0, dim1): ...
 def _sig_shuffle(input, groups): ...
 def _sig_unary(input): ...
 def _sig_mean(input, dim=None, keepdim=False, *, dtype=None): ...
@@ -102,18 +99,17 @@ class FunctionLowering:
             F.relu: self._relu, torch.relu: self._relu, torch.relu_: self._relu,
             F.relu_: self._relu, operator.add: self._add, operator.iadd: self._add,
             torch.add: self._add, operator.mul: self._mul, operator.imul: self._mul,
-            torch.mul: self._mul, torch.multiply: self._mul, torch.unsqueeze: self._unsqueeze,
-            operator.sub: self._sub, operator.isub: self._sub, torch.sub: self._sub,
+            torch.mul: self._mul, torch.multiply: self._mul, operator.sub: self._sub,
+            operator.isub: self._sub, torch.sub: self._sub,
             torch.subtract: self._sub, torch.rsub: self._rsub, operator.truediv: self._div,
             operator.itruediv: self._div, torch.div: self._div, torch.divide: self._div,
             torch.true_divide: self._div, operator.neg: self._neg, torch.neg: self._neg,
             torch.negative: self._neg, torch.clamp: self._clamp, torch.clip: self._clamp,
             F.max_pool2d: self._maxpool_fn, F.avg_pool2d: self._avgpool_fn,
-            F.adaptive_avg_pool2d: self._adaptive_fn, torch.flatten: self._flatten_fn,
-            torch.reshape: self._reshape, torch.cat: self._cat, torch.concat: self._cat,
-            F.dropout: self._dropout_fn, F.pad: self._pad, torch.transpose: self._transpose,
+            F.adaptive_avg_pool2d: self._adaptive_fn, torch.cat: self._cat,
+            torch.concat: self._cat, F.dropout: self._dropout_fn, F.pad: self._pad,
             F.channel_shuffle: self._shuffle_fn, torch.channel_shuffle: self._shuffle_fn,
-            operator.getitem: self._getitem, builtins.getattr: self._shape_query,
+            builtins.getattr: self._shape_query,
             # (F.tanh and F.sigmoid call the Tensor methods, which fx records in their place)
             torch.tanh: act("tanh", _sig_unary), torch.tanh_: act("tanh", _sig_unary),
             torch.sigmoid: act("sigmoid", _sig_unary), torch.sigmoid_: act("sigmoid", _sig_unary),
@@ -133,12 +129,9 @@ class FunctionLowering:
         act = self._activation_fn
         return {
             "relu": self._relu, "relu_": self._relu, "add": self._add, "add_": self._add,
-            "mul": self._mul, "mul_": self._mul, "unsqueeze": self._unsqueeze,
-            "sub": self._sub, "sub_": self._sub, "div": self._div, "div_": self._div,
-            "neg": self._neg, "clamp": self._clamp, "clamp_": self._clamp,
-            "clip": self._clamp, "clip_": self._clamp,
-            "flatten": self._flatten_fn, "view": self._reshape, "reshape": self._reshape,
-            "transpose": self._transpose, "contiguous": self._contiguous,
+            "mul": self._mul, "mul_": self._mul, "sub": self._sub, "sub_": self._sub,
+            "div": self._div, "div_": self._div, "neg": self._neg, "clamp": self._clamp,
+            "clamp_": self._clamp, "clip": self._clamp, "clip_": self._clamp,
             "size": self._shape_query, "dim": self._shape_query,
             "tanh": act("tanh", _sig_unary), "tanh_": act("tanh", _sig_unary),
             "sigmoid": act("sigmoid", _sig_unary), "sigmoid_": act("sigmoid", _sig_unary),
@@ -152,9 +145,13 @@ class FunctionLowering:
         return self.b.maxpool(x, kernel, stride=stride or None, padding=padding, name=name,
                               ceil_mode=bool(ceil_mode))
 
-    def _avgpool(self, x, kernel, stride, padding, ceil_mode, name):
+    def _avgpool(self, x, kernel, stride, padding, ceil_mode, name, count_include_pad=True,
+                 divisor_override=None):
         if ceil_mode:
             raise self.unsupported("uses ceil_mode")
+        if divisor_override is not None or (not count_include_pad and padding not in (0, (0, 0))):
+            raise self.unsupported("divides by other than the window size (count_include_pad="
+                                   "False or divisor_override)")
         return self.b.avgpool(x, kernel, stride=stride or None, padding=padding, name=name)
 
     def _adaptive(self, x, output_size, name):
@@ -162,14 +159,6 @@ class FunctionLowering:
         size = (output_size, output_size) if isinstance(output_size, int) else output_size
         size = (size[0] or h, size[1] or w)  # None keeps the input size
         return self.b.adaptive_avgpool(x, size, name=name)
-
-    def _flatten(self, arg, start_dim, end_dim, name):
-        x = self.tensor(arg)
-        rank = len(self.b.spec(x).shape)
-        if start_dim != 1 or end_dim not in (-1, rank - 1):
-            raise self.unsupported(f"flattens dims {start_dim}..{end_dim}; only "
-                                   "(batch, features) flattening is supported")
-        return x if rank == 2 else self.b.flatten(x, name=name)
 
     def _mean(self, node):
         """The mean over an image's height and width: a global average pool (flattened to
@@ -288,10 +277,6 @@ class FunctionLowering:
         raise self.unsupported("clamps with tensor bounds or one bound other than min=0; only "
                                "constant (min, max) and min=0 are supported")
 
-    def _unsqueeze(self, node):
-        x = self.tensor(self.bind(_sig_unsqueeze, node)["input"])
-        return self.b.reshape(x, self.traced_shape(node), name=self.name("unsqueeze"))
-
     def _maxpool_fn(self, node):
         a = self.bind(_sig_maxpool, node)
         return self._maxpool(self.tensor(a["input"]), a["kernel_size"], a["stride"],
@@ -301,16 +286,13 @@ class FunctionLowering:
     def _avgpool_fn(self, node):
         a = self.bind(_sig_avgpool, node)
         return self._avgpool(self.tensor(a["input"]), a["kernel_size"], a["stride"],
-                             a["padding"], a["ceil_mode"], self.name("avgpool"))
+                             a["padding"], a["ceil_mode"], self.name("avgpool"),
+                             a["count_include_pad"], a["divisor_override"])
 
     def _adaptive_fn(self, node):
         a = self.bind(_sig_adaptive, node)
         return self._adaptive(self.tensor(a["input"]), a["output_size"],
                               self.name("adaptive_avgpool"))
-
-    def _flatten_fn(self, node):
-        a = self.bind(_sig_flatten, node)
-        return self._flatten(a["input"], a["start_dim"], a["end_dim"], self.name("flatten"))
 
     def _dropout_fn(self, node):
         a = self.bind(_sig_dropout, node)
@@ -326,53 +308,6 @@ class FunctionLowering:
         xs = [self.tensor(t) for t in a["tensors"]]
         rank = len(self.b.spec(xs[0]).shape)
         return self.b.concat(xs, dim=a["dim"] % rank, name=self.name("concat"))
-
-    def _reshape(self, node):
-        src, out_shape = self.value(node.args[0]), self.traced_shape(node)
-        if isinstance(src, _Pending) and src.kind == "shuffle_transposed":
-            if out_shape == self.b.spec(src.source).shape:
-                return self.b.channel_shuffle(src.source, src.groups,
-                                              name=self.name("channel_shuffle"))
-            raise self.unsupported("reshapes a transposed view other than back to (n, c, h, w)")
-        x = self.tensor(node.args[0])
-        in_shape = self.b.spec(x).shape
-        if out_shape == in_shape:
-            return x
-        if len(out_shape) == 2 and out_shape[0] == in_shape[0]:
-            return self.b.flatten(x, name=self.name("flatten"))
-        if (len(in_shape) == 4 and len(out_shape) == 5 and out_shape[0] == in_shape[0]
-                and out_shape[1] * out_shape[2] == in_shape[1] and out_shape[3:] == in_shape[2:]):
-            return _Pending("shuffle_split", x, groups=out_shape[1])
-        if out_shape[0] != in_shape[0]:
-            raise self.unsupported(f"reshapes {in_shape} to {out_shape}; only reshapes that "
-                                   "keep the batch dimension are supported")
-        return self.b.reshape(x, out_shape, name=self.name("reshape"))
-
-    def _transpose(self, node):
-        a = self.bind(_sig_transpose, node)
-        src = self.value(a["input"])
-        if (isinstance(src, _Pending) and src.kind == "shuffle_split"
-                and sorted((a["dim0"] % 5, a["dim1"] % 5)) == [1, 2]):
-            return _Pending("shuffle_transposed", src.source, groups=src.groups)
-        raise self.unsupported("transposes a tensor outside a channel shuffle")
-
-    def _contiguous(self, node):
-        src = self.value(node.args[0])
-        return src if isinstance(src, _Pending) else self.tensor(node.args[0])
-
-    def _getitem(self, node):
-        src, index = self.value(node.args[0]), node.args[1]
-        if not isinstance(src, str):
-            if isinstance(src, _Pending):
-                raise self.unsupported("indexes a pending view")
-            return _Const(node.meta.get("dnnsim_value"))  # e.g. x.size()[0]
-        full = slice(None)
-        if (isinstance(index, tuple) and len(index) == 4 and index[0] == full
-                and index[1] == full and all(isinstance(s, slice) and s.start in (None, 0)
-                                             and s.stop is None for s in index[2:])):
-            stride = tuple(s.step or 1 for s in index[2:])
-            return _Pending("subsample", src, stride=stride)
-        raise self.unsupported(f"indexes with {index!r}; only x[:, :, ::s, ::s] is supported")
 
     def _pad(self, node):
         a = self.bind(_sig_pad, node)

@@ -1,65 +1,111 @@
 """Import a `torch.nn.Module` as an OpGraph, through torch.fx.
 
-The module is traced symbolically, its shapes are propagated once on the example input, and each
-fx node is lowered with the GraphBuilder, so every shape is inferred again by the builder and
-checked against PyTorch's. Anything not understood raises WorkloadError naming the op and the
-module it sits in: an op is never costed at zero by accident.
+The module is traced symbolically, run once on the example input (which may live on the meta
+device: only shapes are needed) to record every node's shape, and each fx node is lowered with
+the GraphBuilder, so every shape is inferred again by the builder and checked against PyTorch's.
+An op that is not understood is never costed at zero: the lowering goes on past it (with a
+stand-in of PyTorch's shape) and then raises one WorkloadError that lists every such op of the
+model, with the module path it sits at, and names what is supported. A model that does not run
+on the input raises PyTorch's own message with the module path where it failed.
 
-Here: `from_torch`, the tracer, the driver (`_Lowering`) and the modules. Lowered modules:
-Conv2d, Linear, BatchNorm2d and BatchNorm1d, LayerNorm, GroupNorm, ReLU, the activations of
-graph.ACTIVATIONS (Tanh, Sigmoid, SiLU, Hardswish, Hardtanh, ReLU6 as a hardtanh from 0 to 6,
-LeakyReLU, ELU, GELU, Hardsigmoid, Mish, SELU, Softplus), MaxPool2d, AvgPool2d,
-AdaptiveAvgPool2d, Flatten, Dropout, ChannelShuffle and Identity. Functions and Tensor
-methods (relu and the same activations, add, products of tensors, pooling, the mean over
-height and width, flatten, views/reshapes that keep the batch, unsqueeze, cat, dropout,
-channel shuffles written out as view . transpose . contiguous . view, the option-A ResNet
-shortcut F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, a, b)) and shape queries) are lowered by
-torch_functions. torch is imported only when `from_torch` is called.
+Here: `from_torch`, the tracer and the driver (`_Lowering`). Modules are lowered by
+torch_modules, functions and Tensor methods by torch_functions and torch_views. A bare layer
+(an nn.Conv2d alone) is imported as a one-layer network; a module called more than once
+shares its parameters: they are counted at its first call (graph.meta["shared_params"] maps
+each later call to it). torch is imported only when `from_torch` is called.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from .builder import GraphBuilder
-from .graph import OpGraph, ShapeError, WorkloadError
+from .graph import Op, OpGraph, TensorSpec, WorkloadError
 from .torch_functions import FunctionLowering, _bind, _Const, _Pending
+from .torch_layers import LayerLowering
+from .torch_modules import ModuleLowering
+from .torch_views import ViewLowering
+
+_PATHS_SHOWN = 8   # module paths listed per unsupported op; the rest are counted
+
+
+class _Unsupported(WorkloadError):
+    """One op the lowering refuses: what it is, where, and why."""
+
+    def __init__(self, what: str, path: str, node: str, why: str) -> None:
+        super().__init__(f"op {what} at module path {path or '<top>'!r} (fx node {node!r}) {why}")
+        self.what, self.path, self.why = what, path or "<top>", why
+
+
+class _RunError(Exception):
+    """The model itself failed on the example input, at one node."""
+
+    def __init__(self, node, exc: Exception) -> None:
+        super().__init__(str(exc))
+        self.node, self.exc = node, exc
 
 
 def from_torch(module, example_input, name: str | None = None) -> OpGraph:
-    """The forward OpGraph of `module` run on `example_input` (one NCHW or (N, F) tensor)."""
+    """The forward OpGraph of `module` run on `example_input` (one tensor with a batch
+    dimension: NCHW images, (N, C, L) sequences, (N, F) features or (N, L) token ids)."""
     import torch
-    from torch.fx.passes.shape_prop import ShapeProp
 
     if not isinstance(module, torch.nn.Module):
         raise WorkloadError(f"from_torch needs a torch.nn.Module, got {type(module).__name__}")
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 2:
         raise WorkloadError("from_torch needs one example input tensor with a batch dimension")
+    name = name or type(module).__name__
     tracer = _path_tracer(torch)()
+    root = module
+    if tracer.is_leaf_module(module, ""):   # a bare layer: trace it as a one-layer network
+        root = torch.nn.Sequential(OrderedDict([(type(module).__name__.lower(), module)]))
     try:
-        fx_graph = tracer.trace(module)
+        fx_graph = tracer.trace(root)
     except Exception as exc:  # fx raises many kinds of error on untraceable code
         raise WorkloadError(f"torch.fx cannot trace {type(module).__name__}: {exc}") from exc
     gm = torch.fx.GraphModule(tracer.root, fx_graph)
-
-    class _ValueProp(ShapeProp):
-        """Shapes of tensors, and the values of everything else (sizes) for the lowering."""
-
-        def run_node(self, n):
-            result = super().run_node(n)
-            if not isinstance(result, torch.Tensor):
-                n.meta["dnnsim_value"] = result
-            return result
-
     modes = {m: m.training for m in module.modules()}
     module.eval()  # why: propagating shapes must not update batch-norm running statistics
     try:
         with torch.no_grad():
-            _ValueProp(gm).propagate(example_input)
-    except Exception as exc:
-        raise WorkloadError(f"{type(module).__name__} does not run on an input of shape "
-                            f"{tuple(example_input.shape)}: {exc}") from exc
+            _value_prop(torch)(gm).run(example_input)
+    except _RunError as err:
+        raise WorkloadError(f"{name} does not run on an input of shape "
+                            f"{tuple(example_input.shape)}: at {_where(gm, err.node)}: "
+                            f"{type(err.exc).__name__}: {err.exc}") from err.exc
     finally:
         for m, mode in modes.items():
             m.training = mode
-    return _Lowering(torch, gm, example_input, name or type(module).__name__).run()
+    return _Lowering(torch, gm, example_input, name).run()
+
+
+def _value_prop(torch):
+    from torch.fx.node import map_aggregate
+    from torch.fx.passes.shape_prop import _extract_tensor_metadata
+
+    class ValueProp(torch.fx.Interpreter):
+        """Records each node's tensor shapes, and the values of everything else (sizes)."""
+
+        def run_node(self, n):
+            try:
+                result = super().run_node(n)
+            except _RunError:
+                raise
+            except Exception as exc:  # the model's own error, with the node it came from
+                raise _RunError(n, exc) from exc
+            found = []
+            meta = map_aggregate(result, lambda v: found.append(v) or _extract_tensor_metadata(v)
+                                 if isinstance(v, torch.Tensor) else v)
+            if found:
+                n.meta["tensor_meta"] = meta
+            if not isinstance(result, torch.Tensor):
+                n.meta["dnnsim_value"] = result
+            else:   # whether PyTorch made a view (or returned an input) rather than a copy
+                args: list = []
+                torch.fx.node.map_aggregate((n.args, n.kwargs), args.append)
+                inputs = [self.env[a] for a in args if isinstance(a, torch.fx.Node)]
+                n.meta["dnnsim_alias"] = result._is_view() or any(result is t for t in inputs)
+            return result
+    return ValueProp
 
 
 def _path_tracer(torch):
@@ -84,7 +130,29 @@ def _path_tracer(torch):
     return PathTracer
 
 
-class _Lowering(FunctionLowering):
+def _describe(gm, node) -> tuple[str, str]:
+    """(what the node calls, the module path it sits at)."""
+    if node.op == "call_module":
+        cls = type(gm.get_submodule(node.target))
+        what = f"torch.nn.{cls.__name__}" if cls.__module__.startswith("torch.nn") \
+            else f"{cls.__module__}.{cls.__qualname__}"
+        return what, node.target
+    path = node.meta.get("dnnsim_module_path", "")
+    if node.op == "call_method":
+        return f"Tensor.{node.target}", path
+    if node.op == "get_attr":
+        return f"a direct read of parameter or buffer {node.target!r}", path
+    t = node.target
+    mod, short = getattr(t, "__module__", None), getattr(t, "__name__", repr(t))
+    return (f"{mod}.{short}" if mod else short), path
+
+
+def _where(gm, node) -> str:
+    what, path = _describe(gm, node)
+    return f"module path {path or '<top>'!r} ({what}, fx node {node.name!r})"
+
+
+class _Lowering(FunctionLowering, ViewLowering, LayerLowering, ModuleLowering):
     def __init__(self, torch, gm, example, name: str) -> None:
         from torch.fx.passes.shape_prop import TensorMetadata
         self.torch, self.gm, self.nn = torch, gm, torch.nn
@@ -94,27 +162,46 @@ class _Lowering(FunctionLowering):
                               source="torch.fx")
         self.modules = dict(gm.named_modules())
         self.env: dict = {}
-        self.called_param_modules: set[str] = set()
-        self.functions = self.function_handlers(torch)
-        self.methods = self.method_handlers()
+        self.first_call: dict[str, str] = {}      # module path -> op of its first call
+        self.refused: list[_Unsupported] = []
+        self.stand_ins: set = set()               # fx nodes lowered as or from stand-ins
+        self.param_owner: dict[str, str] = {}     # parameter read directly -> its op
+        view_functions, view_methods = self.view_handlers(torch)
+        self.functions = {**self.function_handlers(torch), **view_functions,
+                          **self.layer_handlers(torch)}
+        self.methods = {**self.method_handlers(), **view_methods}
+        self.module_table = self.module_handlers(torch.nn)
 
     # -- driver --------------------------------------------------------------------------
     def run(self) -> OpGraph:
         output = None
         for node in self.gm.graph.nodes:
             self.node = node
-            if node.op == "placeholder":
-                if self.env:
-                    raise WorkloadError(f"{self.b.graph.name}: only one input is supported, "
-                                        f"found another ({node.name!r})")
-                self.env[node] = self.b.input()
-            elif node.op == "output":
-                output = self.tensor(node.args[0])
-            elif node.op in ("call_module", "call_function", "call_method"):
-                self.env[node] = self.lower(node)
-                self._check_shape(node)
-            else:
-                raise self.unsupported()
+            try:
+                if node.op == "placeholder":
+                    if self.env:
+                        raise self.unsupported("is a second input; only one input is supported")
+                    self.env[node] = self.b.input()
+                elif node.op == "output":
+                    output = self.tensor(node.args[0])
+                elif node.op in ("call_module", "call_function", "call_method"):
+                    if self._reads_stand_in(node):
+                        self.stand_ins.add(node)   # derived from a refused op's stand-in
+                    self.env[node] = self.lower(node)
+                    self._check_shape(node)
+                elif node.op == "get_attr":
+                    self.env[node] = self.parameter(node)
+                else:
+                    raise self.unsupported()
+            except WorkloadError as exc:
+                if not (self._reads_stand_in(node) and self._is_known(node)):
+                    # (a known op on a stand-in fails because of the op refused upstream)
+                    self.refused.append(exc if isinstance(exc, _Unsupported)
+                                        else self.unsupported(f"cannot be lowered: {exc}"))
+                self.env[node] = self._stand_in(node)
+                self.stand_ins.add(node)
+        if self.refused:
+            raise WorkloadError(self._refusal_message())
         graph = self.b.build()
         if output != graph.topo()[-1].name:
             raise WorkloadError(f"{graph.name}: the output {output!r} must be the last op "
@@ -124,51 +211,93 @@ class _Lowering(FunctionLowering):
     def lower(self, node):
         if node.op == "call_module":
             return self._lower_module(node, self.modules[node.target])
+        if self._is_shape_arithmetic(node):
+            return _Const(node.meta.get("dnnsim_value"))  # e.g. channels // groups
+        handler = self._handler(node)
+        if handler is None:
+            raise self.unsupported()
+        return handler(node)
+
+    def _handler(self, node):
         table = self.functions if node.op == "call_function" else self.methods
         try:
             handler = table.get(node.target)
         except TypeError:  # an unhashable target
-            handler = None
-        if handler is None:
-            if self._is_shape_arithmetic(node):
-                return _Const(node.meta.get("dnnsim_value"))  # e.g. channels // groups
-            raise self.unsupported()
-        return handler(node)
+            return None
+        if handler is None and node.op == "call_function":
+            t = node.target
+            named = self.NAMED_FUNCTIONS.get(f"{getattr(t, '__module__', '')}."
+                                             f"{getattr(t, '__name__', '')}")
+            handler = getattr(self, named) if named else None
+        return handler
+
+    def _is_known(self, node) -> bool:
+        if node.op == "call_module":
+            return type(self.modules[node.target]) in self.module_table
+        return node.op in ("output", "get_attr") or self._handler(node) is not None
+
+    def _reads_stand_in(self, node) -> bool:
+        inputs: list = []
+        self.torch.fx.node.map_arg((node.args, node.kwargs), inputs.append)
+        return any(i in self.stand_ins for i in inputs)
 
     def _is_shape_arithmetic(self, node) -> bool:
         inputs: list = []
         self.torch.fx.node.map_arg((node.args, node.kwargs), inputs.append)
-        return (self.traced_shape(node) is None
+        return (self.traced_shape(node) is None and "tensor_meta" not in node.meta
                 and all(isinstance(self.env[i], _Const) for i in inputs))
 
-    # -- helpers -------------------------------------------------------------------------
-    def where(self) -> str:
-        node = self.node
-        if node.op == "call_module":
-            cls = type(self.modules[node.target])
-            what = f"torch.nn.{cls.__name__}" if cls.__module__.startswith("torch.nn") \
-                else f"{cls.__module__}.{cls.__qualname__}"
-            path = node.target
-        elif node.op == "call_method":
-            what, path = f"Tensor.{node.target}", node.meta.get("dnnsim_module_path", "")
-        else:
-            t = node.target
-            mod = getattr(t, "__module__", None)
-            short = getattr(t, "__name__", repr(t))
-            what, path = (f"{mod}.{short}" if mod else short), node.meta.get(
-                "dnnsim_module_path", "")
-        return f"op {what} at module path {path or '<top>'!r} (fx node {node.name!r})"
+    def _stand_in(self, node):
+        """A tensor of PyTorch's shape in place of a refused op, so the lowering goes on and
+        finds every other refusal (the graph is never returned)."""
+        meta = node.meta.get("tensor_meta")
+        if meta is None:
+            return _Const(node.meta.get("dnnsim_value"))
 
-    def unsupported(self, why: str = "is not supported") -> WorkloadError:
-        return WorkloadError(f"{self.b.graph.name}: {self.where()} {why}")
+        def one(m):
+            if not isinstance(m, self.TensorMetadata):
+                return _Const(m)
+            name = self.name(f"refused_{node.name}")
+            shape = tuple(max(int(d), 1) for d in m.shape) or (1,)
+            self.b.graph.add(Op(name, "input", (), (), TensorSpec(shape, self.b.dtype_bytes)))
+            return name
+        return one(meta) if isinstance(meta, self.TensorMetadata) else tuple(one(m) for m in meta)
+
+    def _refusal_message(self) -> str:
+        grouped: dict[tuple[str, str], list[str]] = {}
+        for r in self.refused:
+            grouped.setdefault((r.what, r.why), []).append(r.path)
+        lines = [f"{self.b.graph.name}: {len(grouped)} unsupported op"
+                 f"{'s' if len(grouped) != 1 else ''} ({len(self.refused)} "
+                 f"call{'s' if len(self.refused) != 1 else ''}):"]
+        for (what, why), paths in grouped.items():
+            shown = ", ".join(repr(p) for p in paths[:_PATHS_SHOWN])
+            more = f" and {len(paths) - _PATHS_SHOWN} more" if len(paths) > _PATHS_SHOWN else ""
+            lines.append(f"  - {what} at module path{'s' if len(paths) > 1 else ''} "
+                         f"{shown}{more}: {why}")
+        lines.append(self.supported_summary())
+        return "\n".join(lines)
+
+    def supported_summary(self) -> str:
+        def names(objs):
+            return ", ".join(sorted({getattr(o, "__name__", str(o)) for o in objs}))
+        return (f"Supported modules: {names(self.module_table)}.\n"
+                f"Supported functions: {names(self.functions)}.\n"
+                f"Supported Tensor methods: {names(self.methods)}.")
+
+    # -- helpers -------------------------------------------------------------------------
+    def unsupported(self, why: str = "is not supported") -> _Unsupported:
+        what, path = _describe(self.gm, self.node)
+        return _Unsupported(what, path, self.node.name, why)
 
     def name(self, base: str) -> str:
         """A unique op name: the module path for modules, path.kind for functions."""
         node = self.node
-        if node.op == "call_module":
+        if node.op == "call_module" and not base:
             full = node.target
         else:
-            path = node.meta.get("dnnsim_module_path", "")
+            path = node.target if node.op == "call_module" else \
+                node.meta.get("dnnsim_module_path", "")
             full = f"{path}.{base}" if path else base
         candidate, n = full, 1
         while candidate in self.b.graph:
@@ -203,79 +332,4 @@ class _Lowering(FunctionLowering):
             return
         got = self.b.spec(v).shape
         if expected != got:
-            raise ShapeError(f"{self.b.graph.name}: {self.where()}: the builder infers shape "
-                             f"{got} but PyTorch gives {expected}")
-
-    # -- modules -------------------------------------------------------------------------
-    def _lower_module(self, node, m):
-        nn = self.nn
-        x = lambda: self.tensor(node.args[0])  # noqa: E731 (read only once we know the kind)
-        if isinstance(m, nn.Identity):
-            return self.value(node.args[0])
-        own_params = sum(p.numel() for p in m.parameters(recurse=False))
-        if own_params and node.target in self.called_param_modules:
-            raise self.unsupported("is called twice; shared weights are not supported")
-        self.called_param_modules.add(node.target)
-        name = self.name("")
-        if type(m) is nn.Conv2d:
-            if m.padding_mode != "zeros" or m.padding == "same":
-                raise self.unsupported(f"has padding {m.padding!r} mode {m.padding_mode!r}; "
-                                       "only explicit zero padding is supported")
-            padding = 0 if m.padding == "valid" else m.padding
-            out = self.b.conv2d(x(), m.out_channels, m.kernel_size, stride=m.stride,
-                                padding=padding, dilation=m.dilation, groups=m.groups,
-                                bias=m.bias is not None, name=name)
-        elif type(m) is nn.Linear:
-            out = self.b.linear(x(), m.out_features, bias=m.bias is not None, name=name)
-        elif type(m) in (nn.BatchNorm2d, nn.BatchNorm1d):   # 1d: (batch, features)
-            out = self.b.batchnorm(x(), name=name, affine=m.affine)
-        elif type(m) is nn.LayerNorm:
-            if m.elementwise_affine and m.bias is None:
-                raise self.unsupported("has a scale but no shift (bias=False); only both or "
-                                       "neither are modelled")
-            out = self.b.layernorm(x(), m.normalized_shape, m.elementwise_affine, name=name)
-        elif type(m) is nn.GroupNorm:
-            out = self.b.groupnorm(x(), m.num_groups, m.affine, name=name)
-        elif type(m) is nn.ReLU:
-            out = self.b.relu(x(), name=name, inplace=m.inplace)
-        elif type(m) is nn.MaxPool2d:
-            out = self._maxpool(x(), m.kernel_size, m.stride, m.padding, m.dilation,
-                                m.ceil_mode, m.return_indices, name)
-        elif type(m) is nn.AvgPool2d:
-            out = self._avgpool(x(), m.kernel_size, m.stride, m.padding, m.ceil_mode, name)
-        elif type(m) is nn.AdaptiveAvgPool2d:
-            out = self._adaptive(x(), m.output_size, name)
-        elif type(m) is nn.Flatten:
-            return self._flatten(node.args[0], m.start_dim, m.end_dim, name)
-        elif type(m) is nn.Dropout:
-            out = self.b.dropout(x(), m.p, name=name)
-        elif type(m) is nn.ChannelShuffle:
-            out = self.b.channel_shuffle(x(), m.groups, name=name)
-        elif (act := self._module_activation(m)) is not None:
-            out = self._activation(x(), *act, name)
-        else:
-            raise self.unsupported()
-        if self.b.graph.op(out).params != own_params:
-            raise self.unsupported(f"has {own_params} parameters but is lowered with "
-                                   f"{self.b.graph.op(out).params}")
-        return out
-
-    def _module_activation(self, m) -> tuple[str, dict] | None:
-        """(kind, attributes) of an activation module, None for any other module."""
-        nn = self.nn
-        plain = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu",
-                 nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.Mish: "mish",
-                 nn.SELU: "selu"}
-        if type(m) in plain:
-            return plain[type(m)], {}
-        if type(m) in (nn.Hardtanh, nn.ReLU6):  # ReLU6 is a Hardtanh from 0 to 6
-            return "hardtanh", {"min_val": m.min_val, "max_val": m.max_val}
-        if type(m) is nn.LeakyReLU:
-            return "leaky_relu", {"negative_slope": m.negative_slope}
-        if type(m) is nn.ELU:
-            return "elu", {"alpha": m.alpha}
-        if type(m) is nn.GELU:
-            return "gelu", {"approximate": m.approximate}
-        if type(m) is nn.Softplus:
-            return "softplus", {"beta": m.beta, "threshold": m.threshold}
-        return None
+            raise self.unsupported(f"is lowered with shape {got} but PyTorch gives {expected}")

@@ -245,10 +245,10 @@ def test_module_modes_are_kept():
     assert int(model.bn1.num_batches_tracked) == 0   # shapes were propagated in eval mode
 
 
-class WithInstanceNorm(nn.Module):
+class WithPixelShuffle(nn.Module):
     def __init__(self):
         super().__init__()
-        self.head = nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4))
+        self.head = nn.Sequential(nn.Conv2d(3, 4, 3), nn.PixelShuffle(2))
 
     def forward(self, x):
         return self.head(x)
@@ -273,7 +273,7 @@ class WithErf(nn.Module):
 
 
 @pytest.mark.parametrize("model,op,path", [
-    (WithInstanceNorm(), "torch.nn.InstanceNorm2d", "head.1"),
+    (WithPixelShuffle(), "torch.nn.PixelShuffle", "head.1"),
     (WithSoftsign(), "torch.nn.Softsign", "head.1"),
     (WithErf(), "erf", "block.0"),
 ])

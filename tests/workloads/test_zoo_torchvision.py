@@ -5,7 +5,12 @@ import pytest
 from workloads import zoo
 
 torch = pytest.importorskip("torch")
-models = pytest.importorskip("torchvision.models")
+
+from tests.workloads.torchvision_zoo import models as _torchvision_models  # noqa: E402
+
+models = _torchvision_models()
+if models is None:
+    pytest.skip("torchvision is not installed", allow_module_level=True)
 
 from tests.workloads.graph_compare import assert_same  # noqa: E402
 from workloads.torch_import import from_torch  # noqa: E402

@@ -1,0 +1,106 @@
+"""from_torch on models it cannot import: every unsupported op at once, with module paths,
+naming what is supported; PyTorch's own message where the model does not run; exit 2 from the
+CLI, the user's file untouched."""
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from simulator.cli import main  # noqa: E402
+from workloads import from_torch  # noqa: E402
+from workloads.graph import WorkloadError  # noqa: E402
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(1)
+
+    def forward(self, x):
+        return torch.erf(self.shuffle(self.conv(x))) + x
+
+
+class ManyUnsupported(nn.Module):
+    """Three kinds of op nobody lowers, in four places, around ops that are fine."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.blocks = nn.Sequential(Block(), Block())
+        self.rnn = nn.LSTM(64, 8)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.stem(x)))
+        seq, _ = self.rnn(x.flatten(2))
+        return self.head(seq[-1])
+
+
+def test_every_unsupported_op_is_reported_at_once_with_its_module_paths():
+    with pytest.raises(WorkloadError) as err:
+        from_torch(ManyUnsupported(), torch.randn(2, 3, 8, 8))
+    message = str(err.value)
+    assert message.startswith("ManyUnsupported: ")
+    for line in ["torch.nn.PixelShuffle at module paths 'blocks.0.shuffle', 'blocks.1.shuffle'",
+                 "torch.erf at module paths 'blocks.0', 'blocks.1'",
+                 "torch.nn.LSTM at module path 'rnn'"]:
+        assert line in message, line
+    # what is supported is named
+    assert "Supported modules: " in message and "Conv2d" in message and "Linear" in message
+    assert "Supported functions: " in message and "Supported Tensor methods: " in message
+    # ops that only fail because an upstream op was refused are not listed
+    assert "torch.nn.Linear at" not in message and "getitem at" not in message
+
+
+def test_a_shape_mismatch_gives_pytorchs_message_and_the_module_path():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+            self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(100, 10))
+
+        def forward(self, x):
+            return self.classifier(self.features(x))
+    with pytest.raises(WorkloadError) as err:
+        from_torch(Net(), torch.randn(2, 3, 8, 8))
+    message = str(err.value)
+    assert "Net does not run on an input of shape (2, 3, 8, 8)" in message
+    assert "module path 'classifier.1' (torch.nn.Linear" in message
+    with pytest.raises(RuntimeError) as torch_err:
+        Net()(torch.randn(2, 3, 8, 8))
+    assert str(torch_err.value) in message
+
+
+NET = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.up = nn.PixelShuffle(2)
+        self.fold = nn.Fold(4, 2)
+
+    def forward(self, x):
+        return torch.erf(self.up(self.conv(x)))
+
+
+def make():
+    return Net()
+'''
+
+
+def test_the_cli_exits_2_listing_every_unsupported_op_and_leaves_the_file(tmp_path, capsys):
+    path = tmp_path / "net.py"
+    path.write_text(NET)
+    assert main(["simulate", "--workload", f"{path}:make", "--workload-option",
+                 "input_shape=3x8x8", "--batch", "2", "--hardware", "v100"]) == 2
+    err = capsys.readouterr().err
+    assert "torch.nn.PixelShuffle at module path 'up'" in err
+    assert "torch.erf at module path '<top>'" in err
+    assert "Supported modules:" in err and "Traceback" not in err
+    assert path.read_text() == NET

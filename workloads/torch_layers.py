@@ -1,0 +1,201 @@
+"""How torch_import lowers layers written as functions on parameters read directly
+(F.linear(x, self.weight), F.layer_norm(x, shape, self.weight, self.bias), ...), the dropouts
+with a broadcast mask (Dropout1d/2d/3d, stochastic depth) and the layers expressed through
+other kinds (Conv1d as a conv2d over a one-pixel height, instance norm as a group norm with a
+group per channel).
+
+`LayerLowering` is a mixin of `torch_import._Lowering`. A parameter read by an fx get_attr node
+is a `_Param`; the op that consumes it carries its elements, counted once however often it is
+read (graph.meta["shared_params"] maps a later reader to the first). torch is never imported
+here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class _Param:
+    """A parameter or buffer the forward reads directly (an fx get_attr node)."""
+    target: str
+    shape: tuple[int, ...]
+    is_parameter: bool
+
+
+def _sig_linear(input, weight, bias=None): ...
+def _sig_conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1): ...
+def _sig_layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5): ...
+def _sig_group_norm(input, num_groups, weight=None, bias=None, eps=1e-5): ...
+def _sig_instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                       use_input_stats=True, momentum=0.1, eps=1e-5): ...
+def _sig_feature_dropout(input, p=0.5, training=True, inplace=False): ...
+def _sig_stochastic_depth(input, p, mode, training=True): ...
+
+
+class LayerLowering:
+    def layer_handlers(self, torch) -> dict:
+        F = torch.nn.functional
+        return {
+            F.linear: self._linear_fn, F.conv2d: self._conv2d_fn, F.conv1d: self._conv1d_fn,
+            F.layer_norm: self._layer_norm_fn, F.group_norm: self._group_norm_fn,
+            F.instance_norm: self._instance_norm_fn,
+            F.dropout1d: self._feature_dropout_fn, F.dropout2d: self._feature_dropout_fn,
+            F.dropout3d: self._feature_dropout_fn,
+        }
+
+    # functions of optional packages, matched by their qualified name (never imported here)
+    NAMED_FUNCTIONS = {
+        "torchvision.ops.stochastic_depth.stochastic_depth": "_stochastic_depth_fn",
+    }
+
+    # -- parameters read directly ------------------------------------------------------------
+    def parameter(self, node) -> _Param:
+        value = self.gm
+        for part in node.target.split("."):
+            value = getattr(value, part)
+        is_parameter = isinstance(value, self.torch.nn.Parameter)
+        return _Param(node.target, tuple(int(d) for d in value.shape), is_parameter)
+
+    def _claim(self, params, out: str) -> None:
+        """Give op `out` the elements of the parameters it reads, once per parameter."""
+        ps = [p for p in params if p is not None]
+        op = self.b.graph.op(out)
+        expected = sum(math.prod(p.shape) for p in ps if p.is_parameter)
+        if op.params != expected:
+            raise self.unsupported(f"reads {expected} parameter elements but is lowered with "
+                                   f"{op.params}")
+        owners = {self.param_owner.get(p.target) for p in ps}
+        if ps and owners != {None}:
+            op.params = 0
+            self.b.graph.meta.setdefault("shared_params", {})[out] = sorted(
+                o for o in owners if o)[0]
+        for p in ps:
+            self.param_owner.setdefault(p.target, out)
+
+    def _param_arg(self, value, what: str):
+        if value is None or isinstance(value, _Param):
+            return value
+        raise self.unsupported(f"takes a computed {what}; only a parameter of the model "
+                               "(or none) is supported")
+
+    # -- functional layers -------------------------------------------------------------------
+    def _linear_fn(self, node):
+        a = self.bind(_sig_linear, node)
+        w, b = self._param_arg(self.value(a["weight"]), "weight"), \
+            self._param_arg(self.value(a["bias"]), "bias")
+        out = self.b.linear(self.tensor(a["input"]), w.shape[0], bias=b is not None,
+                            name=self.name("linear"))
+        self._claim([w, b], out)
+        return out
+
+    def _conv_args(self, node):
+        a = self.bind(_sig_conv, node)
+        w, b = self._param_arg(self.value(a["weight"]), "weight"), \
+            self._param_arg(self.value(a["bias"]), "bias")
+        if isinstance(a["padding"], str):
+            raise self.unsupported(f"has padding {a['padding']!r}; only explicit zero padding "
+                                   "is supported")
+        return a, w, b
+
+    def _conv2d_fn(self, node):
+        a, w, b = self._conv_args(node)
+        out = self.b.conv2d(self.tensor(a["input"]), w.shape[0], w.shape[2:],
+                            stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
+                            groups=a["groups"], bias=b is not None, name=self.name("conv2d"))
+        self._claim([w, b], out)
+        return out
+
+    def _conv1d_fn(self, node):
+        a, w, b = self._conv_args(node)
+        out, conv = self._conv1d(self.tensor(a["input"]), w.shape[0], w.shape[2], a["stride"],
+                                 a["padding"], a["dilation"], a["groups"], b is not None,
+                                 self.name("conv1d"))
+        self._claim([w, b], conv)
+        return out
+
+    def _conv1d(self, x, out_channels, kernel, stride, padding, dilation, groups, bias,
+                conv_name):
+        """A Conv1d as PyTorch runs it on the CPU: a conv2d over a one-pixel height, between
+        views (N, C, L) -> (N, C, 1, L) -> (N, C', L'). Returns (output, the conv2d op)."""
+        one = lambda v: int(v[0] if isinstance(v, (tuple, list)) else v)  # noqa: E731
+        n, c, length = self.b.spec(x).shape
+        x4 = self.b.reshape(x, (n, c, 1, length), name=self.name("as_2d"))
+        conv = self.b.conv2d(x4, out_channels, (1, one(kernel)), stride=(1, one(stride)),
+                             padding=(0, one(padding)), dilation=(1, one(dilation)),
+                             groups=groups, bias=bias, name=conv_name)
+        _, co, _, lo = self.b.spec(conv).shape
+        return self.b.reshape(conv, (n, co, lo), name=self.name("as_1d")), conv
+
+    def _layer_norm_fn(self, node):
+        a = self.bind(_sig_layer_norm, node)
+        w, b = self._param_arg(self.value(a["weight"]), "weight"), \
+            self._param_arg(self.value(a["bias"]), "bias")
+        if (w is None) != (b is None):
+            raise self.unsupported("has a scale without a shift or the reverse; only both or "
+                                   "neither are modelled")
+        out = self.b.layernorm(self.tensor(a["input"]), tuple(a["normalized_shape"]),
+                               affine=w is not None, name=self.name("layer_norm"))
+        self._claim([w, b], out)
+        return out
+
+    def _group_norm_fn(self, node):
+        a = self.bind(_sig_group_norm, node)
+        return self._groupnorm_params(a["input"], a["num_groups"], a["weight"], a["bias"],
+                                      "group_norm")
+
+    def _instance_norm_fn(self, node):
+        """Instance norm is a group norm with one group per channel (statistics per sample
+        and channel, over the pixels)."""
+        a = self.bind(_sig_instance_norm, node)
+        if not a["use_input_stats"]:
+            raise self.unsupported("normalises with running statistics (use_input_stats="
+                                   "False); only statistics of the input are modelled")
+        x = self.tensor(a["input"])
+        return self._groupnorm_params(a["input"], self.b.spec(x).shape[1], a["weight"],
+                                      a["bias"], "instance_norm")
+
+    def _groupnorm_params(self, arg, groups, weight, bias, base):
+        w, b = self._param_arg(self.value(weight), "weight"), \
+            self._param_arg(self.value(bias), "bias")
+        if (w is None) != (b is None):
+            raise self.unsupported("has a scale without a shift or the reverse; only both or "
+                                   "neither are modelled")
+        out = self.b.groupnorm(self.tensor(arg), groups, affine=w is not None,
+                               name=self.name(base))
+        self._claim([w, b], out)
+        return out
+
+    # -- dropouts with a broadcast mask -------------------------------------------------------
+    def _masked_dropout(self, x, p, mask_shape, name):
+        """Dropout whose random mask has `mask_shape` and broadcasts over the input: one draw
+        per channel (Dropout2d) or per sample (stochastic depth). Identity outside training."""
+        if not 0.0 <= float(p) < 1.0:
+            raise self.unsupported(f"drops with p={p}; p must be in [0, 1)")
+        if float(p) == 0.0:
+            return x
+        if not self._has_kind("dropout_broadcast"):
+            raise self.unsupported("draws a broadcast mask, which needs the op kind "
+                                   "'dropout_broadcast' that this IR does not declare")
+        return self._op("dropout_broadcast", [x], self.b.spec(x).shape, name,
+                        {"p": float(p), "mask_shape": tuple(mask_shape)})
+
+    def _channel_mask(self, x):
+        shape = self.b.spec(x).shape
+        return (shape[0], shape[1], *(1,) * (len(shape) - 2))
+
+    def _feature_dropout_fn(self, node):
+        a = self.bind(_sig_feature_dropout, node)
+        x = self.tensor(a["input"])
+        return self._masked_dropout(x, a["p"], self._channel_mask(x), self.name("dropout"))
+
+    def _stochastic_depth_fn(self, node):
+        """torchvision.ops.stochastic_depth: the residual branch dropped per sample ("row")
+        or for the whole batch ("batch")."""
+        a = self.bind(_sig_stochastic_depth, node)
+        x = self.tensor(a["input"])
+        shape = self.b.spec(x).shape
+        if a["mode"] not in ("row", "batch"):
+            raise self.unsupported(f"has mode {a['mode']!r}; only 'row' and 'batch' exist")
+        mask = (shape[0] if a["mode"] == "row" else 1, *(1,) * (len(shape) - 1))
+        return self._masked_dropout(x, a["p"], mask, self.name("stochastic_depth"))

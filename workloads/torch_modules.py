@@ -1,0 +1,128 @@
+"""How torch_import lowers torch.nn modules: one handler per module type.
+
+`ModuleLowering` is a mixin of `torch_import._Lowering` (which provides `b`, `tensor`, `value`,
+`name`, `traced_shape` and `unsupported`); `module_handlers` maps each nn.Module type to a
+handler (module, node, x) -> builder tensor, where `x()` reads the module's input. A module's
+own parameters must equal those of the op it lowers to, so nothing is silently dropped; a
+module called again (shared weights) lowers to the same ops without parameters, and
+graph.meta["shared_params"] names the op that holds them. torch is never imported here.
+"""
+from __future__ import annotations
+
+
+class ModuleLowering:
+    def module_handlers(self, nn) -> dict:
+        act = self._module_activation
+        table = {
+            nn.Conv2d: self._conv2d_module, nn.Linear: self._linear_module,
+            nn.BatchNorm2d: self._batchnorm_module, nn.BatchNorm1d: self._batchnorm_module,
+            nn.LayerNorm: self._layernorm_module, nn.GroupNorm: self._groupnorm_module,
+            nn.ReLU: lambda m, node, x: self.b.relu(x(), name=self.name(""), inplace=m.inplace),
+            nn.MaxPool2d: lambda m, node, x: self._maxpool(
+                x(), m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode,
+                m.return_indices, self.name("")),
+            nn.AvgPool2d: lambda m, node, x: self._avgpool(
+                x(), m.kernel_size, m.stride, m.padding, m.ceil_mode, self.name(""),
+                m.count_include_pad, m.divisor_override),
+            nn.AdaptiveAvgPool2d: lambda m, node, x: self._adaptive(x(), m.output_size,
+                                                                    self.name("")),
+            nn.Flatten: lambda m, node, x: self._flatten(node.args[0], m.start_dim, m.end_dim,
+                                                         self.name("")),
+            nn.Dropout: lambda m, node, x: self.b.dropout(x(), m.p, name=self.name("")),
+            nn.ChannelShuffle: lambda m, node, x: self.b.channel_shuffle(x(), m.groups,
+                                                                         name=self.name("")),
+            nn.Identity: lambda m, node, x: self.value(node.args[0]),
+            nn.Conv1d: self._conv1d_module,
+            nn.Dropout1d: self._feature_dropout_module, nn.Dropout2d: self._feature_dropout_module,
+            nn.Dropout3d: self._feature_dropout_module,
+        }
+        for cls in (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d):
+            table[cls] = self._instancenorm_module
+        for cls in (nn.Tanh, nn.Sigmoid, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Mish,
+                    nn.SELU, nn.Hardtanh, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Softplus):
+            table[cls] = lambda m, node, x: self._activation(x(), *act(m), self.name(""))
+        return table
+
+    def _lower_module(self, node, m):
+        handler = self.module_table.get(type(m))
+        if handler is None:
+            raise self.unsupported()
+        own_params = sum(p.numel() for p in m.parameters(recurse=False))
+        ops_before = len(self.b.graph)
+        out = handler(m, node, lambda: self.tensor(node.args[0]))
+        lowered = [op for op in self.b.graph.topo()[ops_before:] if op.params]
+        if sum(op.params for op in lowered) != own_params:
+            raise self.unsupported(f"has {own_params} parameters but is lowered with "
+                                   f"{sum(op.params for op in lowered)}")
+        if not own_params:
+            return out
+        first = self.first_call.setdefault(node.target, lowered[0].name)
+        if first != lowered[0].name:   # shared weights: the compute again, the parameters once
+            for op in lowered:
+                op.params = 0
+                self.b.graph.meta.setdefault("shared_params", {})[op.name] = first
+        return out
+
+    # -- layers ----------------------------------------------------------------------------
+    def _conv2d_module(self, m, node, x):
+        if m.padding_mode != "zeros" or m.padding == "same":
+            raise self.unsupported(f"has padding {m.padding!r} mode {m.padding_mode!r}; "
+                                   "only explicit zero padding is supported")
+        padding = 0 if m.padding == "valid" else m.padding
+        return self.b.conv2d(x(), m.out_channels, m.kernel_size, stride=m.stride,
+                             padding=padding, dilation=m.dilation, groups=m.groups,
+                             bias=m.bias is not None, name=self.name(""))
+
+    def _conv1d_module(self, m, node, x):
+        if m.padding_mode != "zeros" or isinstance(m.padding, str) and m.padding != "valid":
+            raise self.unsupported(f"has padding {m.padding!r} mode {m.padding_mode!r}; "
+                                   "only explicit zero padding is supported")
+        padding = 0 if m.padding == "valid" else m.padding
+        return self._conv1d(x(), m.out_channels, m.kernel_size, m.stride, padding, m.dilation,
+                            m.groups, m.bias is not None, self.name(""))[0]
+
+    def _instancenorm_module(self, m, node, x):
+        """A group norm with a group per channel: the statistics of each sample's channel."""
+        if m.track_running_stats:
+            raise self.unsupported("tracks running statistics, which it normalises with in "
+                                   "eval mode; only statistics of the input are modelled")
+        y = x()
+        return self.b.groupnorm(y, self.b.spec(y).shape[1], m.affine, name=self.name(""))
+
+    def _feature_dropout_module(self, m, node, x):
+        y = x()
+        return self._masked_dropout(y, m.p, self._channel_mask(y), self.name(""))
+
+    def _linear_module(self, m, node, x):
+        return self.b.linear(x(), m.out_features, bias=m.bias is not None, name=self.name(""))
+
+    def _batchnorm_module(self, m, node, x):   # BatchNorm1d: (batch, features)
+        return self.b.batchnorm(x(), name=self.name(""), affine=m.affine)
+
+    def _layernorm_module(self, m, node, x):
+        if m.elementwise_affine and m.bias is None:
+            raise self.unsupported("has a scale but no shift (bias=False); only both or "
+                                   "neither are modelled")
+        return self.b.layernorm(x(), m.normalized_shape, m.elementwise_affine,
+                                name=self.name(""))
+
+    def _groupnorm_module(self, m, node, x):
+        return self.b.groupnorm(x(), m.num_groups, m.affine, name=self.name(""))
+
+    def _module_activation(self, m) -> tuple[str, dict]:
+        """(kind, attributes) of an activation module."""
+        nn = self.nn
+        plain = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu",
+                 nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.Mish: "mish",
+                 nn.SELU: "selu"}
+        if type(m) in plain:
+            return plain[type(m)], {}
+        if type(m) in (nn.Hardtanh, nn.ReLU6):  # ReLU6 is a Hardtanh from 0 to 6
+            return "hardtanh", {"min_val": m.min_val, "max_val": m.max_val}
+        if type(m) is nn.LeakyReLU:
+            return "leaky_relu", {"negative_slope": m.negative_slope}
+        if type(m) is nn.ELU:
+            return "elu", {"alpha": m.alpha}
+        if type(m) is nn.GELU:
+            return "gelu", {"approximate": m.approximate}
+        return "softplus", {"beta": m.beta, "threshold": m.threshold}

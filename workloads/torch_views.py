@@ -1,0 +1,209 @@
+"""How torch_import lowers views and copies: chunk, split, indexing, reshapes, flatten,
+permute and transpose, contiguous.
+
+`ViewLowering` is a mixin of `torch_import._Lowering`. Whether PyTorch ran a reshape, a flatten
+or `contiguous()` as a view or as a copy is read off the traced run (node.meta["dnnsim_alias"]:
+the result is a view of its input, or the input itself), so the graph has a copy exactly where
+PyTorch made one: a reshape of a permuted tensor copies, a reshape of a contiguous one does not.
+Chunks and splits are slices (views). Permutes and transposes are views of the kinds
+`permute` (workloads/kinds) where the IR declares it; the channel-shuffle pattern view .
+transpose . contiguous . view stays one channel_shuffle op. torch is never imported here.
+"""
+from __future__ import annotations
+
+import math
+
+from .graph import WorkloadError
+from .torch_functions import _Const, _Pending
+
+
+def _sig_chunk(input, chunks, dim=0): ...
+def _sig_split(tensor, split_size_or_sections, dim=0): ...
+def _sig_flatten(input, start_dim=0, end_dim=-1): ...
+def _sig_transpose(input, dim0, dim1): ...
+def _sig_permute(input, *dims): ...
+def _sig_unsqueeze(input, dim): ...
+def _sig_squeeze(input, dim=None): ...
+
+
+class ViewLowering:
+    def view_handlers(self, torch) -> tuple[dict, dict]:
+        """(functions, Tensor methods) lowered here."""
+        import operator
+        functions = {
+            torch.chunk: self._chunk, torch.split: self._split, torch.flatten: self._flatten_fn,
+            torch.reshape: self._reshape, torch.transpose: self._transpose,
+            torch.swapaxes: self._transpose, torch.swapdims: self._transpose,
+            torch.permute: self._permute, torch.unsqueeze: self._unsqueeze,
+            torch.squeeze: self._unsqueeze, operator.getitem: self._getitem,
+        }
+        methods = {
+            "chunk": self._chunk, "split": self._split, "flatten": self._flatten_fn,
+            "view": self._reshape, "reshape": self._reshape, "transpose": self._transpose,
+            "swapaxes": self._transpose, "swapdims": self._transpose,
+            "permute": self._permute, "contiguous": self._contiguous,
+            "unsqueeze": self._unsqueeze, "squeeze": self._unsqueeze,
+        }
+        return functions, methods
+
+    # -- pieces ----------------------------------------------------------------------------
+    def _pieces(self, node, x, dim, base):
+        """The slices (views) of `x` along `dim` with the sizes PyTorch gave each piece."""
+        metas = node.meta.get("tensor_meta")
+        rank = len(self.b.spec(x).shape)
+        dim %= rank
+        out, start = [], 0
+        for i, m in enumerate(metas):
+            size = int(m.shape[dim])
+            out.append(self.b.slice(x, start, start + size, dim=dim,
+                                    name=self.name(f"{base}{i}")))
+            start += size
+        return tuple(out)
+
+    def _chunk(self, node):
+        a = self.bind(_sig_chunk, node)
+        return self._pieces(node, self.tensor(a["input"]), a["dim"], "chunk")
+
+    def _split(self, node):
+        a = self.bind(_sig_split, node)
+        return self._pieces(node, self.tensor(a["tensor"]), a["dim"], "split")
+
+    def _getitem(self, node):
+        src, index = self.value(node.args[0]), node.args[1]
+        if isinstance(src, (tuple, list)):   # a piece of a chunk or a split
+            return src[index]
+        if not isinstance(src, str):
+            if isinstance(src, _Pending):
+                raise self.unsupported("indexes a pending view")
+            return _Const(node.meta.get("dnnsim_value"))  # e.g. x.size()[0]
+        full = slice(None)
+        if (isinstance(index, tuple) and len(index) == 4 and index[0] == full
+                and index[1] == full and all(isinstance(s, slice) and s.start in (None, 0)
+                                             and s.stop is None for s in index[2:])):
+            stride = tuple(s.step or 1 for s in index[2:])
+            return _Pending("subsample", src, stride=stride)
+        raise self.unsupported(f"indexes with {index!r}; only pieces of chunk/split and "
+                               "x[:, :, ::s, ::s] are supported")
+
+    # -- reshapes --------------------------------------------------------------------------
+    def _is_alias(self, node) -> bool:
+        return bool(node.meta.get("dnnsim_alias", True))
+
+    def _same_values(self, x, node, base: str):
+        """`x` seen with the traced shape: a view if PyTorch made one, else a copy then a view."""
+        out_shape, in_shape = self.traced_shape(node), self.b.spec(x).shape
+        if not self._is_alias(node):
+            x = self._copy(x, base)
+            if out_shape == in_shape:
+                return x
+        if out_shape == in_shape:
+            return x
+        if out_shape[0] != in_shape[0]:
+            raise self.unsupported(f"reshapes {in_shape} to {out_shape}; only reshapes that "
+                                   "keep the batch dimension are supported")
+        if len(out_shape) == 2 and len(in_shape) > 2:
+            return self.b.flatten(x, name=self.name(base))
+        return self.b.reshape(x, out_shape, name=self.name(base))
+
+    def _copy(self, x, base: str):
+        """A contiguous copy of a strided view (x.contiguous(), or a reshape that cannot view)."""
+        if not self._has_kind("contiguous"):
+            raise self.unsupported("copies a strided view, which needs the op kind "
+                                   "'contiguous' that this IR does not declare")
+        return self._op("contiguous", [x], self.b.spec(x).shape, self.name("contiguous"))
+
+    def _flatten(self, arg, start_dim, end_dim, name):
+        x = self.tensor(arg)
+        rank = len(self.b.spec(x).shape)
+        start, end = start_dim % rank, end_dim % rank
+        if start > end:
+            raise self.unsupported(f"flattens dims {start_dim}..{end_dim}")
+        if start == 0 and end > 0:
+            raise self.unsupported(f"flattens dims {start_dim}..{end_dim}, merging the batch; "
+                                   "only flattens that keep the batch dimension are supported")
+        if start == end:
+            return x
+        shape = self.b.spec(x).shape
+        out = (*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
+        if not self._is_alias(self.node):
+            x = self._copy(x, "flatten")
+        if len(out) == 2:
+            return self.b.flatten(x, name=name)
+        return self.b.reshape(x, out, name=name)
+
+    def _flatten_fn(self, node):
+        a = self.bind(_sig_flatten, node)
+        return self._flatten(a["input"], a["start_dim"], a["end_dim"], self.name("flatten"))
+
+    def _unsqueeze(self, node):
+        x = self.tensor(node.args[0])
+        return self.b.reshape(x, self.traced_shape(node), name=self.name("unsqueeze"))
+
+    def _reshape(self, node):
+        src, out_shape = self.value(node.args[0]), self.traced_shape(node)
+        if isinstance(src, _Pending) and src.kind == "shuffle_transposed":
+            if out_shape == self.b.spec(src.source).shape:
+                return self.b.channel_shuffle(src.source, src.groups,
+                                              name=self.name("channel_shuffle"))
+            raise self.unsupported("reshapes a transposed view other than back to (n, c, h, w)")
+        x = self.tensor(node.args[0])
+        in_shape = self.b.spec(x).shape
+        if (len(in_shape) == 4 and len(out_shape) == 5 and out_shape[0] == in_shape[0]
+                and out_shape[1] * out_shape[2] == in_shape[1] and out_shape[3:] == in_shape[2:]):
+            return _Pending("shuffle_split", x, groups=out_shape[1])
+        return self._same_values(x, node, "reshape" if out_shape != (in_shape[0], math.prod(
+            in_shape[1:])) else "flatten")
+
+    # -- permutations ----------------------------------------------------------------------
+    def _transpose(self, node):
+        a = self.bind(_sig_transpose, node)
+        src = self.value(a["input"])
+        if (isinstance(src, _Pending) and src.kind == "shuffle_split"
+                and sorted((a["dim0"] % 5, a["dim1"] % 5)) == [1, 2]):
+            return _Pending("shuffle_transposed", src.source, groups=src.groups)
+        x = self.tensor(a["input"])
+        rank = len(self.b.spec(x).shape)
+        dims = list(range(rank))
+        d0, d1 = a["dim0"] % rank, a["dim1"] % rank
+        dims[d0], dims[d1] = dims[d1], dims[d0]
+        return self._permuted(x, tuple(dims), "transpose")
+
+    def _permute(self, node):
+        x = self.tensor(node.args[0])
+        dims = node.args[1:] if len(node.args) > 1 else (node.kwargs.get("dims"),)
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = dims[0]
+        rank = len(self.b.spec(x).shape)
+        return self._permuted(x, tuple(int(d) % rank for d in dims), "permute")
+
+    def _permuted(self, x, dims, base):
+        if dims == tuple(range(len(dims))):
+            return x
+        if not self._has_kind("permute"):
+            raise self.unsupported("permutes dimensions, which needs the op kind 'permute' that "
+                                   "this IR does not declare")
+        shape = self.b.spec(x).shape
+        return self._op("permute", [x], tuple(shape[d] for d in dims), self.name(base),
+                        {"dims": dims})
+
+    def _contiguous(self, node):
+        src = self.value(node.args[0])
+        if isinstance(src, _Pending):
+            return src
+        x = self.tensor(node.args[0])
+        return x if self._is_alias(node) else self._copy(x, "contiguous")
+
+    # -- the IR's kinds --------------------------------------------------------------------
+    def _has_kind(self, name: str) -> bool:
+        try:
+            from .kinds import is_kind
+        except ImportError:
+            return False
+        return is_kind(name)
+
+    def _op(self, kind, inputs, shape, name, attrs=None, params=0):
+        """An op of a kind the builder has no method for (shape computed by the caller)."""
+        try:
+            return self.b._add(kind, inputs, shape, name, attrs, params)
+        except WorkloadError as exc:
+            raise self.unsupported(f"cannot be lowered: {exc}") from None
