@@ -1,71 +1,88 @@
-"""Direct convolution on an AVX-512 CPU, dense and ReLU-sparse (SparseTrain), cycle by cycle.
+"""Direct convolution on an AVX-512 CPU, dense and ReLU-sparse (SparseTrain), from instruction costs.
 
-A direct convolution keeps a block of accumulators in vector registers (AVX-512: 32 zmm, 28
-hold accumulators; AVX2: 16 ymm, 12) and streams one operand through it. For each scalar of the
-streamed operand it broadcasts the scalar and issues one FMA per accumulator it feeds:
+Both kernels keep a block of output (or weight-gradient) accumulators in zmm registers and
+stream one operand: for each scalar of it they issue one FMA per accumulator that scalar feeds.
 
-    F = max over kv of  kv * min(taps, A // kv),  kv <= ceil(channels / lanes)
+Dense (MKL-DNN's AVX-512 direct convolution, the baseline): per input channel and kernel
+column, `ocb` weight vectors are loaded and `ur_w` inputs broadcast, then ocb x ur_w FMAs
+(ocb <= 4, ocb x ur_w <= 28 accumulators). The step's cycles come from the instruction table
+(hwmodels/x86_loop.py): with these blockings it is bound by the FMA ports.
 
-`kv` vectors of the channel dimension that is vectorised (output channels for the forward pass
-and backward-by-weights, input channels for backward-by-input) times the kernel taps along the
-row that the scalar touches (ceil(kernel_w / stride) or kernel_w). A 1x1 conv with 64 output
-channels gives F = 4 FMAs per scalar; a 3x3 conv with 256 gives F = 28.
+Sparse (SparseTrain's kernels, a fork of MKL-DNN 0.16): data stay dense; per vector of 16
+streamed values
 
-Dense (the MKL-DNN baseline):   cycles = FMAs / (fma_units * eff_dense[pass])
-Sparse (SparseTrain), with s the fraction of zeros of the streamed operand:
-    cycles = vectors * detect_cycles                     (load 16 values, compare, mask, branch)
-           + scalars * (1 - s) * nonzero_cycles          (pick the lane, broadcast, address)
-           + FMAs * (1 - s) / (fma_units * eff_dense[pass] * sparse_fma_ratio)   (non-zeros' FMAs)
-where scalars = FMAs / F and vectors = scalars / lanes. Detection is paid per vector, the work
-saved is per element: at low sparsity the sparse kernel is slower than the dense one, and with
-two FMA units the multiply-adds are cheap next to the fixed costs, so the speedup is lower than
-with one.
+    vcmpps k, zmm, [src]       compare with zero (the load is folded in)
+    kmovw, popcnt, test+jz     the mask to a register, its non-zero count, skip an empty vector
+    per non-zero:  tzcnt, blsr          the next set bit, and clear it
+                   shl/add              its weights' address
+                   vbroadcastss zmm     broadcast the value
+                   F x vfmadd231ps [w]  one FMA (with its weight vector from memory) per
+                                        accumulator it feeds
+                   jnz                  the data-dependent loop over the set bits
 
-Constants (one set for every network; see DirectConvConstants): eff_dense from PyTorch's oneDNN
-convolutions measured on an AVX-512 machine (validation/calibrate/cpu_conv_calibration.py, committed in
-validation/measured/sparsetrain_cpu_conv_*.csv); the sparse kernel's per-vector and per-non-zero
-costs are microarchitectural estimates for Skylake-X (see the comments) checked against the
-published SparseTrain speedups (validation/targets/sparsetrain.toml).
+F = max over ocb of ocb * min(taps, 30 // ocb), ocb <= min(8, channel vectors): the authors'
+30 zmm accumulators and at most 8 output-channel blocks, times the kernel taps along the row
+the scalar touches (ceil(kernel_w / stride), or kernel_w for backward-by-input). The loop over
+the set bits of a vector with uniform random zeros (as the authors' testers draw them) runs
+Binomial(16, 1 - s) times; its exit is mispredicted as `loop_exit_mispredictions` says. The
+expected cycles per vector are summed over that distribution.
+
+Both kernels share MKL-DNN's layouts, tiling and outer loops, so both are divided by the same
+pass efficiency (what MKL-DNN's dense kernel sustains of the FMA peak): the speedup of the
+sparse kernel comes from the instruction costs alone. Nothing here is fitted to SparseTrain's
+published speedups (DirectConvConstants says where each constant comes from).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from workloads.graph import Op
 
 from .specs import DeviceSpec, HardwareError
+from .x86_loop import CoreTable, binomial_pmf, loop_exit_mispredictions, table_for
 
 PASS_OF_KIND = {"conv2d": "forward", "conv2d_grad_input": "grad_input",
                 "conv2d_grad_weight": "grad_weight"}
 
+# The sparse kernel's loop bodies (instruction name -> count), see the module docstring.
+SPARSE_PER_VECTOR = {"vcmpps_k_zmm_m512": 1, "kmovw_r32_k": 1, "popcnt_r32": 1,
+                     "test_jcc": 1,
+                     "alu_r64": 1, "jcc": 1}          # the vector loop: pointer, back-edge
+
+
+def sparse_per_nonzero(fmas: int) -> dict[str, float]:
+    return {"tzcnt_r32": 1, "blsr_r32": 1, "alu_r64": 2, "vbroadcastss_zmm_m32": 1,
+            "vfmadd231ps_zmm_m512": fmas, "jcc": 1}
+
+
+def dense_step(ocb: int, ur_w: int) -> dict[str, float]:
+    return {"vmovups_zmm_load": ocb, "vbroadcastss_zmm_m32": ur_w,
+            "vfmadd231ps_zmm": ocb * ur_w}
+
 
 @dataclass(frozen=True)
 class DirectConvConstants:
-    # Fraction of the FMA peak MKL-DNN/oneDNN's dense direct conv sustains on large layers.
-    # Forward 0.80: the usual figure for MKL-DNN's AVX-512 direct conv on Skylake-X. The other
-    # passes keep the ratios to forward measured with PyTorch on this project's AVX-512 machine
+    # Fraction of the FMA peak MKL-DNN/oneDNN's dense direct conv sustains on large layers,
+    # applied to both kernels (same layouts and outer loops). Forward 0.80: the usual figure
+    # for MKL-DNN's AVX-512 direct conv on Skylake-X. The other passes keep the ratios to
+    # forward measured with PyTorch on this project's AVX-512 machine
     # (validation/measured/sparsetrain_cpu_conv_epyc-zen4-2vcpu.csv, single thread, medians of
-    # the best runs: grad_input/forward ~1.06, grad_weight/forward ~0.73).
+    # the best runs: grad_input/forward ~1.06, grad_weight/forward ~0.73). Not fitted to
+    # SparseTrain's figures; they cancel out of its speedups except against the item overhead.
     dense_efficiency: dict = field(default_factory=lambda: {
         "forward": 0.80, "grad_input": 0.80, "grad_weight": 0.60})
-    # Per vector of `lanes` values: load, vcmpps into a mask, kmov/test and the loop over its
-    # set bits (~4 cycles), and the exit of that data-dependent loop, mispredicted about once
-    # per vector (~12 cycles on Skylake): 16.
-    detect_cycles: float = 16.0
-    # Per non-zero: tzcnt + blsr on the mask, the address of its weights, the broadcast: a
-    # dependent chain the out-of-order core overlaps only in part with the FMAs: 3.
-    nonzero_cycles: float = 3.0
-    # The sparse inner loop issues its FMAs (each with a memory operand, behind a broadcast,
-    # in short runs of F) below the dense kernel's rate for the same pass; it inherits the
-    # pass's blocking and reductions, hence a ratio to the dense efficiency: 0.8.
-    # detect_cycles, nonzero_cycles and sparse_fma_ratio are not published: these values were
-    # chosen once, jointly, against the four published network speedups (one set for all;
-    # a grid over 6 x 4 x 4 values: several nearby sets fit within 5-6%).
-    sparse_fma_ratio: float = 0.80
-    # Per work item: OpenMP scheduling, pointer set-up, the first touch of its output block.
+    # The authors' kernels: 30 zmm accumulators, at most 8 output-channel blocks.
+    sparse_accumulators: int = 30
+    sparse_max_channel_blocks: int = 8
+    # MKL-DNN's dense AVX-512 kernel: 28 accumulators, at most 4 output-channel blocks.
+    dense_accumulators: int = 28
+    dense_max_channel_blocks: int = 4
+    # Per work item: OpenMP scheduling, pointer set-up, the first touch of its output block
+    # (an estimate, not fitted).
     item_overhead_cycles: float = 2000.0
 
     def __post_init__(self) -> None:
@@ -74,11 +91,12 @@ class DirectConvConstants:
             if not isinstance(e, (int, float)) or not 0 < e <= 1:
                 raise HardwareError(f"direct conv: dense_efficiency[{p!r}] must be in (0, 1], "
                                     f"got {e!r}")
-        for name in ("detect_cycles", "nonzero_cycles", "item_overhead_cycles"):
-            if getattr(self, name) < 0:
-                raise HardwareError(f"direct conv: {name} must be >= 0")
-        if not 0 < self.sparse_fma_ratio <= 1:
-            raise HardwareError("direct conv: sparse_fma_ratio must be in (0, 1]")
+        for name in ("sparse_accumulators", "sparse_max_channel_blocks", "dense_accumulators",
+                     "dense_max_channel_blocks"):
+            if getattr(self, name) < 1:
+                raise HardwareError(f"direct conv: {name} must be >= 1")
+        if self.item_overhead_cycles < 0:
+            raise HardwareError("direct conv: item_overhead_cycles must be >= 0")
 
 
 def check_sparsity(value: float, what: str = "sparsity") -> float:
@@ -91,6 +109,22 @@ def check_sparsity(value: float, what: str = "sparsity") -> float:
     return v
 
 
+def _register_block(channel_vectors: int, taps: int, accumulators: int,
+                    max_blocks: int) -> int:
+    """FMAs one streamed scalar feeds: the best ocb * min(taps, accumulators // ocb)."""
+    top = max(1, min(channel_vectors, max_blocks, accumulators))
+    return max(k * min(taps, accumulators // k) for k in range(1, top + 1))
+
+
+@lru_cache(maxsize=65536)
+def _sparse_vector_cycles(table: CoreTable, fmas: int, lanes: int, nonzero_q: int) -> float:
+    """Expected cycles of one streamed vector, non-zero probability nonzero_q / 1e6."""
+    p = nonzero_q / 1e6
+    per_trip = table.cycles_over_trip_counts(SPARSE_PER_VECTOR, sparse_per_nonzero(fmas),
+                                             loop_exit_mispredictions(p, lanes))
+    return sum(pk * c for pk, c in zip(binomial_pmf(lanes, p), per_trip))
+
+
 class CPUDirectConv:
     """Cycle model of one CPU's direct convolutions (dense and sparse), per core."""
 
@@ -98,15 +132,17 @@ class CPUDirectConv:
         if spec.kind != "cpu":
             raise HardwareError(f"device {spec.name!r} is a {spec.kind}: the direct-conv model "
                                 f"is for x86 CPUs (kind 'cpu')")
+        if int(spec.vector_lanes_fp32) != 16:
+            raise HardwareError(f"device {spec.name!r}: the direct-conv model is of the "
+                                f"AVX-512 kernels (16 fp32 lanes), got "
+                                f"{spec.vector_lanes_fp32} lanes")
         self.spec = spec
         self.c = constants or DirectConvConstants()
+        self.table = table_for(spec)
         self.lanes = int(spec.vector_lanes_fp32)
         self.fma_units = int(spec.fma_units_per_core)
         self.clock_hz = float(spec.clock_hz)
         self.cores = int(spec.cores)
-        # AVX-512 doubled the register file (32 zmm); AVX2 has 16 ymm. Four stay for the
-        # broadcast scalar, the streamed weights and addresses.
-        self.accumulators = (32 if self.lanes >= 16 else 16) - 4
 
     # -- geometry --------------------------------------------------------------------------
     @staticmethod
@@ -127,10 +163,10 @@ class CPUDirectConv:
         return int(a["out_channels"]) // groups, max(1, math.ceil(kw / stride_w))
 
     def fmas_per_scalar(self, op: Op) -> int:
-        """F: accumulators one streamed scalar feeds inside the register block."""
+        """F: accumulators one streamed scalar feeds inside the sparse kernel's block."""
         channels, taps = self._vector_channels_and_taps(op)
-        kv_max = min(math.ceil(channels / self.lanes), self.accumulators)
-        return max(kv * min(taps, self.accumulators // kv) for kv in range(1, kv_max + 1))
+        return _register_block(math.ceil(channels / self.lanes), taps,
+                               self.c.sparse_accumulators, self.c.sparse_max_channel_blocks)
 
     def vector_fmas(self, op: Op) -> float:
         """Vector FMA instructions of the op (the vectorised channels padded to full vectors)."""
@@ -138,20 +174,24 @@ class CPUDirectConv:
         fill = channels / (self.lanes * math.ceil(channels / self.lanes))
         return op.macs / (self.lanes * fill)
 
+    def dense_cycles_per_fma(self, op: Op) -> float:
+        channels, _ = self._vector_channels_and_taps(op)
+        ocb = max(1, min(math.ceil(channels / self.lanes), self.c.dense_max_channel_blocks))
+        ur_w = max(1, self.c.dense_accumulators // ocb)
+        return self.table.cycles(dense_step(ocb, ur_w)) / (ocb * ur_w)
+
     # -- cycles (all cores' work summed) ---------------------------------------------------
     def dense_cycles(self, op: Op) -> float:
         eff = self.c.dense_efficiency[self.pass_of(op)]
-        return self.vector_fmas(op) / (self.fma_units * eff)
+        return self.vector_fmas(op) * self.dense_cycles_per_fma(op) / eff
 
     def sparse_cycles(self, op: Op, sparsity: float) -> float:
         s = check_sparsity(sparsity, f"sparsity of {op.name!r}")
-        fmas = self.vector_fmas(op)
-        scalars = fmas / self.fmas_per_scalar(op)
-        eff = self.c.dense_efficiency[self.pass_of(op)] * self.c.sparse_fma_ratio
-        return (scalars / self.lanes * self.c.detect_cycles
-                + scalars * (1.0 - s) * self.c.nonzero_cycles
-                + fmas * (1.0 - s) / (self.fma_units * eff))
-
+        fmas = self.fmas_per_scalar(op)
+        vectors = self.vector_fmas(op) / fmas / self.lanes
+        per_vector = _sparse_vector_cycles(self.table, fmas, self.lanes,
+                                           round((1.0 - s) * 1e6))
+        return vectors * per_vector / self.c.dense_efficiency[self.pass_of(op)]
     def dense_time_s(self, op: Op) -> float:
         """Whole-CPU time of the dense conv, all cores busy, one work item per core."""
         return (self.dense_cycles(op) / self.cores + self.c.item_overhead_cycles) / self.clock_hz

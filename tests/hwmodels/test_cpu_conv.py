@@ -32,36 +32,58 @@ def skx():
     return CPUDirectConv(catalog.device("skylake-x-6c"))
 
 
+@pytest.fixture(scope="module")
+def skx2():
+    return CPUDirectConv(catalog.device("skylake-x-6c").with_options(fma_units_per_core=2))
+
+
 def test_register_blocking_fmas_per_scalar(skx):
     assert skx.fmas_per_scalar(_conv(256, 64, 1)["forward"]) == 4      # 4 vectors, 1 tap
-    assert skx.fmas_per_scalar(_conv(256, 64, 1)["grad_input"]) == 16  # 256 in-channels
-    assert skx.fmas_per_scalar(_conv(256, 256, 3)["forward"]) == 28    # the whole block
+    assert skx.fmas_per_scalar(_conv(256, 64, 1)["grad_input"]) == 8   # at most 8 blocks
+    assert skx.fmas_per_scalar(_conv(256, 256, 3)["forward"]) == 24    # 8 blocks x 3 taps
     assert skx.fmas_per_scalar(_conv(64, 64, 3)["forward"]) == 12      # 4 vectors x 3 taps
-    avx2 = CPUDirectConv(catalog.device("skylake-x-6c").with_options(vector_lanes_fp32=8))
-    assert avx2.accumulators == 12 < skx.accumulators
 
 
-def test_sparse_kernel_loses_when_dense_wins_when_sparse(skx):
-    op = _conv(128, 128, 3)["forward"]
-    assert skx.sparse_cycles(op, 0.0) > skx.dense_cycles(op)
-    assert skx.sparse_cycles(op, 0.9) < skx.dense_cycles(op) / 2
-    times = [skx.sparse_cycles(op, s / 10) for s in range(11)]
-    assert all(a > b for a, b in zip(times, times[1:]))
-    assert 0.0 < skx.breakeven_sparsity(op) < 0.5
-
-
-def test_one_fma_unit_gains_more_than_two():
+def test_dense_kernel_is_bound_by_the_fma_units(skx, skx2):
     op = _conv(256, 256, 3)["forward"]
-    spec = catalog.device("skylake-x-6c")
-    two, one = CPUDirectConv(spec), CPUDirectConv(spec.with_options(fma_units_per_core=1))
+    assert skx.dense_cycles_per_fma(op) == pytest.approx(1.0)
+    assert skx2.dense_cycles_per_fma(op) == pytest.approx(0.5)
+
+
+def test_sparse_kernel_loses_when_dense_wins_when_sparse(skx2):
+    op = _conv(256, 64, 1)["forward"]
+    assert skx2.sparse_cycles(op, 0.0) > skx2.dense_cycles(op)
+    assert skx2.sparse_cycles(op, 0.9) < skx2.dense_cycles(op) / 1.5
+    # a little sparsity costs more than none: the set-bit loop's exit starts to mispredict
+    assert skx2.sparse_cycles(op, 0.2) > skx2.sparse_cycles(op, 0.0)
+    times = [skx2.sparse_cycles(op, s / 10) for s in range(3, 11)]
+    assert all(a > b for a, b in zip(times, times[1:]))
+
+
+def test_all_zero_vectors_cost_only_their_detection(skx):
+    op = _conv(256, 256, 3)["forward"]
+    vectors = skx.vector_fmas(op) / skx.fmas_per_scalar(op) / skx.lanes
+    per_vector = skx.sparse_cycles(op, 1.0) / vectors * skx.c.dense_efficiency["forward"]
+    assert 1.0 <= per_vector <= 2.0  # compare, kmov, popcnt, branches: 1.5 cycles of rename
+
+
+def test_one_fma_unit_gains_more_than_two(skx, skx2):
+    op = _conv(256, 256, 3)["forward"]
     gain = lambda m: m.dense_cycles(op) / m.sparse_cycles(op, 0.8)  # noqa: E731
-    assert gain(one) > gain(two) > 1.0
+    assert gain(skx) > gain(skx2) > 1.0
 
 
-def test_small_vector_count_limits_the_gain(skx):
+def test_small_vector_count_limits_the_gain(skx2):
     narrow, wide = _conv(256, 64, 1)["forward"], _conv(256, 256, 3)["forward"]
-    gain = lambda op: skx.dense_cycles(op) / skx.sparse_cycles(op, 0.7)  # noqa: E731
+    gain = lambda op: skx2.dense_cycles(op) / skx2.sparse_cycles(op, 0.5)  # noqa: E731
     assert gain(narrow) < 1.0 < gain(wide)
+
+
+def test_only_avx512_parts_with_an_instruction_table():
+    with pytest.raises(HardwareError, match="16 fp32 lanes"):
+        CPUDirectConv(catalog.device("skylake-x-6c").with_options(vector_lanes_fp32=8))
+    with pytest.raises(HardwareError, match="no instruction table.*xeon-avx512-2c"):
+        CPUDirectConv(catalog.device("xeon-avx512-2c"))
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.2, float("nan"), "0.5", True])
@@ -78,7 +100,8 @@ def test_work_items_keep_the_work_and_are_deterministic(skx):
     b = skx.work_items_s(op, 24, 0.6, 0.05, np.random.default_rng(1))
     flat = skx.work_items_s(op, 24, 0.6)
     assert a == b and len(set(a)) > 1
-    assert sum(a) == pytest.approx(sum(flat), rel=1e-9)  # centred draw: same total work
+    # centred draw: about the same total work (the cost is nearly linear in the sparsity)
+    assert sum(a) == pytest.approx(sum(flat), rel=1e-3)
     with pytest.raises(HardwareError):
         skx.work_items_s(op, 24, 0.6, 0.05)              # a spread needs a Generator
     with pytest.raises(HardwareError):
@@ -91,6 +114,8 @@ def test_rejects_gpus_and_bad_constants():
     with pytest.raises(HardwareError, match="dense_efficiency"):
         DirectConvConstants(dense_efficiency={"forward": 1.5, "grad_input": 0.8,
                                               "grad_weight": 0.6})
+    with pytest.raises(HardwareError, match="sparse_accumulators"):
+        DirectConvConstants(sparse_accumulators=0)
 
 
 def test_dense_constants_follow_the_committed_measurement():

@@ -4,7 +4,7 @@ from hwmodels import DeviceSpec, HardwareError, HostSpec, LinkSpec, catalog, mod
 
 
 def test_with_options_one_fma_unit_halves_cpu_peak():
-    sk = catalog.device("skylake-x-6c")
+    sk = catalog.device("skylake-x-10c")
     one = sk.with_options(fma_units_per_core=1)
     assert one.peak_flops == pytest.approx(sk.peak_flops / 2)
     assert one.per_core_peak_flops == pytest.approx(sk.per_core_peak_flops / 2)
@@ -33,8 +33,8 @@ def test_gpu_with_options_keeps_peak():
 
 def test_cpu_model_exposes_core_parameters():
     m = model_for("skylake-x-6c")
-    assert (m.cores, m.clock_hz, m.vector_lanes_fp32, m.fma_units_per_core) == (6, 3.5e9, 16, 2)
-    assert m.per_core_peak_flops == pytest.approx(3.5e9 * 16 * 2 * 2)
+    assert (m.cores, m.clock_hz, m.vector_lanes_fp32, m.fma_units_per_core) == (6, 3.5e9, 16, 1)
+    assert m.per_core_peak_flops == pytest.approx(3.5e9 * 16 * 1 * 2)
     assert m.peak_flops == pytest.approx(6 * m.per_core_peak_flops)
     assert model_for("rk3399").vector_lanes_fp32 == 4
 

@@ -37,8 +37,10 @@ def _verdict(rec: dict) -> str:
     if rec.get("failure") and rec["simulated"] is None:
         return "FAILED"
     if rec.get("known_miss"):
-        return "no (known miss)" if not rec["within"] else "YES (was a known miss)"
-    return "yes" if rec["within"] else "NO"
+        verdict = "no (known miss)" if not rec["within"] else "YES (was a known miss)"
+    else:
+        verdict = "yes" if rec["within"] else "NO"
+    return f"{verdict}; fitted, not predicted" if rec.get("fitted_to_it") else verdict
 
 
 def _cells(rec: dict) -> list[str]:
@@ -84,6 +86,9 @@ def markdown(doc: dict) -> str:
             if r["defaults"]:
                 lines.append(f"- **{r['id']}** defaults (not the paper's): "
                              + "; ".join(_md_escape(d) for d in r["defaults"]))
+            if r.get("fitted_to_it"):
+                lines.append(f"- **{r['id']}** fitted, not predicted: "
+                             + _md_escape(r["fitted_to_it"]))
         lines.append("")
         if info.get("figures_error"):
             lines += [f"Figures could not be made: {_md_escape(info['figures_error'])}", ""]
@@ -138,6 +143,9 @@ def html_report(doc: dict, out: Path) -> str:
             if r["defaults"]:
                 parts.append(f"<li><b>{e(r['id'])}</b> defaults (not the paper's): "
                              + "; ".join(e(d) for d in r["defaults"]) + "</li>")
+            if r.get("fitted_to_it"):
+                parts.append(f"<li><b>{e(r['id'])}</b> fitted, not predicted: "
+                             + e(r["fitted_to_it"]) + "</li>")
         parts.append("</ul>")
         if info.get("figures_error"):
             parts.append(f"<p>Figures could not be made: {e(info['figures_error'])}</p>")

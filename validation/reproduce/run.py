@@ -57,7 +57,8 @@ def target_record(t: Target) -> dict:
         "paper": t.paper, "id": t.id, "figure": t.figure, "metric": t.metric,
         "published": t.published, "tolerance": t.tolerance, "tolerance_kind": t.tolerance_kind,
         "status": t.status, "lower": t.lower, "upper": t.upper, "defaults": list(t.defaults),
-        "note": t.note, "known_miss": t.known_miss, "scenario": scenario, "baseline": baseline,
+        "note": t.note, "known_miss": t.known_miss, "fitted_to_it": t.fitted_to_it,
+        "scenario": scenario, "baseline": baseline,
         "target_hash": stable_hash(asdict(t)),
         "simulated": None, "error": None, "within": False, "failure": None,
     }
@@ -210,11 +211,8 @@ def reproduce(out: str | Path = "report", only: list[str] | None = None,
     return doc
 
 
-CHECKED_STATUSES = ("solid", "bound")
-
-
-def failing_checked(doc: dict) -> list[dict]:
-    """Solid and bound targets outside their tolerance or bounds (or that could not be
-    measured) and not known misses, and known misses that came within (a fix to record)."""
-    return [r for r in doc["targets"] if r["status"] in CHECKED_STATUSES
+def failing_solid(doc: dict) -> list[dict]:
+    """Targets marked solid that are outside their tolerance (or could not be measured) and
+    not known misses, and known misses that came within it (a fix to record)."""
+    return [r for r in doc["targets"] if r["status"] == "solid"
             and (not r["within"]) != bool(r.get("known_miss"))]

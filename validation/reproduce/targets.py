@@ -14,9 +14,12 @@ A target file (`validation/targets/<paper>.toml`):
     published = 1.65
     tolerance = 0.10                          # relative (0.10 = within 10%)
     tolerance_kind = "relative"               # or "absolute" (e.g. 5 points of memory)
-    status = "solid"                          # solid | bound (both checked) | qualitative
+    status = "solid"                          # solid (checked) | bound | qualitative
     known_miss = "why the model misses it"    # optional: an expected miss; --check and the
                                               # tests fail if it comes within tolerance
+    fitted_to_it = "constant X in file Y"     # optional: a constant the figure checks was
+                                              # fitted to it; the report says "fitted, not
+                                              # predicted"
     metric = "speedup"                        # see METRICS, or "package.module:function"
     defaults = ["GPU: titan-x-pascal (the paper does not name it)"]
     [target.scenario]                         # the form `dnnsim simulate` accepts
@@ -48,7 +51,8 @@ from validation.paths import TARGETS
 
 STATUSES = ("solid", "bound", "qualitative")
 TARGET_FIELDS = {"id", "figure", "published", "tolerance", "tolerance_kind", "status", "metric",
-                 "defaults", "scenario", "baseline", "note", "lower", "upper", "known_miss"}
+                 "defaults", "scenario", "baseline", "note", "lower", "upper", "known_miss",
+                 "fitted_to_it"}
 FILE_FIELDS = {"paper", "title", "source", "figures", "target"}
 
 
@@ -69,6 +73,7 @@ class Target:
     lower: float | None = None     # for bounds: the simulated value should fall in [lower, upper]
     upper: float | None = None
     known_miss: str = ""           # why the model is known to miss it (empty: it should not)
+    fitted_to_it: str = ""         # the constants fitted to this very figure (empty: none)
 
     def scenario_obj(self) -> Scenario:
         return Scenario.from_dict(dict(self.scenario), source=f"target {self.paper}/{self.id}")

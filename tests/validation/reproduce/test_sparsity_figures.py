@@ -16,7 +16,5 @@ def test_what_if_trends():
     two = network_speedup("vgg16", hardware_options={"fma_units_per_core": 2})
     one = network_speedup("vgg16", hardware_options={"fma_units_per_core": 1})
     assert one > two > 1.5
-    avx2 = network_speedup("vgg16", hardware_options={"vector_lanes_fp32": 8})
-    assert avx2 < two
     first, mean = network_speedup("vgg16", epoch="first"), network_speedup("vgg16")
     assert first < mean  # sparsity starts near 0.5 and settles higher

@@ -17,8 +17,13 @@ NETWORKS = {  # network -> the sparsity profile the published figure used
     # the sheets have no Fixup rows: ResNet-50's, same ReLU structure (a default)
     "fixup_resnet50": "authors:resnet50",
 }
-PUBLISHED = {"vgg16": 2.19, "resnet34": 1.37, "resnet50": 1.31, "fixup_resnet50": 1.51}
 PASSES = ("forward", "grad_input", "grad_weight")
+
+
+def published_speedups() -> dict[str, float]:
+    """network -> the paper's speedup, read from validation/targets/sparsetrain.toml."""
+    from ..targets import load_all
+    return {t.scenario["workload"]: t.published for t in load_all(["sparsetrain"])[0].targets}
 
 
 def conv_speedup(target) -> float:
