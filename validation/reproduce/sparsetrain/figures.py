@@ -1,5 +1,5 @@
 """SparseTrain plots: per-layer speedup against sparsity, speedup over training epochs, and
-what-if curves over FMA units, cores and vector width. `make_figures(out_dir)` -> PNG paths."""
+what-if curves over FMA units and cores. `make_figures(out_dir)` -> PNG paths."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +12,7 @@ from workloads import zoo
 from workloads.training import lower_training
 
 from ..plotting import save
-from .metrics import NETWORKS, PASSES, PUBLISHED, layer_speedups, network_speedup
+from .metrics import NETWORKS, PASSES, layer_speedups, network_speedup, published_speedups
 
 PASS_LABEL = {"forward": "forward", "grad_input": "backward by input",
               "grad_weight": "backward by weights"}
@@ -40,7 +40,7 @@ def per_layer(out: Path) -> Path:
         ax.set_xlabel("sparsity of the streamed operand")
     axes[0].set_ylabel("speedup over dense direct conv")
     axes[0].legend(fontsize=7)
-    fig.suptitle("SparseTrain per conv layer, skylake-x-6c (2 FMA units), authors' sparsity")
+    fig.suptitle("SparseTrain per conv layer, skylake-x-6c (1 FMA unit), authors' sparsity")
     fig.tight_layout()
     path = out / "sparsetrain_per_layer.png"
     return save(fig, path)
@@ -48,12 +48,13 @@ def per_layer(out: Path) -> Path:
 
 def over_epochs(out: Path) -> Path:
     fig, ax = subplots(figsize=(6.5, 4.2))
+    published = published_speedups()
     for net, sp in NETWORKS.items():
         graph = zoo.get(net, batch=16)
         epochs = profiles.resolve(sp, graph).epochs
         xs = sorted(set(epochs) | {5, 20})  # the sheets' epochs, and two between
         ax.plot(xs, [network_speedup(net, epoch=e) for e in xs], marker="o", ms=3, label=net)
-        ax.scatter([xs[-1]], [PUBLISHED[net]], marker="*", s=60, color="k")
+        ax.scatter([xs[-1]], [published[net]], marker="*", s=60, color="k")
     ax.set_xlabel("training epoch (sparsity of that epoch)")
     ax.set_ylabel("speedup, non-initial conv layers")
     ax.set_title("SparseTrain speedup over training (stars: published, mean sparsity)")
@@ -64,7 +65,7 @@ def over_epochs(out: Path) -> Path:
 
 
 def what_if(out: Path) -> Path:
-    fig, axes = subplots(1, 3, figsize=(14, 4.2), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(10, 4.2), sharey=True)
     nets = ("vgg16", "resnet50")
     for net in nets:
         axes[0].plot([1, 2], [network_speedup(net, hardware_options={"fma_units_per_core": f})
@@ -72,14 +73,9 @@ def what_if(out: Path) -> Path:
         cores = [1, 2, 6, 12]
         axes[1].plot(cores, [network_speedup(net, hardware_options={"cores": c})
                              for c in cores], marker="o", label=net)
-        lanes = [8, 16, 32]
-        axes[2].plot(lanes, [network_speedup(net, hardware_options={"vector_lanes_fp32": v})
-                             for v in lanes], marker="o", label=net)
     axes[0].set_xlabel("AVX-512 FMA units per core")
     axes[0].set_xticks([1, 2])
     axes[1].set_xlabel("cores (batch 16: fewer items per core, more imbalance)")
-    axes[2].set_xlabel("vector lanes (fp32)")
-    axes[2].set_xscale("log", base=2)
     axes[0].set_ylabel("speedup, non-initial conv layers")
     for ax in axes:
         ax.legend(fontsize=8)
