@@ -9,7 +9,9 @@ Resource names (what tasks hold):
   link:{a}->{b}#k NVLink k from a to b in a DGX-1 hybrid cube-mesh (node_topologies.py)
   {dev}.tx#k/.rx#k  NVLink k of the device's port into NVSwitch (DGX-2)
   medium          a shared medium (Wi-Fi): one transmission at a time for everyone
-  node{n}.tx/.rx  a node's port to the inter-node network
+  node{n}.tx/.rx  a node's port to the inter-node network (node{n}.nic{k}.tx/.rx: NIC k of
+                  several, leaf{m}.up/.down or rail{k}.up/.down: the network's uplinks, and
+                  node{n}.pcie{k}.up/.down: a PCIe switch's uplink; see node_types.py)
 
 A transfer holds every resource on its path at once (cut-through) for latency per hop plus
 bytes over the slowest bandwidth on the path. Ports serve one transfer at a time, so concurrent
@@ -28,9 +30,12 @@ from hwmodels import DeviceModel, catalog, model_for
 from hwmodels.specs import DeviceSpec, HostSpec, LinkSpec
 
 from . import node_topologies as nvl
+from .node_types import NodeLayout, node_type
 from .tasks import SimulationError
 
-TOPOLOGIES = ("switch", "ring", "fully-connected", *nvl.NVLINK_TOPOLOGIES)
+# pcie: GPUs on PCIe switches (the layout's pcie_switches), no peer links: traffic between
+# switches crosses both switches' uplinks
+TOPOLOGIES = ("switch", "ring", "fully-connected", "pcie", *nvl.NVLINK_TOPOLOGIES)
 
 
 @dataclass
@@ -71,6 +76,8 @@ class Cluster:
     host: HostSpec | None = None
     host_link: LinkSpec | None = None
     resources: dict[str, int] = field(default_factory=dict)
+    layout: NodeLayout = field(default_factory=NodeLayout)
+    node_type: str | None = None
 
     def __post_init__(self) -> None:
         if not self.devices:
@@ -89,6 +96,7 @@ class Cluster:
                 raise SimulationError(f"topology {self.topology!r} joins at most {most} GPUs "
                                       f"per node, got {per_node}; give devices_per_node <= "
                                       f"{most} and an inter_node_link")
+        self.layout.check(min(k, len(self.devices)), math.ceil(len(self.devices) / k))
         self._index = {d.id: d for d in self.devices}
         for i, d in enumerate(self.devices):
             d.node = i // k
@@ -119,6 +127,21 @@ class Cluster:
                    host_link=_link(host_link) if host_link else
                    (_link(spec.host_link) if spec.kind == "gpu" and spec.host_link else None))
 
+    @classmethod
+    def from_node_type(cls, name: str, count: int, device: str | DeviceSpec | None = None,
+                       network: str = "fat-tree", oversubscription: float = 1.0,
+                       nodes_per_leaf: int | None = None, profile=None) -> "Cluster":
+        """`count` GPUs in nodes of catalog node type `name` (node_types.py), filled in
+        order; `device` replaces the node's own GPU."""
+        nt = node_type(name)
+        cluster = cls.build(device or nt.gpu, count, nt.link, topology=nt.topology,
+                            devices_per_node=nt.gpus, inter_node_link=nt.nic_link,
+                            host=nt.host, host_link=nt.host_link, profile=profile)
+        return cls(cluster.devices, cluster.link, cluster.topology, nt.gpus,
+                   cluster.inter_node_link, cluster.host, cluster.host_link,
+                   layout=nt.layout(network, oversubscription, nodes_per_leaf),
+                   node_type=name)
+
     def _build_resources(self) -> dict[str, int]:
         res: dict[str, int] = {}
         for d in self.devices:
@@ -130,7 +153,7 @@ class Cluster:
         if len(self.devices) > 1:
             if self.link.shared_medium:
                 res["medium"] = 1
-            elif self.topology == "switch":
+            elif self.topology in ("switch", "pcie"):
                 for d in self.devices:
                     res[f"{d.id}.tx"] = 1
                     res[f"{d.id}.rx"] = 1
@@ -148,10 +171,9 @@ class Cluster:
             else:
                 for a, b in self._direct_pairs():
                     res[f"link:{a}->{b}"] = 1
-            for n in range(self.nodes):
-                if self.nodes > 1:
-                    res[f"node{n}.tx"] = 1
-                    res[f"node{n}.rx"] = 1
+            if self.nodes > 1:
+                res.update(self.layout.resources(self.nodes))
+        res.update(self.layout.pcie_resources(self.nodes))
         return res
 
     def _direct_pairs(self) -> list[tuple[str, str]]:
@@ -209,14 +231,16 @@ class Cluster:
         if a.id == b.id:
             return (a.compute,), math.inf, 0.0
         if a.node != b.node:
-            link = self.inter_node_link
-            return _cut_through([((f"node{a.node}.tx",), link, 1),
-                                 ((f"node{b.node}.rx",), link, 1)], hop_count=1)
+            path = self.layout.inter_node_path(a.node, self._local[a.id], b.node,
+                                               self._local[b.id])
+            return _cut_through([((r,), self.inter_node_link, 1) for r in path], hop_count=1)
         if self.link.shared_medium:
             return _cut_through([(("medium",), self.link, 1)], hop_count=1)
         if self.topology == "switch":
             return _cut_through([((f"{a.id}.tx",), self.link, 1),
                                  ((f"{b.id}.rx",), self.link, 1)], hop_count=1)
+        if self.topology == "pcie":
+            return self._pcie_route(a, b)
         if self.topology == "fully-connected":
             return _cut_through([((f"link:{a.id}->{b.id}",), self.link, 1)], hop_count=1)
         if self.topology == "nvswitch":
@@ -275,6 +299,19 @@ class Cluster:
                                   f"{len(members)} GPUs")
         return [(a.id, members[via].id), (members[via].id, b.id)]
 
+    def _pcie_route(self, a: Device, b: Device) -> tuple[tuple[str, ...], float, float]:
+        """Peer to peer within a PCIe switch; between switches up one uplink, down another."""
+        sa, sb = self.layout.switch_of(self._local[a.id]), self.layout.switch_of(self._local[b.id])
+        if sa == sb and sa is not None:
+            return _cut_through([((f"{a.id}.tx",), self.link, 1),
+                                 ((f"{b.id}.rx",), self.link, 1)], hop_count=1)
+        hops = [((f"{a.id}.tx",), self.link, 1), ((f"{b.id}.rx",), self.link, 1)]
+        if sa is not None:
+            hops.insert(1, ((f"node{a.node}.pcie{sa}.up",), self.host_link or self.link, 1))
+        if sb is not None:
+            hops.insert(-1, ((f"node{b.node}.pcie{sb}.down",), self.host_link or self.link, 1))
+        return _cut_through(hops, hop_count=2)
+
     def _ring_path(self, a: Device, b: Device) -> list[tuple[str, str]]:
         ids = [d.id for d in self.node_members()[a.node]]
         i, j, n = ids.index(a.id), ids.index(b.id), len(ids)
@@ -302,9 +339,14 @@ class Cluster:
             return None
         if self.nodes == 1:
             plain = self.topology in ("switch", "fully-connected") or self.link.shared_medium
-            return 1 if plain and n > 1 else None
+            # GPUs that share a PCIe switch are not alike to those that do not
+            alone = all(len(g) == 1 for g in self.layout.pcie_switches or ())
+            return 1 if plain and alone and n > 1 else None
         k = self.devices_per_node or n
-        return k if n % k == 0 else None
+        node_period = self.layout.node_period(self.nodes)
+        if n % k or node_period is None or k * node_period >= n:
+            return None
+        return k * node_period
 
     def representative_resources(self, period: int) -> dict[str, str]:
         """Each resource's image when device i stands for every device i + m * period: a
@@ -323,6 +365,12 @@ class Cluster:
             elif r.startswith("node") and r[4:5].isdigit():
                 num, _, rest = r[4:].partition(".")
                 out[r] = f"node{int(num) % node_period}.{rest}"
+            elif r.startswith("leaf"):
+                leaves = max(1, node_period // (self.layout.nodes_per_leaf or node_period))
+                num, _, rest = r[4:].partition(".")
+                out[r] = f"leaf{int(num) % leaves}.{rest}"
+            elif r.startswith("rail"):
+                out[r] = r
             elif r == "medium":
                 out[r] = r
             else:
@@ -330,18 +378,32 @@ class Cluster:
                 out[r] = f"{rep_dev[dev]}.{rest}"
         return out
 
-    def host_copy(self, dev: str, nbytes: float, direction: str) -> tuple[str, float]:
-        """Copy engine and duration of a host<->device copy ('h2d' or 'd2h')."""
+    def host_copy(self, dev: str, nbytes: float, direction: str
+                  ) -> tuple[str | tuple[str, ...], float]:
+        """Resources (the copy engine; and the uplink of the PCIe switch the device shares,
+        where the layout has one) and duration of a host<->device copy ('h2d' or 'd2h')."""
         d = self.device(dev)
         if direction not in ("h2d", "d2h"):
             raise SimulationError(f"copy direction must be 'h2d' or 'd2h', got {direction!r}")
         if self.host_link is None:
             raise SimulationError(f"device {dev!r} has no host link (PCIe) in this cluster")
         t = self.host_link.latency_s + nbytes / self.host_link.bandwidth_Bps
-        return (d.h2d if direction == "h2d" else d.d2h), t
+        engine = d.h2d if direction == "h2d" else d.d2h
+        switch = self.layout.switch_of(self._local[d.id])
+        if switch is None:
+            return engine, t
+        uplink = f"node{d.node}.pcie{switch}.{'down' if direction == 'h2d' else 'up'}"
+        return (engine, uplink), t
 
     def describe(self) -> dict:
-        return {
+        layout = {}
+        if self.node_type:
+            layout["node_type"] = self.node_type
+        if self.layout != NodeLayout():
+            layout.update(network=self.layout.network,
+                          oversubscription=self.layout.oversubscription,
+                          nodes_per_leaf=self.layout.nodes_per_leaf)
+        return {**layout,
             "device": self.devices[0].spec.name, "devices": len(self.devices),
             "link": self.link.name, "topology": self.topology,
             "devices_per_node": self.devices_per_node or len(self.devices),

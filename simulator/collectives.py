@@ -275,14 +275,15 @@ def _ring(tg, cluster, order, lanes, nbytes, dep_of, name, priority, passes, lau
 def _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority, launch_s, period):
     """All-reduce across nodes as NCCL's hierarchy: intra-node reduce-scatter, one ring per
     local rank across the nodes on a 1/k shard, intra-node all-gather. Under symmetry
-    (period = the node size) only node 0 is built, and each cross-node ring as one
-    transfer per step on node 0's resources."""
+    (period: a whole number of nodes) only the first period's nodes are built, and each
+    cross-node ring only through them, on their resources."""
     nodes = [[d.id for d in members] for members in cluster.node_members()]
     k = len(nodes[0])
     if devices != [d for ids in nodes for d in ids] or any(len(ids) != k for ids in nodes):
         raise SimulationError(f"collective {name!r}: a hierarchical all-reduce needs every "
                               f"device of the cluster in order, in nodes of equal size")
-    built_nodes = nodes[:1] if period else nodes
+    node_period = period // k if period else None
+    built_nodes = nodes[:node_period] if period else nodes
     reduce_scatter, allgather = _ring_steps(1), _ring_steps(1)
     after_rs: dict[str, tuple[str, ...]] = {}
     if k > 1:
@@ -297,7 +298,7 @@ def _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority, launch_s
     for j in range(k):
         order = [ids[j] for ids in nodes]
         last = _ring(tg, cluster, order, (None,) * len(order), nbytes / k, after_rs,
-                     f"{name}.x{j}", priority, 2, launch_s, 1 if period else None, rep)
+                     f"{name}.x{j}", priority, 2, launch_s, node_period, rep)
         after_ar.update({d: (t,) for d, t in last.items()})
     if k == 1:
         return _expand(after_ar, devices, period)

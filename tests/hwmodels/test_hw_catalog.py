@@ -59,8 +59,8 @@ def test_wifi_is_shared_half_duplex():
 def test_unknown_name_lists_known():
     with pytest.raises(HardwareError, match="unknown device 'v200'.*v100"):
         catalog.device("v200")
-    with pytest.raises(HardwareError, match="unknown link 'eth100g'.*eth10g"):
-        catalog.link("eth100g")
+    with pytest.raises(HardwareError, match="unknown link 'eth400g'.*eth10g"):
+        catalog.link("eth400g")
     with pytest.raises(HardwareError, match="unknown host"):
         catalog.host("nope")
     with pytest.raises(HardwareError, match="unknown part kind 'tpu'"):

@@ -37,6 +37,12 @@ def _nodes(p, topology="dgx1-cube-mesh", link="nvlink2-link"):
                          inter_node_link="ib100")
 
 
+def _leaves():
+    cluster = Cluster.from_node_type("dgx1-v100", 64, nodes_per_leaf=2, oversubscription=2)
+    assert cluster.symmetry_period() == 16 and cluster.resources["leaf0.up"] == 4
+    return cluster
+
+
 CASES = [
     (8, lambda: Cluster.build("v100", 8, "nvlink2"), "ring"),
     (64, lambda: Cluster.build("v100", 64, "eth10g"), "ring"),
@@ -44,6 +50,9 @@ CASES = [
     (64, lambda: _nodes(64), "hierarchical"),
     (256, lambda: _nodes(256, "switch", "nvlink2"), "ring"),
     (256, lambda: _nodes(256), "hierarchical"),
+    # leaves of 2 DGX-1s, 2:1 oversubscribed: the period is a leaf (16 GPUs)
+    (64, lambda: _leaves(), "ring"),
+    (64, lambda: _leaves(), "hierarchical"),
 ]
 
 

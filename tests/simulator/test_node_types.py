@@ -1,0 +1,105 @@
+"""Nodes as they are built: shared NICs and PCIe switches contend, networks between nodes, and
+the catalog's node types."""
+from __future__ import annotations
+
+import pytest
+
+from simulator import Cluster, engine, simulate
+from simulator.node_types import NodeLayout, node_types
+from simulator.tasks import SimulationError, TaskGraph
+
+MB = 1e6
+
+
+def _run_copies(cluster, copies):
+    """copies: (src, dst, bytes) transfers all ready at 0; returns each one's end."""
+    tg = TaskGraph("copies")
+    for i, (src, dst, nbytes) in enumerate(copies):
+        res, dur = cluster.transfer(src, dst, nbytes)
+        tg.new(f"c{i}", res, dur)
+    log = engine.run(tg, cluster.resources)
+    return log.end_s
+
+
+def test_every_catalog_node_type_builds_and_trains():
+    assert {"dgx1-v100", "dgx2", "dgx-a100", "dgx-h100", "pcie-8gpu-v100", "cloud-v100-25gbe",
+            "cloud-v100-100gbe"} <= set(node_types())
+    for name, nt in node_types().items():
+        assert nt.source
+        cluster = Cluster.from_node_type(name, 2 * nt.gpus)
+        assert cluster.nodes == 2 and cluster.describe()["node_type"] == name
+        r = simulate("resnet20", cluster, "data-parallel", batch=32)
+        assert r.ok and r.iteration_time_s > 0
+
+
+def test_gpus_sharing_a_nic_queue_for_it():
+    cluster = Cluster.from_node_type("dgx1-v100", 16)   # NICs shared by GPU pairs
+    one = cluster.transfer("gpu0", "gpu8", 100 * MB)[1]
+    shared = _run_copies(cluster, [("gpu0", "gpu8", 100 * MB), ("gpu1", "gpu9", 100 * MB)])
+    apart = _run_copies(cluster, [("gpu0", "gpu8", 100 * MB), ("gpu2", "gpu10", 100 * MB)])
+    assert max(apart) == pytest.approx(one)
+    assert max(shared) == pytest.approx(2 * one)
+
+
+def test_host_copies_behind_one_pcie_switch_queue_for_its_uplink():
+    cluster = Cluster.from_node_type("dgx1-v100", 8)
+    tg = TaskGraph("swap")
+    for g in ("gpu0", "gpu1", "gpu2"):
+        res, dur = cluster.host_copy(g, 200 * MB, "d2h")
+        assert f"node0.pcie{int(g[-1]) // 2}.up" in res
+        tg.new(f"out.{g}", res, dur)
+    log = engine.run(tg, cluster.resources)
+    end = dict(zip([t.name for t in log.tasks], log.end_s))
+    assert end["out.gpu1"] == pytest.approx(2 * end["out.gpu0"])   # after gpu0's, same switch
+    assert end["out.gpu2"] == pytest.approx(end["out.gpu0"])       # its own switch
+
+
+def test_pcie_server_peer_traffic_between_switches_shares_uplinks():
+    cluster = Cluster.from_node_type("pcie-8gpu-v100", 8)
+    near = cluster.route("gpu0", "gpu1")[0]
+    far = cluster.route("gpu0", "gpu2")[0]
+    assert not any("pcie" in r for r in near)
+    assert "node0.pcie0.up" in far and "node0.pcie1.down" in far
+    one = cluster.transfer("gpu0", "gpu2", 100 * MB)[1]
+    both = _run_copies(cluster, [("gpu0", "gpu2", 100 * MB), ("gpu1", "gpu3", 100 * MB)])
+    assert max(both) == pytest.approx(2 * one)
+
+
+def test_oversubscribed_fat_tree_limits_traffic_between_leaves():
+    # 4 nodes of 8, 2 nodes per leaf, one NIC each: 2 NICs under a leaf, 2:1 -> 1 uplink
+    cluster = Cluster.from_node_type("pcie-8gpu-v100", 32, nodes_per_leaf=2,
+                                     oversubscription=2)
+    assert cluster.resources["leaf0.up"] == 1
+    assert "leaf0.up" not in cluster.route("gpu0", "gpu8")[0]       # same leaf
+    assert "leaf0.up" in cluster.route("gpu0", "gpu16")[0]
+    one = cluster.transfer("gpu0", "gpu16", 100 * MB)[1]
+    cross = _run_copies(cluster, [("gpu0", "gpu16", 100 * MB), ("gpu8", "gpu24", 100 * MB)])
+    assert max(cross) == pytest.approx(2 * one)
+    full = Cluster.from_node_type("pcie-8gpu-v100", 32, nodes_per_leaf=2)
+    assert max(_run_copies(full, [("gpu0", "gpu16", 100 * MB),
+                                  ("gpu8", "gpu24", 100 * MB)])) == pytest.approx(one)
+
+
+def test_rail_optimised_network_crosses_the_spine_between_rails_only():
+    cluster = Cluster.from_node_type("dgx-a100", 16, network="rail-optimised")
+    assert cluster.route("gpu0", "gpu8")[0] == ("node0.nic0.tx", "node1.nic0.rx")
+    assert "rail0.up" in cluster.route("gpu0", "gpu9")[0]
+
+
+@pytest.mark.parametrize("layout, gpus, nodes, message", [
+    (NodeLayout(nics=((0, 1), (2, 9))), 8, 2, "GPU 9 does not exist"),
+    (NodeLayout(nics=((0, 1, 2),)), 8, 2, "missing"),
+    (NodeLayout(pcie_switches=((0, 1), (1, 2))), 3, 1, "in several"),
+    (NodeLayout(oversubscription=-2), 8, 2, "oversubscription must be"),
+    (NodeLayout(network="torus"), 8, 2, "unknown network 'torus'"),
+    (NodeLayout(nodes_per_leaf=0), 8, 2, "nodes_per_leaf must be"),
+    (NodeLayout(nodes_per_leaf=1, oversubscription=4), 8, 2, "does not connect every node"),
+])
+def test_a_layout_that_does_not_add_up_is_a_named_error(layout, gpus, nodes, message):
+    with pytest.raises(SimulationError, match=message):
+        layout.check(gpus, nodes)
+
+
+def test_unknown_node_type_is_named():
+    with pytest.raises(SimulationError, match="unknown node type 'dgx-9'; known: .*dgx1-v100"):
+        Cluster.from_node_type("dgx-9", 8)
