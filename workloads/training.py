@@ -88,7 +88,7 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
     # subnets sharing a prefix has one loss per leaf; their gradients sum where they meet).
     extra_losses = {op.name for op in fwd_ops
                     if op.kind == "softmax_xent" and op is not loss and not consumers[op.name]}
-    ctx = _Lowering(g, grads, _tensors_needing_grad(fwd_ops))
+    ctx = _Lowering(g, grads, _tensors_needing_grad(fwd_ops, g.meta.get("shared_params", {})))
     for op in reversed(fwd_ops):
         if op.kind == "input":
             continue
@@ -101,11 +101,21 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
         else:
             (op.kind_record.backward or backward_rules.gradient)(ctx, op, dy)
 
+    # a later call of shared weights (meta["shared_params"]: op -> the op holding them) has
+    # no update of its own: its weight gradient joins the holder's
+    shared = g.meta.get("shared_params", {})
+    joins: dict[str, list[str]] = {}
     for fwd_name, gw in ctx.weight_grad_of.items():
+        if fwd_name in shared:
+            joins.setdefault(shared[fwd_name], []).append(gw)
+    for fwd_name, gw in ctx.weight_grad_of.items():
+        if fwd_name in shared:
+            continue
         fwd = g.op(fwd_name)
         spec = TensorSpec((fwd.params,), _param_width(fwd))
-        g.add(Op(f"{fwd_name}.update", "sgd_update", (gw,), (spec,), spec, params=fwd.params,
-                 phase="update", forward=fwd_name,
+        reads = (gw, *joins.get(fwd_name, ()))
+        g.add(Op(f"{fwd_name}.update", "sgd_update", reads, tuple(spec for _ in reads), spec,
+                 params=fwd.params, phase="update", forward=fwd_name,
                  attrs={"optimizer": optimizer, "tensors": param_tensors(fwd),
                         **{k: fwd.attrs[k] for k in _UPDATE_INHERITS if k in fwd.attrs}}))
     g.validate()
@@ -174,11 +184,12 @@ def _training_op(op: Op) -> Op:
     return dataclasses.replace(op, attrs={**op.attrs, **extra})
 
 
-def _tensors_needing_grad(fwd_ops: list[Op]) -> set[str]:
-    """Tensors downstream of a parameter (the input and constant-only paths need no gradient)."""
+def _tensors_needing_grad(fwd_ops: list[Op], shared_params: dict) -> set[str]:
+    """Tensors downstream of a parameter (the input and constant-only paths need no gradient);
+    an op calling shared weights holds a parameter too."""
     needs: set[str] = set()
     for op in fwd_ops:
-        if op.params or any(i in needs for i in op.inputs):
+        if op.params or op.name in shared_params or any(i in needs for i in op.inputs):
             needs.add(op.name)
     return needs
 

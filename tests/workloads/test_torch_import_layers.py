@@ -171,3 +171,14 @@ def test_instance_norm_with_running_statistics_is_refused():
     with pytest.raises(WorkloadError, match="running statistics"):
         from_torch(nn.Sequential(nn.InstanceNorm2d(3, track_running_stats=True)),
                    torch.randn(2, 3, 4, 4))
+
+
+def test_shared_weights_train_with_one_update_that_sums_every_calls_gradient():
+    from workloads.training import lower_training
+    g = lower_training(from_torch(Siamese(), torch.randn(2, 3, 8, 8)))
+    updates = {op.forward: op for op in g.phase("update")}
+    assert set(updates) == {"encoder.0", "encoder.1", "head"}
+    assert updates["encoder.0"].inputs == ("encoder.0.grad_weight", "encoder.02.grad_weight")
+    assert sorted(updates["head"].inputs) == ["head.grad_weight", "head2.grad_weight",
+                                              "head3.grad_weight"]
+    assert sum(op.params for op in g.phase("update")) == g.params()
