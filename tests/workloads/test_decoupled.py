@@ -120,3 +120,22 @@ def test_from_torch_agrees_with_the_zoo():
     assert g.params() == z.params() == sum(p.numel() for p in module.parameters())
     assert g.flops() == z.flops()
     assert sum(op.kind == "channel_shuffle" for op in g) == 16
+
+
+def test_authors_build_shuffles_after_stages_1_to_3():
+    """The authors' code: groups 4 in every block conv, width x1.5 (stage widths
+    96/192/384/768), one channel shuffle after each of stages 1-3."""
+    g = zoo.get("decnn_resnet50", groups=4, width=1.5, shuffles="stages")
+    shuffles = [op.name for op in g.topo() if op.kind == "channel_shuffle"]
+    assert shuffles == ["layer1.shuffle", "layer2.shuffle", "layer3.shuffle"]
+    planes = [g.op(f"layer{s}.0.conv1").attrs["out_channels"] for s in (1, 2, 3, 4)]
+    assert planes == [96, 192, 384, 768]
+    block_convs = [op for op in g.topo() if op.kind == "conv2d" and op.name.startswith("layer")]
+    assert all(op.attrs["groups"] == 4 for op in block_convs)
+    assert len([op for op in zoo.get("decnn_resnet50", groups=4).topo()
+                if op.kind == "channel_shuffle"]) == 16
+
+
+def test_unknown_shuffle_placement_is_named():
+    with pytest.raises(WorkloadError, match="shuffles must be one of block, stages"):
+        zoo.get("decnn_resnet50", shuffles="layer")

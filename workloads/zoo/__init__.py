@@ -88,7 +88,7 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
                 resnet.fixup_resnet50),
     NetworkInfo("decnn_resnet50", _IMAGENET, 1000,
                 "DeCNN decoupled ResNet-50: group convs + channel shuffles (options groups, "
-                "width)", decoupled.decnn_resnet50),
+                "width, shuffles)", decoupled.decnn_resnet50),
     NetworkInfo("spos_supernet", _IMAGENET, 1000,
                 "SPOS ShuffleNetV2 supernet, 20 blocks x 4 candidates: one subnet (options "
                 "choices, seed)", supernet.zoo_builder(supernet.SPOS_IMAGENET)),

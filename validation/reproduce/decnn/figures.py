@@ -2,12 +2,15 @@
 timeline of exchanges overlapping compute. The sweeps are plain functions that the notebook
 and the tests use too.
 
-Baseline of every speedup: one board running the original ResNet-50 (`sequential`). DeCNN on N
-devices runs the decoupled ResNet-50 with N groups (width sqrt(N)); layer-wise MP and
-data parallelism run the original network.
+Baseline of every speedup: one board running the original ResNet-50 (`sequential`). DeCNN runs
+the authors' decoupled ResNet-50 (groups 4, or one per device beyond 4; channel shuffles after
+stages 1-3; width x1.5 unless a width is given); layer-wise MP and data parallelism run the
+original network. The published figures are read from validation/targets/decnn.toml and the
+authors' top-1 accuracies from validation/measured/decnn_top1.csv.
 """
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from hwmodels import catalog
@@ -15,15 +18,36 @@ from hwmodels.specs import LinkSpec
 from simulator.api import simulate
 from simulator.cluster import Cluster
 
-from ..plotting import save
+from validation.paths import MEASURED
 
-BOARD = "rk3399"
+from ..plotting import save
+from ..targets import load_all
+
+BOARD = "rpi4"
 LINK = "eth1g"
 POLICIES = ("decnn", "layerwise-mp", "data-parallel")
+WIDTH = 1.5
+DEVICES = (1, 2, 4, 8)
+
+
+def published() -> dict[str, float]:
+    """target id -> the paper's figure (validation/targets/decnn.toml)."""
+    return {t.id: t.published for t in load_all(["decnn"])[0].targets}
+
+
+def authors_top1() -> list[dict]:
+    """The authors' ImageNet top-1 per network and width (published, with its source)."""
+    path = MEASURED / "decnn_top1.csv"
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+
+
+def decoupled_options(devices: int, width: float = WIDTH) -> dict:
+    return {"groups": max(4, devices), "width": width, "shuffles": "stages"}
 
 
 def run(policy: str, devices: int, link: str | LinkSpec = LINK, board: str = BOARD,
-        in_flight: int | None = None):
+        in_flight: int | None = None, width: float = WIDTH):
     """One inference simulation of the DeCNN study (batch 1)."""
     cluster = Cluster.build(board, devices, link)
     if policy == "sequential":
@@ -33,7 +57,7 @@ def run(policy: str, devices: int, link: str | LinkSpec = LINK, board: str = BOA
     opts = {} if in_flight is None else {"in_flight": in_flight}
     if policy == "decnn":
         return simulate("decnn_resnet50", cluster, "decnn", training=False,
-                        workload_options={"groups": devices}, **opts)
+                        workload_options=decoupled_options(devices, width), **opts)
     return simulate("resnet50", cluster, policy, training=False, **opts)
 
 
@@ -46,7 +70,7 @@ def _memory_bytes(result) -> float:
     return sum(peaks.values()) / len(peaks)
 
 
-def scaling(devices=range(1, 9), link: str | LinkSpec = LINK, board: str = BOARD,
+def scaling(devices=DEVICES, link: str | LinkSpec = LINK, board: str = BOARD,
             policies=POLICIES) -> list[dict]:
     """Rows: policy, devices, latency and throughput speedup over one board, memory."""
     base = run("sequential", 1, link, board)
@@ -89,7 +113,7 @@ def bandwidth_sweep(bandwidths_Bps=(25e6, 60e6, 117.5e6, 300e6, 1.175e9), device
 BANDWIDTHS_BPS = (25e6, 60e6, 117.5e6, 300e6, 1.175e9)
 
 
-def make_figures(out_dir: Path, devices=range(1, 9),
+def make_figures(out_dir: Path, devices=DEVICES,
                  bandwidths_Bps=BANDWIDTHS_BPS) -> list[Path]:
     from simulator.trace import subplots  # no backend switch: notebooks import this
     from simulator.trace import plot_timeline
@@ -109,7 +133,9 @@ def make_figures(out_dir: Path, devices=range(1, 9),
         ax.set_xlabel(f"{BOARD} devices ({LINK}, switched)")
         ax.set_ylabel(f"{what} speedup over 1 device")
         ax.legend(fontsize=8)
-    axes[1].plot([4], [3.21], "k*", ms=12, label="published (DeCNN, 4 devices)")
+    paper = published()
+    axes[1].plot([4], [paper["resnet50-4arm-speedup"]], "k*", ms=12,
+                 label="published (DeCNN, 4 devices)")
     axes[1].legend(fontsize=8)
     fig.suptitle("ResNet-50 inference: DeCNN vs layer-wise MP vs data parallelism")
     fig.tight_layout()
@@ -122,7 +148,8 @@ def make_figures(out_dir: Path, devices=range(1, 9),
                if r["policy"] == policy]
         ax.plot(*zip(*pts), marker="o", label=policy)
     ax.axhline(base_mb, color="black", lw=0.6, label="1 device, original ResNet-50")
-    ax.plot([4], [base_mb * (1 - 0.653)], "k*", ms=12, label="published DeCNN (-65.3%)")
+    cut = paper["resnet50-4arm-memory"]
+    ax.plot([4], [base_mb * (1 - cut)], "k*", ms=12, label=f"published DeCNN (-{cut:.1%})")
     ax.set_xlabel("devices")
     ax.set_ylabel("memory per device (MB): weights + peak activations")
     ax.legend(fontsize=8)
@@ -147,10 +174,34 @@ def make_figures(out_dir: Path, devices=range(1, 9),
     fig.tight_layout()
     paths.append(save(fig, out_dir / "decnn_speedup_vs_bandwidth.png"))
 
+    paths.append(accuracy_vs_speedup(out_dir, subplots))
+
     r = run("decnn", 4)
     span = r.makespan_s
     paths.append(out_dir / "decnn_timeline.png")
     plot_timeline(r, paths[-1], window_s=(0.25 * span, 0.6 * span),
-                  title="DeCNN, 4 x rk3399, 1 Gb Ethernet, 2 samples in flight: "
+                  title=f"DeCNN, 4 x {BOARD}, 1 Gb Ethernet, 2 samples in flight: "
                         "all-to-all exchanges (orange) overlap compute (blue)")
     return paths
+
+
+def accuracy_vs_speedup(out_dir: Path, subplots) -> Path:
+    """Each decoupled width's simulated 4-board speedup beside the authors' top-1."""
+    base = run("sequential", 1).throughput_samples_per_s
+    fig, ax = subplots(figsize=(6.5, 4))
+    for row in authors_top1():
+        width = float(row["width"])
+        if row["network"] == "resnet50":
+            speedup, label = 1.0, "ResNet-50, 1 board"
+        else:
+            speedup = run("decnn", 4, width=width).throughput_samples_per_s / base
+            label = f"decoupled x{width:g}, 4 boards"
+        ax.scatter([speedup], [float(row["top1_percent"])], s=30)
+        ax.annotate(label, (speedup, float(row["top1_percent"])), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel(f"simulated throughput speedup over one {BOARD} (original ResNet-50)")
+    ax.set_ylabel("ImageNet top-1 (%), published by the authors")
+    ax.set_title("DeCNN: speed-up (simulated) beside accuracy (authors' training README)",
+                 fontsize=9)
+    fig.tight_layout()
+    return save(fig, out_dir / "decnn_accuracy_vs_speedup.png")
