@@ -79,7 +79,8 @@ class OpKind:
     reads_params: bool = False                    # bytes read include the parameters
     bytes_read: Callable | None = None            # op -> bytes; default: inputs (+ params)
     bytes_written: Callable | None = None         # op -> bytes; default: the output
-    # training: forward tensors the gradient reads ("in" the first input, "out" the output)
+    # training: forward tensors the gradient reads ("in" the first input, "in1", "in2" the
+    # others, "out" the output)
     saves: tuple[str, ...] = ()
     # forward kinds: the lowering rule (ctx, op, dy) making its backward ops
     # (kinds/backward_rules.py); None: one `<kind>_grad` op reading dy and what it saves
@@ -183,4 +184,4 @@ class KindSet(Set):
 
 # Importing the families declares their kinds (order: the order kinds are listed in).
 from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: E402,F401
-               loss_update)
+               loss_update, masked_dropout)
