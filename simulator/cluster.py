@@ -31,6 +31,7 @@ from hwmodels.specs import DeviceSpec, HostSpec, LinkSpec
 
 from . import node_topologies as nvl
 from .node_types import NodeLayout, node_type
+from .stragglers import Jitter, check_speeds
 from .tasks import SimulationError
 
 # pcie: GPUs on PCIe switches (the layout's pcie_switches), no peer links: traffic between
@@ -44,6 +45,13 @@ class Device:
     spec: DeviceSpec
     model: DeviceModel
     node: int = 0
+    speed: float = 1.0                 # compute speed relative to the model (stragglers.py)
+    jitter: Jitter | None = None       # per-op time factors (stragglers.py)
+
+    def time_factor(self, task: str) -> float:
+        """What the time of this device's compute task `task` is multiplied by."""
+        slow = 1.0 / self.speed
+        return slow * self.jitter.factor(self.id, task) if self.jitter else slow
 
     @property
     def compute(self) -> str:
@@ -108,9 +116,12 @@ class Cluster:
     def build(cls, device: str | DeviceSpec = "v100", count: int = 1, link: str | LinkSpec =
               "nvlink2", topology: str = "switch", devices_per_node: int | None = None,
               inter_node_link: str | LinkSpec | None = None, host: str | HostSpec | None = None,
-              host_link: str | LinkSpec | None = None, profile=None) -> "Cluster":
+              host_link: str | LinkSpec | None = None, profile=None,
+              speeds: dict[str, float] | None = None, jitter: Jitter | None = None
+              ) -> "Cluster":
         """`device`: a catalog name, a DeviceSpec, or a calibrated profile file (.toml), as
-        `--hardware` takes (the profile's device, costed by the profile)."""
+        `--hardware` takes (the profile's device, costed by the profile). speeds: device id
+        -> compute speed (1: as modelled); jitter: per-op time factors (stragglers.py)."""
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise SimulationError(f"device count must be an integer >= 1, got {count!r}")
         if isinstance(device, (str, os.PathLike)) and os.fspath(device).endswith(".toml"):
@@ -119,7 +130,11 @@ class Cluster:
             device = profile.device_name
         spec = catalog.device(device) if isinstance(device, str) else device
         prefix = {"gpu": "gpu", "cpu": "cpu", "arm": "arm"}.get(spec.kind, "dev")
-        devices = [Device(f"{prefix}{i}", spec, model_for(spec, profile)) for i in range(count)]
+        devices = [Device(f"{prefix}{i}", spec, model_for(spec, profile), jitter=jitter)
+                   for i in range(count)]
+        check_speeds(speeds or {}, [d.id for d in devices])
+        for d in devices:
+            d.speed = float((speeds or {}).get(d.id, 1.0))
         return cls(devices=devices, link=_link(link), topology=topology,
                    devices_per_node=devices_per_node,
                    inter_node_link=_link(inter_node_link) if inter_node_link else None,
@@ -130,13 +145,16 @@ class Cluster:
     @classmethod
     def from_node_type(cls, name: str, count: int, device: str | DeviceSpec | None = None,
                        network: str = "fat-tree", oversubscription: float = 1.0,
-                       nodes_per_leaf: int | None = None, profile=None) -> "Cluster":
+                       nodes_per_leaf: int | None = None, profile=None,
+                       speeds: dict[str, float] | None = None, jitter: Jitter | None = None
+                       ) -> "Cluster":
         """`count` GPUs in nodes of catalog node type `name` (node_types.py), filled in
         order; `device` replaces the node's own GPU."""
         nt = node_type(name)
         cluster = cls.build(device or nt.gpu, count, nt.link, topology=nt.topology,
                             devices_per_node=nt.gpus, inter_node_link=nt.nic_link,
-                            host=nt.host, host_link=nt.host_link, profile=profile)
+                            host=nt.host, host_link=nt.host_link, profile=profile,
+                            speeds=speeds, jitter=jitter)
         return cls(cluster.devices, cluster.link, cluster.topology, nt.gpus,
                    cluster.inter_node_link, cluster.host, cluster.host_link,
                    layout=nt.layout(network, oversubscription, nodes_per_leaf),
@@ -329,13 +347,15 @@ class Cluster:
         """The smallest t such that moving every device t places along (index i to i + t,
         modulo the count) maps the cluster onto itself: resources, routes and devices alike.
         1 for identical devices on one switch or fully connected, the node size for identical
-        nodes, None when no such t short of the whole cluster exists. Devices i and i + t
+        nodes, None when no such t short of the whole cluster exists (always under jitter,
+        and where device speeds differ). Devices i and i + t
         then behave alike in any traffic that is itself periodic in t (a ring in device
         order, the same ring in every node, one ring per local rank across nodes)."""
         n = len(self.devices)
         first = self.devices[0]
-        if any(d.spec != first.spec or type(d.model) is not type(first.model)
-               for d in self.devices):
+        if first.jitter is not None or any(
+                d.spec != first.spec or type(d.model) is not type(first.model) or
+                d.speed != first.speed for d in self.devices):
             return None
         if self.nodes == 1:
             plain = self.topology in ("switch", "fully-connected") or self.link.shared_medium

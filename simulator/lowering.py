@@ -127,6 +127,11 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
             return device.model.op_time_s(op, step_bytes)
     else:
         cost = duration
+    if device.speed != 1.0 or device.jitter is not None:   # a straggler, jitter: stragglers.py
+        base_cost = cost
+
+        def cost(op: Op) -> float:
+            return base_cost(op) * device.time_factor(f"{prefix}{op.name}")
     extra = extra_deps or {}
     gpu = device.spec.kind == "gpu"
     if gpu:

@@ -36,6 +36,7 @@ from workloads.training import lower_training
 
 from ..collectives import ALGORITHMS, FIDELITIES, NCCL_BASE_LATENCY_S, collective
 from ..lowering import emit_ops, resident_bytes
+from ..stragglers import wait_for_slowest
 from ..tasks import TaskGraph
 from . import Option, Policy, register
 
@@ -148,3 +149,8 @@ class DataParallel(Policy):
             emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", extra_deps=extra,
                      priority_base=len(fwd_bwd), track_memory=False)
         return tg
+
+    def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
+        # ranks that are not alike: what the step loses to the slowest (stragglers.py)
+        if any(d.speed != 1.0 or d.jitter is not None for d in cluster.devices):
+            result.extras.update(wait_for_slowest(result.log))
