@@ -171,8 +171,9 @@ class Result:
                 f"{c.get('device')}")
         if not self.ok:
             return head + ", out of memory)"
-        return (head + f", iteration {self.iteration_time_s * 1e3:.4g} ms, "
-                f"{self.throughput_samples_per_s:.4g} samples/s, {len(self.log.tasks)} tasks)")
+        from .report import seconds, sig
+        return (head + f", iteration {seconds(self.iteration_time_s)}, "
+                f"{sig(self.throughput_samples_per_s)} samples/s, {len(self.log.tasks)} tasks)")
 
     # -- outputs -------------------------------------------------------------------------
     def summary(self) -> dict:

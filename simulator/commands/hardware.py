@@ -1,5 +1,6 @@
-"""`dnnsim hardware [NAME]`: the parts catalog (GPUs, CPUs, ARM boards, links, host memory)
-and the node topologies, with their key figures; one part in full, with its source."""
+"""`dnnsim hardware [NAME]`: the parts catalog (GPUs, CPUs, ARM boards, links, host memory),
+the node types (GPU servers as built) and the topologies, with their key figures; one part in
+full, with its source."""
 from __future__ import annotations
 
 import argparse
@@ -11,16 +12,19 @@ from hwmodels.specs import DeviceSpec, HostSpec, LinkSpec
 
 from ..cli import CommandLineError
 from ..cluster import TOPOLOGIES
+from ..node_types import node_types
 from .workloads import format_table
 
 NAME = "hardware"
 HELP = "list the hardware catalog (devices, links, hosts, topologies), or show one part"
-KINDS = ("gpu", "cpu", "arm", "link", "host", "topology")
+KINDS = ("gpu", "cpu", "arm", "link", "host", "node", "topology")
 GIB = 2 ** 30
 TOPOLOGY_TEXT = {
     "switch": "every device on one non-blocking switch; each has its own link in and out",
     "ring": "each device linked to its two neighbours; transfers hop along the ring",
     "fully-connected": "one link between every pair of devices",
+    "pcie": "GPUs on PCIe switches with no peer links: traffic between them crosses the "
+            "switches and their uplinks",
     "dgx1-cube-mesh": "DGX-1 (V100): 8 GPUs, 6 NVLinks each, hybrid cube-mesh (nvlink2-link)",
     "nvswitch": "DGX-2: up to 16 GPUs, 6 NVLinks each into a non-blocking NVSwitch fabric",
 }
@@ -55,6 +59,12 @@ def host_row(h: HostSpec) -> dict:
             "mem_bandwidth_Bps": h.mem_bandwidth_Bps}
 
 
+def node_row(n) -> dict:
+    return {"name": n.name, "kind": "node", "gpu": n.gpu, "gpus": n.gpus,
+            "topology": n.topology, "link": n.link, "nic_link": n.nic_link, "nics": len(n.nics),
+            "host_link": n.host_link}
+
+
 def catalog_rows(kind: str | None = None) -> list[dict]:
     """Every part (and topology) of `kind` (None: all), sorted by kind then name."""
     cat = catalog.builtin()
@@ -68,8 +78,10 @@ def catalog_rows(kind: str | None = None) -> list[dict]:
             rows += [link_row(cat.link(n)) for n in cat.names("link")]
         elif k == "host":
             rows += [host_row(cat.host(n)) for n in cat.names("host")]
+        elif k == "node":
+            rows += [node_row(n) for _, n in sorted(node_types().items())]
         else:
-            rows += [{"name": t, "kind": "topology", "description": TOPOLOGY_TEXT[t]}
+            rows += [{"name": t, "kind": "topology", "description": TOPOLOGY_TEXT.get(t, "")}
                      for t in TOPOLOGIES]
     return rows
 
@@ -82,9 +94,12 @@ def part(name: str) -> dict:
             spec = table[name]
             kind = getattr(spec, "kind", "link" if isinstance(spec, LinkSpec) else "host")
             return {"kind": kind, **dataclasses.asdict(spec)}
+    nodes = node_types()
+    if name in nodes:
+        return {"kind": "node", **dataclasses.asdict(nodes[name])}
     if name in TOPOLOGIES:
-        return {"name": name, "kind": "topology", "description": TOPOLOGY_TEXT[name]}
-    known = sorted([*cat.devices, *cat.links, *cat.hosts, *TOPOLOGIES])
+        return {"name": name, "kind": "topology", "description": TOPOLOGY_TEXT.get(name, "")}
+    known = sorted([*cat.devices, *cat.links, *cat.hosts, *nodes, *TOPOLOGIES])
     raise CommandLineError(f"no part or topology named {name!r} in the catalog; known: "
                            f"{', '.join(known)}")
 
@@ -128,6 +143,11 @@ def tables(rows: list[dict]) -> list[str]:
             body = [[r["name"], _g(r["memory_bytes"], GIB, ".0f"),
                      _g(r["mem_bandwidth_Bps"], 1e9)] for r in part_rows]
             right = {1, 2}
+        elif kind == "node":
+            header = ["node", "GPUs", "topology", "link", "NICs", "NIC link", "host link"]
+            body = [[r["name"], f"{r['gpus']} x {r['gpu']}", r["topology"], r["link"],
+                     r["nics"], r["nic_link"], r["host_link"]] for r in part_rows]
+            right = {4}
         else:
             header = ["topology", "wiring"]
             body = [[r["name"], r["description"]] for r in part_rows]

@@ -8,13 +8,19 @@ import pytest
 from hwmodels import catalog
 from simulator.cli import main
 from simulator.cluster import TOPOLOGIES
+from simulator.node_types import node_types
 
 
 def test_listing_names_every_part_and_topology(capsys):
     assert main(["hardware"]) == 0
     out = capsys.readouterr().out
     names = {line.split()[0] for line in out.splitlines() if line.strip()}
-    assert set(catalog.names()) | set(TOPOLOGIES) <= names
+    assert set(catalog.names()) | set(TOPOLOGIES) | set(node_types()) <= names
+
+
+def test_every_topology_is_described():
+    from simulator.commands.hardware import TOPOLOGY_TEXT
+    assert set(TOPOLOGIES) <= set(TOPOLOGY_TEXT)
 
 
 def test_json_listing_is_in_si_units(capsys):
