@@ -11,10 +11,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from workloads.errors import DnnsimError
+
 from .families import FAMILIES
 
 
-class HardwareError(ValueError):
+class HardwareError(DnnsimError):
     """A hardware part, catalog file or profile that is missing, malformed or inconsistent."""
 
 

@@ -13,6 +13,8 @@ import sys
 from importlib.metadata import entry_points
 from types import ModuleType
 
+from workloads.errors import DnnsimError
+
 SIMULATOR_COMMANDS = [
     "simulator.commands.workloads",
     "simulator.commands.hardware",
@@ -25,7 +27,7 @@ SIMULATOR_COMMANDS = [
 ]
 
 
-class CommandLineError(ValueError):
+class CommandLineError(DnnsimError):
     """A bad argument or option value given on the command line."""
 
 
@@ -90,12 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `dnnsim ... | head`: the reader left; not an error
         sys.stdout = open(os.devnull, "w")
         return 0
-    except (ValueError, KeyError, OSError) as exc:  # our errors are ValueError subclasses
+    except (DnnsimError, ValueError, OSError) as exc:
+        # Bad input: DnnsimError and its subclasses, plus the plain ValueErrors some
+        # validation readers still raise. A KeyError is a bug and shows as one (traceback).
         if os.environ.get("DNNSIM_DEBUG"):
             raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         # one line, whatever the message holds (TOML and OS errors may carry newlines)
-        print(f"dnnsim: error: {' '.join(str(msg).split())}", file=sys.stderr)
+        print(f"dnnsim: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dnnsim: interrupted; results written so far are kept", file=sys.stderr)

@@ -14,8 +14,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from workloads.errors import DnnsimError
 
-class SimulationError(ValueError):
+
+class SimulationError(DnnsimError):
     """A task graph or cluster the engine cannot run (cycle, unknown resource, bad value)."""
 
 

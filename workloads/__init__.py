@@ -4,6 +4,7 @@ The op-graph IR (`graph`), the builder, the training lowering, the network zoo a
 importer. Importing this package never imports torch: `from_torch` loads it when called.
 """
 from . import zoo
+from .errors import DnnsimError
 from .graph import OpGraph, ShapeError, WorkloadError
 
 
@@ -13,4 +14,4 @@ def from_torch(module, example_input, name=None) -> OpGraph:
     return _from_torch(module, example_input, name=name)
 
 
-__all__ = ["zoo", "from_torch", "OpGraph", "ShapeError", "WorkloadError"]
+__all__ = ["zoo", "from_torch", "OpGraph", "ShapeError", "WorkloadError", "DnnsimError"]
