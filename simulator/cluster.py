@@ -117,11 +117,12 @@ class Cluster:
               "nvlink2", topology: str = "switch", devices_per_node: int | None = None,
               inter_node_link: str | LinkSpec | None = None, host: str | HostSpec | None = None,
               host_link: str | LinkSpec | None = None, profile=None,
-              speeds: dict[str, float] | None = None, jitter: Jitter | None = None
-              ) -> "Cluster":
+              speeds: dict[str, float] | None = None, jitter: Jitter | None = None,
+              layout: NodeLayout | None = None) -> "Cluster":
         """`device`: a catalog name, a DeviceSpec, or a calibrated profile file (.toml), as
         `--hardware` takes (the profile's device, costed by the profile). speeds: device id
-        -> compute speed (1: as modelled); jitter: per-op time factors (stragglers.py)."""
+        -> compute speed (1: as modelled); jitter: per-op time factors (stragglers.py);
+        layout: the nodes' NICs, PCIe switches and network (node_types.py)."""
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise SimulationError(f"device count must be an integer >= 1, got {count!r}")
         if isinstance(device, (str, os.PathLike)) and os.fspath(device).endswith(".toml"):
@@ -140,7 +141,8 @@ class Cluster:
                    inter_node_link=_link(inter_node_link) if inter_node_link else None,
                    host=catalog.host(host) if isinstance(host, str) else host,
                    host_link=_link(host_link) if host_link else
-                   (_link(spec.host_link) if spec.kind == "gpu" and spec.host_link else None))
+                   (_link(spec.host_link) if spec.kind == "gpu" and spec.host_link else None),
+                   layout=layout or NodeLayout())
 
     @classmethod
     def from_node_type(cls, name: str, count: int, device: str | DeviceSpec | None = None,

@@ -8,11 +8,19 @@
     policy = "data-parallel"
     inference = false              # optional (default: a training step)
     precision = "amp-fp16"         # optional: fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | amp-bf16
-    topology = "switch"            # optional: switch | ring | fully-connected | dgx1-cube-mesh | nvswitch
+    topology = "switch"            # optional: switch | ring | fully-connected | pcie | dgx1-cube-mesh | nvswitch
     devices_per_node = 8           # optional, with inter_node_link
     inter_node_link = "ib100"
     host_link = "pcie3"            # optional (GPUs: their catalog default)
     host = "ddr4-256gb"            # optional: host memory, tracked when given
+    node_type = "dgx1-v100"        # optional: a catalog node type (docs/clusters.md) instead of
+                                   # link, topology, devices_per_node, inter_node_link, host_link
+    network = "fat-tree"           # optional: fat-tree | rail-optimised, between nodes
+    oversubscription = 2.0         # optional: a leaf's down over up bandwidth (default 1)
+    nodes_per_leaf = 4             # optional: nodes under one leaf switch of the fat tree
+    jitter = "lognormal:0.05"      # optional: per-op time factors, DISTRIBUTION:SPREAD
+    seed = 1                       # optional: the jitter's seed (default 0)
+    [speeds]                       # optional: slow devices, e.g. gpu3 = 0.8 (1: as modelled)
     [workload_options]             # e.g. depth = 56, groups = 4
     [hardware_options]             # overrides of the device spec, e.g. memory_bytes = 8e9
     [options]                      # the policy's options (dnnsim policies lists them)
@@ -31,7 +39,9 @@ from hwmodels import catalog
 from workloads.precision import PRECISIONS
 
 from .cluster import TOPOLOGIES, Cluster
+from .node_types import NodeLayout, node_type
 from .policies import ConfigError
+from .stragglers import Jitter
 
 REQUIRED = ("workload", "batch", "hardware", "policy")
 
@@ -50,6 +60,13 @@ class Scenario:
     inter_node_link: str | None = None
     host_link: str | None = None
     host: str | None = None
+    node_type: str | None = None
+    network: str | None = None
+    oversubscription: float | None = None
+    nodes_per_leaf: int | None = None
+    jitter: str | None = None
+    seed: int = 0
+    speeds: dict = field(default_factory=dict)
     precision: str = "fp32"
     workload_options: dict = field(default_factory=dict)
     hardware_options: dict = field(default_factory=dict)
@@ -68,12 +85,16 @@ class Scenario:
             if key not in data:
                 raise ConfigError(f"{source}: missing field {key!r}")
         types = {"workload": str, "hardware": str, "policy": str, "link": str, "topology": str,
-                 "inter_node_link": str, "host_link": str, "host": str, "precision": str, "batch": int,
+                 "inter_node_link": str, "host_link": str, "host": str, "node_type": str,
+                 "network": str, "oversubscription": float, "nodes_per_leaf": int,
+                 "jitter": str, "seed": int, "speeds": dict, "precision": str, "batch": int,
                  "devices": int, "devices_per_node": int, "inference": bool,
                  "workload_options": dict, "hardware_options": dict, "options": dict}
         for key, value in data.items():
             want = types[key]
             if value is None and key not in REQUIRED:
+                continue
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
                 continue
             if not isinstance(value, want) or (want is int and isinstance(value, bool)):
                 raise ConfigError(f"{source}: field {key!r} must be {want.__name__}, "
@@ -91,7 +112,8 @@ class Scenario:
             raise ConfigError(f"{source}: batch must be >= 1, got {self.batch}")
         if self.devices < 1:
             raise ConfigError(f"{source}: devices must be >= 1, got {self.devices}")
-        if self.devices > 1 and not self.link:
+        self._check_cluster_layout(source)
+        if self.devices > 1 and not self.link and not self.node_type:
             raise ConfigError(f"{source}: field 'link' is required with {self.devices} devices")
         if self.topology not in TOPOLOGIES:
             raise ConfigError(f"{source}: topology must be one of {', '.join(TOPOLOGIES)}, "
@@ -103,6 +125,31 @@ class Scenario:
             raise ConfigError(f"{source}: devices_per_node must be >= 1, "
                               f"got {self.devices_per_node}")
         self._check_names(source)
+
+    def _check_cluster_layout(self, source: str) -> None:
+        """A node type fixes the fabric; the network, jitter and seed are checked here, the
+        speeds' device names when the cluster is built."""
+        fixed = [f for f in ("link", "devices_per_node", "inter_node_link", "host_link")
+                 if getattr(self, f) is not None] + \
+            (["topology"] if self.topology != "switch" else [])
+        if self.node_type and fixed:
+            raise ConfigError(f"{source}: node_type {self.node_type!r} sets the fabric; leave "
+                              f"out {', '.join(fixed)}")
+        try:
+            if self.node_type:
+                node_type(self.node_type)
+            self.layout().check(self.devices_per_node or self.devices, 1)
+            self.jitter_model()
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    def layout(self) -> NodeLayout:
+        return NodeLayout(network=self.network or "fat-tree",
+                          oversubscription=self.oversubscription or 1.0,
+                          nodes_per_leaf=self.nodes_per_leaf)
+
+    def jitter_model(self) -> Jitter | None:
+        return Jitter.parse(self.jitter, self.seed) if self.jitter else None
 
     def _check_names(self, source: str) -> None:
         """Every name resolves, so a typo is reported with its field and file before anything
@@ -142,11 +189,18 @@ class Scenario:
         spec, profile = resolve_hardware(self.hardware)
         if self.hardware_options:
             spec = spec.with_options(**self.hardware_options)
+        layout, jitter = self.layout(), self.jitter_model()
+        if self.node_type:
+            return Cluster.from_node_type(self.node_type, self.devices, spec,
+                                          layout.network, layout.oversubscription,
+                                          layout.nodes_per_leaf, profile=profile,
+                                          speeds=self.speeds, jitter=jitter)
         link = self.link or _single_device_link(spec)
         return Cluster.build(spec, self.devices, link, topology=self.topology,
                              devices_per_node=self.devices_per_node,
                              inter_node_link=self.inter_node_link, host=self.host,
-                             host_link=self.host_link, profile=profile)
+                             host_link=self.host_link, profile=profile,
+                             speeds=self.speeds, jitter=jitter, layout=layout)
 
     def run(self, enforce_memory: bool = True):
         from .api import simulate

@@ -20,11 +20,24 @@ def add_arguments(p) -> None:
     p.add_argument("--hardware", help="catalog device name, or a calibrated profile .toml")
     p.add_argument("--devices", type=int, help="number of devices")
     p.add_argument("--link", help="catalog link between devices")
-    p.add_argument("--topology", help="switch | ring | fully-connected | dgx1-cube-mesh | "
-                                      "nvswitch (default switch)")
+    p.add_argument("--topology", help="switch | ring | fully-connected | pcie | "
+                                      "dgx1-cube-mesh | nvswitch (default switch)")
     p.add_argument("--devices-per-node", type=int)
     p.add_argument("--inter-node-link")
     p.add_argument("--host-link")
+    p.add_argument("--node-type", help="a catalog node type (dgx1-v100, dgx2, dgx-a100, dgx-h100, "
+                   "pcie-8gpu-v100, cloud-v100-25gbe, cloud-v100-100gbe): its fabric, NICs and "
+                   "PCIe switches, instead of --link, --topology and the node flags")
+    p.add_argument("--network", help="between nodes: fat-tree (default) | rail-optimised")
+    p.add_argument("--oversubscription", type=float,
+                   help="a fat-tree leaf's (or a rail's) down over up bandwidth, >= 1")
+    p.add_argument("--nodes-per-leaf", type=int, help="nodes under one fat-tree leaf switch")
+    p.add_argument("--speed", action="append", default=[], metavar="DEVICE=SPEED",
+                   help="a device's compute speed, e.g. gpu3=0.8 (1: as modelled)")
+    p.add_argument("--jitter", metavar="DIST:SPREAD",
+                   help="per-op time factors: lognormal | uniform | exponential with a "
+                        "spread, e.g. lognormal:0.05")
+    p.add_argument("--seed", type=int, help="the jitter's seed (default 0)")
     p.add_argument("--policy", help="policy name (dnnsim policies)")
     p.add_argument("--inference", action="store_true", help="inference instead of training")
     p.add_argument("--precision", help="fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | "
@@ -95,14 +108,18 @@ def scenario_from_args(args) -> Scenario:
     flags = {"workload": args.workload, "batch": args.batch, "hardware": args.hardware,
              "devices": args.devices, "link": args.link, "topology": args.topology,
              "devices_per_node": args.devices_per_node, "inter_node_link": args.inter_node_link,
-             "host_link": args.host_link, "policy": args.policy, "precision": args.precision}
+             "host_link": args.host_link, "policy": args.policy, "precision": args.precision,
+             "node_type": args.node_type, "network": args.network,
+             "oversubscription": args.oversubscription, "nodes_per_leaf": args.nodes_per_leaf,
+             "jitter": args.jitter, "seed": args.seed}
     data.update({k: v for k, v in flags.items() if v is not None})
     data.setdefault("policy", "sequential")
     if args.inference:
         data["inference"] = True
     for key, items, what in (("options", args.option, "--option"),
                              ("workload_options", args.workload_option, "--workload-option"),
-                             ("hardware_options", args.hardware_option, "--hardware-option")):
+                             ("hardware_options", args.hardware_option, "--hardware-option"),
+                             ("speeds", args.speed, "--speed")):
         extra = parse_pairs(items, what)
         if extra:
             data[key] = {**data.get(key, {}), **extra}

@@ -1,0 +1,67 @@
+"""The command line and scenarios name node types, networks, speeds and jitter; bad values exit
+2 with the error named."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simulator.cli import main
+
+BASE = ["simulate", "--workload", "resnet20", "--batch", "8", "--hardware", "v100",
+        "--policy", "data-parallel"]
+
+
+def _error(capsys, extra: list[str]) -> str:
+    code = main([*BASE, *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("dnnsim: error:") and err.count("\n") == 1
+    return err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--devices", "16", "--node-type", "dgx-9"], "unknown node type 'dgx-9'; known: "),
+    (["--devices", "16", "--node-type", "dgx1-v100", "--link", "ib100"],
+     "sets the fabric; leave out link"),
+    (["--devices", "16", "--node-type", "dgx1-v100", "--oversubscription", "-1"],
+     "oversubscription must be a finite number >= 1"),
+    (["--devices", "32", "--node-type", "dgx1-v100", "--nodes-per-leaf", "1",
+      "--oversubscription", "8"], "does not connect every node"),
+    (["--devices", "16", "--node-type", "dgx1-v100", "--network", "torus"],
+     "unknown network 'torus'"),
+    (["--devices", "4", "--link", "nvlink2", "--jitter", "gamma:0.1"],
+     "unknown jitter distribution 'gamma'"),
+    (["--devices", "4", "--link", "nvlink2", "--jitter", "uniform:2"], r"spread must be in [0, 1)"),
+    (["--devices", "4", "--link", "nvlink2", "--speed", "gpu9=0.5"],
+     "speed given for 'gpu9', which is not a device"),
+    (["--devices", "4", "--link", "nvlink2", "--speed", "gpu1=-2"], "must be a finite number > 0"),
+    (["--devices", "4", "--link", "nvlink2", "--oversubscription", "many"], "oversubscription"),
+])
+def test_bad_cluster_input_exits_2_naming_it(capsys, extra, message):
+    assert message in _error(capsys, extra)
+
+
+def test_node_type_speed_and_jitter_from_the_command_line(capsys):
+    argv = [*BASE, "--devices", "16", "--node-type", "dgx1-v100", "--speed", "gpu3=0.5",
+            "--jitter", "lognormal:0.05", "--seed", "4", "--json"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first       # same seed, same output
+    doc = json.loads(first)
+    assert doc["cluster"]["node_type"] == "dgx1-v100"
+    assert doc["extras"]["slowest_device"] == "gpu3"
+    assert doc["scenario"]["speeds"] == {"gpu3": 0.5}
+
+
+def test_a_scenario_file_names_a_node_type_and_a_network(tmp_path, capsys):
+    path = tmp_path / "cluster.toml"
+    path.write_text('workload = "resnet20"\nbatch = 8\nhardware = "a100"\n'
+                    'policy = "data-parallel"\ndevices = 32\nnode_type = "dgx-a100"\n'
+                    'network = "rail-optimised"\noversubscription = 2\n'
+                    '[options]\nalgorithm = "hierarchical"\n')
+    assert main(["simulate", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["cluster"]["network"] == "rail-optimised"
+    assert doc["cluster"]["oversubscription"] == 2
