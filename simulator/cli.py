@@ -100,9 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         # one line, whatever the message holds (TOML and OS errors may carry newlines)
         print(f"dnnsim: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:   # SIGINT; SIGTERM and SIGHUP where a run handles them
+        signum = getattr(exc, "signum", 2)
         print("dnnsim: interrupted; results written so far are kept", file=sys.stderr)
-        return 130
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,6 +204,13 @@ class Result:
             "link_bytes": self.link_bytes,
             "link_utilisation": self.link_utilisation,
         }
+        if self.ok:
+            # A speed or bandwidth so small that a figure overflows is not a result.
+            bad = [k for k in HEADLINE_FIGURES if not math.isfinite(out[k])]
+            if bad:
+                out["status"] = "error"
+                out["error"] = ("non-finite figures: " + ", ".join(f"{k} = {out[k]}" for k in bad)
+                                + " (a bandwidth, speed or size too small or too large?)")
         if self.oom is not None:
             out["out_of_memory"] = {**self.oom.__dict__, "message": self.oom.message()}
         if self.extras:
@@ -238,13 +246,18 @@ class Result:
         write_chrome_trace(self, path)
 
 
+HEADLINE_FIGURES = ("iteration_time_s", "throughput_samples_per_s", "makespan_s",
+                    "exposed_communication_s")
+
+
 def jsonable(x):
-    """Plain JSON values: string keys, lists for tuples, null for NaN, text for the rest."""
+    """Plain, strict JSON values: string keys, lists for tuples, null for NaN and infinities
+    (which strict JSON parsers reject), text for the rest."""
     if isinstance(x, dict):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [jsonable(v) for v in x]
-    if isinstance(x, float) and x != x:
+    if isinstance(x, float) and not math.isfinite(x):
         return None
     if x is None or isinstance(x, (bool, int, float, str)):
         return x

@@ -38,6 +38,7 @@ from typing import Any
 from hwmodels import catalog
 from workloads.precision import PRECISIONS
 
+from . import limits
 from .cluster import TOPOLOGIES, Cluster
 from .node_types import NodeLayout, node_type
 from .policies import ConfigError
@@ -112,6 +113,7 @@ class Scenario:
             raise ConfigError(f"{source}: batch must be >= 1, got {self.batch}")
         if self.devices < 1:
             raise ConfigError(f"{source}: devices must be >= 1, got {self.devices}")
+        limits.check_devices(self.devices, self.topology, source)
         self._check_cluster_layout(source)
         if self.devices > 1 and not self.link and not self.node_type:
             raise ConfigError(f"{source}: field 'link' is required with {self.devices} devices")
@@ -171,9 +173,10 @@ class Scenario:
             except ValueError as exc:
                 raise ConfigError(f"{source}: field {fname!r}: {exc}") from None
         try:
-            policies.get(self.policy).resolve(self.options)
+            resolved = policies.get(self.policy).resolve(self.options)
         except ValueError as exc:
             raise ConfigError(f"{source}: [options] {exc}") from None
+        limits.check_options(resolved, f"{source}: [options]")
 
     # -- running -------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -203,11 +206,13 @@ class Scenario:
                              speeds=self.speeds, jitter=jitter, layout=layout)
 
     def run(self, enforce_memory: bool = True):
-        from .api import simulate
-        return simulate(self.workload, self.build_cluster(), self.policy, batch=self.batch,
+        from .api import load_workload, simulate
+        graph = load_workload(self.workload, self.batch, **self.workload_options)
+        limits.check_count("workload ops", len(graph.ops), limits.MAX_GRAPH_OPS,
+                           f"workload {self.workload!r}")
+        return simulate(graph, self.build_cluster(), self.policy, batch=self.batch,
                         training=not self.inference, enforce_memory=enforce_memory,
-                        workload_options=self.workload_options, precision=self.precision,
-                        **self.options)
+                        precision=self.precision, **self.options)
 
 
 def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigError) -> dict:

@@ -17,11 +17,15 @@ JSON-lines file as soon as it finishes.
     devices = 1
     link = "eth10g"
 
-The results file is append-only and crash-safe: each line is written by one `os.write` of a
-complete line followed by fsync, and identifies its point by a hash of the point's scenario and
-its sweep by a hash of the sweep. Running the same sweep again skips the points already in the
-file; a torn last line (the process was killed mid-write) is dropped. A file written by another
-sweep is refused rather than mixed.
+The results file is a journal (simulator/journal.py): a header line naming the sweep by its
+hash, then one complete line per point, identified by a hash of its scenario, each written by one
+`os.write` and fsynced. Running the same sweep again skips the points already in the file; a torn
+last line (the process was killed mid-write) is cut and kept in RESULTS.torn. A file that is not
+this sweep's results file is refused and left untouched, and so is a file another sweep is
+writing (a lock beside it).
+
+Points are generated and checked as a stream: a sweep of a million points is checked once, in
+constant memory but for the set of point hashes, before the first point runs.
 """
 from __future__ import annotations
 
@@ -30,40 +34,28 @@ import difflib
 import hashlib
 import itertools
 import json
-import os
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterator
 
-from . import policies
+from . import limits, policies
+from .journal import Journal, JournalError, dumps_line, parse
 from .policies import ConfigError
 from .results import jsonable
 from .scenario import Scenario, read_toml
+from .workers import cpu_count, process_pool, stop_on_signals, stop_pool
 
 SWEEP_FIELDS = ("base", "axes", "exclude")
 OPTION_TABLES = ("options", "workload_options", "hardware_options")
 SCENARIO_FIELDS = tuple(Scenario.__dataclass_fields__)
 DASK_CONNECT_TIMEOUT_S = 5  # an unreachable scheduler fails this fast
+JOURNAL_KIND = "sweep results"
 
 
 class SweepError(ConfigError):
     """A sweep file, results file or cluster address that cannot be used."""
 
-
-
-def process_pool(workers: int):
-    """Worker processes forked from a clean server process. Not plain fork: forking a process
-    that runs threads (a Dask client, a notebook kernel, a progress bar) can copy a held lock
-    and hang the child. The server preloads the simulator, so workers start in milliseconds
-    (spawn would import everything again in each). Where forkserver does not exist: spawn."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["simulator.sweep", "simulator.api"])
-    else:
-        ctx = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 def stable_hash(data: Any) -> str:
     """16 hex digits of SHA-256 over canonical JSON: same data, same hash, on any machine."""
@@ -149,7 +141,9 @@ class Sweep:
                     raise SweepError(f"{source}: exclude #{i + 1} names {name!r}, which is not "
                                      f"an axis ({', '.join(axes) or 'none'})")
         sweep = cls(dict(base), {k: list(v) for k, v in axes.items()}, list(exclude), source)
-        sweep.points()  # every point checked now, before anything is run or written
+        limits.check_count("sweep points", math.prod(len(v) for v in sweep.axes.values()),
+                           limits.MAX_SWEEP_POINTS, f"{source}: the product of the axes")
+        sweep.check()  # every point checked now, before anything is run or written
         return sweep
 
     @property
@@ -165,9 +159,18 @@ class Sweep:
 
     def points(self) -> list[Point]:
         """The points in axis order (the last axis varies fastest), checked, excluded removed."""
+        return list(self.iter_points(check=True))
+
+    def check(self) -> int:
+        """Check every point (streamed, nothing kept but their hashes); the number of points."""
+        return sum(1 for _ in self.iter_points(check=True))
+
+    def iter_points(self, check: bool = False) -> Iterator[Point]:
+        """The points one by one. check=False skips the name lookups and option checks of each
+        point, for a sweep already checked (Sweep.from_dict checks it)."""
         names = list(self.axes)
         option_axes = {n: n.split(".", 1)[1] for n in names if n.startswith("options.")}
-        out, seen, applied = [], set(), set()
+        seen, applied = set(), set()
         for combo in itertools.product(*(self.axes[n] for n in names)):
             values = dict(zip(names, combo))
             if self._excluded(values):
@@ -176,7 +179,7 @@ class Sweep:
             for name, value in values.items():
                 if name not in option_axes:
                     _set_field(data, name, value)
-            where = f"{self.source}: point {json.dumps(values, sort_keys=True)}"
+            where = f"{self.source}: point {json.dumps(values, sort_keys=True, default=str)}"
             try:
                 policy = policies.get(str(data.get("policy")))
                 for name, value in values.items():
@@ -185,26 +188,25 @@ class Sweep:
                     if name in option_axes and option_axes[name] in policy.options:
                         _set_field(data, name, value)
                         applied.add(name)
-                sc = Scenario.from_dict(data, source=where)
-                policy.resolve(sc.options)
+                sc = (Scenario.from_dict(data, source=where) if check
+                      else Scenario(**data))
             except ConfigError as exc:
                 msg = str(exc)
                 raise SweepError(msg if msg.startswith(where) else f"{where}: {msg}") from None
             point = Point(values, sc.to_dict())
             if point.key not in seen:  # two axis values naming the same scenario: run it once
                 seen.add(point.key)
-                out.append(point)
+                yield point
         for name in option_axes:
             if name not in applied:
                 pols = sorted({str(self.base.get("policy"))} | set(map(str, self.axes.get(
                     "policy", []))))
                 raise SweepError(f"{self.source}: axis {name!r}: no policy of this sweep "
                                  f"({', '.join(pols)}) has option {option_axes[name]!r}")
-        return out
 
 
 # -- running one point ------------------------------------------------------------------------
-def run_point(sweep_key: str, point: Point) -> str:
+def run_point(sweep_key: str, point: Point) -> bytes:
     """Simulate one point; its complete JSON line (newline included). Never raises for a
     point that cannot be simulated: the line says why, so the sweep goes on."""
     line = {"sweep": sweep_key, "point": point.key, "axes": point.axes,
@@ -213,92 +215,53 @@ def run_point(sweep_key: str, point: Point) -> str:
         result = Scenario.from_dict(point.scenario).run()
         summary = result.summary()
         line["status"] = summary.pop("status")
+        if "error" in summary:
+            line["error"] = summary.pop("error")
         line["summary"] = summary
-    except ValueError as exc:
+    except (ValueError, ArithmeticError, MemoryError, RecursionError) as exc:
         line["status"] = "error"
         line["error"] = f"{type(exc).__name__}: {exc}"
-    return json.dumps(jsonable(line), sort_keys=True, separators=(",", ":")) + "\n"
+    return dumps_line(jsonable(line))
 
 
-def run_chunk(sweep_key: str, points: list[Point]) -> list[str]:
+def run_chunk(sweep_key: str, points: list[Point]) -> list[bytes]:
     return [run_point(sweep_key, p) for p in points]
 
 
 # -- the results file ---------------------------------------------------------------------------
-def read_lines(path: str | Path) -> tuple[list[dict], bool]:
-    """(complete records, whether a torn last line was found). Only the last line may be torn;
-    a bad line elsewhere means the file is not a results file."""
-    p = Path(path)
-    if not p.exists():
-        return [], False
-    raw = p.read_bytes()
-    lines = raw.split(b"\n")
-    tail = lines.pop()  # b"" when the file ends with a newline
-    records, torn = [], bool(tail)
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            if i == len(lines) - 1 and not tail:
-                torn = True  # cannot happen with single writes, kept for safety
-                continue
-            raise SweepError(f"results file {str(p)!r}: line {i + 1} is not JSON") from None
-        if not isinstance(rec, dict) or "point" not in rec or "sweep" not in rec:
-            raise SweepError(f"results file {str(p)!r}: line {i + 1} is not a sweep result")
-        records.append(rec)
-    return records, torn
+RECORD_TYPES = {"sweep": str, "point": str, "axes": dict, "scenario": dict, "status": str}
 
 
-def _rewrite_without_torn_line(path: Path, records_bytes: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+def read_results(path: str | Path) -> tuple[dict, list[dict]]:
+    """(header, records) of a results file, read without changing it; a torn last line is left
+    out. Every record is checked to be a sweep result, so a reader can trust its fields."""
     try:
-        os.write(fd, records_bytes)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        contents = parse(path, JOURNAL_KIND, "results file")
+    except JournalError as exc:
+        raise SweepError(str(exc)) from None
+    if contents.header is None:
+        raise SweepError(f"results file {str(path)!r} holds no results (it is empty or missing)")
+    for i, rec in enumerate(contents.records):
+        for key, want in RECORD_TYPES.items():
+            if not isinstance(rec.get(key), want):
+                raise SweepError(f"results file {str(path)!r}: result {i + 1} has no valid "
+                                 f"{key!r} (a {want.__name__})")
+        if not isinstance(rec.get("summary", {}), dict):
+            raise SweepError(f"results file {str(path)!r}: result {i + 1}: 'summary' must be "
+                             "a table")
+    return contents.header, contents.records
 
 
-def prepare_results_file(path: str | Path, sweep_key: str) -> set[str]:
-    """Check an existing results file belongs to this sweep; drop a torn last line; return the
-    keys of the points it already holds."""
-    p = Path(path)
-    records, torn = read_lines(p)
-    for i, rec in enumerate(records):
-        if rec["sweep"] != sweep_key:
-            raise SweepError(f"results file {str(p)!r} was written by another sweep (its hash "
-                             f"{rec['sweep']}, this sweep {sweep_key}); give another --out or "
-                             "remove the file")
-    if torn:
-        raw = p.read_bytes()
-        _rewrite_without_torn_line(p, raw[:raw.rfind(b"\n") + 1])
-    return {rec["point"] for rec in records}
-
-
-class ResultsWriter:
-    """Appends complete lines: one os.write each, then fsync, so a kill loses at most the line
-    being written and never leaves half of one followed by another."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def write(self, line: str) -> None:
-        data = line.encode()
-        if os.write(self.fd, data) != len(data):
-            raise OSError("short write to the results file")
-        os.fsync(self.fd)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+def open_results(path: str | Path, sweep_key: str) -> Journal:
+    """The results file opened for appending (locked, checked to be this sweep's, a torn last
+    line cut and kept); its .records are the points already done."""
+    journal = Journal(path, JOURNAL_KIND, identity=sweep_key, what="results file",
+                      owner="sweep")
+    try:
+        journal.open()
+    except JournalError as exc:
+        raise SweepError(str(exc)) from None
+    return journal
 
 
 @dataclass
@@ -309,8 +272,9 @@ class SweepRun:
     errors: int
 
 
-def _chunks(points: list[Point], size: int) -> list[list[Point]]:
-    return [points[i:i + size] for i in range(0, len(points), size)]
+def _batched(items: Iterator[Point], size: int) -> Iterator[list[Point]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
 
 
 def _chunk_size(n_points: int, workers: int) -> int:
@@ -321,51 +285,73 @@ def _chunk_size(n_points: int, workers: int) -> int:
 
 def run_sweep(sweep: Sweep, out: str | Path, workers: int | None = None,
               dask: Any = None, progress: bool = True) -> SweepRun:
-    """Run the points not yet in `out`. workers: processes (1 = in this process; default: CPU
-    count). dask: None, "local" (a LocalCluster on loopback), a scheduler address, or a
-    dask.distributed Client."""
-    if workers is not None and workers < 1:
-        raise SweepError(f"--workers must be >= 1, got {workers}")
+    """Run the points not yet in `out`. workers: processes (1 = in this process; default: the
+    CPUs this process may use, and never more). dask: None, "local" (a LocalCluster on
+    loopback), a scheduler address, or a dask.distributed Client."""
+    if workers is not None:
+        limits.check_workers(workers)
     key = sweep.key
-    points = sweep.points()
-    out = Path(out)
-    done = prepare_results_file(out, key)
-    todo = [p for p in points if p.key not in done]
-    stats = SweepRun(total=len(points), skipped=len(points) - len(todo), ran=0, errors=0)
-    from tqdm import tqdm
-    bar = tqdm(total=len(points), initial=stats.skipped, disable=not progress, unit="point",
-               desc="sweep")
+    with open_results(out, key) as journal:
+        done = {rec.get("point") for rec in journal.records}
+        total = todo_count = 0
+        for p in sweep.iter_points():
+            total += 1
+            todo_count += p.key not in done
+        todo = (p for p in sweep.iter_points() if p.key not in done)
+        stats = SweepRun(total=total, skipped=total - todo_count, ran=0, errors=0)
+        from tqdm import tqdm
+        bar = tqdm(total=total, initial=stats.skipped, disable=not progress, unit="point",
+                   desc="sweep")
 
-    def take(lines: Iterable[str], writer: ResultsWriter) -> None:
-        for line in lines:
-            writer.write(line)
-            stats.ran += 1
-            stats.errors += '"status":"error"' in line
-            bar.update(1)
+        def take(lines) -> None:
+            for line in lines:
+                journal.append_line(line)
+                stats.ran += 1
+                stats.errors += b'"status":"error"' in line
+                bar.update(1)
 
-    try:
-        with ResultsWriter(out) as writer:
-            if not todo:
-                pass
-            elif dask is not None:
-                _run_on_dask(dask, key, todo, workers, lambda lines: take(lines, writer))
-            elif (workers or os.cpu_count() or 1) == 1:
-                for p in todo:
-                    take([run_point(key, p)], writer)
-            else:
-                from concurrent.futures import as_completed
-                n = workers or os.cpu_count() or 1
-                with process_pool(n) as pool:
-                    futures = [pool.submit(run_chunk, key, c)
-                               for c in _chunks(todo, _chunk_size(len(todo), n))]
-                    for fut in as_completed(futures):
-                        take(fut.result(), writer)
-    finally:
-        bar.close()
+        try:
+            with stop_on_signals():
+                n = 1 if dask is not None else limits.workers_for(workers)
+                if not todo_count:
+                    pass
+                elif dask is not None:
+                    _run_on_dask(dask, key, todo, todo_count, workers, take)
+                elif n == 1:
+                    for p in todo:
+                        take([run_point(key, p)])
+                else:
+                    _run_on_pool(key, todo, todo_count, n, take)
+        finally:
+            bar.close()
     return stats
 
 
-def _run_on_dask(target: Any, key: str, todo: list[Point], workers: int | None, take) -> None:
+def _run_on_pool(key: str, todo: Iterator[Point], count: int, workers: int, take) -> None:
+    """Chunks on worker processes, a bounded number in flight (memory stays constant however
+    many points); lines come back here to be written. Interrupted, the workers exit at once."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    pool, pipe = process_pool(workers)
+    chunks = _batched(todo, _chunk_size(count, workers))
+    in_flight: set = set()
+    try:
+        while True:
+            while len(in_flight) < 4 * workers and (chunk := next(chunks, None)) is not None:
+                in_flight.add(pool.submit(run_chunk, key, chunk))
+            if not in_flight:
+                break
+            finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                take(fut.result())
+    except BaseException:
+        stop_pool(pool, pipe)
+        raise
+    pool.shutdown()
+    pipe.close()
+
+
+def _run_on_dask(target: Any, key: str, todo: Iterator[Point], count: int,
+                 workers: int | None, take) -> None:
     """Run the chunks on a Dask distributed cluster; lines come back here to be written, so the
     results file lives on this machine whatever the workers are."""
     try:
@@ -386,7 +372,7 @@ def _run_on_dask(target: Any, key: str, todo: list[Point], workers: int | None, 
                                  f"({type(exc).__name__}: {exc})") from None
         n = max(1, sum((client or target).nthreads().values()))
         runner = client or target
-        chunks = _chunks(todo, _chunk_size(len(todo), n))
+        chunks = list(_batched(todo, _chunk_size(count, n)))
         futures = runner.map(run_chunk, [key] * len(chunks), chunks, pure=False)
         for fut in as_completed(futures):
             take(fut.result())

@@ -9,13 +9,14 @@ scaling). The functions here (`load_rows`, `curves`, `plot_curves`) serve notebo
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import asdict
 from pathlib import Path
 
+from ..outputs import check_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
-from ..sweep import OPTION_TABLES, read_lines
+from ..sweep import OPTION_TABLES, read_results
 from .simulate import _scalar
 
 NAME = "plot"
@@ -38,13 +39,34 @@ def add_arguments(p) -> None:
 
 
 # -- rows ---------------------------------------------------------------------------------
+def recorded_scenario(rec: dict) -> dict:
+    """A result's scenario as recorded, defaults filled in. Nothing is looked up, checked or
+    imported: a results file is data, and a workload it names (a zoo network or someone's
+    `net.py:factory`) is never loaded to draw a plot."""
+    fields = {f.name: f for f in dataclasses.fields(Scenario)}
+    out = {}
+    for name, f in fields.items():
+        if f.default is not dataclasses.MISSING:
+            out[name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[name] = f.default_factory()
+    for name, value in rec["scenario"].items():
+        if name not in fields:
+            raise ConfigError(f"point {rec['point']}: unknown scenario field {name!r}")
+        if name in OPTION_TABLES and not isinstance(value, dict):
+            raise ConfigError(f"point {rec['point']}: scenario field {name!r} must be a table")
+        out[name] = value
+    return out
+
+
 def _flat(rec: dict) -> dict:
     """One row: every scenario field (defaults filled in), options as 'options.KEY', and the
     numeric summary figures."""
-    sc = asdict(Scenario.from_dict(rec["scenario"], source=f"point {rec['point']}"))
+    sc = recorded_scenario(rec)
     summary = rec.get("summary") or {}
     row = {k: v for k, v in sc.items() if k not in OPTION_TABLES}
-    resolved = {"options": summary.get("options") or {}}
+    options = summary.get("options")
+    resolved = {"options": options if isinstance(options, dict) else {}}
     for table in OPTION_TABLES:
         for k, v in {**resolved.get(table, {}), **sc[table]}.items():
             row[f"{table}.{k}"] = v
@@ -63,7 +85,7 @@ def _flat(rec: dict) -> dict:
 
 
 def load_rows(path: str | Path) -> list[dict]:
-    records, _ = read_lines(path)
+    _, records = read_results(path)
     if not records:
         raise ConfigError(f"results file {str(path)!r} holds no results")
     sweeps = {r["sweep"] for r in records}
@@ -180,12 +202,14 @@ def plot_curves(data: dict[str, list], path: str | Path | None, x: str, y: str,
 
 
 def run(args) -> int:
+    if args.out:
+        check_output(args.out, "--out")
     rows = load_rows(args.results)
     by = [b.strip() for b in args.by.split(",") if b.strip()]
     data = curves(rows, args.x, args.y, by, parse_pairs(args.baseline, "--baseline"),
                   parse_pairs(args.where, "--where"))
     out = args.out or str(Path(args.results).with_suffix("")) + f"-{args.y}-by-{args.x}.png"
-    plot_curves(data, out, args.x, args.y, logx=args.logx)
+    write_atomically(out, lambda tmp: plot_curves(data, tmp, args.x, args.y, logx=args.logx))
     for label, pts in data.items():
         print(f"{label}:")
         for xv, yv in pts:

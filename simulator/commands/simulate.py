@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 
+from ..outputs import check_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
 
@@ -129,19 +130,29 @@ def scenario_from_args(args) -> Scenario:
     return Scenario.from_dict(data, source=args.scenario or "command line")
 
 
+OUTPUT_FLAGS = (("trace", "--trace"), ("csv", "--csv"), ("plot", "--plot"),
+                ("memory_plot", "--memory-plot"))
+
+
 def run(args) -> int:
     sc = scenario_from_args(args)
+    for attr, flag in OUTPUT_FLAGS:   # refused before the run, not after it
+        if getattr(args, attr):
+            check_output(getattr(args, attr), flag)
     result = sc.run(enforce_memory=not args.no_enforce_memory)
+    summary = result.summary()
+    if summary["status"] == "error":
+        raise ConfigError(f"{args.scenario or 'command line'}: {summary['error']}")
     if args.trace:
-        result.to_chrome_trace(args.trace)
+        write_atomically(args.trace, result.to_chrome_trace)
     if args.csv:
-        result.to_csv(args.csv)
+        write_atomically(args.csv, result.to_csv)
     if args.plot:
         from ..trace import plot_timeline
-        plot_timeline(result, args.plot)
+        write_atomically(args.plot, lambda tmp: plot_timeline(result, tmp))
     if args.memory_plot:
         from ..trace import plot_memory
-        plot_memory(result, args.memory_plot)
+        write_atomically(args.memory_plot, lambda tmp: plot_memory(result, tmp))
     if args.json:
         doc = json.loads(result.to_json())
         doc["scenario"] = sc.to_dict()

@@ -13,7 +13,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="results file (JSON lines); existing points "
                                                 "of the same sweep are skipped")
     p.add_argument("--workers", type=int, default=None,
-                   help="worker processes (default: one per CPU; 1 runs in this process)")
+                   help="worker processes (default and most: one per CPU this process may use; "
+                        "1 runs in this process)")
     p.add_argument("--dask", metavar="ADDRESS|local",
                    help="run on a Dask distributed scheduler (tcp://host:8786), or 'local' "
                         "for a LocalCluster on this machine")

@@ -66,3 +66,41 @@ def test_empty_results_file_is_an_error(tmp_path):
     f.write_text("")
     with pytest.raises(ConfigError, match="holds no results"):
         load_rows(f)
+
+
+def test_plot_never_runs_code_a_results_file_names(results, tmp_path, capsys):
+    """A results file is data: a workload it names as `file.py:factory` is not imported."""
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(marker)!r}, 'w').write('x')\ndef factory():\n    pass\n")
+    crafted = tmp_path / "crafted.jsonl"
+    crafted.write_text(results.read_text().replace('"workload":"lenet5"',
+                                                   f'"workload":"{evil}:factory"'))
+    assert f"{evil}:factory" in crafted.read_text()
+    assert main(["plot", str(crafted), "--x", "devices", "--y", "iteration_time_s",
+                 "--by", "link,policy", "--out", str(tmp_path / "p.png")]) == 0
+    assert not marker.exists()
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_out_a_directory_is_refused_before_anything_is_written(results, tmp_path, capsys):
+    assert main(["plot", str(results), "--x", "devices", "--y", "iteration_time_s",
+                 "--by", "link,policy", "--out", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert not (tmp_path.parent / (tmp_path.name + ".png")).exists()
+
+
+@pytest.mark.parametrize("line", [
+    '{"sweep": 1, "point": "p", "axes": {}, "scenario": {}, "status": "ok"}',
+    '{"sweep": "s", "point": "p", "axes": [], "scenario": {}, "status": "ok"}',
+    '{"sweep": "s", "point": "p", "axes": {}, "scenario": {"wat": 1}, "status": "ok"}',
+    '{"sweep": "s", "point": "p", "axes": {}, "scenario": {}, "status": "ok", "summary": 3}',
+    '[1, 2]',
+])
+def test_malformed_result_lines_are_one_error_line(tmp_path, capsys, line):
+    f = tmp_path / "r.jsonl"
+    f.write_text('{"dnnsim_journal": "sweep results", "format": 1, "identity": "s"}\n'
+                 + line + "\n")
+    assert main(["plot", str(f), "--x", "devices", "--y", "iteration_time_s"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dnnsim: error:") and len(err.strip().splitlines()) == 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from simulator.cli import main
-from simulator.sweep import Sweep, SweepError, read_lines, run_sweep, stable_hash
+from simulator.sweep import Sweep, SweepError, read_results, run_sweep, stable_hash
 
 BASE = {"workload": "lenet5", "batch": 4, "hardware": "v100", "policy": "data-parallel",
         "link": "nvlink2"}
@@ -41,7 +41,10 @@ def small_sweep(**axes) -> Sweep:
 
 
 def lines_of(path: Path) -> list[str]:
-    return path.read_text().splitlines()
+    """The result lines of a results file, after its header line."""
+    head, *lines = path.read_text().splitlines()
+    assert json.loads(head)["dnnsim_journal"] == "sweep results"
+    return lines
 
 
 def test_points_are_the_factorial_product_less_the_excluded(tmp_path):
@@ -82,12 +85,15 @@ def test_torn_last_line_is_dropped_and_the_point_rerun(tmp_path):
     sweep = small_sweep()
     run_sweep(sweep, out, workers=1, progress=False)
     full = lines_of(out)
-    out.write_text("\n".join(full[:3]) + "\n" + full[3][:40])  # killed while writing line 4
-    records, torn = read_lines(out)
-    assert len(records) == 3 and torn
+    head = out.read_text().splitlines()[0]
+    out.write_text("\n".join([head, *full[:3]]) + "\n" + full[3][:40])  # killed mid-line 4
+    _, records = read_results(out)
+    assert len(records) == 3
     stats = run_sweep(sweep, out, workers=1, progress=False)
     assert stats.ran == 3
     assert sorted(lines_of(out)) == sorted(full)
+    # what was cut is kept beside the file
+    assert (tmp_path / "r.jsonl.torn").read_text() == full[3][:40] + "\n"
 
 
 def test_lines_are_the_same_whatever_the_worker_count(tmp_path):
@@ -104,12 +110,12 @@ def test_a_killed_run_loses_nothing_and_resumes(tmp_path):
            "--workers", "1", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 3):
+    while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 4):
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     kept = out.read_bytes()
-    assert 3 <= kept.count(b"\n") < 30
+    assert 4 <= kept.count(b"\n") < 31   # the header and at least 3 points
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     lines = lines_of(out)
     assert len(lines) == 30 and len({json.loads(x)["point"] for x in lines}) == 30
@@ -163,7 +169,7 @@ def test_results_file_of_another_sweep_is_refused_and_kept(tmp_path, capsys):
 def test_a_file_that_is_not_a_results_file_is_refused(tmp_path):
     out = tmp_path / "notes.jsonl"
     out.write_text("hello\nworld\n")
-    with pytest.raises(SweepError, match="line 1 is not JSON"):
+    with pytest.raises(SweepError, match="line 1 is not JSON.*left as it is"):
         run_sweep(small_sweep(), out, workers=1, progress=False)
     assert out.read_text() == "hello\nworld\n"
 

@@ -41,14 +41,18 @@ batch = 12
 
 
 def _records(path: Path) -> list[dict]:
-    """Every complete line as JSON; a torn last line is allowed only before a resume."""
+    """Every complete line after the header as JSON; a torn last line is allowed only before
+    a resume."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_bytes().split(b"\n")[:-1] if line.strip()]
+    lines = [json.loads(line) for line in path.read_bytes().split(b"\n")[:-1] if line.strip()]
+    assert not lines or lines[0]["dnnsim_journal"] == "sweep results"
+    return lines[1:]
 
 
 def _lines(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
+    """Complete result lines (the header not counted)."""
+    return max(0, path.read_bytes().count(b"\n") - 1) if path.exists() else 0
 
 
 def _expected_keys(sweep_file: Path) -> set[str]:
@@ -128,5 +132,5 @@ def test_a_torn_last_line_is_dropped_and_its_point_rerun(tmp_path):
     out.write_bytes(b"\n".join(lines[:-1]) + b"\n" + lines[-1][: len(lines[-1]) // 2])
     assert main(args) == 0
     records = _records(out)
-    assert len(records) == len(lines) == 6
+    assert len(records) == len(lines) - 1 == 6   # the header is not a result
     assert {r["point"] for r in records} == _expected_keys(sweep_file)

@@ -1,0 +1,69 @@
+"""The largest values dnnsim accepts, checked before anything is built or allocated.
+
+A value past its ceiling is refused with a ConfigError naming the value and the ceiling (exit 2
+from the CLI), rather than growing until the kernel kills the process. Each ceiling is about
+the largest run of its kind seen to complete on a small (2-vCPU) machine; docs/reliability.md
+lists them.
+"""
+from __future__ import annotations
+
+import sys
+
+from .policies import ConfigError
+from .workers import cpu_count
+
+# A sweep's points: the product of its axes' lengths, before exclusions. Checking a point
+# takes about 50 us and its hash 40 bytes, so a million points is about a minute and 100 MB.
+MAX_SWEEP_POINTS = 1_000_000
+# Devices of one cluster: 65,536 data-parallel devices ran; a fully connected topology has a
+# link per pair of devices, so 4,096 devices already make 8.4 million links.
+MAX_DEVICES = 65_536
+MAX_FULLY_CONNECTED_DEVICES = 4_096
+# Ops of one workload's forward graph: resnet120002 (420,009 ops) ran, alone, on one device.
+MAX_GRAPH_OPS = 500_000
+# Policy options that multiply the task graph: each minibatch or sample in flight is a copy of
+# the step's tasks (pipeline-stale's default is 4K+4 for K partitions, DeCNN's 8 samples).
+MAX_OPTION_COUNTS = {"minibatches": 10_000, "samples": 10_000, "in_flight": 10_000}
+# Worker processes: more than the CPUs this process may use only adds start-up and switching.
+MIN_WORKERS = 1
+
+
+def check_count(what: str, value: int, ceiling: int, where: str = "") -> None:
+    """Refuse `value` past `ceiling`, naming both."""
+    if value > ceiling:
+        at = f"{where}: " if where else ""
+        raise ConfigError(f"{at}{what} {value:,} is past dnnsim's limit of {ceiling:,} "
+                          "(see docs/reliability.md)")
+
+
+def check_devices(devices: int, topology: str, where: str) -> None:
+    check_count("devices", devices, MAX_DEVICES, where)
+    if topology == "fully-connected":
+        check_count("fully connected devices", devices, MAX_FULLY_CONNECTED_DEVICES, where)
+
+
+def check_options(options: dict, where: str) -> None:
+    """The resolved options of a policy: those that multiply the task graph, capped."""
+    for name, ceiling in MAX_OPTION_COUNTS.items():
+        value = options.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            check_count(f"option {name!r}", value, ceiling, where)
+
+
+def check_workers(workers: int) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < MIN_WORKERS:
+        raise ConfigError(f"--workers must be a whole number >= {MIN_WORKERS}, got {workers!r}")
+
+
+def workers_for(requested: int | None) -> int:
+    """The worker processes to start: the CPUs this process may use, or fewer if asked; more
+    are capped, with a message on stderr."""
+    cpus = cpu_count()
+    if requested is None:
+        return cpus
+    check_workers(requested)
+    if requested > cpus:
+        print(f"dnnsim: --workers {requested} is more than the {cpus} CPU(s) this process may "
+              f"use; running {cpus} worker(s)", file=sys.stderr)
+        return cpus
+    return requested
