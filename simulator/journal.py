@@ -128,7 +128,9 @@ class Journal:
         self.records: list[dict] = []
 
     # -- opening -------------------------------------------------------------------------
-    def open(self) -> "Journal":
+    def open(self, fresh: bool = False) -> "Journal":
+        """Lock and check the file; fresh=True empties a journal of this kind and identity
+        (a run that starts over) instead of resuming it."""
         if self.path.is_dir():
             raise JournalError(f"{self.what} {_describe(self.path)} is a directory, not a file")
         if not self.path.parent.is_dir():
@@ -145,10 +147,10 @@ class Journal:
             if contents.torn:
                 self._cut_torn_tail(contents)
             self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            if contents.header is None:
-                os.ftruncate(self.fd, 0)     # the file is empty or new: nothing is lost
+            if contents.header is None or fresh:
+                os.ftruncate(self.fd, 0)     # empty, new, or this run's own and starting over
                 self._write(dumps_line(header(self.kind, self.identity)))
-            self.records = contents.records
+            self.records = [] if fresh else contents.records
         except BaseException:
             self.close()
             raise

@@ -111,8 +111,29 @@ padding:4px 8px;font-size:90%;text-align:left}th{background:#f0f0f0}td.yes{backg
 td.NO,td.FAILED{background:#fbe3e3}img{max-width:100%;margin:.5em 0}.note{color:#555}"""
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def own_file(out: Path, rel, under: str, suffix: str) -> bool:
+    """Whether `rel` names a file that reproduce writes: a relative path that stays inside
+    out/under once resolved (links and '..' followed), with `suffix`, and there. Paths read
+    back from a journal or results file are used only if they pass."""
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute():
+        return False
+    target = (out / rel).resolve()
+    return (target.is_relative_to((out / under).resolve()) and target.suffix == suffix
+            and target.is_file())
+
+
 def _img(out: Path, rel: str) -> str:
-    data = base64.b64encode((out / rel).read_bytes()).decode()
+    """A PNG of this folder's figures/ or traces/, embedded; anything else is left out."""
+    path = (out / rel).resolve() if isinstance(rel, str) else None
+    if not (own_file(out, rel, "figures", ".png") or own_file(out, rel, "traces", ".png")):
+        return f"<p>(not embedded: {html.escape(str(rel))} is not a figure of this report)</p>"
+    raw = path.read_bytes()
+    if not raw.startswith(PNG_SIGNATURE):
+        return f"<p>(not embedded: {html.escape(str(rel))} is not a PNG)</p>"
+    data = base64.b64encode(raw).decode()
     return f'<img alt="{html.escape(Path(rel).stem)}" src="data:image/png;base64,{data}">'
 
 

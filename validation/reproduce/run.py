@@ -11,8 +11,12 @@ target's scenario. Everything lands in one folder:
     figures/<paper>/   the PNGs of the paper's hook
     traces/<paper>.json, traces/<paper>-timeline.png
 
-results.json is rewritten (atomically) after every step, so an interrupted run keeps what it
-measured; `resume=True` skips targets already measured with the same definition.
+Every finished step is appended to journal.jsonl (simulator/journal.py: fsynced lines, one
+writer per folder) and results.json is rewritten from it (atomically), so an interrupted run
+keeps what it measured. `resume=True` reads the journal back and skips targets already measured
+with the same definition; a figure or trace it lists is reused only if it is a file of this
+folder's figures/ or traces/ of the kind reproduce writes, so a journal or results file cannot
+make the report embed anything else.
 """
 from __future__ import annotations
 
@@ -23,12 +27,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from simulator import limits
+from simulator.journal import Journal
+from simulator.policies import ConfigError
+from simulator.results import jsonable
 from simulator.sweep import stable_hash
+from simulator.workers import process_pool, stop_on_signals, stop_pool
 
 from . import report
 from .targets import PaperTargets, Target, load_all, measure, resolve_callable
 
 RESULTS = "results.json"
+JOURNAL = "journal.jsonl"
+JOURNAL_KIND = "reproduce"
 
 
 def _finite(x: float | None) -> float | None:
@@ -107,16 +118,25 @@ def paper_trace(paper: PaperTargets, out: Path) -> tuple[dict, str | None]:
 
 def write_json_atomic(path: Path, doc: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(jsonable(doc), indent=2, sort_keys=True, allow_nan=False) + "\n")
     os.replace(tmp, path)
 
 
-def _load_previous(out: Path) -> dict:
-    try:
-        doc = json.loads((out / RESULTS).read_text())
-    except (OSError, ValueError):
-        return {"targets": [], "papers": {}}
-    return doc if isinstance(doc, dict) else {"targets": [], "papers": {}}
+def open_journal(out: Path, resume: bool) -> tuple[Journal, dict, dict]:
+    """The folder's journal, locked (emptied unless resuming), and what it holds:
+    {(paper, id, target_hash): record} and {paper: its figures and trace}."""
+    journal = Journal(out / JOURNAL, JOURNAL_KIND, what="reproduce journal",
+                      owner="reproduce run")
+    journal.open(fresh=not resume)
+    targets, papers = {}, {}
+    for entry in journal.records:
+        rec, artifacts = entry.get("record"), entry.get("artifacts")
+        if entry.get("entry") == "target" and isinstance(rec, dict):
+            targets[(rec.get("paper"), rec.get("id"), rec.get("target_hash"))] = rec
+        elif (entry.get("entry") == "paper" and isinstance(entry.get("paper"), str)
+              and isinstance(artifacts, dict)):
+            papers[entry["paper"]] = artifacts
+    return journal, targets, papers
 
 
 def paper_artifacts(paper: PaperTargets, out: Path) -> dict:
@@ -126,30 +146,37 @@ def paper_artifacts(paper: PaperTargets, out: Path) -> dict:
             "trace_error": trace_error}
 
 
-def _artifacts_done(old: dict, out: Path) -> bool:
-    return (old.get("figures_error") is None and bool(old.get("trace"))
-            and all((out / p).exists() for p in old.get("figures", [])))
+def _artifacts_done(old: dict, out: Path, paper: str) -> bool:
+    """Whether a journal's figures and trace of `paper` can be reused: all there, and each
+    a file reproduce writes in this folder (report.own_file)."""
+    trace, figures = old.get("trace"), old.get("figures")
+    return (old.get("figures_error") is None and isinstance(trace, dict)
+            and report.own_file(out, trace.get("trace"), "traces", ".json")
+            and report.own_file(out, trace.get("timeline"), "traces", ".png")
+            and isinstance(figures, list)
+            and all(report.own_file(out, f, f"figures/{paper}", ".png") for f in figures))
 
 
 def _run_jobs(jobs: list, workers: int, on_done) -> None:
     """jobs: (key, function, args). Results are handed to on_done(key, value) in this
-    process, as each finishes, so that only this process writes results.json."""
+    process, as each finishes, so that only this process writes the journal. Interrupted
+    (SIGINT, SIGTERM, SIGHUP), the workers exit at once."""
     if workers <= 1 or len(jobs) <= 1:
         for key, fn, args in jobs:
             on_done(key, fn(*args))
         return
     from concurrent.futures import as_completed
 
-    from simulator.sweep import process_pool
-    pool = process_pool(workers)
+    pool, pipe = process_pool(workers)
     try:
         futures = {pool.submit(fn, *args): key for key, fn, args in jobs}
         for fut in as_completed(futures):
             on_done(futures[fut], fut.result())
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        stop_pool(pool, pipe)
         raise
     pool.shutdown()
+    pipe.close()
 
 
 def reproduce(out: str | Path = "report", only: list[str] | None = None,
@@ -159,11 +186,18 @@ def reproduce(out: str | Path = "report", only: list[str] | None = None,
     the results document (what results.json holds). workers: processes (default: one per
     CPU); papers' figures and targets run side by side, results are written here."""
     papers = load_all(only, folder=folder)
+    workers = limits.workers_for(workers)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    previous = _load_previous(out) if resume else {"targets": [], "papers": {}}
-    done = {(r.get("paper"), r.get("id"), r.get("target_hash")): r
-            for r in previous.get("targets", []) if isinstance(r, dict)}
+    journal, done, previous_papers = open_journal(out, resume)
+    with journal, stop_on_signals():
+        return _reproduce(papers, out, journal, done, previous_papers, progress, workers)
+
+
+def _reproduce(papers: list[PaperTargets], out: Path, journal: Journal, done: dict,
+               previous_papers: dict, progress: bool, workers: int) -> dict:
     records: dict[tuple, dict] = {}
     infos: dict[str, dict] = {}
     artifact_jobs, target_jobs = [], []
@@ -171,8 +205,8 @@ def reproduce(out: str | Path = "report", only: list[str] | None = None,
         infos[paper.paper] = {"title": paper.title, "source": paper.source,
                               "file": Path(paper.path).name, "figures": [],
                               "figures_error": None, "trace": {}, "trace_error": None}
-        old = previous.get("papers", {}).get(paper.paper, {})
-        if resume and _artifacts_done(old, out):
+        old = previous_papers.get(paper.paper, {})
+        if old and _artifacts_done(old, out, paper.paper):
             infos[paper.paper].update({k: old[k] for k in ("figures", "figures_error",
                                                            "trace", "trace_error") if k in old})
         else:
@@ -195,17 +229,20 @@ def reproduce(out: str | Path = "report", only: list[str] | None = None,
     with tqdm(total=total, initial=total - len(artifact_jobs) - len(target_jobs),
               disable=not progress, unit="step", desc="reproduce") as bar:
         def on_done(key: tuple, value: dict) -> None:
+            value = jsonable(value)   # strict JSON: no NaN or infinity in journal or results
             if key[0] == "paper":
                 infos[key[1]].update(value)
+                journal.append({"entry": "paper", "paper": key[1], "artifacts": value})
             else:
                 records[key[1:]] = value
+                journal.append({"entry": "target", "record": value})
             write_json_atomic(out / RESULTS, document())
             bar.set_postfix_str("/".join(key[1:]))
             bar.update(1)
 
         write_json_atomic(out / RESULTS, document())
         # Figures first: they take longest, so the pool stays busy to the end.
-        _run_jobs(artifact_jobs + target_jobs, workers or os.cpu_count() or 1, on_done)
+        _run_jobs(artifact_jobs + target_jobs, workers, on_done)
     doc = document()
     report.write_reports(out, doc)
     return doc
