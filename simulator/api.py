@@ -5,9 +5,10 @@ from workloads import zoo
 from workloads.graph import OpGraph, WorkloadError
 from workloads.precision import DEFAULT_PRECISION, with_precision
 
-from . import engine, policies
+from . import policies
 from .cluster import Cluster
-from .policies import ConfigError
+from .policies import ConfigError, Plan
+from .policies._runs import run_tasks
 from .results import Result
 
 
@@ -40,17 +41,18 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     if not training and pol.training_only:
         raise ConfigError(f"policy {policy!r} simulates training only")
     opts = pol.resolve(options)
-    tg = pol.plan(graph, cluster, training, **opts)
-    log = engine.run(tg, cluster.resources, cluster.memory_capacity_bytes(),
-                     memory_baseline_bytes=tg.meta.get("resident_bytes"),
-                     enforce_memory=enforce_memory)
+    planned = pol.plan(graph, cluster, training, **opts)
+    plan = (planned if isinstance(planned, Plan)
+            else Plan(planned, graph, cluster, training, opts))
+    tg = plan.tasks
+    log = run_tasks(tg, cluster, enforce_memory=enforce_memory)
     log.meta = dict(tg.meta)   # the plan's own figures, for the policy's finalize and reports
     result = Result(policy=policy, workload=graph.name, batch=graph.batch, training=training,
                     cluster=cluster.describe(), options=opts, log=log,
                     samples_per_iteration=int(tg.meta.get("samples", graph.batch)),
                     iterations=int(tg.meta.get("iterations", 1)))
     if log.ok:
-        pol.finalize(result, graph, cluster, training, **opts)
+        pol.finish(result, plan)
     return result
 
 

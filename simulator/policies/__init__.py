@@ -1,7 +1,16 @@
 """Policies: one technique each, turning an op graph into a task graph on a cluster.
 
-A policy is a subclass of `Policy` in its own file, registered with `@register`. Its options
-are declared with `Option` so that the CLI, scenario files and sweeps check them the same way.
+A policy is a subclass of `Policy` in its own file, registered with `@register` and listed in
+`_BUILTIN`. Its options are declared once, as `Option`s, so that the CLI, scenario files and
+sweeps check them the same way; `plan()` receives every option resolved (no defaults of its
+own). `plan()` returns a `Plan` (or a subclass carrying what the policy's `finish()` reads after
+the run, so that nothing is rebuilt); a bare TaskGraph is taken as a Plan with no extras.
+
+No policy imports another: what several share lives in the underscore modules beside them
+(`_pipeline*.py`, `_data_parallel.py`, `_offload.py`, `_swap_model.py`, `_supernet.py`,
+`_one_device.py`), and a policy that runs the engine itself (a search, a latency measured
+alone) calls `_runs.run_tasks`. tests/simulator/test_policy_modules.py checks that no policy
+imports another.
 """
 from __future__ import annotations
 
@@ -10,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..tasks import SimulationError
+from ..tasks import SimulationError, TaskGraph
 
 # Modules holding the built-in policies, imported on first lookup.
 _BUILTIN = [
@@ -47,6 +56,17 @@ class Option:
 
 
 @dataclass
+class Plan:
+    """What a policy planned: the task graph the engine runs, with the graph, cluster and
+    resolved options it was planned for. Policies subclass it to carry what `finish()` needs."""
+    tasks: TaskGraph
+    graph: Any
+    cluster: Any
+    training: bool
+    options: dict[str, Any]
+
+
+@dataclass
 class Policy:
     """Base class. Subclasses set `name`, `description`, `options` and implement `plan`."""
     name: str = ""
@@ -55,11 +75,16 @@ class Policy:
     training_only: bool = False
     inference_only: bool = False
 
-    def plan(self, graph, cluster, training: bool, **opts):  # -> TaskGraph
+    def plan(self, graph, cluster, training: bool, **opts) -> Plan | TaskGraph:
+        """The task graph of the technique; opts holds every option, resolved."""
         raise NotImplementedError
 
+    def finish(self, result, plan: Plan) -> None:
+        """Optional: the policy's figures in result.extras after the run, from its plan."""
+        self.finalize(result, plan.graph, plan.cluster, plan.training, **plan.options)
+
     def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
-        """Optional: add policy figures to result.extras after the run."""
+        """Optional, for a policy whose plan() returns a bare TaskGraph: as finish()."""
 
     def resolve(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in, strings converted, values checked; unknown names rejected."""

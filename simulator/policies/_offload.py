@@ -22,7 +22,9 @@ from ..collectives import collective
 from ..lowering import Emitted, emit_ops, output_bytes, resident_bytes, storage_owner
 from ..tasks import TaskGraph
 from . import ConfigError
-from .data_parallel import gradient_buckets
+from ._data_parallel import gradient_buckets
+
+GIB = 2 ** 30
 
 
 @dataclass(frozen=True)
@@ -177,3 +179,11 @@ def emit_training_step(name: str, g, cluster, plan: OffloadPlan,
         emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", extra_deps=extra,
                  priority_base=len(ops), track_memory=False)
     return tg
+
+
+def add_offload_extras(result) -> None:
+    """Offloaded tensors and bytes per step (device 0), read back from the run's tasks."""
+    outs = [t for t in result.log.tasks if t.meta.get("kind") == "swap_out"
+            and t.device == result.log.tasks[0].device]
+    result.extras["offloaded_tensors"] = len(outs)
+    result.extras["offloaded_gib"] = round(sum(t.meta["bytes"] for t in outs) / GIB, 4)

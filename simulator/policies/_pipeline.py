@@ -166,8 +166,8 @@ def rebatch(graph: OpGraph, batch: int) -> OpGraph:
 
 # -- the emitter ------------------------------------------------------------------------------
 @dataclass
-class Plan:
-    """Names the finalize step needs to read the run back (the same for the same options)."""
+class ScheduleNames:
+    """The names of a schedule's unit barriers, by which a run is read back."""
     k: int
     devices: list[str]
     prefix: str = "mb"
@@ -210,8 +210,8 @@ class PipelineEmitter:
                     key = (src, self.part[op.name])
                     if key not in self.crossing:
                         self.crossing.append(key)
-        self.plan = Plan(self.k, [d.id for d in self.devs])
-        self.mb_prefix = self.plan.prefix
+        self.names = ScheduleNames(self.k, [d.id for d in self.devs])
+        self.mb_prefix = self.names.prefix
 
     def resident(self) -> dict[str, int]:
         """Weights, gradients and optimizer state of each partition, on its device."""
@@ -249,7 +249,7 @@ class PipelineEmitter:
             for c in consumers:
                 extra.setdefault(c, []).append(xname)
             received += g.op(src).out.nbytes
-        start, bstart = self.plan.start(p, "F", mb), self.plan.start(p, "B", mb)
+        start, bstart = self.names.start(p, "F", mb), self.names.start(p, "B", mb)
         for o in self.fwd[p]:
             if not any(q in fset for q in g.predecessors(o.name)):
                 extra.setdefault(o.name, []).append(start)
@@ -268,7 +268,7 @@ class PipelineEmitter:
         succ_in = lambda name, s: any(q in s for q in g.successors(name))  # noqa: E731
         f_sinks = [em.task_of[n] for n in fset if not succ_in(n, fset)]
         b_sinks = [em.task_of[n] for n in bset if not succ_in(n, bset)]
-        fdone, bdone = self.plan.done(p, "F", mb), self.plan.done(p, "B", mb)
+        fdone, bdone = self.names.done(p, "F", mb), self.names.done(p, "B", mb)
         tg.new(fdone, dev.compute, 0.0, deps=sorted(f_sinks), category="wait", device=dev.id,
                meta={"unit": "F", "mb": mb, "partition": p})
         # received tensors are released when the backward of this minibatch is over
@@ -307,7 +307,7 @@ def emit_sequences(em: PipelineEmitter, sequences: list[list[Unit]]) -> None:
         last = None
         for kind, mb in seq:
             prev_of[(p, kind, mb)] = last
-            last = em.plan.done(p, kind, mb)
+            last = em.names.done(p, kind, mb)
     for p, seq in enumerate(sequences):
         for kind, mb in seq:
             if kind == "F":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from statistics import median
 
-from ._pipeline import Plan
+from ._pipeline import ScheduleNames
 
 
 def task_times(result) -> dict[str, tuple[float, float]]:
@@ -11,9 +11,9 @@ def task_times(result) -> dict[str, tuple[float, float]]:
     return {t.name: (s, e) for t, s, e in zip(log.tasks, log.start_s, log.end_s)}
 
 
-def completions(times, plan: Plan, mbs: range) -> list[float]:
+def completions(times, names: ScheduleNames, mbs: range) -> list[float]:
     """When each minibatch is done: the last partition to finish its backward and update."""
-    return [max(times[plan.done(p, "B", i)][1] for p in range(plan.k)) for i in mbs]
+    return [max(times[names.done(p, "B", i)][1] for p in range(names.k)) for i in mbs]
 
 
 def steady_period_s(done: list[float], k: int) -> float:
@@ -25,7 +25,8 @@ def steady_period_s(done: list[float], k: int) -> float:
     return median(gaps) if gaps else done[-1] / n
 
 
-def staleness(times, plan: Plan, mbs: list[int], n: int) -> tuple[list[int], list[int]]:
+def staleness(times, names: ScheduleNames, mbs: list[int],
+              n: int) -> tuple[list[int], list[int]]:
     """Per partition, the most common (forward staleness, weight drift) over `mbs`.
 
     forward staleness: earlier minibatches whose update of this partition is not yet done when
@@ -33,12 +34,12 @@ def staleness(times, plan: Plan, mbs: list[int], n: int) -> tuple[list[int], lis
     drift: updates of this partition applied between the forward and the backward of i (the
     backward then runs with newer weights than the forward, unless weights are stashed)."""
     fwd, drift = [], []
-    for p in range(plan.k):
-        upd_end = {j: times[plan.done(p, "B", j)][1] for j in range(n)}
+    for p in range(names.k):
+        upd_end = {j: times[names.done(p, "B", j)][1] for j in range(n)}
         stale_p, drift_p = [], []
         for i in mbs:
-            f0 = times[plan.start(p, "F", i)][0]
-            b0 = times[plan.start(p, "B", i)][0]
+            f0 = times[names.start(p, "F", i)][0]
+            b0 = times[names.start(p, "B", i)][0]
             stale_p.append(sum(1 for j, e in upd_end.items() if j < i and e > f0))
             drift_p.append(sum(1 for j, e in upd_end.items() if j < i and f0 < e <= b0))
         fwd.append(max(set(stale_p), key=lambda v: (stale_p.count(v), v)))
@@ -46,11 +47,11 @@ def staleness(times, plan: Plan, mbs: list[int], n: int) -> tuple[list[int], lis
     return fwd, drift
 
 
-def in_flight(times, plan: Plan, mbs: list[int]) -> list[int]:
+def in_flight(times, names: ScheduleNames, mbs: list[int]) -> list[int]:
     """Per partition, the most minibatches between forward start and backward end at once."""
     out = []
-    for p in range(plan.k):
-        spans = [(times[plan.start(p, "F", i)][0], times[plan.done(p, "B", i)][1])
+    for p in range(names.k):
+        spans = [(times[names.start(p, "F", i)][0], times[names.done(p, "B", i)][1])
                  for i in mbs]
         best = 0
         for s, _ in spans:
@@ -59,9 +60,9 @@ def in_flight(times, plan: Plan, mbs: list[int]) -> list[int]:
     return out
 
 
-def stage_compute_s(result, plan: Plan, mb: int) -> list[float]:
+def stage_compute_s(result, names: ScheduleNames, mb: int) -> list[float]:
     """Compute seconds of partition p on minibatch mb (forward + backward + update)."""
-    tot = [0.0] * plan.k
+    tot = [0.0] * names.k
     for t, s, e in zip(result.log.tasks, result.log.start_s, result.log.end_s):
         m = t.meta
         if t.category == "compute" and m.get("mb") == mb and "partition" in m:

@@ -10,12 +10,16 @@ Conventions of the supernet policies:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from workloads.graph import Op, TensorSpec
-from workloads.supernet import SearchSpace, param_key, sample_paths, search_space_of
+from workloads.supernet import (SearchSpace, merged_graph, param_key, sample_paths,
+                                search_space_of)
+from workloads.training import OPTIMIZER_STATE_PER_PARAM
 
 from ..collectives import FIDELITIES, collective
 from ..lowering import emit_ops
-from . import ConfigError, Option
+from . import ConfigError, Option, Plan
 
 MAX_PATHS = 4096
 
@@ -152,3 +156,30 @@ def backward_order(keys_by_group: list[list[str]]) -> list[str]:
             return -1
         return int(unit[1:].split("c", 1)[0]) if unit.startswith("b") else 0
     return sorted(seen, key=lambda k: (-rank(k), seen[k]))
+
+
+def supernet_param_bytes(space, dtype_bytes: int = 4) -> int:
+    """Bytes of every weight of the supernet (all candidates of every block)."""
+    seen: dict[str, int] = {}
+    for c in range(space.num_choices):
+        g = merged_graph(space, [(c,) * space.num_blocks], 1, dtype_bytes=dtype_bytes)
+        for op in g:
+            if op.params:
+                seen[op.attrs["supernet_param"]] = op.param_bytes
+    return sum(seen.values())
+
+
+def resident_supernet_bytes(space, train, dtype_bytes: int = 4) -> int:
+    """The whole supernet's weights and optimizer state, plus the gradients of a step's ops."""
+    state = OPTIMIZER_STATE_PER_PARAM[train.meta.get("optimizer", "sgd-momentum")]
+    grads = sum(op.param_bytes for op in train.phase("forward"))
+    return supernet_param_bytes(space, dtype_bytes) * (1 + state) + grads
+
+
+@dataclass
+class SupernetPlan(Plan):
+    """A supernet policy's plan: the search space, the paths the step trains, and figures
+    known from planning that the result reports."""
+    space: SearchSpace | None = None
+    paths: tuple[tuple[int, ...], ...] = ()
+    figures: dict = field(default_factory=dict)

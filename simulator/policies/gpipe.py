@@ -13,8 +13,8 @@ from workloads.training import lower_training
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, register
 from ._pipeline import PipelineEmitter, rebatch, resolve_partitions
+from ._pipeline_policy import OVERLAP_OPTION, REGISTERS_HELP, PipelinePlan
 from ._pipeline_report import in_flight, memory_report, task_times
-from .pipeline_stale import OVERLAP_OPTION, REGISTERS_HELP
 
 
 @register
@@ -32,45 +32,38 @@ class GPipe(Policy):
                 "overlap_communication": OVERLAP_OPTION,
             }, training_only=True)
 
-    def _setup(self, graph, cluster, registers, partitions, micro_batches):
-        if graph.batch % micro_batches:
-            raise ConfigError(f"option 'micro_batches': {micro_batches} does not divide the "
-                              f"batch of {graph.batch}")
-        regs, how = resolve_partitions(graph, cluster, registers, partitions)
-        micro = lower_training(rebatch(graph, graph.batch // micro_batches))
-        return regs, how, micro
-
-    def plan(self, graph, cluster, training: bool, registers="auto", partitions=None,
-             micro_batches=4, overlap_communication=False) -> TaskGraph:
-        regs, _, micro = self._setup(graph, cluster, registers, partitions, micro_batches)
+    def plan(self, graph, cluster, training: bool, **opts) -> PipelinePlan:
+        m = opts["micro_batches"]
+        if graph.batch % m:
+            raise ConfigError(f"option 'micro_batches': {m} does not divide the batch of "
+                              f"{graph.batch}")
+        regs, how = resolve_partitions(graph, cluster, opts["registers"], opts["partitions"])
+        micro = lower_training(rebatch(graph, graph.batch // m))
         tg = TaskGraph(f"gpipe:{graph.name}", meta={"samples": graph.batch})
         em = PipelineEmitter(tg, micro, cluster, regs, update_each=False,
-                             overlap_communication=overlap_communication)
+                             overlap_communication=opts["overlap_communication"])
         tg.meta["resident_bytes"] = em.resident()
-        m = micro_batches
         for p in range(em.k):
             # device order: F0..F(m-1), then B(m-1)..B0; the flush follows
-            prev_f = [em.plan.done(p, "F", i - 1) if i else None for i in range(m)]
-            prev_b = [em.plan.done(p, "B", i + 1) if i < m - 1 else em.plan.done(p, "F", m - 1)
-                      for i in range(m)]
+            prev_f = [em.names.done(p, "F", i - 1) if i else None for i in range(m)]
+            prev_b = [em.names.done(p, "B", i + 1) if i < m - 1
+                      else em.names.done(p, "F", m - 1) for i in range(m)]
             for i in range(m):
                 em.emit_minibatch(p, i, prev_f[i], prev_b[i])
-            em.emit_updates(p, [em.plan.done(p, "B", 0)], "flush")
-        return tg
+            em.emit_updates(p, [em.names.done(p, "B", 0)], "flush")
+        return PipelinePlan(tg, graph, cluster, training, opts, em, regs, how, m)
 
-    def finalize(self, result, graph, cluster, training: bool, registers="auto",
-                 partitions=None, micro_batches=4, overlap_communication=False) -> None:
-        regs, how, micro = self._setup(graph, cluster, registers, partitions, micro_batches)
-        em = PipelineEmitter(TaskGraph(), micro, cluster, regs, update_each=False)
+    def finish(self, result, plan: PipelinePlan) -> None:
+        em, m = plan.emitter, plan.minibatches
         times = task_times(result)
-        inflight = in_flight(times, em.plan, list(range(micro_batches)))
+        inflight = in_flight(times, em.names, list(range(m)))
         busy = [sum(e - s for t, s, e in zip(result.log.tasks, result.log.start_s,
                                               result.log.end_s)
-                    if t.category == "compute" and t.device == d) for d in em.plan.devices]
+                    if t.category == "compute" and t.device == d) for d in em.names.devices]
         span = result.makespan_s
         result.extras.update({
-            "registers": regs, "placement": how, "partitions": em.k,
-            "devices_used": em.plan.devices, "micro_batches": micro_batches,
+            "registers": plan.registers, "placement": plan.placement, "partitions": em.k,
+            "devices_used": em.names.devices, "micro_batches": m,
             "bubble_fraction": [1.0 - b / span for b in busy] if span > 0 else [],
             "staleness_minibatches": [0] * em.k, "weight_drift_minibatches": [0] * em.k,
             "in_flight_micro_batches": inflight,

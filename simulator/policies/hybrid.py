@@ -19,8 +19,9 @@ from ..tasks import TaskGraph
 from . import Option, Policy, register
 from ._pipeline import (PipelineEmitter, emit_sequences, resolve_partitions,
                         sequential_sequences, stale_sequences)
+from ._pipeline_policy import (PipelinePlan, default_minibatches, pipeline_options,
+                               pipelined_extras)
 from ._pipeline_report import completions, task_times
-from .pipeline_stale import default_minibatches, pipeline_options, pipelined_extras
 
 CIFAR10_TRAIN_SAMPLES = 50_000
 TAIL_MINIBATCHES = 2
@@ -47,33 +48,28 @@ class Hybrid(Policy):
                         "non-pipelined; figures for the whole run (fill and drain included).",
             options=_options(), training_only=True)
 
-    def plan(self, graph, cluster, training: bool, registers="auto", partitions=None,
-             minibatches=None, pipelined_fraction=0.5, epochs=164,
-             iterations_per_epoch=None, overlap_communication=False) -> TaskGraph:
-        regs, _ = resolve_partitions(graph, cluster, registers, partitions)
+    def plan(self, graph, cluster, training: bool, **opts) -> PipelinePlan:
+        regs, how = resolve_partitions(graph, cluster, opts["registers"], opts["partitions"])
         k = len(regs) + 1
-        n = default_minibatches(k, minibatches)
+        n = default_minibatches(k, opts["minibatches"])
         tg = TaskGraph(f"hybrid:{graph.name}", meta={"samples": graph.batch})
         em = PipelineEmitter(tg, lower_training(graph), cluster, regs, update_each=True,
-                             overlap_communication=overlap_communication)
+                             overlap_communication=opts["overlap_communication"])
         tg.meta["resident_bytes"] = em.resident()
         seqs = [a + b for a, b in zip(stale_sequences(k, n),
                                       sequential_sequences(k, n, TAIL_MINIBATCHES))]
         emit_sequences(em, seqs)
-        return tg
+        return PipelinePlan(tg, graph, cluster, training, opts, em, regs, how, n)
 
-    def finalize(self, result, graph, cluster, training: bool, registers="auto",
-                 partitions=None, minibatches=None, pipelined_fraction=0.5, epochs=164,
-                 iterations_per_epoch=None, overlap_communication=False) -> None:
-        regs, how = resolve_partitions(graph, cluster, registers, partitions)
-        em = PipelineEmitter(TaskGraph(), lower_training(graph), cluster, regs)
-        n = default_minibatches(em.k, minibatches)
-        pipe = pipelined_extras(result, em, n, regs, how, stashed_per_inflight=False)
-        done = completions(task_times(result), em.plan, range(n + TAIL_MINIBATCHES))
+    def finish(self, result, plan: PipelinePlan) -> None:
+        opts, n = plan.options, plan.minibatches
+        pipe = pipelined_extras(result, plan, stashed_per_inflight=False)
+        done = completions(task_times(result), plan.emitter.names, range(n + TAIL_MINIBATCHES))
         non_pipelined_s = done[-1] - done[-2]
-        per_epoch = iterations_per_epoch or math.ceil(CIFAR10_TRAIN_SAMPLES / graph.batch)
-        total_iters = epochs * per_epoch
-        piped = round(pipelined_fraction * total_iters)
+        per_epoch = (opts["iterations_per_epoch"]
+                     or math.ceil(CIFAR10_TRAIN_SAMPLES / plan.graph.batch))
+        total_iters = opts["epochs"] * per_epoch
+        piped = round(opts["pipelined_fraction"] * total_iters)
         rest = total_iters - piped
         period = pipe["steady_period_s"]
         # fill and drain are paid once, when the pipelined part exists
@@ -83,7 +79,7 @@ class Hybrid(Policy):
         result.iteration_time_override_s = total_s / total_iters
         result.extras.update(pipe)
         result.extras.update({
-            "pipelined_fraction": pipelined_fraction, "epochs": epochs,
+            "pipelined_fraction": opts["pipelined_fraction"], "epochs": opts["epochs"],
             "iterations_per_epoch": per_epoch, "iterations_total": total_iters,
             "pipelined_iterations": piped, "non_pipelined_iterations": rest,
             "non_pipelined_iteration_s": non_pipelined_s, "total_time_s": total_s,

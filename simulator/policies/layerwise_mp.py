@@ -27,10 +27,3 @@ class LayerwiseMP(SplitInferencePolicy):
                          description="Layer-wise model parallelism: every layer split by "
                                      "output channels, all-gather after each (inference).",
                          options=options, inference_only=True)
-
-    def plan(self, graph, cluster, training: bool, in_flight: int = 1, samples: int = 8):
-        return super().plan(graph, cluster, training, in_flight, samples)
-
-    def finalize(self, result, graph, cluster, training: bool, in_flight: int = 1,
-                 samples: int = 8) -> None:
-        super().finalize(result, graph, cluster, training, in_flight, samples)

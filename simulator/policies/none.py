@@ -1,14 +1,18 @@
 """`none`: plain training with no memory saving, the name the swap study uses for `sequential`
-(same code: it out-of-memories beyond its largest minibatch)."""
+(the same plan: it runs out of memory beyond its largest minibatch)."""
 from __future__ import annotations
 
-from . import register
-from .sequential import Sequential
+from ..tasks import TaskGraph
+from . import Policy, register
+from ._one_device import one_device_step
 
 
 @register
-class NoSaving(Sequential):
+class NoSaving(Policy):
     def __init__(self) -> None:
-        super().__init__()
-        self.name = "none"
-        self.description = "Plain training with no swapping or recomputation (= sequential)."
+        super().__init__(name="none",
+                         description="Plain training with no swapping or recomputation "
+                                     "(= sequential).")
+
+    def plan(self, graph, cluster, training: bool, **opts) -> TaskGraph:
+        return one_device_step(self.name, graph, cluster, training)

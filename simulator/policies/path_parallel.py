@@ -22,13 +22,12 @@ from __future__ import annotations
 from workloads.supernet import merged_graph
 from workloads.training import lower_training
 
-from .. import engine
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, parse_bool, register
-from .supernet_common import (backward_order, emit_fwd_bwd, emit_updates, exchange,
-                              path_options, split_batch, step_paths, supernet_space,
-                              weight_gradients)
-from .supernet_dp import resident_supernet_bytes
+from ._runs import run_tasks
+from ._supernet import (SupernetPlan, backward_order, emit_fwd_bwd, emit_updates, exchange,
+                        path_options, resident_supernet_bytes, split_batch, step_paths,
+                        supernet_space, weight_gradients)
 
 
 def assign_paths(paths: list[tuple[int, ...]], groups: int) -> list[list[tuple[int, ...]]]:
@@ -135,31 +134,36 @@ class PathParallel(Policy):
         return [(groups, gpus_per_group)]
 
     # -- planning ---------------------------------------------------------------------------
-    def plan(self, graph, cluster, training: bool, paths=4, seed=0, subnets=None,
-             collectives="flow", groups=0, gpus_per_group=0, merge_compute=True,
-             merge_gradients=True, bucket_mb=25.0) -> TaskGraph:
+    def plan(self, graph, cluster, training: bool, **opts) -> SupernetPlan:
         space = supernet_space(graph, self.name)
-        chosen = step_paths(space, paths, seed, subnets)
+        chosen = step_paths(space, opts["paths"], opts["seed"], opts["subnets"])
         n = len(cluster.devices)
-        shapes = self.shapes(n, len(chosen), graph.batch, groups, gpus_per_group)
-        plans = [(shape, self._plan_shape(graph, space, chosen, cluster, *shape, merge_compute,
-                                          merge_gradients, bucket_mb, collectives))
-                 for shape in shapes]
-        if len(plans) == 1:
-            return plans[0][1]
-        table = []
-        for (G, g), tg in plans:
-            log = engine.run(tg, cluster.resources, cluster.memory_capacity_bytes(),
-                             memory_baseline_bytes=tg.meta["resident_bytes"],
-                             enforce_memory=True)
-            table.append({"groups": G, "gpus_per_group": g,
-                          "step_s": log.makespan_s if log.ok else None})
-        # The fastest shape that fits in memory (if none fits, the first: its run reports OOM).
-        best = min(range(len(plans)), key=lambda i: (table[i]["step_s"] is None,
-                                                     table[i]["step_s"] or 0.0, i))
-        tg = plans[best][1]
-        tg.tasks[0].meta["search"] = table
-        return tg
+        shapes = self.shapes(n, len(chosen), graph.batch, opts["groups"],
+                             opts["gpus_per_group"])
+        plans = [self._plan_shape(graph, space, chosen, cluster, G, g, opts["merge_compute"],
+                                  opts["merge_gradients"], opts["bucket_mb"],
+                                  opts["collectives"])
+                 for G, g in shapes]
+        figures: dict = {}
+        best = 0
+        if len(plans) > 1:
+            table = []
+            for (G, g), tg in zip(shapes, plans):
+                log = run_tasks(tg, cluster)
+                table.append({"groups": G, "gpus_per_group": g,
+                              "step_s": log.makespan_s if log.ok else None})
+            # The fastest shape that fits in memory (if none fits, the first: its run reports
+            # the OOM).
+            best = min(range(len(plans)), key=lambda i: (table[i]["step_s"] is None,
+                                                         table[i]["step_s"] or 0.0, i))
+            figures["search"] = table
+        G, g = shapes[best]
+        stats = step_stats(space, chosen, G, g, graph.batch, opts["merge_compute"],
+                           opts["merge_gradients"], graph.input_op.out.dtype_bytes)
+        figures = {"groups": G, "gpus_per_group": g, "subnets": len(chosen), **stats,
+                   **figures}
+        return SupernetPlan(plans[best], graph, cluster, training, opts, space, tuple(chosen),
+                            figures)
 
     def _plan_shape(self, graph, space, chosen, cluster, G: int, g: int, merge_compute: bool,
                     merge_gradients: bool, bucket_mb: float, fidelity: str) -> TaskGraph:
@@ -202,17 +206,9 @@ class PathParallel(Policy):
         tg.meta["resident_bytes"] = resident
         return tg
 
-    def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
-        space = supernet_space(graph, self.name)
-        chosen = step_paths(space, opts["paths"], opts["seed"], opts["subnets"])
-        first = result.log.tasks[0].meta
-        G, g = first["groups"], first["gpus_per_group"]
-        stats = step_stats(space, chosen, G, g, graph.batch, opts["merge_compute"],
-                           opts["merge_gradients"], graph.input_op.out.dtype_bytes)
-        result.extras.update({"groups": G, "gpus_per_group": g, "subnets": len(chosen),
-                              "subnets_per_s": len(chosen) / result.makespan_s, **stats})
-        if "search" in first:
-            result.extras["search"] = first["search"]
+    def finish(self, result, plan: SupernetPlan) -> None:
+        result.extras.update(plan.figures)
+        result.extras["subnets_per_s"] = len(plan.paths) / result.makespan_s
 
 
 def _path_uses(key: str, path: tuple[int, ...]) -> bool:

@@ -14,7 +14,8 @@ from ..tasks import TaskGraph
 from . import Policy, register
 from ._pipeline import (PipelineEmitter, emit_sequences, one_f_one_b_sequences,
                         resolve_partitions)
-from .pipeline_stale import default_minibatches, pipeline_options, pipelined_extras
+from ._pipeline_policy import (PipelinePlan, default_minibatches, pipeline_options,
+                               pipelined_extras)
 
 
 @register
@@ -25,28 +26,23 @@ class PipeDream(Policy):
             description="PipeDream 1F1B pipelining with weight stashing on K partitions.",
             options=pipeline_options(), training_only=True)
 
-    def plan(self, graph, cluster, training: bool, registers="auto", partitions=None,
-             minibatches=None, overlap_communication=False) -> TaskGraph:
-        regs, _ = resolve_partitions(graph, cluster, registers, partitions)
+    def plan(self, graph, cluster, training: bool, **opts) -> PipelinePlan:
+        regs, how = resolve_partitions(graph, cluster, opts["registers"], opts["partitions"])
         k = len(regs) + 1
-        n = default_minibatches(k, minibatches)
+        n = default_minibatches(k, opts["minibatches"])
         tg = TaskGraph(f"pipedream:{graph.name}", meta={"samples": graph.batch, "iterations": n})
         em = PipelineEmitter(tg, lower_training(graph), cluster, regs, update_each=True,
-                             stash_weights=True, overlap_communication=overlap_communication)
+                             stash_weights=True,
+                             overlap_communication=opts["overlap_communication"])
         tg.meta["resident_bytes"] = em.resident()
         emit_sequences(em, one_f_one_b_sequences(k, n))
-        return tg
+        return PipelinePlan(tg, graph, cluster, training, opts, em, regs, how, n)
 
-    def finalize(self, result, graph, cluster, training: bool, registers="auto",
-                 partitions=None, minibatches=None, overlap_communication=False) -> None:
-        regs, how = resolve_partitions(graph, cluster, registers, partitions)
-        em = PipelineEmitter(TaskGraph(), lower_training(graph), cluster, regs,
-                             stash_weights=True)
-        n = default_minibatches(em.k, minibatches)
-        extras = pipelined_extras(result, em, n, regs, how, stashed_per_inflight=True)
+    def finish(self, result, plan: PipelinePlan) -> None:
+        extras = pipelined_extras(result, plan, stashed_per_inflight=True)
         # updates do land between a forward and its backward, but the backward runs with the
         # stashed version its forward used: no drift
         extras["updates_during_flight"] = extras["weight_drift_minibatches"]
-        extras["weight_drift_minibatches"] = [0] * em.k
+        extras["weight_drift_minibatches"] = [0] * extras["partitions"]
         result.extras.update(extras)
         result.iteration_time_override_s = extras["steady_period_s"]

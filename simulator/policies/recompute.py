@@ -18,7 +18,7 @@ from workloads.training import lower_training
 
 from ..lowering import emit_ops, resident_bytes
 from ..tasks import TaskGraph
-from . import Option, Policy, register
+from . import Option, Plan, Policy, register
 
 SUFFIX = ".recompute"
 
@@ -104,7 +104,7 @@ class Recompute(Policy):
                                                     "round(sqrt(layers)))", int,
                                               lambda v: v >= 1, "an integer >= 1")})
 
-    def plan(self, graph, cluster, training: bool, segment_layers=None) -> TaskGraph:
+    def plan(self, graph, cluster, training: bool, *, segment_layers) -> TaskGraph:
         g, segments = checkpoint_graph(lower_training(graph), segment_layers)
         dev = cluster.devices[0]
         tg = TaskGraph(f"recompute:{graph.name}",
@@ -116,7 +116,7 @@ class Recompute(Policy):
                 tg[task].meta["recompute"] = True
         return tg
 
-    def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
+    def finish(self, result, plan: Plan) -> None:
         rec = [t for t in result.log.tasks if t.meta.get("recompute")]
         result.extras["recomputed_ops"] = len(rec)
         result.extras["recompute_s"] = round(sum(t.duration_s for t in rec), 6)

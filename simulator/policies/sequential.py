@@ -1,11 +1,9 @@
 """`sequential`: the whole network on one device, op after op (training step or inference)."""
 from __future__ import annotations
 
-from workloads.training import lower_training
-
-from ..lowering import emit_ops, resident_bytes
 from ..tasks import TaskGraph
 from . import Policy, register
+from ._one_device import one_device_step
 
 
 @register
@@ -16,10 +14,4 @@ class Sequential(Policy):
                                      "update when training), op after op.")
 
     def plan(self, graph, cluster, training: bool, **opts) -> TaskGraph:
-        g = lower_training(graph) if training else graph
-        dev = cluster.devices[0]
-        tg = TaskGraph(f"sequential:{graph.name}",
-                       meta={"samples": graph.batch,
-                             "resident_bytes": {dev.id: resident_bytes(g, training)}})
-        emit_ops(tg, g, dev)
-        return tg
+        return one_device_step(self.name, graph, cluster, training)

@@ -10,30 +10,13 @@ every GPU.
 from __future__ import annotations
 
 from workloads.supernet import merged_graph
-from workloads.training import OPTIMIZER_STATE_PER_PARAM, lower_training
+from workloads.training import lower_training
 
 from ..tasks import TaskGraph
 from . import Option, Policy, register
-from .supernet_common import (emit_fwd_bwd, emit_updates, exchange, path_options, split_batch,
-                              step_paths, supernet_space, weight_gradients)
-
-
-def supernet_param_bytes(space, dtype_bytes: int = 4) -> int:
-    """Bytes of every weight of the supernet (all candidates of every block)."""
-    seen: dict[str, int] = {}
-    for c in range(space.num_choices):
-        g = merged_graph(space, [(c,) * space.num_blocks], 1, dtype_bytes=dtype_bytes)
-        for op in g:
-            if op.params:
-                seen[op.attrs["supernet_param"]] = op.param_bytes
-    return sum(seen.values())
-
-
-def resident_supernet_bytes(space, train, dtype_bytes: int = 4) -> int:
-    """The whole supernet's weights and optimizer state, plus the gradients of a step's ops."""
-    state = OPTIMIZER_STATE_PER_PARAM[train.meta.get("optimizer", "sgd-momentum")]
-    grads = sum(op.param_bytes for op in train.phase("forward"))
-    return supernet_param_bytes(space, dtype_bytes) * (1 + state) + grads
+from ._supernet import (SupernetPlan, emit_fwd_bwd, emit_updates, exchange, path_options,
+                        resident_supernet_bytes, split_batch, step_paths, supernet_space,
+                        weight_gradients)
 
 
 @register
@@ -48,8 +31,8 @@ class SupernetDataParallel(Policy):
                                          float, lambda v: v > 0, "a number > 0")},
             training_only=True)
 
-    def plan(self, graph, cluster, training: bool, paths=4, seed=0, subnets=None,
-             collectives="flow", bucket_mb=25.0) -> TaskGraph:
+    def plan(self, graph, cluster, training: bool, **opts) -> SupernetPlan:
+        paths, seed, subnets = opts["paths"], opts["seed"], opts["subnets"]
         space = supernet_space(graph, self.name)
         chosen = step_paths(space, paths, seed, subnets)
         n = len(cluster.devices)
@@ -60,32 +43,30 @@ class SupernetDataParallel(Policy):
                        meta={"samples": graph.batch, "iterations": len(chosen)})
         after: list[str] = []
         resident = 0
+        flops = grad_bytes = 0.0
         for k, path in enumerate(chosen):
             train = lower_training(merged_graph(space, [path], per_gpu, dtype_bytes=dtype))
             resident = max(resident, resident_supernet_bytes(space, train, dtype))
             prefix = f"step{k}/"
             fb = emit_fwd_bwd(tg, train, dev, prefix, after, meta={"step": k})
             grads = weight_gradients(train)
+            flops += train.flops() * n
+            grad_bytes += sum(nbytes for _, _, nbytes in grads)
             size_of = {key: nbytes for _, key, nbytes in grads}
             producers = {key: [fb.task_of[name]] for name, key, _ in grads}
             done = exchange(tg, cluster, [(f"step{k}", [key for _, key, _ in grads], size_of,
-                                           producers)], bucket_mb * 1e6, collectives)
+                                           producers)], opts["bucket_mb"] * 1e6,
+                            opts["collectives"])
             after = emit_updates(tg, train, dev, prefix, fb.task_of, done,
                                  priority_base=len(fb.order), meta={"step": k})
         tg.meta["resident_bytes"] = {dev.id: resident}
-        return tg
+        figures = {"subnets": len(chosen), "step_flops": flops / len(chosen),
+                   "gradient_bytes_per_subnet": grad_bytes / len(chosen)}
+        return SupernetPlan(tg, graph, cluster, training, opts, space, tuple(chosen), figures)
 
-    def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
-        space = supernet_space(graph, self.name)
-        chosen = step_paths(space, opts["paths"], opts["seed"], opts["subnets"])
-        per_gpu = graph.batch // len(cluster.devices)
-        flops = grad_bytes = 0.0
-        for path in chosen:
-            train = lower_training(merged_graph(space, [path], per_gpu))
-            flops += train.flops() * len(cluster.devices)
-            grad_bytes += sum(nbytes for _, _, nbytes in weight_gradients(train))
+    def finish(self, result, plan: SupernetPlan) -> None:
+        subnets = len(plan.paths)
         result.extras.update({
-            "subnets": len(chosen), "step_flops": flops / len(chosen),
-            "gradient_bytes_per_subnet": grad_bytes / len(chosen),
-            "subnets_per_s": len(chosen) / result.makespan_s if result.makespan_s else 0.0,
+            **plan.figures,
+            "subnets_per_s": subnets / result.makespan_s if result.makespan_s else 0.0,
         })

@@ -20,7 +20,7 @@ from workloads.training import OPTIMIZER_STATE_PER_PARAM, lower_training
 
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, parse_bool, register
-from .supernet_common import path_options, step_paths, supernet_space
+from ._supernet import SupernetPlan, path_options, step_paths, supernet_space
 
 
 def balanced_stages(costs: list[float], stages: int) -> list[int]:
@@ -65,17 +65,17 @@ class SupernetPipeline(Policy):
             },
             training_only=True)
 
-    def plan(self, graph, cluster, training: bool, paths=16, seed=0, subnets=None,
-             collectives="flow", in_flight=0, strict_fixed_layers=False) -> TaskGraph:
+    def plan(self, graph, cluster, training: bool, **opts) -> SupernetPlan:
+        strict_fixed_layers = opts["strict_fixed_layers"]
         space = supernet_space(graph, self.name)
-        chosen = step_paths(space, paths, seed, subnets)
+        chosen = step_paths(space, opts["paths"], opts["seed"], opts["subnets"])
         n = len(cluster.devices)
         units, costs = unit_costs(space, 1)
         if n > len(units):
             raise ConfigError(f"policy {self.name!r}: {n} GPUs is more pipeline stages than "
                               f"the supernet's {len(units)} units (stem, blocks, head)")
         stage_of = dict(zip(units, balanced_stages(costs, n)))
-        window = in_flight or n
+        window = opts["in_flight"] or n
         dtype = graph.input_op.out.dtype_bytes
         state = OPTIMIZER_STATE_PER_PARAM["sgd-momentum"]
         tg = TaskGraph(f"supernet-pipeline:{space.name}",
@@ -144,14 +144,12 @@ class SupernetPipeline(Policy):
                 last_user[u] = tg.new(f"{pre}d2h.{u}", engine_res, dur, deps=upd, priority=k,
                                       category="copy", device=dev.id,
                                       meta={"bytes": nbytes, "unit": u, "subnet": k}).name
-        return tg
+        return SupernetPlan(tg, graph, cluster, training, opts, space, tuple(chosen),
+                            {"subnets": len(chosen), "stages": n})
 
-    def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
-        result.extras.update({"subnets": opts["paths"] if not opts["subnets"] else
-                              len(step_paths(supernet_space(graph, self.name), 1, 0,
-                                             opts["subnets"])),
-                              "stages": len(cluster.devices)})
-        result.extras["subnets_per_s"] = result.extras["subnets"] / result.makespan_s
+    def finish(self, result, plan: SupernetPlan) -> None:
+        result.extras.update(plan.figures)
+        result.extras["subnets_per_s"] = len(plan.paths) / result.makespan_s
 
 
 def _block(unit: str) -> str:

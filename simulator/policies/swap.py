@@ -7,13 +7,13 @@ before its backward use, so that the copies run on the copy engines behind compu
 
 1. fit the memory budget first: for a few orders of the candidates (earliest produced first,
    largest first, best hidden first) take the shortest prefix the performance model
-   (swap_model.py) says fits;
+   (_swap_model.py) says fits;
 2. then minimise the exposed copy time: among those prefixes, a few longer ones, and a few
    prefetch leads, keep the plan with the shortest predicted step.
 Prefetches are issued as late as lets them arrive in time (`alap_triggers`), so prefetched bytes
 sit on the device briefly. The plan is made for the graph's minibatch, so every minibatch size
 gets its own plan. With several devices each replica runs the plan and gradients are all-reduced
-in data-parallel's buckets (offload.emit_training_step).
+in data-parallel's buckets (_offload.emit_training_step).
 """
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from workloads.training import lower_training
 from ..lowering import emit_ops, held_beyond_tensors_bytes, resident_bytes
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, register
-from .data_parallel import DataParallel
-from .offload import (OffloadPlan, check_host_capacity, emit_training_step, offload_candidates,
-                      step_ops)
-from .swap_model import StepModel, alap_triggers, predict
+from ._data_parallel import data_parallel_options
+from ._offload import (OffloadPlan, add_offload_extras, check_host_capacity,
+                       emit_training_step, offload_candidates, step_ops)
+from ._swap_model import StepModel, alap_triggers, predict
 
 GIB = 2 ** 30
 PREFETCH_LEADS = (0.0, 0.5, 1.0, 2.0)   # in copy-times: how early a prefetch aims to arrive
@@ -146,11 +146,6 @@ def budget_for(policy: str, g, device, budget_gib) -> int:
     return budget
 
 
-def _data_parallel_options() -> dict[str, Option]:
-    dp = DataParallel().options   # the same knobs, checked the same way
-    return {k: dp[k] for k in ("bucket_mb", "collectives", "replicas")}
-
-
 @register
 class Swap(Policy):
     def __init__(self) -> None:
@@ -162,7 +157,7 @@ class Swap(Policy):
             options={
                 "budget_gib": Option(None, "device memory budget in GiB (default: the device's "
                                            "memory)", float, lambda v: v > 0, "a number > 0"),
-                **_data_parallel_options(),
+                **data_parallel_options("bucket_mb", "collectives", "replicas"),
             })
 
     def plan(self, graph, cluster, training: bool, budget_gib=None, bucket_mb=25.0,
@@ -192,11 +187,3 @@ class Swap(Policy):
         dev = cluster.devices[0]
         result.extras["swap_budget_gib"] = (budget_gib if budget_gib is not None
                                             else dev.memory_bytes / GIB)
-
-
-def add_offload_extras(result) -> None:
-    """Offloaded tensors and bytes per step (device 0), read back from the run's tasks."""
-    outs = [t for t in result.log.tasks if t.meta.get("kind") == "swap_out"
-            and t.device == result.log.tasks[0].device]
-    result.extras["offloaded_tensors"] = len(outs)
-    result.extras["offloaded_gib"] = round(sum(t.meta["bytes"] for t in outs) / GIB, 4)

@@ -10,10 +10,10 @@ from workloads.training import lower_training
 
 from ..lowering import storage_owner
 from ..tasks import TaskGraph
-from . import Policy, register
-from .offload import (OffloadPlan, check_host_capacity, emit_training_step, offload_candidates,
-                      step_ops)
-from .swap import GIB, _data_parallel_options, add_offload_extras
+from . import Plan, Policy, register
+from ._data_parallel import data_parallel_options
+from ._offload import (OffloadPlan, add_offload_extras, check_host_capacity,
+                       emit_training_step, offload_candidates, step_ops)
 
 
 def vdnn_plan(g, ops, candidates) -> OffloadPlan:
@@ -46,10 +46,10 @@ class SwapAll(Policy):
             name="swap-all", training_only=True,
             description="vDNN: every conv input offloaded to host memory after forward use, "
                         "prefetched one layer ahead in the backward pass.",
-            options=_data_parallel_options())
+            options=data_parallel_options("bucket_mb", "collectives", "replicas"))
 
-    def plan(self, graph, cluster, training: bool, bucket_mb=25.0, collectives=None,
-             replicas=None) -> TaskGraph:
+    def plan(self, graph, cluster, training: bool, *, bucket_mb, collectives,
+             replicas) -> TaskGraph:
         g = lower_training(graph)
         ops = step_ops(g)
         candidates = offload_candidates(g, ops)
@@ -59,8 +59,5 @@ class SwapAll(Policy):
                                   bucket_mb=bucket_mb, collectives=collectives,
                                   replicas=replicas)
 
-    def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
+    def finish(self, result, plan: Plan) -> None:
         add_offload_extras(result)
-
-
-__all__ = ["SwapAll", "vdnn_plan", "GIB"]

@@ -6,7 +6,7 @@ import pytest
 
 from simulator import Cluster, simulate
 from simulator.collectives import NCCL_BASE_LATENCY_S
-from simulator.policies.data_parallel import DDP_FIRST_BUCKET_BYTES, MIB, gradient_buckets
+from simulator.policies._data_parallel import DDP_FIRST_BUCKET_BYTES, MIB, gradient_buckets
 from workloads import zoo
 from workloads.builder import GraphBuilder
 from workloads.training import lower_training

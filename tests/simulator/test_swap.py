@@ -11,10 +11,10 @@ from simulator import engine, policies
 from simulator.api import simulate
 from simulator.cluster import Cluster
 from simulator.policies import ConfigError
-from simulator.policies.offload import (OffloadPlan, emit_training_step, offload_candidates,
-                                        step_ops)
+from simulator.policies._offload import (OffloadPlan, emit_training_step, offload_candidates,
+                                         step_ops)
+from simulator.policies._swap_model import alap_triggers
 from simulator.policies.swap import build_step_model
-from simulator.policies.swap_model import alap_triggers
 from simulator.tasks import TaskGraph
 from workloads import zoo
 from workloads.builder import GraphBuilder

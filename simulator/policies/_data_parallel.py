@@ -1,0 +1,77 @@
+"""What data-parallel training shares between the policies that run it (`data-parallel`,
+`swap`, `swap-all`): DDP's gradient buckets, their all-reduces, and the options that set them."""
+from __future__ import annotations
+
+from ..collectives import ALGORITHMS, FIDELITIES, NCCL_BASE_LATENCY_S, collective
+from ..tasks import TaskGraph
+from . import Option
+
+MIB = 1024 * 1024
+DDP_FIRST_BUCKET_BYTES = 1 * MIB     # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
+
+
+def gradient_buckets(train_graph, bucket_bytes: float,
+                     first_bucket_bytes: float = DDP_FIRST_BUCKET_BYTES) -> list[list[str]]:
+    """Names of the ops that produce weight gradients, grouped in backward order as DDP's
+    buckets: a bucket closes once it holds at least its cap (first_bucket_bytes for the first,
+    bucket_bytes after), so a bucket may pass its cap by part of one layer's gradients."""
+    buckets: list[list[str]] = [[]]
+    size, cap = 0, first_bucket_bytes
+    for op in train_graph.topo():
+        if op.phase == "backward" and op.params:
+            buckets[-1].append(op.name)
+            size += op.param_bytes
+            if size >= cap:
+                buckets.append([])
+                size, cap = 0, bucket_bytes
+    return [b for b in buckets if b]
+
+
+def allreduce_buckets(tg: TaskGraph, train_graph, cluster, buckets: list[list[str]],
+                      task_of: dict[str, dict[str, str]], fidelity: str,
+                      algorithm: str = "ring", symmetric: bool = False
+                      ) -> list[dict[str, tuple[str, ...]]]:
+    """One all-reduce per bucket over every device of the cluster, each after its bucket's
+    gradients (task_of: simulated device -> op name -> task) and after the bucket before it.
+    Devices not in task_of run in lockstep with the first simulated one (symmetric: with
+    their symmetry class's representative, and the collective is built per class). Returns,
+    per bucket, per device, the tasks whose end means the bucket is reduced there."""
+    ids = [d.id for d in cluster.devices]
+    lead = next(iter(task_of))
+    launch_s = NCCL_BASE_LATENCY_S if all(d.spec.kind == "gpu" for d in cluster.devices) else 0.0
+    done_at: list[dict[str, tuple[str, ...]]] = []
+    previous: dict[str, tuple[str, ...]] = {}
+    for b, names in enumerate(buckets):
+        deps = {d: [task_of.get(d, task_of[lead])[nm] for nm in names] + list(previous.get(d, ()))
+                for d in ids}
+        nbytes = sum(train_graph.op(nm).param_bytes for nm in names)
+        previous = collective("allreduce", tg, cluster, ids, nbytes, deps, f"allreduce.b{b}",
+                              fidelity=fidelity, priority=-1, launch_latency_s=launch_s,
+                              algorithm=algorithm, symmetric=symmetric)
+        done_at.append(previous)
+    return done_at
+
+
+def data_parallel_options(*names: str) -> dict[str, Option]:
+    """The options of DDP-style training (those named; default all): bucket cap, collective
+    fidelity and algorithm, replicas simulated."""
+    table = {
+        "bucket_mb": Option(25.0, "gradient bucket cap in MiB (DDP's bucket_cap_mb: "
+                                  "25; the first bucket 1 MiB)", float,
+                            lambda v: v > 0, "a number > 0"),
+        "collectives": Option(None, "'link' (every transfer a task: the default) or "
+                                    "'flow' (closed form)", str,
+                              lambda v: v in FIDELITIES, "link or flow"),
+        "replicas": Option(None, "'all' (the default up to 64 devices), 'classes' (one "
+                                 "per symmetry class: the default beyond) or 'one' "
+                                 "(replica 0, others in lockstep: the default with "
+                                 "flow collectives)", str,
+                           lambda v: v in ("all", "classes", "one"),
+                           "all, classes or one"),
+        "algorithm": Option("ring", "link-level all-reduce across nodes: 'ring' (one "
+                                    "ring through every GPU) or 'hierarchical' "
+                                    "(NCCL's intra-node, per-rank inter-node, "
+                                    "intra-node)", str,
+                            lambda v: v in ALGORITHMS, " or ".join(ALGORITHMS)),
+    }
+    return {k: table[k] for k in (names or table)}

@@ -1,0 +1,14 @@
+"""Running a planned task graph on its cluster: what `simulate()` does once, and what a policy
+that needs several engine runs (a search over shapes, a latency measured alone) does itself."""
+from __future__ import annotations
+
+from .. import engine
+from ..tasks import TaskGraph
+
+
+def run_tasks(tasks: TaskGraph, cluster, *, enforce_memory: bool = True) -> engine.RunLog:
+    """The engine's log of `tasks` on the cluster's resources and memory, each device starting
+    from the resident bytes the plan declares (tasks.meta['resident_bytes'])."""
+    return engine.run(tasks, cluster.resources, cluster.memory_capacity_bytes(),
+                      memory_baseline_bytes=tasks.meta.get("resident_bytes"),
+                      enforce_memory=enforce_memory)
