@@ -1,14 +1,15 @@
 """The resumable journal of a calibration: every replay round (and every timed step) is
-appended to a partial file of JSON lines as it is done, so an interrupted run keeps what it
-measured and resumes from it; the op records, the measured steps, the step overhead and the
-reference replay are all read back from it."""
+appended to a partial file as it is done, so an interrupted run keeps what it measured and
+resumes from it; the op records, the measured steps, the step overhead and the reference replay
+are all read back from it. The file is a journal of simulator/journal.py (a header line,
+fsynced lines, one writer at a time, a torn last line cut and kept), so a --partial path that
+names some other file is refused and left as it is."""
 from __future__ import annotations
 
-import json
-import os
 import statistics
 
 from hwmodels.families import point_shape
+from simulator.journal import Journal, read_records
 from workloads.graph import Op, OpGraph
 from workloads.training import lower_training
 
@@ -35,20 +36,19 @@ def records_of_replay(network: str, train: OpGraph, rounds: list[dict[str, float
             for key, (op, best, every) in sorted(by_key.items())]
 
 
+JOURNAL_KIND = "calibration"
+
+
 def read_partial(path) -> dict[str, dict]:
-    """Measurements already taken (key -> record); a torn last line is ignored."""
-    done: dict[str, dict] = {}
-    if not os.path.exists(path):
-        return done
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # an interrupted write
-            if isinstance(rec, dict) and "key" in rec:
-                done[rec["key"]] = rec
-    return done
+    """Measurements already taken (key -> record; the last of a key wins); a torn last line is
+    left out. A missing file holds none; a file that is not a calibration journal is refused."""
+    return {rec["key"]: rec for rec in read_records(path, JOURNAL_KIND, "calibration partial file")
+            if isinstance(rec.get("key"), str)}
+
+
+def open_partial(path) -> Journal:
+    """The partial file opened for appending (locked, checked, a torn tail cut and kept)."""
+    return Journal(path, JOURNAL_KIND, what="calibration partial file").open()
 
 
 # A case's fastest time is settled when a second round comes within this of it: on a shared
@@ -83,12 +83,14 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
     everything = [*cases, *module_steps]
     prints = {c: graph_fingerprint(t) for c, t in trains.items()}
     prints |= {c: graph_fingerprint(lower_training(g)) for c, (g, _) in module_steps.items()}
+    journal = open_partial(partial_path)
     # a line of another version of a case's graph (an older dnnsim, a changed grid) is stale
-    done = {k: rec for k, rec in read_partial(partial_path).items()
-            if rec.get("graph") == prints.get(_case_of(k))}
+    done = {rec["key"]: rec for rec in journal.records
+            if isinstance(rec.get("key"), str) and rec.get("graph") == prints.get(
+                _case_of(rec["key"]))}
     loops: dict = {}
 
-    def measure_round(fh, r: int, case: tuple[str, int]) -> None:
+    def measure_round(fh: Journal, r: int, case: tuple[str, int]) -> None:
         line = {"key": round_id(*case, r), "graph": prints[case]}
         if case in module_steps:
             line["step_s"] = list(module_steps[case][1]())
@@ -98,13 +100,11 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
             if case not in loops:
                 loops[case] = graph_step(get(*case), True, device)
             line["step_s"] = list(measure(loops[case], resolve_device(device), 1, 2).samples_s)
-        fh.write(json.dumps(line, sort_keys=True) + "\n")
-        fh.flush()
+        fh.append(line)
         done[line["key"]] = line
 
     todo = [(r, c) for r in range(rounds) for c in everything if round_id(*c, r) not in done]
-    _end_torn_line(partial_path)
-    with open(partial_path, "a", encoding="utf-8") as fh:
+    with journal as fh:
         for r, case in tqdm(todo, desc="calibrate (replayed steps)", unit="step",
                             disable=not progress):
             measure_round(fh, r, case)
@@ -170,16 +170,6 @@ def graph_fingerprint(train: OpGraph) -> str:
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
 
 
-def _end_torn_line(path) -> None:
-    """An interrupted write leaves a line without its newline: end it, so the next record
-    starts on a line of its own (the torn one is skipped when read)."""
-    if os.path.exists(path) and os.path.getsize(path):
-        with open(path, "rb+") as fh:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
-                fh.write(b"\n")
-
-
 OVERHEAD_KEY = "step_overhead"   # the partial file's record of the measured step overhead
 
 
@@ -191,11 +181,9 @@ def overhead_from_partial(partial_path, device: str = "cpu", rounds: int = 15) -
     rec = read_partial(partial_path).get(OVERHEAD_KEY)
     if rec is not None and rec.get("graph") == fingerprint:
         return float(rec["overhead_s"])
-    overhead_s = measure_overhead(device, rounds)
-    _end_torn_line(partial_path)
-    with open(partial_path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"key": OVERHEAD_KEY, "graph": fingerprint,
-                             "overhead_s": overhead_s}, sort_keys=True) + "\n")
+    with open_partial(partial_path) as journal:   # locked before minutes of measuring
+        overhead_s = measure_overhead(device, rounds)
+        journal.append({"key": OVERHEAD_KEY, "graph": fingerprint, "overhead_s": overhead_s})
     return overhead_s
 
 

@@ -9,6 +9,14 @@ from validation.calibrate.calibration_nets import NETWORKS
 from workloads import zoo
 from workloads.training import lower_training
 
+HEADER = json.dumps({"dnnsim_journal": "calibration", "format": 1, "identity": None}) + "\n"
+
+
+def write_partial(path, records, torn: str = "") -> None:
+    """A partial file as calibration writes it: its header, whole lines, maybe a torn tail."""
+    path.write_text(HEADER + "".join(json.dumps(r) + "\n" for r in records) + torn,
+                    encoding="utf-8")
+
 
 def test_calibration_cases_grid_and_synthetic_networks():
     cases = calibration_cases((("lenet5", 8),), grid=True, synthetic=False)
@@ -44,8 +52,7 @@ def test_partial_file_resumes_and_ignores_a_torn_line(tmp_path):
     # round 1 was measured on another version of the graph: stale, measured again
     stale = {"key": journal.round_id("lenet5", 2, 1), "graph": "0123456789abcdef",
              "times": {"conv1": 1.0}}
-    partial.write_text(json.dumps(stale) + "\n" + json.dumps(rec) + "\n" + '{"key": "torn',
-                       encoding="utf-8")
+    write_partial(partial, [stale, rec], torn='{"key": "torn')
     recs = journal.measure_cases(cases, partial, rounds=2, progress=False, steps_of=set(cases))
     done = journal.read_partial(partial)
     assert set(done) == {journal.round_id("lenet5", 2, 0), journal.round_id("lenet5", 2, 1)}
@@ -100,7 +107,7 @@ def test_unsettled_cases_get_more_rounds_up_to_the_maximum(tmp_path):
             lines.append({"key": journal.round_id(name, batch, r),
                           "graph": journal.graph_fingerprint(train),
                           "times": {op.name: t for op in train.topo() if not op.is_view}})
-    partial.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    write_partial(partial, lines)
     journal.measure_cases(cases, partial, rounds=2, progress=False, max_rounds=3)
     done = journal.read_partial(partial)
     assert journal.round_id("lenet5", 4, 2) in done                # measured: a real, fast round
@@ -113,23 +120,44 @@ def test_reference_is_a_calibrated_case_and_read_from_the_rounds(tmp_path):
     partial = tmp_path / "p.jsonl"
     lines = [{"key": journal.round_id(*REFERENCE_CASE, r), "times": {"a": t, "b": 0.01}}
              for r, t in enumerate((0.05, 0.03, 0.04))]
-    partial.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    write_partial(partial, lines)
     assert journal.reference_from_rounds(partial) == pytest.approx(0.04)
     assert journal.reference_from_rounds(tmp_path / "none.jsonl") is None
 
 
 def test_a_resumed_run_keeps_the_step_overhead_it_measured(tmp_path, monkeypatch):
     partial = tmp_path / "p.jsonl"
-    partial.write_text('{"key": "resnet20@16#0", "graph": "x", "times": {"a": 1.0}}')  # torn
+    write_partial(partial, [], torn='{"key": "resnet20@16#0", "graph": "x", "times": {"a": 1.0}}')
     measured = []
     monkeypatch.setattr(journal, "measure_overhead",
                         lambda device, rounds: measured.append(rounds) or 3e-6)
     assert journal.overhead_from_partial(partial, "cpu", rounds=5) == 3e-6
     monkeypatch.setattr(journal, "measure_overhead", lambda device, rounds: 9e-6)
     assert journal.overhead_from_partial(partial, "cpu") == 3e-6      # recorded, not measured
-    assert measured == [5] and len(journal.read_partial(partial)) == 2
+    # the torn line (its write never finished) is cut and kept beside the file
+    assert measured == [5] and list(journal.read_partial(partial)) == [journal.OVERHEAD_KEY]
     # a record of another overhead network (an older dnnsim) is measured again
     lines = partial.read_text().splitlines()
-    partial.write_text("\n".join([lines[0], lines[1].replace('"graph": "', '"graph": "old')])
+    partial.write_text("\n".join([lines[0], lines[1].replace('"graph":"', '"graph":"old')])
                        + "\n")
     assert journal.overhead_from_partial(partial, "cpu") == 9e-6
+
+
+def test_a_partial_path_that_is_not_a_calibration_journal_is_refused_untouched(tmp_path):
+    from simulator.journal import JournalError
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"key": "mine", "times": {}}')      # one line, no newline, no header
+    with pytest.raises(JournalError, match="left as it is"):
+        journal.read_partial(notes)
+    with pytest.raises(JournalError, match="left as it is"):
+        journal.overhead_from_partial(notes, "cpu")
+    assert notes.read_text() == '{"key": "mine", "times": {}}'
+
+
+def test_a_torn_tail_is_cut_and_kept_beside_the_partial_file(tmp_path, monkeypatch):
+    partial = tmp_path / "p.jsonl"
+    write_partial(partial, [{"key": "a@1#0", "times": {"x": 1.0}}], torn='{"key": "b@1')
+    monkeypatch.setattr(journal, "measure_overhead", lambda device, rounds: 2e-6)
+    journal.overhead_from_partial(partial, "cpu")
+    assert set(journal.read_partial(partial)) == {"a@1#0", journal.OVERHEAD_KEY}
+    assert (tmp_path / "p.jsonl.torn").read_text() == '{"key": "b@1\n'
