@@ -28,6 +28,7 @@ def execute(path: Path, workdir: Path):
     """The notebook at `path`, executed in `workdir` (where its cells write their files)."""
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     record_timing=False,   # no timestamps in committed files
                                      resources={"metadata": {"path": str(workdir)}})
     client.execute()
     return nb
@@ -42,6 +43,16 @@ def plotting_cells_without_image(nb) -> list[int]:
         if not any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])):
             missing.append(i)
     return missing
+
+
+def output_text(nb) -> str:
+    """Everything the cells printed, images left out."""
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(str(out.get("text", "")) + str(out.get("evalue", "")))
+            parts += [str(v) for k, v in out.get("data", {}).items() if not k.startswith("image/")]
+    return "\n".join(parts)
 
 
 def test_plotting_pattern_tells_plots_from_text():
@@ -71,6 +82,7 @@ def test_committed_notebook_holds_its_plots(path):
     """The notebooks are committed executed, so a reader sees the plots without running them."""
     nb = nbformat.read(path, as_version=4)
     assert not plotting_cells_without_image(nb), f"{path.name}: run {Path(__file__).name}"
+    assert str(path.parents[1]) not in output_text(nb), f"{path.name}: outputs hold a local path"
 
 
 if __name__ == "__main__":
@@ -82,5 +94,9 @@ if __name__ == "__main__":
         bad = plotting_cells_without_image(done)
         if bad:
             sys.exit(f"{nb_path.name}: cells {bad} plot but show no image")
+        leaked = [p for p in (str(Path(__file__).resolve().parents[2]), tempfile.gettempdir())
+                  if p in output_text(done)]
+        if leaked:   # outputs hold this machine's paths (a warning's text): not committable
+            sys.exit(f"{nb_path.name}: outputs contain {leaked}; silence what prints them")
         nbformat.write(done, nb_path)
         print(f"wrote {nb_path.name} with its outputs")
