@@ -113,10 +113,11 @@ def table(tunings: list[PolicyTuning]) -> str:
              f"{'peak GiB':>9} {'lr':>8}"]
     for t in tunings:
         for p in t.points:
-            lines.append(f"{t.policy:<12} {p.batch:>6} {'yes' if p.ok else 'OOM':>4} "
-                         f"{p.throughput_samples_per_s:>11.1f} "
-                         f"{p.iteration_time_s * 1e3 if p.ok else float('nan'):>10.1f} "
+            speed = (f"{p.throughput_samples_per_s:>11.1f} {p.iteration_time_s * 1e3:>10.1f}"
+                     if p.ok else f"{'-':>11} {'-':>10}")
+            lines.append(f"{t.policy:<12} {p.batch:>6} {'yes' if p.ok else 'OOM':>4} {speed} "
                          f"{p.peak_memory_bytes / 2 ** 30:>9.2f} {p.learning_rate:>8.4f}")
+    lines.append("(an OOM row's peak GiB is the memory in use when it ran out)")
     lines.append("")
     for t in tunings:
         best = t.best
