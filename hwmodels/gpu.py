@@ -28,6 +28,7 @@ from typing import NamedTuple
 from workloads.graph import MATMUL_KINDS, Op
 from workloads.precision import HALF_FORMAT, PRECISIONS, precision_of
 
+from . import gpu_attention as ga
 from . import gpu_kernels as gk
 from .model import DeviceModel
 from .specs import HardwareError
@@ -41,6 +42,10 @@ NO_WINOGRAD_ARCHITECTURES = frozenset({"kepler"})
 SPEC_EFFICIENCY_FIELDS = {"conv": "conv_fwd", "conv_grad_input": "conv_dgrad",
                           "conv_grad_weight": "conv_wgrad", "matmul": "gemm"}
 CONV_PASS = {"conv2d": "fwd", "conv2d_grad_input": "dgrad", "conv2d_grad_weight": "wgrad"}
+# Kinds that run on tensor cores in a half format: the GEMM-shaped ones, batched products and
+# attention (gpu_attention.py)
+PRODUCT_KINDS = frozenset({"batched_matmul", "batched_matmul_grad"})
+ATTENTION_KINDS = frozenset({"attention", "attention_grad"})
 # Extra passes over the activation a kernel makes beyond reading each input once and writing
 # its output (PyTorch's CUDA kernels): batch norm in training reduces the statistics in one pass
 # and normalises in another; its gradient reduces (dy, x) and then applies.
@@ -54,6 +59,7 @@ class KernelOption(NamedTuple):
     unit_s: float          # its arithmetic seconds at efficiency 1
     traffic_bytes: float   # what it moves through DRAM
     algorithm: str         # cuDNN's name for it, lower case (gpu_memory.CONV_ALGORITHMS)
+    kernels: int = 1       # kernels launched: each pays the kernel and the host overhead
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,7 @@ class GPUModel(DeviceModel):
         if precision not in self.supported_precisions():
             raise HardwareError(f"device {self.name!r} cannot train in {precision}; it can "
                                 f"in: {', '.join(self.supported_precisions())}")
-        if op.kind not in MATMUL_KINDS:
+        if not self.is_product(op):
             return "fp32"
         peaks = self.spec.peak_flops_by_precision
         if precision == "tf32" or (precision == "fp32" and op.kind.startswith("conv2d")
@@ -243,8 +249,9 @@ class GPUModel(DeviceModel):
             return 0.0
         fam = self.family_constants
         best = self.chosen_option(op)
-        device_s = self.option_time_s(best, fam, self.tensor_cores(op)) + fam.kernel_overhead_s
-        return max(device_s, self.host_overhead_s)
+        device_s = (self.option_time_s(best, fam, self.tensor_cores(op))
+                    + best.kernels * fam.kernel_overhead_s)
+        return max(device_s, best.kernels * self.host_overhead_s)
 
     def option_time_s(self, option: KernelOption, fam: GpuFamily, tensor: bool) -> float:
         """max(arithmetic, memory) of one algorithm at the architecture's efficiencies."""
@@ -275,8 +282,19 @@ class GPUModel(DeviceModel):
         peak = self.spec.peak_flops_for(self.arithmetic_precision(op))
         return op.flops / (self.curve_time_s(op) * peak)
 
+    @staticmethod
+    def is_product(op: Op) -> bool:
+        """Whether the op is matrix products (a tensor-core format applies to it)."""
+        return op.kind in MATMUL_KINDS or op.kind in PRODUCT_KINDS or op.kind in ATTENTION_KINDS
+
     def tensor_cores(self, op: Op) -> bool:
-        return op.kind in MATMUL_KINDS and self.arithmetic_precision(op) != "fp32"
+        return self.is_product(op) and self.arithmetic_precision(op) != "fp32"
+
+    def attention_backend(self, op: Op) -> str:
+        """The SDPA backend PyTorch runs an attention op (or its gradient) on here."""
+        shape = ga.AttentionShape(op)
+        return ga.sdpa_backend(self.spec.architecture, self.arithmetic_precision(op),
+                               shape.head_dim)
 
     def kernel_options(self, op: Op) -> list[KernelOption]:
         """The algorithms that could run `op`. The time of each is linear in 1/efficiency,
@@ -287,7 +305,7 @@ class GPUModel(DeviceModel):
         if precision_of(op).startswith("amp-") and op.kind in ("conv2d", "linear"):
             traffic += op.params * 6.0     # autocast's cast of the FP32 weight to half
         fp32_peak = self.spec.peak_flops_for("fp32")
-        if op.kind not in MATMUL_KINDS:
+        if not self.is_product(op):
             return [KernelOption("stream", op.flops / fp32_peak, traffic, "elementwise")]
         arith = self.arithmetic_precision(op)
         peak = self.spec.peak_flops_for(arith)
@@ -299,6 +317,13 @@ class GPUModel(DeviceModel):
                 n, k = gk.align(n, gk.TENSOR_CORE_ALIGN), gk.align(k, gk.TENSOR_CORE_ALIGN)
             return gk.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k)
 
+        if op.kind in PRODUCT_KINDS:
+            cost = unit_gemm(*ga.product_gemm(op))
+            return [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
+        if op.kind in ATTENTION_KINDS:
+            backend = self.attention_backend(op)
+            unit_s, extra, kernels = ga.attention_cost(op, backend, unit_gemm, fp32_peak)
+            return [KernelOption("gemm", unit_s, traffic + extra, backend, kernels)]
         if op.kind.startswith("linear"):
             a = op.attrs
             rows, n_in, n_out = a["batch_rows"], a["in_features"], a["out_features"]

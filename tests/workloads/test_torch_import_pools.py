@@ -1,0 +1,50 @@
+"""from_torch on pooling with ceil_mode, dilation, padding and count_include_pad, and adaptive
+pools of any output size: PyTorch's shapes, and the graph replayed in PyTorch gives the
+model's values."""
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from validation.calibrate.torch_exec import GraphModule  # noqa: E402
+from validation.calibrate.torch_ops import op_callable  # noqa: E402
+from workloads import from_torch  # noqa: E402
+from workloads.training import lower_training  # noqa: E402
+
+POOLS = [
+    nn.MaxPool2d(3, 2, ceil_mode=True),
+    nn.MaxPool2d(3, 2, padding=1, dilation=2),
+    nn.MaxPool2d(2, 3, padding=1, dilation=(1, 2), ceil_mode=True),
+    nn.AvgPool2d(3, 2, ceil_mode=True),
+    nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+    nn.AvgPool2d((2, 3), (1, 2), padding=(1, 1)),
+    nn.AdaptiveAvgPool2d((7, 5)),      # larger than the input
+    nn.AdaptiveAvgPool2d((3, None)),   # windows that overlap
+]
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=repr)
+def test_pools_have_pytorchs_shapes_and_values(pool):
+    x = torch.randn(2, 3, 6, 5)
+    g = from_torch(nn.Sequential(pool), x)
+    assert g.topo()[-1].out.shape == tuple(pool(x).shape)
+    assert torch.allclose(GraphModule(g)(x), pool(x), atol=1e-6)
+    train = lower_training(from_torch(nn.Sequential(nn.Conv2d(3, 4, 1), pool, nn.Flatten()), x))
+    (grad,) = [op for op in train if op.kind.endswith("pool_grad")]
+    assert tuple(op_callable(grad, graph=train)().shape) == (2, 4, 6, 5)
+
+
+def test_a_pool_on_an_input_smaller_than_its_kernel_in_ceil_mode():
+    """GoogLeNet on a 16x16 input: a 3x3 stride-2 ceil-mode pool of a 2x2 map gives 1x1."""
+    g = from_torch(nn.MaxPool2d(3, 2, ceil_mode=True), torch.randn(1, 4, 2, 2))
+    assert g.topo()[-1].out.shape == (1, 4, 1, 1)
+
+
+def test_an_adaptive_pool_counts_the_values_each_window_reads():
+    # 1x1 to 7x7 (VGG on a 32x32 input): each of the 49 outputs reads the one value
+    g = from_torch(nn.AdaptiveAvgPool2d(7), torch.randn(2, 512, 1, 1))
+    assert g.topo()[-1].flops == 2 * 512 * 49
+    # 5 rows to 3: windows [0, 2), [1, 4), [3, 5) read 2 + 3 + 2 rows
+    g = from_torch(nn.AdaptiveAvgPool2d((3, 4)), torch.randn(1, 1, 5, 4))
+    assert g.topo()[-1].flops == 7 * 4
