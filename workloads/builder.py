@@ -197,39 +197,52 @@ class GraphBuilder:
             raise ShapeError(f"add of {a!r} {sa} and {b!r} {sb}: shapes differ")
         return self._add("add", [a, b], sa, name)
 
-    def _pool(self, kind: str, x: str, kernel, stride, padding, name, ceil_mode=False) -> str:
+    def _pool(self, kind: str, x: str, kernel, stride, padding, name, ceil_mode=False,
+              dilation=1, **extra) -> str:
         n, c, h, w = self._nchw(x, kind)
         kh, kw = _pair(kernel, "kernel")
         sh, sw = _pair(kernel if stride is None else stride, "stride")
         ph, pw = _pair(padding, "padding")
-        if kh < 1 or kw < 1 or sh < 1 or sw < 1 or ph < 0 or pw < 0:
-            raise ShapeError(f"{kind} after {x!r}: kernel {kh}x{kw} and stride {sh}x{sw} must "
-                             f"be >= 1, padding {ph}x{pw} >= 0")
-        if ceil_mode:
-            ho, wo = _ceil_pool_out(h, kh, sh, ph), _ceil_pool_out(w, kw, sw, pw)
+        dh, dw = _pair(dilation, "dilation")
+        if min(kh, kw, sh, sw, dh, dw) < 1 or ph < 0 or pw < 0:
+            raise ShapeError(f"{kind} after {x!r}: kernel {kh}x{kw}, stride {sh}x{sw} and "
+                             f"dilation {dh}x{dw} must be >= 1, padding {ph}x{pw} >= 0")
+        if ceil_mode:   # the window as dilated
+            ho = _ceil_pool_out(h, dh * (kh - 1) + 1, sh, ph)
+            wo = _ceil_pool_out(w, dw * (kw - 1) + 1, sw, pw)
         else:
-            ho, wo = _conv_out(h, kh, sh, ph, 1), _conv_out(w, kw, sw, pw, 1)
-        if ho < 1 or wo < 1 or h + 2 * ph < kh or w + 2 * pw < kw:
+            ho, wo = _conv_out(h, kh, sh, ph, dh), _conv_out(w, kw, sw, pw, dw)
+        if ho < 1 or wo < 1:
             raise ShapeError(f"{kind} after {x!r}: kernel {kh}x{kw} does not fit input {h}x{w}")
         attrs = dict(kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw))
-        if ceil_mode:   # set only where true: measured profiles key a pool by its attributes
+        # set only where not PyTorch's default: measured profiles key a pool by its attributes
+        if ceil_mode:
             attrs["ceil_mode"] = True
+        if (dh, dw) != (1, 1):
+            attrs["dilation"] = (dh, dw)
+        attrs.update(extra)
         return self._add(kind, [x], (n, c, ho, wo), name, attrs)
 
     def maxpool(self, x: str, kernel, stride=None, padding=0, name: str | None = None,
-                ceil_mode: bool = False) -> str:
+                ceil_mode: bool = False, dilation=1) -> str:
         """Max pool; ceil_mode=True rounds the output size up, as nn.MaxPool2d(ceil_mode=True)
-        (GoogLeNet's pools)."""
-        return self._pool("maxpool", x, kernel, stride, padding, name, ceil_mode)
+        (GoogLeNet's pools); dilation spreads the window."""
+        return self._pool("maxpool", x, kernel, stride, padding, name, ceil_mode, dilation)
 
-    def avgpool(self, x: str, kernel, stride=None, padding=0, name: str | None = None) -> str:
-        return self._pool("avgpool", x, kernel, stride, padding, name)
+    def avgpool(self, x: str, kernel, stride=None, padding=0, name: str | None = None,
+                ceil_mode: bool = False, count_include_pad: bool = True) -> str:
+        """Average pool; count_include_pad=False divides by the window's values inside the
+        input rather than by the kernel's size."""
+        extra = {} if count_include_pad else {"count_include_pad": False}
+        return self._pool("avgpool", x, kernel, stride, padding, name, ceil_mode, **extra)
 
     def adaptive_avgpool(self, x: str, output_size=(1, 1), name: str | None = None) -> str:
+        """PyTorch's adaptive average pool: output cell i averages input rows
+        floor(i*H/oh) to ceil((i+1)*H/oh); an output larger than the input repeats values."""
         n, c, h, w = self._nchw(x, "adaptive_avgpool")
         oh, ow = _pair(output_size, "output_size")
-        if oh > h or ow > w:
-            raise ShapeError(f"adaptive_avgpool after {x!r}: output {oh}x{ow} exceeds input {h}x{w}")
+        if oh < 1 or ow < 1:
+            raise ShapeError(f"adaptive_avgpool after {x!r}: output {oh}x{ow} must be >= 1")
         return self._add("adaptive_avgpool", [x], (n, c, oh, ow), name,
                          dict(output_size=(oh, ow)))
 

@@ -140,19 +140,20 @@ class FunctionLowering:
 
     # -- layers shared by modules and functions --------------------------------------------
     def _maxpool(self, x, kernel, stride, padding, dilation, ceil_mode, return_indices, name):
-        if dilation not in (1, (1, 1)) or return_indices:
-            raise self.unsupported("uses dilation or return_indices")
+        if return_indices:
+            raise self.unsupported("returns indices; only the pooled values are supported")
         return self.b.maxpool(x, kernel, stride=stride or None, padding=padding, name=name,
-                              ceil_mode=bool(ceil_mode))
+                              ceil_mode=bool(ceil_mode), dilation=dilation)
 
     def _avgpool(self, x, kernel, stride, padding, ceil_mode, name, count_include_pad=True,
                  divisor_override=None):
-        if ceil_mode:
-            raise self.unsupported("uses ceil_mode")
-        if divisor_override is not None or (not count_include_pad and padding not in (0, (0, 0))):
-            raise self.unsupported("divides by other than the window size (count_include_pad="
-                                   "False or divisor_override)")
-        return self.b.avgpool(x, kernel, stride=stride or None, padding=padding, name=name)
+        if divisor_override is not None:
+            raise self.unsupported("divides by divisor_override; only the window's size (or "
+                                   "its values inside the input) are supported")
+        unpadded = padding in (0, (0, 0), [0, 0])   # nothing to include: PyTorch's default
+        return self.b.avgpool(x, kernel, stride=stride or None, padding=padding, name=name,
+                              ceil_mode=bool(ceil_mode),
+                              count_include_pad=bool(count_include_pad) or unpadded)
 
     def _adaptive(self, x, output_size, name):
         _, _, h, w = self.b.spec(x).shape

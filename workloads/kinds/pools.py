@@ -18,8 +18,8 @@ def _output_layout(op) -> tuple[int, int]:
 
 
 def _maxpool_args(a):
-    return (list(a["kernel"]), list(a["stride"]), list(a["padding"]), [1, 1],
-            bool(a.get("ceil_mode", False)))
+    return (list(a["kernel"]), list(a["stride"]), list(a["padding"]),
+            list(a.get("dilation", (1, 1))), bool(a.get("ceil_mode", False)))
 
 
 def _maxpool_kernel(op, state):
@@ -42,21 +42,39 @@ def _maxpool_kernel(op, state):
 def _maxpool_module(op, m, i):
     a = op.attrs
     return lambda ins: F.max_pool2d(ins[0], a["kernel"], a["stride"], a["padding"],
+                                    dilation=a.get("dilation", 1),
                                     ceil_mode=bool(a.get("ceil_mode", False)))
 
 
+def _avgpool_args(a):
+    return (list(a["kernel"]), list(a["stride"]), list(a["padding"]),
+            bool(a.get("ceil_mode", False)), bool(a.get("count_include_pad", True)))
+
+
 def _avgpool_kernel(op, state):
-    a = op.attrs
-    pool = (list(a["kernel"]), list(a["stride"]), list(a["padding"]))
+    pool = _avgpool_args(op.attrs)
     if op.kind == "avgpool":
         return lambda x: F.avg_pool2d(x, *pool)
     x_shape = state.placeholder(op.out.shape)
-    return lambda dy: aten.avg_pool2d_backward(dy, x_shape, *pool, False, True, None)
+    return lambda dy: aten.avg_pool2d_backward(dy, x_shape, *pool, None)
 
 
 def _avgpool_module(op, m, i):
-    a = op.attrs
-    return lambda ins: F.avg_pool2d(ins[0], a["kernel"], a["stride"], a["padding"])
+    pool = _avgpool_args(op.attrs)
+    return lambda ins: F.avg_pool2d(ins[0], *pool)
+
+
+def _adaptive_flops(op) -> float:
+    """An add per value of each output cell's window (windows overlap where the output does
+    not divide the input, and repeat values where it is larger)."""
+    n, c, h, w = op.in_specs[0].shape
+    oh, ow = op.attrs["output_size"]
+    return float(n * c * _window_sum(h, oh) * _window_sum(w, ow))
+
+
+def _window_sum(size: int, out: int) -> int:
+    """Input values read along one dimension: rows floor(i*size/out) to ceil((i+1)*size/out)."""
+    return sum(-(-(i + 1) * size // out) - i * size // out for i in range(out))
 
 
 def _adaptive_kernel(op, state):
@@ -69,11 +87,11 @@ def _adaptive_kernel(op, state):
 register(
     OpKind("maxpool", "pooling", flops=_window_flops, layout=_output_layout, saves=("in",),
            torch_kernel=_maxpool_kernel, torch_module=_maxpool_module,
-           doc="max over kernel windows (stride, padding, ceil_mode)"),
+           doc="max over kernel windows (stride, padding, dilation, ceil_mode)"),
     OpKind("avgpool", "pooling", flops=_window_flops, layout=_output_layout,
            torch_kernel=_avgpool_kernel, torch_module=_avgpool_module,
-           doc="mean over kernel windows (stride, padding)"),
-    OpKind("adaptive_avgpool", "pooling", flops=lambda op: float(op.in_specs[0].numel),
+           doc="mean over kernel windows (stride, padding, ceil_mode, count_include_pad)"),
+    OpKind("adaptive_avgpool", "pooling", flops=_adaptive_flops,
            layout=_output_layout, torch_kernel=_adaptive_kernel,
            doc="mean over output_size windows that tile the input"),
     OpKind("maxpool_grad", "pooling", "backward", flops=per_element(1.0),
