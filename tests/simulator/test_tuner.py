@@ -42,3 +42,11 @@ def test_cli_prints_a_table_and_writes_a_plot(tmp_path, capsys):
                  "--policy", "swap", "--max-batch", "64", "--plot", str(png)]) == 0
     out = capsys.readouterr().out
     assert "swap: largest trainable minibatch 64" in out and png.stat().st_size > 1000
+
+
+def test_an_out_of_memory_row_shows_no_speed():
+    ok = tuner.BatchPoint(8, True, 1000.0, 0.008, 2 ** 30, 0.003)
+    oom = tuner.BatchPoint(16, False, 0.0, float("nan"), 2 ** 31, 0.006)
+    text = tuner.table([tuner.PolicyTuning("none", [ok, oom])])
+    row = next(line for line in text.splitlines() if line.split()[1:3] == ["16", "OOM"])
+    assert row.split()[3:5] == ["-", "-"] and " nan " not in f" {text} ".replace("\n", " ")
