@@ -7,9 +7,12 @@ catalog host link), fp32, SGD with momentum.
 from __future__ import annotations
 
 from hwmodels import catalog
+from hwmodels.gpu_memory import runtime_reservation
 from simulator.api import simulate
 from simulator.cluster import Cluster
+from simulator.policies._framework_memory import caffe_training_bytes
 from simulator.tuner import tune
+from workloads import zoo
 
 GIB = 2 ** 30
 GPU = "titan-x-pascal"
@@ -40,12 +43,23 @@ def resnet152_swap_peak_gib(target) -> float:
     return r.peak_memory_bytes["gpu0"] / GIB if r.ok else float("nan")
 
 
+def caffe_largest_batch(workload: str, memory_gib: float) -> int:
+    """The largest minibatch stock Caffe trains within `memory_gib` (its static blobs and
+    gradients, simulator/policies/_framework_memory.py, plus the CUDA context); 0 if none."""
+    spec = gpu_cluster(memory_gib).devices[0].spec
+    budget = spec.memory_bytes - runtime_reservation(spec).total_bytes
+    one = caffe_training_bytes(zoo.get(workload, batch=1))
+    per_sample = caffe_training_bytes(zoo.get(workload, batch=2)) - one
+    return max(0, (budget - (one - per_sample)) // per_sample)
+
+
 def resnet152_minibatch_ratio(target) -> float:
-    """Throughput-optimal minibatch with `swap` over the largest without, under 12 GiB."""
-    none, swap = tune("resnet152", gpu_cluster(12.0), ["none", "swap"], max_batch=512)
-    if none.largest_trainable is None or swap.best is None:
+    """Throughput-optimal minibatch with `swap` over the largest stock Caffe trains, 12 GiB."""
+    caffe = caffe_largest_batch("resnet152", 12.0)
+    swap, = tune("resnet152", gpu_cluster(12.0), ["swap"], max_batch=512)
+    if caffe == 0 or swap.best is None:
         return float("nan")
-    return swap.best.batch / none.largest_trainable
+    return swap.best.batch / caffe
 
 
 def vgg16_swap_all_slowdown(target) -> float:
@@ -54,3 +68,20 @@ def vgg16_swap_all_slowdown(target) -> float:
     run = simulate("vgg16", gpu_cluster(), "swap-all", batch=batch)
     free = simulate("vgg16", gpu_cluster(), "none", batch=batch, enforce_memory=False)
     return run.iteration_time_s / free.iteration_time_s - 1.0 if run.ok else float("nan")
+
+
+def _throughput(workload: str, cluster: Cluster, policy: str, batch: int, **opts) -> float:
+    return simulate(workload, cluster, policy, batch=batch, **opts).throughput_samples_per_s
+
+
+def resnet152_8gpu_scaling_over_caffe(target) -> float:
+    """8-GPU speedup of the swap plan (batch 64 per GPU) over that of stock Caffe, which trains
+    its largest batch under 12 GiB per GPU and reduces the gradients after the backward pass
+    (P2PSync: one bucket, no overlap with compute). Speedups are over one GPU of each."""
+    swap8 = (_throughput("resnet152", gpu_cluster(count=8), "swap", 64)
+             / _throughput("resnet152", gpu_cluster(), "swap", 64))
+    b = caffe_largest_batch("resnet152", 12.0)
+    caffe8 = (_throughput("resnet152", gpu_cluster(count=8), "data-parallel", b,
+                          enforce_memory=False, bucket_mb=1e6)
+              / _throughput("resnet152", gpu_cluster(), "none", b, enforce_memory=False))
+    return swap8 / caffe8

@@ -1,0 +1,19 @@
+"""AccUDNN's baseline: the largest minibatch stock Caffe trains in a memory budget."""
+from __future__ import annotations
+
+from hwmodels.gpu_memory import runtime_reservation
+from simulator.policies._framework_memory import caffe_training_bytes
+from validation.reproduce.swap import metrics
+from workloads import zoo
+
+GIB = 2 ** 30
+
+
+def test_caffe_largest_batch_fits_and_one_more_does_not():
+    b = metrics.caffe_largest_batch("resnet50", 12.0)
+    spec = metrics.gpu_cluster(12.0).devices[0].spec
+    budget = 12 * GIB - runtime_reservation(spec).total_bytes
+    assert b > 0
+    assert caffe_training_bytes(zoo.get("resnet50", batch=b)) <= budget
+    assert caffe_training_bytes(zoo.get("resnet50", batch=b + 1)) > budget
+    assert metrics.caffe_largest_batch("resnet50", 0.5) == 0
