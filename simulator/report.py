@@ -109,6 +109,8 @@ def summary_lines(result, baseline=None) -> list[str]:
         rows.append(("speedup", f"{sig(speedup, 3)}x over one device ({baseline.policy})"))
         rows.append(("scaling efficiency",
                      f"{sig(speedup / s['cluster']['devices'] * 100, 3)} % (speedup / devices)"))
+    elif baseline is not None:
+        rows.append(("speedup", "none: one device runs out of memory at this batch"))
     if s["exposed_communication_s"] == 0 and s["cluster"]["devices"] == 1:
         rows = [r for r in rows if r[0] != "exposed communication"]   # nothing to expose
     lines += [f"  {k:<22} {v}" for k, v in rows]

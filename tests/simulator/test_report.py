@@ -84,3 +84,12 @@ def test_result_figures_are_properties_and_repr_is_short(pipelined):
     text = repr(pipelined)
     assert len(text) < 200 and text.startswith("Result(pipeline-stale: ")
     assert "ms" in text and "samples/s" in text
+
+
+def test_efficiency_says_when_one_device_cannot_run_the_batch(capsys):
+    assert main(["simulate", "--workload", "resnet50", "--batch", "64", "--hardware", "v100",
+                 "--hardware-option", "memory_bytes=4e9", "--devices", "2", "--link", "nvlink2",
+                 "--policy", "swap", "--efficiency"]) == 0
+    out = capsys.readouterr().out   # swapping fits 4 GB; the sequential baseline does not
+    assert "speedup                none: one device runs out of memory at this batch" in out
+    assert "scaling efficiency" not in out
