@@ -30,6 +30,7 @@ from workloads.precision import HALF_FORMAT, PRECISIONS, precision_of
 
 from . import gpu_attention as ga
 from . import gpu_kernels as gk
+from . import model_efficiency
 from .model import DeviceModel
 from .specs import HardwareError
 
@@ -164,16 +165,18 @@ def builtin_frameworks() -> dict[str, Framework]:
     return load_frameworks(_builtin_text(), f"catalog/{FAMILIES_FILE}")
 
 
+_GENERIC = model_efficiency.table("gpu")
+
+
 class GPUModel(DeviceModel):
     kind = "gpu"
     # the generic curve of model.py, used only where a caller asks for it by name; the op
     # time of an uncalibrated GPU comes from the kernel model below
-    DEFAULT_EFFICIENCY = {f: 0.5 for f in ("conv", "conv_grad_input", "conv_grad_weight",
-                                           "matmul", "matmul_grad", "elementwise",
-                                           "normalization", "pooling", "data_movement", "loss",
-                                           "update", "view")}
-    DEFAULT_HALF_EFFICIENCY_TIME_S = {f: 1e-6 for f in DEFAULT_EFFICIENCY}
-    DEFAULT_MEM_EFFICIENCY = 0.85
+    DEFAULT_EFFICIENCY = _GENERIC.efficiency
+    DEFAULT_HALF_EFFICIENCY_TIME_S = _GENERIC.half_efficiency_time_s
+    DEFAULT_MEM_EFFICIENCY = _GENERIC.mem_efficiency
+    GROUPS_SATURATION_CHANNELS = _GENERIC.groups_saturation_channels
+    GROUPS_LOG_PENALTY = _GENERIC.groups_log_penalty
 
     families: dict[str, GpuFamily] | None = None   # override (calibration) or the catalog's
     frameworks: dict[str, Framework] | None = None
