@@ -21,9 +21,11 @@ MAX_DEVICES = 65_536
 MAX_FULLY_CONNECTED_DEVICES = 4_096
 # Ops of one workload's forward graph: resnet120002 (420,009 ops) ran, alone, on one device.
 MAX_GRAPH_OPS = 500_000
-# Policy options that multiply the task graph: each minibatch or sample in flight is a copy of
-# the step's tasks (pipeline-stale's default is 4K+4 for K partitions, DeCNN's 8 samples).
-MAX_OPTION_COUNTS = {"minibatches": 10_000, "samples": 10_000, "in_flight": 10_000}
+# Policy options that multiply the task graph: each minibatch, micro-batch, sample or path is a
+# copy of the step's tasks (pipeline-stale's default is 4K+4 for K partitions, DeCNN's 8
+# samples). 10,000 copies of a small network's step is about a minute and a few GB.
+MAX_OPTION_COUNTS = {"minibatches": 10_000, "micro_batches": 10_000, "samples": 10_000,
+                     "in_flight": 10_000, "paths": 10_000}
 # Worker processes: more than the CPUs this process may use only adds start-up and switching.
 MIN_WORKERS = 1
 

@@ -29,9 +29,10 @@ Unknown or misspelt fields are errors that name the field and the file; so are m
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -183,9 +184,10 @@ class Scenario:
         """The form `dnnsim simulate SCENARIO.toml` accepts (defaults left out)."""
         default = Scenario(self.workload, self.batch, self.hardware, self.policy)
         out = {}
-        for k, v in asdict(self).items():
+        for k in self.__dataclass_fields__:   # asdict's deep copy, without its cost per point
+            v = getattr(self, k)
             if k in REQUIRED or v != getattr(default, k):
-                out[k] = v
+                out[k] = copy.deepcopy(v) if isinstance(v, (dict, list)) else v
         return out
 
     def build_cluster(self) -> Cluster:

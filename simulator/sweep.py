@@ -108,6 +108,7 @@ class Sweep:
     axes: dict[str, list]
     exclude: list[dict] = field(default_factory=list)
     source: str = "sweep"
+    n_points: int = 0     # set by check()
 
     @classmethod
     def load(cls, path: str | Path) -> "Sweep":
@@ -163,7 +164,8 @@ class Sweep:
 
     def check(self) -> int:
         """Check every point (streamed, nothing kept but their hashes); the number of points."""
-        return sum(1 for _ in self.iter_points(check=True))
+        self.n_points = sum(1 for _ in self.iter_points(check=True))
+        return self.n_points
 
     def iter_points(self, check: bool = False) -> Iterator[Point]:
         """The points one by one. check=False skips the name lookups and option checks of each
@@ -293,12 +295,12 @@ def run_sweep(sweep: Sweep, out: str | Path, workers: int | None = None,
     key = sweep.key
     with open_results(out, key) as journal:
         done = {rec.get("point") for rec in journal.records}
-        total = todo_count = 0
-        for p in sweep.iter_points():
-            total += 1
-            todo_count += p.key not in done
+        total = sweep.n_points or sweep.check()
+        # every line of this sweep's file is one of its points, each once
+        skipped = min(len(done), total)
         todo = (p for p in sweep.iter_points() if p.key not in done)
-        stats = SweepRun(total=total, skipped=total - todo_count, ran=0, errors=0)
+        todo_count = total - skipped
+        stats = SweepRun(total=total, skipped=skipped, ran=0, errors=0)
         from tqdm import tqdm
         bar = tqdm(total=total, initial=stats.skipped, disable=not progress, unit="point",
                    desc="sweep")

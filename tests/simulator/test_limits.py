@@ -1,0 +1,80 @@
+"""Every count has a ceiling, checked before anything is built: past it, one error line naming
+the value and the limit, exit 2 (simulator/limits.py)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from simulator import limits
+from simulator.cli import main
+from simulator.policies import ConfigError
+from simulator.scenario import Scenario
+from simulator.sweep import Sweep, run_sweep
+
+BASE = {"workload": "lenet5", "batch": 2, "hardware": "v100", "policy": "sequential"}
+
+
+def cli_error(capsys, argv) -> str:
+    start = time.monotonic()
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("dnnsim: error: "), err
+    assert time.monotonic() - start < 20, "refused only after a long run"
+    return err
+
+
+@pytest.mark.parametrize("argv, value, limit", [
+    (["--policy", "pipeline-stale", "--devices", "2", "--link", "nvlink2",
+      "--minibatches", "1000000000"], "1,000,000,000", "10,000"),
+    (["--policy", "decnn", "--devices", "2", "--link", "nvlink2", "--inference",
+      "--samples", "100000000"], "100,000,000", "10,000"),
+    (["--policy", "gpipe", "--devices", "2", "--link", "nvlink2", "--batch", "4",
+      "--micro-batches", "20000"], "20,000", "10,000"),
+    (["--policy", "data-parallel", "--devices", "70000", "--link", "nvlink2"],
+     "70,000", "65,536"),
+    (["--policy", "data-parallel", "--devices", "5000", "--link", "nvlink2",
+      "--topology", "fully-connected"], "5,000", "4,096"),
+])
+def test_counts_past_their_ceiling_are_refused_naming_value_and_limit(capsys, argv, value,
+                                                                       limit):
+    err = cli_error(capsys, ["simulate", "--workload", "lenet5", "--batch", "2",
+                             "--hardware", "v100", *argv])
+    assert value in err and limit in err and "limit" in err
+
+
+def test_a_graph_past_the_op_ceiling_is_refused_before_it_is_simulated(monkeypatch):
+    monkeypatch.setattr(limits, "MAX_GRAPH_OPS", 5)
+    with pytest.raises(ConfigError, match=r"workload ops \d+ is past dnnsim's limit of 5"):
+        Scenario.from_dict(BASE).run()
+
+
+def test_a_sweep_past_the_point_ceiling_is_refused_before_any_point_is_checked(capsys,
+                                                                               tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('[base]\nworkload = "lenet5"\nbatch = 2\nhardware = "v100"\n'
+                 'policy = "sequential"\n[axes]\n'
+                 f'batch = {list(range(1, 1001))}\n'
+                 f'"workload_options.x" = {list(range(1001))}\n')
+    err = cli_error(capsys, ["sweep", str(f), "--out", str(tmp_path / "r.jsonl")])
+    assert "1,001,000" in err and "1,000,000" in err
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_more_workers_than_cpus_are_capped_with_a_message(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(limits, "cpu_count", lambda: 1)
+    sweep = Sweep.from_dict({"base": BASE, "axes": {"batch": [1, 2]}})
+    stats = run_sweep(sweep, tmp_path / "r.jsonl", workers=64, progress=False)
+    assert stats.ran == 2
+    assert "--workers 64 is more than the 1 CPU(s)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", [0, -3])
+def test_workers_below_one_are_refused(capsys, tmp_path, workers):
+    f = tmp_path / "s.toml"
+    f.write_text('[base]\nworkload = "lenet5"\nbatch = 2\nhardware = "v100"\n'
+                 'policy = "sequential"\n[axes]\nbatch = [1]\n')
+    err = cli_error(capsys, ["sweep", str(f), "--out", str(tmp_path / "r.jsonl"),
+                             "--workers", str(workers)])
+    assert "--workers" in err
