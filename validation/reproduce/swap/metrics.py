@@ -65,7 +65,8 @@ def resnet152_minibatch_ratio(target) -> float:
 def vgg16_swap_all_slowdown(target) -> float:
     """vDNN: swap-all step time on a 12 GiB GPU over the step with unlimited memory, minus 1."""
     batch = int(target.scenario.get("batch", 256))
-    run = simulate("vgg16", gpu_cluster(), "swap-all", batch=batch)
+    run = simulate("vgg16", gpu_cluster(), "swap-all", batch=batch,
+                   **target.scenario.get("options", {}))
     free = simulate("vgg16", gpu_cluster(), "none", batch=batch, enforce_memory=False)
     return run.iteration_time_s / free.iteration_time_s - 1.0 if run.ok else float("nan")
 

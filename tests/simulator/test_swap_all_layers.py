@@ -1,0 +1,41 @@
+"""swap-all's vDNN_all mode: every saved feature map offloaded, not only conv inputs."""
+from __future__ import annotations
+
+import pytest
+
+from hwmodels import catalog
+from simulator.api import simulate
+from simulator.cluster import Cluster
+from simulator.policies import ConfigError
+from simulator.policies._offload import offload_candidates, step_ops
+from workloads import zoo
+from workloads.training import lower_training
+
+GIB = 2 ** 30
+
+
+def _gpu(memory_gib=None):
+    spec = catalog.device("titan-x-pascal")
+    if memory_gib:
+        spec = spec.with_options(memory_bytes=int(memory_gib * GIB))
+    return Cluster.build(spec, 1, "pcie3")
+
+
+def test_all_offloads_every_candidate_and_more_than_conv():
+    conv = simulate("vgg16_cifar", _gpu(), "swap-all", batch=64)
+    every = simulate("vgg16_cifar", _gpu(), "swap-all", batch=64, layers="all")
+    g = lower_training(zoo.get("vgg16_cifar", batch=64))
+    assert every.ok and every.extras["offloaded_tensors"] == len(offload_candidates(g, step_ops(g)))
+    assert every.extras["offloaded_tensors"] > conv.extras["offloaded_tensors"]
+
+
+def test_all_fits_where_conv_runs_out():
+    """Pooling inputs stay on the GPU under vDNN_conv; vDNN_all moves them too."""
+    conv = simulate("vgg16", _gpu(), "swap-all", batch=256)
+    every = simulate("vgg16", _gpu(), "swap-all", batch=256, layers="all")
+    assert not conv.ok and every.ok
+
+
+def test_unknown_layers_choice_is_named():
+    with pytest.raises(ConfigError, match="layers.*conv or all"):
+        simulate("vgg16_cifar", _gpu(), "swap-all", batch=8, layers="pool")
