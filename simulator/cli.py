@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         argv, extra = _split_extra(parser, list(sys.argv[1:] if argv is None else argv))
         args = parser.parse_args(argv)
         args._extra = extra
-        return int(args._run(args) or 0)
+        return _run_command(args)
     except BrokenPipeError:  # `dnnsim ... | head`: the reader left; not an error
         sys.stdout = open(os.devnull, "w")
         return 0
@@ -100,10 +100,35 @@ def main(argv: list[str] | None = None) -> int:
         # one line, whatever the message holds (TOML and OS errors may carry newlines)
         print(f"dnnsim: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except (RecursionError, ArithmeticError, MemoryError) as exc:
+        # Input past what can be computed: nesting past Python's depth, a zero or overflowing
+        # value, a run larger than memory. One line, as any other bad input.
+        if os.environ.get("DNNSIM_DEBUG"):
+            raise
+        print(f"dnnsim: error: {_beyond_limits(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:   # SIGINT; SIGTERM and SIGHUP where a run handles them
         signum = getattr(exc, "signum", 2)
         print("dnnsim: interrupted; results written so far are kept", file=sys.stderr)
         return 128 + signum
+
+
+def _run_command(args) -> int:
+    try:
+        return int(args._run(args) or 0)
+    except SystemExit as exc:   # code of the user's (a workload file) must not end dnnsim quietly
+        raise CommandLineError(f"the run called sys.exit({exc.code!r}) (in a workload file?); "
+                               "dnnsim stopped without a result") from None
+
+
+def _beyond_limits(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to read (RecursionError)"
+    if isinstance(exc, MemoryError):
+        return ("out of memory: the run needs more than this machine or --max-memory allows "
+                "(the limits are in docs/reliability.md)")
+    return (f"{type(exc).__name__}: {' '.join(str(exc).split())} (a value of zero, or one too "
+            "large, where a positive finite number is needed?)")
 
 
 if __name__ == "__main__":

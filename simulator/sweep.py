@@ -141,6 +141,10 @@ class Sweep:
                 if name not in axes:
                     raise SweepError(f"{source}: exclude #{i + 1} names {name!r}, which is not "
                                      f"an axis ({', '.join(axes) or 'none'})")
+                wanted = [ex[name], *(ex[name] if isinstance(ex[name], list) else [])]
+                if not any(w in axes[name] for w in wanted):  # a typo would exclude nothing
+                    raise SweepError(f"{source}: exclude #{i + 1}: {name} = {ex[name]!r} "
+                                     f"matches no value of axis {name!r} {axes[name]!r}")
         sweep = cls(dict(base), {k: list(v) for k, v in axes.items()}, list(exclude), source)
         limits.check_count("sweep points", math.prod(len(v) for v in sweep.axes.values()),
                            limits.MAX_SWEEP_POINTS, f"{source}: the product of the axes")

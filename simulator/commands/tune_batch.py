@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from ..policies import ConfigError
 from ..scenario import Scenario
@@ -38,6 +39,11 @@ def run(args) -> int:
     if args.memory_gib is not None and args.memory_gib <= 0:
         raise ConfigError(f"tune-batch: --memory-gib must be > 0, got {args.memory_gib}")
     tuner.check_range(args.min_batch, args.max_batch)
+    if args.reference_batch < 1:
+        raise ConfigError(f"tune-batch: --reference-batch must be >= 1, got {args.reference_batch}")
+    if not math.isfinite(args.reference_lr) or args.reference_lr <= 0:
+        raise ConfigError(f"tune-batch: --reference-lr must be a finite number > 0, got "
+                          f"{args.reference_lr}")
     sc = Scenario.from_dict({
         "workload": args.workload, "batch": 1, "hardware": args.hardware,
         "policy": policies[0], "devices": args.devices,

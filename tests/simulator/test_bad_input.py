@@ -206,3 +206,44 @@ def test_missing_or_unreadable_scenario_file(tmp_path, capsys):
     bad.write_bytes(b"\xff\xfe\x00garbage")
     line = cli_error(capsys, ["simulate", str(bad)])
     assert "bad.toml" in line and "not valid TOML" in line
+
+
+# -- input past what can be computed, and code that tries to end dnnsim ---------------------
+def test_zero_reference_batch_is_a_named_error(capsys):
+    line = cli_error(capsys, ["tune-batch", "--workload", "lenet5", "--hardware", "v100",
+                              "--reference-batch", "0"])
+    assert "--reference-batch" in line
+
+
+def test_deeply_nested_toml_is_one_line(tmp_path, capsys):
+    f = tmp_path / "deep.toml"
+    f.write_text("x = " + "[" * 50_000 + "]" * 50_000 + "\n")
+    line = cli_error(capsys, ["simulate", str(f)])
+    assert "deep.toml" in line or "nested too deeply" in line
+
+
+def test_arithmetic_and_memory_errors_are_one_line(capsys, monkeypatch):
+    from simulator.commands import simulate
+    for exc in (ZeroDivisionError("float division by zero"), OverflowError("math range error"),
+                MemoryError(), RecursionError("maximum recursion depth exceeded")):
+        def boom(args, exc=exc):
+            raise exc
+        monkeypatch.setattr(simulate, "run", boom)
+        line = cli_error(capsys, ["simulate", *GOOD])
+        assert type(exc).__name__ in line or "out of memory" in line or "nested" in line
+
+
+def test_a_workload_file_calling_sys_exit_is_an_error_not_a_quiet_exit(tmp_path, capsys):
+    net = tmp_path / "net.py"
+    net.write_text("import sys\nsys.exit(0)\n")
+    line = cli_error(capsys, ["simulate", "--workload", f"{net}:factory", "--batch", "2",
+                              "--hardware", "v100", "--workload-option", "input_shape=3x8x8"])
+    assert "sys.exit(0)" in line
+
+
+def test_an_exclude_that_matches_nothing_is_refused():
+    from simulator.sweep import Sweep, SweepError
+    base = {"workload": "lenet5", "batch": 2, "hardware": "v100", "policy": "sequential"}
+    with pytest.raises(SweepError, match=r"exclude #1: batch = 3 matches no value"):
+        Sweep.from_dict({"base": base, "axes": {"batch": [1, 2]}, "exclude": [{"batch": 3}]})
+    Sweep.from_dict({"base": base, "axes": {"batch": [1, 2]}, "exclude": [{"batch": [2, 3]}]})
