@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from _plot import log_log_plot
+
 from simulator import Cluster, simulate
 
 
@@ -26,25 +28,13 @@ def scaling(link: str, counts: list[int], batch: int = 32) -> list[dict]:
 
 
 def plot(rows: list[dict], path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
     counts = sorted({r["devices"] for r in rows})
-    ax.plot(counts, counts, ls=":", color="gray", label="linear")
-    for link in sorted({r["link"] for r in rows}):
-        pts = [r for r in rows if r["link"] == link]
-        ax.plot([r["devices"] for r in pts], [r["speedup"] for r in pts], marker="o", label=link)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
-    ax.set_xlabel("V100 GPUs")
-    ax.set_ylabel("speedup over 1 GPU (throughput)")
-    ax.set_title("ResNet-50 data-parallel training, batch 32 per GPU")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    series = {link: ([r["devices"] for r in rows if r["link"] == link],
+                     [r["speedup"] for r in rows if r["link"] == link])
+              for link in sorted({r["link"] for r in rows})}
+    log_log_plot(series, path, xlabel="V100 GPUs", ylabel="speedup over 1 GPU (throughput)",
+                 title="ResNet-50 data-parallel training, batch 32 per GPU", y_base=2,
+                 reference=(counts, counts))
 
 
 def main() -> None:

@@ -109,6 +109,7 @@ class Cluster:
         for i, d in enumerate(self.devices):
             d.node = i // k
         self._local = {d.id: i % k for i, d in enumerate(self.devices)}   # index in its node
+        self._members: list[list[Device]] | None = None
         self.resources = self._build_resources()
 
     # -- construction --------------------------------------------------------------------
@@ -217,10 +218,12 @@ class Cluster:
         return self.devices[-1].node + 1
 
     def node_members(self) -> list[list[Device]]:
-        out: list[list[Device]] = [[] for _ in range(self.nodes)]
-        for d in self.devices:
-            out[d.node].append(d)
-        return out
+        """The devices of each node (computed once: routes ask for them per transfer)."""
+        if self._members is None:
+            self._members = [[] for _ in range(self.nodes)]
+            for d in self.devices:
+                self._members[d.node].append(d)
+        return self._members
 
     def device(self, key: int | str) -> Device:
         if isinstance(key, int):

@@ -212,9 +212,8 @@ def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s):
     else:
         hops = [(devices[i], devices[(i + 1) % p], None) for i in range(p)]
     for a, b, lane in hops:
-        for r in cluster.route(a, b, lane)[0]:
-            if r not in resources:
-                resources.append(r)
+        resources.extend(cluster.route(a, b, lane)[0])
+    resources = list(dict.fromkeys(resources))   # each once, in order of first use
     all_deps = sorted({d for ds in dep_of.values() for d in ds})
     factor = {"allreduce": 2 * (p - 1), "all_to_all": p - 1}.get(kind, p - 1)
     tg.new(name, tuple(resources), closed_form_s(kind, cluster, devices, nbytes, launch_s),

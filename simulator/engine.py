@@ -146,14 +146,15 @@ class _Run:
         self.n = n
         self.key = [rank[t.priority] * n + i for i, t in enumerate(tasks)]
         devices = set(mem_cap) | set(baseline)
+        resource_id, task_index = rid.__getitem__, index.__getitem__
         try:
             for i, t in enumerate(tasks):   # one pass: check, index and unpack every task
                 deps = t.deps
                 if deps:
-                    for d in deps:
-                        children[index[d]].append(i)
+                    for j in map(task_index, deps):
+                        children[j].append(i)
                     waiting[i] = len(deps)
-                res[i] = tuple([rid[r] for r in t.resources])
+                res[i] = tuple(map(resource_id, t.resources))
                 if t.alloc:
                     alloc[i] = tuple(t.alloc.items())
                     devices.update(t.alloc)
@@ -258,8 +259,12 @@ class _Run:
                 i = q[0] % n
                 ri = res[i]
                 if len(ri) > 1:   # a multi-resource task must head every queue it is in
-                    if not all(x == r or (in_use[x] < capacity[x] and queue[x][0] % n == i)
-                               for x in ri):
+                    blocked = False
+                    for x in ri:
+                        if x != r and (in_use[x] >= capacity[x] or queue[x][0] % n != i):
+                            blocked = True
+                            break
+                    if blocked:
                         break
                 if (alloc[i] or mem_blocked) and not self._memory_fits(i, r):
                     break
@@ -268,8 +273,9 @@ class _Run:
                 for x in ri:
                     heappop(queue[x])   # i heads every queue it is in
                     in_use[x] += 1
-                for d, b in alloc[i]:
-                    self._mem_change(d, b, now)
+                if alloc[i]:
+                    for d, b in alloc[i]:
+                        self._mem_change(d, b, now)
                 seq += 1
                 heappush(running, (now + dur[i], seq, i))
         self.sequence = seq

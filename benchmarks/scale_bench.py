@@ -1,0 +1,116 @@
+"""Simulator cost against GPU count: data-parallel ResNet-50 on DGX-1 nodes (8 V100s on
+NVLink, 100 Gb InfiniBand between nodes), at each fidelity.
+
+    python benchmarks/scale_bench.py [--max-gpus 8192] [--out scale_bench.png] [--json]
+
+Fidelities:
+  link-ring          link-level collectives, one ring through every GPU, one replica per
+                     symmetry class standing for all (every replica's traffic represented)
+  link-hierarchical  the same with NCCL's hierarchical all-reduce
+  link-all           link-level, every replica built in full (up to 64 GPUs: it grows with
+                     the square of the count)
+  flow-one           closed-form collectives, replica 0 in lockstep for the others
+
+Each case runs in a fresh process, so its peak memory (the process's maximum resident set)
+is its own; the wall time is planning plus the engine's run, without the interpreter's start.
+Prints a table, the exponent b of wall ~ p^b fitted over 64 GPUs and more for each fidelity,
+and plots wall time against GPUs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+
+from _plot import log_log_plot
+
+FIDELITIES = {  # name -> (collectives, replicas, algorithm, largest GPU count)
+    "link-ring": ("link", "classes", "ring", None),
+    "link-hierarchical": ("link", "classes", "hierarchical", None),
+    "link-all": ("link", "all", "ring", 64),
+    "flow-one": ("flow", "one", "ring", None),
+}
+
+CASE = """
+import json, resource, sys, time
+from simulator import Cluster, engine, policies
+from workloads import zoo
+gpus, collectives, replicas, algorithm = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+graph = zoo.get("resnet50", batch=32)
+policy = policies.get("data-parallel")
+t0 = time.perf_counter()
+cluster = Cluster.from_node_type("dgx1-v100", gpus)
+tg = policy.plan(graph, cluster, True, **policy.resolve(
+    {"collectives": collectives, "replicas": replicas, "algorithm": algorithm}))
+t1 = time.perf_counter()
+log = engine.run(tg, cluster.resources, cluster.memory_capacity_bytes(),
+                 memory_baseline_bytes=tg.meta["resident_bytes"])
+t2 = time.perf_counter()
+print(json.dumps({"plan_s": t1 - t0, "engine_s": t2 - t1, "wall_s": t2 - t0,
+                  "tasks": len(tg), "iteration_time_s": log.makespan_s,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_case(gpus: int, fidelity: str) -> dict:
+    collectives, replicas, algorithm, _ = FIDELITIES[fidelity]
+    out = subprocess.run([sys.executable, "-c", CASE, str(gpus), collectives, replicas,
+                          algorithm], check=True, capture_output=True, text=True).stdout
+    return {"gpus": gpus, "fidelity": fidelity, **json.loads(out)}
+
+
+def fitted_exponent(rows: list[dict], smallest: int = 64) -> float | None:
+    """Least-squares slope of log(wall) on log(GPUs), over counts >= smallest."""
+    pts = [(math.log(r["gpus"]), math.log(r["wall_s"])) for r in rows if r["gpus"] >= smallest]
+    if len(pts) < 2:
+        return None
+    mx = sum(x for x, _ in pts) / len(pts)
+    my = sum(y for _, y in pts) / len(pts)
+    return sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
+
+
+def plot(rows: list[dict], path: str) -> None:
+    series = {f: ([r["gpus"] for r in rows if r["fidelity"] == f],
+                  [r["wall_s"] for r in rows if r["fidelity"] == f]) for f in FIDELITIES}
+    log_log_plot({f: xy for f, xy in series.items() if xy[0]}, path,
+                 xlabel="V100 GPUs (DGX-1 nodes)", ylabel="simulator wall time (s)",
+                 title="Data-parallel ResNet-50: simulator cost")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--max-gpus", type=int, default=8192)
+    ap.add_argument("--fidelity", action="append", choices=sorted(FIDELITIES),
+                    help="fidelities to run (default all; repeatable)")
+    ap.add_argument("--out", default="scale_bench.png", help="PNG to write")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = ap.parse_args()
+    counts = [2 ** k for k in range(3, 14) if 2 ** k <= args.max_gpus]
+    rows = []
+    for fidelity in args.fidelity or list(FIDELITIES):
+        largest = FIDELITIES[fidelity][3] or args.max_gpus
+        for gpus in (c for c in counts if c <= largest):
+            rows.append(run_case(gpus, fidelity))
+            r = rows[-1]
+            if not args.json:
+                print(f"{fidelity:18s} {gpus:5d} GPUs: {r['wall_s']:7.2f} s wall "
+                      f"(plan {r['plan_s']:6.2f}, engine {r['engine_s']:6.2f}), "
+                      f"{r['tasks']:8,d} tasks, {r['peak_rss_mib']:7.0f} MiB peak, "
+                      f"iteration {r['iteration_time_s'] * 1e3:7.2f} ms", flush=True)
+    exponents = {f: fitted_exponent([r for r in rows if r["fidelity"] == f])
+                 for f in FIDELITIES}
+    if args.json:
+        print(json.dumps({"rows": rows, "exponents": exponents}, indent=2))
+    else:
+        for f, b in exponents.items():
+            if b is not None:
+                print(f"{f}: wall time grows as GPUs^{b:.2f} (fitted from 64 GPUs up)")
+    plot(rows, args.out)
+    if not args.json:
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
