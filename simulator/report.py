@@ -72,11 +72,16 @@ def cluster_line(c: dict) -> str:
     n, per_node = c["devices"], c.get("devices_per_node") or c["devices"]
     nodes = -(-n // per_node)
     text = f"{n} x {c['device']}"
+    kind = f" {c['node_type']}" if c.get("node_type") else ""
     if nodes > 1:
-        text += (f" in {nodes} nodes of {per_node}: {c['link']} ({c['topology']}) within a "
-                 f"node, {c['inter_node_link']} between nodes")
+        network = c.get("network")
+        between = c["inter_node_link"] + (f" {network}" if network else "")
+        if c.get("oversubscription", 1) not in (None, 1, 1.0):
+            between += f" oversubscribed {c['oversubscription']:g}:1"
+        text += (f" in {nodes}{kind} nodes of {per_node}: {c['link']} ({c['topology']}) within a "
+                 f"node, {between} between nodes")
     elif n > 1:
-        text += f" on one node: {c['link']} ({c['topology']})"
+        text += f" on one{kind} node: {c['link']} ({c['topology']})"
     if c.get("host_link"):
         text += f"; host link {c['host_link']}"
     return text

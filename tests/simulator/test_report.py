@@ -41,6 +41,15 @@ def test_cluster_line_shows_nodes_and_both_networks():
                                "ib100 between nodes; host link pcie3")
 
 
+def test_cluster_line_names_node_types_and_the_network_between_nodes():
+    c = {"device": "v100", "devices": 16, "devices_per_node": 8, "link": "nvlink2-link",
+         "topology": "dgx1-cube-mesh", "inter_node_link": "ib100", "host_link": "pcie3",
+         "node_type": "dgx1-v100", "network": "fat-tree", "oversubscription": 2.0}
+    assert cluster_line(c) == ("16 x v100 in 2 dgx1-v100 nodes of 8: nvlink2-link "
+                               "(dgx1-cube-mesh) within a node, ib100 fat-tree oversubscribed "
+                               "2:1 between nodes; host link pcie3")
+
+
 def test_pipeline_summary_is_per_iteration_with_staleness_and_stage_memory(pipelined):
     text = "\n".join(summary_lines(pipelined))
     s = pipelined.summary()
