@@ -39,6 +39,7 @@ _BUILTIN = [
     "simulator.policies.none",
     "simulator.policies.decnn",
     "simulator.policies.layerwise_mp",
+    "simulator.policies.spatial_split",
 ]
 
 

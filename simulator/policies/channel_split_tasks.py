@@ -23,6 +23,10 @@ def _pairs(ex: Exchange, n: int) -> list[tuple[int, int]]:
         return [(0, e) for e in range(1, n)]
     if ex.kind in ("reduce", "gather"):
         return [(d, 0) for d in range(1, n)]
+    if ex.kind == "halo_rows":      # slabs in a column: each swaps with the one above, below
+        return [p for d in range(n - 1) for p in ((d, d + 1), (d + 1, d))]
+    if ex.kind == "halo_grid":      # 2x2 tiles: each swaps with its row and column neighbour
+        return [(0, 1), (1, 0), (2, 3), (3, 2), (0, 2), (2, 0), (1, 3), (3, 1)]
     # all_to_all, allgather: pairwise rounds (d sends to d+k in round k) so ports stay busy
     return [(d, (d + k) % n) for k in range(1, n) for d in range(n)]
 

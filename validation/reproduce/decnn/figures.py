@@ -4,9 +4,10 @@ and the tests use too.
 
 Baseline of every speedup: one board running the original ResNet-50 (`sequential`). DeCNN runs
 the authors' decoupled ResNet-50 (groups 4, or one per device beyond 4; channel shuffles after
-stages 1-3; width x1.5 unless a width is given); layer-wise MP and data parallelism run the
-original network. The published figures are read from validation/targets/decnn.toml and the
-authors' top-1 accuracies from validation/measured/decnn_top1.csv.
+stages 1-3; width x1.5 unless a width is given); layer-wise MP, MoDNN, Coates et al. and data
+parallelism run the original network. The published figures are read from
+validation/targets/decnn.toml and the authors' top-1 accuracies from
+validation/measured/decnn_top1.csv.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from ..targets import load_all
 BOARD = "rpi4"
 LINK = "eth1g"
 POLICIES = ("decnn", "layerwise-mp", "data-parallel")
+# on 4 boards: DeCNN, and the baselines its code ships (MoDNN's slabs, Coates' 2x2 tiles)
+SPLIT_POLICIES = ("decnn", "modnn", "coates", "layerwise-mp")
 WIDTH = 1.5
 DEVICES = (1, 2, 4, 8)
 
@@ -95,7 +98,7 @@ def link_what_if(bandwidth_Bps: float, latency_s: float = 50e-6,
 
 
 def bandwidth_sweep(bandwidths_Bps=(25e6, 60e6, 117.5e6, 300e6, 1.175e9), devices: int = 4,
-                    board: str = BOARD, policies=("decnn", "layerwise-mp")) -> list[dict]:
+                    board: str = BOARD, policies=SPLIT_POLICIES) -> list[dict]:
     """Throughput speedup over one board, switched links of each bandwidth, plus Wi-Fi."""
     base = run("sequential", 1, LINK, board).throughput_samples_per_s
     rows = []
@@ -158,7 +161,7 @@ def make_figures(out_dir: Path, devices=DEVICES,
 
     sweep = bandwidth_sweep(bandwidths_Bps)
     fig, ax = subplots(figsize=(7, 4))
-    for policy in ("decnn", "layerwise-mp"):
+    for policy in SPLIT_POLICIES:
         pts = [(r["bandwidth_Bps"] * 8 / 1e6, r["throughput_speedup"]) for r in sweep
                if r["policy"] == policy and not r["shared_medium"]]
         line, = ax.plot(*zip(*pts), marker="o", label=f"{policy}, switched")
