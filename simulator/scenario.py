@@ -20,6 +20,8 @@
     nodes_per_leaf = 4             # optional: nodes under one leaf switch of the fat tree
     jitter = "lognormal:0.05"      # optional: per-op time factors, DISTRIBUTION:SPREAD
     seed = 1                       # optional: the jitter's seed (default 0)
+    nics = [[0, 1], [2, 3]]        # optional, without node_type: local GPUs sharing each NIC
+    pcie_switches = [[0, 1], [2, 3]]  # optional, without node_type: ... each PCIe switch
     [speeds]                       # optional: slow devices, e.g. gpu3 = 0.8 (1: as modelled)
     [workload_options]             # e.g. depth = 56, groups = 4
     [hardware_options]             # overrides of the device spec, e.g. memory_bytes = 8e9
@@ -69,6 +71,8 @@ class Scenario:
     jitter: str | None = None
     seed: int = 0
     speeds: dict = field(default_factory=dict)
+    nics: list | None = None
+    pcie_switches: list | None = None
     precision: str = "fp32"
     workload_options: dict = field(default_factory=dict)
     hardware_options: dict = field(default_factory=dict)
@@ -89,7 +93,8 @@ class Scenario:
         types = {"workload": str, "hardware": str, "policy": str, "link": str, "topology": str,
                  "inter_node_link": str, "host_link": str, "host": str, "node_type": str,
                  "network": str, "oversubscription": float, "nodes_per_leaf": int,
-                 "jitter": str, "seed": int, "speeds": dict, "precision": str, "batch": int,
+                 "jitter": str, "seed": int, "speeds": dict, "nics": list,
+                 "pcie_switches": list, "precision": str, "batch": int,
                  "devices": int, "devices_per_node": int, "inference": bool,
                  "workload_options": dict, "hardware_options": dict, "options": dict}
         for key, value in data.items():
@@ -132,12 +137,17 @@ class Scenario:
     def _check_cluster_layout(self, source: str) -> None:
         """A node type fixes the fabric; the network, jitter and seed are checked here, the
         speeds' device names when the cluster is built."""
-        fixed = [f for f in ("link", "devices_per_node", "inter_node_link", "host_link")
-                 if getattr(self, f) is not None] + \
+        fixed = [f for f in ("link", "devices_per_node", "inter_node_link", "host_link", "nics",
+                             "pcie_switches") if getattr(self, f) is not None] + \
             (["topology"] if self.topology != "switch" else [])
         if self.node_type and fixed:
             raise ConfigError(f"{source}: node_type {self.node_type!r} sets the fabric; leave "
                               f"out {', '.join(fixed)}")
+        for name in ("nics", "pcie_switches"):
+            groups = getattr(self, name)
+            if groups is not None and not all(isinstance(g, list) for g in groups):
+                raise ConfigError(f"{source}: {name} must be a list of lists of local GPU "
+                                  f"indices, e.g. [[0, 1], [2, 3]], got {groups!r}")
         try:
             if self.node_type:
                 node_type(self.node_type)
@@ -147,7 +157,9 @@ class Scenario:
             raise ConfigError(f"{source}: {exc}") from None
 
     def layout(self) -> NodeLayout:
-        return NodeLayout(network=self.network or "fat-tree",
+        groups = {name: tuple(tuple(g) for g in getattr(self, name))
+                  for name in ("nics", "pcie_switches") if getattr(self, name) is not None}
+        return NodeLayout(**groups, network=self.network or "fat-tree",
                           oversubscription=self.oversubscription or 1.0,
                           nodes_per_leaf=self.nodes_per_leaf)
 

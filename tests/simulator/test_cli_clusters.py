@@ -65,3 +65,33 @@ def test_a_scenario_file_names_a_node_type_and_a_network(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["cluster"]["network"] == "rail-optimised"
     assert doc["cluster"]["oversubscription"] == 2
+
+
+@pytest.mark.parametrize("body, message", [
+    ('nics = [[0, 1], [2, 9]]\n', "nics: GPU 9 does not exist in a node of 4 GPUs"),
+    ('nics = [[0, 1, 2]]\n', "every GPU of a node must be in exactly one group; missing [3]"),
+    ('pcie_switches = [0, 1]\n', "pcie_switches must be a list of lists"),
+    ('nics = [[0, 1], [2, 3]]\nnode_type = "dgx1-v100"\n', "sets the fabric; leave out"),
+])
+def test_a_scenario_node_description_that_does_not_add_up_exits_2(tmp_path, capsys, body,
+                                                                  message):
+    path = tmp_path / "bad.toml"
+    path.write_text('workload = "resnet20"\nbatch = 8\nhardware = "v100"\n'
+                    'policy = "data-parallel"\ndevices = 8\n' + body +
+                    ('' if "node_type" in body else
+                     'link = "nvlink2"\ndevices_per_node = 4\ninter_node_link = "ib100"\n'))
+    before = path.read_text()
+    assert main(["simulate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err
+    assert path.read_text() == before
+
+
+def test_a_scenario_describes_its_own_nodes(tmp_path, capsys):
+    path = tmp_path / "own.toml"
+    path.write_text('workload = "resnet20"\nbatch = 8\nhardware = "v100"\n'
+                    'policy = "data-parallel"\ndevices = 8\nlink = "nvlink2"\n'
+                    'devices_per_node = 4\ninter_node_link = "ib100"\n'
+                    'nics = [[0, 1], [2, 3]]\npcie_switches = [[0, 1], [2, 3]]\n')
+    assert main(["simulate", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["scenario"]["nics"] == [[0, 1], [2, 3]]
