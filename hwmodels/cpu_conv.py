@@ -200,15 +200,19 @@ class CPUDirectConv:
         return (self.sparse_cycles(op, sparsity) / self.cores
                 + self.c.item_overhead_cycles) / self.clock_hz
 
-    def breakeven_sparsity(self, op: Op) -> float:
-        """The sparsity above which the sparse kernel beats the dense one (1.0 if never)."""
-        lo, hi = self.sparse_cycles(op, 0.0), self.sparse_cycles(op, 1.0)
+    def breakeven_sparsity(self, op: Op, step: float = 0.01) -> float:
+        """The least sparsity (on a grid of `step`) from which on the sparse kernel beats the
+        dense one (1.0 if never). Not a straight line: a little sparsity costs mispredictions
+        before it saves FMAs."""
         dense = self.dense_cycles(op)
-        if hi >= dense:
+        grid = [min(1.0, i * step) for i in range(int(round(1 / step)) + 1)]
+        wins = [self.sparse_cycles(op, s) < dense for s in grid]
+        if not wins[-1]:
             return 1.0
-        if lo <= dense:
-            return 0.0
-        return (lo - dense) / (lo - hi)
+        i = len(wins) - 1
+        while i > 0 and wins[i - 1]:
+            i -= 1
+        return grid[i]
 
     # -- work items ------------------------------------------------------------------------
     def work_items_s(self, op: Op, items: int, sparsity: float | None = None,
