@@ -102,9 +102,14 @@ def parse(path: str | Path, kind: str, what: str = "journal") -> Contents:
     return Contents(head, records, torn, len(raw) - len(torn))
 
 
+def _refuse_constant(token: str):
+    raise ValueError(f"{token} is not strict JSON")
+
+
 def _json_line(line: bytes, p: Path, number: int, what: str, kind: str) -> Any:
+    # strict, as written: NaN and Infinity tokens are not JSON, and dnnsim never writes them
     try:
-        return json.loads(line)
+        return json.loads(line, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise JournalError(f"{what} {_describe(p)}: line {number} is not JSON, so this is not "
                            f"a dnnsim {kind} file; it is left as it is") from None

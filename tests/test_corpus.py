@@ -20,7 +20,8 @@ import generate  # noqa: E402  (the corpus generator lives beside its files)
 
 SWEEP_READY = (ROOT / "simulator" / "sweep.py").exists()
 CASES = generate.all_cases(with_sweeps=SWEEP_READY)
-SUFFIX = {"scenario": ".toml", "profile": ".toml", "sweep": ".toml", "catalog": ".toml"}
+SUFFIX = {"scenario": ".toml", "profile": ".toml", "sweep": ".toml", "catalog": ".toml",
+          "results": ".jsonl", "sweep-out": ".jsonl", "targets": ".toml"}
 
 
 def _argv(case: generate.Case, tmp_path: Path) -> list[str]:
@@ -36,6 +37,18 @@ def _argv(case: generate.Case, tmp_path: Path) -> list[str]:
     if case.kind == "sweep":
         return ["sweep", str(path), "--out", str(tmp_path / "out.jsonl"), "--workers", "1",
                 "--quiet"]
+    if case.kind == "results":
+        return ["plot", str(path), "--x", "devices", "--y", "iteration_time_s",
+                "--out", str(tmp_path / "plot.png")]
+    if case.kind == "sweep-out":   # the file is in the way of --out; it must stay as it is
+        return ["sweep", str(ROOT / "tests" / "corpus" / "valid" / "sweep.toml"), "--out",
+                str(path), "--workers", "1", "--quiet"]
+    if case.kind == "targets":
+        folder = tmp_path / "targets"
+        folder.mkdir()
+        path.rename(folder / path.name)
+        return ["reproduce", "--targets", str(folder), "--out", str(tmp_path / "report"),
+                "--workers", "1", "--quiet"]
     raise AssertionError(case.kind)
 
 
@@ -57,11 +70,18 @@ def test_bad_input_gives_one_line_and_exit_code_2(case, tmp_path, monkeypatch, c
     assert code == 2, f"{case.id}: exit code {code}, stderr {err!r}"
     assert err.startswith("dnnsim: error: "), err
     _check_message(case, err, _file_of(case, argv))
+    if case.kind == "sweep-out":
+        assert Path(argv[3]).read_bytes() == case.payload, f"{case.id}: the file was changed"
+        assert not Path(argv[3] + ".torn").exists()
+    if case.kind == "targets":
+        assert not (tmp_path / "report").exists(), f"{case.id}: wrote a report"
 
 
 def _file_of(case: generate.Case, argv: list[str]) -> str | None:
     if case.kind == "argv":
         return None
+    if case.kind == "sweep-out":
+        return argv[3]
     return argv[-1] if case.kind == "profile" else argv[1]
 
 
@@ -80,8 +100,9 @@ def test_bad_catalog_file_gives_one_line_hardware_error(case, tmp_path):
 
 def test_corpus_is_large_and_covers_every_kind():
     kinds = {c.kind for c in CASES}
-    assert {"scenario", "profile", "catalog", "argv"} <= kinds
-    assert len(CASES) >= 200
+    assert {"scenario", "profile", "catalog", "argv", "sweep", "results", "sweep-out",
+            "targets"} <= kinds
+    assert len(CASES) > 600
     assert len(generate.handwritten_cases()) >= 10
 
 

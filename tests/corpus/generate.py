@@ -328,6 +328,17 @@ def sweep_cases() -> list[Case]:
     add("base-misspelt", _rename(seed, ("base", "hardware"), "hardwre"), "hardwre")
     add("base-unknown-device", _set(seed, ("base", "hardware"), "v1000"), "v1000")
     add("base-nan-bucket", _set(seed, ("base", "options", "bucket_mb"), math.nan), "bucket_mb")
+    add("exclude-matches-no-device", _set(seed, ("exclude",), [{"devices": 3}]), "devices")
+    add("exclude-matches-no-link", _set(seed, ("exclude",), [{"link": "nvlink3"}]), "link")
+    add("exclude-list-matches-nothing", _set(seed, ("exclude",), [{"devices": [7, 9]}]),
+        "devices")
+    many = _set(_set(seed, ("axes", "batch"), list(range(1, 1002))),
+                ("axes", "workload_options.width"), [1.0 + i / 1000 for i in range(1000)])
+    add("past-point-limit", many, "4,004,000", "sweep points")
+    add("axis-past-device-limit", _set(seed, ("axes", "devices"), [1, 70_000]), "devices")
+    add("fully-connected-past-limit", _set(_set(seed, ("axes", "devices"), [1, 5000]),
+                                           ("base", "topology"), "fully-connected"),
+        "fully connected")
     return cases + text_cases("sweep", seed=4)
 
 
@@ -359,11 +370,26 @@ def handwritten_cases() -> list[Case]:
     return cases
 
 
+def limit_cases() -> list[Case]:
+    """Command lines past a limit, or with a value that cannot be computed (data_files.py)."""
+    from data_files import LIMIT_ARGS
+    return [Case(f"limit-{n}", "argv", tuple(shlex.split(args)),
+                 tuple(w.strip() for w in words.split("|")))
+            for n, (args, words) in enumerate(LIMIT_ARGS, 1)]
+
+
+def data_file_cases() -> list[Case]:
+    """Results files for plot, files in the way of sweep --out, target files (data_files.py)."""
+    import data_files
+    return (data_files.results_cases(Case) + data_files.sweep_out_cases(Case)
+            + data_files.target_cases(Case))
+
+
 def all_cases(with_sweeps: bool = True) -> list[Case]:
     cases = (scenario_cases() + profile_cases() + catalog_cases() + argv_cases()
-             + handwritten_cases())
+             + handwritten_cases() + limit_cases())
     if with_sweeps:
-        cases += sweep_cases()
+        cases += sweep_cases() + data_file_cases()
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "corpus case ids must be unique"
     return cases
