@@ -21,9 +21,10 @@ Rules, in one place:
   at their peak) is added to the tensors. What fits is judged on that reserved memory;
   `peak_memory_bytes` is the tensors' peak (allocated), `peak_reserved_bytes` adds the overhead.
 
-The loop: a heap of (end time, sequence number, task index) for the running tasks. Each turn
-takes every task that ends at the earliest time (in the order they started: the sequence
-number), ends them, then dispatches; a task of zero duration started by that dispatch ends at
+The loop: a heap of (end time, task index) for the running tasks. Each turn takes every task
+that ends at the earliest time, ends them, then dispatches (the order in which tasks of one
+instant end changes nothing: ends only free resources and memory and ready tasks, and what
+starts is decided after all of them); a task of zero duration started by that dispatch ends at
 the same instant, in a further turn. Time is only ever a start time plus a duration, so equal
 instants compare equal. A discrete-event library would add a process or event object per
 task to the same heap operations; the engine needs neither (no task waits on anything but
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+from operator import attrgetter
 from dataclasses import dataclass, field
 
 from .tasks import SimulationError, Task, TaskGraph
@@ -135,11 +137,11 @@ class _Run:
         n = len(tasks)
         self.resource_names = names = sorted(capacities)
         rid = {r: k for k, r in enumerate(names)}
-        index = {t.name: i for i, t in enumerate(tasks)}
+        index = dict(zip(graph.names, range(n)))
         self.children = children = [[] for _ in range(n)]
         self.waiting = waiting = [0] * n
         self.res, self.alloc, self.free = res, alloc, free = [()] * n, [()] * n, [()] * n
-        self.dur = [t.duration_s for t in tasks]
+        self.dur = list(map(attrgetter("duration_s"), tasks))
         # A task's place in its queues, (priority, insertion index), as one int: the rank of
         # its priority among those present times n, plus the index (ints compare fastest).
         rank = {p: k for k, p in enumerate(sorted({t.priority for t in tasks}))}
@@ -190,8 +192,7 @@ class _Run:
         self.peak = dict(self.mem)
         self.mem_blocked: dict[int, int] = {}      # resource -> task index waiting for memory
         self.dirty: set[int] = set()
-        self.running: list[tuple[float, int, int]] = []   # (end time, sequence, task index)
-        self.sequence = 0
+        self.running: list[tuple[float, int]] = []   # (end time, task index)
         self.now = 0.0
         self.completed = 0
 
@@ -213,7 +214,7 @@ class _Run:
             now = self.now = running[0][0]
             dirty = self.dirty
             while running and running[0][0] == now:   # end every task ending now, in order
-                i = heappop(running)[2]
+                i = heappop(running)[1]
                 end_s[i] = now
                 completed += 1
                 for q in res[i]:
@@ -248,7 +249,7 @@ class _Run:
         queue, in_use, capacity = self.queue, self.in_use, self.capacity
         res, alloc, dur, start_s = self.res, self.alloc, self.dur, self.start_s
         running, heappop, heappush = self.running, heapq.heappop, heapq.heappush
-        now, seq = self.now, self.sequence
+        now = self.now
         dirty, self.dirty = self.dirty, set()
         # Highest-priority heads first, so they claim shared resources and memory first.
         heads = sorted([(queue[r][0], r) for r in dirty if queue[r]])
@@ -276,9 +277,7 @@ class _Run:
                 if alloc[i]:
                     for d, b in alloc[i]:
                         self._mem_change(d, b, now)
-                seq += 1
-                heappush(running, (now + dur[i], seq, i))
-        self.sequence = seq
+                heappush(running, (now + dur[i], i))
 
     def _memory_fits(self, i: int, r: int) -> bool:
         """Whether task i, heading resource r, fits in memory now; if not, it blocks r."""

@@ -86,6 +86,11 @@ class TaskGraph:
     def tasks(self) -> list[Task]:
         return list(self._tasks.values())
 
+    @property
+    def names(self) -> list[str]:
+        """Task names in insertion order."""
+        return list(self._tasks)
+
     def validate(self, resources: dict[str, int] | None = None) -> None:
         """Every dependency exists, there is no cycle, every resource is known."""
         if resources is not None:

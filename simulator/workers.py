@@ -67,10 +67,10 @@ class ParentPipe:
                 pass
 
 
-def _worker_start(parent_pipe) -> None:
-    """In each worker: one thread for numeric libraries, and a watcher that exits the
-    process as soon as the parent's end of the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+def single_threaded_numerics() -> None:
+    """Numeric libraries (BLAS, OpenMP) on one thread in this process, for the rest of it: a
+    simulation process is one of several, and spinning library threads on a busy machine slow
+    it 10-50x. Measurement (calibrate) sets its own thread count and never calls this."""
     for key, value in SINGLE_THREAD_ENV.items():
         os.environ[key] = value
     try:
@@ -78,6 +78,13 @@ def _worker_start(parent_pipe) -> None:
         threadpool_limits(1)
     except ImportError:
         pass
+
+
+def _worker_start(parent_pipe) -> None:
+    """In each worker: one thread for numeric libraries, and a watcher that exits the
+    process as soon as the parent's end of the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    single_threaded_numerics()
 
     def watch() -> None:
         try:

@@ -7,6 +7,7 @@ import re
 from ..outputs import check_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
+from ..workers import single_threaded_numerics
 
 NAME = "simulate"
 HELP = "Simulate one training step or inference of a workload on a cluster with a policy."
@@ -135,6 +136,7 @@ OUTPUT_FLAGS = (("trace", "--trace"), ("csv", "--csv"), ("plot", "--plot"),
 
 
 def run(args) -> int:
+    single_threaded_numerics()
     sc = scenario_from_args(args)
     for attr, flag in OUTPUT_FLAGS:   # refused before the run, not after it
         if getattr(args, attr):

@@ -3,6 +3,7 @@ each, written as it finishes; running it again resumes where it stopped."""
 from __future__ import annotations
 
 from ..sweep import Sweep, run_sweep
+from ..workers import single_threaded_numerics
 
 NAME = "sweep"
 HELP = "Simulate the factorial product of scenario fields; one JSON line per point (resumable)."
@@ -22,6 +23,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    single_threaded_numerics()
     sweep = Sweep.load(args.sweep)
     stats = run_sweep(sweep, args.out, workers=args.workers, dask=args.dask,
                       progress=not args.quiet)

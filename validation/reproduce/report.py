@@ -5,6 +5,8 @@ import base64
 import html
 from pathlib import Path
 
+from simulator.outputs import write_atomically
+
 COLUMNS = ["target", "figure", "published", "simulated", "error", "tolerance", "status",
            "within"]
 
@@ -185,6 +187,7 @@ def html_report(doc: dict, out: Path) -> str:
 
 def write_reports(out: Path, doc: dict) -> tuple[Path, Path]:
     md, page = out / "report.md", out / "report.html"
-    md.write_text(markdown(doc) + "\n")
-    page.write_text(html_report(doc, out) + "\n")
+    # written whole then renamed: a kill leaves the previous report or none, never half
+    write_atomically(md, lambda tmp: tmp.write_text(markdown(doc) + "\n"))
+    write_atomically(page, lambda tmp: tmp.write_text(html_report(doc, out) + "\n"))
     return md, page

@@ -29,6 +29,7 @@ from typing import Any
 
 from simulator import limits
 from simulator.journal import Journal
+from simulator.outputs import write_atomically
 from simulator.policies import ConfigError
 from simulator.results import jsonable
 from simulator.sweep import stable_hash
@@ -106,10 +107,11 @@ def paper_trace(paper: PaperTargets, out: Path) -> tuple[dict, str | None]:
     try:
         result = paper.targets[0].scenario_obj().run()
         trace = folder / f"{paper.paper}.json"
-        result.to_chrome_trace(trace)
+        write_atomically(trace, result.to_chrome_trace)   # a kill leaves no half trace
         from simulator.trace import plot_timeline
         timeline = folder / f"{paper.paper}-timeline.png"
-        plot_timeline(result, timeline, title=f"{paper.paper}: {paper.targets[0].id}, one step")
+        write_atomically(timeline, lambda tmp: plot_timeline(
+            result, tmp, title=f"{paper.paper}: {paper.targets[0].id}, one step"))
         return {"trace": str(trace.relative_to(out)), "timeline": str(timeline.relative_to(out)),
                 "target": paper.targets[0].id}, None
     except Exception as exc:

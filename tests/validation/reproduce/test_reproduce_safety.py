@@ -108,3 +108,55 @@ def test_a_foreign_journal_file_is_left_as_it_is(folder, tmp_path, capsys):
     assert main(["reproduce", "--targets", str(folder), "--out", str(out), "--quiet"]) == 2
     assert "left as it is" in capsys.readouterr().err
     assert (out / rep.JOURNAL).read_text() == "my notes\n"
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGKILL"])
+def test_a_signalled_reproduce_leaves_no_process_and_closes_stdout(tmp_path, signum):
+    """Workers die with the run: none is left, and stdout reaches its end within seconds."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import psutil
+    d = tmp_path / "t"
+    d.mkdir()
+    many = "".join(target(f"t{i}", 2.0).replace('"lenet5"', '"resnet56"').replace(
+        "batch = 8", f"batch = {i + 1}") for i in range(40))
+    (d / "big.toml").write_text(paper("big", many))
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "simulator.cli", "reproduce", "--targets",
+                             str(d), "--out", str(out), "--workers", "2", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    family = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / rep.JOURNAL).exists() and (out / rep.JOURNAL).read_bytes().count(
+                    b"\n") >= 2:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "reproduce ended before it could be signalled"
+        family = psutil.Process(proc.pid).children(recursive=True)
+        assert len(family) >= 2
+        os.kill(proc.pid, getattr(signal, signum))
+        reader = threading.Thread(target=proc.stdout.read, daemon=True)
+        reader.start()
+        reader.join(timeout=5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(
+                p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family):
+            time.sleep(0.05)
+        left = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not left and not reader.is_alive(), f"left behind: {left}"
+        _entries(out)                                   # the journal reads back whole
+    finally:   # only what this test started
+        for p in family:
+            if p.is_running():
+                p.kill()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
