@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     except (RecursionError, ArithmeticError, MemoryError) as exc:
         # Input past what can be computed: nesting past Python's depth, a zero or overflowing
         # value, a run larger than memory. One line, as any other bad input.
+        from .limits import release_reserve
+        release_reserve()
         if os.environ.get("DNNSIM_DEBUG"):
             raise
         print(f"dnnsim: error: {_beyond_limits(exc)}", file=sys.stderr)
@@ -125,8 +127,10 @@ def _beyond_limits(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "the input is nested too deeply to read (RecursionError)"
     if isinstance(exc, MemoryError):
-        return ("out of memory: the run needs more than this machine or --max-memory allows "
-                "(the limits are in docs/reliability.md)")
+        from .limits import max_memory_given
+        allowed = f"--max-memory {max_memory_given}" if max_memory_given else "this machine"
+        return (f"out of memory: the run needs more than {allowed} allows (the limits of "
+                "dnnsim are in docs/reliability.md)")
     return (f"{type(exc).__name__}: {' '.join(str(exc).split())} (a value of zero, or one too "
             "large, where a positive finite number is needed?)")
 

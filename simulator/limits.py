@@ -7,6 +7,8 @@ lists them.
 """
 from __future__ import annotations
 
+import re
+import resource
 import sys
 
 from .policies import ConfigError
@@ -69,3 +71,47 @@ def workers_for(requested: int | None) -> int:
               f"use; running {cpus} worker(s)", file=sys.stderr)
         return cpus
     return requested
+
+
+# --max-memory: the process's data (heap and private mappings, RLIMIT_DATA), so that a run too
+# large for it stops with MemoryError (one error line) before the kernel's OOM killer kills it
+# (or others).
+MIN_MAX_MEMORY_BYTES = 64 * 2 ** 20
+_UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
+
+
+def parse_bytes(text: str, flag: str = "--max-memory") -> int:
+    """'4G', '512M', '4GiB', '1.5G' or a byte count; binary units."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.I)
+    if not m:
+        raise ConfigError(f"{flag} {text!r} must be a size such as 4G, 512M or 1073741824")
+    value = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    if value < MIN_MAX_MEMORY_BYTES:
+        raise ConfigError(f"{flag} {text!r} is below the least dnnsim can start in "
+                          f"({MIN_MAX_MEMORY_BYTES // 2 ** 20} MiB)")
+    return value
+
+
+def apply_max_memory(text: str | None) -> None:
+    """Cap this process's memory (and that of the workers it starts) at `text`."""
+    if text is None:
+        return
+    limit = parse_bytes(text)
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    global _reserve, max_memory_given
+    _reserve = bytearray(RESERVE_BYTES)   # freed on MemoryError, so the error can be reported
+    max_memory_given = text
+
+
+RESERVE_BYTES = 8 * 2 ** 20
+_reserve: bytearray | None = None
+max_memory_given: str | None = None     # the --max-memory of this process, as given
+
+
+def release_reserve() -> None:
+    """Free the memory kept for reporting a MemoryError (the CLI calls this first)."""
+    global _reserve
+    _reserve = None

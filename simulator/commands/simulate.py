@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 
+from .. import limits
 from ..outputs import check_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
@@ -56,6 +57,8 @@ def add_arguments(p) -> None:
     p.add_argument("--plot", help="write a timeline PNG here")
     p.add_argument("--memory-plot", help="write a memory-over-time PNG here")
     p.add_argument("--csv", help="write one row per task here")
+    p.add_argument("--max-memory", metavar="SIZE", help="stop with an error, not the kernel's "
+                   "OOM killer, past this much memory (e.g. 4G)")
     p.add_argument("--efficiency", action="store_true",
                    help="also simulate one device with the sequential policy and print the "
                         "speedup over it and the scaling efficiency (speedup / devices)")
@@ -137,6 +140,7 @@ OUTPUT_FLAGS = (("trace", "--trace"), ("csv", "--csv"), ("plot", "--plot"),
 
 def run(args) -> int:
     single_threaded_numerics()
+    limits.apply_max_memory(args.max_memory)
     sc = scenario_from_args(args)
     for attr, flag in OUTPUT_FLAGS:   # refused before the run, not after it
         if getattr(args, attr):

@@ -2,6 +2,7 @@
 each, written as it finishes; running it again resumes where it stopped."""
 from __future__ import annotations
 
+from .. import limits
 from ..sweep import Sweep, run_sweep
 from ..workers import single_threaded_numerics
 
@@ -20,10 +21,13 @@ def add_arguments(p) -> None:
                    help="run on a Dask distributed scheduler (tcp://host:8786), or 'local' "
                         "for a LocalCluster on this machine")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--max-memory", metavar="SIZE", help="stop with an error, not the kernel's "
+                   "OOM killer, past this much memory (e.g. 4G; each worker too)")
 
 
 def run(args) -> int:
     single_threaded_numerics()
+    limits.apply_max_memory(args.max_memory)
     sweep = Sweep.load(args.sweep)
     stats = run_sweep(sweep, args.out, workers=args.workers, dask=args.dask,
                       progress=not args.quiet)

@@ -202,4 +202,8 @@ LIMIT_ARGS = [
     ("plot tests/corpus/valid/sweep.toml --x devices", "not a dnnsim sweep results file"),
     ("plot no-such-results.jsonl --x devices", "holds no results"),
     ("plot . --x devices", "directory"),
+    ("simulate --workload lenet5 --batch 2 --hardware v100 --max-memory 10", "--max-memory"),
+    ("simulate --workload lenet5 --batch 2 --hardware v100 --max-memory lots", "--max-memory"),
+    ("simulate --workload lenet5 --batch 2 --hardware v100 --max-memory -4G", "--max-memory"),
+    ("sweep tests/corpus/valid/sweep.toml --out r.jsonl --max-memory 1K", "--max-memory"),
 ]

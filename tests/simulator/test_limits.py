@@ -78,3 +78,23 @@ def test_workers_below_one_are_refused(capsys, tmp_path, workers):
     err = cli_error(capsys, ["sweep", str(f), "--out", str(tmp_path / "r.jsonl"),
                              "--workers", str(workers)])
     assert "--workers" in err
+
+
+def test_max_memory_stops_a_run_with_one_line_before_the_kernel_does(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator.cli", "simulate", "--workload", "resnet50", "--batch",
+         "32", "--hardware", "v100", "--devices", "64", "--link", "nvlink2", "--policy",
+         "data-parallel", "--max-memory", "100M"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "dnnsim: error: out of memory: the run needs more than --max-memory 100M allows (the "
+        "limits of dnnsim are in docs/reliability.md)"]
+
+
+@pytest.mark.parametrize("text, value", [("4G", 4 * 2 ** 30), ("512M", 512 * 2 ** 20),
+                                         ("1.5GiB", 3 * 2 ** 29), ("100000000", 100_000_000)])
+def test_max_memory_sizes(text, value):
+    assert limits.parse_bytes(text) == value
