@@ -2,6 +2,7 @@
 #   make demo   - set up, then run the main job
 #   make test   - set up, then run the fast test suite (no tests marked slow)
 #   make test-all - the whole suite, the slow end-to-end runs included (what CI runs)
+#   make lint   - ruff and mypy, as configured in pyproject.toml
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all venv bench clean
+.PHONY: demo lint test test-all venv bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,10 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/dnnsim reproduce --out report
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow"

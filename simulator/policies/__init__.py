@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Generic, TypeVar
 
 from ..tasks import SimulationError, TaskGraph
 
@@ -67,25 +67,33 @@ class Plan:
     options: dict[str, Any]
 
 
+PlanT = TypeVar("PlanT", bound=Plan)
+PolicyClassT = TypeVar("PolicyClassT", bound=type)
+
+
 @dataclass
-class Policy:
-    """Base class. Subclasses set `name`, `description`, `options` and implement `plan`."""
+class Policy(Generic[PlanT]):
+    """Base class. Subclasses set `name`, `description`, `options` and implement `plan`; one
+    whose plan() returns a Plan subclass names it: `class Gpipe(Policy[PipelinePlan])`."""
     name: str = ""
     description: str = ""
     options: dict[str, Option] = field(default_factory=dict)
     training_only: bool = False
     inference_only: bool = False
 
-    def plan(self, graph, cluster, training: bool, **opts) -> Plan | TaskGraph:
-        """The task graph of the technique; opts holds every option, resolved."""
+    # plan and finalize are called as plan(graph, cluster, training, **options), with every
+    # option resolved; a policy spells out the options it reads, hence the open signatures
+    def plan(self, *args: Any, **options: Any) -> PlanT | TaskGraph:
+        """The task graph of the technique, as a Plan or a bare TaskGraph."""
         raise NotImplementedError
 
-    def finish(self, result, plan: Plan) -> None:
+    def finish(self, result, plan: PlanT) -> None:
         """Optional: the policy's figures in result.extras after the run, from its plan."""
         self.finalize(result, plan.graph, plan.cluster, plan.training, **plan.options)
 
-    def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
-        """Optional, for a policy whose plan() returns a bare TaskGraph: as finish()."""
+    def finalize(self, *args: Any, **options: Any) -> None:
+        """Optional, for a policy whose plan() returns a bare TaskGraph: as finish(), called
+        as finalize(result, graph, cluster, training, **options)."""
 
     def resolve(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in, strings converted, values checked; unknown names rejected."""
@@ -128,11 +136,11 @@ def _check_option_type(where: str, value: Any, opt: Option) -> None:
         raise ConfigError(f"{where}: must be an integer, got {value!r}")
 
 
-_REGISTRY: dict[str, Policy] = {}
+_REGISTRY: dict[str, Policy[Any]] = {}
 _loaded = False
 
 
-def register(cls: type[Policy]) -> type[Policy]:
+def register(cls: PolicyClassT) -> PolicyClassT:
     inst = cls()
     if not inst.name or inst.name in _REGISTRY:
         raise SimulationError(f"policy name {inst.name!r} is empty or registered twice")
@@ -148,7 +156,7 @@ def _load() -> None:
             importlib.import_module(mod)
 
 
-def get(name: str) -> Policy:
+def get(name: str) -> Policy[Any]:
     _load()
     try:
         return _REGISTRY[name]

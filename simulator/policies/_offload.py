@@ -159,7 +159,8 @@ def emit_training_step(name: str, g, cluster, plan: OffloadPlan,
                                     prefix=f"{d.id}/" if n > 1 else "") for d in simulated}
     if n == 1:
         em = emitted[cluster.devices[0].id]
-        extra = {op.name: (em.task_of[op.inputs[0]],) for op in updates}
+        extra: dict[str, tuple[str, ...]] = {op.name: (em.task_of[op.inputs[0]],)
+                                             for op in updates}
         emit_ops(tg, g, cluster.devices[0], ops=updates, extra_deps=extra,
                  priority_base=len(ops), track_memory=False)
         return tg

@@ -20,6 +20,7 @@ tasks on the cluster's links, which run beside compute.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 
 from workloads.graph import OpGraph, TensorSpec
@@ -53,7 +54,7 @@ def parse_registers(value, graph: OpGraph, option: str = "registers") -> list[in
         if not 1 <= r < n:
             raise ConfigError(f"option {option!r}: layer {r} is out of range for {graph.name} "
                               f"(a register goes after layer 1..{n - 1}; it has {n} layers)")
-    if any(b <= a for a, b in zip(regs, regs[1:])):
+    if any(b <= a for a, b in itertools.pairwise(regs)):
         raise ConfigError(f"option {option!r}: layer indices must be strictly increasing, "
                           f"got {regs}")
     return regs
@@ -172,11 +173,11 @@ class ScheduleNames:
     devices: list[str]
     prefix: str = "mb"
 
-    def start(self, p: int, unit: str, mb: int) -> str:
+    def start(self, p: int, unit: str, mb: int | None) -> str:
         """The zero-time task that opens unit F or B of partition p for minibatch mb."""
         return f"{self.prefix}{mb}/p{p}/{unit}.start"
 
-    def done(self, p: int, unit: str, mb: int) -> str:
+    def done(self, p: int, unit: str, mb: int | None) -> str:
         """The zero-time barrier that closes it."""
         return f"{self.prefix}{mb}/p{p}/{unit}.done"
 
@@ -302,7 +303,7 @@ class PipelineEmitter:
 
 def emit_sequences(em: PipelineEmitter, sequences: list[list[Unit]]) -> None:
     """Emit every (partition, minibatch) once, chaining units in each device's order."""
-    prev_of: dict[tuple[int, str, int], str | None] = {}
+    prev_of: dict[tuple[int, str, int | None], str | None] = {}
     for p, seq in enumerate(sequences):
         last = None
         for kind, mb in seq:
@@ -310,7 +311,7 @@ def emit_sequences(em: PipelineEmitter, sequences: list[list[Unit]]) -> None:
             last = em.names.done(p, kind, mb)
     for p, seq in enumerate(sequences):
         for kind, mb in seq:
-            if kind == "F":
+            if kind == "F" and mb is not None:
                 em.emit_minibatch(p, mb, prev_of[(p, "F", mb)], prev_of[(p, "B", mb)])
 
 

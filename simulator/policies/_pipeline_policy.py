@@ -2,12 +2,19 @@
 policies: their options, their plan object, and the figures of a pipelined run."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import Option, Plan, parse_bool
 from ._pipeline import PipelineEmitter
-from ._pipeline_report import (completions, in_flight, memory_report, staleness,
-                               stage_compute_s, steady_period_s, task_times)
+from ._pipeline_report import (
+    completions,
+    in_flight,
+    memory_report,
+    stage_compute_s,
+    staleness,
+    steady_period_s,
+    task_times,
+)
 
 REGISTERS_HELP = ("layer indices after which a pipeline register cuts the network, e.g. 19 or "
                   "19,37 (conv/linear layers from the input, 1-based), or 'auto' to balance "
@@ -41,16 +48,15 @@ def default_minibatches(k: int, given: int | None) -> int:
 class PipelinePlan(Plan):
     """A pipeline policy's plan: the emitter that cut the graph into partitions and named the
     units, the registers and how they were placed, and the minibatches simulated."""
-    emitter: PipelineEmitter | None = None
-    registers: list[int] = field(default_factory=list)
-    placement: str = ""
-    minibatches: int = 0
+    emitter: PipelineEmitter
+    registers: list[int]
+    placement: str
+    minibatches: int
 
 
 def pipelined_extras(result, plan: PipelinePlan, stashed_per_inflight: bool) -> dict:
     """Period, fill/drain, staleness, in-flight and memory of a pipelined run."""
     em, n = plan.emitter, plan.minibatches
-    assert em is not None
     times = task_times(result)
     names = em.names
     done = completions(times, names, range(n))

@@ -8,7 +8,7 @@ from ._pipeline import ScheduleNames
 
 def task_times(result) -> dict[str, tuple[float, float]]:
     log = result.log
-    return {t.name: (s, e) for t, s, e in zip(log.tasks, log.start_s, log.end_s)}
+    return {t.name: (s, e) for t, s, e in zip(log.tasks, log.start_s, log.end_s, strict=True)}
 
 
 def completions(times, names: ScheduleNames, mbs: range) -> list[float]:
@@ -63,7 +63,7 @@ def in_flight(times, names: ScheduleNames, mbs: list[int]) -> list[int]:
 def stage_compute_s(result, names: ScheduleNames, mb: int) -> list[float]:
     """Compute seconds of partition p on minibatch mb (forward + backward + update)."""
     tot = [0.0] * names.k
-    for t, s, e in zip(result.log.tasks, result.log.start_s, result.log.end_s):
+    for t, s, e in zip(result.log.tasks, result.log.start_s, result.log.end_s, strict=True):
         m = t.meta
         if t.category == "compute" and m.get("mb") == mb and "partition" in m:
             tot[m["partition"]] += e - s

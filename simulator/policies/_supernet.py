@@ -10,11 +10,10 @@ Conventions of the supernet policies:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from workloads.graph import Op, TensorSpec
-from workloads.supernet import (SearchSpace, merged_graph, param_key, sample_paths,
-                                search_space_of)
+from workloads.supernet import SearchSpace, merged_graph, param_key, sample_paths, search_space_of
 from workloads.training import OPTIMIZER_STATE_PER_PARAM
 
 from ..collectives import FIDELITIES, collective
@@ -85,7 +84,8 @@ def weight_gradients(train) -> list[tuple[str, str, int]]:
             for op in train.topo() if op.phase == "backward" and op.params]
 
 
-def exchange(tg, cluster, sets: list[tuple[str, list[str], dict[str, int], list[str]]],
+def exchange(tg, cluster,
+             sets: list[tuple[str, list[str], dict[str, int], dict[str, list[str]]]],
              bucket_bytes: float, fidelity: str, priority: int = -1) -> dict[str, list[str]]:
     """All-reduce gradient sets over every GPU, in buckets of about `bucket_bytes`.
 
@@ -180,6 +180,6 @@ def resident_supernet_bytes(space, train, dtype_bytes: int = 4) -> int:
 class SupernetPlan(Plan):
     """A supernet policy's plan: the search space, the paths the step trains, and figures
     known from planning that the result reports."""
-    space: SearchSpace | None = None
-    paths: tuple[tuple[int, ...], ...] = ()
-    figures: dict = field(default_factory=dict)
+    space: SearchSpace
+    paths: tuple[tuple[int, ...], ...]
+    figures: dict

@@ -14,6 +14,10 @@ from __future__ import annotations
 import bisect
 import heapq
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._offload import Tensor
 
 INFEASIBLE = float("inf")
 
@@ -58,7 +62,7 @@ def alap_triggers(model: StepModel, tensors: list, lead: float) -> dict[str, int
     copy (queued behind the later-needed ones, done in reverse) end `lead` copy-times before
     its first backward reader starts, so the prefetched bytes occupy the device briefly."""
     starts = model.start_s
-    ends = [s + d for s, d in zip(starts, model.duration_s)]
+    ends = [s + d for s, d in zip(starts, model.duration_s, strict=True)]
     out: dict[str, int] = {}
     next_start = INFEASIBLE
     for t in sorted(tensors, key=lambda t: t.first_use, reverse=True):
@@ -96,7 +100,7 @@ def predict(model: StepModel, tensors: list, triggers: dict[str, int],
     clock = stall = d2h_at = h2d_at = 0.0
     swap_end: dict[str, float] = {}
     arrive: dict[str, float] = {}
-    issued: list[tuple[int, float, object]] = []   # prefetches: (first use, ready time, tensor)
+    issued: list[tuple[int, float, Tensor]] = []   # prefetches: (first use, ready time, tensor)
 
     def fit_time(ready: float, need: int) -> float:
         """First instant >= ready at which `need` bytes fit, counting only known frees."""

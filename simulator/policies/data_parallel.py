@@ -40,6 +40,7 @@ from ..tasks import TaskGraph
 from . import Policy, register
 from ._data_parallel import MIB, allreduce_buckets, data_parallel_options, gradient_buckets
 
+
 @register
 class DataParallel(Policy):
     def __init__(self) -> None:

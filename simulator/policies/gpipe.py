@@ -18,7 +18,7 @@ from ._pipeline_report import in_flight, memory_report, task_times
 
 
 @register
-class GPipe(Policy):
+class GPipe(Policy[PipelinePlan]):
     def __init__(self) -> None:
         super().__init__(
             name="gpipe",
@@ -57,8 +57,7 @@ class GPipe(Policy):
         em, m = plan.emitter, plan.minibatches
         times = task_times(result)
         inflight = in_flight(times, em.names, list(range(m)))
-        busy = [sum(e - s for t, s, e in zip(result.log.tasks, result.log.start_s,
-                                              result.log.end_s)
+        busy = [sum(times[t.name][1] - times[t.name][0] for t in result.log.tasks
                     if t.category == "compute" and t.device == d) for d in em.names.devices]
         span = result.makespan_s
         result.extras.update({

@@ -17,10 +17,14 @@ from workloads.training import lower_training
 
 from ..tasks import TaskGraph
 from . import Option, Policy, register
-from ._pipeline import (PipelineEmitter, emit_sequences, resolve_partitions,
-                        sequential_sequences, stale_sequences)
-from ._pipeline_policy import (PipelinePlan, default_minibatches, pipeline_options,
-                               pipelined_extras)
+from ._pipeline import (
+    PipelineEmitter,
+    emit_sequences,
+    resolve_partitions,
+    sequential_sequences,
+    stale_sequences,
+)
+from ._pipeline_policy import PipelinePlan, default_minibatches, pipeline_options, pipelined_extras
 from ._pipeline_report import completions, task_times
 
 CIFAR10_TRAIN_SAMPLES = 50_000
@@ -40,7 +44,7 @@ def _options() -> dict[str, Option]:
 
 
 @register
-class Hybrid(Policy):
+class Hybrid(Policy[PipelinePlan]):
     def __init__(self) -> None:
         super().__init__(
             name="hybrid",
@@ -57,7 +61,8 @@ class Hybrid(Policy):
                              overlap_communication=opts["overlap_communication"])
         tg.meta["resident_bytes"] = em.resident()
         seqs = [a + b for a, b in zip(stale_sequences(k, n),
-                                      sequential_sequences(k, n, TAIL_MINIBATCHES))]
+                                      sequential_sequences(k, n, TAIL_MINIBATCHES),
+                                      strict=True)]
         emit_sequences(em, seqs)
         return PipelinePlan(tg, graph, cluster, training, opts, em, regs, how, n)
 

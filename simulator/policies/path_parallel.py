@@ -25,9 +25,19 @@ from workloads.training import lower_training
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, parse_bool, register
 from ._runs import run_tasks
-from ._supernet import (SupernetPlan, backward_order, emit_fwd_bwd, emit_updates, exchange,
-                        path_options, resident_supernet_bytes, split_batch, step_paths,
-                        supernet_space, weight_gradients)
+from ._supernet import (
+    SupernetPlan,
+    backward_order,
+    emit_fwd_bwd,
+    emit_updates,
+    exchange,
+    path_options,
+    resident_supernet_bytes,
+    split_batch,
+    step_paths,
+    supernet_space,
+    weight_gradients,
+)
 
 
 def assign_paths(paths: list[tuple[int, ...]], groups: int) -> list[list[tuple[int, ...]]]:
@@ -83,7 +93,7 @@ def step_stats(space, paths, groups: int, gpus_per_group: int, batch: int, merge
 
 
 @register
-class PathParallel(Policy):
+class PathParallel(Policy[SupernetPlan]):
     def __init__(self) -> None:
         super().__init__(
             name="path-parallel",
@@ -148,7 +158,7 @@ class PathParallel(Policy):
         best = 0
         if len(plans) > 1:
             table = []
-            for (G, g), tg in zip(shapes, plans):
+            for (G, g), tg in zip(shapes, plans, strict=True):
                 log = run_tasks(tg, cluster)
                 table.append({"groups": G, "gpus_per_group": g,
                               "step_s": log.makespan_s if log.ok else None})
@@ -173,8 +183,10 @@ class PathParallel(Policy):
                        meta={"samples": graph.batch * len(chosen), "iterations": 1})
         leaders = [cluster.devices[j * g] for j in range(G)]
         groups = group_graphs(space, chosen, G, per_gpu, merge_compute, dtype)
-        emitted, keys_by_group, size_of, producers = [], [], {}, {}
-        for j, ((members, train), dev) in enumerate(zip(groups, leaders)):
+        emitted, keys_by_group = [], []
+        size_of: dict[str, int] = {}
+        producers: dict[str, list[str]] = {}
+        for j, ((_, train), dev) in enumerate(zip(groups, leaders, strict=True)):
             meta = {"group": j, "groups": G, "gpus_per_group": g}
             fb = emit_fwd_bwd(tg, train, dev, f"g{j}/", (), meta=meta)
             emitted.append(fb)
@@ -196,7 +208,7 @@ class PathParallel(Policy):
                     sets.append((f"g{j}.path{k}", used, size_of, mine))
         done = exchange(tg, cluster, sets, bucket_mb * 1e6, fidelity)
         resident = {}
-        for j, ((members, train), dev, fb) in enumerate(zip(groups, leaders, emitted)):
+        for j, ((_, train), dev, fb) in enumerate(zip(groups, leaders, emitted, strict=True)):
             own = set(keys_by_group[j])
             remote = sum(size_of[k] for k in order if k not in own) // dtype
             emit_updates(tg, train, dev, f"g{j}/", fb.task_of, done, len(fb.order),

@@ -12,14 +12,12 @@ from workloads.training import lower_training
 
 from ..tasks import TaskGraph
 from . import Policy, register
-from ._pipeline import (PipelineEmitter, emit_sequences, one_f_one_b_sequences,
-                        resolve_partitions)
-from ._pipeline_policy import (PipelinePlan, default_minibatches, pipeline_options,
-                               pipelined_extras)
+from ._pipeline import PipelineEmitter, emit_sequences, one_f_one_b_sequences, resolve_partitions
+from ._pipeline_policy import PipelinePlan, default_minibatches, pipeline_options, pipelined_extras
 
 
 @register
-class PipeDream(Policy):
+class PipeDream(Policy[PipelinePlan]):
     def __init__(self) -> None:
         super().__init__(
             name="pipedream",

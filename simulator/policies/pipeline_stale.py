@@ -24,12 +24,11 @@ from workloads.training import lower_training
 from ..tasks import TaskGraph
 from . import Policy, register
 from ._pipeline import PipelineEmitter, emit_sequences, resolve_partitions, stale_sequences
-from ._pipeline_policy import (PipelinePlan, default_minibatches, pipeline_options,
-                               pipelined_extras)
+from ._pipeline_policy import PipelinePlan, default_minibatches, pipeline_options, pipelined_extras
 
 
 @register
-class PipelineStale(Policy):
+class PipelineStale(Policy[PipelinePlan]):
     def __init__(self) -> None:
         super().__init__(
             name="pipeline-stale",

@@ -30,7 +30,7 @@ def boundaries(forward_ops: list) -> list[int]:
     for i, op in enumerate(forward_ops):
         for t in op.inputs:
             last_use[t] = max(last_use[t], i)
-    out, live_after = [], 0
+    out = []
     alive: dict[int, int] = {}   # position -> 1 while its output is still needed
     ends: dict[int, list[int]] = {}
     for op in forward_ops:

@@ -65,8 +65,8 @@ class SparsityProfile:
         if epoch == "mean":
             if tensor in self.mean:
                 return self.mean[tensor]
-            pts = self.by_epoch[tensor]
-            return sum(pts.values()) / len(pts)
+            every_epoch = self.by_epoch[tensor]
+            return sum(every_epoch.values()) / len(every_epoch)
         pts = self.by_epoch.get(tensor)
         if not pts:
             raise ConfigError(f"sparsity profile {self.name!r}: tensor {tensor!r} has no "
@@ -80,7 +80,7 @@ class SparsityProfile:
         if not xs[0] <= e <= xs[-1]:
             raise ConfigError(f"sparsity profile {self.name!r}: epoch {e} is outside the "
                               f"profile's epochs {xs[0]}..{xs[-1]}")
-        for lo, hi in zip(xs, xs[1:] + [xs[-1]]):
+        for lo, hi in zip(xs, xs[1:] + [xs[-1]], strict=True):
             if lo <= e <= hi:
                 if hi == lo:
                     return pts[lo]
@@ -125,7 +125,7 @@ def load_csv(path: str | Path, name: str | None = None) -> SparsityProfile:
         raise ConfigError(f"sparsity profile file {p.name!r} needs columns "
                           f"{', '.join(sorted(need))}")
     prof = SparsityProfile(name or p.name)
-    networks = {r.get("network") for r in rows} - {None, ""}
+    networks = {r["network"] for r in rows if r.get("network")}
     if len(networks) > 1:
         raise ConfigError(f"sparsity profile file {p.name!r} mixes networks "
                           f"{sorted(networks)}; keep one per file")

@@ -14,13 +14,22 @@ from workloads.training import lower_training
 
 from ..tasks import TaskGraph
 from . import Option, Policy, register
-from ._supernet import (SupernetPlan, emit_fwd_bwd, emit_updates, exchange, path_options,
-                        resident_supernet_bytes, split_batch, step_paths, supernet_space,
-                        weight_gradients)
+from ._supernet import (
+    SupernetPlan,
+    emit_fwd_bwd,
+    emit_updates,
+    exchange,
+    path_options,
+    resident_supernet_bytes,
+    split_batch,
+    step_paths,
+    supernet_space,
+    weight_gradients,
+)
 
 
 @register
-class SupernetDataParallel(Policy):
+class SupernetDataParallel(Policy[SupernetPlan]):
     def __init__(self) -> None:
         super().__init__(
             name="supernet-dp",

@@ -26,7 +26,8 @@ from ._supernet import SupernetPlan, path_options, step_paths, supernet_space
 def balanced_stages(costs: list[float], stages: int) -> list[int]:
     """Stage of each unit: contiguous runs whose cost is close to total/stages."""
     total = sum(costs)
-    out, stage, acc = [], 0, 0.0
+    out: list[int] = []
+    stage, acc = 0, 0.0
     for i, cost in enumerate(costs):
         left_units = len(costs) - i
         # move on when this stage has its share, or the later stages would run out of units
@@ -50,7 +51,7 @@ def unit_costs(space, batch: int) -> tuple[list[str], list[float]]:
 
 
 @register
-class SupernetPipeline(Policy):
+class SupernetPipeline(Policy[SupernetPlan]):
     def __init__(self) -> None:
         super().__init__(
             name="supernet-pipeline",
@@ -74,7 +75,7 @@ class SupernetPipeline(Policy):
         if n > len(units):
             raise ConfigError(f"policy {self.name!r}: {n} GPUs is more pipeline stages than "
                               f"the supernet's {len(units)} units (stem, blocks, head)")
-        stage_of = dict(zip(units, balanced_stages(costs, n)))
+        stage_of = dict(zip(units, balanced_stages(costs, n), strict=True))
         window = opts["in_flight"] or n
         dtype = graph.input_op.out.dtype_bytes
         state = OPTIMIZER_STATE_PER_PARAM["sgd-momentum"]

@@ -15,16 +15,21 @@ from ..lowering import storage_owner
 from ..tasks import TaskGraph
 from . import Option, Plan, Policy, register
 from ._data_parallel import data_parallel_options
-from ._offload import (OffloadPlan, add_offload_extras, check_host_capacity,
-                       emit_training_step, offload_candidates, step_ops)
-
+from ._offload import (
+    OffloadPlan,
+    add_offload_extras,
+    check_host_capacity,
+    emit_training_step,
+    offload_candidates,
+    step_ops,
+)
 
 LAYER_CHOICES = ("conv", "all")
 
 
 def vdnn_plan(g, ops, candidates, layers: str = "conv") -> OffloadPlan:
     pos = {op.name: i for i, op in enumerate(ops)}
-    first_bwd = {}   # layer index -> position of its first backward op
+    first_bwd: dict[int, int] = {}   # layer index -> position of its first backward op
     for i, op in enumerate(ops):
         if op.phase == "backward" and op.forward in pos and g.op(op.forward).layer:
             first_bwd.setdefault(g.op(op.forward).layer, i)

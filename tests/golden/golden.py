@@ -78,7 +78,7 @@ def differences(expected, actual, path: str = "") -> list[str]:
                 out += differences(expected[key], actual[key], f"{path}/{key}")
         return out
     if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        return [d for i, (e, a) in enumerate(zip(expected, actual))
+        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True))
                 for d in differences(e, a, f"{path}[{i}]")]
     numbers = (int, float)
     if (isinstance(expected, numbers) and isinstance(actual, numbers)

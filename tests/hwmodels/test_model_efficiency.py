@@ -25,11 +25,11 @@ conv = 5e-5
 
 def test_the_models_take_their_defaults_from_the_catalog_file():
     arm, gpu = model_efficiency.table("arm"), model_efficiency.table("gpu")
-    assert ARMModel.DEFAULT_EFFICIENCY == arm.efficiency
-    assert ARMModel.DEFAULT_HALF_EFFICIENCY_TIME_S == arm.half_efficiency_time_s
-    assert ARMModel.GROUPS_SATURATION_CHANNELS == arm.groups_saturation_channels
-    assert GPUModel.DEFAULT_EFFICIENCY == gpu.efficiency
-    assert GPUModel.DEFAULT_MEM_EFFICIENCY == gpu.mem_efficiency
+    assert arm.efficiency == ARMModel.DEFAULT_EFFICIENCY
+    assert arm.half_efficiency_time_s == ARMModel.DEFAULT_HALF_EFFICIENCY_TIME_S
+    assert arm.groups_saturation_channels == ARMModel.GROUPS_SATURATION_CHANNELS
+    assert gpu.efficiency == GPUModel.DEFAULT_EFFICIENCY
+    assert gpu.mem_efficiency == GPUModel.DEFAULT_MEM_EFFICIENCY
     model = model_for(catalog.device("rpi4"))
     assert model.max_efficiency("conv") == arm.efficiency["conv"]
 

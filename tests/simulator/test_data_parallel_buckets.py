@@ -51,7 +51,7 @@ def test_resnet50_buckets_cover_every_gradient_once_in_backward_order():
     sizes = [sum(g.op(nm).param_bytes for nm in b) for b in buckets]
     assert sum(sizes) == 4 * sum(op.params for op in g.phase("forward"))
     assert sizes[0] >= MIB and all(s >= 25 * MIB for s in sizes[1:-1])
-    for b, cap in zip(buckets[:-1], [MIB] + [25 * MIB] * len(buckets)):
+    for b, cap in zip(buckets[:-1], [MIB] + [25 * MIB] * len(buckets), strict=False):
         # it closed with its last layer: without it, the bucket was below its cap
         assert sum(g.op(nm).param_bytes for nm in b[:-1]) < cap
     assert sizes[-1] < 25 * MIB
@@ -65,7 +65,7 @@ def dgx1_run():
 
 
 def _spans(result, device, pick):
-    return [(s, e) for t, s, e in zip(result.log.tasks, result.log.start_s, result.log.end_s)
+    return [(s, e) for t, s, e in zip(result.log.tasks, result.log.start_s, result.log.end_s, strict=True)
             if t.device == device and pick(t)]
 
 

@@ -11,8 +11,12 @@ from simulator import engine, policies
 from simulator.api import simulate
 from simulator.cluster import Cluster
 from simulator.policies import ConfigError
-from simulator.policies._offload import (OffloadPlan, emit_training_step, offload_candidates,
-                                         step_ops)
+from simulator.policies._offload import (
+    OffloadPlan,
+    emit_training_step,
+    offload_candidates,
+    step_ops,
+)
 from simulator.policies._swap_model import alap_triggers
 from simulator.policies.swap import build_step_model
 from simulator.tasks import TaskGraph
@@ -52,7 +56,7 @@ def test_swap_fits_where_plain_training_runs_out_and_hides_copies():
     assert r.extras["offloaded_tensors"] > 0
     unlimited = simulate("resnet50", gpu(), "none", batch=48)
     assert r.iteration_time_s < 1.25 * unlimited.iteration_time_s
-    copies = [(s, e) for t, s, e in zip(r.log.tasks, r.log.start_s, r.log.end_s)
+    copies = [(s, e) for t, s, e in zip(r.log.tasks, r.log.start_s, r.log.end_s, strict=True)
               if t.category == "copy"]
     assert copies and {t.resources[0] for t in r.log.tasks if t.category == "copy"} == \
         {"gpu0.d2h", "gpu0.h2d"}

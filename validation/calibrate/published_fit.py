@@ -86,13 +86,13 @@ def _terms(items: Iterable[tuple[str, str, list, float, str | None]]) -> Terms:
             if op.is_view:
                 continue
             tensor = model.tensor_cores(op)
-            for key, unit_s, traffic, _ in model.kernel_options(op):
+            for option in model.kernel_options(op):
                 cols["row"].append(row_index)
                 cols["op"].append(op_index)
-                cols["key"].append(_KEYS.index(key))
+                cols["key"].append(_KEYS.index(option.key))
                 cols["tensor"].append(tensor)
-                cols["unit"].append(unit_s)
-                cols["mem"].append(traffic / bandwidth)
+                cols["unit"].append(option.unit_s)
+                cols["mem"].append(option.traffic_bytes / bandwidth)
             op_index += 1
             counted += 1
         ops_per_row.append(counted)
@@ -162,7 +162,7 @@ def fit_family(name: str, parts: list[Terms], start: GpuFamily, fitted_to: str,
             if param not in used:
                 continue
             lo, hi = BOUNDS[param]
-            best = _golden(lambda v, p=param: loss(dataclasses.replace(fam, **{p: v}), parts),
+            best = _golden(lambda v, p=param, f=fam: loss(dataclasses.replace(f, **{p: v}), parts),
                            lo, hi)
             if loss(dataclasses.replace(fam, **{param: best}), parts) < loss(fam, parts):
                 fam = dataclasses.replace(fam, **{param: best})

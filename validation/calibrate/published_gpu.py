@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from hwmodels import catalog
-from hwmodels.gpu import DEFAULT_FRAMEWORK, Framework, GPUModel, GpuFamily
+from hwmodels.gpu import DEFAULT_FRAMEWORK, Framework, GpuFamily, GPUModel
 from hwmodels.specs import HardwareError
 from workloads import zoo
 from workloads.builder import GraphBuilder

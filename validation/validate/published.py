@@ -12,7 +12,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from hwmodels.gpu import GpuFamily
-
 from validation.calibrate import published_fit as pf
 from validation.calibrate import published_gpu as pg
 

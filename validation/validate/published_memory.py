@@ -128,7 +128,7 @@ def claims(row: dict) -> list[tuple[int, str, bool]]:
     batches = re.findall(r"\b\d+\b", row["batch_per_gpu"])
     fits = row["fits"].lower()
     if len(precisions) > 1 and len(batches) == len(precisions):   # "128 FP32 / 256 AMP"
-        return [(int(b), p, True) for b, p in zip(batches, precisions)]
+        return [(int(b), p, True) for b, p in zip(batches, precisions, strict=True)]
     if len(precisions) != 1:
         return []
     stated = re.findall(r"(\d+)(?:/gpu)? (yes|no)", fits) + \

@@ -56,8 +56,8 @@ def test_every_task_runs_once_after_its_dependencies_and_memory_returns(graph, h
     assert log.ok, log.oom
     ran = [t.name for t in log.tasks]
     assert sorted(ran) == sorted(t.name for t in tasks) and len(set(ran)) == len(ran)
-    end = {t.name: e for t, e in zip(log.tasks, log.end_s)}
-    for t, s in zip(log.tasks, log.start_s):
+    end = {t.name: e for t, e in zip(log.tasks, log.end_s, strict=True)}
+    for t, s in zip(log.tasks, log.start_s, strict=True):
         assert all(s >= end[d] - EPS for d in t.deps), t.name
     for device, baseline in tasks.meta["resident_bytes"].items():
         assert log.memory_timeline[device][-1][1] == baseline, (name, device)

@@ -72,9 +72,9 @@ def test_rows_that_cannot_be_simulated_are_named_skips(tmp_path):
 
 
 def test_the_sum_of_op_times_is_the_sequential_engine_run():
+    from hwmodels import catalog
     from simulator.api import simulate
     from simulator.cluster import Cluster
-    from hwmodels import catalog
     row = pg.NetworkRow("x", "resnet18", "v100", "amp-fp16", 8, 1.0, False, "", "")
     result = simulate("resnet18", Cluster.build(catalog.device("v100"), 1, "pcie3"),
                       batch=8, precision="amp-fp16")
