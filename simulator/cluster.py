@@ -376,7 +376,13 @@ class Cluster:
     def representative_resources(self, period: int) -> dict[str, str]:
         """Each resource's image when device i stands for every device i + m * period: a
         device's resources map to those of device i mod period, a node's to those of node
-        n mod (period / devices per node)."""
+        n mod (period / devices per node). Computed once per period."""
+        cache = self.__dict__.setdefault("_representatives", {})
+        if period not in cache:
+            cache[period] = self._representatives_of(period)
+        return cache[period]
+
+    def _representatives_of(self, period: int) -> dict[str, str]:
         ids = [d.id for d in self.devices]
         rep_dev = {d: ids[i % period] for i, d in enumerate(ids)}
         per_node = self.devices_per_node or len(ids)

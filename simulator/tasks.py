@@ -38,14 +38,17 @@ class Task:
         if not self.resources:
             raise SimulationError(f"task {self.name!r} names no resource")
         d = self.duration_s
-        if not isinstance(d, (int, float)) or math.isnan(d) or d < 0 or math.isinf(d):
+        # one comparison chain refuses NaN, negatives and infinity (tasks are made by the
+        # hundred thousand)
+        if not isinstance(d, (int, float)) or not 0 <= d < math.inf:
             raise SimulationError(f"task {self.name!r}: duration_s must be a finite number "
                                   f">= 0, got {d!r}")
-        for what, mem in (("alloc", self.alloc), ("free", self.free)):
-            for dev, nbytes in mem.items():
-                if nbytes < 0:
-                    raise SimulationError(f"task {self.name!r}: {what} of {nbytes} bytes on "
-                                          f"{dev!r} is negative")
+        if self.alloc or self.free:
+            for what, mem in (("alloc", self.alloc), ("free", self.free)):
+                for dev, nbytes in mem.items():
+                    if nbytes < 0:
+                        raise SimulationError(f"task {self.name!r}: {what} of {nbytes} bytes "
+                                              f"on {dev!r} is negative")
 
 
 class TaskGraph:
@@ -67,8 +70,10 @@ class TaskGraph:
         """Shorthand: tg.new("fwd.conv1", "gpu0.compute", 1e-3, deps=["x"])."""
         if isinstance(resources, str):
             resources = (resources,)
-        return self.add(Task(name, tuple(resources), float(duration_s),
-                             tuple(d for d in deps if d is not None), **kw))
+        deps = tuple(deps)
+        if None in deps:
+            deps = tuple(d for d in deps if d is not None)
+        return self.add(Task(name, tuple(resources), float(duration_s), deps, **kw))
 
     def __len__(self) -> int:
         return len(self._tasks)
