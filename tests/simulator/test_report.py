@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from simulator import Cluster, simulate
 from simulator.cli import main
@@ -102,3 +104,13 @@ def test_efficiency_says_when_one_device_cannot_run_the_batch(capsys):
     out = capsys.readouterr().out   # swapping fits 4 GB; the sequential baseline does not
     assert "speedup                none: one device runs out of memory at this batch" in out
     assert "scaling efficiency" not in out
+
+
+@given(st.floats(min_value=1e-9, max_value=1e12, allow_nan=False, allow_infinity=False))
+def test_sig_keeps_four_significant_digits(value):
+    text = sig(value)
+    assert abs(float(text.replace(",", "")) - value) <= 5e-4 * value + 0.5 * (value >= 1e4)
+    shown = seconds(value)
+    number, unit = shown.split()
+    scale = {"s": 1, "ms": 1e-3, "us": 1e-6}[unit]
+    assert float(number.replace(",", "")) * scale == pytest.approx(value, rel=6e-4, abs=5e-7)
