@@ -98,3 +98,15 @@ def test_max_memory_stops_a_run_with_one_line_before_the_kernel_does(tmp_path):
                                          ("1.5GiB", 3 * 2 ** 29), ("100000000", 100_000_000)])
 def test_max_memory_sizes(text, value):
     assert limits.parse_bytes(text) == value
+
+
+def test_the_limits_page_states_each_ceiling():
+    from pathlib import Path
+    page = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
+    ceilings = {"sweep points": limits.MAX_SWEEP_POINTS, "devices in a cluster":
+                limits.MAX_DEVICES, "fully-connected": limits.MAX_FULLY_CONNECTED_DEVICES,
+                "ops in a workload": limits.MAX_GRAPH_OPS,
+                **{f"`{k}`": v for k, v in limits.MAX_OPTION_COUNTS.items()}}
+    rows = [line for line in page.splitlines() if line.startswith("| ")]
+    for what, value in ceilings.items():
+        assert any(what in row and f"| {value:,} |" in row for row in rows), what
