@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator import Cluster, engine, policies
 from simulator.collectives import collective
+from simulator.node_types import NodeLayout
 from simulator.tasks import SimulationError, TaskGraph
 from workloads import zoo
 
@@ -120,3 +123,21 @@ def test_data_parallel_classes_equal_all_replicas(algorithm):
     assert logs["classes"].makespan_s == logs["all"].makespan_s
     assert len(logs["classes"].tasks) * 2 == len(logs["all"].tasks)   # one node of two
     assert logs["classes"].peak_memory_bytes["gpu3"] == logs["all"].peak_memory_bytes["gpu11"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(nodes=st.integers(2, 6), per_node=st.integers(1, 4),
+       algorithm=st.sampled_from(["ring", "hierarchical"]),
+       link=st.sampled_from(["nvlink2", "eth10g"]),
+       nics=st.booleans(), buckets=st.lists(st.floats(1e3, 5e7), min_size=1, max_size=3))
+def test_symmetry_equals_full_expansion_on_any_identical_nodes(nodes, per_node, algorithm, link,
+                                                               nics, buckets):
+    layout = NodeLayout(nics=tuple((g,) for g in range(per_node)) if nics else None)
+    cluster = Cluster.build("v100", nodes * per_node, link, devices_per_node=per_node,
+                            inter_node_link="ib100", layout=layout)
+    assert cluster.symmetry_period() == per_node
+    full_tg, full_log, _ = _bucketed_allreduce(cluster, False, algorithm, tuple(buckets))
+    sym_tg, sym_log, _ = _bucketed_allreduce(cluster, True, algorithm, tuple(buckets))
+    assert sym_log.makespan_s == full_log.makespan_s
+    full = _times(full_tg, full_log)
+    assert all(full[name] == times for name, times in _times(sym_tg, sym_log).items())
