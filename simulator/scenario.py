@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,15 +241,34 @@ def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigErro
         raise error(f"{what} {str(p)!r} is a directory") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise error(f"{what} {str(p)!r} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise error(f"{what} {str(p)!r} is nested too deeply to read") from None
 
 
 def resolve_hardware(hardware: str):
     """A catalog name, or a calibrated profile file: (DeviceSpec, Profile or None)."""
     if hardware.endswith(".toml"):
-        from hwmodels.profile import Profile
-        profile = Profile.load(hardware)
+        profile = _load_profile(hardware)
         return catalog.device(profile.device_name), profile
     return catalog.device(hardware), None
+
+
+# Profiles loaded in this process, by file and version: a profile fits its predictors on first
+# use (seconds for a GEMM kind), so each sweep point of a process reuses one fitted profile
+# instead of fitting it again. A file changed on disk is loaded again.
+_PROFILES: dict[tuple, object] = {}
+
+
+def _load_profile(path: str):
+    from hwmodels.profile import Profile
+    try:
+        st = os.stat(path)
+        key = (os.path.realpath(path), st.st_mtime_ns, st.st_size)
+    except OSError:
+        return Profile.load(path)   # its own error names the file
+    if key not in _PROFILES:
+        _PROFILES[key] = Profile.load(path)
+    return _PROFILES[key]
 
 
 def _single_device_link(spec) -> str:
