@@ -18,3 +18,14 @@ def test_what_if_trends():
     assert one > two > 1.5
     first, mean = network_speedup("vgg16", epoch="first"), network_speedup("vgg16")
     assert first < mean  # sparsity starts near 0.5 and settles higher
+
+
+def test_synthetic_figure_and_its_trend(tmp_path):
+    p = figs.synthetic(tmp_path)
+    assert p.suffix == ".png" and p.stat().st_size > 10_000
+    grid = [0.0, 0.5, 0.9]
+    one = figs.synthetic_layer_speedups("vgg16", 256, 256, 3, 1, grid)
+    two = figs.synthetic_layer_speedups("vgg16", 256, 256, 3, 2, grid)
+    for p_ in ("forward", "grad_input", "grad_weight"):
+        assert one[p_][0] < 1.05 and one[p_][2] > one[p_][1] > 1.5
+        assert two[p_][2] < one[p_][2]
