@@ -59,13 +59,14 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
         "bucket_mb": Option(25.0, "gradient bucket cap in MiB (DDP's bucket_cap_mb: "
                                   "25; the first bucket 1 MiB)", float,
                             lambda v: v > 0, "a number > 0"),
-        "collectives": Option(None, "'link' (every transfer a task: the default) or "
-                                    "'flow' (closed form)", str,
+        "collectives": Option(None, "'link' (every transfer a task: the default up to 64 "
+                                    "devices or on a symmetric cluster) or 'flow' (closed "
+                                    "form)", str,
                               lambda v: v in FIDELITIES, "link or flow"),
         "replicas": Option(None, "'all' (the default up to 64 devices), 'classes' (one "
                                  "per symmetry class: the default beyond) or 'one' "
                                  "(replica 0, others in lockstep: the default with "
-                                 "flow collectives)", str,
+                                 "flow collectives when every device computes alike)", str,
                            lambda v: v in ("all", "classes", "one"),
                            "all, classes or one"),
         "algorithm": Option("ring", "link-level all-reduce across nodes: 'ring' (one "

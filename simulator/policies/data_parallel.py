@@ -24,11 +24,12 @@ backward pass while they run, and the host: the input pipeline and Python's per-
 
 With `replicas = "one"` only replica 0 is simulated and the others are taken to run in lockstep
 (exact for identical devices and no stragglers); the collectives still span every device. That
-is the default with flow-level collectives. With `replicas = "classes"` (the default with
-link-level ones beyond 64 devices) one replica per symmetry class is simulated, each standing for the devices
-that behave as it does (collectives.py, "Symmetry"): the whole cluster's figures, at a cost
-that grows with the ring's steps, not with their square; on a cluster without symmetry (a
-straggler, jitter, a DGX-1's cube-mesh alone) every replica is.
+is the default with flow-level collectives when every device computes alike. With
+`replicas = "classes"` (the default with link-level ones beyond 64 devices) one replica per
+symmetry class is simulated, each standing for the devices that behave as it does
+(collectives.py, "Symmetry"): the whole cluster's figures, at a cost that grows with the
+ring's steps, not with their square. Beyond 64 devices on a cluster without symmetry (a
+straggler, jitter) the collectives are flow-level by default and every replica is simulated.
 """
 from __future__ import annotations
 
@@ -53,8 +54,13 @@ class DataParallel(Policy):
     def plan(self, graph, cluster, training: bool, *, bucket_mb, collectives, replicas,
              algorithm) -> TaskGraph:
         n = len(cluster.devices)
-        fidelity = collectives or "link"
-        replicas = replicas or ("one" if fidelity == "flow" else "all" if n <= 64 else "classes")
+        # link-level by default where it stays cheap: up to 64 devices, or by symmetry class;
+        # replica 0 in lockstep only where every replica computes alike
+        symmetric = cluster.symmetry_period() is not None
+        alike = all(d.speed == 1.0 and d.jitter is None for d in cluster.devices)
+        fidelity = collectives or ("link" if n <= 64 or symmetric else "flow")
+        replicas = replicas or ("all" if fidelity == "link" and n <= 64 else
+                                "classes" if fidelity == "link" else "one" if alike else "all")
         period = cluster.symmetry_period() if replicas == "classes" else None
         g = lower_training(graph) if training else graph
         simulated = cluster.devices[:{"all": n, "one": 1}.get(replicas, period or n)]

@@ -94,3 +94,15 @@ def test_unlike_devices_break_symmetry():
 def test_bad_straggler_input_is_a_named_error(make, message):
     with pytest.raises(SimulationError, match=message):
         make()
+
+
+def test_beyond_64_devices_without_symmetry_data_parallel_stays_cheap_and_counts_everyone():
+    even = simulate("lenet5", Cluster.from_node_type("dgx1-v100", 72), "data-parallel",
+                    batch=8)
+    assert (even.log.meta["fidelity"], even.log.meta["replicas"]) == ("link", "classes")
+    slow = simulate("lenet5", Cluster.from_node_type("dgx1-v100", 72,
+                                                     speeds={"gpu67": 0.5}),
+                    "data-parallel", batch=8)
+    assert (slow.log.meta["fidelity"], slow.log.meta["replicas"]) == ("flow", "all")
+    assert slow.extras["slowest_device"] == "gpu67"
+    assert slow.iteration_time_s > even.iteration_time_s
