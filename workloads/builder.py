@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Iterator, Sequence
 
 from .graph import ACTIVATIONS, Op, OpGraph, ShapeError, TensorSpec, WorkloadError
+from .builder_sequence import SequenceOps
 from .kinds import is_kind, kind_of
 
 
@@ -47,7 +48,7 @@ def _ceil_pool_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return out - 1 if (out - 1) * stride >= size + padding else out
 
 
-class GraphBuilder:
+class GraphBuilder(SequenceOps):
     def __init__(self, name: str, input_shape: Sequence[int], batch: int = 1,
                  dtype_bytes: int = 4, **meta) -> None:
         if not isinstance(batch, int) or batch < 1:
@@ -97,10 +98,18 @@ class GraphBuilder:
         return full
 
     # -- layers --------------------------------------------------------------------------
-    def input(self, name: str = "input") -> str:
+    def input(self, name: str = "input", tokens: int | None = None) -> str:
+        """The network's input, (batch, *input_shape); tokens=V: integer token ids below V
+        (int64, what an embedding reads) instead of values."""
         shape = (self.batch, *self.graph.meta["input_shape"])
         full = self._name("input", name)
-        self.graph.add(Op(full, "input", (), (), TensorSpec(shape, self.dtype_bytes)))
+        if tokens is None:
+            self.graph.add(Op(full, "input", (), (), TensorSpec(shape, self.dtype_bytes)))
+        elif not isinstance(tokens, int) or tokens < 1:
+            raise WorkloadError(f"input tokens must be an integer >= 1, got {tokens!r}")
+        else:
+            self.graph.add(Op(full, "input", (), (), TensorSpec(shape, 8, integer=True),
+                              dict(tokens=tokens)))
         return full
 
     def conv2d(self, x: str, out_channels: int, kernel: int | Sequence[int], stride=1, padding=0,
@@ -124,7 +133,10 @@ class GraphBuilder:
                      in_shape=(n, cin, h, w), out_shape=out_shape)
         return self._add("conv2d", [x], out_shape, name, attrs, params, layer=True)
 
-    def linear(self, x: str, out_features: int, bias: bool = True, name: str | None = None) -> str:
+    def linear(self, x: str, out_features: int, bias: bool = True, name: str | None = None,
+               shared_with: str | None = None) -> str:
+        """x @ W^T (+ b) over the last dimension. shared_with: the op whose weight this layer
+        uses (GPT-2's output layer reads its token embedding), counted once."""
         shape = self.spec(x).shape
         if len(shape) < 2:
             raise ShapeError(f"linear after {x!r}: input {shape} needs a batch and a feature dim")
@@ -133,8 +145,14 @@ class GraphBuilder:
         params = in_features * out_features + (out_features if bias else 0)
         attrs = dict(in_features=in_features, out_features=out_features, bias=bias,
                      batch_rows=rows)
-        return self._add("linear", [x], (*shape[:-1], out_features), name, attrs, params,
-                         layer=True)
+        if shared_with is not None:
+            self._check_shareable(shared_with, (out_features, in_features), bias)
+            params = 0
+        out = self._add("linear", [x], (*shape[:-1], out_features), name, attrs, params,
+                        layer=True)
+        if shared_with is not None:
+            self.graph.meta.setdefault("shared_params", {})[out] = shared_with
+        return out
 
     def batchnorm(self, x: str, name: str | None = None, affine: bool = True) -> str:
         """Batch norm over (N, C, H, W) or (N, features); affine=False: no scale and shift."""
@@ -247,12 +265,15 @@ class GraphBuilder:
                          dict(output_size=(oh, ow)))
 
     def flatten(self, x: str, name: str | None = None) -> str:
+        x = self.contiguous(x)   # a permuted view is copied first, as PyTorch's reshape does
         shape = self.spec(x).shape
         return self._add("flatten", [x], (shape[0], math.prod(shape[1:])), name)
 
     def reshape(self, x: str, shape: Sequence[int], name: str | None = None) -> str:
         """The same values seen with another shape of the same batch (a view, no copy):
-        (N, C) to (N, C, 1, 1) before a channel-wise product, for example."""
+        (N, C) to (N, C, 1, 1) before a channel-wise product, for example. A permuted view
+        that is not contiguous is copied first, as PyTorch's reshape does."""
+        x = self.contiguous(x)
         in_shape, shape = self.spec(x).shape, tuple(int(d) for d in shape)
         if not shape or shape[0] != in_shape[0] or math.prod(shape) != math.prod(in_shape):
             raise ShapeError(f"reshape of {x!r} {in_shape} to {shape}: a reshape keeps the "
@@ -328,10 +349,12 @@ class GraphBuilder:
         return self._add("slice", [x], shape, name, dict(dim=dim, start=start, stop=stop))
 
     def softmax_xent(self, logits: str, name: str | None = "loss") -> str:
+        """Cross-entropy of (batch, classes) logits, or of (batch, ..., classes) ones over
+        every position (a language model's tokens, as F.cross_entropy(logits.view(-1, V)))."""
         shape = self.spec(logits).shape
-        if len(shape) != 2:
-            raise ShapeError(f"softmax_xent needs (batch, classes) logits, got {shape}")
-        return self._add("softmax_xent", [logits], (1,), name, dict(classes=shape[1]))
+        if len(shape) < 2:
+            raise ShapeError(f"softmax_xent needs (batch, ..., classes) logits, got {shape}")
+        return self._add("softmax_xent", [logits], (1,), name, dict(classes=shape[-1]))
 
     def op(self, kind: str, inputs: Sequence[str], out_shape: Sequence[int] | None = None,
            params: int = 0, name: str | None = None, **attrs) -> str:

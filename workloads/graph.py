@@ -22,6 +22,7 @@ from .kinds import KindSet, OpKind, all_kinds, is_kind, kind_of
 class TensorSpec:
     shape: tuple[int, ...]
     dtype_bytes: int = 4
+    integer: bool = False   # token or class ids (int64): no precision changes their width
 
     def __post_init__(self) -> None:
         if any((not isinstance(d, int)) or d < 1 for d in self.shape):

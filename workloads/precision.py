@@ -64,7 +64,7 @@ def with_precision(graph: OpGraph, precision: str) -> OpGraph:
     loss_bytes = 4 if is_amp(precision) else act
 
     def spec(s: TensorSpec, nbytes: int) -> TensorSpec:
-        return s if s.dtype_bytes == nbytes else TensorSpec(s.shape, nbytes)
+        return s if s.dtype_bytes == nbytes or s.integer else TensorSpec(s.shape, nbytes)
 
     def convert(op: Op) -> Op:
         out_bytes = loss_bytes if op.kind == "softmax_xent" else act

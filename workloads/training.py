@@ -55,12 +55,14 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
     fwd_ops = g.topo()
     loss = fwd_ops[-1]
     if loss.kind != "softmax_xent":
-        if len(loss.out.shape) != 2:
+        # a language model (meta["token_logits"]) is trained on every position's logits
+        per_token = g.meta.get("token_logits") and len(loss.out.shape) >= 2
+        if len(loss.out.shape) != 2 and not per_token:
             raise WorkloadError(f"graph {forward.name!r} ends in {loss.kind!r} with shape "
                                 f"{loss.out.shape}; training needs (batch, classes) logits")
         loss = g.add(Op("loss", "softmax_xent", (loss.name,), (loss.out,),
                         TensorSpec((1,), loss.out.dtype_bytes),
-                        {"classes": loss.out.shape[1], **stamp}))
+                        {"classes": loss.out.shape[-1], **stamp}))
         fwd_ops.append(loss)
 
     consumers: dict[str, list[str]] = {op.name: [] for op in fwd_ops}
@@ -141,13 +143,21 @@ class _Lowering:
         self.grads[t].append(name)
 
     def saved(self, op: Op) -> tuple[str, ...]:
-        return tuple(op.inputs[0] if s == "in" else op.name for s in op.kind_record.saves)
+        return tuple(op.name if s == "out" else op.inputs[int(s[2:] or 0)]
+                     for s in op.kind_record.saves)
 
     def spec(self, t: str) -> TensorSpec:
         return self.g.op(t).out
 
     def param_grad_spec(self, op: Op) -> TensorSpec:
-        return TensorSpec((max(op.params, 1),), _param_width(op))
+        """The flat gradient of op's weights: of the weights it shares, for a later call of
+        shared weights (meta["shared_params"]: GPT-2's output layer reads the embedding's)."""
+        holder = self.g.meta.get("shared_params", {}).get(op.name)
+        owner = self.g.op(holder) if holder else op
+        return TensorSpec((max(owner.params, 1),), _param_width(owner))
+
+    def flat_spec(self, size: int, op: Op) -> TensorSpec:
+        return TensorSpec((size,), op.out.dtype_bytes)
 
     def weight_grad(self, fwd: str, name: str) -> None:
         self.weight_grad_of[fwd] = name

@@ -59,7 +59,7 @@ def replay_times(train: OpGraph, device="cpu", rounds: int = 3, warmup: int = 1,
 
 def _view(op, ins, state):
     if op.kind == "input":
-        return state.placeholder(op.out.shape)
+        return state.input_of(op)
     if op.kind == "slice":
         a = op.attrs
         return ins[0].narrow(a["dim"], a["start"], a["stop"] - a["start"])

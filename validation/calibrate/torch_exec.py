@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from workloads.graph import Op, OpGraph, WorkloadError
-from workloads.kinds.loss_update import LR, MOMENTUM
+from workloads.kinds.loss_update import LR, MOMENTUM, as_rows, loss_rows
 # A measured time is the fastest of its samples by default: on a shared machine a busy
 # neighbour only ever slows a sample down, for seconds at a time. (Allocator page faults,
 # which slowed single ops by up to 3x at random, are switched off: see steady_allocator.)
@@ -164,8 +164,13 @@ class GraphModule(torch.nn.Module):
         dev = resolve_device(device)
         gen = torch.Generator().manual_seed(seed)
         self.weights = torch.nn.ParameterDict()
-        self._buffers_of: dict[str, tuple[str, str]] = {}
+        index = {op.name: i for i, op in enumerate(self.ops)}
+        # a later call of shared weights reads its holder's parameters (meta["shared_params"])
+        self._holder = {index[op]: index[holder]
+                        for op, holder in graph.meta.get("shared_params", {}).items()}
         for i, op in enumerate(self.ops):
+            if i in self._holder:
+                continue
             for j, t in enumerate(initial_params(op, gen, dev)):
                 self.weights[f"p{i}_{j}"] = torch.nn.Parameter(t)
             buffers = op.kind_record.torch_buffers
@@ -173,13 +178,12 @@ class GraphModule(torch.nn.Module):
                 self.register_buffer(f"{prefix}{i}", t)
         self._run = [_module_fn(op, self, i) for i, op in enumerate(self.ops)]
         last = self.ops[-1]
-        n = graph.batch
-        classes = (last.attrs["classes"] if last.kind == "softmax_xent"
-                   else last.out.shape[-1])
+        logits = last.in_specs[0] if last.kind == "softmax_xent" else last.out
+        n, classes = loss_rows(logits.shape), logits.shape[-1]
         self.register_buffer("targets", torch.randint(0, classes, (n,), generator=gen).to(dev))
 
     def _p(self, i: int, j: int):
-        key = f"p{i}_{j}"
+        key = f"p{self._holder.get(i, i)}_{j}"
         return self.weights[key] if key in self.weights else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -224,8 +228,13 @@ def free_after(ops) -> list[list[str]]:
 
 
 def example_input(graph: OpGraph, device="cpu", seed: int = 1) -> torch.Tensor:
+    """Random values of the input's shape, or random token ids for a sequence model."""
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(graph.input_op.out.shape, generator=gen).to(resolve_device(device))
+    op = graph.input_op
+    if op.out.integer:
+        return torch.randint(0, op.attrs["tokens"], op.out.shape,
+                             generator=gen).to(resolve_device(device))
+    return torch.randn(op.out.shape, generator=gen).to(resolve_device(device))
 
 
 # -- whole steps ---------------------------------------------------------------------------
@@ -249,7 +258,7 @@ def step_function(module: torch.nn.Module, x: torch.Tensor, training: bool,
         if loss_fn is not None:
             loss = loss_fn(out)
         else:  # a GraphModule: its loss op, or cross-entropy of its logits
-            loss = out if out.dim() == 0 else F.cross_entropy(out, module.targets)
+            loss = out if out.dim() == 0 else F.cross_entropy(as_rows(out), module.targets)
         loss.backward()
         opt.step()
         return loss

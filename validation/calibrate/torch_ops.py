@@ -43,14 +43,34 @@ class KernelState:
         return torch.randn(tuple(shape), generator=self.gen).to(self.dev)
 
     def params_of(self, op: Op) -> list[torch.Tensor]:
-        """Parameters of the forward op that `op` (forward, gradient or update) belongs to."""
+        """Parameters of the forward op that `op` (forward, gradient or update) belongs to
+        (those of the op holding them, for a later call of shared weights)."""
         owner = op.forward or op.name
+        if self.graph is not None:
+            owner = self.graph.meta.get("shared_params", {}).get(owner, owner)
         if owner not in self.params:
             fwd = self.graph.op(owner) if self.graph is not None and owner in self.graph else op
             self.params[owner] = (
                 [self.rand(s) for s in _forward_param_shapes(fwd)] if fwd.kind == "sgd_update"
                 else initial_params(_forward_of(fwd), self.gen, self.dev))
         return self.params[owner]
+
+    def tensor_for(self, spec, op: Op) -> torch.Tensor:
+        """A random input of `spec` for op: values, or ids below the table op reads (token
+        ids for an embedding)."""
+        if not spec.integer:
+            return self.rand(spec.shape)
+        high = op.attrs.get("num_embeddings") or op.attrs.get("tokens", 1)
+        return torch.randint(0, high, tuple(spec.shape), generator=self.gen).to(self.dev)
+
+    def input_of(self, op: Op) -> torch.Tensor:
+        """The network's input as a replayed step reads it: made once."""
+        if not op.out.integer:
+            return self.placeholder(op.out.shape)
+        key = ("ids", op.name)
+        if key not in self._placeholders:
+            self._placeholders[key] = self.tensor_for(op.out, op)
+        return self._placeholders[key]
 
     def placeholder(self, shape) -> torch.Tensor:
         """A tensor of a shape, made once: operands only read for their shape, and gradient
@@ -80,7 +100,7 @@ def op_callable(op: Op, device="cpu", seed: int = 0, graph=None) -> Callable[[],
     kernel = op_kernel(op, state)
     if kernel is None:
         return None
-    ins = [state.rand(s.shape) for s in op.in_specs]
+    ins = [state.tensor_for(s, op) for s in op.in_specs]
     if op.kind == "sgd_update":   # gradients of the parameters' own shapes
         state.grads[op.forward or op.name] = [state.rand(p.shape) for p in state.params_of(op)]
     kernel(*ins)                  # builds what the op reads from its forward (untimed)

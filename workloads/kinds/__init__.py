@@ -9,10 +9,11 @@ as the ATen kernel a training step calls). workloads/graph.py, workloads/trainin
 hwmodels/families.py and validation/calibrate/torch_exec.py / torch_ops.py read the records;
 none of them lists kinds of its own. docs/op-kinds.md says how to add a kind.
 
-The families of kinds live one module each: matmul (convolutions, linear layers), elementwise
-(ReLU, arithmetic, dropout, gradient sums), activations, norms, pools, layout (views and
-copies), loss_update (the loss and the optimizer step), transformer (batched matmul, softmax,
-embedding, permute, masking, attention). PyTorch is imported only when a kernel is built.
+The families of kinds live one module each: matmul (convolutions, linear layers, batched
+products), elementwise (ReLU, arithmetic, dropout, gradient sums), masked_dropout, activations,
+norms, pools, layout (views and copies, permute), loss_update (the loss and the optimizer
+step), attention (softmax, the causal mask, fused attention), embedding (token and position
+tables, the class token). PyTorch is imported only when a kernel is built.
 """
 from __future__ import annotations
 
@@ -184,4 +185,4 @@ class KindSet(Set):
 
 # Importing the families declares their kinds (order: the order kinds are listed in).
 from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: E402,F401
-               loss_update, masked_dropout)
+               loss_update, masked_dropout, attention, embedding, layer_scale)

@@ -9,7 +9,9 @@ gradients:
     ctx.add_grad(t, name)         op `name` holds (a contribution to) the gradient of t
     ctx.saved(op)                 the forward tensors op's kind saves (OpKind.saves)
     ctx.spec(t)                   the TensorSpec of tensor t
-    ctx.param_grad_spec(op)       the TensorSpec of op's flat weight gradient
+    ctx.param_grad_spec(op)       the TensorSpec of op's flat weight gradient (of the layer
+                                  whose weight it shares, for a tied one)
+    ctx.flat_spec(size, op)       a flat TensorSpec of `size` values of op's activation width
     ctx.grad_op(name, kind, fwd, reads, out, saved, dy, **attrs) -> name   a backward op
     ctx.weight_grad(fwd, name)    op `name` holds fwd's parameter gradients (its update reads it)
 """
@@ -63,3 +65,31 @@ def per_factor(ctx, op, dy) -> None:
             other = op.inputs[1 - i]
             ctx.add_grad(src, ctx.grad_op(f"{op.name}.grad{i}", f"{op.kind}_grad", op,
                                           [dy, other], ctx.spec(src), (other,), dy, factor=i))
+
+
+def parameter_gradient(ctx, op, dy) -> None:
+    """Only the parameters get a gradient (an embedding: its input is token ids): one
+    `<kind>_grad` op of the parameters' size, reading dy and the saved tensors."""
+    saved = ctx.saved(op)
+    ctx.weight_grad(op.name, ctx.grad_op(f"{op.name}.grad", f"{op.kind}_grad", op,
+                                         reads(dy, saved), ctx.param_grad_spec(op), saved,
+                                         dy))
+
+
+def route_and_parameter_gradient(ctx, op, dy) -> None:
+    """A parameter added to (or put beside) the input: the input's gradient is dy itself (or
+    a slice of it), and `<kind>_grad` reduces dy to the parameters' gradient."""
+    route(ctx, op, dy)
+    parameter_gradient(ctx, op, dy)
+
+
+def fused_gradient(ctx, op, dy) -> None:
+    """One `<kind>_grad` op makes the gradients of all inputs at once (a fused attention's
+    backward kernel): its output holds them all, flat, and each input reads its own part."""
+    saved = ctx.saved(op)
+    size = sum(ctx.spec(src).numel for src in op.inputs)
+    grad = ctx.grad_op(f"{op.name}.grad", f"{op.kind}_grad", op, reads(dy, saved),
+                       ctx.flat_spec(size, op), saved, dy)
+    for src in dict.fromkeys(op.inputs):
+        if ctx.needs_grad(src):
+            ctx.add_grad(src, grad)

@@ -1,5 +1,6 @@
-"""Views and copies that only move data: the input, flatten, reshape, slice (views: no kernel,
-no traffic), and concatenation, channel shuffle and the CIFAR ResNets' channel pad (copies)."""
+"""Views and copies that only move data: the input, flatten, reshape, slice, permute (views: no
+kernel, no traffic), and concatenation, channel shuffle, the CIFAR ResNets' channel pad and the
+copy that makes a permuted view contiguous (copies)."""
 from __future__ import annotations
 
 from . import OpKind, backward_rules, per_element, register
@@ -25,6 +26,14 @@ def _slice_module(op, m, i):
     return lambda ins: ins[0].narrow(a["dim"], a["start"], a["stop"] - a["start"])
 
 
+def _contiguous_kernel(op, state):
+    """The copy .contiguous() makes of a permuted view. Replay hands the kernel a tensor of
+    the view's shape laid out contiguously, so the kernel takes the permutation from the
+    source layout itself and copies that (the same strided reads)."""
+    dims, source = tuple(op.attrs["dims"]), tuple(op.attrs["source_shape"])
+    return lambda x: x.reshape(source).permute(dims).contiguous()
+
+
 register(
     OpKind("input", "view", view=True, backward=backward_rules.route,
            doc="the network's input (a GraphModule's argument)"),
@@ -48,4 +57,13 @@ register(
     OpKind("pad_channels", "data_movement", flops=_no_arithmetic,
            backward=backward_rules.route, torch_kernel=_pad_channels,
            doc="x[:, :, ::s, ::s] with zero channels before and after (ResNet option A)"),
+    OpKind("permute", "view", view=True, aliases_input=True, backward=backward_rules.route,
+           torch_module=lambda op, m, i: lambda ins: ins[0].permute(op.attrs["dims"]),
+           doc="x.permute(dims) (transpose: two dims swapped), a view with strides"),
+    # autograd passes the gradient of .contiguous() through as it is
+    OpKind("contiguous", "data_movement", flops=_no_arithmetic, backward=backward_rules.route,
+           torch_kernel=_contiguous_kernel,
+           torch_module=lambda op, m, i: lambda ins: ins[0].contiguous(),
+           doc="the copy .contiguous() (or a reshape) makes of a permuted view (dims, "
+               "source_shape: the permutation and the shape it permuted)"),
 )

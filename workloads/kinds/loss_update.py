@@ -9,15 +9,29 @@ MOMENTUM = 0.9
 SGD_MOMENTUM_FLOPS_PER_PARAM = 4.0  # v = m*v + g (+ weight decay); w -= lr*v
 
 
+def loss_rows(shape) -> int:
+    """Rows the loss averages over: the batch of (batch, classes) logits, every position of
+    (batch, ..., classes) ones (a language model's tokens)."""
+    rows = 1
+    for d in shape[:-1]:
+        rows *= int(d)
+    return rows
+
+
+def as_rows(logits):
+    """(rows, classes) logits, as F.cross_entropy takes them after logits.view(-1, classes)."""
+    return logits if logits.dim() == 2 else logits.reshape(-1, logits.shape[-1])
+
+
 def _xent_kernel(op, state):
     """log_softmax + nll_loss (the log-probabilities saved) / nll_loss_backward and
     log_softmax's backward, against random targets."""
     owner, dev = op.forward or op.name, state.dev
-    n, classes = op.in_specs[-1].shape
+    n, classes = loss_rows(op.in_specs[-1].shape), op.in_specs[-1].shape[-1]
     target = torch.randint(0, classes, (n,), generator=state.gen).to(dev)
     if op.kind == "softmax_xent":
         def softmax_xent(logits):
-            logp = F.log_softmax(logits, 1)     # what autograd saves for the gradient
+            logp = F.log_softmax(as_rows(logits), 1)     # what autograd saves for the gradient
             state.saved[owner] = (logp,)
             return F.nll_loss(logp, target)
         return softmax_xent
@@ -26,7 +40,7 @@ def _xent_kernel(op, state):
 
     def softmax_xent_grad(logits):
         if owner not in state.saved:
-            state.saved[owner] = (F.log_softmax(logits, 1),)
+            state.saved[owner] = (F.log_softmax(as_rows(logits), 1),)
         logp = state.saved[owner][0]
         g = aten.nll_loss_backward(one, logp, target, None, 1, -100, total)
         return aten._log_softmax_backward_data(g, logp, 1, logp.dtype)
@@ -39,7 +53,7 @@ def _sgd_kernel(op, state):
     params = state.params_of(op)
     bufs = state.momentum.setdefault(owner, [torch.zeros_like(p) for p in params])
 
-    def sgd_update(_grad):
+    def sgd_update(*_grads):   # the layer's gradient (and those of shared calls)
         grads = state.grads.get(owner) or [torch.ones_like(p) for p in params]
         for p, g, buf in zip(params, grads, bufs):
             buf.mul_(MOMENTUM).add_(g.reshape(p.shape))
@@ -51,8 +65,9 @@ register(
     # the loss reduces its logits to a scalar: its work scales with the input
     OpKind("softmax_xent", "loss", flops=per_input_element(5.0), saves=("in",),
            torch_kernel=_xent_kernel,
-           torch_module=lambda op, m, i: lambda ins: F.cross_entropy(ins[0], m.targets),
-           doc="softmax cross-entropy of (batch, classes) logits (classes)"),
+           torch_module=lambda op, m, i: lambda ins: F.cross_entropy(as_rows(ins[0]),
+                                                                     m.targets),
+           doc="softmax cross-entropy of (batch, ..., classes) logits (classes)"),
     OpKind("softmax_xent_grad", "loss", "backward", flops=per_element(2.0),
            torch_kernel=_xent_kernel),
     # the optimizer steps tensor by tensor: a profile keys it on (tensors, values)

@@ -7,8 +7,10 @@ FLOPs; a calibrated profile keys these kinds on (m, n, k, groups, window, stride
 """
 from __future__ import annotations
 
+import math
+
 from . import OpKind, backward_rules, register
-from ._torch import F, aten
+from ._torch import F, aten, torch
 
 
 def conv_macs(op) -> float:
@@ -79,6 +81,17 @@ def _linear_params(op):
     return shapes + ([(a["out_features"],)] if a.get("bias") else [])
 
 
+def _reads_input_and_weights(op) -> int:
+    """The input and the weights; a later call of shared weights (graph.meta["shared_params"])
+    holds no parameters of its own but reads them: counted from its attributes."""
+    weights = op.param_bytes
+    if not op.params:
+        shapes = (_conv_params if op.kind == "conv2d" else _linear_params)(op)
+        width = int(op.attrs.get("param_dtype_bytes", op.out.dtype_bytes))
+        weights = sum(math.prod(s) for s in shapes) * width
+    return sum(s.nbytes for s in op.in_specs) + weights
+
+
 # -- PyTorch ------------------------------------------------------------------------------
 def _conv_kernel(op, state):
     """conv2d, or convolution_backward with the output mask of one gradient (input | weight
@@ -132,14 +145,43 @@ def _linear_module(op, m, i):
     return lambda ins: F.linear(ins[0], m._p(i, 0), m._p(i, 1))
 
 
+# -- batched matrix products (torch.matmul of two tensors of rank >= 2) -------------------
+def batched_matmul_macs(op) -> float:
+    """out (..., m, n) = a (..., m, k) @ b (..., k, n): m n k per matrix of the broadcast
+    batch. A gradient (dy @ b^T or a^T @ dy) does as many: dy's values times k (the last
+    dimension of a, the first matrix dimension of b)."""
+    if op.kind == "batched_matmul":
+        return float(op.out.numel * op.in_specs[0].shape[-1])
+    k = op.out.shape[-1] if op.attrs["factor"] == 0 else op.out.shape[-2]
+    return float(op.in_specs[0].numel * k)
+
+
+def _batched_matmul_grad_flops(op) -> float:
+    """The product, then the sum over the batch dimensions where the factor broadcast."""
+    dy = op.in_specs[0].shape
+    expanded = math.prod(dy[:-2]) * op.out.shape[-2] * op.out.shape[-1]
+    return 2.0 * op.macs + float(expanded - op.out.numel)
+
+
+def _batched_matmul_grad_kernel(op, state):
+    """What autograd runs for torch.matmul's gradient: dy @ b^T (factor 0) or a^T @ dy
+    (factor 1), summed to the factor's shape where it broadcast."""
+    shape = op.out.shape
+    if op.attrs["factor"] == 0:
+        return lambda dy, b: torch.matmul(dy, b.transpose(-1, -2)).sum_to_size(shape)
+    return lambda dy, a: torch.matmul(a.transpose(-1, -2), dy).sum_to_size(shape)
+
+
 register(
     OpKind("conv2d", "conv", flops=_flops_with_bias, macs=conv_macs,
-           gemm_shape=_conv_gemm("forward"), reads_params=True, saves=("in",),
+           gemm_shape=_conv_gemm("forward"), bytes_read=_reads_input_and_weights,
+           saves=("in",),
            backward=backward_rules.input_and_weight, param_shapes=_conv_params,
            torch_kernel=_conv_kernel, torch_module=_conv_module,
            doc="2-D convolution (attrs: kernel, stride, padding, dilation, groups, bias)"),
     OpKind("linear", "matmul", flops=_flops_with_bias, macs=linear_macs,
-           gemm_shape=_linear_gemm("forward"), reads_params=True, saves=("in",),
+           gemm_shape=_linear_gemm("forward"), bytes_read=_reads_input_and_weights,
+           saves=("in",),
            backward=backward_rules.input_and_weight, param_shapes=_linear_params,
            torch_kernel=_linear_kernel, torch_module=_linear_module,
            doc="x @ W^T (+ b) over the last dimension; batch_rows rows"),
@@ -155,4 +197,13 @@ register(
     OpKind("linear_grad_weight", "matmul_grad", "backward", flops=_gemm_flops,
            macs=linear_macs, gemm_shape=_linear_gemm("grad_weight"), carries_params=True,
            torch_kernel=_linear_kernel),
+    # a roofline by the matmul family until the device models know its GEMM (not in
+    # MATMUL_KINDS: profiles key it on its layout)
+    OpKind("batched_matmul", "matmul", flops=lambda op: 2.0 * op.macs,
+           macs=batched_matmul_macs, backward=backward_rules.per_factor,
+           torch_kernel=lambda op, state: torch.matmul,
+           doc="torch.matmul of (..., m, k) and (..., k, n), batch dimensions broadcast"),
+    OpKind("batched_matmul_grad", "matmul_grad", "backward",
+           flops=_batched_matmul_grad_flops, macs=batched_matmul_macs,
+           torch_kernel=_batched_matmul_grad_kernel),
 )

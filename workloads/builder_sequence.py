@@ -1,0 +1,167 @@
+"""GraphBuilder methods for sequence models (transformers): token, position and class-token
+embeddings, batched matrix products, softmax, the causal mask, fused attention, and permutes
+that are views until something needs them contiguous, as in PyTorch.
+
+    b = GraphBuilder("tiny-lm", input_shape=(128,), batch=8)
+    ids = b.input(tokens=1000)                    # (8, 128) token ids
+    x = b.position_embedding(b.embedding(ids, 1000, 64), 128)
+    q = b.transpose(b.reshape(x, (8, 128, 4, 16)), 1, 2)        # (8, 4, 128, 16), a view
+    y = b.attention(q, q, q, causal=True)
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from .errors import ShapeError, WorkloadError
+
+
+def broadcast_batch(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
+    """The batch dimensions two matrices' leading dimensions broadcast to (numpy's rule:
+    aligned from the right, 1 or equal), or None where they do not."""
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        da = a[-i] if i <= len(a) else 1
+        db = b[-i] if i <= len(b) else 1
+        if da != db and 1 not in (da, db):
+            return None
+        out.append(max(da, db))
+    return tuple(reversed(out))
+
+
+def is_contiguous_permute(shape: Sequence[int], dims: Sequence[int]) -> bool:
+    """Whether x.permute(dims) of a contiguous x is still contiguous: the dimensions of size
+    above 1 keep their order (moving size-1 dimensions changes no stride that matters)."""
+    moved = [d for d in dims if shape[d] != 1]
+    return moved == sorted(moved)
+
+
+class SequenceOps:
+    """Mixed into GraphBuilder (workloads/builder.py)."""
+
+    def embedding(self, ids: str, num_embeddings: int, embedding_dim: int,
+                  name: str | None = None) -> str:
+        """Rows of a learned (num_embeddings, embedding_dim) table by the ids in `ids` (token
+        ids from input(tokens=...)): (..., ) to (..., embedding_dim)."""
+        spec = self.spec(ids)
+        if not spec.integer:
+            raise ShapeError(f"embedding after {ids!r}: needs integer ids (input(tokens=...)), "
+                             f"got a float tensor {spec.shape}")
+        if num_embeddings < 1 or embedding_dim < 1:
+            raise ShapeError(f"embedding after {ids!r}: table {num_embeddings}x{embedding_dim} "
+                             "must be at least 1x1")
+        return self._add("embedding", [ids], (*spec.shape, embedding_dim), name,
+                         dict(num_embeddings=num_embeddings, embedding_dim=embedding_dim),
+                         params=num_embeddings * embedding_dim)
+
+    def position_embedding(self, x: str, num_embeddings: int, constant_row: bool = False,
+                           name: str | None = None) -> str:
+        """x (N, S, D) plus the first S rows of a learned (num_embeddings, D) table (GPT-2's
+        wpe, BERT's positions, ViT's pos_embedding); constant_row: row 0 added everywhere
+        (BERT's token types when every token is type 0)."""
+        shape = self.spec(x).shape
+        if len(shape) != 3:
+            raise ShapeError(f"position_embedding after {x!r}: needs (N, S, D), got {shape}")
+        if not constant_row and shape[1] > num_embeddings:
+            raise ShapeError(f"position_embedding after {x!r}: {shape[1]} positions but a "
+                             f"table of {num_embeddings}")
+        attrs = dict(num_embeddings=num_embeddings)
+        if constant_row:
+            attrs["constant_row"] = True
+        return self._add("position_embedding", [x], shape, name, attrs,
+                         params=num_embeddings * shape[2])
+
+    def class_token(self, x: str, name: str | None = None) -> str:
+        """A learned token put before the sequence: (N, S, D) to (N, S + 1, D) (ViT)."""
+        n, s, d = self._nsd(x, "class_token")
+        return self._add("class_token", [x], (n, s + 1, d), name, params=d)
+
+    def batched_matmul(self, a: str, b: str, name: str | None = None) -> str:
+        """torch.matmul of a (..., m, k) and b (..., k, n), the batch dimensions broadcast:
+        (..., m, n). Both need two dimensions or more."""
+        sa, sb = self.spec(a).shape, self.spec(b).shape
+        if len(sa) < 2 or len(sb) < 2 or sa[-1] != sb[-2]:
+            raise ShapeError(f"batched_matmul of {a!r} {sa} and {b!r} {sb}: needs (..., m, k) "
+                             "and (..., k, n)")
+        batch = broadcast_batch(sa[:-2], sb[:-2])
+        if batch is None:
+            raise ShapeError(f"batched_matmul of {a!r} {sa} and {b!r} {sb}: batch dimensions "
+                             "do not broadcast")
+        return self._add("batched_matmul", [a, b], (*batch, sa[-2], sb[-1]), name)
+
+    def softmax(self, x: str, dim: int = -1, name: str | None = None) -> str:
+        shape = self.spec(x).shape
+        if not -len(shape) <= dim < len(shape):
+            raise ShapeError(f"softmax after {x!r}: dim {dim} outside shape {shape}")
+        return self._add("softmax", [x], shape, name, dict(dim=dim % len(shape)))
+
+    def causal_mask(self, x: str, value: float = -math.inf, name: str | None = None) -> str:
+        """x.masked_fill(mask, value) with the causal mask over the last two dimensions (query
+        row i sees key columns 0..i), as attention scores are masked in a decoder."""
+        shape = self.spec(x).shape
+        if len(shape) < 2:
+            raise ShapeError(f"causal_mask after {x!r}: needs (..., rows, cols), got {shape}")
+        return self._add("masked_fill", [x], shape, name, dict(mask="causal",
+                                                               value=float(value)))
+
+    def attention(self, q: str, k: str, v: str, causal: bool = False,
+                  name: str | None = None) -> str:
+        """F.scaled_dot_product_attention(q, k, v, is_causal=causal), one fused op: q
+        (..., Sq, d), k (..., Sk, d), v (..., Sk, dv) to (..., Sq, dv)."""
+        sq, sk, sv = (self.spec(t).shape for t in (q, k, v))
+        if (len(sq) < 2 or sk[:-2] != sq[:-2] or sv[:-2] != sq[:-2] or sk[-1] != sq[-1]
+                or sv[-2] != sk[-2]):
+            raise ShapeError(f"attention of q {sq}, k {sk}, v {sv}: needs (..., Sq, d), "
+                             "(..., Sk, d) and (..., Sk, dv)")
+        return self._add("attention", [q, k, v], (*sq[:-1], sv[-1]), name,
+                         dict(causal=bool(causal)))
+
+    def permute(self, x: str, dims: Sequence[int], name: str | None = None) -> str:
+        """x.permute(dims): a view with other strides (no copy). A reshape or contiguous() of
+        it copies, as in PyTorch."""
+        shape = self.spec(x).shape
+        dims = tuple(int(d) % len(shape) if -len(shape) <= int(d) < len(shape) else -1
+                     for d in dims)
+        if sorted(dims) != list(range(len(shape))):
+            raise ShapeError(f"permute of {x!r} {shape}: dims {dims} are not a permutation "
+                             f"of its {len(shape)} dimensions")
+        if dims[0] != 0:
+            raise ShapeError(f"permute of {x!r}: the batch must stay first, got dims {dims}")
+        return self._add("permute", [x], tuple(shape[d] for d in dims), name, dict(dims=dims))
+
+    def transpose(self, x: str, dim0: int, dim1: int, name: str | None = None) -> str:
+        """x.transpose(dim0, dim1), a view (a permute of two dimensions)."""
+        rank = len(self.spec(x).shape)
+        dims = list(range(rank))
+        try:
+            dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        except IndexError:
+            raise ShapeError(f"transpose of {x!r}: dims {dim0}, {dim1} outside rank "
+                             f"{rank}") from None
+        return self.permute(x, dims, name)
+
+    def contiguous(self, x: str, name: str | None = None) -> str:
+        """x.contiguous(): a copy of a permuted view that is not contiguous, else x itself."""
+        op = self.graph.op(x)
+        if op.kind != "permute" or is_contiguous_permute(op.in_specs[0].shape,
+                                                         op.attrs["dims"]):
+            return x
+        return self._add("contiguous", [x], op.out.shape, name,
+                         dict(dims=op.attrs["dims"], source_shape=op.in_specs[0].shape))
+
+    def _nsd(self, x: str, what: str) -> tuple[int, int, int]:
+        shape = self.spec(x).shape
+        if len(shape) != 3:
+            raise ShapeError(f"{what} after {x!r}: needs (N, S, D), got {shape}")
+        return shape  # type: ignore[return-value]
+
+    def _check_shareable(self, holder: str, shape: tuple[int, int], bias: bool) -> None:
+        """A layer may use the weight of `holder` (an embedding or a linear layer) where the
+        two have the same shape (GPT-2's output layer and its token table)."""
+        h = self.graph.op(holder)
+        held = ((h.attrs["num_embeddings"], h.attrs["embedding_dim"]) if h.kind == "embedding"
+                else (h.attrs.get("out_features"), h.attrs.get("in_features"))
+                if h.kind == "linear" else None)
+        if held != tuple(shape) or (bias and h.kind == "embedding"):
+            raise WorkloadError(f"a layer of weight {shape}{' with a bias' if bias else ''} "
+                                f"cannot share the weight of {holder!r} ({h.kind}, {held})")
