@@ -63,10 +63,11 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
                                     "devices or on a symmetric cluster) or 'flow' (closed "
                                     "form)", str,
                               lambda v: v in FIDELITIES, "link or flow"),
-        "replicas": Option(None, "'all' (the default up to 64 devices), 'classes' (one "
-                                 "per symmetry class: the default beyond) or 'one' "
-                                 "(replica 0, others in lockstep: the default with "
-                                 "flow collectives when every device computes alike)", str,
+        "replicas": Option(None, "'all' (the default up to 64 devices and under jitter), "
+                                 "'classes' (one per symmetry class, or with flow "
+                                 "collectives one per kind of device: the default beyond) "
+                                 "or 'one' "
+                                 "(replica 0, others in lockstep)", str,
                            lambda v: v in ("all", "classes", "one"),
                            "all, classes or one"),
         "algorithm": Option("ring", "link-level all-reduce across nodes: 'ring' (one "

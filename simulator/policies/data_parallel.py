@@ -29,7 +29,9 @@ is the default with flow-level collectives when every device computes alike. Wit
 symmetry class is simulated, each standing for the devices that behave as it does
 (collectives.py, "Symmetry"): the whole cluster's figures, at a cost that grows with the
 ring's steps, not with their square. Beyond 64 devices on a cluster without symmetry (a
-straggler, jitter) the collectives are flow-level by default and every replica is simulated.
+straggler, jitter) the collectives are flow-level by default; a flow collective waits for every
+replica at once, so "classes" there is one replica of each kind of device (its speed), exact;
+under jitter every replica is simulated.
 """
 from __future__ import annotations
 
@@ -55,15 +57,24 @@ class DataParallel(Policy):
              algorithm) -> TaskGraph:
         n = len(cluster.devices)
         # link-level by default where it stays cheap: up to 64 devices, or by symmetry class;
-        # replica 0 in lockstep only where every replica computes alike
+        # beyond, flow-level with a replica per kind of device (each speed), or every replica
+        # under jitter
         symmetric = cluster.symmetry_period() is not None
-        alike = all(d.speed == 1.0 and d.jitter is None for d in cluster.devices)
+        jitter = any(d.jitter is not None for d in cluster.devices)
         fidelity = collectives or ("link" if n <= 64 or symmetric else "flow")
         replicas = replicas or ("all" if fidelity == "link" and n <= 64 else
-                                "classes" if fidelity == "link" else "one" if alike else "all")
+                                "all" if fidelity == "flow" and jitter else "classes")
         period = cluster.symmetry_period() if replicas == "classes" else None
         g = lower_training(graph) if training else graph
         simulated = cluster.devices[:{"all": n, "one": 1}.get(replicas, period or n)]
+        if replicas == "classes" and fidelity == "flow" and not jitter:
+            # a flow collective waits for every replica at once: devices that compute alike
+            # end alike, so one of each kind stands for the rest
+            first_of_kind: dict = {}
+            for d in cluster.devices:
+                first_of_kind.setdefault((d.spec.name, d.speed), d.id)
+            simulated = [d for d in cluster.devices if first_of_kind[(d.spec.name, d.speed)]
+                         == d.id]
         tg = TaskGraph(f"data-parallel:{graph.name}",
                        meta={"samples": graph.batch * n, "fidelity": fidelity,
                              "replicas": replicas,

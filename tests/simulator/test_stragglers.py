@@ -103,6 +103,13 @@ def test_beyond_64_devices_without_symmetry_data_parallel_stays_cheap_and_counts
     slow = simulate("lenet5", Cluster.from_node_type("dgx1-v100", 72,
                                                      speeds={"gpu67": 0.5}),
                     "data-parallel", batch=8)
-    assert (slow.log.meta["fidelity"], slow.log.meta["replicas"]) == ("flow", "all")
+    assert (slow.log.meta["fidelity"], slow.log.meta["replicas"]) == ("flow", "classes")
+    assert {t.device for t in slow.log.tasks if t.category == "compute"} == {"gpu0", "gpu67"}
     assert slow.extras["slowest_device"] == "gpu67"
     assert slow.iteration_time_s > even.iteration_time_s
+    every = simulate("lenet5", Cluster.from_node_type("dgx1-v100", 72, speeds={"gpu67": 0.5}),
+                     "data-parallel", batch=8, collectives="flow", replicas="all")
+    assert every.iteration_time_s == slow.iteration_time_s   # one of each kind is exact
+    jittery = simulate("lenet5", Cluster.from_node_type("dgx1-v100", 72, jitter=Jitter()),
+                       "data-parallel", batch=8)
+    assert (jittery.log.meta["fidelity"], jittery.log.meta["replicas"]) == ("flow", "all")
