@@ -36,6 +36,12 @@ def add_arguments(p) -> None:
     p.add_argument("--where", default="", help="keep only points with FIELD=VALUE,...")
     p.add_argument("--out", help="PNG to write (default: next to the results file)")
     p.add_argument("--logx", action="store_true", help="logarithmic x axis")
+    p.add_argument("--recheck", action="store_true",
+                   help="simulate every successful point again and exit 1 if a figure differs "
+                        "from the file's (a results file is otherwise only read, never run)")
+    p.add_argument("--allow-code", action="store_true",
+                   help="with --recheck: let a point whose workload names a Python file "
+                        "(net.py:factory) import and run that file")
 
 
 # -- rows ---------------------------------------------------------------------------------
@@ -201,9 +207,47 @@ def plot_curves(data: dict[str, list], path: str | Path | None, x: str, y: str,
     return fig
 
 
+RECHECKED = ("iteration_time_s", "throughput_samples_per_s")
+
+
+def recheck(path: str | Path, allow_code: bool = False) -> list[str]:
+    """Simulate each successful point of a results file again; the points whose figures
+    differ. A workload naming a Python file is refused unless allow_code: the file someone
+    sent you would run on your machine."""
+    _, records = read_results(path)
+    ok = [r for r in records if r["status"] == "ok"]
+    if not allow_code:
+        for rec in ok:
+            workload = rec["scenario"].get("workload")
+            if isinstance(workload, str) and ":" in workload:
+                raise ConfigError(f"point {rec['point']}: workload {workload!r} names a Python "
+                                  "file; --recheck runs it only with --allow-code")
+    differ = []
+    for rec in ok:
+        result = Scenario.from_dict(rec["scenario"], source=f"point {rec['point']}").run()
+        again = result.summary()
+        recorded = rec.get("summary") or {}
+        if any(not _same_figure(again.get(k), recorded.get(k)) for k in RECHECKED):
+            differ.append(rec["point"])
+    return differ
+
+
+def _same_figure(a, b) -> bool:
+    return (isinstance(a, (int, float)) and isinstance(b, (int, float))
+            and math.isclose(a, b, rel_tol=1e-9))
+
+
 def run(args) -> int:
     if args.out:
         check_output(args.out, "--out")
+    if args.allow_code and not args.recheck:
+        raise ConfigError("--allow-code is for --recheck (plotting never runs code)")
+    if args.recheck:
+        differ = recheck(args.results, args.allow_code)
+        print(f"recheck: {len(differ)} point(s) differ from the file"
+              + (f": {', '.join(differ)}" if differ else ""))
+        if differ:
+            return 1
     rows = load_rows(args.results)
     by = [b.strip() for b in args.by.split(",") if b.strip()]
     data = curves(rows, args.x, args.y, by, parse_pairs(args.baseline, "--baseline"),

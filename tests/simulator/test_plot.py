@@ -104,3 +104,27 @@ def test_malformed_result_lines_are_one_error_line(tmp_path, capsys, line):
     assert main(["plot", str(f), "--x", "devices", "--y", "iteration_time_s"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dnnsim: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_recheck_simulates_again_and_needs_allow_code_for_a_file_workload(results, tmp_path,
+                                                                         capsys):
+    argv = ["plot", str(results), "--x", "devices", "--y", "iteration_time_s",
+            "--by", "link,policy", "--out", str(tmp_path / "p.png"), "--recheck"]
+    assert main(argv) == 0
+    assert "recheck: 0 point(s) differ" in capsys.readouterr().out
+    # a figure that the model does not give is found
+    changed = tmp_path / "changed.jsonl"
+    text = results.read_text()
+    first = text.splitlines()[1]
+    rec = __import__("json").loads(first)
+    rec["summary"]["iteration_time_s"] *= 2
+    changed.write_text(text.replace(first, __import__("json").dumps(rec)))
+    assert main([*argv[:1], str(changed), *argv[2:]]) == 1
+    assert rec["point"] in capsys.readouterr().out
+    # a file workload: refused without --allow-code, nothing imported
+    marker, evil = tmp_path / "ran", tmp_path / "evil.py"
+    evil.write_text(f"open({str(marker)!r}, 'w')\n")
+    crafted = tmp_path / "crafted.jsonl"
+    crafted.write_text(text.replace('"workload":"lenet5"', f'"workload":"{evil}:factory"'))
+    assert main([*argv[:1], str(crafted), *argv[2:]]) == 2
+    assert "--allow-code" in capsys.readouterr().err and not marker.exists()
