@@ -24,7 +24,7 @@ import re
 
 from .. import supernet
 from ..graph import OpGraph, WorkloadError
-from . import alexnet, decoupled, googlenet, inception, lenet, resnet, vgg
+from . import alexnet, decoupled, googlenet, inception, lenet, resnet, transformers, vgg
 from ._base import NetworkInfo
 
 __all__ = ["get", "names", "info", "known", "NetworkInfo"]
@@ -95,6 +95,21 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
     NetworkInfo("spos_cifar", (3, 32, 32), 10,
                 "small SPOS-style supernet on CIFAR-10, 8 blocks x 4 candidates: one subnet "
                 "(options choices, seed)", supernet.zoo_builder(supernet.SPOS_CIFAR)),
+    NetworkInfo("vit_b_16", _IMAGENET, 1000, "ViT-B/16, torchvision (ImageNet): 86.6M "
+                "parameters (options attention=fused|naive, dropout, input_size)",
+                transformers.vit, transformers.VIT_B_16),
+    NetworkInfo("vit_s_16", _IMAGENET, 1000, "ViT-S/16 (384 wide, 6 heads), 22.1M parameters",
+                transformers.vit, transformers.VIT_S_16),
+    NetworkInfo("vit_ti_16", _IMAGENET, 1000, "ViT-Ti/16 (192 wide, 3 heads), 5.7M parameters",
+                transformers.vit, transformers.VIT_TI_16),
+    NetworkInfo("gpt2", (1024,), 50257, "GPT-2 small, 124M parameters, tied output layer; "
+                "loss over every token (options seq_len, vocab_size, attention, dropout)",
+                transformers.gpt2),
+    NetworkInfo("gpt2_medium", (1024,), 50257, "GPT-2 medium, 355M parameters (options as "
+                "gpt2)", transformers.gpt2, transformers.GPT2_MEDIUM),
+    NetworkInfo("bert_base", (128,), 2, "BERT-base sequence classifier, 110M parameters "
+                "(options seq_len, vocab_size, num_classes, attention, dropout)",
+                transformers.bert_base),
     _cifar_resnet_info(None),
     *(_cifar_resnet_info(d) for d in _CIFAR_RESNET_DEPTHS),
 ]}

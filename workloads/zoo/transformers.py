@@ -1,0 +1,196 @@
+"""Transformers built without PyTorch: ViT (Dosovitskiy et al. 2021), GPT-2 (Radford et al.
+2019) and BERT-base (Devlin et al. 2019), op names following the module paths of the reference
+implementations (torchvision's VisionTransformer, Hugging Face's GPT2LMHeadModel and
+BertForSequenceClassification).
+
+Parameters (exact, counted as PyTorch counts them):
+    vit_b_16   86,567,656   torchvision vit_b_16 (1000 classes)
+    vit_s_16   22,050,664   ViT-S/16 (384 wide, 6 heads; timm's vit_small_patch16_224)
+    vit_ti_16   5,717,416   ViT-Ti/16 (192 wide, 3 heads; timm's vit_tiny_patch16_224)
+    gpt2      124,439,808   GPT-2 small, the output layer tied to the token embedding
+    gpt2_medium 354,823,168 GPT-2 medium (355M), tied likewise
+    bert_base 109,482,240   BertModel (embeddings, 12 layers, pooler), plus the classifier
+                            (768 x num_classes + num_classes)
+
+Attention is one fused op (F.scaled_dot_product_attention, which torchvision's ViT and the
+Hugging Face models call by default) or, with attention="naive", the products, scaling,
+causal mask, softmax and dropout written out. Dropout (the option, the published configs'
+0.1 for GPT-2 and BERT, 0 for ViT) follows the embeddings, each residual branch and, in the
+naive form only, the attention probabilities: the fused op runs without attention dropout.
+GPT-2's loss is over every position of its (batch, seq_len, vocab) logits; BERT is a
+sequence classifier on its pooled first token (num_classes, 2 by default).
+"""
+from __future__ import annotations
+
+import math
+
+from ..builder import GraphBuilder
+from ..graph import OpGraph, WorkloadError
+from ._base import check_classes
+
+ATTENTION_FORMS = ("fused", "naive")
+# the sizes each zoo name sets (NetworkInfo.fixed); the other options stay the user's
+VIT_B_16 = dict(width=768, depth=12, heads=12, mlp=3072, name="vit_b_16")
+VIT_S_16 = dict(width=384, depth=12, heads=6, mlp=1536, name="vit_s_16")
+VIT_TI_16 = dict(width=192, depth=12, heads=3, mlp=768, name="vit_ti_16")
+GPT2_MEDIUM = dict(width=1024, depth=24, heads=16, name="gpt2_medium")
+
+
+def vit(batch: int = 1, *, width: int, depth: int, heads: int, mlp: int, patch: int = 16,
+        num_classes: int = 1000, input_size: int = 224, dropout: float = 0.0,
+        attention: str = "fused", dtype_bytes: int = 4, name: str = "vit") -> OpGraph:
+    """A Vision Transformer as torchvision builds it: a patch convolution, the class token,
+    learned positions, pre-norm encoder blocks, a layer norm and a linear head on the class
+    token."""
+    check_classes(num_classes)
+    _check(name, width=width, depth=depth, heads=heads, mlp=mlp, patch=patch,
+           input_size=input_size)
+    if input_size % patch:
+        raise WorkloadError(f"{name}: input_size {input_size} is not a multiple of the patch "
+                            f"{patch}")
+    grid = input_size // patch
+    b = GraphBuilder(name, input_shape=(3, input_size, input_size), batch=batch,
+                     dtype_bytes=dtype_bytes)
+    x = b.conv2d(b.input(), width, patch, stride=patch, bias=True, name="conv_proj")
+    x = b.permute(b.reshape(x, (batch, width, grid * grid)), (0, 2, 1))   # (N, S, D), a view
+    x = b.class_token(x, name="class_token")
+    with b.scope("encoder"):
+        x = _dropout(b, b.position_embedding(x, grid * grid + 1, name="pos_embedding"),
+                     dropout)
+        for i in range(depth):
+            with b.scope(f"layers.encoder_layer_{i}"):
+                x = _pre_norm_block(b, x, heads, mlp, dropout, attention, causal=False,
+                                    gelu="none", attn="self_attention", fc=("mlp.0", "mlp.3"),
+                                    qkv=("in_proj", "out_proj"), mlp_dropout=True)
+        x = b.layernorm(x, (width,), name="ln")
+    x = b.reshape(b.slice(x, 0, 1, dim=1), (batch, width))    # the class token's output
+    b.linear(x, num_classes, name="heads.head")
+    return b.build()
+
+
+def gpt2(batch: int = 1, *, width: int = 768, depth: int = 12, heads: int = 12,
+         seq_len: int = 1024, vocab_size: int = 50257, max_positions: int = 1024,
+         dropout: float = 0.1, attention: str = "fused", dtype_bytes: int = 4,
+         name: str = "gpt2") -> OpGraph:
+    """A GPT-2 decoder: token and position embeddings, pre-norm causal blocks (GELU with
+    the tanh approximation), a final layer norm and the output layer, which uses the token
+    embedding's weight (tied, counted once). The graph ends at (batch, seq_len, vocab_size)
+    logits; training adds the loss over every position."""
+    _check(name, width=width, depth=depth, heads=heads, seq_len=seq_len,
+           vocab_size=vocab_size, max_positions=max_positions)
+    if seq_len > max_positions:
+        raise WorkloadError(f"{name}: seq_len {seq_len} exceeds the {max_positions} positions")
+    b = GraphBuilder(name, input_shape=(seq_len,), batch=batch, dtype_bytes=dtype_bytes,
+                     token_logits=True)
+    with b.scope("transformer"):
+        x = b.embedding(b.input(tokens=vocab_size), vocab_size, width, name="wte")
+        x = _dropout(b, b.position_embedding(x, max_positions, name="wpe"), dropout)
+        for i in range(depth):
+            with b.scope(f"h.{i}"):
+                x = _pre_norm_block(b, x, heads, 4 * width, dropout, attention, causal=True,
+                                    gelu="tanh", attn="attn", fc=("mlp.c_fc", "mlp.c_proj"),
+                                    qkv=("c_attn", "c_proj"))
+        x = b.layernorm(x, (width,), name="ln_f")
+    b.linear(x, vocab_size, bias=False, name="lm_head", shared_with="transformer.wte")
+    return b.build()
+
+
+def bert_base(batch: int = 1, *, seq_len: int = 128, vocab_size: int = 30522,
+              num_classes: int = 2, dropout: float = 0.1, attention: str = "fused",
+              dtype_bytes: int = 4) -> OpGraph:
+    """BERT-base as a sequence classifier: word, position (512) and token-type embeddings
+    (every token of type 0), post-norm encoder layers, the pooler (a tanh linear layer on
+    the first token) and a linear classifier."""
+    width, depth, heads, max_positions = 768, 12, 12, 512
+    check_classes(num_classes)
+    _check("bert_base", seq_len=seq_len, vocab_size=vocab_size)
+    if seq_len > max_positions:
+        raise WorkloadError(f"bert_base: seq_len {seq_len} exceeds the {max_positions} "
+                            "positions")
+    b = GraphBuilder("bert_base", input_shape=(seq_len,), batch=batch, dtype_bytes=dtype_bytes)
+    with b.scope("bert"):
+        with b.scope("embeddings"):
+            x = b.embedding(b.input(tokens=vocab_size), vocab_size, width,
+                            name="word_embeddings")
+            x = b.position_embedding(x, 2, constant_row=True, name="token_type_embeddings")
+            x = b.position_embedding(x, max_positions, name="position_embeddings")
+            x = _dropout(b, b.layernorm(x, (width,), name="LayerNorm"), dropout)
+        for i in range(depth):
+            with b.scope(f"encoder.layer.{i}"):
+                x = _post_norm_block(b, x, heads, 4 * width, dropout, attention)
+        first = b.reshape(b.slice(x, 0, 1, dim=1), (batch, width))
+        pooled = b.activation(b.linear(first, width, name="pooler.dense"), "tanh",
+                              name="pooler.activation")
+    b.linear(_dropout(b, pooled, dropout), num_classes, name="classifier")
+    return b.build()
+
+
+# -- blocks ----------------------------------------------------------------------------------
+def _pre_norm_block(b: GraphBuilder, x: str, heads: int, mlp: int, dropout: float,
+                    attention: str, *, causal: bool, gelu: str, attn: str,
+                    fc: tuple[str, str], qkv: tuple[str, str],
+                    mlp_dropout: bool = False) -> str:
+    """x + attention(ln_1(x)), then + mlp(ln_2(x)) (GPT-2, ViT; ViT's MLP has a dropout
+    after its GELU too)."""
+    width = b.spec(x).shape[-1]
+    h = b.layernorm(x, (width,), name="ln_1")
+    with b.scope(attn):
+        h = _self_attention(b, h, heads, dropout, attention, causal, *qkv)
+    x = b.add(x, _dropout(b, h, dropout))
+    h = b.layernorm(x, (width,), name="ln_2")
+    h = b.activation(b.linear(h, mlp, name=fc[0]), "gelu", approximate=gelu)
+    h = _dropout(b, h, dropout if mlp_dropout else 0.0)
+    return b.add(x, _dropout(b, b.linear(h, width, name=fc[1]), dropout))
+
+
+def _post_norm_block(b: GraphBuilder, x: str, heads: int, mlp: int, dropout: float,
+                     attention: str) -> str:
+    """ln(x + attention(x)), then ln(x + mlp(x)) (BERT)."""
+    width = b.spec(x).shape[-1]
+    with b.scope("attention"):
+        with b.scope("self"):
+            h = _self_attention(b, x, heads, dropout, attention, False)
+        h = _dropout(b, b.linear(h, width, name="output.dense"), dropout)
+        x = b.layernorm(b.add(h, x), (width,), name="output.LayerNorm")
+    h = b.activation(b.linear(x, mlp, name="intermediate.dense"), "gelu")
+    h = _dropout(b, b.linear(h, width, name="output.dense"), dropout)
+    return b.layernorm(b.add(h, x), (width,), name="output.LayerNorm")
+
+
+def _self_attention(b: GraphBuilder, x: str, heads: int, dropout: float, attention: str,
+                    causal: bool, qkv: str | None = None, proj: str | None = None) -> str:
+    """Multi-head self-attention of x (N, S, D): the projections (one packed layer named
+    `qkv`, or BERT's query, key and value), heads split as views, attention, heads merged (a
+    copy), and the output projection `proj` (BERT makes its own)."""
+    if attention not in ATTENTION_FORMS:
+        raise WorkloadError(f"attention must be one of {', '.join(ATTENTION_FORMS)}, "
+                            f"got {attention!r}")
+    n, s, width = b.spec(x).shape
+    if width % heads:
+        raise WorkloadError(f"{heads} heads do not divide the width {width}")
+    hd = width // heads
+    if qkv is not None:
+        packed = b.linear(x, 3 * width, name=qkv)
+        parts = [b.slice(packed, i * width, (i + 1) * width, dim=2) for i in range(3)]
+    else:
+        parts = [b.linear(x, width, name=p) for p in ("query", "key", "value")]
+    q, k, v = (b.transpose(b.reshape(t, (n, s, heads, hd)), 1, 2) for t in parts)
+    if attention == "fused":
+        y = b.attention(q, k, v, causal=causal)
+    else:
+        scores = b.scalar(b.batched_matmul(q, b.transpose(k, -1, -2)), 1.0 / math.sqrt(hd))
+        if causal:
+            scores = b.causal_mask(scores)
+        y = b.batched_matmul(_dropout(b, b.softmax(scores), dropout), v)
+    y = b.reshape(b.transpose(y, 1, 2), (n, s, width))    # contiguous: a copy
+    return b.linear(y, width, name=proj) if proj else y
+
+
+def _dropout(b: GraphBuilder, x: str, p: float) -> str:
+    return b.dropout(x, p) if p else x
+
+
+def _check(name: str, **sizes) -> None:
+    for key, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise WorkloadError(f"{name}: {key} must be an integer >= 1, got {value!r}")
