@@ -1,0 +1,32 @@
+"""A learned tensor multiplied into its input, broadcast over it: ConvNeXt's layer scale
+(a (C, 1, 1) parameter times an (N, C, H, W) map), CaiT's LayerScale. attrs: param_shape (the
+parameter as PyTorch holds it). Its gradient op makes dx = dy * scale and the parameter's
+gradient, the sum of dy * x where the scale broadcast."""
+from __future__ import annotations
+
+from . import OpKind, per_element, register
+from ._torch import torch
+
+
+def _kernel(op, state):
+    scale, = state.params_of(op)
+    if op.kind == "layer_scale":
+        return lambda x: x * scale
+    owner = op.forward or op.name
+
+    def layer_scale_grad(dy, x):
+        state.grads[owner] = [(dy * x).sum_to_size(scale.shape)]
+        return dy * scale
+    return layer_scale_grad
+
+
+register(
+    OpKind("layer_scale", "elementwise", flops=per_element(1.0), saves=("in",),
+           reads_params=True, param_shapes=lambda op: [tuple(op.attrs["param_shape"])],
+           param_tensors=lambda op: 1, param_init="scale_shift", torch_kernel=_kernel,
+           torch_module=lambda op, m, i: lambda ins: ins[0] * m._p(i, 0),
+           doc="x times a learned tensor of attrs['param_shape'] broadcast over it"),
+    # dy * scale, dy * x, and the sum of the latter where the scale broadcast
+    OpKind("layer_scale_grad", "elementwise", "backward", flops=per_element(3.0),
+           carries_params=True, torch_kernel=_kernel),
+)
