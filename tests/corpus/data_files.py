@@ -162,6 +162,28 @@ def target_cases(case) -> list:
     add("file-unknown-field", 'papers = "x"\n' + good, "papers")
     add("status-unknown", good.replace('status = "solid"', 'status = "solidd"'), "status")
     add("toml-broken", good.replace('title = "A paper"', 'title = "A paper'), "TOML")
+    wrong = {"published": ['"x"', "nan", "inf", "[2.0]", "true"],
+             "tolerance": ['"0.5"', "[1]", "-0.1", "nan"],
+             "id": ["3", "[1]"], "figure": ["1.5"], "metric": ["5", "{a = 1}"]}
+    for field, texts in wrong.items():
+        line = next(x for x in good.splitlines() if x.startswith(f"{field} ="))
+        for i, text in enumerate(texts):
+            add(f"wrong-{field}-{i}", good.replace(line, f"{field} = {text}"), field)
+    metric = 'metric = "speedup"'
+    extras = {"defaults-text": ('defaults = "x"', "defaults"),
+              "defaults-numbers": ("defaults = [1, 2]", "defaults"),
+              "lower-text": ('lower = "a"', "lower"), "upper-nan": ("upper = nan", "upper"),
+              "kind-unknown": ('tolerance_kind = "percent"', "tolerance_kind"),
+              "note-number": ("note = 3", "note"), "known-miss-bool": ("known_miss = true",
+                                                                       "known_miss")}
+    for cid, (line, word) in extras.items():
+        add(cid, good.replace(metric, f"{metric}\n{line}"), word)
+    add("published-zero-relative", good.replace("published = 2.0", "published = 0.0"),
+        "published")
+    add("title-number", good.replace('title = "A paper"', "title = 5"), "title")
+    add("figures-number", good.replace('title = "A paper"', 'title = "A paper"\nfigures = 5'),
+        "figures")
+    add("duplicate-id", good + good[good.index("[[target]]"):], "t1")
     return out
 
 

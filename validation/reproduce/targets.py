@@ -39,7 +39,6 @@ Metrics (simulated value):
 from __future__ import annotations
 
 import importlib
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +48,8 @@ from simulator.policies import ConfigError
 from simulator.scenario import Scenario
 
 from validation.paths import TARGETS
+
+from .target_schema import check_target_file
 
 STATUSES = ("solid", "bound", "qualitative")
 TARGET_FIELDS = {"id", "figure", "published", "tolerance", "tolerance_kind", "status", "metric",
@@ -126,7 +127,7 @@ def load_file(path: str | Path) -> PaperTargets:
     for key in ("paper", "title", "source", "target"):
         if key not in data:
             raise ConfigError(f"target file {p.name!r}: missing field {key!r}")
-    _check_data_only(data, p.name)
+    check_target_file(data, p.name)
     targets = []
     for i, t in enumerate(data["target"]):
         where = f"target file {p.name!r}, target {t.get('id', i)!r}"
@@ -139,28 +140,6 @@ def load_file(path: str | Path) -> PaperTargets:
         targets.append(Target(paper=data["paper"], **t))
     return PaperTargets(data["paper"], data["title"], data["source"], targets,
                         data.get("figures"), str(p))
-
-
-# A paper's id names folders and files of the report: a plain name, never a path.
-PAPER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-
-
-def _check_data_only(data: dict, name: str) -> None:
-    """A target file is data: its paper id is a plain name, its targets are tables, and their
-    workloads are zoo networks (a `file.py:factory` workload would run that file's code)."""
-    if not isinstance(data["paper"], str) or not PAPER_ID.fullmatch(data["paper"]):
-        raise ConfigError(f"target file {name!r}: paper {data['paper']!r} must be a plain name "
-                          "(letters, digits, '-', '_'): it names the report's folders")
-    if not isinstance(data["target"], list) or not all(isinstance(t, dict)
-                                                       for t in data["target"]):
-        raise ConfigError(f"target file {name!r}: 'target' must be [[target]] tables")
-    for t in data["target"]:
-        for table in ("scenario", "baseline"):
-            workload = t.get(table, {}).get("workload") if isinstance(t.get(table), dict) else None
-            if isinstance(workload, str) and ":" in workload:
-                raise ConfigError(f"target file {name!r}, target {t.get('id')!r}: workload "
-                                  f"{workload!r} names a Python file; a target file may name "
-                                  "zoo networks only")
 
 
 def target_files(folder: str | Path | None = None) -> list[Path]:
