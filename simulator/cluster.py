@@ -30,6 +30,7 @@ from hwmodels import DeviceModel, catalog, model_for
 from hwmodels.specs import DeviceSpec, HostSpec, LinkSpec
 
 from . import node_topologies as nvl
+from . import symmetry
 from .node_types import NodeLayout, node_type
 from .stragglers import Jitter, check_speeds
 from .tasks import SimulationError
@@ -347,67 +348,15 @@ class Cluster:
             k = nxt
         return path
 
-    # -- symmetry ------------------------------------------------------------------------
+    # -- symmetry (symmetry.py) ------------------------------------------------------------
     def symmetry_period(self) -> int | None:
-        """The smallest t such that moving every device t places along (index i to i + t,
-        modulo the count) maps the cluster onto itself: resources, routes and devices alike.
-        1 for identical devices on one switch or fully connected, the node size for identical
-        nodes, None when no such t short of the whole cluster exists (always under jitter,
-        and where device speeds differ). Devices i and i + t
-        then behave alike in any traffic that is itself periodic in t (a ring in device
-        order, the same ring in every node, one ring per local rank across nodes)."""
-        n = len(self.devices)
-        first = self.devices[0]
-        if first.jitter is not None or any(
-                d.spec != first.spec or type(d.model) is not type(first.model) or
-                d.speed != first.speed for d in self.devices):
-            return None
-        if self.nodes == 1:
-            plain = self.topology in ("switch", "fully-connected") or self.link.shared_medium
-            # GPUs that share a PCIe switch are not alike to those that do not
-            alone = all(len(g) == 1 for g in self.layout.pcie_switches or ())
-            return 1 if plain and alone and n > 1 else None
-        k = self.devices_per_node or n
-        node_period = self.layout.node_period(self.nodes)
-        if n % k or node_period is None or k * node_period >= n:
-            return None
-        return k * node_period
+        return symmetry.period(self)
 
     def representative_resources(self, period: int) -> dict[str, str]:
-        """Each resource's image when device i stands for every device i + m * period: a
-        device's resources map to those of device i mod period, a node's to those of node
-        n mod (period / devices per node). Computed once per period."""
-        cache = self.__dict__.setdefault("_representatives", {})
+        cache = self.__dict__.setdefault("_representatives", {})   # per transfer: once
         if period not in cache:
-            cache[period] = self._representatives_of(period)
+            cache[period] = symmetry.representatives(self, period)
         return cache[period]
-
-    def _representatives_of(self, period: int) -> dict[str, str]:
-        ids = [d.id for d in self.devices]
-        rep_dev = {d: ids[i % period] for i, d in enumerate(ids)}
-        per_node = self.devices_per_node or len(ids)
-        node_period = max(1, period // per_node)
-        out: dict[str, str] = {}
-        for r in self.resources:
-            if r.startswith("link:"):
-                pair, sep, lane = r[5:].partition("#")
-                a, _, b = pair.partition("->")
-                out[r] = f"link:{rep_dev[a]}->{rep_dev[b]}{sep}{lane}"
-            elif r.startswith("node") and r[4:5].isdigit():
-                num, _, rest = r[4:].partition(".")
-                out[r] = f"node{int(num) % node_period}.{rest}"
-            elif r.startswith("leaf"):
-                leaves = max(1, node_period // (self.layout.nodes_per_leaf or node_period))
-                num, _, rest = r[4:].partition(".")
-                out[r] = f"leaf{int(num) % leaves}.{rest}"
-            elif r.startswith("rail"):
-                out[r] = r
-            elif r == "medium":
-                out[r] = r
-            else:
-                dev, _, rest = r.partition(".")
-                out[r] = f"{rep_dev[dev]}.{rest}"
-        return out
 
     def host_copy(self, dev: str, nbytes: float, direction: str
                   ) -> tuple[str | tuple[str, ...], float]:
