@@ -18,8 +18,11 @@ GIB = 2 ** 30
 GPU = "titan-x-pascal"
 
 
-def gpu_cluster(memory_gib: float | None = None, count: int = 1, link: str = "pcie3") -> Cluster:
+def gpu_cluster(memory_gib: float | None = None, count: int = 1, link: str = "pcie3",
+                hardware_options: dict | None = None) -> Cluster:
     spec = catalog.device(GPU)
+    if hardware_options:
+        spec = spec.with_options(**hardware_options)
     if memory_gib is not None:
         spec = spec.with_options(memory_bytes=int(memory_gib * GIB))
     return Cluster.build(spec, count, link)
@@ -65,9 +68,10 @@ def resnet152_minibatch_ratio(target) -> float:
 def vgg16_swap_all_slowdown(target) -> float:
     """vDNN: swap-all step time on a 12 GiB GPU over the step with unlimited memory, minus 1."""
     batch = int(target.scenario.get("batch", 256))
-    run = simulate("vgg16", gpu_cluster(), "swap-all", batch=batch,
+    cluster = gpu_cluster(hardware_options=target.scenario.get("hardware_options"))
+    run = simulate("vgg16", cluster, "swap-all", batch=batch,
                    **target.scenario.get("options", {}))
-    free = simulate("vgg16", gpu_cluster(), "none", batch=batch, enforce_memory=False)
+    free = simulate("vgg16", cluster, "none", batch=batch, enforce_memory=False)
     return run.iteration_time_s / free.iteration_time_s - 1.0 if run.ok else float("nan")
 
 
