@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -95,3 +98,12 @@ def test_a_scenario_describes_its_own_nodes(tmp_path, capsys):
                     'nics = [[0, 1], [2, 3]]\npcie_switches = [[0, 1], [2, 3]]\n')
     assert main(["simulate", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["scenario"]["nics"] == [[0, 1], [2, 3]]
+
+
+def test_same_output_whatever_the_hash_seed():
+    argv = [sys.executable, "-m", "simulator.cli", *BASE, "--devices", "32", "--node-type",
+            "dgx1-v100", "--replicas", "classes", "--algorithm", "hierarchical",
+            "--speed", "gpu9=0.9", "--jitter", "uniform:0.1", "--seed", "2", "--json"]
+    outs = {subprocess.run(argv, env={**os.environ, "PYTHONHASHSEED": seed}, check=True,
+                           capture_output=True, text=True).stdout for seed in ("0", "77")}
+    assert len(outs) == 1
