@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from simulator.api import simulate
+from simulator.cli import main
 from simulator.cluster import Cluster
 from simulator.policies import ConfigError
 from simulator.policies.spatial_split import halo_bytes, spatial_plan
@@ -43,3 +44,16 @@ def test_spatial_split_speeds_up_but_keeps_every_weight():
 def test_grid_needs_four_devices(resnet50):
     with pytest.raises(ConfigError, match="2x2 grid: it needs 4 devices, got 2"):
         spatial_plan(resnet50, 2, "grid", "coates")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workload", "resnet50", "--policy", "coates", "--devices", "2"],
+     "2x2 grid: it needs 4 devices, got 2"),
+    (["--workload", "decnn_resnet50", "--policy", "decnn", "--devices", "4",
+      "--workload-option", "shuffles=layer"], "shuffles must be one of block, stages"),
+])
+def test_cli_errors(argv, message, capsys):
+    code = main(["simulate", "--hardware", "rpi4", "--link", "eth1g", "--inference",
+                 "--batch", "1", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("dnnsim: error:") and message in err

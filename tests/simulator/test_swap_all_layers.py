@@ -5,6 +5,7 @@ import pytest
 
 from hwmodels import catalog
 from simulator.api import simulate
+from simulator.cli import main
 from simulator.cluster import Cluster
 from simulator.policies import ConfigError
 from simulator.policies._offload import offload_candidates, step_ops
@@ -39,3 +40,10 @@ def test_all_fits_where_conv_runs_out():
 def test_unknown_layers_choice_is_named():
     with pytest.raises(ConfigError, match="layers.*conv or all"):
         simulate("vgg16_cifar", _gpu(), "swap-all", batch=8, layers="pool")
+
+
+def test_cli_names_a_bad_layers_choice(capsys):
+    code = main(["simulate", "--workload", "vgg16_cifar", "--hardware", "titan-x-pascal",
+                 "--policy", "swap-all", "--batch", "8", "--layers", "pool"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "conv or all" in err
