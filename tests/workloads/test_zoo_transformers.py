@@ -74,7 +74,7 @@ def reference(name: str):
     from tests.workloads.torch_transformers import GPT, Bert, ViT
     torch = pytest.importorskip("torch")
     if name == "gpt":
-        return GPT(32, 2, 4, 50, 32), torch.randint(0, 50, (2, 16))
+        return GPT(32, 2, 4, 50, 32, seq=16), torch.randint(0, 50, (2, 16))
     if name == "vit":
         return ViT(32, 2, 4, 64, 8, 32, 10), torch.randn(2, 3, 32, 32)
     return Bert(vocab=50), torch.randint(0, 50, (2, 16))
@@ -121,3 +121,36 @@ def test_the_cli_simulates_gpt2(capsys):
     assert main(["simulate", "--workload", "gpt2", "--batch", "1", "--hardware", "v100",
                  "--workload-option", "seq_len=4096"]) == 2
     assert "seq_len 4096 exceeds the 1024 positions" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["gpt", "vit"])
+def test_the_imported_torch_module_is_the_builder_graph_op_for_op(name):
+    """from_torch of the hand-written module makes the builder's ops: the same kinds, shapes,
+    FLOPs and bytes (GPT-2 with as many positions as tokens, so its table is added whole)."""
+    pytest.importorskip("torch")
+    from workloads import from_torch
+    module, x = reference(name)
+    g = small(name)
+    if name == "gpt":
+        from tests.workloads.torch_transformers import GPT
+        from workloads.zoo import transformers as t
+        module = GPT(32, 2, 4, 50, 16, seq=16)
+        g = t.gpt2(2, width=32, depth=2, heads=4, seq_len=16, vocab_size=50, max_positions=16,
+                   attention="naive", dropout=0.0)
+    imported = from_torch(module, x)
+
+    def ops(graph):
+        return sorted(((op.kind, op.out.shape, op.flops, op.bytes_moved) for op in graph),
+                      key=str)
+    assert ops(imported) == ops(g)
+
+
+@pytest.mark.xfail(strict=True, reason="from_torch counts the embedding weight that "
+                   "F.linear(x, wte.weight) reads again as parameters of its own")
+def test_an_imported_tied_output_layer_counts_its_weight_once():
+    torch = pytest.importorskip("torch")
+    from tests.workloads.torch_transformers import GPT
+    from workloads import from_torch
+    module = GPT(32, 2, 4, 50, 16, seq=16)
+    imported = from_torch(module, torch.randint(0, 50, (2, 16)))
+    assert imported.params() == sum(p.numel() for p in module.parameters())

@@ -13,9 +13,13 @@ from torch import nn
 class Attention(nn.Module):
     """Multi-head self-attention with the products, scaling, mask and softmax written out."""
 
-    def __init__(self, width: int, heads: int, causal: bool, packed: bool) -> None:
+    def __init__(self, width: int, heads: int, causal: bool, packed: bool,
+                 seq: int = 1024) -> None:
         super().__init__()
-        self.heads, self.causal, self.packed = heads, causal, packed
+        self.width, self.heads, self.causal, self.packed = width, heads, causal, packed
+        if causal:   # True above the diagonal, for a sequence length fixed when built
+            self.register_buffer("mask", torch.ones(seq, seq).triu(1).bool(),
+                                 persistent=False)
         if packed:
             self.qkv = nn.Linear(width, 3 * width)
         else:
@@ -23,24 +27,28 @@ class Attention(nn.Module):
         self.proj = nn.Linear(width, width)
 
     def forward(self, x):
-        n, s, d = x.shape
+        # sizes read one by one (torch.fx traces shape[i], not unpacking)
+        n, s, d = x.shape[0], x.shape[1], self.width
         hd = d // self.heads
-        parts = (self.qkv(x).split(d, 2) if self.packed
-                 else (self.query(x), self.key(x), self.value(x)))
+        if self.packed:   # indexed, not unpacked: torch.fx traces the former
+            qkv = self.qkv(x).split(d, 2)
+            parts = (qkv[0], qkv[1], qkv[2])
+        else:
+            parts = (self.query(x), self.key(x), self.value(x))
         q, k, v = (t.view(n, s, self.heads, hd).transpose(1, 2) for t in parts)
         scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
         if self.causal:
-            mask = torch.ones(s, s, dtype=torch.bool, device=x.device).triu(1)
-            scores = scores.masked_fill(mask, float("-inf"))
+            scores = scores.masked_fill(self.mask, float("-inf"))
         y = torch.matmul(scores.softmax(-1), v)
         return self.proj(y.transpose(1, 2).reshape(n, s, d))
 
 
 class PreNormBlock(nn.Module):
-    def __init__(self, width: int, heads: int, mlp: int, causal: bool, gelu: str) -> None:
+    def __init__(self, width: int, heads: int, mlp: int, causal: bool, gelu: str,
+                 seq: int = 1024) -> None:
         super().__init__()
         self.ln_1, self.ln_2 = nn.LayerNorm(width), nn.LayerNorm(width)
-        self.attn = Attention(width, heads, causal, packed=True)
+        self.attn = Attention(width, heads, causal, packed=True, seq=seq)
         self.fc, self.out, self.gelu = nn.Linear(width, mlp), nn.Linear(mlp, width), gelu
 
     def forward(self, x):
@@ -61,16 +69,21 @@ class PostNormBlock(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, width=768, depth=12, heads=12, vocab=50257, positions=1024) -> None:
+    """GPT-2 for sequences of `seq` tokens (sizes fixed when built, as torch.fx traces)."""
+
+    def __init__(self, width=768, depth=12, heads=12, vocab=50257, positions=1024,
+                 seq=1024) -> None:
         super().__init__()
+        self.seq, self.positions = seq, positions
         self.wte = nn.Embedding(vocab, width)
         self.wpe = nn.Parameter(torch.zeros(positions, width))
-        self.blocks = nn.ModuleList(PreNormBlock(width, heads, 4 * width, True, "tanh")
-                                    for _ in range(depth))
+        self.blocks = nn.ModuleList(PreNormBlock(width, heads, 4 * width, True, "tanh",
+                                                 seq) for _ in range(depth))
         self.ln_f = nn.LayerNorm(width)
 
     def forward(self, ids):
-        x = self.wte(ids) + self.wpe[: ids.shape[1]]
+        positions = self.wpe if self.seq == self.positions else self.wpe[: self.seq]
+        x = self.wte(ids) + positions
         for block in self.blocks:
             x = block(x)
         return F.linear(self.ln_f(x), self.wte.weight)     # tied to the token embedding
