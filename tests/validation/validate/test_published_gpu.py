@@ -100,6 +100,7 @@ def test_in_sample_throughputs(tables):
     assert fp32.tau > 0.9
 
 
+@pytest.mark.slow   # refits every architecture once per GPU left out
 def test_leave_one_gpu_out(tables):
     networks, kernels = tables
     scored = pv.leave_one_gpu_out(networks.rows, kernels.rows)
