@@ -218,6 +218,8 @@ class FunctionLowering:
 
     def _add(self, node, sign: float = 1.0):
         a = self.bind(_sig_add, node)
+        if sign == 1.0 and (out := self.param_operand(a, "add")) is not None:
+            return out
         (x, cx), (y, cy) = self._operands(a)
         alpha = self._constant(a["alpha"])
         if alpha is None or (alpha != 1 and cy is None):
@@ -247,6 +249,8 @@ class FunctionLowering:
 
     def _mul(self, node):
         a = self.bind(_sig_mul, node)
+        if (out := self.param_operand(a, "mul")) is not None:
+            return out
         (x, cx), (y, cy) = self._operands(a)
         if x is not None and y is not None:
             return self.b.mul(x, y, name=self.name("mul"))
@@ -306,6 +310,8 @@ class FunctionLowering:
 
     def _cat(self, node):
         a = self.bind(_sig_cat, node)
+        if (out := self.class_token_cat(a["tensors"], a["dim"])) is not None:
+            return out
         xs = [self.tensor(t) for t in a["tensors"]]
         rank = len(self.b.spec(xs[0]).shape)
         return self.b.concat(xs, dim=a["dim"] % rank, name=self.name("concat"))

@@ -23,6 +23,7 @@ from .graph import Op, OpGraph, TensorSpec, WorkloadError
 from .torch_functions import FunctionLowering, _bind, _Const, _Pending
 from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
+from .torch_transformer import TransformerLowering
 from .torch_views import ViewLowering
 
 _PATHS_SHOWN = 8   # module paths listed per unsupported op; the rest are counted
@@ -152,25 +153,31 @@ def _where(gm, node) -> str:
     return f"module path {path or '<top>'!r} ({what}, fx node {node.name!r})"
 
 
-class _Lowering(FunctionLowering, ViewLowering, LayerLowering, ModuleLowering):
+class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLowering,
+                ModuleLowering):
     def __init__(self, torch, gm, example, name: str) -> None:
         from torch.fx.passes.shape_prop import TensorMetadata
         self.torch, self.gm, self.nn = torch, gm, torch.nn
         self.TensorMetadata = TensorMetadata
+        floating = example.is_floating_point()
         self.b = GraphBuilder(name, input_shape=tuple(int(d) for d in example.shape[1:]),
-                              batch=int(example.shape[0]), dtype_bytes=example.element_size(),
+                              batch=int(example.shape[0]),
+                              # token ids (int64) feed float32 activations
+                              dtype_bytes=example.element_size() if floating else 4,
                               source="torch.fx")
         self.modules = dict(gm.named_modules())
+        self.example_is_integer = not floating
         self.env: dict = {}
         self.first_call: dict[str, str] = {}      # module path -> op of its first call
         self.refused: list[_Unsupported] = []
         self.stand_ins: set = set()               # fx nodes lowered as or from stand-ins
         self.param_owner: dict[str, str] = {}     # parameter read directly -> its op
         view_functions, view_methods = self.view_handlers(torch)
+        tf_functions, tf_methods, tf_modules = self.transformer_handlers(torch)
         self.functions = {**self.function_handlers(torch), **view_functions,
-                          **self.layer_handlers(torch)}
-        self.methods = {**self.method_handlers(), **view_methods}
-        self.module_table = self.module_handlers(torch.nn)
+                          **self.layer_handlers(torch), **tf_functions}
+        self.methods = {**self.method_handlers(), **view_methods, **tf_methods}
+        self.module_table = {**self.module_handlers(torch.nn), **tf_modules}
 
     # -- driver --------------------------------------------------------------------------
     def run(self) -> OpGraph:
@@ -181,7 +188,7 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, ModuleLowering):
                 if node.op == "placeholder":
                     if self.env:
                         raise self.unsupported("is a second input; only one input is supported")
-                    self.env[node] = self.b.input()
+                    self.env[node] = self._input(node)
                 elif node.op == "output":
                     output = self.tensor(node.args[0])
                 elif node.op in ("call_module", "call_function", "call_method"):
@@ -208,11 +215,25 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, ModuleLowering):
                                 f"computed (ops after it would be counted)")
         return graph
 
+    def _input(self, node):
+        """The graph's input; integer token ids where the example is, below the table size
+        of the embedding that reads them."""
+        if not self.example_is_integer:
+            return self.b.input()
+        tables = [self.modules[u.target].num_embeddings for u in node.users
+                  if u.op == "call_module" and hasattr(self.modules[u.target], "num_embeddings")]
+        if not tables:
+            raise self.unsupported("is an integer tensor that no nn.Embedding reads; only "
+                                   "token ids read by an embedding may be integers")
+        return self.b.input(tokens=max(tables))
+
     def lower(self, node):
         if node.op == "call_module":
             return self._lower_module(node, self.modules[node.target])
         if self._is_shape_arithmetic(node):
             return _Const(node.meta.get("dnnsim_value"))  # e.g. channels // groups
+        if (aux := self.aux_value(node)) is not None:
+            return aux
         handler = self._handler(node)
         if handler is None:
             raise self.unsupported()

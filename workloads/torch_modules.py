@@ -47,7 +47,7 @@ class ModuleLowering:
         handler = self.module_table.get(type(m))
         if handler is None:
             raise self.unsupported()
-        own_params = sum(p.numel() for p in m.parameters(recurse=False))
+        own_params = sum(p.numel() for p in m.parameters())   # a leaf lowers its children
         ops_before = len(self.b.graph)
         out = handler(m, node, lambda: self.tensor(node.args[0]))
         lowered = [op for op in self.b.graph.topo()[ops_before:] if op.params]

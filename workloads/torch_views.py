@@ -82,8 +82,29 @@ class ViewLowering:
                                              and s.stop is None for s in index[2:])):
             stride = tuple(s.step or 1 for s in index[2:])
             return _Pending("subsample", src, stride=stride)
-        raise self.unsupported(f"indexes with {index!r}; only pieces of chunk/split and "
-                               "x[:, :, ::s, ::s] are supported")
+        return self._basic_index(node, src, index)
+
+    def _basic_index(self, node, x, index):
+        """x[:, a:b, i, ...]: slices of the dimensions after the batch and single positions
+        (a slice, then the dimension dropped), all views, as in PyTorch."""
+        index = index if isinstance(index, tuple) else (index,)
+        shape = self.b.spec(x).shape
+        plain = all(isinstance(i, int) or (isinstance(i, slice) and i.step in (None, 1))
+                    for i in index)
+        if not plain or len(index) > len(shape) or index[0] != slice(None):
+            raise self.unsupported(f"indexes with {index!r}; only pieces of chunk/split, "
+                                   "x[:, :, ::s, ::s] and slices or positions of the "
+                                   "dimensions after the batch are supported")
+        for dim, i in enumerate(index[1:], 1):
+            size = self.b.spec(x).shape[dim]
+            start, stop, _ = (slice(i, i + 1 if i != -1 else None) if isinstance(i, int)
+                              else i).indices(size)
+            if (start, stop) != (0, size):
+                x = self.b.slice(x, start, stop, dim=dim, name=self.name("slice"))
+        out_shape = self.traced_shape(node)
+        if self.b.spec(x).shape != out_shape:
+            x = self._op("reshape", [x], out_shape, self.name("select"))
+        return x
 
     # -- reshapes --------------------------------------------------------------------------
     def _is_alias(self, node) -> bool:
@@ -110,7 +131,12 @@ class ViewLowering:
         if not self._has_kind("contiguous"):
             raise self.unsupported("copies a strided view, which needs the op kind "
                                    "'contiguous' that this IR does not declare")
-        return self._op("contiguous", [x], self.b.spec(x).shape, self.name("contiguous"))
+        src = self.b.graph.op(x)
+        shape = src.out.shape
+        dims, source = (src.attrs["dims"], src.in_specs[0].shape) if src.kind == "permute" \
+            else (tuple(range(len(shape))), shape)   # a strided slice: copied as it is
+        return self._op("contiguous", [x], shape, self.name("contiguous"),
+                        {"dims": dims, "source_shape": source})
 
     def _flatten(self, arg, start_dim, end_dim, name):
         x = self.tensor(arg)
@@ -179,6 +205,9 @@ class ViewLowering:
     def _permuted(self, x, dims, base):
         if dims == tuple(range(len(dims))):
             return x
+        if dims[0] != 0:
+            raise self.unsupported(f"permutes dimensions {dims}, moving the batch; only "
+                                   "permutes that keep the batch first are supported")
         if not self._has_kind("permute"):
             raise self.unsupported("permutes dimensions, which needs the op kind 'permute' that "
                                    "this IR does not declare")

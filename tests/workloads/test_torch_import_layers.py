@@ -182,3 +182,30 @@ def test_shared_weights_train_with_one_update_that_sums_every_calls_gradient():
     assert sorted(updates["head"].inputs) == ["head.grad_weight", "head2.grad_weight",
                                               "head3.grad_weight"]
     assert sum(op.params for op in g.phase("update")) == g.params()
+
+
+def test_permutes_are_views_and_copies_come_where_pytorch_makes_them():
+    from validation.calibrate.torch_exec import GraphModule
+
+    class Net(nn.Module):
+        def forward(self, x):
+            y = x.permute(0, 2, 3, 1)            # a view
+            a = y.reshape(2, 4, 5 * 3)           # merges dims a view cannot: a copy
+            b = y.flatten(2)                     # (2, 4, 15): the same copy again
+            c = x.transpose(2, 3).contiguous()   # a copy
+            d = x.contiguous()                   # already contiguous: no op
+            return torch.cat([a.flatten(1), b.flatten(1), c.flatten(1), d.flatten(1)], 1)
+    x = torch.randn(2, 3, 4, 5)
+    g = from_torch(Net(), x)
+    kinds = [op.kind for op in g]
+    assert kinds.count("permute") == 2 and kinds.count("contiguous") == 3
+    assert all(op.is_view for op in g if op.kind == "permute")
+    assert torch.allclose(GraphModule(g)(x), Net()(x))
+
+
+def test_a_permute_that_moves_the_batch_is_refused():
+    class Net(nn.Module):
+        def forward(self, x):
+            return x.permute(1, 0, 2, 3)
+    with pytest.raises(WorkloadError, match="moving the batch"):
+        from_torch(Net(), torch.randn(2, 3, 4, 5))

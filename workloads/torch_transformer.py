@@ -1,0 +1,380 @@
+"""How torch_import lowers attention and the layers of transformers.
+
+`TransformerLowering` is a mixin of `torch_import._Lowering`. Lowered:
+- nn.MultiheadAttention (batch_first; self-attention, or cross-attention on another tensor)
+  as PyTorch's training path runs it: the packed input projection, the copy that splits q, k
+  and v, heads as views, then fused attention (need_weights=False: F.scaled_dot_product_
+  attention) or the explicit path (need_weights=True: scaled q, the product with k^T, the
+  mask, softmax, dropout, the product with v; the weights PyTorch averages over the heads for
+  its second output are not costed), the copy that merges the heads, the output projection;
+- nn.TransformerEncoderLayer / DecoderLayer (post- or pre-norm, ReLU or GELU) and their
+  nn.TransformerEncoder / Decoder stacks, nn.Embedding and F.embedding;
+- F.scaled_dot_product_attention, torch.matmul / bmm / @, softmax and masked_fill: attention
+  written by hand. A mask of any pattern is costed as the causal mask's fill (the same
+  traffic); a mask computed from buffers or constants is no op of the graph;
+- parameters used as data: ViT's class token (expanded, then concatenated before the
+  sequence), a position table added to the sequence, ConvNeXt's layer scale (a product).
+torch is never imported here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .torch_functions import _Const
+from .torch_layers import _Param
+
+
+@dataclass(frozen=True)
+class _Aux:
+    """A tensor computed from buffers and constants only (an attention mask): no op."""
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Expanded:
+    """A parameter expanded over the batch (ViT's class token before its concatenation)."""
+    param: _Param
+
+
+def _sig_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+              enable_gqa=False): ...
+def _sig_matmul(input, other): ...
+def _sig_softmax(input, dim=None, _stacklevel=3, dtype=None): ...
+def _sig_masked_fill(input, mask, value): ...
+def _sig_embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+                   scale_grad_by_freq=False, sparse=False): ...
+def _sig_mha(query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+             average_attn_weights=True, is_causal=False): ...
+def _sig_encoder_layer(src, src_mask=None, src_key_padding_mask=None, is_causal=False): ...
+def _sig_decoder_layer(tgt, memory, tgt_mask=None, memory_mask=None,
+                       tgt_key_padding_mask=None, memory_key_padding_mask=None,
+                       tgt_is_causal=False, memory_is_causal=False): ...
+def _sig_encoder(src, mask=None, src_key_padding_mask=None, is_causal=None): ...
+
+
+class TransformerLowering:
+    def transformer_handlers(self, torch) -> tuple[dict, dict, dict]:
+        """(functions, Tensor methods, modules) lowered here."""
+        import operator
+        F, nn = torch.nn.functional, torch.nn
+        functions = {
+            F.scaled_dot_product_attention: self._sdpa_fn, torch.matmul: self._matmul_fn,
+            operator.matmul: self._matmul_fn, torch.bmm: self._matmul_fn,
+            F.softmax: self._softmax_fn, torch.softmax: self._softmax_fn,
+            torch.masked_fill: self._masked_fill_fn, F.embedding: self._embedding_fn,
+            torch._assert: lambda node: _Const(None),   # checks PyTorch already ran
+        }
+        methods = {
+            "matmul": self._matmul_fn, "bmm": self._matmul_fn, "softmax": self._softmax_fn,
+            "masked_fill": self._masked_fill_fn, "masked_fill_": self._masked_fill_fn,
+            "expand": self._expand,
+        }
+        modules = {
+            nn.MultiheadAttention: self._mha_module, nn.Embedding: self._embedding_module,
+            nn.TransformerEncoderLayer: self._encoder_layer_module,
+            nn.TransformerDecoderLayer: self._decoder_layer_module,
+            nn.TransformerEncoder: self._stack_module, nn.TransformerDecoder: self._stack_module,
+        }
+        return functions, methods, modules
+
+    # -- values that are no ops ----------------------------------------------------------------
+    def aux_value(self, node):
+        """An _Aux where every tensor the node reads is a buffer or another _Aux (or it reads
+        none and makes a tensor: torch.ones(...)); None otherwise."""
+        if "tensor_meta" not in node.meta or not hasattr(node.meta["tensor_meta"], "shape"):
+            return None
+        inputs: list = []
+        self.torch.fx.node.map_arg((node.args, node.kwargs), inputs.append)
+        values = [self.env[i] for i in inputs]
+        if node.op == "call_module" or any(
+                isinstance(v, (str, tuple, list)) or (isinstance(v, _Param) and v.is_parameter)
+                or type(v).__name__ == "_Pending" or isinstance(v, _Expanded)
+                for v in values):
+            return None
+        return _Aux(self.traced_shape(node))
+
+    def _expand(self, node):
+        src = self.value(node.args[0])
+        if isinstance(src, _Param) and src.is_parameter:
+            return _Expanded(src)
+        raise self.unsupported("expands a computed tensor; only a parameter expanded over the "
+                               "batch before a concatenation (a class token) is supported")
+
+    def class_token_cat(self, tensors, dim):
+        """torch.cat([token.expand(n, -1, -1), x], 1): the class_token kind, or None."""
+        if not (len(tensors) == 2 and isinstance(self.value(tensors[0]), _Expanded)):
+            return None
+        token = self.value(tensors[0]).param
+        x = self.tensor(tensors[1])
+        shape = self.b.spec(x).shape
+        if len(shape) != 3 or dim % 3 != 1 or token.shape != (1, 1, shape[2]):
+            raise self.unsupported(f"concatenates a parameter {token.shape} with {shape}; only "
+                                   "a (1, 1, D) token before an (N, S, D) sequence is supported")
+        out = self.b.class_token(x, name=self.name("class_token"))
+        self._claim([token], out)
+        return out
+
+    def param_operand(self, a, kind: str):
+        """x + table (position embedding) or x * scale (layer scale) with a parameter read
+        directly: the op, or None where neither operand is a parameter."""
+        vx, vy = (self.value(a[k]) for k in ("input", "other"))
+        param = vx if isinstance(vx, _Param) else vy if isinstance(vy, _Param) else None
+        if param is None:
+            return None
+        x = self.tensor(a["other"] if param is vx else a["input"])
+        shape = self.b.spec(x).shape
+        if kind == "add":
+            if len(shape) != 3 or param.shape not in ((1, *shape[1:]), shape[1:]):
+                raise self.unsupported(f"adds a parameter {param.shape} to {shape}; only a "
+                                       "(1, S, D) position table added to (N, S, D) is supported")
+            out = self.b.position_embedding(x, shape[1], name=self.name("position_embedding"))
+        else:
+            if (len(param.shape) >= len(shape) and param.shape[0] != 1) or any(
+                    p not in (1, s) for p, s in zip(reversed(param.shape), reversed(shape))):
+                raise self.unsupported(f"multiplies {shape} by a parameter {param.shape} that "
+                                       "does not broadcast over it without the batch")
+            out = self._op("layer_scale", [x], shape, self.name("layer_scale"),
+                           {"param_shape": param.shape}, params=math.prod(param.shape))
+        self._claim([param], out)
+        return out
+
+    # -- functions -------------------------------------------------------------------------
+    def _sdpa_fn(self, node):
+        a = self.bind(_sig_sdpa, node)
+        q, k, v = (self.tensor(a[n]) for n in ("query", "key", "value"))
+        if a["enable_gqa"]:
+            raise self.unsupported("uses enable_gqa; only equal heads for q, k, v are modelled")
+        causal = bool(a["is_causal"]) or a["attn_mask"] is not None
+        return self.b.attention(q, k, v, causal=causal, name=self.name("attention"))
+
+    def _matmul_fn(self, node):
+        a = self.bind(_sig_matmul, node)
+        x, y = self.tensor(a["input"]), self.tensor(a["other"])
+        return self.b.batched_matmul(x, y, name=self.name("matmul"))
+
+    def _softmax_fn(self, node):
+        a = self.bind(_sig_softmax, node)
+        if a["dim"] is None or a["dtype"] is not None:
+            raise self.unsupported("needs an explicit dim and no dtype")
+        return self.b.softmax(self.tensor(a["input"]), a["dim"], name=self.name("softmax"))
+
+    def _masked_fill_fn(self, node):
+        a = self.bind(_sig_masked_fill, node)
+        x = self.tensor(a["input"])
+        mask = self.value(a["mask"])
+        if not (isinstance(mask, _Aux) or isinstance(mask, _Param) and not mask.is_parameter):
+            raise self.unsupported("masks with a tensor computed from the input; only masks "
+                                   "of buffers and constants are supported")
+        value = self._constant(a["value"])
+        if value is None:
+            raise self.unsupported("fills with a tensor; only a constant is supported")
+        return self._masked_fill(x, value, self.name("masked_fill"))
+
+    def _masked_fill(self, x, value, name):
+        return self._op("masked_fill", [x], self.b.spec(x).shape, name,
+                        {"mask": "causal", "value": float(value)})
+
+    def _embedding_fn(self, node):
+        a = self.bind(_sig_embedding, node)
+        w = self._param_arg(self.value(a["weight"]), "weight")
+        if a["max_norm"] is not None:
+            raise self.unsupported("renormalises rows (max_norm); only plain lookups are supported")
+        out = self.b.embedding(self.tensor(a["input"]), *w.shape, name=self.name("embedding"))
+        self._claim([w], out)
+        return out
+
+    # -- modules ---------------------------------------------------------------------------
+    def _embedding_module(self, m, node, x):
+        if m.max_norm is not None:
+            raise self.unsupported("renormalises rows (max_norm); only plain lookups are supported")
+        return self.b.embedding(x(), m.num_embeddings, m.embedding_dim, name=self.name(""))
+
+    def _mha_module(self, m, node, x):
+        a = self.bind(_sig_mha, node)
+        if a["key_padding_mask"] is not None:
+            raise self.unsupported("takes a key_padding_mask; only attn_mask and is_causal are "
+                                   "supported")
+        q = self.tensor(a["query"])
+        kv = [self.tensor(a["key"]), self.tensor(a["value"])]
+        causal = bool(a["is_causal"]) or a["attn_mask"] is not None
+        out = self._attention_block(m, q, kv, causal, bool(a["need_weights"]), "")
+        return (out, _Const(None))
+
+    def _attention_block(self, m, q, kv, causal, need_weights, prefix):
+        """nn.MultiheadAttention on q (N, L, E) and k, v (N, S, E), ops named prefix.*"""
+        if not m.batch_first:
+            raise self.unsupported("has batch_first=False; only batch_first=True is supported "
+                                   "(the input's first dimension is the batch)")
+        if m.bias_k is not None or m.add_zero_attn or not m._qkv_same_embed_dim:
+            raise self.unsupported("has bias_k/bias_v, add_zero_attn or kdim/vdim; only the "
+                                   "packed projection of equal q, k, v sizes is supported")
+        n, length, e = self.b.spec(q).shape
+        heads, bias = m.num_heads, m.in_proj_bias is not None
+        hd = e // heads
+        name = lambda part: self.name(f"{prefix}{part}")  # noqa: E731
+        if q == kv[0] == kv[1]:
+            qkv = self.b.linear(q, 3 * e, bias=bias, name=name("in_proj"))
+            parts = self._split_packed(qkv, 3, name)
+        else:
+            pq = self.b.linear(q, e, bias=bias, name=name("in_proj_q"))
+            if kv[0] == kv[1]:
+                parts = [pq, *self._split_packed(
+                    self.b.linear(kv[0], 2 * e, bias=bias, name=name("in_proj_kv")), 2, name)]
+            else:
+                parts = [pq] + [self.b.linear(t, e, bias=bias, name=name(f"in_proj_{w}"))
+                                for t, w in zip(kv, "kv")]
+        heads_of = []
+        for t, w in zip(parts, "qkv"):
+            tn, ts, _ = self.b.spec(t).shape
+            r = self._op("reshape", [t], (tn, ts, heads, hd), name(f"{w}_heads"))
+            heads_of.append(self._permute_view(r, (0, 2, 1, 3), name(f"{w}_heads_t")))
+        hq, hk, hv = heads_of
+        if need_weights:
+            y = self._explicit_attention(hq, hk, hv, causal, m.dropout, name)
+        else:
+            y = self.b.attention(hq, hk, hv, causal=causal, name=name("attention"))
+        y = self._permute_view(y, (0, 2, 1, 3), name("merge_heads_t"))
+        y = self._contiguous_copy(y, name("merge_heads"))
+        y = self._op("reshape", [y], (n, length, e), name("merge_heads_view"))
+        return self.b.linear(y, e, bias=m.out_proj.bias is not None, name=name("out_proj"))
+
+    def _split_packed(self, packed, parts, name):
+        """PyTorch's packed projection: (N, L, parts*E) unflattened to parts x E, made
+        contiguous part by part (a copy), then one view per part."""
+        n, length, pe = self.b.spec(packed).shape
+        e = pe // parts
+        r = self._op("reshape", [packed], (n, length, parts, e), name("unflatten"))
+        t = self._permute_view(r, (0, 2, 1, 3), name("parts_t"))
+        c = self._contiguous_copy(t, name("parts"))
+        out = []
+        for i in range(parts):
+            s = self.b.slice(c, i, i + 1, dim=1, name=name(f"part{i}"))
+            out.append(self._op("reshape", [s], (n, length, e), name(f"part{i}_view")))
+        return out
+
+    def _explicit_attention(self, q, k, v, causal, dropout_p, name):
+        hd = self.b.spec(q).shape[-1]
+        q = self.b.scalar(q, scale=1.0 / math.sqrt(hd), name=name("scale"))
+        scores = self.b.batched_matmul(q, self._permute_view(k, (0, 1, 3, 2), name("k_t")),
+                                       name=name("scores"))
+        if causal:
+            scores = self._masked_fill(scores, -math.inf, name("mask"))
+        p = self.b.softmax(scores, -1, name=name("softmax"))
+        if dropout_p > 0:
+            p = self.b.dropout(p, dropout_p, name=name("dropout"))
+        return self.b.batched_matmul(p, v, name=name("context"))
+
+    def _permute_view(self, x, dims, name):
+        shape = self.b.spec(x).shape
+        return self._op("permute", [x], tuple(shape[d] for d in dims), name, {"dims": dims})
+
+    def _contiguous_copy(self, x, name):
+        op = self.b.graph.op(x)
+        return self._op("contiguous", [x], op.out.shape, name,
+                        {"dims": op.attrs["dims"], "source_shape": op.in_specs[0].shape})
+
+    def _feed_forward(self, m, x, prefix):
+        name = lambda part: self.name(f"{prefix}{part}")  # noqa: E731
+        y = self.b.linear(x, m.linear1.out_features, bias=m.linear1.bias is not None,
+                          name=name("linear1"))
+        act, F, nn = m.activation, self.torch.nn.functional, self.nn
+        if act is F.gelu or type(act) is nn.GELU and act.approximate == "none":
+            y = self.b.activation(y, "gelu", name=name("activation"))
+        elif act is F.relu or type(act) is nn.ReLU:
+            y = self.b.relu(y, name=name("activation"), inplace=False)
+        else:
+            raise self.unsupported("has an activation other than ReLU or GELU")
+        y = self._dropout(y, m.dropout.p, name("dropout"))
+        y = self.b.linear(y, m.linear2.out_features, bias=m.linear2.bias is not None,
+                          name=name("linear2"))
+        return y
+
+    def _dropout(self, x, p, name):
+        return self.b.dropout(x, p, name=name) if p > 0 else x
+
+    def _norm(self, norm, x, name):
+        if norm.elementwise_affine and norm.bias is None:
+            raise self.unsupported("has a LayerNorm with a scale but no shift")
+        return self.b.layernorm(x, norm.normalized_shape, norm.elementwise_affine, name=name)
+
+    def _encoder_layer(self, m, x, causal, prefix):
+        name = lambda part: self.name(f"{prefix}{part}")  # noqa: E731
+
+        def sa(y):
+            y = self._attention_block(m.self_attn, y, [y, y], causal, False, f"{prefix}self_attn.")
+            return self._dropout(y, m.dropout1.p, name("dropout1"))
+
+        def ff(y):
+            return self._dropout(self._feed_forward(m, y, prefix), m.dropout2.p, name("dropout2"))
+        if m.norm_first:
+            x = self.b.add(x, sa(self._norm(m.norm1, x, name("norm1"))), name=name("add1"))
+            return self.b.add(x, ff(self._norm(m.norm2, x, name("norm2"))), name=name("add2"))
+        x = self._norm(m.norm1, self.b.add(x, sa(x), name=name("add1")), name("norm1"))
+        return self._norm(m.norm2, self.b.add(x, ff(x), name=name("add2")), name("norm2"))
+
+    def _decoder_layer(self, m, x, memory, causal, prefix):
+        name = lambda part: self.name(f"{prefix}{part}")  # noqa: E731
+
+        def sa(y):
+            y = self._attention_block(m.self_attn, y, [y, y], causal, False, f"{prefix}self_attn.")
+            return self._dropout(y, m.dropout1.p, name("dropout1"))
+
+        def mha(y):
+            y = self._attention_block(m.multihead_attn, y, [memory, memory], False, False,
+                                      f"{prefix}multihead_attn.")
+            return self._dropout(y, m.dropout2.p, name("dropout2"))
+
+        def ff(y):
+            return self._dropout(self._feed_forward(m, y, prefix), m.dropout3.p, name("dropout3"))
+        blocks = ((sa, m.norm1), (mha, m.norm2), (ff, m.norm3))
+        for i, (block, norm) in enumerate(blocks, 1):
+            if m.norm_first:
+                x = self.b.add(x, block(self._norm(norm, x, name(f"norm{i}"))),
+                               name=name(f"add{i}"))
+            else:
+                x = self._norm(norm, self.b.add(x, block(x), name=name(f"add{i}")),
+                               name(f"norm{i}"))
+        return x
+
+    def _encoder_layer_module(self, m, node, x):
+        a = self.bind(_sig_encoder_layer, node)
+        self._refuse_padding_masks(a)
+        return self._encoder_layer(m, x(), bool(a["is_causal"]) or a["src_mask"] is not None,
+                                   "")
+
+    def _decoder_layer_module(self, m, node, x):
+        a = self.bind(_sig_decoder_layer, node)
+        self._refuse_padding_masks(a)
+        causal = bool(a["tgt_is_causal"]) or a["tgt_mask"] is not None
+        if a["memory_mask"] is not None or a["memory_is_causal"]:
+            raise self.unsupported("masks the memory; only the target's mask is supported")
+        return self._decoder_layer(m, x(), self.tensor(a["memory"]), causal, "")
+
+    def _stack_module(self, m, node, x):
+        """nn.TransformerEncoder / Decoder: each layer (layers.i.*), then the final norm."""
+        decoder = type(m).__name__ == "TransformerDecoder"
+        a = self.bind(_sig_decoder_layer if decoder else _sig_encoder, node)
+        self._refuse_padding_masks(a)
+        y = x()
+        if decoder:
+            causal = bool(a["tgt_is_causal"]) or a["tgt_mask"] is not None
+            memory = self.tensor(a["memory"])
+            if a["memory_mask"] is not None:
+                raise self.unsupported("masks the memory; only the target's mask is supported")
+        else:
+            causal = bool(a["is_causal"]) or a["mask"] is not None
+        for i, layer in enumerate(m.layers):
+            if decoder:
+                y = self._decoder_layer(layer, y, memory, causal, f"layers.{i}.")
+            else:
+                y = self._encoder_layer(layer, y, causal, f"layers.{i}.")
+        if m.norm is not None:
+            y = self._norm(m.norm, y, self.name("norm"))
+        return y
+
+    def _refuse_padding_masks(self, a):
+        if any(a.get(k) is not None for k in ("src_key_padding_mask", "tgt_key_padding_mask",
+                                               "memory_key_padding_mask")):
+            raise self.unsupported("takes a key padding mask; only attention masks and "
+                                   "is_causal are supported")
