@@ -1,8 +1,12 @@
 """A network from the user's own Python file: `path/to/net.py:factory` names a function (or a
 class) in that file that returns a torch.nn.Module; `from_torch` lowers it on a random input
-of the workload option `input_shape` (one sample: "3x32x32", or "784" for flat features).
+of the workload option `input_shape` (one sample: "3x32x32" for an image, "8x128" for an
+(N, C, L) sequence, "784" for flat features or a sequence of tokens). With the option
+`tokens=V` the input holds integer token ids below V (what an nn.Embedding reads).
 
     dnnsim simulate --workload mynet.py:make_net --workload-option input_shape=3x32x32 ...
+    dnnsim simulate --workload lm.py:make --workload-option input_shape=128 \
+        --workload-option tokens=50257 ...
 
 The zoo resolves such names through `file_info` (workloads.zoo.info), so scenarios, sweeps
 and the Python API take them wherever they take a zoo name. torch is imported only then.
@@ -34,22 +38,34 @@ def file_info(name: str) -> NetworkInfo:
         raise WorkloadError(f"{name!r} is not a network file; write path/to/net.py:factory")
     factory = _factory(Path(match["path"]), match["attr"])
 
-    def build(batch: int = 1, input_shape=None) -> OpGraph:
+    def build(batch: int = 1, input_shape=None, tokens=None) -> OpGraph:
         import torch
 
         from .torch_import import from_torch
         shape = parse_input_shape(name, input_shape)
+        vocabulary = _parse_tokens(name, tokens)
         torch.manual_seed(0)   # the same weights each time: a graph does not depend on them
         module = factory()
         if not isinstance(module, torch.nn.Module):
             raise WorkloadError(f"{name}: {match['attr']}() returned "
                                 f"{type(module).__name__!r}, not a torch.nn.Module")
-        return from_torch(module, torch.randn(batch, *shape), name=match["attr"])
+        example = torch.randn(batch, *shape) if vocabulary is None else \
+            torch.randint(0, vocabulary, (batch, *shape))
+        return from_torch(module, example, name=match["attr"])
     return NetworkInfo(name, (), 0, f"PyTorch module from {match['path']}", build)
 
 
+def _parse_tokens(name: str, value) -> int | None:
+    if value is None:
+        return None
+    if not _is_whole(value) or int(value) < 1:
+        raise WorkloadError(f"{name}: tokens {value!r} must be the vocabulary size, an "
+                            "integer >= 1")
+    return int(value)
+
+
 def parse_input_shape(name: str, value) -> tuple[int, ...]:
-    """(C, H, W) or (F,) of one sample, from "3x32x32", "3,32,32", 784 or a list."""
+    """(C, H, W), (C, L) or (F,) of one sample, from "3x32x32", "3,32,32", 784 or a list."""
     if value is None:
         raise WorkloadError(f"{name}: give the input of one sample as the workload option "
                             "input_shape (e.g. input_shape=3x32x32, or 784 for features)")
@@ -58,9 +74,9 @@ def parse_input_shape(name: str, value) -> tuple[int, ...]:
     else:
         parts = list(value) if isinstance(value, (list, tuple)) else [value]
     shape = tuple(int(p) for p in parts if _is_whole(p))
-    if len(shape) != len(parts) or len(shape) not in (1, 3) or min(shape, default=0) < 1:
-        raise WorkloadError(f"{name}: input_shape {value!r} must be C x H x W or F, positive "
-                            "integers (e.g. 3x32x32)")
+    if len(shape) != len(parts) or len(shape) not in (1, 2, 3) or min(shape, default=0) < 1:
+        raise WorkloadError(f"{name}: input_shape {value!r} must be C x H x W, C x L or F, "
+                            "positive integers (e.g. 3x32x32)")
     return shape
 
 

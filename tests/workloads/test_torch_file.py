@@ -58,7 +58,8 @@ def test_cli_simulates_it_and_names_what_is_wrong(net_file, capsys):
         (f"{net_file}:resnet", ["input_shape=3x16x16"],
          "has no function or class 'resnet'; it defines: Mlp, make_net, not_a_module"),
         (f"{net_file}:not_a_module", ["input_shape=3x16x16"], "'int', not a torch.nn.Module"),
-        (spec, ["input_shape=3x16"], "must be C x H x W or F"),
+        (spec, ["input_shape=3x16x16x2"], "must be C x H x W, C x L or F"),
+        (spec, ["input_shape=3x16x16", "tokens=-3"], "tokens -3 must be the vocabulary"),
     ]:
         args = ["simulate", "--workload", workload, "--batch", "2", "--hardware", "v100"]
         assert main(args + [a for o in option for a in ("--workload-option", o)]) == 2
@@ -74,12 +75,36 @@ def test_an_import_error_in_the_file_is_reported(tmp_path):
 
 
 @pytest.mark.parametrize("value,shape", [("3x32x32", (3, 32, 32)), ("3,8,8", (3, 8, 8)),
-                                         (784, (784,)), ([1, 28, 28], (1, 28, 28))])
+                                         (784, (784,)), ([1, 28, 28], (1, 28, 28)),
+                                         ([3, 8], (3, 8)), ("8x128", (8, 128))])
 def test_input_shapes(value, shape):
     assert parse_input_shape("n", value) == shape
 
 
-@pytest.mark.parametrize("value", ["3x0x8", "3.5", "axb", [3, 8], 2.5, "1x2x3x4"])
+@pytest.mark.parametrize("value", ["3x0x8", "3.5", "axb", [3, 0], 2.5, "1x2x3x4"])
 def test_bad_input_shapes(value):
     with pytest.raises(WorkloadError, match="input_shape"):
         parse_input_shape("n", value)
+
+
+LM = '''
+import torch
+from torch import nn
+
+
+def make():
+    layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+    return nn.Sequential(nn.Embedding(100, 32), nn.TransformerEncoder(layer, 2), nn.Flatten(),
+                         nn.Linear(32 * 16, 100))
+'''
+
+
+def test_a_language_model_in_a_file_reads_token_ids(tmp_path, capsys):
+    path = tmp_path / "lm.py"
+    path.write_text(LM)
+    g = zoo.get(f"{path}:make", batch=2, input_shape=16, tokens=100)
+    assert g.input_op.out.shape == (2, 16) and g.input_op.attrs["tokens"] == 100
+    assert main(["simulate", "--workload", f"{path}:make", "--workload-option",
+                 "input_shape=16", "--workload-option", "tokens=100", "--batch", "2",
+                 "--hardware", "v100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["iteration_time_s"] > 0
