@@ -40,6 +40,7 @@ _BUILTIN = [
     "simulator.policies.decnn",
     "simulator.policies.layerwise_mp",
     "simulator.policies.spatial_split",
+    "simulator.policies.caffe",
 ]
 
 

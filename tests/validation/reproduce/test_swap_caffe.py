@@ -17,3 +17,13 @@ def test_caffe_largest_batch_fits_and_one_more_does_not():
     assert caffe_training_bytes(zoo.get("resnet50", batch=b)) <= budget
     assert caffe_training_bytes(zoo.get("resnet50", batch=b + 1)) > budget
     assert metrics.caffe_largest_batch("resnet50", 0.5) == 0
+
+
+def test_caffe_policy_runs_out_of_memory_where_the_closed_form_says():
+    from simulator.api import simulate
+    b = metrics.caffe_largest_batch("resnet50", 6.0)
+    cluster = metrics.gpu_cluster(6.0)
+    fits = simulate("resnet50", cluster, "caffe", batch=b)
+    assert fits.ok and not simulate("resnet50", cluster, "caffe", batch=b + 1).ok
+    plain = simulate("resnet50", cluster, "none", batch=b, enforce_memory=False)
+    assert fits.iteration_time_s == plain.iteration_time_s   # same ops, another memory model

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..plotting import save
 
 GIB = 2 ** 30
-POLICIES = ("none", "swap", "swap-all", "recompute")
+POLICIES = ("caffe", "none", "swap", "swap-all", "recompute")
 
 
 def memory_with_copies(result, path: Path) -> Path:

@@ -48,7 +48,8 @@ def resnet152_swap_peak_gib(target) -> float:
 
 def caffe_largest_batch(workload: str, memory_gib: float) -> int:
     """The largest minibatch stock Caffe trains within `memory_gib` (its static blobs and
-    gradients, simulator/policies/_framework_memory.py, plus the CUDA context); 0 if none."""
+    gradients, simulator/policies/_framework_memory.py, plus the CUDA context); 0 if none.
+    Closed form of where the `caffe` policy runs out of memory (a test checks they agree)."""
     spec = gpu_cluster(memory_gib).devices[0].spec
     budget = spec.memory_bytes - runtime_reservation(spec).total_bytes
     one = caffe_training_bytes(zoo.get(workload, batch=1))
