@@ -31,6 +31,8 @@ def _sig_instance_norm(input, running_mean=None, running_var=None, weight=None, 
                        use_input_stats=True, momentum=0.1, eps=1e-5): ...
 def _sig_feature_dropout(input, p=0.5, training=True, inplace=False): ...
 def _sig_stochastic_depth(input, p, mode, training=True): ...
+def _sig_interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                     recompute_scale_factor=None, antialias=False): ...
 
 
 class LayerLowering:
@@ -41,7 +43,7 @@ class LayerLowering:
             F.layer_norm: self._layer_norm_fn, F.group_norm: self._group_norm_fn,
             F.instance_norm: self._instance_norm_fn,
             F.dropout1d: self._feature_dropout_fn, F.dropout2d: self._feature_dropout_fn,
-            F.dropout3d: self._feature_dropout_fn,
+            F.dropout3d: self._feature_dropout_fn, F.interpolate: self._interpolate_fn,
         }
 
     # functions of optional packages, matched by their qualified name (never imported here)
@@ -199,3 +201,33 @@ class LayerLowering:
             raise self.unsupported(f"has mode {a['mode']!r}; only 'row' and 'batch' exist")
         mask = (shape[0] if a["mode"] == "row" else 1, *(1,) * (len(shape) - 1))
         return self._masked_dropout(x, a["p"], mask, self.name("stochastic_depth"))
+
+    # -- upsampling and transposed convolutions ------------------------------------------------
+    def _interpolate_fn(self, node):
+        a = self.bind(_sig_interpolate, node)
+        return self._upsample(self.tensor(a["input"]), a["mode"], a["align_corners"],
+                              bool(a["antialias"]), self.name("interpolate"))
+
+    def _upsample(self, x, mode, align_corners, antialias, name):
+        """F.interpolate / nn.Upsample to the size PyTorch computed (nearest or bilinear)."""
+        shape, out = self.b.spec(x).shape, self.traced_shape(self.node)
+        if len(shape) != 4 or mode not in ("nearest", "bilinear") or antialias:
+            raise self.unsupported(f"interpolates {len(shape) - 2}-D with mode {mode!r}"
+                                   f"{' and antialias' if antialias else ''}; only 2-D "
+                                   "'nearest' and 'bilinear' are supported")
+        attrs = {"mode": mode, "output_size": tuple(out[2:])}
+        if mode == "bilinear":
+            attrs["align_corners"] = bool(align_corners)
+        return self._op("upsample", [x], out, name, attrs)
+
+    def _conv_transpose2d(self, x, m, name):
+        a = dict(in_channels=m.in_channels, out_channels=m.out_channels,
+                 kernel=tuple(m.kernel_size), stride=tuple(m.stride),
+                 padding=tuple(m.padding), output_padding=tuple(m.output_padding),
+                 dilation=tuple(m.dilation), groups=m.groups, bias=m.bias is not None)
+        if m.padding_mode != "zeros":
+            raise self.unsupported(f"has padding mode {m.padding_mode!r}; only zeros exist")
+        out = self.traced_shape(self.node)
+        a.update(in_shape=self.b.spec(x).shape, out_shape=out)
+        params = sum(math.prod(p.shape) for p in m.parameters())
+        return self._op("conv_transpose2d", [x], out, name, a, params)

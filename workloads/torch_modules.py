@@ -35,6 +35,9 @@ class ModuleLowering:
             nn.Conv1d: self._conv1d_module,
             nn.Dropout1d: self._feature_dropout_module, nn.Dropout2d: self._feature_dropout_module,
             nn.Dropout3d: self._feature_dropout_module,
+            nn.ConvTranspose2d: lambda m, node, x: self._conv_transpose2d(x(), m, self.name("")),
+            nn.Upsample: self._upsample_module, nn.UpsamplingNearest2d: self._upsample_module,
+            nn.UpsamplingBilinear2d: self._upsample_module,
         }
         for cls in (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d):
             table[cls] = self._instancenorm_module
@@ -92,6 +95,10 @@ class ModuleLowering:
     def _feature_dropout_module(self, m, node, x):
         y = x()
         return self._masked_dropout(y, m.p, self._channel_mask(y), self.name(""))
+
+    def _upsample_module(self, m, node, x):
+        # UpsamplingBilinear2d is nn.Upsample(mode='bilinear', align_corners=True)
+        return self._upsample(x(), m.mode, m.align_corners, False, self.name(""))
 
     def _linear_module(self, m, node, x):
         return self.b.linear(x(), m.out_features, bias=m.bias is not None, name=self.name(""))

@@ -185,4 +185,5 @@ class KindSet(Set):
 
 # Importing the families declares their kinds (order: the order kinds are listed in).
 from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: E402,F401
-               loss_update, masked_dropout, attention, embedding, layer_scale)
+               loss_update, masked_dropout, attention, embedding, layer_scale,
+               conv_transpose, upsample)

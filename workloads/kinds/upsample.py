@@ -1,0 +1,41 @@
+"""Upsampling (F.interpolate, nn.Upsample) of (N, C, H, W) maps, modes "nearest" and
+"bilinear" (align_corners either way). attrs: mode, align_corners (bilinear),
+output_size. Nearest copies one input value per output value; bilinear blends four (3 multiply-
+adds and a few index computations per output value, counted as 8 FLOPs: nominal, a calibrated
+profile measures what it costs). Their gradients scatter dy back: an add per output value
+(nearest), four multiply-adds per output value (bilinear)."""
+from __future__ import annotations
+
+from . import OpKind, register
+from ._torch import F, aten
+
+_FORWARD_FLOPS = {"nearest": 0.0, "bilinear": 8.0}
+_GRAD_FLOPS = {"nearest": 1.0, "bilinear": 8.0}
+
+
+def _interpolate(op):
+    a = op.attrs
+    extra = {"align_corners": a["align_corners"]} if a["mode"] == "bilinear" else {}
+    return lambda x: F.interpolate(x, size=tuple(a["output_size"]), mode=a["mode"], **extra)
+
+
+def _kernel(op, state):
+    a = op.attrs
+    if op.kind == "upsample":
+        return _interpolate(op)
+    in_size, out_size = list(op.out.shape), list(a["output_size"])
+    if a["mode"] == "nearest":
+        return lambda dy: aten.upsample_nearest2d_backward(dy, out_size, in_size)
+    return lambda dy: aten.upsample_bilinear2d_backward(dy, out_size, in_size,
+                                                        a["align_corners"])
+
+
+register(
+    OpKind("upsample", "data_movement",
+           flops=lambda op: _FORWARD_FLOPS[op.attrs["mode"]] * op.out.numel,
+           torch_kernel=_kernel, torch_module=lambda op, m, i: lambda ins: _interpolate(op)(ins[0]),
+           doc="F.interpolate to attrs['output_size'] (nearest, bilinear)"),
+    OpKind("upsample_grad", "data_movement", "backward",
+           flops=lambda op: _GRAD_FLOPS[op.attrs["mode"]] * op.in_specs[0].numel,
+           torch_kernel=_kernel),
+)
