@@ -9,7 +9,9 @@ model, with the module path it sits at, and names what is supported. A model tha
 on the input raises PyTorch's own message with the module path where it failed.
 
 Here: `from_torch`, the tracer and the driver (`_Lowering`). Modules are lowered by
-torch_modules, functions and Tensor methods by torch_functions and torch_views. A bare layer
+torch_modules, functions and Tensor methods by torch_functions and torch_views, layers on
+parameters read directly by torch_layers, attention and transformers by torch_transformer
+(docs/importing.md lists what imports). A bare layer
 (an nn.Conv2d alone) is imported as a one-layer network; a module called more than once
 shares its parameters: they are counted at its first call (graph.meta["shared_params"] maps
 each later call to it). torch is imported only when `from_torch` is called.
