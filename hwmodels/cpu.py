@@ -14,6 +14,7 @@ core parameters they need.
 """
 from __future__ import annotations
 
+from .cpu_identity import warn_if_other_machine
 from .model import DeviceModel
 
 
@@ -34,6 +35,13 @@ class CPUModel(DeviceModel):
     DEFAULT_MEM_EFFICIENCY = 0.75
     GROUPS_SATURATION_CHANNELS = 16
     GROUPS_LOG_PENALTY = 0.1
+
+    def __init__(self, spec, profile=None) -> None:
+        super().__init__(spec, profile)
+        if profile is not None:
+            # a calibrated profile's times predict the machine that measured them: say so
+            # when this is another one (hwmodels/cpu_identity.py)
+            warn_if_other_machine(profile.meta, profile.label, stacklevel=3)
 
     @property
     def cores(self) -> int:

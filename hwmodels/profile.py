@@ -5,7 +5,9 @@ TOML layout (written by `dnnsim calibrate`, read back here):
     [meta]                      # device_kind is required; the rest describes the machine
     device_kind = "cpu"
     device_name = "xeon-avx512-2c"
-    machine = "..."  processor = "..."  threads = 2  torch_version = "..."  date = "..."
+    machine = "x86_64"  processor = "..."  vendor = "..."  isa = "avx avx2 ..."
+    physical_cores = 2  logical_cpus = 2  l2_bytes = ...  l3_bytes = ...
+    threads = 2  torch_version = "..."  date = "..."
 
     [efficiency]                # optional: fitted per-family max efficiencies (replace the spec's)
     conv = 0.62
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 
 from workloads.graph import ALL_KINDS, MATMUL_KINDS
 
+from .cpu_identity import MACHINE_FIELDS
 from .specs import DEVICE_KINDS, HardwareError, check_family_table, read_text
 
 # (flops, bytes_moved, time_s), or with a GEMM shape (..., m, n, k, groups, window, stride,
@@ -40,7 +43,15 @@ GEMM_POINT = "[flops, bytes, time_s, m, n, k, groups, window, stride, pixels]"
 LAYOUT_POINT = "[flops, bytes, time_s, planes, pixels]"
 
 META_FIELDS: dict[str, type] = {
-    "device_kind": str, "device_name": str, "machine": str, "processor": str,
+    "device_kind": str, "device_name": str, "machine": str,
+    # the machine measured (hwmodels/cpu_identity.py): a profile used on another one, or at
+    # another PyTorch thread count or version, warns
+    "processor": str, "vendor": str,
+    "isa": str,                  # the cpu_identity.ISA_FLAGS present, space-separated
+    "physical_cores": int, "logical_cpus": int,
+    "l2_bytes": int,             # one core's L2, as the system reports it
+    "l3_bytes": int,             # the L3 the cores share (residency's threshold)
+    "unrecorded": str,           # machine fields calibration could not read, space-separated
     "threads": int, "torch_version": str, "date": str,
     # fp32 values per vector, by which oneDNN blocks channels (16 with AVX-512; kernels.py)
     "vector_fp32_lanes": int,
@@ -58,7 +69,7 @@ META_FIELDS: dict[str, type] = {
     # time was not yet confirmed (calibrate --rounds, --max-rounds)
     "rounds": int, "max_rounds": int,
     "cache": str,
-    # small ops in a step that moves at most resident_below_bytes (the L3) take
+    # small ops in a step that moves at most resident_below_bytes (l3_bytes) take
     # t - min(resident_cap_s, (1 - resident_ratio) * t); points are times in larger steps
     # (hwmodels/residency.py). Fitted by calibration; all three or none.
     "resident_below_bytes": float, "resident_ratio": float, "resident_cap_s": float,
@@ -104,6 +115,15 @@ class Profile:
                             and self.meta["resident_cap_s"] >= 0):
             raise HardwareError(f"{where}: [meta] needs resident_below_bytes > 0, 0 < "
                                 f"resident_ratio <= 1 and resident_cap_s >= 0")
+        for key in ("physical_cores", "logical_cpus", "l2_bytes", "l3_bytes", "threads"):
+            if key in self.meta and self.meta[key] < 1:
+                raise HardwareError(f"{where}: [meta] {key} must be >= 1, got "
+                                    f"{self.meta[key]!r}")
+        unrecorded = set(str(self.meta.get("unrecorded", "")).split()) - set(MACHINE_FIELDS)
+        if unrecorded:
+            raise HardwareError(f"{where}: [meta] unrecorded names "
+                                f"{', '.join(sorted(unrecorded))}; machine fields: "
+                                f"{', '.join(MACHINE_FIELDS)}")
         self.efficiency = check_family_table(where, "[efficiency]", self.efficiency, True)
         if not isinstance(self.kinds, dict):
             raise HardwareError(f"{where}: [kinds] must be a table of op kinds")

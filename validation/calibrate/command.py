@@ -20,7 +20,10 @@ def add_arguments(p) -> None:
                    "(docs/gpu-model.md); measures nothing")
     p.add_argument("--quick", action="store_true",
                    help="validation batches only (no half/double batch grid), fewer rounds")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (recorded; default 1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="PyTorch threads to measure with (torch.set_num_threads, recorded in "
+                   "the profile; default 1): calibrate at the thread count your training "
+                   "runs at to model multi-threaded training")
     p.add_argument("--device-name", help="catalog device the profile calibrates "
                    "(default xeon-avx512-2c for cpu, h100 for cuda)")
     p.add_argument("--partial", help="measurements file to append to and resume from "

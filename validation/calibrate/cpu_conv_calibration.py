@@ -19,8 +19,8 @@ import csv
 import platform
 import statistics
 import time
-from pathlib import Path
 
+from hwmodels.cpu_identity import this_host
 from validation.paths import MEASURED
 
 # (name, batch, in_channels, height=width, out_channels, kernel, stride)
@@ -39,13 +39,7 @@ FIELDS = ["machine", "device_model", "threads", "shape", "pass", "batch", "in_ch
 
 
 def machine_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return this_host().processor or platform.machine()
 
 
 def _runner(torch, pass_name: str, x, w, stride: int, pad: int):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import platform
 
+from hwmodels.cpu_identity import this_host
 from hwmodels.profile import Profile
 from workloads import zoo
 from workloads.graph import OpGraph, WorkloadError
@@ -22,30 +23,23 @@ def default_device_name(device: str) -> str:
 
 
 def machine_meta(device: str, threads: int) -> dict:
+    """What a profile records of the machine that measured it: for a CPU, the processor, its
+    ISA, cores and caches as the system reports them (hwmodels/cpu_identity.py; what it does
+    not report is listed as unrecorded), and the PyTorch threads and version that ran."""
     import torch
 
     from hwmodels.kernels import vector_fp32_lanes
-    meta = {"machine": platform.machine() or "unknown", "processor": processor_name(device),
+    if device == "cuda":
+        facts = {"processor": torch.cuda.get_device_name()}
+    else:
+        facts = this_host().meta()
+    meta = {"machine": platform.machine() or "unknown", **facts,
             "threads": int(threads), "torch_version": torch.__version__,
             "date": datetime.date.today().isoformat()}
     lanes = vector_fp32_lanes() if device == "cpu" else None
     if lanes:   # oneDNN blocks channels by it (hwmodels/kernels.py)
         meta["vector_fp32_lanes"] = lanes
     return meta
-
-
-def processor_name(device: str = "cpu") -> str:
-    if device == "cuda":
-        import torch
-        return torch.cuda.get_device_name()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def overhead_network(batch: int = 2) -> OpGraph:

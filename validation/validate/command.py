@@ -1,6 +1,8 @@
 """`dnnsim validate`: measured vs simulated training steps (and inference) of zoo networks."""
 from __future__ import annotations
 
+import sys
+
 from workloads.graph import WorkloadError
 
 NAME = "validate"
@@ -22,7 +24,9 @@ def add_arguments(p) -> None:
     p.add_argument("--batch", nargs="+", type=int,
                    help="batch sizes (default: each network's two validation batches)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, help="torch threads (default: the profile's)")
+    p.add_argument("--threads", type=int, help="torch threads to measure with (default: the "
+                   "profile's; another count than the profile's warns: its times are of "
+                   "another setting)")
     p.add_argument("--inference", action="store_true", help="also measure inference")
     p.add_argument("--heldout", action="store_true",
                    help="measure the held-out PyTorch modules (validation/calibrate/heldout.py) "
@@ -38,6 +42,7 @@ def run(args) -> int:
         return _run_published(args)
     if not args.profile:
         raise WorkloadError("give --profile (a calibrated profile) or --published FILE.csv")
+    from hwmodels.cpu_identity import other_machine_message
     from validation.calibrate.cases import DEFAULT_CASES
     from validation.calibrate.machine import speed_check
     from validation.calibrate.steps_csv import read_steps_csv, write_steps_csv
@@ -57,6 +62,11 @@ def run(args) -> int:
         if threads < 1:
             raise WorkloadError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
+        if args.device == "cpu":
+            mismatch = other_machine_message(profile.meta, profile.label, threads,
+                                             torch.__version__)
+            if mismatch:
+                print(f"warning: {mismatch}", file=sys.stderr)
         print(speed_check(profile, args.device))
         if args.heldout:
             from validation.calibrate import heldout

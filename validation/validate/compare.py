@@ -11,12 +11,15 @@ committed data set needs none.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import statistics
+import warnings
 from dataclasses import dataclass, field
 
 from hwmodels import catalog
+from hwmodels.cpu_identity import ProfileMachineWarning, warn_if_other_machine
 from hwmodels.profile import Profile
 from hwmodels.specs import HardwareError
 from simulator.api import simulate
@@ -107,15 +110,27 @@ def case_graph(network: str, batch: int) -> OpGraph:
 
 
 def simulate_measured(measured: list[dict], profile: Profile) -> list[Comparison]:
-    """Simulate each measured case (network, batch, mode, measured_s) of a data set."""
+    """Simulate each measured case (network, batch, mode, measured_s) of a data set. The
+    data set was measured wherever it was, not necessarily here: whether the profile is this
+    machine's is checked where steps are measured (validate, compare_module), not here."""
     out = []
     for rec in measured:
         training = rec["mode"] == "train"
         graph = case_graph(rec["network"], int(rec["batch"]))
-        sim_s, fb = simulate_graph(graph, profile, training)
+        with machine_checked_elsewhere():
+            sim_s, fb = simulate_graph(graph, profile, training)
         out.append(Comparison(rec["network"], int(rec["batch"]), training,
                               float(rec["measured_s"]), sim_s, fb))
     return out
+
+
+@contextlib.contextmanager
+def machine_checked_elsewhere():
+    """Building a CPU model with a profile does not warn here that the profile describes
+    another machine (hwmodels/cpu_identity.py): the caller checked, or the check is moot."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProfileMachineWarning)
+        yield
 
 
 def write_table_csv(rows: list[Comparison], path) -> None:
@@ -173,12 +188,18 @@ def measure_cases(cases, training_modes=(True,), device: str = "cpu", reps: int 
 def compare_module(module, example_input, profile, training: bool = True, reps: int = 12,
                    statistic: str = "min", name: str | None = None) -> Comparison:
     """Measure `module` on `example_input` (a training step: cross-entropy loss, backward,
-    SGD-momentum; or inference) and simulate the graph `workloads.from_torch` makes of it."""
-    from workloads import from_torch
+    SGD-momentum; or inference) and simulate the graph `workloads.from_torch` makes of it.
+    Warns (hwmodels.cpu_identity.ProfileMachineWarning) when the profile was measured on
+    another processor, or at another PyTorch thread count or version, than this run."""
+    import torch
 
     from validation.calibrate.torch_exec import time_module
+    from workloads import from_torch
     prof = load_profile(profile)
+    # measured here, at this run's threads: warn if the profile is another machine's
+    warn_if_other_machine(prof.meta, prof.label, torch.get_num_threads(), torch.__version__)
     graph = from_torch(module, example_input, name=name)
-    sim_s, fb = simulate_graph(graph, prof, training)
+    with machine_checked_elsewhere():
+        sim_s, fb = simulate_graph(graph, prof, training)
     measured = time_module(module, example_input, training, reps=reps).get(statistic)
     return Comparison(graph.name, int(example_input.shape[0]), training, measured, sim_s, fb)

@@ -77,3 +77,20 @@ def test_refit_bad_input(tmp_path, capsys):
     assert main(["calibrate", "--refit", profile, "--ops-csv", str(bad), "--out", out]) != 0
     assert "bad.csv, line 3" in capsys.readouterr().err
     assert not (tmp_path / "p.toml").exists()
+
+
+def test_a_calibration_records_its_machine_and_threads(monkeypatch):
+    pytest.importorskip("torch")
+    from hwmodels import cpu_identity
+    host = cpu_identity.HostCpu(processor="Test CPU", vendor="TestVendor",
+                                isa=("avx", "avx2", "fma"), logical_cpus=4, l3_bytes=8 << 20)
+    monkeypatch.setattr(machine, "this_host", lambda: host)
+    monkeypatch.setattr(cpu_identity, "this_host", lambda: host)
+    meta = machine.machine_meta("cpu", threads=3)
+    assert meta["processor"] == "Test CPU" and meta["isa"] == "avx avx2 fma"
+    assert meta["threads"] == 3 and meta["logical_cpus"] == 4 and meta["l3_bytes"] == 8 << 20
+    assert meta["unrecorded"] == "physical_cores l2_bytes"
+    assert meta["vector_fp32_lanes"] == 8          # AVX2: oneDNN's 8-channel blocks
+    # what it records is a valid profile, and this machine at 3 threads is no other machine
+    profile = Profile(meta={"device_kind": "cpu", **meta}, kinds={})
+    assert cpu_identity.differences(profile.meta, host, threads=3) == []
