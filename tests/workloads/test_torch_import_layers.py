@@ -1,6 +1,8 @@
 """from_torch on layers beyond the zoo's: bare layers, shared weights, chunk and split, flatten
 from any dimension, layers written as functions of parameters, Conv1d and instance norm."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -209,3 +211,23 @@ def test_a_permute_that_moves_the_batch_is_refused():
             return x.permute(1, 0, 2, 3)
     with pytest.raises(WorkloadError, match="moving the batch"):
         from_torch(Net(), torch.randn(2, 3, 4, 5))
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 7), min_size=2, max_size=4), dim=st.integers(1, 3),
+       chunks=st.integers(1, 5), split=st.booleans())
+def test_chunks_and_splits_are_pytorchs_pieces(shape, dim, chunks, split):
+    dim = dim % len(shape) or 1
+    x = torch.randn(*shape, device="meta")
+    expected = [tuple(p.shape) for p in (x.split(chunks, dim) if split else x.chunk(chunks, dim))]
+
+    class Net(nn.Module):
+        def forward(self, x):
+            pieces = x.split(chunks, dim) if split else x.chunk(chunks, dim)
+            return torch.cat([pieces[i] for i in range(len(expected))], dim)
+    g = from_torch(Net(), x)
+    slices = [op for op in g if op.kind == "slice"]
+    assert all(op.is_view for op in slices)
+    assert [op.out.shape for op in slices] == expected
+    assert [op.attrs["start"] for op in slices] == [sum(p[dim] for p in expected[:i])
+                                                    for i in range(len(expected))]

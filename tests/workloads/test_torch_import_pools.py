@@ -2,6 +2,8 @@
 pools of any output size: PyTorch's shapes, and the graph replayed in PyTorch gives the
 model's values."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -48,3 +50,33 @@ def test_an_adaptive_pool_counts_the_values_each_window_reads():
     # 5 rows to 3: windows [0, 2), [1, 4), [3, 5) read 2 + 3 + 2 rows
     g = from_torch(nn.AdaptiveAvgPool2d((3, 4)), torch.randn(1, 1, 5, 4))
     assert g.topo()[-1].flops == 7 * 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.tuples(st.integers(1, 12), st.integers(1, 12)), kernel=st.integers(1, 4),
+       stride=st.integers(1, 3), dilation=st.integers(1, 2), ceil_mode=st.booleans(),
+       padding=st.integers(0, 2), average=st.booleans())
+def test_pool_shapes_are_pytorchs_wherever_pytorch_accepts_the_pool(
+        size, kernel, stride, dilation, ceil_mode, padding, average):
+    if average:
+        pool = nn.AvgPool2d(kernel, stride, padding, ceil_mode=ceil_mode)
+    else:
+        pool = nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+    x = torch.randn(1, 2, *size, device="meta")
+    try:
+        expected = tuple(pool(x).shape)
+    except RuntimeError:   # PyTorch refuses it: the importer must refuse it too
+        with pytest.raises(Exception):
+            from_torch(nn.Sequential(pool), x)
+        return
+    assert from_torch(nn.Sequential(pool), x).topo()[-1].out.shape == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 12), out=st.integers(1, 12))
+def test_adaptive_windows_cover_the_input(size, out):
+    """Every input row is read by some window and every window reads a row; they read each
+    row once exactly where the output divides the input."""
+    from workloads.kinds.pools import _window_sum
+    total = _window_sum(size, out)
+    assert total >= max(size, out) and (total == size) == (size % out == 0)
