@@ -52,11 +52,13 @@ class KernelRules:
                    channel_block=int(meta.get("vector_fp32_lanes", 1)))
 
     def kernel_class(self, kind: str, shape: Shape) -> str:
-        """native (PyTorch's own loop), grouped, strided or dense (oneDNN, or the library of
-        a profile without rules): kernels that run differently, fitted apart."""
+        """native (PyTorch's own loop), grouped or dense (oneDNN, or the library of a profile
+        without rules): different kernels, fitted apart. A stride is no class of its own:
+        oneDNN runs strided convolutions in the same kernels, and the stride is a dimension
+        of the residual (the calibration grid scores the same with a strided class)."""
         if self.is_native(kind, shape):
             return "native"
-        return "grouped" if shape[3] > 1 else "strided" if shape[5] > 1 else "dense"
+        return "grouped" if shape[3] > 1 else "dense"
 
     def is_native(self, kind: str, shape: Shape) -> bool:
         if not self.torch_cpu or kind not in CONV_KINDS:
@@ -111,7 +113,19 @@ def conv_dims(kind: str, shape: Shape) -> tuple[int, int, int]:
     return n // window, m, k // pixels   # grad_weight
 
 
-def vector_fp32_lanes() -> int | None:
-    """fp32 values per vector on this CPU as PyTorch sees it (None if unknown)."""
+# oneDNN's fp32 kernels by ISA: avx512_core needs these four flags, avx2 these two
+ONEDNN_ISA_LANES = ((("avx512f", "avx512bw", "avx512vl", "avx512dq"), 16), (("avx2", "fma"), 8))
+
+
+def vector_fp32_lanes(isa: tuple[str, ...] | None = None) -> int | None:
+    """fp32 values per vector of the kernels oneDNN picks on this CPU: from the CPU's ISA
+    flags (hwmodels/cpu_identity.py; `isa` overrides), which oneDNN dispatches on; where the
+    system reports none, from PyTorch's CPU capability (None if unknown)."""
+    if isa is None:
+        from .cpu_identity import this_host
+        isa = this_host().isa
+    if isa is not None:
+        return next((lanes for flags, lanes in ONEDNN_ISA_LANES
+                     if all(f in isa for f in flags)), None)
     import torch
     return VECTOR_FP32_LANES.get(torch.backends.cpu.get_cpu_capability())

@@ -6,32 +6,32 @@ the measured points near it. Two models, by what the points carry:
 
 - Work points [flops, bytes, time_s(, planes, pixels)] (every kind): time = overhead_s +
   FLOPs * s_per_flop + bytes * s_per_byte (+ planes * s_per_plane + planes * pixels *
-  s_per_value with a layout: an optimizer steps each tensor apart, at about 10 us each on one
-  EPYC core; a window pool pays per value it writes), non-negative, least squares on relative
-  error; the residual is a distance-weighted mean over the nearest points in the
+  s_per_value with a layout: an optimizer steps each tensor apart, so each tensor may cost
+  a time of its own; a window pool pays per value it writes), non-negative, least squares on
+  relative error; the residual is a distance-weighted mean over the nearest points in the
   log of (planes, pixels, FLOPs, bytes) where points carry a layout (families.layout), else
   it is interpolated between the points nearest in fitted time.
 - GEMM points [flops, bytes, time_s, m, n, k, groups, window, stride, pixels] (convolutions
   and linear layers, see families.gemm_shape): time = overhead_s + FLOPs / (rate * e(m) e(n)
   e(k)) + bytes * s_per_byte, with e(d) = d / (d + d_half) the fill of one GEMM dimension,
   fitted apart for each kernel class (hwmodels/kernels.py: PyTorch's native loop, oneDNN's
-  dense, strided and depthwise kernels) on the product the kernel computes (channels padded
+  dense and depthwise kernels) on the product the kernel computes (channels padded
   to whole vectors); the residual is what a Gaussian process over the measured points'
   residuals expects in the log of (m, n, k, groups, window, stride, pixels), fading to none
   far from any measured shape (hwmodels/residual_gp.py). (Pixels count: at equal GEMM
   shape a convolution on 8x8 maps runs up to 1.5x faster than on 32x32 ones, as oneDNN
-  skips padding taps and blocks rows. Leaving each calibration grid network out in turn,
-  the pixel dimension took the grid's mean error from 6.8% to 6.2%.)
+  skips padding taps and blocks rows; the calibration grid's leave-one-out check,
+  `python -m validation.experiments.grid_cv`, scores better with the pixel dimension.)
   A prediction is never faster than the fastest rate the kernel class reached on a measured
   shape: the fill curves rise towards an asymptote that larger GEMMs do not reach, as their
-  operands leave the caches (a 512 x 1024 x 784 linear layer was predicted at 123 GF/s, 30%
-  fast; no measured one beat 99 GF/s).
+  operands leave the caches (the calibration grid's leave-one-out check scores worse
+  without this ceiling).
 
 Why: interpolating raw times along one work axis is exact on measured shapes but
 extrapolates poorly to shapes it has not seen; a model of how time grows with work knows
 more, and for GEMMs the work alone is not enough (a 3-channel first layer or a 2x2-pixel
 late layer underfills the vector units however many FLOPs it has). Equal work is not equal
-time for other kinds either: the exact lookup once keyed on (FLOPs, bytes) alone gave a
+time for other kinds either: a lookup keyed on (FLOPs, bytes) alone would give a
 32 x 24 x 32 x 32 max-pool the time of a 256 x 192 x 4 x 4 one, 43% too fast.
 """
 from __future__ import annotations

@@ -3,25 +3,25 @@
 A step that moves less data than the L3 holds finds, at each op, what the op needs (its
 operands and parameters, its code, the dispatcher's and the allocator's state) still in cache
 from the step before; a larger step has evicted it, and each op pays for reloading it. The
-payment is about the same for any op, so it matters for small ops only: on the 2-vCPU EPYC VM
-of the committed data (32 MiB L3), ops under 200 us ran at 0.6-0.7x their time in larger
-steps, longer ops unchanged (`python -m validation.experiments.residency`).
+payment is about the same for any op, so it matters for small ops only
+(`python -m validation.experiments.residency` shows it in a calibration's own measurements:
+the same op shape, measured in several networks, runs faster in the networks whose steps move
+less than the L3 holds; `python -m validation.experiments.cold_start` shows the per-op
+penalty after a heavy op).
 
-A step with a convolution never counts as fitting. oneDNN's convolutions touch far more than
-the bytes the IR counts (operands reordered to blocked layouts, scratchpads, im2col), and the
-op after one pays more than after streaming 32 MiB (`python -m validation.experiments.cold_start`). The
-held-out modules say the same: with the rule applied to every small step, small CNNs
-(cnn_tanh at 16, strided_cnn at 4, LeNet-5 at 64) came out 10-17% too fast, while the MLPs
-it fixed went from +25% to within 7% (tenth session).
-
-The model, fitted on calibration's own measurements (op shapes measured both in steps that
-fit and in steps that do not):
+The model has two facts and two fitted constants. The threshold is the L3 the machine
+reports (profile [meta] l3_bytes, recorded by calibration; else its catalog device's): a step
+fits when the bytes its ops move (as the IR counts them) are at most that. A step with a
+convolution never fits: oneDNN's convolutions touch far more memory than the bytes the IR
+counts (operands reordered to blocked layouts, scratchpads), and the op after one pays more
+than after streaming 32 MiB (`python -m validation.experiments.cold_start`). Calibration
+fits the rest on its own measurements, the op shapes it measured both in steps that fit and
+in steps that do not (validation/calibrate/residency_fit.py):
 
     time in a step that fits = t - min(cap_s, (1 - ratio) * t)     t: time in a larger step
 
-so tiny ops run at `ratio` of their time and no op saves more than `cap_s`. A step fits when
-it has no convolution and moves at most `below_bytes` (the L3's size). Profiles keep every
-point as the time in a step that does not fit (`spilled_s` converts the others), and the
+so tiny ops run at `ratio` of their time and no op saves more than `cap_s`. Profiles keep
+every point as the time in a step that does not fit (`spilled_s` converts the others), and the
 device model applies `time_s` when it knows the step (simulator/lowering.py)."""
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 import pytest
 
 from hwmodels.families import gemm_shape, layout, point_shape
-from hwmodels.kernels import KernelRules
+from hwmodels.kernels import KernelRules, vector_fp32_lanes
 from hwmodels.profile import Profile
 from hwmodels.profile_fit import GemmPredictor, WorkPredictor
 from workloads.builder import GraphBuilder
@@ -32,8 +32,9 @@ def test_pytorch_runs_small_batch_1x1_convolutions_natively_on_one_thread():
     assert set(classes(TORCH_CPU, cin=32, cout=64, kernel=1, batch=16).values()) == {"dense"}
     two_threads = KernelRules(torch_cpu=True, threads=2, channel_block=16)
     assert set(classes(two_threads, cin=32, cout=64, kernel=1, batch=8).values()) == {"dense"}
+    # a strided 1x1 goes to oneDNN, in its dense kernels
     strided = classes(TORCH_CPU, cin=32, cout=64, kernel=1, batch=8, stride=2)
-    assert set(strided.values()) == {"strided"}
+    assert set(strided.values()) == {"dense"}
     # batch 1: a 3x3 on a small input is native, a 5x5 or a large input is not
     assert classes(TORCH_CPU, cin=16, cout=16, kernel=3, batch=1, size=8) == native
     assert set(classes(TORCH_CPU, cin=16, cout=16, kernel=5, batch=1, size=8).values()) == {
@@ -162,3 +163,10 @@ def test_a_window_pool_pays_per_value_it_writes():
     unseen = avgpool(64, 2, 4)
     f, b, want, *layout_ = point(unseen)
     assert pred.predict_s(f, b, tuple(layout_)) == pytest.approx(want, rel=0.05)
+
+
+def test_channel_blocks_come_from_the_isa_flags_onednn_dispatches_on():
+    assert vector_fp32_lanes(("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq",
+                              "avx512vl", "amx_tile")) == 16
+    assert vector_fp32_lanes(("avx", "avx2", "fma", "avx512f")) == 8   # no avx512_core
+    assert vector_fp32_lanes(("avx",)) is None

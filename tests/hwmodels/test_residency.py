@@ -4,7 +4,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwmodels.profile import Profile
-from hwmodels.residency import MIN_PAIRS, Residency, fit_residency, meta_of
+from hwmodels.residency import (
+    MIN_PAIRS,
+    Residency,
+    fit_residency,
+    fitting_bytes,
+    meta_of,
+)
 from hwmodels.specs import HardwareError
 
 MIB = 2**20
@@ -81,3 +87,16 @@ def test_a_simulated_step_that_fits_runs_its_profiled_ops_faster():
     relu_s = model_for("xeon-avx512-2c", profile()).op_time_s(relu)
     assert spilled - resident == pytest.approx(relu_s - R.time_s(relu_s, 0), rel=1e-6)
     assert spilled > resident
+
+
+def test_a_step_fits_by_the_bytes_its_ops_move_and_never_with_a_convolution():
+    from workloads.builder import GraphBuilder
+    from workloads.training import lower_training
+    b = GraphBuilder("small_mlp", input_shape=(3, 8, 8), batch=2)
+    b.linear(b.relu(b.flatten(b.input())), 10)
+    ops = list(lower_training(b.build()).topo())
+    assert fitting_bytes(ops) == sum(op.bytes_moved for op in ops if not op.is_view)
+    assert R.fits(fitting_bytes(ops))
+    b = GraphBuilder("small_cnn", input_shape=(3, 8, 8), batch=2)
+    b.linear(b.flatten(b.relu(b.conv2d(b.input(), 4, kernel=3, padding=1))), 10)
+    assert not R.fits(fitting_bytes(list(lower_training(b.build()).topo())))

@@ -41,13 +41,16 @@ def record_step_bytes(rec: dict) -> float | None:
 
 def fit_records(records: list[dict], meta: dict, statistic: str = "time_s"):
     """The Residency of a calibration (hwmodels/residency.py), fitted on the op shapes it
-    measured both in steps that fit in the profiled device's L3 and in steps that do not:
-    each shape's median time in either. None where the device has no known L3 or too few
+    measured both in steps that fit in the measured machine's L3 and in steps that do not:
+    each shape's median time in either. The L3 is the one the machine reported
+    (meta l3_bytes), else its catalog device's. None where neither is known or too few
     shapes were measured both ways."""
-    try:
-        below = catalog.device(meta.get("device_name", "")).l3_bytes
-    except HardwareError:
-        below = None
+    below = meta.get("l3_bytes")
+    if not below:
+        try:
+            below = catalog.device(meta.get("device_name", "")).l3_bytes
+        except HardwareError:
+            below = None
     if not below:
         return None
     fits, spills = defaultdict(list), defaultdict(list)

@@ -117,3 +117,8 @@ def test_build_profile_fits_residency_and_stores_times_of_steps_that_do_not_fit(
     # a device without a known L3 gets no fit, and its points stay as measured
     other = {**META, "device_name": "skylake-x-6c"}
     assert profile_build.build_profile(recs, other).residency is None
+    # the L3 the machine reported decides, over the catalog's: 16 MiB holds the small steps,
+    # 4 MiB none of them
+    reported = profile_build.build_profile(recs, {**other, "l3_bytes": 16 * mib}).residency
+    assert reported.below_bytes == 16 * mib and reported.ratio == pytest.approx(0.6)
+    assert profile_build.build_profile(recs, {**META, "l3_bytes": 4 * mib}).residency is None

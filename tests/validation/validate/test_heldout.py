@@ -19,21 +19,13 @@ PROFILE = MEASURED / "cpu_profile.toml"
 HELDOUT = MEASURED / "cpu_heldout_steps.csv"
 
 # Timed in the committed calibration's own rounds (calibrate --heldout-csv), each module one
-# persistent training loop, on its machine: MAPE 4.2%, max 10.1% (densenet_like at batch 32),
-# tau 0.98 over 36 cases; 3.8% over the 24 cases of the tenth session. The six modules added
-# in the eleventh session (squeeze-and-excitation products, hard sigmoid, Mish, SELU,
-# softplus, group and layer norm) were written before any measurement and scored 5.9% blind
-# (max 13.0%, mobilenet_v3_like at 32, whose 5x5 depthwise weight gradients run 10x slower per
-# FLOP than 3x3 ones); the grid then gained 5x5 and 7x7 depthwise stages, and groupnorm_cnn's
-# widths were changed from the grid's own (see heldout.py); now they score 5.0%. The older
-# modules are not blind either: the four added in the fourth session scored 11.5% when first
-# measured, and the kernel rules, the pooling and funnel grids and the GEMM rate ceiling were
-# added after held-out errors showed kinds of kernel mispredicted; the residency model of the
-# tenth session (small ops in a conv-free step that fits in the L3: hwmodels/residency.py)
-# after mlp_gelu at 32 and lenet_300_100 at 100 came out 20-32% slow.
-# Calibrations of the same code differ by 1-3 points here (another run of the eleventh
-# session: 5.3%). The guard sits above, so a model change that generalises worse fails.
-HELDOUT_MAPE_GUARD_PCT, HELDOUT_TAU_GUARD = 5.0, 0.9
+# persistent training loop, on its machine: MAPE 4.4%, max 11.0%, tau 0.98 over 36 cases. The
+# set is not blind (model rules were once examined on it), so rules are chosen on calibration
+# data (validation.experiments.grid_cv, leave-one-network-out; docs/cpu-model.md). The MAPE
+# guard sits above the figure, so a model change that generalises worse fails; the maximum's
+# guard is the goal for networks no calibration has seen (20%). Calibrations of the same code
+# differ by 1-3 points here.
+HELDOUT_MAPE_GUARD_PCT, HELDOUT_MAX_GUARD_PCT, HELDOUT_TAU_GUARD = 5.0, 20.0, 0.9
 
 
 def test_every_case_is_measured_and_unseen_by_calibration():
@@ -57,6 +49,7 @@ def test_simulator_predicts_heldout_modules():
     assert not any(r.fallbacks for r in rows), v.format_table(rows)
     s = v.summarize(rows)
     assert s.mape_pct <= HELDOUT_MAPE_GUARD_PCT, v.format_table(rows)
+    assert s.max_abs_error_pct <= HELDOUT_MAX_GUARD_PCT, v.format_table(rows)
     assert s.kendall_tau >= HELDOUT_TAU_GUARD, v.format_table(rows)
 
 
