@@ -312,20 +312,13 @@ MODULES: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int], tuple[in
     "mobilenet_like": (mobilenet_like, (3, 64, 64), (8, 32)),
     "bottleneck_resnet": (bottleneck_resnet, (3, 32, 32), (4, 16)),
     "mlp": (mlp, (1, 28, 28), (64, 512)),
-    # added in the fourth session, written before their first measurement (blind MAPE 11.5%;
-    # the channel blocking of kernels.py was refined after it)
     "lenet_300_100": (lenet_300_100, (1, 28, 28), (100, 1000)),
     "squeezenet_like": (squeezenet_like, (3, 64, 64), (4, 16)),
     "densenet_like": (densenet_like, (3, 32, 32), (8, 32)),
     "strided_cnn": (strided_cnn, (3, 64, 64), (4, 16)),
-    # added in the eighth session with the activations, written before their first
-    # measurement
     "mobilenet_v2_like": (mobilenet_v2_like, (3, 32, 32), (4, 16)),
     "mlp_gelu": (mlp_gelu, (1, 28, 28), (32, 256)),
     "cnn_tanh": (cnn_tanh, (3, 32, 32), (16, 128)),
-    # added in the eleventh session with products (squeeze-and-excitation gates) and the
-    # hard sigmoid, Mish, SELU and softplus, and with group and layer norm, written before
-    # their first measurement
     "se_resnet": (se_resnet, (3, 32, 32), (4, 16)),
     "mobilenet_v3_like": (mobilenet_v3_like, (3, 64, 64), (8, 32)),
     "mish_cnn": (mish_cnn, (3, 48, 48), (8, 32)),

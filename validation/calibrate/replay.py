@@ -3,8 +3,8 @@
 An op timed alone, on operands left in cache by its own previous repetition, is 5-20% faster
 than the same op inside a training step, where it finds its operands written long ago (saved
 activations), its output in memory just freed by another op, and its weights updated since the
-last step. Summing such times underpredicts steps by 10% on ResNets (measured on a 2-vCPU EPYC,
-first session). Replaying the whole training graph instead (each op's ATen kernel, fed the
+last step. Summing such times underpredicts steps by 10% on ResNets (measured on a 2-vCPU
+EPYC). Replaying the whole training graph instead (each op's ATen kernel, fed the
 tensors its producers made, tensors freed after their last reader, as autograd frees them)
 gives each op its in-step time, and the replay's total is the step minus the framework's own
 per-op overhead (autograd, the Python module), which calibration measures separately.

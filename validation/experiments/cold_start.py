@@ -4,8 +4,8 @@ A heavy op streams enough data through the caches to evict what a small op needs
 code, the dispatcher's and the allocator's state, its operands). On the 2-vCPU EPYC VM of the
 committed data (L2 1 MiB, L3 32 MiB), a 32x10 cross-entropy that takes 11 us warm takes 50-60
 us more right after a 32 MiB sum, 70-100 us more after a convolution, and still 30-60 us more
-with two other small ops between; glibc's allocator setting changes none of it (tenth
-session). Calibration shows the same at the scale of a step
+with two other small ops between; glibc's allocator setting changes none of it.
+Calibration shows the same at the scale of a step
 (`validation.experiments.residency`): small ops run 0.6-0.7x as long in steps that move less
 than the L3 holds, and profiles model it (hwmodels/residency.py).
 
