@@ -49,9 +49,9 @@ PASS_OF_KIND = {"conv2d": "forward", "conv2d_grad_input": "grad_input",
                 "conv2d_grad_weight": "grad_weight"}
 
 # The sparse kernel's loop bodies (instruction name -> count), see the module docstring.
-SPARSE_PER_VECTOR = {"vcmpps_k_zmm_m512": 1, "kmovw_r32_k": 1, "popcnt_r32": 1,
-                     "test_jcc": 1,
-                     "alu_r64": 1, "jcc": 1}          # the vector loop: pointer, back-edge
+SPARSE_PER_VECTOR: dict[str, float] = {
+    "vcmpps_k_zmm_m512": 1, "kmovw_r32_k": 1, "popcnt_r32": 1, "test_jcc": 1,
+    "alu_r64": 1, "jcc": 1}          # the last two: the vector loop's pointer and back-edge
 
 
 def sparse_per_nonzero(fmas: int) -> dict[str, float]:
@@ -122,7 +122,7 @@ def _sparse_vector_cycles(table: CoreTable, fmas: int, lanes: int, nonzero_q: in
     p = nonzero_q / 1e6
     per_trip = table.cycles_over_trip_counts(SPARSE_PER_VECTOR, sparse_per_nonzero(fmas),
                                              loop_exit_mispredictions(p, lanes))
-    return sum(pk * c for pk, c in zip(binomial_pmf(lanes, p), per_trip))
+    return sum(pk * c for pk, c in zip(binomial_pmf(lanes, p), per_trip, strict=True))
 
 
 class CPUDirectConv:
@@ -132,17 +132,17 @@ class CPUDirectConv:
         if spec.kind != "cpu":
             raise HardwareError(f"device {spec.name!r} is a {spec.kind}: the direct-conv model "
                                 f"is for x86 CPUs (kind 'cpu')")
-        if int(spec.vector_lanes_fp32) != 16:
+        if int(spec.vector_lanes_fp32 or 0) != 16:
             raise HardwareError(f"device {spec.name!r}: the direct-conv model is of the "
                                 f"AVX-512 kernels (16 fp32 lanes), got "
                                 f"{spec.vector_lanes_fp32} lanes")
         self.spec = spec
         self.c = constants or DirectConvConstants()
         self.table = table_for(spec)
-        self.lanes = int(spec.vector_lanes_fp32)
-        self.fma_units = int(spec.fma_units_per_core)
-        self.clock_hz = float(spec.clock_hz)
-        self.cores = int(spec.cores)
+        self.lanes = int(spec.vector_lanes_fp32 or 0)
+        self.fma_units = int(spec.fma_units_per_core or 0)
+        self.clock_hz = float(spec.clock_hz or 0.0)
+        self.cores = int(spec.cores or 0)
 
     # -- geometry --------------------------------------------------------------------------
     @staticmethod

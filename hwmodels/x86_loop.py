@@ -115,13 +115,14 @@ def _load_tables() -> dict[str, dict]:
 @lru_cache(maxsize=16)
 def core_table(device_name: str, fma_units: int) -> CoreTable:
     """The instruction table of the core a catalog CPU is built on, its FMA ports resolved."""
-    for core, doc in _load_tables().items():
-        if device_name in doc["devices"]:
-            break
-    else:
-        known = sorted(d for doc in _load_tables().values() for d in doc["devices"])
+    tables = _load_tables()
+    found = [core for core, doc in tables.items() if device_name in doc["devices"]]
+    if not found:
+        known = sorted(d for doc in tables.values() for d in doc["devices"])
         raise HardwareError(f"no instruction table for device {device_name!r} in {TABLE_FILE} "
                             f"(it has: {', '.join(known)})")
+    core = found[0]
+    doc = tables[core]
     fma_ports = doc["fma512_ports"].get(str(fma_units))
     if fma_ports is None:
         raise HardwareError(f"{core}: fma_units_per_core must be one of "
@@ -138,7 +139,7 @@ def core_table(device_name: str, fma_units: int) -> CoreTable:
 
 
 def table_for(spec: DeviceSpec) -> CoreTable:
-    return core_table(spec.name, int(spec.fma_units_per_core))
+    return core_table(spec.name, int(spec.fma_units_per_core or 0))
 
 
 def binomial_pmf(n: int, p: float) -> list[float]:

@@ -57,7 +57,7 @@ def test_sparse_kernel_loses_when_dense_wins_when_sparse(skx2):
     # a little sparsity costs more than none: the set-bit loop's exit starts to mispredict
     assert skx2.sparse_cycles(op, 0.2) > skx2.sparse_cycles(op, 0.0)
     times = [skx2.sparse_cycles(op, s / 10) for s in range(3, 11)]
-    assert all(a > b for a, b in zip(times, times[1:]))
+    assert all(a > b for a, b in zip(times[:-1], times[1:], strict=True))
     even = skx2.breakeven_sparsity(op)
     assert 0.3 < even < 0.9
     assert skx2.sparse_cycles(op, even) < skx2.dense_cycles(op)

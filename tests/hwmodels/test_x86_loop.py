@@ -58,7 +58,7 @@ def test_expected_mispredictions_are_at_most_one_in_the_likely_cases(p, lanes):
     assert sum(pmf) == pytest.approx(1.0)
     assert all(0 <= w <= lanes for w in wrong)
     # the predictor is right at least as often as always guessing "go on"
-    expected = sum(pk * w for pk, w in zip(pmf, wrong))
+    expected = sum(pk * w for pk, w in zip(pmf, wrong, strict=True))
     assert expected <= 1.0 + 1e-9
 
 

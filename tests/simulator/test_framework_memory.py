@@ -4,8 +4,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.policies._framework_memory import (caffe_blob_bytes, caffe_layer_buffer_bytes,
-                                                  caffe_param_bytes, caffe_training_bytes)
+from simulator.policies._framework_memory import (
+    caffe_blob_bytes,
+    caffe_layer_buffer_bytes,
+    caffe_param_bytes,
+    caffe_training_bytes,
+)
 from workloads.builder import GraphBuilder
 
 

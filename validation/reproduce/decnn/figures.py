@@ -18,7 +18,6 @@ from hwmodels import catalog
 from hwmodels.specs import LinkSpec
 from simulator.api import simulate
 from simulator.cluster import Cluster
-
 from validation.paths import MEASURED
 
 from ..plotting import save
@@ -118,8 +117,10 @@ BANDWIDTHS_BPS = (25e6, 60e6, 117.5e6, 300e6, 1.175e9)
 
 def make_figures(out_dir: Path, devices=DEVICES,
                  bandwidths_Bps=BANDWIDTHS_BPS) -> list[Path]:
-    from simulator.trace import subplots  # no backend switch: notebooks import this
-    from simulator.trace import plot_timeline
+    from simulator.trace import (
+        plot_timeline,
+        subplots,  # no backend switch: notebooks import this
+    )
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +131,7 @@ def make_figures(out_dir: Path, devices=DEVICES,
                           (axes[1], "throughput_speedup", "throughput (samples in flight)")):
         for policy in POLICIES:
             pts = [(r["devices"], r[key]) for r in rows if r["policy"] == policy]
-            ax.plot(*zip(*pts), marker="o", label=policy)
+            ax.plot(*zip(*pts, strict=True), marker="o", label=policy)
         ax.plot(list(devices), list(devices), ls=":", color="gray", label="linear")
         ax.axhline(1.0, color="black", lw=0.6)
         ax.set_xlabel(f"{BOARD} devices ({LINK}, switched)")
@@ -149,7 +150,7 @@ def make_figures(out_dir: Path, devices=DEVICES,
     for policy in POLICIES:
         pts = [(r["devices"], r["memory_per_device_bytes"] / 1e6) for r in rows
                if r["policy"] == policy]
-        ax.plot(*zip(*pts), marker="o", label=policy)
+        ax.plot(*zip(*pts, strict=True), marker="o", label=policy)
     ax.axhline(base_mb, color="black", lw=0.6, label="1 device, original ResNet-50")
     cut = paper["resnet50-4arm-memory"]
     ax.plot([4], [base_mb * (1 - cut)], "k*", ms=12, label=f"published DeCNN (-{cut:.1%})")
@@ -164,7 +165,7 @@ def make_figures(out_dir: Path, devices=DEVICES,
     for policy in SPLIT_POLICIES:
         pts = [(r["bandwidth_Bps"] * 8 / 1e6, r["throughput_speedup"]) for r in sweep
                if r["policy"] == policy and not r["shared_medium"]]
-        line, = ax.plot(*zip(*pts), marker="o", label=f"{policy}, switched")
+        line, = ax.plot(*zip(*pts, strict=True), marker="o", label=f"{policy}, switched")
         wifi = [r for r in sweep if r["policy"] == policy and r["shared_medium"]][0]
         ax.plot([wifi["bandwidth_Bps"] * 8 / 1e6], [wifi["throughput_speedup"]], marker="s",
                 color=line.get_color(), ls="", label=f"{policy}, Wi-Fi (shared medium)")

@@ -24,7 +24,7 @@ def per_layer(out: Path) -> Path:
     train = lower_training(zoo.get("vgg16", batch=16))
     conv = CPUDirectConv(catalog.device("skylake-x-6c"))
     grid = [i / 50 for i in range(51)]
-    for ax, p in zip(axes, PASSES):
+    for ax, p in zip(axes, PASSES, strict=True):
         kind = {"forward": "conv2d", "grad_input": "conv2d_grad_input",
                 "grad_weight": "conv2d_grad_weight"}[p]
         op = next(o for o in train.topo() if o.kind == kind
@@ -71,7 +71,7 @@ def synthetic(out: Path) -> Path:
     one and two FMA units: the model's counterpart of the paper's synthetic-sparsity plots."""
     grid = [i / 20 for i in range(20)]
     fig, axes = subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, units in zip(axes, (1, 2)):
+    for ax, units in zip(axes, (1, 2), strict=True):
         for net, cin, cout, k in SYNTHETIC_LAYERS:
             curves = synthetic_layer_speedups(net, cin, cout, k, units, grid)
             ax.plot(grid, curves["forward"], label=f"{net} {k}x{k} {cin}->{cout}")

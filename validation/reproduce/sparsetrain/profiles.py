@@ -32,9 +32,8 @@ from pathlib import Path
 
 from simulator.policies import ConfigError
 from simulator.policies.sparsity import SparsityProfile, check_fraction, load_csv
-from workloads.graph import OpGraph
-
 from validation.paths import MEASURED
+from workloads.graph import OpGraph
 
 AUTHORS_FILE = "sparsetrain_sparsity.csv"
 MEASURED_FILE = "sparsetrain_sparsity_measured.csv"

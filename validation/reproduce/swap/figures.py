@@ -21,7 +21,7 @@ def memory_with_copies(result, path: Path) -> Path:
         ax.axhline(cap / GIB, ls="--", lw=0.8, color="gray", label="capacity")
     for kind, colour, when in (("swap_out", "tab:green", "end"), ("prefetch", "tab:red", "start")):
         xs = [e if when == "end" else s for t, s, e in
-              zip(result.log.tasks, result.log.start_s, result.log.end_s)
+              zip(result.log.tasks, result.log.start_s, result.log.end_s, strict=True)
               if t.meta.get("kind") == kind]
         ax.plot(xs, [0.02] * len(xs), "|", color=colour, ms=12,
                 label=f"{kind.replace('_', '-')} ({'frees' if when == 'end' else 'allocates'})")
@@ -36,6 +36,7 @@ def largest_depth(memories_gib=(0.25, 0.5, 1.0, 2.0), batch: int = 128,
                   depths=(20, 56, 110, 218, 434, 866)) -> dict[str, list]:
     """Per policy, the deepest CIFAR ResNet (of `depths`) that trains in each memory size."""
     from simulator.api import simulate
+
     from .metrics import gpu_cluster
 
     out: dict[str, list] = {}
@@ -58,6 +59,7 @@ def make_figures(out_dir) -> list[Path]:
     from simulator.api import simulate
     from simulator.trace import plot_timeline, subplots
     from simulator.tuner import plot, tune
+
     from .metrics import gpu_cluster
 
     out = Path(out_dir)
