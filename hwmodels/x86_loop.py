@@ -151,12 +151,8 @@ def loop_exit_mispredictions(p: float, lanes: int) -> list[float]:
     pmf = binomial_pmf(lanes, p)
     # At the j-th test (j iterations done) the loop exits with hazard h_j = P(K=j | K>=j);
     # the predictor says "exit" where h_j >= 1/2.
-    predict_exit = []
-    tail = 1.0
-    for j in range(lanes + 1):
-        h = pmf[j] / tail if tail > 1e-300 else 1.0
-        predict_exit.append(h >= 0.5)
-        tail -= pmf[j]
+    tails = [sum(pmf[j:]) for j in range(lanes + 1)]   # P(K >= j), summed: no cancellation
+    predict_exit = [tail <= 0.0 or pmf[j] / tail >= 0.5 for j, tail in enumerate(tails)]
     out = []
     for k in range(lanes + 1):
         wrong = sum(1 for j in range(k) if predict_exit[j])  # said exit, went on
