@@ -13,6 +13,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 from tests.workloads.torchvision_zoo import matmul_flops, torch_flops  # noqa: E402
+from validation.calibrate.torch_exec import GraphModule  # noqa: E402
 from workloads import from_torch  # noqa: E402
 from workloads.graph import WorkloadError  # noqa: E402
 from workloads.training import lower_training  # noqa: E402
@@ -29,6 +30,7 @@ def imported(model, x):
     assert matmul_flops(g) == pytest.approx(torch_flops(meta, x.to("meta")), rel=1e-9)
     assert g.params() == sum(p.numel() for p in model.parameters())
     assert g.topo()[-1].out.shape == tuple(model(x).shape)
+    assert tuple(GraphModule(g)(x).shape) == tuple(model(x).shape)   # PyTorch replays it
     train = lower_training(g)
     assert sum(op.params for op in train.phase("update")) == g.params()
     return g
