@@ -5,7 +5,7 @@ really costs), and the function a module calls and the ATen backward autograd ca
 (dy, the saved tensor): the output for tanh and sigmoid, the input for the others."""
 from __future__ import annotations
 
-from . import OpKind, per_element, register
+from ._registry import OpKind, per_element, register
 from ._torch import F, aten, torch
 
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946

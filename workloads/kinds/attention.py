@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 
 from ..errors import WorkloadError
-from . import OpKind, backward_rules, per_element, register
+from . import backward_rules
+from ._registry import OpKind, per_element, register
 from ._torch import F, aten, torch
 
 SOFTMAX_FLOPS = 5.0

@@ -8,7 +8,8 @@ bias, in_shape, out_shape. Costed as the matmul family's roofline until the devi
 its GEMM shapes (like the batched products)."""
 from __future__ import annotations
 
-from . import OpKind, backward_rules, register
+from . import backward_rules
+from ._registry import OpKind, register
 from ._torch import F, aten
 
 

@@ -2,7 +2,8 @@
 the sum of a tensor's gradient contributions."""
 from __future__ import annotations
 
-from . import OpKind, backward_rules, per_element, register
+from . import backward_rules
+from ._registry import OpKind, per_element, register
 from ._torch import F, aten, torch
 
 

@@ -3,7 +3,8 @@ weight gradient is a scatter-add), position embeddings added to a sequence, and 
 put before one (ViT)."""
 from __future__ import annotations
 
-from . import OpKind, backward_rules, per_input_element, register
+from . import backward_rules
+from ._registry import OpKind, per_input_element, register
 from ._torch import F, aten, torch
 
 

@@ -4,7 +4,7 @@ parameter as PyTorch holds it). Its gradient op makes dx = dy * scale and the pa
 gradient, the sum of dy * x where the scale broadcast."""
 from __future__ import annotations
 
-from . import OpKind, per_element, register
+from ._registry import OpKind, per_element, register
 from ._torch import torch
 
 

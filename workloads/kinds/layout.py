@@ -3,7 +3,8 @@ kernel, no traffic), and concatenation, channel shuffle, the CIFAR ResNets' chan
 copy that makes a permuted view contiguous (copies)."""
 from __future__ import annotations
 
-from . import OpKind, backward_rules, per_element, register
+from . import backward_rules
+from ._registry import OpKind, per_element, register
 from ._torch import F, torch
 
 _no_arithmetic = per_element(0.0)

@@ -1,7 +1,7 @@
 """The loss (softmax cross-entropy over (batch, classes) logits) and the optimizer step."""
 from __future__ import annotations
 
-from . import OpKind, per_element, per_input_element, register
+from ._registry import OpKind, per_element, per_input_element, register
 from ._torch import F, aten, torch
 
 LR = 0.01

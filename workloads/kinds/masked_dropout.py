@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from . import OpKind, register
+from ._registry import OpKind, register
 from ._torch import torch
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 
-from . import OpKind, backward_rules, register
+from . import backward_rules
+from ._registry import OpKind, register
 from ._torch import F, aten, torch
 
 

@@ -3,7 +3,7 @@ dimensions for layer norm; a group of channels for group norm), then a scale and
 FLOPs per element: mean, variance, normalisation and the affine; the gradient about twice."""
 from __future__ import annotations
 
-from . import OpKind, per_element, register
+from ._registry import OpKind, per_element, register
 from ._torch import F, aten, torch
 
 EPS = 1e-5   # PyTorch's default for batch, layer and group norm

@@ -4,7 +4,7 @@ A forward pool is keyed on its output's layout: a window kernel's cost goes with
 writes (a 2x2 pool costs 3x a global pool per input value on a 2-vCPU EPYC)."""
 from __future__ import annotations
 
-from . import OpKind, per_element, register, shape_layout
+from ._registry import OpKind, per_element, register, shape_layout
 from ._torch import F, aten
 
 

@@ -6,7 +6,7 @@ profile measures what it costs). Their gradients scatter dy back: an add per out
 (nearest), four multiply-adds per output value (bilinear)."""
 from __future__ import annotations
 
-from . import OpKind, register
+from ._registry import OpKind, register
 from ._torch import F, aten
 
 _FORWARD_FLOPS = {"nearest": 0.0, "bilinear": 8.0}

@@ -1,0 +1,168 @@
+"""The registry of op kinds: the `OpKind` record, `register` and the lookups (re-exported by
+workloads.kinds, whose modules declare the kinds)."""
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from ..errors import WorkloadError
+
+PHASES = ("forward", "backward", "update")
+
+
+class KindError(WorkloadError):
+    """A kind declared inconsistently, or one the registry does not have."""
+
+
+def _zero(op) -> float:
+    return 0.0
+
+
+def per_element(flops: float) -> Callable:
+    """FLOPs of an elementwise kind: `flops` per output element (nominal counts for an exp, a
+    tanh or an erf; a calibrated profile measures what each really costs)."""
+    return lambda op: flops * op.out.numel
+
+
+def per_input_element(flops: float) -> Callable:
+    """`flops` per element of the first input (a reduction's work scales with what it reads)."""
+    return lambda op: flops * op.in_specs[0].numel
+
+
+def shape_layout(shape) -> tuple[int, int]:
+    """(planes, pixels) of a tensor: N*C planes of H*W pixels for an image tensor, N rows of F
+    features for a 2-D one, 1 plane otherwise."""
+    if len(shape) >= 3:
+        return int(shape[0] * shape[1]), _product(shape[2:])
+    if len(shape) == 2:
+        return int(shape[0]), int(shape[1])
+    return 1, _product(shape)
+
+
+def _product(dims) -> int:
+    out = 1
+    for d in dims:
+        out *= int(d)
+    return max(out, 1)
+
+
+@dataclass(frozen=True)
+class OpKind:
+    """Everything about one op kind. Costs take the op (its shapes and attributes)."""
+
+    name: str
+    family: str                                   # cost family (hwmodels/families.py)
+    phase: str = "forward"                        # forward | backward | update
+    flops: Callable = _zero                       # op -> FLOPs (a multiply-add is 2)
+    macs: Callable | None = None                  # op -> multiply-adds (GEMM-like kinds)
+    # op -> (m, n, k, groups, window, stride, pixels): set for kinds a profile keys on their
+    # GEMM shape (hwmodels/families.gemm_shape); these are graph.MATMUL_KINDS
+    gemm_shape: Callable | None = None
+    layout: Callable | None = None                # op -> (planes, pixels) where not the input's
+    view: bool | Callable = False                 # no kernel, no traffic (or op -> bool)
+    aliases_input: bool = False                   # a view of its first input's storage
+    reads_params: bool = False                    # bytes read include the parameters
+    bytes_read: Callable | None = None            # op -> bytes; default: inputs (+ params)
+    bytes_written: Callable | None = None         # op -> bytes; default: the output
+    # training: forward tensors the gradient reads ("in" the first input, "in1", "in2" the
+    # others, "out" the output)
+    saves: tuple[str, ...] = ()
+    # forward kinds: the lowering rule (ctx, op, dy) making its backward ops
+    # (kinds/backward_rules.py); None: one `<kind>_grad` op reading dy and what it saves
+    backward: Callable | None = None
+    carries_params: bool = False                  # a gradient kind that makes the param grads
+    training_attrs: dict = field(default_factory=dict)   # set on the op in a training graph
+    saves_mask: bool = False                      # keeps an output-sized mask for its gradient
+    # parameters: shapes as PyTorch holds them (weight first), how many tensors the optimizer
+    # steps, and how a step starts them ("he": He-normal weight, zero bias; "scale_shift":
+    # ones then zeros, as a normalisation's affine)
+    param_shapes: Callable | None = None
+    param_tensors: Callable | None = None
+    param_init: str = "he"
+    attr_defaults: dict | None = None             # pointwise activations: attributes + defaults
+    # PyTorch: torch_kernel(op, state) -> fn(*inputs), the ATen call a training step makes
+    # (state: validation/calibrate/torch_ops.KernelState, or None where the kernel keeps
+    # nothing); torch_module(op, module, i) -> fn(inputs) inside a GraphModule (default: the
+    # kernel with no state); torch_buffers(op, device) -> [(prefix, tensor)] it registers
+    torch_kernel: Callable | None = None
+    torch_module: Callable | None = None
+    torch_buffers: Callable | None = None
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.phase not in PHASES:
+            raise KindError(f"kind {self.name!r}: phase {self.phase!r} is not one of "
+                            f"{', '.join(PHASES)}")
+        if self.param_init not in ("he", "scale_shift"):
+            raise KindError(f"kind {self.name!r}: param_init {self.param_init!r} is not "
+                            "'he' or 'scale_shift'")
+
+    @property
+    def is_activation(self) -> bool:
+        return self.attr_defaults is not None
+
+    def is_view(self, op) -> bool:
+        return self.view(op) if callable(self.view) else self.view
+
+    def parameter_tensors(self, op) -> int:
+        if self.param_tensors is not None:
+            return self.param_tensors(op)
+        return 1 + bool(op.attrs.get("bias"))
+
+
+_REGISTRY: dict[str, OpKind] = {}
+
+
+def register(*kinds: OpKind) -> None:
+    """Add kinds to the IR. A name may be declared once."""
+    for k in kinds:
+        if k.name in _REGISTRY:
+            raise KindError(f"op kind {k.name!r} is already declared")
+        _REGISTRY[k.name] = k
+
+
+def unregister(name: str) -> None:
+    """Remove a kind (for kinds a test declares for itself)."""
+    _REGISTRY.pop(name, None)
+
+
+def kind_of(name: str) -> OpKind:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KindError(f"unknown op kind {name!r}") from None
+
+
+def is_kind(name: object) -> bool:
+    return name in _REGISTRY
+
+
+def all_kinds() -> list[OpKind]:
+    """Every declared kind, in declaration order."""
+    return list(_REGISTRY.values())
+
+
+class KindSet(Set):
+    """A live set of kind names chosen by a predicate on the records: a kind declared later
+    is in it as soon as it is declared. Iterates in declaration order."""
+
+    def __init__(self, predicate: Callable[[OpKind], bool]) -> None:
+        self._predicate = predicate
+
+    def __contains__(self, name: object) -> bool:
+        k = _REGISTRY.get(name)  # type: ignore[arg-type]
+        return k is not None and self._predicate(k)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k.name for k in _REGISTRY.values() if self._predicate(k)])
+
+    def __len__(self) -> int:
+        return sum(1 for k in _REGISTRY.values() if self._predicate(k))
+
+    @classmethod
+    def _from_iterable(cls, it):
+        return frozenset(it)
+
+    def __repr__(self) -> str:
+        return f"KindSet({sorted(self)})"
