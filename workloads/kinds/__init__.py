@@ -17,35 +17,15 @@ tables, the class token). PyTorch is imported only when a kernel is built.
 """
 from __future__ import annotations
 
-# Importing the families declares their kinds (order: the order kinds are listed in).
-from . import (  # noqa: F401
-                        activations,
-                        attention,
-                        conv_transpose,
-                        elementwise,
-                        embedding,
-                        layer_scale,
-                        layout,
-                        loss_update,
-                        masked_dropout,
-                        matmul,
-                        norms,
-                        pools,
-                        upsample,
-)
-from ._registry import (
-                        PHASES,
-                        KindError,
-                        KindSet,
-                        OpKind,
-                        all_kinds,
-                        is_kind,
-                        kind_of,
-                        per_element,
-                        per_input_element,
-                        register,
-                        shape_layout,
-                        unregister,
-)
+from ._registry import (PHASES, KindError, KindSet, OpKind, all_kinds, is_kind, kind_of,
+                        per_element, per_input_element, register, shape_layout, unregister)
 
-__all__ = ['PHASES', 'KindError', 'KindSet', 'OpKind', 'all_kinds', 'is_kind', 'kind_of', 'per_element', 'per_input_element', 'register', 'shape_layout', 'unregister']
+# Importing the families declares their kinds, in this order (the order kinds are listed in).
+# isort: off
+from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: F401
+               loss_update, masked_dropout, attention, embedding, layer_scale,
+               conv_transpose, upsample)
+# isort: on
+
+__all__ = ["PHASES", "KindError", "KindSet", "OpKind", "all_kinds", "is_kind", "kind_of",
+           "per_element", "per_input_element", "register", "shape_layout", "unregister"]
