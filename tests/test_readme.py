@@ -8,6 +8,7 @@ not run here: the Makefile and the validation tests run those commands.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import subprocess
@@ -66,6 +67,39 @@ def missing_lines(shown: str, printed: str) -> list[str]:
             if line.strip() and line.strip() != "..." and line not in printed.splitlines()]
 
 
+def label(line: str) -> str:
+    """A printed line's label: the text before its first digit."""
+    match = re.search(r"\d", line)
+    return line[:match.start()] if match else line
+
+
+def refreshed(shown: str, printed: str) -> str:
+    """`shown` with each line that is no longer printed replaced by the printed line with the
+    same label, matched in order (so repeated labels pair up in turn)."""
+    lines, at = printed.splitlines(), 0
+    out = []
+    for line in shown.splitlines():
+        if line.strip() in ("", "..."):
+            out.append(line)
+            continue
+        same = [i for i in range(at, len(lines)) if lines[i] == line]
+        alike = [i for i in range(at, len(lines)) if label(lines[i]) == label(line)]
+        closest = max(alike, default=None,   # the line most like it (devices=8 to devices=8)
+                      key=lambda i: (difflib.SequenceMatcher(None, lines[i], line).ratio(), -i))
+        pick = same[0] if same else closest
+        out.append(line if pick is None else lines[pick])
+        at = at if pick is None else pick + 1
+    return "\n".join(out) + "\n"
+
+
+def test_refresh_replaces_moved_figures_in_order():
+    printed = "a: 1 x\n  time 12.5 ms\nb: 1 x\n  time 30.1 ms\n"
+    assert refreshed("a: 1 x\n  time 11.0 ms\n...\n  time 29.0 ms\n", printed) == \
+        "a: 1 x\n  time 12.5 ms\n...\n  time 30.1 ms\n"
+    rows = "  devices=1  efficiency=1\n  devices=8  efficiency=0.75\n"
+    assert refreshed("...\n  devices=8  efficiency=0.7\n", rows) == "...\n" + rows.splitlines()[1] + "\n"
+
+
 def test_the_parsers_find_what_the_readme_holds():
     text = README.read_text()
     assert sum(lang == "python" for lang, _ in blocks(text)) >= 2
@@ -103,3 +137,20 @@ def test_technique_table_commands_run(tmp_path):
         done = subprocess.run(["bash", "-e", "-c", command], cwd=tmp_path, env=environment(),
                               capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
+
+
+if __name__ == "__main__":
+    # python tests/test_readme.py: rerun the README's shell blocks and rewrite the figures of
+    # the outputs shown after them to what they print now (review the diff before committing)
+    import tempfile
+    text = README.read_text()
+    with tempfile.TemporaryDirectory() as scratch:
+        work = scratch_clone(Path(scratch))
+        for body, shown in shell_runs(text):
+            done = subprocess.run(["bash", "-e", "-c", body], cwd=work, env=environment(),
+                                  capture_output=True, text=True, timeout=900, check=True)
+            if shown:
+                text = text.replace(f"{body}```\n\n```text\n{shown}",
+                                    f"{body}```\n\n```text\n{refreshed(shown, done.stdout)}")
+    README.write_text(text)
+    print("rewrote the README's example outputs; check git diff README.md")
