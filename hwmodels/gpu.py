@@ -315,10 +315,11 @@ class GPUModel(DeviceModel):
         tensor = arith != "fp32"
         sms = self.sm_count
 
-        def unit_gemm(m: int, n: int, k: int, batch: int, split_k: bool = True) -> gk.GemmCost:
+        def unit_gemm(m: int, n: int, k: int, batch: int, split_k: bool = True,
+                      tiles: tuple[tuple[int, int], ...] = gk.TILES) -> gk.GemmCost:
             if tensor:
                 n, k = gk.align(n, gk.TENSOR_CORE_ALIGN), gk.align(k, gk.TENSOR_CORE_ALIGN)
-            return gk.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k)
+            return gk.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k, tiles)
 
         if op.kind in PRODUCT_KINDS:
             cost = unit_gemm(*ga.product_gemm(op))
@@ -332,13 +333,16 @@ class GPUModel(DeviceModel):
             rows, n_in, n_out = a["batch_rows"], a["in_features"], a["out_features"]
             m, n, k = {"linear": (rows, n_out, n_in), "linear_grad_input": (rows, n_in, n_out),
                        "linear_grad_weight": (n_out, n_in, rows)}[op.kind]
-            cost = unit_gemm(m, n, k, 1)
+            tiles = gk.TILES if tensor else gk.cublas_tiles(self.spec.architecture)
+            cost = unit_gemm(m, n, k, 1, tiles=tiles)
             return [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
         conv = gk.ConvProblem.from_attrs(op.attrs)
         pass_ = CONV_PASS[op.kind]
         if conv.is_thin_grouped:    # depthwise: a direct kernel on the CUDA cores
             return [KernelOption("stream", op.flops / fp32_peak, traffic, "direct")]
-        cost = unit_gemm(*conv.implicit_gemm(pass_))
+        # cuDNN splits the reduction only in the weight gradient (K = N*P*Q, long); its
+        # forward and data-gradient kernels keep one CTA per output tile
+        cost = unit_gemm(*conv.implicit_gemm(pass_), split_k=pass_ == "wgrad")
         options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
                                 "implicit_gemm")]
         if (conv.winograd_ok and not tensor

@@ -37,6 +37,13 @@ from dataclasses import dataclass
 # (tile_m, tile_n): the CUTLASS / cuBLAS GEMM tile shapes, down to the skinny ones that
 # narrow problems (a few output columns) take
 TILES = ((256, 128), (128, 128), (128, 64), (64, 64), (128, 32), (64, 32), (64, 16), (128, 8))
+# cuBLAS's SGEMM before its skinny kernels (CUDA 7.5, which Maxwell's published kernel tables
+# ran with): maxwell_sgemm_128x128 and _128x64 only, so a product with 16 or 32 columns costs
+# a whole 128-wide tile. DeepBench shows it: on a Titan X (Maxwell) M = 512 or 1024, N = 16 or
+# 32, K = 512 all take one 128x128 tile's time, and M = 4096, N = 16, K = 4096 two waves of
+# them. Pascal's tables (CUDA 8.0.88 on the GTX 1080 Ti and Titan Xp) show the skinny tiles.
+WIDE_TILES = ((128, 128), (128, 64))
+WIDE_TILE_ARCHITECTURES = frozenset({"maxwell"})
 REFERENCE_TILE = (128, 128)
 K_FILL = 32                 # per-CTA pipeline fill and epilogue, in k steps
 SPLIT_K_MIN_K = 256         # split-K keeps at least this much of K per CTA
@@ -61,8 +68,14 @@ class GemmCost:
     split_k: int
 
 
+def cublas_tiles(architecture: str | None) -> tuple[tuple[int, int], ...]:
+    """The tiles cuBLAS's FP32 GEMM chooses among on an architecture (its library generation)."""
+    return WIDE_TILES if architecture in WIDE_TILE_ARCHITECTURES else TILES
+
+
 def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: int,
-              efficiency: float, split_k: bool = True) -> GemmCost:
+              efficiency: float, split_k: bool = True,
+              tiles: tuple[tuple[int, int], ...] = TILES) -> GemmCost:
     """The fastest tiling of `batch` independent (m x n x k) GEMMs at `efficiency` of a full
     reference tile's share of `peak_flops`. The busiest SM sets the time: it runs
     ceil(CTAs / SMs) tiles one after another at its full rate. Each tile shape may be laid
@@ -71,7 +84,7 @@ def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: i
     m, n, k, batch = max(m, 1), max(n, 1), max(k, 1), max(batch, 1)
     per_sm_flops = peak_flops / sm_count * efficiency
     best: GemmCost | None = None
-    shapes = sorted({*TILES, *((tn, tm) for tm, tn in TILES)})
+    shapes = sorted({*tiles, *((tn, tm) for tm, tn in tiles)})
     for tile_m, tile_n in shapes:
         tiles = math.ceil(m / tile_m) * math.ceil(n / tile_n) * batch
         max_split = max(1, k // SPLIT_K_MIN_K) if split_k else 1

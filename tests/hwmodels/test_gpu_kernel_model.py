@@ -97,3 +97,33 @@ def test_the_workspace_is_the_chosen_algorithms():
     amp = conv_ops(precision="amp-fp16")["conv2d"]
     assert v100.chosen_option(amp).algorithm == "implicit_gemm"
     assert v100.workspace_bytes(amp) == 0
+
+
+def linear_op(rows, in_features, out_features):
+    b = GraphBuilder("g", input_shape=(in_features,), batch=rows)
+    b.linear(b.input(), out_features, bias=False, name="fc")
+    return b.build().op("fc")
+
+
+def test_maxwells_cublas_pads_a_skinny_product_to_a_wide_tile():
+    """DeepBench on a Titan X (Maxwell), CUDA 7.5: 16- and 32-column products of the same
+    rows take a wide tile's time; a later library's skinny tiles tell them apart."""
+    maxwell, pascal = model_for("titan-x-maxwell"), model_for("gtx1080ti")
+    for model, same in ((maxwell, True), (pascal, False)):
+        narrow, wide = (model.kernel_options(linear_op(4096, 4096, n))[0].unit_s
+                        for n in (16, 32))
+        assert (narrow == pytest.approx(wide)) == same
+    assert gk.cublas_tiles("maxwell") == gk.WIDE_TILES and gk.cublas_tiles("volta") == gk.TILES
+
+
+def test_only_the_weight_gradient_splits_its_reduction():
+    """A batch-1 forward convolution on 80 SMs has too few output tiles to fill them, and a
+    GEMM of its shape would split K; cuDNN's forward kernel runs one CTA per output tile."""
+    v100 = model_for("v100")
+    fwd = conv_ops(batch=1, channels=512, size=14, kernel=3)["conv2d"]
+    shape = gk.ConvProblem.from_attrs(fwd.attrs).implicit_gemm("fwd")
+    assert gk.gemm_cost(*shape, v100.peak_flops, v100.sm_count, 1.0).split_k > 1
+    implicit = [o for o in v100.kernel_options(fwd) if o.algorithm == "implicit_gemm"][0]
+    assert implicit.traffic_bytes == fwd.bytes_moved            # no partial sums
+    assert implicit.unit_s == pytest.approx(gk.gemm_cost(
+        *shape, v100.peak_flops, v100.sm_count, 1.0, split_k=False).compute_s)
