@@ -12,7 +12,9 @@ concatenation at three widths; 2x2 and 3x3 max and average pooling; stacks of fu
 connected layers; and every pointwise activation besides ReLU (tanh, sigmoid, GELU, ...) on
 images of three resolutions and on fully connected layers (with a batch norm of features);
 products of maps with per-channel gates (squeeze-and-excitation) and with their own sigmoid;
-and group, layer and plain batch norm on images and on features.
+and group, layer and plain batch norm on images and on features; and small transformers
+(calibration_transformers.py): one decoder block at sequence lengths 64 to 512, head dims 32
+and 64, attention fused and written out, and one encoder block on image patches.
 No validation case's shapes were copied into it (the odd widths, the pooling and the funnels
 were added once held-out modules showed that kinds of kernel were missing, not their shapes;
 the 48-pixel stages once leave-one-out showed that equal GEMMs on smaller maps run faster),
@@ -24,6 +26,8 @@ from __future__ import annotations
 from workloads import zoo
 from workloads.builder import GraphBuilder
 from workloads.graph import ACTIVATIONS, OpGraph, WorkloadError
+
+from .calibration_transformers import TRANSFORMER_CASES, TRANSFORMER_NETWORKS
 
 STAGE_CHANNELS = (16, 32, 64, 128, 256)   # one stage per resolution: 64, 32, 16, 8, 4 pixels
 # the same stages from a 48x48 input (48, 24, 12, 6, 3 pixels), for k = 1, 3: at equal GEMM
@@ -262,6 +266,7 @@ NETWORKS = {
     "grid_gate": gate_grid,
     "grid_norm": norm_grid,
     "grid_norm_mlp": norm_mlp_grid,
+    **TRANSFORMER_NETWORKS,
 }
 # (network, batch): every synthetic network at two batches (steps of about 5-300 ms on one core)
 GRID_CASES: tuple[tuple[str, int], ...] = (
@@ -290,6 +295,7 @@ GRID_CASES: tuple[tuple[str, int], ...] = (
     ("grid_act_mlp", 16), ("grid_act_mlp", 128), ("grid_act_mlp", 512),
     ("grid_gate", 4), ("grid_gate", 16), ("grid_norm", 4), ("grid_norm", 16),
     ("grid_norm_mlp", 32), ("grid_norm_mlp", 256),
+    *TRANSFORMER_CASES,
 )
 
 

@@ -58,12 +58,19 @@ def replay_times(train: OpGraph, device="cpu", rounds: int = 3, warmup: int = 1,
 
 
 def _view(op, ins, state):
+    """A view op as PyTorch makes it: the same storage with the view's strides (a permuted
+    view stays strided, so the copy that makes it contiguous, or a kernel that reads it as
+    it is, does the reads a step does)."""
     if op.kind == "input":
         return state.input_of(op)
     if op.kind == "slice":
         a = op.attrs
         return ins[0].narrow(a["dim"], a["start"], a["stop"] - a["start"])
-    return ins[0].reshape(op.out.shape)          # flatten, dropout (free by design)
+    if op.kind == "permute":
+        return ins[0].permute(op.attrs["dims"])
+    # flatten, reshape, dropout (free by design): a view where the strides allow, as
+    # PyTorch's reshape (the IR puts a `contiguous` copy where they do not)
+    return ins[0].reshape(op.out.shape)
 
 
 def _as_shape(t, shape, state):

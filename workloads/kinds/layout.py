@@ -28,11 +28,16 @@ def _slice_module(op, m, i):
 
 
 def _contiguous_kernel(op, state):
-    """The copy .contiguous() makes of a permuted view. Replay hands the kernel a tensor of
-    the view's shape laid out contiguously, so the kernel takes the permutation from the
-    source layout itself and copies that (the same strided reads)."""
+    """The copy .contiguous() makes of a permuted view. In a replayed step the input is that
+    view; run alone on a fresh tensor of the view's shape (contiguous), the kernel first views
+    it from the source layout, so the copy makes the same strided reads."""
     dims, source = tuple(op.attrs["dims"]), tuple(op.attrs["source_shape"])
-    return lambda x: x.reshape(source).permute(dims).contiguous()
+
+    def copy(x):
+        if x.is_contiguous():
+            x = x.reshape(source).permute(dims)
+        return x.contiguous()
+    return copy
 
 
 register(

@@ -80,3 +80,33 @@ def test_replay_runs_training_dropout_with_its_mask():
     p = drop.attrs["p"]
     assert torch.equal(y == 0, dx == 0) and 0.3 < float((y == 0).float().mean()) / p < 1.7
     assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - p)))
+
+
+def test_replay_keeps_permuted_views_views_and_copies_them_where_pytorch_does():
+    """The heads of attention are strided views of the projection's output (no copy); the
+    `contiguous` copy reads that view and makes the same values as PyTorch's .contiguous();
+    run alone it makes the same copy of a fresh tensor."""
+    from validation.calibrate.replay import _as_shape, _view
+    from validation.calibrate.torch_ops import KernelState, op_callable, op_kernel
+    from workloads.zoo import transformers as zt
+    train = lower_training(zt.gpt2(2, width=32, depth=1, heads=4, seq_len=8, vocab_size=20,
+                                   max_positions=8, attention="naive", dropout=0.0))
+    state = KernelState("cpu", graph=train)
+    env, copies = {}, 0
+    for op in train.topo():
+        ins = [_as_shape(env[t], s.shape, state) for t, s in zip(op.inputs, op.in_specs)]
+        kernel = op_kernel(op, state)
+        env[op.name] = _view(op, ins, state) if kernel is None else kernel(*ins)
+        if op.kind == "permute":
+            view, source = env[op.name], ins[0]
+            assert view.data_ptr() == source.data_ptr()            # the same storage
+            assert view.stride() == tuple(source.stride(d) for d in op.attrs["dims"])
+        if op.kind == "contiguous":
+            assert not ins[0].is_contiguous() and env[op.name].is_contiguous()
+            assert torch.equal(env[op.name], ins[0].contiguous())
+            copies += 1
+    assert copies == 1                  # the heads merged back, once per block
+    copy = next(op for op in train if op.kind == "contiguous")
+    assert op_callable(copy)().is_contiguous()
+    rounds = replay_times(train, "cpu", rounds=1, warmup=0)
+    assert rounds[0][copy.name] > 0
