@@ -220,6 +220,8 @@ class FunctionLowering:
         a = self.bind(_sig_add, node)
         if sign == 1.0 and (out := self.param_operand(a, "add")) is not None:
             return out
+        if sign == 1.0 and (out := self.bias_operand(a)) is not None:
+            return out
         (x, cx), (y, cy) = self._operands(a)
         alpha = self._constant(a["alpha"])
         if alpha is None or (alpha != 1 and cy is None):

@@ -22,6 +22,7 @@ from collections import OrderedDict
 
 from .builder import GraphBuilder
 from .graph import Op, OpGraph, TensorSpec, WorkloadError
+from .torch_einsum import EinsumLowering
 from .torch_functions import FunctionLowering, _bind, _Const, _Pending
 from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
@@ -156,7 +157,7 @@ def _where(gm, node) -> str:
 
 
 class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLowering,
-                ModuleLowering):
+                EinsumLowering, ModuleLowering):
     def __init__(self, torch, gm, example, name: str) -> None:
         from torch.fx.passes.shape_prop import TensorMetadata
         self.torch, self.gm, self.nn = torch, gm, torch.nn
@@ -177,7 +178,8 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
         view_functions, view_methods = self.view_handlers(torch)
         tf_functions, tf_methods, tf_modules = self.transformer_handlers(torch)
         self.functions = {**self.function_handlers(torch), **view_functions,
-                          **self.layer_handlers(torch), **tf_functions}
+                          **self.layer_handlers(torch), **tf_functions,
+                          **self.einsum_handlers(torch)}
         self.methods = {**self.method_handlers(), **view_methods, **tf_methods}
         self.module_table = {**self.module_handlers(torch.nn), **tf_modules}
 
@@ -234,6 +236,8 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
             return self._lower_module(node, self.modules[node.target])
         if self._is_shape_arithmetic(node):
             return _Const(node.meta.get("dnnsim_value"))  # e.g. channels // groups
+        if (gathered := self.gathered_value(node)) is not None:
+            return gathered
         if (aux := self.aux_value(node)) is not None:
             return aux
         handler = self._handler(node)

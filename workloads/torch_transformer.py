@@ -32,6 +32,17 @@ class _Aux:
 
 
 @dataclass(frozen=True)
+class _Gathered:
+    """A parameter table indexed by a buffer, then only reshaped: a relative position bias
+    (no op until it is added to attention scores)."""
+    param: _Param
+    shape: tuple[int, ...]
+
+
+_SHAPE_ONLY = {"view", "reshape", "permute", "contiguous", "unsqueeze", "flatten"}
+
+
+@dataclass(frozen=True)
 class _Expanded:
     """A parameter expanded over the batch (ViT's class token before its concatenation)."""
     param: _Param
@@ -93,6 +104,54 @@ class TransformerLowering:
                 for v in values):
             return None
         return _Aux(self.traced_shape(node))
+
+    def gathered_value(self, node):
+        """A _Gathered for a parameter indexed by a buffer (table[index]) or a reshape of
+        one; None otherwise."""
+        if node.op not in ("call_function", "call_method") or not node.args:
+            return None
+        src = self.value(node.args[0])
+        name = getattr(node.target, "__name__", node.target)
+        if isinstance(src, _Gathered) and name in _SHAPE_ONLY:
+            return _Gathered(src.param, self.traced_shape(node))
+        index = self.value(node.args[1]) if len(node.args) > 1 else None
+        if (name == "getitem" and isinstance(src, _Param) and src.is_parameter
+                and (isinstance(index, _Aux) or isinstance(index, _Param)
+                     and not index.is_parameter)):
+            return _Gathered(src, self.traced_shape(node))
+        return None
+
+    def bias_operand(self, a):
+        """scores + a gathered relative position table (relative_position_bias), or scores +
+        a mask computed from buffers or constants (costed as the causal mask's fill): the
+        op, or None where neither operand is one of those."""
+        vx, vy = (self.value(a[k]) for k in ("input", "other"))
+        extra = vx if isinstance(vx, (_Gathered, _Aux)) else \
+            vy if isinstance(vy, (_Gathered, _Aux)) else None
+        if extra is None:
+            return None
+        x = self.tensor(a["other"] if extra is vx else a["input"])
+        shape = self.b.spec(x).shape
+        if isinstance(extra, _Aux):
+            if any(e not in (1, s) for e, s in zip(reversed(extra.shape), reversed(shape))):
+                raise self.unsupported(f"adds a constant tensor {extra.shape} that does not "
+                                       f"broadcast over {shape}")
+            return self._masked_fill(x, 0.0, self.name("mask"))
+        table, bias = extra.param.shape, tuple(d for d in extra.shape)
+        tokens = shape[-1]
+        window = math.isqrt(tokens)
+        heads = shape[-3] if len(shape) >= 3 else 0
+        if (window * window != tokens or len(shape) < 4 or shape[-2] != tokens
+                or bias[-3:] != (heads, tokens, tokens) or any(d != 1 for d in bias[:-3])
+                or table != ((2 * window - 1) ** 2, heads)):
+            raise self.unsupported(f"adds a gathered table {table} as {bias} to {shape}; only "
+                                   "a relative position bias ((2s-1)^2, heads) of an s x s "
+                                   "window added to (..., heads, s*s, s*s) scores is supported")
+        out = self._op("relative_position_bias", [x], shape,
+                       self.name("relative_position_bias"),
+                       {"tokens": tokens, "table_shape": table}, params=math.prod(table))
+        self._claim([extra.param], out)
+        return out
 
     def _expand(self, node):
         src = self.value(node.args[0])

@@ -17,7 +17,6 @@ NAMES = zoo.classifiers(TVM) if TVM is not None else []
 
 # What each architecture that does not import needs (the first refusal the import lists).
 OUT_OF_SCOPE = {
-    "maxvit_t": "torch.einsum (relative position bias of its window attention)",
     **{f"swin_{s}": "torchvision's shifted_window_attention (roll, spatial pad, a bias "
                     "broadcast over windows) and _patch_merging_pad"
        for s in ("t", "s", "b")},
