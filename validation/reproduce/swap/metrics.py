@@ -19,8 +19,8 @@ GPU = "titan-x-pascal"
 
 
 def gpu_cluster(memory_gib: float | None = None, count: int = 1, link: str = "pcie3",
-                hardware_options: dict | None = None) -> Cluster:
-    spec = catalog.device(GPU)
+                hardware_options: dict | None = None, hardware: str = GPU) -> Cluster:
+    spec = catalog.device(hardware)
     if hardware_options:
         spec = spec.with_options(**hardware_options)
     if memory_gib is not None:
@@ -69,7 +69,8 @@ def resnet152_minibatch_ratio(target) -> float:
 def vgg16_swap_all_slowdown(target) -> float:
     """vDNN: swap-all step time on a 12 GiB GPU over the step with unlimited memory, minus 1."""
     batch = int(target.scenario.get("batch", 256))
-    cluster = gpu_cluster(hardware_options=target.scenario.get("hardware_options"))
+    cluster = gpu_cluster(hardware_options=target.scenario.get("hardware_options"),
+                          hardware=target.scenario.get("hardware", GPU))
     run = simulate("vgg16", cluster, "swap-all", batch=batch,
                    **target.scenario.get("options", {}))
     free = simulate("vgg16", cluster, "none", batch=batch, enforce_memory=False)
