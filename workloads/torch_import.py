@@ -28,6 +28,7 @@ from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
 from .torch_transformer import TransformerLowering
 from .torch_views import ViewLowering
+from .torch_windows import WindowLowering
 
 _PATHS_SHOWN = 8   # module paths listed per unsupported op; the rest are counted
 
@@ -157,7 +158,9 @@ def _where(gm, node) -> str:
 
 
 class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLowering,
-                EinsumLowering, ModuleLowering):
+                EinsumLowering, WindowLowering, ModuleLowering):
+    NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
+
     def __init__(self, torch, gm, example, name: str) -> None:
         from torch.fx.passes.shape_prop import TensorMetadata
         self.torch, self.gm, self.nn = torch, gm, torch.nn
@@ -177,10 +180,12 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
         self.param_owner: dict[str, str] = {}     # parameter read directly -> its op
         view_functions, view_methods = self.view_handlers(torch)
         tf_functions, tf_methods, tf_modules = self.transformer_handlers(torch)
+        window_functions, window_methods = self.window_handlers(torch)
         self.functions = {**self.function_handlers(torch), **view_functions,
                           **self.layer_handlers(torch), **tf_functions,
-                          **self.einsum_handlers(torch)}
-        self.methods = {**self.method_handlers(), **view_methods, **tf_methods}
+                          **self.einsum_handlers(torch), **window_functions}
+        self.methods = {**self.method_handlers(), **view_methods, **tf_methods,
+                        **window_methods}
         self.module_table = {**self.module_handlers(torch.nn), **tf_modules}
 
     # -- driver --------------------------------------------------------------------------

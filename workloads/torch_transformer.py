@@ -137,7 +137,13 @@ class TransformerLowering:
                 raise self.unsupported(f"adds a constant tensor {extra.shape} that does not "
                                        f"broadcast over {shape}")
             return self._masked_fill(x, 0.0, self.name("mask"))
-        table, bias = extra.param.shape, tuple(d for d in extra.shape)
+        return self.relative_bias(x, extra)
+
+    def relative_bias(self, x, gathered):
+        """scores x (..., heads, T, T) plus a gathered relative position table: one
+        relative_position_bias op holding the table."""
+        shape = self.b.spec(x).shape
+        table, bias = gathered.param.shape, tuple(gathered.shape)
         tokens = shape[-1]
         window = math.isqrt(tokens)
         heads = shape[-3] if len(shape) >= 3 else 0
@@ -150,7 +156,7 @@ class TransformerLowering:
         out = self._op("relative_position_bias", [x], shape,
                        self.name("relative_position_bias"),
                        {"tokens": tokens, "table_shape": table}, params=math.prod(table))
-        self._claim([extra.param], out)
+        self._claim([gathered.param], out)
         return out
 
     def _expand(self, node):

@@ -17,11 +17,8 @@ NAMES = zoo.classifiers(TVM) if TVM is not None else []
 
 # What each architecture that does not import needs (the first refusal the import lists).
 OUT_OF_SCOPE = {
-    **{f"swin_{s}": "torchvision's shifted_window_attention (roll, spatial pad, a bias "
-                    "broadcast over windows) and _patch_merging_pad"
-       for s in ("t", "s", "b")},
-    **{f"swin_v2_{s}": "the above, and a linear layer on a buffer (the continuous position "
-                       "bias MLP)" for s in ("t", "s", "b")},
+    **{f"swin_v2_{s}": "Swin V2's cosine attention (F.normalize, logit_scale) and its "
+                       "continuous position bias (an MLP on a buffer)" for s in ("t", "s", "b")},
 }
 
 

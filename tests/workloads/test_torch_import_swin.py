@@ -1,0 +1,63 @@
+"""torchvision's Swin Transformer imports: shifted windows (a roll each way), feature maps
+padded up to whole windows and to an even size before patch merging, the relative position
+bias as one op holding its table, and the windows kept as a dimension after the batch. FLOPs
+and parameters are PyTorch's, the graph replays in PyTorch and lowers for training."""
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tests.workloads import torchvision_zoo as zoo  # noqa: E402
+from tests.workloads.test_torch_import_transformers import imported  # noqa: E402
+
+TVM = zoo.models()
+pytestmark = pytest.mark.skipif(TVM is None, reason="torchvision is not installed")
+
+
+def tiny_swin():
+    from torchvision.models.swin_transformer import SwinTransformer
+    torch.manual_seed(0)
+    return SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 4],
+                           window_size=[4, 4], num_classes=5).eval()
+
+
+@pytest.mark.parametrize("size", [32, 36])   # 36: 9x9 patches, padded to windows and cells
+def test_tiny_swin_imports_with_pytorchs_flops_and_replays(size):
+    g = imported(tiny_swin(), torch.randn(2, 3, size, size))
+    kinds = [op.kind for op in g]
+    # a shift and its reverse per shifted block; at 32 the second stage's 4x4 map is one
+    # window, which is not shifted
+    assert kinds.count("roll") == (2 if size == 32 else 4)
+    assert kinds.count("relative_position_bias") == 4
+    assert ("pad_spatial" in kinds) == (size == 36)
+    assert all(op.out.shape[0] == 2 for op in g)   # the batch stays first
+
+
+def test_the_windows_are_copied_where_pytorch_copies():
+    g = imported(tiny_swin(), torch.randn(2, 3, 32, 32))
+    block = [op for op in g if op.name.startswith("features.1.0.attn")]
+    copies = [op.name.rsplit(".", 1)[-1] for op in block if op.kind == "contiguous"]
+    assert copies == ["windows_copy", "merge_heads_copy", "unwindow_copy"]
+    merge = [op for op in g if op.name == "features.2.merged_copy"]
+    assert merge and merge[0].bytes_written == merge[0].in_specs[0].nbytes
+
+
+class Rolled(torch.nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.dims, self.conv = dims, torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.roll(self.conv(x), shifts=(1, -2), dims=self.dims)
+        return y.flatten(1)
+
+
+def test_roll_after_the_batch_is_a_copy_and_of_the_batch_is_refused():
+    from workloads import from_torch
+    from workloads.graph import WorkloadError
+    x = torch.randn(2, 3, 5, 5)
+    g = from_torch(Rolled((2, 3)), x)
+    roll = [op for op in g if op.kind == "roll"]
+    assert len(roll) == 1 and roll[0].flops == 0
+    assert roll[0].bytes_read == roll[0].bytes_written == 2 * 4 * 5 * 5 * 4
+    with pytest.raises(WorkloadError, match="rolls the flattened tensor or the batch"):
+        from_torch(Rolled((0, 2)), x)
