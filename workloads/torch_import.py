@@ -237,6 +237,8 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
         return self.b.input(tokens=max(tables))
 
     def lower(self, node):
+        if (window := self.window_value(node)) is not None:
+            return window
         if node.op == "call_module":
             return self._lower_module(node, self.modules[node.target])
         if self._is_shape_arithmetic(node):

@@ -9,11 +9,31 @@ same values, FLOPs and bytes as PyTorch's, and a copy stands exactly where PyTor
 reshape of a permuted view that partitions the windows, merges the heads and reverses the
 windows; the padding; the roll; the final slice when the map was padded).
 
+Swin V2 adds cosine attention (l2_normalize of q and k, a learned logit_scale) and its
+continuous position bias: the MLP that PyTorch runs on a coordinate buffer before calling
+shifted_window_attention is followed as a `_BiasMLP` value (no op) through the gather and
+16 * sigmoid, and becomes one continuous_position_bias op where it is added to the scores.
+
 `WindowLowering` is a mixin of `torch_import._Lowering`. torch is never imported here.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
+from .torch_layers import _Param
 from .torch_transformer import _Gathered
+
+
+@dataclass(frozen=True)
+class _BiasMLP:
+    """Swin V2's continuous position bias on its way: an MLP run on the coordinate buffer
+    (its layers' parameters so far), then viewed, gathered, put through 16 * sigmoid. No op
+    until it is added to the scores."""
+    params: tuple
+    hidden: int
+    shape: tuple
+    stage: str            # "mlp", "gathered", "sigmoid", "scaled"
 
 
 def _sig_swa(input, qkv_weight, proj_weight, relative_position_bias, window_size, num_heads,
@@ -43,6 +63,46 @@ class WindowLowering:
         return self._op("roll", [x], self.b.spec(x).shape, self.name("roll"),
                         {"shifts": tuple(int(s) for s in shifts),
                          "dims": tuple(int(d) % rank for d in dims)})
+
+    def window_value(self, node):
+        """A _BiasMLP for a step of Swin V2's continuous position bias; None otherwise."""
+        if not node.args:
+            return None
+        src = self.value(node.args[0])
+        shape = self.traced_shape(node)
+        if node.op == "call_module":
+            m = self.modules[node.target]
+            from_buffer = isinstance(src, _Param) and not src.is_parameter
+            if not (from_buffer or isinstance(src, _BiasMLP) and src.stage == "mlp"):
+                return None
+            if isinstance(m, self.nn.Sequential):
+                return None   # its layers are traced one by one
+            if isinstance(m, self.nn.ReLU):
+                return src
+            if not isinstance(m, self.nn.Linear):
+                raise self.unsupported("runs a layer on a buffer; only the linear layers and "
+                                       "ReLU of Swin V2's position bias MLP are supported")
+            params = (*(src.params if isinstance(src, _BiasMLP) else ()),
+                      *(_Param(f"{node.target}.{n}", tuple(p.shape), True)
+                        for n, p in m.named_parameters()))
+            hidden = src.hidden if isinstance(src, _BiasMLP) else m.out_features
+            return _BiasMLP(params, hidden, shape, "mlp")
+        values = [self.value(v) for v in node.args]
+        pending = [v for v in values if isinstance(v, _BiasMLP)]
+        name = getattr(node.target, "__name__", node.target)
+        if not pending or name == "shifted_window_attention":   # its bias argument
+            return None
+        src = pending[0]
+        if name == "_get_relative_position_bias" and src.stage == "mlp":
+            return _BiasMLP(src.params, src.hidden, shape, "gathered")
+        if name in ("view", "reshape") and src is values[0]:
+            return _BiasMLP(src.params, src.hidden, shape, src.stage)
+        if name == "sigmoid" and src.stage == "gathered":
+            return _BiasMLP(src.params, src.hidden, shape, "sigmoid")
+        if name == "mul" and src.stage == "sigmoid" and 16 in values:
+            return _BiasMLP(src.params, src.hidden, shape, "scaled")
+        raise self.unsupported("computes with Swin V2's position bias other than "
+                               "16 * sigmoid(bias)")
 
     NAMED_FUNCTIONS = {
         "torchvision.models.swin_transformer.shifted_window_attention": "_swin_attention",
@@ -79,9 +139,7 @@ class WindowLowering:
 
     def _swin_attention(self, node):
         a = self.bind(_sig_swa, node)
-        if self.value(a["logit_scale"]) is not None:
-            raise self.unsupported("uses cosine attention (Swin V2's logit_scale); only "
-                                   "Swin V1's scaled dot product is supported")
+        logit_scale = self.value(a["logit_scale"])
         x = self.tensor(a["input"])
         n, h, w, c = self.b.spec(x).shape
         (wh, ww), heads = (int(v) for v in a["window_size"]), int(a["num_heads"])
@@ -102,13 +160,19 @@ class WindowLowering:
             self.b.reshape(self.b.slice(qkv, i, i + 1, dim=3, name=self.name(f"{p}_part")),
                            (n, nh * nw, tokens, heads, d), name=self.name(f"{p}_view")),
             (0, 1, 3, 2, 4), f"{p}_heads") for i, p in enumerate("qkv"))
-        q = self.b.scalar(q, scale=d ** -0.5, name=self.name("scale"))
+        if logit_scale is None:
+            q = self.b.scalar(q, scale=d ** -0.5, name=self.name("scale"))
+        else:   # cosine attention: unit q and k
+            q, k = (self._op("l2_normalize", [t], self.b.spec(t).shape,
+                             self.name(f"{p}_normalize")) for t, p in ((q, "q"), (k, "k")))
         attn = self.b.batched_matmul(q, self._permuted(k, (0, 1, 2, 4, 3), "k_t"),
                                      name=self.name("scores"))
-        bias = self.value(a["relative_position_bias"])
-        if not isinstance(bias, _Gathered):
-            raise self.unsupported("adds a relative position bias that is not a learned table")
-        attn = self.relative_bias(attn, bias)
+        if logit_scale is not None:
+            attn = self._op("logit_scale", [attn], self.b.spec(attn).shape,
+                            self.name("logit_scale"), {"param_shape": logit_scale.shape},
+                            params=math.prod(logit_scale.shape))
+            self._claim([logit_scale], attn)
+        attn = self._window_bias(attn, self.value(a["relative_position_bias"]))
         if sum(shift) > 0:   # the shifted windows' mask, computed from constants
             attn = self._masked_fill(attn, -100.0, self.name("mask"))
         attn = self.b.softmax(attn, -1, name=self.name("softmax"))
@@ -131,6 +195,26 @@ class WindowLowering:
                              dim=2, name=self.name("unpad"))
             y = self._copy(y, "unpad")
         return y
+
+    def _window_bias(self, attn, bias):
+        if isinstance(bias, _Gathered):
+            return self.relative_bias(attn, bias)
+        if not (isinstance(bias, _BiasMLP) and bias.stage == "scaled"):
+            raise self.unsupported("adds a relative position bias that is neither a learned "
+                                   "table nor Swin V2's 16 * sigmoid of its MLP")
+        shape = self.b.spec(attn).shape
+        heads, tokens = shape[-3], shape[-1]
+        expected = [(bias.hidden, 2), (bias.hidden,), (heads, bias.hidden)]
+        if [p.shape for p in bias.params] != expected:
+            raise self.unsupported(f"runs a position bias MLP with parameters "
+                                   f"{[p.shape for p in bias.params]}; only Swin V2's "
+                                   f"Linear(2, hidden), ReLU, Linear(hidden, heads) is supported")
+        out = self._op("continuous_position_bias", [attn], shape,
+                       self.name("continuous_position_bias"),
+                       {"tokens": tokens, "hidden": bias.hidden, "heads": heads},
+                       params=sum(math.prod(p.shape) for p in bias.params))
+        self._claim(list(bias.params), out)
+        return out
 
     def _reshaped(self, x, shape, base):
         """x.reshape(shape) of a permuted view: the copy PyTorch makes, then the view."""

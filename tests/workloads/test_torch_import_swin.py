@@ -13,11 +13,13 @@ TVM = zoo.models()
 pytestmark = pytest.mark.skipif(TVM is None, reason="torchvision is not installed")
 
 
-def tiny_swin():
-    from torchvision.models.swin_transformer import SwinTransformer
+def tiny_swin(v2=False):
+    from torchvision.models import swin_transformer as st
     torch.manual_seed(0)
-    return SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 4],
-                           window_size=[4, 4], num_classes=5).eval()
+    kinds = dict(block=st.SwinTransformerBlockV2, downsample_layer=st.PatchMergingV2) if v2 \
+        else {}
+    return st.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 4],
+                              window_size=[4, 4], num_classes=5, **kinds).eval()
 
 
 @pytest.mark.parametrize("size", [32, 36])   # 36: 9x9 patches, padded to windows and cells
@@ -30,6 +32,15 @@ def test_tiny_swin_imports_with_pytorchs_flops_and_replays(size):
     assert kinds.count("relative_position_bias") == 4
     assert ("pad_spatial" in kinds) == (size == 36)
     assert all(op.out.shape[0] == 2 for op in g)   # the batch stays first
+
+
+@pytest.mark.parametrize("size", [32, 36])
+def test_tiny_swin_v2_imports_with_pytorchs_flops_and_replays(size):
+    g = imported(tiny_swin(v2=True), torch.randn(2, 3, size, size))
+    kinds = [op.kind for op in g]
+    assert kinds.count("continuous_position_bias") == kinds.count("logit_scale") == 4
+    assert kinds.count("l2_normalize") == 8            # q and k of each block
+    assert "relative_position_bias" not in kinds
 
 
 def test_the_windows_are_copied_where_pytorch_copies():

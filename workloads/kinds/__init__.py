@@ -24,7 +24,7 @@ from ._registry import (PHASES, KindError, KindSet, OpKind, all_kinds, is_kind, 
 # isort: off
 from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: F401
                loss_update, masked_dropout, attention, embedding, layer_scale,
-               conv_transpose, upsample, window_attention)
+               conv_transpose, upsample, window_attention, cosine_attention)
 # isort: on
 
 __all__ = ["PHASES", "KindError", "KindSet", "OpKind", "all_kinds", "is_kind", "kind_of",

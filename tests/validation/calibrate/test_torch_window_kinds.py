@@ -81,3 +81,77 @@ def test_window_kinds_cost_their_traffic_and_no_arithmetic():
     assert pad.bytes_written == 2 * 6 * 6 * 4 * 4 and roll.bytes_read == roll.bytes_written
     assert bias.flops == bias.out.numel
     assert bias.bytes_read == bias.in_specs[0].nbytes + HEADS * T * T * 4
+
+
+def cosine_graph(hidden=16):
+    """Swin V2's scores: unit q and k, their product, the logit scale, the position bias."""
+    b = GraphBuilder("cos", input_shape=(4, T, 8), batch=2)
+    x = b.input()
+    qk = [b.reshape(b.linear(x, 8, name=n), (2, 4, T, HEADS, 4)) for n in "qk"]
+    q, k = (b.permute(t, (0, 1, 3, 2, 4)) for t in qk)
+    q = b.op("l2_normalize", [q], name="qn")
+    k = b.op("l2_normalize", [k], name="kn")
+    s = b.batched_matmul(q, b.transpose(k, -1, -2), name="scores")
+    s = b.op("logit_scale", [s], params=HEADS, name="scale", param_shape=(HEADS, 1, 1))
+    params = hidden * 2 + hidden + HEADS * hidden
+    s = b.op("continuous_position_bias", [s], params=params, name="cpb", tokens=T,
+             hidden=hidden, heads=HEADS)
+    b.linear(b.reshape(s, (2, 4 * HEADS * T * T)), 3)
+    return lower_training(b.build())
+
+
+def test_cosine_attention_kernels_are_autograds():
+    from workloads.kinds.cosine_attention import coordinate_table
+    train = cosine_graph()
+    state = KernelState(graph=train)
+    x = torch.randn(2, 4, HEADS, T, 4, requires_grad=True)
+    dy = torch.randn(2, 4, HEADS, T, 4)
+    ref = F.normalize(x, dim=-1)
+    assert torch.allclose(run(train, "qn", x, state=state), ref, atol=1e-6)
+    assert torch.allclose(run(train, "qn.grad", dy, x, state=state),
+                          torch.autograd.grad(ref, x, dy)[0], atol=1e-5)
+
+    scale = (torch.randn(HEADS, 1, 1) + 3.0).requires_grad_(True)   # some above log(100)
+    state.params["scale"] = [scale]
+    s = torch.randn(2, 4, HEADS, T, T, requires_grad=True)
+    ref = s * torch.clamp(scale, max=torch.log(torch.tensor(100.0))).exp()
+    assert torch.allclose(run(train, "scale", s, state=state), ref)
+    dy = torch.randn_like(ref)
+    gs, gscale = torch.autograd.grad(ref, (s, scale), dy)
+    assert torch.allclose(run(train, "scale.grad", dy, s, state=state), gs, atol=1e-5)
+    assert torch.allclose(state.grads["scale"][0], gscale, atol=1e-4)
+
+    w1, b1, w2 = (p.detach().requires_grad_(True)
+                  for p in state.params_of(train.op("cpb")))
+    state.params["cpb"] = [w1, b1, w2]
+    table = F.linear(F.relu(F.linear(coordinate_table(WINDOW), w1, b1)), w2).view(-1, HEADS)
+    index = relative_position_index(WINDOW).reshape(-1)
+    bias = 16 * torch.sigmoid(table[index].view(T, T, HEADS).permute(2, 0, 1))
+    ref = s + bias
+    assert torch.allclose(run(train, "cpb", s, state=state), ref, atol=1e-5)
+    grads = torch.autograd.grad(ref, (w1, b1, w2), dy)
+    run(train, "cpb.grad", dy, state=state)
+    for got, want in zip(state.grads["cpb"], grads):
+        assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_the_coordinate_table_is_torchvisions():
+    tvm = pytest.importorskip("tests.workloads.torchvision_zoo").models()
+    if tvm is None:
+        pytest.skip("torchvision is not installed")
+    from torchvision.models.swin_transformer import ShiftedWindowAttentionV2
+    from workloads.kinds.cosine_attention import coordinate_table
+    attn = ShiftedWindowAttentionV2(8, [WINDOW, WINDOW], [0, 0], HEADS)
+    assert torch.allclose(coordinate_table(WINDOW), attn.relative_coords_table)
+    assert torch.equal(relative_position_index(WINDOW).reshape(-1),
+                       attn.relative_position_index)
+
+
+def test_the_position_bias_mlp_is_counted_as_pytorch_counts_its_linear_layers():
+    from torch.utils.flop_counter import FlopCounterMode
+    from workloads.kinds.cosine_attention import coordinate_table
+    train = cosine_graph(hidden=16)
+    w1, b1, w2 = torch.randn(16, 2), torch.randn(16), torch.randn(HEADS, 16)
+    with FlopCounterMode(display=False) as counter:
+        F.linear(F.relu(F.linear(coordinate_table(WINDOW), w1, b1)), w2)
+    assert 2 * train.op("cpb").macs == counter.get_total_flops()
