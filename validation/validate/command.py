@@ -31,6 +31,9 @@ def add_arguments(p) -> None:
     p.add_argument("--heldout", action="store_true",
                    help="measure the held-out PyTorch modules (validation/calibrate/heldout.py) "
                    "instead of zoo networks: shapes no calibration has seen")
+    p.add_argument("--transformers", action="store_true",
+                   help="measure GPT-2 small and torchvision's ViT-B/16 training steps "
+                   "instead of zoo networks (validation/validate/transformer_steps.py)")
     p.add_argument("--measured", help="score this measured-steps CSV instead of measuring")
     p.add_argument("--csv", default="validation.csv", help="write the table here")
     p.add_argument("--save-measured", help="write the measured steps as CSV here")
@@ -54,6 +57,14 @@ def run(args) -> int:
         raise WorkloadError("--heldout measures its own modules and batches (training); it "
                             "takes no --workloads, --batch, --inference or --measured (a "
                             "held-out CSV is scored with --measured alone)")
+    if args.transformers:
+        if args.heldout or args.workloads or args.batch or args.inference or args.measured:
+            raise WorkloadError("--transformers measures its own cases (training); it takes "
+                                "no --heldout, --workloads, --batch, --inference or --measured")
+        from .transformer_steps import run as run_transformers
+        v.write_table_csv(run_transformers(profile, args.threads), args.csv)
+        print(f"wrote {args.csv}")
+        return 0
     if args.measured:
         measured = read_steps_csv(args.measured)
     else:
