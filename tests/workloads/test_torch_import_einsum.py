@@ -32,6 +32,7 @@ class Einsums(nn.Module):
     ("B G I D, B G J D -> B G I J", "B G I J, B G J D -> B G I D"),
     ("ngid,ngjd->ngij", "ngij,ngjd->ngid"),
     ("ngid,ngjd->ngji", "ngji,ngjd->ngid"),        # the output permuted
+    ("nigd,njgd->ngij", "ngij,njgd->nigd"),        # heads after the tokens, as often written
 ])
 def test_einsum_attention_has_pytorchs_flops_and_replays(scores, context):
     g = imported(Einsums(scores, context), torch.randn(2, 3, 5, 8))

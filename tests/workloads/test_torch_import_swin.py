@@ -72,3 +72,19 @@ def test_roll_after_the_batch_is_a_copy_and_of_the_batch_is_refused():
     assert roll[0].bytes_read == roll[0].bytes_written == 2 * 4 * 5 * 5 * 4
     with pytest.raises(WorkloadError, match="rolls the flattened tensor or the batch"):
         from_torch(Rolled((0, 2)), x)
+
+
+@pytest.mark.parametrize("v2", [False, True])
+def test_a_pipelines_micro_batch_of_swin_is_swin_imported_at_that_batch(v2):
+    """The windows are not folded into the batch, so GPipe's rebatch (which rewrites the first
+    dimension) gives the graph PyTorch's own import at the micro-batch size."""
+    from simulator.policies._pipeline import rebatch
+    from workloads import from_torch
+    from workloads.training import lower_training
+    model = tiny_swin(v2)
+    full = from_torch(model, torch.randn(4, 3, 36, 36))
+    micro = from_torch(model, torch.randn(2, 3, 36, 36))
+    split = rebatch(full, 2)
+    assert [op.out.shape for op in split] == [op.out.shape for op in micro]
+    assert sum(op.flops for op in split) == pytest.approx(sum(op.flops for op in micro))
+    lower_training(split)
