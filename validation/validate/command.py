@@ -58,9 +58,11 @@ def run(args) -> int:
                             "takes no --workloads, --batch, --inference or --measured (a "
                             "held-out CSV is scored with --measured alone)")
     if args.transformers:
-        if args.heldout or args.workloads or args.batch or args.inference or args.measured:
-            raise WorkloadError("--transformers measures its own cases (training); it takes "
-                                "no --heldout, --workloads, --batch, --inference or --measured")
+        if (args.heldout or args.workloads or args.batch or args.inference or args.measured
+                or args.device != "cpu"):
+            raise WorkloadError("--transformers measures its own cases (training, on the "
+                                "CPU); it takes no --heldout, --workloads, --batch, "
+                                "--inference, --measured or --device")
         from .transformer_steps import run as run_transformers
         v.write_table_csv(run_transformers(profile, args.threads), args.csv)
         print(f"wrote {args.csv}")

@@ -63,6 +63,9 @@ def test_bad_input_exits_2_naming_it(tmp_path, capsys):
     assert cli(["validate", "--transformers", "--profile", str(PROFILE), "--workloads",
                 "resnet20"]) == 2
     assert "--transformers measures its own cases" in capsys.readouterr().err
+    assert cli(["validate", "--transformers", "--profile", str(PROFILE), "--device",
+                "cuda"]) == 2
+    assert "--device" in capsys.readouterr().err
     assert ts.main(["--profile", str(tmp_path / "missing.toml")]) == 2
     assert "missing.toml" in capsys.readouterr().err
     assert ts.main(["--profile", str(PROFILE), "--reps", "0"]) == 2
