@@ -94,7 +94,8 @@ def test_replay_keeps_permuted_views_views_and_copies_them_where_pytorch_does():
     state = KernelState("cpu", graph=train)
     env, copies = {}, 0
     for op in train.topo():
-        ins = [_as_shape(env[t], s.shape, state) for t, s in zip(op.inputs, op.in_specs)]
+        ins = [_as_shape(env[t], s.shape, state)
+               for t, s in zip(op.inputs, op.in_specs, strict=True)]
         kernel = op_kernel(op, state)
         env[op.name] = _view(op, ins, state) if kernel is None else kernel(*ins)
         if op.kind == "permute":
