@@ -5,11 +5,16 @@
 - Convolutions and matrix products: cuDNN's / cuBLAS's algorithms, tiles and waves
   (gpu_kernels.py), in the arithmetic the op's precision selects on this part
   (`arithmetic_precision`), at the architecture's efficiencies.
-- Everything else streams memory: bytes at the bandwidth a streaming kernel reaches
-  (the part's mem_efficiency), or FP32 CUDA-core arithmetic where that binds.
+- Everything else streams memory: bytes at the bandwidth the framework's own streaming
+  kernels reach (the part's mem_efficiency times the framework's stream_memory), or FP32
+  CUDA-core arithmetic where that binds.
 - kernel_overhead_s: the gap a GPU leaves between dependent kernels (launch, prologue, tail),
   per architecture; host_overhead_s: the framework's host time per op, which binds when
   kernels are shorter (small batches), per framework (PyTorch unless a model says otherwise).
+- Streaming kernels (norms, activations, pooling, copies, the optimizer) are the framework's
+  own code: the share of bandwidth they reach belongs to the framework (Torch7's and NVIDIA's
+  PyTorch kernels differ more than architectures do). Library GEMMs and convolutions move
+  their traffic at the architecture's `memory` share.
 
 A part's numbers (SMs, clock, peak per precision, bandwidth) come from its datasheet
 (catalog/gpus.toml); the architecture's efficiencies and overhead from
@@ -75,8 +80,9 @@ class GpuFamily:
     winograd: float          # cuDNN Winograd, of its reduced arithmetic
     fft: float               # cuDNN FFT_TILING, of its complex GEMMs' arithmetic
     tensor_core: float       # multiplies the above when the GEMM runs on tensor cores
-    memory: float            # multiplies the part's mem_efficiency: what framework kernels
-                             # (norms, activations, pooling, copies) reach of it
+    memory: float            # multiplies the part's mem_efficiency for the traffic of the
+                             # library's GEMM and convolution kernels (the framework's own
+                             # streaming kernels reach Framework.stream_memory instead)
     kernel_overhead_s: float     # GPU-side gap between dependent kernels
     fitted_to: str
 
@@ -107,10 +113,15 @@ class GpuFamily:
 @dataclass(frozen=True)
 class Framework:
     """A training framework's host time to issue one op (Python or Lua dispatch, autograd
-    bookkeeping, the launch call): a kernel shorter than this leaves the GPU waiting."""
+    bookkeeping, the launch call): a kernel shorter than this leaves the GPU waiting; and the
+    share of the part's streaming bandwidth (its mem_efficiency) that the framework's own
+    elementwise, norm, pooling and optimizer kernels reach (stream_memory)."""
     name: str
     host_overhead_s: float
+    stream_memory: float
     fitted_to: str
+
+    FIELDS = ("host_overhead_s", "stream_memory", "fitted_to")
 
 
 def _check_seconds(where: str, what: str, value: object) -> None:
@@ -132,11 +143,16 @@ def load_frameworks(text: str, where: str) -> dict[str, Framework]:
                             f"[frameworks.{DEFAULT_FRAMEWORK}] among them")
     out = {}
     for name, table in sorted(tables.items()):
-        if not isinstance(table, dict) or set(table) != {"host_overhead_s", "fitted_to"}:
-            raise HardwareError(f"{where}: frameworks.{name} takes host_overhead_s and "
-                                f"fitted_to")
+        if not isinstance(table, dict) or set(table) != set(Framework.FIELDS):
+            raise HardwareError(f"{where}: frameworks.{name} takes "
+                                f"{', '.join(Framework.FIELDS)}")
         _check_seconds(where, f"frameworks.{name}.host_overhead_s", table["host_overhead_s"])
-        out[name] = Framework(name, float(table["host_overhead_s"]), str(table["fitted_to"]))
+        share = table["stream_memory"]
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+            raise HardwareError(f"{where}: frameworks.{name}.stream_memory must be in (0, 1], "
+                                f"got {share!r}")
+        out[name] = Framework(name, float(table["host_overhead_s"]), float(share),
+                              str(table["fitted_to"]))
     return out
 
 
@@ -213,11 +229,24 @@ class GPUModel(DeviceModel):
         return self.family_constants.kernel_overhead_s
 
     @property
-    def host_overhead_s(self) -> float:
+    def framework_constants(self) -> Framework | None:
+        """The framework's host time and streaming share; None for kernels timed alone."""
         if self.framework is None:
-            return 0.0
+            return None
         table = self.frameworks if self.frameworks is not None else builtin_frameworks()
-        return table.get(self.framework, table[DEFAULT_FRAMEWORK]).host_overhead_s
+        return table.get(self.framework, table[DEFAULT_FRAMEWORK])
+
+    @property
+    def host_overhead_s(self) -> float:
+        fw = self.framework_constants
+        return 0.0 if fw is None else fw.host_overhead_s
+
+    @property
+    def stream_memory(self) -> float:
+        """What the framework's own streaming kernels reach of the part's mem_efficiency
+        (1 for kernels timed alone: no framework)."""
+        fw = self.framework_constants
+        return 1.0 if fw is None else fw.stream_memory
 
     def supported_precisions(self) -> tuple[str, ...]:
         """Training precisions this part runs: FP16 storage works everywhere (cuDNN computes
@@ -258,7 +287,8 @@ class GPUModel(DeviceModel):
 
     def option_time_s(self, option: KernelOption, fam: GpuFamily, tensor: bool) -> float:
         """max(arithmetic, memory) of one algorithm at the architecture's efficiencies."""
-        bandwidth = self.mem_bandwidth_Bps * self.mem_efficiency * fam.memory
+        share = self.stream_memory if option.key == "stream" else fam.memory
+        bandwidth = self.mem_bandwidth_Bps * self.mem_efficiency * share
         scale = fam.tensor_core if tensor else 1.0
         arithmetic_s = (option.unit_s if option.key == "stream"
                         else option.unit_s / (getattr(fam, option.key) * scale))

@@ -127,3 +127,38 @@ def test_only_the_weight_gradient_splits_its_reduction():
     assert implicit.traffic_bytes == fwd.bytes_moved            # no partial sums
     assert implicit.unit_s == pytest.approx(gk.gemm_cost(
         *shape, v100.peak_flops, v100.sm_count, 1.0, split_k=False).compute_s)
+
+
+@settings(max_examples=20, deadline=None)
+@given(share=st.floats(0.1, 1.0))
+def test_a_frameworks_streaming_share_paces_its_own_kernels_only(share):
+    """A ReLU is the framework's kernel: its time follows the framework's stream_memory; a
+    compute-bound library convolution does not move."""
+    from dataclasses import replace
+    from hwmodels.gpu import builtin_frameworks
+    ops = conv_ops(batch=64)
+    base = model_for("v100")
+    slower = model_for("v100")
+    slower.frameworks = {name: replace(fw, stream_memory=fw.stream_memory * share)
+                         for name, fw in builtin_frameworks().items()}
+    fam = base.family_constants
+    relu = ops["relu"]
+    stream_s = base.op_time_s(relu) - fam.kernel_overhead_s
+    assert slower.op_time_s(relu) - fam.kernel_overhead_s == pytest.approx(stream_s / share)
+    assert slower.op_time_s(ops["conv2d"]) == pytest.approx(base.op_time_s(ops["conv2d"]))
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "fast", True])
+def test_a_streaming_share_outside_0_1_is_an_error(value):
+    from hwmodels.gpu import load_frameworks
+    text = (f"[frameworks.pytorch]\nhost_overhead_s = 2e-5\nstream_memory = "
+            f"{value!r}\nfitted_to = \"x\"\n").replace("'", '"').replace("True", "true")
+    with pytest.raises(HardwareError, match="frameworks.pytorch.stream_memory must be in"):
+        load_frameworks(text, "mine.toml")
+
+
+def test_a_framework_table_without_its_streaming_share_is_an_error():
+    from hwmodels.gpu import load_frameworks
+    text = "[frameworks.pytorch]\nhost_overhead_s = 2e-5\nfitted_to = \"x\"\n"
+    with pytest.raises(HardwareError, match="takes host_overhead_s, stream_memory, fitted_to"):
+        load_frameworks(text, "mine.toml")

@@ -23,7 +23,7 @@ def test_large_conv_compute_bound_relu_memory_bound(conv_relu_ops):
     assert not v100.is_compute_bound(ops["relu"])
     # a relu is paced by memory: bytes / effective bandwidth, plus the launch
     relu = ops["relu"]
-    bandwidth = 900e9 * v100.mem_efficiency * v100.family_constants.memory
+    bandwidth = 900e9 * v100.mem_efficiency * v100.stream_memory
     expect = relu.bytes_moved / bandwidth + v100.launch_overhead_s
     assert v100.op_time_s(relu) == pytest.approx(expect)
 

@@ -5,8 +5,10 @@ plus the kernel overhead, or the framework's host time per op if longer (hwmodel
 once every op of every row is decomposed into those terms (`Terms`), a candidate set of
 constants is scored with a few array operations and the fit is a plain coordinate search on the
 mean absolute log error. Rows of every GPU of one architecture are fitted together: the
-constants belong to the architecture, never to a row. The frameworks' host times are fitted in
-turn over the rows of every GPU that ran in that framework.
+constants belong to the architecture, never to a row. The frameworks' constants (host time per
+op, and the share of the part's streaming bandwidth the framework's own elementwise, norm and
+pooling kernels reach) are fitted in turn over the rows of every GPU that ran in that
+framework, so a GPU left out keeps its framework's streaming behaviour.
 
 An architecture with no rows of its own takes each constant from its nearest fitted
 predecessor (fill_unexercised); `default` is the median of the fitted architectures.
@@ -29,11 +31,15 @@ PARAMETERS = (*GpuFamily.EFFICIENCIES, "kernel_overhead_s")
 BOUNDS = {**{k: (0.05, 1.0) for k in GpuFamily.EFFICIENCIES},
           "kernel_overhead_s": (0.5e-6, 50e-6)}
 HOST_BOUNDS = (1e-6, 300e-6)
+STREAM_BOUNDS = (0.05, 1.0)
 START_HOST_S = 2e-5
+# a framework's streaming kernels, and an architecture's library kernels (START.memory), start
+# at the part's mem_efficiency: the share a STREAM-like copy reaches
+START_STREAM = 1.0
 # where every fit starts: round values inside the bounds (the fit must not depend on what the
 # catalog holds, or refitting would drift)
 START = GpuFamily(name="start", gemm=0.9, conv_fwd=0.9, conv_dgrad=0.9, conv_wgrad=0.55,
-                  winograd=0.5, fft=0.5, tensor_core=0.8, memory=0.7, kernel_overhead_s=5e-6,
+                  winograd=0.5, fft=0.5, tensor_core=0.8, memory=1.0, kernel_overhead_s=5e-6,
                   fitted_to="")
 _KEYS = ("stream", "gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "fft")
 
@@ -53,15 +59,21 @@ class Terms:
     labels: list[str]
     frameworks: list[str | None]        # per row; None for a kernel timed alone
     host_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[assignment]
+    stream_share: np.ndarray = dataclasses.field(default=None)  # type: ignore[assignment]
 
-    def set_hosts(self, table: dict[str, float]) -> None:
-        """Each row's host time per op, from its framework's (0 for kernels timed alone)."""
-        self.host_s = np.array([0.0 if f is None else table[f] for f in self.frameworks])
+    def set_frameworks(self, hosts: dict[str, float], streams: dict[str, float]) -> None:
+        """Each row's host time per op and streaming share, from its framework's (0 and 1
+        for kernels timed alone)."""
+        self.host_s = np.array([0.0 if f is None else hosts[f] for f in self.frameworks])
+        self.stream_share = np.array([1.0 if f is None else streams[f]
+                                      for f in self.frameworks])
 
     def predict_s(self, fam: GpuFamily) -> np.ndarray:
         eff = np.array([1.0] + [getattr(fam, k) for k in _KEYS[1:]])[self.key]
         eff = eff * np.where(self.tensor, fam.tensor_core, 1.0)
-        option_s = np.maximum(self.unit_s / eff, self.memory_s / fam.memory)
+        # streaming kernels are the framework's; GEMMs' and convolutions' traffic the library's
+        share = np.where(self.key == 0, self.stream_share[self.row_of_option], fam.memory)
+        option_s = np.maximum(self.unit_s / eff, self.memory_s / share)
         n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
         op_s = np.full(n_ops, np.inf)
         np.minimum.at(op_s, self.op_of_option, option_s)
@@ -103,7 +115,7 @@ def _terms(items: Iterable[tuple[str, str, list, float, str | None]]) -> Terms:
                   np.array(cols["key"], dtype=int), np.array(cols["tensor"], dtype=bool),
                   np.array(cols["unit"]), np.array(cols["mem"]), np.array(ops_per_row),
                   np.array(measured), labels, frameworks)
-    terms.set_hosts(defaultdict(lambda: START_HOST_S))
+    terms.set_frameworks(defaultdict(lambda: START_HOST_S), defaultdict(lambda: START_STREAM))
     return terms
 
 
@@ -209,14 +221,16 @@ def fit_all(kernels: list[pg.KernelRow], networks: list[pg.NetworkRow],
              for arch, (k, n) in sorted(by_arch.items())}
     used_frameworks = sorted({pg.framework_key(r.framework) for r in networks
                               if r.gpu != exclude_gpu} | {DEFAULT_FRAMEWORK})
-    hosts = {f: START_HOST_S for f in used_frameworks}
-    families: dict[str, GpuFamily] = {}
+    consts = {f: {"host": START_HOST_S, "stream": START_STREAM} for f in used_frameworks}
+    # the frameworks first, against the starting architectures: each architecture is then
+    # fitted with host times and streaming shares drawn from every GPU of its frameworks
+    # (fitting one architecture's GPUs first lets them settle what the frameworks share)
+    families = {arch: START for arch in parts}
     for _ in range(ROUNDS):
-        for terms in (t for ts in parts.values() for t in ts):
-            terms.set_hosts(hosts)
+        consts = _fit_frameworks(consts, families, parts)
+        _set_frameworks(parts, consts)
         for arch, arch_parts in parts.items():
-            families[arch] = fit_family(arch, arch_parts, families.get(arch, START), "")
-        hosts = _fit_hosts(hosts, families, parts)
+            families[arch] = fit_family(arch, arch_parts, families[arch], "")
     exercised = {arch: _used_parameters(p) for arch, p in parts.items()}
     for arch, (krows, nrows) in by_arch.items():
         gpus = sorted({r.gpu for r in krows} | {r.gpu for r in nrows})
@@ -230,41 +244,54 @@ def fit_all(kernels: list[pg.KernelRow], networks: list[pg.NetworkRow],
     for f in used_frameworks:
         rows = [r for r in networks if r.gpu != exclude_gpu and pg.framework_key(r.framework) == f]
         gpus = ", ".join(sorted({r.gpu for r in rows}))
+        host, stream = consts[f]["host"], consts[f]["stream"]
+        at_start = [name for name, value, start in (("host_overhead_s", host, START_HOST_S),
+                                                    ("stream_memory", stream, START_STREAM))
+                    if abs(value / start - 1) < 0.01]
         if not rows:
-            what = "no rows: the starting value"
-        elif abs(hosts[f] / START_HOST_S - 1) < 0.01:
-            what = f"{len(rows)} training-throughput rows on {gpus}, which leave it at the start"
+            what = "no rows: the starting values"
+        elif at_start:
+            what = (f"{len(rows)} training-throughput rows on {gpus}, which leave "
+                    f"{' and '.join(at_start)} at the start")
         else:
             what = f"{len(rows)} training-throughput rows on {gpus}"
-        frameworks[f] = Framework(f, hosts[f], what)
+        frameworks[f] = Framework(f, host, stream, what)
     return ({**fill_unexercised(families, exercised, default, with_networks),
              "default": default}, frameworks)
 
 
-def _fit_hosts(hosts: dict[str, float], families: dict[str, GpuFamily],
-               parts: dict[str, list[Terms]]) -> dict[str, float]:
-    """Each framework's host time per op, over the network rows of every architecture that
-    ran in it, the architectures held."""
-    out = dict(hosts)
-    for f in sorted(hosts):
+def _set_frameworks(parts: dict[str, list[Terms]], consts: dict[str, dict[str, float]]) -> None:
+    hosts = {f: c["host"] for f, c in consts.items()}
+    streams = {f: c["stream"] for f, c in consts.items()}
+    for ts in parts.values():
+        for t in ts:
+            t.set_frameworks(hosts, streams)
+
+
+FRAMEWORK_CONSTANTS = {"host": (HOST_BOUNDS, START_HOST_S), "stream": (STREAM_BOUNDS, START_STREAM)}
+
+
+def _fit_frameworks(consts: dict[str, dict[str, float]], families: dict[str, GpuFamily],
+                    parts: dict[str, list[Terms]]) -> dict[str, dict[str, float]]:
+    """Each framework's host time per op and streaming share, one after the other, over the
+    network rows of every architecture that ran in it, the architectures held."""
+    out = {f: dict(c) for f, c in consts.items()}
+    for f in sorted(out):
         if not any(f in t.frameworks for ts in parts.values() for t in ts):
             continue
+        for which, (bounds, start) in FRAMEWORK_CONSTANTS.items():
 
-        def total(value: float, f: str = f) -> float:
-            table = {**out, f: value}
-            errs: list[np.ndarray] = []
-            for arch, ts in parts.items():
-                for t in ts:
-                    if f in t.frameworks:
-                        t.set_hosts(table)
-                        errs.append(np.abs(np.log(t.predict_s(families[arch]) / t.measured_s)))
-            return (float(np.mean(np.concatenate(errs)))
-                    + PRIOR_WEIGHT * abs(math.log(value / START_HOST_S)))
+            def total(value: float, f: str = f, which: str = which, start: float = start) -> float:
+                _set_frameworks(parts, {**out, f: {**out[f], which: value}})
+                errs = [np.abs(np.log(t.predict_s(families[arch]) / t.measured_s))
+                        for arch, ts in parts.items() for t in ts if f in t.frameworks]
+                return (float(np.mean(np.concatenate(errs)))
+                        + PRIOR_WEIGHT * abs(math.log(value / start)))
 
-        out[f] = _golden(total, *HOST_BOUNDS)
-        for ts in parts.values():
-            for t in ts:
-                t.set_hosts(out)
+            best = _golden(total, *bounds)
+            if total(best) < total(out[f][which]):
+                out[f][which] = best
+            _set_frameworks(parts, out)
     return out
 
 
@@ -305,7 +332,9 @@ def families_toml(fitted: Fitted, sources: list[str]) -> str:
     lines = ["# GPU architectures' efficiencies for the kernel model of hwmodels/gpu.py: the share",
              "# of the arithmetic peak (of the precision an op runs in) that a large, full-wave",
              "# tile of each library algorithm sustains, the share of the part's streaming",
-             "# bandwidth framework kernels reach, and the per-kernel overhead.",
+             "# bandwidth the library's kernels reach, and the per-kernel overhead; and each",
+             "# framework's host time per op and the share of that bandwidth its own",
+             "# streaming kernels (norms, activations, pooling, the optimizer) reach.",
              "# Written by `dnnsim calibrate --published`, fitted to:",
              *(f"#   {s}" for s in sources),
              "# A fit to these rows reproduces them: `dnnsim validate --published` on the same",
@@ -324,5 +353,5 @@ def families_toml(fitted: Fitted, sources: list[str]) -> str:
     for name in sorted(frameworks):
         fw = frameworks[name]
         lines += [f"[frameworks.{name}]", f"host_overhead_s = {fw.host_overhead_s:.3e}",
-                  f'fitted_to = "{fw.fitted_to}"', ""]
+                  f"stream_memory = {fw.stream_memory:.4f}", f'fitted_to = "{fw.fitted_to}"', ""]
     return "\n".join(lines)

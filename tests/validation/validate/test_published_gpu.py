@@ -95,8 +95,8 @@ def test_in_sample_throughputs(tables):
     fp32 = pv.group("fp32", [s for s in scored if s.row.precision == "fp32"])
     amp = pv.group("amp", [s for s in scored if s.row.precision == "amp-fp16"])
     assert fp32.rows >= 80 and amp.rows >= 8
-    assert fp32.mape < 0.12 and fp32.max_error < 0.60
-    assert amp.mape < 0.19
+    assert fp32.mape < 0.105 and fp32.max_error < 0.57
+    assert amp.mape < 0.15
     assert fp32.tau > 0.9
 
 
@@ -105,12 +105,22 @@ def test_leave_one_gpu_out(tables):
     networks, kernels = tables
     scored = pv.leave_one_gpu_out(networks.rows, kernels.rows)
     fp32 = pv.group("fp32", [s for s in scored if s.row.precision == "fp32"])
-    assert fp32.mape < 0.16
+    amp = pv.group("amp", [s for s in scored if s.row.precision == "amp-fp16"])
+    assert fp32.mape < 0.135 and fp32.max_error < 0.47
+    assert amp.mape < 0.24
 
 
 def test_kernels_in_sample(tables):
     _, kernels = tables
     groups = {g.name: g for g in pv.kernel_groups(kernels.rows)}
-    assert groups["gemm"].mape < 0.21 and groups["conv2d"].mape < 0.23
-    assert groups["conv2d_grad_input"].mape < 0.36
-    assert groups["conv2d_grad_weight"].mape < 0.31
+    assert groups["gemm"].mape < 0.195 and groups["conv2d"].mape < 0.21
+    assert groups["conv2d_grad_input"].mape < 0.34
+    assert groups["conv2d_grad_weight"].mape < 0.295
+
+
+def test_streaming_kernels_are_the_frameworks():
+    """Torch7's own kernels at batch 16 reach less of the bandwidth than NVIDIA's PyTorch ones
+    on the same V100: the fit puts that share with the framework, so a GPU left out keeps it."""
+    frameworks = builtin_frameworks()
+    assert frameworks["torch7"].stream_memory < 0.8 * frameworks["pytorch"].stream_memory
+    assert "stream_memory" not in frameworks["torch7"].fitted_to
