@@ -250,8 +250,11 @@ def _reproduce(papers: list[PaperTargets], out: Path, journal: Journal, done: di
     return doc
 
 
-def failing_solid(doc: dict) -> list[dict]:
-    """Targets marked solid that are outside their tolerance (or could not be measured) and
-    not known misses, and known misses that came within it (a fix to record)."""
-    return [r for r in doc["targets"] if r["status"] == "solid"
+CHECKED_STATUSES = ("solid", "bound")
+
+
+def failing_checked(doc: dict) -> list[dict]:
+    """Solid and bound targets outside their tolerance or bounds (or that could not be
+    measured) and not known misses, and known misses that came within (a fix to record)."""
+    return [r for r in doc["targets"] if r["status"] in CHECKED_STATUSES
             and (not r["within"]) != bool(r.get("known_miss"))]

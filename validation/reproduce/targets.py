@@ -14,7 +14,7 @@ A target file (`validation/targets/<paper>.toml`):
     published = 1.65
     tolerance = 0.10                          # relative (0.10 = within 10%)
     tolerance_kind = "relative"               # or "absolute" (e.g. 5 points of memory)
-    status = "solid"                          # solid (checked) | bound | qualitative
+    status = "solid"                          # solid | bound (both checked) | qualitative
     known_miss = "why the model misses it"    # optional: an expected miss; --check and the
                                               # tests fail if it comes within tolerance
     fitted_to_it = "constant X in file Y"     # optional: a constant the figure checks was
