@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from simulator.outputs import check_output
 from workloads.graph import WorkloadError
 
 NAME = "validate"
@@ -35,7 +36,8 @@ def add_arguments(p) -> None:
                    help="measure GPT-2 small and torchvision's ViT-B/16 training steps "
                    "instead of zoo networks (validation/validate/transformer_steps.py)")
     p.add_argument("--measured", help="score this measured-steps CSV instead of measuring")
-    p.add_argument("--csv", default="validation.csv", help="write the table here")
+    p.add_argument("--csv", default=None,
+                   help="also write the table to this CSV file (nothing is written unless given)")
     p.add_argument("--save-measured", help="write the measured steps as CSV here")
     p.add_argument("--no-progress", action="store_true")
 
@@ -53,6 +55,9 @@ def run(args) -> int:
     from . import compare as v
 
     profile = v.load_profile(args.profile)
+    for flag, path in (("--csv", args.csv), ("--save-measured", args.save_measured)):
+        if path:
+            check_output(path, flag)     # before minutes of measuring, not after
     if args.heldout and (args.workloads or args.batch or args.inference or args.measured):
         raise WorkloadError("--heldout measures its own modules and batches (training); it "
                             "takes no --workloads, --batch, --inference or --measured (a "
@@ -64,8 +69,7 @@ def run(args) -> int:
                                 "CPU); it takes no --heldout, --workloads, --batch, "
                                 "--inference, --measured or --device")
         from .transformer_steps import run as run_transformers
-        v.write_table_csv(run_transformers(profile, args.threads), args.csv)
-        print(f"wrote {args.csv}")
+        _write_table(v, run_transformers(profile, args.threads), args.csv)
         return 0
     if args.measured:
         measured = read_steps_csv(args.measured)
@@ -90,9 +94,14 @@ def run(args) -> int:
             write_steps_csv(measured, args.save_measured)
     rows = v.simulate_measured(measured, profile)
     print(v.format_table(rows))
-    v.write_table_csv(rows, args.csv)
-    print(f"wrote {args.csv}")
+    _write_table(v, rows, args.csv)
     return 0
+
+
+def _write_table(v, rows, path) -> None:
+    if path:
+        v.write_table_csv(rows, path)
+        print(f"wrote {path}")
 
 
 def _measure_zoo(args, v, default_cases) -> list[dict]:

@@ -90,6 +90,19 @@ def test_validate_cli_scores_a_measured_csv(tmp_path, capsys):
     assert set(rows[0]) == set(v.CSV_FIELDS)
 
 
+def test_validate_writes_no_file_unless_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "--profile", str(PROFILE), "--measured", str(STEPS)]) == 0
+    assert "MAPE" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_refuses_a_table_path_in_a_missing_folder_before_measuring(tmp_path, capsys):
+    assert main(["validate", "--profile", str(PROFILE), "--measured", str(STEPS),
+                 "--csv", str(tmp_path / "nowhere" / "t.csv")]) == 2
+    assert "--csv" in capsys.readouterr().err
+
+
 def test_validate_cli_bad_profile(tmp_path, capsys):
     assert main(["validate", "--profile", str(tmp_path / "missing.toml"),
                  "--measured", str(STEPS)]) == 2
