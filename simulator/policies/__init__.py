@@ -135,6 +135,8 @@ def _check_option_type(where: str, value: Any, opt: Option) -> None:
                           f"({opt.expect or opt.help})")
     if opt.type is int and isinstance(value, float) and not value.is_integer():
         raise ConfigError(f"{where}: must be an integer, got {value!r}")
+    if opt.type is parse_bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: must be true or false, got {value!r}")
 
 
 _REGISTRY: dict[str, Policy[Any]] = {}
@@ -184,7 +186,20 @@ def parse_bool(value: Any) -> bool:
 def parse_int_list(value: Any) -> list[int]:
     """'19' or '19,37' or [19, 37] -> [19, 37]."""
     if isinstance(value, (list, tuple)):
-        return [int(v) for v in value]
-    if isinstance(value, int):
+        return [_whole(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
         return [value]
+    if not isinstance(value, str):
+        raise ValueError(value)
     return [int(v) for v in str(value).split(",") if v.strip()]
+
+
+def _whole(v: Any) -> int:
+    """An integer from a list entry: an int, a whole float or its text; never truncated."""
+    if isinstance(v, bool):
+        raise ValueError(v)
+    if isinstance(v, float):
+        if not v.is_integer():
+            raise ValueError(v)
+        return int(v)
+    return int(v)

@@ -247,3 +247,17 @@ def test_an_exclude_that_matches_nothing_is_refused():
     with pytest.raises(SweepError, match=r"exclude #1: batch = 3 matches no value"):
         Sweep.from_dict({"base": base, "axes": {"batch": [1, 2]}, "exclude": [{"batch": 3}]})
     Sweep.from_dict({"base": base, "axes": {"batch": [1, 2]}, "exclude": [{"batch": [2, 3]}]})
+
+
+@pytest.mark.parametrize("options, words", [
+    ("registers = [19.7]", "option 'registers': cannot read [19.7]"),
+    ("registers = [true]", "option 'registers': cannot read [True]"),
+    ("overlap_communication = 7", "must be true or false, got 7"),
+])
+def test_policy_options_in_a_scenario_are_never_truncated_or_coerced(tmp_path, capsys, options,
+                                                                      words):
+    path = tmp_path / "s.toml"
+    path.write_text('workload = "resnet20"\nbatch = 32\nhardware = "v100"\ndevices = 2\n'
+                    f'link = "nvlink2"\npolicy = "gpipe"\n[options]\n{options}\n')
+    assert main(["simulate", str(path)]) == 2
+    assert words in capsys.readouterr().err
