@@ -4,6 +4,7 @@ validate --measured` scores."""
 from __future__ import annotations
 
 import csv
+import math
 
 from workloads.graph import WorkloadError
 
@@ -17,7 +18,16 @@ def read_steps_csv(path) -> list[dict]:
         if missing:
             raise WorkloadError(f"{path}: not a measured-steps CSV (no column "
                                 f"{', '.join(missing)})")
-        return list(reader)
+        rows = list(reader)
+    for line, row in enumerate(rows, start=2):
+        try:
+            seconds = float(row["measured_s"])
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise WorkloadError(f"{path}, line {line}: measured_s must be a positive number of "
+                                f"seconds, got {row['measured_s']!r}")
+    return rows
 
 
 def write_steps_csv(measured: list[dict], path) -> None:

@@ -169,3 +169,11 @@ def test_compare_module_on_a_plain_pytorch_module():
     cmp = compare_module(net, torch.randn(4, 3, 16, 16), PROFILE, reps=2)
     assert cmp.measured_s > 0 and cmp.simulated_s > 0 and cmp.batch == 4
     assert isinstance(cmp.error_pct, float) and not cmp.fallbacks
+
+
+@pytest.mark.parametrize("value", ["0", "-1e-3", "nan", "inf", "fast"])
+def test_validate_refuses_a_measured_step_that_is_not_a_positive_time(tmp_path, capsys, value):
+    steps = tmp_path / "steps.csv"
+    steps.write_text(f"network,batch,mode,measured_s\nlenet5,64,train,{value}\n")
+    assert main(["validate", "--profile", str(PROFILE), "--measured", str(steps)]) == 2
+    assert "steps.csv, line 2: measured_s must be a positive number" in capsys.readouterr().err
