@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from importlib.metadata import entry_points
 from types import ModuleType
 
@@ -82,7 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings (a profile measured on another machine) as one line naming what differs, not
+    Python's default of a source path and line."""
+    return f"dnnsim: warning: {' '.join(str(message).split())}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning
     try:
         parser = build_parser()
         argv, extra = _split_extra(parser, list(sys.argv[1:] if argv is None else argv))

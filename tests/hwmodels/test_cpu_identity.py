@@ -118,3 +118,10 @@ def test_simulating_with_the_committed_profile_elsewhere_warns(monkeypatch, caps
         assert main(["simulate", "--workload", "lenet5", "--batch", "2", "--hardware",
                      str(MEASURED / "cpu_profile.toml")]) == 0
     assert capsys.readouterr().out     # the number comes, with the warning
+
+
+def test_the_command_line_prints_a_warning_as_one_line_without_source():
+    from simulator.cli import _one_line_warning
+    text = _one_line_warning(ci.ProfileMachineWarning("measured on another\nmachine"),
+                             ci.ProfileMachineWarning, "/some/file.py", 12)
+    assert text == "dnnsim: warning: measured on another machine\n"
