@@ -11,6 +11,7 @@ from simulator.cli import main
 from simulator.policies import ConfigError
 from simulator.scenario import Scenario
 from simulator.sweep import Sweep, run_sweep
+from workloads.zoo import resnet
 
 BASE = {"workload": "lenet5", "batch": 2, "hardware": "v100", "policy": "sequential"}
 
@@ -106,7 +107,23 @@ def test_the_limits_page_states_each_ceiling():
     ceilings = {"sweep points": limits.MAX_SWEEP_POINTS, "devices in a cluster":
                 limits.MAX_DEVICES, "fully-connected": limits.MAX_FULLY_CONNECTED_DEVICES,
                 "ops in a workload": limits.MAX_GRAPH_OPS,
+                "depth of a CIFAR ResNet": resnet.MAX_CIFAR_DEPTH,
                 **{f"`{k}`": v for k, v in limits.MAX_OPTION_COUNTS.items()}}
     rows = [line for line in page.splitlines() if line.startswith("| ")]
     for what, value in ceilings.items():
         assert any(what in row and f"| {value:,} |" in row for row in rows), what
+
+
+def test_a_cifar_resnet_past_the_depth_limit_is_refused_before_it_is_built(capsys):
+    from simulator.cli import main
+    assert main(["simulate", "--workload", "resnet150002",
+                 "--batch", "1", "--hardware", "v100"]) == 2
+    assert "past dnnsim's limit of 140,000" in capsys.readouterr().err
+
+
+def test_the_deepest_cifar_resnet_allowed_fits_the_graph_limit():
+    depth = resnet.MAX_CIFAR_DEPTH - (resnet.MAX_CIFAR_DEPTH - 2) % 6
+    blocks = (depth - 2) // 6
+    shallow = len(resnet.cifar_resnet(depth=20))                 # 3 blocks
+    per_block = len(resnet.cifar_resnet(depth=26)) - shallow    # each block more
+    assert shallow + per_block * (blocks - 3) <= limits.MAX_GRAPH_OPS

@@ -113,10 +113,19 @@ def is_cifar_depth(depth: object) -> bool:
         (depth - 2) % 6 == 0
 
 
+# The deepest CIFAR ResNet built: its forward graph has about 3.5 ops per layer, so this keeps
+# it under the half million ops a simulation handles (simulator/limits.py MAX_GRAPH_OPS),
+# refused by name before minutes of building it.
+MAX_CIFAR_DEPTH = 140_000
+
+
 def check_cifar_depth(depth: object) -> int:
     if not is_cifar_depth(depth):
         raise WorkloadError(f"CIFAR ResNet depth must be 6k+2 with k >= 1 (20, 32, 44, 56, "
                             f"110, ...), got {depth!r}")
+    if depth > MAX_CIFAR_DEPTH:
+        raise WorkloadError(f"CIFAR ResNet depth {depth:,} is past dnnsim's limit of "
+                            f"{MAX_CIFAR_DEPTH:,} (see docs/reliability.md)")
     return depth
 
 
