@@ -24,7 +24,6 @@ import simpy
 from simulator import Cluster, engine, policies
 from workloads import zoo
 
-
 REPEATS = 5
 
 

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import gc
 import heapq
-from operator import attrgetter
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from .tasks import SimulationError, Task, TaskGraph
 

@@ -44,7 +44,7 @@ from .journal import Journal, JournalError, dumps_line, parse
 from .policies import ConfigError
 from .results import jsonable
 from .scenario import Scenario, read_toml
-from .workers import cpu_count, process_pool, stop_on_signals, stop_pool
+from .workers import process_pool, stop_on_signals, stop_pool
 
 SWEEP_FIELDS = ("base", "axes", "exclude")
 OPTION_TABLES = ("options", "workload_options", "hardware_options")

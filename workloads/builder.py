@@ -16,8 +16,8 @@ import math
 from collections import Counter
 from typing import Iterator, Sequence
 
-from .graph import ACTIVATIONS, Op, OpGraph, ShapeError, TensorSpec, WorkloadError
 from .builder_sequence import SequenceOps
+from .graph import ACTIVATIONS, Op, OpGraph, ShapeError, TensorSpec, WorkloadError
 from .kinds import is_kind, kind_of
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 import math
 
+from .. import tuner
 from ..policies import ConfigError
 from ..scenario import Scenario
-from .. import tuner
 
 NAME = "tune-batch"
 HELP = ("Find the largest trainable and the throughput-optimal minibatch for each policy "

@@ -113,7 +113,7 @@ class SplitInferencePolicy(Policy):
 
     def finalize(self, result, graph, cluster, training: bool, in_flight: int = 2,
                  samples: int = 8) -> None:
-        from .. import engine   # why here: policies are planned without the engine
+        from .. import engine  # why here: policies are planned without the engine
         starts, ends = sample_times(result)
         # steady state: the interval between finishing samples once the pipeline is full
         interval = ((ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1

@@ -23,8 +23,14 @@ from ..lowering import emit_ops, held_beyond_tensors_bytes, resident_bytes
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, register
 from ._data_parallel import data_parallel_options
-from ._offload import (OffloadPlan, add_offload_extras, check_host_capacity,
-                       emit_training_step, offload_candidates, step_ops)
+from ._offload import (
+    OffloadPlan,
+    add_offload_extras,
+    check_host_capacity,
+    emit_training_step,
+    offload_candidates,
+    step_ops,
+)
 from ._swap_model import StepModel, alap_triggers, predict
 
 GIB = 2 ** 30

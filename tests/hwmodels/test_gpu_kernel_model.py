@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwmodels import model_for
 from hwmodels import gpu_kernels as gk
+from hwmodels import model_for
 from hwmodels.specs import HardwareError
 from workloads.builder import GraphBuilder
 from workloads.precision import with_precision
@@ -135,6 +135,7 @@ def test_a_frameworks_streaming_share_paces_its_own_kernels_only(share):
     """A ReLU is the framework's kernel: its time follows the framework's stream_memory; a
     compute-bound library convolution does not move."""
     from dataclasses import replace
+
     from hwmodels.gpu import builtin_frameworks
     ops = conv_ops(batch=64)
     base = model_for("v100")

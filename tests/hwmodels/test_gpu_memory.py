@@ -4,9 +4,16 @@ from __future__ import annotations
 import pytest
 
 from hwmodels import catalog
-from hwmodels.gpu_memory import (CONV_ALGORITHMS, AllocatorRules, CachingAllocator,
-                                 block_bytes, context_bytes, conv_workspace_bytes,
-                                 driver_bytes, runtime_reservation)
+from hwmodels.gpu_memory import (
+    CONV_ALGORITHMS,
+    AllocatorRules,
+    CachingAllocator,
+    block_bytes,
+    context_bytes,
+    conv_workspace_bytes,
+    driver_bytes,
+    runtime_reservation,
+)
 from hwmodels.specs import HardwareError
 from workloads.builder import GraphBuilder
 

@@ -123,8 +123,8 @@ def test_model_for_picks_class_and_checks_kind():
 def test_spec_efficiency_overrides_the_architecture(conv_relu_ops):
     # a part's own efficiency table sets the implicit-GEMM efficiency; an AMP conv has no
     # Winograd alternative, so its arithmetic time scales by the ratio
-    from workloads.precision import with_precision
     from workloads.builder import GraphBuilder
+    from workloads.precision import with_precision
     b = GraphBuilder("t", input_shape=(256, 28, 28), batch=64)
     b.flatten(b.conv2d(b.input(), 256, 3, padding=1, name="conv"))
     conv = with_precision(b.build(), "amp-fp16").op("conv")

@@ -7,8 +7,16 @@ from simulator.api import simulate
 from simulator.cluster import Cluster
 from workloads.builder import GraphBuilder
 from workloads.graph import ALL_KINDS, FORWARD_KINDS, Op, TensorSpec, WorkloadError
-from workloads.kinds import (KindError, OpKind, all_kinds, backward_rules, kind_of,
-                             per_element, register, unregister)
+from workloads.kinds import (
+    KindError,
+    OpKind,
+    all_kinds,
+    backward_rules,
+    kind_of,
+    per_element,
+    register,
+    unregister,
+)
 from workloads.training import lower_training, training_memory
 
 

@@ -52,8 +52,12 @@ def run(args) -> int:
     from hwmodels import catalog
 
     from .cases import DEFAULT_CASES, calibration_cases
-    from .journal import (measure_cases, measured_steps, overhead_from_partial,
-                          reference_from_rounds)
+    from .journal import (
+        measure_cases,
+        measured_steps,
+        overhead_from_partial,
+        reference_from_rounds,
+    )
     from .machine import default_device_name, machine_meta
     from .profile_build import build_profile, write_ops_csv
     from .steps_csv import write_steps_csv
@@ -69,6 +73,7 @@ def run(args) -> int:
         raise WorkloadError(f"--device-name {device_name!r} is a {spec.kind}, but --device "
                             f"{args.device} measures a {want_kind}")
     import torch
+
     from .torch_exec import resolve_device, steady_allocator
     resolve_device(args.device)
     allocator = "steady" if steady_allocator() else "system"

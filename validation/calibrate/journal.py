@@ -16,6 +16,7 @@ from workloads.training import lower_training
 from .cases import REFERENCE_CASE, op_key
 from .machine import measure_overhead, overhead_network
 
+
 def records_of_replay(network: str, train: OpGraph, rounds: list[dict[str, float]]) -> list[dict]:
     """One record per distinct op of a replayed graph: its time in the fastest replay round
     (time_s; the mean over repeats of the same op in the network) and the median over all

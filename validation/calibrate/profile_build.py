@@ -10,6 +10,7 @@ from workloads.graph import WorkloadError
 
 from .residency_fit import as_spilled, fit_records
 
+
 def build_profile(records, meta: dict, overhead_s: float = 0.0,
                   exclude_network: str | None = None, statistic: str = "time_s") -> Profile:
     """A Profile from measurement records: one point per distinct op, the median over the

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from workloads.graph import Op, OpGraph, WorkloadError
 from workloads.kinds.loss_update import LR, MOMENTUM, as_rows, loss_rows
+
 # A measured time is the fastest of its samples by default: on a shared machine a busy
 # neighbour only ever slows a sample down, for seconds at a time. (Allocator page faults,
 # which slowed single ops by up to 3x at random, are switched off: see steady_allocator.)

@@ -46,7 +46,6 @@ from typing import Callable
 
 from simulator.policies import ConfigError
 from simulator.scenario import Scenario
-
 from validation.paths import TARGETS
 
 from .target_schema import check_target_file

@@ -5,7 +5,6 @@ gradient, the sum of dy * x where the scale broadcast."""
 from __future__ import annotations
 
 from ._registry import OpKind, per_element, register
-from ._torch import torch
 
 
 def _kernel(op, state):

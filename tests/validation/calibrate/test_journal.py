@@ -4,8 +4,8 @@ import json
 import pytest
 
 from validation.calibrate import journal
-from validation.calibrate.cases import DEFAULT_CASES, REFERENCE_CASE, calibration_cases, op_key
 from validation.calibrate.calibration_nets import NETWORKS
+from validation.calibrate.cases import DEFAULT_CASES, REFERENCE_CASE, calibration_cases, op_key
 from workloads import zoo
 from workloads.training import lower_training
 

@@ -4,8 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from validation.calibrate.torch_exec import (GraphModule, example_input,  # noqa: E402
-                                             resolve_device, time_step)
+from validation.calibrate.torch_exec import GraphModule, example_input, resolve_device, time_step  # noqa: E402
 from validation.calibrate.torch_ops import op_callable  # noqa: E402
 from workloads import zoo  # noqa: E402
 from workloads.builder import GraphBuilder  # noqa: E402

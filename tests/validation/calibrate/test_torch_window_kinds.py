@@ -140,6 +140,7 @@ def test_the_coordinate_table_is_torchvisions():
     if tvm is None:
         pytest.skip("torchvision is not installed")
     from torchvision.models.swin_transformer import ShiftedWindowAttentionV2
+
     from workloads.kinds.cosine_attention import coordinate_table
     attn = ShiftedWindowAttentionV2(8, [WINDOW, WINDOW], [0, 0], HEADS)
     assert torch.allclose(coordinate_table(WINDOW), attn.relative_coords_table)
@@ -149,6 +150,7 @@ def test_the_coordinate_table_is_torchvisions():
 
 def test_the_position_bias_mlp_is_counted_as_pytorch_counts_its_linear_layers():
     from torch.utils.flop_counter import FlopCounterMode
+
     from workloads.kinds.cosine_attention import coordinate_table
     train = cosine_graph(hidden=16)
     w1, b1, w2 = torch.randn(16, 2), torch.randn(16), torch.randn(HEADS, 16)

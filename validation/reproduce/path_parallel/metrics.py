@@ -13,8 +13,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from simulator.api import simulate
-from workloads.supernet import SPACES
 from simulator.cluster import Cluster
+from workloads.supernet import SPACES
 
 HARDWARE = "v100"
 LINK = "nvlink2"

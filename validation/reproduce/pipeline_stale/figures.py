@@ -115,6 +115,7 @@ def plot_memory(path: Path, batches=(32, 64, 128, 256)) -> Path:
 
 def plot_time_to_accuracy(path: Path, networks=("lenet", "resnet")) -> Path:
     from simulator.trace import subplots  # no backend switch: notebooks import this
+
     from .staleness import time_to_accuracy
     fig, axes = subplots(1, len(networks), figsize=(6 * len(networks), 4), squeeze=False)
     for ax, net in zip(axes[0], networks):

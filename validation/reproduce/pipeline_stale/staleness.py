@@ -159,6 +159,7 @@ def layers_of(model) -> list:
 # -- schedule from the simulator ------------------------------------------------------------
 def op_graph(network: str, batch: int = BATCH):
     import torch
+
     from workloads import from_torch
     return from_torch(build(network, split=False), torch.zeros(batch, 1, 8, 8), name=network)
 
