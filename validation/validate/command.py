@@ -35,6 +35,9 @@ def add_arguments(p) -> None:
     p.add_argument("--transformers", action="store_true",
                    help="measure GPT-2 small and torchvision's ViT-B/16 training steps "
                    "instead of zoo networks (validation/validate/transformer_steps.py)")
+    p.add_argument("--torchvision", action="store_true",
+                   help="measure training steps of torchvision's CNN classifiers (definitions "
+                   "no calibration replays) instead of zoo networks")
     p.add_argument("--measured", help="score this measured-steps CSV instead of measuring")
     p.add_argument("--csv", default=None,
                    help="also write the table to this CSV file (nothing is written unless given)")
@@ -62,14 +65,17 @@ def run(args) -> int:
         raise WorkloadError("--heldout measures its own modules and batches (training); it "
                             "takes no --workloads, --batch, --inference or --measured (a "
                             "held-out CSV is scored with --measured alone)")
-    if args.transformers:
+    if args.transformers or args.torchvision:
         if (args.heldout or args.workloads or args.batch or args.inference or args.measured
-                or args.device != "cpu"):
-            raise WorkloadError("--transformers measures its own cases (training, on the "
-                                "CPU); it takes no --heldout, --workloads, --batch, "
-                                "--inference, --measured or --device")
-        from .transformer_steps import run as run_transformers
-        _write_table(v, run_transformers(profile, args.threads), args.csv)
+                or args.device != "cpu" or (args.transformers and args.torchvision)):
+            raise WorkloadError("--transformers and --torchvision each measure their own "
+                                "cases (training, on the CPU); either takes no --heldout, "
+                                "--workloads, --batch, --inference, --measured, --device or "
+                                "the other")
+        from .transformer_steps import run as run_cases
+        from .transformer_steps import torchvision_cases
+        cases = torchvision_cases() if args.torchvision else None
+        _write_table(v, run_cases(profile, args.threads, cases=cases), args.csv)
         return 0
     if args.measured:
         measured = read_steps_csv(args.measured)

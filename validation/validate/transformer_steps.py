@@ -1,8 +1,10 @@
 """Measured against simulated training steps of transformers on this CPU: GPT-2 small and
-torchvision's ViT-B/16.
+torchvision's ViT-B/16; and of torchvision's CNN classifiers, definitions no calibration
+replays (`--torchvision`).
 
     dnnsim validate --transformers --profile my_cpu.toml [--threads N]
-    python -m validation.validate.transformer_steps --profile my_cpu.toml [--threads N]
+    dnnsim validate --torchvision --profile my_cpu.toml [--threads N]
+    python -m validation.validate.transformer_steps --profile my_cpu.toml [--torchvision]
 
 GPT-2 is measured as a plain PyTorch module with the reference implementation's structure
 (`GPT2` below: nn.Linear projections, LayerNorm, F.scaled_dot_product_attention with
@@ -127,6 +129,34 @@ def vit_case(batch: int, name: str = "vit_b_16", **sizes) -> Case:
     return Case(name, batch, build)
 
 
+# torchvision classifiers of every family the zoo's calibration networks do not define
+# (depthwise, squeeze-excitation, dense, inverted-residual, grouped and wide bottlenecks)
+TORCHVISION_CNNS = ("resnet18", "resnet50", "wide_resnet50_2", "resnext50_32x4d",
+                    "densenet121", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0",
+                    "regnet_y_400mf", "shufflenet_v2_x1_0", "mnasnet1_0", "squeezenet1_1",
+                    "convnext_tiny")
+
+
+def torchvision_case(model: str, batch: int, size: int = 224) -> Case:
+    """torchvision's `model` at `size` x `size`, imported by from_torch."""
+    def build():
+        import torch
+        import torch.nn.functional as F
+
+        from workloads import from_torch
+        module = getattr(torchvision_models(), model)()
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(batch, 3, size, size, generator=gen)
+        targets = torch.randint(0, 1000, (batch,), generator=gen)
+        return module, x, lambda logits: F.cross_entropy(logits, targets), \
+            from_torch(module, x, name=model)
+    return Case(model, batch, build)
+
+
+def torchvision_cases(batch: int = 2) -> list[Case]:
+    return [torchvision_case(m, batch) for m in TORCHVISION_CNNS]
+
+
 def torchvision_models():
     """torchvision.models. A torchvision wheel built against a CUDA torch, beside a CPU build
     of the same torch version, fails to import while registering fake kernels for its
@@ -200,9 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch threads (default: the profile's)")
     p.add_argument("--reps", type=int, default=3, help="timed steps per case")
     p.add_argument("--csv", help="write the table here")
+    p.add_argument("--torchvision", action="store_true",
+                   help="torchvision's CNN classifiers instead of the transformers")
     args = p.parse_args(argv)
     try:
-        rows = run(args.profile, args.threads, reps=args.reps)
+        cases = torchvision_cases() if args.torchvision else None
+        rows = run(args.profile, args.threads, cases=cases, reps=args.reps)
     except Exception as exc:      # bad input: one clear line, exit 2
         from hwmodels.specs import HardwareError
         if not isinstance(exc, (WorkloadError, HardwareError, OSError)):

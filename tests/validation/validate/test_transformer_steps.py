@@ -62,7 +62,10 @@ def test_tiny_steps_are_measured_simulated_and_tabled_with_a_machine_warning():
 def test_bad_input_exits_2_naming_it(tmp_path, capsys):
     assert cli(["validate", "--transformers", "--profile", str(PROFILE), "--workloads",
                 "resnet20"]) == 2
-    assert "--transformers measures its own cases" in capsys.readouterr().err
+    assert "--transformers and --torchvision each measure their own cases" in \
+        capsys.readouterr().err
+    assert cli(["validate", "--transformers", "--torchvision", "--profile", str(PROFILE)]) == 2
+    assert "or the other" in capsys.readouterr().err
     assert cli(["validate", "--transformers", "--profile", str(PROFILE), "--device",
                 "cuda"]) == 2
     assert "--device" in capsys.readouterr().err
@@ -82,3 +85,9 @@ def test_dnnsim_validate_transformers_writes_its_table(tmp_path, monkeypatch, ca
         torch.set_num_threads(threads)
     assert "gpt_tiny_s16" in capsys.readouterr().out
     assert (tmp_path / "t.csv").read_text().splitlines()[1].startswith("gpt_tiny_s16,2,train,")
+
+
+def test_torchvision_cases_cover_families_no_calibration_defines():
+    names = [c.name for c in ts.torchvision_cases()]
+    assert len(names) == len(set(names)) >= 12
+    assert {"mobilenet_v2", "densenet121", "convnext_tiny", "regnet_y_400mf"} <= set(names)
