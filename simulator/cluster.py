@@ -161,7 +161,7 @@ class Cluster:
                             speeds=speeds, jitter=jitter)
         return cls(cluster.devices, cluster.link, cluster.topology, nt.gpus,
                    cluster.inter_node_link, cluster.host, cluster.host_link,
-                   layout=nt.layout(network, oversubscription, nodes_per_leaf),
+                   layout=nt.layout(network, oversubscription, nodes_per_leaf, gpus=count),
                    node_type=name)
 
     def _build_resources(self) -> dict[str, int]:

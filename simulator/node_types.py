@@ -171,9 +171,16 @@ class NodeType:
     host: str | None = None
 
     def layout(self, network: str = "fat-tree", oversubscription: float = 1.0,
-               nodes_per_leaf: int | None = None) -> NodeLayout:
-        return NodeLayout(self.nics, self.pcie_switches, network, oversubscription,
-                          nodes_per_leaf)
+               nodes_per_leaf: int | None = None, gpus: int | None = None) -> NodeLayout:
+        """The node's layout; with `gpus` below a full node, that of its first `gpus` GPUs
+        (a part of one node: the NICs and switches those GPUs use)."""
+        def present(groups):
+            if gpus is None or gpus >= self.gpus:
+                return groups
+            return tuple(kept for kept in (tuple(g for g in members if g < gpus)
+                                           for members in groups) if kept)
+        return NodeLayout(present(self.nics), present(self.pcie_switches), network,
+                          oversubscription, nodes_per_leaf)
 
 
 _FIELDS = {"gpu": str, "gpus": int, "topology": str, "link": str, "nic_link": str,

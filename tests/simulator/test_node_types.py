@@ -103,3 +103,26 @@ def test_a_layout_that_does_not_add_up_is_a_named_error(layout, gpus, nodes, mes
 def test_unknown_node_type_is_named():
     with pytest.raises(SimulationError, match="unknown node type 'dgx-9'; known: .*dgx1-v100"):
         Cluster.from_node_type("dgx-9", 8)
+
+
+@pytest.mark.parametrize("name", sorted(node_types()))
+@pytest.mark.parametrize("gpus", [1, 3])
+def test_part_of_a_node_keeps_the_nics_and_switches_of_its_gpus(name, gpus):
+    """Fewer GPUs than a node holds (and the one-GPU baseline of --efficiency) simulate on
+    the first GPUs of one node, with the NICs and PCIe switches those GPUs use."""
+    cluster = Cluster.from_node_type(name, gpus)
+    assert len(cluster.devices) == gpus
+    nt = node_types()[name]
+    for groups in (cluster.layout.nics, cluster.layout.pcie_switches):
+        members = sorted(g for group in groups or () for g in group)
+        assert members == list(range(gpus)) or groups == ()
+    r = simulate("resnet20", cluster, "data-parallel" if gpus > 1 else "sequential", batch=8)
+    assert r.ok and nt.gpus > gpus
+
+
+def test_efficiency_over_one_gpu_of_a_node_type(capsys):
+    from simulator.cli import main
+    assert main(["simulate", "--workload", "resnet20", "--batch", "8", "--hardware", "v100",
+                 "--devices", "16", "--node-type", "dgx1-v100", "--policy", "data-parallel",
+                 "--efficiency"]) == 0
+    assert "scaling efficiency" in capsys.readouterr().out
