@@ -64,6 +64,11 @@ class ModuleLowering:
             for op in lowered:
                 op.params = 0
                 self.b.graph.meta.setdefault("shared_params", {})[op.name] = first
+        elif len(lowered) == 1:
+            # one op holds the module's parameters: a later direct read of one of them
+            # (GPT-2's F.linear(x, wte.weight)) shares them instead of counting them again
+            for name, _ in m.named_parameters():
+                self.param_owner.setdefault(f"{node.target}.{name}", first)
         return out
 
     # -- layers ----------------------------------------------------------------------------

@@ -9,8 +9,9 @@ replays (`--torchvision`).
 GPT-2 is measured as a plain PyTorch module with the reference implementation's structure
 (`GPT2` below: nn.Linear projections, LayerNorm, F.scaled_dot_product_attention with
 is_causal=True, GELU with the tanh approximation, dropout 0.1, the output layer tied to the
-token embedding) and simulated as the zoo's `gpt2` of the same sizes (from_torch would count
-the tied weight twice: tests/workloads/test_zoo_transformers.py). ViT-B/16 is torchvision's
+token embedding) and simulated as the zoo's `gpt2` of the same sizes (torch.fx cannot trace
+its generator over the split of q, k and v; the parameters and FLOPs are equal, a test
+checks). ViT-B/16 is torchvision's
 own definition, simulated as `from_torch` imports it. A step is forward, cross-entropy (over
 every position for GPT-2), backward and SGD with momentum, as calibration replays it.
 """
