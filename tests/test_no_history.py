@@ -37,14 +37,16 @@ def narrative_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if NARRATIVE.search(line)]
 
 
+# Samples of narrative, each with a "~" that the test removes, so this file holds none itself.
 @pytest.mark.parametrize("line", [
-    "it fixed went from +25% to within 7% (tenth session).",
-    "MAPE was 9.1% -> 7.1% after the residency fit",
-    "the four added in the fourth session scored 11.5%",
-    "3.8% over the 24 cases of session 10",
+    "it fixed went fr~om +25% to within 7% (tenth ses~sion).",
+    "MAPE w~as 9.1% -~> 7.1% after the residency fit",
+    "the four added in the fourth ses~sion scored 11.5%",
+    "3.8% over the 24 cases of ses~sion 10",
 ])
 def test_the_pattern_catches_narrative(line):
-    assert narrative_lines(line)
+    assert not narrative_lines(line)
+    assert narrative_lines(line.replace("~", ""))
 
 
 @pytest.mark.parametrize("line", [

@@ -27,6 +27,7 @@ from .torch_functions import FunctionLowering, _bind, _Const, _Pending
 from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
 from .torch_transformer import TransformerLowering
+from .torch_transformer_layers import TransformerLayerLowering
 from .torch_views import ViewLowering
 from .torch_windows import WindowLowering
 
@@ -158,6 +159,7 @@ def _where(gm, node) -> str:
 
 
 class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLowering,
+                TransformerLayerLowering,
                 EinsumLowering, WindowLowering, ModuleLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
