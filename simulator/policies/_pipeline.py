@@ -152,7 +152,9 @@ def rebatch(graph: OpGraph, batch: int) -> OpGraph:
     new = OpGraph(graph.name, {**graph.meta, "batch": batch})
     for op in graph.topo():
         attrs = dict(op.attrs)
-        for key in ("in_shape", "out_shape"):
+        # shapes an op keeps besides its tensors': a copy's source layout, a transposed
+        # convolution's sizes, a dropout mask drawn per sample (its first dimension the batch)
+        for key in ("in_shape", "out_shape", "source_shape", "mask_shape"):
             if key in attrs:
                 attrs[key] = shape(tuple(attrs[key]))
         if "batch_rows" in attrs:
