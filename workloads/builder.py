@@ -34,7 +34,7 @@ def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
 def _broadcasts(small: Sequence[int], full: Sequence[int]) -> bool:
     """Whether `small` broadcasts to `full`: same rank and batch, 1 or equal elsewhere."""
     return (len(small) == len(full) and small[0] == full[0]
-            and all(s in (1, f) for s, f in zip(small[1:], full[1:])))
+            and all(s in (1, f) for s, f in zip(small[1:], full[1:], strict=True)))
 
 
 def _conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -307,7 +307,7 @@ class GraphBuilder(SequenceOps):
         shapes = [self.spec(x).shape for x in xs]
         base = list(shapes[0])
         for s in shapes[1:]:
-            if len(s) != len(base) or any(a != b for i, (a, b) in enumerate(zip(s, base))
+            if len(s) != len(base) or any(a != b for i, (a, b) in enumerate(zip(s, base, strict=True))
                                           if i != dim):
                 raise ShapeError(f"concat of {list(xs)}: shapes {shapes} differ outside dim {dim}")
         base[dim] = sum(s[dim] for s in shapes)

@@ -158,12 +158,12 @@ class OpGraph:
     def add(self, op: Op) -> Op:
         if op.name in self._ops:
             raise WorkloadError(f"graph {self.name!r}: duplicate op name {op.name!r}")
-        for src, spec in zip(op.inputs, op.in_specs):
+        for src in op.inputs:
             if src not in self._ops:
                 raise WorkloadError(f"graph {self.name!r}: op {op.name!r} reads unknown op {src!r}")
         self._ops[op.name] = op
         self.g.add_node(op.name)
-        for src, spec in zip(op.inputs, op.in_specs):
+        for src, spec in zip(op.inputs, op.in_specs, strict=True):
             self.g.add_edge(src, op.name, tensor=spec)
         return op
 

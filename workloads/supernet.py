@@ -21,6 +21,7 @@ weights a graph trains, whatever the tree looks like.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -63,7 +64,8 @@ class SearchSpace:
 
     def blocks(self) -> list[BlockSpec]:
         out, cin = [], self.stem_channels
-        for stage, (repeats, cout) in enumerate(zip(self.stage_repeats, self.stage_channels)):
+        for stage, (repeats, cout) in enumerate(zip(self.stage_repeats, self.stage_channels,
+                                                         strict=True)):
             for i in range(repeats):
                 stride = (self.first_stage_stride if stage == 0 else 2) if i == 0 else 1
                 out.append(BlockSpec(len(out), cin, cout, stride))
@@ -213,8 +215,8 @@ def merged_graph(space: SearchSpace, paths: Sequence[Sequence[int]], batch: int 
             sub_tag = str(min(sub))      # unique: sibling subtrees hold disjoint paths
             key = f"b{i}c{c}"
             scope = key if single else f"{key}.p{sub_tag}"
-            y = unit(scope, key, lambda: _choice_block(b, x_in, blocks[i],
-                                                       space.candidates[c]))
+            y = unit(scope, key, partial(_choice_block, b, x_in, blocks[i],
+                                         space.candidates[c]))
             grow(y, i + 1, sub, sub_tag)
 
     if merge:

@@ -34,7 +34,7 @@ def parse_einsum(equation: str, ranks: tuple[int, ...]) -> tuple[str, str, str] 
     a, b = operands
     if not all(s.isalpha() and s.isascii() or s == "" for s in (a, b, out)):
         return "has characters other than letters"
-    for letters, rank in zip((a, b), ranks):
+    for letters, rank in zip((a, b), ranks, strict=True):
         if len(letters) != rank:
             return f"names {len(letters)} dimensions of an operand of rank {rank}"
     for letters in (a, b, out):
@@ -64,8 +64,8 @@ class EinsumLowering:
             raise self.unsupported(f"einsum {equation!r} {parsed}")
         a_letters, b_letters, out = parsed
         x, y = tensors
-        sizes = {**dict(zip(b_letters, self.b.spec(y).shape)),
-                 **dict(zip(a_letters, self.b.spec(x).shape))}
+        sizes = {**dict(zip(b_letters, self.b.spec(y).shape, strict=True)),
+                 **dict(zip(a_letters, self.b.spec(x).shape, strict=True))}
         batch = [c for c in out if c in a_letters and c in b_letters]
         free_a = [c for c in out if c in a_letters and c not in b_letters]
         free_b = [c for c in out if c in b_letters and c not in a_letters]

@@ -129,7 +129,9 @@ class TransformerLowering:
         x = self.tensor(a["other"] if extra is vx else a["input"])
         shape = self.b.spec(x).shape
         if isinstance(extra, _Aux):
-            if any(e not in (1, s) for e, s in zip(reversed(extra.shape), reversed(shape))):
+            # Broadcasting aligns trailing dimensions; the constant may have fewer.
+            if any(e not in (1, s)
+                   for e, s in zip(reversed(extra.shape), reversed(shape), strict=False)):
                 raise self.unsupported(f"adds a constant tensor {extra.shape} that does not "
                                        f"broadcast over {shape}")
             return self._masked_fill(x, 0.0, self.name("mask"))
@@ -192,7 +194,9 @@ class TransformerLowering:
             out = self.b.position_embedding(x, shape[1], name=self.name("position_embedding"))
         else:
             if (len(param.shape) >= len(shape) and param.shape[0] != 1) or any(
-                    p not in (1, s) for p, s in zip(reversed(param.shape), reversed(shape))):
+                    # trailing dimensions align; the parameter may have fewer
+                    p not in (1, s)
+                    for p, s in zip(reversed(param.shape), reversed(shape), strict=False)):
                 raise self.unsupported(f"multiplies {shape} by a parameter {param.shape} that "
                                        "does not broadcast over it without the batch")
             out = self._op("layer_scale", [x], shape, self.name("layer_scale"),
@@ -284,9 +288,9 @@ class TransformerLowering:
                     self.b.linear(kv[0], 2 * e, bias=bias, name=name("in_proj_kv")), 2, name)]
             else:
                 parts = [pq] + [self.b.linear(t, e, bias=bias, name=name(f"in_proj_{w}"))
-                                for t, w in zip(kv, "kv")]
+                                for t, w in zip(kv, "kv", strict=True)]
         heads_of = []
-        for t, w in zip(parts, "qkv"):
+        for t, w in zip(parts, "qkv", strict=True):
             tn, ts, _ = self.b.spec(t).shape
             r = self._op("reshape", [t], (tn, ts, heads, hd), name(f"{w}_heads"))
             heads_of.append(self._permute_view(r, (0, 2, 1, 3), name(f"{w}_heads_t")))

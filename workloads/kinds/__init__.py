@@ -17,8 +17,20 @@ tables, the class token). PyTorch is imported only when a kernel is built.
 """
 from __future__ import annotations
 
-from ._registry import (PHASES, KindError, KindSet, OpKind, all_kinds, is_kind, kind_of,
-                        per_element, per_input_element, register, shape_layout, unregister)
+from ._registry import (
+    PHASES,
+    KindError,
+    KindSet,
+    OpKind,
+    all_kinds,
+    is_kind,
+    kind_of,
+    per_element,
+    per_input_element,
+    register,
+    shape_layout,
+    unregister,
+)
 
 # Importing the families declares their kinds, in this order (the order kinds are listed in).
 # isort: off

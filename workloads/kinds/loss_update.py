@@ -55,7 +55,7 @@ def _sgd_kernel(op, state):
 
     def sgd_update(*_grads):   # the layer's gradient (and those of shared calls)
         grads = state.grads.get(owner) or [torch.ones_like(p) for p in params]
-        for p, g, buf in zip(params, grads, bufs):
+        for p, g, buf in zip(params, grads, bufs, strict=True):
             buf.mul_(MOMENTUM).add_(g.reshape(p.shape))
             p.add_(buf, alpha=-LR)
     return sgd_update
