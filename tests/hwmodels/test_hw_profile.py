@@ -32,7 +32,7 @@ def test_save_load_round_trip_is_byte_identical(tmp_path, conv_op):
 def test_exact_at_measured_points_and_monotone_between(conv_op):
     ops, prof = make_profile(conv_op)
     m = model_for("xeon-avx512-2c", profile=prof)
-    for op, (_, _, t) in zip(ops, prof.points("conv2d")):
+    for op, (_, _, t) in zip(ops, prof.points("conv2d"), strict=True):
         assert m.op_time_s(op) == t
     times = [m.op_time_s(conv_op(b)) for b in range(1, 17)]
     assert times == sorted(times)
@@ -156,7 +156,7 @@ def _gemm_points(rate, halves, overhead_s, shapes):
     for m, n, k, g, *rest in shapes:
         flops = 2.0 * m * n * k * g
         fill = 1.0
-        for d, h in zip((m, n, k), halves):
+        for d, h in zip((m, n, k), halves, strict=True):
             fill *= d / (d + h)
         pts.append((flops, 4.0 * (m * k + k * n + m * n) * g,
                     overhead_s + flops / (rate * fill), m, n, k, g, *(rest or (1, 1, 1))))

@@ -27,7 +27,7 @@ def test_dgx1_has_24_links_6_per_gpu_and_two_quads():
 def _directed_use(rings):
     use = Counter()
     for ring in rings:
-        for a, b in zip(ring, ring[1:] + ring[:1]):
+        for a, b in zip(ring, ring[1:] + ring[:1], strict=True):
             use[(a, b)] += 1
     return use
 

@@ -32,7 +32,7 @@ def _bucketed_allreduce(cluster, symmetric, algorithm, buckets=(3e6, 25e6)):
 
 
 def _times(tg, log):
-    return {t.name: (s, e) for t, s, e in zip(log.tasks, log.start_s, log.end_s)}
+    return {t.name: (s, e) for t, s, e in zip(log.tasks, log.start_s, log.end_s, strict=True)}
 
 
 def _nodes(p, topology="dgx1-cube-mesh", link="nvlink2-link"):

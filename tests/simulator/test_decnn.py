@@ -53,7 +53,7 @@ def test_samples_in_flight_overlap_exchanges_with_compute(graph4, run4):
     assert run4.throughput_samples_per_s > 1.1 * one.throughput_samples_per_s
     assert run4.extras["latency_s"] == pytest.approx(one.extras["latency_s"])
     log = run4.log
-    spans = list(zip(log.tasks, log.start_s, log.end_s))
+    spans = list(zip(log.tasks, log.start_s, log.end_s, strict=True))
     comm = [(t, s, e) for t, s, e in spans if t.category == "comm" and e > s]
     compute = [(t, s, e) for t, s, e in spans if t.category == "compute" and e > s]
     overlapped = any(c.device == k.device and c.meta["sample"] != k.meta["sample"]

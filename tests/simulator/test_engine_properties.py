@@ -31,7 +31,7 @@ def random_graphs(draw):
 
 
 def _intervals(log):
-    return [(t, s, e) for t, s, e in zip(log.tasks, log.start_s, log.end_s)]
+    return [(t, s, e) for t, s, e in zip(log.tasks, log.start_s, log.end_s, strict=True)]
 
 
 @settings(max_examples=150, deadline=None)
@@ -157,7 +157,7 @@ def multi_resource_graphs(draw):
 def _levels(log, resource):
     """Tasks holding `resource` at each start instant (ends processed before starts)."""
     events = []
-    for t, s, e in zip(log.tasks, log.start_s, log.end_s):
+    for t, s, e in zip(log.tasks, log.start_s, log.end_s, strict=True):
         if resource in t.resources and e == e and e > s:
             events += [(s, 1), (e, -1)]
     level, out = 0, []
@@ -175,8 +175,8 @@ def test_multi_resource_tasks_hold_every_resource_within_capacity(case):
     assert log.ok
     for r, cap in caps.items():
         assert max(_levels(log, r), default=0) <= cap
-    end = dict(zip((t.name for t in log.tasks), log.end_s))
-    for t, s, e in zip(log.tasks, log.start_s, log.end_s):
+    end = dict(zip((t.name for t in log.tasks), log.end_s, strict=True))
+    for t, s, e in zip(log.tasks, log.start_s, log.end_s, strict=True):
         assert all(s >= end[d] - EPS for d in t.deps)
         assert abs((e - s) - t.duration_s) < EPS
 
@@ -189,7 +189,7 @@ def test_memory_is_baseline_plus_allocated_minus_freed_at_every_instant(case):
     for m in MEMORIES:
         for when, level in log.memory_timeline[m]:
             expect = baseline[m]
-            for t, s, e in zip(log.tasks, log.start_s, log.end_s):
+            for t, s, e in zip(log.tasks, log.start_s, log.end_s, strict=True):
                 expect += t.alloc.get(m, 0) * (s <= when) - t.free.get(m, 0) * (e <= when)
             assert level == expect >= 0
         # The timeline keeps the level at the end of each instant; the peak also sees what a

@@ -49,7 +49,7 @@ def test_host_copies_behind_one_pcie_switch_queue_for_its_uplink():
         assert f"node0.pcie{int(g[-1]) // 2}.up" in res
         tg.new(f"out.{g}", res, dur)
     log = engine.run(tg, cluster.resources)
-    end = dict(zip([t.name for t in log.tasks], log.end_s))
+    end = dict(zip([t.name for t in log.tasks], log.end_s, strict=True))
     assert end["out.gpu1"] == pytest.approx(2 * end["out.gpu0"])   # after gpu0's, same switch
     assert end["out.gpu2"] == pytest.approx(end["out.gpu0"])       # its own switch
 

@@ -12,6 +12,7 @@ F = torch.nn.functional
 from validation.calibrate.torch_exec import GraphModule  # noqa: E402
 from validation.calibrate.torch_ops import op_callable  # noqa: E402
 from workloads import from_torch  # noqa: E402
+from workloads.graph import WorkloadError  # noqa: E402
 from workloads.training import lower_training  # noqa: E402
 
 POOLS = [
@@ -66,7 +67,7 @@ def test_pool_shapes_are_pytorchs_wherever_pytorch_accepts_the_pool(
     try:
         expected = tuple(pool(x).shape)
     except RuntimeError:   # PyTorch refuses it: the importer must refuse it too
-        with pytest.raises(Exception):
+        with pytest.raises(WorkloadError):
             from_torch(nn.Sequential(pool), x)
         return
     assert from_torch(nn.Sequential(pool), x).topo()[-1].out.shape == expected

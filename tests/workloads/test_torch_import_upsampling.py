@@ -28,7 +28,7 @@ def test_transposed_convolution(deconv):
     assert g.params() == sum(p.numel() for p in model.parameters())
     replay = GraphModule(g)
     with torch.no_grad():   # the replay's parameters set to the model's, in order
-        for mine, theirs in zip(replay.parameters(), model.parameters()):
+        for mine, theirs in zip(replay.parameters(), model.parameters(), strict=True):
             mine.copy_(theirs)
     assert torch.allclose(replay(x), model(x), atol=1e-5)
     classifier = nn.Sequential(*model, nn.Flatten(), nn.Linear(model(x)[0].numel(), 10))

@@ -194,7 +194,7 @@ def test_product_gradients_have_their_factors_shapes_for_any_broadcast():
         b = GraphBuilder("p", (c, h, w), batch=2)
         image = b.input()
         x = b.conv2d(image, c, 1, name="conv")
-        small = tuple(d if k else 1 for d, k in zip((c, h, w), keep))
+        small = tuple(d if k else 1 for d, k in zip((c, h, w), keep, strict=True))
         pooled = b.adaptive_avgpool(b.conv2d(image, small[0], 1, name="gate_conv"), small[1:])
         gate = b.reshape(b.flatten(pooled), (2, *small))   # through a view, as SE code does
         y = b.mul(gate, x) if swap else b.mul(x, gate)

@@ -139,7 +139,7 @@ def coverage() -> dict:
                 out[label][0].append(f"{name}@{size}")
             else:
                 lines = why.splitlines()   # the count, then the first op refused
-                out[label][1][name] = " ".join(l.strip() for l in lines[:2])
+                out[label][1][name] = " ".join(line.strip() for line in lines[:2])
     return out
 
 

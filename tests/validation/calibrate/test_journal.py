@@ -101,7 +101,7 @@ def test_unsettled_cases_get_more_rounds_up_to_the_maximum(tmp_path):
     partial = tmp_path / "p.jsonl"
     cases = [("lenet5", 2), ("lenet5", 4)]
     lines = []
-    for (name, batch), times in zip(cases, ((1.0, 1.01), (1.0, 2.0))):  # settled; not
+    for (name, batch), times in zip(cases, ((1.0, 1.01), (1.0, 2.0)), strict=True):  # settled; not
         train = lower_training(zoo.get(name, batch=batch))
         for r, t in enumerate(times):
             lines.append({"key": journal.round_id(name, batch, r),

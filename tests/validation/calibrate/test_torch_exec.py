@@ -67,7 +67,7 @@ def test_training_step_updates_parameters_and_times_are_positive():
     m = GraphModule(g)
     before = [p.detach().clone() for p in m.parameters()]
     step_function(m, example_input(g), True)()
-    assert any(not torch.equal(a, b) for a, b in zip(before, m.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.parameters(), strict=True))
 
 
 def test_bad_device_is_a_clear_error():
@@ -133,7 +133,7 @@ def test_norms_and_their_gradients_are_autograds(affine):
         y.backward(dy)
         assert torch.allclose(op_kernel(op, state)(dy, xs.detach()), xs.grad, atol=1e-4), op.name
         assert len(state.grads[fwd.name]) == (2 if affine else 0)
-        for got, want in zip(state.grads[fwd.name], params):
+        for got, want in zip(state.grads[fwd.name], params, strict=True):
             assert torch.allclose(got, want.grad, atol=1e-4), op.name
         assert (op.params > 0) == affine
     for op in train.topo():

@@ -131,7 +131,7 @@ def test_cosine_attention_kernels_are_autograds():
     assert torch.allclose(run(train, "cpb", s, state=state), ref, atol=1e-5)
     grads = torch.autograd.grad(ref, (w1, b1, w2), dy)
     run(train, "cpb.grad", dy, state=state)
-    for got, want in zip(state.grads["cpb"], grads):
+    for got, want in zip(state.grads["cpb"], grads, strict=True):
         assert torch.allclose(got, want, atol=1e-4)
 
 

@@ -3,9 +3,6 @@ an interrupted run, broken hooks."""
 from __future__ import annotations
 
 import json
-import sys
-import types
-from pathlib import Path
 
 import pytest
 
@@ -13,63 +10,7 @@ from simulator.cli import main
 from simulator.scenario import Scenario
 from validation.reproduce import run as rep
 
-SCENARIO = """[target.scenario]
-workload = "lenet5"
-batch = 8
-hardware = "v100"
-devices = 2
-link = "nvlink2"
-policy = "data-parallel"
-[target.baseline]
-devices = 1
-policy = "sequential"
-"""
-
-
-def target(tid: str, published: float, status: str = "solid", extra: str = "") -> str:
-    return (f'[[target]]\nid = "{tid}"\nfigure = "fig {tid}"\npublished = {published}\n'
-            f'tolerance = 0.5\nstatus = "{status}"\nmetric = "speedup"\n'
-            f'defaults = ["GPU: v100 (not named)"]\n{extra}{SCENARIO}\n')
-
-
-def paper(name: str, targets: str, figures: str = "") -> str:
-    hook = f'figures = "{figures}"\n' if figures else ""
-    return f'paper = "{name}"\ntitle = "The {name} paper"\nsource = "a journal"\n{hook}{targets}'
-
-
-def fake_figures(out_dir: Path) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots()
-    ax.plot([1, 2], [1, 2])
-    path = out_dir / "speedup.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return [path]
-
-
-def broken_figures(out_dir: Path) -> list[Path]:
-    raise ValueError("no data for the plot")
-
-
-@pytest.fixture
-def hooks(monkeypatch):
-    mod = types.ModuleType("validation.fixture_figures")
-    mod.make_figures, mod.broken = fake_figures, broken_figures
-    monkeypatch.setitem(sys.modules, "validation.fixture_figures", mod)
-
-
-@pytest.fixture
-def folder(tmp_path, hooks):
-    d = tmp_path / "targets"
-    d.mkdir()
-    (d / "alpha.toml").write_text(paper("alpha", target("near", 2.0) + target("far", 50.0),
-                                        "validation.fixture_figures:make_figures"))
-    (d / "beta.toml").write_text(paper("beta", target("bound", 1.0, "bound",
-                                                      "lower = 1.0\nupper = 3.0\n"),
-                                       "validation.fixture_figures:broken"))
-    return d
+from .fixture_targets import paper, target
 
 
 def test_report_folder_has_tables_figures_traces_and_runnable_scenarios(folder, tmp_path):

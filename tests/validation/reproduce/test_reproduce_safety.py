@@ -11,7 +11,7 @@ from simulator.cli import main
 from simulator.journal import Journal
 from validation.reproduce import run as rep
 
-from .test_reproduce import folder, hooks, paper, target  # noqa: F401  (fixtures)
+from .fixture_targets import paper, target
 
 
 def _entries(out):
