@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         args._extra = extra
         return _run_command(args)
     except BrokenPipeError:  # `dnnsim ... | head`: the reader left; not an error
-        sys.stdout = open(os.devnull, "w")
+        # stdout's descriptor goes to the null device, so the flush at exit has nowhere to fail
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (DnnsimError, ValueError, OSError) as exc:
         # Bad input: DnnsimError and its subclasses, plus the plain ValueErrors some

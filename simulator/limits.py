@@ -32,7 +32,7 @@ MAX_OPTION_COUNTS = {"minibatches": 10_000, "micro_batches": 10_000, "samples": 
 MIN_WORKERS = 1
 
 
-def check_count(what: str, value: int, ceiling: int, where: str = "") -> None:
+def check_count(what: str, value: float, ceiling: int, where: str = "") -> None:
     """Refuse `value` past `ceiling`, naming both."""
     if value > ceiling:
         at = f"{where}: " if where else ""

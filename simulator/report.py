@@ -44,7 +44,7 @@ def size(n_bytes: float) -> str:
 def extra_value(name: str, value) -> str | None:
     """A policy's extra figure with its unit, read from its name; None for what a line cannot
     hold (tables, long lists)."""
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         return str(value).lower() if isinstance(value, bool) else value
     if isinstance(value, (list, tuple)):
         if len(value) > 8 or not all(isinstance(v, (int, float)) for v in value):

@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .engine import OutOfMemory, RunLog
 
@@ -95,7 +96,7 @@ class Result:
     def busy_s(self) -> dict[str, float]:
         """Per resource: task-seconds run on it (a resource of capacity c can reach c*time)."""
         busy = {r: 0.0 for r in self.log.capacities}
-        for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s):
+        for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s, strict=True):
             if e == e:
                 for r in t.resources:
                     busy[r] += e - s
@@ -119,7 +120,7 @@ class Result:
     def link_bytes(self) -> dict[str, float]:
         """Per network resource and copy engine: bytes it carried over the whole run."""
         out: dict[str, float] = {}
-        for t, e in zip(self.log.tasks, self.log.end_s):
+        for t, e in zip(self.log.tasks, self.log.end_s, strict=True):
             if e == e and t.category in ("comm", "copy"):
                 for r in t.resources:
                     out[r] = out.get(r, 0.0) + float(t.meta.get("bytes", 0.0))
@@ -131,7 +132,7 @@ class Result:
         over the whole run (every simulated iteration; see exposed_communication_per_iteration_s)."""
         comm: dict[str, list] = {}
         comp: dict[str, list] = {}
-        for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s):
+        for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s, strict=True):
             if e != e or t.device is None or e <= s:
                 continue
             (comp if t.category == "compute" else comm).setdefault(t.device, []).append((s, e))
@@ -185,7 +186,7 @@ class Result:
         # A device computes on its stream, or core by core (CPU work items): count what ran.
         compute_util = [u for r, u in util.items()
                         if r.endswith((".compute", ".cores")) and busy[r] > 0]
-        out = {
+        out: dict[str, Any] = {
             "policy": self.policy, "workload": self.workload, "batch": self.batch,
             "training": self.training, "cluster": self.cluster, "options": self.options,
             "status": "ok" if self.ok else "out_of_memory",
@@ -223,7 +224,7 @@ class Result:
     def records(self) -> list[dict]:
         """One tidy row per task (loads straight into pandas.DataFrame)."""
         rows = []
-        for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s):
+        for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s, strict=True):
             rows.append({
                 "task": t.name, "resource": "+".join(t.resources), "device": t.device or "",
                 "category": t.category, "start_s": s, "end_s": e,

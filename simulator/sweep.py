@@ -178,7 +178,7 @@ class Sweep:
         option_axes = {n: n.split(".", 1)[1] for n in names if n.startswith("options.")}
         seen, applied = set(), set()
         for combo in itertools.product(*(self.axes[n] for n in names)):
-            values = dict(zip(names, combo))
+            values = dict(zip(names, combo, strict=True))
             if self._excluded(values):
                 continue
             data = copy.deepcopy(self.base)

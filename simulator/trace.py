@@ -28,13 +28,13 @@ def chrome_trace_events(result) -> list[dict]:
     pid = {p: i for i, p in enumerate(processes)}
     tid = {r: i for i, r in enumerate(resources)}
     events: list[dict] = []
-    for p in processes:
-        events.append({"ph": "M", "name": "process_name", "pid": pid[p], "tid": 0,
-                       "args": {"name": p}})
+    for process in processes:
+        events.append({"ph": "M", "name": "process_name", "pid": pid[process], "tid": 0,
+                       "args": {"name": process}})
     for r in resources:
         events.append({"ph": "M", "name": "thread_name", "pid": pid[_process_of(r)],
                        "tid": tid[r], "args": {"name": r}})
-    for t, s, e in zip(log.tasks, log.start_s, log.end_s):
+    for t, s, e in zip(log.tasks, log.start_s, log.end_s, strict=True):
         if e != e:
             continue
         args = {k: v for k, v in t.meta.items() if isinstance(v, (int, float, str))}
@@ -91,7 +91,7 @@ def plot_timeline(result, path: str | Path | None = None, max_resources: int = 2
     used = used[:max_resources]
     row = {r: i for i, r in enumerate(used)}
     bars: dict[str, dict[int, list]] = {}
-    for t, s, e in zip(log.tasks, log.start_s, log.end_s):
+    for t, s, e in zip(log.tasks, log.start_s, log.end_s, strict=True):
         r = t.resources[0]
         if e != e or r not in row:
             continue
@@ -105,7 +105,7 @@ def plot_timeline(result, path: str | Path | None = None, max_resources: int = 2
         for i, spans in rows.items():
             ax.broken_barh(spans, (i - 0.4, 0.8), facecolors=colour, label=cat)
     handles, labels = ax.get_legend_handles_labels()
-    uniq = dict(zip(labels, handles))
+    uniq = dict(zip(labels, handles, strict=True))
     ax.legend(uniq.values(), uniq.keys(), loc="upper right", fontsize=8)
     ax.set_yticks(range(len(used)), used, fontsize=8)
     ax.invert_yaxis()

@@ -45,7 +45,8 @@ class PolicyTuning:
 
 
 def ladder(min_batch: int, max_batch: int, ratio: float = 2 ** 0.5) -> list[int]:
-    out, b = [], float(min_batch)
+    out: list[int] = []
+    b = float(min_batch)
     while round(b) < max_batch:
         if not out or round(b) > out[-1]:
             out.append(round(b))

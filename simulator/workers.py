@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Iterator
 
 # The numeric libraries read these when they load: set before a worker imports them.
@@ -61,10 +61,8 @@ class ParentPipe:
     def close(self) -> None:
         """Tell every worker to exit now (also what the kernel does when this process dies)."""
         for end in (self.write_end, self.read_end):
-            try:
+            with suppress(OSError):
                 end.close()
-            except OSError:
-                pass
 
 
 def single_threaded_numerics() -> None:
@@ -87,10 +85,8 @@ def _worker_start(parent_pipe) -> None:
     single_threaded_numerics()
 
     def watch() -> None:
-        try:
+        with suppress(EOFError, OSError):
             parent_pipe.recv_bytes()   # nothing is ever sent: this returns only at EOF
-        except (EOFError, OSError):
-            pass
         os._exit(1)
 
     threading.Thread(target=watch, name="dnnsim-parent-watch", daemon=True).start()
@@ -103,11 +99,10 @@ def process_pool(workers: int):
     simulator, so workers start in milliseconds. Where forkserver does not exist: spawn."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
+    forkserver = "forkserver" in multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if forkserver else "spawn")
+    if forkserver:
         ctx.set_forkserver_preload(["simulator.sweep", "simulator.api"])
-    else:
-        ctx = multiprocessing.get_context("spawn")
     pipe = ParentPipe(ctx)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start,
                                initargs=(pipe.read_end,))

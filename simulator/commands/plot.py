@@ -143,6 +143,7 @@ def curves(rows: list[dict], x: str, y: str, by: list[str] | None = None,
     are left out."""
     by = by or []
     where = where or {}
+    baseline = baseline or {}
     _check_fields(rows, [x, *by, *where], "plot")
     relative = y in ("speedup", "efficiency")
     if not relative:

@@ -21,7 +21,7 @@ def format_table(header: list[str], rows: list[list[str]], right: set[int]) -> l
     lines = []
     for row in [header, *rows]:
         cells = [str(c).rjust(w) if i in right else str(c).ljust(w)
-                 for i, (c, w) in enumerate(zip(row, widths))]
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
     return lines
 
