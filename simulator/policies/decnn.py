@@ -17,8 +17,8 @@ flight; extras hold `latency_s` (one sample alone), `throughput_samples_per_s` a
 from __future__ import annotations
 
 from . import register
-from .channel_split import INFERENCE_OPTIONS
-from .channel_split_tasks import SplitInferencePolicy
+from ._channel_split import INFERENCE_OPTIONS
+from ._channel_split_tasks import SplitInferencePolicy
 
 
 @register

@@ -11,8 +11,8 @@ overlap as in `decnn`, for a like-for-like comparison.
 from __future__ import annotations
 
 from . import Option, register
-from .channel_split import INFERENCE_OPTIONS
-from .channel_split_tasks import SplitInferencePolicy
+from ._channel_split import INFERENCE_OPTIONS
+from ._channel_split_tasks import SplitInferencePolicy
 
 
 @register

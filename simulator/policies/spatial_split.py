@@ -21,8 +21,8 @@ from workloads import zoo
 from workloads.graph import OpGraph
 
 from . import ConfigError, register
-from .channel_split import INFERENCE_OPTIONS, Exchange, SplitPlan
-from .channel_split_tasks import SplitInferencePolicy
+from ._channel_split import INFERENCE_OPTIONS, Exchange, SplitPlan
+from ._channel_split_tasks import SplitInferencePolicy
 
 WINDOWED = frozenset({"conv2d", "maxpool"})
 

@@ -7,7 +7,7 @@ from simulator.api import simulate
 from simulator.cli import main
 from simulator.cluster import Cluster
 from simulator.policies import ConfigError, get
-from simulator.policies.channel_split import split_plan
+from simulator.policies._channel_split import split_plan
 from workloads import zoo
 
 

@@ -18,7 +18,7 @@ group of a grouped conv is a dense conv on its device). Between the local graphs
 Each exchange is one transfer per (source, destination), so the switch's ports or the Wi-Fi
 medium serialise them by themselves in the engine.
 
-`channel_split_tasks.py` turns the plan into tasks, several samples in flight.
+`_channel_split_tasks.py` turns the plan into tasks, several samples in flight.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""From a channel-split plan (channel_split.py) to tasks, with several samples in flight, and
+"""From a channel-split plan (_channel_split.py) to tasks, with several samples in flight, and
 the base class of the `decnn` and `layerwise-mp` policies.
 
 Sample s enters device d when sample s - in_flight has left it, and earlier samples go first on
@@ -13,7 +13,8 @@ from workloads.graph import OpGraph
 from ..lowering import emit_ops, resident_bytes
 from ..tasks import TaskGraph
 from . import Policy
-from .channel_split import Exchange, SplitPlan, split_plan
+from ._channel_split import Exchange, SplitPlan, split_plan
+from ._runs import run_tasks
 
 PRIORITY_STRIDE = 1_000_000      # sample s's tasks rank after sample s-1's on every resource
 
@@ -89,7 +90,7 @@ def sample_times(result) -> tuple[list[float], list[float]]:
     """Start and end of every sample (its first task's start, its last task's end)."""
     starts: dict[int, float] = {}
     ends: dict[int, float] = {}
-    for t, st, en in zip(result.log.tasks, result.log.start_s, result.log.end_s):
+    for t, st, en in zip(result.log.tasks, result.log.start_s, result.log.end_s, strict=True):
         s = t.meta.get("sample")
         if s is None or en != en:
             continue
@@ -113,20 +114,17 @@ class SplitInferencePolicy(Policy):
 
     def finalize(self, result, graph, cluster, training: bool, in_flight: int = 2,
                  samples: int = 8) -> None:
-        from .. import engine  # why here: policies are planned without the engine
         starts, ends = sample_times(result)
         # steady state: the interval between finishing samples once the pipeline is full
         interval = ((ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1
                     else ends[0] - starts[0])
         result.iteration_time_override_s = interval
         alone = self.plan(graph, cluster, training, in_flight=1, samples=1)
-        log = engine.run(alone, cluster.resources, cluster.memory_capacity_bytes(),
-                         memory_baseline_bytes=alone.meta["resident_bytes"],
-                         enforce_memory=False)
+        log = run_tasks(alone, cluster, enforce_memory=False)
         peaks = result.peak_memory_bytes
         result.extras.update({
             "latency_s": log.makespan_s,
-            "latency_loaded_s": sum(e - s for s, e in zip(starts, ends)) / len(ends),
+            "latency_loaded_s": sum(e - s for s, e in zip(starts, ends, strict=True)) / len(ends),
             "throughput_samples_per_s": graph.batch / interval,
             "in_flight": in_flight, "samples": samples,
             "exchange_bytes_per_sample": alone.meta["exchange_bytes_per_sample"],
