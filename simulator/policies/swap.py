@@ -31,10 +31,13 @@ from ._offload import (
     offload_candidates,
     step_ops,
 )
-from ._swap_model import StepModel, alap_triggers, predict
+from ._swap_model import Prediction, StepModel, alap_triggers, predict
 
 GIB = 2 ** 30
 PREFETCH_LEADS = (0.0, 0.5, 1.0, 2.0)   # in copy-times: how early a prefetch aims to arrive
+
+# A plan that fits: its prediction, the trigger position of each offloaded tensor, the lead.
+Fitting = tuple[Prediction, dict[str, int], float]
 
 
 def build_step_model(g, device, cluster, ops) -> StepModel:
@@ -69,12 +72,12 @@ def plan_swaps(model: StepModel, candidates: dict, budget_bytes: int) -> list[tu
     if base.fits:
         return [([], {}, {"predicted_time_s": base.time_s, "predicted_peak_bytes": base.peak_bytes,
                           "order": "none needed"})]
-    cache: dict[tuple, tuple] = {}
+    cache: dict[tuple[str, ...], Fitting | None] = {}
 
-    def best_lead(chosen: list):
+    def best_lead(chosen: list) -> Fitting | None:
         key = tuple(t.name for t in chosen)
         if key not in cache:
-            best = None
+            best: Fitting | None = None
             for lead in PREFETCH_LEADS:
                 trig = alap_triggers(model, chosen, lead)
                 p = predict(model, chosen, trig, budget_bytes)
@@ -83,7 +86,8 @@ def plan_swaps(model: StepModel, candidates: dict, budget_bytes: int) -> list[tu
             cache[key] = best
         return cache[key]
 
-    ranked = []
+    # (predicted time, rank of discovery, *fitting, the tensors chosen, the order's name)
+    ranked: list[tuple[float, int, Prediction, dict[str, int], float, list, str]] = []
     for name, order in _orders(model, tensors).items():
         if best_lead(order) is None:
             continue
@@ -97,7 +101,10 @@ def plan_swaps(model: StepModel, candidates: dict, budget_bytes: int) -> list[tu
         step = max(1, len(order) // 16)
         for k in sorted({lo, min(lo + step, len(order)), min(lo + 2 * step, len(order)),
                          min(lo + 4 * step, len(order))}):
-            p, trig, lead = best_lead(order[:k])
+            fitting = best_lead(order[:k])
+            if fitting is None:   # a longer prefix the model says does not fit
+                continue
+            p, trig, lead = fitting
             ranked.append((p.time_s, len(ranked), p, trig, lead, order[:k], name))
     ranked.sort(key=lambda r: (r[0], r[1]))
     out = [(chosen, trig, {"predicted_time_s": p.time_s, "predicted_peak_bytes": p.peak_bytes,
@@ -124,16 +131,16 @@ def pick_verified(plans: list, g, cluster, candidates, ops, budget: int, name: s
     one = Cluster([cluster.devices[0]], cluster.link, host=cluster.host,
                   host_link=cluster.host_link)
     caps = {**one.memory_capacity_bytes(), one.devices[0].id: budget}
-    first = None
-    for chosen, trig, figures in plans[:MAX_VERIFIED]:
-        plan = OffloadPlan(tuple(t.name for t in sorted(chosen, key=lambda t: t.produced_at)),
-                           {t.name: ops[trig[t.name]].name for t in chosen}, figures)
-        first = first or plan
+    offload_plans = [
+        OffloadPlan(tuple(t.name for t in sorted(chosen, key=lambda t: t.produced_at)),
+                    {t.name: ops[trig[t.name]].name for t in chosen}, figures)
+        for chosen, trig, figures in plans[:MAX_VERIFIED]]
+    for plan in offload_plans:
         tg = emit_training_step(f"{name}:check", g, one, plan, candidates)
         log = engine.run(tg, one.resources, caps, memory_baseline_bytes=tg.meta["resident_bytes"])
         if log.ok:
-            return plan, {**figures, "verified_time_s": log.makespan_s}
-    return first, {**first.predicted, "verified": False}
+            return plan, {**plan.predicted, "verified_time_s": log.makespan_s}
+    return offload_plans[0], {**offload_plans[0].predicted, "verified": False}
 
 
 def budget_for(policy: str, g, device, budget_gib) -> int:
