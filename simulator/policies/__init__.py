@@ -41,6 +41,7 @@ _BUILTIN = [
     "simulator.policies.layerwise_mp",
     "simulator.policies.spatial_split",
     "simulator.policies.caffe",
+    "simulator.policies.torch7",
 ]
 
 

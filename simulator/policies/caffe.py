@@ -7,12 +7,9 @@ out of memory there when it does not fit; ops then run one after another as `non
 allocate nothing of their own."""
 from __future__ import annotations
 
-from workloads.training import lower_training
-
-from ..lowering import emit_ops
 from ..tasks import TaskGraph
 from . import Policy, register
-from ._framework_memory import caffe_training_bytes
+from ._framework_memory import caffe_training_bytes, plan_static_footprint
 
 
 @register
@@ -24,12 +21,4 @@ class StockCaffe(Policy):
                                      "whole net, no reuse.")
 
     def plan(self, graph, cluster, training: bool, **opts) -> TaskGraph:
-        g = lower_training(graph)
-        dev = cluster.devices[0]
-        tg = TaskGraph(f"{self.name}:{graph.name}", meta={"samples": graph.batch})
-        setup = tg.new("caffe.net_init", dev.compute, 0.0,
-                       alloc={dev.id: caffe_training_bytes(graph)}, category="compute",
-                       device=dev.id)
-        emit_ops(tg, g, dev, track_memory=False,
-                 extra_deps={op.name: [setup.name] for op in g.topo()})
-        return tg
+        return plan_static_footprint(self.name, graph, cluster, caffe_training_bytes(graph))
