@@ -11,26 +11,42 @@ column, `ocb` weight vectors are loaded and `ur_w` inputs broadcast, then ocb x 
 Sparse (SparseTrain's kernels, a fork of MKL-DNN 0.16): data stay dense; per vector of 16
 streamed values
 
-    vcmpps k, zmm, [src]       compare with zero (the load is folded in)
-    kmovw, popcnt, test+jz     the mask to a register, its non-zero count, skip an empty vector
+    vcmpps k, zmm, [src]       compare with zero (the load folded in)
+    kmovw, popcnt, jz          the mask to a register, its non-zero count, skip an empty vector
+    add, cmp+jnz               the vector loop's pointer and back edge
     per non-zero:  tzcnt, blsr          the next set bit, and clear it
-                   shl/add              its weights' address
-                   vbroadcastss zmm     broadcast the value
-                   F x vfmadd231ps [w]  one FMA (with its weight vector from memory) per
-                                        accumulator it feeds
-                   jnz                  the data-dependent loop over the set bits
+                   vbroadcastss zmm     broadcast the value ([src + index * 4])
+                   shl                  its weights' offset (index * 64 bytes)
+                   F x vfmadd231ps [w]  one FMA (its weight vector from memory) per
+                                        accumulator the value feeds
+                   dec+jnz              the loop over the set bits, counted by popcnt
 
-F = max over ocb of ocb * min(taps, 30 // ocb), ocb <= min(8, channel vectors): the authors'
-30 zmm accumulators and at most 8 output-channel blocks, times the kernel taps along the row
-the scalar touches (ceil(kernel_w / stride), or kernel_w for backward-by-input). The loop over
-the set bits of a vector with uniform random zeros (as the authors' testers draw them) runs
-Binomial(16, 1 - s) times; its exit is mispredicted as `loop_exit_mispredictions` says. The
-expected cycles per vector are summed over that distribution.
+Register block (MKL-DNN's structure, the authors' limits of 30 zmm accumulators and at most 8
+output-channel blocks): forward and backward-by-input keep `ocb` channel blocks x `T` positions
+of one row in registers and stream the columns of the other operand that reach them, so a
+column at the edge of the block feeds fewer taps than one inside it; F, the FMAs per non-zero,
+is the block's (position, tap) pairs x ocb over the columns it streams, maximised over ocb.
+Backward-by-weights keeps weight-gradient taps x ocb in registers while a whole row streams.
+
+Per vector the loop costs the most of (hwmodels/x86_loop.py for the first two):
+- the ports, and rename plus the loop-exit mispredictions (the set-bit loop runs
+  Binomial(16, 1 - s) times with uniform random zeros, as the authors' testers draw them);
+- the FMA port's bubble: `kmovw` (port 0) and, with two FMA units, `vcmpps` (port 5) issue to
+  the FMA ports, so they wait behind the previous vector's ready FMAs; the vector's first FMA
+  then waits for the chain kmovw -> tzcnt -> vbroadcastss. The next vector's mask cannot fill
+  the bubble when the front end had to stop at this vector's mispredicted loop exit, so the
+  bubble is paid with the probability of that;
+- the misprediction loop: a mispredicted exit resolves only when its mask count does (kmovw ->
+  popcnt -> the count down), and the next vector's mask starts after the penalty and its
+  compare's load.
+The expected cycles per vector are summed over the trip-count distribution.
 
 Both kernels share MKL-DNN's layouts, tiling and outer loops, so both are divided by the same
 pass efficiency (what MKL-DNN's dense kernel sustains of the FMA peak): the speedup of the
 sparse kernel comes from the instruction costs alone. Nothing here is fitted to SparseTrain's
-published speedups (DirectConvConstants says where each constant comes from).
+published speedups (DirectConvConstants says where each constant comes from). Not modelled:
+where the weights stream from (the sparse block's 8 channel blocks x 3 x 3 taps of a 16-channel
+input block are 72 KiB, over the 32 KiB L1), and the accumulators' loads and stores per block.
 """
 from __future__ import annotations
 
@@ -50,13 +66,13 @@ PASS_OF_KIND = {"conv2d": "forward", "conv2d_grad_input": "grad_input",
 
 # The sparse kernel's loop bodies (instruction name -> count), see the module docstring.
 SPARSE_PER_VECTOR: dict[str, float] = {
-    "vcmpps_k_zmm_m512": 1, "kmovw_r32_k": 1, "popcnt_r32": 1, "test_jcc": 1,
-    "alu_r64": 1, "jcc": 1}          # the last two: the vector loop's pointer and back-edge
+    "vcmpps_k_zmm_m512": 1, "kmovw_r32_k": 1, "popcnt_r32": 1, "fused_jcc_not_taken": 1,
+    "add_r64": 1, "fused_jcc_taken": 1}
 
 
-def sparse_per_nonzero(fmas: int) -> dict[str, float]:
-    return {"tzcnt_r32": 1, "blsr_r32": 1, "alu_r64": 2, "vbroadcastss_zmm_m32": 1,
-            "vfmadd231ps_zmm_m512": fmas, "jcc": 1}
+def sparse_per_nonzero(fmas: float) -> dict[str, float]:
+    return {"tzcnt_r32": 1, "blsr_r32": 1, "vbroadcastss_zmm_m32": 1, "shl_r64_imm": 1,
+            "vfmadd231ps_zmm_m512": fmas, "fused_jcc_taken": 1}
 
 
 def dense_step(ocb: int, ur_w: int) -> dict[str, float]:
@@ -109,20 +125,68 @@ def check_sparsity(value: float, what: str = "sparsity") -> float:
     return v
 
 
-def _register_block(channel_vectors: int, taps: int, accumulators: int,
-                    max_blocks: int) -> int:
-    """FMAs one streamed scalar feeds: the best ocb * min(taps, accumulators // ocb)."""
+def _row_block_fmas(ocb: int, positions: int, kernel_w: int, stride: int, pass_: str) -> float:
+    """FMAs per streamed column of a register block of `positions` x `ocb` accumulators along
+    one row: the block's (position, tap) pairs x ocb over the columns that reach the block."""
+    if pass_ == "forward":   # outputs in registers, input columns streamed
+        pairs = float(positions * kernel_w)
+        columns = ((positions - 1) * stride + kernel_w if kernel_w >= stride
+                   else positions * kernel_w)
+    else:                    # grad_input: input gradients in registers, dO columns streamed
+        pairs = positions * kernel_w / stride
+        columns = max(1, math.ceil((positions - 1 + kernel_w) / stride))
+    return ocb * pairs / columns
+
+
+def _register_block(channel_vectors: int, kernel_w: int, stride: int, pass_: str,
+                    accumulators: int, max_blocks: int) -> float:
+    """F: the FMAs one streamed non-zero feeds, for the best channel blocking ocb."""
     top = max(1, min(channel_vectors, max_blocks, accumulators))
-    return max(k * min(taps, accumulators // k) for k in range(1, top + 1))
+    if pass_ == "grad_weight":   # taps x ocb accumulators stay while a whole row streams
+        taps = max(1, math.ceil(kernel_w / stride))
+        return float(max(k * min(taps, accumulators // k) for k in range(1, top + 1)))
+    return max(_row_block_fmas(k, accumulators // k, kernel_w, stride, pass_)
+               for k in range(1, top + 1))
+
+
+def _fma_port_bubble(table: CoreTable) -> float:
+    """Cycles the FMA ports idle between two vectors' FMAs when the next mask waits behind
+    them: from the first mask uop that issues to an FMA port to the first FMA's operand."""
+    chain = ["vcmpps_k_zmm_zmm", "kmovw_r32_k", "tzcnt_r32", "vbroadcastss_zmm_m32"]
+    first = next(i for i, name in enumerate(chain) if table.shares_fma_port(name))
+    return sum(table.latency(name) for name in chain[first:])
+
+
+def _mispredicted_exit_cycles(table: CoreTable, trips: int) -> float:
+    """Cycles from one vector's mask to the next's when its loop exit is mispredicted: the exit
+    resolves after kmovw -> popcnt -> the count down, then the penalty, then the next compare
+    (its load folded in) and kmovw."""
+    return (table.latency("kmovw_r32_k") + table.latency("popcnt_r32")
+            + trips * table.latency("add_r64") + table.latency("fused_jcc_taken")
+            + table.branch_mispredict_cycles + table.latency("vcmpps_k_zmm_m512") + 1.0)
 
 
 @lru_cache(maxsize=65536)
-def _sparse_vector_cycles(table: CoreTable, fmas: int, lanes: int, nonzero_q: int) -> float:
+def _sparse_vector_cycles(table: CoreTable, fmas: float, lanes: int, nonzero_q: int) -> float:
     """Expected cycles of one streamed vector, non-zero probability nonzero_q / 1e6."""
     p = nonzero_q / 1e6
-    per_trip = table.cycles_over_trip_counts(SPARSE_PER_VECTOR, sparse_per_nonzero(fmas),
-                                             loop_exit_mispredictions(p, lanes))
-    return sum(pk * c for pk, c in zip(binomial_pmf(lanes, p), per_trip, strict=True))
+    pmf = binomial_pmf(lanes, p)
+    wrong = loop_exit_mispredictions(p, lanes)
+    port_or_front = table.cycles_over_trip_counts(SPARSE_PER_VECTOR, sparse_per_nonzero(fmas),
+                                                  wrong)
+    # the previous vector's exit mispredicted: its successor's mask could not be waiting
+    p_stop = sum(pk * min(1.0, w) for pk, w in zip(pmf, wrong, strict=True))
+    bubble = p_stop * _fma_port_bubble(table)
+    fma_issue = table.port_cycles({"vfmadd231ps_zmm_m512": fmas})
+    total = 0.0
+    for k, (pk, base, w) in enumerate(zip(pmf, port_or_front, wrong, strict=True)):
+        cycles = base
+        if k > 0:
+            cycles = max(cycles, bubble + k * fma_issue)
+        if w > 0:
+            cycles = max(cycles, _mispredicted_exit_cycles(table, k))
+        total += pk * cycles
+    return total
 
 
 class CPUDirectConv:
@@ -153,29 +217,29 @@ class CPUDirectConv:
             raise HardwareError(f"op {op.name!r} of kind {op.kind!r} is not a convolution") \
                 from None
 
-    def _vector_channels_and_taps(self, op: Op) -> tuple[int, int]:
+    def _vector_channels(self, op: Op) -> int:
         a = op.attrs
         groups = int(a.get("groups", 1))
-        kw = int(a["kernel"][1])
-        stride_w = int(a["stride"][1])
         if self.pass_of(op) == "grad_input":
-            return int(a["in_channels"]) // groups, kw
-        return int(a["out_channels"]) // groups, max(1, math.ceil(kw / stride_w))
+            return int(a["in_channels"]) // groups
+        return int(a["out_channels"]) // groups
 
-    def fmas_per_scalar(self, op: Op) -> int:
-        """F: accumulators one streamed scalar feeds inside the sparse kernel's block."""
-        channels, taps = self._vector_channels_and_taps(op)
-        return _register_block(math.ceil(channels / self.lanes), taps,
+    def fmas_per_scalar(self, op: Op) -> float:
+        """F: FMAs one streamed non-zero feeds inside the sparse kernel's register block
+        (averaged over the block's columns)."""
+        a = op.attrs
+        return _register_block(math.ceil(self._vector_channels(op) / self.lanes),
+                               int(a["kernel"][1]), int(a["stride"][1]), self.pass_of(op),
                                self.c.sparse_accumulators, self.c.sparse_max_channel_blocks)
 
     def vector_fmas(self, op: Op) -> float:
         """Vector FMA instructions of the op (the vectorised channels padded to full vectors)."""
-        channels, _ = self._vector_channels_and_taps(op)
+        channels = self._vector_channels(op)
         fill = channels / (self.lanes * math.ceil(channels / self.lanes))
         return op.macs / (self.lanes * fill)
 
     def dense_cycles_per_fma(self, op: Op) -> float:
-        channels, _ = self._vector_channels_and_taps(op)
+        channels = self._vector_channels(op)
         ocb = max(1, min(math.ceil(channels / self.lanes), self.c.dense_max_channel_blocks))
         ur_w = max(1, self.c.dense_accumulators // ocb)
         return self.table.cycles(dense_step(ocb, ur_w)) / (ocb * ur_w)

@@ -43,6 +43,7 @@ class Instruction:
     fused: int
     latency: float
     rthroughput: float
+    source: str           # the public table row and columns these figures come from
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: core_table caches one per part
@@ -53,16 +54,28 @@ class CoreTable:
     branch_mispredict_cycles: float
     scheduler_entries: int
     instructions: dict[str, Instruction]
+    fma_ports: frozenset[str]
+
+    def instruction(self, name: str) -> Instruction:
+        try:
+            return self.instructions[name]
+        except KeyError:
+            raise HardwareError(f"instruction table {self.name!r} has no {name!r}") from None
+
+    def latency(self, name: str) -> float:
+        return self.instruction(name).latency
+
+    def shares_fma_port(self, name: str) -> bool:
+        """Whether the instruction's first uop may only issue where the 512-bit FMAs do: it
+        then waits behind older ready FMAs (the scheduler issues oldest first per port)."""
+        return self.instruction(name).ports[0] <= self.fma_ports
 
     def body_uops(self, body: dict[str, float]) -> tuple[dict[frozenset[str], float], float]:
         """Unfused uops per port set and fused-domain uops of a loop body."""
         per_ports: dict[frozenset[str], float] = {}
         fused = 0.0
         for name, count in body.items():
-            try:
-                ins = self.instructions[name]
-            except KeyError:
-                raise HardwareError(f"instruction table {self.name!r} has no {name!r}") from None
+            ins = self.instruction(name)
             fused += ins.fused * count
             for ports in ins.ports:
                 per_ports[ports] = per_ports.get(ports, 0.0) + count
@@ -132,10 +145,10 @@ def core_table(device_name: str, fma_units: int) -> CoreTable:
         ports = tuple(frozenset(fma_ports) if p == ["fma"] else frozenset(p)
                       for p in ins["ports"])
         instructions[name] = Instruction(ports, int(ins["fused"]), float(ins["latency"]),
-                                         float(ins["rthroughput"]))
+                                         float(ins["rthroughput"]), str(ins["source"]))
     return CoreTable(core, doc["source"], int(doc["issue_width"]),
                      float(doc["branch_mispredict_cycles"]), int(doc["scheduler_entries"]),
-                     instructions)
+                     instructions, frozenset(fma_ports))
 
 
 def table_for(spec: DeviceSpec) -> CoreTable:

@@ -2,14 +2,23 @@
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwmodels import HardwareError, catalog
-from hwmodels.cpu_conv import CPUDirectConv, DirectConvConstants
+from hwmodels.cpu_conv import (
+    CPUDirectConv,
+    DirectConvConstants,
+    _fma_port_bubble,
+    _row_block_fmas,
+    _sparse_vector_cycles,
+)
 from workloads.builder import GraphBuilder
 from workloads.training import lower_training
 
@@ -40,8 +49,41 @@ def skx2():
 def test_register_blocking_fmas_per_scalar(skx):
     assert skx.fmas_per_scalar(_conv(256, 64, 1)["forward"]) == 4      # 4 vectors, 1 tap
     assert skx.fmas_per_scalar(_conv(256, 64, 1)["grad_input"]) == 8   # at most 8 blocks
-    assert skx.fmas_per_scalar(_conv(256, 256, 3)["forward"]) == 24    # 8 blocks x 3 taps
-    assert skx.fmas_per_scalar(_conv(64, 64, 3)["forward"]) == 12      # 4 vectors x 3 taps
+    # 8 blocks x 3 outputs: 5 input columns reach them, 9 (output, tap) pairs
+    assert skx.fmas_per_scalar(_conv(256, 256, 3)["forward"]) == pytest.approx(8 * 9 / 5)
+    # 4 vectors x 7 outputs: 9 columns, 21 pairs
+    assert skx.fmas_per_scalar(_conv(64, 64, 3)["forward"]) == pytest.approx(4 * 21 / 9)
+    # weight gradients: 8 blocks x 3 taps stay in registers while the row streams
+    assert skx.fmas_per_scalar(_conv(256, 256, 3)["grad_weight"]) == 24
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 30), st.integers(1, 7), st.integers(1, 3),
+       st.sampled_from(["forward", "grad_input"]))
+def test_block_edge_columns_feed_fewer_fmas(ocb, positions, kernel_w, stride, pass_):
+    """A streamed column feeds at most ocb x the positions one column reaches (an input column
+    ceil(kw / stride) outputs, an output-gradient column kw inputs): the block's edges only
+    lower the average."""
+    reach = math.ceil(kernel_w / stride) if pass_ == "forward" else kernel_w
+    f = _row_block_fmas(ocb, positions, kernel_w, stride, pass_)
+    assert 0 < f <= ocb * reach + 1e-9
+    if stride == 1:   # a longer block has relatively fewer edge columns
+        assert _row_block_fmas(ocb, positions + 1, kernel_w, stride, pass_) >= f - 1e-9
+
+
+def test_fma_port_bubble_from_the_latencies(skx, skx2):
+    # one unit: kmovw (p0) waits, then kmovw 3 + tzcnt 3 + vbroadcastss 8; two units: vcmpps
+    # (p5) waits too, 3 more
+    assert _fma_port_bubble(skx.table) == 14
+    assert _fma_port_bubble(skx2.table) == 17
+
+
+def test_dense_vectors_pay_the_bubble_when_exits_mispredict(skx):
+    """At 50% zeros nearly every exit mispredicts: each vector costs its FMAs plus about the
+    bubble (the FMAs dominate the other bounds)."""
+    fmas = 24.0
+    per_vector = _sparse_vector_cycles(skx.table, fmas, 16, 500_000)
+    assert 8 * fmas + 10 < per_vector < 8 * fmas + 14 + 1
 
 
 def test_dense_kernel_is_bound_by_the_fma_units(skx, skx2):
@@ -51,17 +93,18 @@ def test_dense_kernel_is_bound_by_the_fma_units(skx, skx2):
 
 
 def test_sparse_kernel_loses_when_dense_wins_when_sparse(skx2):
-    op = _conv(256, 64, 1)["forward"]
+    op = _conv(256, 64, 1)["forward"]  # F = 4 on two FMA units: the loop's overheads weigh most
     assert skx2.sparse_cycles(op, 0.0) > skx2.dense_cycles(op)
-    assert skx2.sparse_cycles(op, 0.9) < skx2.dense_cycles(op) / 1.5
     # a little sparsity costs more than none: the set-bit loop's exit starts to mispredict
-    assert skx2.sparse_cycles(op, 0.2) > skx2.sparse_cycles(op, 0.0)
-    times = [skx2.sparse_cycles(op, s / 10) for s in range(3, 11)]
+    assert skx2.sparse_cycles(op, 0.1) > skx2.sparse_cycles(op, 0.0)
+    times = [skx2.sparse_cycles(op, s / 10) for s in range(2, 11)]
     assert all(a > b for a, b in zip(times[:-1], times[1:], strict=True))
     even = skx2.breakeven_sparsity(op)
-    assert 0.3 < even < 0.9
+    assert 0.5 < even < 0.95
     assert skx2.sparse_cycles(op, even) < skx2.dense_cycles(op)
     assert skx2.sparse_cycles(op, even - 0.01) >= skx2.dense_cycles(op)
+    wide = _conv(256, 256, 1)["forward"]  # F = 8
+    assert skx2.sparse_cycles(wide, 0.9) < skx2.dense_cycles(wide) / 1.5
 
 
 def test_all_zero_vectors_cost_only_their_detection(skx):
@@ -105,7 +148,7 @@ def test_work_items_keep_the_work_and_are_deterministic(skx):
     flat = skx.work_items_s(op, 24, 0.6)
     assert a == b and len(set(a)) > 1
     # centred draw: about the same total work (the cost is nearly linear in the sparsity)
-    assert sum(a) == pytest.approx(sum(flat), rel=1e-3)
+    assert sum(a) == pytest.approx(sum(flat), rel=1e-2)
     with pytest.raises(HardwareError):
         skx.work_items_s(op, 24, 0.6, 0.05)              # a spread needs a Generator
     with pytest.raises(HardwareError):
