@@ -118,7 +118,7 @@ def plot_time_to_accuracy(path: Path, networks=("lenet", "resnet")) -> Path:
 
     from .staleness import time_to_accuracy
     fig, axes = subplots(1, len(networks), figsize=(6 * len(networks), 4), squeeze=False)
-    for ax, net in zip(axes[0], networks):
+    for ax, net in zip(axes[0], networks, strict=True):
         for mode, (secs, accs) in time_to_accuracy(net).items():
             ax.plot(secs, accs, label=mode)
         ax.set_xlabel("simulated training time (s), 2 x " + HARDWARE)

@@ -315,12 +315,15 @@ def time_to_accuracy(network: str, rows: list[dict] | None = None) -> dict:
         s = schedule(network, regs_of(n))
         switch = round(fraction * total)
         tail_s = s.get("non_pipelined_s", s["sequential_s"]) if fraction else s["sequential_s"]
-
-        def seconds(i: int) -> float:
-            piped = min(i, switch)
-            return piped * s["period_s"] + (s["fill_s"] if piped else 0.0) + (i - piped) * tail_s
-        out[mode] = ([seconds(i) for i in its], accs)
+        out[mode] = ([_run_seconds(i, switch, s, tail_s) for i in its], accs)
     return out
+
+
+def _run_seconds(i: int, switch: int, s: dict, tail_s: float) -> float:
+    """Simulated time of the first `i` iterations: pipelined up to `switch` (the fill paid once,
+    then one period each), then `tail_s` each."""
+    piped = min(i, switch)
+    return piped * s["period_s"] + (s["fill_s"] if piped else 0.0) + (i - piped) * tail_s
 
 
 def main(argv=None) -> int:
