@@ -14,6 +14,7 @@
   torch.cuda.max_memory_reserved reports, `allocated` what max_memory_allocated reports.
 - `conv_workspace_bytes(op, algorithm)`: the scratch memory a cuDNN convolution algorithm asks
   for during one forward, backward-data or backward-filter call.
+What cudnn.benchmark's algorithm search does to the allocator is in cudnn_benchmark.py.
 
 The constants and their sources are in catalog/gpu_runtime.toml.
 """
@@ -133,7 +134,9 @@ class _Block:
 
     def __init__(self, segment: int, offset: int, size: int, small: bool) -> None:
         self.segment, self.offset, self.size, self.small = segment, offset, size, small
-        self.free, self.prev, self.next = True, None, None
+        self.free = True
+        self.prev: _Block | None = None
+        self.next: _Block | None = None
 
     @property
     def key(self) -> tuple[int, int, int]:   # the pools' order: size, then address
@@ -164,8 +167,11 @@ class CachingAllocator:
         self.over_limit = 0
         self._requests: dict[object, int] = {}
 
-    def malloc(self, key: object, nbytes: int, overcommit: bool = False) -> bool:
-        """Allocate `nbytes` under `key`; False (and nothing changed) if it does not fit."""
+    def malloc(self, key: object, nbytes: int, overcommit: bool = False,
+               counted: bool = True) -> bool:
+        """Allocate `nbytes` under `key`; False (and nothing changed) if it does not fit.
+        A request that is not `counted` holds blocks but stays out of `requested` (scratch
+        memory the caller's own accounting of tensors does not see)."""
         if key in self.live:
             raise ValueError(f"allocator: {key!r} is already allocated")
         size = self.rules.block_size(nbytes)
@@ -188,9 +194,9 @@ class CachingAllocator:
             self._give(tail)
         block.free = False
         self.live[key] = block
-        self._requests[key] = size
+        self._requests[key] = size if counted else 0
         self.allocated += block.size
-        self.requested += size
+        self.requested += self._requests[key]
         self.peak_allocated = max(self.peak_allocated, self.allocated)
         self.peak_requested = max(self.peak_requested, self.requested)
         return True
@@ -217,6 +223,10 @@ class CachingAllocator:
                     if neighbour.next is not None:
                         neighbour.next.prev = block
         self._give(block)
+
+    def largest_free_block(self) -> int:
+        """The largest cached block free to hand out (0 when none)."""
+        return max((key[0] for pool in self.pools.values() for key in pool[-1:]), default=0)
 
     def release_cached(self) -> None:
         """Give every wholly free segment back to CUDA (what PyTorch does before an OOM)."""
@@ -306,3 +316,4 @@ def conv_workspace_bytes(op: Op, algorithm: str) -> int:
     per_tile = (tile - r + 1, tile - s + 1)
     tiles = math.ceil(p / per_tile[0]) * math.ceil(q / per_tile[1])
     return (n * c * tiles + c * k + n * k * tiles) * tile * (tile // 2 + 1) * 2 * elem
+

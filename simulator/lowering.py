@@ -27,6 +27,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
+from hwmodels.cudnn_benchmark import CudnnBenchmarkSearch
 from hwmodels.gpu_memory import CachingAllocator, block_bytes, runtime_reservation
 from hwmodels.residency import fitting_bytes
 from workloads.graph import Op, OpGraph
@@ -241,8 +242,10 @@ class _MemoryPlan:
 
     def replay(self, tg: TaskGraph, mem_dev: str) -> None:
         """Run PyTorch's caching allocator over the emission in program order, after the
-        resident state of its forward ops; a workspace that does not fit becomes 0. Records
-        what the allocator reserves beyond the tensors at its peak."""
+        resident state of its forward ops; a workspace that does not fit becomes 0. With
+        graph.meta["cudnn_benchmark"], each convolution shape's algorithm search runs first
+        (hwmodels/cudnn_benchmark.py). Records what the allocator reserves beyond the tensors at
+        its peak."""
         spec = self.device.spec
         limit = spec.memory_bytes - runtime_reservation(spec).total_bytes
         allocator = CachingAllocator(max(limit, 0))
@@ -252,9 +255,12 @@ class _MemoryPlan:
             if op.phase == "forward" and op.params:
                 for i in range(copies if training else 1):
                     allocator.malloc((op.name, "state", i), op.param_bytes, overcommit=True)
+        search = CudnnBenchmarkSearch() if self.graph.meta.get("cudnn_benchmark") else None
         for op in self.selected:
             for key in self.produced.get(op.name, ()):
                 allocator.malloc(key, self.buffers[key][0], overcommit=True)
+            if search is not None:
+                search.run(allocator, op)
             scratch = self.transient.get(op.name)
             if scratch:
                 kept = []
