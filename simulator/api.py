@@ -52,7 +52,7 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
                     samples_per_iteration=int(tg.meta.get("samples", graph.batch)),
                     iterations=int(tg.meta.get("iterations", 1)))
     if log.ok:
-        pol.finish(result, plan)
+        result.iteration_time_override_s = pol.finish(result, plan)
     return result
 
 

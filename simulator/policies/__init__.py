@@ -89,13 +89,17 @@ class Policy(Generic[PlanT]):
         """The task graph of the technique, as a Plan or a bare TaskGraph."""
         raise NotImplementedError
 
-    def finish(self, result, plan: PlanT) -> None:
-        """Optional: the policy's figures in result.extras after the run, from its plan."""
-        self.finalize(result, plan.graph, plan.cluster, plan.training, **plan.options)
+    def finish(self, result, plan: PlanT) -> float | None:
+        """Optional: the policy's figures in result.extras after the run, from its plan. It
+        returns the policy's iteration time where that is not the run's makespan over the
+        iterations simulated (a pipeline's steady-state period), else None; simulate() puts
+        it in the Result."""
+        return self.finalize(result, plan.graph, plan.cluster, plan.training, **plan.options)
 
-    def finalize(self, *args: Any, **options: Any) -> None:
+    def finalize(self, *args: Any, **options: Any) -> float | None:
         """Optional, for a policy whose plan() returns a bare TaskGraph: as finish(), called
         as finalize(result, graph, cluster, training, **options)."""
+        return None
 
     def resolve(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in, strings converted, values checked; unknown names rejected."""

@@ -113,12 +113,11 @@ class SplitInferencePolicy(Policy):
                            f"{self.name}:{graph.name}", samples, in_flight)
 
     def finalize(self, result, graph, cluster, training: bool, in_flight: int = 2,
-                 samples: int = 8) -> None:
+                 samples: int = 8) -> float:
         starts, ends = sample_times(result)
         # steady state: the interval between finishing samples once the pipeline is full
         interval = ((ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1
                     else ends[0] - starts[0])
-        result.iteration_time_override_s = interval
         alone = self.plan(graph, cluster, training, in_flight=1, samples=1)
         log = run_tasks(alone, cluster, enforce_memory=False)
         peaks = result.peak_memory_bytes
@@ -131,3 +130,4 @@ class SplitInferencePolicy(Policy):
             "weights_per_device_bytes": max(alone.meta["resident_bytes"].values()),
             "memory_per_device_bytes": max(peaks.values()),
         })
+        return interval

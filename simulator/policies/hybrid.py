@@ -66,7 +66,7 @@ class Hybrid(Policy[PipelinePlan]):
         emit_sequences(em, seqs)
         return PipelinePlan(tg, graph, cluster, training, opts, em, regs, how, n)
 
-    def finish(self, result, plan: PipelinePlan) -> None:
+    def finish(self, result, plan: PipelinePlan) -> float:
         opts, n = plan.options, plan.minibatches
         pipe = pipelined_extras(result, plan, stashed_per_inflight=False)
         done = completions(task_times(result), plan.emitter.names, range(n + TAIL_MINIBATCHES))
@@ -81,7 +81,6 @@ class Hybrid(Policy[PipelinePlan]):
         overhead = pipe["fill_s"] + pipe["drain_s"] if piped else 0.0
         total_s = piped * period + overhead + rest * non_pipelined_s
         result.iterations = total_iters
-        result.iteration_time_override_s = total_s / total_iters
         result.extras.update(pipe)
         result.extras.update({
             "pipelined_fraction": opts["pipelined_fraction"], "epochs": opts["epochs"],
@@ -89,3 +88,4 @@ class Hybrid(Policy[PipelinePlan]):
             "pipelined_iterations": piped, "non_pipelined_iterations": rest,
             "non_pipelined_iteration_s": non_pipelined_s, "total_time_s": total_s,
         })
+        return total_s / total_iters

@@ -36,11 +36,11 @@ class PipeDream(Policy[PipelinePlan]):
         emit_sequences(em, one_f_one_b_sequences(k, n))
         return PipelinePlan(tg, graph, cluster, training, opts, em, regs, how, n)
 
-    def finish(self, result, plan: PipelinePlan) -> None:
+    def finish(self, result, plan: PipelinePlan) -> float:
         extras = pipelined_extras(result, plan, stashed_per_inflight=True)
         # updates do land between a forward and its backward, but the backward runs with the
         # stashed version its forward used: no drift
         extras["updates_during_flight"] = extras["weight_drift_minibatches"]
         extras["weight_drift_minibatches"] = [0] * extras["partitions"]
         result.extras.update(extras)
-        result.iteration_time_override_s = extras["steady_period_s"]
+        return extras["steady_period_s"]

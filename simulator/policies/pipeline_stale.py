@@ -49,7 +49,7 @@ class PipelineStale(Policy[PipelinePlan]):
         emit_sequences(em, stale_sequences(k, n))
         return PipelinePlan(tg, graph, cluster, training, opts, em, regs, how, n)
 
-    def finish(self, result, plan: PipelinePlan) -> None:
+    def finish(self, result, plan: PipelinePlan) -> float:
         extras = pipelined_extras(result, plan, stashed_per_inflight=False)
         result.extras.update(extras)
-        result.iteration_time_override_s = extras["steady_period_s"]
+        return extras["steady_period_s"]

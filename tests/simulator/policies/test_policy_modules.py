@@ -69,3 +69,31 @@ def test_a_new_policy_is_one_file_and_one_registration(monkeypatch):
     with pytest.raises(ConfigError, match="has no option 'replica'"):
         simulate("lenet5", Cluster.build("v100", 4, "nvlink2"), "replicated-inference", batch=8,
                  training=False, replica=2)
+
+
+def test_the_iteration_time_a_policy_returns_from_finish_is_the_results(monkeypatch):
+    policies.names()
+    monkeypatch.setattr(policies, "_REGISTRY", dict(policies._REGISTRY))
+
+    class HalfPeriod(example_policy.ReplicatedInference):
+        """The example policy, claiming a steady period of half its makespan."""
+        def __init__(self) -> None:
+            super().__init__()
+            self.name = "half-period"
+
+        def finish(self, result, plan) -> float:
+            super().finish(result, plan)
+            return result.makespan_s / 2
+
+    policies.register(HalfPeriod)
+    run = simulate("lenet5", Cluster.build("v100", 2, "nvlink2"), "half-period", batch=8,
+                   training=False)
+    assert run.iteration_time_s == run.makespan_s / 2
+    assert run.throughput_samples_per_s == pytest.approx(2 * run.samples_per_iteration
+                                                         / run.makespan_s)
+
+
+def test_no_policy_module_writes_the_results_iteration_time_itself():
+    writers = sorted(p.name for p in (ROOT / "simulator" / "policies").glob("*.py")
+                     if "iteration_time_override_s" in p.read_text())
+    assert writers == []
