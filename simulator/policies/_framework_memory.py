@@ -30,8 +30,9 @@ with): their output is their input and their gradInput is their gradOutput. `nn.
 `nn.ConcatTable`, whose gradInput (the sum of its branches') is one more tensor of its size.
 fb.resnet.torch sets the first layer's gradInput to nil (no gradient for the image). Batch
 norm (`nn.SpatialBatchNormalization`) keeps its own output and gradInput (its saved mean and
-standard deviation, one float per channel, are left out); max pooling is cudnn's, which keeps
-no indices. Weights, their gradients and the optimizer's state are resident.
+standard deviation, one float per channel, are left out); max pooling
+(`nn.SpatialMaxPooling`) also keeps the index of each output's maximum, an int64 (THCUNN's
+index tensor). Weights, their gradients and the optimizer's state are resident.
 fb.resnet.torch's `-shareGradInput` (models/init.lua, `M.shareGradInput`) points the gradInput
 of every module of one type at one storage, grown to the largest gradInput of that type, and
 the ConcatTables' at two storages used alternately: outputs stay, gradInputs shrink to a few
@@ -104,10 +105,15 @@ def _own_buffers(op: Op) -> bool:
     return op.kind != "input" and not op.is_view and op.kind not in TORCH7_IN_PLACE
 
 
+# Bytes per output element a Torch7 module keeps besides its output: max pooling's indices.
+TORCH7_LAYER_BUFFERS = {"maxpool": 8}
+
+
 def torch7_output_bytes(graph: OpGraph) -> int:
-    """Every module's output that is not its input's storage, and the image."""
-    return sum(op.out.nbytes for op in _forward_ops(graph)
-               if op.kind == "input" or _own_buffers(op))
+    """Every module's output that is not its input's storage, max pooling's indices, and the
+    image."""
+    return sum(op.out.nbytes + TORCH7_LAYER_BUFFERS.get(op.kind, 0) * op.out.numel
+               for op in _forward_ops(graph) if op.kind == "input" or _own_buffers(op))
 
 
 def _fork_gradients(graph: OpGraph) -> list[int]:

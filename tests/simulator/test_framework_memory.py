@@ -75,6 +75,15 @@ def test_torch7_keeps_every_modules_output_and_grad_input():
     assert torch7_training_bytes(g) == torch7_output_bytes(g) + 5 * act + params
 
 
+def test_torch7_max_pooling_keeps_int64_indices():
+    b = GraphBuilder("pool", (3, 8, 8), batch=2)
+    b.linear(b.flatten(b.maxpool(b.conv2d(b.input(), 4, 3, padding=1, name="c"), 2)), 10)
+    g = b.build()
+    pooled = 2 * 4 * 4 * 4
+    conv_out, image, logits = 2 * 4 * 8 * 8 * 4, 2 * 3 * 8 * 8 * 4, 2 * 10 * 4
+    assert torch7_output_bytes(g) == image + conv_out + pooled * (4 + 8) + logits
+
+
 def test_torch7_runs_out_of_memory_before_the_first_op_and_sharing_helps():
     g = zoo.get("resnet50_v1", batch=64)
     cluster = Cluster.build(catalog.device("titan-x-maxwell"), 1, "pcie3")
