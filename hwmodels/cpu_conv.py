@@ -28,7 +28,7 @@ column at the edge of the block feeds fewer taps than one inside it; F, the FMAs
 is the block's (position, tap) pairs x ocb over the columns it streams, maximised over ocb.
 Backward-by-weights keeps weight-gradient taps x ocb in registers while a whole row streams.
 
-Per vector the loop costs the most of (hwmodels/x86_loop.py for the first two):
+Per vector the loop costs the most of (hwmodels/x86_loop.py for the first):
 - the ports, and rename plus the loop-exit mispredictions (the set-bit loop runs
   Binomial(16, 1 - s) times with uniform random zeros, as the authors' testers draw them);
 - the FMA port's bubble: `kmovw` (port 0) and, with two FMA units, `vcmpps` (port 5) issue to
@@ -38,15 +38,21 @@ Per vector the loop costs the most of (hwmodels/x86_loop.py for the first two):
   bubble is paid with the probability of that;
 - the misprediction loop: a mispredicted exit resolves only when its mask count does (kmovw ->
   popcnt -> the count down), and the next vector's mask starts after the penalty and its
-  compare's load.
-The expected cycles per vector are summed over the trip-count distribution.
+  compare's load;
+- the weights' stream: when a block's weights (its channel blocks x one 16-channel block of
+  the streamed operand x the kernel's taps; 72 KiB for 8 blocks and 3x3) overflow the 32 KiB
+  L1, every register block reloads them from L2 at its sustained bandwidth, and a weight line
+  serves only the block's non-zeros that use it. The dense kernel's weights stream the same
+  way, each line serving its ur_w FMAs.
+The expected cycles per vector are summed over the trip-count distribution; the bounds are
+combined by their maximum (the resources overlap perfectly: optimistic where two saturate).
 
 Both kernels share MKL-DNN's layouts, tiling and outer loops, so both are divided by the same
 pass efficiency (what MKL-DNN's dense kernel sustains of the FMA peak): the speedup of the
 sparse kernel comes from the instruction costs alone. Nothing here is fitted to SparseTrain's
 published speedups (DirectConvConstants says where each constant comes from). Not modelled:
-where the weights stream from (the sparse block's 8 channel blocks x 3 x 3 taps of a 16-channel
-input block are 72 KiB, over the 32 KiB L1), and the accumulators' loads and stores per block.
+the accumulators' loads and stores per block, and backward-by-weights' output-gradient
+operand, taken as L1 hits.
 """
 from __future__ import annotations
 
@@ -61,6 +67,7 @@ from workloads.graph import Op
 from .specs import DeviceSpec, HardwareError
 from .x86_loop import CoreTable, binomial_pmf, loop_exit_mispredictions, table_for
 
+FP32_BYTES = 4
 PASS_OF_KIND = {"conv2d": "forward", "conv2d_grad_input": "grad_input",
                 "conv2d_grad_weight": "grad_weight"}
 
@@ -138,15 +145,36 @@ def _row_block_fmas(ocb: int, positions: int, kernel_w: int, stride: int, pass_:
     return ocb * pairs / columns
 
 
+@dataclass(frozen=True)
+class RegisterBlock:
+    fmas: float              # F: FMAs per streamed non-zero, averaged over the block's columns
+    channel_blocks: int      # ocb: 16-channel vectors of the accumulators
+    positions: int           # T: row positions (forward, grad_input) or taps (grad_weight)
+
+
 def _register_block(channel_vectors: int, kernel_w: int, stride: int, pass_: str,
-                    accumulators: int, max_blocks: int) -> float:
-    """F: the FMAs one streamed non-zero feeds, for the best channel blocking ocb."""
+                    accumulators: int, max_blocks: int) -> RegisterBlock:
+    """The sparse kernel's register block: the channel blocking ocb that feeds a streamed
+    non-zero the most FMAs."""
     top = max(1, min(channel_vectors, max_blocks, accumulators))
     if pass_ == "grad_weight":   # taps x ocb accumulators stay while a whole row streams
         taps = max(1, math.ceil(kernel_w / stride))
-        return float(max(k * min(taps, accumulators // k) for k in range(1, top + 1)))
-    return max(_row_block_fmas(k, accumulators // k, kernel_w, stride, pass_)
-               for k in range(1, top + 1))
+        return max((RegisterBlock(float(k * min(taps, accumulators // k)), k,
+                                  min(taps, accumulators // k)) for k in range(1, top + 1)),
+                   key=lambda blk: blk.fmas)
+    return max((RegisterBlock(_row_block_fmas(k, accumulators // k, kernel_w, stride, pass_),
+                              k, accumulators // k) for k in range(1, top + 1)),
+               key=lambda blk: blk.fmas)
+
+
+def streamed_lines_per_fma(uses_per_block: float, nonzero_p: float) -> float:
+    """Cache lines an FMA's weight operand brings from L2 when the block's weights overflow L1
+    (each block then reloads them): a weight vector is one line, loaded if any of its
+    `uses_per_block` uses (each with probability nonzero_p) comes."""
+    if nonzero_p <= 0.0:
+        return 0.0
+    r = max(1.0, uses_per_block)
+    return (1.0 - (1.0 - nonzero_p) ** r) / (r * nonzero_p)
 
 
 def _fma_port_bubble(table: CoreTable) -> float:
@@ -167,8 +195,10 @@ def _mispredicted_exit_cycles(table: CoreTable, trips: int) -> float:
 
 
 @lru_cache(maxsize=65536)
-def _sparse_vector_cycles(table: CoreTable, fmas: float, lanes: int, nonzero_q: int) -> float:
-    """Expected cycles of one streamed vector, non-zero probability nonzero_q / 1e6."""
+def _sparse_vector_cycles(table: CoreTable, fmas: float, lanes: int, nonzero_q: int,
+                          weight_uses_per_block: float = 0.0) -> float:
+    """Expected cycles of one streamed vector, non-zero probability nonzero_q / 1e6.
+    weight_uses_per_block > 0: the block's weights overflow L1 and stream from L2."""
     p = nonzero_q / 1e6
     pmf = binomial_pmf(lanes, p)
     wrong = loop_exit_mispredictions(p, lanes)
@@ -178,9 +208,14 @@ def _sparse_vector_cycles(table: CoreTable, fmas: float, lanes: int, nonzero_q: 
     p_stop = sum(pk * min(1.0, w) for pk, w in zip(pmf, wrong, strict=True))
     bubble = p_stop * _fma_port_bubble(table)
     fma_issue = table.port_cycles({"vfmadd231ps_zmm_m512": fmas})
+    l2_per_nonzero = 0.0
+    if weight_uses_per_block > 0:
+        line_bytes = lanes * FP32_BYTES
+        l2_per_nonzero = (fmas * streamed_lines_per_fma(weight_uses_per_block, p) * line_bytes
+                          / table.l2_bytes_per_cycle)
     total = 0.0
     for k, (pk, base, w) in enumerate(zip(pmf, port_or_front, wrong, strict=True)):
-        cycles = base
+        cycles = max(base, k * l2_per_nonzero)
         if k > 0:
             cycles = max(cycles, bubble + k * fma_issue)
         if w > 0:
@@ -224,13 +259,31 @@ class CPUDirectConv:
             return int(a["in_channels"]) // groups
         return int(a["out_channels"]) // groups
 
-    def fmas_per_scalar(self, op: Op) -> float:
-        """F: FMAs one streamed non-zero feeds inside the sparse kernel's register block
-        (averaged over the block's columns)."""
+    def sparse_block(self, op: Op) -> RegisterBlock:
         a = op.attrs
         return _register_block(math.ceil(self._vector_channels(op) / self.lanes),
                                int(a["kernel"][1]), int(a["stride"][1]), self.pass_of(op),
                                self.c.sparse_accumulators, self.c.sparse_max_channel_blocks)
+
+    def fmas_per_scalar(self, op: Op) -> float:
+        """F: FMAs one streamed non-zero feeds inside the sparse kernel's register block
+        (averaged over the block's columns)."""
+        return self.sparse_block(op).fmas
+
+    def weight_uses_per_block(self, op: Op, channel_blocks: int, positions: int) -> float:
+        """Uses of one weight vector per register block when the weights of a block (its
+        channel blocks x one 16-channel block of the streamed operand x the kernel's taps)
+        overflow L1 and are reloaded from L2 for every block; 0 when they stay in L1.
+        Backward-by-weights streams output gradients, not weights: taken as L1 hits."""
+        p = self.pass_of(op)
+        if p == "grad_weight":
+            return 0.0
+        kh, kw = (int(v) for v in op.attrs["kernel"])
+        footprint = channel_blocks * self.lanes * kh * kw * self.lanes * FP32_BYTES
+        if footprint <= self.table.l1d_bytes:
+            return 0.0
+        stride_w = int(op.attrs["stride"][1])
+        return float(positions) if p == "forward" else max(1.0, positions / stride_w)
 
     def vector_fmas(self, op: Op) -> float:
         """Vector FMA instructions of the op (the vectorised channels padded to full vectors)."""
@@ -242,7 +295,11 @@ class CPUDirectConv:
         channels = self._vector_channels(op)
         ocb = max(1, min(math.ceil(channels / self.lanes), self.c.dense_max_channel_blocks))
         ur_w = max(1, self.c.dense_accumulators // ocb)
-        return self.table.cycles(dense_step(ocb, ur_w)) / (ocb * ur_w)
+        per_fma = self.table.cycles(dense_step(ocb, ur_w)) / (ocb * ur_w)
+        uses = self.weight_uses_per_block(op, ocb, ur_w)
+        if uses > 0:   # every weight line of the block from L2, used by the block's ur_w
+            per_fma = max(per_fma, self.lanes * FP32_BYTES / uses / self.table.l2_bytes_per_cycle)
+        return per_fma
 
     # -- cycles (all cores' work summed) ---------------------------------------------------
     def dense_cycles(self, op: Op) -> float:
@@ -251,10 +308,11 @@ class CPUDirectConv:
 
     def sparse_cycles(self, op: Op, sparsity: float) -> float:
         s = check_sparsity(sparsity, f"sparsity of {op.name!r}")
-        fmas = self.fmas_per_scalar(op)
-        vectors = self.vector_fmas(op) / fmas / self.lanes
-        per_vector = _sparse_vector_cycles(self.table, fmas, self.lanes,
-                                           round((1.0 - s) * 1e6))
+        block = self.sparse_block(op)
+        vectors = self.vector_fmas(op) / block.fmas / self.lanes
+        per_vector = _sparse_vector_cycles(
+            self.table, block.fmas, self.lanes, round((1.0 - s) * 1e6),
+            self.weight_uses_per_block(op, block.channel_blocks, block.positions))
         return vectors * per_vector / self.c.dense_efficiency[self.pass_of(op)]
     def dense_time_s(self, op: Op) -> float:
         """Whole-CPU time of the dense conv, all cores busy, one work item per core."""

@@ -55,6 +55,8 @@ class CoreTable:
     scheduler_entries: int
     instructions: dict[str, Instruction]
     fma_ports: frozenset[str]
+    l1d_bytes: int                       # L1 data cache of one core
+    l2_bytes_per_cycle: float            # sustained L2 -> L1 bandwidth of one core
 
     def instruction(self, name: str) -> Instruction:
         try:
@@ -148,7 +150,8 @@ def core_table(device_name: str, fma_units: int) -> CoreTable:
                                          float(ins["rthroughput"]), str(ins["source"]))
     return CoreTable(core, doc["source"], int(doc["issue_width"]),
                      float(doc["branch_mispredict_cycles"]), int(doc["scheduler_entries"]),
-                     instructions, frozenset(fma_ports))
+                     instructions, frozenset(fma_ports), int(doc["l1d_bytes"]),
+                     float(doc["l2_sustained_bytes_per_cycle"]))
 
 
 def table_for(spec: DeviceSpec) -> CoreTable:

@@ -18,6 +18,7 @@ from hwmodels.cpu_conv import (
     _fma_port_bubble,
     _row_block_fmas,
     _sparse_vector_cycles,
+    streamed_lines_per_fma,
 )
 from workloads.builder import GraphBuilder
 from workloads.training import lower_training
@@ -69,6 +70,31 @@ def test_block_edge_columns_feed_fewer_fmas(ocb, positions, kernel_w, stride, pa
     assert 0 < f <= ocb * reach + 1e-9
     if stride == 1:   # a longer block has relatively fewer edge columns
         assert _row_block_fmas(ocb, positions + 1, kernel_w, stride, pass_) >= f - 1e-9
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(0.01, 1.0), st.floats(1.0, 30.0))
+def test_streamed_weight_lines_per_fma(p, uses):
+    """All non-zero: one line per `uses` FMAs; rarer non-zeros share a line less often."""
+    lines = streamed_lines_per_fma(uses, p)
+    assert 1 / uses - 1e-9 <= lines <= 1 + 1e-9
+    assert streamed_lines_per_fma(uses, min(1.0, p * 1.5)) <= lines + 1e-9
+    assert streamed_lines_per_fma(uses, 1.0) == pytest.approx(1 / uses)
+
+
+def test_weights_stream_from_l2_when_the_block_overflows_l1(skx, skx2):
+    # 8 channel blocks x 16 x 3 x 3 vectors = 72 KiB > 32 KiB: reloaded per block of 3 outputs
+    blk = skx.sparse_block(_conv(256, 256, 3)["forward"])
+    assert skx.weight_uses_per_block(_conv(256, 256, 3)["forward"], blk.channel_blocks,
+                                     blk.positions) == 3
+    assert skx.weight_uses_per_block(_conv(256, 256, 1)["forward"], 8, 3) == 0  # 8 KiB
+    assert skx.weight_uses_per_block(_conv(256, 256, 3)["grad_weight"], 8, 3) == 0
+    # one FMA unit: the FMA port binds before the L2 does; two units: the L2 binds
+    q = 200_000   # 80% zeros
+    assert _sparse_vector_cycles(skx.table, 14.4, 16, q, 3.0) == pytest.approx(
+        _sparse_vector_cycles(skx.table, 14.4, 16, q, 0.0))
+    assert _sparse_vector_cycles(skx2.table, 14.4, 16, q, 3.0) > 1.2 * _sparse_vector_cycles(
+        skx2.table, 14.4, 16, q, 0.0)
 
 
 def test_fma_port_bubble_from_the_latencies(skx, skx2):

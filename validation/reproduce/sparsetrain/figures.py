@@ -105,15 +105,20 @@ def over_epochs(out: Path) -> Path:
 
 
 def what_if(out: Path) -> Path:
+    """Left: every target network on one and two AVX-512 FMA units per core (the paper does
+    not say which its 6-core part has), the published speedups as stars. Right: cores."""
     fig, axes = subplots(1, 2, figsize=(10, 4.2), sharey=True)
-    nets = ("vgg16", "resnet50")
-    for net in nets:
+    published = published_speedups()
+    colour = {net: f"C{i}" for i, net in enumerate(NETWORKS)}
+    for net in NETWORKS:
         axes[0].plot([1, 2], [network_speedup(net, hardware_options={"fma_units_per_core": f})
-                              for f in (1, 2)], marker="o", label=net)
+                              for f in (1, 2)], marker="o", color=colour[net], label=net)
+        axes[0].scatter([1.5], [published[net]], marker="*", s=60, color=colour[net])
+    for net in ("vgg16", "resnet50"):
         cores = [1, 2, 6, 12]
         axes[1].plot(cores, [network_speedup(net, hardware_options={"cores": c})
-                             for c in cores], marker="o", label=net)
-    axes[0].set_xlabel("AVX-512 FMA units per core")
+                             for c in cores], marker="o", color=colour[net], label=net)
+    axes[0].set_xlabel("AVX-512 FMA units per core (stars: published, units not stated)")
     axes[0].set_xticks([1, 2])
     axes[1].set_xlabel("cores (batch 16: fewer items per core, more imbalance)")
     axes[0].set_ylabel("speedup, non-initial conv layers")
