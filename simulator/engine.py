@@ -38,7 +38,9 @@ from __future__ import annotations
 import gc
 import heapq
 from dataclasses import dataclass, field
-from operator import attrgetter
+from itertools import chain, compress
+from operator import add, attrgetter, not_
+from typing import NoReturn
 
 from .tasks import SimulationError, Task, TaskGraph
 
@@ -126,54 +128,63 @@ def run(graph: TaskGraph, capacities: dict[str, int],
 
 
 class _Run:
-    """One run. Per-task data lives in lists indexed by insertion order and resources are
-    numbered in the order of their names (the hot loop avoids attribute and name lookups);
-    each running task is one heap entry carrying its index."""
+    """One run. Per-task data lives in lists indexed by insertion order and the resources the
+    tasks use are numbered in the order of their names (the hot loop avoids attribute and name
+    lookups); each running task is one heap entry carrying its index."""
 
     def __init__(self, graph: TaskGraph, capacities: dict[str, int], mem_cap: dict[str, int],
                  baseline: dict[str, int], enforce: bool) -> None:
         self.graph = graph
         self.tasks = tasks = graph.tasks
-        n = len(tasks)
-        self.resource_names = names = sorted(capacities)
-        rid = {r: k for k, r in enumerate(names)}
-        index = dict(zip(graph.names, range(n)))
-        self.children = children = [[] for _ in range(n)]
-        self.waiting = waiting = [0] * n
-        self.res, self.alloc, self.free = res, alloc, free = [()] * n, [()] * n, [()] * n
+        n = self.n = len(tasks)
+        # Resources: each distinct tuple is translated once (a collective's transfers share
+        # their hop's names, a device's ops their stream's).
+        resources = list(map(attrgetter("resources"), tasks))
+        distinct = set(resources)
+        used = set(chain.from_iterable(distinct))
+        if not used <= capacities.keys():
+            self._refuse(graph, capacities)
+        self.resource_names = names = sorted(used)
+        rid = dict(zip(names, range(len(names)), strict=True)).__getitem__
+        numbered = {rs: tuple(map(rid, rs)) for rs in distinct}
+        self.res = res = list(map(numbered.__getitem__, resources))
+        # Dependencies: how many each task waits for, and whom each one's end releases.
+        all_deps = list(map(attrgetter("deps"), tasks))
+        self.waiting = list(map(len, all_deps))
+        self.children = children = [[] for _ in range(n)]   # type: list[list[int]]
+        task_index = dict(zip(graph.names, range(n), strict=True)).__getitem__
+        try:
+            for i in compress(range(n), all_deps):
+                for j in map(task_index, all_deps[i]):
+                    children[j].append(i)
+        except KeyError:
+            self._refuse(graph, capacities)
+        # Memory effects, as (device, bytes) pairs, only on the tasks that have them.
+        none: tuple[tuple[str, int], ...] = ()
+        self.alloc, self.free = alloc, free = [none] * n, [none] * n
+        devices = set(mem_cap) | set(baseline)
+        for field_name, out in (("alloc", alloc), ("free", free)):
+            effects = list(map(attrgetter(field_name), tasks))
+            for i in compress(range(n), effects):
+                out[i] = tuple(effects[i].items())
+                devices.update(effects[i])
+        # What the loop's fast path may start without looking further: one resource, no memory.
+        self.plain = plain = list(map((1).__eq__, map(len, res)))
+        for i in compress(range(n), alloc):
+            plain[i] = False
         self.dur = list(map(attrgetter("duration_s"), tasks))
         # A task's place in its queues, (priority, insertion index), as one int: the rank of
         # its priority among those present times n, plus the index (ints compare fastest).
-        rank = {p: k for k, p in enumerate(sorted({t.priority for t in tasks}))}
-        self.n = n
-        self.key = [rank[t.priority] * n + i for i, t in enumerate(tasks)]
-        devices = set(mem_cap) | set(baseline)
-        resource_id, task_index = rid.__getitem__, index.__getitem__
-        try:
-            for i, t in enumerate(tasks):   # one pass: check, index and unpack every task
-                deps = t.deps
-                if deps:
-                    for j in map(task_index, deps):
-                        children[j].append(i)
-                    waiting[i] = len(deps)
-                res[i] = tuple(map(resource_id, t.resources))
-                if t.alloc:
-                    alloc[i] = tuple(t.alloc.items())
-                    devices.update(t.alloc)
-                if t.free:
-                    free[i] = tuple(t.free.items())
-                    devices.update(t.free)
-        except KeyError:
-            t = tasks[i]
-            unknown = [d for d in t.deps if d not in index]
-            if unknown:
-                raise SimulationError(f"task {t.name!r} depends on unknown task "
-                                      f"{unknown[0]!r}") from None
-            r = next(r for r in t.resources if r not in rid)
-            raise SimulationError(f"task {t.name!r} uses unknown resource {r!r}") from None
+        priorities = list(map(attrgetter("priority"), tasks))
+        ranks = sorted(set(priorities))
+        if len(ranks) <= 1:
+            self.key = list(range(n))
+        else:
+            rank = {p: k * n for k, p in enumerate(ranks)}
+            self.key = list(map(add, map(rank.__getitem__, priorities), range(n)))
         self.capacities = capacities
-        self.capacity = [capacities[r] for r in names]
-        self.in_use = [0] * len(names)
+        # free slots of each resource: its capacity less the tasks holding it
+        self.slots = [capacities[r] for r in names]
         self.queue: list[list[int]] = [[] for _ in names]   # heaps of ready tasks' keys
         self.start_s = [float("nan")] * n
         self.end_s = [float("nan")] * n
@@ -191,47 +202,106 @@ class _Run:
         self.timeline = {d: [(0.0, b)] for d, b in self.mem.items()}
         self.peak = dict(self.mem)
         self.mem_blocked: dict[int, int] = {}      # resource -> task index waiting for memory
-        self.dirty: set[int] = set()
-        self.running: list[tuple[float, int]] = []   # (end time, task index)
         self.now = 0.0
         self.completed = 0
 
+    @staticmethod
+    def _refuse(graph: TaskGraph, capacities: dict[str, int]) -> NoReturn:
+        """The first task, in insertion order, with an unknown dependency or resource."""
+        for t in graph.tasks:
+            unknown = [d for d in t.deps if d not in graph]
+            if unknown:
+                raise SimulationError(f"task {t.name!r} depends on unknown task "
+                                      f"{unknown[0]!r}")
+            for r in t.resources:
+                if r not in capacities:
+                    raise SimulationError(f"task {t.name!r} uses unknown resource {r!r}")
+        raise AssertionError("no unknown dependency or resource to refuse")
+
     # -- the loop ------------------------------------------------------------------------
     def go(self) -> RunLog:
-        queue, dirty, key, res = self.queue, self.dirty, self.key, self.res
-        for i, w in enumerate(self.waiting):
-            if w == 0:
-                for r in res[i]:
-                    heapq.heappush(queue[r], key[i])
-                    dirty.add(r)
-        self._dispatch()
-        running, heappop, heappush, dispatch = self.running, heapq.heappop, heapq.heappush, \
-            self._dispatch
-        end_s, in_use, free, children, waiting = (self.end_s, self.in_use, self.free,
-                                                  self.children, self.waiting)
+        """Alternate: start what can start now (each resource whose queue or load changed,
+        highest-priority heads first, so they claim shared resources and memory first), then
+        end every task that ends at the next instant. Both halves are inlined: this is the
+        hot loop."""
+        queue, key, res, plain, dur = self.queue, self.key, self.res, self.plain, self.dur
+        slots, alloc, free, children = self.slots, self.alloc, self.free, self.children
+        waiting, start_s, end_s, mem_blocked = self.waiting, self.start_s, self.end_s, \
+            self.mem_blocked
+        running: list[tuple[float, int]] = []   # (end time, task index)
+        heappop, heappush, n = heapq.heappop, heapq.heappush, self.n
+        dirty: set[int] = set()   # resources whose queue or free slots changed
+        for i in compress(range(n), map(not_, waiting)):
+            for r in res[i]:
+                heappush(queue[r], key[i])
+                dirty.add(r)
+        now = 0.0
         completed = 0
-        while running:
-            now = self.now = running[0][0]
-            dirty = self.dirty
-            while running and running[0][0] == now:   # end every task ending now, in order
-                i = heappop(running)[1]
+        while True:
+            # -- start what can start now --
+            if dirty:
+                if len(dirty) == 1:
+                    heads = [dirty.pop()]
+                else:
+                    heads = [r for _, r in sorted([(queue[r][0], r) for r in dirty
+                                                   if queue[r]])]
+                    dirty.clear()
+                for r in heads:
+                    q = queue[r]
+                    while q and slots[r]:
+                        i = q[0] % n
+                        if plain[i] and not mem_blocked:
+                            heappop(q)
+                            slots[r] -= 1
+                            start_s[i] = now
+                            heappush(running, (now + dur[i], i))
+                            continue
+                        ri = res[i]
+                        if len(ri) > 1:   # a multi-resource task must head every queue it is in
+                            for x in ri:
+                                if x != r and (not slots[x] or queue[x][0] % n != i):
+                                    break
+                            else:
+                                x = -1
+                            if x >= 0:
+                                break
+                        if (alloc[i] or mem_blocked) and not self._memory_fits(i, r):
+                            break
+                        start_s[i] = now
+                        for x in ri:
+                            heappop(queue[x])   # i heads every queue it is in
+                            slots[x] -= 1
+                        if alloc[i]:
+                            for d, b in alloc[i]:
+                                self._mem_change(d, b, now)
+                        heappush(running, (now + dur[i], i))
+            if not running:
+                break
+            # -- end every task that ends at the next instant, in any order --
+            now, i = heappop(running)
+            while True:
                 end_s[i] = now
                 completed += 1
-                for q in res[i]:
-                    in_use[q] -= 1
-                    dirty.add(q)
+                for x in res[i]:
+                    slots[x] += 1
+                    if queue[x]:   # a task waits for it
+                        dirty.add(x)
                 if free[i]:
                     for d, b in free[i]:
                         self._mem_change(d, -b, now)
-                    dirty.update(self.mem_blocked)  # freed memory may let a blocked head start
+                    dirty.update(mem_blocked)  # freed memory may let a blocked head start
                 for c in children[i]:
                     waiting[c] -= 1
                     if not waiting[c]:            # ready: join the queue of each resource
                         k = key[c]
-                        for r in res[c]:
-                            heappush(queue[r], k)
-                            dirty.add(r)
-            dispatch()
+                        for x in res[c]:
+                            heappush(queue[x], k)
+                            dirty.add(x)
+                if running and running[0][0] == now:
+                    i = heappop(running)[1]
+                else:
+                    break
+        self.now = now
         self.completed = completed
         oom = None
         if completed < len(self.tasks):
@@ -241,43 +311,6 @@ class _Run:
                       dict(self.capacities), dict(self.mem_cap), oom, completed,
                       peak_reserved_bytes=reserved, context_bytes=dict(self.context),
                       runtime_bytes=dict(self.runtime))
-
-    def _dispatch(self) -> None:
-        """Start what can start now: each dirty resource's queue from its head."""
-        if not self.dirty:
-            return
-        queue, in_use, capacity = self.queue, self.in_use, self.capacity
-        res, alloc, dur, start_s = self.res, self.alloc, self.dur, self.start_s
-        running, heappop, heappush = self.running, heapq.heappop, heapq.heappush
-        now = self.now
-        dirty, self.dirty = self.dirty, set()
-        # Highest-priority heads first, so they claim shared resources and memory first.
-        heads = sorted([(queue[r][0], r) for r in dirty if queue[r]])
-        n, mem_blocked = self.n, self.mem_blocked
-        for _, r in heads:
-            q = queue[r]
-            while q and in_use[r] < capacity[r]:
-                i = q[0] % n
-                ri = res[i]
-                if len(ri) > 1:   # a multi-resource task must head every queue it is in
-                    blocked = False
-                    for x in ri:
-                        if x != r and (in_use[x] >= capacity[x] or queue[x][0] % n != i):
-                            blocked = True
-                            break
-                    if blocked:
-                        break
-                if (alloc[i] or mem_blocked) and not self._memory_fits(i, r):
-                    break
-                # start task i (inlined: this is the hot loop)
-                start_s[i] = now
-                for x in ri:
-                    heappop(queue[x])   # i heads every queue it is in
-                    in_use[x] += 1
-                if alloc[i]:
-                    for d, b in alloc[i]:
-                        self._mem_change(d, b, now)
-                heappush(running, (now + dur[i], i))
 
     def _memory_fits(self, i: int, r: int) -> bool:
         """Whether task i, heading resource r, fits in memory now; if not, it blocks r."""
@@ -303,7 +336,7 @@ class _Run:
             self.peak[device] = b
 
     def _diagnose_stuck(self) -> OutOfMemory | None:
-        for r, i in sorted(self.mem_blocked.items(), key=lambda kv: self.key[kv[1]]):
+        for _, i in sorted(self.mem_blocked.items(), key=lambda kv: self.key[kv[1]]):
             if self.start_s[i] == self.start_s[i]:   # started after all
                 continue
             for d, b in self.alloc[i]:
