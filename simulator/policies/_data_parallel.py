@@ -2,9 +2,15 @@
 `swap`, `swap-all`): DDP's gradient buckets, their all-reduces, and the options that set them."""
 from __future__ import annotations
 
+import math
+import statistics
+
+from hwmodels import host_input
+from hwmodels.specs import HardwareError
+
 from ..collectives import ALGORITHMS, FIDELITIES, NCCL_BASE_LATENCY_S, collective
 from ..tasks import TaskGraph
-from . import Option
+from . import ConfigError, Option
 
 MIB = 1024 * 1024
 DDP_FIRST_BUCKET_BYTES = 1 * MIB     # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
@@ -52,6 +58,46 @@ def allreduce_buckets(tg: TaskGraph, train_graph, cluster, buckets: list[list[st
     return done_at
 
 
+def rank_time_factors(n: int, spread: float) -> list[float]:
+    """What each of n ranks' compute times are multiplied by when the ranks' step times vary
+    with a lognormal spread (standard deviation of the log): the expected order statistics
+    (Blom's approximation, quantile (i + 0.625) / (n + 0.25) of rank i), slowest first. A
+    synchronous step waits for the slowest, whose expected lag grows with n (about 1.4
+    spreads at 8 ranks, 1.8 at 16); one rank runs at the median (factor 1)."""
+    normal = statistics.NormalDist()
+    return [math.exp(-spread * normal.inv_cdf((i + 0.625) / (n + 0.25))) for i in range(n)]
+
+
+def input_batch_tasks(tg: TaskGraph, cluster, simulated, batch: int, input_pipeline: str,
+                      loader_threads: float | None, host_cores: float | None) -> None:
+    """Per simulated rank, the loader preparing the next batch on the host's CPUs while this
+    step runs (hwmodels/host_input.py), on a resource of its own ({device}.input): the step
+    ends when both the GPU's work and the next batch are done."""
+    if input_pipeline == host_input.SYNTHETIC:
+        return
+    cores = host_cores
+    if cores is None:
+        cpus = host_input.host_cpus(cluster.node_type)
+        if cpus is None:
+            raise ConfigError(f"input_pipeline {input_pipeline!r} needs the host's CPU cores: "
+                              f"give the option host_cores, or a node type whose CPUs the "
+                              f"catalog knows (catalog/input_pipelines.toml)")
+        cores = cpus.cores
+    ranks_on_node: dict[int, int] = {}
+    for d in cluster.devices:
+        ranks_on_node[d.node] = ranks_on_node.get(d.node, 0) + 1
+    extra = tg.meta.setdefault("extra_resources", {})
+    for d in simulated:
+        try:
+            load_s = host_input.batch_time_s(input_pipeline, batch, cores,
+                                             ranks_on_node[d.node], loader_threads)
+        except HardwareError as exc:
+            raise ConfigError(str(exc)) from None
+        extra[f"{d.id}.input"] = 1
+        tg.new(f"{d.id}/input.next_batch", f"{d.id}.input", load_s, category="input",
+               device=d.id, meta={"input_pipeline": input_pipeline, "images": batch})
+
+
 def data_parallel_options(*names: str) -> dict[str, Option]:
     """The options of DDP-style training (those named; default all): bucket cap, collective
     fidelity and algorithm, replicas simulated."""
@@ -75,5 +121,22 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
                                     "(NCCL's intra-node, per-rank inter-node, "
                                     "intra-node)", str,
                             lambda v: v in ALGORITHMS, " or ".join(ALGORITHMS)),
+        "input_pipeline": Option(host_input.SYNTHETIC,
+                                 "where each batch comes from: 'synthetic' (tensors already on "
+                                 "the GPU: no cost) or a loader decoding JPEGs on the node's "
+                                 "CPUs (" + ", ".join(host_input.loader_names()[1:]) + "; "
+                                 "catalog/input_pipelines.toml)", str,
+                                 lambda v: v in host_input.loader_names(),
+                                 " or ".join(host_input.loader_names())),
+        "loader_threads": Option(None, "CPU threads of each rank's loader (default: the "
+                                       "node's cores shared evenly by its ranks)", float,
+                                 lambda v: v > 0, "a number > 0"),
+        "host_cores": Option(None, "CPU cores of a node (default: the node type's, from "
+                                   "catalog/input_pipelines.toml)", float,
+                             lambda v: v > 0, "a number > 0"),
+        "rank_spread": Option(0.0, "spread (standard deviation of the log) of the ranks' "
+                                   "step times; the step waits for the slowest rank (expected "
+                                   "order statistics; 0: every rank alike)", float,
+                              lambda v: 0 <= v < 1, "a number in [0, 1)"),
     }
     return {k: table[k] for k in (names or table)}

@@ -9,6 +9,8 @@ from ..tasks import TaskGraph
 def run_tasks(tasks: TaskGraph, cluster, *, enforce_memory: bool = True) -> engine.RunLog:
     """The engine's log of `tasks` on the cluster's resources and memory, each device starting
     from the resident bytes the plan declares (tasks.meta['resident_bytes'])."""
-    return engine.run(tasks, cluster.resources, cluster.memory_capacity_bytes(),
+    # a plan may add resources of its own (the data-parallel input pipeline's {device}.input)
+    capacities = {**cluster.resources, **tasks.meta.get("extra_resources", {})}
+    return engine.run(tasks, capacities, cluster.memory_capacity_bytes(),
                       memory_baseline_bytes=tasks.meta.get("resident_bytes"),
                       enforce_memory=enforce_memory)

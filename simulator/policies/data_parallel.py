@@ -18,9 +18,18 @@ As PyTorch's DistributedDataParallel runs it (torch/csrc/distributed/c10d/reduce
   parameter's type), 2 bytes for pure half precision (the op graph's param_bytes says which).
 The batch of the workload is the batch of each replica.
 
+The host's input pipeline (`input_pipeline`, default `synthetic`: no cost): each rank's loader
+prepares the next batch on the node's CPU cores during the step (hwmodels/host_input.py); a
+step ends when the GPU's work and the next batch are both done, so a node whose cores cannot
+decode images as fast as its GPUs train is input-bound. Ranks that vary (`rank_spread`, default
+0): each rank's compute is slowed by its expected order statistic of a lognormal spread
+(_data_parallel.rank_time_factors), rank 0 the slowest; the all-reduces make every rank wait
+for it.
+
 Not modelled: DDP copying gradients into its bucket buffers and back (a memory-bound copy of
 the gradients, ~0.2% of a ResNet-50 step on a V100), the SMs NCCL's kernels take from the
-backward pass while they run, and the host: the input pipeline and Python's per-step work.
+backward pass while they run, the GPU time of a loader that decodes on the GPU, and Python's
+per-step work on the host.
 
 With `replicas = "one"` only replica 0 is simulated and the others are taken to run in lockstep
 (exact for identical devices and no stragglers); the collectives still span every device. That
@@ -35,13 +44,21 @@ under jitter every replica is simulated.
 """
 from __future__ import annotations
 
+from hwmodels.residency import fitting_bytes
 from workloads.training import lower_training
 
 from ..lowering import emit_ops, resident_bytes
 from ..stragglers import wait_for_slowest
 from ..tasks import TaskGraph
 from . import Policy, register
-from ._data_parallel import MIB, allreduce_buckets, data_parallel_options, gradient_buckets
+from ._data_parallel import (
+    MIB,
+    allreduce_buckets,
+    data_parallel_options,
+    gradient_buckets,
+    input_batch_tasks,
+    rank_time_factors,
+)
 
 
 @register
@@ -54,7 +71,7 @@ class DataParallel(Policy):
             options=data_parallel_options())
 
     def plan(self, graph, cluster, training: bool, *, bucket_mb, collectives, replicas,
-             algorithm) -> TaskGraph:
+             algorithm, input_pipeline, loader_threads, host_cores, rank_spread) -> TaskGraph:
         n = len(cluster.devices)
         # link-level by default where it stays cheap: up to 64 devices, or by symmetry class;
         # beyond, flow-level with a replica per kind of device (each speed), or every replica
@@ -75,14 +92,19 @@ class DataParallel(Policy):
                 first_of_kind.setdefault((d.spec.name, d.speed), d.id)
             simulated = [d for d in cluster.devices if first_of_kind[(d.spec.name, d.speed)]
                          == d.id]
+        slowdown = ({d.id: f for d, f in zip(cluster.devices, rank_time_factors(n, rank_spread),
+                                             strict=True)} if rank_spread else {})
         tg = TaskGraph(f"data-parallel:{graph.name}",
                        meta={"samples": graph.batch * n, "fidelity": fidelity,
                              "replicas": replicas,
                              "resident_bytes": {d.id: resident_bytes(g, training)
                                                 for d in simulated}})
+        input_batch_tasks(tg, cluster, simulated, graph.batch, input_pipeline, loader_threads,
+                          host_cores)
         if not training:
             for d in simulated:
-                emit_ops(tg, g, d, prefix=f"{d.id}/")
+                emit_ops(tg, g, d, prefix=f"{d.id}/", duration=_rank_duration(
+                    g.topo(), d, slowdown.get(d.id, 1.0)))
             return tg
         buckets = gradient_buckets(g, bucket_mb * MIB)
         tg.meta["bucket_bytes"] = [sum(g.op(nm).param_bytes for nm in b) for b in buckets]
@@ -90,7 +112,9 @@ class DataParallel(Policy):
         # exist, so emit forward+backward first, then the collectives, then the updates.
         fwd_bwd = [op for op in g.topo() if op.phase != "update"]
         updates = [op for op in g.topo() if op.phase == "update"]
-        emitted = {d.id: emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/") for d in simulated}
+        emitted = {d.id: emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/",
+                                  duration=_rank_duration(fwd_bwd, d, slowdown.get(d.id, 1.0)))
+                   for d in simulated}
         done_at = allreduce_buckets(tg, g, cluster, buckets,
                                     {d.id: emitted[d.id].task_of for d in simulated}, fidelity,
                                     algorithm, symmetric=replicas == "classes")
@@ -101,10 +125,19 @@ class DataParallel(Policy):
             synced = done_at[-1][d.id] if done_at else ()
             extra = {op.name: (grad_task[op.inputs[0]], *synced) for op in updates}
             emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", extra_deps=extra,
-                     priority_base=len(fwd_bwd), track_memory=False)
+                     priority_base=len(fwd_bwd), track_memory=False,
+                     duration=_rank_duration(updates, d, slowdown.get(d.id, 1.0)))
         return tg
 
     def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
         # ranks that are not alike: what the step loses to the slowest (stragglers.py)
         if any(d.speed != 1.0 or d.jitter is not None for d in cluster.devices):
             result.extras.update(wait_for_slowest(result.log))
+
+
+def _rank_duration(ops, device, factor: float):
+    """The op-time function of a rank slowed by `factor` (None: emit_ops' own, factor 1)."""
+    if factor == 1.0:
+        return None
+    step_bytes = fitting_bytes(list(ops))    # as emit_ops costs the same ops
+    return lambda op: device.model.op_time_s(op, step_bytes) * factor

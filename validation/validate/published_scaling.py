@@ -1,26 +1,41 @@
 """Data-parallel speedups against NVIDIA's published ResNet-50 v1.5 scaling on V100s.
 
-    python -m validation.validate.published_scaling [--csv scaling.csv]
+    python -m validation.validate.published_scaling [--csv scaling.csv] [--fit-loaders]
 
 Reads the V100 ResNet-50 v1.5 rows of measured/published/scaling.csv (NVIDIA
 DeepLearningExamples: 1, 2, 4 and 8 GPUs of a DGX-1, NVLink hybrid cube-mesh; 16 GPUs of a
 DGX-2, NVSwitch; FP32, AMP and legacy FP16). For every row of N > 1 GPUs it simulates, with
-the data-parallel policy (DDP's buckets on NCCL's rings), N GPUs and 1 GPU of the row's machine
-at the row's precision and per-GPU batch, and compares the simulated speedup (throughput at N
-over throughput at 1, both simulated) with the published one. Nothing is fitted to a row: the
-links are datasheet rates and NCCL's own latencies (hwmodels/catalog/links.toml, collectives).
+the data-parallel policy (DDP's buckets on NCCL's rings), N GPUs and 1 GPU of the row's node
+type at the row's precision and per-GPU batch, and compares the simulated speedup (throughput
+at N over throughput at 1, both simulated) with the published one.
 
-What the comparison can and cannot show: every row was measured on real data, so the input
-pipeline (JPEG decoding on the host's CPUs, shared by the N training processes) is in the
-published figures and not in the model. Horovod (TensorFlow, MXNet) and MXNet's kvstore rows
-reduce their gradients in NCCL rings too but group them differently (Horovod's fusion buffer);
-they are compared with the same simulation and labelled. TensorFlow rows marked XLA ran a
-compiled graph; the op graph simulated is the eager one.
+What the simulation holds beyond the GPUs and NVLink (datasheet rates, NCCL's latencies):
+- The GPU at the row's own speed: each GPU's compute is scaled so that one simulated GPU on
+  synthetic data runs at the table's 1-GPU throughput for the same software and precision.
+  This checks scaling, not the single-GPU model (`dnnsim validate --published` does that);
+  the two disagree where the software differs from what the GPU model was fitted to (NCHW
+  AMP in the PyTorch 19.10 and 20.06 containers, NHWC in 21.03).
+- The input pipeline every row ran (real ImageNet): the loader of the row's framework as
+  NVIDIA's scripts run it by default (LOADERS; an assumption, the table does not record it),
+  decoding on the node's CPU cores that the N training processes share
+  (hwmodels/host_input.py). Each loader's per-image cost was fitted to one row
+  (catalog/input_pipelines.toml names it; --fit-loaders recomputes it); every other row is a
+  prediction.
+- Ranks that vary: a synchronous step waits for the slowest of N. The spread of the ranks'
+  step times (data-parallel option rank_spread) is fitted here, by least squares on the log
+  speedups of the 2- and 4-GPU rows only; the 1-to-8 and 1-to-16 rows are predictions.
+
+Horovod (TensorFlow, MXNet) and MXNet's kvstore rows reduce their gradients in NCCL rings too
+but group them differently (Horovod's fusion buffer); they are compared with the same
+simulation and labelled. TensorFlow rows marked XLA ran a compiled graph; the op graph
+simulated is the eager one.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import math
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,18 +48,29 @@ REQUIRED_COLUMNS = ("row_id", "network", "gpu", "gpu_variant", "n_gpus", "interc
                     "framework", "framework_version", "precision", "precision_note",
                     "batch_per_gpu", "speedup_vs_1gpu")
 
-# the machine each row names -> (catalog GPU, node topology)
+# the machine each row names -> (node type of the catalog, its GPU)
 MACHINES = {
-    "DGX-1 V100 16GB": ("v100", "dgx1-cube-mesh"),
-    "DGX-1 V100 32GB": ("v100-32gb", "dgx1-cube-mesh"),
-    "DGX-2 V100 32GB": ("v100-32gb", "nvswitch"),
+    "DGX-1 V100 16GB": ("dgx1-v100", "v100"),
+    "DGX-1 V100 32GB": ("dgx1-v100", "v100-32gb"),
+    "DGX-2 V100 32GB": ("dgx2", "v100-32gb"),
 }
-LINK = "nvlink2-link"
 PRECISIONS = {"FP32": "fp32", "AMP": "amp-fp16", "FP16": "fp16"}
 # Rows that state no batch: NVIDIA's ResNet-50 v1.5 training scripts for 16 GB V100s run 256
 # images per GPU with AMP and 128 with FP32, in PyTorch and TensorFlow alike (the PyTorch
 # 19.10 rows' own notes say so; the TensorFlow README's DGX-1 examples use the same).
 DEFAULT_BATCH = {"FP32": 128, "AMP": 256}
+# The loader each framework's NVIDIA scripts use unless told otherwise, as their READMEs'
+# command-line options give it: PyTorch's main.py --data-backend dali-cpu, with dali-gpu the
+# README's advice on a DGX-2; TensorFlow's tf.data pipeline (DALI only with --use_dali); MXNet's
+# DALI with nvJPEG's mixed decoder (--data-backend dali-gpu).
+LOADERS = {("PyTorch", "DGX-1"): "dali-cpu", ("PyTorch", "DGX-2"): "dali-gpu",
+           ("TensorFlow", None): "tf-data", ("MXNet", None): "dali-gpu"}
+SPREAD_FIT_GPUS = (2, 4)          # the rows rank_spread is fitted on
+
+
+def row_loader(row: dict) -> str | None:
+    framework, machine = row["framework"].split()[0], row["gpu_variant"].split()[0]
+    return LOADERS.get((framework, machine), LOADERS.get((framework, None)))
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,14 @@ class RowResult:
     published: float
     simulated: float | None     # None: not simulated (note says why)
     note: str
+    synthetic: float | None = None   # simulated on synthetic data, ranks alike, GPU as modelled
+    loader: str | None = None
+    rank_spread: float = 0.0
+    fitted: str = ""                 # what was fitted to this row ("": a prediction)
+
+    @property
+    def synthetic_error(self) -> float | None:
+        return None if self.synthetic is None else self.synthetic / self.published - 1
 
     @property
     def error(self) -> float | None:
@@ -67,8 +101,7 @@ class RowResult:
         return None if self.simulated is None else self.simulated / self.published - 1
 
 
-def load_rows(path: Path = SCALING_CSV) -> list[dict]:
-    """The V100 ResNet-50 v1.5 rows of more than one GPU, in file order."""
+def _read(path: Path) -> list[dict]:
     try:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
@@ -83,16 +116,44 @@ def load_rows(path: Path = SCALING_CSV) -> list[dict]:
         if row["gpu"] != "V100" or row["network"] != "ResNet-50 v1.5":
             continue
         try:
-            n = int(row["n_gpus"])
+            int(row["n_gpus"])
             float(row["speedup_vs_1gpu"])
             int(row["batch_per_gpu"]) if row["batch_per_gpu"] else None
+            float(row["throughput_img_s"]) if row.get("throughput_img_s") else None
         except ValueError:
-            raise ValueError(f"{path} line {i} ({row['row_id']}): n_gpus, batch_per_gpu and "
-                             f"speedup_vs_1gpu must be numbers, got {row['n_gpus']!r}, "
-                             f"{row['batch_per_gpu']!r}, {row['speedup_vs_1gpu']!r}") from None
-        if n > 1:
-            out.append(row)
+            raise ValueError(f"{path} line {i} ({row['row_id']}): n_gpus, batch_per_gpu, "
+                             f"throughput_img_s and speedup_vs_1gpu must be numbers, got "
+                             f"{row['n_gpus']!r}, {row['batch_per_gpu']!r}, "
+                             f"{row.get('throughput_img_s')!r}, "
+                             f"{row['speedup_vs_1gpu']!r}") from None
+        out.append(row)
     return out
+
+
+def _setup(row: dict) -> tuple:
+    return tuple(row[k] for k in ("framework", "framework_version", "gpu_variant", "precision",
+                                  "precision_note", "batch_per_gpu"))
+
+
+def load_rows(path: Path = SCALING_CSV) -> list[dict]:
+    """The V100 ResNet-50 v1.5 rows of more than one GPU, in file order."""
+    return [r for r in _read(path) if int(r["n_gpus"]) > 1]
+
+
+def load_baselines(path: Path = SCALING_CSV) -> dict[tuple, float]:
+    """Published 1-GPU throughput (img/s) per setup (framework, version, machine, precision,
+    precision note, batch)."""
+    return {_setup(r): float(r["throughput_img_s"]) for r in _read(path)
+            if int(r["n_gpus"]) == 1 and r.get("throughput_img_s")}
+
+
+@dataclass(frozen=True)
+class _Config:
+    """What a row simulates: node type, GPU, precision, per-GPU batch."""
+    node: str
+    gpu: str
+    precision: str
+    batch: int
 
 
 class _Simulator:
@@ -101,29 +162,68 @@ class _Simulator:
     def __init__(self) -> None:
         self.cache: dict[tuple, float | str] = {}
 
-    def throughput(self, gpu: str, topology: str, precision: str, batch: int,
-                   n: int) -> float | str:
+    def throughput(self, cfg: _Config, n: int, speed: float = 1.0, loader: str = "synthetic",
+                   spread: float = 0.0) -> float | str:
         """Samples per second, or the reason there is none."""
-        key = (gpu, topology, precision, batch, n)
+        key = (cfg, n, speed, loader, spread)
         if key not in self.cache:
             from simulator import Cluster, simulate
             from simulator.policies import ConfigError
-            cluster = Cluster.build(gpu, n, LINK, topology=topology)
+            cluster = Cluster.from_node_type(cfg.node, n, device=cfg.gpu,
+                                             speeds={f"gpu{i}": speed for i in range(n)})
             try:
-                r = simulate("resnet50", cluster, "data-parallel", batch=batch,
-                             precision=precision)
-                self.cache[key] = (r.throughput_samples_per_s if r.ok else
+                # replica 0 alone, the others in lockstep: exact for a synchronous step,
+                # since rank 0 is the slowest (rank_spread) and every rank waits for it
+                r = simulate("resnet50", cluster, "data-parallel", batch=cfg.batch,
+                             precision=cfg.precision, input_pipeline=loader,
+                             rank_spread=spread, replicas="one")
+                self.cache[key] = (r.throughput_samples_per_s if r.oom is None else
                                    f"simulated out of memory ({r.oom.message()})")
             except ConfigError as exc:
                 self.cache[key] = f"not simulated: {exc}"
         return self.cache[key]
 
+    def speedup(self, cfg: _Config, n: int, speed: float, loader: str,
+                spread: float) -> float | str:
+        at_n = self.throughput(cfg, n, speed, loader, spread)
+        at_1 = self.throughput(cfg, 1, speed, loader, spread)
+        if isinstance(at_n, str):
+            return at_n
+        if isinstance(at_1, str):
+            return at_1
+        return at_n / at_1
 
-def compare(rows: list[dict] | None = None) -> list[RowResult]:
-    """Simulated against published speedup for every row (load_rows() by default)."""
+
+def _blom_z(n: int) -> float:
+    """The expected standard-normal order statistic of the slowest of n (Blom)."""
+    return statistics.NormalDist().inv_cdf(0.625 / (n + 0.25))
+
+
+def fit_rank_spread(results: list[RowResult]) -> float:
+    """Least squares, on the log speedups of the SPREAD_FIT_GPUS rows, of the spread whose
+    slowest rank of N makes the rest of the model's speedup the published one: the slowest
+    rank runs exp(spread * z_N) as fast (z_N < 0), so log(published / simulated) =
+    spread * z_N."""
+    pairs = [(_blom_z(r.n_gpus), math.log(r.published / r.simulated)) for r in results
+             if r.n_gpus in SPREAD_FIT_GPUS and r.simulated is not None]
+    if not pairs:
+        return 0.0
+    return max(0.0, sum(z * y for z, y in pairs) / sum(z * z for z, _ in pairs))
+
+
+def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None = None,
+            rank_spread: float | None = None) -> list[RowResult]:
+    """Simulated against published speedup for every row (load_rows() by default), each GPU
+    at its row's 1-GPU throughput (baselines, load_baselines() by default; a setup without
+    one runs the GPU as modelled), with the row's loader, and the ranks' spread fitted on the
+    2- and 4-GPU rows (fit_rank_spread) unless rank_spread is given."""
+    from hwmodels import host_input
     rows = load_rows() if rows is None else rows
+    baselines = load_baselines() if baselines is None else baselines
+    loader_fits = {host_input.loader(name).fitted_to.split(":")[0]: name
+                   for name in host_input.loader_names()[1:]}
     sim = _Simulator()
-    out = []
+    plans = []
     for row in rows:
         n, published = int(row["n_gpus"]), float(row["speedup_vs_1gpu"])
         stated = bool(row["batch_per_gpu"])
@@ -133,60 +233,120 @@ def compare(rows: list[dict] | None = None) -> list[RowResult]:
             notes.append("gradients grouped as DDP's buckets")
         if "XLA" in row["precision_note"] and "no XLA" not in row["precision_note"]:
             notes.append("XLA-compiled there, eager op graph here")
-        simulated, reason = None, None
-        machine = MACHINES.get(row["gpu_variant"])
+        machine, loader = MACHINES.get(row["gpu_variant"]), row_loader(row)
+        reason: str | None = None
+        cfg: _Config | None = None
+        speed = 1.0
         if machine is None:
             reason = f"machine {row['gpu_variant']!r} is not modelled"
         elif row["precision"] not in PRECISIONS:
             reason = f"precision {row['precision']!r} is not modelled"
         elif batch is None:
             reason = "no batch stated and no default"
+        elif loader is None:
+            reason = f"no loader known for {row['framework']!r}"
         else:
-            at_n = sim.throughput(*machine, PRECISIONS[row["precision"]], batch, n)
-            at_1 = sim.throughput(*machine, PRECISIONS[row["precision"]], batch, 1)
-            bad = next((t for t in (at_n, at_1) if isinstance(t, str)), None)
-            if bad is None:
-                simulated = at_n / at_1
+            cfg = _Config(*machine, PRECISIONS[row["precision"]], batch)
+            one = sim.throughput(cfg, 1)
+            base = baselines.get(_setup(row))
+            if isinstance(one, str):
+                reason = one
+            elif base is None:
+                notes.append("no 1-GPU row: GPU as modelled")
             else:
-                reason = bad
-        if reason:
-            notes.insert(0, reason)
-        out.append(RowResult(row["row_id"], row["framework"], row["framework_version"],
-                             row["gpu_variant"], row["precision"], n, batch, stated, published,
-                             simulated, "; ".join(notes)))
+                speed = round(base / one, 6)
+        plans.append((row, n, published, stated, batch, notes, reason, cfg, speed, loader))
+
+    def run(spread: float) -> list[RowResult]:
+        out = []
+        for row, n, published, stated, batch, notes, reason, cfg, speed, loader in plans:
+            simulated: float | None = None
+            synthetic: float | None = None
+            if cfg is not None and loader is not None and reason is None:
+                full = sim.speedup(cfg, n, speed, loader, spread)
+                plain = sim.speedup(cfg, n, 1.0, "synthetic", 0.0)
+                if isinstance(full, str):
+                    reason = full
+                elif isinstance(plain, str):
+                    reason = plain
+                else:
+                    simulated, synthetic = full, plain
+            fitted = (f"{loader_fits[row['row_id']]} cost" if row["row_id"] in loader_fits else
+                      "rank_spread" if n in SPREAD_FIT_GPUS else "")
+            out.append(RowResult(row["row_id"], row["framework"], row["framework_version"],
+                                 row["gpu_variant"], row["precision"], n, batch, stated,
+                                 published, simulated, "; ".join(
+                                     ([reason] if reason else []) + notes), synthetic, loader,
+                                 spread, fitted))
+        return out
+
+    if rank_spread is None:
+        rank_spread = fit_rank_spread(run(0.0))
+    return run(rank_spread)
+
+
+def fit_loader_costs(path: Path = SCALING_CSV) -> dict[str, tuple[str, float]]:
+    """Per loader of the catalog, the row it is fitted to and the per-image CPU cost that
+    row gives: the node's cores over its published images/s (the row was input-bound)."""
+    from hwmodels import host_input
+    rows = {r["row_id"]: r for r in _read(path)}
+    out = {}
+    for name in host_input.loader_names()[1:]:
+        row_id = host_input.loader(name).fitted_to.split(":")[0]
+        row = rows[row_id]
+        cores = host_input.host_cpus(MACHINES[row["gpu_variant"]][0]).cores  # type: ignore[union-attr]
+        out[name] = (row_id, cores / float(row["throughput_img_s"]))
     return out
 
 
-def summary(results: list[RowResult], n_gpus: tuple[int, ...] | None = None) -> dict:
+def summary(results: list[RowResult], n_gpus: tuple[int, ...] | None = None,
+            synthetic: bool = False, predicted_only: bool = False) -> dict:
     """Rows compared, mean absolute percentage error, the largest error and its row, and the
-    rows within the goal; over the rows of `n_gpus` (all when None)."""
-    picked = [r for r in results if r.error is not None
-              and (n_gpus is None or r.n_gpus in n_gpus)]
+    rows within the goal; over the rows of `n_gpus` (all when None); of the synthetic-data
+    simulation (ranks alike, GPU as modelled) where `synthetic`; leaving out the rows a
+    constant was fitted to where `predicted_only`."""
+    def err(r: RowResult) -> float | None:
+        return r.synthetic_error if synthetic else r.error
+
+    picked = [(r, e) for r in results if (e := err(r)) is not None
+              and (n_gpus is None or r.n_gpus in n_gpus)
+              and not (predicted_only and r.fitted)]
     if not picked:
         return {"rows": 0, "mape": None, "max_abs_error": None, "worst": None, "within_goal": 0}
-    worst = max(picked, key=lambda r: abs(r.error))
-    return {"rows": len(picked), "mape": sum(abs(r.error) for r in picked) / len(picked),
-            "max_abs_error": abs(worst.error), "worst": worst.row_id,
-            "within_goal": sum(abs(r.error) <= GOAL_RELATIVE_ERROR for r in picked)}
+    worst, worst_err = max(picked, key=lambda p: abs(p[1]))
+    return {"rows": len(picked), "mape": sum(abs(e) for _, e in picked) / len(picked),
+            "max_abs_error": abs(worst_err), "worst": worst.row_id,
+            "within_goal": sum(abs(e) <= GOAL_RELATIVE_ERROR for _, e in picked)}
 
 
 def format_report(results: list[RowResult]) -> str:
     lines = [f"{'row':6} {'framework':22} {'version':26} {'machine':16} {'prec':4} {'N':>2} "
-             f"{'batch':>6} {'published':>9} {'simulated':>9} {'error':>7}  note"]
+             f"{'batch':>6} {'loader':8} {'published':>9} {'synthetic':>9} {'simulated':>9} "
+             f"{'error':>7}  note"]
     for r in results:
         batch = "-" if r.batch_per_gpu is None else f"{r.batch_per_gpu}{'' if r.batch_stated else '*'}"
+        syn = "-" if r.synthetic is None else f"{r.synthetic:.2f}"
         sim = "-" if r.simulated is None else f"{r.simulated:.2f}"
         err = "-" if r.error is None else f"{100 * r.error:+.1f}%"
         lines.append(f"{r.row_id:6} {r.framework[:22]:22} {r.version[:26]:26} {r.machine:16} "
-                     f"{r.precision:4} {r.n_gpus:>2} {batch:>6} {r.published:>9.2f} {sim:>9} "
-                     f"{err:>7}  {r.note}")
+                     f"{r.precision:4} {r.n_gpus:>2} {batch:>6} {r.loader or '-':8} "
+                     f"{r.published:>9.2f} {syn:>9} {sim:>9} {err:>7}  "
+                     f"{'; '.join(filter(None, (r.fitted and 'fitted: ' + r.fitted, r.note)))}")
     lines.append("* no batch stated: NVIDIA's default for the precision (DEFAULT_BATCH)")
+    lines.append("synthetic: synthetic data, ranks alike, GPU as modelled; simulated: the "
+                 "row's loader on the node's CPUs, the GPU at the row's 1-GPU throughput, "
+                 f"rank_spread {results[0].rank_spread if results else 0.0:.4f} (fitted on "
+                 f"the {' and '.join(map(str, SPREAD_FIT_GPUS))}-GPU rows)")
     for label, ns in (("all rows", None), ("1-to-8 and 1-to-16", (8, 16))):
-        s = summary(results, ns)
-        if s["rows"]:
-            lines.append(f"{label}: {s['rows']} rows, MAPE {100 * s['mape']:.2f}%, max "
-                         f"{100 * s['max_abs_error']:.2f}% ({s['worst']}), within "
-                         f"{100 * GOAL_RELATIVE_ERROR:g}%: {s['within_goal']}")
+        for kind, synthetic, predicted in (("synthetic", True, False),
+                                           ("simulated", False, False),
+                                           ("simulated, predictions only", False, True)):
+            s = summary(results, ns, synthetic, predicted)
+            if s["rows"]:
+                lines.append(f"{label}, {kind}: {s['rows']} rows, MAPE "
+                             f"{100 * s['mape']:.2f}%, max {100 * s['max_abs_error']:.2f}% "
+                             f"({s['worst']}), within {100 * GOAL_RELATIVE_ERROR:g}%: "
+                             f"{s['within_goal']}")
     return "\n".join(lines)
 
 
@@ -195,10 +355,17 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--csv", type=Path, default=SCALING_CSV,
                         help="the published scaling table (default: the committed one)")
+    parser.add_argument("--fit-loaders", action="store_true",
+                        help="print each loader's per-image CPU cost fitted to its row of the "
+                             "table (catalog/input_pipelines.toml holds them)")
     args = parser.parse_args(argv)
     try:
-        results = compare(load_rows(args.csv))
-    except ValueError as exc:
+        if args.fit_loaders:
+            for name, (row_id, cost) in fit_loader_costs(args.csv).items():
+                print(f"{name}: cpu_core_s_per_image = {cost:.4e} (fitted to {row_id})")
+            return 0
+        results = compare(load_rows(args.csv), load_baselines(args.csv))
+    except (ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_report(results))

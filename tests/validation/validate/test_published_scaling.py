@@ -1,22 +1,24 @@
 """Data-parallel ResNet-50 on V100s against NVIDIA's published scaling (scaling.csv).
 
-The goal was every published 1-to-8 and 1-to-16 speedup within 3%. The model misses it, and
-the test states the bound it does meet. The simulated speedups are 7.99-8.00 on 8 GPUs and
-15.98-15.99 on 16: DDP's buckets hide all but the last bucket's all-reduce, and the whole
-gradient all-reduce (102 MB at NCCL's 135 GB/s bus bandwidth over the DGX-1's six rings or
-the DGX-2's NVSwitch) takes 1.3-1.4 ms, against a 300 ms FP32 or 205 ms AMP step: even
-unhidden it would cost under 0.7%. The published runs lose 2-4% on most rows (PyTorch FP32
-on 8 GPUs: 7.74-7.82, +2.3% to +3.3% here) and up to 20% on some (PyTorch 21.03 AMP 6.93,
-TensorFlow XLA AMP on 16 GPUs 12.74-13.27): losses that communication cannot account for.
-Every row ran on real data, and what the model lacks is the host: the input pipeline
-(JPEG decoding on the CPUs the N training processes share) and the per-process work. So
-the model is an upper bound on every row, and its error is the share of the published
-loss that is not communication. Figures: python -m validation.validate.published_scaling.
+On synthetic data, with ranks alike, the model scales at 7.99-8.00 on 8 GPUs and 15.98-15.99
+on 16: DDP's buckets hide all but the last bucket's all-reduce, and the whole gradient
+all-reduce (102 MB at NCCL's 135 GB/s bus bandwidth) takes 1.3-1.4 ms against a 200-300 ms
+step. The published runs lose 2-4% on most rows and up to 20% on some. What loses it is the
+host and the ranks: every row decoded real ImageNet on the node's CPU cores, which the N
+training processes share (mixed precision needs 3x the images, so it is input-bound first),
+and a synchronous step waits for the slowest of N ranks. The validation simulates both, with
+each loader's per-image cost fitted to one input-bound row and the ranks' spread fitted to the
+2- and 4-GPU rows; the other 1-to-8 and 1-to-16 rows are predictions. Figures:
+python -m validation.validate.published_scaling.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import pytest
 
+from hwmodels import host_input
 from validation.validate import published_scaling as ps
 
 
@@ -36,35 +38,61 @@ def test_every_v100_resnet50_row_is_simulated(results):
     assert "XLA" in by_id["M0054"].note and "XLA" not in by_id["M0057"].note
 
 
-def test_the_model_is_an_upper_bound_on_every_row(results):
-    """It has the communication and not the host: it never predicts a loss the runs did not
-    have (1%: the published speedups are rounded and two are above linear)."""
+def test_communication_alone_costs_under_half_a_percent(results):
     for r in results:
-        assert r.simulated >= r.published * 0.99, r
-
-
-def test_simulated_communication_costs_under_half_a_percent(results):
-    for r in results:
-        assert r.n_gpus * 0.995 <= r.simulated <= r.n_gpus, r
+        assert r.n_gpus * 0.995 <= r.synthetic <= r.n_gpus, r
 
 
 def test_errors_against_the_published_speedups(results):
-    """The goal (3% per 1-to-8 and 1-to-16 row) is missed; the bounds met today are these."""
-    eight_sixteen = ps.summary(results, (8, 16))
-    overall = ps.summary(results)
-    assert eight_sixteen["rows"] == 45 and overall["rows"] == 73
-    assert eight_sixteen["mape"] <= 0.06
-    assert overall["mape"] <= 0.046
-    assert overall["max_abs_error"] <= 0.26
-    # PyTorch DDP in FP32, the configuration the policy follows most closely, on 8 and 16
-    pytorch_fp32 = [r for r in results if r.framework == "PyTorch DDP" and r.precision == "FP32"]
-    assert len(pytorch_fp32) == 7
-    assert all(abs(r.error) <= 0.035 for r in pytorch_fp32)
+    """The goal: every 1-to-8 and 1-to-16 row within 3%. Met by most predicted rows; the
+    misses are TensorFlow XLA and MXNet 18.12 rows (format_report lists every row)."""
+    predicted = ps.summary(results, (8, 16), predicted_only=True)
+    assert predicted["rows"] == 42
+    assert predicted["mape"] <= 0.021
+    assert predicted["within_goal"] >= 34
+    assert predicted["max_abs_error"] <= 0.09
+    before = ps.summary(results, (8, 16), synthetic=True)
+    assert before["rows"] == 45 and before["mape"] >= 0.055 and before["within_goal"] <= 17
+    # PyTorch DDP, the configuration the policy follows most closely, on 8 and 16
+    pytorch = [r for r in results if r.framework == "PyTorch DDP" and not r.fitted]
+    assert len(pytorch) == 13
+    assert all(abs(r.error) <= 0.035 for r in pytorch)
+
+
+def test_fitted_rows_are_labelled_and_reproduced(results):
+    by_id = {r.row_id: r for r in results}
+    assert by_id["M0008"].fitted == "dali-cpu cost" and abs(by_id["M0008"].error) < 0.005
+    assert by_id["M0100"].fitted == "dali-gpu cost" and abs(by_id["M0100"].error) < 0.005
+    assert by_id["M0075"].fitted == "tf-data cost" and abs(by_id["M0075"].error) < 0.005
+    assert {r.fitted for r in results if r.n_gpus in (2, 4)} == {"rank_spread"}
+    assert sum(bool(r.fitted) for r in results if r.n_gpus >= 8) == 3
+
+
+def test_the_catalog_holds_the_loader_costs_its_rows_give():
+    for name, (row_id, cost) in ps.fit_loader_costs().items():
+        spec = host_input.loader(name)
+        assert spec.fitted_to.startswith(row_id + ":")
+        assert spec.cpu_core_s_per_image == pytest.approx(cost, rel=1e-4), name
+
+
+def test_rank_spread_comes_from_the_2_and_4_gpu_rows_alone(results):
+    spread = results[0].rank_spread
+    assert 0.01 < spread < 0.04
+    assert all(r.rank_spread == spread for r in results)
+    # the fit recovers a spread the 2- and 4-GPU rows were made with, whatever the others say
+    base = results[0]
+    made = [replace(base, n_gpus=n, simulated=float(n),
+                    published=n * math.exp(0.02 * ps._blom_z(n)) * (0.5 if n >= 8 else 1))
+            for n in (2, 4, 4, 8, 16)]
+    assert ps.fit_rank_spread(made) == pytest.approx(0.02)
 
 
 def test_report_lists_rows_and_summaries(results, capsys):
     text = ps.format_report(results)
-    assert "M0006" in text and "MAPE" in text and "1-to-8 and 1-to-16: 45 rows" in text
+    assert "M0006" in text and "MAPE" in text
+    assert "1-to-8 and 1-to-16, synthetic: 45 rows" in text
+    assert "1-to-8 and 1-to-16, simulated, predictions only: 42 rows" in text
+    assert "M0008" in text and "fitted: dali-cpu cost" in text
 
 
 def test_bad_tables_exit_2_naming_what_is_wrong(tmp_path, capsys):

@@ -1,0 +1,110 @@
+"""Data parallelism with the host's input pipeline and ranks that vary (data-parallel options
+input_pipeline, loader_threads, host_cores, rank_spread)."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hwmodels import host_input
+from simulator import Cluster, simulate
+from simulator.cli import main
+from simulator.policies import ConfigError
+from simulator.policies._data_parallel import rank_time_factors
+
+
+def _dgx1(n: int, **opts):
+    return simulate("resnet50", Cluster.from_node_type("dgx1-v100", n), "data-parallel",
+                    batch=256, precision="amp-fp16", replicas="one", **opts)
+
+
+def test_a_node_whose_cores_cannot_keep_up_is_input_bound():
+    cost = host_input.loader("dali-cpu").cpu_core_s_per_image
+    alone, eight = _dgx1(1, input_pipeline="dali-cpu"), _dgx1(8, input_pipeline="dali-cpu")
+    # one AMP V100 takes fewer images than 40 cores decode: the GPU bounds it
+    assert alone.throughput_samples_per_s == pytest.approx(
+        _dgx1(1).throughput_samples_per_s)
+    # eight share the 40 cores: the node decodes 40 / cost images a second, no more
+    assert eight.throughput_samples_per_s == pytest.approx(40 / cost, rel=1e-6)
+    assert eight.throughput_samples_per_s < 8 * alone.throughput_samples_per_s * 0.9
+
+
+def test_synthetic_is_the_default_and_costs_nothing():
+    assert _dgx1(8).to_json() == _dgx1(8, input_pipeline="synthetic").to_json()
+
+
+def test_fewer_loader_threads_or_cores_make_the_bound_tighter():
+    base = _dgx1(1, input_pipeline="dali-cpu").throughput_samples_per_s
+    cost = host_input.loader("dali-cpu").cpu_core_s_per_image
+    four = _dgx1(1, input_pipeline="dali-cpu", loader_threads=4).throughput_samples_per_s
+    assert four == pytest.approx(4 / cost, rel=1e-6) and four < base
+    assert _dgx1(8, input_pipeline="dali-cpu", host_cores=20).throughput_samples_per_s == \
+        pytest.approx(20 / cost, rel=1e-6)
+
+
+def test_a_loader_needs_the_hosts_cores():
+    plain = Cluster.build("v100", 2, "nvlink2")
+    with pytest.raises(ConfigError, match="needs the host's CPU cores: give the option "
+                                          "host_cores"):
+        simulate("resnet20", plain, "data-parallel", batch=8, input_pipeline="dali-cpu")
+    r = simulate("resnet20", plain, "data-parallel", batch=8, input_pipeline="dali-cpu",
+                 host_cores=2)
+    assert r.ok
+
+
+def test_rank_factors_are_expected_order_statistics_slowest_first():
+    assert rank_time_factors(1, 0.05) == [1.0]
+    f8 = rank_time_factors(8, 0.02)
+    assert f8 == sorted(f8, reverse=True) and f8[0] > 1 > f8[-1]
+    # the slowest of 8 and of 16 lag about 1.4 and 1.8 spreads
+    assert math.log(f8[0]) / 0.02 == pytest.approx(1.42, abs=0.02)
+    assert math.log(rank_time_factors(16, 0.02)[0]) / 0.02 == pytest.approx(1.77, abs=0.02)
+
+
+@given(n=st.integers(1, 300), spread=st.floats(0, 0.5))
+def test_rank_factors_are_symmetric_about_the_median(n, spread):
+    f = rank_time_factors(n, spread)
+    assert len(f) == n
+    for a, b in zip(f, reversed(f), strict=True):
+        assert math.log(a) == pytest.approx(-math.log(b), abs=1e-9)
+
+
+def test_the_step_waits_for_the_slowest_rank():
+    even = _dgx1(8).iteration_time_s
+    spread = _dgx1(8, rank_spread=0.03).iteration_time_s
+    slowest = rank_time_factors(8, 0.03)[0]
+    assert spread > even
+    assert spread == pytest.approx(even * slowest, rel=0.01)
+    # every replica simulated gives the same step as replica 0 alone (it is the slowest)
+    every = simulate("resnet50", Cluster.from_node_type("dgx1-v100", 8), "data-parallel",
+                     batch=256, precision="amp-fp16", rank_spread=0.03)
+    assert every.iteration_time_s == pytest.approx(spread, rel=1e-9)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--input-pipeline", "jpeg"], "option 'input_pipeline': 'jpeg' is out of range"),
+    (["--input-pipeline", "dali-cpu"], "needs the host's CPU cores"),
+    (["--rank-spread", "-0.1"], "option 'rank_spread': -0.1 is out of range"),
+    (["--host-cores", "0"], "option 'host_cores': 0 is out of range"),
+])
+def test_bad_options_exit_2_naming_them(capsys, extra, message):
+    code = main(["simulate", "--workload", "resnet20", "--batch", "8", "--hardware", "v100",
+                 "--devices", "2", "--link", "nvlink2", "--policy", "data-parallel", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+
+
+def test_same_result_whatever_the_hash_seed():
+    code = ("from simulator import Cluster, simulate\n"
+            "r = simulate('resnet20', Cluster.from_node_type('dgx2', 16), 'data-parallel', "
+            "batch=64, input_pipeline='dali-gpu', rank_spread=0.02, replicas='one')\n"
+            "print(r.to_json())")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+            for seed in ("0", "1")}
+    assert len(outs) == 1
