@@ -94,8 +94,10 @@ def input_batch_tasks(tg: TaskGraph, cluster, simulated, batch: int, input_pipel
         except HardwareError as exc:
             raise ConfigError(str(exc)) from None
         extra[f"{d.id}.input"] = 1
+        # the host's work, not the GPU's: attributed to no device, so that the GPU's figures
+        # (exposed communication, compute utilisation) stay the GPU's
         tg.new(f"{d.id}/input.next_batch", f"{d.id}.input", load_s, category="input",
-               device=d.id, meta={"input_pipeline": input_pipeline, "images": batch})
+               meta={"input_pipeline": input_pipeline, "images": batch, "rank": d.id})
 
 
 def data_parallel_options(*names: str) -> dict[str, Option]:

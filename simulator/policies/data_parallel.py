@@ -130,6 +130,10 @@ class DataParallel(Policy):
         return tg
 
     def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
+        # the loader's batch time, beside the step it may bound (host_input.py)
+        loads = [t.duration_s for t in result.log.tasks if t.category == "input"]
+        if loads:
+            result.extras["input_batch_s"] = max(loads)
         # ranks that are not alike: what the step loses to the slowest (stragglers.py)
         if any(d.speed != 1.0 or d.jitter is not None for d in cluster.devices):
             result.extras.update(wait_for_slowest(result.log))

@@ -34,6 +34,14 @@ def test_a_node_whose_cores_cannot_keep_up_is_input_bound():
     assert eight.throughput_samples_per_s < 8 * alone.throughput_samples_per_s * 0.9
 
 
+def test_the_loaders_time_is_reported_and_is_not_the_gpus_communication():
+    bound = _dgx1(8, input_pipeline="dali-cpu")
+    assert bound.extras["input_batch_s"] == pytest.approx(bound.iteration_time_s, rel=1e-9)
+    plain = _dgx1(8)
+    assert "input_batch_s" not in plain.extras
+    assert bound.exposed_communication_s == pytest.approx(plain.exposed_communication_s)
+
+
 def test_synthetic_is_the_default_and_costs_nothing():
     assert _dgx1(8).to_json() == _dgx1(8, input_pipeline="synthetic").to_json()
 
