@@ -140,7 +140,7 @@ class SparseTrain(Policy):
             if op.name not in items:
                 continue
             deps = [em.task_of[p] for p in g.predecessors(op.name)]
-            for name, (dur, meta) in zip(names[op.name], items[op.name]):
+            for name, (dur, meta) in zip(names[op.name], items[op.name], strict=True):
                 tg.new(name, dev.cores, dur, deps=deps, priority=i, category="compute",
                        device=dev.id, meta={"op": op.name, "kind": op.kind, "phase": op.phase,
                                             "work_item": True, **meta})
@@ -164,7 +164,7 @@ class SparseTrain(Policy):
         """extras['conv_passes']: per conv pass its span (first item start to last end),
         sparsity and kernel; extras['conv_time_s']: their sum over non-initial layers."""
         spans: dict[str, list] = {}
-        for t, s, e in zip(result.log.tasks, result.log.start_s, result.log.end_s):
+        for t, s, e in zip(result.log.tasks, result.log.start_s, result.log.end_s, strict=True):
             m = t.meta
             if m.get("work_item") and "pass" in m:
                 row = spans.setdefault(m["op"], [s, e, m])
