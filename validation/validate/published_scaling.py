@@ -1,6 +1,7 @@
 """Data-parallel speedups against NVIDIA's published ResNet-50 v1.5 scaling on V100s.
 
-    python -m validation.validate.published_scaling [--csv scaling.csv] [--fit-loaders]
+    python -m validation.validate.published_scaling [--csv scaling.csv] [--gpu-as-modelled]
+                                                    [--fit-loaders]
 
 Reads the V100 ResNet-50 v1.5 rows of measured/published/scaling.csv (NVIDIA
 DeepLearningExamples: 1, 2, 4 and 8 GPUs of a DGX-1, NVLink hybrid cube-mesh; 16 GPUs of a
@@ -14,7 +15,8 @@ What the simulation holds beyond the GPUs and NVLink (datasheet rates, NCCL's la
   synthetic data runs at the table's 1-GPU throughput for the same software and precision.
   This checks scaling, not the single-GPU model (`dnnsim validate --published` does that);
   the two disagree where the software differs from what the GPU model was fitted to (NCHW
-  AMP in the PyTorch 19.10 and 20.06 containers, NHWC in 21.03).
+  AMP in the PyTorch 19.10 and 20.06 containers, NHWC in 21.03). --gpu-as-modelled runs the
+  GPU model's own speed instead.
 - The input pipeline every row ran (real ImageNet): the loader of the row's framework as
   NVIDIA's scripts run it by default (LOADERS; an assumption, the table does not record it),
   decoding on the node's CPU cores that the N training processes share
@@ -90,6 +92,7 @@ class RowResult:
     loader: str | None = None
     rank_spread: float = 0.0
     fitted: str = ""                 # what was fitted to this row ("": a prediction)
+    anchored: bool = False           # the GPU at the row's 1-GPU throughput (else as modelled)
 
     @property
     def synthetic_error(self) -> float | None:
@@ -260,6 +263,7 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
     def run(spread: float) -> list[RowResult]:
         out = []
         for row, n, published, stated, batch, notes, reason, cfg, speed, loader in plans:
+            anchored = _setup(row) in baselines
             simulated: float | None = None
             synthetic: float | None = None
             if cfg is not None and loader is not None and reason is None:
@@ -277,7 +281,7 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
                                  row["gpu_variant"], row["precision"], n, batch, stated,
                                  published, simulated, "; ".join(
                                      ([reason] if reason else []) + notes), synthetic, loader,
-                                 spread, fitted))
+                                 spread, fitted, anchored))
         return out
 
     if rank_spread is None:
@@ -333,8 +337,10 @@ def format_report(results: list[RowResult]) -> str:
                      f"{r.published:>9.2f} {syn:>9} {sim:>9} {err:>7}  "
                      f"{'; '.join(filter(None, (r.fitted and 'fitted: ' + r.fitted, r.note)))}")
     lines.append("* no batch stated: NVIDIA's default for the precision (DEFAULT_BATCH)")
+    gpu = ("the GPU at the row's 1-GPU throughput" if any(r.anchored for r in results) else
+           "the GPU as modelled")
     lines.append("synthetic: synthetic data, ranks alike, GPU as modelled; simulated: the "
-                 "row's loader on the node's CPUs, the GPU at the row's 1-GPU throughput, "
+                 f"row's loader on the node's CPUs, {gpu}, "
                  f"rank_spread {results[0].rank_spread if results else 0.0:.4f} (fitted on "
                  f"the {' and '.join(map(str, SPREAD_FIT_GPUS))}-GPU rows)")
     for label, ns in (("all rows", None), ("1-to-8 and 1-to-16", (8, 16))):
@@ -355,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--csv", type=Path, default=SCALING_CSV,
                         help="the published scaling table (default: the committed one)")
+    parser.add_argument("--gpu-as-modelled", action="store_true",
+                        help="run each GPU at the GPU model's speed instead of the row's 1-GPU "
+                             "throughput")
     parser.add_argument("--fit-loaders", action="store_true",
                         help="print each loader's per-image CPU cost fitted to its row of the "
                              "table (catalog/input_pipelines.toml holds them)")
@@ -364,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, (row_id, cost) in fit_loader_costs(args.csv).items():
                 print(f"{name}: cpu_core_s_per_image = {cost:.4e} (fitted to {row_id})")
             return 0
-        results = compare(load_rows(args.csv), load_baselines(args.csv))
+        results = compare(load_rows(args.csv),
+                          {} if args.gpu_as_modelled else load_baselines(args.csv))
     except (ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -87,6 +87,18 @@ def test_rank_spread_comes_from_the_2_and_4_gpu_rows_alone(results):
     assert ps.fit_rank_spread(made) == pytest.approx(0.02)
 
 
+def test_each_gpu_runs_at_its_rows_1_gpu_throughput(results):
+    assert all(r.anchored for r in results)
+    # a setup without a 1-GPU row runs the GPU as modelled, and says so
+    row = {"row_id": "X2", "network": "ResNet-50 v1.5", "gpu": "V100",
+           "gpu_variant": "DGX-1 V100 16GB", "n_gpus": "2", "interconnect_intra": "",
+           "framework": "PyTorch DDP", "framework_version": "v", "precision": "FP32",
+           "precision_note": "", "batch_per_gpu": "64", "speedup_vs_1gpu": "1.98"}
+    (alone,) = ps.compare([row], baselines={}, rank_spread=0.0)
+    assert not alone.anchored and "GPU as modelled" in alone.note
+    assert alone.simulated == pytest.approx(alone.synthetic, rel=1e-9)
+
+
 def test_report_lists_rows_and_summaries(results, capsys):
     text = ps.format_report(results)
     assert "M0006" in text and "MAPE" in text
