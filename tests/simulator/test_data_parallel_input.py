@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwmodels import host_input
@@ -116,3 +116,20 @@ def test_same_result_whatever_the_hash_seed():
                            check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
             for seed in ("0", "1")}
     assert len(outs) == 1
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.sampled_from([1, 2, 4, 8]), cores=st.floats(0.5, 64),
+       loader=st.sampled_from(host_input.loader_names()[1:]))
+def test_a_loader_never_speeds_a_step_up_and_bounds_it_by_its_batch_time(n, cores, loader):
+    def step(**opts):
+        return simulate("resnet20", Cluster.from_node_type("dgx1-v100", n), "data-parallel",
+                        batch=32, replicas="one", **opts)
+    plain = step()
+    fed = step(input_pipeline=loader, host_cores=cores)
+    load_s = host_input.batch_time_s(loader, 32, cores, n)
+    assert fed.iteration_time_s == pytest.approx(max(plain.iteration_time_s, load_s),
+                                                 rel=1e-9)
+    # more cores never make the step longer
+    assert step(input_pipeline=loader, host_cores=cores * 2).iteration_time_s <= \
+        fed.iteration_time_s
