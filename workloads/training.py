@@ -104,7 +104,8 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
             (op.kind_record.backward or backward_rules.gradient)(ctx, op, dy)
 
     # a later call of shared weights (meta["shared_params"]: op -> the op holding them) has
-    # no update of its own: its weight gradient joins the holder's
+    # no update of its own: its weight gradient joins the holder's, summed as autograd sums
+    # them (one out-of-place add of the whole table) before the optimizer reads it
     shared = g.meta.get("shared_params", {})
     joins: dict[str, list[str]] = {}
     for fwd_name, gw in ctx.weight_grad_of.items():
@@ -116,6 +117,10 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
         fwd = g.op(fwd_name)
         spec = TensorSpec((fwd.params,), _param_width(fwd))
         reads = (gw, *joins.get(fwd_name, ()))
+        if len(reads) > 1:
+            reads = (g.add(Op(f"{fwd_name}.grad_weight_acc", "grad_accumulate", reads,
+                              tuple(spec for _ in reads), spec, dict(stamp),
+                              phase="backward", forward=fwd_name)).name,)
         g.add(Op(f"{fwd_name}.update", "sgd_update", reads, tuple(spec for _ in reads), spec,
                  params=fwd.params, phase="update", forward=fwd_name,
                  attrs={"optimizer": optimizer, "tensors": param_tensors(fwd),

@@ -8,7 +8,8 @@ so channels and resolution vary apart, and for k = 1, 3 at channel counts that a
 vectors (20-320), from 48x48 down to 3x3 pixels (map sizes between the powers of two) and
 squeezed to a third and expanded back (24-384 channels); first layers on 1- and 3-channel images
 (kernels 3 to 11, strides 1 to 4); depthwise-separable stages (strides 1 and 2) with
-concatenation at three widths; 2x2 and 3x3 max and average pooling; stacks of fully
+concatenation at three widths; grouped 3x3 convolutions of 2 to 32 channels per group
+between 1x1 convolutions, from 64x64 down to 4x4 pixels; 2x2 and 3x3 max and average pooling; stacks of fully
 connected layers; and every pointwise activation besides ReLU (tanh, sigmoid, GELU, ...) on
 images of three resolutions and on fully connected layers (with a batch norm of features);
 products of maps with per-channel gates (squeeze-and-excitation) and with their own sigmoid;
@@ -43,6 +44,10 @@ FUNNEL_CHANNELS = (24, 48, 96, 192, 384)
 # activations with the parameters networks set (ReLU6, a 0.2 leaky slope, GPT's GELU)
 ACTIVATION_ATTRS = {"hardtanh": {"min_val": 0.0, "max_val": 6.0},
                     "leaky_relu": {"negative_slope": 0.2}, "gelu": {"approximate": "tanh"}}
+# grouped stages: channels per stage (64x64 down to 4x4 pixels), and channels per group (2 to
+# 32: from two lanes of a vector to two vectors)
+GROUPED_CHANNELS = (32, 64, 128, 256, 512)
+GROUP_WIDTHS = (2, 4, 8, 16, 32)
 # first layers: (out channels, kernel, stride), each a branch from the image
 STEMS = ((16, 3, 1), (6, 5, 1), (32, 7, 2), (64, 11, 4), (24, 3, 2), (48, 5, 2))
 
@@ -122,6 +127,32 @@ def separable_grid(batch: int, width: float = 1.0, name: str = "grid_separable",
     x = b.flatten(b.avgpool(x, 4))
     b.linear(x, 10)
     return b.build()
+
+
+def grouped_grid(batch: int, group_width: int, channels=GROUPED_CHANNELS) -> OpGraph:
+    """Bottleneck stages around a grouped 3x3 convolution of `group_width` channels per group
+    (1x1 in, grouped 3x3, 1x1 out, residual), at `channels` wide from 64x64 down to 4x4 pixels.
+
+    Why: oneDNN runs a grouped convolution with fewer channels per group than a vector holds
+    in its direct kernel, blocked by the group's channels (4 or 8 of the 16 fp32 lanes of
+    AVX-512 filled; the weight gradient of 4 per group goes to im2col + GEMM), and a
+    depthwise one in a kernel of its own, so neither depthwise nor dense measurements tell
+    how fast they run: 3x3 convolutions of 4, 8 and 16 channels per group ran at 11, 40 and
+    55 GFLOP/s on an AVX-512 Xeon core where a dense one ran at 138."""
+    b = GraphBuilder(grouped_name(group_width), input_shape=(3, 64, 64), batch=batch)
+    x = b.input()
+    for i, c in enumerate(channels):
+        with b.scope(f"stage{i}"):
+            x = b.relu(b.batchnorm(b.conv2d(x, c, 1)))
+            y = b.relu(b.batchnorm(b.conv2d(x, c, 3, stride=1 if i == 0 else 2, padding=1,
+                                            groups=max(1, c // group_width))))
+            x = b.relu(b.batchnorm(b.conv2d(y, c, 1)))
+    b.linear(b.flatten(b.adaptive_avgpool(x)), 10)
+    return b.build()
+
+
+def grouped_name(group_width: int) -> str:
+    return f"grid_grouped_w{group_width}"
 
 
 def pool_grid(batch: int) -> OpGraph:
@@ -255,6 +286,7 @@ NETWORKS = {
     **{f"grid_separable_k{k}": (lambda batch, k=k: separable_grid(batch, 1.0,
                                                                   f"grid_separable_k{k}", k))
        for k in (5, 7)},
+    **{grouped_name(w): (lambda batch, w=w: grouped_grid(batch, w)) for w in GROUP_WIDTHS},
     "grid_pool": pool_grid,
     "grid_mlp": mlp_grid,
     "grid_mlp_narrow": lambda batch: mlp_grid(batch, (512, 192, 64), "grid_mlp_narrow"),
@@ -288,6 +320,7 @@ GRID_CASES: tuple[tuple[str, int], ...] = (
     ("grid_separable_odd", 4), ("grid_separable_odd", 16),
     ("grid_separable_k5", 2), ("grid_separable_k5", 8),
     ("grid_separable_k7", 2), ("grid_separable_k7", 8),
+    *((grouped_name(w), batch) for w in GROUP_WIDTHS for batch in (2, 8)),
     ("grid_pool", 4), ("grid_pool", 16),
     ("grid_mlp", 32), ("grid_mlp", 256), ("grid_mlp_narrow", 16), ("grid_mlp_narrow", 128),
     ("grid_mlp_small", 16), ("grid_mlp_small", 128), ("grid_mlp_tiny", 8), ("grid_mlp_tiny", 200),

@@ -59,6 +59,11 @@ def test_synthetic_calibration_networks_build_and_replay():
         g = get(name, 2)
         assert g.meta["network"] == name and len(g.topo()) > 5
     assert {n for n, _ in GRID_CASES} == set(NETWORKS)
+    # grouped convolutions (not depthwise) of 2 to 32 channels per group: oneDNN runs them in
+    # a kernel of their own (hwmodels/kernels.py)
+    grouped = {op.in_specs[0].shape[1] // op.attrs["groups"] for name, batch in GRID_CASES
+               for op in get(name, batch) if op.kind == "conv2d" and op.attrs["groups"] > 1}
+    assert {2, 4, 8, 16, 32} <= grouped
     rounds = replay_times(lower_training(get("grid_separable", 1)), "cpu", rounds=1, warmup=0)
     assert rounds[0]
     with pytest.raises(WorkloadError, match="batch size"):
