@@ -6,11 +6,14 @@ from .. import engine
 from ..tasks import TaskGraph
 
 
-def run_tasks(tasks: TaskGraph, cluster, *, enforce_memory: bool = True) -> engine.RunLog:
+def run_tasks(tasks: TaskGraph, cluster, *, enforce_memory: bool = True,
+              memory_budget_bytes: dict[str, int] | None = None) -> engine.RunLog:
     """The engine's log of `tasks` on the cluster's resources and memory, each device starting
-    from the resident bytes the plan declares (tasks.meta['resident_bytes'])."""
+    from the resident bytes the plan declares (tasks.meta['resident_bytes']). A device named in
+    `memory_budget_bytes` has that much memory instead of its own (a planner's budget)."""
     # a plan may add resources of its own (the data-parallel input pipeline's {device}.input)
     capacities = {**cluster.resources, **tasks.meta.get("extra_resources", {})}
-    return engine.run(tasks, capacities, cluster.memory_capacity_bytes(),
+    memory = {**cluster.memory_capacity_bytes(), **(memory_budget_bytes or {})}
+    return engine.run(tasks, capacities, memory,
                       memory_baseline_bytes=tasks.meta.get("resident_bytes"),
                       enforce_memory=enforce_memory)

@@ -31,6 +31,7 @@ from ._offload import (
     offload_candidates,
     step_ops,
 )
+from ._runs import run_tasks
 from ._swap_model import Prediction, StepModel, alap_triggers, predict
 
 GIB = 2 ** 30
@@ -125,19 +126,17 @@ MAX_VERIFIED = 8   # engine runs spent checking the model's best plans
 def pick_verified(plans: list, g, cluster, candidates, ops, budget: int, name: str):
     """The best-predicted plan that also runs in the engine on one device under the budget
     (the model serves copies in a simpler order than the engine, so it can be optimistic)."""
-    from .. import engine
     from ..cluster import Cluster
 
     one = Cluster([cluster.devices[0]], cluster.link, host=cluster.host,
                   host_link=cluster.host_link)
-    caps = {**one.memory_capacity_bytes(), one.devices[0].id: budget}
     offload_plans = [
         OffloadPlan(tuple(t.name for t in sorted(chosen, key=lambda t: t.produced_at)),
                     {t.name: ops[trig[t.name]].name for t in chosen}, figures)
         for chosen, trig, figures in plans[:MAX_VERIFIED]]
     for plan in offload_plans:
         tg = emit_training_step(f"{name}:check", g, one, plan, candidates)
-        log = engine.run(tg, one.resources, caps, memory_baseline_bytes=tg.meta["resident_bytes"])
+        log = run_tasks(tg, one, memory_budget_bytes={one.devices[0].id: budget})
         if log.ok:
             return plan, {**plan.predicted, "verified_time_s": log.makespan_s}
     return offload_plans[0], {**offload_plans[0].predicted, "verified": False}
