@@ -97,3 +97,9 @@ def test_no_policy_module_writes_the_results_iteration_time_itself():
     writers = sorted(p.name for p in (ROOT / "simulator" / "policies").glob("*.py")
                      if "iteration_time_override_s" in p.read_text())
     assert writers == []
+
+
+def test_only_the_shared_helper_runs_the_engine():
+    callers = sorted(p.name for p in (ROOT / "simulator" / "policies").glob("*.py")
+                     if "engine.run(" in p.read_text() and p.name != "_runs.py")
+    assert callers == []
