@@ -61,10 +61,11 @@ PRECISIONS = {"FP32": "fp32", "AMP": "amp-fp16", "FP16": "fp16"}
 # images per GPU with AMP and 128 with FP32, in PyTorch and TensorFlow alike (the PyTorch
 # 19.10 rows' own notes say so; the TensorFlow README's DGX-1 examples use the same).
 DEFAULT_BATCH = {"FP32": 128, "AMP": 256}
-# The loader each framework's NVIDIA scripts use unless told otherwise, as their READMEs'
-# command-line options give it: PyTorch's main.py --data-backend dali-cpu, with dali-gpu the
-# README's advice on a DGX-2; TensorFlow's tf.data pipeline (DALI only with --use_dali); MXNet's
-# DALI with nvJPEG's mixed decoder (--data-backend dali-gpu).
+# The loader each framework's NVIDIA scripts use unless told otherwise: PyTorch's main.py
+# --data-backend dali-cpu, with dali-gpu the README's advice on a DGX-2; TensorFlow's tf.data
+# pipeline (DALI only with --use_dali); MXNet's DALI with nvJPEG's mixed decoder
+# (--data-backend dali-gpu). An assumption: the table does not record the loader, and these
+# defaults are not checked against the READMEs at each row's pinned commit.
 LOADERS = {("PyTorch", "DGX-1"): "dali-cpu", ("PyTorch", "DGX-2"): "dali-gpu",
            ("TensorFlow", None): "tf-data", ("MXNet", None): "dali-gpu"}
 SPREAD_FIT_GPUS = (2, 4)          # the rows rank_spread is fitted on
