@@ -120,7 +120,8 @@ class LayerLowering:
                 conv_name):
         """A Conv1d as PyTorch runs it on the CPU: a conv2d over a one-pixel height, between
         views (N, C, L) -> (N, C, 1, L) -> (N, C', L'). Returns (output, the conv2d op)."""
-        one = lambda v: int(v[0] if isinstance(v, (tuple, list)) else v)  # noqa: E731
+        def one(v):
+            return int(v[0] if isinstance(v, (tuple, list)) else v)
         n, c, length = self.b.spec(x).shape
         x4 = self.b.reshape(x, (n, c, 1, length), name=self.name("as_2d"))
         conv = self.b.conv2d(x4, out_channels, (1, one(kernel)), stride=(1, one(stride)),

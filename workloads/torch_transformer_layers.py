@@ -17,7 +17,8 @@ def _sig_encoder(src, mask=None, src_key_padding_mask=None, is_causal=None): ...
 
 class TransformerLayerLowering:
     def _feed_forward(self, m, x, prefix):
-        name = lambda part: self.name(f"{prefix}{part}")  # noqa: E731
+        def name(part):
+            return self.name(f"{prefix}{part}")
         y = self.b.linear(x, m.linear1.out_features, bias=m.linear1.bias is not None,
                           name=name("linear1"))
         act, F, nn = m.activation, self.torch.nn.functional, self.nn
@@ -41,7 +42,8 @@ class TransformerLayerLowering:
         return self.b.layernorm(x, norm.normalized_shape, norm.elementwise_affine, name=name)
 
     def _encoder_layer(self, m, x, causal, prefix):
-        name = lambda part: self.name(f"{prefix}{part}")  # noqa: E731
+        def name(part):
+            return self.name(f"{prefix}{part}")
 
         def sa(y):
             y = self._attention_block(m.self_attn, y, [y, y], causal, False, f"{prefix}self_attn.")
@@ -56,7 +58,8 @@ class TransformerLayerLowering:
         return self._norm(m.norm2, self.b.add(x, ff(x), name=name("add2")), name("norm2"))
 
     def _decoder_layer(self, m, x, memory, causal, prefix):
-        name = lambda part: self.name(f"{prefix}{part}")  # noqa: E731
+        def name(part):
+            return self.name(f"{prefix}{part}")
 
         def sa(y):
             y = self._attention_block(m.self_attn, y, [y, y], causal, False, f"{prefix}self_attn.")

@@ -268,7 +268,8 @@ class PipelineEmitter:
                device=dev.id, meta={"unit": "B", "mb": mb, "partition": p})
         em = emit_ops(tg, g, dev, ops=local, prefix=f"{self.mb_prefix}{mb}/p{p}/",
                       extra_deps=extra, meta={"mb": mb, "partition": p})
-        succ_in = lambda name, s: any(q in s for q in g.successors(name))  # noqa: E731
+        def succ_in(name, s):
+            return any(q in s for q in g.successors(name))
         f_sinks = [em.task_of[n] for n in fset if not succ_in(n, fset)]
         b_sinks = [em.task_of[n] for n in bset if not succ_in(n, bset)]
         fdone, bdone = self.names.done(p, "F", mb), self.names.done(p, "B", mb)

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
            "reason": args.reason.strip(),
            "relative_tolerance": golden.RELATIVE_TOLERANCE,
            "targets": dict(old.get("targets", {})), "simulate": dict(old.get("simulate", {}))}
-    wanted = lambda key: not args.only or key in args.only  # noqa: E731
+    def wanted(key):
+        return not args.only or key in args.only
     targets = golden.target_ids()
     doc["targets"] = {k: v for k, v in doc["targets"].items() if k in targets}  # gone: drop
     for key, target in targets.items():

@@ -142,13 +142,15 @@ def test_all_zero_vectors_cost_only_their_detection(skx):
 
 def test_one_fma_unit_gains_more_than_two(skx, skx2):
     op = _conv(256, 256, 3)["forward"]
-    gain = lambda m: m.dense_cycles(op) / m.sparse_cycles(op, 0.8)  # noqa: E731
+    def gain(m):
+        return m.dense_cycles(op) / m.sparse_cycles(op, 0.8)
     assert gain(skx) > gain(skx2) > 1.0
 
 
 def test_small_vector_count_limits_the_gain(skx2):
     narrow, wide = _conv(256, 64, 1)["forward"], _conv(256, 256, 3)["forward"]
-    gain = lambda op: skx2.dense_cycles(op) / skx2.sparse_cycles(op, 0.5)  # noqa: E731
+    def gain(op):
+        return skx2.dense_cycles(op) / skx2.sparse_cycles(op, 0.5)
     assert gain(narrow) < 1.0 < gain(wide)
 
 

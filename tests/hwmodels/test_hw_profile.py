@@ -43,7 +43,8 @@ def test_extrapolation_keeps_the_fitted_law(conv_op):
     """Points that follow time = a + b*FLOPs exactly: unmeasured sizes, inside or far beyond
     the measured range, are predicted by the same law."""
     ops = [conv_op(b) for b in (1, 4, 16)]
-    law = lambda op: 2e-5 + op.flops / 5e10  # noqa: E731
+    def law(op):
+        return 2e-5 + op.flops / 5e10
     prof = Profile(meta=dict(META), kinds={"conv2d": [[op.flops, float(op.bytes_moved), law(op)]
                                                       for op in ops]})
     m = model_for("xeon-avx512-2c", profile=prof)

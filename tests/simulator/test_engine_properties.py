@@ -107,7 +107,8 @@ def test_same_input_same_trace(case):
     tg, caps = case
     a = engine.run(tg, caps)
     b = engine.run(tg, caps)
-    dump = lambda log: json.dumps([log.start_s, log.end_s, log.memory_timeline])  # noqa: E731
+    def dump(log):
+        return json.dumps([log.start_s, log.end_s, log.memory_timeline])
     assert dump(a) == dump(b)
 
 

@@ -193,7 +193,8 @@ def _speedup(t: Target) -> float:
 def _memory_reduction(t: Target) -> float:
     run, base = t.scenario_obj().run(enforce_memory=False), t.baseline_obj().run(
         enforce_memory=False)
-    mean = lambda r: sum(r.peak_memory_bytes.values()) / len(r.peak_memory_bytes)  # noqa: E731
+    def mean(r):
+        return sum(r.peak_memory_bytes.values()) / len(r.peak_memory_bytes)
     return 1.0 - mean(run) / mean(base)
 
 

@@ -31,7 +31,10 @@ def _normalize_kernel(op, state):
 
 def _logit_scale_kernel(op, state):
     param, = state.params_of(op)
-    scale = lambda: torch.clamp(param, max=_LOGIT_MAX).exp()   # noqa: E731
+
+    def scale():
+        return torch.clamp(param, max=_LOGIT_MAX).exp()
+
     if op.kind == "logit_scale":
         return lambda x: x * scale()
     owner = op.forward or op.name

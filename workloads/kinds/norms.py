@@ -62,18 +62,23 @@ def _norm_kernel(op, state):
     mask = [True, w is not None, w is not None]
     if op.kind.startswith("layernorm"):
         dims = list(a["normalized_shape"])
-        forward = lambda x: aten.native_layer_norm(x, dims, w, bias, EPS)  # noqa: E731
-        backward = lambda dy, x, mean, rstd: aten.native_layer_norm_backward(  # noqa: E731
-            dy, x, dims, mean, rstd, w, bias, mask)
+
+        def forward(x):
+            return aten.native_layer_norm(x, dims, w, bias, EPS)
+
+        def backward(dy, x, mean, rstd):
+            return aten.native_layer_norm_backward(dy, x, dims, mean, rstd, w, bias, mask)
     else:
         g = a["num_groups"]
 
         def sizes(x):
             return x.shape[0], x.shape[1], x[0, 0].numel()
-        forward = lambda x: aten.native_group_norm(x, w, bias, *sizes(x), g,  # noqa: E731
-                                                   EPS)
-        backward = lambda dy, x, mean, rstd: aten.native_group_norm_backward(  # noqa: E731
-            dy, x, mean, rstd, w, *sizes(x), g, mask)
+
+        def forward(x):
+            return aten.native_group_norm(x, w, bias, *sizes(x), g, EPS)
+
+        def backward(dy, x, mean, rstd):
+            return aten.native_group_norm_backward(dy, x, mean, rstd, w, *sizes(x), g, mask)
     if not op.kind.endswith("_grad"):
         def norm(x):
             y, mean, rstd = forward(x)
