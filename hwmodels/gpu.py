@@ -48,6 +48,14 @@ NO_WINOGRAD_ARCHITECTURES = frozenset({"kepler"})
 SPEC_EFFICIENCY_FIELDS = {"conv": "conv_fwd", "conv_grad_input": "conv_dgrad",
                           "conv_grad_weight": "conv_wgrad", "matmul": "gemm"}
 CONV_PASS = {"conv2d": "fwd", "conv2d_grad_input": "dgrad", "conv2d_grad_weight": "wgrad"}
+# Pointwise kinds a framework folds into the kernel before them, so they move no memory of
+# their own: NVIDIA's MXNet containers run ResNets' batch norms as fused NHWC BatchNorm+ReLU and
+# BatchNorm+Add+ReLU kernels (forward and backward); XLA fuses elementwise ops into their
+# producers. PyTorch, Torch7 and TensorFlow without XLA launch each op as its own kernel.
+FUSED_POINTWISE = {
+    "mxnet": frozenset({"relu", "relu_grad", "add"}),
+    "tensorflow-xla": frozenset({"relu", "relu_grad", "add"}),
+}
 # Kinds that run on tensor cores in a half format: the GEMM-shaped ones, batched products and
 # attention (gpu_attention.py)
 PRODUCT_KINDS = frozenset({"batched_matmul", "batched_matmul_grad"})
@@ -276,17 +284,25 @@ class GPUModel(DeviceModel):
         return "fp32"
 
     # -- op time -------------------------------------------------------------------------
+    @property
+    def fused_kinds(self) -> frozenset[str]:
+        """Kinds the framework folds into the kernel before them (FUSED_POINTWISE)."""
+        return FUSED_POINTWISE.get(self.framework or "", frozenset())
+
     def curve_time_s(self, op: Op) -> float:
-        if op.is_view:
+        if op.is_view or op.kind in self.fused_kinds:
             return 0.0
         fam = self.family_constants
         best = self.chosen_option(op)
-        device_s = (self.option_time_s(best, fam, self.tensor_cores(op))
-                    + best.kernels * fam.kernel_overhead_s)
+        device_s = self.option_time_s(best, fam, self.tensor_cores(op))
         return max(device_s, best.kernels * self.host_overhead_s)
 
     def option_time_s(self, option: KernelOption, fam: GpuFamily, tensor: bool) -> float:
-        """max(arithmetic, memory) of one algorithm at the architecture's efficiencies."""
+        """max(arithmetic, memory) of one algorithm at the architecture's efficiencies, plus
+        the gap each of its kernels leaves (what cudnn.benchmark's timing sees)."""
+        return self._work_time_s(option, fam, tensor) + option.kernels * fam.kernel_overhead_s
+
+    def _work_time_s(self, option: KernelOption, fam: GpuFamily, tensor: bool) -> float:
         share = self.stream_memory if option.key == "stream" else fam.memory
         bandwidth = self.mem_bandwidth_Bps * self.mem_efficiency * share
         scale = fam.tensor_core if tensor else 1.0
@@ -375,6 +391,10 @@ class GPUModel(DeviceModel):
         cost = unit_gemm(*conv.implicit_gemm(pass_), split_k=pass_ == "wgrad")
         options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
                                 "implicit_gemm")]
+        if pass_ == "dgrad":    # the scatter's additions go to L2 as atomics, not to DRAM;
+            cost = unit_gemm(*conv.dgrad_scatter(), split_k=False)   # after zeroing dx
+            options.append(KernelOption("conv_dgrad", cost.compute_s, traffic, "implicit_gemm",
+                                        kernels=2))
         if (conv.winograd_ok and not tensor
                 and self.spec.architecture not in NO_WINOGRAD_ARCHITECTURES):
             elem = op.out.dtype_bytes
@@ -384,11 +404,12 @@ class GPUModel(DeviceModel):
                 cost = unit_gemm(wm, wn, wk, wb, split_k=pass_ == "wgrad")
                 options.append(KernelOption(
                     "winograd", cost.compute_s, traffic + cost.extra_bytes + transformed * elem,
-                    "winograd_fused" if fused else "winograd_nonfused"))
+                    "winograd_fused" if fused else "winograd_nonfused",
+                    kernels=1 if fused else gk.TRANSFORM_KERNELS))
         if conv.fft_ok and not tensor:
             fm, fn, fk, fb, transformed = conv.fft(pass_)
             cost = unit_gemm(fm, fn, fk, fb, split_k=pass_ == "wgrad")
             options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
                                         traffic + cost.extra_bytes + transformed * 4,
-                                        "fft_tiling"))
+                                        "fft_tiling", kernels=gk.TRANSFORM_KERNELS))
         return options

@@ -50,6 +50,9 @@ SPLIT_K_MIN_K = 256         # split-K keeps at least this much of K per CTA
 TENSOR_CORE_ALIGN = 8       # tensor-core GEMM dimensions are padded to this
 THIN_GROUP_CHANNELS = 8     # input channels per group below which a direct kernel runs
 FFT_TILE = 32               # cuDNN FFT_TILING's transform size
+# kernels a transform algorithm (non-fused Winograd, FFT) launches: the filter's and the
+# input's transforms, the batched products, the output's inverse transform
+TRANSFORM_KERNELS = 4
 
 
 def tile_efficiency(tile_m: int, tile_n: int) -> float:
@@ -147,11 +150,32 @@ class ConvProblem:
         npq = self.batch * self.out_hw[0] * self.out_hw[1]
         if pass_ == "fwd":
             return npq, kk, c * rs, g
-        if pass_ == "dgrad":   # each input pixel gathers from rs / stride^2 output pixels
-            nhw = self.batch * self.in_hw[0] * self.in_hw[1]
-            taps = max(1, math.ceil(rs / (self.stride[0] * self.stride[1])))
-            return nhw, c, kk * taps, g
+        if pass_ == "dgrad":
+            pixels, taps = self._dgrad_gather()
+            return pixels, c, math.ceil(kk * taps), g
         return kk, c * rs, npq, g                                          # wgrad
+
+    def _dgrad_gather(self) -> tuple[int, float]:
+        """(input pixels that receive a gradient, filter taps each gathers on average) of the
+        data gradient as a gather: with stride s the input splits into s_h x s_w phases,
+        phase (a, b) gathering ceil((R - a) / s_h) x ceil((S - b) / s_w) taps; a phase with
+        none (a 1x1 filter at stride 2) only has zeros written, outside the GEMM."""
+        (r, s_), (sh, sw) = self.kernel, self.stride
+        h, w = self.in_hw
+        phase_taps = [math.ceil((r - a) / sh) * math.ceil((s_ - b) / sw)
+                      for a in range(min(sh, r)) for b in range(min(sw, s_))]
+        pixels = self.batch * math.ceil(h / sh) * math.ceil(w / sw) * len(phase_taps)
+        return max(1, min(pixels, self.batch * h * w)), sum(phase_taps) / len(phase_taps)
+
+    def dgrad_scatter(self) -> tuple[int, int, int, int]:
+        """(m, n, k, batch) of the data gradient as a scatter (cuDNN's BWD_DATA_ALGO_0): each
+        output pixel's gradient times the filter gives its R x S x C input contributions,
+        added into the input gradient. Its GEMM is wide where the gather's is narrow (a first
+        layer's C = 1 or 3 input channels)."""
+        g = self.groups
+        rs = self.kernel[0] * self.kernel[1]
+        npq = self.batch * self.out_hw[0] * self.out_hw[1]
+        return npq, self.in_channels // g * rs, self.out_channels // g, g
 
     def winograd(self, pass_: str, fused: bool) -> tuple[int, int, int, int, float]:
         """(m, n, k, batch GEMMs, transformed elements through memory) of a Winograd pass:

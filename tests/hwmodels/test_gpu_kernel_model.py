@@ -1,5 +1,6 @@
 """The GPU kernel model: tiles and waves, cuDNN's algorithms, the arithmetic per precision."""
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -163,3 +164,60 @@ def test_a_framework_table_without_its_streaming_share_is_an_error():
     text = "[frameworks.pytorch]\nhost_overhead_s = 2e-5\nfitted_to = \"x\"\n"
     with pytest.raises(HardwareError, match="takes host_overhead_s, stream_memory, fitted_to"):
         load_frameworks(text, "mine.toml")
+
+
+def first_layer_ops(channels, kernel, stride, size=64):
+    b = GraphBuilder("stem", input_shape=(channels, size, size), batch=8)
+    b.flatten(b.conv2d(b.input(), 32, kernel, stride=stride, name="conv"))
+    g = b.build()
+    # a one-parameter input makes the data gradient part of the step, as DeepBench times it
+    g = g.copy(g.name, lambda op: replace(op, params=1) if op.kind == "input" else op)
+    return {op.kind: op for op in lower_training(g)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(kernel=st.integers(1, 7), stride=st.integers(1, 3), out=st.integers(4, 30))
+def test_a_strided_data_gradient_gathers_only_the_taps_its_phases_have(kernel, stride, out):
+    """The data gradient as a gather makes each input pixel take R x S / stride^2 taps on
+    average (up to the rounding of the input into stride x stride phases), however the stride
+    and the filter compare: a 1x1 filter at stride 2 feeds one input pixel in four, and the
+    others only get zeros."""
+    size = (out - 1) * stride + kernel          # unpadded: every input pixel is read
+    conv = gk.ConvProblem(2, 16, 32, (size, size), (out, out), (kernel, kernel),
+                          (stride, stride), (1, 1), 1)
+    m, n, k, _ = conv.implicit_gemm("dgrad")
+    taps = 2 * size * size * 16 * 32 * kernel * kernel / stride ** 2
+    assert taps * 0.999 <= m * n * k <= taps * ((size + stride) / size) ** 2 * 1.001
+    if kernel == 1:
+        assert (m, k) == (2 * out ** 2, 32)
+
+
+def test_a_first_layers_data_gradient_scatters_over_its_few_input_channels():
+    """With one input channel, the gather's GEMM is one column wide; cuDNN's BWD_DATA_ALGO_0
+    multiplies each output pixel's gradient by the filter instead (R x S x C columns) and adds
+    the results into the zeroed input gradient: two kernels."""
+    v100 = model_for("v100")
+    dgrad = first_layer_ops(1, (5, 20), 2)["conv2d_grad_input"]
+    gather, scatter = v100.kernel_options(dgrad)[:2]
+    assert scatter.unit_s < gather.unit_s / 4 and scatter.kernels == 2
+    assert v100.chosen_option(dgrad) == scatter
+
+
+def test_transform_algorithms_launch_a_kernel_per_stage():
+    v100 = model_for("v100")
+    options = {o.algorithm: o for o in v100.kernel_options(conv_ops()["conv2d"])}
+    assert options["winograd_fused"].kernels == 1
+    assert options["winograd_nonfused"].kernels == gk.TRANSFORM_KERNELS
+    assert options["fft_tiling"].kernels == gk.TRANSFORM_KERNELS
+    assert options["implicit_gemm"].kernels == 1
+
+
+@pytest.mark.parametrize("framework,fused", [("mxnet", True), ("tensorflow-xla", True),
+                                             ("pytorch", False), ("torch7", False)])
+def test_fusing_frameworks_fold_pointwise_ops_into_their_producers(framework, fused):
+    ops = conv_ops(batch=64)
+    model = model_for("v100")
+    model.framework = framework
+    pytorch = model_for("v100")
+    assert (model.op_time_s(ops["relu"]) == 0.0) == fused
+    assert model.op_time_s(ops["conv2d"]) == pytest.approx(pytorch.op_time_s(ops["conv2d"]))

@@ -54,6 +54,7 @@ class Terms:
     tensor: np.ndarray
     unit_s: np.ndarray
     memory_s: np.ndarray
+    kernels: np.ndarray                 # kernels each option launches
     ops_per_row: np.ndarray
     measured_s: np.ndarray
     labels: list[str]
@@ -73,11 +74,16 @@ class Terms:
         eff = eff * np.where(self.tensor, fam.tensor_core, 1.0)
         # streaming kernels are the framework's; GEMMs' and convolutions' traffic the library's
         share = np.where(self.key == 0, self.stream_share[self.row_of_option], fam.memory)
-        option_s = np.maximum(self.unit_s / eff, self.memory_s / share)
+        option_s = (np.maximum(self.unit_s / eff, self.memory_s / share)
+                    + self.kernels * fam.kernel_overhead_s)
         n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
         op_s = np.full(n_ops, np.inf)
         np.minimum.at(op_s, self.op_of_option, option_s)
-        op_s = np.maximum(op_s + fam.kernel_overhead_s, self.host_s[self._row_of_op])
+        # the framework issues each kernel of the fastest option (GPUModel.curve_time_s)
+        chosen = option_s == op_s[self.op_of_option]
+        kernels = np.zeros(n_ops)
+        np.maximum.at(kernels, self.op_of_option[chosen], self.kernels[chosen])
+        op_s = np.maximum(op_s, kernels * self.host_s[self._row_of_op])
         return np.bincount(self._row_of_op, weights=op_s, minlength=len(self.measured_s))
 
     @property
@@ -91,11 +97,11 @@ def _terms(items: Iterable[tuple[str, str, list, float, str | None]]) -> Terms:
     ops_per_row, measured, labels, frameworks = [], [], [], []
     op_index = 0
     for row_index, (label, gpu, ops, measured_s, framework) in enumerate(items):
-        model = pg.gpu_model(gpu)
+        model = pg.gpu_model(gpu, framework=framework)
         bandwidth = model.mem_bandwidth_Bps * model.mem_efficiency
         counted = 0
         for op in ops:
-            if op.is_view:
+            if op.is_view or op.kind in model.fused_kinds:
                 continue
             tensor = model.tensor_cores(op)
             for option in model.kernel_options(op):
@@ -105,6 +111,7 @@ def _terms(items: Iterable[tuple[str, str, list, float, str | None]]) -> Terms:
                 cols["tensor"].append(tensor)
                 cols["unit"].append(option.unit_s)
                 cols["mem"].append(option.traffic_bytes / bandwidth)
+                cols["kernels"].append(option.kernels)
             op_index += 1
             counted += 1
         ops_per_row.append(counted)
@@ -113,7 +120,8 @@ def _terms(items: Iterable[tuple[str, str, list, float, str | None]]) -> Terms:
         frameworks.append(framework)
     terms = Terms(np.array(cols["row"], dtype=int), np.array(cols["op"], dtype=int),
                   np.array(cols["key"], dtype=int), np.array(cols["tensor"], dtype=bool),
-                  np.array(cols["unit"]), np.array(cols["mem"]), np.array(ops_per_row),
+                  np.array(cols["unit"]), np.array(cols["mem"]),
+                  np.array(cols["kernels"], dtype=float), np.array(ops_per_row),
                   np.array(measured), labels, frameworks)
     terms.set_frameworks(defaultdict(lambda: START_HOST_S), defaultdict(lambda: START_STREAM))
     return terms

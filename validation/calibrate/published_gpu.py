@@ -64,7 +64,10 @@ FWD_BWD_ONLY = ("torch7", "cudnn r4", "neon")
 NETWORK_COLUMNS = ("network", "gpu", "precision", "batch_per_gpu")
 # the framework a row ran in, by a word of its `framework` column: its host time per op
 FRAMEWORK_WORDS = (("torch7", "torch7"), ("cudnn r4", "torch7"), ("pytorch", "pytorch"),
-                   ("tensorflow", "tensorflow"), ("mxnet", "mxnet"))
+                   ("xla", "tensorflow-xla"), ("tensorflow", "tensorflow"), ("mxnet", "mxnet"))
+# a row whose precision_note says it ran with XLA (and not "no XLA") is scored in that
+# framework, which fuses elementwise ops (hwmodels/gpu.py FUSED_POINTWISE)
+XLA_SUFFIX = " + XLA"
 
 
 def framework_key(framework: str) -> str:
@@ -149,6 +152,9 @@ def read_network_rows(path: str) -> Table:
         net = _lookup(NETWORK_NAMES, r["network"] or "", nets)
         precision = PRECISION_NAMES.get((r["precision"] or "").strip().lower())
         framework = (r.get("framework") or "").strip()
+        note = (r.get("precision_note") or "").lower()
+        if "xla" in note and "no xla" not in note:
+            framework += XLA_SUFFIX
         batch = _number(r["batch_per_gpu"])
         throughput = _number(r.get("throughput_img_s"))
         if throughput is None and batch and _number(r.get("iter_time_ms")):
