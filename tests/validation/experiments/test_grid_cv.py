@@ -26,7 +26,7 @@ def test_cli_prints_the_table_and_names_bad_input(capsys, tmp_path):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "no grid network among resnet20; known: grid_act, grid_act_mlp, " in err
-    assert ", grid_gate, grid_k1, " in err
+    assert ", grid_gate, grid_grouped_w16, " in err and ", grid_k1, " in err
     with pytest.raises(SystemExit):
         grid_cv.main(["--profile", str(tmp_path / "missing.toml")])
     assert "missing.toml" in capsys.readouterr().err
