@@ -23,12 +23,11 @@ from .kinds import is_kind, kind_of
 
 def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
     if isinstance(v, int):
-        out = (v, v)
-    else:
-        out = tuple(int(x) for x in v)
-        if len(out) != 2:
-            raise WorkloadError(f"{what} must be an int or a pair, got {v!r}")
-    return out  # type: ignore[return-value]
+        return v, v
+    out = tuple(int(x) for x in v)
+    if len(out) != 2:
+        raise WorkloadError(f"{what} must be an int or a pair, got {v!r}")
+    return out[0], out[1]
 
 
 def _broadcasts(small: Sequence[int], full: Sequence[int]) -> bool:
@@ -380,4 +379,5 @@ class GraphBuilder(SequenceOps):
         shape = self.spec(x).shape
         if len(shape) != 4:
             raise ShapeError(f"{what} after {x!r}: needs an NCHW input, got shape {shape}")
-        return shape  # type: ignore[return-value]
+        n, c, h, w = shape
+        return n, c, h, w

@@ -153,7 +153,8 @@ class SequenceOps:
         shape = self.spec(x).shape
         if len(shape) != 3:
             raise ShapeError(f"{what} after {x!r}: needs (N, S, D), got {shape}")
-        return shape  # type: ignore[return-value]
+        n, s, d = shape
+        return n, s, d
 
     def _check_shareable(self, holder: str, shape: tuple[int, int], bias: bool) -> None:
         """A layer may use the weight of `holder` (an embedding or a linear layer) where the

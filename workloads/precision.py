@@ -31,9 +31,9 @@ HALF_FORMAT = {"fp16": "fp16", "amp-fp16": "fp16", "bf16": "bf16", "amp-bf16": "
 
 
 def check_precision(precision: object) -> str:
-    if precision not in PRECISIONS:
+    if not isinstance(precision, str) or precision not in PRECISIONS:
         raise WorkloadError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    return precision  # type: ignore[return-value]
+    return precision
 
 
 def activation_bytes(precision: str) -> int:

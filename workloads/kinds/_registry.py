@@ -151,7 +151,7 @@ class KindSet(Set):
         self._predicate = predicate
 
     def __contains__(self, name: object) -> bool:
-        k = _REGISTRY.get(name)  # type: ignore[arg-type]
+        k = _REGISTRY.get(name) if isinstance(name, str) else None
         return k is not None and self._predicate(k)
 
     def __iter__(self) -> Iterator[str]:
