@@ -13,6 +13,7 @@ import sys
 import warnings
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import Any, NoReturn
 
 from workloads.errors import DnnsimError
 
@@ -34,9 +35,20 @@ class CommandLineError(DnnsimError):
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is a CommandLineError (one line, exit 2 from main) rather
-    than usage text and a SystemExit; subparsers inherit this class."""
+    than usage text and a SystemExit; subparsers inherit this class. It keeps, through public
+    API only, the option strings declared on it and (the top parser) its command parsers."""
 
-    def error(self, message: str):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.declared_options: set[str] = set()   # before argparse adds --help through add_argument
+        self.commands: dict[str, _Parser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.declared_options.update(action.option_strings)
+        return action
+
+    def error(self, message: str) -> NoReturn:
         raise CommandLineError(f"{message} (see {self.prog} --help)")
 
 
@@ -47,16 +59,15 @@ def _command_modules() -> list[ModuleType]:
     return modules
 
 
-def _split_extra(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[list[str], list[str]]:
+def _split_extra(parser: _Parser, argv: list[str]) -> tuple[list[str], list[str]]:
     """Take `--key value` pairs the command does not declare out of argv (policy options),
     before argparse could mistake their values for positional arguments."""
     if not argv:
         return argv, []
-    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
-    cmd = sub.choices.get(argv[0]) if sub else None
+    cmd = parser.commands.get(argv[0])
     if cmd is None or not cmd.get_default("_allow_extra"):
         return argv, []
-    known = set(cmd._option_string_actions)
+    known = cmd.declared_options
     keep, extra, i = [argv[0]], [], 1
     while i < len(argv):
         tok = argv[i]
@@ -71,13 +82,14 @@ def _split_extra(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[list
     return keep, extra
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(
         prog="dnnsim",
         description="Discrete-event performance simulator for deep-learning training and inference.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for mod in _command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        parser.commands[mod.NAME] = p
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run, _allow_extra=getattr(mod, "ALLOW_EXTRA", False), _parser=p)
     return parser
