@@ -218,6 +218,8 @@ class FunctionLowering:
 
     def _add(self, node, sign: float = 1.0):
         a = self.bind(_sig_add, node)
+        if sign == 1.0 and (out := self.rows_operand(a)) is not None:
+            return out
         if sign == 1.0 and (out := self.param_operand(a, "add")) is not None:
             return out
         if sign == 1.0 and (out := self.bias_operand(a)) is not None:

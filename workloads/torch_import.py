@@ -8,11 +8,11 @@ stand-in of PyTorch's shape) and then raises one WorkloadError that lists every 
 model, with the module path it sits at, and names what is supported. A model that does not run
 on the input raises PyTorch's own message with the module path where it failed.
 
-Here: `from_torch`, the tracer and the driver (`_Lowering`). Modules are lowered by
-torch_modules, functions and Tensor methods by torch_functions and torch_views, layers on
-parameters read directly by torch_layers, attention and transformers by torch_transformer
-(docs/importing.md lists what imports). A bare layer
-(an nn.Conv2d alone) is imported as a one-layer network; a module called more than once
+Here: `from_torch` and the driver (`_Lowering`); tracing is torch_trace's. Modules are
+lowered by torch_modules, functions and Tensor methods by torch_functions and torch_views,
+layers on parameters read directly by torch_layers, rows of a parameter table read as data by
+torch_params, attention and transformers by torch_transformer (docs/importing.md lists what
+imports). A bare layer (an nn.Conv2d alone) is imported as a one-layer network; a module called more than once
 shares its parameters: they are counted at its first call (graph.meta["shared_params"] maps
 each later call to it). torch is imported only when `from_torch` is called.
 """
@@ -26,7 +26,9 @@ from .torch_einsum import EinsumLowering
 from .torch_functions import FunctionLowering, _bind, _Const, _Pending
 from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
-from .torch_transformer import TransformerLowering
+from .torch_params import ParamViewLowering, _ParamRows
+from .torch_trace import _path_tracer, _RunError, _trace_failure, _value_prop
+from .torch_transformer import TransformerLowering, _Aux
 from .torch_transformer_layers import TransformerLayerLowering
 from .torch_views import ViewLowering
 from .torch_windows import WindowLowering
@@ -40,14 +42,6 @@ class _Unsupported(WorkloadError):
     def __init__(self, what: str, path: str, node: str, why: str) -> None:
         super().__init__(f"op {what} at module path {path or '<top>'!r} (fx node {node!r}) {why}")
         self.what, self.path, self.why = what, path or "<top>", why
-
-
-class _RunError(Exception):
-    """The model itself failed on the example input, at one node."""
-
-    def __init__(self, node, exc: Exception) -> None:
-        super().__init__(str(exc))
-        self.node, self.exc = node, exc
 
 
 def from_torch(module, example_input, name: str | None = None) -> OpGraph:
@@ -67,7 +61,7 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
     try:
         fx_graph = tracer.trace(root)
     except Exception as exc:  # fx raises many kinds of error on untraceable code
-        raise WorkloadError(f"torch.fx cannot trace {type(module).__name__}: {exc}") from exc
+        raise WorkloadError(_trace_failure(torch, type(module).__name__, tracer, exc)) from exc
     gm = torch.fx.GraphModule(tracer.root, fx_graph)
     modes = {m: m.training for m in module.modules()}
     module.eval()  # why: propagating shapes must not update batch-norm running statistics
@@ -82,58 +76,6 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
         for m, mode in modes.items():
             m.training = mode
     return _Lowering(torch, gm, example_input, name).run()
-
-
-def _value_prop(torch):
-    from torch.fx.node import map_aggregate
-    from torch.fx.passes.shape_prop import _extract_tensor_metadata
-
-    class ValueProp(torch.fx.Interpreter):
-        """Records each node's tensor shapes, and the values of everything else (sizes)."""
-
-        def run_node(self, n):
-            try:
-                result = super().run_node(n)
-            except _RunError:
-                raise
-            except Exception as exc:  # the model's own error, with the node it came from
-                raise _RunError(n, exc) from exc
-            found = []
-            meta = map_aggregate(result, lambda v: found.append(v) or _extract_tensor_metadata(v)
-                                 if isinstance(v, torch.Tensor) else v)
-            if found:
-                n.meta["tensor_meta"] = meta
-            if not isinstance(result, torch.Tensor):
-                n.meta["dnnsim_value"] = result
-            else:   # whether PyTorch made a view (or returned an input) rather than a copy
-                args: list = []
-                torch.fx.node.map_aggregate((n.args, n.kwargs), args.append)
-                inputs = [self.env[a] for a in args if isinstance(a, torch.fx.Node)]
-                n.meta["dnnsim_alias"] = result._is_view() or any(result is t for t in inputs)
-            return result
-    return ValueProp
-
-
-def _path_tracer(torch):
-    class PathTracer(torch.fx.Tracer):
-        """Records on each node the path of the module whose forward made it."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self._paths = [""]
-
-        def call_module(self, m, forward, args, kwargs):
-            self._paths.append(self.path_of_module(m))
-            try:
-                return super().call_module(m, forward, args, kwargs)
-            finally:
-                self._paths.pop()
-
-        def create_node(self, *args, **kwargs):
-            node = super().create_node(*args, **kwargs)
-            node.meta["dnnsim_module_path"] = self._paths[-1]
-            return node
-    return PathTracer
 
 
 def _describe(gm, node) -> tuple[str, str]:
@@ -159,7 +101,7 @@ def _where(gm, node) -> str:
 
 
 class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLowering,
-                TransformerLayerLowering,
+                TransformerLayerLowering, ParamViewLowering,
                 EinsumLowering, WindowLowering, ModuleLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
@@ -212,8 +154,11 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
                 else:
                     raise self.unsupported()
             except WorkloadError as exc:
-                if not (self._reads_stand_in(node) and self._is_known(node)):
-                    # (a known op on a stand-in fails because of the op refused upstream)
+                # a known op that refuses what it is asked (a mean over the features, a
+                # product with a constant table) is listed wherever it sits; one that only
+                # fails on a stand-in's tensor fails because of the op refused upstream
+                if not (self._reads_stand_in(node) and self._is_known(node)) or \
+                        isinstance(exc, _Unsupported):
                     self.refused.append(exc if isinstance(exc, _Unsupported)
                                         else self.unsupported(f"cannot be lowered: {exc}"))
                 self.env[node] = self._stand_in(node)
@@ -247,6 +192,8 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
             return _Const(node.meta.get("dnnsim_value"))  # e.g. channels // groups
         if (gathered := self.gathered_value(node)) is not None:
             return gathered
+        if (rows := self.param_rows_value(node)) is not None:
+            return rows
         if (aux := self.aux_value(node)) is not None:
             return aux
         handler = self._handler(node)
@@ -306,8 +253,10 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
         lines = [f"{self.b.graph.name}: {len(grouped)} unsupported op"
                  f"{'s' if len(grouped) != 1 else ''} ({len(self.refused)} "
                  f"call{'s' if len(self.refused) != 1 else ''}):"]
-        for (what, why), paths in grouped.items():
-            shown = ", ".join(repr(p) for p in paths[:_PATHS_SHOWN])
+        for (what, why), calls in grouped.items():
+            paths = list(dict.fromkeys(calls))   # each once, in the model's order
+            shown = ", ".join(repr(p) + (f" ({calls.count(p)} calls)" if calls.count(p) > 1
+                                         else "") for p in paths[:_PATHS_SHOWN])
             more = f" and {len(paths) - _PATHS_SHOWN} more" if len(paths) > _PATHS_SHOWN else ""
             lines.append(f"  - {what} at module path{'s' if len(paths) > 1 else ''} "
                          f"{shown}{more}: {why}")
@@ -356,6 +305,15 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
             return self.b.pad_channels(v.source, (0, 0), v.stride, name=self.name("pad_channels"))
         if isinstance(v, _Pending):
             raise self.unsupported("reads a view/transpose that is not part of a channel shuffle")
+        if isinstance(v, _Aux):
+            raise self.unsupported(f"computes with a tensor {v.shape} made of buffers and "
+                                   "constants only (such as a rotary embedding's cos and sin "
+                                   "tables), which no op kind models; such tensors are "
+                                   "supported as masks and biases of attention scores")
+        if isinstance(v, _ParamRows):
+            raise self.unsupported(f"reads rows of parameter {v.param.target!r} as data; only "
+                                   "rows added to an (N, S, D) sequence (a position or "
+                                   "token-type table) are supported")
         raise self.unsupported(f"needs a tensor argument, got {v!r}")
 
     def traced_shape(self, node) -> tuple[int, ...] | None:

@@ -96,7 +96,7 @@ class TransformerLowering:
         values = [self.env[i] for i in inputs]
         if node.op == "call_module" or any(
                 isinstance(v, (str, tuple, list)) or (isinstance(v, _Param) and v.is_parameter)
-                or type(v).__name__ == "_Pending" or isinstance(v, _Expanded)
+                or type(v).__name__ in ("_Pending", "_ParamRows") or isinstance(v, _Expanded)
                 for v in values):
             return None
         return _Aux(self.traced_shape(node))
@@ -245,6 +245,8 @@ class TransformerLowering:
         w = self._param_arg(self.value(a["weight"]), "weight")
         if a["max_norm"] is not None:
             raise self.unsupported("renormalises rows (max_norm); only plain lookups are supported")
+        if (rows := self.looked_up_rows(w, a["input"])) is not None:
+            return rows
         out = self.b.embedding(self.tensor(a["input"]), *w.shape, name=self.name("embedding"))
         self._claim([w], out)
         return out
@@ -253,6 +255,9 @@ class TransformerLowering:
     def _embedding_module(self, m, node, x):
         if m.max_norm is not None:
             raise self.unsupported("renormalises rows (max_norm); only plain lookups are supported")
+        table = _Param(f"{node.target}.weight", tuple(m.weight.shape), True)
+        if (rows := self.looked_up_rows(table, node.args[0])) is not None:
+            return rows
         return self.b.embedding(x(), m.num_embeddings, m.embedding_dim, name=self.name(""))
 
     def _mha_module(self, m, node, x):

@@ -69,7 +69,7 @@ class ViewLowering:
         return self._pieces(node, self.tensor(a["tensor"]), a["dim"], "split")
 
     def _getitem(self, node):
-        src, index = self.value(node.args[0]), node.args[1]
+        src, index = self.value(node.args[0]), self.resolve_index(node.args[1])
         if isinstance(src, (tuple, list)):   # a piece of a chunk or a split
             return src[index]
         if not isinstance(src, str):
@@ -84,11 +84,26 @@ class ViewLowering:
             return _Pending("subsample", src, stride=stride)
         return self._basic_index(node, src, index)
 
+    def resolve_index(self, index):
+        """An index with the sizes computed in the forward (x.shape[-1] // 2) replaced by
+        their values."""
+        if isinstance(index, tuple):
+            return tuple(self.resolve_index(i) for i in index)
+        if isinstance(index, slice):
+            return slice(*(self.resolve_index(v) for v in (index.start, index.stop,
+                                                            index.step)))
+        v = self.value(index)
+        return v.value if isinstance(v, _Const) else v
+
     def _basic_index(self, node, x, index):
-        """x[:, a:b, i, ...]: slices of the dimensions after the batch and single positions
-        (a slice, then the dimension dropped), all views, as in PyTorch."""
+        """x[:, a:b, i, ...] and x[..., a:b]: slices of the dimensions after the batch and
+        single positions (a slice, then the dimension dropped), all views, as in PyTorch."""
         index = index if isinstance(index, tuple) else (index,)
         shape = self.b.spec(x).shape
+        if index.count(Ellipsis) == 1:   # the dimensions it stands for, whole
+            at = index.index(Ellipsis)
+            index = (*index[:at], *(slice(None),) * (len(shape) - len(index) + 1),
+                     *index[at + 1:])
         plain = all(isinstance(i, int) or (isinstance(i, slice) and i.step in (None, 1))
                     for i in index)
         if not plain or len(index) > len(shape) or index[0] != slice(None):

@@ -75,8 +75,8 @@ class WindowLowering:
             from_buffer = isinstance(src, _Param) and not src.is_parameter
             if not (from_buffer or isinstance(src, _BiasMLP) and src.stage == "mlp"):
                 return None
-            if isinstance(m, self.nn.Sequential):
-                return None   # its layers are traced one by one
+            if isinstance(m, (self.nn.Sequential, self.nn.Embedding)):
+                return None   # traced one by one; a lookup by buffer ids (torch_params)
             if isinstance(m, self.nn.ReLU):
                 return src
             if not isinstance(m, self.nn.Linear):

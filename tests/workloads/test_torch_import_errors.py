@@ -50,8 +50,10 @@ def test_every_unsupported_op_is_reported_at_once_with_its_module_paths():
     # what is supported is named
     assert "Supported modules: " in message and "Conv2d" in message and "Linear" in message
     assert "Supported functions: " in message and "Supported Tensor methods: " in message
-    # ops that only fail because an upstream op was refused are not listed
-    assert "torch.nn.Linear at" not in message and "getitem at" not in message
+    # an op on a refused op's output is listed where it refuses what it is asked (seq[-1]
+    # indexes the batch dimension), not where it works on a tensor of that shape (the head)
+    assert "getitem at module path '<top>': indexes with (-1,)" in message
+    assert "torch.nn.Linear at" not in message
 
 
 def test_a_shape_mismatch_gives_pytorchs_message_and_the_module_path():
@@ -104,3 +106,46 @@ def test_the_cli_exits_2_listing_every_unsupported_op_and_leaves_the_file(tmp_pa
     assert "torch.erf at module path '<top>'" in err
     assert "Supported modules:" in err and "Traceback" not in err
     assert path.read_text() == NET
+
+
+class GeneratorOverSplit(nn.Module):
+    """Heads made by a generator over the pieces of split, which torch.fx cannot trace."""
+
+    def __init__(self):
+        super().__init__()
+        self.c_attn = nn.Linear(32, 96)
+
+    def forward(self, x):
+        n, s = x.shape[0], x.shape[1]
+        q, k, v = (t.view(n, s, 4, 8) for t in self.c_attn(x).split(32, dim=2))
+        return (q + k + v).flatten(2)
+
+
+class Decoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.h = nn.ModuleList([GeneratorOverSplit()])
+
+    def forward(self, x):
+        return self.h[0](x)
+
+
+def test_a_generator_over_split_is_refused_as_a_limit_of_fx_with_the_fix():
+    with pytest.raises(WorkloadError) as err:
+        from_torch(Decoder(), torch.randn(2, 16, 32))
+    message = str(err.value)
+    assert "torch.fx cannot trace Decoder at module path 'h.0'" in message
+    assert "for t in self.c_attn(x).split(32, dim=2)" in message   # the model's own line
+    assert "is a limit of torch.fx" in message
+    assert "q, k, v = x.split(n, dim=2)" in message
+
+
+def test_the_same_heads_unpacked_from_split_import():
+    class Unpacked(GeneratorOverSplit):
+        def forward(self, x):
+            n, s = x.shape[0], x.shape[1]
+            q, k, v = self.c_attn(x).split(32, dim=2)
+            return (q.view(n, s, 4, 8) + k.view(n, s, 4, 8) + v.view(n, s, 4, 8)).flatten(2)
+
+    g = from_torch(Unpacked(), torch.randn(2, 16, 32))
+    assert g.topo()[-1].out.shape == (2, 16, 32)

@@ -123,26 +123,76 @@ def test_the_cli_simulates_gpt2(capsys):
     assert "seq_len 4096 exceeds the 1024 positions" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["gpt", "vit"])
+def ops(graph):
+    """Every op's kind, output shape, FLOPs, bytes and parameters, in a canonical order."""
+    return sorted(((op.kind, op.out.shape, op.flops, op.bytes_moved, op.params)
+                   for op in graph), key=str)
+
+
+@pytest.mark.parametrize("name", ["gpt", "vit", "bert"])
 def test_the_imported_torch_module_is_the_builder_graph_op_for_op(name):
     """from_torch of the hand-written module makes the builder's ops: the same kinds, shapes,
-    FLOPs and bytes (GPT-2 with as many positions as tokens, so its table is added whole)."""
+    FLOPs, bytes and parameters (GPT-2's positions a slice wpe[:s] of a longer table, BERT's
+    a slice of its table and its token type row 0 added everywhere)."""
     pytest.importorskip("torch")
     from workloads import from_torch
     module, x = reference(name)
-    g = small(name)
-    if name == "gpt":
-        from tests.workloads.torch_transformers import GPT
-        from workloads.zoo import transformers as t
-        module = GPT(32, 2, 4, 50, 16, seq=16)
-        g = t.gpt2(2, width=32, depth=2, heads=4, seq_len=16, vocab_size=50, max_positions=16,
-                   attention="naive", dropout=0.0)
-    imported = from_torch(module, x)
+    assert ops(from_torch(module, x)) == ops(small(name))
 
-    def ops(graph):
-        return sorted(((op.kind, op.out.shape, op.flops, op.bytes_moved) for op in graph),
-                      key=str)
-    assert ops(imported) == ops(g)
+
+@pytest.mark.parametrize("sdpa", [False, True])
+def test_bert_written_as_hugging_face_writes_it_is_the_builder_graph_op_for_op(sdpa):
+    """Embeddings of word, position and token-type tables (the ids of the last two buffers
+    sliced to the sequence), separate q/k/v layers with view/permute, eager or SDPA attention,
+    dropout 0.1, the pooler and the classifier: bert_base op for op."""
+    torch = pytest.importorskip("torch")
+    from tests.workloads.torch_hf_style import BertForSequenceClassification
+    from workloads import from_torch
+    from workloads.zoo import transformers as t
+    torch.manual_seed(0)
+    module = BertForSequenceClassification(vocab=50, sdpa=sdpa)
+    imported = from_torch(module, torch.randint(0, 50, (2, 16)))
+    built = t.bert_base(2, seq_len=16, vocab_size=50, attention="fused" if sdpa else "naive")
+    assert ops(imported) == ops(built)
+    assert imported.params() == sum(p.numel() for p in module.parameters())
+    # trained: one update per parameter, the position table's gradient into its rows
+    train = lower_training(imported)
+    assert sum(op.params for op in train if op.kind == "sgd_update") == imported.params()
+    assert sum(op.kind == "position_embedding_grad" for op in train) == 2
+
+
+def full_size(name: str):
+    """The reference modules at their published sizes on the meta device (no memory), with
+    the zoo network they are, and the exact and published parameter counts."""
+    torch = pytest.importorskip("torch")
+    from tests.workloads.torch_hf_style import BertForSequenceClassification
+    from tests.workloads.torch_transformers import GPT, ViT
+    with torch.device("meta"):
+        if name == "vit_b_16":
+            module, x = ViT(), torch.randn(1, 3, 224, 224)
+        elif name == "gpt2":
+            module, x = GPT(), torch.randint(0, 50257, (1, 1024))
+        else:
+            module, x = BertForSequenceClassification(), torch.randint(0, 30522, (1, 128))
+    dropout = {"bert_base": {}}.get(name, {"dropout": 0.0})
+    return module, x, zoo.get(name, batch=1, attention="naive", **dropout)
+
+
+@pytest.mark.parametrize("name, exact, published",
+                         [p for p in PUBLISHED if p[0] in ("vit_b_16", "gpt2", "bert_base")])
+def test_published_networks_import_op_for_op_with_the_published_counts(name, exact, published):
+    """ViT-B/16, GPT-2 (124M, tied) and BERT-base written in PyTorch at full size import to
+    the zoo's graph op for op; parameters are the published counts and the products' FLOPs
+    are those PyTorch's counter counts for the module."""
+    pytest.importorskip("torch")
+    from tests.workloads.torchvision_zoo import matmul_flops, torch_flops
+    from workloads import from_torch
+    module, x, built = full_size(name)
+    imported = from_torch(module, x)
+    assert ops(imported) == ops(built)
+    assert imported.params() == exact == sum(p.numel() for p in module.parameters())
+    assert abs(exact - published) / published < 0.005
+    assert matmul_flops(imported) == torch_flops(module.train(), x)
 
 
 def test_an_imported_tied_output_layer_counts_its_weight_once():

@@ -1,0 +1,110 @@
+"""from_torch on rows of a parameter table read as data: a slice of a position table (t[:s],
+t[:, :s]), one row added everywhere (t[0]), and tables looked up by ids held in buffers
+(Hugging Face's position_ids and token_type_ids), each one position_embedding op holding the
+whole table; buffers sliced by a size of the input; what stays refused, in one error."""
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from tests.workloads.test_torch_import_transformers import imported  # noqa: E402
+from workloads import from_torch  # noqa: E402
+from workloads.graph import WorkloadError  # noqa: E402
+
+
+class Positions(nn.Module):
+    """Token embeddings plus rows of a table read as `read` says, then a head."""
+
+    def __init__(self, read: str, positions: int = 24, width: int = 8):
+        super().__init__()
+        self.read = read
+        self.tokens = nn.Embedding(30, width)
+        self.table = nn.Parameter(torch.randn((1, positions, width) if read == "[:, :s]"
+                                              else (positions, width)))
+        self.types = nn.Embedding(2, width)
+        self.register_buffer("position_ids", torch.arange(positions).expand((1, -1)))
+        self.register_buffer("shuffled_ids", torch.randperm(positions).expand((1, -1)))
+        self.register_buffer("type_ids", torch.zeros(1, positions, dtype=torch.long))
+        self.head = nn.Linear(width, 3)
+
+    def forward(self, ids):
+        s = ids.size(1)
+        x = self.tokens(ids)
+        if self.read == "[:s]":
+            x = x + self.table[:s]
+        elif self.read == "[:, :s]":
+            x = self.table[:, :s] + x
+        elif self.read == "[0]":
+            x = x + self.table[0]
+        elif self.read == "[:s].unsqueeze(0)":
+            x = x + self.table[:s].unsqueeze(0)
+        elif self.read == "ids":
+            x = x + nn.functional.embedding(self.position_ids[:, :s], self.table)
+        elif self.read == "shuffled ids":
+            x = x + nn.functional.embedding(self.shuffled_ids[:, :s], self.table)
+        x = x + self.types(self.type_ids[:, :s].expand(ids.size(0), s))
+        return self.head(x[:, 0])
+
+
+READS = {"[:s]": False, "[:, :s]": False, "[0]": True, "[:s].unsqueeze(0)": False,
+         "ids": False, "shuffled ids": False}
+
+
+@pytest.mark.parametrize("read, constant_row", READS.items())
+def test_rows_of_a_table_added_to_a_sequence_are_one_op_holding_the_table(read, constant_row):
+    g = imported(Positions(read), torch.randint(0, 30, (2, 16)))
+    tables = [op for op in g if op.kind == "position_embedding"]
+    assert [(op.attrs["num_embeddings"], op.params, bool(op.attrs.get("constant_row")))
+            for op in tables] == [(24, 24 * 8, constant_row), (2, 2 * 8, True)]
+
+
+def test_on_the_meta_device_rows_read_by_buffer_ids_are_read_by_the_table_sizes():
+    """The ids are unknown there: the 24-row table covers the 16 positions (its first rows),
+    the 2-row type table does not (row 0 everywhere), as on the CPU where the ids are read."""
+    cpu = from_torch(Positions("ids"), torch.randint(0, 30, (2, 16)))
+    with torch.device("meta"):
+        model, x = Positions("ids"), torch.randint(0, 30, (2, 16))
+    meta = from_torch(model, x)
+    assert [(op.kind, op.attrs) for op in meta] == [(op.kind, op.attrs) for op in cpu]
+
+
+def test_a_mask_buffer_sliced_to_the_sequence_imports():
+    class Causal(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("bias", torch.ones(32, 32).tril().view(1, 1, 32, 32))
+            self.proj = nn.Linear(8, 8)
+
+        def forward(self, x):
+            t = x.size(1)
+            scores = torch.matmul(x, x.transpose(-1, -2)).unsqueeze(1)
+            scores = scores.masked_fill(self.bias[:, :, :t, :t] == 0, float("-inf"))
+            return self.proj(torch.matmul(scores.softmax(-1), x.unsqueeze(1)))[:, 0, 0]
+
+    g = imported(Causal(), torch.randn(2, 16, 8))
+    assert [op.kind for op in g].count("masked_fill") == 1
+
+
+class BadReads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(24, 8))
+        self.register_buffer("ids", (torch.arange(16) % 2).view(1, 16))
+        self.emb = nn.Embedding(2, 8)
+        self.scale = nn.Parameter(torch.randn(24, 8))
+
+    def forward(self, x):
+        s = x.size(1)
+        one, shifted = x + self.table[3], x + self.table[1:s + 1]
+        return one + shifted + x * self.scale[:s] + (x + self.emb(self.ids))
+
+
+def test_other_reads_of_a_table_are_refused_in_one_error():
+    with pytest.raises(WorkloadError) as err:
+        from_torch(BadReads(), torch.randn(2, 16, 8))
+    message = str(err.value)
+    assert "4 unsupported ops" in message
+    assert "reads rows 3 of parameter 'table'" in message
+    assert "reads rows slice(1, 17, None) of parameter 'table'" in message
+    assert "reads rows of parameter 'scale' as data" in message
+    assert "looks up 16 ids from buffers in a table of 2 rows" in message

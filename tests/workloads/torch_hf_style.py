@@ -1,0 +1,240 @@
+"""Public model styles written in plain PyTorch as their reference implementations write them
+(no transformers package): BERT as Hugging Face's BertForSequenceClassification (module
+names, buffers of position and token-type ids sliced to the sequence, q/k/v as separate
+Linear layers with view/permute, eager or SDPA attention), and a Llama-style decoder block
+(RMSNorm as pow/mean/rsqrt, rotary embeddings, SwiGLU). Sizes that torch.fx cannot read from
+the input are fixed when built."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, vocab: int, width: int, positions: int, types: int, dropout: float):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab, width, padding_idx=0)
+        self.position_embeddings = nn.Embedding(positions, width)
+        self.token_type_embeddings = nn.Embedding(types, width)
+        self.LayerNorm = nn.LayerNorm(width, eps=1e-12)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("position_ids", torch.arange(positions).expand((1, -1)),
+                             persistent=False)
+        self.register_buffer("token_type_ids", torch.zeros((1, positions), dtype=torch.long),
+                             persistent=False)
+
+    def forward(self, input_ids):
+        input_shape = input_ids.size()
+        seq_length = input_shape[1]
+        position_ids = self.position_ids[:, 0:seq_length]
+        buffered_token_type_ids = self.token_type_ids[:, :seq_length]
+        token_type_ids = buffered_token_type_ids.expand(input_shape[0], seq_length)
+        inputs_embeds = self.word_embeddings(input_ids)
+        token_type_embeddings = self.token_type_embeddings(token_type_ids)
+        embeddings = inputs_embeds + token_type_embeddings
+        position_embeddings = self.position_embeddings(position_ids)
+        embeddings += position_embeddings
+        embeddings = self.LayerNorm(embeddings)
+        return self.dropout(embeddings)
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, width: int, heads: int, dropout: float, sdpa: bool):
+        super().__init__()
+        self.num_attention_heads, self.attention_head_size = heads, width // heads
+        self.all_head_size = width
+        self.query, self.key, self.value = (nn.Linear(width, width) for _ in range(3))
+        self.dropout = nn.Dropout(dropout)
+        self.dropout_prob, self.sdpa = dropout, sdpa
+
+    def transpose_for_scores(self, x):
+        new_x_shape = x.size()[:-1] + (self.num_attention_heads, self.attention_head_size)
+        x = x.view(new_x_shape)
+        return x.permute(0, 2, 1, 3)
+
+    def forward(self, hidden_states):
+        mixed_query_layer = self.query(hidden_states)
+        key_layer = self.transpose_for_scores(self.key(hidden_states))
+        value_layer = self.transpose_for_scores(self.value(hidden_states))
+        query_layer = self.transpose_for_scores(mixed_query_layer)
+        if self.sdpa:
+            context_layer = F.scaled_dot_product_attention(
+                query_layer, key_layer, value_layer,
+                dropout_p=self.dropout_prob if self.training else 0.0)
+        else:
+            attention_scores = torch.matmul(query_layer, key_layer.transpose(-1, -2))
+            attention_scores = attention_scores / math.sqrt(self.attention_head_size)
+            attention_probs = nn.functional.softmax(attention_scores, dim=-1)
+            attention_probs = self.dropout(attention_probs)
+            context_layer = torch.matmul(attention_probs, value_layer)
+        context_layer = context_layer.permute(0, 2, 1, 3).contiguous()
+        new_context_layer_shape = context_layer.size()[:-2] + (self.all_head_size,)
+        return context_layer.view(new_context_layer_shape)
+
+
+class BertSelfOutput(nn.Module):
+    def __init__(self, width: int, dropout: float):
+        super().__init__()
+        self.dense = nn.Linear(width, width)
+        self.LayerNorm = nn.LayerNorm(width, eps=1e-12)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, hidden_states, input_tensor):
+        hidden_states = self.dropout(self.dense(hidden_states))
+        return self.LayerNorm(hidden_states + input_tensor)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, width: int, heads: int, dropout: float, sdpa: bool):
+        super().__init__()
+        self.self = BertSelfAttention(width, heads, dropout, sdpa)
+        self.output = BertSelfOutput(width, dropout)
+
+    def forward(self, hidden_states):
+        return self.output(self.self(hidden_states), hidden_states)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, width: int, mlp: int):
+        super().__init__()
+        self.dense = nn.Linear(width, mlp)
+
+    def forward(self, hidden_states):
+        return F.gelu(self.dense(hidden_states))     # HF's ACT2FN["gelu"]
+
+
+class BertOutput(BertSelfOutput):
+    def __init__(self, width: int, mlp: int, dropout: float):
+        super().__init__(width, dropout)
+        self.dense = nn.Linear(mlp, width)
+
+
+class BertLayer(nn.Module):
+    def __init__(self, width: int, heads: int, mlp: int, dropout: float, sdpa: bool):
+        super().__init__()
+        self.attention = BertAttention(width, heads, dropout, sdpa)
+        self.intermediate = BertIntermediate(width, mlp)
+        self.output = BertOutput(width, mlp, dropout)
+
+    def forward(self, hidden_states):
+        attention_output = self.attention(hidden_states)
+        return self.output(self.intermediate(attention_output), attention_output)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, depth: int, *args):
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(*args) for _ in range(depth))
+
+    def forward(self, hidden_states):
+        for layer_module in self.layer:
+            hidden_states = layer_module(hidden_states)
+        return hidden_states
+
+
+class BertPooler(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.dense = nn.Linear(width, width)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states):
+        first_token_tensor = hidden_states[:, 0]
+        return self.activation(self.dense(first_token_tensor))
+
+
+class BertModel(nn.Module):
+    def __init__(self, vocab, width, depth, heads, mlp, positions, types, dropout, sdpa):
+        super().__init__()
+        self.embeddings = BertEmbeddings(vocab, width, positions, types, dropout)
+        self.encoder = BertEncoder(depth, width, heads, mlp, dropout, sdpa)
+        self.pooler = BertPooler(width)
+
+    def forward(self, input_ids):
+        return self.pooler(self.encoder(self.embeddings(input_ids)))
+
+
+class BertForSequenceClassification(nn.Module):
+    """BERT-base by default (no attention mask: every token is attended)."""
+
+    def __init__(self, vocab=30522, width=768, depth=12, heads=12, mlp=3072, positions=512,
+                 types=2, dropout=0.1, num_labels=2, sdpa=False):
+        super().__init__()
+        self.bert = BertModel(vocab, width, depth, heads, mlp, positions, types, dropout, sdpa)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(width, num_labels)
+
+    def forward(self, input_ids):
+        return self.classifier(self.dropout(self.bert(input_ids)))
+
+
+class LlamaRMSNorm(nn.Module):
+    def __init__(self, width: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+        self.variance_epsilon = eps
+
+    def forward(self, hidden_states):
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
+        return self.weight * hidden_states
+
+
+def rotate_half(x):
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class LlamaAttention(nn.Module):
+    """Rotary position embeddings (cos and sin tables in buffers) on q and k, causal SDPA."""
+
+    def __init__(self, width: int, heads: int, positions: int, base: float = 10000.0):
+        super().__init__()
+        self.num_heads, self.head_dim = heads, width // heads
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (
+            nn.Linear(width, width, bias=False) for _ in range(4))
+        inv_freq = 1.0 / base ** (torch.arange(0, self.head_dim, 2).float() / self.head_dim)
+        freqs = torch.outer(torch.arange(positions).float(), inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        self.register_buffer("cos_cached", emb.cos(), persistent=False)
+        self.register_buffer("sin_cached", emb.sin(), persistent=False)
+
+    def forward(self, hidden_states):
+        bsz, q_len = hidden_states.size(0), hidden_states.size(1)
+        shape = (bsz, q_len, self.num_heads, self.head_dim)
+        q = self.q_proj(hidden_states).view(shape).transpose(1, 2)
+        k = self.k_proj(hidden_states).view(shape).transpose(1, 2)
+        v = self.v_proj(hidden_states).view(shape).transpose(1, 2)
+        cos, sin = self.cos_cached[:q_len], self.sin_cached[:q_len]
+        q = (q * cos) + (rotate_half(q) * sin)
+        k = (k * cos) + (rotate_half(k) * sin)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.o_proj(out.transpose(1, 2).reshape(bsz, q_len, -1))
+
+
+class LlamaMLP(nn.Module):
+    def __init__(self, width: int, mlp: int):
+        super().__init__()
+        self.gate_proj = nn.Linear(width, mlp, bias=False)
+        self.up_proj = nn.Linear(width, mlp, bias=False)
+        self.down_proj = nn.Linear(mlp, width, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))   # SwiGLU
+
+
+class LlamaDecoderLayer(nn.Module):
+    def __init__(self, width: int = 64, heads: int = 4, mlp: int = 172, positions: int = 128):
+        super().__init__()
+        self.self_attn = LlamaAttention(width, heads, positions)
+        self.mlp = LlamaMLP(width, mlp)
+        self.input_layernorm = LlamaRMSNorm(width)
+        self.post_attention_layernorm = LlamaRMSNorm(width)
+
+    def forward(self, hidden_states):
+        hidden_states = hidden_states + self.self_attn(self.input_layernorm(hidden_states))
+        return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
