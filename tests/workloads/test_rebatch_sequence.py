@@ -3,6 +3,8 @@ batch: every op's shapes and attributes, the copies of permuted views (`source_s
 per-sample dropout masks (`mask_shape`) included, so a replayed micro-batch reshapes as
 PyTorch does."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.policies._pipeline import rebatch
 from workloads.kinds import kind_of
@@ -30,6 +32,21 @@ def test_a_rebatched_transformer_is_the_transformer_built_at_that_batch(name):
     split, fresh = rebatch(builds(8)[name], 2), builds(2)[name]
     assert any(op.kind == "contiguous" for op in fresh)
     assert described(split) == described(fresh)
+
+
+@settings(max_examples=15, deadline=None)
+@given(micro=st.integers(1, 4), micro_batches=st.integers(2, 4), seq_len=st.integers(1, 24),
+       heads=st.sampled_from([1, 2, 4]), causal=st.booleans())
+def test_any_micro_batch_of_a_decoder_is_the_decoder_built_at_it(micro, micro_batches, seq_len,
+                                                                heads, causal):
+    """Whatever the batch, sequence and heads, a micro-batch equals a fresh build."""
+    def build(batch):
+        if causal:
+            return t.gpt2(batch, width=16, depth=1, heads=heads, seq_len=seq_len,
+                          vocab_size=20, max_positions=24, attention="naive")
+        return t.vit(batch, width=16, depth=1, heads=heads, mlp=32, patch=4,
+                     input_size=4 * min(seq_len, 6), num_classes=3, attention="naive")
+    assert described(rebatch(build(micro * micro_batches), micro)) == described(build(micro))
 
 
 def test_a_rebatched_copy_of_a_permuted_view_runs_alone_at_the_new_batch():
