@@ -149,3 +149,33 @@ def test_the_same_heads_unpacked_from_split_import():
 
     g = from_torch(Unpacked(), torch.randn(2, 16, 32))
     assert g.topo()[-1].out.shape == (2, 16, 32)
+
+
+GENERATOR_NET = '''
+from torch import nn
+
+
+class Heads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c_attn = nn.Linear(32, 96)
+
+    def forward(self, x):
+        q, k, v = (t.relu() for t in self.c_attn(x).split(32, dim=2))
+        return q + k + v
+
+
+def make():
+    return Heads()
+'''
+
+
+def test_the_cli_exits_2_on_a_model_fx_cannot_trace_and_leaves_the_file(tmp_path, capsys):
+    path = tmp_path / "heads.py"
+    path.write_text(GENERATOR_NET)
+    assert main(["simulate", "--workload", f"{path}:make", "--workload-option",
+                 "input_shape=16x32", "--batch", "2", "--hardware", "v100"]) == 2
+    err = capsys.readouterr().err
+    assert "torch.fx cannot trace Heads at module path '<top>', heads.py line" in err
+    assert "is a limit of torch.fx" in err and "Traceback" not in err
+    assert path.read_text() == GENERATOR_NET
