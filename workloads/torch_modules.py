@@ -53,8 +53,8 @@ class ModuleLowering:
         own_params = sum(p.numel() for p in m.parameters())   # a leaf lowers its children
         ops_before = len(self.b.graph)
         out = handler(m, node, lambda: self.tensor(node.args[0]))
-        if type(out).__name__ == "_ParamRows":   # a table read by buffer ids: no op until added
-            return out
+        if type(out).__name__ in ("_ParamRows", "_Gathered"):
+            return out   # a table read by buffer ids: no op until it is added to something
         lowered = [op for op in self.b.graph.topo()[ops_before:] if op.params]
         if sum(op.params for op in lowered) != own_params:
             raise self.unsupported(f"has {own_params} parameters but is lowered with "

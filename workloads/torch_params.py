@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 from .torch_layers import _Param
+from .torch_transformer import _Gathered
 
 _SHAPE_ONLY = {"view", "reshape", "unsqueeze", "contiguous", "expand", "squeeze"}
 
@@ -39,12 +40,16 @@ class _ParamRows:
 
 def index_pattern(t) -> str | None:
     """What the ids of an integer tensor are, for a lookup by a buffer: "zeros" (every id 0),
-    "ids" (others), or None where the values are not known (the meta device) or it holds no
-    ids."""
+    "positions" (one id per position, the same in every row: position ids), "pairs" (ids
+    that differ between rows: T5's relative position buckets, one per query and key), or
+    None where the values are not known (the meta device) or it holds no ids."""
     if str(t.dtype) not in ("torch.int64", "torch.int32") or t.device.type == "meta" \
             or t.numel() == 0:
         return None
-    return "ids" if bool(t.any()) else "zeros"
+    if not bool(t.any()):
+        return "zeros"
+    rows = t.reshape(-1, t.shape[-1]) if t.dim() else t.reshape(1, 1)
+    return "positions" if bool((rows == rows[:1]).all()) else "pairs"
 
 
 class ParamViewLowering:
@@ -85,8 +90,9 @@ class ParamViewLowering:
                                "first rows (t[:s]) and row 0 (t[0]) are supported")
 
     def looked_up_rows(self, table: _Param, ids_node):
-        """An embedding table read by ids computed from buffers and constants (HF's
-        position_ids and token_type_ids): a `_ParamRows`, or None where the ids are the
+        """An embedding table read by ids computed from buffers and constants: a `_ParamRows`
+        for ids per position (HF's position_ids and token_type_ids), a `_Gathered` table for
+        ids per pair of positions (a relative position bias), or None where the ids are the
         model's input (a token lookup, an op)."""
         ids = self.value(ids_node)
         if isinstance(ids, str) or not hasattr(ids, "shape") or isinstance(ids, _ParamRows):
@@ -95,6 +101,9 @@ class ParamViewLowering:
         seq, table_rows = (shape[-1] if shape else 1), table.shape[0]
         pattern = ids_node.meta.get("dnnsim_ids") if hasattr(ids_node, "meta") else None
         out = (*shape, table.shape[1])
+        per_sample = len(shape) == 1 or len(shape) == 2 and shape[0] in (1, self.b.batch)
+        if pattern == "pairs" or (pattern is None and not per_sample):
+            return _Gathered(table, out)
         if pattern == "zeros" or (pattern is None and seq > table_rows):
             return _ParamRows(table, out, 1, True)
         if seq > table_rows:

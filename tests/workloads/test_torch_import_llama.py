@@ -1,7 +1,8 @@
 """from_torch on a Llama-style decoder block written in plain PyTorch: the SwiGLU MLP (SiLU and
 the product of two tensors) and rotate_half's x[..., :h] slices import; RMSNorm written as
 pow/mean/rsqrt and rotary embeddings (a product with cos and sin tables held in buffers) are
-kinds the IR does not declare, and the model's one error lists all of them."""
+kinds the IR does not declare, and the model's one error lists all of them. A T5-style
+relative position bias is refused too, as what it is."""
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -45,3 +46,16 @@ def test_a_llama_block_lists_every_unsupported_op_at_once():
                  "_operator.mul at module path 'self_attn' (4 calls): computes with a tensor "
                  "(16, 16) made of buffers and constants only"]:
         assert line in message, line
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_a_t5_relative_bias_is_refused_as_a_gathered_table_not_read_as_positions(device):
+    """T5's bias table is looked up by bucket ids computed per pair of positions: a gathered
+    table (not rows added per position), which the IR models for Swin's windows only."""
+    from tests.workloads.torch_hf_style import T5Attention
+    with torch.device(device):
+        model, x = T5Attention(), torch.randn(2, 16, 32)
+    with pytest.raises(WorkloadError) as err:
+        from_torch(model, x)
+    assert "T5Attention: 1 unsupported op (1 call)" in str(err.value)
+    assert "adds a gathered table (32, 4) as (1, 4, 16, 16) to (2, 4, 16, 16)" in str(err.value)

@@ -238,3 +238,42 @@ class LlamaDecoderLayer(nn.Module):
     def forward(self, hidden_states):
         hidden_states = hidden_states + self.self_attn(self.input_layernorm(hidden_states))
         return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
+
+
+class T5Attention(nn.Module):
+    """T5's self-attention with its relative position bias: a (buckets, heads) table looked up
+    by bucket ids computed from the positions (log-spaced beyond max_exact), added to the
+    scores (no scaling by the head size, as T5 has it)."""
+
+    def __init__(self, width: int = 32, heads: int = 4, buckets: int = 32,
+                 max_distance: int = 128):
+        super().__init__()
+        self.heads, self.head_dim = heads, width // heads
+        self.buckets, self.max_distance = buckets, max_distance
+        self.q, self.k, self.v, self.o = (nn.Linear(width, width, bias=False) for _ in range(4))
+        self.relative_attention_bias = nn.Embedding(buckets, heads)
+
+    def bucket(self, relative_position):
+        half = self.buckets // 2
+        buckets = (relative_position > 0).to(torch.long) * half
+        relative_position = torch.abs(relative_position)
+        max_exact = half // 2
+        is_small = relative_position < max_exact
+        large = max_exact + (torch.log(relative_position.float() / max_exact)
+                             / math.log(self.max_distance / max_exact)
+                             * (half - max_exact)).to(torch.long)
+        large = torch.min(large, torch.full_like(large, half - 1))
+        return buckets + torch.where(is_small, relative_position, large)
+
+    def forward(self, x):
+        n, s = x.size(0), x.size(1)
+        heads = [t.view(n, s, self.heads, self.head_dim).transpose(1, 2)
+                 for t in (self.q(x), self.k(x), self.v(x))]
+        q, k, v = heads[0], heads[1], heads[2]
+        scores = torch.matmul(q, k.transpose(3, 2))
+        context = torch.arange(s, dtype=torch.long)[:, None]
+        memory = torch.arange(s, dtype=torch.long)[None, :]
+        bias = self.relative_attention_bias(self.bucket(memory - context))
+        scores += bias.permute([2, 0, 1]).unsqueeze(0)
+        y = torch.matmul(scores.softmax(-1), v)
+        return self.o(y.transpose(1, 2).reshape(n, s, -1))
