@@ -107,13 +107,13 @@ class SplitInferencePolicy(Policy):
     def split(self, graph: OpGraph, cluster) -> SplitPlan:
         return split_plan(graph, len(cluster.devices), self.mode, self.name)
 
-    def plan(self, graph, cluster, training: bool, in_flight: int = 2,
-             samples: int = 8) -> TaskGraph:
+    def plan(self, graph, cluster, training: bool, *, in_flight: int,
+             samples: int) -> TaskGraph:
         return build_tasks(self.split(graph, cluster), graph, cluster,
                            f"{self.name}:{graph.name}", samples, in_flight)
 
-    def finalize(self, result, graph, cluster, training: bool, in_flight: int = 2,
-                 samples: int = 8) -> float:
+    def finalize(self, result, graph, cluster, training: bool, *, in_flight: int,
+                 samples: int) -> float:
         starts, ends = sample_times(result)
         # steady state: the interval between finishing samples once the pipeline is full
         interval = ((ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1

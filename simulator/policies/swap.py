@@ -172,8 +172,8 @@ class Swap(Policy):
                 **data_parallel_options("bucket_mb", "collectives", "replicas"),
             })
 
-    def plan(self, graph, cluster, training: bool, budget_gib=None, bucket_mb=25.0,
-             collectives=None, replicas=None) -> TaskGraph:
+    def plan(self, graph, cluster, training: bool, *, budget_gib: float | None,
+             bucket_mb: float, collectives: str | None, replicas: str | None) -> TaskGraph:
         g = lower_training(graph)
         dev = cluster.devices[0]
         if cluster.host_link is None:
@@ -194,7 +194,8 @@ class Swap(Policy):
                                   bucket_mb=bucket_mb, collectives=collectives,
                                   replicas=replicas, meta={"swap": meta})
 
-    def finalize(self, result, graph, cluster, training: bool, budget_gib=None, **opts) -> None:
+    def finalize(self, result, graph, cluster, training: bool, *, budget_gib: float | None,
+                 **opts) -> None:
         add_offload_extras(result)
         dev = cluster.devices[0]
         result.extras["swap_budget_gib"] = (budget_gib if budget_gib is not None
