@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from workloads.errors import DnnsimError
 
@@ -57,19 +57,27 @@ class TaskGraph:
     def __init__(self, name: str = "", meta: dict | None = None) -> None:
         self.name = name
         self.meta: dict = dict(meta or {})
-        self._tasks: dict[str, Task] = {}
+        self._tasks: list[Task] = []
+        self._position: dict[str, int] = {}   # name -> place in insertion order
+        self._one_resource: dict[str, tuple[str]] = {}   # one tuple per resource named alone
 
     def add(self, task: Task) -> Task:
-        if task.name in self._tasks:
+        position = self._position
+        if task.name in position:
             raise SimulationError(f"task graph {self.name!r}: duplicate task {task.name!r}")
-        self._tasks[task.name] = task
+        position[task.name] = len(self._tasks)
+        self._tasks.append(task)
         return task
 
     def new(self, name: str, resources: str | tuple[str, ...], duration_s: float,
             deps=(), **kw) -> Task:
         """Shorthand: tg.new("fwd.conv1", "gpu0.compute", 1e-3, deps=["x"])."""
         if isinstance(resources, str):
-            resources = (resources,)
+            # a device's ops share one tuple: fewer objects, and the engine translates it once
+            one = self._one_resource.get(resources)
+            if one is None:
+                one = self._one_resource[resources] = (resources,)
+            resources = one
         deps = tuple(deps)
         if None in deps:
             deps = tuple(d for d in deps if d is not None)
@@ -79,27 +87,32 @@ class TaskGraph:
         return len(self._tasks)
 
     def __iter__(self) -> Iterator[Task]:
-        return iter(self._tasks.values())
+        return iter(self._tasks)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._tasks
+        return name in self._position
 
     def __getitem__(self, name: str) -> Task:
-        return self._tasks[name]
+        return self._tasks[self._position[name]]
 
     @property
     def tasks(self) -> list[Task]:
-        return list(self._tasks.values())
+        return list(self._tasks)
 
     @property
     def names(self) -> list[str]:
         """Task names in insertion order."""
-        return list(self._tasks)
+        return list(self._position)
+
+    @property
+    def positions(self) -> Mapping[str, int]:
+        """Each task's place in insertion order, by name (read only: the graph's own index)."""
+        return self._position
 
     def validate(self, resources: dict[str, int] | None = None) -> None:
         """Every dependency exists, there is no cycle, every resource is known."""
         if resources is not None:
-            for t in self._tasks.values():
+            for t in self._tasks:
                 for r in t.resources:
                     if r not in resources:
                         raise SimulationError(f"task {t.name!r} uses unknown resource {r!r}")
@@ -107,10 +120,10 @@ class TaskGraph:
 
     def topo_order(self) -> list[Task]:
         """Kahn's algorithm, ties in insertion order; raises on unknown deps and cycles."""
-        index = {n: i for i, n in enumerate(self._tasks)}
-        indeg = [0] * len(index)
-        children: list[list[int]] = [[] for _ in index]
-        tasks = list(self._tasks.values())
+        index = self._position
+        tasks = self._tasks
+        indeg = [0] * len(tasks)
+        children: list[list[int]] = [[] for _ in tasks]
         for i, t in enumerate(tasks):
             for d in t.deps:
                 j = index.get(d)
