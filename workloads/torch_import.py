@@ -122,6 +122,7 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
         self.refused: list[_Unsupported] = []
         self.stand_ins: set = set()               # fx nodes lowered as or from stand-ins
         self.param_owner: dict[str, str] = {}     # parameter read directly -> its op
+        self.param_holder: dict[int, str] = {}    # id of a module's parameter -> its op
         view_functions, view_methods = self.view_handlers(torch)
         tf_functions, tf_methods, tf_modules = self.transformer_handlers(torch)
         window_functions, window_methods = self.window_handlers(torch)

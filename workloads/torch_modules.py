@@ -62,7 +62,10 @@ class ModuleLowering:
         if not own_params:
             return out
         first = self.first_call.setdefault(node.target, lowered[0].name)
-        if first != lowered[0].name:   # shared weights: the compute again, the parameters once
+        tied = {self.param_holder[id(p)] for p in m.parameters() if id(p) in self.param_holder}
+        if first == lowered[0].name and tied:   # another layer's weights (tied): read, not held
+            self._tie(m, lowered, sorted(tied)[0])
+        elif first != lowered[0].name:   # shared weights: the compute again, the parameters once
             for op in lowered:
                 op.params = 0
                 self.b.graph.meta.setdefault("shared_params", {})[op.name] = first
@@ -71,7 +74,20 @@ class ModuleLowering:
             # (GPT-2's F.linear(x, wte.weight)) shares them instead of counting them again
             for name, _ in m.named_parameters():
                 self.param_owner.setdefault(f"{node.target}.{name}", first)
+        if first == lowered[0].name and not tied:
+            for p in m.parameters():   # held here; a layer given the same tensor ties to it
+                self.param_holder.setdefault(id(p), first)
         return out
+
+    def _tie(self, m, lowered, holder: str) -> None:
+        """A layer whose parameters are all another layer's (HF's lm_head.weight =
+        wte.weight): it holds none, and its gradient goes to the holder's update."""
+        if len(lowered) != 1 or any(id(p) not in self.param_holder for p in m.parameters()):
+            raise self.unsupported(f"shares some parameters with {holder!r} (tied weights) "
+                                   "and holds others; only a layer whose parameters are all "
+                                   "another layer's is supported")
+        lowered[0].params = 0
+        self.b.graph.meta.setdefault("shared_params", {})[lowered[0].name] = holder
 
     # -- layers ----------------------------------------------------------------------------
     def _conv2d_module(self, m, node, x):

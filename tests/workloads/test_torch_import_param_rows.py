@@ -1,7 +1,8 @@
 """from_torch on rows of a parameter table read as data: a slice of a position table (t[:s],
 t[:, :s]), one row added everywhere (t[0]), and tables looked up by ids held in buffers
 (Hugging Face's position_ids and token_type_ids), each one position_embedding op holding the
-whole table; buffers sliced by a size of the input; what stays refused, in one error."""
+whole table; buffers sliced by a size of the input; an output layer given the token
+embedding's weight tensor (tied); what stays refused, in one error."""
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -108,3 +109,36 @@ def test_other_reads_of_a_table_are_refused_in_one_error():
     assert "reads rows slice(1, 17, None) of parameter 'table'" in message
     assert "reads rows of parameter 'scale' as data" in message
     assert "looks up 16 ids from buffers in a table of 2 rows" in message
+
+
+class TiedLM(nn.Module):
+    """Hugging Face's tying: the output layer is given the token embedding's weight tensor."""
+
+    def __init__(self, bias: bool = False):
+        super().__init__()
+        self.wte = nn.Embedding(50, 32)
+        self.ln_f = nn.LayerNorm(32)
+        self.lm_head = nn.Linear(32, 50, bias=bias)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, ids):
+        return self.lm_head(self.ln_f(self.wte(ids)))
+
+
+def test_an_output_layer_given_the_embeddings_weight_holds_none_of_it():
+    from validation.calibrate.torch_exec import GraphModule
+    from workloads.training import lower_training
+    model, ids = TiedLM(), torch.randint(0, 50, (2, 16))
+    g = from_torch(model, ids)
+    assert g.params() == sum(p.numel() for p in model.parameters()) == 50 * 32 + 2 * 32
+    assert g.meta["shared_params"] == {"lm_head": "wte"}
+    assert tuple(GraphModule(g)(ids).shape) == (2, 16, 50)
+    g.meta["token_logits"] = True
+    train = lower_training(g)   # one update of the table, with both layers' gradients
+    assert sum(op.params for op in train if op.kind == "sgd_update") == g.params()
+
+
+def test_a_layer_tied_in_part_is_refused_by_name():
+    with pytest.raises(WorkloadError, match="'lm_head': shares some parameters with 'wte' "
+                                            r"\(tied weights\) and holds others"):
+        from_torch(TiedLM(bias=True), torch.randint(0, 50, (2, 16)))
