@@ -13,8 +13,11 @@ holding the whole table, whose gradient goes into the rows read (as autograd's d
 slice or a lookup). Rows gathered by a buffer are the table's first S rows, or row 0 at every
 position when every id is 0 (BERT's token types); the ids are read off the traced run
 (`dnnsim_ids` in the node's meta). On the meta device, where they are not known, a table at
-least as long as the sequence is read as its first rows and a shorter one as row 0. Shapes of
-a `_ParamRows` may change (view, unsqueeze, ...) before the sum. `ParamViewLowering` is a mixin
+least as long as the sequence is read as its first rows and a shorter one as row 0. Ids that
+differ from row to row (T5's relative position buckets, or on the meta device ids of another
+shape than (S,), (1, S) or (N, S)) make a gathered table (torch_transformer's `_Gathered`), a
+bias of attention scores. Shapes of a `_ParamRows` may change (view, unsqueeze, ...) before
+the sum. `ParamViewLowering` is a mixin
 of `torch_import._Lowering`; torch is never imported here.
 """
 from __future__ import annotations
@@ -54,8 +57,8 @@ def index_pattern(t) -> str | None:
 
 class ParamViewLowering:
     def param_rows_value(self, node):
-        """A `_ParamRows` for a slice or a row of a parameter table, a shape-only op of one,
-        or an embedding's lookup by ids computed from buffers; None otherwise."""
+        """A `_ParamRows` for a slice or a row of a parameter table, or a shape-only op of
+        one; None otherwise (lookups by buffer ids: `looked_up_rows`)."""
         if node.op not in ("call_function", "call_method", "call_module") or not node.args:
             return None
         src = self.value(node.args[0])
