@@ -46,7 +46,7 @@ from typing import Callable, Mapping, Sequence
 
 from .cluster import Cluster
 from .node_topologies import NVLINK_TOPOLOGIES
-from .tasks import SimulationError, TaskGraph
+from .tasks import SimulationError, Task, TaskGraph
 
 Deps = Mapping[str, Sequence[str]] | Sequence[str]
 FIDELITIES = ("link", "flow")
@@ -252,22 +252,26 @@ def _ring(tg, cluster, order, lanes, nbytes, dep_of, name, priority, passes, lau
     hops = [_hop(cluster, order[i], order[(i + 1) % p], chunk, lanes[i], rep) for i in range(t)]
     meta = [{"bytes": chunk, "src": order[i], "dst": order[(i + 1) % p], "collective": "ring"}
             for i in range(t)]
-    new = tg.new
-    prev: list[str] = []   # what device i sent in the previous step
-    for s in range(passes * (p - 1)):
-        sent = []
-        for i in range(t):
-            # step 0 waits for the data; later steps for the chunk received from the device
-            # before (its previous send) and for this device's own previous send
-            deps = dep_of[order[i]] if s == 0 else (prev[i - 1], prev[i])
-            resources, duration = hops[i]
-            if s == 0:
-                duration += launch_s
-            task = f"{name}.s{s}.{i}"
-            new(task, resources, duration, deps=deps, priority=priority, category="comm",
-                device=order[i], meta=meta[i])
-            sent.append(task)
+    # A ring makes 2(p-1) t tasks (millions at scale): they are made as Tasks directly, each
+    # step's from its predecessors' names, without TaskGraph.new's conversions (the hops'
+    # resources are tuples and durations floats already).
+    made: list[Task] = []
+    add = made.append
+    prev = [f"{name}.s0.{i}" for i in range(t)]   # what device i sent in the previous step
+    for i in range(t):   # step 0 waits for the data and pays the launch
+        resources, duration = hops[i]
+        add(Task(prev[i], resources, duration + launch_s,
+                 tuple(d for d in dep_of[order[i]] if d is not None), priority, {}, {},
+                 "comm", order[i], meta[i]))
+    for s in range(1, passes * (p - 1)):
+        # later steps wait for the chunk received from the device before (its previous send)
+        # and for this device's own previous send
+        sent = [f"{name}.s{s}.{i}" for i in range(t)]
+        for i, (resources, duration) in enumerate(hops):
+            add(Task(sent[i], resources, duration, (prev[i - 1], prev[i]), priority, {}, {},
+                     "comm", order[i], meta[i]))
         prev = sent
+    tg.extend(made)
     return {d: prev[(i - 1) % t] for i, d in enumerate(order[:t])}
 
 

@@ -69,6 +69,20 @@ class TaskGraph:
         self._tasks.append(task)
         return task
 
+    def extend(self, tasks: list[Task]) -> None:
+        """Add many tasks at once, in order (what a collective builds); with a name already
+        present, or given twice, none is added."""
+        position, start = self._position, len(self._tasks)
+        names = [t.name for t in tasks]
+        if len(set(names)) != len(names) or not position.keys().isdisjoint(names):
+            seen: set[str] = set()
+            for name in names:
+                if name in position or name in seen:
+                    raise SimulationError(f"task graph {self.name!r}: duplicate task {name!r}")
+                seen.add(name)
+        position.update(zip(names, range(start, start + len(names)), strict=True))
+        self._tasks.extend(tasks)
+
     def new(self, name: str, resources: str | tuple[str, ...], duration_s: float,
             deps=(), **kw) -> Task:
         """Shorthand: tg.new("fwd.conv1", "gpu0.compute", 1e-3, deps=["x"])."""
