@@ -56,6 +56,11 @@ FUSED_POINTWISE = {
     "mxnet": frozenset({"relu", "relu_grad", "add"}),
     "tensorflow-xla": frozenset({"relu", "relu_grad", "add"}),
 }
+# Frameworks whose weight-gradient kernels add into the gradient buffer (beta = 1 in cuDNN's and
+# cuBLAS's calls, nn's accGradParameters in Torch7), so each also reads the old gradient;
+# PyTorch's first backward after zero_grad(set_to_none=True) writes a new one.
+ACCUMULATING_FRAMEWORKS = frozenset({"torch7"})
+WEIGHT_GRAD_KINDS = frozenset({"conv2d_grad_weight", "linear_grad_weight"})
 # Kinds that run on tensor cores in a half format: the GEMM-shaped ones, batched products and
 # attention (gpu_attention.py)
 PRODUCT_KINDS = frozenset({"batched_matmul", "batched_matmul_grad"})
@@ -353,6 +358,8 @@ class GPUModel(DeviceModel):
             traffic += (READ_PASSES[op.kind] - 1.0) * sum(s.nbytes for s in op.in_specs)
         if precision_of(op).startswith("amp-") and op.kind in ("conv2d", "linear"):
             traffic += op.params * 6.0     # autocast's cast of the FP32 weight to half
+        if op.kind in WEIGHT_GRAD_KINDS and self.framework in ACCUMULATING_FRAMEWORKS:
+            traffic += op.out.nbytes       # the gradient so far, read to be added to
         fp32_peak = self.spec.peak_flops_for("fp32")
         if not self.is_product(op):
             return [KernelOption("stream", op.flops / fp32_peak, traffic, "elementwise")]

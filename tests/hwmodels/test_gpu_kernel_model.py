@@ -221,3 +221,14 @@ def test_fusing_frameworks_fold_pointwise_ops_into_their_producers(framework, fu
     pytorch = model_for("v100")
     assert (model.op_time_s(ops["relu"]) == 0.0) == fused
     assert model.op_time_s(ops["conv2d"]) == pytest.approx(pytorch.op_time_s(ops["conv2d"]))
+
+
+def test_torch7_weight_gradients_read_the_gradient_they_add_to():
+    """nn's accGradParameters adds into the gradient (beta = 1), so Torch7's weight gradients
+    read the old one too; PyTorch's write a fresh gradient."""
+    wgrad = first_layer_ops(64, 3, 1)["conv2d_grad_weight"]
+    torch7, pytorch = model_for("v100"), model_for("v100")
+    torch7.framework = "torch7"
+    read = [o.traffic_bytes for o in torch7.kernel_options(wgrad)]
+    fresh = [o.traffic_bytes for o in pytorch.kernel_options(wgrad)]
+    assert [r - f for r, f in zip(read, fresh, strict=True)] == [wgrad.out.nbytes] * len(read)
