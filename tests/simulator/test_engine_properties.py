@@ -246,18 +246,20 @@ LINKS = catalog.names("link")
 
 @st.composite
 def random_clusters(draw, max_devices=8, one_link_kind=False):
-    """Cluster.build arguments. one_link_kind: every path crosses links of one kind (the inter-
-    node link is the link itself, and a shared medium stays on one node) - the clusters whose
-    collectives the closed forms describe exactly."""
+    """Cluster.build arguments. one_link_kind: every path crosses links of one kind, as many
+    of them (the inter-node link is the link itself; a shared medium, and PCIe, whose GPUs of a
+    node are two hops apart through the host's root complex and one hop from another node, stay
+    on one node) - the clusters whose collectives the closed forms describe exactly."""
     count = draw(st.integers(1, max_devices))
     link = draw(st.sampled_from(LINKS))
+    topology = draw(st.sampled_from(TOPOLOGIES))
     per_node = draw(st.none() | st.integers(1, count))
-    if one_link_kind and catalog.link(link).shared_medium:
+    if one_link_kind and (catalog.link(link).shared_medium or topology == "pcie"):
         per_node = None
     multi_node = per_node is not None and per_node < count
     inter = (link if one_link_kind else draw(st.sampled_from(LINKS))) if multi_node else None
     return dict(device=draw(st.sampled_from(DEVICES)), count=count, link=link,
-                topology=draw(st.sampled_from(TOPOLOGIES)), devices_per_node=per_node,
+                topology=topology, devices_per_node=per_node,
                 inter_node_link=inter)
 
 
