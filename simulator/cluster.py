@@ -13,18 +13,15 @@ Resource names (what tasks hold):
                   several, leaf{m}.up/.down or rail{k}.up/.down: the network's uplinks, and
                   node{n}.pcie{k}.up/.down: a PCIe switch's uplink; see node_types.py)
 
-A transfer holds every resource on its path at once (cut-through) for latency per hop plus
-bytes over the slowest bandwidth on the path. Ports serve one transfer at a time, so concurrent
-flows through one port queue rather than share: total time matches fair sharing, individual
-completion times are ordered. In the NVLink topologies the `link` is one NVLink: a transfer
-on one `lane` (a collective's channel) takes one link per hop, a plain transfer every link
-between the pair at once. `ring_channels` gives the rings a ring collective runs side by side.
+Which of them a transfer holds, for how long, and the rings a ring collective runs side by
+side: routes.py (Cluster takes its methods).
 """
 from __future__ import annotations
 
 import math
 import os
 from dataclasses import dataclass, field
+from typing import cast
 
 from hwmodels import DeviceModel, catalog, model_for
 from hwmodels.specs import DeviceSpec, HostSpec, LinkSpec
@@ -32,6 +29,7 @@ from hwmodels.specs import DeviceSpec, HostSpec, LinkSpec
 from . import node_topologies as nvl
 from . import symmetry
 from .node_types import NodeLayout, node_type
+from .routes import Routes
 from .stragglers import Jitter, check_speeds
 from .tasks import SimulationError
 
@@ -76,7 +74,7 @@ class Device:
 
 
 @dataclass
-class Cluster:
+class Cluster(Routes):
     devices: list[Device]
     link: LinkSpec
     topology: str = "switch"
@@ -169,7 +167,7 @@ class Cluster:
         for d in self.devices:
             res[d.compute] = 1
             if d.spec.kind in ("cpu", "arm"):
-                res[d.cores] = int(d.spec.cores)
+                res[d.cores] = int(cast(int, d.spec.cores))   # a CPU's spec has cores
             res[d.h2d] = 1
             res[d.d2h] = 1
         if len(self.devices) > 1:
@@ -191,8 +189,8 @@ class Cluster:
                             for lane in range(nvl.dgx1_links(i, j)):
                                 res[f"link:{a.id}->{b.id}#{lane}"] = 1
             else:
-                for a, b in self._direct_pairs():
-                    res[f"link:{a}->{b}"] = 1
+                for src, dst in self._direct_pairs():
+                    res[f"link:{src}->{dst}"] = 1
             if self.nodes > 1:
                 res.update(self.layout.resources(self.nodes))
         res.update(self.layout.pcie_resources(self.nodes))
@@ -241,113 +239,6 @@ class Cluster:
                 caps[f"host{n}"] = int(self.host.memory_bytes)
         return caps
 
-    def transfer(self, src: str, dst: str, nbytes: float,
-                 lane: int | None = None) -> tuple[tuple[str, ...], float]:
-        """Resources a src->dst transfer holds and its duration in seconds. `lane` picks one
-        NVLink per hop (a collective's channel); None takes them all (plain copies)."""
-        resources, bandwidth_Bps, latency_s = self.route(src, dst, lane)
-        return resources, latency_s + nbytes / bandwidth_Bps
-
-    def route(self, src: str, dst: str,
-              lane: int | None = None) -> tuple[tuple[str, ...], float, float]:
-        """(resources held, bandwidth in B/s, latency in s) of a src->dst transfer."""
-        a, b = self.device(src), self.device(dst)
-        if a.id == b.id:
-            return (a.compute,), math.inf, 0.0
-        if a.node != b.node:
-            path = self.layout.inter_node_path(a.node, self._local[a.id], b.node,
-                                               self._local[b.id])
-            return _cut_through([((r,), self.inter_node_link, 1) for r in path], hop_count=1)
-        if self.link.shared_medium:
-            return _cut_through([(("medium",), self.link, 1)], hop_count=1)
-        if self.topology == "switch":
-            return _cut_through([((f"{a.id}.tx",), self.link, 1),
-                                 ((f"{b.id}.rx",), self.link, 1)], hop_count=1)
-        if self.topology == "pcie":
-            return self._pcie_route(a, b)
-        if self.topology == "fully-connected":
-            return _cut_through([((f"link:{a.id}->{b.id}",), self.link, 1)], hop_count=1)
-        if self.topology == "nvswitch":
-            lanes = (range(nvl.NVSWITCH_LINKS_PER_GPU) if lane is None
-                     else [lane % nvl.NVSWITCH_LINKS_PER_GPU])
-            return _cut_through([(tuple(f"{a.id}.tx#{k}" for k in lanes), self.link, len(lanes)),
-                                 (tuple(f"{b.id}.rx#{k}" for k in lanes), self.link, len(lanes))],
-                                hop_count=1)
-        if self.topology == "dgx1-cube-mesh":
-            path = self._cube_mesh_path(a, b)
-            return _cut_through([self._nvlink_hop(x, y, lane if len(path) == 1 else None)
-                                 for x, y in path], hop_count=len(path))
-        path = self._ring_path(a, b)
-        return _cut_through([((f"link:{x}->{y}",), self.link, 1) for x, y in path],
-                            hop_count=len(path))
-
-    def ring_channels(self, devices: list[str]) -> list[tuple[tuple[str, ...],
-                                                              tuple[int | None, ...]]]:
-        """The rings a ring collective over `devices` runs side by side, as NCCL's channels:
-        (order of the devices, lane of each hop order[i] -> order[i+1]). One ring in the
-        given order where the topology offers no choice or the devices span nodes."""
-        ids = list(devices)
-        plain = [(tuple(ids), (None,) * len(ids))]
-        if len(ids) < 2 or len({self.device(d).node for d in ids}) > 1:
-            return plain
-        if self.topology == "nvswitch":
-            return [(tuple(ids), (k,) * len(ids)) for k in range(nvl.NVSWITCH_LINKS_PER_GPU)]
-        if self.topology != "dgx1-cube-mesh":
-            return plain
-        local = {self._local[d]: d for d in ids}
-        used: dict[tuple[int, int], int] = {}
-        channels = []
-        for ring in nvl.dgx1_rings(tuple(sorted(local))):
-            lanes = []
-            for x, y in zip(ring, ring[1:] + ring[:1]):
-                lanes.append(used.get((x, y), 0))
-                used[(x, y)] = lanes[-1] + 1
-            channels.append((tuple(local[x] for x in ring), tuple(lanes)))
-        return channels or plain
-
-    def _nvlink_hop(self, x: str, y: str, lane: int | None):
-        i, j = self._local[x], self._local[y]
-        links = nvl.dgx1_links(i, j)
-        lanes = range(links) if lane is None else [lane % links]
-        return tuple(f"link:{x}->{y}#{k}" for k in lanes), self.link, len(lanes)
-
-    def _cube_mesh_path(self, a: Device, b: Device) -> list[tuple[str, str]]:
-        """Linked GPUs directly; the others through a GPU linked to both (NCCL's NVB path)."""
-        members = self.node_members()[a.node]
-        i, j = self._local[a.id], self._local[b.id]
-        if nvl.dgx1_links(i, j):
-            return [(a.id, b.id)]
-        via = nvl.dgx1_bridge(i, j, tuple(range(len(members))))
-        if via is None:
-            raise SimulationError(f"no NVLink path from {a.id} to {b.id} in a DGX-1 of "
-                                  f"{len(members)} GPUs")
-        return [(a.id, members[via].id), (members[via].id, b.id)]
-
-    def _pcie_route(self, a: Device, b: Device) -> tuple[tuple[str, ...], float, float]:
-        """Peer to peer within a PCIe switch; between switches up one uplink, down another."""
-        sa, sb = self.layout.switch_of(self._local[a.id]), self.layout.switch_of(self._local[b.id])
-        if sa == sb and sa is not None:
-            return _cut_through([((f"{a.id}.tx",), self.link, 1),
-                                 ((f"{b.id}.rx",), self.link, 1)], hop_count=1)
-        hops = [((f"{a.id}.tx",), self.link, 1), ((f"{b.id}.rx",), self.link, 1)]
-        if sa is not None:
-            hops.insert(1, ((f"node{a.node}.pcie{sa}.up",), self.host_link or self.link, 1))
-        if sb is not None:
-            hops.insert(-1, ((f"node{b.node}.pcie{sb}.down",), self.host_link or self.link, 1))
-        return _cut_through(hops, hop_count=2)
-
-    def _ring_path(self, a: Device, b: Device) -> list[tuple[str, str]]:
-        ids = [d.id for d in self.node_members()[a.node]]
-        i, j, n = ids.index(a.id), ids.index(b.id), len(ids)
-        fwd, back = (j - i) % n, (i - j) % n
-        step = 1 if fwd <= back else -1
-        path, k = [], i
-        while k != j:
-            nxt = (k + step) % n
-            path.append((ids[k], ids[nxt]))
-            k = nxt
-        return path
-
     # -- symmetry (symmetry.py) ------------------------------------------------------------
     def symmetry_period(self) -> int | None:
         return symmetry.period(self)
@@ -358,25 +249,8 @@ class Cluster:
             cache[period] = symmetry.representatives(self, period)
         return cache[period]
 
-    def host_copy(self, dev: str, nbytes: float, direction: str
-                  ) -> tuple[str | tuple[str, ...], float]:
-        """Resources (the copy engine; and the uplink of the PCIe switch the device shares,
-        where the layout has one) and duration of a host<->device copy ('h2d' or 'd2h')."""
-        d = self.device(dev)
-        if direction not in ("h2d", "d2h"):
-            raise SimulationError(f"copy direction must be 'h2d' or 'd2h', got {direction!r}")
-        if self.host_link is None:
-            raise SimulationError(f"device {dev!r} has no host link (PCIe) in this cluster")
-        t = self.host_link.latency_s + nbytes / self.host_link.bandwidth_Bps
-        engine = d.h2d if direction == "h2d" else d.d2h
-        switch = self.layout.switch_of(self._local[d.id])
-        if switch is None:
-            return engine, t
-        uplink = f"node{d.node}.pcie{switch}.{'down' if direction == 'h2d' else 'up'}"
-        return (engine, uplink), t
-
     def describe(self) -> dict:
-        layout = {}
+        layout: dict[str, object] = {}
         if self.node_type:
             layout["node_type"] = self.node_type
         if self.layout != NodeLayout():
@@ -394,11 +268,3 @@ class Cluster:
 
 def _link(link: str | LinkSpec) -> LinkSpec:
     return catalog.link(link) if isinstance(link, str) else link
-
-
-def _cut_through(hops: list[tuple[tuple[str, ...], LinkSpec, int]],
-                 hop_count: int) -> tuple[tuple[str, ...], float, float]:
-    """hops: (resources, link, how many of its links carry the transfer side by side)."""
-    bandwidth = min(spec.bandwidth_Bps * lanes for _, spec, lanes in hops)
-    latency = max(spec.latency_s for _, spec, _ in hops) * hop_count
-    return tuple(r for rs, _, _ in hops for r in rs), bandwidth, latency
