@@ -48,12 +48,14 @@ def case(devices: int, fidelity: str, replicas: str, node_type: str | None = Non
     policy = policies.get("data-parallel")
     graph = policy.plan(zoo.get("resnet50", batch=32), cluster, True,
                         **policy.resolve({"collectives": fidelity, "replicas": replicas}))
+    # a plan may add resources of its own (an input pipeline's {device}.input)
+    capacities = {**cluster.resources, **graph.meta.get("extra_resources", {})}
     t1 = time.perf_counter()
     runs = []   # (engine seconds, bare SimPy events per second just before)
     for _ in range(REPEATS):
         simpy_rate = bare_simpy_events_per_s()
         t = time.perf_counter()
-        log = engine.run(graph, cluster.resources, cluster.memory_capacity_bytes(),
+        log = engine.run(graph, capacities, cluster.memory_capacity_bytes(),
                          memory_baseline_bytes=graph.meta["resident_bytes"])
         runs.append((time.perf_counter() - t, simpy_rate))
     tasks = len(log.tasks)

@@ -254,13 +254,15 @@ class _Run:
                     qa, qb = queue[a], queue[b]
                     heads = [b, a] if qa and qb and (qb[0], b) < (qa[0], a) else [a, b]
                 else:
-                    heads = [r for _, r in sorted([(queue[r][0], r) for r in dirty
-                                                   if queue[r] and slots[r]])]
+                    ranked = [(queue[r][0], r) for r in dirty if queue[r] and slots[r]]
+                    ranked.sort()
+                    heads = [r for _, r in ranked]
                     dirty.clear()
                 for r in heads:
                     q = queue[r]
                     while q and slots[r]:
-                        i = q[0] % n
+                        k = q[0]
+                        i = k % n
                         if plain[i] and not mem_blocked:
                             heappop(q)
                             slots[r] -= 1
@@ -270,7 +272,7 @@ class _Run:
                         ri = res[i]
                         if len(ri) > 1:   # a multi-resource task must head every queue it is in
                             for x in ri:
-                                if x != r and (not slots[x] or queue[x][0] % n != i):
+                                if x != r and (not slots[x] or queue[x][0] != k):
                                     break
                             else:
                                 x = -1
