@@ -11,6 +11,8 @@ Rules, in one place:
   when it heads every queue it is in and all have room), and for memory. This is the only
   tie-breaking rule; it is applied once per simulated instant, after every task ending at that
   instant has been processed, so the outcome never depends on the order of same-time ends.
+  When a multi-resource task starts, each other resource it takes that still has room is
+  looked at again in the same instant: the task behind it there may start now.
 - Memory is allocated when a task starts and freed when it ends. With `enforce_memory`, a head
   task that does not fit waits until something frees memory; if nothing running can, the run
   ends with an OutOfMemory naming the device, the task, the bytes and the time.
@@ -243,7 +245,7 @@ class _Run:
         completed = 0
         while True:
             # -- start what can start now --
-            if dirty:
+            while dirty:
                 # heads in order of (head's key, resource); one without a queue or a free slot
                 # cannot start anything in this instant and may go anywhere
                 if len(dirty) == 1:
@@ -284,6 +286,9 @@ class _Run:
                         for x in ri:
                             heappop(queue[x])   # i heads every queue it is in
                             slots[x] -= 1
+                            if x != r and queue[x] and slots[x]:
+                                # its next head may start now too: a further round looks
+                                dirty.add(x)
                         if alloc[i]:
                             self._mem_change(alloc[i], 1, now)
                         heappush(running, (now + dur[i], i))
