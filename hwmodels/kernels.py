@@ -1,7 +1,7 @@
 """Which library kernel runs a convolution or linear op, and the GEMM it really computes.
 
 A framework does not run every convolution with one algorithm, and an algorithm does not
-compute the nominal product. Two facts of PyTorch on CPU move op times by 1.5-4x, and neither
+compute the nominal product. Three facts of PyTorch on CPU move op times by 1.5-4x, and none
 is visible in FLOPs or in the nominal GEMM shape (measured on a 2-vCPU AVX-512 EPYC, torch 2.13,
 one thread):
 
@@ -16,6 +16,12 @@ one thread):
   unblocked, by the forward and weight-gradient kernels (oneDNN's first-convolution path:
   3 to 32 channels takes 0.23 ms, 16 to 32 0.71 ms); the input gradient writes them
   blocked. The native path and linear layers (sgemm) handle tails with masks: no padding.
+- Groups. A depthwise convolution (one channel per group) runs in oneDNN's depthwise kernel;
+  a grouped one in its direct kernel, blocked by the group's channels (`ONEDNN_VERBOSE=1`
+  shows aBcd4b, aBcd8b layouts): 4 or 8 channels fill a quarter or half of a 16-lane vector,
+  so a vector computes a whole vector's work for them (3x3, batch 2, on an AVX-512 Xeon
+  core: 11, 40 and 55 GFLOP/s at 4, 8 and 16 channels per group, 138 dense). Dense,
+  grouped and depthwise kernels are fitted apart.
 
 `KernelRules.for_profile` takes what a profile records of its machine (the threads, the
 vector width); a profile without it (or of a GPU) gets no dispatch rule and no padding.
@@ -33,6 +39,9 @@ VECTOR_FP32_LANES = {"AVX512": 16, "AVX2": 8}
 NATIVE_SMALL_INPUT_VALUES = 20480   # PyTorch's use_mkldnn: below this a batch-1 conv is native
 NATIVE_MAX_BATCH_1X1 = 15           # ... and a 1x1 conv of a batch up to this, on one thread
 CONV_KINDS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
+# a class with too few measured shapes for a fit of its own borrows this one's (a profile
+# measured before grouped convolutions were on the calibration grid has depthwise ones only)
+FALLBACK_CLASS = {"grouped": "depthwise"}
 
 
 @dataclass(frozen=True)
@@ -52,13 +61,18 @@ class KernelRules:
                    channel_block=int(meta.get("vector_fp32_lanes", 1)))
 
     def kernel_class(self, kind: str, shape: Shape) -> str:
-        """native (PyTorch's own loop), grouped or dense (oneDNN, or the library of a profile
-        without rules): different kernels, fitted apart. A stride is no class of its own:
-        oneDNN runs strided convolutions in the same kernels, and the stride is a dimension
-        of the residual (the calibration grid scores the same with a strided class)."""
+        """native (PyTorch's own loop), depthwise, grouped or dense (oneDNN, or the library
+        of a profile without rules): different kernels, fitted apart. oneDNN runs a
+        depthwise convolution (one channel per group) in a kernel of its own and a grouped
+        one in its direct kernel blocked by the group's channels. A stride is no class of
+        its own: oneDNN runs strided convolutions in the same kernels, and the stride is a
+        dimension of the residual (the calibration grid scores the same with a strided
+        class)."""
         if self.is_native(kind, shape):
             return "native"
-        return "grouped" if shape[3] > 1 else "dense"
+        if shape[3] == 1:
+            return "dense"
+        return "depthwise" if conv_dims(kind, shape)[0] == 1 else "grouped"
 
     def is_native(self, kind: str, shape: Shape) -> bool:
         if not self.torch_cpu or kind not in CONV_KINDS:
@@ -84,6 +98,13 @@ class KernelRules:
             # depthwise: one input channel per group, blocked across groups
             padded = self.blocked(groups)
             return flops * padded / groups, (m, n, k, padded, window, stride, pixels)
+        if groups > 1:
+            # grouped: blocked by the group's channels, which fill part of a vector (4 or 8
+            # of 16 lanes): each vector computes a whole vector's work for its output channels
+            new = ((self.blocked(m), n, k) if kind == "conv2d_grad_weight"
+                   else (m, self.blocked(n), k))
+            scale = math.prod(new) / (m * n * k)
+            return flops * scale, (*new, groups, window, stride, pixels)
         if kind == "conv2d":                # (rows, c_out, c_in * window)
             new = (m, self.blocked(n), self.blocked_input(k // window) * window)
         elif kind == "conv2d_grad_input":   # (rows, c_in, c_out * window)

@@ -15,7 +15,7 @@ the measured points near it. Two models, by what the points carry:
   and linear layers, see families.gemm_shape): time = overhead_s + FLOPs / (rate * e(m) e(n)
   e(k)) + bytes * s_per_byte, with e(d) = d / (d + d_half) the fill of one GEMM dimension,
   fitted apart for each kernel class (hwmodels/kernels.py: PyTorch's native loop, oneDNN's
-  dense and depthwise kernels) on the product the kernel computes (channels padded
+  dense, grouped and depthwise kernels) on the product the kernel computes (channels padded
   to whole vectors); the residual is what a Gaussian process over the measured points'
   residuals expects in the log of (m, n, k, groups, window, stride, pixels), fading to none
   far from any measured shape (hwmodels/residual_gp.py). (Pixels count: at equal GEMM
@@ -42,7 +42,7 @@ import math
 
 import numpy as np
 
-from .kernels import KernelRules
+from .kernels import FALLBACK_CLASS, KernelRules
 from .residual_gp import ResidualGP
 
 Point = tuple[float, ...]  # (flops, bytes_moved, time_s[, *Shape])
@@ -192,7 +192,8 @@ class GemmPredictor:
         if t is not None:
             return t
         shape = tuple(int(d) for d in shape)
-        fit = (self.classes.get(self.rules.kernel_class(self.kind, shape))
+        kernel = self.rules.kernel_class(self.kind, shape)
+        fit = (self.classes.get(kernel) or self.classes.get(FALLBACK_CLASS.get(kernel, ""))
                or self.classes[self.fallback])
         computed_flops, computed = self.rules.computed(self.kind, flops, shape)
         return fit.predict_s(computed_flops, nbytes, computed)

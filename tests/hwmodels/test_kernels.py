@@ -41,8 +41,10 @@ def test_pytorch_runs_small_batch_1x1_convolutions_natively_on_one_thread():
         "dense"}
     assert set(classes(TORCH_CPU, cin=64, cout=16, kernel=3, batch=1, size=32).values()) == {
         "dense"}
-    # depthwise never; a profile without rules (a GPU's) has no native class at all
+    # depthwise and grouped never; a profile without rules (a GPU's) has no native class
     assert set(classes(TORCH_CPU, cin=32, cout=32, kernel=1, batch=8, groups=32).values()) == {
+        "depthwise"}
+    assert set(classes(TORCH_CPU, cin=32, cout=32, kernel=3, batch=8, groups=8).values()) == {
         "grouped"}
     assert set(classes(KernelRules(), cin=32, cout=64, kernel=1, batch=8).values()) == {"dense"}
 
@@ -102,6 +104,56 @@ def test_a_padded_shape_is_predicted_from_the_whole_vectors_it_computes():
         t32, rel=0.05)
     plain = GemmPredictor(points, "conv2d", KernelRules())
     assert plain.predict_s(op24.flops, op24.bytes_moved, gemm_shape(op24)) < 0.8 * t32
+
+
+def test_a_grouped_convolution_computes_whole_vectors_of_output_channels():
+    """4 channels per group fill 4 of 16 lanes: the kernel does four times the FLOPs; 32 per
+    group fill two vectors, no more."""
+    for per_group, factor in ((4, 4), (8, 2), (32, 1)):
+        ops = conv_ops(cin=64, cout=64, kernel=3, batch=2, groups=64 // per_group)
+        for kind, op in ops.items():
+            shape = gemm_shape(op)
+            flops, computed = TORCH_CPU.computed(kind, op.flops, shape)
+            assert flops == pytest.approx(op.flops * factor)
+            padded = 0 if kind == "conv2d_grad_weight" else 1   # the output channels
+            assert computed[padded] == shape[padded] * factor
+        assert KernelRules().computed("conv2d", 1.0, gemm_shape(ops["conv2d"]))[0] == 1.0
+
+
+def grouped_points(groups_of: dict[int, int], s_per_flop: float) -> list[tuple]:
+    """Points of 3x3 convolutions of 64 channels in `groups` groups at four batches, each
+    taking `s_per_flop` per FLOP (plus 1 us)."""
+    points = []
+    for groups in groups_of:
+        for batch in (2, 4, 8, 16):
+            op = conv_ops(cin=64, cout=64, kernel=3, batch=batch, groups=groups)["conv2d"]
+            points.append((op.flops, op.bytes_moved, 1e-6 + op.flops * s_per_flop,
+                           *gemm_shape(op)))
+    return points
+
+
+def test_grouped_and_depthwise_convolutions_are_fitted_apart():
+    """Depthwise convolutions 10x slower per FLOP than grouped ones: a grouped shape that was
+    not measured is predicted from the grouped ones, a depthwise one from the depthwise."""
+    depthwise = grouped_points({64: 1}, 2e-10)
+    grouped = grouped_points({32: 1, 8: 1}, 2e-11)
+    both = GemmPredictor(depthwise + grouped, "conv2d", TORCH_CPU)
+    op = conv_ops(cin=64, cout=64, kernel=3, batch=6, groups=16)["conv2d"]
+    expected = 1e-6 + op.flops * 2e-11
+    assert both.predict_s(op.flops, op.bytes_moved, gemm_shape(op)) == pytest.approx(
+        expected, rel=0.1)
+    dw = conv_ops(cin=64, cout=64, kernel=3, batch=6, groups=64)["conv2d"]
+    assert both.predict_s(dw.flops, dw.bytes_moved, gemm_shape(dw)) > 3 * (
+        1e-6 + dw.flops * 2e-11)
+    # a profile with no grouped shapes predicts them from its depthwise ones (as measured
+    # before grouped convolutions were calibrated), not from its dense ones
+    dense = [p for c in (32, 64, 128) for batch in (2, 4, 8)
+             for p in [(lambda o: (o.flops, o.bytes_moved, 1e-6 + o.flops * 5e-12,
+                                   *gemm_shape(o)))(
+                 conv_ops(cin=c, cout=c, kernel=3, batch=batch)["conv2d"])]]
+    old = GemmPredictor(depthwise + dense, "conv2d", TORCH_CPU)
+    assert old.predict_s(op.flops, op.bytes_moved, gemm_shape(op)) > 3 * (
+        1e-6 + op.flops * 5e-12)
 
 
 def test_layout_tells_apart_ops_of_equal_work():
