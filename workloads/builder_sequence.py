@@ -1,6 +1,8 @@
 """GraphBuilder methods for sequence models (transformers): token, position and class-token
-embeddings, batched matrix products, softmax, the causal mask, fused attention, and permutes
-that are views until something needs them contiguous, as in PyTorch.
+embeddings, batched matrix products, softmax, the causal mask, fused attention, permutes
+that are views until something needs them contiguous, as in PyTorch, and the pieces of
+Llama-style blocks (pow, rsqrt and a trailing mean for RMSNorm, the product with a rotary
+table, keys and values repeated for grouped-query attention).
 
     b = GraphBuilder("tiny-lm", input_shape=(128,), batch=8)
     ids = b.input(tokens=1000)                    # (8, 128) token ids
@@ -148,6 +150,51 @@ class SequenceOps:
             return x
         return self._add("contiguous", [x], op.out.shape, name,
                          dict(dims=op.attrs["dims"], source_shape=op.in_specs[0].shape))
+
+    def pow(self, x: str, exponent: float, name: str | None = None) -> str:
+        """x ** exponent, a constant exponent (torch.square is exponent 2)."""
+        return self._add("pow", [x], self.spec(x).shape, name, dict(exponent=float(exponent)))
+
+    def rsqrt(self, x: str, name: str | None = None) -> str:
+        """torch.rsqrt(x): 1 / sqrt(x)."""
+        return self._add("rsqrt", [x], self.spec(x).shape, name)
+
+    def mean(self, x: str, reduced_dims: int = 1, keepdim: bool = False,
+             name: str | None = None) -> str:
+        """x.mean over its last `reduced_dims` dimensions (x.mean(-1, keepdim=True): an
+        RMSNorm's mean square); the batch is never reduced."""
+        shape = self.spec(x).shape
+        if not 1 <= reduced_dims < len(shape):
+            raise ShapeError(f"mean after {x!r}: reduces {reduced_dims} trailing dims of "
+                             f"{shape}; at least 1 and not the batch")
+        kept = shape[:len(shape) - reduced_dims]
+        out = (*kept, *(1,) * reduced_dims) if keepdim else kept
+        return self._add("mean", [x], out, name, dict(reduced_dims=reduced_dims,
+                                                      keepdim=bool(keepdim)))
+
+    def mul_table(self, x: str, table_shape: Sequence[int], name: str | None = None) -> str:
+        """x times a constant table (a buffer, no gradient into it) broadcast over x's
+        trailing dimensions: a rotary embedding's cos or sin of shape (S, head_dim)."""
+        shape, table = self.spec(x).shape, tuple(int(d) for d in table_shape)
+        if len(table) > len(shape) or any(
+                t not in (1, s) for t, s in zip(reversed(table), reversed(shape), strict=False)):
+            raise ShapeError(f"mul_table after {x!r}: table {table} does not broadcast over "
+                             f"{shape}")
+        if len(table) == len(shape) and table[0] != 1:
+            raise ShapeError(f"mul_table after {x!r}: table {table} may not vary over the batch")
+        return self._add("mul_table", [x], shape, name, dict(table_shape=table))
+
+    def repeat_heads(self, x: str, repeats: int, name: str | None = None) -> str:
+        """(N, KV, S, D) to (N, KV * repeats, S, D), each head repeated in place (Hugging
+        Face's repeat_kv for grouped-query attention): a copy."""
+        shape = self.spec(x).shape
+        if len(shape) != 4 or repeats < 1:
+            raise ShapeError(f"repeat_heads after {x!r}: needs (N, heads, S, D) and repeats "
+                             f">= 1, got {shape} and {repeats}")
+        if repeats == 1:
+            return x
+        return self._add("repeat_heads", [x], (shape[0], shape[1] * repeats, *shape[2:]), name,
+                         dict(repeats=repeats))
 
     def _nsd(self, x: str, what: str) -> tuple[int, int, int]:
         shape = self.spec(x).shape

@@ -11,8 +11,9 @@ Lowered: relu, the activations of graph.ACTIVATIONS (torch.tanh, torch.sigmoid, 
 F.hardswish, F.hardtanh, F.relu6, F.leaky_relu, F.elu, F.gelu, F.hardsigmoid, F.mish, F.selu,
 F.softplus, and their in-place forms), clamp (a hardtanh), add, the product of two tensors (one
 may broadcast over dimensions of size 1: a squeeze-and-excitation gate), arithmetic with a
-constant (x + c, x - c, c - x, x * c, x / c, -x), max/avg/adaptive-avg pooling, the mean over
-height and width (a global average pool), cat, dropout, channel_shuffle, the strided subsample
+constant (x + c, x - c, c - x, x * c, x / c, -x), pow with a constant exponent (square),
+rsqrt, max/avg/adaptive-avg pooling, the mean over height and width (a global average pool)
+or over other trailing dimensions, cat, dropout, channel_shuffle, the strided subsample
 x[:, :, ::s, ::s] padded with zero channels (F.pad), and shape queries (size, shape, dim).
 Views and reshapes are lowered by torch_views, layers on parameters read directly by
 torch_layers.
@@ -29,10 +30,11 @@ from .graph import ACTIVATIONS, WorkloadError
 
 @dataclass(frozen=True)
 class _Pending:
-    """A view that only has a meaning as part of a pattern (a shuffle, a strided subsample)."""
-    kind: str                   # "shuffle_split" | "shuffle_transposed" | "subsample"
+    """A view that only has a meaning as part of a pattern (a shuffle, a strided subsample,
+    heads expanded before a reshape repeats them)."""
+    kind: str                   # "shuffle_split" | "shuffle_transposed" | "subsample" | "expanded"
     source: str                 # the builder tensor it views
-    groups: int = 1
+    groups: int = 1             # channel groups; the repeats of an expand
     stride: tuple[int, int] = (1, 1)
 
 
@@ -59,6 +61,7 @@ def _sig_pad(input, pad, mode="constant", value=None): ...
 def _sig_shuffle(input, groups): ...
 def _sig_unary(input): ...
 def _sig_mean(input, dim=None, keepdim=False, *, dtype=None): ...
+def _sig_pow(input, exponent): ...
 def _sig_inplace(input, inplace=False): ...
 def _sig_hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False): ...
 def _sig_leaky_relu(input, negative_slope=0.01, inplace=False): ...
@@ -122,7 +125,8 @@ class FunctionLowering:
             F.selu: act("selu", _sig_inplace), torch.selu: act("selu", _sig_unary),
             torch.selu_: act("selu", _sig_unary), F.selu_: act("selu", _sig_unary),
             F.softplus: act("softplus", _sig_softplus),
-            torch.mean: self._mean,
+            torch.mean: self._mean, torch.pow: self._pow, operator.pow: self._pow,
+            torch.square: self._square, torch.rsqrt: self._rsqrt,
         }
 
     def method_handlers(self) -> dict:
@@ -135,7 +139,8 @@ class FunctionLowering:
             "size": self._shape_query, "dim": self._shape_query,
             "tanh": act("tanh", _sig_unary), "tanh_": act("tanh", _sig_unary),
             "sigmoid": act("sigmoid", _sig_unary), "sigmoid_": act("sigmoid", _sig_unary),
-            "mean": self._mean,
+            "mean": self._mean, "pow": self._pow, "square": self._square,
+            "rsqrt": self._rsqrt,
         }
 
     # -- layers shared by modules and functions --------------------------------------------
@@ -163,17 +168,36 @@ class FunctionLowering:
 
     def _mean(self, node):
         """The mean over an image's height and width: a global average pool (flattened to
-        (batch, channels) unless keepdim)."""
+        (batch, channels) unless keepdim); over other trailing dimensions, a mean op."""
         a = self.bind(_sig_mean, node)
         x = self.tensor(a["input"])
         rank = len(self.b.spec(x).shape)
         dims = a["dim"] if isinstance(a["dim"], (list, tuple)) else (a["dim"],)
-        if rank != 4 or a["dim"] is None or sorted(d % rank for d in dims) != [2, 3] \
-                or a["dtype"] is not None:
+        reduced = sorted({d % rank for d in dims}) if a["dim"] is not None else []
+        if not reduced or reduced != list(range(rank - len(reduced), rank)) \
+                or 0 in reduced or a["dtype"] is not None:
             raise self.unsupported(f"takes a mean over dims {a['dim']!r}; only the mean over "
-                                   "an image's height and width (dims 2, 3) is supported")
-        y = self.b.adaptive_avgpool(x, (1, 1), name=self.name("mean"))
-        return y if a["keepdim"] else self.b.flatten(y, name=self.name("flatten"))
+                                   "trailing dimensions (not the batch) is supported")
+        if rank == 4 and reduced == [2, 3]:
+            y = self.b.adaptive_avgpool(x, (1, 1), name=self.name("mean"))
+            return y if a["keepdim"] else self.b.flatten(y, name=self.name("flatten"))
+        return self.b.mean(x, len(reduced), bool(a["keepdim"]), name=self.name("mean"))
+
+    def _pow(self, node):
+        a = self.bind(_sig_pow, node)
+        exponent = self._constant(a["exponent"])
+        if exponent is None:
+            raise self.unsupported("raises to a tensor power; only a constant exponent is "
+                                   "supported")
+        return self.b.pow(self.tensor(a["input"]), exponent, name=self.name("pow"))
+
+    def _square(self, node):
+        x = self.tensor(self.bind(_sig_unary, node)["input"])
+        return self.b.pow(x, 2.0, name=self.name("pow"))
+
+    def _rsqrt(self, node):
+        x = self.tensor(self.bind(_sig_unary, node)["input"])
+        return self.b.rsqrt(x, name=self.name("rsqrt"))
 
     def _activation(self, x, kind, attrs, name):
         """An op of graph.ACTIVATIONS, numbers as floats; refuses what the kind does not model."""
@@ -253,6 +277,8 @@ class FunctionLowering:
 
     def _mul(self, node):
         a = self.bind(_sig_mul, node)
+        if (out := self.table_operand(a)) is not None:
+            return out
         if (out := self.param_operand(a, "mul")) is not None:
             return out
         (x, cx), (y, cy) = self._operands(a)

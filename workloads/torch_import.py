@@ -167,6 +167,9 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
         if self.refused:
             raise WorkloadError(self._refusal_message())
         graph = self.b.build()
+        if self.example_is_integer and len(graph.topo()[-1].out.shape) == 3:
+            # token ids in, (N, S, V) logits out: a language model, trained on every position
+            graph.meta["token_logits"] = True
         if output != graph.topo()[-1].name:
             raise WorkloadError(f"{graph.name}: the output {output!r} must be the last op "
                                 f"computed (ops after it would be counted)")
@@ -305,7 +308,8 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
         if isinstance(v, _Pending) and v.kind == "subsample":
             return self.b.pad_channels(v.source, (0, 0), v.stride, name=self.name("pad_channels"))
         if isinstance(v, _Pending):
-            raise self.unsupported("reads a view/transpose that is not part of a channel shuffle")
+            raise self.unsupported(f"reads a pending view ({v.kind}) that is not part of a "
+                                   "channel shuffle or of heads repeated by a reshape")
         if isinstance(v, _Aux):
             raise self.unsupported(f"computes with a tensor {v.shape} made of buffers and "
                                    "constants only (such as a rotary embedding's cos and sin "

@@ -12,6 +12,8 @@
 - F.scaled_dot_product_attention, torch.matmul / bmm / @, softmax and masked_fill: attention
   written by hand. A mask of any pattern is costed as the causal mask's fill (the same
   traffic); a mask computed from buffers or constants is no op of the graph;
+- a product with a tensor of buffers and constants (rotary cos and sin tables): mul_table;
+- heads expanded then reshaped (Hugging Face's repeat_kv): repeat_heads;
 - parameters used as data: ViT's class token (expanded, then concatenated before the
   sequence), a position table added to the sequence, ConvNeXt's layer scale (a product).
 torch is never imported here.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .torch_functions import _Const
+from .torch_functions import _Const, _Pending
 from .torch_layers import _Param
 
 
@@ -161,8 +163,27 @@ class TransformerLowering:
         src = self.value(node.args[0])
         if isinstance(src, _Param) and src.is_parameter:
             return _Expanded(src)
+        if isinstance(src, str):
+            shape, out = self.b.spec(src).shape, self.traced_shape(node)
+            grown = [d for d, (i, o) in enumerate(zip(shape, out or (), strict=False))
+                     if i != o]
+            if out is not None and len(out) == 5 == len(shape) and grown == [2] \
+                    and shape[2] == 1:
+                return _Pending("expanded", src, groups=out[2])
         raise self.unsupported("expands a computed tensor; only a parameter expanded over the "
-                               "batch before a concatenation (a class token) is supported")
+                               "batch before a concatenation (a class token) and heads "
+                               "(N, KV, 1, S, D) expanded, then reshaped to (N, KV * r, S, D) "
+                               "(repeat_kv) are supported")
+
+    def repeated_heads(self, pending, out_shape):
+        """x[:, :, None].expand(n, kv, r, s, d).reshape(n, kv * r, s, d), Hugging Face's
+        repeat_kv for grouped-query attention: one repeat_heads copy."""
+        n, kv, _, s, d = self.b.spec(pending.source).shape
+        if tuple(out_shape) != (n, kv * pending.groups, s, d):
+            raise self.unsupported(f"reshapes heads expanded to {(n, kv, pending.groups, s, d)}"
+                                   f" as {out_shape}; only (N, KV * r, S, D) is supported")
+        x = self._op("reshape", [pending.source], (n, kv, s, d), self.name("heads"))
+        return self.b.repeat_heads(x, pending.groups, name=self.name("repeat_heads"))
 
     def class_token_cat(self, tensors, dim):
         """torch.cat([token.expand(n, -1, -1), x], 1): the class_token kind, or None."""
@@ -177,6 +198,30 @@ class TransformerLowering:
         out = self.b.class_token(x, name=self.name("class_token"))
         self._claim([token], out)
         return out
+
+    def table_operand(self, a):
+        """x * a tensor of buffers and constants (a rotary embedding's cos or sin table,
+        sliced to the sequence or computed from position ids): a mul_table op, the table
+        getting no gradient; None where neither factor is one."""
+        vx, vy = (self.value(a[k]) for k in ("input", "other"))
+
+        def constant_table(v):
+            return isinstance(v, _Aux) or isinstance(v, _Param) and not v.is_parameter
+        if not (constant_table(vx) or constant_table(vy)) or \
+                (constant_table(vx) and constant_table(vy)):
+            return None
+        table = vx if constant_table(vx) else vy
+        x = self.tensor(a["other"] if table is vx else a["input"])
+        shape, table_shape = self.b.spec(x).shape, tuple(table.shape)
+        while len(table_shape) > len(shape) - 1 and table_shape[0] == 1:
+            table_shape = table_shape[1:]      # leading ones broadcast away
+        if len(table_shape) >= len(shape) or any(
+                t not in (1, s) for t, s in zip(reversed(table_shape), reversed(shape),
+                                                strict=False)):
+            raise self.unsupported(f"multiplies {shape} by a constant tensor {tuple(table.shape)}"
+                                   "; only a table broadcast over the batch and x's trailing "
+                                   "dimensions is supported")
+        return self.b.mul_table(x, table_shape, name=self.name("mul_table"))
 
     def param_operand(self, a, kind: str):
         """x + table (position embedding) or x * scale (layer scale) with a parameter read

@@ -96,9 +96,11 @@ class ViewLowering:
         return v.value if isinstance(v, _Const) else v
 
     def _basic_index(self, node, x, index):
-        """x[:, a:b, i, ...] and x[..., a:b]: slices of the dimensions after the batch and
-        single positions (a slice, then the dimension dropped), all views, as in PyTorch."""
+        """x[:, a:b, i, ...], x[..., a:b] and x[:, :, None]: slices of the dimensions after
+        the batch, single positions (a slice, then the dimension dropped) and new axes, all
+        views, as in PyTorch."""
         index = index if isinstance(index, tuple) else (index,)
+        index = tuple(i for i in index if i is not None)   # a new axis: the final view adds it
         shape = self.b.spec(x).shape
         if index.count(Ellipsis) == 1:   # the dimensions it stands for, whole
             at = index.index(Ellipsis)
@@ -187,6 +189,8 @@ class ViewLowering:
                 return self.b.channel_shuffle(src.source, src.groups,
                                               name=self.name("channel_shuffle"))
             raise self.unsupported("reshapes a transposed view other than back to (n, c, h, w)")
+        if isinstance(src, _Pending) and src.kind == "expanded":
+            return self.repeated_heads(src, out_shape)
         x = self.tensor(node.args[0])
         in_shape = self.b.spec(x).shape
         if (len(in_shape) == 4 and len(out_shape) == 5 and out_shape[0] == in_shape[0]

@@ -189,14 +189,31 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-class LlamaAttention(nn.Module):
-    """Rotary position embeddings (cos and sin tables in buffers) on q and k, causal SDPA."""
+def repeat_kv(hidden_states, n_rep: int):
+    """Hugging Face's repeat_kv: (batch, kv_heads, seq, head_dim) to (batch, kv_heads * n_rep,
+    seq, head_dim)."""
+    batch, num_key_value_heads, slen, head_dim = hidden_states.shape
+    if n_rep == 1:
+        return hidden_states
+    hidden_states = hidden_states[:, :, None, :, :].expand(batch, num_key_value_heads, n_rep,
+                                                           slen, head_dim)
+    return hidden_states.reshape(batch, num_key_value_heads * n_rep, slen, head_dim)
 
-    def __init__(self, width: int, heads: int, positions: int, base: float = 10000.0):
+
+class LlamaAttention(nn.Module):
+    """Rotary position embeddings (cos and sin tables in buffers) on q and k, keys and values
+    of kv_heads heads repeated for the query heads (grouped-query attention), causal SDPA."""
+
+    def __init__(self, width: int, heads: int, positions: int, base: float = 10000.0,
+                 kv_heads: int | None = None):
         super().__init__()
         self.num_heads, self.head_dim = heads, width // heads
-        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (
-            nn.Linear(width, width, bias=False) for _ in range(4))
+        self.num_key_value_heads = kv_heads or heads
+        kv_width = self.num_key_value_heads * self.head_dim
+        self.q_proj = nn.Linear(width, width, bias=False)
+        self.k_proj = nn.Linear(width, kv_width, bias=False)
+        self.v_proj = nn.Linear(width, kv_width, bias=False)
+        self.o_proj = nn.Linear(width, width, bias=False)
         inv_freq = 1.0 / base ** (torch.arange(0, self.head_dim, 2).float() / self.head_dim)
         freqs = torch.outer(torch.arange(positions).float(), inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)
@@ -205,13 +222,15 @@ class LlamaAttention(nn.Module):
 
     def forward(self, hidden_states):
         bsz, q_len = hidden_states.size(0), hidden_states.size(1)
-        shape = (bsz, q_len, self.num_heads, self.head_dim)
+        shape = (bsz, q_len, -1, self.head_dim)
         q = self.q_proj(hidden_states).view(shape).transpose(1, 2)
         k = self.k_proj(hidden_states).view(shape).transpose(1, 2)
         v = self.v_proj(hidden_states).view(shape).transpose(1, 2)
         cos, sin = self.cos_cached[:q_len], self.sin_cached[:q_len]
         q = (q * cos) + (rotate_half(q) * sin)
         k = (k * cos) + (rotate_half(k) * sin)
+        n_rep = self.num_heads // self.num_key_value_heads
+        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
         out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.o_proj(out.transpose(1, 2).reshape(bsz, q_len, -1))
 
@@ -228,9 +247,10 @@ class LlamaMLP(nn.Module):
 
 
 class LlamaDecoderLayer(nn.Module):
-    def __init__(self, width: int = 64, heads: int = 4, mlp: int = 172, positions: int = 128):
+    def __init__(self, width: int = 64, heads: int = 4, mlp: int = 172, positions: int = 128,
+                 kv_heads: int | None = None):
         super().__init__()
-        self.self_attn = LlamaAttention(width, heads, positions)
+        self.self_attn = LlamaAttention(width, heads, positions, kv_heads=kv_heads)
         self.mlp = LlamaMLP(width, mlp)
         self.input_layernorm = LlamaRMSNorm(width)
         self.post_attention_layernorm = LlamaRMSNorm(width)
@@ -238,6 +258,34 @@ class LlamaDecoderLayer(nn.Module):
     def forward(self, hidden_states):
         hidden_states = hidden_states + self.self_attn(self.input_layernorm(hidden_states))
         return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
+
+
+class LlamaModel(nn.Module):
+    def __init__(self, vocab, width, depth, heads, kv_heads, mlp, positions):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(vocab, width)
+        self.layers = nn.ModuleList(LlamaDecoderLayer(width, heads, mlp, positions, kv_heads)
+                                    for _ in range(depth))
+        self.norm = LlamaRMSNorm(width)
+
+    def forward(self, input_ids):
+        hidden_states = self.embed_tokens(input_ids)
+        for decoder_layer in self.layers:
+            hidden_states = decoder_layer(hidden_states)
+        return self.norm(hidden_states)
+
+
+class LlamaForCausalLM(nn.Module):
+    """A Llama decoder with its (untied) output layer; small sizes by default."""
+
+    def __init__(self, vocab=1000, width=64, depth=2, heads=4, kv_heads=2, mlp=172,
+                 positions=128):
+        super().__init__()
+        self.model = LlamaModel(vocab, width, depth, heads, kv_heads, mlp, positions)
+        self.lm_head = nn.Linear(width, vocab, bias=False)
+
+    def forward(self, input_ids):
+        return self.lm_head(self.model(input_ids))
 
 
 class T5Attention(nn.Module):

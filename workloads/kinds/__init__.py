@@ -13,7 +13,8 @@ The families of kinds live one module each: matmul (convolutions, linear layers,
 products), elementwise (ReLU, arithmetic, dropout, gradient sums), masked_dropout, activations,
 norms, pools, layout (views and copies, permute), loss_update (the loss and the optimizer
 step), attention (softmax, the causal mask, fused attention), embedding (token and position
-tables, the class token). PyTorch is imported only when a kernel is built.
+tables, the class token), pointwise_math (pow, rsqrt, the mean over trailing dimensions,
+the product with a constant table). PyTorch is imported only when a kernel is built.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ from ._registry import (
 # isort: off
 from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: F401
                loss_update, masked_dropout, attention, embedding, layer_scale,
-               conv_transpose, upsample, window_attention, cosine_attention)
+               conv_transpose, upsample, window_attention, cosine_attention,
+               pointwise_math)
 # isort: on
 
 __all__ = ["PHASES", "KindError", "KindSet", "OpKind", "all_kinds", "is_kind", "kind_of",

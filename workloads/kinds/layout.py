@@ -1,6 +1,7 @@
 """Views and copies that only move data: the input, flatten, reshape, slice, permute (views: no
 kernel, no traffic), and concatenation, channel shuffle, the CIFAR ResNets' channel pad and the
-copy that makes a permuted view contiguous (copies)."""
+copy that makes a permuted view contiguous, and the heads of grouped-query attention's keys and
+values repeated for their queries (copies)."""
 from __future__ import annotations
 
 from . import backward_rules
@@ -40,6 +41,19 @@ def _contiguous_kernel(op, state):
     return copy
 
 
+def _repeat_heads_kernel(op, state):
+    """Hugging Face's repeat_kv: (N, KV, S, D) expanded to (N, KV, rep, S, D), then reshaped
+    (a copy) to (N, KV * rep, S, D); autograd sums the gradient over the repeats."""
+    rep = op.attrs["repeats"]
+    if op.kind == "repeat_heads":
+        return lambda x: torch.repeat_interleave(x, rep, dim=1)
+
+    def repeat_heads_grad(dy):
+        n, heads, *rest = dy.shape
+        return dy.reshape(n, heads // rep, rep, *rest).sum(2)
+    return repeat_heads_grad
+
+
 register(
     OpKind("input", "view", view=True, backward=backward_rules.route,
            doc="the network's input (a GraphModule's argument)"),
@@ -72,4 +86,12 @@ register(
            torch_module=lambda op, m, i: lambda ins: ins[0].contiguous(),
            doc="the copy .contiguous() (or a reshape) makes of a permuted view (dims, "
                "source_shape: the permutation and the shape it permuted)"),
+    OpKind("repeat_heads", "data_movement", flops=_no_arithmetic,
+           torch_kernel=_repeat_heads_kernel,
+           doc="(N, KV, S, D) to (N, KV * repeats, S, D), each head repeated in place "
+               "(grouped-query attention's keys and values)"),
+    # the sum over the repeats: one addition per value of dy beyond the first
+    OpKind("repeat_heads_grad", "data_movement", "backward",
+           flops=lambda op: float(op.in_specs[0].numel - op.out.numel),
+           torch_kernel=_repeat_heads_kernel),
 )

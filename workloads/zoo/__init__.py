@@ -110,6 +110,15 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
     NetworkInfo("bert_base", (128,), 2, "BERT-base sequence classifier, 110M parameters "
                 "(options seq_len, vocab_size, num_classes, attention, dropout)",
                 transformers.bert_base),
+    NetworkInfo("llama", (2048,), 32000, "Llama decoder (RMSNorm, rotary, SwiGLU, grouped-"
+                "query attention); options layers, hidden, heads, kv_heads, intermediate, "
+                "vocab_size, seq_len, attention (defaults: TinyLlama-1.1B's sizes)",
+                transformers.llama),
+    NetworkInfo("tinyllama_1b", (2048,), 32000, "TinyLlama-1.1B, 1.10B parameters, 4 key/value "
+                "heads (options seq_len, vocab_size, attention)", transformers.llama,
+                transformers.TINYLLAMA_1B),
+    NetworkInfo("llama2_7b", (2048,), 32000, "Llama 2 7B, 6.74B parameters (options seq_len, "
+                "vocab_size, attention)", transformers.llama, transformers.LLAMA2_7B),
     _cifar_resnet_info(None),
     *(_cifar_resnet_info(d) for d in _CIFAR_RESNET_DEPTHS),
 ]}

@@ -1,7 +1,7 @@
 """Transformers built without PyTorch: ViT (Dosovitskiy et al. 2021), GPT-2 (Radford et al.
-2019) and BERT-base (Devlin et al. 2019), op names following the module paths of the reference
-implementations (torchvision's VisionTransformer, Hugging Face's GPT2LMHeadModel and
-BertForSequenceClassification).
+2019), BERT-base (Devlin et al. 2019) and Llama decoders (Touvron et al. 2023), op names following the module paths of the reference
+implementations (torchvision's VisionTransformer, Hugging Face's GPT2LMHeadModel,
+BertForSequenceClassification and LlamaForCausalLM).
 
 Parameters (exact, counted as PyTorch counts them):
     vit_b_16   86,567,656   torchvision vit_b_16 (1000 classes)
@@ -11,6 +11,10 @@ Parameters (exact, counted as PyTorch counts them):
     gpt2_medium 354,823,168 GPT-2 medium (355M), tied likewise
     bert_base 109,482,240   BertModel (embeddings, 12 layers, pooler), plus the classifier
                             (768 x num_classes + num_classes)
+    tinyllama_1b 1,100,048,384  TinyLlama-1.1B (22 layers, 2048 wide, 32 heads, 4 key/value
+                            heads, SwiGLU 5632, vocabulary 32000, untied output layer)
+    llama2_7b 6,738,415,616  Llama 2 7B (32 layers, 4096 wide, 32 heads, SwiGLU 11008,
+                            vocabulary 32000, untied output layer)
 
 Attention is one fused op (F.scaled_dot_product_attention, which torchvision's ViT and the
 Hugging Face models call by default) or, with attention="naive", the products, scaling,
@@ -34,6 +38,11 @@ VIT_B_16 = dict(width=768, depth=12, heads=12, mlp=3072, name="vit_b_16")
 VIT_S_16 = dict(width=384, depth=12, heads=6, mlp=1536, name="vit_s_16")
 VIT_TI_16 = dict(width=192, depth=12, heads=3, mlp=768, name="vit_ti_16")
 GPT2_MEDIUM = dict(width=1024, depth=24, heads=16, name="gpt2_medium")
+# published configurations (the models' config.json); vocabulary and sequence stay options
+TINYLLAMA_1B = dict(layers=22, hidden=2048, heads=32, kv_heads=4, intermediate=5632,
+                    name="tinyllama_1b")
+LLAMA2_7B = dict(layers=32, hidden=4096, heads=32, kv_heads=None, intermediate=11008,
+                 name="llama2_7b")
 
 
 def vit(batch: int = 1, *, width: int, depth: int, heads: int, mlp: int, patch: int = 16,
@@ -125,7 +134,88 @@ def bert_base(batch: int = 1, *, seq_len: int = 128, vocab_size: int = 30522,
     return b.build()
 
 
+def llama(batch: int = 1, *, layers: int = 22, hidden: int = 2048, heads: int = 32,
+          kv_heads: int | None = 4, intermediate: int = 5632, vocab_size: int = 32000,
+          seq_len: int = 2048, attention: str = "fused", dtype_bytes: int = 4,
+          name: str = "llama") -> OpGraph:
+    """A Llama decoder as Hugging Face's LlamaForCausalLM runs it: the token embedding,
+    pre-norm blocks (RMSNorm as pow, mean, + eps, rsqrt, the product and the learned scale;
+    rotary embeddings on q and k as q * cos + rotate_half(q) * sin with constant tables;
+    grouped-query attention, kv_heads key/value heads repeated for the queries; a SwiGLU MLP),
+    the final RMSNorm and an untied output layer; no biases, no dropout. kv_heads None is
+    one key/value head per query head. The graph ends at (batch, seq_len, vocab_size)
+    logits."""
+    kv_heads = heads if kv_heads is None else kv_heads
+    _check(name, layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
+           intermediate=intermediate, vocab_size=vocab_size, seq_len=seq_len)
+    if hidden % heads or heads % kv_heads:
+        raise WorkloadError(f"{name}: heads {heads} must divide hidden {hidden}, and kv_heads "
+                            f"{kv_heads} must divide heads")
+    b = GraphBuilder(name, input_shape=(seq_len,), batch=batch, dtype_bytes=dtype_bytes,
+                     token_logits=True)
+    with b.scope("model"):
+        x = b.embedding(b.input(tokens=vocab_size), vocab_size, hidden, name="embed_tokens")
+        for i in range(layers):
+            with b.scope(f"layers.{i}"):
+                h = _rms_norm(b, x, "input_layernorm")
+                with b.scope("self_attn"):
+                    h = _rotary_attention(b, h, heads, kv_heads, attention)
+                x = b.add(x, h)
+                h = _rms_norm(b, x, "post_attention_layernorm")
+                with b.scope("mlp"):
+                    gate = b.activation(b.linear(h, intermediate, bias=False, name="gate_proj"),
+                                        "silu")
+                    h = b.mul(gate, b.linear(h, intermediate, bias=False, name="up_proj"))
+                    h = b.linear(h, hidden, bias=False, name="down_proj")
+                x = b.add(x, h)
+        x = _rms_norm(b, x, "norm")
+    b.linear(x, vocab_size, bias=False, name="lm_head")
+    return b.build()
+
+
 # -- blocks ----------------------------------------------------------------------------------
+def _rms_norm(b: GraphBuilder, x: str, name: str, eps: float = 1e-6) -> str:
+    """weight * (x * rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)), op by op as written."""
+    width = b.spec(x).shape[-1]
+    with b.scope(name):
+        r = b.rsqrt(b.scalar(b.mean(b.pow(x, 2.0), 1, keepdim=True), shift=eps))
+        return b.op("layer_scale", [b.mul(x, r)], params=width, param_shape=(width,))
+
+
+def _rotary(b: GraphBuilder, x: str) -> str:
+    """x * cos + rotate_half(x) * sin, the (seq, head_dim) tables constant buffers;
+    rotate_half is cat(-x2, x1) of x's halves along the head dimension."""
+    *_, s, hd = b.spec(x).shape
+    with_cos = b.mul_table(x, (s, hd))
+    half = [b.slice(x, 0, hd // 2, dim=3), b.slice(x, hd // 2, hd, dim=3)]
+    rotated = b.concat([b.scalar(half[1], scale=-1.0), half[0]], dim=3)
+    return b.add(with_cos, b.mul_table(rotated, (s, hd)))
+
+
+def _rotary_attention(b: GraphBuilder, x: str, heads: int, kv_heads: int,
+                      attention: str) -> str:
+    """Llama's attention: q, k, v projections (k and v for kv_heads heads), rotary q and k,
+    k and v repeated to the query heads, causal attention, o_proj."""
+    if attention not in ATTENTION_FORMS:
+        raise WorkloadError(f"attention must be one of {', '.join(ATTENTION_FORMS)}, "
+                            f"got {attention!r}")
+    n, s, width = b.spec(x).shape
+    hd = width // heads
+    q, k, v = (b.transpose(b.reshape(b.linear(x, h * hd, bias=False, name=f"{p}_proj"),
+                                     (n, s, h, hd)), 1, 2)
+               for p, h in (("q", heads), ("k", kv_heads), ("v", kv_heads)))
+    q, k = _rotary(b, q), _rotary(b, k)
+    k, v = (b.repeat_heads(t, heads // kv_heads) for t in (k, v))
+    if attention == "fused":
+        y = b.attention(q, k, v, causal=True)
+    else:
+        scores = b.scalar(b.batched_matmul(q, b.transpose(k, -1, -2)), 1.0 / math.sqrt(hd))
+        y = b.batched_matmul(b.softmax(b.causal_mask(scores)), v)
+    y = b.reshape(b.transpose(y, 1, 2), (n, s, width))    # contiguous: a copy
+    return b.linear(y, width, bias=False, name="o_proj")
+
+
+
 def _pre_norm_block(b: GraphBuilder, x: str, heads: int, mlp: int, dropout: float,
                     attention: str, *, causal: bool, gelu: str, attn: str,
                     fc: tuple[str, str], qkv: tuple[str, str],

@@ -1,0 +1,113 @@
+"""Llama decoders of the zoo: parameters pinned to the published counts (and to the arithmetic
+of their configs), the builder graph equal op for op to a Llama written in PyTorch as Hugging
+Face writes it (grouped-query attention included), and training steps that every training
+policy plans and simulates on a CPU, a V100 and an A100 (bf16 mixed precision)."""
+import pytest
+
+from simulator.api import simulate
+from simulator.cluster import Cluster
+from workloads import zoo
+from workloads.graph import WorkloadError
+from workloads.training import lower_training
+from workloads.zoo import transformers as t
+
+
+def config_params(layers, hidden, heads, kv_heads, intermediate, vocab):
+    """Parameters from a Llama config: q and o (hidden^2 each), k and v (hidden x kv width),
+    the three SwiGLU matrices, two RMSNorm scales a layer; the token table, the untied output
+    layer and the final norm."""
+    kv_width = hidden // heads * kv_heads
+    layer = 2 * hidden * hidden + 2 * hidden * kv_width + 3 * hidden * intermediate + 2 * hidden
+    return layers * layer + 2 * vocab * hidden + hidden
+
+
+# (zoo name, its config, the count Hugging Face reports, the published figure)
+PUBLISHED = [
+    ("tinyllama_1b", (22, 2048, 32, 4, 5632, 32000), 1_100_048_384, 1.10e9),
+    ("llama2_7b", (32, 4096, 32, 32, 11008, 32000), 6_738_415_616, 6.74e9),
+]
+
+
+@pytest.mark.parametrize("name, config, exact, published", PUBLISHED)
+def test_parameters_are_the_published_counts(name, config, exact, published):
+    params = zoo.get(name, batch=1, seq_len=8).params()
+    assert params == exact == config_params(*config)
+    assert abs(params - published) / published < 0.005
+
+
+def test_the_generic_builder_takes_every_size_and_refuses_bad_ones():
+    g = zoo.get("llama", batch=2, layers=1, hidden=64, heads=8, kv_heads=2, intermediate=96,
+                vocab_size=100, seq_len=32)
+    assert g.op("lm_head").out.shape == (2, 32, 100)
+    assert g.op("model.layers.0.self_attn.k_proj").out.shape == (2, 32, 16)
+    assert sum(op.kind == "repeat_heads" for op in g) == 2
+    assert not any(op.kind == "repeat_heads" for op in t.llama(
+        1, layers=1, hidden=64, heads=8, kv_heads=None, intermediate=96, vocab_size=100,
+        seq_len=8))
+    with pytest.raises(WorkloadError, match="kv_heads 3 must divide heads"):
+        zoo.get("llama", heads=8, hidden=64, kv_heads=3)
+    with pytest.raises(WorkloadError, match="seq_len must be an integer"):
+        zoo.get("tinyllama_1b", seq_len=0)
+    with pytest.raises(WorkloadError, match="unknown option"):
+        zoo.get("llama2_7b", hidden=1024)
+
+
+def small(kv_heads: int, attention: str = "fused"):
+    return t.llama(2, layers=2, hidden=64, heads=4, kv_heads=kv_heads, intermediate=172,
+                   vocab_size=1000, seq_len=16, attention=attention)
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_a_llama_written_as_hugging_face_writes_it_is_the_builder_graph_op_for_op(kv_heads):
+    """LlamaForCausalLM in plain PyTorch (RMSNorm as pow/mean/rsqrt, rotary tables in
+    buffers, repeat_kv, SwiGLU, untied lm_head) imports to the zoo's graph: the same ops in
+    the same order (kind, shape, parameters, FLOPs), parameters the module's, and matmul
+    FLOPs those PyTorch's counter counts."""
+    torch = pytest.importorskip("torch")
+    from tests.workloads.graph_compare import assert_same
+    from tests.workloads.test_torch_import_transformers import imported
+    from tests.workloads.torch_hf_style import LlamaForCausalLM
+    torch.manual_seed(0)
+    module = LlamaForCausalLM(vocab=1000, width=64, depth=2, heads=4, kv_heads=kv_heads,
+                              mlp=172)
+    graph = imported(module, torch.randint(0, 1000, (2, 16)))
+    assert_same(graph, small(kv_heads))
+    assert graph.params() == sum(p.numel() for p in module.parameters())
+
+
+def test_rmsnorm_and_rotary_train_with_pytorchs_gradients():
+    """The backward the lowering makes: pow's gradient reads its input, rsqrt's its output,
+    mean's none (a broadcast); the rotary products get gradients for q and k only."""
+    train = lower_training(small(2))
+    norm = "model.layers.0.input_layernorm"
+    assert train.op(f"{norm}.pow.grad").saved == ("model.embed_tokens",)
+    assert train.op(f"{norm}.rsqrt.grad").saved == (f"{norm}.rsqrt",)
+    mean_grad = train.op(f"{norm}.mean.grad")
+    assert mean_grad.saved == () and mean_grad.out.shape == (2, 16, 64)
+    rotary = [op for op in train if op.kind == "mul_table_grad"]
+    assert len(rotary) == 8 and all(op.saved == () for op in rotary)
+    assert sum(op.kind == "repeat_heads_grad" for op in train) == 4
+    assert sum(op.params for op in train.phase("update")) == small(2).params()
+
+
+TRAINING_POLICIES = {"sequential": {}, "data-parallel": {}, "swap": {}, "swap-all": {},
+                     "recompute": {}, "gpipe": {"micro_batches": 2}, "pipedream": {},
+                     "pipeline-stale": {}}
+
+
+@pytest.mark.parametrize("policy", sorted(TRAINING_POLICIES))
+def test_every_training_policy_runs_a_small_llama(policy):
+    devices = 1 if policy in ("sequential", "recompute") else 2
+    result = simulate(small(2), Cluster.build("v100", devices, "nvlink2"), policy,
+                      **TRAINING_POLICIES[policy])
+    assert result.ok and result.iteration_time_s > 0
+
+
+@pytest.mark.parametrize("device, link, precision", [
+    ("skylake-x-6c", "eth10g", None), ("v100", "nvlink2", "amp-fp16"),
+    ("a100", "nvlink2", "amp-bf16")])
+def test_tinyllama_trains_on_a_cpu_a_v100_and_an_a100(device, link, precision):
+    g = zoo.get("tinyllama_1b", batch=1, seq_len=128)
+    result = simulate(g, Cluster.build(device, 1, link), "sequential", precision=precision,
+                      enforce_memory=False)
+    assert result.ok and result.iteration_time_s > 0

@@ -1,0 +1,90 @@
+"""Pointwise math and reductions of normalisations written out by hand (RMSNorm as
+x * rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)), and products with a constant table (a
+rotary embedding's cos and sin buffers).
+
+Gradients are what PyTorch's autograd runs (tools/autograd/derivatives.yaml):
+- pow(x, e): dy * (e * x.pow(e - 1)), reading the saved input (a power, a scaling, a product);
+- rsqrt(x) = y: -0.5 * dy * y.pow(3), reading the saved output (a cube, a scaling, a product);
+- mean over trailing dims: dy expanded to the input's shape and divided by the count, reading
+  nothing saved;
+- x * table, the table a buffer: dy * table; the table gets no gradient.
+FLOPs per element are nominal (a power counts 1); a calibrated profile measures each.
+"""
+from __future__ import annotations
+
+import math
+
+from ._registry import OpKind, per_element, per_input_element, register
+from ._torch import torch
+
+
+def _pow_kernel(op, state):
+    e = op.attrs["exponent"]
+    if op.kind == "pow":
+        return lambda x: torch.pow(x, e)
+    return lambda dy, x: dy * (e * x.pow(e - 1))
+
+
+def _rsqrt_kernel(op, state):
+    if op.kind == "rsqrt":
+        return torch.rsqrt
+    return lambda dy, y: -0.5 * dy * y.pow(3)
+
+
+def mean_dims(op) -> tuple[int, ...]:
+    """The trailing dimensions a mean reduces, as non-negative indices of its input."""
+    rank = len(op.in_specs[0].shape) if op.kind == "mean" else len(op.out.shape)
+    return tuple(range(rank - op.attrs["reduced_dims"], rank))
+
+
+def _mean_kernel(op, state):
+    dims, keepdim = mean_dims(op), op.attrs["keepdim"]
+    if op.kind == "mean":
+        return lambda x: torch.mean(x, dims, keepdim)
+    shape = tuple(op.out.shape)
+    kept = tuple(1 if d in dims else s for d, s in enumerate(shape))
+    count = math.prod(shape[d] for d in dims)
+    return lambda dy: dy.reshape(kept).expand(shape) / count
+
+
+def _table(op, dev=None):
+    """A constant table of the op's table_shape (its values do not change the time)."""
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(tuple(op.attrs["table_shape"]), generator=gen).to(dev)
+
+
+def _mul_table_kernel(op, state):
+    table = _table(op, state.dev if state is not None else None)
+    return lambda x: x * table.to(x.dtype)
+
+
+def _table_bytes(op) -> int:
+    return math.prod(op.attrs["table_shape"]) * op.out.dtype_bytes
+
+
+register(
+    OpKind("pow", "elementwise", flops=per_element(1.0), saves=("in",),
+           torch_kernel=_pow_kernel,
+           doc="x ** exponent, a constant exponent (torch.square: exponent 2)"),
+    OpKind("pow_grad", "elementwise", "backward", flops=per_element(3.0),
+           torch_kernel=_pow_kernel),
+    OpKind("rsqrt", "elementwise", flops=per_element(1.0), saves=("out",),
+           torch_kernel=_rsqrt_kernel, doc="1 / sqrt(x)"),
+    OpKind("rsqrt_grad", "elementwise", "backward", flops=per_element(4.0),
+           torch_kernel=_rsqrt_kernel),
+    # a sum and, per output value, a division
+    OpKind("mean", "normalization", flops=per_input_element(1.0), torch_kernel=_mean_kernel,
+           doc="the mean over the trailing `reduced_dims` dimensions (keepdim or not)"),
+    OpKind("mean_grad", "normalization", "backward", flops=per_element(1.0),
+           torch_kernel=_mean_kernel),
+    OpKind("mul_table", "elementwise", flops=per_element(1.0),
+           bytes_read=lambda op: op.in_specs[0].nbytes + _table_bytes(op),
+           torch_kernel=_mul_table_kernel,
+           torch_buffers=lambda op, dev: [("table", _table(op, dev))],
+           torch_module=lambda op, m, i: lambda ins: ins[0] * getattr(m, f"table{i}"),
+           doc="x times a constant table (a buffer: no gradient into it) of `table_shape` "
+               "broadcast over x's trailing dimensions (rotary cos and sin)"),
+    OpKind("mul_table_grad", "elementwise", "backward", flops=per_element(1.0),
+           bytes_read=lambda op: op.in_specs[0].nbytes + _table_bytes(op),
+           torch_kernel=_mul_table_kernel),
+)
