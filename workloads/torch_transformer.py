@@ -213,7 +213,7 @@ class TransformerLowering:
         table = vx if constant_table(vx) else vy
         x = self.tensor(a["other"] if table is vx else a["input"])
         shape, table_shape = self.b.spec(x).shape, tuple(table.shape)
-        while len(table_shape) > len(shape) - 1 and table_shape[0] == 1:
+        while len(table_shape) > 1 and table_shape[0] == 1:
             table_shape = table_shape[1:]      # leading ones broadcast away
         if len(table_shape) >= len(shape) or any(
                 t not in (1, s) for t, s in zip(reversed(table_shape), reversed(shape),

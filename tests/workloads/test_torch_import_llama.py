@@ -4,6 +4,8 @@ values repeated for grouped-query attention (repeat_kv), the SwiGLU MLP; each ne
 kernels agree with autograd. What stays refused is listed, all at once: a tensor exponent, a
 mean over the batch, SDPA's enable_gqa, T5's relative position bias (a gathered table).
 """
+import copy
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -48,6 +50,21 @@ def test_a_llama_block_imports_with_pytorchs_flops_and_parameters(kv_heads):
     assert table.attrs["table_shape"] == (16, 16) and table.params == 0
     # the table is read besides the input
     assert table.bytes_read == table.in_specs[0].nbytes + 16 * 16 * 4
+
+
+def test_rotary_tables_computed_from_position_ids_are_constants():
+    """cos and sin computed in the forward from position ids and the inverse frequencies (a
+    buffer) are no ops: the graph is the one of tables sliced from buffers, and PyTorch's
+    counter counts only the frequencies' product (1 x head_dim/2 x 1 by 1 x 1 x seq) more."""
+    from tests.workloads.graph_compare import costs
+    from tests.workloads.torchvision_zoo import matmul_flops, torch_flops
+    x = torch.randn(2, 16, 64)
+    computed = Classifier(LlamaDecoderLayer(kv_heads=2, rotary_from_positions=True), 64)
+    g = from_torch(computed, x)
+    assert costs(g) == costs(from_torch(Classifier(LlamaDecoderLayer(kv_heads=2), 64), x))
+    # on the meta device SDPA runs as the products the counter counts
+    meta = copy.deepcopy(computed).to("meta").train()
+    assert torch_flops(meta, x.to("meta")) - matmul_flops(g) == 2 * 8 * 16
 
 
 def test_square_powers_and_means_over_trailing_dims_import():

@@ -2,6 +2,9 @@
 of their configs), the builder graph equal op for op to a Llama written in PyTorch as Hugging
 Face writes it (grouped-query attention included), and training steps that every training
 policy plans and simulates on a CPU, a V100 and an A100 (bf16 mixed precision)."""
+import warnings
+from pathlib import Path
+
 import pytest
 
 from simulator.api import simulate
@@ -111,3 +114,34 @@ def test_tinyllama_trains_on_a_cpu_a_v100_and_an_a100(device, link, precision):
     result = simulate(g, Cluster.build(device, 1, link), "sequential", precision=precision,
                       enforce_memory=False)
     assert result.ok and result.iteration_time_s > 0
+
+
+def test_a_small_llama_simulates_with_the_committed_cpu_profile():
+    """The profile times what it measured; the kinds its grid lacks (the Llama kinds among
+    them) fall back to the CPU model, named in the device model's fallbacks."""
+    profile = Path(__file__).parents[2] / "validation" / "measured" / "cpu_profile.toml"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # the profile is another machine's here
+        cluster = Cluster.build(str(profile), 1)
+    result = simulate(small(2), cluster, "sequential")
+    assert result.ok and result.iteration_time_s > 0
+    assert "linear" not in cluster.devices[0].model.fallbacks
+
+
+def test_tinyllama_written_in_pytorch_at_full_size_is_the_preset_op_for_op():
+    """TinyLlama-1.1B as Hugging Face writes it, on the meta device (no memory): the zoo's
+    tinyllama_1b op for op, the module's parameter count, and matmul FLOPs equal to those
+    PyTorch's counter counts."""
+    torch = pytest.importorskip("torch")
+    from tests.workloads.graph_compare import assert_same
+    from tests.workloads.torch_hf_style import LlamaForCausalLM
+    from tests.workloads.torchvision_zoo import matmul_flops, torch_flops
+    from workloads import from_torch
+    with torch.device("meta"):
+        module = LlamaForCausalLM(vocab=32000, width=2048, depth=22, heads=32, kv_heads=4,
+                                  mlp=5632, positions=2048)
+        x = torch.randint(0, 32000, (1, 128))
+    imported = from_torch(module, x)
+    assert_same(imported, zoo.get("tinyllama_1b", batch=1, seq_len=128))
+    assert sum(p.numel() for p in module.parameters()) == 1_100_048_384
+    assert matmul_flops(imported) == torch_flops(module.train(), x)

@@ -2,7 +2,8 @@
 (no transformers package): BERT as Hugging Face's BertForSequenceClassification (module
 names, buffers of position and token-type ids sliced to the sequence, q/k/v as separate
 Linear layers with view/permute, eager or SDPA attention), and a Llama-style decoder block
-(RMSNorm as pow/mean/rsqrt, rotary embeddings, SwiGLU). Sizes that torch.fx cannot read from
+(RMSNorm as pow/mean/rsqrt, rotary embeddings from cos and sin buffers or computed from position
+ids, repeat_kv for grouped-query attention, SwiGLU). Sizes that torch.fx cannot read from
 the input are fixed when built."""
 from __future__ import annotations
 
@@ -200,13 +201,33 @@ def repeat_kv(hidden_states, n_rep: int):
     return hidden_states.reshape(batch, num_key_value_heads * n_rep, slen, head_dim)
 
 
+class LlamaRotaryEmbedding(nn.Module):
+    """cos and sin computed in the forward from position ids (Hugging Face's newer form):
+    the inverse frequencies (a buffer) times the positions, each (batch, seq, head_dim)."""
+
+    def __init__(self, dim: int, base: float = 10000.0):
+        super().__init__()
+        inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x, position_ids):
+        inv_freq_expanded = self.inv_freq[None, :, None].float().expand(
+            position_ids.shape[0], -1, 1)
+        position_ids_expanded = position_ids[:, None, :].float()
+        freqs = (inv_freq_expanded @ position_ids_expanded).transpose(1, 2)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+
 class LlamaAttention(nn.Module):
     """Rotary position embeddings (cos and sin tables in buffers) on q and k, keys and values
     of kv_heads heads repeated for the query heads (grouped-query attention), causal SDPA."""
 
     def __init__(self, width: int, heads: int, positions: int, base: float = 10000.0,
-                 kv_heads: int | None = None):
+                 kv_heads: int | None = None, rotary_from_positions: bool = False):
         super().__init__()
+        self.rotary_emb = (LlamaRotaryEmbedding(width // heads, base)
+                           if rotary_from_positions else None)
         self.num_heads, self.head_dim = heads, width // heads
         self.num_key_value_heads = kv_heads or heads
         kv_width = self.num_key_value_heads * self.head_dim
@@ -226,7 +247,12 @@ class LlamaAttention(nn.Module):
         q = self.q_proj(hidden_states).view(shape).transpose(1, 2)
         k = self.k_proj(hidden_states).view(shape).transpose(1, 2)
         v = self.v_proj(hidden_states).view(shape).transpose(1, 2)
-        cos, sin = self.cos_cached[:q_len], self.sin_cached[:q_len]
+        if self.rotary_emb is None:
+            cos, sin = self.cos_cached[:q_len], self.sin_cached[:q_len]
+        else:
+            position_ids = torch.arange(q_len, device=hidden_states.device).unsqueeze(0)
+            cos, sin = self.rotary_emb(v, position_ids)
+            cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)     # over the heads
         q = (q * cos) + (rotate_half(q) * sin)
         k = (k * cos) + (rotate_half(k) * sin)
         n_rep = self.num_heads // self.num_key_value_heads
@@ -248,9 +274,10 @@ class LlamaMLP(nn.Module):
 
 class LlamaDecoderLayer(nn.Module):
     def __init__(self, width: int = 64, heads: int = 4, mlp: int = 172, positions: int = 128,
-                 kv_heads: int | None = None):
+                 kv_heads: int | None = None, rotary_from_positions: bool = False):
         super().__init__()
-        self.self_attn = LlamaAttention(width, heads, positions, kv_heads=kv_heads)
+        self.self_attn = LlamaAttention(width, heads, positions, kv_heads=kv_heads,
+                                        rotary_from_positions=rotary_from_positions)
         self.mlp = LlamaMLP(width, mlp)
         self.input_layernorm = LlamaRMSNorm(width)
         self.post_attention_layernorm = LlamaRMSNorm(width)
