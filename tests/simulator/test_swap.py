@@ -55,12 +55,14 @@ def test_swap_fits_where_plain_training_runs_out_and_hides_copies():
     assert r.ok and r.peak_memory_bytes["gpu0"] <= 3 * GIB
     assert r.extras["offloaded_tensors"] > 0
     unlimited = simulate("resnet50", gpu(), "none", batch=48)
-    assert r.iteration_time_s < 1.25 * unlimited.iteration_time_s
     copies = [(s, e) for t, s, e in zip(r.log.tasks, r.log.start_s, r.log.end_s, strict=True)
               if t.category == "copy"]
     assert copies and {t.resources[0] for t in r.log.tasks if t.category == "copy"} == \
         {"gpu0.d2h", "gpu0.h2d"}
-    assert r.exposed_communication_s["gpu0"] < 0.5 * sum(e - s for s, e in copies)
+    copy_s = sum(e - s for s, e in copies)
+    # most of the PCIe time hides behind compute: the step grows by less than half of it
+    assert r.exposed_communication_s["gpu0"] < 0.5 * copy_s
+    assert r.iteration_time_s < unlimited.iteration_time_s + 0.5 * copy_s
 
 
 def test_no_swap_when_it_fits():
