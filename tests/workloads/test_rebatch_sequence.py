@@ -19,6 +19,8 @@ def builds(batch: int):
         "vit": t.vit(batch, width=32, depth=2, heads=4, mlp=64, patch=8, input_size=32,
                      num_classes=10),
         "bert": t.bert_base(batch, seq_len=16, vocab_size=50, attention="naive"),
+        "llama": t.llama(batch, layers=2, hidden=32, heads=4, kv_heads=2, intermediate=48,
+                         vocab_size=50, seq_len=16),
     }
 
 
@@ -27,7 +29,7 @@ def described(g):
              op.params, op.flops, op.bytes_moved) for op in g.topo()]
 
 
-@pytest.mark.parametrize("name", ["gpt", "vit", "bert"])
+@pytest.mark.parametrize("name", ["gpt", "vit", "bert", "llama"])
 def test_a_rebatched_transformer_is_the_transformer_built_at_that_batch(name):
     split, fresh = rebatch(builds(8)[name], 2), builds(2)[name]
     assert any(op.kind == "contiguous" for op in fresh)

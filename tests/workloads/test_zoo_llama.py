@@ -6,6 +6,8 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.api import simulate
 from simulator.cluster import Cluster
@@ -36,6 +38,21 @@ def test_parameters_are_the_published_counts(name, config, exact, published):
     params = zoo.get(name, batch=1, seq_len=8).params()
     assert params == exact == config_params(*config)
     assert abs(params - published) / published < 0.005
+
+
+@settings(max_examples=20, deadline=None)
+@given(layers=st.integers(1, 3), head_dim=st.sampled_from([2, 4, 8]),
+       kv_heads=st.integers(1, 3), groups=st.integers(1, 3), intermediate=st.integers(1, 40),
+       vocab=st.integers(1, 60), seq_len=st.integers(1, 12))
+def test_any_llama_has_its_configs_parameters(layers, head_dim, kv_heads, groups,
+                                              intermediate, vocab, seq_len):
+    heads = kv_heads * groups
+    hidden = heads * head_dim
+    g = t.llama(1, layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
+                intermediate=intermediate, vocab_size=vocab, seq_len=seq_len)
+    assert g.params() == config_params(layers, hidden, heads, kv_heads, intermediate, vocab)
+    assert g.op("lm_head").out.shape == (1, seq_len, vocab)
+    assert sum(op.kind == "repeat_heads" for op in g) == (2 * layers if groups > 1 else 0)
 
 
 def test_the_generic_builder_takes_every_size_and_refuses_bad_ones():
