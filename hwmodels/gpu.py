@@ -254,11 +254,12 @@ class GPUModel(DeviceModel):
             traffic += op.params * 6.0     # autocast's cast of the FP32 weight to half
         if op.kind in WEIGHT_GRAD_KINDS and self.framework in ACCUMULATING_FRAMEWORKS:
             traffic += op.out.nbytes       # the gradient so far, read to be added to
-        fp32_peak = self.spec.peak_flops_for("fp32")
+        # the arithmetic runs at the clock the part sustains under load, not its rated boost
+        fp32_peak = self.spec.sustained_peak_flops_for("fp32")
         if not self.is_product(op):
             return [KernelOption("stream", op.flops / fp32_peak, traffic, "elementwise")]
         arith = self.arithmetic_precision(op)
-        peak = self.spec.peak_flops_for(arith)
+        peak = self.spec.sustained_peak_flops_for(arith)
         tensor = arith != "fp32"
         sms = self.sm_count
 

@@ -133,6 +133,11 @@ class DeviceSpec:
     # precision -> dense peak FLOP/s (tensor cores where the part has them); a precision the
     # part cannot run is absent. fp32 is filled in from peak_flops.
     peak_flops_by_precision: dict = field(default_factory=dict)
+    # GPU: the SM clock the part holds under dense training load (power and thermal limits),
+    # which the arithmetic peaks scale to; clock_hz (and the peaks) stay the datasheet's rated
+    # figures. None: the rated clock. Its source says where the figure comes from.
+    sustained_clock_hz: float | None = None
+    sustained_clock_source: str | None = None
 
     def __post_init__(self) -> None:
         _check_str("device", "name", self.name)
@@ -164,6 +169,16 @@ class DeviceSpec:
         _check_int(where, "l3_bytes", self.l3_bytes, optional=True)
         _check_int(where, "sm_count", self.sm_count, optional=True)
         _check_int(where, "fp32_lanes_per_sm", self.fp32_lanes_per_sm, optional=True)
+        _check_number(where, "sustained_clock_hz", self.sustained_clock_hz, optional=True)
+        if self.sustained_clock_hz is not None:
+            if self.clock_hz is None:
+                raise HardwareError(f"{where}: sustained_clock_hz needs clock_hz, the rated "
+                                    f"clock its peaks are quoted at")
+            if self.sustained_clock_source is None:
+                raise HardwareError(f"{where}: sustained_clock_hz needs a "
+                                    f"sustained_clock_source saying where it comes from")
+        if self.sustained_clock_source is not None:
+            _check_str(where, "sustained_clock_source", self.sustained_clock_source)
         if self.architecture is not None and self.architecture not in GPU_ARCHITECTURES:
             raise HardwareError(f"{where}: architecture must be one of "
                                 f"{', '.join(GPU_ARCHITECTURES)}, got {self.architecture!r}")
@@ -197,6 +212,18 @@ class DeviceSpec:
             raise HardwareError(f"device {self.name!r} cannot compute in {precision}; it "
                                 f"can in: {', '.join(self.peak_flops_by_precision)}") from None
 
+    @property
+    def sustained_clock_share(self) -> float:
+        """sustained_clock_hz over the rated clock_hz (1 where no sustained clock is given)."""
+        if self.sustained_clock_hz is None or self.clock_hz is None:
+            return 1.0
+        return float(self.sustained_clock_hz) / float(self.clock_hz)
+
+    def sustained_peak_flops_for(self, precision: str) -> float:
+        """Dense peak FLOP/s in a precision at the sustained clock: every arithmetic unit runs
+        on the SM clock, so the rated peak scales with it."""
+        return self.peak_flops_for(precision) * self.sustained_clock_share
+
     def __hash__(self) -> int:  # the dict fields are not hashable; the name identifies a part
         return hash((self.name, self.kind, self.peak_flops, self.mem_bandwidth_Bps))
 
@@ -205,7 +232,7 @@ class DeviceSpec:
         """clock * lanes * FMA units * 2 (an FMA is 2 FLOPs); None for a GPU."""
         if self.kind == "gpu":
             return None
-        return (float(self.clock_hz) * self.vector_lanes_fp32  # type: ignore[arg-type]
+        return (float(self.clock_hz) * self.vector_lanes_fp32  # type: ignore[arg-type, operator]
                 * self.fma_units_per_core * 2.0)
 
     @property
@@ -229,6 +256,9 @@ class DeviceSpec:
         if (self.kind != "gpu" and "peak_flops" not in overrides
                 and any(k in overrides for k in _PEAK_INPUTS)):
             overrides["peak_flops"] = None
+        if "sustained_clock_hz" in overrides and "sustained_clock_source" not in overrides:
+            # the catalog's source no longer describes an overridden clock
+            overrides["sustained_clock_source"] = "set by an override"
         if "peak_flops" in overrides and "peak_flops_by_precision" not in overrides:
             # the fp32 entry mirrors peak_flops: let it follow the new value
             overrides["peak_flops_by_precision"] = {

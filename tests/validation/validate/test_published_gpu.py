@@ -106,14 +106,14 @@ def test_leave_one_gpu_out(tables):
     scored = pv.leave_one_gpu_out(networks.rows, kernels.rows)
     fp32 = pv.group("fp32", [s for s in scored if s.row.precision == "fp32"])
     amp = pv.group("amp", [s for s in scored if s.row.precision == "amp-fp16"])
-    assert fp32.mape < 0.12 and fp32.max_error < 0.47
+    assert fp32.mape < 0.11 and fp32.max_error < 0.46
     assert amp.mape < 0.125
 
 
 def test_kernels_in_sample(tables):
     _, kernels = tables
     groups = {g.name: g for g in pv.kernel_groups(kernels.rows)}
-    assert groups["gemm"].mape < 0.195 and groups["conv2d"].mape < 0.21
+    assert groups["gemm"].mape < 0.195 and groups["conv2d"].mape < 0.215
     assert groups["conv2d_grad_input"].mape < 0.305
     assert groups["conv2d_grad_weight"].mape < 0.295
 
