@@ -17,7 +17,8 @@
   their traffic at the architecture's `memory` share.
 
 A part's numbers (SMs, clock, peak per precision, bandwidth) come from its datasheet
-(catalog/gpus.toml); the architecture's efficiencies and overhead from
+(catalog/gpus.toml), its arithmetic at the clock it sustains under load (sustained_clock_hz:
+the peaks scale with it, bandwidth does not); the architecture's efficiencies and overhead from
 catalog/gpu_families.toml, which says what they were fitted to. An architecture with no fit
 takes the `default` family there. A calibrated Profile still overrides all of it where it has
 measured the op (model.py).
@@ -224,7 +225,9 @@ class GPUModel(DeviceModel):
         return conv_workspace_bytes(op, algorithm) if algorithm != "direct" else 0
 
     def efficiency(self, op: Op) -> float:
-        """Share of this op's arithmetic peak it reaches (its FLOPs over time x peak)."""
+        """Share of this op's rated (datasheet) arithmetic peak it reaches (its FLOPs over
+        time x peak); below the family's efficiency where the part sustains less than its
+        rated clock."""
         if op.is_view or op.flops <= 0:
             return 0.0
         peak = self.spec.peak_flops_for(self.arithmetic_precision(op))

@@ -17,8 +17,9 @@ DEFAULT_FRAMEWORK = "pytorch"
 
 @dataclass(frozen=True)
 class GpuFamily:
-    """An architecture's efficiencies: the share of the arithmetic peak a large, full-wave
-    tile of each library algorithm sustains, and the per-kernel overhead."""
+    """An architecture's efficiencies: the share of the arithmetic peak (at the part's
+    sustained clock) a large, full-wave tile of each library algorithm sustains, and the
+    per-kernel overhead."""
     name: str
     gemm: float              # cuBLAS GEMM (linear layers)
     conv_fwd: float          # cuDNN implicit GEMM, forward

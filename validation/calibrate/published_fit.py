@@ -338,8 +338,9 @@ def families_toml(fitted: Fitted, sources: list[str]) -> str:
     """The architectures and frameworks as catalog TOML, each with what it was fitted to."""
     families, frameworks = fitted
     lines = ["# GPU architectures' efficiencies for the kernel model of hwmodels/gpu.py: the share",
-             "# of the arithmetic peak (of the precision an op runs in) that a large, full-wave",
-             "# tile of each library algorithm sustains, the share of the part's streaming",
+             "# of the arithmetic peak (of the precision an op runs in, at the clock the part",
+             "# sustains: gpus.toml sustained_clock_hz) that a large, full-wave tile of each",
+             "# library algorithm sustains, the share of the part's streaming",
              "# bandwidth the library's kernels reach, and the per-kernel overhead; and each",
              "# framework's host time per op and the share of that bandwidth its own",
              "# streaming kernels (norms, activations, pooling, the optimizer) reach.",
