@@ -13,7 +13,7 @@ F.softplus, and their in-place forms), clamp (a hardtanh), add, the product of t
 may broadcast over dimensions of size 1: a squeeze-and-excitation gate), arithmetic with a
 constant (x + c, x - c, c - x, x * c, x / c, -x), pow with a constant exponent (square),
 rsqrt, max/avg/adaptive-avg pooling, the mean over height and width (a global average pool)
-or over other trailing dimensions, cat, dropout, channel_shuffle, the strided subsample
+or over other trailing dimensions, casts to the tensor's own dtype (no op), cat, dropout, channel_shuffle, the strided subsample
 x[:, :, ::s, ::s] padded with zero channels (F.pad), and shape queries (size, shape, dim).
 Views and reshapes are lowered by torch_views, layers on parameters read directly by
 torch_layers.
@@ -140,7 +140,8 @@ class FunctionLowering:
             "tanh": act("tanh", _sig_unary), "tanh_": act("tanh", _sig_unary),
             "sigmoid": act("sigmoid", _sig_unary), "sigmoid_": act("sigmoid", _sig_unary),
             "mean": self._mean, "pow": self._pow, "square": self._square,
-            "rsqrt": self._rsqrt,
+            "rsqrt": self._rsqrt, "to": self._same_dtype, "float": self._same_dtype,
+            "type_as": self._same_dtype,
         }
 
     # -- layers shared by modules and functions --------------------------------------------
@@ -182,6 +183,17 @@ class FunctionLowering:
             y = self.b.adaptive_avgpool(x, (1, 1), name=self.name("mean"))
             return y if a["keepdim"] else self.b.flatten(y, name=self.name("flatten"))
         return self.b.mean(x, len(reduced), bool(a["keepdim"]), name=self.name("mean"))
+
+    def _same_dtype(self, node):
+        """x.to(dtype), x.float(), x.type_as(y) to the dtype x has: PyTorch returns x itself
+        (Hugging Face's RMSNorm casts to float32 and back)."""
+        x = self.tensor(node.args[0])
+        source, out = (getattr(n.meta.get("tensor_meta"), "dtype", None)
+                       for n in (node.args[0], node))
+        if source is None or source != out:
+            raise self.unsupported(f"casts {source} to {out}; only casts to the tensor's own "
+                                   "dtype (no copy) are supported")
+        return x
 
     def _pow(self, node):
         a = self.bind(_sig_pow, node)

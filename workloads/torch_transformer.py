@@ -265,8 +265,10 @@ class TransformerLowering:
 
     def _softmax_fn(self, node):
         a = self.bind(_sig_softmax, node)
-        if a["dim"] is None or a["dtype"] is not None:
-            raise self.unsupported("needs an explicit dim and no dtype")
+        source = getattr(a["input"].meta.get("tensor_meta"), "dtype", None) \
+            if hasattr(a["input"], "meta") else None
+        if a["dim"] is None or a["dtype"] not in (None, source):
+            raise self.unsupported("needs an explicit dim and no dtype other than the input's")
         return self.b.softmax(self.tensor(a["input"]), a["dim"], name=self.name("softmax"))
 
     def _masked_fill_fn(self, node):

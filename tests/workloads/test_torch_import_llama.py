@@ -2,7 +2,8 @@
 pow/mean/rsqrt, rotary embeddings (products with cos and sin tables held in buffers), keys and
 values repeated for grouped-query attention (repeat_kv), the SwiGLU MLP; each new kind's
 kernels agree with autograd. What stays refused is listed, all at once: a tensor exponent, a
-mean over the batch, SDPA's enable_gqa, T5's relative position bias (a gathered table).
+mean over the batch, SDPA's enable_gqa, a cast to another dtype, T5's relative position bias
+(a gathered table).
 """
 import copy
 
@@ -83,12 +84,14 @@ def test_what_stays_refused_is_listed_at_once():
         def forward(self, x):
             q = x.view(2, 16, 4, 8).transpose(1, 2)
             y = F.scaled_dot_product_attention(q, q, q, enable_gqa=True)
-            return y.transpose(1, 2).reshape(2, 16, 32) + x.pow(x) + x.mean(0)
+            return (y.transpose(1, 2).reshape(2, 16, 32) + x.pow(x) + x.mean(0)
+                    + x.to(torch.float64).float())
     with pytest.raises(WorkloadError) as err:
         from_torch(Unsupported(), torch.randn(2, 16, 32))
     message = str(err.value)
-    assert "3 unsupported ops" in message
-    for why in ("uses enable_gqa", "raises to a tensor power", "takes a mean over dims 0"):
+    assert "5 unsupported ops" in message      # both casts
+    for why in ("uses enable_gqa", "raises to a tensor power", "takes a mean over dims 0",
+                "casts torch.float32 to torch.float64"):
         assert why in message, why
 
 

@@ -77,21 +77,23 @@ def small(kv_heads: int, attention: str = "fused"):
                    vocab_size=1000, seq_len=16, attention=attention)
 
 
-@pytest.mark.parametrize("kv_heads", [4, 2])
-def test_a_llama_written_as_hugging_face_writes_it_is_the_builder_graph_op_for_op(kv_heads):
-    """LlamaForCausalLM in plain PyTorch (RMSNorm as pow/mean/rsqrt, rotary tables in
-    buffers, repeat_kv, SwiGLU, untied lm_head) imports to the zoo's graph: the same ops in
-    the same order (kind, shape, parameters, FLOPs), parameters the module's, and matmul
-    FLOPs those PyTorch's counter counts."""
+@pytest.mark.parametrize("kv_heads, eager", [(4, False), (2, False), (2, True)])
+def test_a_llama_written_as_hugging_face_writes_it_is_the_builder_graph_op_for_op(kv_heads,
+                                                                                eager):
+    """LlamaForCausalLM in plain PyTorch (RMSNorm as pow/mean/rsqrt between casts to float32
+    and back, rotary tables in buffers, repeat_kv, SwiGLU, untied lm_head; SDPA, or the eager
+    path's scores, constant causal mask and softmax in float32) imports to the zoo's graph:
+    the same ops in the same order (kind, shape, parameters, FLOPs), parameters the
+    module's, and matmul FLOPs those PyTorch's counter counts."""
     torch = pytest.importorskip("torch")
     from tests.workloads.graph_compare import assert_same
     from tests.workloads.test_torch_import_transformers import imported
     from tests.workloads.torch_hf_style import LlamaForCausalLM
     torch.manual_seed(0)
     module = LlamaForCausalLM(vocab=1000, width=64, depth=2, heads=4, kv_heads=kv_heads,
-                              mlp=172)
+                              mlp=172, eager=eager)
     graph = imported(module, torch.randint(0, 1000, (2, 16)))
-    assert_same(graph, small(kv_heads))
+    assert_same(graph, small(kv_heads, "naive" if eager else "fused"))
     assert graph.params() == sum(p.numel() for p in module.parameters())
 
 

@@ -179,9 +179,11 @@ class LlamaRMSNorm(nn.Module):
         self.variance_epsilon = eps
 
     def forward(self, hidden_states):
+        input_dtype = hidden_states.dtype
+        hidden_states = hidden_states.to(torch.float32)
         variance = hidden_states.pow(2).mean(-1, keepdim=True)
         hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
-        return self.weight * hidden_states
+        return self.weight * hidden_states.to(input_dtype)
 
 
 def rotate_half(x):
@@ -224,8 +226,10 @@ class LlamaAttention(nn.Module):
     of kv_heads heads repeated for the query heads (grouped-query attention), causal SDPA."""
 
     def __init__(self, width: int, heads: int, positions: int, base: float = 10000.0,
-                 kv_heads: int | None = None, rotary_from_positions: bool = False):
+                 kv_heads: int | None = None, rotary_from_positions: bool = False,
+                 eager: bool = False):
         super().__init__()
+        self.eager = eager
         self.rotary_emb = (LlamaRotaryEmbedding(width // heads, base)
                            if rotary_from_positions else None)
         self.num_heads, self.head_dim = heads, width // heads
@@ -257,8 +261,18 @@ class LlamaAttention(nn.Module):
         k = (k * cos) + (rotate_half(k) * sin)
         n_rep = self.num_heads // self.num_key_value_heads
         k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.o_proj(out.transpose(1, 2).reshape(bsz, q_len, -1))
+        if not self.eager:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.o_proj(out.transpose(1, 2).reshape(bsz, q_len, -1))
+        # Hugging Face's eager_attention_forward: scaled scores plus the causal mask (made of
+        # constants), softmax in float32, cast back
+        causal_mask = torch.full((q_len, q_len), float("-inf"),
+                                 device=hidden_states.device).triu(1)
+        attn_weights = torch.matmul(q, k.transpose(2, 3)) * self.head_dim ** -0.5
+        attn_weights = attn_weights + causal_mask
+        attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(q.dtype)
+        attn_output = torch.matmul(attn_weights, v).transpose(1, 2).contiguous()
+        return self.o_proj(attn_output.reshape(bsz, q_len, -1))
 
 
 class LlamaMLP(nn.Module):
@@ -274,10 +288,12 @@ class LlamaMLP(nn.Module):
 
 class LlamaDecoderLayer(nn.Module):
     def __init__(self, width: int = 64, heads: int = 4, mlp: int = 172, positions: int = 128,
-                 kv_heads: int | None = None, rotary_from_positions: bool = False):
+                 kv_heads: int | None = None, rotary_from_positions: bool = False,
+                 eager: bool = False):
         super().__init__()
         self.self_attn = LlamaAttention(width, heads, positions, kv_heads=kv_heads,
-                                        rotary_from_positions=rotary_from_positions)
+                                        rotary_from_positions=rotary_from_positions,
+                                        eager=eager)
         self.mlp = LlamaMLP(width, mlp)
         self.input_layernorm = LlamaRMSNorm(width)
         self.post_attention_layernorm = LlamaRMSNorm(width)
@@ -288,10 +304,11 @@ class LlamaDecoderLayer(nn.Module):
 
 
 class LlamaModel(nn.Module):
-    def __init__(self, vocab, width, depth, heads, kv_heads, mlp, positions):
+    def __init__(self, vocab, width, depth, heads, kv_heads, mlp, positions, eager=False):
         super().__init__()
         self.embed_tokens = nn.Embedding(vocab, width)
-        self.layers = nn.ModuleList(LlamaDecoderLayer(width, heads, mlp, positions, kv_heads)
+        self.layers = nn.ModuleList(LlamaDecoderLayer(width, heads, mlp, positions, kv_heads,
+                                                      eager=eager)
                                     for _ in range(depth))
         self.norm = LlamaRMSNorm(width)
 
@@ -303,12 +320,13 @@ class LlamaModel(nn.Module):
 
 
 class LlamaForCausalLM(nn.Module):
-    """A Llama decoder with its (untied) output layer; small sizes by default."""
+    """A Llama decoder with its (untied) output layer; small sizes by default; eager: the
+    attention written out as Hugging Face's eager path, else SDPA."""
 
     def __init__(self, vocab=1000, width=64, depth=2, heads=4, kv_heads=2, mlp=172,
-                 positions=128):
+                 positions=128, eager=False):
         super().__init__()
-        self.model = LlamaModel(vocab, width, depth, heads, kv_heads, mlp, positions)
+        self.model = LlamaModel(vocab, width, depth, heads, kv_heads, mlp, positions, eager)
         self.lm_head = nn.Linear(width, vocab, bias=False)
 
     def forward(self, input_ids):
