@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hwmodels.families import point_shape
 from simulator.api import simulate
 from simulator.cluster import Cluster
 from workloads import zoo
@@ -106,6 +107,8 @@ def test_rmsnorm_and_rotary_train_with_pytorchs_gradients():
     assert train.op(f"{norm}.rsqrt.grad").saved == (f"{norm}.rsqrt",)
     mean_grad = train.op(f"{norm}.mean.grad")
     assert mean_grad.saved == () and mean_grad.out.shape == (2, 16, 64)
+    # a profile keys the broadcast on the 32 rows of 64 values it writes
+    assert point_shape(mean_grad) == (32, 64)
     rotary = [op for op in train if op.kind == "mul_table_grad"]
     assert len(rotary) == 8 and all(op.saved == () for op in rotary)
     assert sum(op.kind == "repeat_heads_grad" for op in train) == 4

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from ._registry import OpKind, per_element, per_input_element, register
+from ._registry import OpKind, per_element, per_input_element, register, shape_layout
 from ._torch import torch
 
 
@@ -75,8 +75,9 @@ register(
     # a sum and, per output value, a division
     OpKind("mean", "normalization", flops=per_input_element(1.0), torch_kernel=_mean_kernel,
            doc="the mean over the trailing `reduced_dims` dimensions (keepdim or not)"),
+    # keyed on what it writes: its input, the reduced gradient, is the smaller
     OpKind("mean_grad", "normalization", "backward", flops=per_element(1.0),
-           torch_kernel=_mean_kernel),
+           layout=lambda op: shape_layout(op.out.shape), torch_kernel=_mean_kernel),
     OpKind("mul_table", "elementwise", flops=per_element(1.0),
            bytes_read=lambda op: op.in_specs[0].nbytes + _table_bytes(op),
            torch_kernel=_mul_table_kernel,
