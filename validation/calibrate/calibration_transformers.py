@@ -7,21 +7,15 @@ tensors at sizes that span what users train.
   64 (6 heads, 384 wide), attention fused (F.scaled_dot_product_attention) and written out
   (batched products, scaling, causal mask, softmax, dropout of the probabilities); and once
   with a 32768-token vocabulary (the token embedding's gradient, which writes the whole
-  table, and the loss over as many classes, near a real vocabulary's size); and once 1024
-  wide (16 heads of 64, a 4096-wide MLP) with a 65536-token vocabulary at 128 tokens: GEMMs
-  larger than any a 768-wide model with a 50257-token vocabulary runs, so that the fit
-  interpolates between measured products on both sides of such a model's instead of
-  extrapolating upwards (an output layer of 256 MiB of weights runs at another rate than one
-  of 32 MiB: its operands leave every cache);
+  table, and the loss over as many classes, near a real vocabulary's size);
 - encoder blocks on image patches (ViT's structure, one block): patch convolution, class
   token, learned positions, non-causal fused attention, an exact-GELU MLP, at 65 and 257
   tokens (head dim 64, 4 heads, 256 wide).
 
 Attention costs grow with S^2 and the products' shape with the head dim, so both vary apart;
-the batch keeps each step at 128-512 tokens (about 0.03-0.15 s on one core, the wide decoder
-about 1.4 s: the 20 cases add one to two minutes to a calibration). No validation case's
-sizes are used (the validated GPT-2 and ViT-B/16 are 768 wide with 12 heads and vocabularies
-of 50257 and 1000 classes).
+the batch keeps each step at 128-512 tokens (about 0.03-0.15 s on one core: the 19 cases add
+well under a minute to a calibration). No validation case's sizes are used (the validated
+GPT-2 and ViT-B/16 are 768 wide with 12 heads and vocabularies of 50257 and 1000 classes).
 """
 from __future__ import annotations
 
@@ -35,8 +29,6 @@ DECODER_SIZES = {32: (256, 8, 2048), 64: (384, 6, 4096)}
 DECODER_BATCH = {64: 4, 128: 4, 256: 2, 512: 1}
 # (head dim, sequence length, batch) of the decoder with the large vocabulary
 LARGE_VOCAB, LARGE_VOCAB_CASE = 32768, (32, 64, 2)
-# (width, heads, vocabulary, sequence length, batch) of the wide decoder
-WIDE_DECODER = (1024, 16, 65536, 128, 1)
 # (input size, batch): 8-pixel patches make 64 + 1 and 256 + 1 tokens
 ENCODER_CASES = ((64, 8), (128, 2))
 DROPOUT = 0.1
@@ -49,16 +41,6 @@ def decoder_grid(batch: int, head_dim: int, seq_len: int, attention: str,
                    vocab_size=vocab or default_vocab, max_positions=max(SEQ_LENS),
                    dropout=DROPOUT, attention=attention,
                    name=decoder_name(head_dim, seq_len, attention, vocab))
-
-
-def wide_decoder_grid(batch: int) -> OpGraph:
-    width, heads, vocab, seq_len, _ = WIDE_DECODER
-    return zt.gpt2(batch, width=width, depth=1, heads=heads, seq_len=seq_len, vocab_size=vocab,
-                   max_positions=max(SEQ_LENS), dropout=DROPOUT, attention="fused",
-                   name=WIDE_DECODER_NAME)
-
-
-WIDE_DECODER_NAME = "grid_decoder_wide_v65536"
 
 
 def encoder_grid(batch: int, input_size: int) -> OpGraph:
@@ -80,7 +62,6 @@ TRANSFORMER_NETWORKS = {
        for hd in DECODER_SIZES for form in zt.ATTENTION_FORMS for s in SEQ_LENS},
     decoder_name(*LARGE_VOCAB_CASE[:2], "fused", LARGE_VOCAB): (
         lambda batch: decoder_grid(batch, *LARGE_VOCAB_CASE[:2], "fused", LARGE_VOCAB)),
-    WIDE_DECODER_NAME: wide_decoder_grid,
     **{encoder_name(size): (lambda batch, size=size: encoder_grid(batch, size))
        for size, _ in ENCODER_CASES},
 }
@@ -88,6 +69,5 @@ TRANSFORMER_CASES: tuple[tuple[str, int], ...] = (
     *((decoder_name(hd, s, form), DECODER_BATCH[s])
       for hd in DECODER_SIZES for form in zt.ATTENTION_FORMS for s in SEQ_LENS),
     (decoder_name(*LARGE_VOCAB_CASE[:2], "fused", LARGE_VOCAB), LARGE_VOCAB_CASE[2]),
-    (WIDE_DECODER_NAME, WIDE_DECODER[4]),
     *((encoder_name(size), batch) for size, batch in ENCODER_CASES),
 )
