@@ -168,6 +168,8 @@ def read_network_rows(path: str) -> Table:
             reason = f"network {r['network']!r} is not in the zoo"
         elif precision is None:
             reason = f"precision {r['precision']!r} is not one of {', '.join(PRECISIONS)}"
+        elif not (r.get("batch_per_gpu") or "").strip():
+            reason = "no batch stated (a throughput depends on it: the row is not guessed at)"
         elif batch is None or not batch.is_integer():
             reason = f"batch {r['batch_per_gpu']!r} is not a whole number"
         elif throughput is None:

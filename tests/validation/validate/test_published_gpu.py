@@ -58,6 +58,7 @@ def test_rows_that_cannot_be_simulated_are_named_skips(tmp_path):
         "e,VGG-16,V100,FP32,sixteen,100",
         "f,VGG-16,V100,FP32,16,fast",
         "g,vgg16,v100,amp-fp16,64,700",
+        "h,VGG-16,V100,FP32,,209.3",
     ]) + "\n")
     table = pg.read_network_rows(path)
     assert [r.row_id for r in table.rows] == ["a", "g"]
@@ -67,8 +68,9 @@ def test_rows_that_cannot_be_simulated_are_named_skips(tmp_path):
     assert "FP8" in reasons["d"]
     assert "sixteen" in reasons["e"]
     assert "throughput" in reasons["f"]
+    assert "no batch stated" in reasons["h"]
     text = pv.report(table, pv.score_networks(table.rows))
-    assert "2 rows simulated, 5 skipped" in text and "Radeon VII" in text
+    assert "2 rows simulated, 6 skipped" in text and "Radeon VII" in text
 
 
 def test_the_sum_of_op_times_is_the_sequential_engine_run():
