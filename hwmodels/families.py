@@ -74,4 +74,5 @@ def layout(op) -> tuple[int, int]:
 def point_shape(op) -> tuple[int, ...]:
     """What a calibrated profile keys an op's time on besides FLOPs and bytes: the GEMM shape
     of a convolution or linear layer, the layout of any other op."""
-    return gemm_shape(op) if op.kind in MATMUL_KINDS else layout(op)
+    gemm = gemm_shape(op) if op.kind in MATMUL_KINDS else None
+    return gemm if gemm is not None else layout(op)

@@ -37,7 +37,7 @@ SOFTMAX_GRAD_FLOPS = 4.0
 UnitGemm = Callable[..., GemmCost]
 
 
-def sdpa_backend(architecture: str, arithmetic: str, head_dim: int) -> str:
+def sdpa_backend(architecture: str | None, arithmetic: str, head_dim: int) -> str:
     """The backend PyTorch's SDPA dispatches to on this architecture and arithmetic."""
     if (architecture in FLASH_ARCHITECTURES and arithmetic in ("fp16", "bf16")
             and head_dim <= FLASH_MAX_HEAD_DIM):

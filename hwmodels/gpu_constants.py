@@ -51,8 +51,8 @@ class GpuFamily:
                     or not 0 < value <= 1:
                 raise HardwareError(f"{where}: {name}.{key} must be in (0, 1], got {value!r}")
         _check_seconds(where, f"{name}.kernel_overhead_s", table["kernel_overhead_s"])
-        return cls(name=name, **{k: (v if k == "fitted_to" else float(v))
-                                 for k, v in table.items()})
+        efficiencies = {k: float(v) for k, v in table.items() if k != "fitted_to"}
+        return cls(name=name, fitted_to=table["fitted_to"], **efficiencies)
 
     def as_table(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}

@@ -211,10 +211,7 @@ def model_for(spec_or_name: DeviceSpec | str, profile: Profile | str | os.PathLi
               ) -> DeviceModel:
     """The device model for a spec (or a built-in catalog name), by the spec's kind. A profile
     may be given as a Profile or as the path of a profile TOML."""
-    if isinstance(spec_or_name, str):
-        spec = catalog.device(spec_or_name)
-    else:
-        spec = spec_or_name
+    spec = catalog.device(spec_or_name) if isinstance(spec_or_name, str) else spec_or_name
     if not isinstance(spec, DeviceSpec):
         raise HardwareError(f"model_for needs a DeviceSpec or a device name, got {spec!r}")
     if profile is not None and not isinstance(profile, Profile):

@@ -169,8 +169,8 @@ class GemmPredictor:
                  rules: KernelRules | None = None) -> None:
         self.kind, self.rules = kind, rules or KernelRules()
         exact: dict[tuple, list[float]] = {}
-        for f, b, t, *shape in points:
-            exact.setdefault((f, b, *shape), []).append(t)
+        for f, b, t, *dims in points:
+            exact.setdefault((f, b, *dims), []).append(t)
         self.exact = {k: sum(v) / len(v) for k, v in exact.items()}
         by_class: dict[str, list] = {}
         for key, t in self.exact.items():
@@ -255,6 +255,8 @@ def _fit_gemm(work: np.ndarray, time_s: np.ndarray) -> np.ndarray:
         p, cost = _levenberg_marquardt(p, work, np.log(time_s))
         if cost < best_cost:
             best, best_cost = p, cost
+    if best is None:   # no start reached a finite cost
+        raise ValueError("the GEMM fit diverged from every start (infinite or NaN cost)")
     return best
 
 

@@ -119,20 +119,23 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
     """
     selected = list(ops) if ops is not None else graph.topo()
     mem_dev = memory_device or device.id
+    cost: Callable[[Op], float]
     if duration is None:
         # what this device's part of the step moves: a calibrated profile's small ops run
         # faster when it fits in the cache (hwmodels/residency.py)
         step_bytes = fitting_bytes(selected)
 
-        def cost(op: Op) -> float:
+        def modelled(op: Op) -> float:
             return device.model.op_time_s(op, step_bytes)
+        cost = modelled
     else:
         cost = duration
     if device.speed != 1.0 or device.jitter is not None:   # a straggler, jitter: stragglers.py
         base_cost = cost
 
-        def cost(op: Op) -> float:
+        def slowed(op: Op) -> float:
             return base_cost(op) * device.time_factor(f"{prefix}{op.name}")
+        cost = slowed
     extra = extra_deps or {}
     gpu = device.spec.kind == "gpu"
     if gpu:

@@ -98,9 +98,10 @@ class NodeLayout:
     def node_period(self, nodes: int) -> int | None:
         """Nodes per repeat of the network: 1, or a leaf when there are several (None when
         the last leaf is partial)."""
-        if self.network == "rail-optimised" or self.groups(nodes) == 1:
-            return 1
-        return self.nodes_per_leaf if nodes % self.nodes_per_leaf == 0 else None
+        leaf = self.nodes_per_leaf
+        if self.network == "rail-optimised" or self.groups(nodes) == 1 or not leaf:
+            return 1   # without a leaf size there is one group
+        return leaf if nodes % leaf == 0 else None
 
     def nic_resource(self, node: int, nic: int, direction: str) -> str:
         return f"node{node}.{direction}" if not self.nics else f"node{node}.nic{nic}.{direction}"
