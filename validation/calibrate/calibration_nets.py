@@ -24,6 +24,8 @@ into the profile.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from workloads import zoo
 from workloads.builder import GraphBuilder
 from workloads.graph import ACTIVATIONS, OpGraph, WorkloadError
@@ -270,13 +272,13 @@ def _mid_name(kernel: int, width: str) -> str:
 
 
 NETWORKS = {
-    **{_grid_name(k, w): (lambda batch, k=k, s=s, n=_grid_name(k, w): conv_grid(k, batch, s, n))
+    # partial(conv_grid, k, ...)(batch) is conv_grid(k, batch, ...)
+    **{_grid_name(k, w): partial(conv_grid, k, width=s, name=_grid_name(k, w))
        for k in (1, 3, 5, 7) for w, s in WIDTHS.items()},
-    **{_grid_name(k, "odd"): (lambda batch, k=k, n=_grid_name(k, "odd"):
-                              conv_grid(k, batch, ODD_WIDTH, n)) for k in (1, 3)},
+    **{_grid_name(k, "odd"): partial(conv_grid, k, width=ODD_WIDTH, name=_grid_name(k, "odd"))
+       for k in (1, 3)},
     **{_grid_name(k, "funnel"): (lambda batch, k=k: funnel_grid(k, batch)) for k in (1, 3)},
-    **{_mid_name(k, w): (lambda batch, k=k, s=s, n=_mid_name(k, w):
-                         conv_grid(k, batch, s, n, MID_SIZE))
+    **{_mid_name(k, w): partial(conv_grid, k, width=s, name=_mid_name(k, w), size=MID_SIZE)
        for k in (1, 3) for w, s in (("narrow", 0.5), ("", 1.0))},
     "grid_stem1": lambda batch: stem_grid(1, batch),
     "grid_stem3": lambda batch: stem_grid(3, batch),

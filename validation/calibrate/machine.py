@@ -29,10 +29,8 @@ def machine_meta(device: str, threads: int) -> dict:
     import torch
 
     from hwmodels.kernels import vector_fp32_lanes
-    if device == "cuda":
-        facts = {"processor": torch.cuda.get_device_name()}
-    else:
-        facts = this_host().meta()
+    facts = ({"processor": torch.cuda.get_device_name()} if device == "cuda"
+             else this_host().meta())
     meta = {"machine": platform.machine() or "unknown", **facts,
             "threads": int(threads), "torch_version": torch.__version__,
             "date": datetime.date.today().isoformat()}

@@ -40,7 +40,7 @@ def replay_times(train: OpGraph, device="cpu", rounds: int = 3, warmup: int = 1,
         env: dict[str, object] = {}
         times: dict[str, float] = {}
         for i, op in enumerate(order):
-            ins = [_as_shape(env[t], spec.shape, state) for t, spec in zip(op.inputs, op.in_specs)]
+            ins = [_as_shape(env[t], spec.shape, state) for t, spec in zip(op.inputs, op.in_specs, strict=True)]
             kernel = kernels[op.name]
             if kernel is None:          # a view: reinterpret the input, no kernel
                 env[op.name] = _view(op, ins, state)

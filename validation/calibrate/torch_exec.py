@@ -185,7 +185,7 @@ class GraphModule(torch.nn.Module):
 
     def _p(self, i: int, j: int):
         key = f"p{self._holder.get(i, i)}_{j}"
-        return self.weights[key] if key in self.weights else None
+        return self.weights.get(key)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # each output is dropped after its last reader, as an idiomatic module's locals are:

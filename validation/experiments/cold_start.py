@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 
 def _ops():
@@ -63,6 +64,14 @@ def _median_s(before, op, rounds: int) -> float:
     return statistics.median(times)
 
 
+def _then_two_small_ops(first, tensor) -> None:
+    """`first`, then two small ops on `tensor` (a negation and an addition)."""
+    import torch
+    first()
+    torch.neg(tensor)
+    torch.add(tensor, 1.0)
+
+
 def cold_start_table(rounds: int = 15) -> list[dict]:
     """One row per (heavy op, small op), in us: the small op's warm median, its penalty right
     after the heavy op, and its penalty with two other small ops run in between."""
@@ -73,10 +82,7 @@ def cold_start_table(rounds: int = 15) -> list[dict]:
     for small_name, op in small.items():
         warm_us = _median_s(op, op, rounds) * 1e6
         for heavy_name, run in heavy.items():
-            def run_then_two_others():
-                run()
-                torch.neg(between)
-                torch.add(between, 1.0)
+            run_then_two_others = partial(_then_two_small_ops, run, between)
             rows.append({
                 "after": heavy_name, "op": small_name, "warm_us": warm_us,
                 "penalty_us": _median_s(run, op, rounds) * 1e6 - warm_us,
