@@ -170,7 +170,7 @@ def symmetry_period_of(cluster: Cluster, devices: list[str]) -> int | None:
     return period
 
 
-def _expand(done: dict[str, tuple[str, ...]], devices: list[str], period: int | None
+def _expand(done: Mapping[str, Sequence[str]], devices: list[str], period: int | None
             ) -> dict[str, tuple[str, ...]]:
     """Every device's entry: its representative's (device i mod period) under symmetry."""
     if not period:
@@ -321,9 +321,10 @@ def _pairwise(tg, cluster, devices, nbytes, dep_of, name, priority, _root, launc
         for i, src in enumerate(devices):
             dst = devices[(i + k) % p]
             deps = list(dep_of[src]) if last[i] is None else [last[i]]
-            last[i] = _send(tg, cluster, src, dst, chunk, deps, f"{name}.r{k}.{i}", priority,
-                            "all_to_all", extra_s=launch_s if k == 1 else 0.0)
-            received[dst].append(last[i])
+            sent = _send(tg, cluster, src, dst, chunk, deps, f"{name}.r{k}.{i}", priority,
+                         "all_to_all", extra_s=launch_s if k == 1 else 0.0)
+            last[i] = sent
+            received[dst].append(sent)
     return {d: tuple(v) for d, v in received.items()}
 
 
