@@ -1,7 +1,7 @@
 # On a fresh machine with only Python 3.11+:
 #   make demo   - set up, then run the main job
-#   make test   - set up, then run the fast test suite (no tests marked slow)
-#   make test-all - the whole suite, the slow end-to-end runs included (what CI runs)
+#   make test   - set up, lint, then run the fast test suite (no tests marked slow)
+#   make test-all - lint, then the whole suite, the slow end-to-end runs included (what CI runs)
 #   make lint   - ruff and mypy, as configured in pyproject.toml
 PYTHON ?= python3
 VENV ?= .venv
@@ -28,10 +28,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: $(STAMP)
+# The lint gate runs first: a finding stops the tests before they start.
+test: lint
 	$(PY) -m pytest -m "not slow"
 
-test-all: $(STAMP)
+test-all: lint
 	$(PY) -m pytest
 
 bench: $(STAMP)
