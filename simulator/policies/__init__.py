@@ -8,10 +8,10 @@ the run, so that nothing is rebuilt); a bare TaskGraph is taken as a Plan with n
 
 No policy imports another: what several share lives in the underscore modules beside them
 (`_pipeline*.py`, `_data_parallel.py`, `_offload.py`, `_swap_model.py`, `_supernet.py`,
-`_one_device.py`, `_channel_split*.py`, `_framework_memory.py`), and a policy that runs the
-engine itself (a search, a latency measured alone) calls `_runs.run_tasks`.
-tests/simulator/policies/test_policy_modules.py checks that no policy imports another and
-that only `_runs` runs the engine.
+`_one_device.py`, `_channel_split*.py`, `_framework_memory.py`, `_sparsity.py`), and a policy
+that runs the engine itself (a search, a latency measured alone) calls `_runs.run_tasks`.
+tests/simulator/policies/test_policy_modules.py checks that no policy imports another, that
+only `_runs` runs the engine, and that every module without an underscore is a policy.
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from workloads.training import lower_training
 from ..lowering import emit_ops, resident_bytes
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, parse_bool, register
-from . import sparsity as profiles
+from . import _sparsity as profiles
 
 # Forward ops through which ReLU zeros reach the next conv's input unchanged (or fewer).
 _PASS_THROUGH = frozenset({"maxpool", "flatten", "dropout"})

@@ -7,8 +7,8 @@ from simulator import cli
 from simulator.api import simulate
 from simulator.cluster import Cluster
 from simulator.policies import ConfigError
+from simulator.policies._sparsity import SparsityProfile, resolve
 from simulator.policies.sparse_train import conv_pass_sparsity
-from simulator.policies.sparsity import SparsityProfile, resolve
 from workloads import zoo
 from workloads.training import lower_training
 

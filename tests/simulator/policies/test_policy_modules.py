@@ -103,3 +103,9 @@ def test_only_the_shared_helper_runs_the_engine():
     callers = sorted(p.name for p in (ROOT / "simulator" / "policies").glob("*.py")
                      if "engine.run(" in p.read_text() and p.name != "_runs.py")
     assert callers == []
+
+
+def test_every_module_without_an_underscore_is_a_builtin_policy():
+    public = {f"{PACKAGE}.{p.stem}" for p in (ROOT / "simulator" / "policies").glob("*.py")
+              if not p.stem.startswith("_")}
+    assert public == policy_modules()

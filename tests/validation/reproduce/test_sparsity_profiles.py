@@ -6,7 +6,7 @@ import pytest
 from simulator.api import simulate
 from simulator.cluster import Cluster
 from simulator.policies import ConfigError
-from simulator.policies.sparsity import load_csv, resolve
+from simulator.policies._sparsity import load_csv, resolve
 from validation.reproduce.sparsetrain import profiles as sp
 from workloads import zoo
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hwmodels import catalog
 from hwmodels.cpu_conv import CPUDirectConv
-from simulator.policies import sparsity as profiles
+from simulator.policies import _sparsity as profiles
 from simulator.trace import subplots  # a bare Figure: no backend switch in a notebook
 from workloads import zoo
 from workloads.training import lower_training

@@ -31,7 +31,7 @@ import csv
 from pathlib import Path
 
 from simulator.policies import ConfigError
-from simulator.policies.sparsity import SparsityProfile, check_fraction, load_csv
+from simulator.policies._sparsity import SparsityProfile, check_fraction, load_csv
 from validation.paths import MEASURED
 from workloads.graph import OpGraph
 
