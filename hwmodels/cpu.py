@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from .cpu_identity import warn_if_other_machine
 from .model import DeviceModel
+from .specs import required
 
 
 class CPUModel(DeviceModel):
@@ -45,24 +46,24 @@ class CPUModel(DeviceModel):
 
     @property
     def cores(self) -> int:
-        return int(self.spec.cores)  # type: ignore[arg-type]
+        return int(required(self.spec.cores, self.spec.name, "cores"))
 
     @property
     def clock_hz(self) -> float:
-        return float(self.spec.clock_hz)  # type: ignore[arg-type]
+        return float(required(self.spec.clock_hz, self.spec.name, "clock_hz"))
 
     @property
     def vector_lanes_fp32(self) -> int:
-        return int(self.spec.vector_lanes_fp32)  # type: ignore[arg-type]
+        return int(required(self.spec.vector_lanes_fp32, self.spec.name, "vector_lanes_fp32"))
 
     @property
     def fma_units_per_core(self) -> int:
-        return int(self.spec.fma_units_per_core)  # type: ignore[arg-type]
+        return int(required(self.spec.fma_units_per_core, self.spec.name, "fma_units_per_core"))
 
     @property
     def per_core_peak_flops(self) -> float:
         """clock_hz * vector_lanes_fp32 * fma_units_per_core * 2 (an FMA is 2 FLOPs)."""
-        return float(self.spec.per_core_peak_flops)  # type: ignore[arg-type]
+        return float(required(self.spec.per_core_peak_flops, self.spec.name, "per_core_peak_flops"))
 
     @property
     def l2_bytes(self) -> int | None:

@@ -27,7 +27,7 @@ from workloads.graph import Op
 from . import catalog
 from .families import CONV_FAMILIES, FAMILIES, KIND_FAMILY, point_shape
 from .profile import Profile
-from .specs import DeviceSpec, HardwareError
+from .specs import DeviceSpec, HardwareError, required
 
 MODEL_CLASSES: dict[str, type["DeviceModel"]] = {}
 
@@ -74,7 +74,7 @@ class DeviceModel:
 
     @property
     def peak_flops(self) -> float:
-        return float(self.spec.peak_flops)  # type: ignore[arg-type]
+        return float(required(self.spec.peak_flops, self.spec.name, "peak_flops"))
 
     @property
     def mem_bandwidth_Bps(self) -> float:

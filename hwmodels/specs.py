@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 from workloads.errors import DnnsimError
 
@@ -56,6 +56,16 @@ def _check_number(where: str, fname: str, value: object, positive: bool = True,
         raise HardwareError(f"{where}: {fname} must be > 0, got {value!r}")
     if not positive and value < 0:
         raise HardwareError(f"{where}: {fname} must be >= 0, got {value!r}")
+
+
+T = TypeVar("T")
+
+
+def required(value: T | None, part: str, fname: str) -> T:
+    """A field the part's kind requires (DeviceSpec.__post_init__ checks it), never None."""
+    if value is None:
+        raise HardwareError(f"device {part!r}: {fname} is required here")
+    return value
 
 
 def _check_int(where: str, fname: str, value: object, minimum: int = 1,
@@ -201,7 +211,7 @@ class DeviceSpec:
                 object.__setattr__(self, "peak_flops", self.derived_peak_flops)
         _check_number(where, "peak_flops", self.peak_flops)
         peaks = {k: float(v) for k, v in sorted(self.peak_flops_by_precision.items())}
-        peaks.setdefault("fp32", float(self.peak_flops))  # type: ignore[arg-type]
+        peaks.setdefault("fp32", float(required(self.peak_flops, self.name, "peak_flops")))
         object.__setattr__(self, "peak_flops_by_precision", peaks)
 
     def peak_flops_for(self, precision: str) -> float:
@@ -230,17 +240,17 @@ class DeviceSpec:
     @property
     def per_core_peak_flops(self) -> float | None:
         """clock * lanes * FMA units * 2 (an FMA is 2 FLOPs); None for a GPU."""
-        if self.kind == "gpu":
-            return None
-        return (float(self.clock_hz) * self.vector_lanes_fp32  # type: ignore[arg-type, operator]
-                * self.fma_units_per_core * 2.0)
+        clock, lanes, fmas = self.clock_hz, self.vector_lanes_fp32, self.fma_units_per_core
+        if self.kind == "gpu" or clock is None or lanes is None or fmas is None:
+            return None   # a cpu or arm part has all three (__post_init__ checks)
+        return float(clock) * lanes * fmas * 2.0
 
     @property
     def derived_peak_flops(self) -> float | None:
         per_core = self.per_core_peak_flops
-        return None if per_core is None else per_core * self.cores  # type: ignore[operator]
+        return None if per_core is None or self.cores is None else per_core * self.cores
 
-    def with_options(self, **overrides: Any) -> "DeviceSpec":  # noqa: C901
+    def with_options(self, **overrides: Any) -> "DeviceSpec":
         """A modified copy. Changing cores, clock_hz, vector_lanes_fp32 or fma_units_per_core
         recomputes peak_flops from them unless peak_flops is overridden too."""
         known = {f.name for f in dataclasses.fields(self)}
