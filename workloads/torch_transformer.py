@@ -329,7 +329,8 @@ class TransformerLowering:
         n, length, e = self.b.spec(q).shape
         heads, bias = m.num_heads, m.in_proj_bias is not None
         hd = e // heads
-        name = lambda part: self.name(f"{prefix}{part}")  # noqa: E731
+        def name(part):
+            return self.name(f"{prefix}{part}")
         if q == kv[0] == kv[1]:
             qkv = self.b.linear(q, 3 * e, bias=bias, name=name("in_proj"))
             parts = self._split_packed(qkv, 3, name)
