@@ -113,8 +113,8 @@ class Cluster(Routes):
 
     # -- construction --------------------------------------------------------------------
     @classmethod
-    def build(cls, device: str | DeviceSpec = "v100", count: int = 1, link: str | LinkSpec =
-              "nvlink2", topology: str = "switch", devices_per_node: int | None = None,
+    def build(cls, device: str | DeviceSpec = "v100", count: int = 1,
+              link: str | LinkSpec | None = "nvlink2", topology: str = "switch", devices_per_node: int | None = None,
               inter_node_link: str | LinkSpec | None = None, host: str | HostSpec | None = None,
               host_link: str | LinkSpec | None = None, profile=None,
               speeds: dict[str, float] | None = None, jitter: Jitter | None = None,
@@ -125,6 +125,12 @@ class Cluster(Routes):
         layout: the nodes' NICs, PCIe switches and network (node_types.py)."""
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise SimulationError(f"device count must be an integer >= 1, got {count!r}")
+        if link is None:
+            if count > 1:
+                raise SimulationError(f"a cluster of {count} devices needs a link (a catalog "
+                                      "name such as 'nvlink2' or 'pcie3'; dnnsim hardware "
+                                      "lists them)")
+            link = SINGLE_DEVICE_LINK
         if isinstance(device, (str, os.PathLike)) and os.fspath(device).endswith(".toml"):
             from hwmodels.profile import Profile
             profile = Profile.load(device) if profile is None else profile
@@ -264,6 +270,10 @@ class Cluster(Routes):
             "inter_node_link": self.inter_node_link.name if self.inter_node_link else None,
             "host_link": self.host_link.name if self.host_link else None,
         }
+
+
+# One device needs no network; any catalog link keeps the cluster well formed.
+SINGLE_DEVICE_LINK = "pcie3"
 
 
 def _link(link: str | LinkSpec) -> LinkSpec:

@@ -213,8 +213,7 @@ class Scenario:
                                           layout.network, layout.oversubscription,
                                           layout.nodes_per_leaf, profile=profile,
                                           speeds=self.speeds, jitter=jitter)
-        link = self.link or _single_device_link(spec)
-        return Cluster.build(spec, self.devices, link, topology=self.topology,
+        return Cluster.build(spec, self.devices, self.link, topology=self.topology,
                              devices_per_node=self.devices_per_node,
                              inter_node_link=self.inter_node_link, host=self.host,
                              host_link=self.host_link, profile=profile,
@@ -270,7 +269,3 @@ def _load_profile(path: str):
         _PROFILES[key] = Profile.load(path)
     return _PROFILES[key]
 
-
-def _single_device_link(spec) -> str:
-    # One device needs no network; any catalog link keeps the cluster well formed.
-    return "pcie3"

@@ -43,3 +43,10 @@ def test_a_key_error_is_a_bug_not_bad_input(monkeypatch):
     monkeypatch.setattr(cmd, "run", broken)
     with pytest.raises(KeyError):
         main(["workloads"])
+
+
+def test_one_device_needs_no_link_and_several_name_the_missing_link():
+    one = Cluster.build("v100", 1, None)
+    assert one.describe()["link"] and one.describe()["devices"] == 1
+    with pytest.raises(SimulationError, match="cluster of 2 devices needs a link"):
+        Cluster.build("v100", 2, None)
