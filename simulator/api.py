@@ -25,15 +25,21 @@ def load_workload(workload: str | OpGraph, batch: int | None = None,
 def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequential", *,
              batch: int | None = None, training: bool = True, enforce_memory: bool = True,
              workload_options: dict | None = None, precision: str | None = None,
-             **options) -> Result:
+             cudnn_benchmark: bool | None = None, **options) -> Result:
     """Simulate one step (or the schedule the policy defines) and return its Result.
 
     workload: a zoo name (with batch and workload_options) or an OpGraph (forward graph).
     precision: fp32 (default), tf32, fp16, bf16, amp-fp16 or amp-bf16 (workloads/precision.py).
+    cudnn_benchmark: whether the step runs PyTorch's cuDNN algorithm search first (its largest
+    workspaces stay cached, so reserved memory, which nvidia-smi shows, grows; times do not
+    change); None keeps the graph's own setting (off unless graph.meta says so).
     options: the policy's options (see `dnnsim policies`).
     """
     graph = load_workload(workload, batch, **(workload_options or {}))
     graph = apply_precision(graph, cluster, precision)
+    if cudnn_benchmark is not None and bool(graph.meta.get("cudnn_benchmark")) != cudnn_benchmark:
+        graph = graph.copy()   # the caller's graph keeps its own setting
+        graph.meta["cudnn_benchmark"] = cudnn_benchmark
     pol = policies.get(policy)
     if training and pol.inference_only:
         raise ConfigError(f"policy {policy!r} simulates inference only; pass training=False "

@@ -8,6 +8,7 @@
     policy = "data-parallel"
     inference = false              # optional (default: a training step)
     precision = "amp-fp16"         # optional: fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | amp-bf16
+    cudnn_benchmark = true         # optional: PyTorch's cuDNN algorithm search first (default false)
     topology = "switch"            # optional: switch | ring | fully-connected | pcie | dgx1-cube-mesh | nvswitch
     devices_per_node = 8           # optional, with inter_node_link
     inter_node_link = "ib100"
@@ -75,6 +76,7 @@ class Scenario:
     nics: list | None = None
     pcie_switches: list | None = None
     precision: str = "fp32"
+    cudnn_benchmark: bool = False
     workload_options: dict = field(default_factory=dict)
     hardware_options: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
@@ -95,7 +97,7 @@ class Scenario:
                  "inter_node_link": str, "host_link": str, "host": str, "node_type": str,
                  "network": str, "oversubscription": float, "nodes_per_leaf": int,
                  "jitter": str, "seed": int, "speeds": dict, "nics": list,
-                 "pcie_switches": list, "precision": str, "batch": int,
+                 "pcie_switches": list, "precision": str, "cudnn_benchmark": bool, "batch": int,
                  "devices": int, "devices_per_node": int, "inference": bool,
                  "workload_options": dict, "hardware_options": dict, "options": dict}
         for key, value in data.items():
@@ -226,7 +228,8 @@ class Scenario:
                            f"workload {self.workload!r}")
         return simulate(graph, self.build_cluster(), self.policy, batch=self.batch,
                         training=not self.inference, enforce_memory=enforce_memory,
-                        precision=self.precision, **self.options)
+                        precision=self.precision,
+                        cudnn_benchmark=self.cudnn_benchmark or None, **self.options)
 
 
 def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigError) -> dict:

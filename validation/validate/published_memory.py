@@ -199,11 +199,8 @@ def simulated(network: str, gpu: str, precision: str, batch: int,
     """(fits, peak as nvidia-smi would show it in GiB) of one training step under `harness`;
     a step that does not fit reports what it would need."""
     graph = with_precision(zoo.get(network, batch=batch), precision)
-    if harness.cudnn_benchmark:
-        graph = graph.copy(graph.name)
-        graph.meta["cudnn_benchmark"] = True
     cluster = Cluster.build(catalog.device(gpu), 1, "pcie3")
-    options: dict[str, Any] = dict(harness.options)
+    options: dict[str, Any] = dict(harness.options, cudnn_benchmark=harness.cudnn_benchmark)
     first = simulate(graph, cluster, harness.policy, **options)
     result = first if first.ok else simulate(graph, cluster, harness.policy,
                                              enforce_memory=False, **options)
