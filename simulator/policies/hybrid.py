@@ -56,7 +56,8 @@ class Hybrid(Policy[PipelinePlan]):
         regs, how = resolve_partitions(graph, cluster, opts["registers"], opts["partitions"])
         k = len(regs) + 1
         n = default_minibatches(k, opts["minibatches"])
-        tg = TaskGraph(f"hybrid:{graph.name}", meta={"samples": graph.batch})
+        tg = TaskGraph(f"hybrid:{graph.name}",
+                       meta={"samples": graph.batch, "iterations": n + TAIL_MINIBATCHES})
         em = PipelineEmitter(tg, lower_training(graph), cluster, regs, update_each=True,
                              overlap_communication=opts["overlap_communication"])
         tg.meta["resident_bytes"] = em.resident()
@@ -80,7 +81,6 @@ class Hybrid(Policy[PipelinePlan]):
         # fill and drain are paid once, when the pipelined part exists
         overhead = pipe["fill_s"] + pipe["drain_s"] if piped else 0.0
         total_s = piped * period + overhead + rest * non_pipelined_s
-        result.iterations = total_iters
         result.extras.update(pipe)
         result.extras.update({
             "pipelined_fraction": opts["pipelined_fraction"], "epochs": opts["epochs"],
