@@ -7,6 +7,12 @@ from workloads.precision import DEFAULT_PRECISION, with_precision
 
 from . import policies
 from .cluster import Cluster
+from .framework_memory import (
+    FrameworkMemory,
+    check_policy,
+    framework_memory_of,
+    with_framework_memory,
+)
 from .policies import ConfigError, Plan
 from .policies._runs import run_tasks
 from .results import Result
@@ -25,7 +31,8 @@ def load_workload(workload: str | OpGraph, batch: int | None = None,
 def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequential", *,
              batch: int | None = None, training: bool = True, enforce_memory: bool = True,
              workload_options: dict | None = None, precision: str | None = None,
-             cudnn_benchmark: bool | None = None, **options) -> Result:
+             cudnn_benchmark: bool | None = None, framework_memory: str | None = None,
+             **options) -> Result:
     """Simulate one step (or the schedule the policy defines) and return its Result.
 
     workload: a zoo name (with batch and workload_options) or an OpGraph (forward graph).
@@ -33,6 +40,8 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     cudnn_benchmark: whether the step runs PyTorch's cuDNN algorithm search first (its largest
     workspaces stay cached, so reserved memory, which nvidia-smi shows, grows; times do not
     change); None keeps the graph's own setting (off unless graph.meta says so).
+    framework_memory: what the framework keeps allocated (simulator/framework_memory.py):
+    pytorch (default), caffe, torch7 or torch7:share-grad-input; None keeps the graph's own.
     options: the policy's options (see `dnnsim policies`).
     """
     graph = load_workload(workload, batch, **(workload_options or {}))
@@ -41,6 +50,9 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
         graph = graph.copy()   # the caller's graph keeps its own setting
         graph.meta["cudnn_benchmark"] = cudnn_benchmark
     pol = policies.get(policy)
+    if framework_memory is not None:
+        graph = with_framework_memory(graph, FrameworkMemory.parse(framework_memory))
+    check_policy(pol, framework_memory_of(graph), training)
     if training and pol.inference_only:
         raise ConfigError(f"policy {policy!r} simulates inference only; pass training=False "
                           "(--inference)")

@@ -20,6 +20,10 @@ taken off the device's memory, and the allocator is replayed on the step's alloc
 program order (hwmodels/gpu_memory.py): what it reserves beyond the tensors at its peak (segment
 rounding, blocks split and cached) is recorded per device in the task graph's `device_memory`
 meta, which the engine adds to the tensors when it judges what fits.
+Under a framework that allocates the net's buffers once (graph.meta["framework_memory"]
+caffe or torch7, simulator/framework_memory.py) none of the per-tensor rules apply: a zero-time
+set-up task allocates the framework's footprint and the weights' state before the first op,
+and the ops allocate nothing; the CUDA context still counts.
 """
 from __future__ import annotations
 
@@ -35,7 +39,8 @@ from workloads.training import OPTIMIZER_STATE_PER_PARAM
 
 from .cluster import Device
 from .engine import DEVICE_MEMORY_META
-from .tasks import TaskGraph
+from .framework_memory import framework_memory_of, static_footprint_bytes
+from .tasks import SimulationError, TaskGraph
 
 # Outputs these kinds write go into resident buffers (weight gradients, weights).
 _RESIDENT_OUTPUT = frozenset({"conv2d_grad_weight", "linear_grad_weight", "sgd_update"})
@@ -140,6 +145,11 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
     gpu = device.spec.kind == "gpu"
     if gpu:
         _record_reservation(tg, mem_dev, device)
+    framework = framework_memory_of(graph)
+    if track_memory and framework.static:
+        setup = _static_setup(tg, graph, selected, device, mem_dev, prefix, keep_outputs)
+        extra = {op.name: (*extra.get(op.name, ()), setup) for op in selected}
+        track_memory = False
     plan = _MemoryPlan(graph, selected, device, set(keep_outputs)) if track_memory else None
     if plan is not None and gpu:
         plan.replay(tg, mem_dev)
@@ -168,6 +178,34 @@ def held_beyond_tensors_bytes(graph: OpGraph, device: Device,
     entry = scratch.meta.get(DEVICE_MEMORY_META, {}).get(device.id, {})
     return sum(int(entry.get(k, 0)) for k in ("driver_bytes", "context_bytes",
                                                 "allocator_overhead_bytes"))
+
+
+def _static_setup(tg: TaskGraph, graph: OpGraph, selected: list[Op], device: Device,
+                  mem_dev: str, prefix: str, keep_outputs: Iterable[str]) -> str:
+    """The zero-time task allocating the footprint of a framework that allocates once (as
+    Caffe's Net::Init and Torch7's first forward do); its name. The footprint is the whole
+    net's, so the emission must run the whole step and free nothing early. The weights, their
+    gradients and optimizer state are allocated there too (the plan's resident bytes for the
+    device move into the task), so a net that does not fit fails at set-up, having allocated
+    nothing."""
+    framework = framework_memory_of(graph)
+    names = {op.name for op in selected}
+    missing = [op.name for op in graph if op.phase != "update" and op.name not in names]
+    if missing or list(keep_outputs):
+        what = (f"runs only part of the step there ({missing[0]!r} is elsewhere)" if missing
+                else "frees offloaded tensors early")
+        raise SimulationError(f"framework_memory {framework.text!r} holds the whole net's "
+                              f"buffers on {device.id}, but this plan {what}")
+    resident = tg.meta.get("resident_bytes", {})
+    if mem_dev not in resident:
+        raise SimulationError(f"framework_memory {framework.text!r}: the plan declares no "
+                              f"resident bytes for {mem_dev} before its ops")
+    weights = int(resident[mem_dev])
+    resident[mem_dev] = 0
+    task = tg.new(f"{prefix}{framework.name}.net_init", device.compute, 0.0,
+                  alloc={mem_dev: static_footprint_bytes(graph, framework) + weights},
+                  category="compute", device=device.id)
+    return task.name
 
 
 def _record_reservation(tg: TaskGraph, mem_dev: str, device: Device) -> None:

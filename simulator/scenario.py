@@ -9,6 +9,7 @@
     inference = false              # optional (default: a training step)
     precision = "amp-fp16"         # optional: fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | amp-bf16
     cudnn_benchmark = true         # optional: PyTorch's cuDNN algorithm search first (default false)
+    framework_memory = "caffe"     # optional: pytorch (default) | caffe | torch7 | torch7:share-grad-input
     topology = "switch"            # optional: switch | ring | fully-connected | pcie | dgx1-cube-mesh | nvswitch
     devices_per_node = 8           # optional, with inter_node_link
     inter_node_link = "ib100"
@@ -45,6 +46,7 @@ from workloads.precision import PRECISIONS
 
 from . import limits
 from .cluster import TOPOLOGIES, Cluster
+from .framework_memory import DEFAULT_FRAMEWORK_MEMORY, FrameworkMemory, check_policy
 from .node_types import NodeLayout, node_type
 from .policies import ConfigError
 from .stragglers import Jitter
@@ -77,6 +79,7 @@ class Scenario:
     pcie_switches: list | None = None
     precision: str = "fp32"
     cudnn_benchmark: bool = False
+    framework_memory: str = DEFAULT_FRAMEWORK_MEMORY
     workload_options: dict = field(default_factory=dict)
     hardware_options: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
@@ -98,6 +101,7 @@ class Scenario:
                  "network": str, "oversubscription": float, "nodes_per_leaf": int,
                  "jitter": str, "seed": int, "speeds": dict, "nics": list,
                  "pcie_switches": list, "precision": str, "cudnn_benchmark": bool, "batch": int,
+                 "framework_memory": str,
                  "devices": int, "devices_per_node": int, "inference": bool,
                  "workload_options": dict, "hardware_options": dict, "options": dict}
         for key, value in data.items():
@@ -193,6 +197,11 @@ class Scenario:
         except ValueError as exc:
             raise ConfigError(f"{source}: [options] {exc}") from None
         limits.check_options(resolved, f"{source}: [options]")
+        try:
+            check_policy(policies.get(self.policy), FrameworkMemory.parse(self.framework_memory),
+                         training=not self.inference)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: field 'framework_memory': {exc}") from None
 
     # -- running -------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -229,7 +238,8 @@ class Scenario:
         return simulate(graph, self.build_cluster(), self.policy, batch=self.batch,
                         training=not self.inference, enforce_memory=enforce_memory,
                         precision=self.precision,
-                        cudnn_benchmark=self.cudnn_benchmark or None, **self.options)
+                        cudnn_benchmark=self.cudnn_benchmark or None,
+                        framework_memory=self.framework_memory, **self.options)
 
 
 def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigError) -> dict:

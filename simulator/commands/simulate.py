@@ -48,6 +48,9 @@ def add_arguments(p) -> None:
     p.add_argument("--cudnn-benchmark", action="store_true", default=None,
                    help="run PyTorch's cuDNN algorithm search first, as cudnn.benchmark does: "
                         "its workspaces stay cached, so reserved memory grows")
+    p.add_argument("--framework-memory", metavar="NAME",
+                   help="what the framework keeps allocated: pytorch (default) | caffe | "
+                        "torch7 | torch7:share-grad-input (docs/gpu-memory.md)")
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a policy option (also accepted as --key value)")
     p.add_argument("--workload-option", action="append", default=[], metavar="KEY=VALUE")
@@ -118,6 +121,7 @@ def scenario_from_args(args) -> Scenario:
              "devices_per_node": args.devices_per_node, "inter_node_link": args.inter_node_link,
              "host_link": args.host_link, "policy": args.policy, "precision": args.precision,
              "cudnn_benchmark": args.cudnn_benchmark,
+             "framework_memory": args.framework_memory,
              "node_type": args.node_type, "network": args.network,
              "oversubscription": args.oversubscription, "nodes_per_leaf": args.nodes_per_leaf,
              "jitter": args.jitter, "seed": args.seed}

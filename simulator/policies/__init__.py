@@ -8,7 +8,7 @@ the run, so that nothing is rebuilt); a bare TaskGraph is taken as a Plan with n
 
 No policy imports another: what several share lives in the underscore modules beside them
 (`_pipeline*.py`, `_data_parallel.py`, `_offload.py`, `_swap_model.py`, `_supernet.py`,
-`_one_device.py`, `_channel_split*.py`, `_framework_memory.py`, `_sparsity.py`), and a policy
+`_one_device.py`, `_channel_split*.py`, `_sparsity.py`), and a policy
 that runs the engine itself (a search, a latency measured alone) calls `_runs.run_tasks`.
 tests/simulator/policies/test_policy_modules.py checks that no policy imports another, that
 only `_runs` runs the engine, and that every module without an underscore is a policy.
@@ -83,6 +83,10 @@ class Policy(Generic[PlanT]):
     options: dict[str, Option] = field(default_factory=dict)
     training_only: bool = False
     inference_only: bool = False
+    # whether plan() runs under every framework memory (simulator/framework_memory.py): it runs
+    # the whole graph once per device and frees nothing early, so a framework that allocates
+    # the net's buffers once (caffe, torch7) can hold them; every policy runs under pytorch's
+    any_framework_memory: bool = False
 
     # plan and finalize are called as plan(graph, cluster, training, **options), with every
     # option resolved; a policy spells out the options it reads, hence the open signatures

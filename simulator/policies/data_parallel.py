@@ -65,7 +65,7 @@ from ._data_parallel import (
 class DataParallel(Policy):
     def __init__(self) -> None:
         super().__init__(
-            name="data-parallel",
+            name="data-parallel", any_framework_memory=True,
             description="A replica per device; gradient buckets all-reduced during backward "
                         "(PyTorch DDP on NCCL).",
             options=data_parallel_options())

@@ -10,7 +10,7 @@ from ._one_device import one_device_step
 @register
 class NoSaving(Policy):
     def __init__(self) -> None:
-        super().__init__(name="none",
+        super().__init__(name="none", any_framework_memory=True,
                          description="Plain training with no swapping or recomputation "
                                      "(= sequential).")
 

@@ -9,7 +9,7 @@ from ._one_device import one_device_step
 @register
 class Sequential(Policy):
     def __init__(self) -> None:
-        super().__init__(name="sequential",
+        super().__init__(name="sequential", any_framework_memory=True,
                          description="One device runs the forward pass (and backward pass and "
                                      "update when training), op after op.")
 

@@ -1,29 +1,30 @@
-"""`torch7`: plain training with Torch7's memory behaviour (fb.resnet.torch, cnn-benchmarks):
-every nn module keeps its output and its gradInput for the whole step, in-place ReLUs and
-residual sums share their input's storage, and each fork adds a ConcatTable gradInput
-(simulator/policies/_framework_memory.py). `share_grad_input` is fb.resnet.torch's
--shareGradInput: one gradInput storage per module type. A zero-time set-up task allocates the
-footprint before the first op, so the engine runs out of memory there when it does not fit;
-ops then run one after another and allocate nothing of their own."""
+"""`torch7`: plain training (the plan of `sequential`) under Torch7 nn's memory (fb.resnet.torch,
+cnn-benchmarks): every module's output and gradInput for the whole step
+(simulator/framework_memory.py). The same as `--policy sequential --framework-memory torch7`
+(`torch7:share-grad-input` with `share_grad_input`); other policies run under Torch7's memory
+with that setting."""
 from __future__ import annotations
 
+from ..framework_memory import FrameworkMemory
 from ..tasks import TaskGraph
 from . import Option, Policy, parse_bool, register
-from ._framework_memory import plan_static_footprint, torch7_training_bytes
+from ._one_device import framework_step
 
 
 @register
 class Torch7(Policy):
     def __init__(self) -> None:
         super().__init__(
-            name="torch7", training_only=True,
-            description="Plain training whose memory is Torch7 nn's: every module's output "
-                        "and gradInput for the whole step, in-place ReLU and residual sums.",
+            name="torch7", training_only=True, any_framework_memory=True,
+            description="Plain training under Torch7 nn's memory (= sequential with "
+                        "framework_memory torch7): every module's output and gradInput for "
+                        "the whole step, in-place ReLU and residual sums.",
             options={"share_grad_input": Option(
                 False, "share one gradInput storage per module type (fb.resnet.torch's "
-                       "-shareGradInput)", parse_bool, expect="true or false")})
+                       "-shareGradInput; framework_memory torch7:share-grad-input)",
+                parse_bool, expect="true or false")})
 
     def plan(self, graph, cluster, training: bool, *, share_grad_input: bool,
              **opts) -> TaskGraph:
-        footprint = torch7_training_bytes(graph, share_grad_input)
-        return plan_static_footprint(self.name, graph, cluster, footprint)
+        framework = FrameworkMemory("torch7", share_grad_input)
+        return framework_step(self.name, framework, graph, cluster, training)

@@ -1,4 +1,4 @@
-"""Stock Caffe's and Torch7's training memory (simulator/policies/_framework_memory.py)."""
+"""Stock Caffe's and Torch7's training memory (simulator/framework_memory.py)."""
 from __future__ import annotations
 
 import pytest
@@ -7,9 +7,7 @@ from hypothesis import strategies as st
 
 from hwmodels import catalog
 from simulator import Cluster, simulate
-from simulator.lowering import resident_bytes
-from simulator.policies import ConfigError
-from simulator.policies._framework_memory import (
+from simulator.framework_memory import (
     caffe_blob_bytes,
     caffe_layer_buffer_bytes,
     caffe_param_bytes,
@@ -18,8 +16,11 @@ from simulator.policies._framework_memory import (
     torch7_output_bytes,
     torch7_training_bytes,
 )
+from simulator.lowering import resident_bytes
+from simulator.policies import ConfigError
 from workloads import zoo
 from workloads.builder import GraphBuilder
+from workloads.training import lower_training
 
 
 def _net(batch: int):
@@ -82,6 +83,17 @@ def test_torch7_max_pooling_keeps_int64_indices():
     pooled = 2 * 4 * 4 * 4
     conv_out, image, logits = 2 * 4 * 8 * 8 * 4, 2 * 3 * 8 * 8 * 4, 2 * 10 * 4
     assert torch7_output_bytes(g) == image + conv_out + pooled * (4 + 8) + logits
+
+
+def test_torch7_dropout_keeps_output_grad_input_and_noise_in_either_graph():
+    b = GraphBuilder("drop", (3, 8, 8), batch=2)
+    b.linear(b.dropout(b.flatten(b.conv2d(b.input(), 4, 3, padding=1, name="c")), 0.5), 10)
+    g = b.build()
+    act, image, logits = 2 * 4 * 8 * 8 * 4, 2 * 3 * 8 * 8 * 4, 2 * 10 * 4
+    assert torch7_output_bytes(g) == image + act + 2 * act + logits   # output, noise
+    assert torch7_grad_input_bytes(g) == act + act                    # dropout's, fc's
+    for fw in (torch7_training_bytes, caffe_training_bytes):
+        assert fw(g) == fw(lower_training(g))
 
 
 def test_torch7_runs_out_of_memory_before_the_first_op_and_sharing_helps():

@@ -9,8 +9,8 @@ Each row becomes checks:
   configures (known to fit): whether the simulated step fits; goal every statement agrees.
 A row that cannot be simulated (GPU or network not in the catalog or zoo, precision or batch
 not stated) is kept with its reason. Each row runs under the memory model of its harness
-(`HARNESSES`, from its framework column): Torch7 rows under `torch7` (every module's output and
-gradInput), PyTorch rows of NVIDIA's ConvNets scripts with cudnn.benchmark's algorithm search,
+(`HARNESSES`, from its framework column): Torch7 rows under framework_memory `torch7` (every
+module's output and gradInput, simulator/framework_memory.py), PyTorch rows of NVIDIA's ConvNets scripts with cudnn.benchmark's algorithm search,
 other rows as PyTorch without it (autograd's tensor lifetimes, its caching allocator, in-place
 ReLUs, SGD with momentum); rows of other frameworks keep their framework, so a report can tell
 them apart.
@@ -61,10 +61,10 @@ PRECISIONS = {"fp32": "fp32", "tf32": "tf32", "amp": "amp-fp16", "amp (float16)"
 
 @dataclass(frozen=True)
 class Harness:
-    """How a row's program used memory: the policy whose memory model it follows, with its
-    options, and whether cudnn.benchmark searched the convolution algorithms."""
-    policy: str = "sequential"
-    options: tuple[tuple[str, object], ...] = ()
+    """How a row's program used memory: the framework's memory model (framework_memory,
+    simulator/framework_memory.py) and whether cudnn.benchmark searched the convolution
+    algorithms. Every row trains on one GPU (`sequential`)."""
+    framework_memory: str = "pytorch"
     cudnn_benchmark: bool = False
     source: str = "PyTorch's memory model, cudnn.benchmark off (PyTorch's default)"
 
@@ -73,7 +73,7 @@ class Harness:
 # matches none runs as PyTorch with cudnn.benchmark off.
 HARNESSES = (
     ("fb.resnet.torch", Harness(
-        "torch7", (("share_grad_input", True),),
+        "torch7:share-grad-input",
         source="fb.resnet.torch, trained on several GPUs as its README's commands do, with "
                "-shareGradInput true (the row does not say; without it ResNet-152 at 32 a "
                "GPU does not fit the 12 GB card the report says it fits)")),
@@ -200,9 +200,10 @@ def simulated(network: str, gpu: str, precision: str, batch: int,
     a step that does not fit reports what it would need."""
     graph = with_precision(zoo.get(network, batch=batch), precision)
     cluster = Cluster.build(catalog.device(gpu), 1, "pcie3")
-    options: dict[str, Any] = dict(harness.options, cudnn_benchmark=harness.cudnn_benchmark)
-    first = simulate(graph, cluster, harness.policy, **options)
-    result = first if first.ok else simulate(graph, cluster, harness.policy,
+    options: dict[str, Any] = dict(cudnn_benchmark=harness.cudnn_benchmark,
+                                   framework_memory=harness.framework_memory)
+    first = simulate(graph, cluster, "sequential", **options)
+    result = first if first.ok else simulate(graph, cluster, "sequential",
                                              enforce_memory=False, **options)
     return first.ok, result.peak_device_memory_bytes[cluster.devices[0].id] / GIB
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from hwmodels.gpu_memory import runtime_reservation
-from simulator.policies._framework_memory import caffe_training_bytes
+from simulator.framework_memory import caffe_training_bytes
 from validation.reproduce.swap import metrics
 from workloads import zoo
 

@@ -49,7 +49,7 @@ def test_torch7_rows_run_under_torch7s_memory_model(results):
     # where PyTorch's autograd would need 5.3 GiB
     (g008,) = results["G008"].checks
     assert not g008.fits and g008.peak_gib > 8.0
-    assert pm.harness_of("Torch7 + cuDNN 5.x").policy == "torch7"
+    assert pm.harness_of("Torch7 + cuDNN 5.x").framework_memory == "torch7"
     assert pm.harness_of("PyTorch (NVIDIA DLE ConvNets)").cudnn_benchmark
     assert pm.harness_of("MXNet (NVIDIA DLE)") == pm.Harness()
 

@@ -10,7 +10,7 @@ from hwmodels import catalog
 from hwmodels.gpu_memory import runtime_reservation
 from simulator.api import simulate
 from simulator.cluster import Cluster
-from simulator.policies._framework_memory import caffe_training_bytes
+from simulator.framework_memory import caffe_training_bytes
 from simulator.tuner import tune
 from workloads import zoo
 
@@ -48,7 +48,7 @@ def resnet152_swap_peak_gib(target) -> float:
 
 def caffe_largest_batch(workload: str, memory_gib: float) -> int:
     """The largest minibatch stock Caffe trains within `memory_gib` (its static blobs and
-    gradients, simulator/policies/_framework_memory.py, plus the CUDA context); 0 if none.
+    gradients, simulator/framework_memory.py, plus the CUDA context); 0 if none.
     Closed form of where the `caffe` policy runs out of memory (a test checks they agree)."""
     spec = gpu_cluster(memory_gib).devices[0].spec
     budget = spec.memory_bytes - runtime_reservation(spec).total_bytes
