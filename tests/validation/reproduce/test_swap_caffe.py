@@ -27,3 +27,17 @@ def test_caffe_policy_runs_out_of_memory_where_the_closed_form_says():
     assert fits.ok and not simulate("resnet50", cluster, "caffe", batch=b + 1).ok
     plain = simulate("resnet50", cluster, "none", batch=b, enforce_memory=False)
     assert fits.iteration_time_s == plain.iteration_time_s   # same ops, another memory model
+
+
+def test_stock_caffe_on_8_gpus_fits_its_largest_batch_under_caffes_memory():
+    """The 8-GPU baseline (resnet152_8gpu_scaling_over_caffe) runs data-parallel under
+    framework_memory caffe: Caffe's largest batch fits on every GPU, one more does not."""
+    from simulator.api import simulate
+    b = metrics.caffe_largest_batch("resnet50", 6.0)
+    cluster = metrics.gpu_cluster(6.0, count=8)
+    fits = simulate("resnet50", cluster, "data-parallel", batch=b, bucket_mb=1e6,
+                    framework_memory="caffe")
+    assert fits.ok and not simulate("resnet50", cluster, "data-parallel", batch=b + 1,
+                                    bucket_mb=1e6, framework_memory="caffe").ok
+    assert set(fits.peak_memory_bytes.values()) == {
+        caffe_training_bytes(zoo.get("resnet50", batch=b))}

@@ -78,17 +78,21 @@ def vgg16_swap_all_slowdown(target) -> float:
 
 
 def _throughput(workload: str, cluster: Cluster, policy: str, batch: int, **opts) -> float:
-    return simulate(workload, cluster, policy, batch=batch, **opts).throughput_samples_per_s
+    """Samples per second; NaN if the step does not fit."""
+    r = simulate(workload, cluster, policy, batch=batch, **opts)
+    return r.throughput_samples_per_s if r.ok else float("nan")
 
 
 def resnet152_8gpu_scaling_over_caffe(target) -> float:
     """8-GPU speedup of the swap plan (batch 64 per GPU) over that of stock Caffe, which trains
-    its largest batch under 12 GiB per GPU and reduces the gradients after the backward pass
-    (P2PSync: one bucket, no overlap with compute). Speedups are over one GPU of each."""
+    its largest batch under 12 GiB per GPU, under Caffe's memory (framework_memory caffe), and
+    reduces the gradients after the backward pass (P2PSync: one bucket, no overlap with
+    compute). Speedups are over one GPU of each; NaN if a step does not fit."""
     swap8 = (_throughput("resnet152", gpu_cluster(count=8), "swap", 64)
              / _throughput("resnet152", gpu_cluster(), "swap", 64))
     b = caffe_largest_batch("resnet152", 12.0)
     caffe8 = (_throughput("resnet152", gpu_cluster(count=8), "data-parallel", b,
-                          enforce_memory=False, bucket_mb=1e6)
-              / _throughput("resnet152", gpu_cluster(), "none", b, enforce_memory=False))
+                          bucket_mb=1e6, framework_memory="caffe")
+              / _throughput("resnet152", gpu_cluster(), "sequential", b,
+                            framework_memory="caffe"))
     return swap8 / caffe8
