@@ -24,10 +24,18 @@ from .builder import GraphBuilder
 from .graph import Op, OpGraph, TensorSpec, WorkloadError
 from .torch_einsum import EinsumLowering
 from .torch_functions import FunctionLowering, _bind, _Const, _Pending
+from .torch_import_idioms import _ID_PASSTHROUGH, IdiomLowering, _Moved
 from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
 from .torch_params import ParamViewLowering, _ParamRows
-from .torch_trace import _path_tracer, _RunError, _trace_failure, _value_prop
+from .torch_trace import (
+    _concrete_tracer,
+    _one_input,
+    _path_tracer,
+    _RunError,
+    _trace_failure,
+    _value_prop,
+)
 from .torch_transformer import TransformerLowering, _Aux
 from .torch_transformer_layers import TransformerLayerLowering
 from .torch_views import ViewLowering
@@ -60,8 +68,14 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
         root = torch.nn.Sequential(OrderedDict([(type(module).__name__.lower(), module)]))
     try:
         fx_graph = tracer.trace(root)
-    except Exception as exc:  # fx raises many kinds of error on untraceable code
-        raise WorkloadError(_trace_failure(torch, type(module).__name__, tracer, exc)) from exc
+    except Exception:  # fx raises many kinds of error on untraceable code
+        # read shapes, dtypes and devices off the example instead (specialised to its shapes)
+        tracer = _one_input(_concrete_tracer(torch, example_input), root)()
+        try:
+            fx_graph = tracer.trace(root)
+        except Exception as exc:
+            raise WorkloadError(_trace_failure(torch, type(module).__name__, tracer,
+                                               exc)) from exc
     gm = torch.fx.GraphModule(tracer.root, fx_graph)
     modes = {m: m.training for m in module.modules()}
     module.eval()  # why: propagating shapes must not update batch-norm running statistics
@@ -100,7 +114,7 @@ def _where(gm, node) -> str:
     return f"module path {path or '<top>'!r} ({what}, fx node {node.name!r})"
 
 
-class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLowering,
+class _Lowering(IdiomLowering, FunctionLowering, ViewLowering, LayerLowering, TransformerLowering,
                 TransformerLayerLowering, ParamViewLowering,
                 EinsumLowering, WindowLowering, ModuleLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
@@ -126,11 +140,15 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
         view_functions, view_methods = self.view_handlers(torch)
         tf_functions, tf_methods, tf_modules = self.transformer_handlers(torch)
         window_functions, window_methods = self.window_handlers(torch)
+        idiom_functions, idiom_methods = self.idiom_handlers(torch)
         self.functions = {**self.function_handlers(torch), **view_functions,
                           **self.layer_handlers(torch), **tf_functions,
-                          **self.einsum_handlers(torch), **window_functions}
+                          **self.einsum_handlers(torch), **window_functions,
+                          **idiom_functions}
         self.methods = {**self.method_handlers(), **view_methods, **tf_methods,
-                        **window_methods}
+                        **window_methods, **idiom_methods}
+        self.input_name: str | None = None
+        self.rows_nodes: set = set()   # fx nodes whose (N * S, D) rows are (N, S, D) here
         self.module_table = {**self.module_handlers(torch.nn), **tf_modules}
 
     # -- driver --------------------------------------------------------------------------
@@ -144,7 +162,7 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
                         raise self.unsupported("is a second input; only one input is supported")
                     self.env[node] = self._input(node)
                 elif node.op == "output":
-                    output = self.tensor(node.args[0])
+                    output = self.tensor(self._output_node(node.args[0]))
                 elif node.op in ("call_module", "call_function", "call_method"):
                     if self._reads_stand_in(node):
                         self.stand_ins.add(node)   # derived from a refused op's stand-in
@@ -175,21 +193,42 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
                                 f"computed (ops after it would be counted)")
         return graph
 
+    def _output_node(self, result):
+        """The model's output; of a tuple or dict of tensors (Hugging Face's ModelOutput), the
+        one computed last: the graph's ops are everything computed before it."""
+        leaves: list = []
+        self.torch.fx.node.map_arg(result, leaves.append)
+        if not isinstance(result, self.torch.fx.Node) and leaves:
+            order = {n: i for i, n in enumerate(self.gm.graph.nodes)}
+            return max((n for n in leaves if isinstance(self.env.get(n), str)),
+                       key=order.__getitem__, default=result)
+        return result
+
     def _input(self, node):
         """The graph's input; integer token ids where the example is, below the table size
         of the embedding that reads them."""
         if not self.example_is_integer:
             return self.b.input()
-        tables = [self.modules[u.target].num_embeddings for u in node.users
+        readers, seen = list(node.users), set()
+        while readers:   # through views, casts and moves of the ids that keep their shape
+            u = readers.pop()
+            seen.add(u)
+            if u.op == "call_method" and u.target in _ID_PASSTHROUGH and \
+                    self.traced_shape(u) == self.traced_shape(node):
+                readers.extend(set(u.users) - seen)
+        tables = [self.modules[u.target].num_embeddings for u in seen
                   if u.op == "call_module" and hasattr(self.modules[u.target], "num_embeddings")]
         if not tables:
             raise self.unsupported("is an integer tensor that no nn.Embedding reads; only "
                                    "token ids read by an embedding may be integers")
-        return self.b.input(tokens=max(tables))
+        self.input_name = self.b.input(tokens=max(tables))
+        return self.input_name
 
     def lower(self, node):
         if (window := self.window_value(node)) is not None:
             return window
+        if (idiom := self.idiom_value(node)) is not None:
+            return idiom
         if node.op == "call_module":
             return self._lower_module(node, self.modules[node.target])
         if self._is_shape_arithmetic(node):
@@ -315,6 +354,11 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
                                    "constants only (such as a rotary embedding's cos and sin "
                                    "tables), which no op kind models; such tensors are "
                                    "supported as masks and biases of attention scores")
+        if isinstance(v, _Moved):
+            raise self.unsupported(f"reads a permute by {v.dims}, moving the batch; only "
+                                   "permutes that keep the batch first, or whose pieces along "
+                                   "the dimension moved first are taken one by one (unbind(0), "
+                                   "[i]) are supported")
         if isinstance(v, _ParamRows):
             raise self.unsupported(f"reads rows of parameter {v.param.target!r} as data; only "
                                    "rows added to an (N, S, D) sequence (a position or "
@@ -330,5 +374,7 @@ class _Lowering(FunctionLowering, ViewLowering, LayerLowering, TransformerLoweri
         if not isinstance(v, str):
             return
         got = self.b.spec(v).shape
-        if expected != got:
+        if expected != got and self.rows_shape_matches(node, got, expected):
+            self.rows_nodes.add(node)
+        elif expected != got:
             raise self.unsupported(f"is lowered with shape {got} but PyTorch gives {expected}")

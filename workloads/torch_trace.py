@@ -23,7 +23,7 @@ def _trace_failure(torch, name: str, tracer, exc: Exception) -> str:
     stopped, and the fix where the cause is one fx cannot trace (iterating a traced tensor)."""
     torch_dir = os.path.dirname(torch.__file__)
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith(torch_dir)]
+              if not f.filename.startswith(torch_dir) and f.filename != __file__]
     line = f", {os.path.basename(frames[-1].filename)} line {frames[-1].lineno}: " \
         f"{(frames[-1].line or '').strip()}" if frames else ""
     where = f"at module path {tracer.failed_at or '<top>'!r}{line}"
@@ -79,7 +79,11 @@ def _path_tracer(torch):
             self.failed_at: str | None = None    # the innermost module where tracing failed
 
         def call_module(self, m, forward, args, kwargs):
-            self._paths.append(self.path_of_module(m))
+            try:
+                path = self.path_of_module(m)
+            except NameError:   # made in the forward, not a submodule: its code is traced
+                return forward(*args, **kwargs)
+            self._paths.append(path)
             try:
                 return super().call_module(m, forward, args, kwargs)
             except Exception:
@@ -94,3 +98,128 @@ def _path_tracer(torch):
             node.meta["dnnsim_module_path"] = self._paths[-1]
             return node
     return PathTracer
+
+
+# Tensor attributes and methods that only describe a tensor: read off the example's value, so
+# the model's Python sees plain ints, dtypes and devices (`*x.shape[:-1]`, `if x.dtype != w.dtype`)
+_DESCRIPTIVE_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "is_meta",
+                                "layout", "is_sparse", "is_quantized", "is_nested"})
+_DESCRIPTIVE_METHODS = frozenset({"size", "dim", "numel", "nelement", "element_size",
+                                  "is_floating_point", "is_complex", "get_device",
+                                  "is_contiguous", "stride"})
+
+
+def _concrete_tracer(torch, example):
+    """A PathTracer whose proxies carry the value each node has on `example` (run as it is
+    traced), so Python code that reads shapes, dtypes and devices traces, specialised to the
+    example's shapes (Hugging Face's models: `(*input_shape, -1, d)`, `if batch != ids.shape[0]`,
+    a mask made with `torch.ones(n, s)`): those reads are plain values, no nodes. Control flow
+    on a tensor's values traces where the tensor comes from parameters, buffers and constants
+    only (the same for every input); where it depends on the input it is refused as the
+    data-dependent control flow it is."""
+    from torch.fx import _symbolic_trace
+    from torch.fx.node import map_aggregate
+    PathTracer = _path_tracer(torch)
+    VALUE, DATA = "dnnsim_concrete", "dnnsim_from_input"
+
+    class ConcreteProxy(torch.fx.Proxy):
+        def _value(self):
+            return self.node.meta.get(VALUE)
+
+        def __getattr__(self, name):
+            if name in _DESCRIPTIVE_ATTRS or name in _DESCRIPTIVE_METHODS:
+                value = self.__dict__["node"].meta.get(VALUE)
+                if isinstance(value, torch.Tensor):
+                    return getattr(value, name)
+            return super().__getattr__(name)
+
+        def __len__(self):
+            return len(self._value())
+
+        def __iter__(self):
+            # a loop over a tensor's first dimension or over split's pieces: one item each
+            return iter([self[i] for i in range(len(self._value()))])
+
+        def __bool__(self):
+            if self.node.meta.get(DATA):
+                raise torch.fx.proxy.TraceError(
+                    f"control flow on the values of {self.node.name!r}, which depend on the "
+                    "input (data-dependent control flow)")
+            return bool(self._value())
+
+        def __index__(self):
+            return self._value().__index__()
+
+    class ConcreteTracer(PathTracer):
+        def proxy(self, node):
+            return ConcreteProxy(node, self)
+
+        def trace(self, root, concrete_args=None):
+            graph = super().trace(root, concrete_args)
+            # what only decided control flow (a test on the parameters) computes nothing the
+            # model returns: the nodes that use no input and that nothing reads are dropped
+            for node in reversed(list(graph.nodes)):
+                if node.op != "output" and not node.users and not node.meta.get(DATA) \
+                        and node.op != "placeholder":
+                    graph.erase_node(node)
+            return graph
+
+        def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
+            node = super().create_node(kind, target, args, kwargs, name, type_expr)
+            if kind == "output":
+                return node
+            inputs: list = []
+            torch.fx.node.map_arg((args, kwargs), inputs.append)
+            node.meta[DATA] = kind == "placeholder" or any(i.meta.get(DATA) for i in inputs)
+            concrete = map_aggregate((args, kwargs), lambda a: a.meta.get(VALUE)
+                                     if isinstance(a, torch.fx.Node) else a)
+            # why: fx's patches (Module.__call__ and parameter reads made into nodes) are off
+            # while the value is computed, or running a module would trace it again
+            with torch.no_grad(), _symbolic_trace._maybe_revert_all_patches():
+                node.meta[VALUE] = self._run(kind, target, *concrete)
+            return node
+
+        def _run(self, kind, target, args, kwargs):
+            if kind == "placeholder":
+                return example
+            if kind == "get_attr":
+                value = self.root
+                for part in target.split("."):
+                    value = getattr(value, part)
+                return value
+            if kind == "call_function":
+                return target(*args, **kwargs)
+            if kind == "call_method":
+                return getattr(args[0], target)(*args[1:], **kwargs)
+            module = self.root.get_submodule(target)
+            modes = {m: m.training for m in module.modules()}
+            module.eval()   # why: running it must not update batch-norm running statistics
+            try:
+                return module(*args, **kwargs)
+            finally:
+                for m, mode in modes.items():
+                    m.training = mode
+    return ConcreteTracer
+
+
+def _one_input(tracer_class, root):
+    """`tracer_class` tracing `root` called on one input alone (its other parameters keep their
+    defaults). A model that can return a cache of keys and values for generation
+    (a `use_cache` parameter, as Hugging Face's decoders have) is called with use_cache=False:
+    a training step keeps none."""
+    import inspect
+
+    forward = type(root).forward
+    extra = {"use_cache": False} if "use_cache" in \
+        inspect.signature(inspect.unwrap(forward)).parameters else {}
+
+    class OneInput(tracer_class):
+        def create_args_for_root(self, root_fn, is_module, concrete_args=None):
+            # why: decorated forwards (functools.wraps over *args, **kwargs) and keyword-only
+            # parameters defeat fx's placeholders; the example is the one input
+            x = self.create_proxy("placeholder", "input", (), {})
+
+            def call(module, inp):
+                return root_fn(module, inp, **extra)
+            return call, [self.root, x]
+    return OneInput

@@ -109,11 +109,11 @@ def test_spatial_mean_and_batchnorm1d():
     assert kinds.count("adaptive_avgpool") == 2 and "batchnorm" in kinds
     assert g.op("bn").out.shape == (2, 8) and g.op("bn").params == 16
 
-    class ChannelMean(nn.Module):
+    class BatchMean(nn.Module):
         def forward(self, x):
-            return x.mean(1)
+            return x.mean(0)
     with pytest.raises(WorkloadError, match=r"Tensor.mean .* only the mean over"):
-        from_torch(ChannelMean(), torch.randn(2, 3, 8, 8))
+        from_torch(BatchMean(), torch.randn(2, 3, 8, 8))
 
 
 def test_hardsigmoid_mish_selu_and_softplus():

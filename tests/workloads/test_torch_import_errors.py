@@ -97,7 +97,8 @@ def make():
 
 
 class GeneratorOverSplit(nn.Module):
-    """Heads made by a generator over the pieces of split, which torch.fx cannot trace."""
+    """Heads made by a generator over the pieces of split: plain torch.fx cannot iterate a
+    traced tensor; the import traces it again with the example's values."""
 
     def __init__(self):
         super().__init__()
@@ -109,34 +110,61 @@ class GeneratorOverSplit(nn.Module):
         return (q + k + v).flatten(2)
 
 
-class Decoder(nn.Module):
+class Unpacked(GeneratorOverSplit):
+    def forward(self, x):
+        n, s = x.shape[0], x.shape[1]
+        q, k, v = self.c_attn(x).split(32, dim=2)
+        return (q.view(n, s, 4, 8) + k.view(n, s, 4, 8) + v.view(n, s, 4, 8)).flatten(2)
+
+
+class DataDependent(nn.Module):
+    """A branch on the values of a tensor computed from the input."""
+
     def __init__(self):
         super().__init__()
-        self.h = nn.ModuleList([GeneratorOverSplit()])
+        self.fc = nn.Linear(32, 32)
+
+    def forward(self, x):
+        y = self.fc(x)
+        if y.sum() > 0:
+            return y.relu()
+        return y
+
+
+class Decoder(nn.Module):
+    def __init__(self, block):
+        super().__init__()
+        self.h = nn.ModuleList([block])
 
     def forward(self, x):
         return self.h[0](x)
 
 
-def test_a_generator_over_split_is_refused_as_a_limit_of_fx_with_the_fix():
+def test_a_generator_over_split_imports_as_the_unpacked_pieces():
+    x = torch.randn(2, 16, 32)
+    looped, unpacked = from_torch(GeneratorOverSplit(), x), from_torch(Unpacked(), x)
+    assert sorted((op.kind, op.out.shape) for op in looped) == \
+        sorted((op.kind, op.out.shape) for op in unpacked)
+    assert looped.topo()[-1].out.shape == (2, 16, 32)
+
+
+def test_data_dependent_control_flow_is_refused_with_the_models_line():
     with pytest.raises(WorkloadError) as err:
-        from_torch(Decoder(), torch.randn(2, 16, 32))
+        from_torch(Decoder(DataDependent()), torch.randn(2, 16, 32))
     message = str(err.value)
     assert "torch.fx cannot trace Decoder at module path 'h.0'" in message
-    assert "for t in self.c_attn(x).split(32, dim=2)" in message   # the model's own line
-    assert "is a limit of torch.fx" in message
-    assert "q, k, v = x.split(n, dim=2)" in message
+    assert "if y.sum() > 0:" in message   # the model's own line
+    assert "depend on the input (data-dependent control flow)" in message
 
 
-def test_the_same_heads_unpacked_from_split_import():
-    class Unpacked(GeneratorOverSplit):
+def test_control_flow_on_parameters_alone_traces():
+    """A branch on parameters, buffers or constants is the same for every input."""
+    class OnWeights(DataDependent):
         def forward(self, x):
-            n, s = x.shape[0], x.shape[1]
-            q, k, v = self.c_attn(x).split(32, dim=2)
-            return (q.view(n, s, 4, 8) + k.view(n, s, 4, 8) + v.view(n, s, 4, 8)).flatten(2)
+            return self.fc(x).relu() if self.fc.weight.abs().sum() > 0 else self.fc(x)
 
-    g = from_torch(Unpacked(), torch.randn(2, 16, 32))
-    assert g.topo()[-1].out.shape == (2, 16, 32)
+    g = from_torch(OnWeights(), torch.randn(2, 16, 32))
+    assert [op.kind for op in g.topo()][-1] == "relu"
 
 
 GENERATOR_NET = '''
@@ -149,8 +177,8 @@ class Heads(nn.Module):
         self.c_attn = nn.Linear(32, 96)
 
     def forward(self, x):
-        q, k, v = (t.relu() for t in self.c_attn(x).split(32, dim=2))
-        return q + k + v
+        y = self.c_attn(x)
+        return y.relu() if y.mean() > 0 else y
 
 
 def make():
@@ -162,11 +190,11 @@ def make():
     (NET, "3x8x8", ["torch.nn.PixelShuffle at module path 'up'",
                     "torch.erf at module path '<top>'", "Supported modules:"]),
     (GENERATOR_NET, "16x32", ["torch.fx cannot trace Heads at module path '<top>', net.py line",
-                              "is a limit of torch.fx"]),
+                              "data-dependent control flow"]),
 ])
 def test_the_cli_exits_2_naming_what_is_wrong_and_leaves_the_file(tmp_path, capsys, source,
                                                                   input_shape, expected):
-    """Every unsupported op at once; a model torch.fx cannot trace, with fx's limit."""
+    """Every unsupported op at once; a model torch.fx cannot trace, with the reason."""
     path = tmp_path / "net.py"
     path.write_text(source)
     assert main(["simulate", "--workload", f"{path}:make", "--workload-option",

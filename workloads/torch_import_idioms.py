@@ -1,0 +1,231 @@
+"""How torch_import lowers the idioms of models people bring from Hugging Face transformers and
+timm, each onto the IR's kinds:
+
+- rows: a sequence (N, S, D) viewed as (N * S, D) rows, an `addmm(bias, rows, W)` with a
+  parameter W of shape [in, out] (GPT-2's Conv1D: the same linear layer, its weight stored
+  transposed) and the view back to (N, S, out); the batch stays first in the graph;
+- heads moved before the batch and taken one by one: `qkv.reshape(B, N, 3, h, d)
+  .permute(2, 0, 3, 1, 4)` then `q, k, v = qkv.unbind(0)` (or `qkv[0]`): each piece is a
+  position of the source's dimension (a view) and a permute of the rest (a view), as PyTorch
+  returns them; `unbind` of any dimension after the batch likewise;
+- `F.batch_norm` on the module's own running statistics and affine parameters (timm's
+  BatchNormAct2d): a batch norm;
+- a parameter reshaped before it scales a tensor (timm's layer scale `gamma.reshape(1, -1, 1,
+  1)`): the same parameter with that shape;
+- the mean over dimensions after the batch that are not the trailing ones (MLP-Mixer's mean
+  over tokens): a permute (a view) that puts them last, then the mean;
+- `F.scaled_dot_product_attention(..., enable_gqa=True)` with fewer key and value heads than
+  query heads: the key and value heads repeated (`repeat_heads`, the copy PyTorch's math path
+  makes) and one attention op;
+- token ids seen through a view, a cast or a device move (`input_ids.view(-1, seq)`): the ids.
+
+`IdiomLowering` is a mixin of `torch_import._Lowering`; `idiom_value(node)` answers a node it
+recognises, or None. torch is never imported here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .torch_layers import _Param
+
+
+@dataclass(frozen=True)
+class _Moved:
+    """Builder tensor `source` permuted by `dims`, which moves the batch from first."""
+    source: str
+    dims: tuple[int, ...]
+
+
+def _sig_addmm(input, mat1, mat2, beta=1, alpha=1): ...
+def _sig_batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+                    momentum=0.1, eps=1e-5): ...
+def _sig_unbind(input, dim=0): ...
+def _sig_mean(input, dim=None, keepdim=False, dtype=None): ...
+def _sig_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+              enable_gqa=False): ...
+
+
+_RESHAPES = ("view", "reshape")
+# methods that return the ids themselves for integer token ids of the same shape
+_ID_PASSTHROUGH = ("view", "reshape", "to", "long", "int", "contiguous")
+# methods that return their input where the dtype stays (a device move, a cast to its own)
+_SAME_DTYPE = ("to", "type_as", "float", "contiguous")
+
+
+class IdiomLowering:
+    def idiom_handlers(self, torch) -> tuple[dict, dict]:
+        """(functions, Tensor methods) lowered here."""
+        F = torch.nn.functional
+        functions = {torch.addmm: self._addmm, F.batch_norm: self._batch_norm_fn,
+                     torch.unbind: self._unbind}
+        methods = {"unbind": self._unbind}
+        return functions, methods
+
+    def idiom_value(self, node):
+        """The value of a node lowered as one of this module's idioms, or None."""
+        if node.op not in ("call_function", "call_method") or not node.args:
+            return None
+        src = self.value(node.args[0]) if isinstance(node.args[0], self.torch.fx.Node) else None
+        is_reshape = (node.op == "call_method" and node.target in _RESHAPES) or \
+            node.target is self.torch.reshape
+        is_flatten = (node.op == "call_method" and node.target == "flatten") or \
+            node.target is self.torch.flatten
+        out_shape = self.traced_shape(node)
+        if isinstance(src, _Param) and is_reshape and out_shape is not None:
+            return _Param(src.target, out_shape, src.is_parameter)
+        if isinstance(src, str) and is_reshape and node.args[0] in self.rows_nodes:
+            return self._rows_back(src, out_shape)
+        if isinstance(src, str) and (is_reshape or is_flatten) and out_shape is not None:
+            if self._is_ids(src) and out_shape == self.b.spec(src).shape:
+                return src
+            shape = self.b.spec(src).shape
+            if len(shape) >= 3 and out_shape == (math.prod(shape[:-1]), shape[-1]):
+                self.rows_nodes.add(node)   # the same values, the batch kept first
+                return src
+        if isinstance(src, str) and node.op == "call_method" and \
+                node.target in _ID_PASSTHROUGH and self._is_ids(src):
+            return src
+        if node.op == "call_method" and node.target in _SAME_DTYPE and src is not None \
+                and not isinstance(src, str) and self._keeps_dtype(node):
+            return src   # a table of rows or constants moved to its own device or dtype
+        if node.target in ("permute", self.torch.permute) and isinstance(src, str):
+            return self._moved(node, src)
+        if isinstance(src, _Moved) and node.target is self._getitem_fn():
+            index = self.resolve_index(node.args[1])
+            if isinstance(index, int):
+                return self._select(src.source, src.dims, index)
+        if node.target in ("mean", self.torch.mean) and isinstance(src, str):
+            return self._mean_inner(node, src)
+        if node.target is self.torch.nn.functional.scaled_dot_product_attention:
+            return self._sdpa_gqa(node)
+        return None
+
+    def _keeps_dtype(self, node) -> bool:
+        source, out = (getattr(n.meta.get("tensor_meta"), "dtype", None)
+                       for n in (node.args[0], node))
+        return source is not None and source == out
+
+    def _getitem_fn(self):
+        import operator
+        return operator.getitem
+
+    def _is_ids(self, x: str) -> bool:
+        return self.example_is_integer and x == self.input_name
+
+    # -- rows ------------------------------------------------------------------------------
+    def rows_shape_matches(self, node, got, expected) -> bool:
+        """Whether builder shape `got` (N, *lead, D) stands for PyTorch's rows `expected`
+        (N * prod(lead), D) at a node that reads rows (the same values, the batch first)."""
+        inputs: list = []
+        self.torch.fx.node.map_arg((node.args, node.kwargs), inputs.append)
+        return (node in self.rows_nodes or any(i in self.rows_nodes for i in inputs)) and \
+            expected is not None and len(expected) == 2 and len(got) >= 3 and \
+            got[-1] == expected[-1] and math.prod(got[:-1]) == expected[0]
+
+    def _rows_back(self, x: str, out_shape):
+        shape = self.b.spec(x).shape
+        if out_shape is None or out_shape[0] != shape[0] or \
+                math.prod(out_shape) != math.prod(shape):
+            raise self.unsupported(f"reshapes rows of {shape} to {out_shape}; only back to a "
+                                   "shape with the batch first is supported")
+        if tuple(out_shape) == shape:
+            return x
+        return self.b.reshape(x, out_shape, name=self.name("reshape"))
+
+    def _addmm(self, node):
+        a = self.bind(_sig_addmm, node)
+        w, bias = self.value(a["mat2"]), self.value(a["input"])
+        if not isinstance(w, _Param) or not isinstance(bias, _Param) or \
+                a["beta"] != 1 or a["alpha"] != 1:
+            raise self.unsupported("is supported only as a layer: addmm(bias, x, weight) with "
+                                   "the model's own [in, out] weight and bias")
+        out = self.b.linear(self.tensor(a["mat1"]), w.shape[1], bias=True,
+                            name=self.name("linear"))
+        self._claim([w, bias], out)
+        return out
+
+    # -- heads moved before the batch ------------------------------------------------------
+    def _moved(self, node, src: str):
+        dims = node.args[1:] if len(node.args) > 1 else (node.kwargs.get("dims"),)
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = dims[0]
+        rank = len(self.b.spec(src).shape)
+        dims = tuple(int(d) % rank for d in dims)
+        if dims[0] == 0 or 0 not in dims:
+            return None
+        return _Moved(src, dims)
+
+    def _select(self, x: str, dims: tuple[int, ...], index: int):
+        """Position `index` of x's dimension dims[0], then x permuted by the rest of dims."""
+        picked = dims[0]
+        size = self.b.spec(x).shape[picked]
+        index %= size
+        rest = tuple(d - (d > picked) for d in dims[1:])
+        if rest[0] != 0:
+            raise self.unsupported(f"takes a piece of a permute by {dims} that leaves the "
+                                   "batch elsewhere than first; only pieces with the batch "
+                                   "first are supported")
+        piece = self.b.slice(x, index, index + 1, dim=picked, name=self.name("select"))
+        shape = self.b.spec(piece).shape
+        piece = self.b.reshape(piece, shape[:picked] + shape[picked + 1:],
+                               name=self.name("select"))
+        return self._permuted(piece, rest, "permute")
+
+    def _unbind(self, node):
+        a = self.bind(_sig_unbind, node)
+        src = self.value(a["input"])
+        if isinstance(src, _Moved) and a["dim"] == 0:
+            size = self.b.spec(src.source).shape[src.dims[0]]
+            return tuple(self._select(src.source, src.dims, i) for i in range(size))
+        x = self.tensor(a["input"])
+        rank = len(self.b.spec(x).shape)
+        dim = a["dim"] % rank
+        if dim == 0:
+            raise self.unsupported("unbinds the batch; only dimensions after it are supported")
+        dims = (dim, *(d for d in range(rank) if d != dim))
+        return tuple(self._select(x, dims, i) for i in range(self.b.spec(x).shape[dim]))
+
+    # -- layers ----------------------------------------------------------------------------
+    def _batch_norm_fn(self, node):
+        a = self.bind(_sig_batch_norm, node)
+        w, bias = self._param_arg(self.value(a["weight"]), "weight"), \
+            self._param_arg(self.value(a["bias"]), "bias")
+        if (w is None) != (bias is None):
+            raise self.unsupported("has a weight without a bias or a bias without a weight")
+        out = self.b.batchnorm(self.tensor(a["input"]), name=self.name("batchnorm"),
+                               affine=w is not None)
+        self._claim([w, bias], out)
+        return out
+
+    def _mean_inner(self, node, x: str):
+        """The mean over dimensions after the batch that are not all trailing: a permute that
+        puts them last (a view), then the mean; None where the ordinary lowering applies."""
+        a = self.bind(_sig_mean, node)
+        rank = len(self.b.spec(x).shape)
+        dims = a["dim"] if isinstance(a["dim"], (list, tuple)) else (a["dim"],)
+        if a["dim"] is None or a["keepdim"] or a["dtype"] is not None:
+            return None
+        reduced = sorted({int(d) % rank for d in dims})
+        if 0 in reduced or reduced == list(range(rank - len(reduced), rank)) or \
+                (rank == 4 and reduced == [2, 3]):
+            return None
+        kept = [d for d in range(rank) if d not in reduced]
+        moved = self._permuted(x, (*kept, *reduced), "permute")
+        return self.b.mean(moved, len(reduced), False, name=self.name("mean"))
+
+    def _sdpa_gqa(self, node):
+        a = self.bind(_sig_sdpa, node)
+        if not a["enable_gqa"]:
+            return None
+        q, k, v = (self.tensor(a[n]) for n in ("query", "key", "value"))
+        heads, kv_heads = self.b.spec(q).shape[-3], self.b.spec(k).shape[-3]
+        if len(self.b.spec(q).shape) != 4 or heads % kv_heads:
+            raise self.unsupported(f"uses enable_gqa with {heads} query heads and {kv_heads} "
+                                   "key heads; only (N, heads, S, D) with a whole number of "
+                                   "query heads per key head is supported")
+        if heads != kv_heads:
+            k, v = (self.b.repeat_heads(t, heads // kv_heads, name=self.name("repeat_heads"))
+                    for t in (k, v))
+        causal = bool(a["is_causal"]) or a["attn_mask"] is not None
+        return self.b.attention(q, k, v, causal=causal, name=self.name("attention"))
