@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 
 from hwmodels import HardwareError, catalog
 from hwmodels.cpu_conv import (
+    SPARSE_PER_VECTOR,
     CPUDirectConv,
     DirectConvConstants,
     _fma_port_bubble,
     _row_block_fmas,
     _sparse_vector_cycles,
+    sparse_per_nonzero,
     streamed_lines_per_fma,
 )
 from workloads.builder import GraphBuilder
@@ -95,6 +97,21 @@ def test_weights_stream_from_l2_when_the_block_overflows_l1(skx, skx2):
         _sparse_vector_cycles(skx.table, 14.4, 16, q, 0.0))
     assert _sparse_vector_cycles(skx2.table, 14.4, 16, q, 3.0) > 1.2 * _sparse_vector_cycles(
         skx2.table, 14.4, 16, q, 0.0)
+
+
+@pytest.mark.parametrize("fmas", [4.0, 8.0, 14.4, 24.0])
+@pytest.mark.parametrize("nonzeros", [1, 3, 8, 16])
+def test_one_unit_charges_every_fma_and_the_kmovw_to_port_0(skx, skx2, fmas, nonzeros):
+    """One unit: F FMAs per non-zero and the vector's kmovw can only issue to port 0 (the
+    compare stays on port 5, the scalar work finds ports 1, 5 and 6), so the body's port
+    bound is exactly F k + 1. Two units: the FMAs share ports 0 and 5 with kmovw and the
+    compare (and, with few FMAs, the ALU ports with the scalar work)."""
+    body = dict(SPARSE_PER_VECTOR)
+    for name, count in sparse_per_nonzero(fmas).items():
+        body[name] = body.get(name, 0) + nonzeros * count
+    assert skx.table.port_cycles(body) == pytest.approx(fmas * nonzeros + 1)
+    two = skx2.table.port_cycles(body)
+    assert (fmas * nonzeros + 2) / 2 <= two + 1e-9 < fmas * nonzeros + 1
 
 
 def test_fma_port_bubble_from_the_latencies(skx, skx2):
