@@ -66,6 +66,8 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
     root = module
     if tracer.is_leaf_module(module, ""):   # a bare layer: trace it as a one-layer network
         root = torch.nn.Sequential(OrderedDict([(type(module).__name__.lower(), module)]))
+    elif _takes_more_than_one_input(root):  # forward(x, mask=None): the example alone
+        tracer = _one_input(_path_tracer(torch), root)()
     try:
         fx_graph = tracer.trace(root)
     except Exception:  # fx raises many kinds of error on untraceable code
@@ -90,6 +92,16 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
         for m, mode in modes.items():
             m.training = mode
     return _Lowering(torch, gm, example_input, name).run()
+
+
+def _takes_more_than_one_input(module) -> bool:
+    """Whether forward takes optional parameters besides the input (each with a default)."""
+    import inspect
+    parameters = list(inspect.signature(inspect.unwrap(type(module).forward)).parameters
+                      .values())[2:]   # after self and the input
+    return bool(parameters) and all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL,
+                                                                          p.VAR_KEYWORD)
+                                    for p in parameters)
 
 
 def _describe(gm, node) -> tuple[str, str]:

@@ -1,0 +1,294 @@
+"""Idioms of Hugging Face transformers and timm models, written here as local replicas (the
+libraries are not dependencies): each imports, with PyTorch's own convolution and matmul FLOPs
+(torch.utils.flop_counter), and, where another spelling of the same layer imports, the same ops.
+Tests at the end import the libraries' own models where they are installed."""
+import functools
+import math
+from collections import OrderedDict
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from benchmarks.import_sweep import torch_flops  # noqa: E402
+from tests.workloads.graph_compare import costs  # noqa: E402
+from tests.workloads.torchvision_zoo import matmul_flops  # noqa: E402
+from workloads.graph import WorkloadError  # noqa: E402
+from workloads.torch_import import from_torch  # noqa: E402
+
+
+def _same_flops(model, x, g):
+    """PyTorch's count (its SDPA formula given to the CPU kernel) equals the graph's."""
+    assert matmul_flops(g) == pytest.approx(torch_flops(model, x), rel=1e-9)
+
+
+class Conv1D(nn.Module):
+    """GPT-2's linear layer: the weight stored [in, out], applied to rows with addmm."""
+
+    def __init__(self, nf, nx):
+        super().__init__()
+        self.nf = nf
+        self.weight = nn.Parameter(torch.randn(nx, nf))
+        self.bias = nn.Parameter(torch.zeros(nf))
+
+    def forward(self, x):
+        size_out = x.size()[:-1] + (self.nf,)
+        x = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+        return x.view(size_out)
+
+
+class RowsMLP(nn.Module):
+    """OPT's MLP: the residual stream flattened to rows, a layer norm, two layers, the residual
+    added on rows, and the view back."""
+
+    def __init__(self, width=16):
+        super().__init__()
+        self.ln, self.fc1, self.fc2 = nn.LayerNorm(width), nn.Linear(width, 4 * width), \
+            nn.Linear(4 * width, width)
+
+    def forward(self, x):
+        shape = x.shape
+        h = x.reshape(-1, x.size(-1))
+        return (h + self.fc2(F.relu(self.fc1(self.ln(h))))).view(shape)
+
+
+def test_gpt2s_conv1d_is_the_linear_layer():
+    x = torch.randn(2, 8, 16)
+    conv1d = nn.Sequential(Conv1D(48, 16), nn.GELU(), Conv1D(16, 48))
+    linear = nn.Sequential(nn.Linear(16, 48), nn.GELU(), nn.Linear(48, 16))
+    g = from_torch(conv1d, x)
+    assert costs(g) == costs(from_torch(linear, x))
+    assert sum(op.params for op in g) == sum(p.numel() for p in conv1d.parameters())
+    _same_flops(conv1d, x, g)
+
+
+def test_layers_on_rows_keep_the_batch_first():
+    x = torch.randn(2, 8, 16)
+    g = from_torch(RowsMLP(), x)
+    assert [op.out.shape for op in g.topo()][-1] == (2, 8, 16)
+    assert {op.kind for op in g} >= {"layernorm", "linear", "add"}
+    assert g.op("fc1").out.shape == (2, 8, 64)   # PyTorch's (16, 64) rows
+    _same_flops(RowsMLP(), x, g)
+
+
+class QKVAttention(nn.Module):
+    """timm's attention: heads moved before the batch, then unbound (or indexed)."""
+
+    def __init__(self, dim=32, heads=4, indexed=False):
+        super().__init__()
+        self.heads, self.indexed = heads, indexed
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = (qkv[0], qkv[1], qkv[2]) if self.indexed else qkv.unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(B, N, C))
+
+
+class ChunkAttention(QKVAttention):
+    """The same attention with the heads split after the batch."""
+
+    def forward(self, x):
+        B, N, C = x.shape
+        q, k, v = (t.reshape(B, N, self.heads, C // self.heads).transpose(1, 2)
+                   for t in self.qkv(x).chunk(3, dim=-1))
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(B, N, C))
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_heads_moved_before_the_batch_and_unbound_are_views(indexed):
+    x = torch.randn(2, 8, 32)
+    g = from_torch(QKVAttention(indexed=indexed), x)
+    kinds = [op.kind for op in g]
+    assert kinds.count("attention") == 1 and kinds.count("permute") == 4
+    assert g.op(next(op.name for op in g if op.kind == "attention")).in_specs[0].shape == \
+        (2, 4, 8, 8)
+    # the same arithmetic as the heads chunked after the batch; only the views differ
+    chunked = from_torch(ChunkAttention(), x)
+    assert matmul_flops(g) == matmul_flops(chunked)
+    assert sum(op.bytes_read for op in g if op.kind == "attention") == \
+        sum(op.bytes_read for op in chunked if op.kind == "attention")
+    _same_flops(QKVAttention(indexed=indexed), x, g)
+
+
+def test_a_permute_that_moves_the_batch_and_stays_is_refused_by_its_reader():
+    class Moved(nn.Module):
+        def forward(self, x):
+            return x.permute(1, 0, 2)
+    with pytest.raises(WorkloadError, match=r"moving the batch.*unbind\(0\)"):
+        from_torch(Moved(), torch.randn(2, 3, 4))
+
+
+class BatchNormAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d: F.batch_norm on the module's own statistics, then an act."""
+
+    def forward(self, x):
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                         self.training, self.momentum, self.eps)
+        return F.relu(x)
+
+
+class LayerScale(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv, self.gamma = nn.Conv2d(c, c, 3, padding=1), nn.Parameter(torch.ones(c))
+
+    def forward(self, x):
+        return x + self.conv(x).mul(self.gamma.reshape(1, -1, 1, 1))
+
+
+def test_functional_batch_norm_and_a_reshaped_layer_scale():
+    x = torch.randn(2, 8, 6, 6)
+    g = from_torch(nn.Sequential(nn.Conv2d(8, 8, 1), BatchNormAct(8)), x)
+    assert costs(g) == costs(from_torch(nn.Sequential(nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8),
+                                                      nn.ReLU()), x))
+    scaled = from_torch(LayerScale(8), x)
+    (op,) = [op for op in scaled if op.kind == "layer_scale"]
+    assert op.attrs["param_shape"] == (1, 8, 1, 1) and op.params == 8
+
+
+def test_a_mean_over_tokens_is_a_permute_then_the_mean():
+    class TokenMean(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+
+        def forward(self, x):
+            return self.fc(x).mean(dim=1)
+    g = from_torch(TokenMean(), torch.randn(2, 8, 16))
+    mean = g.topo()[-1]
+    assert mean.kind == "mean" and mean.out.shape == (2, 16)
+    assert g.op(mean.inputs[0]).kind == "permute"
+
+
+def test_grouped_query_sdpa_repeats_the_key_and_value_heads():
+    class GQA(nn.Module):
+        def forward(self, x):
+            q = x.view(2, 8, 4, 8).transpose(1, 2)
+            kv = x[..., :16].reshape(2, 8, 2, 8).transpose(1, 2)
+            y = F.scaled_dot_product_attention(q, kv, kv, is_causal=True, enable_gqa=True)
+            return y.transpose(1, 2).reshape(2, 8, 32)
+    x = torch.randn(2, 8, 32)
+    g = from_torch(GQA(), x)
+    assert [op.attrs["repeats"] for op in g if op.kind == "repeat_heads"] == [2, 2]
+    (att,) = [op for op in g if op.kind == "attention"]
+    assert att.attrs["causal"] and att.in_specs[1].shape == (2, 4, 8, 8)
+    _same_flops(GQA(), x, g)
+
+
+# -- Hugging Face's way of writing a model ---------------------------------------------------
+def _returns_tuple(forward):
+    """A decorator over (*args, **kwargs), as transformers wraps its forwards."""
+    @functools.wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        kwargs.pop("return_dict", None)
+        return forward(self, *args, **kwargs)
+    return wrapper
+
+
+class HFStyleLM(nn.Module):
+    """Shapes read as tuples and unpacked, control flow on dtypes and on parameters, a mask
+    made with torch.ones, ids viewed, positions from arange, optional arguments and a dict
+    output (a ModelOutput)."""
+
+    def __init__(self, vocab=64, width=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.wte, self.wpe = nn.Embedding(vocab, width), nn.Embedding(128, width)
+        self.ln, self.qkv, self.head = nn.LayerNorm(width), Conv1D(3 * width, width), \
+            nn.Linear(width, vocab, bias=False)
+
+    @_returns_tuple
+    def forward(self, input_ids, attention_mask=None, position_ids=None, use_cache=None,
+                **kwargs):
+        input_shape = input_ids.size()
+        input_ids = input_ids.view(-1, input_shape[-1])
+        if attention_mask is None:
+            attention_mask = torch.ones(input_shape[0], input_shape[-1],
+                                        device=input_ids.device)
+        if position_ids is None:
+            position_ids = torch.arange(input_shape[-1], device=input_ids.device).unsqueeze(0)
+        h = self.wte(input_ids) + self.wpe(position_ids).to(input_ids.device)
+        if h.dtype != self.ln.weight.dtype:
+            h = h.to(self.ln.weight.dtype)
+        hidden_shape = (*h.shape[:-1], -1, h.shape[-1] // self.heads)
+        q, k, v = self.qkv(self.ln(h)).split(h.shape[-1], dim=2)
+        q, k, v = (t.view(hidden_shape).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = y.transpose(1, 2).reshape(*input_shape, -1)
+        if self.head.weight.abs().sum() > 0:   # on parameters alone: the same for every input
+            y = h + y
+        return OrderedDict(logits=self.head(y), hidden_states=y)
+
+
+def test_a_model_written_the_hugging_face_way_imports():
+    ids = torch.randint(0, 64, (2, 16))
+    model = HFStyleLM()
+    g = from_torch(model, ids)
+    assert g.meta.get("token_logits") and g.topo()[-1].out.shape == (2, 16, 64)
+    assert sum(op.params for op in g) == sum(p.numel() for p in model.parameters())
+    assert [op.kind for op in g].count("attention") == 1
+    _same_flops(model, ids, g)
+
+
+def test_optional_arguments_keep_their_defaults():
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x, mask=None):
+            y = self.fc(x)
+            return y if mask is None else y.masked_fill(mask, 0.0)
+    g = from_torch(Masked(), torch.randn(2, 4, 8))
+    assert [op.kind for op in g.topo()] == ["input", "linear"]
+
+
+def test_a_module_made_in_the_forward_is_traced_as_code():
+    class Rotate(nn.Module):     # a function made a module (transformers' hub kernels)
+        def forward(self, x):
+            return torch.cat((-x[..., 4:], x[..., :4]), dim=-1)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return Rotate()(self.fc(x))
+    g = from_torch(Net(), torch.randn(2, 3, 8))
+    assert g.topo()[-1].kind == "concat"
+
+
+# -- the libraries' own models, where installed ------------------------------------------------
+def test_hugging_face_gpt2_and_llama_import_with_pytorchs_flops():
+    from benchmarks.import_sweep import _load_torchvision, check
+    _load_torchvision()
+    transformers = pytest.importorskip("transformers")
+    for config, model_cls, fields in (
+            ("GPT2Config", "GPT2LMHeadModel", dict(n_embd=32, n_layer=1, n_head=4,
+                                                   vocab_size=128, n_positions=32)),
+            ("LlamaConfig", "LlamaForCausalLM", dict(hidden_size=32, intermediate_size=64,
+                                                     num_hidden_layers=1,
+                                                     num_attention_heads=4,
+                                                     num_key_value_heads=2, vocab_size=128))):
+        try:
+            model = getattr(transformers, model_cls)(getattr(transformers, config)(**fields))
+        except Exception as exc:   # a transformers that does not load beside this torch
+            pytest.skip(f"transformers cannot build {model_cls}: {exc}")
+        assert check(model.eval(), torch.randint(0, 128, (2, 8)), model_cls) is None
+
+
+def test_timm_vit_imports_with_pytorchs_flops():
+    from benchmarks.import_sweep import _load_torchvision, check
+    _load_torchvision()
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32,
+                              patch_size=8).eval()
+    assert check(model, torch.randn(1, 3, 32, 32), "vit_tiny") is None
+    assert math.isfinite(matmul_flops(from_torch(model, torch.randn(1, 3, 32, 32))))
