@@ -1,9 +1,12 @@
 """What data-parallel training shares between the policies that run it (`data-parallel`,
-`swap`, `swap-all`): DDP's gradient buckets, their all-reduces, and the options that set them."""
+`swap`, `swap-all`): DDP's gradient buckets, Horovod's fused cycles and MXNet's kvstore keys,
+their all-reduces, and the options that set them."""
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from hwmodels import host_input
 from hwmodels.specs import HardwareError
@@ -14,6 +17,17 @@ from . import ConfigError, Option
 
 MIB = 1024 * 1024
 DDP_FIRST_BUCKET_BYTES = 1 * MIB     # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
+# How each framework groups gradients into all-reduces (option gradient_sync)
+GRADIENT_SYNCS = ("ddp", "horovod", "kvstore")
+# When gradients are ready (option gradients_ready): as each backward op ends (eager), or all
+# at the end of the backward pass (one compiled cluster: XLA's auto-clustering puts the
+# forward and backward pass in one cluster, Horovod's all-reduces outside it)
+GRADIENTS_READY = ("per-op", "at-end")
+# Horovod's defaults, the same from 0.16 to 0.19 (horovod/common/operations.cc:
+# SetCycleTimeMs(5), SetTensorFusionThresholdBytes(64 * 1024 * 1024))
+HOROVOD_CYCLE_TIME_MS = 5.0
+HOROVOD_FUSION_MB = 64.0
+NORMALISATIONS = ("batchnorm", "layernorm", "groupnorm", "instancenorm")
 
 
 def gradient_buckets(train_graph, bucket_bytes: float,
@@ -33,26 +47,159 @@ def gradient_buckets(train_graph, bucket_bytes: float,
     return [b for b in buckets if b]
 
 
-def allreduce_buckets(tg: TaskGraph, train_graph, cluster, buckets: list[list[str]],
-                      task_of: dict[str, dict[str, str]], fidelity: str,
-                      algorithm: str = "ring", symmetric: bool = False
-                      ) -> list[dict[str, tuple[str, ...]]]:
-    """One all-reduce per bucket over every device of the cluster, each after its bucket's
-    gradients (task_of: simulated device -> op name -> task) and after the bucket before it.
-    Devices not in task_of run in lockstep with the first simulated one (symmetric: with
-    their symmetry class's representative, and the collective is built per class). Returns,
-    per bucket, per device, the tasks whose end means the bucket is reduced there."""
+@dataclass(frozen=True)
+class SyncGroup:
+    """One all-reduce of gradients: the ops whose gradients it carries (`ops`, each rank
+    waits for them), its bytes, the tasks it also waits for (`after`: Horovod's cycle tick),
+    and time it spends before its first transfer beyond NCCL's launch (`extra_launch_s`:
+    Horovod's copies into and out of its fusion buffer, a kvstore key's second NCCL call)."""
+    ops: tuple[str, ...]
+    nbytes: float
+    after: tuple[str, ...] = ()
+    extra_launch_s: float = 0.0
+
+
+def ddp_groups(train_graph, bucket_bytes: float) -> list[SyncGroup]:
+    """DDP: one all-reduce per bucket (gradient_buckets)."""
+    return [SyncGroup(tuple(names), sum(train_graph.op(nm).param_bytes for nm in names))
+            for names in gradient_buckets(train_graph, bucket_bytes)]
+
+
+def parameter_arrays_bytes(op) -> list[int]:
+    """The bytes of each parameter array whose gradient a backward op makes, as a framework
+    keeps them: a normalisation's scale and shift, a layer's weight and its bias (one per
+    output channel or feature)."""
+    total = op.param_bytes
+    if op.kind.split("_")[0] in NORMALISATIONS:
+        return [total // 2, total - total // 2]
+    outputs = op.attrs.get("out_channels", op.attrs.get("out_features"))
+    if op.attrs.get("bias") and isinstance(outputs, int) and 0 < outputs < op.params:
+        bias = total * outputs // op.params
+        return [total - bias, bias]
+    return [total]
+
+
+def kvstore_groups(train_graph) -> list[SyncGroup]:
+    """MXNet's kvstore 'nccl' under the Module API (mxnet/module/module.py update(): one
+    kvstore.push and one kvstore.pull per parameter array, priority -index): per key an NCCL
+    reduce to the root and, after the update there, an NCCL broadcast of the new weights,
+    each pushed once its gradient is ready, in backward order. The pair is simulated as one
+    ring all-reduce of the key (a ring reduce plus a ring broadcast move S bytes over each
+    link, an all-reduce 2S(p-1)/p) that pays NCCL's launch twice."""
+    return [SyncGroup((op.name,), nbytes, extra_launch_s=NCCL_BASE_LATENCY_S)
+            for op in train_graph.topo() if op.phase == "backward" and op.params
+            for nbytes in parameter_arrays_bytes(op)]
+
+
+def stream_ready_s(tg: TaskGraph, ops, task_of: dict[str, str]) -> dict[str, float]:
+    """When each op's task ends, from the start of the step, where a rank's stream runs `ops`
+    back to back in order (as the engine runs one stream's tasks in priority order)."""
+    clock, ready = 0.0, {}
+    for op in ops:
+        clock += tg[task_of[op.name]].duration_s
+        ready[op.name] = clock
+    return ready
+
+
+def horovod_groups(tg: TaskGraph, train_graph, ready_s: dict[str, float], cycle_s: float,
+                   fusion_bytes: float, copy_Bps: float | None) -> list[SyncGroup]:
+    """Horovod's background thread (horovod/common/operations.cc, RunLoopOnce): it wakes
+    every cycle, takes the gradients every rank has enqueued since its last cycle (ready_s:
+    when each op's gradients are ready on the last rank), fuses them in that order into
+    buffers of at most `fusion_bytes` (a larger tensor goes alone), and all-reduces each,
+    one after another. A fused buffer costs a copy in and out of device memory (copy_Bps:
+    the device's memory bandwidth; None: not counted). The loop runs freely across steps,
+    so the cycle's phase against the step is arbitrary: the ticks are placed so that the
+    last gradient waits half a cycle, the mean wait. Each tick is a task on a resource of
+    its own ('horovod.cycle') ending at its time."""
+    producers = sorted((op.name for op in train_graph.topo()
+                        if op.phase == "backward" and op.params), key=lambda nm: ready_s[nm])
+    if not producers:
+        return []
+    phase = ready_s[producers[-1]] + cycle_s / 2
+    by_tick: dict[int, list[str]] = {}
+    for nm in producers:   # the first tick at or after it is ready
+        by_tick.setdefault(-math.floor((phase - ready_s[nm]) / cycle_s), []).append(nm)
+    tg.meta.setdefault("extra_resources", {})["horovod.cycle"] = 1
+    groups: list[SyncGroup] = []
+    clock = 0.0
+    for k in sorted(by_tick):
+        at = max(phase + k * cycle_s, 0.0)
+        tick = tg.new(f"horovod.tick{len(groups)}", "horovod.cycle", at - clock,
+                      deps=[groups[-1].after[0]] if groups else [], category="wait",
+                      meta={"cycle_s": cycle_s}).name
+        clock = at
+        fused: list[list[str]] = [[]]
+        size = 0.0
+        for nm in by_tick[k]:
+            nbytes = train_graph.op(nm).param_bytes
+            if fused[-1] and size + nbytes > fusion_bytes:
+                fused.append([])
+                size = 0.0
+            fused[-1].append(nm)
+            size += nbytes
+        for names in fused:
+            nbytes = sum(train_graph.op(nm).param_bytes for nm in names)
+            copies = 4 * nbytes / copy_Bps if copy_Bps and len(names) > 1 else 0.0
+            groups.append(SyncGroup(tuple(names), nbytes, (tick,), copies))
+    return groups
+
+
+def sync_groups(tg: TaskGraph, train_graph, cluster, fwd_bwd, task_of: dict[str, dict[str, str]],
+                gradient_sync: str, bucket_mb: float, cycle_time_ms: float | None,
+                fusion_mb: float | None, gradients_ready: str) -> list[SyncGroup]:
+    """The all-reduces of a step as `gradient_sync` groups the gradients (GRADIENT_SYNCS),
+    for the simulated ranks whose forward and backward ops (`fwd_bwd`) are emitted as
+    task_of says. Horovod's options given to another scheme are refused."""
+    if gradient_sync != "horovod":
+        given = [k for k, v in (("cycle_time_ms", cycle_time_ms), ("fusion_mb", fusion_mb))
+                 if v is not None]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} set Horovod's background thread: give "
+                              f"them with gradient_sync='horovod' (got {gradient_sync!r})")
+    if gradient_sync == "ddp":
+        return ddp_groups(train_graph, bucket_mb * MIB)
+    if gradient_sync == "kvstore":
+        return kvstore_groups(train_graph)
+    ready: dict[str, float] = {}      # on the last rank: Horovod waits for every rank
+    for tasks in task_of.values():
+        for nm, t in stream_ready_s(tg, fwd_bwd, tasks).items():
+            ready[nm] = max(ready.get(nm, 0.0), t)
+    if gradients_ready == "at-end" and ready:
+        end = max(ready.values())
+        ready = dict.fromkeys(ready, end)
+    gpus = all(d.spec.kind == "gpu" for d in cluster.devices)
+    return horovod_groups(tg, train_graph, ready,
+                          (cycle_time_ms or HOROVOD_CYCLE_TIME_MS) * 1e-3,
+                          (fusion_mb or HOROVOD_FUSION_MB) * MIB,
+                          cluster.devices[0].spec.mem_bandwidth_Bps if gpus else None)
+
+
+def allreduce_groups(tg: TaskGraph, cluster, groups: list[SyncGroup],
+                     task_of: dict[str, dict[str, str]], fidelity: str,
+                     algorithm: str = "ring", symmetric: bool = False,
+                     also_after: Mapping[str, tuple[str, ...]] | None = None
+                     ) -> list[dict[str, tuple[str, ...]]]:
+    """One all-reduce per group over every device of the cluster, each after its group's
+    gradients (task_of: simulated device -> op name -> task), its `after` tasks, the group
+    before it (reduced in order, on one NCCL stream) and `also_after` of the device (a
+    compiled backward: its last task). Devices not in task_of run in lockstep with the first
+    simulated one (symmetric: with their symmetry class's representative, and the collective
+    is built per class). Returns, per group, per device, the tasks whose end means the group
+    is reduced there."""
     ids = [d.id for d in cluster.devices]
     lead = next(iter(task_of))
     launch_s = NCCL_BASE_LATENCY_S if all(d.spec.kind == "gpu" for d in cluster.devices) else 0.0
     done_at: list[dict[str, tuple[str, ...]]] = []
     previous: dict[str, tuple[str, ...]] = {}
-    for b, names in enumerate(buckets):
-        deps = {d: [task_of.get(d, task_of[lead])[nm] for nm in names] + list(previous.get(d, ()))
-                for d in ids}
-        nbytes = sum(train_graph.op(nm).param_bytes for nm in names)
-        previous = collective("allreduce", tg, cluster, ids, nbytes, deps, f"allreduce.b{b}",
-                              fidelity=fidelity, priority=-1, launch_latency_s=launch_s,
+    also = also_after or {}
+    for b, group in enumerate(groups):
+        deps = {d: [task_of.get(d, task_of[lead])[nm] for nm in group.ops]
+                + list(group.after) + list(previous.get(d, ()))
+                + list(also.get(d, also.get(lead, ()))) for d in ids}
+        previous = collective("allreduce", tg, cluster, ids, group.nbytes, deps,
+                              f"allreduce.b{b}", fidelity=fidelity, priority=-1,
+                              launch_latency_s=launch_s + group.extra_launch_s,
                               algorithm=algorithm, symmetric=symmetric)
         done_at.append(previous)
     return done_at
@@ -100,13 +247,36 @@ def input_batch_tasks(tg: TaskGraph, cluster, simulated, batch: int, input_pipel
                meta={"input_pipeline": input_pipeline, "images": batch, "rank": d.id})
 
 
+def _positive(default: float | None, help_text: str) -> Option:
+    """A number > 0."""
+    return Option(default, help_text, float, lambda v: v > 0, "a number > 0")
+
+
 def data_parallel_options(*names: str) -> dict[str, Option]:
-    """The options of DDP-style training (those named; default all): bucket cap, collective
-    fidelity and algorithm, replicas simulated."""
+    """The options of data-parallel training (those named; default all): how gradients are
+    grouped (DDP's bucket cap, Horovod's cycle and fusion, MXNet's kvstore), when they are
+    ready, collective fidelity and algorithm, replicas simulated, the input pipeline and the
+    ranks' spread."""
     table = {
-        "bucket_mb": Option(25.0, "gradient bucket cap in MiB (DDP's bucket_cap_mb: "
-                                  "25; the first bucket 1 MiB)", float,
-                            lambda v: v > 0, "a number > 0"),
+        "bucket_mb": _positive(25.0, "gradient bucket cap in MiB (DDP's bucket_cap_mb: 25; "
+                                     "the first bucket 1 MiB)"),
+        "gradient_sync": Option("ddp", "how gradients are grouped into all-reduces: 'ddp' "
+                                       "(PyTorch DDP's buckets, bucket_mb), 'horovod' "
+                                       "(Horovod's background thread: every cycle_time_ms "
+                                       "the gradients ready on every rank, fused up to "
+                                       "fusion_mb) or 'kvstore' (MXNet's kvstore 'nccl': "
+                                       "a reduce and a broadcast per parameter array)", str,
+                                lambda v: v in GRADIENT_SYNCS, " or ".join(GRADIENT_SYNCS)),
+        "cycle_time_ms": _positive(None, "Horovod's cycle (HOROVOD_CYCLE_TIME; default "
+                                         "5 ms) with gradient_sync 'horovod'"),
+        "fusion_mb": _positive(None, "Horovod's fusion buffer in MiB "
+                                     "(HOROVOD_FUSION_THRESHOLD; default 64) with "
+                                     "gradient_sync 'horovod'"),
+        "gradients_ready": Option("per-op", "when gradients are ready: 'per-op' (as each "
+                                            "backward op ends, eager) or 'at-end' (all when "
+                                            "the backward pass ends: one compiled cluster, "
+                                            "as XLA's auto-clustering makes)", str,
+                                  lambda v: v in GRADIENTS_READY, " or ".join(GRADIENTS_READY)),
         "collectives": Option(None, "'link' (every transfer a task: the default up to 64 "
                                     "devices or on a symmetric cluster) or 'flow' (closed "
                                     "form)", str,
@@ -130,12 +300,10 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
                                  "catalog/input_pipelines.toml)", str,
                                  lambda v: v in host_input.loader_names(),
                                  " or ".join(host_input.loader_names())),
-        "loader_threads": Option(None, "CPU threads of each rank's loader (default: the "
-                                       "node's cores shared evenly by its ranks)", float,
-                                 lambda v: v > 0, "a number > 0"),
-        "host_cores": Option(None, "CPU cores of a node (default: the node type's, from "
-                                   "catalog/input_pipelines.toml)", float,
-                             lambda v: v > 0, "a number > 0"),
+        "loader_threads": _positive(None, "CPU threads of each rank's loader (default: "
+                                          "the node's cores shared evenly by its ranks)"),
+        "host_cores": _positive(None, "CPU cores of a node (default: the node type's, from "
+                                      "catalog/input_pipelines.toml)"),
         "rank_spread": Option(0.0, "spread (standard deviation of the log) of the ranks' "
                                    "step times; the step waits for the slowest rank (expected "
                                    "order statistics; 0: every rank alike)", float,

@@ -1,6 +1,7 @@
 """`data-parallel`: one replica per device, gradients all-reduced in buckets during backward.
 
-As PyTorch's DistributedDataParallel runs it (torch/csrc/distributed/c10d/reducer.cpp):
+By default (`gradient_sync = "ddp"`) as PyTorch's DistributedDataParallel runs it
+(torch/csrc/distributed/c10d/reducer.cpp):
 - Buckets: the parameters' gradients, in the order the backward pass makes them ready (the
   order DDP rebuilds its buckets in after the first iteration: about the reverse of the
   forward), fill a bucket until it holds at least its cap; the first bucket's cap is 1 MiB
@@ -12,11 +13,22 @@ As PyTorch's DistributedDataParallel runs it (torch/csrc/distributed/c10d/reduce
   base latency once (collectives.NCCL_BASE_LATENCY_S) and runs on NCCL's rings over the
   cluster's topology (ring channels: several on a DGX-1's NVLinks or an NVSwitch).
 - The optimizer step starts when every bucket is reduced (backward() returns only then), so
-  the last bucket's all-reduce is exposed.
+  the last bucket's all-reduce is exposed; so with every `gradient_sync`.
 - Gradients are all-reduced in the width of the parameters they belong to: FP32 for FP32
   training and for AMP (FP32 master weights: autocast's gradients are cast back to the
   parameter's type), 2 bytes for pure half precision (the op graph's param_bytes says which).
 The batch of the workload is the batch of each replica.
+
+Other frameworks group the gradients differently (`gradient_sync`; _data_parallel.py):
+- `horovod`: Horovod's background thread wakes every `cycle_time_ms` (HOROVOD_CYCLE_TIME,
+  5 ms), takes the gradients every rank has made ready since its last cycle, fuses them into
+  buffers of up to `fusion_mb` (HOROVOD_FUSION_THRESHOLD, 64 MiB; a fused buffer costs a copy
+  in and out of device memory) and all-reduces each in turn. The cycle runs freely across
+  steps; its ticks are placed so that the last gradient waits half a cycle, the mean wait.
+- `kvstore`: MXNet's kvstore 'nccl' under the Module API: per parameter array (a batch
+  norm's scale and shift are two) an NCCL reduce and broadcast, in backward order.
+`gradients_ready = "at-end"` makes every gradient ready when the backward pass ends, as one
+compiled cluster (XLA's auto-clustering) does; the default `per-op` is eager execution.
 
 The host's input pipeline (`input_pipeline`, default `synthetic`: no cost): each rank's loader
 prepares the next batch on the node's CPU cores during the step (hwmodels/host_input.py); a
@@ -52,12 +64,11 @@ from ..stragglers import wait_for_slowest
 from ..tasks import TaskGraph
 from . import Policy, register
 from ._data_parallel import (
-    MIB,
-    allreduce_buckets,
+    allreduce_groups,
     data_parallel_options,
-    gradient_buckets,
     input_batch_tasks,
     rank_time_factors,
+    sync_groups,
 )
 
 
@@ -70,8 +81,9 @@ class DataParallel(Policy):
                         "(PyTorch DDP on NCCL).",
             options=data_parallel_options())
 
-    def plan(self, graph, cluster, training: bool, *, bucket_mb, collectives, replicas,
-             algorithm, input_pipeline, loader_threads, host_cores, rank_spread) -> TaskGraph:
+    def plan(self, graph, cluster, training: bool, *, bucket_mb, gradient_sync, cycle_time_ms,
+             fusion_mb, gradients_ready, collectives, replicas, algorithm, input_pipeline,
+             loader_threads, host_cores, rank_spread) -> TaskGraph:
         n = len(cluster.devices)
         # link-level by default where it stays cheap: up to 64 devices, or by symmetry class;
         # beyond, flow-level with a replica per kind of device (each speed), or every replica
@@ -106,18 +118,23 @@ class DataParallel(Policy):
                 emit_ops(tg, g, d, prefix=f"{d.id}/", duration=_rank_duration(
                     g.topo(), d, slowdown.get(d.id, 1.0)))
             return tg
-        buckets = gradient_buckets(g, bucket_mb * MIB)
-        tg.meta["bucket_bytes"] = [sum(g.op(nm).param_bytes for nm in b) for b in buckets]
-        # Updates wait for the last bucket's all-reduce: known only once the collectives
-        # exist, so emit forward+backward first, then the collectives, then the updates.
+        # Updates wait for the last all-reduce: known only once the collectives exist, so
+        # emit forward+backward first, then the collectives, then the updates.
         fwd_bwd = [op for op in g.topo() if op.phase != "update"]
         updates = [op for op in g.topo() if op.phase == "update"]
         emitted = {d.id: emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/",
                                   duration=_rank_duration(fwd_bwd, d, slowdown.get(d.id, 1.0)))
                    for d in simulated}
-        done_at = allreduce_buckets(tg, g, cluster, buckets,
-                                    {d.id: emitted[d.id].task_of for d in simulated}, fidelity,
-                                    algorithm, symmetric=replicas == "classes")
+        task_of = {d.id: emitted[d.id].task_of for d in simulated}
+        groups = sync_groups(tg, g, cluster, fwd_bwd, task_of, gradient_sync, bucket_mb,
+                             cycle_time_ms, fusion_mb, gradients_ready)
+        tg.meta["bucket_bytes"] = [group.nbytes for group in groups]
+        tg.meta["gradient_sync"] = gradient_sync
+        backward = [op.name for op in fwd_bwd if op.phase == "backward"]
+        compiled = ({d: (tasks[backward[-1]],) for d, tasks in task_of.items()}
+                    if gradients_ready == "at-end" and backward else None)
+        done_at = allreduce_groups(tg, cluster, groups, task_of, fidelity, algorithm,
+                                   symmetric=replicas == "classes", also_after=compiled)
         for d in simulated:
             grad_task = emitted[d.id].task_of
             # As in DDP, optimizer.step() starts once backward() has waited for every bucket

@@ -1,7 +1,7 @@
 """Data-parallel speedups against NVIDIA's published ResNet-50 v1.5 scaling on V100s.
 
     python -m validation.validate.published_scaling [--csv scaling.csv] [--gpu-as-modelled]
-                                                    [--fit-loaders]
+                                                    [--gradient-sync SCHEME] [--fit-loaders]
 
 Reads the V100 ResNet-50 v1.5 rows of measured/published/scaling.csv (NVIDIA
 DeepLearningExamples: 1, 2, 4 and 8 GPUs of a DGX-1, NVLink hybrid cube-mesh; 16 GPUs of a
@@ -27,10 +27,12 @@ What the simulation holds beyond the GPUs and NVLink (datasheet rates, NCCL's la
   step times (data-parallel option rank_spread) is fitted here, by least squares on the log
   speedups of the 2- and 4-GPU rows only; the 1-to-8 and 1-to-16 rows are predictions.
 
-Horovod (TensorFlow, MXNet) and MXNet's kvstore rows reduce their gradients in NCCL rings too
-but group them differently (Horovod's fusion buffer); they are compared with the same
-simulation and labelled. TensorFlow rows marked XLA ran a compiled graph; the op graph
-simulated is the eager one.
+Each row's gradients are all-reduced as its framework does it (row_gradient_sync): DDP's
+buckets for PyTorch, Horovod's cycles and fusion buffer for TensorFlow and MXNet with
+Horovod, a reduce and broadcast per parameter array for MXNet's kvstore, each with its
+framework's defaults. TensorFlow rows marked XLA make every gradient ready at the end of the
+backward pass (one compiled cluster); their op times are the eager graph's, scaled to the
+row's 1-GPU throughput like every row's.
 """
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from simulator.policies._data_parallel import GRADIENT_SYNCS
 
 from ..paths import MEASURED
 
@@ -69,6 +73,22 @@ DEFAULT_BATCH = {"FP32": 128, "AMP": 256}
 LOADERS = {("PyTorch", "DGX-1"): "dali-cpu", ("PyTorch", "DGX-2"): "dali-gpu",
            ("TensorFlow", None): "tf-data", ("MXNet", None): "dali-gpu"}
 SPREAD_FIT_GPUS = (2, 4)          # the rows rank_spread is fitted on
+
+
+def row_gradient_sync(row: dict) -> tuple[str, str]:
+    """The data-parallel options gradient_sync and gradients_ready of a row's framework:
+    Horovod (TensorFlow, MXNet) fuses what each of its cycles finds ready; MXNet's kvstore
+    reduces and broadcasts each parameter array; PyTorch's DDP and APEX's fill buckets (APEX
+    with DDP's bucket sizes here: its own are 10^7 elements, no 1 MiB first bucket). Each
+    takes its framework's defaults (_data_parallel.py): NVIDIA's scripts are taken to set
+    none of HOROVOD_CYCLE_TIME, HOROVOD_FUSION_THRESHOLD or bucket_cap_mb. TensorFlow with
+    XLA compiles the forward and backward pass as one cluster, whose gradients are all ready
+    when it ends."""
+    framework = row["framework"]
+    sync = "horovod" if "Horovod" in framework else \
+        "kvstore" if "kvstore" in framework else "ddp"
+    xla = "XLA" in row["precision_note"] and "no XLA" not in row["precision_note"]
+    return sync, "at-end" if xla and framework.startswith("TensorFlow") else "per-op"
 
 
 def row_loader(row: dict) -> str | None:
@@ -153,11 +173,15 @@ def load_baselines(path: Path = SCALING_CSV) -> dict[tuple, float]:
 
 @dataclass(frozen=True)
 class _Config:
-    """What a row simulates: node type, GPU, precision, per-GPU batch."""
+    """What a row simulates: node type, GPU, precision, per-GPU batch, how its framework
+    all-reduces gradients and when they are ready (data-parallel options gradient_sync and
+    gradients_ready)."""
     node: str
     gpu: str
     precision: str
     batch: int
+    gradient_sync: str = "ddp"
+    gradients_ready: str = "per-op"
 
 
 class _Simulator:
@@ -180,12 +204,26 @@ class _Simulator:
                 # since rank 0 is the slowest (rank_spread) and every rank waits for it
                 r = simulate("resnet50", cluster, "data-parallel", batch=cfg.batch,
                              precision=cfg.precision, input_pipeline=loader,
+                             gradient_sync=cfg.gradient_sync,
+                             gradients_ready=cfg.gradients_ready,
                              rank_spread=spread, replicas="one")
                 self.cache[key] = (r.throughput_samples_per_s if r.oom is None else
                                    f"simulated out of memory ({r.oom.message()})")
             except ConfigError as exc:
                 self.cache[key] = f"not simulated: {exc}"
         return self.cache[key]
+
+    def anchor_speed(self, cfg: _Config, base: float, one: float) -> float:
+        """The compute speed at which one GPU on synthetic data runs `base` samples/s (one:
+        its throughput at speed 1). Compute scales with the speed, a fixed wait (Horovod's
+        cycle) does not, so the ratio is refined until it holds to 1e-6."""
+        speed = round(base / one, 9)
+        for _ in range(8):
+            at = self.throughput(cfg, 1, speed)
+            if isinstance(at, str) or abs(at / base - 1) < 1e-6:
+                break
+            speed = round(speed * base / at, 9)
+        return speed
 
     def speedup(self, cfg: _Config, n: int, speed: float, loader: str,
                 spread: float) -> float | str:
@@ -216,11 +254,14 @@ def fit_rank_spread(results: list[RowResult]) -> float:
 
 
 def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None = None,
-            rank_spread: float | None = None) -> list[RowResult]:
+            rank_spread: float | None = None, gradient_sync: str | None = None
+            ) -> list[RowResult]:
     """Simulated against published speedup for every row (load_rows() by default), each GPU
     at its row's 1-GPU throughput (baselines, load_baselines() by default; a setup without
-    one runs the GPU as modelled), with the row's loader, and the ranks' spread fitted on the
-    2- and 4-GPU rows (fit_rank_spread) unless rank_spread is given."""
+    one runs the GPU as modelled), with the row's loader, its framework's gradient
+    synchronisation (row_gradient_sync; `gradient_sync` instead: that scheme for every row,
+    gradients ready per op), and the ranks' spread fitted on the 2- and 4-GPU rows
+    (fit_rank_spread) unless rank_spread is given."""
     from hwmodels import host_input
     rows = load_rows() if rows is None else rows
     baselines = load_baselines() if baselines is None else baselines
@@ -233,10 +274,10 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
         stated = bool(row["batch_per_gpu"])
         batch = int(row["batch_per_gpu"]) if stated else DEFAULT_BATCH.get(row["precision"])
         notes = []
-        if "Horovod" in row["framework"] or "kvstore" in row["framework"]:
-            notes.append("gradients grouped as DDP's buckets")
-        if "XLA" in row["precision_note"] and "no XLA" not in row["precision_note"]:
-            notes.append("XLA-compiled there, eager op graph here")
+        sync, ready = row_gradient_sync(row) if gradient_sync is None else \
+            (gradient_sync, "per-op")
+        if ready == "at-end":
+            notes.append("XLA: compiled there, eager op times here")
         machine, loader = MACHINES.get(row["gpu_variant"]), row_loader(row)
         reason: str | None = None
         cfg: _Config | None = None
@@ -250,7 +291,7 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
         elif loader is None:
             reason = f"no loader known for {row['framework']!r}"
         else:
-            cfg = _Config(*machine, PRECISIONS[row["precision"]], batch)
+            cfg = _Config(*machine, PRECISIONS[row["precision"]], batch, sync, ready)
             one = sim.throughput(cfg, 1)
             base = baselines.get(_setup(row))
             if isinstance(one, str):
@@ -258,7 +299,7 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
             elif base is None:
                 notes.append("no 1-GPU row: GPU as modelled")
             else:
-                speed = round(base / one, 6)
+                speed = sim.anchor_speed(cfg, base, one)
         plans.append((row, n, published, stated, batch, notes, reason, cfg, speed, loader))
 
     def run(spread: float) -> list[RowResult]:
@@ -365,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-as-modelled", action="store_true",
                         help="run each GPU at the GPU model's speed instead of the row's 1-GPU "
                              "throughput")
+    parser.add_argument("--gradient-sync", choices=("framework", *GRADIENT_SYNCS),
+                        default="framework",
+                        help="how gradients are all-reduced: each row's framework's way "
+                             "(default), or one scheme for every row")
     parser.add_argument("--fit-loaders", action="store_true",
                         help="print each loader's per-image CPU cost fitted to its row of the "
                              "table (catalog/input_pipelines.toml holds them)")
@@ -375,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: cpu_core_s_per_image = {cost:.4e} (fitted to {row_id})")
             return 0
         results = compare(load_rows(args.csv),
-                          {} if args.gpu_as_modelled else load_baselines(args.csv))
+                          {} if args.gpu_as_modelled else load_baselines(args.csv),
+                          gradient_sync=None if args.gradient_sync == "framework" else
+                          args.gradient_sync)
     except (ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,14 +1,16 @@
 """Data-parallel ResNet-50 on V100s against NVIDIA's published scaling (scaling.csv).
 
-On synthetic data, with ranks alike, the model scales at 7.99-8.00 on 8 GPUs and 15.98-15.99
-on 16: DDP's buckets hide all but the last bucket's all-reduce, and the whole gradient
-all-reduce (102 MB at NCCL's 135 GB/s bus bandwidth) takes 1.3-1.4 ms against a 200-300 ms
-step. The published runs lose 2-4% on most rows and up to 20% on some. What loses it is the
-host and the ranks: every row decoded real ImageNet on the node's CPU cores, which the N
-training processes share (mixed precision needs 3x the images, so it is input-bound first),
-and a synchronous step waits for the slowest of N ranks. The validation simulates both, with
-each loader's per-image cost fitted to one input-bound row and the ranks' spread fitted to the
-2- and 4-GPU rows; the other 1-to-8 and 1-to-16 rows are predictions. Figures:
+On synthetic data, with ranks alike, the model scales at 7.95-8.00 on 8 GPUs and 15.90-16.00
+on 16: DDP's buckets, Horovod's fused cycles and MXNet's per-key reductions hide all but the
+last all-reduce, and the whole gradient all-reduce (102 MB at NCCL's 135 GB/s bus bandwidth)
+takes 1.3-1.4 ms against a 200-300 ms step; an XLA row, whose gradients are all ready when
+the compiled backward ends, exposes the whole of it. The published runs lose 2-4% on most
+rows and up to 20% on some. What loses it is the host and the ranks: every row decoded real
+ImageNet on the node's CPU cores, which the N training processes share (mixed precision
+needs 3x the images, so it is input-bound first), and a synchronous step waits for the
+slowest of N ranks. The validation simulates both, with each loader's per-image cost fitted
+to one input-bound row and the ranks' spread fitted to the 2- and 4-GPU rows; the other
+1-to-8 and 1-to-16 rows are predictions. Figures:
 python -m validation.validate.published_scaling.
 """
 from __future__ import annotations
@@ -38,18 +40,33 @@ def test_every_v100_resnet50_row_is_simulated(results):
     assert "XLA" in by_id["M0054"].note and "XLA" not in by_id["M0057"].note
 
 
-def test_communication_alone_costs_under_half_a_percent(results):
+def test_communication_alone_costs_under_half_a_percent_and_one_under_xla(results):
     for r in results:
-        assert r.n_gpus * 0.995 <= r.synthetic <= r.n_gpus, r
+        xla = "XLA" in r.note
+        assert r.n_gpus * (0.99 if xla else 0.995) <= r.synthetic <= r.n_gpus, r
+
+
+def test_each_framework_synchronises_gradients_its_own_way():
+    rows = {r["row_id"]: r for r in ps.load_rows()}
+    assert ps.row_gradient_sync(rows["M0006"]) == ("ddp", "per-op")         # PyTorch DDP
+    assert ps.row_gradient_sync(rows["M0041"]) == ("ddp", "per-op")         # APEX DDP
+    assert ps.row_gradient_sync(rows["M0057"]) == ("horovod", "per-op")     # TF, no XLA
+    assert ps.row_gradient_sync(rows["M0063"]) == ("horovod", "at-end")     # TF with XLA
+    assert ps.row_gradient_sync(rows["M0126"]) == ("horovod", "per-op")     # MXNet Horovod
+    assert ps.row_gradient_sync(rows["M0134"]) == ("kvstore", "per-op")     # MXNet kvstore
+    # one scheme for every row instead: an XLA row then makes its gradients ready per op
+    (as_ddp,) = ps.compare([rows["M0063"]], rank_spread=0.0, gradient_sync="ddp")
+    (own,) = ps.compare([rows["M0063"]], rank_spread=0.0)
+    assert as_ddp.synthetic > own.synthetic
 
 
 def test_errors_against_the_published_speedups(results):
     """The goal: every 1-to-8 and 1-to-16 row within 3%. Met by most predicted rows; the
-    misses are TensorFlow XLA and MXNet 18.12 rows (format_report lists every row)."""
+    misses are TensorFlow XLA and MXNet rows (format_report lists every row)."""
     predicted = ps.summary(results, (8, 16), predicted_only=True)
     assert predicted["rows"] == 42
-    assert predicted["mape"] <= 0.021
-    assert predicted["within_goal"] >= 34
+    assert predicted["mape"] <= 0.020
+    assert predicted["within_goal"] >= 36
     assert predicted["max_abs_error"] <= 0.09
     before = ps.summary(results, (8, 16), synthetic=True)
     assert before["rows"] == 45 and before["mape"] >= 0.055 and before["within_goal"] <= 17

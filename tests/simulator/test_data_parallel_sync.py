@@ -1,0 +1,180 @@
+"""How frameworks group gradients into all-reduces (data-parallel option gradient_sync):
+Horovod's cycles and fusion buffer, MXNet's kvstore keys, and gradients that are all ready at
+the end of a compiled backward pass (gradients_ready)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator import Cluster, simulate
+from simulator.cli import main
+from simulator.collectives import NCCL_BASE_LATENCY_S
+from simulator.engine import run
+from simulator.policies import ConfigError
+from simulator.policies._data_parallel import (
+    HOROVOD_CYCLE_TIME_MS,
+    HOROVOD_FUSION_MB,
+    MIB,
+    horovod_groups,
+    kvstore_groups,
+    parameter_arrays_bytes,
+)
+from simulator.tasks import TaskGraph
+from workloads import zoo
+from workloads.builder import GraphBuilder
+from workloads.training import lower_training
+
+KIB = 1024
+
+
+def _mlp(layers=4, width=256):
+    """`layers` bias-free width x width linears (256 KiB of FP32 weights each) and a head."""
+    b = GraphBuilder("mlp", input_shape=(width,), batch=4)
+    x = b.input()
+    for i in range(1, layers + 1):
+        x = b.linear(x, width, bias=False, name=f"l{i}")
+    b.linear(x, 10, bias=False, name="head")
+    return lower_training(b.build())
+
+
+def _tick_ends(tg: TaskGraph) -> dict[str, float]:
+    """When each tick task ends, run alone on the engine."""
+    ticks = TaskGraph("ticks")
+    for t in tg:
+        if t.name.startswith("horovod.tick"):
+            ticks.add(t)
+    log = run(ticks, {"horovod.cycle": 1})
+    return {t.name: e for t, e in zip(log.tasks, log.end_s, strict=True)}
+
+
+def test_horovod_fuses_what_each_cycle_finds_and_ticks_so_the_last_waits_half_a_cycle():
+    g = _mlp()
+    ready = {"head.grad_weight": 1e-3, "l4.grad_weight": 2e-3, "l3.grad_weight": 7e-3,
+             "l2.grad_weight": 11e-3, "l1.grad_weight": 11.5e-3}
+    tg = TaskGraph("h")
+    groups = horovod_groups(tg, g, ready, cycle_s=5e-3, fusion_bytes=64 * MIB, copy_Bps=None)
+    # the last gradient (11.5 ms) waits half a cycle: ticks at 14, 9 and 4 ms
+    assert [grp.ops for grp in groups] == [("head.grad_weight", "l4.grad_weight"),
+                                           ("l3.grad_weight",),
+                                           ("l2.grad_weight", "l1.grad_weight")]
+    ends = _tick_ends(tg)
+    assert [ends[grp.after[0]] for grp in groups] == pytest.approx([4e-3, 9e-3, 14e-3])
+    assert groups[0].nbytes == 256 * KIB + 10 * KIB
+
+
+def test_horovod_splits_a_cycle_at_its_fusion_threshold_and_pays_the_buffer_copies():
+    g = _mlp()
+    ready = dict.fromkeys(["head.grad_weight", "l4.grad_weight", "l3.grad_weight",
+                           "l2.grad_weight", "l1.grad_weight"], 1e-3)
+    groups = horovod_groups(TaskGraph("h"), g, ready, cycle_s=5e-3, fusion_bytes=600 * KIB,
+                            copy_Bps=1e12)
+    assert [len(grp.ops) for grp in groups] == [3, 2]       # 10 + 256 + 256 KiB, then 512
+    assert all(grp.nbytes <= 600 * KIB for grp in groups)
+    # a fused buffer is copied in and out: read and write, twice
+    assert groups[1].extra_launch_s == pytest.approx(4 * 512 * KIB / 1e12)
+    alone = horovod_groups(TaskGraph("h"), g, {**ready, "l1.grad_weight": 20e-3},
+                           cycle_s=5e-3, fusion_bytes=64 * MIB, copy_Bps=1e12)
+    assert alone[-1].ops == ("l1.grad_weight",) and alone[-1].extra_launch_s == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(times=st.lists(st.floats(0, 0.2), min_size=5, max_size=5),
+       cycle_ms=st.floats(0.5, 20), fusion_kib=st.integers(1, 2048))
+def test_horovod_reduces_every_gradient_once_at_the_first_tick_after_it_is_ready(
+        times, cycle_ms, fusion_kib):
+    g = _mlp()
+    names = ["head.grad_weight", "l4.grad_weight", "l3.grad_weight", "l2.grad_weight",
+             "l1.grad_weight"]
+    ready = dict(zip(names, times, strict=True))
+    tg = TaskGraph("h")
+    cycle = cycle_ms * 1e-3
+    groups = horovod_groups(tg, g, ready, cycle, fusion_kib * KIB, copy_Bps=None)
+    assert sorted(nm for grp in groups for nm in grp.ops) == sorted(names)
+    ends = _tick_ends(tg)
+    for grp in groups:
+        tick = ends[grp.after[0]]
+        assert len(grp.ops) == 1 or grp.nbytes <= fusion_kib * KIB
+        for nm in grp.ops:
+            assert ready[nm] - 1e-12 <= tick < ready[nm] + cycle + 1e-12
+    assert ends[groups[-1].after[0]] == pytest.approx(max(times) + cycle / 2)
+    ticks = [ends[grp.after[0]] for grp in groups]
+    assert ticks == sorted(ticks)
+
+
+def test_kvstore_reduces_each_parameter_array_in_backward_order():
+    g = lower_training(zoo.get("resnet50", batch=2))
+    groups = kvstore_groups(g)
+    # 53 convolutions, 53 batch norms' scale and shift, the classifier's weight and bias
+    assert len(groups) == 53 + 2 * 53 + 2 == 161
+    assert sum(grp.nbytes for grp in groups) == 4 * sum(op.params for op in g.phase("forward"))
+    assert groups[0].ops == groups[1].ops == ("fc.grad_weight",)
+    assert (groups[0].nbytes, groups[1].nbytes) == (4 * 2048 * 1000, 4 * 1000)
+    assert all(grp.extra_launch_s == NCCL_BASE_LATENCY_S for grp in groups)
+    bn = g.op("bn1.grad")
+    assert parameter_arrays_bytes(bn) == [4 * 64, 4 * 64]
+
+
+def _dp(n, **opts):
+    cluster = Cluster.from_node_type("dgx1-v100", n)
+    return simulate("resnet50", cluster, "data-parallel", batch=32, replicas="one", **opts)
+
+
+def _first_start(result, prefix):
+    return min(s for t, s in zip(result.log.tasks, result.log.start_s, strict=True)
+               if t.name.startswith(prefix))
+
+
+def _last_backward_end(result):
+    return max(e for t, e in zip(result.log.tasks, result.log.end_s, strict=True)
+               if t.category == "compute" and t.meta.get("phase") == "backward")
+
+
+def test_horovod_launches_its_last_allreduce_half_a_cycle_after_the_last_gradient():
+    r = _dp(8, gradient_sync="horovod")
+    last = len(r.log.meta["bucket_bytes"]) - 1
+    assert _first_start(r, f"allreduce.b{last}.") == pytest.approx(
+        _last_backward_end(r) + HOROVOD_CYCLE_TIME_MS * 1e-3 / 2, abs=1e-9)
+    # a longer cycle waits longer; one GPU waits too (Horovod's loop runs at any size)
+    assert _dp(8, gradient_sync="horovod", cycle_time_ms=20).iteration_time_s > \
+        r.iteration_time_s
+    assert _dp(1, gradient_sync="horovod").iteration_time_s == pytest.approx(
+        _dp(1).iteration_time_s + HOROVOD_CYCLE_TIME_MS * 1e-3 / 2, rel=1e-3)
+    assert HOROVOD_FUSION_MB == 64
+
+
+def test_a_compiled_backward_starts_no_allreduce_before_it_ends():
+    for sync in ("ddp", "horovod", "kvstore"):
+        eager = _dp(8, gradient_sync=sync)
+        compiled = _dp(8, gradient_sync=sync, gradients_ready="at-end")
+        assert _first_start(eager, "allreduce.") < _last_backward_end(eager)
+        assert _first_start(compiled, "allreduce.") >= _last_backward_end(compiled) - 1e-12
+        assert compiled.iteration_time_s > eager.iteration_time_s
+
+
+def test_kvstore_pays_a_launch_per_key():
+    ddp, kv = _dp(8), _dp(8, gradient_sync="kvstore")
+    assert len(kv.log.meta["bucket_bytes"]) == 161
+    assert kv.log.meta["gradient_sync"] == "kvstore"
+    assert sum(kv.log.meta["bucket_bytes"]) == sum(ddp.log.meta["bucket_bytes"])
+
+
+def test_horovods_options_with_another_scheme_are_refused():
+    with pytest.raises(ConfigError, match="cycle_time_ms set Horovod's background thread"):
+        _dp(2, cycle_time_ms=1)
+    with pytest.raises(ConfigError, match="fusion_mb"):
+        _dp(2, gradient_sync="kvstore", fusion_mb=8)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--gradient-sync", "nccl"], "option 'gradient_sync': 'nccl' is out of range"),
+    (["--gradient-sync", "ddp", "--cycle-time-ms", "2"], "give them with gradient_sync="),
+    (["--gradient-sync", "horovod", "--cycle-time-ms", "0"],
+     "option 'cycle_time_ms': 0 is out of range"),
+    (["--gradients-ready", "later"], "option 'gradients_ready': 'later' is out of range"),
+])
+def test_bad_sync_options_exit_2_naming_them(capsys, extra, message):
+    code = main(["simulate", "--workload", "resnet20", "--batch", "8", "--hardware", "v100",
+                 "--devices", "2", "--link", "nvlink2", "--policy", "data-parallel", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
