@@ -12,7 +12,14 @@ from workloads import zoo
 from workloads.training import lower_training
 
 from ..plotting import save
-from .metrics import NETWORKS, PASSES, layer_speedups, network_speedup, published_speedups
+from .metrics import (
+    NETWORKS,
+    PASSES,
+    layer_speedups,
+    network_speedup,
+    published_speedups,
+    target_hardware_options,
+)
 
 PASS_LABEL = {"forward": "forward", "grad_input": "backward by input",
               "grad_weight": "backward by weights"}
@@ -22,7 +29,8 @@ def per_layer(out: Path) -> Path:
     fig, axes = subplots(1, 3, figsize=(14, 4.2), sharey=True)
     # the model's curve for one typical layer (VGG16 conv 3x3, 256 channels at 56x56)
     train = lower_training(zoo.get("vgg16", batch=16))
-    conv = CPUDirectConv(catalog.device("skylake-x-6c"))
+    options = target_hardware_options()
+    conv = CPUDirectConv(catalog.device("skylake-x-6c").with_options(**options))
     grid = [i / 50 for i in range(51)]
     for ax, p in zip(axes, PASSES, strict=True):
         kind = {"forward": "conv2d", "grad_input": "conv2d_grad_input",
@@ -40,7 +48,8 @@ def per_layer(out: Path) -> Path:
         ax.set_xlabel("sparsity of the streamed operand")
     axes[0].set_ylabel("speedup over dense direct conv")
     axes[0].legend(fontsize=7)
-    fig.suptitle("SparseTrain per conv layer, skylake-x-6c (1 FMA unit), authors' sparsity")
+    fig.suptitle(f"SparseTrain per conv layer, skylake-x-6c ({conv.fma_units} FMA units per "
+                 f"core), authors' sparsity")
     fig.tight_layout()
     path = out / "sparsetrain_per_layer.png"
     return save(fig, path)

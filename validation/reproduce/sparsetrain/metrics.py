@@ -26,23 +26,42 @@ def published_speedups() -> dict[str, float]:
     return {t.scenario["workload"]: t.published for t in load_all(["sparsetrain"])[0].targets}
 
 
+@lru_cache(maxsize=1)
+def _target_hardware_options() -> tuple[tuple[str, object], ...]:
+    from ..targets import load_all
+    found = {tuple(sorted(t.scenario.get("hardware_options", {}).items()))
+             for t in load_all(["sparsetrain"])[0].targets}
+    if len(found) != 1:
+        raise ValueError("validation/targets/sparsetrain.toml: the targets simulate different "
+                         f"hardware options {sorted(found)}; the figures need one")
+    return found.pop()
+
+
+def target_hardware_options(overrides: dict | None = None) -> dict:
+    """The targets' hardware options (validation/targets/sparsetrain.toml: the FMA units per
+    core), with `overrides` on top."""
+    return {**dict(_target_hardware_options()), **(overrides or {})}
+
+
 def conv_speedup(target) -> float:
     run, base = target.scenario_obj().run(), target.baseline_obj().run()
     return base.extras["conv_time_s"] / run.extras["conv_time_s"]
 
 
-def _cluster(hardware: str, hardware_options: dict | None):
+def _cluster(hardware: str, overrides: dict | None):
     from hwmodels import catalog
     spec = catalog.device(hardware)
-    if hardware_options:
-        spec = spec.with_options(**hardware_options)
+    options = target_hardware_options(overrides)
+    if options:
+        spec = spec.with_options(**options)
     return Cluster.build(spec, 1, "pcie3")
 
 
 def network_speedup(network: str, sparsity: str | None = None, epoch="mean", batch: int = 16,
                     hardware: str = "skylake-x-6c", hardware_options: dict | None = None,
                     training: bool = True, **options) -> float:
-    """Non-initial conv layers: dense-direct time / sparse-train time."""
+    """Non-initial conv layers: dense-direct time / sparse-train time, on the targets' hardware
+    options with `hardware_options` on top."""
     cl = _cluster(hardware, hardware_options)
     sp = sparsity or NETWORKS.get(network, "authors")
     run = simulate(network, cl, "sparse-train", batch=batch, training=training,
