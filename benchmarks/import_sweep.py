@@ -1,7 +1,7 @@
 """Import coverage of models users bring: Hugging Face transformers built from small configs
 (no weights downloaded) and timm's classifiers (pretrained=False), each run through
 `from_torch` and its convolution and matrix-product FLOPs compared with PyTorch's own counter
-(torch.utils.flop_counter), within 2%.
+(torch.utils.flop_counter), within 2%, and its parameter count with the module's.
 
     python benchmarks/import_sweep.py [--only transformers|timm] [--verbose]
 
@@ -95,6 +95,9 @@ def check(model, x, name: str) -> str | None:
     expected, got = torch_flops(model, x), matmul_flops(graph)
     if abs(got - expected) > FLOP_TOLERANCE * expected:
         return f"{got:.4g} FLOPs against PyTorch's {expected:.4g}"
+    params = sum(p.numel() for p in model.parameters())   # a tied parameter once
+    if sum(op.params for op in graph) != params:
+        return f"imports with {sum(op.params for op in graph)} parameters of the model's {params}"
     return None
 
 
@@ -179,7 +182,7 @@ def main(argv=None) -> int:
         rows.append((label, *sweep(label, found, args.verbose)))
     for label, ok, total in rows:
         print(f"{label}: {ok} of {total} import with PyTorch's convolution and matmul FLOPs "
-              f"within {FLOP_TOLERANCE:.0%}")
+              f"within {FLOP_TOLERANCE:.0%} and the module's parameter count")
     return 0
 
 

@@ -16,7 +16,8 @@ timm, each onto the IR's kinds:
   over tokens): a permute (a view) that puts them last, then the mean;
 - `F.scaled_dot_product_attention(..., enable_gqa=True)` with fewer key and value heads than
   query heads: the key and value heads repeated (`repeat_heads`, the copy PyTorch's math path
-  makes) and one attention op;
+  makes) and one attention op; an SDPA mask computed from a parameter (T5's learned relative
+  position bias) is refused, never dropped with its parameters;
 - token ids seen through a view, a cast or a device move (`input_ids.view(-1, seq)`): the ids.
 
 `IdiomLowering` is a mixin of `torch_import._Lowering`; `idiom_value(node)` answers a node it
@@ -214,8 +215,27 @@ class IdiomLowering:
         moved = self._permuted(x, (*kept, *reduced), "permute")
         return self.b.mean(moved, len(reduced), False, name=self.name("mean"))
 
+    def _learned_ancestor(self, arg) -> str | None:
+        """A parameter (or a layer holding parameters) that `arg` is computed from, or None."""
+        todo, seen = [arg], set()
+        while todo:
+            n = todo.pop()
+            if not isinstance(n, self.torch.fx.Node) or n in seen:
+                continue
+            seen.add(n)
+            if (n.op == "get_attr" and isinstance(self.value(n), _Param) and
+                    self.value(n).is_parameter) or (n.op == "call_module" and any(
+                        True for _ in self.modules[n.target].parameters())):
+                return n.target
+            self.torch.fx.node.map_arg((n.args, n.kwargs), todo.append)
+        return None
+
     def _sdpa_gqa(self, node):
         a = self.bind(_sig_sdpa, node)
+        if (learned := self._learned_ancestor(a["attn_mask"])) is not None:
+            raise self.unsupported(f"adds a mask computed from parameter {learned!r} to the "
+                                   "scores (a learned bias such as T5's relative position "
+                                   "bias); only masks of buffers and constants are supported")
         if not a["enable_gqa"]:
             return None
         q, k, v = (self.tensor(a[n]) for n in ("query", "key", "value"))

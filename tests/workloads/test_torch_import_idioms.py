@@ -181,6 +181,24 @@ def test_grouped_query_sdpa_repeats_the_key_and_value_heads():
     _same_flops(GQA(), x, g)
 
 
+def test_an_sdpa_mask_computed_from_parameters_is_refused_not_dropped():
+    class LearnedBias(nn.Module):
+        """T5's relative position bias: a learned table looked up by constants, as the mask."""
+
+        def __init__(self):
+            super().__init__()
+            self.bias = nn.Embedding(8, 4)
+
+        def forward(self, x):
+            q = x.view(2, 8, 4, 8).transpose(1, 2)
+            buckets = torch.arange(8)[:, None] - torch.arange(8)[None, :]
+            mask = self.bias(buckets.abs()).permute(2, 0, 1).unsqueeze(0)
+            y = F.scaled_dot_product_attention(q, q, q, attn_mask=mask)
+            return y.transpose(1, 2).reshape(2, 8, 32)
+    with pytest.raises(WorkloadError, match="mask computed from parameter 'bias'"):
+        from_torch(LearnedBias(), torch.randn(2, 8, 32))
+
+
 # -- Hugging Face's way of writing a model ---------------------------------------------------
 def _returns_tuple(forward):
     """A decorator over (*args, **kwargs), as transformers wraps its forwards."""
