@@ -1,7 +1,11 @@
 """The SparseTrain figures are drawn (PNG files) and the what-if trends hold."""
 from __future__ import annotations
 
+import pytest
+
+from hwmodels import catalog
 from validation.reproduce.sparsetrain import figures as figs
+from validation.reproduce.sparsetrain import metrics
 from validation.reproduce.sparsetrain.metrics import network_speedup
 
 
@@ -29,3 +33,15 @@ def test_synthetic_figure_and_its_trend(tmp_path):
     for p_ in ("forward", "grad_input", "grad_weight"):
         assert one[p_][0] < 1.05 and one[p_][2] > one[p_][1] > 1.5
         assert two[p_][2] < one[p_][2]
+
+
+def test_figures_run_the_targets_cpu_with_overrides_on_top():
+    """The targets run skylake-x-6c with two FMA units (the catalog part, the i7-7800X, has
+    one); the figures' helpers take the targets' options, and a what-if overrides them."""
+    assert catalog.device("skylake-x-6c").fma_units_per_core == 1
+    assert metrics.target_hardware_options() == {"fma_units_per_core": 2}
+    assert metrics.target_hardware_options({"cores": 2}) == {"fma_units_per_core": 2, "cores": 2}
+    assert metrics.target_hardware_options({"fma_units_per_core": 1}) == {
+        "fma_units_per_core": 1}
+    assert network_speedup("resnet50") == pytest.approx(
+        network_speedup("resnet50", hardware_options={"fma_units_per_core": 2}), rel=1e-12)
