@@ -1,13 +1,23 @@
-"""Data-parallel scaling of ResNet-50 training on V100s: NVLink against 10 Gb Ethernet.
+"""Data-parallel scaling of training on V100s: NVLink against 10 Gb Ethernet, and multi-node
+clusters of the catalog's node types beside published multi-node measurements.
 
     python benchmarks/dp_scaling.py [--out dp_scaling.png] [--max-devices 64]
+    python benchmarks/dp_scaling.py --clusters [--max-devices 512]
 
-Prints throughput and speedup over one GPU for 1..64 devices on each link and writes the
-curve as a PNG. Expected shape: near-linear on NVLink, communication bound on 10 GbE.
+The first form prints throughput and speedup over one GPU for 1..64 devices on each link and
+writes the curve as a PNG. Expected shape: near-linear on NVLink, communication bound on
+10 GbE.
+
+--clusters runs ResNet-50 (FP32, 64 images per GPU, synthetic data) on DGX-1 nodes (100 Gb
+InfiniBand) and on cloud nodes of 8 V100s with one 25 Gb Ethernet NIC, from 8 to 512 GPUs,
+with DDP's buckets and with Horovod's cycles, over a flat ring and over NCCL's hierarchical
+all-reduce; then the published setups of PUBLISHED on the node types that rebuild them, each
+figure printed beside the published one.
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 from _plot import log_log_plot
 
@@ -37,12 +47,101 @@ def plot(rows: list[dict], path: str) -> None:
                  reference=(counts, counts))
 
 
+@dataclass(frozen=True)
+class Published:
+    """A published multi-node scaling efficiency and the setup that rebuilds it here."""
+    source: str
+    node_type: str
+    workload: str
+    batch: int
+    base_gpus: int        # efficiency = throughput at gpus / (gpus / base_gpus x at base)
+    gpus: int
+    gradient_sync: str
+    efficiency: float     # the published figure (a reference, never an output)
+    setup: str
+
+
+PUBLISHED = (
+    Published("Goyal et al. 2017 (arXiv:1706.02677), section 5.5: ~90% scaling efficiency "
+              "from 8 to 256 GPUs", "big-basin-p100", "resnet50", 32, 8, 256, "ddp", 0.90,
+              "ResNet-50, 32 images per P100, Caffe2 all-reducing gradients during backprop "
+              "(DDP's buckets here), 50 Gb Ethernet"),
+    Published("Sergeev and Del Balso 2018 (arXiv:1802.05799), section 5: 88% scaling "
+              "efficiency for ResNet-101 on 128 GPUs", "pcie-4gpu-p100-roce25g", "resnet101",
+              64, 1, 128, "horovod", 0.88,
+              "ResNet-101, 64 images per Pascal GPU (tf_cnn_benchmarks' default), Horovod, "
+              "servers of 4 GPUs on 25 Gb RoCE"),
+)
+ALGORITHMS = ("ring", "hierarchical")
+
+
+def _throughput(node_type: str, gpus: int, workload: str, batch: int, **opts) -> float:
+    cluster = Cluster.from_node_type(node_type, gpus)
+    r = simulate(workload, cluster, "data-parallel", batch=batch, precision="fp32", **opts)
+    return r.throughput_samples_per_s
+
+
+def cluster_scaling(max_devices: int) -> list[dict]:
+    """Scaling efficiency over one GPU on the catalog's multi-node node types."""
+    rows = []
+    counts = [n for n in (8, 32, 64, 128, 256, 512) if n <= max_devices]
+    for node_type in ("dgx1-v100", "cloud-v100-25gbe"):
+        for sync in ("ddp", "horovod"):
+            one = _throughput(node_type, 1, "resnet50", 64, gradient_sync=sync)
+            for algorithm in ALGORITHMS:
+                for n in counts:
+                    tput = _throughput(node_type, n, "resnet50", 64, gradient_sync=sync,
+                                       algorithm=algorithm)
+                    rows.append({"node_type": node_type, "gradient_sync": sync,
+                                 "algorithm": algorithm, "gpus": n,
+                                 "efficiency": tput / (n * one)})
+    return rows
+
+
+def published_comparison() -> list[dict]:
+    rows = []
+    for p in PUBLISHED:
+        for algorithm in ALGORITHMS:
+            opts = {"gradient_sync": p.gradient_sync, "algorithm": algorithm}
+            base = _throughput(p.node_type, p.base_gpus, p.workload, p.batch, **opts)
+            at = _throughput(p.node_type, p.gpus, p.workload, p.batch, **opts)
+            rows.append({"source": p.source, "setup": p.setup, "node_type": p.node_type,
+                         "algorithm": algorithm, "published": p.efficiency,
+                         "simulated": at / (p.gpus / p.base_gpus * base)})
+    return rows
+
+
+def print_clusters(max_devices: int) -> None:
+    print("ResNet-50, FP32, 64 images per GPU, synthetic data: scaling efficiency "
+          "(throughput at N / N x one GPU's)")
+    rows = cluster_scaling(max_devices)
+    counts = sorted({r["gpus"] for r in rows})
+    print(f"{'node type':18s} {'sync':8s} {'all-reduce':12s} " +
+          " ".join(f"{n:>6d}" for n in counts))
+    for key in dict.fromkeys((r["node_type"], r["gradient_sync"], r["algorithm"]) for r in rows):
+        effs = {r["gpus"]: r["efficiency"] for r in rows
+                if (r["node_type"], r["gradient_sync"], r["algorithm"]) == key}
+        print(f"{key[0]:18s} {key[1]:8s} {key[2]:12s} " +
+              " ".join(f"{100 * effs[n]:5.1f}%" for n in counts))
+    print("\npublished multi-node runs and the model on the node types that rebuild them")
+    for r in published_comparison():
+        print(f"{r['node_type']:24s} {r['algorithm']:12s} simulated {100 * r['simulated']:5.1f}%"
+              f"  published {100 * r['published']:4.0f}%  ({r['setup']}; {r['source']})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="dp_scaling.png", help="PNG to write")
-    ap.add_argument("--max-devices", type=int, default=64)
+    ap.add_argument("--max-devices", type=int, default=None,
+                    help="largest GPU count (default 64; with --clusters 512)")
+    ap.add_argument("--clusters", action="store_true",
+                    help="multi-node node types and published multi-node runs instead")
     args = ap.parse_args()
-    counts = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= args.max_devices]
+    if args.clusters:
+        print_clusters(args.max_devices or 512)
+        return
+    max_devices = args.max_devices or 64
+    counts = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= max_devices]
     rows = scaling("nvlink2", counts) + scaling("eth10g", counts)
     print(f"{'link':8s} {'devices':>7s} {'samples/s':>10s} {'speedup':>8s} {'exposed comm ms':>16s}")
     for r in rows:
