@@ -1,5 +1,6 @@
-"""Simulator cost against GPU count: data-parallel ResNet-50 on DGX-1 nodes (8 V100s on
-NVLink, 100 Gb InfiniBand between nodes), at each fidelity.
+"""Simulator cost against GPU count, at each fidelity of the collectives.
+
+Data-parallel ResNet-50 on DGX-1 nodes (8 V100s on NVLink, 100 Gb InfiniBand between nodes).
 
     python benchmarks/scale_bench.py [--max-gpus 8192] [--out scale_bench.png] [--json]
 
@@ -82,12 +83,15 @@ def plot(rows: list[dict], path: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--max-gpus", type=int, default=8192)
+    ap.add_argument("--max-gpus", type=int, default=8192,
+                    help="largest GPU count (powers of two from 8 up to it; default 8192)")
     ap.add_argument("--fidelity", action="append", choices=sorted(FIDELITIES),
                     help="fidelities to run (default all; repeatable)")
     ap.add_argument("--out", default="scale_bench.png", help="PNG to write")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = ap.parse_args()
+    if args.max_gpus < 8:
+        ap.error(f"--max-gpus must be at least 8 (the smallest count run), got {args.max_gpus}")
     counts = [2 ** k for k in range(3, 14) if 2 ** k <= args.max_gpus]
     rows = []
     for fidelity in args.fidelity or list(FIDELITIES):
