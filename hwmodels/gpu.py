@@ -267,10 +267,17 @@ class GPUModel(DeviceModel):
         sms = self.sm_count
 
         def unit_gemm(m: int, n: int, k: int, batch: int, split_k: bool = True,
-                      tiles: tuple[tuple[int, int], ...] = gk.TILES) -> gk.GemmCost:
+                      tiles: tuple[tuple[int, int], ...] = gk.TILES,
+                      transposable: bool = True) -> gk.GemmCost:
             if tensor:
                 n, k = gk.align(n, gk.TENSOR_CORE_ALIGN), gk.align(k, gk.TENSOR_CORE_ALIGN)
-            return gk.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k, tiles)
+            return gk.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k, tiles, transposable)
+
+        def conv_gemm(m: int, n: int, k: int, batch: int, wgrad: bool) -> gk.GemmCost:
+            """cuDNN's tiles (gk.CONV_TILES); it splits the reduction only in the weight
+            gradient (K = N*P*Q, long), whose GEMM sides (channels) go either way round."""
+            return unit_gemm(m, n, k, batch, split_k=wgrad, tiles=gk.CONV_TILES,
+                             transposable=wgrad)
 
         if op.kind in PRODUCT_KINDS:
             cost = unit_gemm(*ga.product_gemm(op))
@@ -291,29 +298,29 @@ class GPUModel(DeviceModel):
         pass_ = CONV_PASS[op.kind]
         if conv.is_thin_grouped:    # depthwise: a direct kernel on the CUDA cores
             return [KernelOption("stream", op.flops / fp32_peak, traffic, "direct")]
-        # cuDNN splits the reduction only in the weight gradient (K = N*P*Q, long); its
-        # forward and data-gradient kernels keep one CTA per output tile
-        cost = unit_gemm(*conv.implicit_gemm(pass_), split_k=pass_ == "wgrad")
+        wgrad = pass_ == "wgrad"
+        cost = conv_gemm(*conv.implicit_gemm(pass_), wgrad=wgrad)
         options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
                                 "implicit_gemm")]
         if pass_ == "dgrad":    # the scatter's additions go to L2 as atomics, not to DRAM;
-            cost = unit_gemm(*conv.dgrad_scatter(), split_k=False)   # after zeroing dx
+            cost = conv_gemm(*conv.dgrad_scatter(), wgrad=False)   # after zeroing dx
             options.append(KernelOption("conv_dgrad", cost.compute_s, traffic, "implicit_gemm",
                                         kernels=2))
         if (conv.winograd_ok and not tensor
                 and self.spec.architecture not in NO_WINOGRAD_ARCHITECTURES):
             elem = op.out.dtype_bytes
             # cuDNN's weight gradient has only the non-fused Winograd
-            for fused in ((True, False) if pass_ != "wgrad" else (False,)):
+            for fused in ((True, False) if not wgrad else (False,)):
                 wm, wn, wk, wb, transformed = conv.winograd(pass_, fused)
-                cost = unit_gemm(wm, wn, wk, wb, split_k=pass_ == "wgrad")
+                cost = conv_gemm(wm, wn, wk, wb, wgrad=wgrad)
                 options.append(KernelOption(
-                    "winograd", cost.compute_s, traffic + cost.extra_bytes + transformed * elem,
+                    "winograd_fused" if fused else "winograd", cost.compute_s,
+                    traffic + cost.extra_bytes + transformed * elem,
                     "winograd_fused" if fused else "winograd_nonfused",
                     kernels=1 if fused else gk.TRANSFORM_KERNELS))
         if conv.fft_ok and not tensor:
             fm, fn, fk, fb, transformed = conv.fft(pass_)
-            cost = unit_gemm(fm, fn, fk, fb, split_k=pass_ == "wgrad")
+            cost = conv_gemm(fm, fn, fk, fb, wgrad=wgrad)
             options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
                                         traffic + cost.extra_bytes + transformed * 4,
                                         "fft_tiling", kernels=gk.TRANSFORM_KERNELS))

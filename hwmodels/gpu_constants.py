@@ -25,7 +25,8 @@ class GpuFamily:
     conv_fwd: float          # cuDNN implicit GEMM, forward
     conv_dgrad: float        # ... data gradient
     conv_wgrad: float        # ... weight gradient
-    winograd: float          # cuDNN Winograd, of its reduced arithmetic
+    winograd: float          # cuDNN's non-fused Winograd F(4x4, 3x3), of its reduced arithmetic
+    winograd_fused: float    # cuDNN's fused Winograd F(2x2, 3x3), of its reduced arithmetic
     fft: float               # cuDNN FFT_TILING, of its complex GEMMs' arithmetic
     tensor_core: float       # multiplies the above when the GEMM runs on tensor cores
     memory: float            # multiplies the part's mem_efficiency for the traffic of the
@@ -34,7 +35,8 @@ class GpuFamily:
     kernel_overhead_s: float     # GPU-side gap between dependent kernels
     fitted_to: str
 
-    EFFICIENCIES = ("gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "fft",
+    EFFICIENCIES = ("gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "winograd_fused",
+                    "fft",
                     "tensor_core", "memory")
 
     @classmethod

@@ -45,6 +45,12 @@ TILES = ((256, 128), (128, 128), (128, 64), (64, 64), (128, 32), (64, 32), (64, 
 # them. Pascal's tables (CUDA 8.0.88 on the GTX 1080 Ti and Titan Xp) show the skinny tiles.
 WIDE_TILES = ((128, 128), (128, 64))
 WIDE_TILE_ARCHITECTURES = frozenset({"maxwell"})
+# cuDNN's convolution kernels (implicit GEMM, Winograd's batched products, FFT's): its
+# *_scudnn_128x128, 128x64 and 128x32 tiles. The 128 side runs along the output pixels (or
+# transformed tiles) of the forward and data-gradient passes, which the library never lays the
+# other way round; a layer with few pixels (small batch, late layers) fills part of a tile.
+# The weight gradient's two GEMM sides are both channels, either way round.
+CONV_TILES = ((128, 128), (128, 64), (128, 32))
 REFERENCE_TILE = (128, 128)
 K_FILL = 32                 # per-CTA pipeline fill and epilogue, in k steps
 SPLIT_K_MIN_K = 256         # split-K keeps at least this much of K per CTA
@@ -82,16 +88,16 @@ def cublas_tiles(architecture: str | None) -> tuple[tuple[int, int], ...]:
 @functools.lru_cache(maxsize=1 << 16)
 def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: int,
               efficiency: float, split_k: bool = True,
-              tiles: tuple[tuple[int, int], ...] = TILES) -> GemmCost:
+              tiles: tuple[tuple[int, int], ...] = TILES, transposable: bool = True) -> GemmCost:
     """The fastest tiling of `batch` independent (m x n x k) GEMMs at `efficiency` of a full
     reference tile's share of `peak_flops`. The busiest SM sets the time: it runs
-    ceil(CTAs / SMs) tiles one after another at its full rate. Each tile shape may be laid
-    either way round (a library computes C or its transpose), and the reduction may be split
-    in as many parts as fill the SMs best."""
+    ceil(CTAs / SMs) tiles one after another at its full rate. Where `transposable`, each tile
+    shape may be laid either way round (cuBLAS computes C or its transpose), and the reduction
+    may be split in as many parts as fill the SMs best."""
     m, n, k, batch = max(m, 1), max(n, 1), max(k, 1), max(batch, 1)
     per_sm_flops = peak_flops / sm_count * efficiency
     best: GemmCost | None = None
-    shapes = sorted({*tiles, *((tn, tm) for tm, tn in tiles)})
+    shapes = sorted({*tiles, *((tn, tm) for tm, tn in tiles if transposable)})
     for tile_m, tile_n in shapes:
         output_tiles = math.ceil(m / tile_m) * math.ceil(n / tile_n) * batch
         max_split = max(1, k // SPLIT_K_MIN_K) if split_k else 1

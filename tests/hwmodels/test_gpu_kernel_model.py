@@ -119,15 +119,52 @@ def test_maxwells_cublas_pads_a_skinny_product_to_a_wide_tile():
 
 def test_only_the_weight_gradient_splits_its_reduction():
     """A batch-1 forward convolution on 80 SMs has too few output tiles to fill them, and a
-    GEMM of its shape would split K; cuDNN's forward kernel runs one CTA per output tile."""
+    GEMM of its shape would split K; cuDNN's forward kernel runs one CTA per output tile, in
+    its own tiles (128 output pixels a side)."""
     v100 = model_for("v100")
     fwd = conv_ops(batch=1, channels=512, size=14, kernel=3)["conv2d"]
     shape = gk.ConvProblem.from_attrs(fwd.attrs).implicit_gemm("fwd")
-    assert gk.gemm_cost(*shape, v100.peak_flops, v100.sm_count, 1.0).split_k > 1
+    peak = v100.spec.sustained_peak_flops_for("fp32")
+    assert gk.gemm_cost(*shape, peak, v100.sm_count, 1.0).split_k > 1
     implicit = [o for o in v100.kernel_options(fwd) if o.algorithm == "implicit_gemm"][0]
     assert implicit.traffic_bytes == fwd.bytes_moved            # no partial sums
     assert implicit.unit_s == pytest.approx(gk.gemm_cost(
-        *shape, v100.peak_flops, v100.sm_count, 1.0, split_k=False).compute_s)
+        *shape, peak, v100.sm_count, 1.0, split_k=False, tiles=gk.CONV_TILES,
+        transposable=False).compute_s)
+
+
+def test_a_convolution_with_few_pixels_fills_part_of_cudnns_tiles():
+    """cuDNN's convolution tiles are 128 output pixels a side (gk.CONV_TILES): a late layer
+    at batch 1 (14 x 14 = 196 pixels) runs two of them per column of channels, where cuBLAS,
+    free to take a 32-row tile or lay its tiles the other way round, would waste less."""
+    sms, peak = 80, 15.7e12
+    m, n, k = 196, 512, 4608
+    cudnn = gk.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False, tiles=gk.CONV_TILES,
+                         transposable=False)
+    cublas = gk.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False)
+    assert cudnn.tile[0] == 128 and cudnn.compute_s > cublas.compute_s
+    # laid either way round, the same tiles may put their 128 side along the channels
+    either = gk.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False, tiles=gk.CONV_TILES)
+    assert either.compute_s <= cudnn.compute_s
+
+
+def test_fused_winograd_runs_at_its_own_efficiency():
+    """cuDNN's fused F(2x2, 3x3) kernel and its non-fused F(4x4, 3x3) are different code: each
+    has its own share of the peak (GpuFamily.winograd_fused, .winograd); the weight gradient
+    has only the non-fused one."""
+    v100 = model_for("v100")
+    b = GraphBuilder("c", input_shape=(256, 28, 28), batch=16)
+    b.flatten(b.conv2d(b.input(), 256, 3, padding=1, name="conv"))
+    ops = {op.kind: op for op in lower_training(b.build())}
+    fwd = {o.algorithm: o.key for o in v100.kernel_options(ops["conv2d"])}
+    assert fwd["winograd_fused"] == "winograd_fused"
+    assert fwd["winograd_nonfused"] == "winograd"
+    wgrad = {o.algorithm for o in v100.kernel_options(ops["conv2d_grad_weight"])}
+    assert "winograd_fused" not in wgrad and "winograd_nonfused" in wgrad
+    slow = replace(v100.family_constants, winograd_fused=0.05)
+    fused = [o for o in v100.kernel_options(ops["conv2d"]) if o.algorithm == "winograd_fused"][0]
+    assert v100.option_time_s(fused, slow, False) > v100.option_time_s(
+        fused, v100.family_constants, False)
 
 
 @settings(max_examples=20, deadline=None)

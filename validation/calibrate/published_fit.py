@@ -39,9 +39,10 @@ START_STREAM = 1.0
 # where every fit starts: round values inside the bounds (the fit must not depend on what the
 # catalog holds, or refitting would drift)
 START = GpuFamily(name="start", gemm=0.9, conv_fwd=0.9, conv_dgrad=0.9, conv_wgrad=0.55,
-                  winograd=0.5, fft=0.5, tensor_core=0.8, memory=1.0, kernel_overhead_s=5e-6,
-                  fitted_to="")
-_KEYS = ("stream", "gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "fft")
+                  winograd=0.5, winograd_fused=0.5, fft=0.5, tensor_core=0.8, memory=1.0,
+                  kernel_overhead_s=5e-6, fitted_to="")
+_KEYS = ("stream", "gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "winograd_fused",
+         "fft")
 
 
 @dataclasses.dataclass
@@ -91,8 +92,11 @@ class Terms:
         return np.repeat(np.arange(len(self.ops_per_row)), self.ops_per_row)
 
 
-def _terms(items: Iterable[tuple[str, str, list, float, str | None]]) -> Terms:
-    """items: (label, gpu, ops, measured seconds, framework or None) per row."""
+def _terms(items: Iterable[tuple[str, str, list, float, str | None]],
+           algorithms: Iterable[str | None] | None = None) -> Terms:
+    """items: (label, gpu, ops, measured seconds, framework or None) per row; algorithms, per
+    row, the one the library is known to have run (only its options are kept) or None."""
+    ran = iter(algorithms) if algorithms is not None else None
     cols: dict[str, list] = defaultdict(list)
     ops_per_row, measured, labels, frameworks = [], [], [], []
     op_index = 0
@@ -100,11 +104,14 @@ def _terms(items: Iterable[tuple[str, str, list, float, str | None]]) -> Terms:
         model = pg.gpu_model(gpu, framework=framework)
         bandwidth = model.mem_bandwidth_Bps * model.mem_efficiency
         counted = 0
+        algorithm = next(ran) if ran is not None else None
         for op in ops:
             if op.is_view or op.kind in model.fused_kinds:
                 continue
             tensor = model.tensor_cores(op)
-            for option in model.kernel_options(op):
+            options = model.kernel_options(op)
+            known = [o for o in options if o.algorithm == algorithm]
+            for option in known or options:
                 cols["row"].append(row_index)
                 cols["op"].append(op_index)
                 cols["key"].append(_KEYS.index(option.key))
@@ -128,7 +135,11 @@ def _terms(items: Iterable[tuple[str, str, list, float, str | None]]) -> Terms:
 
 
 def kernel_terms(rows: list[pg.KernelRow]) -> Terms:
-    return _terms((r.row_id, r.gpu, [r.op], r.time_s, None) for r in rows)
+    """A kernel row whose table names the algorithm cuDNN ran is fitted on that algorithm's
+    time alone: each algorithm's efficiency is then learnt from the rows that ran it, whatever
+    the model would have chosen."""
+    return _terms(((r.row_id, r.gpu, [r.op], r.time_s, None) for r in rows),
+                  (r.algorithm for r in rows))
 
 
 def network_terms(rows: list[pg.NetworkRow]) -> Terms:

@@ -226,6 +226,13 @@ CONV_PASSES = (("time_fwd_ms", "conv2d"), ("time_bwd_data_ms", "conv2d_grad_inpu
 KERNEL_KINDS = ("gemm", "conv2d", "conv2d_grad_input", "conv2d_grad_weight")
 
 
+# cuDNN's forward algorithm names, as the kernel table's fwd_algo column records them, onto the
+# model's (hwmodels/gpu.py KernelOption.algorithm); FFT (whole-image transforms) has no model
+RECORDED_ALGORITHMS = {"IMPLICIT_GEMM": "implicit_gemm", "IMPLICIT_PRECOMP_GEMM": "implicit_gemm",
+                       "WINOGRAD": "winograd_fused", "WINOGRAD_NONFUSED": "winograd_nonfused",
+                       "FFT_TILING": "fft_tiling"}
+
+
 @dataclass(frozen=True)
 class KernelRow:
     row_id: str
@@ -233,6 +240,8 @@ class KernelRow:
     gpu: str
     op: Op
     time_s: float
+    algorithm: str | None = None   # the algorithm the library ran, where the table says
+
 
 
 def _gemm_op(m: int, n: int, k: int) -> Op:
@@ -290,13 +299,23 @@ def read_kernel_rows(path: str) -> Table:
                 for column, op_kind in CONV_PASSES:
                     t = _number(r.get(column))
                     if t is not None:
+                        algorithm = (RECORDED_ALGORITHMS.get(_algorithm_name(r))
+                                     if op_kind == "conv2d" else None)
                         out.rows.append(KernelRow(f"{rid}:{op_kind}", op_kind, gpu,
-                                                  ops[op_kind], t / 1e3))
+                                                  ops[op_kind], t / 1e3, algorithm))
             else:
                 out.skipped.append(Skip(rid, f"kind {kind!r} is not gemm or conv"))
         except (KeyError, ValueError, TypeError, WorkloadError) as exc:
             out.skipped.append(Skip(rid, f"unreadable shape: {exc}"))
     return out
+
+
+def _algorithm_name(r: dict) -> str:
+    """The fwd_algo column, its CUDNN_CONVOLUTION_FWD_ALGO_ prefix dropped; a name the source
+    cut at its start ('LICIT_PRECOMP_GEMM') is matched by its end."""
+    name = (r.get("fwd_algo") or "").strip().upper().removeprefix("CUDNN_CONVOLUTION_FWD_ALGO_")
+    return next((full for full in RECORDED_ALGORITHMS
+                 if name and full.endswith(name) and len(name) > 4), name)
 
 
 def simulate_kernel(row: KernelRow, families: dict[str, GpuFamily] | None = None) -> float:

@@ -1,0 +1,48 @@
+"""The published fit's use of the kernel table's algorithm column: each cuDNN algorithm's
+efficiency is fitted on the rows that ran it."""
+import pytest
+
+from validation.calibrate import published_fit as pf
+from validation.calibrate import published_gpu as pg
+
+HEADER = ("row_id,kind,gpu,precision,M,N,K,W,H,C,N_batch,K_filters,filter_w,filter_h,pad_w,"
+          "pad_h,stride_w,stride_h,time_fwd_ms,time_bwd_data_ms,time_bwd_filter_ms,fwd_algo\n")
+CONV = "c{i},conv,V100,FP32,,,,28,28,256,16,256,3,3,1,1,1,1,0.5,0.6,0.7,{algo}\n"
+
+
+def kernel_rows(tmp_path, algos):
+    path = tmp_path / "kernels.csv"
+    path.write_text(HEADER + "".join(CONV.format(i=i, algo=a) for i, a in enumerate(algos)),
+                    encoding="utf-8")
+    return pg.read_kernel_rows(str(path)).rows
+
+
+@pytest.mark.parametrize("column,algorithm", [
+    ("WINOGRAD", "winograd_fused"),
+    ("WINOGRAD_NONFUSED", "winograd_nonfused"),
+    ("IMPLICIT_PRECOMP_GEMM", "implicit_gemm"),
+    ("LICIT_PRECOMP_GEMM", "implicit_gemm"),        # cut at its start in the source table
+    ("CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM", "implicit_gemm"),
+    ("FFT", None),                                  # whole-image FFT: not modelled
+    ("", None),
+])
+def test_the_forward_algorithm_column_is_read_onto_the_models_names(tmp_path, column, algorithm):
+    rows = kernel_rows(tmp_path, [column])
+    by_kind = {r.kind: r for r in rows}
+    assert by_kind["conv2d"].algorithm == algorithm
+    # the column names the forward pass's algorithm only
+    assert by_kind["conv2d_grad_input"].algorithm is None
+    assert by_kind["conv2d_grad_weight"].algorithm is None
+
+
+def test_a_row_with_a_recorded_algorithm_is_fitted_on_that_algorithm_alone(tmp_path):
+    recorded, unknown = kernel_rows(tmp_path, ["WINOGRAD", ""])[0::3]
+    assert recorded.kind == unknown.kind == "conv2d"
+    model = pg.gpu_model("v100", framework=None)
+    every = {o.algorithm for o in model.kernel_options(recorded.op)}
+    assert len(every) > 1
+    terms = pf.kernel_terms([recorded, unknown])
+    keys = [pf._KEYS[k] for k, row in zip(terms.key, terms.row_of_option, strict=True)
+            if row == 0]
+    assert keys == ["winograd_fused"]
+    assert len(terms.key[terms.row_of_option == 1]) == len(model.kernel_options(unknown.op))
