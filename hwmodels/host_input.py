@@ -11,8 +11,9 @@ Per rank, a batch takes
 seconds. Mixed precision makes the GPU step 3x shorter and needs the images 3x as fast, so it
 is the first to become input-bound, and more GPUs per node leave fewer cores to each.
 
-The hosts' cores and the loaders' per-image costs live in catalog/input_pipelines.toml, with
-their sources and the published rows each cost was fitted to. `synthetic` (random tensors
+A node type's host CPUs live with the node type (catalog/nodes.toml, its `cpu` table); the
+loaders' per-image costs in catalog/input_pipelines.toml, with their sources and the published
+rows each cost was fitted to. `synthetic` (random tensors
 already on the GPU, as benchmarks without a data set run) costs nothing.
 """
 from __future__ import annotations
@@ -52,6 +53,14 @@ def _catalog() -> dict:
     return tomllib.loads(text)
 
 
+@lru_cache(maxsize=1)
+def _node_cpus() -> dict[str, dict]:
+    """The `cpu` table of each node type of catalog/nodes.toml that has one."""
+    text = importlib.resources.files("hwmodels").joinpath("catalog/nodes.toml").read_text()
+    return {name: entry["cpu"] for name, entry in tomllib.loads(text)["nodes"].items()
+            if "cpu" in entry}
+
+
 def loader_names() -> tuple[str, ...]:
     """`synthetic` and every loader of the catalog, in catalog order."""
     return (SYNTHETIC, *_catalog()["loaders"])
@@ -69,16 +78,24 @@ def loader(name: str) -> Loader:
 
 def host_node_types() -> tuple[str, ...]:
     """The node types whose CPUs the catalog knows."""
-    return tuple(_catalog()["hosts"])
+    return tuple(_node_cpus())
 
 
 def host_cpus(node_type: str | None) -> HostCpus | None:
     """The CPUs of a catalog node type, or None where the catalog does not know them."""
-    entry = _catalog()["hosts"].get(node_type) if node_type else None
+    entry = _node_cpus().get(node_type) if node_type else None
     if entry is None:
         return None
-    return HostCpus(str(node_type), str(entry["cpu"]), int(entry["cores"]),
-                    int(entry["threads"]), str(entry["source"]))
+    try:
+        cpus = HostCpus(str(node_type), str(entry["model"]), int(entry["cores"]),
+                        int(entry["threads"]), str(entry["source"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HardwareError(f"nodes.toml: node {node_type!r}: its cpu table needs model, "
+                            f"cores, threads and source ({exc!r})") from None
+    if not 0 < cpus.cores <= cpus.threads:
+        raise HardwareError(f"nodes.toml: node {node_type!r}: cpu cores must be > 0 and at "
+                            f"most its threads, got {cpus.cores} and {cpus.threads}")
+    return cpus
 
 
 def batch_time_s(loader_name: str, batch: int, host_cores: float, ranks_on_node: int,

@@ -185,7 +185,8 @@ class NodeType:
 
 
 _FIELDS = {"gpu": str, "gpus": int, "topology": str, "link": str, "nic_link": str,
-           "nics": list, "pcie_switches": list, "host_link": str, "source": str, "host": str}
+           "nics": list, "pcie_switches": list, "host_link": str, "source": str, "host": str,
+           "cpu": dict}
 
 
 def node_types() -> dict[str, NodeType]:
@@ -197,7 +198,9 @@ def node_types() -> dict[str, NodeType]:
             if key not in _FIELDS or not isinstance(value, _FIELDS[key]):
                 raise SimulationError(f"nodes.toml: node {name!r}: bad field {key!r}")
         groups = {k: tuple(tuple(g) for g in entry[k]) for k in ("nics", "pcie_switches")}
-        out[name] = NodeType(name=name, **{**entry, **groups})
+        # the host CPUs (`cpu`) are the input pipeline's to read (hwmodels/host_input.py)
+        fields = {k: v for k, v in entry.items() if k != "cpu"}
+        out[name] = NodeType(name=name, **{**fields, **groups})
     return out
 
 

@@ -228,7 +228,7 @@ def input_batch_tasks(tg: TaskGraph, cluster, simulated, batch: int, input_pipel
         if cpus is None:
             raise ConfigError(f"input_pipeline {input_pipeline!r} needs the host's CPU cores: "
                               f"give the option host_cores, or a node type whose CPUs the "
-                              f"catalog knows (catalog/input_pipelines.toml)")
+                              f"catalog knows (a cpu table in catalog/nodes.toml)")
         cores = cpus.cores
     ranks_on_node: dict[int, int] = {}
     for d in cluster.devices:
@@ -303,7 +303,7 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
         "loader_threads": _positive(None, "CPU threads of each rank's loader (default: "
                                           "the node's cores shared evenly by its ranks)"),
         "host_cores": _positive(None, "CPU cores of a node (default: the node type's, from "
-                                      "catalog/input_pipelines.toml)"),
+                                      "catalog/nodes.toml)"),
         "rank_spread": Option(0.0, "spread (standard deviation of the log) of the ranks' "
                                    "step times; the step waits for the slowest rank (expected "
                                    "order statistics; 0: every rank alike)", float,

@@ -60,3 +60,15 @@ def test_every_host_is_a_node_type_of_the_catalog_with_a_source():
     assert host_input.host_cpus("dgx1-v100").cores == 40       # 2 x 20-core E5-2698 v4
     assert host_input.host_cpus("dgx2").cores == 48            # 2 x 24-core Platinum 8168
     assert host_input.host_cpus(None) is None
+
+
+def test_a_node_types_cpu_table_that_does_not_add_up_is_named(monkeypatch):
+    monkeypatch.setattr(host_input, "_node_cpus", lambda: {
+        "half": {"model": "x", "cores": 8, "source": "s"},
+        "more-cores": {"model": "x", "cores": 16, "threads": 8, "source": "s"}})
+    with pytest.raises(HardwareError, match="node 'half': its cpu table needs model, cores, "
+                                            "threads and source"):
+        host_input.host_cpus("half")
+    with pytest.raises(HardwareError, match="node 'more-cores': cpu cores must be > 0 and at "
+                                            "most its threads, got 16 and 8"):
+        host_input.host_cpus("more-cores")
