@@ -77,7 +77,7 @@ def torch_flops(model, x) -> int:
         return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
     counter = flop_counter.FlopCounterMode(display=False, custom_mapping={
         torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_sdpa})
-    with counter, torch.no_grad():
+    with counter:   # why: with grad off, the counter's module hooks fail on some models (PiT)
         model(x)
     return counter.get_total_flops()
 

@@ -18,7 +18,10 @@ timm, each onto the IR's kinds:
   query heads: the key and value heads repeated (`repeat_heads`, the copy PyTorch's math path
   makes) and one attention op; an SDPA mask computed from a parameter (T5's learned relative
   position bias) is refused, never dropped with its parameters;
-- token ids seen through a view, a cast or a device move (`input_ids.view(-1, seq)`): the ids.
+- token ids seen through a view, a cast or a device move (`input_ids.view(-1, seq)`): the ids;
+- the difference of two tensors of one shape (PoolFormer's `pool(x) - x`): the sub kind;
+- a learned (1, C, H, W) table added to a feature map (PiT's position embedding): the
+  position_embedding of the map seen as (N, C, H * W), a view.
 
 `IdiomLowering` is a mixin of `torch_import._Lowering`; `idiom_value(node)` answers a node it
 recognises, or None. torch is never imported here.
@@ -26,6 +29,7 @@ recognises, or None. torch is never imported here.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 from .torch_layers import _Param
@@ -100,7 +104,37 @@ class IdiomLowering:
             return self._mean_inner(node, src)
         if node.target is self.torch.nn.functional.scaled_dot_product_attention:
             return self._sdpa_gqa(node)
+        if node.target in (operator.sub, self.torch.sub, "sub") and len(node.args) == 2 and \
+                not node.kwargs:
+            return self._difference(src, self.value(node.args[1]))
+        if node.target in (operator.add, self.torch.add, "add") and len(node.args) == 2 and \
+                not node.kwargs:
+            return self._table_added(src, self.value(node.args[1]))
         return None
+
+    def _difference(self, x, y):
+        """x - y of two tensors of one shape: the sub kind; None for the other cases."""
+        if not (isinstance(x, str) and isinstance(y, str)) or \
+                self.b.spec(x).shape != self.b.spec(y).shape:
+            return None
+        return self.b.op("sub", [x, y], name=self.name("sub"))
+
+    def _table_added(self, x, y):
+        """x (N, C, ...) plus a learned (1, C, ...) table of its shape (PiT's position
+        embedding of a feature map): the position_embedding of the map seen as (N, C, rest),
+        a view, reshaped back; None for the other cases (the sequence's own is lowered as
+        such)."""
+        x, table = (x, y) if isinstance(y, _Param) else (y, x)
+        if not (isinstance(x, str) and isinstance(table, _Param) and table.is_parameter):
+            return None
+        shape = self.b.spec(x).shape
+        if len(shape) < 4 or table.shape != (1, *shape[1:]):
+            return None
+        flat = self.b.reshape(x, (shape[0], shape[1], math.prod(shape[2:])),
+                              name=self.name("reshape"))
+        out = self.b.position_embedding(flat, shape[1], name=self.name("position_embedding"))
+        self._claim([table], out)
+        return self.b.reshape(out, shape, name=self.name("reshape"))
 
     def _keeps_dtype(self, node) -> bool:
         source, out = (getattr(n.meta.get("tensor_meta"), "dtype", None)
@@ -108,7 +142,6 @@ class IdiomLowering:
         return source is not None and source == out
 
     def _getitem_fn(self):
-        import operator
         return operator.getitem
 
     def _is_ids(self, x: str) -> bool:

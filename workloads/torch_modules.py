@@ -91,10 +91,14 @@ class ModuleLowering:
 
     # -- layers ----------------------------------------------------------------------------
     def _conv2d_module(self, m, node, x):
-        if m.padding_mode != "zeros" or m.padding == "same":
+        # 'same' pads each side by half of dilation * (kernel - 1) where that is even
+        same = tuple(d * (k - 1) for d, k in zip(m.dilation, m.kernel_size, strict=True))
+        if m.padding_mode != "zeros" or (m.padding == "same" and any(t % 2 for t in same)):
             raise self.unsupported(f"has padding {m.padding!r} mode {m.padding_mode!r}; "
-                                   "only explicit zero padding is supported")
-        padding = 0 if m.padding == "valid" else m.padding
+                                   "only zero padding, explicit or the same on each side, is "
+                                   "supported")
+        padding = 0 if m.padding == "valid" else \
+            tuple(t // 2 for t in same) if m.padding == "same" else m.padding
         return self.b.conv2d(x(), m.out_channels, m.kernel_size, stride=m.stride,
                              padding=padding, dilation=m.dilation, groups=m.groups,
                              bias=m.bias is not None, name=self.name(""))

@@ -17,6 +17,7 @@ from tests.workloads.graph_compare import costs  # noqa: E402
 from tests.workloads.torchvision_zoo import matmul_flops  # noqa: E402
 from workloads.graph import WorkloadError  # noqa: E402
 from workloads.torch_import import from_torch  # noqa: E402
+from workloads.training import lower_training  # noqa: E402
 
 
 def _same_flops(model, x, g):
@@ -197,6 +198,58 @@ def test_an_sdpa_mask_computed_from_parameters_is_refused_not_dropped():
             return y.transpose(1, 2).reshape(2, 8, 32)
     with pytest.raises(WorkloadError, match="mask computed from parameter 'bias'"):
         from_torch(LearnedBias(), torch.randn(2, 8, 32))
+
+
+class PoolMixer(nn.Module):
+    """PoolFormer's token mixer: a pool minus its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.pool = nn.Conv2d(4, 4, 1), nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.pool(y) - y
+
+
+def test_a_difference_of_tensors_is_the_sub_kind_and_its_gradient_negates():
+    x = torch.randn(2, 4, 6, 6)
+    g = from_torch(nn.Sequential(PoolMixer(), nn.Flatten(), nn.Linear(144, 3)), x)
+    (diff,) = [op for op in g if op.kind == "sub"]
+    train = lower_training(g)
+    (grad,) = [op for op in train if op.kind == "sub_grad"]
+    assert grad.out.shape == (2, 4, 6, 6) and grad.forward == diff.name
+    from workloads.kinds import kind_of
+    a, b = torch.randn(3, 5), torch.randn(3, 5, requires_grad=True)
+    (a - b).backward(dy := torch.randn(3, 5))
+    sub = kind_of("sub").torch_kernel(diff, None)
+    assert torch.equal(sub(a, b.detach()), a - b.detach())
+    assert torch.equal(kind_of("sub_grad").torch_kernel(grad, None)(dy), b.grad)
+
+
+def test_a_learned_table_added_to_a_feature_map_is_a_position_embedding():
+    class PiTStem(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 4, stride=4)
+            self.pos_embed = nn.Parameter(torch.zeros(1, 8, 4, 4))
+
+        def forward(self, x):
+            return self.conv(x) + self.pos_embed
+    g = from_torch(PiTStem(), torch.randn(2, 3, 16, 16))
+    (pos,) = [op for op in g if op.kind == "position_embedding"]
+    assert pos.params == 8 * 16 and pos.out.shape == (2, 8, 16)
+    assert g.topo()[-1].out.shape == (2, 8, 4, 4)
+    assert sum(op.params for op in g) == sum(p.numel() for p in PiTStem().parameters())
+
+
+def test_same_padding_is_the_explicit_padding_where_it_is_symmetric():
+    x = torch.randn(2, 4, 9, 9)
+    same = from_torch(nn.Conv2d(4, 4, 5, padding="same", dilation=2), x)
+    explicit = from_torch(nn.Conv2d(4, 4, 5, padding=4, dilation=2), x)
+    assert costs(same) == costs(explicit)
+    with pytest.raises(WorkloadError, match="the same on each side"):
+        from_torch(nn.Conv2d(4, 4, 4, padding="same"), x)
 
 
 # -- Hugging Face's way of writing a model ---------------------------------------------------
