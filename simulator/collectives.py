@@ -29,6 +29,15 @@ Algorithms of the link-level all-reduce across nodes:
                 through rank j of every node (over the NIC that rank uses), then an all-gather
                 on each node's channels. It needs identical, full nodes.
 
+Latency across nodes: a ring step here waits for its slowest hop, so a ring of p GPUs over N
+nodes would pay the network's latency on every one of its 2(p-1) steps. NCCL pipelines its
+steps, and its own latency model (src/graph/tuning.cc) charges the network's latency on
+2(N-1) steps of an all-reduce (N-1 of a reduce-scatter or all-gather) and the intra-node
+latency on the rest. So do the rings here: the inter-node hops pay the network's latency on
+passes * (N-1) steps spread evenly over the ring, and take their bytes' time alone on the
+others; the closed form counts the same steps. A ring whose every hop crosses nodes (the
+hierarchical all-reduce's) pays it on every step.
+
 Symmetry: a ring of p transfers per step costs p^2 tasks. With `symmetric=True` and a cluster
 that maps onto itself when devices move t places along (Cluster.symmetry_period: identical
 nodes of t devices, or t = 1 for identical devices on a switch), devices i and i + t do the
@@ -97,10 +106,15 @@ def closed_form_s(kind: str, cluster: Cluster, devices: Sequence[str], nbytes: f
     if kind in RING_KINDS:
         channels = cluster.ring_channels(list(devices))
         chunk = nbytes / (len(channels) * p)
-        step = max(latency + chunk / bandwidth for order, lanes in channels for i in range(p)
-                   for _, bandwidth, latency in [cluster.route(order[i], order[(i + 1) % p],
-                                                               lanes[i])])
-        t = RING_PASSES[kind] * (p - 1) * step
+        hops = [(latency + chunk / bandwidth,
+                 _network_latency_s(cluster, order[i], order[(i + 1) % p], lanes[i]))
+                for order, lanes in channels for i in range(p)
+                for _, bandwidth, latency in [cluster.route(order[i], order[(i + 1) % p],
+                                                            lanes[i])]]
+        paying = sum(_network_latency_steps(cluster, channels[0][0], RING_PASSES[kind]))
+        loud = max(duration for duration, _ in hops)
+        quiet = max(duration - network for duration, network in hops)
+        t = paying * loud + (RING_PASSES[kind] * (p - 1) - paying) * quiet
     else:
         if cluster.topology in NVLINK_TOPOLOGIES:
             routes = [cluster.route(a, b) for a in devices for b in devices if a != b]
@@ -201,6 +215,23 @@ def _hop(cluster, src, dst, nbytes, lane, rep):
     return resources, duration
 
 
+def _network_latency_s(cluster, src: str, dst: str, lane) -> float:
+    """The latency of a hop between nodes (0 within a node)."""
+    if cluster.device(src).node == cluster.device(dst).node:
+        return 0.0
+    return cluster.route(src, dst, lane)[2]
+
+
+def _network_latency_steps(cluster, order: Sequence[str], passes: int) -> list[bool]:
+    """Which of a ring's passes * (p - 1) steps pay the network's latency: passes * (N - 1)
+    of them for a ring over N nodes, spread evenly (all of them when every hop crosses
+    nodes)."""
+    steps = passes * (len(order) - 1)
+    nodes = len({cluster.device(d).node for d in order})
+    paying = min(steps, passes * (nodes - 1))
+    return [(s + 1) * paying // steps > s * paying // steps for s in range(steps)]
+
+
 def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s):
     resources: list[str] = []
     p = len(devices)
@@ -250,6 +281,13 @@ def _ring(tg, cluster, order, lanes, nbytes, dep_of, name, priority, passes, lau
     t = simulate or p
     chunk = nbytes / p
     hops = [_hop(cluster, order[i], order[(i + 1) % p], chunk, lanes[i], rep) for i in range(t)]
+    # the steps that pay the network's latency (module notes, "Latency across nodes"); on the
+    # others an inter-node hop takes its bytes' time alone
+    steps = passes * (p - 1)
+    network_pays = _network_latency_steps(cluster, order, passes)
+    quiet = [(resources, duration - _network_latency_s(cluster, order[i], order[(i + 1) % p],
+                                                       lanes[i]))
+             for i, (resources, duration) in enumerate(hops)]
     meta = [{"bytes": chunk, "src": order[i], "dst": order[(i + 1) % p], "collective": "ring"}
             for i in range(t)]
     # A ring makes 2(p-1) t tasks (millions at scale): they are made as Tasks directly, each
@@ -259,15 +297,15 @@ def _ring(tg, cluster, order, lanes, nbytes, dep_of, name, priority, passes, lau
     add = made.append
     prev = [f"{name}.s0.{i}" for i in range(t)]   # what device i sent in the previous step
     for i in range(t):   # step 0 waits for the data and pays the launch
-        resources, duration = hops[i]
+        resources, duration = (hops if network_pays[0] else quiet)[i]
         add(Task(prev[i], resources, duration + launch_s,
                  tuple(d for d in dep_of[order[i]] if d is not None), priority, {}, {},
                  "comm", order[i], meta[i]))
-    for s in range(1, passes * (p - 1)):
+    for s in range(1, steps):
         # later steps wait for the chunk received from the device before (its previous send)
         # and for this device's own previous send
         sent = [f"{name}.s{s}.{i}" for i in range(t)]
-        for i, (resources, duration) in enumerate(hops):
+        for i, (resources, duration) in enumerate(hops if network_pays[s] else quiet):
             add(Task(sent[i], resources, duration, (prev[i - 1], prev[i]), priority, {}, {},
                      "comm", order[i], meta[i]))
         prev = sent

@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator import Cluster, engine
-from simulator.collectives import closed_form_s, collective, ring_allreduce_s
+from simulator.collectives import (
+    _network_latency_steps,
+    closed_form_s,
+    collective,
+    ring_allreduce_s,
+)
 from simulator.tasks import SimulationError, TaskGraph
 
 
@@ -101,3 +108,32 @@ def test_bad_collective_arguments():
                    fidelity="exact")
     with pytest.raises(SimulationError, match="negative"):
         collective("allreduce", TaskGraph(), cluster, ["gpu0", "gpu1"], -1, [], "x")
+
+
+@settings(max_examples=60, deadline=None)
+@given(nodes=st.integers(1, 16), per_node=st.integers(1, 8), passes=st.sampled_from([1, 2]))
+def test_a_ring_pays_the_network_latency_on_passes_times_nodes_less_one_steps(
+        nodes, per_node, passes):
+    if nodes * per_node < 2:
+        return
+    cluster = Cluster.build("v100", nodes * per_node, "nvlink2", devices_per_node=per_node,
+                            inter_node_link="eth25g")
+    order = [d.id for d in cluster.devices]
+    paying = _network_latency_steps(cluster, order, passes)
+    assert len(paying) == passes * (len(order) - 1)
+    assert sum(paying) == min(len(paying), passes * (nodes - 1))
+
+
+def test_small_allreduce_across_nodes_pays_the_network_latency_as_nccls_model_counts():
+    """16 GPUs in 4 nodes over 25 Gb Ethernet (25 us): a tiny all-reduce pays the network's
+    latency on 2(N-1) = 6 of its 30 steps and the node's on the other 24 (NCCL's tuning
+    model), not 30 times the network's."""
+    cluster = Cluster.build("v100", 16, "nvlink2", devices_per_node=4,
+                            inter_node_link="eth25g")
+    network, node = cluster.inter_node_link.latency_s, cluster.link.latency_s
+    assert network > node
+    closed = closed_form_s("allreduce", cluster, [d.id for d in cluster.devices], 16.0)
+    assert closed == pytest.approx(6 * network + 24 * node, rel=1e-3)
+    log, _, _ = _run_collective("allreduce", cluster, 16.0, "link")
+    assert 6 * network <= log.makespan_s <= closed * (1 + 1e-9)
+    assert log.makespan_s < 30 * network / 2
