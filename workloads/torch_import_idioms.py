@@ -19,6 +19,8 @@ timm, each onto the IR's kinds:
   makes) and one attention op; an SDPA mask computed from a parameter (T5's learned relative
   position bias) is refused, never dropped with its parameters;
 - token ids seen through a view, a cast or a device move (`input_ids.view(-1, seq)`): the ids;
+  integer ids computed from them with buffers and constants (RoBERTa's position ids): ids
+  from buffers, read off the traced run;
 - the difference of two tensors of one shape (PoolFormer's `pool(x) - x`): the sub kind;
 - a learned (1, C, H, W) table added to a feature map (PiT's position embedding): the
   position_embedding of the map seen as (N, C, H * W), a view.
@@ -33,6 +35,7 @@ import operator
 from dataclasses import dataclass
 
 from .torch_layers import _Param
+from .torch_transformer import _Aux
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class IdiomLowering:
         if isinstance(src, str) and node.op == "call_method" and \
                 node.target in _ID_PASSTHROUGH and self._is_ids(src):
             return src
+        if (derived := self._ids_derived(node)) is not None:
+            return derived
         if node.op == "call_method" and node.target in _SAME_DTYPE and src is not None \
                 and not isinstance(src, str) and self._keeps_dtype(node):
             return src   # a table of rows or constants moved to its own device or dtype
@@ -135,6 +140,23 @@ class IdiomLowering:
         out = self.b.position_embedding(flat, shape[1], name=self.name("position_embedding"))
         self._claim([table], out)
         return self.b.reshape(out, shape, name=self.name("reshape"))
+
+    def _ids_derived(self, node):
+        """Integer ids computed from the token ids with buffers and constants (RoBERTa's
+        positions: ids.ne(pad).int().cumsum(1) * mask + pad): an _Aux, as ids from buffers
+        are, so a table looked up by them reads what their traced values say (positions, or
+        row 0); the arithmetic on (N, S) integers is not costed. None otherwise."""
+        dtype = getattr(node.meta.get("tensor_meta"), "dtype", None)
+        if dtype is None or dtype.is_floating_point or self.input_name is None:
+            return None
+        inputs: list = []
+        self.torch.fx.node.map_arg((node.args, node.kwargs), inputs.append)
+        values = [self.env[i] for i in inputs]
+        if self.input_name not in values or any(
+                isinstance(v, (tuple, list)) or (isinstance(v, str) and v != self.input_name)
+                or (isinstance(v, _Param) and v.is_parameter) for v in values):
+            return None
+        return _Aux(self.traced_shape(node))
 
     def _keeps_dtype(self, node) -> bool:
         source, out = (getattr(n.meta.get("tensor_meta"), "dtype", None)

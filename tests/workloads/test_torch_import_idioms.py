@@ -307,6 +307,37 @@ def test_a_model_written_the_hugging_face_way_imports():
     _same_flops(model, ids, g)
 
 
+class RobertaStyleEmbeddings(nn.Module):
+    """Position ids computed from the token ids (padding keeps its id), token types gathered
+    from a buffer of zeros by them, as RoBERTa writes its embeddings."""
+
+    def __init__(self, vocab=64, width=16, positions=40, pad=1):
+        super().__init__()
+        self.pad = pad
+        self.words = nn.Embedding(vocab, width, padding_idx=pad)
+        self.positions = nn.Embedding(positions, width, padding_idx=pad)
+        self.types = nn.Embedding(1, width)
+        self.register_buffer("token_type_ids", torch.zeros(1, positions, dtype=torch.long),
+                             persistent=False)
+
+    def forward(self, ids):
+        mask = ids.ne(self.pad).int()
+        position_ids = (torch.cumsum(mask, dim=1).type_as(mask) * mask).long() + self.pad
+        types = torch.gather(self.token_type_ids.expand(position_ids.shape[0], -1), 1,
+                             position_ids).expand(*ids.shape)
+        return self.words(ids) + self.types(types) + self.positions(position_ids)
+
+
+def test_ids_computed_from_the_token_ids_read_their_tables_as_positions():
+    model = RobertaStyleEmbeddings()
+    g = from_torch(model, torch.randint(2, 64, (2, 16)))
+    assert [op.kind for op in g].count("embedding") == 1
+    rows = sorted((op.attrs.get("constant_row", False), op.params) for op in g
+                  if op.kind == "position_embedding")
+    assert rows == [(False, 40 * 16), (True, 16)]
+    assert sum(op.params for op in g) == sum(p.numel() for p in model.parameters())
+
+
 def test_optional_arguments_keep_their_defaults():
     class Masked(nn.Module):
         def __init__(self):
