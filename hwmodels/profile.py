@@ -63,6 +63,10 @@ META_FIELDS: dict[str, type] = {
     "timing": str,
     # informational: 'steady' (malloc keeps freed memory: no page faults) or 'system'
     "allocator": str,
+    # informational: how many times slower a product on subnormal floats ran than on normal
+    # ones (validation/calibrate/subnormals.py); the model costs normal floats, and a
+    # validated step whose ops read subnormals is named in a warning
+    "subnormal_slowdown": float,
     # the fastest calibration round of a fixed case's replay (validate's speed check)
     "reference_replay_s": float,
     # informational: replay rounds of every case, and the most a case got while its fastest

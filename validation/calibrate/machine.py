@@ -12,6 +12,7 @@ from workloads.graph import OpGraph, WorkloadError
 from workloads.training import lower_training
 
 from .cases import REFERENCE_CASE
+from .subnormals import subnormal_slowdown
 
 DEFAULT_DEVICE_NAME = {"cpu": "xeon-avx512-2c", "cuda": "h100"}
 
@@ -25,7 +26,8 @@ def default_device_name(device: str) -> str:
 def machine_meta(device: str, threads: int) -> dict:
     """What a profile records of the machine that measured it: for a CPU, the processor, its
     ISA, cores and caches as the system reports them (hwmodels/cpu_identity.py; what it does
-    not report is listed as unrecorded), and the PyTorch threads and version that ran."""
+    not report is listed as unrecorded), the PyTorch threads and version that ran, and how
+    much slower it runs products on subnormal floats (subnormals.py)."""
     import torch
 
     from hwmodels.kernels import vector_fp32_lanes
@@ -37,6 +39,8 @@ def machine_meta(device: str, threads: int) -> dict:
     lanes = vector_fp32_lanes() if device == "cpu" else None
     if lanes:   # oneDNN blocks channels by it (hwmodels/kernels.py)
         meta["vector_fp32_lanes"] = lanes
+    if device == "cpu":   # at the calibration's threads: validate's subnormal warning quotes it
+        meta["subnormal_slowdown"] = round(subnormal_slowdown(), 1)
     return meta
 
 

@@ -11,6 +11,12 @@ per-op overhead (autograd, the Python module), which calibration measures separa
 
     rounds = replay_times(lower_training(zoo.get("resnet20", batch=32)), "cpu", rounds=3)
     rounds[0]["layer1.0.conv1"]          # seconds, in the first timed round
+
+The replay flushes subnormal floats to zero (FTZ/DAZ) while it runs: its values are synthetic
+(random parameters, stepped by the replay's own updates), and where an update collapses a
+loss over many classes to one, most of the next loss gradient is subnormal, which an Intel
+core computes 100x slower (GPT-2's output-layer products: 0.06 s flushed, 12 s not). The
+model costs ops on normal floats (subnormals.py), so calibration measures that.
 """
 from __future__ import annotations
 
@@ -34,8 +40,19 @@ def replay_times(train: OpGraph, device="cpu", rounds: int = 3, warmup: int = 1,
     kernels = {op.name: op_kernel(op, state) for op in order}
     freed = free_after(order)
     sync = torch.cuda.synchronize if state.dev.type == "cuda" else (lambda: None)
-    clock = time.perf_counter
     out: list[dict[str, float]] = []
+    flushing = torch.set_flush_denormal(True)     # False where the CPU cannot
+    try:
+        _replay_rounds(order, kernels, freed, state, sync, warmup, rounds, out)
+    finally:
+        if flushing:
+            torch.set_flush_denormal(False)
+    return out
+
+
+def _replay_rounds(order, kernels, freed, state, sync, warmup: int, rounds: int,
+                   out: list[dict[str, float]]) -> None:
+    clock = time.perf_counter
     for r in range(warmup + rounds):
         env: dict[str, object] = {}
         times: dict[str, float] = {}
@@ -54,7 +71,6 @@ def replay_times(train: OpGraph, device="cpu", rounds: int = 3, warmup: int = 1,
                 del env[t]
         if r >= warmup:
             out.append(times)
-    return out
 
 
 def _view(op, ins, state):

@@ -28,6 +28,13 @@ from . import compare as v
 
 GPT2_SMALL = dict(width=768, depth=12, heads=12, vocab_size=50257, max_positions=1024)
 GPT2_DROPOUT = 0.1
+# GPT-2's initialisation (the reference implementation's): weights normal with std 0.02, the
+# residual projections' scaled by 1/sqrt(2 * depth), positions 0.01, biases 0. PyTorch's
+# nn.Embedding default (std 1) would make the tied output layer's logits ~28 wide, the softmax
+# over 50,257 classes one-hot, and the loss gradient mostly subnormal floats, which Intel
+# cores compute 100x slower (docs/cpu-transformers.md): a step of no model anyone trains.
+GPT2_INIT_STD = 0.02
+GPT2_POSITION_INIT_STD = 0.01
 
 
 @dataclass(frozen=True)
@@ -40,8 +47,9 @@ class Case:
 
 
 def gpt2_module(width: int, depth: int, heads: int, vocab_size: int, max_positions: int,
-                dropout: float = GPT2_DROPOUT):
-    """GPT-2 as its reference implementation is structured, in plain PyTorch."""
+                dropout: float = GPT2_DROPOUT, seed: int = 0):
+    """GPT-2 as its reference implementation is structured and initialised, in plain
+    PyTorch; `seed` draws the weights."""
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -75,7 +83,7 @@ def gpt2_module(width: int, depth: int, heads: int, vocab_size: int, max_positio
         def __init__(self) -> None:
             super().__init__()
             self.wte = nn.Embedding(vocab_size, width)
-            self.wpe = nn.Parameter(torch.randn(max_positions, width) * 0.01)
+            self.wpe = nn.Parameter(torch.empty(max_positions, width))
             self.drop = nn.Dropout(dropout)
             self.h = nn.ModuleList(Block() for _ in range(depth))
             self.ln_f = nn.LayerNorm(width)
@@ -86,7 +94,19 @@ def gpt2_module(width: int, depth: int, heads: int, vocab_size: int, max_positio
                 x = block(x)
             return F.linear(self.ln_f(x), self.wte.weight)     # tied to the token embedding
 
-    return GPT2()
+    module = GPT2()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+            elif name == "wpe":
+                p.normal_(0.0, GPT2_POSITION_INIT_STD, generator=gen)
+            elif p.dim() == 2:       # Linear and Embedding weights; the residual projections
+                std = GPT2_INIT_STD / ((2 * depth) ** 0.5 if name.endswith("c_proj.weight")
+                                       else 1.0)
+                p.normal_(0.0, std, generator=gen)
+    return module     # LayerNorm keeps PyTorch's scale 1 and shift 0, as GPT-2 starts
 
 
 def gpt2_case(batch: int, seq_len: int, name: str = "gpt2", **sizes) -> Case:
@@ -191,7 +211,11 @@ def default_cases() -> list[Case]:
     return [gpt2_case(1, 128), gpt2_case(2, 256), vit_case(2), vit_case(4)]
 
 
-def compare_case(case: Case, profile, reps: int = 3, statistic: str = "min") -> v.Comparison:
+def compare_case(case: Case, profile, reps: int = 3, statistic: str = "min"
+                 ) -> tuple[v.Comparison, list]:
+    """The case measured and simulated, and the ops of one more step that read subnormal
+    floats (validation/calibrate/subnormals.py: the model costs normal floats)."""
+    from validation.calibrate.subnormals import subnormal_reads
     from validation.calibrate.torch_exec import measure, steady_allocator, step_function
     steady_allocator()
     module, x, loss, graph = case.build()
@@ -199,16 +223,19 @@ def compare_case(case: Case, profile, reps: int = 3, statistic: str = "min") -> 
         sim_s, fallbacks = v.simulate_graph(graph, profile, training=True)
     step = step_function(module, x, True, loss)
     measured = measure(step, x.device, warmup=1, reps=reps).get(statistic)
-    return v.Comparison(case.name, case.batch, True, measured, sim_s, fallbacks)
+    return (v.Comparison(case.name, case.batch, True, measured, sim_s, fallbacks),
+            subnormal_reads(step))
 
 
 def run(profile, threads: int | None = None, cases: list[Case] | None = None, reps: int = 3,
         out=None, err=None) -> list[v.Comparison]:
     """Measure and simulate every case at `threads` (default: the profile's); prints a
-    warning when the profile was measured on another machine or setting, then the table."""
+    warning when the profile was measured on another machine or setting, or a case's step
+    reads subnormal floats, then the table."""
     import torch
 
     from hwmodels.cpu_identity import other_machine_message
+    from validation.calibrate.subnormals import describe
     prof = v.load_profile(profile)
     threads = threads or int(prof.meta.get("threads", 1))
     if threads < 1:
@@ -219,7 +246,13 @@ def run(profile, threads: int | None = None, cases: list[Case] | None = None, re
     mismatch = other_machine_message(prof.meta, prof.label, threads, torch.__version__)
     if mismatch:
         print(f"warning: {mismatch}", file=err or sys.stderr)
-    rows = [compare_case(c, prof, reps) for c in (cases or default_cases())]
+    rows = []
+    for case in cases or default_cases():
+        row, reads = compare_case(case, prof, reps)
+        if reads:
+            print(f"warning: {describe(case.name, reads, prof.meta.get('subnormal_slowdown'))}",
+                  file=err or sys.stderr)
+        rows.append(row)
     print(v.format_table(rows), file=out or sys.stdout)
     return rows
 

@@ -91,6 +91,7 @@ def test_a_calibration_records_its_machine_and_threads(monkeypatch):
     assert meta["threads"] == 3 and meta["logical_cpus"] == 4 and meta["l3_bytes"] == 8 << 20
     assert meta["unrecorded"] == "physical_cores l2_bytes"
     assert meta["vector_fp32_lanes"] == 8          # AVX2: oneDNN's 8-channel blocks
+    assert meta["subnormal_slowdown"] > 0          # the probe ran (subnormals.py)
     # what it records is a valid profile, and this machine at 3 threads is no other machine
     profile = Profile(meta={"device_kind": "cpu", **meta}, kinds={})
     assert cpu_identity.differences(profile.meta, host, threads=3) == []

@@ -116,3 +116,28 @@ def test_replay_keeps_permuted_views_views_and_copies_them_where_pytorch_does():
     assert op_callable(copy)().is_contiguous()
     rounds = replay_times(train, "cpu", rounds=1, warmup=0)
     assert rounds[0][copy.name] > 0
+
+
+def test_replay_flushes_subnormal_floats_while_it_runs(monkeypatch):
+    """Its values are synthetic: a subnormal result inside the replay is flushed to zero, and
+    the thread computes subnormals again after it."""
+    import validation.calibrate.replay as replay
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals")
+    tiny = torch.finfo(torch.float32).tiny
+    seen = []
+    original = replay.op_kernel
+
+    def op_kernel(op, state):
+        kernel = original(op, state)
+        if kernel is None:
+            return None
+
+        def run(*ins):
+            seen.append(float(torch.tensor([tiny]) / 4))
+            return kernel(*ins)
+        return run
+    monkeypatch.setattr(replay, "op_kernel", op_kernel)
+    replay.replay_times(lower_training(zoo.get("lenet5", batch=2)), "cpu", rounds=1, warmup=0)
+    assert seen and set(seen) == {0.0}
+    assert float(torch.tensor([tiny]) / 4) > 0

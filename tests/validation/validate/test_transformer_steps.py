@@ -39,6 +39,47 @@ def test_the_gpt2_module_is_the_zoo_graph_it_is_simulated_as():
     assert loss(logits).dim() == 0
 
 
+def test_the_gpt2_module_starts_as_gpt2_is_initialised_the_same_for_a_seed():
+    """Weights of std 0.02 (residual projections 0.02 / sqrt(2 * depth)), zero biases: the
+    logits start flat instead of one-hot (PyTorch's std-1 embedding)."""
+    sizes = dict(width=64, depth=2, heads=2, vocab_size=4096, max_positions=64)
+    a, b = ts.gpt2_module(**sizes), ts.gpt2_module(**sizes)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert not torch.equal(a.wte.weight, ts.gpt2_module(**sizes, seed=1).wte.weight)
+    assert a.wte.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert a.h[0].c_proj.weight.std().item() == pytest.approx(0.02 / 2, rel=0.05)
+    assert a.h[0].attn.c_proj.weight.std().item() == pytest.approx(0.02 / 2, rel=0.1)
+    assert a.wpe.std().item() == pytest.approx(0.01, rel=0.05)
+    assert all(not p.any() for n, p in a.named_parameters() if n.endswith("bias"))
+    with torch.no_grad():
+        logits = a(torch.randint(0, 4096, (2, 16), generator=torch.Generator().manual_seed(0)))
+    assert logits.std().item() < 1.0
+
+
+def test_a_step_reading_subnormal_floats_is_named_in_a_warning():
+    """A module that scales its input into the subnormal range: the loss reads subnormal
+    floats, and the warning quotes the profile's probe."""
+    tiny_case = ts.gpt2_case(2, 16, name="gpt_tiny", **TINY_GPT)
+
+    def build():
+        _, _, _, graph = tiny_case.build()
+        module = torch.nn.Linear(4, 3)
+        x = torch.ones(2, 4)
+        return module, x, lambda out: (out * 2.0 ** -140).sum(), graph
+    prof = Profile.load(PROFILE)
+    prof.meta["subnormal_slowdown"] = 123.0
+    out, err = io.StringIO(), io.StringIO()
+    threads = torch.get_num_threads()
+    try:
+        rows = ts.run(prof, threads=1, cases=[ts.Case("scaled", 2, build)], reps=1, out=out,
+                      err=err)
+    finally:
+        torch.set_num_threads(threads)
+    assert [r.name for r in rows] == ["scaled"]
+    assert "warning: scaled: the step's ops read subnormal floats (aten." in err.getvalue()
+    assert "123x slower" in err.getvalue()
+
+
 def test_tiny_steps_are_measured_simulated_and_tabled_with_a_machine_warning():
     prof = Profile.load(PROFILE)
     prof.meta["processor"] = "Some Other Processor"
@@ -56,6 +97,7 @@ def test_tiny_steps_are_measured_simulated_and_tabled_with_a_machine_warning():
         assert not set(r.fallbacks) & set(prof.kinds)
         assert ("(fallback:" in out.getvalue()) == bool(r.fallbacks)
     assert "warning:" in err.getvalue() and "Some Other Processor" in err.getvalue()
+    assert "subnormal" not in err.getvalue()
     assert "MAPE" in out.getvalue() and "gpt_tiny_s16" in out.getvalue()
 
 

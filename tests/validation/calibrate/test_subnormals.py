@@ -1,0 +1,66 @@
+"""validation.calibrate.subnormals: which ops of a step read subnormal floats, and the probe of
+what they cost."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+
+from validation.calibrate import subnormals as sn  # noqa: E402
+
+TINY = float(np.finfo(np.float32).tiny)
+
+
+def test_an_op_reading_subnormal_floats_is_named_with_its_count():
+    a = torch.ones(100, 10)
+    a[:30] = TINY / 4                          # 300 subnormal values of 1000
+    b = torch.ones(10, 10)
+    reads = sn.subnormal_reads(lambda: torch.mm(a, b))
+    assert [r.op for r in reads] == ["aten.mm.default"]
+    assert (reads[0].subnormal, reads[0].values, reads[0].calls) == (300, 1100, 1)
+    assert reads[0].fraction == pytest.approx(300 / 1100)
+
+
+def test_normal_values_zeros_and_stray_subnormals_are_not_reported():
+    a = torch.zeros(1000, 100)
+    a[0, 0] = TINY / 2                      # one in 100,000: below REPORT_FRACTION
+    b = torch.randn(100, 10)
+    assert sn.subnormal_reads(lambda: torch.mm(a, b)) == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 1.0, -3.5, TINY, TINY / 2, -TINY / 8, 1e-45]),
+                min_size=1, max_size=200))
+def test_the_count_is_the_number_of_nonzero_values_below_the_smallest_normal(values):
+    t = torch.tensor(values, dtype=torch.float32)
+    want = sum(1 for x in np.array(values, dtype=np.float32) if x != 0 and abs(x) < TINY)
+    reads = sn.subnormal_reads(lambda: t.neg())
+    if want < sn.REPORT_FRACTION * len(values):
+        assert reads == []
+    else:
+        assert [(r.op, r.subnormal, r.values) for r in reads] == \
+            [("aten.neg.default", want, len(values))]
+
+
+def test_the_warning_names_the_case_the_ops_and_the_machines_slowdown():
+    reads = [sn.SubnormalRead("aten.mm.default", 25, 100, 2)]
+    line = sn.describe("gpt2_s128", reads, 152.3)
+    assert line.startswith("gpt2_s128:") and "aten.mm.default 25% of 100 values" in line
+    assert "152x slower" in line and "costs normal floats" in line
+    assert "microcode" in sn.describe("gpt2_s128", reads, None)
+
+
+def test_the_probe_reports_a_ratio_near_1_when_the_thread_flushes_subnormals():
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush subnormals")
+    try:
+        flushed = sn.subnormal_slowdown(rounds=3)
+    finally:
+        torch.set_flush_denormal(False)
+    # flushed, both products run on normal floats and zeros: the same work (timing noise
+    # of a shared machine allowed)
+    assert math.isfinite(flushed) and 0.2 < flushed < 5
+    assert sn.subnormal_slowdown(rounds=3) > 0

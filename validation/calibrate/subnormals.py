@@ -1,0 +1,109 @@
+"""Subnormal floats: what they cost this CPU, and which ops of a step read them.
+
+A float32 below 2**-126 in magnitude (subnormal) takes a microcode assist on Intel cores
+unless the thread flushes them (FTZ/DAZ, `torch.set_flush_denormal(True)`): a product or an
+elementwise op reading many runs tens to hundreds of times slower than on normal floats,
+while AMD's Zen cores pay little. The values decide it, not the shapes: a softmax over a
+large vocabulary that has collapsed to one class (logits tens of units apart) leaves most of
+the loss gradient subnormal, and the output layer's two gradient products then dominate the
+step. The device model costs normal floats; these tools say when a measured step is not that.
+
+- `subnormal_slowdown()`: calibration's probe, how many times slower a matrix product runs
+  with one operand all subnormal than with normal values, on this machine and thread count
+  (profile [meta] subnormal_slowdown).
+- `subnormal_reads(step)`: run one step and list the ATen ops whose floating-point inputs
+  held subnormal values, with how many.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+# the probe's product: 64 MFLOP, about a millisecond on one core on normal floats
+PROBE_M, PROBE_K, PROBE_N = 128, 512, 512
+PROBE_ROUNDS = 5
+# subnormal values of the probe's operand: 2**-130 and up, in float32's subnormal range
+PROBE_SUBNORMAL_SCALE = 2.0 ** -130
+# an op reading fewer subnormal values than this fraction of its inputs is not reported: a
+# few stray ones cost nothing measurable (0.02% of GPT-2's loss gradient did not slow its
+# products; 9% made them 150x slower)
+REPORT_FRACTION = 0.01
+
+
+@dataclass(frozen=True)
+class SubnormalRead:
+    """An ATen op of a step that read subnormal floats: how many, of how many values."""
+    op: str
+    subnormal: int
+    values: int
+    calls: int
+
+    @property
+    def fraction(self) -> float:
+        return self.subnormal / self.values
+
+
+def subnormal_slowdown(rounds: int = PROBE_ROUNDS) -> float:
+    """Time of a float32 product on subnormal values over its time on normal ones (fastest
+    of `rounds` each, interleaved), at the current torch thread count: ~1 where the CPU
+    handles them at full speed or the thread flushes them."""
+    import torch
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(PROBE_M, PROBE_K, generator=gen) + 0.5          # in [0.5, 1.5): normal
+    b = torch.randn(PROBE_K, PROBE_N, generator=gen)
+    small = a * PROBE_SUBNORMAL_SCALE
+    if not bool((small.abs() < torch.finfo(torch.float32).tiny).all()):
+        raise AssertionError("the probe's operand must be subnormal")
+    normal_s: list[float] = []
+    subnormal_s: list[float] = []
+    for operand in (a, small):          # warm the kernel and the memory
+        torch.mm(operand, b)
+    for _ in range(rounds):
+        for operand, times in ((a, normal_s), (small, subnormal_s)):
+            t0 = time.perf_counter()
+            torch.mm(operand, b)
+            times.append(time.perf_counter() - t0)
+    return min(subnormal_s) / min(normal_s)
+
+
+def subnormal_reads(step: Callable[[], object]) -> list[SubnormalRead]:
+    """Run `step` once and return the ATen ops (forward and backward) whose floating-point
+    inputs held at least REPORT_FRACTION subnormal values, the most subnormal values first.
+    Slower than the step (every input is scanned): for a check, never inside a timing."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counts: dict[str, list[int]] = {}
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            flat, _ = torch.utils._pytree.tree_flatten((args, kwargs or {}))
+            subnormal = values = 0
+            for t in flat:
+                if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel():
+                    tiny = torch.finfo(t.dtype).tiny
+                    subnormal += int(torch.count_nonzero((t != 0) & (t.abs() < tiny)))
+                    values += t.numel()
+            if subnormal:
+                entry = counts.setdefault(str(func), [0, 0, 0])
+                entry[0] += subnormal
+                entry[1] += values
+                entry[2] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        step()
+    reads = [SubnormalRead(op, s, n, c) for op, (s, n, c) in counts.items()
+             if s >= REPORT_FRACTION * n]
+    return sorted(reads, key=lambda r: (-r.subnormal, r.op))
+
+
+def describe(case: str, reads: list[SubnormalRead], slowdown: float | None) -> str:
+    """One warning line for a measured step whose ops read subnormal floats."""
+    top = ", ".join(f"{r.op} {r.fraction:.0%} of {r.values:,} values" for r in reads[:3])
+    cost = (f"this CPU ran a product on subnormal floats {slowdown:.0f}x slower than on normal "
+            f"ones at calibration (profile subnormal_slowdown)" if slowdown is not None
+            else "a CPU that assists them in microcode runs such ops many times slower")
+    return (f"{case}: the step's ops read subnormal floats ({top}); {cost}; the simulated time "
+            f"costs normal floats")
