@@ -50,6 +50,12 @@ TRANSFORMERS: dict[str, tuple[str, str, dict]] = {
                  vocab_size=512, max_position_embeddings=128, word_embed_proj_dim=64)),
     "t5": ("T5Config", "T5EncoderModel",
            dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, vocab_size=512)),
+    # Hugging Face's eager attention: explicit products, the mask added, softmax
+    "gpt2-eager": ("GPT2Config", "GPT2LMHeadModel",
+                   dict(n_embd=64, n_layer=2, n_head=4, vocab_size=512, n_positions=128,
+                        attn_implementation="eager")),
+    "llama-eager": ("LlamaConfig", "LlamaForCausalLM",
+                    dict(_DECODER, num_key_value_heads=2, attn_implementation="eager")),
     "vit": ("ViTConfig", "ViTModel",
             dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                  num_attention_heads=4, image_size=32, patch_size=8)),

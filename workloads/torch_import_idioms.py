@@ -23,7 +23,9 @@ timm, each onto the IR's kinds:
   from buffers, read off the traced run;
 - the difference of two tensors of one shape (PoolFormer's `pool(x) - x`): the sub kind;
 - a learned (1, C, H, W) table added to a feature map (PiT's position embedding): the
-  position_embedding of the map seen as (N, C, H * W), a view.
+  position_embedding of the map seen as (N, C, H * W), a view; a buffer or a constant made
+  while tracing added to a tensor it broadcasts over (the causal mask Hugging Face's eager
+  attention adds to its scores): a mask fill, as masks of constants are costed.
 
 `IdiomLowering` is a mixin of `torch_import._Lowering`; `idiom_value(node)` answers a node it
 recognises, or None. torch is never imported here.
@@ -67,7 +69,8 @@ class IdiomLowering:
         F = torch.nn.functional
         functions = {torch.addmm: self._addmm, F.batch_norm: self._batch_norm_fn,
                      torch.unbind: self._unbind}
-        methods = {"unbind": self._unbind}
+        methods = {"unbind": self._unbind,
+                   "type": self._same_dtype}   # GPT-2's weights.type(value.dtype)
         return functions, methods
 
     def idiom_value(self, node):
@@ -127,12 +130,19 @@ class IdiomLowering:
     def _table_added(self, x, y):
         """x (N, C, ...) plus a learned (1, C, ...) table of its shape (PiT's position
         embedding of a feature map): the position_embedding of the map seen as (N, C, rest),
-        a view, reshaped back; None for the other cases (the sequence's own is lowered as
-        such)."""
+        a view, reshaped back; x plus a buffer or a constant made while tracing that
+        broadcasts over it (Hugging Face's eager attention adds its causal mask so): costed as
+        the causal mask's fill, as masks of constants are; None for the other cases (the
+        sequence's own table is lowered as such)."""
         x, table = (x, y) if isinstance(y, _Param) else (y, x)
-        if not (isinstance(x, str) and isinstance(table, _Param) and table.is_parameter):
+        if not (isinstance(x, str) and isinstance(table, _Param)):
             return None
         shape = self.b.spec(x).shape
+        if not table.is_parameter:   # a buffer or a tensor made while tracing: a mask
+            if any(t not in (1, d) for t, d in zip(reversed(table.shape), reversed(shape),
+                                                   strict=False)) or len(table.shape) > len(shape):
+                return None
+            return self._masked_fill(x, 0.0, self.name("mask"))
         if len(shape) < 4 or table.shape != (1, *shape[1:]):
             return None
         flat = self.b.reshape(x, (shape[0], shape[1], math.prod(shape[2:])),

@@ -338,6 +338,27 @@ def test_ids_computed_from_the_token_ids_read_their_tables_as_positions():
     assert sum(op.params for op in g) == sum(p.numel() for p in model.parameters())
 
 
+class EagerAttention(nn.Module):
+    """Hugging Face's eager attention: a causal mask made in the forward from the input's
+    sizes, added to the scores, softmax in float32 and a cast back with Tensor.type."""
+
+    def forward(self, x):
+        n, s, _ = x.shape
+        q = x.view(n, s, 4, 8).transpose(1, 2)
+        mask = torch.full((s, s), float("-inf")).triu(1)[None, None].expand(n, 1, s, s)
+        scores = torch.matmul(q, q.transpose(2, 3)) / math.sqrt(8) + mask
+        weights = F.softmax(scores, dim=-1, dtype=torch.float32).type(q.dtype)
+        return torch.matmul(weights, q).transpose(1, 2).reshape(n, s, 32)
+
+
+def test_a_mask_made_while_tracing_is_a_mask_fill():
+    x = torch.randn(2, 8, 32)
+    g = from_torch(EagerAttention(), x)
+    kinds = [op.kind for op in g.topo()]
+    assert kinds.count("batched_matmul") == 2 and "masked_fill" in kinds and "softmax" in kinds
+    _same_flops(EagerAttention(), x, g)
+
+
 def test_optional_arguments_keep_their_defaults():
     class Masked(nn.Module):
         def __init__(self):
