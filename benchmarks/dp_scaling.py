@@ -137,6 +137,10 @@ def main() -> None:
     ap.add_argument("--clusters", action="store_true",
                     help="multi-node node types and published multi-node runs instead")
     args = ap.parse_args()
+    least = 8 if args.clusters else 1
+    if args.max_devices is not None and args.max_devices < least:
+        ap.error(f"--max-devices must be at least {least}"
+                 f"{' with --clusters' if args.clusters else ''}, got {args.max_devices}")
     if args.clusters:
         print_clusters(args.max_devices or 512)
         return
