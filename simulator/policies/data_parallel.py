@@ -38,7 +38,9 @@ decode images as fast as its GPUs train is input-bound. Ranks that vary (`rank_s
 (_data_parallel.rank_time_factors), rank 0 the slowest; the all-reduces make every rank wait
 for it.
 
-Not modelled: DDP copying gradients into its bucket buffers and back (a memory-bound copy of
+Not modelled: Horovod's negotiation messages between ranks each cycle, NCCL's trees (NCCL 2.4
+and later run small all-reduces across nodes on trees; the rings here pay a hop's latency on
+each of their 2(p-1) steps), DDP copying gradients into its bucket buffers and back (a memory-bound copy of
 the gradients, ~0.2% of a ResNet-50 step on a V100), the SMs NCCL's kernels take from the
 backward pass while they run, the GPU time of a loader that decodes on the GPU, and Python's
 per-step work on the host.

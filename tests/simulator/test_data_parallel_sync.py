@@ -3,6 +3,10 @@ Horovod's cycles and fusion buffer, MXNet's kvstore keys, and gradients that are
 the end of a compiled backward pass (gradients_ready)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -178,3 +182,15 @@ def test_bad_sync_options_exit_2_naming_them(capsys, extra, message):
                  "--devices", "2", "--link", "nvlink2", "--policy", "data-parallel", *extra])
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
+
+
+def test_same_result_whatever_the_hash_seed():
+    code = ("from simulator import Cluster, simulate\n"
+            "for sync in ('horovod', 'kvstore'):\n"
+            "    r = simulate('resnet20', Cluster.from_node_type('dgx1-v100', 16), "
+            "'data-parallel', batch=64, gradient_sync=sync, replicas='one')\n"
+            "    print(r.to_json())")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+            for seed in ("0", "1")}
+    assert len(outs) == 1
