@@ -23,31 +23,32 @@ Rules, in one place:
   at their peak) is added to the tensors. What fits is judged on that reserved memory;
   `peak_memory_bytes` is the tensors' peak (allocated), `peak_reserved_bytes` adds the overhead.
 
-The loop: a heap of (end time, task index) for the running tasks. Each turn takes every task
-that ends at the earliest time, ends them, then dispatches (the order in which tasks of one
-instant end changes nothing: ends only free resources and memory and ready tasks, and what
-starts is decided after all of them); a task of zero duration started by that dispatch ends at
-the same instant, in a further turn. Time is only ever a start time plus a duration, so equal
-instants compare equal. A discrete-event library would add a process or event object per
-task to the same heap operations; the engine needs neither (no task waits on anything but
-its dependencies, resources and memory), and the heap alone is faster
-(benchmarks/engine_bench.py).
+The loop: the running tasks are grouped by the instant they end (a map from instant to the
+tasks ending then, and a heap of the distinct instants). Each turn takes the earliest instant,
+ends all its tasks, then dispatches (the order in which tasks of one instant end changes
+nothing: ends only free resources and memory and ready tasks, and what starts is decided after
+all of them); a task of zero duration started by that dispatch ends at the same instant, in a
+further turn. Time is only ever a start time plus a duration, so equal instants compare equal.
+A discrete-event library would add a process or event object per task to the same heap
+operations; the engine needs neither (no task waits on anything but its dependencies,
+resources and memory), and the heap alone is faster (benchmarks/engine_bench.py).
 
-Cost: per task, one push and pop on the running heap and one on the queue of each resource
-it holds; per distinct instant, one dispatch, whose heads are sorted only when more than two
-resources changed. Reading the graph (positions of dependencies, successor lists) is about
-as long again as the loop on the graphs of benchmarks/engine_bench.py.
+Cost: per task, one push and pop on the queue of each resource it holds and one map entry;
+per distinct instant, one push and pop on the heap of instants and one dispatch, whose heads
+are sorted only when more than two resources changed (replicas in lockstep end dozens of
+tasks at one instant, so they share one heap entry). Reading the graph (positions of
+dependencies, successor lists, memory effects) is not much shorter than the loop;
+benchmarks/engine_bench.py prints the two apart.
 """
 from __future__ import annotations
 
-import gc
 import heapq
 from dataclasses import dataclass, field
 from itertools import chain, compress
 from operator import add, attrgetter, not_
 from typing import NoReturn
 
-from .tasks import SimulationError, Task, TaskGraph
+from .tasks import SimulationError, Task, TaskGraph, cyclic_gc_paused
 
 DEVICE_MEMORY_META = "device_memory"
 
@@ -119,23 +120,15 @@ def run(graph: TaskGraph, capacities: dict[str, int],
     for d, c in mem_cap.items():
         if c <= 0:
             raise SimulationError(f"device {d!r}: memory capacity must be > 0 bytes, got {c}")
-    # A run allocates hundreds of thousands of small objects (events, heap entries, records)
-    # that form no reference cycles: the cyclic collector would only rescan them (~15% of
-    # the run), so it is paused meanwhile. Reference counting still frees what is dropped.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with cyclic_gc_paused():
         return _Run(graph, capacities, mem_cap, dict(memory_baseline_bytes or {}),
                     enforce_memory).go()
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class _Run:
     """One run. Per-task data lives in lists indexed by insertion order and the resources the
     tasks use are numbered in the order of their names (the hot loop avoids attribute and name
-    lookups); each running task is one heap entry carrying its index."""
+    lookups); the tasks running are listed under the instant they end."""
 
     def __init__(self, graph: TaskGraph, capacities: dict[str, int], mem_cap: dict[str, int],
                  baseline: dict[str, int], enforce: bool) -> None:
@@ -234,7 +227,8 @@ class _Run:
         slots, alloc, free, children = self.slots, self.alloc, self.free, self.children
         waiting, start_s, end_s, mem_blocked = self.waiting, self.start_s, self.end_s, \
             self.mem_blocked
-        running: list[tuple[float, int]] = []   # (end time, task index)
+        ends: list[float] = []               # heap of the instants at which tasks end
+        ending: dict[float, list[int]] = {}  # instant -> the tasks that end then
         heappop, heappush, n = heapq.heappop, heapq.heappush, self.n
         dirty: set[int] = set()   # resources whose queue or free slots changed
         for i in compress(range(n), map(not_, waiting)):
@@ -254,7 +248,10 @@ class _Run:
                     a, b = dirty
                     dirty.clear()
                     qa, qb = queue[a], queue[b]
-                    heads = [b, a] if qa and qb and (qb[0], b) < (qa[0], a) else [a, b]
+                    if qa and qb and (qb[0] < qa[0] or qb[0] == qa[0] and b < a):
+                        heads = [b, a]
+                    else:
+                        heads = [a, b]
                 else:
                     ranked = [(queue[r][0], r) for r in dirty if queue[r] and slots[r]]
                     ranked.sort()
@@ -268,35 +265,39 @@ class _Run:
                         if plain[i] and not mem_blocked:
                             heappop(q)
                             slots[r] -= 1
-                            start_s[i] = now
-                            heappush(running, (now + dur[i], i))
-                            continue
-                        ri = res[i]
-                        if len(ri) > 1:   # a multi-resource task must head every queue it is in
-                            for x in ri:
-                                if x != r and (not slots[x] or queue[x][0] != k):
+                        else:
+                            ri = res[i]
+                            if len(ri) > 1:   # a multi-resource task must head all its queues
+                                for x in ri:
+                                    if x != r and (not slots[x] or queue[x][0] != k):
+                                        break
+                                else:
+                                    x = -1
+                                if x >= 0:
                                     break
-                            else:
-                                x = -1
-                            if x >= 0:
+                            if (alloc[i] or mem_blocked) and not self._memory_fits(i, r):
                                 break
-                        if (alloc[i] or mem_blocked) and not self._memory_fits(i, r):
-                            break
+                            for x in ri:
+                                heappop(queue[x])   # i heads every queue it is in
+                                slots[x] -= 1
+                                if x != r and queue[x] and slots[x]:
+                                    # its next head may start now too: a further round looks
+                                    dirty.add(x)
+                            if alloc[i]:
+                                self._mem_change(alloc[i], 1, now)
                         start_s[i] = now
-                        for x in ri:
-                            heappop(queue[x])   # i heads every queue it is in
-                            slots[x] -= 1
-                            if x != r and queue[x] and slots[x]:
-                                # its next head may start now too: a further round looks
-                                dirty.add(x)
-                        if alloc[i]:
-                            self._mem_change(alloc[i], 1, now)
-                        heappush(running, (now + dur[i], i))
-            if not running:
+                        t = now + dur[i]
+                        e = ending.get(t)
+                        if e is None:
+                            ending[t] = [i]
+                            heappush(ends, t)
+                        else:
+                            e.append(i)
+            if not ends:
                 break
             # -- end every task that ends at the next instant, in any order --
-            now, i = heappop(running)
-            while True:
+            now = heappop(ends)
+            for i in ending.pop(now):
                 end_s[i] = now
                 completed += 1
                 for x in res[i]:
@@ -313,10 +314,6 @@ class _Run:
                         for x in res[c]:
                             heappush(queue[x], k)
                             dirty.add(x)
-                if running and running[0][0] == now:
-                    i = heappop(running)[1]
-                else:
-                    break
         self.now = now
         self.completed = completed
         oom = None

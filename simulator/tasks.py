@@ -9,8 +9,10 @@ tracker.
 """
 from __future__ import annotations
 
+import gc
 import heapq
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
@@ -19,6 +21,22 @@ from workloads.errors import DnnsimError
 
 class SimulationError(DnnsimError):
     """A task graph or cluster the engine cannot run (cycle, unknown resource, bad value)."""
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Within the block, Python's cyclic garbage collector does not run (as it was after).
+
+    Building or running a task graph allocates hundreds of thousands of small objects (tasks,
+    names, heap entries) that form no reference cycles; the collector would only rescan them,
+    more often the more there are. Reference counting still frees what is dropped."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(slots=True)
