@@ -25,7 +25,9 @@ timm, each onto the IR's kinds:
 - a learned (1, C, H, W) table added to a feature map (PiT's position embedding): the
   position_embedding of the map seen as (N, C, H * W), a view; a buffer or a constant made
   while tracing added to a tensor it broadcasts over (the causal mask Hugging Face's eager
-  attention adds to its scores): a mask fill, as masks of constants are costed.
+  attention adds to its scores): a mask fill, as masks of constants are costed;
+- a learned (heads, P) table read at a buffer index, `biases[:, idxs]`, added to the scores
+  (LeViT, EfficientFormer): the attention_bias kind.
 
 `IdiomLowering` is a mixin of `torch_import._Lowering`; `idiom_value(node)` answers a node it
 recognises, or None. torch is never imported here.
@@ -38,6 +40,14 @@ from dataclasses import dataclass
 
 from .torch_layers import _Param
 from .torch_transformer import _Aux
+
+
+@dataclass(frozen=True)
+class _BiasTable:
+    """A learned (heads, P) table read at a constant (Q, K) index: (heads, Q, K) attention
+    offsets, until it is added to scores."""
+    param: _Param
+    shape: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,7 @@ def _sig_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
               enable_gqa=False): ...
 
 
-_RESHAPES = ("view", "reshape")
+_RESHAPES = ("view", "reshape", "reshape_as", "view_as")
 # methods that return the ids themselves for integer token ids of the same shape
 _ID_PASSTHROUGH = ("view", "reshape", "to", "long", "int", "contiguous")
 # methods that return their input where the dtype stays (a device move, a cast to its own)
@@ -70,11 +80,15 @@ class IdiomLowering:
         functions = {torch.addmm: self._addmm, F.batch_norm: self._batch_norm_fn,
                      torch.unbind: self._unbind}
         methods = {"unbind": self._unbind,
-                   "type": self._same_dtype}   # GPT-2's weights.type(value.dtype)
+                   "type": self._same_dtype,    # GPT-2's weights.type(value.dtype)
+                   "reshape_as": self._reshape, "view_as": self._reshape}
         return functions, methods
 
     def idiom_value(self, node):
         """The value of a node lowered as one of this module's idioms, or None."""
+        if node.op == "call_module" and node.args and node.args[0] in self.rows_nodes and \
+                type(self.modules[node.target]) is self.torch.nn.BatchNorm1d:
+            return self._batch_norm_rows(node, self.modules[node.target])
         if node.op not in ("call_function", "call_method") or not node.args:
             return None
         src = self.value(node.args[0]) if isinstance(node.args[0], self.torch.fx.Node) else None
@@ -104,6 +118,13 @@ class IdiomLowering:
             return src   # a table of rows or constants moved to its own device or dtype
         if node.target in ("permute", self.torch.permute) and isinstance(src, str):
             return self._moved(node, src)
+        if isinstance(src, _Param) and src.is_parameter and len(src.shape) == 2 and \
+                node.target is self._getitem_fn():
+            index = self.resolve_index(node.args[1])
+            if isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None) and \
+                    isinstance(index[1], (_Param, _Aux)) and \
+                    not getattr(index[1], "is_parameter", False) and out_shape is not None:
+                return _BiasTable(src, out_shape)
         if isinstance(src, _Moved) and node.target is self._getitem_fn():
             index = self.resolve_index(node.args[1])
             if isinstance(index, int):
@@ -134,7 +155,9 @@ class IdiomLowering:
         broadcasts over it (Hugging Face's eager attention adds its causal mask so): costed as
         the causal mask's fill, as masks of constants are; None for the other cases (the
         sequence's own table is lowered as such)."""
-        x, table = (x, y) if isinstance(y, _Param) else (y, x)
+        x, table = (x, y) if isinstance(y, (_Param, _BiasTable)) else (y, x)
+        if isinstance(table, _BiasTable) and isinstance(x, str):
+            return self._attention_bias(x, table)
         if not (isinstance(x, str) and isinstance(table, _Param)):
             return None
         shape = self.b.spec(x).shape
@@ -264,6 +287,20 @@ class IdiomLowering:
         self._claim([w, bias], out)
         return out
 
+    def _batch_norm_rows(self, node, m):
+        """BatchNorm1d of (N * S, D) rows (LeViT's linear-then-norm): the features are the
+        last dimension of the (N, S, D) tensor here, so the norm runs on it permuted to
+        (N, D, S), a view, and permuted back: the same statistics over the same values."""
+        x = self.tensor(node.args[0])
+        if len(self.b.spec(x).shape) != 3:
+            return None
+        moved = self._permuted(x, (0, 2, 1), "permute")
+        out = self.b.batchnorm(moved, name=self.name(""), affine=m.affine)
+        if self.b.graph.op(out).params != sum(p.numel() for p in m.parameters()):
+            raise self.unsupported("normalises rows with parameters of another shape than "
+                                   "its features")
+        return self._permuted(out, (0, 2, 1), "permute")
+
     def _mean_inner(self, node, x: str):
         """The mean over dimensions after the batch that are not all trailing: a permute that
         puts them last (a view), then the mean; None where the ordinary lowering applies."""
@@ -294,6 +331,20 @@ class IdiomLowering:
                 return n.target
             self.torch.fx.node.map_arg((n.args, n.kwargs), todo.append)
         return None
+
+    def _attention_bias(self, x: str, bias: _BiasTable):
+        shape = self.b.spec(x).shape
+        if len(shape) < 3 or tuple(shape[-3:]) != tuple(bias.shape[-3:]) or \
+                any(d != 1 for d in bias.shape[:-3]):
+            raise self.unsupported(f"adds a table {bias.param.shape} read as {bias.shape} to "
+                                   f"{shape}; only (heads, Q, K) offsets added to (..., heads, "
+                                   "Q, K) scores are supported")
+        heads, q, k = bias.shape[-3:]
+        out = self.b.op("attention_bias", [x], params=math.prod(bias.param.shape),
+                        name=self.name("attention_bias"), queries=q, keys=k,
+                        table_shape=bias.param.shape)
+        self._claim([bias.param], out)
+        return out
 
     def _sdpa_gqa(self, node):
         a = self.bind(_sig_sdpa, node)

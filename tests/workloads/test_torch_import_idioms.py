@@ -252,6 +252,65 @@ def test_same_padding_is_the_explicit_padding_where_it_is_symmetric():
         from_torch(nn.Conv2d(4, 4, 4, padding="same"), x)
 
 
+class OffsetBiasAttention(nn.Module):
+    """LeViT's and EfficientFormer's attention: a learned (heads, P) table of offsets read at
+    a buffer index and added to the scores; LeViT's linear layers normalise their rows with
+    BatchNorm1d of the batch and tokens flattened together."""
+
+    def __init__(self, tokens=9, heads=2, dim=8):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.bn = nn.Linear(dim, 3 * dim, bias=False), nn.BatchNorm1d(3 * dim)
+        self.biases = nn.Parameter(torch.zeros(heads, tokens))
+        idx = torch.arange(tokens)
+        self.register_buffer("idxs", (idx[:, None] - idx[None, :]).abs(), persistent=False)
+
+    def forward(self, x):
+        n, t, c = x.shape
+        y = self.qkv(x)
+        qkv = self.bn(y.flatten(0, 1)).reshape_as(y)
+        q, k, v = qkv.view(n, t, self.heads, -1).permute(0, 2, 1, 3).split([4, 4, 4], dim=3)
+        scores = q @ k.transpose(-2, -1) * 0.5 + self.biases[:, self.idxs]
+        return (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(n, t, c)
+
+
+def test_an_offset_table_read_at_a_buffer_index_is_an_attention_bias():
+    model, x = OffsetBiasAttention(), torch.randn(2, 9, 8)
+    g = from_torch(model, x)
+    (bias,) = [op for op in g if op.kind == "attention_bias"]
+    assert bias.params == 2 * 9 and bias.out.shape == (2, 2, 9, 9)
+    (bn,) = [op for op in g if op.kind == "batchnorm"]
+    assert bn.params == 2 * 24 and bn.out.shape == (2, 24, 9)   # the rows' features
+    assert sum(op.params for op in g) == sum(p.numel() for p in model.parameters())
+    _same_flops(model, x, g)
+    train = lower_training(from_torch(nn.Sequential(model, nn.Flatten(), nn.Linear(72, 3)), x))
+    assert any(op.kind == "attention_bias_grad" for op in train)
+
+
+def test_the_attention_bias_kernels_are_autograds():
+    from workloads.graph import Op, TensorSpec
+    from workloads.kinds import kind_of
+    table = torch.randn(2, 5, requires_grad=True)
+    attrs = {"queries": 4, "keys": 4, "table_shape": (2, 5)}
+    fwd = Op("b", "attention_bias", ("x",), (TensorSpec((3, 2, 4, 4), 4),),
+             TensorSpec((3, 2, 4, 4), 4), attrs=attrs, params=10)
+    grad = Op("b.grad", "attention_bias_grad", ("dy",), (fwd.out,), TensorSpec((10,), 4),
+              attrs=attrs, phase="backward", forward="b")
+
+    class State:
+        grads: dict = {}
+
+        def params_of(self, op):
+            return [table]
+    x, dy = torch.randn(3, 2, 4, 4), torch.randn(3, 2, 4, 4)
+    y = kind_of("attention_bias").torch_kernel(fwd, State())(x)
+    y.backward(dy)
+    index = (torch.arange(4)[:, None] + torch.arange(4)[None, :]) % 5
+    assert torch.allclose(y, x + table[:, index])
+    assert torch.allclose(kind_of("attention_bias_grad").torch_kernel(grad, State())(dy),
+                          table.grad)
+
+
 # -- Hugging Face's way of writing a model ---------------------------------------------------
 def _returns_tuple(forward):
     """A decorator over (*args, **kwargs), as transformers wraps its forwards."""

@@ -38,7 +38,7 @@ from ._registry import (
 from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: F401
                loss_update, masked_dropout, attention, embedding, layer_scale,
                conv_transpose, upsample, window_attention, cosine_attention,
-               pointwise_math, difference)
+               pointwise_math, difference, attention_bias)
 # isort: on
 
 __all__ = ["PHASES", "KindError", "KindSet", "OpKind", "all_kinds", "is_kind", "kind_of",
