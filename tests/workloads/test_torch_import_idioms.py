@@ -447,6 +447,52 @@ def test_a_module_made_in_the_forward_is_traced_as_code():
     assert g.topo()[-1].kind == "concat"
 
 
+HF_STYLE_FILE = '''
+import functools
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def wrapped(forward):
+    @functools.wraps(forward)
+    def wrapper(self, *args, **kwargs):
+        return forward(self, *args, **kwargs)
+    return wrapper
+
+
+class LM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(100, 32), nn.Embedding(64, 32)
+        self.qkv, self.head = nn.Linear(32, 96), nn.Linear(32, 100, bias=False)
+
+    @wrapped
+    def forward(self, input_ids, attention_mask=None, use_cache=None, **kwargs):
+        n, s = input_ids.shape
+        h = self.wte(input_ids) + self.wpe(torch.arange(s, device=input_ids.device))
+        q, k, v = (t.view(n, s, 4, 8).transpose(1, 2) for t in self.qkv(h).split(32, dim=2))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return OrderedDict(logits=self.head(y.transpose(1, 2).reshape(n, s, 32)))
+
+
+def make():
+    return LM()
+'''
+
+
+def test_the_cli_simulates_a_model_file_written_the_hugging_face_way(tmp_path, capsys):
+    from simulator.cli import main
+    path = tmp_path / "lm.py"
+    path.write_text(HF_STYLE_FILE)
+    assert main(["simulate", "--workload", f"{path}:make", "--workload-option",
+                 "input_shape=16", "--workload-option", "tokens=100", "--batch", "2",
+                 "--hardware", "v100"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
 # -- the libraries' own models, where installed ------------------------------------------------
 def test_hugging_face_gpt2_and_llama_import_with_pytorchs_flops():
     from benchmarks.import_sweep import _load_torchvision, check
