@@ -55,7 +55,7 @@ from typing import Callable, Mapping, Sequence
 
 from .cluster import Cluster
 from .node_topologies import NVLINK_TOPOLOGIES
-from .tasks import SimulationError, Task, TaskGraph
+from .tasks import SimulationError, Task, TaskGraph, cyclic_gc_paused
 
 Deps = Mapping[str, Sequence[str]] | Sequence[str]
 FIDELITIES = ("link", "flow")
@@ -161,12 +161,16 @@ def collective(kind: str, tg: TaskGraph, cluster: Cluster, devices: Sequence[str
     if fidelity == "flow":
         return _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority,
                      launch_latency_s)
+    # rings make 2(p-1) transfers per device built, hundreds of thousands at scale: the cyclic
+    # collector, whose rescans grow with the tasks already made and free none of them, waits
     if kind == "allreduce" and algorithm == "hierarchical" and cluster.nodes > 1:
-        return _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority,
-                             launch_latency_s, period)
+        with cyclic_gc_paused():
+            return _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority,
+                                 launch_latency_s, period)
     if kind in RING_KINDS:
-        return _ring_steps(RING_PASSES[kind])(tg, cluster, devices, nbytes, dep_of, name,
-                                              priority, None, launch_latency_s, period)
+        with cyclic_gc_paused():
+            return _ring_steps(RING_PASSES[kind])(tg, cluster, devices, nbytes, dep_of, name,
+                                                  priority, None, launch_latency_s, period)
     if period:   # the pairwise and tree collectives are built in full
         dep_of = _expand(dep_of, devices, period)
     builder = {"all_to_all": _pairwise, "broadcast": _tree(False), "reduce": _tree(True)}[kind]
