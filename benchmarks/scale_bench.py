@@ -13,7 +13,9 @@ Fidelities:
   flow-one           closed-form collectives, replica 0 in lockstep for the others
 
 Each case runs in a fresh process, so its peak memory (the process's maximum resident set)
-is its own; the wall time is planning plus the engine's run, without the interpreter's start.
+is its own; the wall time is planning plus the engine's run, without the interpreter's start,
+and the CPU time the same span's processor time (on a machine shared with other work, wall
+time includes waiting for a core; CPU time does not, so it is the one to compare across runs).
 Prints a table, the exponent b of wall ~ p^b fitted over 64 GPUs and more for each fidelity,
 and plots wall time against GPUs.
 """
@@ -41,7 +43,7 @@ from workloads import zoo
 gpus, collectives, replicas, algorithm = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 graph = zoo.get("resnet50", batch=32)
 policy = policies.get("data-parallel")
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 cluster = Cluster.from_node_type("dgx1-v100", gpus)
 tg = policy.plan(graph, cluster, True, **policy.resolve(
     {"collectives": collectives, "replicas": replicas, "algorithm": algorithm}))
@@ -49,8 +51,8 @@ t1 = time.perf_counter()
 capacities = {**cluster.resources, **tg.meta.get("extra_resources", {})}
 log = engine.run(tg, capacities, cluster.memory_capacity_bytes(),
                  memory_baseline_bytes=tg.meta["resident_bytes"])
-t2 = time.perf_counter()
-print(json.dumps({"plan_s": t1 - t0, "engine_s": t2 - t1, "wall_s": t2 - t0,
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"plan_s": t1 - t0, "engine_s": t2 - t1, "wall_s": t2 - t0, "cpu_s": c2 - c0,
                   "tasks": len(tg), "iteration_time_s": log.makespan_s,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -63,9 +65,10 @@ def run_case(gpus: int, fidelity: str) -> dict:
     return {"gpus": gpus, "fidelity": fidelity, **json.loads(out)}
 
 
-def fitted_exponent(rows: list[dict], smallest: int = 64) -> float | None:
-    """Least-squares slope of log(wall) on log(GPUs), over counts >= smallest."""
-    pts = [(math.log(r["gpus"]), math.log(r["wall_s"])) for r in rows if r["gpus"] >= smallest]
+def fitted_exponent(rows: list[dict], smallest: int = 64, cost: str = "wall_s"
+                    ) -> float | None:
+    """Least-squares slope of log(cost) on log(GPUs), over counts >= smallest."""
+    pts = [(math.log(r["gpus"]), math.log(r[cost])) for r in rows if r["gpus"] >= smallest]
     if len(pts) < 2:
         return None
     mx = sum(x for x, _ in pts) / len(pts)
@@ -102,16 +105,21 @@ def main() -> None:
             if not args.json:
                 print(f"{fidelity:18s} {gpus:5d} GPUs: {r['wall_s']:7.2f} s wall "
                       f"(plan {r['plan_s']:6.2f}, engine {r['engine_s']:6.2f}), "
+                      f"{r['cpu_s']:7.2f} s CPU, "
                       f"{r['tasks']:8,d} tasks, {r['peak_rss_mib']:7.0f} MiB peak, "
                       f"iteration {r['iteration_time_s'] * 1e3:7.2f} ms", flush=True)
     exponents = {f: fitted_exponent([r for r in rows if r["fidelity"] == f])
                  for f in FIDELITIES}
+    cpu_exponents = {f: fitted_exponent([r for r in rows if r["fidelity"] == f], cost="cpu_s")
+                     for f in FIDELITIES}
     if args.json:
-        print(json.dumps({"rows": rows, "exponents": exponents}, indent=2))
+        print(json.dumps({"rows": rows, "exponents": exponents, "cpu_exponents": cpu_exponents},
+                         indent=2))
     else:
         for f, b in exponents.items():
             if b is not None:
-                print(f"{f}: wall time grows as GPUs^{b:.2f} (fitted from 64 GPUs up)")
+                print(f"{f}: wall time grows as GPUs^{b:.2f}, CPU time as "
+                      f"GPUs^{cpu_exponents[f]:.2f} (fitted from 64 GPUs up)")
     plot(rows, args.out)
     if not args.json:
         print(f"wrote {args.out}")
