@@ -33,7 +33,7 @@ from workloads.precision import HALF_FORMAT, PRECISIONS, precision_of
 
 from . import gpu_attention as ga
 from . import gpu_kernels as gk
-from . import model_efficiency
+from . import gpu_layout, model_efficiency
 from .gpu_constants import (
     DEFAULT_FRAMEWORK,
     FAMILIES_FILE,
@@ -87,6 +87,7 @@ class KernelOption(NamedTuple):
     traffic_bytes: float   # what it moves through DRAM
     algorithm: str         # cuDNN's name for it, lower case (gpu_memory.CONV_ALGORITHMS)
     kernels: int = 1       # kernels launched: each pays the kernel and the host overhead
+    serial_bytes: float = 0.0  # moved by kernels run before or after it (gpu_layout.py)
 
 
 _GENERIC = model_efficiency.table("gpu")
@@ -208,7 +209,9 @@ class GPUModel(DeviceModel):
         scale = fam.tensor_core if tensor else 1.0
         arithmetic_s = (option.unit_s if option.key == "stream"
                         else option.unit_s / (getattr(fam, option.key) * scale))
-        return max(arithmetic_s, option.traffic_bytes / bandwidth)
+        serial_s = option.serial_bytes / (self.mem_bandwidth_Bps * self.mem_efficiency
+                                          * fam.memory)
+        return max(arithmetic_s, option.traffic_bytes / bandwidth) + serial_s
 
     def chosen_option(self, op: Op) -> KernelOption:
         """The algorithm that runs `op`: the fastest, as cudnn.benchmark picks it."""
@@ -324,4 +327,4 @@ class GPUModel(DeviceModel):
             options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
                                         traffic + cost.extra_bytes + transformed * 4,
                                         "fft_tiling", kernels=gk.TRANSFORM_KERNELS))
-        return options
+        return gpu_layout.conv_options(op, options, arith)

@@ -1,8 +1,10 @@
 """`simulate()`: workload + cluster + policy -> Result."""
 from __future__ import annotations
 
+from hwmodels.gpu_layout import memory_formats_for
 from workloads import zoo
 from workloads.graph import OpGraph, WorkloadError
+from workloads.memory_format import graph_memory_format, with_memory_format
 from workloads.precision import DEFAULT_PRECISION, with_precision
 
 from . import policies
@@ -31,12 +33,15 @@ def load_workload(workload: str | OpGraph, batch: int | None = None,
 def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequential", *,
              batch: int | None = None, training: bool = True, enforce_memory: bool = True,
              workload_options: dict | None = None, precision: str | None = None,
+             memory_format: str | None = None,
              cudnn_benchmark: bool | None = None, framework_memory: str | None = None,
              **options) -> Result:
     """Simulate one step (or the schedule the policy defines) and return its Result.
 
     workload: a zoo name (with batch and workload_options) or an OpGraph (forward graph).
     precision: fp32 (default), tf32, fp16, bf16, amp-fp16 or amp-bf16 (workloads/precision.py).
+    memory_format: nchw (PyTorch's default) or nhwc (channels_last) for the activations
+    (workloads/memory_format.py); None keeps the graph's own (nchw unless it says otherwise).
     cudnn_benchmark: whether the step runs PyTorch's cuDNN algorithm search first (its largest
     workspaces stay cached, so reserved memory, which nvidia-smi shows, grows; times do not
     change); None keeps the graph's own setting (off unless graph.meta says so).
@@ -46,6 +51,7 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     """
     graph = load_workload(workload, batch, **(workload_options or {}))
     graph = apply_precision(graph, cluster, precision)
+    graph = apply_memory_format(graph, cluster, memory_format)
     if cudnn_benchmark is not None and bool(graph.meta.get("cudnn_benchmark")) != cudnn_benchmark:
         graph = graph.copy()   # the caller's graph keeps its own setting
         graph.meta["cudnn_benchmark"] = cudnn_benchmark
@@ -72,6 +78,24 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     if log.ok:
         result.iteration_time_override_s = pol.finish(result, plan)
     return result
+
+
+def apply_memory_format(graph: OpGraph, cluster: Cluster, memory_format: str | None) -> OpGraph:
+    """The graph with its activations in `memory_format` (its own when None), after checking
+    that every device of the cluster is modelled in it."""
+    memory_format = memory_format or graph_memory_format(graph)
+    try:
+        graph = with_memory_format(graph, memory_format)
+    except WorkloadError as exc:
+        raise ConfigError(str(exc)) from None
+    for device in cluster.devices:
+        formats = memory_formats_for(device.spec.kind)
+        if memory_format not in formats:
+            raise ConfigError(f"device {device.spec.name!r} is a {device.spec.kind}, whose model "
+                              f"costs convolutions in its library's own layout: memory format "
+                              f"{memory_format} is modelled on GPUs only; it takes: "
+                              f"{', '.join(formats)}")
+    return graph
 
 
 def apply_precision(graph: OpGraph, cluster: Cluster, precision: str | None) -> OpGraph:

@@ -9,6 +9,7 @@
     inference = false              # optional (default: a training step)
     precision = "amp-fp16"         # optional: fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | amp-bf16
     cudnn_benchmark = true         # optional: PyTorch's cuDNN algorithm search first (default false)
+    memory_format = "nhwc"         # optional: nchw (default, PyTorch's) | nhwc (channels_last)
     framework_memory = "caffe"     # optional: pytorch (default) | caffe | torch7 | torch7:share-grad-input
     topology = "switch"            # optional: switch | ring | fully-connected | pcie | dgx1-cube-mesh | nvswitch
     devices_per_node = 8           # optional, with inter_node_link
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from hwmodels import catalog
+from workloads.memory_format import DEFAULT_MEMORY_FORMAT, MEMORY_FORMATS
 from workloads.precision import PRECISIONS
 
 from . import limits
@@ -79,6 +81,7 @@ class Scenario:
     pcie_switches: list | None = None
     precision: str = "fp32"
     cudnn_benchmark: bool = False
+    memory_format: str = DEFAULT_MEMORY_FORMAT
     framework_memory: str = DEFAULT_FRAMEWORK_MEMORY
     workload_options: dict = field(default_factory=dict)
     hardware_options: dict = field(default_factory=dict)
@@ -101,6 +104,7 @@ class Scenario:
                  "network": str, "oversubscription": float, "nodes_per_leaf": int,
                  "jitter": str, "seed": int, "speeds": dict, "nics": list,
                  "pcie_switches": list, "precision": str, "cudnn_benchmark": bool, "batch": int,
+                 "memory_format": str,
                  "framework_memory": str,
                  "devices": int, "devices_per_node": int, "inference": bool,
                  "workload_options": dict, "hardware_options": dict, "options": dict}
@@ -136,6 +140,9 @@ class Scenario:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"{source}: precision must be one of {', '.join(PRECISIONS)}, "
                               f"got {self.precision!r}")
+        if self.memory_format not in MEMORY_FORMATS:
+            raise ConfigError(f"{source}: memory_format must be one of "
+                              f"{', '.join(MEMORY_FORMATS)}, got {self.memory_format!r}")
         if self.devices_per_node is not None and self.devices_per_node < 1:
             raise ConfigError(f"{source}: devices_per_node must be >= 1, "
                               f"got {self.devices_per_node}")
@@ -237,7 +244,7 @@ class Scenario:
                            f"workload {self.workload!r}")
         return simulate(graph, self.build_cluster(), self.policy, batch=self.batch,
                         training=not self.inference, enforce_memory=enforce_memory,
-                        precision=self.precision,
+                        precision=self.precision, memory_format=self.memory_format,
                         cudnn_benchmark=self.cudnn_benchmark or None,
                         framework_memory=self.framework_memory, **self.options)
 

@@ -48,8 +48,9 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
     if any(op.phase != "forward" for op in forward):
         raise WorkloadError(f"graph {forward.name!r} is already lowered for training")
     g = forward.copy(forward.name, _training_op)
-    # ops made here train in the graph's precision too (workloads/precision.py)
-    stamp = {"precision": forward.meta["precision"]} if "precision" in forward.meta else {}
+    # ops made here train in the graph's precision and memory format too (workloads/
+    # precision.py, memory_format.py)
+    stamp = {k: forward.meta[k] for k in ("precision", "memory_format") if k in forward.meta}
     g.meta["training"] = True
     g.meta["optimizer"] = optimizer
     fwd_ops = g.topo()
@@ -129,9 +130,9 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
     return g
 
 
-# what an optimizer step takes from its layer: the precision it trains in and the width of
-# the master weights it updates (workloads/precision.py)
-_UPDATE_INHERITS = ("precision", "param_dtype_bytes")
+# what an optimizer step takes from its layer: the precision it trains in, the width of the
+# master weights it updates (workloads/precision.py) and the graph's memory format
+_UPDATE_INHERITS = ("precision", "param_dtype_bytes", "memory_format")
 
 
 class _Lowering:

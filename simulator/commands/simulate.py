@@ -45,6 +45,8 @@ def add_arguments(p) -> None:
     p.add_argument("--inference", action="store_true", help="inference instead of training")
     p.add_argument("--precision", help="fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | "
                                        "amp-bf16")
+    p.add_argument("--memory-format", help="nchw (default, PyTorch's) | nhwc (channels_last): "
+                   "the activations' layout, which decides cuDNN's transposes and algorithms")
     p.add_argument("--cudnn-benchmark", action="store_true", default=None,
                    help="run PyTorch's cuDNN algorithm search first, as cudnn.benchmark does: "
                         "its workspaces stay cached, so reserved memory grows")
@@ -120,7 +122,7 @@ def scenario_from_args(args) -> Scenario:
              "devices": args.devices, "link": args.link, "topology": args.topology,
              "devices_per_node": args.devices_per_node, "inter_node_link": args.inter_node_link,
              "host_link": args.host_link, "policy": args.policy, "precision": args.precision,
-             "cudnn_benchmark": args.cudnn_benchmark,
+             "cudnn_benchmark": args.cudnn_benchmark, "memory_format": args.memory_format,
              "framework_memory": args.framework_memory,
              "node_type": args.node_type, "network": args.network,
              "oversubscription": args.oversubscription, "nodes_per_leaf": args.nodes_per_leaf,

@@ -55,6 +55,7 @@ class Terms:
     tensor: np.ndarray
     unit_s: np.ndarray
     memory_s: np.ndarray
+    serial_memory_s: np.ndarray         # memory seconds of kernels run before or after it
     kernels: np.ndarray                 # kernels each option launches
     ops_per_row: np.ndarray
     measured_s: np.ndarray
@@ -76,6 +77,7 @@ class Terms:
         # streaming kernels are the framework's; GEMMs' and convolutions' traffic the library's
         share = np.where(self.key == 0, self.stream_share[self.row_of_option], fam.memory)
         option_s = (np.maximum(self.unit_s / eff, self.memory_s / share)
+                    + self.serial_memory_s / fam.memory
                     + self.kernels * fam.kernel_overhead_s)
         n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
         op_s = np.full(n_ops, np.inf)
@@ -118,6 +120,7 @@ def _terms(items: Iterable[tuple[str, str, list, float, str | None]],
                 cols["tensor"].append(tensor)
                 cols["unit"].append(option.unit_s)
                 cols["mem"].append(option.traffic_bytes / bandwidth)
+                cols["serial"].append(option.serial_bytes / bandwidth)
                 cols["kernels"].append(option.kernels)
             op_index += 1
             counted += 1
@@ -127,7 +130,7 @@ def _terms(items: Iterable[tuple[str, str, list, float, str | None]],
         frameworks.append(framework)
     terms = Terms(np.array(cols["row"], dtype=int), np.array(cols["op"], dtype=int),
                   np.array(cols["key"], dtype=int), np.array(cols["tensor"], dtype=bool),
-                  np.array(cols["unit"]), np.array(cols["mem"]),
+                  np.array(cols["unit"]), np.array(cols["mem"]), np.array(cols["serial"]),
                   np.array(cols["kernels"], dtype=float), np.array(ops_per_row),
                   np.array(measured), labels, frameworks)
     terms.set_frameworks(defaultdict(lambda: START_HOST_S), defaultdict(lambda: START_STREAM))
@@ -144,7 +147,8 @@ def kernel_terms(rows: list[pg.KernelRow]) -> Terms:
 
 def network_terms(rows: list[pg.NetworkRow]) -> Terms:
     return _terms((r.row_id, r.gpu,
-                   pg.training_ops(r.network, r.batch, r.precision, r.fwd_bwd_only),
+                   pg.training_ops(r.network, r.batch, r.precision, r.fwd_bwd_only,
+                                   r.memory_format),
                    r.batch / r.throughput, pg.framework_key(r.framework)) for r in rows)
 
 

@@ -19,7 +19,8 @@ from hwmodels.specs import HardwareError
 from workloads import zoo
 from workloads.builder import GraphBuilder
 from workloads.graph import Op, WorkloadError
-from workloads.precision import PRECISIONS, with_precision
+from workloads.memory_format import with_memory_format
+from workloads.precision import HALF_FORMAT, PRECISIONS, with_precision
 from workloads.training import lower_training
 
 from ..paths import MEASURED
@@ -68,6 +69,28 @@ FRAMEWORK_WORDS = (("torch7", "torch7"), ("cudnn r4", "torch7"), ("pytorch", "py
 # a row whose precision_note says it ran with XLA (and not "no XLA") is scored in that
 # framework, which fuses elementwise ops (hwmodels/gpu.py FUSED_POINTWISE)
 XLA_SUFFIX = " + XLA"
+# The memory format a row ran in: the one its notes name (NVIDIA's 21.03 PyTorch rows: "AMP
+# uses NHWC per configs.yml"), else the one its harness uses for that precision:
+# - PyTorch: NCHW (torch.contiguous_format) unless the script asks for channels_last;
+# - Torch7: cudnn.torch has NCHW only;
+# - TensorFlow: grappler's layout optimizer runs GPU convolutions in NCHW;
+# - XLA: its GPU layout assignment puts half-precision convolutions in NHWC where tensor
+#   cores run them, FP32 ones in NCHW;
+# - NVIDIA's MXNet containers: NHWC in half precision (the fused NHWC batch-norm kernels that
+#   hwmodels/gpu.py FUSED_POINTWISE describes), NCHW in FP32.
+LAYOUT_WORDS = (("channels_last", "nhwc"), ("nhwc", "nhwc"), ("nchw", "nchw"))
+HALF_PRECISION_NHWC_FRAMEWORKS = frozenset({"tensorflow-xla", "mxnet"})
+
+
+def memory_format_of_row(framework: str, precision: str, notes: str) -> str:
+    """The memory format a published row ran in (LAYOUT_WORDS, then the harness's)."""
+    text = notes.lower()
+    stated = next((fmt for word, fmt in LAYOUT_WORDS if word in text), None)
+    if stated:
+        return stated
+    half = precision in HALF_FORMAT
+    return "nhwc" if half and framework_key(framework) in HALF_PRECISION_NHWC_FRAMEWORKS \
+        else "nchw"
 
 
 def framework_key(framework: str) -> str:
@@ -98,6 +121,7 @@ class NetworkRow:
     fwd_bwd_only: bool
     framework: str
     source: str
+    memory_format: str = "nchw"
 
 
 @dataclass
@@ -183,8 +207,10 @@ def read_network_rows(path: str) -> Table:
             net = TORCH7_NETWORKS.get(net, net)
         fwd_bwd = (any(h in framework.lower() for h in FWD_BWD_ONLY)
                    or bool(_number(r.get("fwd_ms"))))
+        layout = memory_format_of_row(framework, precision, " ".join(  # type: ignore[arg-type]
+            (r.get(c) or "") for c in ("precision_note", "notes")))
         out.rows.append(NetworkRow(rid, net, gpu, precision, int(batch), throughput,  # type: ignore[arg-type]
-                                   fwd_bwd, framework, (r.get("source") or "").strip()))
+                                   fwd_bwd, framework, (r.get("source") or "").strip(), layout))
     return out
 
 
@@ -199,11 +225,13 @@ def gpu_model(gpu: str, families: dict[str, GpuFamily] | None = None,
 _GRAPHS: dict[tuple, list[Op]] = {}
 
 
-def training_ops(network: str, batch: int, precision: str, fwd_bwd_only: bool) -> list[Op]:
+def training_ops(network: str, batch: int, precision: str, fwd_bwd_only: bool,
+                 memory_format: str = "nchw") -> list[Op]:
     """The ops of one training step (without the optimizer for forward+backward timings)."""
-    key = (network, batch, precision, fwd_bwd_only)
+    key = (network, batch, precision, fwd_bwd_only, memory_format)
     if key not in _GRAPHS:
-        graph = lower_training(with_precision(zoo.get(network, batch=batch), precision))
+        graph = lower_training(with_memory_format(
+            with_precision(zoo.get(network, batch=batch), precision), memory_format))
         _GRAPHS[key] = [op for op in graph if not (fwd_bwd_only and op.phase == "update")]
     return _GRAPHS[key]
 
@@ -214,8 +242,8 @@ def simulate_row(row: NetworkRow, families: dict[str, GpuFamily] | None = None,
     policy's schedule; its engine run gives the same sum, see the tests), in the row's
     framework."""
     model = gpu_model(row.gpu, families, frameworks, framework_key(row.framework))
-    step_s = sum(model.op_time_s(op) for op in training_ops(row.network, row.batch,
-                                                           row.precision, row.fwd_bwd_only))
+    step_s = sum(model.op_time_s(op) for op in training_ops(
+        row.network, row.batch, row.precision, row.fwd_bwd_only, row.memory_format))
     return row.batch / step_s
 
 
@@ -241,7 +269,6 @@ class KernelRow:
     op: Op
     time_s: float
     algorithm: str | None = None   # the algorithm the library ran, where the table says
-
 
 
 def _gemm_op(m: int, n: int, k: int) -> Op:
