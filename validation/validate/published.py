@@ -86,13 +86,13 @@ def report(table: pg.Table, scored: list[Scored], kernels: list[Group] | None = 
            title: str = "in-sample") -> str:
     lines = [f"{table.path}: {len(scored)} rows simulated, {len(table.skipped)} skipped "
              f"({title})", "",
-             f"  {'row':<6} {'network':<14} {'gpu':<15} {'precision':<9} {'batch':>5} "
-             f"{'published':>10} {'simulated':>10} {'error':>7}"]
+             f"  {'row':<6} {'network':<14} {'gpu':<15} {'precision':<9} {'layout':<6} "
+             f"{'batch':>5} {'published':>10} {'simulated':>10} {'error':>7}"]
     for s in scored:
         r = s.row
         lines.append(f"  {r.row_id:<6} {r.network:<14} {r.gpu:<15} {r.precision:<9} "
-                     f"{r.batch:5d} {r.throughput:10.1f} {s.simulated:10.1f} "
-                     f"{100 * s.error:+6.1f}%")
+                     f"{r.memory_format:<6} {r.batch:5d} {r.throughput:10.1f} "
+                     f"{s.simulated:10.1f} {100 * s.error:+6.1f}%")
     if scored:
         lines += ["", "summary (samples/s):", _fmt_group(group("all", scored))]
         for precision_group in by(scored, lambda s: s.row.precision):

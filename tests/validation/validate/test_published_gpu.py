@@ -166,3 +166,14 @@ def test_the_committed_pytorch_amp_rows_differ_by_their_stated_layout(tables):
     assert (rows["S004"].memory_format, rows["S009"].memory_format) == ("nhwc", "nchw")
     nhwc, nchw = pg.simulate_row(rows["S004"]), pg.simulate_row(rows["S009"])
     assert 0.6 < nchw / nhwc < 0.8
+
+
+def test_the_report_names_each_rows_memory_format(tmp_path):
+    path = write(tmp_path, "row_id,network,gpu,precision,batch_per_gpu,throughput_img_s,"
+                           "framework,precision_note\n"
+                           "a,ResNet-50 v1.5,V100,AMP,64,900,PyTorch,channels_last\n"
+                           "b,ResNet-50 v1.5,V100,AMP,64,700,PyTorch,\n")
+    table = pg.read_network_rows(path)
+    lines = pv.report(table, pv.score_networks(table.rows)).splitlines()
+    assert "layout" in lines[2]
+    assert [line.split()[4] for line in lines[3:5]] == ["nhwc", "nchw"]
