@@ -30,10 +30,13 @@ _DECODER = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                 num_attention_heads=4, vocab_size=512, max_position_embeddings=128)
 _ENCODER = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                 num_attention_heads=4, vocab_size=512, max_position_embeddings=128)
+_GPT2 = dict(n_embd=64, n_layer=2, n_head=4, vocab_size=512, n_positions=128)
+_VISION = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+               num_attention_heads=4, image_size=32, patch_size=8)
+_STAGES = dict(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1])
 TRANSFORMERS: dict[str, tuple[str, str, dict]] = {
     # name: (config class, model class, config fields)
-    "gpt2": ("GPT2Config", "GPT2LMHeadModel",
-             dict(n_embd=64, n_layer=2, n_head=4, vocab_size=512, n_positions=128)),
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", _GPT2),
     "bert": ("BertConfig", "BertModel", _ENCODER),
     "bert-mlm": ("BertConfig", "BertForMaskedLM", _ENCODER),
     "roberta": ("RobertaConfig", "RobertaModel", _ENCODER),
@@ -51,17 +54,41 @@ TRANSFORMERS: dict[str, tuple[str, str, dict]] = {
     "t5": ("T5Config", "T5EncoderModel",
            dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, vocab_size=512)),
     # Hugging Face's eager attention: explicit products, the mask added, softmax
-    "gpt2-eager": ("GPT2Config", "GPT2LMHeadModel",
-                   dict(n_embd=64, n_layer=2, n_head=4, vocab_size=512, n_positions=128,
-                        attn_implementation="eager")),
+    "gpt2-eager": ("GPT2Config", "GPT2LMHeadModel", dict(_GPT2, attn_implementation="eager")),
     "llama-eager": ("LlamaConfig", "LlamaForCausalLM",
                     dict(_DECODER, num_key_value_heads=2, attn_implementation="eager")),
-    "vit": ("ViTConfig", "ViTModel",
-            dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4, image_size=32, patch_size=8)),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM",
+              dict(_DECODER, num_key_value_heads=1, head_dim=16)),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(_DECODER, num_key_value_heads=4,
+                                                   pad_token_id=0)),
+    "falcon": ("FalconConfig", "FalconForCausalLM",
+               dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                    vocab_size=512)),
+    "bloom": ("BloomConfig", "BloomForCausalLM",
+              dict(hidden_size=64, n_layer=2, n_head=4, vocab_size=512)),
+    "gptj": ("GPTJConfig", "GPTJForCausalLM",
+             dict(n_embd=64, n_layer=2, n_head=4, vocab_size=512, rotary_dim=8,
+                  n_positions=128)),
+    "mixtral": ("MixtralConfig", "MixtralForCausalLM",
+                dict(_DECODER, num_key_value_heads=2, num_local_experts=4,
+                     num_experts_per_tok=2)),
+    "albert": ("AlbertConfig", "AlbertModel", dict(_ENCODER, embedding_size=32)),
+    "electra": ("ElectraConfig", "ElectraModel", dict(_ENCODER, embedding_size=32)),
+    "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaModel", _ENCODER),
+    "deberta-v2": ("DebertaV2Config", "DebertaV2Model", _ENCODER),
+    "bert-classifier": ("BertConfig", "BertForSequenceClassification", _ENCODER),
+    "gpt2-classifier": ("GPT2Config", "GPT2ForSequenceClassification",
+                        dict(_GPT2, pad_token_id=0)),
+    "vit": ("ViTConfig", "ViTModel", _VISION),
+    "clip-vision": ("CLIPVisionConfig", "CLIPVisionModel", _VISION),
+    "convnext": ("ConvNextConfig", "ConvNextModel", _STAGES),
+    "resnet": ("ResNetConfig", "ResNetModel", dict(_STAGES, embedding_size=16)),
+    "swin": ("SwinConfig", "SwinModel",
+             dict(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2],
+                  window_size=4)),
 }
-# Sequence-to-image models take pixels, the others token ids.
-IMAGE_INPUT = {"vit": (3, 32, 32)}
+# Image models take pixels, the others token ids.
+IMAGE_INPUT = {name: (3, 32, 32) for name in ("vit", "clip-vision", "convnext", "resnet", "swin")}
 
 TIMM = ("resnet18", "resnet50", "resnext50_32x4d", "efficientnet_b0", "mobilenetv3_small_100",
         "mobilenetv3_large_100", "convnext_tiny", "regnety_002", "regnetx_002", "densenet121",
@@ -128,7 +155,7 @@ def transformers_cases():
             model = getattr(transformers, model_cls)(config).eval()
             shape = IMAGE_INPUT.get(name)
             x = torch.randn(BATCH, *shape) if shape else \
-                torch.randint(0, fields.get("vocab_size", 512), (BATCH, SEQUENCE))
+                torch.randint(1, fields.get("vocab_size", 512), (BATCH, SEQUENCE))
             return model, x
         cases.append((name, build))
     return cases

@@ -228,8 +228,12 @@ class _Lowering(IdiomLowering, FunctionLowering, ViewLowering, LayerLowering, Tr
             if u.op == "call_method" and u.target in _ID_PASSTHROUGH and \
                     self.traced_shape(u) == self.traced_shape(node):
                 readers.extend(set(u.users) - seen)
+        embedding = self.torch.nn.functional.embedding
         tables = [self.modules[u.target].num_embeddings for u in seen
                   if u.op == "call_module" and hasattr(self.modules[u.target], "num_embeddings")]
+        tables += [int(w.meta["tensor_meta"].shape[0]) for u in seen   # F.embedding(ids, w)
+                   if u.op == "call_function" and u.target is embedding
+                   for w in u.args[1:2] if "tensor_meta" in getattr(w, "meta", {})]
         if not tables:
             raise self.unsupported("is an integer tensor that no nn.Embedding reads; only "
                                    "token ids read by an embedding may be integers")

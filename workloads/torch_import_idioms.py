@@ -27,7 +27,12 @@ timm, each onto the IR's kinds:
   while tracing added to a tensor it broadcasts over (the causal mask Hugging Face's eager
   attention adds to its scores): a mask fill, as masks of constants are costed;
 - a learned (heads, P) table read at a buffer index, `biases[:, idxs]`, added to the scores
-  (LeViT, EfficientFormer): the attention_bias kind.
+  (LeViT, EfficientFormer): the attention_bias kind;
+- an empty slice (`q[..., rotary_dim:]` where the rotary embedding covers the whole head,
+  Phi-3) is nothing, and a cat leaves it out; `x @ self.weight.T` (Falcon's linear) is a
+  linear layer; a (D,) parameter expanded to (N, 1, D) and put before the sequence (CLIP's
+  class embedding) is the class token; a constant added to a parameter (Gemma's RMSNorm
+  scale `1 + weight`) is the parameter (its D additions are not costed).
 
 `IdiomLowering` is a mixin of `torch_import._Lowering`; `idiom_value(node)` answers a node it
 recognises, or None. torch is never imported here.
@@ -48,6 +53,18 @@ class _BiasTable:
     offsets, until it is added to scores."""
     param: _Param
     shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Empty:
+    """A slice with no elements (x[..., d:] of a dimension of size d): nothing to compute."""
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Transposed:
+    """A 2-D parameter read transposed (`self.weight.T`): a weight for x @ W.T."""
+    param: _Param
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,21 @@ class IdiomLowering:
                     isinstance(index[1], (_Param, _Aux)) and \
                     not getattr(index[1], "is_parameter", False) and out_shape is not None:
                 return _BiasTable(src, out_shape)
+        if node.target is self._getitem_fn() and out_shape is not None and \
+                0 in out_shape and isinstance(src, str):
+            return _Empty(out_shape)
+        if node.target in (self.torch.cat, self.torch.concat):
+            return self._cat_without_empty(node)
+        if node.target is getattr and isinstance(src, _Param) and src.is_parameter and \
+                node.args[1:] in (("T",), ("mT",)) and len(src.shape) == 2:
+            return _Transposed(src)
+        if node.target in (operator.matmul, self.torch.matmul, "matmul") and \
+                len(node.args) == 2 and isinstance(self.value(node.args[1]), _Transposed):
+            w = self.value(node.args[1]).param
+            out = self.b.linear(self.tensor(node.args[0]), w.shape[0], bias=False,
+                                name=self.name("linear"))
+            self._claim([w], out)
+            return out
         if isinstance(src, _Moved) and node.target is self._getitem_fn():
             index = self.resolve_index(node.args[1])
             if isinstance(index, int):
@@ -138,7 +170,7 @@ class IdiomLowering:
             return self._difference(src, self.value(node.args[1]))
         if node.target in (operator.add, self.torch.add, "add") and len(node.args) == 2 and \
                 not node.kwargs:
-            return self._table_added(src, self.value(node.args[1]))
+            return self._table_added(self.value(node.args[0]), self.value(node.args[1]))
         return None
 
     def _difference(self, x, y):
@@ -156,6 +188,9 @@ class IdiomLowering:
         the causal mask's fill, as masks of constants are; None for the other cases (the
         sequence's own table is lowered as such)."""
         x, table = (x, y) if isinstance(y, (_Param, _BiasTable)) else (y, x)
+        if isinstance(table, _Param) and table.is_parameter and \
+                isinstance(x, (int, float)) and not isinstance(x, bool):
+            return table   # Gemma's 1 + weight: still the learned scale (D values, not costed)
         if isinstance(table, _BiasTable) and isinstance(x, str):
             return self._attention_bias(x, table)
         if not (isinstance(x, str) and isinstance(table, _Param)):
@@ -286,6 +321,33 @@ class IdiomLowering:
                                affine=w is not None)
         self._claim([w, bias], out)
         return out
+
+    def _cat_without_empty(self, node):
+        """torch.cat of pieces some of which are empty (Phi-3's rotary embedding over the whole
+        head leaves `q[..., rotary_dim:]` empty): the cat of the others; a (D,) parameter
+        expanded to (N, 1, D) before a sequence (CLIP's class embedding): the class token.
+        None where neither applies."""
+        tensors = node.args[0] if node.args else node.kwargs.get("tensors")
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        if not isinstance(tensors, (list, tuple)):
+            return None
+        values = [self.value(t) for t in tensors]
+        if len(values) == 2 and type(values[0]).__name__ == "_Expanded" and \
+                len(values[0].param.shape) == 1 and isinstance(values[1], str):
+            shape = self.b.spec(values[1]).shape
+            if len(shape) != 3 or dim % 3 != 1 or values[0].param.shape != (shape[2],):
+                return None
+            out = self.b.class_token(values[1], name=self.name("class_token"))
+            self._claim([values[0].param], out)
+            return out
+        if not any(isinstance(v, _Empty) for v in values):
+            return None
+        kept = [self.tensor(t) for t, v in zip(tensors, values, strict=True)
+                if not isinstance(v, _Empty)]
+        if len(kept) == 1:
+            return kept[0]
+        rank = len(self.b.spec(kept[0]).shape)
+        return self.b.concat(kept, dim=dim % rank, name=self.name("concat"))
 
     def _batch_norm_rows(self, node, m):
         """BatchNorm1d of (N * S, D) rows (LeViT's linear-then-norm): the features are the

@@ -74,6 +74,9 @@ class LayerLowering:
                 o for o in owners if o)[0]
         for p in ps:
             self.param_owner.setdefault(p.target, out)
+            if p.is_parameter:   # a layer given the same tensor later ties to it (Gemma)
+                self.param_holder.setdefault(id(self.gm.get_parameter(p.target)),
+                                             self.param_owner[p.target])
 
     def _param_arg(self, value, what: str):
         if value is None or isinstance(value, _Param):

@@ -418,6 +418,66 @@ def test_a_mask_made_while_tracing_is_a_mask_fill():
     _same_flops(EagerAttention(), x, g)
 
 
+class ScaledEmbedding(nn.Embedding):
+    """Gemma's embedding: a subclass of nn.Embedding (so traced through to F.embedding)."""
+
+    def forward(self, ids):
+        return super().forward(ids) * 2.0
+
+
+class FalconLinear(nn.Linear):
+    def forward(self, x):
+        return x @ self.weight.T
+
+
+class GemmaStyleLM(nn.Module):
+    """A scaled embedding tied to the output layer, an RMSNorm scaled by 1 + weight, a
+    rotary-style cat with an empty piece (the rotation covers the whole width) and Falcon's
+    x @ W.T."""
+
+    def __init__(self, vocab=64, width=16):
+        super().__init__()
+        self.embed = ScaledEmbedding(vocab, width)
+        self.norm_weight = nn.Parameter(torch.zeros(width))
+        self.proj = FalconLinear(width, width, bias=False)
+        self.head = nn.Linear(width, vocab, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, ids):
+        h = self.embed(ids)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6) * (1.0 + self.norm_weight)
+        rot, rest = h[..., :16], h[..., 16:]
+        h = torch.cat((-rot, rest), dim=-1)
+        return self.head(self.proj(h))
+
+
+def test_gemma_phi3_and_falcon_idioms():
+    model = GemmaStyleLM()
+    g = from_torch(model, torch.randint(0, 64, (2, 8)))
+    assert sum(op.params for op in g) == sum(p.numel() for p in model.parameters())
+    assert g.meta["shared_params"] == {"head": "embed.embedding"}
+    kinds = [op.kind for op in g]
+    assert "concat" not in kinds and kinds.count("linear") == 2 and "layer_scale" in kinds
+    _same_flops(model, torch.randint(0, 64, (2, 8)), g)
+
+
+def test_a_class_embedding_of_one_dimension_is_the_class_token():
+    class ClipEmbeddings(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.class_embedding = nn.Parameter(torch.randn(16))
+            self.patch = nn.Conv2d(3, 16, 4, stride=4, bias=False)
+
+        def forward(self, x):
+            patches = self.patch(x).flatten(2).transpose(1, 2)
+            cls = self.class_embedding.expand(x.shape[0], 1, -1)
+            return torch.cat([cls, patches], dim=1)
+    model = ClipEmbeddings()
+    g = from_torch(model, torch.randn(2, 3, 8, 8))
+    assert g.topo()[-1].kind == "class_token" and g.topo()[-1].out.shape == (2, 5, 16)
+    assert sum(op.params for op in g) == sum(p.numel() for p in model.parameters())
+
+
 def test_optional_arguments_keep_their_defaults():
     class Masked(nn.Module):
         def __init__(self):
