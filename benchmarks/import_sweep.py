@@ -116,7 +116,15 @@ def torch_flops(model, x) -> int:
 
 
 def check(model, x, name: str) -> str | None:
-    """None where `model` imports with PyTorch's FLOPs, else what went wrong."""
+    """None where `model` imports with PyTorch's FLOPs and the module's parameters, else what
+    went wrong."""
+    found = measure(model, x, name)
+    return found if isinstance(found, str) else None
+
+
+def measure(model, x, name: str) -> str | tuple[float, int, int]:
+    """(the graph's FLOPs, PyTorch's, the parameters) where `model` imports with PyTorch's
+    FLOPs and the module's parameters, else what went wrong."""
     from tests.workloads.torchvision_zoo import matmul_flops
     from workloads.graph import WorkloadError
     from workloads.torch_import import from_torch
@@ -131,7 +139,7 @@ def check(model, x, name: str) -> str | None:
     params = sum(p.numel() for p in model.parameters())   # a tied parameter once
     if sum(op.params for op in graph) != params:
         return f"imports with {sum(op.params for op in graph)} parameters of the model's {params}"
-    return None
+    return got, expected, params
 
 
 def _load_torchvision() -> None:
@@ -188,11 +196,16 @@ def sweep(label: str, cases, verbose: bool) -> tuple[int, int]:
             if not verbose:
                 warnings.simplefilter("ignore")
             try:
-                why = check(model, x, name)
+                found = measure(model, x, name)
             except Exception as exc:  # an importer crash is a failure to report, not to hide
-                why = f"crashed: {type(exc).__name__}: {exc}"
-        imported += why is None
-        print(f"  {name}: {'imports' if why is None else why[:300]}", flush=True)
+                found = f"crashed: {type(exc).__name__}: {exc}"
+        if isinstance(found, str):
+            print(f"  {name}: {found[:300]}", flush=True)
+            continue
+        imported += 1
+        got, expected, params = found
+        print(f"  {name}: imports, {got:.4g} FLOPs against PyTorch's {expected:.4g} "
+              f"({(got - expected) / expected:+.2%}), {params} parameters", flush=True)
     total = sum(1 for _ in cases)
     return imported, total
 
