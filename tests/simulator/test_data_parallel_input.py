@@ -19,8 +19,11 @@ from simulator.policies._data_parallel import rank_time_factors
 
 
 def _dgx1(n: int, **opts):
+    """AMP ResNet-50 on a DGX-1 in channels_last (NHWC), as NVIDIA's AMP scripts run it (in
+    NCHW, tensor-core convolutions pay cuDNN's transposes)."""
     return simulate("resnet50", Cluster.from_node_type("dgx1-v100", n), "data-parallel",
-                    batch=256, precision="amp-fp16", replicas="one", **opts)
+                    batch=256, precision="amp-fp16", replicas="one", memory_format="nhwc",
+                    **opts)
 
 
 def test_a_node_whose_cores_cannot_keep_up_is_input_bound():
@@ -90,7 +93,7 @@ def test_the_step_waits_for_the_slowest_rank():
     assert spread == pytest.approx(even * slowest, rel=0.01)
     # every replica simulated gives the same step as replica 0 alone (it is the slowest)
     every = simulate("resnet50", Cluster.from_node_type("dgx1-v100", 8), "data-parallel",
-                     batch=256, precision="amp-fp16", rank_spread=0.03)
+                     batch=256, precision="amp-fp16", memory_format="nhwc", rank_spread=0.03)
     assert every.iteration_time_s == pytest.approx(spread, rel=1e-9)
 
 
