@@ -75,6 +75,12 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
         tracer = _one_input(_concrete_tracer(torch, example_input), root)()
         try:
             fx_graph = tracer.trace(root)
+        except _RunError as err:
+            path = err.node.meta.get("dnnsim_module_path", "") or "<top>"
+            raise WorkloadError(f"{name} does not run on an input of shape "
+                                f"{tuple(example_input.shape)}: at module path {path!r} (fx "
+                                f"node {err.node.name!r}): {type(err.exc).__name__}: "
+                                f"{err.exc}") from err.exc
         except Exception as exc:
             raise WorkloadError(_trace_failure(torch, type(module).__name__, tracer,
                                                exc)) from exc

@@ -176,7 +176,10 @@ def _concrete_tracer(torch, example):
             # why: fx's patches (Module.__call__ and parameter reads made into nodes) are off
             # while the value is computed, or running a module would trace it again
             with torch.no_grad(), _symbolic_trace._maybe_revert_all_patches():
-                node.meta[VALUE] = self._run(kind, target, *concrete)
+                try:
+                    node.meta[VALUE] = self._run(kind, target, *concrete)
+                except Exception as exc:   # the model's own error on the example
+                    raise _RunError(node, exc) from exc
             return node
 
         def _run(self, kind, target, args, kwargs):

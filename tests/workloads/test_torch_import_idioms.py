@@ -478,6 +478,21 @@ def test_a_class_embedding_of_one_dimension_is_the_class_token():
     assert sum(op.params for op in g) == sum(p.numel() for p in model.parameters())
 
 
+def test_a_shape_mismatch_in_a_model_traced_with_values_is_pytorchs_message():
+    class Mismatch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(32, 8)
+
+        def forward(self, x):
+            return self.fc(torch.cat([x, x], -1).view(*x.shape[:-1], -1))   # 64 features
+    with pytest.raises(WorkloadError) as err:
+        from_torch(Mismatch(), torch.randn(2, 32))
+    message = str(err.value)
+    assert "Mismatch does not run on an input of shape (2, 32): at module path 'fc'" in message
+    assert "mat1 and mat2 shapes cannot be multiplied" in message
+
+
 def test_optional_arguments_keep_their_defaults():
     class Masked(nn.Module):
         def __init__(self):
