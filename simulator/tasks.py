@@ -92,13 +92,17 @@ class TaskGraph:
         present, or given twice, none is added."""
         position, start = self._position, len(self._tasks)
         names = [t.name for t in tasks]
-        if len(set(names)) != len(names) or not position.keys().isdisjoint(names):
+        # every name is entered at once; fewer new entries than names means one was present
+        # or given twice, and the map is rebuilt as it was (same order) before the error
+        position.update(zip(names, range(start, start + len(names)), strict=True))
+        if len(position) != start + len(names):
+            position.clear()
+            position.update((t.name, k) for k, t in enumerate(self._tasks))
             seen: set[str] = set()
             for name in names:
                 if name in position or name in seen:
                     raise SimulationError(f"task graph {self.name!r}: duplicate task {name!r}")
                 seen.add(name)
-        position.update(zip(names, range(start, start + len(names)), strict=True))
         self._tasks.extend(tasks)
 
     def new(self, name: str, resources: str | tuple[str, ...], duration_s: float,
