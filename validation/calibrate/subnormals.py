@@ -25,6 +25,10 @@ PROBE_M, PROBE_K, PROBE_N = 128, 512, 512
 PROBE_ROUNDS = 5
 # subnormal values of the probe's operand: 2**-130 and up, in float32's subnormal range
 PROBE_SUBNORMAL_SCALE = 2.0 ** -130
+# in-place ATen ops that overwrite their tensor without reading its values
+OVERWRITTEN_UNREAD = frozenset({
+    "bernoulli_", "uniform_", "normal_", "random_", "exponential_", "geometric_", "cauchy_",
+    "log_normal_", "fill_", "zero_", "copy_", "set_", "resize_"})
 # an op reading fewer subnormal values than this fraction of its inputs is not reported: a
 # few stray ones cost nothing measurable (0.02% of GPT-2's loss gradient did not slow its
 # products; 9% made them 150x slower)
@@ -78,13 +82,11 @@ def subnormal_reads(step: Callable[[], object]) -> list[SubnormalRead]:
 
     class Count(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            flat, _ = torch.utils._pytree.tree_flatten((args, kwargs or {}))
             subnormal = values = 0
-            for t in flat:
-                if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel():
-                    tiny = torch.finfo(t.dtype).tiny
-                    subnormal += int(torch.count_nonzero((t != 0) & (t.abs() < tiny)))
-                    values += t.numel()
+            for t in _read_tensors(func, args, kwargs or {}):
+                tiny = torch.finfo(t.dtype).tiny
+                subnormal += int(torch.count_nonzero((t != 0) & (t.abs() < tiny)))
+                values += t.numel()
             if subnormal:
                 entry = counts.setdefault(str(func), [0, 0, 0])
                 entry[0] += subnormal
@@ -97,6 +99,24 @@ def subnormal_reads(step: Callable[[], object]) -> list[SubnormalRead]:
     reads = [SubnormalRead(op, s, n, c) for op, (s, n, c) in counts.items()
              if s >= REPORT_FRACTION * n]
     return sorted(reads, key=lambda r: (-r.subnormal, r.op))
+
+
+def _read_tensors(func, args, kwargs):
+    """The strided floating-point tensors an ATen call reads: not a view's input, an `out=`
+    buffer, nor the tensor an in-place fill overwrites without reading (dropout's bernoulli_
+    on fresh, unset memory)."""
+    import torch
+    fills = func.overloadpacket.__name__ in OVERWRITTEN_UNREAD
+    for i, arg in enumerate(func._schema.arguments):
+        value = args[i] if i < len(args) else kwargs.get(arg.name)
+        if arg.alias_info is not None and not arg.alias_info.is_write:
+            continue            # a view's input: its values are not read
+        if arg.alias_info is not None and (arg.kwarg_only or fills):
+            continue
+        for t in torch.utils._pytree.tree_leaves(value):
+            if (isinstance(t, torch.Tensor) and t.layout == torch.strided
+                    and t.is_floating_point() and t.numel()):
+                yield t
 
 
 def describe(case: str, reads: list[SubnormalRead], slowdown: float | None) -> str:

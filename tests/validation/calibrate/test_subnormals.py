@@ -64,3 +64,20 @@ def test_the_probe_reports_a_ratio_near_1_when_the_thread_flushes_subnormals():
     # of a shared machine allowed)
     assert math.isfinite(flushed) and 0.2 < flushed < 5
     assert sn.subnormal_slowdown(rounds=3) > 0
+
+
+def test_a_buffer_an_op_overwrites_unread_is_not_a_read():
+    """Dropout's bernoulli_ fills fresh memory (whatever bits were there) and an out= buffer
+    is written; an in-place add reads its tensor."""
+    garbage = torch.full((100,), TINY / 2)
+    out = torch.full((100,), TINY / 2)
+    assert sn.subnormal_reads(lambda: garbage.clone().bernoulli_(0.5)) == [
+        sn.SubnormalRead("aten.clone.default", 100, 100, 1)]
+    assert sn.subnormal_reads(lambda: torch.add(torch.ones(100), 1.0, out=out)) == []
+    assert [r.op for r in sn.subnormal_reads(lambda: garbage.clone().add_(1.0))] == [
+        "aten.add_.Tensor", "aten.clone.default"]       # as many values each: by name
+
+
+def test_a_view_reads_no_values():
+    a = torch.full((10, 10), TINY / 2)
+    assert sn.subnormal_reads(lambda: a.t()[::2].unsqueeze(0).view(5, 10)) == []
