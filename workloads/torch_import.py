@@ -10,6 +10,8 @@ on the input raises PyTorch's own message with the module path where it failed.
 
 Here: `from_torch` and the driver (`_Lowering`); tracing is torch_trace's. Modules are
 lowered by torch_modules, functions and Tensor methods by torch_functions and torch_views,
+the idioms of Hugging Face's and timm's models by torch_import_idioms and
+torch_import_tables,
 layers on parameters read directly by torch_layers, rows of a parameter table read as data by
 torch_params, attention and transformers by torch_transformer (docs/importing.md lists what
 imports). A bare layer (an nn.Conv2d alone) is imported as a one-layer network; a module called more than once
@@ -25,6 +27,7 @@ from .graph import Op, OpGraph, TensorSpec, WorkloadError
 from .torch_einsum import EinsumLowering
 from .torch_functions import FunctionLowering, _bind, _Const, _Pending
 from .torch_import_idioms import _ID_PASSTHROUGH, IdiomLowering, _Moved
+from .torch_import_tables import TableLowering
 from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
 from .torch_params import ParamViewLowering, _ParamRows
@@ -132,8 +135,8 @@ def _where(gm, node) -> str:
     return f"module path {path or '<top>'!r} ({what}, fx node {node.name!r})"
 
 
-class _Lowering(IdiomLowering, FunctionLowering, ViewLowering, LayerLowering, TransformerLowering,
-                TransformerLayerLowering, ParamViewLowering,
+class _Lowering(IdiomLowering, TableLowering, FunctionLowering, ViewLowering, LayerLowering,
+                TransformerLowering, TransformerLayerLowering, ParamViewLowering,
                 EinsumLowering, WindowLowering, ModuleLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 

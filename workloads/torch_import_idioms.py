@@ -14,25 +14,9 @@ timm, each onto the IR's kinds:
   1)`): the same parameter with that shape;
 - the mean over dimensions after the batch that are not the trailing ones (MLP-Mixer's mean
   over tokens): a permute (a view) that puts them last, then the mean;
-- `F.scaled_dot_product_attention(..., enable_gqa=True)` with fewer key and value heads than
-  query heads: the key and value heads repeated (`repeat_heads`, the copy PyTorch's math path
-  makes) and one attention op; an SDPA mask computed from a parameter (T5's learned relative
-  position bias) is refused, never dropped with its parameters;
-- token ids seen through a view, a cast or a device move (`input_ids.view(-1, seq)`): the ids;
-  integer ids computed from them with buffers and constants (RoBERTa's position ids): ids
-  from buffers, read off the traced run;
-- the difference of two tensors of one shape (PoolFormer's `pool(x) - x`): the sub kind;
-- a learned (1, C, H, W) table added to a feature map (PiT's position embedding): the
-  position_embedding of the map seen as (N, C, H * W), a view; a buffer or a constant made
-  while tracing added to a tensor it broadcasts over (the causal mask Hugging Face's eager
-  attention adds to its scores): a mask fill, as masks of constants are costed;
-- a learned (heads, P) table read at a buffer index, `biases[:, idxs]`, added to the scores
-  (LeViT, EfficientFormer): the attention_bias kind;
-- an empty slice (`q[..., rotary_dim:]` where the rotary embedding covers the whole head,
-  Phi-3) is nothing, and a cat leaves it out; `x @ self.weight.T` (Falcon's linear) is a
-  linear layer; a (D,) parameter expanded to (N, 1, D) and put before the sequence (CLIP's
-  class embedding) is the class token; a constant added to a parameter (Gemma's RMSNorm
-  scale `1 + weight`) is the parameter (its D additions are not costed).
+- token ids seen through a view, a cast or a device move (`input_ids.view(-1, seq)`): the ids.
+
+The tables, masks and pieces added to or cut from tensors are torch_import_tables'.
 
 `IdiomLowering` is a mixin of `torch_import._Lowering`; `idiom_value(node)` answers a node it
 recognises, or None. torch is never imported here.
@@ -43,28 +27,9 @@ import math
 import operator
 from dataclasses import dataclass
 
+from .torch_import_tables import _BiasTable, _Empty, _Transposed
 from .torch_layers import _Param
 from .torch_transformer import _Aux
-
-
-@dataclass(frozen=True)
-class _BiasTable:
-    """A learned (heads, P) table read at a constant (Q, K) index: (heads, Q, K) attention
-    offsets, until it is added to scores."""
-    param: _Param
-    shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class _Empty:
-    """A slice with no elements (x[..., d:] of a dimension of size d): nothing to compute."""
-    shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class _Transposed:
-    """A 2-D parameter read transposed (`self.weight.T`): a weight for x @ W.T."""
-    param: _Param
 
 
 @dataclass(frozen=True)
@@ -79,8 +44,6 @@ def _sig_batch_norm(input, running_mean, running_var, weight=None, bias=None, tr
                     momentum=0.1, eps=1e-5): ...
 def _sig_unbind(input, dim=0): ...
 def _sig_mean(input, dim=None, keepdim=False, dtype=None): ...
-def _sig_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
-              enable_gqa=False): ...
 
 
 _RESHAPES = ("view", "reshape", "reshape_as", "view_as")
@@ -173,58 +136,6 @@ class IdiomLowering:
             return self._table_added(self.value(node.args[0]), self.value(node.args[1]))
         return None
 
-    def _difference(self, x, y):
-        """x - y of two tensors of one shape: the sub kind; None for the other cases."""
-        if not (isinstance(x, str) and isinstance(y, str)) or \
-                self.b.spec(x).shape != self.b.spec(y).shape:
-            return None
-        return self.b.op("sub", [x, y], name=self.name("sub"))
-
-    def _table_added(self, x, y):
-        """x (N, C, ...) plus a learned (1, C, ...) table of its shape (PiT's position
-        embedding of a feature map): the position_embedding of the map seen as (N, C, rest),
-        a view, reshaped back; x plus a buffer or a constant made while tracing that
-        broadcasts over it (Hugging Face's eager attention adds its causal mask so): costed as
-        the causal mask's fill, as masks of constants are; None for the other cases (the
-        sequence's own table is lowered as such)."""
-        x, table = (x, y) if isinstance(y, (_Param, _BiasTable)) else (y, x)
-        if isinstance(table, _Param) and table.is_parameter and \
-                isinstance(x, (int, float)) and not isinstance(x, bool):
-            return table   # Gemma's 1 + weight: still the learned scale (D values, not costed)
-        if isinstance(table, _BiasTable) and isinstance(x, str):
-            return self._attention_bias(x, table)
-        if not (isinstance(x, str) and isinstance(table, _Param)):
-            return None
-        shape = self.b.spec(x).shape
-        if not table.is_parameter:   # a buffer or a tensor made while tracing: a mask
-            if any(t not in (1, d) for t, d in zip(reversed(table.shape), reversed(shape),
-                                                   strict=False)) or len(table.shape) > len(shape):
-                return None
-            return self._masked_fill(x, 0.0, self.name("mask"))
-        if len(shape) < 4 or table.shape != (1, *shape[1:]):
-            return None
-        flat = self.b.reshape(x, (shape[0], shape[1], math.prod(shape[2:])),
-                              name=self.name("reshape"))
-        out = self.b.position_embedding(flat, shape[1], name=self.name("position_embedding"))
-        self._claim([table], out)
-        return self.b.reshape(out, shape, name=self.name("reshape"))
-
-    def _ids_derived(self, node):
-        """Integer ids computed from the token ids with buffers and constants (RoBERTa's
-        positions: ids.ne(pad).int().cumsum(1) * mask + pad): an _Aux, as ids from buffers
-        are, so a table looked up by them reads what their traced values say (positions, or
-        row 0); the arithmetic on (N, S) integers is not costed. None otherwise."""
-        dtype = getattr(node.meta.get("tensor_meta"), "dtype", None)
-        if dtype is None or dtype.is_floating_point or self.input_name is None:
-            return None
-        inputs: list = []
-        self.torch.fx.node.map_arg((node.args, node.kwargs), inputs.append)
-        values = [self.env[i] for i in inputs]
-        if self.input_name not in values or any(
-                isinstance(v, (tuple, list)) or (isinstance(v, str) and v != self.input_name)
-                or (isinstance(v, _Param) and v.is_parameter) for v in values):
-            return None
-        return _Aux(self.traced_shape(node))
 
     def _keeps_dtype(self, node) -> bool:
         source, out = (getattr(n.meta.get("tensor_meta"), "dtype", None)
@@ -322,32 +233,6 @@ class IdiomLowering:
         self._claim([w, bias], out)
         return out
 
-    def _cat_without_empty(self, node):
-        """torch.cat of pieces some of which are empty (Phi-3's rotary embedding over the whole
-        head leaves `q[..., rotary_dim:]` empty): the cat of the others; a (D,) parameter
-        expanded to (N, 1, D) before a sequence (CLIP's class embedding): the class token.
-        None where neither applies."""
-        tensors = node.args[0] if node.args else node.kwargs.get("tensors")
-        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
-        if not isinstance(tensors, (list, tuple)):
-            return None
-        values = [self.value(t) for t in tensors]
-        if len(values) == 2 and type(values[0]).__name__ == "_Expanded" and \
-                len(values[0].param.shape) == 1 and isinstance(values[1], str):
-            shape = self.b.spec(values[1]).shape
-            if len(shape) != 3 or dim % 3 != 1 or values[0].param.shape != (shape[2],):
-                return None
-            out = self.b.class_token(values[1], name=self.name("class_token"))
-            self._claim([values[0].param], out)
-            return out
-        if not any(isinstance(v, _Empty) for v in values):
-            return None
-        kept = [self.tensor(t) for t, v in zip(tensors, values, strict=True)
-                if not isinstance(v, _Empty)]
-        if len(kept) == 1:
-            return kept[0]
-        rank = len(self.b.spec(kept[0]).shape)
-        return self.b.concat(kept, dim=dim % rank, name=self.name("concat"))
 
     def _batch_norm_rows(self, node, m):
         """BatchNorm1d of (N * S, D) rows (LeViT's linear-then-norm): the features are the
@@ -379,51 +264,3 @@ class IdiomLowering:
         moved = self._permuted(x, (*kept, *reduced), "permute")
         return self.b.mean(moved, len(reduced), False, name=self.name("mean"))
 
-    def _learned_ancestor(self, arg) -> str | None:
-        """A parameter (or a layer holding parameters) that `arg` is computed from, or None."""
-        todo, seen = [arg], set()
-        while todo:
-            n = todo.pop()
-            if not isinstance(n, self.torch.fx.Node) or n in seen:
-                continue
-            seen.add(n)
-            if (n.op == "get_attr" and isinstance(self.value(n), _Param) and
-                    self.value(n).is_parameter) or (n.op == "call_module" and any(
-                        True for _ in self.modules[n.target].parameters())):
-                return n.target
-            self.torch.fx.node.map_arg((n.args, n.kwargs), todo.append)
-        return None
-
-    def _attention_bias(self, x: str, bias: _BiasTable):
-        shape = self.b.spec(x).shape
-        if len(shape) < 3 or tuple(shape[-3:]) != tuple(bias.shape[-3:]) or \
-                any(d != 1 for d in bias.shape[:-3]):
-            raise self.unsupported(f"adds a table {bias.param.shape} read as {bias.shape} to "
-                                   f"{shape}; only (heads, Q, K) offsets added to (..., heads, "
-                                   "Q, K) scores are supported")
-        heads, q, k = bias.shape[-3:]
-        out = self.b.op("attention_bias", [x], params=math.prod(bias.param.shape),
-                        name=self.name("attention_bias"), queries=q, keys=k,
-                        table_shape=bias.param.shape)
-        self._claim([bias.param], out)
-        return out
-
-    def _sdpa_gqa(self, node):
-        a = self.bind(_sig_sdpa, node)
-        if (learned := self._learned_ancestor(a["attn_mask"])) is not None:
-            raise self.unsupported(f"adds a mask computed from parameter {learned!r} to the "
-                                   "scores (a learned bias such as T5's relative position "
-                                   "bias); only masks of buffers and constants are supported")
-        if not a["enable_gqa"]:
-            return None
-        q, k, v = (self.tensor(a[n]) for n in ("query", "key", "value"))
-        heads, kv_heads = self.b.spec(q).shape[-3], self.b.spec(k).shape[-3]
-        if len(self.b.spec(q).shape) != 4 or heads % kv_heads:
-            raise self.unsupported(f"uses enable_gqa with {heads} query heads and {kv_heads} "
-                                   "key heads; only (N, heads, S, D) with a whole number of "
-                                   "query heads per key head is supported")
-        if heads != kv_heads:
-            k, v = (self.b.repeat_heads(t, heads // kv_heads, name=self.name("repeat_heads"))
-                    for t in (k, v))
-        causal = bool(a["is_causal"]) or a["attn_mask"] is not None
-        return self.b.attention(q, k, v, causal=causal, name=self.name("attention"))
