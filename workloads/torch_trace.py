@@ -140,15 +140,18 @@ def _concrete_tracer(torch, example):
             # a loop over a tensor's first dimension or over split's pieces: one item each
             return iter([self[i] for i in range(len(self._value()))])
 
-        def __bool__(self):
+        def _constant(self, use: str):
             if self.node.meta.get(DATA):
                 raise torch.fx.proxy.TraceError(
-                    f"control flow on the values of {self.node.name!r}, which depend on the "
-                    "input (data-dependent control flow)")
-            return bool(self._value())
+                    f"{use} the values of {self.node.name!r}, which depend on the input "
+                    "(data-dependent control flow)")
+            return self._value()
 
-        def __index__(self):
-            return self._value().__index__()
+        def __bool__(self):
+            return bool(self._constant("control flow on"))
+
+        def __index__(self):   # an index or a size (a mixture of experts' routing)
+            return self._constant("an index or a size made of").__index__()
 
     class ConcreteTracer(PathTracer):
         def proxy(self, node):

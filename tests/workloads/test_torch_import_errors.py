@@ -157,6 +157,18 @@ def test_data_dependent_control_flow_is_refused_with_the_models_line():
     assert "depend on the input (data-dependent control flow)" in message
 
 
+def test_a_size_made_of_the_inputs_values_is_refused_as_data_dependent():
+    class Routed(DataDependent):
+        def forward(self, x):
+            y = self.fc(x)
+            for _ in range(y.argmax(-1).max()):   # as many steps as the input says
+                y = y.relu()
+            return y
+    with pytest.raises(WorkloadError, match=r"an index or a size made of the values of .* "
+                                            r"\(data-dependent control flow\)"):
+        from_torch(Routed(), torch.randn(2, 16, 32))
+
+
 def test_control_flow_on_parameters_alone_traces():
     """A branch on parameters, buffers or constants is the same for every input."""
     class OnWeights(DataDependent):
