@@ -212,10 +212,11 @@ def default_cases() -> list[Case]:
 
 
 def compare_case(case: Case, profile, reps: int = 3, statistic: str = "min"
-                 ) -> tuple[v.Comparison, list]:
-    """The case measured and simulated, and the ops of one more step that read subnormal
-    floats (validation/calibrate/subnormals.py: the model costs normal floats)."""
-    from validation.calibrate.subnormals import subnormal_reads
+                 ) -> tuple[v.Comparison, str | None]:
+    """The case measured and simulated, and a warning when one more step's ops read
+    subnormal floats and the step runs faster with them flushed (validation/calibrate/
+    subnormals.py: the model costs normal floats)."""
+    from validation.calibrate import subnormals
     from validation.calibrate.torch_exec import measure, steady_allocator, step_function
     steady_allocator()
     module, x, loss, graph = case.build()
@@ -223,19 +224,23 @@ def compare_case(case: Case, profile, reps: int = 3, statistic: str = "min"
         sim_s, fallbacks = v.simulate_graph(graph, profile, training=True)
     step = step_function(module, x, True, loss)
     measured = measure(step, x.device, warmup=1, reps=reps).get(statistic)
-    return (v.Comparison(case.name, case.batch, True, measured, sim_s, fallbacks),
-            subnormal_reads(step))
+    row = v.Comparison(case.name, case.batch, True, measured, sim_s, fallbacks)
+    reads = subnormals.subnormal_reads(step)
+    speedup = subnormals.flush_speedup(step) if reads else 1.0
+    if speedup < subnormals.WARN_SPEEDUP:
+        return row, None
+    return row, subnormals.describe(case.name, reads, speedup,
+                                    profile.meta.get("subnormal_slowdown"))
 
 
 def run(profile, threads: int | None = None, cases: list[Case] | None = None, reps: int = 3,
         out=None, err=None) -> list[v.Comparison]:
     """Measure and simulate every case at `threads` (default: the profile's); prints a
     warning when the profile was measured on another machine or setting, or a case's step
-    reads subnormal floats, then the table."""
+    is slowed by subnormal floats, then the table."""
     import torch
 
     from hwmodels.cpu_identity import other_machine_message
-    from validation.calibrate.subnormals import describe
     prof = v.load_profile(profile)
     threads = threads or int(prof.meta.get("threads", 1))
     if threads < 1:
@@ -248,10 +253,9 @@ def run(profile, threads: int | None = None, cases: list[Case] | None = None, re
         print(f"warning: {mismatch}", file=err or sys.stderr)
     rows = []
     for case in cases or default_cases():
-        row, reads = compare_case(case, prof, reps)
-        if reads:
-            print(f"warning: {describe(case.name, reads, prof.meta.get('subnormal_slowdown'))}",
-                  file=err or sys.stderr)
+        row, subnormal_warning = compare_case(case, prof, reps)
+        if subnormal_warning:
+            print(f"warning: {subnormal_warning}", file=err or sys.stderr)
         rows.append(row)
     print(v.format_table(rows), file=out or sys.stdout)
     return rows

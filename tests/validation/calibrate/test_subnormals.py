@@ -45,12 +45,30 @@ def test_the_count_is_the_number_of_nonzero_values_below_the_smallest_normal(val
             [("aten.neg.default", want, len(values))]
 
 
-def test_the_warning_names_the_case_the_ops_and_the_machines_slowdown():
+def test_the_warning_names_the_case_the_ops_the_steps_speedup_and_the_probe():
     reads = [sn.SubnormalRead("aten.mm.default", 25, 100, 2)]
-    line = sn.describe("gpt2_s128", reads, 152.3)
+    line = sn.describe("gpt2_s128", reads, 4.83, 152.3)
     assert line.startswith("gpt2_s128:") and "aten.mm.default 25% of 100 values" in line
-    assert "152x slower" in line and "costs normal floats" in line
-    assert "microcode" in sn.describe("gpt2_s128", reads, None)
+    assert "4.8x faster with them flushed" in line and "152x slower" in line
+    assert "costs normal floats" in line
+    assert "subnormal_slowdown" not in sn.describe("gpt2_s128", reads, 4.83, None)
+
+
+def subnormal_product_step():
+    """A step whose product reads 130,000 subnormal floats: 67 MFLOP."""
+    x = torch.full((256, 512), TINY / 2)
+    w = torch.randn(512, 512, generator=torch.Generator().manual_seed(0))
+    return lambda: torch.mm(x, w)
+
+
+def test_flushing_speeds_up_a_step_of_subnormal_products_as_the_probe_says():
+    slowdown = sn.subnormal_slowdown(rounds=3)
+    if slowdown < 3:
+        pytest.skip(f"this CPU computes subnormal floats at near full speed ({slowdown:.1f}x)")
+    assert sn.flush_speedup(subnormal_product_step(), reps=3) > 2
+    w = torch.randn(512, 512)
+    # normal floats: the same either way (timing noise of a shared machine allowed)
+    assert 0.3 < sn.flush_speedup(lambda: torch.mm(w, w), reps=3) < 3
 
 
 def test_the_probe_reports_a_ratio_near_1_when_the_thread_flushes_subnormals():
