@@ -14,9 +14,10 @@ What the simulation holds beyond the GPUs and NVLink (datasheet rates, NCCL's la
 - The GPU at the row's own speed: each GPU's compute is scaled so that one simulated GPU on
   synthetic data runs at the table's 1-GPU throughput for the same software and precision.
   This checks scaling, not the single-GPU model (`dnnsim validate --published` does that);
-  the two disagree where the software differs from what the GPU model was fitted to (NCHW
-  AMP in the PyTorch 19.10 and 20.06 containers, NHWC in 21.03). --gpu-as-modelled runs the
-  GPU model's own speed instead.
+  the two disagree where the software differs from what the GPU model was fitted to.
+  --gpu-as-modelled runs the GPU model's own speed instead. Either way each row runs in the
+  memory format its container used (row_memory_format: NCHW AMP in the PyTorch 19.10 and 20.06
+  containers, NHWC in 21.03, as the single-GPU rows of those containers state).
 - The input pipeline every row ran (real ImageNet): the loader of the row's framework as
   NVIDIA's scripts run it by default (LOADERS; an assumption, the table does not record it),
   decoding on the node's CPU cores that the N training processes share
@@ -46,6 +47,7 @@ from pathlib import Path
 
 from simulator.policies._data_parallel import GRADIENT_SYNCS
 
+from ..calibrate.published_gpu import LAYOUT_WORDS, XLA_SUFFIX, memory_format_of_row
 from ..paths import MEASURED
 
 SCALING_CSV = MEASURED / "published" / "scaling.csv"
@@ -89,6 +91,30 @@ def row_gradient_sync(row: dict) -> tuple[str, str]:
         "kvstore" if "kvstore" in framework else "ddp"
     xla = "XLA" in row["precision_note"] and "no XLA" not in row["precision_note"]
     return sync, "at-end" if xla and framework.startswith("TensorFlow") else "per-op"
+
+
+def stated_memory_formats(path: Path = MEASURED / "published" / "single_gpu.csv"
+                          ) -> dict[tuple[str, str], str]:
+    """The memory format the single-GPU table's notes state for a container and precision
+    (NVIDIA's 21.03 PyTorch rows: "AMP uses NHWC per configs.yml"); the scaling table's rows
+    of the same container and precision ran the same configs."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return {(r["framework_version"], r["precision"]): fmt for r in rows
+            for fmt in [next((f for word, f in LAYOUT_WORDS
+                              if word in (r["precision_note"] or "").lower()), None)] if fmt}
+
+
+def row_memory_format(row: dict, stated: dict[tuple[str, str], str]) -> str:
+    """The memory format the row ran in: the one its notes or its container's single-GPU rows
+    state, else its harness's (NCHW in PyTorch and TensorFlow without XLA, NHWC in half
+    precision under XLA and NVIDIA's MXNet), as the single-GPU rows are read."""
+    note = row["precision_note"]
+    xla = "XLA" in note and "no XLA" not in note
+    framework = row["framework"] + (XLA_SUFFIX if xla else "")
+    container = stated.get((row.get("framework_version", ""), row["precision"]), "")
+    notes = f"{note} {row.get('notes', '')} {container}"
+    return memory_format_of_row(framework, PRECISIONS.get(row["precision"], "fp32"), notes)
 
 
 def row_loader(row: dict) -> str | None:
@@ -182,6 +208,7 @@ class _Config:
     batch: int
     gradient_sync: str = "ddp"
     gradients_ready: str = "per-op"
+    memory_format: str = "nchw"
 
 
 class _Simulator:
@@ -206,7 +233,8 @@ class _Simulator:
                              precision=cfg.precision, input_pipeline=loader,
                              gradient_sync=cfg.gradient_sync,
                              gradients_ready=cfg.gradients_ready,
-                             rank_spread=spread, replicas="one")
+                             rank_spread=spread, replicas="one",
+                             memory_format=cfg.memory_format)
                 self.cache[key] = (r.throughput_samples_per_s if r.oom is None else
                                    f"simulated out of memory ({r.oom.message()})")
             except ConfigError as exc:
@@ -268,6 +296,7 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
     loader_fits = {host_input.loader(name).fitted_to.split(":")[0]: name
                    for name in host_input.loader_names()[1:]}
     sim = _Simulator()
+    formats = stated_memory_formats()
     plans = []
     for row in rows:
         n, published = int(row["n_gpus"]), float(row["speedup_vs_1gpu"])
@@ -291,7 +320,8 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
         elif loader is None:
             reason = f"no loader known for {row['framework']!r}"
         else:
-            cfg = _Config(*machine, PRECISIONS[row["precision"]], batch, sync, ready)
+            cfg = _Config(*machine, PRECISIONS[row["precision"]], batch, sync, ready,
+                          row_memory_format(row, formats))
             one = sim.throughput(cfg, 1)
             base = baselines.get(_setup(row))
             if isinstance(one, str):

@@ -40,10 +40,12 @@ def test_every_v100_resnet50_row_is_simulated(results):
     assert "XLA" in by_id["M0054"].note and "XLA" not in by_id["M0057"].note
 
 
-def test_communication_alone_costs_under_half_a_percent_and_one_under_xla(results):
+def test_communication_alone_costs_under_half_a_percent_and_under_two_with_xla(results):
+    # XLA's one compiled cluster leaves the whole all-reduce exposed (~1%); the published
+    # rows lose 3-13%, which communication alone cannot explain
     for r in results:
         xla = "XLA" in r.note
-        assert r.n_gpus * (0.99 if xla else 0.995) <= r.synthetic <= r.n_gpus, r
+        assert r.n_gpus * (0.98 if xla else 0.995) <= r.synthetic <= r.n_gpus, r
 
 
 def test_each_framework_synchronises_gradients_its_own_way():
@@ -149,3 +151,17 @@ def test_unmodelled_machines_are_reported_not_dropped():
     assert unknown.simulated is None and "not modelled" in unknown.note
     (no_batch,) = ps.compare([{**row, "precision": "TF32"}])
     assert no_batch.simulated is None and "TF32" in no_batch.note
+
+
+def test_each_row_runs_in_the_memory_format_its_container_states():
+    rows = {r["row_id"]: r for r in ps.load_rows()}
+    stated = ps.stated_memory_formats()
+    by_setup = {(r["framework_version"], r["precision"], r["precision_note"]): r for r in rows.values()}
+    # PyTorch 21.03's AMP config runs channels_last (the single-GPU rows' notes say so)
+    assert ps.row_memory_format(by_setup[("NGC pytorch-21.03", "AMP", "")], stated) == "nhwc"
+    assert ps.row_memory_format(by_setup[("NGC pytorch-20.06", "AMP", "")], stated) == "nchw"
+    assert ps.row_memory_format(by_setup[("NGC pytorch-21.03", "FP32", "")], stated) == "nchw"
+    assert ps.row_memory_format(rows["M0063"], stated) == "nhwc"     # TF AMP with XLA
+    assert ps.row_memory_format(rows["M0126"], stated) == "nhwc"     # NVIDIA's MXNet, AMP
+    assert ps.row_memory_format(rows["M0126"], {}) == "nhwc"
+    assert ps.row_memory_format(by_setup[("NGC pytorch-21.03", "AMP", "")], {}) == "nchw"
