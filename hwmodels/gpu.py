@@ -271,16 +271,18 @@ class GPUModel(DeviceModel):
 
         def unit_gemm(m: int, n: int, k: int, batch: int, split_k: bool = True,
                       tiles: tuple[tuple[int, int], ...] = gk.TILES,
-                      transposable: bool = True) -> gk.GemmCost:
+                      transposable: bool = True, n_sharing: int = 1) -> gk.GemmCost:
             if tensor:
                 n, k = gk.align(n, gk.TENSOR_CORE_ALIGN), gk.align(k, gk.TENSOR_CORE_ALIGN)
-            return gk.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k, tiles, transposable)
+            return gk.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k, tiles, transposable,
+                                n_sharing)
 
-        def conv_gemm(m: int, n: int, k: int, batch: int, wgrad: bool) -> gk.GemmCost:
+        def conv_gemm(m: int, n: int, k: int, batch: int, wgrad: bool,
+                      n_sharing: int = 1) -> gk.GemmCost:
             """cuDNN's tiles (gk.CONV_TILES); it splits the reduction only in the weight
             gradient (K = N*P*Q, long), whose GEMM sides (channels) go either way round."""
             return unit_gemm(m, n, k, batch, split_k=wgrad, tiles=gk.CONV_TILES,
-                             transposable=wgrad)
+                             transposable=wgrad, n_sharing=n_sharing)
 
         if op.kind in PRODUCT_KINDS:
             cost = unit_gemm(*ga.product_gemm(op))
@@ -302,18 +304,19 @@ class GPUModel(DeviceModel):
         if conv.is_thin_grouped:    # depthwise: a direct kernel on the CUDA cores
             return [KernelOption("stream", op.flops / fp32_peak, traffic, "direct")]
         wgrad = pass_ == "wgrad"
-        cost = conv_gemm(*conv.implicit_gemm(pass_), wgrad=wgrad)
+        cost = conv_gemm(*conv.implicit_gemm(pass_), wgrad=wgrad,
+                         n_sharing=conv.wgrad_sharing if wgrad else 1)
         options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
                                 "implicit_gemm")]
         if pass_ == "dgrad":    # the scatter's additions go to L2 as atomics, not to DRAM;
             cost = conv_gemm(*conv.dgrad_scatter(), wgrad=False)   # after zeroing dx
             options.append(KernelOption("conv_dgrad", cost.compute_s, traffic, "implicit_gemm",
                                         kernels=2))
-        if (conv.winograd_ok and not tensor
-                and self.spec.architecture not in NO_WINOGRAD_ARCHITECTURES):
+        if not tensor and self.spec.architecture not in NO_WINOGRAD_ARCHITECTURES:
             elem = op.out.dtype_bytes
             # cuDNN's weight gradient has only the non-fused Winograd
-            for fused in ((True, False) if not wgrad else (False,)):
+            for fused in [f for f in (True, False)
+                          if conv.winograd_ok(f) and not (f and wgrad)]:
                 wm, wn, wk, wb, transformed = conv.winograd(pass_, fused)
                 cost = conv_gemm(wm, wn, wk, wb, wgrad=wgrad)
                 options.append(KernelOption(

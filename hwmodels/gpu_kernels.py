@@ -11,11 +11,13 @@ thread block (CTA). The library picks, per problem, the tile size that finishes 
   batch x pixels), the reduction is split across CTAs (split-K) and summed afterwards;
 - each CTA pays a pipeline fill and an epilogue, about one k-slab of 32 (K_FILL).
 Convolutions run as such GEMMs (implicit GEMM: M = N*P*Q output pixels, N = output channels,
-K = C*R*S), or for 3x3 stride-1 layers as Winograd, which does fewer multiplies:
+K = C*R*S), or for 3x3 and 5x5 stride-1 layers as Winograd, which does fewer multiplies:
 - fused F(2x2, 3x3) (cuDNN's WINOGRAD on Maxwell/Pascal): 16 GEMMs of (N*P*Q/4, K, C), 2.25x
   fewer multiplies than the direct count, no extra memory traffic;
 - non-fused F(4x4, 3x3) (cuDNN's WINOGRAD_NONFUSED): 36 GEMMs of (N*P*Q/16, K, C), 4x fewer
-  multiplies, but the transformed input, filter and output go through memory.
+  multiplies, but the transformed input, filter and output go through memory; for 5x5
+  filters F(4x4, 5x5), 64 GEMMs, 6.25x fewer (the 4x4 output tile gpu_memory's workspace
+  rule uses too).
 - FFT (cuDNN's FFT_TILING, stride 1, filters up to 16): 32x32 transforms of the input and
   filter tiles, one complex GEMM per frequency, then the inverse: for 5x5 and larger filters
   several times fewer multiplies than the direct count.
@@ -57,17 +59,23 @@ SPLIT_K_MIN_K = 256         # split-K keeps at least this much of K per CTA
 TENSOR_CORE_ALIGN = 8       # tensor-core GEMM dimensions are padded to this
 THIN_GROUP_CHANNELS = 8     # input channels per group below which a direct kernel runs
 FFT_TILE = 32               # cuDNN FFT_TILING's transform size
+WINOGRAD_NONFUSED_FILTERS = ((3, 3), (5, 5))
 # kernels a transform algorithm (non-fused Winograd, FFT) launches: the filter's and the
 # input's transforms, the batched products, the output's inverse transform
 TRANSFORM_KERNELS = 4
 
 
-def tile_efficiency(tile_m: int, tile_n: int) -> float:
+def tile_efficiency(tile_m: int, tile_n: int, n_sharing: int = 1) -> float:
     """Share of the reference tile's rate a tile sustains: the square root of its relative
-    reuse tm*tn/(tm+tn), capped at 1 (bigger tiles are limited by registers, not reuse)."""
+    reuse tm*tn/(tm+tn), capped at 1 (bigger tiles are limited by registers, not reuse).
+    Where each element loaded for the n side serves `n_sharing` of its columns (a weight
+    gradient's C*R*S side: one input pixel feeds every filter tap that overlaps it), the tile
+    loads tm + tn/n_sharing elements per k step, and its rate rises by the square root of
+    that further reuse."""
     ref_m, ref_n = REFERENCE_TILE
     reuse = (tile_m * tile_n / (tile_m + tile_n)) / (ref_m * ref_n / (ref_m + ref_n))
-    return min(1.0, math.sqrt(reuse))
+    shared = (tile_m + tile_n) / (tile_m + tile_n / n_sharing)
+    return min(1.0, math.sqrt(reuse)) * math.sqrt(shared)
 
 
 @dataclass(frozen=True)
@@ -88,12 +96,14 @@ def cublas_tiles(architecture: str | None) -> tuple[tuple[int, int], ...]:
 @functools.lru_cache(maxsize=1 << 16)
 def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: int,
               efficiency: float, split_k: bool = True,
-              tiles: tuple[tuple[int, int], ...] = TILES, transposable: bool = True) -> GemmCost:
+              tiles: tuple[tuple[int, int], ...] = TILES, transposable: bool = True,
+              n_sharing: int = 1) -> GemmCost:
     """The fastest tiling of `batch` independent (m x n x k) GEMMs at `efficiency` of a full
     reference tile's share of `peak_flops`. The busiest SM sets the time: it runs
     ceil(CTAs / SMs) tiles one after another at its full rate. Where `transposable`, each tile
     shape may be laid either way round (cuBLAS computes C or its transpose), and the reduction
-    may be split in as many parts as fill the SMs best."""
+    may be split in as many parts as fill the SMs best. n_sharing: columns each loaded
+    element of the n side serves (tile_efficiency)."""
     m, n, k, batch = max(m, 1), max(n, 1), max(k, 1), max(batch, 1)
     per_sm_flops = peak_flops / sm_count * efficiency
     best: GemmCost | None = None
@@ -101,7 +111,7 @@ def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: i
     for tile_m, tile_n in shapes:
         output_tiles = math.ceil(m / tile_m) * math.ceil(n / tile_n) * batch
         max_split = max(1, k // SPLIT_K_MIN_K) if split_k else 1
-        tile_rate = per_sm_flops * tile_efficiency(tile_m, tile_n)
+        tile_rate = per_sm_flops * tile_efficiency(tile_m, tile_n, n_sharing)
         for split in _split_candidates(output_tiles, sm_count, max_split):
             k_per_cta = math.ceil(k / split)
             rounds = math.ceil(output_tiles * split / sm_count)
@@ -147,9 +157,11 @@ class ConvProblem:
     def is_thin_grouped(self) -> bool:
         return self.groups > 1 and self.in_channels // self.groups < THIN_GROUP_CHANNELS
 
-    @property
-    def winograd_ok(self) -> bool:
-        return (self.kernel == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
+    def winograd_ok(self, fused: bool) -> bool:
+        """cuDNN's fused Winograd takes 3x3 filters; its non-fused one 3x3 and 5x5 (cuDNN
+        Developer Guide); both stride 1, no dilation, one group."""
+        filters = ((3, 3),) if fused else WINOGRAD_NONFUSED_FILTERS
+        return (self.kernel in filters and self.stride == (1, 1) and self.dilation == (1, 1)
                 and self.groups == 1)
 
     def implicit_gemm(self, pass_: str) -> tuple[int, int, int, int]:
@@ -165,17 +177,26 @@ class ConvProblem:
             return pixels, c, math.ceil(kk * taps), g
         return kk, c * rs, npq, g                                          # wgrad
 
+    @property
+    def wgrad_sharing(self) -> int:
+        """Filter taps that read each input pixel in the weight gradient (its GEMM's n side,
+        C*R*S): ceil(R / s_h) x ceil(S / s_w); 1 for a 1x1 filter."""
+        (r, s_), (sh, sw) = self.kernel, self.stride
+        return math.ceil(r / sh) * math.ceil(s_ / sw)
+
     def _dgrad_gather(self) -> tuple[int, float]:
-        """(input pixels that receive a gradient, filter taps each gathers on average) of the
-        data gradient as a gather: with stride s the input splits into s_h x s_w phases,
-        phase (a, b) gathering ceil((R - a) / s_h) x ceil((S - b) / s_w) taps; a phase with
-        none (a 1x1 filter at stride 2) only has zeros written, outside the GEMM."""
+        """(input pixels that receive a gradient, filter taps each gathers) of the data
+        gradient as a gather (cuDNN's BWD_DATA_ALGO_1): with stride s the input splits into
+        s_h x s_w phases, phase (a, b) gathering ceil((R - a) / s_h) x ceil((S - b) / s_w)
+        taps. A CTA's 128 pixels mix the phases, so each runs the loop of the phase with the
+        most taps, over every input pixel: a 1x1 filter at stride 2 computes all of them, one
+        tap each, three in four of them zeros (DeepBench: cuDNN's data gradient of ResNet's
+        1x1 stride-2 layers takes up to 3.7x its forward time)."""
         (r, s_), (sh, sw) = self.kernel, self.stride
         h, w = self.in_hw
         phase_taps = [math.ceil((r - a) / sh) * math.ceil((s_ - b) / sw)
                       for a in range(min(sh, r)) for b in range(min(sw, s_))]
-        pixels = self.batch * math.ceil(h / sh) * math.ceil(w / sw) * len(phase_taps)
-        return max(1, min(pixels, self.batch * h * w)), sum(phase_taps) / len(phase_taps)
+        return max(1, self.batch * h * w), max(phase_taps)
 
     def dgrad_scatter(self) -> tuple[int, int, int, int]:
         """(m, n, k, batch) of the data gradient as a scatter (cuDNN's BWD_DATA_ALGO_0): each
@@ -189,9 +210,10 @@ class ConvProblem:
 
     def winograd(self, pass_: str, fused: bool) -> tuple[int, int, int, int, float]:
         """(m, n, k, batch GEMMs, transformed elements through memory) of a Winograd pass:
-        one GEMM per point of the alpha x alpha transformed tile."""
+        one GEMM per point of the alpha x alpha transformed tile, alpha = output tile + R - 1
+        (F(2x2, 3x3) fused; F(4x4, 3x3) and F(4x4, 5x5) non-fused)."""
         out_tile = 2 if fused else 4
-        alpha = out_tile + 2                     # input tile side for a 3x3 filter
+        alpha = out_tile + self.kernel[0] - 1    # input tile side
         hw = self.in_hw if pass_ == "dgrad" else self.out_hw
         tiles = self.batch * math.ceil(hw[0] / out_tile) * math.ceil(hw[1] / out_tile)
         c, k = self.in_channels, self.out_channels

@@ -54,6 +54,56 @@ def test_winograd_competes_for_3x3_stride_1_in_fp32_only():
     assert [o.key for o in v100.kernel_options(amp)] == ["conv_fwd"]
 
 
+def test_a_5x5_layer_runs_non_fused_winograd_only():
+    """cuDNN's WINOGRAD_NONFUSED takes 5x5 filters as F(4x4, 5x5): 64 products per 16 outputs
+    of 25 taps, 6.25x fewer multiplies than the direct count; its fused kernel is 3x3 only."""
+    v100 = model_for("v100")
+    five = conv_ops(channels=192, size=28, kernel=5)["conv2d"]
+    options = {o.algorithm: o for o in v100.kernel_options(five)}
+    assert "winograd_nonfused" in options and "winograd_fused" not in options
+    m, n, k, points, _ = gk.ConvProblem.from_attrs(five.attrs).winograd("fwd", fused=False)
+    assert points == 64 and m == 16 * 7 * 7
+    assert 2.0 * m * n * k * points * 6.25 == pytest.approx(five.flops, rel=0.01)
+
+
+@pytest.mark.parametrize("kernel,stride,sharing", [
+    (1, 1, 1), (3, 1, 9), (5, 2, 9), (7, 2, 16), (3, 2, 4)])
+def test_a_weight_gradient_shares_each_input_pixel_among_the_taps_over_it(kernel, stride,
+                                                                          sharing):
+    conv = gk.ConvProblem(16, 64, 64, (56, 56), (56 // stride, 56 // stride),
+                          (kernel, kernel), (stride, stride), (1, 1), 1)
+    assert conv.wgrad_sharing == sharing
+
+
+@settings(max_examples=30, deadline=None)
+@given(tm=st.sampled_from([32, 64, 128, 256]), tn=st.sampled_from([8, 32, 64, 128]),
+       sharing=st.integers(2, 50))
+def test_sharing_the_loaded_columns_raises_a_tiles_rate(tm, tn, sharing):
+    alone = gk.tile_efficiency(tm, tn)
+    shared = gk.tile_efficiency(tm, tn, sharing)
+    assert alone == gk.tile_efficiency(tm, tn, 1)
+    # rises with the reuse, by at most the square root of the loads it saves
+    assert alone < shared <= alone * math.sqrt((tm + tn) / tm) * 1.000001
+
+
+def test_a_3x3_weight_gradient_runs_faster_per_flop_than_a_1x1_of_the_same_gemm():
+    """Same GEMM (M = 64 filters, N = 576, K = N*P*Q): the 3x3 layer's 576 columns are 64
+    channels x 9 taps reading the same input pixels, the 1x1 layer's 576 channels each its
+    own."""
+    v100 = model_for("v100")
+
+    def wgrad(channels, kernel):
+        b = GraphBuilder("w", input_shape=(channels, 28, 28), batch=16)
+        b.flatten(b.conv2d(b.input(), 64, kernel, padding=kernel // 2, name="conv"))
+        g = b.build()
+        g = g.copy(g.name, lambda op: replace(op, params=1) if op.kind == "input" else op)
+        op = {o.kind: o for o in lower_training(g)}["conv2d_grad_weight"]
+        return [o for o in v100.kernel_options(op) if o.algorithm == "implicit_gemm"][0]
+
+    three, one = wgrad(64, 3), wgrad(576, 1)
+    assert three.unit_s < 0.9 * one.unit_s
+
+
 def test_arithmetic_follows_pytorch_defaults():
     a100, v100 = model_for("a100"), model_for("v100")
     conv = conv_ops()["conv2d"]
@@ -214,19 +264,18 @@ def first_layer_ops(channels, kernel, stride, size=64):
 
 @settings(max_examples=40, deadline=None)
 @given(kernel=st.integers(1, 7), stride=st.integers(1, 3), out=st.integers(4, 30))
-def test_a_strided_data_gradient_gathers_only_the_taps_its_phases_have(kernel, stride, out):
-    """The data gradient as a gather makes each input pixel take R x S / stride^2 taps on
-    average (up to the rounding of the input into stride x stride phases), however the stride
-    and the filter compare: a 1x1 filter at stride 2 feeds one input pixel in four, and the
-    others only get zeros."""
+def test_a_strided_data_gradient_runs_every_pixel_for_its_busiest_phase(kernel, stride, out):
+    """The data gradient as a gather: every input pixel runs the taps of the stride phase
+    with the most, ceil(R / stride)^2 (a CTA's pixels mix the phases); at stride 1 that is
+    the whole filter, and a 1x1 filter at stride 2 computes every input pixel once."""
     size = (out - 1) * stride + kernel          # unpadded: every input pixel is read
     conv = gk.ConvProblem(2, 16, 32, (size, size), (out, out), (kernel, kernel),
                           (stride, stride), (1, 1), 1)
     m, n, k, _ = conv.implicit_gemm("dgrad")
-    taps = 2 * size * size * 16 * 32 * kernel * kernel / stride ** 2
-    assert taps * 0.999 <= m * n * k <= taps * ((size + stride) / size) ** 2 * 1.001
-    if kernel == 1:
-        assert (m, k) == (2 * out ** 2, 32)
+    assert (m, n) == (2 * size * size, 16)
+    assert k == 32 * math.ceil(kernel / stride) ** 2
+    # never less than the taps the gradient really has
+    assert m * n * k >= 2 * size * size * 16 * 32 * kernel * kernel / stride ** 2 * 0.999
 
 
 def test_a_first_layers_data_gradient_scatters_over_its_few_input_channels():

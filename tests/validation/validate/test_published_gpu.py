@@ -98,7 +98,7 @@ def test_in_sample_throughputs(tables):
     amp = pv.group("amp", [s for s in scored if s.row.precision == "amp-fp16"])
     assert fp32.rows >= 80 and amp.rows >= 8
     assert fp32.mape < 0.08 and fp32.max_error < 0.33
-    assert amp.mape < 0.06 and amp.max_error < 0.18
+    assert amp.mape < 0.06 and amp.max_error < 0.19
     assert fp32.tau > 0.9
 
 
@@ -108,16 +108,16 @@ def test_leave_one_gpu_out(tables):
     scored = pv.leave_one_gpu_out(networks.rows, kernels.rows)
     fp32 = pv.group("fp32", [s for s in scored if s.row.precision == "fp32"])
     amp = pv.group("amp", [s for s in scored if s.row.precision == "amp-fp16"])
-    assert fp32.mape < 0.105 and fp32.max_error < 0.38
+    assert fp32.mape < 0.11 and fp32.max_error < 0.41
     assert amp.mape < 0.115
 
 
 def test_kernels_in_sample(tables):
     _, kernels = tables
     groups = {g.name: g for g in pv.kernel_groups(kernels.rows)}
-    assert groups["gemm"].mape < 0.195 and groups["conv2d"].mape < 0.21
-    assert groups["conv2d_grad_input"].mape < 0.285
-    assert groups["conv2d_grad_weight"].mape < 0.29
+    assert groups["gemm"].mape < 0.195 and groups["conv2d"].mape < 0.2
+    assert groups["conv2d_grad_input"].mape < 0.265
+    assert groups["conv2d_grad_weight"].mape < 0.22
 
 
 def test_streaming_kernels_are_the_frameworks():
