@@ -18,7 +18,7 @@ from . import ConfigError, Option
 MIB = 1024 * 1024
 DDP_FIRST_BUCKET_BYTES = 1 * MIB     # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
 # How each framework groups gradients into all-reduces (option gradient_sync)
-GRADIENT_SYNCS = ("ddp", "horovod", "kvstore")
+GRADIENT_SYNCS = ("ddp", "horovod", "kvstore", "caffe-nccl", "caffe-p2p")
 # When gradients are ready (option gradients_ready): as each backward op ends (eager), or all
 # at the end of the backward pass (one compiled cluster: XLA's auto-clustering puts the
 # forward and backward pass in one cluster, Horovod's all-reduces outside it)
@@ -91,6 +91,26 @@ def kvstore_groups(train_graph) -> list[SyncGroup]:
             for nbytes in parameter_arrays_bytes(op)]
 
 
+def caffe_nccl_groups(train_graph) -> list[SyncGroup]:
+    """Caffe 1.0's NCCL class with layer_wise_reduce (its default; src/caffe/parallel.cpp,
+    NCCL::run): as each layer's backward ends, one ncclAllReduce of all its parameters'
+    gradients (contiguous in Caffe's diff buffer), on a stream of its own beside the backward
+    pass, in backward order; every GPU then updates its own weights."""
+    return [SyncGroup((op.name,), op.param_bytes) for op in train_graph.topo()
+            if op.phase == "backward" and op.params]
+
+
+def refuse_horovod_options(gradient_sync: str, cycle_time_ms: float | None,
+                           fusion_mb: float | None) -> None:
+    """Horovod's options given to another scheme are refused, by name."""
+    if gradient_sync != "horovod":
+        given = [k for k, v in (("cycle_time_ms", cycle_time_ms), ("fusion_mb", fusion_mb))
+                 if v is not None]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} set Horovod's background thread: give "
+                              f"them with gradient_sync='horovod' (got {gradient_sync!r})")
+
+
 def stream_ready_s(tg: TaskGraph, ops, task_of: dict[str, str]) -> dict[str, float]:
     """When each op's task ends, from the start of the step, where a rank's stream runs `ops`
     back to back in order (as the engine runs one stream's tasks in priority order)."""
@@ -150,17 +170,15 @@ def sync_groups(tg: TaskGraph, train_graph, cluster, fwd_bwd, task_of: dict[str,
                 fusion_mb: float | None, gradients_ready: str) -> list[SyncGroup]:
     """The all-reduces of a step as `gradient_sync` groups the gradients (GRADIENT_SYNCS),
     for the simulated ranks whose forward and backward ops (`fwd_bwd`) are emitted as
-    task_of says. Horovod's options given to another scheme are refused."""
-    if gradient_sync != "horovod":
-        given = [k for k, v in (("cycle_time_ms", cycle_time_ms), ("fusion_mb", fusion_mb))
-                 if v is not None]
-        if given:
-            raise ConfigError(f"{' and '.join(given)} set Horovod's background thread: give "
-                              f"them with gradient_sync='horovod' (got {gradient_sync!r})")
+    task_of says ('caffe-p2p' is a step of its own: _caffe_p2p.py). Horovod's options given
+    to another scheme are refused."""
+    refuse_horovod_options(gradient_sync, cycle_time_ms, fusion_mb)
     if gradient_sync == "ddp":
         return ddp_groups(train_graph, bucket_mb * MIB)
     if gradient_sync == "kvstore":
         return kvstore_groups(train_graph)
+    if gradient_sync == "caffe-nccl":
+        return caffe_nccl_groups(train_graph)
     ready: dict[str, float] = {}      # on the last rank: Horovod waits for every rank
     for tasks in task_of.values():
         for nm, t in stream_ready_s(tg, fwd_bwd, tasks).items():
@@ -264,8 +282,13 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
                                        "(PyTorch DDP's buckets, bucket_mb), 'horovod' "
                                        "(Horovod's background thread: every cycle_time_ms "
                                        "the gradients ready on every rank, fused up to "
-                                       "fusion_mb) or 'kvstore' (MXNet's kvstore 'nccl': "
-                                       "a reduce and a broadcast per parameter array)", str,
+                                       "fusion_mb), 'kvstore' (MXNet's kvstore 'nccl': "
+                                       "a reduce and a broadcast per parameter array), "
+                                       "'caffe-nccl' (Caffe 1.0: an all-reduce per layer "
+                                       "during backward) or 'caffe-p2p' (Caffe rc3-rc5's "
+                                       "P2PSync: weights broadcast and gradients summed "
+                                       "over a tree of GPU pairs, nothing overlapped, the "
+                                       "root alone updating)", str,
                                 lambda v: v in GRADIENT_SYNCS, " or ".join(GRADIENT_SYNCS)),
         "cycle_time_ms": _positive(None, "Horovod's cycle (HOROVOD_CYCLE_TIME; default "
                                          "5 ms) with gradient_sync 'horovod'"),

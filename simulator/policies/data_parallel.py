@@ -27,6 +27,12 @@ Other frameworks group the gradients differently (`gradient_sync`; _data_paralle
   steps; its ticks are placed so that the last gradient waits half a cycle, the mean wait.
 - `kvstore`: MXNet's kvstore 'nccl' under the Module API: per parameter array (a batch
   norm's scale and shift are two) an NCCL reduce and broadcast, in backward order.
+- `caffe-nccl`: Caffe 1.0 (layer_wise_reduce, its default): an all-reduce of each layer's
+  parameters as its backward ends, in backward order.
+- `caffe-p2p`: Caffe rc3-rc5's P2PSync (_caffe_p2p.py), a step of its own: the weights
+  copied down a tree of GPU pairs before the forward pass, the gradients copied up it and
+  added after the whole backward pass, the root alone updating; nothing a GPU sends overlaps
+  its own compute. One machine's GPUs only, every replica simulated.
 `gradients_ready = "at-end"` makes every gradient ready when the backward pass ends, as one
 compiled cluster (XLA's auto-clustering) does; the default `per-op` is eager execution.
 
@@ -65,11 +71,13 @@ from ..lowering import emit_ops, resident_bytes
 from ..stragglers import wait_for_slowest
 from ..tasks import TaskGraph
 from . import Policy, register
+from . import _caffe_p2p as caffe_p2p
 from ._data_parallel import (
     allreduce_groups,
     data_parallel_options,
     input_batch_tasks,
     rank_time_factors,
+    refuse_horovod_options,
     sync_groups,
 )
 
@@ -87,6 +95,10 @@ class DataParallel(Policy):
              fusion_mb, gradients_ready, collectives, replicas, algorithm, input_pipeline,
              loader_threads, host_cores, rank_spread) -> TaskGraph:
         n = len(cluster.devices)
+        if gradient_sync == caffe_p2p.SYNC:
+            caffe_p2p.check_caffe_p2p(cluster, replicas=replicas, collectives=collectives,
+                                      algorithm=algorithm)
+            refuse_horovod_options(gradient_sync, cycle_time_ms, fusion_mb)
         # link-level by default where it stays cheap: up to 64 devices, or by symmetry class;
         # beyond, flow-level with a replica per kind of device (each speed), or every replica
         # under jitter
@@ -124,6 +136,9 @@ class DataParallel(Policy):
         # emit forward+backward first, then the collectives, then the updates.
         fwd_bwd = [op for op in g.topo() if op.phase != "update"]
         updates = [op for op in g.topo() if op.phase == "update"]
+        if gradient_sync == caffe_p2p.SYNC:
+            _plan_caffe_p2p(tg, g, cluster, fwd_bwd, updates, slowdown)
+            return tg
         emitted = {d.id: emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/",
                                   duration=_rank_duration(fwd_bwd, d, slowdown.get(d.id, 1.0)))
                    for d in simulated}
@@ -156,6 +171,45 @@ class DataParallel(Policy):
         # ranks that are not alike: what the step loses to the slowest (stragglers.py)
         if any(d.speed != 1.0 or d.jitter is not None for d in cluster.devices):
             result.extras.update(wait_for_slowest(result.log))
+
+
+def _plan_caffe_p2p(tg: TaskGraph, g, cluster, fwd_bwd, updates, slowdown) -> None:
+    """Caffe's P2PSync step (_caffe_p2p.py): the weights broadcast down the tree of pairs,
+    forward and backward on every GPU, the gradients summed up the tree, the update on the
+    root alone. Workers keep no optimizer state; each parent a buffer per child."""
+    weights = [op for op in g.topo() if op.phase == "forward" and op.params]
+    gradient_bytes = sum(op.param_bytes for op in weights)
+    dtype_bytes = weights[0].param_bytes // weights[0].params if weights else 4
+    ids = [d.id for d in cluster.devices]
+    root = cluster.devices[0]
+    resident = tg.meta["resident_bytes"]
+    for d in ids[1:]:
+        resident[d] = 2 * gradient_bytes     # weights and their gradients: no history
+    setup: dict[str, tuple[str, ...]] = {}
+    for d, nbytes in caffe_p2p.receive_buffer_bytes(ids, gradient_bytes).items():
+        device = cluster.device(d)
+        setup[d] = (tg.new(f"{d}/p2p.receive_buffers", device.compute, 0.0,
+                           alloc={d: nbytes} if nbytes else {}, category="compute",
+                           device=d).name,)
+    started = caffe_p2p.p2p_broadcast(tg, cluster, gradient_bytes, setup)
+    names = {op.name for op in fwd_bwd}
+    firsts = [op.name for op in fwd_bwd if not any(p in names for p in g.predecessors(op.name))]
+    backward_done = {}
+    root_tasks: dict[str, str] = {}
+    for d in cluster.devices:
+        sources = {nm: started[d.id] for nm in firsts}
+        emitted = emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/", extra_deps=sources,
+                           duration=_rank_duration(fwd_bwd, d, slowdown.get(d.id, 1.0)))
+        backward_done[d.id] = emitted.task_of[fwd_bwd[-1].name]
+        if d is root:
+            root_tasks = emitted.task_of
+    scaled = caffe_p2p.p2p_reduce(tg, cluster, gradient_bytes, dtype_bytes, backward_done)
+    extra = {op.name: (root_tasks[op.inputs[0]], scaled) for op in updates}
+    emit_ops(tg, g, root, ops=updates, prefix=f"{root.id}/", extra_deps=extra,
+             priority_base=len(fwd_bwd), track_memory=False,
+             duration=_rank_duration(updates, root, slowdown.get(root.id, 1.0)))
+    tg.meta["gradient_sync"] = caffe_p2p.SYNC
+    tg.meta["bucket_bytes"] = [gradient_bytes]
 
 
 def _rank_duration(ops, device, factor: float):

@@ -189,7 +189,10 @@ def test_same_result_whatever_the_hash_seed():
             "for sync in ('horovod', 'kvstore'):\n"
             "    r = simulate('resnet20', Cluster.from_node_type('dgx1-v100', 16), "
             "'data-parallel', batch=64, gradient_sync=sync, replicas='one')\n"
-            "    print(r.to_json())")
+            "    print(r.to_json())\n"
+            "r = simulate('resnet20', Cluster.build('titan-x-pascal', 5, 'pcie3'), "
+            "'data-parallel', batch=8, gradient_sync='caffe-p2p', framework_memory='caffe')\n"
+            "print(r.to_json())")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
             for seed in ("0", "1")}

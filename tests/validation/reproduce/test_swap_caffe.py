@@ -41,3 +41,20 @@ def test_stock_caffe_on_8_gpus_fits_its_largest_batch_under_caffes_memory():
                                     bucket_mb=1e6, framework_memory="caffe").ok
     assert set(fits.peak_memory_bytes.values()) == {
         caffe_training_bytes(zoo.get("resnet50", batch=b))}
+
+
+def test_stock_caffe_p2psync_runs_out_of_memory_on_its_root_where_the_closed_form_says():
+    """Under P2PSync (the 8-GPU baseline's default) the root holds a gradient buffer for each
+    of its three children: its largest batch is below one GPU's, and one more fails there."""
+    from simulator.api import simulate
+    b = metrics.caffe_multi_gpu_largest_batch("resnet50", 6.0, 8, "caffe-p2p")
+    assert 0 < b < metrics.caffe_largest_batch("resnet50", 6.0)
+    assert metrics.caffe_multi_gpu_largest_batch("resnet50", 6.0, 8, "caffe-nccl") == \
+        metrics.caffe_largest_batch("resnet50", 6.0)
+    cluster = metrics.gpu_cluster(6.0, count=8)
+    fits = simulate("resnet50", cluster, "data-parallel", batch=b, gradient_sync="caffe-p2p",
+                    framework_memory="caffe")
+    over = simulate("resnet50", cluster, "data-parallel", batch=b + 1,
+                    gradient_sync="caffe-p2p", framework_memory="caffe")
+    assert fits.ok and not over.ok
+    assert over.log.oom is not None and over.log.oom.device == "gpu0"

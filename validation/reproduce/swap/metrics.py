@@ -11,11 +11,15 @@ from hwmodels.gpu_memory import runtime_reservation
 from simulator.api import simulate
 from simulator.cluster import Cluster
 from simulator.framework_memory import caffe_training_bytes
+from simulator.policies import _caffe_p2p as caffe_p2p
 from simulator.tuner import tune
 from workloads import zoo
 
 GIB = 2 ** 30
 GPU = "titan-x-pascal"
+# How AccUDNN's "stock Caffe" synchronised its GPUs (swap.toml, resnet152-8gpu-scaling-over-
+# caffe, says why P2PSync); "caffe-nccl" runs Caffe 1.0's instead
+CAFFE_GRADIENT_SYNC = "caffe-p2p"
 
 
 def gpu_cluster(memory_gib: float | None = None, count: int = 1, link: str = "pcie3",
@@ -46,12 +50,13 @@ def resnet152_swap_peak_gib(target) -> float:
     return r.peak_memory_bytes["gpu0"] / GIB if r.ok else float("nan")
 
 
-def caffe_largest_batch(workload: str, memory_gib: float) -> int:
+def caffe_largest_batch(workload: str, memory_gib: float, held_bytes: int = 0) -> int:
     """The largest minibatch stock Caffe trains within `memory_gib` (its static blobs and
-    gradients, simulator/framework_memory.py, plus the CUDA context); 0 if none.
-    Closed form of where the `caffe` policy runs out of memory (a test checks they agree)."""
+    gradients, simulator/framework_memory.py, plus the CUDA context and `held_bytes` more:
+    P2PSync's buffers for a GPU's children); 0 if none. Closed form of where the `caffe`
+    policy, and data-parallel's caffe-p2p on the root, run out of memory (tests check)."""
     spec = gpu_cluster(memory_gib).devices[0].spec
-    budget = spec.memory_bytes - runtime_reservation(spec).total_bytes
+    budget = spec.memory_bytes - runtime_reservation(spec).total_bytes - held_bytes
     one = caffe_training_bytes(zoo.get(workload, batch=1))
     per_sample = caffe_training_bytes(zoo.get(workload, batch=2)) - one
     return max(0, (budget - (one - per_sample)) // per_sample)
@@ -83,16 +88,31 @@ def _throughput(workload: str, cluster: Cluster, policy: str, batch: int, **opts
     return r.throughput_samples_per_s if r.ok else float("nan")
 
 
-def resnet152_8gpu_scaling_over_caffe(target) -> float:
-    """8-GPU speedup of the swap plan (batch 64 per GPU) over that of stock Caffe, which trains
-    its largest batch under 12 GiB per GPU, under Caffe's memory (framework_memory caffe), and
-    reduces the gradients after the backward pass (P2PSync: one bucket, no overlap with
-    compute). Speedups are over one GPU of each; NaN if a step does not fit."""
+def caffe_multi_gpu_largest_batch(workload: str, memory_gib: float, devices: int,
+                                  gradient_sync: str) -> int:
+    """The largest minibatch per GPU that stock Caffe trains on `devices` GPUs within
+    `memory_gib` each: under caffe-p2p the root binds, holding a gradient-sized buffer for
+    each of its children besides its own net (_caffe_p2p.receive_buffer_bytes)."""
+    held = 0
+    if gradient_sync == caffe_p2p.SYNC:
+        weights = sum(op.param_bytes for op in zoo.get(workload, batch=1) if op.params)
+        held = max(caffe_p2p.receive_buffer_bytes([f"gpu{i}" for i in range(devices)],
+                                                  weights).values())
+    return caffe_largest_batch(workload, memory_gib, held)
+
+
+def resnet152_8gpu_scaling_over_caffe(target, caffe_sync: str = CAFFE_GRADIENT_SYNC) -> float:
+    """8-GPU speedup of the swap plan (batch 64 per GPU) over that of stock Caffe (its
+    multi-GPU training as `caffe_sync` says, data-parallel's gradient_sync: caffe-p2p, the
+    P2PSync of Caffe rc3-rc5, or caffe-nccl, Caffe 1.0's), under Caffe's memory
+    (framework_memory caffe), at the largest minibatch per GPU its 8-GPU run fits in
+    12 GiB per GPU, on 1 and 8 GPUs. Speedups are over one GPU of each; NaN if a step does
+    not fit."""
     swap8 = (_throughput("resnet152", gpu_cluster(count=8), "swap", 64)
              / _throughput("resnet152", gpu_cluster(), "swap", 64))
-    b = caffe_largest_batch("resnet152", 12.0)
+    b = caffe_multi_gpu_largest_batch("resnet152", 12.0, 8, caffe_sync)
     caffe8 = (_throughput("resnet152", gpu_cluster(count=8), "data-parallel", b,
-                          bucket_mb=1e6, framework_memory="caffe")
+                          gradient_sync=caffe_sync, framework_memory="caffe")
               / _throughput("resnet152", gpu_cluster(), "sequential", b,
                             framework_memory="caffe"))
     return swap8 / caffe8
