@@ -38,6 +38,8 @@ class ModuleLowering:
             nn.ConvTranspose2d: lambda m, node, x: self._conv_transpose2d(x(), m, self.name("")),
             nn.Upsample: self._upsample_module, nn.UpsamplingNearest2d: self._upsample_module,
             nn.UpsamplingBilinear2d: self._upsample_module,
+            nn.LocalResponseNorm: lambda m, node, x: self.b.op(
+                "lrn", [x()], name=self.name(""), size=m.size, alpha=m.alpha, beta=m.beta, k=m.k),
         }
         for cls in (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d):
             table[cls] = self._instancenorm_module
