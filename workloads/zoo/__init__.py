@@ -49,6 +49,9 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
     NetworkInfo("alexnet", _IMAGENET, 1000, "AlexNet, torchvision: the one-tower 'One weird "
                 "trick' model (Krizhevsky 2014, as convnet-benchmarks' AlexNet-OWT)",
                 alexnet.alexnet),
+    NetworkInfo("alexnet_bvlc", _IMAGENET, 1000, "AlexNet, Caffe's BVLC model: the two-tower "
+                "network of Krizhevsky et al. 2012 (groups=2 in conv2/4/5, LRN), 224x224",
+                alexnet.alexnet_bvlc),
     NetworkInfo("alexnet_cifar", (3, 32, 32), 10, "AlexNet for CIFAR-10 (bearpaw)",
                 alexnet.alexnet_cifar),
     NetworkInfo("overfeat_fast", (3, 231, 231), 1000,
@@ -70,6 +73,12 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
     NetworkInfo("googlenet", _IMAGENET, 1000,
                 "GoogLeNet / Inception-v1, torchvision, no aux classifiers (options batchnorm, "
                 "branch3_kernel=5 for the paper's)", googlenet.googlenet),
+    NetworkInfo("googlenet_v1", _IMAGENET, 1000,
+                "GoogLeNet v1 as Caffe's bvlc_googlenet (Szegedy et al. 2015): no batch norm, "
+                "5x5 branches, LRN after the stem, no aux classifiers", googlenet.googlenet_v1),
+    NetworkInfo("googlenet_v1_nolrn", _IMAGENET, 1000,
+                "GoogLeNet v1 without its two LRNs, as soumith/convnet-benchmarks builds it",
+                googlenet.googlenet_v1, dict(lrn_after_stem=False)),
     NetworkInfo("inception_v3", (3, 299, 299), 1000,
                 "Inception-v3, torchvision, no aux classifier (ImageNet, 299x299)",
                 inception.inception_v3),

@@ -54,3 +54,14 @@ def basic_conv(b: GraphBuilder, x: str, out: int, kernel, name: str, stride=1, p
         if batchnorm:
             x = b.batchnorm(x, name="bn")
         return b.relu(x, name="relu")
+
+
+def lrn(b: GraphBuilder, x: str, name: str, size: int = 5, alpha: float = 1e-4,
+        beta: float = 0.75, k: float = 1.0) -> str:
+    """Cross-channel local response norm of an (N, C, H, W) map (workloads/kinds/lrn.py);
+    the defaults are Caffe's AlexNet and GoogLeNet layers' (local_size 5, alpha 1e-4,
+    beta 0.75, k 1), as nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0)."""
+    if len(b.spec(x).shape) != 4:
+        raise WorkloadError(f"lrn {name!r} needs an (N, C, H, W) input, got "
+                            f"{b.spec(x).shape}")
+    return b.op("lrn", [x], name=name, size=size, alpha=alpha, beta=beta, k=k)
