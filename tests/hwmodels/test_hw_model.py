@@ -123,12 +123,14 @@ def test_model_for_picks_class_and_checks_kind():
 
 def test_spec_efficiency_overrides_the_architecture(conv_relu_ops):
     # a part's own efficiency table sets the implicit-GEMM efficiency; an AMP conv has no
-    # Winograd alternative, so its arithmetic time scales by the ratio
+    # Winograd alternative, so its arithmetic time scales by the ratio (channels_last: no
+    # NCHW transposes, whose memory-bound time the efficiency does not scale)
     from workloads.builder import GraphBuilder
+    from workloads.memory_format import with_memory_format
     from workloads.precision import with_precision
     b = GraphBuilder("t", input_shape=(256, 28, 28), batch=64)
     b.flatten(b.conv2d(b.input(), 256, 3, padding=1, name="conv"))
-    conv = with_precision(b.build(), "amp-fp16").op("conv")
+    conv = with_memory_format(with_precision(b.build(), "amp-fp16"), "nhwc").op("conv")
     base = model_for("v100")
     half = base.family_constants.conv_fwd / 2
     slow = model_for(catalog.device("v100").with_options(efficiency={"conv": half}))
