@@ -15,7 +15,11 @@ images of three resolutions and on fully connected layers (with a batch norm of 
 products of maps with per-channel gates (squeeze-and-excitation) and with their own sigmoid;
 and group, layer and plain batch norm on images and on features; and small transformers
 (calibration_transformers.py): one decoder block at sequence lengths 64 to 512, head dims 32
-and 64, attention fused and written out, and one encoder block on image patches.
+and 64, attention fused and written out, and one encoder block on image patches; and blocks of
+post-2016 networks (calibration_blocks.py): ConvNeXt, ShuffleNetV2, MBConv with
+squeeze-and-excitation, Llama, a decoder with a 65536-token vocabulary, PoolFormer, an
+encoder-decoder of maps, Caffe-era local response normalisation; and windowed attention,
+Swin's and Swin V2's (calibration_windows.py).
 No validation case's shapes were copied into it (the odd widths, the pooling and the funnels
 were added once held-out modules showed that kinds of kernel were missing, not their shapes;
 the 48-pixel stages once leave-one-out showed that equal GEMMs on smaller maps run faster),
@@ -30,7 +34,9 @@ from workloads import zoo
 from workloads.builder import GraphBuilder
 from workloads.graph import ACTIVATIONS, OpGraph, WorkloadError
 
+from .calibration_blocks import BLOCK_CASES, BLOCK_NETWORKS
 from .calibration_transformers import TRANSFORMER_CASES, TRANSFORMER_NETWORKS
+from .calibration_windows import WINDOW_CASES, WINDOW_NETWORKS
 
 STAGE_CHANNELS = (16, 32, 64, 128, 256)   # one stage per resolution: 64, 32, 16, 8, 4 pixels
 # the same stages from a 48x48 input (48, 24, 12, 6, 3 pixels), for k = 1, 3: at equal GEMM
@@ -301,6 +307,8 @@ NETWORKS = {
     "grid_norm": norm_grid,
     "grid_norm_mlp": norm_mlp_grid,
     **TRANSFORMER_NETWORKS,
+    **BLOCK_NETWORKS,
+    **WINDOW_NETWORKS,
 }
 # (network, batch): every synthetic network at two batches (steps of about 5-300 ms on one core)
 GRID_CASES: tuple[tuple[str, int], ...] = (
@@ -331,6 +339,8 @@ GRID_CASES: tuple[tuple[str, int], ...] = (
     ("grid_gate", 4), ("grid_gate", 16), ("grid_norm", 4), ("grid_norm", 16),
     ("grid_norm_mlp", 32), ("grid_norm_mlp", 256),
     *TRANSFORMER_CASES,
+    *BLOCK_CASES,
+    *WINDOW_CASES,
 )
 
 

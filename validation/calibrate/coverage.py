@@ -1,0 +1,43 @@
+"""Which op kinds `dnnsim calibrate` measures: every kind of the registry (forward, and the
+backward and update kinds the training lowering makes) is measured by some case of the
+calibration grid, or declared here as costed by its family's rule, with the reason. A kind
+neither measured nor declared is one a calibrated profile silently lacks, so that a model
+using it is costed on the machine by a rule nobody chose (tests/validation/calibrate/
+test_coverage.py fails on it).
+
+Kinds that are always views (no kernel, no time) need neither.
+"""
+from __future__ import annotations
+
+from workloads.kinds import all_kinds, kind_of
+from workloads.training import lower_training
+
+from .calibration_nets import get
+from .cases import calibration_cases
+
+# kind -> why its family's rule costs it and no grid case measures it
+RULE_COSTED: dict[str, str] = {}
+
+
+def measured_kinds(cases=None) -> dict[str, str]:
+    """kind -> the first case (network name) whose training graph runs it as a kernel, over
+    `cases` (default: every case a full calibration replays)."""
+    found: dict[str, str] = {}
+    for name, batch in cases if cases is not None else calibration_cases():
+        for op in lower_training(get(name, batch)).topo():
+            if not op.is_view:
+                found.setdefault(op.kind, name)
+    return found
+
+
+def is_always_view(kind: str) -> bool:
+    return kind_of(kind).view is True
+
+
+def unmeasured_kinds(measured=None) -> list[str]:
+    """Declared kinds that run kernels, that no calibration case measures and that
+    RULE_COSTED does not declare, in declaration order."""
+    measured = measured_kinds() if measured is None else measured
+    return [k.name for k in all_kinds()
+            if not is_always_view(k.name) and k.name not in measured
+            and k.name not in RULE_COSTED]
