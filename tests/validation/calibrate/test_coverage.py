@@ -104,3 +104,33 @@ def test_calibration_replays_the_new_blocks_and_records_points_for_their_kinds(t
     profile = profile_build.build_profile(records, META)
     for kind in set().union(*NEW_KINDS.values()):
         assert profile.points(kind), kind
+
+
+def _synthetic_s(op) -> float:
+    """A time law the fit can recover: overhead, FLOPs and bytes."""
+    return 2e-6 + 1e-11 * op.flops + 2e-10 * op.bytes_moved
+
+
+def test_a_profile_from_the_new_blocks_costs_other_sizes_of_them_without_fallbacks():
+    """Refitted from the new blocks' op measurements (synthetic times), a profile costs a
+    block of other sizes from its own points: no kind falls back to a family rule."""
+    from validation.calibrate.calibration_blocks import convnext_grid, mbconv_grid
+    from validation.calibrate.calibration_windows import map_attention_grid, window_grid
+    from validation.calibrate.journal import records_of_replay
+    from validation.validate.compare import machine_checked_elsewhere, simulate_graph
+    from workloads.zoo import transformers as zt
+    records = []
+    for name, batch in set(BLOCK_CASES) | set(WINDOW_CASES):
+        train = lower_training(get(name, batch))
+        times = {op.name: _synthetic_s(op) for op in train.topo() if not op.is_view}
+        records += records_of_replay(name, train, [times])
+    profile = profile_build.build_profile(records, META)
+    others = [convnext_grid(3), mbconv_grid(5), window_grid(2, True), map_attention_grid(3),
+              get("grid_shufflenet", 6), get("grid_poolformer", 6),
+              get("grid_encoder_decoder", 3), get("grid_lrn", 3),
+              zt.llama(3, layers=2, hidden=128, heads=4, kv_heads=2, intermediate=344,
+                       vocab_size=1000, seq_len=96)]
+    with machine_checked_elsewhere():
+        for graph in others:
+            step_s, fallbacks = simulate_graph(graph, profile)
+            assert step_s > 0 and not fallbacks, (graph.name, fallbacks)
