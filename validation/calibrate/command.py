@@ -125,6 +125,7 @@ def run(args) -> int:
               f"cases")
     print(f"wrote {args.out}: {sum(len(v) for v in profile.kinds.values())} points over "
           f"{len(profile.kinds)} op kinds; step overhead {overhead_s * 1e6:.1f} us/op")
+    _note_lacking_kinds(profile, args.out)
     return 0
 
 
@@ -144,7 +145,15 @@ def refit(args) -> int:
     profile.save(args.out)
     print(f"wrote {args.out}: {sum(len(v) for v in profile.kinds.values())} points over "
           f"{len(profile.kinds)} op kinds, refitted from {args.ops_csv}")
+    _note_lacking_kinds(profile, args.out)
     return 0
+
+
+def _note_lacking_kinds(profile, path) -> None:
+    from .coverage import lacking_note
+    note = lacking_note(profile, path)
+    if note:
+        print(f"calibrate: {note}", file=sys.stderr)
 
 
 def _run_published(args) -> int:

@@ -34,6 +34,23 @@ def is_always_view(kind: str) -> bool:
     return kind_of(kind).view is True
 
 
+def kinds_without_points(profile) -> list[str]:
+    """Declared kinds that run kernels and that neither `profile` measured nor RULE_COSTED
+    declares: a model with them is costed on that machine by a family rule."""
+    return [k.name for k in all_kinds()
+            if not is_always_view(k.name) and k.name not in RULE_COSTED
+            and not profile.covers(k.name)]
+
+
+def lacking_note(profile, path) -> str:
+    """One line naming the kinds `profile` (written to `path`) has no points for, or ''."""
+    lacking = kinds_without_points(profile)
+    if not lacking:
+        return ""
+    return (f"{path}: no measurements of {len(lacking)} op kinds ({', '.join(lacking)}); "
+            "models with them are costed by family rules on the machine it describes")
+
+
 def unmeasured_kinds(measured=None) -> list[str]:
     """Declared kinds that run kernels, that no calibration case measures and that
     RULE_COSTED does not declare, in declaration order."""

@@ -61,6 +61,19 @@ def test_refit_rebuilds_the_committed_profile_without_measuring(tmp_path, capsys
     assert "refitted from" in capsys.readouterr().out
 
 
+def test_calibrate_names_the_kinds_its_profile_has_no_measurements_of(tmp_path, capsys):
+    """The committed ops CSV has none of the sequence and post-2016 kinds: a refit of it says
+    which kinds its profile lacks; a profile with every measured kind lacks none."""
+    assert main(["calibrate", "--refit", str(MEASURED_PROFILE), "--ops-csv",
+                 str(MEASURED / "cpu_ops.csv"), "--out", str(tmp_path / "refit.toml")]) == 0
+    err = capsys.readouterr().err
+    assert "no measurements of" in err and "channel_shuffle" in err and "layer_scale" in err
+    from validation.calibrate.coverage import kinds_without_points, measured_kinds
+    covered = Profile(meta={"device_kind": "cpu", "device_name": "xeon-avx512-2c"},
+                      kinds={k: [(1.0, 1.0, 1e-6)] for k in measured_kinds()})
+    assert kinds_without_points(covered) == []
+
+
 def test_refit_bad_input(tmp_path, capsys):
     measured = MEASURED
     profile = str(measured / "cpu_profile.toml")
