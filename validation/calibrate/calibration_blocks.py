@@ -29,7 +29,7 @@ the convolution grids never make, in the shapes those models run them.
 
 Widths, resolutions and vocabularies are none of the validated networks' (the torchvision
 models and GPT-2 that validation runs); a replay takes 10-300 ms of CPU time on one core
-(the 23 cases, 1.7 s a round, add about an eighth to a calibration round's 13.7 s).
+(with calibration_windows.py's, 23 cases, 1.7 s a round: about an eighth of a round's 13.7 s).
 """
 from __future__ import annotations
 
