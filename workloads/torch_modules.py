@@ -82,13 +82,19 @@ class ModuleLowering:
         return out
 
     def _tie(self, m, lowered, holder: str) -> None:
-        """A layer whose parameters are all another layer's (HF's lm_head.weight =
-        wte.weight): it holds none, and its gradient goes to the holder's update."""
-        if len(lowered) != 1 or any(id(p) not in self.param_holder for p in m.parameters()):
+        """A layer whose weight is another layer's (HF's lm_head.weight = wte.weight): it holds
+        only its own parameters (a masked-LM decoder's bias, or none), and the gradient of the
+        tied weight goes to the holder's update."""
+        own = [p for p in m.parameters() if id(p) not in self.param_holder]
+        weight = getattr(m, "weight", None)
+        if len(lowered) != 1 or weight is None or id(weight) not in self.param_holder \
+                or len(own) != sum(1 for _ in m.parameters()) - 1:
             raise self.unsupported(f"shares some parameters with {holder!r} (tied weights) "
-                                   "and holds others; only a layer whose parameters are all "
-                                   "another layer's is supported")
-        lowered[0].params = 0
+                                   "other than its weight; only a tied weight, with or "
+                                   "without a bias of the layer's own, is supported")
+        lowered[0].params = sum(p.numel() for p in own)
+        for p in own:
+            self.param_holder.setdefault(id(p), lowered[0].name)
         self.b.graph.meta.setdefault("shared_params", {})[lowered[0].name] = holder
 
     # -- layers ----------------------------------------------------------------------------

@@ -104,27 +104,31 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
         else:
             (op.kind_record.backward or backward_rules.gradient)(ctx, op, dy)
 
-    # a later call of shared weights (meta["shared_params"]: op -> the op holding them) has
-    # no update of its own: its weight gradient joins the holder's, summed as autograd sums
-    # them (one out-of-place add of the whole table) before the optimizer reads it
+    # a later call of shared weights (meta["shared_params"]: op -> the op holding them)
+    # updates only the parameters it holds itself (a masked-LM decoder's bias; none for a
+    # module called again): the gradient of the shared weight joins the holder's, summed as
+    # autograd sums them (one out-of-place add of the whole table) before the optimizer reads
+    # it
     shared = g.meta.get("shared_params", {})
     joins: dict[str, list[str]] = {}
     for fwd_name, gw in ctx.weight_grad_of.items():
         if fwd_name in shared:
             joins.setdefault(shared[fwd_name], []).append(gw)
     for fwd_name, gw in ctx.weight_grad_of.items():
-        if fwd_name in shared:
-            continue
         fwd = g.op(fwd_name)
+        if fwd_name in shared and not fwd.params:
+            continue
         spec = TensorSpec((fwd.params,), _param_width(fwd))
-        reads = (gw, *joins.get(fwd_name, ()))
+        reads = (gw, *(() if fwd_name in shared else joins.get(fwd_name, ())))
         if len(reads) > 1:
             reads = (g.add(Op(f"{fwd_name}.grad_weight_acc", "grad_accumulate", reads,
                               tuple(spec for _ in reads), spec, dict(stamp),
                               phase="backward", forward=fwd_name)).name,)
         g.add(Op(f"{fwd_name}.update", "sgd_update", reads, tuple(spec for _ in reads), spec,
                  params=fwd.params, phase="update", forward=fwd_name,
-                 attrs={"optimizer": optimizer, "tensors": param_tensors(fwd),
+                 attrs={"optimizer": optimizer,
+                        # a tied layer's weight is stepped with its holder's
+                        "tensors": param_tensors(fwd) - (fwd_name in shared),
                         **{k: fwd.attrs[k] for k in _UPDATE_INHERITS if k in fwd.attrs}}))
     g.validate()
     return g
@@ -157,10 +161,12 @@ class _Lowering:
 
     def param_grad_spec(self, op: Op) -> TensorSpec:
         """The flat gradient of op's weights: of the weights it shares, for a later call of
-        shared weights (meta["shared_params"]: GPT-2's output layer reads the embedding's)."""
+        shared weights (meta["shared_params"]: GPT-2's output layer reads the embedding's),
+        followed by those it holds itself (a masked-LM decoder's bias)."""
         holder = self.g.meta.get("shared_params", {}).get(op.name)
         owner = self.g.op(holder) if holder else op
-        return TensorSpec((max(owner.params, 1),), _param_width(owner))
+        own = op.params if holder else 0
+        return TensorSpec((max(owner.params + own, 1),), _param_width(owner))
 
     def flat_spec(self, size: int, op: Op) -> TensorSpec:
         return TensorSpec((size,), op.out.dtype_bytes)

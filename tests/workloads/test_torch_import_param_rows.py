@@ -2,13 +2,17 @@
 t[:, :s]), one row added everywhere (t[0]), and tables looked up by ids held in buffers
 (Hugging Face's position_ids and token_type_ids), each one position_embedding op holding the
 whole table; buffers sliced by a size of the input; an output layer given the token
-embedding's weight tensor (tied); what stays refused, in one error."""
+embedding's weight tensor (tied), with a bias of its own (a masked-LM decoder) or none; what
+stays refused, in one error."""
 import pytest
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from benchmarks.import_sweep import torch_flops  # noqa: E402
 from tests.workloads.test_torch_import_transformers import imported  # noqa: E402
+from tests.workloads.torch_hf_style import BertEmbeddings, BertEncoder  # noqa: E402
+from tests.workloads.torchvision_zoo import matmul_flops  # noqa: E402
 from workloads import from_torch  # noqa: E402
 from workloads.graph import WorkloadError  # noqa: E402
 
@@ -138,7 +142,67 @@ def test_an_output_layer_given_the_embeddings_weight_holds_none_of_it():
     assert sum(op.params for op in train if op.kind == "sgd_update") == g.params()
 
 
-def test_a_layer_tied_in_part_is_refused_by_name():
-    with pytest.raises(WorkloadError, match="'lm_head': shares some parameters with 'wte' "
-                                            r"\(tied weights\) and holds others"):
-        from_torch(TiedLM(bias=True), torch.randint(0, 50, (2, 16)))
+class BertForMaskedLM(nn.Module):
+    """Hugging Face's BertForMaskedLM, written as transformers writes it: the encoder without a
+    pooler, a transform (dense, GELU, LayerNorm) and a decoder whose weight is the word
+    embedding's and whose bias is a parameter of the prediction head (decoder.bias = bias)."""
+
+    def __init__(self, vocab=60, width=16, depth=2, heads=4, mlp=32, positions=24):
+        super().__init__()
+        self.embeddings = BertEmbeddings(vocab, width, positions, 2, 0.1)
+        self.encoder = BertEncoder(depth, width, heads, mlp, 0.1, False)
+        self.transform = nn.Sequential(nn.Linear(width, width), nn.GELU(),
+                                       nn.LayerNorm(width, eps=1e-12))
+        self.decoder = nn.Linear(width, vocab, bias=False)
+        self.bias = nn.Parameter(torch.zeros(vocab))
+        self.decoder.bias = self.bias
+        self.decoder.weight = self.embeddings.word_embeddings.weight
+
+    def forward(self, input_ids):
+        return self.decoder(self.transform(self.encoder(self.embeddings(input_ids))))
+
+
+def test_a_masked_lm_decoder_shares_the_embeddings_weight_and_holds_its_own_bias():
+    from workloads.training import lower_training
+    model, ids = BertForMaskedLM(), torch.randint(1, 60, (2, 16))
+    g = from_torch(model, ids)
+    assert g.params() == sum(p.numel() for p in model.parameters())   # the table once
+    assert g.meta["shared_params"] == {"decoder": "embeddings.word_embeddings"}
+    assert g.op("decoder").params == 60
+    assert matmul_flops(g) == pytest.approx(torch_flops(model, ids), rel=0.02)
+    g.meta["token_logits"] = True
+    train = lower_training(g, "adam")
+    updates = {op.forward: op for op in train if op.kind == "sgd_update"}
+    assert sum(op.params for op in updates.values()) == g.params()
+    # the table's update reads the sum of both uses' gradients, as autograd sums them
+    table = updates["embeddings.word_embeddings"]
+    acc = train.op(table.inputs[0])
+    assert acc.kind == "grad_accumulate"
+    assert set(acc.inputs) == {"embeddings.word_embeddings.grad", "decoder.grad_weight"}
+    assert table.out.numel == 60 * 16
+    # the bias is stepped on its own, one tensor, from the decoder's gradient
+    bias = updates["decoder"]
+    assert (bias.params, bias.inputs, bias.attrs["tensors"]) == (60, ("decoder.grad_weight",), 1)
+    # the decoder's gradient holds the tied weight's and the bias's; it reads the whole weight
+    assert train.op("decoder.grad_weight").out.numel == 60 * 16 + 60
+    assert train.op("decoder").bytes_read == g.op("decoder").in_specs[0].nbytes + (60 * 16 + 60) * 4
+
+
+class BiasSharedLM(TiedLM):
+    """A second layer given the output layer's bias (and a weight of its own)."""
+
+    def __init__(self):
+        super().__init__(bias=True)
+        self.lm_head.weight = nn.Parameter(torch.randn(50, 32))
+        self.extra = nn.Linear(32, 50)
+        self.extra.bias = self.lm_head.bias
+
+    def forward(self, ids):
+        h = self.ln_f(self.wte(ids))
+        return self.lm_head(h) + self.extra(h)
+
+
+def test_a_layer_sharing_a_parameter_other_than_its_weight_is_refused_by_name():
+    with pytest.raises(WorkloadError, match="'extra': shares some parameters with 'lm_head' "
+                                            r"\(tied weights\) other than its weight"):
+        from_torch(BiasSharedLM(), torch.randint(0, 50, (2, 16)))

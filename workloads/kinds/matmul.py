@@ -84,12 +84,11 @@ def _linear_params(op):
 
 def _reads_input_and_weights(op) -> int:
     """The input and the weights; a later call of shared weights (graph.meta["shared_params"])
-    holds no parameters of its own but reads them: counted from its attributes."""
-    weights = op.param_bytes
-    if not op.params:
-        shapes = (_conv_params if op.kind == "conv2d" else _linear_params)(op)
-        width = int(op.attrs.get("param_dtype_bytes", op.out.dtype_bytes))
-        weights = sum(math.prod(s) for s in shapes) * width
+    holds fewer parameters than it reads (none, or a tied decoder's bias): counted from its
+    attributes."""
+    shapes = (_conv_params if op.kind == "conv2d" else _linear_params)(op)
+    width = int(op.attrs.get("param_dtype_bytes", op.out.dtype_bytes))
+    weights = max(op.param_bytes, sum(math.prod(s) for s in shapes) * width)
     return sum(s.nbytes for s in op.in_specs) + weights
 
 
