@@ -8,8 +8,17 @@
     bf16      pure bfloat16 (model.bfloat16())
     amp-fp16  torch.autocast(float16) + GradScaler: FP32 master weights, gradients and
               optimizer state; convolutions and matmuls in FP16 on half copies of the
-              weights; activations stored in half; the loss in FP32
+              weights; each activation stored in the dtype autocast gives it (below)
     amp-bf16  the same with bfloat16 (no loss scaling)
+
+Under AMP a tensor's width follows PyTorch's CUDA autocast op lists: ops on its float16 list
+(convolutions, matmuls, attention) write half; ops on its float32 list (pow, rsqrt, softmax,
+the norms, the loss) write FP32; every other op writes the widest of its float inputs, as
+PyTorch's type promotion does, and an op holding FP32 parameters promotes with them (an
+embedding, a learned scale or position table), except a batch norm, whose cuDNN kernel writes
+its input's dtype. So a Llama block's RMSNorm and the residual stream after an FP32 embedding
+stay FP32. Not modelled: the half copy autocast makes of an FP32 tensor a half-list op reads
+(that op is taken to read and save the FP32 tensor), and the network input, stored in half.
 
 The precision is stamped on every op (`op.attrs["precision"]`) so a device model can cost each
 op by itself, and recorded in `graph.meta["precision"]`. Which arithmetic unit runs an op is the
@@ -60,22 +69,58 @@ def with_precision(graph: OpGraph, precision: str) -> OpGraph:
             precision_of(op) == precision for op in graph):
         return graph
     act, par = _STORAGE_BYTES[precision]
-    # an AMP loss runs in FP32 (autocast's fp32 list): its scalar output stays 4 bytes
-    loss_bytes = 4 if is_amp(precision) else act
+    width = _autocast_widths(graph, act, par) if is_amp(precision) else \
+        {op.name: act for op in graph}
 
     def spec(s: TensorSpec, nbytes: int) -> TensorSpec:
         return s if s.dtype_bytes == nbytes or s.integer else TensorSpec(s.shape, nbytes)
 
     def convert(op: Op) -> Op:
-        out_bytes = loss_bytes if op.kind == "softmax_xent" else act
         attrs = {**op.attrs, "precision": precision}
         if op.params:
             attrs["param_dtype_bytes"] = par
         else:
             attrs.pop("param_dtype_bytes", None)
-        return dataclasses.replace(op, in_specs=tuple(spec(s, act) for s in op.in_specs),
-                                   out=spec(op.out, out_bytes), attrs=attrs)
+        ins = tuple(spec(s, width[op.inputs[i]] if i < len(op.inputs) else act)
+                    for i, s in enumerate(op.in_specs))
+        return dataclasses.replace(op, in_specs=ins, out=spec(op.out, width[op.name]),
+                                   attrs=attrs)
 
     out = graph.copy(graph.name, convert)
     out.meta["precision"] = precision
     return out
+
+
+# PyTorch's CUDA autocast op lists ("CUDA Ops that can autocast to float16" and "... to
+# float32" in the torch.amp documentation; aten/src/ATen/autocast_mode.cpp), by the kinds that
+# run those ops. continuous_position_bias is an MLP ending in a linear layer; an LRN
+# (F.local_response_norm) ends in x / d.pow(beta), a float32 pow.
+AUTOCAST_HALF_KINDS = frozenset({"conv2d", "conv_transpose2d", "linear", "batched_matmul",
+                                 "attention", "continuous_position_bias"})
+AUTOCAST_FP32_KINDS = frozenset({"pow", "rsqrt", "softmax", "softmax_xent", "layernorm",
+                                 "groupnorm", "softplus", "l2_normalize", "lrn"})
+# off both lists and holding FP32 parameters, yet writing the input's dtype: cuDNN's batch norm
+# takes half activations with FP32 scale and shift
+_KEEPS_INPUT_DTYPE = frozenset({"batchnorm"})
+# off both lists, reading a constant FP32 table (a buffer: autocast leaves buffers as they
+# are), so promoting with it: Hugging Face's rotary x * cos, its cos made in FP32
+_READS_FP32_BUFFER = frozenset({"mul_table"})
+
+
+def _autocast_widths(graph: OpGraph, half: int, param: int) -> dict[str, int]:
+    """Bytes per element of each op's output under autocast (module docstring)."""
+    shared = graph.meta.get("shared_params", {})
+    width: dict[str, int] = {}
+    for op in graph.topo():
+        if op.kind in AUTOCAST_HALF_KINDS:
+            width[op.name] = half
+        elif op.kind in AUTOCAST_FP32_KINDS:
+            width[op.name] = 4
+        else:
+            floats = [width[t] for t, s in zip(op.inputs, op.in_specs, strict=False)
+                      if not s.integer]
+            holds_fp32 = (op.params or op.name in shared) and op.kind not in _KEEPS_INPUT_DTYPE
+            if holds_fp32 or op.kind in _READS_FP32_BUFFER:
+                floats.append(param)
+            width[op.name] = max(floats, default=half)
+    return width

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from .graph import Op, OpGraph, TensorSpec, WorkloadError
 from .kinds import backward_rules, kind_of
+from .precision import is_amp
 
 OPTIMIZER_STATE_PER_PARAM = {"sgd": 0, "sgd-momentum": 1, "adam": 2}
 
@@ -61,8 +62,10 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
         if len(loss.out.shape) != 2 and not per_token:
             raise WorkloadError(f"graph {forward.name!r} ends in {loss.kind!r} with shape "
                                 f"{loss.out.shape}; training needs (batch, classes) logits")
+        # an AMP loss runs in FP32 (autocast's float32 list: workloads/precision.py)
+        loss_width = 4 if is_amp(stamp.get("precision", "fp32")) else loss.out.dtype_bytes
         loss = g.add(Op("loss", "softmax_xent", (loss.name,), (loss.out,),
-                        TensorSpec((1,), loss.out.dtype_bytes),
+                        TensorSpec((1,), loss_width),
                         {"classes": loss.out.shape[-1], **stamp}))
         fwd_ops.append(loss)
 

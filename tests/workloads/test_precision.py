@@ -31,3 +31,37 @@ def test_same_precision_is_the_same_graph_and_unknown_is_an_error():
     assert with_precision(g, "bf16") is g
     with pytest.raises(WorkloadError, match="unknown precision 'fp8'.*fp32, tf32"):
         with_precision(g, "fp8")
+
+
+# A Llama block as Hugging Face runs it under CUDA autocast: the FP32 embedding starts an FP32
+# residual stream; RMSNorm (x.to(float32), pow, mean, rsqrt, weight *) stays FP32; q * cos
+# promotes to FP32 (cos is made in the hidden states' dtype), rotate_half(q) does not; the
+# projections, attention and the SwiGLU MLP write half.
+_LLAMA_FP32 = {"model.embed_tokens", "model.layers.0.add", "model.layers.0.add2",
+               *(f"{norm}.{op}" for norm in ("model.layers.0.input_layernorm",
+                                             "model.layers.0.post_attention_layernorm",
+                                             "model.norm")
+                 for op in ("pow", "mean", "scalar", "rsqrt", "mul", "layer_scale")),
+               *(f"model.layers.0.self_attn.{op}" for op in (
+                   "mul_table", "mul_table2", "add", "mul_table3", "mul_table4", "add2",
+                   "repeat_heads"))}
+
+
+@pytest.mark.parametrize("precision", ["amp-bf16", "amp-fp16"])
+def test_a_llama_block_under_amp_stores_each_tensor_in_autocasts_dtype(precision):
+    from workloads.zoo.transformers import llama
+    block = llama(1, layers=1, hidden=64, heads=4, kv_heads=2, intermediate=128,
+                  vocab_size=100, seq_len=16)
+    g = with_precision(block, precision)
+    widths = {op.name: op.out.dtype_bytes for op in g if not op.is_view}
+    assert {n for n, w in widths.items() if w == 4} == _LLAMA_FP32
+    assert set(widths.values()) == {2, 4}
+    # values: 18,064 in FP32 (embedding 1,024; three RMSNorms of 3,120; rotary q 3,072 and k
+    # 1,536; k repeated 1,024; two residual adds of 1,024), 19,264 in half
+    assert g.activation_bytes() == 4 * 18_064 + 2 * 19_264
+    assert with_precision(block, "bf16").activation_bytes() == 2 * (18_064 + 19_264)
+    # a gradient has its tensor's dtype; the loss is FP32
+    train = lower_training(g)
+    assert train.op("model.layers.0.add.grad_acc").out.dtype_bytes == 4
+    assert train.op("model.layers.0.self_attn.permute.grad_acc").out.dtype_bytes == 2
+    assert train.op("loss").out.dtype_bytes == 4
