@@ -163,6 +163,7 @@ class BertForMaskedLM(nn.Module):
 
 
 def test_a_masked_lm_decoder_shares_the_embeddings_weight_and_holds_its_own_bias():
+    from validation.calibrate.torch_exec import GraphModule
     from workloads.training import lower_training
     model, ids = BertForMaskedLM(), torch.randint(1, 60, (2, 16))
     g = from_torch(model, ids)
@@ -170,6 +171,10 @@ def test_a_masked_lm_decoder_shares_the_embeddings_weight_and_holds_its_own_bias
     assert g.meta["shared_params"] == {"decoder": "embeddings.word_embeddings"}
     assert g.op("decoder").params == 60
     assert matmul_flops(g) == pytest.approx(torch_flops(model, ids), rel=0.02)
+    replay = GraphModule(g)   # the graph run in PyTorch: the table once, the bias its own
+    assert sum(p.numel() for p in replay.parameters()) == g.params()
+    assert replay._p(g.topo().index(g.op("decoder")), 1).shape == (60,)
+    assert tuple(replay(ids).shape) == (2, 16, 60)
     g.meta["token_logits"] = True
     train = lower_training(g, "adam")
     updates = {op.forward: op for op in train if op.kind == "sgd_update"}

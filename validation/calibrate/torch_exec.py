@@ -170,9 +170,11 @@ class GraphModule(torch.nn.Module):
         self._holder = {index[op]: index[holder]
                         for op, holder in graph.meta.get("shared_params", {}).items()}
         for i, op in enumerate(self.ops):
-            if i in self._holder:
+            if i in self._holder and not op.params:
                 continue
             for j, t in enumerate(initial_params(op, gen, dev)):
+                if i in self._holder and j == 0:
+                    continue   # a tied layer's weight is its holder's; its bias its own
                 self.weights[f"p{i}_{j}"] = torch.nn.Parameter(t)
             buffers = op.kind_record.torch_buffers
             for prefix, t in (buffers(op, dev) if buffers else ()):
@@ -184,8 +186,9 @@ class GraphModule(torch.nn.Module):
         self.register_buffer("targets", torch.randint(0, classes, (n,), generator=gen).to(dev))
 
     def _p(self, i: int, j: int):
-        key = f"p{self._holder.get(i, i)}_{j}"
-        return self.weights.get(key)
+        own = f"p{i}_{j}"
+        return self.weights[own] if own in self.weights else \
+            self.weights.get(f"p{self._holder.get(i, i)}_{j}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # each output is dropped after its last reader, as an idiomatic module's locals are:
