@@ -1,5 +1,7 @@
 """Training precision: tensor widths and the stamp every op carries."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workloads import zoo
 from workloads.graph import WorkloadError
@@ -65,3 +67,33 @@ def test_a_llama_block_under_amp_stores_each_tensor_in_autocasts_dtype(precision
     assert train.op("model.layers.0.add.grad_acc").out.dtype_bytes == 4
     assert train.op("model.layers.0.self_attn.permute.grad_acc").out.dtype_bytes == 2
     assert train.op("loss").out.dtype_bytes == 4
+
+
+@settings(max_examples=15, deadline=None)
+@given(network=st.sampled_from(["gpt2", "bert", "llama", "googlenet_v1", "cifar_resnet20",
+                                "vit_ti_16"]),
+       seq=st.integers(2, 12), layers=st.integers(1, 2))
+def test_amp_widths_are_consistent_and_between_half_and_fp32(network, seq, layers):
+    """Both AMP formats store the same widths; every op reads its producers' widths; AMP's
+    activations lie between pure half's and FP32's."""
+    g = _small(network, seq, layers)
+    fp16, bf16 = with_precision(g, "amp-fp16"), with_precision(g, "amp-bf16")
+    assert [op.out for op in fp16] == [op.out for op in bf16]
+    for op in fp16:
+        assert op.out.integer or op.out.dtype_bytes in (2, 4)
+        for src, s in zip(op.inputs, op.in_specs, strict=False):
+            assert s.dtype_bytes == fp16.op(src).out.dtype_bytes
+    half, full = (with_precision(g, p).activation_bytes() for p in ("bf16", "fp32"))
+    assert half <= fp16.activation_bytes() <= full
+
+
+def _small(network: str, seq: int, layers: int):
+    from workloads.zoo import transformers as tz
+    if network == "gpt2":
+        return tz.gpt2(2, depth=layers, width=32, heads=4, seq_len=seq, vocab_size=50)
+    if network == "bert":
+        return tz.bert_base(1, seq_len=seq, vocab_size=50)
+    if network == "llama":
+        return tz.llama(1, layers=layers, hidden=32, heads=4, kv_heads=2, intermediate=64,
+                        vocab_size=50, seq_len=seq)
+    return zoo.get(network, batch=2)
