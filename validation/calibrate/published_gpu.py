@@ -35,9 +35,19 @@ GPU_NAMES = {
     "titan xp": "titan-xp", "p100": "p100", "v100": "v100", "t4": "t4", "a100": "a100",
     "h100": "h100",
 }
+# Each label is one harness's, so the label names the model that harness ran:
+# - "AlexNet": jcjohnson/cnn-benchmarks (and dmikushin's fork, same models) loaded Caffe's
+#   BVLC AlexNet (two towers, LRN) at 224x224;
+# - "AlexNet (One Weird Trick)", "GoogLeNet v1": soumith/convnet-benchmarks, whose alexnet.lua
+#   is the one-tower network and whose googlenet.lua / benchmark_googlenet.py build GoogLeNet v1
+#   with biases and 5x5 branches but without its two LRNs ("LRN (not added for now)");
+# - "Inception-v1 (GoogLeNet)": jcjohnson/cnn-benchmarks' Inception-v1, a Torch port of
+#   Google's GoogLeNet v1, taken as Caffe's bvlc_googlenet (LRN after the stem, no batch
+#   norm). Uncertain: the port's own file is not in the published data; if it left out the
+#   LRNs as convnet-benchmarks did, googlenet_v1_nolrn is the closer model.
 NETWORK_NAMES = {
-    "alexnet (one weird trick)": "alexnet",
-    "inception-v1 (googlenet)": "googlenet", "googlenet v1": "googlenet",
+    "alexnet": "alexnet_bvlc", "alexnet (one weird trick)": "alexnet",
+    "inception-v1 (googlenet)": "googlenet_v1", "googlenet v1": "googlenet_v1_nolrn",
     "googlenet": "googlenet", "inception-v3": "inception_v3",
     "vgg-16": "vgg16", "vgg-19": "vgg19", "vgg-a (oxfordnet model a)": "vgg11",
     "overfeat (fast)": "overfeat_fast",
@@ -51,10 +61,7 @@ NETWORK_NAMES = {
 TORCH7_NETWORKS = {"resnet50_v1": "resnet50", "resnet101_v1": "resnet101",
                    "resnet152_v1": "resnet152"}
 # networks the tables name that the zoo does not have, with why (a zoo name is taken as is)
-UNMODELLED_NETWORKS = {
-    "AlexNet": "the Torch7 harnesses ran Caffe's BVLC AlexNet (grouped convolutions, LRN), "
-               "which is not in the zoo (alexnet is torchvision's single-tower model)",
-}
+UNMODELLED_NETWORKS: dict[str, str] = {}
 PRECISION_NAMES = {"fp32": "fp32", "tf32": "tf32", "amp": "amp-fp16", "fp16": "fp16",
                    "bf16": "bf16", "amp-bf16": "amp-bf16", **{p: p for p in PRECISIONS}}
 # libraries whose kernels are not cuDNN's/cuBLAS's: the model does not describe them
@@ -159,10 +166,11 @@ def _number(text: str | None) -> float | None:
 
 
 def _lookup(table: dict[str, str], name: str, known) -> str | None:
-    key = name.strip().lower()
-    if key in table:
-        return table[key]
-    return name.strip() if name.strip() in known else None
+    """A catalog or zoo name as written is itself ("alexnet" is torchvision's AlexNet), else
+    the table's entry for the label in any case ("AlexNet" is the BVLC model)."""
+    if name.strip() in known:
+        return name.strip()
+    return table.get(name.strip().lower())
 
 
 def read_network_rows(path: str) -> Table:
