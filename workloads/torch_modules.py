@@ -87,8 +87,9 @@ class ModuleLowering:
         tied weight goes to the holder's update."""
         own = [p for p in m.parameters() if id(p) not in self.param_holder]
         weight = getattr(m, "weight", None)
+        all_tied, weight_alone = not own, len(own) == sum(1 for _ in m.parameters()) - 1
         if len(lowered) != 1 or weight is None or id(weight) not in self.param_holder \
-                or len(own) != sum(1 for _ in m.parameters()) - 1:
+                or not (all_tied or weight_alone):
             raise self.unsupported(f"shares some parameters with {holder!r} (tied weights) "
                                    "other than its weight; only a tied weight, with or "
                                    "without a bias of the layer's own, is supported")

@@ -211,3 +211,16 @@ def test_a_layer_sharing_a_parameter_other_than_its_weight_is_refused_by_name():
     with pytest.raises(WorkloadError, match="'extra': shares some parameters with 'lm_head' "
                                             r"\(tied weights\) other than its weight"):
         from_torch(BiasSharedLM(), torch.randint(0, 50, (2, 16)))
+
+
+def test_a_layer_given_both_parameters_of_another_holds_none():
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 4), nn.Linear(8, 4)
+            self.b.weight, self.b.bias = self.a.weight, self.a.bias
+
+        def forward(self, x):
+            return self.a(x) + self.b(torch.relu(x))
+    g = from_torch(TwoHeads(), torch.randn(2, 8))
+    assert g.params() == 8 * 4 + 4 and g.meta["shared_params"] == {"b": "a"}
