@@ -297,8 +297,17 @@ class GPUModel(DeviceModel):
             m, n, k = {"linear": (rows, n_out, n_in), "linear_grad_input": (rows, n_in, n_out),
                        "linear_grad_weight": (n_out, n_in, rows)}[op.kind]
             tiles = gk.TILES if tensor else gk.cublas_tiles(self.spec.architecture)
-            cost = unit_gemm(m, n, k, 1, tiles=tiles)
-            return [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
+            # a GEMM reads both operands and writes the product at least once, whatever the
+            # op's own count leaves out (an input gradient's weight)
+            traffic = max(traffic, float((m * k + n * k + m * n) * op.out.dtype_bytes))
+            cost = unit_gemm(m, n, k, 1, tiles=tiles,
+                             split_k=tensor or gk.cublas_splits_k(self.spec.architecture))
+            options = [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
+            if min(m, n) <= gk.GEMV_MAX_WIDTH:
+                # cuBLAS's gemv-like kernel: a library kernel that streams the wide operand
+                # once on the CUDA cores, with no tile's padding
+                options.append(KernelOption("gemm", op.flops / fp32_peak, traffic, "gemv"))
+            return options
         conv = gk.ConvProblem.from_attrs(op.attrs)
         pass_ = CONV_PASS[op.kind]
         if conv.is_thin_grouped:    # depthwise: a direct kernel on the CUDA cores

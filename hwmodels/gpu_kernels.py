@@ -47,6 +47,7 @@ TILES = ((256, 128), (128, 128), (128, 64), (64, 64), (128, 32), (64, 32), (64, 
 # them. Pascal's tables (CUDA 8.0.88 on the GTX 1080 Ti and Titan Xp) show the skinny tiles.
 WIDE_TILES = ((128, 128), (128, 64))
 WIDE_TILE_ARCHITECTURES = frozenset({"maxwell"})
+NO_SPLIT_K_ARCHITECTURES = frozenset({"pascal"})
 # cuDNN's convolution kernels (implicit GEMM, Winograd's batched products, FFT's): its
 # *_scudnn_128x128, 128x64 and 128x32 tiles. The 128 side runs along the output pixels (or
 # transformed tiles) of the forward and data-gradient passes, which the library never lays the
@@ -56,6 +57,10 @@ CONV_TILES = ((128, 128), (128, 64), (128, 32))
 REFERENCE_TILE = (128, 128)
 K_FILL = 32                 # per-CTA pipeline fill and epilogue, in k steps
 SPLIT_K_MIN_K = 256         # split-K keeps at least this much of K per CTA
+# a product this narrow (output columns or rows) runs in cuBLAS's gemv-like kernels, which
+# stream the wide operand once at memory bandwidth instead of padding it into a tile: DeepBench's
+# M = 512-1024, N = 8, K = 500,000 (NN) runs at DRAM speed on the M40, Titan X and V100
+GEMV_MAX_WIDTH = 8
 TENSOR_CORE_ALIGN = 8       # tensor-core GEMM dimensions are padded to this
 THIN_GROUP_CHANNELS = 8     # input channels per group below which a direct kernel runs
 FFT_TILE = 32               # cuDNN FFT_TILING's transform size
@@ -84,6 +89,12 @@ class GemmCost:
     extra_bytes: float      # split-K partial sums written and read back
     tile: tuple[int, int]
     split_k: int
+
+
+def cublas_splits_k(architecture: str | None) -> bool:
+    """Whether cuBLAS's FP32 GEMM splits the reduction on an architecture (its library
+    generation)."""
+    return architecture not in NO_SPLIT_K_ARCHITECTURES
 
 
 def cublas_tiles(architecture: str | None) -> tuple[tuple[int, int], ...]:

@@ -167,6 +167,43 @@ def test_maxwells_cublas_pads_a_skinny_product_to_a_wide_tile():
     assert gk.cublas_tiles("maxwell") == gk.WIDE_TILES and gk.cublas_tiles("volta") == gk.TILES
 
 
+def test_pascals_cublas_runs_one_cta_per_output_tile():
+    """DeepBench on Pascal (CUDA 8): M = N = 2560, 128 columns (20 tiles of 128x128 on 28-30
+    SMs) takes one round of full-K tiles, about 0.3 ms; CUDA 10's cuBLAS on a V100 splits the
+    reduction over its idle SMs and writes partial sums."""
+    for gpu, splits in (("gtx1080ti", False), ("v100", True)):
+        op = linear_op(2560, 2560, 128)
+        gemm = next(o for o in model_for(gpu).kernel_options(op) if o.algorithm == "gemm")
+        assert (gemm.traffic_bytes > op.bytes_moved) == splits
+    assert not gk.cublas_splits_k("pascal") and gk.cublas_splits_k("volta")
+
+
+def test_a_product_eight_wide_streams_its_matrix_once():
+    """DeepBench, M = 1024, N = 8, K = 500,000 (NN): the M40, the Titan X (Maxwell) and the
+    V100 take about the time of reading the 2 GB matrix once, where a 128-wide tile would pad
+    the 8 columns 16-fold; 16 columns already run in tiles."""
+    for gpu in ("titan-x-maxwell", "v100"):
+        model = model_for(gpu)
+        narrow, wider = linear_op(1024, 500_000, 8), linear_op(1024, 500_000, 16)
+        assert model.chosen_option(narrow).algorithm == "gemv"
+        assert model.chosen_option(wider).algorithm == "gemm"
+        read_once_s = 1024 * 500_000 * 4 / model.mem_bandwidth_Bps
+        assert read_once_s < model.op_time_s(narrow) < 2 * read_once_s
+
+
+def test_a_gemv_reads_the_matrix_its_op_does_not_count():
+    """A batch-1 linear layer's input gradient reads the whole weight; the gemv kernel pays
+    for it even where the op's own traffic leaves the weight out."""
+    v100 = model_for("v100")
+    b = GraphBuilder("g", input_shape=(64,), batch=1)
+    b.linear(b.linear(b.input(), 25088, name="pre"), 4096, bias=False, name="fc")
+    grad_input = next(op for op in lower_training(b.build())
+                      if op.kind == "linear_grad_input" and op.attrs["in_features"] == 25088)
+    gemv = next(o for o in v100.kernel_options(grad_input) if o.algorithm == "gemv")
+    assert gemv.traffic_bytes >= 25088 * 4096 * 4
+    assert v100.op_time_s(grad_input) > 25088 * 4096 * 4 / v100.mem_bandwidth_Bps
+
+
 def test_only_the_weight_gradient_splits_its_reduction():
     """A batch-1 forward convolution on 80 SMs has too few output tiles to fill them, and a
     GEMM of its shape would split K; cuDNN's forward kernel runs one CTA per output tile, in
