@@ -18,14 +18,26 @@ Depthwise convolutions run PyTorch's own direct kernels in either format; matrix
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol, Self, TypeVar
 
 from workloads.graph import Op
 from workloads.memory_format import DEFAULT_MEMORY_FORMAT, MEMORY_FORMATS, memory_format_of
 from workloads.precision import HALF_FORMAT
 
-if TYPE_CHECKING:
-    from .gpu import KernelOption
+
+class _KernelOption(Protocol):
+    """What this module reads and rewrites of gpu.KernelOption (not imported from there:
+    gpu imports this module)."""
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def serial_bytes(self) -> float: ...
+    @property
+    def kernels(self) -> int: ...
+    def _replace(self, *, serial_bytes: float = ..., kernels: int = ...) -> Self: ...
+
+
+Option = TypeVar("Option", bound=_KernelOption)
 
 # algorithms cuDNN runs on NCHW tensors only
 NCHW_ONLY_ALGORITHMS = frozenset({"winograd_fused", "winograd_nonfused", "fft_tiling"})
@@ -65,7 +77,7 @@ def transposed_bytes(op: Op) -> tuple[float, int]:
     return 2.0 * moved, kernels
 
 
-def conv_options(op: Op, options: list[KernelOption], arithmetic: str) -> list[KernelOption]:
+def conv_options(op: Op, options: list[Option], arithmetic: str) -> list[Option]:
     """A convolution pass's algorithms in the op's memory format, given the arithmetic it runs
     in (GPUModel.arithmetic_precision): NCHW passes on half tensor cores pay their transposes
     (serial_bytes, and a kernel each); NHWC passes lose the NCHW-only algorithms."""
