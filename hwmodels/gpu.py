@@ -78,6 +78,14 @@ ATTENTION_KINDS = frozenset({"attention", "attention_grad"})
 # and normalises in another; its gradient reduces (dy, x) and then applies.
 READ_PASSES = {"batchnorm": 2.0, "batchnorm_grad": 2.0, "layernorm_grad": 2.0,
                "groupnorm": 2.0, "groupnorm_grad": 2.0}
+# A convolution's or linear layer's bias runs as kernels of its own in training: cudnn.torch
+# calls cudnnAddTensor after cudnnConvolutionForward and cudnnConvolutionBackwardBias (a
+# reduction of dy over N, H, W) beside the weight gradient; PyTorch adds it in a broadcast
+# kernel (addmm's copy of the bias into the output for linear) and reduces dy.sum() for its
+# gradient; TensorFlow's BiasAdd and BiasAddGrad are ops of their own. XLA fuses the forward
+# add into the convolution's custom call.
+BIAS_KINDS = frozenset({"conv2d", "linear", "conv2d_grad_weight", "linear_grad_weight"})
+BIAS_ADD_FUSED_FRAMEWORKS = frozenset({"tensorflow-xla"})
 
 
 class KernelOption(NamedTuple):
@@ -307,7 +315,7 @@ class GPUModel(DeviceModel):
                 # cuBLAS's gemv-like kernel: a library kernel that streams the wide operand
                 # once on the CUDA cores, with no tile's padding
                 options.append(KernelOption("gemm", op.flops / fp32_peak, traffic, "gemv"))
-            return options
+            return self._with_bias_pass(op, options)
         conv = gk.ConvProblem.from_attrs(op.attrs)
         pass_ = CONV_PASS[op.kind]
         if conv.is_thin_grouped:    # depthwise: a direct kernel on the CUDA cores
@@ -339,4 +347,29 @@ class GPUModel(DeviceModel):
             options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
                                         traffic + cost.extra_bytes + transformed * 4,
                                         "fft_tiling", kernels=gk.TRANSFORM_KERNELS))
-        return gpu_layout.conv_options(op, options, arith)
+        return self._with_bias_pass(op, gpu_layout.conv_options(op, options, arith))
+
+    def bias_pass(self, op: Op) -> tuple[float, int]:
+        """(bytes moved, kernels) of the separate kernel that adds a layer's bias (reads and
+        writes the output) or reduces its gradient (reads dy once); (0, 0) without a bias."""
+        if op.kind not in BIAS_KINDS or not op.attrs.get("bias"):
+            return 0.0, 0
+        a = op.attrs
+        if op.kind in ("conv2d", "linear"):
+            if self.framework in BIAS_ADD_FUSED_FRAMEWORKS:
+                return 0.0, 0
+            return 2.0 * float(op.out.nbytes), 1
+        elem = op.in_specs[0].dtype_bytes if op.in_specs else op.out.dtype_bytes
+        if op.kind == "conv2d_grad_weight":
+            n, cout, ho, wo = a["out_shape"]
+            dy_elements = n * cout * ho * wo
+        else:
+            dy_elements = a["batch_rows"] * a["out_features"]
+        return float(dy_elements * elem), 1
+
+    def _with_bias_pass(self, op: Op, options: list[KernelOption]) -> list[KernelOption]:
+        moved, kernels = self.bias_pass(op)
+        if not kernels:
+            return options
+        return [o._replace(serial_bytes=o.serial_bytes + moved, kernels=o.kernels + kernels)
+                for o in options]

@@ -97,9 +97,10 @@ def test_in_sample_throughputs(tables):
     fp32 = pv.group("fp32", [s for s in scored if s.row.precision == "fp32"])
     amp = pv.group("amp", [s for s in scored if s.row.precision == "amp-fp16"])
     assert fp32.rows >= 80 and amp.rows >= 8
-    # most GoogLeNet v1 rows (no batch norm, as the harnesses ran it) come out 8-25% fast
-    assert fp32.mape < 0.085 and fp32.max_error < 0.33
-    assert amp.mape < 0.06 and amp.max_error < 0.19
+    # VGG-19 on the V100 at batch 1-4 comes out 22-24% fast, VGG-16/19 on the Titan X
+    # (Maxwell) 23-25% slow
+    assert fp32.mape < 0.08 and fp32.max_error < 0.26
+    assert amp.mape < 0.055 and amp.max_error < 0.19
     assert fp32.tau > 0.9
 
 
@@ -109,14 +110,14 @@ def test_leave_one_gpu_out(tables):
     scored = pv.leave_one_gpu_out(networks.rows, kernels.rows)
     fp32 = pv.group("fp32", [s for s in scored if s.row.precision == "fp32"])
     amp = pv.group("amp", [s for s in scored if s.row.precision == "amp-fp16"])
-    assert fp32.mape < 0.12 and fp32.max_error < 0.53   # GoogLeNet v1 on a K80 left out: 52%
-    assert amp.mape < 0.115
+    assert fp32.mape < 0.115 and fp32.max_error < 0.47   # GoogLeNet v1 on a K80 left out: 45%
+    assert amp.mape < 0.09
 
 
 def test_kernels_in_sample(tables):
     _, kernels = tables
     groups = {g.name: g for g in pv.kernel_groups(kernels.rows)}
-    assert groups["gemm"].mape < 0.195 and groups["conv2d"].mape < 0.2
+    assert groups["gemm"].mape < 0.195 and groups["conv2d"].mape < 0.195
     assert groups["conv2d_grad_input"].mape < 0.265
     assert groups["conv2d_grad_weight"].mape < 0.22
 
