@@ -38,7 +38,6 @@ row's 1-GPU throughput like every row's.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import statistics
 import sys
@@ -47,80 +46,23 @@ from pathlib import Path
 
 from simulator.policies._data_parallel import GRADIENT_SYNCS
 
-from ..calibrate.published_gpu import LAYOUT_WORDS, XLA_SUFFIX, memory_format_of_row
-from ..paths import MEASURED
+from .scaling_rows import (
+    DEFAULT_BATCH,
+    MACHINES,
+    PRECISIONS,
+    SCALING_CSV,
+    load_baselines,
+    load_rows,
+    read_table,
+    row_gradient_sync,
+    row_loader,
+    row_memory_format,
+    setup_of,
+    stated_memory_formats,
+)
 
-SCALING_CSV = MEASURED / "published" / "scaling.csv"
 GOAL_RELATIVE_ERROR = 0.03        # the published 1-to-8 and 1-to-16 speedups, per row
-REQUIRED_COLUMNS = ("row_id", "network", "gpu", "gpu_variant", "n_gpus", "interconnect_intra",
-                    "framework", "framework_version", "precision", "precision_note",
-                    "batch_per_gpu", "speedup_vs_1gpu")
-
-# the machine each row names -> (node type of the catalog, its GPU)
-MACHINES = {
-    "DGX-1 V100 16GB": ("dgx1-v100", "v100"),
-    "DGX-1 V100 32GB": ("dgx1-v100", "v100-32gb"),
-    "DGX-2 V100 32GB": ("dgx2", "v100-32gb"),
-}
-PRECISIONS = {"FP32": "fp32", "AMP": "amp-fp16", "FP16": "fp16"}
-# Rows that state no batch: NVIDIA's ResNet-50 v1.5 training scripts for 16 GB V100s run 256
-# images per GPU with AMP and 128 with FP32, in PyTorch and TensorFlow alike (the PyTorch
-# 19.10 rows' own notes say so; the TensorFlow README's DGX-1 examples use the same).
-DEFAULT_BATCH = {"FP32": 128, "AMP": 256}
-# The loader each framework's NVIDIA scripts use unless told otherwise: PyTorch's main.py
-# --data-backend dali-cpu, with dali-gpu the README's advice on a DGX-2; TensorFlow's tf.data
-# pipeline (DALI only with --use_dali); MXNet's DALI with nvJPEG's mixed decoder
-# (--data-backend dali-gpu). An assumption: the table does not record the loader, and these
-# defaults are not checked against the READMEs at each row's pinned commit.
-LOADERS = {("PyTorch", "DGX-1"): "dali-cpu", ("PyTorch", "DGX-2"): "dali-gpu",
-           ("TensorFlow", None): "tf-data", ("MXNet", None): "dali-gpu"}
 SPREAD_FIT_GPUS = (2, 4)          # the rows rank_spread is fitted on
-
-
-def row_gradient_sync(row: dict) -> tuple[str, str]:
-    """The data-parallel options gradient_sync and gradients_ready of a row's framework:
-    Horovod (TensorFlow, MXNet) fuses what each of its cycles finds ready; MXNet's kvstore
-    reduces and broadcasts each parameter array; PyTorch's DDP and APEX's fill buckets (APEX
-    with DDP's bucket sizes here: its own are 10^7 elements, no 1 MiB first bucket). Each
-    takes its framework's defaults (_data_parallel.py): NVIDIA's scripts are taken to set
-    none of HOROVOD_CYCLE_TIME, HOROVOD_FUSION_THRESHOLD or bucket_cap_mb. TensorFlow with
-    XLA compiles the forward and backward pass as one cluster, whose gradients are all ready
-    when it ends."""
-    framework = row["framework"]
-    sync = "horovod" if "Horovod" in framework else \
-        "kvstore" if "kvstore" in framework else "ddp"
-    xla = "XLA" in row["precision_note"] and "no XLA" not in row["precision_note"]
-    return sync, "at-end" if xla and framework.startswith("TensorFlow") else "per-op"
-
-
-def stated_memory_formats(path: Path = MEASURED / "published" / "single_gpu.csv"
-                          ) -> dict[tuple[str, str], str]:
-    """The memory format the single-GPU table's notes state for a container and precision
-    (NVIDIA's 21.03 PyTorch rows: "AMP uses NHWC per configs.yml"); the scaling table's rows
-    of the same container and precision ran the same configs."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return {(r["framework_version"], r["precision"]): fmt for r in rows
-            for fmt in [next((f for word, f in LAYOUT_WORDS
-                              if word in (r["precision_note"] or "").lower()), None)] if fmt}
-
-
-def row_memory_format(row: dict, stated: dict[tuple[str, str], str]) -> str:
-    """The memory format the row ran in: the one its notes or its container's single-GPU rows
-    state, else its harness's (NCHW in PyTorch and TensorFlow without XLA, NHWC in half
-    precision under XLA and NVIDIA's MXNet), as the single-GPU rows are read."""
-    note = row["precision_note"]
-    xla = "XLA" in note and "no XLA" not in note
-    framework = row["framework"] + (XLA_SUFFIX if xla else "")
-    container = stated.get((row.get("framework_version", ""), row["precision"]), "")
-    notes = f"{note} {row.get('notes', '')} {container}"
-    return memory_format_of_row(framework, PRECISIONS.get(row["precision"], "fp32"), notes)
-
-
-def row_loader(row: dict) -> str | None:
-    framework, machine = row["framework"].split()[0], row["gpu_variant"].split()[0]
-    return LOADERS.get((framework, machine), LOADERS.get((framework, None)))
-
 
 @dataclass(frozen=True)
 class RowResult:
@@ -149,52 +91,6 @@ class RowResult:
     def error(self) -> float | None:
         """simulated / published - 1."""
         return None if self.simulated is None else self.simulated / self.published - 1
-
-
-def _read(path: Path) -> list[dict]:
-    try:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-            rows = list(reader)
-    except OSError as exc:
-        raise ValueError(f"cannot read the scaling table {path}: {exc.strerror}") from None
-    out = []
-    for i, row in enumerate(rows, start=2):
-        if row["gpu"] != "V100" or row["network"] != "ResNet-50 v1.5":
-            continue
-        try:
-            int(row["n_gpus"])
-            float(row["speedup_vs_1gpu"])
-            int(row["batch_per_gpu"]) if row["batch_per_gpu"] else None
-            float(row["throughput_img_s"]) if row.get("throughput_img_s") else None
-        except ValueError:
-            raise ValueError(f"{path} line {i} ({row['row_id']}): n_gpus, batch_per_gpu, "
-                             f"throughput_img_s and speedup_vs_1gpu must be numbers, got "
-                             f"{row['n_gpus']!r}, {row['batch_per_gpu']!r}, "
-                             f"{row.get('throughput_img_s')!r}, "
-                             f"{row['speedup_vs_1gpu']!r}") from None
-        out.append(row)
-    return out
-
-
-def _setup(row: dict) -> tuple:
-    return tuple(row[k] for k in ("framework", "framework_version", "gpu_variant", "precision",
-                                  "precision_note", "batch_per_gpu"))
-
-
-def load_rows(path: Path = SCALING_CSV) -> list[dict]:
-    """The V100 ResNet-50 v1.5 rows of more than one GPU, in file order."""
-    return [r for r in _read(path) if int(r["n_gpus"]) > 1]
-
-
-def load_baselines(path: Path = SCALING_CSV) -> dict[tuple, float]:
-    """Published 1-GPU throughput (img/s) per setup (framework, version, machine, precision,
-    precision note, batch)."""
-    return {_setup(r): float(r["throughput_img_s"]) for r in _read(path)
-            if int(r["n_gpus"]) == 1 and r.get("throughput_img_s")}
 
 
 @dataclass(frozen=True)
@@ -323,7 +219,7 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
             cfg = _Config(*machine, PRECISIONS[row["precision"]], batch, sync, ready,
                           row_memory_format(row, formats))
             one = sim.throughput(cfg, 1)
-            base = baselines.get(_setup(row))
+            base = baselines.get(setup_of(row))
             if isinstance(one, str):
                 reason = one
             elif base is None:
@@ -335,7 +231,7 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
     def run(spread: float) -> list[RowResult]:
         out = []
         for row, n, published, stated, batch, notes, reason, cfg, speed, loader in plans:
-            anchored = _setup(row) in baselines
+            anchored = setup_of(row) in baselines
             simulated: float | None = None
             synthetic: float | None = None
             if cfg is not None and loader is not None and reason is None:
@@ -365,7 +261,7 @@ def fit_loader_costs(path: Path = SCALING_CSV) -> dict[str, tuple[str, float]]:
     """Per loader of the catalog, the row it is fitted to and the per-image CPU cost that
     row gives: the node's cores over its published images/s (the row was input-bound)."""
     from hwmodels import host_input
-    rows = {r["row_id"]: r for r in _read(path)}
+    rows = {r["row_id"]: r for r in read_table(path)}
     out = {}
     for name in host_input.loader_names()[1:]:
         row_id = host_input.loader(name).fitted_to.split(":")[0]

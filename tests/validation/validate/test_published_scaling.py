@@ -22,6 +22,7 @@ import pytest
 
 from hwmodels import host_input
 from validation.validate import published_scaling as ps
+from validation.validate import scaling_rows
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +135,7 @@ def test_bad_tables_exit_2_naming_what_is_wrong(tmp_path, capsys):
     bad.write_text("row_id,network,gpu\nM1,ResNet-50 v1.5,V100\n")
     assert ps.main(["--csv", str(bad)]) == 2
     assert "missing column(s) gpu_variant" in capsys.readouterr().err
-    header = ",".join(ps.REQUIRED_COLUMNS)
+    header = ",".join(scaling_rows.REQUIRED_COLUMNS)
     typo = tmp_path / "typo.csv"
     typo.write_text(header + "\nM1,ResNet-50 v1.5,V100,DGX-1 V100 16GB,eight,x,PyTorch DDP,"
                              "v,FP32,,128,7.7\n")
