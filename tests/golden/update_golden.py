@@ -24,29 +24,31 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.reason.strip():
         p.error("--reason must say why the figures move")
-    old = golden.load()
+    def wanted(key):
+        return not args.only or key in args.only
+    targets = golden.target_ids()
+    fresh_targets: dict = {}
+    for key, target in targets.items():
+        if wanted(key):
+            entry, seconds = golden.measure_target(target)
+            fresh_targets[key] = entry
+            print(f"{key}: {entry} ({seconds:.1f} s)", flush=True)
+    fresh_simulate = {name: {"argv": argv_, "json": golden.simulate_json(argv_)}
+                      for name, argv_ in golden.SIMULATE_SCENARIOS.items() if wanted(name)}
+    # Merge into the file as it is now, not as it was when this run started: another
+    # regeneration of other entries may have written it meanwhile, and its figures stay.
+    current = golden.load()
     doc = {"about": "figures of every validation target (dnnsim reproduce) and of dnnsim "
                     "simulate --json; rewrite only with tests/golden/update_golden.py --reason",
            "reason": args.reason.strip(),
            "relative_tolerance": golden.RELATIVE_TOLERANCE,
-           "targets": dict(old.get("targets", {})), "simulate": dict(old.get("simulate", {}))}
-    def wanted(key):
-        return not args.only or key in args.only
-    targets = golden.target_ids()
-    doc["targets"] = {k: v for k, v in doc["targets"].items() if k in targets}  # gone: drop
-    for key, target in targets.items():
-        if wanted(key):
-            entry, seconds = golden.measure_target(target)
-            doc["targets"][key] = entry
-            print(f"{key}: {entry} ({seconds:.1f} s)", flush=True)
+           "targets": {k: v for k, v in {**current.get("targets", {}), **fresh_targets}.items()
+                       if k in targets},  # gone: drop
+           "simulate": {k: v for k, v in {**current.get("simulate", {}), **fresh_simulate}.items()
+                        if k in golden.SIMULATE_SCENARIOS}}
     for entry in doc["targets"].values():
         entry.pop("slow", None)   # slowness is declared in golden.SLOW_PAPERS, not recorded
-    doc["simulate"] = {k: v for k, v in doc["simulate"].items()
-                       if k in golden.SIMULATE_SCENARIOS}
-    for name, argv_ in golden.SIMULATE_SCENARIOS.items():
-        if wanted(name):
-            doc["simulate"][name] = {"argv": argv_, "json": golden.simulate_json(argv_)}
-    moved = golden.differences({k: old.get(k, {}) for k in ("targets", "simulate")},
+    moved = golden.differences({k: current.get(k, {}) for k in ("targets", "simulate")},
                                {k: doc[k] for k in ("targets", "simulate")})
     golden.save(doc)
     print(f"wrote {golden.GOLDEN_FILE.name}: {len(doc['targets'])} targets, "
