@@ -120,7 +120,7 @@ class TransformerLowering:
         return None
 
     def bias_operand(self, a):
-        """scores + a gathered relative position table (relative_position_bias), or scores +
+        """scores + a gathered relative position table (attention_bias), or scores +
         a mask computed from buffers or constants (costed as the causal mask's fill): the
         op, or None where neither operand is one of those."""
         vx, vy = (self.value(a[k]) for k in ("input", "other"))
@@ -140,8 +140,8 @@ class TransformerLowering:
         return self.relative_bias(x, extra)
 
     def relative_bias(self, x, gathered):
-        """scores x (..., heads, T, T) plus a gathered relative position table: one
-        relative_position_bias op holding the table."""
+        """scores x (..., heads, T, T) plus a gathered ((2s-1)^2, heads) relative position
+        table of an s x s window: one attention_bias op (index "window") holding the table."""
         shape = self.b.spec(x).shape
         table, bias = gathered.param.shape, tuple(gathered.shape)
         tokens = shape[-1]
@@ -153,9 +153,10 @@ class TransformerLowering:
             raise self.unsupported(f"adds a gathered table {table} as {bias} to {shape}; only "
                                    "a relative position bias ((2s-1)^2, heads) of an s x s "
                                    "window added to (..., heads, s*s, s*s) scores is supported")
-        out = self._op("relative_position_bias", [x], shape,
-                       self.name("relative_position_bias"),
-                       {"tokens": tokens, "table_shape": table}, params=math.prod(table))
+        out = self._op("attention_bias", [x], shape, self.name("relative_position_bias"),
+                       {"queries": tokens, "keys": tokens, "table_shape": table,
+                        "table_layout": "positions_heads", "index": "window"},
+                       params=math.prod(table))
         self._claim([gathered.param], out)
         return out
 

@@ -283,13 +283,15 @@ def test_an_offset_table_read_at_a_buffer_index_is_an_attention_bias():
     assert any(op.kind == "attention_bias_grad" for op in train)
 
 
-def test_the_attention_bias_kernels_are_autograds():
+@pytest.mark.parametrize("layout", ["heads_positions", "positions_heads"])
+def test_the_attention_bias_kernels_are_autograds(layout):
     from workloads.graph import Op, TensorSpec
     from workloads.kinds import kind_of
-    table = torch.randn(2, 5, requires_grad=True)
-    attrs = {"queries": 4, "keys": 4, "table_shape": (2, 5)}
-    fwd = Op("b", "attention_bias", ("x",), (TensorSpec((3, 2, 4, 4), 4),),
-             TensorSpec((3, 2, 4, 4), 4), attrs=attrs, params=10)
+    shape = (2, 5) if layout == "heads_positions" else (5, 2)
+    table = torch.randn(*shape, requires_grad=True)
+    attrs = {"queries": 4, "keys": 3, "table_shape": shape, "table_layout": layout}
+    fwd = Op("b", "attention_bias", ("x",), (TensorSpec((3, 2, 4, 3), 4),),
+             TensorSpec((3, 2, 4, 3), 4), attrs=attrs, params=10)
     grad = Op("b.grad", "attention_bias_grad", ("dy",), (fwd.out,), TensorSpec((10,), 4),
               attrs=attrs, phase="backward", forward="b")
 
@@ -298,10 +300,11 @@ def test_the_attention_bias_kernels_are_autograds():
 
         def params_of(self, op):
             return [table]
-    x, dy = torch.randn(3, 2, 4, 4), torch.randn(3, 2, 4, 4)
+    x, dy = torch.randn(3, 2, 4, 3), torch.randn(3, 2, 4, 3)
     y = kind_of("attention_bias").torch_kernel(fwd, State())(x)
     y.backward(dy)
-    index = (torch.arange(4)[:, None] + torch.arange(4)[None, :]) % 5
-    assert torch.allclose(y, x + table[:, index])
+    index = (torch.arange(4)[:, None] + torch.arange(3)[None, :]) % 5
+    offsets = table[:, index] if layout == "heads_positions" else table[index].permute(2, 0, 1)
+    assert torch.allclose(y, x + offsets)
     assert torch.allclose(kind_of("attention_bias_grad").torch_kernel(grad, State())(dy),
                           table.grad)

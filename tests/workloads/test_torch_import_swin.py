@@ -29,7 +29,7 @@ def test_tiny_swin_imports_with_pytorchs_flops_and_replays(size):
     # a shift and its reverse per shifted block; at 32 the second stage's 4x4 map is one
     # window, which is not shifted
     assert kinds.count("roll") == (2 if size == 32 else 4)
-    assert kinds.count("relative_position_bias") == 4
+    assert kinds.count("attention_bias") == 4
     assert ("pad_spatial" in kinds) == (size == 36)
     assert all(op.out.shape[0] == 2 for op in g)   # the batch stays first
 
@@ -40,7 +40,7 @@ def test_tiny_swin_v2_imports_with_pytorchs_flops_and_replays(size):
     kinds = [op.kind for op in g]
     assert kinds.count("continuous_position_bias") == kinds.count("logit_scale") == 4
     assert kinds.count("l2_normalize") == 8            # q and k of each block
-    assert "relative_position_bias" not in kinds
+    assert "attention_bias" not in kinds
 
 
 def test_the_windows_are_copied_where_pytorch_copies():

@@ -57,7 +57,8 @@ def _windowed(b: GraphBuilder, x: str, heads: int, shift: int, cosine: bool) -> 
                       heads=heads, params=CPB_HIDDEN * 2 + CPB_HIDDEN + heads * CPB_HIDDEN)
     else:
         table = ((2 * WINDOW - 1) ** 2, heads)
-        scores = b.op("relative_position_bias", [scores], tokens=tokens, table_shape=table,
+        scores = b.op("attention_bias", [scores], queries=tokens, keys=tokens,
+                      table_shape=table, table_layout="positions_heads", index="window",
                       params=table[0] * table[1])
     y = b.batched_matmul(b.softmax(scores, -1), v)
     y = b.reshape(b.contiguous(b.permute(y, (0, 1, 3, 2, 4))), (n, nh * nw, tokens, c))

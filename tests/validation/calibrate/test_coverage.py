@@ -29,7 +29,7 @@ NEW_KINDS = {
                              "conv_transpose2d_grad_weight", "upsample", "upsample_grad"},
     "grid_lrn": {"lrn", "lrn_grad"},
     "grid_window": {"pad_spatial", "pad_spatial_grad", "roll", "roll_grad",
-                    "relative_position_bias", "relative_position_bias_grad", "contiguous"},
+                    "attention_bias", "attention_bias_grad", "contiguous"},
     "grid_window_cosine": {"l2_normalize", "l2_normalize_grad", "logit_scale",
                            "logit_scale_grad", "continuous_position_bias",
                            "continuous_position_bias_grad"},

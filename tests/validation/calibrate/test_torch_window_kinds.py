@@ -23,8 +23,9 @@ def window_graph():
     x = b.op("roll", [x], shifts=(-1, -1), dims=(1, 2), name="roll")
     s = b.reshape(b.linear(x, 4 * HEADS * T // 4, name="proj"), (2, 4, HEADS, T, T))
     table = ((2 * WINDOW - 1) ** 2, HEADS)
-    y = b.op("relative_position_bias", [s], params=table[0] * table[1], name="bias",
-             tokens=T, table_shape=table)
+    y = b.op("attention_bias", [s], params=table[0] * table[1], name="bias",
+             queries=T, keys=T, table_shape=table, table_layout="positions_heads",
+             index="window")
     b.linear(b.reshape(y, (2, 4 * HEADS * T * T)), 3)
     return lower_training(b.build())
 
