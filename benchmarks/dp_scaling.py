@@ -10,8 +10,9 @@ writes the curve as a PNG. Expected shape: near-linear on NVLink, communication 
 
 --clusters runs ResNet-50 (FP32, 64 images per GPU, synthetic data) on DGX-1 nodes (100 Gb
 InfiniBand) and on cloud nodes of 8 V100s with one 25 Gb Ethernet NIC, from 8 to 512 GPUs,
-with DDP's buckets and with Horovod's cycles, over a flat ring and over NCCL's hierarchical
-all-reduce; then the published setups of PUBLISHED on the node types that rebuild them, each
+with DDP's buckets and with Horovod's cycles, over a flat ring, over NCCL's hierarchical
+all-reduce and as NCCL 2.8's tuning runs each all-reduce (ring or tree, LL, LL128 or Simple:
+algorithm 'nccl'); then the published setups of PUBLISHED on the node types that rebuild them, each
 figure printed beside the published one.
 """
 from __future__ import annotations
@@ -72,7 +73,7 @@ PUBLISHED = (
               "ResNet-101, 64 images per Pascal GPU (tf_cnn_benchmarks' default), Horovod, "
               "servers of 4 GPUs on 25 Gb RoCE"),
 )
-ALGORITHMS = ("ring", "hierarchical")
+ALGORITHMS = ("ring", "hierarchical", "nccl")
 
 
 def _throughput(node_type: str, gpus: int, workload: str, batch: int, **opts) -> float:

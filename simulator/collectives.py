@@ -28,6 +28,11 @@ Algorithms of the link-level all-reduce across nodes:
                 channels, then for each local rank j an all-reduce of its 1/k shard on a ring
                 through rank j of every node (over the NIC that rank uses), then an all-gather
                 on each node's channels. It needs identical, full nodes.
+  tree          NCCL's double binary tree (collective_trees.py), with the protocol NCCL's
+                tuning picks for a tree.
+  nccl          what NCCL 2.8 runs (nccl_tuning.py): per all-reduce, the algorithm (ring or
+                tree) and protocol (LL, LL128, Simple) its tuning model predicts fastest for
+                the size, run link by link with that protocol's latency and bandwidth.
 
 Latency across nodes: a ring step here waits for its slowest hop, so a ring of p GPUs over N
 nodes would pay the network's latency on every one of its 2(p-1) steps. NCCL pipelines its
@@ -53,20 +58,22 @@ from __future__ import annotations
 import math
 from typing import Callable, Mapping, Sequence
 
+from . import collective_trees as trees
+from . import nccl_tuning
 from .cluster import Cluster
 from .node_topologies import NVLINK_TOPOLOGIES
 from .tasks import SimulationError, Task, TaskGraph, cyclic_gc_paused
 
 Deps = Mapping[str, Sequence[str]] | Sequence[str]
 FIDELITIES = ("link", "flow")
-ALGORITHMS = ("ring", "hierarchical")
+ALGORITHMS = ("ring", "hierarchical", "tree", "nccl")
 RING_KINDS = ("allreduce", "reduce_scatter", "allgather")
 RING_PASSES = {"allreduce": 2, "reduce_scatter": 1, "allgather": 1}   # each of p - 1 steps
 # NCCL's latency model (NCCL 2.x, src/graph/tuning.cc): a ring collective with the Simple
 # protocol costs baseLat[RING][SIMPLE] = 8.4 us once (the kernel launch and setup), plus one
 # hop latency per ring step (the link's latency_s; nvlink2-link: 3.4 us). Simple is what NCCL
 # picks for the megabyte buckets of data parallelism (LL and LL128 serve smaller messages).
-NCCL_BASE_LATENCY_S = 8.4e-6
+NCCL_BASE_LATENCY_S = nccl_tuning.launch_s("ring", "Simple")
 
 
 # -- closed forms --------------------------------------------------------------------------
@@ -163,6 +170,10 @@ def collective(kind: str, tg: TaskGraph, cluster: Cluster, devices: Sequence[str
                      launch_latency_s)
     # rings make 2(p-1) transfers per device built, hundreds of thousands at scale: the cyclic
     # collector, whose rescans grow with the tasks already made and free none of them, waits
+    if kind == "allreduce" and algorithm in ("tree", "nccl"):
+        with cyclic_gc_paused():
+            return _nccl_allreduce(tg, cluster, devices, nbytes, dep_of, name, priority,
+                                   launch_latency_s, period, algorithm)
     if kind == "allreduce" and algorithm == "hierarchical" and cluster.nodes > 1:
         with cyclic_gc_paused():
             return _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority,
@@ -210,13 +221,33 @@ def _send(tg, cluster, src, dst, nbytes, deps, name, priority, kind, lane=None, 
     return name
 
 
-def _hop(cluster, src, dst, nbytes, lane, rep):
-    """(resources, duration) of one ring hop; under symmetry on its representative's
-    resources (rep), each named once."""
-    resources, duration = cluster.transfer(src, dst, nbytes, lane)
+def _hop(cluster, src, dst, nbytes, lane, rep, protocol):
+    """(resources, duration, its network latency: 0 within a node) of one ring hop, under
+    NCCL's `protocol`; under symmetry on its representative's resources (rep), each named
+    once."""
+    resources, duration, latency = trees.hop(cluster, src, dst, nbytes, lane,
+                                             ("ring", protocol))
     if rep is not None:
         resources = tuple(dict.fromkeys(rep[r] for r in resources))
-    return resources, duration
+    network = latency if cluster.device(src).node != cluster.device(dst).node else 0.0
+    return resources, duration, network
+
+
+def _nccl_allreduce(tg, cluster, devices, nbytes, dep_of, name, priority, launch_s, period,
+                    algorithm):
+    """An all-reduce as NCCL runs it: the algorithm and protocol its tuning picks (only
+    among the tree's protocols for algorithm 'tree'). A launch that includes NCCL's
+    (NCCL_BASE_LATENCY_S, the ring's Simple one) pays the chosen pair's instead."""
+    choice = nccl_tuning.choose(trees.fabric_of(cluster, devices), nbytes,
+                                ("tree",) if algorithm == "tree" else nccl_tuning.ALGORITHMS)
+    if launch_s >= NCCL_BASE_LATENCY_S:
+        launch_s += nccl_tuning.launch_s(choice.algorithm, choice.protocol) - NCCL_BASE_LATENCY_S
+    if choice.algorithm == "ring":
+        return _ring_steps(2)(tg, cluster, devices, nbytes, dep_of, name, priority, None,
+                              launch_s, period, choice.protocol)
+    # the trees are built in full: a root and leaves tell nodes apart
+    return trees.tree_allreduce(tg, cluster, devices, nbytes, _expand(dep_of, devices, period),
+                                name, priority, launch_s, choice.protocol)
 
 
 def _network_latency_s(cluster, src: str, dst: str, lane) -> float:
@@ -260,7 +291,7 @@ def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s):
 def _ring_steps(passes: int):
     """Reduce-scatter (1 pass) or all-reduce (2): each channel a ring over its share."""
     def build(tg, cluster, devices, nbytes, dep_of, name, priority, _root, launch_s,
-              period=None):
+              period=None, protocol="Simple"):
         channels = cluster.ring_channels(devices)
         if period and len(channels) > 1:
             raise SimulationError("a symmetric ring collective needs a single ring channel")
@@ -270,7 +301,7 @@ def _ring_steps(passes: int):
         for c, (order, lanes) in enumerate(channels):
             tag = name if len(channels) == 1 else f"{name}.c{c}"
             last = _ring(tg, cluster, order, lanes, nbytes / len(channels), dep_of, tag,
-                         priority, passes, launch_s, period, rep)
+                         priority, passes, launch_s, period, rep, protocol)
             for d in built:
                 done[d].append(last[d])
         return _expand(done, devices, period)
@@ -278,22 +309,22 @@ def _ring_steps(passes: int):
 
 
 def _ring(tg, cluster, order, lanes, nbytes, dep_of, name, priority, passes, launch_s,
-          simulate=None, rep=None):
+          simulate=None, rep=None, protocol="Simple"):
     """A ring over `order`; with `simulate` = t, only its first t devices' transfers (device
     i standing for every i + m t), on representative resources `rep`."""
     p = len(order)
     t = simulate or p
     chunk = nbytes / p
-    hops = [_hop(cluster, order[i], order[(i + 1) % p], chunk, lanes[i], rep) for i in range(t)]
+    built = [_hop(cluster, order[i], order[(i + 1) % p], chunk, lanes[i], rep, protocol)
+             for i in range(t)]
+    hops = [(resources, duration) for resources, duration, _ in built]
     # the steps that pay the network's latency (module notes, "Latency across nodes"); on the
     # others an inter-node hop takes its bytes' time alone
     steps = passes * (p - 1)
     network_pays = _network_latency_steps(cluster, order, passes)
-    quiet = [(resources, duration - _network_latency_s(cluster, order[i], order[(i + 1) % p],
-                                                       lanes[i]))
-             for i, (resources, duration) in enumerate(hops)]
+    quiet = [(resources, duration - network) for resources, duration, network in built]
     meta = [{"bytes": chunk, "src": order[i], "dst": order[(i + 1) % p], "collective": "ring"}
-            for i in range(t)]
+            | ({} if protocol == "Simple" else {"protocol": protocol}) for i in range(t)]
     # A ring makes 2(p-1) t tasks (millions at scale): they are made as Tasks directly, each
     # step's from its predecessors' names, without TaskGraph.new's conversions (the hops'
     # resources are tuples and durations floats already).

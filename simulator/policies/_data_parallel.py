@@ -311,10 +311,12 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
                                  "(replica 0, others in lockstep)", str,
                            lambda v: v in ("all", "classes", "one"),
                            "all, classes or one"),
-        "algorithm": Option("ring", "link-level all-reduce across nodes: 'ring' (one "
-                                    "ring through every GPU) or 'hierarchical' "
+        "algorithm": Option("ring", "link-level all-reduce: 'ring' (one ring through "
+                                    "every GPU, NCCL's Simple protocol), 'hierarchical' "
                                     "(NCCL's intra-node, per-rank inter-node, "
-                                    "intra-node)", str,
+                                    "intra-node), 'tree' (NCCL's double binary tree "
+                                    "across nodes) or 'nccl' (per all-reduce, the ring "
+                                    "or tree and protocol NCCL 2.8's tuning picks)", str,
                             lambda v: v in ALGORITHMS, " or ".join(ALGORITHMS)),
         "input_pipeline": Option(host_input.SYNTHETIC,
                                  "where each batch comes from: 'synthetic' (tensors already on "

@@ -44,9 +44,11 @@ decode images as fast as its GPUs train is input-bound. Ranks that vary (`rank_s
 (_data_parallel.rank_time_factors), rank 0 the slowest; the all-reduces make every rank wait
 for it.
 
-Not modelled: Horovod's negotiation messages between ranks each cycle, NCCL's trees (NCCL 2.4
-and later run small all-reduces across nodes on trees; the rings here pay a hop's latency on
-each of their 2(p-1) steps), DDP copying gradients into its bucket buffers and back (a memory-bound copy of
+The all-reduces run on one ring with NCCL's Simple protocol by default (`algorithm`); with
+`algorithm = "nccl"` each runs as NCCL 2.8's tuning picks for its size (ring or, across nodes,
+tree; LL, LL128 or Simple: nccl_tuning.py, collective_trees.py).
+
+Not modelled: Horovod's negotiation messages between ranks each cycle, DDP copying gradients into its bucket buffers and back (a memory-bound copy of
 the gradients, ~0.2% of a ResNet-50 step on a V100), the SMs NCCL's kernels take from the
 backward pass while they run, the GPU time of a loader that decodes on the GPU, and Python's
 per-step work on the host.

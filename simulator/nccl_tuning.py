@@ -1,0 +1,160 @@
+"""How NCCL picks an all-reduce's algorithm and protocol, after its tuning model.
+
+NCCL (2.5 and later) predicts each (algorithm, protocol) pair's time for a collective of a
+given size, latency plus bytes over bandwidth, and runs the fastest (src/graph/tuning.cc,
+ncclTopoTuneModel; src/enqueue.cc, getAlgoInfo). This module follows NCCL 2.8's model, the
+NCCL of the 2020-2021 NGC containers:
+
+  algorithms  ring (2(n-1) steps) or tree (within a node a chain, across nodes NCCL's double
+              binary tree: two trees, each carrying half the data, every node a leaf in one)
+  protocols   LL (8-byte lines with a flag per 4 bytes of data: lowest latency, a quarter of
+              the bandwidth), LL128 (128-byte lines, 120 of them data; on NVLink), Simple
+              (bulk copies with fences: the full bandwidth, the highest latency)
+
+  time_us = latency_us + bytes / (1000 * bandwidth_GBps)
+  latency:   baseLat[a][p] + ring: (steps - interSteps) * intraLat + interSteps * interLat
+                           + tree: 2 * ((ranks/nodes - 1) * intraLat + log2(nodes) * interLat)
+  bandwidth: channels x per-channel speed (the bus bandwidth), scaled per protocol, times
+             ranks/steps for a ring and 1/2 for a tree (algorithm bandwidth)
+
+The constants below (BASE_LATENCY_US, HW_LATENCY_US, the bandwidth factors and caps for
+Volta) are NCCL 2.8's tuning.cc as typed here; NCCL 2.9 and later add a per-size tree
+correction that is not modelled. NCCL_ALGO and NCCL_PROTO (user overrides) are not modelled.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+ALGORITHMS = ("tree", "ring")
+PROTOCOLS = ("LL", "LL128", "Simple")
+HW_CLASSES = ("nvlink", "pci", "net")
+
+# baseLat[algorithm][protocol], us: the kernel launch and set-up, once per collective
+BASE_LATENCY_US = {"tree": {"LL": 4.4, "LL128": 4.4, "Simple": 0.0},
+                   "ring": {"LL": 3.6, "LL128": 10.0, "Simple": 8.4}}
+# hwLat[hardware][algorithm][protocol], us: one step over that hardware ("Tree/Simple is the
+# latency of a 256 kB chunk" in NCCL's comment)
+HW_LATENCY_US = {
+    "nvlink": {"tree": {"LL": 0.52, "LL128": 1.25, "Simple": 28.0},
+               "ring": {"LL": 0.47, "LL128": 1.9, "Simple": 3.4}},
+    "pci": {"tree": {"LL": 1.0, "LL128": 1.9, "Simple": 28.0},
+            "ring": {"LL": 1.0, "LL128": 2.5, "Simple": 5.7}},
+    "net": {"tree": {"LL": 5.0, "LL128": 8.5, "Simple": 28.0},
+            "ring": {"LL": 2.7, "LL128": 4.0, "Simple": 9.6}},
+}
+LL_MAX_BW_GBPS = 39.0              # llMaxBw: LL's ceiling, all channels together (Volta)
+LL128_MAX_BW_PER_CHANNEL_GBPS = 20.0
+TREE_MAX_BW_PER_CHANNEL_GBPS = 24.0
+
+
+@dataclass(frozen=True)
+class Fabric:
+    """What NCCL's model reads of the machine: ranks, nodes, the channels its rings use and
+    the bus bandwidth of one channel (GB/s: within a node, or the network's share across
+    nodes), and the hardware of the intra-node hops."""
+    ranks: int
+    nodes: int
+    channels: int
+    channel_GBps: float
+    intra_hw: str = "nvlink"
+
+    def __post_init__(self) -> None:
+        if self.intra_hw not in ("nvlink", "pci"):
+            raise ValueError(f"intra_hw must be 'nvlink' or 'pci', got {self.intra_hw!r}")
+        if not (self.ranks >= 1 and 1 <= self.nodes <= self.ranks and self.channels >= 1
+                and self.channel_GBps > 0):
+            raise ValueError(f"a fabric needs ranks >= nodes >= 1, channels >= 1 and a "
+                             f"positive bandwidth, got {self}")
+
+
+@dataclass(frozen=True)
+class Choice:
+    algorithm: str
+    protocol: str
+    latency_s: float
+    bandwidth_Bps: float      # algorithm bandwidth: bytes of the buffer per second
+
+    def time_s(self, nbytes: float) -> float:
+        return self.latency_s + nbytes / self.bandwidth_Bps
+
+
+def model(fabric: Fabric, algorithm: str, protocol: str) -> Choice:
+    """NCCL's predicted latency and algorithm bandwidth of an all-reduce."""
+    n, nodes = fabric.ranks, fabric.nodes
+    steps, inter_steps = 2 * (n - 1), 2 * (nodes - 1)
+    bus = fabric.channels * fabric.channel_GBps
+    if algorithm == "ring":
+        if protocol == "LL":
+            bus = min(LL_MAX_BW_GBPS, bus / 4)
+        elif protocol == "LL128":
+            ppn = n / nodes
+            bus = min(bus * (0.7 if ppn < 2 else 0.92),
+                      LL128_MAX_BW_PER_CHANNEL_GBPS * fabric.channels)
+        ratio = n / steps if steps else 1.0
+    else:
+        bus = min(bus * 0.92, fabric.channels * TREE_MAX_BW_PER_CHANNEL_GBPS)
+        if protocol == "LL":
+            bus = min(bus / 3.8, LL_MAX_BW_GBPS)
+        elif protocol == "LL128":
+            bus = min(bus * (7 / 9 if nodes == 1 else 120 / 128),
+                      LL128_MAX_BW_PER_CHANNEL_GBPS * fabric.channels)
+        ratio = 0.5
+    intra = HW_LATENCY_US[fabric.intra_hw][algorithm][protocol]
+    inter = HW_LATENCY_US["net"][algorithm][protocol]
+    if nodes > 1 and protocol == "LL":
+        intra *= 1.8
+    latency = BASE_LATENCY_US[algorithm][protocol]
+    if algorithm == "ring":
+        latency += (steps - inter_steps) * intra + inter_steps * inter
+    else:
+        latency += 2 * ((n // nodes - 1) * intra + _log2i(nodes) * inter)
+    return Choice(algorithm, protocol, latency * 1e-6, bus * ratio * 1e9)
+
+
+def choose(fabric: Fabric, nbytes: float, algorithms: tuple[str, ...] = ALGORITHMS
+           ) -> Choice:
+    """The (algorithm, protocol) NCCL runs an all-reduce of `nbytes` with: the least
+    predicted time; LL128 only on NVLink (NCCL enables it by default there, on Volta and
+    later); the tree only across nodes unless it is the one algorithm offered (NCCL's trees
+    are its inter-node algorithm: inside one node a tree is a chain); on a tie the first in
+    NCCL's order (tree before ring, LL before Simple)."""
+    if fabric.nodes == 1 and len(algorithms) > 1:
+        algorithms = tuple(a for a in algorithms if a != "tree")
+    best: Choice | None = None
+    for algorithm in algorithms:
+        for protocol in PROTOCOLS:
+            if protocol == "LL128" and fabric.intra_hw != "nvlink":
+                continue
+            c = model(fabric, algorithm, protocol)
+            if best is None or c.time_s(nbytes) < best.time_s(nbytes):
+                best = c
+    assert best is not None
+    return best
+
+
+def protocol_factors(algorithm: str, protocol: str, hw: str) -> tuple[float, float]:
+    """(latency factor, bandwidth factor) of one hop over `hw` ('nvlink', 'pci' or 'net')
+    under this algorithm and protocol, relative to the ring's Simple protocol, which a link's
+    latency_s and bandwidth in the catalog are: the ratio of NCCL's per-step ring latencies
+    (a tree's hop is a ring's hop; NCCL's tree figures include a whole chunk's time, which
+    the simulation runs itself), and the protocol's bandwidth scaling, before the caps."""
+    latency = HW_LATENCY_US[hw]["ring"][protocol] / HW_LATENCY_US[hw]["ring"]["Simple"]
+    if algorithm == "ring":
+        bandwidth = {"LL": 1 / 4, "LL128": 0.92, "Simple": 1.0}[protocol]
+    else:
+        bandwidth = 0.92 * {"LL": 1 / 3.8, "LL128": 120 / 128, "Simple": 1.0}[protocol]
+    return latency, bandwidth
+
+
+def launch_s(algorithm: str, protocol: str) -> float:
+    """The once-per-collective latency a simulated run of this pair pays: NCCL's baseLat; a
+    tree with Simple, whose baseLat of 0 NCCL folds into its per-chunk 28 us, the tree's
+    4.4 us of its other protocols."""
+    base = BASE_LATENCY_US[algorithm][protocol]
+    return 1e-6 * (BASE_LATENCY_US["tree"]["LL"] if algorithm == "tree" and base == 0 else base)
+
+
+def _log2i(n: int) -> int:
+    """NCCL's log2i: floor(log2 n)."""
+    return int(math.floor(math.log2(n))) if n > 0 else 0

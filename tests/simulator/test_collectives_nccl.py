@@ -1,0 +1,128 @@
+"""NCCL's tuning choice (nccl_tuning.py) and its double binary tree (collective_trees.py)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator import Cluster, engine
+from simulator import collective_trees as trees
+from simulator import nccl_tuning as tuning
+from simulator.collectives import collective
+from simulator.tasks import SimulationError, TaskGraph
+
+
+def _fabric(ranks, nodes, channels=4, channel_GBps=12.1, hw="nvlink"):
+    return tuning.Fabric(ranks, nodes, channels, channel_GBps, hw)
+
+
+@settings(max_examples=60, deadline=None)
+@given(nodes=st.integers(1, 256), ppn=st.sampled_from([1, 2, 4, 8]),
+       nbytes=st.floats(1.0, 1e9), hw=st.sampled_from(["nvlink", "pci"]))
+def test_choice_is_the_least_predicted_time_of_the_allowed_pairs(nodes, ppn, nbytes, hw):
+    fabric = _fabric(nodes * ppn, nodes, hw=hw)
+    chosen = tuning.choose(fabric, nbytes)
+    algorithms = tuning.ALGORITHMS if nodes > 1 else ("ring",)
+    protocols = tuning.PROTOCOLS if hw == "nvlink" else ("LL", "Simple")
+    assert chosen.algorithm in algorithms and chosen.protocol in protocols
+    for a in algorithms:
+        for p in protocols:
+            assert chosen.time_s(nbytes) <= tuning.model(fabric, a, p).time_s(nbytes)
+
+
+def test_small_buffers_run_ll_large_ones_simple_and_trees_win_small_buffers_at_scale():
+    one_node = _fabric(8, 1, channels=6, channel_GBps=22.5)
+    assert tuning.choose(one_node, 4096).protocol == "LL"
+    assert (tuning.choose(one_node, 1e9).algorithm,
+            tuning.choose(one_node, 1e9).protocol) == ("ring", "Simple")
+    # 64 DGX-1 nodes: a ring's 1,022 steps of latency against a tree's 2 (7 + log2 64)
+    many = _fabric(512, 64)
+    assert tuning.choose(many, 64e3).algorithm == "tree"
+    assert tuning.model(many, "ring", "LL").latency_s > 10 * tuning.model(
+        many, "tree", "LL").latency_s
+
+
+def test_a_fabric_that_does_not_add_up_is_refused():
+    with pytest.raises(ValueError, match="ranks >= nodes"):
+        tuning.Fabric(4, 8, 1, 10.0)
+    with pytest.raises(ValueError, match="intra_hw"):
+        tuning.Fabric(4, 1, 1, 10.0, "wifi")
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 300), tree=st.integers(0, 1))
+def test_double_binary_tree_is_a_tree_over_every_rank(n, tree):
+    parent = {r: trees.dtree(n, r, tree)[0] for r in range(n)}
+    roots = [r for r, up in parent.items() if up < 0]
+    assert len(roots) == 1
+    for r in range(n):   # children name their parent, and every rank reaches the root
+        assert all(parent[c] == r for c in trees.dtree(n, r, tree)[1])
+        seen, at = set(), r
+        while parent[at] >= 0:
+            assert at not in seen
+            seen.add(at)
+            at = parent[at]
+        assert at == roots[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 300).filter(lambda n: n % 2 == 0))
+def test_no_rank_is_interior_in_both_trees_of_an_even_count(n):
+    interior = [{r for r in range(n) if trees.dtree(n, r, t)[1]} for t in (0, 1)]
+    assert not interior[0] & interior[1]
+
+
+def _allreduce(cluster, nbytes, algorithm, ready_s=None):
+    tg = TaskGraph("t")
+    ids = [d.id for d in cluster.devices]
+    deps = {}
+    for d in ids:   # each device's data is ready at its own time
+        deps[d] = [tg.new(f"ready.{d}", cluster.device(d).compute,
+                          (ready_s or {}).get(d, 0.0)).name]
+    done = collective("allreduce", tg, cluster, ids, nbytes, deps, "ar", algorithm=algorithm)
+    log = engine.run(tg, cluster.resources)
+    assert log.ok
+    return log, done, tg
+
+
+@pytest.mark.parametrize("node_type,gpus", [("dgx1-v100", 32), ("cloud-v100-25gbe", 24),
+                                            ("pcie-4gpu-p100-roce25g", 12)])
+def test_a_tree_all_reduce_ends_nowhere_before_every_device_has_given_its_data(node_type, gpus):
+    cluster = Cluster.from_node_type(node_type, gpus)
+    late = {f"gpu{gpus - 3}": 2e-3, "gpu1": 1e-3}
+    log, done, _ = _allreduce(cluster, 3e6, "tree", late)
+    end = {t.name: e for t, e in zip(log.tasks, log.end_s, strict=True)}
+    for d, tasks in done.items():
+        assert tasks and max(end[t] for t in tasks) > 2e-3, d
+
+
+def test_trees_spare_512_gpus_a_ring_of_1022_latencies_and_stay_deterministic():
+    cluster = Cluster.from_node_type("dgx1-v100", 512)
+    ring, _, _ = _allreduce(cluster, 64e3, "ring")
+    nccl, _, tg = _allreduce(cluster, 64e3, "nccl")
+    assert {t.meta.get("collective") for t in tg if t.category == "comm"} == {"tree"}
+    assert nccl.makespan_s < ring.makespan_s / 10
+    again, _, _ = _allreduce(cluster, 64e3, "nccl")
+    assert again.makespan_s == nccl.makespan_s
+
+
+@pytest.mark.parametrize("nbytes,protocol", [(200e6, "Simple"), (16e3, "LL")])
+def test_nccl_on_one_node_runs_the_ring_with_the_protocol_for_the_size(nbytes, protocol):
+    """A large buffer on the Simple ring exactly as `ring` runs it; a small one with LL,
+    whose hops pay a seventh of Simple's latency."""
+    cluster = Cluster.from_node_type("dgx1-v100", 8)
+    ring, _, ring_tg = _allreduce(cluster, nbytes, "ring")
+    nccl, _, nccl_tg = _allreduce(cluster, nbytes, "nccl")
+    assert {t.meta.get("protocol", "Simple") for t in nccl_tg if t.category == "comm"} == \
+        {protocol}
+    if protocol == "Simple":
+        assert [t.duration_s for t in nccl_tg] == [t.duration_s for t in ring_tg]
+        assert nccl.makespan_s == ring.makespan_s
+    else:
+        assert nccl.makespan_s < ring.makespan_s / 2
+
+
+def test_an_unknown_algorithm_is_named():
+    cluster = Cluster.from_node_type("dgx1-v100", 16)
+    with pytest.raises(SimulationError, match="algorithm must be one of"):
+        _allreduce(cluster, 1e6, "butterfly")
