@@ -325,10 +325,10 @@ class GPUModel(DeviceModel):
                          n_sharing=conv.wgrad_sharing if wgrad else 1)
         options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
                                 "implicit_gemm")]
-        if pass_ == "dgrad":    # the scatter's additions go to L2 as atomics, not to DRAM;
-            cost = conv_gemm(*conv.dgrad_scatter(), wgrad=False)   # after zeroing dx
+        if pass_ == "dgrad":    # the scatter's additions go to L2 as atomics, not to DRAM,
+            cost = conv_gemm(*conv.dgrad_scatter(), wgrad=False)   # into a dx zeroed first:
             options.append(KernelOption("conv_dgrad", cost.compute_s, traffic, "implicit_gemm",
-                                        kernels=2))
+                                        kernels=2, serial_bytes=float(op.out.nbytes)))
         if not tensor and self.spec.architecture not in NO_WINOGRAD_ARCHITECTURES:
             elem = op.out.dtype_bytes
             # cuDNN's weight gradient has only the non-fused Winograd

@@ -47,6 +47,13 @@ def test_the_transposes_move_each_tensor_the_pass_touches_twice():
     assert gpu_layout.transposed_bytes(wgrad) == (2.0 * (act + act + filt), 3)
 
 
+def zeroing_bytes(op, option):
+    """What an option moves before or after its kernel other than transposes: the data
+    gradient's scatter zeroes dx first (a pass of its own, two kernels in all)."""
+    scatter = op.kind == "conv2d_grad_input" and option.kernels == 2
+    return op.out.nbytes if scatter else 0
+
+
 def test_cuda_core_convolutions_pay_no_transposes():
     # FP32, and FP16 storage on a part without fast half arithmetic (cuDNN computes in FP32
     # on NCHW directly)
@@ -54,14 +61,14 @@ def test_cuda_core_convolutions_pay_no_transposes():
         model = model_for(gpu)
         for op in conv_passes(precision=precision).values():
             assert not model.tensor_cores(op)
-            assert all(o.serial_bytes == 0 for o in model.kernel_options(op))
+            assert all(o.serial_bytes == zeroing_bytes(op, o) for o in model.kernel_options(op))
 
 
 def test_tf32_convolutions_run_nchw_kernels_of_their_own():
     a100 = model_for("a100")
     for op in conv_passes(precision="fp32").values():
         assert a100.arithmetic_precision(op) == "tf32"
-        assert all(o.serial_bytes == 0 for o in a100.kernel_options(op))
+        assert all(o.serial_bytes == zeroing_bytes(op, o) for o in a100.kernel_options(op))
     for op in conv_passes(precision="amp-bf16").values():
         assert any(o.serial_bytes > 0 for o in a100.kernel_options(op))
 
