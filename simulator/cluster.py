@@ -9,6 +9,9 @@ Resource names (what tasks hold):
   link:{a}->{b}#k NVLink k from a to b in a DGX-1 hybrid cube-mesh (node_topologies.py)
   {dev}.tx#k/.rx#k  NVLink k of the device's port into NVSwitch (DGX-2)
   medium          a shared medium (Wi-Fi): one transmission at a time for everyone
+  wire            between nodes: a transfer's flight (its network latency) after it has
+                  left its ports, any number at once, so latency delays what waits for the
+                  data without holding a port (collectives.py, collective_trees.py)
   node{n}.tx/.rx  a node's port to the inter-node network (node{n}.nic{k}.tx/.rx: NIC k of
                   several, leaf{m}.up/.down or rail{k}.up/.down: the network's uplinks, and
                   node{n}.pcie{k}.up/.down: a PCIe switch's uplink; see node_types.py)
@@ -199,6 +202,7 @@ class Cluster(Routes):
                     res[f"link:{src}->{dst}"] = 1
             if self.nodes > 1:
                 res.update(self.layout.resources(self.nodes))
+                res[WIRE_RESOURCE] = WIRE_CAPACITY
         res.update(self.layout.pcie_resources(self.nodes))
         return res
 
@@ -271,6 +275,10 @@ class Cluster(Routes):
             "host_link": self.host_link.name if self.host_link else None,
         }
 
+
+# Flights on the wire never queue: more slots than any task graph has tasks.
+WIRE_RESOURCE = "wire"
+WIRE_CAPACITY = 2 ** 62
 
 # One device needs no network; any catalog link keeps the cluster well formed.
 SINGLE_DEVICE_LINK = "pcie3"

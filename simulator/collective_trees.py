@@ -19,7 +19,9 @@ fills its pipeline in proportion), so that a channel costs at most 16 (p - 1) tr
 phase.
 
 Each hop's latency and bandwidth are the link's (the ring's Simple protocol, as the catalog
-gives them) scaled by the protocol that runs it (nccl_tuning.protocol_factors).
+gives them) scaled by the protocol that runs it (nccl_tuning.protocol_factors). A hop between
+nodes holds its ports for its bytes alone, then flies for its latency on the wire (`fly`), so
+flows sharing a NIC queue for their bytes, not for each other's latency.
 """
 from __future__ import annotations
 
@@ -27,12 +29,13 @@ import math
 from typing import Mapping, Sequence
 
 from . import nccl_tuning as tuning
-from .cluster import Cluster
+from .cluster import WIRE_RESOURCE, Cluster
 from .node_topologies import NVLINK_TOPOLOGIES
 from .tasks import Task, TaskGraph
 
 TREE_MIN_CHUNK_BYTES = 64 * 1024
 TREE_MAX_CHUNKS = 16
+WIRE = (WIRE_RESOURCE,)
 
 
 # -- what NCCL's model reads -----------------------------------------------------------------
@@ -75,11 +78,23 @@ def fabric_of(cluster: Cluster, devices: Sequence[str]) -> tuning.Fabric:
 
 def hop(cluster: Cluster, src: str, dst: str, nbytes: float, lane: int | None,
         protocol: tuple[str, str]) -> tuple[tuple[str, ...], float, float]:
-    """(resources, duration, latency part) of one hop under (algorithm, protocol)."""
+    """(resources, duration, its flight: the latency if it crosses nodes, else 0) of one hop
+    under (algorithm, protocol)."""
     resources, bandwidth, latency = cluster.route(src, dst, lane)
-    lat_factor, bw_factor = tuning.protocol_factors(*protocol, hop_hw(cluster, src, dst))
+    hw = hop_hw(cluster, src, dst)
+    lat_factor, bw_factor = tuning.protocol_factors(*protocol, hw)
     latency *= lat_factor
-    return resources, latency + nbytes / (bandwidth * bw_factor), latency
+    return (resources, latency + nbytes / (bandwidth * bw_factor),
+            latency if hw == "net" else 0.0)
+
+
+def fly(add, sent: str, latency_s: float, priority: int, device: str) -> str:
+    """Add the flight of what task `sent` put on the network (its latency, on the wire: a
+    delay holding no port) with `add`; return its name, which receivers wait for."""
+    name = f"{sent}.arrive"
+    add(Task(name, WIRE, latency_s, (sent,), priority, {}, {}, "comm", device,
+             {"latency_of": sent}))
+    return name
 
 
 # -- the trees -------------------------------------------------------------------------------
@@ -160,20 +175,22 @@ def tree_allreduce(tg: TaskGraph, cluster: Cluster, devices: Sequence[str], nbyt
         parent, children = tree_parents(cluster, devices, t % 2, start)
         order = _bottom_up(devices, parent, children)
         # reduce: d sends chunk j up once its children's chunk j and its own chunk j - 1 left
-        up: dict[tuple[str, int], str] = {}
+        up: dict[tuple[str, int], str] = {}        # when d's chunk j reached its parent
+        sent_up: dict[tuple[str, int], str] = {}   # when it left d
         for j in range(chunks):
             for d in order:
                 to = parent[d]
                 if to is None:
                     continue
-                resources, duration, _ = hop(cluster, d, to, chunk, t, ("tree", protocol))
+                resources, duration, flight = hop(cluster, d, to, chunk, t, ("tree", protocol))
                 deps = [up[(c, j)] for c in children[d]]
-                deps += list(dep_of[d]) if j == 0 else [up[(d, j - 1)]]
-                up[(d, j)] = f"{name}.t{t}.r{j}.{index[d]}"
-                made.append(Task(up[(d, j)], resources, duration + (launch_s if j == 0 else 0),
+                deps += list(dep_of[d]) if j == 0 else [sent_up[(d, j - 1)]]
+                sent = sent_up[(d, j)] = f"{name}.t{t}.r{j}.{index[d]}"
+                made.append(Task(sent, resources, duration - flight + (launch_s if j == 0 else 0),
                                  tuple(deps), priority, {}, {}, "comm", d,
                                  {"bytes": chunk, "src": d, "dst": to, "collective": "tree",
                                   "protocol": protocol}))
+                up[(d, j)] = fly(made.append, sent, flight, priority, d) if flight else sent
         # broadcast: down from the root, each device forwarding a chunk to its children in
         # turn once it has it, chunk after chunk
         root = next(d for d in devices if parent[d] is None)
@@ -183,14 +200,17 @@ def tree_allreduce(tg: TaskGraph, cluster: Cluster, devices: Sequence[str], nbyt
         for j in range(chunks):
             for d in reversed(order):   # top down
                 for c in children[d]:
-                    resources, duration, _ = hop(cluster, d, c, chunk, t, ("tree", protocol))
+                    resources, duration, flight = hop(cluster, d, c, chunk, t,
+                                                      ("tree", protocol))
                     deps = list(have[(d, j)]) + ([last_sent[d]] if d in last_sent else [])
                     sent = f"{name}.t{t}.b{j}.{index[d]}-{index[c]}"
-                    made.append(Task(sent, resources, duration, tuple(deps), priority, {}, {},
-                                     "comm", d, {"bytes": chunk, "src": d, "dst": c,
-                                                 "collective": "tree", "protocol": protocol}))
+                    made.append(Task(sent, resources, duration - flight, tuple(deps), priority,
+                                     {}, {}, "comm", d, {"bytes": chunk, "src": d, "dst": c,
+                                                         "collective": "tree",
+                                                         "protocol": protocol}))
                     last_sent[d] = sent
-                    have[(c, j)] = [sent]
+                    have[(c, j)] = [fly(made.append, sent, flight, priority, d)
+                                    if flight else sent]
         for d in devices:
             done[d] += have[(d, chunks - 1)]
     tg.extend(made)

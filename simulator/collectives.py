@@ -225,11 +225,10 @@ def _hop(cluster, src, dst, nbytes, lane, rep, protocol):
     """(resources, duration, its network latency: 0 within a node) of one ring hop, under
     NCCL's `protocol`; under symmetry on its representative's resources (rep), each named
     once."""
-    resources, duration, latency = trees.hop(cluster, src, dst, nbytes, lane,
+    resources, duration, network = trees.hop(cluster, src, dst, nbytes, lane,
                                              ("ring", protocol))
     if rep is not None:
         resources = tuple(dict.fromkeys(rep[r] for r in resources))
-    network = latency if cluster.device(src).node != cluster.device(dst).node else 0.0
     return resources, duration, network
 
 
@@ -317,7 +316,6 @@ def _ring(tg, cluster, order, lanes, nbytes, dep_of, name, priority, passes, lau
     chunk = nbytes / p
     built = [_hop(cluster, order[i], order[(i + 1) % p], chunk, lanes[i], rep, protocol)
              for i in range(t)]
-    hops = [(resources, duration) for resources, duration, _ in built]
     # the steps that pay the network's latency (module notes, "Latency across nodes"); on the
     # others an inter-node hop takes its bytes' time alone
     steps = passes * (p - 1)
@@ -325,27 +323,36 @@ def _ring(tg, cluster, order, lanes, nbytes, dep_of, name, priority, passes, lau
     quiet = [(resources, duration - network) for resources, duration, network in built]
     meta = [{"bytes": chunk, "src": order[i], "dst": order[(i + 1) % p], "collective": "ring"}
             | ({} if protocol == "Simple" else {"protocol": protocol}) for i in range(t)]
+    between = [i for i, (_, _, network) in enumerate(built) if network > 0]
     # A ring makes 2(p-1) t tasks (millions at scale): they are made as Tasks directly, each
     # step's from its predecessors' names, without TaskGraph.new's conversions (the hops'
-    # resources are tuples and durations floats already).
+    # resources are tuples and durations floats already). A hop between nodes holds its
+    # ports for its bytes alone; on the steps that pay the network's latency, the chunk
+    # then flies for it on the wire (a delay that holds no port: WIRE).
     made: list[Task] = []
     add = made.append
-    prev = [f"{name}.s0.{i}" for i in range(t)]   # what device i sent in the previous step
-    for i in range(t):   # step 0 waits for the data and pays the launch
-        resources, duration = (hops if network_pays[0] else quiet)[i]
-        add(Task(prev[i], resources, duration + launch_s,
-                 tuple(d for d in dep_of[order[i]] if d is not None), priority, {}, {},
-                 "comm", order[i], meta[i]))
-    for s in range(1, steps):
-        # later steps wait for the chunk received from the device before (its previous send)
-        # and for this device's own previous send
-        sent = [f"{name}.s{s}.{i}" for i in range(t)]
-        for i, (resources, duration) in enumerate(hops if network_pays[s] else quiet):
-            add(Task(sent[i], resources, duration, (prev[i - 1], prev[i]), priority, {}, {},
-                     "comm", order[i], meta[i]))
-        prev = sent
+    sent: list[str] = []   # what device i sent in the previous step
+    got: list[str] = []    # and when that arrived at device i + 1
+    for s in range(steps):
+        names = [f"{name}.s{s}.{i}" for i in range(t)]
+        for i, (resources, duration) in enumerate(quiet):
+            if s == 0:   # step 0 waits for the data and pays the launch
+                add(Task(names[i], resources, duration + launch_s,
+                         tuple(d for d in dep_of[order[i]] if d is not None), priority, {},
+                         {}, "comm", order[i], meta[i]))
+            else:   # later steps wait for the chunk from the device before, and for this
+                # device's own previous send
+                add(Task(names[i], resources, duration, (got[i - 1], sent[i]), priority, {},
+                         {}, "comm", order[i], meta[i]))
+        arrived = names
+        if network_pays[s] and between:
+            arrived = list(names)
+            for i in between:
+                arrived[i] = trees.fly(add, names[i], built[i][2], priority, order[i])
+        sent, got = names, arrived
     tg.extend(made)
-    return {d: prev[(i - 1) % t] for i, d in enumerate(order[:t])}
+    return {d: got[(i - 1) % t] for i, d in enumerate(order[:t])}
+
 
 
 def _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority, launch_s, period):

@@ -36,7 +36,7 @@ def period(cluster) -> int | None:
 def representatives(cluster, period: int) -> dict[str, str]:
     """Each resource's image when device i stands for every device i + m * period: a device's
     resources map to those of device i mod period, a node's to those of node n mod (period /
-    devices per node), a leaf's to the first leaves', a rail's to itself."""
+    devices per node), a leaf's to the first leaves', a rail's, the medium and the wire to themselves."""
     ids = [d.id for d in cluster.devices]
     rep_dev = {d: ids[i % period] for i, d in enumerate(ids)}
     per_node = cluster.devices_per_node or len(ids)
@@ -54,7 +54,7 @@ def representatives(cluster, period: int) -> dict[str, str]:
         elif r.startswith("leaf"):
             num, _, rest = r[4:].partition(".")
             out[r] = f"leaf{int(num) % leaves}.{rest}"
-        elif r.startswith("rail") or r == "medium":
+        elif r.startswith("rail") or r in ("medium", "wire"):
             out[r] = r
         else:
             dev, _, rest = r.partition(".")
