@@ -6,8 +6,9 @@ flow: one task that holds every resource the collective uses, for the closed-for
       Orders of magnitude fewer tasks; used for large device counts and the analytical mode.
 
 Each builder returns, per device, the task names whose completion means the collective is done
-there (the original deps when there is nothing to do). The closed forms live here too: with p
-devices, S bytes per device, link bandwidth B and latency a (alpha-beta model):
+there (the original deps when there is nothing to do). Their closed forms (in
+collective_forms.py), with p devices, S bytes per device, link bandwidth B and latency a
+(alpha-beta model):
 
   ring all-reduce        2(p-1)(a + S/(pB))
   reduce-scatter/gather  (p-1)(a + S/(pB))
@@ -56,85 +57,36 @@ collective is built in full.
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from . import collective_trees as trees
 from . import nccl_tuning
 from .cluster import Cluster
-from .node_topologies import NVLINK_TOPOLOGIES
+from .collective_forms import (
+    CLOSED_FORMS,
+    RING_KINDS,
+    RING_PASSES,
+    all_to_all_s,
+    closed_form_s,
+    ring_allreduce_s,
+    ring_gather_s,
+    tree_s,
+)
+from .collective_forms import network_latency_steps as _network_latency_steps
 from .tasks import SimulationError, Task, TaskGraph, cyclic_gc_paused
+
+__all__ = ["ALGORITHMS", "CLOSED_FORMS", "FIDELITIES", "NCCL_BASE_LATENCY_S", "RING_KINDS",
+           "RING_PASSES", "all_to_all_s", "closed_form_s", "collective", "ring_allreduce_s",
+           "ring_gather_s", "symmetry_period_of", "tree_s"]
 
 Deps = Mapping[str, Sequence[str]] | Sequence[str]
 FIDELITIES = ("link", "flow")
 ALGORITHMS = ("ring", "hierarchical", "tree", "nccl")
-RING_KINDS = ("allreduce", "reduce_scatter", "allgather")
-RING_PASSES = {"allreduce": 2, "reduce_scatter": 1, "allgather": 1}   # each of p - 1 steps
 # NCCL's latency model (NCCL 2.x, src/graph/tuning.cc): a ring collective with the Simple
 # protocol costs baseLat[RING][SIMPLE] = 8.4 us once (the kernel launch and setup), plus one
 # hop latency per ring step (the link's latency_s; nvlink2-link: 3.4 us). Simple is what NCCL
 # picks for the megabyte buckets of data parallelism (LL and LL128 serve smaller messages).
 NCCL_BASE_LATENCY_S = nccl_tuning.launch_s("ring", "Simple")
-
-
-# -- closed forms --------------------------------------------------------------------------
-def ring_allreduce_s(p: int, nbytes: float, bandwidth_Bps: float, latency_s: float) -> float:
-    return 0.0 if p <= 1 else 2 * (p - 1) * (latency_s + nbytes / (p * bandwidth_Bps))
-
-
-def ring_gather_s(p: int, nbytes: float, bandwidth_Bps: float, latency_s: float) -> float:
-    """Reduce-scatter or all-gather of S bytes per device over a ring."""
-    return 0.0 if p <= 1 else (p - 1) * (latency_s + nbytes / (p * bandwidth_Bps))
-
-
-def all_to_all_s(p: int, nbytes: float, bandwidth_Bps: float, latency_s: float) -> float:
-    return 0.0 if p <= 1 else (p - 1) * (latency_s + nbytes / (p * bandwidth_Bps))
-
-
-def tree_s(p: int, nbytes: float, bandwidth_Bps: float, latency_s: float) -> float:
-    return 0.0 if p <= 1 else math.ceil(math.log2(p)) * (latency_s + nbytes / bandwidth_Bps)
-
-
-CLOSED_FORMS: dict[str, Callable[[int, float, float, float], float]] = {
-    "allreduce": ring_allreduce_s, "reduce_scatter": ring_gather_s, "allgather": ring_gather_s,
-    "all_to_all": all_to_all_s, "broadcast": tree_s, "reduce": tree_s,
-}
-
-
-def closed_form_s(kind: str, cluster: Cluster, devices: Sequence[str], nbytes: float,
-                  launch_latency_s: float = 0.0) -> float:
-    """Closed-form time of a collective on this cluster. A ring collective's step takes as
-    long as its slowest hop, on any of its channels (each carrying its share); the tree and
-    pairwise collectives take the slowest route between ring neighbours, except in the NVLink
-    topologies, whose pairs differ (one, two or six links, direct or bridged, or another
-    node): there the fastest pair, a lower bound."""
-    p = len(devices)
-    if p <= 1:
-        return 0.0
-    if kind in RING_KINDS:
-        channels = cluster.ring_channels(list(devices))
-        chunk = nbytes / (len(channels) * p)
-        hops = [(latency + chunk / bandwidth,
-                 _network_latency_s(cluster, order[i], order[(i + 1) % p], lanes[i]))
-                for order, lanes in channels for i in range(p)
-                for _, bandwidth, latency in [cluster.route(order[i], order[(i + 1) % p],
-                                                            lanes[i])]]
-        paying = sum(_network_latency_steps(cluster, channels[0][0], RING_PASSES[kind]))
-        loud = max(duration for duration, _ in hops)
-        quiet = max(duration - network for duration, network in hops)
-        t = paying * loud + (RING_PASSES[kind] * (p - 1) - paying) * quiet
-    else:
-        if cluster.topology in NVLINK_TOPOLOGIES:
-            routes = [cluster.route(a, b) for a in devices for b in devices if a != b]
-            bw, lat = max(r[1] for r in routes), min(r[2] for r in routes)
-        else:
-            routes = [cluster.route(devices[i], devices[(i + 1) % p]) for i in range(p)]
-            bw, lat = min(r[1] for r in routes), max(r[2] for r in routes)
-        if cluster.link.shared_medium and kind in ("broadcast", "reduce"):
-            return launch_latency_s + (p - 1) * (lat + nbytes / bw)  # one channel, in turn
-        t = CLOSED_FORMS[kind](p, nbytes, bw, lat)
-    if cluster.link.shared_medium:
-        t *= p  # one channel: the p transfers of each step go one after another
-    return launch_latency_s + t
 
 
 # -- builders ------------------------------------------------------------------------------
@@ -247,23 +199,6 @@ def _nccl_allreduce(tg, cluster, devices, nbytes, dep_of, name, priority, launch
     # the trees are built in full: a root and leaves tell nodes apart
     return trees.tree_allreduce(tg, cluster, devices, nbytes, _expand(dep_of, devices, period),
                                 name, priority, launch_s, choice.protocol)
-
-
-def _network_latency_s(cluster, src: str, dst: str, lane) -> float:
-    """The latency of a hop between nodes (0 within a node)."""
-    if cluster.device(src).node == cluster.device(dst).node:
-        return 0.0
-    return cluster.route(src, dst, lane)[2]
-
-
-def _network_latency_steps(cluster, order: Sequence[str], passes: int) -> list[bool]:
-    """Which of a ring's passes * (p - 1) steps pay the network's latency: passes * (N - 1)
-    of them for a ring over N nodes, spread evenly (all of them when every hop crosses
-    nodes)."""
-    steps = passes * (len(order) - 1)
-    nodes = len({cluster.device(d).node for d in order})
-    paying = min(steps, passes * (nodes - 1))
-    return [(s + 1) * paying // steps > s * paying // steps for s in range(steps)]
 
 
 def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s):
