@@ -22,3 +22,13 @@ def test_a_sweep_point_compares_per_subnet():
     row = m.point("spos_cifar", 2, 2)
     assert row["speedup_dp"] == row["path_parallel"] / row["dp"] > 1.0
     assert "speedup_pipeline" in row
+
+
+def test_bounds_take_the_points_inside_one_node(monkeypatch):
+    rows = [{"gpus": 8, "speedup_dp": 2.0, "speedup_pipeline": 3.0},
+            {"gpus": 4, "speedup_dp": 1.5},
+            {"gpus": 16, "speedup_dp": 12.0, "speedup_pipeline": 9.0}]
+    monkeypatch.setattr(m, "sweep", lambda quick=False: rows)
+    assert [r["gpus"] for r in m.one_node_rows()] == [8, 4]
+    assert m.max_speedup_over_dp() == 2.0
+    assert m.max_speedup_over_pipeline() == 3.0
