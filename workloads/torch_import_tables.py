@@ -12,14 +12,18 @@ transformers and timm add to or cut from their tensors, each onto the IR's kinds
 - the difference of two tensors of one shape (PoolFormer's `pool(x) - x`): the sub kind;
 - integer ids computed from the token ids with buffers and constants (RoBERTa's position
   ids): ids from buffers, read off the traced run;
+- 1-D parameters and buffers concatenated (BEiT's qkv bias, cat(q_bias, zeros, v_bias)): a
+  bias the linear layer reads whole and holds the learned pieces of;
 - an empty slice (`q[..., rotary_dim:]` where the rotary embedding covers the whole head,
   Phi-3) is nothing, and a cat leaves it out; a (D,) parameter expanded to (N, 1, D) and put
   before the sequence (CLIP's class embedding) is the class token; `x @ self.weight.T`
   (Falcon's linear) is a linear layer;
 - `F.scaled_dot_product_attention(..., enable_gqa=True)` with fewer key and value heads than
   query heads: the key and value heads repeated (`repeat_heads`, the copy PyTorch's math path
-  makes) and one attention op; an SDPA mask computed from a parameter (T5's learned relative
-  position bias) is refused, never dropped with its parameters.
+  makes) and one attention op; a learned table gathered as the SDPA mask (T5's relative
+  position buckets, BEiT's relative position bias) is PyTorch's math path, the products,
+  softmax and an attention_bias op holding the table; another mask computed from a parameter
+  is refused, never dropped with its parameters.
 
 `TableLowering` is a mixin of `torch_import._Lowering`, called from torch_import_idioms'
 `idiom_value`. torch is never imported here.
@@ -29,8 +33,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .torch_layers import _Param
-from .torch_transformer import _Aux
+from .torch_layers import _JoinedBias, _Param
+from .torch_transformer import _Aux, _Gathered
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,15 @@ class _Transposed:
     param: _Param
 
 
+def _sig_baddbmm(input, batch1, batch2, *, beta=1, alpha=1): ...
 def _sig_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
               enable_gqa=False): ...
+
+
+def _broadcasts(small, shape) -> bool:
+    """Whether a tensor of shape `small` broadcasts over `shape` (trailing dimensions align)."""
+    return len(small) <= len(shape) and all(
+        e in (1, d) for e, d in zip(reversed(small), reversed(shape), strict=False))
 
 
 class TableLowering:
@@ -121,6 +132,9 @@ class TableLowering:
         if not isinstance(tensors, (list, tuple)):
             return None
         values = [self.value(t) for t in tensors]
+        if len(values) > 1 and all(isinstance(v, _Param) and len(v.shape) == 1 for v in values) \
+                and any(v.is_parameter for v in values):
+            return _JoinedBias(tuple(values))   # a bias joined from pieces (BEiT's qkv bias)
         if len(values) == 2 and type(values[0]).__name__ == "_Expanded" and \
                 len(values[0].param.shape) == 1 and isinstance(values[1], str):
             shape = self.b.spec(values[1]).shape
@@ -167,12 +181,57 @@ class TableLowering:
         self._claim([bias.param], out)
         return out
 
+    def _baddbmm(self, node):
+        """beta * input + alpha * (batch1 @ batch2) with input a tensor of buffers and
+        constants (BLOOM's ALiBi offsets, (N * heads, 1, S), added to its scores): the batched
+        product (alpha scales in the GEMM's epilogue) and the offsets added, costed as a mask
+        of constants is."""
+        a = self.bind(_sig_baddbmm, node)
+        out = self.b.batched_matmul(self.tensor(a["batch1"]), self.tensor(a["batch2"]),
+                                    name=self.name("baddbmm"))
+        offsets = self.value(a["input"])
+        if a["beta"] == 0:
+            return out
+        shape = self.b.spec(out).shape
+        constant = isinstance(offsets, _Aux) or \
+            isinstance(offsets, _Param) and not offsets.is_parameter
+        if constant and any(_broadcasts(o, shape) for o in (
+                offsets.shape, self._unfold_shape(offsets.shape))):
+            return self._masked_fill(out, 0.0, self.name("offsets"))
+        raise self.unsupported(f"adds {offsets!r} to a batched product {shape}; only a tensor "
+                               "of buffers and constants that broadcasts over it is supported")
+
+    def _sdpa_with_bias(self, a, bias: _Gathered):
+        """F.scaled_dot_product_attention with a learned table gathered as its additive mask
+        (T5's relative position buckets, BEiT's relative position bias): PyTorch runs its
+        math path where the mask needs a gradient, so the ops are that path's: q and k^T each
+        scaled by sqrt(scale), their product, the bias added (attention_bias, whose gradient
+        scatter-adds into the table), softmax, dropout in training, the product with v."""
+        if a["is_causal"] or a["enable_gqa"]:
+            raise self.unsupported("passes a learned bias as the mask with is_causal or "
+                                   "enable_gqa; only a bias alone is supported")
+        q, k, v = (self.tensor(a[n]) for n in ("query", "key", "value"))
+        head_dim = self.b.spec(q).shape[-1]
+        root = math.sqrt(a["scale"] if a["scale"] is not None else head_dim ** -0.5)
+        q = self.b.scalar(q, scale=root, name=self.name("q_scale"))
+        k_t = self.b.scalar(self.b.transpose(k, -2, -1, name=self.name("k_t")), scale=root,
+                            name=self.name("k_scale"))
+        scores = self.relative_bias(
+            self.b.batched_matmul(q, k_t, name=self.name("scores")), bias)
+        attn = self.b.softmax(scores, -1, name=self.name("softmax"))
+        if a["dropout_p"]:
+            attn = self.b.dropout(attn, float(a["dropout_p"]), name=self.name("attn_drop"))
+        return self.b.batched_matmul(attn, v, name=self.name("context"))
+
     def _sdpa_gqa(self, node):
         a = self.bind(_sig_sdpa, node)
+        if isinstance(self.value(a["attn_mask"]), _Gathered):
+            return self._sdpa_with_bias(a, self.value(a["attn_mask"]))
         if (learned := self._learned_ancestor(a["attn_mask"])) is not None:
             raise self.unsupported(f"adds a mask computed from parameter {learned!r} to the "
-                                   "scores (a learned bias such as T5's relative position "
-                                   "bias); only masks of buffers and constants are supported")
+                                   "scores; only masks of buffers and constants and a learned "
+                                   "table gathered at a constant index (a relative position "
+                                   "bias) are supported")
         if not a["enable_gqa"]:
             return None
         q, k, v = (self.tensor(a[n]) for n in ("query", "key", "value"))

@@ -23,6 +23,13 @@ class _Param:
     is_parameter: bool
 
 
+@dataclass(frozen=True)
+class _JoinedBias:
+    """1-D parameters and buffers concatenated into one bias (BEiT's and Data2Vec's qkv bias,
+    cat(q_bias, zeros, v_bias)): the learned pieces are parameters, the others constants."""
+    parts: tuple[_Param, ...]
+
+
 def _sig_linear(input, weight, bias=None): ...
 def _sig_conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1): ...
 def _sig_layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5): ...
@@ -86,12 +93,17 @@ class LayerLowering:
 
     # -- functional layers -------------------------------------------------------------------
     def _linear_fn(self, node):
+        """F.linear; a bias joined from learned and constant pieces is read whole (the
+        concatenation, 3 * C values of BEiT's qkv bias, is not costed) and the op holds the
+        learned pieces only."""
         a = self.bind(_sig_linear, node)
-        w, b = self._param_arg(self.value(a["weight"]), "weight"), \
-            self._param_arg(self.value(a["bias"]), "bias")
+        w, b = self._param_arg(self.value(a["weight"]), "weight"), self.value(a["bias"])
+        parts = list(b.parts) if isinstance(b, _JoinedBias) else [self._param_arg(b, "bias")]
         out = self.b.linear(self.tensor(a["input"]), w.shape[0], bias=b is not None,
                             name=self.name("linear"))
-        self._claim([w, b], out)
+        self.b.graph.op(out).params -= sum(math.prod(p.shape) for p in parts
+                                           if p is not None and not p.is_parameter)
+        self._claim([w, *parts], out)
         return out
 
     def _conv_args(self, node):

@@ -140,22 +140,25 @@ class TransformerLowering:
         return self.relative_bias(x, extra)
 
     def relative_bias(self, x, gathered):
-        """scores x (..., heads, T, T) plus a gathered ((2s-1)^2, heads) relative position
-        table of an s x s window: one attention_bias op (index "window") holding the table."""
+        """scores x (..., heads, Q, K) plus a (P, heads) table gathered to (heads, Q, K)
+        offsets (Swin's, MaxViT's and BEiT's relative position bias, T5's buckets): one
+        attention_bias op holding the table, whose index is a window's relative coordinates
+        where the table is ((2s-1)^2, heads) and Q = K = s * s."""
         shape = self.b.spec(x).shape
         table, bias = gathered.param.shape, tuple(gathered.shape)
-        tokens = shape[-1]
-        window = math.isqrt(tokens)
         heads = shape[-3] if len(shape) >= 3 else 0
-        if (window * window != tokens or len(shape) < 4 or shape[-2] != tokens
-                or bias[-3:] != (heads, tokens, tokens) or any(d != 1 for d in bias[:-3])
-                or table != ((2 * window - 1) ** 2, heads)):
+        if (len(shape) < 4 or len(table) != 2 or table[1] != heads
+                or bias[-3:] != tuple(shape[-3:]) or any(d != 1 for d in bias[:-3])):
             raise self.unsupported(f"adds a gathered table {table} as {bias} to {shape}; only "
-                                   "a relative position bias ((2s-1)^2, heads) of an s x s "
-                                   "window added to (..., heads, s*s, s*s) scores is supported")
+                                   "a (P, heads) table gathered to (heads, Q, K) offsets added "
+                                   "to (..., heads, Q, K) scores is supported")
+        queries, keys = shape[-2:]
+        window = math.isqrt(queries)
+        index = "window" if queries == keys == window * window and \
+            table[0] == (2 * window - 1) ** 2 else "constant"
         out = self._op("attention_bias", [x], shape, self.name("relative_position_bias"),
-                       {"queries": tokens, "keys": tokens, "table_shape": table,
-                        "table_layout": "positions_heads", "index": "window"},
+                       {"queries": queries, "keys": keys, "table_shape": table,
+                        "table_layout": "positions_heads", "index": index},
                        params=math.prod(table))
         self._claim([gathered.param], out)
         return out

@@ -178,7 +178,7 @@ def test_grouped_query_sdpa_repeats_the_key_and_value_heads():
     _same_flops(GQA(), x, g)
 
 
-def test_an_sdpa_mask_computed_from_parameters_is_refused_not_dropped():
+def test_an_sdpa_mask_gathered_from_a_table_holds_the_table():
     class LearnedBias(nn.Module):
         """T5's relative position bias: a learned table looked up by constants, as the mask."""
 
@@ -192,8 +192,9 @@ def test_an_sdpa_mask_computed_from_parameters_is_refused_not_dropped():
             mask = self.bias(buckets.abs()).permute(2, 0, 1).unsqueeze(0)
             y = F.scaled_dot_product_attention(q, q, q, attn_mask=mask)
             return y.transpose(1, 2).reshape(2, 8, 32)
-    with pytest.raises(WorkloadError, match="mask computed from parameter 'bias'"):
-        from_torch(LearnedBias(), torch.randn(2, 8, 32))
+    g = from_torch(LearnedBias(), torch.randn(2, 8, 32))
+    (bias,) = [op for op in g if op.kind == "attention_bias"]
+    assert bias.params == 8 * 4 == g.params()
 
 
 class PoolMixer(nn.Module):
