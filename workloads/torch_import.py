@@ -25,6 +25,7 @@ from collections import OrderedDict
 from .builder import GraphBuilder
 from .graph import Op, OpGraph, TensorSpec, WorkloadError
 from .torch_einsum import EinsumLowering
+from .torch_fold import FoldLowering
 from .torch_functions import FunctionLowering, _bind, _Const, _Pending
 from .torch_import_idioms import _ID_PASSTHROUGH, IdiomLowering, _Moved
 from .torch_import_tables import TableLowering
@@ -135,8 +136,8 @@ def _where(gm, node) -> str:
     return f"module path {path or '<top>'!r} ({what}, fx node {node.name!r})"
 
 
-class _Lowering(IdiomLowering, TableLowering, FunctionLowering, ViewLowering, LayerLowering,
-                TransformerLowering, TransformerLayerLowering, ParamViewLowering,
+class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, ViewLowering,
+                LayerLowering, TransformerLowering, TransformerLayerLowering, ParamViewLowering,
                 EinsumLowering, WindowLowering, ModuleLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
@@ -170,6 +171,7 @@ class _Lowering(IdiomLowering, TableLowering, FunctionLowering, ViewLowering, La
                         **window_methods, **idiom_methods}
         self.input_name: str | None = None
         self.rows_nodes: set = set()   # fx nodes whose (N * S, D) rows are (N, S, D) here
+        self.folded: set = set()       # fx nodes whose (N * f, ...) are (N, f, ...) here
         self.module_table = {**self.module_handlers(torch.nn), **tf_modules}
 
     # -- driver --------------------------------------------------------------------------
@@ -250,6 +252,8 @@ class _Lowering(IdiomLowering, TableLowering, FunctionLowering, ViewLowering, La
         return self.input_name
 
     def lower(self, node):
+        if (folded := self.fold_value(node)) is not None:
+            return folded
         if (window := self.window_value(node)) is not None:
             return window
         if (idiom := self.idiom_value(node)) is not None:
@@ -401,5 +405,5 @@ class _Lowering(IdiomLowering, TableLowering, FunctionLowering, ViewLowering, La
         got = self.b.spec(v).shape
         if expected != got and self.rows_shape_matches(node, got, expected):
             self.rows_nodes.add(node)
-        elif expected != got:
+        elif expected != got and not self.folded_shape_matches(node, got, expected):
             raise self.unsupported(f"is lowered with shape {got} but PyTorch gives {expected}")

@@ -58,8 +58,8 @@ class IdiomLowering:
         """(functions, Tensor methods) lowered here."""
         F = torch.nn.functional
         functions = {torch.addmm: self._addmm, F.batch_norm: self._batch_norm_fn,
-                     torch.unbind: self._unbind}
-        methods = {"unbind": self._unbind,
+                     torch.unbind: self._unbind, torch.baddbmm: self._baddbmm}
+        methods = {"unbind": self._unbind, "baddbmm": self._baddbmm,
                    "type": self._same_dtype,    # GPT-2's weights.type(value.dtype)
                    "reshape_as": self._reshape, "view_as": self._reshape}
         return functions, methods

@@ -38,6 +38,8 @@ class ModuleLowering:
             nn.ConvTranspose2d: lambda m, node, x: self._conv_transpose2d(x(), m, self.name("")),
             nn.Upsample: self._upsample_module, nn.UpsamplingNearest2d: self._upsample_module,
             nn.UpsamplingBilinear2d: self._upsample_module,
+            nn.Softmax: lambda m, node, x: self.b.softmax(
+                x(), self.module_dim(node, -1 if m.dim is None else m.dim), name=self.name("")),
             nn.LocalResponseNorm: lambda m, node, x: self.b.op(
                 "lrn", [x()], name=self.name(""), size=m.size, alpha=m.alpha, beta=m.beta, k=m.k),
         }
