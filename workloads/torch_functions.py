@@ -359,16 +359,46 @@ class FunctionLowering:
         return self.b.concat(xs, dim=a["dim"] % rank, name=self.name("concat"))
 
     def _pad(self, node):
+        """F.pad with zeros of the channels of (N, C, H, W) (a pad_channels op, ResNet's
+        option-A shortcut), or with a constant of two dimensions after the batch, the last
+        two or H and W of (N, H, W, C) (a pad_spatial copy: timm's "same" padding, CoaT's
+        class-token row)."""
         a = self.bind(_sig_pad, node)
         src = self.value(a["input"])
         pad = tuple(a["pad"])
+        if a["mode"] == "constant" and len(pad) % 2 == 0 and min(pad, default=0) >= 0 and \
+                not (len(pad) == 6 and not any(pad[:4])):
+            return self._pad_spatial(self.tensor(a["input"]), pad, a["value"] or 0.0)
         if a["mode"] != "constant" or a["value"] not in (None, 0) or len(pad) != 6 or any(pad[:4]):
-            raise self.unsupported("pads other than zeros on the channel dimension")
+            raise self.unsupported("pads other than with a constant on two dimensions after "
+                                   "the batch or with zeros on the channel dimension")
         if isinstance(src, _Pending) and src.kind == "subsample":
             x, stride = src.source, src.stride
         else:
             x, stride = self.tensor(a["input"]), (1, 1)
         return self.b.pad_channels(x, pad[4:], stride, name=self.name("pad_channels"))
+
+    def _pad_spatial(self, x: str, pad: tuple, value: float):
+        shape = self.b.spec(x).shape
+        rank = len(shape)
+        # (before, after) of each dimension, the last first as F.pad lists them
+        pairs = {rank - 1 - i: tuple(pad[2 * i:2 * i + 2]) for i in range(len(pad) // 2)}
+        padded = sorted(d for d, p in pairs.items() if any(p))
+        last_two, hw = (rank - 2, rank - 1), (1, 2)
+        # why: no padding at all is still the copy PyTorch makes (F.pad returns a new tensor)
+        dims = last_two if set(padded) <= set(last_two) and rank >= 3 else \
+            hw if rank == 4 and set(padded) <= set(hw) else None
+        if dims is None:
+            raise self.unsupported(f"pads dimensions {padded} of {shape}; only two dimensions "
+                                   "after the batch, the last two or H and W of (N, H, W, C), "
+                                   "are supported")
+        (top, bottom), (left, right) = (pairs.get(d, (0, 0)) for d in dims)
+        out = list(shape)
+        out[dims[0]] += top + bottom
+        out[dims[1]] += left + right
+        return self._op("pad_spatial", [x], tuple(out), self.name("pad"),
+                        {"pad": (bottom, right), "pad_before": (top, left), "dims": dims,
+                         "value": float(value)})
 
     def _shape_query(self, node):
         if self.traced_shape(node) is not None:

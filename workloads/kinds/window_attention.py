@@ -1,5 +1,6 @@
 """Kinds of windowed attention (Swin, MaxViT): the cyclic shift of the windows (torch.roll) and
-the zero padding of height and width up to whole windows (F.pad of an (N, H, W, C) map), and
+the constant padding of height and width (F.pad of an (N, H, W, C) map up to whole windows, or
+of the last two dimensions: timm's "same" padding, CoaT's class-token row), and
 the relative-coordinate index of a window that their learned position bias is read at (the
 bias itself is the attention_bias kind, index "window")."""
 from __future__ import annotations
@@ -26,13 +27,29 @@ def _roll_kernel(op, state):
     return lambda dy: torch.roll(dy, tuple(-s for s in shifts), dims)
 
 
+def _padded_dims(op) -> tuple[int, int]:
+    """The dimensions padded: (1, 2), height and width of (N, H, W, C), unless attrs say."""
+    rank = len(op.in_specs[0].shape if op.kind == "pad_spatial" else op.out.shape)
+    return tuple(d % rank for d in op.attrs.get("dims", (1, 2)))   # type: ignore[return-value]
+
+
 def _pad_kernel(op, state):
-    """F.pad of (N, H, W, C) with zeros after height and width; the gradient is the slice."""
+    """F.pad of two dimensions with a constant (zeros unless attrs say); the gradient is the
+    slice of dy without the padding."""
     bottom, right = op.attrs["pad"]
+    top, left = op.attrs.get("pad_before", (0, 0))
+    dim_h, dim_w = _padded_dims(op)
     if op.kind == "pad_spatial":
-        return lambda x: F.pad(x, (0, 0, 0, right, 0, bottom))
-    h, w = op.out.shape[1:3]
-    return lambda dy: dy[:, :h, :w, :].contiguous()
+        rank = len(op.in_specs[0].shape)
+        pads: list[int] = []
+        for d in reversed(range(dim_h, rank)):   # F.pad lists the last dimension first
+            pads += (left, right) if d == dim_w else (top, bottom) if d == dim_h else (0, 0)
+        value = float(op.attrs.get("value", 0.0))
+        return lambda x: F.pad(x, pads, value=value)
+    index = [slice(None)] * len(op.out.shape)
+    index[dim_h] = slice(top, top + op.out.shape[dim_h])
+    index[dim_w] = slice(left, left + op.out.shape[dim_w])
+    return lambda dy: dy[tuple(index)].contiguous()
 
 
 register(
@@ -41,8 +58,10 @@ register(
     OpKind("roll_grad", "data_movement", "backward", flops=_no_arithmetic,
            torch_kernel=_roll_kernel),
     OpKind("pad_spatial", "data_movement", flops=_no_arithmetic, torch_kernel=_pad_kernel,
-           doc="F.pad of an (N, H, W, C) map with zero rows after the height and columns "
-               "after the width (attrs: pad (bottom, right)), a copy"),
+           doc="F.pad of two dimensions with a constant, a copy: rows after the height and "
+               "columns after the width (attrs: pad (bottom, right)), before them (pad_before "
+               "(top, left), default none), of dims (default (1, 2): H and W of (N, H, W, "
+               "C); (2, 3) for (N, C, H, W)), filled with value (default 0)"),
     OpKind("pad_spatial_grad", "data_movement", "backward", flops=_no_arithmetic,
            torch_kernel=_pad_kernel),
 )

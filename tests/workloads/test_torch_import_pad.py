@@ -1,0 +1,80 @@
+"""F.pad of two dimensions with a constant imports as the pad_spatial copy: timm's asymmetric
+"same" padding of (N, C, H, W) before a convolution or a max pool (with -inf), a row put
+before the tokens of (N, heads, S, D) (CoaT), and a pad of nothing (still PyTorch's copy);
+its kernels are what autograd computes; a pad of other dimensions is refused by name."""
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from tests.workloads.test_torch_import_transformers import imported  # noqa: E402
+from validation.calibrate.torch_ops import KernelState, op_kernel  # noqa: E402
+from workloads import from_torch  # noqa: E402
+from workloads.graph import WorkloadError  # noqa: E402
+from workloads.training import lower_training  # noqa: E402
+
+
+class SamePadded(nn.Module):
+    """timm's Conv2dSame and MaxPool2dSame: pad right and bottom by one, then a stride-2 layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 4, 3, stride=2), nn.Linear(4, 5)
+
+    def forward(self, x):
+        x = self.conv(F.pad(x, (0, 1, 0, 1)))
+        x = F.max_pool2d(F.pad(x, (1, 1, 0, 1), value=-float("inf")), 3, stride=2)
+        x = F.pad(x, (0, 0, 0, 0))   # nothing to pad: PyTorch still copies
+        return self.fc(x.mean((2, 3)))
+
+
+def test_same_padding_of_height_and_width_is_a_pad_spatial_copy():
+    g = imported(SamePadded(), torch.randn(2, 3, 8, 8))
+    pads = [op for op in g if op.kind == "pad_spatial"]
+    assert [op.out.shape for op in pads] == [(2, 3, 9, 9), (2, 4, 5, 6), (2, 4, 2, 2)]
+    assert [op.attrs["pad_before"] for op in pads] == [(0, 0), (0, 1), (0, 0)]
+    assert pads[1].attrs["value"] == -float("inf") and pads[1].attrs["dims"] == (2, 3)
+    assert all(op.bytes_read == op.in_specs[0].nbytes and op.bytes_written == op.out.nbytes
+               for op in pads)
+
+
+def test_a_row_before_the_tokens_pads_the_second_last_dimension():
+    class ClassRow(nn.Module):
+        def forward(self, x):
+            return F.pad(x.view(2, 4, 6, 2), (0, 0, 1, 0, 0, 0)).flatten(1)
+    g = from_torch(ClassRow(), torch.randn(2, 48))
+    (pad,) = [op for op in g if op.kind == "pad_spatial"]
+    assert pad.out.shape == (2, 4, 7, 2) and pad.attrs["pad_before"] == (1, 0)
+
+
+@pytest.mark.parametrize("dims, before, after, value", [
+    ((2, 3), (1, 0), (2, 1), 0.0), ((1, 2), (0, 2), (1, 0), -1.5), ((2, 3), (0, 0), (0, 0), 0.0)])
+def test_the_pad_kernels_are_autograds(dims, before, after, value):
+    from workloads.builder import GraphBuilder
+    b = GraphBuilder("pad", input_shape=(3, 4, 5), batch=2)
+    shape = [2, 3, 4, 5]
+    shape[dims[0]] += before[0] + after[0]
+    shape[dims[1]] += before[1] + after[1]
+    x = b.linear(b.input(), 5, name="in")   # so that the pad's input needs a gradient
+    y = b.op("pad_spatial", [x], tuple(shape), name="pad", pad=after,
+             pad_before=before, dims=dims, value=value)
+    b.linear(b.flatten(y), 3)
+    train = lower_training(b.build())
+    state = KernelState(graph=train)
+    x = torch.randn(2, 3, 4, 5, requires_grad=True)
+    pads = [0, 0] * (3 - dims[1])
+    pads += [before[1], after[1], before[0], after[0]]
+    ref = F.pad(x, pads, value=value)
+    assert torch.equal(op_kernel(train.op("pad"), state)(x), ref)
+    dy = torch.randn_like(ref)
+    (dx,) = torch.autograd.grad(ref, (x,), dy)
+    assert torch.equal(op_kernel(train.op("pad.grad"), state)(dy), dx)
+
+
+def test_a_pad_of_other_dimensions_is_refused_naming_them():
+    class Deep(nn.Module):
+        def forward(self, x):
+            return F.pad(x, (1, 1, 1, 1, 1, 1)).flatten(1)
+    with pytest.raises(WorkloadError, match=r"pads dimensions \[1, 2, 3\]"):
+        from_torch(Deep(), torch.randn(2, 3, 4, 4))
