@@ -11,9 +11,9 @@ Here each chunk's hop is a transfer task on the links it crosses; a device sends
 up once its children's have arrived, and forwards a chunk down once its parent's has.
 
 Channels: as NCCL's, the buffer is split evenly over the channels its tuning counts (one
-per NIC across nodes, the node's rings within one), channel c on tree c mod 2, its chains
-starting at the GPU that owns NIC c (one of the first c GPUs' places along, within a node)
-and taking NVLink lane c. Chunks: a channel's share goes in pieces of at least 64 KiB, at
+per NIC across nodes, at least two so that both trees run; the node's rings within one),
+channel c on tree c mod 2, its chains following the node's ring channel c (the NVLinks NCCL's
+ring search found, lane by lane) from the GPU that owns NIC c. Chunks: a channel's share goes in pieces of at least 64 KiB, at
 most 16 of them: the pipeline's granularity here, coarser than NCCL's own steps (a deep tree
 fills its pipeline in proportion), so that a channel costs at most 16 (p - 1) transfers per
 phase.
@@ -130,18 +130,26 @@ def dtree(nranks: int, rank: int, tree: int) -> tuple[int, list[int]]:
     return (-1 if up < 0 else nranks - 1 - up), [nranks - 1 - c for c in down]
 
 
-def tree_parents(cluster: Cluster, devices: Sequence[str], tree: int, start: int = 0
-                 ) -> tuple[dict[str, str | None], dict[str, list[str]]]:
-    """Each device's parent (None at the root) and children in tree 0 or 1: a chain through
-    each node's devices from its head (the node's `start`-th device), heads joined by dtree
-    over the nodes."""
+def tree_parents(cluster: Cluster, devices: Sequence[str], tree: int, start: int = 0,
+                 channel: int = 0) -> tuple[dict[str, str | None], dict[str, list[str]],
+                                            dict[tuple[str, str], int | None]]:
+    """Each device's parent (None at the root), its children and each hop's NVLink lane in
+    tree 0 or 1: a chain through each node's devices along the node's ring channel
+    `channel` (NCCL's trees follow its rings inside a node), from the head (the node's
+    `start`-th device); the heads joined by dtree over the nodes."""
     by_node: dict[int, list[str]] = {}
     for d in devices:
         by_node.setdefault(cluster.device(d).node, []).append(d)
     chains = []
+    lane_of: dict[tuple[str, str], int | None] = {}
     for members in by_node.values():
-        k = start % len(members)
-        chains.append(members[k:] + members[:k])
+        rings = cluster.ring_channels(members)
+        order, lanes = rings[channel % len(rings)]
+        at = order.index(members[start % len(members)])
+        chain = list(order[at:] + order[:at])
+        for i, (a, b) in enumerate(zip(chain, chain[1:], strict=False)):
+            lane_of[(a, b)] = lane_of[(b, a)] = lanes[(at + i) % len(order)]
+        chains.append(chain)
     parent: dict[str, str | None] = {}
     children: dict[str, list[str]] = {d: [] for d in devices}
     for n, chain in enumerate(chains):
@@ -153,7 +161,7 @@ def tree_parents(cluster: Cluster, devices: Sequence[str], tree: int, start: int
         p = parent[d]
         if p is not None:
             children[p].append(d)
-    return parent, children
+    return parent, children, lane_of
 
 
 def tree_allreduce(tg: TaskGraph, cluster: Cluster, devices: Sequence[str], nbytes: float,
@@ -161,7 +169,8 @@ def tree_allreduce(tg: TaskGraph, cluster: Cluster, devices: Sequence[str], nbyt
                    launch_s: float, protocol: str) -> dict[str, tuple[str, ...]]:
     """NCCL's double-binary-tree all-reduce (module notes); every device built. Returns per
     device the tasks whose end means the buffer is reduced there."""
-    channels = fabric_of(cluster, devices).channels
+    fabric = fabric_of(cluster, devices)
+    channels = max(2, fabric.channels) if fabric.nodes > 1 else fabric.channels   # both trees
     share = nbytes / channels
     chunks = max(1, min(TREE_MAX_CHUNKS, math.ceil(share / TREE_MIN_CHUNK_BYTES)))
     chunk = share / chunks
@@ -172,7 +181,7 @@ def tree_allreduce(tg: TaskGraph, cluster: Cluster, devices: Sequence[str], nbyt
     nics = cluster.layout.nics
     for t in range(channels):
         start = (nics[t % len(nics)][0] if nics and cluster.nodes > 1 else t * k // channels)
-        parent, children = tree_parents(cluster, devices, t % 2, start)
+        parent, children, lane_of = tree_parents(cluster, devices, t % 2, start, t)
         order = _bottom_up(devices, parent, children)
         # reduce: d sends chunk j up once its children's chunk j and its own chunk j - 1 left
         up: dict[tuple[str, int], str] = {}        # when d's chunk j reached its parent
@@ -182,7 +191,8 @@ def tree_allreduce(tg: TaskGraph, cluster: Cluster, devices: Sequence[str], nbyt
                 to = parent[d]
                 if to is None:
                     continue
-                resources, duration, flight = hop(cluster, d, to, chunk, t, ("tree", protocol))
+                resources, duration, flight = hop(cluster, d, to, chunk, lane_of.get((d, to)),
+                                                  ("tree", protocol))
                 deps = [up[(c, j)] for c in children[d]]
                 deps += list(dep_of[d]) if j == 0 else [sent_up[(d, j - 1)]]
                 sent = sent_up[(d, j)] = f"{name}.t{t}.r{j}.{index[d]}"
@@ -200,14 +210,16 @@ def tree_allreduce(tg: TaskGraph, cluster: Cluster, devices: Sequence[str], nbyt
         for j in range(chunks):
             for d in reversed(order):   # top down
                 for c in children[d]:
-                    resources, duration, flight = hop(cluster, d, c, chunk, t,
-                                                      ("tree", protocol))
+                    resources, duration, flight = hop(cluster, d, c, chunk,
+                                                      lane_of.get((d, c)), ("tree", protocol))
                     deps = list(have[(d, j)]) + ([last_sent[d]] if d in last_sent else [])
                     sent = f"{name}.t{t}.b{j}.{index[d]}-{index[c]}"
-                    made.append(Task(sent, resources, duration - flight, tuple(deps), priority,
-                                     {}, {}, "comm", d, {"bytes": chunk, "src": d, "dst": c,
-                                                         "collective": "tree",
-                                                         "protocol": protocol}))
+                    # before the next chunk's reduction on a shared port: it frees the
+                    # pipeline downstream
+                    made.append(Task(sent, resources, duration - flight, tuple(deps),
+                                     priority - 1, {}, {}, "comm", d,
+                                     {"bytes": chunk, "src": d, "dst": c, "collective": "tree",
+                                      "protocol": protocol}))
                     last_sent[d] = sent
                     have[(c, j)] = [fly(made.append, sent, flight, priority, d)
                                     if flight else sent]

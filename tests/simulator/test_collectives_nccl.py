@@ -127,3 +127,17 @@ def test_an_unknown_algorithm_is_named():
     cluster = Cluster.from_node_type("dgx1-v100", 16)
     with pytest.raises(SimulationError, match="algorithm must be one of"):
         _allreduce(cluster, 1e6, "butterfly")
+
+
+def test_tree_channels_follow_the_nodes_rings_and_keep_every_nic_busy():
+    """Two DGX-1 nodes, 20 MB on trees: four channels, one per NIC, their chains on the
+    NVLinks of NCCL's rings; each NIC carries 2 x 20 MB / 4 each way, and the all-reduce
+    takes within 1.5 x of that time on the NICs."""
+    cluster = Cluster.from_node_type("dgx1-v100", 16)
+    link = cluster.inter_node_link
+    assert link is not None
+    log, _, tg = _allreduce(cluster, 20e6, "tree")
+    channels = {t.name.split(".")[1] for t in tg if t.name.startswith("ar.t")}
+    assert channels == {"t0", "t1", "t2", "t3"}
+    nic_s = 2 * 20e6 / 4 / link.bandwidth_Bps
+    assert log.makespan_s < 1.5 * nic_s
