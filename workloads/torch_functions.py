@@ -32,10 +32,12 @@ from .graph import ACTIVATIONS, WorkloadError
 class _Pending:
     """A view that only has a meaning as part of a pattern (a shuffle, a strided subsample,
     heads expanded before a reshape repeats them)."""
-    kind: str                   # "shuffle_split" | "shuffle_transposed" | "subsample" | "expanded"
+    # "shuffle_split" | "shuffle_transposed" | "subsample" | "expanded" | "cell"
+    kind: str
     source: str                 # the builder tensor it views
     groups: int = 1             # channel groups; the repeats of an expand
     stride: tuple[int, int] = (1, 1)
+    offset: tuple[int, int] = (0, 0)   # a cell: the pixel of each 2x2 cell, (row, column)
 
 
 @dataclass(frozen=True)

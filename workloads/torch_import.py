@@ -377,7 +377,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
             return self.b.pad_channels(v.source, (0, 0), v.stride, name=self.name("pad_channels"))
         if isinstance(v, _Pending):
             raise self.unsupported(f"reads a pending view ({v.kind}) that is not part of a "
-                                   "channel shuffle or of heads repeated by a reshape")
+                                   "channel shuffle, of heads repeated by a reshape or of the "
+                                   "four pixels of 2x2 cells concatenated in Swin's order")
         if isinstance(v, _Aux):
             raise self.unsupported(f"computes with a tensor {v.shape} made of buffers and "
                                    "constants only (such as a rotary embedding's cos and sin "

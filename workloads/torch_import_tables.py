@@ -12,6 +12,8 @@ transformers and timm add to or cut from their tensors, each onto the IR's kinds
 - the difference of two tensors of one shape (PoolFormer's `pool(x) - x`): the sub kind;
 - integer ids computed from the token ids with buffers and constants (RoBERTa's position
   ids): ids from buffers, read off the traced run;
+- the four pixels of each 2x2 cell of (N, H, W, C), `x[:, r::2, c::2, :]`, concatenated along
+  the channels (Hugging Face's Swin patch merging): as torchvision's patch merging lowers;
 - 1-D parameters and buffers concatenated (BEiT's qkv bias, cat(q_bias, zeros, v_bias)): a
   bias the linear layer reads whole and holds the learned pieces of;
 - an empty slice (`q[..., rotary_dim:]` where the rotary embedding covers the whole head,
@@ -132,6 +134,10 @@ class TableLowering:
         if not isinstance(tensors, (list, tuple)):
             return None
         values = [self.value(t) for t in tensors]
+        cells = [(v.source, v.offset) for v in values if getattr(v, "kind", None) == "cell"]
+        if len(cells) == len(values) == 4 and len({s for s, _ in cells}) == 1 and \
+                [o for _, o in cells] == [(0, 0), (1, 0), (0, 1), (1, 1)] and dim % 4 == 3:
+            return self.cells_merged(cells[0][0])   # Hugging Face's Swin patch merging
         if len(values) > 1 and all(isinstance(v, _Param) and len(v.shape) == 1 for v in values) \
                 and any(v.is_parameter for v in values):
             return _JoinedBias(tuple(values))   # a bias joined from pieces (BEiT's qkv bias)

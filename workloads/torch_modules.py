@@ -38,6 +38,7 @@ class ModuleLowering:
             nn.ConvTranspose2d: lambda m, node, x: self._conv_transpose2d(x(), m, self.name("")),
             nn.Upsample: self._upsample_module, nn.UpsamplingNearest2d: self._upsample_module,
             nn.UpsamplingBilinear2d: self._upsample_module,
+            nn.AdaptiveAvgPool1d: self._adaptive_avgpool1d_module,
             nn.Softmax: lambda m, node, x: self.b.softmax(
                 x(), self.module_dim(node, -1 if m.dim is None else m.dim), name=self.name("")),
             nn.LocalResponseNorm: lambda m, node, x: self.b.op(
@@ -49,6 +50,13 @@ class ModuleLowering:
                     nn.SELU, nn.Hardtanh, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Softplus):
             table[cls] = lambda m, node, x: self._activation(x(), *act(m), self.name(""))
         return table
+
+    def _adaptive_avgpool1d_module(self, m, node, x):
+        """nn.AdaptiveAvgPool1d(1) of (N, C, L) (a pooler over tokens): the mean over L."""
+        if m.output_size not in (1, (1,)):
+            raise self.unsupported(f"pools to {m.output_size}; only output_size 1 (the mean "
+                                   "over the last dimension) is supported")
+        return self.b.mean(x(), 1, keepdim=True, name=self.name(""))
 
     def _lower_module(self, node, m):
         handler = self.module_table.get(type(m))

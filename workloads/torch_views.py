@@ -82,6 +82,12 @@ class ViewLowering:
                                              and s.stop is None for s in index[2:])):
             stride = tuple(s.step or 1 for s in index[2:])
             return _Pending("subsample", src, stride=stride)
+        if (isinstance(index, tuple) and len(index) == 4 and index[0] == full
+                and index[3] == full and len(self.b.spec(src).shape) == 4
+                and all(isinstance(s, slice) and s.step == 2 and (s.start or 0) in (0, 1)
+                        and s.stop is None for s in index[1:3])):
+            # one pixel of each 2x2 cell of (N, H, W, C), until the four are concatenated
+            return _Pending("cell", src, offset=(index[1].start or 0, index[2].start or 0))
         return self._basic_index(node, src, index)
 
     def resolve_index(self, index):

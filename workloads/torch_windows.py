@@ -122,7 +122,11 @@ class WindowLowering:
         """x (N, H, W, C) padded to even H and W, then the four pixels of each 2x2 cell
         concatenated along the channels: as a view (N, H/2, 2, W/2, 2, C) permuted to put the
         cell's column then row before C, copied contiguous (the traffic of PyTorch's cat)."""
-        x = self._swin_pad(self.tensor(node.args[0]), 2, 2)
+        return self.cells_merged(self._swin_pad(self.tensor(node.args[0]), 2, 2))
+
+    def cells_merged(self, x):
+        """The four pixels of each 2x2 cell of x (N, H, W, C) concatenated along the channels,
+        (row 0, column 0), (1, 0), (0, 1), (1, 1): a view permuted and copied."""
         n, h, w, c = self.b.spec(x).shape
         x = self.b.reshape(x, (n, h // 2, 2, w // 2, 2, c), name=self.name("cells"))
         x = self._permuted(x, (0, 1, 3, 4, 2, 5), "cells_t")

@@ -1,7 +1,8 @@
 """torchvision's Swin Transformer imports: shifted windows (a roll each way), feature maps
 padded up to whole windows and to an even size before patch merging, the relative position
 bias as one op holding its table, and the windows kept as a dimension after the batch. FLOPs
-and parameters are PyTorch's, the graph replays in PyTorch and lowers for training."""
+and parameters are PyTorch's, the graph replays in PyTorch and lowers for training. Hugging
+Face's patch merging (2x2 cells sliced and concatenated) and pooler import too."""
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -88,3 +89,41 @@ def test_a_pipelines_micro_batch_of_swin_is_swin_imported_at_that_batch(v2):
     assert [op.out.shape for op in split] == [op.out.shape for op in micro]
     assert sum(op.flops for op in split) == pytest.approx(sum(op.flops for op in micro))
     lower_training(split)
+
+
+class CellMerging(torch.nn.Module):
+    """Hugging Face's Swin patch merging and pooler: the pixels of each 2x2 cell of
+    (N, H, W, C) sliced with step 2 and concatenated along the channels (in `order`), a norm
+    and a reduction; then the mean over the tokens by nn.AdaptiveAvgPool1d."""
+
+    def __init__(self, order=((0, 0), (1, 0), (0, 1), (1, 1)), c=4):
+        super().__init__()
+        self.order = order
+        self.norm, self.reduce = torch.nn.LayerNorm(4 * c), torch.nn.Linear(4 * c, 2 * c)
+        self.pool, self.head = torch.nn.AdaptiveAvgPool1d(1), torch.nn.Linear(2 * c, 3)
+
+    def forward(self, x):
+        n, h, w, c = x.shape
+        x = torch.cat([x[:, r::2, k::2, :] for r, k in self.order], dim=-1)
+        x = self.reduce(self.norm(x.view(n, -1, 4 * c)))
+        return self.head(torch.flatten(self.pool(x.transpose(1, 2)), 1))
+
+
+def test_cells_sliced_and_concatenated_merge_as_torchvisions_patch_merging():
+    g = imported(CellMerging(), torch.randn(2, 6, 8, 4))
+    (merged,) = [op for op in g if op.name.endswith("merged_copy")]
+    assert merged.out.shape == (2, 3, 4, 2, 2, 4) and merged.bytes_written == 2 * 6 * 8 * 4 * 4
+    (pool,) = [op for op in g if op.name == "pool"]
+    assert pool.kind == "mean" and pool.out.shape == (2, 8, 1)
+
+
+def test_cells_concatenated_in_another_order_are_refused():
+    from workloads import from_torch
+    from workloads.graph import WorkloadError
+    with pytest.raises(WorkloadError, match=r"pending view \(cell\)"):
+        from_torch(CellMerging(order=((0, 0), (0, 1), (1, 0), (1, 1))), torch.randn(2, 6, 8, 4))
+
+
+def test_hugging_faces_swin_imports_with_pytorchs_flops():
+    from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
+    imports_with_pytorchs_flops("transformers", "swin")
