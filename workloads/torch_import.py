@@ -13,8 +13,9 @@ lowered by torch_modules, functions and Tensor methods by torch_functions and to
 the idioms of Hugging Face's and timm's models by torch_import_idioms and
 torch_import_tables,
 layers on parameters read directly by torch_layers, rows of a parameter table read as data by
-torch_params, attention and transformers by torch_transformer (docs/importing.md lists what
-imports). A bare layer (an nn.Conv2d alone) is imported as a one-layer network; a module called more than once
+torch_params, attention and transformers by torch_transformer, a batch folded with other
+dimensions by torch_fold (docs/importing.md lists what imports); describing nodes is
+torch_trace's too. A bare layer (an nn.Conv2d alone) is imported as a one-layer network; a module called more than once
 shares its parameters: they are counted at its first call (graph.meta["shared_params"] maps
 each later call to it). torch is imported only when `from_torch` is called.
 """
@@ -34,11 +35,14 @@ from .torch_modules import ModuleLowering
 from .torch_params import ParamViewLowering, _ParamRows
 from .torch_trace import (
     _concrete_tracer,
+    _describe,
     _one_input,
     _path_tracer,
     _RunError,
+    _takes_more_than_one_input,
     _trace_failure,
     _value_prop,
+    _where,
 )
 from .torch_transformer import TransformerLowering, _Aux
 from .torch_transformer_layers import TransformerLayerLowering
@@ -102,38 +106,6 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
         for m, mode in modes.items():
             m.training = mode
     return _Lowering(torch, gm, example_input, name).run()
-
-
-def _takes_more_than_one_input(module) -> bool:
-    """Whether forward takes optional parameters besides the input (each with a default)."""
-    import inspect
-    parameters = list(inspect.signature(inspect.unwrap(type(module).forward)).parameters
-                      .values())[2:]   # after self and the input
-    return bool(parameters) and all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL,
-                                                                          p.VAR_KEYWORD)
-                                    for p in parameters)
-
-
-def _describe(gm, node) -> tuple[str, str]:
-    """(what the node calls, the module path it sits at)."""
-    if node.op == "call_module":
-        cls = type(gm.get_submodule(node.target))
-        what = f"torch.nn.{cls.__name__}" if cls.__module__.startswith("torch.nn") \
-            else f"{cls.__module__}.{cls.__qualname__}"
-        return what, node.target
-    path = node.meta.get("dnnsim_module_path", "")
-    if node.op == "call_method":
-        return f"Tensor.{node.target}", path
-    if node.op == "get_attr":
-        return f"a direct read of parameter or buffer {node.target!r}", path
-    t = node.target
-    mod, short = getattr(t, "__module__", None), getattr(t, "__name__", repr(t))
-    return (f"{mod}.{short}" if mod else short), path
-
-
-def _where(gm, node) -> str:
-    what, path = _describe(gm, node)
-    return f"module path {path or '<top>'!r} ({what}, fx node {node.name!r})"
 
 
 class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, ViewLowering,

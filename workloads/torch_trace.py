@@ -229,3 +229,35 @@ def _one_input(tracer_class, root):
                 return root_fn(module, inp, **extra)
             return call, [self.root, x]
     return OneInput
+
+
+def _takes_more_than_one_input(module) -> bool:
+    """Whether forward takes optional parameters besides the input (each with a default)."""
+    import inspect
+    parameters = list(inspect.signature(inspect.unwrap(type(module).forward)).parameters
+                      .values())[2:]   # after self and the input
+    return bool(parameters) and all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL,
+                                                                          p.VAR_KEYWORD)
+                                    for p in parameters)
+
+
+def _describe(gm, node) -> tuple[str, str]:
+    """(what the node calls, the module path it sits at)."""
+    if node.op == "call_module":
+        cls = type(gm.get_submodule(node.target))
+        what = f"torch.nn.{cls.__name__}" if cls.__module__.startswith("torch.nn") \
+            else f"{cls.__module__}.{cls.__qualname__}"
+        return what, node.target
+    path = node.meta.get("dnnsim_module_path", "")
+    if node.op == "call_method":
+        return f"Tensor.{node.target}", path
+    if node.op == "get_attr":
+        return f"a direct read of parameter or buffer {node.target!r}", path
+    t = node.target
+    mod, short = getattr(t, "__module__", None), getattr(t, "__name__", repr(t))
+    return (f"{mod}.{short}" if mod else short), path
+
+
+def _where(gm, node) -> str:
+    what, path = _describe(gm, node)
+    return f"module path {path or '<top>'!r} ({what}, fx node {node.name!r})"
