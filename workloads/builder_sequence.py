@@ -73,10 +73,12 @@ class SequenceOps:
         return self._add("position_embedding", [x], shape, name, attrs,
                          params=num_embeddings * shape[2])
 
-    def class_token(self, x: str, name: str | None = None) -> str:
-        """A learned token put before the sequence: (N, S, D) to (N, S + 1, D) (ViT)."""
+    def class_token(self, x: str, name: str | None = None, tokens: int = 1) -> str:
+        """Learned tokens put before the sequence: (N, S, D) to (N, S + tokens, D) (ViT's
+        class token; DeiT's class and distillation tokens)."""
         n, s, d = self._nsd(x, "class_token")
-        return self._add("class_token", [x], (n, s + 1, d), name, params=d)
+        attrs = {} if tokens == 1 else {"tokens": int(tokens)}
+        return self._add("class_token", [x], (n, s + tokens, d), name, attrs, params=tokens * d)
 
     def batched_matmul(self, a: str, b: str, name: str | None = None) -> str:
         """torch.matmul of a (..., m, k) and b (..., k, n), the batch dimensions broadcast:

@@ -190,17 +190,21 @@ class TransformerLowering:
         return self.b.repeat_heads(x, pending.groups, name=self.name("repeat_heads"))
 
     def class_token_cat(self, tensors, dim):
-        """torch.cat([token.expand(n, -1, -1), x], 1): the class_token kind, or None."""
-        if not (len(tensors) == 2 and isinstance(self.value(tensors[0]), _Expanded)):
+        """torch.cat([token.expand(n, -1, -1), ..., x], 1), one token or more (DeiT's class
+        and distillation tokens): one class_token op, or None."""
+        if not (len(tensors) >= 2 and all(isinstance(self.value(t), _Expanded)
+                                          for t in tensors[:-1])):
             return None
-        token = self.value(tensors[0]).param
-        x = self.tensor(tensors[1])
+        tokens = [self.value(t).param for t in tensors[:-1]]
+        x = self.tensor(tensors[-1])
         shape = self.b.spec(x).shape
-        if len(shape) != 3 or dim % 3 != 1 or token.shape != (1, 1, shape[2]):
-            raise self.unsupported(f"concatenates a parameter {token.shape} with {shape}; only "
-                                   "a (1, 1, D) token before an (N, S, D) sequence is supported")
-        out = self.b.class_token(x, name=self.name("class_token"))
-        self._claim([token], out)
+        if len(shape) != 3 or dim % 3 != 1 or \
+                any(t.shape != (1, 1, shape[2]) for t in tokens):
+            raise self.unsupported(f"concatenates parameters {[t.shape for t in tokens]} with "
+                                   f"{shape}; only (1, 1, D) tokens before an (N, S, D) "
+                                   "sequence are supported")
+        out = self.b.class_token(x, name=self.name("class_token"), tokens=len(tokens))
+        self._claim(tokens, out)
         return out
 
     def table_operand(self, a):

@@ -178,6 +178,52 @@ def test_vit_class_token_and_position_table():
     assert g.op("class_token").params == 32 and g.op("position_embedding").params == 17 * 32
 
 
+class DistilledViT(nn.Module):
+    """DeiT's distilled form: a class and a distillation token before the patches, a head
+    on each, their mean."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(3, 32, 4, 4)
+        self.cls, self.dist = (nn.Parameter(torch.randn(1, 1, 32)) for _ in range(2))
+        self.pos = nn.Parameter(torch.zeros(1, 18, 32))
+        self.head, self.head_dist = nn.Linear(32, 10), nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        n = x.shape[0]
+        x = torch.cat((self.cls.expand(n, -1, -1), self.dist.expand(n, -1, -1), x), dim=1)
+        x = x + self.pos
+        return (self.head(x[:, 0]) + self.head_dist(x[:, 1])) / 2
+
+
+def test_two_tokens_before_the_patches_are_one_class_token_op_holding_both():
+    g = imported(DistilledViT(), torch.randn(2, 3, 16, 16))
+    token = g.op("class_token")
+    assert token.params == 2 * 32 and token.out.shape == (2, 18, 32)
+    assert token.attrs["tokens"] == 2
+
+
+def test_the_class_token_kernels_of_two_tokens_are_autograds():
+    from validation.calibrate.torch_ops import KernelState, op_kernel
+    from workloads.builder import GraphBuilder
+    b = GraphBuilder("tokens", input_shape=(5, 4), batch=3)
+    x = b.linear(b.input(), 4, name="in")
+    y = b.class_token(x, name="tok", tokens=2)
+    b.linear(b.flatten(y), 2)
+    train = lower_training(b.build())
+    state = KernelState(graph=train)
+    tokens = [t.detach().requires_grad_(True) for t in state.params_of(train.op("tok"))]
+    state.params["tok"] = tokens
+    seq = torch.randn(3, 5, 4)
+    ref = torch.cat([t.reshape(1, 1, 4).expand(3, -1, -1) for t in tokens] + [seq], 1)
+    assert torch.equal(op_kernel(train.op("tok"), state)(seq), ref)
+    dy = torch.randn_like(ref)
+    grads = torch.autograd.grad(ref, tokens, dy)
+    assert torch.allclose(op_kernel(train.op("tok.grad"), state)(dy), torch.cat(grads))
+    assert all(torch.allclose(a, b) for a, b in zip(state.grads["tok"], grads, strict=True))
+
+
 def test_layer_scale():
     class Block(nn.Module):
         def __init__(self):

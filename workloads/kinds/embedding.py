@@ -63,26 +63,29 @@ def _position_module(op, m, i):
     return lambda ins: ins[0] + _position_rows(op, m._p(i, 0))
 
 
+def _tokens_before(tokens, x):
+    """torch.cat of the tokens, each expanded over the batch, and x along the sequence."""
+    return torch.cat([t.reshape(1, 1, -1).expand(x.shape[0], -1, -1) for t in tokens] + [x], 1)
+
+
 def _class_token_kernel(op, state):
-    """torch.cat of the token (expanded over the batch) and x along the sequence; the token's
-    gradient is dy's first position summed over the batch."""
+    """The tokens put before the sequence; each token's gradient is dy at its position summed
+    over the batch."""
     owner = op.forward or op.name
-    token, = state.params_of(op)
+    tokens = state.params_of(op)
     if op.kind == "class_token":
-        return lambda x: torch.cat([token.reshape(1, 1, -1).expand(x.shape[0], -1, -1), x], 1)
+        return lambda x: _tokens_before(tokens, x)
 
     def class_token_grad(dy):
-        grad = dy[:, 0].sum(0)
-        state.grads[owner] = [grad]
-        return grad
+        grads = [dy[:, i].sum(0) for i in range(len(tokens))]
+        state.grads[owner] = grads
+        return torch.cat(grads)
     return class_token_grad
 
 
 def _class_token_module(op, m, i):
-    def run(ins):
-        x = ins[0]
-        return torch.cat([m._p(i, 0).reshape(1, 1, -1).expand(x.shape[0], -1, -1), x], 1)
-    return run
+    count = int(op.attrs.get("tokens", 1))
+    return lambda ins: _tokens_before([m._p(i, j) for j in range(count)], ins[0])
 
 
 register(
@@ -107,10 +110,15 @@ register(
     OpKind("class_token", "data_movement",
            bytes_read=lambda op: op.in_specs[0].nbytes + op.param_bytes,
            backward=backward_rules.route_and_parameter_gradient,
-           param_shapes=lambda op: [(op.out.shape[-1],)], param_tensors=lambda op: 1,
+           param_shapes=lambda op: [(op.out.shape[-1],)] * int(op.attrs.get("tokens", 1)),
+           param_tensors=lambda op: int(op.attrs.get("tokens", 1)),
            torch_kernel=_class_token_kernel, torch_module=_class_token_module,
-           doc="a learned token put before the sequence: (N, S, D) to (N, S + 1, D)"),
+           doc="learned tokens put before the sequence: (N, S, D) to (N, S + T, D) (attrs: "
+               "tokens T, default 1: ViT's class token; 2: DeiT's class and distillation "
+               "tokens)"),
+    # dy at each token's position summed over the batch
     OpKind("class_token_grad", "data_movement", "backward",
-           flops=lambda op: float(op.in_specs[0].numel // op.in_specs[0].shape[1]),
+           flops=lambda op: float(op.in_specs[0].numel // op.in_specs[0].shape[1]
+                                  * int(op.attrs.get("tokens", 1))),
            carries_params=True, torch_kernel=_class_token_kernel),
 )
