@@ -24,6 +24,7 @@ def _sig_transpose(input, dim0, dim1): ...
 def _sig_permute(input, *dims): ...
 def _sig_unsqueeze(input, dim): ...
 def _sig_squeeze(input, dim=None): ...
+def _sig_stack(tensors, dim=0): ...
 
 
 class ViewLowering:
@@ -36,6 +37,7 @@ class ViewLowering:
             torch.swapaxes: self._transpose, torch.swapdims: self._transpose,
             torch.permute: self._permute, torch.unsqueeze: self._unsqueeze,
             torch.squeeze: self._unsqueeze, operator.getitem: self._getitem,
+            torch.stack: self._stack,
         }
         methods = {
             "chunk": self._chunk, "split": self._split, "flatten": self._flatten_fn,
@@ -129,6 +131,21 @@ class ViewLowering:
             x = self._op("reshape", [x], out_shape, self.name("select"))
         return x
 
+    def _stack(self, node):
+        """torch.stack of tensors of one shape along a new dimension after the batch (CoaT's
+        class tokens of three stages): each seen with that dimension (a view), concatenated
+        along it (a copy, as PyTorch's stack writes)."""
+        a = self.bind(_sig_stack, node)
+        xs = [self.tensor(t) for t in a["tensors"]]
+        shape = self.b.spec(xs[0]).shape
+        dim = a["dim"] % (len(shape) + 1)
+        if dim == 0:
+            raise self.unsupported("stacks along a new first dimension, before the batch; only "
+                                   "dimensions after the batch are supported")
+        seen = (*shape[:dim], 1, *shape[dim:])
+        xs = [self.b.reshape(x, seen, name=self.name("stacked")) for x in xs]
+        return self.b.concat(xs, dim=dim, name=self.name("stack"))
+
     # -- reshapes --------------------------------------------------------------------------
     def _is_alias(self, node) -> bool:
         return bool(node.meta.get("dnnsim_alias", True))
@@ -145,6 +162,9 @@ class ViewLowering:
         if out_shape[0] != in_shape[0]:
             raise self.unsupported(f"reshapes {in_shape} to {out_shape}; only reshapes that "
                                    "keep the batch dimension are supported")
+        # why: a permuted view PyTorch could view with this shape (splitting a dimension) is
+        # copied here, as the builder's reshape copies; named here, so never a name clash
+        x = self.b.contiguous(x, name=self.name("contiguous"))
         if len(out_shape) == 2 and len(in_shape) > 2:
             return self.b.flatten(x, name=self.name(base))
         return self.b.reshape(x, out_shape, name=self.name(base))

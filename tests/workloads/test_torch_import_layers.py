@@ -233,3 +233,40 @@ def test_chunks_and_splits_are_pytorchs_pieces(shape, dim, chunks, split):
     assert [op.out.shape for op in slices] == expected
     assert [op.attrs["start"] for op in slices] == [sum(p[dim] for p in expected[:i])
                                                     for i in range(len(expected))]
+
+
+class StackedTokens(nn.Module):
+    """CoaT's head: the first token of three sequences stacked along a new dimension."""
+
+    def __init__(self, dim=1):
+        super().__init__()
+        self.dim, self.fc = dim, nn.Linear(8, 8)
+
+    def forward(self, x):
+        return torch.stack([(x * s)[:, 0] for s in (1.0, 2.0, 3.0)], dim=self.dim) \
+            .flatten(1) + 0.0 if self.dim else torch.stack([x, x], dim=0).sum()
+
+
+def test_stack_along_a_new_dimension_after_the_batch_is_a_concat_of_views():
+    g = from_torch(StackedTokens(), torch.randn(2, 5, 8))
+    (stack,) = [op for op in g if op.kind == "concat"]
+    assert stack.out.shape == (2, 3, 8) and stack.attrs["dim"] == 1
+    assert [op.out.shape for op in g if op.name.split(".")[-1].startswith("stacked")] == \
+        [(2, 1, 8)] * 3
+
+
+def test_stack_before_the_batch_is_refused():
+    with pytest.raises(WorkloadError, match="stacks along a new first dimension"):
+        from_torch(StackedTokens(dim=0), torch.randn(2, 5, 8))
+
+
+def test_a_permuted_view_seen_with_another_shape_twice_is_copied_under_its_own_names():
+    class Twice(nn.Module):
+        def forward(self, x):                     # (N, S, C), S = 4 * 4
+            a = x.transpose(1, 2).contiguous()    # a copy the importer names
+            b = x.transpose(1, 2).view(2, 8, 4, 4)   # a view in PyTorch, a copy here
+            c = x.transpose(1, 2).view(2, 8, 4, 4)
+            return a.flatten(1) + b.flatten(1) + c.flatten(1)
+    g = from_torch(Twice(), torch.randn(2, 16, 8))
+    copies = [op for op in g if op.kind == "contiguous" and g.op(op.inputs[0]).kind == "permute"]
+    assert len(copies) == 3 and len({op.name for op in copies}) == 3

@@ -78,3 +78,9 @@ def test_a_pad_of_other_dimensions_is_refused_naming_them():
             return F.pad(x, (1, 1, 1, 1, 1, 1)).flatten(1)
     with pytest.raises(WorkloadError, match=r"pads dimensions \[1, 2, 3\]"):
         from_torch(Deep(), torch.randn(2, 3, 4, 4))
+
+
+def test_timms_coat_imports_with_pytorchs_flops():
+    """CoaT pads a row before its tokens and stacks its stages' class tokens."""
+    from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
+    imports_with_pytorchs_flops("timm", "coat_tiny")

@@ -253,3 +253,8 @@ def test_what_stays_out_is_named():
     assert "torch.nn.MultiheadAttention at module path 'body.attn': has batch_first=False" \
         in str(err.value)
     assert "torch.nn.GRU at module path 'body.rnn'" in str(err.value)
+
+
+def test_timms_distilled_deit_imports_with_pytorchs_flops():
+    from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
+    imports_with_pytorchs_flops("timm", "deit_tiny_distilled_patch16_224")
