@@ -135,11 +135,13 @@ def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: i
 
 
 def _split_candidates(tiles: int, sm_count: int, max_split: int) -> list[int]:
-    """Splits that end a round exactly at a multiple of the SMs, or no split."""
+    """Splits that end a round exactly at a multiple of the SMs, as many as the reduction
+    allows where it is too short for that, or no split: a long reduction over few output
+    tiles never runs on a handful of SMs while the rest idle."""
     out = {1}
     for rounds in range(1, 5):
-        split = (rounds * sm_count) // tiles
-        if 1 < split <= max_split:
+        split = min((rounds * sm_count) // tiles, max_split)
+        if split > 1:
             out.add(split)
     return sorted(out)
 

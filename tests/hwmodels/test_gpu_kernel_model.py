@@ -35,6 +35,17 @@ def test_split_k_fills_the_gpu_for_long_reductions():
 
 
 @settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 512), n=st.integers(1, 512), chunks=st.integers(1, 800))
+def test_a_longer_reduction_never_runs_faster(m, n, chunks):
+    """Split-K may split a reduction too short to fill every SM in whole rounds: a 64 x 64
+    weight gradient over 8,192 pixels must not take longer than over 16,384. (Reductions in
+    whole split-K chunks: between them the chunk rule's steps are the library's.)"""
+    sms, peak, k = 80, 15.7e12, chunks * gk.SPLIT_K_MIN_K
+    shorter = gk.gemm_cost(m, n, k, 1, peak, sms, 1.0).compute_s
+    assert gk.gemm_cost(m, n, 2 * k, 1, peak, sms, 1.0).compute_s >= shorter * 0.999
+
+
+@settings(max_examples=40, deadline=None)
 @given(m=st.integers(1, 20000), n=st.integers(1, 4096), k=st.integers(1, 20000))
 def test_gemm_time_is_at_least_the_peak_bound(m, n, k):
     sms, peak = 80, 15.7e12
