@@ -1,7 +1,8 @@
 """`supernet-pipeline`: a NASPipe-style pipelined supernet trainer (ASPLOS 2022), a baseline.
 
 The supernet's units (stem, the L choice blocks, head) are split into N contiguous stages, one
-per GPU, balanced by the mean forward FLOPs of each unit's candidates. Subnets enter one after
+per GPU, balanced by the time each unit's training ops take on the GPU (mean over candidates),
+as a partitioner that profiles the stages would balance them. Subnets enter one after
 another, each with the whole minibatch, so several are in flight; stage s runs a subnet's
 forward, then (later) its backward and updates. A subnet waits for an earlier one only where
 they share a layer: its forward of block i's candidate c waits for the last earlier subnet that
@@ -39,14 +40,17 @@ def balanced_stages(costs: list[float], stages: int) -> list[int]:
     return out
 
 
-def unit_costs(space, batch: int) -> tuple[list[str], list[float]]:
-    """Units in order (stem, b0..b(L-1), head) and their forward FLOPs, mean over candidates."""
+def unit_costs(space, batch: int, model, dtype_bytes: int = 4) -> tuple[list[str], list[float]]:
+    """Units in order (stem, b0..b(L-1), head) and the seconds their forward, backward and
+    updates take on `model` at `batch`, mean over candidates: a pipeline partitioner balances
+    profiled times, and FLOPs misjudge the memory-bound layers of the early, large maps."""
     units = ["stem"] + [f"b{i}" for i in range(space.num_blocks)] + ["head"]
     sums = dict.fromkeys(units, 0.0)
     for c in range(space.num_choices):
-        g = merged_graph(space, [(c,) * space.num_blocks], batch, with_loss=False)
-        for op in g:
-            sums[_block(op.attrs.get("supernet_unit", "stem"))] += op.flops / space.num_choices
+        train = lower_training(merged_graph(space, [(c,) * space.num_blocks], batch,
+                                            dtype_bytes=dtype_bytes))
+        for op in train:
+            sums[_block(unit_of(train, op))] += model.op_time_s(op) / space.num_choices
     return units, [sums[u] for u in units]
 
 
@@ -71,13 +75,13 @@ class SupernetPipeline(Policy[SupernetPlan]):
         space = supernet_space(graph, self.name)
         chosen = step_paths(space, opts["paths"], opts["seed"], opts["subnets"])
         n = len(cluster.devices)
-        units, costs = unit_costs(space, 1)
+        dtype = graph.input_op.out.dtype_bytes
+        units, costs = unit_costs(space, graph.batch, cluster.devices[0].model, dtype)
         if n > len(units):
             raise ConfigError(f"policy {self.name!r}: {n} GPUs is more pipeline stages than "
                               f"the supernet's {len(units)} units (stem, blocks, head)")
         stage_of = dict(zip(units, balanced_stages(costs, n), strict=True))
         window = opts["in_flight"] or n
-        dtype = graph.input_op.out.dtype_bytes
         state = OPTIMIZER_STATE_PER_PARAM["sgd-momentum"]
         tg = TaskGraph(f"supernet-pipeline:{space.name}",
                        meta={"samples": graph.batch * len(chosen), "iterations": 1,
