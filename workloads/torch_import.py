@@ -347,6 +347,10 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
             return v
         if isinstance(v, _Pending) and v.kind == "subsample":
             return self.b.pad_channels(v.source, (0, 0), v.stride, name=self.name("pad_channels"))
+        if isinstance(v, _Pending) and v.kind == "shuffle_split":   # no shuffle follows: a view
+            n, c, h, w = self.b.spec(v.source).shape
+            return self.b.reshape(v.source, (n, v.groups, c // v.groups, h, w),
+                                  name=self.name("reshape"))
         if isinstance(v, _Pending):
             raise self.unsupported(f"reads a pending view ({v.kind}) that is not part of a "
                                    "channel shuffle, of heads repeated by a reshape or of the "

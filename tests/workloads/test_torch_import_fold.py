@@ -4,12 +4,16 @@ against PyTorch's unfolded, dimensions after the fold counted one further; FLOPs
 parameters are PyTorch's, the graph replays and trains. An op that works along the folded
 dimension, or that no fold supports, is refused naming the fold."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from benchmarks.import_sweep import torch_flops  # noqa: E402
 from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops  # noqa: E402,E501
 from tests.workloads.test_torch_import_transformers import Classifier, imported  # noqa: E402
+from tests.workloads.torchvision_zoo import matmul_flops  # noqa: E402
 from workloads import from_torch  # noqa: E402
 from workloads.graph import WorkloadError  # noqa: E402
 
@@ -98,6 +102,20 @@ class PatchesInBatch(nn.Module):
 def test_a_folded_batch_imports_with_the_batch_first(model, x):
     g = imported(model, x)
     assert all(op.out.shape[0] == 2 for op in g if op.kind != "input")
+
+
+@settings(max_examples=8, deadline=None)
+@given(batch=st.integers(1, 3), windows=st.integers(1, 3), window=st.integers(1, 3),
+       heads=st.sampled_from([1, 2]))
+def test_any_window_fold_keeps_the_batch_first_with_pytorchs_flops(batch, windows, window,
+                                                                   heads):
+    model = WindowAttention(side=windows * window, window=window, width=4 * heads,
+                            heads=heads)
+    x = torch.randn(batch, windows * window, windows * window, 4 * heads)
+    g = from_torch(model, x)
+    assert all(op.out.shape[0] == batch for op in g if op.kind != "input")
+    assert matmul_flops(g) == pytest.approx(torch_flops(model, x), rel=1e-9)
+    assert g.params() == sum(p.numel() for p in model.parameters())
 
 
 def test_the_folded_windows_keep_their_own_dimension():

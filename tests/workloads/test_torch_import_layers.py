@@ -270,3 +270,14 @@ def test_a_permuted_view_seen_with_another_shape_twice_is_copied_under_its_own_n
     g = from_torch(Twice(), torch.randn(2, 16, 8))
     copies = [op for op in g if op.kind == "contiguous" and g.op(op.inputs[0]).kind == "permute"]
     assert len(copies) == 3 and len({op.name for op in copies}) == 3
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_channels_split_into_groups_without_a_shuffle_are_a_view(groups):
+    class Grouped(nn.Module):
+        def forward(self, x):                     # (N, C, H, W) seen as (N, g, C / g, H, W)
+            n, c, h, w = x.shape
+            return (x.view(n, groups, c // groups, h, w) * 2.0).flatten(1)
+    g = from_torch(Grouped(), torch.randn(2, 4, 3, 3))
+    (view,) = [op for op in g if op.kind == "reshape" and len(op.out.shape) == 5]
+    assert view.out.shape == (2, groups, 4 // groups, 3, 3) and view.is_view

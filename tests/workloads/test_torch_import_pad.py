@@ -3,6 +3,8 @@
 before the tokens of (N, heads, S, D) (CoaT), and a pad of nothing (still PyTorch's copy);
 its kernels are what autograd computes; a pad of other dimensions is refused by name."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
@@ -48,8 +50,11 @@ def test_a_row_before_the_tokens_pads_the_second_last_dimension():
     assert pad.out.shape == (2, 4, 7, 2) and pad.attrs["pad_before"] == (1, 0)
 
 
-@pytest.mark.parametrize("dims, before, after, value", [
-    ((2, 3), (1, 0), (2, 1), 0.0), ((1, 2), (0, 2), (1, 0), -1.5), ((2, 3), (0, 0), (0, 0), 0.0)])
+@settings(max_examples=20, deadline=None)
+@given(dims=st.sampled_from([(1, 2), (2, 3)]),
+       before=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       after=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       value=st.sampled_from([0.0, -1.5, -float("inf")]))
 def test_the_pad_kernels_are_autograds(dims, before, after, value):
     from workloads.builder import GraphBuilder
     b = GraphBuilder("pad", input_shape=(3, 4, 5), batch=2)
