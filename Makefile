@@ -9,6 +9,11 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch; override (e.g. TORCH_SPEC=torch) to take your own build.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# pytest-xdist workers for make test / test-all: one per core ("auto"); TEST_WORKERS=0 runs the
+# suite in one process. loadfile keeps a test module, and the modules sharing the simulated
+# validation targets, on one worker (tests/conftest.py), so their set-up runs once.
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: demo lint test test-all venv bench clean
 
@@ -30,10 +35,10 @@ lint: $(STAMP)
 
 # The lint gate runs first: a finding stops the tests before they start.
 test: lint
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 test-all: lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine_bench.py

@@ -4,12 +4,56 @@
 golden figures, the tolerance and bound checks and the end-to-end `dnnsim reproduce` test all
 ask for the same targets; a target's hooks (a sweep, a search) take most of the suite's time,
 so each is simulated once and the answer, or the error it raised, is shared.
+
+Parallel runs (`make test`, `make test-all`: pytest-xdist, `-n auto --dist loadfile`) hand each
+worker whole test modules, so a module's fixtures are built once. The modules that share
+`simulated_target` go to one worker together (`pytest_xdist_make_scheduler` below): on two
+workers the targets would be simulated twice.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict
 
 import pytest
+
+# The test modules asking for `simulated_target`: one work unit of a parallel run.
+SIMULATED_TARGET_MODULES = frozenset({
+    "tests/golden/test_golden.py",
+    "tests/validation/reproduce/test_target_values.py",
+    "tests/validation/reproduce/test_reproduce_targets.py",
+})
+
+
+def _module_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(optionalhook=True)   # a hook of xdist: without it, single-process runs
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, with the SIMULATED_TARGET_MODULES scheduled as one file."""
+    if config.getvalue("dist") != "loadfile":
+        return None   # any other mode as xdist runs it
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedTargetsScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = _module_of(nodeid)
+            return "simulated targets" if module in SIMULATED_TARGET_MODULES else module
+
+    return SharedTargetsScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Warn of a test module that uses `simulated_target` without being listed in
+    SIMULATED_TARGET_MODULES: a parallel run would simulate the targets once more for it."""
+    unlisted = sorted({_module_of(item.nodeid) for item in items
+                       if "simulated_target" in getattr(item, "fixturenames", ())}
+                      - SIMULATED_TARGET_MODULES)
+    if unlisted:
+        warnings.warn(pytest.PytestWarning(
+            f"{', '.join(unlisted)} use simulated_target: list them in SIMULATED_TARGET_MODULES "
+            "(tests/conftest.py) so that a parallel run simulates the targets once"), stacklevel=1)
 
 
 @pytest.fixture(scope="session")
