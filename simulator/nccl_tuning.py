@@ -18,8 +18,9 @@ NCCL of the 2020-2021 NGC containers:
              ranks/steps for a ring and 1/2 for a tree (algorithm bandwidth)
 
 The constants below (BASE_LATENCY_US, HW_LATENCY_US, the bandwidth factors and caps for
-Volta) are NCCL 2.8's tuning.cc as typed here; NCCL 2.9 and later add a per-size tree
-correction that is not modelled. NCCL_ALGO and NCCL_PROTO (user overrides) are not modelled.
+Volta) are NCCL 2.8's tuning.cc as typed from its source without a copy of it at hand: check
+a constant against the file before relying on it. NCCL 2.9 and later add a per-size tree
+correction that is not modelled; nor are NCCL_ALGO and NCCL_PROTO (user overrides).
 """
 from __future__ import annotations
 
