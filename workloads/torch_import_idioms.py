@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from .torch_import_tables import _BiasTable, _Empty, _Transposed
 from .torch_layers import _Param
 from .torch_transformer import _Aux
+from .torch_views import _Stacked
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ class IdiomLowering:
                 return self._select(src.source, src.dims, index)
         if node.target in ("mean", self.torch.mean) and isinstance(src, str):
             return self._mean_inner(node, src)
+        if node.target in ("mean", self.torch.mean) and isinstance(src, _Stacked):
+            return self.mean_of_stacked(node, src)
         if node.target is self.torch.nn.functional.scaled_dot_product_attention:
             return self._sdpa_gqa(node)
         if node.target in (operator.sub, self.torch.sub, "sub") and len(node.args) == 2 and \

@@ -225,14 +225,15 @@ class LayerLowering:
                               bool(a["antialias"]), self.name("interpolate"))
 
     def _upsample(self, x, mode, align_corners, antialias, name):
-        """F.interpolate / nn.Upsample to the size PyTorch computed (nearest or bilinear)."""
+        """F.interpolate / nn.Upsample to the size PyTorch computed (nearest, bilinear or
+        bicubic)."""
         shape, out = self.b.spec(x).shape, self.traced_shape(self.node)
-        if len(shape) != 4 or mode not in ("nearest", "bilinear") or antialias:
+        if len(shape) != 4 or mode not in ("nearest", "bilinear", "bicubic") or antialias:
             raise self.unsupported(f"interpolates {len(shape) - 2}-D with mode {mode!r}"
                                    f"{' and antialias' if antialias else ''}; only 2-D "
-                                   "'nearest' and 'bilinear' are supported")
+                                   "'nearest', 'bilinear' and 'bicubic' are supported")
         attrs = {"mode": mode, "output_size": tuple(out[2:])}
-        if mode == "bilinear":
+        if mode != "nearest":
             attrs["align_corners"] = bool(align_corners)
         return self._op("upsample", [x], out, name, attrs)
 

@@ -98,7 +98,8 @@ class TransformerLowering:
         values = [self.env[i] for i in inputs]
         if node.op == "call_module" or any(
                 isinstance(v, (str, tuple, list)) or (isinstance(v, _Param) and v.is_parameter)
-                or type(v).__name__ in ("_Pending", "_ParamRows") or isinstance(v, _Expanded)
+                or type(v).__name__ in ("_Pending", "_ParamRows", "_Stacked")
+                or isinstance(v, _Expanded)
                 for v in values):
             return None
         return _Aux(self.traced_shape(node))

@@ -12,9 +12,17 @@ transpose . contiguous . view stays one channel_shuffle op. torch is never impor
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .graph import WorkloadError
 from .torch_functions import _Const, _Pending
+
+
+@dataclass(frozen=True)
+class _Stacked:
+    """Tensors of one shape stacked along a new first dimension, before the batch: only their
+    mean over it (CrossViT's mean of its branches' logits) is lowered."""
+    tensors: tuple[str, ...]
 
 
 def _sig_chunk(input, chunks, dim=0): ...
@@ -134,17 +142,29 @@ class ViewLowering:
     def _stack(self, node):
         """torch.stack of tensors of one shape along a new dimension after the batch (CoaT's
         class tokens of three stages): each seen with that dimension (a view), concatenated
-        along it (a copy, as PyTorch's stack writes)."""
+        along it (a copy, as PyTorch's stack writes); along a new first dimension, a value
+        that only its mean over the stack reads."""
         a = self.bind(_sig_stack, node)
         xs = [self.tensor(t) for t in a["tensors"]]
         shape = self.b.spec(xs[0]).shape
         dim = a["dim"] % (len(shape) + 1)
-        if dim == 0:
-            raise self.unsupported("stacks along a new first dimension, before the batch; only "
-                                   "dimensions after the batch are supported")
+        if dim == 0 and all(self.b.spec(x).shape == shape for x in xs):
+            return _Stacked(tuple(xs))
         seen = (*shape[:dim], 1, *shape[dim:])
         xs = [self.b.reshape(x, seen, name=self.name("stacked")) for x in xs]
         return self.b.concat(xs, dim=dim, name=self.name("stack"))
+
+    def mean_of_stacked(self, node, stacked: _Stacked):
+        """torch.mean(torch.stack(xs), 0): the sum of the tensors, one add after another, then
+        divided by their count (PyTorch's stack copy and mean read and write as much)."""
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        if dims not in (0, (0,), [0]) or node.kwargs.get("keepdim"):
+            raise self.unsupported("reduces tensors stacked before the batch other than by their "
+                                   "mean over the stack")
+        out = stacked.tensors[0]
+        for x in stacked.tensors[1:]:
+            out = self.b.add(out, x, name=self.name("stack_sum"))
+        return self.b.scalar(out, scale=1.0 / len(stacked.tensors), name=self.name("mean"))
 
     # -- reshapes --------------------------------------------------------------------------
     def _is_alias(self, node) -> bool:

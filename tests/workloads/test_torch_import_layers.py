@@ -238,13 +238,8 @@ def test_chunks_and_splits_are_pytorchs_pieces(shape, dim, chunks, split):
 class StackedTokens(nn.Module):
     """CoaT's head: the first token of three sequences stacked along a new dimension."""
 
-    def __init__(self, dim=1):
-        super().__init__()
-        self.dim, self.fc = dim, nn.Linear(8, 8)
-
     def forward(self, x):
-        return torch.stack([(x * s)[:, 0] for s in (1.0, 2.0, 3.0)], dim=self.dim) \
-            .flatten(1) + 0.0 if self.dim else torch.stack([x, x], dim=0).sum()
+        return torch.stack([(x * s)[:, 0] for s in (1.0, 2.0, 3.0)], dim=1).flatten(1)
 
 
 def test_stack_along_a_new_dimension_after_the_batch_is_a_concat_of_views():
@@ -255,9 +250,27 @@ def test_stack_along_a_new_dimension_after_the_batch_is_a_concat_of_views():
         [(2, 1, 8)] * 3
 
 
-def test_stack_before_the_batch_is_refused():
-    with pytest.raises(WorkloadError, match="stacks along a new first dimension"):
-        from_torch(StackedTokens(dim=0), torch.randn(2, 5, 8))
+class MeanOfBranches(nn.Module):
+    """CrossViT's head: the mean of its branches' logits, stacked before the batch."""
+
+    def __init__(self, reduce="mean"):
+        super().__init__()
+        self.reduce, self.heads = reduce, nn.ModuleList(nn.Linear(8, 3) for _ in range(3))
+
+    def forward(self, x):
+        stacked = torch.stack([head(x) for head in self.heads], dim=0)
+        return torch.mean(stacked, dim=0) if self.reduce == "mean" else stacked.sum(0)
+
+
+def test_the_mean_of_tensors_stacked_before_the_batch_is_their_sum_scaled():
+    g = from_torch(MeanOfBranches(), torch.randn(2, 8))
+    assert [op.kind for op in g if op.kind in ("add", "scalar")] == ["add", "add", "scalar"]
+    assert g.topo()[-1].attrs["scale"] == pytest.approx(1 / 3)
+
+
+def test_other_reads_of_a_stack_before_the_batch_are_refused():
+    with pytest.raises(WorkloadError, match="Tensor.sum at module path '<top>'"):
+        from_torch(MeanOfBranches(reduce="sum"), torch.randn(2, 8))
 
 
 def test_a_permuted_view_seen_with_another_shape_twice_is_copied_under_its_own_names():

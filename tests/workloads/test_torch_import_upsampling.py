@@ -41,7 +41,9 @@ def test_transposed_convolution(deconv):
 
 @pytest.mark.parametrize("up", [
     nn.Upsample(scale_factor=2), nn.Upsample(size=(7, 9), mode="bilinear"),
-    nn.UpsamplingBilinear2d(scale_factor=3), nn.UpsamplingNearest2d(size=11)])
+    nn.UpsamplingBilinear2d(scale_factor=3), nn.UpsamplingNearest2d(size=11),
+    nn.Upsample(size=(6, 3), mode="bicubic"),
+    nn.Upsample(scale_factor=2, mode="bicubic", align_corners=True)])
 def test_upsampling_modules_and_interpolate(up):
     x = torch.randn(2, 3, 4, 5)
     g = from_torch(nn.Sequential(up), x)
@@ -62,10 +64,37 @@ def test_upsampling_modules_and_interpolate(up):
     assert tuple(op_callable(grad, graph=train)().shape) == (2, 3, 4, 5)
 
 
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_the_bicubic_gradient_is_autograds(align_corners):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            return F.interpolate(self.conv(x), size=(7, 6), mode="bicubic",
+                                 align_corners=align_corners).flatten(1)
+    train = lower_training(from_torch(Net(), torch.randn(2, 3, 4, 5)))
+    grad = train.op("interpolate.grad")
+    assert grad.flops == 32 * 2 * 3 * 7 * 6 and train.op("interpolate").flops == 40 * 2 * 3 * 42
+    x = torch.randn(2, 3, 4, 5, requires_grad=True)
+    y = F.interpolate(x, size=(7, 6), mode="bicubic", align_corners=align_corners)
+    dy = torch.randn_like(y)
+    (dx,) = torch.autograd.grad(y, (x,), dy)
+    from validation.calibrate.torch_ops import KernelState, op_kernel
+    assert torch.allclose(op_kernel(grad, KernelState(graph=train))(dy), dx, atol=1e-6)
+
+
 def test_other_interpolation_modes_are_named():
     class Net(nn.Module):
         def forward(self, x):
-            return F.interpolate(x, scale_factor=2, mode="bicubic")
-    with pytest.raises(WorkloadError, match="mode 'bicubic'; only 2-D 'nearest' and "
-                                            "'bilinear' are supported"):
+            return F.interpolate(x, scale_factor=2, mode="area")
+    with pytest.raises(WorkloadError, match="mode 'area'; only 2-D 'nearest', 'bilinear' and "
+                                            "'bicubic' are supported"):
         from_torch(Net(), torch.randn(1, 3, 4, 4))
+
+
+def test_timms_crossvit_imports_with_pytorchs_flops():
+    """CrossViT interpolates its position tables bicubically and averages its branches."""
+    from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
+    imports_with_pytorchs_flops("timm", "crossvit_tiny_240")
