@@ -44,7 +44,7 @@ from .torch_trace import (
     _value_prop,
     _where,
 )
-from .torch_transformer import TransformerLowering, _Aux
+from .torch_transformer import TransformerLowering, _Aux, _Expanded
 from .torch_transformer_layers import TransformerLayerLowering
 from .torch_views import ViewLowering
 from .torch_windows import WindowLowering
@@ -365,6 +365,11 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                                    "permutes that keep the batch first, or whose pieces along "
                                    "the dimension moved first are taken one by one (unbind(0), "
                                    "[i]) are supported")
+        if isinstance(v, _Expanded) and (owner := self.param_owner.get(v.param.target)) and \
+                self.b.graph.op(owner).kind == "class_token" and \
+                self.b.graph.op(owner).attrs.get("tokens", 1) == 1:
+            # the token read again (CaiT's class stream): position 0 of the op holding it
+            return self.b.slice(owner, 0, 1, dim=1, name=self.name("token"))
         if isinstance(v, _ParamRows):
             raise self.unsupported(f"reads rows of parameter {v.param.target!r} as data; only "
                                    "rows added to an (N, S, D) sequence (a position or "

@@ -258,3 +258,33 @@ def test_what_stays_out_is_named():
 def test_timms_distilled_deit_imports_with_pytorchs_flops():
     from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
     imports_with_pytorchs_flops("timm", "deit_tiny_distilled_patch16_224")
+
+
+class ClassStream(nn.Module):
+    """CaiT's class attention: the class token joins the patches for a layer that reads them
+    all, and is carried beside them as its own residual stream."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(3, 32, 4, 4)
+        self.cls = nn.Parameter(torch.randn(1, 1, 32))
+        self.mix, self.head = nn.Linear(32, 32), nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x_cls = self.cls.expand(x.shape[0], -1, -1)
+        u = torch.cat((x_cls, x), dim=1)
+        x_cls = x_cls + self.mix(u)[:, :1]
+        return self.head(torch.cat((x_cls, x), dim=1)[:, 0])
+
+
+def test_a_class_token_read_again_is_position_0_of_the_op_holding_it():
+    g = imported(ClassStream(), torch.randn(2, 3, 16, 16))
+    assert g.op("class_token").params == 32
+    (token,) = [op for op in g if op.name.endswith("token") and op.kind != "class_token"]
+    assert g.op(token.inputs[0]).kind == "class_token" and token.out.shape == (2, 1, 32)
+
+
+def test_timms_cait_imports_with_pytorchs_flops():
+    from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
+    imports_with_pytorchs_flops("timm", "cait_xxs24_224")
