@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cluster import WIRE_RESOURCE
 from .engine import OutOfMemory, RunLog
 
 
@@ -118,12 +119,14 @@ class Result:
 
     @property
     def link_bytes(self) -> dict[str, float]:
-        """Per network resource and copy engine: bytes it carried over the whole run."""
+        """Per network resource and copy engine: bytes it carried over the whole run. The
+        wire (a transfer's flight between nodes: a delay, no link) is not one."""
         out: dict[str, float] = {}
         for t, e in zip(self.log.tasks, self.log.end_s, strict=True):
             if e == e and t.category in ("comm", "copy"):
                 for r in t.resources:
-                    out[r] = out.get(r, 0.0) + float(t.meta.get("bytes", 0.0))
+                    if r != WIRE_RESOURCE:
+                        out[r] = out.get(r, 0.0) + float(t.meta.get("bytes", 0.0))
         return out
 
     @property

@@ -62,3 +62,17 @@ def test_one_ring_across_nodes_takes_as_long_as_its_latency_held_on_the_port():
     # the ring pays the network's latency on 2 (N - 1) = 2 of its 30 steps, at 2 hops each
     assert len(flights) == 2 * 2
     assert len(hops) == 2 * 15 * 16
+
+
+def test_the_wire_is_no_link_in_a_runs_link_listing():
+    """Flights hold the wire, which carries no bytes: link_bytes and link_utilisation list
+    the NICs the all-reduce crossed and not the wire."""
+    from simulator import simulate
+    cluster = Cluster.from_node_type("cloud-v100-25gbe", 16)
+    result = simulate("resnet20", cluster, "data-parallel", batch=8, replicas="one",
+                      algorithm="nccl")
+    assert any(t.resources == (WIRE_RESOURCE,) for t in result.log.tasks)
+    assert WIRE_RESOURCE not in result.link_bytes
+    assert WIRE_RESOURCE not in result.link_utilisation
+    assert any(r.startswith("node") for r in result.link_bytes)
+    assert set(result.link_utilisation) == set(result.link_bytes)
