@@ -97,6 +97,22 @@ def test_sharing_the_loaded_columns_raises_a_tiles_rate(tm, tn, sharing):
     assert alone < shared <= alone * math.sqrt((tm + tn) / tm) * 1.000001
 
 
+def test_a_small_weight_gradient_spreads_its_short_reduction_over_the_sms():
+    """A 1x1 layer of 32 channels on 16 x 16 maps at batch 32: one 32 x 32 output tile and
+    8192 pixels, too few to split into a round of 80 CTAs of 256 pixels or more, is still
+    split 32 ways rather than run in one CTA."""
+    v100 = model_for("v100")
+    b = GraphBuilder("w", input_shape=(32, 16, 16), batch=32)
+    b.flatten(b.conv2d(b.input(), 32, 1, name="conv"))
+    g = b.build()
+    g = g.copy(g.name, lambda op: replace(op, params=1) if op.kind == "input" else op)
+    op = {o.kind: o for o in lower_training(g)}["conv2d_grad_weight"]
+    peak = v100.spec.sustained_peak_flops_for("fp32")
+    cost = gk.gemm_cost(32, 32, 8192, 1, peak, v100.sm_count, 1.0, True, gk.CONV_TILES, True)
+    assert cost.split_k == 32
+    assert v100.op_time_s(op) < 50e-6
+
+
 def test_a_3x3_weight_gradient_runs_faster_per_flop_than_a_1x1_of_the_same_gemm():
     """Same GEMM (M = 64 filters, N = 576, K = N*P*Q): the 3x3 layer's 576 columns are 64
     channels x 9 taps reading the same input pixels, the 1x1 layer's 576 channels each its
