@@ -20,8 +20,12 @@ phase.
 
 Each hop's latency and bandwidth are the link's (the ring's Simple protocol, as the catalog
 gives them) scaled by the protocol that runs it (nccl_tuning.protocol_factors). A hop between
-nodes holds its ports for its bytes alone, then flies for its latency on the wire (`fly`), so
-flows sharing a NIC queue for their bytes, not for each other's latency.
+nodes is a send on the sender's ports and a receive on the receiver's, each for its bytes
+alone, started as soon as the chunk is ready and neither waiting for the other (a NIC is full
+duplex, and a parent takes its two children's chunks in turn while their NICs carry other
+traffic); the chunk has arrived when both are done and the send has flown its latency on the
+wire (`fly`), so flows sharing a NIC queue for their bytes, not for each other's latency.
+Channels are built chunk by chunk, so a shared port serves the oldest chunk first.
 """
 from __future__ import annotations
 
@@ -173,60 +177,110 @@ def tree_allreduce(tg: TaskGraph, cluster: Cluster, devices: Sequence[str], nbyt
     channels = max(2, fabric.channels) if fabric.nodes > 1 else fabric.channels   # both trees
     share = nbytes / channels
     chunks = max(1, min(TREE_MAX_CHUNKS, math.ceil(share / TREE_MIN_CHUNK_BYTES)))
-    chunk = share / chunks
-    index = {d: i for i, d in enumerate(devices)}
-    made: list[Task] = []
-    done: dict[str, list[str]] = {d: [] for d in devices}
     k = sum(1 for d in devices if cluster.device(d).node == cluster.device(devices[0]).node)
     nics = cluster.layout.nics
+    index = {d: i for i, d in enumerate(devices)}
+    plans = []
     for t in range(channels):
         start = (nics[t % len(nics)][0] if nics and cluster.nodes > 1 else t * k // channels)
         parent, children, lane_of = tree_parents(cluster, devices, t % 2, start, t)
-        order = _bottom_up(devices, parent, children)
-        # reduce: d sends chunk j up once its children's chunk j and its own chunk j - 1 left
-        up: dict[tuple[str, int], str] = {}        # when d's chunk j reached its parent
-        sent_up: dict[tuple[str, int], str] = {}   # when it left d
-        for j in range(chunks):
-            for d in order:
-                to = parent[d]
-                if to is None:
-                    continue
-                resources, duration, flight = hop(cluster, d, to, chunk, lane_of.get((d, to)),
-                                                  ("tree", protocol))
-                deps = [up[(c, j)] for c in children[d]]
-                deps += list(dep_of[d]) if j == 0 else [sent_up[(d, j - 1)]]
-                sent = sent_up[(d, j)] = f"{name}.t{t}.r{j}.{index[d]}"
-                made.append(Task(sent, resources, duration - flight + (launch_s if j == 0 else 0),
-                                 tuple(deps), priority, {}, {}, "comm", d,
-                                 {"bytes": chunk, "src": d, "dst": to, "collective": "tree",
-                                  "protocol": protocol}))
-                up[(d, j)] = fly(made.append, sent, flight, priority, d) if flight else sent
-        # broadcast: down from the root, each device forwarding a chunk to its children in
-        # turn once it has it, chunk after chunk
-        root = next(d for d in devices if parent[d] is None)
-        have = {(root, j): [up[(c, j)] for c in children[root]] + list(dep_of[root])
-                for j in range(chunks)}
-        last_sent: dict[str, str] = {}
-        for j in range(chunks):
-            for d in reversed(order):   # top down
-                for c in children[d]:
-                    resources, duration, flight = hop(cluster, d, c, chunk,
-                                                      lane_of.get((d, c)), ("tree", protocol))
-                    deps = list(have[(d, j)]) + ([last_sent[d]] if d in last_sent else [])
-                    sent = f"{name}.t{t}.b{j}.{index[d]}-{index[c]}"
-                    # before the next chunk's reduction on a shared port: it frees the
-                    # pipeline downstream
-                    made.append(Task(sent, resources, duration - flight, tuple(deps),
-                                     priority - 1, {}, {}, "comm", d,
-                                     {"bytes": chunk, "src": d, "dst": c, "collective": "tree",
-                                      "protocol": protocol}))
-                    last_sent[d] = sent
-                    have[(c, j)] = [fly(made.append, sent, flight, priority, d)
-                                    if flight else sent]
-        for d in devices:
-            done[d] += have[(d, chunks - 1)]
+        edges = [(d, p) for d, p in parent.items() if p is not None]
+        hops = {(a, b): hop(cluster, a, b, share / chunks, lane_of.get((a, b)),
+                            ("tree", protocol))
+                for up in edges for a, b in (up, up[::-1])}
+        plans.append(_Channel(f"{name}.t{t}", parent, children,
+                              _bottom_up(devices, parent, children), hops, index,
+                              {"bytes": share / chunks, "collective": "tree",
+                               "protocol": protocol}))
+    made: list[Task] = []
+    # Chunk by chunk, every channel's chunk j before any channel's chunk j + 1: a port's
+    # ready transfers then start oldest chunk first, as NCCL's channels progress side by side.
+    # (Channel after channel, one channel's later chunks would head a shared NIC's queue
+    # while they wait for their receiver, and hold the other channel's transfers back.)
+    for j in range(chunks):
+        for plan in plans:
+            plan.reduce(made, j, dep_of, priority, launch_s if j == 0 else 0.0)
+        for plan in plans:
+            plan.broadcast(made, j, dep_of, priority)
     tg.extend(made)
-    return {d: tuple(ts) for d, ts in done.items()}
+    return {d: tuple(t for plan in plans for t in plan.have[(d, chunks - 1)])
+            for d in devices}
+
+
+class _Channel:
+    """One channel of a tree all-reduce: its tree, each hop's (resources, duration, flight),
+    and the names of what has been built of it so far."""
+
+    def __init__(self, prefix: str, parent: Mapping[str, str | None],
+                 children: Mapping[str, list[str]], order: list[str],
+                 hops: Mapping[tuple[str, str], tuple[tuple[str, ...], float, float]],
+                 index: Mapping[str, int], meta: Mapping[str, object]):
+        self.prefix, self.parent, self.children, self.order = prefix, parent, children, order
+        self.hops, self.index, self.meta = hops, index, meta
+        self.root = order[-1]
+        self.up: dict[tuple[str, int], tuple[str, ...]] = {}   # d's chunk j at its parent
+        self.sent_up: dict[tuple[str, int], str] = {}   # when it left d
+        self.have: dict[tuple[str, int], list[str]] = {}   # when d holds reduced chunk j
+        self.last_down: dict[str, str] = {}             # d's latest send down
+
+    def reduce(self, add: list[Task], j: int, dep_of: Mapping[str, Sequence[str]],
+               priority: int, launch_s: float) -> None:
+        """Chunk j up the tree: d sends it once its children's chunk j and its own chunk
+        j - 1 have left."""
+        for d in self.order:
+            to = self.parent[d]
+            if to is None:
+                continue
+            deps = [a for c in self.children[d] for a in self.up[(c, j)]]
+            deps += list(dep_of[d]) if j == 0 else [self.sent_up[(d, j - 1)]]
+            sent = self.sent_up[(d, j)] = f"{self.prefix}.r{j}.{self.index[d]}"
+            self.up[(d, j)] = self._transfer(add, sent, d, to, tuple(deps), priority,
+                                             launch_s)
+
+    def broadcast(self, add: list[Task], j: int, dep_of: Mapping[str, Sequence[str]],
+                  priority: int) -> None:
+        """Chunk j down from the root, each device forwarding it to its children in turn
+        once it has it, after its sends of chunk j - 1."""
+        root = self.root
+        self.have[(root, j)] = ([a for c in self.children[root] for a in self.up[(c, j)]]
+                                + list(dep_of[root]))
+        for d in reversed(self.order):   # top down
+            for c in self.children[d]:
+                deps = list(self.have[(d, j)])
+                if d in self.last_down:
+                    deps.append(self.last_down[d])
+                sent = self.last_down[d] = f"{self.prefix}.b{j}.{self.index[d]}-{self.index[c]}"
+                # before the next chunk's reduction on a shared port: it frees the pipeline
+                # downstream
+                self.have[(c, j)] = list(self._transfer(add, sent, d, c, tuple(deps),
+                                                        priority - 1, 0.0))
+
+    def _transfer(self, add: list[Task], sent: str, src: str, dst: str,
+                  deps: tuple[str, ...], priority: int, launch_s: float) -> tuple[str, ...]:
+        """Add the hop src -> dst; return the tasks whose end means the chunk is at dst.
+
+        Inside a node the hop holds its links end to end (cut-through). Between nodes the
+        sender's ports (its NIC's send side, a leaf or rail uplink) and the receiver's (the
+        downlink, its NIC's receive side) each serve the chunk's bytes, one flow at a time,
+        from the moment the chunk is ready, neither waiting for the other: a NIC's send and
+        receive sides are separate, and a parent whose two children send at once takes their
+        bytes in turn while each child's NIC carries its other channel's traffic. Held both
+        at once, a transfer would wait for a moment both ends are free and leave each idle
+        meanwhile. The chunk has arrived when the receiver has taken its bytes and the
+        sender's last byte has flown the network's latency."""
+        resources, duration, flight = self.hops[(src, dst)]
+        meta = {**self.meta, "src": src, "dst": dst}
+        if not flight:
+            add.append(Task(sent, resources, duration + launch_s, deps, priority, {}, {},
+                            "comm", src, meta))
+            return (sent,)
+        sender = tuple(r for r in resources if not r.endswith((".rx", ".down")))
+        receiver = tuple(r for r in resources if r.endswith((".rx", ".down")))
+        add.append(Task(sent, sender, duration - flight + launch_s, deps, priority, {}, {},
+                        "comm", src, meta))
+        add.append(Task(f"{sent}.recv", receiver, duration - flight + launch_s, deps, priority,
+                        {}, {}, "comm", dst, meta))
+        return (fly(add.append, sent, flight, priority, src), f"{sent}.recv")
 
 
 def _bottom_up(devices: Sequence[str], parent: Mapping[str, str | None],

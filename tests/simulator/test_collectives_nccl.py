@@ -141,3 +141,46 @@ def test_tree_channels_follow_the_nodes_rings_and_keep_every_nic_busy():
     assert channels == {"t0", "t1", "t2", "t3"}
     nic_s = 2 * 20e6 / 4 / link.bandwidth_Bps
     assert log.makespan_s < 1.5 * nic_s
+
+
+def _busiest_port_s(log):
+    busy: dict[str, float] = {}
+    for t, s, e in zip(log.tasks, log.start_s, log.end_s, strict=True):
+        for r in t.resources:
+            if r.startswith("node"):
+                busy[r] = busy.get(r, 0.0) + e - s
+    return max(busy.values())
+
+
+def test_trees_on_one_nic_nodes_keep_the_busiest_nic_near_its_rate():
+    """Four cloud nodes of one NIC, 20 MB on trees: a node interior in one tree receives two
+    children's chunks while it sends up and down; its NIC's send and receive sides each
+    serve their flows in turn, so the all-reduce takes little more than that NIC's time."""
+    cluster = Cluster.from_node_type("cloud-v100-25gbe", 32)
+    log, _, _ = _allreduce(cluster, 20e6, "tree")
+    assert log.makespan_s < 1.1 * _busiest_port_s(log)
+
+
+@settings(max_examples=12, deadline=None)
+@given(nodes=st.integers(2, 9), nbytes=st.sampled_from([3e5, 4e6]))
+def test_a_hop_between_nodes_is_served_by_both_ends_and_arrives_after_both(nodes, nbytes):
+    """Each tree hop between nodes is a send on the sender's ports and a receive on the
+    receiver's, ready together; what waits for the chunk waits for both, so every NIC's
+    send side carries the bytes the receive sides take, and nothing ends before the
+    busiest port has done its work."""
+    cluster = Cluster.from_node_type("pcie-4gpu-p100-roce25g", 4 * nodes)
+    log, _, tg = _allreduce(cluster, nbytes, "tree")
+    by_name = {t.name: t for t in tg}
+    sent = received = 0.0
+    for t in tg:
+        if t.name.endswith(".recv"):
+            send = by_name[t.name.removesuffix(".recv")]
+            assert t.deps == send.deps and t.meta["bytes"] == send.meta["bytes"]
+            assert all(r.endswith(".rx") for r in t.resources)
+            assert all(r.endswith(".tx") for r in send.resources)
+            users = [u for u in tg if t.name in u.deps]
+            assert users and all(f"{send.name}.arrive" in u.deps for u in users)
+            sent += send.meta["bytes"]
+            received += t.meta["bytes"]
+    assert sent == received > 0
+    assert log.makespan_s >= _busiest_port_s(log)
