@@ -43,10 +43,13 @@ benchmarks/engine_bench.py prints the two apart.
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, field
 from itertools import chain, compress
-from operator import add, attrgetter, not_
+from operator import add, and_, not_
 from typing import NoReturn
+
+import numpy as np
 
 from .tasks import SimulationError, Task, TaskGraph, cyclic_gc_paused
 
@@ -102,6 +105,18 @@ class RunLog:
         return self.oom is None and self.completed == len(self.tasks)
 
 
+def successors(parents: list[int], in_degree: list[int]) -> list[tuple[int, ...]]:
+    """Each task's successors in insertion order, from every task's dependencies' positions
+    flattened in task order (`parents`) and how many each task has (`in_degree`): one stable
+    sort of the (parent, child) pairs by parent, sliced per parent (compressed sparse rows)."""
+    n = len(in_degree)
+    by_parent = np.asarray(parents, dtype=np.intp)
+    child = np.repeat(np.arange(n, dtype=np.intp), in_degree)
+    flat = tuple(child[np.argsort(by_parent, kind="stable")].tolist())
+    row_end = np.cumsum(np.bincount(by_parent, minlength=n)).tolist()
+    return list(map(flat.__getitem__, map(slice, [0, *row_end[:-1]], row_end)))
+
+
 def run(graph: TaskGraph, capacities: dict[str, int],
         memory_capacity_bytes: dict[str, int] | None = None, *,
         memory_baseline_bytes: dict[str, int] | None = None,
@@ -137,7 +152,7 @@ class _Run:
         n = self.n = len(tasks)
         # Resources: each distinct tuple is translated once (a collective's transfers share
         # their hop's names, a device's ops their stream's).
-        resources = list(map(attrgetter("resources"), tasks))
+        resources = [t.resources for t in tasks]
         distinct = set(resources)
         used = set(chain.from_iterable(distinct))
         if not used <= capacities.keys():
@@ -147,34 +162,28 @@ class _Run:
         numbered = {rs: tuple(map(rid, rs)) for rs in distinct}
         self.res = res = list(map(numbered.__getitem__, resources))
         # Dependencies: how many each task waits for, and whom each one's end releases.
-        all_deps = list(map(attrgetter("deps"), tasks))
+        all_deps = [t.deps for t in tasks]
         self.waiting = list(map(len, all_deps))
-        self.children = children = [[] for _ in range(n)]   # type: list[list[int]]
-        task_index = graph.positions.__getitem__
         try:
-            for i in compress(range(n), all_deps):
-                for j in map(task_index, all_deps[i]):
-                    children[j].append(i)
+            parents = list(map(graph.positions.__getitem__, chain.from_iterable(all_deps)))
         except KeyError:
             self._refuse(graph, capacities)
-        # Memory effects as (device, bytes) pairs on the tasks that have any, one shared empty
-        # tuple on the others (the loop then touches no object of theirs).
+        self.children = successors(parents, self.waiting)
+        # Memory effects: the tasks' own maps where they have any, one shared empty map on the
+        # others (most tasks: the loop then reads no object of theirs, which costs a cache miss
+        # per task).
+        none: dict[str, int] = {}
+        self.alloc = alloc = [t.alloc or none for t in tasks]
+        self.free = free = [t.free or none for t in tasks]
         devices = set(mem_cap) | set(baseline)
-        none: tuple[tuple[str, int], ...] = ()
-        self.alloc, self.free = alloc, free = [none] * n, [none] * n
-        for field_name, out in (("alloc", alloc), ("free", free)):
-            effects = list(map(attrgetter(field_name), tasks))
-            for i in compress(range(n), effects):
-                out[i] = tuple(effects[i].items())
-                devices.update(effects[i])
+        devices.update(chain.from_iterable(filter(None, alloc)))
+        devices.update(chain.from_iterable(filter(None, free)))
         # What the loop's fast path may start without looking further: one resource, no memory.
-        self.plain = plain = list(map((1).__eq__, map(len, res)))
-        for i in compress(range(n), alloc):
-            plain[i] = False
-        self.dur = list(map(attrgetter("duration_s"), tasks))
+        self.plain = list(map(and_, map((1).__eq__, map(len, res)), map(not_, alloc)))
+        self.dur = [t.duration_s for t in tasks]
         # A task's place in its queues, (priority, insertion index), as one int: the rank of
         # its priority among those present times n, plus the index (ints compare fastest).
-        priorities = list(map(attrgetter("priority"), tasks))
+        priorities = [t.priority for t in tasks]
         ranks = sorted(set(priorities))
         if len(ranks) <= 1:
             self.key = list(range(n))
@@ -198,6 +207,8 @@ class _Run:
         self.limit = {d: c - self.runtime.get(d, 0) - self.overhead.get(d, 0)
                       for d, c in mem_cap.items()}
         self.mem = {d: int(baseline.get(d, 0)) for d in sorted(devices)}
+        # the same for every device, infinite where its memory is unbounded
+        self.room = {d: self.limit.get(d, math.inf) for d in self.mem}
         self.timeline = {d: [(0.0, b)] for d, b in self.mem.items()}
         self.peak = dict(self.mem)
         self.mem_blocked: dict[int, int] = {}      # resource -> task index waiting for memory
@@ -221,41 +232,53 @@ class _Run:
     def go(self) -> RunLog:
         """Alternate: start what can start now (each resource whose queue or load changed,
         highest-priority heads first, so they claim shared resources and memory first), then
-        end every task that ends at the next instant. Both halves are inlined: this is the
-        hot loop."""
+        end every task that ends at the next instant. Both halves and the memory check are
+        inlined: this is the hot loop."""
         queue, key, res, plain, dur = self.queue, self.key, self.res, self.plain, self.dur
         slots, alloc, free, children = self.slots, self.alloc, self.free, self.children
-        waiting, start_s, end_s, mem_blocked = self.waiting, self.start_s, self.end_s, \
-            self.mem_blocked
+        waiting, start_s, end_s = self.waiting, self.start_s, self.end_s
+        mem_blocked = self.mem_blocked
+        enforce, mem = self.enforce, self.mem
+        room = self.room
         ends: list[float] = []               # heap of the instants at which tasks end
         ending: dict[float, list[int]] = {}  # instant -> the tasks that end then
-        heappop, heappush, n = heapq.heappop, heapq.heappush, self.n
+        heappop, heappush, n, nres = heapq.heappop, heapq.heappush, self.n, len(queue)
         dirty: set[int] = set()   # resources whose queue or free slots changed
+        mark_dirty, ending_get, ending_pop = dirty.add, ending.get, ending.pop
         for i in compress(range(n), map(not_, waiting)):
             for r in res[i]:
                 heappush(queue[r], key[i])
                 dirty.add(r)
         now = 0.0
         completed = 0
+        d: str | None
+        heads: tuple[int, ...]
         while True:
             # -- start what can start now --
             while dirty:
                 # heads in order of (head's key, resource); one without a queue or a free slot
                 # cannot start anything in this instant and may go anywhere
                 if len(dirty) == 1:
-                    heads = [dirty.pop()]
+                    heads = (dirty.pop(),)
                 elif len(dirty) == 2:   # the usual case: a transfer's two ports
                     a, b = dirty
                     dirty.clear()
                     qa, qb = queue[a], queue[b]
                     if qa and qb and (qb[0] < qa[0] or qb[0] == qa[0] and b < a):
-                        heads = [b, a]
+                        heads = (b, a)
                     else:
-                        heads = [a, b]
+                        heads = (a, b)
                 else:
-                    ranked = [(queue[r][0], r) for r in dirty if queue[r] and slots[r]]
+                    # (key, resource) as one int, key * resources + resource, for each resource
+                    # with a queue and a free slot (a loop, not a comprehension, which would
+                    # make the loop's locals cells)
+                    ranked = []
+                    for r in dirty:
+                        q = queue[r]
+                        if q and slots[r]:
+                            ranked.append(q[0] * nres + r)
                     ranked.sort()
-                    heads = [r for _, r in ranked]
+                    heads = tuple(map(nres.__rmod__, ranked))
                     dirty.clear()
                 for r in heads:
                     q = queue[r]
@@ -267,7 +290,12 @@ class _Run:
                             slots[r] -= 1
                         else:
                             ri = res[i]
-                            if len(ri) > 1:   # a multi-resource task must head all its queues
+                            if len(ri) == 2:   # it must head the other queue too
+                                a, b = ri
+                                x = b if a == r else a
+                                if not slots[x] or queue[x][0] != k:
+                                    break
+                            elif len(ri) > 2:   # ... and every other one
                                 for x in ri:
                                     if x != r and (not slots[x] or queue[x][0] != k):
                                         break
@@ -275,19 +303,29 @@ class _Run:
                                     x = -1
                                 if x >= 0:
                                     break
-                            if (alloc[i] or mem_blocked) and not self._memory_fits(i, r):
-                                break
+                            need = alloc[i]
+                            if need and enforce:   # it waits, blocking r, until it fits
+                                for d, nbytes in need.items():
+                                    if mem[d] + nbytes > room[d]:
+                                        break
+                                else:
+                                    d = None
+                                if d is not None:
+                                    mem_blocked[r] = i
+                                    break
+                            if mem_blocked:
+                                mem_blocked.pop(r, None)
                             for x in ri:
                                 heappop(queue[x])   # i heads every queue it is in
                                 slots[x] -= 1
                                 if x != r and queue[x] and slots[x]:
                                     # its next head may start now too: a further round looks
-                                    dirty.add(x)
-                            if alloc[i]:
-                                self._mem_change(alloc[i], 1, now)
+                                    mark_dirty(x)
+                            if need:
+                                self._mem_change(need, 1, now)
                         start_s[i] = now
                         t = now + dur[i]
-                        e = ending.get(t)
+                        e = ending_get(t)
                         if e is None:
                             ending[t] = [i]
                             heappush(ends, t)
@@ -297,50 +335,44 @@ class _Run:
                 break
             # -- end every task that ends at the next instant, in any order --
             now = heappop(ends)
-            for i in ending.pop(now):
+            batch = ending_pop(now)
+            completed += len(batch)
+            for i in batch:
                 end_s[i] = now
-                completed += 1
                 for x in res[i]:
                     slots[x] += 1
                     if queue[x]:   # a task waits for it
-                        dirty.add(x)
+                        mark_dirty(x)
                 if free[i]:
                     self._mem_change(free[i], -1, now)
                     dirty.update(mem_blocked)  # freed memory may let a blocked head start
                 for c in children[i]:
-                    waiting[c] -= 1
-                    if not waiting[c]:            # ready: join the queue of each resource
+                    w = waiting[c]
+                    if w > 1:
+                        waiting[c] = w - 1
+                    else:   # its last dependency: ready, it joins the queue of each resource
                         k = key[c]
                         for x in res[c]:
                             heappush(queue[x], k)
-                            dirty.add(x)
+                            mark_dirty(x)
         self.now = now
         self.completed = completed
         oom = None
         if completed < len(self.tasks):
             oom = self._diagnose_stuck()
-        reserved = {d: p + self.overhead.get(d, 0) for d, p in self.peak.items()}
         return RunLog(self.tasks, self.start_s, self.end_s, self.timeline, self.peak,
                       dict(self.capacities), dict(self.mem_cap), oom, completed,
-                      peak_reserved_bytes=reserved, context_bytes=dict(self.context),
+                      peak_reserved_bytes=self._reserved(), context_bytes=dict(self.context),
                       runtime_bytes=dict(self.runtime))
 
-    def _memory_fits(self, i: int, r: int) -> bool:
-        """Whether task i, heading resource r, fits in memory now; if not, it blocks r."""
-        if self.enforce and self.alloc[i]:
-            for d, b in self.alloc[i]:
-                cap = self.limit.get(d)
-                if cap is not None and self.mem[d] + b > cap:
-                    self.mem_blocked[r] = i
-                    return False
-        if self.mem_blocked:
-            self.mem_blocked.pop(r, None)
-        return True
+    def _reserved(self) -> dict[str, int]:
+        """Each device's peak of tensors plus the allocator's overhead."""
+        return {d: p + self.overhead.get(d, 0) for d, p in self.peak.items()}
 
-    def _mem_change(self, effects: tuple[tuple[str, int], ...], sign: int, now: float) -> None:
+    def _mem_change(self, effects: dict[str, int], sign: int, now: float) -> None:
         """Take (sign 1) or give back (-1) each device's bytes of a task's effects at `now`."""
         mem, timeline, peak = self.mem, self.timeline, self.peak
-        for d, b in effects:
+        for d, b in effects.items():
             b = mem[d] + sign * b
             mem[d] = b
             line = timeline[d]
@@ -355,7 +387,7 @@ class _Run:
         for _, i in sorted(self.mem_blocked.items(), key=lambda kv: self.key[kv[1]]):
             if self.start_s[i] == self.start_s[i]:   # started after all
                 continue
-            for d, b in self.alloc[i]:
+            for d, b in self.alloc[i].items():
                 cap = self.limit.get(d)
                 if cap is not None and self.mem[d] + b > cap:
                     held = self.runtime.get(d, 0) + self.overhead.get(d, 0)
