@@ -309,7 +309,7 @@ class GPUModel(DeviceModel):
             # op's own count leaves out (an input gradient's weight)
             traffic = max(traffic, float((m * k + n * k + m * n) * op.out.dtype_bytes))
             cost = unit_gemm(m, n, k, 1, tiles=tiles,
-                             split_k=tensor or gk.cublas_splits_k(self.spec.architecture))
+                             split_k=tensor or gk.cublas_splits_k(self.spec.architecture, m, n, k))
             options = [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
             if min(m, n) <= gk.GEMV_MAX_WIDTH:
                 # cuBLAS's gemv-like kernel: a library kernel that streams the wide operand

@@ -48,6 +48,12 @@ TILES = ((256, 128), (128, 128), (128, 64), (64, 64), (128, 32), (64, 32), (64, 
 WIDE_TILES = ((128, 128), (128, 64))
 WIDE_TILE_ARCHITECTURES = frozenset({"maxwell"})
 NO_SPLIT_K_ARCHITECTURES = frozenset({"pascal"})
+# cuBLAS 7.5 (Maxwell's tables) splits the reduction only where it is longer than the output
+# has elements: DeepBench on the M40 and Titan X (Maxwell) times 1760 x 64 x 1760 and
+# 2560 x 64 x 2560 as one round of full-K 128x128 tiles (0.26 and 0.39 ms on the M40, where a
+# split would take two thirds of that), while M = 512, N = 16, K = 500,000 spreads its reduction
+# over the SMs
+LONG_K_SPLIT_ARCHITECTURES = frozenset({"maxwell"})
 # cuDNN's convolution kernels (implicit GEMM, Winograd's batched products, FFT's): its
 # *_scudnn_128x128, 128x64 and 128x32 tiles. The 128 side runs along the output pixels (or
 # transformed tiles) of the forward and data-gradient passes, which the library never lays the
@@ -91,10 +97,12 @@ class GemmCost:
     split_k: int
 
 
-def cublas_splits_k(architecture: str | None) -> bool:
-    """Whether cuBLAS's FP32 GEMM splits the reduction on an architecture (its library
-    generation)."""
-    return architecture not in NO_SPLIT_K_ARCHITECTURES
+def cublas_splits_k(architecture: str | None, m: int, n: int, k: int) -> bool:
+    """Whether cuBLAS's FP32 GEMM may split the reduction of an (m x n x k) product on an
+    architecture (its library generation)."""
+    if architecture in NO_SPLIT_K_ARCHITECTURES:
+        return False
+    return architecture not in LONG_K_SPLIT_ARCHITECTURES or k >= m * n
 
 
 def cublas_tiles(architecture: str | None) -> tuple[tuple[int, int], ...]:

@@ -245,6 +245,7 @@ class _Run:
         heappop, heappush, n, nres = heapq.heappop, heapq.heappush, self.n, len(queue)
         dirty: set[int] = set()   # resources whose queue or free slots changed
         mark_dirty, ending_get, ending_pop = dirty.add, ending.get, ending.pop
+        lone = -1   # a two-port task whose other port is already taken
         for i in compress(range(n), map(not_, waiting)):
             for r in res[i]:
                 heappush(queue[r], key[i])
@@ -264,7 +265,15 @@ class _Run:
                     a, b = dirty
                     dirty.clear()
                     qa, qb = queue[a], queue[b]
-                    if qa and qb and (qb[0] < qa[0] or qb[0] == qa[0] and b < a):
+                    if len(qa) == 1 and qa == qb and slots[a] and slots[b] and \
+                            not mem_blocked and len(res[i := qa[0] % n]) == 2 and not alloc[i]:
+                        # the one task ready on both, holding just them, starts: b is taken
+                        # here, a below as if the task held a alone
+                        qb.pop()
+                        slots[b] -= 1
+                        lone = i
+                        heads = (a,)
+                    elif qa and qb and (qb[0] < qa[0] or qb[0] == qa[0] and b < a):
                         heads = (b, a)
                     else:
                         heads = (a, b)
@@ -285,7 +294,7 @@ class _Run:
                     while q and slots[r]:
                         k = q[0]
                         i = k % n
-                        if plain[i] and not mem_blocked:
+                        if (plain[i] or i == lone) and not mem_blocked:
                             heappop(q)
                             slots[r] -= 1
                         else:

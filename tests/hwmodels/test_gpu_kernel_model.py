@@ -202,7 +202,21 @@ def test_pascals_cublas_runs_one_cta_per_output_tile():
         op = linear_op(2560, 2560, 128)
         gemm = next(o for o in model_for(gpu).kernel_options(op) if o.algorithm == "gemm")
         assert (gemm.traffic_bytes > op.bytes_moved) == splits
-    assert not gk.cublas_splits_k("pascal") and gk.cublas_splits_k("volta")
+    assert not gk.cublas_splits_k("pascal", 2560, 128, 2560)
+    assert gk.cublas_splits_k("volta", 2560, 128, 2560)
+
+
+def test_maxwells_cublas_splits_only_a_reduction_longer_than_the_output():
+    """DeepBench on the M40 (CUDA 7.5): 1760 x 64 x 1760 takes one round of full-K 128x128
+    tiles (0.26 ms; splitting it over the idle SMs would take about two thirds of that), while
+    512 x 16 x 500,000 spreads its reduction over the SMs."""
+    m40 = model_for("m40")
+    for (rows, k, n), splits in (((1760, 1760, 64), False), ((512, 500_000, 16), True)):
+        op = linear_op(rows, k, n)
+        gemm = next(o for o in m40.kernel_options(op) if o.algorithm == "gemm")
+        traffic = (rows * k + k * n + rows * n) * op.out.dtype_bytes
+        assert (gemm.traffic_bytes > traffic) == splits
+        assert gk.cublas_splits_k("maxwell", rows, n, k) == splits
 
 
 def test_a_product_eight_wide_streams_its_matrix_once():
