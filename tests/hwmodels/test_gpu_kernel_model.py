@@ -1,4 +1,5 @@
-"""The GPU kernel model: tiles and waves, cuDNN's algorithms, the arithmetic per precision."""
+"""The GPU kernel model's convolutions as cuDNN runs them (tiles, algorithms, workspaces), and the
+arithmetic per precision; GEMMs as cuBLAS runs them are in test_gpu_gemm_model.py."""
 import math
 from dataclasses import replace
 
@@ -20,38 +21,6 @@ def conv_ops(batch=16, channels=256, size=28, kernel=3, stride=1, precision="fp3
                               padding=kernel // 2, name="conv")))
     g = with_precision(b.build(), precision)
     return {op.kind: op for op in g}
-
-
-def test_a_partial_last_wave_costs_a_whole_wave():
-    sms, peak = 80, 15.7e12
-    full = gk.gemm_cost(128 * sms, 128, 1024, 1, peak, sms, 1.0).compute_s
-    one_more = gk.gemm_cost(128 * sms + 1, 128, 1024, 1, peak, sms, 1.0).compute_s
-    assert one_more > 1.2 * full
-
-
-def test_split_k_fills_the_gpu_for_long_reductions():
-    cost = gk.gemm_cost(64, 64, 1_000_000, 1, 15.7e12, 80, 1.0)
-    assert cost.split_k > 1 and cost.extra_bytes > 0
-
-
-@settings(max_examples=40, deadline=None)
-@given(m=st.integers(1, 512), n=st.integers(1, 512), chunks=st.integers(1, 800))
-def test_a_longer_reduction_never_runs_faster(m, n, chunks):
-    """Split-K may split a reduction too short to fill every SM in whole rounds: a 64 x 64
-    weight gradient over 8,192 pixels must not take longer than over 16,384. (Reductions in
-    whole split-K chunks: between them the chunk rule's steps are the library's.)"""
-    sms, peak, k = 80, 15.7e12, chunks * gk.SPLIT_K_MIN_K
-    shorter = gk.gemm_cost(m, n, k, 1, peak, sms, 1.0).compute_s
-    assert gk.gemm_cost(m, n, 2 * k, 1, peak, sms, 1.0).compute_s >= shorter * 0.999
-
-
-@settings(max_examples=40, deadline=None)
-@given(m=st.integers(1, 20000), n=st.integers(1, 4096), k=st.integers(1, 20000))
-def test_gemm_time_is_at_least_the_peak_bound(m, n, k):
-    sms, peak = 80, 15.7e12
-    cost = gk.gemm_cost(m, n, k, 1, peak, sms, 1.0)
-    assert math.isfinite(cost.compute_s)
-    assert cost.compute_s >= 2.0 * m * n * k / peak * 0.999
 
 
 def test_winograd_competes_for_3x3_stride_1_in_fp32_only():
@@ -175,74 +144,6 @@ def test_the_workspace_is_the_chosen_algorithms():
     amp = conv_ops(precision="amp-fp16")["conv2d"]
     assert v100.chosen_option(amp).algorithm == "implicit_gemm"
     assert v100.workspace_bytes(amp) == 0
-
-
-def linear_op(rows, in_features, out_features):
-    b = GraphBuilder("g", input_shape=(in_features,), batch=rows)
-    b.linear(b.input(), out_features, bias=False, name="fc")
-    return b.build().op("fc")
-
-
-def test_maxwells_cublas_pads_a_skinny_product_to_a_wide_tile():
-    """DeepBench on a Titan X (Maxwell), CUDA 7.5: 16- and 32-column products of the same
-    rows take a wide tile's time; a later library's skinny tiles tell them apart."""
-    maxwell, pascal = model_for("titan-x-maxwell"), model_for("gtx1080ti")
-    for model, same in ((maxwell, True), (pascal, False)):
-        narrow, wide = (model.kernel_options(linear_op(4096, 4096, n))[0].unit_s
-                        for n in (16, 32))
-        assert (narrow == pytest.approx(wide)) == same
-    assert gk.cublas_tiles("maxwell") == gk.WIDE_TILES and gk.cublas_tiles("volta") == gk.TILES
-
-
-def test_pascals_cublas_runs_one_cta_per_output_tile():
-    """DeepBench on Pascal (CUDA 8): M = N = 2560, 128 columns (20 tiles of 128x128 on 28-30
-    SMs) takes one round of full-K tiles, about 0.3 ms; CUDA 10's cuBLAS on a V100 splits the
-    reduction over its idle SMs and writes partial sums."""
-    for gpu, splits in (("gtx1080ti", False), ("v100", True)):
-        op = linear_op(2560, 2560, 128)
-        gemm = next(o for o in model_for(gpu).kernel_options(op) if o.algorithm == "gemm")
-        assert (gemm.traffic_bytes > op.bytes_moved) == splits
-    assert not gk.cublas_splits_k("pascal", 2560, 128, 2560)
-    assert gk.cublas_splits_k("volta", 2560, 128, 2560)
-
-
-def test_maxwells_cublas_splits_only_a_reduction_longer_than_the_output():
-    """DeepBench on the M40 (CUDA 7.5): 1760 x 64 x 1760 takes one round of full-K 128x128
-    tiles (0.26 ms; splitting it over the idle SMs would take about two thirds of that), while
-    512 x 16 x 500,000 spreads its reduction over the SMs."""
-    m40 = model_for("m40")
-    for (rows, k, n), splits in (((1760, 1760, 64), False), ((512, 500_000, 16), True)):
-        op = linear_op(rows, k, n)
-        gemm = next(o for o in m40.kernel_options(op) if o.algorithm == "gemm")
-        traffic = (rows * k + k * n + rows * n) * op.out.dtype_bytes
-        assert (gemm.traffic_bytes > traffic) == splits
-        assert gk.cublas_splits_k("maxwell", rows, n, k) == splits
-
-
-def test_a_product_eight_wide_streams_its_matrix_once():
-    """DeepBench, M = 1024, N = 8, K = 500,000 (NN): the M40, the Titan X (Maxwell) and the
-    V100 take about the time of reading the 2 GB matrix once, where a 128-wide tile would pad
-    the 8 columns 16-fold; 16 columns already run in tiles."""
-    for gpu in ("titan-x-maxwell", "v100"):
-        model = model_for(gpu)
-        narrow, wider = linear_op(1024, 500_000, 8), linear_op(1024, 500_000, 16)
-        assert model.chosen_option(narrow).algorithm == "gemv"
-        assert model.chosen_option(wider).algorithm == "gemm"
-        read_once_s = 1024 * 500_000 * 4 / model.mem_bandwidth_Bps
-        assert read_once_s < model.op_time_s(narrow) < 2 * read_once_s
-
-
-def test_a_gemv_reads_the_matrix_its_op_does_not_count():
-    """A batch-1 linear layer's input gradient reads the whole weight; the gemv kernel pays
-    for it even where the op's own traffic leaves the weight out."""
-    v100 = model_for("v100")
-    b = GraphBuilder("g", input_shape=(64,), batch=1)
-    b.linear(b.linear(b.input(), 25088, name="pre"), 4096, bias=False, name="fc")
-    grad_input = next(op for op in lower_training(b.build())
-                      if op.kind == "linear_grad_input" and op.attrs["in_features"] == 25088)
-    gemv = next(o for o in v100.kernel_options(grad_input) if o.algorithm == "gemv")
-    assert gemv.traffic_bytes >= 25088 * 4096 * 4
-    assert v100.op_time_s(grad_input) > 25088 * 4096 * 4 / v100.mem_bandwidth_Bps
 
 
 def test_only_the_weight_gradient_splits_its_reduction():
