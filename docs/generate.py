@@ -1,7 +1,8 @@
 """Write the pages of docs/ that come from the code, so that they cannot drift from it:
-docs/policies.md from the policy registry and docs/hardware.md from the parts catalog.
+docs/policies.md from the policy registry, docs/hardware.md from the parts catalog and
+docs/op-kinds.md from the op-kind registry (docs/op_kinds_page.py).
 
-    python docs/generate.py            # rewrite both pages
+    python docs/generate.py            # rewrite the pages
     python docs/generate.py --check    # exit 1 if a page differs from what the code says
 
 tests/test_docs.py runs the check.
@@ -13,6 +14,9 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))   # run from a clone without an install
+sys.path.insert(0, str(DOCS))          # the page builders beside this script
+
+from op_kinds_page import op_kinds_page  # noqa: E402
 
 from hwmodels import catalog  # noqa: E402
 from simulator import policies  # noqa: E402
@@ -63,7 +67,8 @@ def hardware_page() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-PAGES = {"policies.md": policies_page, "hardware.md": hardware_page}
+PAGES = {"policies.md": policies_page, "hardware.md": hardware_page,
+         "op-kinds.md": lambda: op_kinds_page(HEADER)}
 
 
 def main(argv: list[str]) -> int:

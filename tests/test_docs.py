@@ -19,10 +19,19 @@ def generate():
     return runpy.run_path(str(DOCS / "generate.py"), run_name="docs_generate")
 
 
-@pytest.mark.parametrize("page", ["policies.md", "hardware.md"])
+@pytest.mark.parametrize("page", ["policies.md", "hardware.md", "op-kinds.md"])
 def test_generated_page_matches_the_code(generate, page):
     assert (DOCS / page).read_text() == generate["PAGES"][page](), \
         f"docs/{page} is out of date: run python docs/generate.py"
+
+
+def test_op_kinds_page_describes_every_kind():
+    from workloads.kinds import all_kinds
+    text = (DOCS / "op-kinds.md").read_text()
+    for kind in all_kinds():
+        assert f"`{kind.name}`" in text, f"docs/op-kinds.md does not list {kind.name!r}"
+        if kind.phase != "backward":
+            assert kind.doc, f"op kind {kind.name!r} has no doc for docs/op-kinds.md"
 
 
 def test_scenario_page_documents_every_field():

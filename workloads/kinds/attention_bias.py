@@ -99,5 +99,6 @@ register(
                "'constant' or 'window', the relative coordinates of an s x s window)"),
     # dy summed over what the bias broadcast over, scattered into the table
     OpKind("attention_bias_grad", "elementwise", "backward", flops=per_input_element(1.0),
-           carries_params=True, torch_kernel=_kernel),
+           carries_params=True, torch_kernel=_kernel,
+           doc="dy summed over what the bias broadcast over, scatter-added into the table"),
 )

@@ -123,7 +123,8 @@ register(
                m._p(i, 0), max=_LOGIT_MAX).exp(),
            doc="scores times exp(min(s, log 100)) of a learned per-head s (Swin V2)"),
     OpKind("logit_scale_grad", "elementwise", "backward", flops=per_element(3.0),
-           carries_params=True, torch_kernel=_logit_scale_kernel),
+           carries_params=True, torch_kernel=_logit_scale_kernel,
+           doc="dx and the logit scale's gradient"),
     OpKind("continuous_position_bias", "elementwise", flops=_cpb_flops, macs=_cpb_macs,
            backward=backward_rules.route_and_parameter_gradient, param_shapes=_cpb_params,
            param_tensors=lambda op: 3, torch_kernel=_cpb_kernel,
@@ -132,5 +133,6 @@ register(
            doc="scores plus 16 sigmoid of an MLP (2 -> hidden -> heads) of the relative "
                "coordinates, gathered to (heads, T, T) (attrs: tokens, hidden, heads)"),
     OpKind("continuous_position_bias_grad", "elementwise", "backward", flops=_cpb_grad_flops,
-           carries_params=True, torch_kernel=_cpb_kernel),
+           carries_params=True, torch_kernel=_cpb_kernel,
+           doc="dy back through the sigmoid, the gather and the MLP to its weights"),
 )

@@ -97,7 +97,8 @@ register(
            torch_module=lambda op, m, i: lambda ins: F.embedding(ins[0], m._p(i, 0)),
            doc="rows of a (num_embeddings, embedding_dim) table by integer id"),
     OpKind("embedding_grad", "data_movement", "backward", flops=per_input_element(1.0),
-           carries_params=True, torch_kernel=_embedding_kernel),
+           carries_params=True, torch_kernel=_embedding_kernel,
+           doc="the table's gradient, a scatter-add of dy by id; the ids get none"),
     OpKind("position_embedding", "elementwise", flops=lambda op: float(op.out.numel),
            bytes_read=_position_bytes_read,
            backward=backward_rules.route_and_parameter_gradient,
@@ -106,7 +107,8 @@ register(
            torch_module=_position_module,
            doc="x (N, S, D) plus rows of a learned (num_embeddings, D) table"),
     OpKind("position_embedding_grad", "elementwise", "backward", flops=per_input_element(1.0),
-           carries_params=True, torch_kernel=_position_kernel),
+           carries_params=True, torch_kernel=_position_kernel,
+           doc="dy summed over the batch into the table"),
     OpKind("class_token", "data_movement",
            bytes_read=lambda op: op.in_specs[0].nbytes + op.param_bytes,
            backward=backward_rules.route_and_parameter_gradient,
@@ -120,5 +122,6 @@ register(
     OpKind("class_token_grad", "data_movement", "backward",
            flops=lambda op: float(op.in_specs[0].numel // op.in_specs[0].shape[1]
                                   * int(op.attrs.get("tokens", 1))),
-           carries_params=True, torch_kernel=_class_token_kernel),
+           carries_params=True, torch_kernel=_class_token_kernel,
+           doc="dy at each token's position summed over the batch"),
 )

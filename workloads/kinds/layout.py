@@ -93,5 +93,5 @@ register(
     # the sum over the repeats: one addition per value of dy beyond the first
     OpKind("repeat_heads_grad", "data_movement", "backward",
            flops=lambda op: float(op.in_specs[0].numel - op.out.numel),
-           torch_kernel=_repeat_heads_kernel),
+           torch_kernel=_repeat_heads_kernel, doc="dy summed over the repeats"),
 )

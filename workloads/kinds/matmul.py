@@ -205,5 +205,6 @@ register(
            doc="torch.matmul of (..., m, k) and (..., k, n), batch dimensions broadcast"),
     OpKind("batched_matmul_grad", "matmul_grad", "backward",
            flops=_batched_matmul_grad_flops, macs=batched_matmul_macs,
-           torch_kernel=_batched_matmul_grad_kernel),
+           torch_kernel=_batched_matmul_grad_kernel,
+           doc="dy @ b^T or a^T @ dy for one factor, summed where it broadcast"),
 )

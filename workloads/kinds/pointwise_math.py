@@ -67,17 +67,18 @@ register(
            torch_kernel=_pow_kernel,
            doc="x ** exponent, a constant exponent (torch.square: exponent 2)"),
     OpKind("pow_grad", "elementwise", "backward", flops=per_element(3.0),
-           torch_kernel=_pow_kernel),
+           torch_kernel=_pow_kernel, doc="dy * e * x^(e-1), from the saved input"),
     OpKind("rsqrt", "elementwise", flops=per_element(1.0), saves=("out",),
            torch_kernel=_rsqrt_kernel, doc="1 / sqrt(x)"),
     OpKind("rsqrt_grad", "elementwise", "backward", flops=per_element(4.0),
-           torch_kernel=_rsqrt_kernel),
+           torch_kernel=_rsqrt_kernel, doc="-0.5 * dy * y^3, from the saved output"),
     # a sum and, per output value, a division
     OpKind("mean", "normalization", flops=per_input_element(1.0), torch_kernel=_mean_kernel,
            doc="the mean over the trailing `reduced_dims` dimensions (keepdim or not)"),
     # keyed on what it writes: its input, the reduced gradient, is the smaller
     OpKind("mean_grad", "normalization", "backward", flops=per_element(1.0),
-           layout=lambda op: shape_layout(op.out.shape), torch_kernel=_mean_kernel),
+           layout=lambda op: shape_layout(op.out.shape), torch_kernel=_mean_kernel,
+           doc="dy broadcast to the input and divided by the count"),
     OpKind("mul_table", "elementwise", flops=per_element(1.0),
            bytes_read=lambda op: op.in_specs[0].nbytes + _table_bytes(op),
            torch_kernel=_mul_table_kernel,
@@ -87,5 +88,5 @@ register(
                "broadcast over x's trailing dimensions (rotary cos and sin)"),
     OpKind("mul_table_grad", "elementwise", "backward", flops=per_element(1.0),
            bytes_read=lambda op: op.in_specs[0].nbytes + _table_bytes(op),
-           torch_kernel=_mul_table_kernel),
+           torch_kernel=_mul_table_kernel, doc="dy times the table; the table gets none"),
 )
