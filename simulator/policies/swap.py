@@ -50,7 +50,8 @@ def build_step_model(g, device, cluster, ops) -> StepModel:
     return StepModel([op.name for op in ops], [t.duration_s for t in tasks],
                      [t.alloc.get(device.id, 0) for t in tasks],
                      [t.free.get(device.id, 0) for t in tasks],
-                     resident_bytes(g, True), link.latency_s, link.bandwidth_Bps)
+                     resident_bytes(g, True), link.latency_s, link.bandwidth_Bps,
+                     next(i for i, op in enumerate(ops) if op.phase != "forward"))
 
 
 def _orders(model: StepModel, tensors: list) -> dict[str, list]:

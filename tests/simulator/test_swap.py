@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwmodels import catalog
 from simulator import engine, policies
@@ -156,3 +158,25 @@ def test_none_is_sequential():
     b = simulate("resnet18", gpu(), "sequential", batch=4)
     assert a.iteration_time_s == b.iteration_time_s
     assert "none" in policies.names() and "swap-all" in policies.names()
+
+
+_PLAIN = lower_training(plain_cnn(256))
+_PLAIN_OPS = step_ops(_PLAIN)
+_PLAIN_CANDIDATES = list(offload_candidates(_PLAIN, _PLAIN_OPS).values())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.booleans(), min_size=len(_PLAIN_CANDIDATES),
+                max_size=len(_PLAIN_CANDIDATES)),
+       st.sampled_from((0.0, 0.5, 1.0, 2.0, 8.0)))
+def test_prefetches_are_issued_in_the_backward_after_their_swap_out(chosen_mask, lead):
+    cl = gpu()
+    model = build_step_model(_PLAIN, cl.devices[0], cl, _PLAIN_OPS)
+    assert _PLAIN_OPS[model.backward_start].phase != "forward"
+    assert _PLAIN_OPS[model.backward_start - 1].phase == "forward"
+    chosen = list(itertools.compress(_PLAIN_CANDIDATES, chosen_mask))
+    for t in chosen:
+        at = alap_triggers(model, chosen, lead)[t.name]
+        # as vDNN and AccUDNN do: never while the forward still runs (its bytes would take
+        # the memory the forward's swap-outs free), and before the first backward reader
+        assert max(t.swap_out_after, model.backward_start - 1) <= at < t.first_use

@@ -44,10 +44,11 @@ def batch_needing(workload: str, over_gib: float, step: int = 8) -> int:
 
 def resnet152_swap_peak_gib(target) -> float:
     """Peak device memory (GiB) of `swap` on an 8 GiB GPU at a minibatch that needs > 24 GiB
-    without swapping; NaN if it does not train."""
+    without swapping: what nvidia-smi would show (tensors, the allocator's rounding and cache,
+    the CUDA context), the whole of what the 8 GiB bound is on; NaN if it does not train."""
     b = batch_needing("resnet152", 24.0)
     r = simulate("resnet152", gpu_cluster(8.0), "swap", batch=b)
-    return r.peak_memory_bytes["gpu0"] / GIB if r.ok else float("nan")
+    return r.peak_device_memory_bytes["gpu0"] / GIB if r.ok else float("nan")
 
 
 def caffe_largest_batch(workload: str, memory_gib: float, held_bytes: int = 0) -> int:
