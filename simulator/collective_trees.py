@@ -278,8 +278,12 @@ class _Channel:
         receiver = tuple(r for r in resources if r.endswith((".rx", ".down")))
         add.append(Task(sent, sender, duration - flight + launch_s, deps, priority, {}, {},
                         "comm", src, meta))
+        # the receive carries the bytes as `received_bytes`: summing `bytes` over tasks
+        # counts each transfer once
+        received = {k: v for k, v in meta.items() if k != "bytes"}
+        received["received_bytes"] = meta["bytes"]
         add.append(Task(f"{sent}.recv", receiver, duration - flight + launch_s, deps, priority,
-                        {}, {}, "comm", dst, meta))
+                        {}, {}, "comm", dst, received))
         return (fly(add.append, sent, flight, priority, src), f"{sent}.recv")
 
 

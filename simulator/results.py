@@ -119,14 +119,17 @@ class Result:
 
     @property
     def link_bytes(self) -> dict[str, float]:
-        """Per network resource and copy engine: bytes it carried over the whole run. The
-        wire (a transfer's flight between nodes: a delay, no link) is not one."""
+        """Per network resource and copy engine: bytes it carried over the whole run, sent
+        (a task's `bytes`) or taken off the network (a receive's `received_bytes`). The wire
+        (a transfer's flight between nodes: a delay, no link) is not one."""
         out: dict[str, float] = {}
         for t, e in zip(self.log.tasks, self.log.end_s, strict=True):
             if e == e and t.category in ("comm", "copy"):
+                carried = float(t.meta.get("bytes", 0.0)) + float(
+                    t.meta.get("received_bytes", 0.0))
                 for r in t.resources:
                     if r != WIRE_RESOURCE:
-                        out[r] = out.get(r, 0.0) + float(t.meta.get("bytes", 0.0))
+                        out[r] = out.get(r, 0.0) + carried
         return out
 
     @property

@@ -175,12 +175,12 @@ def test_a_hop_between_nodes_is_served_by_both_ends_and_arrives_after_both(nodes
     for t in tg:
         if t.name.endswith(".recv"):
             send = by_name[t.name.removesuffix(".recv")]
-            assert t.deps == send.deps and t.meta["bytes"] == send.meta["bytes"]
+            assert t.deps == send.deps and t.meta["received_bytes"] == send.meta["bytes"]
             assert all(r.endswith(".rx") for r in t.resources)
             assert all(r.endswith(".tx") for r in send.resources)
             users = [u for u in tg if t.name in u.deps]
             assert users and all(f"{send.name}.arrive" in u.deps for u in users)
             sent += send.meta["bytes"]
-            received += t.meta["bytes"]
+            received += t.meta["received_bytes"]
     assert sent == received > 0
     assert log.makespan_s >= _busiest_port_s(log)
