@@ -26,7 +26,9 @@ Other frameworks group the gradients differently (`gradient_sync`; _data_paralle
   in and out of device memory) and all-reduces each in turn. The cycle runs freely across
   steps; its ticks are placed so that the last gradient waits half a cycle, the mean wait.
 - `kvstore`: MXNet's kvstore 'nccl' under the Module API: per parameter array (a batch
-  norm's scale and shift are two) an NCCL reduce and broadcast, in backward order.
+  norm's scale and shift are two) an NCCL reduce and broadcast, one key after another in
+  the order the forward pass uses them (one engine variable serialises them in the order
+  Module pushes them), so the chain starts when the backward pass ends and is exposed whole.
 - `caffe-nccl`: Caffe 1.0 (layer_wise_reduce, its default): an all-reduce of each layer's
   parameters as its backward ends, in backward order.
 - `caffe-p2p`: Caffe rc3-rc5's P2PSync (_caffe_p2p.py), a step of its own: the weights

@@ -106,14 +106,18 @@ def test_horovod_reduces_every_gradient_once_at_the_first_tick_after_it_is_ready
     assert ticks == sorted(ticks)
 
 
-def test_kvstore_reduces_each_parameter_array_in_backward_order():
+def test_kvstore_reduces_each_parameter_array_in_the_order_the_forward_pass_uses_them():
     g = lower_training(zoo.get("resnet50", batch=2))
     groups = kvstore_groups(g)
     # 53 convolutions, 53 batch norms' scale and shift, the classifier's weight and bias
     assert len(groups) == 53 + 2 * 53 + 2 == 161
     assert sum(grp.nbytes for grp in groups) == 4 * sum(op.params for op in g.phase("forward"))
-    assert groups[0].ops == groups[1].ops == ("fc.grad_weight",)
-    assert (groups[0].nbytes, groups[1].nbytes) == (4 * 2048 * 1000, 4 * 1000)
+    # Module pushes key 0 first: the first layer's, whose gradient the backward pass makes last
+    backward = [op.name for op in g.topo() if op.phase == "backward" and op.params]
+    assert groups[0].ops == (backward[-1],) == ("conv1.grad_weight",)
+    assert groups[1].ops == groups[2].ops == ("bn1.grad",)
+    assert groups[-2].ops == groups[-1].ops == ("fc.grad_weight",)
+    assert (groups[-2].nbytes, groups[-1].nbytes) == (4 * 2048 * 1000, 4 * 1000)
     assert all(grp.extra_launch_s == NCCL_BASE_LATENCY_S for grp in groups)
     bn = g.op("bn1.grad")
     assert parameter_arrays_bytes(bn) == [4 * 64, 4 * 64]
@@ -148,7 +152,7 @@ def test_horovod_launches_its_last_allreduce_half_a_cycle_after_the_last_gradien
 
 
 def test_a_compiled_backward_starts_no_allreduce_before_it_ends():
-    for sync in ("ddp", "horovod", "kvstore"):
+    for sync in ("ddp", "horovod"):
         eager = _dp(8, gradient_sync=sync)
         compiled = _dp(8, gradient_sync=sync, gradients_ready="at-end")
         assert _first_start(eager, "allreduce.") < _last_backward_end(eager)
@@ -156,11 +160,46 @@ def test_a_compiled_backward_starts_no_allreduce_before_it_ends():
         assert compiled.iteration_time_s > eager.iteration_time_s
 
 
-def test_kvstore_pays_a_launch_per_key():
-    ddp, kv = _dp(8), _dp(8, gradient_sync="kvstore")
+def test_kvstores_keys_run_one_after_another_after_the_backward_pass():
+    kv = _dp(8, gradient_sync="kvstore")
     assert len(kv.log.meta["bucket_bytes"]) == 161
     assert kv.log.meta["gradient_sync"] == "kvstore"
-    assert sum(kv.log.meta["bucket_bytes"]) == sum(ddp.log.meta["bucket_bytes"])
+    assert sum(kv.log.meta["bucket_bytes"]) == sum(_dp(8).log.meta["bucket_bytes"])
+    # the first key waits for the first layer's gradient, the others for it: the chain
+    # starts when the backward pass ends, eager or compiled alike
+    assert _first_start(kv, "allreduce.") >= _last_backward_end(kv) - 1e-12
+    assert _dp(8, gradient_sync="kvstore", gradients_ready="at-end").iteration_time_s == \
+        pytest.approx(kv.iteration_time_s, rel=1e-9)
+    spans: dict[int, tuple[float, float]] = {}
+    for t, s, e in zip(kv.log.tasks, kv.log.start_s, kv.log.end_s, strict=True):
+        if t.name.startswith("allreduce.b"):
+            b = int(t.name.split(".")[1][1:])
+            lo, hi = spans.get(b, (s, e))
+            spans[b] = (min(lo, s), max(hi, e))
+    assert sorted(spans) == list(range(161))
+    assert all(spans[b][0] >= spans[b - 1][1] - 1e-12 for b in range(1, 161))
+
+
+def test_kvstores_chain_costs_per_key_latency_that_grows_with_the_gpus():
+    # each key pays NCCL's launch twice and 2(p-1) ring hops, whatever its bytes: a loss per
+    # step that grows with p and that one GPU (no kvstore in MXNet's Module) does not pay
+    loss = {n: _dp(n, gradient_sync="kvstore").iteration_time_s - _dp(n).iteration_time_s
+            for n in (1, 4, 8)}
+    assert loss[1] == pytest.approx(0.0, abs=1e-12)
+    assert 161 * 2 * NCCL_BASE_LATENCY_S < loss[4] < loss[8]
+    half = _dp(8, gradient_sync="kvstore", precision="fp16").iteration_time_s - \
+        _dp(8, precision="fp16").iteration_time_s
+    assert half == pytest.approx(loss[8], rel=0.25)
+
+
+def test_kvstore_across_machines_is_refused_by_name():
+    with pytest.raises(ConfigError, match="within one machine: this cluster has 2 nodes"):
+        simulate("resnet20", Cluster.from_node_type("dgx1-v100", 16), "data-parallel",
+                 batch=8, gradient_sync="kvstore", replicas="one")
+    code = main(["simulate", "--workload", "resnet20", "--batch", "8", "--node-type",
+                 "dgx1-v100", "--devices", "16", "--policy", "data-parallel",
+                 "--gradient-sync", "kvstore"])
+    assert code == 2
 
 
 def test_horovods_options_with_another_scheme_are_refused():
@@ -186,8 +225,8 @@ def test_bad_sync_options_exit_2_naming_them(capsys, extra, message):
 
 def test_same_result_whatever_the_hash_seed():
     code = ("from simulator import Cluster, simulate\n"
-            "for sync in ('horovod', 'kvstore'):\n"
-            "    r = simulate('resnet20', Cluster.from_node_type('dgx1-v100', 16), "
+            "for sync, n in (('horovod', 16), ('kvstore', 8)):\n"
+            "    r = simulate('resnet20', Cluster.from_node_type('dgx1-v100', n), "
             "'data-parallel', batch=64, gradient_sync=sync, replicas='one')\n"
             "    print(r.to_json())\n"
             "r = simulate('resnet20', Cluster.build('titan-x-pascal', 5, 'pcie3'), "

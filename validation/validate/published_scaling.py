@@ -30,8 +30,9 @@ What the simulation holds beyond the GPUs and NVLink (datasheet rates, NCCL's la
 
 Each row's gradients are all-reduced as its framework does it (row_gradient_sync): DDP's
 buckets for PyTorch, Horovod's cycles and fusion buffer for TensorFlow and MXNet with
-Horovod, a reduce and broadcast per parameter array for MXNet's kvstore, each with its
-framework's defaults. TensorFlow rows marked XLA make every gradient ready at the end of the
+Horovod, a reduce and broadcast per parameter array for MXNet's kvstore (one key after
+another once the backward pass ends, as its engine orders them), each with its framework's
+defaults. TensorFlow rows marked XLA make every gradient ready at the end of the
 backward pass (one compiled cluster); their op times are the eager graph's, scaled to the
 row's 1-GPU throughput like every row's.
 """

@@ -1,11 +1,13 @@
 """Data-parallel ResNet-50 on V100s against NVIDIA's published scaling (scaling.csv).
 
 On synthetic data, with ranks alike, the model scales at 7.95-8.00 on 8 GPUs and 15.90-16.00
-on 16: DDP's buckets, Horovod's fused cycles and MXNet's per-key reductions hide all but the
-last all-reduce, and the whole gradient all-reduce (102 MB at NCCL's 135 GB/s bus bandwidth)
-takes 1.3-1.4 ms against a 200-300 ms step; an XLA row, whose gradients are all ready when
-the compiled backward ends, exposes the whole of it. The published runs lose 2-4% on most
-rows and up to 20% on some. What loses it is the host and the ranks: every row decoded real
+on 16 with DDP's buckets and Horovod's fused cycles: they hide all but the last all-reduce,
+and the whole gradient all-reduce (102 MB at NCCL's 135 GB/s bus bandwidth) takes 1.3-1.4 ms
+against a 200-300 ms step; an XLA row, whose gradients are all ready when the compiled
+backward ends, exposes the whole of it. MXNet's kvstore runs its 161 keys one after another
+after the backward pass (its engine serialises them in the order Module pushes them, the
+first layer's first), each paying NCCL's latencies: 4-6% of an 8-GPU step, whatever the
+precision. The published runs lose 2-4% on most rows and up to 20% on some. What loses it is the host and the ranks: every row decoded real
 ImageNet on the node's CPU cores, which the N training processes share (mixed precision
 needs 3x the images, so it is input-bound first), and a synchronous step waits for the
 slowest of N ranks. The validation simulates both, with each loader's per-image cost fitted
@@ -43,10 +45,25 @@ def test_every_v100_resnet50_row_is_simulated(results):
 
 def test_communication_alone_costs_under_half_a_percent_and_under_two_with_xla(results):
     # XLA's one compiled cluster leaves the whole all-reduce exposed (~1%); the published
-    # rows lose 3-13%, which communication alone cannot explain
+    # rows lose 3-13%, which communication alone cannot explain, but for MXNet's kvstore
     for r in results:
+        if r.framework.startswith("MXNet (kvstore"):
+            continue
         xla = "XLA" in r.note
         assert r.n_gpus * (0.98 if xla else 0.995) <= r.synthetic <= r.n_gpus, r
+
+
+def test_kvstores_key_chain_loses_more_with_more_gpus_in_either_precision(results):
+    # the published 18.12 rows lose 10 and 18 ms a step (FP16, 4 and 8 GPUs), 6.5 and 20 ms
+    # (FP32): per-key latency, not bytes, so the chain's loss is alike in FP16 and FP32
+    kv = {r.row_id: r for r in results if r.framework.startswith("MXNet (kvstore")}
+    assert sorted(kv) == ["M0133", "M0134", "M0136", "M0137"]
+    for four, eight in (("M0133", "M0134"), ("M0136", "M0137")):
+        lost_4 = 1 - kv[four].synthetic / 4
+        lost_8 = 1 - kv[eight].synthetic / 8
+        assert 0.01 < lost_4 < lost_8 < 0.10, (four, lost_4, eight, lost_8)
+    # the goal met on both 1-to-8 rows, predictions (rank_spread is fitted on 2 and 4 GPUs)
+    assert abs(kv["M0134"].error) <= 0.03 and abs(kv["M0137"].error) <= 0.03
 
 
 def test_each_framework_synchronises_gradients_its_own_way():
@@ -65,12 +82,14 @@ def test_each_framework_synchronises_gradients_its_own_way():
 
 def test_errors_against_the_published_speedups(results):
     """The goal: every 1-to-8 and 1-to-16 row within 3%. Met by most predicted rows; the
-    misses are TensorFlow XLA and MXNet rows (format_report lists every row)."""
+    misses are TensorFlow (XLA and a DGX-1 AMP row), input-bound rows of containers other
+    than the one their loader's cost was fitted to, and PyTorch 21.03 AMP on the 32 GB DGX-1
+    (format_report lists every row). Regression bounds where the goal is not met."""
     predicted = ps.summary(results, (8, 16), predicted_only=True)
     assert predicted["rows"] == 42
-    assert predicted["mape"] <= 0.020
+    assert predicted["mape"] <= 0.017
     assert predicted["within_goal"] >= 36
-    assert predicted["max_abs_error"] <= 0.09
+    assert predicted["max_abs_error"] <= 0.085
     before = ps.summary(results, (8, 16), synthetic=True)
     assert before["rows"] == 45 and before["mape"] >= 0.055 and before["within_goal"] <= 17
     # PyTorch DDP, the configuration the policy follows most closely, on 8 and 16
