@@ -3,8 +3,12 @@
 For each policy, a ladder of minibatch sizes (ratio ~sqrt(2)) from `min_batch` up to the first
 size that runs out of memory (or `max_batch`), then a bisection between the last size that ran
 and the first that did not: the largest trainable minibatch, found in O(log) simulations rather
-than one per size. The throughput-optimal minibatch is the best of the sizes simulated. Each
-size gets a learning rate scaled linearly from a reference (Goyal et al. 2017), the rule the
+than one per size. Then a Fibonacci search (the golden section on whole numbers) between the
+best size simulated and its simulated neighbours: the throughput-optimal minibatch to one
+sample, rather than a point of the ladder (whose steps of ~1.4x would set any ratio of
+minibatches built on it). The search assumes throughput has one peak between those neighbours;
+where it has several it finds one of them, never one worse than the ladder's best. Each size
+gets a learning rate scaled linearly from a reference (Goyal et al. 2017), the rule the
 paper's tuner pairs with the minibatch.
 """
 from __future__ import annotations
@@ -66,6 +70,7 @@ def check_range(min_batch: int, max_batch: int) -> None:
 def tune_policy(workload: str, cluster: Cluster, policy: str, *, min_batch: int = 1,
                 max_batch: int = 512, reference_lr: float = 0.1, reference_batch: int = 256,
                 workload_options: dict | None = None, options: dict | None = None,
+                refine: bool = True,
                 progress: Callable[[str], None] | None = None) -> PolicyTuning:
     check_range(min_batch, max_batch)
     devices = len(cluster.devices)
@@ -99,8 +104,43 @@ def tune_policy(workload: str, cluster: Cluster, policy: str, *, min_batch: int 
                 good = mid
             else:
                 bad = mid
+    if refine:
+        refine_optimum(run, seen)
     out.points = [seen[b] for b in sorted(seen)]
     return out
+
+
+def _rank(p: BatchPoint) -> tuple[float, int]:
+    """Better is larger: throughput, then the smaller minibatch (PolicyTuning.best's order)."""
+    return (p.throughput_samples_per_s if p.ok else -1.0, -p.batch)
+
+
+def refine_optimum(run: Callable[[int], BatchPoint], seen: dict[int, BatchPoint]) -> None:
+    """Fibonacci search (golden section on whole numbers) between the best size in `seen` and
+    its neighbours there, running `run` (which adds to `seen`) on the sizes it probes: one
+    new size per step, the bracket shrinking ~1.6x a step."""
+    ok = [b for b in sorted(seen) if seen[b].ok]
+    if not ok:
+        return
+    best = max(ok, key=lambda b: _rank(seen[b]))
+    sizes = sorted(seen)
+    at = sizes.index(best)
+    lo, hi = sizes[max(at - 1, 0)], sizes[min(at + 1, len(sizes) - 1)]
+    fib = [1, 2]
+    while fib[-1] < hi - lo:
+        fib.append(fib[-1] + fib[-2])
+    # the bracket is [lo, lo + fib[k]], sizes past hi ranking below any that run
+    k = len(fib) - 1
+
+    def rank(b: int) -> tuple[float, int]:
+        return _rank(run(b)) if b <= hi else (-2.0, -b)
+    while k >= 2:
+        x1, x2 = lo + fib[k - 2], lo + fib[k - 1]
+        if rank(x1) < rank(x2):
+            lo = x1
+        k -= 1
+    for b in range(lo, min(lo + fib[k], hi) + 1):
+        run(b)
 
 
 def tune(workload: str, cluster: Cluster, policies: list[str], **kw) -> list[PolicyTuning]:

@@ -26,6 +26,9 @@ def add_arguments(p) -> None:
     p.add_argument("--memory-gib", type=float, help="device memory in GiB (default: catalog)")
     p.add_argument("--min-batch", type=int, default=1)
     p.add_argument("--max-batch", type=int, default=512)
+    p.add_argument("--no-refine", action="store_true",
+                   help="keep the throughput-optimal minibatch a point of the ~sqrt(2) ladder "
+                        "(default: refined to one sample by a Fibonacci search)")
     p.add_argument("--reference-lr", type=float, default=0.1)
     p.add_argument("--reference-batch", type=int, default=256)
     p.add_argument("--plot", help="write the throughput curve (PNG) here")
@@ -53,7 +56,7 @@ def run(args) -> int:
     cluster = sc.build_cluster()
     results = tuner.tune(args.workload, cluster, policies, min_batch=args.min_batch,
                          max_batch=args.max_batch, reference_lr=args.reference_lr,
-                         reference_batch=args.reference_batch)
+                         reference_batch=args.reference_batch, refine=not args.no_refine)
     if args.plot:
         tuner.plot(results, args.plot, title=f"{args.workload} on {args.devices} x "
                                              f"{args.hardware}")

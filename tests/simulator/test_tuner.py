@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwmodels import catalog
 from simulator import tuner
@@ -50,3 +52,49 @@ def test_an_out_of_memory_row_shows_no_speed():
     text = tuner.table([tuner.PolicyTuning("none", [ok, oom])])
     row = next(line for line in text.splitlines() if line.split()[1:3] == ["16", "OOM"])
     assert row.split()[3:5] == ["-", "-"] and " nan " not in f" {text} ".replace("\n", " ")
+
+
+def _probe_table(throughput):
+    """A tuner's `run` over a throughput curve (batch -> samples/s), and what it has seen."""
+    seen: dict[int, tuner.BatchPoint] = {}
+
+    def run(b: int) -> tuner.BatchPoint:
+        if b not in seen:
+            seen[b] = tuner.BatchPoint(b, True, throughput(b), 1.0, 0, 0.1)
+        return seen[b]
+    return run, seen
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1, 500), st.floats(0.5, 300), st.integers(64, 512))
+def test_refinement_finds_the_peak_of_a_single_peaked_curve(peak, width, max_batch):
+    def throughput(b: int) -> float:
+        return 100.0 - ((b - peak) / width) ** 2
+    run, seen = _probe_table(throughput)
+    for b in tuner.ladder(1, max_batch):
+        run(b)
+    before = len(seen)
+    tuner.refine_optimum(run, seen)
+    found = max(seen.values(), key=lambda p: (p.throughput_samples_per_s, -p.batch)).batch
+    assert found == max(range(1, max_batch + 1), key=lambda b: (throughput(b), -b))
+    assert len(seen) - before <= 14        # a Fibonacci search, not a scan of the bracket
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(0, 1000), min_size=64, max_size=64))
+def test_refinement_never_ends_worse_than_the_ladder(values):
+    run, seen = _probe_table(lambda b: values[b - 1])
+    for b in tuner.ladder(1, 64):
+        run(b)
+    ladder_best = max(p.throughput_samples_per_s for p in seen.values())
+    tuner.refine_optimum(run, seen)
+    assert max(p.throughput_samples_per_s for p in seen.values()) >= ladder_best
+
+
+def test_the_tuned_optimum_is_refined_between_ladder_points():
+    spec = catalog.device("titan-x-pascal").with_options(memory_bytes=2 ** 30)
+    cl = Cluster.build(spec, 1, "pcie3")
+    grid, = tuner.tune("resnet18", cl, ["swap"], max_batch=64, refine=False)
+    refined, = tuner.tune("resnet18", cl, ["swap"], max_batch=64)
+    assert {p.batch for p in grid.points} < {p.batch for p in refined.points}
+    assert refined.best.throughput_samples_per_s >= grid.best.throughput_samples_per_s

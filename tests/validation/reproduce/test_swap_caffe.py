@@ -58,3 +58,17 @@ def test_stock_caffe_p2psync_runs_out_of_memory_on_its_root_where_the_closed_for
                     gradient_sync="caffe-p2p", framework_memory="caffe")
     assert fits.ok and not over.ok
     assert over.log.oom is not None and over.log.oom.device == "gpu0"
+
+
+def test_caffe_with_cudnn_holds_each_convolutions_workspace_three_times(monkeypatch):
+    """Every algorithm asking for 1 MiB: each of ResNet-50's 53 convolutions holds 3 MiB
+    (3 streams, one group), and the largest batch is the one that fits with that held."""
+    monkeypatch.setattr(metrics, "conv_workspace_bytes", lambda op, algorithm: 2 ** 20)
+    convs = sum(1 for op in zoo.get("resnet50", batch=1) if op.kind == "conv2d")
+    assert convs == 53
+    assert metrics.caffe_cudnn_workspace_bytes("resnet50", 8, 6.0) == 3 * convs * 2 ** 20
+    b = metrics.caffe_cudnn_largest_batch("resnet50", 6.0)
+    held = 3 * convs * 2 ** 20
+    assert b == metrics.caffe_largest_batch("resnet50", 6.0, held_bytes=held)
+    assert 0 < b < metrics.caffe_largest_batch("resnet50", 6.0)
+

@@ -7,19 +7,26 @@ catalog host link), fp32, SGD with momentum.
 from __future__ import annotations
 
 from hwmodels import catalog
-from hwmodels.gpu_memory import runtime_reservation
+from hwmodels.gpu import GPUModel
+from hwmodels.gpu_memory import CONV_KINDS, conv_workspace_bytes, runtime_reservation
 from simulator.api import simulate
 from simulator.cluster import Cluster
 from simulator.framework_memory import caffe_training_bytes
 from simulator.policies import _caffe_p2p as caffe_p2p
 from simulator.tuner import tune
 from workloads import zoo
+from workloads.training import lower_training
 
 GIB = 2 ** 30
 GPU = "titan-x-pascal"
 # How AccUDNN's "stock Caffe" synchronised its GPUs (swap.toml, resnet152-8gpu-scaling-over-
 # caffe, says why P2PSync); "caffe-nccl" runs Caffe 1.0's instead
 CAFFE_GRADIENT_SYNC = "caffe-p2p"
+# Caffe 1.0's CuDNNConvolutionLayer (src/caffe/layers/cudnn_conv_layer.cpp, Reshape): each
+# pass's algorithm is chosen within workspace_limit_bytes = 8 MiB, and the layer allocates the
+# largest pass's workspace once for each of CUDNN_STREAMS_PER_GROUP = 3 streams per group
+CAFFE_CUDNN_WORKSPACE_LIMIT_BYTES = 8 * 2 ** 20
+CAFFE_CUDNN_STREAMS_PER_GROUP = 3
 
 
 def gpu_cluster(memory_gib: float | None = None, count: int = 1, link: str = "pcie3",
@@ -63,9 +70,54 @@ def caffe_largest_batch(workload: str, memory_gib: float, held_bytes: int = 0) -
     return max(0, (budget - (one - per_sample)) // per_sample)
 
 
+def caffe_cudnn_workspace_bytes(workload: str, batch: int, memory_gib: float) -> int:
+    """The cuDNN workspaces stock Caffe 1.0 built with cuDNN allocates at set-up, before any
+    blob: for each convolution layer, the largest of its forward, data-gradient and
+    filter-gradient workspaces, times 3 streams per group and its groups. Each pass runs the
+    fastest algorithm whose workspace is within 8 MiB: dnnsim's GPU model ranks them where
+    Caffe asks cuDNN's heuristic (cudnnGetConvolution*Algorithm, SPECIFY_WORKSPACE_LIMIT),
+    a stated choice. The first layer has no data-gradient pass in the graph (nothing is
+    propagated to the image), so its bytes are those of the two other passes."""
+    model = gpu_cluster(memory_gib).devices[0].model
+    if not isinstance(model, GPUModel):
+        raise TypeError(f"{GPU} is modelled as {type(model).__name__}, not a GPU")
+    fam = model.family_constants
+    per_layer: dict[str, int] = {}
+    groups: dict[str, int] = {}
+    for op in lower_training(zoo.get(workload, batch=batch)).topo():
+        if op.kind not in CONV_KINDS or op.is_view:
+            continue
+        layer = op.name.removesuffix(".grad_input").removesuffix(".grad_weight")
+        tensor = model.tensor_cores(op)
+        sized = [(model.option_time_s(o, fam, tensor), conv_workspace_bytes(op, o.algorithm))
+                 for o in model.kernel_options(op)]
+        _, nbytes = min((t, b) for t, b in sized if b <= CAFFE_CUDNN_WORKSPACE_LIMIT_BYTES)
+        per_layer[layer] = max(per_layer.get(layer, 0), nbytes)
+        groups[layer] = int(op.attrs.get("groups", 1))
+    return sum(b * CAFFE_CUDNN_STREAMS_PER_GROUP * groups[layer]
+               for layer, b in per_layer.items())
+
+
+def caffe_cudnn_largest_batch(workload: str, memory_gib: float) -> int:
+    """The largest minibatch stock Caffe built with cuDNN trains within `memory_gib`: its blobs
+    and buffers (caffe_largest_batch) with each convolution's cuDNN workspaces held too. The
+    workspaces grow with the batch up to their limit, so a bisection below the batch that
+    fits without them."""
+    lo, hi = 0, caffe_largest_batch(workload, memory_gib) + 1    # lo fits, hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        held = caffe_cudnn_workspace_bytes(workload, mid, memory_gib)
+        if caffe_largest_batch(workload, memory_gib, held_bytes=held) >= mid:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def resnet152_minibatch_ratio(target) -> float:
-    """Throughput-optimal minibatch with `swap` over the largest stock Caffe trains, 12 GiB."""
-    caffe = caffe_largest_batch("resnet152", 12.0)
+    """Throughput-optimal minibatch with `swap` (the tuner's, refined to one sample) over the
+    largest stock Caffe built with cuDNN trains, 12 GiB."""
+    caffe = caffe_cudnn_largest_batch("resnet152", 12.0)
     swap, = tune("resnet152", gpu_cluster(12.0), ["swap"], max_batch=512)
     if caffe == 0 or swap.best is None:
         return float("nan")
