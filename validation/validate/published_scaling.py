@@ -2,6 +2,7 @@
 
     python -m validation.validate.published_scaling [--csv scaling.csv] [--gpu-as-modelled]
                                                     [--gradient-sync SCHEME] [--fit-loaders]
+                                                    [--step-losses]
 
 Reads the V100 ResNet-50 v1.5 rows of measured/published/scaling.csv (NVIDIA
 DeepLearningExamples: 1, 2, 4 and 8 GPUs of a DGX-1, NVLink hybrid cube-mesh; 16 GPUs of a
@@ -54,6 +55,7 @@ from .scaling_rows import (
     SCALING_CSV,
     load_baselines,
     load_rows,
+    published_step_losses,
     read_table,
     row_gradient_sync,
     row_loader,
@@ -325,6 +327,18 @@ def format_report(results: list[RowResult]) -> str:
     return "\n".join(lines)
 
 
+def format_step_losses(losses: list[tuple[dict, float, dict[int, float]]]) -> str:
+    lines = [f"{'1-GPU row':9} {'framework':22} {'version':26} {'machine':16} {'prec':4} "
+             f"{'note':16} {'step':>7}  extra ms a step at N GPUs"]
+    for one, step_s, by_n in losses:
+        extra = "  ".join(f"{n}: {1e3 * s:+.1f}" for n, s in sorted(by_n.items()))
+        lines.append(f"{one['row_id']:9} {one['framework'][:22]:22} "
+                     f"{one['framework_version'][:26]:26} {one['gpu_variant']:16} "
+                     f"{one['precision']:4} {one['precision_note'][:16]:16} "
+                     f"{1e3 * step_s:5.1f}ms  {extra}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m validation.validate.published_scaling",
                                      description=__doc__.split("\n\n")[0])
@@ -340,11 +354,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-loaders", action="store_true",
                         help="print each loader's per-image CPU cost fitted to its row of the "
                              "table (catalog/input_pipelines.toml holds them)")
+    parser.add_argument("--step-losses", action="store_true",
+                        help="print, per setup of the table, its 1-GPU step and how much "
+                             "longer a step at each GPU count takes (from the table alone)")
     args = parser.parse_args(argv)
     try:
         if args.fit_loaders:
             for name, (row_id, cost) in fit_loader_costs(args.csv).items():
                 print(f"{name}: cpu_core_s_per_image = {cost:.4e} (fitted to {row_id})")
+            return 0
+        if args.step_losses:
+            print(format_step_losses(published_step_losses(args.csv)))
             return 0
         results = compare(load_rows(args.csv),
                           {} if args.gpu_as_modelled else load_baselines(args.csv),

@@ -124,3 +124,26 @@ def load_baselines(path: Path = SCALING_CSV) -> dict[tuple, float]:
     precision note, batch)."""
     return {setup_of(r): float(r["throughput_img_s"]) for r in read_table(path)
             if int(r["n_gpus"]) == 1 and r.get("throughput_img_s")}
+
+
+def published_step_losses(path: Path = SCALING_CSV) -> list[tuple[dict, float, dict[int, float]]]:
+    """Per setup with a 1-GPU row: that row, its step time in seconds (batch over published
+    images/s; NVIDIA's default batch where the row states none) and, per GPU count N of the
+    setup, how much longer a step at N takes than at one (batch * N / images/s at N, less
+    the 1-GPU step). Ranks that vary and the input pipeline show here; a loss that stays
+    the same in every precision and grows with N is fixed per step, not work that scales."""
+    table = read_table(path)
+    ones = {setup_of(r): r for r in table if int(r["n_gpus"]) == 1 and r.get("throughput_img_s")}
+    losses: dict[tuple, dict[int, float]] = {}
+    for r in table:
+        one = ones.get(setup_of(r))
+        n = int(r["n_gpus"])
+        batch = r["batch_per_gpu"] or DEFAULT_BATCH.get(r["precision"])
+        if one is None or n == 1 or not r.get("throughput_img_s") or batch is None:
+            continue
+        step_1 = int(batch) / float(one["throughput_img_s"])
+        losses.setdefault(setup_of(r), {})[n] = int(batch) * n / float(r["throughput_img_s"]) \
+            - step_1
+    return [(ones[k], int(ones[k]["batch_per_gpu"] or DEFAULT_BATCH[ones[k]["precision"]])
+             / float(ones[k]["throughput_img_s"]), v) for k, v in losses.items()]
+

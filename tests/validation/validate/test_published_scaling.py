@@ -185,3 +185,17 @@ def test_each_row_runs_in_the_memory_format_its_container_states():
     assert ps.row_memory_format(rows["M0126"], stated) == "nhwc"     # NVIDIA's MXNet, AMP
     assert ps.row_memory_format(rows["M0126"], {}) == "nhwc"
     assert ps.row_memory_format(by_setup[("NGC pytorch-21.03", "AMP", "")], {}) == "nchw"
+
+
+def test_step_losses_come_from_the_table_alone(capsys):
+    losses = {one["row_id"]: (step, by_n) for one, step, by_n in
+              scaling_rows.published_step_losses()}
+    step, by_n = losses["M0132"]       # MXNet 18.12 kvstore, FP16, batch 208
+    assert step == pytest.approx(208 / 1442.6)
+    assert by_n == pytest.approx({4: 208 * 4 / 5391.8 - step, 8: 208 * 8 / 10263.2 - step})
+    # a row without a batch takes NVIDIA's default for its precision (TensorFlow 19.07, FP32)
+    step, by_n = losses["M0058"]
+    assert step == pytest.approx(128 / 364.9) and sorted(by_n) == [4, 8]
+    assert ps.main(["--step-losses"]) == 0
+    out = capsys.readouterr().out
+    assert "M0132" in out and "8: +17.9" in out
