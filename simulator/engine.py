@@ -33,11 +33,14 @@ A discrete-event library would add a process or event object per task to the sam
 operations; the engine needs neither (no task waits on anything but its dependencies,
 resources and memory), and the heap alone is faster (benchmarks/engine_bench.py).
 
-Cost: per task, one push and pop on the queue of each resource it holds and one map entry;
-per distinct instant, one push and pop on the heap of instants and one dispatch, whose heads
-are sorted only when more than two resources changed (replicas in lockstep end dozens of
-tasks at one instant, so they share one heap entry). Reading the graph (positions of
-dependencies, successor lists, memory effects) is not much shorter than the loop;
+Cost: per task, one push and pop on the queue of each resource it holds that can make it
+wait (engine_reading leaves out a resource always held beside one of no greater capacity: a
+transfer's two ports, held by the same transfers, need one queue) and one map entry; per
+distinct instant, one push and pop on the heap of instants and one dispatch, whose heads are
+sorted only when more than two resources changed (replicas in lockstep end dozens of tasks at
+one instant, so they share one heap entry). A memory's timeline takes one entry per instant
+it changed at, written at the end of the turn. Reading the graph (positions of dependencies,
+successor lists, memory effects) is not much shorter than the loop;
 benchmarks/engine_bench.py prints the two apart.
 """
 from __future__ import annotations
@@ -45,12 +48,10 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
-from itertools import chain, compress
-from operator import add, and_, not_
-from typing import NoReturn
+from itertools import compress
+from operator import add, not_
 
-import numpy as np
-
+from .engine_reading import Columns
 from .tasks import SimulationError, Task, TaskGraph, cyclic_gc_paused
 
 DEVICE_MEMORY_META = "device_memory"
@@ -105,18 +106,6 @@ class RunLog:
         return self.oom is None and self.completed == len(self.tasks)
 
 
-def successors(parents: list[int], in_degree: list[int]) -> list[tuple[int, ...]]:
-    """Each task's successors in insertion order, from every task's dependencies' positions
-    flattened in task order (`parents`) and how many each task has (`in_degree`): one stable
-    sort of the (parent, child) pairs by parent, sliced per parent (compressed sparse rows)."""
-    n = len(in_degree)
-    by_parent = np.asarray(parents, dtype=np.intp)
-    child = np.repeat(np.arange(n, dtype=np.intp), in_degree)
-    flat = tuple(child[np.argsort(by_parent, kind="stable")].tolist())
-    row_end = np.cumsum(np.bincount(by_parent, minlength=n)).tolist()
-    return list(map(flat.__getitem__, map(slice, [0, *row_end[:-1]], row_end)))
-
-
 def run(graph: TaskGraph, capacities: dict[str, int],
         memory_capacity_bytes: dict[str, int] | None = None, *,
         memory_baseline_bytes: dict[str, int] | None = None,
@@ -146,57 +135,18 @@ class _Run:
     lookups); the tasks running are listed under the instant they end."""
 
     def __init__(self, graph: TaskGraph, capacities: dict[str, int], mem_cap: dict[str, int],
-                 baseline: dict[str, int], enforce: bool) -> None:
+                 baseline: dict[str, int], enforce: bool, every_resource: bool = False) -> None:
         self.graph = graph
-        self.tasks = tasks = graph.tasks
-        n = self.n = len(tasks)
-        # Resources: each distinct tuple is translated once (a collective's transfers share
-        # their hop's names, a device's ops their stream's).
-        resources = [t.resources for t in tasks]
-        distinct = set(resources)
-        used = set(chain.from_iterable(distinct))
-        if not used <= capacities.keys():
-            self._refuse(graph, capacities)
-        self.resource_names = names = sorted(used)
-        rid = dict(zip(names, range(len(names)), strict=True)).__getitem__
-        numbered = {rs: tuple(map(rid, rs)) for rs in distinct}
-        self.res = res = list(map(numbered.__getitem__, resources))
-        # Dependencies: how many each task waits for, and whom each one's end releases.
-        all_deps = [t.deps for t in tasks]
-        self.waiting = list(map(len, all_deps))
-        try:
-            parents = list(map(graph.positions.__getitem__, chain.from_iterable(all_deps)))
-        except KeyError:
-            self._refuse(graph, capacities)
-        self.children = successors(parents, self.waiting)
-        # Memory effects: the tasks' own maps where they have any, one shared empty map on the
-        # others (most tasks: the loop then reads no object of theirs, which costs a cache miss
-        # per task).
-        none: dict[str, int] = {}
-        self.alloc = alloc = [t.alloc or none for t in tasks]
-        self.free = free = [t.free or none for t in tasks]
-        devices = set(mem_cap) | set(baseline)
-        devices.update(chain.from_iterable(filter(None, alloc)))
-        devices.update(chain.from_iterable(filter(None, free)))
-        # What the loop's fast path may start without looking further: one resource, no memory.
-        self.plain = list(map(and_, map((1).__eq__, map(len, res)), map(not_, alloc)))
-        self.dur = [t.duration_s for t in tasks]
-        # A task's place in its queues, (priority, insertion index), as one int: the rank of
-        # its priority among those present times n, plus the index (ints compare fastest).
-        priorities = [t.priority for t in tasks]
-        ranks = sorted(set(priorities))
-        if len(ranks) <= 1:
-            self.key = list(range(n))
-        else:
-            rank = {p: k * n for k, p in enumerate(ranks)}
-            self.key = list(map(add, map(rank.__getitem__, priorities), range(n)))
+        cols = Columns(graph, capacities, every_resource)
+        self.tasks, n, names = cols.tasks, cols.n, cols.resource_names
+        self.n, self.res, self.waiting, self.children = n, cols.res, cols.waiting, cols.children
+        self.alloc, self.free, self.plain, self.dur = cols.alloc, cols.free, cols.plain, cols.dur
+        self.key = cols.key
         self.capacities = capacities
         # free slots of each resource: its capacity less the tasks holding it
         self.slots = [capacities[r] for r in names]
         self.queue: list[list[int]] = [[] for _ in names]   # heaps of ready tasks' keys
         self.start_s = [float("nan")] * n
-        self.end_s = [float("nan")] * n
-        self.enforce = enforce
         self.mem_cap = mem_cap
         held = graph.meta.get(DEVICE_MEMORY_META) or {}
         self.runtime = {d: int(e.get("driver_bytes", 0)) + int(e.get("context_bytes", 0))
@@ -206,27 +156,15 @@ class _Run:
         # the tensors' bytes that fit: capacity less the runtime's bytes and the allocator's
         self.limit = {d: c - self.runtime.get(d, 0) - self.overhead.get(d, 0)
                       for d, c in mem_cap.items()}
+        devices = cols.devices | set(mem_cap) | set(baseline)
         self.mem = {d: int(baseline.get(d, 0)) for d in sorted(devices)}
-        # the same for every device, infinite where its memory is unbounded
-        self.room = {d: self.limit.get(d, math.inf) for d in self.mem}
+        # the same for every device, infinite where its memory is unbounded or not enforced
+        self.room = {d: self.limit.get(d, math.inf) if enforce else math.inf for d in self.mem}
         self.timeline = {d: [(0.0, b)] for d, b in self.mem.items()}
         self.peak = dict(self.mem)
         self.mem_blocked: dict[int, int] = {}      # resource -> task index waiting for memory
         self.now = 0.0
         self.completed = 0
-
-    @staticmethod
-    def _refuse(graph: TaskGraph, capacities: dict[str, int]) -> NoReturn:
-        """The first task, in insertion order, with an unknown dependency or resource."""
-        for t in graph.tasks:
-            unknown = [d for d in t.deps if d not in graph]
-            if unknown:
-                raise SimulationError(f"task {t.name!r} depends on unknown task "
-                                      f"{unknown[0]!r}")
-            for r in t.resources:
-                if r not in capacities:
-                    raise SimulationError(f"task {t.name!r} uses unknown resource {r!r}")
-        raise AssertionError("no unknown dependency or resource to refuse")
 
     # -- the loop ------------------------------------------------------------------------
     def go(self) -> RunLog:
@@ -236,10 +174,12 @@ class _Run:
         inlined: this is the hot loop."""
         queue, key, res, plain, dur = self.queue, self.key, self.res, self.plain, self.dur
         slots, alloc, free, children = self.slots, self.alloc, self.free, self.children
-        waiting, start_s, end_s = self.waiting, self.start_s, self.end_s
+        waiting, start_s = self.waiting, self.start_s
         mem_blocked = self.mem_blocked
-        enforce, mem = self.enforce, self.mem
-        room = self.room
+        mem, peak, room = self.mem, self.peak, self.room
+        # devices whose bytes changed in this turn: their timelines take the value at its end
+        mem_changed: set[str] = set()
+        mem_changed_add = mem_changed.add
         ends: list[float] = []               # heap of the instants at which tasks end
         ending: dict[float, list[int]] = {}  # instant -> the tasks that end then
         heappop, heappush, n, nres = heapq.heappop, heapq.heappush, self.n, len(queue)
@@ -297,6 +237,19 @@ class _Run:
                         if (plain[i] or i == lone) and not mem_blocked:
                             heappop(q)
                             slots[r] -= 1
+                        elif len(need := alloc[i]) == 1 and len(res[i]) == 1 and not mem_blocked:
+                            # one port and bytes on one device: they fit, or it waits, blocking r
+                            for dev, nbytes in need.items():
+                                nbytes += mem[dev]
+                            if nbytes > room[dev]:
+                                mem_blocked[r] = i
+                                break
+                            heappop(q)
+                            slots[r] -= 1
+                            mem[dev] = nbytes
+                            if nbytes > peak[dev]:
+                                peak[dev] = nbytes
+                            mem_changed_add(dev)
                         else:
                             ri = res[i]
                             if len(ri) == 2:   # it must head the other queue too
@@ -313,7 +266,7 @@ class _Run:
                                 if x >= 0:
                                     break
                             need = alloc[i]
-                            if need and enforce:   # it waits, blocking r, until it fits
+                            if need:   # it waits, blocking r, until it fits
                                 for d, nbytes in need.items():
                                     if mem[d] + nbytes > room[d]:
                                         break
@@ -331,7 +284,12 @@ class _Run:
                                     # its next head may start now too: a further round looks
                                     mark_dirty(x)
                             if need:
-                                self._mem_change(need, 1, now)
+                                for d, nbytes in need.items():
+                                    nbytes += mem[d]
+                                    mem[d] = nbytes
+                                    if nbytes > peak[d]:
+                                        peak[d] = nbytes
+                                mem_changed.update(need)
                         start_s[i] = now
                         t = now + dur[i]
                         e = ending_get(t)
@@ -340,6 +298,8 @@ class _Run:
                             heappush(ends, t)
                         else:
                             e.append(i)
+            if mem_changed:
+                self._record_memory(mem_changed, now)
             if not ends:
                 break
             # -- end every task that ends at the next instant, in any order --
@@ -347,14 +307,16 @@ class _Run:
             batch = ending_pop(now)
             completed += len(batch)
             for i in batch:
-                end_s[i] = now
                 for x in res[i]:
                     slots[x] += 1
                     if queue[x]:   # a task waits for it
                         mark_dirty(x)
-                if free[i]:
-                    self._mem_change(free[i], -1, now)
-                    dirty.update(mem_blocked)  # freed memory may let a blocked head start
+                if f := free[i]:
+                    for d, nbytes in f.items():
+                        mem[d] -= nbytes
+                    mem_changed.update(f)
+                    if mem_blocked:   # freed memory may let a blocked head start
+                        dirty.update(mem_blocked)
                 for c in children[i]:
                     w = waiting[c]
                     if w > 1:
@@ -366,6 +328,8 @@ class _Run:
                             mark_dirty(x)
         self.now = now
         self.completed = completed
+        # every task started has ended, at its start plus its duration (NaN: never started)
+        self.end_s = list(map(add, start_s, dur))
         oom = None
         if completed < len(self.tasks):
             oom = self._diagnose_stuck()
@@ -378,19 +342,17 @@ class _Run:
         """Each device's peak of tensors plus the allocator's overhead."""
         return {d: p + self.overhead.get(d, 0) for d, p in self.peak.items()}
 
-    def _mem_change(self, effects: dict[str, int], sign: int, now: float) -> None:
-        """Take (sign 1) or give back (-1) each device's bytes of a task's effects at `now`."""
-        mem, timeline, peak = self.mem, self.timeline, self.peak
-        for d, b in effects.items():
-            b = mem[d] + sign * b
-            mem[d] = b
+    def _record_memory(self, changed: set[str], now: float) -> None:
+        """Each changed device's bytes at the end of a turn at `now`, the last entry at `now`
+        replaced (a peak within the turn is the loop's to record, as bytes are taken)."""
+        mem, timeline = self.mem, self.timeline
+        for d in changed:
             line = timeline[d]
             if line[-1][0] == now:
-                line[-1] = (now, b)
+                line[-1] = (now, mem[d])
             else:
-                line.append((now, b))
-            if b > peak[d]:
-                peak[d] = b
+                line.append((now, mem[d]))
+        changed.clear()
 
     def _diagnose_stuck(self) -> OutOfMemory | None:
         for _, i in sorted(self.mem_blocked.items(), key=lambda kv: self.key[kv[1]]):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import engine
+from simulator import engine, engine_reading
 from simulator.tasks import TaskGraph
 
 
@@ -26,7 +26,7 @@ def test_successors_are_each_tasks_dependents_in_insertion_order(deps):
     for i, d in enumerate(deps):
         for j in d:
             expected[j].append(i)
-    got = engine.successors(parents, [len(d) for d in deps])
+    got = engine_reading.successors(parents, [len(d) for d in deps])
     assert [list(s) for s in got] == expected
 
 

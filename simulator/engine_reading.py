@@ -1,0 +1,137 @@
+"""How the engine reads a task graph before running it: per-task columns indexed by insertion
+order (the hot loop then makes no attribute or name lookups), whom each task's end releases,
+and which of the resources a task names can ever make it wait.
+
+A resource y never makes a task wait when every task that holds y also holds one resource x
+of no greater capacity ("x dominates y"). The ready tasks queued on y are then among those
+queued on x, in the same (priority, insertion) order, so x's head heads y too whenever it
+holds y; and y's holders running at any moment are among x's, so y has a free slot whenever x
+has one. Leaving y out of every task changes no start and no end: the engine only keeps
+fewer queues. In a ring all-reduce on one switch each send port is held together with the
+same receive port and nothing else, so half the ports go.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain, repeat
+from operator import add, and_, not_
+from typing import NoReturn
+
+import numpy as np
+
+from .tasks import SimulationError, Task, TaskGraph
+
+
+def successors(parents: np.ndarray | list[int], in_degree: list[int]) -> list[tuple[int, ...]]:
+    """Each task's successors in insertion order, from every task's dependencies' positions
+    flattened in task order (`parents`) and how many each task has (`in_degree`): one stable
+    sort of the (parent, child) pairs by parent. Parents with d successors take theirs d at a
+    time from one list (most tasks have one or two), which builds the tuples without a slice
+    each."""
+    n = len(in_degree)
+    by_parent = np.asarray(parents, dtype=np.intp)
+    child = np.repeat(np.arange(n, dtype=np.intp), in_degree)
+    flat = child[np.argsort(by_parent, kind="stable")]
+    out_degree = np.bincount(by_parent, minlength=n)
+    edge_degree = np.repeat(out_degree, out_degree)   # each sorted pair's parent's out-degree
+    rows: dict[int, Iterator[tuple[int, ...]]] = {0: repeat(())}
+    for d in np.unique(out_degree).tolist():
+        if d:
+            same = iter(flat[edge_degree == d].tolist())
+            rows[d] = zip(*[same] * d, strict=True)
+    return list(map(next, map(rows.__getitem__, out_degree.tolist())))
+
+
+def binding_resources(tuples: Iterable[tuple[str, ...]],
+                      capacities: Mapping[str, int]) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """Each distinct resource tuple that tasks hold, less the resources another one dominates
+    (see the module's note), in its own order.
+
+    Every resource left out is dominated by one that stays in the same tuples: when x
+    dominates y and z dominates x, z dominates y, so the resources are looked at in name
+    order and one is dropped only for a dominator still kept (of two with the same holders
+    and capacity, the first by name goes). A tuple that names a resource twice takes that
+    resource's slots twice: its resources neither go nor make another go."""
+    distinct = list(dict.fromkeys(tuples))
+    held_with: dict[str, set[str]] = {}   # resource -> resources every holder of it holds
+    repeated: set[str] = set()
+    for rs in distinct:
+        if len(set(rs)) != len(rs):
+            repeated.update(rs)
+        for r in rs:
+            others = held_with.get(r)
+            held_with[r] = set(rs) if others is None else others.intersection(rs)
+    dropped: set[str] = set()
+    for y in sorted(held_with.keys() - repeated):
+        cap = capacities[y]
+        for x in sorted(held_with[y] - repeated):
+            if x != y and x not in dropped and capacities[x] <= cap:
+                dropped.add(y)
+                break
+    return {rs: tuple(r for r in rs if r not in dropped) for rs in distinct}
+
+
+class Columns:
+    """A task graph as the loop reads it. Resources are numbered in the order of their names,
+    only those that can make a task wait (all of them with `every_resource`)."""
+
+    def __init__(self, graph: TaskGraph, capacities: Mapping[str, int],
+                 every_resource: bool = False) -> None:
+        self.tasks: list[Task] = graph.tasks
+        tasks = self.tasks
+        n = self.n = len(tasks)
+        # Resources: each distinct tuple is translated once (a collective's transfers share
+        # their hop's names, a device's ops their stream's).
+        resources = [t.resources for t in tasks]
+        distinct = set(resources)
+        if not set(chain.from_iterable(distinct)) <= capacities.keys():
+            refuse(graph, capacities)
+        binding = ({rs: rs for rs in distinct} if every_resource
+                   else binding_resources(distinct, capacities))
+        self.resource_names = names = sorted(set(chain.from_iterable(binding.values())))
+        rid = dict(zip(names, range(len(names)), strict=True)).__getitem__
+        numbered = {rs: tuple(map(rid, binding[rs])) for rs in distinct}
+        self.res = res = list(map(numbered.__getitem__, resources))
+        # Dependencies: how many each task waits for, and whom each one's end releases.
+        all_deps = [t.deps for t in tasks]
+        self.waiting = waiting = list(map(len, all_deps))
+        try:
+            parents = np.fromiter(map(graph.positions.__getitem__, chain.from_iterable(all_deps)),
+                                  dtype=np.intp, count=sum(waiting))
+        except KeyError:
+            refuse(graph, capacities)
+        self.children = successors(parents, waiting)
+        # Memory effects: the tasks' own maps where they have any, one shared empty map on the
+        # others (most tasks: the loop then reads no object of theirs, which costs a cache miss
+        # per task).
+        none: dict[str, int] = {}
+        self.alloc = alloc = [t.alloc or none for t in tasks]
+        self.free = free = [t.free or none for t in tasks]
+        self.devices = set(chain.from_iterable(filter(None, alloc)))
+        self.devices.update(chain.from_iterable(filter(None, free)))
+        # What the loop's fast path may start without looking further: one resource, no memory.
+        self.plain = list(map(not_, alloc))
+        if any(len(rs) != 1 for rs in numbered.values()):
+            self.plain = list(map(and_, map((1).__eq__, map(len, res)), self.plain))
+        self.dur = [t.duration_s for t in tasks]
+        # A task's place in its queues, (priority, insertion index), as one int: the rank of
+        # its priority among those present times n, plus the index (ints compare fastest).
+        priorities = [t.priority for t in tasks]
+        ranks = sorted(set(priorities))
+        if len(ranks) <= 1:
+            self.key = list(range(n))
+        else:
+            rank = {p: k * n for k, p in enumerate(ranks)}
+            self.key = list(map(add, map(rank.__getitem__, priorities), range(n)))
+
+
+def refuse(graph: TaskGraph, capacities: Mapping[str, int]) -> NoReturn:
+    """The first task, in insertion order, with an unknown dependency or resource."""
+    for t in graph.tasks:
+        unknown = [d for d in t.deps if d not in graph]
+        if unknown:
+            raise SimulationError(f"task {t.name!r} depends on unknown task {unknown[0]!r}")
+        for r in t.resources:
+            if r not in capacities:
+                raise SimulationError(f"task {t.name!r} uses unknown resource {r!r}")
+    raise AssertionError("no unknown dependency or resource to refuse")
