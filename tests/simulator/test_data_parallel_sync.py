@@ -123,6 +123,25 @@ def test_kvstore_reduces_each_parameter_array_in_the_order_the_forward_pass_uses
     assert parameter_arrays_bytes(bn) == [4 * 64, 4 * 64]
 
 
+@settings(max_examples=30, deadline=None)
+@given(widths=st.lists(st.integers(1, 64), min_size=1, max_size=6),
+       biases=st.lists(st.booleans(), min_size=6, max_size=6))
+def test_kvstore_keys_every_parameter_array_once_first_layer_first(widths, biases):
+    b = GraphBuilder("mlp", input_shape=(8,), batch=2)
+    x = b.input()
+    for i, (width, bias) in enumerate(zip(widths, biases, strict=False)):
+        x = b.linear(x, width, bias=bias, name=f"l{i}")
+    g = lower_training(b.build())
+    groups = kvstore_groups(g)
+    # a key per weight and per bias, all the parameters' bytes, each layer's keys together,
+    # in the order the forward pass uses them (the reverse of the backward pass's)
+    assert len(groups) == len(widths) + sum(biases[:len(widths)])
+    assert sum(grp.nbytes for grp in groups) == 4 * sum(op.params for op in g.phase("forward"))
+    backward = [op.name for op in g.topo() if op.phase == "backward" and op.params]
+    layers = [grp.ops[0] for grp in groups]
+    assert list(dict.fromkeys(layers)) == backward[::-1]
+
+
 def _dp(n, **opts):
     cluster = Cluster.from_node_type("dgx1-v100", n)
     return simulate("resnet50", cluster, "data-parallel", batch=32, replicas="one", **opts)
