@@ -1,6 +1,16 @@
 """A sweep stopped by SIGTERM, SIGHUP, SIGINT or SIGKILL takes its worker processes with it
 (forkserver, workers, resource tracker): none is left, and a reader of its stdout sees the end
-of the stream within seconds (`dnnsim sweep ... | cat` ends)."""
+of the stream within seconds (`dnnsim sweep ... | cat` ends).
+
+The signal must find the sweep at work, however slowly the test runs: a sweep that has written
+every point ends with 0 on its own, and one signalled as it exits may end either way. So the
+sweep cannot finish: its first half runs on the V100, its second half on a "profile" that is a
+named pipe nobody writes, whose open() blocks a worker until the sweep's end takes it down.
+
+And SIGINT must meet Python's KeyboardInterrupt: a process started with SIGINT ignored (as a
+background job of a non-interactive shell starts, and so a test run from one) keeps it
+ignored, Python too, and would sweep on. The sweep starts with the default, as from a
+terminal."""
 from __future__ import annotations
 
 import json
@@ -10,6 +20,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -22,23 +34,40 @@ batch = 8
 hardware = "v100"
 policy = "data-parallel"
 link = "nvlink2"
+devices = 2
 
 [axes]
+hardware = ["v100", {gate}]
 batch = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
-devices = [1, 2, 4, 8]
 """
 GONE_WITHIN_S = 5.0
 
 
 def _start(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    sweep_file, out = tmp_path / "sweep.toml", tmp_path / "results.jsonl"
-    sweep_file.write_text(SWEEP_TOML)
+    sweep_file, out, gate = (tmp_path / "sweep.toml", tmp_path / "results.jsonl",
+                             tmp_path / "never-written.toml")
+    os.mkfifo(gate)   # the points on it never end (module notes)
+    sweep_file.write_text(SWEEP_TOML.format(gate=json.dumps(str(gate))))   # a TOML string
     env = {k: v for k, v in os.environ.items() if k != "DNNSIM_DEBUG"}
-    proc = subprocess.Popen([sys.executable, "-m", "simulator.cli", "sweep", str(sweep_file),
-                             "--out", str(out), "--workers", "2", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    with _sigint_default():
+        proc = subprocess.Popen([sys.executable, "-m", "simulator.cli", "sweep",
+                                 str(sweep_file), "--out", str(out), "--workers", "2",
+                                 "--quiet"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
     return proc, out
+
+
+@contextmanager
+def _sigint_default() -> Iterator[None]:
+    """SIGINT handled here while a child starts, so that the child starts with it at its
+    default (exec resets a handled signal; an ignored one stays ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:   # None: a handler set outside Python, not restorable
+            signal.signal(signal.SIGINT, previous)
 
 
 def _wait_for_workers(proc: subprocess.Popen, out: Path) -> list[psutil.Process]:
@@ -90,6 +119,7 @@ def test_a_signalled_sweep_leaves_no_process_and_closes_stdout(tmp_path, signum)
         lines = out.read_bytes().split(b"\n")
         records = [json.loads(x) for x in lines[1:-1]]
         assert len({r["point"] for r in records}) == len(records)
+        assert all(r["axes"]["hardware"] == "v100" for r in records)
     finally:   # only the processes this test started
         for p in _alive(family):
             p.kill()
