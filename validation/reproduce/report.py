@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Iterator
 from pathlib import Path
 
 from simulator.outputs import write_atomically
@@ -65,6 +66,17 @@ def _by_paper(doc: dict) -> dict[str, list[dict]]:
     return out
 
 
+def _notes(recs: list[dict]) -> Iterator[tuple[str, str, list[str]]]:
+    """The notes under a paper's table, both reports': (target id, what, its texts)."""
+    for r in recs:
+        if r.get("failure"):
+            yield r["id"], "failed", [r["failure"]]
+        if r["defaults"]:
+            yield r["id"], "defaults (not the paper's)", list(r["defaults"])
+        if r.get("fitted_to_it"):
+            yield r["id"], "fitted, not predicted", [r["fitted_to_it"]]
+
+
 # -- markdown -------------------------------------------------------------------------------
 def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -82,15 +94,8 @@ def markdown(doc: dict) -> str:
                   "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(_md_escape(c) for c in _cells(r)) + " |" for r in recs]
         lines.append("")
-        for r in recs:
-            if r.get("failure"):
-                lines.append(f"- **{r['id']}** failed: {_md_escape(r['failure'])}")
-            if r["defaults"]:
-                lines.append(f"- **{r['id']}** defaults (not the paper's): "
-                             + "; ".join(_md_escape(d) for d in r["defaults"]))
-            if r.get("fitted_to_it"):
-                lines.append(f"- **{r['id']}** fitted, not predicted: "
-                             + _md_escape(r["fitted_to_it"]))
+        lines += [f"- **{tid}** {what}: " + "; ".join(_md_escape(t) for t in texts)
+                  for tid, what, texts in _notes(recs)]
         lines.append("")
         if info.get("figures_error"):
             lines += [f"Figures could not be made: {_md_escape(info['figures_error'])}", ""]
@@ -160,15 +165,8 @@ def html_report(doc: dict, out: Path) -> str:
             row = "".join(f"<td>{e(c)}</td>" for c in cells[:-1])
             parts.append(f"<tr>{row}<td class='{cells[-1]}'>{cells[-1]}</td></tr>")
         parts.append("</table><ul>")
-        for r in recs:
-            if r.get("failure"):
-                parts.append(f"<li><b>{e(r['id'])}</b> failed: {e(r['failure'])}</li>")
-            if r["defaults"]:
-                parts.append(f"<li><b>{e(r['id'])}</b> defaults (not the paper's): "
-                             + "; ".join(e(d) for d in r["defaults"]) + "</li>")
-            if r.get("fitted_to_it"):
-                parts.append(f"<li><b>{e(r['id'])}</b> fitted, not predicted: "
-                             + e(r["fitted_to_it"]) + "</li>")
+        parts += [f"<li><b>{e(tid)}</b> {what}: " + "; ".join(e(t) for t in texts) + "</li>"
+                  for tid, what, texts in _notes(recs)]
         parts.append("</ul>")
         if info.get("figures_error"):
             parts.append(f"<p>Figures could not be made: {e(info['figures_error'])}</p>")
