@@ -129,6 +129,9 @@ class NetworkRow:
     framework: str
     source: str
     memory_format: str = "nchw"
+    # the harness's forward and backward times of the step, where it publishes both (Torch7's
+    # and convnet-benchmarks' tables): validate scores each phase on its own
+    phase_s: tuple[float, float] | None = None
 
 
 @dataclass
@@ -217,8 +220,11 @@ def read_network_rows(path: str) -> Table:
                    or bool(_number(r.get("fwd_ms"))))
         layout = memory_format_of_row(framework, precision, " ".join(  # type: ignore[arg-type]
             (r.get(c) or "") for c in ("precision_note", "notes")))
+        fwd_ms, bwd_ms = _number(r.get("fwd_ms")), _number(r.get("bwd_ms"))
+        phases = (fwd_ms / 1e3, bwd_ms / 1e3) if fwd_bwd and fwd_ms and bwd_ms else None
         out.rows.append(NetworkRow(rid, net, gpu, precision, int(batch), throughput,  # type: ignore[arg-type]
-                                   fwd_bwd, framework, (r.get("source") or "").strip(), layout))
+                                   fwd_bwd, framework, (r.get("source") or "").strip(), layout,
+                                   phases))
     return out
 
 
@@ -249,10 +255,19 @@ def simulate_row(row: NetworkRow, families: dict[str, GpuFamily] | None = None,
     """Simulated samples/s of a row: one GPU runs the step op after op (the sequential
     policy's schedule; its engine run gives the same sum, see the tests), in the row's
     framework."""
+    return row.batch / sum(phase_seconds(row, families, frameworks).values())
+
+
+def phase_seconds(row: NetworkRow, families: dict[str, GpuFamily] | None = None,
+                  frameworks: dict[str, Framework] | None = None) -> dict[str, float]:
+    """Simulated seconds of each phase of a row's step (forward, backward, update), in the
+    row's framework."""
     model = gpu_model(row.gpu, families, frameworks, framework_key(row.framework))
-    step_s = sum(model.op_time_s(op) for op in training_ops(
-        row.network, row.batch, row.precision, row.fwd_bwd_only, row.memory_format))
-    return row.batch / step_s
+    seconds: dict[str, float] = {}
+    for op in training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
+                           row.memory_format):
+        seconds[op.phase] = seconds.get(op.phase, 0.0) + model.op_time_s(op)
+    return seconds
 
 
 # -- kernels ---------------------------------------------------------------------------------

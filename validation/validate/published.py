@@ -22,10 +22,23 @@ from .compare import kendall_tau
 class Scored:
     row: pg.NetworkRow
     simulated: float          # samples/s
+    # simulated (forward, backward) seconds, where the row publishes each (row.phase_s)
+    phase_s: tuple[float, float] | None = None
 
     @property
     def error(self) -> float:
         return self.simulated / self.row.throughput - 1.0
+
+    def phase_errors(self) -> dict[str, float]:
+        """Each phase's time error (simulated / published - 1); empty without phase times."""
+        if self.phase_s is None or self.row.phase_s is None:
+            return {}
+        return {phase: simulated / published - 1.0 for phase, simulated, published
+                in zip(PHASES, self.phase_s, self.row.phase_s, strict=True)}
+
+
+# the phases a harness that times forward and backward apart publishes (NetworkRow.phase_s)
+PHASES = ("forward", "backward")
 
 
 @dataclass(frozen=True)
@@ -46,7 +59,41 @@ def group(name: str, scored: list[Scored]) -> Group:
 
 def score_networks(rows: list[pg.NetworkRow], families: dict[str, GpuFamily] | None = None,
                    frameworks: dict | None = None) -> list[Scored]:
-    return [Scored(r, pg.simulate_row(r, families, frameworks)) for r in rows]
+    return [_scored(r, families, frameworks) for r in rows]
+
+
+def _scored(row: pg.NetworkRow, families: dict[str, GpuFamily] | None,
+            frameworks: dict | None) -> Scored:
+    seconds = pg.phase_seconds(row, families, frameworks)
+    phases = (tuple(seconds.get(p, 0.0) for p in PHASES)
+              if row.phase_s is not None else None)
+    return Scored(row, row.batch / sum(seconds.values()), phases)  # type: ignore[arg-type]
+
+
+def phase_groups(scored: list[Scored]) -> list[Group]:
+    """Time MAPE of the forward and the backward pass apart, over the rows that publish both,
+    all together and per GPU (tau: Kendall's over the phase times)."""
+    out = []
+    for phase in PHASES:
+        timed = [s for s in scored if s.phase_errors()]
+        for name, rows in [("all", timed), *sorted(_by_gpu(timed).items())]:
+            if not rows:
+                continue
+            errs = [abs(s.phase_errors()[phase]) for s in rows]
+            i = PHASES.index(phase)
+            tau = (kendall_tau([s.row.phase_s[i] for s in rows],  # type: ignore[index]
+                               [s.phase_s[i] for s in rows])  # type: ignore[index]
+                   if len(rows) > 1 else float("nan"))
+            out.append(Group(f"{phase} {name}", len(rows), sum(errs) / len(errs), max(errs),
+                             tau))
+    return out
+
+
+def _by_gpu(scored: list[Scored]) -> dict[str, list[Scored]]:
+    groups: dict[str, list[Scored]] = defaultdict(list)
+    for s in scored:
+        groups[s.row.gpu].append(s)
+    return groups
 
 
 def leave_one_gpu_out(rows: list[pg.NetworkRow], kernels: list[pg.KernelRow],
@@ -101,6 +148,10 @@ def report(table: pg.Table, scored: list[Scored], kernels: list[Group] | None = 
         lines += ["per network:", *map(_fmt_group, by(scored, lambda s: s.row.network))]
         lines += ["per framework:",
                   *map(_fmt_group, by(scored, lambda s: s.row.framework or "(not given)"))]
+        phases = phase_groups(scored)
+        if phases:
+            lines += ["forward and backward apart (time, rows that publish both):",
+                      *map(_fmt_group, phases)]
     if kernels:
         lines += ["kernels (time):", *map(_fmt_group, kernels)]
     if table.skipped:
