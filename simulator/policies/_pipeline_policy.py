@@ -3,9 +3,13 @@ policies: their options, their plan object, and the figures of a pipelined run."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
+from workloads.training import lower_training
+
+from ..tasks import TaskGraph
 from . import Option, Plan, parse_bool
-from ._pipeline import PipelineEmitter
+from ._pipeline import PipelineEmitter, emit_sequences, resolve_partitions
 from ._pipeline_report import (
     completions,
     in_flight,
@@ -52,6 +56,26 @@ class PipelinePlan(Plan):
     registers: list[int]
     placement: str
     minibatches: int
+
+
+def plan_minibatch_pipeline(name: str, graph, cluster, training: bool, opts: dict,
+                            sequences: Callable[[int, int], list], stash_weights: bool = False,
+                            tail_minibatches: int = 0) -> PipelinePlan:
+    """The plan of a pipeline of whole minibatches, each partition updating its weights after
+    each backward (pipeline-stale, pipedream, hybrid): the partitions at the options'
+    registers, `minibatches` of them (n) run in the orders sequences(K, n) gives each stage,
+    and `tail_minibatches` more that those orders add after them."""
+    regs, how = resolve_partitions(graph, cluster, opts["registers"], opts["partitions"])
+    k = len(regs) + 1
+    n = default_minibatches(k, opts["minibatches"])
+    tg = TaskGraph(f"{name}:{graph.name}",
+                   meta={"samples": graph.batch, "iterations": n + tail_minibatches})
+    em = PipelineEmitter(tg, lower_training(graph), cluster, regs, update_each=True,
+                         stash_weights=stash_weights,
+                         overlap_communication=opts["overlap_communication"])
+    tg.meta["resident_bytes"] = em.resident()
+    emit_sequences(em, sequences(k, n))
+    return PipelinePlan(tg, graph, cluster, training, opts, em, regs, how, n)
 
 
 def pipelined_extras(result, plan: PipelinePlan, stashed_per_inflight: bool) -> dict:

@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import math
 
-from workloads.training import lower_training
-
-from ..tasks import TaskGraph
 from . import Option, Policy, register
-from ._pipeline import (
-    PipelineEmitter,
-    emit_sequences,
-    resolve_partitions,
-    sequential_sequences,
-    stale_sequences,
+from ._pipeline import sequential_sequences, stale_sequences
+from ._pipeline_policy import (
+    PipelinePlan,
+    pipeline_options,
+    pipelined_extras,
+    plan_minibatch_pipeline,
 )
-from ._pipeline_policy import PipelinePlan, default_minibatches, pipeline_options, pipelined_extras
 from ._pipeline_report import completions, task_times
 
 CIFAR10_TRAIN_SAMPLES = 50_000
@@ -53,19 +49,12 @@ class Hybrid(Policy[PipelinePlan]):
             options=_options(), training_only=True)
 
     def plan(self, graph, cluster, training: bool, **opts) -> PipelinePlan:
-        regs, how = resolve_partitions(graph, cluster, opts["registers"], opts["partitions"])
-        k = len(regs) + 1
-        n = default_minibatches(k, opts["minibatches"])
-        tg = TaskGraph(f"hybrid:{graph.name}",
-                       meta={"samples": graph.batch, "iterations": n + TAIL_MINIBATCHES})
-        em = PipelineEmitter(tg, lower_training(graph), cluster, regs, update_each=True,
-                             overlap_communication=opts["overlap_communication"])
-        tg.meta["resident_bytes"] = em.resident()
-        seqs = [a + b for a, b in zip(stale_sequences(k, n),
-                                      sequential_sequences(k, n, TAIL_MINIBATCHES),
-                                      strict=True)]
-        emit_sequences(em, seqs)
-        return PipelinePlan(tg, graph, cluster, training, opts, em, regs, how, n)
+        def sequences(k: int, n: int) -> list:
+            return [a + b for a, b in zip(stale_sequences(k, n),
+                                          sequential_sequences(k, n, TAIL_MINIBATCHES),
+                                          strict=True)]
+        return plan_minibatch_pipeline("hybrid", graph, cluster, training, opts, sequences,
+                                       tail_minibatches=TAIL_MINIBATCHES)
 
     def finish(self, result, plan: PipelinePlan) -> float:
         opts, n = plan.options, plan.minibatches

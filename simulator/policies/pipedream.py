@@ -8,12 +8,14 @@ backward), so forward and backward see the same weights: weight drift 0, forward
 """
 from __future__ import annotations
 
-from workloads.training import lower_training
-
-from ..tasks import TaskGraph
 from . import Policy, register
-from ._pipeline import PipelineEmitter, emit_sequences, one_f_one_b_sequences, resolve_partitions
-from ._pipeline_policy import PipelinePlan, default_minibatches, pipeline_options, pipelined_extras
+from ._pipeline import one_f_one_b_sequences
+from ._pipeline_policy import (
+    PipelinePlan,
+    pipeline_options,
+    pipelined_extras,
+    plan_minibatch_pipeline,
+)
 
 
 @register
@@ -25,16 +27,8 @@ class PipeDream(Policy[PipelinePlan]):
             options=pipeline_options(), training_only=True)
 
     def plan(self, graph, cluster, training: bool, **opts) -> PipelinePlan:
-        regs, how = resolve_partitions(graph, cluster, opts["registers"], opts["partitions"])
-        k = len(regs) + 1
-        n = default_minibatches(k, opts["minibatches"])
-        tg = TaskGraph(f"pipedream:{graph.name}", meta={"samples": graph.batch, "iterations": n})
-        em = PipelineEmitter(tg, lower_training(graph), cluster, regs, update_each=True,
-                             stash_weights=True,
-                             overlap_communication=opts["overlap_communication"])
-        tg.meta["resident_bytes"] = em.resident()
-        emit_sequences(em, one_f_one_b_sequences(k, n))
-        return PipelinePlan(tg, graph, cluster, training, opts, em, regs, how, n)
+        return plan_minibatch_pipeline("pipedream", graph, cluster, training, opts,
+                                       one_f_one_b_sequences, stash_weights=True)
 
     def finish(self, result, plan: PipelinePlan) -> float:
         extras = pipelined_extras(result, plan, stashed_per_inflight=True)

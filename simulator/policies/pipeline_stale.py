@@ -19,12 +19,14 @@ its backward runs with weights `weight_drift_minibatches[p]` updates newer than 
 """
 from __future__ import annotations
 
-from workloads.training import lower_training
-
-from ..tasks import TaskGraph
 from . import Policy, register
-from ._pipeline import PipelineEmitter, emit_sequences, resolve_partitions, stale_sequences
-from ._pipeline_policy import PipelinePlan, default_minibatches, pipeline_options, pipelined_extras
+from ._pipeline import stale_sequences
+from ._pipeline_policy import (
+    PipelinePlan,
+    pipeline_options,
+    pipelined_extras,
+    plan_minibatch_pipeline,
+)
 
 
 @register
@@ -38,16 +40,8 @@ class PipelineStale(Policy[PipelinePlan]):
             options=pipeline_options(), training_only=True)
 
     def plan(self, graph, cluster, training: bool, **opts) -> PipelinePlan:
-        regs, how = resolve_partitions(graph, cluster, opts["registers"], opts["partitions"])
-        k = len(regs) + 1
-        n = default_minibatches(k, opts["minibatches"])
-        tg = TaskGraph(f"pipeline-stale:{graph.name}",
-                       meta={"samples": graph.batch, "iterations": n})
-        em = PipelineEmitter(tg, lower_training(graph), cluster, regs, update_each=True,
-                             overlap_communication=opts["overlap_communication"])
-        tg.meta["resident_bytes"] = em.resident()
-        emit_sequences(em, stale_sequences(k, n))
-        return PipelinePlan(tg, graph, cluster, training, opts, em, regs, how, n)
+        return plan_minibatch_pipeline("pipeline-stale", graph, cluster, training, opts,
+                                       stale_sequences)
 
     def finish(self, result, plan: PipelinePlan) -> float:
         extras = pipelined_extras(result, plan, stashed_per_inflight=False)
