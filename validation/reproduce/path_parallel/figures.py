@@ -18,34 +18,17 @@ def make_figures(out_dir: Path) -> list[Path]:
     # 1. Speedup against the number of concurrent paths (8 GPUs).
     fig, ax = subplots(figsize=(6, 4))
     for network, (n, paths) in m.PATH_SWEEP.items():
-        rows = [m.point(network, n, p) for p in paths if p <= n]
-        ax.plot([r["paths"] for r in rows], [r["speedup_dp"] for r in rows], "o-",
-                label=f"{network}: vs supernet-dp")
-        ax.plot([r["paths"] for r in rows], [r["speedup_pipeline"] for r in rows], "s--",
-                label=f"{network}: vs supernet-pipeline")
-    ax.axhline(1.0, color="gray", lw=0.8)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("concurrent paths P (8 GPUs)")
-    ax.set_ylabel("speedup (subnets x samples / s)")
-    ax.set_title("path-parallel: speedup vs paths")
-    ax.legend(fontsize=7)
+        _speedups(ax, network, "paths", [m.point(network, n, p) for p in paths if p <= n])
+    _speedup_axes(ax, "concurrent paths P (8 GPUs)", "speedup (subnets x samples / s)",
+                  "path-parallel: speedup vs paths")
     made.append(save(fig, out_dir / "path_parallel_speedup_vs_paths.png"))
 
     # 2. Speedup against GPU count (P = N).
     fig, ax = subplots(figsize=(6, 4))
     for network, gpus in m.GPU_SWEEP.items():
-        rows = [m.point(network, n, n) for n in gpus]
-        ax.plot([r["gpus"] for r in rows], [r["speedup_dp"] for r in rows], "o-",
-                label=f"{network}: vs supernet-dp")
-        piped = [r for r in rows if "speedup_pipeline" in r]
-        ax.plot([r["gpus"] for r in piped], [r["speedup_pipeline"] for r in piped], "s--",
-                label=f"{network}: vs supernet-pipeline")
-    ax.axhline(1.0, color="gray", lw=0.8)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("GPUs (paths = GPUs; >8: two nodes over 10 GbE)")
-    ax.set_ylabel("speedup")
-    ax.set_title("path-parallel: speedup vs GPU count")
-    ax.legend(fontsize=7)
+        _speedups(ax, network, "gpus", [m.point(network, n, n) for n in gpus])
+    _speedup_axes(ax, "GPUs (paths = GPUs; >8: two nodes over 10 GbE)", "speedup",
+                  "path-parallel: speedup vs GPU count")
     made.append(save(fig, out_dir / "path_parallel_speedup_vs_gpus.png"))
 
     # 3. What merging saves: FLOPs (prefix tree, one group of 8 GPUs) and gradient bytes.
@@ -74,3 +57,20 @@ def make_figures(out_dir: Path) -> list[Path]:
     return made
 
 
+def _speedups(ax, network: str, x: str, rows: list[dict]) -> None:
+    """A network's speedup over supernet-dp, and over supernet-pipeline where it was run,
+    against the rows' field `x`."""
+    ax.plot([r[x] for r in rows], [r["speedup_dp"] for r in rows], "o-",
+            label=f"{network}: vs supernet-dp")
+    piped = [r for r in rows if "speedup_pipeline" in r]
+    ax.plot([r[x] for r in piped], [r["speedup_pipeline"] for r in piped], "s--",
+            label=f"{network}: vs supernet-pipeline")
+
+
+def _speedup_axes(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.axhline(1.0, color="gray", lw=0.8)   # no speedup
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
