@@ -67,11 +67,14 @@ META_FIELDS: dict[str, type] = {
     # ones (validation/calibrate/subnormals.py); the model costs normal floats, and a
     # validated step whose ops read subnormals is named in a warning
     "subnormal_slowdown": float,
-    # the fastest calibration round of a fixed case's replay (validate's speed check)
+    # the median calibration round of a fixed case's replay (validate's speed check)
     "reference_replay_s": float,
-    # informational: replay rounds of every case, and the most a case got while its fastest
-    # time was not yet confirmed (calibrate --rounds, --max-rounds)
+    # informational: replay rounds of every case, and the most a case got while its median
+    # was not yet confirmed (calibrate --rounds, --max-rounds)
     "rounds": int, "max_rounds": int,
+    # informational: which replay round of each case made the points, 'median' or 'fastest'
+    # (validation/calibrate/journal.py); measured steps in a calibration's CSVs count alike
+    "round_statistic": str,
     "cache": str,
     # small ops in a step that moves at most resident_below_bytes (l3_bytes) take
     # t - min(resident_cap_s, (1 - resident_ratio) * t); points are times in larger steps

@@ -17,7 +17,7 @@ DEFAULT_CASES: tuple[tuple[str, int], ...] = (
 GRID_BATCH_FACTORS = (0.5, 2.0)
 
 # A fixed validation case whose replay says how fast the machine runs: calibrate records its
-# fastest round (rounds are spread over the whole run), validate replays it again and compares
+# median round (rounds are spread over the whole run), validate replays it again and compares
 # (a shared VM drifts by 10-30% over minutes)
 REFERENCE_CASE = ("resnet20", 16)
 

@@ -30,9 +30,9 @@ def add_arguments(p) -> None:
                    "(default OUT.partial.jsonl)")
     p.add_argument("--ops-csv", help="also write the op measurements as CSV here")
     p.add_argument("--rounds", type=int, help="timed replays of each network (default 10, "
-                   "--quick 4); the fastest round counts")
+                   "--quick 4); each case's median round counts")
     p.add_argument("--max-rounds", type=int, help="replay a network again, up to this many "
-                   "rounds, until a second round confirms its fastest time within 3%% (default "
+                   "rounds, until a second round confirms its median within 3%% (default "
                    "3 x --rounds, --quick 2 x; equal to --rounds: no extra rounds)")
     p.add_argument("--steps-csv", help="also time the validation cases' real training steps, "
                    "interleaved with the replays, and write them here (for `dnnsim validate "
@@ -106,6 +106,7 @@ def run(args) -> int:
     overhead_s = overhead_from_partial(partial, args.device, rounds=5 if args.quick else 15)
     meta = {"device_kind": spec.kind, "device_name": device_name,
             "timing": "replay", "allocator": allocator, "rounds": rounds,
+            "round_statistic": "median",
             "max_rounds": max_rounds,
             **machine_meta(args.device, args.threads)}
     reference_s = reference_from_rounds(partial)

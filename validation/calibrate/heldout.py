@@ -12,6 +12,7 @@ Each entry: (module factory, input (channels, height, width), the batches measur
 """
 from __future__ import annotations
 
+import statistics
 from typing import Callable
 
 import torch
@@ -360,7 +361,7 @@ def step_timers(device="cpu", cases=CASES, reps: int = 2) -> dict:
 
 def measure(cases=CASES, device="cpu", rounds: int = 6, reps: int = 2,
             progress: bool = True) -> list[dict]:
-    """Measured training steps (fastest sample) of held-out modules, in interleaved rounds,
+    """Measured training steps (median sample, as calibration counts) of held-out modules, in interleaved rounds,
     in the layout of the measured-steps CSV (steps_csv.py)."""
     from tqdm import tqdm
 
@@ -371,5 +372,5 @@ def measure(cases=CASES, device="cpu", rounds: int = 6, reps: int = 2,
             for c in cases:
                 samples[c] += timers[c][1]()
                 bar.update()
-    return [{"network": n, "batch": b, "mode": "train", "measured_s": min(samples[(n, b)])}
+    return [{"network": n, "batch": b, "mode": "train", "measured_s": statistics.median(samples[(n, b)])}
             for n, b in cases]

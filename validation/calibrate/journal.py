@@ -18,23 +18,32 @@ from .machine import measure_overhead, overhead_network
 
 
 def records_of_replay(network: str, train: OpGraph, rounds: list[dict[str, float]]) -> list[dict]:
-    """One record per distinct op of a replayed graph: its time in the fastest replay round
-    (time_s; the mean over repeats of the same op in the network) and the median over all
-    rounds (median_s). Why the fastest round and not each op's fastest time: slowdowns of a
-    shared machine come and go within a round, and the sum of each op's best would undercut
-    the fastest step measured whole (by 7% over 5 rounds on a 2-vCPU VM)."""
-    fastest = min(rounds, key=lambda r: sum(r.values()))
+    """One record per distinct op of a replayed graph: its time in the median replay round
+    (time_s; the mean over repeats of the same op in the network) and each op's own median over
+    all rounds (median_s). Why the median round: the fastest of many rounds is faster than the
+    fastest of the few steps a validation or a user's loop times (a 2-vCPU Xeon VM drifted by
+    up to 10% during a 12-minute calibration: its fastest of 30 rounds was 8% under the fastest
+    of 4-8 rounds timed half an hour apart, while the two medians agreed within 1%); a median
+    does not depend on how many samples were taken. Why a whole round and not each op's own
+    median: ops of one round ran at one machine speed, so the round's ops add up to a step."""
+    middle = median_round(rounds)
     by_key: dict[str, tuple[Op, list[float], list[float]]] = {}
     for op in train.topo():
         if op.is_view:
             continue
-        _, best, every = by_key.setdefault(op_key(op), (op, [], []))
-        best.append(fastest[op.name])
+        _, typical, every = by_key.setdefault(op_key(op), (op, [], []))
+        typical.append(middle[op.name])
         every.extend(r[op.name] for r in rounds)
     return [{"key": key, "kind": op.kind, "flops": op.flops, "bytes": op.bytes_moved,
-             "shape": point_shape(op), "time_s": statistics.fmean(best),
+             "shape": point_shape(op), "time_s": statistics.fmean(typical),
              "median_s": statistics.median(every), "sources": [network]}
-            for key, (op, best, every) in sorted(by_key.items())]
+            for key, (op, typical, every) in sorted(by_key.items())]
+
+
+def median_round(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """The round whose total is the median (the lower of the middle two for an even count: a
+    round that was measured, not an average of two)."""
+    return sorted(rounds, key=lambda r: sum(r.values()))[(len(rounds) - 1) // 2]
 
 
 JOURNAL_KIND = "calibration"
@@ -52,9 +61,9 @@ def open_partial(path) -> Journal:
     return Journal(path, JOURNAL_KIND, what="calibration partial file").open()
 
 
-# A case's fastest time is settled when a second round comes within this of it: on a shared
-# VM a slow spell can last a whole run of 10 rounds (steps and replays 10-40% slower), and a
-# fastest time that no other round confirms may be a spell's, or luck
+# A case's median is settled when the rounds on either side of it agree within this: on a
+# shared VM a slow spell can last several rounds (steps and replays 10-40% slower), and a
+# case whose middle rounds disagree is measured again, up to --max-rounds
 SETTLE_TOLERANCE = 0.03
 
 
@@ -65,7 +74,7 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
     """Replay every (network, batch) `rounds` times, round-robin: one replay of each case per
     round, so that a slow spell of a shared machine (seconds to a minute long) hits one round
     of a case, not all of them. Then, up to `max_rounds`, more rounds of the cases whose
-    fastest time is not yet settled (is_settled). Each replay is appended to the partial file
+    median is not yet settled (is_settled). Each replay is appended to the partial file
     as it is done (resumable). Returns the records of all cases (records_of_replay), in case
     order.
 
@@ -123,12 +132,20 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
 
 
 def is_settled(rounds: list[dict], settle: float = SETTLE_TOLERANCE) -> bool:
-    """Whether a case's fastest replay (and fastest step, where steps are timed) is confirmed:
-    another round came within `settle` of it."""
+    """Whether a case's median replay (and median step, where steps are timed) is confirmed:
+    another round came within `settle` of its median round."""
     series = [[sum(r["times"].values()) for r in rounds if "times" in r],
-              [min(r["step_s"]) for r in rounds if r.get("step_s")]]
-    return all(len(s) >= 2 and sorted(s)[1] <= sorted(s)[0] * (1 + settle)
-               for s in series if s or not rounds)
+              [statistics.median(r["step_s"]) for r in rounds if r.get("step_s")]]
+    return all(_median_confirmed(sorted(s), settle) for s in series if s or not rounds)
+
+
+def _median_confirmed(ordered: list[float], settle: float) -> bool:
+    if len(ordered) < 2:
+        return False
+    m = (len(ordered) - 1) // 2
+    above = ordered[m + 1] <= ordered[m] * (1 + settle)
+    below = m >= 1 and ordered[m - 1] * (1 + settle) >= ordered[m]
+    return above or below
 
 
 def case_rounds(done: dict[str, dict], case: tuple[str, int]) -> list[dict]:
@@ -140,15 +157,15 @@ def case_rounds(done: dict[str, dict], case: tuple[str, int]) -> list[dict]:
 
 
 def measured_steps(partial_path, cases) -> list[dict]:
-    """The real training steps timed alongside the replays (fastest sample), in the layout of
-    the measured-steps CSV (steps_csv.py)."""
+    """The real training steps timed alongside the replays (the median sample, as
+    records_of_replay counts ops), in the layout of the measured-steps CSV (steps_csv.py)."""
     done = read_partial(partial_path)
     out = []
     for name, batch in cases:
         samples = [s for rnd in case_rounds(done, (name, batch)) for s in rnd.get("step_s", [])]
         if samples:
             out.append({"network": name, "batch": batch, "mode": "train",
-                        "measured_s": min(samples)})
+                        "measured_s": statistics.median(samples)})
     return out
 
 
@@ -189,7 +206,7 @@ def overhead_from_partial(partial_path, device: str = "cpu", rounds: int = 15) -
 
 
 def reference_from_rounds(partial_path) -> float | None:
-    """REFERENCE_CASE's fastest replay among calibration's rounds (None if not measured)."""
+    """REFERENCE_CASE's median replay among calibration's rounds (None if not measured)."""
     sums = [sum(rnd["times"].values())
             for rnd in case_rounds(read_partial(partial_path), REFERENCE_CASE) if "times" in rnd]
-    return min(sums) if sums else None
+    return statistics.median(sums) if sums else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import platform
+import statistics
 
 from hwmodels.cpu_identity import this_host
 from hwmodels.profile import Profile
@@ -60,7 +61,8 @@ def overhead_network(batch: int = 2) -> OpGraph:
 
 def measure_overhead(device: str = "cpu", rounds: int = 15) -> float:
     """Seconds per non-view op that a whole training step adds over its replayed ops: the
-    fastest step minus the fastest replay, over interleaved rounds."""
+    median step minus the median replay, over interleaved rounds (medians, as calibration
+    counts ops and steps: journal.records_of_replay)."""
     from .replay import replay_times
     from .torch_exec import GraphModule, example_input, measure, resolve_device, step_function
     dev = resolve_device(device)
@@ -73,14 +75,14 @@ def measure_overhead(device: str = "cpu", rounds: int = 15) -> float:
         steps += measure(step, dev, 1, 2).samples_s
         replays += [sum(r.values()) for r in replay_times(train, dev, rounds=2)]
     n_ops = sum(1 for op in train.topo() if not op.is_view)
-    return max(0.0, (min(steps) - min(replays)) / n_ops)
+    return max(0.0, (statistics.median(steps) - statistics.median(replays)) / n_ops)
 
 
 def reference_replay_s(device: str = "cpu", rounds: int = 5) -> float:
-    """The fastest of `rounds` replays of REFERENCE_CASE now, in seconds."""
+    """The median of `rounds` replays of REFERENCE_CASE now, in seconds."""
     from .replay import replay_times
     train = lower_training(zoo.get(REFERENCE_CASE[0], batch=REFERENCE_CASE[1]))
-    return min(sum(r.values()) for r in replay_times(train, device, rounds=rounds))
+    return statistics.median(sum(r.values()) for r in replay_times(train, device, rounds=rounds))
 
 
 def speed_check(profile: Profile, device: str = "cpu") -> str:

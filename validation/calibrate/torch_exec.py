@@ -24,9 +24,11 @@ import torch.nn.functional as F
 from workloads.graph import Op, OpGraph, WorkloadError
 from workloads.kinds.loss_update import LR, MOMENTUM, as_rows, loss_rows
 
-# A measured time is the fastest of its samples by default: on a shared machine a busy
-# neighbour only ever slows a sample down, for seconds at a time. (Allocator page faults,
-# which slowed single ops by up to 3x at random, are switched off: see steady_allocator.)
+# Calibration and validation count a measured time as the median of its samples: the fastest
+# of many samples undercuts the fastest of a few (a machine's speed drifts over minutes), so a
+# minimum depends on how many were taken, a median does not (journal.records_of_replay).
+# (Allocator page faults, which slowed single ops by up to 3x at random, are switched off:
+# see steady_allocator.)
 STATISTICS = ("min", "mean", "median")
 
 
@@ -44,7 +46,7 @@ class Timing:
         return statistics.fmean(self.samples_s)
 
     def get(self, statistic: str) -> float:
-        """`mean`, `median` or `min` (the uncontended time on a shared machine)."""
+        """`mean`, `median` or `min` (the fastest sample)."""
         if statistic not in STATISTICS:
             raise WorkloadError(f"statistic must be one of {', '.join(STATISTICS)}, "
                                 f"got {statistic!r}")

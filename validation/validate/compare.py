@@ -157,7 +157,7 @@ def format_table(rows: list[Comparison]) -> str:
 
 # -- measuring (needs torch) ---------------------------------------------------------------
 def measure_cases(cases, training_modes=(True,), device: str = "cpu", reps: int = 2,
-                  rounds: int = 6, statistic: str = "min", progress: bool = True
+                  rounds: int = 6, statistic: str = "median", progress: bool = True
                   ) -> list[dict]:
     """Measured steps of zoo networks: `reps` steps in each of `rounds` interleaved passes over
     the cases (a burst of load on the machine then hits one pass, not every sample of a case);
@@ -186,7 +186,7 @@ def measure_cases(cases, training_modes=(True,), device: str = "cpu", reps: int 
 
 
 def compare_module(module, example_input, profile, training: bool = True, reps: int = 12,
-                   statistic: str = "min", name: str | None = None) -> Comparison:
+                   statistic: str = "median", name: str | None = None) -> Comparison:
     """Measure `module` on `example_input` (a training step: cross-entropy loss, backward,
     SGD-momentum; or inference) and simulate the graph `workloads.from_torch` makes of it.
     Warns (hwmodels.cpu_identity.ProfileMachineWarning) when the profile was measured on

@@ -211,7 +211,7 @@ def default_cases() -> list[Case]:
     return [gpt2_case(1, 128), gpt2_case(2, 256), vit_case(2), vit_case(4)]
 
 
-def compare_case(case: Case, profile, reps: int = 3, statistic: str = "min"
+def compare_case(case: Case, profile, reps: int = 3, statistic: str = "median"
                  ) -> tuple[v.Comparison, str | None]:
     """The case measured and simulated, and a warning when one more step's ops read
     subnormal floats and the step runs faster with them flushed (validation/calibrate/

@@ -27,18 +27,26 @@ def test_calibration_cases_grid_and_synthetic_networks():
     assert full == sorted(set(full))             # deterministic order, no repeats
 
 
-def test_records_of_replay_take_the_fastest_round_and_dedupe():
+def test_records_of_replay_take_the_median_round_and_dedupe():
     train = lower_training(zoo.get("resnet20", batch=2))
     ops = [op for op in train.topo() if not op.is_view]
-    slow = {op.name: 2e-3 for op in ops}
+    slow = {op.name: 3e-3 for op in ops}
+    middle = {op.name: 2e-3 for op in ops}
     fast = {op.name: 1e-3 for op in ops}
-    fast[ops[5].name] = 5e-3                    # one op slower in the faster round
-    recs = journal.records_of_replay("resnet20", train, [slow, fast])
+    middle[ops[5].name] = 5e-3                  # one op slower in the median round
+    recs = journal.records_of_replay("resnet20", train, [slow, fast, middle])
     assert len(recs) < len(ops)                 # repeated block shapes counted once
     by_key = {r["key"]: r for r in recs}
-    assert by_key[op_key(ops[0])]["time_s"] == 1e-3
-    assert by_key[op_key(ops[5])]["time_s"] >= 1e-3   # from the fastest round
+    assert by_key[op_key(ops[0])]["time_s"] == 2e-3
+    assert by_key[op_key(ops[5])]["time_s"] > 2e-3    # from the median round, as it ran there
+    assert by_key[op_key(ops[0])]["median_s"] == 2e-3
     assert all(r["sources"] == ["resnet20"] for r in recs)
+
+
+def test_the_median_round_of_an_even_count_is_a_measured_round():
+    rounds = [{"a": t} for t in (4.0, 1.0, 3.0, 2.0)]
+    assert journal.median_round(rounds) == {"a": 2.0}
+    assert journal.median_round(rounds[:1]) == {"a": 4.0}
 
 
 def test_partial_file_resumes_and_ignores_a_torn_line(tmp_path):
@@ -77,16 +85,18 @@ def test_modules_are_timed_in_the_rounds_and_never_replayed(tmp_path):
     assert steps[0]["network"] == "mlp" and steps[0]["measured_s"] > 0
 
 
-def test_a_fastest_time_is_settled_when_another_round_confirms_it():
+def test_a_median_is_settled_when_another_round_confirms_it():
     def rnd(replay_s, steps=None):
         return {"times": {"a": replay_s}, **({"step_s": steps} if steps else {})}
     assert not journal.is_settled([])
     assert not journal.is_settled([rnd(1.0)])                        # one round confirms nothing
-    assert journal.is_settled([rnd(1.0), rnd(1.5), rnd(1.02)])
+    assert journal.is_settled([rnd(1.0), rnd(1.5), rnd(1.02)])       # median 1.02, 1.0 below
+    assert journal.is_settled([rnd(1.5), rnd(1.0), rnd(1.52)])       # median 1.5, 1.52 above
     assert not journal.is_settled([rnd(1.0), rnd(1.1)])
-    # a step's fastest time needs its own confirmation, from another round
+    assert not journal.is_settled([rnd(1.0), rnd(1.2), rnd(1.4)])    # a spread, no agreement
+    # a step's median needs its own confirmation, from another round
     assert not journal.is_settled([rnd(1.0, [0.5, 0.51]), rnd(1.01, [0.7, 0.8])])
-    assert journal.is_settled([rnd(1.0, [0.5, 0.9]), rnd(1.01, [0.6, 0.505])])
+    assert journal.is_settled([rnd(1.0, [0.5, 0.53]), rnd(1.01, [0.55, 0.5])])
     assert journal.is_settled([{"step_s": [2.0]}, {"step_s": [2.05]}])   # a module: steps only
 
 
@@ -121,7 +131,7 @@ def test_reference_is_a_calibrated_case_and_read_from_the_rounds(tmp_path):
     lines = [{"key": journal.round_id(*REFERENCE_CASE, r), "times": {"a": t, "b": 0.01}}
              for r, t in enumerate((0.05, 0.03, 0.04))]
     write_partial(partial, lines)
-    assert journal.reference_from_rounds(partial) == pytest.approx(0.04)
+    assert journal.reference_from_rounds(partial) == pytest.approx(0.05)   # the median
     assert journal.reference_from_rounds(tmp_path / "none.jsonl") is None
 
 

@@ -15,12 +15,10 @@ MACHINE = "cpu_xeon-avx512-2vcpu"
 PROFILE = MEASURED / f"{MACHINE}_profile.toml"
 
 # The goals of a calibration on the checking machine: in-sample (the zoo's validation cases,
-# whose ops the profile measured) MAPE <= 3%, and modules no calibration has seen MAPE <= 8%.
-# On the committed data: in-sample 2.7% (max 7.4%), held-out 5.7% over 36 cases. The held-out
-# worst case (SELU MLP at batch 32, predicted 34% slow; small MLPs lead the misses) is above
-# the 20% goal for networks no calibration has seen, so its guard only catches a regression.
+# whose ops the profile measured) MAPE <= 3%, and modules no calibration has seen MAPE <= 8%
+# with no case past 20%.
 IN_SAMPLE_MAPE_GUARD_PCT, IN_SAMPLE_MAX_GUARD_PCT = 3.0, 8.0
-HELDOUT_MAPE_GUARD_PCT, HELDOUT_MAX_GUARD_PCT, TAU_GUARD = 8.0, 40.0, 0.9
+HELDOUT_MAPE_GUARD_PCT, HELDOUT_MAX_GUARD_PCT, TAU_GUARD = 8.0, 20.0, 0.9
 
 
 def test_the_profile_names_another_machine_than_the_committed_one():
