@@ -42,6 +42,11 @@ def successors(parents: np.ndarray | list[int], in_degree: list[int]) -> list[tu
     return list(map(next, map(rows.__getitem__, out_degree.tolist())))
 
 
+# Tuples longer than this are left as they are (a flow-level collective holds thousands of
+# ports: comparing each with every other would cost the square of that).
+MOST_PORTS_COMPARED = 16
+
+
 def binding_resources(tuples: Iterable[tuple[str, ...]],
                       capacities: Mapping[str, int]) -> dict[tuple[str, ...], tuple[str, ...]]:
     """Each distinct resource tuple that tasks hold, less the resources another one dominates
@@ -50,21 +55,24 @@ def binding_resources(tuples: Iterable[tuple[str, ...]],
     Every resource left out is dominated by one that stays in the same tuples: when x
     dominates y and z dominates x, z dominates y, so the resources are looked at in name
     order and one is dropped only for a dominator still kept (of two with the same holders
-    and capacity, the first by name goes). A tuple that names a resource twice takes that
-    resource's slots twice: its resources neither go nor make another go."""
+    and capacity, the first by name goes). The resources of a tuple that names one twice
+    (which takes that resource's slots twice) or holds more than MOST_PORTS_COMPARED neither
+    go nor make another go."""
     distinct = list(dict.fromkeys(tuples))
-    held_with: dict[str, set[str]] = {}   # resource -> resources every holder of it holds
-    repeated: set[str] = set()
+    pinned: set[str] = set()
     for rs in distinct:
-        if len(set(rs)) != len(rs):
-            repeated.update(rs)
+        if len(rs) > MOST_PORTS_COMPARED or len(set(rs)) != len(rs):
+            pinned.update(rs)
+    held_with: dict[str, set[str]] = {}   # resource -> resources every holder of it holds
+    for rs in distinct:
         for r in rs:
-            others = held_with.get(r)
-            held_with[r] = set(rs) if others is None else others.intersection(rs)
+            if r not in pinned:
+                others = held_with.get(r)
+                held_with[r] = set(rs) if others is None else others.intersection(rs)
     dropped: set[str] = set()
-    for y in sorted(held_with.keys() - repeated):
+    for y in sorted(held_with):
         cap = capacities[y]
-        for x in sorted(held_with[y] - repeated):
+        for x in sorted(held_with[y] - pinned):
             if x != y and x not in dropped and capacities[x] <= cap:
                 dropped.add(y)
                 break

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import engine
-from simulator.engine_reading import binding_resources
+from simulator.engine_reading import MOST_PORTS_COMPARED, binding_resources
 from simulator.tasks import Task, TaskGraph
 
 DEVICES = ("m0", "m1")
@@ -106,3 +106,11 @@ def test_a_port_shared_by_two_pairs_and_a_smaller_capacity_stay():
 def test_a_resource_named_twice_in_a_tuple_stays():
     kept = binding_resources([("r", "r", "s"), ("s",)], {"r": 2, "s": 1})
     assert kept[("r", "r", "s")] == ("r", "r", "s")
+
+
+def test_the_ports_of_a_task_holding_many_stay_beside_a_pair_that_goes():
+    # a flow-level collective holds every port at once: its tuple is left as it is
+    many = tuple(f"p{k}" for k in range(MOST_PORTS_COMPARED + 1))
+    pair = ("x.tx", "y.rx")
+    kept = binding_resources([many, pair, pair], {r: 1 for r in (*many, *pair)})
+    assert kept[many] == many and kept[pair] == ("y.rx",)
