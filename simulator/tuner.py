@@ -110,9 +110,10 @@ def tune_policy(workload: str, cluster: Cluster, policy: str, *, min_batch: int 
     return out
 
 
-def _rank(p: BatchPoint) -> tuple[float, int]:
-    """Better is larger: throughput, then the smaller minibatch (PolicyTuning.best's order)."""
-    return (p.throughput_samples_per_s if p.ok else -1.0, -p.batch)
+def _rank(p: BatchPoint) -> tuple[int, float, int]:
+    """Better is larger: a size that trains, then throughput, then the smaller minibatch
+    (PolicyTuning.best's order)."""
+    return (1, p.throughput_samples_per_s, -p.batch) if p.ok else (0, 0.0, -p.batch)
 
 
 def refine_optimum(run: Callable[[int], BatchPoint], seen: dict[int, BatchPoint]) -> None:
@@ -132,8 +133,8 @@ def refine_optimum(run: Callable[[int], BatchPoint], seen: dict[int, BatchPoint]
     # the bracket is [lo, lo + fib[k]], sizes past hi ranking below any that run
     k = len(fib) - 1
 
-    def rank(b: int) -> tuple[float, int]:
-        return _rank(run(b)) if b <= hi else (-2.0, -b)
+    def rank(b: int) -> tuple[int, float, int]:
+        return _rank(run(b)) if b <= hi else (-1, 0.0, -b)
     while k >= 2:
         x1, x2 = lo + fib[k - 2], lo + fib[k - 1]
         if rank(x1) < rank(x2):
