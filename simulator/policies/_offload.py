@@ -173,9 +173,17 @@ def emit_training_step(name: str, g, cluster, plan: OffloadPlan,
         done_at.append(collective("allreduce", tg, cluster, [d.id for d in cluster.devices],
                                   nbytes, deps if replicas == "all" else deps[simulated[0].id],
                                   f"allreduce.b{b}", fidelity=fidelity, priority=-1))
+    def bucket(grad: str) -> int:
+        """The bucket of an update's gradient; of a tied weight's sum of gradients
+        (grad_weight_acc, no bucket of its own), the last bucket of the gradients it sums."""
+        if grad in bucket_of:
+            return bucket_of[grad]
+        return max((bucket_of[nm] for nm in g.op(grad).inputs if nm in bucket_of),
+                   default=len(buckets) - 1)
+
     for d in simulated:
         task_of = emitted[d.id].task_of
-        extra = {op.name: (task_of[op.inputs[0]], *done_at[bucket_of[op.inputs[0]]][d.id])
+        extra = {op.name: (task_of[op.inputs[0]], *done_at[bucket(op.inputs[0])][d.id])
                  for op in updates}
         emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", extra_deps=extra,
                  priority_base=len(ops), track_memory=False)
