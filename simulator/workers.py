@@ -9,7 +9,9 @@ simulation process is one of many, and spinning BLAS threads on a busy machine s
 10-50x.
 
 `stop_on_signals()` turns SIGTERM and SIGHUP into `Interrupted` (a KeyboardInterrupt, as
-SIGINT already is), so the code that holds a pool cleans it up on every one of them.
+SIGINT already is), so the code that holds a pool cleans it up on every one of them. A signal
+that the run was started with ignored stays ignored (SIGHUP under nohup; SIGINT in a
+background job of a non-interactive shell, which Python itself leaves ignored).
 """
 from __future__ import annotations
 
@@ -33,8 +35,9 @@ class Interrupted(KeyboardInterrupt):
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise Interrupted in the main thread (outside the
-    main thread, or where signals cannot be set, the block runs as it is)."""
+    """Within the block, SIGTERM and SIGHUP raise Interrupted in the main thread, each unless
+    it is ignored as the block starts (outside the main thread, or where signals cannot be
+    set, the block runs as it is)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -44,7 +47,8 @@ def stop_on_signals() -> Iterator[None]:
 
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        previous[sig] = signal.signal(sig, raise_interrupted)
+        if signal.getsignal(sig) is not signal.SIG_IGN:   # nohup's SIGHUP stays ignored
+            previous[sig] = signal.signal(sig, raise_interrupted)
     try:
         yield
     finally:

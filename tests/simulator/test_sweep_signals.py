@@ -7,10 +7,10 @@ every point ends with 0 on its own, and one signalled as it exits may end either
 sweep cannot finish: its first half runs on the V100, its second half on a "profile" that is a
 named pipe nobody writes, whose open() blocks a worker until the sweep's end takes it down.
 
-And SIGINT must meet Python's KeyboardInterrupt: a process started with SIGINT ignored (as a
-background job of a non-interactive shell starts, and so a test run from one) keeps it
-ignored, Python too, and would sweep on. The sweep starts with the default, as from a
-terminal."""
+And each signal must meet the sweep's handling, not an ignore it inherited: a process started
+with SIGINT ignored (as a background job of a non-interactive shell starts, and so a test run
+from one) or SIGHUP ignored (nohup) keeps it ignored, Python and the sweep too, and would sweep
+on. The sweep starts with the defaults, as from a terminal."""
 from __future__ import annotations
 
 import json
@@ -49,7 +49,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     os.mkfifo(gate)   # the points on it never end (module notes)
     sweep_file.write_text(SWEEP_TOML.format(gate=json.dumps(str(gate))))   # a TOML string
     env = {k: v for k, v in os.environ.items() if k != "DNNSIM_DEBUG"}
-    with _sigint_default():
+    with _default_dispositions():
         proc = subprocess.Popen([sys.executable, "-m", "simulator.cli", "sweep",
                                  str(sweep_file), "--out", str(out), "--workers", "2",
                                  "--quiet"],
@@ -59,15 +59,19 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
 
 
 @contextmanager
-def _sigint_default() -> Iterator[None]:
-    """SIGINT handled here while a child starts, so that the child starts with it at its
-    default (exec resets a handled signal; an ignored one stays ignored)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+def _default_dispositions() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP not ignored here while a child starts, so that the child
+    starts with each at its default (exec resets a handled signal; an ignored one stays
+    ignored). SIGINT raises KeyboardInterrupt here meanwhile, as it does in pytest anyway."""
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        previous[sig] = signal.signal(sig, signal.SIG_DFL)
     try:
         yield
     finally:
-        if previous is not None:   # None: a handler set outside Python, not restorable
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            if handler is not None:   # None: a handler set outside Python, not restorable
+                signal.signal(sig, handler)
 
 
 def _wait_for_workers(proc: subprocess.Popen, out: Path) -> list[psutil.Process]:
