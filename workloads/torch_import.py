@@ -183,6 +183,11 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         if self.example_is_integer and len(graph.topo()[-1].out.shape) == 3:
             # token ids in, (N, S, V) logits out: a language model, trained on every position
             graph.meta["token_logits"] = True
+        if not self.example_is_integer and \
+                len(graph.input_op.out.shape) == 4 == len(graph.topo()[-1].out.shape):
+            # an image in, an (N, C, H, W) map out (a U-Net): trained on every pixel's
+            # logits, as F.cross_entropy takes them
+            graph.meta["pixel_logits"] = True
         if output != graph.topo()[-1].name:
             raise WorkloadError(f"{graph.name}: the output {output!r} must be the last op "
                                 f"computed (ops after it would be counted)")

@@ -59,14 +59,17 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
     if loss.kind != "softmax_xent":
         # a language model (meta["token_logits"]) is trained on every position's logits
         per_token = g.meta.get("token_logits") and len(loss.out.shape) >= 2
-        if len(loss.out.shape) != 2 and not per_token:
+        # a dense prediction (meta["pixel_logits"]: (batch, classes, H, W)) on every pixel's
+        per_pixel = g.meta.get("pixel_logits") and len(loss.out.shape) == 4
+        if len(loss.out.shape) != 2 and not per_token and not per_pixel:
             raise WorkloadError(f"graph {forward.name!r} ends in {loss.kind!r} with shape "
                                 f"{loss.out.shape}; training needs (batch, classes) logits")
         # an AMP loss runs in FP32 (autocast's float32 list: workloads/precision.py)
         loss_width = 4 if is_amp(stamp.get("precision", "fp32")) else loss.out.dtype_bytes
         loss = g.add(Op("loss", "softmax_xent", (loss.name,), (loss.out,),
                         TensorSpec((1,), loss_width),
-                        {"classes": loss.out.shape[-1], **stamp}))
+                        {"classes": loss.out.shape[1 if per_pixel else -1], **stamp,
+                         **({"class_dim": 1} if per_pixel else {})}))
         fwd_ops.append(loss)
 
     consumers: dict[str, list[str]] = {op.name: [] for op in fwd_ops}

@@ -1,4 +1,6 @@
-"""The loss (softmax cross-entropy over (batch, classes) logits) and the optimizer step."""
+"""The loss (softmax cross-entropy over (batch, classes) logits, every position's of a
+language model's (batch, ..., classes), or every pixel's of a dense prediction's (batch,
+classes, H, W): attrs class_dim 1) and the optimizer step."""
 from __future__ import annotations
 
 from ._registry import OpKind, per_element, per_input_element, register
@@ -23,9 +25,41 @@ def as_rows(logits):
     return logits if logits.dim() == 2 else logits.reshape(-1, logits.shape[-1])
 
 
+def _pixel_targets(op, dev=None, gen=None):
+    """Random class ids of each pixel of (batch, classes, H, W) logits: (batch, H, W)."""
+    n, classes, *rest = op.in_specs[-1].shape
+    gen = gen if gen is not None else torch.Generator().manual_seed(0)
+    return torch.randint(0, classes, (n, *rest), generator=gen).to(dev)
+
+
+def _pixel_kernel(op, state):
+    """F.cross_entropy of (batch, classes, H, W) logits as PyTorch runs it: log_softmax over
+    the classes, nll_loss2d / its backward and log_softmax's backward."""
+    owner, dev = op.forward or op.name, state.dev
+    target = _pixel_targets(op, dev, state.gen)
+    if op.kind == "softmax_xent":
+        def softmax_xent(logits):
+            logp = F.log_softmax(logits, 1)
+            state.saved[owner] = (logp,)
+            return F.nll_loss(logp, target)
+        return softmax_xent
+    one = torch.ones((), device=dev)
+    total = torch.tensor(float(target.numel()), device=dev)
+
+    def softmax_xent_grad(logits):
+        if owner not in state.saved:
+            state.saved[owner] = (F.log_softmax(logits, 1),)
+        logp = state.saved[owner][0]
+        g = aten.nll_loss2d_backward(one, logp, target, None, 1, -100, total)
+        return aten._log_softmax_backward_data(g, logp, 1, logp.dtype)
+    return softmax_xent_grad
+
+
 def _xent_kernel(op, state):
     """log_softmax + nll_loss (the log-probabilities saved) / nll_loss_backward and
     log_softmax's backward, against random targets."""
+    if op.attrs.get("class_dim", -1) == 1:
+        return _pixel_kernel(op, state)
     owner, dev = op.forward or op.name, state.dev
     n, classes = loss_rows(op.in_specs[-1].shape), op.in_specs[-1].shape[-1]
     target = torch.randint(0, classes, (n,), generator=state.gen).to(dev)
@@ -47,6 +81,12 @@ def _xent_kernel(op, state):
     return softmax_xent_grad
 
 
+def _xent_module(op, m, i):
+    if op.attrs.get("class_dim", -1) == 1:
+        return lambda ins: F.cross_entropy(ins[0], getattr(m, f"pixel_targets{i}"))
+    return lambda ins: F.cross_entropy(as_rows(ins[0]), m.targets)
+
+
 def _sgd_kernel(op, state):
     """torch.optim.SGD's update (momentum, no nesterov, no weight decay), tensor by tensor."""
     owner = op.forward or op.name
@@ -64,10 +104,11 @@ def _sgd_kernel(op, state):
 register(
     # the loss reduces its logits to a scalar: its work scales with the input
     OpKind("softmax_xent", "loss", flops=per_input_element(5.0), saves=("in",),
-           torch_kernel=_xent_kernel,
-           torch_module=lambda op, m, i: lambda ins: F.cross_entropy(as_rows(ins[0]),
-                                                                     m.targets),
-           doc="softmax cross-entropy of (batch, ..., classes) logits (classes)"),
+           torch_kernel=_xent_kernel, torch_module=_xent_module,
+           torch_buffers=lambda op, dev: [("pixel_targets", _pixel_targets(op, dev))]
+           if op.attrs.get("class_dim", -1) == 1 else [],
+           doc="softmax cross-entropy of (batch, ..., classes) logits (classes), or of "
+               "(batch, classes, H, W) ones per pixel (class_dim 1)"),
     OpKind("softmax_xent_grad", "loss", "backward", flops=per_element(2.0),
            torch_kernel=_xent_kernel),
     # the optimizer steps tensor by tensor: a profile keys it on (tensors, values)
