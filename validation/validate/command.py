@@ -140,5 +140,6 @@ def _run_published(args) -> int:
     else:
         scored = pv.score_networks(table.rows)
         title = "constants of catalog/gpu_families.toml"
-    print(pv.report(table, scored, pv.kernel_groups(kernels.rows) if kernels else None, title))
+    print(pv.report(table, scored, pv.kernel_groups(kernels.rows) if kernels else None, title,
+                    pv.algorithm_agreement(kernels.rows) if kernels else None))
     return 0

@@ -115,13 +115,30 @@ def by(scored: list[Scored], key) -> list[Group]:
     return [group(name, groups[name]) for name in sorted(groups)]
 
 
+OWN_CHOICE = " (own choice)"
+
+
 def kernel_groups(rows: list[pg.KernelRow],
                   families: dict[str, GpuFamily] | None = None) -> list[Group]:
+    """MAPE per kind, each row costed with the algorithm it records where it names one
+    (pg.simulate_kernel); for the kinds with such rows, also "<kind> (own choice)": every row
+    costed with the model's fastest algorithm instead."""
     errs: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         errs[r.kind].append(abs(pg.simulate_kernel(r, families) / r.time_s - 1.0))
+    for kind in sorted({r.kind for r in rows if r.algorithm is not None}):
+        errs[kind + OWN_CHOICE] = [abs(pg.simulate_kernel(r, families, recorded=False)
+                                       / r.time_s - 1.0) for r in rows if r.kind == kind]
     return [Group(k, len(v), sum(v) / len(v), max(v), float("nan"))
             for k, v in sorted(errs.items())]
+
+
+def algorithm_agreement(rows: list[pg.KernelRow],
+                        families: dict[str, GpuFamily] | None = None) -> tuple[int, int]:
+    """(rows whose recorded algorithm the model's autotuner also takes, rows that record
+    one)."""
+    recorded = [r for r in rows if r.algorithm is not None]
+    return sum(pg.model_algorithm(r, families) == r.algorithm for r in recorded), len(recorded)
 
 
 def _fmt_group(g: Group) -> str:
@@ -130,7 +147,7 @@ def _fmt_group(g: Group) -> str:
 
 
 def report(table: pg.Table, scored: list[Scored], kernels: list[Group] | None = None,
-           title: str = "in-sample") -> str:
+           title: str = "in-sample", agreement: tuple[int, int] | None = None) -> str:
     lines = [f"{table.path}: {len(scored)} rows simulated, {len(table.skipped)} skipped "
              f"({title})", "",
              f"  {'row':<6} {'network':<14} {'gpu':<15} {'precision':<9} {'layout':<6} "
@@ -153,7 +170,11 @@ def report(table: pg.Table, scored: list[Scored], kernels: list[Group] | None = 
             lines += ["forward and backward apart (time, rows that publish both):",
                       *map(_fmt_group, phases)]
     if kernels:
-        lines += ["kernels (time):", *map(_fmt_group, kernels)]
+        lines += ["kernels (time; the recorded algorithm where a row names it):",
+                  *map(_fmt_group, kernels)]
+    if agreement and agreement[1]:
+        lines.append(f"  the model's fastest algorithm is the recorded one on {agreement[0]} "
+                     f"of {agreement[1]} rows")
     if table.skipped:
         lines += ["", "not simulated:"]
         lines += [f"  {s.row_id}: {s.reason}" for s in table.skipped]

@@ -46,3 +46,37 @@ def test_a_row_with_a_recorded_algorithm_is_fitted_on_that_algorithm_alone(tmp_p
             if row == 0]
     assert keys == ["winograd_fused"]
     assert len(terms.key[terms.row_of_option == 1]) == len(model.kernel_options(unknown.op))
+
+
+def test_a_kernel_row_is_scored_on_the_algorithm_it_records(tmp_path):
+    """The kernel table costs what the library ran: a row naming an algorithm is simulated as
+    that algorithm, whichever the model's autotuner would take; a row naming none (or one the
+    model lacks) as the model's fastest."""
+    winograd, nonfused, implicit, unknown = (
+        r for r in kernel_rows(tmp_path, ["WINOGRAD", "WINOGRAD_NONFUSED",
+                                          "IMPLICIT_PRECOMP_GEMM", "FFT"])
+        if r.kind == "conv2d")
+    model = pg.gpu_model("v100", framework=None)
+    fam, tensor = model.family_constants, model.tensor_cores(winograd.op)
+    cost = {o.algorithm: model.option_time_s(o, fam, tensor)
+            for o in model.kernel_options(winograd.op)}
+    assert len(set(cost.values())) == len(cost) > 2      # the algorithms' costs differ
+    for row in (winograd, nonfused, implicit):
+        assert pg.simulate_kernel(row) == pytest.approx(cost[row.algorithm])
+        assert pg.simulate_kernel(row, recorded=False) == pytest.approx(min(cost.values()))
+    assert unknown.algorithm is None
+    assert pg.simulate_kernel(unknown) == pytest.approx(min(cost.values()))
+    assert pg.model_algorithm(winograd) == min(cost, key=cost.__getitem__)
+
+
+def test_the_kernel_report_gives_the_own_choice_and_the_agreement(tmp_path):
+    from validation.validate import published as pv
+    rows = kernel_rows(tmp_path, ["WINOGRAD", "IMPLICIT_PRECOMP_GEMM", ""])
+    groups = {g.name: g for g in pv.kernel_groups(rows)}
+    assert set(groups) == {"conv2d", "conv2d" + pv.OWN_CHOICE, "conv2d_grad_input",
+                           "conv2d_grad_weight"}
+    assert groups["conv2d"].rows == groups["conv2d" + pv.OWN_CHOICE].rows == 3
+    # the three rows share one shape, so one fastest algorithm
+    fastest = pg.model_algorithm(rows[0])
+    named = [r for r in rows if r.algorithm is not None]
+    assert pv.algorithm_agreement(rows) == (sum(r.algorithm == fastest for r in named), 2)

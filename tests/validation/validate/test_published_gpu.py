@@ -117,7 +117,9 @@ def test_leave_one_gpu_out(tables):
 def test_kernels_in_sample(tables):
     _, kernels = tables
     groups = {g.name: g for g in pv.kernel_groups(kernels.rows)}
-    assert groups["gemm"].mape < 0.18 and groups["conv2d"].mape < 0.195
+    assert groups["gemm"].mape < 0.18
+    # forward rows costed with the algorithm cuDNN ran (fwd_algo), and with the model's own
+    assert groups["conv2d"].mape < 0.215 and groups["conv2d" + pv.OWN_CHOICE].mape < 0.195
     assert groups["conv2d_grad_input"].mape < 0.24
     assert groups["conv2d_grad_weight"].mape < 0.22
 
