@@ -10,8 +10,9 @@ before its backward use, so that the copies run on the copy engines behind compu
    (_swap_model.py) says fits;
 2. then minimise the exposed copy time: among those prefixes, a few longer ones, and a few
    prefetch leads, keep the plan with the shortest predicted step.
-Prefetches are issued as late as lets them arrive in time (`alap_triggers`), so prefetched bytes
-sit on the device briefly. The plan is made for the graph's minibatch, so every minibatch size
+Prefetches are issued as late as lets them arrive in time (`alap_triggers`), never before the
+backward pass, so prefetched bytes sit on the device briefly; they queue on one copy stream in
+the order issued (`prefetches_in_issue_order`). The plan is made for the graph's minibatch, so every minibatch size
 gets its own plan. With several devices each replica runs the plan and gradients are all-reduced
 in data-parallel's buckets (_offload.emit_training_step).
 """
@@ -124,6 +125,20 @@ def plan_swaps(model: StepModel, candidates: dict, budget_bytes: int) -> list[tu
 MAX_VERIFIED = 8   # engine runs spent checking the model's best plans
 
 
+def prefetches_in_issue_order(tg: TaskGraph) -> TaskGraph:
+    """Each device's prefetches run one after another in the order they are issued (first
+    use), as copies queued on one CUDA stream do, and as the planner's model serves them: a
+    prefetch whose swap-out is still under way holds back those issued after it, instead of
+    letting a later-needed tensor take the memory an earlier backward op is about to need."""
+    last: dict[str | None, str] = {}
+    for t in tg:
+        if t.meta.get("kind") == "prefetch":
+            if t.device in last:
+                t.deps = (*t.deps, last[t.device])
+            last[t.device] = t.name
+    return tg
+
+
 def pick_verified(plans: list, g, cluster, candidates, ops, budget: int, name: str):
     """The best-predicted plan that also runs in the engine on one device under the budget
     (the model serves copies in a simpler order than the engine, so it can be optimistic)."""
@@ -136,7 +151,8 @@ def pick_verified(plans: list, g, cluster, candidates, ops, budget: int, name: s
                     {t.name: ops[trig[t.name]].name for t in chosen}, figures)
         for chosen, trig, figures in plans[:MAX_VERIFIED]]
     for plan in offload_plans:
-        tg = emit_training_step(f"{name}:check", g, one, plan, candidates)
+        tg = prefetches_in_issue_order(emit_training_step(f"{name}:check", g, one, plan,
+                                                          candidates))
         log = run_tasks(tg, one, memory_budget_bytes={one.devices[0].id: budget})
         if log.ok:
             return plan, {**plan.predicted, "verified_time_s": log.makespan_s}
@@ -191,9 +207,9 @@ class Swap(Policy):
         meta = {"budget_bytes": budget, "offloaded": len(plan.offload),
                 "offloaded_bytes": sum(candidates[s].nbytes for s in plan.offload),
                 "candidates": len(candidates), **figures}
-        return emit_training_step(f"swap:{graph.name}", g, cluster, plan, candidates,
-                                  bucket_mb=bucket_mb, collectives=collectives,
-                                  replicas=replicas, meta={"swap": meta})
+        return prefetches_in_issue_order(emit_training_step(
+            f"swap:{graph.name}", g, cluster, plan, candidates, bucket_mb=bucket_mb,
+            collectives=collectives, replicas=replicas, meta={"swap": meta}))
 
     def finalize(self, result, graph, cluster, training: bool, *, budget_gib: float | None,
                  **opts) -> None:

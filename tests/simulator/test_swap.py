@@ -180,3 +180,30 @@ def test_prefetches_are_issued_in_the_backward_after_their_swap_out(chosen_mask,
         # as vDNN and AccUDNN do: never while the forward still runs (its bytes would take
         # the memory the forward's swap-outs free), and before the first backward reader
         assert max(t.swap_out_after, model.backward_start - 1) <= at < t.first_use
+
+
+def test_the_planners_model_predicts_the_engines_step_for_every_plan_it_ranks():
+    """Prefetches queue on one stream in the order issued (prefetches_in_issue_order), as the
+    model serves them: every plan the model says fits runs in the engine, in its time."""
+    from simulator.lowering import held_beyond_tensors_bytes
+    from simulator.policies._runs import run_tasks
+    from simulator.policies.swap import plan_swaps, prefetches_in_issue_order
+
+    cl = gpu(3 * GIB)
+    dev = cl.devices[0]
+    g = lower_training(zoo.get("resnet50", batch=48))
+    ops = step_ops(g)
+    cands = offload_candidates(g, ops)
+    model = build_step_model(g, dev, cl, ops)
+    plans = plan_swaps(model, cands, 3 * GIB - held_beyond_tensors_bytes(g, dev, ops))
+    assert len(plans) >= 4 and all(t for t, _, _ in plans)
+    for chosen, trig, figures in plans[:6]:
+        plan = OffloadPlan(tuple(t.name for t in sorted(chosen, key=lambda t: t.produced_at)),
+                           {t.name: ops[trig[t.name]].name for t in chosen})
+        tg = prefetches_in_issue_order(emit_training_step("x", g, cl, plan, cands))
+        prefetches = [t for t in tg if t.meta.get("kind") == "prefetch"]
+        assert all(b.name in a_next.deps
+                   for b, a_next in zip(prefetches[:-1], prefetches[1:], strict=True))
+        log = run_tasks(tg, cl, memory_budget_bytes={dev.id: 3 * GIB})
+        assert log.ok
+        assert log.makespan_s == pytest.approx(figures["predicted_time_s"], rel=0.02)
