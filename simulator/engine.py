@@ -39,7 +39,7 @@ transfer's two ports, held by the same transfers, need one queue) and one map en
 distinct instant, one push and pop on the heap of instants and one dispatch, whose heads are
 sorted only when more than two resources changed (replicas in lockstep end dozens of tasks at
 one instant, so they share one heap entry). A memory's timeline takes one entry per instant
-it changed at, written at the end of the turn. Reading the graph (positions of dependencies,
+it changed at (a map from instant to bytes, whose last write at an instant stands). Reading the graph (positions of dependencies,
 successor lists, memory effects) is not much shorter than the loop;
 benchmarks/engine_bench.py prints the two apart.
 """
@@ -160,7 +160,7 @@ class _Run:
         self.mem = {d: int(baseline.get(d, 0)) for d in sorted(devices)}
         # the same for every device, infinite where its memory is unbounded or not enforced
         self.room = {d: self.limit.get(d, math.inf) if enforce else math.inf for d in self.mem}
-        self.timeline = {d: [(0.0, b)] for d, b in self.mem.items()}
+        self.mem_at = {d: {0.0: b} for d, b in self.mem.items()}
         self.peak = dict(self.mem)
         self.mem_blocked: dict[int, int] = {}      # resource -> task index waiting for memory
         self.now = 0.0
@@ -177,9 +177,9 @@ class _Run:
         waiting, start_s = self.waiting, self.start_s
         mem_blocked = self.mem_blocked
         mem, peak, room = self.mem, self.peak, self.room
-        # devices whose bytes changed in this turn: their timelines take the value at its end
-        mem_changed: set[str] = set()
-        mem_changed_add = mem_changed.add
+        # each device's bytes by instant: a later change at one instant replaces the entry,
+        # which keeps its place, so the entries stay in time order
+        mem_at = self.mem_at
         ends: list[float] = []               # heap of the instants at which tasks end
         ending: dict[float, list[int]] = {}  # instant -> the tasks that end then
         heappop, heappush, n, nres = heapq.heappop, heapq.heappush, self.n, len(queue)
@@ -249,7 +249,7 @@ class _Run:
                             mem[dev] = nbytes
                             if nbytes > peak[dev]:
                                 peak[dev] = nbytes
-                            mem_changed_add(dev)
+                            mem_at[dev][now] = nbytes
                         else:
                             ri = res[i]
                             if len(ri) == 2:   # it must head the other queue too
@@ -289,7 +289,7 @@ class _Run:
                                     mem[d] = nbytes
                                     if nbytes > peak[d]:
                                         peak[d] = nbytes
-                                mem_changed.update(need)
+                                    mem_at[d][now] = nbytes
                         start_s[i] = now
                         t = now + dur[i]
                         e = ending_get(t)
@@ -298,8 +298,6 @@ class _Run:
                             heappush(ends, t)
                         else:
                             e.append(i)
-            if mem_changed:
-                self._record_memory(mem_changed, now)
             if not ends:
                 break
             # -- end every task that ends at the next instant, in any order --
@@ -313,8 +311,9 @@ class _Run:
                         mark_dirty(x)
                 if f := free[i]:
                     for d, nbytes in f.items():
-                        mem[d] -= nbytes
-                    mem_changed.update(f)
+                        nbytes = mem[d] - nbytes
+                        mem[d] = nbytes
+                        mem_at[d][now] = nbytes
                     if mem_blocked:   # freed memory may let a blocked head start
                         dirty.update(mem_blocked)
                 for c in children[i]:
@@ -333,7 +332,8 @@ class _Run:
         oom = None
         if completed < len(self.tasks):
             oom = self._diagnose_stuck()
-        return RunLog(self.tasks, self.start_s, self.end_s, self.timeline, self.peak,
+        timeline = {d: list(at.items()) for d, at in mem_at.items()}
+        return RunLog(self.tasks, self.start_s, self.end_s, timeline, self.peak,
                       dict(self.capacities), dict(self.mem_cap), oom, completed,
                       peak_reserved_bytes=self._reserved(), context_bytes=dict(self.context),
                       runtime_bytes=dict(self.runtime))
@@ -341,18 +341,6 @@ class _Run:
     def _reserved(self) -> dict[str, int]:
         """Each device's peak of tensors plus the allocator's overhead."""
         return {d: p + self.overhead.get(d, 0) for d, p in self.peak.items()}
-
-    def _record_memory(self, changed: set[str], now: float) -> None:
-        """Each changed device's bytes at the end of a turn at `now`, the last entry at `now`
-        replaced (a peak within the turn is the loop's to record, as bytes are taken)."""
-        mem, timeline = self.mem, self.timeline
-        for d in changed:
-            line = timeline[d]
-            if line[-1][0] == now:
-                line[-1] = (now, mem[d])
-            else:
-                line.append((now, mem[d]))
-        changed.clear()
 
     def _diagnose_stuck(self) -> OutOfMemory | None:
         for _, i in sorted(self.mem_blocked.items(), key=lambda kv: self.key[kv[1]]):
