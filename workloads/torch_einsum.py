@@ -9,15 +9,19 @@ than one letter its dimensions are merged (or a unit one made) by a reshape, whi
 permuted view as PyTorch's reshape does. The product is then reshaped and permuted to the
 output's letters. Its FLOPs are the product's, as torch.utils.flop_counter counts them.
 
-`EinsumLowering` is a mixin of `torch_import._Lowering`. Refused, with the equation: one or
-three operands or more, an ellipsis, a letter repeated in one operand (a diagonal), a letter
-summed out of one operand alone. torch is never imported here.
+One operand whose letters are only reordered ('bhnd->bnhd') is the permute PyTorch returns (a
+view); a 2-D parameter contracted with a tensor's last dimension ('bnd,de->bne') is the linear
+layer it computes. `EinsumLowering` is a mixin of `torch_import._Lowering`. Refused, with the
+equation: another einsum of one operand, three operands or more, an ellipsis, a letter repeated
+in one operand (a diagonal), a letter summed out of one operand alone. torch is never imported
+here.
 """
 from __future__ import annotations
 
 import math
 
 from .errors import WorkloadError
+from .torch_layers import _Param
 
 
 def parse_einsum(equation: str, ranks: tuple[int, ...]) -> tuple[str, str, str] | str:
@@ -57,6 +61,11 @@ class EinsumLowering:
         equation, *operands = node.args
         if len(operands) == 1 and isinstance(operands[0], (tuple, list)):
             operands = list(operands[0])
+        if len(operands) == 1:
+            return self._einsum_permute(str(equation), self.tensor(operands[0]))
+        if len(operands) == 2 and isinstance(self.value(operands[1]), _Param):
+            return self._einsum_weight(str(equation), self.tensor(operands[0]),
+                                       self.value(operands[1]))
         tensors = [self.tensor(x) for x in operands]
         ranks = tuple(len(self.b.spec(t).shape) for t in tensors)
         parsed = parse_einsum(str(equation), ranks)
@@ -98,6 +107,34 @@ class EinsumLowering:
         if dims != tuple(range(len(dims))):
             product = self._permuted(product, dims, "einsum_out_t")
         return product
+
+    def _einsum_permute(self, equation: str, x: str):
+        """einsum('bhnd->bnhd', x): the letters reordered, a view (PyTorch's permute)."""
+        eq = equation.replace(" ", "")
+        lhs, _, out = eq.partition("->")
+        rank = len(self.b.spec(x).shape)
+        if "->" not in eq or len(lhs) != rank or len(set(lhs)) != rank or \
+                sorted(lhs) != sorted(out) or not lhs.isalpha():
+            raise self.unsupported(f"einsum {equation!r} of one operand; only a reordering of "
+                                   "its letters (a permute) is supported")
+        return self._permuted(x, tuple(lhs.index(c) for c in out), "einsum_t")
+
+    def _einsum_weight(self, equation: str, x: str, weight):
+        """einsum('bnd,de->bne', x, W) (or 'bnd,ed->bne') with a 2-D parameter W contracted
+        with x's last dimension: the linear layer it computes, without a bias."""
+        parsed = parse_einsum(equation, (len(self.b.spec(x).shape), len(weight.shape)))
+        a, b, out = parsed if not isinstance(parsed, str) else ("", "", "")
+        if isinstance(parsed, str) or len(b) != 2 or not weight.is_parameter or \
+                a[-1] not in b or out != a[:-1] + b.replace(a[-1], ""):
+            raise self.unsupported(f"einsum {equation!r} of a tensor and parameter "
+                                   f"{weight.target!r} {weight.shape}; only a 2-D parameter "
+                                   "contracted with the tensor's last dimension, its other "
+                                   "dimension last in the output (a linear layer), is "
+                                   "supported")
+        out_features = weight.shape[1 - b.index(a[-1])]
+        y = self.b.linear(x, out_features, bias=False, name=self.name("linear"))
+        self._claim([weight], y)
+        return y
 
     def _checked(self, method, t, shape, base):
         try:

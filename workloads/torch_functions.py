@@ -32,7 +32,8 @@ from .graph import ACTIVATIONS, WorkloadError
 class _Pending:
     """A view that only has a meaning as part of a pattern (a shuffle, a strided subsample,
     heads expanded before a reshape repeats them)."""
-    # "shuffle_split" | "shuffle_transposed" | "subsample" | "expanded" | "cell"
+    # "shuffle_split" | "shuffle_transposed" | "subsample" | "expanded" | "expanded_seq" |
+    # "cell"
     kind: str
     source: str                 # the builder tensor it views
     groups: int = 1             # channel groups; the repeats of an expand
@@ -128,7 +129,7 @@ class FunctionLowering:
             torch.selu_: act("selu", _sig_unary), F.selu_: act("selu", _sig_unary),
             F.softplus: act("softplus", _sig_softplus),
             torch.mean: self._mean, torch.pow: self._pow, operator.pow: self._pow,
-            torch.square: self._square, torch.rsqrt: self._rsqrt,
+            torch.square: self._square, torch.rsqrt: self._rsqrt, torch.sqrt: self._sqrt,
         }
 
     def method_handlers(self) -> dict:
@@ -142,8 +143,8 @@ class FunctionLowering:
             "tanh": act("tanh", _sig_unary), "tanh_": act("tanh", _sig_unary),
             "sigmoid": act("sigmoid", _sig_unary), "sigmoid_": act("sigmoid", _sig_unary),
             "mean": self._mean, "pow": self._pow, "square": self._square,
-            "rsqrt": self._rsqrt, "to": self._same_dtype, "float": self._same_dtype,
-            "type_as": self._same_dtype,
+            "rsqrt": self._rsqrt, "sqrt": self._sqrt, "to": self._same_dtype,
+            "float": self._same_dtype, "type_as": self._same_dtype,
         }
 
     # -- layers shared by modules and functions --------------------------------------------
@@ -269,8 +270,7 @@ class FunctionLowering:
                                    "constant is supported")
         if x is not None and y is not None:
             if sign != 1.0:
-                raise self.unsupported("subtracts a tensor; of two tensors only x + y and "
-                                       "x * y are supported")
+                return self._broadcast_pair("sub", x, y, "-")
             return self.b.add(x, y, name=self.name("add"))
         if x is None and y is None:
             raise self.unsupported("computes with constants only")
@@ -304,11 +304,28 @@ class FunctionLowering:
 
     def _div(self, node):
         a = self.bind(_sig_div, node)
-        (x, _), (_, cy) = self._operands(a)
+        (x, _), (y, cy) = self._operands(a)
+        if x is not None and y is not None and a["rounding_mode"] is None:
+            return self._broadcast_pair("div", x, y, "/")
         if x is None or cy is None or a["rounding_mode"] is not None or cy == 0:
-            raise self.unsupported("divides by a tensor, rounds or divides by zero; only "
-                                   "tensor / nonzero constant is supported")
+            raise self.unsupported("divides a constant, rounds or divides by zero; only "
+                                   "tensor / tensor and tensor / nonzero constant are "
+                                   "supported")
         return self._scalar(x, scale=1.0 / cy)
+
+    def _broadcast_pair(self, kind: str, x: str, y: str, symbol: str) -> str:
+        """x - y or x / y of two tensors (kinds sub and div), y of x's shape or broadcast
+        over it (a norm written by hand: x - mean, then / std)."""
+        sx, sy = self.b.spec(x).shape, self.b.spec(y).shape
+        if len(sy) > len(sx) or any(e not in (1, d) for e, d in zip(reversed(sy), reversed(sx),
+                                                                    strict=False)):
+            raise self.unsupported(f"computes {sx} {symbol} {sy}; only a second operand of the "
+                                   "first's shape or broadcast over it is supported")
+        return self.b.op(kind, [x, y], sx, name=self.name(kind))
+
+    def _sqrt(self, node):
+        x = self.tensor(self.bind(_sig_unary, node)["input"])
+        return self.b.op("sqrt", [x], name=self.name("sqrt"))
 
     def _neg(self, node):
         return self._scalar(self.tensor(self.bind(_sig_neg, node)["input"]), scale=-1.0)

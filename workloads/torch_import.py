@@ -33,6 +33,7 @@ from .torch_import_tables import TableLowering
 from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
 from .torch_params import ParamViewLowering, _ParamRows
+from .torch_selection import SelectionLowering
 from .torch_trace import (
     _concrete_tracer,
     _describe,
@@ -110,7 +111,7 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
 
 class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, ViewLowering,
                 LayerLowering, TransformerLowering, TransformerLayerLowering, ParamViewLowering,
-                EinsumLowering, WindowLowering, ModuleLowering):
+                EinsumLowering, WindowLowering, SelectionLowering, ModuleLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
     def __init__(self, torch, gm, example, name: str) -> None:
@@ -135,12 +136,13 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         tf_functions, tf_methods, tf_modules = self.transformer_handlers(torch)
         window_functions, window_methods = self.window_handlers(torch)
         idiom_functions, idiom_methods = self.idiom_handlers(torch)
+        selection_functions, selection_methods = self.selection_handlers(torch)
         self.functions = {**self.function_handlers(torch), **view_functions,
                           **self.layer_handlers(torch), **tf_functions,
                           **self.einsum_handlers(torch), **window_functions,
-                          **idiom_functions}
+                          **idiom_functions, **selection_functions}
         self.methods = {**self.method_handlers(), **view_methods, **tf_methods,
-                        **window_methods, **idiom_methods}
+                        **window_methods, **idiom_methods, **selection_methods}
         self.input_name: str | None = None
         self.rows_nodes: set = set()   # fx nodes whose (N * S, D) rows are (N, S, D) here
         self.folded: set = set()       # fx nodes whose (N * f, ...) are (N, f, ...) here

@@ -14,7 +14,9 @@ timm, each onto the IR's kinds:
   1)`): the same parameter with that shape;
 - the mean over dimensions after the batch that are not the trailing ones (MLP-Mixer's mean
   over tokens): a permute (a view) that puts them last, then the mean;
-- token ids seen through a view, a cast or a device move (`input_ids.view(-1, seq)`): the ids.
+- token ids seen through a view, a cast or a device move (`input_ids.view(-1, seq)`): the ids;
+- a product with a 2-D parameter, `x @ W` (W stored (in, out)) or `W @ cols` of (N, K, L)
+  columns (a convolution written as unfold and a product): the linear layer it computes.
 
 The tables, masks and pieces added to or cut from tensors are torch_import_tables'.
 
@@ -120,6 +122,10 @@ class IdiomLowering:
             out = self.b.linear(self.tensor(node.args[0]), w.shape[0], bias=False,
                                 name=self.name("linear"))
             self._claim([w], out)
+            return out
+        if node.target in (operator.matmul, self.torch.matmul, "matmul") and \
+                len(node.args) == 2 and not node.kwargs and \
+                (out := self._matmul_with_weight(src, self.value(node.args[1]))) is not None:
             return out
         if isinstance(src, _Moved) and node.target is self._getitem_fn():
             index = self.resolve_index(node.args[1])
@@ -251,19 +257,43 @@ class IdiomLowering:
                                    "its features")
         return self._permuted(out, (0, 2, 1), "permute")
 
+    def _matmul_with_weight(self, a, b):
+        """x @ W with a 2-D parameter W stored (in, out): the linear layer it computes; W @ x
+        with x of (N, K, L) (a convolution written as unfold and a product): the linear layer
+        of x seen as (N, L, K), permuted there and back (views). None for other products."""
+        if isinstance(a, str) and isinstance(b, _Param) and b.is_parameter and \
+                len(b.shape) == 2 and self.b.spec(a).shape[-1] == b.shape[0]:
+            out = self.b.linear(a, b.shape[1], bias=False, name=self.name("linear"))
+            self._claim([b], out)
+            return out
+        if isinstance(b, str) and isinstance(a, _Param) and a.is_parameter and \
+                len(a.shape) == 2 and len(self.b.spec(b).shape) == 3 and \
+                self.b.spec(b).shape[1] == a.shape[1]:
+            rows = self._permuted(b, (0, 2, 1), "permute")
+            out = self.b.linear(rows, a.shape[0], bias=False, name=self.name("linear"))
+            self._claim([a], out)
+            return self._permuted(out, (0, 2, 1), "permute")
+        return None
+
     def _mean_inner(self, node, x: str):
         """The mean over dimensions after the batch that are not all trailing: a permute that
-        puts them last (a view), then the mean; None where the ordinary lowering applies."""
+        puts them last (a view), then the mean; with keepdim (the channel statistics of
+        ConvNeXt's channels-first LayerNorm, `x.mean(1, keepdim=True)`), the kept ones of
+        size 1 permuted back into place, a view. None where the ordinary lowering applies."""
         a = self.bind(_sig_mean, node)
         rank = len(self.b.spec(x).shape)
         dims = a["dim"] if isinstance(a["dim"], (list, tuple)) else (a["dim"],)
-        if a["dim"] is None or a["keepdim"] or a["dtype"] is not None:
+        if a["dim"] is None or a["dtype"] is not None:
             return None
         reduced = sorted({int(d) % rank for d in dims})
         if 0 in reduced or reduced == list(range(rank - len(reduced), rank)) or \
                 (rank == 4 and reduced == [2, 3]):
             return None
         kept = [d for d in range(rank) if d not in reduced]
-        moved = self._permuted(x, (*kept, *reduced), "permute")
-        return self.b.mean(moved, len(reduced), False, name=self.name("mean"))
+        order = (*kept, *reduced)
+        moved = self._permuted(x, order, "permute")
+        out = self.b.mean(moved, len(reduced), bool(a["keepdim"]), name=self.name("mean"))
+        if not a["keepdim"]:
+            return out
+        return self._permuted(out, tuple(order.index(d) for d in range(rank)), "permute")
 

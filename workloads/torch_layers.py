@@ -40,6 +40,7 @@ def _sig_feature_dropout(input, p=0.5, training=True, inplace=False): ...
 def _sig_stochastic_depth(input, p, mode, training=True): ...
 def _sig_interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                      recompute_scale_factor=None, antialias=False): ...
+def _sig_unfold(input, kernel_size, dilation=1, padding=0, stride=1): ...
 
 
 class LayerLowering:
@@ -51,6 +52,7 @@ class LayerLowering:
             F.instance_norm: self._instance_norm_fn,
             F.dropout1d: self._feature_dropout_fn, F.dropout2d: self._feature_dropout_fn,
             F.dropout3d: self._feature_dropout_fn, F.interpolate: self._interpolate_fn,
+            F.unfold: self._unfold_fn,
         }
 
     # functions of optional packages, matched by their qualified name (never imported here)
@@ -236,6 +238,25 @@ class LayerLowering:
         if mode != "nearest":
             attrs["align_corners"] = bool(align_corners)
         return self._op("upsample", [x], out, name, attrs)
+
+    def _unfold_fn(self, node):
+        a = self.bind(_sig_unfold, node)
+        return self.unfold(self.tensor(a["input"]), a["kernel_size"], a["dilation"],
+                           a["padding"], a["stride"], self.name("unfold"))
+
+    def unfold(self, x, kernel, dilation, padding, stride, name):
+        """nn.Unfold / F.unfold of an (N, C, H, W) map: one unfold copy, of the shape PyTorch
+        computed."""
+        if len(self.b.spec(x).shape) != 4:
+            raise self.unsupported(f"unfolds a tensor of shape {self.b.spec(x).shape}; only "
+                                   "(N, C, H, W) maps are supported")
+
+        def pair(v):
+            v = self.value(v) if not isinstance(v, (int, tuple, list)) else v
+            return tuple(int(i) for i in v) if isinstance(v, (tuple, list)) else (int(v),) * 2
+        attrs = {"kernel": pair(kernel), "dilation": pair(dilation), "padding": pair(padding),
+                 "stride": pair(stride)}
+        return self._op("unfold", [x], self.traced_shape(self.node), name, attrs)
 
     def _conv_transpose2d(self, x, m, name):
         a = dict(in_channels=m.in_channels, out_channels=m.out_channels,

@@ -39,6 +39,8 @@ class ModuleLowering:
             nn.Upsample: self._upsample_module, nn.UpsamplingNearest2d: self._upsample_module,
             nn.UpsamplingBilinear2d: self._upsample_module,
             nn.AdaptiveAvgPool1d: self._adaptive_avgpool1d_module,
+            nn.Unfold: lambda m, node, x: self.unfold(x(), m.kernel_size, m.dilation, m.padding,
+                                                      m.stride, self.name("")),
             nn.Softmax: lambda m, node, x: self.b.softmax(
                 x(), self.module_dim(node, -1 if m.dim is None else m.dim), name=self.name("")),
             nn.LocalResponseNorm: lambda m, node, x: self.b.op(

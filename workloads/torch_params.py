@@ -67,6 +67,11 @@ class ParamViewLowering:
             return _ParamRows(src.param, self.traced_shape(node), src.rows, src.constant_row)
         if (name == "getitem" and isinstance(src, _Param) and src.is_parameter
                 and not hasattr(self.value(node.args[1]), "shape")):
+            index = self.resolve_index(node.args[1])
+            if isinstance(index, tuple) and None in index and all(
+                    i is None or i == slice(None) or i is Ellipsis for i in index):
+                # new axes only (ConvNeXt's weight[:, None, None]): the parameter reshaped
+                return _Param(src.target, self.traced_shape(node), src.is_parameter)
             return self._sliced_rows(node, src, node.args[1])
         return None
 

@@ -9,6 +9,10 @@ import traceback
 
 from .torch_params import index_pattern
 
+# Integer tensors up to this many elements keep their values from the traced run: the rows a
+# gather or an index_select picks by an index made from buffers and constants.
+_INDEX_VALUES_KEPT = 1 << 16
+
 
 class _RunError(Exception):
     """The model itself failed on the example input, at one node."""
@@ -56,7 +60,10 @@ def _value_prop(torch):
             if not isinstance(result, torch.Tensor):
                 n.meta["dnnsim_value"] = result
             else:
-                n.meta["dnnsim_ids"] = index_pattern(result)   # for a lookup by a buffer   # whether PyTorch made a view (or returned an input) rather than a copy
+                n.meta["dnnsim_ids"] = index_pattern(result)   # for a lookup by a buffer
+                if not result.is_floating_point() and not result.is_meta and \
+                        result.numel() <= _INDEX_VALUES_KEPT:   # rows a gather picks
+                    n.meta["dnnsim_index"] = result.detach().clone()   # whether PyTorch made a view (or returned an input) rather than a copy
                 args: list = []
                 torch.fx.node.map_aggregate((n.args, n.kwargs), args.append)
                 inputs = [self.env[a] for a in args if isinstance(a, torch.fx.Node)]

@@ -175,20 +175,34 @@ class TransformerLowering:
             if out is not None and len(out) == 5 == len(shape) and grown == [2] \
                     and shape[2] == 1:
                 return _Pending("expanded", src, groups=out[2])
+            if out is not None and len(out) == 5 == len(shape) and grown == [3] \
+                    and shape[3] == 1:   # heads after the sequence (Meta's layout)
+                return _Pending("expanded_seq", src, groups=out[3])
         raise self.unsupported("expands a computed tensor; only a parameter expanded over the "
                                "batch before a concatenation (a class token) and heads "
-                               "(N, KV, 1, S, D) expanded, then reshaped to (N, KV * r, S, D) "
-                               "(repeat_kv) are supported")
+                               "(N, KV, 1, S, D) or (N, S, KV, 1, D) expanded, then reshaped "
+                               "to (N, KV * r, S, D) or (N, S, KV * r, D) (repeat_kv) are "
+                               "supported")
 
     def repeated_heads(self, pending, out_shape):
         """x[:, :, None].expand(n, kv, r, s, d).reshape(n, kv * r, s, d), Hugging Face's
-        repeat_kv for grouped-query attention: one repeat_heads copy."""
-        n, kv, _, s, d = self.b.spec(pending.source).shape
-        if tuple(out_shape) != (n, kv * pending.groups, s, d):
-            raise self.unsupported(f"reshapes heads expanded to {(n, kv, pending.groups, s, d)}"
-                                   f" as {out_shape}; only (N, KV * r, S, D) is supported")
-        x = self._op("reshape", [pending.source], (n, kv, s, d), self.name("heads"))
-        return self.b.repeat_heads(x, pending.groups, name=self.name("repeat_heads"))
+        repeat_kv for grouped-query attention: one repeat_heads copy. With the heads after the
+        sequence (Meta's and llama2.c's repeat_kv, x[:, :, :, None, :].expand(n, s, kv, r, d)
+        .reshape(n, s, kv * r, d)), the same copy between two permutes (views)."""
+        seq_first = pending.kind == "expanded_seq"
+        shape = self.b.spec(pending.source).shape
+        n, kv, s, d = (shape[0], shape[2], shape[1], shape[4]) if seq_first else \
+            (shape[0], shape[1], shape[3], shape[4])
+        want = (n, s, kv * pending.groups, d) if seq_first else (n, kv * pending.groups, s, d)
+        if tuple(out_shape) != want:
+            raise self.unsupported(f"reshapes heads expanded from {shape} as {out_shape}; "
+                                   f"only {want} is supported")
+        x = self._op("reshape", [pending.source], (n, s, kv, d) if seq_first else (n, kv, s, d),
+                     self.name("heads"))
+        if seq_first:
+            x = self._permuted(x, (0, 2, 1, 3), "permute")
+        x = self.b.repeat_heads(x, pending.groups, name=self.name("repeat_heads"))
+        return self._permuted(x, (0, 2, 1, 3), "permute") if seq_first else x
 
     def class_token_cat(self, tensors, dim):
         """torch.cat([token.expand(n, -1, -1), ..., x], 1), one token or more (DeiT's class
@@ -241,19 +255,18 @@ class TransformerLowering:
             return None
         x = self.tensor(a["other"] if param is vx else a["input"])
         shape = self.b.spec(x).shape
-        if kind == "add":
-            if len(shape) != 3 or param.shape not in ((1, *shape[1:]), shape[1:]):
-                raise self.unsupported(f"adds a parameter {param.shape} to {shape}; only a "
-                                       "(1, S, D) position table added to (N, S, D) is supported")
+        broadcasts = not (len(param.shape) >= len(shape) and param.shape[0] != 1) and all(
+            # trailing dimensions align; the parameter may have fewer
+            p in (1, s) for p, s in zip(reversed(param.shape), reversed(shape), strict=False))
+        if kind == "add" and len(shape) == 3 and param.shape in ((1, *shape[1:]), shape[1:]):
             out = self.b.position_embedding(x, shape[1], name=self.name("position_embedding"))
-        else:
-            if (len(param.shape) >= len(shape) and param.shape[0] != 1) or any(
-                    # trailing dimensions align; the parameter may have fewer
-                    p not in (1, s)
-                    for p, s in zip(reversed(param.shape), reversed(shape), strict=False)):
-                raise self.unsupported(f"multiplies {shape} by a parameter {param.shape} that "
-                                       "does not broadcast over it without the batch")
-            out = self._op("layer_scale", [x], shape, self.name("layer_scale"),
+        elif not broadcasts:
+            raise self.unsupported(f"{'adds' if kind == 'add' else 'multiplies'} a parameter "
+                                   f"{param.shape} to {shape}; only a parameter that "
+                                   "broadcasts over the tensor without the batch is supported")
+        else:   # a learned shift (a bias) or scale (a layer scale) broadcast over x
+            out = self._op("bias_add" if kind == "add" else "layer_scale", [x], shape,
+                           self.name("bias_add" if kind == "add" else "layer_scale"),
                            {"param_shape": param.shape}, params=math.prod(param.shape))
         self._claim([param], out)
         return out

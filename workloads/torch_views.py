@@ -122,6 +122,17 @@ class ViewLowering:
             at = index.index(Ellipsis)
             index = (*index[:at], *(slice(None),) * (len(shape) - len(index) + 1),
                      *index[at + 1:])
+        picked = [d for d, i in enumerate(index) if isinstance(i, list) or (
+            isinstance(i, slice) and i.step not in (None, 1))]
+        if len(picked) == 1 and picked[0] > 0 and len(index) <= len(shape) and all(
+                i == slice(None) for d, i in enumerate(index) if d != picked[0]):
+            rows = index[picked[0]]
+            if isinstance(rows, slice):
+                # a strided view in PyTorch, read strided by the op after it (the pairs of an
+                # interleaved rotary embedding, x[..., ::2]): a copy here, one PyTorch does not
+                # make, as the IR's views are contiguous ranges
+                rows = list(range(*rows.indices(shape[picked[0]])))
+            return self.index_select(x, picked[0], rows)
         plain = all(isinstance(i, int) or (isinstance(i, slice) and i.step in (None, 1))
                     for i in index)
         if not plain or len(index) > len(shape) or index[0] != slice(None):
@@ -235,7 +246,7 @@ class ViewLowering:
                 return self.b.channel_shuffle(src.source, src.groups,
                                               name=self.name("channel_shuffle"))
             raise self.unsupported("reshapes a transposed view other than back to (n, c, h, w)")
-        if isinstance(src, _Pending) and src.kind == "expanded":
+        if isinstance(src, _Pending) and src.kind in ("expanded", "expanded_seq"):
             return self.repeated_heads(src, out_shape)
         x = self.tensor(node.args[0])
         in_shape = self.b.spec(x).shape

@@ -34,8 +34,10 @@ def test_arithmetic_with_constants_is_one_kernel_each():
 
 
 @pytest.mark.parametrize("body,match", [
-    (lambda x: x / x, "divides by a tensor"),
-    (lambda x: x - x[:, :1], "subtracts a tensor"),   # broadcast: x - y of one shape imports
+    # x - y and x / y import where y has x's shape or broadcasts over it; not the reverse
+    (lambda x: x[:, :1] / x, r"computes \(1, 1, 8, 8\) / \(1, 3, 8, 8\)"),
+    (lambda x: x[:, :1] - x, r"computes \(1, 1, 8, 8\) - \(1, 3, 8, 8\)"),
+    (lambda x: 2.0 / x, "divides a constant"),
     (lambda x: torch.add(x, x, alpha=2), "scales a tensor by alpha"),
     (lambda x: torch.clamp(x, min=1.0), "one bound other than min=0"),
 ])

@@ -25,11 +25,15 @@ the convolution grids never make, in the shapes those models run them.
   8x8, then back up by transposed convolutions (2x2 stride 2 and 4x4 stride 2) and by nearest
   and bilinear upsampling, each added to the skip of its resolution;
 - Caffe-era first stages: 5x5 and 3x3 convolutions, ReLU, cross-channel local response
-  normalisation (size 5) and 3x3 stride-2 max pools.
+  normalisation (size 5) and 3x3 stride-2 max pools;
+- what hand-written models run: ConvNeXt's channels-first LayerNorm as arithmetic (sub,
+  pow, sqrt, div, a learned scale and shift), channels picked by a constant index and
+  unfold's patch columns.
 
 Widths, resolutions and vocabularies are none of the validated networks' (the torchvision
 models and GPT-2 that validation runs); a replay takes 10-300 ms of CPU time on one core
-(with calibration_windows.py's, 23 cases, 1.7 s a round: about an eighth of a round's 13.7 s).
+(with calibration_windows.py's, 25 cases: the 23 others 1.7 s a round, about an eighth of a
+round's 13.7 s; the user-idiom block's two 0.03 s of process time, one thread).
 """
 from __future__ import annotations
 
@@ -52,6 +56,7 @@ SHUFFLE_STAGES = (48, 96, 192)
 MBCONV_BLOCKS = ((24, 3, 1), (24, 3, 1), (40, 5, 2), (40, 5, 1), (80, 3, 2), (80, 3, 1))
 MBCONV_EXPAND = 4
 POOLFORMER_CHANNELS = (32, 64, 128)
+USER_IDIOMS_CHANNELS = 32
 # the encoder-decoder: channels at 64, 32, 16, 8 and 4 pixels (down, then up by 4 means)
 ENCODER_DECODER_CHANNELS = (16, 24, 32, 48, 64)
 # Llama blocks: width 256, 8 query heads of 32, 2 key/value heads, SwiGLU 688 wide
@@ -143,6 +148,36 @@ def poolformer_grid(batch: int) -> OpGraph:
     return b.build()
 
 
+def _layernorm_by_hand(b: GraphBuilder, x: str, c: int) -> str:
+    """ConvNeXt's channels-first LayerNorm as written: the channel mean of the map permuted
+    channels-last (views around the mean), x - mean, its square's mean, sqrt(var + eps),
+    the quotient, then the learned scale and shift broadcast over the map."""
+    def channel_mean(t: str) -> str:
+        return b.permute(b.mean(b.permute(t, (0, 2, 3, 1)), 1, keepdim=True), (0, 3, 1, 2))
+    u = channel_mean(x)
+    var = channel_mean(b.pow(b.op("sub", [x, u]), 2.0))
+    std = b.op("sqrt", [b.scalar(var, shift=1e-6)])
+    y = b.op("div", [b.op("sub", [x, u]), std])
+    y = b.op("layer_scale", [y], params=c, param_shape=(c, 1, 1))
+    return b.op("bias_add", [y], params=c, param_shape=(c, 1, 1))
+
+
+def user_idioms_grid(batch: int) -> OpGraph:
+    """What models written by hand run (workloads/torch_*: imported user models): the
+    LayerNorm above, channels picked by a constant index (a gather copy) and the map's 2x2
+    patches as columns (unfold) embedded by a linear layer, from 32x32 of 32 channels."""
+    b = GraphBuilder("grid_user_idioms", input_shape=(3, 64, 64), batch=batch)
+    x = b.conv2d(b.input(), USER_IDIOMS_CHANNELS, 3, stride=2, padding=1, bias=True)
+    x = _layernorm_by_hand(b, x, USER_IDIOMS_CHANNELS)
+    c = USER_IDIOMS_CHANNELS
+    x = b.op("index_select", [x], dim=1, index=tuple(range(c - 1, -1, -1)))
+    cols = b.op("unfold", [x], (batch, 4 * c, 16 * 16), kernel=(2, 2), dilation=(1, 1),
+                padding=(0, 0), stride=(2, 2))
+    y = b.linear(b.permute(cols, (0, 2, 1)), 2 * c)
+    b.linear(b.mean(y, 1), 10)
+    return b.build()
+
+
 def _conv_transpose(b: GraphBuilder, x: str, out_channels: int, kernel: int,
                     padding: int) -> str:
     """nn.ConvTranspose2d(stride=2) with a bias: twice the input's resolution."""
@@ -222,6 +257,7 @@ BLOCK_NETWORKS: dict[str, Callable[[int], OpGraph]] = {
     "grid_poolformer": poolformer_grid,
     "grid_encoder_decoder": encoder_decoder_grid,
     "grid_lrn": lrn_grid,
+    "grid_user_idioms": user_idioms_grid,
 }
 BLOCK_CASES: tuple[tuple[str, int], ...] = (
     ("grid_convnext", 2), ("grid_convnext", 8),
@@ -233,4 +269,5 @@ BLOCK_CASES: tuple[tuple[str, int], ...] = (
     ("grid_poolformer", 4), ("grid_poolformer", 16),
     ("grid_encoder_decoder", 2), ("grid_encoder_decoder", 8),
     ("grid_lrn", 2), ("grid_lrn", 8),
+    ("grid_user_idioms", 2), ("grid_user_idioms", 8),
 )

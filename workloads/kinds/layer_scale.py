@@ -1,10 +1,15 @@
 """A learned tensor multiplied into its input, broadcast over it: ConvNeXt's layer scale
 (a (C, 1, 1) parameter times an (N, C, H, W) map), CaiT's LayerScale. attrs: param_shape (the
 parameter as PyTorch holds it). Its gradient op makes dx = dy * scale and the parameter's
-gradient, the sum of dy * x where the scale broadcast."""
+gradient, the sum of dy * x where the scale broadcast.
+
+A learned tensor added to its input, broadcast over it (`bias_add`: the shift of a norm
+written by hand, `weight[:, None, None] * x + bias[:, None, None]`, or `x @ W + b`): the
+input's gradient is dy itself, and the parameter's the sum of dy where it broadcast."""
 from __future__ import annotations
 
-from ._registry import OpKind, per_element, register
+from . import backward_rules
+from ._registry import OpKind, per_element, per_input_element, register
 
 
 def _kernel(op, state):
@@ -19,6 +24,19 @@ def _kernel(op, state):
     return layer_scale_grad
 
 
+def _bias_kernel(op, state):
+    bias, = state.params_of(op)
+    if op.kind == "bias_add":
+        return lambda x: x + bias
+    owner = op.forward or op.name
+
+    def bias_add_grad(dy):
+        grad = dy.sum_to_size(bias.shape)
+        state.grads[owner] = [grad]
+        return grad
+    return bias_add_grad
+
+
 register(
     OpKind("layer_scale", "elementwise", flops=per_element(1.0), saves=("in",),
            reads_params=True, param_shapes=lambda op: [tuple(op.attrs["param_shape"])],
@@ -28,4 +46,14 @@ register(
     # dy * scale, dy * x, and the sum of the latter where the scale broadcast
     OpKind("layer_scale_grad", "elementwise", "backward", flops=per_element(3.0),
            carries_params=True, torch_kernel=_kernel),
+    OpKind("bias_add", "elementwise", flops=per_element(1.0), reads_params=True,
+           backward=backward_rules.route_and_parameter_gradient,
+           param_shapes=lambda op: [tuple(op.attrs["param_shape"])],
+           param_tensors=lambda op: 1, torch_kernel=_bias_kernel,
+           torch_module=lambda op, m, i: lambda ins: ins[0] + m._p(i, 0),
+           doc="x plus a learned tensor of attrs['param_shape'] broadcast over it"),
+    # one addition per value of dy, into the parameter's shape
+    OpKind("bias_add_grad", "elementwise", "backward", flops=per_input_element(1.0),
+           carries_params=True, torch_kernel=_bias_kernel,
+           doc="dy summed where the learned tensor broadcast"),
 )

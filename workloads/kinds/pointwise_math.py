@@ -5,6 +5,9 @@ rotary embedding's cos and sin buffers).
 Gradients are what PyTorch's autograd runs (tools/autograd/derivatives.yaml):
 - pow(x, e): dy * (e * x.pow(e - 1)), reading the saved input (a power, a scaling, a product);
 - rsqrt(x) = y: -0.5 * dy * y.pow(3), reading the saved output (a cube, a scaling, a product);
+- sqrt(x) = y: dy / (2 * y), reading the saved output;
+- x / y, y broadcast over x (a norm written by hand divides by its deviation): dy / y for x,
+  and -dy * x / y^2, summed where y broadcast, for y, each reading the saved inputs;
 - mean over trailing dims: dy expanded to the input's shape and divided by the count, reading
   nothing saved;
 - x * table, the table a buffer: dy * table; the table gets no gradient.
@@ -29,6 +32,32 @@ def _rsqrt_kernel(op, state):
     if op.kind == "rsqrt":
         return torch.rsqrt
     return lambda dy, y: -0.5 * dy * y.pow(3)
+
+
+def _sqrt_kernel(op, state):
+    if op.kind == "sqrt":
+        return torch.sqrt
+    return lambda dy, y: dy / (2 * y)
+
+
+def _div_kernel(op, state):
+    if op.kind == "div":
+        return torch.div
+    if op.kind == "div_grad":
+        return lambda dy, y: dy / y
+    shape = tuple(op.out.shape)
+    return lambda dy, x, y: (-dy * x / (y * y)).sum_to_size(shape)
+
+
+def _div_backward(ctx, op, dy) -> None:
+    """One gradient op per operand that needs one, as autograd's DivBackward makes them."""
+    x, y = op.inputs
+    if ctx.needs_grad(x):
+        ctx.add_grad(x, ctx.grad_op(f"{op.name}.grad0", "div_grad", op, [dy, y], ctx.spec(x),
+                                    (y,), dy))
+    if ctx.needs_grad(y):
+        ctx.add_grad(y, ctx.grad_op(f"{op.name}.grad1", "div_grad_divisor", op, [dy, x, y],
+                                    ctx.spec(y), (x, y), dy))
 
 
 def mean_dims(op) -> tuple[int, ...]:
@@ -89,4 +118,18 @@ register(
     OpKind("mul_table_grad", "elementwise", "backward", flops=per_element(1.0),
            bytes_read=lambda op: op.in_specs[0].nbytes + _table_bytes(op),
            torch_kernel=_mul_table_kernel, doc="dy times the table; the table gets none"),
+    OpKind("sqrt", "elementwise", flops=per_element(1.0), saves=("out",),
+           torch_kernel=_sqrt_kernel, doc="sqrt(x)"),
+    OpKind("sqrt_grad", "elementwise", "backward", flops=per_element(2.0),
+           torch_kernel=_sqrt_kernel, doc="dy / (2 * y), from the saved output"),
+    OpKind("div", "elementwise", flops=per_element(1.0), saves=("in", "in1"),
+           backward=_div_backward,
+           torch_kernel=_div_kernel,
+           doc="x / y of two tensors; y may broadcast over x (1 where they differ)"),
+    OpKind("div_grad", "elementwise", "backward", flops=per_element(1.0),
+           torch_kernel=_div_kernel, doc="dy / y: the gradient of x in x / y"),
+    # a product, a square, a division and a negation per value of dy, then the sum
+    OpKind("div_grad_divisor", "elementwise", "backward", flops=per_input_element(4.0),
+           torch_kernel=_div_kernel,
+           doc="-dy * x / y^2 summed where y broadcast: the gradient of y in x / y"),
 )

@@ -1,0 +1,381 @@
+"""Models as users write them in plain PyTorch, for from_torch's coverage tests: a nanoGPT /
+minGPT-style GPT, a LLaMA-style decoder (Meta's and lit-gpt's idioms), an MLP-Mixer, a U-Net
+(milesial's Pytorch-UNet's structure), ConvNeXt's channels-first LayerNorm written by hand,
+and small bodies returning tuples or dicts. Written here as a user would, not copied from
+any library."""
+import math
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+# -- nanoGPT / minGPT ---------------------------------------------------------------------
+class CausalSelfAttention(nn.Module):
+    """c_attn split into q, k, v; a causal mask held in a registered buffer (masked_fill), or
+    SDPA with is_causal where `flash`."""
+
+    def __init__(self, n_embd, n_head, block_size, flash=False):
+        super().__init__()
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd)
+        self.c_proj = nn.Linear(n_embd, n_embd)
+        self.attn_dropout, self.resid_dropout = nn.Dropout(0.1), nn.Dropout(0.1)
+        self.n_head, self.n_embd, self.flash = n_head, n_embd, flash
+        if not flash:
+            self.register_buffer("bias", torch.tril(torch.ones(block_size, block_size))
+                                 .view(1, 1, block_size, block_size))
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if self.flash:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=True,
+                                               dropout_p=0.1 if self.training else 0.0)
+        else:
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+            att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
+            att = self.attn_dropout(F.softmax(att, dim=-1))
+            y = att @ v
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class NewGELU(nn.Module):
+    """minGPT's GELU, the tanh approximation written out."""
+
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi)
+                                           * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class GPTBlock(nn.Module):
+    def __init__(self, n_embd, n_head, block_size, flash, gelu):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(n_embd), nn.LayerNorm(n_embd)
+        self.attn = CausalSelfAttention(n_embd, n_head, block_size, flash)
+        self.mlp = nn.ModuleDict(dict(c_fc=nn.Linear(n_embd, 4 * n_embd), act=gelu,
+                                      c_proj=nn.Linear(4 * n_embd, n_embd),
+                                      dropout=nn.Dropout(0.1)))
+
+    def forward(self, x):
+        m = self.mlp
+        x = x + self.attn(self.ln_1(x))
+        return x + m.dropout(m.c_proj(m.act(m.c_fc(self.ln_2(x)))))
+
+
+class GPT(nn.Module):
+    """nanoGPT's GPT: token and position tables (positions from torch.arange), blocks in a
+    ModuleList inside a ModuleDict, the output layer tied to the token table, and (logits,
+    loss) returned; without targets only the last position's logits (`x[:, [-1], :]`)."""
+
+    def __init__(self, vocab_size=256, block_size=32, n_layer=2, n_head=4, n_embd=64,
+                 flash=False, gelu=None, last_only=True):
+        super().__init__()
+        self.block_size, self.last_only = block_size, last_only
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(vocab_size, n_embd), wpe=nn.Embedding(block_size, n_embd),
+            drop=nn.Dropout(0.1),
+            h=nn.ModuleList([GPTBlock(n_embd, n_head, block_size, flash, gelu or nn.GELU())
+                             for _ in range(n_layer)]),
+            ln_f=nn.LayerNorm(n_embd)))
+        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight   # weight tying
+
+    def forward(self, idx, targets=None):
+        b, t = idx.size()
+        assert t <= self.block_size, f"Cannot forward sequence of length {t}"
+        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for block in self.transformer.h:
+            x = block(x)
+        x = self.transformer.ln_f(x)
+        if targets is not None:
+            logits = self.lm_head(x)
+            return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return self.lm_head(x[:, [-1], :] if self.last_only else x), None
+
+
+# -- LLaMA ----------------------------------------------------------------------------------
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.eps, self.weight = eps, nn.Parameter(torch.ones(dim))
+
+    def _norm(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+    def forward(self, x):
+        return self._norm(x.float()).type_as(x) * self.weight
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rotate_every_two(x):
+    """The interleaved form (GPT-J, Meta's pairs): (x0, x1) -> (-x1, x0) pair by pair."""
+    x1, x2 = x[..., ::2], x[..., 1::2]
+    return torch.stack((-x2, x1), dim=-1).flatten(-2)
+
+
+class LlamaAttention(nn.Module):
+    """Rotary embeddings from cos and sin buffers (halves, or `interleaved` pairs), keys and
+    values repeated for grouped-query attention with repeat_interleave or expand."""
+
+    def __init__(self, dim, n_heads, n_kv_heads, max_seq, interleaved=False,
+                 gqa="repeat_interleave"):
+        super().__init__()
+        self.n_heads, self.n_kv, self.hd = n_heads, n_kv_heads, dim // n_heads
+        self.wq = nn.Linear(dim, n_heads * self.hd, bias=False)
+        self.wk = nn.Linear(dim, n_kv_heads * self.hd, bias=False)
+        self.wv = nn.Linear(dim, n_kv_heads * self.hd, bias=False)
+        self.wo = nn.Linear(n_heads * self.hd, dim, bias=False)
+        self.interleaved, self.gqa = interleaved, gqa
+        inv = 1.0 / (10000 ** (torch.arange(0, self.hd, 2).float() / self.hd))
+        freqs = torch.outer(torch.arange(max_seq).float(), inv)
+        emb = freqs.repeat_interleave(2, dim=-1) if interleaved else torch.cat((freqs, freqs), -1)
+        self.register_buffer("cos", emb.cos(), persistent=False)
+        self.register_buffer("sin", emb.sin(), persistent=False)
+
+    def forward(self, x):
+        B, T, _ = x.shape
+        q = self.wq(x).view(B, T, self.n_heads, self.hd).transpose(1, 2)
+        k = self.wk(x).view(B, T, self.n_kv, self.hd).transpose(1, 2)
+        v = self.wv(x).view(B, T, self.n_kv, self.hd).transpose(1, 2)
+        cos, sin = self.cos[:T], self.sin[:T]
+        rot = rotate_every_two if self.interleaved else rotate_half
+        q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
+        rep = self.n_heads // self.n_kv
+        if rep > 1 and self.gqa == "repeat_interleave":
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        elif rep > 1:
+            k = k[:, :, None].expand(B, self.n_kv, rep, T, self.hd).reshape(B, -1, T, self.hd)
+            v = v[:, :, None].expand(B, self.n_kv, rep, T, self.hd).reshape(B, -1, T, self.hd)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.wo(y.transpose(1, 2).contiguous().view(B, T, -1))
+
+
+class SeqFirstAttention(LlamaAttention):
+    """llama2.c's attention: heads kept after the sequence, (B, T, H, D), until SDPA; rotary
+    pairs as real and imaginary parts (`reshape(..., -1, 2).unbind(-1)`, restacked), and
+    repeat_kv of that layout (`x[:, :, :, None, :].expand(...).reshape(...)`)."""
+
+    def forward(self, x):
+        B, T, _ = x.shape
+        q = self.wq(x).view(B, T, self.n_heads, self.hd)
+        k = self.wk(x).view(B, T, self.n_kv, self.hd)
+        v = self.wv(x).view(B, T, self.n_kv, self.hd)
+        cos = self.cos[:T, ::2].view(1, T, 1, self.hd // 2)    # one angle per pair
+        sin = self.sin[:T, ::2].view(1, T, 1, self.hd // 2)
+
+        def rotate(t):
+            re, im = t.float().reshape(t.shape[:-1] + (-1, 2)).unbind(-1)
+            return torch.stack([re * cos - im * sin, re * sin + im * cos], dim=-1).flatten(3)
+
+        def repeat_kv(t, rep):
+            b, s, kv, d = t.shape
+            return t[:, :, :, None, :].expand(b, s, kv, rep, d).reshape(b, s, kv * rep, d)
+        q, k = rotate(q), repeat_kv(rotate(k), self.n_heads // self.n_kv)
+        v = repeat_kv(v, self.n_heads // self.n_kv)
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
+                                           v.transpose(1, 2), is_causal=True)
+        return self.wo(y.transpose(1, 2).contiguous().view(B, T, -1))
+
+
+class LlamaBlock(nn.Module):
+    def __init__(self, dim, n_heads, n_kv, max_seq, seq_first=False, **attention):
+        super().__init__()
+        hidden = 4 * dim * 2 // 3
+        self.attention_norm, self.ffn_norm = RMSNorm(dim), RMSNorm(dim)
+        if seq_first:   # pairs: its tables repeat each angle twice
+            attention["interleaved"] = True
+        self.attention = (SeqFirstAttention if seq_first else LlamaAttention)(
+            dim, n_heads, n_kv, max_seq, **attention)
+        self.w1, self.w3 = nn.Linear(dim, hidden, bias=False), nn.Linear(dim, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x):
+        h = x + self.attention(self.attention_norm(x))
+        f = self.ffn_norm(h)
+        return h + self.w2(F.silu(self.w1(f)) * self.w3(f))   # SwiGLU
+
+
+class Llama(nn.Module):
+    def __init__(self, vocab=256, dim=64, n_layers=2, n_heads=4, n_kv=2, max_seq=64,
+                 **attention):
+        super().__init__()
+        self.tok_embeddings = nn.Embedding(vocab, dim)
+        self.layers = nn.ModuleList([LlamaBlock(dim, n_heads, n_kv, max_seq, **attention)
+                                     for _ in range(n_layers)])
+        self.norm, self.output = RMSNorm(dim), nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, tokens):
+        h = self.tok_embeddings(tokens)
+        for layer in self.layers:
+            h = layer(h)
+        return self.output(self.norm(h)).float()
+
+
+# -- MLP-Mixer ------------------------------------------------------------------------------
+class MixerBlock(nn.Module):
+    def __init__(self, tokens, dim, token_hidden, channel_hidden):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.token_mix = nn.Sequential(nn.Linear(tokens, token_hidden), nn.GELU(),
+                                       nn.Linear(token_hidden, tokens))
+        self.channel_mix = nn.Sequential(nn.Linear(dim, channel_hidden), nn.GELU(),
+                                         nn.Linear(channel_hidden, dim))
+
+    def forward(self, x):
+        x = x + self.token_mix(self.norm1(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.channel_mix(self.norm2(x))
+
+
+class MLPMixer(nn.Module):
+    def __init__(self, image=32, patch=4, dim=64, depth=2, classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, patch, patch)
+        self.blocks = nn.Sequential(*[MixerBlock((image // patch) ** 2, dim, 32, 128)
+                                      for _ in range(depth)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x).flatten(2).transpose(1, 2))
+        return self.head(self.norm(x).mean(dim=1))
+
+
+# -- U-Net ----------------------------------------------------------------------------------
+def double_conv(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class Up(nn.Module):
+    """Upsampled (ConvTranspose2d, or bilinear nn.Upsample), padded to the skip's size,
+    concatenated with it."""
+
+    def __init__(self, cin, cout, bilinear):
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True) \
+            if bilinear else nn.ConvTranspose2d(cin, cin // 2, kernel_size=2, stride=2)
+        self.conv = double_conv(cin, cout)
+
+    def forward(self, x1, x2):
+        x1 = self.up(x1)
+        dy, dx = x2.size()[2] - x1.size()[2], x2.size()[3] - x1.size()[3]
+        x1 = F.pad(x1, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
+        return self.conv(torch.cat([x2, x1], dim=1))
+
+
+class UNet(nn.Module):
+    def __init__(self, n_channels=3, n_classes=2, bilinear=False, resize=False):
+        super().__init__()
+        f = 2 if bilinear else 1
+        self.inc = double_conv(n_channels, 16)
+        self.down1 = nn.Sequential(nn.MaxPool2d(2), double_conv(16, 32))
+        self.down2 = nn.Sequential(nn.MaxPool2d(2), double_conv(32, 64))
+        self.down3 = nn.Sequential(nn.MaxPool2d(2), double_conv(64, 128 // f))
+        self.up1, self.up2 = Up(128, 64 // f, bilinear), Up(64, 32 // f, bilinear)
+        self.up3 = Up(32, 16, bilinear)
+        self.outc = nn.Conv2d(16, n_classes, 1)
+        self.resize = resize
+
+    def forward(self, x):
+        x1 = self.inc(x)
+        x2 = self.down1(x1)
+        x3 = self.down2(x2)
+        y = self.up3(self.up2(self.up1(self.down3(x3), x3), x2), x1)
+        out = self.outc(y)
+        if self.resize:   # logits at twice the resolution, as a segmentation head may
+            out = F.interpolate(out, scale_factor=2, mode="bilinear", align_corners=False)
+        return out
+
+
+# -- ConvNeXt's LayerNorm, channels first, written out ------------------------------------
+class LayerNorm2d(nn.Module):
+    """ConvNeXt's LayerNorm: channels_last through F.layer_norm, channels_first by hand."""
+
+    def __init__(self, channels, eps=1e-6, data_format="channels_first"):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps, self.data_format, self.shape = eps, data_format, (channels,)
+
+    def forward(self, x):
+        if self.data_format == "channels_last":
+            return F.layer_norm(x, self.shape, self.weight, self.bias, self.eps)
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        x = (x - u) / torch.sqrt(s + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = LayerNorm2d(dim, data_format="channels_last")
+        self.pwconv1, self.act = nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh")
+        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(1e-6 * torch.ones(dim))
+
+    def forward(self, x):
+        y = self.dwconv(x).permute(0, 2, 3, 1)
+        y = self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        return x + y.permute(0, 3, 1, 2)
+
+
+class ConvNeXtMini(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 4, 4), LayerNorm2d(16))
+        self.block = ConvNeXtBlock(16)
+        self.down = nn.Sequential(LayerNorm2d(16), nn.Conv2d(16, 32, 2, 2))
+        self.norm, self.head = nn.LayerNorm(32), nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.down(self.block(self.stem(x)))
+        return self.head(self.norm(x.mean([-2, -1])))
+
+
+# -- small bodies ---------------------------------------------------------------------------
+def ordered_sequential(channels=16):
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(3, channels, 3, padding=1)), ("bn1", nn.BatchNorm2d(channels)),
+        ("relu1", nn.ReLU()), ("skip", nn.Identity()), ("pool", nn.AdaptiveAvgPool2d((1, 1))),
+        ("flat", nn.Flatten()), ("fc", nn.Linear(channels, 10))]))
+
+
+class TwoHeads(nn.Module):
+    """A body and two heads, returned as a tuple or a dict."""
+
+    def __init__(self, as_dict=False):
+        super().__init__()
+        self.body = ordered_sequential()[:-1]
+        self.cls, self.box = nn.Linear(16, 10), nn.Linear(16, 4)
+        self.as_dict = as_dict
+
+    def forward(self, x):
+        f = self.body(x)
+        if self.as_dict:
+            return {"logits": self.cls(f), "boxes": self.box(f)}
+        return self.cls(f), self.box(f)
+
+
+class HeadsJoined(nn.Module):
+    """A submodule's tuple or dict of outputs read inside the model."""
+
+    def __init__(self, as_dict):
+        super().__init__()
+        self.inner, self.fc, self.as_dict = TwoHeads(as_dict), nn.Linear(14, 2), as_dict
+
+    def forward(self, x):
+        out = self.inner(x)
+        a, b = (out["logits"], out["boxes"]) if self.as_dict else out
+        return self.fc(torch.cat((a, b), 1))

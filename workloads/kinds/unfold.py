@@ -1,0 +1,33 @@
+"""nn.Unfold / F.unfold (im2col): the sliding blocks of an (N, C, H, W) map as columns, (N,
+C * kh * kw, L) for L block positions, a copy of the values each block covers (TNT's and
+hand-written patch embeddings, convolutions written as unfold and a product). attrs: kernel,
+dilation, padding, stride (pairs). Its gradient is autograd's: F.fold of dy, which sums the
+values of overlapping blocks back into the map (col2im)."""
+from __future__ import annotations
+
+from ._registry import OpKind, register
+from ._torch import F
+
+
+def _args(op) -> dict:
+    a = op.attrs
+    return dict(kernel_size=tuple(a["kernel"]), dilation=tuple(a["dilation"]),
+                padding=tuple(a["padding"]), stride=tuple(a["stride"]))
+
+
+def _kernel(op, state):
+    if op.kind == "unfold":
+        return lambda x: F.unfold(x, **_args(op))
+    size = tuple(op.out.shape[2:])
+    return lambda dy: F.fold(dy, size, **_args(op))
+
+
+register(
+    OpKind("unfold", "data_movement", flops=lambda op: 0.0, torch_kernel=_kernel,
+           doc="F.unfold: (N, C, H, W) to (N, C * kh * kw, L) columns of sliding blocks "
+               "(attrs: kernel, dilation, padding, stride)"),
+    # one addition per value of dy into the map it folds back to
+    OpKind("unfold_grad", "data_movement", "backward",
+           flops=lambda op: float(op.in_specs[0].numel), torch_kernel=_kernel,
+           doc="F.fold of dy: overlapping blocks summed back into the map"),
+)

@@ -1,0 +1,149 @@
+"""How torch_import lowers what picks, repeats and selects values by constants:
+
+- rows picked by a constant index, `x[:, [-1], :]`, `x[:, perm]`, `x.index_select(d, buffer)`
+  and `torch.gather` by a buffer index that is the same along the other dimensions (the
+  rows of an expanded buffer): one `index_select` copy, as advanced indexing copies; a
+  strided slice of one dimension (`x[..., ::2]`, an interleaved rotary embedding's pairs) is
+  costed the same way, a copy PyTorch does not make (it reads the strided view), since the
+  IR's views are contiguous ranges;
+- `k.repeat_interleave(r, dim=1)` of (N, KV, S, D) heads: the `repeat_heads` copy;
+- `torch.where(mask, x, c)` with a mask of buffers and constants and c a constant or a
+  tensor of constants (`torch.full_like(x, c)`): a mask fill, as masks of constants are
+  costed; `full_like`, `zeros_like` and `ones_like` are constants (no op).
+
+`SelectionLowering` is a mixin of `torch_import._Lowering`. torch is never imported here.
+"""
+from __future__ import annotations
+
+from .torch_functions import _Const
+from .torch_layers import _Param
+from .torch_transformer import _Aux
+
+
+def _sig_index_select(input, dim, index): ...
+def _sig_gather(input, dim, index, *, sparse_grad=False): ...
+def _sig_repeat_interleave(input, repeats, dim=None, *, output_size=None): ...
+def _sig_where(condition, input, other): ...
+
+
+class SelectionLowering:
+    def selection_handlers(self, torch) -> tuple[dict, dict]:
+        """(functions, Tensor methods) lowered here."""
+        functions = {
+            torch.index_select: self._index_select, torch.gather: self._gather,
+            torch.repeat_interleave: self._repeat_interleave, torch.where: self._where,
+            # a tensor of x's shape whose values do not depend on x's: a constant
+            torch.full_like: self._constant_like, torch.zeros_like: self._constant_like,
+            torch.ones_like: self._constant_like,
+        }
+        methods = {"index_select": self._index_select, "gather": self._gather,
+                   "repeat_interleave": self._repeat_interleave}
+        return functions, methods
+
+    def index_select(self, x: str, dim: int, index) -> str:
+        """The rows `index` (ints, negative ones counted from the end) of dimension `dim`
+        after the batch, copied as PyTorch's advanced indexing copies them."""
+        size = self.b.spec(x).shape[dim]
+        if dim == 0 or not all(isinstance(i, int) and -size <= i < size for i in index):
+            raise self.unsupported(f"picks rows {index!r} of dimension {dim} (size {size}); "
+                                   "only constant rows of a dimension after the batch are "
+                                   "supported")
+        rows = tuple(int(i) % size for i in index)
+        shape = (*self.b.spec(x).shape[:dim], len(rows), *self.b.spec(x).shape[dim + 1:])
+        return self._op("index_select", [x], shape, self.name("index_select"),
+                        {"dim": dim, "index": rows})
+
+    def _index_select(self, node):
+        """x.index_select(dim, index) with an index held in a buffer or made from constants:
+        its values as the traced run has them."""
+        a = self.bind(_sig_index_select, node)
+        x, rank = self.tensor(a["input"]), len(self.b.spec(self.tensor(a["input"])).shape)
+        values = self.constant_values(a["index"])
+        if values is None or len(values.shape) != 1:
+            raise self.unsupported("picks rows by a computed index; only an index held in a "
+                                   "buffer or made from constants is supported")
+        return self.index_select(x, int(a["dim"]) % rank, [int(i) for i in values.tolist()])
+
+    def _gather(self, node):
+        """torch.gather(x, dim, index) with a constant index that is the same along every
+        other dimension (a buffer of rows expanded over x): x.index_select(dim, rows)."""
+        a = self.bind(_sig_gather, node)
+        x = self.tensor(a["input"])
+        shape = self.b.spec(x).shape
+        dim = int(a["dim"]) % len(shape)
+        values = self.constant_values(a["index"])
+        if values is None or values.dim() != len(shape) or any(
+                values.shape[d] != shape[d] for d in range(len(shape)) if d != dim):
+            raise self.unsupported("gathers by a computed index or one smaller than the input; "
+                                   "only a constant index of the input's shape is supported")
+        rows = values.movedim(dim, 0).reshape(values.shape[dim], -1)
+        if not bool((rows == rows[:, :1]).all()):
+            raise self.unsupported("gathers other rows at other positions; only an index "
+                                   "that picks the same rows everywhere is supported")
+        return self.index_select(x, dim, [int(i) for i in rows[:, 0].tolist()])
+
+    def constant_values(self, arg):
+        """The tensor a buffer (or a tensor made from constants while tracing) holds, or None
+        where it is computed from the input or its values are unknown (the meta device)."""
+        if not isinstance(arg, self.torch.fx.Node):
+            return None
+        if arg.op == "get_attr":
+            value = self.gm
+            for part in arg.target.split("."):
+                value = getattr(value, part)
+        elif isinstance(self.value(arg), _Aux):
+            value = arg.meta.get("dnnsim_index")
+        else:
+            return None
+        if not isinstance(value, self.torch.Tensor) or value.is_meta or \
+                isinstance(value, self.torch.nn.Parameter):
+            return None
+        return value.detach()
+
+    def _repeat_interleave(self, node):
+        """k.repeat_interleave(r, dim=1) of (N, KV, S, D) heads (grouped-query attention
+        written with it rather than repeat_kv): the same repeat_heads copy."""
+        a = self.bind(_sig_repeat_interleave, node)
+        x, repeats = self.tensor(a["input"]), self.value(a["repeats"])
+        repeats = repeats.value if isinstance(repeats, _Const) else repeats
+        rank = len(self.b.spec(x).shape)
+        if not isinstance(repeats, int) or a["dim"] is None or rank != 4 or \
+                int(a["dim"]) % rank != 1:
+            raise self.unsupported(f"repeats {repeats!r} times along dim {a['dim']!r} of a "
+                                   f"rank-{rank} tensor; only a constant count along dim 1 of "
+                                   "(N, heads, S, D) is supported")
+        return self.b.repeat_heads(x, repeats, name=self.name("repeat_heads"))
+
+    def _where(self, node):
+        """torch.where(mask, x, c) or torch.where(mask, c, x) with a mask of buffers and
+        constants and c a constant (or a tensor of constants, torch.full_like(x, c)): x
+        filled with c where it is not kept, costed as masked_fill is."""
+        a = self.bind(_sig_where, node)
+        mask = self.value(a["condition"])
+        branches = [self.value(a[k]) for k in ("input", "other")]
+        tensors = [b for b in branches if isinstance(b, str)]
+        constant = [b for b in branches if not isinstance(b, str)]
+        if not (isinstance(mask, _Aux) or isinstance(mask, _Param) and not mask.is_parameter):
+            raise self.unsupported("selects by a condition computed from the input; only a "
+                                   "condition of buffers and constants is supported")
+        other = a["other"] if isinstance(branches[0], str) else a["input"]
+        fill = self._fill_of(other) if constant and isinstance(constant[0], _Aux) else \
+            self._constant(other)
+        if len(tensors) != 1 or fill is None or \
+                self.traced_shape(node) != self.b.spec(tensors[0]).shape:
+            raise self.unsupported("selects between two computed tensors or broadcasts one; "
+                                   "only a tensor and a constant of its shape are supported")
+        return self._masked_fill(tensors[0], fill, self.name("where"))
+
+    def _fill_of(self, node) -> float | None:
+        """The value a torch.full_like / zeros_like / ones_like node fills with, else None."""
+        t = getattr(node, "target", None)
+        if t is self.torch.full_like and len(node.args) > 1:
+            return self._constant(node.args[1])
+        return {self.torch.zeros_like: 0.0, self.torch.ones_like: 1.0}.get(t)
+
+    def _constant_like(self, node):
+        shape = self.traced_shape(node)
+        if shape is None:
+            raise self.unsupported("makes a tensor whose shape the traced run does not give")
+        return _Aux(shape)
