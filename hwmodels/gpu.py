@@ -114,6 +114,9 @@ class GPUModel(DeviceModel):
     families: dict[str, GpuFamily] | None = None   # override (calibration) or the catalog's
     frameworks: dict[str, Framework] | None = None
     framework: str | None = DEFAULT_FRAMEWORK    # None: kernels timed alone, no host
+    # the CUDA whose cuBLAS runs FP32 GEMMs (gpu_kernels.cublas_release); None: the one the
+    # architecture's published tables ran with
+    cuda_version: tuple[int, int, int] | None = None
 
     @property
     def copy_engines(self) -> int:
@@ -304,14 +307,15 @@ class GPUModel(DeviceModel):
             rows, n_in, n_out = a["batch_rows"], a["in_features"], a["out_features"]
             m, n, k = {"linear": (rows, n_out, n_in), "linear_grad_input": (rows, n_in, n_out),
                        "linear_grad_weight": (n_out, n_in, rows)}[op.kind]
-            tiles = gk.TILES if tensor else gk.cublas_tiles(self.spec.architecture)
+            cublas = gk.cublas_release(self.spec.architecture, self.cuda_version)
+            tiles = gk.TILES if tensor else cublas.tiles
             # a GEMM reads both operands and writes the product at least once, whatever the
             # op's own count leaves out (an input gradient's weight)
             traffic = max(traffic, float((m * k + n * k + m * n) * op.out.dtype_bytes))
             cost = unit_gemm(m, n, k, 1, tiles=tiles,
-                             split_k=tensor or gk.cublas_splits_k(self.spec.architecture, m, n, k))
+                             split_k=tensor or cublas.splits_k(m, n, k))
             options = [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
-            if min(m, n) <= gk.GEMV_MAX_WIDTH:
+            if min(m, n) <= cublas.gemv_max_width:
                 # cuBLAS's gemv-like kernel: a library kernel that streams the wide operand
                 # once on the CUDA cores, with no tile's padding
                 options.append(KernelOption("gemm", op.flops / fp32_peak, traffic, "gemv"))

@@ -35,25 +35,15 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import dataclass
 
 # (tile_m, tile_n): the CUTLASS / cuBLAS GEMM tile shapes, down to the skinny ones that
 # narrow problems (a few output columns) take
 TILES = ((256, 128), (128, 128), (128, 64), (64, 64), (128, 32), (64, 32), (64, 16), (128, 8))
-# cuBLAS's SGEMM before its skinny kernels (CUDA 7.5, which Maxwell's published kernel tables
-# ran with): maxwell_sgemm_128x128 and _128x64 only, so a product with 16 or 32 columns costs
-# a whole 128-wide tile. DeepBench shows it: on a Titan X (Maxwell) M = 512 or 1024, N = 16 or
-# 32, K = 512 all take one 128x128 tile's time, and M = 4096, N = 16, K = 4096 two waves of
-# them. Pascal's tables (CUDA 8.0.88 on the GTX 1080 Ti and Titan Xp) show the skinny tiles.
+# cuBLAS's SGEMM before its skinny kernels: maxwell_sgemm_128x128 and _128x64 only, so a
+# product with 16 or 32 columns costs a whole 128-wide tile (CUBLAS_RELEASES below)
 WIDE_TILES = ((128, 128), (128, 64))
-WIDE_TILE_ARCHITECTURES = frozenset({"maxwell"})
-NO_SPLIT_K_ARCHITECTURES = frozenset({"pascal"})
-# cuBLAS 7.5 (Maxwell's tables) splits the reduction only where it is longer than the output
-# has elements: DeepBench on the M40 and Titan X (Maxwell) times 1760 x 64 x 1760 and
-# 2560 x 64 x 2560 as one round of full-K 128x128 tiles (0.26 and 0.39 ms on the M40, where a
-# split would take two thirds of that), while M = 512, N = 16, K = 500,000 spreads its reduction
-# over the SMs
-LONG_K_SPLIT_ARCHITECTURES = frozenset({"maxwell"})
 # cuDNN's convolution kernels (implicit GEMM, Winograd's batched products, FFT's): its
 # *_scudnn_128x128, 128x64 and 128x32 tiles. The 128 side runs along the output pixels (or
 # transformed tiles) of the forward and data-gradient passes, which the library never lays the
@@ -63,10 +53,6 @@ CONV_TILES = ((128, 128), (128, 64), (128, 32))
 REFERENCE_TILE = (128, 128)
 K_FILL = 32                 # per-CTA pipeline fill and epilogue, in k steps
 SPLIT_K_MIN_K = 256         # split-K keeps at least this much of K per CTA
-# a product this narrow (output columns or rows) runs in cuBLAS's gemv-like kernels, which
-# stream the wide operand once at memory bandwidth instead of padding it into a tile: DeepBench's
-# M = 512-1024, N = 8, K = 500,000 (NN) runs at DRAM speed on the M40, Titan X and V100
-GEMV_MAX_WIDTH = 8
 TENSOR_CORE_ALIGN = 8       # tensor-core GEMM dimensions are padded to this
 THIN_GROUP_CHANNELS = 8     # input channels per group below which a direct kernel runs
 FFT_TILE = 32               # cuDNN FFT_TILING's transform size
@@ -97,17 +83,70 @@ class GemmCost:
     split_k: int
 
 
-def cublas_splits_k(architecture: str | None, m: int, n: int, k: int) -> bool:
-    """Whether cuBLAS's FP32 GEMM may split the reduction of an (m x n x k) product on an
-    architecture (its library generation)."""
-    if architecture in NO_SPLIT_K_ARCHITECTURES:
-        return False
-    return architecture not in LONG_K_SPLIT_ARCHITECTURES or k >= m * n
+@dataclass(frozen=True)
+class CublasRelease:
+    """The FP32 GEMM kernels a cuBLAS release has, as the published tables that ran it show:
+    the tiles it chooses among; when it splits a reduction over CTAs (`split_k`: "any",
+    "long" only where the reduction is longer than the output has elements, k >= m*n, or
+    "none"); and the widest product (output columns or rows) its gemv-like kernels take,
+    which stream the wide operand once at memory bandwidth instead of padding it into a tile
+    (DeepBench's M = 512-1024, N = 8, K = 500,000 runs at DRAM speed on the M40, Titan X and
+    V100)."""
+    version: tuple[int, int, int]     # the first CUDA release with these kernels
+    tiles: tuple[tuple[int, int], ...]
+    split_k: str
+    gemv_max_width: int
+
+    def splits_k(self, m: int, n: int, k: int) -> bool:
+        """Whether the release may split the reduction of an (m x n x k) product."""
+        return self.split_k == "any" or (self.split_k == "long" and k >= m * n)
 
 
-def cublas_tiles(architecture: str | None) -> tuple[tuple[int, int], ...]:
-    """The tiles cuBLAS's FP32 GEMM chooses among on an architecture (its library generation)."""
-    return WIDE_TILES if architecture in WIDE_TILE_ARCHITECTURES else TILES
+# Each release's kernels hold until the next one's version; a version older than the first
+# takes the first. The evidence is DeepBench's FP32 GEMM tables, each of which names its CUDA:
+CUBLAS_RELEASES = (
+    # CUDA 7.5 (M40, Titan X Maxwell): no skinny tiles (512 or 1024 x 16 or 32 x 512 take
+    # one 128x128 tile's time, 4096 x 16 x 4096 two waves of them); a reduction split only
+    # where longer than the output (1760 x 64 x 1760 and 2560 x 64 x 2560 as one round of
+    # full-K 128x128 tiles, 0.26 and 0.39 ms on the M40, where a split takes two thirds of
+    # that; 512 x 16 x 500,000 spread over the SMs)
+    CublasRelease((7, 5, 0), WIDE_TILES, "long", 8),
+    # CUDA 8.0 as first released (2016, Titan X Pascal): the same 128-wide tiles (512 and
+    # 1024 x 32 x 512 in 0.05 ms, one 128x128 tile's time; 1760 to 3072 x 32 x K one round
+    # of them), and a gemv-like kernel for 16 columns (512 and 1024 x 16 x 512 in 0.011 ms)
+    CublasRelease((8, 0, 0), WIDE_TILES, "long", 16),
+    # CUDA 8.0.88 (GTX 1080 Ti, Titan Xp): the skinny tiles; one CTA per output tile, no
+    # split (2560 x 128 x 2560 in 0.20 ms, one round of full-K tiles)
+    CublasRelease((8, 0, 88), TILES, "none", 8),
+    # CUDA 10.1 (V100, T4): the skinny tiles and split-K
+    CublasRelease((10, 1, 0), TILES, "any", 8),
+)
+# the release each architecture's published tables ran with, for a GPU whose CUDA is not
+# named; the others take the newest
+ARCHITECTURE_CUDA = {"maxwell": (7, 5, 0), "pascal": (8, 0, 88)}
+_CUDA_VERSION = re.compile(r"\bCUDA\s+(\d+(?:\.\d+){0,2})\b", re.IGNORECASE)
+
+
+def cuda_version(text: str) -> tuple[int, int, int] | None:
+    """The CUDA version a library description names ("CUDA 8.0.88, cuDNN 6.0.21" ->
+    (8, 0, 88); "CUDA 8" -> (8, 0, 0)), or None where it names none."""
+    found = _CUDA_VERSION.search(text or "")
+    if found is None:
+        return None
+    parts = [int(p) for p in found.group(1).split(".")] + [0, 0]
+    return parts[0], parts[1], parts[2]
+
+
+def cublas_release(architecture: str | None,
+                   cuda: tuple[int, int, int] | None = None) -> CublasRelease:
+    """The cuBLAS release an FP32 GEMM runs in: the one of `cuda` where given, else the one
+    the architecture's published tables ran with, else the newest."""
+    version = cuda or ARCHITECTURE_CUDA.get(architecture or "", CUBLAS_RELEASES[-1].version)
+    chosen = CUBLAS_RELEASES[0]
+    for release in CUBLAS_RELEASES:
+        if release.version <= version:
+            chosen = release
+    return chosen
 
 
 # A pure function of its arguments, asked again for every replica of a data-parallel run and

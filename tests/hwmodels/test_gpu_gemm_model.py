@@ -58,7 +58,8 @@ def test_maxwells_cublas_pads_a_skinny_product_to_a_wide_tile():
         narrow, wide = (model.kernel_options(linear_op(4096, 4096, n))[0].unit_s
                         for n in (16, 32))
         assert (narrow == pytest.approx(wide)) == same
-    assert gk.cublas_tiles("maxwell") == gk.WIDE_TILES and gk.cublas_tiles("volta") == gk.TILES
+    assert gk.cublas_release("maxwell").tiles == gk.WIDE_TILES
+    assert gk.cublas_release("volta").tiles == gk.TILES
 
 
 def test_pascals_cublas_runs_one_cta_per_output_tile():
@@ -69,8 +70,8 @@ def test_pascals_cublas_runs_one_cta_per_output_tile():
         op = linear_op(2560, 2560, 128)
         gemm = next(o for o in model_for(gpu).kernel_options(op) if o.algorithm == "gemm")
         assert (gemm.traffic_bytes > op.bytes_moved) == splits
-    assert not gk.cublas_splits_k("pascal", 2560, 128, 2560)
-    assert gk.cublas_splits_k("volta", 2560, 128, 2560)
+    assert not gk.cublas_release("pascal").splits_k(2560, 128, 2560)
+    assert gk.cublas_release("volta").splits_k(2560, 128, 2560)
 
 
 def test_maxwells_cublas_splits_only_a_reduction_longer_than_the_output():
@@ -83,7 +84,56 @@ def test_maxwells_cublas_splits_only_a_reduction_longer_than_the_output():
         gemm = next(o for o in m40.kernel_options(op) if o.algorithm == "gemm")
         traffic = (rows * k + k * n + rows * n) * op.out.dtype_bytes
         assert (gemm.traffic_bytes > traffic) == splits
-        assert gk.cublas_splits_k("maxwell", rows, n, k) == splits
+        assert gk.cublas_release("maxwell").splits_k(rows, n, k) == splits
+
+
+@pytest.mark.parametrize("text, version", [
+    ("CUDA 8.0.88, cuDNN 6.0.21 (cuBLAS for GEMM)", (8, 0, 88)),
+    ("CUDA 8, cuDNN 5 (cuBLAS for GEMM)", (8, 0, 0)),
+    ("cuda 10.1.243", (10, 1, 243)),
+    ("cuDNN 7.6 only", None),
+    ("", None),
+])
+def test_the_cuda_a_library_description_names(text, version):
+    assert gk.cuda_version(text) == version
+
+
+def test_a_cuda_version_takes_the_last_release_at_or_below_it():
+    """Each release's kernels hold until the next: CUDA 9 runs 8.0.88's, 12.4 runs 10.1's, a
+    version older than the first table runs the first's; without a version, the release the
+    architecture's tables ran with, or the newest for an architecture without tables."""
+    versions = [r.version for r in gk.CUBLAS_RELEASES]
+    assert versions == sorted(versions)
+    assert gk.cublas_release(None, (9, 2, 0)).version == (8, 0, 88)
+    assert gk.cublas_release(None, (12, 4, 0)) is gk.CUBLAS_RELEASES[-1]
+    assert gk.cublas_release(None, (6, 5, 0)) is gk.CUBLAS_RELEASES[0]
+    assert gk.cublas_release("pascal").version == (8, 0, 88)
+    assert gk.cublas_release("pascal", (8, 0, 0)).tiles == gk.WIDE_TILES
+    assert gk.cublas_release("hopper") is gk.CUBLAS_RELEASES[-1]
+
+
+def test_the_cuda_a_gpu_runs_decides_its_gemm_kernels():
+    """DeepBench on a Titan X (Pascal) with CUDA 8.0 as first released: 512 x 32 x 512 takes
+    one 128x128 tile's time (0.05 ms), where CUDA 8.0.88 on the same architecture runs a
+    skinny tile (0.006-0.007 ms on a GTX 1080 Ti and Titan Xp)."""
+    op = linear_op(512, 512, 32)
+    times = {}
+    for cuda in ((8, 0, 0), (8, 0, 88)):
+        model = model_for("titan-x-pascal")
+        model.cuda_version, model.framework = cuda, None    # the kernel alone
+        times[cuda] = model.op_time_s(op)
+    assert times[(8, 0, 0)] > 2 * times[(8, 0, 88)]
+
+
+def test_a_kernel_row_is_simulated_in_the_library_it_names(tmp_path):
+    from validation.calibrate import published_gpu as pg
+    header = ("row_id,kind,gpu,library_stack,precision,M,N,K,time_fwd_ms\n")
+    path = tmp_path / "kernels.csv"
+    path.write_text(header + 'K1,gemm,Titan X (Pascal),"CUDA 8, cuDNN 5",FP32,512,32,512,0.05\n'
+                    + "K2,gemm,Titan X (Pascal),,FP32,512,32,512,0.05\n")
+    first, unnamed = pg.read_kernel_rows(str(path)).rows
+    assert first.cuda == (8, 0, 0) and unnamed.cuda is None
+    assert pg.simulate_kernel(first) > 2 * pg.simulate_kernel(unnamed)
 
 
 def test_a_product_eight_wide_streams_its_matrix_once():

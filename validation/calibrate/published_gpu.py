@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from hwmodels import catalog
+from hwmodels import gpu_kernels as gk
 from hwmodels.gpu import DEFAULT_FRAMEWORK, Framework, GpuFamily, GPUModel
 from hwmodels.specs import HardwareError
 from workloads import zoo
@@ -230,9 +231,11 @@ def read_network_rows(path: str) -> Table:
 
 def gpu_model(gpu: str, families: dict[str, GpuFamily] | None = None,
               frameworks: dict[str, Framework] | None = None,
-              framework: str | None = DEFAULT_FRAMEWORK) -> GPUModel:
+              framework: str | None = DEFAULT_FRAMEWORK,
+              cuda: tuple[int, int, int] | None = None) -> GPUModel:
     model = GPUModel(catalog.device(gpu))
     model.families, model.frameworks, model.framework = families, frameworks, framework
+    model.cuda_version = cuda
     return model
 
 
@@ -292,6 +295,7 @@ class KernelRow:
     op: Op
     time_s: float
     algorithm: str | None = None   # the algorithm the library ran, where the table says
+    cuda: tuple[int, int, int] | None = None   # the CUDA its library_stack names: its cuBLAS
 
 
 def _gemm_op(m: int, n: int, k: int) -> Op:
@@ -343,7 +347,8 @@ def read_kernel_rows(path: str) -> Table:
                 t = _number(r.get("time_fwd_ms"))
                 if t is None:
                     raise ValueError("no time_fwd_ms")
-                out.rows.append(KernelRow(rid, "gemm", gpu, _gemm_op(m, n, k), t / 1e3))
+                out.rows.append(KernelRow(rid, "gemm", gpu, _gemm_op(m, n, k), t / 1e3,
+                                          cuda=gk.cuda_version(r.get("library_stack") or "")))
             elif kind == "conv":
                 ops = _conv_ops(r)
                 for column, op_kind in CONV_PASSES:
@@ -374,7 +379,7 @@ def simulate_kernel(row: KernelRow, families: dict[str, GpuFamily] | None = None
     names the algorithm the library ran (and `recorded`), that algorithm's cost: the table then
     scores the model of what ran, not whether the model's autotuner would have picked it (the
     recorded algorithm is not always the fastest); otherwise the model's own fastest."""
-    model = gpu_model(row.gpu, families, framework=None)
+    model = gpu_model(row.gpu, families, framework=None, cuda=row.cuda)
     if recorded and row.algorithm is not None:
         fam, tensor = model.family_constants, model.tensor_cores(row.op)
         ran = [o for o in model.kernel_options(row.op) if o.algorithm == row.algorithm]
@@ -385,7 +390,7 @@ def simulate_kernel(row: KernelRow, families: dict[str, GpuFamily] | None = None
 
 def model_algorithm(row: KernelRow, families: dict[str, GpuFamily] | None = None) -> str:
     """The algorithm the model's autotuner takes for a kernel row (its fastest)."""
-    model = gpu_model(row.gpu, families, framework=None)
+    model = gpu_model(row.gpu, families, framework=None, cuda=row.cuda)
     return model.chosen_option(row.op).algorithm
 
 
