@@ -34,6 +34,9 @@ NEW_KINDS = {
                            "logit_scale_grad", "continuous_position_bias",
                            "continuous_position_bias_grad"},
     "grid_map_attention": {"attention_bias", "attention_bias_grad", "softmax"},
+    "grid_user_idioms": {"bias_add", "bias_add_grad", "sqrt", "sqrt_grad", "div", "div_grad",
+                         "div_grad_divisor", "index_select", "index_select_grad", "unfold",
+                         "unfold_grad"},
 }
 META = {"device_kind": "cpu", "device_name": "xeon-avx512-2c", "threads": 1}
 
@@ -127,7 +130,7 @@ def test_a_profile_from_the_new_blocks_costs_other_sizes_of_them_without_fallbac
     profile = profile_build.build_profile(records, META)
     others = [convnext_grid(3), mbconv_grid(5), window_grid(2, True), map_attention_grid(3),
               get("grid_shufflenet", 6), get("grid_poolformer", 6),
-              get("grid_encoder_decoder", 3), get("grid_lrn", 3),
+              get("grid_encoder_decoder", 3), get("grid_lrn", 3), get("grid_user_idioms", 3),
               zt.llama(3, layers=2, hidden=128, heads=4, kv_heads=2, intermediate=344,
                        vocab_size=1000, seq_len=96)]
     with machine_checked_elsewhere():
