@@ -321,13 +321,35 @@ def _fit_frameworks(consts: dict[str, dict[str, float]], families: dict[str, Gpu
     return out
 
 
+# The FP32 work a CUDA core completes per clock, relative to Maxwell's and later ones (1 where
+# not listed). NVIDIA's GeForce GTX 750 Ti whitepaper (Maxwell, 2014): a Maxwell SMM core
+# delivers about 1.35x the performance of a Kepler SMX core. Kepler's SMX feeds 192 cores from
+# 4 schedulers of 2 dispatch units each, so its six 32-lane groups are all busy only when
+# independent instructions dual-issue; Maxwell's SMM gives each scheduler its own 32 lanes.
+LANE_RATE = {"kepler": 1.0 / 1.35}
+# the constants that are shares of the arithmetic peak (a borrowed one scales by LANE_RATE)
+ARITHMETIC = frozenset(_KEYS[1:])
+
+
+def borrowed_value(param: str, value: float, arch: str, donor: str) -> float:
+    """A constant `arch` takes from `donor`: an arithmetic efficiency scaled by the two
+    architectures' lane rates (a share of peak sustained on Maxwell is less of peak on Kepler),
+    inside its bounds; any other as it is."""
+    rate, donor_rate = LANE_RATE.get(arch, 1.0), LANE_RATE.get(donor, 1.0)
+    if param not in ARITHMETIC or rate == donor_rate:
+        return value
+    lo, hi = BOUNDS[param]
+    return min(hi, max(lo, value * rate / donor_rate))
+
+
 def fill_unexercised(families: dict[str, GpuFamily], exercised: dict[str, set[str]],
                      default: GpuFamily, with_networks: set[str]) -> dict[str, GpuFamily]:
     """Every architecture of GPU_ARCHITECTURES, each constant its rows did not determine taken
     from the nearest earlier architecture whose rows did, preferring those fitted to whole
     networks too (a GPU resembles its predecessor more than the average of all, and a
     kernel-only fit has not seen the framework); else the nearest later one; else
-    `default`."""
+    `default`. An arithmetic efficiency taken from an architecture of another lane rate is
+    scaled by it (borrowed_value)."""
     out = {}
     for i, arch in enumerate(GPU_ARCHITECTURES):
         own = exercised.get(arch, set())
@@ -340,7 +362,8 @@ def fill_unexercised(families: dict[str, GpuFamily], exercised: dict[str, set[st
             if p in own:
                 continue
             donor = next((a for a in order if p in exercised.get(a, ())), None)
-            values[p] = getattr(families[donor] if donor else default, p)
+            values[p] = (borrowed_value(p, getattr(families[donor], p), arch, donor)
+                         if donor else getattr(default, p))
             borrowed[donor or "default"].append(p)
         base = families.get(arch, dataclasses.replace(default, name=arch))
         note = "; ".join(f"{', '.join(ps)} from {a}" for a, ps in sorted(borrowed.items()))

@@ -110,7 +110,7 @@ def test_leave_one_gpu_out(tables):
     scored = pv.leave_one_gpu_out(networks.rows, kernels.rows)
     fp32 = pv.group("fp32", [s for s in scored if s.row.precision == "fp32"])
     amp = pv.group("amp", [s for s in scored if s.row.precision == "amp-fp16"])
-    assert fp32.mape < 0.115 and fp32.max_error < 0.47   # GoogLeNet v1 on a K80 left out: 45%
+    assert fp32.mape < 0.105 and fp32.max_error < 0.45   # VGG-19 on a K80 left out: 44%
     assert amp.mape < 0.09
 
 
