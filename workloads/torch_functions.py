@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import inspect
+import math
 import operator
 from dataclasses import dataclass
 
@@ -245,6 +246,9 @@ class FunctionLowering:
         """The number an argument holds (a literal, or a size computed in the forward)."""
         v = self.value(arg)
         v = v.value if isinstance(v, _Const) else v
+        if getattr(v, "is_parameter", True) is False and math.prod(v.shape) == 1 and \
+                (t := self.constant_values(arg)) is not None:
+            return float(t.reshape(()))   # a one-value buffer (a scale made as a tensor)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
     def _operands(self, a) -> tuple:

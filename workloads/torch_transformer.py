@@ -91,7 +91,10 @@ class TransformerLowering:
     def aux_value(self, node):
         """An _Aux where every tensor the node reads is a buffer or another _Aux (or it reads
         none and makes a tensor: torch.ones(...)); None otherwise."""
-        if "tensor_meta" not in node.meta or not hasattr(node.meta["tensor_meta"], "shape"):
+        meta = node.meta.get("tensor_meta")
+        pieces = isinstance(meta, (tuple, list)) and bool(meta) and all(
+            hasattr(m, "shape") for m in meta)   # split or chunk of a constant: constants
+        if not pieces and not hasattr(meta, "shape"):
             return None
         inputs: list = []
         self.torch.fx.node.map_arg((node.args, node.kwargs), inputs.append)
@@ -102,6 +105,13 @@ class TransformerLowering:
                 or isinstance(v, _Expanded)
                 for v in values):
             return None
+        if pieces:
+            tensors = [v for v in values if not isinstance(v, _Const)]   # sizes aside
+            if not tensors or not all(isinstance(v, _Aux) or (isinstance(v, _Param) and
+                                                              not v.is_parameter)
+                                      for v in tensors):
+                return None   # pieces of anything else are their op's (split, unbind)
+            return tuple(_Aux(tuple(int(d) for d in m.shape)) for m in meta)
         return _Aux(self.traced_shape(node))
 
     def gathered_value(self, node):
@@ -238,6 +248,11 @@ class TransformerLowering:
         shape, table_shape = self.b.spec(x).shape, tuple(table.shape)
         while len(table_shape) > 1 and table_shape[0] == 1:
             table_shape = table_shape[1:]      # leading ones broadcast away
+        if len(table_shape) == len(shape) and table_shape[0] == shape[0] and all(
+                t in (1, s) for t, s in zip(table_shape[1:], shape[1:], strict=True)):
+            # a mask per sample multiplied in (DeBERTa's attention mask over its embeddings):
+            # costed as masks of constants are, the causal mask's fill
+            return self._masked_fill(x, 0.0, self.name("mask"))
         if len(table_shape) >= len(shape) or any(
                 t not in (1, s) for t, s in zip(reversed(table_shape), reversed(shape),
                                                 strict=False)):

@@ -124,15 +124,19 @@ class ViewLowering:
                      *index[at + 1:])
         picked = [d for d, i in enumerate(index) if isinstance(i, list) or (
             isinstance(i, slice) and i.step not in (None, 1))]
-        if len(picked) == 1 and picked[0] > 0 and len(index) <= len(shape) and all(
-                i == slice(None) for d, i in enumerate(index) if d != picked[0]):
-            rows = index[picked[0]]
-            if isinstance(rows, slice):
-                # a strided view in PyTorch, read strided by the op after it (the pairs of an
-                # interleaved rotary embedding, x[..., ::2]): a copy here, one PyTorch does not
-                # make, as the IR's views are contiguous ranges
-                rows = list(range(*rows.indices(shape[picked[0]])))
-            return self.index_select(x, picked[0], rows)
+        lists = [d for d in picked if isinstance(index[d], list)]
+        if picked and 0 not in picked and len(index) <= len(shape) and len(lists) <= 1 and \
+                (not lists or len(picked) == 1) and all(
+                i == slice(None) for d, i in enumerate(index) if d not in picked):
+            # each strided slice is a strided view in PyTorch, read strided by the op after
+            # it (an interleaved rotary embedding's pairs, x[..., ::2]; LeViT's subsample,
+            # x[:, ::2, ::2] of (N, H, W, C)): a copy here, one PyTorch does not make, as the
+            # IR's views are contiguous ranges
+            for d in picked:
+                rows = index[d] if isinstance(index[d], list) else \
+                    list(range(*index[d].indices(shape[d])))
+                x = self.index_select(x, d, rows)
+            return x
         plain = all(isinstance(i, int) or (isinstance(i, slice) and i.step in (None, 1))
                     for i in index)
         if not plain or len(index) > len(shape) or index[0] != slice(None):

@@ -272,6 +272,37 @@ def test_the_interleaved_rotary_pairs_are_gathered_then_stacked():
     assert len(pairs) == 8                  # q and k in two layers
 
 
+class LibraryIdioms(nn.Module):
+    """What GPT-J, DeBERTa and LeViT write: sin and cos split from one constant table and
+    repeated pair by pair, a mask per sample multiplied in, scores divided by a one-value
+    tensor, and a map subsampled by x[:, ::2, ::2] of (N, H, W, C)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(32, 32)
+        self.register_buffer("sincos", torch.randn(16, 32))
+        self.register_buffer("scale", torch.tensor(4.0))
+
+    def forward(self, x):
+        sin, cos = torch.split(self.sincos[None], 16, dim=-1)
+        sin, cos = sin.repeat_interleave(2, 2), cos.repeat_interleave(2, 2)
+        y = self.proj(x) * cos + x * sin
+        y = y * torch.ones(x.shape[:2], device=x.device).unsqueeze(2)
+        y = (y @ y.transpose(1, 2) / self.scale).softmax(-1) @ y
+        return y.view(x.size(0), 4, 4, 32)[:, ::2, ::2].reshape(x.size(0), -1)
+
+
+def test_what_libraries_write_by_hand_imports():
+    g = imported(nn.Sequential(LibraryIdioms(), nn.Linear(128, 10)), sequence())
+    kinds = [op.kind for op in g]
+    assert kinds.count("mul_table") == 2           # cos and sin, constants of the trace
+    assert kinds.count("masked_fill") == 1         # the per-sample mask
+    scale = next(op for op in g if op.kind == "scalar")
+    assert scale.attrs["scale"] == 0.25            # / a one-value buffer
+    picks = [op.attrs["index"] for op in g if op.kind == "index_select"]
+    assert picks == [(0, 2), (0, 2)]               # rows, then columns
+
+
 # -- every training policy runs them ------------------------------------------------------
 TRAINING_POLICIES = {"sequential": {}, "data-parallel": {}, "swap": {}, "swap-all": {},
                      "recompute": {}, "gpipe": {"micro_batches": 2}, "pipedream": {},
