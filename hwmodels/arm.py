@@ -5,6 +5,10 @@ a small in-order/out-of-order mobile core, from catalog/model_efficiency.toml [a
 `source` says where they come from): convolutions reach well under half of NEON peak, memory
 bound ops see only a few GB/s of LPDDR4 (which is why DeCNN's partitioning pays off even at
 modest compute), and small ops pay for slow thread wake-up.
+
+A board also spends CPU time on what it sends and receives over TCP (`tcp_stack_time_s`): the
+kernel's TCP/IP stack runs on the same cores as the convolutions, so the policies that move
+data between boards (simulator/policies/_mpi_tcp.py) hold the board's compute for it.
 """
 from __future__ import annotations
 
@@ -12,6 +16,15 @@ from .cpu import CPUModel
 from .model_efficiency import table
 
 _ARM = table("arm")
+
+# CPU cycles the kernel's TCP/IP stack spends per payload byte at each end of a connection
+# (copies between user and socket buffers, checksums, per-segment protocol work, interrupts):
+# the rule of thumb of 1 Hz of CPU per bit/s of TCP throughput, 8 cycles a byte, which Foong,
+# Huff, Hum, Patwardhan and Regnier measured on x86 for both transmit and receive ("TCP
+# Performance Re-Visited", ISPASS 2003). Counted in cycles it scales with the board's clock;
+# no published ratio of a Cortex-A72's to a Pentium 4's instructions per cycle on this code
+# exists, so none is applied.
+TCP_CYCLES_PER_BYTE = 8.0
 
 
 class ARMModel(CPUModel):
@@ -21,3 +34,12 @@ class ARMModel(CPUModel):
     DEFAULT_MEM_EFFICIENCY = _ARM.mem_efficiency
     GROUPS_SATURATION_CHANNELS = _ARM.groups_saturation_channels
     GROUPS_LOG_PENALTY = _ARM.groups_log_penalty
+
+    def tcp_stack_time_s(self, nbytes: float) -> float:
+        """Seconds of one core that the TCP/IP stack takes to send or to receive `nbytes`."""
+        return nbytes * TCP_CYCLES_PER_BYTE / self.clock_hz
+
+    def memcpy_time_s(self, nbytes: float) -> float:
+        """Seconds a user-space copy of `nbytes` takes: it reads and writes each byte at the
+        bandwidth the board's memory-bound ops reach."""
+        return self._memory_s(2 * nbytes)

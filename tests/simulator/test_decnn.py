@@ -32,7 +32,7 @@ def test_each_device_holds_only_its_share_of_the_weights(graph4):
 def test_exchanges_are_all_to_all_at_shuffles_and_one_reduce(graph4):
     cluster = Cluster.build("rk3399", 4, "eth1g")
     tg = get("decnn").plan(graph4, cluster, False, in_flight=1, samples=1)
-    comm = [t for t in tg if t.category == "comm"]
+    comm = [t for t in tg if t.category == "comm" and "bytes" in t.meta]   # the wire's
     kinds = {k: sum(t.meta["collective"] == k for t in comm) for k in
              ("all_to_all", "broadcast", "reduce", "allgather", "gather")}
     assert kinds == {"all_to_all": 16 * 12, "broadcast": 3, "reduce": 3, "allgather": 0,
@@ -50,7 +50,9 @@ def test_exchanges_are_all_to_all_at_shuffles_and_one_reduce(graph4):
 def test_samples_in_flight_overlap_exchanges_with_compute(graph4, run4):
     one = simulate(graph4, Cluster.build("rk3399", 4, "eth1g"), "decnn", training=False,
                    in_flight=1)
-    assert run4.throughput_samples_per_s > 1.1 * one.throughput_samples_per_s
+    # only the wire's time hides behind the other sample's compute: the TCP stack's CPU time
+    # runs on the boards' compute streams (tests/simulator/test_mpi_tcp.py)
+    assert run4.throughput_samples_per_s > 1.01 * one.throughput_samples_per_s
     assert run4.extras["latency_s"] == pytest.approx(one.extras["latency_s"])
     log = run4.log
     spans = list(zip(log.tasks, log.start_s, log.end_s, strict=True))
@@ -65,7 +67,7 @@ def test_speedup_and_memory_against_one_device(run4):
     base = simulate("resnet50", Cluster.build("rk3399", 1, "eth1g"), "sequential",
                     training=False)
     speedup = run4.throughput_samples_per_s / base.throughput_samples_per_s
-    assert 2.5 < speedup < 4.0
+    assert 2.0 < speedup < 4.0
     assert base.iteration_time_s / run4.extras["latency_s"] < speedup   # latency gains less
     mem = sum(run4.peak_memory_bytes.values()) / 4
     assert 0.55 < 1 - mem / base.peak_memory_bytes["arm0"] < 0.8

@@ -1,0 +1,77 @@
+"""Open MPI over TCP between boards (simulator/policies/_mpi_tcp.py): the TCP/IP stack's CPU
+time runs on each board's compute stream beside the wire, and the consumer waits for both."""
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import hwmodels.arm
+from hwmodels import model_for
+from simulator.api import simulate
+from simulator.cluster import Cluster
+from simulator.policies import get
+from simulator.policies._mpi_tcp import EAGER_LIMIT_BYTES, receive_cpu_s, send_cpu_s
+from workloads import zoo
+
+RPI4 = model_for("rpi4")
+
+
+@pytest.fixture(scope="module")
+def graph4():
+    return zoo.get("decnn_resnet50", groups=4)
+
+
+def _plan(graph, board="rpi4", policy="decnn"):
+    cluster = Cluster.build(board, 4, "eth1g")
+    return cluster, get(policy).plan(graph, cluster, False, in_flight=2, samples=2)
+
+
+def test_every_message_pays_the_stack_on_both_boards(graph4):
+    cluster, tg = _plan(graph4)
+    wires = [t for t in tg if t.category == "comm" and "bytes" in t.meta]
+    assert wires
+    for wire in wires:
+        nbytes = wire.meta["bytes"]
+        send, receive = tg[f"{wire.name}/send_cpu"], tg[f"{wire.name}/receive_cpu"]
+        assert send.resources == (f"{wire.meta['src']}.compute",)
+        assert receive.resources == (f"{wire.meta['dst']}.compute",)
+        assert send.deps == wire.deps == receive.deps     # all three start when the data is
+        assert send.duration_s == pytest.approx(nbytes * 8 / 1.5e9)   # 8 cycles/B, 1.5 GHz
+        copy_s = 2 * min(nbytes, EAGER_LIMIT_BYTES) / (12.8e9 * 0.35)
+        assert receive.duration_s == pytest.approx(nbytes * 8 / 1.5e9 + copy_s)
+    consumers = [t for t in tg if wires[0].name in t.deps]
+    assert consumers and all(f"{wires[0].name}/receive_cpu" in t.deps for t in consumers)
+
+
+@pytest.mark.parametrize("policy", ["modnn", "coates", "layerwise-mp"])
+def test_the_baselines_halo_and_gather_messages_pay_it_too(policy):
+    _, tg = _plan(zoo.get("resnet50"), policy=policy)
+    wires = [t.name for t in tg if t.category == "comm" and "bytes" in t.meta]
+    assert wires and all(f"{w}/send_cpu" in tg and f"{w}/receive_cpu" in tg for w in wires)
+
+
+def test_devices_other_than_boards_pay_only_the_wire(graph4):
+    _, tg = _plan(graph4, board="v100")
+    assert not [t for t in tg if t.name.endswith(("/send_cpu", "/receive_cpu"))]
+
+
+def test_the_stack_competes_with_compute(graph4, monkeypatch):
+    cluster = Cluster.build("rpi4", 4, "eth1g")
+    with_stack = simulate(graph4, cluster, "decnn", training=False, samples=4)
+    monkeypatch.setattr(hwmodels.arm, "TCP_CYCLES_PER_BYTE", 0.0)
+    wire_only = simulate(graph4, Cluster.build("rpi4", 4, "eth1g"), "decnn", training=False,
+                         samples=4)
+    assert with_stack.throughput_samples_per_s < wire_only.throughput_samples_per_s
+    log = with_stack.log
+    spans = list(zip(log.tasks, log.start_s, log.end_s, strict=True))
+    stack = [(s, e) for t, s, e in spans if t.name.endswith("_cpu") and t.device == "arm0"]
+    ops = [(s, e) for t, s, e in spans if t.category == "compute" and t.device == "arm0"]
+    assert stack and ops
+    assert not any(s1 < e2 and s2 < e1 for s1, e1 in stack for s2, e2 in ops)
+
+
+@given(st.integers(0, 1 << 26), st.integers(0, 1 << 26))
+def test_cost_grows_with_bytes_and_receiving_costs_more(a, b):
+    small, large = sorted((a, b))
+    assert 0 <= send_cpu_s(RPI4, small) <= send_cpu_s(RPI4, large)
+    assert receive_cpu_s(RPI4, small) <= receive_cpu_s(RPI4, large)
+    assert receive_cpu_s(RPI4, large) >= send_cpu_s(RPI4, large)
