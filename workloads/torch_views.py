@@ -140,9 +140,13 @@ class ViewLowering:
         plain = all(isinstance(i, int) or (isinstance(i, slice) and i.step in (None, 1))
                     for i in index)
         if not plain or len(index) > len(shape) or index[0] != slice(None):
-            raise self.unsupported(f"indexes with {index!r}; only pieces of chunk/split, "
-                                   "x[:, :, ::s, ::s] and slices or positions of the "
-                                   "dimensions after the batch are supported")
+            tensors = [i for i in index if not isinstance(i, (int, slice, list))]
+            why = ("; an index tensor picks a different position per sample (a classifier's "
+                   "last token by the ids' lengths): data-dependent, out of scope"
+                   if tensors and index[0] != slice(None) else "")
+            raise self.unsupported(f"indexes with {index!r}{why}; only pieces of chunk/split, "
+                                   "x[:, :, ::s, ::s], slices, positions and constant rows of "
+                                   "the dimensions after the batch are supported")
         for dim, i in enumerate(index[1:], 1):
             size = self.b.spec(x).shape[dim]
             start, stop, _ = (slice(i, i + 1 if i != -1 else None) if isinstance(i, int)

@@ -19,6 +19,7 @@ from tests.workloads.test_torch_import import CifarResNet  # noqa: E402
 from tests.workloads.torchvision_zoo import matmul_flops  # noqa: E402
 from validation.calibrate.torch_exec import GraphModule  # noqa: E402
 from workloads import from_torch  # noqa: E402
+from workloads.graph import WorkloadError  # noqa: E402
 from workloads.training import lower_training  # noqa: E402
 
 
@@ -301,6 +302,24 @@ def test_what_libraries_write_by_hand_imports():
     assert scale.attrs["scale"] == 0.25            # / a one-value buffer
     picks = [op.attrs["index"] for op in g if op.kind == "index_select"]
     assert picks == [(0, 2), (0, 2)]               # rows, then columns
+
+
+class LastToken(nn.Module):
+    """A classifier reading each sequence's last token before the padding (GPT-2's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.fc = nn.Embedding(256, 32), nn.Linear(32, 2)
+
+    def forward(self, ids):
+        lengths = (ids != 0).int().sum(-1) - 1
+        return self.fc(self.emb(ids)[torch.arange(ids.size(0)), lengths])
+
+
+def test_a_position_per_sample_from_the_ids_is_refused_as_data_dependent():
+    with pytest.raises(WorkloadError, match="picks a different position per sample .* "
+                                            "data-dependent, out of scope"):
+        from_torch(LastToken(), tokens())
 
 
 # -- every training policy runs them ------------------------------------------------------
