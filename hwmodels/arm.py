@@ -6,11 +6,14 @@ a small in-order/out-of-order mobile core, from catalog/model_efficiency.toml [a
 bound ops see only a few GB/s of LPDDR4 (which is why DeCNN's partitioning pays off even at
 modest compute), and small ops pay for slow thread wake-up.
 
-A board also spends CPU time on what it sends and receives over TCP (`tcp_stack_time_s`): the
+A convolution holds the Arm Compute Library's scratch buffers while it runs
+(`workspace_bytes`), and a board also spends CPU time on what it sends and receives over TCP (`tcp_stack_time_s`): the
 kernel's TCP/IP stack runs on the same cores as the convolutions, so the policies that move
 data between boards (simulator/policies/_mpi_tcp.py) hold the board's compute for it.
 """
 from __future__ import annotations
+
+from workloads.graph import Op
 
 from .cpu import CPUModel
 from .model_efficiency import table
@@ -43,3 +46,23 @@ class ARMModel(CPUModel):
         """Seconds a user-space copy of `nbytes` takes: it reads and writes each byte at the
         bandwidth the board's memory-bound ops reach."""
         return self._memory_s(2 * nbytes)
+
+    def workspace_bytes(self, op: Op) -> int:
+        """The scratch buffers of the Arm Compute Library's GEMM convolution
+        (NEGEMMConvolutionLayer) in its default NCHW layout, held while the convolution runs:
+        the im2col matrix (kernel taps x input channels of one group, by output pixels; NCHW
+        reshapes even a 1x1 input) and the GEMM's output before col2im writes it as NCHW
+        (output channels of one group, by output pixels). The library has no grouped
+        convolution: a grouped layer runs as one convolution per group, one at a time. Taken
+        as GEMM for every convolution: the Winograd or direct method the library may pick for
+        some shapes holds other buffers. 0 for other ops."""
+        if op.kind != "conv2d":
+            return 0
+        a = op.attrs
+        n, _, h_out, w_out = op.out.shape
+        groups = int(a["groups"])
+        taps = int(a["kernel"][0]) * int(a["kernel"][1])
+        pixels = n * h_out * w_out
+        im2col = taps * int(a["in_channels"]) // groups * pixels
+        gemm_out = int(a["out_channels"]) // groups * pixels
+        return (im2col + gemm_out) * op.out.dtype_bytes

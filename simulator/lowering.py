@@ -14,7 +14,8 @@ memory are the same everywhere, and follow what PyTorch allocates:
   and the half weight gradient exists during the weight-gradient op;
 - a cuDNN convolution holds a workspace while it runs, as large as the device model asks for
   (`device.model.workspace_bytes(op)`, 0 where the model has none) when it fits; where it does
-  not, PyTorch's cuDNN falls back to an algorithm without one.
+  not, PyTorch's cuDNN falls back to an algorithm without one. An ARM board's convolution
+  holds the Arm Compute Library's buffers the same way (hwmodels/arm.py).
 On a GPU each tensor counts as the CUDA caching allocator's 512-byte blocks, the CUDA context is
 taken off the device's memory, and the allocator is replayed on the step's allocations in
 program order (hwmodels/gpu_memory.py): what it reserves beyond the tensors at its peak (segment
@@ -246,7 +247,7 @@ class _MemoryPlan:
                 backward_of[op.forward] = op.name   # the last one, in this device's order
         amp = is_amp(graph)
         size = block_bytes if blocks else int
-        workspace = getattr(device.model, "workspace_bytes", None) if blocks else None
+        workspace = getattr(device.model, "workspace_bytes", None)
         # per op: (what, bytes) held only while it runs
         self.transient: dict[str, list[tuple[str, int]]] = {}
         for op in selected:
