@@ -13,6 +13,8 @@ data between boards (simulator/policies/_mpi_tcp.py) hold the board's compute fo
 """
 from __future__ import annotations
 
+import math
+
 from workloads.graph import Op
 
 from .cpu import CPUModel
@@ -58,11 +60,28 @@ class ARMModel(CPUModel):
         some shapes holds other buffers. 0 for other ops."""
         if op.kind != "conv2d":
             return 0
-        a = op.attrs
-        n, _, h_out, w_out = op.out.shape
-        groups = int(a["groups"])
-        taps = int(a["kernel"][0]) * int(a["kernel"][1])
-        pixels = n * h_out * w_out
-        im2col = taps * int(a["in_channels"]) // groups * pixels
-        gemm_out = int(a["out_channels"]) // groups * pixels
-        return (im2col + gemm_out) * op.out.dtype_bytes
+        im2col, gemm_out = _gemm_elements(op)
+        groups = int(op.attrs["groups"])
+        return (im2col + gemm_out) // groups * op.out.dtype_bytes
+
+    def curve_time_s(self, op: Op) -> float:
+        """The roofline time, and for a convolution the two reshaping passes that the GEMM
+        convolution runs as kernels of their own around the GEMM: im2col (reads the input,
+        writes the matrix) and col2im (reads the GEMM's output, writes the NCHW output), each
+        at the board's streaming bandwidth with its own dispatch."""
+        time_s = super().curve_time_s(op)
+        if op.kind != "conv2d":
+            return time_s
+        im2col, gemm_out = _gemm_elements(op)
+        in_elements = math.prod(int(d) for d in op.attrs["in_shape"])
+        reshaped = (in_elements + im2col + 2 * gemm_out) * op.out.dtype_bytes
+        return time_s + self._memory_s(reshaped) + 2 * self.launch_overhead_s
+
+
+def _gemm_elements(op: Op) -> tuple[int, int]:
+    """Elements of a convolution's im2col matrix and GEMM output, over all its groups."""
+    a = op.attrs
+    n, _, h_out, w_out = op.out.shape
+    pixels = n * h_out * w_out
+    taps = int(a["kernel"][0]) * int(a["kernel"][1])
+    return taps * int(a["in_channels"]) * pixels, int(a["out_channels"]) * pixels

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from hwmodels import catalog
 from hwmodels.arm import ARMModel
+from hwmodels.cpu import CPUModel
 from simulator.api import simulate
 from simulator.cluster import Cluster
 from workloads import zoo
@@ -54,3 +55,15 @@ def test_buffers_grow_with_channels_and_taps(cin, cout, k, side):
         return RPI4.workspace_bytes(b.graph.op("c"))
     assert ws(cin, cout, k) < ws(cin + 1, cout, k) < ws(cin + 1, cout + 1, k)
     assert ws(cin, cout, 1) <= ws(cin, cout, k)
+
+
+def test_a_convolution_adds_its_im2col_and_col2im_passes():
+    g = zoo.get("resnet50")
+    conv, relu = g.op("layer1.0.conv2"), g.op("relu")
+    roofline = CPUModel.curve_time_s(RPI4, conv)
+    # im2col reads the 64 x 56 x 56 input and writes 9 x 64 taps by 56 x 56 pixels; col2im
+    # reads and writes the 64 x 56 x 56 output; each pass is dispatched on its own
+    moved = (64 * 56 * 56 + 9 * 64 * 56 * 56 + 2 * 64 * 56 * 56) * 4
+    passes = moved / (12.8e9 * 0.35) + 2 * 10e-6
+    assert RPI4.curve_time_s(conv) == pytest.approx(roofline + passes)
+    assert RPI4.curve_time_s(relu) == CPUModel.curve_time_s(RPI4, relu)
