@@ -43,3 +43,29 @@ def test_gpu_counts_it_cannot_run_exit_2_naming_the_option(tmp_path, argv, messa
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert not out.exists()
+
+
+def test_ranks_that_vary_lose_more_at_more_gpus_and_the_alike_figure_stays(monkeypatch):
+    # Goyal et al.'s setup on 8 -> 16 and 8 -> 32 Big Basin GPUs: compute-bound, so a slower
+    # slowest rank lengthens the step (where the all-reduces bound it, it would not)
+    small = [dp_scaling.Published(f"test: {n} GPUs, 50%", "big-basin-p100", "resnet50", 32, 8,
+                                  n, "ddp", 0.5, "test") for n in (16, 32)]
+    monkeypatch.setattr(dp_scaling, "PUBLISHED", tuple(small))
+    monkeypatch.setattr(dp_scaling, "ALGORITHMS", ("hierarchical",))
+    rows = dp_scaling.published_comparison(0.05)
+    assert [r["rank_spread"] for r in rows] == [0.05, 0.05]
+    assert all(r["spread"] < r["simulated"] <= 1.0 + 1e-9 for r in rows), rows
+    # the slowest of 32 lags further behind than the slowest of 16
+    losses = [r["simulated"] - r["spread"] for r in rows]
+    assert losses[1] > losses[0] > 0, rows
+    alike = dp_scaling.published_comparison(0.0)
+    assert [r["spread"] for r in alike] == [r["simulated"] for r in alike]
+    assert [r["simulated"] for r in alike] == [r["simulated"] for r in rows]
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1", "nan"])
+def test_a_rank_spread_out_of_range_exits_2_naming_the_option(tmp_path, value):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--clusters", "--rank-spread", value],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and "--rank-spread must be in [0, 1), got" in done.stderr, \
+        done.stderr
