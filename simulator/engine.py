@@ -48,6 +48,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import compress
 from operator import add, not_
 
@@ -86,7 +87,8 @@ class RunLog:
     tasks: list[Task]
     start_s: list[float]
     end_s: list[float]
-    memory_timeline: dict[str, list[tuple[float, int]]]
+    # device -> instant -> bytes held from then on, instants in time order
+    memory_by_instant: dict[str, dict[float, int]]
     peak_memory_bytes: dict[str, int]
     capacities: dict[str, int]
     memory_capacity_bytes: dict[str, int]
@@ -96,6 +98,14 @@ class RunLog:
     peak_reserved_bytes: dict[str, int] = field(default_factory=dict)   # tensors + overhead
     context_bytes: dict[str, int] = field(default_factory=dict)   # CUDA context and handles
     runtime_bytes: dict[str, int] = field(default_factory=dict)   # context + driver
+
+    @cached_property
+    def memory_timeline(self) -> dict[str, list[tuple[float, int]]]:
+        """Each device's (instant, bytes) points in time order, listed when first asked for:
+        most runs are read for their times alone, and a run's hundreds of thousands of
+        points would otherwise be built, and scanned once by the cyclic collector, for
+        nothing."""
+        return {d: list(at.items()) for d, at in self.memory_by_instant.items()}
 
     @property
     def makespan_s(self) -> float:
@@ -142,6 +152,8 @@ class _Run:
         self.n, self.res, self.waiting, self.children = n, cols.res, cols.waiting, cols.children
         self.alloc, self.free, self.plain, self.dur = cols.alloc, cols.free, cols.plain, cols.dur
         self.key = cols.key
+        self.take_on, self.take_bytes = cols.take_on, cols.take_bytes
+        self.give_on, self.give_bytes = cols.give_on, cols.give_bytes
         self.capacities = capacities
         # free slots of each resource: its capacity less the tasks holding it
         self.slots = [capacities[r] for r in names]
@@ -175,6 +187,8 @@ class _Run:
         queue, key, res, plain, dur = self.queue, self.key, self.res, self.plain, self.dur
         slots, alloc, free, children = self.slots, self.alloc, self.free, self.children
         waiting, start_s = self.waiting, self.start_s
+        take_on, take_bytes = self.take_on, self.take_bytes
+        give_on, give_bytes = self.give_on, self.give_bytes
         mem_blocked = self.mem_blocked
         mem, peak, room = self.mem, self.peak, self.room
         # each device's bytes by instant: a later change at one instant replaces the entry,
@@ -237,10 +251,9 @@ class _Run:
                         if (plain[i] or i == lone) and not mem_blocked:
                             heappop(q)
                             slots[r] -= 1
-                        elif len(need := alloc[i]) == 1 and len(res[i]) == 1 and not mem_blocked:
+                        elif (dev := take_on[i]) and not mem_blocked:
                             # one port and bytes on one device: they fit, or it waits, blocking r
-                            for dev, nbytes in need.items():
-                                nbytes += mem[dev]
+                            nbytes = take_bytes[i] + mem[dev]
                             if nbytes > room[dev]:
                                 mem_blocked[r] = i
                                 break
@@ -309,12 +322,18 @@ class _Run:
                     slots[x] += 1
                     if queue[x]:   # a task waits for it
                         mark_dirty(x)
-                if f := free[i]:
-                    for d, nbytes in f.items():
+                if on := give_on[i]:   # bytes on one device
+                    nbytes = mem[on] - give_bytes[i]
+                    mem[on] = nbytes
+                    mem_at[on][now] = nbytes
+                    if mem_blocked:   # freed memory may let a blocked head start
+                        dirty.update(mem_blocked)
+                elif on is None:   # on several
+                    for d, nbytes in free[i].items():
                         nbytes = mem[d] - nbytes
                         mem[d] = nbytes
                         mem_at[d][now] = nbytes
-                    if mem_blocked:   # freed memory may let a blocked head start
+                    if mem_blocked:
                         dirty.update(mem_blocked)
                 for c in children[i]:
                     w = waiting[c]
@@ -332,8 +351,7 @@ class _Run:
         oom = None
         if completed < len(self.tasks):
             oom = self._diagnose_stuck()
-        timeline = {d: list(at.items()) for d, at in mem_at.items()}
-        return RunLog(self.tasks, self.start_s, self.end_s, timeline, self.peak,
+        return RunLog(self.tasks, self.start_s, self.end_s, mem_at, self.peak,
                       dict(self.capacities), dict(self.mem_cap), oom, completed,
                       peak_reserved_bytes=self._reserved(), context_bytes=dict(self.context),
                       runtime_bytes=dict(self.runtime))

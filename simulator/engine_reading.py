@@ -12,9 +12,9 @@ same receive port and nothing else, so half the ports go.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from itertools import chain, repeat
-from operator import add, and_, not_
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import chain, compress, repeat
+from operator import add, and_, itemgetter, not_
 from typing import NoReturn
 
 import numpy as np
@@ -22,20 +22,20 @@ import numpy as np
 from .tasks import SimulationError, Task, TaskGraph
 
 
-def successors(parents: np.ndarray | list[int], in_degree: list[int]) -> list[tuple[int, ...]]:
+def successors(parents: Sequence[int], in_degree: Sequence[int]) -> list[tuple[int, ...]]:
     """Each task's successors in insertion order, from every task's dependencies' positions
     flattened in task order (`parents`) and how many each task has (`in_degree`): one stable
     sort of the (parent, child) pairs by parent. Parents with d successors take theirs d at a
     time from one list (most tasks have one or two), which builds the tuples without a slice
     each."""
     n = len(in_degree)
-    by_parent = np.asarray(parents, dtype=np.intp)
-    child = np.repeat(np.arange(n, dtype=np.intp), in_degree)
+    by_parent = np.fromiter(parents, dtype=np.intp, count=len(parents))
+    child = np.repeat(np.arange(n, dtype=np.intp), np.fromiter(in_degree, np.intp, n))
     flat = child[np.argsort(by_parent, kind="stable")]
     out_degree = np.bincount(by_parent, minlength=n)
     edge_degree = np.repeat(out_degree, out_degree)   # each sorted pair's parent's out-degree
     rows: dict[int, Iterator[tuple[int, ...]]] = {0: repeat(())}
-    for d in np.unique(out_degree).tolist():
+    for d in np.flatnonzero(np.bincount(out_degree)).tolist():   # the out-degrees present
         if d:
             same = iter(flat[edge_degree == d].tolist())
             rows[d] = zip(*[same] * d, strict=True)
@@ -103,9 +103,12 @@ class Columns:
         # Dependencies: how many each task waits for, and whom each one's end releases.
         all_deps = [t.deps for t in tasks]
         self.waiting = waiting = list(map(len, all_deps))
+        dep_names = chain.from_iterable(all_deps)
         try:
-            parents = np.fromiter(map(graph.positions.__getitem__, chain.from_iterable(all_deps)),
-                                  dtype=np.intp, count=sum(waiting))
+            # one itemgetter looks every name up in one call (of one name it gives the position
+            # alone, not in a tuple)
+            parents = (itemgetter(*dep_names)(graph.positions) if sum(waiting) > 1
+                       else tuple(map(graph.positions.__getitem__, dep_names)))
         except KeyError:
             refuse(graph, capacities)
         self.children = successors(parents, waiting)
@@ -121,6 +124,8 @@ class Columns:
         self.plain = list(map(not_, alloc))
         if any(len(rs) != 1 for rs in numbered.values()):
             self.plain = list(map(and_, map((1).__eq__, map(len, res)), self.plain))
+        self.take_on, self.take_bytes, self.give_on, self.give_bytes = one_device_effects(
+            alloc, free, res, every_resource)
         self.dur = [t.duration_s for t in tasks]
         # A task's place in its queues, (priority, insertion index), as one int: the rank of
         # its priority among those present times n, plus the index (ints compare fastest).
@@ -131,6 +136,32 @@ class Columns:
         else:
             rank = {p: k * n for k, p in enumerate(ranks)}
             self.key = list(map(add, map(rank.__getitem__, priorities), range(n)))
+
+
+def one_device_effects(alloc: list[dict[str, int]], free: list[dict[str, int]],
+                       res: list[tuple[int, ...]], general: bool
+                       ) -> tuple[list[str], list[int], list[str | None], list[int]]:
+    """Memory effects on one device, as the loop reads them without the task's own map (whose
+    entries are a cache miss or two each).
+
+    take_on[i]: the device task i allocates on when it holds one queue and allocates on one
+    device, else "" (the loop then reads alloc[i]); take_bytes[i] the bytes. give_on[i]: the
+    device it frees bytes on when it frees on one, "" when it frees nothing, None when it
+    frees on several (the loop then reads free[i]); give_bytes[i] the bytes. With `general`,
+    every task with memory effects is left to its maps."""
+    n = len(alloc)
+    take_on, take_bytes = [""] * n, [0] * n
+    give_on: list[str | None] = [""] * n
+    give_bytes = [0] * n
+    for i in compress(range(n), alloc):   # a task's map is truthy when it has entries
+        if len(alloc[i]) == 1 and len(res[i]) == 1 and not general:
+            (take_on[i], take_bytes[i]), = alloc[i].items()
+    for i in compress(range(n), free):
+        if len(free[i]) == 1 and not general:
+            (give_on[i], give_bytes[i]), = free[i].items()
+        else:
+            give_on[i] = None
+    return take_on, take_bytes, give_on, give_bytes
 
 
 def refuse(graph: TaskGraph, capacities: Mapping[str, int]) -> NoReturn:
