@@ -40,7 +40,7 @@ FAMILIES: frozenset[str] = frozenset(KIND_FAMILY.values())
 CONV_FAMILIES: frozenset[str] = frozenset({"conv", "conv_grad_input", "conv_grad_weight"})
 
 
-def gemm_shape(op) -> tuple[int, int, int, int, int, int, int] | None:
+def gemm_shape(op) -> tuple[int, ...] | None:
     """(m, n, k, groups, window, stride, pixels) of the matrix product an op of a GEMM kind
     performs, else None: m rows (output positions), n columns (output channels), k the
     reduction, per group for grouped convolutions; window and stride are the kernel's and the
@@ -51,7 +51,9 @@ def gemm_shape(op) -> tuple[int, int, int, int, int, int, int] | None:
     close a GEMM gets to peak depends on each of its three dimensions, not only on its FLOPs
     (a 3-channel first layer or a 2x2-pixel late layer underfills the vector units however
     many FLOPs it has); and a strided or 1x1 convolution may take another algorithm than a
-    3x3 one of the same GEMM (a strided input gradient scatters)."""
+    3x3 one of the same GEMM (a strided input gradient scatters). A convolution PyTorch runs
+    on channels-last maps (attrs["memory_format"]) adds an eighth number, 1: oneDNN runs
+    other kernels on them (hwmodels/kernels.py)."""
     gemm = kind_of(op.kind).gemm_shape
     return gemm(op) if gemm is not None else None
 
@@ -73,6 +75,7 @@ def layout(op) -> tuple[int, int]:
 
 def point_shape(op) -> tuple[int, ...]:
     """What a calibrated profile keys an op's time on besides FLOPs and bytes: the GEMM shape
-    of a convolution or linear layer, the layout of any other op."""
+    of a convolution or linear layer (with a convolution's memory format where it is
+    channels-last), the layout of any other op."""
     gemm = gemm_shape(op) if op.kind in MATMUL_KINDS else None
     return gemm if gemm is not None else layout(op)

@@ -16,6 +16,14 @@ one thread):
   unblocked, by the forward and weight-gradient kernels (oneDNN's first-convolution path:
   3 to 32 channels takes 0.23 ms, 16 to 32 0.71 ms); the input gradient writes them
   blocked. The native path and linear layers (sgemm) handle tails with masks: no padding.
+- Memory format. On channels-last maps (`attrs["memory_format"]`, a 1 after the GEMM shape)
+  oneDNN runs other kernels: a depthwise convolution's forward in brdgmm_dw and its 7x7
+  weight gradient in the direct kernel, 2-4x faster than NCHW's gemm-based one; dense ones
+  without NCHW's reorders to blocked layouts, 10-40% faster for 2x2 and 3x3 kernels
+  (docs/cpu-model.md). Channels-last depthwise convolutions are fitted apart; any other
+  channels-last convolution that was not measured is costed as its NCHW twin (the grid
+  measures dense ones only as ConvNeXt's 2x2 stride-2 downsampling, too narrow to fit
+  other kernels from), as is every channels-last one of a profile without such points.
 - Groups. A depthwise convolution (one channel per group) runs in oneDNN's depthwise kernel;
   a grouped one in its direct kernel, blocked by the group's channels (`ONEDNN_VERBOSE=1`
   shows aBcd4b, aBcd8b layouts): 4 or 8 channels fill a quarter or half of a 16-lane vector,
@@ -31,7 +39,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-Shape = tuple[int, ...]  # families.gemm_shape: (m, n, k, groups, window, stride, pixels)
+# families.gemm_shape: (m, n, k, groups, window, stride, pixels), then 1 on channels-last maps
+Shape = tuple[int, ...]
+NCHW_DIMS = 7
 
 # torch.backends.cpu.get_cpu_capability() -> fp32 values per vector, which oneDNN blocks
 # channels by
@@ -42,6 +52,19 @@ CONV_KINDS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
 # a class with too few measured shapes for a fit of its own borrows this one's (a profile
 # measured before grouped convolutions were on the calibration grid has depthwise ones only)
 FALLBACK_CLASS = {"grouped": "depthwise"}
+# the kernel classes whose channels-last convolutions get a fit of their own (kernel_class
+# names the others too, so their points stay out of the NCHW fits)
+CHANNELS_LAST_FITTED = frozenset({"depthwise_nhwc"})
+
+
+def is_channels_last(shape: Shape) -> bool:
+    """Whether a convolution's point shape says it runs on channels-last maps."""
+    return len(shape) > NCHW_DIMS and shape[NCHW_DIMS] == 1
+
+
+def nchw_twin(shape: Shape) -> Shape:
+    """The shape of the same convolution run on NCHW maps."""
+    return tuple(shape[:NCHW_DIMS])
 
 
 @dataclass(frozen=True)
@@ -67,12 +90,13 @@ class KernelRules:
         one in its direct kernel blocked by the group's channels. A stride is no class of
         its own: oneDNN runs strided convolutions in the same kernels, and the stride is a
         dimension of the residual (the calibration grid scores the same with a strided
-        class)."""
+        class). On channels-last maps, the class named with `_nhwc`."""
+        suffix = "_nhwc" if is_channels_last(shape) else ""
         if self.is_native(kind, shape):
-            return "native"
+            return "native" + suffix
         if shape[3] == 1:
-            return "dense"
-        return "depthwise" if conv_dims(kind, shape)[0] == 1 else "grouped"
+            return "dense" + suffix
+        return ("depthwise" if conv_dims(kind, shape)[0] == 1 else "grouped") + suffix
 
     def is_native(self, kind: str, shape: Shape) -> bool:
         if not self.torch_cpu or kind not in CONV_KINDS:
@@ -90,10 +114,12 @@ class KernelRules:
 
     def computed(self, kind: str, flops: float, shape: Shape) -> tuple[float, Shape]:
         """(FLOPs, shape) of the product the kernel computes: channel counts padded to whole
-        blocks where oneDNN blocks them; unchanged elsewhere."""
+        blocks where oneDNN blocks them; unchanged elsewhere. The shape without the memory
+        format (kernel_class tells it)."""
         if self.channel_block <= 1 or kind not in CONV_KINDS or self.is_native(kind, shape):
-            return flops, shape
-        m, n, k, groups, window, stride, pixels = shape
+            return flops, nchw_twin(shape)
+        # channels-last kernels keep channels innermost and compute a tail in a whole vector
+        m, n, k, groups, window, stride, pixels = shape[:NCHW_DIMS]
         if groups > 1 and conv_dims(kind, shape)[0] == 1:
             # depthwise: one input channel per group, blocked across groups
             padded = self.blocked(groups)
@@ -126,7 +152,7 @@ class KernelRules:
 
 def conv_dims(kind: str, shape: Shape) -> tuple[int, int, int]:
     """(input channels per group, output channels per group, batch) of a conv op's shape."""
-    m, n, k, _, window, _, pixels = shape
+    m, n, k, _, window, _, pixels = shape[:NCHW_DIMS]
     if kind == "conv2d":
         return k // window, n, m // pixels
     if kind == "conv2d_grad_input":

@@ -19,7 +19,8 @@ TOML layout (written by `dnnsim calibrate`, read back here):
 
     [kinds.conv2d]              # GEMM kinds may add the product's shape (families.gemm_shape):
     points = [[1.2e9, 3.4e6, 0.0021, 8192, 64, 576, 1, 9, 1, 1024], ...]
-                                # ... m, n, k, groups, window, stride, pixels
+                                # ... m, n, k, groups, window, stride, pixels; a convolution
+                                # run on channels-last maps adds a 1 (channels_last)
 
 Points are kept sorted, so saving is deterministic and a load/save round trip is byte-identical.
 The interpolation itself needs the device's roofline and lives in the device model (model.py).
@@ -34,12 +35,15 @@ from dataclasses import dataclass, field
 from workloads.graph import ALL_KINDS, MATMUL_KINDS
 
 from .cpu_identity import MACHINE_FIELDS
+from .kernels import CONV_KINDS
 from .specs import DEVICE_KINDS, HardwareError, check_family_table, read_text
 
 # (flops, bytes_moved, time_s), or with a GEMM shape (..., m, n, k, groups, window, stride,
 # pixels)
 Point = tuple
 GEMM_POINT = "[flops, bytes, time_s, m, n, k, groups, window, stride, pixels]"
+# a convolution's point may end in channels_last = 1 (hwmodels/kernels.py); 10 numbers: NCHW
+CONV_POINT_LENGTHS = (10, 11)
 LAYOUT_POINT = "[flops, bytes, time_s, planes, pixels]"
 
 META_FIELDS: dict[str, type] = {
@@ -142,7 +146,8 @@ class Profile:
             raise HardwareError(f"{where}: unknown op kind {kind!r}; known: "
                                 f"{', '.join(sorted(ALL_KINDS))}")
         shaped, lengths, names = (
-            (GEMM_POINT, (3, 10), "m, n, k, groups, window, stride and pixels")
+            (GEMM_POINT, (3, *CONV_POINT_LENGTHS) if kind in CONV_KINDS else (3, 10),
+             "m, n, k, groups, window, stride and pixels")
             if kind in MATMUL_KINDS else (LAYOUT_POINT, (3, 5), "planes and pixels"))
         if not isinstance(points, list) or not points:
             raise HardwareError(f"{where}: points must be a non-empty list of "
@@ -155,9 +160,14 @@ class Profile:
             if not ok:
                 raise HardwareError(f"{where}: point {i} must be [flops, bytes, time_s] or "
                                     f"{shaped} numbers, got {p!r}")
-            if len(p) != len(points[0]):
+            if len(p) != len(points[0]) and not (kind in CONV_KINDS and
+                                                 {len(p), len(points[0])} == {10, 11}):
                 raise HardwareError(f"{where}: point {i} has {len(p)} numbers, point 0 has "
                                     f"{len(points[0])}: a kind's points share one layout")
+            if len(p) == 11 and p[10] != 1:
+                raise HardwareError(f"{where}: point {i}: the 11th number, channels_last, "
+                                    f"must be 1 where present (an NCHW point has 10 numbers), "
+                                    f"got {p[10]!r}")
             flops, nbytes, time_s = (float(v) for v in p[:3])
             if flops < 0 or nbytes < 0 or time_s <= 0 or (flops == 0 and nbytes == 0):
                 raise HardwareError(f"{where}: point {i} needs flops >= 0, bytes >= 0 (not both "

@@ -42,7 +42,7 @@ import math
 
 import numpy as np
 
-from .kernels import FALLBACK_CLASS, KernelRules
+from .kernels import CHANNELS_LAST_FITTED, FALLBACK_CLASS, KernelRules, is_channels_last, nchw_twin
 from .residual_gp import ResidualGP
 
 Point = tuple[float, ...]  # (flops, bytes_moved, time_s[, *Shape])
@@ -54,7 +54,7 @@ def predictor_for(points: list[Point], kind: str = "",
     """The predictor for one kind's points: GEMM when they carry GEMM shapes, else work (with
     or without a layout). `rules` say which kernel runs each GEMM shape and what it computes
     (hwmodels/kernels.py)."""
-    if points and len(points[0]) == 10:
+    if points and len(points[0]) >= 10:   # an 11th number: a convolution on channels-last maps
         return GemmPredictor(points, kind, rules or KernelRules())
     return WorkPredictor(points)
 
@@ -163,7 +163,10 @@ NEIGHBOURS = 4
 class GemmPredictor:
     """Time from a GEMM's shape: the fill of each dimension, and nearby measured residuals.
     Fits and residuals see the product the kernel computes (channels padded to its blocks),
-    one fit per kernel class; the exact lookup sees the op's own shape."""
+    one fit per kernel class; the exact lookup sees the op's own shape. A convolution on
+    channels-last maps whose class has no fit (kernels.CHANNELS_LAST_FITTED, or too few
+    measured shapes) is predicted as its NCHW twin, exactly as a profile without
+    channels-last points predicts it."""
 
     def __init__(self, points: list[Point], kind: str = "",
                  rules: KernelRules | None = None) -> None:
@@ -178,10 +181,13 @@ class GemmPredictor:
             flops, computed = self.rules.computed(kind, key[0], shape)
             by_class.setdefault(self.rules.kernel_class(kind, shape), []).append(
                 (flops, key[1], *computed, t))
-        self.classes = {c: GemmFit(np.array(rows, dtype=float))
-                        for c, rows in sorted(by_class.items()) if len(rows) >= MIN_CLASS_POINTS}
+        # channels-last points of a class fitted as its NCHW twin stay out of every fit
+        fitted = sorted(c for c in by_class
+                        if not c.endswith("_nhwc") or c in CHANNELS_LAST_FITTED) or sorted(by_class)
+        self.classes = {c: GemmFit(np.array(by_class[c], dtype=float))
+                        for c in fitted if len(by_class[c]) >= MIN_CLASS_POINTS}
         if not self.classes:
-            biggest = max(sorted(by_class), key=lambda c: len(by_class[c]))
+            biggest = max(fitted, key=lambda c: len(by_class[c]))
             self.classes[biggest] = GemmFit(np.array(by_class[biggest], dtype=float))
         self.fallback = max(sorted(self.classes), key=lambda c: len(by_class[c]))
 
@@ -193,6 +199,8 @@ class GemmPredictor:
             return t
         shape = tuple(int(d) for d in shape)
         kernel = self.rules.kernel_class(self.kind, shape)
+        if is_channels_last(shape) and kernel not in self.classes:
+            return self.predict_s(flops, nbytes, nchw_twin(shape))
         fit = (self.classes.get(kernel) or self.classes.get(FALLBACK_CLASS.get(kernel, ""))
                or self.classes[self.fallback])
         computed_flops, computed = self.rules.computed(self.kind, flops, shape)
@@ -269,8 +277,17 @@ def _levenberg_marquardt(p: np.ndarray, work: np.ndarray, log_y: np.ndarray,
     for _ in range(iterations):
         jac = _gemm_jacobian(p, work) / _gemm_model(p, work)[:, None]
         jtj, grad = jac.T @ jac, jac.T @ r
-        step = np.linalg.solve(jtj + damping * (np.diag(np.diag(jtj)) + 1e-12 * np.eye(6)),
-                               -grad)
+        try:
+            step = np.linalg.solve(jtj + damping * (np.diag(np.diag(jtj))
+                                                    + 1e-12 * np.eye(6)), -grad)
+        except np.linalg.LinAlgError:
+            # a dimension no point varies (a class of one kernel size: k the same in every
+            # shape) leaves jtj singular once the damping has shrunk: damp more, as after a
+            # step that did not help
+            damping *= 4
+            if damping > 1e12:
+                break
+            continue
         q = np.clip(p + step, _LOG_BOUNDS[:, 0], _LOG_BOUNDS[:, 1])
         r_new = residual(q)
         new_cost = float(r_new @ r_new)

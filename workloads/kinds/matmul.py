@@ -38,10 +38,28 @@ def _gemm_flops(op) -> float:
     return 2.0 * op.macs
 
 
+# attrs["memory_format"] of a convolution run on channels-last maps (workloads/memory_format.py;
+# not imported: it imports the graph, which imports the kinds). Why per op: PyTorch picks
+# each convolution's format from its input's strides, and oneDNN runs other kernels on
+# channels-last maps (a depthwise 7x7's weight gradient 2-4x faster, docs/cpu-model.md)
+CHANNELS_LAST = "nhwc"
+
+
+def is_channels_last(op) -> bool:
+    return op.attrs.get("memory_format") == CHANNELS_LAST
+
+
+def mark_channels_last(graph, name: str) -> None:
+    """Record that PyTorch runs the convolution `name` (and so its gradients, which inherit
+    its attributes) on channels-last maps."""
+    graph.op(name).attrs["memory_format"] = CHANNELS_LAST
+
+
 def _conv_gemm(which: str):
     """(m, n, k, groups, window, stride, pixels) of a convolution pass: m rows (output
     positions), n columns, k the reduction, per group; window and stride areas, pixels per
-    sample (a strided or 1x1 convolution may take another algorithm than a 3x3 of one GEMM)."""
+    sample (a strided or 1x1 convolution may take another algorithm than a 3x3 of one GEMM);
+    then a 1 for a convolution run on channels-last maps (an NCHW one has 7 numbers)."""
     def shape(op):
         a = op.attrs
         n_batch, c_in, h_in, w_in = a["in_shape"]
@@ -50,7 +68,7 @@ def _conv_gemm(which: str):
         kh, kw = a["kernel"]
         sh, sw = a["stride"]
         pixels = h_in * w_in if which == "grad_input" else h_out * w_out
-        tail = (g, kh * kw, sh * sw, pixels)
+        tail = (g, kh * kw, sh * sw, pixels, *((1,) if is_channels_last(op) else ()))
         if which == "forward":
             return (n_batch * h_out * w_out, c_out // g, c_in // g * kh * kw, *tail)
         if which == "grad_input":
@@ -95,10 +113,13 @@ def _reads_input_and_weights(op) -> int:
 # -- PyTorch ------------------------------------------------------------------------------
 def _conv_kernel(op, state):
     """conv2d, or convolution_backward with the output mask of one gradient (input | weight
-    and bias), as autograd calls it."""
+    and bias), as autograd calls it. A channels-last convolution (attrs["memory_format"])
+    is fed its input and output gradient channels-last (_channels_last_conv_kernel)."""
     a, owner = op.attrs, op.forward or op.name
     w, *b = state.params_of(op)
     conv_args = (a["stride"], a["padding"], a["dilation"])
+    if is_channels_last(op):
+        return _channels_last_conv_kernel(op, state, w, b)
     if op.kind == "conv2d":
         bias = b[0] if b else None
         return lambda x: F.conv2d(x, w, bias, *conv_args, a["groups"])
@@ -112,6 +133,34 @@ def _conv_kernel(op, state):
     def conv_grad_weight(dy, x):
         _, gw, gb = aten.convolution_backward(dy, x, w, bias_sizes, *bwd,
                                               [False, True, bool(b)])
+        state.grads[owner] = [gw, gb] if b else [gw]
+        return gw
+    return conv_grad_weight
+
+
+def _channels_last_conv_kernel(op, state, w, b):
+    """A convolution PyTorch runs on channels-last maps: the input, the output's gradient and
+    the input read for its shape (whose strides pick the gradient's kernel) made
+    channels-last, as autograd passes them in such a network (a no-op where the replay
+    already made them so; where it made them NCHW, a copy)."""
+    a, owner = op.attrs, op.forward or op.name
+    last = torch.channels_last
+    conv_args = (a["stride"], a["padding"], a["dilation"])
+    if op.kind == "conv2d":
+        bias = b[0] if b else None
+        return lambda x: F.conv2d(x.contiguous(memory_format=last), w, bias, *conv_args,
+                                  a["groups"])
+    bias_sizes = list(b[0].shape) if b else None
+    bwd = (*conv_args, False, [0, 0], a["groups"])
+    if op.kind == "conv2d_grad_input":
+        x_shape = state.placeholder(a["in_shape"]).contiguous(memory_format=last)
+        return lambda dy: aten.convolution_backward(
+            dy.contiguous(memory_format=last), x_shape, w, None, *bwd, [True, False, False])[0]
+
+    def conv_grad_weight(dy, x):
+        _, gw, gb = aten.convolution_backward(
+            dy.contiguous(memory_format=last), x.contiguous(memory_format=last), w,
+            bias_sizes, *bwd, [False, True, bool(b)])
         state.grads[owner] = [gw, gb] if b else [gw]
         return gw
     return conv_grad_weight
