@@ -4,7 +4,7 @@ from __future__ import annotations
 from hwmodels.gpu_layout import memory_formats_for
 from workloads import zoo
 from workloads.graph import OpGraph, WorkloadError
-from workloads.memory_format import graph_memory_format, with_memory_format
+from workloads.memory_format import check_memory_format, graph_memory_format, with_memory_format
 from workloads.precision import DEFAULT_PRECISION, with_precision
 
 from . import policies
@@ -83,9 +83,10 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
 def apply_memory_format(graph: OpGraph, cluster: Cluster, memory_format: str | None) -> OpGraph:
     """The graph with its activations in `memory_format` (its own when None), after checking
     that every device of the cluster is modelled in it."""
-    memory_format = memory_format or graph_memory_format(graph)
     try:
-        graph = with_memory_format(graph, memory_format)
+        if memory_format is not None:   # None keeps each op's own (an import's channels-last)
+            graph = with_memory_format(graph, memory_format)
+        memory_format = check_memory_format(graph_memory_format(graph))
     except WorkloadError as exc:
         raise ConfigError(str(exc)) from None
     for device in cluster.devices:

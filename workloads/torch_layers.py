@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .kinds.matmul import mark_channels_last
+
 
 @dataclass(frozen=True)
 class _Param:
@@ -123,7 +125,17 @@ class LayerLowering:
                             stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
                             groups=a["groups"], bias=b is not None, name=self.name("conv2d"))
         self._claim([w, b], out)
-        return out
+        return self.conv_memory_format(node, out)
+
+    def conv_memory_format(self, node, conv: str) -> str:
+        """Marks the conv2d op `conv` channels-last where PyTorch ran it so: ATen runs a
+        convolution channels-last when its input's or weight's strides suggest it and
+        allocates the output in that format, so a traced output that is channels-last
+        contiguous, and not NCHW contiguous, tells."""
+        meta = node.meta.get("tensor_meta")
+        if str(getattr(meta, "memory_format", None)) == "torch.channels_last":
+            mark_channels_last(self.b.graph, conv)
+        return conv
 
     def _conv1d_fn(self, node):
         a, w, b = self._conv_args(node)

@@ -120,9 +120,9 @@ class ModuleLowering:
                                    "supported")
         padding = 0 if m.padding == "valid" else \
             tuple(t // 2 for t in same) if m.padding == "same" else m.padding
-        return self.b.conv2d(x(), m.out_channels, m.kernel_size, stride=m.stride,
-                             padding=padding, dilation=m.dilation, groups=m.groups,
-                             bias=m.bias is not None, name=self.name(""))
+        return self.conv_memory_format(node, self.b.conv2d(
+            x(), m.out_channels, m.kernel_size, stride=m.stride, padding=padding,
+            dilation=m.dilation, groups=m.groups, bias=m.bias is not None, name=self.name("")))
 
     def _conv1d_module(self, m, node, x):
         if m.padding_mode != "zeros" or isinstance(m.padding, str) and m.padding != "valid":
