@@ -12,8 +12,9 @@ writes the curve as a PNG. Expected shape: near-linear on NVLink, communication 
 InfiniBand) and on cloud nodes of 8 V100s with one 25 Gb Ethernet NIC, from 8 to 512 GPUs,
 with DDP's buckets and with Horovod's cycles, over a flat ring, over NCCL's hierarchical
 all-reduce and as NCCL 2.8's tuning runs each all-reduce (ring or tree, LL, LL128 or Simple:
-algorithm 'nccl'); then the published setups of PUBLISHED on the node types that rebuild them, each
-figure printed beside the published one, with every rank alike and with the ranks' step times
+algorithm 'nccl'); then the published setups of PUBLISHED on the node types that rebuild them
+(on those three and on the paper's own all-reduce where it names one), each figure printed
+beside the published one, with every rank alike and with the ranks' step times
 spread as --rank-spread says (default RANK_SPREAD: a synchronous step waits for the slowest of
 N ranks, whose expected lag grows with N).
 """
@@ -62,13 +63,15 @@ class Published:
     gradient_sync: str
     efficiency: float     # the published figure (a reference, never an output)
     setup: str
+    own_algorithm: str | None = None   # the paper's own all-reduce, run beside ALGORITHMS
 
 
 PUBLISHED = (
     Published("Goyal et al. 2017 (arXiv:1706.02677), section 5.5: ~90% scaling efficiency "
               "from 8 to 256 GPUs", "big-basin-p100", "resnet50", 32, 8, 256, "ddp", 0.90,
               "ResNet-50, 32 images per P100, Caffe2 all-reducing gradients during backprop "
-              "(DDP's buckets here), 50 Gb Ethernet"),
+              "(DDP's buckets here), 50 Gb Ethernet, Gloo's recursive halving and doubling "
+              "between servers (section 4)", "halving-doubling"),
     Published("Sergeev and Del Balso 2018 (arXiv:1802.05799), section 5, Figure 6: 88% "
               "scaling efficiency for ResNet-101 on 128 GPUs", "pcie-4gpu-p100-25gbe",
               "resnet101", 64, 1, 128, "horovod", 0.88,
@@ -112,7 +115,7 @@ def published_comparison(rank_spread: float = RANK_SPREAD) -> list[dict]:
     run's ranks spread too: one GPU runs at the median, eight wait for the slowest of 8)."""
     rows = []
     for p in PUBLISHED:
-        for algorithm in ALGORITHMS:
+        for algorithm in ALGORITHMS + ((p.own_algorithm,) if p.own_algorithm else ()):
             effs = []
             for spread in (0.0, rank_spread):
                 opts = {"gradient_sync": p.gradient_sync, "algorithm": algorithm,
@@ -141,9 +144,9 @@ def print_clusters(max_devices: int, rank_spread: float = RANK_SPREAD) -> None:
               " ".join(f"{100 * effs[n]:5.1f}%" for n in counts))
     print("\npublished multi-node runs and the model on the node types that rebuild them: "
           f"ranks alike, and ranks spread {rank_spread:g} (rank_spread)")
-    print(f"{'node type':24s} {'all-reduce':12s} {'alike':>6s} {'spread':>6s} {'published':>9s}")
+    print(f"{'node type':24s} {'all-reduce':16s} {'alike':>6s} {'spread':>6s} {'published':>9s}")
     for r in published_comparison(rank_spread):
-        print(f"{r['node_type']:24s} {r['algorithm']:12s} {100 * r['simulated']:5.1f}% "
+        print(f"{r['node_type']:24s} {r['algorithm']:16s} {100 * r['simulated']:5.1f}% "
               f"{100 * r['spread']:5.1f}% {100 * r['published']:8.0f}%  ({r['setup']}; "
               f"{r['source']})")
 

@@ -34,6 +34,9 @@ Algorithms of the link-level all-reduce across nodes:
   nccl          what NCCL 2.8 runs (nccl_tuning.py): per all-reduce, the algorithm (ring or
                 tree) and protocol (LL, LL128, Simple) its tuning model predicts fastest for
                 the size, run link by link with that protocol's latency and bandwidth.
+  halving-doubling  as hierarchical, with Gloo's recursive halving and doubling across the
+                nodes in place of the rings (collectives_hd.py; a power-of-two number of
+                nodes); built in full, as the trees.
 
 Latency across nodes: a ring step here waits for its slowest hop, so a ring of p GPUs over N
 nodes would pay the network's latency on every one of its 2(p-1) steps. NCCL pipelines its
@@ -60,7 +63,7 @@ import math
 from typing import Mapping, Sequence
 
 from . import collective_trees as trees
-from . import nccl_tuning
+from . import collectives_hd, nccl_tuning
 from .cluster import Cluster
 from .collective_forms import (
     CLOSED_FORMS,
@@ -81,7 +84,7 @@ __all__ = ["ALGORITHMS", "CLOSED_FORMS", "FIDELITIES", "NCCL_BASE_LATENCY_S", "R
 
 Deps = Mapping[str, Sequence[str]] | Sequence[str]
 FIDELITIES = ("link", "flow")
-ALGORITHMS = ("ring", "hierarchical", "tree", "nccl")
+ALGORITHMS = ("ring", "hierarchical", "tree", "nccl", "halving-doubling")
 # NCCL's latency model (NCCL 2.x, src/graph/tuning.cc): a ring collective with the Simple
 # protocol costs baseLat[RING][SIMPLE] = 8.4 us once (the kernel launch and setup), plus one
 # hop latency per ring step (the link's latency_s; nvlink2-link: 3.4 us). Simple is what NCCL
@@ -97,7 +100,7 @@ def collective(kind: str, tg: TaskGraph, cluster: Cluster, devices: Sequence[str
                symmetric: bool = False) -> dict[str, tuple[str, ...]]:
     """Add a collective's tasks to `tg`; return per device what to depend on.
     launch_latency_s: paid once before the first transfer (NCCL_BASE_LATENCY_S for NCCL).
-    algorithm: 'ring' or 'hierarchical' (all-reduce across nodes; see the module notes).
+    algorithm: one of ALGORITHMS (all-reduce across nodes; see the module notes).
     symmetric: build one device per symmetry class (module notes); deps then need name only
     the first symmetry_period() devices."""
     if kind not in CLOSED_FORMS:
@@ -130,6 +133,11 @@ def collective(kind: str, tg: TaskGraph, cluster: Cluster, devices: Sequence[str
         with cyclic_gc_paused():
             return _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority,
                                  launch_latency_s, period)
+    if kind == "allreduce" and algorithm == "halving-doubling" and cluster.nodes > 1:
+        # a node's partner changes every step: no device stands for another, built in full
+        with cyclic_gc_paused():
+            return _hierarchical(tg, cluster, devices, nbytes, _expand(dep_of, devices, period),
+                                 name, priority, launch_latency_s, None, halving=True)
     if kind in RING_KINDS:
         with cyclic_gc_paused():
             return _ring_steps(RING_PASSES[kind])(tg, cluster, devices, nbytes, dep_of, name,
@@ -290,9 +298,11 @@ def _ring(tg, cluster, order, lanes, nbytes, dep_of, name, priority, passes, lau
 
 
 
-def _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority, launch_s, period):
+def _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority, launch_s, period,
+                  halving=False):
     """All-reduce across nodes as NCCL's hierarchy: intra-node reduce-scatter, one ring per
-    local rank across the nodes on a 1/k shard, intra-node all-gather. Under symmetry
+    local rank across the nodes on a 1/k shard (with `halving`, Gloo's recursive halving and
+    doubling instead: collectives_hd.py), intra-node all-gather. Under symmetry
     (period: a whole number of nodes) only the first period's nodes are built, and each
     cross-node ring only through them, on their resources."""
     nodes = [[d.id for d in members] for members in cluster.node_members()]
@@ -315,8 +325,12 @@ def _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority, launch_s
     after_ar: dict[str, tuple[str, ...]] = {}
     for j in range(k):
         order = [ids[j] for ids in nodes]
-        last = _ring(tg, cluster, order, (None,) * len(order), nbytes / k, after_rs,
-                     f"{name}.x{j}", priority, 2, launch_s, node_period, rep)
+        if halving:
+            last = collectives_hd.halving_doubling(tg, cluster, order, nbytes / k, after_rs,
+                                                   f"{name}.x{j}", priority, launch_s)
+        else:
+            last = _ring(tg, cluster, order, (None,) * len(order), nbytes / k, after_rs,
+                         f"{name}.x{j}", priority, 2, launch_s, node_period, rep)
         after_ar.update({d: (t,) for d, t in last.items()})
     if k == 1:
         return _expand(after_ar, devices, period)

@@ -339,8 +339,10 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
                                     "every GPU, NCCL's Simple protocol), 'hierarchical' "
                                     "(NCCL's intra-node, per-rank inter-node, "
                                     "intra-node), 'tree' (NCCL's double binary tree "
-                                    "across nodes) or 'nccl' (per all-reduce, the ring "
-                                    "or tree and protocol NCCL 2.8's tuning picks)", str,
+                                    "across nodes), 'nccl' (per all-reduce, the ring "
+                                    "or tree and protocol NCCL 2.8's tuning picks) or "
+                                    "'halving-doubling' (as hierarchical, Gloo's recursive "
+                                    "halving and doubling across nodes)", str,
                             lambda v: v in ALGORITHMS, " or ".join(ALGORITHMS)),
         "input_pipeline": Option(host_input.SYNTHETIC,
                                  "where each batch comes from: 'synthetic' (tensors already on "
