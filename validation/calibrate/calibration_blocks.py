@@ -6,6 +6,12 @@ the convolution grids never make, in the shapes those models run them.
   (N, H, W, C), GELU, permuted back, a learned per-channel layer scale, stochastic depth
   (a per-sample dropout mask broadcast over the map) and the residual add; from 32x32 of 32
   channels to 8x8 of 128 (a 2x2 stride-2 convolution between stages);
+- ConvNeXt stages as torchvision runs them, on channels-last maps: a 4x4 stride-4 stem and
+  LayerNorm2d (permuted, normalised, permuted back), which leaves the map channels-last, so
+  every later convolution runs channels-last (hwmodels/kernels.py): each stage's LayerNorm2d
+  and 2x2 stride-2 convolution, then blocks of depthwise 7x7 (a 3x3 and a 5x5 in two of
+  them), permute, LayerNorm, 4x MLP, GELU, permute back, layer scale, stochastic depth and
+  the residual add; 48 to 384 channels on 40x40 to 5x5 maps;
 - ShuffleNetV2 units: the input split in two halves (views), one half through 1x1, depthwise
   3x3 and 1x1 convolutions, concatenated with the other and shuffled across 2 groups, and the
   stride-2 unit whose two branches both convolve; 24 to 96 channels per branch;
@@ -32,8 +38,9 @@ the convolution grids never make, in the shapes those models run them.
 
 Widths, resolutions and vocabularies are none of the validated networks' (the torchvision
 models and GPT-2 that validation runs); a replay takes 10-300 ms of CPU time on one core
-(with calibration_windows.py's, 25 cases: the 23 others 1.7 s a round, about an eighth of a
-round's 13.7 s; the user-idiom block's two 0.03 s of process time, one thread).
+(with calibration_windows.py's, 27 cases: 23 of them 1.7 s a round, about an eighth of a
+round's 13.7 s; the user-idiom block's two 0.03 s of process time, one thread; the
+channels-last ConvNeXt's two 0.08 and 0.13 s on a 2-vCPU Xeon).
 """
 from __future__ import annotations
 
@@ -42,6 +49,7 @@ from functools import partial
 
 from workloads.builder import GraphBuilder
 from workloads.graph import OpGraph
+from workloads.kinds.matmul import mark_channels_last
 from workloads.zoo import _base as zoo_base
 from workloads.zoo import transformers as zt
 
@@ -50,6 +58,12 @@ from .calibration_transformers import decoder_grid, decoder_name
 STOCHASTIC_DEPTH_P = 0.1
 # ConvNeXt: (channels, blocks) per stage, 32x32 input after a 2x2 patchify stem
 CONVNEXT_STAGES = ((32, 2), (64, 1), (128, 1))
+# ConvNeXt on channels-last maps: (channels, depthwise kernel of each block) per stage, 40x40
+# after the stem; ConvNeXt's 7x7 in every stage, and a 3x3 and a 5x5 block so that a fit
+# sees more than one kernel size
+CONVNEXT_NHWC_STAGES = ((48, (7, 3)), (96, (7,)), (192, (7, 5)), (384, (7,)))
+CONVNEXT_NHWC_CHANNELS = tuple(c for c, _ in CONVNEXT_NHWC_STAGES)
+CONVNEXT_NHWC_INPUT = (3, 160, 160)
 # ShuffleNetV2: output channels of the stride-2 unit starting each stage, then one stride-1 unit
 SHUFFLE_STAGES = (48, 96, 192)
 # MBConv: (output channels, depthwise kernel, stride) per block, expansion 4
@@ -90,6 +104,35 @@ def convnext_grid(batch: int) -> OpGraph:
                              param_shape=(c, 1, 1))
                     x = b.add(x, _stochastic_depth(b, y))
     b.linear(b.flatten(b.adaptive_avgpool(x)), 10)
+    return b.build()
+
+
+def _layernorm2d(b: GraphBuilder, x: str) -> str:
+    """torchvision's LayerNorm2d: the map permuted to (N, H, W, C), normalised over C, permuted
+    back (a channels-last map)."""
+    c = b.spec(x).shape[1]
+    return b.permute(b.layernorm(b.permute(x, (0, 2, 3, 1)), (c,)), (0, 3, 1, 2))
+
+
+def convnext_nhwc_grid(batch: int) -> OpGraph:
+    b = GraphBuilder("grid_convnext_nhwc", input_shape=CONVNEXT_NHWC_INPUT, batch=batch)
+    x = _layernorm2d(b, b.conv2d(b.input(), CONVNEXT_NHWC_CHANNELS[0], 4, stride=4, bias=True))
+    for i, (c, kernels) in enumerate(CONVNEXT_NHWC_STAGES):
+        with b.scope(f"stage{i}"):
+            if i:
+                x = b.conv2d(_layernorm2d(b, x), c, 2, stride=2, bias=True)
+                mark_channels_last(b.graph, x)
+            for j, kernel in enumerate(kernels):
+                with b.scope(f"block{j}"):
+                    y = b.conv2d(x, c, kernel, padding=kernel // 2, groups=c, bias=True)
+                    mark_channels_last(b.graph, y)
+                    y = b.layernorm(b.permute(y, (0, 2, 3, 1)), (c,))
+                    y = b.linear(b.activation(b.linear(y, 4 * c), "gelu"), c)
+                    y = b.op("layer_scale", [b.permute(y, (0, 3, 1, 2))], params=c,
+                             param_shape=(c, 1, 1))
+                    x = b.add(x, _stochastic_depth(b, y))
+    y = b.layernorm(b.flatten(b.adaptive_avgpool(x)), (CONVNEXT_NHWC_CHANNELS[-1],))
+    b.linear(y, 10)
     return b.build()
 
 
@@ -249,6 +292,7 @@ WIDE_VOCAB_NAME = decoder_name(*WIDE_VOCAB_CASE[:2], "fused", WIDE_VOCAB)
 
 BLOCK_NETWORKS: dict[str, Callable[[int], OpGraph]] = {
     "grid_convnext": convnext_grid,
+    "grid_convnext_nhwc": convnext_nhwc_grid,
     "grid_shufflenet": shufflenet_grid,
     "grid_mbconv": mbconv_grid,
     **{llama_name(s, form): partial(llama_grid, seq_len=s, attention=form)
@@ -261,6 +305,7 @@ BLOCK_NETWORKS: dict[str, Callable[[int], OpGraph]] = {
 }
 BLOCK_CASES: tuple[tuple[str, int], ...] = (
     ("grid_convnext", 2), ("grid_convnext", 8),
+    ("grid_convnext_nhwc", 2), ("grid_convnext_nhwc", 4),
     ("grid_shufflenet", 4), ("grid_shufflenet", 16),
     ("grid_mbconv", 2), ("grid_mbconv", 8),
     *((llama_name(s, form), LLAMA_BATCH[s]) for s in LLAMA_SEQ_LENS
