@@ -1,6 +1,8 @@
 """Convolutions on channels-last maps: their own points and kernel class where a profile
 measured them, their NCHW twin's prediction where it did not."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwmodels import HardwareError
 from hwmodels.families import gemm_shape, point_shape
@@ -120,3 +122,22 @@ def test_a_malformed_channels_last_point_is_refused_by_name(kind, point, pattern
 def test_the_nchw_twin_drops_the_format_only():
     op = conv_ops(64, 7, 2, nhwc=True)["conv2d_grad_weight"]
     assert nchw_twin(point_shape(op)) == gemm_shape(conv_ops(64, 7, 2)["conv2d_grad_weight"])
+
+
+OLD_PROFILE = {}
+
+
+@settings(max_examples=20, deadline=None)
+@given(c=st.sampled_from([8, 16, 24, 40, 64, 96]), kernel=st.sampled_from([1, 3, 5, 7]),
+       batch=st.integers(1, 8), depthwise=st.booleans(),
+       kind=st.sampled_from(["conv2d", "conv2d_grad_input", "conv2d_grad_weight"]))
+def test_without_channels_last_points_every_convolution_costs_its_nchw_twin(
+        c, kernel, batch, depthwise, kind):
+    if kind not in OLD_PROFILE:
+        OLD_PROFILE[kind] = GemmPredictor(points(False, NCHW_S_PER_FLOP, kind)
+                                          + points(False, 1e-11, kind, groups=1), kind,
+                                          TORCH_CPU)
+    groups = None if depthwise else 1
+    nchw = conv_ops(c, kernel, batch, groups=groups)[kind]
+    nhwc = conv_ops(c, kernel, batch, groups=groups, nhwc=True)[kind]
+    assert predict(OLD_PROFILE[kind], nhwc) == predict(OLD_PROFILE[kind], nchw)
