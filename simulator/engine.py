@@ -50,7 +50,7 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import compress
-from operator import add, not_
+from operator import not_
 
 from .engine_reading import Columns
 from .tasks import SimulationError, Task, TaskGraph, cyclic_gc_paused
@@ -158,7 +158,8 @@ class _Run:
         # free slots of each resource: its capacity less the tasks holding it
         self.slots = [capacities[r] for r in names]
         self.queue: list[list[int]] = [[] for _ in names]   # heaps of ready tasks' keys
-        self.start_s = [float("nan")] * n
+        self.start_s = [float("nan")] * n   # NaN: never started
+        self.end_s = [float("nan")] * n
         self.mem_cap = mem_cap
         held = graph.meta.get(DEVICE_MEMORY_META) or {}
         self.runtime = {d: int(e.get("driver_bytes", 0)) + int(e.get("context_bytes", 0))
@@ -186,7 +187,7 @@ class _Run:
         inlined: this is the hot loop."""
         queue, key, res, plain, dur = self.queue, self.key, self.res, self.plain, self.dur
         slots, alloc, free, children = self.slots, self.alloc, self.free, self.children
-        waiting, start_s = self.waiting, self.start_s
+        waiting, start_s, end_s = self.waiting, self.start_s, self.end_s
         take_on, take_bytes = self.take_on, self.take_bytes
         give_on, give_bytes = self.give_on, self.give_bytes
         mem_blocked = self.mem_blocked
@@ -304,7 +305,7 @@ class _Run:
                                         peak[d] = nbytes
                                     mem_at[d][now] = nbytes
                         start_s[i] = now
-                        t = now + dur[i]
+                        end_s[i] = t = now + dur[i]
                         e = ending_get(t)
                         if e is None:
                             ending[t] = [i]
@@ -346,8 +347,6 @@ class _Run:
                             mark_dirty(x)
         self.now = now
         self.completed = completed
-        # every task started has ended, at its start plus its duration (NaN: never started)
-        self.end_s = list(map(add, start_s, dur))
         oom = None
         if completed < len(self.tasks):
             oom = self._diagnose_stuck()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, compress, repeat
-from operator import add, and_, itemgetter, not_
+from operator import add, and_, itemgetter
 from typing import NoReturn
 
 import numpy as np
@@ -83,6 +83,8 @@ class Columns:
     """A task graph as the loop reads it. Resources are numbered in the order of their names,
     only those that can make a task wait (all of them with `every_resource`)."""
 
+    plain: list[bool]   # set by read_memory_effects, narrowed by __init__
+
     def __init__(self, graph: TaskGraph, capacities: Mapping[str, int],
                  every_resource: bool = False) -> None:
         self.tasks: list[Task] = graph.tasks
@@ -112,20 +114,9 @@ class Columns:
         except KeyError:
             refuse(graph, capacities)
         self.children = successors(parents, waiting)
-        # Memory effects: the tasks' own maps where they have any, one shared empty map on the
-        # others (most tasks: the loop then reads no object of theirs, which costs a cache miss
-        # per task).
-        none: dict[str, int] = {}
-        self.alloc = alloc = [t.alloc or none for t in tasks]
-        self.free = free = [t.free or none for t in tasks]
-        self.devices = set(chain.from_iterable(filter(None, alloc)))
-        self.devices.update(chain.from_iterable(filter(None, free)))
-        # What the loop's fast path may start without looking further: one resource, no memory.
-        self.plain = list(map(not_, alloc))
-        if any(len(rs) != 1 for rs in numbered.values()):
+        self.read_memory_effects(tasks, every_resource)
+        if any(len(rs) != 1 for rs in numbered.values()):   # ... and one resource
             self.plain = list(map(and_, map((1).__eq__, map(len, res)), self.plain))
-        self.take_on, self.take_bytes, self.give_on, self.give_bytes = one_device_effects(
-            alloc, free, res, every_resource)
         self.dur = [t.duration_s for t in tasks]
         # A task's place in its queues, (priority, insertion index), as one int: the rank of
         # its priority among those present times n, plus the index (ints compare fastest).
@@ -137,31 +128,47 @@ class Columns:
             rank = {p: k * n for k, p in enumerate(ranks)}
             self.key = list(map(add, map(rank.__getitem__, priorities), range(n)))
 
+    def read_memory_effects(self, tasks: list[Task], general: bool) -> None:
+        """The tasks' memory effects, and the same on one device as the loop reads them
+        without the task's own map (whose entries are a cache miss or two each).
 
-def one_device_effects(alloc: list[dict[str, int]], free: list[dict[str, int]],
-                       res: list[tuple[int, ...]], general: bool
-                       ) -> tuple[list[str], list[int], list[str | None], list[int]]:
-    """Memory effects on one device, as the loop reads them without the task's own map (whose
-    entries are a cache miss or two each).
-
-    take_on[i]: the device task i allocates on when it holds one queue and allocates on one
-    device, else "" (the loop then reads alloc[i]); take_bytes[i] the bytes. give_on[i]: the
-    device it frees bytes on when it frees on one, "" when it frees nothing, None when it
-    frees on several (the loop then reads free[i]); give_bytes[i] the bytes. With `general`,
-    every task with memory effects is left to its maps."""
-    n = len(alloc)
-    take_on, take_bytes = [""] * n, [0] * n
-    give_on: list[str | None] = [""] * n
-    give_bytes = [0] * n
-    for i in compress(range(n), alloc):   # a task's map is truthy when it has entries
-        if len(alloc[i]) == 1 and len(res[i]) == 1 and not general:
-            (take_on[i], take_bytes[i]), = alloc[i].items()
-    for i in compress(range(n), free):
-        if len(free[i]) == 1 and not general:
-            (give_on[i], give_bytes[i]), = free[i].items()
-        else:
-            give_on[i] = None
-    return take_on, take_bytes, give_on, give_bytes
+        alloc[i], free[i]: task i's own maps where they have entries, one shared empty map
+        on the others (most tasks: the loop then reads no object of theirs). take_on[i]: the
+        device task i allocates on when it holds one queue and allocates on one device, else
+        "" (the loop then reads alloc[i]); take_bytes[i] the bytes. give_on[i]: the device it
+        frees bytes on when it frees on one, "" when it frees nothing, None when it frees on
+        several (the loop then reads free[i]); give_bytes[i] the bytes. With `general`, every
+        task with memory effects is left to its maps. devices: every device named. plain[i]:
+        whether task i allocates nothing."""
+        none: dict[str, int] = {}
+        n, res = self.n, self.res
+        self.alloc = alloc = [t.alloc or none for t in tasks]
+        self.free = free = [t.free or none for t in tasks]
+        self.take_on, self.take_bytes = take_on, take_bytes = [""] * n, [0] * n
+        self.give_on: list[str | None] = [""] * n
+        self.give_bytes = give_bytes = [0] * n
+        give_on = self.give_on
+        self.devices: set[str] = set()
+        devices = self.devices
+        # what the loop's fast path may start without looking further: no memory (and one
+        # resource, below)
+        self.plain = plain = [True] * n
+        for i in compress(range(n), alloc):   # a task's map is truthy when it has entries
+            plain[i] = False
+            if len(alloc[i]) == 1 and len(res[i]) == 1 and not general:
+                (on, take_bytes[i]), = alloc[i].items()
+                take_on[i] = on
+                devices.add(on)
+            else:
+                devices.update(alloc[i])
+        for i in compress(range(n), free):
+            if len(free[i]) == 1 and not general:
+                (on, give_bytes[i]), = free[i].items()
+                give_on[i] = on
+                devices.add(on)
+            else:
+                give_on[i] = None
+                devices.update(free[i])
 
 
 def refuse(graph: TaskGraph, capacities: Mapping[str, int]) -> NoReturn:
