@@ -50,8 +50,6 @@ from .specs import HardwareError
 __all__ = ["DEFAULT_FRAMEWORK", "FAMILIES_FILE", "Framework", "GpuFamily", "GPUModel",
            "KernelOption", "builtin_families", "builtin_frameworks", "load_families",
            "load_frameworks"]
-# cuDNN's Winograd kernels need Maxwell or newer (Kepler runs implicit GEMM or FFT)
-NO_WINOGRAD_ARCHITECTURES = frozenset({"kepler"})
 # a part's `efficiency` table (cost families of families.py) -> the GpuFamily field it sets
 SPEC_EFFICIENCY_FIELDS = {"conv": "conv_fwd", "conv_grad_input": "conv_dgrad",
                           "conv_grad_weight": "conv_wgrad", "matmul": "gemm"}
@@ -117,6 +115,9 @@ class GPUModel(DeviceModel):
     # the CUDA whose cuBLAS runs FP32 GEMMs (gpu_kernels.cublas_release); None: the one the
     # architecture's published tables ran with
     cuda_version: tuple[int, int, int] | None = None
+    # the cuDNN whose kernels run convolutions (gpu_kernels.cudnn_release); None: the one the
+    # architecture's published tables ran with
+    cudnn_version: tuple[int, int, int] | None = None
 
     @property
     def copy_engines(self) -> int:
@@ -282,18 +283,23 @@ class GPUModel(DeviceModel):
 
         def unit_gemm(m: int, n: int, k: int, batch: int, split_k: bool = True,
                       tiles: tuple[tuple[int, int], ...] = gk.TILES,
-                      transposable: bool = True, n_sharing: int = 1) -> gk.GemmCost:
+                      transposable: bool = True, n_sharing: int = 1,
+                      k_fill: float = gk.K_FILL) -> gk.GemmCost:
             if tensor:
                 n, k = gk.align(n, gk.TENSOR_CORE_ALIGN), gk.align(k, gk.TENSOR_CORE_ALIGN)
             return gk.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k, tiles, transposable,
-                                n_sharing)
+                                n_sharing, k_fill)
+
+        cudnn = gk.cudnn_release(self.spec.architecture, self.cudnn_version)
 
         def conv_gemm(m: int, n: int, k: int, batch: int, wgrad: bool,
-                      n_sharing: int = 1) -> gk.GemmCost:
-            """cuDNN's tiles (gk.CONV_TILES); it splits the reduction only in the weight
-            gradient (K = N*P*Q, long), whose GEMM sides (channels) go either way round."""
+                      n_sharing: int = 1, fused_points: int = 1) -> gk.GemmCost:
+            """cuDNN's tiles (gk.CONV_TILES) at its release's fill; it splits the reduction
+            only in the weight gradient (K = N*P*Q, long), whose GEMM sides (channels) go
+            either way round. fused_points: GEMMs each CTA runs (a fused Winograd's)."""
             return unit_gemm(m, n, k, batch, split_k=wgrad, tiles=gk.CONV_TILES,
-                             transposable=wgrad, n_sharing=n_sharing)
+                             transposable=wgrad, n_sharing=n_sharing,
+                             k_fill=cudnn.fill(fused_points))
 
         if op.kind in PRODUCT_KINDS:
             cost = unit_gemm(*ga.product_gemm(op))
@@ -333,13 +339,13 @@ class GPUModel(DeviceModel):
             cost = conv_gemm(*conv.dgrad_scatter(), wgrad=False)   # into a dx zeroed first:
             options.append(KernelOption("conv_dgrad", cost.compute_s, traffic, "implicit_gemm",
                                         kernels=2, serial_bytes=float(op.out.nbytes)))
-        if not tensor and self.spec.architecture not in NO_WINOGRAD_ARCHITECTURES:
+        if not tensor and cudnn.runs_winograd(self.spec.architecture):
             elem = op.out.dtype_bytes
             # cuDNN's weight gradient has only the non-fused Winograd
             for fused in [f for f in (True, False)
                           if conv.winograd_ok(f) and not (f and wgrad)]:
                 wm, wn, wk, wb, transformed = conv.winograd(pass_, fused)
-                cost = conv_gemm(wm, wn, wk, wb, wgrad=wgrad)
+                cost = conv_gemm(wm, wn, wk, wb, wgrad=wgrad, fused_points=wb if fused else 1)
                 options.append(KernelOption(
                     "winograd_fused" if fused else "winograd", cost.compute_s,
                     traffic + cost.extra_bytes + transformed * elem,

@@ -9,7 +9,8 @@ thread block (CTA). The library picks, per problem, the tile size that finishes 
   share of the SM's peak it sustains, falls with tm*tn / (tm + tn);
 - when the tiles cannot fill the GPU and K is long (weight gradients: M, N are channels, K is
   batch x pixels), the reduction is split across CTAs (split-K) and summed afterwards;
-- each CTA pays a pipeline fill and an epilogue, about one k-slab of 32 (K_FILL).
+- each CTA pays a pipeline fill and an epilogue, about one k-slab of 32 (K_FILL); cuDNN's
+  convolution kernels pay their release's fill (CUDNN_RELEASES).
 Convolutions run as such GEMMs (implicit GEMM: M = N*P*Q output pixels, N = output channels,
 K = C*R*S), or for 3x3 and 5x5 stride-1 layers as Winograd, which does fewer multiplies:
 - fused F(2x2, 3x3) (cuDNN's WINOGRAD on Maxwell/Pascal): 16 GEMMs of (N*P*Q/4, K, C), 2.25x
@@ -37,6 +38,7 @@ import functools
 import math
 import re
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 # (tile_m, tile_n): the CUTLASS / cuBLAS GEMM tile shapes, down to the skinny ones that
 # narrow problems (a few output columns) take
@@ -130,11 +132,98 @@ _CUDA_VERSION = re.compile(r"\bCUDA\s+(\d+(?:\.\d+){0,2})\b", re.IGNORECASE)
 def cuda_version(text: str) -> tuple[int, int, int] | None:
     """The CUDA version a library description names ("CUDA 8.0.88, cuDNN 6.0.21" ->
     (8, 0, 88); "CUDA 8" -> (8, 0, 0)), or None where it names none."""
-    found = _CUDA_VERSION.search(text or "")
+    return _version(_CUDA_VERSION, text)
+
+
+def _version(pattern: re.Pattern[str], text: str) -> tuple[int, int, int] | None:
+    found = pattern.search(text or "")
     if found is None:
         return None
     parts = [int(p) for p in found.group(1).split(".")] + [0, 0]
     return parts[0], parts[1], parts[2]
+
+
+class _Release(Protocol):
+    @property
+    def version(self) -> tuple[int, int, int]: ...
+
+
+ReleaseT = TypeVar("ReleaseT", bound=_Release)
+
+
+def _last_at_or_below(releases: tuple[ReleaseT, ...],
+                      version: tuple[int, int, int]) -> ReleaseT:
+    """The last of `releases` (in version order) at or below `version`, else the first."""
+    chosen = releases[0]
+    for release in releases:
+        if release.version <= version:
+            chosen = release
+    return chosen
+
+
+@dataclass(frozen=True)
+class CudnnRelease:
+    """The convolution kernels a cuDNN release has, as the published tables that ran it show:
+    the pipeline fill and epilogue each CTA of its GEMM-shaped kernels pays (`k_fill`, in k
+    steps); whether its fused Winograd runs all alpha x alpha points of a tile in one CTA, and
+    so pays one fill for them (`fused_winograd_one_fill`) rather than one per point; and the
+    architectures it has no Winograd kernels for."""
+    version: tuple[int, int, int]     # the first cuDNN release with these kernels
+    k_fill: int
+    fused_winograd_one_fill: bool
+    no_winograd_architectures: frozenset[str]
+
+    def runs_winograd(self, architecture: str | None) -> bool:
+        return (architecture or "") not in self.no_winograd_architectures
+
+    def fill(self, fused_points: int = 1) -> float:
+        """k steps of fill a CTA pays per GEMM of a kernel that runs `fused_points` GEMMs
+        (a fused Winograd's points) in each CTA."""
+        return self.k_fill / fused_points if self.fused_winograd_one_fill else self.k_fill
+
+
+# cuDNN's Winograd kernels need Maxwell or newer: Kepler runs implicit GEMM or FFT in every
+# release. (The K80's Torch7 VGG rows, cuDNN 5.1, run faster than that allows; letting 5.1
+# run Winograd on Kepler fits the K80's rows in-sample, 9.6 -> 6.6%, but predicts them worse
+# without them, 17.7 -> 19.1%.)
+NO_WINOGRAD = frozenset({"kepler"})
+# Each release's kernels hold until the next one's version; a version older than the first
+# takes the first. The evidence is DeepBench's convolution tables and the Torch7 network
+# tables, each of which names its cuDNN:
+CUDNN_RELEASES = (
+    # cuDNN 5 and 6 (DeepBench's M40, Titan X Maxwell and Titan X Pascal tables, cuDNN 5; GTX
+    # 1080 Ti and Titan Xp, 6.0.21; Torch7 on 5.1 on the Maxwell and Pascal cards and the
+    # K80): the GEMM side's fill, and a fused F(2x2, 3x3) Winograd that transforms a tile and
+    # runs its 16 points in one CTA, one fill for all (against a fill per point: DeepBench's
+    # data gradient 23.1 -> 21.9% MAPE, forward 18.8 -> 18.6%)
+    CudnnRelease((5, 0, 0), K_FILL, True, NO_WINOGRAD),
+    # cuDNN 7.0 (7.0.04, Volta's first: Torch7 on the V100 at batch 1 to 128): a fill per
+    # fused Winograd point (with 5's kernels ResNet-34 at batch 2 and VGG-19 at batch 1 and 2
+    # come out 27-30% fast, the V100's FP32 rows 7.3% against 7.0%)
+    CudnnRelease((7, 0, 0), K_FILL, False, NO_WINOGRAD),
+    # cuDNN 7.6 (7.6.2, DeepBench's V100 and T4 tables): half the fill, one per fused
+    # Winograd CTA (against 5's fill: forward 18.6 -> 17.7%, data gradient 21.9 -> 21.5%)
+    CudnnRelease((7, 6, 0), K_FILL // 2, True, NO_WINOGRAD),
+)
+# the release each architecture's published tables ran with, for a GPU whose cuDNN is not
+# named; the others (Volta's NGC containers, Turing and later) take the newest
+ARCHITECTURE_CUDNN = {"kepler": (5, 1, 10), "maxwell": (5, 0, 0), "pascal": (6, 0, 21)}
+_CUDNN_VERSION = re.compile(r"\bcuDNN\s+[vR]?(\d+(?:\.\d+){0,2})", re.IGNORECASE)
+
+
+def cudnn_version(text: str) -> tuple[int, int, int] | None:
+    """The cuDNN version a library description names ("CUDA 8.0.88, cuDNN 6.0.21" ->
+    (6, 0, 21); "cuDNN 5" -> (5, 0, 0); "cuDNN R4" -> (4, 0, 0)), or None where it names
+    none."""
+    return _version(_CUDNN_VERSION, text)
+
+
+def cudnn_release(architecture: str | None,
+                  cudnn: tuple[int, int, int] | None = None) -> CudnnRelease:
+    """The cuDNN release a convolution runs in: the one of `cudnn` where given, else the one
+    the architecture's published tables ran with, else the newest."""
+    version = cudnn or ARCHITECTURE_CUDNN.get(architecture or "", CUDNN_RELEASES[-1].version)
+    return _last_at_or_below(CUDNN_RELEASES, version)
 
 
 def cublas_release(architecture: str | None,
@@ -142,11 +231,7 @@ def cublas_release(architecture: str | None,
     """The cuBLAS release an FP32 GEMM runs in: the one of `cuda` where given, else the one
     the architecture's published tables ran with, else the newest."""
     version = cuda or ARCHITECTURE_CUDA.get(architecture or "", CUBLAS_RELEASES[-1].version)
-    chosen = CUBLAS_RELEASES[0]
-    for release in CUBLAS_RELEASES:
-        if release.version <= version:
-            chosen = release
-    return chosen
+    return _last_at_or_below(CUBLAS_RELEASES, version)
 
 
 # A pure function of its arguments, asked again for every replica of a data-parallel run and
@@ -155,13 +240,14 @@ def cublas_release(architecture: str | None,
 def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: int,
               efficiency: float, split_k: bool = True,
               tiles: tuple[tuple[int, int], ...] = TILES, transposable: bool = True,
-              n_sharing: int = 1) -> GemmCost:
+              n_sharing: int = 1, k_fill: float = K_FILL) -> GemmCost:
     """The fastest tiling of `batch` independent (m x n x k) GEMMs at `efficiency` of a full
     reference tile's share of `peak_flops`. The busiest SM sets the time: it runs
     ceil(CTAs / SMs) tiles one after another at its full rate. Where `transposable`, each tile
     shape may be laid either way round (cuBLAS computes C or its transpose), and the reduction
     may be split in as many parts as fill the SMs best. n_sharing: columns each loaded
-    element of the n side serves (tile_efficiency)."""
+    element of the n side serves (tile_efficiency); k_fill: the k steps of pipeline fill and
+    epilogue each CTA pays per GEMM."""
     m, n, k, batch = max(m, 1), max(n, 1), max(k, 1), max(batch, 1)
     per_sm_flops = peak_flops / sm_count * efficiency
     best: GemmCost | None = None
@@ -173,7 +259,7 @@ def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: i
         for split in _split_candidates(output_tiles, sm_count, max_split):
             k_per_cta = math.ceil(k / split)
             rounds = math.ceil(output_tiles * split / sm_count)
-            compute_s = rounds * 2.0 * tile_m * tile_n * (k_per_cta + K_FILL) / tile_rate
+            compute_s = rounds * 2.0 * tile_m * tile_n * (k_per_cta + k_fill) / tile_rate
             if best is None or compute_s < best.compute_s:
                 extra = 0.0 if split == 1 else 2.0 * 4 * m * n * batch * split  # partials
                 best = GemmCost(compute_s, extra, (tile_m, tile_n), split)

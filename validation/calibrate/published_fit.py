@@ -27,8 +27,9 @@ from hwmodels.specs import GPU_ARCHITECTURES
 
 from . import published_gpu as pg
 
-# the CUDA a row's library ran in (hwmodels/gpu_kernels.py cublas_release), where it names one
-CudaVersion = tuple[int, int, int] | None
+# the CUDA and the cuDNN a row's libraries ran in (hwmodels/gpu_kernels.py cublas_release,
+# cudnn_release), where it names them
+Version = tuple[int, int, int] | None
 PARAMETERS = (*GpuFamily.EFFICIENCIES, "kernel_overhead_s")
 BOUNDS = {**{k: (0.05, 1.0) for k in GpuFamily.EFFICIENCIES},
           "kernel_overhead_s": (0.5e-6, 50e-6)}
@@ -96,17 +97,17 @@ class Terms:
         return np.repeat(np.arange(len(self.ops_per_row)), self.ops_per_row)
 
 
-def _terms(items: Iterable[tuple[str, str, list, float, str | None, CudaVersion]],
+def _terms(items: Iterable[tuple[str, str, list, float, str | None, Version, Version]],
            algorithms: Iterable[str | None] | None = None) -> Terms:
-    """items: (label, gpu, ops, measured seconds, framework or None, the CUDA its library
-    ran in or None) per row; algorithms, per
+    """items: (label, gpu, ops, measured seconds, framework or None, the CUDA and the cuDNN
+    its libraries ran in or None) per row; algorithms, per
     row, the one the library is known to have run (only its options are kept) or None."""
     ran = iter(algorithms) if algorithms is not None else None
     cols: dict[str, list] = defaultdict(list)
     ops_per_row, measured, labels, frameworks = [], [], [], []
     op_index = 0
-    for row_index, (label, gpu, ops, measured_s, framework, cuda) in enumerate(items):
-        model = pg.gpu_model(gpu, framework=framework, cuda=cuda)
+    for row_index, (label, gpu, ops, measured_s, framework, cuda, cudnn) in enumerate(items):
+        model = pg.gpu_model(gpu, framework=framework, cuda=cuda, cudnn=cudnn)
         bandwidth = model.mem_bandwidth_Bps * model.mem_efficiency
         counted = 0
         algorithm = next(ran) if ran is not None else None
@@ -144,7 +145,7 @@ def kernel_terms(rows: list[pg.KernelRow]) -> Terms:
     """A kernel row whose table names the algorithm cuDNN ran is fitted on that algorithm's
     time alone: each algorithm's efficiency is then learnt from the rows that ran it, whatever
     the model would have chosen."""
-    return _terms(((r.row_id, r.gpu, [r.op], r.time_s, None, r.cuda) for r in rows),
+    return _terms(((r.row_id, r.gpu, [r.op], r.time_s, None, r.cuda, r.cudnn) for r in rows),
                   (r.algorithm for r in rows))
 
 
@@ -152,7 +153,8 @@ def network_terms(rows: list[pg.NetworkRow]) -> Terms:
     return _terms((r.row_id, r.gpu,
                    pg.training_ops(r.network, r.batch, r.precision, r.fwd_bwd_only,
                                    r.memory_format),
-                   r.batch / r.throughput, pg.framework_key(r.framework), None) for r in rows)
+                   r.batch / r.throughput, pg.framework_key(r.framework), None, r.cudnn)
+                  for r in rows)
 
 
 # weight of the pull of each constant towards START (per unit of |log ratio|): it keeps a fit

@@ -133,6 +133,8 @@ class NetworkRow:
     # the harness's forward and backward times of the step, where it publishes both (Torch7's
     # and convnet-benchmarks' tables): validate scores each phase on its own
     phase_s: tuple[float, float] | None = None
+    # the cuDNN its sw_stack names (hwmodels/gpu_kernels.py cudnn_release), where it names one
+    cudnn: tuple[int, int, int] | None = None
 
 
 @dataclass
@@ -225,17 +227,19 @@ def read_network_rows(path: str) -> Table:
         phases = (fwd_ms / 1e3, bwd_ms / 1e3) if fwd_bwd and fwd_ms and bwd_ms else None
         out.rows.append(NetworkRow(rid, net, gpu, precision, int(batch), throughput,  # type: ignore[arg-type]
                                    fwd_bwd, framework, (r.get("source") or "").strip(), layout,
-                                   phases))
+                                   phases, gk.cudnn_version(r.get("sw_stack") or "")
+                                   or gk.cudnn_version(framework)))
     return out
 
 
 def gpu_model(gpu: str, families: dict[str, GpuFamily] | None = None,
               frameworks: dict[str, Framework] | None = None,
               framework: str | None = DEFAULT_FRAMEWORK,
-              cuda: tuple[int, int, int] | None = None) -> GPUModel:
+              cuda: tuple[int, int, int] | None = None,
+              cudnn: tuple[int, int, int] | None = None) -> GPUModel:
     model = GPUModel(catalog.device(gpu))
     model.families, model.frameworks, model.framework = families, frameworks, framework
-    model.cuda_version = cuda
+    model.cuda_version, model.cudnn_version = cuda, cudnn
     return model
 
 
@@ -265,7 +269,8 @@ def phase_seconds(row: NetworkRow, families: dict[str, GpuFamily] | None = None,
                   frameworks: dict[str, Framework] | None = None) -> dict[str, float]:
     """Simulated seconds of each phase of a row's step (forward, backward, update), in the
     row's framework."""
-    model = gpu_model(row.gpu, families, frameworks, framework_key(row.framework))
+    model = gpu_model(row.gpu, families, frameworks, framework_key(row.framework),
+                      cudnn=row.cudnn)
     seconds: dict[str, float] = {}
     for op in training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
                            row.memory_format):
@@ -296,6 +301,7 @@ class KernelRow:
     time_s: float
     algorithm: str | None = None   # the algorithm the library ran, where the table says
     cuda: tuple[int, int, int] | None = None   # the CUDA its library_stack names: its cuBLAS
+    cudnn: tuple[int, int, int] | None = None  # ... and the cuDNN it names
 
 
 def _gemm_op(m: int, n: int, k: int) -> Op:
@@ -342,13 +348,15 @@ def read_kernel_rows(path: str) -> Table:
                                          f"in FP32 only"))
             continue
         try:
+            stack = r.get("library_stack") or ""
+            cuda, cudnn = gk.cuda_version(stack), gk.cudnn_version(stack)
             if kind == "gemm":
                 m, n, k = (int(float(r[c])) for c in ("M", "N", "K"))
                 t = _number(r.get("time_fwd_ms"))
                 if t is None:
                     raise ValueError("no time_fwd_ms")
                 out.rows.append(KernelRow(rid, "gemm", gpu, _gemm_op(m, n, k), t / 1e3,
-                                          cuda=gk.cuda_version(r.get("library_stack") or "")))
+                                          cuda=cuda, cudnn=cudnn))
             elif kind == "conv":
                 ops = _conv_ops(r)
                 for column, op_kind in CONV_PASSES:
@@ -357,7 +365,8 @@ def read_kernel_rows(path: str) -> Table:
                         algorithm = (RECORDED_ALGORITHMS.get(_algorithm_name(r))
                                      if op_kind == "conv2d" else None)
                         out.rows.append(KernelRow(f"{rid}:{op_kind}", op_kind, gpu,
-                                                  ops[op_kind], t / 1e3, algorithm))
+                                                  ops[op_kind], t / 1e3, algorithm,
+                                                  cuda, cudnn))
             else:
                 out.skipped.append(Skip(rid, f"kind {kind!r} is not gemm or conv"))
         except (KeyError, ValueError, TypeError, WorkloadError) as exc:
@@ -379,7 +388,7 @@ def simulate_kernel(row: KernelRow, families: dict[str, GpuFamily] | None = None
     names the algorithm the library ran (and `recorded`), that algorithm's cost: the table then
     scores the model of what ran, not whether the model's autotuner would have picked it (the
     recorded algorithm is not always the fastest); otherwise the model's own fastest."""
-    model = gpu_model(row.gpu, families, framework=None, cuda=row.cuda)
+    model = gpu_model(row.gpu, families, framework=None, cuda=row.cuda, cudnn=row.cudnn)
     if recorded and row.algorithm is not None:
         fam, tensor = model.family_constants, model.tensor_cores(row.op)
         ran = [o for o in model.kernel_options(row.op) if o.algorithm == row.algorithm]
@@ -390,7 +399,7 @@ def simulate_kernel(row: KernelRow, families: dict[str, GpuFamily] | None = None
 
 def model_algorithm(row: KernelRow, families: dict[str, GpuFamily] | None = None) -> str:
     """The algorithm the model's autotuner takes for a kernel row (its fastest)."""
-    model = gpu_model(row.gpu, families, framework=None, cuda=row.cuda)
+    model = gpu_model(row.gpu, families, framework=None, cuda=row.cuda, cudnn=row.cudnn)
     return model.chosen_option(row.op).algorithm
 
 

@@ -1,0 +1,79 @@
+"""cuDNN's convolution kernels per release (gpu_kernels.CUDNN_RELEASES): which release a
+library description or an architecture picks, and what each release's fill does to a
+convolution's cost."""
+import pytest
+
+from hwmodels import gpu_kernels as gk
+from hwmodels import model_for
+from workloads.builder import GraphBuilder
+from workloads.training import lower_training
+
+
+@pytest.mark.parametrize("text, version", [
+    ("CUDA 8.0.88, cuDNN 6.0.21 (cuBLAS for GEMM)", (6, 0, 21)),
+    ("CUDA 7.5.18, cuDNN 5 (cuBLAS for GEMM)", (5, 0, 0)),
+    ("cuDNN 7.0.04 (assumed same as main table)", (7, 0, 4)),
+    ("cuDNN R4 fp32 (Torch)", (4, 0, 0)),
+    ("CUDA 10.1.243", None),
+    ("", None),
+])
+def test_a_library_description_names_its_cudnn(text, version):
+    assert gk.cudnn_version(text) == version
+
+
+def test_a_cudnn_version_takes_the_last_release_at_or_below_it():
+    assert gk.cudnn_release(None, (7, 0, 4)).version == (7, 0, 0)
+    assert gk.cudnn_release(None, (7, 6, 2)).version == (7, 6, 0)
+    assert gk.cudnn_release(None, (8, 9, 0)) is gk.CUDNN_RELEASES[-1]
+    assert gk.cudnn_release(None, (4, 0, 0)) is gk.CUDNN_RELEASES[0]
+    assert gk.cudnn_release(None, (6, 0, 21)) is gk.CUDNN_RELEASES[0]
+
+
+def test_a_gpu_without_a_named_cudnn_runs_its_architectures_tables_release():
+    assert gk.cudnn_release("pascal").version <= gk.ARCHITECTURE_CUDNN["pascal"]
+    assert gk.cudnn_release("kepler").version <= gk.ARCHITECTURE_CUDNN["kepler"]
+    assert gk.cudnn_release("volta") is gk.CUDNN_RELEASES[-1]
+    assert gk.cudnn_release("hopper") is gk.CUDNN_RELEASES[-1]
+
+
+def conv_forward(batch=2, channels=64, size=14):
+    b = GraphBuilder("c", input_shape=(channels, size, size), batch=batch)
+    b.conv2d(b.input(), channels, 3, padding=1, name="conv")
+    b.flatten("conv")
+    return next(op for op in lower_training(b.build()) if op.kind == "conv2d")
+
+
+def options_under(cudnn):
+    v100 = model_for("v100")
+    v100.framework, v100.cudnn_version = None, cudnn
+    return {o.algorithm: o for o in v100.kernel_options(conv_forward())}
+
+
+def test_a_shorter_fill_shortens_every_cudnn_kernel():
+    """cuDNN 7.0 pays the GEMM side's fill per CTA, 7.6 half of it: with a reduction of
+    9 x 64 (implicit GEMM) or 64 (Winograd) the fill is a large share of the time."""
+    old, new = options_under((7, 0, 4)), options_under((7, 6, 2))
+    for algorithm in ("implicit_gemm", "winograd_fused", "winograd_nonfused"):
+        assert new[algorithm].unit_s < old[algorithm].unit_s
+    # the implicit GEMM's reduction is 576 long: (576 + 16) / (576 + 32) of the time
+    ratio = new["implicit_gemm"].unit_s / old["implicit_gemm"].unit_s
+    assert ratio == pytest.approx((576 + 16) / (576 + 32))
+
+
+def test_a_fused_winograd_pays_one_fill_for_all_its_points_where_its_release_does():
+    """F(2x2, 3x3) runs 16 products of reduction C = 64 per tile: one fill of 16 in cuDNN
+    7.6 (64 + 1 per product), one of 32 per product in 7.0 (64 + 32)."""
+    old, new = options_under((7, 0, 4)), options_under((7, 6, 2))
+    ratio = new["winograd_fused"].unit_s / old["winograd_fused"].unit_s
+    assert ratio == pytest.approx((64 + 16 / 16) / (64 + 32))
+    # the non-fused kernels run their products apart: one fill each
+    ratio = new["winograd_nonfused"].unit_s / old["winograd_nonfused"].unit_s
+    assert ratio == pytest.approx((64 + 16) / (64 + 32))
+
+
+def test_kepler_runs_no_winograd_in_any_release():
+    k80 = model_for("k80")
+    op = conv_forward()
+    for release in gk.CUDNN_RELEASES:
+        k80.cudnn_version = release.version
+        assert not any(o.algorithm.startswith("winograd") for o in k80.kernel_options(op))

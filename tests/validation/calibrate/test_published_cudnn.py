@@ -1,0 +1,35 @@
+"""A published row's cuDNN (its library_stack, or a network row's sw_stack or framework) picks
+the release of cuDNN's kernels that costs it."""
+from validation.calibrate import published_gpu as pg
+
+HEADER = ("row_id,network,gpu,framework,sw_stack,precision,batch_per_gpu,"
+          "throughput_img_s\n")
+
+
+def test_a_network_row_carries_the_cudnn_it_names(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER
+                    + "A,VGG-19,V100,Torch7 (cudnn.torch),cuDNN 7.0.04,FP32,16,100\n"
+                    + "B,VGG-19,V100,cuDNN R4 fp32 (Torch),,FP32,16,100\n"
+                    + "C,ResNet-50 v1.5,V100,PyTorch,,FP32,16,100\n")
+    rows = {r.row_id: r for r in pg.read_network_rows(str(path)).rows}
+    assert rows["A"].cudnn == (7, 0, 4)
+    assert rows["B"].cudnn == (4, 0, 0)
+    assert rows["C"].cudnn is None
+
+
+def test_the_cudnn_a_row_names_moves_its_convolutions(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "A,VGG-19,V100,Torch7 (cudnn.torch),cuDNN 7.0.04,FP32,2,100\n"
+                    + "B,VGG-19,V100,Torch7 (cudnn.torch),cuDNN 7.6.2,FP32,2,100\n")
+    old, new = pg.read_network_rows(str(path)).rows
+    # cuDNN 7.0's kernels pay twice 7.6's fill: a batch of 2 feels it
+    assert pg.simulate_row(old) < pg.simulate_row(new)
+
+
+def test_a_kernel_row_carries_the_cuda_and_cudnn_of_its_library_stack():
+    table = pg.read_kernel_rows(pg.PUBLISHED_DIR + "/kernels.csv")
+    by_gpu = {(r.gpu, r.kind): r for r in table.rows}
+    assert by_gpu[("gtx1080ti", "conv2d")].cudnn == (6, 0, 21)
+    assert by_gpu[("gtx1080ti", "conv2d")].cuda == (8, 0, 88)
+    assert by_gpu[("v100", "gemm")].cudnn == (7, 6, 2)
