@@ -39,9 +39,11 @@ transfer's two ports, held by the same transfers, need one queue) and one map en
 distinct instant, one push and pop on the heap of instants and one dispatch, whose heads are
 sorted only when more than two resources changed (replicas in lockstep end dozens of tasks at
 one instant, so they share one heap entry). A memory's timeline takes one entry per instant
-it changed at (a map from instant to bytes, whose last write at an instant stands). Reading the graph (positions of dependencies,
-successor lists, memory effects) is not much shorter than the loop;
-benchmarks/engine_bench.py prints the two apart.
+it changed at (a map from instant to bytes, whose last write at an instant stands); the
+(instant, bytes) points are listed only when RunLog.memory_timeline is first read. Reading the
+graph (positions of dependencies, successor lists, memory effects) takes about as long as the
+loop, most of it reading each task's objects once; benchmarks/engine_bench.py prints the two
+apart.
 """
 from __future__ import annotations
 

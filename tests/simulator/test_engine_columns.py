@@ -1,7 +1,8 @@
 """How the engine reads a graph and orders many heads: each task's successors in insertion
 order (one sort of the dependency pairs), heads of more than two changed resources served by
-(priority, insertion index) whatever the resources' names, and every end at its start plus
-its duration."""
+(priority, insertion index) whatever the resources' names, every end at its start plus its
+duration, memory effects on one device read into columns, and the memory timeline listed from
+each device's map of instants."""
 from __future__ import annotations
 
 from hypothesis import given, settings
@@ -69,3 +70,30 @@ def test_tasks_never_started_have_no_end():
     log = engine.run(tg, {"r": 1}, {"d": 10})
     assert log.oom is not None and log.completed == 0
     assert all(e != e for e in log.end_s)   # NaN
+
+
+def test_memory_effects_on_one_device_are_read_into_columns_and_others_left_to_the_maps():
+    tg = TaskGraph("effects")
+    tg.new("one", "r", 1.0, alloc={"d": 5}, free={"d": 2})
+    tg.new("two", "r", 1.0, alloc={"d": 1, "e": 2}, free={"d": 1, "e": 2})
+    tg.new("pair", ("r", "s"), 1.0, alloc={"e": 3})   # two queues: r and s are held apart
+    tg.new("none", "s", 1.0)
+    capacities = {"r": 1, "s": 1}
+    cols = engine_reading.Columns(tg, capacities)
+    assert cols.take_on == ["d", "", "", ""] and cols.take_bytes == [5, 0, 0, 0]
+    assert cols.give_on == ["d", None, "", ""] and cols.give_bytes == [2, 0, 0, 0]
+    assert cols.plain == [False, False, False, True] and cols.devices == {"d", "e"}
+    general = engine_reading.Columns(tg, capacities, every_resource=True)
+    assert general.take_on == [""] * 4 and general.give_on == [None, None, "", ""]
+    assert general.devices == {"d", "e"}
+
+
+def test_the_memory_timeline_lists_each_devices_instants_in_time_order():
+    tg = TaskGraph("timeline")
+    tg.new("a", "r", 1.0, alloc={"d": 4}, free={"d": 4})
+    tg.new("b", "r", 2.0, deps=["a"], alloc={"d": 6}, free={"d": 6})
+    log = engine.run(tg, {"r": 1}, {"d": 10}, memory_baseline_bytes={"d": 1})
+    # at 1 s a frees 4 and b takes 6: the later write at that instant stands
+    assert log.memory_timeline == {"d": [(0.0, 5), (1.0, 7), (3.0, 1)]}
+    assert log.memory_by_instant == {"d": {0.0: 5, 1.0: 7, 3.0: 1}}
+    assert log.memory_timeline is log.memory_timeline   # listed once
