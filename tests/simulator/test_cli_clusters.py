@@ -39,7 +39,7 @@ def _error(capsys, extra: list[str]) -> str:
     (["--devices", "4", "--link", "nvlink2", "--speed", "gpu9=0.5"],
      "speed given for 'gpu9', which is not a device"),
     (["--devices", "16", "--node-type", "dgx1-v100", "--algorithm", "butterfly"],
-     "'butterfly' is out of range (ring or hierarchical or tree or nccl)"),
+     "'butterfly' is out of range (ring or hierarchical or tree or nccl or halving-doubling)"),
     (["--devices", "4", "--link", "nvlink2", "--speed", "gpu1=-2"], "must be a finite number > 0"),
     (["--devices", "4", "--link", "nvlink2", "--oversubscription", "many"], "oversubscription"),
 ])
