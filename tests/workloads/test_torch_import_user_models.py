@@ -4,8 +4,8 @@ decoder, an MLP-Mixer, U-Nets, ConvNeXt's hand-written LayerNorm, einsum, torch.
 gathers, OrderedDict and tuple or dict outputs.
 Each imports with PyTorch's own convolution and matrix-product FLOPs and the module's
 parameters, replays in PyTorch and lowers for training; the new kinds' kernels are what
-autograd computes (test_torch_import_user_kinds.py); what stays out of scope is listed at once,
-with module paths."""
+autograd computes (test_torch_import_user_kinds.py); the command line on a user's file, and
+what stays out of scope, in test_torch_import_user_cli.py."""
 import copy
 
 import pytest
@@ -340,77 +340,3 @@ def test_every_training_policy_runs_an_imported_user_model(model, policy):
     result = simulate(g, Cluster.build("v100", devices, "nvlink2"), policy,
                       **TRAINING_POLICIES[policy])
     assert result.ok and result.iteration_time_s > 0
-
-
-# -- the command line, and what stays out of scope ----------------------------------------
-USER_FILE = '''
-import torch
-from torch import nn
-from tests.workloads.torch_user_models import GPT, UNet, rotate_every_two
-
-
-def gpt():
-    return GPT(last_only=False)
-
-
-def unet():
-    return UNet()
-
-
-class LeakyByHand(nn.Module):
-    def forward(self, y):
-        return torch.where(y > 0, y, 0.1 * y)
-
-
-class Unsupported(nn.Module):
-    """A recurrent layer, a condition computed from the input, a tensor exponent."""
-
-    def __init__(self):
-        super().__init__()
-        self.rnn, self.act, self.head = nn.GRU(8, 16, batch_first=True), LeakyByHand(), \
-            nn.Linear(16, 4)
-
-    def forward(self, x):
-        y, _ = self.rnn(x)
-        y = self.act(y)
-        return self.head(y.pow(y)[:, -1])
-
-
-def unsupported():
-    return Unsupported()
-'''
-
-
-@pytest.fixture
-def user_file(tmp_path):
-    path = tmp_path / "user_net.py"
-    path.write_text(USER_FILE)
-    return path
-
-
-@pytest.mark.parametrize("policy", ["sequential", "gpipe", "swap-all"])
-def test_the_cli_simulates_a_users_gpt_and_unet(user_file, policy, capsys):
-    import json
-
-    from simulator.cli import main
-    gpipe = ["-o", "micro_batches=2"] if policy == "gpipe" else []
-    for factory, options in (("gpt", ["input_shape=16", "tokens=256"]),
-                             ("unet", ["input_shape=3x32x32"])):
-        assert main(["simulate", "--workload", f"{user_file}:{factory}", "--batch", "2",
-                     "--hardware", "v100", "--devices", "1" if policy == "sequential" else "2",
-                     "--link", "nvlink2", "--policy", policy, *gpipe, "--json",
-                     *(a for o in options for a in ("--workload-option", o))]) == 0
-        assert json.loads(capsys.readouterr().out)["iteration_time_s"] > 0
-
-
-def test_what_stays_out_is_listed_at_once_with_module_paths(user_file, capsys):
-    from simulator.cli import main
-    code = main(["simulate", "--workload", f"{user_file}:unsupported", "--batch", "2",
-                 "--workload-option", "input_shape=16x8", "--hardware", "v100"])
-    message = " ".join(capsys.readouterr().err.split())
-    assert code == 2
-    for line in ("4 unsupported ops", "torch.nn.GRU at module path 'rnn'",
-                 "_operator.gt at module path 'act'",
-                 "torch.where at module path 'act': selects by a condition computed from the "
-                 "input", "raises to a tensor power", "Supported modules:"):
-        assert line in message, line
