@@ -3,7 +3,7 @@
     op_time_s = max(max(compute_s, memory_s) + kernel_overhead_s, host_overhead_s)  (views: 0)
 
 - Convolutions and matrix products: cuDNN's / cuBLAS's algorithms, tiles and waves
-  (gpu_kernels.py), in the arithmetic the op's precision selects on this part
+  (gpu_gemm.py, gpu_conv.py), in the arithmetic the op's precision selects on this part
   (`arithmetic_precision`), at the architecture's efficiencies.
 - Everything else streams memory: bytes at the bandwidth the framework's own streaming
   kernels reach (the part's mem_efficiency times the framework's stream_memory), or FP32
@@ -32,8 +32,7 @@ from workloads.graph import MATMUL_KINDS, Op
 from workloads.precision import HALF_FORMAT, PRECISIONS, precision_of
 
 from . import gpu_attention as ga
-from . import gpu_kernels as gk
-from . import gpu_layout, model_efficiency
+from . import gpu_conv, gpu_gemm, gpu_layout, model_efficiency
 from .gpu_constants import (
     DEFAULT_FRAMEWORK,
     FAMILIES_FILE,
@@ -112,10 +111,10 @@ class GPUModel(DeviceModel):
     families: dict[str, GpuFamily] | None = None   # override (calibration) or the catalog's
     frameworks: dict[str, Framework] | None = None
     framework: str | None = DEFAULT_FRAMEWORK    # None: kernels timed alone, no host
-    # the CUDA whose cuBLAS runs FP32 GEMMs (gpu_kernels.cublas_release); None: the one the
+    # the CUDA whose cuBLAS runs FP32 GEMMs (gpu_gemm.cublas_release); None: the one the
     # architecture's published tables ran with
     cuda_version: tuple[int, int, int] | None = None
-    # the cuDNN whose kernels run convolutions (gpu_kernels.cudnn_release); None: the one the
+    # the cuDNN whose kernels run convolutions (gpu_conv.cudnn_release); None: the one the
     # architecture's published tables ran with
     cudnn_version: tuple[int, int, int] | None = None
 
@@ -282,22 +281,22 @@ class GPUModel(DeviceModel):
         sms = self.sm_count
 
         def unit_gemm(m: int, n: int, k: int, batch: int, split_k: bool = True,
-                      tiles: tuple[tuple[int, int], ...] = gk.TILES,
+                      tiles: tuple[tuple[int, int], ...] = gpu_gemm.TILES,
                       transposable: bool = True, n_sharing: int = 1,
-                      k_fill: float = gk.K_FILL) -> gk.GemmCost:
+                      k_fill: float = gpu_gemm.K_FILL) -> gpu_gemm.GemmCost:
             if tensor:
-                n, k = gk.align(n, gk.TENSOR_CORE_ALIGN), gk.align(k, gk.TENSOR_CORE_ALIGN)
-            return gk.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k, tiles, transposable,
+                n, k = gpu_gemm.align(n, gpu_gemm.TENSOR_CORE_ALIGN), gpu_gemm.align(k, gpu_gemm.TENSOR_CORE_ALIGN)
+            return gpu_gemm.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k, tiles, transposable,
                                 n_sharing, k_fill)
 
-        cudnn = gk.cudnn_release(self.spec.architecture, self.cudnn_version)
+        cudnn = gpu_conv.cudnn_release(self.spec.architecture, self.cudnn_version)
 
         def conv_gemm(m: int, n: int, k: int, batch: int, wgrad: bool,
-                      n_sharing: int = 1, fused_points: int = 1) -> gk.GemmCost:
-            """cuDNN's tiles (gk.CONV_TILES) at its release's fill; it splits the reduction
+                      n_sharing: int = 1, fused_points: int = 1) -> gpu_gemm.GemmCost:
+            """cuDNN's tiles (gpu_conv.CONV_TILES) at its release's fill; it splits the reduction
             only in the weight gradient (K = N*P*Q, long), whose GEMM sides (channels) go
             either way round. fused_points: GEMMs each CTA runs (a fused Winograd's)."""
-            return unit_gemm(m, n, k, batch, split_k=wgrad, tiles=gk.CONV_TILES,
+            return unit_gemm(m, n, k, batch, split_k=wgrad, tiles=gpu_conv.CONV_TILES,
                              transposable=wgrad, n_sharing=n_sharing,
                              k_fill=cudnn.fill(fused_points))
 
@@ -313,8 +312,8 @@ class GPUModel(DeviceModel):
             rows, n_in, n_out = a["batch_rows"], a["in_features"], a["out_features"]
             m, n, k = {"linear": (rows, n_out, n_in), "linear_grad_input": (rows, n_in, n_out),
                        "linear_grad_weight": (n_out, n_in, rows)}[op.kind]
-            cublas = gk.cublas_release(self.spec.architecture, self.cuda_version)
-            tiles = gk.TILES if tensor else cublas.tiles
+            cublas = gpu_gemm.cublas_release(self.spec.architecture, self.cuda_version)
+            tiles = gpu_gemm.TILES if tensor else cublas.tiles
             # a GEMM reads both operands and writes the product at least once, whatever the
             # op's own count leaves out (an input gradient's weight)
             traffic = max(traffic, float((m * k + n * k + m * n) * op.out.dtype_bytes))
@@ -326,7 +325,7 @@ class GPUModel(DeviceModel):
                 # once on the CUDA cores, with no tile's padding
                 options.append(KernelOption("gemm", op.flops / fp32_peak, traffic, "gemv"))
             return self._with_bias_pass(op, options)
-        conv = gk.ConvProblem.from_attrs(op.attrs)
+        conv = gpu_conv.ConvProblem.from_attrs(op.attrs)
         pass_ = CONV_PASS[op.kind]
         if conv.is_thin_grouped:    # depthwise: a direct kernel on the CUDA cores
             return [KernelOption("stream", op.flops / fp32_peak, traffic, "direct")]
@@ -350,13 +349,13 @@ class GPUModel(DeviceModel):
                     "winograd_fused" if fused else "winograd", cost.compute_s,
                     traffic + cost.extra_bytes + transformed * elem,
                     "winograd_fused" if fused else "winograd_nonfused",
-                    kernels=1 if fused else gk.TRANSFORM_KERNELS))
+                    kernels=1 if fused else gpu_conv.TRANSFORM_KERNELS))
         if conv.fft_ok and not tensor:
             fm, fn, fk, fb, transformed = conv.fft(pass_)
             cost = conv_gemm(fm, fn, fk, fb, wgrad=wgrad)
             options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
                                         traffic + cost.extra_bytes + transformed * 4,
-                                        "fft_tiling", kernels=gk.TRANSFORM_KERNELS))
+                                        "fft_tiling", kernels=gpu_conv.TRANSFORM_KERNELS))
         return self._with_bias_pass(op, gpu_layout.conv_options(op, options, arith))
 
     def bias_pass(self, op: Op) -> tuple[float, int]:

@@ -24,7 +24,7 @@ from typing import Callable
 
 from workloads.graph import Op
 
-from .gpu_kernels import GemmCost
+from .gpu_gemm import GemmCost
 
 # Architectures whose SDPA has each fused backend (PyTorch's sm80+ and sm50+ rules).
 FLASH_ARCHITECTURES = frozenset({"ampere", "ada", "hopper", "blackwell"})

@@ -1,10 +1,9 @@
-"""cuDNN's convolution kernels per release (gpu_kernels.CUDNN_RELEASES): which release a
+"""cuDNN's convolution kernels per release (gpu_conv.CUDNN_RELEASES): which release a
 library description or an architecture picks, and what each release's fill does to a
 convolution's cost."""
 import pytest
 
-from hwmodels import gpu_kernels as gk
-from hwmodels import model_for
+from hwmodels import gpu_conv, model_for
 from workloads.builder import GraphBuilder
 from workloads.training import lower_training
 
@@ -18,22 +17,22 @@ from workloads.training import lower_training
     ("", None),
 ])
 def test_a_library_description_names_its_cudnn(text, version):
-    assert gk.cudnn_version(text) == version
+    assert gpu_conv.cudnn_version(text) == version
 
 
 def test_a_cudnn_version_takes_the_last_release_at_or_below_it():
-    assert gk.cudnn_release(None, (7, 0, 4)).version == (7, 0, 0)
-    assert gk.cudnn_release(None, (7, 6, 2)).version == (7, 6, 0)
-    assert gk.cudnn_release(None, (8, 9, 0)) is gk.CUDNN_RELEASES[-1]
-    assert gk.cudnn_release(None, (4, 0, 0)) is gk.CUDNN_RELEASES[0]
-    assert gk.cudnn_release(None, (6, 0, 21)) is gk.CUDNN_RELEASES[0]
+    assert gpu_conv.cudnn_release(None, (7, 0, 4)).version == (7, 0, 0)
+    assert gpu_conv.cudnn_release(None, (7, 6, 2)).version == (7, 6, 0)
+    assert gpu_conv.cudnn_release(None, (8, 9, 0)) is gpu_conv.CUDNN_RELEASES[-1]
+    assert gpu_conv.cudnn_release(None, (4, 0, 0)) is gpu_conv.CUDNN_RELEASES[0]
+    assert gpu_conv.cudnn_release(None, (6, 0, 21)) is gpu_conv.CUDNN_RELEASES[0]
 
 
 def test_a_gpu_without_a_named_cudnn_runs_its_architectures_tables_release():
-    assert gk.cudnn_release("pascal").version <= gk.ARCHITECTURE_CUDNN["pascal"]
-    assert gk.cudnn_release("kepler").version <= gk.ARCHITECTURE_CUDNN["kepler"]
-    assert gk.cudnn_release("volta") is gk.CUDNN_RELEASES[-1]
-    assert gk.cudnn_release("hopper") is gk.CUDNN_RELEASES[-1]
+    assert gpu_conv.cudnn_release("pascal").version <= gpu_conv.ARCHITECTURE_CUDNN["pascal"]
+    assert gpu_conv.cudnn_release("kepler").version <= gpu_conv.ARCHITECTURE_CUDNN["kepler"]
+    assert gpu_conv.cudnn_release("volta") is gpu_conv.CUDNN_RELEASES[-1]
+    assert gpu_conv.cudnn_release("hopper") is gpu_conv.CUDNN_RELEASES[-1]
 
 
 def conv_forward(batch=2, channels=64, size=14):
@@ -74,6 +73,6 @@ def test_a_fused_winograd_pays_one_fill_for_all_its_points_where_its_release_doe
 def test_kepler_runs_no_winograd_in_any_release():
     k80 = model_for("k80")
     op = conv_forward()
-    for release in gk.CUDNN_RELEASES:
+    for release in gpu_conv.CUDNN_RELEASES:
         k80.cudnn_version = release.version
         assert not any(o.algorithm.startswith("winograd") for o in k80.kernel_options(op))

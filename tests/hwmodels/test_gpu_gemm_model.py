@@ -6,21 +6,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwmodels import gpu_kernels as gk
-from hwmodels import model_for
+from hwmodels import gpu_gemm, model_for
 from workloads.builder import GraphBuilder
 from workloads.training import lower_training
 
 
 def test_a_partial_last_wave_costs_a_whole_wave():
     sms, peak = 80, 15.7e12
-    full = gk.gemm_cost(128 * sms, 128, 1024, 1, peak, sms, 1.0).compute_s
-    one_more = gk.gemm_cost(128 * sms + 1, 128, 1024, 1, peak, sms, 1.0).compute_s
+    full = gpu_gemm.gemm_cost(128 * sms, 128, 1024, 1, peak, sms, 1.0).compute_s
+    one_more = gpu_gemm.gemm_cost(128 * sms + 1, 128, 1024, 1, peak, sms, 1.0).compute_s
     assert one_more > 1.2 * full
 
 
 def test_split_k_fills_the_gpu_for_long_reductions():
-    cost = gk.gemm_cost(64, 64, 1_000_000, 1, 15.7e12, 80, 1.0)
+    cost = gpu_gemm.gemm_cost(64, 64, 1_000_000, 1, 15.7e12, 80, 1.0)
     assert cost.split_k > 1 and cost.extra_bytes > 0
 
 
@@ -30,16 +29,16 @@ def test_a_longer_reduction_never_runs_faster(m, n, chunks):
     """Split-K may split a reduction too short to fill every SM in whole rounds: a 64 x 64
     weight gradient over 8,192 pixels must not take longer than over 16,384. (Reductions in
     whole split-K chunks: between them the chunk rule's steps are the library's.)"""
-    sms, peak, k = 80, 15.7e12, chunks * gk.SPLIT_K_MIN_K
-    shorter = gk.gemm_cost(m, n, k, 1, peak, sms, 1.0).compute_s
-    assert gk.gemm_cost(m, n, 2 * k, 1, peak, sms, 1.0).compute_s >= shorter * 0.999
+    sms, peak, k = 80, 15.7e12, chunks * gpu_gemm.SPLIT_K_MIN_K
+    shorter = gpu_gemm.gemm_cost(m, n, k, 1, peak, sms, 1.0).compute_s
+    assert gpu_gemm.gemm_cost(m, n, 2 * k, 1, peak, sms, 1.0).compute_s >= shorter * 0.999
 
 
 @settings(max_examples=40, deadline=None)
 @given(m=st.integers(1, 20000), n=st.integers(1, 4096), k=st.integers(1, 20000))
 def test_gemm_time_is_at_least_the_peak_bound(m, n, k):
     sms, peak = 80, 15.7e12
-    cost = gk.gemm_cost(m, n, k, 1, peak, sms, 1.0)
+    cost = gpu_gemm.gemm_cost(m, n, k, 1, peak, sms, 1.0)
     assert math.isfinite(cost.compute_s)
     assert cost.compute_s >= 2.0 * m * n * k / peak * 0.999
 
@@ -58,8 +57,8 @@ def test_maxwells_cublas_pads_a_skinny_product_to_a_wide_tile():
         narrow, wide = (model.kernel_options(linear_op(4096, 4096, n))[0].unit_s
                         for n in (16, 32))
         assert (narrow == pytest.approx(wide)) == same
-    assert gk.cublas_release("maxwell").tiles == gk.WIDE_TILES
-    assert gk.cublas_release("volta").tiles == gk.TILES
+    assert gpu_gemm.cublas_release("maxwell").tiles == gpu_gemm.WIDE_TILES
+    assert gpu_gemm.cublas_release("volta").tiles == gpu_gemm.TILES
 
 
 def test_pascals_cublas_runs_one_cta_per_output_tile():
@@ -70,8 +69,8 @@ def test_pascals_cublas_runs_one_cta_per_output_tile():
         op = linear_op(2560, 2560, 128)
         gemm = next(o for o in model_for(gpu).kernel_options(op) if o.algorithm == "gemm")
         assert (gemm.traffic_bytes > op.bytes_moved) == splits
-    assert not gk.cublas_release("pascal").splits_k(2560, 128, 2560)
-    assert gk.cublas_release("volta").splits_k(2560, 128, 2560)
+    assert not gpu_gemm.cublas_release("pascal").splits_k(2560, 128, 2560)
+    assert gpu_gemm.cublas_release("volta").splits_k(2560, 128, 2560)
 
 
 def test_maxwells_cublas_splits_only_a_reduction_longer_than_the_output():
@@ -84,7 +83,7 @@ def test_maxwells_cublas_splits_only_a_reduction_longer_than_the_output():
         gemm = next(o for o in m40.kernel_options(op) if o.algorithm == "gemm")
         traffic = (rows * k + k * n + rows * n) * op.out.dtype_bytes
         assert (gemm.traffic_bytes > traffic) == splits
-        assert gk.cublas_release("maxwell").splits_k(rows, n, k) == splits
+        assert gpu_gemm.cublas_release("maxwell").splits_k(rows, n, k) == splits
 
 
 @pytest.mark.parametrize("text, version", [
@@ -95,21 +94,21 @@ def test_maxwells_cublas_splits_only_a_reduction_longer_than_the_output():
     ("", None),
 ])
 def test_the_cuda_a_library_description_names(text, version):
-    assert gk.cuda_version(text) == version
+    assert gpu_gemm.cuda_version(text) == version
 
 
 def test_a_cuda_version_takes_the_last_release_at_or_below_it():
     """Each release's kernels hold until the next: CUDA 9 runs 8.0.88's, 12.4 runs 10.1's, a
     version older than the first table runs the first's; without a version, the release the
     architecture's tables ran with, or the newest for an architecture without tables."""
-    versions = [r.version for r in gk.CUBLAS_RELEASES]
+    versions = [r.version for r in gpu_gemm.CUBLAS_RELEASES]
     assert versions == sorted(versions)
-    assert gk.cublas_release(None, (9, 2, 0)).version == (8, 0, 88)
-    assert gk.cublas_release(None, (12, 4, 0)) is gk.CUBLAS_RELEASES[-1]
-    assert gk.cublas_release(None, (6, 5, 0)) is gk.CUBLAS_RELEASES[0]
-    assert gk.cublas_release("pascal").version == (8, 0, 88)
-    assert gk.cublas_release("pascal", (8, 0, 0)).tiles == gk.WIDE_TILES
-    assert gk.cublas_release("hopper") is gk.CUBLAS_RELEASES[-1]
+    assert gpu_gemm.cublas_release(None, (9, 2, 0)).version == (8, 0, 88)
+    assert gpu_gemm.cublas_release(None, (12, 4, 0)) is gpu_gemm.CUBLAS_RELEASES[-1]
+    assert gpu_gemm.cublas_release(None, (6, 5, 0)) is gpu_gemm.CUBLAS_RELEASES[0]
+    assert gpu_gemm.cublas_release("pascal").version == (8, 0, 88)
+    assert gpu_gemm.cublas_release("pascal", (8, 0, 0)).tiles == gpu_gemm.WIDE_TILES
+    assert gpu_gemm.cublas_release("hopper") is gpu_gemm.CUBLAS_RELEASES[-1]
 
 
 def test_the_cuda_a_gpu_runs_decides_its_gemm_kernels():

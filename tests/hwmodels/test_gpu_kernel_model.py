@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwmodels import gpu_kernels as gk
-from hwmodels import model_for
+from hwmodels import gpu_conv, gpu_gemm, model_for
 from hwmodels.specs import HardwareError
 from workloads.builder import GraphBuilder
 from workloads.precision import with_precision
@@ -41,7 +40,7 @@ def test_a_5x5_layer_runs_non_fused_winograd_only():
     five = conv_ops(channels=192, size=28, kernel=5)["conv2d"]
     options = {o.algorithm: o for o in v100.kernel_options(five)}
     assert "winograd_nonfused" in options and "winograd_fused" not in options
-    m, n, k, points, _ = gk.ConvProblem.from_attrs(five.attrs).winograd("fwd", fused=False)
+    m, n, k, points, _ = gpu_conv.ConvProblem.from_attrs(five.attrs).winograd("fwd", fused=False)
     assert points == 64 and m == 16 * 7 * 7
     assert 2.0 * m * n * k * points * 6.25 == pytest.approx(five.flops, rel=0.01)
 
@@ -50,7 +49,7 @@ def test_a_5x5_layer_runs_non_fused_winograd_only():
     (1, 1, 1), (3, 1, 9), (5, 2, 9), (7, 2, 16), (3, 2, 4)])
 def test_a_weight_gradient_shares_each_input_pixel_among_the_taps_over_it(kernel, stride,
                                                                           sharing):
-    conv = gk.ConvProblem(16, 64, 64, (56, 56), (56 // stride, 56 // stride),
+    conv = gpu_conv.ConvProblem(16, 64, 64, (56, 56), (56 // stride, 56 // stride),
                           (kernel, kernel), (stride, stride), (1, 1), 1)
     assert conv.wgrad_sharing == sharing
 
@@ -59,9 +58,9 @@ def test_a_weight_gradient_shares_each_input_pixel_among_the_taps_over_it(kernel
 @given(tm=st.sampled_from([32, 64, 128, 256]), tn=st.sampled_from([8, 32, 64, 128]),
        sharing=st.integers(2, 50))
 def test_sharing_the_loaded_columns_raises_a_tiles_rate(tm, tn, sharing):
-    alone = gk.tile_efficiency(tm, tn)
-    shared = gk.tile_efficiency(tm, tn, sharing)
-    assert alone == gk.tile_efficiency(tm, tn, 1)
+    alone = gpu_gemm.tile_efficiency(tm, tn)
+    shared = gpu_gemm.tile_efficiency(tm, tn, sharing)
+    assert alone == gpu_gemm.tile_efficiency(tm, tn, 1)
     # rises with the reuse, by at most the square root of the loads it saves
     assert alone < shared <= alone * math.sqrt((tm + tn) / tm) * 1.000001
 
@@ -77,7 +76,7 @@ def test_a_small_weight_gradient_spreads_its_short_reduction_over_the_sms():
     g = g.copy(g.name, lambda op: replace(op, params=1) if op.kind == "input" else op)
     op = {o.kind: o for o in lower_training(g)}["conv2d_grad_weight"]
     peak = v100.spec.sustained_peak_flops_for("fp32")
-    cost = gk.gemm_cost(32, 32, 8192, 1, peak, v100.sm_count, 1.0, True, gk.CONV_TILES, True)
+    cost = gpu_gemm.gemm_cost(32, 32, 8192, 1, peak, v100.sm_count, 1.0, True, gpu_conv.CONV_TILES, True)
     assert cost.split_k == 32
     assert v100.op_time_s(op) < 50e-6
 
@@ -152,28 +151,28 @@ def test_only_the_weight_gradient_splits_its_reduction():
     its own tiles (128 output pixels a side)."""
     v100 = model_for("v100")
     fwd = conv_ops(batch=1, channels=512, size=14, kernel=3)["conv2d"]
-    shape = gk.ConvProblem.from_attrs(fwd.attrs).implicit_gemm("fwd")
+    shape = gpu_conv.ConvProblem.from_attrs(fwd.attrs).implicit_gemm("fwd")
     peak = v100.spec.sustained_peak_flops_for("fp32")
-    assert gk.gemm_cost(*shape, peak, v100.sm_count, 1.0).split_k > 1
+    assert gpu_gemm.gemm_cost(*shape, peak, v100.sm_count, 1.0).split_k > 1
     implicit = [o for o in v100.kernel_options(fwd) if o.algorithm == "implicit_gemm"][0]
     assert implicit.traffic_bytes == fwd.bytes_moved            # no partial sums
-    assert implicit.unit_s == pytest.approx(gk.gemm_cost(
-        *shape, peak, v100.sm_count, 1.0, split_k=False, tiles=gk.CONV_TILES,
-        transposable=False, k_fill=gk.cudnn_release("volta").k_fill).compute_s)
+    assert implicit.unit_s == pytest.approx(gpu_gemm.gemm_cost(
+        *shape, peak, v100.sm_count, 1.0, split_k=False, tiles=gpu_conv.CONV_TILES,
+        transposable=False, k_fill=gpu_conv.cudnn_release("volta").k_fill).compute_s)
 
 
 def test_a_convolution_with_few_pixels_fills_part_of_cudnns_tiles():
-    """cuDNN's convolution tiles are 128 output pixels a side (gk.CONV_TILES): a late layer
+    """cuDNN's convolution tiles are 128 output pixels a side (gpu_conv.CONV_TILES): a late layer
     at batch 1 (14 x 14 = 196 pixels) runs two of them per column of channels, where cuBLAS,
     free to take a 32-row tile or lay its tiles the other way round, would waste less."""
     sms, peak = 80, 15.7e12
     m, n, k = 196, 512, 4608
-    cudnn = gk.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False, tiles=gk.CONV_TILES,
+    cudnn = gpu_gemm.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False, tiles=gpu_conv.CONV_TILES,
                          transposable=False)
-    cublas = gk.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False)
+    cublas = gpu_gemm.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False)
     assert cudnn.tile[0] == 128 and cudnn.compute_s > cublas.compute_s
     # laid either way round, the same tiles may put their 128 side along the channels
-    either = gk.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False, tiles=gk.CONV_TILES)
+    either = gpu_gemm.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False, tiles=gpu_conv.CONV_TILES)
     assert either.compute_s <= cudnn.compute_s
 
 
@@ -248,7 +247,7 @@ def test_a_strided_data_gradient_runs_every_pixel_for_its_busiest_phase(kernel, 
     with the most, ceil(R / stride)^2 (a CTA's pixels mix the phases); at stride 1 that is
     the whole filter, and a 1x1 filter at stride 2 computes every input pixel once."""
     size = (out - 1) * stride + kernel          # unpadded: every input pixel is read
-    conv = gk.ConvProblem(2, 16, 32, (size, size), (out, out), (kernel, kernel),
+    conv = gpu_conv.ConvProblem(2, 16, 32, (size, size), (out, out), (kernel, kernel),
                           (stride, stride), (1, 1), 1)
     m, n, k, _ = conv.implicit_gemm("dgrad")
     assert (m, n) == (2 * size * size, 16)
@@ -287,8 +286,8 @@ def test_transform_algorithms_launch_a_kernel_per_stage():
     v100 = model_for("v100")
     options = {o.algorithm: o for o in v100.kernel_options(conv_ops()["conv2d"])}
     assert options["winograd_fused"].kernels == 1
-    assert options["winograd_nonfused"].kernels == gk.TRANSFORM_KERNELS
-    assert options["fft_tiling"].kernels == gk.TRANSFORM_KERNELS
+    assert options["winograd_nonfused"].kernels == gpu_conv.TRANSFORM_KERNELS
+    assert options["fft_tiling"].kernels == gpu_conv.TRANSFORM_KERNELS
     assert options["implicit_gemm"].kernels == 1
 
 

@@ -27,8 +27,8 @@ from hwmodels.specs import GPU_ARCHITECTURES
 
 from . import published_gpu as pg
 
-# the CUDA and the cuDNN a row's libraries ran in (hwmodels/gpu_kernels.py cublas_release,
-# cudnn_release), where it names them
+# the CUDA and the cuDNN a row's libraries ran in (hwmodels/gpu_gemm.py cublas_release,
+# hwmodels/gpu_conv.py cudnn_release), where it names them
 Version = tuple[int, int, int] | None
 PARAMETERS = (*GpuFamily.EFFICIENCIES, "kernel_overhead_s")
 BOUNDS = {**{k: (0.05, 1.0) for k in GpuFamily.EFFICIENCIES},

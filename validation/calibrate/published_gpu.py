@@ -13,8 +13,7 @@ import csv
 import math
 from dataclasses import dataclass, field
 
-from hwmodels import catalog
-from hwmodels import gpu_kernels as gk
+from hwmodels import catalog, gpu_conv, gpu_gemm
 from hwmodels.gpu import DEFAULT_FRAMEWORK, Framework, GpuFamily, GPUModel
 from hwmodels.specs import HardwareError
 from workloads import zoo
@@ -133,7 +132,7 @@ class NetworkRow:
     # the harness's forward and backward times of the step, where it publishes both (Torch7's
     # and convnet-benchmarks' tables): validate scores each phase on its own
     phase_s: tuple[float, float] | None = None
-    # the cuDNN its sw_stack names (hwmodels/gpu_kernels.py cudnn_release), where it names one
+    # the cuDNN its sw_stack names (hwmodels/gpu_conv.py cudnn_release), where it names one
     cudnn: tuple[int, int, int] | None = None
 
 
@@ -227,8 +226,8 @@ def read_network_rows(path: str) -> Table:
         phases = (fwd_ms / 1e3, bwd_ms / 1e3) if fwd_bwd and fwd_ms and bwd_ms else None
         out.rows.append(NetworkRow(rid, net, gpu, precision, int(batch), throughput,  # type: ignore[arg-type]
                                    fwd_bwd, framework, (r.get("source") or "").strip(), layout,
-                                   phases, gk.cudnn_version(r.get("sw_stack") or "")
-                                   or gk.cudnn_version(framework)))
+                                   phases, gpu_conv.cudnn_version(r.get("sw_stack") or "")
+                                   or gpu_conv.cudnn_version(framework)))
     return out
 
 
@@ -349,7 +348,7 @@ def read_kernel_rows(path: str) -> Table:
             continue
         try:
             stack = r.get("library_stack") or ""
-            cuda, cudnn = gk.cuda_version(stack), gk.cudnn_version(stack)
+            cuda, cudnn = gpu_gemm.cuda_version(stack), gpu_conv.cudnn_version(stack)
             if kind == "gemm":
                 m, n, k = (int(float(r[c])) for c in ("M", "N", "K"))
                 t = _number(r.get("time_fwd_ms"))

@@ -1,0 +1,192 @@
+"""How cuBLAS runs a GEMM on a GPU, and what that costs.
+
+A GEMM (M x N output, K reduction) is cut into output tiles; each tile runs on one SM as a
+thread block (CTA). The library picks, per problem, the tile size that finishes first:
+- tiles are spread over the SMs; the SM that gets the most sets the time, so a partial last
+  wave costs a whole one;
+- a smaller tile fills more SMs but reuses each loaded element less: a tile of tm x tn loads
+  (tm + tn) elements per k step for tm x tn multiply-adds, so its arithmetic intensity, and the
+  share of the SM's peak it sustains, falls with tm*tn / (tm + tn);
+- when the tiles cannot fill the GPU and K is long (weight gradients: M, N are channels, K is
+  batch x pixels), the reduction is split across CTAs (split-K) and summed afterwards;
+- each CTA pays a pipeline fill and an epilogue, about one k-slab of 32 (K_FILL).
+Which FP32 kernels cuBLAS has depends on its release (CUBLAS_RELEASES). Tensor-core GEMMs pad
+N and K to multiples of 8. Convolutions run as such GEMMs in cuDNN's kernels (gpu_conv.py).
+
+The efficiencies (share of peak a full, large tile sustains) are per GPU architecture; they
+live in catalog/gpu_families.toml with what they were fitted to.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+# (tile_m, tile_n): the CUTLASS / cuBLAS GEMM tile shapes, down to the skinny ones that
+# narrow problems (a few output columns) take
+TILES = ((256, 128), (128, 128), (128, 64), (64, 64), (128, 32), (64, 32), (64, 16), (128, 8))
+# cuBLAS's SGEMM before its skinny kernels: maxwell_sgemm_128x128 and _128x64 only, so a
+# product with 16 or 32 columns costs a whole 128-wide tile (CUBLAS_RELEASES below)
+WIDE_TILES = ((128, 128), (128, 64))
+REFERENCE_TILE = (128, 128)
+K_FILL = 32                 # per-CTA pipeline fill and epilogue, in k steps
+SPLIT_K_MIN_K = 256         # split-K keeps at least this much of K per CTA
+TENSOR_CORE_ALIGN = 8       # tensor-core GEMM dimensions are padded to this
+
+
+def tile_efficiency(tile_m: int, tile_n: int, n_sharing: int = 1) -> float:
+    """Share of the reference tile's rate a tile sustains: the square root of its relative
+    reuse tm*tn/(tm+tn), capped at 1 (bigger tiles are limited by registers, not reuse).
+    Where each element loaded for the n side serves `n_sharing` of its columns (a weight
+    gradient's C*R*S side: one input pixel feeds every filter tap that overlaps it), the tile
+    loads tm + tn/n_sharing elements per k step, and its rate rises by the square root of
+    that further reuse."""
+    ref_m, ref_n = REFERENCE_TILE
+    reuse = (tile_m * tile_n / (tile_m + tile_n)) / (ref_m * ref_n / (ref_m + ref_n))
+    shared = (tile_m + tile_n) / (tile_m + tile_n / n_sharing)
+    return min(1.0, math.sqrt(reuse)) * math.sqrt(shared)
+
+
+@dataclass(frozen=True)
+class GemmCost:
+    compute_s: float
+    extra_bytes: float      # split-K partial sums written and read back
+    tile: tuple[int, int]
+    split_k: int
+
+
+@dataclass(frozen=True)
+class CublasRelease:
+    """The FP32 GEMM kernels a cuBLAS release has, as the published tables that ran it show:
+    the tiles it chooses among; when it splits a reduction over CTAs (`split_k`: "any",
+    "long" only where the reduction is longer than the output has elements, k >= m*n, or
+    "none"); and the widest product (output columns or rows) its gemv-like kernels take,
+    which stream the wide operand once at memory bandwidth instead of padding it into a tile
+    (DeepBench's M = 512-1024, N = 8, K = 500,000 runs at DRAM speed on the M40, Titan X and
+    V100)."""
+    version: tuple[int, int, int]     # the first CUDA release with these kernels
+    tiles: tuple[tuple[int, int], ...]
+    split_k: str
+    gemv_max_width: int
+
+    def splits_k(self, m: int, n: int, k: int) -> bool:
+        """Whether the release may split the reduction of an (m x n x k) product."""
+        return self.split_k == "any" or (self.split_k == "long" and k >= m * n)
+
+
+# Each release's kernels hold until the next one's version; a version older than the first
+# takes the first. The evidence is DeepBench's FP32 GEMM tables, each of which names its CUDA:
+CUBLAS_RELEASES = (
+    # CUDA 7.5 (M40, Titan X Maxwell): no skinny tiles (512 or 1024 x 16 or 32 x 512 take
+    # one 128x128 tile's time, 4096 x 16 x 4096 two waves of them); a reduction split only
+    # where longer than the output (1760 x 64 x 1760 and 2560 x 64 x 2560 as one round of
+    # full-K 128x128 tiles, 0.26 and 0.39 ms on the M40, where a split takes two thirds of
+    # that; 512 x 16 x 500,000 spread over the SMs)
+    CublasRelease((7, 5, 0), WIDE_TILES, "long", 8),
+    # CUDA 8.0 as first released (2016, Titan X Pascal): the same 128-wide tiles (512 and
+    # 1024 x 32 x 512 in 0.05 ms, one 128x128 tile's time; 1760 to 3072 x 32 x K one round
+    # of them), and a gemv-like kernel for 16 columns (512 and 1024 x 16 x 512 in 0.011 ms)
+    CublasRelease((8, 0, 0), WIDE_TILES, "long", 16),
+    # CUDA 8.0.88 (GTX 1080 Ti, Titan Xp): the skinny tiles; one CTA per output tile, no
+    # split (2560 x 128 x 2560 in 0.20 ms, one round of full-K tiles)
+    CublasRelease((8, 0, 88), TILES, "none", 8),
+    # CUDA 10.1 (V100, T4): the skinny tiles and split-K
+    CublasRelease((10, 1, 0), TILES, "any", 8),
+)
+# the release each architecture's published tables ran with, for a GPU whose CUDA is not
+# named; the others take the newest
+ARCHITECTURE_CUDA = {"maxwell": (7, 5, 0), "pascal": (8, 0, 88)}
+_CUDA_VERSION = re.compile(r"\bCUDA\s+(\d+(?:\.\d+){0,2})\b", re.IGNORECASE)
+
+
+def cuda_version(text: str) -> tuple[int, int, int] | None:
+    """The CUDA version a library description names ("CUDA 8.0.88, cuDNN 6.0.21" ->
+    (8, 0, 88); "CUDA 8" -> (8, 0, 0)), or None where it names none."""
+    return parse_version(_CUDA_VERSION, text)
+
+
+def parse_version(pattern: re.Pattern[str], text: str) -> tuple[int, int, int] | None:
+    """The (major, minor, patch) version `pattern`'s first group finds in `text`, missing
+    parts 0, or None where it finds none."""
+    found = pattern.search(text or "")
+    if found is None:
+        return None
+    parts = [int(p) for p in found.group(1).split(".")] + [0, 0]
+    return parts[0], parts[1], parts[2]
+
+
+class _Release(Protocol):
+    @property
+    def version(self) -> tuple[int, int, int]: ...
+
+
+ReleaseT = TypeVar("ReleaseT", bound=_Release)
+
+
+def release_at_or_below(releases: tuple[ReleaseT, ...],
+                        version: tuple[int, int, int]) -> ReleaseT:
+    """The last of `releases` (in version order) at or below `version`, else the first."""
+    chosen = releases[0]
+    for release in releases:
+        if release.version <= version:
+            chosen = release
+    return chosen
+
+
+def cublas_release(architecture: str | None,
+                   cuda: tuple[int, int, int] | None = None) -> CublasRelease:
+    """The cuBLAS release an FP32 GEMM runs in: the one of `cuda` where given, else the one
+    the architecture's published tables ran with, else the newest."""
+    version = cuda or ARCHITECTURE_CUDA.get(architecture or "", CUBLAS_RELEASES[-1].version)
+    return release_at_or_below(CUBLAS_RELEASES, version)
+
+
+# A pure function of its arguments, asked again for every replica of a data-parallel run and
+# every pass of a fit: remembering recent answers makes lowering 64 GPUs several times faster.
+@functools.lru_cache(maxsize=1 << 16)
+def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: int,
+              efficiency: float, split_k: bool = True,
+              tiles: tuple[tuple[int, int], ...] = TILES, transposable: bool = True,
+              n_sharing: int = 1, k_fill: float = K_FILL) -> GemmCost:
+    """The fastest tiling of `batch` independent (m x n x k) GEMMs at `efficiency` of a full
+    reference tile's share of `peak_flops`. The busiest SM sets the time: it runs
+    ceil(CTAs / SMs) tiles one after another at its full rate. Where `transposable`, each tile
+    shape may be laid either way round (cuBLAS computes C or its transpose), and the reduction
+    may be split in as many parts as fill the SMs best. n_sharing: columns each loaded
+    element of the n side serves (tile_efficiency); k_fill: the k steps of pipeline fill and
+    epilogue each CTA pays per GEMM."""
+    m, n, k, batch = max(m, 1), max(n, 1), max(k, 1), max(batch, 1)
+    per_sm_flops = peak_flops / sm_count * efficiency
+    best: GemmCost | None = None
+    shapes = sorted({*tiles, *((tn, tm) for tm, tn in tiles if transposable)})
+    for tile_m, tile_n in shapes:
+        output_tiles = math.ceil(m / tile_m) * math.ceil(n / tile_n) * batch
+        max_split = max(1, k // SPLIT_K_MIN_K) if split_k else 1
+        tile_rate = per_sm_flops * tile_efficiency(tile_m, tile_n, n_sharing)
+        for split in _split_candidates(output_tiles, sm_count, max_split):
+            k_per_cta = math.ceil(k / split)
+            rounds = math.ceil(output_tiles * split / sm_count)
+            compute_s = rounds * 2.0 * tile_m * tile_n * (k_per_cta + k_fill) / tile_rate
+            if best is None or compute_s < best.compute_s:
+                extra = 0.0 if split == 1 else 2.0 * 4 * m * n * batch * split  # partials
+                best = GemmCost(compute_s, extra, (tile_m, tile_n), split)
+    assert best is not None
+    return best
+
+
+def _split_candidates(tiles: int, sm_count: int, max_split: int) -> list[int]:
+    """Splits that end a round exactly at a multiple of the SMs, as many as the reduction
+    allows where it is too short for that, or no split: a long reduction over few output
+    tiles never runs on a handful of SMs while the rest idle."""
+    out = {1}
+    for rounds in range(1, 5):
+        split = min((rounds * sm_count) // tiles, max_split)
+        if split > 1:
+            out.add(split)
+    return sorted(out)
+
+
+def align(x: int, to: int) -> int:
+    return int(math.ceil(x / to) * to)
