@@ -160,6 +160,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                     self.env[node] = self._input(node)
                 elif node.op == "output":
                     output = self.tensor(self._output_node(node.args[0]))
+                    outputs = self._output_tensors(node.args[0])
                 elif node.op in ("call_module", "call_function", "call_method"):
                     if self._reads_stand_in(node):
                         self.stand_ins.add(node)   # derived from a refused op's stand-in
@@ -193,6 +194,9 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         if output != graph.topo()[-1].name:
             raise WorkloadError(f"{graph.name}: the output {output!r} must be the last op "
                                 f"computed (ops after it would be counted)")
+        if len(outputs) > 1:
+            # every tensor returned takes a loss in training (workloads/training.py)
+            graph.meta["outputs"] = outputs
         return graph
 
     def _output_node(self, result):
@@ -205,6 +209,13 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
             return max((n for n in leaves if isinstance(self.env.get(n), str)),
                        key=order.__getitem__, default=result)
         return result
+
+    def _output_tensors(self, result) -> tuple[str, ...]:
+        """Every tensor the model returns (of a tuple or dict, in the order returned; each
+        once)."""
+        leaves: list = []
+        self.torch.fx.node.map_arg(result, leaves.append)
+        return tuple(dict.fromkeys(self.env[n] for n in leaves if isinstance(self.env.get(n), str)))
 
     def _input(self, node):
         """The graph's input; integer token ids where the example is, below the table size

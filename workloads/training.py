@@ -1,6 +1,8 @@
 """Training lowering: forward graph -> forward + loss + backward + optimizer update.
 
-Backward ops are made in reverse topological order. Conv and linear split into a gradient of the
+Every tensor the model returns (graph.meta["outputs"], set by the importer) takes a loss, as a
+user's summed loss would; each loss is a root of the backward pass. Backward ops are made in
+reverse topological order. Conv and linear split into a gradient of the
 input and a gradient of the weight; the first layer makes no gradient of the network input.
 Ops that only route gradients (add, flatten, reshape, concat, pad_channels) make no op: their
 gradient is the incoming one (a slice of it for concat and pad_channels). A product makes one
@@ -55,22 +57,18 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
     g.meta["training"] = True
     g.meta["optimizer"] = optimizer
     fwd_ops = g.topo()
-    loss = fwd_ops[-1]
+    last = loss = fwd_ops[-1]
     if loss.kind != "softmax_xent":
-        # a language model (meta["token_logits"]) is trained on every position's logits
-        per_token = g.meta.get("token_logits") and len(loss.out.shape) >= 2
-        # a dense prediction (meta["pixel_logits"]: (batch, classes, H, W)) on every pixel's
-        per_pixel = g.meta.get("pixel_logits") and len(loss.out.shape) == 4
-        if len(loss.out.shape) != 2 and not per_token and not per_pixel:
-            raise WorkloadError(f"graph {forward.name!r} ends in {loss.kind!r} with shape "
-                                f"{loss.out.shape}; training needs (batch, classes) logits")
-        # an AMP loss runs in FP32 (autocast's float32 list: workloads/precision.py)
-        loss_width = 4 if is_amp(stamp.get("precision", "fp32")) else loss.out.dtype_bytes
-        loss = g.add(Op("loss", "softmax_xent", (loss.name,), (loss.out,),
-                        TensorSpec((1,), loss_width),
-                        {"classes": loss.out.shape[1 if per_pixel else -1], **stamp,
-                         **({"class_dim": 1} if per_pixel else {})}))
+        loss = g.add(_loss_op(g, last, "loss", stamp, last=True))
         fwd_ops.append(loss)
+    # every other tensor the model returns (meta["outputs"]: a detection head's boxes, an
+    # auxiliary classifier) takes its own loss, as a user's summed loss would: each is a root
+    # of the backward pass, and the gradients meet where the heads' inputs do
+    needs_grad = _tensors_needing_grad(fwd_ops, g.meta.get("shared_params", {}))
+    for name in g.meta.get("outputs", ()):
+        out = g.op(name)
+        if name != last.name and out.kind != "softmax_xent" and name in needs_grad:
+            fwd_ops.append(g.add(_loss_op(g, out, f"{name}.loss", stamp, last=False)))
 
     consumers: dict[str, list[str]] = {op.name: [] for op in fwd_ops}
     for op in fwd_ops:
@@ -97,7 +95,7 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
     # subnets sharing a prefix has one loss per leaf; their gradients sum where they meet).
     extra_losses = {op.name for op in fwd_ops
                     if op.kind == "softmax_xent" and op is not loss and not consumers[op.name]}
-    ctx = _Lowering(g, grads, _tensors_needing_grad(fwd_ops, g.meta.get("shared_params", {})))
+    ctx = _Lowering(g, grads, needs_grad)
     for op in reversed(fwd_ops):
         if op.kind == "input":
             continue
@@ -138,6 +136,27 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
                         **{k: fwd.attrs[k] for k in _UPDATE_INHERITS if k in fwd.attrs}}))
     g.validate()
     return g
+
+
+def _loss_op(g: OpGraph, logits: Op, name: str, stamp: dict, last: bool) -> Op:
+    """A softmax cross-entropy of `logits`: (batch, classes) ones; every position's of a
+    language model (meta["token_logits"]); every pixel's of a dense prediction (meta[
+    "pixel_logits"], or an image map beside the last output). Any other returned tensor
+    besides the last (a detection head's (batch, queries, 4) boxes, a (batch,) score) is
+    costed as a loss over each row of its last dimension."""
+    shape = logits.out.shape
+    image_in = len(g.input_op.out.shape) == 4
+    per_pixel = len(shape) == 4 and (g.meta.get("pixel_logits") or (not last and image_in))
+    per_row = (len(shape) >= 2 and g.meta.get("token_logits")) or (not last and shape)
+    if not (len(shape) == 2 or per_pixel or per_row):
+        what = "the last output" if last else f"the returned tensor {logits.name!r}"
+        raise WorkloadError(f"graph {g.name!r}: {what} ({logits.kind!r}) has shape {shape}; "
+                            "training needs (batch, classes) logits")
+    # an AMP loss runs in FP32 (autocast's float32 list: workloads/precision.py)
+    width = 4 if is_amp(stamp.get("precision", "fp32")) else logits.out.dtype_bytes
+    return Op(name, "softmax_xent", (logits.name,), (logits.out,), TensorSpec((1,), width),
+              {"classes": shape[1 if per_pixel else -1], **stamp,
+               **({"class_dim": 1} if per_pixel else {})})
 
 
 # what an optimizer step takes from its layer: the precision it trains in, the width of the

@@ -90,18 +90,25 @@ MODELS = {
 }
 
 
-# A model returning several tensors trains through the one computed last: lower_training
-# starts the backward pass at one loss, so the other head gets no gradient and no update.
-SEVERAL_OUTPUTS = pytest.mark.xfail(strict=True, reason="the heads besides the last output "
-                                    "are not trained (one loss, at the last op)")
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=SEVERAL_OUTPUTS) if n in ("tuple-output", "dict-output") else n
-    for n in sorted(MODELS)])
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_user_model_imports_with_pytorchs_flops_and_parameters(name):
     torch.manual_seed(0)
     imported(*MODELS[name]())
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_every_returned_tensor_takes_a_loss_and_trains_its_head(as_dict):
+    """As loss = cross_entropy(logits) + loss(boxes): two losses, each head's weights get a
+    gradient, and the body's features sum the two heads' input gradients."""
+    g = lower_training(from_torch(um.TwoHeads(as_dict).eval(), image()))
+    losses = {op.inputs[0]: op.attrs["classes"] for op in g if op.kind == "softmax_xent"}
+    assert sorted(losses.values()) == [4, 10]
+    heads = [op.name for op in g if op.kind == "linear"]
+    assert sorted(losses) == sorted(heads)
+    assert {op.forward for op in g if op.kind == "linear_grad_weight"} == set(heads)
+    (acc,) = [op for op in g if op.kind == "grad_accumulate"]
+    assert {g.op(i).forward for i in acc.inputs} == set(heads)
+    assert {op.forward for op in g.phase("update")} >= set(heads)
 
 
 @pytest.mark.parametrize("as_dict", [False, True])
