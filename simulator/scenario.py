@@ -9,7 +9,8 @@
     inference = false              # optional (default: a training step)
     precision = "amp-fp16"         # optional: fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | amp-bf16
     cudnn_benchmark = true         # optional: PyTorch's cuDNN algorithm search first (default false)
-    memory_format = "nhwc"         # optional: nchw (default, PyTorch's) | nhwc (channels_last)
+    memory_format = "nhwc"         # optional: nchw | nhwc (channels_last); default: the
+                                   # workload's own (nchw, or an imported model's stamps)
     framework_memory = "caffe"     # optional: pytorch (default) | caffe | torch7 | torch7:share-grad-input
     topology = "switch"            # optional: switch | ring | fully-connected | pcie | dgx1-cube-mesh | nvswitch
     devices_per_node = 8           # optional, with inter_node_link
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from hwmodels import catalog
-from workloads.memory_format import DEFAULT_MEMORY_FORMAT, MEMORY_FORMATS
+from workloads.memory_format import MEMORY_FORMATS
 from workloads.precision import PRECISIONS
 
 from . import limits
@@ -81,7 +82,7 @@ class Scenario:
     pcie_switches: list | None = None
     precision: str = "fp32"
     cudnn_benchmark: bool = False
-    memory_format: str = DEFAULT_MEMORY_FORMAT
+    memory_format: str | None = None   # None: the workload's own layout stands
     framework_memory: str = DEFAULT_FRAMEWORK_MEMORY
     workload_options: dict = field(default_factory=dict)
     hardware_options: dict = field(default_factory=dict)
@@ -140,7 +141,7 @@ class Scenario:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"{source}: precision must be one of {', '.join(PRECISIONS)}, "
                               f"got {self.precision!r}")
-        if self.memory_format not in MEMORY_FORMATS:
+        if self.memory_format is not None and self.memory_format not in MEMORY_FORMATS:
             raise ConfigError(f"{source}: memory_format must be one of "
                               f"{', '.join(MEMORY_FORMATS)}, got {self.memory_format!r}")
         if self.devices_per_node is not None and self.devices_per_node < 1:
