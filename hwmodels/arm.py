@@ -28,7 +28,9 @@ _ARM = table("arm")
 # Huff, Hum, Patwardhan and Regnier measured on x86 for both transmit and receive ("TCP
 # Performance Re-Visited", ISPASS 2003). Counted in cycles it scales with the board's clock;
 # no published ratio of a Cortex-A72's to a Pentium 4's instructions per cycle on this code
-# exists, so none is applied.
+# exists, so none is applied. The cycles are those of the core the stack runs on
+# (DeviceSpec.tcp_stack_clock_hz, arm.toml says which core), not the effective clock that
+# stands for a big.LITTLE board's convolution throughput.
 TCP_CYCLES_PER_BYTE = 8.0
 
 
@@ -41,8 +43,9 @@ class ARMModel(CPUModel):
     GROUPS_LOG_PENALTY = _ARM.groups_log_penalty
 
     def tcp_stack_time_s(self, nbytes: float) -> float:
-        """Seconds of one core that the TCP/IP stack takes to send or to receive `nbytes`."""
-        return nbytes * TCP_CYCLES_PER_BYTE / self.clock_hz
+        """Seconds of one core that the TCP/IP stack takes to send or to receive `nbytes`,
+        at the clock of the core that runs it (the board's clock_hz where none is given)."""
+        return nbytes * TCP_CYCLES_PER_BYTE / (self.spec.tcp_stack_clock_hz or self.clock_hz)
 
     def memcpy_time_s(self, nbytes: float) -> float:
         """Seconds a user-space copy of `nbytes` takes: it reads and writes each byte at the

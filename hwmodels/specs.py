@@ -148,6 +148,9 @@ class DeviceSpec:
     # figures. None: the rated clock. Its source says where the figure comes from.
     sustained_clock_hz: float | None = None
     sustained_clock_source: str | None = None
+    # ARM boards: the clock of the core the OS runs the kernel's TCP/IP stack on (a
+    # big.LITTLE part's clock_hz is an effective convolution clock, no core's). None: clock_hz.
+    tcp_stack_clock_hz: float | None = None
 
     def __post_init__(self) -> None:
         _check_str("device", "name", self.name)
@@ -173,6 +176,7 @@ class DeviceSpec:
             _check_str(where, "host_link", self.host_link)
         _check_int(where, "cores", self.cores, optional=True)
         _check_number(where, "clock_hz", self.clock_hz, optional=True)
+        _check_number(where, "tcp_stack_clock_hz", self.tcp_stack_clock_hz, optional=True)
         _check_int(where, "vector_lanes_fp32", self.vector_lanes_fp32, optional=True)
         _check_int(where, "fma_units_per_core", self.fma_units_per_core, optional=True)
         _check_int(where, "l2_bytes", self.l2_bytes, optional=True)

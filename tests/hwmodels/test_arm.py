@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from hwmodels import catalog
 from hwmodels.arm import ARMModel
 from hwmodels.cpu import CPUModel
+from hwmodels.specs import HardwareError
 from simulator.api import simulate
 from simulator.cluster import Cluster
 from workloads import zoo
@@ -43,6 +44,27 @@ def test_a_board_holds_the_buffers_while_the_convolution_runs():
 def test_the_stack_takes_eight_cycles_a_byte_at_the_boards_clock():
     assert RPI4.tcp_stack_time_s(1.5e9) == pytest.approx(8.0)
     assert RPI4.memcpy_time_s(1e6) == pytest.approx(2e6 / (12.8e9 * 0.35))
+
+
+def test_the_stack_runs_at_the_clock_of_the_core_that_runs_it():
+    rk3399 = catalog.device("rk3399")
+    # a big.LITTLE board's clock_hz is an effective convolution clock; the stack runs on
+    # CPU0, one of its Cortex-A53s, at 1.4 GHz
+    assert rk3399.clock_hz < 1.1e9
+    assert ARMModel(rk3399).tcp_stack_time_s(1.4e9) == pytest.approx(8.0)
+    # boards of like cores give no stack clock: it follows clock_hz, overrides included
+    for name in ("rpi4", "rpi3bplus"):
+        spec = catalog.device(name)
+        assert spec.tcp_stack_clock_hz is None
+        faster = ARMModel(spec.with_options(clock_hz=2 * spec.clock_hz))
+        assert faster.tcp_stack_time_s(1e6) == pytest.approx(
+            ARMModel(spec).tcp_stack_time_s(1e6) / 2)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.4e9, float("nan"), "fast"])
+def test_a_stack_clock_that_is_not_a_positive_number_is_refused_by_name(bad):
+    with pytest.raises(HardwareError, match="tcp_stack_clock_hz"):
+        catalog.device("rk3399").with_options(tcp_stack_clock_hz=bad)
 
 
 @given(st.integers(1, 512), st.integers(1, 512), st.sampled_from([1, 3, 5, 7]),
