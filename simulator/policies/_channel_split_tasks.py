@@ -88,11 +88,13 @@ def build_tasks(plan: SplitPlan, graph: OpGraph, cluster, name: str, samples: in
                    category="comm", device=ids[src],
                    meta={"bytes": nbytes, "src": ids[src], "dst": ids[dst],
                          "collective": ex.kind, "sample": s, "op": ex.name})
-            for end, board, cpu_s in (
-                    ("send_cpu", src, send_cpu_s(devices[src].model, nbytes)),
-                    ("receive_cpu", dst, receive_cpu_s(devices[dst].model, nbytes))):
+            # the sender's stack streams the bytes out as the wire carries them; the
+            # receiver's works on bytes that have arrived: it starts when the wire is done
+            for end, board, cpu_s, after in (
+                    ("send_cpu", src, send_cpu_s(devices[src].model, nbytes), sent),
+                    ("receive_cpu", dst, receive_cpu_s(devices[dst].model, nbytes), [tname])):
                 if cpu_s > 0:
-                    tg.new(f"{tname}/{end}", devices[board].compute, cpu_s, deps=sent,
+                    tg.new(f"{tname}/{end}", devices[board].compute, cpu_s, deps=after,
                            priority=priority, category="comm", device=ids[board],
                            meta={"tcp_bytes": nbytes, "src": ids[src], "dst": ids[dst],
                                  "collective": ex.kind, "sample": s, "op": ex.name})

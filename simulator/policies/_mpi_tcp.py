@@ -14,10 +14,16 @@ Left out: the rendezvous round trip of a message over the eager limit (one more 
 each way before the rest flows). It holds no port, and the engine has no resource for a delay
 inside one switch; held on the ports it moved DeCNN's 4-board throughput by 0.2% on 1 GbE.
 A device that is not an ARM board (a GPU, a server CPU) pays only the wire here.
+
+The split-inference policies (_channel_split_tasks.py) make the stack's tasks with their
+messages; `pay_tcp_stacks` adds them to a task graph whose transfers are made elsewhere (the
+collectives of data parallelism), so that boards training data-parallel pay the same.
 """
 from __future__ import annotations
 
 from hwmodels.arm import ARMModel
+
+from ..tasks import TaskGraph
 
 EAGER_LIMIT_BYTES = 65_536        # Open MPI btl_tcp_eager_limit (and btl_tcp_rndv_eager_limit)
 
@@ -33,3 +39,52 @@ def receive_cpu_s(model: object, nbytes: float) -> float:
     if not isinstance(model, ARMModel):
         return 0.0
     return model.tcp_stack_time_s(nbytes) + model.memcpy_time_s(min(nbytes, EAGER_LIMIT_BYTES))
+
+
+def pay_tcp_stacks(tg: TaskGraph, cluster) -> int:
+    """Add the TCP/IP stack's tasks to every transfer in `tg` between devices of `cluster`
+    (a comm task whose meta names its bytes, src and dst): the sender's on its compute stream
+    when the transfer may start, the receiver's on its compute stream once the bytes have
+    arrived (after the network's latency where a flight task carries it), and what the
+    receiver does with the arrival waits for its stack too (the sender's own next step does
+    not). Flow-level collectives (one task for a whole collective) name no pair and pay only
+    the wire. Returns the number of stack tasks added."""
+    if not any(isinstance(d.model, ARMModel) for d in cluster.devices):
+        return 0      # nothing to add: no pass over a GPU cluster's many transfers
+    devices = {d.id: d for d in cluster.devices}
+    arrival = {t.meta["latency_of"]: t.name for t in tg if "latency_of" in t.meta}
+    # the task that marks a message's arrival -> (its receiver's stack task, the receiver)
+    received: dict[str, tuple[str, str]] = {}
+    added = 0
+    for wire in list(tg):
+        meta = wire.meta
+        if wire.category != "comm" or not {"bytes", "src", "dst"} <= meta.keys():
+            continue
+        src, dst = devices.get(meta["src"]), devices.get(meta["dst"])
+        if src is None or dst is None:
+            continue
+        nbytes = meta["bytes"]
+        stack_meta = {"tcp_bytes": nbytes, "src": src.id, "dst": dst.id,
+                      "collective": meta.get("collective")}
+        send_s = send_cpu_s(src.model, nbytes)
+        if send_s > 0:
+            tg.new(f"{wire.name}/send_cpu", src.compute, send_s, deps=wire.deps,
+                   priority=wire.priority, category="comm", device=src.id, meta=stack_meta)
+            added += 1
+        receive_s = receive_cpu_s(dst.model, nbytes)
+        if receive_s > 0:
+            arrived = arrival.get(wire.name, wire.name)
+            stack = tg.new(f"{wire.name}/receive_cpu", dst.compute, receive_s,
+                           deps=(arrived,), priority=wire.priority, category="comm",
+                           device=dst.id, meta=stack_meta)
+            received[arrived] = (stack.name, dst.id)
+            added += 1
+    stacks = {name for name, _ in received.values()}
+    for task in tg:
+        if task.name in stacks:
+            continue
+        more = tuple(received[d][0] for d in task.deps
+                     if d in received and received[d][1] == task.device)
+        if more:
+            task.deps = task.deps + more
+    return added

@@ -1,5 +1,6 @@
 """Open MPI over TCP between boards (simulator/policies/_mpi_tcp.py): the TCP/IP stack's CPU
-time runs on each board's compute stream beside the wire, and the consumer waits for both."""
+time runs on each board's compute stream, the sender's beside the wire, the receiver's once the
+bytes have arrived, and the consumer waits for all three."""
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -34,11 +35,12 @@ def test_every_message_pays_the_stack_on_both_boards(graph4):
         send, receive = tg[f"{wire.name}/send_cpu"], tg[f"{wire.name}/receive_cpu"]
         assert send.resources == (f"{wire.meta['src']}.compute",)
         assert receive.resources == (f"{wire.meta['dst']}.compute",)
-        assert send.deps == wire.deps == receive.deps     # all three start when the data is
+        assert send.deps == wire.deps       # the sender streams the bytes as the wire does
+        assert receive.deps == (wire.name,)  # the receiver works on bytes that have arrived
         assert send.duration_s == pytest.approx(nbytes * 8 / 1.5e9)   # 8 cycles/B, 1.5 GHz
         copy_s = 2 * min(nbytes, EAGER_LIMIT_BYTES) / (12.8e9 * 0.35)
         assert receive.duration_s == pytest.approx(nbytes * 8 / 1.5e9 + copy_s)
-    consumers = [t for t in tg if wires[0].name in t.deps]
+    consumers = [t for t in tg if wires[0].name in t.deps and not t.name.endswith("_cpu")]
     assert consumers and all(f"{wires[0].name}/receive_cpu" in t.deps for t in consumers)
 
 
@@ -69,9 +71,59 @@ def test_the_stack_competes_with_compute(graph4, monkeypatch):
     assert not any(s1 < e2 and s2 < e1 for s1, e1 in stack for s2, e2 in ops)
 
 
+@pytest.mark.parametrize("policy", ["decnn", "modnn"])
+def test_the_receiver_stack_starts_once_the_bytes_have_arrived(policy):
+    graph = zoo.get("decnn_resnet50", groups=4) if policy == "decnn" else zoo.get("resnet50")
+    result = simulate(graph, Cluster.build("rpi4", 4, "eth1g"), policy, training=False,
+                      samples=3)
+    log = result.log
+    start = dict(zip((t.name for t in log.tasks), log.start_s, strict=True))
+    end = dict(zip((t.name for t in log.tasks), log.end_s, strict=True))
+    received = [n for n in start if n.endswith("/receive_cpu")]
+    assert received
+    for name in received:
+        wire = name.removesuffix("/receive_cpu")
+        assert start[name] >= end[wire] > start[wire]
+
+
 @given(st.integers(0, 1 << 26), st.integers(0, 1 << 26))
 def test_cost_grows_with_bytes_and_receiving_costs_more(a, b):
     small, large = sorted((a, b))
     assert 0 <= send_cpu_s(RPI4, small) <= send_cpu_s(RPI4, large)
     assert receive_cpu_s(RPI4, small) <= receive_cpu_s(RPI4, large)
     assert receive_cpu_s(RPI4, large) >= send_cpu_s(RPI4, large)
+
+
+@pytest.mark.parametrize("gradient_sync", ["ddp", "horovod"])
+def test_boards_training_data_parallel_pay_the_stack_on_every_transfer(gradient_sync):
+    graph = zoo.get("lenet5", batch=4)
+    cluster = Cluster.build("rpi4", 4, "eth1g")
+    tg = get("data-parallel").plan(graph, cluster, True, **_dp_options(gradient_sync))
+    wires = [t for t in tg if t.category == "comm" and {"bytes", "src", "dst"} <= t.meta.keys()]
+    assert wires
+    for wire in wires:
+        send, receive = tg[f"{wire.name}/send_cpu"], tg[f"{wire.name}/receive_cpu"]
+        assert send.resources == (f"{wire.meta['src']}.compute",)
+        assert receive.resources == (f"{wire.meta['dst']}.compute",)
+        assert receive.deps == (wire.name,)
+        assert receive.duration_s == pytest.approx(receive_cpu_s(RPI4, wire.meta["bytes"]))
+        # what the receiver does next waits for its stack; the sender's next send does not
+        for t in tg:
+            if wire.name in t.deps and not t.name.startswith(wire.name):
+                assert (receive.name in t.deps) == (t.device == wire.meta["dst"])
+    gpus = Cluster.build("v100", 4, "pcie3")
+    tg_gpu = get("data-parallel").plan(graph, gpus, True, **_dp_options(gradient_sync))
+    assert not [t for t in tg_gpu if t.name.endswith(("/send_cpu", "/receive_cpu"))]
+
+
+def test_the_stack_lengthens_a_boards_data_parallel_step(monkeypatch):
+    graph = zoo.get("lenet5", batch=4)
+    with_stack = simulate(graph, Cluster.build("rpi4", 2, "eth1g"), "data-parallel")
+    monkeypatch.setattr(hwmodels.arm, "TCP_CYCLES_PER_BYTE", 0.0)
+    wire_only = simulate(graph, Cluster.build("rpi4", 2, "eth1g"), "data-parallel")
+    assert with_stack.iteration_time_s > wire_only.iteration_time_s
+
+
+def _dp_options(gradient_sync: str) -> dict:
+    opts = {name: option.default for name, option in get("data-parallel").options.items()}
+    return opts | {"gradient_sync": gradient_sync}
