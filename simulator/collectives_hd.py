@@ -10,6 +10,9 @@ where a ring takes 2(N-1):
                   of what it still holds (S/2, S/4, ... S/N) and summing the half it receives
   all-gather      the same partners in reverse order, the pieces doubling back to S
 
+(As read in the Gloo that Horovod 0.19.1 vendors under third_party/gloo: AllreduceHalvingDoubling
+pairs rank ^ bitmask with bitmask 1, 2, 4, ..., sends the half its partner keeps, and
+retraces the steps in reverse for the all-gather; other counts are split into binary blocks.)
 Every step sends the same bytes each way as the ring's 2(N-1)/N S altogether, so it differs
 from the ring by its latency: log2 N steps against N - 1 per pass, the network's latency paid
 on each (a step waits for its partner's half).

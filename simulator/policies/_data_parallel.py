@@ -23,8 +23,10 @@ GRADIENT_SYNCS = ("ddp", "horovod", "kvstore", "caffe-nccl", "caffe-p2p")
 # at the end of the backward pass (one compiled cluster: XLA's auto-clustering puts the
 # forward and backward pass in one cluster, Horovod's all-reduces outside it)
 GRADIENTS_READY = ("per-op", "at-end")
-# Horovod's defaults, the same from 0.16 to 0.19 (horovod/common/operations.cc:
-# SetCycleTimeMs(5), SetTensorFusionThresholdBytes(64 * 1024 * 1024))
+# Horovod's defaults, read from its sources 0.15.2, 0.16.2 and 0.19.1 alike
+# (horovod/common/operations.cc: cycle_time_ms = 5 and tensor_fusion_threshold = 64 * 1024 *
+# 1024 in 0.15.2's HorovodGlobalState; SetCycleTimeMs(5) and
+# SetTensorFusionThresholdBytes(64 * 1024 * 1024) in BackgroundThreadLoop from 0.16.2)
 HOROVOD_CYCLE_TIME_MS = 5.0
 HOROVOD_FUSION_MB = 64.0
 NORMALISATIONS = ("batchnorm", "layernorm", "groupnorm", "instancenorm")
@@ -137,16 +139,23 @@ def stream_ready_s(tg: TaskGraph, ops, task_of: dict[str, str]) -> dict[str, flo
 
 
 def horovod_groups(tg: TaskGraph, train_graph, ready_s: dict[str, float], cycle_s: float,
-                   fusion_bytes: float, copy_Bps: float | None) -> list[SyncGroup]:
-    """Horovod's background thread (horovod/common/operations.cc, RunLoopOnce): it wakes
-    every cycle, takes the gradients every rank has enqueued since its last cycle (ready_s:
-    when each op's gradients are ready on the last rank), fuses them in that order into
-    buffers of at most `fusion_bytes` (a larger tensor goes alone), and all-reduces each,
-    one after another. A fused buffer costs a copy in and out of device memory (copy_Bps:
-    the device's memory bandwidth; None: not counted). The loop runs freely across steps,
-    so the cycle's phase against the step is arbitrary: the ticks are placed so that the
-    last gradient waits half a cycle, the mean wait. Each tick is a task on a resource of
-    its own ('horovod.cycle') ending at its time."""
+                   fusion_bytes: float, copy_Bps: float | None,
+                   copy_launch_s: float = 0.0) -> list[SyncGroup]:
+    """Horovod's background thread (horovod/common/operations.cc, RunLoopOnce; read in
+    0.16.2 and 0.19.1): it sleeps until a cycle after the last cycle's start, takes the
+    gradients every rank has enqueued since (ready_s: when each op's gradients are ready on
+    the last rank; with the response cache, on by default from 0.16, one MPI_Allreduce of
+    the cached tensors' bits finds those every rank holds), fuses them in that order into
+    buffers of at most `fusion_bytes` (FuseResponses: a larger tensor goes alone; its
+    look-ahead only skips tensors of another dtype, and every gradient here has its
+    parameter's), and all-reduces each, one after another. A fused buffer is filled and
+    emptied by one cudaMemcpyAsync per tensor (MemcpyInFusionBuffer and
+    MemcpyOutFusionBuffer, device to device on Horovod's stream): its bytes read and written
+    twice at copy_Bps (the device's memory bandwidth; None: not counted) and, per tensor,
+    two copies' launch (copy_launch_s: the gap the device leaves between dependent kernels).
+    The loop runs freely across steps, so the cycle's phase against the step is arbitrary:
+    the ticks are placed so that the last gradient waits half a cycle, the mean wait. Each
+    tick is a task on a resource of its own ('horovod.cycle') ending at its time."""
     producers = sorted((op.name for op in train_graph.topo()
                         if op.phase == "backward" and op.params), key=lambda nm: ready_s[nm])
     if not producers:
@@ -175,7 +184,10 @@ def horovod_groups(tg: TaskGraph, train_graph, ready_s: dict[str, float], cycle_
             size += nbytes
         for names in fused:
             nbytes = sum(train_graph.op(nm).param_bytes for nm in names)
-            copies = 4 * nbytes / copy_Bps if copy_Bps and len(names) > 1 else 0.0
+            copies = 0.0
+            if len(names) > 1:      # a tensor alone is reduced in place
+                copies = (4 * nbytes / copy_Bps if copy_Bps else 0.0) \
+                    + 2 * len(names) * copy_launch_s
             groups.append(SyncGroup(tuple(names), nbytes, (tick,), copies))
     return groups
 
@@ -209,10 +221,12 @@ def sync_groups(tg: TaskGraph, train_graph, cluster, fwd_bwd, task_of: dict[str,
         end = max(ready.values())
         ready = dict.fromkeys(ready, end)
     gpus = all(d.spec.kind == "gpu" for d in cluster.devices)
+    first = cluster.devices[0]
     return horovod_groups(tg, train_graph, ready,
                           (cycle_time_ms or HOROVOD_CYCLE_TIME_MS) * 1e-3,
                           (fusion_mb or HOROVOD_FUSION_MB) * MIB,
-                          cluster.devices[0].spec.mem_bandwidth_Bps if gpus else None)
+                          first.spec.mem_bandwidth_Bps if gpus else None,
+                          first.model.launch_overhead_s if gpus else 0.0)
 
 
 def allreduce_groups(tg: TaskGraph, cluster, groups: list[SyncGroup],

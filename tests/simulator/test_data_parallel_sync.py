@@ -72,13 +72,16 @@ def test_horovod_splits_a_cycle_at_its_fusion_threshold_and_pays_the_buffer_copi
     ready = dict.fromkeys(["head.grad_weight", "l4.grad_weight", "l3.grad_weight",
                            "l2.grad_weight", "l1.grad_weight"], 1e-3)
     groups = horovod_groups(TaskGraph("h"), g, ready, cycle_s=5e-3, fusion_bytes=600 * KIB,
-                            copy_Bps=1e12)
+                            copy_Bps=1e12, copy_launch_s=3e-6)
     assert [len(grp.ops) for grp in groups] == [3, 2]       # 10 + 256 + 256 KiB, then 512
     assert all(grp.nbytes <= 600 * KIB for grp in groups)
-    # a fused buffer is copied in and out: read and write, twice
-    assert groups[1].extra_launch_s == pytest.approx(4 * 512 * KIB / 1e12)
+    # a fused buffer is copied in and out, one copy per tensor each way: its bytes read and
+    # written twice, and four copies launched for two tensors
+    assert groups[1].extra_launch_s == pytest.approx(4 * 512 * KIB / 1e12 + 4 * 3e-6)
+    assert groups[0].extra_launch_s == pytest.approx(4 * 522 * KIB / 1e12 + 6 * 3e-6)
     alone = horovod_groups(TaskGraph("h"), g, {**ready, "l1.grad_weight": 20e-3},
-                           cycle_s=5e-3, fusion_bytes=64 * MIB, copy_Bps=1e12)
+                           cycle_s=5e-3, fusion_bytes=64 * MIB, copy_Bps=1e12,
+                           copy_launch_s=3e-6)
     assert alone[-1].ops == ("l1.grad_weight",) and alone[-1].extra_launch_s == 0.0
 
 

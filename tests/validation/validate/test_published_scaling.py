@@ -87,11 +87,11 @@ def test_errors_against_the_published_speedups(results):
     (format_report lists every row). Regression bounds where the goal is not met."""
     predicted = ps.summary(results, (8, 16), predicted_only=True)
     assert predicted["rows"] == 42
-    assert predicted["mape"] <= 0.017
-    assert predicted["within_goal"] >= 36
-    assert predicted["max_abs_error"] <= 0.085
+    assert predicted["mape"] <= 0.016
+    assert predicted["within_goal"] >= 37
+    assert predicted["max_abs_error"] <= 0.08
     before = ps.summary(results, (8, 16), synthetic=True)
-    assert before["rows"] == 45 and before["mape"] >= 0.055 and before["within_goal"] <= 17
+    assert before["rows"] == 45 and before["mape"] >= 0.05 and before["within_goal"] <= 17
     # PyTorch DDP, the configuration the policy follows most closely, on 8 and 16
     pytorch = [r for r in results if r.framework == "PyTorch DDP" and not r.fitted]
     assert len(pytorch) == 13
