@@ -40,7 +40,8 @@ _BUILTIN = [
     "simulator.policies.none",
     "simulator.policies.decnn",
     "simulator.policies.layerwise_mp",
-    "simulator.policies.spatial_split",
+    "simulator.policies.modnn",
+    "simulator.policies.coates",
     "simulator.policies.caffe",
     "simulator.policies.torch7",
 ]

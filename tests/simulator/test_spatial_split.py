@@ -7,7 +7,7 @@ from simulator.api import simulate
 from simulator.cli import main
 from simulator.cluster import Cluster
 from simulator.policies import ConfigError
-from simulator.policies.spatial_split import halo_bytes, spatial_plan
+from simulator.policies._spatial_split import halo_bytes, spatial_plan
 from workloads import zoo
 
 

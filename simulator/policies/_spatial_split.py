@@ -1,6 +1,6 @@
-"""`modnn` and `coates`: spatial model parallelism for inference, the two baselines that DeCNN's
-code ships (MoDNN, DATE 2017: the feature maps cut into N horizontal slabs; Coates et al.,
-ICML 2013: a 2x2 grid of tiles).
+"""Spatial model parallelism for inference, shared by `modnn` (modnn.py) and `coates`
+(coates.py), the two baselines that DeCNN's code ships (MoDNN, DATE 2017: the feature maps cut
+into N horizontal slabs; Coates et al., ICML 2013: a 2x2 grid of tiles).
 
 Every device runs the whole original network on its part of every feature map and holds all
 of its weights. Before each op whose window spans more than one pixel (the 3x3 convs of the
@@ -20,7 +20,7 @@ import math
 from workloads import zoo
 from workloads.graph import OpGraph
 
-from . import ConfigError, register
+from . import ConfigError
 from ._channel_split import INFERENCE_OPTIONS, Exchange, SplitPlan
 from ._channel_split_tasks import SplitInferencePolicy
 
@@ -76,31 +76,12 @@ def spatial_plan(graph: OpGraph, n: int, layout: str, policy: str) -> SplitPlan:
 
 
 class SpatialSplit(SplitInferencePolicy):
+    """Base of `modnn` and `coates`: `layout` is "rows" (slabs) or "grid" (2x2 tiles)."""
     layout = ""
+
+    def __init__(self, name: str, description: str) -> None:
+        super().__init__(name=name, description=description,
+                         options=dict(INFERENCE_OPTIONS), inference_only=True)
 
     def split(self, graph: OpGraph, cluster) -> SplitPlan:
         return spatial_plan(graph, len(cluster.devices), self.layout, self.name)
-
-
-@register
-class MoDNN(SpatialSplit):
-    layout = "rows"
-
-    def __init__(self) -> None:
-        super().__init__(name="modnn",
-                         description="MoDNN (DATE 2017): every feature map cut into N "
-                                     "horizontal slabs, halo rows swapped with the neighbours "
-                                     "before each windowed op (inference).",
-                         options=dict(INFERENCE_OPTIONS), inference_only=True)
-
-
-@register
-class Coates(SpatialSplit):
-    layout = "grid"
-
-    def __init__(self) -> None:
-        super().__init__(name="coates",
-                         description="Coates et al. (ICML 2013): every feature map cut into a "
-                                     "2x2 grid, halos swapped with the neighbours before each "
-                                     "windowed op (inference, 4 devices).",
-                         options=dict(INFERENCE_OPTIONS), inference_only=True)
