@@ -12,11 +12,12 @@ F.hardswish, F.hardtanh, F.relu6, F.leaky_relu, F.elu, F.gelu, F.hardsigmoid, F.
 F.softplus, and their in-place forms), clamp (a hardtanh), add, the product of two tensors (one
 may broadcast over dimensions of size 1: a squeeze-and-excitation gate), arithmetic with a
 constant (x + c, x - c, c - x, x * c, x / c, -x), pow with a constant exponent (square),
-rsqrt, max/avg/adaptive-avg pooling, the mean over height and width (a global average pool)
-or over other trailing dimensions, casts to the tensor's own dtype (no op), cat, dropout, channel_shuffle, the strided subsample
-x[:, :, ::s, ::s] padded with zero channels (F.pad), and shape queries (size, shape, dim).
-Views and reshapes are lowered by torch_views, layers on parameters read directly by
-torch_layers.
+rsqrt, the mean over height and width (a global average pool) or over other trailing
+dimensions, casts to the tensor's own dtype (no op), and shape queries (size, shape, dim).
+Pooling, padding, cat, dropout and channel_shuffle are lowered by torch_pools (a base of
+FunctionLowering; the tables here route to it); the values that are not tensors live in
+torch_values. Views and reshapes are lowered by torch_views, layers on parameters read
+directly by torch_layers.
 """
 from __future__ import annotations
 
@@ -24,28 +25,10 @@ import builtins
 import inspect
 import math
 import operator
-from dataclasses import dataclass
 
 from .graph import ACTIVATIONS, WorkloadError
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """A view that only has a meaning as part of a pattern (a shuffle, a strided subsample,
-    heads expanded before a reshape repeats them)."""
-    # "shuffle_split" | "shuffle_transposed" | "subsample" | "expanded" | "expanded_seq" |
-    # "cell"
-    kind: str
-    source: str                 # the builder tensor it views
-    groups: int = 1             # channel groups; the repeats of an expand
-    stride: tuple[int, int] = (1, 1)
-    offset: tuple[int, int] = (0, 0)   # a cell: the pixel of each 2x2 cell, (row, column)
-
-
-@dataclass(frozen=True)
-class _Const:
-    """The value of a node that computes a size or another constant, not a tensor."""
-    value: object
+from .torch_pools import PoolPadLowering
+from .torch_values import _Const
 
 
 # Signatures used to bind fx arguments (positional or keyword) by name.
@@ -54,15 +37,6 @@ def _sig_mul(input, other): ...
 def _sig_div(input, other, *, rounding_mode=None): ...
 def _sig_neg(input): ...
 def _sig_clamp(input, min=None, max=None): ...
-def _sig_maxpool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                 return_indices=False): ...
-def _sig_avgpool(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None): ...
-def _sig_adaptive(input, output_size): ...
-def _sig_cat(tensors, dim=0): ...
-def _sig_dropout(input, p=0.5, training=True, inplace=False): ...
-def _sig_pad(input, pad, mode="constant", value=None): ...
-def _sig_shuffle(input, groups): ...
 def _sig_unary(input): ...
 def _sig_mean(input, dim=None, keepdim=False, *, dtype=None): ...
 def _sig_pow(input, exponent): ...
@@ -97,7 +71,7 @@ def _is_inplace_call(node) -> bool:
     return target.endswith("_") and not target.endswith("__")
 
 
-class FunctionLowering:
+class FunctionLowering(PoolPadLowering):
     # -- tables ----------------------------------------------------------------------------
     def function_handlers(self, torch) -> dict:
         F, act = torch.nn.functional, self._activation_fn
@@ -147,29 +121,6 @@ class FunctionLowering:
             "rsqrt": self._rsqrt, "sqrt": self._sqrt, "to": self._same_dtype,
             "float": self._same_dtype, "type_as": self._same_dtype,
         }
-
-    # -- layers shared by modules and functions --------------------------------------------
-    def _maxpool(self, x, kernel, stride, padding, dilation, ceil_mode, return_indices, name):
-        if return_indices:
-            raise self.unsupported("returns indices; only the pooled values are supported")
-        return self.b.maxpool(x, kernel, stride=stride or None, padding=padding, name=name,
-                              ceil_mode=bool(ceil_mode), dilation=dilation)
-
-    def _avgpool(self, x, kernel, stride, padding, ceil_mode, name, count_include_pad=True,
-                 divisor_override=None):
-        if divisor_override is not None:
-            raise self.unsupported("divides by divisor_override; only the window's size (or "
-                                   "its values inside the input) are supported")
-        unpadded = padding in (0, (0, 0), [0, 0])   # nothing to include: PyTorch's default
-        return self.b.avgpool(x, kernel, stride=stride or None, padding=padding, name=name,
-                              ceil_mode=bool(ceil_mode),
-                              count_include_pad=bool(count_include_pad) or unpadded)
-
-    def _adaptive(self, x, output_size, name):
-        _, _, h, w = self.b.spec(x).shape
-        size = (output_size, output_size) if isinstance(output_size, int) else output_size
-        size = (size[0] or h, size[1] or w)  # None keeps the input size
-        return self.b.adaptive_avgpool(x, size, name=name)
 
     def _mean(self, node):
         """The mean over an image's height and width: a global average pool (flattened to
@@ -346,82 +297,6 @@ class FunctionLowering:
             return self.b.relu(x, name=self.name("clamp"), inplace=_is_inplace_call(node))
         raise self.unsupported("clamps with tensor bounds or one bound other than min=0; only "
                                "constant (min, max) and min=0 are supported")
-
-    def _maxpool_fn(self, node):
-        a = self.bind(_sig_maxpool, node)
-        return self._maxpool(self.tensor(a["input"]), a["kernel_size"], a["stride"],
-                             a["padding"], a["dilation"], a["ceil_mode"], a["return_indices"],
-                             self.name("maxpool"))
-
-    def _avgpool_fn(self, node):
-        a = self.bind(_sig_avgpool, node)
-        return self._avgpool(self.tensor(a["input"]), a["kernel_size"], a["stride"],
-                             a["padding"], a["ceil_mode"], self.name("avgpool"),
-                             a["count_include_pad"], a["divisor_override"])
-
-    def _adaptive_fn(self, node):
-        a = self.bind(_sig_adaptive, node)
-        return self._adaptive(self.tensor(a["input"]), a["output_size"],
-                              self.name("adaptive_avgpool"))
-
-    def _dropout_fn(self, node):
-        a = self.bind(_sig_dropout, node)
-        return self.b.dropout(self.tensor(a["input"]), a["p"], name=self.name("dropout"))
-
-    def _shuffle_fn(self, node):
-        a = self.bind(_sig_shuffle, node)
-        return self.b.channel_shuffle(self.tensor(a["input"]), a["groups"],
-                                      name=self.name("channel_shuffle"))
-
-    def _cat(self, node):
-        a = self.bind(_sig_cat, node)
-        if (out := self.class_token_cat(a["tensors"], a["dim"])) is not None:
-            return out
-        xs = [self.tensor(t) for t in a["tensors"]]
-        rank = len(self.b.spec(xs[0]).shape)
-        return self.b.concat(xs, dim=a["dim"] % rank, name=self.name("concat"))
-
-    def _pad(self, node):
-        """F.pad with zeros of the channels of (N, C, H, W) (a pad_channels op, ResNet's
-        option-A shortcut), or with a constant of two dimensions after the batch, the last
-        two or H and W of (N, H, W, C) (a pad_spatial copy: timm's "same" padding, CoaT's
-        class-token row)."""
-        a = self.bind(_sig_pad, node)
-        src = self.value(a["input"])
-        pad = tuple(a["pad"])
-        if a["mode"] == "constant" and len(pad) % 2 == 0 and min(pad, default=0) >= 0 and \
-                not (len(pad) == 6 and not any(pad[:4])):
-            return self._pad_spatial(self.tensor(a["input"]), pad, a["value"] or 0.0)
-        if a["mode"] != "constant" or a["value"] not in (None, 0) or len(pad) != 6 or any(pad[:4]):
-            raise self.unsupported("pads other than with a constant on two dimensions after "
-                                   "the batch or with zeros on the channel dimension")
-        if isinstance(src, _Pending) and src.kind == "subsample":
-            x, stride = src.source, src.stride
-        else:
-            x, stride = self.tensor(a["input"]), (1, 1)
-        return self.b.pad_channels(x, pad[4:], stride, name=self.name("pad_channels"))
-
-    def _pad_spatial(self, x: str, pad: tuple, value: float):
-        shape = self.b.spec(x).shape
-        rank = len(shape)
-        # (before, after) of each dimension, the last first as F.pad lists them
-        pairs = {rank - 1 - i: tuple(pad[2 * i:2 * i + 2]) for i in range(len(pad) // 2)}
-        padded = sorted(d for d, p in pairs.items() if any(p))
-        last_two, hw = (rank - 2, rank - 1), (1, 2)
-        # why: no padding at all is still the copy PyTorch makes (F.pad returns a new tensor)
-        dims = last_two if set(padded) <= set(last_two) and rank >= 3 else \
-            hw if rank == 4 and set(padded) <= set(hw) else None
-        if dims is None:
-            raise self.unsupported(f"pads dimensions {padded} of {shape}; only two dimensions "
-                                   "after the batch, the last two or H and W of (N, H, W, C), "
-                                   "are supported")
-        (top, bottom), (left, right) = (pairs.get(d, (0, 0)) for d in dims)
-        out = list(shape)
-        out[dims[0]] += top + bottom
-        out[dims[1]] += left + right
-        return self._op("pad_spatial", [x], tuple(out), self.name("pad"),
-                        {"pad": (bottom, right), "pad_before": (top, left), "dims": dims,
-                         "value": float(value)})
 
     def _shape_query(self, node):
         if self.traced_shape(node) is not None:

@@ -24,16 +24,19 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .builder import GraphBuilder
-from .graph import Op, OpGraph, TensorSpec, WorkloadError
+from .graph import OpGraph, WorkloadError
 from .torch_einsum import EinsumLowering
 from .torch_fold import FoldLowering
-from .torch_functions import FunctionLowering, _bind, _Const, _Pending
+from .torch_functions import FunctionLowering, _bind
 from .torch_import_idioms import _ID_PASSTHROUGH, IdiomLowering, _Moved
 from .torch_import_tables import TableLowering
 from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
+from .torch_operands import _Aux, _Expanded
 from .torch_params import ParamViewLowering, _ParamRows
+from .torch_refusals import RefusalReport
 from .torch_selection import SelectionLowering
+from .torch_strided import StridedViewLowering
 from .torch_trace import (
     _concrete_tracer,
     _describe,
@@ -45,12 +48,11 @@ from .torch_trace import (
     _value_prop,
     _where,
 )
-from .torch_transformer import TransformerLowering, _Aux, _Expanded
+from .torch_transformer import TransformerLowering
 from .torch_transformer_layers import TransformerLayerLowering
+from .torch_values import _Const, _Pending
 from .torch_views import ViewLowering
 from .torch_windows import WindowLowering
-
-_PATHS_SHOWN = 8   # module paths listed per unsupported op; the rest are counted
 
 
 class _Unsupported(WorkloadError):
@@ -111,7 +113,8 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
 
 class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, ViewLowering,
                 LayerLowering, TransformerLowering, TransformerLayerLowering, ParamViewLowering,
-                EinsumLowering, WindowLowering, SelectionLowering, ModuleLowering):
+                EinsumLowering, WindowLowering, SelectionLowering, StridedViewLowering,
+                ModuleLowering, RefusalReport):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
     def __init__(self, torch, gm, example, name: str) -> None:
@@ -291,46 +294,6 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         self.torch.fx.node.map_arg((node.args, node.kwargs), inputs.append)
         return (self.traced_shape(node) is None and "tensor_meta" not in node.meta
                 and all(isinstance(self.env[i], _Const) for i in inputs))
-
-    def _stand_in(self, node):
-        """A tensor of PyTorch's shape in place of a refused op, so the lowering goes on and
-        finds every other refusal (the graph is never returned)."""
-        meta = node.meta.get("tensor_meta")
-        if meta is None:
-            return _Const(node.meta.get("dnnsim_value"))
-
-        def one(m):
-            if not isinstance(m, self.TensorMetadata):
-                return _Const(m)
-            name = self.name(f"refused_{node.name}")
-            shape = tuple(max(int(d), 1) for d in m.shape) or (1,)
-            self.b.graph.add(Op(name, "input", (), (), TensorSpec(shape, self.b.dtype_bytes)))
-            return name
-        return one(meta) if isinstance(meta, self.TensorMetadata) else tuple(one(m) for m in meta)
-
-    def _refusal_message(self) -> str:
-        grouped: dict[tuple[str, str], list[str]] = {}
-        for r in self.refused:
-            grouped.setdefault((r.what, r.why), []).append(r.path)
-        lines = [f"{self.b.graph.name}: {len(grouped)} unsupported op"
-                 f"{'s' if len(grouped) != 1 else ''} ({len(self.refused)} "
-                 f"call{'s' if len(self.refused) != 1 else ''}):"]
-        for (what, why), calls in grouped.items():
-            paths = list(dict.fromkeys(calls))   # each once, in the model's order
-            shown = ", ".join(repr(p) + (f" ({calls.count(p)} calls)" if calls.count(p) > 1
-                                         else "") for p in paths[:_PATHS_SHOWN])
-            more = f" and {len(paths) - _PATHS_SHOWN} more" if len(paths) > _PATHS_SHOWN else ""
-            lines.append(f"  - {what} at module path{'s' if len(paths) > 1 else ''} "
-                         f"{shown}{more}: {why}")
-        lines.append(self.supported_summary())
-        return "\n".join(lines)
-
-    def supported_summary(self) -> str:
-        def names(objs):
-            return ", ".join(sorted({getattr(o, "__name__", str(o)) for o in objs}))
-        return (f"Supported modules: {names(self.module_table)}.\n"
-                f"Supported functions: {names(self.functions)}.\n"
-                f"Supported Tensor methods: {names(self.methods)}.")
 
     # -- helpers -------------------------------------------------------------------------
     def unsupported(self, why: str = "is not supported") -> _Unsupported:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from .torch_import_tables import _BiasTable, _Empty, _Transposed
 from .torch_layers import _Param
-from .torch_transformer import _Aux
+from .torch_operands import _Aux
 from .torch_views import _Stacked
 
 

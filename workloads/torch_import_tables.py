@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass
 
 from .torch_layers import _JoinedBias, _Param
-from .torch_transformer import _Aux, _Gathered
+from .torch_operands import _Aux, _Gathered
 
 
 @dataclass(frozen=True)

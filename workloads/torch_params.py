@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 
 from .torch_layers import _Param
-from .torch_transformer import _Gathered
+from .torch_operands import _Gathered
 
 _SHAPE_ONLY = {"view", "reshape", "unsqueeze", "contiguous", "expand", "squeeze"}
 

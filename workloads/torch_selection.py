@@ -2,10 +2,8 @@
 
 - rows picked by a constant index, `x[:, [-1], :]`, `x[:, perm]`, `x.index_select(d, buffer)`
   and `torch.gather` by a buffer index that is the same along the other dimensions (the
-  rows of an expanded buffer): one `index_select` copy, as advanced indexing copies; a
-  strided slice of one dimension (`x[..., ::2]`, an interleaved rotary embedding's pairs) is
-  costed the same way, a copy PyTorch does not make (it reads the strided view), since the
-  IR's views are contiguous ranges;
+  rows of an expanded buffer): one `index_select` copy, as advanced indexing copies (a
+  strided slice, `x[..., ::2]`, is a view: workloads/torch_strided.py);
 - `k.repeat_interleave(r, dim=1)` of (N, KV, S, D) heads: the `repeat_heads` copy;
 - `torch.where(mask, x, c)` with a mask of buffers and constants and c a constant or a
   tensor of constants (`torch.full_like(x, c)`): a mask fill, as masks of constants are
@@ -15,9 +13,9 @@
 """
 from __future__ import annotations
 
-from .torch_functions import _Const
 from .torch_layers import _Param
-from .torch_transformer import _Aux
+from .torch_operands import _Aux
+from .torch_values import _Const
 
 
 def _sig_index_select(input, dim, index): ...

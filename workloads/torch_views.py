@@ -15,7 +15,8 @@ import math
 from dataclasses import dataclass
 
 from .graph import WorkloadError
-from .torch_functions import _Const, _Pending
+from .torch_strided import reads_strided
+from .torch_values import _Const, _Pending
 
 
 @dataclass(frozen=True)
@@ -128,14 +129,19 @@ class ViewLowering:
         if picked and 0 not in picked and len(index) <= len(shape) and len(lists) <= 1 and \
                 (not lists or len(picked) == 1) and all(
                 i == slice(None) for d, i in enumerate(index) if d not in picked):
-            # each strided slice is a strided view in PyTorch, read strided by the op after
-            # it (an interleaved rotary embedding's pairs, x[..., ::2]; LeViT's subsample,
-            # x[:, ::2, ::2] of (N, H, W, C)): a copy here, one PyTorch does not make, as the
-            # IR's views are contiguous ranges
+            # rows picked by a list: a copy, as advanced indexing copies; a strided slice (an
+            # interleaved rotary embedding's pairs, x[..., ::2]; LeViT's subsample, x[:, ::2,
+            # ::2] of (N, H, W, C)): a view, copied only for a reader that needs contiguous
+            # memory (workloads/torch_strided.py)
+            viewed = False
             for d in picked:
-                rows = index[d] if isinstance(index[d], list) else \
-                    list(range(*index[d].indices(shape[d])))
-                x = self.index_select(x, d, rows)
+                if isinstance(index[d], list):
+                    x = self.index_select(x, d, index[d])
+                else:
+                    x, view = self.strided_view(x, d, index[d])
+                    viewed = viewed or view
+            if viewed and not reads_strided(self.torch, node, self.modules):
+                x = self._copy(x, "contiguous")
             return x
         plain = all(isinstance(i, int) or (isinstance(i, slice) and i.step in (None, 1))
                     for i in index)

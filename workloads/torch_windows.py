@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 from .torch_layers import _Param
-from .torch_transformer import _Gathered
+from .torch_operands import _Gathered
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,24 @@
+"""Values of torch_import's lowering that are not builder tensors: a view pending a pattern, a
+constant (a size, a count)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A view that only has a meaning as part of a pattern (a shuffle, a strided subsample,
+    heads expanded before a reshape repeats them)."""
+    # "shuffle_split" | "shuffle_transposed" | "subsample" | "expanded" | "expanded_seq" |
+    # "cell"
+    kind: str
+    source: str                 # the builder tensor it views
+    groups: int = 1             # channel groups; the repeats of an expand
+    stride: tuple[int, int] = (1, 1)
+    offset: tuple[int, int] = (0, 0)   # a cell: the pixel of each 2x2 cell, (row, column)
+
+
+@dataclass(frozen=True)
+class _Const:
+    """The value of a node that computes a size or another constant, not a tensor."""
+    value: object
