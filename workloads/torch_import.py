@@ -28,6 +28,7 @@ from .graph import OpGraph, WorkloadError
 from .torch_einsum import EinsumLowering
 from .torch_fold import FoldLowering
 from .torch_functions import FunctionLowering, _bind
+from .torch_gates import GateLowering
 from .torch_import_idioms import _ID_PASSTHROUGH, IdiomLowering, _Moved
 from .torch_import_tables import TableLowering
 from .torch_layers import LayerLowering
@@ -111,10 +112,21 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
     return _Lowering(torch, gm, example_input, name).run()
 
 
+def _dense_prediction(graph: OpGraph) -> bool:
+    """An (N, C, H, W) map from an image, or an (N, C, L) one that a convolution makes (its
+    channels first, not a linear layer's (N, L, classes)) from an (N, C, L) input."""
+    out, rank = graph.topo()[-1], len(graph.input_op.out.shape)
+    if rank != len(out.out.shape) or rank not in (3, 4):
+        return False
+    while rank == 3 and out.kind == "reshape":   # a Conv1d is a conv2d between views
+        out = graph.op(out.inputs[0])
+    return rank == 4 or out.kind in ("conv2d", "conv_transpose2d")
+
+
 class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, ViewLowering,
                 LayerLowering, TransformerLowering, TransformerLayerLowering, ParamViewLowering,
                 EinsumLowering, WindowLowering, SelectionLowering, StridedViewLowering,
-                ModuleLowering, RefusalReport):
+                ModuleLowering, RefusalReport, GateLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
     def __init__(self, torch, gm, example, name: str) -> None:
@@ -140,16 +152,17 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         window_functions, window_methods = self.window_handlers(torch)
         idiom_functions, idiom_methods = self.idiom_handlers(torch)
         selection_functions, selection_methods = self.selection_handlers(torch)
+        gate_functions, gate_methods, gate_modules = self.gate_handlers(torch)
         self.functions = {**self.function_handlers(torch), **view_functions,
                           **self.layer_handlers(torch), **tf_functions,
                           **self.einsum_handlers(torch), **window_functions,
-                          **idiom_functions, **selection_functions}
+                          **idiom_functions, **selection_functions, **gate_functions}
         self.methods = {**self.method_handlers(), **view_methods, **tf_methods,
-                        **window_methods, **idiom_methods, **selection_methods}
+                        **window_methods, **idiom_methods, **selection_methods, **gate_methods}
         self.input_name: str | None = None
         self.rows_nodes: set = set()   # fx nodes whose (N * S, D) rows are (N, S, D) here
         self.folded: set = set()       # fx nodes whose (N * f, ...) are (N, f, ...) here
-        self.module_table = {**self.module_handlers(torch.nn), **tf_modules}
+        self.module_table = {**self.module_handlers(torch.nn), **tf_modules, **gate_modules}
 
     # -- driver --------------------------------------------------------------------------
     def run(self) -> OpGraph:
@@ -186,14 +199,17 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         if self.refused:
             raise WorkloadError(self._refusal_message())
         graph = self.b.build()
-        if self.example_is_integer and len(graph.topo()[-1].out.shape) == 3:
-            # token ids in, (N, S, V) logits out: a language model, trained on every position
-            graph.meta["token_logits"] = True
-        if not self.example_is_integer and \
-                len(graph.input_op.out.shape) == 4 == len(graph.topo()[-1].out.shape):
-            # an image in, an (N, C, H, W) map out (a U-Net): trained on every pixel's
+        out_rank = len(graph.topo()[-1].out.shape)
+        if not self.example_is_integer and _dense_prediction(graph):
+            # an image in, an (N, C, H, W) map out (a U-Net), or a sequence in and a
+            # convolution's (N, C, L) out (WaveNet): trained on every pixel's or position's
             # logits, as F.cross_entropy takes them
             graph.meta["pixel_logits"] = True
+        elif out_rank == 3 and (self.example_is_integer or
+                                len(graph.input_op.out.shape) == 3):
+            # token ids (a language model) or (N, T, features) frames (a Conformer) in,
+            # (N, T, classes) logits out: trained on every position's
+            graph.meta["token_logits"] = True
         if output != graph.topo()[-1].name:
             raise WorkloadError(f"{graph.name}: the output {output!r} must be the last op "
                                 f"computed (ops after it would be counted)")

@@ -140,13 +140,15 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
 
 def _loss_op(g: OpGraph, logits: Op, name: str, stamp: dict, last: bool) -> Op:
     """A softmax cross-entropy of `logits`: (batch, classes) ones; every position's of a
-    language model (meta["token_logits"]); every pixel's of a dense prediction (meta[
-    "pixel_logits"], or an image map beside the last output). Any other returned tensor
+    language model (meta["token_logits"]); every pixel's or position's of a dense prediction
+    ((batch, classes, H, W) or (batch, classes, L): meta["pixel_logits"], or an image map
+    beside the last output). Any other returned tensor
     besides the last (a detection head's (batch, queries, 4) boxes, a (batch,) score) is
     costed as a loss over each row of its last dimension."""
     shape = logits.out.shape
     image_in = len(g.input_op.out.shape) == 4
-    per_pixel = len(shape) == 4 and (g.meta.get("pixel_logits") or (not last and image_in))
+    per_pixel = (len(shape) == 4 and not last and image_in) or \
+        (len(shape) in (3, 4) and g.meta.get("pixel_logits") and last)
     per_row = (len(shape) >= 2 and g.meta.get("token_logits")) or (not last and shape)
     if not (len(shape) == 2 or per_pixel or per_row):
         what = "the last output" if last else f"the returned tensor {logits.name!r}"

@@ -15,7 +15,8 @@ norms, pools, layout (views and copies, permute), loss_update (the loss and the 
 step), attention (softmax, the causal mask, fused attention), embedding (token and position
 tables, the class token), pointwise_math (pow, rsqrt, the mean over trailing dimensions,
 the product with a constant table), lrn (cross-channel local response
-normalisation), gather (rows picked by a constant index), unfold (im2col). PyTorch is
+normalisation), gather (rows picked by a constant index), unfold (im2col), glu_amax (the
+gated linear unit, the maximum over trailing dimensions). PyTorch is
 imported only when a kernel is built.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ._registry import (
 from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: F401
                loss_update, masked_dropout, attention, embedding, layer_scale,
                conv_transpose, upsample, window_attention, cosine_attention,
-               pointwise_math, difference, attention_bias, lrn, gather, unfold)
+               pointwise_math, difference, attention_bias, lrn, gather, unfold, glu_amax)
 # isort: on
 
 __all__ = ["PHASES", "KindError", "KindSet", "OpKind", "all_kinds", "is_kind", "kind_of",

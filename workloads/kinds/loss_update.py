@@ -1,6 +1,6 @@
 """The loss (softmax cross-entropy over (batch, classes) logits, every position's of a
-language model's (batch, ..., classes), or every pixel's of a dense prediction's (batch,
-classes, H, W): attrs class_dim 1) and the optimizer step."""
+language model's (batch, ..., classes), or every pixel's or position's of a dense prediction's
+(batch, classes, H, W) or (batch, classes, L): attrs class_dim 1) and the optimizer step."""
 from __future__ import annotations
 
 from ._registry import OpKind, per_element, per_input_element, register
@@ -26,7 +26,8 @@ def as_rows(logits):
 
 
 def _pixel_targets(op, dev=None, gen=None):
-    """Random class ids of each pixel of (batch, classes, H, W) logits: (batch, H, W)."""
+    """Random class ids of each pixel of (batch, classes, H, W) logits: (batch, H, W) (of
+    each position of (batch, classes, L) ones: (batch, L))."""
     n, classes, *rest = op.in_specs[-1].shape
     gen = gen if gen is not None else torch.Generator().manual_seed(0)
     return torch.randint(0, classes, (n, *rest), generator=gen).to(dev)
@@ -45,13 +46,16 @@ def _pixel_kernel(op, state):
         return softmax_xent
     one = torch.ones((), device=dev)
     total = torch.tensor(float(target.numel()), device=dev)
+    # (batch, classes, L): F.nll_loss runs it as nll_loss2d on (batch, classes, 1, L)
+    target4 = target if target.dim() == 3 else target.unsqueeze(1)
 
     def softmax_xent_grad(logits):
         if owner not in state.saved:
             state.saved[owner] = (F.log_softmax(logits, 1),)
         logp = state.saved[owner][0]
-        g = aten.nll_loss2d_backward(one, logp, target, None, 1, -100, total)
-        return aten._log_softmax_backward_data(g, logp, 1, logp.dtype)
+        logp4 = logp if logp.dim() == 4 else logp.unsqueeze(2)
+        g = aten.nll_loss2d_backward(one, logp4, target4, None, 1, -100, total)
+        return aten._log_softmax_backward_data(g.reshape(logp.shape), logp, 1, logp.dtype)
     return softmax_xent_grad
 
 

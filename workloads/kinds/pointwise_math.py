@@ -60,14 +60,15 @@ def _div_backward(ctx, op, dy) -> None:
                                     ctx.spec(y), (x, y), dy))
 
 
-def mean_dims(op) -> tuple[int, ...]:
-    """The trailing dimensions a mean reduces, as non-negative indices of its input."""
-    rank = len(op.in_specs[0].shape) if op.kind == "mean" else len(op.out.shape)
+def reduced_dims(op) -> tuple[int, ...]:
+    """The trailing dimensions a reduction over `reduced_dims` of them (a mean, a max)
+    reduces, as non-negative indices of its input (its gradient's output)."""
+    rank = len(op.in_specs[0].shape) if op.phase == "forward" else len(op.out.shape)
     return tuple(range(rank - op.attrs["reduced_dims"], rank))
 
 
 def _mean_kernel(op, state):
-    dims, keepdim = mean_dims(op), op.attrs["keepdim"]
+    dims, keepdim = reduced_dims(op), op.attrs["keepdim"]
     if op.kind == "mean":
         return lambda x: torch.mean(x, dims, keepdim)
     shape = tuple(op.out.shape)

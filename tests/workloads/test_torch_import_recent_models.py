@@ -1,0 +1,149 @@
+"""from_torch on more models as users write them today (tests/workloads/
+torch_user_models_recent.py): a Swin-style block, a Conformer, a PointNet and a WaveNet import
+with PyTorch's convolution and matrix-product FLOPs (torch.utils.flop_counter) and the
+module's parameters, replay in PyTorch and train (every position's logits of a Conformer's
+frames and of WaveNet's (N, classes, T) map); the DETR-style detector, the diffusion U-Net
+step, the RWKV-style block and the CLIP-style model are refused with one error listing every
+op out of scope with its module path. The new kinds' kernels (glu, amax) are autograd's."""
+import copy
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from tests.workloads import torch_user_models_recent as rm  # noqa: E402
+from tests.workloads.test_torch_import_user_kinds import _kernel  # noqa: E402
+from tests.workloads.test_torch_import_user_models import imported  # noqa: E402
+from workloads import from_torch  # noqa: E402
+from workloads.graph import WorkloadError  # noqa: E402
+from workloads.training import lower_training  # noqa: E402
+
+IMPORTED = {
+    "swin-block": lambda: (rm.SwinTiny(), torch.randn(2, 3, 32, 32)),
+    "conformer": lambda: (rm.Conformer(), torch.randn(2, 20, 16)),
+    "pointnet": lambda: (rm.PointNet(), torch.randn(2, 3, 64)),
+    "wavenet": lambda: (rm.WaveNet(), torch.randn(2, 1, 64)),
+}
+
+
+def trained_by_autograd(model, x) -> int:
+    """The parameters a backward pass from the summed output reaches (WaveNet's last
+    residual convolution feeds nothing, so autograd gives it no gradient)."""
+    model.train()
+    model(x).sum().backward()
+    model.eval()
+    return sum(p.numel() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("name", sorted(IMPORTED))
+def test_a_recent_model_imports_with_pytorchs_flops_and_parameters(name):
+    torch.manual_seed(0)
+    model, x = IMPORTED[name]()
+    g = imported(model, x, trained=trained_by_autograd(copy.deepcopy(model), x))
+    assert g.params() == sum(p.numel() for p in model.parameters())
+
+
+def test_sequence_logits_train_on_every_position():
+    """A Conformer's (N, T, classes) from a linear layer: classes last; WaveNet's
+    (N, classes, T) from a convolution: classes first, as F.cross_entropy takes them."""
+    torch.manual_seed(0)
+    frames = lower_training(from_torch(rm.Conformer().eval(), torch.randn(2, 20, 16)))
+    (loss,) = [op for op in frames if op.kind == "softmax_xent"]
+    assert loss.attrs["classes"] == 20 and "class_dim" not in loss.attrs
+    wave = lower_training(from_torch(rm.WaveNet().eval(), torch.randn(2, 1, 64)))
+    (loss,) = [op for op in wave if op.kind == "softmax_xent"]
+    assert loss.attrs["classes"] == 256 and loss.attrs["class_dim"] == 1
+
+
+def test_glu_and_the_max_over_points_are_one_op_each():
+    torch.manual_seed(0)
+    g = from_torch(rm.Conformer().eval(), torch.randn(2, 20, 16))
+    glus = [op for op in g if op.kind == "glu"]
+    assert len(glus) == 2 and glus[0].out.shape == (2, 32, 20) and glus[0].attrs["dim"] == 1
+    g = from_torch(rm.PointNet().eval(), torch.randn(2, 3, 64))
+    (top,) = [op for op in g if op.kind == "amax"]
+    assert top.in_specs[0].shape == (2, 256, 64) and top.out.shape == (2, 256, 1)
+
+
+def test_the_glu_and_amax_kernels_are_autograds():
+    x = torch.randn(2, 8, 5, requires_grad=True)
+    F.glu(x, 1).backward(dy := torch.randn(2, 4, 5))
+    glu, _ = _kernel("glu", [(2, 8, 5)], (2, 4, 5), dim=1)
+    glu_grad, _ = _kernel("glu_grad", [(2, 4, 5), (2, 8, 5)], (2, 8, 5), dim=1)
+    assert torch.equal(glu(x.detach()), F.glu(x.detach(), 1))
+    assert torch.allclose(glu_grad(dy, x.detach()), x.grad)
+    x = torch.randn(2, 6, 7, requires_grad=True)
+    top = torch.max(x, 2)[0]
+    top.backward(dy := torch.randn(2, 6))
+    amax, _ = _kernel("amax", [(2, 6, 7)], (2, 6), reduced_dims=1, keepdim=False)
+    amax_grad, _ = _kernel("amax_grad", [(2, 6), (2, 6, 7), (2, 6)], (2, 6, 7),
+                           reduced_dims=1, keepdim=False)
+    assert torch.equal(amax(x.detach()), top.detach())
+    assert torch.equal(amax_grad(dy, x.detach(), top.detach()), x.grad)
+
+
+REFUSED = {
+    # name: (model, input, [(op, module path)] every one of which the single error names)
+    "detr": (rm.DETR, (2, 3, 32, 32), [("torch.nn.Transformer", "transformer")]),
+    "diffusion-unet": (rm.DiffusionStep, (2, 3, 16, 16), [("torch.nn.Linear", "unet.time.0")]),
+    "rwkv": (rm.RWKV, None, [("torch.nn.ZeroPad2d", "blocks.0.shift"),
+                             ("_operator.sub", "blocks.0")]),
+    "clip": (rm.CLIPStyle, (2, 3, 32, 32), [("torch.nn.functional.normalize", "<top>"),
+                                            ("Tensor.exp", "<top>")]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_what_stays_out_of_scope_is_listed_at_once_with_module_paths(name):
+    make, shape, expected = REFUSED[name]
+    torch.manual_seed(0)
+    x = torch.randint(0, 128, (2, 16)) if shape is None else torch.randn(shape)
+    with pytest.raises(WorkloadError) as err:
+        from_torch(make().eval(), x)
+    text = str(err.value)
+    for op, path in expected:
+        assert f"{op} at module path" in text and repr(path) in text, (op, path)
+    assert "Supported modules:" in text
+
+
+TRAINING_POLICIES = ["sequential", "caffe", "torch7", "data-parallel", "swap", "swap-all",
+                     "recompute", "gpipe", "pipedream", "pipeline-stale", "hybrid"]
+
+
+@pytest.mark.parametrize("name", ["two-heads", "wavenet", "conformer"])
+def test_every_training_policy_runs_an_imported_model(name):
+    """A tuple output's two losses, a sequence's per-position loss and attention with a
+    convolution module, under every policy that trains on GPUs."""
+    from simulator import Cluster
+    from simulator.api import simulate
+    from tests.workloads.torch_user_models import TwoHeads
+    torch.manual_seed(0)
+    model, x = (TwoHeads(), torch.randn(4, 3, 32, 32)) if name == "two-heads" else \
+        IMPORTED[name]()
+    graph = from_torch(model.eval(), torch.cat((x, x)) if len(x) == 2 else x)
+    times = {}
+    for policy in TRAINING_POLICIES:
+        devices = 1 if policy in ("sequential", "caffe", "torch7", "swap-all",
+                                  "recompute") else 2
+        cluster = Cluster.build("v100", devices, "nvlink2" if devices > 1 else None)
+        options = {"micro_batches": 2} if policy == "gpipe" else {}
+        times[policy] = simulate(graph, cluster, policy, **options).iteration_time_s
+    assert all(t > 0 for t in times.values())
+    assert times["pipedream"] < times["sequential"]      # two stages at once
+
+
+def test_the_cli_simulates_a_recent_model_from_a_users_file(tmp_path, capsys):
+    import json
+
+    from simulator.cli import main
+    path = tmp_path / "net.py"
+    path.write_text("from tests.workloads.torch_user_models_recent import WaveNet\n")
+    argv = ["simulate", "--workload", f"{path}:WaveNet", "--workload-option",
+            "input_shape=1x64", "--batch", "4", "--hardware", "v100", "--json"]
+    assert main([*argv, "--policy", "sequential"]) == 0
+    sequential = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--policy", "pipedream", "--devices", "2", "--link", "nvlink2"]) == 0
+    assert json.loads(capsys.readouterr().out)["iteration_time_s"] < \
+        sequential["iteration_time_s"]

@@ -1,0 +1,65 @@
+"""How torch_import lowers the gated linear unit and maxima over trailing dimensions:
+F.glu / nn.GLU (a `glu` op, workloads/kinds/glu_amax.py), torch.amax and torch.max(x, dim)
+(an `amax` op; max's indices are no tensor of the graph, and an op reading them is refused).
+The global max (over the batch too) and the elementwise maximum of two tensors stay out of
+scope.
+
+`GateLowering` is a mixin of `torch_import._Lowering`. torch is never imported here.
+"""
+from __future__ import annotations
+
+from .torch_values import _Const
+
+
+def _sig_glu(input, dim=-1): ...
+def _sig_max(input, dim=None, keepdim=False): ...
+
+
+class GateLowering:
+    def gate_handlers(self, torch) -> tuple[dict, dict, dict]:
+        """(functions, Tensor methods, modules) lowered here."""
+        functions = {torch.nn.functional.glu: self._glu_fn, torch.amax: self._amax_fn,
+                     torch.max: self._max_fn}
+        methods = {"amax": self._amax_fn, "max": self._max_fn}
+        modules = {torch.nn.GLU: lambda m, node, x: self.glu(x(), m.dim)}
+        return functions, methods, modules
+
+    def glu(self, x: str, dim: int) -> str:
+        shape = self.b.spec(x).shape
+        d = dim % len(shape)
+        if d == 0 or shape[d] % 2:
+            raise self.unsupported(f"gates dimension {dim} of {shape}; only an even dimension "
+                                   "after the batch is supported")
+        out = (*shape[:d], shape[d] // 2, *shape[d + 1:])
+        return self._op("glu", [x], out, self.name("glu"), {"dim": d})
+
+    def _glu_fn(self, node):
+        a = self.bind(_sig_glu, node)
+        return self.glu(self.tensor(a["input"]), int(a["dim"]))
+
+    def _amax(self, node, dims, keepdim: bool) -> str:
+        x = self.tensor(node.args[0])
+        rank = len(self.b.spec(x).shape)
+        dims = dims if isinstance(dims, (list, tuple)) else (dims,)
+        reduced = sorted({int(d) % rank for d in dims}) if dims and dims[0] is not None else []
+        if not reduced or reduced != list(range(rank - len(reduced), rank)) or 0 in reduced:
+            raise self.unsupported(f"takes the maximum over dims {dims!r}; only the maximum "
+                                   "over trailing dimensions (not the batch) is supported")
+        kept = self.b.spec(x).shape[:rank - len(reduced)]
+        out = (*kept, *(1,) * len(reduced)) if keepdim else kept
+        return self._op("amax", [x], out, self.name("amax"),
+                        {"reduced_dims": len(reduced), "keepdim": bool(keepdim)})
+
+    def _amax_fn(self, node):
+        a = self.bind(_sig_max, node)
+        return self._amax(node, a["dim"], a["keepdim"])
+
+    def _max_fn(self, node):
+        """torch.max(x, dim): (the maximum, indices no op computes); max of two tensors or of
+        everything is refused."""
+        a = self.bind(_sig_max, node)
+        if a["dim"] is None or not isinstance(a["dim"], int):
+            raise self.unsupported("takes the maximum of everything or of two tensors; only "
+                                   "torch.max(x, dim) over a dimension after the batch is "
+                                   "supported")
+        return (self._amax(node, a["dim"], a["keepdim"]), _Const(None))
