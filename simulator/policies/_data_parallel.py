@@ -29,6 +29,13 @@ GRADIENTS_READY = ("per-op", "at-end")
 # SetTensorFusionThresholdBytes(64 * 1024 * 1024) in BackgroundThreadLoop from 0.16.2)
 HOROVOD_CYCLE_TIME_MS = 5.0
 HOROVOD_FUSION_MB = 64.0
+# What Horovod does on one rank (option horovod_one_rank): its TensorFlow and PyTorch
+# optimizers all-reduce nothing when size() is 1 (`if size() > 1` in
+# horovod/tensorflow/__init__.py and horovod/torch/__init__.py, read in 0.15.2, 0.16.2 and
+# 0.19.1), nor does its MXNet optimizer from 0.19 (`if size() == 1: return` in
+# horovod/mxnet/__init__.py, 0.19.1); 0.16.2's MXNet optimizer all-reduces every gradient
+# through the background loop whatever the size
+HOROVOD_ONE_RANK = ("skip", "cycle")
 NORMALISATIONS = ("batchnorm", "layernorm", "groupnorm", "instancenorm")
 
 
@@ -118,11 +125,11 @@ def caffe_nccl_groups(train_graph) -> list[SyncGroup]:
 
 
 def refuse_horovod_options(gradient_sync: str, cycle_time_ms: float | None,
-                           fusion_mb: float | None) -> None:
+                           fusion_mb: float | None, one_rank: str | None = None) -> None:
     """Horovod's options given to another scheme are refused, by name."""
     if gradient_sync != "horovod":
-        given = [k for k, v in (("cycle_time_ms", cycle_time_ms), ("fusion_mb", fusion_mb))
-                 if v is not None]
+        given = [k for k, v in (("cycle_time_ms", cycle_time_ms), ("fusion_mb", fusion_mb),
+                                ("horovod_one_rank", one_rank)) if v is not None]
         if given:
             raise ConfigError(f"{' and '.join(given)} set Horovod's background thread: give "
                               f"them with gradient_sync='horovod' (got {gradient_sync!r})")
@@ -194,12 +201,13 @@ def horovod_groups(tg: TaskGraph, train_graph, ready_s: dict[str, float], cycle_
 
 def sync_groups(tg: TaskGraph, train_graph, cluster, fwd_bwd, task_of: dict[str, dict[str, str]],
                 gradient_sync: str, bucket_mb: float, cycle_time_ms: float | None,
-                fusion_mb: float | None, gradients_ready: str) -> list[SyncGroup]:
+                fusion_mb: float | None, gradients_ready: str,
+                horovod_one_rank: str | None = None) -> list[SyncGroup]:
     """The all-reduces of a step as `gradient_sync` groups the gradients (GRADIENT_SYNCS),
     for the simulated ranks whose forward and backward ops (`fwd_bwd`) are emitted as
     task_of says ('caffe-p2p' is a step of its own: _caffe_p2p.py). Horovod's options given
     to another scheme are refused."""
-    refuse_horovod_options(gradient_sync, cycle_time_ms, fusion_mb)
+    refuse_horovod_options(gradient_sync, cycle_time_ms, fusion_mb, horovod_one_rank)
     if gradient_sync == "ddp":
         return ddp_groups(train_graph, bucket_mb * MIB)
     if gradient_sync == "kvstore":
@@ -213,6 +221,8 @@ def sync_groups(tg: TaskGraph, train_graph, cluster, fwd_bwd, task_of: dict[str,
         return kvstore_groups(train_graph)
     if gradient_sync == "caffe-nccl":
         return caffe_nccl_groups(train_graph)
+    if len(cluster.devices) == 1 and (horovod_one_rank or "skip") == "skip":
+        return []       # Horovod's optimizer hands the gradients over as they are
     ready: dict[str, float] = {}      # on the last rank: Horovod waits for every rank
     for tasks in task_of.values():
         for nm, t in stream_ready_s(tg, fwd_bwd, tasks).items():
@@ -333,6 +343,14 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
         "fusion_mb": _positive(None, "Horovod's fusion buffer in MiB "
                                      "(HOROVOD_FUSION_THRESHOLD; default 64) with "
                                      "gradient_sync 'horovod'"),
+        "horovod_one_rank": Option(None, "what Horovod does with gradient_sync 'horovod' on "
+                                         "one device: 'skip' (the default: its TensorFlow "
+                                         "and PyTorch optimizers, and MXNet's from 0.19, "
+                                         "all-reduce nothing) or 'cycle' (MXNet's before "
+                                         "0.19: every gradient passes through the "
+                                         "background loop, waiting for its cycle)", str,
+                                   lambda v: v in HOROVOD_ONE_RANK,
+                                   " or ".join(HOROVOD_ONE_RANK)),
         "gradients_ready": Option("per-op", "when gradients are ready: 'per-op' (as each "
                                             "backward op ends, eager) or 'at-end' (all when "
                                             "the backward pass ends: one compiled cluster, "

@@ -25,6 +25,9 @@ Other frameworks group the gradients differently (`gradient_sync`; _data_paralle
   buffers of up to `fusion_mb` (HOROVOD_FUSION_THRESHOLD, 64 MiB; a fused buffer costs a copy
   in and out of device memory) and all-reduces each in turn. The cycle runs freely across
   steps; its ticks are placed so that the last gradient waits half a cycle, the mean wait.
+  On one device Horovod's optimizers all-reduce nothing (`horovod_one_rank = "skip"`, the
+  default); MXNet's before Horovod 0.19 still pass every gradient through the loop
+  (`"cycle"`).
 - `kvstore`: MXNet's kvstore 'nccl' under the Module API: per parameter array (a batch
   norm's scale and shift are two) an NCCL reduce and broadcast, one key after another in
   the order the forward pass uses them (one engine variable serialises them in the order
@@ -97,13 +100,13 @@ class DataParallel(Policy):
             options=data_parallel_options())
 
     def plan(self, graph, cluster, training: bool, *, bucket_mb, gradient_sync, cycle_time_ms,
-             fusion_mb, gradients_ready, collectives, replicas, algorithm, input_pipeline,
-             loader_threads, host_cores, rank_spread) -> TaskGraph:
+             fusion_mb, horovod_one_rank, gradients_ready, collectives, replicas, algorithm,
+             input_pipeline, loader_threads, host_cores, rank_spread) -> TaskGraph:
         n = len(cluster.devices)
         if gradient_sync == caffe_p2p.SYNC:
             caffe_p2p.check_caffe_p2p(cluster, replicas=replicas, collectives=collectives,
                                       algorithm=algorithm)
-            refuse_horovod_options(gradient_sync, cycle_time_ms, fusion_mb)
+            refuse_horovod_options(gradient_sync, cycle_time_ms, fusion_mb, horovod_one_rank)
         # link-level by default where it stays cheap: up to 64 devices, or by symmetry class;
         # beyond, flow-level with a replica per kind of device (each speed), or every replica
         # under jitter
@@ -149,7 +152,7 @@ class DataParallel(Policy):
                    for d in simulated}
         task_of = {d.id: emitted[d.id].task_of for d in simulated}
         groups = sync_groups(tg, g, cluster, fwd_bwd, task_of, gradient_sync, bucket_mb,
-                             cycle_time_ms, fusion_mb, gradients_ready)
+                             cycle_time_ms, fusion_mb, gradients_ready, horovod_one_rank)
         tg.meta["bucket_bytes"] = [group.nbytes for group in groups]
         tg.meta["gradient_sync"] = gradient_sync
         backward = [op.name for op in fwd_bwd if op.phase == "backward"]

@@ -165,12 +165,24 @@ def test_horovod_launches_its_last_allreduce_half_a_cycle_after_the_last_gradien
     last = len(r.log.meta["bucket_bytes"]) - 1
     assert _first_start(r, f"allreduce.b{last}.") == pytest.approx(
         _last_backward_end(r) + HOROVOD_CYCLE_TIME_MS * 1e-3 / 2, abs=1e-9)
-    # a longer cycle waits longer; one GPU waits too (Horovod's loop runs at any size)
+    # a longer cycle waits longer
     assert _dp(8, gradient_sync="horovod", cycle_time_ms=20).iteration_time_s > \
         r.iteration_time_s
-    assert _dp(1, gradient_sync="horovod").iteration_time_s == pytest.approx(
-        _dp(1).iteration_time_s + HOROVOD_CYCLE_TIME_MS * 1e-3 / 2, rel=1e-3)
     assert HOROVOD_FUSION_MB == 64
+
+
+def test_horovod_on_one_gpu_all_reduces_nothing_but_for_mxnet_before_0_19():
+    # TensorFlow's and PyTorch's Horovod optimizers (and MXNet's from 0.19) skip the
+    # all-reduce when size() is 1; 0.16's MXNet optimizer sends every gradient through the
+    # loop, so its last gradient waits half a cycle on one GPU too
+    alone = _dp(1).iteration_time_s
+    assert _dp(1, gradient_sync="horovod").iteration_time_s == alone
+    assert _dp(1, gradient_sync="horovod", horovod_one_rank="skip").iteration_time_s == alone
+    assert _dp(1, gradient_sync="horovod", horovod_one_rank="cycle").iteration_time_s == \
+        pytest.approx(alone + HOROVOD_CYCLE_TIME_MS * 1e-3 / 2, rel=1e-3)
+    # more than one rank runs the loop either way
+    assert _dp(2, gradient_sync="horovod", horovod_one_rank="skip").iteration_time_s == \
+        _dp(2, gradient_sync="horovod", horovod_one_rank="cycle").iteration_time_s
 
 
 def test_a_compiled_backward_starts_no_allreduce_before_it_ends():
@@ -229,6 +241,8 @@ def test_horovods_options_with_another_scheme_are_refused():
         _dp(2, cycle_time_ms=1)
     with pytest.raises(ConfigError, match="fusion_mb"):
         _dp(2, gradient_sync="kvstore", fusion_mb=8)
+    with pytest.raises(ConfigError, match="horovod_one_rank"):
+        _dp(1, horovod_one_rank="cycle")
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -237,6 +251,8 @@ def test_horovods_options_with_another_scheme_are_refused():
     (["--gradient-sync", "horovod", "--cycle-time-ms", "0"],
      "option 'cycle_time_ms': 0 is out of range"),
     (["--gradients-ready", "later"], "option 'gradients_ready': 'later' is out of range"),
+    (["--gradient-sync", "horovod", "--horovod-one-rank", "always"],
+     "option 'horovod_one_rank': 'always' is out of range"),
 ])
 def test_bad_sync_options_exit_2_naming_them(capsys, extra, message):
     code = main(["simulate", "--workload", "resnet20", "--batch", "8", "--hardware", "v100",

@@ -33,7 +33,9 @@ Each row's gradients are all-reduced as its framework does it (row_gradient_sync
 buckets for PyTorch, Horovod's cycles and fusion buffer for TensorFlow and MXNet with
 Horovod, a reduce and broadcast per parameter array for MXNet's kvstore (one key after
 another once the backward pass ends, as its engine orders them), each with its framework's
-defaults. TensorFlow rows marked XLA make every gradient ready at the end of the
+defaults. On one GPU Horovod's TensorFlow optimizer all-reduces nothing, nor does MXNet's
+from Horovod 0.19; MXNet 19.07's (a Horovod 0.16) still runs its loop there
+(row_horovod_one_rank). TensorFlow rows marked XLA make every gradient ready at the end of the
 backward pass (one compiled cluster); their op times are the eager graph's, scaled to the
 row's 1-GPU throughput like every row's.
 """
@@ -58,6 +60,7 @@ from .scaling_rows import (
     published_step_losses,
     read_table,
     row_gradient_sync,
+    row_horovod_one_rank,
     row_loader,
     row_memory_format,
     setup_of,
@@ -108,6 +111,7 @@ class _Config:
     gradient_sync: str = "ddp"
     gradients_ready: str = "per-op"
     memory_format: str = "nchw"
+    horovod_one_rank: str | None = None
 
 
 class _Simulator:
@@ -133,7 +137,8 @@ class _Simulator:
                              gradient_sync=cfg.gradient_sync,
                              gradients_ready=cfg.gradients_ready,
                              rank_spread=spread, replicas="one",
-                             memory_format=cfg.memory_format)
+                             memory_format=cfg.memory_format,
+                             horovod_one_rank=cfg.horovod_one_rank)
                 self.cache[key] = (r.throughput_samples_per_s if r.oom is None else
                                    f"simulated out of memory ({r.oom.message()})")
             except ConfigError as exc:
@@ -220,7 +225,8 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
             reason = f"no loader known for {row['framework']!r}"
         else:
             cfg = _Config(*machine, PRECISIONS[row["precision"]], batch, sync, ready,
-                          row_memory_format(row, formats))
+                          row_memory_format(row, formats),
+                          row_horovod_one_rank(row) if sync == "horovod" else None)
             one = sim.throughput(cfg, 1)
             base = baselines.get(setup_of(row))
             if isinstance(one, str):

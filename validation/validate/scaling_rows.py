@@ -35,6 +35,23 @@ LOADERS = {("PyTorch", "DGX-1"): "dali-cpu", ("PyTorch", "DGX-2"): "dali-gpu",
            ("TensorFlow", None): "tf-data", ("MXNet", None): "dali-gpu"}
 
 
+# The Horovod release of a container whose framework's Horovod optimizer all-reduces on one
+# GPU (horovod_one_rank 'cycle': MXNet's before Horovod 0.19). NGC containers are dated: a
+# 2019 container up to 19.07 ships a Horovod 0.16 (current from January to August 2019),
+# 20.12 one of 0.20 or later; an assumption, the table does not record Horovod's version.
+HOROVOD_BEFORE_0_19 = ("NGC mxnet-19.07-py3",)
+
+
+def row_horovod_one_rank(row: dict) -> str | None:
+    """What the row's Horovod does on one GPU (data-parallel option horovod_one_rank; None:
+    the row does not run Horovod): MXNet with a Horovod before 0.19 runs the background loop
+    on one rank too, every other framework and release all-reduces nothing there."""
+    if "Horovod" not in row["framework"]:
+        return None
+    mxnet = row["framework"].startswith("MXNet")
+    return "cycle" if mxnet and row["framework_version"] in HOROVOD_BEFORE_0_19 else "skip"
+
+
 def row_gradient_sync(row: dict) -> tuple[str, str]:
     """The data-parallel options gradient_sync and gradients_ready of a row's framework:
     Horovod (TensorFlow, MXNet) fuses what each of its cycles finds ready; MXNet's kvstore

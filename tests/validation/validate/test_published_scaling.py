@@ -43,14 +43,18 @@ def test_every_v100_resnet50_row_is_simulated(results):
     assert "XLA" in by_id["M0054"].note and "XLA" not in by_id["M0057"].note
 
 
-def test_communication_alone_costs_under_half_a_percent_and_under_two_with_xla(results):
-    # XLA's one compiled cluster leaves the whole all-reduce exposed (~1%); the published
-    # rows lose 3-13%, which communication alone cannot explain, but for MXNet's kvstore
+def test_communication_alone_costs_under_two_percent_and_under_three_with_xla(results):
+    # Horovod's cycle and copies, which a one-GPU run of TensorFlow's or of a recent MXNet's
+    # Horovod skips, cost up to 2% of the shortest steps; XLA's one compiled cluster leaves
+    # the whole all-reduce exposed too. The published rows lose 3-13%, which communication
+    # alone cannot explain, but for MXNet's kvstore
     for r in results:
         if r.framework.startswith("MXNet (kvstore"):
             continue
         xla = "XLA" in r.note
-        assert r.n_gpus * (0.98 if xla else 0.995) <= r.synthetic <= r.n_gpus, r
+        assert r.n_gpus * (0.97 if xla else 0.98) <= r.synthetic <= r.n_gpus, r
+        if r.framework.startswith("PyTorch"):
+            assert r.synthetic >= r.n_gpus * 0.995, r
 
 
 def test_kvstores_key_chain_loses_more_with_more_gpus_in_either_precision(results):
@@ -74,6 +78,11 @@ def test_each_framework_synchronises_gradients_its_own_way():
     assert ps.row_gradient_sync(rows["M0063"]) == ("horovod", "at-end")     # TF with XLA
     assert ps.row_gradient_sync(rows["M0126"]) == ("horovod", "per-op")     # MXNet Horovod
     assert ps.row_gradient_sync(rows["M0134"]) == ("kvstore", "per-op")     # MXNet kvstore
+    # on one GPU: MXNet 19.07's Horovod (0.16) runs its loop, every other Horovod skips it
+    assert ps.row_horovod_one_rank(rows["M0126"]) == "cycle"
+    assert ps.row_horovod_one_rank(rows["M0100"]) == "skip"                 # MXNet 20.12
+    assert ps.row_horovod_one_rank(rows["M0063"]) == "skip"                 # TensorFlow
+    assert ps.row_horovod_one_rank(rows["M0006"]) is None                   # PyTorch DDP
     # one scheme for every row instead: an XLA row then makes its gradients ready per op
     (as_ddp,) = ps.compare([rows["M0063"]], rank_spread=0.0, gradient_sync="ddp")
     (own,) = ps.compare([rows["M0063"]], rank_spread=0.0)
@@ -87,15 +96,15 @@ def test_errors_against_the_published_speedups(results):
     (format_report lists every row). Regression bounds where the goal is not met."""
     predicted = ps.summary(results, (8, 16), predicted_only=True)
     assert predicted["rows"] == 42
-    assert predicted["mape"] <= 0.016
-    assert predicted["within_goal"] >= 37
+    assert predicted["mape"] <= 0.018
+    assert predicted["within_goal"] >= 35
     assert predicted["max_abs_error"] <= 0.08
     before = ps.summary(results, (8, 16), synthetic=True)
-    assert before["rows"] == 45 and before["mape"] >= 0.05 and before["within_goal"] <= 17
+    assert before["rows"] == 45 and before["mape"] >= 0.045 and before["within_goal"] <= 19
     # PyTorch DDP, the configuration the policy follows most closely, on 8 and 16
     pytorch = [r for r in results if r.framework == "PyTorch DDP" and not r.fitted]
     assert len(pytorch) == 13
-    assert all(abs(r.error) <= 0.035 for r in pytorch)
+    assert all(abs(r.error) <= 0.04 for r in pytorch)
 
 
 def test_fitted_rows_are_labelled_and_reproduced(results):
