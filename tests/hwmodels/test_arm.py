@@ -9,6 +9,7 @@ from hwmodels.arm import ARMModel
 from hwmodels.cpu import CPUModel
 from hwmodels.specs import HardwareError
 from simulator.api import simulate
+from simulator.cli import main
 from simulator.cluster import Cluster
 from workloads import zoo
 from workloads.builder import GraphBuilder
@@ -65,6 +66,15 @@ def test_the_stack_runs_at_the_clock_of_the_core_that_runs_it():
 def test_a_stack_clock_that_is_not_a_positive_number_is_refused_by_name(bad):
     with pytest.raises(HardwareError, match="tcp_stack_clock_hz"):
         catalog.device("rk3399").with_options(tcp_stack_clock_hz=bad)
+
+
+@pytest.mark.parametrize("value", ["0", "-1.4e9"])
+def test_a_bad_stack_clock_on_the_command_line_exits_2_naming_it(capsys, value):
+    code = main(["simulate", "--workload", "lenet5", "--batch", "1", "--hardware", "rk3399",
+                 "--inference", "--hardware-option", f"tcp_stack_clock_hz={value}"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "tcp_stack_clock_hz" in err and "rk3399" in err and "Traceback" not in err
 
 
 @given(st.integers(1, 512), st.integers(1, 512), st.sampled_from([1, 3, 5, 7]),
