@@ -52,6 +52,11 @@ def pay_tcp_stacks(tg: TaskGraph, cluster) -> int:
     if not any(isinstance(d.model, ARMModel) for d in cluster.devices):
         return 0      # nothing to add: no pass over a GPU cluster's many transfers
     devices = {d.id: d for d in cluster.devices}
+    # Built by symmetry class (collectives.py, "Symmetry"), a hop into a device that is not
+    # built stands for the one into its representative, which receives alike at that time
+    period = cluster.symmetry_period() if tg.meta.get("replicas") == "classes" else None
+    ids = [d.id for d in cluster.devices]
+    representative = {d: ids[i % period] for i, d in enumerate(ids)} if period else {}
     arrival = {t.meta["latency_of"]: t.name for t in tg if "latency_of" in t.meta}
     # the task that marks a message's arrival -> (its receiver's stack task, the receiver)
     received: dict[str, tuple[str, str]] = {}
@@ -60,11 +65,12 @@ def pay_tcp_stacks(tg: TaskGraph, cluster) -> int:
         meta = wire.meta
         if wire.category != "comm" or not {"bytes", "src", "dst"} <= meta.keys():
             continue
-        src, dst = devices.get(meta["src"]), devices.get(meta["dst"])
+        src = devices.get(meta["src"])
+        dst = devices.get(representative.get(meta["dst"], meta["dst"]))
         if src is None or dst is None:
             continue
         nbytes = meta["bytes"]
-        stack_meta = {"tcp_bytes": nbytes, "src": src.id, "dst": dst.id,
+        stack_meta = {"tcp_bytes": nbytes, "src": src.id, "dst": meta["dst"],
                       "collective": meta.get("collective")}
         send_s = send_cpu_s(src.model, nbytes)
         if send_s > 0:

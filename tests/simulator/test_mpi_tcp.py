@@ -127,3 +127,14 @@ def test_the_stack_lengthens_a_boards_data_parallel_step(monkeypatch):
 def _dp_options(gradient_sync: str) -> dict:
     opts = {name: option.default for name, option in get("data-parallel").options.items()}
     return opts | {"gradient_sync": gradient_sync}
+
+
+def test_boards_built_by_symmetry_class_pay_the_stack_as_every_board_does():
+    graph = zoo.get("lenet5", batch=4)
+    runs = {replicas: simulate(graph, Cluster.build("rpi4", 4, "eth1g"), "data-parallel",
+                               replicas=replicas, collectives="link")
+            for replicas in ("all", "classes")}
+    assert runs["classes"].iteration_time_s == pytest.approx(runs["all"].iteration_time_s,
+                                                             rel=1e-9)
+    stacks = [t for t in runs["classes"].log.tasks if t.name.endswith("/receive_cpu")]
+    assert stacks and {t.device for t in stacks} == {"arm0"}
