@@ -1,8 +1,9 @@
-"""How torch_import lowers the gated linear unit and maxima over trailing dimensions:
-F.glu / nn.GLU (a `glu` op, workloads/kinds/glu_amax.py), torch.amax and torch.max(x, dim)
-(an `amax` op; max's indices are no tensor of the graph, and an op reading them is refused).
-The global max (over the batch too) and the elementwise maximum of two tensors stay out of
-scope.
+"""How torch_import lowers the gated linear unit, maxima over trailing dimensions and the L2
+normalisation: F.glu / nn.GLU (a `glu` op, workloads/kinds/glu_amax.py), torch.amax and
+torch.max(x, dim) (an `amax` op; max's indices are no tensor of the graph, and an op reading
+them is refused), F.normalize(x, dim=-1) (an `l2_normalize` op, a CLIP embedding's). The
+global max (over the batch too), the elementwise maximum of two tensors and a norm other than
+L2 over the last dimension stay out of scope.
 
 `GateLowering` is a mixin of `torch_import._Lowering`. torch is never imported here.
 """
@@ -13,13 +14,14 @@ from .torch_values import _Const
 
 def _sig_glu(input, dim=-1): ...
 def _sig_max(input, dim=None, keepdim=False): ...
+def _sig_normalize(input, p=2.0, dim=1, eps=1e-12, out=None): ...
 
 
 class GateLowering:
     def gate_handlers(self, torch) -> tuple[dict, dict, dict]:
         """(functions, Tensor methods, modules) lowered here."""
         functions = {torch.nn.functional.glu: self._glu_fn, torch.amax: self._amax_fn,
-                     torch.max: self._max_fn}
+                     torch.max: self._max_fn, torch.nn.functional.normalize: self._normalize}
         methods = {"amax": self._amax_fn, "max": self._max_fn}
         modules = {torch.nn.GLU: lambda m, node, x: self.glu(x(), m.dim)}
         return functions, methods, modules
@@ -63,3 +65,13 @@ class GateLowering:
                                    "torch.max(x, dim) over a dimension after the batch is "
                                    "supported")
         return (self._amax(node, a["dim"], a["keepdim"]), _Const(None))
+
+    def _normalize(self, node):
+        a = self.bind(_sig_normalize, node)
+        x = self.tensor(a["input"])
+        rank = len(self.b.spec(x).shape)
+        if float(a["p"]) != 2.0 or int(a["dim"]) % rank != rank - 1 or a["eps"] != 1e-12:
+            raise self.unsupported(f"normalizes with p={a['p']!r}, dim={a['dim']!r}, "
+                                   f"eps={a['eps']!r}; only the L2 norm over the last "
+                                   "dimension with PyTorch's eps is supported")
+        return self._op("l2_normalize", [x], self.b.spec(x).shape, self.name("normalize"))

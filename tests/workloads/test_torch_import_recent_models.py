@@ -67,6 +67,28 @@ def test_glu_and_the_max_over_points_are_one_op_each():
     assert top.in_specs[0].shape == (2, 256, 64) and top.out.shape == (2, 256, 1)
 
 
+def test_an_embedding_normalized_to_unit_length_is_one_op():
+    """F.normalize(x, dim=-1) (CLIP's embeddings, a cosine classifier's features)."""
+    class Cosine(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj, self.head = nn.Linear(16, 32), nn.Linear(32, 10, bias=False)
+
+        def forward(self, x):
+            return self.head(F.normalize(self.proj(x), dim=-1))
+
+    g = imported(Cosine(), torch.randn(2, 16))
+    (norm,) = [op for op in g if op.kind == "l2_normalize"]
+    assert norm.out.shape == (2, 32)
+    with pytest.raises(WorkloadError, match="only the L2 norm over the last dimension"):
+        from_torch(_Normalize1().eval(), torch.randn(2, 3, 4, 4))
+
+
+class _Normalize1(nn.Module):
+    def forward(self, x):
+        return F.normalize(x, p=1.0, dim=1)
+
+
 def test_the_glu_and_amax_kernels_are_autograds():
     x = torch.randn(2, 8, 5, requires_grad=True)
     F.glu(x, 1).backward(dy := torch.randn(2, 4, 5))
@@ -90,8 +112,8 @@ REFUSED = {
     "diffusion-unet": (rm.DiffusionStep, (2, 3, 16, 16), [("torch.nn.Linear", "unet.time.0")]),
     "rwkv": (rm.RWKV, None, [("torch.nn.ZeroPad2d", "blocks.0.shift"),
                              ("_operator.sub", "blocks.0")]),
-    "clip": (rm.CLIPStyle, (2, 3, 32, 32), [("torch.nn.functional.normalize", "<top>"),
-                                            ("Tensor.exp", "<top>")]),
+    "clip": (rm.CLIPStyle, (2, 3, 32, 32), [("Tensor.exp", "<top>"),
+                                            ("_operator.matmul", "<top>")]),
 }
 
 
