@@ -2,7 +2,7 @@
 time runs on each board's compute stream, the sender's beside the wire, the receiver's once the
 bytes have arrived, and the consumer waits for all three."""
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hwmodels.arm
@@ -138,3 +138,16 @@ def test_boards_built_by_symmetry_class_pay_the_stack_as_every_board_does():
                                                              rel=1e-9)
     stacks = [t for t in runs["classes"].log.tasks if t.name.endswith("/receive_cpu")]
     assert stacks and {t.device for t in stacks} == {"arm0"}
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(2, 5), st.sampled_from(["rpi4", "rk3399"]))
+def test_a_boards_receive_stack_never_starts_before_its_bytes_arrive(boards, board):
+    result = simulate(zoo.get("lenet5", batch=2), Cluster.build(board, boards, "eth1g"),
+                      "data-parallel")
+    log = result.log
+    end = dict(zip((t.name for t in log.tasks), log.end_s, strict=True))
+    received = [(t, s) for t, s in zip(log.tasks, log.start_s, strict=True)
+                if t.name.endswith("/receive_cpu")]
+    assert len(received) == 2 * (boards - 1) * boards      # a ring all-reduce's hops
+    assert all(s >= end[t.deps[0]] for t, s in received)
