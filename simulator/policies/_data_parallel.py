@@ -36,6 +36,14 @@ HOROVOD_FUSION_MB = 64.0
 # horovod/mxnet/__init__.py, 0.19.1); 0.16.2's MXNet optimizer all-reduces every gradient
 # through the background loop whatever the size
 HOROVOD_ONE_RANK = ("skip", "cycle")
+# When Horovod is told of a gradient (option horovod_enqueue): TensorFlow's and PyTorch's ops
+# enqueue it as the host dispatches them, with an event recorded on the GPU's stream
+# (TFReadyEvent in horovod/tensorflow/mpi_ops.cc, RecordReadyEvent in
+# horovod/torch/mpi_ops_v2.cc), and the background thread polls that event before it
+# reduces (WAIT_FOR_DATA in PerformOperation); MXNet's engine runs Horovod's op once the
+# gradient is computed and passes no event (nullptr in horovod/mxnet/mpi_ops.cc). Read in
+# 0.16.2 and 0.19.1.
+HOROVOD_ENQUEUE = ("host-dispatch", "gpu-ready")
 NORMALISATIONS = ("batchnorm", "layernorm", "groupnorm", "instancenorm")
 
 
@@ -125,11 +133,13 @@ def caffe_nccl_groups(train_graph) -> list[SyncGroup]:
 
 
 def refuse_horovod_options(gradient_sync: str, cycle_time_ms: float | None,
-                           fusion_mb: float | None, one_rank: str | None = None) -> None:
+                           fusion_mb: float | None, one_rank: str | None = None,
+                           enqueue: str | None = None) -> None:
     """Horovod's options given to another scheme are refused, by name."""
     if gradient_sync != "horovod":
         given = [k for k, v in (("cycle_time_ms", cycle_time_ms), ("fusion_mb", fusion_mb),
-                                ("horovod_one_rank", one_rank)) if v is not None]
+                                ("horovod_one_rank", one_rank), ("horovod_enqueue", enqueue))
+                 if v is not None]
         if given:
             raise ConfigError(f"{' and '.join(given)} set Horovod's background thread: give "
                               f"them with gradient_sync='horovod' (got {gradient_sync!r})")
@@ -202,12 +212,14 @@ def horovod_groups(tg: TaskGraph, train_graph, ready_s: dict[str, float], cycle_
 def sync_groups(tg: TaskGraph, train_graph, cluster, fwd_bwd, task_of: dict[str, dict[str, str]],
                 gradient_sync: str, bucket_mb: float, cycle_time_ms: float | None,
                 fusion_mb: float | None, gradients_ready: str,
-                horovod_one_rank: str | None = None) -> list[SyncGroup]:
+                horovod_one_rank: str | None = None,
+                horovod_enqueue: str | None = None) -> list[SyncGroup]:
     """The all-reduces of a step as `gradient_sync` groups the gradients (GRADIENT_SYNCS),
     for the simulated ranks whose forward and backward ops (`fwd_bwd`) are emitted as
     task_of says ('caffe-p2p' is a step of its own: _caffe_p2p.py). Horovod's options given
     to another scheme are refused."""
-    refuse_horovod_options(gradient_sync, cycle_time_ms, fusion_mb, horovod_one_rank)
+    refuse_horovod_options(gradient_sync, cycle_time_ms, fusion_mb, horovod_one_rank,
+                           horovod_enqueue)
     if gradient_sync == "ddp":
         return ddp_groups(train_graph, bucket_mb * MIB)
     if gradient_sync == "kvstore":
@@ -230,6 +242,12 @@ def sync_groups(tg: TaskGraph, train_graph, cluster, fwd_bwd, task_of: dict[str,
     if gradients_ready == "at-end" and ready:
         end = max(ready.values())
         ready = dict.fromkeys(ready, end)
+    if (horovod_enqueue or "host-dispatch") == "host-dispatch":
+        # the host dispatches a step's ops far ahead of the GPU (tens of microseconds an op
+        # against the GPU's hundreds): every gradient is enqueued and negotiated before the
+        # GPU makes the first, so they all fall in one cycle, fused in backward order, and
+        # each buffer's all-reduce waits on the GPU for its last tensor, not for a cycle
+        ready = dict.fromkeys(ready, 0.0)
     gpus = all(d.spec.kind == "gpu" for d in cluster.devices)
     first = cluster.devices[0]
     return horovod_groups(tg, train_graph, ready,
@@ -351,6 +369,15 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
                                          "background loop, waiting for its cycle)", str,
                                    lambda v: v in HOROVOD_ONE_RANK,
                                    " or ".join(HOROVOD_ONE_RANK)),
+        "horovod_enqueue": Option(None, "when Horovod is told of a gradient, with "
+                                        "gradient_sync 'horovod': 'host-dispatch' (the "
+                                        "default: TensorFlow and PyTorch, as the host "
+                                        "dispatches its op ahead of the GPU; every gradient "
+                                        "falls in one cycle and each fused buffer waits on "
+                                        "the GPU for its data) or 'gpu-ready' (MXNet, whose "
+                                        "engine runs Horovod's op once the gradient is "
+                                        "computed: the next cycle takes it)", str,
+                                  lambda v: v in HOROVOD_ENQUEUE, " or ".join(HOROVOD_ENQUEUE)),
         "gradients_ready": Option("per-op", "when gradients are ready: 'per-op' (as each "
                                             "backward op ends, eager) or 'at-end' (all when "
                                             "the backward pass ends: one compiled cluster, "

@@ -21,11 +21,14 @@ The batch of the workload is the batch of each replica.
 
 Other frameworks group the gradients differently (`gradient_sync`; _data_parallel.py):
 - `horovod`: Horovod's background thread wakes every `cycle_time_ms` (HOROVOD_CYCLE_TIME,
-  5 ms), takes the gradients every rank has made ready since its last cycle, fuses them into
+  5 ms), takes the gradients every rank has enqueued since its last cycle, fuses them into
   buffers of up to `fusion_mb` (HOROVOD_FUSION_THRESHOLD, 64 MiB; a fused buffer costs a copy
-  in and out of device memory) and all-reduces each in turn. The cycle runs freely across
-  steps; its ticks are placed so that the last gradient waits half a cycle, the mean wait.
-  On one device Horovod's optimizers all-reduce nothing (`horovod_one_rank = "skip"`, the
+  in and out of device memory) and all-reduces each in turn, once its data is on the GPU.
+  TensorFlow and PyTorch enqueue a gradient as the host dispatches its op, ahead of the GPU
+  (`horovod_enqueue = "host-dispatch"`, the default): all of a step's gradients fall in one
+  cycle and each buffer waits for its last tensor. MXNet's engine enqueues a gradient once
+  computed (`"gpu-ready"`): the cycle runs freely across steps, its ticks placed so that the
+  last gradient waits half a cycle, the mean wait. On one device Horovod's optimizers all-reduce nothing (`horovod_one_rank = "skip"`, the
   default); MXNet's before Horovod 0.19 still pass every gradient through the loop
   (`"cycle"`).
 - `kvstore`: MXNet's kvstore 'nccl' under the Module API: per parameter array (a batch
@@ -100,13 +103,15 @@ class DataParallel(Policy):
             options=data_parallel_options())
 
     def plan(self, graph, cluster, training: bool, *, bucket_mb, gradient_sync, cycle_time_ms,
-             fusion_mb, horovod_one_rank, gradients_ready, collectives, replicas, algorithm,
-             input_pipeline, loader_threads, host_cores, rank_spread) -> TaskGraph:
+             fusion_mb, horovod_one_rank, horovod_enqueue, gradients_ready, collectives,
+             replicas, algorithm, input_pipeline, loader_threads, host_cores,
+             rank_spread) -> TaskGraph:
         n = len(cluster.devices)
         if gradient_sync == caffe_p2p.SYNC:
             caffe_p2p.check_caffe_p2p(cluster, replicas=replicas, collectives=collectives,
                                       algorithm=algorithm)
-            refuse_horovod_options(gradient_sync, cycle_time_ms, fusion_mb, horovod_one_rank)
+            refuse_horovod_options(gradient_sync, cycle_time_ms, fusion_mb, horovod_one_rank,
+                                   horovod_enqueue)
         # link-level by default where it stays cheap: up to 64 devices, or by symmetry class;
         # beyond, flow-level with a replica per kind of device (each speed), or every replica
         # under jitter
@@ -152,7 +157,8 @@ class DataParallel(Policy):
                    for d in simulated}
         task_of = {d.id: emitted[d.id].task_of for d in simulated}
         groups = sync_groups(tg, g, cluster, fwd_bwd, task_of, gradient_sync, bucket_mb,
-                             cycle_time_ms, fusion_mb, gradients_ready, horovod_one_rank)
+                             cycle_time_ms, fusion_mb, gradients_ready, horovod_one_rank,
+                             horovod_enqueue)
         tg.meta["bucket_bytes"] = [group.nbytes for group in groups]
         tg.meta["gradient_sync"] = gradient_sync
         backward = [op.name for op in fwd_bwd if op.phase == "backward"]

@@ -3,6 +3,7 @@ Horovod's cycles and fusion buffer, MXNet's kvstore keys, and gradients that are
 the end of a compiled backward pass (gradients_ready)."""
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -161,14 +162,32 @@ def _last_backward_end(result):
 
 
 def test_horovod_launches_its_last_allreduce_half_a_cycle_after_the_last_gradient():
-    r = _dp(8, gradient_sync="horovod")
+    # MXNet's engine tells Horovod of a gradient once it is computed: the next cycle takes it
+    r = _dp(8, gradient_sync="horovod", horovod_enqueue="gpu-ready")
     last = len(r.log.meta["bucket_bytes"]) - 1
     assert _first_start(r, f"allreduce.b{last}.") == pytest.approx(
         _last_backward_end(r) + HOROVOD_CYCLE_TIME_MS * 1e-3 / 2, abs=1e-9)
     # a longer cycle waits longer
-    assert _dp(8, gradient_sync="horovod", cycle_time_ms=20).iteration_time_s > \
-        r.iteration_time_s
+    assert _dp(8, gradient_sync="horovod", horovod_enqueue="gpu-ready",
+               cycle_time_ms=20).iteration_time_s > r.iteration_time_s
     assert HOROVOD_FUSION_MB == 64
+
+
+def test_horovod_told_at_dispatch_fuses_the_whole_step_and_waits_for_the_gpu_not_a_cycle():
+    # TensorFlow and PyTorch tell Horovod of each gradient as the host dispatches its op:
+    # one cycle takes them all, fused in backward order up to 64 MiB, and the last buffer
+    # is reduced as soon as the backward pass has made its last tensor
+    r = _dp(8, gradient_sync="horovod")
+    sizes = r.log.meta["bucket_bytes"]
+    total = sum(sizes)
+    assert len(sizes) == math.ceil(total / (HOROVOD_FUSION_MB * MIB)) == 2
+    assert all(size <= HOROVOD_FUSION_MB * MIB for size in sizes)
+    assert _first_start(r, f"allreduce.b{len(sizes) - 1}.") == pytest.approx(
+        _last_backward_end(r), abs=1e-9)
+    # the cycle's length no longer matters; the fusion threshold does
+    assert _dp(8, gradient_sync="horovod", cycle_time_ms=20).iteration_time_s == \
+        r.iteration_time_s
+    assert len(_dp(8, gradient_sync="horovod", fusion_mb=16).log.meta["bucket_bytes"]) > 2
 
 
 def test_horovod_on_one_gpu_all_reduces_nothing_but_for_mxnet_before_0_19():
@@ -178,7 +197,8 @@ def test_horovod_on_one_gpu_all_reduces_nothing_but_for_mxnet_before_0_19():
     alone = _dp(1).iteration_time_s
     assert _dp(1, gradient_sync="horovod").iteration_time_s == alone
     assert _dp(1, gradient_sync="horovod", horovod_one_rank="skip").iteration_time_s == alone
-    assert _dp(1, gradient_sync="horovod", horovod_one_rank="cycle").iteration_time_s == \
+    mxnet = {"gradient_sync": "horovod", "horovod_enqueue": "gpu-ready"}
+    assert _dp(1, horovod_one_rank="cycle", **mxnet).iteration_time_s == \
         pytest.approx(alone + HOROVOD_CYCLE_TIME_MS * 1e-3 / 2, rel=1e-3)
     # more than one rank runs the loop either way
     assert _dp(2, gradient_sync="horovod", horovod_one_rank="skip").iteration_time_s == \
@@ -243,6 +263,8 @@ def test_horovods_options_with_another_scheme_are_refused():
         _dp(2, gradient_sync="kvstore", fusion_mb=8)
     with pytest.raises(ConfigError, match="horovod_one_rank"):
         _dp(1, horovod_one_rank="cycle")
+    with pytest.raises(ConfigError, match="horovod_enqueue"):
+        _dp(2, gradient_sync="caffe-nccl", horovod_enqueue="gpu-ready")
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -253,6 +275,8 @@ def test_horovods_options_with_another_scheme_are_refused():
     (["--gradients-ready", "later"], "option 'gradients_ready': 'later' is out of range"),
     (["--gradient-sync", "horovod", "--horovod-one-rank", "always"],
      "option 'horovod_one_rank': 'always' is out of range"),
+    (["--gradient-sync", "horovod", "--horovod-enqueue", "later"],
+     "option 'horovod_enqueue': 'later' is out of range"),
 ])
 def test_bad_sync_options_exit_2_naming_them(capsys, extra, message):
     code = main(["simulate", "--workload", "resnet20", "--batch", "8", "--hardware", "v100",

@@ -35,7 +35,9 @@ Horovod, a reduce and broadcast per parameter array for MXNet's kvstore (one key
 another once the backward pass ends, as its engine orders them), each with its framework's
 defaults. On one GPU Horovod's TensorFlow optimizer all-reduces nothing, nor does MXNet's
 from Horovod 0.19; MXNet 19.07's (a Horovod 0.16) still runs its loop there
-(row_horovod_one_rank). TensorFlow rows marked XLA make every gradient ready at the end of the
+(row_horovod_one_rank). TensorFlow's Horovod is told of each gradient as the host
+dispatches its op, ahead of the GPU, MXNet's once the gradient is computed
+(row_horovod_enqueue). TensorFlow rows marked XLA make every gradient ready at the end of the
 backward pass (one compiled cluster); their op times are the eager graph's, scaled to the
 row's 1-GPU throughput like every row's.
 """
@@ -60,6 +62,7 @@ from .scaling_rows import (
     published_step_losses,
     read_table,
     row_gradient_sync,
+    row_horovod_enqueue,
     row_horovod_one_rank,
     row_loader,
     row_memory_format,
@@ -112,6 +115,7 @@ class _Config:
     gradients_ready: str = "per-op"
     memory_format: str = "nchw"
     horovod_one_rank: str | None = None
+    horovod_enqueue: str | None = None
 
 
 class _Simulator:
@@ -138,7 +142,8 @@ class _Simulator:
                              gradients_ready=cfg.gradients_ready,
                              rank_spread=spread, replicas="one",
                              memory_format=cfg.memory_format,
-                             horovod_one_rank=cfg.horovod_one_rank)
+                             horovod_one_rank=cfg.horovod_one_rank,
+                             horovod_enqueue=cfg.horovod_enqueue)
                 self.cache[key] = (r.throughput_samples_per_s if r.oom is None else
                                    f"simulated out of memory ({r.oom.message()})")
             except ConfigError as exc:
@@ -224,9 +229,11 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
         elif loader is None:
             reason = f"no loader known for {row['framework']!r}"
         else:
+            horovod = sync == "horovod"
             cfg = _Config(*machine, PRECISIONS[row["precision"]], batch, sync, ready,
                           row_memory_format(row, formats),
-                          row_horovod_one_rank(row) if sync == "horovod" else None)
+                          row_horovod_one_rank(row) if horovod else None,
+                          row_horovod_enqueue(row) if horovod else None)
             one = sim.throughput(cfg, 1)
             base = baselines.get(setup_of(row))
             if isinstance(one, str):

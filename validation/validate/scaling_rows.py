@@ -52,6 +52,21 @@ def row_horovod_one_rank(row: dict) -> str | None:
     return "cycle" if mxnet and row["framework_version"] in HOROVOD_BEFORE_0_19 else "skip"
 
 
+def row_horovod_enqueue(row: dict) -> str | None:
+    """When the row's Horovod is told of a gradient (data-parallel option horovod_enqueue;
+    None: the row does not run Horovod): MXNet's engine runs Horovod's op once the gradient
+    is computed ('gpu-ready'); TensorFlow's op enqueues it as the host dispatches it
+    ('host-dispatch'), but under XLA the host is taken to wait for the compiled cluster
+    (TensorFlow 1.x's XLA launch blocks the host until the cluster ends where its allocator
+    refuses asynchronous deallocation; recalled of gpu_executable.cc and xla_launch_util.h,
+    not checked against the files here), so Horovod hears of every gradient as it ends
+    ('gpu-ready')."""
+    if "Horovod" not in row["framework"]:
+        return None
+    xla = row_gradient_sync(row)[1] == "at-end"
+    return "gpu-ready" if row["framework"].startswith("MXNet") or xla else "host-dispatch"
+
+
 def row_gradient_sync(row: dict) -> tuple[str, str]:
     """The data-parallel options gradient_sync and gradients_ready of a row's framework:
     Horovod (TensorFlow, MXNet) fuses what each of its cycles finds ready; MXNet's kvstore
