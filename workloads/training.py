@@ -56,19 +56,7 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
     stamp = {k: forward.meta[k] for k in ("precision", "memory_format") if k in forward.meta}
     g.meta["training"] = True
     g.meta["optimizer"] = optimizer
-    fwd_ops = g.topo()
-    last = loss = fwd_ops[-1]
-    if loss.kind != "softmax_xent":
-        loss = g.add(_loss_op(g, last, "loss", stamp, last=True))
-        fwd_ops.append(loss)
-    # every other tensor the model returns (meta["outputs"]: a detection head's boxes, an
-    # auxiliary classifier) takes its own loss, as a user's summed loss would: each is a root
-    # of the backward pass, and the gradients meet where the heads' inputs do
-    needs_grad = _tensors_needing_grad(fwd_ops, g.meta.get("shared_params", {}))
-    for name in g.meta.get("outputs", ()):
-        out = g.op(name)
-        if name != last.name and out.kind != "softmax_xent" and name in needs_grad:
-            fwd_ops.append(g.add(_loss_op(g, out, f"{name}.loss", stamp, last=False)))
+    fwd_ops, loss, needs_grad = _add_losses(g, stamp)
 
     consumers: dict[str, list[str]] = {op.name: [] for op in fwd_ops}
     for op in fwd_ops:
@@ -136,6 +124,34 @@ def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph
                         **{k: fwd.attrs[k] for k in _UPDATE_INHERITS if k in fwd.attrs}}))
     g.validate()
     return g
+
+
+def with_losses(forward: OpGraph) -> OpGraph:
+    """The forward graph with the loss ops training adds to it (a loss of every tensor the
+    model returns): what a measured step runs (validation/calibrate/torch_exec.py)."""
+    g = forward.copy(forward.name)
+    _add_losses(g, {k: forward.meta[k] for k in ("precision", "memory_format")
+                    if k in forward.meta})
+    return g
+
+
+def _add_losses(g: OpGraph, stamp: dict) -> tuple[list[Op], Op, set[str]]:
+    """Add the losses to forward graph g: (its forward ops with them, the last output's loss,
+    the tensors that need a gradient)."""
+    fwd_ops = g.topo()
+    last = loss = fwd_ops[-1]
+    if loss.kind != "softmax_xent":
+        loss = g.add(_loss_op(g, last, "loss", stamp, last=True))
+        fwd_ops.append(loss)
+    # every other tensor the model returns (meta["outputs"]: a detection head's boxes, an
+    # auxiliary classifier) takes its own loss, as a user's summed loss would: each is a root
+    # of the backward pass, and the gradients meet where the heads' inputs do
+    needs_grad = _tensors_needing_grad(fwd_ops, g.meta.get("shared_params", {}))
+    for name in g.meta.get("outputs", ()):
+        out = g.op(name)
+        if name != last.name and out.kind != "softmax_xent" and name in needs_grad:
+            fwd_ops.append(g.add(_loss_op(g, out, f"{name}.loss", stamp, last=False)))
+    return fwd_ops, loss, needs_grad
 
 
 def _loss_op(g: OpGraph, logits: Op, name: str, stamp: dict, last: bool) -> Op:

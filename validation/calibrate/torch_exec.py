@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from workloads.graph import Op, OpGraph, WorkloadError
 from workloads.kinds.loss_update import LR, MOMENTUM, as_rows, loss_rows
+from workloads.training import with_losses
 
 # Calibration and validation count a measured time as the median of its samples: the fastest
 # of many samples undercuts the fastest of a few (a machine's speed drifts over minutes), so a
@@ -154,7 +155,9 @@ def initial_params(op: Op, gen: torch.Generator, dev) -> list[torch.Tensor]:
 
 class GraphModule(torch.nn.Module):
     """A torch.nn.Module that runs a forward OpGraph op by op. Its output is the last op's
-    tensor: the logits, or the loss when the graph ends in softmax_xent (then `targets`)."""
+    tensor: the logits, or the loss when the graph ends in softmax_xent (then `targets`); the
+    sum of its losses where several are read by nothing (workloads.training.with_losses of a
+    model that returns several tensors)."""
 
     def __init__(self, graph: OpGraph, device="cpu", seed: int = 0) -> None:
         super().__init__()
@@ -182,6 +185,9 @@ class GraphModule(torch.nn.Module):
             for prefix, t in (buffers(op, dev) if buffers else ()):
                 self.register_buffer(f"{prefix}{i}", t)
         self._run = [_module_fn(op, self, i) for i, op in enumerate(self.ops)]
+        read = {t for op in self.ops for t in op.inputs}
+        self._loss_roots = [op.name for op in self.ops
+                            if op.kind == "softmax_xent" and op.name not in read]
         last = self.ops[-1]
         logits = last.in_specs[0] if last.kind == "softmax_xent" else last.out
         n, classes = loss_rows(logits.shape), logits.shape[-1]
@@ -203,6 +209,8 @@ class GraphModule(torch.nn.Module):
                 del env[n]
             y = x if op.kind == "input" else self._run[i](ins)
             env[op.name] = y
+        if len(self._loss_roots) > 1:   # loss_a + loss_b, as a user sums them
+            return sum(env[name] for name in self._loss_roots)  # type: ignore[return-value]
         return env[self.ops[-1].name]
 
 
@@ -274,23 +282,54 @@ def step_function(module: torch.nn.Module, x: torch.Tensor, training: bool,
 def graph_step(graph: OpGraph, training: bool = True, device="cpu",
                seed: int = 0) -> Callable[[], object]:
     """One training step (or inference pass) of a forward graph, as a training loop runs it:
-    the module and its optimizer are built once, and each call is the loop's next step."""
+    the module and its optimizer are built once, and each call is the loop's next step. A
+    training step sums a loss of every tensor the model returns, as lower_training does."""
     steady_allocator()
     dev = resolve_device(device)
-    module = GraphModule(graph, dev, seed)
+    module = GraphModule(with_losses(graph) if training else graph, dev, seed)
     return step_function(module, example_input(graph, dev), training)
 
 
 def module_step(module: torch.nn.Module, x: torch.Tensor, training: bool = True,
                 seed: int = 0) -> Callable[[], object]:
-    """The same for any module that maps x to (batch, classes) logits (cross-entropy loss
-    against fixed random targets when training)."""
+    """The same for any module that maps x to logits, or to a tuple or dict of tensors. A
+    training step sums a cross-entropy against fixed random targets over every tensor
+    returned that needs a gradient, as workloads/training.py costs it: per pixel for an
+    (N, C, H, W) map of an image, else over each row of the last dimension ((batch, classes)
+    logits, a language model's every position)."""
     steady_allocator()
     with torch.no_grad():
-        classes = module.eval()(x).shape[-1]
+        shapes = [tuple(t.shape) for t in returned_tensors(module.eval()(x))]
     gen = torch.Generator().manual_seed(seed)
-    targets = torch.randint(0, classes, (x.shape[0],), generator=gen).to(x.device)
-    return step_function(module, x, training, lambda logits: F.cross_entropy(logits, targets))
+    image = x.dim() == 4
+    targets = [torch.randint(0, s[1], (s[0], *s[2:]), generator=gen).to(x.device)
+               if image and len(s) == 4 else
+               torch.randint(0, s[-1], (loss_rows(s),), generator=gen).to(x.device)
+               for s in shapes]
+
+    def summed_loss(out):
+        losses = [F.cross_entropy(t if image and t.dim() == 4 else as_rows(t), target)
+                  for t, target in zip(returned_tensors(out), targets, strict=True)
+                  if t.requires_grad]
+        return sum(losses[1:], losses[0])
+    return step_function(module, x, training, summed_loss)
+
+
+def returned_tensors(out) -> list[torch.Tensor]:
+    """The floating tensors a module returns (of a tuple, list or dict, such as Hugging
+    Face's ModelOutput, in the order returned; each once)."""
+    found: list[torch.Tensor] = []
+    stack = [out]
+    while stack:
+        item = stack.pop(0)
+        if isinstance(item, torch.Tensor):
+            if item.is_floating_point() and all(item is not t for t in found):
+                found.append(item)
+        elif isinstance(item, dict):
+            stack[:0] = list(item.values())
+        elif isinstance(item, (tuple, list)):
+            stack[:0] = list(item)
+    return found
 
 
 # Why steps are timed in a persistent loop: a training loop keeps its optimizer (its momentum

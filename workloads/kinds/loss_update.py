@@ -33,6 +33,14 @@ def _pixel_targets(op, dev=None, gen=None):
     return torch.randint(0, classes, (n, *rest), generator=gen).to(dev)
 
 
+def _row_targets(op, dev=None):
+    """Random class ids of each row of (batch, ..., classes) logits: each loss of a graph
+    that returns several tensors has its own."""
+    shape = op.in_specs[-1].shape
+    gen = torch.Generator().manual_seed(0)
+    return torch.randint(0, shape[-1], (loss_rows(shape),), generator=gen).to(dev)
+
+
 def _pixel_kernel(op, state):
     """F.cross_entropy of (batch, classes, H, W) logits as PyTorch runs it: log_softmax over
     the classes, nll_loss2d / its backward and log_softmax's backward."""
@@ -88,7 +96,7 @@ def _xent_kernel(op, state):
 def _xent_module(op, m, i):
     if op.attrs.get("class_dim", -1) == 1:
         return lambda ins: F.cross_entropy(ins[0], getattr(m, f"pixel_targets{i}"))
-    return lambda ins: F.cross_entropy(as_rows(ins[0]), m.targets)
+    return lambda ins: F.cross_entropy(as_rows(ins[0]), getattr(m, f"row_targets{i}"))
 
 
 def _sgd_kernel(op, state):
@@ -110,7 +118,7 @@ register(
     OpKind("softmax_xent", "loss", flops=per_input_element(5.0), saves=("in",),
            torch_kernel=_xent_kernel, torch_module=_xent_module,
            torch_buffers=lambda op, dev: [("pixel_targets", _pixel_targets(op, dev))]
-           if op.attrs.get("class_dim", -1) == 1 else [],
+           if op.attrs.get("class_dim", -1) == 1 else [("row_targets", _row_targets(op, dev))],
            doc="softmax cross-entropy of (batch, ..., classes) logits (classes), or of "
                "(batch, classes, H, W) ones per pixel (class_dim 1)"),
     OpKind("softmax_xent_grad", "loss", "backward", flops=per_element(2.0),
