@@ -1,10 +1,11 @@
 """Data-parallel ResNet-50 on V100s against NVIDIA's published scaling (scaling.csv).
 
-On synthetic data, with ranks alike, the model scales at 7.95-8.00 on 8 GPUs and 15.90-16.00
-on 16 with DDP's buckets and Horovod's fused cycles: they hide all but the last all-reduce,
+On synthetic data, with ranks alike, the model scales at 7.87-8.00 on 8 GPUs and 15.7-16.0
+on 16 with DDP's buckets and Horovod's fused buffers: they hide all but the last all-reduce,
 and the whole gradient all-reduce (102 MB at NCCL's 135 GB/s bus bandwidth) takes 1.3-1.4 ms
-against a 200-300 ms step; an XLA row, whose gradients are all ready when the compiled
-backward ends, exposes the whole of it. MXNet's kvstore runs its 161 keys one after another
+against a 135-350 ms step; Horovod's cycle and per-tensor copies, which no one-GPU run of
+TensorFlow or of a recent MXNet pays, cost up to 2%; an XLA row, whose gradients are all
+ready when the compiled backward ends, exposes the whole all-reduce. MXNet's kvstore runs its 161 keys one after another
 after the backward pass (its engine serialises them in the order Module pushes them, the
 first layer's first), each paying NCCL's latencies: 4-6% of an 8-GPU step, whatever the
 precision. The published runs lose 2-4% on most rows and up to 20% on some. What loses it is the host and the ranks: every row decoded real
@@ -106,9 +107,10 @@ def test_each_framework_synchronises_gradients_its_own_way():
 
 def test_errors_against_the_published_speedups(results):
     """The goal: every 1-to-8 and 1-to-16 row within 3%. Met by most predicted rows; the
-    misses are TensorFlow (XLA and a DGX-1 AMP row), input-bound rows of containers other
-    than the one their loader's cost was fitted to, and PyTorch 21.03 AMP on the 32 GB DGX-1
-    (format_report lists every row). Regression bounds where the goal is not met."""
+    misses are TensorFlow 19.07 on a DGX-1 (XLA and AMP), input-bound rows of containers
+    other than the one their loader's cost was fitted to, PyTorch 21.03 AMP on the 32 GB
+    DGX-1, and two 16-GPU DGX-2 rows the fitted spread leaves fast (docs/clusters.md says
+    why; format_report lists every row). Regression bounds where the goal is not met."""
     predicted = ps.summary(results, (8, 16), predicted_only=True)
     assert predicted["rows"] == 42
     assert predicted["mape"] <= 0.018
@@ -116,6 +118,10 @@ def test_errors_against_the_published_speedups(results):
     assert predicted["max_abs_error"] <= 0.08
     before = ps.summary(results, (8, 16), synthetic=True)
     assert before["rows"] == 45 and before["mape"] >= 0.045 and before["within_goal"] <= 19
+    # every other predicted row meets the goal: a row leaving it is a regression
+    misses = {r.row_id for r in results if r.n_gpus in (8, 16) and not r.fitted
+              and abs(r.error) > ps.GOAL_RELATIVE_ERROR}
+    assert misses <= {"M0012", "M0034", "M0054", "M0057", "M0063", "M0071", "M0126"}, misses
     # PyTorch DDP, the configuration the policy follows most closely, on 8 and 16
     pytorch = [r for r in results if r.framework == "PyTorch DDP" and not r.fitted]
     assert len(pytorch) == 13
