@@ -4,16 +4,19 @@ from __future__ import annotations
 import os
 import sys
 
+from simulator.outputs import check_output, write_atomically
 from workloads.graph import WorkloadError
 
 NAME = "calibrate"
+DEFAULT_OUT = "profile.toml"
 HELP = ("Measure the ops of the zoo networks (and a grid of other shapes), each inside a "
         "replayed training step, on this machine and write a calibrated device profile.")
 
 
 def add_arguments(p) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--out", default="profile.toml", help="profile TOML to write")
+    p.add_argument("--out", help=f"profile TOML to write (default {DEFAULT_OUT}, which is "
+                   "never replaced: an existing file is replaced only when named here)")
     p.add_argument("--published", metavar="DIR",
                    help="fit the GPU architectures' constants to the published tables in DIR "
                    "(kernels.csv, single_gpu.csv) and write them to --out as a families file "
@@ -47,6 +50,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    if args.out is None:   # a file the user did not name is never replaced
+        args.out = DEFAULT_OUT
+        if os.path.exists(DEFAULT_OUT) and not args.published:
+            raise WorkloadError(f"{DEFAULT_OUT} exists and --out was not given: not "
+                                f"overwritten (give --out {DEFAULT_OUT} to replace it, or "
+                                "another file)")
     if args.published:
         return _run_published(args)
     from hwmodels import catalog
@@ -89,9 +98,8 @@ def run(args) -> int:
     # refuse now, not after minutes of measuring, a file that could not be written
     for flag, path in (("--out", args.out), ("--partial", partial), ("--ops-csv", args.ops_csv),
                        ("--steps-csv", args.steps_csv), ("--heldout-csv", args.heldout_csv)):
-        folder = os.path.dirname(os.path.abspath(path)) if path else None
-        if folder is not None and not os.path.isdir(folder):
-            raise WorkloadError(f"{flag} {path}: folder {folder} does not exist")
+        if path:
+            check_output(path, flag)
     cases = calibration_cases(grid=not args.quick)
     print(f"calibrate: replaying {len(cases)} networks on {args.device} ({args.threads} "
           f"thread(s)); measurements go to {partial}", file=sys.stderr)
@@ -113,15 +121,16 @@ def run(args) -> int:
     if reference_s is not None:
         meta["reference_replay_s"] = reference_s
     profile = build_profile(records, meta, overhead_s)
-    profile.save(args.out)
+    write_atomically(args.out, profile.save)
     if args.ops_csv:
-        write_ops_csv(records, args.ops_csv)
+        write_atomically(args.ops_csv, lambda tmp: write_ops_csv(records, tmp))
     if args.steps_csv:
-        write_steps_csv(measured_steps(partial, step_cases), args.steps_csv)
+        steps = measured_steps(partial, step_cases)
+        write_atomically(args.steps_csv, lambda tmp: write_steps_csv(steps, tmp))
         print(f"wrote {args.steps_csv}: the training steps of {len(step_cases)} cases")
     if args.heldout_csv:
-        write_steps_csv(measured_steps(partial, list(module_steps)),
-                        args.heldout_csv)
+        module_rows = measured_steps(partial, list(module_steps))
+        write_atomically(args.heldout_csv, lambda tmp: write_steps_csv(module_rows, tmp))
         print(f"wrote {args.heldout_csv}: the training steps of {len(module_steps)} held-out "
               f"cases")
     print(f"wrote {args.out}: {sum(len(v) for v in profile.kinds.values())} points over "
@@ -143,7 +152,7 @@ def refit(args) -> int:
     if not records:
         raise WorkloadError(f"--ops-csv {args.ops_csv}: no measurements")
     profile = build_profile(records, old.meta, float(old.meta.get("step_overhead_s", 0.0)))
-    profile.save(args.out)
+    write_atomically(args.out, profile.save)
     print(f"wrote {args.out}: {sum(len(v) for v in profile.kinds.values())} points over "
           f"{len(profile.kinds)} op kinds, refitted from {args.ops_csv}")
     _note_lacking_kinds(profile, args.out)
@@ -170,6 +179,12 @@ def _run_published(args) -> int:
     networks_csv = os.path.join(args.published, "single_gpu.csv")
     kernels = pg.read_kernel_rows(kernels_csv)
     networks = pg.read_network_rows(networks_csv)
+    for table in (kernels, networks):   # constants fitted to nothing are not a fit
+        if not table.rows:
+            first = (f"; {table.skipped[0].row_id}: {table.skipped[0].reason}"
+                     if table.skipped else "")
+            raise WorkloadError(f"{table.path}: none of its {len(table.skipped)} rows can be "
+                                f"fitted{first}")
     fitted = pf.fit_all(kernels.rows, networks.rows)
     sources = [f"{kernels_csv} ({len(kernels.rows)} kernel rows)",
                f"{networks_csv} ({len(networks.rows)} training-throughput rows)"]

@@ -8,26 +8,38 @@ import math
 
 from workloads.graph import WorkloadError
 
+from ..csv_input import read_csv_rows
+
 STEPS_CSV_FIELDS = ("network", "batch", "mode", "measured_s")
+MODES = ("train", "infer")
 
 
 def read_steps_csv(path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [f for f in STEPS_CSV_FIELDS if f not in (reader.fieldnames or ())]
-        if missing:
-            raise WorkloadError(f"{path}: not a measured-steps CSV (no column "
-                                f"{', '.join(missing)})")
-        rows = list(reader)
+    """The rows, each checked: a file with a row that cannot be scored is refused whole (a
+    half-read file is never scored as if whole)."""
+    rows = read_csv_rows(path, STEPS_CSV_FIELDS, "measured-steps CSV", WorkloadError)
     for line, row in enumerate(rows, start=2):
-        try:
-            seconds = float(row["measured_s"])
-        except (TypeError, ValueError):
-            seconds = math.nan
-        if not (math.isfinite(seconds) and seconds > 0):
-            raise WorkloadError(f"{path}, line {line}: measured_s must be a positive number of "
-                                f"seconds, got {row['measured_s']!r}")
+        _check_row(path, line, row)
     return rows
+
+
+def _check_row(path, line: int, row: dict) -> None:
+    if None in row or None in row.values():
+        raise WorkloadError(f"{path}, line {line}: {len(STEPS_CSV_FIELDS)} fields expected "
+                            f"({', '.join(STEPS_CSV_FIELDS)}), the row has another number")
+    if row["mode"] not in MODES:
+        raise WorkloadError(f"{path}, line {line}: mode must be one of {', '.join(MODES)}, got "
+                            f"{row['mode']!r}")
+    if not row["batch"].strip().isdigit() or int(row["batch"]) < 1:
+        raise WorkloadError(f"{path}, line {line}: batch must be a whole number >= 1, got "
+                            f"{row['batch']!r}")
+    try:
+        seconds = float(row["measured_s"])
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise WorkloadError(f"{path}, line {line}: measured_s must be a positive number of "
+                            f"seconds, got {row['measured_s']!r}")
 
 
 def write_steps_csv(measured: list[dict], path) -> None:

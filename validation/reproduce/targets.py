@@ -146,7 +146,10 @@ def target_files(folder: str | Path | None = None) -> list[Path]:
     root = Path(folder) if folder is not None else TARGETS
     if not root.is_dir():
         raise ConfigError(f"targets folder {str(root)!r} does not exist")
-    return sorted(f for f in root.iterdir() if f.name.endswith(".toml"))
+    files = sorted(f for f in root.iterdir() if f.name.endswith(".toml"))
+    if not files:   # nothing to reproduce is not a report of 0 of 0 targets met
+        raise ConfigError(f"targets folder {str(root)!r} holds no target files (*.toml)")
+    return files
 
 
 def load_all(only: list[str] | None = None,

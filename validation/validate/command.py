@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from simulator.outputs import check_output
+from simulator.outputs import check_output, write_atomically
 from workloads.graph import WorkloadError
 
 NAME = "validate"
@@ -48,6 +48,9 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     if args.published:
         return _run_published(args)
+    if args.kernels or args.leave_one_gpu_out:
+        raise WorkloadError("--kernels and --leave-one-gpu-out score published tables: they "
+                            "go with --published FILE.csv")
     if not args.profile:
         raise WorkloadError("give --profile (a calibrated profile) or --published FILE.csv")
     from hwmodels.cpu_identity import other_machine_message
@@ -58,6 +61,7 @@ def run(args) -> int:
     from . import compare as v
 
     profile = v.load_profile(args.profile)
+    _check_cases(args)   # before the machine check and minutes of measuring
     for flag, path in (("--csv", args.csv), ("--save-measured", args.save_measured)):
         if path:
             check_output(path, flag)     # before minutes of measuring, not after
@@ -97,16 +101,29 @@ def run(args) -> int:
         else:
             measured = _measure_zoo(args, v, DEFAULT_CASES)
         if args.save_measured:
-            write_steps_csv(measured, args.save_measured)
+            write_atomically(args.save_measured, lambda tmp: write_steps_csv(measured, tmp))
     rows = v.simulate_measured(measured, profile)
     print(v.format_table(rows))
     _write_table(v, rows, args.csv)
     return 0
 
 
+def _check_cases(args) -> None:
+    from workloads import zoo
+    if args.threads is not None and args.threads < 1:
+        raise WorkloadError(f"--threads must be >= 1, got {args.threads}")
+    bad_batches = [b for b in args.batch or () if b < 1]
+    if bad_batches:
+        raise WorkloadError(f"--batch must be >= 1, got {bad_batches[0]}")
+    unknown = [n for n in args.workloads or () if not zoo.known(n)]
+    if unknown:
+        raise WorkloadError(f"--workloads: unknown network(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(zoo.names())}")
+
+
 def _write_table(v, rows, path) -> None:
     if path:
-        v.write_table_csv(rows, path)
+        write_atomically(path, lambda tmp: v.write_table_csv(rows, tmp))
         print(f"wrote {path}")
 
 
@@ -130,6 +147,16 @@ def _run_published(args) -> int:
     from validation.calibrate import published_gpu as pg
     from validation.validate import published as pv
 
+    ignored = [flag for flag, given in (
+        ("--profile", args.profile), ("--workloads", args.workloads), ("--batch", args.batch),
+        ("--device", args.device != "cpu"), ("--threads", args.threads is not None),
+        ("--inference", args.inference), ("--heldout", args.heldout),
+        ("--transformers", args.transformers), ("--torchvision", args.torchvision),
+        ("--measured", args.measured), ("--csv", args.csv),
+        ("--save-measured", args.save_measured)) if given]
+    if ignored:
+        raise WorkloadError(f"--published scores the GPU model on published rows; it takes no "
+                            f"{', '.join(ignored)} (those measure or score CPU steps)")
     table = pg.read_network_rows(args.published)
     kernels = pg.read_kernel_rows(args.kernels) if args.kernels else None
     if args.leave_one_gpu_out:
@@ -142,4 +169,12 @@ def _run_published(args) -> int:
         title = "constants of catalog/gpu_families.toml"
     print(pv.report(table, scored, pv.kernel_groups(kernels.rows) if kernels else None, title,
                     pv.algorithm_agreement(kernels.rows) if kernels else None))
+    # a file of which nothing could be scored is not a result
+    for path, rows, skipped in ((args.published, scored, table.skipped),
+                                (args.kernels, kernels.rows if kernels else None,
+                                 kernels.skipped if kernels else [])):
+        if path and not rows:
+            first = f"; {skipped[0].row_id}: {skipped[0].reason}" if skipped else ""
+            raise WorkloadError(f"{path}: none of its {len(skipped)} rows could be "
+                                f"simulated{first}")
     return 0

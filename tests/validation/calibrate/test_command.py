@@ -108,3 +108,26 @@ def test_a_calibration_records_its_machine_and_threads(monkeypatch):
     # what it records is a valid profile, and this machine at 3 threads is no other machine
     profile = Profile(meta={"device_kind": "cpu", **meta}, kinds={})
     assert cpu_identity.differences(profile.meta, host, threads=3) == []
+
+
+def test_calibrate_never_replaces_a_profile_it_was_not_told_to(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "profile.toml").write_text("mine\n")
+    assert main(["calibrate", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "profile.toml exists and --out was not given" in err and "--out" in err
+    assert (tmp_path / "profile.toml").read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["profile.toml"]   # nothing measured
+
+
+def test_published_fit_refuses_tables_of_which_no_row_can_be_fitted(tmp_path, capsys):
+    published = MEASURED / "published"
+    for name in ("kernels.csv", "single_gpu.csv"):
+        header, row = (published / name).read_text(encoding="utf-8").splitlines()[:2]
+        (tmp_path / name).write_text(f"{header}\n{row.replace(',V100,', ',GTX9999,', 1)}\n",
+                                     encoding="utf-8")
+    out = tmp_path / "families.toml"
+    assert main(["calibrate", "--published", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "kernels.csv: none of its 1 rows can be fitted" in err and "GTX9999" in err
+    assert not out.exists()

@@ -30,3 +30,9 @@ def test_a_hook_that_names_no_function_of_ours_is_a_named_error(spec, message):
     with pytest.raises(ConfigError) as err:
         resolve_callable(spec)
     assert message in str(err.value)
+
+
+def test_a_targets_folder_without_target_files_is_an_error_not_an_empty_report(tmp_path):
+    (tmp_path / "notes.txt").write_text("no targets here\n")
+    with pytest.raises(ConfigError, match="holds no target files"):
+        target_files(tmp_path)
