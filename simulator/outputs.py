@@ -1,7 +1,7 @@
 """Output files: checked before a run, written whole or not at all.
 
 `check_output(path, flag)` refuses, before anything runs, a path that is a directory or whose
-folder does not exist. `write_atomically(path, write)` has `write` fill a temporary file beside
+folder does not exist; `check_plot_output` also a suffix no plot can be written as. `write_atomically(path, write)` has `write` fill a temporary file beside
 `path` and renames it over `path`: a kill leaves the old file or none, never half of one, and
 the file lands exactly at `path` (a plotting library would add `.png` to a name without one).
 """
@@ -21,6 +21,19 @@ def check_output(path: str | Path, flag: str) -> Path:
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise ConfigError(f"{flag} {str(p)!r}: folder {str(folder)!r} does not exist")
+    return p
+
+
+def check_plot_output(path: str | Path, flag: str) -> Path:
+    """check_output, and a suffix matplotlib can write (none: PNG), refused before the run
+    rather than after it."""
+    p = check_output(path, flag)
+    if p.suffix:
+        from matplotlib.backend_bases import FigureCanvasBase
+        formats = sorted(FigureCanvasBase.get_supported_filetypes())
+        if p.suffix[1:].lower() not in formats:
+            raise ConfigError(f"{flag} {str(p)!r}: cannot write a plot as {p.suffix!r}; "
+                              f"give one of .{', .'.join(formats)} (or no suffix: PNG)")
     return p
 
 

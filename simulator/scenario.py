@@ -175,7 +175,8 @@ class Scenario:
         groups = {name: tuple(tuple(g) for g in getattr(self, name))
                   for name in ("nics", "pcie_switches") if getattr(self, name) is not None}
         return NodeLayout(**groups, network=self.network or "fat-tree",
-                          oversubscription=self.oversubscription or 1.0,
+                          oversubscription=(1.0 if self.oversubscription is None
+                                            else self.oversubscription),
                           nodes_per_leaf=self.nodes_per_leaf)
 
     def jitter_model(self) -> Jitter | None:

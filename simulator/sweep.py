@@ -187,7 +187,9 @@ class Sweep:
                     _set_field(data, name, value)
             where = f"{self.source}: point {json.dumps(values, sort_keys=True, default=str)}"
             try:
-                policy = policies.get(str(data.get("policy")))
+                if data.get("policy") is None:
+                    raise ConfigError(f"{where}: missing field 'policy' (in [base] or [axes])")
+                policy = policies.get(str(data["policy"]))
                 for name, value in values.items():
                     # A policy option applies to the points of the policies that have it, so
                     # one sweep holds a technique with its options and its baseline without.

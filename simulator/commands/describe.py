@@ -9,6 +9,7 @@ from workloads.graph import OpGraph
 from workloads.training import lower_training, training_memory
 
 from ..cli import CommandLineError
+from ..outputs import check_output, write_atomically
 from .workloads import format_table
 
 NAME = "describe"
@@ -72,7 +73,16 @@ def _size(n_bytes: float) -> str:
     return f"{n_bytes / GIB:.3f} GiB" if n_bytes >= GIB else f"{n_bytes / MIB:.3f} MiB"
 
 
+def _write_csv(rows: list[dict], path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.csv:
+        check_output(args.csv, "--csv")   # before the network is built, not after
     options = parse_options(args.option)
     if args.input_size is not None:
         options["input_size"] = args.input_size
@@ -99,9 +109,6 @@ def run(args: argparse.Namespace) -> int:
             ["saved activations", _size(mem.activations_bytes)],
             ["total", _size(mem.total_bytes)]], right={1})))
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_atomically(args.csv, lambda tmp: _write_csv(rows, tmp))
         print(f"wrote {len(rows)} rows to {args.csv}")
     return 0

@@ -13,7 +13,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from ..outputs import check_output, write_atomically
+from ..outputs import check_plot_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
 from ..sweep import OPTION_TABLES, read_results
@@ -240,7 +240,7 @@ def _same_figure(a, b) -> bool:
 
 def run(args) -> int:
     if args.out:
-        check_output(args.out, "--out")
+        check_plot_output(args.out, "--out")
     if args.allow_code and not args.recheck:
         raise ConfigError("--allow-code is for --recheck (plotting never runs code)")
     if args.recheck:

@@ -5,7 +5,7 @@ import json
 import re
 
 from .. import limits
-from ..outputs import check_output, write_atomically
+from ..outputs import check_output, check_plot_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
 from ..workers import single_threaded_numerics
@@ -154,7 +154,8 @@ def run(args) -> int:
     sc = scenario_from_args(args)
     for attr, flag in OUTPUT_FLAGS:   # refused before the run, not after it
         if getattr(args, attr):
-            check_output(getattr(args, attr), flag)
+            check = check_plot_output if attr in ("plot", "memory_plot") else check_output
+            check(getattr(args, attr), flag)
     result = sc.run(enforce_memory=not args.no_enforce_memory)
     summary = result.summary()
     if summary["status"] == "error":

@@ -5,6 +5,7 @@ import json
 import math
 
 from .. import tuner
+from ..outputs import check_plot_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
 
@@ -39,8 +40,12 @@ def run(args) -> int:
     policies = [s for s in args.policy.split(",") if s]
     if args.baseline and args.baseline not in policies:
         policies = [args.baseline] + policies
-    if args.memory_gib is not None and args.memory_gib <= 0:
-        raise ConfigError(f"tune-batch: --memory-gib must be > 0, got {args.memory_gib}")
+    if args.memory_gib is not None and not (math.isfinite(args.memory_gib)
+                                            and 0 < args.memory_gib * 2 ** 30 < 2 ** 63):
+        raise ConfigError(f"tune-batch: --memory-gib must be a finite number > 0 (GiB), got "
+                          f"{args.memory_gib}")
+    if args.plot:
+        check_plot_output(args.plot, "--plot")   # before the search, not after it
     tuner.check_range(args.min_batch, args.max_batch)
     if args.reference_batch < 1:
         raise ConfigError(f"tune-batch: --reference-batch must be >= 1, got {args.reference_batch}")
@@ -58,8 +63,8 @@ def run(args) -> int:
                          max_batch=args.max_batch, reference_lr=args.reference_lr,
                          reference_batch=args.reference_batch, refine=not args.no_refine)
     if args.plot:
-        tuner.plot(results, args.plot, title=f"{args.workload} on {args.devices} x "
-                                             f"{args.hardware}")
+        title = f"{args.workload} on {args.devices} x {args.hardware}"
+        write_atomically(args.plot, lambda tmp: tuner.plot(results, tmp, title=title))
     if args.json:
         print(json.dumps([{"policy": t.policy, "largest_trainable": t.largest_trainable,
                            "best_batch": t.best.batch if t.best else None,
