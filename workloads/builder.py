@@ -97,13 +97,17 @@ class GraphBuilder(SequenceOps):
         return full
 
     # -- layers --------------------------------------------------------------------------
-    def input(self, name: str = "input", tokens: int | None = None) -> str:
+    def input(self, name: str = "input", tokens: int | None = None,
+              shape: Sequence[int] | None = None, dtype_bytes: int | None = None) -> str:
         """The network's input, (batch, *input_shape); tokens=V: integer token ids below V
-        (int64, what an embedding reads) instead of values."""
-        shape = (self.batch, *self.graph.meta["input_shape"])
+        (int64, what an embedding reads) instead of values. A further input of a network
+        that takes several gives its own sample `shape` (and element width)."""
+        sample = self.graph.meta["input_shape"] if shape is None else tuple(shape)
+        shape = (self.batch, *sample)
         full = self._name("input", name)
         if tokens is None:
-            self.graph.add(Op(full, "input", (), (), TensorSpec(shape, self.dtype_bytes)))
+            self.graph.add(Op(full, "input", (), (),
+                              TensorSpec(shape, dtype_bytes or self.dtype_bytes)))
         elif not isinstance(tokens, int) or tokens < 1:
             raise WorkloadError(f"input tokens must be an integer >= 1, got {tokens!r}")
         else:

@@ -176,15 +176,20 @@ class SequenceOps:
 
     def mul_table(self, x: str, table_shape: Sequence[int], name: str | None = None) -> str:
         """x times a constant table (a buffer, no gradient into it) broadcast over x's
-        trailing dimensions: a rotary embedding's cos or sin of shape (S, head_dim)."""
+        trailing dimensions: a rotary embedding's cos or sin of shape (S, head_dim). Where x
+        has size 1 and the table more, x broadcasts too (timesteps (N, 1) times frequencies
+        (F,): an (N, F) outer product)."""
         shape, table = self.spec(x).shape, tuple(int(d) for d in table_shape)
         if len(table) > len(shape) or any(
-                t not in (1, s) for t, s in zip(reversed(table), reversed(shape), strict=False)):
+                t != s and 1 not in (t, s)
+                for t, s in zip(reversed(table), reversed(shape), strict=False)):
             raise ShapeError(f"mul_table after {x!r}: table {table} does not broadcast over "
                              f"{shape}")
         if len(table) == len(shape) and table[0] != 1:
             raise ShapeError(f"mul_table after {x!r}: table {table} may not vary over the batch")
-        return self._add("mul_table", [x], shape, name, dict(table_shape=table))
+        lead = len(shape) - len(table)
+        out = (*shape[:lead], *(max(s, t) for s, t in zip(shape[lead:], table, strict=True)))
+        return self._add("mul_table", [x], out, name, dict(table_shape=table))
 
     def repeat_heads(self, x: str, repeats: int, name: str | None = None) -> str:
         """(N, KV, S, D) to (N, KV * repeats, S, D), each head repeated in place (Hugging

@@ -4,9 +4,17 @@ of the workload option `input_shape` (one sample: "3x32x32" for an image, "8x128
 (N, C, L) sequence, "784" for flat features or a sequence of tokens). With the option
 `tokens=V` the input holds integer token ids below V (what an nn.Embedding reads).
 
+A model whose forward takes several inputs (forward(x, t), forward(image, text)) gets one
+shape per input, joined by "+", in forward's order; "scalar" is an input of one number per
+sample (a diffusion timestep, (N,)). `tokens` then says which inputs are token ids: one
+value for the first input alone, or one per input joined by "+", 0 for an input of values.
+
     dnnsim simulate --workload mynet.py:make_net --workload-option input_shape=3x32x32 ...
     dnnsim simulate --workload lm.py:make --workload-option input_shape=128 \
         --workload-option tokens=50257 ...
+    dnnsim simulate --workload unet.py:UNet --workload-option input_shape=3x64x64+scalar ...
+    dnnsim simulate --workload clip.py:CLIP --workload-option input_shape=3x224x224+77 \
+        --workload-option tokens=0+49408 ...
 
 The zoo resolves such names through `file_info` (workloads.zoo.info), so scenarios, sweeps
 and the Python API take them wherever they take a zoo name. torch is imported only then.
@@ -42,26 +50,61 @@ def file_info(name: str) -> NetworkInfo:
         import torch
 
         from .torch_import import from_torch
-        shape = parse_input_shape(name, input_shape)
-        vocabulary = _parse_tokens(name, tokens)
+        shapes = parse_input_shapes(name, input_shape)
+        vocabularies = _parse_tokens(name, tokens, len(shapes))
         torch.manual_seed(0)   # the same weights each time: a graph does not depend on them
         module = factory()
         if not isinstance(module, torch.nn.Module):
             raise WorkloadError(f"{name}: {match['attr']}() returned "
                                 f"{type(module).__name__!r}, not a torch.nn.Module")
-        example = torch.randn(batch, *shape) if vocabulary is None else \
-            torch.randint(0, vocabulary, (batch, *shape))
-        return from_torch(module, example, name=match["attr"])
+        examples = [torch.randn(batch, *shape) if vocabulary is None else
+                    torch.randint(0, vocabulary, (batch, *shape))
+                    for shape, vocabulary in zip(shapes, vocabularies, strict=True)]
+        return from_torch(module, examples[0] if len(examples) == 1 else examples,
+                          name=match["attr"])
     return NetworkInfo(name, (), 0, f"PyTorch module from {match['path']}", build)
 
 
-def _parse_tokens(name: str, value) -> int | None:
+def _parse_tokens(name: str, value, inputs: int = 1) -> list[int | None]:
+    """The vocabulary of each of `inputs` inputs (None: values): one value is the first
+    input's; several, joined by "+" (or a list), one per input, 0 for values."""
     if value is None:
-        return None
-    if not _is_whole(value) or int(value) < 1:
+        return [None] * inputs
+    several = isinstance(value, (list, tuple)) or (isinstance(value, str) and "+" in value)
+    parts = list(value) if isinstance(value, (list, tuple)) else \
+        value.split("+") if several else [value]
+    if several and len(parts) != inputs:
+        raise WorkloadError(f"{name}: tokens {value!r} gives {len(parts)} values for "
+                            f"{inputs} inputs; give one per input (0 for an input of values)")
+    if any(not _is_whole(p) or int(p) < (0 if several else 1) for p in parts):
         raise WorkloadError(f"{name}: tokens {value!r} must be the vocabulary size, an "
-                            "integer >= 1")
-    return int(value)
+                            "integer >= 1" + (" (0 for an input of values)" if several else ""))
+    sizes = [int(p) or None for p in parts]
+    return sizes + [None] * (inputs - len(sizes))
+
+
+def parse_input_shapes(name: str, value) -> list[tuple[int, ...]]:
+    """The sample shape of each input: "3x32x32+scalar" (or a list of lists) is two inputs,
+    an image and one number per sample (shape ()); anything parse_input_shape takes is one."""
+    if value is None or not (isinstance(value, str) and "+" in value or
+                             isinstance(value, (list, tuple)) and value and
+                             all(isinstance(v, (list, tuple)) for v in value)):
+        return [parse_input_shape(name, value)]
+    parts = value.split("+") if isinstance(value, str) else list(value)
+    shapes = []
+    for i, part in enumerate(parts):
+        if i > 0 and (part == [] or isinstance(part, str) and part.strip() == "scalar"):
+            shapes.append(())
+            continue
+        try:
+            shapes.append(parse_input_shape(name, part))
+        except WorkloadError:
+            raise WorkloadError(
+                f"{name}: input_shape {value!r}: input {i + 1} of {len(parts)} is {part!r}; "
+                "each input is C x H x W, C x L or F, positive integers, or 'scalar' (one "
+                "number per sample) after the first, joined by '+' "
+                "(e.g. input_shape=3x64x64+scalar)") from None
+    return shapes
 
 
 def parse_input_shape(name: str, value) -> tuple[int, ...]:

@@ -103,6 +103,7 @@ class FunctionLowering(PoolPadLowering):
             F.selu: act("selu", _sig_inplace), torch.selu: act("selu", _sig_unary),
             torch.selu_: act("selu", _sig_unary), F.selu_: act("selu", _sig_unary),
             F.softplus: act("softplus", _sig_softplus),
+            torch.sin: self._trig, torch.cos: self._trig,
             torch.mean: self._mean, torch.pow: self._pow, operator.pow: self._pow,
             torch.square: self._square, torch.rsqrt: self._rsqrt, torch.sqrt: self._sqrt,
         }
@@ -117,6 +118,7 @@ class FunctionLowering(PoolPadLowering):
             "size": self._shape_query, "dim": self._shape_query,
             "tanh": act("tanh", _sig_unary), "tanh_": act("tanh", _sig_unary),
             "sigmoid": act("sigmoid", _sig_unary), "sigmoid_": act("sigmoid", _sig_unary),
+            "sin": self._trig, "cos": self._trig,
             "mean": self._mean, "pow": self._pow, "square": self._square,
             "rsqrt": self._rsqrt, "sqrt": self._sqrt, "to": self._same_dtype,
             "float": self._same_dtype, "type_as": self._same_dtype,
@@ -226,7 +228,12 @@ class FunctionLowering(PoolPadLowering):
         if x is not None and y is not None:
             if sign != 1.0:
                 return self._broadcast_pair("sub", x, y, "-")
-            return self.b.add(x, y, name=self.name("add"))
+            sx, sy = self.b.spec(x).shape, self.b.spec(y).shape
+            if sx == sy:
+                return self.b.add(x, y, name=self.name("add"))
+            if len(sx) < len(sy) or (len(sx) == len(sy) and math.prod(sx) < math.prod(sy)):
+                x, y = y, x    # the sum commutes: the operand that broadcasts second
+            return self._broadcast_pair("add_broadcast", x, y, "+")
         if x is None and y is None:
             raise self.unsupported("computes with constants only")
         if x is not None:                      # x + c, x - c
@@ -281,6 +288,11 @@ class FunctionLowering(PoolPadLowering):
     def _sqrt(self, node):
         x = self.tensor(self.bind(_sig_unary, node)["input"])
         return self.b.op("sqrt", [x], name=self.name("sqrt"))
+
+    def _trig(self, node):
+        x = self.tensor(self.bind(_sig_unary, node)["input"])
+        kind = node.target if isinstance(node.target, str) else node.target.__name__
+        return self.b.op(kind, [x], name=self.name(kind))
 
     def _neg(self, node):
         return self._scalar(self.tensor(self.bind(_sig_neg, node)["input"]), scale=-1.0)

@@ -31,6 +31,7 @@ from .torch_functions import FunctionLowering, _bind
 from .torch_gates import GateLowering
 from .torch_import_idioms import _ID_PASSTHROUGH, IdiomLowering, _Moved
 from .torch_import_tables import TableLowering
+from .torch_inputs import _examples, _inputs_text, input_names
 from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
 from .torch_operands import _Aux, _Expanded
@@ -65,18 +66,24 @@ class _Unsupported(WorkloadError):
 
 
 def from_torch(module, example_input, name: str | None = None) -> OpGraph:
-    """The forward OpGraph of `module` run on `example_input` (one tensor with a batch
-    dimension: NCHW images, (N, C, L) sequences, (N, F) features or (N, L) token ids)."""
+    """The forward OpGraph of `module` run on `example_input`: one tensor with a batch
+    dimension (NCHW images, (N, C, L) sequences, (N, F) features or (N, L) token ids), or a
+    tuple or list of such tensors, one for each of forward's first parameters (forward(x, t):
+    an image and its (N,) timesteps). Each input is an input op of the graph (the first named
+    "input", the others by their parameter's name), with the same batch first."""
     import torch
 
     if not isinstance(module, torch.nn.Module):
         raise WorkloadError(f"from_torch needs a torch.nn.Module, got {type(module).__name__}")
-    if not isinstance(example_input, torch.Tensor) or example_input.dim() < 2:
-        raise WorkloadError("from_torch needs one example input tensor with a batch dimension")
+    examples = _examples(torch, example_input)
+    example_input = examples[0] if len(examples) == 1 else examples
     name = name or type(module).__name__
     tracer = _path_tracer(torch)()
     root = module
-    if tracer.is_leaf_module(module, ""):   # a bare layer: trace it as a one-layer network
+    names = input_names(module, len(examples), name)
+    if len(examples) > 1:
+        tracer = _one_input(_path_tracer(torch), root, names)()
+    elif tracer.is_leaf_module(module, ""):   # a bare layer: trace it as a one-layer network
         root = torch.nn.Sequential(OrderedDict([(type(module).__name__.lower(), module)]))
     elif _takes_more_than_one_input(root):  # forward(x, mask=None): the example alone
         tracer = _one_input(_path_tracer(torch), root)()
@@ -84,13 +91,13 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
         fx_graph = tracer.trace(root)
     except Exception:  # fx raises many kinds of error on untraceable code
         # read shapes, dtypes and devices off the example instead (specialised to its shapes)
-        tracer = _one_input(_concrete_tracer(torch, example_input), root)()
+        tracer = _one_input(_concrete_tracer(torch, example_input, names), root, names)()
         try:
             fx_graph = tracer.trace(root)
         except _RunError as err:
             path = err.node.meta.get("dnnsim_module_path", "") or "<top>"
-            raise WorkloadError(f"{name} does not run on an input of shape "
-                                f"{tuple(example_input.shape)}: at module path {path!r} (fx "
+            raise WorkloadError(f"{name} does not run on {_inputs_text(examples)}: "
+                                f"at module path {path!r} (fx "
                                 f"node {err.node.name!r}): {type(err.exc).__name__}: "
                                 f"{err.exc}") from err.exc
         except Exception as exc:
@@ -101,15 +108,15 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
     module.eval()  # why: propagating shapes must not update batch-norm running statistics
     try:
         with torch.no_grad():
-            _value_prop(torch)(gm).run(example_input)
+            _value_prop(torch)(gm).run(*examples)
     except _RunError as err:
-        raise WorkloadError(f"{name} does not run on an input of shape "
-                            f"{tuple(example_input.shape)}: at {_where(gm, err.node)}: "
+        raise WorkloadError(f"{name} does not run on {_inputs_text(examples)}: "
+                            f"at {_where(gm, err.node)}: "
                             f"{type(err.exc).__name__}: {err.exc}") from err.exc
     finally:
         for m, mode in modes.items():
             m.training = mode
-    return _Lowering(torch, gm, example_input, name).run()
+    return _Lowering(torch, gm, examples, name).run()
 
 
 def _dense_prediction(graph: OpGraph) -> bool:
@@ -129,8 +136,10 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                 ModuleLowering, RefusalReport, GateLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
-    def __init__(self, torch, gm, example, name: str) -> None:
+    def __init__(self, torch, gm, examples, name: str) -> None:
         from torch.fx.passes.shape_prop import TensorMetadata
+        example = examples[0]
+        self.examples = examples
         self.torch, self.gm, self.nn = torch, gm, torch.nn
         self.TensorMetadata = TensorMetadata
         floating = example.is_floating_point()
@@ -171,9 +180,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
             self.node = node
             try:
                 if node.op == "placeholder":
-                    if self.env:
-                        raise self.unsupported("is a second input; only one input is supported")
-                    self.env[node] = self._input(node)
+                    self.env[node] = self._input(node, sum(
+                        1 for n in self.env if n.op == "placeholder"))
                 elif node.op == "output":
                     output = self.tensor(self._output_node(node.args[0]))
                     outputs = self._output_tensors(node.args[0])
@@ -236,11 +244,26 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         self.torch.fx.node.map_arg(result, leaves.append)
         return tuple(dict.fromkeys(self.env[n] for n in leaves if isinstance(self.env.get(n), str)))
 
-    def _input(self, node):
-        """The graph's input; integer token ids where the example is, below the table size
-        of the embedding that reads them."""
+    def _input(self, node, index: int):
+        """The graph's input `index`; integer token ids where the example is, below the table
+        size of the embedding that reads them."""
+        if index > 0:
+            return self._further_input(node, self.examples[index])
         if not self.example_is_integer:
             return self.b.input()
+        self.input_name = self.b.input(tokens=self._table_size(node))
+        return self.input_name
+
+    def _further_input(self, node, example) -> str:
+        """A second (third, ...) input, named by its parameter: values, or token ids read by
+        an embedding."""
+        shape = tuple(int(d) for d in example.shape[1:])
+        if example.is_floating_point():
+            return self.b.input(node.target, shape=shape, dtype_bytes=example.element_size())
+        return self.b.input(node.target, tokens=self._table_size(node), shape=shape)
+
+    def _table_size(self, node) -> int:
+        """Rows of the largest embedding that reads integer input `node`."""
         readers, seen = list(node.users), set()
         while readers:   # through views, casts and moves of the ids that keep their shape
             u = readers.pop()
@@ -257,8 +280,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         if not tables:
             raise self.unsupported("is an integer tensor that no nn.Embedding reads; only "
                                    "token ids read by an embedding may be integers")
-        self.input_name = self.b.input(tokens=max(tables))
-        return self.input_name
+        return max(tables)
 
     def lower(self, node):
         if (folded := self.fold_value(node)) is not None:

@@ -209,8 +209,8 @@ class OperandLowering:
             # costed as masks of constants are, the causal mask's fill
             return self._masked_fill(x, 0.0, self.name("mask"))
         if len(table_shape) >= len(shape) or any(
-                t not in (1, s) for t, s in zip(reversed(table_shape), reversed(shape),
-                                                strict=False)):
+                t != s and 1 not in (t, s) for t, s in zip(reversed(table_shape),
+                                                          reversed(shape), strict=False)):
             raise self.unsupported(f"multiplies {shape} by a constant tensor {tuple(table.shape)}"
                                    "; only a table broadcast over the batch and x's trailing "
                                    "dimensions is supported")

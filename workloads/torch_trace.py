@@ -116,7 +116,7 @@ _DESCRIPTIVE_METHODS = frozenset({"size", "dim", "numel", "nelement", "element_s
                                   "is_contiguous", "stride"})
 
 
-def _concrete_tracer(torch, example):
+def _concrete_tracer(torch, example, names: tuple[str, ...] = ("input",)):
     """A PathTracer whose proxies carry the value each node has on `example` (run as it is
     traced), so Python code that reads shapes, dtypes and devices traces, specialised to the
     example's shapes (Hugging Face's models: `(*input_shape, -1, d)`, `if batch != ids.shape[0]`,
@@ -193,8 +193,8 @@ def _concrete_tracer(torch, example):
             return node
 
         def _run(self, kind, target, args, kwargs):
-            if kind == "placeholder":
-                return example
+            if kind == "placeholder":   # the example of that input (of several: by name)
+                return example[names.index(target)] if isinstance(example, tuple) else example
             if kind == "get_attr":
                 value = self.root
                 for part in target.split("."):
@@ -215,27 +215,27 @@ def _concrete_tracer(torch, example):
     return ConcreteTracer
 
 
-def _one_input(tracer_class, root):
-    """`tracer_class` tracing `root` called on one input alone (its other parameters keep their
-    defaults). A model that can return a cache of keys and values for generation
-    (a `use_cache` parameter, as Hugging Face's decoders have) is called with use_cache=False:
-    a training step keeps none."""
+def _one_input(tracer_class, root, names: tuple[str, ...] = ("input",)):
+    """`tracer_class` tracing `root` called on its inputs alone, positionally: one placeholder
+    for each of `names` (its other parameters keep their defaults). A model that can return a
+    cache of keys and values for generation (a `use_cache` parameter, as Hugging Face's
+    decoders have) is called with use_cache=False: a training step keeps none."""
     import inspect
 
     forward = type(root).forward
     extra = {"use_cache": False} if "use_cache" in \
         inspect.signature(inspect.unwrap(forward)).parameters else {}
 
-    class OneInput(tracer_class):
+    class GivenInputs(tracer_class):
         def create_args_for_root(self, root_fn, is_module, concrete_args=None):
             # why: decorated forwards (functools.wraps over *args, **kwargs) and keyword-only
-            # parameters defeat fx's placeholders; the example is the one input
-            x = self.create_proxy("placeholder", "input", (), {})
+            # parameters defeat fx's placeholders; the examples are the inputs
+            xs = [self.create_proxy("placeholder", n, (), {}) for n in names]
 
-            def call(module, inp):
-                return root_fn(module, inp, **extra)
-            return call, [self.root, x]
-    return OneInput
+            def call(module, *inputs):
+                return root_fn(module, *inputs, **extra)
+            return call, [self.root, *xs]
+    return GivenInputs
 
 
 def _takes_more_than_one_input(module) -> bool:

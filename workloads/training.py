@@ -269,7 +269,7 @@ def training_memory(train: OpGraph, optimizer: str | None = None) -> MemoryBreak
     saved: set[str] = set()
     for op in train.phase("backward"):
         saved.update(op.saved)
-    saved.add(train.input_op.name)
+    saved.update(op.name for op in train if op.kind == "input")   # each input a step reads
     act = sum(resolve_view(train, t).out.nbytes for t in {resolve_view(train, t).name
                                                            for t in saved})
     # a training dropout keeps its mask (not a graph tensor) for its gradient

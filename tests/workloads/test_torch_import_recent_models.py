@@ -134,17 +134,10 @@ TRAINING_POLICIES = ["sequential", "caffe", "torch7", "data-parallel", "swap", "
                      "recompute", "gpipe", "pipedream", "pipeline-stale", "hybrid"]
 
 
-@pytest.mark.parametrize("name", ["two-heads", "wavenet", "conformer"])
-def test_every_training_policy_runs_an_imported_model(name):
-    """A tuple output's two losses, a sequence's per-position loss and attention with a
-    convolution module, under every policy that trains on GPUs."""
+def every_training_policy(graph) -> dict[str, float]:
+    """The step time of `graph` under every policy that trains on V100s (one or two)."""
     from simulator import Cluster
     from simulator.api import simulate
-    from tests.workloads.torch_user_models import TwoHeads
-    torch.manual_seed(0)
-    model, x = (TwoHeads(), torch.randn(4, 3, 32, 32)) if name == "two-heads" else \
-        IMPORTED[name]()
-    graph = from_torch(model.eval(), torch.cat((x, x)) if len(x) == 2 else x)
     times = {}
     for policy in TRAINING_POLICIES:
         devices = 1 if policy in ("sequential", "caffe", "torch7", "swap-all",
@@ -152,6 +145,19 @@ def test_every_training_policy_runs_an_imported_model(name):
         cluster = Cluster.build("v100", devices, "nvlink2" if devices > 1 else None)
         options = {"micro_batches": 2} if policy == "gpipe" else {}
         times[policy] = simulate(graph, cluster, policy, **options).iteration_time_s
+    return times
+
+
+@pytest.mark.parametrize("name", ["two-heads", "wavenet", "conformer"])
+def test_every_training_policy_runs_an_imported_model(name):
+    """A tuple output's two losses, a sequence's per-position loss and attention with a
+    convolution module, under every policy that trains on GPUs."""
+    from tests.workloads.torch_user_models import TwoHeads
+    torch.manual_seed(0)
+    model, x = (TwoHeads(), torch.randn(4, 3, 32, 32)) if name == "two-heads" else \
+        IMPORTED[name]()
+    times = every_training_policy(from_torch(model.eval(),
+                                             torch.cat((x, x)) if len(x) == 2 else x))
     assert all(t > 0 for t in times.values())
     assert times["pipedream"] < times["sequential"]      # two stages at once
 

@@ -166,6 +166,7 @@ class GraphModule(torch.nn.Module):
                                 f"pass the graph before lower_training")
         self.graph = graph
         self.ops = graph.topo()
+        self._inputs = input_names(graph)
         self._free_after = free_after(self.ops)
         dev = resolve_device(device)
         gen = torch.Generator().manual_seed(seed)
@@ -198,16 +199,18 @@ class GraphModule(torch.nn.Module):
         return self.weights[own] if own in self.weights else \
             self.weights.get(f"p{self._holder.get(i, i)}_{j}")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        """The graph run on its inputs, in the order of its input ops (one for most)."""
         # each output is dropped after its last reader, as an idiomatic module's locals are:
         # kept to the end of the forward, they would change which memory later ops write
         # to (cold instead of just freed), and slow a LeNet step by 5-10%
         env: dict[str, torch.Tensor] = {}
+        given = dict(zip(self._inputs, xs, strict=True))
         for i, op in enumerate(self.ops):
             ins = [env[n] for n in op.inputs]
             for n in self._free_after[i]:
                 del env[n]
-            y = x if op.kind == "input" else self._run[i](ins)
+            y = given[op.name] if op.kind == "input" else self._run[i](ins)
             env[op.name] = y
         if len(self._loss_roots) > 1:   # loss_a + loss_b, as a user sums them
             return sum(env[name] for name in self._loss_roots)  # type: ignore[return-value]
@@ -243,32 +246,42 @@ def free_after(ops) -> list[list[str]]:
 
 def example_input(graph: OpGraph, device="cpu", seed: int = 1) -> torch.Tensor:
     """Random values of the input's shape, or random token ids for a sequence model."""
+    return example_inputs(graph, device, seed)[0]
+
+
+def example_inputs(graph: OpGraph, device="cpu", seed: int = 1) -> tuple[torch.Tensor, ...]:
+    """An example of each input of the graph, in the order GraphModule takes them."""
     gen = torch.Generator().manual_seed(seed)
-    op = graph.input_op
-    if op.out.integer:
-        return torch.randint(0, op.attrs["tokens"], op.out.shape,
-                             generator=gen).to(resolve_device(device))
-    return torch.randn(op.out.shape, generator=gen).to(resolve_device(device))
+    dev = resolve_device(device)
+    return tuple(torch.randint(0, op.attrs["tokens"], op.out.shape, generator=gen).to(dev)
+                 if op.out.integer else torch.randn(op.out.shape, generator=gen).to(dev)
+                 for op in map(graph.op, input_names(graph)))
+
+
+def input_names(graph: OpGraph) -> list[str]:
+    """The graph's input ops in the order the model takes them (the order they were made)."""
+    return [op.name for op in graph if op.kind == "input"]
 
 
 # -- whole steps ---------------------------------------------------------------------------
-def step_function(module: torch.nn.Module, x: torch.Tensor, training: bool,
-                  loss_fn: Callable | None = None) -> Callable[[], object]:
+def step_function(module: torch.nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...],
+                  training: bool, loss_fn: Callable | None = None) -> Callable[[], object]:
     """A zero-argument callable running one inference pass or one training step (forward,
-    loss, loss.backward(), SGD-momentum update) of `module` on `x`."""
+    loss, loss.backward(), SGD-momentum update) of `module` on `x` (a tuple: its inputs)."""
+    xs = x if isinstance(x, tuple) else (x,)
     if not training:
         module.eval()
 
         def infer():
             with torch.no_grad():
-                return module(x)
+                return module(*xs)
         return infer
     module.train()
     opt = torch.optim.SGD(module.parameters(), lr=LR, momentum=MOMENTUM)
 
     def train_step():
         opt.zero_grad(set_to_none=True)
-        out = module(x)
+        out = module(*xs)
         if loss_fn is not None:
             loss = loss_fn(out)
         else:  # a GraphModule: its loss op, or cross-entropy of its logits
@@ -287,24 +300,26 @@ def graph_step(graph: OpGraph, training: bool = True, device="cpu",
     steady_allocator()
     dev = resolve_device(device)
     module = GraphModule(with_losses(graph) if training else graph, dev, seed)
-    return step_function(module, example_input(graph, dev), training)
+    return step_function(module, example_inputs(graph, dev), training)
 
 
-def module_step(module: torch.nn.Module, x: torch.Tensor, training: bool = True,
-                seed: int = 0) -> Callable[[], object]:
-    """The same for any module that maps x to logits, or to a tuple or dict of tensors. A
-    training step sums a cross-entropy against fixed random targets over every tensor
+def module_step(module: torch.nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...],
+                training: bool = True, seed: int = 0) -> Callable[[], object]:
+    """The same for any module that maps x (a tuple: its inputs) to logits, or to a tuple or
+    dict of tensors. A training step sums a cross-entropy against fixed random targets over every tensor
     returned that needs a gradient, as workloads/training.py costs it: per pixel for an
     (N, C, H, W) map of an image, else over each row of the last dimension ((batch, classes)
     logits, a language model's every position)."""
     steady_allocator()
+    first = x[0] if isinstance(x, tuple) else x
     with torch.no_grad():
-        shapes = [tuple(t.shape) for t in returned_tensors(module.eval()(x))]
+        shapes = [tuple(t.shape) for t in
+                  returned_tensors(module.eval()(*(x if isinstance(x, tuple) else (x,))))]
     gen = torch.Generator().manual_seed(seed)
-    image = x.dim() == 4
-    targets = [torch.randint(0, s[1], (s[0], *s[2:]), generator=gen).to(x.device)
+    image = first.dim() == 4
+    targets = [torch.randint(0, s[1], (s[0], *s[2:]), generator=gen).to(first.device)
                if image and len(s) == 4 else
-               torch.randint(0, s[-1], (loss_rows(s),), generator=gen).to(x.device)
+               torch.randint(0, s[-1], (loss_rows(s),), generator=gen).to(first.device)
                for s in shapes]
 
     def summed_loss(out):
@@ -342,7 +357,9 @@ def time_step(graph: OpGraph, training: bool = True, device="cpu", warmup: int =
                    reps)
 
 
-def time_module(module: torch.nn.Module, x: torch.Tensor, training: bool = True,
-                warmup: int = 2, reps: int = 5, seed: int = 0) -> Timing:
-    """Measured step of any module that maps x to (batch, classes) logits."""
-    return measure(module_step(module, x, training, seed), x.device, warmup, reps)
+def time_module(module: torch.nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...],
+                training: bool = True, warmup: int = 2, reps: int = 5,
+                seed: int = 0) -> Timing:
+    """Measured step of any module (module_step's)."""
+    first = x[0] if isinstance(x, tuple) else x
+    return measure(module_step(module, x, training, seed), first.device, warmup, reps)

@@ -10,7 +10,9 @@ Gradients are what PyTorch's autograd runs (tools/autograd/derivatives.yaml):
   and -dy * x / y^2, summed where y broadcast, for y, each reading the saved inputs;
 - mean over trailing dims: dy expanded to the input's shape and divided by the count, reading
   nothing saved;
-- x * table, the table a buffer: dy * table; the table gets no gradient.
+- x * table, the table a buffer: dy * table (summed where x broadcast); the table gets no
+  gradient;
+- sin(x), cos(x): dy * cos(x), -dy * sin(x), reading the saved input.
 FLOPs per element are nominal (a power counts 1); a calibrated profile measures each.
 """
 from __future__ import annotations
@@ -38,6 +40,13 @@ def _sqrt_kernel(op, state):
     if op.kind == "sqrt":
         return torch.sqrt
     return lambda dy, y: dy / (2 * y)
+
+
+def _trig_kernel(op, state):
+    """sin, cos; their gradients as autograd computes them: dy * cos(x), -dy * sin(x)."""
+    return {"sin": torch.sin, "cos": torch.cos,
+            "sin_grad": lambda dy, x: dy * torch.cos(x),
+            "cos_grad": lambda dy, x: -dy * torch.sin(x)}[op.kind]
 
 
 def _div_kernel(op, state):
@@ -85,6 +94,9 @@ def _table(op, dev=None):
 
 def _mul_table_kernel(op, state):
     table = _table(op, state.dev if state is not None else None)
+    if op.kind == "mul_table_grad":   # summed back where x broadcast (an outer product)
+        shape = tuple(op.out.shape)
+        return lambda dy: (dy * table.to(dy.dtype)).sum_to_size(shape)
     return lambda x: x * table.to(x.dtype)
 
 
@@ -115,14 +127,25 @@ register(
            torch_buffers=lambda op, dev: [("table", _table(op, dev))],
            torch_module=lambda op, m, i: lambda ins: ins[0] * getattr(m, f"table{i}"),
            doc="x times a constant table (a buffer: no gradient into it) of `table_shape` "
-               "broadcast over x's trailing dimensions (rotary cos and sin)"),
-    OpKind("mul_table_grad", "elementwise", "backward", flops=per_element(1.0),
+               "broadcast over x's trailing dimensions (rotary cos and sin); x's dimensions "
+               "of size 1 broadcast over the table's (timesteps times frequencies)"),
+    OpKind("mul_table_grad", "elementwise", "backward", flops=per_input_element(1.0),
            bytes_read=lambda op: op.in_specs[0].nbytes + _table_bytes(op),
-           torch_kernel=_mul_table_kernel, doc="dy times the table; the table gets none"),
+           torch_kernel=_mul_table_kernel,
+           doc="dy times the table (summed where x broadcast); the table gets none"),
     OpKind("sqrt", "elementwise", flops=per_element(1.0), saves=("out",),
            torch_kernel=_sqrt_kernel, doc="sqrt(x)"),
     OpKind("sqrt_grad", "elementwise", "backward", flops=per_element(2.0),
            torch_kernel=_sqrt_kernel, doc="dy / (2 * y), from the saved output"),
+    # a sinusoidal embedding's (of timesteps, of positions); a sine counts a few FLOPs
+    OpKind("sin", "elementwise", flops=per_element(8.0), saves=("in",),
+           torch_kernel=_trig_kernel, doc="sin(x)"),
+    OpKind("sin_grad", "elementwise", "backward", flops=per_element(9.0),
+           torch_kernel=_trig_kernel, doc="dy * cos(x), from the saved input"),
+    OpKind("cos", "elementwise", flops=per_element(8.0), saves=("in",),
+           torch_kernel=_trig_kernel, doc="cos(x)"),
+    OpKind("cos_grad", "elementwise", "backward", flops=per_element(10.0),
+           torch_kernel=_trig_kernel, doc="-dy * sin(x), from the saved input"),
     OpKind("div", "elementwise", flops=per_element(1.0), saves=("in", "in1"),
            backward=_div_backward,
            torch_kernel=_div_kernel,
