@@ -36,11 +36,12 @@ class Jitter:
             raise SimulationError(f"unknown jitter distribution {self.distribution!r}; known: "
                                   f"{', '.join(DISTRIBUTIONS)}")
         s = self.spread
-        top = {"lognormal": math.inf, "uniform": 1.0, "exponential": 1.0}[self.distribution]
+        # lognormal: exp(s * Z - s^2 / 2) needs s^2 finite, else every factor is NaN
+        top = {"lognormal": 1e154, "uniform": 1.0, "exponential": 1.0}[self.distribution]
         ok = not isinstance(s, bool) and isinstance(s, (int, float)) and 0 <= s < math.inf and \
             (s < top if self.distribution == "uniform" else s <= top)
         if not ok:
-            bound = {"lognormal": "a finite number >= 0", "uniform": "in [0, 1)",
+            bound = {"lognormal": "a finite number >= 0 (at most 1e154)", "uniform": "in [0, 1)",
                      "exponential": "in [0, 1]"}[self.distribution]
             raise SimulationError(f"{self.distribution} jitter: spread must be {bound}, "
                                   f"got {s!r}")
