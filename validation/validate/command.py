@@ -83,6 +83,7 @@ def run(args) -> int:
         return 0
     if args.measured:
         measured = read_steps_csv(args.measured)
+        _check_networks(args.measured, {r["network"] for r in measured})
     else:
         import torch
         threads = args.threads or int(profile.meta.get("threads", 1))
@@ -119,6 +120,20 @@ def _check_cases(args) -> None:
     if unknown:
         raise WorkloadError(f"--workloads: unknown network(s) {', '.join(unknown)}; known: "
                             f"{', '.join(zoo.names())}")
+
+
+def _check_networks(path: str, names: set[str]) -> None:
+    """Every network of a measured-steps file is a zoo network or a held-out module."""
+    from workloads import zoo
+    others = sorted(n for n in names if not zoo.known(n))
+    if not others:
+        return
+    from validation.calibrate import heldout
+    unknown = [n for n in others if n not in heldout.MODULES]
+    if unknown:
+        raise WorkloadError(f"{path}: unknown network(s) {', '.join(unknown)}: neither a zoo "
+                            f"network (dnnsim workloads) nor a held-out module "
+                            f"({', '.join(heldout.MODULES)})")
 
 
 def _write_table(v, rows, path) -> None:

@@ -36,3 +36,14 @@ def test_published_refuses_the_flags_it_would_ignore_and_writes_nothing(tmp_path
     assert main(["validate", "--profile", str(MEASURED / "cpu_profile.toml"), "--kernels",
                  str(path), "--measured", str(path)]) == 2
     assert "go with --published" in capsys.readouterr().err
+
+
+def test_a_measured_file_naming_an_unknown_network_is_named_before_simulating(tmp_path,
+                                                                              capsys):
+    steps = tmp_path / "steps.csv"
+    steps.write_text("network,batch,mode,measured_s\nlenet5,64,train,0.0067\n"
+                     "nosuchnet,64,train,0.0067\n")
+    assert main(["validate", "--profile", str(MEASURED / "cpu_profile.toml"), "--measured",
+                 str(steps)]) == 2
+    err = capsys.readouterr().err
+    assert f"{steps}: unknown network(s) nosuchnet: neither a zoo network" in err
