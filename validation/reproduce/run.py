@@ -192,6 +192,10 @@ def reproduce(out: str | Path = "report", only: list[str] | None = None,
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / JOURNAL).exists():
+        # a folder of the user's: report.md, results.json, figures/ would replace theirs
+        raise ConfigError(f"--out {str(out)!r} holds files and is not a reproduce report (no "
+                          f"{JOURNAL}); nothing written: name an empty or new folder")
     out.mkdir(parents=True, exist_ok=True)
     journal, done, previous_papers = open_journal(out, resume)
     with journal, stop_on_signals():

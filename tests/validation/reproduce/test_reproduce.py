@@ -58,10 +58,26 @@ def test_unknown_paper_and_missing_folder_are_one_line_errors(folder, tmp_path, 
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_no_targets_still_writes_a_report(tmp_path):
+def test_a_folder_without_targets_is_refused_not_reported_as_0_of_0(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    doc = rep.reproduce(tmp_path / "r", folder=tmp_path / "empty", progress=False)
-    assert doc["targets"] == [] and "No targets" in (tmp_path / "r" / "report.md").read_text()
+    assert main(["reproduce", "--targets", str(tmp_path / "empty"), "--out",
+                 str(tmp_path / "r"), "--check", "--quiet"]) == 2
+    assert "holds no target files" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_folder_of_the_users_is_not_written_into(tmp_path, capsys):
+    folder = tmp_path / "targets"
+    folder.mkdir()
+    (folder / "alpha.toml").write_text(paper("alpha", target("t1", 1.0)))
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "report.md").write_text("my own report\n")
+    assert main(["reproduce", "--targets", str(folder), "--out", str(out), "--quiet",
+                 "--workers", "1"]) == 2
+    assert "is not a reproduce report" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["report.md"]
+    assert (out / "report.md").read_text() == "my own report\n"
 
 
 def test_results_are_byte_for_byte_deterministic_whatever_the_workers(tmp_path):
