@@ -352,7 +352,10 @@ class GPUModel(DeviceModel):
                     kernels=1 if fused else gpu_conv.TRANSFORM_KERNELS))
         if conv.fft_ok and not tensor:
             fm, fn, fk, fb, transformed = conv.fft(pass_)
-            cost = conv_gemm(fm, fn, fk, fb, wgrad=wgrad)
+            # the per-frequency products run as batched complex GEMMs in cuBLAS-style tiles,
+            # either way round: not the 128-pixel side of cuDNN's convolution tiles, which a
+            # few image tiles per frequency would fill a fraction of (gpu_conv.fft)
+            cost = unit_gemm(fm, fn, fk, fb, split_k=wgrad, k_fill=cudnn.fill())
             options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
                                         traffic + cost.extra_bytes + transformed * 4,
                                         "fft_tiling", kernels=gpu_conv.TRANSFORM_KERNELS))

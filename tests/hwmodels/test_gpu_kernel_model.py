@@ -311,3 +311,18 @@ def test_torch7_weight_gradients_read_the_gradient_they_add_to():
     read = [o.traffic_bytes for o in torch7.kernel_options(wgrad)]
     fresh = [o.traffic_bytes for o in pytorch.kernel_options(wgrad)]
     assert [r - f for r, f in zip(read, fresh, strict=True)] == [wgrad.out.nbytes] * len(read)
+
+
+@pytest.mark.parametrize("gpu,published_ms", [("v100", 0.192), ("t4", 0.439)])
+def test_fft_tiling_products_are_not_padded_to_the_convolution_tiles(gpu, published_ms):
+    """DeepBench's 5x5 layer of 16 x 192 x 28 x 28 -> 32 ran FFT_TILING (cuDNN 7.6): one
+    28x28 output tile per image gives each frequency's complex product 16 rows, which a
+    128-row convolution tile would pad eightfold and make about 4x the published time."""
+    b = GraphBuilder("c", input_shape=(192, 28, 28), batch=16)
+    b.flatten(b.conv2d(b.input(), 32, 5, padding=2, name="conv"))
+    op = b.build().op("conv")
+    model = model_for(gpu)
+    model.framework = None
+    fft = next(o for o in model.kernel_options(op) if o.algorithm == "fft_tiling")
+    simulated_ms = model.option_time_s(fft, model.family_constants, False) * 1e3
+    assert published_ms / 2 < simulated_ms < published_ms * 2
