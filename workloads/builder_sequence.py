@@ -73,6 +73,15 @@ class SequenceOps:
         return self._add("position_embedding", [x], shape, name, attrs,
                          params=num_embeddings * shape[2])
 
+    def learned_queries(self, shape: Sequence[int], name: str | None = None) -> str:
+        """A learned (Q, D) table repeated over the batch, (N, Q, D): DETR's object queries
+        (`weight.unsqueeze(0).repeat(n, 1, 1)`), a copy reading no input."""
+        shape = tuple(int(d) for d in shape)
+        if not shape or min(shape) < 1:
+            raise ShapeError(f"learned_queries: needs a table of positive sizes, got {shape}")
+        return self._add("learned_queries", [], (self.batch, *shape), name,
+                         params=math.prod(shape))
+
     def class_token(self, x: str, name: str | None = None, tokens: int = 1) -> str:
         """Learned tokens put before the sequence: (N, S, D) to (N, S + tokens, D) (ViT's
         class token; DeiT's class and distillation tokens)."""

@@ -63,6 +63,7 @@ class TransformerLowering(OperandLowering):
             nn.TransformerEncoderLayer: self._encoder_layer_module,
             nn.TransformerDecoderLayer: self._decoder_layer_module,
             nn.TransformerEncoder: self._stack_module, nn.TransformerDecoder: self._stack_module,
+            nn.Transformer: self._transformer_module,
         }
         return functions, methods, modules
 

@@ -13,6 +13,10 @@ def _sig_decoder_layer(tgt, memory, tgt_mask=None, memory_mask=None,
                        tgt_key_padding_mask=None, memory_key_padding_mask=None,
                        tgt_is_causal=False, memory_is_causal=False): ...
 def _sig_encoder(src, mask=None, src_key_padding_mask=None, is_causal=None): ...
+def _sig_transformer(src, tgt, src_mask=None, tgt_mask=None, memory_mask=None,
+                     src_key_padding_mask=None, tgt_key_padding_mask=None,
+                     memory_key_padding_mask=None, src_is_causal=None, tgt_is_causal=None,
+                     memory_is_causal=False): ...
 
 
 class TransformerLayerLowering:
@@ -108,15 +112,33 @@ class TransformerLayerLowering:
             if a["memory_mask"] is not None:
                 raise self.unsupported("masks the memory; only the target's mask is supported")
         else:
-            causal = bool(a["is_causal"]) or a["mask"] is not None
+            causal, memory = bool(a["is_causal"]) or a["mask"] is not None, None
+        return self._layer_stack(m, y, memory, causal, "")
+
+    def _layer_stack(self, m, y, memory, causal, prefix):
+        """The layers of a TransformerEncoder (memory None) or Decoder, then its norm."""
         for i, layer in enumerate(m.layers):
-            if decoder:
-                y = self._decoder_layer(layer, y, memory, causal, f"layers.{i}.")
+            if memory is not None:
+                y = self._decoder_layer(layer, y, memory, causal, f"{prefix}layers.{i}.")
             else:
-                y = self._encoder_layer(layer, y, causal, f"layers.{i}.")
+                y = self._encoder_layer(layer, y, causal, f"{prefix}layers.{i}.")
         if m.norm is not None:
-            y = self._norm(m.norm, y, self.name("norm"))
+            y = self._norm(m.norm, y, self.name(f"{prefix}norm"))
         return y
+
+    def _transformer_module(self, m, node, x):
+        """nn.Transformer(src, tgt): its encoder on src, then its decoder on tgt reading the
+        encoder's output (encoder.* and decoder.*), as its forward runs them."""
+        if not m.batch_first:
+            raise self.unsupported("has batch_first=False; only batch_first=True is supported")
+        a = self.bind(_sig_transformer, node)
+        self._refuse_padding_masks(a)
+        if a["memory_mask"] is not None or a["memory_is_causal"]:
+            raise self.unsupported("masks the memory; only the target's mask is supported")
+        memory = self._layer_stack(m.encoder, x(), None,
+                             bool(a["src_is_causal"]) or a["src_mask"] is not None, "encoder.")
+        return self._layer_stack(m.decoder, self.tensor(a["tgt"]), memory,
+                           bool(a["tgt_is_causal"]) or a["tgt_mask"] is not None, "decoder.")
 
     def _refuse_padding_masks(self, a):
         if any(a.get(k) is not None for k in ("src_key_padding_mask", "tgt_key_padding_mask",

@@ -11,6 +11,7 @@ transpose . contiguous . view stays one channel_shuffle op. torch is never impor
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -54,6 +55,7 @@ class ViewLowering:
             "swapaxes": self._transpose, "swapdims": self._transpose,
             "permute": self._permute, "contiguous": self._contiguous,
             "unsqueeze": self._unsqueeze, "squeeze": self._unsqueeze,
+            "repeat": self._repeat_parameter,
         }
         return functions, methods
 
@@ -250,8 +252,26 @@ class ViewLowering:
         return self._flatten(a["input"], a["start_dim"], a["end_dim"], self.name("flatten"))
 
     def _unsqueeze(self, node):
+        from .torch_layers import _Param
+        value = self.value(node.args[0])
+        if isinstance(value, _Param):   # a view of a parameter read as data (DETR's queries)
+            return dataclasses.replace(value, shape=self.traced_shape(node))
         x = self.tensor(node.args[0])
         return self.b.reshape(x, self.traced_shape(node), name=self.name("unsqueeze"))
+
+    def _repeat_parameter(self, node):
+        """A (1, ...) view of a parameter repeated over the batch (DETR's learned queries,
+        `self.query.weight.unsqueeze(0).repeat(n, 1, 1)`): one learned_queries copy holding
+        the parameter."""
+        from .torch_layers import _Param
+        param, out = self.value(node.args[0]), self.traced_shape(node)
+        if not (isinstance(param, _Param) and param.is_parameter and len(param.shape) >= 2
+                and param.shape[0] == 1 and out == (self.b.batch, *param.shape[1:])):
+            raise self.unsupported("repeats a tensor; only a parameter of a leading 1 "
+                                   "repeated over the batch (learned queries) is supported")
+        op = self.b.learned_queries(param.shape[1:], name=self.name("learned_queries"))
+        self._claim([param], op)
+        return op
 
     def _reshape(self, node):
         src, out_shape = self.value(node.args[0]), self.traced_shape(node)

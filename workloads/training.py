@@ -165,7 +165,10 @@ def _loss_op(g: OpGraph, logits: Op, name: str, stamp: dict, last: bool) -> Op:
     image_in = len(g.input_op.out.shape) == 4
     per_pixel = (len(shape) == 4 and not last and image_in) or \
         (len(shape) in (3, 4) and g.meta.get("pixel_logits") and last)
-    per_row = (len(shape) >= 2 and g.meta.get("token_logits")) or (not last and shape)
+    # a model returning several tensors (DETR's (N, queries, classes) logits and boxes) has
+    # each costed per row of its last dimension, the last one too
+    per_row = (len(shape) >= 2 and g.meta.get("token_logits")) or \
+        ((not last or len(g.meta.get("outputs", ())) > 1) and shape)
     if not (len(shape) == 2 or per_pixel or per_row):
         what = "the last output" if last else f"the returned tensor {logits.name!r}"
         raise WorkloadError(f"graph {g.name!r}: {what} ({logits.kind!r}) has shape {shape}; "

@@ -2,9 +2,12 @@
 torch_user_models_recent.py): a Swin-style block, a Conformer, a PointNet and a WaveNet import
 with PyTorch's convolution and matrix-product FLOPs (torch.utils.flop_counter) and the
 module's parameters, replay in PyTorch and train (every position's logits of a Conformer's
-frames and of WaveNet's (N, classes, T) map); the DETR-style detector, the diffusion U-Net
-step, the RWKV-style block and the CLIP-style model are refused with one error listing every
-op out of scope with its module path. The new kinds' kernels (glu, amax) are autograd's."""
+frames and of WaveNet's (N, classes, T) map), and so does the DETR-style detector (nn.Transformer,
+learned queries repeated over the batch, a dict of logits and boxes); the diffusion U-Net
+with its timesteps held in a buffer, the RWKV-style block and the CLIP-style model are
+refused with one error listing every op out of scope with its module path (the U-Net taking
+its timesteps as a second input imports: test_torch_import_inputs.py). The new kinds'
+kernels (glu, amax) are autograd's."""
 import copy
 
 import pytest
@@ -43,6 +46,31 @@ def test_a_recent_model_imports_with_pytorchs_flops_and_parameters(name):
     model, x = IMPORTED[name]()
     g = imported(model, x, trained=trained_by_autograd(copy.deepcopy(model), x))
     assert g.params() == sum(p.numel() for p in model.parameters())
+
+
+def test_detr_with_learned_queries_imports_and_trains_both_heads():
+    """nn.Transformer(src, tgt) is its encoder and decoder; the queries
+    `weight.unsqueeze(0).repeat(n, 1, 1)` are one learned_queries copy holding the table,
+    updated from dy summed over the batch; both heads' (N, queries, C) outputs take a loss."""
+    torch.manual_seed(0)
+    g = imported(rm.DETR(), torch.randn(2, 3, 32, 32))
+    (queries,) = [op for op in g if op.kind == "learned_queries"]
+    assert queries.out.shape == (2, 10, 32) and queries.params == 320 and not queries.inputs
+    assert any(op.name.startswith("transformer.decoder.layers.0.") for op in g)
+    train = lower_training(g)
+    assert train.op("learned_queries.grad").kind == "learned_queries_grad"
+    assert train.op("learned_queries.update").params == 320
+    assert len([op for op in train if op.kind == "softmax_xent"]) == 2
+
+
+def test_a_tensor_repeated_is_refused_by_name():
+    class Repeat(nn.Module):
+        def forward(self, x):
+            return x.repeat(1, 2)
+
+    with pytest.raises(WorkloadError, match="only a parameter of a leading 1 repeated over "
+                                            "the batch"):
+        from_torch(Repeat(), torch.randn(2, 3))
 
 
 def test_sequence_logits_train_on_every_position():
@@ -108,7 +136,6 @@ def test_the_glu_and_amax_kernels_are_autograds():
 
 REFUSED = {
     # name: (model, input, [(op, module path)] every one of which the single error names)
-    "detr": (rm.DETR, (2, 3, 32, 32), [("torch.nn.Transformer", "transformer")]),
     "diffusion-unet": (rm.DiffusionStep, (2, 3, 16, 16), [("torch.nn.Linear", "unet.time.0")]),
     "rwkv": (rm.RWKV, None, [("torch.nn.ZeroPad2d", "blocks.0.shift"),
                              ("_operator.sub", "blocks.0")]),

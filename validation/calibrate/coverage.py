@@ -17,12 +17,14 @@ from .cases import calibration_cases
 
 # kind -> why its family's rule costs it and no grid case measures it
 _NO_GRID_CASE = "imported models only (F.glu, torch.amax / max(x, dim), torch.sin / cos, a sum " \
-    "that broadcasts); no grid block runs it yet"
+    "that broadcasts, DETR's learned queries); no grid block runs it yet"
 RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "amax",
                                                            "amax_grad", "sin", "sin_grad",
                                                            "cos", "cos_grad",
                                                            "add_broadcast",
-                                                           "add_broadcast_grad")}
+                                                           "add_broadcast_grad",
+                                                           "learned_queries",
+                                                           "learned_queries_grad")}
 
 
 def measured_kinds(cases=None) -> dict[str, str]:

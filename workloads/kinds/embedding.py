@@ -88,7 +88,38 @@ def _class_token_module(op, m, i):
     return lambda ins: _tokens_before([m._p(i, j) for j in range(count)], ins[0])
 
 
+def _queries_kernel(op, state):
+    """The table repeated over the batch; its gradient, dy summed over the batch (autograd's
+    RepeatBackward)."""
+    owner = op.forward or op.name
+    table, = state.params_of(op)
+    if op.kind == "learned_queries":
+        n = op.out.shape[0]
+        return lambda: table.unsqueeze(0).repeat(n, *(1 for _ in table.shape))
+
+    def learned_queries_grad(dy):
+        grad = dy.sum(0)
+        state.grads[owner] = [grad]
+        return grad
+    return learned_queries_grad
+
+
+def _queries_module(op, m, i):
+    n = op.out.shape[0]
+    return lambda ins: m._p(i, 0).unsqueeze(0).repeat(n, *(1 for _ in op.out.shape[1:]))
+
+
 register(
+    OpKind("learned_queries", "data_movement", flops=lambda op: 0.0,
+           bytes_read=lambda op: op.param_bytes,
+           backward=backward_rules.parameter_gradient,
+           param_shapes=lambda op: [tuple(op.out.shape[1:])], param_tensors=lambda op: 1,
+           torch_kernel=_queries_kernel, torch_module=_queries_module,
+           doc="a learned (Q, D) table repeated over the batch: (N, Q, D), reading no input "
+               "(DETR's object queries)"),
+    OpKind("learned_queries_grad", "data_movement", "backward", flops=per_input_element(1.0),
+           carries_params=True, torch_kernel=_queries_kernel,
+           doc="dy summed over the batch into the table"),
     OpKind("embedding", "data_movement", saves=("in",),
            # the ids and the rows gathered (not the whole table)
            bytes_read=lambda op: op.in_specs[0].nbytes + op.out.nbytes,
