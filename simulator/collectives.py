@@ -33,7 +33,9 @@ Algorithms of the link-level all-reduce across nodes:
                 tuning picks for a tree.
   nccl          what NCCL 2.8 runs (nccl_tuning.py): per all-reduce, the algorithm (ring or
                 tree) and protocol (LL, LL128, Simple) its tuning model predicts fastest for
-                the size, run link by link with that protocol's latency and bandwidth.
+                the size, run link by link with that protocol's latency and bandwidth; its
+                ring across nodes of several NICs is a ring per NIC (the channels the tuning
+                prices: collective_trees.nic_ring_orders), each on its share.
   halving-doubling  as hierarchical, with Gloo's recursive halving and doubling across the
                 nodes in place of the rings (collectives_hd.py; a power-of-two number of
                 nodes); built in full, as the trees.
@@ -201,6 +203,16 @@ def _nccl_allreduce(tg, cluster, devices, nbytes, dep_of, name, priority, launch
                                 ("tree",) if algorithm == "tree" else nccl_tuning.ALGORITHMS)
     if launch_s >= NCCL_BASE_LATENCY_S:
         launch_s += nccl_tuning.launch_s(choice.algorithm, choice.protocol) - NCCL_BASE_LATENCY_S
+    orders = trees.nic_ring_orders(cluster, devices) if choice.algorithm == "ring" else None
+    if orders:   # a ring per NIC across nodes, each on its share (one node's rotation each)
+        rep = cluster.representative_resources(period) if period else None
+        done: dict[str, list[str]] = {d: [] for d in (devices[:period] if period else devices)}
+        for c, (order, lanes) in enumerate(orders):
+            last = _ring(tg, cluster, order, lanes, nbytes / len(orders), dep_of, f"{name}.c{c}",
+                         priority, 2, launch_s, period, rep, choice.protocol)
+            for d in done:
+                done[d].append(last[d])
+        return _expand(done, devices, period)
     if choice.algorithm == "ring":
         return _ring_steps(2)(tg, cluster, devices, nbytes, dep_of, name, priority, None,
                               launch_s, period, choice.protocol)

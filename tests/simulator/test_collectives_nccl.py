@@ -184,3 +184,37 @@ def test_a_hop_between_nodes_is_served_by_both_ends_and_arrives_after_both(nodes
             received += t.meta["received_bytes"]
     assert sent == received > 0
     assert log.makespan_s >= _busiest_port_s(log)
+
+
+def test_nccls_ring_across_nodes_runs_a_ring_per_nic_at_its_tuned_time():
+    """Eight DGX-1 nodes (four NICs each), 64 MiB, where NCCL's tuning picks the ring: one
+    ring per NIC, each entering and leaving every node through the two GPUs of its NIC and
+    on its own NVLink ring inside, so the rings share no NIC; the all-reduce takes within
+    15% of the time the tuning predicts for it, where one ring through every GPU takes
+    three times as long."""
+    cluster = Cluster.from_node_type("dgx1-v100", 64)
+    ids = [d.id for d in cluster.devices]
+    nbytes = 64 * 2**20
+    choice = tuning.choose(trees.fabric_of(cluster, ids), nbytes)
+    assert choice.algorithm == "ring"
+    orders = trees.nic_ring_orders(cluster, ids)
+    assert orders is not None and len(orders) == cluster.layout.nic_count() == 4
+    exits = set()
+    for order, lanes in orders:
+        assert sorted(order) == sorted(ids) and len(lanes) == len(order)
+        for n in range(8):   # every node entered and left through one NIC, the ring's own
+            first, last = order[8 * n], order[8 * n + 7]
+            nic = cluster.layout.nic_of(int(first[3:]) % 8)
+            assert cluster.layout.nic_of(int(last[3:]) % 8) == nic
+            assert lanes[8 * n + 7] is None
+        exits.add(nic)
+    assert exits == {0, 1, 2, 3}
+    nccl, _, _ = _allreduce(cluster, nbytes, "nccl")
+    one_ring, _, _ = _allreduce(cluster, nbytes, "ring")
+    predicted = choice.time_s(nbytes)      # the tuning's latency holds its launch
+    assert nccl.makespan_s == pytest.approx(predicted, rel=0.15)
+    assert one_ring.makespan_s > 2.5 * nccl.makespan_s
+    # one node, or nodes of one NIC, keep the ring(s) they had
+    assert trees.nic_ring_orders(cluster, ids[:8]) is None
+    cloud = Cluster.from_node_type("cloud-v100-25gbe", 16)
+    assert trees.nic_ring_orders(cloud, [d.id for d in cloud.devices]) is None
