@@ -103,7 +103,7 @@ class FunctionLowering(PoolPadLowering):
             F.selu: act("selu", _sig_inplace), torch.selu: act("selu", _sig_unary),
             torch.selu_: act("selu", _sig_unary), F.selu_: act("selu", _sig_unary),
             F.softplus: act("softplus", _sig_softplus),
-            torch.sin: self._trig, torch.cos: self._trig,
+            torch.sin: self._trig, torch.cos: self._trig, torch.exp: self._weight_exp,
             torch.mean: self._mean, torch.pow: self._pow, operator.pow: self._pow,
             torch.square: self._square, torch.rsqrt: self._rsqrt, torch.sqrt: self._sqrt,
         }
@@ -118,7 +118,7 @@ class FunctionLowering(PoolPadLowering):
             "size": self._shape_query, "dim": self._shape_query,
             "tanh": act("tanh", _sig_unary), "tanh_": act("tanh", _sig_unary),
             "sigmoid": act("sigmoid", _sig_unary), "sigmoid_": act("sigmoid", _sig_unary),
-            "sin": self._trig, "cos": self._trig,
+            "sin": self._trig, "cos": self._trig, "exp": self._weight_exp,
             "mean": self._mean, "pow": self._pow, "square": self._square,
             "rsqrt": self._rsqrt, "sqrt": self._sqrt, "to": self._same_dtype,
             "float": self._same_dtype, "type_as": self._same_dtype,
@@ -220,6 +220,8 @@ class FunctionLowering(PoolPadLowering):
             return out
         if sign == 1.0 and (out := self.bias_operand(a)) is not None:
             return out
+        if (out := self.weight_arith(a, sign)) is not None:
+            return out
         (x, cx), (y, cy) = self._operands(a)
         alpha = self._constant(a["alpha"])
         if alpha is None or (alpha != 1 and cy is None):
@@ -245,6 +247,9 @@ class FunctionLowering(PoolPadLowering):
 
     def _rsub(self, node):   # torch.rsub(x, c) = c - x
         a = self.bind(_sig_add, node)
+        if (out := self.weight_arith({"input": a["other"], "other": a["input"],
+                                      "alpha": a["alpha"]}, -1.0)) is not None:
+            return out
         (x, cx), (y, cy) = self._operands(a)
         alpha = self._constant(a["alpha"])
         if x is None or cy is None or alpha != 1:
@@ -259,6 +264,8 @@ class FunctionLowering(PoolPadLowering):
             return out
         (x, cx), (y, cy) = self._operands(a)
         if x is not None and y is not None:
+            if (out := self.weight_factor(x, y)) is not None:
+                return out
             return self.b.mul(x, y, name=self.name("mul"))
         if x is None and y is None:
             raise self.unsupported("computes with constants only")

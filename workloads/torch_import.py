@@ -54,6 +54,7 @@ from .torch_transformer import TransformerLowering
 from .torch_transformer_layers import TransformerLayerLowering
 from .torch_values import _Const, _Pending
 from .torch_views import ViewLowering
+from .torch_weight_side import WeightSideLowering
 from .torch_windows import WindowLowering
 
 
@@ -133,7 +134,7 @@ def _dense_prediction(graph: OpGraph) -> bool:
 class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, ViewLowering,
                 LayerLowering, TransformerLowering, TransformerLayerLowering, ParamViewLowering,
                 EinsumLowering, WindowLowering, SelectionLowering, StridedViewLowering,
-                ModuleLowering, RefusalReport, GateLowering):
+                ModuleLowering, RefusalReport, GateLowering, WeightSideLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
     def __init__(self, torch, gm, examples, name: str) -> None:

@@ -32,6 +32,11 @@ class ModuleLowering:
             nn.ChannelShuffle: lambda m, node, x: self.b.channel_shuffle(x(), m.groups,
                                                                          name=self.name("")),
             nn.Identity: lambda m, node, x: self.value(node.args[0]),
+            # nn.ZeroPad2d / ConstantPad2d: F.pad of the last two dimensions (a negative pad
+            # crops: RWKV's token shift, ZeroPad2d((0, 0, 1, -1)) of (N, T, C))
+            nn.ZeroPad2d: lambda m, node, x: self._pad_spatial(x(), tuple(m.padding), 0.0),
+            nn.ConstantPad2d: lambda m, node, x: self._pad_spatial(x(), tuple(m.padding),
+                                                                   float(m.value)),
             nn.Conv1d: self._conv1d_module,
             nn.Dropout1d: self._feature_dropout_module, nn.Dropout2d: self._feature_dropout_module,
             nn.Dropout3d: self._feature_dropout_module,

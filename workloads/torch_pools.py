@@ -89,7 +89,7 @@ class PoolPadLowering:
         a = self.bind(_sig_pad, node)
         src = self.value(a["input"])
         pad = tuple(a["pad"])
-        if a["mode"] == "constant" and len(pad) % 2 == 0 and min(pad, default=0) >= 0 and \
+        if a["mode"] == "constant" and len(pad) % 2 == 0 and \
                 not (len(pad) == 6 and not any(pad[:4])):
             return self._pad_spatial(self.tensor(a["input"]), pad, a["value"] or 0.0)
         if a["mode"] != "constant" or a["value"] not in (None, 0) or len(pad) != 6 or any(pad[:4]):
@@ -119,6 +119,8 @@ class PoolPadLowering:
         out = list(shape)
         out[dims[0]] += top + bottom
         out[dims[1]] += left + right
+        if min(out[dims[0]], out[dims[1]]) < 1:
+            raise self.unsupported(f"crops {shape} to nothing with pad {pad}")
         return self._op("pad_spatial", [x], tuple(out), self.name("pad"),
                         {"pad": (bottom, right), "pad_before": (top, left), "dims": dims,
                          "value": float(value)})

@@ -55,7 +55,7 @@ class ViewLowering:
             "swapaxes": self._transpose, "swapdims": self._transpose,
             "permute": self._permute, "contiguous": self._contiguous,
             "unsqueeze": self._unsqueeze, "squeeze": self._unsqueeze,
-            "repeat": self._repeat_parameter,
+            "repeat": self._repeat_parameter, "t": self._batch_transpose,
         }
         return functions, methods
 
@@ -258,6 +258,14 @@ class ViewLowering:
             return dataclasses.replace(value, shape=self.traced_shape(node))
         x = self.tensor(node.args[0])
         return self.b.reshape(x, self.traced_shape(node), name=self.name("unsqueeze"))
+
+    def _batch_transpose(self, node):
+        """x.t() of an (N, D) tensor moves the batch: an in-batch product (CLIP's logits over
+        every pair of the batch) that no policy splitting the batch can split."""
+        raise self.unsupported(f"transposes the batch of {self.traced_shape(node.args[0])} "
+                               "(an in-batch product, such as a contrastive loss's logits "
+                               "over every pair of the batch, which no policy that splits the "
+                               "batch can split); compute the loss outside the model")
 
     def _repeat_parameter(self, node):
         """A (1, ...) view of a parameter repeated over the batch (DETR's learned queries,

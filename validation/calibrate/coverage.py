@@ -17,14 +17,17 @@ from .cases import calibration_cases
 
 # kind -> why its family's rule costs it and no grid case measures it
 _NO_GRID_CASE = "imported models only (F.glu, torch.amax / max(x, dim), torch.sin / cos, a sum " \
-    "that broadcasts, DETR's learned queries); no grid block runs it yet"
+    "that broadcasts, DETR's learned queries, exp or 1 - w of a parameter); no grid block runs it yet"
 RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "amax",
                                                            "amax_grad", "sin", "sin_grad",
                                                            "cos", "cos_grad",
                                                            "add_broadcast",
                                                            "add_broadcast_grad",
                                                            "learned_queries",
-                                                           "learned_queries_grad")}
+                                                           "learned_queries_grad",
+                                                           "weight_exp", "weight_exp_grad",
+                                                           "weight_affine",
+                                                           "weight_affine_grad")}
 
 
 def measured_kinds(cases=None) -> dict[str, str]:

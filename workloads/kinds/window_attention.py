@@ -46,6 +46,12 @@ def _pad_kernel(op, state):
             pads += (left, right) if d == dim_w else (top, bottom) if d == dim_h else (0, 0)
         value = float(op.attrs.get("value", 0.0))
         return lambda x: F.pad(x, pads, value=value)
+    if min(top, bottom, left, right) < 0:   # a crop: dy padded back (F.pad's backward)
+        rank = len(op.out.shape)
+        unpad: list[int] = []
+        for d in reversed(range(dim_h, rank)):
+            unpad += (-left, -right) if d == dim_w else (-top, -bottom) if d == dim_h else (0, 0)
+        return lambda dy: F.pad(dy, unpad)
     index = [slice(None)] * len(op.out.shape)
     index[dim_h] = slice(top, top + op.out.shape[dim_h])
     index[dim_w] = slice(left, left + op.out.shape[dim_w])
@@ -60,7 +66,7 @@ register(
     OpKind("pad_spatial", "data_movement", flops=_no_arithmetic, torch_kernel=_pad_kernel,
            doc="F.pad of two dimensions with a constant, a copy: rows after the height and "
                "columns after the width (attrs: pad (bottom, right)), before them (pad_before "
-               "(top, left), default none), of dims (default (1, 2): H and W of (N, H, W, "
+               "(top, left), default none; a negative pad crops), of dims (default (1, 2): H and W of (N, H, W, "
                "C); (2, 3) for (N, C, H, W)), filled with value (default 0)"),
     OpKind("pad_spatial_grad", "data_movement", "backward", flops=_no_arithmetic,
            torch_kernel=_pad_kernel, doc="the slice of dy without the padding"),
