@@ -4,9 +4,9 @@ with PyTorch's convolution and matrix-product FLOPs (torch.utils.flop_counter) a
 module's parameters, replay in PyTorch and train (every position's logits of a Conformer's
 frames and of WaveNet's (N, classes, T) map), and so do the DETR-style detector (nn.Transformer,
 learned queries repeated over the batch, a dict of logits and boxes) and the RWKV-style block
-(a token shift by ZeroPad2d, 1 - mix on the weights); the diffusion U-Net with its timesteps
-held in a buffer and the CLIP-style model (a product with a buffer of text features) are
-refused with one error listing every op out of scope with its module path (the U-Net taking
+(a token shift by ZeroPad2d, 1 - mix on the weights) and the CLIP-style head (the learned
+temperature's exp, a product with a buffer of text features); the diffusion U-Net with its
+timesteps held in a buffer is refused with one error listing every op out of scope with its module path (the U-Net taking
 its timesteps as a second input imports: test_torch_import_inputs.py). The new kinds'
 kernels (glu, amax) are autograd's."""
 import copy
@@ -30,6 +30,7 @@ IMPORTED = {
     "pointnet": lambda: (rm.PointNet(), torch.randn(2, 3, 64)),
     "wavenet": lambda: (rm.WaveNet(), torch.randn(2, 1, 64)),
     "rwkv": lambda: (rm.RWKV(), torch.randint(0, 128, (2, 16))),
+    "clip": lambda: (rm.CLIPStyle(), torch.randn(2, 3, 32, 32)),
 }
 
 
@@ -131,6 +132,34 @@ def test_a_zero_pad_that_crops_is_a_shift_with_autograds_gradient():
     assert torch.equal(grad(dy), x.grad)
 
 
+def test_a_product_with_a_constant_matrix_is_one_gemm_without_a_weight_to_train():
+    """CLIP's zero-shot head: image features @ the fixed text features' transpose, scaled by
+    the learned temperature; the GEMM has PyTorch's FLOPs, only an input gradient, and the
+    temperature (exp of a scalar parameter) gets its own."""
+    torch.manual_seed(0)
+    g = from_torch(rm.CLIPStyle().eval(), torch.randn(2, 3, 32, 32))
+    (head,) = [op for op in g if op.kind == "matmul_const"]
+    assert head.out.shape == (2, 8) and head.params == 0 and head.flops == 2 * 2 * 32 * 8
+    train = lower_training(g)
+    grads = [op.kind for op in train if op.forward == head.name]
+    assert grads == ["matmul_const_grad"]
+    assert train.op("weight_exp.update").params == 1
+    kernel, _ = _kernel("matmul_const_grad", [(2, 8)], (2, 32), batch_rows=2,
+                        in_features=32, out_features=8)
+    table, = _replay_buffers(g, head.name)
+    x = torch.randn(2, 32, requires_grad=True)
+    (x @ table).backward(dy := torch.randn(2, 8))
+    assert torch.allclose(kernel(dy), x.grad)
+
+
+def _replay_buffers(g, name):
+    """The constant matrices the replayed graph holds for op `name`."""
+    from validation.calibrate.torch_exec import GraphModule
+    m = GraphModule(g)
+    i = [op.name for op in m.ops].index(name)
+    return [getattr(m, f"const{i}")]
+
+
 def test_an_in_batch_contrastive_product_is_refused_by_name():
     """logits over every pair of the batch (CLIP's training loss) read every sample's
     features in each row: no policy that splits the batch can split them."""
@@ -220,7 +249,6 @@ def test_the_glu_and_amax_kernels_are_autograds():
 REFUSED = {
     # name: (model, input, [(op, module path)] every one of which the single error names)
     "diffusion-unet": (rm.DiffusionStep, (2, 3, 16, 16), [("torch.nn.Linear", "unet.time.0")]),
-    "clip": (rm.CLIPStyle, (2, 3, 32, 32), [("_operator.matmul", "<top>")]),
 }
 
 
