@@ -156,6 +156,10 @@ class Scenario:
                              "pcie_switches") if getattr(self, f) is not None] + \
             (["topology"] if self.topology != "switch" else [])
         if self.node_type and fixed:
+            try:   # an unknown name first: it is what the user has to fix
+                node_type(self.node_type)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
             raise ConfigError(f"{source}: node_type {self.node_type!r} sets the fabric; leave "
                               f"out {', '.join(fixed)}")
         for name in ("nics", "pcie_switches"):
