@@ -78,23 +78,8 @@ class TransformerLowering(OperandLowering):
 
     def _matmul_fn(self, node):
         a = self.bind(_sig_matmul, node)
-        other = self.value(a["other"])
-        if isinstance(other, _Aux) or isinstance(other, _Param) and not other.is_parameter:
-            return self._matmul_const(self.tensor(a["input"]), tuple(other.shape))
         x, y = self.tensor(a["input"]), self.tensor(a["other"])
         return self.b.batched_matmul(x, y, name=self.name("matmul"))
-
-    def _matmul_const(self, x: str, table: tuple):
-        """x @ C, C a (K, M) matrix of buffers and constants (CLIP's text features held
-        fixed, transposed): one matmul_const GEMM over x's rows, no gradient into C."""
-        shape = self.b.spec(x).shape
-        if len(table) != 2 or shape[-1] != table[0]:
-            raise self.unsupported(f"multiplies {shape} by a constant matrix {table}; only a "
-                                   "2-D one over the last dimension is supported")
-        rows = math.prod(shape[:-1])
-        return self._op("matmul_const", [x], (*shape[:-1], table[1]), self.name("matmul"),
-                        {"batch_rows": rows, "in_features": table[0],
-                         "out_features": table[1]})
 
     def _softmax_fn(self, node):
         a = self.bind(_sig_softmax, node)

@@ -4,10 +4,11 @@ with PyTorch's convolution and matrix-product FLOPs (torch.utils.flop_counter) a
 module's parameters, replay in PyTorch and train (every position's logits of a Conformer's
 frames and of WaveNet's (N, classes, T) map), and so do the DETR-style detector (nn.Transformer,
 learned queries repeated over the batch, a dict of logits and boxes) and the RWKV-style block
-(a token shift by ZeroPad2d, 1 - mix on the weights) and the CLIP-style head (the learned
-temperature's exp, a product with a buffer of text features); the diffusion U-Net with its
-timesteps held in a buffer is refused with one error listing every op out of scope with its module path (the U-Net taking
-its timesteps as a second input imports: test_torch_import_inputs.py). The new kinds'
+(a token shift by ZeroPad2d, 1 - mix on the weights); the diffusion U-Net with its
+timesteps held in a buffer and the CLIP-style head (its product with a buffer of text
+features; its temperature's exp imports) are refused with one error listing every op out
+of scope with its module path (the U-Net taking its timesteps as a second input imports:
+test_torch_import_inputs.py). The new kinds'
 kernels (glu, amax) are autograd's."""
 import copy
 
@@ -30,7 +31,6 @@ IMPORTED = {
     "pointnet": lambda: (rm.PointNet(), torch.randn(2, 3, 64)),
     "wavenet": lambda: (rm.WaveNet(), torch.randn(2, 1, 64)),
     "rwkv": lambda: (rm.RWKV(), torch.randint(0, 128, (2, 16))),
-    "clip": lambda: (rm.CLIPStyle(), torch.randn(2, 3, 32, 32)),
 }
 
 
@@ -132,34 +132,6 @@ def test_a_zero_pad_that_crops_is_a_shift_with_autograds_gradient():
     assert torch.equal(grad(dy), x.grad)
 
 
-def test_a_product_with_a_constant_matrix_is_one_gemm_without_a_weight_to_train():
-    """CLIP's zero-shot head: image features @ the fixed text features' transpose, scaled by
-    the learned temperature; the GEMM has PyTorch's FLOPs, only an input gradient, and the
-    temperature (exp of a scalar parameter) gets its own."""
-    torch.manual_seed(0)
-    g = from_torch(rm.CLIPStyle().eval(), torch.randn(2, 3, 32, 32))
-    (head,) = [op for op in g if op.kind == "matmul_const"]
-    assert head.out.shape == (2, 8) and head.params == 0 and head.flops == 2 * 2 * 32 * 8
-    train = lower_training(g)
-    grads = [op.kind for op in train if op.forward == head.name]
-    assert grads == ["matmul_const_grad"]
-    assert train.op("weight_exp.update").params == 1
-    kernel, _ = _kernel("matmul_const_grad", [(2, 8)], (2, 32), batch_rows=2,
-                        in_features=32, out_features=8)
-    table, = _replay_buffers(g, head.name)
-    x = torch.randn(2, 32, requires_grad=True)
-    (x @ table).backward(dy := torch.randn(2, 8))
-    assert torch.allclose(kernel(dy), x.grad)
-
-
-def _replay_buffers(g, name):
-    """The constant matrices the replayed graph holds for op `name`."""
-    from validation.calibrate.torch_exec import GraphModule
-    m = GraphModule(g)
-    i = [op.name for op in m.ops].index(name)
-    return [getattr(m, f"const{i}")]
-
-
 def test_an_in_batch_contrastive_product_is_refused_by_name():
     """logits over every pair of the batch (CLIP's training loss) read every sample's
     features in each row: no policy that splits the batch can split them."""
@@ -249,6 +221,7 @@ def test_the_glu_and_amax_kernels_are_autograds():
 REFUSED = {
     # name: (model, input, [(op, module path)] every one of which the single error names)
     "diffusion-unet": (rm.DiffusionStep, (2, 3, 16, 16), [("torch.nn.Linear", "unet.time.0")]),
+    "clip": (rm.CLIPStyle, (2, 3, 32, 32), [("_operator.matmul", "<top>")]),
 }
 
 
@@ -283,18 +256,31 @@ def every_training_policy(graph) -> dict[str, float]:
     return times
 
 
-@pytest.mark.parametrize("name", ["two-heads", "wavenet", "conformer"])
+@pytest.mark.parametrize("name", ["two-heads", "wavenet", "conformer", "detr", "rwkv"])
 def test_every_training_policy_runs_an_imported_model(name):
-    """A tuple output's two losses, a sequence's per-position loss and attention with a
-    convolution module, under every policy that trains on GPUs."""
+    """A tuple output's two losses, a sequence's per-position loss, attention with a
+    convolution module, learned queries and weight-side ops, under every policy that
+    trains on GPUs."""
     from tests.workloads.torch_user_models import TwoHeads
     torch.manual_seed(0)
     model, x = (TwoHeads(), torch.randn(4, 3, 32, 32)) if name == "two-heads" else \
-        IMPORTED[name]()
+        (rm.DETR(), torch.randn(2, 3, 32, 32)) if name == "detr" else IMPORTED[name]()
     times = every_training_policy(from_torch(model.eval(),
                                              torch.cat((x, x)) if len(x) == 2 else x))
     assert all(t > 0 for t in times.values())
     assert times["pipedream"] < times["sequential"]      # two stages at once
+
+
+def test_the_cli_simulates_rwkv_from_a_users_file(tmp_path, capsys):
+    import json
+
+    from simulator.cli import main
+    path = tmp_path / "net.py"
+    path.write_text("from tests.workloads.torch_user_models_recent import RWKV\n")
+    argv = ["simulate", "--workload", f"{path}:RWKV", "--workload-option", "input_shape=16",
+            "--workload-option", "tokens=128", "--batch", "4", "--hardware", "v100", "--json"]
+    assert main([*argv, "--policy", "gpipe", "--devices", "2", "--link", "nvlink2"]) == 0
+    assert json.loads(capsys.readouterr().out)["iteration_time_s"] > 0
 
 
 def test_the_cli_simulates_a_recent_model_from_a_users_file(tmp_path, capsys):

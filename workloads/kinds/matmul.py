@@ -110,27 +110,6 @@ def _reads_input_and_weights(op) -> int:
     return sum(s.nbytes for s in op.in_specs) + weights
 
 
-def _const_table(op, dev=None):
-    """The constant (in_features, out_features) matrix of a matmul_const (a buffer: its
-    values do not change the time)."""
-    gen = torch.Generator().manual_seed(0)
-    a = op.attrs
-    return torch.randn((a["in_features"], a["out_features"]), generator=gen).to(dev)
-
-
-def _matmul_const_kernel(op, state):
-    """x @ C, and its input gradient dy @ C^T (the constant gets none)."""
-    table = _const_table(op, state.dev if state is not None else None)
-    if op.kind == "matmul_const":
-        return lambda x: x @ table.to(x.dtype)
-    return lambda dy: dy @ table.to(dy.dtype).t()
-
-
-def _matmul_const_bytes(op) -> int:
-    a = op.attrs
-    return op.in_specs[0].nbytes + a["in_features"] * a["out_features"] * op.out.dtype_bytes
-
-
 # -- PyTorch ------------------------------------------------------------------------------
 def _conv_kernel(op, state):
     """conv2d, or convolution_backward with the output mask of one gradient (input | weight
@@ -255,19 +234,6 @@ register(
            backward=backward_rules.input_and_weight, param_shapes=_linear_params,
            torch_kernel=_linear_kernel, torch_module=_linear_module,
            doc="x @ W^T (+ b) over the last dimension; batch_rows rows"),
-    # a product with a matrix of buffers and constants (CLIP's zero-shot classifier: image
-    # features times the fixed text features' transpose): a GEMM with no weight to train
-    OpKind("matmul_const", "matmul", flops=_gemm_flops, macs=linear_macs,
-           gemm_shape=_linear_gemm("forward"), bytes_read=_matmul_const_bytes,
-           torch_kernel=_matmul_const_kernel,
-           torch_buffers=lambda op, dev: [("const", _const_table(op, dev))],
-           torch_module=lambda op, m, i: lambda ins: ins[0] @ getattr(m, f"const{i}"),
-           doc="x @ C over the last dimension, C a constant (in_features, out_features) "
-               "matrix of buffers (no gradient into it); batch_rows rows"),
-    OpKind("matmul_const_grad", "matmul_grad", "backward", flops=_gemm_flops,
-           macs=linear_macs, gemm_shape=_linear_gemm("grad_input"),
-           bytes_read=_matmul_const_bytes, torch_kernel=_matmul_const_kernel,
-           doc="dy @ C^T: the input's gradient"),
     OpKind("conv2d_grad_input", "conv_grad_input", "backward", flops=_gemm_flops,
            macs=conv_macs, gemm_shape=_conv_gemm("grad_input"), reads_params=True,
            torch_kernel=_conv_kernel),
