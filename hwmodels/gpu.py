@@ -93,6 +93,7 @@ class KernelOption(NamedTuple):
     algorithm: str         # cuDNN's name for it, lower case (gpu_memory.CONV_ALGORITHMS)
     kernels: int = 1       # kernels launched: each pays the kernel and the host overhead
     serial_bytes: float = 0.0  # moved by kernels run before or after it (gpu_layout.py)
+    serial_s: float = 0.0      # fixed seconds after its arithmetic (a scatter's L2 atomics)
 
 
 _GENERIC = model_efficiency.table("gpu")
@@ -143,6 +144,13 @@ class GPUModel(DeviceModel):
     def sm_count(self) -> int:
         # a part without an SM count is costed as one with the V100's FLOP/s per SM
         return self.spec.sm_count or max(1, round(self.peak_flops / 196e9))
+
+    @property
+    def sustained_clock_hz(self) -> float:
+        """The SM clock under load; a part without a clock is taken to run the V100's 128
+        FP32 FLOPs per SM per clock."""
+        clock = self.spec.sustained_clock_hz or self.spec.clock_hz
+        return clock or self.spec.sustained_peak_flops_for("fp32") / (self.sm_count * 128)
 
     @property
     def launch_overhead_s(self) -> float:
@@ -222,7 +230,7 @@ class GPUModel(DeviceModel):
                         else option.unit_s / (getattr(fam, option.key) * scale))
         serial_s = option.serial_bytes / (self.mem_bandwidth_Bps * self.mem_efficiency
                                           * fam.memory)
-        return max(arithmetic_s, option.traffic_bytes / bandwidth) + serial_s
+        return max(arithmetic_s, option.traffic_bytes / bandwidth) + serial_s + option.serial_s
 
     def chosen_option(self, op: Op) -> KernelOption:
         """The algorithm that runs `op`: the fastest, as cudnn.benchmark picks it."""
@@ -330,14 +338,17 @@ class GPUModel(DeviceModel):
         if conv.is_thin_grouped:    # depthwise: a direct kernel on the CUDA cores
             return [KernelOption("stream", op.flops / fp32_peak, traffic, "direct")]
         wgrad = pass_ == "wgrad"
-        cost = conv_gemm(*conv.implicit_gemm(pass_), wgrad=wgrad,
+        cost = conv_gemm(*conv.implicit_gemm(pass_, cudnn.dgrad_stride_phases), wgrad=wgrad,
                          n_sharing=conv.wgrad_sharing if wgrad else 1)
         options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
                                 "implicit_gemm")]
-        if pass_ == "dgrad":    # the scatter's additions go to L2 as atomics, not to DRAM,
-            cost = conv_gemm(*conv.dgrad_scatter(), wgrad=False)   # into a dx zeroed first:
+        if pass_ == "dgrad":    # the scatter's additions go to L2 as atomics, into a dx
+            cost = conv_gemm(*conv.dgrad_scatter(), wgrad=False)   # zeroed first
+            atomics_s = conv.dgrad_scatter_atomics / (
+                gpu_conv.l2_atomics_per_clock(self.spec.architecture) * self.sustained_clock_hz)
             options.append(KernelOption("conv_dgrad", cost.compute_s, traffic, "implicit_gemm",
-                                        kernels=2, serial_bytes=float(op.out.nbytes)))
+                                        kernels=2, serial_bytes=float(op.out.nbytes),
+                                        serial_s=atomics_s))
         if not tensor and cudnn.runs_winograd(self.spec.architecture):
             elem = op.out.dtype_bytes
             # cuDNN's weight gradient has only the non-fused Winograd

@@ -55,12 +55,15 @@ class CudnnRelease:
     """The convolution kernels a cuDNN release has, as the published tables that ran it show:
     the pipeline fill and epilogue each CTA of its GEMM-shaped kernels pays (`k_fill`, in k
     steps); whether its fused Winograd runs all alpha x alpha points of a tile in one CTA, and
-    so pays one fill for them (`fused_winograd_one_fill`) rather than one per point; and the
-    architectures it has no Winograd kernels for."""
+    so pays one fill for them (`fused_winograd_one_fill`) rather than one per point; the
+    architectures it has no Winograd kernels for; and whether its strided data gradient as a
+    gather (BWD_DATA_ALGO_1) runs only the taps of each pixel's stride phase
+    (`dgrad_stride_phases`) or every tap of the filter, most of them on zeros."""
     version: tuple[int, int, int]     # the first cuDNN release with these kernels
     k_fill: int
     fused_winograd_one_fill: bool
     no_winograd_architectures: frozenset[str]
+    dgrad_stride_phases: bool
 
     def runs_winograd(self, architecture: str | None) -> bool:
         return (architecture or "") not in self.no_winograd_architectures
@@ -85,18 +88,41 @@ CUDNN_RELEASES = (
     # K80): the GEMM side's fill, and a fused F(2x2, 3x3) Winograd that transforms a tile and
     # runs its 16 points in one CTA, one fill for all (against a fill per point: DeepBench's
     # data gradient 23.1 -> 21.9% MAPE, forward 18.8 -> 18.6%)
-    CudnnRelease((5, 0, 0), K_FILL, True, NO_WINOGRAD),
+    # A strided gather runs every tap: DeepBench's DeepSpeech layer of 32 x 79 x 341 -> 32,
+    # 5x10 stride 2, takes 2.3-2.5x the phase gather's time on all five Maxwell and Pascal
+    # cards, on the scatter's atomic bound (L2_ATOMICS_PER_CLOCK); the V100 and T4 on 7.6 run
+    # it near the phase gather's time.
+    CudnnRelease((5, 0, 0), K_FILL, True, NO_WINOGRAD, dgrad_stride_phases=False),
     # cuDNN 7.0 (7.0.04, Volta's first: Torch7 on the V100 at batch 1 to 128): a fill per
     # fused Winograd point (with 5's kernels ResNet-34 at batch 2 and VGG-19 at batch 1 and 2
-    # come out 27-30% fast, the V100's FP32 rows 7.3% against 7.0%)
-    CudnnRelease((7, 0, 0), K_FILL, False, NO_WINOGRAD),
+    # come out 27-30% fast, the V100's FP32 rows 7.3% against 7.0%); its strided gather taken
+    # to be 7.6's (no table times a strided data gradient on it)
+    CudnnRelease((7, 0, 0), K_FILL, False, NO_WINOGRAD, dgrad_stride_phases=True),
     # cuDNN 7.6 (7.6.2, DeepBench's V100 and T4 tables): half the fill, one per fused
     # Winograd CTA (against 5's fill: forward 18.6 -> 17.7%, data gradient 21.9 -> 21.5%)
-    CudnnRelease((7, 6, 0), K_FILL // 2, True, NO_WINOGRAD),
+    CudnnRelease((7, 6, 0), K_FILL // 2, True, NO_WINOGRAD, dgrad_stride_phases=True),
 )
 # the release each architecture's published tables ran with, for a GPU whose cuDNN is not
 # named; the others (Volta's NGC containers, Turing and later) take the newest
 ARCHITECTURE_CUDNN = {"kepler": (5, 1, 10), "maxwell": (5, 0, 0), "pascal": (6, 0, 21)}
+# Atomic additions into memory per clock (at the part's sustained clock) the L2 completes for
+# the data gradient's scatter (BWD_DATA_ALGO_0), whose CTAs add their products into dx once their
+# main loop ends, so the adds follow the GEMM. Fitted on DeepBench's strided data gradients
+# (validation/measured/published/kernels.csv): per architecture, the rate that minimises the
+# MAPE of its rows with the other constants held (tests/hwmodels/test_gpu_scatter_atomics.py
+# checks it still does); its DeepSpeech layers of 5x10 and 5x20 filters at stride 2 run on this
+# bound. Volta's and Turing's tables never run the scatter at its bound (their cuDNN 7.6
+# gathers the stride phases), so they and later architectures take Pascal's rate, and Kepler
+# Maxwell's: assumptions, not fits.
+L2_ATOMICS_PER_CLOCK = {"kepler": 20.0, "maxwell": 20.0, "pascal": 30.0, "volta": 22.0,
+                        "turing": 7.0}
+L2_ATOMICS_NEWEST_FITTED = "volta"
+
+
+def l2_atomics_per_clock(architecture: str | None) -> float:
+    """The L2's atomic additions per clock on an architecture (L2_ATOMICS_PER_CLOCK)."""
+    return L2_ATOMICS_PER_CLOCK.get(architecture or "",
+                                    L2_ATOMICS_PER_CLOCK[L2_ATOMICS_NEWEST_FITTED])
 _CUDNN_VERSION = re.compile(r"\bcuDNN\s+[vR]?(\d+(?:\.\d+){0,2})", re.IGNORECASE)
 
 
@@ -146,8 +172,11 @@ class ConvProblem:
         return (self.kernel in filters and self.stride == (1, 1) and self.dilation == (1, 1)
                 and self.groups == 1)
 
-    def implicit_gemm(self, pass_: str) -> tuple[int, int, int, int]:
-        """(m, n, k, batch) of the implicit GEMM of pass 'fwd', 'dgrad' or 'wgrad'."""
+    def implicit_gemm(self, pass_: str,
+                      stride_phases: bool = True) -> tuple[int, int, int, int]:
+        """(m, n, k, batch) of the implicit GEMM of pass 'fwd', 'dgrad' or 'wgrad';
+        stride_phases: whether the data gradient's gather runs only each stride phase's taps
+        (CudnnRelease.dgrad_stride_phases)."""
         g = self.groups
         c, kk = self.in_channels // g, self.out_channels // g
         rs = self.kernel[0] * self.kernel[1]
@@ -155,7 +184,7 @@ class ConvProblem:
         if pass_ == "fwd":
             return npq, kk, c * rs, g
         if pass_ == "dgrad":
-            pixels, taps = self._dgrad_gather()
+            pixels, taps = self._dgrad_gather(stride_phases)
             return pixels, c, math.ceil(kk * taps), g
         return kk, c * rs, npq, g                                          # wgrad
 
@@ -166,16 +195,19 @@ class ConvProblem:
         (r, s_), (sh, sw) = self.kernel, self.stride
         return math.ceil(r / sh) * math.ceil(s_ / sw)
 
-    def _dgrad_gather(self) -> tuple[int, float]:
+    def _dgrad_gather(self, stride_phases: bool = True) -> tuple[int, float]:
         """(input pixels that receive a gradient, filter taps each gathers) of the data
         gradient as a gather (cuDNN's BWD_DATA_ALGO_1): with stride s the input splits into
         s_h x s_w phases, phase (a, b) gathering ceil((R - a) / s_h) x ceil((S - b) / s_w)
         taps. A CTA's 128 pixels mix the phases, so each runs the loop of the phase with the
         most taps, over every input pixel: a 1x1 filter at stride 2 computes all of them, one
         tap each, three in four of them zeros (DeepBench: cuDNN's data gradient of ResNet's
-        1x1 stride-2 layers takes up to 3.7x its forward time)."""
+        1x1 stride-2 layers takes up to 3.7x its forward time). Without stride phases every
+        pixel runs all R x S taps."""
         (r, s_), (sh, sw) = self.kernel, self.stride
         h, w = self.in_hw
+        if not stride_phases:
+            return max(1, self.batch * h * w), r * s_
         phase_taps = [math.ceil((r - a) / sh) * math.ceil((s_ - b) / sw)
                       for a in range(min(sh, r)) for b in range(min(sw, s_))]
         return max(1, self.batch * h * w), max(phase_taps)
@@ -189,6 +221,13 @@ class ConvProblem:
         rs = self.kernel[0] * self.kernel[1]
         npq = self.batch * self.out_hw[0] * self.out_hw[1]
         return npq, self.in_channels // g * rs, self.out_channels // g, g
+
+    @property
+    def dgrad_scatter_atomics(self) -> int:
+        """Atomic additions the scatter makes into the input gradient: one per element of its
+        GEMM's product, N*P*Q x C*R*S."""
+        m, n, _, g = self.dgrad_scatter()
+        return m * n * g
 
     def winograd(self, pass_: str, fused: bool) -> tuple[int, int, int, int, float]:
         """(m, n, k, batch GEMMs, transformed elements through memory) of a Winograd pass:

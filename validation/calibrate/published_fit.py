@@ -60,6 +60,7 @@ class Terms:
     memory_s: np.ndarray
     serial_memory_s: np.ndarray         # memory seconds of kernels run before or after it
     kernels: np.ndarray                 # kernels each option launches
+    serial_s: np.ndarray                # fixed seconds after it (KernelOption.serial_s)
     ops_per_row: np.ndarray
     measured_s: np.ndarray
     labels: list[str]
@@ -80,7 +81,7 @@ class Terms:
         # streaming kernels are the framework's; GEMMs' and convolutions' traffic the library's
         share = np.where(self.key == 0, self.stream_share[self.row_of_option], fam.memory)
         option_s = (np.maximum(self.unit_s / eff, self.memory_s / share)
-                    + self.serial_memory_s / fam.memory
+                    + self.serial_memory_s / fam.memory + self.serial_s
                     + self.kernels * fam.kernel_overhead_s)
         n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
         op_s = np.full(n_ops, np.inf)
@@ -126,6 +127,7 @@ def _terms(items: Iterable[tuple[str, str, list, float, str | None, Version, Ver
                 cols["mem"].append(option.traffic_bytes / bandwidth)
                 cols["serial"].append(option.serial_bytes / bandwidth)
                 cols["kernels"].append(option.kernels)
+                cols["serial_s"].append(option.serial_s)
             op_index += 1
             counted += 1
         ops_per_row.append(counted)
@@ -135,7 +137,8 @@ def _terms(items: Iterable[tuple[str, str, list, float, str | None, Version, Ver
     terms = Terms(np.array(cols["row"], dtype=int), np.array(cols["op"], dtype=int),
                   np.array(cols["key"], dtype=int), np.array(cols["tensor"], dtype=bool),
                   np.array(cols["unit"]), np.array(cols["mem"]), np.array(cols["serial"]),
-                  np.array(cols["kernels"], dtype=float), np.array(ops_per_row),
+                  np.array(cols["kernels"], dtype=float), np.array(cols["serial_s"]),
+                  np.array(ops_per_row),
                   np.array(measured), labels, frameworks)
     terms.set_frameworks(defaultdict(lambda: START_HOST_S), defaultdict(lambda: START_STREAM))
     return terms
