@@ -27,6 +27,8 @@ ARITHMETIC_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 GPU_ARCHITECTURES = ("kepler", "maxwell", "pascal", "volta", "turing", "ampere", "ada", "hopper")
 # Fields that define a CPU/ARM peak; changing any of them recomputes peak_flops.
 _PEAK_INPUTS = ("cores", "clock_hz", "vector_lanes_fp32", "fma_units_per_core")
+# what names a part rather than describes it: with_options refuses to change them
+_IDENTITY_FIELDS = frozenset({"name", "kind"})
 
 
 # -- field checks (shared by the three part types) ---------------------------------------------
@@ -262,6 +264,10 @@ class DeviceSpec:
         if unknown:
             raise HardwareError(f"device {self.name!r}: unknown option(s) {', '.join(unknown)}; "
                                 f"known: {', '.join(sorted(known))}")
+        identity = sorted(set(overrides) & _IDENTITY_FIELDS)
+        if identity:    # another kind or name is another part: the catalog's, not a tweak
+            raise HardwareError(f"device {self.name!r}: {', '.join(identity)} cannot be set as "
+                                "an option; choose another catalog device or profile instead")
         int_fields = {f.name for f in dataclasses.fields(self) if "int" in str(f.type)
                       and "float" not in str(f.type)}
         for k, v in overrides.items():   # 8e9 (TOML float, CLI number) for a byte count

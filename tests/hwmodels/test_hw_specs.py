@@ -26,6 +26,12 @@ def test_with_options_rejects_unknown_and_bad_values():
         sk.with_options(cores=0)
 
 
+@pytest.mark.parametrize("field, value", [("kind", "gpu"), ("name", "my-cpu")])
+def test_with_options_refuses_to_change_what_names_the_part(field, value):
+    with pytest.raises(HardwareError, match=f"'skylake-x-6c': {field} cannot be set"):
+        catalog.device("skylake-x-6c").with_options(**{field: value})
+
+
 def test_gpu_with_options_keeps_peak():
     v = catalog.device("v100").with_options(memory_bytes=8 * 2**30)
     assert v.peak_flops == 15.7e12 and v.memory_bytes == 8 * 2**30
