@@ -53,7 +53,11 @@ def file_info(name: str) -> NetworkInfo:
         shapes = parse_input_shapes(name, input_shape)
         vocabularies = _parse_tokens(name, tokens, len(shapes))
         torch.manual_seed(0)   # the same weights each time: a graph does not depend on them
-        module = factory()
+        try:
+            module = factory()
+        except Exception as exc:  # the user's code may raise anything (KeyboardInterrupt not)
+            raise WorkloadError(f"{name}: {match['attr']}() raised "
+                                f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(module, torch.nn.Module):
             raise WorkloadError(f"{name}: {match['attr']}() returned "
                                 f"{type(module).__name__!r}, not a torch.nn.Module")

@@ -74,6 +74,24 @@ def test_an_import_error_in_the_file_is_reported(tmp_path):
         zoo.get(f"{bad}:make", batch=1, input_shape="3x8x8")
 
 
+@pytest.mark.parametrize("body, message", [
+    ("def make():\n    raise RuntimeError('boom in factory')\n",
+     "make() raised RuntimeError: boom in factory"),
+    ("class make(torch.nn.Module):\n    def __init__(self, width):\n        super().__init__()\n",
+     "make() raised TypeError"),
+])
+def test_a_factory_that_raises_is_named_with_its_error(tmp_path, capsys, body, message):
+    net = tmp_path / "net.py"
+    net.write_text("import torch\n" + body)
+    with pytest.raises(WorkloadError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        zoo.get(f"{net}:make", batch=1, input_shape="3x8x8")
+    args = ["simulate", "--workload", f"{net}:make", "--workload-option", "input_shape=3x8x8",
+            "--batch", "2", "--hardware", "v100"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("value,shape", [("3x32x32", (3, 32, 32)), ("3,8,8", (3, 8, 8)),
                                          (784, (784,)), ([1, 28, 28], (1, 28, 28)),
                                          ([3, 8], (3, 8)), ("8x128", (8, 128))])
