@@ -8,15 +8,27 @@ even) in which every node is interior in at most one. Each tree carries half of 
 on channels of its own: the data is reduced up the tree, chunk by chunk, to the root, and
 broadcast back down, so reduction and broadcast of successive chunks overlap (a pipeline).
 Here each chunk's hop is a transfer task on the links it crosses; a device sends its chunk
-up once its children's have arrived, and forwards a chunk down once its parent's has.
+up once its children's have arrived, and sends a chunk down to all its children once its
+parent's has (NCCL's send to several peers at once; a shared port serves them in turn).
 
-Channels: as NCCL's, the buffer is split evenly over the channels its tuning counts (one
-per NIC across nodes, at least two so that both trees run; the node's rings within one),
-channel c on tree c mod 2, its chains following the node's ring channel c (the NVLinks NCCL's
-ring search found, lane by lane) from the GPU that owns NIC c. Chunks: a channel's share goes in pieces of at least 64 KiB, at
-most 16 of them: the pipeline's granularity here, coarser than NCCL's own steps (a deep tree
-fills its pipeline in proportion), so that a channel costs at most 16 (p - 1) transfers per
-phase.
+Channels: NCCL's search finds its paths (one per NIC across nodes; the node's rings within
+one), and across nodes NCCL doubles them (ncclTopoPostset): channel c on tree 0 and channel
+c + n on tree 1 take the same path, so every NIC carries a channel of each tree and a node's
+NICs carry equal bytes (with one tree per NIC, the NICs of a node interior in that tree
+would carry three times the others'). The buffer is split evenly over the channels, channel
+c's chain following the node's ring channel c (the NVLinks NCCL's ring search found, lane by
+lane) from the GPU that owns NIC c. Chunks: NCCL's own (nccl_tuning.tree_chunk_bytes: a
+protocol step, halved until the tree's pipeline fills), at most 16 a channel, beyond which a
+channel's share goes in 16 equal pieces (fewer tasks, a pipeline that fills in larger steps:
+a channel costs at most 16 (p - 1) transfers per phase).
+
+Streaming: LL and LL128 carry a flag with every 8 or 128 bytes, so a GPU forwards each line
+of a chunk as it arrives; inside a node a chain's hops under them carry one chunk together
+(each starts when the hop feeding it starts, and what waits for the chunk at the chain's end
+waits for all of them; so a chain's first line pays one hop's latency, not one per hop: a few
+microseconds optimistic per chain and direction). Simple forwards a chunk once it holds it
+whole, and so does NCCL's network proxy under every protocol: those hops wait for the
+chunk's arrival.
 
 Each hop's latency and bandwidth are the link's (the ring's Simple protocol, as the catalog
 gives them) scaled by the protocol that runs it (nccl_tuning.protocol_factors). A hop between
@@ -37,7 +49,6 @@ from .cluster import WIRE_RESOURCE, Cluster
 from .node_topologies import NVLINK_TOPOLOGIES
 from .tasks import Task, TaskGraph
 
-TREE_MIN_CHUNK_BYTES = 64 * 1024
 TREE_MAX_CHUNKS = 16
 WIRE = (WIRE_RESOURCE,)
 
@@ -123,16 +134,35 @@ def nic_ring_orders(cluster: Cluster, devices: Sequence[str]
         out.append((tuple(node[r] for node in nodes for r in ring), hop_lanes * len(nodes)))
     return out
 
-def hop(cluster: Cluster, src: str, dst: str, nbytes: float, lane: int | None,
-        protocol: tuple[str, str]) -> tuple[tuple[str, ...], float, float]:
-    """(resources, duration, its flight: the latency if it crosses nodes, else 0) of one hop
-    under (algorithm, protocol)."""
+def hop_rate(cluster: Cluster, src: str, dst: str, lane: int | None,
+             protocol: tuple[str, str]) -> tuple[tuple[str, ...], float, float, float]:
+    """(resources, latency, bandwidth in bytes/s, flight: the latency if it crosses nodes,
+    else 0) of one hop under (algorithm, protocol)."""
     resources, bandwidth, latency = cluster.route(src, dst, lane)
     hw = hop_hw(cluster, src, dst)
     lat_factor, bw_factor = tuning.protocol_factors(*protocol, hw)
     latency *= lat_factor
-    return (resources, latency + nbytes / (bandwidth * bw_factor),
-            latency if hw == "net" else 0.0)
+    return resources, latency, bandwidth * bw_factor, latency if hw == "net" else 0.0
+
+
+def hop(cluster: Cluster, src: str, dst: str, nbytes: float, lane: int | None,
+        protocol: tuple[str, str]) -> tuple[tuple[str, ...], float, float]:
+    """(resources, duration, its flight: the latency if it crosses nodes, else 0) of one hop
+    under (algorithm, protocol)."""
+    resources, latency, bandwidth, flight = hop_rate(cluster, src, dst, lane, protocol)
+    return resources, latency + nbytes / bandwidth, flight
+
+
+def chunk_sizes(share: float, nccl_chunk: float, max_chunks: int = TREE_MAX_CHUNKS
+                ) -> list[float]:
+    """A channel's share in the pieces its pipeline moves: NCCL's chunks, the last one
+    partial, where they are at most `max_chunks`; else `max_chunks` equal pieces (coarser
+    than NCCL's: a cap on the tasks, at the cost of a pipeline that fills and drains in
+    larger steps)."""
+    count = max(1, math.ceil(share / nccl_chunk))
+    if count > max_chunks:
+        return [share / max_chunks] * max_chunks
+    return [nccl_chunk] * (count - 1) + [share - (count - 1) * nccl_chunk]
 
 
 def fly(add, sent: str, latency_s: float, priority: int, device: str) -> str:
@@ -217,24 +247,29 @@ def tree_allreduce(tg: TaskGraph, cluster: Cluster, devices: Sequence[str], nbyt
     """NCCL's double-binary-tree all-reduce (module notes); every device built. Returns per
     device the tasks whose end means the buffer is reduced there."""
     fabric = fabric_of(cluster, devices)
-    channels = max(2, fabric.channels) if fabric.nodes > 1 else fabric.channels   # both trees
+    # across nodes NCCL duplicates its channels (ncclTopoPostset): channel c on tree 0 and
+    # channel c + n on tree 1 take the same path and NIC, so every NIC carries both trees
+    paths = fabric.channels
+    channels = 2 * paths if fabric.nodes > 1 else paths
     share = nbytes / channels
-    chunks = max(1, min(TREE_MAX_CHUNKS, math.ceil(share / TREE_MIN_CHUNK_BYTES)))
+    sizes = chunk_sizes(share, tuning.tree_chunk_bytes(nbytes, channels, len(devices),
+                                                       fabric.nodes, protocol))
+    chunks = len(sizes)
     k = sum(1 for d in devices if cluster.device(d).node == cluster.device(devices[0]).node)
     nics = cluster.layout.nics
     index = {d: i for i, d in enumerate(devices)}
     plans = []
     for t in range(channels):
-        start = (nics[t % len(nics)][0] if nics and cluster.nodes > 1 else t * k // channels)
-        parent, children, lane_of = tree_parents(cluster, devices, t % 2, start, t)
+        path, tree = t % paths, t // paths if fabric.nodes > 1 else 0
+        start = (nics[path % len(nics)][0] if nics and cluster.nodes > 1
+                 else path * k // paths)
+        parent, children, lane_of = tree_parents(cluster, devices, tree, start, path)
         edges = [(d, p) for d, p in parent.items() if p is not None]
-        hops = {(a, b): hop(cluster, a, b, share / chunks, lane_of.get((a, b)),
-                            ("tree", protocol))
+        hops = {(a, b): hop_rate(cluster, a, b, lane_of.get((a, b)), ("tree", protocol))
                 for up in edges for a, b in (up, up[::-1])}
         plans.append(_Channel(f"{name}.t{t}", parent, children,
-                              _bottom_up(devices, parent, children), hops, index,
-                              {"bytes": share / chunks, "collective": "tree",
-                               "protocol": protocol}))
+                              _bottom_up(devices, parent, children), hops, index, sizes,
+                              {"collective": "tree", "protocol": protocol}))
     made: list[Task] = []
     # Chunk by chunk, every channel's chunk j before any channel's chunk j + 1: a port's
     # ready transfers then start oldest chunk first, as NCCL's channels progress side by side.
@@ -256,49 +291,88 @@ class _Channel:
 
     def __init__(self, prefix: str, parent: Mapping[str, str | None],
                  children: Mapping[str, list[str]], order: list[str],
-                 hops: Mapping[tuple[str, str], tuple[tuple[str, ...], float, float]],
-                 index: Mapping[str, int], meta: Mapping[str, object]):
+                 hops: Mapping[tuple[str, str], tuple[tuple[str, ...], float, float, float]],
+                 index: Mapping[str, int], sizes: Sequence[float], meta: Mapping[str, object]):
         self.prefix, self.parent, self.children, self.order = prefix, parent, children, order
-        self.hops, self.index, self.meta = hops, index, meta
+        self.hops, self.index, self.sizes, self.meta = hops, index, sizes, meta
         self.root = order[-1]
         self.up: dict[tuple[str, int], tuple[str, ...]] = {}   # d's chunk j at its parent
         self.sent_up: dict[tuple[str, int], str] = {}   # when it left d
         self.have: dict[tuple[str, int], list[str]] = {}   # when d holds reduced chunk j
-        self.last_down: dict[str, str] = {}             # d's latest send down
+        self.sent_down: dict[tuple[str, int], str] = {}   # chunk j's send to d
+        # what d's first streamed send up, and the first streamed send to d, wait for
+        self.up_deps: dict[str, list[str]] = {}
+        self.down_deps: dict[str, list[str]] = {}
+        self.streaming = meta["protocol"] in ("LL", "LL128")
 
     def reduce(self, add: list[Task], j: int, dep_of: Mapping[str, Sequence[str]],
                priority: int, launch_s: float) -> None:
-        """Chunk j up the tree: d sends it once its children's chunk j and its own chunk
-        j - 1 have left."""
+        """Chunk j up the tree: d sends it once its children's chunk j has arrived and its
+        own chunk j - 1 has left. A streamed hop (`streams`) starts with its children's:
+        chunk 0 once every device below has its data, chunk j once the streamed children
+        have passed on chunk j - 1; what d's chunk arrives for then waits for theirs too."""
         for d in self.order:
             to = self.parent[d]
             if to is None:
                 continue
-            deps = [a for c in self.children[d] for a in self.up[(c, j)]]
-            deps += list(dep_of[d]) if j == 0 else [self.sent_up[(d, j - 1)]]
+            streamed = self.streams(d, to)
+            deps: list[str] = list(dep_of[d]) if j == 0 else [self.sent_up[(d, j - 1)]]
+            for c in self.children[d]:
+                if not (streamed and self.streams(c, d)):
+                    deps += self.up[(c, j)]
+                elif j == 0:
+                    deps += self.up_deps[c]
+                else:
+                    deps.append(self.sent_up[(c, j - 1)])
+            if j == 0:
+                self.up_deps[d] = deps
             sent = self.sent_up[(d, j)] = f"{self.prefix}.r{j}.{self.index[d]}"
-            self.up[(d, j)] = self._transfer(add, sent, d, to, tuple(deps), priority,
-                                             launch_s)
+            arrived = self._transfer(add, sent, d, to, j, tuple(dict.fromkeys(deps)),
+                                     priority, launch_s)
+            if streamed:
+                arrived += tuple(a for c in self.children[d] if self.streams(c, d)
+                                 for a in self.up[(c, j)])
+            self.up[(d, j)] = arrived
 
     def broadcast(self, add: list[Task], j: int, dep_of: Mapping[str, Sequence[str]],
                   priority: int) -> None:
-        """Chunk j down from the root, each device forwarding it to its children in turn
-        once it has it, after its sends of chunk j - 1."""
+        """Chunk j down from the root: d sends it to each child once it has it and has sent
+        that child chunk j - 1 (to all its children at once, as NCCL's multi-peer send; a
+        shared port serves them in turn). A streamed hop starts with d's incoming one:
+        chunk 0 when the chunk reached the chain, chunk j once chunk j - 1 has reached d."""
         root = self.root
         self.have[(root, j)] = ([a for c in self.children[root] for a in self.up[(c, j)]]
                                 + list(dep_of[root]))
         for d in reversed(self.order):   # top down
+            up = self.parent[d]
+            into_streamed = up is not None and self.streams(up, d)
             for c in self.children[d]:
-                deps = list(self.have[(d, j)])
-                if d in self.last_down:
-                    deps.append(self.last_down[d])
-                sent = self.last_down[d] = f"{self.prefix}.b{j}.{self.index[d]}-{self.index[c]}"
+                streamed = self.streams(d, c)
+                if not (streamed and into_streamed):
+                    deps = list(self.have[(d, j)])
+                elif j == 0:
+                    deps = list(self.down_deps[d])
+                else:
+                    deps = [self.sent_down[(d, j - 1)]]
+                if j:
+                    deps.append(self.sent_down[(c, j - 1)])
+                if j == 0 and streamed:
+                    self.down_deps[c] = deps
+                sent = self.sent_down[(c, j)] = \
+                    f"{self.prefix}.b{j}.{self.index[d]}-{self.index[c]}"
                 # before the next chunk's reduction on a shared port: it frees the pipeline
                 # downstream
-                self.have[(c, j)] = list(self._transfer(add, sent, d, c, tuple(deps),
+                self.have[(c, j)] = list(self._transfer(add, sent, d, c, j, tuple(deps),
                                                         priority - 1, 0.0))
 
-    def _transfer(self, add: list[Task], sent: str, src: str, dst: str,
+    def streams(self, src: str, dst: str) -> bool:
+        """Whether the hop src -> dst streams its chunk: LL and LL128 forward each line as it
+        arrives (a flag per 8 or 128 bytes), so inside a node a chain's hops carry one
+        chunk together; Simple forwards a chunk once it has it whole, as does NCCL's
+        network proxy under every protocol."""
+        return self.streaming and not self.hops[(src, dst)][3]
+
+    def _transfer(self, add: list[Task], sent: str, src: str, dst: str, j: int,
                   deps: tuple[str, ...], priority: int, launch_s: float) -> tuple[str, ...]:
         """Add the hop src -> dst; return the tasks whose end means the chunk is at dst.
 
@@ -311,8 +385,9 @@ class _Channel:
         at once, a transfer would wait for a moment both ends are free and leave each idle
         meanwhile. The chunk has arrived when the receiver has taken its bytes and the
         sender's last byte has flown the network's latency."""
-        resources, duration, flight = self.hops[(src, dst)]
-        meta = {**self.meta, "src": src, "dst": dst}
+        resources, latency, bandwidth, flight = self.hops[(src, dst)]
+        duration = latency + self.sizes[j] / bandwidth
+        meta = {"bytes": self.sizes[j], **self.meta, "src": src, "dst": dst}
         if not flight:
             add.append(Task(sent, resources, duration + launch_s, deps, priority, {}, {},
                             "comm", src, meta))

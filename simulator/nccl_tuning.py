@@ -156,6 +156,37 @@ def launch_s(algorithm: str, protocol: str) -> float:
     return 1e-6 * (BASE_LATENCY_US["tree"]["LL"] if algorithm == "tree" and base == 0 else base)
 
 
+# Buffer of one step of each protocol, in bytes of data (NCCL's buffSizes / NCCL_STEPS):
+# Simple 4 MiB over 8 steps; LL128 120 elements of 8 bytes x 640 threads x 8 steps over 8
+# steps, 120 of each 128 bytes data; LL 8 lines of 16 bytes x 512 threads, half of it data
+STEP_DATA_BYTES = {"Simple": 4 * 2**20 // 8, "LL128": 120 * 640 * 8 * 120 // 128,
+                   "LL": 8 * 16 * 512 // 2}
+
+
+def tree_chunk_bytes(nbytes: float, channels: int, ranks: int, nodes: int,
+                     protocol: str) -> int:
+    """The chunk NCCL's tree all-reduce moves per channel and step (src/enqueue.cc,
+    computeColl, as recalled): a protocol step's data, halved until the channel's share
+    comes in enough chunks to fill the tree's pipeline. Simple: at least 8, 4, then 1
+    chunks per level of the tree's depth (ranks per node - 1 + log2 nodes) while the chunk
+    stays above 128, 64, then 32 KiB; LL128: at least 64, then 16 chunks per
+    (1 + log2 nodes + ranks per node / 10) / (ranks per node), above 128 and 32 KiB."""
+    chunk = STEP_DATA_BYTES[protocol]
+    share = nbytes / channels
+    ppn = ranks / nodes
+    if protocol == "Simple":
+        depth = ranks // nodes - 1 + _log2i(nodes)
+        for levels, floor in ((8, 131072), (4, 65536), (1, 32768)):
+            while share / chunk < depth * levels and chunk > floor:
+                chunk //= 2
+    elif protocol == "LL128":
+        steps = 1 + _log2i(nodes) + 0.1 * ppn
+        for per_step, floor in ((64, 131072), (16, 32768)):
+            while share / chunk < steps * per_step / ppn and chunk > floor:
+                chunk //= 2
+    return chunk
+
+
 def _log2i(n: int) -> int:
     """NCCL's log2i: floor(log2 n)."""
     return int(math.floor(math.log2(n))) if n > 0 else 0
