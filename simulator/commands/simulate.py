@@ -18,7 +18,8 @@ ALLOW_EXTRA = True  # unknown --name value pairs become the policy's options
 def add_arguments(p) -> None:
     p.add_argument("scenario", nargs="?", help="a scenario TOML file (flags below override it)")
     p.add_argument("--workload", help="zoo network name (dnnsim workloads), or a PyTorch module "
-                   "of yours as path/to/net.py:factory (with --workload-option input_shape=CxHxW)")
+                   "of yours as path/to/net.py:factory (with --workload-option input_shape=CxHxW, "
+                   "one shape per input joined by '+' for forward(x, t, ...))")
     p.add_argument("--batch", type=int, help="minibatch per device")
     p.add_argument("--hardware", help="catalog device name, or a calibrated profile .toml")
     p.add_argument("--devices", type=int, help="number of devices")
@@ -45,8 +46,10 @@ def add_arguments(p) -> None:
     p.add_argument("--inference", action="store_true", help="inference instead of training")
     p.add_argument("--precision", help="fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | "
                                        "amp-bf16")
-    p.add_argument("--memory-format", help="nchw (default, PyTorch's) | nhwc (channels_last): "
-                   "the activations' layout, which decides cuDNN's transposes and algorithms")
+    p.add_argument("--memory-format", help="nchw | nhwc (channels_last): restamp every op's "
+                   "activation layout, "
+                   "which decides cuDNN's transposes and algorithms (default: the workload's "
+                   "own, nchw for zoo networks, as the importer found it for a model of yours)")
     p.add_argument("--cudnn-benchmark", action="store_true", default=None,
                    help="run PyTorch's cuDNN algorithm search first, as cudnn.benchmark does: "
                         "its workspaces stay cached, so reserved memory grows")
