@@ -1,6 +1,8 @@
 """CSV files a user hands to a command, read whole or refused with one message naming the
-file: one that cannot be opened or decoded, lacks a required column, or has no rows. A
-byte-order mark (spreadsheets write one) is not part of the first column's name."""
+file: one that cannot be opened or decoded, lacks a required column, has no rows, has a row
+with more or fewer values than its header (an unquoted comma, a cut line: what else the row
+says is unknown), or gives one row id twice. A byte-order mark (spreadsheets write one) is not
+part of the first column's name."""
 from __future__ import annotations
 
 import csv
@@ -9,15 +11,34 @@ from workloads.errors import DnnsimError
 
 
 def read_csv_rows(path, required: tuple[str, ...], what: str,
-                  error: type[Exception] = DnnsimError) -> list[dict]:
-    """The rows of `path` as dicts; `what` names the kind of file in the messages."""
+                  error: type[Exception] = DnnsimError, id_column: str | None = None) -> list[dict]:
+    """The rows of `path` as dicts; `what` names the kind of file in the messages. Where
+    `id_column` is given, a non-empty id may appear once only."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            missing = [c for c in required if c not in (reader.fieldnames or ())]
+            header = reader.fieldnames or ()
+            missing = [c for c in required if c not in header]
             if missing:
                 raise error(f"{path}: not a {what} (no column {', '.join(missing)})")
-            rows = list(reader)
+            rows = []
+            first_line_of: dict[str, int] = {}
+            for row in reader:
+                line = reader.line_num
+                # DictReader files a long row's extra values under None and fills a short
+                # row's missing ones with None
+                extra = row.pop(None, None) or []  # type: ignore[call-overload]
+                absent = sum(v is None for v in row.values())
+                if extra or absent:
+                    values = len(header) + len(extra) - absent
+                    raise error(f"{path}, line {line}: the row has {values} values, the "
+                                f"header {len(header)} ({', '.join(header)})")
+                rid = (row.get(id_column) or "").strip() if id_column else ""
+                if rid and rid in first_line_of:
+                    raise error(f"{path}, line {line}: {id_column} {rid!r} is given twice "
+                                f"(first on line {first_line_of[rid]})")
+                first_line_of.setdefault(rid, line)
+                rows.append(row)
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
     except (UnicodeDecodeError, csv.Error) as exc:

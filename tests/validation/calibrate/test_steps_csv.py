@@ -14,8 +14,8 @@ HEADER = "network,batch,mode,measured_s\n"
     ("lenet5,abc,train,0.0067\n", ("line 2", "batch must be a whole number", "'abc'")),
     ("lenet5,0,train,0.0067\n", ("line 2", "batch", "'0'")),
     ("lenet5,64,train,fast\n", ("line 2", "measured_s", "'fast'")),
-    ("lenet5,64,train,0.0067\nlenet5,64,train,0.0067,9\n", ("line 3", "4 fields expected")),
-    ("lenet5,64,train\n", ("line 2", "4 fields expected")),
+    ("lenet5,64,train,0.0067\nlenet5,64,train,0.0067,9\n", ("line 3", "the row has 5 values, the header 4")),
+    ("lenet5,64,train\n", ("line 2", "the row has 3 values, the header 4")),
     ("", ("no rows",)),
 ])
 def test_a_bad_row_or_an_empty_file_is_refused_naming_it(tmp_path, body, words):
