@@ -353,7 +353,8 @@ class GPUModel(DeviceModel):
             elem = op.out.dtype_bytes
             # cuDNN's weight gradient has only the non-fused Winograd
             for fused in [f for f in (True, False)
-                          if conv.winograd_ok(f) and not (f and wgrad)]:
+                          if conv.winograd_ok(f, cudnn.winograd_nonfused_filters)
+                          and not (f and wgrad)]:
                 wm, wn, wk, wb, transformed = conv.winograd(pass_, fused)
                 cost = conv_gemm(wm, wn, wk, wb, wgrad=wgrad, fused_points=wb if fused else 1)
                 options.append(KernelOption(

@@ -45,6 +45,10 @@ CONV_TILES = ((128, 128), (128, 64), (128, 32))
 THIN_GROUP_CHANNELS = 8     # input channels per group below which a direct kernel runs
 FFT_TILE = 32               # cuDNN FFT_TILING's transform size
 WINOGRAD_NONFUSED_FILTERS = ((3, 3), (5, 5))
+# cuDNN 5 and 6 have a non-fused Winograd for 3x3 filters only: DeepBench's 5x5 stride-1
+# layers (192 x 28 x 28, 512 x 14 x 14, 832 x 7 x 7) ran implicit GEMM forward on all five
+# Maxwell and Pascal cards, where 7.6 ran WINOGRAD_NONFUSED or FFT_TILING
+WINOGRAD_NONFUSED_3X3_ONLY = ((3, 3),)
 # kernels a transform algorithm (non-fused Winograd, FFT) launches: the filter's and the
 # input's transforms, the batched products, the output's inverse transform
 TRANSFORM_KERNELS = 4
@@ -58,12 +62,14 @@ class CudnnRelease:
     so pays one fill for them (`fused_winograd_one_fill`) rather than one per point; the
     architectures it has no Winograd kernels for; and whether its strided data gradient as a
     gather (BWD_DATA_ALGO_1) runs only the taps of each pixel's stride phase
-    (`dgrad_stride_phases`) or every tap of the filter, most of them on zeros."""
+    (`dgrad_stride_phases`) or every tap of the filter, most of them on zeros; the filters
+    its non-fused Winograd takes."""
     version: tuple[int, int, int]     # the first cuDNN release with these kernels
     k_fill: int
     fused_winograd_one_fill: bool
     no_winograd_architectures: frozenset[str]
     dgrad_stride_phases: bool
+    winograd_nonfused_filters: tuple[tuple[int, int], ...]
 
     def runs_winograd(self, architecture: str | None) -> bool:
         return (architecture or "") not in self.no_winograd_architectures
@@ -92,15 +98,18 @@ CUDNN_RELEASES = (
     # 5x10 stride 2, takes 2.3-2.5x the phase gather's time on all five Maxwell and Pascal
     # cards, on the scatter's atomic bound (L2_ATOMICS_PER_CLOCK); the V100 and T4 on 7.6 run
     # it near the phase gather's time.
-    CudnnRelease((5, 0, 0), K_FILL, True, NO_WINOGRAD, dgrad_stride_phases=False),
+    CudnnRelease((5, 0, 0), K_FILL, True, NO_WINOGRAD, dgrad_stride_phases=False,
+                 winograd_nonfused_filters=WINOGRAD_NONFUSED_3X3_ONLY),
     # cuDNN 7.0 (7.0.04, Volta's first: Torch7 on the V100 at batch 1 to 128): a fill per
     # fused Winograd point (with 5's kernels ResNet-34 at batch 2 and VGG-19 at batch 1 and 2
     # come out 27-30% fast, the V100's FP32 rows 7.3% against 7.0%); its strided gather taken
-    # to be 7.6's (no table times a strided data gradient on it)
-    CudnnRelease((7, 0, 0), K_FILL, False, NO_WINOGRAD, dgrad_stride_phases=True),
+    # and 5x5 Winograd taken to be 7.6's (no table times them on it)
+    CudnnRelease((7, 0, 0), K_FILL, False, NO_WINOGRAD, dgrad_stride_phases=True,
+                 winograd_nonfused_filters=WINOGRAD_NONFUSED_FILTERS),
     # cuDNN 7.6 (7.6.2, DeepBench's V100 and T4 tables): half the fill, one per fused
     # Winograd CTA (against 5's fill: forward 18.6 -> 17.7%, data gradient 21.9 -> 21.5%)
-    CudnnRelease((7, 6, 0), K_FILL // 2, True, NO_WINOGRAD, dgrad_stride_phases=True),
+    CudnnRelease((7, 6, 0), K_FILL // 2, True, NO_WINOGRAD, dgrad_stride_phases=True,
+                 winograd_nonfused_filters=WINOGRAD_NONFUSED_FILTERS),
 )
 # the release each architecture's published tables ran with, for a GPU whose cuDNN is not
 # named; the others (Volta's NGC containers, Turing and later) take the newest
@@ -165,10 +174,13 @@ class ConvProblem:
     def is_thin_grouped(self) -> bool:
         return self.groups > 1 and self.in_channels // self.groups < THIN_GROUP_CHANNELS
 
-    def winograd_ok(self, fused: bool) -> bool:
+    def winograd_ok(self, fused: bool,
+                    nonfused_filters: tuple[tuple[int, int], ...] = WINOGRAD_NONFUSED_FILTERS
+                    ) -> bool:
         """cuDNN's fused Winograd takes 3x3 filters; its non-fused one 3x3 and 5x5 (cuDNN
-        Developer Guide); both stride 1, no dilation, one group."""
-        filters = ((3, 3),) if fused else WINOGRAD_NONFUSED_FILTERS
+        Developer Guide; `nonfused_filters`, a release's own, CudnnRelease); both stride 1,
+        no dilation, one group."""
+        filters = ((3, 3),) if fused else nonfused_filters
         return (self.kernel in filters and self.stride == (1, 1) and self.dilation == (1, 1)
                 and self.groups == 1)
 

@@ -76,3 +76,21 @@ def test_kepler_runs_no_winograd_in_any_release():
     for release in gpu_conv.CUDNN_RELEASES:
         k80.cudnn_version = release.version
         assert not any(o.algorithm.startswith("winograd") for o in k80.kernel_options(op))
+
+
+@pytest.mark.parametrize("cudnn, filters, has_nonfused", [
+    ((5, 0, 0), 5, False), ((6, 0, 21), 5, False), ((7, 6, 2), 5, True),
+    ((5, 0, 0), 3, True), ((6, 0, 21), 3, True), ((7, 6, 2), 3, True),
+])
+def test_cudnn_5_and_6_run_non_fused_winograd_on_3x3_filters_only(cudnn, filters, has_nonfused):
+    """DeepBench's 5x5 stride-1 layers ran implicit GEMM on cuDNN 5 and 6, non-fused
+    Winograd or FFT on 7.6: the older releases have no 5x5 Winograd."""
+    b = GraphBuilder("c", input_shape=(64, 14, 14), batch=8)
+    b.conv2d(b.input(), 64, filters, padding=filters // 2, name="conv")
+    b.flatten("conv")
+    titan = model_for("titan-xp")
+    titan.framework, titan.cudnn_version = None, cudnn
+    for op in lower_training(b.build()):
+        if op.kind.startswith("conv2d"):
+            algorithms = {o.algorithm for o in titan.kernel_options(op)}
+            assert ("winograd_nonfused" in algorithms) == has_nonfused
