@@ -271,6 +271,14 @@ def tree_allreduce(tg: TaskGraph, cluster: Cluster, devices: Sequence[str], nbyt
                               _bottom_up(devices, parent, children), hops, index, sizes,
                               {"collective": "tree", "protocol": protocol}))
     made: list[Task] = []
+    if launch_s:   # every device launches once its data is ready, all at once: paid once,
+        # not once a level up the tree
+        launched = {}
+        for d in devices:
+            made.append(Task(f"{name}.launch.{index[d]}", WIRE, launch_s, tuple(dep_of[d]),
+                             priority, {}, {}, "comm", d, {"launch_of": name}))
+            launched[d] = (f"{name}.launch.{index[d]}",)
+        dep_of, launch_s = launched, 0.0
     # Chunk by chunk, every channel's chunk j before any channel's chunk j + 1: a port's
     # ready transfers then start oldest chunk first, as NCCL's channels progress side by side.
     # (Channel after channel, one channel's later chunks would head a shared NIC's queue

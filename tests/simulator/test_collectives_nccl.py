@@ -266,7 +266,7 @@ def test_a_large_tree_all_reduce_takes_what_nccls_tuning_predicts(nodes, mib):
     log, _, _ = _allreduce(cluster, nbytes, "tree")
     ratio = log.makespan_s / choice.time_s(nbytes)
     if nodes == 2:
-        assert _bandwidth_bound_s(cluster, nbytes) < log.makespan_s and ratio < 0.8
+        assert _bandwidth_bound_s(cluster, nbytes) < log.makespan_s and ratio < 0.9
     else:
         assert 0.9 < ratio < 1.2
 
@@ -311,3 +311,17 @@ def test_tree_chunks_are_nccls_until_the_cap(protocol):
     assert pieces == [large] * 3 + [large / 2]
     assert trees.chunk_sizes(100 * large, large) == [100 * large / trees.TREE_MAX_CHUNKS] \
         * trees.TREE_MAX_CHUNKS
+
+
+def test_a_tree_all_reduce_pays_its_launch_once_not_once_a_level():
+    """Every device launches NCCL's kernel once its data is ready, all at once: a launch
+    of 1 ms delays the all-reduce by about 1 ms, not by 1 ms at each level of the tree."""
+    cluster = Cluster.from_node_type("dgx1-v100", 64)
+    ids = [d.id for d in cluster.devices]
+    makespans = []
+    for launch_s in (0.0, 1e-3):
+        tg = TaskGraph("t")
+        collective("allreduce", tg, cluster, ids, 25 * 2**20, [], "ar",
+                   launch_latency_s=launch_s, algorithm="tree")
+        makespans.append(engine.run(tg, cluster.resources).makespan_s)
+    assert makespans[1] - makespans[0] == pytest.approx(1e-3, abs=20e-6)
