@@ -44,6 +44,9 @@ START_STREAM = 1.0
 START = GpuFamily(name="start", gemm=0.9, conv_fwd=0.9, conv_dgrad=0.9, conv_wgrad=0.55,
                   winograd=0.5, winograd_fused=0.5, fft=0.5, tensor_core=0.8, memory=1.0,
                   kernel_overhead_s=5e-6, fitted_to="")
+# the phases of a step that a harness timing forward and backward apart publishes
+# (pg.NetworkRow.phase_s)
+PHASES = ("forward", "backward")
 _KEYS = ("stream", "gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "winograd_fused",
          "fft")
 
@@ -65,6 +68,13 @@ class Terms:
     measured_s: np.ndarray
     labels: list[str]
     frameworks: list[str | None]        # per row; None for a kernel timed alone
+    # each row's share of the loss (network_terms shares a published row's among its phases)
+    weights: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(0))
+    # steps scored as the sum of their phase rows (network_terms): each row's step index (-1
+    # for none), and each step's measured seconds and share of the loss
+    step_of_row: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=int))
+    step_measured_s: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    step_weights: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     host_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[assignment]
     stream_share: np.ndarray = dataclasses.field(default=None)  # type: ignore[assignment]
 
@@ -74,6 +84,22 @@ class Terms:
         self.host_s = np.array([0.0 if f is None else hosts[f] for f in self.frameworks])
         self.stream_share = np.array([1.0 if f is None else streams[f]
                                       for f in self.frameworks])
+
+    def log_errors(self, fam: GpuFamily) -> np.ndarray:
+        """|log(predicted / measured)| of each row, then of each step, times its weight."""
+        predicted = self.predict_s(fam)
+        errors = self.weights * np.abs(np.log(predicted / self.measured_s))
+        if not len(self.step_measured_s):
+            return errors
+        in_step = self.step_of_row >= 0
+        steps_s = np.bincount(self.step_of_row[in_step], weights=predicted[in_step],
+                              minlength=len(self.step_measured_s))
+        return np.concatenate([errors, self.step_weights
+                               * np.abs(np.log(steps_s / self.step_measured_s))])
+
+    @property
+    def total_weight(self) -> float:
+        return float(np.sum(self.weights) + np.sum(self.step_weights))
 
     def predict_s(self, fam: GpuFamily) -> np.ndarray:
         eff = np.array([1.0] + [getattr(fam, k) for k in _KEYS[1:]])[self.key]
@@ -98,16 +124,19 @@ class Terms:
         return np.repeat(np.arange(len(self.ops_per_row)), self.ops_per_row)
 
 
-def _terms(items: Iterable[tuple[str, str, list, float, str | None, Version, Version]],
-           algorithms: Iterable[str | None] | None = None) -> Terms:
+Item = tuple[str, str, list, float, str | None, Version, Version, float]
+
+
+def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None) -> Terms:
     """items: (label, gpu, ops, measured seconds, framework or None, the CUDA and the cuDNN
-    its libraries ran in or None) per row; algorithms, per
+    its libraries ran in or None, weight) per row; algorithms, per
     row, the one the library is known to have run (only its options are kept) or None."""
     ran = iter(algorithms) if algorithms is not None else None
     cols: dict[str, list] = defaultdict(list)
-    ops_per_row, measured, labels, frameworks = [], [], [], []
+    ops_per_row, measured, labels, frameworks, weights = [], [], [], [], []
     op_index = 0
-    for row_index, (label, gpu, ops, measured_s, framework, cuda, cudnn) in enumerate(items):
+    for row_index, (label, gpu, ops, measured_s, framework, cuda, cudnn,
+                    weight) in enumerate(items):
         model = pg.gpu_model(gpu, framework=framework, cuda=cuda, cudnn=cudnn)
         bandwidth = model.mem_bandwidth_Bps * model.mem_efficiency
         counted = 0
@@ -134,12 +163,13 @@ def _terms(items: Iterable[tuple[str, str, list, float, str | None, Version, Ver
         measured.append(measured_s)
         labels.append(label)
         frameworks.append(framework)
+        weights.append(weight)
     terms = Terms(np.array(cols["row"], dtype=int), np.array(cols["op"], dtype=int),
                   np.array(cols["key"], dtype=int), np.array(cols["tensor"], dtype=bool),
                   np.array(cols["unit"]), np.array(cols["mem"]), np.array(cols["serial"]),
                   np.array(cols["kernels"], dtype=float), np.array(cols["serial_s"]),
                   np.array(ops_per_row),
-                  np.array(measured), labels, frameworks)
+                  np.array(measured), labels, frameworks, np.array(weights))
     terms.set_frameworks(defaultdict(lambda: START_HOST_S), defaultdict(lambda: START_STREAM))
     return terms
 
@@ -148,17 +178,43 @@ def kernel_terms(rows: list[pg.KernelRow]) -> Terms:
     """A kernel row whose table names the algorithm cuDNN ran is fitted on that algorithm's
     time alone: each algorithm's efficiency is then learnt from the rows that ran it, whatever
     the model would have chosen."""
-    return _terms(((r.row_id, r.gpu, [r.op], r.time_s, None, r.cuda, r.cudnn) for r in rows),
-                  (r.algorithm for r in rows))
+    return _terms(((r.row_id, r.gpu, [r.op], r.time_s, None, r.cuda, r.cudnn, 1.0)
+                   for r in rows), (r.algorithm for r in rows))
 
 
 def network_terms(rows: list[pg.NetworkRow]) -> Terms:
-    return _terms((r.row_id, r.gpu,
-                   pg.training_ops(r.network, r.batch, r.precision, r.fwd_bwd_only,
-                                   r.memory_format),
-                   r.batch / r.throughput, pg.framework_key(r.framework), None, r.cudnn)
-                  for r in rows)
+    """Each row's whole step against its published time. A row that also publishes its
+    forward and backward times (pg.NetworkRow.phase_s) is fitted on each phase's ops against
+    that phase's time too, its weight shared out (STEP_WEIGHT to the step, the rest to the
+    phases alike), so every published row weighs the same. Totals alone let an architecture
+    trade its forward efficiency against its backward: the K80, with no kernel rows, fitted on
+    totals ran its forward convolutions at a third of its backward's efficiency, and its
+    forward passes came out 58% slow."""
+    items: list[Item] = []
+    step_of_row: list[int] = []
+    steps_s: list[float] = []
+    for r in rows:
+        ops = pg.training_ops(r.network, r.batch, r.precision, r.fwd_bwd_only, r.memory_format)
+        framework = pg.framework_key(r.framework)
+        if r.phase_s is None:
+            items.append((r.row_id, r.gpu, ops, r.batch / r.throughput, framework, None,
+                          r.cudnn, 1.0))
+            step_of_row.append(-1)
+            continue
+        for phase, seconds in zip(PHASES, r.phase_s, strict=True):
+            items.append((f"{r.row_id}:{phase}", r.gpu, [op for op in ops if op.phase == phase],
+                          seconds, framework, None, r.cudnn, (1 - STEP_WEIGHT) / len(PHASES)))
+            step_of_row.append(len(steps_s))
+        steps_s.append(r.batch / r.throughput)
+    terms = _terms(items)
+    terms.step_of_row = np.array(step_of_row, dtype=int)
+    terms.step_measured_s = np.array(steps_s)
+    terms.step_weights = np.full(len(steps_s), STEP_WEIGHT)
+    return terms
 
+
+# the share of a row's weight its whole step takes where the row publishes its phases too
+STEP_WEIGHT = 0.5
 
 # weight of the pull of each constant towards START (per unit of |log ratio|): it keeps a fit
 # with few rows (one GPU's networks) from trading arithmetic for bandwidth at will
@@ -172,7 +228,7 @@ def loss(fam: GpuFamily, parts: list[Terms]) -> float:
                                for p in PARAMETERS)
     for terms in parts:
         if len(terms.measured_s):
-            total += float(np.mean(np.abs(np.log(terms.predict_s(fam) / terms.measured_s))))
+            total += float(np.sum(terms.log_errors(fam))) / terms.total_weight
     return total
 
 
@@ -314,9 +370,10 @@ def _fit_frameworks(consts: dict[str, dict[str, float]], families: dict[str, Gpu
 
             def total(value: float, f: str = f, which: str = which, start: float = start) -> float:
                 _set_frameworks(parts, {**out, f: {**out[f], which: value}})
-                errs = [np.abs(np.log(t.predict_s(families[arch]) / t.measured_s))
-                        for arch, ts in parts.items() for t in ts if f in t.frameworks]
-                return (float(np.mean(np.concatenate(errs)))
+                used = [(arch, t) for arch, ts in parts.items() for t in ts
+                        if f in t.frameworks]
+                errs = sum(float(np.sum(t.log_errors(families[arch]))) for arch, t in used)
+                return (errs / sum(t.total_weight for _, t in used)
                         + PRIOR_WEIGHT * abs(math.log(value / start)))
 
             best = _golden(total, *bounds)

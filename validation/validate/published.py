@@ -37,8 +37,7 @@ class Scored:
                 in zip(PHASES, self.phase_s, self.row.phase_s, strict=True)}
 
 
-# the phases a harness that times forward and backward apart publishes (NetworkRow.phase_s)
-PHASES = ("forward", "backward")
+PHASES = pf.PHASES
 
 
 @dataclass(frozen=True)

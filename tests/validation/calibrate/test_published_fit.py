@@ -1,5 +1,6 @@
-"""The published fit's use of the kernel table's algorithm column: each cuDNN algorithm's
-efficiency is fitted on the rows that ran it."""
+"""The published fit's use of the kernel table's algorithm column (each cuDNN algorithm's
+efficiency is fitted on the rows that ran it) and of the network rows' phase times."""
+import numpy as np
 import pytest
 
 from validation.calibrate import published_fit as pf
@@ -80,3 +81,43 @@ def test_the_kernel_report_gives_the_own_choice_and_the_agreement(tmp_path):
     fastest = pg.model_algorithm(rows[0])
     named = [r for r in rows if r.algorithm is not None]
     assert pv.algorithm_agreement(rows) == (sum(r.algorithm == fastest for r in named), 2)
+
+
+NETWORK_HEADER = ("row_id,network,gpu,precision,batch_per_gpu,throughput_img_s,framework,"
+                  "fwd_ms,bwd_ms\n")
+
+
+def network_rows(tmp_path, body):
+    path = tmp_path / "rows.csv"
+    path.write_text(NETWORK_HEADER + body, encoding="utf-8")
+    return pg.read_network_rows(str(path)).rows
+
+
+def test_a_row_with_phase_times_is_fitted_on_each_phase_and_on_its_step(tmp_path):
+    timed, untimed = network_rows(tmp_path, (
+        "a,ResNet-18,GTX 1080,FP32,16,320.0,Torch7 (cudnn.torch),16.0,34.0\n"
+        "b,ResNet-18,V100,FP32,16,780.0,PyTorch,,\n"))
+    terms = pf.network_terms([timed, untimed])
+    assert terms.labels == ["a:forward", "a:backward", "b"]
+    assert list(terms.step_of_row) == [0, 0, -1]
+    assert terms.step_measured_s == pytest.approx([16 / 320.0])
+    # every published row weighs one: half the timed row's to its step, a quarter per phase
+    assert list(terms.weights) == [0.25, 0.25, 1.0] and list(terms.step_weights) == [0.5]
+    assert terms.total_weight == 2.0
+    fam = pg.gpu_model("gtx1080").family_constants
+    terms.set_frameworks({"torch7": 2e-5, "pytorch": 2e-5}, {"torch7": 0.6, "pytorch": 1.0})
+    predicted = terms.predict_s(fam)
+    errors = terms.log_errors(fam)
+    assert errors[:2] == pytest.approx(0.25 * abs(np.log(predicted[:2] / [0.016, 0.034])))
+    assert errors[3] == pytest.approx(0.5 * abs(np.log(predicted[:2].sum() / (16 / 320.0))))
+
+
+def test_the_fit_sees_how_a_step_splits_into_its_phases(tmp_path):
+    """Two rows of one step time, split differently between forward and backward, score
+    differently: a fit on totals alone could not tell them apart."""
+    even, skewed = (network_rows(tmp_path, f"a,ResNet-18,GTX 1080,FP32,16,320.0,"
+                                           f"Torch7 (cudnn.torch),{fwd},{bwd}\n")[0]
+                    for fwd, bwd in ((16.0, 34.0), (25.0, 25.0)))
+    fam = pg.gpu_model("gtx1080").family_constants
+    losses = [pf.loss(fam, [pf.network_terms([row])]) for row in (even, skewed)]
+    assert losses[0] != pytest.approx(losses[1], rel=1e-3)

@@ -97,12 +97,18 @@ def test_in_sample_throughputs(tables):
     fp32 = pv.group("fp32", [s for s in scored if s.row.precision == "fp32"])
     amp = pv.group("amp", [s for s in scored if s.row.precision == "amp-fp16"])
     assert fp32.rows >= 80 and amp.rows >= 8
-    # VGG-19 on the V100 at batch 1-4 comes out 23-27% fast (its batch-1 step is mostly the
+    # VGG-19 on the V100 at batch 1-4 comes out 22-26% fast (its batch-1 step is mostly the
     # classifier's weights read at the library kernels' bandwidth), VGG-16/19 on the Titan X
-    # (Maxwell) 21-23% slow; MXNet's NHWC AMP ResNet-50 on the V100 17-20% fast
-    assert fp32.mape < 0.08 and fp32.max_error < 0.27
+    # (Maxwell) 20-22% slow, GoogLeNet on the K80 29% fast; MXNet's NHWC AMP ResNet-50 on the
+    # V100 17% fast
+    assert fp32.mape < 0.08 and fp32.max_error < 0.30
     assert amp.mape < 0.055 and amp.max_error < 0.205
     assert fp32.tau > 0.9
+    # the rows that publish their forward and backward times, phase by phase (fitted on
+    # totals alone, the K80's forward passes came out 73% slow and its backward 28% fast)
+    phases = {g.name: g for g in pv.phase_groups(scored)}
+    assert phases["forward all"].mape < 0.105 and phases["backward all"].mape < 0.11
+    assert phases["forward k80"].mape < 0.06 and phases["backward k80"].mape < 0.12
 
 
 @pytest.mark.slow   # refits every architecture once per GPU left out
