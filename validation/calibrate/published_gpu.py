@@ -9,7 +9,6 @@ its reason, so a report always says how much of the file it scored.
 """
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from workloads.memory_format import with_memory_format
 from workloads.precision import HALF_FORMAT, PRECISIONS, with_precision
 from workloads.training import lower_training
 
+from ..csv_input import read_csv_rows
 from ..paths import MEASURED
 
 PUBLISHED_DIR = str(MEASURED / "published")
@@ -144,22 +144,9 @@ class Table:
 
 
 def _open_rows(path: str, required: tuple[str, ...]) -> list[dict]:
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise PublishedDataError(f"{path}: missing column(s) {', '.join(missing)} "
-                                         f"(has: {', '.join(header) or 'nothing'})")
-            rows = list(reader)
-    except OSError as exc:
-        raise PublishedDataError(f"{path}: cannot read: {exc.strerror}") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise PublishedDataError(f"{path}: not a CSV file: {exc}") from None
-    if not rows:
-        raise PublishedDataError(f"{path}: no rows")
-    return rows
+    """Every row, or PublishedDataError naming the file: see validation/csv_input.py (a row
+    id given twice is refused: one measurement would otherwise count twice)."""
+    return read_csv_rows(path, required, "published table", PublishedDataError, "row_id")
 
 
 def _number(text: str | None) -> float | None:
