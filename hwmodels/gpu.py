@@ -66,6 +66,15 @@ FUSED_POINTWISE = {
 # PyTorch's first backward after zero_grad(set_to_none=True) writes a new one.
 ACCUMULATING_FRAMEWORKS = frozenset({"torch7"})
 WEIGHT_GRAD_KINDS = frozenset({"conv2d_grad_weight", "linear_grad_weight"})
+# How a framework sums the gradient contributions of a tensor that several ops read
+# (grad_accumulate of k parts). PyTorch's autograd adds each contribution after the first into
+# the input buffer as it arrives (torch/csrc/autograd/input_buffer.cpp): k - 1 adds, each
+# reading two tensors and writing one. Torch7's containers (nn.ConcatTable, nn.Concat: a
+# residual fork, an Inception module's input) copy their first module's gradInput into their
+# own and add each other one in place. TensorFlow's AddN and MXNet's ElementWiseSum sum all k
+# in one kernel (k reads, one write: the op's own count).
+PAIRWISE_SUM_FRAMEWORKS = frozenset({"pytorch", "torch7"})
+COPY_FIRST_FRAMEWORKS = frozenset({"torch7"})
 # Kinds that run on tensor cores in a half format: the GEMM-shaped ones, batched products and
 # attention (gpu_attention.py)
 PRODUCT_KINDS = frozenset({"batched_matmul", "batched_matmul_grad"})
@@ -281,6 +290,8 @@ class GPUModel(DeviceModel):
             traffic += op.out.nbytes       # the gradient so far, read to be added to
         # the arithmetic runs at the clock the part sustains under load, not its rated boost
         fp32_peak = self.spec.sustained_peak_flops_for("fp32")
+        if op.kind == "grad_accumulate" and self.framework in PAIRWISE_SUM_FRAMEWORKS:
+            return [self._pairwise_sum(op, fp32_peak)]
         if not self.is_product(op):
             return [KernelOption("stream", op.flops / fp32_peak, traffic, "elementwise")]
         arith = self.arithmetic_precision(op)
@@ -372,6 +383,14 @@ class GPUModel(DeviceModel):
                                         traffic + cost.extra_bytes + transformed * 4,
                                         "fft_tiling", kernels=gpu_conv.TRANSFORM_KERNELS))
         return self._with_bias_pass(op, gpu_layout.conv_options(op, options, arith))
+
+    def _pairwise_sum(self, op: Op, fp32_peak: float) -> KernelOption:
+        """A gradient's k contributions summed as PAIRWISE_SUM_FRAMEWORKS do: k - 1 adds (two
+        reads and a write each), after a copy of the first where the framework makes one."""
+        size, adds = float(op.out.nbytes), len(op.in_specs) - 1
+        copies = int(self.framework in COPY_FIRST_FRAMEWORKS)
+        return KernelOption("stream", op.flops / fp32_peak, (3.0 * adds + 2.0 * copies) * size,
+                            "elementwise", kernels=adds + copies)
 
     def bias_pass(self, op: Op) -> tuple[float, int]:
         """(bytes moved, kernels) of the separate kernel that adds a layer's bias (reads and

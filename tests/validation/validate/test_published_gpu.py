@@ -108,8 +108,8 @@ def test_in_sample_throughputs(tables):
     assert fp32.rows >= 80 and amp.rows >= 8
     # VGG-19 on the V100 at batch 1-4 comes out 22-26% fast (its batch-1 step is mostly the
     # classifier's weights read at the library kernels' bandwidth), VGG-16/19 on the Titan X
-    # (Maxwell) 20-22% slow, GoogLeNet on the K80 29% fast; MXNet's NHWC AMP ResNet-50 on the
-    # V100 17% fast
+    # (Maxwell) 20-22% slow, GoogLeNet on the K80 28% fast; MXNet's NHWC AMP ResNet-50 on the
+    # V100 16% fast
     assert fp32.mape < 0.08 and fp32.max_error < 0.30
     assert amp.mape < 0.055 and amp.max_error < 0.205
     assert fp32.tau > 0.9
