@@ -112,7 +112,7 @@ class Profile:
             if isinstance(value, bool) or not isinstance(value, accepted):
                 wanted = {int: "an integer", float: "a number"}.get(want, "a string")
                 raise HardwareError(f"{where}: [meta] {key} must be {wanted}, got {value!r}")
-            if want is float and not math.isfinite(value):   # TOML reads nan and inf
+            if isinstance(value, float) and not math.isfinite(value):   # TOML reads nan, inf
                 raise HardwareError(f"{where}: [meta] {key} must be a finite number, got "
                                     f"{value!r}")
         kind = self.meta.get("device_kind")
