@@ -2,8 +2,8 @@
 
 Each op's time is min over its algorithms of max(arithmetic_s / efficiency, bytes / bandwidth)
 plus the kernel overhead, or the framework's host time per op if longer (hwmodels/gpu.py), so
-once every op of every row is decomposed into those terms (`Terms`), a candidate set of
-constants is scored with a few array operations and the fit is a plain coordinate search on the
+once every op of every row is decomposed into those terms (published_terms.Terms), a
+candidate set of constants is scored with a few array operations and the fit is a plain coordinate search on the
 mean absolute log error. Rows of every GPU of one architecture are fitted together: the
 constants belong to the architecture, never to a row. The frameworks' constants (host time per
 op, and the share of the part's streaming bandwidth the framework's own elementwise, norm and
@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
-from typing import Iterable
 
 import numpy as np
 
@@ -26,196 +25,18 @@ from hwmodels.gpu import DEFAULT_FRAMEWORK, Framework, GpuFamily
 from hwmodels.specs import GPU_ARCHITECTURES
 
 from . import published_gpu as pg
+from .published_terms import KEYS, START_HOST_S, START_STREAM, Terms, kernel_terms, network_terms
 
-# the CUDA and the cuDNN a row's libraries ran in (hwmodels/gpu_gemm.py cublas_release,
-# hwmodels/gpu_conv.py cudnn_release), where it names them
-Version = tuple[int, int, int] | None
 PARAMETERS = (*GpuFamily.EFFICIENCIES, "kernel_overhead_s")
 BOUNDS = {**{k: (0.05, 1.0) for k in GpuFamily.EFFICIENCIES},
           "kernel_overhead_s": (0.5e-6, 50e-6)}
 HOST_BOUNDS = (1e-6, 300e-6)
 STREAM_BOUNDS = (0.05, 1.0)
-START_HOST_S = 2e-5
-# a framework's streaming kernels, and an architecture's library kernels (START.memory), start
-# at the part's mem_efficiency: the share a STREAM-like copy reaches
-START_STREAM = 1.0
 # where every fit starts: round values inside the bounds (the fit must not depend on what the
 # catalog holds, or refitting would drift)
 START = GpuFamily(name="start", gemm=0.9, conv_fwd=0.9, conv_dgrad=0.9, conv_wgrad=0.55,
                   winograd=0.5, winograd_fused=0.5, fft=0.5, tensor_core=0.8, memory=1.0,
                   kernel_overhead_s=5e-6, fitted_to="")
-# the phases of a step that a harness timing forward and backward apart publishes
-# (pg.NetworkRow.phase_s)
-PHASES = ("forward", "backward")
-_KEYS = ("stream", "gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "winograd_fused",
-         "fft")
-
-
-@dataclasses.dataclass
-class Terms:
-    """Every option of every op of a set of rows, flattened: row index, key index, tensor-core
-    flag, arithmetic seconds at efficiency 1, memory seconds; and each row's measured time."""
-    row_of_option: np.ndarray
-    op_of_option: np.ndarray
-    key: np.ndarray
-    tensor: np.ndarray
-    unit_s: np.ndarray
-    memory_s: np.ndarray
-    serial_memory_s: np.ndarray         # memory seconds of kernels run before or after it
-    kernels: np.ndarray                 # kernels each option launches
-    serial_s: np.ndarray                # fixed seconds after it (KernelOption.serial_s)
-    ops_per_row: np.ndarray
-    measured_s: np.ndarray
-    labels: list[str]
-    frameworks: list[str | None]        # per row; None for a kernel timed alone
-    # each row's share of the loss (network_terms shares a published row's among its phases)
-    weights: np.ndarray = dataclasses.field(default_factory=lambda: np.ones(0))
-    # steps scored as the sum of their phase rows (network_terms): each row's step index (-1
-    # for none), and each step's measured seconds and share of the loss
-    step_of_row: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=int))
-    step_measured_s: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
-    step_weights: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
-    host_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[assignment]
-    stream_share: np.ndarray = dataclasses.field(default=None)  # type: ignore[assignment]
-
-    def set_frameworks(self, hosts: dict[str, float], streams: dict[str, float]) -> None:
-        """Each row's host time per op and streaming share, from its framework's (0 and 1
-        for kernels timed alone)."""
-        self.host_s = np.array([0.0 if f is None else hosts[f] for f in self.frameworks])
-        self.stream_share = np.array([1.0 if f is None else streams[f]
-                                      for f in self.frameworks])
-
-    def log_errors(self, fam: GpuFamily) -> np.ndarray:
-        """|log(predicted / measured)| of each row, then of each step, times its weight."""
-        predicted = self.predict_s(fam)
-        errors = self.weights * np.abs(np.log(predicted / self.measured_s))
-        if not len(self.step_measured_s):
-            return errors
-        in_step = self.step_of_row >= 0
-        steps_s = np.bincount(self.step_of_row[in_step], weights=predicted[in_step],
-                              minlength=len(self.step_measured_s))
-        return np.concatenate([errors, self.step_weights
-                               * np.abs(np.log(steps_s / self.step_measured_s))])
-
-    @property
-    def total_weight(self) -> float:
-        return float(np.sum(self.weights) + np.sum(self.step_weights))
-
-    def predict_s(self, fam: GpuFamily) -> np.ndarray:
-        eff = np.array([1.0] + [getattr(fam, k) for k in _KEYS[1:]])[self.key]
-        eff = eff * np.where(self.tensor, fam.tensor_core, 1.0)
-        # streaming kernels are the framework's; GEMMs' and convolutions' traffic the library's
-        share = np.where(self.key == 0, self.stream_share[self.row_of_option], fam.memory)
-        option_s = (np.maximum(self.unit_s / eff, self.memory_s / share)
-                    + self.serial_memory_s / fam.memory + self.serial_s
-                    + self.kernels * fam.kernel_overhead_s)
-        n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
-        op_s = np.full(n_ops, np.inf)
-        np.minimum.at(op_s, self.op_of_option, option_s)
-        # the framework issues each kernel of the fastest option (GPUModel.curve_time_s)
-        chosen = option_s == op_s[self.op_of_option]
-        kernels = np.zeros(n_ops)
-        np.maximum.at(kernels, self.op_of_option[chosen], self.kernels[chosen])
-        op_s = np.maximum(op_s, kernels * self.host_s[self._row_of_op])
-        return np.bincount(self._row_of_op, weights=op_s, minlength=len(self.measured_s))
-
-    @property
-    def _row_of_op(self) -> np.ndarray:
-        return np.repeat(np.arange(len(self.ops_per_row)), self.ops_per_row)
-
-
-Item = tuple[str, str, list, float, str | None, Version, Version, float]
-
-
-def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None) -> Terms:
-    """items: (label, gpu, ops, measured seconds, framework or None, the CUDA and the cuDNN
-    its libraries ran in or None, weight) per row; algorithms, per
-    row, the one the library is known to have run (only its options are kept) or None."""
-    ran = iter(algorithms) if algorithms is not None else None
-    cols: dict[str, list] = defaultdict(list)
-    ops_per_row, measured, labels, frameworks, weights = [], [], [], [], []
-    op_index = 0
-    for row_index, (label, gpu, ops, measured_s, framework, cuda, cudnn,
-                    weight) in enumerate(items):
-        model = pg.gpu_model(gpu, framework=framework, cuda=cuda, cudnn=cudnn)
-        bandwidth = model.mem_bandwidth_Bps * model.mem_efficiency
-        counted = 0
-        algorithm = next(ran) if ran is not None else None
-        for op in ops:
-            if op.is_view or op.kind in model.fused_kinds:
-                continue
-            tensor = model.tensor_cores(op)
-            options = model.kernel_options(op)
-            known = [o for o in options if o.algorithm == algorithm]
-            for option in known or options:
-                cols["row"].append(row_index)
-                cols["op"].append(op_index)
-                cols["key"].append(_KEYS.index(option.key))
-                cols["tensor"].append(tensor)
-                cols["unit"].append(option.unit_s)
-                cols["mem"].append(option.traffic_bytes / bandwidth)
-                cols["serial"].append(option.serial_bytes / bandwidth)
-                cols["kernels"].append(option.kernels)
-                cols["serial_s"].append(option.serial_s)
-            op_index += 1
-            counted += 1
-        ops_per_row.append(counted)
-        measured.append(measured_s)
-        labels.append(label)
-        frameworks.append(framework)
-        weights.append(weight)
-    terms = Terms(np.array(cols["row"], dtype=int), np.array(cols["op"], dtype=int),
-                  np.array(cols["key"], dtype=int), np.array(cols["tensor"], dtype=bool),
-                  np.array(cols["unit"]), np.array(cols["mem"]), np.array(cols["serial"]),
-                  np.array(cols["kernels"], dtype=float), np.array(cols["serial_s"]),
-                  np.array(ops_per_row),
-                  np.array(measured), labels, frameworks, np.array(weights))
-    terms.set_frameworks(defaultdict(lambda: START_HOST_S), defaultdict(lambda: START_STREAM))
-    return terms
-
-
-def kernel_terms(rows: list[pg.KernelRow]) -> Terms:
-    """A kernel row whose table names the algorithm cuDNN ran is fitted on that algorithm's
-    time alone: each algorithm's efficiency is then learnt from the rows that ran it, whatever
-    the model would have chosen."""
-    return _terms(((r.row_id, r.gpu, [r.op], r.time_s, None, r.cuda, r.cudnn, 1.0)
-                   for r in rows), (r.algorithm for r in rows))
-
-
-def network_terms(rows: list[pg.NetworkRow]) -> Terms:
-    """Each row's whole step against its published time. A row that also publishes its
-    forward and backward times (pg.NetworkRow.phase_s) is fitted on each phase's ops against
-    that phase's time too, its weight shared out (STEP_WEIGHT to the step, the rest to the
-    phases alike), so every published row weighs the same. Totals alone let an architecture
-    trade its forward efficiency against its backward: the K80, with no kernel rows, fitted on
-    totals ran its forward convolutions at a third of its backward's efficiency, and its
-    forward passes came out 58% slow."""
-    items: list[Item] = []
-    step_of_row: list[int] = []
-    steps_s: list[float] = []
-    for r in rows:
-        ops = pg.training_ops(r.network, r.batch, r.precision, r.fwd_bwd_only, r.memory_format)
-        framework = pg.framework_key(r.framework)
-        if r.phase_s is None:
-            items.append((r.row_id, r.gpu, ops, r.batch / r.throughput, framework, None,
-                          r.cudnn, 1.0))
-            step_of_row.append(-1)
-            continue
-        for phase, seconds in zip(PHASES, r.phase_s, strict=True):
-            items.append((f"{r.row_id}:{phase}", r.gpu, [op for op in ops if op.phase == phase],
-                          seconds, framework, None, r.cudnn, (1 - STEP_WEIGHT) / len(PHASES)))
-            step_of_row.append(len(steps_s))
-        steps_s.append(r.batch / r.throughput)
-    terms = _terms(items)
-    terms.step_of_row = np.array(step_of_row, dtype=int)
-    terms.step_measured_s = np.array(steps_s)
-    terms.step_weights = np.full(len(steps_s), STEP_WEIGHT)
-    return terms
-
-
-# the share of a row's weight its whole step takes where the row publishes its phases too
-STEP_WEIGHT = 0.5
-
 # weight of the pull of each constant towards START (per unit of |log ratio|): it keeps a fit
 # with few rows (one GPU's networks) from trading arithmetic for bandwidth at will
 PRIOR_WEIGHT = 0.02
@@ -271,7 +92,7 @@ def fit_family(name: str, parts: list[Terms], start: GpuFamily, fitted_to: str,
 def _used_parameters(parts: list[Terms]) -> set[str]:
     used = {"kernel_overhead_s", "memory"}
     for terms in parts:
-        used.update(_KEYS[k] for k in np.unique(terms.key) if k)
+        used.update(KEYS[k] for k in np.unique(terms.key) if k)
         if terms.tensor.any():
             used.add("tensor_core")
     return used
@@ -390,7 +211,7 @@ def _fit_frameworks(consts: dict[str, dict[str, float]], families: dict[str, Gpu
 # independent instructions dual-issue; Maxwell's SMM gives each scheduler its own 32 lanes.
 LANE_RATE = {"kepler": 1.0 / 1.35}
 # the constants that are shares of the arithmetic peak (a borrowed one scales by LANE_RATE)
-ARITHMETIC = frozenset(_KEYS[1:])
+ARITHMETIC = frozenset(KEYS[1:])
 
 
 def borrowed_value(param: str, value: float, arch: str, donor: str) -> float:

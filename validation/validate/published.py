@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from hwmodels.gpu import GpuFamily
 from validation.calibrate import published_fit as pf
 from validation.calibrate import published_gpu as pg
+from validation.calibrate import published_terms
 
 from .compare import kendall_tau
 
@@ -37,7 +38,7 @@ class Scored:
                 in zip(PHASES, self.phase_s, self.row.phase_s, strict=True)}
 
 
-PHASES = pf.PHASES
+PHASES = published_terms.PHASES
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import pytest
 
 from validation.calibrate import published_fit as pf
 from validation.calibrate import published_gpu as pg
+from validation.calibrate import published_terms as pt
 
 HEADER = ("row_id,kind,gpu,precision,M,N,K,W,H,C,N_batch,K_filters,filter_w,filter_h,pad_w,"
           "pad_h,stride_w,stride_h,time_fwd_ms,time_bwd_data_ms,time_bwd_filter_ms,fwd_algo\n")
@@ -42,8 +43,8 @@ def test_a_row_with_a_recorded_algorithm_is_fitted_on_that_algorithm_alone(tmp_p
     model = pg.gpu_model("v100", framework=None)
     every = {o.algorithm for o in model.kernel_options(recorded.op)}
     assert len(every) > 1
-    terms = pf.kernel_terms([recorded, unknown])
-    keys = [pf._KEYS[k] for k, row in zip(terms.key, terms.row_of_option, strict=True)
+    terms = pt.kernel_terms([recorded, unknown])
+    keys = [pt.KEYS[k] for k, row in zip(terms.key, terms.row_of_option, strict=True)
             if row == 0]
     assert keys == ["winograd_fused"]
     assert len(terms.key[terms.row_of_option == 1]) == len(model.kernel_options(unknown.op))
@@ -97,7 +98,7 @@ def test_a_row_with_phase_times_is_fitted_on_each_phase_and_on_its_step(tmp_path
     timed, untimed = network_rows(tmp_path, (
         "a,ResNet-18,GTX 1080,FP32,16,320.0,Torch7 (cudnn.torch),16.0,34.0\n"
         "b,ResNet-18,V100,FP32,16,780.0,PyTorch,,\n"))
-    terms = pf.network_terms([timed, untimed])
+    terms = pt.network_terms([timed, untimed])
     assert terms.labels == ["a:forward", "a:backward", "b"]
     assert list(terms.step_of_row) == [0, 0, -1]
     assert terms.step_measured_s == pytest.approx([16 / 320.0])
@@ -119,5 +120,5 @@ def test_the_fit_sees_how_a_step_splits_into_its_phases(tmp_path):
                                            f"Torch7 (cudnn.torch),{fwd},{bwd}\n")[0]
                     for fwd, bwd in ((16.0, 34.0), (25.0, 25.0)))
     fam = pg.gpu_model("gtx1080").family_constants
-    losses = [pf.loss(fam, [pf.network_terms([row])]) for row in (even, skewed)]
+    losses = [pf.loss(fam, [pt.network_terms([row])]) for row in (even, skewed)]
     assert losses[0] != pytest.approx(losses[1], rel=1e-3)
