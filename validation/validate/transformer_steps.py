@@ -237,7 +237,7 @@ def run(profile, threads: int | None = None, cases: list[Case] | None = None, re
         out=None, err=None) -> list[v.Comparison]:
     """Measure and simulate every case at `threads` (default: the profile's); prints a
     warning when the profile was measured on another machine or setting, or a case's step
-    is slowed by subnormal floats, then the table."""
+    is slowed by subnormal floats, then the table, between two machine speed checks."""
     import torch
 
     from hwmodels.cpu_identity import other_machine_message
@@ -251,6 +251,9 @@ def run(profile, threads: int | None = None, cases: list[Case] | None = None, re
     mismatch = other_machine_message(prof.meta, prof.label, threads, torch.__version__)
     if mismatch:
         print(f"warning: {mismatch}", file=err or sys.stderr)
+    from validation.calibrate.machine import speed_check
+    # before and after the minutes of measuring: a shared machine's speed drifts over them
+    print(speed_check(prof), file=out or sys.stdout)
     rows = []
     for case in cases or default_cases():
         row, subnormal_warning = compare_case(case, prof, reps)
@@ -258,6 +261,7 @@ def run(profile, threads: int | None = None, cases: list[Case] | None = None, re
             print(f"warning: {subnormal_warning}", file=err or sys.stderr)
         rows.append(row)
     print(v.format_table(rows), file=out or sys.stdout)
+    print(speed_check(prof), file=out or sys.stdout)
     return rows
 
 

@@ -103,6 +103,9 @@ def test_tiny_steps_are_measured_simulated_and_tabled_with_a_machine_warning():
     assert "warning:" in err.getvalue() and "Some Other Processor" in err.getvalue()
     assert "subnormal" not in err.getvalue()
     assert "MAPE" in out.getvalue() and "gpt_tiny_s16" in out.getvalue()
+    # the machine's speed is checked before and after the measuring
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("machine speed check") and lines[-1].startswith("machine speed")
 
 
 def test_bad_input_exits_2_naming_it(tmp_path, capsys):
