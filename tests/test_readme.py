@@ -78,12 +78,18 @@ def refreshed(shown: str, printed: str) -> str:
     same label, matched in order (so repeated labels pair up in turn)."""
     lines, at = printed.splitlines(), 0
     out = []
-    for line in shown.splitlines():
+    shown_lines = shown.splitlines()
+    for n, line in enumerate(shown_lines):
         if line.strip() in ("", "..."):
             out.append(line)
             continue
         same = [i for i in range(at, len(lines)) if lines[i] == line]
-        alike = [i for i in range(at, len(lines)) if label(lines[i]) == label(line)]
+        # a moved line is looked for before the next line the README still shows unchanged
+        # (the next command's header), so two commands' outputs never swap figures
+        later = {s_ for s_ in shown_lines[n + 1:] if s_.strip() not in ("", "...")}
+        end = next((i for i in range(at, len(lines)) if lines[i] in later), len(lines))
+        alike = [i for i in range(at, end) if label(lines[i]) == label(line)] or \
+            [i for i in range(at, len(lines)) if label(lines[i]) == label(line)]
         closest = max(alike, default=None,   # the line most like it (devices=8 to devices=8)
                       key=lambda i: (difflib.SequenceMatcher(None, lines[i], line).ratio(), -i))
         pick = same[0] if same else closest
@@ -98,6 +104,11 @@ def test_refresh_replaces_moved_figures_in_order():
         "a: 1 x\n  time 12.5 ms\n...\n  time 30.1 ms\n"
     rows = "  devices=1  efficiency=1\n  devices=8  efficiency=0.75\n"
     assert refreshed("...\n  devices=8  efficiency=0.7\n", rows) == "...\n" + rows.splitlines()[1] + "\n"
+    # a figure moved in the first command's output is not taken from the second's, even where
+    # the second's looks more like the old one
+    two = "a: run\n  throughput 5109 samples/s\nb: run\n  throughput 3424 samples/s\n"
+    assert refreshed("a: run\n  throughput 4942 samples/s\n...\nb: run\n  throughput 3164 "
+                     "samples/s\n", two) == two.replace("\nb:", "\n...\nb:")
 
 
 def test_the_parsers_find_what_the_readme_holds():
