@@ -175,7 +175,8 @@ def main() -> None:
     max_devices = args.max_devices or 64
     counts = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= max_devices]
     rows = scaling("nvlink2", counts) + scaling("eth10g", counts)
-    print(f"{'link':8s} {'devices':>7s} {'samples/s':>10s} {'speedup':>8s} {'exposed comm ms':>16s}")
+    print(f"{'link':8s} {'devices':>7s} {'samples/s':>10s} {'speedup':>8s} "
+          f"{'exposed comm ms':>16s}")
     for r in rows:
         print(f"{r['link']:8s} {r['devices']:7d} {r['throughput_samples_per_s']:10.1f} "
               f"{r['speedup']:8.2f} {r['exposed_communication_s'] * 1e3:16.2f}")

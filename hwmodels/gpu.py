@@ -304,9 +304,10 @@ class GPUModel(DeviceModel):
                       transposable: bool = True, n_sharing: int = 1,
                       k_fill: float = gpu_gemm.K_FILL) -> gpu_gemm.GemmCost:
             if tensor:
-                n, k = gpu_gemm.align(n, gpu_gemm.TENSOR_CORE_ALIGN), gpu_gemm.align(k, gpu_gemm.TENSOR_CORE_ALIGN)
-            return gpu_gemm.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k, tiles, transposable,
-                                n_sharing, k_fill)
+                align = gpu_gemm.TENSOR_CORE_ALIGN
+                n, k = gpu_gemm.align(n, align), gpu_gemm.align(k, align)
+            return gpu_gemm.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k, tiles,
+                                      transposable, n_sharing, k_fill)
 
         cudnn = gpu_conv.cudnn_release(self.spec.architecture, self.cudnn_version)
 

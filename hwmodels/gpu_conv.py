@@ -120,9 +120,11 @@ ARCHITECTURE_CUDNN = {"kepler": (5, 1, 10), "maxwell": (5, 0, 0), "pascal": (6, 
 # (validation/measured/published/kernels.csv): per architecture, the rate that minimises the
 # MAPE of its rows with the other constants held (tests/hwmodels/test_gpu_scatter_atomics.py
 # checks it still does); its DeepSpeech layers of 5x10 and 5x20 filters at stride 2 run on this
-# bound. Volta's and Turing's tables never run the scatter at its bound (their cuDNN 7.6
-# gathers the stride phases), so they and later architectures take Pascal's rate, and Kepler
-# Maxwell's: assumptions, not fits.
+# bound. Volta's and Turing's cuDNN 7.6 gathers the stride phases, so the scatter wins on their
+# tables only where the gather is slower still (1x1 stride-2 layers, whose measured times fall
+# between the two): their rates are fitted on those rows and absorb those layers' own misses
+# (Turing's 7 per clock is below any plausible L2 rate; docs/gpu-model.md says so). Later
+# architectures take Volta's rate and Kepler Maxwell's: assumptions, not fits.
 L2_ATOMICS_PER_CLOCK = {"kepler": 20.0, "maxwell": 20.0, "pascal": 30.0, "volta": 22.0,
                         "turing": 7.0}
 L2_ATOMICS_NEWEST_FITTED = "volta"
