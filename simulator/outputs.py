@@ -1,7 +1,8 @@
 """Output files: checked before a run, written whole or not at all.
 
 `check_output(path, flag)` refuses, before anything runs, a path that is a directory or whose
-folder does not exist; `check_plot_output` also a suffix no plot can be written as. `write_atomically(path, write)` has `write` fill a temporary file beside
+folder does not exist; `check_plot_output` also a suffix no plot can be written as.
+`write_atomically(path, write)` has `write` fill a temporary file beside
 `path` and renames it over `path`: a kill leaves the old file or none, never half of one, and
 the file lands exactly at `path` (a plotting library would add `.png` to a name without one).
 """

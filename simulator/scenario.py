@@ -7,12 +7,16 @@
     link = "nvlink2"
     policy = "data-parallel"
     inference = false              # optional (default: a training step)
-    precision = "amp-fp16"         # optional: fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | amp-bf16
-    cudnn_benchmark = true         # optional: PyTorch's cuDNN algorithm search first (default false)
+    precision = "amp-fp16"         # optional: fp32 (default) | tf32 | fp16 | bf16 |
+                                   # amp-fp16 | amp-bf16
+    cudnn_benchmark = true         # optional: PyTorch's cuDNN algorithm search first
+                                   # (default false)
     memory_format = "nhwc"         # optional: nchw | nhwc (channels_last); default: the
                                    # workload's own (nchw, or an imported model's stamps)
-    framework_memory = "caffe"     # optional: pytorch (default) | caffe | torch7 | torch7:share-grad-input
-    topology = "switch"            # optional: switch | ring | fully-connected | pcie | dgx1-cube-mesh | nvswitch
+    framework_memory = "caffe"     # optional: pytorch (default) | caffe | torch7 |
+                                   # torch7:share-grad-input
+    topology = "switch"            # optional: switch | ring | fully-connected | pcie |
+                                   # dgx1-cube-mesh | nvswitch
     devices_per_node = 8           # optional, with inter_node_link
     inter_node_link = "ib100"
     host_link = "pcie3"            # optional (GPUs: their catalog default)

@@ -15,8 +15,8 @@ torch_import_tables,
 layers on parameters read directly by torch_layers, rows of a parameter table read as data by
 torch_params, attention and transformers by torch_transformer, a batch folded with other
 dimensions by torch_fold (docs/importing.md lists what imports); describing nodes is
-torch_trace's too. A bare layer (an nn.Conv2d alone) is imported as a one-layer network; a module called more than once
-shares its parameters: they are counted at its first call (graph.meta["shared_params"] maps
+torch_trace's too. A bare layer (an nn.Conv2d alone) is imported as a one-layer network; a
+module called more than once shares its parameters: they are counted at its first call (graph.meta["shared_params"] maps
 each later call to it). torch is imported only when `from_torch` is called.
 """
 from __future__ import annotations

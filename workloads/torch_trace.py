@@ -63,10 +63,11 @@ def _value_prop(torch):
                 n.meta["dnnsim_ids"] = index_pattern(result)   # for a lookup by a buffer
                 if not result.is_floating_point() and not result.is_meta and \
                         result.numel() <= _INDEX_VALUES_KEPT:   # rows a gather picks
-                    n.meta["dnnsim_index"] = result.detach().clone()   # whether PyTorch made a view (or returned an input) rather than a copy
+                    n.meta["dnnsim_index"] = result.detach().clone()
                 args: list = []
                 torch.fx.node.map_aggregate((n.args, n.kwargs), args.append)
                 inputs = [self.env[a] for a in args if isinstance(a, torch.fx.Node)]
+                # whether PyTorch made a view (or returned an input) rather than a copy
                 n.meta["dnnsim_alias"] = result._is_view() or any(result is t for t in inputs)
             return result
     return ValueProp

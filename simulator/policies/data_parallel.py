@@ -28,8 +28,8 @@ Other frameworks group the gradients differently (`gradient_sync`; _data_paralle
   (`horovod_enqueue = "host-dispatch"`, the default): all of a step's gradients fall in one
   cycle and each buffer waits for its last tensor. MXNet's engine enqueues a gradient once
   computed (`"gpu-ready"`): the cycle runs freely across steps, its ticks placed so that the
-  last gradient waits half a cycle, the mean wait. On one device Horovod's optimizers all-reduce nothing (`horovod_one_rank = "skip"`, the
-  default); MXNet's before Horovod 0.19 still pass every gradient through the loop
+  last gradient waits half a cycle, the mean wait. On one device Horovod's optimizers
+  all-reduce nothing (`horovod_one_rank = "skip"`, the default); MXNet's before Horovod 0.19 still pass every gradient through the loop
   (`"cycle"`).
 - `kvstore`: MXNet's kvstore 'nccl' under the Module API: per parameter array (a batch
   norm's scale and shift are two) an NCCL reduce and broadcast, one key after another in
@@ -56,7 +56,8 @@ The all-reduces run on one ring with NCCL's Simple protocol by default (`algorit
 `algorithm = "nccl"` each runs as NCCL 2.8's tuning picks for its size (ring or, across nodes,
 tree; LL, LL128 or Simple: nccl_tuning.py, collective_trees.py).
 
-Not modelled: Horovod's negotiation messages between ranks each cycle, DDP copying gradients into its bucket buffers and back (a memory-bound copy of
+Not modelled: Horovod's negotiation messages between ranks each cycle, DDP copying gradients
+into its bucket buffers and back (a memory-bound copy of
 the gradients, ~0.2% of a ResNet-50 step on a V100), the SMs NCCL's kernels take from the
 backward pass while they run, the GPU time of a loader that decodes on the GPU, and Python's
 per-step work on the host.

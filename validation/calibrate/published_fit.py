@@ -3,8 +3,8 @@
 Each op's time is min over its algorithms of max(arithmetic_s / efficiency, bytes / bandwidth)
 plus the kernel overhead, or the framework's host time per op if longer (hwmodels/gpu.py), so
 once every op of every row is decomposed into those terms (published_terms.Terms), a
-candidate set of constants is scored with a few array operations and the fit is a plain coordinate search on the
-mean absolute log error. Rows of every GPU of one architecture are fitted together: the
+candidate set of constants is scored with a few array operations and the fit is a plain
+coordinate search on the mean absolute log error. Rows of every GPU of one architecture are fitted together: the
 constants belong to the architecture, never to a row. The frameworks' constants (host time per
 op, and the share of the part's streaming bandwidth the framework's own elementwise, norm and
 pooling kernels reach) are fitted in turn over the rows of every GPU that ran in that

@@ -211,10 +211,11 @@ def read_network_rows(path: str) -> Table:
             (r.get(c) or "") for c in ("precision_note", "notes")))
         fwd_ms, bwd_ms = _number(r.get("fwd_ms")), _number(r.get("bwd_ms"))
         phases = (fwd_ms / 1e3, bwd_ms / 1e3) if fwd_bwd and fwd_ms and bwd_ms else None
-        out.rows.append(NetworkRow(rid, net, gpu, precision, int(batch), throughput,  # type: ignore[arg-type]
-                                   fwd_bwd, framework, (r.get("source") or "").strip(), layout,
-                                   phases, gpu_conv.cudnn_version(r.get("sw_stack") or "")
-                                   or gpu_conv.cudnn_version(framework)))
+        cudnn = (gpu_conv.cudnn_version(r.get("sw_stack") or "")
+                 or gpu_conv.cudnn_version(framework))
+        out.rows.append(NetworkRow(  # type: ignore[arg-type]
+            rid, net, gpu, precision, int(batch), throughput, fwd_bwd, framework,
+            (r.get("source") or "").strip(), layout, phases, cudnn))
     return out
 
 

@@ -306,8 +306,8 @@ def graph_step(graph: OpGraph, training: bool = True, device="cpu",
 def module_step(module: torch.nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...],
                 training: bool = True, seed: int = 0) -> Callable[[], object]:
     """The same for any module that maps x (a tuple: its inputs) to logits, or to a tuple or
-    dict of tensors. A training step sums a cross-entropy against fixed random targets over every tensor
-    returned that needs a gradient, as workloads/training.py costs it: per pixel for an
+    dict of tensors. A training step sums a cross-entropy against fixed random targets over
+    every tensor returned that needs a gradient, as workloads/training.py costs it: per pixel for an
     (N, C, H, W) map of an image, else over each row of the last dimension ((batch, classes)
     logits, a language model's every position)."""
     steady_allocator()

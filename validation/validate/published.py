@@ -143,7 +143,8 @@ def algorithm_agreement(rows: list[pg.KernelRow],
 
 def _fmt_group(g: Group) -> str:
     tau = "" if g.tau != g.tau else f"  tau {g.tau:5.2f}"
-    return f"  {g.name:<22} {g.rows:4d} rows  MAPE {100 * g.mape:5.1f}%  max {100 * g.max_error:5.1f}%{tau}"
+    return (f"  {g.name:<22} {g.rows:4d} rows  MAPE {100 * g.mape:5.1f}%  "
+            f"max {100 * g.max_error:5.1f}%{tau}")
 
 
 def report(table: pg.Table, scored: list[Scored], kernels: list[Group] | None = None,

@@ -66,8 +66,8 @@ register(
     OpKind("pad_spatial", "data_movement", flops=_no_arithmetic, torch_kernel=_pad_kernel,
            doc="F.pad of two dimensions with a constant, a copy: rows after the height and "
                "columns after the width (attrs: pad (bottom, right)), before them (pad_before "
-               "(top, left), default none; a negative pad crops), of dims (default (1, 2): H and W of (N, H, W, "
-               "C); (2, 3) for (N, C, H, W)), filled with value (default 0)"),
+               "(top, left), default none; a negative pad crops), of dims (default (1, 2): H "
+               "and W of (N, H, W, C); (2, 3) for (N, C, H, W)), filled with value (default 0)"),
     OpKind("pad_spatial_grad", "data_movement", "backward", flops=_no_arithmetic,
            torch_kernel=_pad_kernel, doc="the slice of dy without the padding"),
 )
