@@ -35,7 +35,7 @@ Algorithms of the link-level all-reduce across nodes:
                 tree) and protocol (LL, LL128, Simple) its tuning model predicts fastest for
                 the size, run link by link with that protocol's latency and bandwidth; its
                 ring across nodes of several NICs is a ring per NIC (the channels the tuning
-                prices: collective_trees.nic_ring_orders), each on its share.
+                prices: collective_nccl_fabric.nic_ring_orders), each on its share.
   halving-doubling  as hierarchical, with Gloo's recursive halving and doubling across the
                 nodes in place of the rings (collectives_hd.py; a power-of-two number of
                 nodes); built in full, as the trees.
@@ -65,7 +65,7 @@ import math
 from typing import Mapping, Sequence
 
 from . import collective_trees as trees
-from . import collectives_hd, nccl_tuning
+from . import collectives_hd, nccl_fabric, nccl_tuning
 from .cluster import Cluster
 from .collective_forms import (
     CLOSED_FORMS,
@@ -199,11 +199,11 @@ def _nccl_allreduce(tg, cluster, devices, nbytes, dep_of, name, priority, launch
     """An all-reduce as NCCL runs it: the algorithm and protocol its tuning picks (only
     among the tree's protocols for algorithm 'tree'). A launch that includes NCCL's
     (NCCL_BASE_LATENCY_S, the ring's Simple one) pays the chosen pair's instead."""
-    choice = nccl_tuning.choose(trees.fabric_of(cluster, devices), nbytes,
+    choice = nccl_tuning.choose(nccl_fabric.fabric_of(cluster, devices), nbytes,
                                 ("tree",) if algorithm == "tree" else nccl_tuning.ALGORITHMS)
     if launch_s >= NCCL_BASE_LATENCY_S:
         launch_s += nccl_tuning.launch_s(choice.algorithm, choice.protocol) - NCCL_BASE_LATENCY_S
-    orders = trees.nic_ring_orders(cluster, devices) if choice.algorithm == "ring" else None
+    orders = nccl_fabric.nic_ring_orders(cluster, devices) if choice.algorithm == "ring" else None
     if orders:   # a ring per NIC across nodes, each on its share (one node's rotation each)
         rep = cluster.representative_resources(period) if period else None
         done: dict[str, list[str]] = {d: [] for d in (devices[:period] if period else devices)}

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from simulator import Cluster, engine
 from simulator import collective_trees as trees
+from simulator import nccl_fabric as nf
 from simulator import nccl_tuning as tuning
 from simulator.collectives import collective
 from simulator.tasks import SimulationError, TaskGraph
@@ -216,9 +217,9 @@ def test_nccls_ring_across_nodes_runs_a_ring_per_nic_at_its_tuned_time():
     cluster = Cluster.from_node_type("dgx1-v100", 64)
     ids = [d.id for d in cluster.devices]
     nbytes = 64 * 2**20
-    choice = tuning.choose(trees.fabric_of(cluster, ids), nbytes)
+    choice = tuning.choose(nf.fabric_of(cluster, ids), nbytes)
     assert choice.algorithm == "ring"
-    orders = trees.nic_ring_orders(cluster, ids)
+    orders = nf.nic_ring_orders(cluster, ids)
     assert orders is not None and len(orders) == cluster.layout.nic_count() == 4
     exits = set()
     for order, lanes in orders:
@@ -236,9 +237,9 @@ def test_nccls_ring_across_nodes_runs_a_ring_per_nic_at_its_tuned_time():
     assert nccl.makespan_s == pytest.approx(predicted, rel=0.15)
     assert one_ring.makespan_s > 2.5 * nccl.makespan_s
     # one node, or nodes of one NIC, keep the ring(s) they had
-    assert trees.nic_ring_orders(cluster, ids[:8]) is None
+    assert nf.nic_ring_orders(cluster, ids[:8]) is None
     cloud = Cluster.from_node_type("cloud-v100-25gbe", 16)
-    assert trees.nic_ring_orders(cloud, [d.id for d in cloud.devices]) is None
+    assert nf.nic_ring_orders(cloud, [d.id for d in cloud.devices]) is None
 
 
 def _bandwidth_bound_s(cluster, nbytes):
@@ -261,7 +262,7 @@ def test_a_large_tree_all_reduce_takes_what_nccls_tuning_predicts(nodes, mib):
     cluster = Cluster.from_node_type("dgx1-v100", 8 * nodes)
     ids = [d.id for d in cluster.devices]
     nbytes = mib * 2**20
-    choice = tuning.choose(trees.fabric_of(cluster, ids), nbytes, ("tree",))
+    choice = tuning.choose(nf.fabric_of(cluster, ids), nbytes, ("tree",))
     assert choice.protocol == "LL128"
     log, _, _ = _allreduce(cluster, nbytes, "tree")
     ratio = log.makespan_s / choice.time_s(nbytes)
@@ -278,7 +279,7 @@ def test_nccls_trees_on_eight_dgx1_take_their_tuned_time():
     ids = [d.id for d in cluster.devices]
     for mib in (25, 38):
         nbytes = mib * 2**20
-        choice = tuning.choose(trees.fabric_of(cluster, ids), nbytes)
+        choice = tuning.choose(nf.fabric_of(cluster, ids), nbytes)
         assert choice.algorithm == "tree"
         log, _, _ = _allreduce(cluster, nbytes, "nccl")
         assert log.makespan_s == pytest.approx(choice.time_s(nbytes), rel=0.1)
@@ -288,7 +289,7 @@ def _regime(cluster, nbytes):
     """What shapes a tree all-reduce's pipeline: the protocol NCCL's tuning picks and the
     pieces' count and size class (NCCL's chunk)."""
     ids = [d.id for d in cluster.devices]
-    fabric = trees.fabric_of(cluster, ids)
+    fabric = nf.fabric_of(cluster, ids)
     protocol = tuning.choose(fabric, nbytes, ("tree",)).protocol
     channels = 2 * fabric.channels
     chunk = tuning.tree_chunk_bytes(nbytes, channels, len(ids), fabric.nodes, protocol)
