@@ -7,6 +7,7 @@ entry-point group `dnnsim.commands`, so this package never imports them.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -106,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         argv, extra = _split_extra(parser, list(sys.argv[1:] if argv is None else argv))
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            raise CommandLineError(_unrecognized(unknown, args._parser))
         args._extra = extra
         return _run_command(args)
     except BrokenPipeError:  # `dnnsim ... | head`: the reader left; not an error
@@ -134,6 +137,20 @@ def main(argv: list[str] | None = None) -> int:
         signum = getattr(exc, "signum", 2)
         print("dnnsim: interrupted; results written so far are kept", file=sys.stderr)
         return 128 + signum
+
+
+def _unrecognized(unknown: list[str], command: _Parser) -> str:
+    """The arguments a command does not take, the declared option each is a typo of (if one
+    is close), and the help to read: the command's own, not the top parser's."""
+    hints = []
+    for token in unknown:
+        flag = token.split("=", 1)[0]
+        close = difflib.get_close_matches(flag, sorted(command.declared_options), n=1,
+                                          cutoff=0.8)
+        if flag.startswith("--") and close:
+            hints.append(f"{flag}: did you mean {close[0]}?")
+    hint = f"; {'; '.join(hints)}" if hints else ""
+    return f"unrecognized arguments: {' '.join(unknown)}{hint} (see {command.prog} --help)"
 
 
 def _run_command(args) -> int:

@@ -70,6 +70,7 @@ def check_range(min_batch: int, max_batch: int) -> None:
 def tune_policy(workload: str, cluster: Cluster, policy: str, *, min_batch: int = 1,
                 max_batch: int = 512, reference_lr: float = 0.1, reference_batch: int = 256,
                 workload_options: dict | None = None, options: dict | None = None,
+                precision: str | None = None, memory_format: str | None = None,
                 refine: bool = True,
                 progress: Callable[[str], None] | None = None) -> PolicyTuning:
     check_range(min_batch, max_batch)
@@ -80,7 +81,7 @@ def tune_policy(workload: str, cluster: Cluster, policy: str, *, min_batch: int 
     def run(b: int) -> BatchPoint:
         if b not in seen:
             r = simulate(workload, cluster, policy, batch=b, workload_options=workload_options,
-                         **(options or {}))
+                         precision=precision, memory_format=memory_format, **(options or {}))
             peak = max((v for d, v in r.peak_memory_bytes.items()
                         if not d.startswith("host")), default=0)
             lr = reference_lr * b * devices / reference_batch

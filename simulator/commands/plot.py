@@ -10,6 +10,7 @@ scaling). The functions here (`load_rows`, `curves`, `plot_curves`) serve notebo
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from pathlib import Path
 
@@ -119,8 +120,33 @@ def _check_fields(rows: list[dict], names, what: str) -> None:
     for name in names:
         if name not in known:
             shown = sorted(k for k in known if not k.startswith("_"))
-            raise ConfigError(f"{what}: no field {name!r} in the results; known: "
-                              f"{', '.join(shown)}")
+            raise ConfigError(f"{what}: no field {name!r} in the results{_hint(name, shown)}; "
+                              f"known: {', '.join(shown)}")
+
+
+RELATIVE = ("speedup", "efficiency")
+
+
+def _check_figure(rows: list[dict], y: str) -> None:
+    """--y names a figure: a numeric summary key of the results, or speedup or efficiency.
+    The error lists the figures apart from the scenario fields, which are rarely what a y
+    axis wants."""
+    known = set().union(*(r.keys() for r in rows))
+    if y in RELATIVE or y in known:
+        return
+    scenario = {f.name for f in dataclasses.fields(Scenario)}
+    figures = sorted(k for k in known if not k.startswith(("_", "options.")) and k != "status"
+                     and k not in scenario) + list(RELATIVE)
+    raise ConfigError(f"--y: no figure {y!r} in the results{_hint(y, figures)}; figures: "
+                      f"{', '.join(figures)} (or any scenario field)")
+
+
+def _hint(name: str, candidates: list[str]) -> str:
+    """' (did you mean X?)' for a name that a candidate holds (throughput ->
+    throughput_samples_per_s) or that is close to one (a typo), else ''."""
+    holding = [c for c in candidates if name.lower() in c.lower()]
+    close = holding or difflib.get_close_matches(name, candidates, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _baseline_of(row: dict, candidates: list[dict], baseline: dict) -> dict:
@@ -144,10 +170,11 @@ def curves(rows: list[dict], x: str, y: str, by: list[str] | None = None,
     by = by or []
     where = where or {}
     baseline = baseline or {}
-    _check_fields(rows, [x, *by, *where], "plot")
-    relative = y in ("speedup", "efficiency")
-    if not relative:
-        _check_fields(rows, [y], "--y")
+    _check_fields(rows, [x], "--x")
+    _check_fields(rows, by, "--by")
+    _check_fields(rows, where, "--where")
+    relative = y in RELATIVE
+    _check_figure(rows, y)
     ok = [r for r in rows if r["status"] == "ok"]
     if relative:
         if not baseline:
@@ -238,22 +265,33 @@ def _same_figure(a, b) -> bool:
             and math.isclose(a, b, rel_tol=1e-9))
 
 
+def default_out(results: str, x: str, y: str) -> str:
+    """The plot's path when --out is not given: beside the results file, named by its axes."""
+    return str(Path(results).with_suffix("")) + f"-{y}-by-{x}.png"
+
+
 def run(args) -> int:
     if args.out:
         check_plot_output(args.out, "--out")
     if args.allow_code and not args.recheck:
         raise ConfigError("--allow-code is for --recheck (plotting never runs code)")
+    rows = load_rows(args.results)
+    out = args.out or default_out(args.results, args.x, args.y)
+    if not args.out:
+        if Path(out).exists():
+            # a file the user did not name is never replaced (docs/reliability.md)
+            raise ConfigError(f"{out!r} exists and --out was not given; name it with --out "
+                              "to replace it, or give another path")
+        check_plot_output(out, "--out")
     if args.recheck:
         differ = recheck(args.results, args.allow_code)
         print(f"recheck: {len(differ)} point(s) differ from the file"
               + (f": {', '.join(differ)}" if differ else ""))
         if differ:
             return 1
-    rows = load_rows(args.results)
     by = [b.strip() for b in args.by.split(",") if b.strip()]
     data = curves(rows, args.x, args.y, by, parse_pairs(args.baseline, "--baseline"),
                   parse_pairs(args.where, "--where"))
-    out = args.out or str(Path(args.results).with_suffix("")) + f"-{args.y}-by-{args.x}.png"
     write_atomically(out, lambda tmp: plot_curves(data, tmp, args.x, args.y, logx=args.logx))
     for label, pts in data.items():
         print(f"{label}:")

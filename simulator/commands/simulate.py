@@ -1,10 +1,11 @@
 """`dnnsim simulate`: one scenario, from flags or a TOML file."""
 from __future__ import annotations
 
+import difflib
 import json
 import re
 
-from .. import limits
+from .. import limits, policies
 from ..outputs import check_output, check_plot_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
@@ -143,8 +144,24 @@ def scenario_from_args(args) -> Scenario:
             data[key] = {**data.get(key, {}), **extra}
     extra = parse_extra(getattr(args, "_extra", []))
     if extra:
+        refuse_flag_typos(extra, data["policy"], args._parser.declared_options)
         data["options"] = {**data.get("options", {}), **extra}
     return Scenario.from_dict(data, source=args.scenario or "command line")
+
+
+def refuse_flag_typos(extra: dict, policy: str, declared: set[str]) -> None:
+    """A `--key value` that is no option of the policy but close to one of simulate's own
+    flags (--precison) is a typo: name the flag, rather than the policy's option list."""
+    if policy not in policies.names():
+        return   # the scenario names the unknown policy
+    options = policies.get(policy).options
+    for key in extra:
+        flag = "--" + key.replace("_", "-")
+        close = difflib.get_close_matches(flag, sorted(declared), n=1, cutoff=0.8)
+        if key not in options and close:
+            raise ConfigError(f"{flag} is not a flag of simulate nor an option of policy "
+                              f"{policy!r}: did you mean {close[0]}? (see dnnsim simulate "
+                              "--help, dnnsim policies)")
 
 
 OUTPUT_FLAGS = (("trace", "--trace"), ("csv", "--csv"), ("plot", "--plot"),

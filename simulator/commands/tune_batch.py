@@ -8,6 +8,7 @@ from .. import tuner
 from ..outputs import check_plot_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
+from .simulate import parse_pairs
 
 NAME = "tune-batch"
 HELP = ("Find the largest trainable and the throughput-optimal minibatch for each policy "
@@ -15,8 +16,16 @@ HELP = ("Find the largest trainable and the throughput-optimal minibatch for eac
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--workload", required=True)
+    p.add_argument("--workload", required=True,
+                   help="zoo network name (dnnsim workloads), or a PyTorch module of yours as "
+                        "path/to/net.py:factory (with --workload-option input_shape=CxHxW)")
+    p.add_argument("--workload-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a network option, e.g. seq_len=512 or input_shape=3x32x32; repeatable")
     p.add_argument("--hardware", required=True, help="catalog device name")
+    p.add_argument("--precision", help="fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | "
+                                       "amp-bf16")
+    p.add_argument("--memory-format", help="nchw | nhwc (channels_last); default: the "
+                                           "workload's own")
     p.add_argument("--policy", default="swap",
                    help="comma-separated policies (default swap)")
     p.add_argument("--baseline", default="none",
@@ -56,12 +65,16 @@ def run(args) -> int:
         "workload": args.workload, "batch": 1, "hardware": args.hardware,
         "policy": policies[0], "devices": args.devices,
         "link": args.link or ("pcie3" if args.devices > 1 else None), "host": args.host,
+        "precision": args.precision or "fp32", "memory_format": args.memory_format,
+        "workload_options": parse_pairs(args.workload_option, "--workload-option"),
         "hardware_options": ({"memory_bytes": int(args.memory_gib * 2 ** 30)}
                              if args.memory_gib else {})}, source="tune-batch")
     cluster = sc.build_cluster()
     results = tuner.tune(args.workload, cluster, policies, min_batch=args.min_batch,
                          max_batch=args.max_batch, reference_lr=args.reference_lr,
-                         reference_batch=args.reference_batch, refine=not args.no_refine)
+                         reference_batch=args.reference_batch, refine=not args.no_refine,
+                         workload_options=sc.workload_options, precision=args.precision,
+                         memory_format=args.memory_format)
     if args.plot:
         title = f"{args.workload} on {args.devices} x {args.hardware}"
         write_atomically(args.plot, lambda tmp: tuner.plot(results, tmp, title=title))

@@ -1,0 +1,70 @@
+"""`dnnsim plot` as a user meets it: the default output never replaces a file the user did not
+name, and a y axis named loosely (throughput, memory) is answered with the figure meant."""
+from __future__ import annotations
+
+import pytest
+
+from simulator.cli import main
+from simulator.sweep import Sweep, run_sweep
+
+SWEEP = {"base": {"workload": "lenet5", "batch": 8, "hardware": "v100",
+                  "policy": "data-parallel", "link": "nvlink2"},
+         "axes": {"devices": [1, 2]}}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli_plot") / "study.jsonl"
+    run_sweep(Sweep.from_dict(SWEEP), out, workers=1, progress=False)
+    return out
+
+
+@pytest.fixture
+def study(results, tmp_path):
+    """The results file, copied to a folder of this test's own (default plots land beside it)."""
+    copy = tmp_path / "study.jsonl"
+    copy.write_bytes(results.read_bytes())
+    return copy
+
+
+def test_the_default_output_lands_beside_the_results(study, capsys):
+    assert main(["plot", str(study), "--x", "devices", "--baseline", "devices=1"]) == 0
+    png = study.parent / "study-speedup-by-devices.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert f"wrote {png}" in capsys.readouterr().out
+
+
+def test_an_existing_file_at_the_default_output_is_refused_and_kept(study, capsys):
+    mine = study.parent / "study-speedup-by-devices.png"
+    mine.write_text("a figure of mine")
+    assert main(["plot", str(study), "--x", "devices", "--baseline", "devices=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dnnsim: error: ") and err.count("\n") == 1
+    assert "exists" in err and "--out" in err and str(mine) in err
+    assert mine.read_text() == "a figure of mine"
+    # naming it is the request: then it is replaced
+    assert main(["plot", str(study), "--x", "devices", "--baseline", "devices=1",
+                 "--out", str(mine)]) == 0
+    assert mine.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("y, meant", [("throughput", "throughput_samples_per_s"),
+                                      ("memory", "peak_memory_bytes"),
+                                      ("iteration_time", "iteration_time_s"),
+                                      ("makspan_s", "makespan_s")])
+def test_a_loose_figure_name_is_answered_with_the_figure_meant(study, y, meant, capsys):
+    assert main(["plot", str(study), "--x", "devices", "--y", y,
+                 "--out", str(study.parent / "y.png")]) == 2
+    err = capsys.readouterr().err
+    assert f"no figure {y!r}" in err and f"did you mean {meant!r}?" in err
+    figures = err.split("figures: ")[1]
+    assert "speedup, efficiency" in figures and "throughput_samples_per_s" in figures
+    assert "hardware" not in figures   # scenario fields are not listed as figures
+    assert not (study.parent / "y.png").exists()
+
+
+def test_a_mistyped_axis_names_its_flag_and_the_field_meant(study, capsys):
+    assert main(["plot", str(study), "--x", "devcies", "--baseline", "devices=1",
+                 "--out", str(study.parent / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "--x: no field 'devcies'" in err and "did you mean 'devices'?" in err

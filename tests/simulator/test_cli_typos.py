@@ -1,0 +1,60 @@
+"""A mistyped or unknown flag: one error line, exit 2, naming the flag, the flag it is close
+to, and the help of the command it was given to (not the top-level help)."""
+from __future__ import annotations
+
+import pytest
+
+from simulator.cli import main
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["describe", "lenet5", "--trainig"],
+     ["unrecognized arguments: --trainig", "did you mean --training?",
+      "see dnnsim describe --help"]),
+    (["tune-batch", "--workload", "lenet5", "--hardware", "v100", "--precison", "fp32"],
+     ["--precison", "did you mean --precision?", "see dnnsim tune-batch --help"]),
+    (["workloads", "--bogus"], ["unrecognized arguments: --bogus", "see dnnsim workloads --help"]),
+    (["describe", "lenet5", "extra"], ["unrecognized arguments: extra",
+                                       "see dnnsim describe --help"]),
+])
+def test_an_unknown_argument_names_the_command_help(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dnnsim: error: ") and err.count("\n") == 1
+    for word in words:
+        assert word in err
+    assert "see dnnsim --help" not in err
+
+
+def test_a_flag_far_from_every_declared_one_gets_no_guess(capsys):
+    assert main(["describe", "lenet5", "--zzzzzz"]) == 2
+    assert "did you mean" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("typo, flag", [("--precison", "--precision"),
+                                        ("--devcies", "--devices"),
+                                        ("--memory-fromat", "--memory-format")])
+def test_simulate_names_the_flag_a_typo_is_close_to(typo, flag, capsys):
+    """simulate passes unknown --key value pairs to the policy as options; one that the policy
+    does not take and that is close to a flag of simulate is named as that flag's typo."""
+    assert main(["simulate", "--workload", "lenet5", "--batch", "2", "--hardware", "v100",
+                 typo, "fp32"]) == 2
+    err = capsys.readouterr().err
+    assert f"did you mean {flag}?" in err and err.count("\n") == 1
+
+
+def test_a_policy_option_close_to_a_flag_is_still_the_policy_option(capsys):
+    """sparse-train's --spread is close to simulate's --speed: an option the policy takes is
+    never taken for a typo."""
+    assert main(["simulate", "--workload", "lenet5", "--batch", "2", "--hardware",
+                 "skylake-x-6c", "--policy", "sparse-train", "--sparsity", "constant:0.5",
+                 "--spread", "0.05"]) == 0
+    assert "iteration time" in capsys.readouterr().out
+
+
+def test_an_unknown_policy_option_far_from_any_flag_lists_the_policy_options(capsys):
+    assert main(["simulate", "--workload", "lenet5", "--batch", "2", "--hardware", "v100",
+                 "--devices", "2", "--link", "nvlink2", "--policy", "data-parallel",
+                 "--bucketmb", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "has no option 'bucketmb'" in err and "bucket_mb" in err
