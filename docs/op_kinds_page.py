@@ -93,9 +93,14 @@ Checks for a new kind:
   `_grad_weight`, as conv and linear) and `per_factor` (one gradient per factor, as `mul`) are
   the other rules; a kind may write its own, calling the `ctx` methods the rules module lists.
   Name the gradient kinds `<kind>_grad...`: this page lists them beside their forward kind.
-- `gemm_shape` puts a kind into `MATMUL_KINDS`: profiles then key it on a GEMM shape and the
-  GPU model costs it as a GEMM, which it does for convolutions and linear layers only. Leave
-  it unset until the device models know the kind's GEMM.
+- `gemm_shape` puts a kind into `MATMUL_KINDS`: profiles then key it on a GEMM shape (as
+  they do convolutions and linear layers).
+- `gemm_role` (`GemmRole`) says how a kind runs as matrix products: the library ("blas" one
+  GEMM, "batched" a strided-batched one, "conv" a cuDNN convolution pass, "sdpa" fused
+  attention), the pass (forward, or the gradient of the input or of the weight), its
+  `dims(op) -> (m, n, k, batch)` and whether one operand is the op's parameters. The GPU
+  model costs a kind with a role as that library's kernels, on tensor cores in a half
+  format (`hwmodels/gpu_products.py`); the CPU and ARM models by its family's efficiency.
 - `torch_kernel(op, state)` gets `state` from `validation/calibrate/torch_ops.KernelState`
   (parameters via `state.params_of(op)`, what a forward saves in `state.saved`, weight
   gradients in `state.grads`), or `None` inside a `GraphModule`; a kernel that needs state, or

@@ -26,13 +26,13 @@ measured the op (model.py).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import NamedTuple
 
-from workloads.graph import MATMUL_KINDS, Op
+from workloads.graph import Op
+from workloads.kinds import kind_of
 from workloads.precision import HALF_FORMAT, PRECISIONS, precision_of
 
 from . import gpu_attention as ga
-from . import gpu_conv, gpu_gemm, gpu_layout, model_efficiency
+from . import model_efficiency
 from .gpu_constants import (
     DEFAULT_FRAMEWORK,
     FAMILIES_FILE,
@@ -43,6 +43,7 @@ from .gpu_constants import (
     load_families,
     load_frameworks,
 )
+from .gpu_products import KernelOption, product_options
 from .model import DeviceModel
 from .specs import HardwareError
 
@@ -52,7 +53,6 @@ __all__ = ["DEFAULT_FRAMEWORK", "FAMILIES_FILE", "Framework", "GpuFamily", "GPUM
 # a part's `efficiency` table (cost families of families.py) -> the GpuFamily field it sets
 SPEC_EFFICIENCY_FIELDS = {"conv": "conv_fwd", "conv_grad_input": "conv_dgrad",
                           "conv_grad_weight": "conv_wgrad", "matmul": "gemm"}
-CONV_PASS = {"conv2d": "fwd", "conv2d_grad_input": "dgrad", "conv2d_grad_weight": "wgrad"}
 # Pointwise kinds a framework folds into the kernel before them, so they move no memory of
 # their own: NVIDIA's MXNet containers run ResNets' batch norms as fused NHWC BatchNorm+ReLU and
 # BatchNorm+Add+ReLU kernels (forward and backward); XLA fuses elementwise ops into their
@@ -65,7 +65,6 @@ FUSED_POINTWISE = {
 # cuBLAS's calls, nn's accGradParameters in Torch7), so each also reads the old gradient;
 # PyTorch's first backward after zero_grad(set_to_none=True) writes a new one.
 ACCUMULATING_FRAMEWORKS = frozenset({"torch7"})
-WEIGHT_GRAD_KINDS = frozenset({"conv2d_grad_weight", "linear_grad_weight"})
 # How a framework sums the gradient contributions of a tensor that several ops read
 # (grad_accumulate of k parts). PyTorch's autograd adds each contribution after the first into
 # the input buffer as it arrives (torch/csrc/autograd/input_buffer.cpp): k - 1 adds, each
@@ -75,34 +74,18 @@ WEIGHT_GRAD_KINDS = frozenset({"conv2d_grad_weight", "linear_grad_weight"})
 # in one kernel (k reads, one write: the op's own count).
 PAIRWISE_SUM_FRAMEWORKS = frozenset({"pytorch", "torch7"})
 COPY_FIRST_FRAMEWORKS = frozenset({"torch7"})
-# Kinds that run on tensor cores in a half format: the GEMM-shaped ones, batched products and
-# attention (gpu_attention.py)
-PRODUCT_KINDS = frozenset({"batched_matmul", "batched_matmul_grad"})
-ATTENTION_KINDS = frozenset({"attention", "attention_grad"})
 # Extra passes over the activation a kernel makes beyond reading each input once and writing
 # its output (PyTorch's CUDA kernels): batch norm in training reduces the statistics in one pass
 # and normalises in another; its gradient reduces (dy, x) and then applies.
 READ_PASSES = {"batchnorm": 2.0, "batchnorm_grad": 2.0, "layernorm_grad": 2.0,
                "groupnorm": 2.0, "groupnorm_grad": 2.0}
-# A convolution's or linear layer's bias runs as kernels of its own in training: cudnn.torch
-# calls cudnnAddTensor after cudnnConvolutionForward and cudnnConvolutionBackwardBias (a
+# A convolution's or linear layer's bias (a product with weights, by its kind's GEMM role) runs
+# as kernels of its own in training: cudnn.torch calls cudnnAddTensor after cudnnConvolutionForward and cudnnConvolutionBackwardBias (a
 # reduction of dy over N, H, W) beside the weight gradient; PyTorch adds it in a broadcast
 # kernel (addmm's copy of the bias into the output for linear) and reduces dy.sum() for its
 # gradient; TensorFlow's BiasAdd and BiasAddGrad are ops of their own. XLA fuses the forward
 # add into the convolution's custom call.
-BIAS_KINDS = frozenset({"conv2d", "linear", "conv2d_grad_weight", "linear_grad_weight"})
 BIAS_ADD_FUSED_FRAMEWORKS = frozenset({"tensorflow-xla"})
-
-
-class KernelOption(NamedTuple):
-    """One algorithm that could run an op."""
-    key: str               # the GpuFamily efficiency it runs at, or "stream" (fixed rate)
-    unit_s: float          # its arithmetic seconds at efficiency 1
-    traffic_bytes: float   # what it moves through DRAM
-    algorithm: str         # cuDNN's name for it, lower case (gpu_memory.CONV_ALGORITHMS)
-    kernels: int = 1       # kernels launched: each pays the kernel and the host overhead
-    serial_bytes: float = 0.0  # moved by kernels run before or after it (gpu_layout.py)
-    serial_s: float = 0.0      # fixed seconds after its arithmetic (a scatter's L2 atomics)
 
 
 _GENERIC = model_efficiency.table("gpu")
@@ -203,8 +186,8 @@ class GPUModel(DeviceModel):
         if not self.is_product(op):
             return "fp32"
         peaks = self.spec.peak_flops_by_precision
-        if precision == "tf32" or (precision == "fp32" and op.kind.startswith("conv2d")
-                                   and "tf32" in peaks):
+        conv = self.runs_convolution(op)
+        if precision == "tf32" or (precision == "fp32" and conv and "tf32" in peaks):
             return "tf32"          # PyTorch's default: cudnn.allow_tf32 = True
         if precision in HALF_FORMAT:
             half = HALF_FORMAT[precision]
@@ -249,7 +232,7 @@ class GPUModel(DeviceModel):
     def workspace_bytes(self, op: Op) -> int:
         """cuDNN's scratch memory for the algorithm that runs a convolution pass (0 for any
         other op): hwmodels/gpu_memory.py."""
-        if op.is_view or not op.kind.startswith("conv2d"):
+        if op.is_view or not self.runs_convolution(op):
             return 0
         from .gpu_memory import conv_workspace_bytes
         algorithm = self.chosen_option(op).algorithm
@@ -266,8 +249,15 @@ class GPUModel(DeviceModel):
 
     @staticmethod
     def is_product(op: Op) -> bool:
-        """Whether the op is matrix products (a tensor-core format applies to it)."""
-        return op.kind in MATMUL_KINDS or op.kind in PRODUCT_KINDS or op.kind in ATTENTION_KINDS
+        """Whether the op is matrix products (its kind has a GEMM role: a tensor-core format
+        applies to it)."""
+        return kind_of(op.kind).gemm_role is not None
+
+    @staticmethod
+    def runs_convolution(op: Op) -> bool:
+        """Whether cuDNN runs the op (a convolution pass)."""
+        role = kind_of(op.kind).gemm_role
+        return role is not None and role.library == "conv"
 
     def tensor_cores(self, op: Op) -> bool:
         return self.is_product(op) and self.arithmetic_precision(op) != "fp32"
@@ -284,127 +274,43 @@ class GPUModel(DeviceModel):
         traffic = float(op.bytes_moved)
         if op.kind in READ_PASSES:
             traffic += (READ_PASSES[op.kind] - 1.0) * sum(s.nbytes for s in op.in_specs)
-        if precision_of(op).startswith("amp-") and op.kind in ("conv2d", "linear"):
+        role = kind_of(op.kind).gemm_role
+        if (precision_of(op).startswith("amp-") and role is not None and role.weights
+                and role.gemm_pass == "forward"):
             traffic += op.params * 6.0     # autocast's cast of the FP32 weight to half
-        if op.kind in WEIGHT_GRAD_KINDS and self.framework in ACCUMULATING_FRAMEWORKS:
+        if role is not None and role.weight_gradient and self.framework in ACCUMULATING_FRAMEWORKS:
             traffic += op.out.nbytes       # the gradient so far, read to be added to
-        # the arithmetic runs at the clock the part sustains under load, not its rated boost
-        fp32_peak = self.spec.sustained_peak_flops_for("fp32")
         if op.kind == "grad_accumulate" and self.framework in PAIRWISE_SUM_FRAMEWORKS:
-            return [self._pairwise_sum(op, fp32_peak)]
-        if not self.is_product(op):
+            return [self._pairwise_sum(op)]
+        if role is None:
+            # the arithmetic runs at the clock the part sustains under load
+            fp32_peak = self.spec.sustained_peak_flops_for("fp32")
             return [KernelOption("stream", op.flops / fp32_peak, traffic, "elementwise")]
-        arith = self.arithmetic_precision(op)
-        peak = self.spec.sustained_peak_flops_for(arith)
-        tensor = arith != "fp32"
-        sms = self.sm_count
+        return self._with_bias_pass(op, product_options(self, op, role, traffic))
 
-        def unit_gemm(m: int, n: int, k: int, batch: int, split_k: bool = True,
-                      tiles: tuple[tuple[int, int], ...] = gpu_gemm.TILES,
-                      transposable: bool = True, n_sharing: int = 1,
-                      k_fill: float = gpu_gemm.K_FILL) -> gpu_gemm.GemmCost:
-            if tensor:
-                align = gpu_gemm.TENSOR_CORE_ALIGN
-                n, k = gpu_gemm.align(n, align), gpu_gemm.align(k, align)
-            return gpu_gemm.gemm_cost(m, n, k, batch, peak, sms, 1.0, split_k, tiles,
-                                      transposable, n_sharing, k_fill)
-
-        cudnn = gpu_conv.cudnn_release(self.spec.architecture, self.cudnn_version)
-
-        def conv_gemm(m: int, n: int, k: int, batch: int, wgrad: bool,
-                      n_sharing: int = 1, fused_points: int = 1) -> gpu_gemm.GemmCost:
-            """cuDNN's tiles (gpu_conv.CONV_TILES) at its release's fill; it splits the reduction
-            only in the weight gradient (K = N*P*Q, long), whose GEMM sides (channels) go
-            either way round. fused_points: GEMMs each CTA runs (a fused Winograd's)."""
-            return unit_gemm(m, n, k, batch, split_k=wgrad, tiles=gpu_conv.CONV_TILES,
-                             transposable=wgrad, n_sharing=n_sharing,
-                             k_fill=cudnn.fill(fused_points))
-
-        if op.kind in PRODUCT_KINDS:
-            cost = unit_gemm(*ga.product_gemm(op))
-            return [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
-        if op.kind in ATTENTION_KINDS:
-            backend = self.attention_backend(op)
-            unit_s, extra, kernels = ga.attention_cost(op, backend, unit_gemm, fp32_peak)
-            return [KernelOption("gemm", unit_s, traffic + extra, backend, kernels)]
-        if op.kind.startswith("linear"):
-            a = op.attrs
-            rows, n_in, n_out = a["batch_rows"], a["in_features"], a["out_features"]
-            m, n, k = {"linear": (rows, n_out, n_in), "linear_grad_input": (rows, n_in, n_out),
-                       "linear_grad_weight": (n_out, n_in, rows)}[op.kind]
-            cublas = gpu_gemm.cublas_release(self.spec.architecture, self.cuda_version)
-            tiles = gpu_gemm.TILES if tensor else cublas.tiles
-            # a GEMM reads both operands and writes the product at least once, whatever the
-            # op's own count leaves out (an input gradient's weight)
-            traffic = max(traffic, float((m * k + n * k + m * n) * op.out.dtype_bytes))
-            cost = unit_gemm(m, n, k, 1, tiles=tiles,
-                             split_k=tensor or cublas.splits_k(m, n, k))
-            options = [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
-            if min(m, n) <= cublas.gemv_max_width:
-                # cuBLAS's gemv-like kernel: a library kernel that streams the wide operand
-                # once on the CUDA cores, with no tile's padding
-                options.append(KernelOption("gemm", op.flops / fp32_peak, traffic, "gemv"))
-            return self._with_bias_pass(op, options)
-        conv = gpu_conv.ConvProblem.from_attrs(op.attrs)
-        pass_ = CONV_PASS[op.kind]
-        if conv.is_thin_grouped:    # depthwise: a direct kernel on the CUDA cores
-            return [KernelOption("stream", op.flops / fp32_peak, traffic, "direct")]
-        wgrad = pass_ == "wgrad"
-        cost = conv_gemm(*conv.implicit_gemm(pass_, cudnn.dgrad_stride_phases), wgrad=wgrad,
-                         n_sharing=conv.wgrad_sharing if wgrad else 1)
-        options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
-                                "implicit_gemm")]
-        if pass_ == "dgrad":    # the scatter's additions go to L2 as atomics, into a dx
-            cost = conv_gemm(*conv.dgrad_scatter(), wgrad=False)   # zeroed first
-            atomics_s = conv.dgrad_scatter_atomics / (
-                gpu_conv.l2_atomics_per_clock(self.spec.architecture) * self.sustained_clock_hz)
-            options.append(KernelOption("conv_dgrad", cost.compute_s, traffic, "implicit_gemm",
-                                        kernels=2, serial_bytes=float(op.out.nbytes),
-                                        serial_s=atomics_s))
-        if not tensor and cudnn.runs_winograd(self.spec.architecture):
-            elem = op.out.dtype_bytes
-            # cuDNN's weight gradient has only the non-fused Winograd
-            for fused in [f for f in (True, False)
-                          if conv.winograd_ok(f, cudnn.winograd_nonfused_filters)
-                          and not (f and wgrad)]:
-                wm, wn, wk, wb, transformed = conv.winograd(pass_, fused)
-                cost = conv_gemm(wm, wn, wk, wb, wgrad=wgrad, fused_points=wb if fused else 1)
-                options.append(KernelOption(
-                    "winograd_fused" if fused else "winograd", cost.compute_s,
-                    traffic + cost.extra_bytes + transformed * elem,
-                    "winograd_fused" if fused else "winograd_nonfused",
-                    kernels=1 if fused else gpu_conv.TRANSFORM_KERNELS))
-        if conv.fft_ok and not tensor:
-            fm, fn, fk, fb, transformed = conv.fft(pass_)
-            # the per-frequency products run as batched complex GEMMs in cuBLAS-style tiles,
-            # either way round: not the 128-pixel side of cuDNN's convolution tiles, which a
-            # few image tiles per frequency would fill a fraction of (gpu_conv.fft)
-            cost = unit_gemm(fm, fn, fk, fb, split_k=wgrad, k_fill=cudnn.fill())
-            options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
-                                        traffic + cost.extra_bytes + transformed * 4,
-                                        "fft_tiling", kernels=gpu_conv.TRANSFORM_KERNELS))
-        return self._with_bias_pass(op, gpu_layout.conv_options(op, options, arith))
-
-    def _pairwise_sum(self, op: Op, fp32_peak: float) -> KernelOption:
+    def _pairwise_sum(self, op: Op) -> KernelOption:
         """A gradient's k contributions summed as PAIRWISE_SUM_FRAMEWORKS do: k - 1 adds (two
         reads and a write each), after a copy of the first where the framework makes one."""
         size, adds = float(op.out.nbytes), len(op.in_specs) - 1
         copies = int(self.framework in COPY_FIRST_FRAMEWORKS)
+        fp32_peak = self.spec.sustained_peak_flops_for("fp32")
         return KernelOption("stream", op.flops / fp32_peak, (3.0 * adds + 2.0 * copies) * size,
                             "elementwise", kernels=adds + copies)
 
     def bias_pass(self, op: Op) -> tuple[float, int]:
         """(bytes moved, kernels) of the separate kernel that adds a layer's bias (reads and
         writes the output) or reduces its gradient (reads dy once); (0, 0) without a bias."""
-        if op.kind not in BIAS_KINDS or not op.attrs.get("bias"):
+        role = kind_of(op.kind).gemm_role
+        if (role is None or not role.weights or role.gemm_pass == "grad_input"
+                or not op.attrs.get("bias")):
             return 0.0, 0
         a = op.attrs
-        if op.kind in ("conv2d", "linear"):
+        if role.gemm_pass == "forward":
             if self.framework in BIAS_ADD_FUSED_FRAMEWORKS:
                 return 0.0, 0
             return 2.0 * float(op.out.nbytes), 1
         elem = op.in_specs[0].dtype_bytes if op.in_specs else op.out.dtype_bytes
-        if op.kind == "conv2d_grad_weight":
+        if role.library == "conv":
             n, cout, ho, wo = a["out_shape"]
             dy_elements = n * cout * ho * wo
         else:

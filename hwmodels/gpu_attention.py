@@ -47,16 +47,6 @@ def sdpa_backend(architecture: str | None, arithmetic: str, head_dim: int) -> st
     return "math"
 
 
-def product_gemm(op: Op) -> tuple[int, int, int, int]:
-    """(m, n, k, batch) of the strided-batched GEMM a batched product (or its gradient) runs:
-    its output's last two dimensions by the reduction, once per matrix of the batch."""
-    m, n = op.out.shape[-2], op.out.shape[-1]
-    source = op.out if op.kind == "batched_matmul" else op.in_specs[0]   # dy for a gradient
-    batch = math.prod(source.shape[:-2])
-    k = max(1, round(op.macs / max(1, batch * m * n)))
-    return m, n, k, batch
-
-
 class AttentionShape:
     """Batch x heads, query rows, key rows and head dimensions of an attention op or its
     gradient (whose inputs are dy, q, k, v, out)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from ._registry import (
     PHASES,
+    GemmRole,
     KindError,
     KindSet,
     OpKind,
@@ -44,5 +45,5 @@ from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: 
                pointwise_math, difference, attention_bias, lrn, gather, unfold, glu_amax)
 # isort: on
 
-__all__ = ["PHASES", "KindError", "KindSet", "OpKind", "all_kinds", "is_kind", "kind_of",
-           "per_element", "per_input_element", "register", "shape_layout", "unregister"]
+__all__ = ["PHASES", "GemmRole", "KindError", "KindSet", "OpKind", "all_kinds", "is_kind",
+           "kind_of", "per_element", "per_input_element", "register", "shape_layout", "unregister"]

@@ -47,6 +47,45 @@ def _product(dims) -> int:
     return max(out, 1)
 
 
+GEMM_LIBRARIES = ("blas", "batched", "conv", "sdpa")
+GEMM_PASSES = ("forward", "grad_input", "grad_weight")
+
+
+@dataclass(frozen=True)
+class GemmRole:
+    """How a kind runs as matrix products, which device models cost as the library kernel
+    that runs them (hwmodels/gpu_products.py) and which a tensor-core format applies to.
+
+    library: "blas" one GEMM (cuBLAS, MKL); "batched" a strided-batched GEMM; "conv" a
+    convolution pass (cuDNN's implicit GEMMs, built from the op's attributes); "sdpa" fused
+    attention (its own kernels). gemm_pass: the forward product, or the gradient it makes
+    (of the input, or of the weight: reduced over the rows). dims: op -> (m, n, k, batch) of
+    the GEMM a "blas" or "batched" kind runs (m rows of the output, n its columns, k the
+    reduction). weights: one operand is the op's parameters (autocast casts them to half,
+    a bias may come with them); a weightless product multiplies activations or constants."""
+
+    library: str
+    gemm_pass: str = "forward"
+    dims: Callable | None = None
+    weights: bool = False
+
+    def __post_init__(self) -> None:
+        if self.library not in GEMM_LIBRARIES:
+            raise KindError(f"GEMM library {self.library!r} is not one of "
+                            f"{', '.join(GEMM_LIBRARIES)}")
+        if self.gemm_pass not in GEMM_PASSES:
+            raise KindError(f"GEMM pass {self.gemm_pass!r} is not one of "
+                            f"{', '.join(GEMM_PASSES)}")
+        if (self.dims is None) != (self.library in ("conv", "sdpa")):
+            raise KindError(f"a {self.library!r} GEMM role takes dims exactly where it is "
+                            "'blas' or 'batched'")
+
+    @property
+    def weight_gradient(self) -> bool:
+        """The gradient of the op's parameters (written into the parameter's .grad)."""
+        return self.weights and self.gemm_pass == "grad_weight"
+
+
 @dataclass(frozen=True)
 class OpKind:
     """Everything about one op kind. Costs take the op (its shapes and attributes)."""
@@ -59,6 +98,7 @@ class OpKind:
     # op -> (m, n, k, groups, window, stride, pixels): set for kinds a profile keys on their
     # GEMM shape (hwmodels/families.gemm_shape); these are graph.MATMUL_KINDS
     gemm_shape: Callable | None = None
+    gemm_role: GemmRole | None = None             # runs as matrix products (GemmRole)
     layout: Callable | None = None                # op -> (planes, pixels) where not the input's
     view: bool | Callable = False                 # no kernel, no traffic (or op -> bool)
     aliases_input: bool = False                   # a view of its first input's storage

@@ -14,7 +14,7 @@ import math
 
 from ..errors import WorkloadError
 from . import backward_rules
-from ._registry import OpKind, per_element, register
+from ._registry import GemmRole, OpKind, per_element, register
 from ._torch import F, aten, torch
 
 SOFTMAX_FLOPS = 5.0
@@ -109,12 +109,13 @@ register(
     OpKind("masked_fill_grad", "elementwise", "backward", flops=per_element(1.0),
            bytes_read=lambda op: op.in_specs[0].nbytes + _mask_bytes(op),
            torch_kernel=_masked_fill_kernel, doc="dy with zeros under the mask"),
-    # a roofline by the matmul family until the device models know attention's kernels
-    OpKind("attention", "matmul", flops=_attention_flops,
+    # CPUs cost it by the matmul family's roofline, GPUs as SDPA's kernels (its GEMM role)
+    OpKind("attention", "matmul", flops=_attention_flops, gemm_role=GemmRole("sdpa"),
            saves=("in", "in1", "in2", "out"), backward=backward_rules.fused_gradient,
            torch_kernel=_attention_kernel, torch_module=_attention_module,
            doc="F.scaled_dot_product_attention(q, k, v, is_causal=attrs['causal'])"),
     OpKind("attention_grad", "matmul_grad", "backward", flops=_attention_grad_flops,
+           gemm_role=GemmRole("sdpa", "grad_input"),
            torch_kernel=_attention_kernel,
            doc="one fused op making dQ, dK and dV (its output holds all three) from dy, q, "
                "k, v and the output"),

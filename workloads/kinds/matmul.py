@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from . import backward_rules
-from ._registry import OpKind, register
+from ._registry import GemmRole, OpKind, register
 from ._torch import F, aten, torch
 
 
@@ -77,14 +77,29 @@ def _conv_gemm(which: str):
     return shape
 
 
-def _linear_gemm(which: str):
-    def shape(op):
+def _linear_dims(which: str):
+    """(m, n, k, batch) of a linear layer's pass: the rows by the output features over the
+    input features; dy by W; dy^T by x, reduced over the rows."""
+    def dims(op):
         a = op.attrs
         rows, n_in, n_out = a["batch_rows"], a["in_features"], a["out_features"]
         m, n, k = {"forward": (rows, n_out, n_in), "grad_input": (rows, n_in, n_out),
                    "grad_weight": (n_out, n_in, rows)}[which]
-        return m, n, k, 1, 1, 1, 1
-    return shape
+        return m, n, k, 1
+    return dims
+
+
+def _linear_gemm(which: str):
+    dims = _linear_dims(which)
+    return lambda op: (*dims(op)[:3], 1, 1, 1, 1)
+
+
+def _linear_role(which: str) -> GemmRole:
+    return GemmRole("blas", which, _linear_dims(which), weights=True)
+
+
+def _conv_role(which: str) -> GemmRole:
+    return GemmRole("conv", which, weights=True)
 
 
 def _conv_params(op):
@@ -205,6 +220,16 @@ def batched_matmul_macs(op) -> float:
     return float(op.in_specs[0].numel * k)
 
 
+def _batched_matmul_dims(op) -> tuple[int, int, int, int]:
+    """(m, n, k, batch) of the strided-batched GEMM a batched product (or its gradient) runs:
+    its output's last two dimensions by the reduction, once per matrix of the batch."""
+    m, n = op.out.shape[-2], op.out.shape[-1]
+    source = op.out if op.kind == "batched_matmul" else op.in_specs[0]   # dy for a gradient
+    batch = math.prod(source.shape[:-2])
+    k = max(1, round(op.macs / max(1, batch * m * n)))
+    return m, n, k, batch
+
+
 def _batched_matmul_grad_flops(op) -> float:
     """The product, then the sum over the batch dimensions where the factor broadcast."""
     dy = op.in_specs[0].shape
@@ -223,37 +248,44 @@ def _batched_matmul_grad_kernel(op, state):
 
 register(
     OpKind("conv2d", "conv", flops=_flops_with_bias, macs=conv_macs,
-           gemm_shape=_conv_gemm("forward"), bytes_read=_reads_input_and_weights,
+           gemm_shape=_conv_gemm("forward"), gemm_role=_conv_role("forward"),
+           bytes_read=_reads_input_and_weights,
            saves=("in",),
            backward=backward_rules.input_and_weight, param_shapes=_conv_params,
            torch_kernel=_conv_kernel, torch_module=_conv_module,
            doc="2-D convolution (attrs: kernel, stride, padding, dilation, groups, bias)"),
     OpKind("linear", "matmul", flops=_flops_with_bias, macs=linear_macs,
-           gemm_shape=_linear_gemm("forward"), bytes_read=_reads_input_and_weights,
+           gemm_shape=_linear_gemm("forward"), gemm_role=_linear_role("forward"),
+           bytes_read=_reads_input_and_weights,
            saves=("in",),
            backward=backward_rules.input_and_weight, param_shapes=_linear_params,
            torch_kernel=_linear_kernel, torch_module=_linear_module,
            doc="x @ W^T (+ b) over the last dimension; batch_rows rows"),
     OpKind("conv2d_grad_input", "conv_grad_input", "backward", flops=_gemm_flops,
            macs=conv_macs, gemm_shape=_conv_gemm("grad_input"), reads_params=True,
+           gemm_role=_conv_role("grad_input"),
            torch_kernel=_conv_kernel),
     OpKind("conv2d_grad_weight", "conv_grad_weight", "backward", flops=_gemm_flops,
            macs=conv_macs, gemm_shape=_conv_gemm("grad_weight"), carries_params=True,
+           gemm_role=_conv_role("grad_weight"),
            torch_kernel=_conv_kernel),
     OpKind("linear_grad_input", "matmul_grad", "backward", flops=_gemm_flops,
            macs=linear_macs, gemm_shape=_linear_gemm("grad_input"), reads_params=True,
+           gemm_role=_linear_role("grad_input"),
            torch_kernel=_linear_kernel),
     OpKind("linear_grad_weight", "matmul_grad", "backward", flops=_gemm_flops,
            macs=linear_macs, gemm_shape=_linear_gemm("grad_weight"), carries_params=True,
+           gemm_role=_linear_role("grad_weight"),
            torch_kernel=_linear_kernel),
-    # a roofline by the matmul family until the device models know its GEMM (not in
-    # MATMUL_KINDS: profiles key it on its layout)
+    # not in MATMUL_KINDS: profiles key it on its layout
     OpKind("batched_matmul", "matmul", flops=lambda op: 2.0 * op.macs,
-           macs=batched_matmul_macs, backward=backward_rules.per_factor,
+           macs=batched_matmul_macs, gemm_role=GemmRole("batched", dims=_batched_matmul_dims),
+           backward=backward_rules.per_factor,
            torch_kernel=lambda op, state: torch.matmul,
            doc="torch.matmul of (..., m, k) and (..., k, n), batch dimensions broadcast"),
     OpKind("batched_matmul_grad", "matmul_grad", "backward",
            flops=_batched_matmul_grad_flops, macs=batched_matmul_macs,
+           gemm_role=GemmRole("batched", "grad_input", _batched_matmul_dims),
            torch_kernel=_batched_matmul_grad_kernel,
            doc="dy @ b^T or a^T @ dy for one factor, summed where it broadcast"),
 )

@@ -1,0 +1,145 @@
+"""The algorithms that could run a matrix-product op on a GPU, by its kind's GEMM role
+(workloads/kinds: `GemmRole`): cuBLAS's GEMM (and its gemv-like kernel for a thin one) for a
+"blas" kind, its strided-batched GEMM for a "batched" one, SDPA's kernels for attention
+(gpu_attention.py), cuDNN's algorithms for a convolution pass (gpu_conv.py, gpu_layout.py).
+Each option's time is linear in 1/efficiency, which is what lets calibration fit the
+efficiencies quickly; the model (gpu.py) picks the fastest, as cudnn.benchmark does.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+from workloads.graph import Op
+from workloads.kinds import GemmRole
+
+from . import gpu_attention as ga
+from . import gpu_conv, gpu_gemm, gpu_layout
+
+if TYPE_CHECKING:
+    from .gpu import GPUModel
+
+# a convolution's GEMM pass -> gpu_conv's name for it
+CONV_PASS = {"forward": "fwd", "grad_input": "dgrad", "grad_weight": "wgrad"}
+
+
+class KernelOption(NamedTuple):
+    """One algorithm that could run an op."""
+    key: str               # the GpuFamily efficiency it runs at, or "stream" (fixed rate)
+    unit_s: float          # its arithmetic seconds at efficiency 1
+    traffic_bytes: float   # what it moves through DRAM
+    algorithm: str         # cuDNN's name for it, lower case (gpu_memory.CONV_ALGORITHMS)
+    kernels: int = 1       # kernels launched: each pays the kernel and the host overhead
+    serial_bytes: float = 0.0  # moved by kernels run before or after it (gpu_layout.py)
+    serial_s: float = 0.0      # fixed seconds after its arithmetic (a scatter's L2 atomics)
+
+
+class _Units:
+    """The part's arithmetic for one op: its precision's sustained peak over its SMs, with
+    tensor-core padding where it runs on them."""
+
+    def __init__(self, model: GPUModel, op: Op) -> None:
+        arith = model.arithmetic_precision(op)
+        self.arith, self.tensor = arith, arith != "fp32"
+        self.peak = model.spec.sustained_peak_flops_for(arith)
+        self.sms = model.sm_count
+        self.cudnn = gpu_conv.cudnn_release(model.spec.architecture, model.cudnn_version)
+
+    def gemm(self, m: int, n: int, k: int, batch: int, split_k: bool = True,
+             tiles: tuple[tuple[int, int], ...] = gpu_gemm.TILES, transposable: bool = True,
+             n_sharing: int = 1, k_fill: float = gpu_gemm.K_FILL) -> gpu_gemm.GemmCost:
+        if self.tensor:
+            align = gpu_gemm.TENSOR_CORE_ALIGN
+            n, k = gpu_gemm.align(n, align), gpu_gemm.align(k, align)
+        return gpu_gemm.gemm_cost(m, n, k, batch, self.peak, self.sms, 1.0, split_k, tiles,
+                                  transposable, n_sharing, k_fill)
+
+    def conv_gemm(self, m: int, n: int, k: int, batch: int, wgrad: bool,
+                  n_sharing: int = 1, fused_points: int = 1) -> gpu_gemm.GemmCost:
+        """cuDNN's tiles (gpu_conv.CONV_TILES) at its release's fill; it splits the reduction
+        only in the weight gradient (K = N*P*Q, long), whose GEMM sides (channels) go
+        either way round. fused_points: GEMMs each CTA runs (a fused Winograd's)."""
+        return self.gemm(m, n, k, batch, split_k=wgrad, tiles=gpu_conv.CONV_TILES,
+                         transposable=wgrad, n_sharing=n_sharing,
+                         k_fill=self.cudnn.fill(fused_points))
+
+
+def product_options(model: GPUModel, op: Op, role: GemmRole,
+                    traffic: float) -> list[KernelOption]:
+    """The algorithms that could run `op`, a kind of GEMM role `role`, moving at least
+    `traffic` bytes (its own count, with the framework's extra passes)."""
+    units = _Units(model, op)
+    # the arithmetic runs at the clock the part sustains under load, not its rated boost
+    fp32_peak = model.spec.sustained_peak_flops_for("fp32")
+    if role.library == "batched":
+        assert role.dims is not None
+        cost = units.gemm(*role.dims(op))
+        return [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
+    if role.library == "sdpa":
+        backend = model.attention_backend(op)
+        unit_s, extra, kernels = ga.attention_cost(op, backend, units.gemm, fp32_peak)
+        return [KernelOption("gemm", unit_s, traffic + extra, backend, kernels)]
+    if role.library == "blas":
+        return _blas_options(model, op, role, traffic, units, fp32_peak)
+    return _conv_options(model, op, role, traffic, units, fp32_peak)
+
+
+def _blas_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units: _Units,
+                  fp32_peak: float) -> list[KernelOption]:
+    assert role.dims is not None
+    m, n, k, _ = role.dims(op)
+    cublas = gpu_gemm.cublas_release(model.spec.architecture, model.cuda_version)
+    tiles = gpu_gemm.TILES if units.tensor else cublas.tiles
+    # a GEMM reads both operands and writes the product at least once, whatever the op's own
+    # count leaves out (an input gradient's weight)
+    traffic = max(traffic, float((m * k + n * k + m * n) * op.out.dtype_bytes))
+    cost = units.gemm(m, n, k, 1, tiles=tiles, split_k=units.tensor or cublas.splits_k(m, n, k))
+    options = [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
+    if min(m, n) <= cublas.gemv_max_width:
+        # cuBLAS's gemv-like kernel: a library kernel that streams the wide operand once on
+        # the CUDA cores, with no tile's padding
+        options.append(KernelOption("gemm", op.flops / fp32_peak, traffic, "gemv"))
+    return options
+
+
+def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units: _Units,
+                  fp32_peak: float) -> list[KernelOption]:
+    conv = gpu_conv.ConvProblem.from_attrs(op.attrs)
+    pass_ = CONV_PASS[role.gemm_pass]
+    if conv.is_thin_grouped:    # depthwise: a direct kernel on the CUDA cores
+        return [KernelOption("stream", op.flops / fp32_peak, traffic, "direct")]
+    wgrad, cudnn, tensor = pass_ == "wgrad", units.cudnn, units.tensor
+    architecture = model.spec.architecture
+    cost = units.conv_gemm(*conv.implicit_gemm(pass_, cudnn.dgrad_stride_phases), wgrad=wgrad,
+                           n_sharing=conv.wgrad_sharing if wgrad else 1)
+    options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
+                            "implicit_gemm")]
+    if pass_ == "dgrad":    # the scatter's additions go to L2 as atomics, into a dx
+        cost = units.conv_gemm(*conv.dgrad_scatter(), wgrad=False)   # zeroed first
+        atomics_s = conv.dgrad_scatter_atomics / (
+            gpu_conv.l2_atomics_per_clock(architecture) * model.sustained_clock_hz)
+        options.append(KernelOption("conv_dgrad", cost.compute_s, traffic, "implicit_gemm",
+                                    kernels=2, serial_bytes=float(op.out.nbytes),
+                                    serial_s=atomics_s))
+    if not tensor and cudnn.runs_winograd(architecture):
+        elem = op.out.dtype_bytes
+        # cuDNN's weight gradient has only the non-fused Winograd
+        for fused in [f for f in (True, False)
+                      if conv.winograd_ok(f, cudnn.winograd_nonfused_filters)
+                      and not (f and wgrad)]:
+            wm, wn, wk, wb, transformed = conv.winograd(pass_, fused)
+            cost = units.conv_gemm(wm, wn, wk, wb, wgrad=wgrad, fused_points=wb if fused else 1)
+            options.append(KernelOption(
+                "winograd_fused" if fused else "winograd", cost.compute_s,
+                traffic + cost.extra_bytes + transformed * elem,
+                "winograd_fused" if fused else "winograd_nonfused",
+                kernels=1 if fused else gpu_conv.TRANSFORM_KERNELS))
+    if conv.fft_ok and not tensor:
+        fm, fn, fk, fb, transformed = conv.fft(pass_)
+        # the per-frequency products run as batched complex GEMMs in cuBLAS-style tiles,
+        # either way round: not the 128-pixel side of cuDNN's convolution tiles, which a
+        # few image tiles per frequency would fill a fraction of (gpu_conv.fft)
+        cost = units.gemm(fm, fn, fk, fb, split_k=wgrad, k_fill=cudnn.fill())
+        options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
+                                    traffic + cost.extra_bytes + transformed * 4,
+                                    "fft_tiling", kernels=gpu_conv.TRANSFORM_KERNELS))
+    return gpu_layout.conv_options(op, options, units.arith)
