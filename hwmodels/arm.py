@@ -9,8 +9,8 @@ modest compute), and small ops pay for slow thread wake-up.
 A convolution holds the Arm Compute Library's scratch buffers while it runs
 (`workspace_bytes`), and a board also spends CPU time on what it sends and receives over TCP
 (`tcp_stack_time_s`): the kernel's TCP/IP stack runs on the same cores as the convolutions,
-so the policies that move data between boards (simulator/policies/_mpi_tcp.py) hold the
-board's compute for it.
+so every transfer between boards (simulator/policies/_mpi_tcp.py) holds the board's compute
+for it.
 """
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ from ..lowering import emit_ops, resident_bytes
 from ..tasks import TaskGraph
 from . import Policy
 from ._channel_split import Exchange, SplitPlan, split_plan
-from ._mpi_tcp import receive_cpu_s, send_cpu_s
 from ._runs import run_tasks
 
 PRIORITY_STRIDE = 1_000_000      # sample s's tasks rank after sample s-1's on every resource
@@ -56,15 +55,10 @@ def build_tasks(plan: SplitPlan, graph: OpGraph, cluster, name: str, samples: in
             for src, dst in _pairs(ex, n):
                 tname = f"s{s}/x/{ex.name}/{ids[src]}->{ids[dst]}"
                 transfers.append((tname, ex, src, dst))
-                nbytes = ex.piece_bytes[src]
-                # the wire, and the stack's CPU at each end where the board pays it
-                parts = [tname] + [f"{tname}/{end}" for end, cpu in (
-                    ("send_cpu", send_cpu_s(devices[src].model, nbytes)),
-                    ("receive_cpu", receive_cpu_s(devices[dst].model, nbytes))) if cpu > 0]
-                extra[dst].setdefault(ex.consumer, []).extend(parts)
+                extra[dst].setdefault(ex.consumer, []).append(tname)
                 if ex.kind in ("all_to_all", "allgather"):
                     # the sender's buffer lives until its own consumer runs
-                    extra[src].setdefault(ex.consumer, []).extend(parts)
+                    extra[src].setdefault(ex.consumer, []).append(tname)
                 if ex.kind != "broadcast":
                     received[dst][ex.consumer] = (received[dst].get(ex.consumer, 0)
                                                   + ex.piece_bytes[src])
@@ -88,16 +82,6 @@ def build_tasks(plan: SplitPlan, graph: OpGraph, cluster, name: str, samples: in
                    category="comm", device=ids[src],
                    meta={"bytes": nbytes, "src": ids[src], "dst": ids[dst],
                          "collective": ex.kind, "sample": s, "op": ex.name})
-            # the sender's stack streams the bytes out as the wire carries them; the
-            # receiver's works on bytes that have arrived: it starts when the wire is done
-            for end, board, cpu_s, after in (
-                    ("send_cpu", src, send_cpu_s(devices[src].model, nbytes), sent),
-                    ("receive_cpu", dst, receive_cpu_s(devices[dst].model, nbytes), [tname])):
-                if cpu_s > 0:
-                    tg.new(f"{tname}/{end}", devices[board].compute, cpu_s, deps=after,
-                           priority=priority, category="comm", device=ids[board],
-                           meta={"tcp_bytes": nbytes, "src": ids[src], "dst": ids[dst],
-                                 "collective": ex.kind, "sample": s, "op": ex.name})
     tg.meta["exchange_bytes_per_sample"] = sum(
         ex.piece_bytes[src] for ex in plan.exchanges for src, _ in _pairs(ex, n))
     return tg

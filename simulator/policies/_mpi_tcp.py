@@ -15,9 +15,9 @@ each way before the rest flows). It holds no port, and the engine has no resourc
 inside one switch; held on the ports it moved DeCNN's 4-board throughput by 0.2% on 1 GbE.
 A device that is not an ARM board (a GPU, a server CPU) pays only the wire here.
 
-The split-inference policies (_channel_split_tasks.py) make the stack's tasks with their
-messages; `pay_tcp_stacks` adds them to a task graph whose transfers are made elsewhere (the
-collectives of data parallelism), so that boards training data-parallel pay the same.
+Where: every transfer between boards pays, whichever policy or collective built it, because
+`pay_tcp_stacks` runs on every task graph the engine runs (_runs.run_tasks) and finds the
+transfers by what they say of themselves (a comm task naming its bytes, src and dst).
 """
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ from hwmodels.arm import ARMModel
 from ..tasks import TaskGraph
 
 EAGER_LIMIT_BYTES = 65_536        # Open MPI btl_tcp_eager_limit (and btl_tcp_rndv_eager_limit)
+STACKS_PAID = "tcp_stack_tasks"   # tg.meta: how many stack tasks the graph holds, once paid
+STACK_META_KEYS = ("collective", "sample", "op")   # what a stack task keeps of its transfer
 
 
 def send_cpu_s(model: object, nbytes: float) -> float:
@@ -42,15 +44,25 @@ def receive_cpu_s(model: object, nbytes: float) -> float:
 
 
 def pay_tcp_stacks(tg: TaskGraph, cluster) -> int:
-    """Add the TCP/IP stack's tasks to every transfer in `tg` between devices of `cluster`
-    (a comm task whose meta names its bytes, src and dst): the sender's on its compute stream
-    when the transfer may start, the receiver's on its compute stream once the bytes have
-    arrived (after the network's latency where a flight task carries it), and what the
-    receiver does with the arrival waits for its stack too (the sender's own next step does
-    not). Flow-level collectives (one task for a whole collective) name no pair and pay only
-    the wire. Returns the number of stack tasks added."""
-    if not any(isinstance(d.model, ARMModel) for d in cluster.devices):
-        return 0      # nothing to add: no pass over a GPU cluster's many transfers
+    """Add the TCP/IP stack's tasks to every transfer in `tg` between boards of `cluster` (a
+    comm task whose meta names its bytes, src and dst), once: `tg.meta` records that it is
+    done, so a graph run twice pays once. Every task graph the engine runs passes here
+    (_runs.run_tasks), so no policy adds the stack itself, and none can forget it.
+
+    The sender's stack runs on its compute stream when the transfer may start (it streams the
+    bytes out as the wire carries them); the receiver's on its compute stream once the bytes
+    have arrived (after the network's latency where a flight task carries it). A task that
+    waits for the transfer on the receiver waits for both stacks (the message is whole once
+    the sender has pushed it and the receiver has taken it in); one on the sender (an
+    all-to-all's send buffer, kept until the sender's next op) for the sender's only, as an
+    MPI send completes once its own stack has the bytes; one on any other device for
+    neither. A send stack waits for what its transfer waits for, so a board forwarding what
+    it received (a ring's next hop) waits for its receive stack too. Flow-level collectives
+    (one task for a whole collective) name no pair and pay only the wire. Returns the number
+    of stack tasks added."""
+    if (tg.meta.get(STACKS_PAID) is not None
+            or not any(isinstance(d.model, ARMModel) for d in cluster.devices)):
+        return 0      # paid, or nothing to pay: no pass over a GPU cluster's many transfers
     devices = {d.id: d for d in cluster.devices}
     # Built by symmetry class (collectives.py, "Symmetry"), a hop into a device that is not
     # built stands for the one into its representative, which receives alike at that time
@@ -58,8 +70,9 @@ def pay_tcp_stacks(tg: TaskGraph, cluster) -> int:
     ids = [d.id for d in cluster.devices]
     representative = {d: ids[i % period] for i, d in enumerate(ids)} if period else {}
     arrival = {t.meta["latency_of"]: t.name for t in tg if "latency_of" in t.meta}
-    # the task that marks a message's arrival -> (its receiver's stack task, the receiver)
-    received: dict[str, tuple[str, str]] = {}
+    # a task a transfer's waiters depend on -> {device of a waiter: the stacks it waits for}
+    waits: dict[str, dict[str, tuple[str, ...]]] = {}
+    receiving: set[str] = set()
     added = 0
     for wire in list(tg):
         meta = wire.meta
@@ -71,26 +84,31 @@ def pay_tcp_stacks(tg: TaskGraph, cluster) -> int:
             continue
         nbytes = meta["bytes"]
         stack_meta = {"tcp_bytes": nbytes, "src": src.id, "dst": meta["dst"],
-                      "collective": meta.get("collective")}
+                      **{k: meta[k] for k in STACK_META_KEYS if k in meta}}
+        sent: tuple[str, ...] = ()
         send_s = send_cpu_s(src.model, nbytes)
         if send_s > 0:
-            tg.new(f"{wire.name}/send_cpu", src.compute, send_s, deps=wire.deps,
-                   priority=wire.priority, category="comm", device=src.id, meta=stack_meta)
-            added += 1
+            sent = (tg.new(f"{wire.name}/send_cpu", src.compute, send_s, deps=wire.deps,
+                           priority=wire.priority, category="comm", device=src.id,
+                           meta=stack_meta).name,)
+            waits.setdefault(wire.name, {})[src.id] = sent
+        received: tuple[str, ...] = ()
         receive_s = receive_cpu_s(dst.model, nbytes)
+        arrived = arrival.get(wire.name, wire.name)
         if receive_s > 0:
-            arrived = arrival.get(wire.name, wire.name)
-            stack = tg.new(f"{wire.name}/receive_cpu", dst.compute, receive_s,
-                           deps=(arrived,), priority=wire.priority, category="comm",
-                           device=dst.id, meta=stack_meta)
-            received[arrived] = (stack.name, dst.id)
-            added += 1
-    stacks = {name for name, _ in received.values()}
+            received = (tg.new(f"{wire.name}/receive_cpu", dst.compute, receive_s,
+                               deps=(arrived,), priority=wire.priority, category="comm",
+                               device=dst.id, meta=stack_meta).name,)
+        if sent or received:
+            waits.setdefault(arrived, {})[dst.id] = sent + received
+        receiving.update(received)
+        added += len(sent) + len(received)
     for task in tg:
-        if task.name in stacks:
-            continue
-        more = tuple(received[d][0] for d in task.deps
-                     if d in received and received[d][1] == task.device)
+        if task.name in receiving:    # it waits for the arrival alone (a send stack waits
+            continue                  # for what its transfer waits for)
+        more = tuple(s for d in task.deps if d in waits
+                     for s in waits[d].get(task.device or "", ()))
         if more:
             task.deps = task.deps + more
+    tg.meta[STACKS_PAID] = added
     return added

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from .. import engine
 from ..tasks import TaskGraph
+from ._mpi_tcp import pay_tcp_stacks
 
 
 def run_tasks(tasks: TaskGraph, cluster, *, enforce_memory: bool = True,
               memory_budget_bytes: dict[str, int] | None = None) -> engine.RunLog:
     """The engine's log of `tasks` on the cluster's resources and memory, each device starting
     from the resident bytes the plan declares (tasks.meta['resident_bytes']). A device named in
-    `memory_budget_bytes` has that much memory instead of its own (a planner's budget)."""
+    `memory_budget_bytes` has that much memory instead of its own (a planner's budget).
+    Transfers between boards get their TCP/IP stacks' tasks first (_mpi_tcp.py), into `tasks`
+    itself, once."""
+    pay_tcp_stacks(tasks, cluster)
     # a plan may add resources of its own (the data-parallel input pipeline's {device}.input)
     capacities = {**cluster.resources, **tasks.meta.get("extra_resources", {})}
     memory = {**cluster.memory_capacity_bytes(), **(memory_budget_bytes or {})}

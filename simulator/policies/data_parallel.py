@@ -91,7 +91,6 @@ from ._data_parallel import (
     refuse_horovod_options,
     sync_groups,
 )
-from ._mpi_tcp import pay_tcp_stacks
 
 
 @register
@@ -176,7 +175,6 @@ class DataParallel(Policy):
             emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", extra_deps=extra,
                      priority_base=len(fwd_bwd), track_memory=False,
                      duration=_rank_duration(updates, d, slowdown.get(d.id, 1.0)))
-        pay_tcp_stacks(tg, cluster)    # boards pay their TCP/IP stacks (GPUs: nothing)
         return tg
 
     def finalize(self, result, graph, cluster, training: bool, **opts) -> None:

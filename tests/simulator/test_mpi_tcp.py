@@ -1,6 +1,8 @@
 """Open MPI over TCP between boards (simulator/policies/_mpi_tcp.py): the TCP/IP stack's CPU
 time runs on each board's compute stream, the sender's beside the wire, the receiver's once the
-bytes have arrived, and the consumer waits for all three."""
+bytes have arrived; what the receiver does with the message waits for all three, what the
+sender does after it for its own stack. Every task graph the engine runs gets them
+(_runs.run_tasks), whichever policy built its transfers."""
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,7 +12,14 @@ from hwmodels import model_for
 from simulator.api import simulate
 from simulator.cluster import Cluster
 from simulator.policies import get
-from simulator.policies._mpi_tcp import EAGER_LIMIT_BYTES, receive_cpu_s, send_cpu_s
+from simulator.policies._mpi_tcp import (
+    EAGER_LIMIT_BYTES,
+    pay_tcp_stacks,
+    receive_cpu_s,
+    send_cpu_s,
+)
+from simulator.policies._runs import run_tasks
+from simulator.tasks import TaskGraph
 from workloads import zoo
 
 RPI4 = model_for("rpi4")
@@ -22,8 +31,11 @@ def graph4():
 
 
 def _plan(graph, board="rpi4", policy="decnn"):
+    """The policy's task graph as the engine runs it: with the stacks' tasks."""
     cluster = Cluster.build(board, 4, "eth1g")
-    return cluster, get(policy).plan(graph, cluster, False, in_flight=2, samples=2)
+    tg = get(policy).plan(graph, cluster, False, in_flight=2, samples=2)
+    pay_tcp_stacks(tg, cluster)
+    return cluster, tg
 
 
 def test_every_message_pays_the_stack_on_both_boards(graph4):
@@ -40,8 +52,14 @@ def test_every_message_pays_the_stack_on_both_boards(graph4):
         assert send.duration_s == pytest.approx(nbytes * 8 / 1.5e9)   # 8 cycles/B, 1.5 GHz
         copy_s = 2 * min(nbytes, EAGER_LIMIT_BYTES) / (12.8e9 * 0.35)
         assert receive.duration_s == pytest.approx(nbytes * 8 / 1.5e9 + copy_s)
-    consumers = [t for t in tg if wires[0].name in t.deps and not t.name.endswith("_cpu")]
-    assert consumers and all(f"{wires[0].name}/receive_cpu" in t.deps for t in consumers)
+    for wire in wires:
+        stacks = (f"{wire.name}/send_cpu", f"{wire.name}/receive_cpu")
+        for t in tg:
+            if wire.name in t.deps and not t.name.startswith(wire.name):
+                waited = tuple(s for s in stacks if s in t.deps)
+                # the receiver's reader waits for the whole message, the sender's next step
+                # (an all-to-all keeps its send buffer until then) for its own stack only
+                assert waited == (stacks if t.device == wire.meta["dst"] else stacks[:1])
 
 
 @pytest.mark.parametrize("policy", ["modnn", "coates", "layerwise-mp"])
@@ -99,6 +117,7 @@ def test_boards_training_data_parallel_pay_the_stack_on_every_transfer(gradient_
     graph = zoo.get("lenet5", batch=4)
     cluster = Cluster.build("rpi4", 4, "eth1g")
     tg = get("data-parallel").plan(graph, cluster, True, **_dp_options(gradient_sync))
+    pay_tcp_stacks(tg, cluster)
     wires = [t for t in tg if t.category == "comm" and {"bytes", "src", "dst"} <= t.meta.keys()]
     assert wires
     for wire in wires:
@@ -107,12 +126,13 @@ def test_boards_training_data_parallel_pay_the_stack_on_every_transfer(gradient_
         assert receive.resources == (f"{wire.meta['dst']}.compute",)
         assert receive.deps == (wire.name,)
         assert receive.duration_s == pytest.approx(receive_cpu_s(RPI4, wire.meta["bytes"]))
-        # what the receiver does next waits for its stack; the sender's next send does not
+        # what the receiver does next waits for the whole message; the sender's does not
         for t in tg:
             if wire.name in t.deps and not t.name.startswith(wire.name):
                 assert (receive.name in t.deps) == (t.device == wire.meta["dst"])
     gpus = Cluster.build("v100", 4, "pcie3")
     tg_gpu = get("data-parallel").plan(graph, gpus, True, **_dp_options(gradient_sync))
+    assert pay_tcp_stacks(tg_gpu, gpus) == 0
     assert not [t for t in tg_gpu if t.name.endswith(("/send_cpu", "/receive_cpu"))]
 
 
@@ -151,3 +171,38 @@ def test_a_boards_receive_stack_never_starts_before_its_bytes_arrive(boards, boa
                 if t.name.endswith("/receive_cpu")]
     assert len(received) == 2 * (boards - 1) * boards      # a ring all-reduce's hops
     assert all(s >= end[t.deps[0]] for t, s in received)
+
+
+def _bare_transfer(cluster: Cluster) -> TaskGraph:
+    """What a policy that knows nothing of TCP plans: an op, a transfer, the op reading it."""
+    a, b = cluster.devices[0], cluster.devices[1]
+    tg = TaskGraph("bare")
+    tg.new("produce", a.compute, 1e-3, device=a.id)
+    resources, duration_s = cluster.transfer(a.id, b.id, 1 << 20)
+    tg.new("wire", resources, duration_s, deps=("produce",), category="comm", device=a.id,
+           meta={"bytes": 1 << 20, "src": a.id, "dst": b.id})
+    tg.new("consume", b.compute, 1e-3, deps=("wire",), device=b.id)
+    return tg
+
+
+def test_a_transfer_between_boards_pays_the_stack_whoever_planned_it():
+    cluster = Cluster.build("rpi4", 2, "eth1g")
+    tg = _bare_transfer(cluster)
+    log = run_tasks(tg, cluster)
+    end = dict(zip((t.name for t in log.tasks), log.end_s, strict=True))
+    start = dict(zip((t.name for t in log.tasks), log.start_s, strict=True))
+    assert {"wire/send_cpu", "wire/receive_cpu"} <= end.keys()
+    assert start["consume"] >= end["wire/receive_cpu"] >= end["wire"]
+    stack_s = send_cpu_s(RPI4, 1 << 20) + receive_cpu_s(RPI4, 1 << 20)
+    assert log.makespan_s > 2e-3 + cluster.transfer("arm0", "arm1", 1 << 20)[1]
+    assert log.makespan_s >= 2e-3 + stack_s
+
+
+def test_a_graph_run_twice_pays_the_stack_once():
+    cluster = Cluster.build("rpi4", 2, "eth1g")
+    tg = _bare_transfer(cluster)
+    first = run_tasks(tg, cluster).makespan_s
+    count = len(tg)
+    assert run_tasks(tg, cluster).makespan_s == first
+    assert len(tg) == count == 5
+    assert pay_tcp_stacks(tg, cluster) == 0
