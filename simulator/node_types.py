@@ -25,6 +25,8 @@ import math
 import tomllib
 from dataclasses import dataclass
 
+from workloads.errors import did_you_mean
+
 from .tasks import SimulationError
 
 NETWORKS = ("fat-tree", "rail-optimised")
@@ -207,5 +209,6 @@ def node_types() -> dict[str, NodeType]:
 def node_type(name: str) -> NodeType:
     types = node_types()
     if name not in types:
-        raise SimulationError(f"unknown node type {name!r}; known: {', '.join(sorted(types))}")
+        raise SimulationError(f"unknown node type {name!r}{did_you_mean(name, types)}; known: "
+                              f"{', '.join(sorted(types))}")
     return types[name]

@@ -1,6 +1,9 @@
 """The errors of the workloads package."""
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class DnnsimError(ValueError):
     """Base of every error that reports bad input (a name, a value, a file): the CLI prints it
@@ -13,3 +16,14 @@ class WorkloadError(DnnsimError):
 
 class ShapeError(WorkloadError):
     """Shapes that do not fit together (a kernel larger than its input, mismatched adds, ...)."""
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """' (did you mean 'h100'?)' after an unknown name that differs from a known one only in
+    case or by a typo, else ''. Shared by every lookup of a name a user types."""
+    if not isinstance(name, str):
+        return ""
+    known = sorted(known)
+    same = [k for k in known if k.lower() == name.lower()]
+    close = same or difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""

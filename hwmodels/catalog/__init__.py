@@ -18,6 +18,8 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 
+from workloads.errors import did_you_mean
+
 from ..specs import DEVICE_KINDS, DeviceSpec, HardwareError, HostSpec, LinkSpec, read_text
 
 _SECTIONS = {"devices": DeviceSpec, "links": LinkSpec, "hosts": HostSpec}
@@ -72,7 +74,7 @@ class Catalog:
         try:
             return table[name]
         except (KeyError, TypeError):
-            raise HardwareError(f"unknown {what} {name!r}; known: "
+            raise HardwareError(f"unknown {what} {name!r}{did_you_mean(name, table)}; known: "
                                 f"{', '.join(sorted(table))}") from None
 
 

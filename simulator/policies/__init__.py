@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, TypeVar
 
+from workloads.errors import did_you_mean
+
 from ..tasks import SimulationError, TaskGraph
 
 # Modules holding the built-in policies, imported on first lookup.
@@ -175,7 +177,8 @@ def get(name: str) -> Policy[Any]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"unknown policy {name!r}; known: {', '.join(names())}") from None
+        raise ConfigError(f"unknown policy {name!r}{did_you_mean(name, names())}; known: "
+                          f"{', '.join(names())}") from None
 
 
 def names() -> list[str]:

@@ -58,3 +58,24 @@ def test_an_unknown_policy_option_far_from_any_flag_lists_the_policy_options(cap
                  "--bucketmb", "5"]) == 2
     err = capsys.readouterr().err
     assert "has no option 'bucketmb'" in err and "bucket_mb" in err
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--hardware", "H100"], "unknown device 'H100' (did you mean 'h100'?)"),
+    (["--hardware", "h100", "--workload", "vit_b16"],
+     "unknown network 'vit_b16' (did you mean 'vit_b_16'?)"),
+    (["--hardware", "h100", "--policy", "data_parallel"],
+     "unknown policy 'data_parallel' (did you mean 'data-parallel'?)"),
+    (["--hardware", "h100", "--devices", "2", "--link", "nvlink-4"],
+     "unknown link 'nvlink-4' (did you mean 'nvlink4'?)"),
+    (["--hardware", "h100", "--devices", "16", "--node-type", "dgx-h10"],
+     "unknown node type 'dgx-h10' (did you mean 'dgx-h100'?)"),
+    (["--hardware", "h100", "--workload", "mynet.py"],
+     "'mynet.py' is a Python file: name the function or class that builds the module, as "
+     "mynet.py:FACTORY"),
+])
+def test_a_mistyped_name_is_answered_with_the_name_meant(flags, words, capsys):
+    argv = ["simulate", "--workload", "lenet5", "--batch", "2", *flags]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1

@@ -23,6 +23,7 @@ import math
 import re
 
 from .. import supernet
+from ..errors import did_you_mean
 from ..graph import OpGraph, WorkloadError
 from . import alexnet, decoupled, googlenet, inception, lenet, resnet, transformers, vgg
 from ._base import NetworkInfo
@@ -157,7 +158,11 @@ def info(name: str) -> NetworkInfo:
     match = re.fullmatch(r"(cifar_)?resnet(\d+)", name)
     if match:   # an ImageNet depth is registered, so any other resnet<N> is a CIFAR one
         return _cifar_resnet_info(resnet.check_cifar_depth(int(match.group(2))))
-    raise WorkloadError(f"unknown network {name!r}; known: {', '.join(names())} "
+    if name.endswith(".py"):   # a file without its factory
+        raise WorkloadError(f"{name!r} is a Python file: name the function or class that "
+                            f"builds the module, as {name}:FACTORY")
+    raise WorkloadError(f"unknown network {name!r}{did_you_mean(name, names())}; known: "
+                        f"{', '.join(names())} "
                         f"(and cifar_resnet<N> for any CIFAR depth N = 6k+2, or a PyTorch "
                         f"module of yours as path/to/net.py:factory)")
 
