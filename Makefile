@@ -6,7 +6,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CPU build of PyTorch; override (e.g. TORCH_SPEC=torch) to take your own build.
+# PyTorch, pinned to the release the tests run on; override (e.g. TORCH_SPEC=torch) to take
+# another. On Linux the default wheel also installs CUDA's libraries (gigabytes), which
+# dnnsim never needs: for the CPU-only build, set PIP_EXTRA_INDEX_URL to PyTorch's CPU wheel
+# index (PyTorch's install instructions give its address) before `make`.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 # pytest-xdist workers for make test / test-all: one per core ("auto"); TEST_WORKERS=0 runs the
