@@ -10,6 +10,7 @@ from workloads.training import lower_training, training_memory
 
 from ..cli import CommandLineError
 from ..outputs import check_output, write_atomically
+from . import input_files, refuse_inputs_as_outputs
 from .workloads import format_table
 
 NAME = "describe"
@@ -83,6 +84,7 @@ def _write_csv(rows: list[dict], path) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.csv:
         check_output(args.csv, "--csv")   # before the network is built, not after
+        refuse_inputs_as_outputs([("--csv", args.csv)], input_files([args.network]))
     options = parse_options(args.option)
     if args.input_size is not None:
         options["input_size"] = args.input_size

@@ -18,6 +18,7 @@ from ..outputs import check_plot_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
 from ..sweep import OPTION_TABLES, read_results
+from . import input_files, refuse_inputs_as_outputs
 from .simulate import _scalar
 
 NAME = "plot"
@@ -273,6 +274,7 @@ def default_out(results: str, x: str, y: str) -> str:
 def run(args) -> int:
     if args.out:
         check_plot_output(args.out, "--out")
+        refuse_inputs_as_outputs([("--out", args.out)], input_files([args.results]))
     if args.allow_code and not args.recheck:
         raise ConfigError("--allow-code is for --recheck (plotting never runs code)")
     rows = load_rows(args.results)

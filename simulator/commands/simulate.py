@@ -10,6 +10,7 @@ from ..outputs import check_output, check_plot_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
 from ..workers import single_threaded_numerics
+from . import input_files, refuse_inputs_as_outputs
 
 NAME = "simulate"
 HELP = "Simulate one training step or inference of a workload on a cluster with a policy."
@@ -176,6 +177,9 @@ def run(args) -> int:
         if getattr(args, attr):
             check = check_plot_output if attr in ("plot", "memory_plot") else check_output
             check(getattr(args, attr), flag)
+    read = input_files([args.scenario, sc.workload, sc.hardware, *sc.options.values(),
+                        *sc.workload_options.values(), *sc.hardware_options.values()])
+    refuse_inputs_as_outputs([(flag, getattr(args, attr)) for attr, flag in OUTPUT_FLAGS], read)
     result = sc.run(enforce_memory=not args.no_enforce_memory)
     summary = result.summary()
     if summary["status"] == "error":

@@ -8,6 +8,7 @@ from .. import tuner
 from ..outputs import check_plot_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
+from . import input_files, refuse_inputs_as_outputs
 from .simulate import parse_pairs
 
 NAME = "tune-batch"
@@ -55,6 +56,8 @@ def run(args) -> int:
                           f"{args.memory_gib}")
     if args.plot:
         check_plot_output(args.plot, "--plot")   # before the search, not after it
+        refuse_inputs_as_outputs([("--plot", args.plot)],
+                                 input_files([args.workload, args.hardware]))
     tuner.check_range(args.min_batch, args.max_batch)
     if args.reference_batch < 1:
         raise ConfigError(f"tune-batch: --reference-batch must be >= 1, got {args.reference_batch}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from simulator.commands import input_files, refuse_inputs_as_outputs
 from simulator.outputs import check_output, write_atomically
 from workloads.graph import WorkloadError
 
@@ -62,9 +63,11 @@ def run(args) -> int:
 
     profile = v.load_profile(args.profile)
     _check_cases(args)   # before the machine check and minutes of measuring
-    for flag, path in (("--csv", args.csv), ("--save-measured", args.save_measured)):
+    outputs = (("--csv", args.csv), ("--save-measured", args.save_measured))
+    for flag, path in outputs:
         if path:
             check_output(path, flag)     # before minutes of measuring, not after
+    refuse_inputs_as_outputs(outputs, input_files([args.profile, args.measured]))
     if args.heldout and (args.workloads or args.batch or args.inference or args.measured):
         raise WorkloadError("--heldout measures its own modules and batches (training); it "
                             "takes no --workloads, --batch, --inference or --measured (a "

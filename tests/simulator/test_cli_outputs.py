@@ -1,0 +1,76 @@
+"""An output flag never replaces a file the same run reads (the scenario, the network's .py,
+a profile, the results file) nor another output of the run: one error line, exit 2, before
+the run, the file byte for byte as it was."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulator.cli import main
+from simulator.commands import input_files, refuse_inputs_as_outputs
+from simulator.policies import ConfigError
+
+NET = """import torch.nn as nn
+
+
+def make_net():
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 4))
+"""
+SCENARIO = 'workload = "lenet5"\nbatch = 2\nhardware = "v100"\npolicy = "sequential"\n'
+
+
+@pytest.fixture
+def files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("net.py").write_text(NET)
+    Path("run.toml").write_text(SCENARIO)
+    return tmp_path
+
+
+def _refused(argv, kept: dict[str, str], words: str, capsys) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dnnsim: error: ") and err.count("\n") == 1 and words in err
+    for name, text in kept.items():
+        assert Path(name).read_text() == text
+
+
+@pytest.mark.parametrize("flag", ["--trace", "--csv"])
+def test_simulate_never_writes_over_its_scenario_file(files, flag, capsys):
+    _refused(["simulate", "run.toml", flag, "run.toml"], {"run.toml": SCENARIO},
+             f"{flag} 'run.toml' is a file this run reads", capsys)
+
+
+def test_simulate_never_writes_over_the_network_file(files, capsys):
+    _refused(["simulate", "--workload", "net.py:make_net", "--workload-option",
+              "input_shape=12", "--batch", "2", "--hardware", "v100", "--csv", "./net.py"],
+             {"net.py": NET}, "a file this run reads", capsys)
+
+
+def test_describe_never_writes_over_the_network_file(files, capsys):
+    _refused(["describe", "net.py:make_net", "--option", "input_shape=12", "--csv", "net.py"],
+             {"net.py": NET}, "--csv 'net.py' is a file this run reads", capsys)
+
+
+def test_two_outputs_of_one_run_are_refused(files, capsys):
+    Path("out.json").write_text("mine")
+    _refused(["simulate", "run.toml", "--trace", "out.json", "--csv", "./out.json"],
+             {"out.json": "mine"}, "--csv './out.json' is the output of --trace too", capsys)
+
+
+def test_distinct_outputs_are_written(files, capsys):
+    assert main(["simulate", "run.toml", "--trace", "t.json", "--csv", "t.csv"]) == 0
+    assert Path("t.json").stat().st_size > 0 and Path("t.csv").stat().st_size > 0
+    assert Path("run.toml").read_text() == SCENARIO
+
+
+def test_input_files_are_the_existing_paths_and_network_files(files):
+    assert input_files(["net.py:make_net", "run.toml", "lenet5", None, 3, "gone.csv", ""]) == \
+        ["net.py", "run.toml"]
+
+
+def test_a_symbolic_link_to_an_input_is_the_input(files):
+    Path("alias.toml").symlink_to(files / "run.toml")
+    with pytest.raises(ConfigError, match="a file this run reads"):
+        refuse_inputs_as_outputs([("--trace", "alias.toml")], ["run.toml"])
