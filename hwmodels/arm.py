@@ -14,10 +14,9 @@ for it.
 """
 from __future__ import annotations
 
-import math
-
 from workloads.graph import Op
 
+from .arm_conv import conv_plan
 from .cpu import CPUModel
 from .model_efficiency import table
 
@@ -54,38 +53,24 @@ class ARMModel(CPUModel):
         return self._memory_s(2 * nbytes)
 
     def workspace_bytes(self, op: Op) -> int:
-        """The scratch buffers of the Arm Compute Library's GEMM convolution
-        (NEGEMMConvolutionLayer) in its default NCHW layout, held while the convolution runs:
-        the im2col matrix (kernel taps x input channels of one group, by output pixels; NCHW
-        reshapes even a 1x1 input) and the GEMM's output before col2im writes it as NCHW
-        (output channels of one group, by output pixels). The library has no grouped
-        convolution: a grouped layer runs as one convolution per group, one at a time. Taken
-        as GEMM for every convolution: the Winograd or direct method the library may pick for
-        some shapes holds other buffers. 0 for other ops."""
+        """The scratch buffers the Arm Compute Library's convolution holds while it runs
+        (arm_conv.py): for the GEMM method its im2col matrix and the GEMM's output before
+        col2im; for Winograd the input permuted to NHWC, its transform, the GEMMs' output
+        and the NHWC output; a grouped layer runs one group at a time. 0 for other ops."""
         if op.kind != "conv2d":
             return 0
-        im2col, gemm_out = _gemm_elements(op)
-        groups = int(op.attrs["groups"])
-        return (im2col + gemm_out) // groups * op.out.dtype_bytes
+        return conv_plan(op).workspace_elements * op.out.dtype_bytes
 
     def curve_time_s(self, op: Op) -> float:
-        """The roofline time, and for a convolution the two reshaping passes that the GEMM
-        convolution runs as kernels of their own around the GEMM: im2col (reads the input,
-        writes the matrix) and col2im (reads the GEMM's output, writes the NCHW output), each
-        at the board's streaming bandwidth with its own dispatch."""
-        time_s = super().curve_time_s(op)
+        """The roofline time, and for a convolution what the library runs (arm_conv.py): the
+        GEMMs' arithmetic with their partial blocks counted whole, and each reshaping pass
+        (im2col and col2im, or Winograd's permutes and transforms) as a kernel of its own at
+        the board's streaming bandwidth with its own dispatch."""
         if op.kind != "conv2d":
-            return time_s
-        im2col, gemm_out = _gemm_elements(op)
-        in_elements = math.prod(int(d) for d in op.attrs["in_shape"])
-        reshaped = (in_elements + im2col + 2 * gemm_out) * op.out.dtype_bytes
-        return time_s + self._memory_s(reshaped) + 2 * self.launch_overhead_s
-
-
-def _gemm_elements(op: Op) -> tuple[int, int]:
-    """Elements of a convolution's im2col matrix and GEMM output, over all its groups."""
-    a = op.attrs
-    n, _, h_out, w_out = op.out.shape
-    pixels = n * h_out * w_out
-    taps = int(a["kernel"][0]) * int(a["kernel"][1])
-    return taps * int(a["in_channels"]) * pixels, int(a["out_channels"]) * pixels
+            return super().curve_time_s(op)
+        plan = conv_plan(op)
+        compute_s = self._compute_s(self.family(op.kind), plan.gemm_flops,
+                                    self.groups_factor(op))
+        passes_s = sum(self._memory_s(elements * op.out.dtype_bytes) + self.launch_overhead_s
+                       for elements in plan.pass_elements)
+        return max(compute_s, self.memory_time_s(op)) + self.launch_overhead_s + passes_s

@@ -150,7 +150,8 @@ def test_cpu_fma_units_change_conv_time(conv_relu_ops):
 def test_arm_is_slow_and_memory_starved(conv_relu_ops):
     ops = conv_relu_ops(batch=1, channels=64, size=56)
     arm, cpu = model_for("rk3399"), model_for("skylake-x-6c")
-    assert arm.op_time_s(ops["conv2d"]) > 10 * cpu.op_time_s(ops["conv2d"])
+    # the board's Winograd multiplies a quarter of what the server's direct convolution does
+    assert arm.op_time_s(ops["conv2d"]) > 5 * cpu.op_time_s(ops["conv2d"])
     eff_bw = arm.mem_bandwidth_Bps * arm.mem_efficiency
     assert 4e9 <= eff_bw <= 10e9
     assert arm.memory_bytes == 4 * 2**30
