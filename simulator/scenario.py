@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from hwmodels import catalog
+from workloads.errors import did_you_mean
 from workloads.memory_format import MEMORY_FORMATS
 from workloads.precision import PRECISIONS
 
@@ -141,13 +142,15 @@ class Scenario:
             raise ConfigError(f"{source}: field 'link' is required with {self.devices} devices")
         if self.topology not in TOPOLOGIES:
             raise ConfigError(f"{source}: topology must be one of {', '.join(TOPOLOGIES)}, "
-                              f"got {self.topology!r}")
+                              f"got {self.topology!r}{did_you_mean(self.topology, TOPOLOGIES)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"{source}: precision must be one of {', '.join(PRECISIONS)}, "
-                              f"got {self.precision!r}")
+                              f"got {self.precision!r}{did_you_mean(self.precision, PRECISIONS)}")
         if self.memory_format is not None and self.memory_format not in MEMORY_FORMATS:
             raise ConfigError(f"{source}: memory_format must be one of "
-                              f"{', '.join(MEMORY_FORMATS)}, got {self.memory_format!r}")
+                              f"{', '.join(MEMORY_FORMATS)} (nhwc: PyTorch's channels_last), "
+                              f"got {self.memory_format!r}"
+                              f"{did_you_mean(self.memory_format, MEMORY_FORMATS)}")
         if self.devices_per_node is not None and self.devices_per_node < 1:
             raise ConfigError(f"{source}: devices_per_node must be >= 1, "
                               f"got {self.devices_per_node}")

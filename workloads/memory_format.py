@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .errors import did_you_mean
 from .graph import Op, OpGraph, WorkloadError
 
 MEMORY_FORMATS = ("nchw", "nhwc")
@@ -22,7 +23,8 @@ DEFAULT_MEMORY_FORMAT = "nchw"
 
 def check_memory_format(memory_format: object) -> str:
     if not isinstance(memory_format, str) or memory_format not in MEMORY_FORMATS:
-        raise WorkloadError(f"unknown memory format {memory_format!r}; known: "
+        raise WorkloadError(f"unknown memory format {memory_format!r}"
+                            f"{did_you_mean(memory_format, MEMORY_FORMATS)}; known: "
                             f"{', '.join(MEMORY_FORMATS)}")
     return memory_format
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .errors import did_you_mean
 from .graph import Op, OpGraph, TensorSpec, WorkloadError
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "amp-fp16", "amp-bf16")
@@ -41,7 +42,8 @@ HALF_FORMAT = {"fp16": "fp16", "amp-fp16": "fp16", "bf16": "bf16", "amp-bf16": "
 
 def check_precision(precision: object) -> str:
     if not isinstance(precision, str) or precision not in PRECISIONS:
-        raise WorkloadError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+        raise WorkloadError(f"unknown precision {precision!r}"
+                            f"{did_you_mean(precision, PRECISIONS)}; known: {', '.join(PRECISIONS)}")
     return precision
 
 

@@ -79,3 +79,18 @@ def test_a_mistyped_name_is_answered_with_the_name_meant(flags, words, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--precision", "AMP-BF16"], "got 'AMP-BF16' (did you mean 'amp-bf16'?)"),
+    (["--precision", "amp_bf16"], "got 'amp_bf16' (did you mean 'amp-bf16'?)"),
+    (["--memory-format", "NHWC"], "got 'NHWC' (did you mean 'nhwc'?)"),
+    (["--memory-format", "channels_last"], "nhwc: PyTorch's channels_last"),
+    (["--devices", "2", "--link", "nvlink4", "--topology", "Ring"],
+     "got 'Ring' (did you mean 'ring'?)"),
+])
+def test_a_mistyped_setting_is_answered_with_the_value_meant(flags, words, capsys):
+    assert main(["simulate", "--workload", "lenet5", "--batch", "2", "--hardware", "h100",
+                 *flags]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1

@@ -49,7 +49,8 @@ def test_the_cli_flag_and_the_scenario_field(tmp_path, capsys):
                     'policy = "sequential"\nmemory_format = "channels_last"\n')
     assert main(["simulate", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "memory_format must be one of nchw, nhwc, got 'channels_last'" in err
+    assert "memory_format must be one of nchw, nhwc (nhwc: PyTorch's channels_last), got " \
+        "'channels_last'" in err
     assert path.read_text().endswith('memory_format = "channels_last"\n')   # untouched
 
 
