@@ -30,6 +30,13 @@ SIMULATOR_COMMANDS = [
 ]
 
 
+START = """a first run:
+  dnnsim workloads                  the networks (dnnsim hardware, dnnsim policies: the rest)
+  dnnsim simulate --workload gpt2 --batch 8 --hardware h100 --devices 8 --link nvlink4 \\
+      --policy data-parallel --precision amp-bf16
+  dnnsim COMMAND --help             a command's flags; docs/README.md indexes the docs"""
+
+
 class CommandLineError(DnnsimError):
     """A bad argument or option value given on the command line."""
 
@@ -40,7 +47,8 @@ class _Parser(argparse.ArgumentParser):
     API only, the option strings declared on it and (the top parser) its command parsers."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.declared_options: set[str] = set()   # before argparse adds --help through add_argument
+        # set before argparse adds --help through add_argument
+        self.declared_options: set[str] = set()
         self.commands: dict[str, _Parser] = {}
         super().__init__(*args, **kwargs)
 
@@ -85,8 +93,9 @@ def _split_extra(parser: _Parser, argv: list[str]) -> tuple[list[str], list[str]
 
 def build_parser() -> _Parser:
     parser = _Parser(
-        prog="dnnsim",
-        description="Discrete-event performance simulator for deep-learning training and inference.")
+        prog="dnnsim", epilog=START, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Discrete-event performance simulator for deep-learning training and "
+                    "inference.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for mod in _command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)

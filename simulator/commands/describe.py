@@ -14,7 +14,8 @@ from . import input_files, refuse_inputs_as_outputs
 from .workloads import format_table
 
 NAME = "describe"
-HELP = "show a network op by op: output shape, parameters, FLOPs, activation bytes"
+HELP = ("Show a network op by op: output shape, parameters, FLOPs, activation bytes (and "
+        "with --training, the memory of a step).")
 MIB, GIB = 2 ** 20, 2 ** 30
 CSV_COLUMNS = ["op", "kind", "phase", "output_shape", "params", "flops", "bytes_moved",
                "output_bytes", "activation_bytes"]

@@ -16,7 +16,8 @@ from ..node_types import node_types
 from .workloads import format_table
 
 NAME = "hardware"
-HELP = "list the hardware catalog (devices, links, hosts, topologies), or show one part"
+HELP = ("List the hardware catalog (devices, links, hosts, node types, topologies), or show "
+        "one part.")
 KINDS = ("gpu", "cpu", "arm", "link", "host", "node", "topology")
 GIB = 2 ** 30
 TOPOLOGY_TEXT = {

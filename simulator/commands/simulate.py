@@ -28,9 +28,13 @@ def add_arguments(p) -> None:
     p.add_argument("--link", help="catalog link between devices")
     p.add_argument("--topology", help="switch | ring | fully-connected | pcie | "
                                       "dgx1-cube-mesh | nvswitch (default switch)")
-    p.add_argument("--devices-per-node", type=int)
-    p.add_argument("--inter-node-link")
-    p.add_argument("--host-link")
+    p.add_argument("--devices-per-node", type=int,
+                   help="devices in one node, for a cluster of several nodes (default: all "
+                        "in one)")
+    p.add_argument("--inter-node-link", help="catalog link between nodes, e.g. ib400 (needed "
+                                             "with --devices-per-node below --devices)")
+    p.add_argument("--host-link", help="catalog link between a device and its host "
+                                       "(default: the device's own, e.g. pcie5 for h100)")
     p.add_argument("--node-type", help="a catalog node type (dgx1-v100, dgx2, dgx-a100, dgx-h100, "
                    "pcie-8gpu-v100, cloud-v100-25gbe, cloud-v100-100gbe): its fabric, NICs and "
                    "PCIe switches, instead of --link, --topology and the node flags")
@@ -60,7 +64,9 @@ def add_arguments(p) -> None:
                         "torch7 | torch7:share-grad-input (docs/gpu-memory.md)")
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a policy option (also accepted as --key value)")
-    p.add_argument("--workload-option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--workload-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a network option, e.g. seq_len=512, or input_shape=3x32x32 for a "
+                        "model of yours (dnnsim workloads lists each network's); repeatable")
     p.add_argument("--hardware-option", action="append", default=[], metavar="KEY=VALUE",
                    help="override a device spec field, e.g. memory_bytes=8e9")
     p.add_argument("--no-enforce-memory", action="store_true",

@@ -31,19 +31,25 @@ def add_arguments(p) -> None:
                    help="comma-separated policies (default swap)")
     p.add_argument("--baseline", default="none",
                    help="policy to compare against ('' for none; default none)")
-    p.add_argument("--devices", type=int, default=1)
+    p.add_argument("--devices", type=int, default=1,
+                   help="devices the policy runs on (default 1)")
     p.add_argument("--link", help="link between devices (default pcie3)")
     p.add_argument("--host", help="host memory (catalog name), tracked when given")
     p.add_argument("--memory-gib", type=float, help="device memory in GiB (default: catalog)")
-    p.add_argument("--min-batch", type=int, default=1)
-    p.add_argument("--max-batch", type=int, default=512)
+    p.add_argument("--min-batch", type=int, default=1,
+                   help="smallest minibatch per device tried (default 1)")
+    p.add_argument("--max-batch", type=int, default=512,
+                   help="largest minibatch per device tried (default 512)")
     p.add_argument("--no-refine", action="store_true",
                    help="keep the throughput-optimal minibatch a point of the ~sqrt(2) ladder "
                         "(default: refined to one sample by a Fibonacci search)")
-    p.add_argument("--reference-lr", type=float, default=0.1)
-    p.add_argument("--reference-batch", type=int, default=256)
+    p.add_argument("--reference-lr", type=float, default=0.1,
+                   help="learning rate at --reference-batch, scaled linearly to each "
+                        "minibatch (default 0.1)")
+    p.add_argument("--reference-batch", type=int, default=256,
+                   help="total minibatch of --reference-lr (default 256)")
     p.add_argument("--plot", help="write the throughput curve (PNG) here")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print every size simulated as JSON")
 
 
 def run(args) -> int:
@@ -60,7 +66,8 @@ def run(args) -> int:
                                  input_files([args.workload, args.hardware]))
     tuner.check_range(args.min_batch, args.max_batch)
     if args.reference_batch < 1:
-        raise ConfigError(f"tune-batch: --reference-batch must be >= 1, got {args.reference_batch}")
+        raise ConfigError(f"tune-batch: --reference-batch must be >= 1, got "
+                          f"{args.reference_batch}")
     if not math.isfinite(args.reference_lr) or args.reference_lr <= 0:
         raise ConfigError(f"tune-batch: --reference-lr must be a finite number > 0, got "
                           f"{args.reference_lr}")

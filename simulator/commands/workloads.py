@@ -7,7 +7,7 @@ import sys
 from workloads import zoo
 
 NAME = "workloads"
-HELP = "list the networks of the zoo (input shape, parameters, GFLOPs per sample)"
+HELP = "List the networks of the zoo (input shape, parameters, GFLOPs per sample)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,41 @@
+"""The help a new user reads: every flag of the simulator's commands says what it takes, the
+commands' summaries read alike, and the first run the top-level help shows does run."""
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from simulator.cli import SIMULATOR_COMMANDS, START, build_parser, main
+
+PARSER = build_parser()
+OWN = [m.rsplit(".", 1)[1].replace("_", "-") for m in SIMULATOR_COMMANDS]
+
+
+@pytest.mark.parametrize("command", OWN)
+def test_every_flag_says_what_it_takes(command):
+    for action in PARSER.commands[command]._actions:
+        if action.dest != "help":
+            name = "/".join(action.option_strings) or action.dest
+            assert action.help, f"dnnsim {command} {name} has no help text"
+
+
+@pytest.mark.parametrize("command", OWN)
+def test_every_summary_is_a_sentence(command):
+    summary = PARSER.commands[command].description
+    assert summary[0].isupper() and summary.endswith("."), summary
+
+
+def test_the_top_level_help_shows_a_first_run(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "a first run:" in out and "dnnsim COMMAND --help" in out
+
+
+def test_the_first_run_shown_runs(capsys):
+    line = " ".join(START.split("\\\n")).splitlines()
+    simulate = next(s for s in line if s.strip().startswith("dnnsim simulate"))
+    argv = shlex.split(simulate)[1:]
+    assert main(argv) == 0
+    assert "iteration time" in capsys.readouterr().out
