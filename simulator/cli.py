@@ -98,7 +98,8 @@ def build_parser() -> _Parser:
                     "inference.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for mod in _command_modules():
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP,
+                           epilog=getattr(mod, "EPILOG", None))
         parser.commands[mod.NAME] = p
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run, _allow_extra=getattr(mod, "ALLOW_EXTRA", False), _parser=p)

@@ -138,7 +138,10 @@ def _is_whole(part) -> bool:
 
 def _factory(path: Path, attr: str) -> Callable[[], object]:
     if not path.is_file():
-        raise WorkloadError(f"network file {str(path)!r} does not exist")
+        # a relative path is read from the directory dnnsim runs in, not the scenario's
+        raise WorkloadError(f"network file {str(path)!r} does not exist" + (
+            "" if path.is_absolute() else " (a relative path is read from the current "
+            "directory)"))
     resolved = path.resolve()
     key = (str(resolved), resolved.stat().st_mtime_ns)
     if key not in _LOADED:

@@ -15,6 +15,9 @@ from . import input_files, refuse_inputs_as_outputs
 NAME = "simulate"
 HELP = "Simulate one training step or inference of a workload on a cluster with a policy."
 ALLOW_EXTRA = True  # unknown --name value pairs become the policy's options
+EPILOG = ("Exit status: 0 the step ran; 2 bad input (one error line naming it); 3 the step ran "
+          "out of device memory (the output names the task and the memory in use). Any other "
+          "--NAME VALUE is an option of the policy (dnnsim policies NAME).")
 
 
 def add_arguments(p) -> None:

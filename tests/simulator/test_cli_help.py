@@ -39,3 +39,16 @@ def test_the_first_run_shown_runs(capsys):
     argv = shlex.split(simulate)[1:]
     assert main(argv) == 0
     assert "iteration time" in capsys.readouterr().out
+
+
+def test_simulate_help_states_its_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Exit status: 0 the step ran; 2 bad input" in out and "3 the step ran out of" in out
+
+
+def test_out_of_memory_exits_3_naming_the_task(capsys):
+    assert main(["simulate", "--workload", "vgg16", "--batch", "64", "--hardware", "v100",
+                 "--hardware-option", "memory_bytes=2e9"]) == 3
+    assert "OUT OF MEMORY" in capsys.readouterr().out

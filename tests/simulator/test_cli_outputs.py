@@ -74,3 +74,11 @@ def test_a_symbolic_link_to_an_input_is_the_input(files):
     Path("alias.toml").symlink_to(files / "run.toml")
     with pytest.raises(ConfigError, match="a file this run reads"):
         refuse_inputs_as_outputs([("--trace", "alias.toml")], ["run.toml"])
+
+
+def test_a_missing_network_file_says_where_a_relative_path_is_read_from(files, capsys):
+    assert main(["simulate", "--workload", "nets/net.py:make_net", "--batch", "2",
+                 "--hardware", "v100"]) == 2
+    err = capsys.readouterr().err
+    assert "network file 'nets/net.py' does not exist (a relative path is read from the " \
+        "current directory)" in err
