@@ -177,6 +177,11 @@ def _run_published(args) -> int:
                             f"another file)")
     kernels_csv = os.path.join(args.published, "kernels.csv")
     networks_csv = os.path.join(args.published, "single_gpu.csv")
+    missing = [os.path.basename(p) for p in (kernels_csv, networks_csv) if not os.path.isfile(p)]
+    if missing:   # a file given for the folder, or a folder short of a table
+        raise WorkloadError(f"--published {args.published!r}: give a folder holding "
+                            f"kernels.csv and single_gpu.csv (as validation/measured/"
+                            f"published/); it lacks {' and '.join(missing)}")
     kernels = pg.read_kernel_rows(kernels_csv)
     networks = pg.read_network_rows(networks_csv)
     for table in (kernels, networks):   # constants fitted to nothing are not a fit
