@@ -9,6 +9,7 @@ import json
 
 from hwmodels import catalog
 from hwmodels.specs import DeviceSpec, HostSpec, LinkSpec
+from workloads.errors import did_you_mean
 
 from ..cli import CommandLineError
 from ..cluster import TOPOLOGIES
@@ -101,7 +102,8 @@ def part(name: str) -> dict:
     if name in TOPOLOGIES:
         return {"name": name, "kind": "topology", "description": TOPOLOGY_TEXT.get(name, "")}
     known = sorted([*cat.devices, *cat.links, *cat.hosts, *nodes, *TOPOLOGIES])
-    raise CommandLineError(f"no part or topology named {name!r} in the catalog; known: "
+    raise CommandLineError(f"no part or topology named {name!r} in the catalog"
+                           f"{did_you_mean(name, known)}; known: "
                            f"{', '.join(known)}")
 
 

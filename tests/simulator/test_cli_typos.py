@@ -94,3 +94,8 @@ def test_a_mistyped_setting_is_answered_with_the_value_meant(flags, words, capsy
                  *flags]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+def test_hardware_names_the_part_a_typo_means(capsys):
+    assert main(["hardware", "H100"]) == 2
+    assert "named 'H100' in the catalog (did you mean 'h100'?)" in capsys.readouterr().err
