@@ -1,8 +1,10 @@
 # On a fresh machine with only Python 3.11+:
-#   make demo   - set up, then run the main job
+#   make demo   - set up .venv, then reproduce every paper's figures: report/report.html
 #   make test   - set up, lint, then run the fast test suite (no tests marked slow)
 #   make test-all - lint, then the whole suite, the slow end-to-end runs included (what CI runs)
 #   make lint   - ruff and mypy, as configured in pyproject.toml
+#   make bench  - the engine benchmark (benchmarks/engine_bench.py)
+#   make clean  - remove .venv, report/ and pytest's cache
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,7 +20,11 @@ STAMP := $(VENV)/.installed
 TEST_WORKERS ?= auto
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: demo lint test test-all venv bench clean
+.PHONY: help demo lint test test-all venv bench clean
+.DEFAULT_GOAL := help
+
+help:   # plain `make`: what each target does (the lines at the top of this file)
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
