@@ -14,9 +14,9 @@ with DDP's buckets and with Horovod's cycles, over a flat ring, over NCCL's hier
 all-reduce and as NCCL 2.8's tuning runs each all-reduce (ring or tree, LL, LL128 or Simple:
 algorithm 'nccl'); then the published setups of PUBLISHED on the node types that rebuild them
 (on those three and on the paper's own all-reduce where it names one), each figure printed
-beside the published one, with every rank alike and with the ranks' step times
-spread as --rank-spread says (default RANK_SPREAD: a synchronous step waits for the slowest of
-N ranks, whose expected lag grows with N).
+beside the published one, with every rank alike and with the ranks' step times spread as
+--rank-spread says (default published_scaling's FITTED_RANK_SPREAD: a synchronous step waits
+for the slowest of N ranks, whose expected lag grows with N).
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from _plot import log_log_plot
 
 from simulator import Cluster, simulate
+from validation.validate.published_scaling import FITTED_RANK_SPREAD
 
 
 def scaling(link: str, counts: list[int], batch: int = 32) -> list[dict]:
@@ -78,11 +79,10 @@ PUBLISHED = (
               "ResNet-101, 64 images per Pascal GPU (tf_cnn_benchmarks' default), Horovod, "
               "servers of 4 GPUs on 25 Gb Ethernet over TCP"),
 )
-# The spread (log standard deviation) of the ranks' step times that
+# The default spread of the ranks' step times, FITTED_RANK_SPREAD, is what
 # `python -m validation.validate.published_scaling` fits to NVIDIA's 2- and 4-GPU DGX-1 and
-# DGX-2 rows (it prints it; data-parallel option rank_spread): measured V100 ranks, not these
-# papers' Pascal clusters, whose efficiencies it was not fitted to.
-RANK_SPREAD = 0.0150
+# DGX-2 rows: measured V100 ranks, not these papers' Pascal clusters, whose efficiencies it
+# was not fitted to.
 ALGORITHMS = ("ring", "hierarchical", "nccl")
 
 
@@ -109,7 +109,7 @@ def cluster_scaling(max_devices: int) -> list[dict]:
     return rows
 
 
-def published_comparison(rank_spread: float = RANK_SPREAD) -> list[dict]:
+def published_comparison(rank_spread: float = FITTED_RANK_SPREAD) -> list[dict]:
     """Each published setup on each algorithm: the simulated efficiency with every rank alike
     ('simulated') and with the ranks' step times spread by `rank_spread` ('spread'; the base
     run's ranks spread too: one GPU runs at the median, eight wait for the slowest of 8)."""
@@ -130,7 +130,7 @@ def published_comparison(rank_spread: float = RANK_SPREAD) -> list[dict]:
     return rows
 
 
-def print_clusters(max_devices: int, rank_spread: float = RANK_SPREAD) -> None:
+def print_clusters(max_devices: int, rank_spread: float = FITTED_RANK_SPREAD) -> None:
     print("ResNet-50, FP32, 64 images per GPU, synthetic data: scaling efficiency "
           "(throughput at N / N x one GPU's)")
     rows = cluster_scaling(max_devices)
@@ -158,10 +158,10 @@ def main() -> None:
                     help="largest GPU count (default 64; with --clusters 512)")
     ap.add_argument("--clusters", action="store_true",
                     help="multi-node node types and published multi-node runs instead")
-    ap.add_argument("--rank-spread", type=float, default=RANK_SPREAD,
+    ap.add_argument("--rank-spread", type=float, default=FITTED_RANK_SPREAD,
                     help=f"with --clusters, the ranks' spread beside ranks alike in the "
                          f"published runs (log standard deviation, in [0, 1); default "
-                         f"{RANK_SPREAD}, fitted to NVIDIA's 2- and 4-GPU rows)")
+                         f"{FITTED_RANK_SPREAD}, fitted to NVIDIA's 2- and 4-GPU rows)")
     args = ap.parse_args()
     if not 0 <= args.rank_spread < 1:
         ap.error(f"--rank-spread must be in [0, 1), got {args.rank_spread}")

@@ -19,7 +19,8 @@ By default (`gradient_sync = "ddp"`) as PyTorch's DistributedDataParallel runs i
   parameter's type), 2 bytes for pure half precision (the op graph's param_bytes says which).
 The batch of the workload is the batch of each replica.
 
-Other frameworks group the gradients differently (`gradient_sync`; _data_parallel.py):
+Other frameworks group the gradients differently (`gradient_sync`; _data_parallel.py and
+_horovod.py):
 - `horovod`: Horovod's background thread wakes every `cycle_time_ms` (HOROVOD_CYCLE_TIME,
   5 ms), takes the gradients every rank has enqueued since its last cycle, fuses them into
   buffers of up to `fusion_mb` (HOROVOD_FUSION_THRESHOLD, 64 MiB; a fused buffer costs a copy
@@ -88,9 +89,9 @@ from ._data_parallel import (
     data_parallel_options,
     input_batch_tasks,
     rank_time_factors,
-    refuse_horovod_options,
     sync_groups,
 )
+from ._horovod import refuse_horovod_options
 
 
 @register

@@ -17,14 +17,9 @@ from simulator.cli import main
 from simulator.collectives import NCCL_BASE_LATENCY_S
 from simulator.engine import run
 from simulator.policies import ConfigError
-from simulator.policies._data_parallel import (
-    HOROVOD_CYCLE_TIME_MS,
-    HOROVOD_FUSION_MB,
-    MIB,
-    horovod_groups,
-    kvstore_groups,
-    parameter_arrays_bytes,
-)
+from simulator.policies._data_parallel import kvstore_groups, parameter_arrays_bytes
+from simulator.policies._horovod import HOROVOD_CYCLE_TIME_MS, HOROVOD_FUSION_MB, horovod_groups
+from simulator.policies._sync_group import MIB
 from simulator.tasks import TaskGraph
 from workloads import zoo
 from workloads.builder import GraphBuilder

@@ -72,10 +72,10 @@ def row_gradient_sync(row: dict) -> tuple[str, str]:
     Horovod (TensorFlow, MXNet) fuses what each of its cycles finds ready; MXNet's kvstore
     reduces and broadcasts each parameter array; PyTorch's DDP and APEX's fill buckets (APEX
     with DDP's bucket sizes here: its own are 10^7 elements, no 1 MiB first bucket). Each
-    takes its framework's defaults (_data_parallel.py): NVIDIA's scripts are taken to set
-    none of HOROVOD_CYCLE_TIME, HOROVOD_FUSION_THRESHOLD or bucket_cap_mb. TensorFlow with
-    XLA compiles the forward and backward pass as one cluster, whose gradients are all ready
-    when it ends."""
+    takes its framework's defaults (_data_parallel.py, _horovod.py): NVIDIA's scripts are
+    taken to set none of HOROVOD_CYCLE_TIME, HOROVOD_FUSION_THRESHOLD or bucket_cap_mb.
+    TensorFlow with XLA compiles the forward and backward pass as one cluster, whose gradients
+    are all ready when it ends."""
     framework = row["framework"]
     sync = "horovod" if "Horovod" in framework else \
         "kvstore" if "kvstore" in framework else "ddp"
