@@ -78,7 +78,9 @@ def cluster_line(c: dict) -> str:
         between = c["inter_node_link"] + (f" {network}" if network else "")
         if c.get("oversubscription", 1) not in (None, 1, 1.0):
             between += f" oversubscribed {c['oversubscription']:g}:1"
-        text += (f" in {nodes}{kind} nodes of {per_node}: {c['link']} ({c['topology']}) within a "
+        last = n - (nodes - 1) * per_node   # the devices fill nodes in order
+        shape = f"of {per_node}" if last == per_node else f"of {per_node}, the last of {last}"
+        text += (f" in {nodes}{kind} nodes {shape}: {c['link']} ({c['topology']}) within a "
                  f"node, {between} between nodes")
     elif n > 1:
         text += f" on one{kind} node: {c['link']} ({c['topology']})"

@@ -110,3 +110,11 @@ def test_same_output_whatever_the_hash_seed():
     outs = {subprocess.run(argv, env={**os.environ, "PYTHONHASHSEED": seed}, check=True,
                            capture_output=True, text=True).stdout for seed in ("0", "77")}
     assert len(outs) == 1
+
+
+def test_a_ragged_last_node_is_named_in_the_cluster_line(capsys):
+    """Devices fill nodes in order, so 16 in nodes of 5 leave one on the last node."""
+    assert main(["simulate", "--workload", "lenet5", "--batch", "2", "--hardware", "v100",
+                 "--devices", "16", "--devices-per-node", "5", "--link", "nvlink2",
+                 "--inter-node-link", "ib100", "--policy", "data-parallel"]) == 0
+    assert "16 x v100 in 4 nodes of 5, the last of 1: nvlink2" in capsys.readouterr().out
