@@ -8,6 +8,7 @@ Figure, so a notebook shows it inline; `path` also writes a PNG.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 CATEGORY_COLOURS = {"compute": "tab:blue", "comm": "tab:orange", "copy": "tab:green",
@@ -87,8 +88,8 @@ def plot_timeline(result, path: str | Path | None = None, max_resources: int = 2
                   title: str | None = None, window_s: tuple[float, float] | None = None):
     """Gantt chart of tasks per resource, coloured by category; returns the Figure."""
     log = result.log
-    used = sorted({r for t in log.tasks for r in t.resources[:1]})
-    used = used[:max_resources]
+    every = sorted({r for t in log.tasks for r in t.resources[:1]}, key=device_order)
+    used = every[:max_resources]
     row = {r: i for i, r in enumerate(used)}
     bars: dict[str, dict[int, list]] = {}
     for t, s, e in zip(log.tasks, log.start_s, log.end_s, strict=True):
@@ -112,17 +113,29 @@ def plot_timeline(result, path: str | Path | None = None, max_resources: int = 2
     ax.set_xlabel("time (s)")
     if window_s:
         ax.set_xlim(*window_s)
-    ax.set_title(title or f"{result.policy}: {result.workload} (batch {result.batch})")
+    ax.set_title(title or f"{result.policy}: {result.workload} (batch {result.batch})"
+                 + _shown(len(used), len(every), "resources"))
     fig.tight_layout()
     save_figure(fig, path)
     return fig
+
+
+def device_order(name: str) -> list:
+    """Sort key that orders numbered names as numbers: gpu2 before gpu10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _shown(shown: int, total: int, what: str) -> str:
+    """The title's note that a plot leaves rows out, so a reader never misses them."""
+    return f"\n(the first {shown} of {total} {what})" if shown < total else ""
 
 
 def plot_memory(result, path: str | Path | None = None, title: str | None = None):
     """Memory in use over time per device, with its capacity; returns the Figure."""
     fig = new_figure((9, 4))
     ax = fig.subplots()
-    for dev, points in sorted(result.log.memory_timeline.items())[:8]:
+    timelines = sorted(result.log.memory_timeline.items(), key=lambda kv: device_order(kv[0]))
+    for dev, points in timelines[:8]:
         xs = [p[0] for p in points]
         ys = [p[1] / 2 ** 30 for p in points]
         ax.step(xs, ys, where="post", label=dev)
@@ -132,7 +145,8 @@ def plot_memory(result, path: str | Path | None = None, title: str | None = None
     ax.set_xlabel("time (s)")
     ax.set_ylabel("memory in use (GiB)")
     ax.legend(fontsize=8)
-    ax.set_title(title or f"memory: {result.policy}, {result.workload}")
+    ax.set_title(title or f"memory: {result.policy}, {result.workload}"
+                 + _shown(min(len(timelines), 8), len(timelines), "devices"))
     fig.tight_layout()
     save_figure(fig, path)
     return fig
