@@ -18,6 +18,7 @@ from ..outputs import check_plot_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import Scenario
 from ..sweep import OPTION_TABLES, read_results
+from ..trace import device_order
 from . import input_files, refuse_inputs_as_outputs
 from .simulate import _scalar
 
@@ -203,7 +204,7 @@ def curves(rows: list[dict], x: str, y: str, by: list[str] | None = None,
                               f"in {', '.join(varying) or 'a field'}: add it to --by or --where")
         series[r[x]] = value
     return {label: sorted(s.items(), key=lambda kv: _sort_key(kv[0]))
-            for label, s in sorted(out.items())}
+            for label, s in sorted(out.items(), key=lambda kv: device_order(kv[0]))}
 
 
 def _sort_key(v):
@@ -294,7 +295,10 @@ def run(args) -> int:
     by = [b.strip() for b in args.by.split(",") if b.strip()]
     data = curves(rows, args.x, args.y, by, parse_pairs(args.baseline, "--baseline"),
                   parse_pairs(args.where, "--where"))
-    write_atomically(out, lambda tmp: plot_curves(data, tmp, args.x, args.y, logx=args.logx))
+    title = f"{args.y} by {args.x}" + (f" (baseline {args.baseline})"
+                                       if args.y in RELATIVE else "")
+    write_atomically(out, lambda tmp: plot_curves(data, tmp, args.x, args.y, title=title,
+                                                  logx=args.logx))
     for label, pts in data.items():
         print(f"{label}:")
         for xv, yv in pts:

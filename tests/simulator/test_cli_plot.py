@@ -68,3 +68,26 @@ def test_a_mistyped_axis_names_its_flag_and_the_field_meant(study, capsys):
                  "--out", str(study.parent / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "--x: no field 'devcies'" in err and "did you mean 'devices'?" in err
+
+
+def test_curves_run_in_number_order(study):
+    from simulator.commands.plot import curves, load_rows
+    rows = load_rows(study)
+    for r in rows:   # two curves whose labels sort apart as text: batch=16 before batch=8
+        r["batch"] = 8 if r["devices"] == 1 else 16
+    assert list(curves(rows, "devices", "iteration_time_s", ["batch"])) == ["batch=8",
+                                                                           "batch=16"]
+
+
+def test_a_relative_plot_names_its_baseline_in_the_title(study, monkeypatch, capsys):
+    import simulator.commands.plot as plot
+    titles = []
+    real = plot.plot_curves
+    monkeypatch.setattr(plot, "plot_curves",
+                        lambda *a, **kw: titles.append(kw["title"]) or real(*a, **kw))
+    assert main(["plot", str(study), "--x", "devices", "--y", "efficiency",
+                 "--baseline", "devices=1", "--out", str(study.parent / "e.png")]) == 0
+    assert main(["plot", str(study), "--x", "devices", "--y", "iteration_time_s",
+                 "--out", str(study.parent / "t.png")]) == 0
+    assert titles == ["efficiency by devices (baseline devices=1)",
+                      "iteration_time_s by devices"]
