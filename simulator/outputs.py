@@ -1,8 +1,8 @@
 """Output files: checked before a run, written whole or not at all.
 
 `check_output(path, flag)` refuses, before anything runs, a path that is a directory or whose
-folder does not exist; `check_plot_output` also a suffix no plot can be written as.
-`write_atomically(path, write)` has `write` fill a temporary file beside
+folder does not exist or takes no new file; `check_plot_output` also a suffix no plot can be
+written as. `write_atomically(path, write)` has `write` fill a temporary file beside
 `path` and renames it over `path`: a kill leaves the old file or none, never half of one, and
 the file lands exactly at `path` (a plotting library would add `.png` to a name without one).
 """
@@ -22,6 +22,13 @@ def check_output(path: str | Path, flag: str) -> Path:
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise ConfigError(f"{flag} {str(p)!r}: folder {str(folder)!r} does not exist")
+    probe = folder / f".{p.name}.{os.getpid()}.check"
+    try:   # a folder that takes no new file (read-only, /proc) fails now, not after the run
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{flag} {str(p)!r}: cannot write in folder {str(folder)!r} "
+                          f"({exc.strerror or exc})") from None
     return p
 
 

@@ -82,3 +82,18 @@ def test_a_missing_network_file_says_where_a_relative_path_is_read_from(files, c
     err = capsys.readouterr().err
     assert "network file 'nets/net.py' does not exist (a relative path is read from the " \
         "current directory)" in err
+
+
+def test_a_folder_that_takes_no_file_is_refused_before_the_run(files, capsys):
+    """/sys takes no new file, even for root (a read-only folder would, for root)."""
+    if not Path("/sys").is_dir():
+        pytest.skip("no /sys on this system")
+    assert main(["simulate", "run.toml", "--trace", "/sys/step.json"]) == 2
+    err = capsys.readouterr().err
+    assert "--trace '/sys/step.json': cannot write in folder '/sys'" in err
+    assert err.count("\n") == 1
+
+
+def test_the_write_check_leaves_nothing_behind(files, capsys):
+    assert main(["simulate", "run.toml", "--trace", "t.json"]) == 0
+    assert sorted(p.name for p in files.iterdir()) == ["net.py", "run.toml", "t.json"]
