@@ -52,3 +52,14 @@ def test_out_of_memory_exits_3_naming_the_task(capsys):
     assert main(["simulate", "--workload", "vgg16", "--batch", "64", "--hardware", "v100",
                  "--hardware-option", "memory_bytes=2e9"]) == 3
     assert "OUT OF MEMORY" in capsys.readouterr().out
+
+
+def test_the_policy_listing_fits_99_columns_and_shows_every_option(capsys):
+    from simulator import policies
+    assert main(["policies"]) == 0
+    out = capsys.readouterr().out
+    assert all(len(line) <= 99 or " " not in line.strip() for line in out.splitlines())
+    for name in policies.names():
+        assert f"{name}: " in out
+        for key in policies.get(name).options:
+            assert f"    --{key.replace('_', '-')} " in out
