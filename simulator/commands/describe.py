@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "input_shape=CxHxW)")
     parser.add_argument("--batch", type=int, default=1, help="samples per batch (default 1)")
     parser.add_argument("--training", action="store_true",
-                        help="lower for training: loss, backward, optimizer update, memory")
+                        help="lower for training: loss, backward, optimizer update, memory "
+                             "(of the graph in FP32, before any allocator; simulate and "
+                             "tune-batch take --precision and count what PyTorch holds)")
     parser.add_argument("--optimizer", default="sgd-momentum",
                         help="optimizer for --training: sgd, sgd-momentum (default), adam")
     parser.add_argument("--input-size", type=int, metavar="PIXELS",

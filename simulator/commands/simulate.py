@@ -50,7 +50,8 @@ def add_arguments(p) -> None:
     p.add_argument("--jitter", metavar="DIST:SPREAD",
                    help="per-op time factors: lognormal | uniform | exponential with a "
                         "spread, e.g. lognormal:0.05")
-    p.add_argument("--seed", type=int, help="the jitter's seed (default 0)")
+    p.add_argument("--seed", type=int, help="the jitter's seed (default 0); a policy's own "
+                   "seed option (sparse-train's) is -o seed=N")
     p.add_argument("--policy", help="policy name (dnnsim policies)")
     p.add_argument("--inference", action="store_true", help="inference instead of training")
     p.add_argument("--precision", help="fp32 (default) | tf32 | fp16 | bf16 | amp-fp16 | "
