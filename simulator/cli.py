@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 import warnings
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from types import ModuleType
 from typing import Any, NoReturn
 
@@ -96,6 +96,7 @@ def build_parser() -> _Parser:
         prog="dnnsim", epilog=START, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Discrete-event performance simulator for deep-learning training and "
                     "inference.")
+    parser.add_argument("--version", action="version", version=f"dnnsim {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for mod in _command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP,
@@ -104,6 +105,13 @@ def build_parser() -> _Parser:
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run, _allow_extra=getattr(mod, "ALLOW_EXTRA", False), _parser=p)
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("dnnsim")
+    except PackageNotFoundError:   # run from a clone that was never installed
+        return "(not installed)"
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

@@ -63,3 +63,11 @@ def test_the_policy_listing_fits_99_columns_and_shows_every_option(capsys):
         assert f"{name}: " in out
         for key in policies.get(name).options:
             assert f"    --{key.replace('_', '-')} " in out
+
+
+def test_version_prints_the_installed_release(capsys):
+    from importlib.metadata import version
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dnnsim {version('dnnsim')}"
