@@ -116,8 +116,10 @@ ROUNDS = 3      # alternations of the architectures' fits and the frameworks'
 def fit_all(kernels: list[pg.KernelRow], networks: list[pg.NetworkRow],
             exclude_gpu: str | None = None) -> Fitted:
     """Architectures (plus default) and frameworks fitted to the rows, leaving out every row
-    of `exclude_gpu`: the architectures with the frameworks' host times held, then the host
-    times with the architectures held, ROUNDS times."""
+    of `exclude_gpu` and every row the data marks anomalous (pg.UNTRUSTED): the architectures
+    with the frameworks' host times held, then the host times with the architectures held,
+    ROUNDS times."""
+    networks = [r for r in networks if not r.untrusted]
     by_arch: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     for r in kernels:
         if r.gpu != exclude_gpu:

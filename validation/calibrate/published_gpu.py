@@ -70,6 +70,11 @@ OTHER_LIBRARIES = ("neon",)
 FWD_BWD_ONLY = ("torch7", "cudnn r4", "neon")
 
 NETWORK_COLUMNS = ("network", "gpu", "precision", "batch_per_gpu")
+# Trust grades of rows the data itself marks secondary or anomalous: ResNet-34 on the V100 at
+# batch 2 and 4 publishes one time for both (a copy error in the source), so at least one of
+# the two is not a measurement of its batch. A fit leaves them out (a constant would learn the
+# copy); validate still scores and lists them, apart from the rows it fits.
+UNTRUSTED = frozenset({"C"})
 # the framework a row ran in, by a word of its `framework` column: its host time per op
 FRAMEWORK_WORDS = (("torch7", "torch7"), ("cudnn r4", "torch7"), ("pytorch", "pytorch"),
                    ("xla", "tensorflow-xla"), ("tensorflow", "tensorflow"), ("mxnet", "mxnet"))
@@ -134,6 +139,14 @@ class NetworkRow:
     phase_s: tuple[float, float] | None = None
     # the cuDNN its sw_stack names (hwmodels/gpu_conv.py cudnn_release), where it names one
     cudnn: tuple[int, int, int] | None = None
+    # the data's own trust grade (README of the published data: A, B, or C for a secondary or
+    # anomalous row); "" where the file gives none
+    trust: str = ""
+
+    @property
+    def untrusted(self) -> bool:
+        """Whether the data marks the row anomalous (UNTRUSTED): scored, never fitted."""
+        return self.trust in UNTRUSTED
 
 
 @dataclass
@@ -215,7 +228,8 @@ def read_network_rows(path: str) -> Table:
                  or gpu_conv.cudnn_version(framework))
         out.rows.append(NetworkRow(  # type: ignore[arg-type]
             rid, net, gpu, precision, int(batch), throughput, fwd_bwd, framework,
-            (r.get("source") or "").strip(), layout, phases, cudnn))
+            (r.get("source") or "").strip(), layout, phases, cudnn,
+            (r.get("trust") or "").strip().upper()))
     return out
 
 

@@ -141,6 +141,19 @@ def algorithm_agreement(rows: list[pg.KernelRow],
     return sum(pg.model_algorithm(r, families) == r.algorithm for r in recorded), len(recorded)
 
 
+def _trust_groups(scored: list[Scored]) -> list[str]:
+    """Where the data marks rows anomalous (pg.UNTRUSTED: the fit leaves them out), the figures
+    of their precisions over the other rows, then the anomalous rows' own: both are shown."""
+    untrusted = [s for s in scored if s.row.untrusted]
+    if not untrusted:
+        return []
+    precisions = {s.row.precision for s in untrusted}
+    trusted = [s for s in scored if not s.row.untrusted and s.row.precision in precisions]
+    grades = "/".join(sorted(pg.UNTRUSTED))
+    return ([_fmt_group(g) for g in by(trusted, lambda s: f"{s.row.precision}, not {grades}")]
+            + [_fmt_group(group(f"trust {grades} (not fitted)", untrusted))])
+
+
 def _fmt_group(g: Group) -> str:
     tau = "" if g.tau != g.tau else f"  tau {g.tau:5.2f}"
     return (f"  {g.name:<22} {g.rows:4d} rows  MAPE {100 * g.mape:5.1f}%  "
@@ -157,11 +170,13 @@ def report(table: pg.Table, scored: list[Scored], kernels: list[Group] | None = 
         r = s.row
         lines.append(f"  {r.row_id:<6} {r.network:<14} {r.gpu:<15} {r.precision:<9} "
                      f"{r.memory_format:<6} {r.batch:5d} {r.throughput:10.1f} "
-                     f"{s.simulated:10.1f} {100 * s.error:+6.1f}%")
+                     f"{s.simulated:10.1f} {100 * s.error:+6.1f}%"
+                     + (f"  trust {r.trust}: not fitted" if r.untrusted else ""))
     if scored:
         lines += ["", "summary (samples/s):", _fmt_group(group("all", scored))]
         for precision_group in by(scored, lambda s: s.row.precision):
             lines.append(_fmt_group(precision_group))
+        lines += _trust_groups(scored)
         lines += ["per GPU:", *map(_fmt_group, by(scored, lambda s: s.row.gpu))]
         lines += ["per network:", *map(_fmt_group, by(scored, lambda s: s.row.network))]
         lines += ["per framework:",
