@@ -206,3 +206,30 @@ def test_a_graph_run_twice_pays_the_stack_once():
     assert run_tasks(tg, cluster).makespan_s == first
     assert len(tg) == count == 5
     assert pay_tcp_stacks(tg, cluster) == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 4), st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3),
+                                             st.integers(1, 1 << 22)), min_size=1, max_size=6))
+def test_every_transfer_between_boards_pays_both_stacks_once(boards, messages):
+    cluster = Cluster.build("rpi4", boards, "eth1g")
+    ids = [d.id for d in cluster.devices]
+    tg = TaskGraph("random")
+    pairs = [(ids[a % boards], ids[b % boards], n) for a, b, n in messages
+             if a % boards != b % boards]
+    for i, (src, dst, nbytes) in enumerate(pairs):
+        tg.new(f"make{i}", f"{src}.compute", 1e-4, device=src)
+        resources, duration_s = cluster.transfer(src, dst, nbytes)
+        tg.new(f"wire{i}", resources, duration_s, deps=(f"make{i}",), category="comm",
+               device=src, meta={"bytes": nbytes, "src": src, "dst": dst})
+        tg.new(f"use{i}", f"{dst}.compute", 1e-4, deps=(f"wire{i}",), device=dst)
+    assert pay_tcp_stacks(tg, cluster) == 2 * len(pairs)
+    assert pay_tcp_stacks(tg, cluster) == 0
+    log = run_tasks(tg, cluster)
+    start = dict(zip((t.name for t in log.tasks), log.start_s, strict=True))
+    end = dict(zip((t.name for t in log.tasks), log.end_s, strict=True))
+    for i, (_, _, nbytes) in enumerate(pairs):
+        assert tg[f"use{i}"].deps == (f"wire{i}", f"wire{i}/send_cpu", f"wire{i}/receive_cpu")
+        assert start[f"wire{i}/receive_cpu"] >= end[f"wire{i}"]
+        assert start[f"use{i}"] >= max(end[f"wire{i}/send_cpu"], end[f"wire{i}/receive_cpu"])
+        assert tg[f"wire{i}/send_cpu"].duration_s == pytest.approx(send_cpu_s(RPI4, nbytes))
