@@ -215,6 +215,13 @@ class GPUModel(DeviceModel):
         return self._work_time_s(option, fam, tensor) + option.kernels * fam.kernel_overhead_s
 
     def _work_time_s(self, option: KernelOption, fam: GpuFamily, tensor: bool) -> float:
+        arithmetic_s, memory_s, serial_memory_s = self.work_terms_s(option, fam, tensor)
+        return max(arithmetic_s, memory_s) + serial_memory_s + option.serial_s
+
+    def work_terms_s(self, option: KernelOption, fam: GpuFamily,
+                     tensor: bool) -> tuple[float, float, float]:
+        """(arithmetic, memory, serial memory) seconds of one algorithm: its work takes the
+        larger of the first two, then the third and its fixed serial_s."""
         share = self.stream_memory if option.key == "stream" else fam.memory
         bandwidth = self.mem_bandwidth_Bps * self.mem_efficiency * share
         scale = fam.tensor_core if tensor else 1.0
@@ -222,7 +229,7 @@ class GPUModel(DeviceModel):
                         else option.unit_s / (getattr(fam, option.key) * scale))
         serial_s = option.serial_bytes / (self.mem_bandwidth_Bps * self.mem_efficiency
                                           * fam.memory)
-        return max(arithmetic_s, option.traffic_bytes / bandwidth) + serial_s + option.serial_s
+        return arithmetic_s, option.traffic_bytes / bandwidth, serial_s
 
     def chosen_option(self, op: Op) -> KernelOption:
         """The algorithm that runs `op`: the fastest, as cudnn.benchmark picks it."""

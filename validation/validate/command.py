@@ -22,6 +22,10 @@ def add_arguments(p) -> None:
     p.add_argument("--leave-one-gpu-out", action="store_true",
                    help="with --published: predict each GPU from constants fitted without "
                    "its rows (fits to the committed kernel table and the given rows)")
+    p.add_argument("--breakdown", nargs="+", metavar="ROW_ID",
+                   help="with --published: print where each named row's simulated time goes "
+                   "(per phase: arithmetic, memory, serial, kernel overhead, host; and per op "
+                   "kind and algorithm) instead of the table")
     p.add_argument("--workloads", nargs="+", help="zoo networks (default: the calibrated set)")
     p.add_argument("--batch", nargs="+", type=int,
                    help="batch sizes (default: each network's two validation batches)")
@@ -49,9 +53,9 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     if args.published:
         return _run_published(args)
-    if args.kernels or args.leave_one_gpu_out:
-        raise WorkloadError("--kernels and --leave-one-gpu-out score published tables: they "
-                            "go with --published FILE.csv")
+    if args.kernels or args.leave_one_gpu_out or args.breakdown:
+        raise WorkloadError("--kernels, --leave-one-gpu-out and --breakdown score published "
+                            "tables: they go with --published FILE.csv")
     if not args.profile:
         raise WorkloadError("give --profile (a calibrated profile) or --published FILE.csv")
     from hwmodels.cpu_identity import other_machine_message
@@ -177,6 +181,10 @@ def _run_published(args) -> int:
                             f"{', '.join(ignored)} (those measure or score CPU steps)")
     table = pg.read_network_rows(args.published)
     kernels = pg.read_kernel_rows(args.kernels) if args.kernels else None
+    if args.breakdown:
+        from validation.validate import published_breakdown
+        print(published_breakdown.run(table, args.breakdown, kernels, args.leave_one_gpu_out))
+        return 0
     if args.leave_one_gpu_out:
         fit_kernels = kernels or pg.read_kernel_rows(
             os.path.join(pg.PUBLISHED_DIR, "kernels.csv"))
