@@ -8,7 +8,7 @@ import re
 from .. import limits, policies
 from ..outputs import check_output, check_plot_output, write_atomically
 from ..policies import ConfigError
-from ..scenario import Scenario
+from ..scenario import REQUIRED, Scenario, read_toml
 from ..workers import single_threaded_numerics
 from . import input_files, refuse_inputs_as_outputs
 
@@ -131,8 +131,8 @@ def _scalar(text: str):
 
 def scenario_from_args(args) -> Scenario:
     data: dict = {}
-    if args.scenario:
-        data = Scenario.load(args.scenario).to_dict()
+    if args.scenario:   # read as written, so flags may give the fields the file leaves out
+        data = read_toml(args.scenario, "scenario file")
     flags = {"workload": args.workload, "batch": args.batch, "hardware": args.hardware,
              "devices": args.devices, "link": args.link, "topology": args.topology,
              "devices_per_node": args.devices_per_node, "inter_node_link": args.inter_node_link,
@@ -143,7 +143,18 @@ def scenario_from_args(args) -> Scenario:
              "oversubscription": args.oversubscription, "nodes_per_leaf": args.nodes_per_leaf,
              "jitter": args.jitter, "seed": args.seed}
     data.update({k: v for k, v in flags.items() if v is not None})
-    data.setdefault("policy", "sequential")
+    if not args.scenario:
+        data.setdefault("policy", "sequential")
+    # a misspelt field ('wrokload') is named by the scenario's check, with the field meant
+    misspelt = set(data) - set(Scenario.__dataclass_fields__)
+    missing = [] if misspelt else [k for k in REQUIRED if k not in data]
+    flags_text = ", ".join(f"--{k}" for k in missing)
+    if missing and args.scenario:   # all at once, as fields of the file and as flags
+        raise ConfigError(f"{args.scenario}: missing field(s) {', '.join(map(repr, missing))}: "
+                          f"give them in the file or as {flags_text}")
+    if missing:
+        raise ConfigError(f"give {flags_text} (or a scenario file); e.g. --workload resnet50 "
+                          "--batch 32 --hardware h100 (see dnnsim simulate --help)")
     if args.inference:
         data["inference"] = True
     for key, items, what in (("options", args.option, "--option"),
