@@ -163,19 +163,25 @@ def scenario_from_args(args) -> Scenario:
                              ("speeds", args.speed, "--speed")):
         extra = parse_pairs(items, what)
         if extra:
-            data[key] = {**data.get(key, {}), **extra}
+            data[key] = _merged(data.get(key, {}), extra)
     extra = parse_extra(getattr(args, "_extra", []))
     if extra:
-        refuse_flag_typos(extra, data["policy"], args._parser.declared_options)
-        data["options"] = {**data.get("options", {}), **extra}
+        refuse_flag_typos(extra, data.get("policy"), args._parser.declared_options)
+        data["options"] = _merged(data.get("options", {}), extra)
     return Scenario.from_dict(data, source=args.scenario or "command line")
 
 
-def refuse_flag_typos(extra: dict, policy: str, declared: set[str]) -> None:
+def _merged(table: object, flags: dict) -> object:
+    """A file's table with the flags' pairs over it; a file's value that is not a table stays,
+    for the scenario's check to name."""
+    return {**table, **flags} if isinstance(table, dict) else table
+
+
+def refuse_flag_typos(extra: dict, policy: object, declared: set[str]) -> None:
     """A `--key value` that is no option of the policy but close to one of simulate's own
     flags (--precison) is a typo: name the flag, rather than the policy's option list."""
-    if policy not in policies.names():
-        return   # the scenario names the unknown policy
+    if not isinstance(policy, str) or policy not in policies.names():
+        return   # the scenario names the missing or unknown policy
     options = policies.get(policy).options
     for key in extra:
         flag = "--" + key.replace("_", "-")
