@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="lower for training: loss, backward, optimizer update, memory "
                              "(of the graph in FP32, before any allocator; simulate and "
                              "tune-batch take --precision and count what PyTorch holds)")
-    parser.add_argument("--optimizer", default="sgd-momentum",
+    parser.add_argument("--optimizer",
                         help="optimizer for --training: sgd, sgd-momentum (default), adam")
     parser.add_argument("--input-size", type=int, metavar="PIXELS",
                         help="height and width of the input (default: the network's own)")
@@ -88,18 +88,21 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         check_output(args.csv, "--csv")   # before the network is built, not after
         refuse_inputs_as_outputs([("--csv", args.csv)], input_files([args.network]))
+    if args.optimizer and not args.training:   # not silently ignored
+        raise CommandLineError("--optimizer sets the update of --training; give --training")
+    optimizer = args.optimizer or "sgd-momentum"
     options = parse_options(args.option)
     if args.input_size is not None:
         options["input_size"] = args.input_size
     g = zoo.get(args.network, batch=args.batch, **options)
     if args.training:
-        g = lower_training(g, optimizer=args.optimizer)
+        g = lower_training(g, optimizer=optimizer)
     rows = op_rows(g)
     header = ["op", "kind", "output shape", "params", "MFLOPs", "output (KiB)"]
     table = [[r["op"], r["kind"], r["output_shape"], f"{r['params']:,}",
               f"{r['flops'] / 1e6:,.3f}", f"{r['output_bytes'] / 1024:,.1f}"] for r in rows]
     print(f"{g.name}: batch {g.batch}, {len(g)} ops"
-          + (f", training with {args.optimizer}" if args.training else ""))
+          + (f", training with {optimizer}" if args.training else ""))
     print("\n".join(format_table(header, table, right={3, 4, 5})))
     print(f"total: {g.params():,} parameters, {g.flops() / 1e9:,.3f} GFLOPs, "
           f"{g.activation_bytes() / MIB:,.3f} MiB forward activations")

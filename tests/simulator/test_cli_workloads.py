@@ -78,3 +78,15 @@ def test_console_script_exits_2_without_traceback():
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("dnnsim: error: unknown network")
+
+
+def test_describe_refuses_an_optimizer_without_training(capsys):
+    assert main(["describe", "lenet5", "--optimizer", "adam"]) == 2
+    assert "--optimizer sets the update of --training" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, header", [([], "training with sgd-momentum"),
+                                          (["--optimizer", "adam"], "training with adam")])
+def test_describe_training_names_its_optimizer(argv, header, capsys):
+    assert main(["describe", "lenet5", "--training", *argv]) == 0
+    assert header in capsys.readouterr().out.splitlines()[0]
