@@ -8,16 +8,17 @@ stand-in of PyTorch's shape) and then raises one WorkloadError that lists every 
 model, with the module path it sits at, and names what is supported. A model that does not run
 on the input raises PyTorch's own message with the module path where it failed.
 
-Here: `from_torch` and the driver (`_Lowering`); tracing is torch_trace's. Modules are
-lowered by torch_modules, functions and Tensor methods by torch_functions and torch_views,
-the idioms of Hugging Face's and timm's models by torch_import_idioms and
-torch_import_tables,
-layers on parameters read directly by torch_layers, rows of a parameter table read as data by
-torch_params, attention and transformers by torch_transformer, a batch folded with other
-dimensions by torch_fold (docs/importing.md lists what imports); describing nodes is
-torch_trace's too. A bare layer (an nn.Conv2d alone) is imported as a one-layer network; a
-module called more than once shares its parameters: they are counted at its first call (graph.meta["shared_params"] maps
-each later call to it). torch is imported only when `from_torch` is called.
+Here: `from_torch` and the driver (`_Lowering`); tracing is torch_trace's. The graph's
+inputs are made by torch_inputs, what training reads of its outputs by torch_outputs.
+Modules are lowered by torch_modules, functions and Tensor methods by torch_functions and
+torch_views, the idioms of Hugging Face's and timm's models by torch_import_idioms and
+torch_import_tables, layers on parameters read directly by torch_layers, rows of a parameter
+table read as data by torch_params, attention and transformers by torch_transformer, a batch
+folded with other dimensions by torch_fold (docs/importing.md lists what imports);
+describing nodes is torch_trace's too. A bare layer (an nn.Conv2d alone) is imported as a
+one-layer network; a module called more than once shares its parameters: they are counted at
+its first call (graph.meta["shared_params"] maps each later call to it). torch is imported
+only when `from_torch` is called.
 """
 from __future__ import annotations
 
@@ -29,12 +30,13 @@ from .torch_einsum import EinsumLowering
 from .torch_fold import FoldLowering
 from .torch_functions import FunctionLowering, _bind
 from .torch_gates import GateLowering
-from .torch_import_idioms import _ID_PASSTHROUGH, IdiomLowering, _Moved
+from .torch_import_idioms import IdiomLowering, _Moved
 from .torch_import_tables import TableLowering
-from .torch_inputs import _examples, _inputs_text, input_names
+from .torch_inputs import InputLowering, _examples, _inputs_text, input_names
 from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
 from .torch_operands import _Aux, _Expanded
+from .torch_outputs import OutputLowering
 from .torch_params import ParamViewLowering, _ParamRows
 from .torch_refusals import RefusalReport
 from .torch_selection import SelectionLowering
@@ -120,21 +122,11 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
     return _Lowering(torch, gm, examples, name).run()
 
 
-def _dense_prediction(graph: OpGraph) -> bool:
-    """An (N, C, H, W) map from an image, or an (N, C, L) one that a convolution makes (its
-    channels first, not a linear layer's (N, L, classes)) from an (N, C, L) input."""
-    out, rank = graph.topo()[-1], len(graph.input_op.out.shape)
-    if rank != len(out.out.shape) or rank not in (3, 4):
-        return False
-    while rank == 3 and out.kind == "reshape":   # a Conv1d is a conv2d between views
-        out = graph.op(out.inputs[0])
-    return rank == 4 or out.kind in ("conv2d", "conv_transpose2d")
-
-
 class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, ViewLowering,
                 LayerLowering, TransformerLowering, TransformerLayerLowering, ParamViewLowering,
                 EinsumLowering, WindowLowering, SelectionLowering, StridedViewLowering,
-                ModuleLowering, RefusalReport, GateLowering, WeightSideLowering):
+                ModuleLowering, RefusalReport, GateLowering, WeightSideLowering, InputLowering,
+                OutputLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
     def __init__(self, torch, gm, examples, name: str) -> None:
@@ -207,81 +199,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                 self.stand_ins.add(node)
         if self.refused:
             raise WorkloadError(self._refusal_message())
-        graph = self.b.build()
-        out_rank = len(graph.topo()[-1].out.shape)
-        if not self.example_is_integer and _dense_prediction(graph):
-            # an image in, an (N, C, H, W) map out (a U-Net), or a sequence in and a
-            # convolution's (N, C, L) out (WaveNet): trained on every pixel's or position's
-            # logits, as F.cross_entropy takes them
-            graph.meta["pixel_logits"] = True
-        elif out_rank == 3 and (self.example_is_integer or
-                                len(graph.input_op.out.shape) == 3):
-            # token ids (a language model) or (N, T, features) frames (a Conformer) in,
-            # (N, T, classes) logits out: trained on every position's
-            graph.meta["token_logits"] = True
-        if output != graph.topo()[-1].name:
-            raise WorkloadError(f"{graph.name}: the output {output!r} must be the last op "
-                                f"computed (ops after it would be counted)")
-        if len(outputs) > 1:
-            # every tensor returned takes a loss in training (workloads/training.py)
-            graph.meta["outputs"] = outputs
-        return graph
-
-    def _output_node(self, result):
-        """The model's output; of a tuple or dict of tensors (Hugging Face's ModelOutput), the
-        one computed last: the graph's ops are everything computed before it."""
-        leaves: list = []
-        self.torch.fx.node.map_arg(result, leaves.append)
-        if not isinstance(result, self.torch.fx.Node) and leaves:
-            order = {n: i for i, n in enumerate(self.gm.graph.nodes)}
-            return max((n for n in leaves if isinstance(self.env.get(n), str)),
-                       key=order.__getitem__, default=result)
-        return result
-
-    def _output_tensors(self, result) -> tuple[str, ...]:
-        """Every tensor the model returns (of a tuple or dict, in the order returned; each
-        once)."""
-        leaves: list = []
-        self.torch.fx.node.map_arg(result, leaves.append)
-        return tuple(dict.fromkeys(self.env[n] for n in leaves if isinstance(self.env.get(n), str)))
-
-    def _input(self, node, index: int):
-        """The graph's input `index`; integer token ids where the example is, below the table
-        size of the embedding that reads them."""
-        if index > 0:
-            return self._further_input(node, self.examples[index])
-        if not self.example_is_integer:
-            return self.b.input()
-        self.input_name = self.b.input(tokens=self._table_size(node))
-        return self.input_name
-
-    def _further_input(self, node, example) -> str:
-        """A second (third, ...) input, named by its parameter: values, or token ids read by
-        an embedding."""
-        shape = tuple(int(d) for d in example.shape[1:])
-        if example.is_floating_point():
-            return self.b.input(node.target, shape=shape, dtype_bytes=example.element_size())
-        return self.b.input(node.target, tokens=self._table_size(node), shape=shape)
-
-    def _table_size(self, node) -> int:
-        """Rows of the largest embedding that reads integer input `node`."""
-        readers, seen = list(node.users), set()
-        while readers:   # through views, casts and moves of the ids that keep their shape
-            u = readers.pop()
-            seen.add(u)
-            if u.op == "call_method" and u.target in _ID_PASSTHROUGH and \
-                    self.traced_shape(u) == self.traced_shape(node):
-                readers.extend(set(u.users) - seen)
-        embedding = self.torch.nn.functional.embedding
-        tables = [self.modules[u.target].num_embeddings for u in seen
-                  if u.op == "call_module" and hasattr(self.modules[u.target], "num_embeddings")]
-        tables += [int(w.meta["tensor_meta"].shape[0]) for u in seen   # F.embedding(ids, w)
-                   if u.op == "call_function" and u.target is embedding
-                   for w in u.args[1:2] if "tensor_meta" in getattr(w, "meta", {})]
-        if not tables:
-            raise self.unsupported("is an integer tensor that no nn.Embedding reads; only "
-                                   "token ids read by an embedding may be integers")
-        return max(tables)
+        return self.with_outputs(self.b.build(), output, outputs)
 
     def lower(self, node):
         if (folded := self.fold_value(node)) is not None:

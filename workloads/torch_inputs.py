@@ -1,8 +1,11 @@
 """The example inputs of `from_torch`: one tensor, or one per input of a forward that takes
-several (forward(x, t), forward(input_ids, attention_mask)), checked and named."""
+several (forward(x, t), forward(input_ids, attention_mask)), checked and named; and the
+graph's input ops made for them (InputLowering): values, or token ids below the size of the
+embedding table that reads them."""
 from __future__ import annotations
 
 from .graph import WorkloadError
+from .torch_import_idioms import _ID_PASSTHROUGH
 
 
 def _examples(torch, example_input) -> tuple:
@@ -67,3 +70,46 @@ def input_names(module, count: int, name: str) -> tuple[str, ...]:
         raise WorkloadError(f"{name}: forward{signature} takes {len(positional)} positional "
                             f"inputs, not the {count} examples given")
     return ("input", *(p.name for p in positional[1:count]))
+
+
+class InputLowering:
+    """The input ops of the fx graph's placeholders, for the lowering
+    (torch_import._Lowering)."""
+
+    def _input(self, node, index: int):
+        """The graph's input `index`; integer token ids where the example is, below the table
+        size of the embedding that reads them."""
+        if index > 0:
+            return self._further_input(node, self.examples[index])
+        if not self.example_is_integer:
+            return self.b.input()
+        self.input_name = self.b.input(tokens=self._table_size(node))
+        return self.input_name
+
+    def _further_input(self, node, example) -> str:
+        """A second (third, ...) input, named by its parameter: values, or token ids read by
+        an embedding."""
+        shape = tuple(int(d) for d in example.shape[1:])
+        if example.is_floating_point():
+            return self.b.input(node.target, shape=shape, dtype_bytes=example.element_size())
+        return self.b.input(node.target, tokens=self._table_size(node), shape=shape)
+
+    def _table_size(self, node) -> int:
+        """Rows of the largest embedding that reads integer input `node`."""
+        readers, seen = list(node.users), set()
+        while readers:   # through views, casts and moves of the ids that keep their shape
+            u = readers.pop()
+            seen.add(u)
+            if u.op == "call_method" and u.target in _ID_PASSTHROUGH and \
+                    self.traced_shape(u) == self.traced_shape(node):
+                readers.extend(set(u.users) - seen)
+        embedding = self.torch.nn.functional.embedding
+        tables = [self.modules[u.target].num_embeddings for u in seen
+                  if u.op == "call_module" and hasattr(self.modules[u.target], "num_embeddings")]
+        tables += [int(w.meta["tensor_meta"].shape[0]) for u in seen   # F.embedding(ids, w)
+                   if u.op == "call_function" and u.target is embedding
+                   for w in u.args[1:2] if "tensor_meta" in getattr(w, "meta", {})]
+        if not tables:
+            raise self.unsupported("is an integer tensor that no nn.Embedding reads; only "
+                                   "token ids read by an embedding may be integers")
+        return max(tables)
