@@ -102,6 +102,25 @@ class SequenceOps:
                              "do not broadcast")
         return self._add("batched_matmul", [a, b], (*batch, sa[-2], sb[-1]), name)
 
+    def constant_matmul(self, x: str, out_features: int, name: str | None = None) -> str:
+        """x (..., k) @ C (k, out_features) with C a constant matrix (a buffer: no parameters,
+        no gradient into it), over x's last dimension."""
+        shape = self.spec(x).shape
+        if len(shape) < 2:
+            raise ShapeError(f"constant_matmul after {x!r}: input {shape} needs a batch and a "
+                             "feature dim")
+        attrs = dict(in_features=shape[-1], out_features=int(out_features),
+                     batch_rows=math.prod(shape[:-1]))
+        return self._add("constant_matmul", [x], (*shape[:-1], int(out_features)), name, attrs)
+
+    def take_per_sample(self, x: str, name: str | None = None) -> str:
+        """x[torch.arange(N), positions]: one row of dimension 1 of each sample, at a position
+        that may differ by sample; (N, L, ...) -> (N, ...)."""
+        shape = self.spec(x).shape
+        if len(shape) < 3:
+            raise ShapeError(f"take_per_sample after {x!r}: input {shape} needs (N, L, ...)")
+        return self._add("take_per_sample", [x], (shape[0], *shape[2:]), name)
+
     def softmax(self, x: str, dim: int = -1, name: str | None = None) -> str:
         shape = self.spec(x).shape
         if not -len(shape) <= dim < len(shape):

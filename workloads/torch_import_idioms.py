@@ -273,6 +273,22 @@ class IdiomLowering:
             out = self.b.linear(rows, a.shape[0], bias=False, name=self.name("linear"))
             self._claim([a], out)
             return self._permuted(out, (0, 2, 1), "permute")
+        return self._matmul_with_constant(a, b)
+
+    def _matmul_with_constant(self, a, b):
+        """x @ C with C a 2-D buffer or tensor of constants (fixed text features): a
+        constant_matmul; C @ x with x of (N, K, L): the same of x seen as (N, L, K), permuted
+        there and back (views). None for other products."""
+        def constant(v):
+            return (isinstance(v, _Aux) or isinstance(v, _Param) and not v.is_parameter) \
+                and len(v.shape) == 2
+        if isinstance(a, str) and constant(b) and self.b.spec(a).shape[-1] == b.shape[0]:
+            return self.b.constant_matmul(a, b.shape[1], name=self.name("constant_matmul"))
+        if isinstance(b, str) and constant(a) and len(self.b.spec(b).shape) == 3 and \
+                self.b.spec(b).shape[1] == a.shape[1]:
+            rows = self._permuted(b, (0, 2, 1), "permute")
+            out = self.b.constant_matmul(rows, a.shape[0], name=self.name("constant_matmul"))
+            return self._permuted(out, (0, 2, 1), "permute")
         return None
 
     def _mean_inner(self, node, x: str):

@@ -147,10 +147,12 @@ class ViewLowering:
             return x
         plain = all(isinstance(i, int) or (isinstance(i, slice) and i.step in (None, 1))
                     for i in index)
+        if not plain and self._picks_per_sample(node, shape, index):
+            return self.b.take_per_sample(x, name=self.name("take_per_sample"))
         if not plain or len(index) > len(shape) or index[0] != slice(None):
             tensors = [i for i in index if not isinstance(i, (int, slice, list))]
-            why = ("; an index tensor picks a different position per sample (a classifier's "
-                   "last token by the ids' lengths): data-dependent, out of scope"
+            why = ("; index tensors on the batch are supported as x[torch.arange(N), "
+                   "positions] only (one row per sample, positions an (N,) tensor)"
                    if tensors and index[0] != slice(None) else "")
             raise self.unsupported(f"indexes with {index!r}{why}; only pieces of chunk/split, "
                                    "x[:, :, ::s, ::s], slices, positions and constant rows of "
@@ -165,6 +167,21 @@ class ViewLowering:
         if self.b.spec(x).shape != out_shape:
             x = self._op("reshape", [x], out_shape, self.name("select"))
         return x
+
+    def _picks_per_sample(self, node, shape, index) -> bool:
+        """Whether the index is x[torch.arange(N), positions, ...]: one row of dimension 1 per
+        sample, positions an (N,) tensor of buffers and constants (computed from the ids:
+        GPT-2's classifier's last token that is not padding)."""
+        n = shape[0]
+        raw = node.args[1] if len(node.args) > 1 else None
+        if len(shape) < 3 or len(index) < 2 or not isinstance(raw, tuple) or \
+                any(i != slice(None) for i in index[2:]) or \
+                not all(getattr(i, "shape", None) == (n,) and not isinstance(i, str)
+                        and not getattr(i, "is_parameter", False) for i in index[:2]):
+            return False
+        rows = self.constant_values(raw[0])
+        return rows is not None and bool(self.torch.equal(rows.cpu().long(),
+                                                          self.torch.arange(n)))
 
     def _stack(self, node):
         """torch.stack of tensors of one shape along a new dimension after the batch (CoaT's

@@ -6,10 +6,15 @@ from workloads.graph import MATMUL_KINDS
 from workloads.kinds import GemmRole, KindError, all_kinds, kind_of
 
 
-def test_every_kind_a_profile_keys_on_a_gemm_shape_has_a_role_with_weights():
+def test_every_kind_a_profile_keys_on_a_gemm_shape_has_a_role():
     for name in MATMUL_KINDS:
-        role = kind_of(name).gemm_role
-        assert role is not None and role.weights, name
+        assert kind_of(name).gemm_role is not None, name
+
+
+def test_a_role_has_weights_where_its_kind_has_parameters():
+    for k in all_kinds():
+        if k.gemm_role is not None and k.phase == "forward" and k.gemm_role.library != "sdpa":
+            assert k.gemm_role.weights == (k.param_shapes is not None), k.name
 
 
 def test_weight_gradients_are_the_grad_weight_passes_of_kinds_with_weights():

@@ -309,3 +309,42 @@ def test_the_attention_bias_kernels_are_autograds(layout):
     assert torch.allclose(y, x + offsets)
     assert torch.allclose(kind_of("attention_bias_grad").torch_kernel(grad, State())(dy),
                           table.grad)
+
+
+class ConstantProducts(nn.Module):
+    """Products with constant matrices: a fixed basis applied on the left of (N, K, L) maps and
+    fixed class prototypes on the right, one transposed as it is stored."""
+
+    def __init__(self, k=12, n=6, length=10):
+        super().__init__()
+        self.proj = nn.Linear(length, length)
+        self.register_buffer("basis", torch.randn(k, k))
+        self.register_buffer("prototypes", torch.randn(n, length))
+
+    def forward(self, x):
+        return (self.basis @ self.proj(x)) @ self.prototypes.t()
+
+
+def test_products_with_constant_matrices_are_gemms_without_parameters():
+    """Either side: one constant_matmul each, no parameters beyond the layer's, a gradient
+    into the layer's output."""
+    model, x = ConstantProducts(), torch.randn(2, 12, 10)
+    g = from_torch(model, x)
+    _same_flops(model, x, g)
+    assert [op.out.shape for op in g if op.kind == "constant_matmul"] == [(2, 10, 12),
+                                                                           (2, 12, 6)]
+    assert g.params() == sum(p.numel() for p in model.parameters())
+    trained = lower_training(g)
+    assert len([op for op in trained if op.kind == "constant_matmul_grad"]) == 2
+
+
+def test_the_per_sample_takes_kernels_are_autograds():
+    from tests.workloads.test_torch_import_user_kinds import _kernel, _op
+    from workloads.kinds.gather import _positions
+    take, _ = _kernel("take_per_sample", [(4, 6, 5)], (4, 5))
+    grad, _ = _kernel("take_per_sample_grad", [(4, 5)], (4, 6, 5))
+    rows, positions = _positions(_op("take_per_sample", [(4, 6, 5)], (4, 5)))
+    x = torch.randn(4, 6, 5, requires_grad=True)
+    x[rows, positions].backward(dy := torch.randn(4, 5))
+    assert torch.equal(take(x.detach()), x.detach()[rows, positions])
+    assert torch.equal(grad(dy), x.grad)

@@ -19,7 +19,6 @@ from tests.workloads.test_torch_import import CifarResNet  # noqa: E402
 from tests.workloads.torchvision_zoo import matmul_flops  # noqa: E402
 from validation.calibrate.torch_exec import GraphModule  # noqa: E402
 from workloads import from_torch  # noqa: E402
-from workloads.graph import WorkloadError  # noqa: E402
 from workloads.training import lower_training  # noqa: E402
 
 
@@ -328,10 +327,14 @@ class LastToken(nn.Module):
         return self.fc(self.emb(ids)[torch.arange(ids.size(0)), lengths])
 
 
-def test_a_position_per_sample_from_the_ids_is_refused_as_data_dependent():
-    with pytest.raises(WorkloadError, match="picks a different position per sample .* "
-                                            "data-dependent, out of scope"):
-        from_torch(LastToken(), tokens())
+def test_a_position_per_sample_from_the_ids_is_one_row_taken_per_sample():
+    """Which row each sample's position picks depends on the ids; the copy's cost does not."""
+    g = imported(LastToken(), tokens())
+    (take,) = [op for op in g if op.kind == "take_per_sample"]
+    assert take.out.shape == (2, 32)
+    grads = [op for op in lower_training(g) if op.forward == take.name]
+    assert [op.kind for op in grads] == ["take_per_sample_grad"]
+    assert grads[0].out.shape == (2, 16, 32)
 
 
 # -- every training policy runs them ------------------------------------------------------

@@ -17,7 +17,8 @@ from .cases import calibration_cases
 
 # kind -> why its family's rule costs it and no grid case measures it
 _NO_GRID_CASE = "imported models only (F.glu, torch.amax / max(x, dim), torch.sin / cos, a sum " \
-    "that broadcasts, DETR's learned queries, exp or 1 - w of a parameter); no grid block runs it yet"
+    "that broadcasts, DETR's learned queries, exp or 1 - w of a parameter, a product with a " \
+    "constant matrix, one row taken per sample); no grid block runs it yet"
 RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "amax",
                                                            "amax_grad", "sin", "sin_grad",
                                                            "cos", "cos_grad",
@@ -27,7 +28,11 @@ RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "am
                                                            "learned_queries_grad",
                                                            "weight_exp", "weight_exp_grad",
                                                            "weight_affine",
-                                                           "weight_affine_grad")}
+                                                           "weight_affine_grad",
+                                                           "constant_matmul",
+                                                           "constant_matmul_grad",
+                                                           "take_per_sample",
+                                                           "take_per_sample_grad")}
 
 
 def measured_kinds(cases=None) -> dict[str, str]:

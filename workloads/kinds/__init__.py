@@ -16,7 +16,8 @@ step), attention (softmax, the causal mask, fused attention), embedding (token a
 tables, the class token), pointwise_math (pow, rsqrt, the mean over trailing dimensions,
 the product with a constant table), lrn (cross-channel local response
 normalisation), gather (rows picked by a constant index), unfold (im2col), glu_amax (the
-gated linear unit, the maximum over trailing dimensions). PyTorch is
+gated linear unit, the maximum over trailing dimensions), constant_matmul (the product with
+a constant matrix). PyTorch is
 imported only when a kernel is built.
 """
 from __future__ import annotations
@@ -42,7 +43,8 @@ from ._registry import (
 from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: F401
                loss_update, masked_dropout, attention, embedding, layer_scale,
                conv_transpose, upsample, window_attention, cosine_attention,
-               pointwise_math, difference, attention_bias, lrn, gather, unfold, glu_amax)
+               pointwise_math, difference, attention_bias, lrn, gather, unfold, glu_amax,
+               constant_matmul)
 # isort: on
 
 __all__ = ["PHASES", "GemmRole", "KindError", "KindSet", "OpKind", "all_kinds", "is_kind",

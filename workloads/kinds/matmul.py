@@ -34,7 +34,7 @@ def _flops_with_bias(op) -> float:
     return flops
 
 
-def _gemm_flops(op) -> float:
+def gemm_flops(op) -> float:
     return 2.0 * op.macs
 
 
@@ -77,7 +77,7 @@ def _conv_gemm(which: str):
     return shape
 
 
-def _linear_dims(which: str):
+def linear_dims(which: str):
     """(m, n, k, batch) of a linear layer's pass: the rows by the output features over the
     input features; dy by W; dy^T by x, reduced over the rows."""
     def dims(op):
@@ -89,13 +89,13 @@ def _linear_dims(which: str):
     return dims
 
 
-def _linear_gemm(which: str):
-    dims = _linear_dims(which)
+def linear_gemm_shape(which: str):
+    dims = linear_dims(which)
     return lambda op: (*dims(op)[:3], 1, 1, 1, 1)
 
 
 def _linear_role(which: str) -> GemmRole:
-    return GemmRole("blas", which, _linear_dims(which), weights=True)
+    return GemmRole("blas", which, linear_dims(which), weights=True)
 
 
 def _conv_role(which: str) -> GemmRole:
@@ -255,26 +255,26 @@ register(
            torch_kernel=_conv_kernel, torch_module=_conv_module,
            doc="2-D convolution (attrs: kernel, stride, padding, dilation, groups, bias)"),
     OpKind("linear", "matmul", flops=_flops_with_bias, macs=linear_macs,
-           gemm_shape=_linear_gemm("forward"), gemm_role=_linear_role("forward"),
+           gemm_shape=linear_gemm_shape("forward"), gemm_role=_linear_role("forward"),
            bytes_read=_reads_input_and_weights,
            saves=("in",),
            backward=backward_rules.input_and_weight, param_shapes=_linear_params,
            torch_kernel=_linear_kernel, torch_module=_linear_module,
            doc="x @ W^T (+ b) over the last dimension; batch_rows rows"),
-    OpKind("conv2d_grad_input", "conv_grad_input", "backward", flops=_gemm_flops,
+    OpKind("conv2d_grad_input", "conv_grad_input", "backward", flops=gemm_flops,
            macs=conv_macs, gemm_shape=_conv_gemm("grad_input"), reads_params=True,
            gemm_role=_conv_role("grad_input"),
            torch_kernel=_conv_kernel),
-    OpKind("conv2d_grad_weight", "conv_grad_weight", "backward", flops=_gemm_flops,
+    OpKind("conv2d_grad_weight", "conv_grad_weight", "backward", flops=gemm_flops,
            macs=conv_macs, gemm_shape=_conv_gemm("grad_weight"), carries_params=True,
            gemm_role=_conv_role("grad_weight"),
            torch_kernel=_conv_kernel),
-    OpKind("linear_grad_input", "matmul_grad", "backward", flops=_gemm_flops,
-           macs=linear_macs, gemm_shape=_linear_gemm("grad_input"), reads_params=True,
+    OpKind("linear_grad_input", "matmul_grad", "backward", flops=gemm_flops,
+           macs=linear_macs, gemm_shape=linear_gemm_shape("grad_input"), reads_params=True,
            gemm_role=_linear_role("grad_input"),
            torch_kernel=_linear_kernel),
-    OpKind("linear_grad_weight", "matmul_grad", "backward", flops=_gemm_flops,
-           macs=linear_macs, gemm_shape=_linear_gemm("grad_weight"), carries_params=True,
+    OpKind("linear_grad_weight", "matmul_grad", "backward", flops=gemm_flops,
+           macs=linear_macs, gemm_shape=linear_gemm_shape("grad_weight"), carries_params=True,
            gemm_role=_linear_role("grad_weight"),
            torch_kernel=_linear_kernel),
     # not in MATMUL_KINDS: profiles key it on its layout
