@@ -149,6 +149,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         self.stand_ins: set = set()               # fx nodes lowered as or from stand-ins
         self.param_owner: dict[str, str] = {}     # parameter read directly -> its op
         self.param_holder: dict[int, str] = {}    # id of a module's parameter -> its op
+        self.constant_ops: dict = {}              # fx node of constants a layer reads -> op
         view_functions, view_methods = self.view_handlers(torch)
         tf_functions, tf_methods, tf_modules = self.transformer_handlers(torch)
         window_functions, window_methods = self.window_handlers(torch)
@@ -293,11 +294,14 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
             raise self.unsupported(f"reads a pending view ({v.kind}) that is not part of a "
                                    "channel shuffle, of heads repeated by a reshape or of the "
                                    "four pixels of 2x2 cells concatenated in Swin's order")
+        if isinstance(v, _Aux) and (made := self._constant_input(arg, v)) is not None:
+            return made
         if isinstance(v, _Aux):
             raise self.unsupported(f"computes with a tensor {v.shape} made of buffers and "
                                    "constants only (such as a rotary embedding's cos and sin "
                                    "tables), which no op kind models; such tensors are "
-                                   "supported as masks and biases of attention scores")
+                                   "supported as masks and biases of attention scores and as "
+                                   "the input of a convolution or linear layer")
         if isinstance(v, _Moved):
             raise self.unsupported(f"reads a permute by {v.dims}, moving the batch; only "
                                    "permutes that keep the batch first, or whose pieces along "
@@ -313,6 +317,20 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                                    "rows added to an (N, S, D) sequence (a position or "
                                    "token-type table) are supported")
         raise self.unsupported(f"needs a tensor argument, got {v!r}")
+
+    def _constant_input(self, arg, v: _Aux) -> str | None:
+        """A tensor of constants a layer reads (XCiT's and EdgeNeXt's Fourier positional grid
+        put through a convolution): a constant_tensor op, made once; None where the reader
+        is not a convolution or linear layer, or the tensor's first dimension is neither 1
+        nor the batch."""
+        reader = self.modules.get(self.node.target) if self.node.op == "call_module" else None
+        layers = (self.nn.Conv1d, self.nn.Conv2d, self.nn.Linear)
+        if not isinstance(reader, layers) or not v.shape or v.shape[0] not in (1, self.b.batch):
+            return None
+        if arg not in self.constant_ops:
+            self.constant_ops[arg] = self._op("constant_tensor", [], v.shape,
+                                              self.name("constant_tensor"))
+        return self.constant_ops[arg]
 
     def traced_shape(self, node) -> tuple[int, ...] | None:
         meta = node.meta.get("tensor_meta")

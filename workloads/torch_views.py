@@ -287,13 +287,17 @@ class ViewLowering:
     def _repeat_parameter(self, node):
         """A (1, ...) view of a parameter repeated over the batch (DETR's learned queries,
         `self.query.weight.unsqueeze(0).repeat(n, 1, 1)`): one learned_queries copy holding
-        the parameter."""
+        the parameter; a (1, ...) tensor repeated so: a repeat_batch copy."""
         from .torch_layers import _Param
         param, out = self.value(node.args[0]), self.traced_shape(node)
+        if isinstance(param, str) and (shape := self.b.spec(param).shape)[0] == 1 and \
+                len(shape) >= 2 and out == (self.b.batch, *shape[1:]):
+            # one sample's tensor (a positional encoding computed once) given to every sample
+            return self._op("repeat_batch", [param], out, self.name("repeat_batch"))
         if not (isinstance(param, _Param) and param.is_parameter and len(param.shape) >= 2
                 and param.shape[0] == 1 and out == (self.b.batch, *param.shape[1:])):
-            raise self.unsupported("repeats a tensor; only a parameter of a leading 1 "
-                                   "repeated over the batch (learned queries) is supported")
+            raise self.unsupported("repeats a tensor; only a tensor or parameter of a leading "
+                                   "1 repeated over the batch (learned queries) is supported")
         op = self.b.learned_queries(param.shape[1:], name=self.name("learned_queries"))
         self._claim([param], op)
         return op

@@ -4,12 +4,12 @@ with PyTorch's convolution and matrix-product FLOPs (torch.utils.flop_counter) a
 module's parameters, replay in PyTorch and train (every position's logits of a Conformer's
 frames and of WaveNet's (N, classes, T) map), and so do the DETR-style detector (nn.Transformer,
 learned queries repeated over the batch, a dict of logits and boxes) and the RWKV-style block
-(a token shift by ZeroPad2d, 1 - mix on the weights), and so does the CLIP-style head (its
-product with a buffer of text features a constant_matmul, its temperature's exp on the
-weight side); the diffusion U-Net with its timesteps held in a buffer is refused with one
-error listing every op out of scope with its module path (the U-Net taking its timesteps as
-a second input imports: test_torch_import_inputs.py). The new kinds' kernels (glu, amax)
-are autograd's."""
+(a token shift by ZeroPad2d, 1 - mix on the weights), the CLIP-style head (its product with
+a buffer of text features a constant_matmul, its temperature's exp on the weight side) and
+the diffusion U-Net with its timesteps held in a buffer (their sinusoids a constant_tensor
+the time MLP reads; taking its timesteps as a second input: test_torch_import_inputs.py).
+What stays out of scope is refused with one error listing every such op with its module
+path. The new kinds' kernels (glu, amax) are autograd's."""
 import copy
 
 import pytest
@@ -32,6 +32,7 @@ IMPORTED = {
     "wavenet": lambda: (rm.WaveNet(), torch.randn(2, 1, 64)),
     "rwkv": lambda: (rm.RWKV(), torch.randint(0, 128, (2, 16))),
     "clip": lambda: (rm.CLIPStyle(), torch.randn(2, 3, 32, 32)),
+    "diffusion-unet": lambda: (rm.DiffusionStep(), torch.randn(2, 3, 16, 16)),
 }
 
 
@@ -153,8 +154,8 @@ def test_a_tensor_repeated_is_refused_by_name():
         def forward(self, x):
             return x.repeat(1, 2)
 
-    with pytest.raises(WorkloadError, match="only a parameter of a leading 1 repeated over "
-                                            "the batch"):
+    with pytest.raises(WorkloadError, match="only a tensor or parameter of a leading 1 "
+                                            "repeated over the batch"):
         from_torch(Repeat(), torch.randn(2, 3))
 
 
@@ -219,9 +220,22 @@ def test_the_glu_and_amax_kernels_are_autograds():
     assert torch.equal(amax_grad(dy, x.detach(), top.detach()), x.grad)
 
 
+class SubpixelWithErf(nn.Module):
+    """A sub-pixel upsampling (nn.PixelShuffle) beside an erf of the input: two ops out of
+    scope at two module paths."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.up = nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2)
+
+    def forward(self, x):
+        return self.up(self.conv(torch.erf(x)))
+
+
 REFUSED = {
     # name: (model, input, [(op, module path)] every one of which the single error names)
-    "diffusion-unet": (rm.DiffusionStep, (2, 3, 16, 16), [("torch.nn.Linear", "unet.time.0")]),
+    "subpixel-erf": (SubpixelWithErf, (2, 3, 16, 16), [("torch.nn.PixelShuffle", "up"),
+                                                       ("torch.erf", "<top>")]),
 }
 
 

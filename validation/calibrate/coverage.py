@@ -18,7 +18,8 @@ from .cases import calibration_cases
 # kind -> why its family's rule costs it and no grid case measures it
 _NO_GRID_CASE = "imported models only (F.glu, torch.amax / max(x, dim), torch.sin / cos, a sum " \
     "that broadcasts, DETR's learned queries, exp or 1 - w of a parameter, a product with a " \
-    "constant matrix, one row taken per sample); no grid block runs it yet"
+    "constant matrix, one row taken per sample, a layer over constants, a tensor " \
+    "repeated over the batch); no grid block runs it yet"
 RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "amax",
                                                            "amax_grad", "sin", "sin_grad",
                                                            "cos", "cos_grad",
@@ -32,7 +33,10 @@ RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "am
                                                            "constant_matmul",
                                                            "constant_matmul_grad",
                                                            "take_per_sample",
-                                                           "take_per_sample_grad")}
+                                                           "take_per_sample_grad",
+                                                           "constant_tensor",
+                                                           "repeat_batch",
+                                                           "repeat_batch_grad")}
 
 
 def measured_kinds(cases=None) -> dict[str, str]:

@@ -17,7 +17,8 @@ tables, the class token), pointwise_math (pow, rsqrt, the mean over trailing dim
 the product with a constant table), lrn (cross-channel local response
 normalisation), gather (rows picked by a constant index), unfold (im2col), glu_amax (the
 gated linear unit, the maximum over trailing dimensions), constant_matmul (the product with
-a constant matrix). PyTorch is
+a constant matrix), constants (a tensor computed from constants for a layer to read, one
+sample's tensor repeated over the batch). PyTorch is
 imported only when a kernel is built.
 """
 from __future__ import annotations
@@ -44,7 +45,7 @@ from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: 
                loss_update, masked_dropout, attention, embedding, layer_scale,
                conv_transpose, upsample, window_attention, cosine_attention,
                pointwise_math, difference, attention_bias, lrn, gather, unfold, glu_amax,
-               constant_matmul)
+               constant_matmul, constants)
 # isort: on
 
 __all__ = ["PHASES", "GemmRole", "KindError", "KindSet", "OpKind", "all_kinds", "is_kind",
