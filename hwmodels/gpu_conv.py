@@ -81,9 +81,13 @@ class CudnnRelease:
 
 
 # cuDNN's Winograd kernels need Maxwell or newer: Kepler runs implicit GEMM or FFT in every
-# release. (The K80's Torch7 VGG rows, cuDNN 5.1, run faster than that allows; letting 5.1
-# run Winograd on Kepler fits the K80's rows in-sample, 9.6 -> 6.6%, but predicts them worse
-# without them, 17.7 -> 19.1%.)
+# release. (The K80's Torch7 VGG rows, cuDNN 5.1, run faster than that allows: their forward
+# needs 82% of the K80's sustained peak as direct arithmetic, and the fit reaches it through
+# FFT_TILING at 0.70, above any other architecture's FFT. Letting 5.1 run Winograd on Kepler
+# fits the K80's rows in-sample, 8.3 -> 6.4% (its Winograd efficiency comes out Maxwell's
+# times LANE_RATE), and its passes without them, forward worst 49 -> 24%, backward 23 -> 17%
+# (worst 66 -> 29%), but predicts its steps worse without them, 16.6 -> 19.7%: every ResNet
+# then 16-25% fast.)
 NO_WINOGRAD = frozenset({"kepler"})
 # Each release's kernels hold until the next one's version; a version older than the first
 # takes the first. The evidence is DeepBench's convolution tables and the Torch7 network
