@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import warnings
 
 from .. import limits, policies
 from ..outputs import check_output, check_plot_output, write_atomically
@@ -207,6 +208,8 @@ def run(args) -> int:
     read = input_files([args.scenario, sc.workload, sc.hardware, *sc.options.values(),
                         *sc.workload_options.values(), *sc.hardware_options.values()])
     refuse_inputs_as_outputs([(flag, getattr(args, attr)) for attr, flag in OUTPUT_FLAGS], read)
+    for note in without_effect(sc, args):
+        warnings.warn(note, stacklevel=1)
     result = sc.run(enforce_memory=not args.no_enforce_memory)
     summary = result.summary()
     if summary["status"] == "error":
@@ -229,6 +232,26 @@ def run(args) -> int:
         base = baseline_run(sc, not args.no_enforce_memory) if args.efficiency else None
         print_summary(result, base)
     return 0 if result.ok else 3
+
+
+def without_effect(sc: Scenario, args) -> list[str]:
+    """Settings this scenario gives that change nothing, each named on stderr, so a user does
+    not take a run for the one they meant: a seed with no jitter to draw, a network between
+    nodes of a one-node cluster, speedup and efficiency of one device."""
+    notes = []
+    if args.seed is not None and not sc.jitter:
+        notes.append("--seed has no effect without --jitter (it seeds the jitter's draws)")
+    per_node = sc.devices_per_node or sc.devices
+    if sc.node_type is None and sc.devices <= per_node:
+        given = [f"--{k.replace('_', '-')}" for k in
+                 ("inter_node_link", "network", "oversubscription", "nodes_per_leaf")
+                 if getattr(sc, k) is not None]
+        if given:
+            notes.append(f"{', '.join(given)}: the {sc.devices} device(s) are one node, so "
+                         "nothing runs between nodes (--devices-per-node makes several)")
+    if args.efficiency and sc.devices == 1:
+        notes.append("--efficiency compares with one device; this run has one")
+    return notes
 
 
 def print_summary(result, baseline=None) -> None:
