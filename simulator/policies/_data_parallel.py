@@ -29,6 +29,9 @@ GRADIENT_SYNCS = ("ddp", "horovod", "kvstore", "caffe-nccl", "caffe-p2p")
 # at the end of the backward pass (one compiled cluster: XLA's auto-clustering puts the
 # forward and backward pass in one cluster, Horovod's all-reduces outside it)
 GRADIENTS_READY = ("per-op", "at-end")
+# How the ranks' step times are distributed about their typical value (option rank_tail;
+# rank_time_factors)
+RANK_TAILS = ("exponential", "lognormal")
 NORMALISATIONS = ("batchnorm", "layernorm", "groupnorm", "instancenorm")
 
 
@@ -164,14 +167,31 @@ def allreduce_groups(tg: TaskGraph, cluster, groups: list[SyncGroup],
     return done_at
 
 
-def rank_time_factors(n: int, spread: float) -> list[float]:
+def rank_time_factors(n: int, spread: float, tail: str = "exponential") -> list[float]:
     """What each of n ranks' compute times are multiplied by when the ranks' step times vary
-    with a lognormal spread (standard deviation of the log): the expected order statistics
-    (Blom's approximation, quantile (i + 0.625) / (n + 0.25) of rank i), slowest first. A
-    synchronous step waits for the slowest, whose expected lag grows with n (about 1.4
-    spreads at 8 ranks, 1.8 at 16); one rank runs at the median (factor 1)."""
-    normal = statistics.NormalDist()
-    return [math.exp(-spread * normal.inv_cdf((i + 0.625) / (n + 0.25))) for i in range(n)]
+    by `spread` with the given tail (RANK_TAILS): the expected order statistics, slowest
+    first, scaled so that one rank runs at factor 1. A synchronous step waits for the
+    slowest.
+
+    'exponential': a rank's step is T (1 + spread X), X ~ Exp(1): memoryless stalls (the
+    shifted-exponential worker time of the straggler literature), spread their mean and
+    standard deviation as a fraction of the step. The i-th slowest of n expects
+    X = 1/(i+1) + ... + 1/n, so the slowest lags by the harmonic number H_n, which grows as
+    ln n (2.7 at 8 ranks, 3.4 at 16, 6.1 at 256).
+    'lognormal': log-step times normal with standard deviation `spread` (Blom's
+    approximation, quantile (i + 0.625) / (n + 0.25) of rank i); the slowest lags by about
+    sqrt(2 ln n) spreads (1.4 at 8 ranks, 1.8 at 16, 2.8 at 256)."""
+    if tail == "lognormal":
+        normal = statistics.NormalDist()
+        return [math.exp(-spread * normal.inv_cdf((i + 0.625) / (n + 0.25)))
+                for i in range(n)]
+    if tail != "exponential":
+        raise ConfigError(f"rank_tail must be one of {', '.join(RANK_TAILS)}, got {tail!r}")
+    expected, tail_sum = [], 0.0
+    for j in range(n, 0, -1):       # from the fastest: the i-th slowest sums 1/n .. 1/(i+1)
+        tail_sum += 1 / j
+        expected.append(tail_sum)
+    return [(1 + spread * x) / (1 + spread) for x in reversed(expected)]
 
 
 def input_batch_tasks(tg: TaskGraph, cluster, simulated, batch: int, input_pipeline: str,
@@ -291,9 +311,17 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
                                           "the node's cores shared evenly by its ranks)"),
         "host_cores": _positive(None, "CPU cores of a node (default: the node type's, from "
                                       "catalog/nodes.toml)"),
-        "rank_spread": Option(0.0, "spread (standard deviation of the log) of the ranks' "
-                                   "step times; the step waits for the slowest rank (expected "
+        "rank_spread": Option(0.0, "spread of the ranks' step times, as rank_tail "
+                                   "says; the step waits for the slowest rank (expected "
                                    "order statistics; 0: every rank alike)", float,
                               lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        "rank_tail": Option("exponential", "how the ranks' step times vary with rank_spread: "
+                                           "'exponential' (each rank held up by memoryless "
+                                           "stalls of mean rank_spread x its step: the "
+                                           "slowest of n lags by H_n, as ln n) or "
+                                           "'lognormal' (rank_spread the standard deviation "
+                                           "of the log: the slowest lags by about "
+                                           "sqrt(2 ln n) spreads)", str,
+                            lambda v: v in RANK_TAILS, " or ".join(RANK_TAILS)),
     }
     return {k: table[k] for k in (names or table)}

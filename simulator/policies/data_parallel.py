@@ -49,9 +49,10 @@ The host's input pipeline (`input_pipeline`, default `synthetic`: no cost): each
 prepares the next batch on the node's CPU cores during the step (hwmodels/host_input.py); a
 step ends when the GPU's work and the next batch are both done, so a node whose cores cannot
 decode images as fast as its GPUs train is input-bound. Ranks that vary (`rank_spread`, default
-0): each rank's compute is slowed by its expected order statistic of a lognormal spread
-(_data_parallel.rank_time_factors), rank 0 the slowest; the all-reduces make every rank wait
-for it.
+0): each rank's compute is slowed by its expected order statistic (rank_time_factors in
+_data_parallel.py), rank 0 the slowest; the all-reduces make every rank wait for it. The
+`rank_tail` 'exponential' (default) holds each rank up by memoryless stalls, so the slowest of
+n lags by the harmonic number H_n (as ln n); 'lognormal' lags by about sqrt(2 ln n) spreads.
 
 The all-reduces run on one ring with NCCL's Simple protocol by default (`algorithm`); with
 `algorithm = "nccl"` each runs as NCCL 2.8's tuning picks for its size (ring or, across nodes,
@@ -106,7 +107,7 @@ class DataParallel(Policy):
     def plan(self, graph, cluster, training: bool, *, bucket_mb, gradient_sync, cycle_time_ms,
              fusion_mb, horovod_one_rank, horovod_enqueue, gradients_ready, collectives,
              replicas, algorithm, input_pipeline, loader_threads, host_cores,
-             rank_spread) -> TaskGraph:
+             rank_spread, rank_tail) -> TaskGraph:
         n = len(cluster.devices)
         if gradient_sync == caffe_p2p.SYNC:
             caffe_p2p.check_caffe_p2p(cluster, replicas=replicas, collectives=collectives,
@@ -132,7 +133,8 @@ class DataParallel(Policy):
                 first_of_kind.setdefault((d.spec.name, d.speed), d.id)
             simulated = [d for d in cluster.devices if first_of_kind[(d.spec.name, d.speed)]
                          == d.id]
-        slowdown = ({d.id: f for d, f in zip(cluster.devices, rank_time_factors(n, rank_spread),
+        slowdown = ({d.id: f for d, f in zip(cluster.devices,
+                                             rank_time_factors(n, rank_spread, rank_tail),
                                              strict=True)} if rank_spread else {})
         tg = TaskGraph(f"data-parallel:{graph.name}",
                        meta={"samples": graph.batch * n, "fidelity": fidelity,

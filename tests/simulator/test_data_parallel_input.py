@@ -15,7 +15,7 @@ from hwmodels import host_input
 from simulator import Cluster, simulate
 from simulator.cli import main
 from simulator.policies import ConfigError
-from simulator.policies._data_parallel import rank_time_factors
+from simulator.policies._data_parallel import RANK_TAILS, rank_time_factors
 
 
 def _dgx1(n: int, **opts):
@@ -69,20 +69,49 @@ def test_a_loader_needs_the_hosts_cores():
 
 
 def test_rank_factors_are_expected_order_statistics_slowest_first():
-    assert rank_time_factors(1, 0.05) == [1.0]
-    f8 = rank_time_factors(8, 0.02)
-    assert f8 == sorted(f8, reverse=True) and f8[0] > 1 > f8[-1]
-    # the slowest of 8 and of 16 lag about 1.4 and 1.8 spreads
-    assert math.log(f8[0]) / 0.02 == pytest.approx(1.42, abs=0.02)
-    assert math.log(rank_time_factors(16, 0.02)[0]) / 0.02 == pytest.approx(1.77, abs=0.02)
+    for tail in RANK_TAILS:
+        assert rank_time_factors(1, 0.05, tail) == [1.0]
+        f8 = rank_time_factors(8, 0.02, tail)
+        assert f8 == sorted(f8, reverse=True) and f8[0] > 1 > f8[-1]
+    # lognormal: the slowest of 8 and of 16 lag about 1.4 and 1.8 spreads
+    lag = [math.log(rank_time_factors(n, 0.02, "lognormal")[0]) / 0.02 for n in (8, 16)]
+    assert lag == pytest.approx([1.42, 1.77], abs=0.02)
+    # exponential: the slowest of n expects H_n stalls of mean 0.02 (one rank expects one)
+    harmonic = [sum(1 / j for j in range(1, n + 1)) for n in (8, 16)]
+    assert [rank_time_factors(n, 0.02)[0] for n in (8, 16)] == pytest.approx(
+        [(1 + 0.02 * h) / 1.02 for h in harmonic], rel=1e-12)
+    assert rank_time_factors(8, 0.02)[-1] == pytest.approx((1 + 0.02 / 8) / 1.02, rel=1e-12)
+
+
+def test_the_exponential_tail_lags_as_ln_n_and_outgrows_the_lognormal_at_scale():
+    # at 2-4 ranks the two tails of the same spread nearly agree; at hundreds the
+    # exponential's slowest lags about twice as far (ln n against sqrt(2 ln n))
+    exp4, log4 = (rank_time_factors(4, 0.015, t)[0] for t in ("exponential", "lognormal"))
+    assert exp4 == pytest.approx(log4, rel=1e-3)
+    exp512, log512 = (rank_time_factors(512, 0.015, t)[0] for t in ("exponential",
+                                                                    "lognormal"))
+    assert (exp512 - 1) / (log512 - 1) > 1.8
+    lags = [rank_time_factors(n, 0.015)[0] - rank_time_factors(n // 2, 0.015)[0]
+            for n in (64, 128, 256, 512)]
+    # each doubling adds about ln 2 stalls: equal steps on a log axis
+    assert max(lags) / min(lags) < 1.02
 
 
 @given(n=st.integers(1, 300), spread=st.floats(0, 0.5))
 def test_rank_factors_are_symmetric_about_the_median(n, spread):
-    f = rank_time_factors(n, spread)
+    f = rank_time_factors(n, spread, "lognormal")
     assert len(f) == n
     for a, b in zip(f, reversed(f), strict=True):
         assert math.log(a) == pytest.approx(-math.log(b), abs=1e-9)
+
+
+@given(n=st.integers(1, 300), spread=st.floats(0, 0.99))
+def test_exponential_rank_factors_average_one_rank_and_sort_slowest_first(n, spread):
+    f = rank_time_factors(n, spread)
+    assert len(f) == n and f == sorted(f, reverse=True)
+    # the expected order statistics of n draws average one draw's expectation
+    assert sum(f) / n == pytest.approx(1.0, rel=1e-9)
+    assert f[-1] >= 1 / (1 + spread) - 1e-12
 
 
 def test_the_step_waits_for_the_slowest_rank():
@@ -101,6 +130,7 @@ def test_the_step_waits_for_the_slowest_rank():
     (["--input-pipeline", "jpeg"], "option 'input_pipeline': 'jpeg' is out of range"),
     (["--input-pipeline", "dali-cpu"], "needs the host's CPU cores"),
     (["--rank-spread", "-0.1"], "option 'rank_spread': -0.1 is out of range"),
+    (["--rank-tail", "gamma"], "option 'rank_tail': 'gamma' is out of range"),
     (["--host-cores", "0"], "option 'host_cores': 0 is out of range"),
 ])
 def test_bad_options_exit_2_naming_them(capsys, extra, message):

@@ -26,7 +26,8 @@ What the simulation holds beyond the GPUs and NVLink (datasheet rates, NCCL's la
   (catalog/input_pipelines.toml names it; --fit-loaders recomputes it); every other row is a
   prediction.
 - Ranks that vary: a synchronous step waits for the slowest of N. The spread of the ranks'
-  step times (data-parallel option rank_spread) is fitted here, by least squares on the log
+  step times (data-parallel option rank_spread, with the tail rank_tail: exponential by
+  default, --rank-tail lognormal for the other) is fitted here, by least squares on the log
   speedups of the 2- and 4-GPU rows only; the 1-to-8 and 1-to-16 rows are predictions.
 
 Each row's gradients are all-reduced as its framework does it (row_gradient_sync): DDP's
@@ -45,12 +46,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.policies._data_parallel import GRADIENT_SYNCS
+from simulator.policies._data_parallel import GRADIENT_SYNCS, RANK_TAILS, rank_time_factors
 
 from .scaling_rows import (
     DEFAULT_BATCH,
@@ -74,7 +74,7 @@ GOAL_RELATIVE_ERROR = 0.03        # the published 1-to-8 and 1-to-16 speedups, p
 SPREAD_FIT_GPUS = (2, 4)          # the rows rank_spread is fitted on
 # What fit_rank_spread gives on the committed table (a test holds the two equal): the spread
 # of V100 ranks' step times that benchmarks/dp_scaling.py takes as its default
-FITTED_RANK_SPREAD = 0.0150
+FITTED_RANK_SPREAD = 0.0154
 
 @dataclass(frozen=True)
 class RowResult:
@@ -92,6 +92,7 @@ class RowResult:
     synthetic: float | None = None   # simulated on synthetic data, ranks alike, GPU as modelled
     loader: str | None = None
     rank_spread: float = 0.0
+    rank_tail: str = "exponential"
     fitted: str = ""                 # what was fitted to this row ("": a prediction)
     anchored: bool = False           # the GPU at the row's 1-GPU throughput (else as modelled)
 
@@ -128,9 +129,9 @@ class _Simulator:
         self.cache: dict[tuple, float | str] = {}
 
     def throughput(self, cfg: _Config, n: int, speed: float = 1.0, loader: str = "synthetic",
-                   spread: float = 0.0) -> float | str:
+                   spread: float = 0.0, tail: str = "exponential") -> float | str:
         """Samples per second, or the reason there is none."""
-        key = (cfg, n, speed, loader, spread)
+        key = (cfg, n, speed, loader, spread, tail if spread else "")
         if key not in self.cache:
             from simulator import Cluster, simulate
             from simulator.policies import ConfigError
@@ -143,7 +144,7 @@ class _Simulator:
                              precision=cfg.precision, input_pipeline=loader,
                              gradient_sync=cfg.gradient_sync,
                              gradients_ready=cfg.gradients_ready,
-                             rank_spread=spread, replicas="one",
+                             rank_spread=spread, rank_tail=tail, replicas="one",
                              memory_format=cfg.memory_format,
                              horovod_one_rank=cfg.horovod_one_rank,
                              horovod_enqueue=cfg.horovod_enqueue)
@@ -166,9 +167,9 @@ class _Simulator:
         return speed
 
     def speedup(self, cfg: _Config, n: int, speed: float, loader: str,
-                spread: float) -> float | str:
-        at_n = self.throughput(cfg, n, speed, loader, spread)
-        at_1 = self.throughput(cfg, 1, speed, loader, spread)
+                spread: float, tail: str = "exponential") -> float | str:
+        at_n = self.throughput(cfg, n, speed, loader, spread, tail)
+        at_1 = self.throughput(cfg, 1, speed, loader, spread, tail)
         if isinstance(at_n, str):
             return at_n
         if isinstance(at_1, str):
@@ -176,32 +177,45 @@ class _Simulator:
         return at_n / at_1
 
 
-def _blom_z(n: int) -> float:
-    """The expected standard-normal order statistic of the slowest of n (Blom)."""
-    return statistics.NormalDist().inv_cdf(0.625 / (n + 0.25))
+def slowest_rank_log_lag(n: int, spread: float, tail: str) -> float:
+    """log of what the slowest of n ranks' compute takes against one rank's (>= 0)."""
+    return math.log(rank_time_factors(n, spread, tail)[0])
 
 
-def fit_rank_spread(results: list[RowResult]) -> float:
+def fit_rank_spread(results: list[RowResult], tail: str = "exponential") -> float:
     """Least squares, on the log speedups of the SPREAD_FIT_GPUS rows, of the spread whose
-    slowest rank of N makes the rest of the model's speedup the published one: the slowest
-    rank runs exp(spread * z_N) as fast (z_N < 0), so log(published / simulated) =
-    spread * z_N."""
-    pairs = [(_blom_z(r.n_gpus), math.log(r.published / r.simulated)) for r in results
+    slowest rank of N makes the rest of the model's speedup the published one:
+    log(published / simulated) = -slowest_rank_log_lag(N, spread). The lag grows with the
+    spread, so the sum of squares has one minimum in [0, 1), found by golden-section
+    search."""
+    pairs = [(r.n_gpus, math.log(r.published / r.simulated)) for r in results
              if r.n_gpus in SPREAD_FIT_GPUS and r.simulated is not None]
     if not pairs:
         return 0.0
-    return max(0.0, sum(z * y for z, y in pairs) / sum(z * z for z, _ in pairs))
+
+    def squares(spread: float) -> float:
+        return sum((y + slowest_rank_log_lag(n, spread, tail)) ** 2 for n, y in pairs)
+
+    low, high = 0.0, 0.999
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(100):            # the bracket shrinks to 0.618^100 of [0, 1)
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        if squares(a) <= squares(b):
+            high = b
+        else:
+            low = a
+    return (low + high) / 2
 
 
 def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None = None,
-            rank_spread: float | None = None, gradient_sync: str | None = None
-            ) -> list[RowResult]:
+            rank_spread: float | None = None, gradient_sync: str | None = None,
+            rank_tail: str = "exponential") -> list[RowResult]:
     """Simulated against published speedup for every row (load_rows() by default), each GPU
     at its row's 1-GPU throughput (baselines, load_baselines() by default; a setup without
     one runs the GPU as modelled), with the row's loader, its framework's gradient
     synchronisation (row_gradient_sync; `gradient_sync` instead: that scheme for every row,
     gradients ready per op), and the ranks' spread fitted on the 2- and 4-GPU rows
-    (fit_rank_spread) unless rank_spread is given."""
+    with its tail rank_tail (fit_rank_spread) unless rank_spread is given."""
     from hwmodels import host_input
     rows = load_rows() if rows is None else rows
     baselines = load_baselines() if baselines is None else baselines
@@ -254,7 +268,7 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
             simulated: float | None = None
             synthetic: float | None = None
             if cfg is not None and loader is not None and reason is None:
-                full = sim.speedup(cfg, n, speed, loader, spread)
+                full = sim.speedup(cfg, n, speed, loader, spread, rank_tail)
                 plain = sim.speedup(cfg, n, 1.0, "synthetic", 0.0)
                 if isinstance(full, str):
                     reason = full
@@ -268,11 +282,11 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
                                  row["gpu_variant"], row["precision"], n, batch, stated,
                                  published, simulated, "; ".join(
                                      ([reason] if reason else []) + notes), synthetic, loader,
-                                 spread, fitted, anchored))
+                                 spread, rank_tail, fitted, anchored))
         return out
 
     if rank_spread is None:
-        rank_spread = fit_rank_spread(run(0.0))
+        rank_spread = fit_rank_spread(run(0.0), rank_tail)
     return run(rank_spread)
 
 
@@ -328,7 +342,8 @@ def format_report(results: list[RowResult]) -> str:
            "the GPU as modelled")
     lines.append("synthetic: synthetic data, ranks alike, GPU as modelled; simulated: the "
                  f"row's loader on the node's CPUs, {gpu}, "
-                 f"rank_spread {results[0].rank_spread if results else 0.0:.4f} (fitted on "
+                 f"rank_spread {results[0].rank_spread if results else 0.0:.4f} "
+                 f"({results[0].rank_tail if results else 'exponential'} tail, fitted on "
                  f"the {' and '.join(map(str, SPREAD_FIT_GPUS))}-GPU rows)")
     for label, ns in (("all rows", None), ("1-to-8 and 1-to-16", (8, 16))):
         for kind, synthetic, predicted in (("synthetic", True, False),
@@ -367,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
                         default="framework",
                         help="how gradients are all-reduced: each row's framework's way "
                              "(default), or one scheme for every row")
+    parser.add_argument("--rank-tail", choices=RANK_TAILS, default=RANK_TAILS[0],
+                        help="how the ranks' step times vary (data-parallel option "
+                             "rank_tail; default %(default)s)")
     parser.add_argument("--fit-loaders", action="store_true",
                         help="print each loader's per-image CPU cost fitted to its row of the "
                              "table (catalog/input_pipelines.toml holds them)")
@@ -385,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         results = compare(load_rows(args.csv),
                           {} if args.gpu_as_modelled else load_baselines(args.csv),
                           gradient_sync=None if args.gradient_sync == "framework" else
-                          args.gradient_sync)
+                          args.gradient_sync, rank_tail=args.rank_tail)
     except (ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
