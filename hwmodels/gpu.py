@@ -80,11 +80,12 @@ COPY_FIRST_FRAMEWORKS = frozenset({"torch7"})
 READ_PASSES = {"batchnorm": 2.0, "batchnorm_grad": 2.0, "layernorm_grad": 2.0,
                "groupnorm": 2.0, "groupnorm_grad": 2.0}
 # A convolution's or linear layer's bias (a product with weights, by its kind's GEMM role) runs
-# as kernels of its own in training: cudnn.torch calls cudnnAddTensor after cudnnConvolutionForward and cudnnConvolutionBackwardBias (a
-# reduction of dy over N, H, W) beside the weight gradient; PyTorch adds it in a broadcast
-# kernel (addmm's copy of the bias into the output for linear) and reduces dy.sum() for its
-# gradient; TensorFlow's BiasAdd and BiasAddGrad are ops of their own. XLA fuses the forward
-# add into the convolution's custom call.
+# as kernels of its own in training: cudnn.torch calls cudnnAddTensor after
+# cudnnConvolutionForward and cudnnConvolutionBackwardBias (a reduction of dy over N, H, W)
+# beside the weight gradient; PyTorch adds it in a broadcast kernel (addmm's copy of the bias
+# into the output for linear) and reduces dy.sum() for its gradient; TensorFlow's BiasAdd and
+# BiasAddGrad are ops of their own. XLA fuses the forward add into the convolution's custom
+# call.
 BIAS_ADD_FUSED_FRAMEWORKS = frozenset({"tensorflow-xla"})
 
 
@@ -282,9 +283,9 @@ class GPUModel(DeviceModel):
         if op.kind in READ_PASSES:
             traffic += (READ_PASSES[op.kind] - 1.0) * sum(s.nbytes for s in op.in_specs)
         role = kind_of(op.kind).gemm_role
-        if (precision_of(op).startswith("amp-") and role is not None and role.weights
-                and role.gemm_pass == "forward"):
-            traffic += op.params * 6.0     # autocast's cast of the FP32 weight to half
+        if precision_of(op).startswith("amp-") and role is not None:
+            # autocast's cast of the FP32 weight (or buffer) to half: 4 bytes read, 2 written
+            traffic += role.autocast_cast_elements(op) * 6.0
         if role is not None and role.weight_gradient and self.framework in ACCUMULATING_FRAMEWORKS:
             traffic += op.out.nbytes       # the gradient so far, read to be added to
         if op.kind == "grad_accumulate" and self.framework in PAIRWISE_SUM_FRAMEWORKS:

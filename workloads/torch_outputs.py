@@ -36,7 +36,8 @@ class OutputLowering:
         once)."""
         leaves: list = []
         self.torch.fx.node.map_arg(result, leaves.append)
-        return tuple(dict.fromkeys(self.env[n] for n in leaves if isinstance(self.env.get(n), str)))
+        return tuple(dict.fromkeys(self.env[n] for n in leaves
+                                   if isinstance(self.env.get(n), str)))
 
     def with_outputs(self, graph: OpGraph, output: str, outputs: tuple[str, ...]) -> OpGraph:
         """`graph` with what training reads of its outputs in its meta: the loss's layout

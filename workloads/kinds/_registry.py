@@ -62,12 +62,15 @@ class GemmRole:
     (of the input, or of the weight: reduced over the rows). dims: op -> (m, n, k, batch) of
     the GEMM a "blas" or "batched" kind runs (m rows of the output, n its columns, k the
     reduction). weights: one operand is the op's parameters (autocast casts them to half,
-    a bias may come with them); a weightless product multiplies activations or constants."""
+    a bias may come with them); a weightless product multiplies activations or constants.
+    fp32_buffer: op -> elements of a constant operand held in FP32 (a buffer), which
+    autocast casts to half at each call as it does the weights."""
 
     library: str
     gemm_pass: str = "forward"
     dims: Callable | None = None
     weights: bool = False
+    fp32_buffer: Callable | None = None
 
     def __post_init__(self) -> None:
         if self.library not in GEMM_LIBRARIES:
@@ -79,6 +82,16 @@ class GemmRole:
         if (self.dims is None) != (self.library in ("conv", "sdpa")):
             raise KindError(f"a {self.library!r} GEMM role takes dims exactly where it is "
                             "'blas' or 'batched'")
+
+    def autocast_cast_elements(self, op) -> float:
+        """Elements autocast casts from FP32 to half each time a forward product runs: its
+        weights, or the FP32 buffer it reads; none for a gradient, whose operands are cast
+        already."""
+        if self.gemm_pass != "forward":
+            return 0.0
+        if self.weights:
+            return float(op.params)
+        return float(self.fp32_buffer(op)) if self.fp32_buffer is not None else 0.0
 
     @property
     def weight_gradient(self) -> bool:

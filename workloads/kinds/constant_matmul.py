@@ -1,7 +1,8 @@
 """The product of an activation with a constant matrix: x (..., k) @ C (k, n), C a buffer or a
 tensor of constants (a zero-shot classifier's fixed text features, `image @ self.text.t()`).
 It runs as one GEMM as a linear layer does, with no parameters: its gradient goes into x
-alone (dy @ C^T), and C gets none.
+alone (dy @ C^T), and C gets none. Under autocast the FP32 buffer is cast to half at each
+call, as a linear layer's weight is.
 
 attrs: batch_rows (the rows of x), in_features (k), out_features (n), as a linear layer's.
 """
@@ -19,8 +20,12 @@ def _constant(op, dev=None):
     return torch.randn((a["in_features"], a["out_features"]), generator=gen).to(dev)
 
 
+def _constant_elements(op) -> int:
+    return op.attrs["in_features"] * op.attrs["out_features"]
+
+
 def _constant_bytes(op) -> int:
-    return op.attrs["in_features"] * op.attrs["out_features"] * op.out.dtype_bytes
+    return _constant_elements(op) * op.out.dtype_bytes
 
 
 def _kernel(op, state):
@@ -34,7 +39,8 @@ def _kernel(op, state):
 register(
     OpKind("constant_matmul", "matmul", flops=gemm_flops, macs=linear_macs,
            gemm_shape=linear_gemm_shape("forward"),
-           gemm_role=GemmRole("blas", "forward", linear_dims("forward")),
+           gemm_role=GemmRole("blas", "forward", linear_dims("forward"),
+                              fp32_buffer=_constant_elements),
            bytes_read=lambda op: op.in_specs[0].nbytes + _constant_bytes(op),
            torch_kernel=_kernel,
            torch_buffers=lambda op, dev: [("constant", _constant(op, dev))],
