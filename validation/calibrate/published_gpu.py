@@ -10,6 +10,7 @@ its reason, so a report always says how much of the file it scored.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from hwmodels import catalog, gpu_conv, gpu_gemm
@@ -178,6 +179,19 @@ def _lookup(table: dict[str, str], name: str, known) -> str | None:
     return table.get(name.strip().lower())
 
 
+def _named_in(label: object, known) -> str:
+    """' (did you mean 'h100'?)' for a label that holds a known name as a word ('H100 SXM5
+    80GB') or spells one with other separators ('ViT-B/16'): a hint only, never a mapping."""
+    if not isinstance(label, str):
+        return ""
+    words = re.split(r"[\s_/-]+", label.strip().lower())
+    bare = re.sub(r"[^a-z0-9]", "", label.lower())
+    hits = [k for k in sorted(known) if k in words or re.sub(r"[^a-z0-9]", "", k) == bare]
+    # a100 has siblings (a100-80gb, a100-pcie): name them all, the SKU decides
+    family = [k for k in sorted(known) if any(k.startswith(f"{h}-") for h in hits)]
+    return f" (did you mean {' or '.join(map(repr, hits + family))}?)" if hits else ""
+
+
 def read_network_rows(path: str) -> Table:
     """Training-throughput rows: throughput_img_s, or iter_time_ms with the batch."""
     raw = _open_rows(path, NETWORK_COLUMNS)
@@ -200,9 +214,11 @@ def read_network_rows(path: str) -> Table:
         if (r["network"] or "").strip() in UNMODELLED_NETWORKS:
             reason = UNMODELLED_NETWORKS[r["network"].strip()]
         elif gpu is None or gpu not in gpus:
-            reason = f"GPU {r['gpu']!r} is not in the catalog"
+            reason = (f"GPU {r['gpu']!r} is not in the catalog{_named_in(r['gpu'], gpus)} "
+                      f"(dnnsim hardware --kind gpu; a SKU goes in gpu_variant)")
         elif net is None or net not in nets:
-            reason = f"network {r['network']!r} is not in the zoo"
+            reason = (f"network {r['network']!r} is not in the zoo{_named_in(r['network'], nets)}"
+                      f" (dnnsim workloads)")
         elif precision is None:
             reason = f"precision {r['precision']!r} is not one of {', '.join(PRECISIONS)}"
         elif not (r.get("batch_per_gpu") or "").strip():
