@@ -278,6 +278,7 @@ class SweepRun:
     skipped: int
     ran: int
     errors: int
+    out_of_memory: int = 0
 
 
 def _batched(items: Iterator[Point], size: int) -> Iterator[list[Point]]:
@@ -316,6 +317,7 @@ def run_sweep(sweep: Sweep, out: str | Path, workers: int | None = None,
                 journal.append_line(line)
                 stats.ran += 1
                 stats.errors += b'"status":"error"' in line
+                stats.out_of_memory += b'"status":"out_of_memory"' in line
                 bar.update(1)
 
         try:

@@ -207,6 +207,14 @@ def curves(rows: list[dict], x: str, y: str, by: list[str] | None = None,
             for label, s in sorted(out.items(), key=lambda kv: device_order(kv[0]))}
 
 
+def left_out(rows: list[dict], where: dict) -> list[str]:
+    """The points --where keeps that are not drawn (out of memory, error), each with the axes
+    that place it: a curve that stops short says why."""
+    return [f"not drawn: {', '.join(f'{a}={r.get(a)}' for a in r['_axes'])} ({r['status']})"
+            for r in rows if r["status"] != "ok"
+            and all(_same(r.get(k), v) for k, v in where.items())]
+
+
 def _sort_key(v):
     return (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
 
@@ -303,5 +311,7 @@ def run(args) -> int:
         print(f"{label}:")
         for xv, yv in pts:
             print(f"  {args.x}={xv!s:<12} {args.y}={yv:.6g}")
+    for line in left_out(rows, parse_pairs(args.where, "--where")):
+        print(line)
     print(f"wrote {out}")
     return 0

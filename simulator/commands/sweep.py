@@ -32,6 +32,7 @@ def run(args) -> int:
     stats = run_sweep(sweep, args.out, workers=args.workers, dask=args.dask,
                       progress=not args.quiet)
     print(f"{stats.total} points: {stats.skipped} already in {args.out}, {stats.ran} simulated"
+          + (f", {stats.out_of_memory} out of memory" if stats.out_of_memory else "")
           + (f", {stats.errors} could not be simulated (see their 'error')"
              if stats.errors else ""))
     return 0

@@ -91,3 +91,17 @@ def test_a_relative_plot_names_its_baseline_in_the_title(study, monkeypatch, cap
                  "--out", str(study.parent / "t.png")]) == 0
     assert titles == ["efficiency by devices (baseline devices=1)",
                       "iteration_time_s by devices"]
+
+
+def test_a_point_out_of_memory_is_counted_by_sweep_and_named_by_plot(tmp_path, capsys):
+    path = tmp_path / "oom.toml"
+    path.write_text('[base]\nworkload = "lenet5"\nhardware = "v100"\npolicy = "sequential"\n'
+                    '[base.hardware_options]\nmemory_bytes = 600000000\n'
+                    '[axes]\nbatch = [2, 20000]\n')
+    out = tmp_path / "oom.jsonl"
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    assert "2 simulated, 1 out of memory" in capsys.readouterr().out
+    assert main(["plot", str(out), "--x", "batch", "--y", "iteration_time_s",
+                 "--out", str(tmp_path / "t.png")]) == 0
+    printed = capsys.readouterr().out
+    assert "batch=2 " in printed and "not drawn: batch=20000 (out_of_memory)" in printed
