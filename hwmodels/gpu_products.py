@@ -7,16 +7,29 @@ efficiencies quickly; the model (gpu.py) picks the fastest, as cudnn.benchmark d
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from workloads.graph import Op
 from workloads.kinds import GemmRole
 
 from . import gpu_attention as ga
 from . import gpu_conv, gpu_gemm, gpu_layout
+from .specs import DeviceSpec
 
-if TYPE_CHECKING:
-    from .gpu import GPUModel
+
+class GPUModel(Protocol):
+    """What this module reads of gpu.GPUModel (not imported from there: gpu imports this
+    module)."""
+    spec: DeviceSpec
+    cuda_version: tuple[int, int, int] | None
+    cudnn_version: tuple[int, int, int] | None
+
+    @property
+    def sm_count(self) -> int: ...
+    @property
+    def sustained_clock_hz(self) -> float: ...
+    def arithmetic_precision(self, op: Op) -> str: ...
+    def attention_backend(self, op: Op) -> str: ...
 
 # a convolution's GEMM pass -> gpu_conv's name for it
 CONV_PASS = {"forward": "fwd", "grad_input": "dgrad", "grad_weight": "wgrad"}
