@@ -115,13 +115,16 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
              prefix: str = "", extra_deps: Mapping[str, Iterable[str]] | None = None,
              priority_base: int = 0, duration: Callable[[Op], float] | None = None,
              track_memory: bool = True, memory_device: str | None = None,
-             keep_outputs: Iterable[str] = (), meta: dict | None = None) -> Emitted:
+             keep_outputs: Iterable[str] = (), meta: dict | None = None,
+             autocast_copies: bool = True) -> Emitted:
     """Add one compute task per op (in graph order) on `device`'s compute stream.
 
     ops: a subset of the graph (default all); dependencies on ops outside the subset are
     dropped, so callers wire cross-device edges themselves through `extra_deps` (op name ->
     task names). Tensors produced outside the subset are neither allocated nor freed here.
     keep_outputs: storage owners whose bytes other tasks free (offloading).
+    autocast_copies: under AMP, whether autocast's half copies of the weights and the half
+    weight gradients are allocated (False where the plan holds half weights itself: fsdp).
     """
     selected = list(ops) if ops is not None else graph.topo()
     mem_dev = memory_device or device.id
@@ -151,7 +154,8 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
         setup = _static_setup(tg, graph, selected, device, mem_dev, prefix, keep_outputs)
         extra = {op.name: (*extra.get(op.name, ()), setup) for op in selected}
         track_memory = False
-    plan = _MemoryPlan(graph, selected, device, set(keep_outputs)) if track_memory else None
+    plan = (_MemoryPlan(graph, selected, device, set(keep_outputs), autocast_copies)
+            if track_memory else None)
     if plan is not None and gpu:
         plan.replay(tg, mem_dev)
 
@@ -219,7 +223,8 @@ def _record_reservation(tg: TaskGraph, mem_dev: str, device: Device) -> None:
 class _MemoryPlan:
     """The buffers of one emission: which op allocates each and which op's end frees it."""
 
-    def __init__(self, graph: OpGraph, selected: list[Op], device: Device, keep: set[str]):
+    def __init__(self, graph: OpGraph, selected: list[Op], device: Device, keep: set[str],
+                 autocast_copies: bool = True):
         self.graph, self.selected, self.device = graph, selected, device
         blocks = device.spec.kind == "gpu"
         names = {op.name for op in selected}
@@ -245,7 +250,7 @@ class _MemoryPlan:
         for op in selected:
             if op.phase == "backward" and op.forward in names:
                 backward_of[op.forward] = op.name   # the last one, in this device's order
-        amp = is_amp(graph)
+        amp = is_amp(graph) and autocast_copies
         size = block_bytes if blocks else int
         workspace = getattr(device.model, "workspace_bytes", None)
         # per op: (what, bytes) held only while it runs
