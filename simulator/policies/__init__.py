@@ -46,6 +46,7 @@ _BUILTIN = [
     "simulator.policies.coates",
     "simulator.policies.caffe",
     "simulator.policies.torch7",
+    "simulator.policies.fsdp",
 ]
 
 

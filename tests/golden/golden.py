@@ -32,6 +32,8 @@ SIMULATE_SCENARIOS: dict[str, list[str]] = {
     "data-parallel-8x-v100-eth10g": ["--workload", "resnet50", "--batch", "32", "--hardware",
                                      "v100", "--policy", "data-parallel", "--devices", "8",
                                      "--link", "eth10g"],
+    "fsdp-8x-h100-dgx": ["--workload", "resnet50", "--batch", "32", "--hardware", "h100",
+                         "--node-type", "dgx-h100", "--devices", "8", "--policy", "fsdp"],
 }
 
 
