@@ -52,6 +52,12 @@ from pathlib import Path
 
 from simulator.policies._data_parallel import GRADIENT_SYNCS, RANK_TAILS, rank_time_factors
 
+from .scaling_report import (
+    SPREAD_FIT_GPUS,
+    RowResult,
+    format_report,
+    format_step_losses,
+)
 from .scaling_rows import (
     DEFAULT_BATCH,
     MACHINES,
@@ -70,41 +76,9 @@ from .scaling_rows import (
     stated_memory_formats,
 )
 
-GOAL_RELATIVE_ERROR = 0.03        # the published 1-to-8 and 1-to-16 speedups, per row
-SPREAD_FIT_GPUS = (2, 4)          # the rows rank_spread is fitted on
 # What fit_rank_spread gives on the committed table (a test holds the two equal): the spread
 # of V100 ranks' step times that benchmarks/dp_scaling.py takes as its default
-FITTED_RANK_SPREAD = 0.0154
-
-@dataclass(frozen=True)
-class RowResult:
-    row_id: str
-    framework: str
-    version: str
-    machine: str
-    precision: str
-    n_gpus: int
-    batch_per_gpu: int | None
-    batch_stated: bool
-    published: float
-    simulated: float | None     # None: not simulated (note says why)
-    note: str
-    synthetic: float | None = None   # simulated on synthetic data, ranks alike, GPU as modelled
-    loader: str | None = None
-    rank_spread: float = 0.0
-    rank_tail: str = "exponential"
-    fitted: str = ""                 # what was fitted to this row ("": a prediction)
-    anchored: bool = False           # the GPU at the row's 1-GPU throughput (else as modelled)
-
-    @property
-    def synthetic_error(self) -> float | None:
-        return None if self.synthetic is None else self.synthetic / self.published - 1
-
-    @property
-    def error(self) -> float | None:
-        """simulated / published - 1."""
-        return None if self.simulated is None else self.simulated / self.published - 1
-
+FITTED_RANK_SPREAD = 0.0152
 
 @dataclass(frozen=True)
 class _Config:
@@ -302,72 +276,6 @@ def fit_loader_costs(path: Path = SCALING_CSV) -> dict[str, tuple[str, float]]:
         cores = host_input.host_cpus(MACHINES[row["gpu_variant"]][0]).cores  # type: ignore[union-attr]
         out[name] = (row_id, cores / float(row["throughput_img_s"]))
     return out
-
-
-def summary(results: list[RowResult], n_gpus: tuple[int, ...] | None = None,
-            synthetic: bool = False, predicted_only: bool = False) -> dict:
-    """Rows compared, mean absolute percentage error, the largest error and its row, and the
-    rows within the goal; over the rows of `n_gpus` (all when None); of the synthetic-data
-    simulation (ranks alike, GPU as modelled) where `synthetic`; leaving out the rows a
-    constant was fitted to where `predicted_only`."""
-    def err(r: RowResult) -> float | None:
-        return r.synthetic_error if synthetic else r.error
-
-    picked = [(r, e) for r in results if (e := err(r)) is not None
-              and (n_gpus is None or r.n_gpus in n_gpus)
-              and not (predicted_only and r.fitted)]
-    if not picked:
-        return {"rows": 0, "mape": None, "max_abs_error": None, "worst": None, "within_goal": 0}
-    worst, worst_err = max(picked, key=lambda p: abs(p[1]))
-    return {"rows": len(picked), "mape": sum(abs(e) for _, e in picked) / len(picked),
-            "max_abs_error": abs(worst_err), "worst": worst.row_id,
-            "within_goal": sum(abs(e) <= GOAL_RELATIVE_ERROR for _, e in picked)}
-
-
-def format_report(results: list[RowResult]) -> str:
-    lines = [f"{'row':6} {'framework':22} {'version':26} {'machine':16} {'prec':4} {'N':>2} "
-             f"{'batch':>6} {'loader':8} {'published':>9} {'synthetic':>9} {'simulated':>9} "
-             f"{'error':>7}  note"]
-    for r in results:
-        batch = "-" if r.batch_per_gpu is None else f"{r.batch_per_gpu}{'' if r.batch_stated else '*'}"
-        syn = "-" if r.synthetic is None else f"{r.synthetic:.2f}"
-        sim = "-" if r.simulated is None else f"{r.simulated:.2f}"
-        err = "-" if r.error is None else f"{100 * r.error:+.1f}%"
-        lines.append(f"{r.row_id:6} {r.framework[:22]:22} {r.version[:26]:26} {r.machine:16} "
-                     f"{r.precision:4} {r.n_gpus:>2} {batch:>6} {r.loader or '-':8} "
-                     f"{r.published:>9.2f} {syn:>9} {sim:>9} {err:>7}  "
-                     f"{'; '.join(filter(None, (r.fitted and 'fitted: ' + r.fitted, r.note)))}")
-    lines.append("* no batch stated: NVIDIA's default for the precision (DEFAULT_BATCH)")
-    gpu = ("the GPU at the row's 1-GPU throughput" if any(r.anchored for r in results) else
-           "the GPU as modelled")
-    lines.append("synthetic: synthetic data, ranks alike, GPU as modelled; simulated: the "
-                 f"row's loader on the node's CPUs, {gpu}, "
-                 f"rank_spread {results[0].rank_spread if results else 0.0:.4f} "
-                 f"({results[0].rank_tail if results else 'exponential'} tail, fitted on "
-                 f"the {' and '.join(map(str, SPREAD_FIT_GPUS))}-GPU rows)")
-    for label, ns in (("all rows", None), ("1-to-8 and 1-to-16", (8, 16))):
-        for kind, synthetic, predicted in (("synthetic", True, False),
-                                           ("simulated", False, False),
-                                           ("simulated, predictions only", False, True)):
-            s = summary(results, ns, synthetic, predicted)
-            if s["rows"]:
-                lines.append(f"{label}, {kind}: {s['rows']} rows, MAPE "
-                             f"{100 * s['mape']:.2f}%, max {100 * s['max_abs_error']:.2f}% "
-                             f"({s['worst']}), within {100 * GOAL_RELATIVE_ERROR:g}%: "
-                             f"{s['within_goal']}")
-    return "\n".join(lines)
-
-
-def format_step_losses(losses: list[tuple[dict, float, dict[int, float]]]) -> str:
-    lines = [f"{'1-GPU row':9} {'framework':22} {'version':26} {'machine':16} {'prec':4} "
-             f"{'note':16} {'step':>7}  extra ms a step at N GPUs"]
-    for one, step_s, by_n in losses:
-        extra = "  ".join(f"{n}: {1e3 * s:+.1f}" for n, s in sorted(by_n.items()))
-        lines.append(f"{one['row_id']:9} {one['framework'][:22]:22} "
-                     f"{one['framework_version'][:26]:26} {one['gpu_variant']:16} "
-                     f"{one['precision']:4} {one['precision_note'][:16]:16} "
-                     f"{1e3 * step_s:5.1f}ms  {extra}")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ import pytest
 from hwmodels import host_input
 from simulator.policies._data_parallel import RANK_TAILS, rank_time_factors
 from validation.validate import published_scaling as ps
-from validation.validate import scaling_rows
+from validation.validate import scaling_report, scaling_rows
 
 
 @pytest.fixture(scope="module")
@@ -102,16 +102,16 @@ def test_errors_against_the_published_speedups(results):
     other than the one their loader's cost was fitted to, and PyTorch 21.03 AMP on the 32 GB
     DGX-1 (docs/clusters.md says why; format_report lists every row). Regression bounds
     where the goal is not met."""
-    predicted = ps.summary(results, (8, 16), predicted_only=True)
+    predicted = scaling_report.summary(results, (8, 16), predicted_only=True)
     assert predicted["rows"] == 42
     assert predicted["mape"] <= 0.016
     assert predicted["within_goal"] >= 37
     assert predicted["max_abs_error"] <= 0.08
-    before = ps.summary(results, (8, 16), synthetic=True)
+    before = scaling_report.summary(results, (8, 16), synthetic=True)
     assert before["rows"] == 45 and before["mape"] >= 0.045 and before["within_goal"] <= 19
     # every other predicted row meets the goal: a row leaving it is a regression
     misses = {r.row_id for r in results if r.n_gpus in (8, 16) and not r.fitted
-              and abs(r.error) > ps.GOAL_RELATIVE_ERROR}
+              and abs(r.error) > scaling_report.GOAL_RELATIVE_ERROR}
     assert misses <= {"M0012", "M0054", "M0057", "M0063", "M0126"}, misses
     # PyTorch DDP, the configuration the policy follows most closely, on 8 and 16
     pytorch = [r for r in results if r.framework == "PyTorch DDP" and not r.fitted]
@@ -168,7 +168,7 @@ def test_each_gpu_runs_at_its_rows_1_gpu_throughput(results):
 
 
 def test_report_lists_rows_and_summaries(results, capsys):
-    text = ps.format_report(results)
+    text = scaling_report.format_report(results)
     assert "M0006" in text and "MAPE" in text
     assert "1-to-8 and 1-to-16, synthetic: 45 rows" in text
     assert "1-to-8 and 1-to-16, simulated, predictions only: 42 rows" in text
