@@ -161,3 +161,28 @@ def test_registered_training_only():
     assert policy.training_only
     assert policy.resolve({})["stage"] == 3
     assert math.isfinite(_run("fsdp", devices=2).makespan_s)
+
+
+def _most_blocks_unsharded(result, device="gpu0") -> int:
+    """The most blocks whose parameters are gathered on `device` at once, from the run's
+    unshard (alloc) and reshard (free) tasks."""
+    log = result.log
+    events = []
+    for task, start, end in zip(log.tasks, log.start_s, log.end_s, strict=True):
+        what = task.meta.get("fsdp", "") if task.meta else ""
+        if task.device != device or what.endswith(".grads") or "root" in what:
+            continue
+        if what.startswith("unshard."):
+            events.append((start, 1))
+        elif what.startswith("reshard."):
+            events.append((end, -1))
+    live = most = 0
+    for _, step in sorted(events):
+        live += step
+        most = max(most, live)
+    return most
+
+
+@pytest.mark.parametrize("prefetch, most", [(True, 2), (False, 1)])
+def test_prefetch_holds_the_current_block_and_the_next(prefetch, most):
+    assert _most_blocks_unsharded(_run("fsdp", sizes=SMALL_LLAMA, prefetch=prefetch)) == most
