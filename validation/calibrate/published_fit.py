@@ -119,6 +119,10 @@ def fit_all(kernels: list[pg.KernelRow], networks: list[pg.NetworkRow],
     of `exclude_gpu` and every row the data marks anomalous (pg.UNTRUSTED): the architectures
     with the frameworks' host times held, then the host times with the architectures held,
     ROUNDS times."""
+    left_out: dict[str, int] = defaultdict(int)  # architecture -> its rows graded untrusted
+    for r in networks:
+        if r.untrusted and r.gpu != exclude_gpu:
+            left_out[pg.architecture(r.gpu)] += 1
     networks = [r for r in networks if not r.untrusted]
     by_arch: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     for r in kernels:
@@ -146,7 +150,10 @@ def fit_all(kernels: list[pg.KernelRow], networks: list[pg.NetworkRow],
         gpus = sorted({r.gpu for r in krows} | {r.gpu for r in nrows})
         families[arch] = dataclasses.replace(
             families[arch], fitted_to=f"{len(krows)} kernel rows and {len(nrows)} "
-                                      f"training-throughput rows of {', '.join(gpus)}")
+                                      f"training-throughput rows of {', '.join(gpus)}"
+                                      + (f", leaving out {left_out[arch]} the data grades "
+                                         f"{'/'.join(sorted(pg.UNTRUSTED))}"
+                                         if left_out[arch] else ""))
     default = median_family(families, exercised, "median of the fitted architectures: "
                             + ", ".join(sorted(families)))
     with_networks = {a for a, (_, nrows) in by_arch.items() if nrows}
