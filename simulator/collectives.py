@@ -35,7 +35,9 @@ Algorithms of the link-level all-reduce across nodes:
                 tree) and protocol (LL, LL128, Simple) its tuning model predicts fastest for
                 the size, run link by link with that protocol's latency and bandwidth; its
                 ring across nodes of several NICs is a ring per NIC (the channels the tuning
-                prices: collective_nccl_fabric.nic_ring_orders), each on its share.
+                prices: collective_nccl_fabric.nic_ring_orders), each on its share. A
+                reduce-scatter or all-gather (NCCL runs them as rings only) runs on the same
+                rings per NIC across nodes, with the Simple protocol.
   halving-doubling  as hierarchical, with Gloo's recursive halving and doubling across the
                 nodes in place of the rings (collectives_hd.py; a power-of-two number of
                 nodes); built in full, as the trees.
@@ -141,7 +143,11 @@ def collective(kind: str, tg: TaskGraph, cluster: Cluster, devices: Sequence[str
             return _hierarchical(tg, cluster, devices, nbytes, _expand(dep_of, devices, period),
                                  name, priority, launch_latency_s, None, halving=True)
     if kind in RING_KINDS:
+        orders = nccl_fabric.nic_ring_orders(cluster, devices) if algorithm == "nccl" else None
         with cyclic_gc_paused():
+            if orders:   # a reduce-scatter or all-gather: NCCL's rings, one per NIC
+                return _nic_rings(tg, cluster, devices, orders, nbytes, dep_of, name, priority,
+                                  RING_PASSES[kind], launch_latency_s, period)
             return _ring_steps(RING_PASSES[kind])(tg, cluster, devices, nbytes, dep_of, name,
                                                   priority, None, launch_latency_s, period)
     if period:   # the pairwise and tree collectives are built in full
@@ -204,21 +210,29 @@ def _nccl_allreduce(tg, cluster, devices, nbytes, dep_of, name, priority, launch
     if launch_s >= NCCL_BASE_LATENCY_S:
         launch_s += nccl_tuning.launch_s(choice.algorithm, choice.protocol) - NCCL_BASE_LATENCY_S
     orders = nccl_fabric.nic_ring_orders(cluster, devices) if choice.algorithm == "ring" else None
-    if orders:   # a ring per NIC across nodes, each on its share (one node's rotation each)
-        rep = cluster.representative_resources(period) if period else None
-        done: dict[str, list[str]] = {d: [] for d in (devices[:period] if period else devices)}
-        for c, (order, lanes) in enumerate(orders):
-            last = _ring(tg, cluster, order, lanes, nbytes / len(orders), dep_of, f"{name}.c{c}",
-                         priority, 2, launch_s, period, rep, choice.protocol)
-            for d in done:
-                done[d].append(last[d])
-        return _expand(done, devices, period)
+    if orders:
+        return _nic_rings(tg, cluster, devices, orders, nbytes, dep_of, name, priority, 2,
+                          launch_s, period, choice.protocol)
     if choice.algorithm == "ring":
         return _ring_steps(2)(tg, cluster, devices, nbytes, dep_of, name, priority, None,
                               launch_s, period, choice.protocol)
     # the trees are built in full: a root and leaves tell nodes apart
     return trees.tree_allreduce(tg, cluster, devices, nbytes, _expand(dep_of, devices, period),
                                 name, priority, launch_s, choice.protocol)
+
+
+def _nic_rings(tg, cluster, devices, orders, nbytes, dep_of, name, priority, passes, launch_s,
+               period, protocol="Simple"):
+    """A ring per NIC across nodes (nccl_fabric.nic_ring_orders), each on its share (one
+    node's rotation each), of `passes` passes (2: all-reduce, 1: reduce-scatter, gather)."""
+    rep = cluster.representative_resources(period) if period else None
+    done: dict[str, list[str]] = {d: [] for d in (devices[:period] if period else devices)}
+    for c, (order, lanes) in enumerate(orders):
+        last = _ring(tg, cluster, order, lanes, nbytes / len(orders), dep_of, f"{name}.c{c}",
+                     priority, passes, launch_s, period, rep, protocol)
+        for d in done:
+            done[d].append(last[d])
+    return _expand(done, devices, period)
 
 
 def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s):
