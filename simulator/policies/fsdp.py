@@ -32,8 +32,10 @@ With `shard_group` g smaller than the devices (FSDP's HYBRID_SHARD: shard within
 replicate across), every collective runs within groups of g consecutive devices, and each
 gradient shard is then all-reduced across the groups, among the devices of the same rank in
 their group. The optimizer steps each parameter's 1/g shard: the same update ops on 1/g of
-their values, as many tensors as unsharded. Collectives are NCCL rings on the cluster's topology (collectives.py), so contention
-and the fabric between nodes come with them.
+their values, as many tensors as unsharded. Collectives are NCCL rings on the cluster's
+topology (collectives.py), so contention and the fabric between nodes come with them; across
+nodes, a ring per NIC (`algorithm = "nccl"`, the default) or one ring through every device
+(`"ring"`).
 
 Not modelled: FSDP's copies into and out of its flat parameters, the host's dispatch of the
 hooks, a unit's reshard of gradients kept for accumulation, CPU offload of the shards.
@@ -92,6 +94,11 @@ class Fsdp(Policy):
                                     " or ".join(OPTIMIZER_STATE_PER_PARAM)),
                 # stages 1 and 2: DDP's buckets
                 **data_parallel_options("bucket_mb"),
+                "algorithm": Option("nccl", "'nccl' (NCCL's rings: across nodes one per NIC, "
+                                            "the all-reduces of shard_group as its tuning "
+                                            "picks) or 'ring' (one ring through every "
+                                            "device, as data-parallel's default)", str,
+                                    lambda v: v in ("nccl", "ring"), "nccl or ring"),
                 "collectives": Option(None, "'link' (every transfer a task: the default up "
                                             "to 64 devices) or 'flow' (closed form)", str,
                                       lambda v: v in FIDELITIES, "link or flow"),
@@ -102,7 +109,7 @@ class Fsdp(Policy):
             })
 
     def plan(self, graph, cluster, training: bool, *, stage, shard_group, prefetch, optimizer,
-             bucket_mb, collectives, replicas) -> TaskGraph:
+             bucket_mb, algorithm, collectives, replicas) -> TaskGraph:
         ids = [d.id for d in cluster.devices]
         n = len(ids)
         group = shard_group or n
@@ -122,7 +129,7 @@ class Fsdp(Policy):
                      "state_bytes": vars(state)}})
         tg.meta.setdefault("extra_resources", {}).update(
             {f"{d.id}.{what}": 1 for d in simulated for what in ("unshard", "reshard")})
-        steps = _Steps(tg, cluster, ids, [d.id for d in simulated], group, g)
+        steps = _Steps(tg, cluster, ids, [d.id for d in simulated], group, g, algorithm)
         fwd_bwd = [op for op in g.topo() if op.phase != "update"]
         if stage == 3:
             synced = steps.full_shard(units, fwd_bwd, prefetch)
@@ -165,9 +172,9 @@ class _Steps:
     dependencies of its compute ops (`extra`: device -> op name -> tasks)."""
 
     def __init__(self, tg: TaskGraph, cluster, ids: list[str], simulated: list[str],
-                 group: int, train) -> None:
+                 group: int, train, algorithm: str) -> None:
         self.tg, self.cluster, self.ids, self.simulated = tg, cluster, ids, simulated
-        self.train = train
+        self.train, self.algorithm = train, algorithm
         self.groups = [ids[k:k + group] for k in range(0, len(ids), group)]
         self.extra: dict[str, Deps] = {d: {} for d in simulated}
         self.fidelity = tg.meta["fidelity"]
@@ -210,7 +217,7 @@ class _Steps:
             done.update(collective(kind, self.tg, self.cluster, members, nbytes,
                                    {d: deps[d] for d in members}, f"{name}.g{k}",
                                    fidelity=self.fidelity, priority=-1,
-                                   launch_latency_s=self.launch_s))
+                                   launch_latency_s=self.launch_s, algorithm=self.algorithm))
         if kind == "reduce_scatter" and len(self.groups) > 1:
             across = {}
             for j in range(len(self.groups[0])):
@@ -219,7 +226,8 @@ class _Steps:
                                          nbytes / len(self.groups[0]),
                                          {d: done[d] for d in members}, f"{name}.x{j}",
                                          fidelity=self.fidelity, priority=-1,
-                                         launch_latency_s=self.launch_s))
+                                         launch_latency_s=self.launch_s,
+                                         algorithm=self.algorithm))
             done = across
         return done
 
