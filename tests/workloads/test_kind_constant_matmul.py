@@ -2,6 +2,8 @@
 costed on every device class as a bias-free linear layer of its shape is, its gradient into x
 alone, and the kernels autograd runs."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwmodels import model_for
 from workloads.builder import GraphBuilder
@@ -66,3 +68,15 @@ def test_its_kernels_are_autograds():
     (x @ c).backward(dy := torch.randn(3, 5, 4))
     assert torch.allclose(forward(x.detach()), x.detach() @ c)
     assert torch.allclose(grad(dy), x.grad)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 4096), k=st.integers(1, 2048), n=st.integers(1, 2048))
+def test_on_a_gpu_any_shape_costs_as_the_bias_free_linear_layer(rows, k, n):
+    """Whatever the shape (gemv-thin or wide, tensor-core padded or not), the product and its
+    gradient run the kernels a bias-free linear layer's forward and input gradient run."""
+    trained = lower_training(product_and_linear(rows, k, n))
+    v100 = model_for("v100")
+    for constant, linear in (("constant", "linear"), ("constant.grad", "linear.grad_input")):
+        a, b = trained.op(constant), trained.op(linear)
+        assert v100.kernel_options(a) == v100.kernel_options(b)
