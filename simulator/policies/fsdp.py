@@ -175,6 +175,9 @@ class _Steps:
                  group: int, train, algorithm: str) -> None:
         self.tg, self.cluster, self.ids, self.simulated = tg, cluster, ids, simulated
         self.train, self.algorithm = train, algorithm
+        # devices in lockstep: a collective over the whole cluster is built for one symmetry
+        # class of devices alone (collectives.py, "Symmetry"), with the same times
+        self.symmetric = len(simulated) == 1
         self.groups = [ids[k:k + group] for k in range(0, len(ids), group)]
         self.extra: dict[str, Deps] = {d: {} for d in simulated}
         self.fidelity = tg.meta["fidelity"]
@@ -217,7 +220,8 @@ class _Steps:
             done.update(collective(kind, self.tg, self.cluster, members, nbytes,
                                    {d: deps[d] for d in members}, f"{name}.g{k}",
                                    fidelity=self.fidelity, priority=-1,
-                                   launch_latency_s=self.launch_s, algorithm=self.algorithm))
+                                   launch_latency_s=self.launch_s, algorithm=self.algorithm,
+                                   symmetric=self.symmetric))
         if kind == "reduce_scatter" and len(self.groups) > 1:
             across = {}
             for j in range(len(self.groups[0])):
