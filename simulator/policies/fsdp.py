@@ -289,7 +289,7 @@ class _Steps:
             gathered = self.collective("allgather", state.params,
                                        {d: alloc[d] + gathered[d] for d in self.ids},
                                        f"fsdp.ag.{unit}.{phase}")
-            for op in readers[(unit, phase)]:
+            for op in readers.get((unit, phase), []):
                 self.need(op, gathered)
             freed.append(self.memory(f"reshard.{unit}.{phase}", "reshard",
                                      block_bytes(state.params),
