@@ -117,6 +117,15 @@ def test_sharding_holds_less_and_runs_about_as_fast():
         assert run.makespan_s == pytest.approx(ddp.makespan_s, rel=0.25)
 
 
+def test_resnet50_on_a_dgx_h100_steps_within_a_few_percent_of_ddp():
+    # the same traffic (stages 1, 2) or half as much again hidden behind the backward pass (3)
+    cluster = Cluster.from_node_type("dgx-h100", 8, device="h100")
+    ddp = simulate("resnet50", cluster, "data-parallel", batch=32).makespan_s
+    for stage in (1, 2, 3):
+        sharded = simulate("resnet50", cluster, "fsdp", batch=32, stage=stage).makespan_s
+        assert sharded == pytest.approx(ddp, rel=0.04)
+
+
 def test_without_prefetch_every_all_gather_waits_for_the_compute():
     ahead, waits = (_run("fsdp", devices=8, prefetch=p) for p in (True, False))
     assert waits.makespan_s > ahead.makespan_s
