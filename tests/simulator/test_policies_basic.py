@@ -121,7 +121,7 @@ def test_simulate_command_json_and_scenario_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content, words", [
-    ('workload = "resnet20"\nbatch = 8\nhardware = "v100"\n', "missing field 'policy'"),
+    ('workload = "resnet20"\nbatch = 8\nhardware = "v100"\n', "missing field(s) 'policy'"),
     ('workload = "resnet20"\nbatch = 8\nhardware = "v100"\npolicy = "sequential"\nlinks = "x"\n',
      "unknown field 'links' (did you mean 'link'?)"),
     ('workload = "resnet20"\nbatch = 8\nhardware = "v999"\npolicy = "sequential"\n', "v999"),
