@@ -47,6 +47,7 @@ _BUILTIN = [
     "simulator.policies.caffe",
     "simulator.policies.torch7",
     "simulator.policies.fsdp",
+    "simulator.policies.tensor_parallel",
 ]
 
 

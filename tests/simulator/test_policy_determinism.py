@@ -23,6 +23,8 @@ CANDIDATES = [
     {"workload": "resnet34", "batch": 2, "hardware": "skylake-x-6c"},
     {"workload": "decnn_resnet50", "batch": 1, "hardware": "rpi4", "devices": 2,
      "link": "eth1g", "inference": True},
+    {"workload": "gpt2", "batch": 1, "hardware": "h100", "devices": 2, "link": "nvlink4",
+     "workload_options": {"depth": 2, "seq_len": 64}},
 ]
 out = {}
 for name in policies.names():

@@ -23,6 +23,12 @@ causal mask, softmax and dropout written out. Dropout (the option, the published
 naive form only, the attention probabilities: the fused op runs without attention dropout.
 GPT-2's loss is over every position of its (batch, seq_len, vocab) logits; BERT is a
 sequence classifier on its pooled first token (num_classes, 2 by default).
+
+Each block's linear layers that Megatron-LM splits pair up in graph.meta[TP_PAIRS_META]
+(_mark_tp_pair): the column-parallel ones (attention's query, key and value projections; the
+MLP's up and gate projections) and the row-parallel one that takes their heads or features
+back (the attention's output projection; the MLP's down projection). The tensor-parallel
+policy reads them; nothing else does.
 """
 from __future__ import annotations
 
@@ -33,6 +39,8 @@ from ..graph import OpGraph, WorkloadError
 from ._base import check_classes
 
 ATTENTION_FORMS = ("fused", "naive")
+# graph.meta key: the Megatron-style pairs of split linear layers (_mark_tp_pair)
+TP_PAIRS_META = "tensor_parallel_pairs"
 # the sizes each zoo name sets (NetworkInfo.fixed); the other options stay the user's
 VIT_B_16 = dict(width=768, depth=12, heads=12, mlp=3072, name="vit_b_16")
 VIT_S_16 = dict(width=384, depth=12, heads=6, mlp=1536, name="vit_s_16")
@@ -163,10 +171,12 @@ def llama(batch: int = 1, *, layers: int = 22, hidden: int = 2048, heads: int = 
                 x = b.add(x, h)
                 h = _rms_norm(b, x, "post_attention_layernorm")
                 with b.scope("mlp"):
-                    gate = b.activation(b.linear(h, intermediate, bias=False, name="gate_proj"),
-                                        "silu")
-                    h = b.mul(gate, b.linear(h, intermediate, bias=False, name="up_proj"))
+                    gate_proj = b.linear(h, intermediate, bias=False, name="gate_proj")
+                    gate = b.activation(gate_proj, "silu")
+                    up = b.linear(h, intermediate, bias=False, name="up_proj")
+                    h = b.mul(gate, up)
                     h = b.linear(h, hidden, bias=False, name="down_proj")
+                    _mark_tp_pair(b, [gate_proj, up], h)
                 x = b.add(x, h)
         x = _rms_norm(b, x, "norm")
     b.linear(x, vocab_size, bias=False, name="lm_head")
@@ -201,9 +211,10 @@ def _rotary_attention(b: GraphBuilder, x: str, heads: int, kv_heads: int,
                             f"got {attention!r}")
     n, s, width = b.spec(x).shape
     hd = width // heads
-    q, k, v = (b.transpose(b.reshape(b.linear(x, h * hd, bias=False, name=f"{p}_proj"),
-                                     (n, s, h, hd)), 1, 2)
-               for p, h in (("q", heads), ("k", kv_heads), ("v", kv_heads)))
+    columns = [b.linear(x, h * hd, bias=False, name=f"{p}_proj")
+               for p, h in (("q", heads), ("k", kv_heads), ("v", kv_heads))]
+    q, k, v = (b.transpose(b.reshape(t, (n, s, h, hd)), 1, 2)
+               for t, h in zip(columns, (heads, kv_heads, kv_heads), strict=True))
     q, k = _rotary(b, q), _rotary(b, k)
     k, v = (b.repeat_heads(t, heads // kv_heads) for t in (k, v))
     if attention == "fused":
@@ -212,7 +223,9 @@ def _rotary_attention(b: GraphBuilder, x: str, heads: int, kv_heads: int,
         scores = b.scalar(b.batched_matmul(q, b.transpose(k, -1, -2)), 1.0 / math.sqrt(hd))
         y = b.batched_matmul(b.softmax(b.causal_mask(scores)), v)
     y = b.reshape(b.transpose(y, 1, 2), (n, s, width))    # contiguous: a copy
-    return b.linear(y, width, bias=False, name="o_proj")
+    out = b.linear(y, width, bias=False, name="o_proj")
+    _mark_tp_pair(b, columns, out, heads=kv_heads)
+    return out
 
 
 
@@ -228,9 +241,12 @@ def _pre_norm_block(b: GraphBuilder, x: str, heads: int, mlp: int, dropout: floa
         h = _self_attention(b, h, heads, dropout, attention, causal, *qkv)
     x = b.add(x, _dropout(b, h, dropout))
     h = b.layernorm(x, (width,), name="ln_2")
-    h = b.activation(b.linear(h, mlp, name=fc[0]), "gelu", approximate=gelu)
+    up = b.linear(h, mlp, name=fc[0])
+    h = b.activation(up, "gelu", approximate=gelu)
     h = _dropout(b, h, dropout if mlp_dropout else 0.0)
-    return b.add(x, _dropout(b, b.linear(h, width, name=fc[1]), dropout))
+    down = b.linear(h, width, name=fc[1])
+    _mark_tp_pair(b, [up], down)
+    return b.add(x, _dropout(b, down, dropout))
 
 
 def _post_norm_block(b: GraphBuilder, x: str, heads: int, mlp: int, dropout: float,
@@ -239,19 +255,27 @@ def _post_norm_block(b: GraphBuilder, x: str, heads: int, mlp: int, dropout: flo
     width = b.spec(x).shape[-1]
     with b.scope("attention"):
         with b.scope("self"):
-            h = _self_attention(b, x, heads, dropout, attention, False)
-        h = _dropout(b, b.linear(h, width, name="output.dense"), dropout)
+            h, columns = _self_attention(b, x, heads, dropout, attention, False,
+                                         with_columns=True)
+        proj = b.linear(h, width, name="output.dense")
+        _mark_tp_pair(b, columns, proj, heads=heads)
+        h = _dropout(b, proj, dropout)
         x = b.layernorm(b.add(h, x), (width,), name="output.LayerNorm")
-    h = b.activation(b.linear(x, mlp, name="intermediate.dense"), "gelu")
-    h = _dropout(b, b.linear(h, width, name="output.dense"), dropout)
+    up = b.linear(x, mlp, name="intermediate.dense")
+    h = b.activation(up, "gelu")
+    down = b.linear(h, width, name="output.dense")
+    _mark_tp_pair(b, [up], down)
+    h = _dropout(b, down, dropout)
     return b.layernorm(b.add(h, x), (width,), name="output.LayerNorm")
 
 
 def _self_attention(b: GraphBuilder, x: str, heads: int, dropout: float, attention: str,
-                    causal: bool, qkv: str | None = None, proj: str | None = None) -> str:
+                    causal: bool, qkv: str | None = None, proj: str | None = None, *,
+                    with_columns: bool = False):
     """Multi-head self-attention of x (N, S, D): the projections (one packed layer named
     `qkv`, or BERT's query, key and value), heads split as views, attention, heads merged (a
-    copy), and the output projection `proj` (BERT makes its own)."""
+    copy), and the output projection `proj` (BERT makes its own: with_columns returns the
+    projections' names beside the output, for it to pair them with its own)."""
     if attention not in ATTENTION_FORMS:
         raise WorkloadError(f"attention must be one of {', '.join(ATTENTION_FORMS)}, "
                             f"got {attention!r}")
@@ -261,9 +285,10 @@ def _self_attention(b: GraphBuilder, x: str, heads: int, dropout: float, attenti
     hd = width // heads
     if qkv is not None:
         packed = b.linear(x, 3 * width, name=qkv)
+        columns = [packed]
         parts = [b.slice(packed, i * width, (i + 1) * width, dim=2) for i in range(3)]
     else:
-        parts = [b.linear(x, width, name=p) for p in ("query", "key", "value")]
+        parts = columns = [b.linear(x, width, name=p) for p in ("query", "key", "value")]
     q, k, v = (b.transpose(b.reshape(t, (n, s, heads, hd)), 1, 2) for t in parts)
     if attention == "fused":
         y = b.attention(q, k, v, causal=causal)
@@ -273,7 +298,22 @@ def _self_attention(b: GraphBuilder, x: str, heads: int, dropout: float, attenti
             scores = b.causal_mask(scores)
         y = b.batched_matmul(_dropout(b, b.softmax(scores), dropout), v)
     y = b.reshape(b.transpose(y, 1, 2), (n, s, width))    # contiguous: a copy
-    return b.linear(y, width, name=proj) if proj else y
+    if with_columns:
+        return y, columns
+    if proj is None:
+        return y
+    out = b.linear(y, width, name=proj)
+    _mark_tp_pair(b, columns, out, heads=heads)
+    return out
+
+
+def _mark_tp_pair(b: GraphBuilder, columns: list[str], row: str,
+                  heads: int | None = None) -> None:
+    """Record that Megatron-LM splits the linear layers `columns` by their outputs and `row`
+    by its inputs (TP_PAIRS_META); `heads`: the attention's key/value heads, which the
+    ranks share out whole (None for an MLP, split by features)."""
+    pair = {"columns": list(columns), "row": row, "heads": heads}
+    b.graph.meta.setdefault(TP_PAIRS_META, []).append(pair)
 
 
 def _dropout(b: GraphBuilder, x: str, p: float) -> str:

@@ -1,0 +1,176 @@
+"""One tensor-parallel rank's share of a transformer's forward graph (Megatron-LM: Shoeybi et
+al. 2019, section 3), for the `tensor-parallel` policy.
+
+The zoo's transformers pair their split linear layers in graph.meta["tensor_parallel_pairs"]
+(workloads/zoo/transformers.py): the column-parallel layers hold 1/tp of their output
+features (the attention's heads, the MLP's hidden features), every op between them and the
+row-parallel layer works on that share (the heads, reshaped, rotated, attended), and the
+row-parallel layer reads 1/tp of its input features, making a partial sum of its whole output
+that an all-reduce completes. Every other op (embeddings, norms, residual adds, dropout on the
+residual stream, the output layer and the loss) is replicated whole on every rank.
+
+The share is made by shrinking shapes: each tensor of a split region is divided by tp along
+the dimension that carries the split (a linear layer's features; the heads after the reshape
+that splits them off; wherever a permute moves it), and a linear layer's features and
+parameters with it, so the kinds' own cost rules give the rank's FLOPs, bytes and memory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from workloads.graph import Op, OpGraph, TensorSpec
+from workloads.zoo.transformers import TP_PAIRS_META
+
+from . import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitPair:
+    """Column-parallel linear layers and the row-parallel one that closes them."""
+    columns: tuple[str, ...]
+    row: str
+    heads: int | None        # key/value heads shared out whole; None for an MLP
+
+
+def split_pairs(graph: OpGraph) -> list[SplitPair]:
+    """The graph's pairs of split linear layers; a graph without them is refused."""
+    pairs = graph.meta.get(TP_PAIRS_META)
+    if not pairs:
+        raise ConfigError(
+            f"policy 'tensor-parallel': graph {graph.name!r} marks no pairs of column- and "
+            f"row-parallel linear layers, so how to split it is unknown. It runs on the zoo's "
+            f"transformers (gpt2, gpt2_medium, bert_base, vit_*, tinyllama_1b, llama2_7b); "
+            f"an imported model or a CNN runs under data-parallel, fsdp or a pipeline")
+    return [SplitPair(tuple(p["columns"]), p["row"], p.get("heads")) for p in pairs]
+
+
+def check_tp(graph: OpGraph, pairs: list[SplitPair], tp: int) -> None:
+    """tp must share every attention's key/value heads and every split layer's features out
+    evenly."""
+    for pair in pairs:
+        if pair.heads is not None and pair.heads % tp:
+            raise ConfigError(
+                f"policy 'tensor-parallel' option 'tp': {tp} ranks cannot share the "
+                f"{pair.heads} key/value heads of {pair.row!r} evenly (tp must divide them)")
+        for name in pair.columns:
+            features = graph.op(name).attrs["out_features"]
+            if features % tp:
+                raise ConfigError(
+                    f"policy 'tensor-parallel' option 'tp': {tp} does not divide the "
+                    f"{features} output features of {name!r}")
+
+
+def split_graph(graph: OpGraph, tp: int) -> OpGraph:
+    """One rank's forward graph: every split region's tensors and weights divided by tp."""
+    pairs = split_pairs(graph)
+    check_tp(graph, pairs, tp)
+    if tp == 1:
+        return graph
+    split_dim: dict[str, int] = {}          # op of a split region -> the dim its output splits
+    rows = {p.row for p in pairs}
+    for pair in pairs:
+        _trace_region(graph, pair, split_dim)
+    replaced = {name: _shrunk(graph, graph.op(name), split_dim, tp) for name in split_dim}
+    for row in rows:
+        replaced[row] = _row_share(graph.op(row), tp)
+    return graph.copy(graph.name, lambda op: replaced.get(op.name, op))
+
+
+def _trace_region(graph: OpGraph, pair: SplitPair, split_dim: dict[str, int]) -> None:
+    """Follow each column layer's output to the row layer, recording the split dimension of
+    every op on the way; an op that leaves the region another way is refused."""
+    frontier = []
+    for name in pair.columns:
+        op = graph.op(name)
+        if op.kind != "linear":
+            raise ConfigError(f"policy 'tensor-parallel': {name!r} is marked column-parallel "
+                              f"but is a {op.kind}, not a linear layer")
+        split_dim[name] = len(op.out.shape) - 1
+        frontier.append(name)
+    region: set[str] = set()
+    while frontier:
+        name = frontier.pop()
+        for nxt in graph.successors(name):
+            if nxt != pair.row and nxt not in region and nxt not in split_dim:
+                region.add(nxt)
+                frontier.append(nxt)
+    for op in graph.topo():                # inputs before readers
+        if op.name not in region:
+            continue
+        nxt = op.name
+        outside = [i for i in op.inputs if i not in split_dim]
+        if outside or op.params:
+            raise ConfigError(
+                f"policy 'tensor-parallel': {nxt!r} ({op.kind}) between the split layers "
+                f"{pair.columns[0]!r} and {pair.row!r} also reads {outside or 'weights'}; "
+                f"only the marked linear layers may meet the rest of the graph")
+        split_dim[nxt] = _out_split_dim(graph, op, split_dim)
+    row = graph.op(pair.row)
+    if any(i not in split_dim for i in row.inputs) or row.kind != "linear":
+        raise ConfigError(f"policy 'tensor-parallel': {pair.row!r} is marked row-parallel but "
+                          f"is not a linear layer reading the split region")
+
+
+def _out_split_dim(graph: OpGraph, op: Op, split_dim: dict[str, int]) -> int:
+    """Where op's output carries the split, from where its first input does."""
+    d = split_dim[op.inputs[0]]
+    in_shape = op.in_specs[0].shape
+    if op.kind == "permute":
+        return list(op.attrs["dims"]).index(d)
+    if op.kind in ("reshape", "flatten"):
+        before = math.prod(in_shape[:d])       # the split dimension keeps what precedes it
+        out = op.out.shape
+        for j in reversed(range(len(out))):    # the last: dims of 1 before it add nothing
+            if math.prod(out[:j]) == before:
+                return j
+        raise ConfigError(f"policy 'tensor-parallel': the reshape {op.name!r} of {in_shape} "
+                          f"to {out} mixes the split dimension {d} with the ones before it")
+    if op.kind == "concat" and op.attrs["dim"] == d:
+        raise ConfigError(f"policy 'tensor-parallel': {op.name!r} concatenates along the "
+                          f"split dimension {d}")
+    if len(op.out.shape) != len(in_shape):
+        raise ConfigError(f"policy 'tensor-parallel': {op.name!r} ({op.kind}) changes the "
+                          f"rank of the split tensor {in_shape} -> {op.out.shape}")
+    return d
+
+
+def _divided(spec: TensorSpec, dim: int, tp: int) -> TensorSpec:
+    shape = list(spec.shape)
+    if shape[dim] % tp:
+        raise ConfigError(f"policy 'tensor-parallel': dimension {dim} of a split tensor "
+                          f"{spec.shape} is not divisible by tp={tp}")
+    shape[dim] //= tp
+    return dataclasses.replace(spec, shape=tuple(shape))
+
+
+def _shrunk(graph: OpGraph, op: Op, split_dim: dict[str, int], tp: int) -> Op:
+    """An op of a split region on one rank's share."""
+    d = split_dim[op.name]
+    ins = tuple(_divided(s, split_dim[i], tp) if i in split_dim else s
+                for i, s in zip(op.inputs, op.in_specs, strict=True))
+    attrs = dict(op.attrs)
+    params = op.params
+    if op.kind == "linear":           # column-parallel: its output features and weights
+        attrs["out_features"] = op.attrs["out_features"] // tp
+        params = op.params // tp
+    elif op.kind == "slice" and op.attrs["dim"] == d:
+        # a packed projection's q, k or v: each rank holds its heads of each
+        attrs.update(start=op.attrs["start"] // tp, stop=op.attrs["stop"] // tp)
+    elif op.kind == "contiguous":
+        src = list(op.attrs["source_shape"])
+        src[list(op.attrs["dims"])[d]] //= tp
+        attrs["source_shape"] = tuple(src)
+    return dataclasses.replace(op, in_specs=ins, out=_divided(op.out, d, tp), attrs=attrs,
+                               params=params)
+
+
+def _row_share(op: Op, tp: int) -> Op:
+    """A row-parallel linear layer on one rank: 1/tp of its input features and weights (its
+    bias whole: Megatron adds it once, after the all-reduce)."""
+    a = op.attrs
+    attrs = {**a, "in_features": a["in_features"] // tp}
+    bias = a["out_features"] if a.get("bias") else 0
+    params = (op.params - bias) // tp + bias
+    ins = (_divided(op.in_specs[0], len(op.in_specs[0].shape) - 1, tp), *op.in_specs[1:])
+    return dataclasses.replace(op, in_specs=ins, attrs=attrs, params=params)

@@ -1,0 +1,154 @@
+"""tensor-parallel: the activations' all-reduces Megatron makes (4 per block per step, of
+batch x seq x hidden), read off the task graph; tp=1 is data-parallel; the memory it saves
+and the time it costs on 8 H100s; its bad options and graphs refused with exit 2."""
+from __future__ import annotations
+
+import functools
+import re
+import warnings
+
+import pytest
+
+from simulator import Cluster, policies, simulate
+from simulator.api import load_workload
+from simulator.cli import main
+from simulator.policies import ConfigError
+from simulator.policies._tensor_split import split_graph, split_pairs
+from workloads.precision import with_precision
+from workloads.training import lower_training
+
+GPT2_SMALL = {"depth": 2, "width": 128, "heads": 8, "seq_len": 32, "vocab_size": 256}
+LLAMA_SMALL = {"layers": 2, "hidden": 128, "heads": 8, "kv_heads": 4, "intermediate": 256,
+               "vocab_size": 256, "seq_len": 32}
+
+
+@functools.cache
+def _small(name: str, batch: int = 2):
+    options = GPT2_SMALL if name == "gpt2" else LLAMA_SMALL
+    return with_precision(load_workload(name, batch, **options), "amp-bf16")
+
+
+def _plan(graph, cluster, training: bool = True, **options):
+    pol = policies.get("tensor-parallel")
+    return pol.plan(graph, cluster, training, **pol.resolve(options))
+
+
+def _allreduced_bytes(tasks, prefix: str, tp: int) -> dict[str, float]:
+    """Bytes each all-reduce named `prefix`... reduced within group 0, from the bytes its ring
+    makes device 0 send (2 (p - 1) / p of the tensor)."""
+    sent: dict[str, float] = {}
+    for t in tasks:
+        m = re.match(rf"({re.escape(prefix)}\S*)\.g0\.s\d+\.\d+$", t.name)
+        if m and t.meta.get("src") == "gpu0":
+            sent[m.group(1)] = sent.get(m.group(1), 0.0) + t.meta["bytes"]
+    return {name: b * tp / (2 * (tp - 1)) for name, b in sent.items()}
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+@pytest.mark.parametrize("tp", [2, 4])
+def test_four_activation_allreduces_per_block_per_step(name, tp):
+    graph = _small(name)
+    batch, seq, hidden = 2, 32, 128
+    tasks = _plan(graph, Cluster.from_node_type("dgx-h100", tp), tp=tp)
+    forward = _allreduced_bytes(tasks, "tp.fwd.", tp)
+    backward = _allreduced_bytes(tasks, "tp.bwd.", tp)
+    one = batch * seq * hidden * 2                      # bf16 activations
+    assert len(forward) == len(backward) == 2 * 2       # two per block, two blocks
+    assert all(b == pytest.approx(one) for b in [*forward.values(), *backward.values()])
+    per_block = (sum(forward.values()) + sum(backward.values())) / 2
+    assert per_block == pytest.approx(4 * batch * seq * hidden * 2)
+    # every reader of a row-parallel layer's output waits for its all-reduce
+    row = next(t for t in tasks if t.name.startswith("gpu0/") and t.name.endswith(
+        ("attn.c_proj", "self_attn.o_proj")))
+    readers = [t for t in tasks if row.name in t.deps and t.category == "compute"]
+    assert readers and all(any(d.startswith("tp.fwd.") for d in t.deps) for t in readers)
+
+
+@pytest.mark.parametrize("tp", [2, 4])
+def test_a_rank_computes_one_tpth_of_the_split_layers(tp):
+    graph = _small("llama")
+    cluster = Cluster.from_node_type("dgx-h100", 4)
+    pairs = split_pairs(graph)
+    split = {name for p in pairs for name in (*p.columns, p.row)}
+
+    def layer_flops(tp: int) -> float:
+        """FLOPs of gpu0's tasks of the split layers (forward and gradients)."""
+        ops = {op.name: op for op in lower_training(split_graph(graph, tp))}
+        tasks = _plan(graph, cluster, tp=tp)
+        return sum(ops[t.meta["op"]].flops for t in tasks if t.device == "gpu0"
+                   and t.category == "compute" and "op" in t.meta
+                   and (ops[t.meta["op"]].forward or t.meta["op"]) in split)
+    assert layer_flops(tp) * tp == pytest.approx(layer_flops(1))
+
+
+@pytest.mark.parametrize("devices", [1, 4])
+def test_tp_1_is_the_data_parallel_step(devices):
+    graph = _small("gpt2")
+    cluster = Cluster.from_node_type("dgx-h100", devices)
+    tp = simulate(graph, cluster, "tensor-parallel", tp=1)
+    dp = simulate(graph, cluster, "data-parallel")
+    assert tp.iteration_time_s == dp.iteration_time_s
+    assert tp.peak_memory_bytes == dp.peak_memory_bytes
+    if devices == 1:
+        assert tp.iteration_time_s == simulate(graph, cluster, "sequential").iteration_time_s
+
+
+def test_groups_train_data_parallel_across_nodes_with_a_warning():
+    graph = _small("gpt2")
+    cluster = Cluster.from_node_type("dgx-h100", 16)
+    tasks = _plan(graph, cluster, tp=8)
+    assert tasks.meta["tensor_parallel"]["dp"] == 2
+    assert any(t.name.startswith("allreduce.r7.") for t in tasks)   # rank 7 of both groups
+    with pytest.warns(UserWarning, match="spans nodes"):
+        _plan(_small("llama"), Cluster.build("h100", 4, "nvlink4", devices_per_node=2,
+                                             inter_node_link="ib400"), tp=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _plan(graph, cluster, tp=8)
+
+
+def test_inference_all_reduces_the_forward_only():
+    tasks = _plan(_small("gpt2"), Cluster.from_node_type("dgx-h100", 2), training=False, tp=2)
+    assert _allreduced_bytes(tasks, "tp.fwd.", 2)
+    assert not _allreduced_bytes(tasks, "tp.bwd.", 2)
+
+
+def test_llama2_7b_fits_8_h100s_split_not_replicated():
+    cluster = Cluster.from_node_type("dgx-h100", 8)
+    args = dict(batch=1, precision="amp-bf16", workload_options={"seq_len": 512})
+    split = simulate("llama2_7b", cluster, "tensor-parallel", tp=8, **args)
+    replicated = simulate("llama2_7b", cluster, "data-parallel", replicas="one", **args)
+    assert split.ok and not replicated.ok
+    assert max(split.peak_memory_bytes.values()) < 0.5 * cluster.devices[0].memory_bytes
+
+
+def test_small_model_trains_slower_split_than_replicated():
+    # gpt2_medium (16 heads) on one DGX H100: the all-reduces of the activations cost more
+    # than the gradient all-reduce they spare, at the same batch per GPU and overall
+    cluster = Cluster.from_node_type("dgx-h100", 8)
+    args = dict(precision="amp-bf16", workload_options={"seq_len": 512})
+    split = simulate("gpt2_medium", cluster, "tensor-parallel", batch=8, tp=8, **args)
+    replicated = simulate("gpt2_medium", cluster, "data-parallel", batch=1, **args)
+    assert split.iteration_time_s > replicated.iteration_time_s
+    assert split.extras["tensor_parallel"] == {"tp": 8, "dp": 1}
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--workload", "gpt2", "-o", "tp=3"], "3 does not divide the 8 devices"),
+    (["--workload", "gpt2", "-o", "tp=8"], "cannot share the 12 key/value heads"),
+    (["--workload", "gpt2", "-o", "tp=0"], "'tp'"),
+    (["--workload", "resnet18"], "marks no pairs"),
+])
+def test_bad_options_and_graphs_exit_2_naming_why(argv, words, capsys):
+    code = main(["simulate", "--batch", "1", "--hardware", "h100", "--devices", "8",
+                 "--node-type", "dgx-h100", "--policy", "tensor-parallel", *argv])
+    assert code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_cpus_are_refused():
+    cluster = Cluster.build("skylake-x-6c", 2, "eth10g")
+    with pytest.raises(Exception, match="runs on GPUs"):
+        _plan(_small("gpt2"), cluster, tp=2)
+    with pytest.raises(ConfigError, match="does not divide"):
+        _plan(_small("gpt2"), Cluster.from_node_type("dgx-h100", 4), tp=3)
