@@ -2,7 +2,8 @@
 clusters of the catalog's node types beside published multi-node measurements.
 
     python benchmarks/dp_scaling.py [--out dp_scaling.png] [--max-devices 64]
-    python benchmarks/dp_scaling.py --clusters [--max-devices 512]
+    python benchmarks/dp_scaling.py --clusters [--max-devices 512] [--rank-spread S]
+                                    [--rank-tail exponential|lognormal]
 
 The first form prints throughput and speedup over one GPU for 1..64 devices on each link and
 writes the curve as a PNG. Expected shape: near-linear on NVLink, communication bound on
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from _plot import log_log_plot
 
 from simulator import Cluster, simulate
+from simulator.policies._data_parallel import RANK_TAILS
 from validation.validate.published_scaling import FITTED_RANK_SPREAD
 
 
@@ -109,28 +111,31 @@ def cluster_scaling(max_devices: int) -> list[dict]:
     return rows
 
 
-def published_comparison(rank_spread: float = FITTED_RANK_SPREAD) -> list[dict]:
+def published_comparison(rank_spread: float = FITTED_RANK_SPREAD,
+                         rank_tail: str = RANK_TAILS[0]) -> list[dict]:
     """Each published setup on each algorithm: the simulated efficiency with every rank alike
-    ('simulated') and with the ranks' step times spread by `rank_spread` ('spread'; the base
-    run's ranks spread too: one GPU runs at the median, eight wait for the slowest of 8)."""
+    ('simulated') and with the ranks' step times spread by `rank_spread` with the tail
+    `rank_tail` ('spread'; the base run's ranks spread too: one GPU runs as one rank, eight
+    wait for the slowest of 8)."""
     rows = []
     for p in PUBLISHED:
         for algorithm in ALGORITHMS + ((p.own_algorithm,) if p.own_algorithm else ()):
             effs = []
             for spread in (0.0, rank_spread):
                 opts = {"gradient_sync": p.gradient_sync, "algorithm": algorithm,
-                        "rank_spread": spread}
+                        "rank_spread": spread, "rank_tail": rank_tail}
                 base = _throughput(p.node_type, p.base_gpus, p.workload, p.batch, **opts)
                 at = _throughput(p.node_type, p.gpus, p.workload, p.batch, **opts)
                 effs.append(at / (p.gpus / p.base_gpus * base))
             rows.append({"source": p.source, "setup": p.setup, "node_type": p.node_type,
                          "algorithm": algorithm, "published": p.efficiency,
                          "simulated": effs[0], "spread": effs[1],
-                         "rank_spread": rank_spread})
+                         "rank_spread": rank_spread, "rank_tail": rank_tail})
     return rows
 
 
-def print_clusters(max_devices: int, rank_spread: float = FITTED_RANK_SPREAD) -> None:
+def print_clusters(max_devices: int, rank_spread: float = FITTED_RANK_SPREAD,
+                   rank_tail: str = RANK_TAILS[0]) -> None:
     print("ResNet-50, FP32, 64 images per GPU, synthetic data: scaling efficiency "
           "(throughput at N / N x one GPU's)")
     rows = cluster_scaling(max_devices)
@@ -143,9 +148,9 @@ def print_clusters(max_devices: int, rank_spread: float = FITTED_RANK_SPREAD) ->
         print(f"{key[0]:18s} {key[1]:8s} {key[2]:12s} " +
               " ".join(f"{100 * effs[n]:5.1f}%" for n in counts))
     print("\npublished multi-node runs and the model on the node types that rebuild them: "
-          f"ranks alike, and ranks spread {rank_spread:g} (rank_spread)")
+          f"ranks alike, and ranks spread {rank_spread:g} (rank_spread, {rank_tail} tail)")
     print(f"{'node type':24s} {'all-reduce':16s} {'alike':>6s} {'spread':>6s} {'published':>9s}")
-    for r in published_comparison(rank_spread):
+    for r in published_comparison(rank_spread, rank_tail):
         print(f"{r['node_type']:24s} {r['algorithm']:16s} {100 * r['simulated']:5.1f}% "
               f"{100 * r['spread']:5.1f}% {100 * r['published']:8.0f}%  ({r['setup']}; "
               f"{r['source']})")
@@ -162,6 +167,9 @@ def main() -> None:
                     help=f"with --clusters, the ranks' spread beside ranks alike in the "
                          f"published runs (log standard deviation, in [0, 1); default "
                          f"{FITTED_RANK_SPREAD}, fitted to NVIDIA's 2- and 4-GPU rows)")
+    ap.add_argument("--rank-tail", choices=RANK_TAILS, default=RANK_TAILS[0],
+                    help="with --clusters, how the ranks' step times vary (data-parallel "
+                         "option rank_tail; default %(default)s)")
     args = ap.parse_args()
     if not 0 <= args.rank_spread < 1:
         ap.error(f"--rank-spread must be in [0, 1), got {args.rank_spread}")
@@ -170,7 +178,7 @@ def main() -> None:
         ap.error(f"--max-devices must be at least {least}"
                  f"{' with --clusters' if args.clusters else ''}, got {args.max_devices}")
     if args.clusters:
-        print_clusters(args.max_devices or 512, args.rank_spread)
+        print_clusters(args.max_devices or 512, args.rank_spread, args.rank_tail)
         return
     max_devices = args.max_devices or 64
     counts = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= max_devices]

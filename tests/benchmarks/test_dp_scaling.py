@@ -61,6 +61,18 @@ def test_ranks_that_vary_lose_more_at_more_gpus_and_the_alike_figure_stays(monke
     alike = dp_scaling.published_comparison(0.0)
     assert [r["spread"] for r in alike] == [r["simulated"] for r in alike]
     assert [r["simulated"] for r in alike] == [r["simulated"] for r in rows]
+    # the exponential tail (default) lags further than a lognormal of the same spread
+    lognormal = dp_scaling.published_comparison(0.05, "lognormal")
+    assert [r["rank_tail"] for r in rows + lognormal] == ["exponential"] * 2 + ["lognormal"] * 2
+    assert all(e["spread"] < g["spread"] < g["simulated"]
+               for e, g in zip(rows, lognormal, strict=True)), (rows, lognormal)
+
+
+def test_an_unknown_rank_tail_exits_2_naming_the_choices(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--clusters", "--rank-tail", "gamma"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and "--rank-tail: invalid choice: 'gamma'" in done.stderr, \
+        done.stderr
 
 
 @pytest.mark.parametrize("value", ["1", "-0.1", "nan"])
