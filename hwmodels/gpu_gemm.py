@@ -10,8 +10,10 @@ thread block (CTA). The library picks, per problem, the tile size that finishes 
 - when the tiles cannot fill the GPU and K is long (weight gradients: M, N are channels, K is
   batch x pixels), the reduction is split across CTAs (split-K) and summed afterwards;
 - each CTA pays a pipeline fill and an epilogue, about one k-slab of 32 (K_FILL).
-Which FP32 kernels cuBLAS has depends on its release (CUBLAS_RELEASES). Tensor-core GEMMs pad
-N and K to multiples of 8. Convolutions run as such GEMMs in cuDNN's kernels (gpu_conv.py).
+Which FP32 kernels cuBLAS has depends on its release (CUBLAS_RELEASES), and so does whether
+it may tile an NN product as its transpose (blas_call: the operands' transposes of a call).
+Tensor-core GEMMs pad N and K to multiples of 8. Convolutions run as such GEMMs in cuDNN's
+kernels (gpu_conv.py).
 
 The efficiencies (share of peak a full, large tile sustains) are per GPU architecture; they
 live in catalog/gpu_families.toml with what they were fitted to.
@@ -70,10 +72,18 @@ class CublasRelease:
     tiles: tuple[tuple[int, int], ...]
     split_k: str
     gemv_max_width: int
+    tt_kernels: bool = True           # whether it has kernels for two transposed operands
 
     def splits_k(self, m: int, n: int, k: int) -> bool:
         """Whether the release may split the reduction of an (m x n x k) product."""
         return self.split_k == "any" or (self.split_k == "long" and k >= m * n)
+
+    def tiles_either_way(self, transposes: str) -> bool:
+        """Whether a product whose operands are `transposes` ("NN", "TN", ...: op(A), op(B)
+        as cuBLAS takes them) may be tiled as its transpose, C^T = op(B)^T op(A)^T: that
+        swaps the operands and flips both flags, so TN and NT products stay TN and NT, while
+        NN becomes TT and needs the release's TT kernels."""
+        return transposes not in ("NN", "TT") or self.tt_kernels
 
 
 # Each release's kernels hold until the next one's version; a version older than the first
@@ -84,17 +94,37 @@ CUBLAS_RELEASES = (
     # where longer than the output (1760 x 64 x 1760 and 2560 x 64 x 2560 as one round of
     # full-K 128x128 tiles, 0.26 and 0.39 ms on the M40, where a split takes two thirds of
     # that; 512 x 16 x 500,000 spread over the SMs)
-    CublasRelease((7, 5, 0), WIDE_TILES, "long", 8),
+    # An NN product is tiled as written: 35 x 8457 x K (M x N x K) takes 1.3-1.4 ms on the
+    # M40 NN, as 128x128 tiles along M pad 35 rows to 128, and 1.0 ms TN, as 128-row tiles
+    # along N do (no TT kernels; the same on CUDA 8.0's Titan X Pascal, 1.4 against 0.7 ms)
+    CublasRelease((7, 5, 0), WIDE_TILES, "long", 8, tt_kernels=False),
     # CUDA 8.0 as first released (2016, Titan X Pascal): the same 128-wide tiles (512 and
     # 1024 x 32 x 512 in 0.05 ms, one 128x128 tile's time; 1760 to 3072 x 32 x K one round
     # of them), and a gemv-like kernel for 16 columns (512 and 1024 x 16 x 512 in 0.011 ms)
-    CublasRelease((8, 0, 0), WIDE_TILES, "long", 16),
+    CublasRelease((8, 0, 0), WIDE_TILES, "long", 16, tt_kernels=False),
     # CUDA 8.0.88 (GTX 1080 Ti, Titan Xp): the skinny tiles; one CTA per output tile, no
     # split (2560 x 128 x 2560 in 0.20 ms, one round of full-K tiles)
     CublasRelease((8, 0, 88), TILES, "none", 8),
     # CUDA 10.1 (V100, T4): the skinny tiles and split-K
     CublasRelease((10, 1, 0), TILES, "any", 8),
 )
+# The flags of the cuBLAS call each pass of a linear layer makes (PyTorch's and Torch7's
+# addmm): the forward W^T x^T (TN), the input gradient W dy^T (NN), the weight gradient x^T dy
+# (NT), by the pass a kind's GEMM role names
+LINEAR_CALL_TRANSPOSES = {"forward": "TN", "grad_input": "NN", "grad_weight": "NT"}
+
+
+def blas_call(gemm_pass: str, m: int, n: int, k: int,
+              transposes: str | None = None) -> tuple[int, int, int, str]:
+    """(m, n, k, transposes) of the cuBLAS call that computes a framework's row-major
+    (m x n, reduced over k) product: cuBLAS reads row-major tensors as column-major, their
+    transposes, so the call computes C^T (n x m). A benchmark's direct call, which names its
+    own `transposes`, is taken as it is."""
+    if transposes is not None:
+        return m, n, k, transposes
+    return n, m, k, LINEAR_CALL_TRANSPOSES.get(gemm_pass, "NN")
+
+
 # the release each architecture's published tables ran with, for a GPU whose CUDA is not
 # named; the others take the newest
 ARCHITECTURE_CUDA = {"maxwell": (7, 5, 0), "pascal": (8, 0, 88)}

@@ -99,13 +99,15 @@ def product_options(model: GPUModel, op: Op, role: GemmRole,
 def _blas_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units: _Units,
                   fp32_peak: float) -> list[KernelOption]:
     assert role.dims is not None
-    m, n, k, _ = role.dims(op)
+    m, n, k, transposes = gpu_gemm.blas_call(role.gemm_pass, *role.dims(op)[:3],
+                                             op.attrs.get("cublas_transposes"))
     cublas = gpu_gemm.cublas_release(model.spec.architecture, model.cuda_version)
     tiles = gpu_gemm.TILES if units.tensor else cublas.tiles
     # a GEMM reads both operands and writes the product at least once, whatever the op's own
     # count leaves out (an input gradient's weight)
     traffic = max(traffic, float((m * k + n * k + m * n) * op.out.dtype_bytes))
-    cost = units.gemm(m, n, k, 1, tiles=tiles, split_k=units.tensor or cublas.splits_k(m, n, k))
+    cost = units.gemm(m, n, k, 1, tiles=tiles, split_k=units.tensor or cublas.splits_k(m, n, k),
+                      transposable=units.tensor or cublas.tiles_either_way(transposes))
     options = [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
     if min(m, n) <= cublas.gemv_max_width:
         # cuBLAS's gemv-like kernel: a library kernel that streams the wide operand once on

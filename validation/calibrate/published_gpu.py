@@ -9,6 +9,7 @@ its reason, so a report always says how much of the file it scored.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -321,10 +322,22 @@ class KernelRow:
     cudnn: tuple[int, int, int] | None = None  # ... and the cuDNN it names
 
 
-def _gemm_op(m: int, n: int, k: int) -> Op:
+def _gemm_op(m: int, n: int, k: int, transposes: str) -> Op:
+    """DeepBench's cuBLAS call C (m x n) = op(A) op(B), as a linear op that names it."""
     b = GraphBuilder("gemm", input_shape=(k,), batch=m)
     b.linear(b.input(), n, bias=False, name="gemm")
-    return b.build().op("gemm")
+    op = b.build().op("gemm")
+    return dataclasses.replace(op, attrs={**op.attrs, "cublas_transposes": transposes})
+
+
+def _transposes(r: dict) -> str:
+    """op(A) and op(B) of a GEMM row's cuBLAS call, from its transA and transB ("NN", "TN");
+    a flag left blank is N, cuBLAS's plain operand."""
+    flags = "".join((r.get(c) or "").strip().upper() or "N" for c in ("transA", "transB"))
+    if len(flags) != 2 or set(flags) - {"N", "T"}:
+        raise ValueError(f"transA, transB {r.get('transA')!r}, {r.get('transB')!r} are not "
+                         f"N or T")
+    return flags
 
 
 def _conv_ops(r: dict) -> dict[str, Op]:
@@ -372,7 +385,9 @@ def read_kernel_rows(path: str) -> Table:
                 t = _number(r.get("time_fwd_ms"))
                 if t is None:
                     raise ValueError("no time_fwd_ms")
-                out.rows.append(KernelRow(rid, "gemm", gpu, _gemm_op(m, n, k), t / 1e3,
+                transposes = _transposes(r)
+                out.rows.append(KernelRow(rid, "gemm", gpu, _gemm_op(m, n, k, transposes),
+                                          t / 1e3,
                                           cuda=cuda, cudnn=cudnn))
             elif kind == "conv":
                 ops = _conv_ops(r)
