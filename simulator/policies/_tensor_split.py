@@ -24,6 +24,10 @@ from workloads.zoo.transformers import TP_PAIRS_META
 
 from . import ConfigError
 
+# kinds with weights that sequence parallelism splits along the sequence (each rank holds
+# them whole: a norm's scale and shift)
+_NORM_KINDS = frozenset({"layernorm", "layer_scale"})
+
 
 @dataclasses.dataclass(frozen=True)
 class SplitPair:
@@ -61,20 +65,70 @@ def check_tp(graph: OpGraph, pairs: list[SplitPair], tp: int) -> None:
                     f"{features} output features of {name!r}")
 
 
-def split_graph(graph: OpGraph, tp: int) -> OpGraph:
-    """One rank's forward graph: every split region's tensors and weights divided by tp."""
+def split_graph(graph: OpGraph, tp: int, sequence_parallel: bool = False) -> OpGraph:
+    """One rank's forward graph: every split region's tensors and weights divided by tp;
+    with `sequence_parallel`, the sequence region's tensors too (sequence_region)."""
     pairs = split_pairs(graph)
     check_tp(graph, pairs, tp)
     if tp == 1:
         return graph
-    split_dim: dict[str, int] = {}          # op of a split region -> the dim its output splits
+    split_dim = _split_dims(graph, pairs)
     rows = {p.row for p in pairs}
-    for pair in pairs:
-        _trace_region(graph, pair, split_dim)
     replaced = {name: _shrunk(graph, graph.op(name), split_dim, tp) for name in split_dim}
     for row in rows:
         replaced[row] = _row_share(graph.op(row), tp)
+    if sequence_parallel:
+        lead = _batch_and_sequence(graph, pairs)
+        if lead[1] % tp:
+            raise ConfigError(f"policy 'tensor-parallel' option 'sequence_parallel': tp={tp} "
+                              f"does not divide the sequence of {lead[1]}")
+        for name in sequence_region(graph, pairs):
+            op = graph.op(name)
+            ins = tuple(_divided(s, 1, tp) if s.shape[:2] == lead else s for s in op.in_specs)
+            replaced[name] = dataclasses.replace(op, in_specs=ins, out=_divided(op.out, 1, tp))
     return graph.copy(graph.name, lambda op: replaced.get(op.name, op))
+
+
+def _split_dims(graph: OpGraph, pairs: list[SplitPair]) -> dict[str, int]:
+    """Each op of a split region -> the dimension its output splits along."""
+    split_dim: dict[str, int] = {}
+    for pair in pairs:
+        _trace_region(graph, pair, split_dim)
+    return split_dim
+
+
+def _batch_and_sequence(graph: OpGraph, pairs: list[SplitPair]) -> tuple[int, ...]:
+    """(batch, sequence): the leading dimensions of what the first split layers read."""
+    return graph.op(pairs[0].columns[0]).in_specs[0].shape[:2]
+
+
+def sequence_region(graph: OpGraph, pairs: list[SplitPair]) -> set[str]:
+    """The ops Megatron's sequence parallelism (Korthikanti et al. 2022) splits along the
+    sequence: those of the residual stream around the split layers (norms, residual adds,
+    dropout), from what the first block reads to what the output layer reads. Grown from
+    the split layers' inputs and the row layers' readers through ops on (batch, sequence,
+    ...) tensors without weights (a norm's scale excepted), it stops at embeddings, the
+    output layer and any op that leaves the sequence (a class token's slice)."""
+    split_dim = _split_dims(graph, pairs)
+    paired = {n for p in pairs for n in (*p.columns, p.row)}
+    lead = _batch_and_sequence(graph, pairs)
+
+    def belongs(name: str) -> bool:
+        op = graph.op(name)
+        return (name not in split_dim and name not in paired and op.kind != "input"
+                and op.layer is None                   # an output layer (its weight tied)
+                and op.phase == "forward" and op.out.shape[:2] == lead
+                and (not op.params or op.kind in _NORM_KINDS))
+    frontier = [graph.op(c).inputs[0] for p in pairs for c in p.columns]
+    frontier += [r for p in pairs for r in graph.successors(p.row)]
+    region: set[str] = set()
+    while frontier:
+        name = frontier.pop()
+        if name in region or not belongs(name):
+            continue
+        region.add(name)
+        frontier += [*graph.predecessors(name), *graph.successors(name)]
+    return region
 
 
 def _trace_region(graph: OpGraph, pair: SplitPair, split_dim: dict[str, int]) -> None:

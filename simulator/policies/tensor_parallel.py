@@ -28,9 +28,18 @@ The collectives run on the cluster's links (NVLink/NVSwitch within a node, the n
 and InfiniBand between nodes): Megatron keeps a group within a node, and a group that spans
 nodes is simulated but warned about.
 
-Not modelled: sequence parallelism (Korthikanti et al. 2022), the overlap of the backward
-all-reduce with the weight gradient computation that Megatron's async options allow, and the
-SMs NCCL's kernels take from compute.
+With `sequence_parallel` (Korthikanti et al. 2022) the residual stream between the split
+layers (norms, residual adds, dropout: _tensor_split.sequence_region) is split along the
+sequence, 1/tp of its activations and time per rank; each all-reduce becomes an all-gather
+before the column-parallel layers and a reduce-scatter after the row-parallel one (the
+converse in the backward pass), and the column layers' input is gathered again for their
+weight gradients, as Megatron keeps only the shard. Where the split stream meets a replicated
+op (the output layer; an embedding's gradient) the whole tensor is gathered.
+
+Not modelled: the overlap of the backward collectives with the weight gradients that
+Megatron's async options allow, the transient buffers of the gathered tensors, and the SMs
+NCCL's kernels take from compute. The collectives (collective_bytes_per_step in the result's
+extras: the bytes of the tensors they complete) are in _tensor_comm.py.
 """
 from __future__ import annotations
 
@@ -39,15 +48,13 @@ import warnings
 from hwmodels.specs import HardwareError
 from workloads.training import lower_training
 
-from ..collectives import FIDELITIES, NCCL_BASE_LATENCY_S, collective
+from ..collectives import FIDELITIES
 from ..lowering import emit_ops, resident_bytes
 from ..tasks import TaskGraph
-from . import ConfigError, Option, Policy, register
-from ._data_parallel import data_parallel_options, ddp_groups
-from ._sync_group import MIB
-from ._tensor_split import split_graph, split_pairs
-
-Deps = dict[str, tuple[str, ...]]
+from . import ConfigError, Option, Policy, parse_bool, register
+from ._data_parallel import data_parallel_options
+from ._tensor_comm import TensorCollectives
+from ._tensor_split import sequence_region, split_graph, split_pairs
 
 
 @register
@@ -56,19 +63,26 @@ class TensorParallel(Policy):
         super().__init__(
             name="tensor-parallel",
             description="Megatron-LM tensor parallelism: each transformer block's linear "
-                        "layers split over tp GPUs, all-reduces of the activations; "
+                        "layers split over tp GPUs, all-reduces of the activations "
+                        "(sequence_parallel: all-gathers and reduce-scatters); "
                         "data-parallel over the groups.",
             options={
                 "tp": Option(None, "GPUs per tensor-parallel group (default: one node's "
                                    "GPUs); it divides the devices and every attention's "
                                    "key/value heads", int, lambda v: v >= 1, "an integer >= 1"),
+                "sequence_parallel": Option(False, "split the norms, residual adds and "
+                                                   "dropout along the sequence, all-gathers "
+                                                   "and reduce-scatters in place of the "
+                                                   "all-reduces (Korthikanti et al. 2022)",
+                                            parse_bool),
                 **data_parallel_options("bucket_mb"),
                 "collectives": Option(None, "'link' (every transfer a task: the default up "
                                             "to 64 devices) or 'flow' (closed form)", str,
                                       lambda v: v in FIDELITIES, "link or flow"),
             })
 
-    def plan(self, graph, cluster, training: bool, *, tp, bucket_mb, collectives) -> TaskGraph:
+    def plan(self, graph, cluster, training: bool, *, tp, sequence_parallel, bucket_mb,
+             collectives) -> TaskGraph:
         ids = [d.id for d in cluster.devices]
         n = len(ids)
         tp = tp or len(cluster.node_members()[0])
@@ -85,36 +99,26 @@ class TensorParallel(Policy):
             warnings.warn(f"tensor-parallel group {spanning[0]} spans nodes: its all-reduces "
                           f"cross the network; Megatron keeps tp within a node", stacklevel=2)
         pairs = split_pairs(graph)
-        share = split_graph(graph, tp)
+        share = split_graph(graph, tp, sequence_parallel)
         g = lower_training(share) if training else share
         fidelity = collectives or ("link" if n <= 64 else "flow")
         tg = TaskGraph(f"tensor-parallel:{graph.name}", meta={
             "samples": graph.batch * (n // tp), "fidelity": fidelity, "replicas": "all",
             "resident_bytes": {d: resident_bytes(g, training) for d in ids},
             "tensor_parallel": {"tp": tp, "dp": n // tp, "groups": groups,
-                                "allreduce_bytes": []}})
-        extra: dict[str, dict[str, list[str]]] = {d: {} for d in ids}
-        comm = _Collectives(tg, cluster, fidelity)
-        for p in pairs:
-            # forward: the row-parallel layer's partial sums, all-reduced (Megatron's g)
-            comm.block(groups, g, [p.row], f"tp.fwd.{p.row}", extra)
-        if training:
-            for p in pairs:
-                # backward: the column-parallel layers' input gradient (Megatron's f), once
-                # summed where q, k and v (gate and up) are separate layers
-                grads = [op.name for op in g if op.phase == "backward"
-                         and op.kind == "linear_grad_input" and op.forward in p.columns]
-                # in the width the layers compute in (autocast's grad of its fp32 input is
-                # cast up only after the all-reduce Megatron makes in bf16)
-                width = g.op(p.columns[0]).out.dtype_bytes
-                comm.block(groups, g, grads, f"tp.bwd.{p.row}", extra,
-                           nbytes=g.op(grads[0]).out.numel * width)
+                                "sequence_parallel": bool(sequence_parallel),
+                                "collective_bytes": []}})
+        comm = TensorCollectives(tg, cluster, groups, g, fidelity)
+        if sequence_parallel and tp > 1:
+            comm.sequence_parallel(pairs, sequence_region(graph, pairs), training)
+        else:
+            comm.all_reduces(pairs, training)
         fwd_bwd = [op for op in g.topo() if op.phase != "update"]
         for d in cluster.devices:
-            emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/", extra_deps=extra[d.id])
+            emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/", extra_deps=comm.extra[d.id])
         if not training:
             return tg
-        synced = comm.gradients(groups, g, bucket_mb)
+        synced = comm.gradients(bucket_mb)
         updates = [op for op in g.topo() if op.phase == "update"]
         for d in cluster.devices:
             emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", priority_base=len(fwd_bwd),
@@ -125,53 +129,7 @@ class TensorParallel(Policy):
 
     def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
         info = result.log.meta.get("tensor_parallel", {})
-        result.extras["tensor_parallel"] = {"tp": info.get("tp"), "dp": info.get("dp")}
-        result.extras["tp_allreduce_bytes_per_step"] = sum(info.get("allreduce_bytes", ()))
-
-
-class _Collectives:
-    """The all-reduces of one plan: NCCL's, one stream per device, in the order made."""
-
-    def __init__(self, tg: TaskGraph, cluster, fidelity: str) -> None:
-        self.tg, self.cluster, self.fidelity = tg, cluster, fidelity
-
-    def _allreduce(self, members: list[str], nbytes: float, deps, name: str) -> Deps:
-        return collective("allreduce", self.tg, self.cluster, members, nbytes, deps, name,
-                          fidelity=self.fidelity, priority=-1,
-                          launch_latency_s=NCCL_BASE_LATENCY_S)
-
-    def block(self, groups: list[list[str]], g, ops: list[str], name: str,
-              extra: dict[str, dict[str, list[str]]], nbytes: int | None = None) -> None:
-        """An all-reduce within each tensor-parallel group of the tensor `ops` make (one
-        tensor, or partial sums of it that their readers add up; `nbytes`, default its
-        bytes), which every op reading one of them waits for."""
-        nbytes = g.op(ops[0]).out.nbytes if nbytes is None else nbytes
-        if len(groups[0]) > 1:
-            self.tg.meta["tensor_parallel"]["allreduce_bytes"].append(nbytes)
-        readers = sorted({r for op in ops for r in g.successors(op)} - set(ops))
-        for k, members in enumerate(groups):
-            done = self._allreduce(members, nbytes,
-                                   {d: [f"{d}/{op}" for op in ops] for d in members},
-                                   f"{name}.g{k}")
-            for d in members:
-                for r in readers:
-                    extra[d].setdefault(r, []).extend(done[d])
-
-    def gradients(self, groups: list[list[str]], g, bucket_mb: float) -> Deps:
-        """Data parallelism across the groups: rank r of each all-reduces its gradients with
-        rank r of the others, in DDP's buckets, in order; per device, what the optimizer
-        step waits for (the last bucket)."""
-        ids = [d for grp in groups for d in grp]
-        synced: Deps = {d: () for d in ids}
-        if len(groups) == 1:
-            return synced
-        for r in range(len(groups[0])):
-            members = [grp[r] for grp in groups]
-            previous: Deps = {d: () for d in members}
-            for b, bucket in enumerate(ddp_groups(g, bucket_mb * MIB)):
-                deps = {d: [f"{d}/{op}" for op in bucket.ops] + list(previous[d])
-                        for d in members}
-                previous = self._allreduce(members, bucket.nbytes, deps,
-                                           f"allreduce.r{r}.b{b}")
-            synced.update(previous)
-        return synced
+        result.extras["tensor_parallel"] = {k: info.get(k) for k in
+                                            ("tp", "dp", "sequence_parallel")}
+        result.extras["tensor_parallel"]["collective_bytes_per_step"] = sum(
+            info.get("collective_bytes", ()))

@@ -130,7 +130,7 @@ def test_small_model_trains_slower_split_than_replicated():
     split = simulate("gpt2_medium", cluster, "tensor-parallel", batch=8, tp=8, **args)
     replicated = simulate("gpt2_medium", cluster, "data-parallel", batch=1, **args)
     assert split.iteration_time_s > replicated.iteration_time_s
-    assert split.extras["tensor_parallel"] == {"tp": 8, "dp": 1}
+    assert (split.extras["tensor_parallel"]["tp"], split.extras["tensor_parallel"]["dp"]) == (8, 1)
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -152,3 +152,43 @@ def test_cpus_are_refused():
         _plan(_small("gpt2"), cluster, tp=2)
     with pytest.raises(ConfigError, match="does not divide"):
         _plan(_small("gpt2"), Cluster.from_node_type("dgx-h100", 4), tp=3)
+
+
+def _gathered_bytes(tasks, prefix: str, tp: int) -> dict[str, float]:
+    """Bytes of each all-gather or reduce-scatter named `prefix`... within group 0, from the
+    (p - 1) / p of the tensor its ring makes device 0 send."""
+    return {name: 2 * b for name, b in _allreduced_bytes(tasks, prefix, tp).items()}
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_sequence_parallel_gathers_and_scatters_instead(name):
+    graph = _small(name)
+    tp, one = 4, 2 * 32 * 128 * 2                     # batch x seq x hidden in bf16
+    tasks = _plan(graph, Cluster.from_node_type("dgx-h100", tp), tp=tp,
+                  sequence_parallel=True)
+    assert not _allreduced_bytes(tasks, "tp.fwd.transformer", tp)
+    rows = [p.row for p in split_pairs(graph)]
+    for row in rows:
+        # forward: gathered before the column layers, scattered after the row layer;
+        # backward: the converse, and the input gathered again for the weight gradients
+        for kind in ("tp.fwd.ag.", "tp.fwd.rs.", "tp.bwd.rs.", "tp.bwd.ag.", "tp.bwd.ag.input."):
+            moved = _gathered_bytes(tasks, kind + row, tp)
+            assert moved[kind + row] == pytest.approx(one), (kind, row)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_sequence_parallel_holds_less_and_every_task_runs(name):
+    graph = _small(name, batch=4)
+    cluster = Cluster.from_node_type("dgx-h100", 4)
+    plain = simulate(graph, cluster, "tensor-parallel", tp=4)
+    split = simulate(graph, cluster, "tensor-parallel", tp=4, sequence_parallel=True)
+    assert plain.ok and split.ok
+    assert max(split.peak_memory_bytes.values()) < max(plain.peak_memory_bytes.values())
+    for device, baseline in split.log.meta["resident_bytes"].items():
+        assert split.log.memory_timeline[device][-1][1] == baseline
+
+
+def test_sequence_parallel_needs_tp_to_divide_the_sequence():
+    vit = load_workload("vit_ti_16", 1, input_size=48)      # 9 patches and the class token
+    with pytest.raises(ConfigError, match="does not divide the sequence of 10"):
+        _plan(vit, Cluster.from_node_type("dgx-h100", 3), tp=3, sequence_parallel=True)

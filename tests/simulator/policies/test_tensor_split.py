@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from simulator.api import load_workload
 from simulator.policies import ConfigError
-from simulator.policies._tensor_split import split_graph, split_pairs
+from simulator.policies._tensor_split import sequence_region, split_graph, split_pairs
 from workloads.precision import with_precision
 from workloads.training import lower_training
 
@@ -89,3 +89,21 @@ def test_graphs_without_pairs_and_bad_tp_are_refused_naming_why():
 def test_tp_1_is_the_graph_itself():
     whole = _graph("gpt2")
     assert split_graph(whole, 1) is whole
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from(["gpt2", "llama", "bert_base"]), st.sampled_from([1, 2, 4]))
+def test_sequence_parallel_splits_the_residual_stream_along_the_sequence(name, tp):
+    whole = _graph(name)
+    pairs = split_pairs(whole)
+    region = sequence_region(whole, pairs)
+    share = split_graph(whole, tp, sequence_parallel=True)
+    kinds = {whole.op(n).kind for n in region}
+    assert {"add"} <= kinds and kinds & {"layernorm", "layer_scale"}
+    for op, mine in zip(whole.topo(), share.topo(), strict=True):
+        if op.name in region and tp > 1:
+            assert mine.out.shape[1] * tp == op.out.shape[1]
+            assert mine.flops * tp == pytest.approx(op.flops)
+            assert mine.params == op.params          # a norm's scale whole on every rank
+        elif op.kind in ("embedding", "softmax_xent") or op.name == pairs[-1].row:
+            assert mine.out == op.out
