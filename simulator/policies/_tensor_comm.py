@@ -126,6 +126,31 @@ class TensorCollectives:
                     self.block("allgather", before, readers, f"tp.bwd.ag.{op.name}",
                                op.out.nbytes)
 
+    def vocab(self, table: str, head: str, region: set[str], training: bool) -> None:
+        """Megatron's vocabulary-parallel embedding, output layer and cross-entropy: the
+        embedding's partial lookups summed (all-reduced, or reduce-scattered into the
+        sequence region); the loss's maxima, target logits and sums of exponentials over the
+        vocabulary shards all-reduced (one collective of 3 floats per position here, where
+        Megatron makes three); in the backward pass the output layer's input gradient summed
+        (reduce-scattered into the sequence region)."""
+        g = self.g
+        readers = self._readers([table])
+        into_region = bool(region) and all(r in region for r in readers
+                                           if g.op(r).phase == "forward")
+        self.block("reduce_scatter" if into_region else "allreduce", [table], readers,
+                   f"tp.vocab.fwd.{table}", g.op(table).out.nbytes)
+        logits = g.op(head)
+        loss = [r for r in self._readers([head]) if g.op(r).kind == "softmax_xent"]
+        if loss:
+            positions = logits.out.numel // logits.out.shape[-1]
+            self.block("allreduce", [head], loss, "tp.vocab.loss", 3 * positions * 4)
+        if not training:
+            return
+        grads = self._backward({head}, "linear_grad_input")
+        head_in = logits.in_specs[0].numel * logits.out.dtype_bytes
+        self.block("reduce_scatter" if logits.inputs[0] in region else "allreduce", grads,
+                   self._readers(grads), f"tp.vocab.bwd.{head}", head_in)
+
     def _made_before(self, ops: list[str]) -> list[str]:
         """The backward ops outside `ops` whose tensors `ops` read: their output gradient."""
         return sorted({q for op in ops for q in self.g.predecessors(op)

@@ -20,10 +20,13 @@ import dataclasses
 import math
 
 from workloads.graph import Op, OpGraph, TensorSpec
-from workloads.zoo.transformers import TP_PAIRS_META
+from workloads.zoo.transformers import TP_PAIRS_META, TP_VOCAB_META
 
 from . import ConfigError
 
+# Megatron-LM's --make-vocab-size-divisible-by (default 128): the vocabulary is padded to a
+# multiple of it times tp before it is split
+VOCAB_MULTIPLE = 128
 # kinds with weights that sequence parallelism splits along the sequence (each rank holds
 # them whole: a norm's scale and shift)
 _NORM_KINDS = frozenset({"layernorm", "layer_scale"})
@@ -65,9 +68,26 @@ def check_tp(graph: OpGraph, pairs: list[SplitPair], tp: int) -> None:
                     f"{features} output features of {name!r}")
 
 
-def split_graph(graph: OpGraph, tp: int, sequence_parallel: bool = False) -> OpGraph:
+def vocab_layers(graph: OpGraph) -> tuple[str, str] | None:
+    """A language model's token embedding and output layer (workloads/zoo/transformers.py's
+    TP_VOCAB_META), which Megatron splits by vocabulary; None where the graph has none."""
+    marked = graph.meta.get(TP_VOCAB_META)
+    return (marked["embedding"], marked["output"]) if marked else None
+
+
+def vocab_shard_rows(vocab: int, tp: int) -> int:
+    """A rank's rows of the vocabulary, padded as Megatron pads it: to a multiple of
+    VOCAB_MULTIPLE x tp (GPT-2's 50,257 becomes 50,432 on 2 ranks, 51,200 on 8)."""
+    multiple = VOCAB_MULTIPLE * tp
+    return -(-vocab // multiple) * multiple // tp
+
+
+def split_graph(graph: OpGraph, tp: int, sequence_parallel: bool = False,
+                vocab_parallel: bool = False) -> OpGraph:
     """One rank's forward graph: every split region's tensors and weights divided by tp;
-    with `sequence_parallel`, the sequence region's tensors too (sequence_region)."""
+    with `sequence_parallel`, the sequence region's tensors too (sequence_region); with
+    `vocab_parallel`, the token embedding's rows and the output layer's logits (the loss
+    that lower_training adds follows the logits)."""
     pairs = split_pairs(graph)
     check_tp(graph, pairs, tp)
     if tp == 1:
@@ -77,6 +97,17 @@ def split_graph(graph: OpGraph, tp: int, sequence_parallel: bool = False) -> OpG
     replaced = {name: _shrunk(graph, graph.op(name), split_dim, tp) for name in split_dim}
     for row in rows:
         replaced[row] = _row_share(graph.op(row), tp)
+    vocab = vocab_layers(graph) if vocab_parallel else None
+    if vocab is not None:
+        table, head = graph.op(vocab[0]), graph.op(vocab[1])
+        width = table.attrs["embedding_dim"]
+        shard = vocab_shard_rows(table.attrs["num_embeddings"], tp)
+        replaced[table.name] = dataclasses.replace(
+            table, params=shard * width, attrs={**table.attrs, "num_embeddings": shard})
+        replaced[head.name] = dataclasses.replace(
+            head, params=shard * width if head.params else 0,
+            out=TensorSpec((*head.out.shape[:-1], shard), head.out.dtype_bytes),
+            attrs={**head.attrs, "out_features": shard})
     if sequence_parallel:
         lead = _batch_and_sequence(graph, pairs)
         if lead[1] % tp:

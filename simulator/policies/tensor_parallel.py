@@ -13,11 +13,14 @@ the two row-parallel layers; in the backward pass an all-reduce of the input gra
 column-parallel group (after the sum of q, k and v's, or gate and up's, where they are
 separate layers). Each blocks the ops that read its tensor: nothing overlaps it.
 
-Replicated on every rank, whole: embeddings, layer norms, residual adds, dropout on the
-residual stream, the output layer (its vocabulary is not split: Megatron's vocabulary-parallel
-embedding, output layer and cross-entropy are not modelled, so the output layer costs each
-rank the whole of it) and the loss. Their gradients are alike on every rank of a group
-(replicated inputs), so no all-reduce is needed for them within it.
+Replicated on every rank, whole: position embeddings, layer norms, residual adds, dropout on
+the residual stream and the loss's own arithmetic. Their gradients are alike on every rank of
+a group (replicated inputs), so no all-reduce is needed for them within it. A language
+model's token embedding and output layer are split by vocabulary (`vocab_parallel`, the
+default, as Megatron does; the vocabulary padded as Megatron pads it): the embedding's
+partial lookups are all-reduced, the cross-entropy runs on each rank's logits with an
+all-reduce of its maxima, target logits and sums over the shards, and the output layer's
+input gradient is all-reduced. With `vocab_parallel` false they run whole on every rank.
 
 The `devices / tp` groups train data-parallel: rank r of every group all-reduces its gradients
 with rank r of the others in DDP's buckets (`bucket_mb`) as the backward pass makes them, on
@@ -54,7 +57,7 @@ from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, parse_bool, register
 from ._data_parallel import data_parallel_options
 from ._tensor_comm import TensorCollectives
-from ._tensor_split import sequence_region, split_graph, split_pairs
+from ._tensor_split import sequence_region, split_graph, split_pairs, vocab_layers
 
 
 @register
@@ -75,14 +78,18 @@ class TensorParallel(Policy):
                                                    "and reduce-scatters in place of the "
                                                    "all-reduces (Korthikanti et al. 2022)",
                                             parse_bool),
+                "vocab_parallel": Option(True, "split a language model's token embedding "
+                                               "and output layer by vocabulary, the loss "
+                                               "over the shards (Megatron's default); false "
+                                               "replicates them", parse_bool),
                 **data_parallel_options("bucket_mb"),
                 "collectives": Option(None, "'link' (every transfer a task: the default up "
                                             "to 64 devices) or 'flow' (closed form)", str,
                                       lambda v: v in FIDELITIES, "link or flow"),
             })
 
-    def plan(self, graph, cluster, training: bool, *, tp, sequence_parallel, bucket_mb,
-             collectives) -> TaskGraph:
+    def plan(self, graph, cluster, training: bool, *, tp, sequence_parallel, vocab_parallel,
+             bucket_mb, collectives) -> TaskGraph:
         ids = [d.id for d in cluster.devices]
         n = len(ids)
         tp = tp or len(cluster.node_members()[0])
@@ -99,7 +106,7 @@ class TensorParallel(Policy):
             warnings.warn(f"tensor-parallel group {spanning[0]} spans nodes: its all-reduces "
                           f"cross the network; Megatron keeps tp within a node", stacklevel=2)
         pairs = split_pairs(graph)
-        share = split_graph(graph, tp, sequence_parallel)
+        share = split_graph(graph, tp, sequence_parallel, vocab_parallel)
         g = lower_training(share) if training else share
         fidelity = collectives or ("link" if n <= 64 else "flow")
         tg = TaskGraph(f"tensor-parallel:{graph.name}", meta={
@@ -107,12 +114,18 @@ class TensorParallel(Policy):
             "resident_bytes": {d: resident_bytes(g, training) for d in ids},
             "tensor_parallel": {"tp": tp, "dp": n // tp, "groups": groups,
                                 "sequence_parallel": bool(sequence_parallel),
+                                "vocab_parallel": bool(tp > 1 and vocab_parallel
+                                                       and vocab_layers(graph)),
                                 "collective_bytes": []}})
         comm = TensorCollectives(tg, cluster, groups, g, fidelity)
-        if sequence_parallel and tp > 1:
-            comm.sequence_parallel(pairs, sequence_region(graph, pairs), training)
+        region = sequence_region(graph, pairs) if sequence_parallel and tp > 1 else set()
+        if region:
+            comm.sequence_parallel(pairs, region, training)
         else:
             comm.all_reduces(pairs, training)
+        vocab = vocab_layers(graph)
+        if vocab_parallel and vocab is not None and tp > 1:
+            comm.vocab(*vocab, region, training)
         fwd_bwd = [op for op in g.topo() if op.phase != "update"]
         for d in cluster.devices:
             emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/", extra_deps=comm.extra[d.id])
@@ -130,6 +143,7 @@ class TensorParallel(Policy):
     def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
         info = result.log.meta.get("tensor_parallel", {})
         result.extras["tensor_parallel"] = {k: info.get(k) for k in
-                                            ("tp", "dp", "sequence_parallel")}
+                                            ("tp", "dp", "sequence_parallel",
+                                             "vocab_parallel")}
         result.extras["tensor_parallel"]["collective_bytes_per_step"] = sum(
             info.get("collective_bytes", ()))

@@ -27,8 +27,9 @@ sequence classifier on its pooled first token (num_classes, 2 by default).
 Each block's linear layers that Megatron-LM splits pair up in graph.meta[TP_PAIRS_META]
 (_mark_tp_pair): the column-parallel ones (attention's query, key and value projections; the
 MLP's up and gate projections) and the row-parallel one that takes their heads or features
-back (the attention's output projection; the MLP's down projection). The tensor-parallel
-policy reads them; nothing else does.
+back (the attention's output projection; the MLP's down projection); a language model's token
+embedding and output layer, which Megatron splits by vocabulary, in graph.meta[TP_VOCAB_META].
+The tensor-parallel policy reads them; nothing else does.
 """
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ from ._base import check_classes
 ATTENTION_FORMS = ("fused", "naive")
 # graph.meta key: the Megatron-style pairs of split linear layers (_mark_tp_pair)
 TP_PAIRS_META = "tensor_parallel_pairs"
+# graph.meta key: a language model's token embedding and output layer, which Megatron splits
+# by vocabulary ({"embedding": name, "output": name})
+TP_VOCAB_META = "tensor_parallel_vocab"
 # the sizes each zoo name sets (NetworkInfo.fixed); the other options stay the user's
 VIT_B_16 = dict(width=768, depth=12, heads=12, mlp=3072, name="vit_b_16")
 VIT_S_16 = dict(width=384, depth=12, heads=6, mlp=1536, name="vit_s_16")
@@ -108,7 +112,8 @@ def gpt2(batch: int = 1, *, width: int = 768, depth: int = 12, heads: int = 12,
                                     gelu="tanh", attn="attn", fc=("mlp.c_fc", "mlp.c_proj"),
                                     qkv=("c_attn", "c_proj"))
         x = b.layernorm(x, (width,), name="ln_f")
-    b.linear(x, vocab_size, bias=False, name="lm_head", shared_with="transformer.wte")
+    head = b.linear(x, vocab_size, bias=False, name="lm_head", shared_with="transformer.wte")
+    b.graph.meta[TP_VOCAB_META] = {"embedding": "transformer.wte", "output": head}
     return b.build()
 
 
@@ -163,6 +168,7 @@ def llama(batch: int = 1, *, layers: int = 22, hidden: int = 2048, heads: int = 
                      token_logits=True)
     with b.scope("model"):
         x = b.embedding(b.input(tokens=vocab_size), vocab_size, hidden, name="embed_tokens")
+        tokens = x
         for i in range(layers):
             with b.scope(f"layers.{i}"):
                 h = _rms_norm(b, x, "input_layernorm")
@@ -179,7 +185,8 @@ def llama(batch: int = 1, *, layers: int = 22, hidden: int = 2048, heads: int = 
                     _mark_tp_pair(b, [gate_proj, up], h)
                 x = b.add(x, h)
         x = _rms_norm(b, x, "norm")
-    b.linear(x, vocab_size, bias=False, name="lm_head")
+    head = b.linear(x, vocab_size, bias=False, name="lm_head")
+    b.graph.meta[TP_VOCAB_META] = {"embedding": tokens, "output": head}
     return b.build()
 
 

@@ -192,3 +192,20 @@ def test_sequence_parallel_needs_tp_to_divide_the_sequence():
     vit = load_workload("vit_ti_16", 1, input_size=48)      # 9 patches and the class token
     with pytest.raises(ConfigError, match="does not divide the sequence of 10"):
         _plan(vit, Cluster.from_node_type("dgx-h100", 3), tp=3, sequence_parallel=True)
+
+
+@pytest.mark.parametrize("vocab_parallel", [True, False])
+def test_vocab_parallel_sums_the_lookups_and_the_loss_over_the_shards(vocab_parallel):
+    graph = _small("llama")
+    tp = 2
+    tasks = _plan(graph, Cluster.from_node_type("dgx-h100", tp), tp=tp,
+                  vocab_parallel=vocab_parallel)
+    moved = _allreduced_bytes(tasks, "tp.vocab.", tp)
+    if not vocab_parallel:
+        assert not moved
+        return
+    positions, hidden = 2 * 32, 128
+    assert moved == pytest.approx({
+        "tp.vocab.fwd.model.embed_tokens": positions * hidden * 4,  # fp32 under autocast
+        "tp.vocab.loss": 3 * positions * 4,           # max, target logit, sum of exp
+        "tp.vocab.bwd.lm_head": positions * hidden * 2})

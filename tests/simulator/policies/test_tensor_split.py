@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from simulator.api import load_workload
 from simulator.policies import ConfigError
-from simulator.policies._tensor_split import sequence_region, split_graph, split_pairs
+from simulator.policies._tensor_split import (
+    sequence_region,
+    split_graph,
+    split_pairs,
+    vocab_layers,
+    vocab_shard_rows,
+)
 from workloads.precision import with_precision
 from workloads.training import lower_training
 
@@ -107,3 +113,19 @@ def test_sequence_parallel_splits_the_residual_stream_along_the_sequence(name, t
             assert mine.params == op.params          # a norm's scale whole on every rank
         elif op.kind in ("embedding", "softmax_xent") or op.name == pairs[-1].row:
             assert mine.out == op.out
+
+
+def test_vocab_parallel_pads_the_vocabulary_as_megatron_and_splits_its_rows():
+    assert vocab_shard_rows(50257, 2) == 50432 // 2          # GPT-2's, padded to 256s
+    assert vocab_shard_rows(50257, 8) == 51200 // 8          # and to 1024s
+    assert vocab_shard_rows(32000, 2) == 16000
+    whole = _graph("llama")
+    table, head = vocab_layers(whole)
+    share = split_graph(whole, 2, vocab_parallel=True)
+    rows = vocab_shard_rows(64, 2)
+    assert share.op(table).params == rows * 64 and share.op(table).out == whole.op(table).out
+    assert share.op(head).out.shape[-1] == rows and share.op(head).params == rows * 64
+    loss = next(op for op in lower_training(share) if op.kind == "softmax_xent")
+    assert loss.in_specs[0].shape[-1] == rows
+    assert split_graph(whole, 2).op(head).out == whole.op(head).out     # replicated
+    assert vocab_layers(_graph("bert_base")) is None
