@@ -8,11 +8,14 @@ import re
 import warnings
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator import Cluster, policies, simulate
 from simulator.api import load_workload
 from simulator.cli import main
 from simulator.policies import ConfigError
+from simulator.policies._runs import run_tasks
 from simulator.policies._tensor_split import split_graph, split_pairs
 from workloads.precision import with_precision
 from workloads.training import lower_training
@@ -209,3 +212,23 @@ def test_vocab_parallel_sums_the_lookups_and_the_loss_over_the_shards(vocab_para
         "tp.vocab.fwd.model.embed_tokens": positions * hidden * 4,  # fp32 under autocast
         "tp.vocab.loss": 3 * positions * 4,           # max, target logit, sum of exp
         "tp.vocab.bwd.lm_head": positions * hidden * 2})
+
+
+@settings(max_examples=12, deadline=None)
+@given(name=st.sampled_from(["gpt2", "llama"]), tp=st.sampled_from([1, 2, 4]),
+       groups=st.integers(1, 2), sequence_parallel=st.booleans(),
+       vocab_parallel=st.booleans(), training=st.booleans())
+def test_every_task_runs_once_after_its_dependencies_and_memory_returns(
+        name, tp, groups, sequence_parallel, vocab_parallel, training):
+    cluster = Cluster.from_node_type("dgx-h100", tp * groups)
+    tasks = _plan(_small(name), cluster, training, tp=tp,
+                  sequence_parallel=sequence_parallel, vocab_parallel=vocab_parallel)
+    log = run_tasks(tasks, cluster)
+    assert log.ok, log.oom
+    ran = [t.name for t in log.tasks]
+    assert sorted(ran) == sorted(t.name for t in tasks) and len(set(ran)) == len(ran)
+    end = {t.name: e for t, e in zip(log.tasks, log.end_s, strict=True)}
+    for t, s in zip(log.tasks, log.start_s, strict=True):
+        assert all(s >= end[d] - 1e-12 for d in t.deps), t.name
+    for device, baseline in tasks.meta["resident_bytes"].items():
+        assert log.memory_timeline[device][-1][1] == baseline
