@@ -99,7 +99,8 @@ def product_options(model: GPUModel, op: Op, role: GemmRole,
 def _blas_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units: _Units,
                   fp32_peak: float) -> list[KernelOption]:
     assert role.dims is not None
-    m, n, k, transposes = gpu_gemm.blas_call(role.gemm_pass, *role.dims(op)[:3],
+    rows, cols, depth = role.dims(op)[:3]
+    m, n, k, transposes = gpu_gemm.blas_call(role.gemm_pass, rows, cols, depth,
                                              op.attrs.get("cublas_transposes"))
     cublas = gpu_gemm.cublas_release(model.spec.architecture, model.cuda_version)
     tiles = gpu_gemm.TILES if units.tensor else cublas.tiles
