@@ -17,7 +17,7 @@ from .framework_memory import (
 )
 from .policies import ConfigError, Plan
 from .policies._runs import run_tasks
-from .results import Result
+from .results import Result, model_figures
 
 
 def load_workload(workload: str | OpGraph, batch: int | None = None,
@@ -74,7 +74,8 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     result = Result(policy=policy, workload=graph.name, batch=graph.batch, training=training,
                     cluster=cluster.describe(), options=opts, log=log,
                     samples_per_iteration=int(tg.meta.get("samples", graph.batch)),
-                    iterations=int(tg.meta.get("iterations", 1)))
+                    iterations=int(tg.meta.get("iterations", 1)),
+                    **model_figures(graph, cluster, training, plan))
     if log.ok:
         result.iteration_time_override_s = pol.finish(result, plan)
     return result

@@ -67,6 +67,27 @@ def extra_value(name: str, value) -> str | None:
     return f"{value:d}" if isinstance(value, int) else sig(value)
 
 
+def flop_rate(flops_per_s: float) -> str:
+    """A FLOP/s figure in the prefix that reads best: GFLOP/s, TFLOP/s or PFLOP/s."""
+    for prefix, scale in (("P", 1e15), ("T", 1e12)):
+        if abs(flops_per_s) >= scale:
+            return f"{sig(flops_per_s / scale)} {prefix}FLOP/s"
+    return f"{sig(flops_per_s / 1e9)} GFLOP/s"
+
+
+def _model_rows(s: dict) -> list[tuple[str, str]]:
+    """Tokens per second where the workload has a token input; the op graph's FLOP/s and
+    their share of the devices' peak where its FLOPs are known."""
+    rows = []
+    if s.get("throughput_tokens_per_s") is not None:
+        rows.append(("token throughput", f"{sig(s['throughput_tokens_per_s'])} tokens/s"))
+    if s.get("model_flops_utilisation") is not None:
+        rows.append(("model FLOP/s", f"{flop_rate(s['achieved_flops_per_s'])}, "
+                                     f"{sig(s['model_flops_utilisation'] * 100, 3)} % of peak "
+                                     f"{flop_rate(s['peak_flops_per_s'])} (MFU)"))
+    return rows
+
+
 def cluster_line(c: dict) -> str:
     """The cluster's shape: devices, nodes, the link within and between nodes, the host link."""
     n, per_node = c["devices"], c.get("devices_per_node") or c["devices"]
@@ -105,6 +126,7 @@ def summary_lines(result, baseline=None) -> list[str]:
         "steady_period_s" in s.get("extras", {})) else ""
     rows = [("iteration time", seconds(s["iteration_time_s"]) + steady),
             ("throughput", f"{sig(s['throughput_samples_per_s'])} samples/s"),
+            *_model_rows(s),
             ("exposed communication", f"{seconds(s['exposed_communication_s'])} {per}, "
                                       "most exposed device"),
             ("compute utilisation", f"{sig(s['mean_compute_utilisation'] * 100, 3)} %"),

@@ -66,6 +66,11 @@ class Result:
     iterations: int = 1
     extras: dict = field(default_factory=dict)
     iteration_time_override_s: float | None = None
+    # what a sample is in tokens and FLOPs, and the devices' peak (simulator/model_flops.py);
+    # None where not known: no token input, or a policy that trains other graphs (supernets)
+    tokens_per_sample: int | None = None
+    model_flops_per_sample: float | None = None
+    peak_flops_per_s: float | None = None
 
     # -- headline figures ----------------------------------------------------------------
     @property
@@ -92,6 +97,28 @@ class Result:
     def throughput_samples_per_s(self) -> float:
         t = self.iteration_time_s
         return self.samples_per_iteration / t if t > 0 else float("nan")
+
+    @property
+    def throughput_tokens_per_s(self) -> float | None:
+        """Samples per second times the tokens of one sample; None without a token input."""
+        if self.tokens_per_sample is None:
+            return None
+        return self.throughput_samples_per_s * self.tokens_per_sample
+
+    @property
+    def achieved_flops_per_s(self) -> float | None:
+        """The op graph's counted FLOPs per sample times samples per second."""
+        if self.model_flops_per_sample is None:
+            return None
+        return self.model_flops_per_sample * self.throughput_samples_per_s
+
+    @property
+    def model_flops_utilisation(self) -> float | None:
+        """Achieved FLOP/s over the devices' peak in the run's arithmetic (MFU, 0-1)."""
+        achieved = self.achieved_flops_per_s
+        if achieved is None or not self.peak_flops_per_s:
+            return None
+        return achieved / self.peak_flops_per_s
 
     @property
     def busy_s(self) -> dict[str, float]:
@@ -198,6 +225,10 @@ class Result:
             "status": "ok" if self.ok else "out_of_memory",
             "iteration_time_s": self.iteration_time_s,
             "throughput_samples_per_s": self.throughput_samples_per_s,
+            "throughput_tokens_per_s": self.throughput_tokens_per_s,
+            "achieved_flops_per_s": self.achieved_flops_per_s,
+            "peak_flops_per_s": self.peak_flops_per_s,
+            "model_flops_utilisation": self.model_flops_utilisation,
             "makespan_s": self.makespan_s,
             "tasks": len(self.log.tasks),
             "iterations_simulated": self.iterations,
@@ -269,3 +300,16 @@ def jsonable(x):
     if x is None or isinstance(x, (bool, int, float, str)):
         return x
     return str(x)
+
+
+def model_figures(graph, cluster, training: bool, plan) -> dict:
+    """Result's tokens_per_sample, model_flops_per_sample and peak_flops_per_s for a run of
+    `graph`; a supernet policy's plan trains subnets other than the graph, so its FLOPs are
+    not the graph's and stay unknown."""
+    from .model_flops import model_flops_per_sample, peak_flops_per_s, tokens_per_sample
+    from .policies._supernet import SupernetPlan
+    trains_other_graphs = isinstance(plan, SupernetPlan)
+    return {"tokens_per_sample": tokens_per_sample(graph),
+            "model_flops_per_sample": (None if trains_other_graphs
+                                       else model_flops_per_sample(graph, training)),
+            "peak_flops_per_s": peak_flops_per_s(graph, cluster)}

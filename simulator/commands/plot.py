@@ -1,7 +1,8 @@
 """`dnnsim plot RESULTS.jsonl --x devices --y speedup --by policy`: curves from a sweep's results.
 
-y is any numeric summary key (iteration_time_s, throughput_samples_per_s, makespan_s,
-exposed_communication_s, peak_memory_bytes (largest device), ...), `speedup`, the throughput
+y is any numeric summary key (iteration_time_s, throughput_samples_per_s,
+throughput_tokens_per_s, model_flops_utilisation, makespan_s, exposed_communication_s,
+peak_memory_bytes (largest device), ...), `speedup`, the throughput
 of each point over that of its baseline: the point with the fields of `--baseline` changed
 (e.g. `--baseline devices=1,policy=sequential`) and every other axis as equal as the file
 allows, or `efficiency`, the speedup over the ratio of the two points' devices (1 is linear
@@ -31,7 +32,8 @@ def add_arguments(p) -> None:
     p.add_argument("--x", required=True, help="a scenario field for the x axis, e.g. devices "
                                                "or options.bucket_mb")
     p.add_argument("--y", default="speedup",
-                   help="a summary key (iteration_time_s, throughput_samples_per_s, ...), "
+                   help="a summary key (iteration_time_s, throughput_samples_per_s, "
+                        "throughput_tokens_per_s, model_flops_utilisation, ...), "
                         "'speedup' (default) or 'efficiency' (speedup / device ratio)")
     p.add_argument("--by", default="", help="fields that make separate curves, comma separated")
     p.add_argument("--baseline", default="",
@@ -68,6 +70,15 @@ def recorded_scenario(rec: dict) -> dict:
     return out
 
 
+# figures a summary holds as null where they have no value (an out-of-memory point's time; a
+# workload without tokens; a supernet policy's FLOPs): NaN in a row, not drawn
+NULLABLE_FIGURES = {"iteration_time_s": "the point ran out of memory",
+                    "throughput_samples_per_s": "the point ran out of memory",
+                    "throughput_tokens_per_s": "the workload has no token input",
+                    "achieved_flops_per_s": "a supernet policy's FLOPs are not counted",
+                    "model_flops_utilisation": "a supernet policy's FLOPs are not counted"}
+
+
 def _flat(rec: dict) -> dict:
     """One row: every scenario field (defaults filled in), options as 'options.KEY', and the
     numeric summary figures."""
@@ -82,7 +93,7 @@ def _flat(rec: dict) -> dict:
     for k, v in summary.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             row[k] = v
-        elif v is None and k in ("iteration_time_s", "throughput_samples_per_s"):
+        elif v is None and k in NULLABLE_FIGURES:
             row[k] = math.nan
     peaks = summary.get("peak_memory_bytes")
     if isinstance(peaks, dict):
@@ -187,6 +198,9 @@ def curves(rows: list[dict], x: str, y: str, by: list[str] | None = None,
             raise ConfigError(f"--baseline: no successful point has "
                               f"{', '.join(f'{k}={v}' for k, v in baseline.items())}")
     kept = [r for r in ok if all(_same(r.get(k), v) for k, v in where.items())]
+    if not relative and kept and all(not _finite(r.get(y)) for r in kept):
+        why = NULLABLE_FIGURES.get(y, "it is null in every point's summary")
+        raise ConfigError(f"--y {y}: no point drawn has a value ({why}; docs/metrics.md)")
     out: dict[str, dict] = {}
     for r in kept:
         label = ", ".join(f"{k}={r.get(k)}" for k in by) or y
@@ -205,6 +219,10 @@ def curves(rows: list[dict], x: str, y: str, by: list[str] | None = None,
         series[r[x]] = value
     return {label: sorted(s.items(), key=lambda kv: _sort_key(kv[0]))
             for label, s in sorted(out.items(), key=lambda kv: device_order(kv[0]))}
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def left_out(rows: list[dict], where: dict) -> list[str]:
