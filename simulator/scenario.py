@@ -36,6 +36,7 @@
     [options]                      # the policy's options (dnnsim policies lists them)
 
 Unknown or misspelt fields are errors that name the field and the file; so are missing ones.
+A relative path in a file is read from the file's folder (simulator/scenario_paths.py).
 """
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ from .cluster import TOPOLOGIES, Cluster
 from .framework_memory import DEFAULT_FRAMEWORK_MEMORY, FrameworkMemory, check_policy
 from .node_types import NodeLayout, node_type
 from .policies import ConfigError
+from .scenario_paths import resolve_scenario_paths
 from .stragglers import Jitter
 
 REQUIRED = ("workload", "batch", "hardware", "policy")
@@ -129,7 +131,8 @@ class Scenario:
 
     @classmethod
     def load(cls, path: str | Path) -> "Scenario":
-        return cls.from_dict(read_toml(path, "scenario file"), source=str(path))
+        data = resolve_scenario_paths(read_toml(path, "scenario file"), path, str(path))
+        return cls.from_dict(data, source=str(path))
 
     def check(self, source: str = "scenario") -> None:
         if self.batch < 1:

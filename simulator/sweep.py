@@ -17,6 +17,9 @@ JSON-lines file as soon as it finishes.
     devices = 1
     link = "eth10g"
 
+Relative paths in the file ([base], [axes], [[exclude]]) are read from its folder
+(simulator/scenario_paths.py).
+
 The results file is a journal (simulator/journal.py): a header line naming the sweep by its
 hash, then one complete line per point, identified by a hash of its scenario, each written by one
 `os.write` and fsynced. Running the same sweep again skips the points already in the file; a torn
@@ -44,10 +47,10 @@ from .journal import Journal, JournalError, dumps_line, parse
 from .policies import ConfigError
 from .results import jsonable
 from .scenario import Scenario, read_toml
+from .scenario_paths import OPTION_TABLES, resolve_field, resolve_scenario_paths
 from .workers import process_pool, stop_on_signals, stop_pool
 
 SWEEP_FIELDS = ("base", "axes", "exclude")
-OPTION_TABLES = ("options", "workload_options", "hardware_options")
 SCENARIO_FIELDS = tuple(Scenario.__dataclass_fields__)
 DASK_CONNECT_TIMEOUT_S = 5  # an unreachable scheduler fails this fast
 JOURNAL_KIND = "sweep results"
@@ -112,7 +115,8 @@ class Sweep:
 
     @classmethod
     def load(cls, path: str | Path) -> "Sweep":
-        return cls.from_dict(read_toml(path, "sweep file", SweepError), source=str(path))
+        return cls.from_dict(resolve_sweep_paths(read_toml(path, "sweep file", SweepError), path),
+                             source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "sweep") -> "Sweep":
@@ -211,6 +215,31 @@ class Sweep:
                     "policy", []))))
                 raise SweepError(f"{self.source}: axis {name!r}: no policy of this sweep "
                                  f"({', '.join(pols)}) has option {option_axes[name]!r}")
+
+
+def resolve_sweep_paths(data: dict, path: str | Path) -> dict:
+    """A sweep file's tables with the relative paths they name read from the file's folder
+    (simulator/scenario_paths.py): in [base], in the values of [axes] and in [[exclude]]
+    (whose values must stay equal to the axes' they name). Tables of the wrong shape are
+    passed on as they are, for Sweep.from_dict to name."""
+    out = dict(data)
+    src = str(path)
+    try:
+        if isinstance(data.get("base"), dict):
+            out["base"] = resolve_scenario_paths(data["base"], path, f"{src}: [base]")
+
+        def values(name: str, v: Any, where: str) -> Any:
+            if isinstance(v, list):
+                return [resolve_field(name, x, path, where) for x in v]
+            return resolve_field(name, v, path, where)
+        if isinstance(data.get("axes"), dict):
+            out["axes"] = {k: values(k, v, f"{src}: [axes]") for k, v in data["axes"].items()}
+        if isinstance(data.get("exclude"), list):
+            out["exclude"] = [{k: values(k, v, f"{src}: [[exclude]]") for k, v in ex.items()}
+                              if isinstance(ex, dict) else ex for ex in data["exclude"]]
+    except ConfigError as exc:
+        raise SweepError(str(exc)) from None
+    return out
 
 
 # -- running one point ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from .. import limits, policies
 from ..outputs import check_output, check_plot_output, write_atomically
 from ..policies import ConfigError
 from ..scenario import REQUIRED, Scenario, read_toml
+from ..scenario_paths import resolve_scenario_paths
 from ..workers import single_threaded_numerics
 from . import input_files, refuse_inputs_as_outputs
 
@@ -133,7 +134,9 @@ def _scalar(text: str):
 def scenario_from_args(args) -> Scenario:
     data: dict = {}
     if args.scenario:   # read as written, so flags may give the fields the file leaves out
-        data = read_toml(args.scenario, "scenario file")
+        # its relative paths from its folder; the flags' stay relative to the current one
+        data = resolve_scenario_paths(read_toml(args.scenario, "scenario file"),
+                                      args.scenario, args.scenario)
     flags = {"workload": args.workload, "batch": args.batch, "hardware": args.hardware,
              "devices": args.devices, "link": args.link, "topology": args.topology,
              "devices_per_node": args.devices_per_node, "inter_node_link": args.inter_node_link,
