@@ -63,7 +63,8 @@ class CPUModel(DeviceModel):
     @property
     def per_core_peak_flops(self) -> float:
         """clock_hz * vector_lanes_fp32 * fma_units_per_core * 2 (an FMA is 2 FLOPs)."""
-        return float(required(self.spec.per_core_peak_flops, self.spec.name, "per_core_peak_flops"))
+        return float(required(self.spec.per_core_peak_flops, self.spec.name,
+                              "per_core_peak_flops"))
 
     @property
     def l2_bytes(self) -> int | None:

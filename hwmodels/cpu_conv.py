@@ -1,4 +1,5 @@
-"""Direct convolution on an AVX-512 CPU, dense and ReLU-sparse (SparseTrain), from instruction costs.
+"""Direct convolution on an AVX-512 CPU, dense and ReLU-sparse (SparseTrain),
+from instruction costs.
 
 Both kernels keep a block of output (or weight-gradient) accumulators in zmm registers and
 stream one operand: for each scalar of it they issue one FMA per accumulator that scalar feeds.

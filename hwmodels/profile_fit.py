@@ -182,8 +182,9 @@ class GemmPredictor:
             by_class.setdefault(self.rules.kernel_class(kind, shape), []).append(
                 (flops, key[1], *computed, t))
         # channels-last points of a class fitted as its NCHW twin stay out of every fit
-        fitted = sorted(c for c in by_class
-                        if not c.endswith("_nhwc") or c in CHANNELS_LAST_FITTED) or sorted(by_class)
+        fitted = (sorted(c for c in by_class
+                         if not c.endswith("_nhwc") or c in CHANNELS_LAST_FITTED)
+                  or sorted(by_class))
         self.classes = {c: GemmFit(np.array(by_class[c], dtype=float))
                         for c in fitted if len(by_class[c]) >= MIN_CLASS_POINTS}
         if not self.classes:

@@ -117,7 +117,8 @@ class Cluster(Routes):
     # -- construction --------------------------------------------------------------------
     @classmethod
     def build(cls, device: str | DeviceSpec = "v100", count: int = 1,
-              link: str | LinkSpec | None = "nvlink2", topology: str = "switch", devices_per_node: int | None = None,
+              link: str | LinkSpec | None = "nvlink2", topology: str = "switch",
+              devices_per_node: int | None = None,
               inter_node_link: str | LinkSpec | None = None, host: str | HostSpec | None = None,
               host_link: str | LinkSpec | None = None, profile=None,
               speeds: dict[str, float] | None = None, jitter: Jitter | None = None,

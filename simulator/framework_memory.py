@@ -46,7 +46,8 @@ norm (`nn.SpatialBatchNormalization`) keeps its own output and gradInput (its sa
 standard deviation, one float per channel, are left out); max pooling
 (`nn.SpatialMaxPooling`) also keeps the index of each output's maximum, an int64 (THCUNN's
 index tensor); `nn.Dropout` (not in place by default) keeps its output, its gradInput and its
-`noise` mask, a float per element, whichever graph (forward or lowered) is measured. Weights, their gradients and the optimizer's state are resident.
+`noise` mask, a float per element, whichever graph (forward or lowered) is measured. Weights,
+their gradients and the optimizer's state are resident.
 fb.resnet.torch's `-shareGradInput` (models/init.lua, `M.shareGradInput`) points the gradInput
 of every module of one type at one storage, grown to the largest gradInput of that type, and
 the ConcatTables' at two storages used alternately: outputs stay, gradInputs shrink to a few

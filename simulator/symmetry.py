@@ -36,7 +36,8 @@ def period(cluster) -> int | None:
 def representatives(cluster, period: int) -> dict[str, str]:
     """Each resource's image when device i stands for every device i + m * period: a device's
     resources map to those of device i mod period, a node's to those of node n mod (period /
-    devices per node), a leaf's to the first leaves', a rail's, the medium and the wire to themselves."""
+    devices per node), a leaf's to the first leaves', a rail's, the medium and the wire to
+    themselves."""
     ids = [d.id for d in cluster.devices]
     rep_dev = {d: ids[i % period] for i, d in enumerate(ids)}
     per_node = cluster.devices_per_node or len(ids)

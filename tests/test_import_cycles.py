@@ -122,7 +122,8 @@ def test_the_graph_sees_every_kind_of_import(graph):
     assert len(graph) > 100
     # top-level, relative (one and two levels up), and inside a function
     assert graph.has_edge("validation.experiments.grid_cv", "validation.calibrate.profile_build")
-    assert graph.has_edge("validation.calibrate.profile_build", "validation.calibrate.residency_fit")
+    assert graph.has_edge("validation.calibrate.profile_build",
+                          "validation.calibrate.residency_fit")
     assert graph.has_edge("validation.reproduce.swap.figures", "validation.reproduce.plotting")
     assert graph.has_edge("validation.validate.compare", "validation.calibrate.heldout")
 

@@ -103,7 +103,8 @@ def test_refresh_replaces_moved_figures_in_order():
     assert refreshed("a: 1 x\n  time 11.0 ms\n...\n  time 29.0 ms\n", printed) == \
         "a: 1 x\n  time 12.5 ms\n...\n  time 30.1 ms\n"
     rows = "  devices=1  efficiency=1\n  devices=8  efficiency=0.75\n"
-    assert refreshed("...\n  devices=8  efficiency=0.7\n", rows) == "...\n" + rows.splitlines()[1] + "\n"
+    assert refreshed("...\n  devices=8  efficiency=0.7\n", rows) == \
+        "...\n" + rows.splitlines()[1] + "\n"
     # a figure moved in the first command's output is not taken from the second's, even where
     # the second's looks more like the old one
     two = "a: run\n  throughput 5109 samples/s\nb: run\n  throughput 3424 samples/s\n"

@@ -11,7 +11,8 @@ from workloads.errors import DnnsimError
 
 
 def read_csv_rows(path, required: tuple[str, ...], what: str,
-                  error: type[Exception] = DnnsimError, id_column: str | None = None) -> list[dict]:
+                  error: type[Exception] = DnnsimError,
+                  id_column: str | None = None) -> list[dict]:
     """The rows of `path` as dicts; `what` names the kind of file in the messages. Where
     `id_column` is given, a non-empty id may appear once only."""
     try:

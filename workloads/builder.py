@@ -310,8 +310,8 @@ class GraphBuilder(SequenceOps):
         shapes = [self.spec(x).shape for x in xs]
         base = list(shapes[0])
         for s in shapes[1:]:
-            if len(s) != len(base) or any(a != b for i, (a, b) in enumerate(zip(s, base, strict=True))
-                                          if i != dim):
+            if len(s) != len(base) or any(
+                    a != b for i, (a, b) in enumerate(zip(s, base, strict=True)) if i != dim):
                 raise ShapeError(f"concat of {list(xs)}: shapes {shapes} differ outside dim {dim}")
         base[dim] = sum(s[dim] for s in shapes)
         return self._add("concat", list(xs), base, name, dict(dim=dim))

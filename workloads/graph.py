@@ -160,7 +160,8 @@ class OpGraph:
             raise WorkloadError(f"graph {self.name!r}: duplicate op name {op.name!r}")
         for src in op.inputs:
             if src not in self._ops:
-                raise WorkloadError(f"graph {self.name!r}: op {op.name!r} reads unknown op {src!r}")
+                raise WorkloadError(f"graph {self.name!r}: op {op.name!r} "
+                                    f"reads unknown op {src!r}")
         self._ops[op.name] = op
         self.g.add_node(op.name)
         for src, spec in zip(op.inputs, op.in_specs, strict=True):

@@ -43,7 +43,8 @@ HALF_FORMAT = {"fp16": "fp16", "amp-fp16": "fp16", "bf16": "bf16", "amp-bf16": "
 def check_precision(precision: object) -> str:
     if not isinstance(precision, str) or precision not in PRECISIONS:
         raise WorkloadError(f"unknown precision {precision!r}"
-                            f"{did_you_mean(precision, PRECISIONS)}; known: {', '.join(PRECISIONS)}")
+                            f"{did_you_mean(precision, PRECISIONS)}; "
+                            f"known: {', '.join(PRECISIONS)}")
     return precision
 
 

@@ -99,8 +99,8 @@ class FoldLowering:
             return None
         shape, out = self.b.spec(self.value(node.args[0])).shape, self.traced_shape(node)
         n = self.b.batch
-        if out is None or len(out) < 2 or len(shape) < 2 or shape[0] != n or out[0] == n or out[0] % n or \
-                math.prod(out) != math.prod(shape) or \
+        if out is None or len(out) < 2 or len(shape) < 2 or shape[0] != n or out[0] == n or \
+                out[0] % n or math.prod(out) != math.prod(shape) or \
                 (len(out) == 2 and out == (math.prod(shape[:-1]), shape[-1])):
             return None
         return self._refolded(node, what)

@@ -109,7 +109,8 @@ class TransformerLowering(OperandLowering):
         a = self.bind(_sig_embedding, node)
         w = self._param_arg(self.value(a["weight"]), "weight")
         if a["max_norm"] is not None:
-            raise self.unsupported("renormalises rows (max_norm); only plain lookups are supported")
+            raise self.unsupported("renormalises rows (max_norm); "
+                                   "only plain lookups are supported")
         if (rows := self.looked_up_rows(w, a["input"])) is not None:
             return rows
         out = self.b.embedding(self.tensor(a["input"]), *w.shape, name=self.name("embedding"))
@@ -119,7 +120,8 @@ class TransformerLowering(OperandLowering):
     # -- modules ---------------------------------------------------------------------------
     def _embedding_module(self, m, node, x):
         if m.max_norm is not None:
-            raise self.unsupported("renormalises rows (max_norm); only plain lookups are supported")
+            raise self.unsupported("renormalises rows (max_norm); "
+                                   "only plain lookups are supported")
         table = _Param(f"{node.target}.weight", tuple(m.weight.shape), True)
         if (rows := self.looked_up_rows(table, node.args[0])) is not None:
             return rows

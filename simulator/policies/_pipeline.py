@@ -8,8 +8,9 @@ and residual adds) and partition 1 = layers 20..56 with the loss.
 
 Op placement: a layer op goes to the partition its index falls in; any other forward op goes
 with the latest layer before it in program order (or a later input's partition), so a residual
-shortcut computed next to layer 21 runs with it rather than crossing as a second tensor; backward and update ops go with the forward op they serve; a gradient
-sum with no forward op (a residual fork) runs where its inputs are, so one summed tensor crosses.
+shortcut computed next to layer 21 runs with it rather than crossing as a second tensor;
+backward and update ops go with the forward op they serve; a gradient sum with no forward op (a
+residual fork) runs where its inputs are, so one summed tensor crosses.
 
 A schedule is, per device, an ordered list of *units*: ("F", i) the forward ops of that
 partition for minibatch i, ("B", i) its backward ops (and weight updates when the schedule

@@ -30,8 +30,8 @@ _horovod.py):
   cycle and each buffer waits for its last tensor. MXNet's engine enqueues a gradient once
   computed (`"gpu-ready"`): the cycle runs freely across steps, its ticks placed so that the
   last gradient waits half a cycle, the mean wait. On one device Horovod's optimizers
-  all-reduce nothing (`horovod_one_rank = "skip"`, the default); MXNet's before Horovod 0.19 still pass every gradient through the loop
-  (`"cycle"`).
+  all-reduce nothing (`horovod_one_rank = "skip"`, the default); MXNet's before Horovod 0.19
+  still pass every gradient through the loop (`"cycle"`).
 - `kvstore`: MXNet's kvstore 'nccl' under the Module API: per parameter array (a batch
   norm's scale and shift are two) an NCCL reduce and broadcast, one key after another in
   the order the forward pass uses them (one engine variable serialises them in the order

@@ -11,10 +11,11 @@ tasks on the links, beside compute.
 The steady-state iteration time is the period between consecutive minibatch completions once
 the pipe is full (the cycle time: the slowest device's forward + backward + update plus any
 communication it cannot hide: by default a transfer is a blocking copy that holds both
-devices, as in a plain PyTorch implementation; `overlap_communication` runs it beside compute), measured on `minibatches` simulated minibatches; fill and drain
-are reported apart in result.extras. So is the staleness: for partition p, the forward of
-minibatch i misses the updates of `staleness_minibatches[p]` = 2(K-1-p) earlier minibatches, and
-its backward runs with weights `weight_drift_minibatches[p]` updates newer than its forward
+devices, as in a plain PyTorch implementation; `overlap_communication` runs it beside compute),
+measured on `minibatches` simulated minibatches; fill and drain are reported apart in
+result.extras. So is the staleness: for partition p, the forward of minibatch i misses the
+updates of `staleness_minibatches[p]` = 2(K-1-p) earlier minibatches, and its backward runs with
+weights `weight_drift_minibatches[p]` updates newer than its forward
 (validation/reproduce/pipeline_stale/staleness.py trains with exactly these delays).
 """
 from __future__ import annotations

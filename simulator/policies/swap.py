@@ -12,9 +12,9 @@ before its backward use, so that the copies run on the copy engines behind compu
    prefetch leads, keep the plan with the shortest predicted step.
 Prefetches are issued as late as lets them arrive in time (`alap_triggers`), never before the
 backward pass, so prefetched bytes sit on the device briefly; they queue on one copy stream in
-the order issued (`prefetches_in_issue_order`). The plan is made for the graph's minibatch, so every minibatch size
-gets its own plan. With several devices each replica runs the plan and gradients are all-reduced
-in data-parallel's buckets (_offload.emit_training_step).
+the order issued (`prefetches_in_issue_order`). The plan is made for the graph's minibatch, so
+every minibatch size gets its own plan. With several devices each replica runs the plan and
+gradients are all-reduced in data-parallel's buckets (_offload.emit_training_step).
 """
 from __future__ import annotations
 

@@ -65,7 +65,8 @@ def dgx1_run():
 
 
 def _spans(result, device, pick):
-    return [(s, e) for t, s, e in zip(result.log.tasks, result.log.start_s, result.log.end_s, strict=True)
+    log = result.log
+    return [(s, e) for t, s, e in zip(log.tasks, log.start_s, log.end_s, strict=True)
             if t.device == device and pick(t)]
 
 

@@ -112,7 +112,8 @@ def test_needs_a_cpu():
 
 
 def test_cli_bad_sparsity_exits_2(capsys):
-    rc = cli.main(["simulate", "--workload", "lenet5", "--batch", "2", "--hardware", "skylake-x-6c",
+    rc = cli.main(["simulate", "--workload", "lenet5", "--batch", "2",
+                   "--hardware", "skylake-x-6c",
                    "--policy", "sparse-train", "--sparsity", "constant:1.5"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("dnnsim: error:")

@@ -87,7 +87,8 @@ def test_unlike_devices_break_symmetry():
     (lambda: Jitter.parse("lognormal:wide"), "must be DISTRIBUTION:SPREAD"),
     (lambda: Cluster.build("v100", 2, "nvlink2", speeds={"gpu5": 0.5}),
      "speed given for 'gpu5', which is not a device"),
-    (lambda: Cluster.build("v100", 2, "nvlink2", speeds={"gpu1": 0}), "must be a finite number > 0"),
+    (lambda: Cluster.build("v100", 2, "nvlink2", speeds={"gpu1": 0}),
+     "must be a finite number > 0"),
     (lambda: Cluster.build("v100", 2, "nvlink2", speeds={"gpu1": -1.0}), "> 0"),
     (lambda: Cluster.build("v100", 2, "nvlink2", speeds={"gpu1": "fast"}), "> 0"),
 ])

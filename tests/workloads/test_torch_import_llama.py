@@ -109,7 +109,8 @@ def _kernels(kind, **attrs):
     fwd = Op("op", kind, ("x",), (x,), out, attrs=attrs)
     grad = Op("op.grad", f"{kind}_grad", ("dy",), (out,), x, attrs=attrs, phase="backward",
               forward="op")
-    return (kind_of(kind).torch_kernel(fwd, None), kind_of(f"{kind}_grad").torch_kernel(grad, None))
+    return (kind_of(kind).torch_kernel(fwd, None),
+            kind_of(f"{kind}_grad").torch_kernel(grad, None))
 
 
 @pytest.mark.parametrize("kind, attrs", [

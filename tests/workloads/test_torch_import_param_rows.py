@@ -190,7 +190,8 @@ def test_a_masked_lm_decoder_shares_the_embeddings_weight_and_holds_its_own_bias
     assert (bias.params, bias.inputs, bias.attrs["tensors"]) == (60, ("decoder.grad_weight",), 1)
     # the decoder's gradient holds the tied weight's and the bias's; it reads the whole weight
     assert train.op("decoder.grad_weight").out.numel == 60 * 16 + 60
-    assert train.op("decoder").bytes_read == g.op("decoder").in_specs[0].nbytes + (60 * 16 + 60) * 4
+    assert train.op("decoder").bytes_read == \
+        g.op("decoder").in_specs[0].nbytes + (60 * 16 + 60) * 4
 
 
 class BiasSharedLM(TiedLM):

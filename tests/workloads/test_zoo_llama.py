@@ -172,7 +172,8 @@ def test_tinyllama_written_in_pytorch_at_full_size_is_the_preset_op_for_op():
 def test_the_cli_simulates_a_preset_and_refuses_bad_sizes(capsys):
     from simulator.cli import main
     assert main(["simulate", "--workload", "tinyllama_1b", "--batch", "1", "--hardware",
-                 "a100", "--precision", "amp-bf16", "--workload-option", "seq_len=64"]) in (0, None)
+                 "a100", "--precision", "amp-bf16",
+                 "--workload-option", "seq_len=64"]) in (0, None)
     assert "tinyllama_1b" in capsys.readouterr().out
     assert main(["simulate", "--workload", "llama", "--batch", "1", "--hardware", "a100",
                  "--workload-option", "kv_heads=3"]) == 2

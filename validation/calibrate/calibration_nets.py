@@ -9,17 +9,17 @@ vectors (20-320), from 48x48 down to 3x3 pixels (map sizes between the powers of
 squeezed to a third and expanded back (24-384 channels); first layers on 1- and 3-channel images
 (kernels 3 to 11, strides 1 to 4); depthwise-separable stages (strides 1 and 2) with
 concatenation at three widths; grouped 3x3 convolutions of 2 to 32 channels per group
-between 1x1 convolutions, from 64x64 down to 4x4 pixels; 2x2 and 3x3 max and average pooling; stacks of fully
-connected layers; and every pointwise activation besides ReLU (tanh, sigmoid, GELU, ...) on
-images of three resolutions and on fully connected layers (with a batch norm of features);
-products of maps with per-channel gates (squeeze-and-excitation) and with their own sigmoid;
-and group, layer and plain batch norm on images and on features; and small transformers
-(calibration_transformers.py): one decoder block at sequence lengths 64 to 512, head dims 32
-and 64, attention fused and written out, and one encoder block on image patches; and blocks of
+between 1x1 convolutions, from 64x64 down to 4x4 pixels; 2x2 and 3x3 max and average pooling;
+stacks of fully connected layers; and every pointwise activation besides ReLU (tanh, sigmoid,
+GELU, ...) on images of three resolutions and on fully connected layers (with a batch norm of
+features); products of maps with per-channel gates (squeeze-and-excitation) and with their own
+sigmoid; and group, layer and plain batch norm on images and on features; and small transformers
+(calibration_transformers.py): one decoder block at sequence lengths 64 to 512, head dims 32 and
+64, attention fused and written out, and one encoder block on image patches; and blocks of
 post-2016 networks (calibration_blocks.py): ConvNeXt, ShuffleNetV2, MBConv with
 squeeze-and-excitation, Llama, a decoder with a 65536-token vocabulary, PoolFormer, an
-encoder-decoder of maps, Caffe-era local response normalisation; and windowed attention,
-Swin's and Swin V2's (calibration_windows.py).
+encoder-decoder of maps, Caffe-era local response normalisation; and windowed attention, Swin's
+and Swin V2's (calibration_windows.py).
 No validation case's shapes were copied into it (the odd widths, the pooling and the funnels
 were added once held-out modules showed that kinds of kernel were missing, not their shapes;
 the 48-pixel stages once leave-one-out showed that equal GEMMs on smaller maps run faster),

@@ -361,8 +361,8 @@ def step_timers(device="cpu", cases=CASES, reps: int = 2) -> dict:
 
 def measure(cases=CASES, device="cpu", rounds: int = 6, reps: int = 2,
             progress: bool = True) -> list[dict]:
-    """Measured training steps (median sample, as calibration counts) of held-out modules, in interleaved rounds,
-    in the layout of the measured-steps CSV (steps_csv.py)."""
+    """Measured training steps (median sample, as calibration counts) of held-out modules, in
+    interleaved rounds, in the layout of the measured-steps CSV (steps_csv.py)."""
     from tqdm import tqdm
 
     timers = step_timers(device, cases, reps)
@@ -372,5 +372,6 @@ def measure(cases=CASES, device="cpu", rounds: int = 6, reps: int = 2,
             for c in cases:
                 samples[c] += timers[c][1]()
                 bar.update()
-    return [{"network": n, "batch": b, "mode": "train", "measured_s": statistics.median(samples[(n, b)])}
+    return [{"network": n, "batch": b, "mode": "train",
+             "measured_s": statistics.median(samples[(n, b)])}
             for n, b in cases]

@@ -4,11 +4,11 @@ Each op's time is min over its algorithms of max(arithmetic_s / efficiency, byte
 plus the kernel overhead, or the framework's host time per op if longer (hwmodels/gpu.py), so
 once every op of every row is decomposed into those terms (published_terms.Terms), a
 candidate set of constants is scored with a few array operations and the fit is a plain
-coordinate search on the mean absolute log error. Rows of every GPU of one architecture are fitted together: the
-constants belong to the architecture, never to a row. The frameworks' constants (host time per
-op, and the share of the part's streaming bandwidth the framework's own elementwise, norm and
-pooling kernels reach) are fitted in turn over the rows of every GPU that ran in that
-framework, so a GPU left out keeps its framework's streaming behaviour.
+coordinate search on the mean absolute log error. Rows of every GPU of one architecture are
+fitted together: the constants belong to the architecture, never to a row. The frameworks'
+constants (host time per op, and the share of the part's streaming bandwidth the framework's own
+elementwise, norm and pooling kernels reach) are fitted in turn over the rows of every GPU that
+ran in that framework, so a GPU left out keeps its framework's streaming behaviour.
 
 An architecture with no rows of its own takes each constant from its nearest fitted
 predecessor (fill_unexercised); `default` is the median of the fitted architectures.
@@ -185,7 +185,8 @@ def _set_frameworks(parts: dict[str, list[Terms]], consts: dict[str, dict[str, f
             t.set_frameworks(hosts, streams)
 
 
-FRAMEWORK_CONSTANTS = {"host": (HOST_BOUNDS, START_HOST_S), "stream": (STREAM_BOUNDS, START_STREAM)}
+FRAMEWORK_CONSTANTS = {"host": (HOST_BOUNDS, START_HOST_S),
+                       "stream": (STREAM_BOUNDS, START_STREAM)}
 
 
 def _fit_frameworks(consts: dict[str, dict[str, float]], families: dict[str, GpuFamily],
@@ -270,7 +271,8 @@ def fill_unexercised(families: dict[str, GpuFamily], exercised: dict[str, set[st
 def families_toml(fitted: Fitted, sources: list[str]) -> str:
     """The architectures and frameworks as catalog TOML, each with what it was fitted to."""
     families, frameworks = fitted
-    lines = ["# GPU architectures' efficiencies for the kernel model of hwmodels/gpu.py: the share",
+    lines = ["# GPU architectures' efficiencies for the kernel model of hwmodels/gpu.py: "
+             "the share",
              "# of the arithmetic peak (of the precision an op runs in, at the clock the part",
              "# sustains: gpus.toml sustained_clock_hz) that a large, full-wave tile of each",
              "# library algorithm sustains, the share of the part's streaming",

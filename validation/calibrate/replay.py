@@ -57,7 +57,8 @@ def _replay_rounds(order, kernels, freed, state, sync, warmup: int, rounds: int,
         env: dict[str, object] = {}
         times: dict[str, float] = {}
         for i, op in enumerate(order):
-            ins = [_as_shape(env[t], spec.shape, state) for t, spec in zip(op.inputs, op.in_specs, strict=True)]
+            ins = [_as_shape(env[t], spec.shape, state)
+                   for t, spec in zip(op.inputs, op.in_specs, strict=True)]
             kernel = kernels[op.name]
             if kernel is None:          # a view: reinterpret the input, no kernel
                 env[op.name] = _view(op, ins, state)

@@ -307,9 +307,9 @@ def module_step(module: torch.nn.Module, x: torch.Tensor | tuple[torch.Tensor, .
                 training: bool = True, seed: int = 0) -> Callable[[], object]:
     """The same for any module that maps x (a tuple: its inputs) to logits, or to a tuple or
     dict of tensors. A training step sums a cross-entropy against fixed random targets over
-    every tensor returned that needs a gradient, as workloads/training.py costs it: per pixel for an
-    (N, C, H, W) map of an image, else over each row of the last dimension ((batch, classes)
-    logits, a language model's every position)."""
+    every tensor returned that needs a gradient, as workloads/training.py costs it: per pixel
+    for an (N, C, H, W) map of an image, else over each row of the last dimension ((batch,
+    classes) logits, a language model's every position)."""
     steady_allocator()
     first = x[0] if isinstance(x, tuple) else x
     with torch.no_grad():

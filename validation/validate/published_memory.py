@@ -10,10 +10,10 @@ Each row becomes checks:
 A row that cannot be simulated (GPU or network not in the catalog or zoo, precision or batch
 not stated) is kept with its reason. Each row runs under the memory model of its harness
 (`HARNESSES`, from its framework column): Torch7 rows under framework_memory `torch7` (every
-module's output and gradInput, simulator/framework_memory.py), PyTorch rows of NVIDIA's ConvNets scripts with cudnn.benchmark's algorithm search,
-other rows as PyTorch without it (autograd's tensor lifetimes, its caching allocator, in-place
-ReLUs, SGD with momentum); rows of other frameworks keep their framework, so a report can tell
-them apart.
+module's output and gradInput, simulator/framework_memory.py), PyTorch rows of NVIDIA's ConvNets
+scripts with cudnn.benchmark's algorithm search, other rows as PyTorch without it (autograd's
+tensor lifetimes, its caching allocator, in-place ReLUs, SGD with momentum); rows of other
+frameworks keep their framework, so a report can tell them apart.
 
     python -m validation.validate.published_memory       # the table, then the summary
 """
@@ -232,7 +232,8 @@ def check_row(row: dict) -> RowResult:
     network, gpu = NETWORKS[row["network"].lower()], out.catalog_gpu
     measured = row["kind"].startswith("measured")
     for batch, precision, claim in claims(row):
-        ok, peak = simulated(network, gpu, PRECISIONS[precision], batch, harness_of(row["framework"]))
+        ok, peak = simulated(network, gpu, PRECISIONS[precision], batch,
+                             harness_of(row["framework"]))
         value = float(row["memory_gb"]) if measured else None
         out.checks.append(Check(batch, PRECISIONS[precision], claim, ok, peak, value))
     return out

@@ -63,7 +63,8 @@ def format_report(results: list[RowResult]) -> str:
              f"{'batch':>6} {'loader':8} {'published':>9} {'synthetic':>9} {'simulated':>9} "
              f"{'error':>7}  note"]
     for r in results:
-        batch = "-" if r.batch_per_gpu is None else f"{r.batch_per_gpu}{'' if r.batch_stated else '*'}"
+        unstated_mark = "" if r.batch_stated else "*"
+        batch = "-" if r.batch_per_gpu is None else f"{r.batch_per_gpu}{unstated_mark}"
         syn = "-" if r.synthetic is None else f"{r.synthetic:.2f}"
         sim = "-" if r.simulated is None else f"{r.simulated:.2f}"
         err = "-" if r.error is None else f"{100 * r.error:+.1f}%"

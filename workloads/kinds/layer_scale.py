@@ -9,8 +9,9 @@ input's gradient is dy itself, and the parameter's the sum of dy where it broadc
 
 A learned tensor computed on before use, once per step (`weight_affine`: RWKV's `1 - mix`;
 `weight_exp`: CLIP's `logit_scale.exp()`): a kernel on the parameter alone, no batch
-dimension, reading no input; its output is multiplied into a tensor as any factor (a `mul` broadcast over the
-batch). Its gradient is the parameter's: -dy for `shift - w`, dy * exp(w) for exp."""
+dimension, reading no input; its output is multiplied into a tensor as any factor (a `mul`
+broadcast over the batch). Its gradient is the parameter's: -dy for `shift - w`, dy * exp(w) for
+exp."""
 from __future__ import annotations
 
 from . import backward_rules

@@ -35,7 +35,8 @@ def _kernel(op, state):
 register(
     OpKind("upsample", "data_movement",
            flops=lambda op: _FORWARD_FLOPS[op.attrs["mode"]] * op.out.numel,
-           torch_kernel=_kernel, torch_module=lambda op, m, i: lambda ins: _interpolate(op)(ins[0]),
+           torch_kernel=_kernel,
+           torch_module=lambda op, m, i: lambda ins: _interpolate(op)(ins[0]),
            doc="F.interpolate to attrs['output_size'] (nearest, bilinear, bicubic)"),
     OpKind("upsample_grad", "data_movement", "backward",
            flops=lambda op: _GRAD_FLOPS[op.attrs["mode"]] * op.in_specs[0].numel,

@@ -7,8 +7,9 @@ downsampling shortcuts is a group conv, and one channel shuffle after the first 
 bottleneck mixes the groups (`shuffles="block"`, the paper's description: 16 exchanges), or,
 as the authors' code builds it (github.com/sysu-eda/Distributed-CNN-Inference), one shuffle
 after each of stages 1-3 (`shuffles="stages"`: 3 exchanges). A device that holds one group
-then needs the others' data only at the shuffles. The stem conv (3 input channels) stays dense and the classifier stays one fully
-connected layer; the DeCNN policy splits them by output channel and by input feature.
+then needs the others' data only at the shuffles. The stem conv (3 input channels) stays dense
+and the classifier stays one fully connected layer; the DeCNN policy splits them by output
+channel and by input feature.
 
 Group convs keep 1/groups of the weights and FLOPs; DeCNN widens the kernels to recover the
 accuracy this loses. `width` multiplies every channel count. By default (width=None) it is

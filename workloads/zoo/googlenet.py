@@ -10,7 +10,8 @@ inception3a.branch2.1.bn, maxpool4, fc).
 The paper's network differs in three ways: no batch norm (its convs have biases), a 5x5 conv in
 the third branch, and two local response norms after the stem. `googlenet_v1` is that network
 as Caffe's bvlc_googlenet defines it (no batch norm, 5x5 third branches, dropout 0.4): a local
-response norm (size 5, alpha 1e-4, beta 0.75) after maxpool1 and after conv3, 6,998,552 parameters and 1.58 G multiply-adds (the paper budgets "1.5 billion").
+response norm (size 5, alpha 1e-4, beta 0.75) after maxpool1 and after conv3, 6,998,552
+parameters and 1.58 G multiply-adds (the paper budgets "1.5 billion").
 `googlenet_v1_nolrn` is the same without the two norms, as soumith/convnet-benchmarks'
 googlenet.lua and benchmark_googlenet.py build it ("LRN (not added for now)").
 """

@@ -1,7 +1,7 @@
 """Transformers built without PyTorch: ViT (Dosovitskiy et al. 2021), GPT-2 (Radford et al.
-2019), BERT-base (Devlin et al. 2019) and Llama decoders (Touvron et al. 2023), op names following the module paths of the reference
-implementations (torchvision's VisionTransformer, Hugging Face's GPT2LMHeadModel,
-BertForSequenceClassification and LlamaForCausalLM).
+2019), BERT-base (Devlin et al. 2019) and Llama decoders (Touvron et al. 2023), op names
+following the module paths of the reference implementations (torchvision's VisionTransformer,
+Hugging Face's GPT2LMHeadModel, BertForSequenceClassification and LlamaForCausalLM).
 
 Parameters (exact, counted as PyTorch counts them):
     vit_b_16   86,567,656   torchvision vit_b_16 (1000 classes)

@@ -30,7 +30,8 @@ def test_replay_updates_the_parameters_it_steps():
     before = [p.clone() for p in state.params_of(train.op("fc1"))]
     env = {}
     for op in train.topo():
-        ins = [_as_shape(env[t], s.shape, state) for t, s in zip(op.inputs, op.in_specs, strict=True)]
+        ins = [_as_shape(env[t], s.shape, state)
+               for t, s in zip(op.inputs, op.in_specs, strict=True)]
         if kernels[op.name] is None:
             env[op.name] = _view(op, ins, state)
         else:

@@ -14,7 +14,8 @@ HEADER = "network,batch,mode,measured_s\n"
     ("lenet5,abc,train,0.0067\n", ("line 2", "batch must be a whole number", "'abc'")),
     ("lenet5,0,train,0.0067\n", ("line 2", "batch", "'0'")),
     ("lenet5,64,train,fast\n", ("line 2", "measured_s", "'fast'")),
-    ("lenet5,64,train,0.0067\nlenet5,64,train,0.0067,9\n", ("line 3", "the row has 5 values, the header 4")),
+    ("lenet5,64,train,0.0067\nlenet5,64,train,0.0067,9\n",
+     ("line 3", "the row has 5 values, the header 4")),
     ("lenet5,64,train\n", ("line 2", "the row has 3 values, the header 4")),
     ("", ("no rows",)),
 ])
@@ -31,7 +32,8 @@ def test_a_bad_row_or_an_empty_file_is_refused_naming_it(tmp_path, body, words):
 def test_a_missing_or_undecodable_file_is_named(tmp_path):
     with pytest.raises(WorkloadError, match="nope.csv: cannot read"):
         read_steps_csv(tmp_path / "nope.csv")
-    (tmp_path / "latin1.csv").write_bytes(HEADER.encode() + "caf\xe9,1,train,1\n".encode("latin-1"))
+    latin1_row = "caf\xe9,1,train,1\n".encode("latin-1")
+    (tmp_path / "latin1.csv").write_bytes(HEADER.encode() + latin1_row)
     with pytest.raises(WorkloadError, match="latin1.csv: not a CSV file"):
         read_steps_csv(tmp_path / "latin1.csv")
 

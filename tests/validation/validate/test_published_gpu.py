@@ -150,7 +150,8 @@ def test_streaming_kernels_are_the_frameworks():
 
 @pytest.mark.parametrize("note,key", [("with XLA", "tensorflow-xla"),
                                       ("mixed precision + XLA", "tensorflow-xla"),
-                                      ("mixed precision, no XLA", "tensorflow"), ("", "tensorflow")])
+                                      ("mixed precision, no XLA", "tensorflow"),
+                                      ("", "tensorflow")])
 def test_a_row_run_with_xla_is_scored_in_the_fusing_framework(tmp_path, note, key):
     path = write(tmp_path, "row_id,network,gpu,precision,batch_per_gpu,throughput_img_s,"
                            "framework,precision_note\n"

@@ -5,15 +5,16 @@ on 16 with DDP's buckets and Horovod's fused buffers: they hide all but the last
 and the whole gradient all-reduce (102 MB at NCCL's 135 GB/s bus bandwidth) takes 1.3-1.4 ms
 against a 135-350 ms step; Horovod's cycle and per-tensor copies, which no one-GPU run of
 TensorFlow or of a recent MXNet pays, cost up to 2%; an XLA row, whose gradients are all
-ready when the compiled backward ends, exposes the whole all-reduce. MXNet's kvstore runs its 161 keys one after another
-after the backward pass (its engine serialises them in the order Module pushes them, the
-first layer's first), each paying NCCL's latencies: 4-6% of an 8-GPU step, whatever the
-precision. The published runs lose 2-4% on most rows and up to 20% on some. What loses it is the host and the ranks: every row decoded real
-ImageNet on the node's CPU cores, which the N training processes share (mixed precision
-needs 3x the images, so it is input-bound first), and a synchronous step waits for the
-slowest of N ranks. The validation simulates both, with each loader's per-image cost fitted
-to one input-bound row and the ranks' spread fitted to the 2- and 4-GPU rows; the other
-1-to-8 and 1-to-16 rows are predictions. Figures:
+ready when the compiled backward ends, exposes the whole all-reduce. MXNet's kvstore runs its
+161 keys one after another after the backward pass (its engine serialises them in the order
+Module pushes them, the first layer's first), each paying NCCL's latencies: 4-6% of an 8-GPU
+step, whatever the precision. The published runs lose 2-4% on most rows and up to 20% on some.
+What loses it is the host and the ranks: every row decoded real ImageNet on the node's CPU
+cores, which the N training processes share (mixed precision needs 3x the images, so it is
+input-bound first), and a synchronous step waits for the slowest of N ranks. The validation
+simulates both, with each loader's per-image cost fitted to one input-bound row and the ranks'
+spread fitted to the 2- and 4-GPU rows; the other 1-to-8 and 1-to-16 rows are predictions.
+Figures:
 python -m validation.validate.published_scaling.
 """
 from __future__ import annotations
@@ -206,7 +207,8 @@ def test_unmodelled_machines_are_reported_not_dropped():
 def test_each_row_runs_in_the_memory_format_its_container_states():
     rows = {r["row_id"]: r for r in ps.load_rows()}
     stated = ps.stated_memory_formats()
-    by_setup = {(r["framework_version"], r["precision"], r["precision_note"]): r for r in rows.values()}
+    by_setup = {(r["framework_version"], r["precision"], r["precision_note"]): r
+                for r in rows.values()}
     # PyTorch 21.03's AMP config runs channels_last (the single-GPU rows' notes say so)
     assert ps.row_memory_format(by_setup[("NGC pytorch-21.03", "AMP", "")], stated) == "nhwc"
     assert ps.row_memory_format(by_setup[("NGC pytorch-20.06", "AMP", "")], stated) == "nchw"

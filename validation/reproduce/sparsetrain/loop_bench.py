@@ -7,9 +7,10 @@ skipping) with gcc for each register block F, weight placement and FMA repeat, r
 sparsity of uniform random zeros, and writes one row per run. FMA repeat 2 issues every
 multiply-add twice (same accumulator, same weight register) in both loops: the FMAs take twice
 their issue slots and nothing else changes, so a core with two FMA units runs the loop as one
-with a single unit would (its second FMA port also still takes the compare). The first line names the machine (CPU model,
-logical CPUs) and the peak 512-bit FMAs per ns of a pure FMA loop, from which cycles follow.
-Needs gcc and a CPU with AVX-512F and BMI1. An existing OUT is never overwritten.
+with a single unit would (its second FMA port also still takes the compare). The first line
+names the machine (CPU model, logical CPUs) and the peak 512-bit FMAs per ns of a pure FMA loop,
+from which cycles follow. Needs gcc and a CPU with AVX-512F and BMI1. An existing OUT is never
+overwritten.
 """
 from __future__ import annotations
 
