@@ -10,6 +10,7 @@ import math
 
 from workloads.graph import Op
 
+from .gpu_conv import FFT_MAX_PADDED_SIDE
 from .gpu_memory import CONV_KINDS, CachingAllocator, conv_workspace_bytes, runtime_data
 
 # The algorithms cudnnFind*AlgorithmEx times for each pass, by the names of CONV_ALGORITHMS:
@@ -25,7 +26,6 @@ FIND_ALGORITHMS = {
     "conv2d_grad_weight": ("implicit_gemm", "implicit_precomp_gemm", "fft", "fft_tiling",
                            "winograd_nonfused"),
 }
-FFT_MAX_PADDED_SIDE = 256   # cuDNN's FFT: input height and width plus padding at most 256
 
 
 def supports(op: Op, algorithm: str) -> bool:

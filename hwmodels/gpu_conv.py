@@ -44,6 +44,7 @@ from .gpu_gemm import K_FILL, parse_version, release_at_or_below
 CONV_TILES = ((128, 128), (128, 64), (128, 32))
 THIN_GROUP_CHANNELS = 8     # input channels per group below which a direct kernel runs
 FFT_TILE = 32               # cuDNN FFT_TILING's transform size
+FFT_MAX_PADDED_SIDE = 256   # cuDNN's FFT: input height and width plus padding at most 256
 WINOGRAD_NONFUSED_FILTERS = ((3, 3), (5, 5))
 # cuDNN 5 and 6 have a non-fused Winograd for 3x3 filters only: DeepBench's 5x5 stride-1
 # layers (192 x 28 x 28, 512 x 14 x 14, 832 x 7 x 7) ran implicit GEMM forward on all five
@@ -63,13 +64,15 @@ class CudnnRelease:
     architectures it has no Winograd kernels for; and whether its strided data gradient as a
     gather (BWD_DATA_ALGO_1) runs only the taps of each pixel's stride phase
     (`dgrad_stride_phases`) or every tap of the filter, most of them on zeros; the filters
-    its non-fused Winograd takes."""
+    its non-fused Winograd takes; whether its FFT algorithm transforms whole padded images
+    (`fft_whole_image`, ConvProblem.fft)."""
     version: tuple[int, int, int]     # the first cuDNN release with these kernels
     k_fill: int
     fused_winograd_one_fill: bool
     no_winograd_architectures: frozenset[str]
     dgrad_stride_phases: bool
     winograd_nonfused_filters: tuple[tuple[int, int], ...]
+    fft_whole_image: bool = False
 
     def runs_winograd(self, architecture: str | None) -> bool:
         return (architecture or "") not in self.no_winograd_architectures
@@ -81,13 +84,11 @@ class CudnnRelease:
 
 
 # cuDNN's Winograd kernels need Maxwell or newer: Kepler runs implicit GEMM or FFT in every
-# release. (The K80's Torch7 VGG rows, cuDNN 5.1, run faster than that allows: their forward
-# needs 82% of the K80's sustained peak as direct arithmetic, and the fit reaches it through
-# FFT_TILING at 0.70, above any other architecture's FFT. Letting 5.1 run Winograd on Kepler
-# fits the K80's rows in-sample, 8.3 -> 6.4% (its Winograd efficiency comes out Maxwell's
-# times LANE_RATE), and its passes without them, forward worst 49 -> 24%, backward 23 -> 17%
-# (worst 66 -> 29%), but predicts its steps worse without them, 16.6 -> 19.7%: every ResNet
-# then 16-25% fast.)
+# release. (The K80's Torch7 VGG rows, cuDNN 5.1, run faster than implicit GEMM allows: with
+# Kepler's own constants 5.1's whole-image FFT fits them in-sample, at 0 and -6%; predicted
+# from Maxwell's they are 35-39% slow. Winograd on Kepler, in the model without whole-image
+# FFT, fits the K80's rows in-sample at 6.4% against 8.3% but predicts its steps without them
+# at 19.7% against 16.6%, every ResNet then 16-25% fast.)
 NO_WINOGRAD = frozenset({"kepler"})
 # Each release's kernels hold until the next one's version; a version older than the first
 # takes the first. The evidence is DeepBench's convolution tables and the Torch7 network
@@ -102,7 +103,16 @@ CUDNN_RELEASES = (
     # 5x10 stride 2, takes 2.3-2.5x the phase gather's time on all five Maxwell and Pascal
     # cards, on the scatter's atomic bound (L2_ATOMICS_PER_CLOCK); the V100 and T4 on 7.6 run
     # it near the phase gather's time.
+    # Its FFT transforms whole padded images (ConvProblem.fft): the six DeepBench rows of the
+    # M40 and both Titan X that ran FFT (3x3, 128 -> 256 channels, 56x56, 8 and 16 images)
+    # take 0.8-1.2x that cost, where every other algorithm is 1.7-4x faster than they were.
     CudnnRelease((5, 0, 0), K_FILL, True, NO_WINOGRAD, dgrad_stride_phases=False,
+                 winograd_nonfused_filters=WINOGRAD_NONFUSED_3X3_ONLY, fft_whole_image=True),
+    # cuDNN 6 (6.0.21, DeepBench's GTX 1080 Ti and Titan Xp): 5's kernels, but the same
+    # layers' FFT runs in 0.8-1.8 ms, less than writing and reading their whole-image spectra
+    # (1.0-1.1 GB) takes at those cards' peak bandwidth: not that algorithm, and which it is
+    # no table shows, so 6 and later offer none (an assumption for 7.x, which no row times)
+    CudnnRelease((6, 0, 0), K_FILL, True, NO_WINOGRAD, dgrad_stride_phases=False,
                  winograd_nonfused_filters=WINOGRAD_NONFUSED_3X3_ONLY),
     # cuDNN 7.0 (7.0.04, Volta's first: Torch7 on the V100 at batch 1 to 128): a fill per
     # fused Winograd point (with 5's kernels ResNet-34 at batch 2 and VGG-19 at batch 1 and 2
@@ -271,17 +281,42 @@ class ConvProblem:
         return (self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
                 and max(self.kernel) > 1 and max(self.kernel) <= FFT_TILE // 2)
 
-    def fft(self, pass_: str) -> tuple[int, int, int, int, float]:
+    @property
+    def padded_hw(self) -> tuple[int, int]:
+        """The padded input's height and width of a stride-1 convolution: its output's plus
+        the filter's less one."""
+        return self.out_hw[0] + self.kernel[0] - 1, self.out_hw[1] + self.kernel[1] - 1
+
+    @property
+    def fft_whole_ok(self) -> bool:
+        """cuDNN's FFT (whole-image transforms) takes stride 1, no dilation, one group, a
+        padded input of at most FFT_MAX_PADDED_SIDE a side and a filter larger than its
+        padding (cuDNN Developer Guide; cudnn_benchmark.supports)."""
+        if self.stride != (1, 1) or self.dilation != (1, 1) or self.groups != 1:
+            return False
+        padded = self.padded_hw
+        pads = [(pad - size) // 2 for pad, size in zip(padded, self.in_hw, strict=True)]
+        return (max(padded) <= FFT_MAX_PADDED_SIDE
+                and all(r > pad for r, pad in zip(self.kernel, pads, strict=True)))
+
+    def fft(self, pass_: str, whole_image: bool = False) -> tuple[int, int, int, int, float]:
         """(m, n, k, batch, transformed elements through memory) of cuDNN's FFT_TILING: the
         output cut into tiles of FFT_TILE - R + 1, each transformed (a real 2-D FFT of
         FFT_TILE x FFT_TILE has FFT_TILE x (FFT_TILE/2 + 1) frequencies), then one complex
-        GEMM per frequency. The GEMM sizes are in complex multiply-adds; the caller counts 4
-        real ones each."""
-        tile_h = FFT_TILE - self.kernel[0] + 1
-        tile_w = FFT_TILE - self.kernel[1] + 1
-        hw = self.in_hw if pass_ == "dgrad" else self.out_hw
-        tiles = self.batch * math.ceil(hw[0] / tile_h) * math.ceil(hw[1] / tile_w)
-        freqs = FFT_TILE * (FFT_TILE // 2 + 1)
+        GEMM per frequency; or, `whole_image`, of its FFT: one transform per padded image
+        (gpu_memory's workspace rule), so each frequency's GEMM has a row per image and the
+        filter's spectrum, K x C planes, is as large as the padded image. The GEMM sizes are
+        in complex multiply-adds; the caller counts 4 real ones each."""
+        if whole_image:
+            size_h, size_w = self.padded_hw
+            tiles = self.batch
+        else:
+            size_h = size_w = FFT_TILE
+            tile_h = FFT_TILE - self.kernel[0] + 1
+            tile_w = FFT_TILE - self.kernel[1] + 1
+            hw = self.in_hw if pass_ == "dgrad" else self.out_hw
+            tiles = self.batch * math.ceil(hw[0] / tile_h) * math.ceil(hw[1] / tile_w)
+        freqs = size_h * (size_w // 2 + 1)
         c, k = self.in_channels, self.out_channels
         # complex values (2 elements) of transformed input, output and filter, out and back
         transformed = 2.0 * 2 * freqs * (tiles * (c + k) + c * k)

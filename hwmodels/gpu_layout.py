@@ -40,7 +40,7 @@ class _KernelOption(Protocol):
 Option = TypeVar("Option", bound=_KernelOption)
 
 # algorithms cuDNN runs on NCHW tensors only
-NCHW_ONLY_ALGORITHMS = frozenset({"winograd_fused", "winograd_nonfused", "fft_tiling"})
+NCHW_ONLY_ALGORITHMS = frozenset({"winograd_fused", "winograd_nonfused", "fft", "fft_tiling"})
 # the algorithm that runs on tensor cores, in NHWC
 TENSOR_CORE_ALGORITHM = "implicit_gemm"
 # the arithmetic whose tensor-core kernels take NHWC only

@@ -149,12 +149,21 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
                 traffic + cost.extra_bytes + transformed * elem,
                 "winograd_fused" if fused else "winograd_nonfused",
                 kernels=1 if fused else gpu_conv.TRANSFORM_KERNELS))
-    if conv.fft_ok and not tensor:
-        fm, fn, fk, fb, transformed = conv.fft(pass_)
+    whole = cudnn.fft_whole_image and conv.fft_whole_ok
+    for whole_image in [w for w, ok in ((False, conv.fft_ok), (True, whole)) if ok and not tensor]:
+        fm, fn, fk, fb, transformed = conv.fft(pass_, whole_image)
         # the per-frequency products run as batched complex GEMMs in cuBLAS-style tiles,
         # either way round: not the 128-pixel side of cuDNN's convolution tiles, which a
         # few image tiles per frequency would fill a fraction of (gpu_conv.fft)
         cost = units.gemm(fm, fn, fk, fb, split_k=wgrad, k_fill=cudnn.fill())
+        if whole_image:
+            # the transforms are kernels of their own: each spectrum is written by one before
+            # or after the products (serial) and read by the products, under their arithmetic
+            options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
+                                        cost.extra_bytes + transformed / 2 * 4, "fft",
+                                        kernels=gpu_conv.TRANSFORM_KERNELS,
+                                        serial_bytes=traffic + transformed / 2 * 4))
+            continue
         options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
                                     traffic + cost.extra_bytes + transformed * 4,
                                     "fft_tiling", kernels=gpu_conv.TRANSFORM_KERNELS))

@@ -1,13 +1,18 @@
 """The arithmetic each cuDNN algorithm does for a convolution (hwmodels/gpu_conv.py), held
 against the direct count for any shape: implicit GEMM does exactly the direct multiplies,
-Winograd and FFT tiling their reduced counts, and the strided data gradient's gather covers
-every filter tap once over its stride phases."""
+Winograd and FFT tiling their reduced counts, the strided data gradient's gather covers
+every filter tap once over its stride phases; and the whole-image FFT of the releases that have
+it, with the spectra its workspace holds."""
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwmodels import gpu_conv
+from hwmodels import gpu_conv, model_for
+from hwmodels.cudnn_benchmark import supports
+from hwmodels.gpu_memory import conv_workspace_bytes
+from workloads.builder import GraphBuilder
 
 
 @st.composite
@@ -106,3 +111,52 @@ def test_fft_tiling_runs_stride_1_single_group_filters_smaller_than_its_tile(con
     tile_h, tile_w = (gpu_conv.FFT_TILE - r + 1 for r in conv.kernel)
     (p, q) = conv.out_hw
     assert m == conv.batch * math.ceil(p / tile_h) * math.ceil(q / tile_w)
+
+
+def conv_op(batch, channels, filters, size, kernel, pad=None, stride=1):
+    b = GraphBuilder("c", input_shape=(channels, size, size), batch=batch)
+    b.flatten(b.conv2d(b.input(), filters, kernel, stride=stride,
+                       padding=kernel // 2 if pad is None else pad, name="conv"))
+    return b.build().op("conv")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 32), st.integers(1, 32), st.integers(3, 40),
+       st.sampled_from((1, 3, 5)), st.integers(0, 3), st.sampled_from((1, 2)))
+def test_whole_image_fft_takes_what_cudnn_and_its_workspace_take(batch, channels, filters,
+                                                                   size, kernel, pad, stride):
+    """cuDNN's FFT runs where cudnn_benchmark.supports offers it, and its spectra (input,
+    filter and output at the padded size, each written and read once) are gpu_memory's FFT
+    workspace twice over."""
+    pad = min(pad, kernel)
+    if size + 2 * pad < kernel:
+        return
+    op = conv_op(batch, channels, filters, size, kernel, pad, stride)
+    conv = gpu_conv.ConvProblem.from_attrs(op.attrs)
+    assert conv.fft_whole_ok == supports(op, "fft")
+    if conv.fft_whole_ok:
+        transformed = conv.fft("fwd", whole_image=True)[4]
+        assert transformed * op.out.dtype_bytes == 2 * conv_workspace_bytes(op, "fft")
+
+
+@pytest.mark.parametrize("cudnn,offered", [((5, 1, 10), True), ((6, 0, 21), False),
+                                           ((7, 6, 2), False)])
+def test_cudnn_5_runs_fft_on_whole_images(cudnn, offered):
+    """DeepBench's M40 ran 8 x 128 x 56 x 56 -> 256 (3x3) as FFT on cuDNN 5 in 7.37 ms, two
+    to four times what Winograd or FFT tiling take: the time of moving the 0.5 GB spectrum of
+    the K x C filters, written by a transform kernel before the products start. cuDNN 6's FFT
+    ran the layer in 0.8 ms on the Titan Xp, a quarter of what those spectra need, so the
+    model offers whole-image FFT in cuDNN 5 only."""
+    op = conv_op(8, 128, 256, 56, 3)
+    m40 = model_for("m40")
+    m40.framework, m40.cudnn_version = None, cudnn
+    options = {o.algorithm: o for o in m40.kernel_options(op)}
+    assert ("fft" in options) == offered
+    if not offered:
+        return
+    fft = options["fft"]
+    filter_spectrum_bytes = 256 * 128 * 58 * (58 // 2 + 1) * 2 * 4
+    assert fft.serial_bytes >= filter_spectrum_bytes
+    seconds = {a: m40.option_time_s(o, m40.family_constants, False) for a, o in options.items()}
+    assert 7.37e-3 / 2 < seconds["fft"] < 7.37e-3 * 2
+    assert max(seconds["fft_tiling"], seconds["winograd_fused"]) < 7.37e-3 / 2

@@ -25,7 +25,8 @@ def test_a_cudnn_version_takes_the_last_release_at_or_below_it():
     assert gpu_conv.cudnn_release(None, (7, 6, 2)).version == (7, 6, 0)
     assert gpu_conv.cudnn_release(None, (8, 9, 0)) is gpu_conv.CUDNN_RELEASES[-1]
     assert gpu_conv.cudnn_release(None, (4, 0, 0)) is gpu_conv.CUDNN_RELEASES[0]
-    assert gpu_conv.cudnn_release(None, (6, 0, 21)) is gpu_conv.CUDNN_RELEASES[0]
+    assert gpu_conv.cudnn_release(None, (5, 1, 10)) is gpu_conv.CUDNN_RELEASES[0]
+    assert gpu_conv.cudnn_release(None, (6, 0, 21)).version == (6, 0, 0)
 
 
 def test_a_gpu_without_a_named_cudnn_runs_its_architectures_tables_release():

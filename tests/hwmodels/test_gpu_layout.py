@@ -49,8 +49,11 @@ def test_the_transposes_move_each_tensor_the_pass_touches_twice():
 
 def zeroing_bytes(op, option):
     """What an option moves before or after its kernel other than transposes: the data
-    gradient's scatter zeroes dx first (a pass of its own, two kernels in all)."""
+    gradient's scatter zeroes dx first (a pass of its own, two kernels in all); the
+    whole-image FFT's transform kernels move the tensors and write the spectra."""
     scatter = op.kind == "conv2d_grad_input" and option.kernels == 2
+    if option.algorithm == "fft":
+        return option.serial_bytes
     return op.out.nbytes if scatter else 0
 
 

@@ -304,10 +304,11 @@ KERNEL_KINDS = ("gemm", "conv2d", "conv2d_grad_input", "conv2d_grad_weight")
 
 
 # cuDNN's forward algorithm names, as the kernel table's fwd_algo column records them, onto the
-# model's (hwmodels/gpu.py KernelOption.algorithm); FFT (whole-image transforms) has no model
+# model's (hwmodels/gpu_products.py KernelOption.algorithm); a release without the algorithm
+# recorded (cuDNN 6's FFT: gpu_conv.CUDNN_RELEASES) is scored on the model's own choice
 RECORDED_ALGORITHMS = {"IMPLICIT_GEMM": "implicit_gemm", "IMPLICIT_PRECOMP_GEMM": "implicit_gemm",
                        "WINOGRAD": "winograd_fused", "WINOGRAD_NONFUSED": "winograd_nonfused",
-                       "FFT_TILING": "fft_tiling"}
+                       "FFT_TILING": "fft_tiling", "FFT": "fft"}
 
 
 @dataclass(frozen=True)
