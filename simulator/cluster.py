@@ -203,7 +203,7 @@ class Cluster(Routes):
                     res[f"link:{src}->{dst}"] = 1
             if self.nodes > 1:
                 res.update(self.layout.resources(self.nodes))
-                res[WIRE_RESOURCE] = WIRE_CAPACITY
+            res[WIRE_RESOURCE] = WIRE_CAPACITY   # latency in flight, inside a node too
         res.update(self.layout.pcie_resources(self.nodes))
         return res
 

@@ -37,6 +37,8 @@ alone, started as soon as the chunk is ready and neither waiting for the other (
 duplex, and a parent takes its two children's chunks in turn while their NICs carry other
 traffic); the chunk has arrived when both are done and the send has flown its latency on the
 wire (`fly`), so flows sharing a NIC queue for their bytes, not for each other's latency.
+A hop inside a node holds its links for its bytes and then flies its latency too: the
+channels whose chains cross one GPU's port (16 across nodes of 8 NICs) queue for its bytes.
 Channels are built chunk by chunk, so a shared port serves the oldest chunk first.
 """
 from __future__ import annotations
@@ -82,6 +84,21 @@ def chunk_sizes(share: float, nccl_chunk: float, max_chunks: int = TREE_MAX_CHUN
     if count > max_chunks:
         return [share / max_chunks] * max_chunks
     return [nccl_chunk] * (count - 1) + [share - (count - 1) * nccl_chunk]
+
+
+def launch(add, dep_of: Mapping[str, Sequence[str]], name: str, launch_s: float,
+           priority: int) -> dict[str, tuple[str, ...]]:
+    """A collective's launch latency (NCCL's kernel launch and set-up), paid once per device
+    before its first transfer, as a delay on the wire that holds no port; return what each
+    device's first transfer waits for (its deps alone when there is no launch latency)."""
+    if not launch_s:
+        return {d: tuple(x for x in deps if x is not None) for d, deps in dep_of.items()}
+    out: dict[str, tuple[str, ...]] = {}
+    for i, (d, deps) in enumerate(dep_of.items()):
+        add(Task(f"{name}.launch.{i}", WIRE, launch_s, tuple(x for x in deps if x is not None),
+                 priority, {}, {}, "comm", d, {"launch_of": name}))
+        out[d] = (f"{name}.launch.{i}",)
+    return out
 
 
 def fly(add, sent: str, latency_s: float, priority: int, device: str) -> str:
@@ -190,21 +207,16 @@ def tree_allreduce(tg: TaskGraph, cluster: Cluster, devices: Sequence[str], nbyt
                               _bottom_up(devices, parent, children), hops, index, sizes,
                               {"collective": "tree", "protocol": protocol}))
     made: list[Task] = []
-    if launch_s:   # every device launches once its data is ready, all at once: paid once,
-        # not once a level up the tree
-        launched = {}
-        for d in devices:
-            made.append(Task(f"{name}.launch.{index[d]}", WIRE, launch_s, tuple(dep_of[d]),
-                             priority, {}, {}, "comm", d, {"launch_of": name}))
-            launched[d] = (f"{name}.launch.{index[d]}",)
-        dep_of, launch_s = launched, 0.0
+    # every device launches once its data is ready, all at once: paid once, not once a level
+    # up the tree
+    dep_of = launch(made.append, {d: dep_of[d] for d in devices}, name, launch_s, priority)
     # Chunk by chunk, every channel's chunk j before any channel's chunk j + 1: a port's
     # ready transfers then start oldest chunk first, as NCCL's channels progress side by side.
     # (Channel after channel, one channel's later chunks would head a shared NIC's queue
     # while they wait for their receiver, and hold the other channel's transfers back.)
     for j in range(chunks):
         for plan in plans:
-            plan.reduce(made, j, dep_of, priority, launch_s if j == 0 else 0.0)
+            plan.reduce(made, j, dep_of, priority)
         for plan in plans:
             plan.broadcast(made, j, dep_of, priority)
     tg.extend(made)
@@ -233,7 +245,7 @@ class _Channel:
         self.streaming = meta["protocol"] in ("LL", "LL128")
 
     def reduce(self, add: list[Task], j: int, dep_of: Mapping[str, Sequence[str]],
-               priority: int, launch_s: float) -> None:
+               priority: int) -> None:
         """Chunk j up the tree: d sends it once its children's chunk j has arrived and its
         own chunk j - 1 has left. A streamed hop (`streams`) starts with its children's:
         chunk 0 once every device below has its data, chunk j once the streamed children
@@ -255,7 +267,7 @@ class _Channel:
                 self.up_deps[d] = deps
             sent = self.sent_up[(d, j)] = f"{self.prefix}.r{j}.{self.index[d]}"
             arrived = self._transfer(add, sent, d, to, j, tuple(dict.fromkeys(deps)),
-                                     priority, launch_s)
+                                     priority)
             if streamed:
                 arrived += tuple(a for c in self.children[d] if self.streams(c, d)
                                  for a in self.up[(c, j)])
@@ -290,7 +302,7 @@ class _Channel:
                 # before the next chunk's reduction on a shared port: it frees the pipeline
                 # downstream
                 self.have[(c, j)] = list(self._transfer(add, sent, d, c, j, tuple(deps),
-                                                        priority - 1, 0.0))
+                                                        priority - 1))
 
     def streams(self, src: str, dst: str) -> bool:
         """Whether the hop src -> dst streams its chunk: LL and LL128 forward each line as it
@@ -300,10 +312,13 @@ class _Channel:
         return self.streaming and not self.hops[(src, dst)][3]
 
     def _transfer(self, add: list[Task], sent: str, src: str, dst: str, j: int,
-                  deps: tuple[str, ...], priority: int, launch_s: float) -> tuple[str, ...]:
+                  deps: tuple[str, ...], priority: int) -> tuple[str, ...]:
         """Add the hop src -> dst; return the tasks whose end means the chunk is at dst.
 
-        Inside a node the hop holds its links end to end (cut-through). Between nodes the
+        Inside a node the hop holds its links end to end (cut-through) for its bytes, and
+        the chunk then flies for the hop's latency (a delay that holds no port), so the
+        channels whose chains share a GPU's port queue for each other's bytes, not their
+        latency. Between nodes the
         sender's ports (its NIC's send side, a leaf or rail uplink) and the receiver's (the
         downlink, its NIC's receive side) each serve the chunk's bytes, one flow at a time,
         from the moment the chunk is ready, neither waiting for the other: a NIC's send and
@@ -313,22 +328,21 @@ class _Channel:
         meanwhile. The chunk has arrived when the receiver has taken its bytes and the
         sender's last byte has flown the network's latency."""
         resources, latency, bandwidth, flight = self.hops[(src, dst)]
-        duration = latency + self.sizes[j] / bandwidth
+        busy_s = self.sizes[j] / bandwidth
         meta = {"bytes": self.sizes[j], **self.meta, "src": src, "dst": dst}
         if not flight:
-            add.append(Task(sent, resources, duration + launch_s, deps, priority, {}, {},
-                            "comm", src, meta))
-            return (sent,)
+            add.append(Task(sent, resources, busy_s, deps, priority, {}, {}, "comm", src,
+                            meta))
+            return (fly(add.append, sent, latency, priority, src),) if latency else (sent,)
         sender = tuple(r for r in resources if not r.endswith((".rx", ".down")))
         receiver = tuple(r for r in resources if r.endswith((".rx", ".down")))
-        add.append(Task(sent, sender, duration - flight + launch_s, deps, priority, {}, {},
-                        "comm", src, meta))
+        add.append(Task(sent, sender, busy_s, deps, priority, {}, {}, "comm", src, meta))
         # the receive carries the bytes as `received_bytes`: summing `bytes` over tasks
         # counts each transfer once
         received = {k: v for k, v in meta.items() if k != "bytes"}
         received["received_bytes"] = meta["bytes"]
-        add.append(Task(f"{sent}.recv", receiver, duration - flight + launch_s, deps, priority,
-                        {}, {}, "comm", dst, received))
+        add.append(Task(f"{sent}.recv", receiver, busy_s, deps, priority, {}, {}, "comm", dst,
+                        received))
         return (fly(add.append, sent, flight, priority, src), f"{sent}.recv")
 
 

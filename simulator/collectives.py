@@ -51,6 +51,15 @@ passes * (N-1) steps spread evenly over the ring, and take their bytes' time alo
 others; the closed form counts the same steps. A ring whose every hop crosses nodes (the
 hierarchical all-reduce's) pays it on every step.
 
+Ports shared by rings: across nodes NCCL runs a ring per NIC, and each passes through every
+GPU of a node, so a GPU's port carries several rings' hops each step (7 of 8 on a DGX H100).
+NCCL's channels run side by side, each on its own SMs, and share the port's bandwidth, not
+their latency: a hop that shares a port with another hop of the collective holds it for its
+bytes alone and then flies its latency, and the rings are built step by step so that a
+shared port serves the oldest step first (_rings). A hop alone on its ports holds them for
+its latency too: the same time, and no flight task. The launch latency is a flight per
+device before its first transfer, paid once per collective, whatever its rings.
+
 Symmetry: a ring of p transfers per step costs p^2 tasks. With `symmetric=True` and a cluster
 that maps onto itself when devices move t places along (Cluster.symmetry_period: identical
 nodes of t devices, or t = 1 for identical devices on a switch), devices i and i + t do the
@@ -64,6 +73,7 @@ collective is built in full.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Mapping, Sequence
 
 from . import collective_trees as trees
@@ -190,14 +200,14 @@ def _send(tg, cluster, src, dst, nbytes, deps, name, priority, kind, lane=None, 
 
 
 def _hop(cluster, src, dst, nbytes, lane, rep, protocol):
-    """(resources, duration, its network latency: 0 within a node) of one ring hop, under
-    NCCL's `protocol`; under symmetry on its representative's resources (rep), each named
-    once."""
-    resources, duration, network = trees.hop(cluster, src, dst, nbytes, lane,
-                                             ("ring", protocol))
+    """(resources, the time its bytes hold them, its latency, whether it crosses nodes) of
+    one ring hop under NCCL's `protocol`; under symmetry on its representative's resources
+    (rep), each named once."""
+    resources, latency, bandwidth, network = trees.hop_rate(cluster, src, dst, lane,
+                                                            ("ring", protocol))
     if rep is not None:
         resources = tuple(dict.fromkeys(rep[r] for r in resources))
-    return resources, duration, network
+    return resources, nbytes / bandwidth, latency, network > 0
 
 
 def _nccl_allreduce(tg, cluster, devices, nbytes, dep_of, name, priority, launch_s, period,
@@ -226,12 +236,9 @@ def _nic_rings(tg, cluster, devices, orders, nbytes, dep_of, name, priority, pas
     """A ring per NIC across nodes (nccl_fabric.nic_ring_orders), each on its share (one
     node's rotation each), of `passes` passes (2: all-reduce, 1: reduce-scatter, gather)."""
     rep = cluster.representative_resources(period) if period else None
-    done: dict[str, list[str]] = {d: [] for d in (devices[:period] if period else devices)}
-    for c, (order, lanes) in enumerate(orders):
-        last = _ring(tg, cluster, order, lanes, nbytes / len(orders), dep_of, f"{name}.c{c}",
-                     priority, passes, launch_s, period, rep, protocol)
-        for d in done:
-            done[d].append(last[d])
+    rings = [(f"{name}.c{c}", order, lanes) for c, (order, lanes) in enumerate(orders)]
+    done = _rings(tg, cluster, rings, nbytes / len(orders), dep_of, name, priority, passes,
+                  launch_s, period, rep, protocol)
     return _expand(done, devices, period)
 
 
@@ -264,64 +271,90 @@ def _ring_steps(passes: int):
         if period and len(channels) > 1:
             raise SimulationError("a symmetric ring collective needs a single ring channel")
         rep = cluster.representative_resources(period) if period else None
-        built = devices[:period] if period else devices
-        done: dict[str, list[str]] = {d: [] for d in built}
-        for c, (order, lanes) in enumerate(channels):
-            tag = name if len(channels) == 1 else f"{name}.c{c}"
-            last = _ring(tg, cluster, order, lanes, nbytes / len(channels), dep_of, tag,
-                         priority, passes, launch_s, period, rep, protocol)
-            for d in built:
-                done[d].append(last[d])
+        rings = [(name if len(channels) == 1 else f"{name}.c{c}", order, lanes)
+                 for c, (order, lanes) in enumerate(channels)]
+        done = _rings(tg, cluster, rings, nbytes / len(channels), dep_of, name, priority,
+                      passes, launch_s, period, rep, protocol)
         return _expand(done, devices, period)
     return build
 
 
-def _ring(tg, cluster, order, lanes, nbytes, dep_of, name, priority, passes, launch_s,
-          simulate=None, rep=None, protocol="Simple"):
-    """A ring over `order`; with `simulate` = t, only its first t devices' transfers (device
-    i standing for every i + m t), on representative resources `rep`."""
-    p = len(order)
+def _rings(tg, cluster, rings, nbytes, dep_of, name, priority, passes, launch_s,
+           simulate=None, rep=None, protocol="Simple") -> dict[str, list[str]]:
+    """Rings side by side, each (its tasks' name prefix, order, lane of each hop) over as
+    many devices and carrying `nbytes`, all launched at once (launch_s, paid once per
+    device); with `simulate` = t, only their first t devices' transfers (device i standing
+    for every i + m t), on representative resources `rep`. Returns per built device what
+    ends each ring there.
+
+    A ring makes 2(p-1) t tasks (millions at scale): they are made as Tasks directly, each
+    step's from its predecessors' names, without TaskGraph.new's conversions (the hops'
+    resources are tuples and durations floats already). A hop holds its ports for its
+    bytes alone, then the chunk flies for the hop's latency on the wire (a delay that holds
+    no port: WIRE), so rings that share a port (NCCL's channels across nodes, several
+    through each GPU's port) queue for each other's bytes, not their latency. A hop between
+    nodes flies only on the steps that pay the network's latency (module notes, "Latency
+    across nodes"); on the others it takes its bytes' time alone. The rings are built step
+    by step, every ring's step s before any ring's step s + 1: a shared port then serves
+    the oldest step first, as NCCL's channels progress side by side (ring after ring, the
+    first ring's later steps would take the port ahead of the last ring's early ones and
+    starve it)."""
+    p = len(rings[0][1])
     t = simulate or p
-    chunk = nbytes / p
-    built = [_hop(cluster, order[i], order[(i + 1) % p], chunk, lanes[i], rep, protocol)
-             for i in range(t)]
-    # the steps that pay the network's latency (module notes, "Latency across nodes"); on the
-    # others an inter-node hop takes its bytes' time alone
-    steps = passes * (p - 1)
-    network_pays = _network_latency_steps(cluster, order, passes)
-    quiet = [(resources, duration - network) for resources, duration, network in built]
-    meta = [{"bytes": chunk, "src": order[i], "dst": order[(i + 1) % p], "collective": "ring"}
-            | ({} if protocol == "Simple" else {"protocol": protocol}) for i in range(t)]
-    between = [i for i, (_, _, network) in enumerate(built) if network > 0]
-    # A ring makes 2(p-1) t tasks (millions at scale): they are made as Tasks directly, each
-    # step's from its predecessors' names, without TaskGraph.new's conversions (the hops'
-    # resources are tuples and durations floats already). A hop between nodes holds its
-    # ports for its bytes alone; on the steps that pay the network's latency, the chunk
-    # then flies for it on the wire (a delay that holds no port: WIRE).
+    built = list(dict.fromkeys(d for _, ring_order, _ in rings for d in ring_order[:t]))
     made: list[Task] = []
     add = made.append
-    sent: list[str] = []   # what device i sent in the previous step
-    got: list[str] = []    # and when that arrived at device i + 1
+    start = trees.launch(add, {d: dep_of[d] for d in built}, name, launch_s, priority)
+    steps = passes * (p - 1)
+    hops = [[_hop(cluster, ring_order[i], ring_order[(i + 1) % p], nbytes / p, lanes[i], rep,
+                  protocol) for i in range(t)] for _, ring_order, lanes in rings]
+    uses = Counter(r for ring in hops for hop in ring for r in hop[0])
+    crowded = {r for r, n in uses.items() if n > 1}
+    plans = [_ring_plan(cluster, ring_order, ring, nbytes / p, passes, crowded, protocol)
+             for (_, ring_order, _), ring in zip(rings, hops, strict=True)]
+    sent: list[list[str]] = [[] for _ in rings]   # what device i sent in the previous step
+    got: list[list[str]] = [[] for _ in rings]    # and when that arrived at device i + 1
     for s in range(steps):
-        names = [f"{name}.s{s}.{i}" for i in range(t)]
-        for i, (resources, duration) in enumerate(quiet):
-            if s == 0:   # step 0 waits for the data and pays the launch
-                add(Task(names[i], resources, duration + launch_s,
-                         tuple(d for d in dep_of[order[i]] if d is not None), priority, {},
-                         {}, "comm", order[i], meta[i]))
-            else:   # later steps wait for the chunk from the device before, and for this
-                # device's own previous send
-                add(Task(names[i], resources, duration, (got[i - 1], sent[i]), priority, {},
-                         {}, "comm", order[i], meta[i]))
-        arrived = names
-        if network_pays[s] and between:
+        for r, ((tag, ring_order, _), (hops, meta, flights)) in enumerate(
+                zip(rings, plans, strict=True)):
+            names = [f"{tag}.s{s}.{i}" for i in range(t)]
+            for i, (resources, busy_s, _) in enumerate(hops):
+                # step 0 waits for the data (and the launch); later steps for the chunk from
+                # the device before, and for this device's own previous send
+                deps = start[ring_order[i]] if s == 0 else (got[r][i - 1], sent[r][i])
+                add(Task(names[i], resources, busy_s, deps, priority, {}, {}, "comm",
+                         ring_order[i], meta[i]))
             arrived = list(names)
-            for i in between:
-                arrived[i] = trees.fly(add, names[i], built[i][2], priority, order[i])
-        sent, got = names, arrived
+            for i in flights[s]:
+                arrived[i] = trees.fly(add, names[i], hops[i][2], priority, ring_order[i])
+            sent[r], got[r] = names, arrived
     tg.extend(made)
-    return {d: got[(i - 1) % t] for i, d in enumerate(order[:t])}
+    done: dict[str, list[str]] = {d: [] for d in built}
+    for (_, ring_order, _), last in zip(rings, got, strict=True):
+        for i, d in enumerate(ring_order[:t]):
+            done[d].append(last[(i - 1) % t])
+    return done
 
+
+def _ring_plan(cluster, order, hops, chunk, passes, crowded, protocol):
+    """A ring's hops (_hop's, one per built device, each carrying `chunk` bytes) as (resources, the time they hold them,
+    latency), their tasks' meta, and per step which hops' chunks then fly their latency: a
+    hop between nodes on the steps that pay the network's latency; one inside a node on
+    every step where it shares a port with another hop of the collective (`crowded`: the
+    resources several hops use), else it holds its port for its latency too, which takes
+    the same time and no flight task."""
+    p = len(order)
+    plan, flying = [], []
+    for resources, busy_s, latency, crosses in hops:
+        flies = crosses or not crowded.isdisjoint(resources)
+        plan.append((resources, busy_s if flies else busy_s + latency, latency))
+        flying.append(flies and latency > 0)
+    meta = [{"bytes": chunk, "src": order[i], "dst": order[(i + 1) % p],
+             "collective": "ring"} | ({} if protocol == "Simple" else {"protocol": protocol})
+            for i in range(len(hops))]
+    flights = [[i for i, (_, _, _, crosses) in enumerate(hops)
+                if flying[i] and (pays or not crosses)] for pays in (False, True)]
+    return plan, meta, [flights[pays] for pays in _network_latency_steps(cluster, order, passes)]
 
 
 def _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority, launch_s, period,
@@ -349,15 +382,17 @@ def _hierarchical(tg, cluster, devices, nbytes, dep_of, name, priority, launch_s
         after_rs = dep_of
     rep = cluster.representative_resources(period) if period else None
     after_ar: dict[str, tuple[str, ...]] = {}
-    for j in range(k):
-        order = [ids[j] for ids in nodes]
-        if halving:
+    orders = [[ids[j] for ids in nodes] for j in range(k)]
+    if halving:
+        for j, order in enumerate(orders):
             last = collectives_hd.halving_doubling(tg, cluster, order, nbytes / k, after_rs,
                                                    f"{name}.x{j}", priority, launch_s)
-        else:
-            last = _ring(tg, cluster, order, (None,) * len(order), nbytes / k, after_rs,
-                         f"{name}.x{j}", priority, 2, launch_s, node_period, rep)
-        after_ar.update({d: (t,) for d, t in last.items()})
+            after_ar.update({d: (t,) for d, t in last.items()})
+    else:
+        after_ar.update((d, tuple(ts)) for d, ts in _rings(
+            tg, cluster, [(f"{name}.x{j}", order, (None,) * len(order))
+                          for j, order in enumerate(orders)],
+            nbytes / k, after_rs, f"{name}.x", priority, 2, launch_s, node_period, rep).items())
     if k == 1:
         return _expand(after_ar, devices, period)
     done: dict[str, tuple[str, ...]] = {}

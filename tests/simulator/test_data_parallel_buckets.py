@@ -95,12 +95,16 @@ def test_first_bucket_reduces_during_backward_and_the_step_waits_for_the_last(dg
 
 
 def test_each_all_reduce_pays_nccls_launch_once_on_gpus_only(dgx1_run):
+    # the launch is a delay per GPU (no port held) that the first step waits for
+    launches = {t.name: t for t in dgx1_run.log.tasks
+                if t.name.startswith("allreduce.b0.launch.")}
     first_steps = [t for t in dgx1_run.log.tasks if ".s0." in t.name
                    and t.name.startswith("allreduce.b0.")]
-    later = [t for t in dgx1_run.log.tasks if ".s1." in t.name
-             and t.name.startswith("allreduce.b0.")]
-    assert first_steps[0].duration_s == pytest.approx(later[0].duration_s + NCCL_BASE_LATENCY_S)
+    assert len(launches) == 8 and first_steps
+    assert all(t.duration_s == pytest.approx(NCCL_BASE_LATENCY_S) for t in launches.values())
+    assert all(set(t.deps) <= set(launches) and t.deps for t in first_steps)
     cpus = simulate(_mlp(), Cluster.build("skylake-x-6c", 2, "eth10g"), "data-parallel")
+    assert not any(".launch." in t.name for t in cpus.log.tasks)
     s0 = [t for t in cpus.log.tasks if t.name.startswith("allreduce.b0.s0.")]
     s1 = [t for t in cpus.log.tasks if t.name.startswith("allreduce.b0.s1.")]
     assert s0[0].duration_s == pytest.approx(s1[0].duration_s)
