@@ -38,26 +38,36 @@ CLOSED_FORMS: dict[str, Callable[[int, float, float, float], float]] = {
 
 
 def closed_form_s(kind: str, cluster: Cluster, devices: Sequence[str], nbytes: float,
-                  launch_latency_s: float = 0.0) -> float:
+                  launch_latency_s: float = 0.0,
+                  rings: Sequence[tuple[Sequence[str], Sequence[int | None]]] | None = None
+                  ) -> float:
     """Closed-form time of a collective on this cluster. A ring collective's step takes as
-    long as its slowest hop, on any of its channels (each carrying its share); the tree and
-    pairwise collectives take the slowest route between ring neighbours, except in the NVLink
-    topologies, whose pairs differ (one, two or six links, direct or bridged, or another
-    node): there the fastest pair, a lower bound."""
+    long as its slowest hop, on any of its channels (each carrying its share), or as the
+    port that several channels' hops cross takes for their bytes together; `rings`: the
+    channels (order, lane of each hop) where they are not the cluster's ring channels (NCCL's
+    rings per NIC across nodes). The tree and pairwise collectives take the slowest route
+    between ring neighbours, except in the NVLink topologies, whose pairs differ (one, two or
+    six links, direct or bridged, or another node): there the fastest pair, a lower bound."""
     p = len(devices)
     if p <= 1:
         return 0.0
     if kind in RING_KINDS:
-        channels = cluster.ring_channels(list(devices))
+        channels = list(rings) if rings else cluster.ring_channels(list(devices))
         chunk = nbytes / (len(channels) * p)
-        hops = [(latency + chunk / bandwidth,
+        hops = [(latency, chunk / bandwidth, resources,
                  network_latency_s(cluster, order[i], order[(i + 1) % p], lanes[i]))
                 for order, lanes in channels for i in range(p)
-                for _, bandwidth, latency in [cluster.route(order[i], order[(i + 1) % p],
-                                                            lanes[i])]]
+                for resources, bandwidth, latency in [cluster.route(order[i], order[(i + 1) % p],
+                                                                    lanes[i])]]
+        port_s: dict[str, float] = {}   # a step's bytes on each port, all channels together
+        for _, busy_s, resources, _ in hops:
+            for r in resources:
+                port_s[r] = port_s.get(r, 0.0) + busy_s
+        crowded = max(port_s.values())
         paying = sum(network_latency_steps(cluster, channels[0][0], RING_PASSES[kind]))
-        loud = max(duration for duration, _ in hops)
-        quiet = max(duration - network for duration, network in hops)
+        loud = max(crowded, max(latency + busy_s for latency, busy_s, _, _ in hops))
+        quiet = max(crowded, max(latency - network + busy_s
+                                 for latency, busy_s, _, network in hops))
         t = paying * loud + (RING_PASSES[kind] * (p - 1) - paying) * quiet
     else:
         if cluster.topology in NVLINK_TOPOLOGIES:

@@ -136,7 +136,7 @@ def collective(kind: str, tg: TaskGraph, cluster: Cluster, devices: Sequence[str
         return _expand(dep_of, devices, period)
     if fidelity == "flow":
         return _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority,
-                     launch_latency_s)
+                     launch_latency_s, algorithm)
     # rings make 2(p-1) transfers per device built, hundreds of thousands at scale: the cyclic
     # collector, whose rescans grow with the tasks already made and free none of them, waits
     if kind == "allreduce" and algorithm in ("tree", "nccl"):
@@ -242,12 +242,16 @@ def _nic_rings(tg, cluster, devices, orders, nbytes, dep_of, name, priority, pas
     return _expand(done, devices, period)
 
 
-def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s):
+def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s, algorithm):
+    """One task holding every resource the collective uses, for its closed-form time; a
+    ring collective under 'nccl' across nodes of several NICs on NCCL's rings per NIC."""
     resources: list[str] = []
     p = len(devices)
+    rings = (nccl_fabric.nic_ring_orders(cluster, devices)
+             if kind in RING_KINDS and algorithm == "nccl" else None)
     if kind in RING_KINDS:
         hops = [(order[i], order[(i + 1) % p], lanes[i])
-                for order, lanes in cluster.ring_channels(devices) for i in range(p)]
+                for order, lanes in rings or cluster.ring_channels(devices) for i in range(p)]
     elif kind == "all_to_all":
         hops = [(a, b, None) for a in devices for b in devices if a != b]
     else:
@@ -257,7 +261,8 @@ def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s):
     resources = list(dict.fromkeys(resources))   # each once, in order of first use
     all_deps = sorted({d for ds in dep_of.values() for d in ds})
     factor = {"allreduce": 2 * (p - 1), "all_to_all": p - 1}.get(kind, p - 1)
-    tg.new(name, tuple(resources), closed_form_s(kind, cluster, devices, nbytes, launch_s),
+    tg.new(name, tuple(resources), closed_form_s(kind, cluster, devices, nbytes, launch_s,
+                                                 rings),
            deps=all_deps, priority=priority, category="comm", device=devices[0],
            meta={"bytes": nbytes * factor, "collective": kind, "fidelity": "flow"})
     return {d: (name,) for d in devices}

@@ -85,3 +85,18 @@ def test_time_is_monotone_in_size(kind, nodes, sizes):
     cluster = Cluster.from_node_type("dgx-h100", 8 * nodes)
     small, large = sorted(sizes)
     assert _time(kind, cluster, small, 8.4e-6) <= _time(kind, cluster, large, 8.4e-6)
+
+
+@pytest.mark.parametrize("kind", ["allgather", "reduce_scatter", "allreduce"])
+def test_the_flow_level_closed_form_runs_on_the_rings_per_nic(kind):
+    """At flow fidelity (one task, the closed form) a ring collective under 'nccl' takes
+    NCCL's rings per NIC as the link-level run does, not one ring through every NIC."""
+    cluster = Cluster.from_node_type("dgx-h100", 64)
+    ids = [d.id for d in cluster.devices]
+    times = {}
+    for fidelity in ("link", "flow"):
+        tg = TaskGraph()
+        collective(kind, tg, cluster, ids, 404e6, {}, "c", algorithm="nccl", symmetric=True,
+                   fidelity=fidelity)
+        times[fidelity] = engine.run(tg, cluster.resources).makespan_s
+    assert times["flow"] == pytest.approx(times["link"], rel=0.05)
