@@ -99,9 +99,13 @@ class NodeLayout:
 
     def node_period(self, nodes: int) -> int | None:
         """Nodes per repeat of the network: 1, or a leaf when there are several (None when
-        the last leaf is partial)."""
+        the last leaf is partial, or rails' uplinks are oversubscribed: shared by all)."""
         leaf = self.nodes_per_leaf
-        if self.network == "rail-optimised" or self.groups(nodes) == 1 or not leaf:
+        if self.network == "rail-optimised":
+            # NIC k of every node shares rail k's uplinks: one node stands for the others
+            # only while the uplinks have a slot for every node's flow
+            return 1 if self.uplink_slots(nodes) >= nodes else None
+        if self.groups(nodes) == 1 or not leaf:
             return 1   # without a leaf size there is one group
         return leaf if nodes % leaf == 0 else None
 

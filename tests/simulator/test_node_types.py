@@ -86,6 +86,27 @@ def test_rail_optimised_network_crosses_the_spine_between_rails_only():
     assert "rail0.up" in cluster.route("gpu0", "gpu9")[0]
 
 
+@pytest.mark.parametrize("oversubscription", [1.0, 4.0])
+def test_rings_across_rails_take_the_same_time_by_class_and_in_full(oversubscription):
+    """NCCL's rings per NIC cross rails between nodes. Every node's NIC k shares rail k's
+    uplinks, so with them oversubscribed one node cannot stand for the others: the run by
+    symmetry class takes the full expansion's time, the oversubscribed one longer."""
+    from simulator.collectives import collective
+    times = []
+    for symmetric in (True, False):
+        cluster = Cluster.from_node_type("dgx-h100", 32, network="rail-optimised",
+                                         oversubscription=oversubscription)
+        tg = TaskGraph("ag")
+        collective("allgather", tg, cluster, [d.id for d in cluster.devices], 100 * MB, {},
+                   "ag", algorithm="nccl", symmetric=symmetric)
+        times.append(engine.run(tg, cluster.resources).makespan_s)
+    assert times[0] == pytest.approx(times[1], rel=1e-9)
+    if oversubscription > 1:
+        link = Cluster.from_node_type("dgx-h100", 32).inter_node_link
+        assert link is not None
+        assert times[0] > 2 * 100 * MB / (8 * link.bandwidth_Bps)
+
+
 @pytest.mark.parametrize("layout, gpus, nodes, message", [
     (NodeLayout(nics=((0, 1), (2, 9))), 8, 2, "GPU 9 does not exist"),
     (NodeLayout(nics=((0, 1, 2),)), 8, 2, "missing"),
