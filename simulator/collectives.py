@@ -342,12 +342,12 @@ def _rings(tg, cluster, rings, nbytes, dep_of, name, priority, passes, launch_s,
 
 
 def _ring_plan(cluster, order, hops, chunk, passes, crowded, protocol):
-    """A ring's hops (_hop's, one per built device, each carrying `chunk` bytes) as (resources, the time they hold them,
-    latency), their tasks' meta, and per step which hops' chunks then fly their latency: a
-    hop between nodes on the steps that pay the network's latency; one inside a node on
-    every step where it shares a port with another hop of the collective (`crowded`: the
-    resources several hops use), else it holds its port for its latency too, which takes
-    the same time and no flight task."""
+    """A ring's hops (_hop's, one per built device, each carrying `chunk` bytes) as (resources,
+    the time they hold them, latency), their tasks' meta, and per step which hops' chunks then
+    fly their latency: a hop between nodes on the steps that pay the network's latency; one
+    inside a node on every step where it shares a port with another hop of the collective
+    (`crowded`: the resources several hops use), else it holds its port for its latency too,
+    which takes the same time and no flight task."""
     p = len(order)
     plan, flying = [], []
     for resources, busy_s, latency, crosses in hops:

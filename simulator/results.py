@@ -162,7 +162,8 @@ class Result:
     @property
     def exposed_communication_s(self) -> dict[str, float]:
         """Per device: time its communication or copies run while its compute stream is idle,
-        over the whole run (every simulated iteration; see exposed_communication_per_iteration_s)."""
+        over the whole run (every simulated iteration; see
+        exposed_communication_per_iteration_s)."""
         comm: dict[str, list] = {}
         comp: dict[str, list] = {}
         for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s, strict=True):

@@ -76,7 +76,8 @@ def test_a_small_weight_gradient_spreads_its_short_reduction_over_the_sms():
     g = g.copy(g.name, lambda op: replace(op, params=1) if op.kind == "input" else op)
     op = {o.kind: o for o in lower_training(g)}["conv2d_grad_weight"]
     peak = v100.spec.sustained_peak_flops_for("fp32")
-    cost = gpu_gemm.gemm_cost(32, 32, 8192, 1, peak, v100.sm_count, 1.0, True, gpu_conv.CONV_TILES, True)
+    cost = gpu_gemm.gemm_cost(32, 32, 8192, 1, peak, v100.sm_count, 1.0, True,
+                              gpu_conv.CONV_TILES, True)
     assert cost.split_k == 32
     assert v100.op_time_s(op) < 50e-6
 
@@ -167,12 +168,13 @@ def test_a_convolution_with_few_pixels_fills_part_of_cudnns_tiles():
     free to take a 32-row tile or lay its tiles the other way round, would waste less."""
     sms, peak = 80, 15.7e12
     m, n, k = 196, 512, 4608
-    cudnn = gpu_gemm.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False, tiles=gpu_conv.CONV_TILES,
-                         transposable=False)
+    cudnn = gpu_gemm.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False,
+                               tiles=gpu_conv.CONV_TILES, transposable=False)
     cublas = gpu_gemm.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False)
     assert cudnn.tile[0] == 128 and cudnn.compute_s > cublas.compute_s
     # laid either way round, the same tiles may put their 128 side along the channels
-    either = gpu_gemm.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False, tiles=gpu_conv.CONV_TILES)
+    either = gpu_gemm.gemm_cost(m, n, k, 1, peak, sms, 1.0, split_k=False,
+                                tiles=gpu_conv.CONV_TILES)
     assert either.compute_s <= cudnn.compute_s
 
 

@@ -78,7 +78,8 @@ def test_an_overridden_sustained_clock_does_not_keep_the_catalogs_source():
     ({"sustained_clock_hz": 1e9}, "needs a sustained_clock_source"),
     ({"sustained_clock_hz": 1e9, "sustained_clock_source": "x", "clock_hz": None},
      "needs clock_hz"),
-    ({"sustained_clock_hz": -1.0, "sustained_clock_source": "x"}, "sustained_clock_hz must be > 0"),
+    ({"sustained_clock_hz": -1.0, "sustained_clock_source": "x"},
+     "sustained_clock_hz must be > 0"),
     ({"sustained_clock_hz": 1e9, "sustained_clock_source": ""},
      "sustained_clock_source must not be empty"),
 ])

@@ -320,8 +320,9 @@ def test_a_tree_all_reduce_grows_with_its_bytes_and_never_beats_the_nics(node_ty
 
 @pytest.mark.parametrize("protocol", ["Simple", "LL128", "LL"])
 def test_tree_chunks_are_nccls_until_the_cap(protocol):
-    """NCCL's chunk halves until a channel's share fills the tree's pipeline, never once it
-    is 32 KiB or less; the pieces are NCCL's chunks (the last partial) up to the cap, then equal."""
+    """NCCL's chunk halves until a channel's share fills the tree's pipeline, never once it is
+    32 KiB or less; the pieces are NCCL's chunks (the last partial) up to the cap, then
+    equal."""
     small = tuning.tree_chunk_bytes(2**20, 8, 64, 8, protocol)
     large = tuning.tree_chunk_bytes(2**30, 8, 64, 8, protocol)
     assert 16 * 1024 < small <= large <= tuning.STEP_DATA_BYTES[protocol]
