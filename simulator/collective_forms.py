@@ -63,7 +63,8 @@ def closed_form_s(kind: str, cluster: Cluster, devices: Sequence[str], nbytes: f
         for _, busy_s, resources, _ in hops:
             for r in resources:
                 port_s[r] = port_s.get(r, 0.0) + busy_s
-        crowded = max(port_s.values())
+        # a shared medium's transfers go one after another whatever the ports: `t *= p` below
+        crowded = 0.0 if cluster.link.shared_medium else max(port_s.values())
         paying = sum(network_latency_steps(cluster, channels[0][0], RING_PASSES[kind]))
         loud = max(crowded, max(latency + busy_s for latency, busy_s, _, _ in hops))
         quiet = max(crowded, max(latency - network + busy_s
