@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import Cluster, engine
+from simulator.collective_forms import network_latency_steps as _network_latency_steps
 from simulator.collectives import (
-    _network_latency_steps,
     closed_form_s,
     collective,
     ring_allreduce_s,
