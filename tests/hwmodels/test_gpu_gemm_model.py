@@ -125,14 +125,14 @@ def test_the_cuda_a_gpu_runs_decides_its_gemm_kernels():
 
 
 def test_a_kernel_row_is_simulated_in_the_library_it_names(tmp_path):
-    from validation.calibrate import published_gpu as pg
+    from validation.calibrate import published_kernels as pk
     header = ("row_id,kind,gpu,library_stack,precision,M,N,K,time_fwd_ms\n")
     path = tmp_path / "kernels.csv"
     path.write_text(header + 'K1,gemm,Titan X (Pascal),"CUDA 8, cuDNN 5",FP32,512,32,512,0.05\n'
                     + "K2,gemm,Titan X (Pascal),,FP32,512,32,512,0.05\n")
-    first, unnamed = pg.read_kernel_rows(str(path)).rows
+    first, unnamed = pk.read_kernel_rows(str(path)).rows
     assert first.cuda == (8, 0, 0) and unnamed.cuda is None
-    assert pg.simulate_kernel(first) > 2 * pg.simulate_kernel(unnamed)
+    assert pk.simulate_kernel(first) > 2 * pk.simulate_kernel(unnamed)
 
 
 def test_a_product_eight_wide_streams_its_matrix_once():

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwmodels import gpu_gemm
-from validation.calibrate import published_gpu as pg
+from validation.calibrate import published_kernels as pk
 
 HEADER = "row_id,kind,gpu,library_stack,precision,M,N,K,transA,transB,time_fwd_ms\n"
 
@@ -53,7 +53,7 @@ def test_only_a_product_of_two_alike_operands_needs_tt_kernels_to_turn(transpose
 def _kernel_rows(tmp_path, lines):
     path = tmp_path / "kernels.csv"
     path.write_text(HEADER + "".join(lines))
-    return pg.read_kernel_rows(str(path))
+    return pk.read_kernel_rows(str(path))
 
 
 def test_cuda_7_5_tiles_an_nn_product_as_written(tmp_path):
@@ -65,7 +65,7 @@ def test_cuda_7_5_tiles_an_nn_product_as_written(tmp_path):
         for i, (gpu, stack, ta) in enumerate(
             (g, s, t) for g, s in (("Tesla M40", "CUDA 7.5.18"), ("V100", "CUDA 10.1.243"))
             for t in "NT")])
-    m40_nn, m40_tn, v100_nn, v100_tn = (pg.simulate_kernel(r) for r in table.rows)
+    m40_nn, m40_tn, v100_nn, v100_tn = (pk.simulate_kernel(r) for r in table.rows)
     assert m40_nn > 1.3 * m40_tn
     assert v100_nn == pytest.approx(v100_tn)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwmodels import gpu_conv, model_for
-from validation.calibrate import published_gpu as pg
+from validation.calibrate import published_kernels as pk
 from workloads.builder import GraphBuilder
 from workloads.training import lower_training
 
@@ -70,7 +70,7 @@ def test_cudnn_5_and_6_gather_every_tap_at_any_stride(kernel, stride):
 
 def _dgrad_mape(rows, architecture, rate, monkeypatch):
     monkeypatch.setitem(gpu_conv.L2_ATOMICS_PER_CLOCK, architecture, rate)
-    errors = [abs(pg.simulate_kernel(r) / r.time_s - 1) for r in rows]
+    errors = [abs(pk.simulate_kernel(r) / r.time_s - 1) for r in rows]
     return sum(errors) / len(errors)
 
 
@@ -79,7 +79,7 @@ def test_each_fitted_rate_is_the_best_for_its_architectures_data_gradients(archi
                                                                          monkeypatch):
     """The rate fitted on DeepBench's data gradients of an architecture: a quarter more or
     less scores its rows no better."""
-    rows = [r for r in pg.read_kernel_rows(str(KERNELS_CSV)).rows
+    rows = [r for r in pk.read_kernel_rows(str(KERNELS_CSV)).rows
             if r.kind == "conv2d_grad_input"
             and model_for(r.gpu).spec.architecture == architecture]
     assert rows

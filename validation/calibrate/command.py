@@ -171,7 +171,7 @@ def _run_published(args) -> int:
 
     from validation.calibrate import published_fit as pf
     from validation.calibrate import published_gpu as pg
-
+    from validation.calibrate import published_kernels as pk
     if os.path.exists(args.out):
         raise WorkloadError(f"--out {args.out}: exists; not overwritten (remove it or name "
                             f"another file)")
@@ -182,7 +182,7 @@ def _run_published(args) -> int:
         raise WorkloadError(f"--published {args.published!r}: give a folder holding "
                             f"kernels.csv and single_gpu.csv (as validation/measured/"
                             f"published/); it lacks {' and '.join(missing)}")
-    kernels = pg.read_kernel_rows(kernels_csv)
+    kernels = pk.read_kernel_rows(kernels_csv)
     networks = pg.read_network_rows(networks_csv)
     for table in (kernels, networks):   # constants fitted to nothing are not a fit
         if not table.rows:

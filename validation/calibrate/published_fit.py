@@ -25,6 +25,7 @@ from hwmodels.gpu import DEFAULT_FRAMEWORK, Framework, GpuFamily
 from hwmodels.specs import GPU_ARCHITECTURES
 
 from . import published_gpu as pg
+from . import published_kernels as pk
 from .published_terms import KEYS, START_HOST_S, START_STREAM, Terms, kernel_terms, network_terms
 
 PARAMETERS = (*GpuFamily.EFFICIENCIES, "kernel_overhead_s")
@@ -113,7 +114,7 @@ Fitted = tuple[dict[str, GpuFamily], dict[str, Framework]]
 ROUNDS = 3      # alternations of the architectures' fits and the frameworks'
 
 
-def fit_all(kernels: list[pg.KernelRow], networks: list[pg.NetworkRow],
+def fit_all(kernels: list[pk.KernelRow], networks: list[pg.NetworkRow],
             exclude_gpu: str | None = None) -> Fitted:
     """Architectures (plus default) and frameworks fitted to the rows, leaving out every row
     of `exclude_gpu` and every row the data marks anomalous (pg.UNTRUSTED): the architectures

@@ -14,6 +14,7 @@ import numpy as np
 from hwmodels.gpu import GpuFamily
 
 from . import published_gpu as pg
+from . import published_kernels as pk
 
 # the CUDA and the cuDNN a row's libraries ran in (hwmodels/gpu_gemm.py cublas_release,
 # hwmodels/gpu_conv.py cudnn_release), where it names them
@@ -154,7 +155,7 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
     return terms
 
 
-def kernel_terms(rows: list[pg.KernelRow]) -> Terms:
+def kernel_terms(rows: list[pk.KernelRow]) -> Terms:
     """A kernel row whose table names the algorithm cuDNN ran is fitted on that algorithm's
     time alone: each algorithm's efficiency is then learnt from the rows that ran it, whatever
     the model would have chosen."""

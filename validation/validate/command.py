@@ -167,6 +167,7 @@ def _run_published(args) -> int:
     import os
 
     from validation.calibrate import published_gpu as pg
+    from validation.calibrate import published_kernels as pk
     from validation.validate import published as pv
 
     ignored = [flag for flag, given in (
@@ -180,13 +181,13 @@ def _run_published(args) -> int:
         raise WorkloadError(f"--published scores the GPU model on published rows; it takes no "
                             f"{', '.join(ignored)} (those measure or score CPU steps)")
     table = pg.read_network_rows(args.published)
-    kernels = pg.read_kernel_rows(args.kernels) if args.kernels else None
+    kernels = pk.read_kernel_rows(args.kernels) if args.kernels else None
     if args.breakdown:
         from validation.validate import published_breakdown
         print(published_breakdown.run(table, args.breakdown, kernels, args.leave_one_gpu_out))
         return 0
     if args.leave_one_gpu_out:
-        fit_kernels = kernels or pg.read_kernel_rows(
+        fit_kernels = kernels or pk.read_kernel_rows(
             os.path.join(pg.PUBLISHED_DIR, "kernels.csv"))
         scored = pv.leave_one_gpu_out(table.rows, fit_kernels.rows)
         title = "leave one GPU out"

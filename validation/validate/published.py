@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from hwmodels.gpu import GpuFamily
 from validation.calibrate import published_fit as pf
 from validation.calibrate import published_gpu as pg
+from validation.calibrate import published_kernels as pk
 from validation.calibrate import published_terms
 
 from .compare import kendall_tau
@@ -96,7 +97,7 @@ def _by_gpu(scored: list[Scored]) -> dict[str, list[Scored]]:
     return groups
 
 
-def leave_one_gpu_out(rows: list[pg.NetworkRow], kernels: list[pg.KernelRow],
+def leave_one_gpu_out(rows: list[pg.NetworkRow], kernels: list[pk.KernelRow],
                       fit_rows: list[pg.NetworkRow] | None = None) -> list[Scored]:
     """Each GPU's rows predicted by constants fitted to every other GPU's kernels and rows
     (fit_rows: the training rows to fit on, default `rows`)."""
@@ -118,27 +119,27 @@ def by(scored: list[Scored], key) -> list[Group]:
 OWN_CHOICE = " (own choice)"
 
 
-def kernel_groups(rows: list[pg.KernelRow],
+def kernel_groups(rows: list[pk.KernelRow],
                   families: dict[str, GpuFamily] | None = None) -> list[Group]:
     """MAPE per kind, each row costed with the algorithm it records where it names one
-    (pg.simulate_kernel); for the kinds with such rows, also "<kind> (own choice)": every row
+    (pk.simulate_kernel); for the kinds with such rows, also "<kind> (own choice)": every row
     costed with the model's fastest algorithm instead."""
     errs: dict[str, list[float]] = defaultdict(list)
     for r in rows:
-        errs[r.kind].append(abs(pg.simulate_kernel(r, families) / r.time_s - 1.0))
+        errs[r.kind].append(abs(pk.simulate_kernel(r, families) / r.time_s - 1.0))
     for kind in sorted({r.kind for r in rows if r.algorithm is not None}):
-        errs[kind + OWN_CHOICE] = [abs(pg.simulate_kernel(r, families, recorded=False)
+        errs[kind + OWN_CHOICE] = [abs(pk.simulate_kernel(r, families, recorded=False)
                                        / r.time_s - 1.0) for r in rows if r.kind == kind]
     return [Group(k, len(v), sum(v) / len(v), max(v), float("nan"))
             for k, v in sorted(errs.items())]
 
 
-def algorithm_agreement(rows: list[pg.KernelRow],
+def algorithm_agreement(rows: list[pk.KernelRow],
                         families: dict[str, GpuFamily] | None = None) -> tuple[int, int]:
     """(rows whose recorded algorithm the model's autotuner also takes, rows that record
     one)."""
     recorded = [r for r in rows if r.algorithm is not None]
-    return sum(pg.model_algorithm(r, families) == r.algorithm for r in recorded), len(recorded)
+    return sum(pk.model_algorithm(r, families) == r.algorithm for r in recorded), len(recorded)
 
 
 def _trust_groups(scored: list[Scored]) -> list[str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from hwmodels.gpu import Framework, GpuFamily
 from validation.calibrate import published_gpu as pg
+from validation.calibrate import published_kernels as pk
 
 BOUNDS = ("arithmetic", "memory", "serial", "kernel overhead", "host")
 # op classes shown per phase, largest first; the rest are summed in one line
@@ -121,7 +122,7 @@ def run(table: pg.Table, row_ids: list[str], kernels: pg.Table | None = None,
             raise WorkloadError(f"--breakdown {rid}: {table.path}: {why}")
     if leave_one_gpu_out and kernels is None:
         import os
-        kernels = pg.read_kernel_rows(os.path.join(pg.PUBLISHED_DIR, "kernels.csv"))
+        kernels = pk.read_kernel_rows(os.path.join(pg.PUBLISHED_DIR, "kernels.csv"))
     out = []
     for rid in row_ids:
         row = rows[rid]

@@ -1,6 +1,7 @@
 """A published row's cuDNN (its library_stack, or a network row's sw_stack or framework) picks
 the release of cuDNN's kernels that costs it."""
 from validation.calibrate import published_gpu as pg
+from validation.calibrate import published_kernels as pk
 
 HEADER = ("row_id,network,gpu,framework,sw_stack,precision,batch_per_gpu,"
           "throughput_img_s\n")
@@ -28,7 +29,7 @@ def test_the_cudnn_a_row_names_moves_its_convolutions(tmp_path):
 
 
 def test_a_kernel_row_carries_the_cuda_and_cudnn_of_its_library_stack():
-    table = pg.read_kernel_rows(pg.PUBLISHED_DIR + "/kernels.csv")
+    table = pk.read_kernel_rows(pg.PUBLISHED_DIR + "/kernels.csv")
     by_gpu = {(r.gpu, r.kind): r for r in table.rows}
     assert by_gpu[("gtx1080ti", "conv2d")].cudnn == (6, 0, 21)
     assert by_gpu[("gtx1080ti", "conv2d")].cuda == (8, 0, 88)

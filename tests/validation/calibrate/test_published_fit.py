@@ -5,6 +5,7 @@ import pytest
 
 from validation.calibrate import published_fit as pf
 from validation.calibrate import published_gpu as pg
+from validation.calibrate import published_kernels as pk
 from validation.calibrate import published_terms as pt
 
 HEADER = ("row_id,kind,gpu,precision,M,N,K,W,H,C,N_batch,K_filters,filter_w,filter_h,pad_w,"
@@ -16,7 +17,7 @@ def kernel_rows(tmp_path, algos):
     path = tmp_path / "kernels.csv"
     path.write_text(HEADER + "".join(CONV.format(i=i, algo=a) for i, a in enumerate(algos)),
                     encoding="utf-8")
-    return pg.read_kernel_rows(str(path)).rows
+    return pk.read_kernel_rows(str(path)).rows
 
 
 @pytest.mark.parametrize("column,algorithm", [
@@ -64,11 +65,11 @@ def test_a_kernel_row_is_scored_on_the_algorithm_it_records(tmp_path):
             for o in model.kernel_options(winograd.op)}
     assert len(set(cost.values())) == len(cost) > 2      # the algorithms' costs differ
     for row in (winograd, nonfused, implicit):
-        assert pg.simulate_kernel(row) == pytest.approx(cost[row.algorithm])
-        assert pg.simulate_kernel(row, recorded=False) == pytest.approx(min(cost.values()))
+        assert pk.simulate_kernel(row) == pytest.approx(cost[row.algorithm])
+        assert pk.simulate_kernel(row, recorded=False) == pytest.approx(min(cost.values()))
     assert unknown.algorithm == "fft" and "fft" not in cost
-    assert pg.simulate_kernel(unknown) == pytest.approx(min(cost.values()))
-    assert pg.model_algorithm(winograd) == min(cost, key=cost.__getitem__)
+    assert pk.simulate_kernel(unknown) == pytest.approx(min(cost.values()))
+    assert pk.model_algorithm(winograd) == min(cost, key=cost.__getitem__)
 
 
 def test_the_kernel_report_gives_the_own_choice_and_the_agreement(tmp_path):
@@ -79,7 +80,7 @@ def test_the_kernel_report_gives_the_own_choice_and_the_agreement(tmp_path):
                            "conv2d_grad_weight"}
     assert groups["conv2d"].rows == groups["conv2d" + pv.OWN_CHOICE].rows == 3
     # the three rows share one shape, so one fastest algorithm
-    fastest = pg.model_algorithm(rows[0])
+    fastest = pk.model_algorithm(rows[0])
     named = [r for r in rows if r.algorithm is not None]
     assert pv.algorithm_agreement(rows) == (sum(r.algorithm == fastest for r in named), 2)
 

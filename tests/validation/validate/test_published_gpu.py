@@ -10,6 +10,7 @@ import pytest
 from hwmodels.gpu import builtin_families, builtin_frameworks, load_families, load_frameworks
 from validation.calibrate import published_fit as pf
 from validation.calibrate import published_gpu as pg
+from validation.calibrate import published_kernels as pk
 from validation.validate import published as pv
 
 SINGLE = os.path.join(pg.PUBLISHED_DIR, "single_gpu.csv")
@@ -18,7 +19,7 @@ KERNELS = os.path.join(pg.PUBLISHED_DIR, "kernels.csv")
 
 @pytest.fixture(scope="module")
 def tables():
-    return pg.read_network_rows(SINGLE), pg.read_kernel_rows(KERNELS)
+    return pg.read_network_rows(SINGLE), pk.read_kernel_rows(KERNELS)
 
 
 def write(tmp_path, text, name="rows.csv"):
