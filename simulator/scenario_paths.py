@@ -62,3 +62,25 @@ def resolve_field(name: str, value: Any, file: str | Path, where: str) -> Any:
         raise ConfigError(f"{where}: field {name!r}: {path!r} is read from the folder of "
                           f"{str(file)!r}, and {resolved!r} is not a file")
     return resolved + suffix
+
+
+def resolve_sweep_paths(data: dict, path: str | Path) -> dict:
+    """A sweep file's tables with the relative paths they name read from the file's folder
+    (this module's rule): in [base], in the values of [axes] and in [[exclude]]
+    (whose values must stay equal to the axes' they name). Tables of the wrong shape are
+    passed on as they are, for Sweep.from_dict to name."""
+    out = dict(data)
+    src = str(path)
+    if isinstance(data.get("base"), dict):
+        out["base"] = resolve_scenario_paths(data["base"], path, f"{src}: [base]")
+
+    def values(name: str, v: Any, where: str) -> Any:
+        if isinstance(v, list):
+            return [resolve_field(name, x, path, where) for x in v]
+        return resolve_field(name, v, path, where)
+    if isinstance(data.get("axes"), dict):
+        out["axes"] = {k: values(k, v, f"{src}: [axes]") for k, v in data["axes"].items()}
+    if isinstance(data.get("exclude"), list):
+        out["exclude"] = [{k: values(k, v, f"{src}: [[exclude]]") for k, v in ex.items()}
+                          if isinstance(ex, dict) else ex for ex in data["exclude"]]
+    return out

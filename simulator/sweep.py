@@ -47,7 +47,7 @@ from .journal import Journal, JournalError, dumps_line, parse
 from .policies import ConfigError
 from .results import jsonable
 from .scenario import Scenario, read_toml
-from .scenario_paths import OPTION_TABLES, resolve_field, resolve_scenario_paths
+from .scenario_paths import OPTION_TABLES, resolve_sweep_paths
 from .workers import process_pool, stop_on_signals, stop_pool
 
 SWEEP_FIELDS = ("base", "axes", "exclude")
@@ -115,8 +115,12 @@ class Sweep:
 
     @classmethod
     def load(cls, path: str | Path) -> "Sweep":
-        return cls.from_dict(resolve_sweep_paths(read_toml(path, "sweep file", SweepError), path),
-                             source=str(path))
+        data = read_toml(path, "sweep file", SweepError)
+        try:
+            data = resolve_sweep_paths(data, path)
+        except ConfigError as exc:
+            raise SweepError(str(exc)) from None
+        return cls.from_dict(data, source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "sweep") -> "Sweep":
@@ -215,31 +219,6 @@ class Sweep:
                     "policy", []))))
                 raise SweepError(f"{self.source}: axis {name!r}: no policy of this sweep "
                                  f"({', '.join(pols)}) has option {option_axes[name]!r}")
-
-
-def resolve_sweep_paths(data: dict, path: str | Path) -> dict:
-    """A sweep file's tables with the relative paths they name read from the file's folder
-    (simulator/scenario_paths.py): in [base], in the values of [axes] and in [[exclude]]
-    (whose values must stay equal to the axes' they name). Tables of the wrong shape are
-    passed on as they are, for Sweep.from_dict to name."""
-    out = dict(data)
-    src = str(path)
-    try:
-        if isinstance(data.get("base"), dict):
-            out["base"] = resolve_scenario_paths(data["base"], path, f"{src}: [base]")
-
-        def values(name: str, v: Any, where: str) -> Any:
-            if isinstance(v, list):
-                return [resolve_field(name, x, path, where) for x in v]
-            return resolve_field(name, v, path, where)
-        if isinstance(data.get("axes"), dict):
-            out["axes"] = {k: values(k, v, f"{src}: [axes]") for k, v in data["axes"].items()}
-        if isinstance(data.get("exclude"), list):
-            out["exclude"] = [{k: values(k, v, f"{src}: [[exclude]]") for k, v in ex.items()}
-                              if isinstance(ex, dict) else ex for ex in data["exclude"]]
-    except ConfigError as exc:
-        raise SweepError(str(exc)) from None
-    return out
 
 
 # -- running one point ------------------------------------------------------------------------
