@@ -130,6 +130,7 @@ from hwmodels import catalog  # noqa: E402
 from simulator import collectives  # noqa: E402
 from simulator.api import simulate  # noqa: E402
 from simulator.cluster import TOPOLOGIES, Cluster  # noqa: E402
+from simulator.node_topologies import NVLINK_TOPOLOGIES  # noqa: E402
 from simulator.results import Result  # noqa: E402
 
 MEMORIES = ("m0", "m1")
@@ -249,12 +250,14 @@ def random_clusters(draw, max_devices=8, one_link_kind=False):
     """Cluster.build arguments. one_link_kind: every path crosses links of one kind, as many
     of them (the inter-node link is the link itself; a shared medium, and PCIe, whose GPUs of a
     node are two hops apart through the host's root complex and one hop from another node, stay
-    on one node) - the clusters whose collectives the closed forms describe exactly."""
+    on one node; so do the NVLink topologies, whose nodes have a fabric of their own whatever
+    the link) - the clusters whose collectives the closed forms describe exactly."""
     count = draw(st.integers(1, max_devices))
     link = draw(st.sampled_from(LINKS))
     topology = draw(st.sampled_from(TOPOLOGIES))
     per_node = draw(st.none() | st.integers(1, count))
-    if one_link_kind and (catalog.link(link).shared_medium or topology == "pcie"):
+    if one_link_kind and (catalog.link(link).shared_medium or topology == "pcie"
+                          or topology in NVLINK_TOPOLOGIES):
         per_node = None
     multi_node = per_node is not None and per_node < count
     inter = (link if one_link_kind else draw(st.sampled_from(LINKS))) if multi_node else None
