@@ -9,13 +9,24 @@ Parallel runs (`make test`, `make test-all`: pytest-xdist, `-n auto --dist loadf
 worker whole test modules, so a module's fixtures are built once. The modules that share
 `simulated_target` go to one worker together (`pytest_xdist_make_scheduler` below): on two
 workers the targets would be simulated twice.
+
+Hypothesis profiles: `dev` (the default) draws fresh examples each run, so local runs keep
+exploring; `ci` (HYPOTHESIS_PROFILE=ci, which .ci/run sets) derives them from each test's
+name, so a CI run gives the same verdict on the same code, and a draw that fails locally
+prints the seed (`@reproduce_failure`) to replay it.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import asdict
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("dev", print_blob=True)
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 # The test modules asking for `simulated_target`: one work unit of a parallel run.
 SIMULATED_TARGET_MODULES = frozenset({
