@@ -13,6 +13,8 @@ TRAINING_GPUS = (
     "p100", "p100-sxm2", "titan-v", "v100", "v100-pcie", "v100-32gb", "t4", "rtx2080",
     "rtx2080ti", "titan-rtx", "quadro-rtx6000", "a10", "a100", "a100-80gb", "a100-pcie", "l4",
     "l40s", "h100", "h100-pcie", "h200",
+    "p40", "quadro-rtx8000", "rtx3080", "rtx3090", "rtx-a6000", "a40", "a30", "a100-pcie-80gb",
+    "rtx4090", "rtx6000-ada", "h100-nvl", "gh200",
 )
 TENSOR_PRECISIONS = ("tf32", "fp16", "bf16")
 
@@ -83,6 +85,22 @@ def test_geforce_turing_accumulates_fp32_at_half_the_full_rate():
     assert per_sm_clock("titan-rtx") == pytest.approx(2 * per_sm_clock("rtx2080ti"), rel=0.02)
     assert per_sm_clock("t4") == pytest.approx(1024, rel=0.02)
     assert per_sm_clock("rtx2080") == pytest.approx(512, rel=0.02)
+
+
+@pytest.mark.parametrize("geforce, workstation", [("rtx3090", "rtx-a6000"),
+                                                  ("rtx4090", "rtx6000-ada")])
+def test_geforce_ampere_and_ada_accumulate_fp32_at_half_the_workstation_rate(geforce,
+                                                                              workstation):
+    # same chip (GA102, AD102): per SM and clock, the workstation card's FP32-accumulate tensor
+    # rate is twice the GeForce card's; TF32 is half the FP16 rate on both
+    def per_sm_clock(name, precision):
+        spec = catalog.device(name)
+        return spec.peak_flops_for(precision) / (spec.sm_count * spec.clock_hz)
+    assert per_sm_clock(workstation, "fp16") == pytest.approx(
+        2 * per_sm_clock(geforce, "fp16"), rel=0.02)
+    for name in (geforce, workstation):
+        assert per_sm_clock(name, "tf32") == pytest.approx(per_sm_clock(name, "fp16") / 2,
+                                                           rel=0.02)
 
 
 def test_no_fp16_on_kepler_is_reported_by_name():
