@@ -18,6 +18,7 @@ both (200, and 50 and 152), `resnet<N>` is ImageNet and `cifar_resnet<N>` is CIF
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
@@ -108,6 +109,8 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
     NetworkInfo("vit_b_16", _IMAGENET, 1000, "ViT-B/16, torchvision (ImageNet): 86.6M "
                 "parameters (options attention=fused|naive, dropout, input_size)",
                 transformers.vit, transformers.VIT_B_16),
+    NetworkInfo("vit_l_16", _IMAGENET, 1000, "ViT-L/16, torchvision (ImageNet): 304.3M "
+                "parameters (options as vit_b_16)", transformers.vit, transformers.VIT_L_16),
     NetworkInfo("vit_s_16", _IMAGENET, 1000, "ViT-S/16 (384 wide, 6 heads), 22.1M parameters",
                 transformers.vit, transformers.VIT_S_16),
     NetworkInfo("vit_ti_16", _IMAGENET, 1000, "ViT-Ti/16 (192 wide, 3 heads), 5.7M parameters",
@@ -117,9 +120,15 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
                 transformers.gpt2),
     NetworkInfo("gpt2_medium", (1024,), 50257, "GPT-2 medium, 355M parameters (options as "
                 "gpt2)", transformers.gpt2, transformers.GPT2_MEDIUM),
+    NetworkInfo("gpt2_large", (1024,), 50257, "GPT-2 large, 774M parameters (options as "
+                "gpt2)", transformers.gpt2, transformers.GPT2_LARGE),
+    NetworkInfo("gpt2_xl", (1024,), 50257, "GPT-2 XL, 1.56B parameters (options as gpt2)",
+                transformers.gpt2, transformers.GPT2_XL),
     NetworkInfo("bert_base", (128,), 2, "BERT-base sequence classifier, 110M parameters "
                 "(options seq_len, vocab_size, num_classes, attention, dropout)",
-                transformers.bert_base),
+                transformers.bert),
+    NetworkInfo("bert_large", (128,), 2, "BERT-large sequence classifier, 335M parameters "
+                "(options as bert_base)", transformers.bert, transformers.BERT_LARGE),
     NetworkInfo("llama", (2048,), 32000, "Llama decoder (RMSNorm, rotary, SwiGLU, grouped-"
                 "query attention); options layers, hidden, heads, kv_heads, intermediate, "
                 "vocab_size, seq_len, attention (defaults: TinyLlama-1.1B's sizes)",
@@ -129,6 +138,15 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
                 transformers.TINYLLAMA_1B),
     NetworkInfo("llama2_7b", (2048,), 32000, "Llama 2 7B, 6.74B parameters (options seq_len, "
                 "vocab_size, attention)", transformers.llama, transformers.LLAMA2_7B),
+    NetworkInfo("llama2_13b", (2048,), 32000, "Llama 2 13B, 13.0B parameters (options as "
+                "llama2_7b)", transformers.llama, transformers.LLAMA2_13B),
+    NetworkInfo("llama3_8b", (2048,), 128256, "Llama 3 8B, 8.03B parameters, 8 key/value "
+                "heads, 128256-token vocabulary (options as llama2_7b)",
+                functools.partial(transformers.llama, vocab_size=128256),
+                transformers.LLAMA3_8B),
+    NetworkInfo("mistral_7b", (2048,), 32000, "Mistral 7B v0.1, 7.24B parameters, 8 key/"
+                "value heads; its 4096-token sliding window bounds seq_len (options as "
+                "llama2_7b)", transformers.llama, transformers.MISTRAL_7B),
     _cifar_resnet_info(None),
     *(_cifar_resnet_info(d) for d in _CIFAR_RESNET_DEPTHS),
 ]}

@@ -1,20 +1,30 @@
 """Transformers built without PyTorch: ViT (Dosovitskiy et al. 2021), GPT-2 (Radford et al.
-2019), BERT-base (Devlin et al. 2019) and Llama decoders (Touvron et al. 2023), op names
-following the module paths of the reference implementations (torchvision's VisionTransformer,
-Hugging Face's GPT2LMHeadModel, BertForSequenceClassification and LlamaForCausalLM).
+2019), BERT (Devlin et al. 2019) and Llama decoders (Touvron et al. 2023; Mistral 7B, Jiang et
+al. 2023, is one with a sliding window), op names following the module paths of the reference
+implementations (torchvision's VisionTransformer, Hugging Face's GPT2LMHeadModel,
+BertForSequenceClassification and LlamaForCausalLM).
 
 Parameters (exact, counted as PyTorch counts them):
     vit_b_16   86,567,656   torchvision vit_b_16 (1000 classes)
+    vit_l_16  304,326,632   torchvision vit_l_16 (1000 classes)
     vit_s_16   22,050,664   ViT-S/16 (384 wide, 6 heads; timm's vit_small_patch16_224)
     vit_ti_16   5,717,416   ViT-Ti/16 (192 wide, 3 heads; timm's vit_tiny_patch16_224)
     gpt2      124,439,808   GPT-2 small, the output layer tied to the token embedding
     gpt2_medium 354,823,168 GPT-2 medium (355M), tied likewise
+    gpt2_large 774,030,080  GPT-2 large (774M), tied likewise
+    gpt2_xl 1,557,611,200   GPT-2 XL (1.5B), tied likewise
     bert_base 109,482,240   BertModel (embeddings, 12 layers, pooler), plus the classifier
                             (768 x num_classes + num_classes)
+    bert_large 335,141,888  BertModel of BERT-large (24 layers, 1024 wide, 16 heads), plus
+                            the classifier (1024 x num_classes + num_classes)
     tinyllama_1b 1,100,048,384  TinyLlama-1.1B (22 layers, 2048 wide, 32 heads, 4 key/value
                             heads, SwiGLU 5632, vocabulary 32000, untied output layer)
     llama2_7b 6,738,415,616  Llama 2 7B (32 layers, 4096 wide, 32 heads, SwiGLU 11008,
                             vocabulary 32000, untied output layer)
+    llama2_13b 13,015,864,320  Llama 2 13B (40 layers, 5120 wide, 40 heads, SwiGLU 13824)
+    llama3_8b 8,030,261,248  Llama 3 8B (32 layers, 4096 wide, 32 heads, 8 key/value heads,
+                            SwiGLU 14336, vocabulary 128256)
+    mistral_7b 7,241,732,096  Mistral 7B v0.1 (Llama 3 8B's sizes, vocabulary 32000)
 
 Attention is one fused op (F.scaled_dot_product_attention, which torchvision's ViT and the
 Hugging Face models call by default) or, with attention="naive", the products, scaling,
@@ -49,12 +59,23 @@ TP_VOCAB_META = "tensor_parallel_vocab"
 VIT_B_16 = dict(width=768, depth=12, heads=12, mlp=3072, name="vit_b_16")
 VIT_S_16 = dict(width=384, depth=12, heads=6, mlp=1536, name="vit_s_16")
 VIT_TI_16 = dict(width=192, depth=12, heads=3, mlp=768, name="vit_ti_16")
+VIT_L_16 = dict(width=1024, depth=24, heads=16, mlp=4096, name="vit_l_16")
 GPT2_MEDIUM = dict(width=1024, depth=24, heads=16, name="gpt2_medium")
+GPT2_LARGE = dict(width=1280, depth=36, heads=20, name="gpt2_large")
+GPT2_XL = dict(width=1600, depth=48, heads=25, name="gpt2_xl")
+BERT_LARGE = dict(width=1024, depth=24, heads=16, name="bert_large")
 # published configurations (the models' config.json); vocabulary and sequence stay options
 TINYLLAMA_1B = dict(layers=22, hidden=2048, heads=32, kv_heads=4, intermediate=5632,
                     name="tinyllama_1b")
 LLAMA2_7B = dict(layers=32, hidden=4096, heads=32, kv_heads=None, intermediate=11008,
                  name="llama2_7b")
+LLAMA2_13B = dict(layers=40, hidden=5120, heads=40, kv_heads=None, intermediate=13824,
+                  name="llama2_13b")
+LLAMA3_8B = dict(layers=32, hidden=4096, heads=32, kv_heads=8, intermediate=14336,
+                 name="llama3_8b")
+# Mistral 7B v0.1 is a Llama decoder with Llama 3's sizes at a 32000-token vocabulary, and
+# each query sees the 4096 keys before it (sliding_window, see llama)
+MISTRAL_7B = dict(LLAMA3_8B, sliding_window=4096, name="mistral_7b")
 
 
 def vit(batch: int = 1, *, width: int, depth: int, heads: int, mlp: int, patch: int = 16,
@@ -117,19 +138,21 @@ def gpt2(batch: int = 1, *, width: int = 768, depth: int = 12, heads: int = 12,
     return b.build()
 
 
-def bert_base(batch: int = 1, *, seq_len: int = 128, vocab_size: int = 30522,
-              num_classes: int = 2, dropout: float = 0.1, attention: str = "fused",
-              dtype_bytes: int = 4) -> OpGraph:
-    """BERT-base as a sequence classifier: word, position (512) and token-type embeddings
-    (every token of type 0), post-norm encoder layers, the pooler (a tanh linear layer on
-    the first token) and a linear classifier."""
-    width, depth, heads, max_positions = 768, 12, 12, 512
+def bert(batch: int = 1, *, width: int = 768, depth: int = 12, heads: int = 12,
+         seq_len: int = 128, vocab_size: int = 30522, num_classes: int = 2,
+         dropout: float = 0.1, attention: str = "fused", dtype_bytes: int = 4,
+         name: str = "bert_base") -> OpGraph:
+    """BERT as a sequence classifier: word, position (512) and token-type embeddings
+    (every token of type 0), post-norm encoder layers (MLP 4 x width), the pooler (a tanh
+    linear layer on the first token) and a linear classifier. The defaults are BERT-base."""
+    max_positions = 512
     check_classes(num_classes)
-    _check("bert_base", seq_len=seq_len, vocab_size=vocab_size)
+    _check(name, width=width, depth=depth, heads=heads, seq_len=seq_len,
+           vocab_size=vocab_size)
     if seq_len > max_positions:
-        raise WorkloadError(f"bert_base: seq_len {seq_len} exceeds the {max_positions} "
+        raise WorkloadError(f"{name}: seq_len {seq_len} exceeds the {max_positions} "
                             "positions")
-    b = GraphBuilder("bert_base", input_shape=(seq_len,), batch=batch, dtype_bytes=dtype_bytes)
+    b = GraphBuilder(name, input_shape=(seq_len,), batch=batch, dtype_bytes=dtype_bytes)
     with b.scope("bert"):
         with b.scope("embeddings"):
             x = b.embedding(b.input(tokens=vocab_size), vocab_size, width,
@@ -147,20 +170,30 @@ def bert_base(batch: int = 1, *, seq_len: int = 128, vocab_size: int = 30522,
     return b.build()
 
 
+bert_base = bert   # BERT-base's sizes are bert's defaults
+
+
 def llama(batch: int = 1, *, layers: int = 22, hidden: int = 2048, heads: int = 32,
           kv_heads: int | None = 4, intermediate: int = 5632, vocab_size: int = 32000,
           seq_len: int = 2048, attention: str = "fused", dtype_bytes: int = 4,
-          name: str = "llama") -> OpGraph:
+          sliding_window: int | None = None, name: str = "llama") -> OpGraph:
     """A Llama decoder as Hugging Face's LlamaForCausalLM runs it: the token embedding,
     pre-norm blocks (RMSNorm as pow, mean, + eps, rsqrt, the product and the learned scale;
     rotary embeddings on q and k as q * cos + rotate_half(q) * sin with constant tables;
     grouped-query attention, kv_heads key/value heads repeated for the queries; a SwiGLU MLP),
     the final RMSNorm and an untied output layer; no biases, no dropout. kv_heads None is
     one key/value head per query head. The graph ends at (batch, seq_len, vocab_size)
-    logits."""
+    logits. A `sliding_window` (Mistral's) limits each query to that many keys; the fused
+    attention op counts every key before a query, which is the window's work only up to
+    seq_len = sliding_window, so a longer sequence is refused rather than overcounted."""
     kv_heads = heads if kv_heads is None else kv_heads
     _check(name, layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
-           intermediate=intermediate, vocab_size=vocab_size, seq_len=seq_len)
+           intermediate=intermediate, vocab_size=vocab_size, seq_len=seq_len,
+           **({} if sliding_window is None else {"sliding_window": sliding_window}))
+    if sliding_window is not None and seq_len > sliding_window:
+        raise WorkloadError(f"{name}: seq_len {seq_len} is past the {sliding_window}-token "
+                            f"sliding window, which dnnsim's attention does not model (it "
+                            f"would count every earlier key); use seq_len <= {sliding_window}")
     if hidden % heads or heads % kv_heads:
         raise WorkloadError(f"{name}: heads {heads} must divide hidden {hidden}, and kv_heads "
                             f"{kv_heads} must divide heads")
