@@ -98,8 +98,9 @@ def with_precision(graph: OpGraph, precision: str) -> OpGraph:
 # float32" in the torch.amp documentation; aten/src/ATen/autocast_mode.cpp), by the kinds that
 # run those ops. continuous_position_bias is an MLP ending in a linear layer; an LRN
 # (F.local_response_norm) ends in x / d.pow(beta), a float32 pow.
-AUTOCAST_HALF_KINDS = frozenset({"conv2d", "conv_transpose2d", "linear", "batched_matmul",
-                                 "constant_matmul", "attention", "continuous_position_bias"})
+AUTOCAST_HALF_KINDS = frozenset({"conv2d", "conv_transpose2d", "conv3d", "linear",
+                                 "batched_matmul", "constant_matmul", "attention",
+                                 "continuous_position_bias"})
 AUTOCAST_FP32_KINDS = frozenset({"pow", "rsqrt", "softmax", "softmax_xent", "layernorm",
                                  "groupnorm", "softplus", "l2_normalize", "lrn"})
 # off both lists and holding FP32 parameters, yet writing the input's dtype: cuDNN's batch norm

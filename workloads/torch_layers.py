@@ -54,7 +54,7 @@ class LayerLowering:
             F.instance_norm: self._instance_norm_fn,
             F.dropout1d: self._feature_dropout_fn, F.dropout2d: self._feature_dropout_fn,
             F.dropout3d: self._feature_dropout_fn, F.interpolate: self._interpolate_fn,
-            F.unfold: self._unfold_fn,
+            F.unfold: self._unfold_fn, F.conv3d: self._conv3d_fn,
         }
 
     # functions of optional packages, matched by their qualified name (never imported here)
@@ -126,6 +126,35 @@ class LayerLowering:
                             groups=a["groups"], bias=b is not None, name=self.name("conv2d"))
         self._claim([w, b], out)
         return self.conv_memory_format(node, out)
+
+    def _conv3d_fn(self, node):
+        a, w, b = self._conv_args(node)
+        out = self.conv3d(self.tensor(a["input"]), w.shape[1] * a["groups"], w.shape[0],
+                          w.shape[2:], a["stride"], a["padding"], a["dilation"], a["groups"],
+                          b is not None, self.name("conv3d"))
+        self._claim([w, b], out)
+        return out
+
+    def conv3d(self, x, in_channels, out_channels, kernel, stride, padding, dilation, groups,
+               bias, name):
+        """A conv3d op of an (N, C, T, H, W) clip; its output shape computed here, so the
+        importer's check against PyTorch's holds it to the convolution's arithmetic."""
+        def triple(v):
+            return tuple(int(i) for i in v) if isinstance(v, (tuple, list)) else (int(v),) * 3
+        shape = self.b.spec(x).shape
+        if len(shape) != 5 or shape[1] != in_channels:
+            raise self.unsupported(f"convolves a tensor of shape {shape} with {in_channels} "
+                                   "input channels; only (N, C, T, H, W) clips are supported")
+        k, s, p, d = triple(kernel), triple(stride), triple(padding), triple(dilation)
+        out = (shape[0], int(out_channels), *(
+            (size + 2 * pad - dil * (kk - 1) - 1) // st + 1
+            for size, kk, st, pad, dil in zip(shape[2:], k, s, p, d, strict=True)))
+        attrs = dict(in_channels=int(in_channels), out_channels=int(out_channels), kernel=k,
+                     stride=s, padding=p, dilation=d, groups=int(groups), bias=bool(bias),
+                     in_shape=shape, out_shape=out)
+        params = int(out_channels) * int(in_channels) // int(groups) * math.prod(k) + \
+            (int(out_channels) if bias else 0)
+        return self._op("conv3d", [x], out, name, attrs, params)
 
     def conv_memory_format(self, node, conv: str) -> str:
         """Marks the conv2d op `conv` channels-last where PyTorch ran it so: ATen runs a

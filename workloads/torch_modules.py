@@ -16,6 +16,8 @@ class ModuleLowering:
         table = {
             nn.Conv2d: self._conv2d_module, nn.Linear: self._linear_module,
             nn.BatchNorm2d: self._batchnorm_module, nn.BatchNorm1d: self._batchnorm_module,
+            nn.BatchNorm3d: self._batchnorm_module, nn.Conv3d: self._conv3d_module,
+            nn.AdaptiveAvgPool3d: self._adaptive_avgpool3d_module,
             nn.LayerNorm: self._layernorm_module, nn.GroupNorm: self._groupnorm_module,
             nn.ReLU: lambda m, node, x: self.b.relu(x(), name=self.name(""), inplace=m.inplace),
             nn.MaxPool2d: lambda m, node, x: self._maxpool(
@@ -64,6 +66,23 @@ class ModuleLowering:
             raise self.unsupported(f"pools to {m.output_size}; only output_size 1 (the mean "
                                    "over the last dimension) is supported")
         return self.b.mean(x(), 1, keepdim=True, name=self.name(""))
+
+    def _adaptive_avgpool3d_module(self, m, node, x):
+        """nn.AdaptiveAvgPool3d(1) of (N, C, T, H, W) (a video network's pooler): the mean
+        over T, H and W, kept as (N, C, 1, 1, 1)."""
+        size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * 3
+        if any(s != 1 for s in size):
+            raise self.unsupported(f"pools to {m.output_size}; only output_size 1 (the mean "
+                                   "over time, height and width) is supported")
+        return self.b.mean(x(), 3, keepdim=True, name=self.name(""))
+
+    def _conv3d_module(self, m, node, x):
+        if m.padding_mode != "zeros" or isinstance(m.padding, str) and m.padding != "valid":
+            raise self.unsupported(f"has padding {m.padding!r} mode {m.padding_mode!r}; "
+                                   "only explicit zero padding is supported")
+        padding = 0 if m.padding == "valid" else m.padding
+        return self.conv3d(x(), m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                           padding, m.dilation, m.groups, m.bias is not None, self.name(""))
 
     def _lower_module(self, node, m):
         handler = self.module_table.get(type(m))

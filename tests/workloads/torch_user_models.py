@@ -379,3 +379,26 @@ class HeadsJoined(nn.Module):
         out = self.inner(x)
         a, b = (out["logits"], out["boxes"]) if self.as_dict else out
         return self.fc(torch.cat((a, b), 1))
+
+
+class Clip3D(nn.Module):
+    """A small video classifier of (N, C, T, H, W) clips: a 3x3x3 stem, an R(2+1)D block
+    (1x3x3 over space, then 3x1x1 over time, with a residual), a strided convolution
+    written with F.conv3d on the model's own weight, and the mean over time and space."""
+
+    def __init__(self, channels=8, classes=5):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv3d(3, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm3d(channels), nn.ReLU(inplace=True))
+        self.spatial = nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1))
+        self.temporal = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0),
+                                  groups=2)
+        self.down = nn.Parameter(torch.randn(2 * channels, channels, 1, 2, 2) * 0.1)
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(2 * channels, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu(x + self.temporal(F.relu(self.spatial(x))))
+        x = F.conv3d(x, self.down, stride=(1, 2, 2))
+        return self.fc(self.pool(x).flatten(1))

@@ -38,18 +38,13 @@ def _args(a):
     return (list(a["stride"]), list(a["padding"]), list(a["dilation"]))
 
 
-def _kernel(op, state):
-    """F.conv_transpose2d, or convolution_backward (transposed) with one gradient's mask."""
-    a, owner = op.attrs, op.forward or op.name
-    w, *b = state.params_of(op)
-    stride, padding, dilation = _args(a)
-    if op.kind == "conv_transpose2d":
-        bias = b[0] if b else None
-        return lambda x: F.conv_transpose2d(x, w, bias, stride, padding,
-                                            list(a["output_padding"]), a["groups"], dilation)
-    bwd = (stride, padding, dilation, True, list(a["output_padding"]), a["groups"])
-    if op.kind == "conv_transpose2d_grad_input":
-        x_shape = state.placeholder(a["in_shape"])        # read for its shape only
+def convolution_gradient(op, state, w, b, bwd):
+    """convolution_backward with the output mask of one gradient, as autograd calls it: the
+    input's (a `*_grad_input` kind; x read for its shape only) or the weight's and bias's.
+    bwd: its (stride, padding, dilation, transposed, output_padding, groups)."""
+    owner = op.forward or op.name
+    if op.kind.endswith("_grad_input"):
+        x_shape = state.placeholder(op.attrs["in_shape"])
         return lambda dy: aten.convolution_backward(dy, x_shape, w, None, *bwd,
                                                     [True, False, False])[0]
 
@@ -59,6 +54,19 @@ def _kernel(op, state):
         state.grads[owner] = [gw, gb] if b else [gw]
         return gw
     return grad_weight
+
+
+def _kernel(op, state):
+    """F.conv_transpose2d, or convolution_backward (transposed) with one gradient's mask."""
+    a = op.attrs
+    w, *b = state.params_of(op)
+    stride, padding, dilation = _args(a)
+    if op.kind == "conv_transpose2d":
+        bias = b[0] if b else None
+        return lambda x: F.conv_transpose2d(x, w, bias, stride, padding,
+                                            list(a["output_padding"]), a["groups"], dilation)
+    return convolution_gradient(op, state, w, b, (stride, padding, dilation, True,
+                                                  list(a["output_padding"]), a["groups"]))
 
 
 def _module(op, m, i):
