@@ -1,5 +1,6 @@
-"""SparseTrain plots: per-layer speedup against sparsity, speedup over training epochs, and
-what-if curves over FMA units and cores. `make_figures(out_dir)` -> PNG paths."""
+"""SparseTrain plots: per-layer speedup at the authors' sparsity, each kernel against uniform
+random sparsity (kernels.py, with its CSV), speedup over training epochs, and what-if curves
+over FMA units and cores. `make_figures(out_dir)` -> PNG paths."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +13,7 @@ from workloads import zoo
 from workloads.training import lower_training
 
 from ..plotting import save
+from . import kernels
 from .metrics import (
     NETWORKS,
     PASSES,
@@ -53,46 +55,6 @@ def per_layer(out: Path) -> Path:
     fig.tight_layout()
     path = out / "sparsetrain_per_layer.png"
     return save(fig, path)
-
-
-SYNTHETIC_LAYERS = (  # (network, in, out, kernel): the layer shapes the synthetic plot sweeps
-    ("vgg16", 256, 256, 3), ("resnet50", 64, 64, 3), ("resnet50", 64, 256, 1),
-    ("resnet50", 256, 64, 1))
-
-
-def synthetic_layer_speedups(network: str, cin: int, cout: int, kernel: int,
-                             fma_units: int, grid) -> dict[str, list[float]]:
-    """Per pass, the conv's speedup at each sparsity of uniform random zeros (batch 16)."""
-    train = lower_training(zoo.get(network, batch=16))
-    conv = CPUDirectConv(catalog.device("skylake-x-6c").with_options(
-        fma_units_per_core=fma_units))
-    out = {}
-    for p, kind in (("forward", "conv2d"), ("grad_input", "conv2d_grad_input"),
-                    ("grad_weight", "conv2d_grad_weight")):
-        op = next(o for o in train.topo() if o.kind == kind and o.attrs["in_channels"] == cin
-                  and o.attrs["out_channels"] == cout and o.attrs["kernel"][0] == kernel)
-        out[p] = [conv.dense_cycles(op) / conv.sparse_cycles(op, s) for s in grid]
-    return out
-
-
-def synthetic(out: Path) -> Path:
-    """Speedup of single layers against uniform random sparsity (the authors' testers' zeros),
-    one and two FMA units: the model's counterpart of the paper's synthetic-sparsity plots."""
-    grid = [i / 20 for i in range(20)]
-    fig, axes = subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, units in zip(axes, (1, 2), strict=True):
-        for net, cin, cout, k in SYNTHETIC_LAYERS:
-            curves = synthetic_layer_speedups(net, cin, cout, k, units, grid)
-            ax.plot(grid, curves["forward"], label=f"{net} {k}x{k} {cin}->{cout}")
-        ax.axhline(1.0, color="k", lw=0.5)
-        ax.set_yscale("log", base=2)
-        ax.set_title(f"{units} AVX-512 FMA unit{'s' if units > 1 else ''} per core")
-        ax.set_xlabel("sparsity (uniform random zeros), forward pass")
-    axes[0].set_ylabel("speedup over the dense direct conv")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("SparseTrain kernel model, skylake-x-6c, batch 16")
-    fig.tight_layout()
-    return save(fig, out / "sparsetrain_synthetic.png")
 
 
 def over_epochs(out: Path) -> Path:
@@ -142,4 +104,6 @@ def what_if(out: Path) -> Path:
 def make_figures(out_dir) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return [per_layer(out), synthetic(out), over_epochs(out), what_if(out)]
+    # the kernels against uniform random sparsity: a CSV beside the plot
+    _, kernel_plot = kernels.write(out, replace=True)
+    return [per_layer(out), kernel_plot, over_epochs(out), what_if(out)]
