@@ -37,6 +37,18 @@ class Catalog:
     hosts: dict[str, HostSpec] = field(default_factory=dict)
 
     def device(self, name: str) -> DeviceSpec:
+        """The part of that name. A GPU written as people write it ("Tesla V100-SXM2-16GB")
+        is not taken for a part: the error names the part it means (gpu_names.py), so a
+        scenario says one name for one part."""
+        if isinstance(name, str) and name not in self.devices:
+            from .gpu_names import resolve_gpu
+            try:
+                meant = resolve_gpu(name, parts=set(self.names("gpu")))
+            except HardwareError:
+                meant = None
+            if meant is not None:
+                raise HardwareError(f"unknown device {name!r} (did you mean {meant!r}?); known: "
+                                    f"{', '.join(sorted(self.devices))}")
         return self._get(self.devices, "device", name)
 
     def link(self, name: str) -> LinkSpec:

@@ -9,11 +9,13 @@ its reason, so a report always says how much of the file it scored.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
 
 from hwmodels import catalog, gpu_conv
+from hwmodels.catalog.gpu_names import model_siblings, resolve_gpu
 from hwmodels.gpu import DEFAULT_FRAMEWORK, Framework, GpuFamily, GPUModel
 from hwmodels.specs import HardwareError
 from workloads import zoo
@@ -27,14 +29,8 @@ from ..paths import MEASURED
 
 PUBLISHED_DIR = str(MEASURED / "published")
 
-# The names the published tables use, mapped onto the catalog's and the zoo's. A row may also
-# name a catalog GPU or a zoo network directly.
-GPU_NAMES = {
-    "k80": "k80", "tesla m40": "m40", "m40": "m40", "titan x (maxwell)": "titan-x-maxwell",
-    "gtx 1080": "gtx1080", "gtx 1080 ti": "gtx1080ti", "titan x (pascal)": "titan-x-pascal",
-    "titan xp": "titan-xp", "p100": "p100", "v100": "v100", "t4": "t4", "a100": "a100",
-    "h100": "h100",
-}
+# The names the published tables use, mapped onto the zoo's (GPU names: row_gpu). A row may
+# also name a zoo network directly.
 # Each label is one harness's, so the label names the model that harness ran:
 # - "AlexNet": jcjohnson/cnn-benchmarks (and dmikushin's fork, same models) loaded Caffe's
 #   BVLC AlexNet (two towers, LRN) at 224x224;
@@ -178,6 +174,26 @@ def _lookup(table: dict[str, str], name: str, known) -> str | None:
     return table.get(name.strip().lower())
 
 
+def row_gpu(name: str | None, variant: str | None, gpus: set[str]) -> tuple[str | None, str]:
+    """The catalog part a row's gpu and gpu_variant name (hwmodels/catalog/gpu_names.py), as
+    the row is scored (scored_gpu); else None and why."""
+    try:
+        return scored_gpu(resolve_gpu(name or "", variant or "", gpus)), ""
+    except HardwareError as exc:
+        return None, f"{exc} (dnnsim hardware --kind gpu lists the parts)"
+
+
+def scored_gpu(part: str) -> str:
+    """The part a row is scored as: parts of one model that differ in memory capacity alone
+    (v100, v100-32gb) run a step at the same speed, so they are one GPU, the first of their
+    names in sorted order; leave-one-GPU-out then holds out the chip, not one memory size of it."""
+    spec = catalog.device(part)
+    same = [p for p in model_siblings(part) if dataclasses.replace(
+        catalog.device(p), name=spec.name, source=spec.source, memory_bytes=spec.memory_bytes,
+        sustained_clock_source=spec.sustained_clock_source) == spec]
+    return min(same)
+
+
 def _named_in(label: object, known) -> str:
     """' (did you mean 'h100'?)' for a label that holds a known name as a word ('H100 SXM5
     80GB') or spells one with other separators ('ViT-B/16'): a hint only, never a mapping."""
@@ -198,7 +214,7 @@ def read_network_rows(path: str) -> Table:
     gpus, nets = set(catalog.names("gpu")), set(zoo.names())
     for i, r in enumerate(raw):
         rid = (r.get("row_id") or "").strip() or f"row {i + 2}"
-        gpu = _lookup(GPU_NAMES, r["gpu"] or "", gpus)
+        gpu, gpu_reason = row_gpu(r["gpu"], r.get("gpu_variant"), gpus)
         net = _lookup(NETWORK_NAMES, r["network"] or "", nets)
         precision = PRECISION_NAMES.get((r["precision"] or "").strip().lower())
         framework = (r.get("framework") or "").strip()
@@ -212,9 +228,8 @@ def read_network_rows(path: str) -> Table:
         reason = None
         if (r["network"] or "").strip() in UNMODELLED_NETWORKS:
             reason = UNMODELLED_NETWORKS[r["network"].strip()]
-        elif gpu is None or gpu not in gpus:
-            reason = (f"GPU {r['gpu']!r} is not in the catalog{_named_in(r['gpu'], gpus)} "
-                      f"(dnnsim hardware --kind gpu; a SKU goes in gpu_variant)")
+        elif gpu is None:
+            reason = gpu_reason
         elif net is None or net not in nets:
             reason = (f"network {r['network']!r} is not in the zoo{_named_in(r['network'], nets)}"
                       f" (dnnsim workloads)")

@@ -14,7 +14,7 @@ from workloads.builder import GraphBuilder
 from workloads.graph import Op, WorkloadError
 from workloads.training import lower_training
 
-from .published_gpu import GPU_NAMES, Skip, Table, _lookup, _number, _open_rows, gpu_model
+from .published_gpu import Skip, Table, _number, _open_rows, gpu_model, row_gpu
 
 KERNEL_COLUMNS = ("kind", "gpu", "precision")
 CONV_PASSES = (("time_fwd_ms", "conv2d"), ("time_bwd_data_ms", "conv2d_grad_input"),
@@ -88,10 +88,11 @@ def read_kernel_rows(path: str) -> Table:
     gpus = set(catalog.names("gpu"))
     for i, r in enumerate(raw):
         rid = (r.get("row_id") or "").strip() or f"row {i + 2}"
-        gpu = _lookup(GPU_NAMES, r["gpu"] or "", gpus)
+        # the kernel table states a row's SKU and host in gpu_detail
+        gpu, gpu_reason = row_gpu(r["gpu"], r.get("gpu_variant") or r.get("gpu_detail"), gpus)
         kind = (r["kind"] or "").strip()
         if gpu is None:
-            out.skipped.append(Skip(rid, f"GPU {r['gpu']!r} is not in the catalog"))
+            out.skipped.append(Skip(rid, gpu_reason))
             continue
         if (r["precision"] or "").strip().lower() != "fp32":
             out.skipped.append(Skip(rid, f"precision {r['precision']!r}: kernels are read "
