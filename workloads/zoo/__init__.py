@@ -15,6 +15,11 @@ N = 6k+2 (cifar_resnet20, cifar_resnet56, cifar_resnet200, ...). A plain `resnet
 other depth N = 6k+2 (resnet20, resnet56, resnet110) is the CIFAR one too, as He et al. name
 them: no ImageNet ResNet has those depths, so the name means one network; where a depth is
 both (200, and 50 and 152), `resnet<N>` is ImageNet and `cifar_resnet<N>` is CIFAR.
+
+The other ImageNet CNNs are torchvision's, op for op and named by its module paths (ResNeXt,
+Wide ResNet, SqueezeNet 1.1, DenseNet, MobileNetV2 and V3-Large, EfficientNet-B0, ShuffleNet
+V2, ConvNeXt), besides Inception-v4 as TF-slim and timm build it; the transformers are in
+transformers.py. docs/zoo.md lists them all.
 """
 from __future__ import annotations
 
@@ -26,7 +31,22 @@ import re
 from .. import supernet
 from ..errors import did_you_mean
 from ..graph import OpGraph, WorkloadError
-from . import alexnet, decoupled, googlenet, inception, lenet, resnet, transformers, vgg
+from . import (
+    alexnet,
+    convnext,
+    decoupled,
+    densenet,
+    googlenet,
+    inception,
+    inception_v4,
+    lenet,
+    mobile,
+    resnet,
+    shufflenet,
+    squeezenet,
+    transformers,
+    vgg,
+)
 from ._base import NetworkInfo
 
 __all__ = ["get", "names", "info", "known", "NetworkInfo"]
@@ -84,12 +104,36 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
     NetworkInfo("inception_v3", (3, 299, 299), 1000,
                 "Inception-v3, torchvision, no aux classifier (ImageNet, 299x299)",
                 inception.inception_v3),
+    NetworkInfo("inception_v4", (3, 299, 299), 1000, "Inception-v4 (Szegedy et al. 2016) as "
+                "TF-slim, tf_cnn_benchmarks and timm build it (ImageNet, 299x299)",
+                inception_v4.inception_v4),
     _resnet_info("resnet18", "ResNet-18, torchvision (ImageNet)"),
     _resnet_info("resnet34", "ResNet-34, torchvision (ImageNet)"),
     _resnet_info("resnet50", "ResNet-50 v1.5, torchvision: stride on the 3x3 (ImageNet)"),
     _resnet_info("resnet101", "ResNet-101 v1.5, torchvision (ImageNet)"),
     _resnet_info("resnet152", "ResNet-152 v1.5, torchvision (ImageNet)"),
     _resnet_info("resnet200", "ResNet-200 (fb.resnet.torch's blocks), v1.5 layout (ImageNet)"),
+    _resnet_info("resnext50_32x4d", "ResNeXt-50 32x4d, torchvision (ImageNet)"),
+    _resnet_info("resnext101_32x8d", "ResNeXt-101 32x8d, torchvision (ImageNet)"),
+    _resnet_info("wide_resnet50_2", "Wide ResNet-50-2, torchvision: 3x3 convs twice as wide "
+                 "(ImageNet)"),
+    _resnet_info("wide_resnet101_2", "Wide ResNet-101-2, torchvision (ImageNet)"),
+    NetworkInfo("squeezenet1_1", _IMAGENET, 1000, "SqueezeNet 1.1, torchvision (ImageNet)",
+                squeezenet.squeezenet1_1),
+    *(NetworkInfo(f"densenet{d}", _IMAGENET, 1000, f"DenseNet-{d}, torchvision (ImageNet)",
+                  getattr(densenet, f"densenet{d}")) for d in densenet.CONFIGS),
+    NetworkInfo("mobilenet_v2", _IMAGENET, 1000, "MobileNetV2, torchvision (ImageNet)",
+                mobile.mobilenet_v2),
+    NetworkInfo("mobilenet_v3_large", _IMAGENET, 1000, "MobileNetV3-Large, torchvision "
+                "(ImageNet)", mobile.mobilenet_v3_large),
+    NetworkInfo("efficientnet_b0", _IMAGENET, 1000, "EfficientNet-B0, torchvision (ImageNet; "
+                "stochastic depth in training)", mobile.efficientnet_b0),
+    *(NetworkInfo(f"shufflenet_v2_x{w}", _IMAGENET, 1000, f"ShuffleNet V2 {w.replace('_', '.')}x, "
+                  "torchvision (ImageNet)", getattr(shufflenet, f"shufflenet_v2_x{w}"))
+      for w in ("0_5", "1_0", "1_5", "2_0")),
+    *(NetworkInfo(n, _IMAGENET, 1000, f"ConvNeXt-{n.split('_')[1].capitalize()}, "
+                  "torchvision (ImageNet; stochastic depth in training)",
+                  getattr(convnext, n)) for n in convnext.CONFIGS),
     _resnet_info("resnet50_v1", "ResNet-50 v1: stride on the first 1x1, as He et al. 2016 and "
                  "tf_cnn_benchmarks (ImageNet)"),
     _resnet_info("resnet101_v1", "ResNet-101 v1: stride on the first 1x1 (ImageNet)"),

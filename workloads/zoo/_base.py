@@ -32,6 +32,16 @@ def start(name: str, input_shape: tuple[int, int, int], batch: int, input_size: 
                         **meta)
 
 
+def imagenet_preset(build: Callable[..., OpGraph], key):
+    """A zoo builder with the ImageNet options (batch, num_classes, width, input_size,
+    dtype_bytes) of one configuration `key` of a family's `build(key, batch, num_classes,
+    width, input_size, dtype_bytes)`."""
+    def preset(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
+               input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
+        return build(key, batch, num_classes, width, input_size, dtype_bytes)
+    return preset
+
+
 def scaled(channels: int, width: float) -> int:
     """Channels after the width multiplier (at least one)."""
     if not isinstance(width, (int, float)) or width <= 0:

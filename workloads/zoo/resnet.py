@@ -1,4 +1,5 @@
-"""ResNets: torchvision's ImageNet models, Fixup ResNet-50, and the CIFAR ResNets of He et al.
+"""ResNets: torchvision's ImageNet models (with ResNeXt and Wide ResNet), Fixup ResNet-50, and
+the CIFAR ResNets of He et al.
 
 ImageNet (3x224x224), torchvision-exact; op names are torchvision's module paths (conv1,
 layer1.0.conv1, layer1.0.downsample.0, fc). A block's ReLU module is called two or three times;
@@ -10,7 +11,10 @@ first 1x1 conv of the three downsampling blocks runs on a quarter of the pixels,
 6% more multiply-adds (ResNet-50: 4.09 against 3.86 G). `resnet200` has fb.resnet.torch's
 bottleneck blocks (3, 24, 36, 3), laid out as the v1.5 nets (64,673,832 parameters); the
 pre-activation ResNet-200 (He et al. 2016b) has the same convolutions, with its batch norms
-and ReLUs before them instead of after.
+and ReLUs before them instead of after. ResNeXt (Xie et al. 2017: resnext50_32x4d 25,028,904
+parameters, resnext101_32x8d) makes each bottleneck's 3x3 conv grouped, 32 groups of 4 or 8
+channels per 64 of its planes; Wide ResNet-50-2 and -101-2 (Zagoruyko & Komodakis 2016, as
+torchvision builds them: 68,883,240 and 126,886,696) double the 3x3 convs' channels.
 
 Fixup ResNet-50 (Zhang et al. 2019): ResNet-50 with no batch norm, downsampling by a 1x1 conv
 alone. Fixup's scalar biases and multipliers (7 per block, 2 per network: 114 parameters,
@@ -34,9 +38,11 @@ IMAGENET_BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
 BOTTLENECK_EXPANSION = 4
 
 
-def _conv_bn(b, x: str, out: int, kernel: int, stride: int, index: str, batchnorm: bool) -> str:
+def _conv_bn(b, x: str, out: int, kernel: int, stride: int, index: str, batchnorm: bool,
+             groups: int = 1) -> str:
     padding = kernel // 2
-    x = b.conv2d(x, out, kernel, stride=stride, padding=padding, name=f"conv{index}")
+    x = b.conv2d(x, out, kernel, stride=stride, padding=padding, groups=groups,
+                 name=f"conv{index}")
     return b.batchnorm(x, name=f"bn{index}") if batchnorm else x
 
 
@@ -47,24 +53,30 @@ def _basic_block(b, x: str, planes: int, stride: int, batchnorm: bool, shortcut)
 
 
 def _bottleneck(b, x: str, planes: int, stride: int, batchnorm: bool, shortcut,
-                stride_in_1x1: bool = False) -> str:
+                stride_in_1x1: bool = False, groups: int = 1, base_width: int = 64) -> str:
+    """torchvision's Bottleneck: the 3x3 conv has `groups` groups of `base_width` channels
+    per 64 of `planes` (ResNeXt's cardinality and group width; twice the width in
+    Wide ResNet's); the 1x1 convs around it take it from and back to planes x 4."""
     stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
-    out = b.relu(_conv_bn(b, x, planes, 1, stride_1x1, "1", batchnorm))
-    out = b.relu(_conv_bn(b, out, planes, 3, stride_3x3, "2", batchnorm))
+    inner = int(planes * (base_width / 64.0)) * groups
+    out = b.relu(_conv_bn(b, x, inner, 1, stride_1x1, "1", batchnorm))
+    out = b.relu(_conv_bn(b, out, inner, 3, stride_3x3, "2", batchnorm, groups))
     out = _conv_bn(b, out, planes * BOTTLENECK_EXPANSION, 1, 1, "3", batchnorm)
     return b.relu(b.add(out, shortcut(x, planes * BOTTLENECK_EXPANSION)))
 
 
 def _imagenet_resnet(name: str, depth: int, batch: int, num_classes: int, width: float,
                      input_size: int | None, dtype_bytes: int, batchnorm: bool = True,
-                     stride_in_1x1: bool = False) -> OpGraph:
+                     stride_in_1x1: bool = False, groups: int = 1,
+                     base_width: int = 64) -> OpGraph:
     check_classes(num_classes)
     kind, counts = IMAGENET_BLOCKS[depth]
 
     def block(b, x, planes, stride, batchnorm, shortcut):
         if kind == "basic":
             return _basic_block(b, x, planes, stride, batchnorm, shortcut)
-        return _bottleneck(b, x, planes, stride, batchnorm, shortcut, stride_in_1x1)
+        return _bottleneck(b, x, planes, stride, batchnorm, shortcut, stride_in_1x1, groups,
+                           base_width)
     b = start(name, (3, 224, 224), batch, input_size, dtype_bytes)
     x = b.input()
     x = b.conv2d(x, scaled(64, width), 7, stride=2, padding=3, name="conv1")
@@ -91,11 +103,12 @@ def _imagenet_resnet(name: str, depth: int, batch: int, num_classes: int, width:
 
 
 def _imagenet(depth: int, name: str | None = None, batchnorm: bool = True,
-              stride_in_1x1: bool = False):
+              stride_in_1x1: bool = False, groups: int = 1, base_width: int = 64):
     def build(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
               input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
         return _imagenet_resnet(name or f"resnet{depth}", depth, batch, num_classes, width,
-                                input_size, dtype_bytes, batchnorm, stride_in_1x1)
+                                input_size, dtype_bytes, batchnorm, stride_in_1x1, groups,
+                                base_width)
     return build
 
 
@@ -105,6 +118,12 @@ resnet50_v1 = _imagenet(50, "resnet50_v1", stride_in_1x1=True)
 resnet101_v1 = _imagenet(101, "resnet101_v1", stride_in_1x1=True)
 resnet152_v1 = _imagenet(152, "resnet152_v1", stride_in_1x1=True)
 fixup_resnet50 = _imagenet(50, "fixup_resnet50", batchnorm=False)
+# ResNeXt (Xie et al. 2017): 32 groups of 4 channels per 64 of planes; Wide ResNet-50-2
+# (Zagoruyko & Komodakis 2016, as torchvision builds it): the 3x3 convs twice as wide
+resnext50_32x4d = _imagenet(50, "resnext50_32x4d", groups=32, base_width=4)
+resnext101_32x8d = _imagenet(101, "resnext101_32x8d", groups=32, base_width=8)
+wide_resnet50_2 = _imagenet(50, "wide_resnet50_2", base_width=128)
+wide_resnet101_2 = _imagenet(101, "wide_resnet101_2", base_width=128)
 
 
 def is_cifar_depth(depth: object) -> bool:

@@ -1,0 +1,31 @@
+"""Every network the zoo names simulates a training step through `dnnsim simulate`: on a V100
+in fp32 and an A100 in AMP for each, and the full grid of both GPUs and both precisions for
+the networks whose op kinds appear nowhere else in the zoo (a broadcast dropout, a layer
+scale, grouped-query attention at 8 key/value heads). Memory is not enforced: the question is
+whether the step runs, not whether Llama 2 13B's weights fit on one GPU."""
+import pytest
+
+from simulator.cli import main
+
+# the language models at a short sequence, which keeps the step small
+SHORT = {"gpt2_large", "gpt2_xl", "bert_large", "llama2_13b", "llama3_8b", "mistral_7b"}
+NETWORKS = sorted(SHORT | {
+    "vit_l_16", "inception_v4", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2",
+    "wide_resnet101_2", "squeezenet1_1", "densenet121", "densenet161", "densenet169",
+    "densenet201", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0",
+    "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
+    "convnext_tiny", "convnext_small", "convnext_base", "convnext_large"})
+CORNERS = [("v100", "fp32"), ("a100", "amp-fp16")]
+GRID = [(hw, p) for hw in ("v100", "a100") for p in ("fp32", "amp-fp16")]
+CASES = [(name, hw, p) for name in NETWORKS for hw, p in CORNERS] + \
+    [(name, hw, p) for name in ("efficientnet_b0", "convnext_tiny", "mistral_7b")
+     for hw, p in GRID if (hw, p) not in CORNERS]
+
+
+@pytest.mark.parametrize("name, hardware, precision", CASES)
+def test_the_network_simulates(name, hardware, precision, capsys):
+    options = ["--workload-option", "seq_len=32"] if name in SHORT else []
+    assert main(["simulate", "--workload", name, "--batch", "2", "--hardware", hardware,
+                 "--precision", precision, "--no-enforce-memory", *options]) == 0
+    out = capsys.readouterr().out
+    assert name in out and "samples/s" in out

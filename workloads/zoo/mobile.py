@@ -1,0 +1,201 @@
+"""Mobile networks as torchvision builds them, on ImageNet (3x224x224): MobileNetV2 (Sandler
+et al. 2018), MobileNetV3-Large (Howard et al. 2019) and EfficientNet-B0 (Tan & Le 2019).
+
+All three stack inverted residual blocks: a 1x1 conv expanding the channels, a depthwise
+k x k conv (groups = channels), optionally a squeeze-and-excitation gate, and a 1x1 conv
+projecting back without an activation; where the block keeps its size and channels, the
+input is added back. Every conv is torchvision's Conv2dNormActivation (conv without bias,
+batch norm, activation: .0, .1, .2). The gate (SqueezeExcitation) is a global average pool,
+1x1 conv, activation, 1x1 conv, sigmoid-like scale and the broadcast product. EfficientNet
+drops a block's branch per sample in training (stochastic depth, probability rising
+linearly from 0 to 0.2 over the blocks: a broadcast dropout op, as torch.fx imports it).
+Op names are torchvision's module paths (features.3.conv.1.0, features.4.block.2.fc1).
+
+Parameters: mobilenet_v2 3,504,872; mobilenet_v3_large 5,483,032; efficientnet_b0 5,288,548
+(torchvision's weights tables).
+"""
+from __future__ import annotations
+
+from ..graph import OpGraph
+from ._base import check_classes, start
+
+
+def _make_divisible(value: float, divisor: int = 8) -> int:
+    """torchvision's _make_divisible: channels rounded to a multiple of 8, never below 90%
+    of the value asked for."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def _act(b, x: str, kind: str | None, name: str) -> str:
+    if kind is None:
+        return x
+    if kind == "relu":
+        return b.relu(x, name=name)
+    if kind == "relu6":   # nn.ReLU6 is hardtanh from 0 to 6
+        return b.activation(x, "hardtanh", min_val=0.0, max_val=6.0, name=name)
+    return b.activation(x, kind, name=name)
+
+
+def conv_norm_act(b, x: str, out: int, kernel: int, name: str, stride: int = 1,
+                  groups: int = 1, act: str | None = "relu") -> str:
+    """torchvision's Conv2dNormActivation: conv (no bias, padding k // 2), batch norm and the
+    activation, named <name>.0, <name>.1, <name>.2."""
+    with b.scope(name):
+        x = b.conv2d(x, out, kernel, stride=stride, padding=(kernel - 1) // 2, groups=groups,
+                     name="0")
+        return _act(b, b.batchnorm(x, name="1"), act, "2")
+
+
+def squeeze_excitation(b, x: str, squeeze: int, act: str, scale: str, name: str) -> str:
+    """torchvision's SqueezeExcitation: pool, fc1, activation, fc2, scale_activation, and the
+    product of the input with the (N, C, 1, 1) gate."""
+    channels = b.spec(x).shape[1]
+    with b.scope(name):
+        s = b.adaptive_avgpool(x, (1, 1), name="avgpool")
+        s = _act(b, b.conv2d(s, squeeze, 1, bias=True, name="fc1"), act, "activation")
+        s = b.activation(b.conv2d(s, channels, 1, bias=True, name="fc2"), scale,
+                         name="scale_activation")
+        return b.mul(x, s, name="mul")
+
+
+def stochastic_depth(b, x: str, p: float, name: str) -> str:
+    """torchvision.ops.StochasticDepth(p, "row") in training: one draw per sample; p = 0 is
+    the identity, as the import makes it."""
+    if p == 0.0:
+        return x
+    mask_shape = (b.spec(x).shape[0], *(1,) * (len(b.spec(x).shape) - 1))
+    with b.scope(name):
+        return b.op("dropout_broadcast", [x], name="stochastic_depth", p=p,
+                    mask_shape=mask_shape)
+
+
+def _classifier_head(b, x: str, hidden: list[tuple[int, str]], dropout: float,
+                     num_classes: int, pool: str = "avgpool") -> None:
+    """Pool, flatten, then the classifier's layers (linear and activation pairs), dropout and
+    the last linear layer, numbered as torchvision's nn.Sequential numbers them."""
+    x = b.flatten(b.adaptive_avgpool(x, (1, 1), name=pool), name="flatten")
+    index = 0
+    with b.scope("classifier"):
+        for features, act in hidden:
+            x = _act(b, b.linear(x, features, name=str(index)), act, str(index + 1))
+            index += 2
+        x = b.dropout(x, dropout, name=str(index))
+        b.linear(x, num_classes, name=str(index + 1))
+
+
+def _stem(name: str, batch: int, num_classes: int, input_size: int | None, dtype_bytes: int,
+          channels: int, act: str):
+    """The builder and the first conv, features.0: 3x3, stride 2."""
+    check_classes(num_classes)
+    b = start(name, (3, 224, 224), batch, input_size, dtype_bytes)
+    return b, conv_norm_act(b, b.input(), channels, 3, "features.0", stride=2, act=act)
+
+
+# MobileNetV2: (expansion t, channels c, repeats n, first stride s), the paper's Table 2
+_V2_SETTING = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+               (6, 160, 3, 2), (6, 320, 1, 1)]
+
+
+def mobilenet_v2(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
+                 input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
+    channels = _make_divisible(32 * width)
+    b, x = _stem("mobilenet_v2", batch, num_classes, input_size, dtype_bytes, channels, "relu6")
+    index = 1
+    for t, c, n, s in _V2_SETTING:
+        out = _make_divisible(c * width)
+        for i in range(n):
+            stride = s if i == 0 else 1
+            with b.scope(f"features.{index}"), b.scope("conv"):
+                hidden, y, layer = channels * t, x, 0
+                if t != 1:
+                    y = conv_norm_act(b, y, hidden, 1, "0", act="relu6")
+                    layer = 1
+                y = conv_norm_act(b, y, hidden, 3, str(layer), stride=stride, groups=hidden,
+                                  act="relu6")
+                y = b.batchnorm(b.conv2d(y, out, 1, name=str(layer + 1)),
+                                name=str(layer + 2))
+            if stride == 1 and channels == out:
+                y = b.add(x, y, name=f"features.{index}.add")
+            x, channels, index = y, out, index + 1
+    x = conv_norm_act(b, x, _make_divisible(1280 * max(1.0, width)), 1, f"features.{index}",
+                      act="relu6")
+    _classifier_head(b, x, [], 0.2, num_classes, pool="adaptive_avgpool")
+    return b.build()
+
+
+# MobileNetV3-Large: (kernel, expanded, out, squeeze-excitation, activation, stride), the
+# paper's Table 1
+_V3_LARGE = [(3, 16, 16, False, "relu", 1), (3, 64, 24, False, "relu", 2),
+             (3, 72, 24, False, "relu", 1), (5, 72, 40, True, "relu", 2),
+             (5, 120, 40, True, "relu", 1), (5, 120, 40, True, "relu", 1),
+             (3, 240, 80, False, "hardswish", 2), (3, 200, 80, False, "hardswish", 1),
+             (3, 184, 80, False, "hardswish", 1), (3, 184, 80, False, "hardswish", 1),
+             (3, 480, 112, True, "hardswish", 1), (3, 672, 112, True, "hardswish", 1),
+             (5, 672, 160, True, "hardswish", 2), (5, 960, 160, True, "hardswish", 1),
+             (5, 960, 160, True, "hardswish", 1)]
+
+
+def mobilenet_v3_large(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
+                       input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
+    channels = _make_divisible(16 * width)
+    b, x = _stem("mobilenet_v3_large", batch, num_classes, input_size, dtype_bytes, channels,
+                 "hardswish")
+    for index, (kernel, expanded, out, se, act, stride) in enumerate(_V3_LARGE, start=1):
+        expanded, out = _make_divisible(expanded * width), _make_divisible(out * width)
+        with b.scope(f"features.{index}"):
+            with b.scope("block"):
+                y, layer = x, 0
+                if expanded != channels:
+                    y, layer = conv_norm_act(b, y, expanded, 1, "0", act=act), 1
+                y = conv_norm_act(b, y, expanded, kernel, str(layer), stride=stride,
+                                  groups=expanded, act=act)
+                if se:
+                    layer += 1
+                    y = squeeze_excitation(b, y, _make_divisible(expanded // 4), "relu",
+                                           "hardsigmoid", str(layer))
+                y = conv_norm_act(b, y, out, 1, str(layer + 1), act=None)
+            if stride == 1 and channels == out:
+                y = b.add(y, x, name="add")
+        x, channels = y, out
+    x = conv_norm_act(b, x, 6 * channels, 1, f"features.{len(_V3_LARGE) + 1}", act="hardswish")
+    _classifier_head(b, x, [(_make_divisible(1280 * width), "hardswish")], 0.2, num_classes)
+    return b.build()
+
+
+# EfficientNet-B0: (expansion, kernel, stride, channels in, channels out, layers), the
+# paper's Table 1 as torchvision's MBConvConfig lists it
+_B0 = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
+       (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
+STOCHASTIC_DEPTH = 0.2
+
+
+def efficientnet_b0(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
+                    input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
+    b, x = _stem("efficientnet_b0", batch, num_classes, input_size, dtype_bytes,
+                 _make_divisible(32 * width), "silu")
+    total, block_id = sum(stage[-1] for stage in _B0), 0
+    for stage, (t, kernel, stride, cin, cout, layers) in enumerate(_B0, start=1):
+        cin, cout = _make_divisible(cin * width), _make_divisible(cout * width)
+        for i in range(layers):
+            inputs = cin if i == 0 else cout
+            first_stride = stride if i == 0 else 1
+            expanded = _make_divisible(inputs * t)
+            with b.scope(f"features.{stage}.{i}"):
+                with b.scope("block"):
+                    y, layer = x, 0
+                    if expanded != inputs:
+                        y, layer = conv_norm_act(b, y, expanded, 1, "0", act="silu"), 1
+                    y = conv_norm_act(b, y, expanded, kernel, str(layer), stride=first_stride,
+                                      groups=expanded, act="silu")
+                    y = squeeze_excitation(b, y, max(1, inputs // 4), "silu", "sigmoid",
+                                           str(layer + 1))
+                    y = conv_norm_act(b, y, cout, 1, str(layer + 2), act=None)
+                if first_stride == 1 and inputs == cout:
+                    p = STOCHASTIC_DEPTH * float(block_id) / total
+                    y = b.add(stochastic_depth(b, y, p, "stochastic_depth"), x, name="add")
+            x, block_id = y, block_id + 1
+    x = conv_norm_act(b, x, 4 * _make_divisible(320 * width), 1, f"features.{len(_B0) + 1}",
+                      act="silu")
+    _classifier_head(b, x, [], 0.2, num_classes)
+    return b.build()
