@@ -235,7 +235,7 @@ class GraphBuilder(SequenceOps):
             ho, wo = _conv_out(h, kh, sh, ph, dh), _conv_out(w, kw, sw, pw, dw)
         if ho < 1 or wo < 1:
             raise ShapeError(f"{kind} after {x!r}: kernel {kh}x{kw} does not fit input {h}x{w}")
-        attrs = dict(kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw))
+        attrs: dict[str, object] = dict(kernel=(kh, kw), stride=(sh, sw), padding=(ph, pw))
         # set only where not PyTorch's default: measured profiles key a pool by its attributes
         if ceil_mode:
             attrs["ceil_mode"] = True

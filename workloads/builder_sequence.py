@@ -13,9 +13,12 @@ table, keys and values repeated for grouped-query attention).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import ShapeError, WorkloadError
+
+if TYPE_CHECKING:
+    from .graph import OpGraph, TensorSpec
 
 
 def broadcast_batch(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
@@ -40,6 +43,16 @@ def is_contiguous_permute(shape: Sequence[int], dims: Sequence[int]) -> bool:
 
 class SequenceOps:
     """Mixed into GraphBuilder (workloads/builder.py)."""
+
+    if TYPE_CHECKING:   # what GraphBuilder provides (declared for the type checker only)
+        graph: OpGraph
+        batch: int
+
+        def spec(self, tensor: str) -> TensorSpec: ...
+
+        def _add(self, kind: str, inputs: Sequence[str], out_shape: Sequence[int],
+                 name: str | None, attrs: dict | None = None, params: int = 0,
+                 layer: bool = False) -> str: ...
 
     def embedding(self, ids: str, num_embeddings: int, embedding_dim: int,
                   name: str | None = None) -> str:

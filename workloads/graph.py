@@ -44,7 +44,7 @@ class _Activations(Mapping):
     def __getitem__(self, name: str) -> dict:
         if not is_kind(name) or not kind_of(name).is_activation:
             raise KeyError(name)
-        return kind_of(name).attr_defaults
+        return kind_of(name).attr_defaults or {}
 
     def __iter__(self) -> Iterator[str]:
         return iter([k.name for k in all_kinds() if k.is_activation])

@@ -63,7 +63,8 @@ class SearchSpace:
         return len(self.candidates)
 
     def blocks(self) -> list[BlockSpec]:
-        out, cin = [], self.stem_channels
+        out: list[BlockSpec] = []
+        cin = self.stem_channels
         for stage, (repeats, cout) in enumerate(zip(self.stage_repeats, self.stage_channels,
                                                          strict=True)):
             for i in range(repeats):

@@ -5,6 +5,8 @@ really costs), and the function a module calls and the ATen backward autograd ca
 (dy, the saved tensor): the output for tanh and sigmoid, the input for the others."""
 from __future__ import annotations
 
+from typing import Callable
+
 from ._registry import OpKind, per_element, register
 from ._torch import F, aten, torch
 
@@ -12,7 +14,7 @@ _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804
 
 # kind: (attributes with defaults, forward FLOPs, gradient FLOPs, forward(attrs),
 #        backward(attrs))
-_ACTIVATIONS = {
+_ACTIVATIONS: dict[str, tuple[dict, float, float, Callable, Callable]] = {
     "tanh": ({}, 6.0, 3.0, lambda a: torch.tanh, lambda a: aten.tanh_backward),
     "sigmoid": ({}, 5.0, 3.0, lambda a: torch.sigmoid, lambda a: aten.sigmoid_backward),
     "silu": ({}, 6.0, 8.0, lambda a: F.silu, lambda a: aten.silu_backward),

@@ -66,14 +66,15 @@ def _bias(op, w1, b1, w2, device):
 def _cpb_kernel(op, state):
     params = state.params_of(op)
     if op.kind == "continuous_position_bias":
-        return lambda x: x + _bias(op, *params, x.device)
+        w1, b1, w2 = params
+        return lambda x: x + _bias(op, w1, b1, w2, x.device)
     owner = op.forward or op.name
 
     def continuous_position_bias_grad(dy):
         # autograd through the small MLP (its forward is recomputed: a few hundred rows)
         leaves = [p.detach().requires_grad_(True) for p in params]
         with torch.enable_grad():
-            bias = _bias(op, *leaves, dy.device)
+            bias = _bias(op, leaves[0], leaves[1], leaves[2], dy.device)
             grads = torch.autograd.grad(bias, leaves, dy.sum_to_size(bias.shape))
         state.grads[owner] = list(grads)
         return grads[0]

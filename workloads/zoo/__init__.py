@@ -208,7 +208,7 @@ def known(name: str) -> bool:
     if name in _REGISTRY:
         return True
     match = re.fullmatch(r"(cifar_)?resnet(\d+)", name)
-    return bool(match) and resnet.is_cifar_depth(int(match.group(2)))
+    return match is not None and resnet.is_cifar_depth(int(match.group(2)))
 
 
 def info(name: str) -> NetworkInfo:

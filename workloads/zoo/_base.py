@@ -11,7 +11,8 @@ from ..graph import OpGraph, WorkloadError
 @dataclass(frozen=True)
 class NetworkInfo:
     name: str
-    input_shape: tuple[int, int, int]   # (channels, height, width) of one sample
+    # one sample: (channels, height, width) for images, (tokens,) for sequence models
+    input_shape: tuple[int, ...]
     num_classes: int
     description: str
     build: Callable[..., OpGraph] = field(repr=False, compare=False)

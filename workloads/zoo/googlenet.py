@@ -22,7 +22,7 @@ from ._base import basic_conv, check_classes, lrn, scaled, start
 
 # an inception module's (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj) output channels
 # (the paper's Table 1), or the kernel of a stride-2 max pool between stages
-STAGES = [
+STAGES: list[tuple[str, int | tuple[int, ...]]] = [
     ("inception3a", (64, 96, 128, 16, 32, 32)),
     ("inception3b", (128, 128, 192, 32, 96, 64)),
     ("maxpool3", 3),

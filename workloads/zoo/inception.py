@@ -10,6 +10,8 @@ workloads/torch_import.py names them.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from ..graph import OpGraph
 from ._base import basic_conv, check_classes, scaled, start
 
@@ -90,12 +92,13 @@ def inception_v3(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
     x = blocks.conv(x, 192, 3, "Conv2d_4a_3x3")
     x = b.maxpool(x, 3, stride=2, name="maxpool2")
     k = blocks
-    modules = [("Mixed_5b", k.inception_a, (32,)), ("Mixed_5c", k.inception_a, (64,)),
-               ("Mixed_5d", k.inception_a, (64,)), ("Mixed_6a", k.inception_b, ()),
-               ("Mixed_6b", k.inception_c, (128,)), ("Mixed_6c", k.inception_c, (160,)),
-               ("Mixed_6d", k.inception_c, (160,)), ("Mixed_6e", k.inception_c, (192,)),
-               ("Mixed_7a", k.inception_d, ()), ("Mixed_7b", k.inception_e, ()),
-               ("Mixed_7c", k.inception_e, ())]
+    modules: list[tuple[str, Callable[..., str], tuple[int, ...]]] = [
+        ("Mixed_5b", k.inception_a, (32,)), ("Mixed_5c", k.inception_a, (64,)),
+        ("Mixed_5d", k.inception_a, (64,)), ("Mixed_6a", k.inception_b, ()),
+        ("Mixed_6b", k.inception_c, (128,)), ("Mixed_6c", k.inception_c, (160,)),
+        ("Mixed_6d", k.inception_c, (160,)), ("Mixed_6e", k.inception_c, (192,)),
+        ("Mixed_7a", k.inception_d, ()), ("Mixed_7b", k.inception_e, ()),
+        ("Mixed_7c", k.inception_e, ())]
     for name, block, args in modules:
         with b.scope(name):
             x = block(x, *args)

@@ -139,7 +139,7 @@ MAX_CIFAR_DEPTH = 140_000
 
 
 def check_cifar_depth(depth: object) -> int:
-    if not is_cifar_depth(depth):
+    if not isinstance(depth, int) or not is_cifar_depth(depth):
         raise WorkloadError(f"CIFAR ResNet depth must be 6k+2 with k >= 1 (20, 32, 44, 56, "
                             f"110, ...), got {depth!r}")
     if depth > MAX_CIFAR_DEPTH:
