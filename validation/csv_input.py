@@ -2,7 +2,8 @@
 file: one that cannot be opened or decoded, lacks a required column, has no rows, has a row
 with more or fewer values than its header (an unquoted comma, a cut line: what else the row
 says is unknown), or gives one row id twice. A byte-order mark (spreadsheets write one) is not
-part of the first column's name."""
+part of the first column's name, and a row whose every cell is blank (a spreadsheet's ",,,,")
+is a blank line."""
 from __future__ import annotations
 
 import csv
@@ -34,6 +35,8 @@ def read_csv_rows(path, required: tuple[str, ...], what: str,
                     values = len(header) + len(extra) - absent
                     raise error(f"{path}, line {line}: the row has {values} values, the "
                                 f"header {len(header)} ({', '.join(header)})")
+                if not any((v or "").strip() for v in row.values()):
+                    continue
                 rid = (row.get(id_column) or "").strip() if id_column else ""
                 if rid and rid in first_line_of:
                     raise error(f"{path}, line {line}: {id_column} {rid!r} is given twice "

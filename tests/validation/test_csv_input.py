@@ -30,3 +30,8 @@ def test_a_row_with_another_number_of_values_is_refused(tmp_path, body, values):
 def test_empty_ids_and_blank_lines_pass(tmp_path):
     path = _write(tmp_path, "row_id,x\n,1\n\n,2\n")
     assert [r["x"] for r in read_csv_rows(path, ("x",), "table", id_column="row_id")] == ["1", "2"]
+
+
+def test_a_row_of_blank_cells_is_a_blank_line(tmp_path):
+    path = _write(tmp_path, "row_id,x\nA1,1\n,\n , \nA2,2\n")
+    assert [r["row_id"] for r in read_csv_rows(path, ("x",), "table")] == ["A1", "A2"]

@@ -175,7 +175,8 @@ def network_terms(rows: list[pg.NetworkRow]) -> Terms:
     step_of_row: list[int] = []
     steps_s: list[float] = []
     for r in rows:
-        ops = pg.training_ops(r.network, r.batch, r.precision, r.fwd_bwd_only, r.memory_format)
+        ops = pg.training_ops(r.network, r.batch, r.precision, r.fwd_bwd_only, r.memory_format,
+                              r.options)
         framework = pg.framework_key(r.framework)
         if r.phase_s is None:
             items.append((r.row_id, r.gpu, ops, r.batch / r.throughput, framework, None,

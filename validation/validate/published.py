@@ -8,6 +8,7 @@ summary counts them, so a half-read file is never scored as whole.
 """
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -161,6 +162,23 @@ def _fmt_group(g: Group) -> str:
             f"max {100 * g.max_error:5.1f}%{tau}")
 
 
+def _assumed(scored: list[Scored]) -> list[str]:
+    """What reading each row assumed where the row does not say (the framework whose host
+    model it runs in, the ResNet layout, TF32, the memory format, a sequence length), one line
+    per set of assumptions with the rows that share it."""
+    rows_of: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for s in scored:
+        rows_of[s.row.assumed].append(s.row.row_id)
+    lines = []
+    for assumed, rows in rows_of.items():       # in the order of the file's rows
+        if not assumed:
+            continue
+        lines.append(f"  {'; '.join(assumed)}:")
+        lines += textwrap.wrap(", ".join(rows), 96, initial_indent="    ",
+                               subsequent_indent="    ")
+    return ["", "how the rows run, where they do not say (rows):", *lines] if lines else []
+
+
 def report(table: pg.Table, scored: list[Scored], kernels: list[Group] | None = None,
            title: str = "in-sample", agreement: tuple[int, int] | None = None) -> str:
     lines = [f"{table.path}: {len(scored)} rows simulated, {len(table.skipped)} skipped "
@@ -192,6 +210,7 @@ def report(table: pg.Table, scored: list[Scored], kernels: list[Group] | None = 
     if agreement and agreement[1]:
         lines.append(f"  the model's fastest algorithm is the recorded one on {agreement[0]} "
                      f"of {agreement[1]} rows")
+    lines += _assumed(scored)
     if table.skipped:
         lines += ["", "not simulated:"]
         lines += [f"  {s.row_id}: {s.reason}" for s in table.skipped]

@@ -49,7 +49,7 @@ def breakdown(row: pg.NetworkRow, families: dict[str, GpuFamily] | None = None,
     fam = model.family_constants
     phases: dict[str, PhaseBreakdown] = {}
     for op in pg.training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
-                              row.memory_format):
+                              row.memory_format, row.options):
         if op.is_view or op.kind in model.fused_kinds:
             continue
         phase = phases.setdefault(op.phase, PhaseBreakdown())

@@ -1,7 +1,8 @@
 """A user's own published-style CSV (validate --published mine.csv) with GPUs and networks
 named as people write them: a GPU name (with its gpu_variant) resolves to the one catalog part
-it names; a row that names none, or several, is skipped with the parts it may mean, never
-mapped silently."""
+it names, a network spelt with other case or separators to that zoo network
+(validation/calibrate/published_names.py); a row that names none, or several, is skipped with
+the parts or networks it may mean, never mapped silently."""
 from __future__ import annotations
 
 from validation.calibrate.published_gpu import read_network_rows
@@ -18,6 +19,7 @@ resnet50,V100,DGX-2 V100 SXM3 32GB,FP32,256,380
 resnet50,Titan X,,FP32,64,100
 resnet50,RTX 3090 Ti,,FP32,64,300
 resnet50,A100,PCIe 4.0 host; A100 SXM4 80GB,AMP,256,2500
+GPT2 huge,h100,,AMP,8,100
 """
 
 
@@ -27,12 +29,13 @@ def test_rows_resolve_their_gpu_or_name_what_they_may_mean(tmp_path):
     table = read_network_rows(str(path))
     reasons = {s.row_id: s.reason for s in table.skipped}
     gpus = {r.row_id: r.gpu for r in table.rows}
-    assert gpus == {"row 2": "h100", "row 3": "a100-pcie-80gb", "row 7": "h100",
-                    "row 8": "a100-80gb",
+    assert gpus == {"row 2": "h100", "row 3": "a100-pcie-80gb", "row 4": "v100",
+                    "row 5": "a100", "row 7": "h100", "row 8": "a100-80gb",
                     # same chip and clocks as the 16 GB part: scored as one GPU
                     "row 9": "v100"}
-    assert "(did you mean 'bert_base'?)" in reasons["row 4"]
-    assert "(did you mean 'vit_b_16'?)" in reasons["row 5"]
+    networks = {r.row_id: r.network for r in table.rows}
+    assert (networks["row 4"], networks["row 5"]) == ("bert_base", "vit_b_16")
+    assert "network 'GPT2 huge' is not in the zoo (did you mean 'gpt2'?)" in reasons["row 13"]
     assert "is not in the catalog" in reasons["row 6"] and "did you mean" not in reasons["row 6"]
     assert "could be any of titan-x-maxwell" in reasons["row 10"]
     assert "(did you mean 'rtx3090' or" in reasons["row 11"]
