@@ -105,7 +105,8 @@ class FunctionLowering(PoolPadLowering):
             torch.selu_: act("selu", _sig_unary), F.selu_: act("selu", _sig_unary),
             F.softplus: act("softplus", _sig_softplus),
             torch.sin: self._trig, torch.cos: self._trig, torch.exp: self._weight_exp,
-            torch.mean: self._mean, torch.pow: self._pow, operator.pow: self._pow,
+            torch.mean: self._mean, torch.sum: self._mean, torch.pow: self._pow,
+            operator.pow: self._pow,
             torch.square: self._square, torch.rsqrt: self._rsqrt, torch.sqrt: self._sqrt,
         }
 
@@ -120,23 +121,32 @@ class FunctionLowering(PoolPadLowering):
             "tanh": act("tanh", _sig_unary), "tanh_": act("tanh", _sig_unary),
             "sigmoid": act("sigmoid", _sig_unary), "sigmoid_": act("sigmoid", _sig_unary),
             "sin": self._trig, "cos": self._trig, "exp": self._weight_exp,
-            "mean": self._mean, "pow": self._pow, "square": self._square,
+            "mean": self._mean, "sum": self._mean, "pow": self._pow, "square": self._square,
             "rsqrt": self._rsqrt, "sqrt": self._sqrt, "to": self._same_dtype,
             "float": self._same_dtype, "type_as": self._same_dtype,
         }
 
+    def reduction_kind(self, node) -> str:
+        """"mean" or "sum": what torch.mean / Tensor.mean or torch.sum / Tensor.sum reduce
+        with."""
+        return "sum" if node.target in (self.torch.sum, "sum") else "mean"
+
     def _mean(self, node):
         """The mean over an image's height and width: a global average pool (flattened to
-        (batch, channels) unless keepdim); over other trailing dimensions, a mean op."""
-        a = self.bind(_sig_mean, node)
+        (batch, channels) unless keepdim); over other trailing dimensions, a mean op. A sum
+        over trailing dimensions is a sum op."""
+        a, kind = self.bind(_sig_mean, node), self.reduction_kind(node)
         x = self.tensor(a["input"])
         rank = len(self.b.spec(x).shape)
         dims = a["dim"] if isinstance(a["dim"], (list, tuple)) else (a["dim"],)
         reduced = sorted({d % rank for d in dims}) if a["dim"] is not None else []
         if not reduced or reduced != list(range(rank - len(reduced), rank)) \
                 or 0 in reduced or a["dtype"] is not None:
-            raise self.unsupported(f"takes a mean over dims {a['dim']!r}; only the mean over "
-                                   "trailing dimensions (not the batch) is supported")
+            raise self.unsupported(f"takes a {kind} over dims {a['dim']!r}; only the {kind} "
+                                   "over dimensions after the batch is supported")
+        if kind == "sum":
+            return self._op("sum", [x], self.traced_shape(node), self.name("sum"),
+                            dict(reduced_dims=len(reduced), keepdim=bool(a["keepdim"])))
         if rank == 4 and reduced == [2, 3]:
             y = self.b.adaptive_avgpool(x, (1, 1), name=self.name("mean"))
             return y if a["keepdim"] else self.b.flatten(y, name=self.name("flatten"))

@@ -131,7 +131,8 @@ class IdiomLowering:
             index = self.resolve_index(node.args[1])
             if isinstance(index, int):
                 return self._select(src.source, src.dims, index)
-        if node.target in ("mean", self.torch.mean) and isinstance(src, str):
+        if node.target in ("mean", self.torch.mean, "sum", self.torch.sum) and \
+                isinstance(src, str):
             return self._mean_inner(node, src)
         if node.target in ("mean", self.torch.mean) and isinstance(src, _Stacked):
             return self.mean_of_stacked(node, src)
@@ -292,10 +293,11 @@ class IdiomLowering:
         return None
 
     def _mean_inner(self, node, x: str):
-        """The mean over dimensions after the batch that are not all trailing: a permute that
-        puts them last (a view), then the mean; with keepdim (the channel statistics of
-        ConvNeXt's channels-first LayerNorm, `x.mean(1, keepdim=True)`), the kept ones of
-        size 1 permuted back into place, a view. None where the ordinary lowering applies."""
+        """The mean (or sum) over dimensions after the batch that are not all trailing: a
+        permute that puts them last (a view), then the reduction; with keepdim (the channel
+        statistics of ConvNeXt's channels-first LayerNorm, `x.mean(1, keepdim=True)`), the
+        kept ones of size 1 permuted back into place, a view. None where the ordinary
+        lowering applies."""
         a = self.bind(_sig_mean, node)
         rank = len(self.b.spec(x).shape)
         dims = a["dim"] if isinstance(a["dim"], (list, tuple)) else (a["dim"],)
@@ -308,7 +310,11 @@ class IdiomLowering:
         kept = [d for d in range(rank) if d not in reduced]
         order = (*kept, *reduced)
         moved = self._permuted(x, order, "permute")
-        out = self.b.mean(moved, len(reduced), bool(a["keepdim"]), name=self.name("mean"))
+        kind = self.reduction_kind(node)
+        shape = self.b.spec(moved).shape
+        shape = (*shape[:len(kept)], *((1,) * len(reduced) if a["keepdim"] else ()))
+        out = self._op(kind, [moved], shape, self.name(kind),
+                       dict(reduced_dims=len(reduced), keepdim=bool(a["keepdim"])))
         if not a["keepdim"]:
             return out
         return self._permuted(out, tuple(order.index(d) for d in range(rank)), "permute")

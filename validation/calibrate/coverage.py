@@ -19,7 +19,7 @@ from .cases import calibration_cases
 _NO_GRID_CASE = "imported models only (F.glu, torch.amax / max(x, dim), torch.sin / cos, a sum " \
     "that broadcasts, DETR's learned queries, exp or 1 - w of a parameter, a product with a " \
     "constant matrix, one row taken per sample, a layer over constants, a tensor " \
-    "repeated over the batch, a 3-D convolution); no grid block runs it yet"
+    "repeated over the batch, a 3-D convolution, a sum over features); no grid block runs it yet"
 RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "amax",
                                                            "amax_grad", "sin", "sin_grad",
                                                            "cos", "cos_grad",
@@ -38,7 +38,8 @@ RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "am
                                                            "repeat_batch",
                                                            "repeat_batch_grad",
                                                            "conv3d", "conv3d_grad_input",
-                                                           "conv3d_grad_weight")}
+                                                           "conv3d_grad_weight", "sum",
+                                                           "sum_grad")}
 
 
 def measured_kinds(cases=None) -> dict[str, str]:

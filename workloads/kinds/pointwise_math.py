@@ -77,11 +77,16 @@ def reduced_dims(op) -> tuple[int, ...]:
 
 
 def _mean_kernel(op, state):
+    """mean / sum over the trailing dimensions, and their gradients: dy broadcast back to the
+    input (divided by the count for a mean; a sum's, copied as the next kernel reads it)."""
     dims, keepdim = reduced_dims(op), op.attrs["keepdim"]
-    if op.kind == "mean":
-        return lambda x: torch.mean(x, dims, keepdim)
+    if op.kind in ("mean", "sum"):
+        reduce = torch.mean if op.kind == "mean" else torch.sum
+        return lambda x: reduce(x, dims, keepdim)
     shape = tuple(op.out.shape)
     kept = tuple(1 if d in dims else s for d, s in enumerate(shape))
+    if op.kind == "sum_grad":
+        return lambda dy: dy.reshape(kept).expand(shape).contiguous()
     count = math.prod(shape[d] for d in dims)
     return lambda dy: dy.reshape(kept).expand(shape) / count
 
@@ -121,6 +126,13 @@ register(
     OpKind("mean_grad", "normalization", "backward", flops=per_element(1.0),
            layout=lambda op: shape_layout(op.out.shape), torch_kernel=_mean_kernel,
            doc="dy broadcast to the input and divided by the count"),
+    OpKind("sum", "normalization", flops=per_input_element(1.0), torch_kernel=_mean_kernel,
+           doc="the sum over the trailing `reduced_dims` dimensions (keepdim or not)"),
+    # why a kernel: PyTorch's gradient is dy.expand(...), a view, which the next gradient
+    # kernel reads broadcast; costed as writing it once
+    OpKind("sum_grad", "normalization", "backward",
+           layout=lambda op: shape_layout(op.out.shape), torch_kernel=_mean_kernel,
+           doc="dy broadcast to the input"),
     OpKind("mul_table", "elementwise", flops=per_element(1.0),
            bytes_read=lambda op: op.in_specs[0].nbytes + _table_bytes(op),
            torch_kernel=_mul_table_kernel,
