@@ -1,11 +1,12 @@
 """The zoo's CNNs of torchvision (ResNeXt, Wide ResNet, SqueezeNet, DenseNet, MobileNetV2/V3,
-EfficientNet-B0, ShuffleNet V2, ConvNeXt), ViT-L/16 and Inception-v4: parameters and
+EfficientNet-B0, ShuffleNet V2, ConvNeXt), Swin, ViT-L/16 and Inception-v4: parameters and
 multiply-adds pinned to the published tables, and the graph equal op for op, names included,
 to torchvision's own model imported through torch.fx (Inception-v4: timm's; skipped where
 torch, torchvision or timm is not installed)."""
 import pytest
 
 from workloads import zoo
+from workloads.graph import WorkloadError
 
 # (parameters, G multiply-adds per 224x224 image) as torchvision's weights tables publish them
 # (num_params, _ops "GFLOPS", given to 2 or 3 decimals); Inception-v4: timm's inception_v4
@@ -22,6 +23,7 @@ PUBLISHED = {
     "shufflenet_v2_x1_5": (3_503_624, 0.3), "shufflenet_v2_x2_0": (7_393_996, 0.58),
     "convnext_tiny": (28_589_128, 4.456), "convnext_small": (50_223_688, 8.684),
     "convnext_base": (88_591_464, 15.355), "convnext_large": (197_767_336, 34.361),
+    "swin_t": (28_288_354, 4.49), "swin_s": (49_606_258, 8.74), "swin_b": (87_768_224, 15.43),
     "vit_l_16": (304_326_632, None),
     "inception_v4": (42_679_816, 12.3),
 }
@@ -51,6 +53,10 @@ def test_the_blocks_have_their_papers_shapes():
     assert zoo.get("squeezenet1_1").topo()[-1].out.shape == (1, 1000)
     assert zoo.get("densenet121", width=0.5).params() < PUBLISHED["densenet121"][0]
     assert zoo.get("inception_v4").op("features.21.concat3").out.shape == (1, 1536, 8, 8)
+    swin = zoo.get("swin_t", input_size=448)
+    assert swin.op("features.1.1.attn.windows").out.shape == (1, 256, 49, 96)
+    with pytest.raises(WorkloadError, match="input_size 256 does not cut into whole 7 x 7"):
+        zoo.get("swin_t", input_size=256)
 
 
 # one network of each family that torchvision builds; the others differ by sizes only
@@ -108,4 +114,24 @@ def test_inception_v4_is_timms():
     built = zoo.get("inception_v4")
     assert [(op.kind, op.out.shape, op.params, op.flops) for op in kept] == costs(built)
     assert imported.flops() == built.flops()
+    assert imported.params() == sum(p.numel() for p in model.parameters())
+
+
+def test_swin_t_is_torchvisions():
+    """Op for op as torch.fx imports torchvision's swin_t (window partition copies, relative
+    position bias, shifted windows' roll and mask, patch merging, stochastic depth); its
+    dropouts of p = 0, which PyTorch does not run, are views there and absent here."""
+    torch = pytest.importorskip("torch")
+    from tests.workloads.torchvision_zoo import models
+    tvm = models()
+    if tvm is None:
+        pytest.skip("torchvision is not installed")
+    from tests.workloads.graph_compare import assert_same
+    from workloads.torch_import import from_torch
+    model = tvm.swin_t()
+    imported = from_torch(model, torch.randn(1, 3, 224, 224), name="swin_t")
+    built = zoo.get("swin_t")
+    assert_same(imported, built)
+    assert [op.name for op in imported if not op.is_view] == \
+        [op.name for op in built if not op.is_view]
     assert imported.params() == sum(p.numel() for p in model.parameters())

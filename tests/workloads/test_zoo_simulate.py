@@ -1,7 +1,8 @@
 """Every network the zoo names simulates a training step through `dnnsim simulate`: on a V100
 in fp32 and an A100 in AMP for each, and the full grid of both GPUs and both precisions for
 the networks whose op kinds appear nowhere else in the zoo (a broadcast dropout, a layer
-scale, grouped-query attention at 8 key/value heads). Memory is not enforced: the question is
+scale, a relative position bias and rolled windows, grouped-query attention at 8 key/value
+heads). Memory is not enforced: the question is
 whether the step runs, not whether Llama 2 13B's weights fit on one GPU."""
 import pytest
 
@@ -14,11 +15,12 @@ NETWORKS = sorted(SHORT | {
     "wide_resnet101_2", "squeezenet1_1", "densenet121", "densenet161", "densenet169",
     "densenet201", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0",
     "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
-    "convnext_tiny", "convnext_small", "convnext_base", "convnext_large"})
+    "convnext_tiny", "convnext_small", "convnext_base", "convnext_large", "swin_t", "swin_s",
+    "swin_b"})
 CORNERS = [("v100", "fp32"), ("a100", "amp-fp16")]
 GRID = [(hw, p) for hw in ("v100", "a100") for p in ("fp32", "amp-fp16")]
 CASES = [(name, hw, p) for name in NETWORKS for hw, p in CORNERS] + \
-    [(name, hw, p) for name in ("efficientnet_b0", "convnext_tiny", "mistral_7b")
+    [(name, hw, p) for name in ("efficientnet_b0", "convnext_tiny", "swin_t", "mistral_7b")
      for hw, p in GRID if (hw, p) not in CORNERS]
 
 

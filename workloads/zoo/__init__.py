@@ -44,6 +44,7 @@ from . import (
     resnet,
     shufflenet,
     squeezenet,
+    swin,
     transformers,
     vgg,
 )
@@ -134,6 +135,8 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
     *(NetworkInfo(n, _IMAGENET, 1000, f"ConvNeXt-{n.split('_')[1].capitalize()}, "
                   "torchvision (ImageNet; stochastic depth in training)",
                   getattr(convnext, n)) for n in convnext.CONFIGS),
+    *(NetworkInfo(n, _IMAGENET, 1000, f"Swin-{n[-1].upper()}, torchvision (ImageNet; "
+                  "stochastic depth in training)", getattr(swin, n)) for n in swin.CONFIGS),
     _resnet_info("resnet50_v1", "ResNet-50 v1: stride on the first 1x1, as He et al. 2016 and "
                  "tf_cnn_benchmarks (ImageNet)"),
     _resnet_info("resnet101_v1", "ResNet-101 v1: stride on the first 1x1 (ImageNet)"),

@@ -59,15 +59,15 @@ def squeeze_excitation(b, x: str, squeeze: int, act: str, scale: str, name: str)
         return b.mul(x, s, name="mul")
 
 
-def stochastic_depth(b, x: str, p: float, name: str) -> str:
-    """torchvision.ops.StochasticDepth(p, "row") in training: one draw per sample; p = 0 is
-    the identity, as the import makes it."""
+def stochastic_depth(b, x: str, p: float, name: str, call: str = "stochastic_depth") -> str:
+    """torchvision.ops.StochasticDepth(p, "row") in training, the module `name`: one draw per
+    sample; p = 0 is the identity, as the import makes it. `call` names the op (a module
+    called twice makes stochastic_depth, then stochastic_depth2)."""
     if p == 0.0:
         return x
     mask_shape = (b.spec(x).shape[0], *(1,) * (len(b.spec(x).shape) - 1))
     with b.scope(name):
-        return b.op("dropout_broadcast", [x], name="stochastic_depth", p=p,
-                    mask_shape=mask_shape)
+        return b.op("dropout_broadcast", [x], name=call, p=p, mask_shape=mask_shape)
 
 
 def _classifier_head(b, x: str, hidden: list[tuple[int, str]], dropout: float,
