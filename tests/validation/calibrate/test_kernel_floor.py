@@ -1,0 +1,72 @@
+"""The floor class-wide constants leave on the kernel tables: the best constant per class is
+the best, finer classes never do worse, and the batch-pair spread is what no constant
+removes."""
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from validation.calibrate import kernel_floor as kf
+from validation.calibrate import published_kernels as pk
+from validation.calibrate.published_gpu import PUBLISHED_DIR
+
+ratios = st.lists(st.floats(min_value=0.2, max_value=5.0), min_size=1, max_size=30)
+
+
+def _loss(c: float, rs: list[float]) -> float:
+    return sum(abs(c * r - 1.0) for r in rs)
+
+
+@given(ratios, st.floats(min_value=0.1, max_value=10.0))
+def test_no_constant_beats_the_best_scale(rs, other):
+    best = kf.best_scale(rs)
+    assert _loss(best, rs) <= _loss(other, rs) + 1e-9
+    for r in rs:            # the optimum of a piecewise-linear loss sits on a kink
+        assert _loss(best, rs) <= _loss(1.0 / r, rs) + 1e-9
+
+
+def _error(ratio: float, gpu: str, shape: str, algorithm: str, kind: str = "gemm",
+           layer: tuple = (), batch: int = 1) -> kf.RowError:
+    return kf.RowError("r", kind, gpu, shape, algorithm, layer, batch, ratio)
+
+
+@given(st.lists(st.tuples(st.floats(min_value=0.2, max_value=5.0), st.sampled_from("ab"),
+                          st.sampled_from("xyz"), st.sampled_from("pq")),
+                min_size=1, max_size=40))
+def test_finer_classes_never_do_worse(rows):
+    errors = [_error(*row) for row in rows]
+    floors = [kf.oracle_mape(errors, key) for _, key in kf.GRANULARITIES]
+    assert kf.mape(errors) + 1e-9 >= floors[0]
+    assert all(a + 1e-9 >= b for a, b in zip(floors, floors[1:], strict=False))
+
+
+def test_a_class_missed_by_one_factor_has_no_floor():
+    errors = [_error(1.3, "a", "x", "p"), _error(1.3, "a", "x", "p"),
+              _error(0.7, "b", "x", "p")]
+    assert kf.mape(errors) > 25.0
+    assert math.isclose(kf.oracle_mape(errors, lambda e: e.gpu), 0.0, abs_tol=1e-9)
+
+
+def test_the_batch_pair_spread_ignores_a_layers_constant_but_not_its_batches():
+    same = [_error(r, "a", "x", "p", "conv2d", layer, batch)
+            for layer, r in ((("L1",), 1.4), (("L2",), 0.6)) for batch in (8, 16)]
+    assert kf.batch_pair_spread(same) == (2, 0.0)
+    apart = [_error(r, "a", "x", "p", "conv2d", ("L",) + layer, batch)
+             for layer, (r8, r16) in ((("1",), (1.0, 1.2)), (("2",), (1.0, 0.8)))
+             for batch, r in ((8, r8), (16, r16))]
+    pairs, spread = kf.batch_pair_spread(apart)
+    assert pairs == 2 and spread > 0.15
+
+
+def test_on_the_committed_table_each_kind_has_its_floors_and_pairs():
+    errors = kf.row_errors(pk.read_kernel_rows(PUBLISHED_DIR + "/kernels.csv").rows)
+    table = kf.floor_table(errors)
+    for kind in pk.KERNEL_KINDS:
+        sel = [e for e in errors if e.kind == kind]
+        floors = [kf.oracle_mape(sel, key) for _, key in kf.GRANULARITIES]
+        assert kind in table and len(sel) > 600
+        assert kf.mape(sel) >= floors[0] >= floors[-1] > 0.0
+        pairs, spread = kf.batch_pair_spread(sel)
+        # convolutions are timed at batch 8 and 16 (and 4 and 32): the pairs exist, and
+        # their ratio scatters; a GEMM row has no batch
+        assert (pairs > 100 and spread > 0.05) if kind != "gemm" else pairs == 0
