@@ -1,5 +1,5 @@
 """The zoo's CNNs of torchvision (ResNeXt, Wide ResNet, SqueezeNet, DenseNet, MobileNetV2/V3,
-EfficientNet-B0, ShuffleNet V2, ConvNeXt), Swin, ViT-L/16 and Inception-v4: parameters and
+EfficientNet, ShuffleNet V2, ConvNeXt), Swin, ViT-L/16 and Inception-v4: parameters and
 multiply-adds pinned to the published tables, and the graph equal op for op, names included,
 to torchvision's own model imported through torch.fx (Inception-v4: timm's; skipped where
 torch, torchvision or timm is not installed)."""
@@ -8,17 +8,21 @@ import pytest
 from workloads import zoo
 from workloads.graph import WorkloadError
 
-# (parameters, G multiply-adds per 224x224 image) as torchvision's weights tables publish them
-# (num_params, _ops "GFLOPS", given to 2 or 3 decimals); Inception-v4: timm's inception_v4
-# (299x299), whose table gives 42.7M and 12.3 G
+# (parameters, G multiply-adds per image at the network's resolution) as torchvision's weights
+# tables publish them (num_params, _ops "GFLOPS", given to 2 or 3 decimals); Inception-v4 and
+# ResNeXt-101 32x4d: timm's, whose tables give 42.7M and 12.3 G, 44.2M and 8.0 G
 PUBLISHED = {
     "resnext50_32x4d": (25_028_904, 4.23), "resnext101_32x8d": (88_791_336, 16.41),
+    "resnext101_32x4d": (44_177_704, 8.0),   # timm's resnext101_32x4d (44.2M, 8.0 G)
     "wide_resnet50_2": (68_883_240, 11.4), "wide_resnet101_2": (126_886_696, 22.75),
     "squeezenet1_1": (1_235_496, 0.35),
     "densenet121": (7_978_856, 2.83), "densenet161": (28_681_000, 7.73),
     "densenet169": (14_149_480, 3.36), "densenet201": (20_013_928, 4.29),
     "mobilenet_v2": (3_504_872, 0.301), "mobilenet_v3_large": (5_483_032, 0.217),
-    "efficientnet_b0": (5_288_548, 0.386),
+    "efficientnet_b0": (5_288_548, 0.386), "efficientnet_b1": (7_794_184, 0.687),
+    "efficientnet_b2": (9_109_994, 1.088), "efficientnet_b3": (12_233_232, 1.827),
+    "efficientnet_b4": (19_341_616, 4.394), "efficientnet_b5": (30_389_784, 10.266),
+    "efficientnet_b6": (43_040_704, 19.068), "efficientnet_b7": (66_347_960, 37.746),
     "shufflenet_v2_x0_5": (1_366_792, 0.04), "shufflenet_v2_x1_0": (2_278_604, 0.14),
     "shufflenet_v2_x1_5": (3_503_624, 0.3), "shufflenet_v2_x2_0": (7_393_996, 0.58),
     "convnext_tiny": (28_589_128, 4.456), "convnext_small": (50_223_688, 8.684),
@@ -61,8 +65,8 @@ def test_the_blocks_have_their_papers_shapes():
 
 # one network of each family that torchvision builds; the others differ by sizes only
 TORCHVISION = ["resnext50_32x4d", "wide_resnet50_2", "squeezenet1_1", "densenet121",
-               "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2_x1_0",
-               "convnext_tiny"]
+               "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b4",
+               "shufflenet_v2_x1_0", "convnext_tiny"]
 
 
 @pytest.mark.parametrize("name", TORCHVISION)

@@ -1,7 +1,7 @@
-"""The zoo's larger language models (GPT-2 large and XL, BERT-large, Llama 2 13B, Llama 3 8B,
-Mistral 7B): parameters pinned to Hugging Face's counts, and the graph of one layer at full
-width equal op for op to Hugging Face's own model imported through torch.fx (skipped where
-torch or transformers is not installed); depth only repeats that layer."""
+"""The zoo's larger language models (GPT-2 large and XL, BERT-large, Llama 2 13B and 70B,
+Llama 3 8B, Mistral 7B): parameters pinned to Hugging Face's counts, and the graph of one
+layer at full width equal op for op to Hugging Face's own model imported through torch.fx
+(skipped where torch or transformers is not installed); depth only repeats that layer."""
 import pytest
 
 from workloads import zoo
@@ -10,12 +10,14 @@ from workloads.zoo import transformers as t
 
 # (zoo name, the count Hugging Face's model reports with num_parameters(), built from the
 # config.json of gpt2-large, gpt2-xl, bert-large-uncased (BertModel, pooler included),
-# meta-llama/Llama-2-13b-hf, meta-llama/Meta-Llama-3-8B, mistralai/Mistral-7B-v0.1)
+# meta-llama/Llama-2-13b-hf, meta-llama/Llama-2-70b-hf, meta-llama/Meta-Llama-3-8B,
+# mistralai/Mistral-7B-v0.1)
 HUGGING_FACE = [
     ("gpt2_large", 774_030_080),
     ("gpt2_xl", 1_557_611_200),
     ("bert_large", 335_141_888 + 1024 * 2 + 2),   # BertModel + a 2-class classifier
     ("llama2_13b", 13_015_864_320),
+    ("llama2_70b", 68_976_648_192),   # meta-llama/Llama-2-70b-hf
     ("llama3_8b", 8_030_261_248),
     ("mistral_7b", 7_241_732_096),
 ]

@@ -36,6 +36,7 @@ from . import (
     convnext,
     decoupled,
     densenet,
+    efficientnet,
     googlenet,
     inception,
     inception_v4,
@@ -115,6 +116,8 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
     _resnet_info("resnet152", "ResNet-152 v1.5, torchvision (ImageNet)"),
     _resnet_info("resnet200", "ResNet-200 (fb.resnet.torch's blocks), v1.5 layout (ImageNet)"),
     _resnet_info("resnext50_32x4d", "ResNeXt-50 32x4d, torchvision (ImageNet)"),
+    _resnet_info("resnext101_32x4d", "ResNeXt-101 32x4d, torchvision's layout, as NVIDIA's "
+                 "DeepLearningExamples train it (ImageNet)"),
     _resnet_info("resnext101_32x8d", "ResNeXt-101 32x8d, torchvision (ImageNet)"),
     _resnet_info("wide_resnet50_2", "Wide ResNet-50-2, torchvision: 3x3 convs twice as wide "
                  "(ImageNet)"),
@@ -127,8 +130,9 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
                 mobile.mobilenet_v2),
     NetworkInfo("mobilenet_v3_large", _IMAGENET, 1000, "MobileNetV3-Large, torchvision "
                 "(ImageNet)", mobile.mobilenet_v3_large),
-    NetworkInfo("efficientnet_b0", _IMAGENET, 1000, "EfficientNet-B0, torchvision (ImageNet; "
-                "stochastic depth in training)", mobile.efficientnet_b0),
+    *(NetworkInfo(n, (3, c[3], c[3]), 1000, f"EfficientNet-{n[-2:].upper()}, torchvision "
+                  f"(ImageNet at {c[3]}x{c[3]}; stochastic depth in training)",
+                  getattr(efficientnet, n)) for n, c in efficientnet.CONFIGS.items()),
     *(NetworkInfo(f"shufflenet_v2_x{w}", _IMAGENET, 1000, f"ShuffleNet V2 {w.replace('_', '.')}x, "
                   "torchvision (ImageNet)", getattr(shufflenet, f"shufflenet_v2_x{w}"))
       for w in ("0_5", "1_0", "1_5", "2_0")),
@@ -187,6 +191,8 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
                 "vocab_size, attention)", transformers.llama, transformers.LLAMA2_7B),
     NetworkInfo("llama2_13b", (2048,), 32000, "Llama 2 13B, 13.0B parameters (options as "
                 "llama2_7b)", transformers.llama, transformers.LLAMA2_13B),
+    NetworkInfo("llama2_70b", (2048,), 32000, "Llama 2 70B, 69.0B parameters, 8 key/value "
+                "heads (options as llama2_7b)", transformers.llama, transformers.LLAMA2_70B),
     NetworkInfo("llama3_8b", (2048,), 128256, "Llama 3 8B, 8.03B parameters, 8 key/value "
                 "heads, 128256-token vocabulary (options as llama2_7b)",
                 functools.partial(transformers.llama, vocab_size=128256),

@@ -1,18 +1,17 @@
 """Mobile networks as torchvision builds them, on ImageNet (3x224x224): MobileNetV2 (Sandler
-et al. 2018), MobileNetV3-Large (Howard et al. 2019) and EfficientNet-B0 (Tan & Le 2019).
+et al. 2018) and MobileNetV3-Large (Howard et al. 2019), and the blocks EfficientNet shares
+with them (efficientnet.py).
 
-All three stack inverted residual blocks: a 1x1 conv expanding the channels, a depthwise
+They stack inverted residual blocks: a 1x1 conv expanding the channels, a depthwise
 k x k conv (groups = channels), optionally a squeeze-and-excitation gate, and a 1x1 conv
 projecting back without an activation; where the block keeps its size and channels, the
 input is added back. Every conv is torchvision's Conv2dNormActivation (conv without bias,
 batch norm, activation: .0, .1, .2). The gate (SqueezeExcitation) is a global average pool,
-1x1 conv, activation, 1x1 conv, sigmoid-like scale and the broadcast product. EfficientNet
-drops a block's branch per sample in training (stochastic depth, probability rising
-linearly from 0 to 0.2 over the blocks: a broadcast dropout op, as torch.fx imports it).
-Op names are torchvision's module paths (features.3.conv.1.0, features.4.block.2.fc1).
+1x1 conv, activation, 1x1 conv, sigmoid-like scale and the broadcast product. Op names are
+torchvision's module paths (features.3.conv.1.0, features.4.block.2.fc1).
 
-Parameters: mobilenet_v2 3,504,872; mobilenet_v3_large 5,483,032; efficientnet_b0 5,288,548
-(torchvision's weights tables).
+Parameters: mobilenet_v2 3,504,872; mobilenet_v3_large 5,483,032 (torchvision's weights
+tables).
 """
 from __future__ import annotations
 
@@ -20,8 +19,8 @@ from ..graph import OpGraph
 from ._base import check_classes, start
 
 
-def _make_divisible(value: float, divisor: int = 8) -> int:
-    """torchvision's _make_divisible: channels rounded to a multiple of 8, never below 90%
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """torchvision's make_divisible: channels rounded to a multiple of 8, never below 90%
     of the value asked for."""
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * value else rounded
@@ -70,7 +69,7 @@ def stochastic_depth(b, x: str, p: float, name: str, call: str = "stochastic_dep
         return b.op("dropout_broadcast", [x], name=call, p=p, mask_shape=mask_shape)
 
 
-def _classifier_head(b, x: str, hidden: list[tuple[int, str]], dropout: float,
+def classifier_head(b, x: str, hidden: list[tuple[int, str]], dropout: float,
                      num_classes: int, pool: str = "avgpool") -> None:
     """Pool, flatten, then the classifier's layers (linear and activation pairs), dropout and
     the last linear layer, numbered as torchvision's nn.Sequential numbers them."""
@@ -84,11 +83,11 @@ def _classifier_head(b, x: str, hidden: list[tuple[int, str]], dropout: float,
         b.linear(x, num_classes, name=str(index + 1))
 
 
-def _stem(name: str, batch: int, num_classes: int, input_size: int | None, dtype_bytes: int,
-          channels: int, act: str):
+def stem(name: str, batch: int, num_classes: int, input_size: int | None, dtype_bytes: int,
+         channels: int, act: str, resolution: int = 224):
     """The builder and the first conv, features.0: 3x3, stride 2."""
     check_classes(num_classes)
-    b = start(name, (3, 224, 224), batch, input_size, dtype_bytes)
+    b = start(name, (3, resolution, resolution), batch, input_size, dtype_bytes)
     return b, conv_norm_act(b, b.input(), channels, 3, "features.0", stride=2, act=act)
 
 
@@ -99,11 +98,11 @@ _V2_SETTING = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 9
 
 def mobilenet_v2(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
                  input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
-    channels = _make_divisible(32 * width)
-    b, x = _stem("mobilenet_v2", batch, num_classes, input_size, dtype_bytes, channels, "relu6")
+    channels = make_divisible(32 * width)
+    b, x = stem("mobilenet_v2", batch, num_classes, input_size, dtype_bytes, channels, "relu6")
     index = 1
     for t, c, n, s in _V2_SETTING:
-        out = _make_divisible(c * width)
+        out = make_divisible(c * width)
         for i in range(n):
             stride = s if i == 0 else 1
             with b.scope(f"features.{index}"), b.scope("conv"):
@@ -118,9 +117,9 @@ def mobilenet_v2(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
             if stride == 1 and channels == out:
                 y = b.add(x, y, name=f"features.{index}.add")
             x, channels, index = y, out, index + 1
-    x = conv_norm_act(b, x, _make_divisible(1280 * max(1.0, width)), 1, f"features.{index}",
+    x = conv_norm_act(b, x, make_divisible(1280 * max(1.0, width)), 1, f"features.{index}",
                       act="relu6")
-    _classifier_head(b, x, [], 0.2, num_classes, pool="adaptive_avgpool")
+    classifier_head(b, x, [], 0.2, num_classes, pool="adaptive_avgpool")
     return b.build()
 
 
@@ -138,11 +137,11 @@ _V3_LARGE = [(3, 16, 16, False, "relu", 1), (3, 64, 24, False, "relu", 2),
 
 def mobilenet_v3_large(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
                        input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
-    channels = _make_divisible(16 * width)
-    b, x = _stem("mobilenet_v3_large", batch, num_classes, input_size, dtype_bytes, channels,
+    channels = make_divisible(16 * width)
+    b, x = stem("mobilenet_v3_large", batch, num_classes, input_size, dtype_bytes, channels,
                  "hardswish")
     for index, (kernel, expanded, out, se, act, stride) in enumerate(_V3_LARGE, start=1):
-        expanded, out = _make_divisible(expanded * width), _make_divisible(out * width)
+        expanded, out = make_divisible(expanded * width), make_divisible(out * width)
         with b.scope(f"features.{index}"):
             with b.scope("block"):
                 y, layer = x, 0
@@ -152,50 +151,12 @@ def mobilenet_v3_large(batch: int = 1, num_classes: int = 1000, width: float = 1
                                   groups=expanded, act=act)
                 if se:
                     layer += 1
-                    y = squeeze_excitation(b, y, _make_divisible(expanded // 4), "relu",
+                    y = squeeze_excitation(b, y, make_divisible(expanded // 4), "relu",
                                            "hardsigmoid", str(layer))
                 y = conv_norm_act(b, y, out, 1, str(layer + 1), act=None)
             if stride == 1 and channels == out:
                 y = b.add(y, x, name="add")
         x, channels = y, out
     x = conv_norm_act(b, x, 6 * channels, 1, f"features.{len(_V3_LARGE) + 1}", act="hardswish")
-    _classifier_head(b, x, [(_make_divisible(1280 * width), "hardswish")], 0.2, num_classes)
-    return b.build()
-
-
-# EfficientNet-B0: (expansion, kernel, stride, channels in, channels out, layers), the
-# paper's Table 1 as torchvision's MBConvConfig lists it
-_B0 = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
-       (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
-STOCHASTIC_DEPTH = 0.2
-
-
-def efficientnet_b0(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
-                    input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
-    b, x = _stem("efficientnet_b0", batch, num_classes, input_size, dtype_bytes,
-                 _make_divisible(32 * width), "silu")
-    total, block_id = sum(stage[-1] for stage in _B0), 0
-    for stage, (t, kernel, stride, cin, cout, layers) in enumerate(_B0, start=1):
-        cin, cout = _make_divisible(cin * width), _make_divisible(cout * width)
-        for i in range(layers):
-            inputs = cin if i == 0 else cout
-            first_stride = stride if i == 0 else 1
-            expanded = _make_divisible(inputs * t)
-            with b.scope(f"features.{stage}.{i}"):
-                with b.scope("block"):
-                    y, layer = x, 0
-                    if expanded != inputs:
-                        y, layer = conv_norm_act(b, y, expanded, 1, "0", act="silu"), 1
-                    y = conv_norm_act(b, y, expanded, kernel, str(layer), stride=first_stride,
-                                      groups=expanded, act="silu")
-                    y = squeeze_excitation(b, y, max(1, inputs // 4), "silu", "sigmoid",
-                                           str(layer + 1))
-                    y = conv_norm_act(b, y, cout, 1, str(layer + 2), act=None)
-                if first_stride == 1 and inputs == cout:
-                    p = STOCHASTIC_DEPTH * float(block_id) / total
-                    y = b.add(stochastic_depth(b, y, p, "stochastic_depth"), x, name="add")
-            x, block_id = y, block_id + 1
-    x = conv_norm_act(b, x, 4 * _make_divisible(320 * width), 1, f"features.{len(_B0) + 1}",
-                      act="silu")
-    _classifier_head(b, x, [], 0.2, num_classes)
+    classifier_head(b, x, [(make_divisible(1280 * width), "hardswish")], 0.2, num_classes)
     return b.build()

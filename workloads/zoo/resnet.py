@@ -12,8 +12,9 @@ first 1x1 conv of the three downsampling blocks runs on a quarter of the pixels,
 bottleneck blocks (3, 24, 36, 3), laid out as the v1.5 nets (64,673,832 parameters); the
 pre-activation ResNet-200 (He et al. 2016b) has the same convolutions, with its batch norms
 and ReLUs before them instead of after. ResNeXt (Xie et al. 2017: resnext50_32x4d 25,028,904
-parameters, resnext101_32x8d) makes each bottleneck's 3x3 conv grouped, 32 groups of 4 or 8
-channels per 64 of its planes; Wide ResNet-50-2 and -101-2 (Zagoruyko & Komodakis 2016, as
+parameters, resnext101_32x4d 44,177,704 as NVIDIA's DeepLearningExamples train it,
+resnext101_32x8d) makes each bottleneck's 3x3 conv grouped, 32 groups of 4 or 8 channels
+per 64 of its planes; Wide ResNet-50-2 and -101-2 (Zagoruyko & Komodakis 2016, as
 torchvision builds them: 68,883,240 and 126,886,696) double the 3x3 convs' channels.
 
 Fixup ResNet-50 (Zhang et al. 2019): ResNet-50 with no batch norm, downsampling by a 1x1 conv
@@ -121,6 +122,7 @@ fixup_resnet50 = _imagenet(50, "fixup_resnet50", batchnorm=False)
 # ResNeXt (Xie et al. 2017): 32 groups of 4 channels per 64 of planes; Wide ResNet-50-2
 # (Zagoruyko & Komodakis 2016, as torchvision builds it): the 3x3 convs twice as wide
 resnext50_32x4d = _imagenet(50, "resnext50_32x4d", groups=32, base_width=4)
+resnext101_32x4d = _imagenet(101, "resnext101_32x4d", groups=32, base_width=4)
 resnext101_32x8d = _imagenet(101, "resnext101_32x8d", groups=32, base_width=8)
 wide_resnet50_2 = _imagenet(50, "wide_resnet50_2", base_width=128)
 wide_resnet101_2 = _imagenet(101, "wide_resnet101_2", base_width=128)

@@ -22,6 +22,8 @@ Parameters (exact, counted as PyTorch counts them):
     llama2_7b 6,738,415,616  Llama 2 7B (32 layers, 4096 wide, 32 heads, SwiGLU 11008,
                             vocabulary 32000, untied output layer)
     llama2_13b 13,015,864,320  Llama 2 13B (40 layers, 5120 wide, 40 heads, SwiGLU 13824)
+    llama2_70b 68,976,648,192  Llama 2 70B (80 layers, 8192 wide, 64 heads, 8 key/value
+                            heads, SwiGLU 28672)
     llama3_8b 8,030,261,248  Llama 3 8B (32 layers, 4096 wide, 32 heads, 8 key/value heads,
                             SwiGLU 14336, vocabulary 128256)
     mistral_7b 7,241,732,096  Mistral 7B v0.1 (Llama 3 8B's sizes, vocabulary 32000)
@@ -71,6 +73,8 @@ LLAMA2_7B = dict(layers=32, hidden=4096, heads=32, kv_heads=None, intermediate=1
                  name="llama2_7b")
 LLAMA2_13B = dict(layers=40, hidden=5120, heads=40, kv_heads=None, intermediate=13824,
                   name="llama2_13b")
+LLAMA2_70B = dict(layers=80, hidden=8192, heads=64, kv_heads=8, intermediate=28672,
+                  name="llama2_70b")
 LLAMA3_8B = dict(layers=32, hidden=4096, heads=32, kv_heads=8, intermediate=14336,
                  name="llama3_8b")
 # Mistral 7B v0.1 is a Llama decoder with Llama 3's sizes at a 32000-token vocabulary, and
