@@ -3,7 +3,7 @@ file: one that cannot be opened or decoded, lacks a required column, has no rows
 with more or fewer values than its header (an unquoted comma, a cut line: what else the row
 says is unknown), or gives one row id twice. A byte-order mark (spreadsheets write one) is not
 part of the first column's name, and a row whose every cell is blank (a spreadsheet's ",,,,")
-is a blank line."""
+is a blank line; spaces around a column's name are not part of it."""
 from __future__ import annotations
 
 import csv
@@ -19,7 +19,9 @@ def read_csv_rows(path, required: tuple[str, ...], what: str,
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            header = reader.fieldnames or ()
+            # spaces around a column's name ("gpu, precision") are not part of it
+            reader.fieldnames = [name.strip() for name in reader.fieldnames or ()]
+            header = reader.fieldnames
             missing = [c for c in required if c not in header]
             if missing:
                 raise error(f"{path}: not a {what} (no column {', '.join(missing)})")

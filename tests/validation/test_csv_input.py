@@ -35,3 +35,8 @@ def test_empty_ids_and_blank_lines_pass(tmp_path):
 def test_a_row_of_blank_cells_is_a_blank_line(tmp_path):
     path = _write(tmp_path, "row_id,x\nA1,1\n,\n , \nA2,2\n")
     assert [r["row_id"] for r in read_csv_rows(path, ("x",), "table")] == ["A1", "A2"]
+
+
+def test_spaces_around_column_names_are_not_part_of_them(tmp_path):
+    path = _write(tmp_path, "row_id, x ,y\nA1,1,2\n")
+    assert read_csv_rows(path, ("x", "y"), "table") == [{"row_id": "A1", "x": "1", "y": "2"}]

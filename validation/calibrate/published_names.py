@@ -41,7 +41,8 @@ SPELLINGS = {
     "inception3": "inception_v3", "inception4": "inception_v4", "vgga": "vgg11",
     "bertbaseuncased": "bert_base", "bertlargeuncased": "bert_large",
     "gpt2small": "gpt2", "gpt2124m": "gpt2", "gpt2355m": "gpt2_medium",
-    "tinyllama11b": "tinyllama_1b",
+    "tinyllama11b": "tinyllama_1b", "shufflenetv2": "shufflenet_v2_x1_0",
+    "shufflenetv210x": "shufflenet_v2_x1_0",
 }
 # Parenthesised qualifiers that say what data or input a network ran on without changing
 # the network; any other parenthesis stays part of the label (and "(CIFAR-10)" does change

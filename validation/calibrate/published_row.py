@@ -115,6 +115,8 @@ class NetworkRow:
         """Whether the data marks the row anomalous (UNTRUSTED): scored, never fitted."""
         return self.trust in UNTRUSTED
 
+# frameworks whose "FP16" keeps FP32 variables (mixed precision, not the whole network in FP16)
+TENSORFLOW_FAMILIES = ("tensorflow", "tensorflow-xla")
 # words that make a transformer row a pretraining one (BERT's masked-language-model phases)
 PRETRAINING = re.compile(r"pre-?train|\bmlm\b|\bphase ?[12]\b")
 
@@ -183,6 +185,11 @@ def _network_row(rid: str, r: dict, gpu: str) -> NetworkRow:
     precision, why = cells.precision_of_words(r["precision"] or "")
     if precision is None:
         raise _Skipped(why)
+    if precision == "fp16" and family in TENSORFLOW_FAMILIES:
+        precision = "amp-fp16"
+        assumed.append("FP16 in TensorFlow as amp-fp16: FP32 variables, FP16 compute "
+                       "(tf_cnn_benchmarks' --use_fp16 without --fp16_vars; Keras' "
+                       "mixed_float16)")
     precision = _on_this_gpu(precision, gpu, family, r, notes, assumed)
     batch = _batch(r)
     count, why = cells.gpu_count(r)

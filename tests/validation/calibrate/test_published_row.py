@@ -115,6 +115,16 @@ def test_fp32_on_an_ampere_gpu_runs_as_its_framework_runs_it(tmp_path):
     assert tf > torch          # TF32 matmuls against FP32 ones
 
 
+def test_fp16_in_tensorflow_keeps_fp32_variables(tmp_path):
+    t = table(tmp_path, [
+        ["F1", "ResNet-152", "V100", "TensorFlow", "1.14", "FP16", "64", "400", "", "", ""],
+        ["F2", "ResNet-152", "V100", "PyTorch", "", "FP16", "64", "400", "", "", ""],
+    ])
+    assert [(r.network, r.precision) for r in t.rows] == [("resnet152_v1", "amp-fp16"),
+                                                          ("resnet152", "fp16")]
+    assert any("tf_cnn_benchmarks' --use_fp16" in a for a in t.rows[0].assumed)
+
+
 def test_extra_columns_a_byte_order_mark_and_blank_rows(tmp_path):
     header = ["my_note", *reversed(HEADER), "gpus"]
     row = ["anything", "", "", "", "1200", "256", "AMP", "", "PyTorch", "V100", "ResNet-50",
