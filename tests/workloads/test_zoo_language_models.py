@@ -1,5 +1,5 @@
-"""The zoo's larger language models (GPT-2 large and XL, BERT-large, Llama 2 13B and 70B,
-Llama 3 8B, Mistral 7B): parameters pinned to Hugging Face's counts, and the graph of one
+"""The zoo's larger language models (GPT-2 large and XL, GPT-3 175B, BERT-large, Llama 2 13B
+and 70B, Llama 3 8B, Mistral 7B): parameters pinned to Hugging Face's counts, and the graph of one
 layer at full width equal op for op to Hugging Face's own model imported through torch.fx
 (skipped where torch or transformers is not installed); depth only repeats that layer."""
 import pytest
@@ -15,6 +15,7 @@ from workloads.zoo import transformers as t
 HUGGING_FACE = [
     ("gpt2_large", 774_030_080),
     ("gpt2_xl", 1_557_611_200),
+    ("gpt3_175b", 174_604_259_328),   # GPT2LMHeadModel at GPT-3's sizes, 2048 positions
     ("bert_large", 335_141_888 + 1024 * 2 + 2),   # BertModel + a 2-class classifier
     ("llama2_13b", 13_015_864_320),
     ("llama2_70b", 68_976_648_192),   # meta-llama/Llama-2-70b-hf
@@ -35,6 +36,12 @@ def test_llama3_has_its_vocabulary_and_grouped_query_attention():
     assert sum(op.kind == "repeat_heads" for op in g) == 2 * 32
     assert zoo.get("llama3_8b", seq_len=16, vocab_size=1000).op("lm_head").out.shape == \
         (1, 16, 1000)
+
+
+def test_gpt3_runs_2048_tokens_by_default_and_no_more():
+    assert zoo.get("gpt3_175b").op("lm_head").out.shape == (1, 2048, 50257)
+    with pytest.raises(WorkloadError, match="exceeds the 2048 positions"):
+        zoo.get("gpt3_175b", seq_len=4096)
 
 
 def test_mistral_refuses_a_sequence_past_its_sliding_window():

@@ -9,8 +9,8 @@ import pytest
 from simulator.cli import main
 
 # the language models at a short sequence, which keeps the step small
-SHORT = {"gpt2_large", "gpt2_xl", "bert_large", "llama2_13b", "llama2_70b", "llama3_8b",
-         "mistral_7b"}
+SHORT = {"gpt2_large", "gpt2_xl", "gpt3_175b", "bert_large", "llama2_13b", "llama2_70b",
+         "llama3_8b", "mistral_7b"}
 NETWORKS = sorted(SHORT | {
     "vit_l_16", "inception_v4", "resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d",
     "wide_resnet50_2", "wide_resnet101_2", "squeezenet1_1", "densenet121", "densenet161",

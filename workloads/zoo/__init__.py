@@ -175,6 +175,9 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
                 "gpt2)", transformers.gpt2, transformers.GPT2_LARGE),
     NetworkInfo("gpt2_xl", (1024,), 50257, "GPT-2 XL, 1.56B parameters (options as gpt2)",
                 transformers.gpt2, transformers.GPT2_XL),
+    NetworkInfo("gpt3_175b", (2048,), 50257, "GPT-3 175B (Brown et al. 2020), dense attention "
+                "as MLPerf trains it: 174.6B parameters, 2048 positions (options as gpt2)",
+                functools.partial(transformers.gpt2, seq_len=2048), transformers.GPT3_175B),
     NetworkInfo("bert_base", (128,), 2, "BERT-base sequence classifier, 110M parameters "
                 "(options seq_len, vocab_size, num_classes, attention, dropout)",
                 transformers.bert),

@@ -13,6 +13,8 @@ Parameters (exact, counted as PyTorch counts them):
     gpt2_medium 354,823,168 GPT-2 medium (355M), tied likewise
     gpt2_large 774,030,080  GPT-2 large (774M), tied likewise
     gpt2_xl 1,557,611,200   GPT-2 XL (1.5B), tied likewise
+    gpt3_175b 174,604,259,328  GPT-3 175B: GPT-2's layout, 96 layers, 12288 wide, 96 heads,
+                            2048 positions, tied likewise (the paper's "175.0B")
     bert_base 109,482,240   BertModel (embeddings, 12 layers, pooler), plus the classifier
                             (768 x num_classes + num_classes)
     bert_large 335,141,888  BertModel of BERT-large (24 layers, 1024 wide, 16 heads), plus
@@ -65,6 +67,9 @@ VIT_L_16 = dict(width=1024, depth=24, heads=16, mlp=4096, name="vit_l_16")
 GPT2_MEDIUM = dict(width=1024, depth=24, heads=16, name="gpt2_medium")
 GPT2_LARGE = dict(width=1280, depth=36, heads=20, name="gpt2_large")
 GPT2_XL = dict(width=1600, depth=48, heads=25, name="gpt2_xl")
+# GPT-3 175B (Brown et al. 2020, Table 2.1) with dense attention in every layer, as MLPerf's
+# Megatron reference trains it (the paper alternates dense and banded sparse layers)
+GPT3_175B = dict(width=12288, depth=96, heads=96, max_positions=2048, name="gpt3_175b")
 BERT_LARGE = dict(width=1024, depth=24, heads=16, name="bert_large")
 # published configurations (the models' config.json); vocabulary and sequence stay options
 TINYLLAMA_1B = dict(layers=22, hidden=2048, heads=32, kv_heads=4, intermediate=5632,
