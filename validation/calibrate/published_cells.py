@@ -152,8 +152,8 @@ def gpu_count(row: dict) -> tuple[int | None, str]:
         text = row.get(column)
         if is_blank(text):
             continue
-        value = plain_number(text)
-        if value is None or not value.is_integer():
+        value, unit = number_and_unit(text)
+        if value is None or not value.is_integer() or unit not in ("", "x", "gpu", "gpus"):
             return None, f"{column} {text!r} is not a whole number of GPUs"
         return int(value), ""
     return None, ""

@@ -4,11 +4,12 @@ A label resolves by the first rule that applies (docs/published-tables.md):
 1. a zoo name as written is that network ("alexnet" is torchvision's AlexNet), except a plain
    ResNet depth, which rule 4 reads;
 2. a harness's own label (HARNESS_LABELS, any case) is the model that harness ran;
-3. a dataset or input qualifier in parentheses ("(ImageNet)", "(224x224)") is dropped, and
-   so are case, spaces, hyphens, underscores, dots and slashes: "Inception V3",
-   "InceptionV3" and "inception-v3" all read as inception_v3, and a zoo network added later
-   is found the same way without an entry here; SPELLINGS lists the labels that spell a zoo
-   name otherwise ("inception3", Lambda's and tf_cnn_benchmarks' name for Inception-v3);
+3. a dataset or input qualifier in parentheses ("(ImageNet)", "(224x224)") is dropped (an
+   input size is then run, published_row.py), and so are case, spaces, hyphens, underscores,
+   dots and slashes: "Inception V3", "InceptionV3" and "inception-v3" all read as
+   inception_v3, and a zoo network added later is found the same way without an entry here;
+   SPELLINGS lists the labels that spell a zoo name otherwise ("inception3", Lambda's and
+   tf_cnn_benchmarks' name for Inception-v3);
 4. a ResNet's layout: "v1.5" is torchvision's (the zoo's resnet<N>), "v1" puts the stride in
    the first 1x1 (resnet<N>_v1). A label without either means the layout of the model that
    the row's framework ships (RESNET_V1_FRAMEWORKS): tf_cnn_benchmarks', Keras' and Caffe's
@@ -53,6 +54,7 @@ NEUTRAL_QUALIFIERS = re.compile(
 # framework families (published_gpu.framework_key, plus Caffe, which the host model reads as
 # PyTorch) whose plain "ResNet-50" is the v1 layout
 RESNET_V1_FRAMEWORKS = ("tensorflow", "tensorflow-xla", "caffe")
+_INPUT_SIZE = re.compile(r"\((\d+)\s*x\s*(\d+)\)", re.IGNORECASE)
 _VERSION = re.compile(r"^(.*?)[\s_-]*v1(?:[._]?5)?$")
 _RESNET = re.compile(r"resnet(\d+)")
 # ResNet depths of basic blocks: their v1 and v1.5 are the same network
@@ -77,6 +79,12 @@ def _index() -> dict[str, list[str]]:
     for name in zoo.names():
         index.setdefault(_key(name), []).append(name)
     return index
+
+
+def input_size_of(label: str) -> tuple[int, int] | None:
+    """The (height, width) a label's "(HxW)" qualifier states, None where it states none."""
+    match = _INPUT_SIZE.search(label)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _plain_label(label: str) -> str:

@@ -18,7 +18,7 @@ from workloads.graph import WorkloadError
 from workloads.precision import HALF_FORMAT
 
 from . import published_cells as cells
-from .published_names import named_in, resolve_network
+from .published_names import input_size_of, named_in, resolve_network
 
 # Torch7 harnesses ran fb.resnet.torch's models, whose bottleneck strides in the 3x3 (the
 # layout torchvision took from it, called v1.5 elsewhere): a "ResNet-50 v1" timed there is
@@ -199,7 +199,7 @@ def _network_row(rid: str, r: dict, gpu: str) -> NetworkRow:
         raise _Skipped(f"{count} GPUs: this table scores one GPU's step; data-parallel rows go "
                        f"in scaling.csv's columns (python -m validation.validate."
                        f"published_scaling --csv FILE)")
-    options = _sequence_options(net, r, assumed)
+    options = _sequence_options(net, r, assumed) + _input_size_option(net, r, assumed)
     throughput = _throughput(r, batch, dict(options).get("seq_len"), assumed)
     if any(lib in framework.lower() for lib in OTHER_LIBRARIES):
         raise _Skipped(f"{framework}: its own kernels, not cuDNN/cuBLAS")
@@ -212,7 +212,7 @@ def _network_row(rid: str, r: dict, gpu: str) -> NetworkRow:
     if fwd_bwd:
         assumed.append("forward + backward only, no optimizer step")
     layout = memory_format_of_row(framework, precision, notes)
-    if options:
+    if "seq_len" in dict(options):
         layout = "nchw"      # no convolutions to lay out
     else:
         assumed.append(memory_format_reason(framework, precision, notes))
@@ -286,6 +286,25 @@ def _sequence_options(net: str, r: dict, assumed: list[str]) -> tuple[tuple[str,
     if problem:
         raise _Skipped(problem)
     return (("seq_len", seq_len),)
+
+
+def _input_size_option(net: str, r: dict,
+                       assumed: list[str]) -> tuple[tuple[str, int], ...]:
+    """(("input_size", n),) where the label states an input ("Inception-v3 (299x299)") other
+    than the zoo's; () where it states none or the zoo's."""
+    size = input_size_of(r["network"] or "")
+    shape = zoo.info(net).input_shape
+    if size is None or len(shape) != 3 or size == shape[1:]:
+        return ()
+    if size[0] != size[1]:
+        raise _Skipped(f"input {size[0]}x{size[1]}: the zoo's networks take square inputs")
+    if "input_size" not in inspect.signature(zoo.info(net).build).parameters:
+        raise _Skipped(f"input {size[0]}x{size[1]}: {net} takes no other input size")
+    problem = _builds(net, {"input_size": size[0]})
+    if problem:
+        raise _Skipped(problem)
+    assumed.append(f"input {size[0]}x{size[1]} (the label says so)")
+    return (("input_size", size[0]),)
 
 
 def _throughput(r: dict, batch: int, seq_len: int | None, assumed: list[str]) -> float:

@@ -89,7 +89,7 @@ def test_two_sequence_lengths_or_a_fraction_are_named():
 
 
 def test_the_gpu_count():
-    assert cells.gpu_count({"gpus": "8"}) == (8, "")
+    assert cells.gpu_count({"gpus": "8"}) == cells.gpu_count({"gpus": "8x"}) == (8, "")
     assert cells.gpu_count({"num_gpus": "", "gpu_count": "1"}) == (1, "")
     assert cells.gpu_count({}) == (None, "")
     assert "not a whole number" in cells.gpu_count({"n_gpus": "1.5"})[1]

@@ -125,6 +125,21 @@ def test_fp16_in_tensorflow_keeps_fp32_variables(tmp_path):
     assert any("tf_cnn_benchmarks' --use_fp16" in a for a in t.rows[0].assumed)
 
 
+def test_an_input_size_the_label_states_is_run(tmp_path):
+    t = table(tmp_path, [
+        ["I1", "ResNet-50 (224x224)", "V100", "PyTorch", "", "AMP", "64", "900", "", "", ""],
+        ["I2", "ResNet-50 (160x160)", "V100", "PyTorch", "", "AMP", "64", "900", "", "", ""],
+        ["I3", "ResNet-50 (160x128)", "V100", "PyTorch", "", "AMP", "64", "900", "", "", ""],
+        ["I4", "ResNet-50", "V100", "PyTorch", "", "AMP", "8x", "900", "", "", ""],
+    ])
+    rows = {r.row_id: r for r in t.rows}
+    assert rows["I1"].options == () and rows["I2"].options == (("input_size", 160),)
+    assert "input 160x160 (the label says so)" in rows["I2"].assumed
+    assert pg.simulate_row(rows["I2"]) > pg.simulate_row(rows["I1"])
+    assert "square inputs" in outcome(t, "I3")
+    assert "batch '8x' is not a whole number" in outcome(t, "I4")
+
+
 def test_extra_columns_a_byte_order_mark_and_blank_rows(tmp_path):
     header = ["my_note", *reversed(HEADER), "gpus"]
     row = ["anything", "", "", "", "1200", "256", "AMP", "", "PyTorch", "V100", "ResNet-50",
