@@ -46,7 +46,7 @@ def torch_flops(model, x) -> int:
     counter = flop_counter.FlopCounterMode(display=False, custom_mapping={
         torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_sdpa})
     with counter:   # why: with grad off, the counter's module hooks fail on some models (PiT)
-        model(x)
+        model(*x) if isinstance(x, tuple) else model(x)
     return counter.get_total_flops()
 
 
@@ -62,12 +62,16 @@ def measure(model, x, name: str) -> str | tuple[float, int, int]:
     FLOPs and the module's parameters, else what went wrong."""
     from tests.workloads.torchvision_zoo import matmul_flops
     from workloads.graph import WorkloadError
+    from workloads.torch_detection import detector_dense_part
     from workloads.torch_import import from_torch
     try:
         graph = from_torch(model, x, name=name)
     except WorkloadError as exc:
         return str(exc)
-    expected, got = torch_flops(model, x), matmul_flops(graph)
+    # a detector's own count is its dense part's: the steps after its head (box decoding,
+    # NMS) run no convolution or product, and need torchvision's compiled ops
+    dense = detector_dense_part(torch, model, x if isinstance(x, tuple) else (x,), name)
+    expected, got = torch_flops(dense or model, x), matmul_flops(graph)
     if abs(got - expected) > FLOP_TOLERANCE * expected:
         return f"{got:.4g} FLOPs against PyTorch's {expected:.4g}"
     params = sum(p.numel() for p in model.parameters())   # a tied parameter once

@@ -26,6 +26,7 @@ from collections import OrderedDict
 
 from .builder import GraphBuilder
 from .graph import OpGraph, WorkloadError
+from .torch_detection import DENSE_PART, detector_dense_part
 from .torch_einsum import EinsumLowering
 from .torch_fold import FoldLowering
 from .torch_functions import FunctionLowering, _bind
@@ -81,6 +82,11 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
     examples = _examples(torch, example_input)
     example_input = examples[0] if len(examples) == 1 else examples
     name = name or type(module).__name__
+    dense = detector_dense_part(torch, module, examples, name)
+    if dense is not None:   # a single-stage detector: its dense part (torch_detection)
+        graph = from_torch(dense, example_input, name)
+        graph.meta["cost_model"] = f"{name}: {DENSE_PART}"
+        return graph
     tracer = _path_tracer(torch)()
     root = module
     names = input_names(module, len(examples), name)
