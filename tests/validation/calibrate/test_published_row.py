@@ -26,6 +26,13 @@ def table(tmp_path, rows: list[list[str]], header=HEADER, prefix: bytes = b"") -
     return pg.read_network_rows(str(path))
 
 
+def row(rid: str, network: str, gpu: str = "V100", framework: str = "PyTorch",
+        version: str = "", precision: str = "AMP", batch: str = "64", throughput: str = "900",
+        notes: str = "") -> list[str]:
+    """A row in HEADER's columns."""
+    return [rid, network, gpu, framework, version, precision, batch, throughput, "", "", notes]
+
+
 def outcome(t: pg.Table, rid: str):
     rows = {r.row_id: r for r in t.rows}
     return rows.get(rid) or next(s.reason for s in t.skipped if s.row_id == rid)
@@ -98,40 +105,32 @@ def test_a_bert_row_runs_at_its_sequence_length(tmp_path):
 
 
 def test_a_sequence_longer_than_the_network_takes_is_named(tmp_path):
-    t = table(tmp_path, [["G1", "GPT-2", "A100", "PyTorch", "", "AMP", "8", "40", "", "",
-                          "seq_len=4096"]])
+    t = table(tmp_path, [row("G1", "GPT-2", "A100", batch="8", notes="seq_len=4096")])
     assert "exceeds the 1024 positions" in t.skipped[0].reason
 
 
 def test_fp32_on_an_ampere_gpu_runs_as_its_framework_runs_it(tmp_path):
     t = table(tmp_path, [
-        ["T1", "BERT-base", "A100", "TensorFlow", "2.6", "FP32", "32", "300", "", "", ""],
-        ["T2", "BERT-base", "A100", "PyTorch", "2.1", "FP32", "32", "300", "", "", ""],
-        ["T3", "BERT-base", "A100", "PyTorch", "1.10", "FP32", "32", "300", "", "", ""],
-        ["T4", "BERT-base", "V100", "TensorFlow", "2.6", "FP32", "32", "300", "", "", ""],
-    ])
+        row(f"T{i}", "BERT-base", gpu, framework, version, "FP32", "32", "300")
+        for i, (gpu, framework, version) in enumerate([
+            ("A100", "TensorFlow", "2.6"), ("A100", "PyTorch", "2.1"),
+            ("A100", "PyTorch", "1.10"), ("V100", "TensorFlow", "2.6")])])
     assert [r.precision for r in t.rows] == ["tf32", "fp32", "tf32", "fp32"]
     tf, torch = pg.simulate_row(t.rows[0]), pg.simulate_row(t.rows[1])
     assert tf > torch          # TF32 matmuls against FP32 ones
 
 
 def test_fp16_in_tensorflow_keeps_fp32_variables(tmp_path):
-    t = table(tmp_path, [
-        ["F1", "ResNet-152", "V100", "TensorFlow", "1.14", "FP16", "64", "400", "", "", ""],
-        ["F2", "ResNet-152", "V100", "PyTorch", "", "FP16", "64", "400", "", "", ""],
-    ])
+    t = table(tmp_path, [row("F1", "ResNet-152", framework="TensorFlow", precision="FP16"),
+                         row("F2", "ResNet-152", precision="FP16")])
     assert [(r.network, r.precision) for r in t.rows] == [("resnet152_v1", "amp-fp16"),
                                                           ("resnet152", "fp16")]
     assert any("tf_cnn_benchmarks' --use_fp16" in a for a in t.rows[0].assumed)
 
 
 def test_an_input_size_the_label_states_is_run(tmp_path):
-    t = table(tmp_path, [
-        ["I1", "ResNet-50 (224x224)", "V100", "PyTorch", "", "AMP", "64", "900", "", "", ""],
-        ["I2", "ResNet-50 (160x160)", "V100", "PyTorch", "", "AMP", "64", "900", "", "", ""],
-        ["I3", "ResNet-50 (160x128)", "V100", "PyTorch", "", "AMP", "64", "900", "", "", ""],
-        ["I4", "ResNet-50", "V100", "PyTorch", "", "AMP", "8x", "900", "", "", ""],
-    ])
+    t = table(tmp_path, [row("I1", "ResNet-50 (224x224)"), row("I2", "ResNet-50 (160x160)"),
+                         row("I3", "ResNet-50 (160x128)"), row("I4", "ResNet-50", batch="8x")])
     rows = {r.row_id: r for r in t.rows}
     assert rows["I1"].options == () and rows["I2"].options == (("input_size", 160),)
     assert "input 160x160 (the label says so)" in rows["I2"].assumed
