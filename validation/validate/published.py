@@ -187,8 +187,10 @@ def report(table: pg.Table, scored: list[Scored], kernels: list[Group] | None = 
              f"{'batch':>5} {'published':>10} {'simulated':>10} {'error':>7}"]
     for s in scored:
         r = s.row
+        # a transformer over tokens has no convolutions to lay out
+        layout = "-" if "seq_len" in dict(r.options) else r.memory_format
         lines.append(f"  {r.row_id:<6} {r.network:<14} {r.gpu:<15} {r.precision:<9} "
-                     f"{r.memory_format:<6} {r.batch:5d} {r.throughput:10.1f} "
+                     f"{layout:<6} {r.batch:5d} {r.throughput:10.1f} "
                      f"{s.simulated:10.1f} {100 * s.error:+6.1f}%"
                      + (f"  trust {r.trust}: not fitted" if r.untrusted else ""))
     if scored:
