@@ -27,11 +27,13 @@ THROUGHPUT_UNITS = {
 TIME_UNITS_MS = {"ms": 1.0, "msec": 1.0, "s": 1e3, "sec": 1e3, "us": 1e-3, "µs": 1e-3}
 
 # the words of a precision cell, lower case, split at spaces and ( ) / + , _ -
-_MIXED = frozenset({"amp", "mixed", "mp"})
+# apex's opt levels O1 and O2 keep FP32 master weights: mixed precision (O3 is pure FP16)
+_MIXED = frozenset({"amp", "mixed", "mp", "o1", "o2"})
 _FORMATS = {"fp32": "fp32", "float32": "fp32", "single": "fp32", "tf32": "tf32",
             "fp16": "fp16", "float16": "fp16", "half": "fp16", "bf16": "bf16",
             "bfloat16": "bf16"}
-_FILLER = frozenset({"precision", "automatic", "with", "and", "training"})
+_FILLER = frozenset({"precision", "automatic", "with", "and", "training", "default", "math",
+                     "mode", "tensor", "cores", "core", "tc"})
 
 # a sequence length in free text: "seq len 128", "sequence length 512", "seq_len=384",
 # "max_seq_length: 128"

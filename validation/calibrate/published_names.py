@@ -45,12 +45,14 @@ SPELLINGS = {
     "tinyllama11b": "tinyllama_1b", "shufflenetv2": "shufflenet_v2_x1_0",
     "shufflenetv210x": "shufflenet_v2_x1_0",
 }
-# Parenthesised qualifiers that say what data or input a network ran on without changing
-# the network; any other parenthesis stays part of the label (and "(CIFAR-10)" does change
-# it: a CIFAR ResNet is another network, named cifar_resnet<N>)
+# Parenthesised qualifiers that say what data, input, precision or memory format a network
+# ran in without changing the network (the row reads the format from the label too); any
+# other parenthesis stays part of the label (and "(CIFAR-10)" does change it: a CIFAR ResNet
+# is another network, named cifar_resnet<N>)
 NEUTRAL_QUALIFIERS = re.compile(
-    r"\((?:imagenet|ilsvrc[\w-]*|imagenet-1k|in-1k|synthetic|real data|\d+\s*x\s*\d+|"
-    r"torchvision|fp32|tf32|amp|fp16|bf16|mixed precision)\)")
+    r"\((?:imagenet(?:-1k| data)?|ilsvrc[\w-]*|in-1k|synthetic(?: data)?|real(?: data)?|"
+    r"\d+\s*x\s*\d+|torchvision|fp32|tf32|amp|fp16|bf16|mixed precision|nhwc|nchw|"
+    r"channels_last|training|train|throughput)\)")
 # framework families (published_gpu.framework_key, plus Caffe, which the host model reads as
 # PyTorch) whose plain "ResNet-50" is the v1 layout
 RESNET_V1_FRAMEWORKS = ("tensorflow", "tensorflow-xla", "caffe")

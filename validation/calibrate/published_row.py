@@ -125,7 +125,7 @@ def memory_format_reason(framework: str, precision: str, notes: str) -> str:
     """Why a row runs in its memory format (memory_format_of_row), in words."""
     fmt = memory_format_of_row(framework, precision, notes)
     if any(word in notes.lower() for word, _ in LAYOUT_WORDS):
-        return f"layout {fmt} (its notes say so)"
+        return f"layout {fmt} (the row says so)"
     return f"layout {fmt} ({framework_key(framework)}'s default in {precision})"
 
 
@@ -173,7 +173,8 @@ def _network_row(rid: str, r: dict, gpu: str) -> NetworkRow:
                        f"model describes)")
     else:
         assumed.append(f"host {family}")
-    notes = " ".join((r.get(c) or "") for c in ("precision_note", "notes"))
+    # where a memory format or TF32 may be stated: "ResNet-50 (NHWC)" names its format too
+    notes = " ".join((r.get(c) or "") for c in ("precision_note", "notes", "network"))
     resolved = resolve_network(r["network"] or "", family, framework)
     if resolved.network is None:
         hint = (_named_hint(r["network"]) if resolved.reason.endswith("not in the zoo")

@@ -39,7 +39,8 @@ def test_a_time_in_another_unit_is_named():
     ("AMP", "amp-fp16"), ("Mixed", "amp-fp16"), ("mixed precision", "amp-fp16"),
     ("FP16 AMP", "amp-fp16"), ("AMP (FP16/FP32)", "amp-fp16"), ("amp-fp16", "amp-fp16"),
     ("AMP (BF16)", "amp-bf16"), ("BF16 AMP", "amp-bf16"), ("amp-bf16", "amp-bf16"),
-    ("FP16", "fp16"), ("BF16", "bf16"), ("bfloat16", "bf16"),
+    ("FP16", "fp16"), ("BF16", "bf16"), ("bfloat16", "bf16"), ("AMP O2", "amp-fp16"),
+    ("FP16 (Tensor Cores)", "fp16"), ("TF32 (default)", "tf32"),
 ])
 def test_precision_words(text, expected):
     assert cells.precision_of_words(text) == (expected, "")
@@ -47,6 +48,7 @@ def test_precision_words(text, expected):
 
 @pytest.mark.parametrize("text, why", [
     ("INT8", "unknown word 'int8'"), ("FP8", "unknown word 'fp8'"), ("", "is not one"),
+    ("FP16 O3", "unknown word 'o3'"),
     ("FP16/BF16", "more than one format"), ("TF32/AMP", "more than one format"),
 ])
 def test_a_precision_the_model_lacks_is_named(text, why):

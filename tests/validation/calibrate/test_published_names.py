@@ -21,7 +21,8 @@ def network(label: str, family: str = "pytorch", framework: str = "") -> str | N
     ("VGG-16", "vgg16"), ("vgg16", "vgg16"), ("VGG-19 BN", "vgg19_bn"),
     ("ViT-B/16", "vit_b_16"), ("GPT-2 Medium", "gpt2_medium"), ("BERT-base", "bert_base"),
     ("ResNet-18 v1", "resnet18"), ("ResNet-56", "resnet56"),
-    ("ShuffleNet V2", "shufflenet_v2_x1_0"), ("inception4", "inception_v4"),
+    ("ShuffleNet V2", "shufflenet_v2_x1_0"), ("ResNet-50 v1.5 (NHWC)", "resnet50"),
+    ("ResNet-50 (synthetic data)", "resnet50"), ("inception4", "inception_v4"),
     ("Inception-v4", "inception_v4"), ("BERT-Large", "bert_large"),
     ("ResNeXt-50 32x4d", "resnext50_32x4d"), ("MobileNetV2", "mobilenet_v2"),
 ])

@@ -128,6 +128,12 @@ def test_fp16_in_tensorflow_keeps_fp32_variables(tmp_path):
     assert any("tf_cnn_benchmarks' --use_fp16" in a for a in t.rows[0].assumed)
 
 
+def test_a_memory_format_the_label_states_is_run(tmp_path):
+    t = table(tmp_path, [row("L1", "ResNet-50 v1.5 (NHWC)"), row("L2", "ResNet-50 v1.5")])
+    assert [r.memory_format for r in t.rows] == ["nhwc", "nchw"]
+    assert "layout nhwc (the row says so)" in t.rows[0].assumed
+
+
 def test_an_input_size_the_label_states_is_run(tmp_path):
     t = table(tmp_path, [row("I1", "ResNet-50 (224x224)"), row("I2", "ResNet-50 (160x160)"),
                          row("I3", "ResNet-50 (160x128)"), row("I4", "ResNet-50", batch="8x")])
