@@ -26,6 +26,8 @@ from functools import lru_cache
 from typing import Any
 
 from hwmodels import catalog
+from hwmodels.catalog.gpu_names import resolve_gpu
+from hwmodels.specs import HardwareError
 from simulator import Cluster, simulate
 from workloads import zoo
 from workloads.precision import with_precision
@@ -36,15 +38,10 @@ MEMORY_CSV = str(MEASURED / "published" / "memory.csv")
 GIB = 2 ** 30
 MEASURED_TOLERANCE = 0.10
 
-# The names memory.csv uses, mapped onto the catalog's GPUs (the first match wins, so the more
-# specific names come first); a family sold in two sizes maps by the row's memory, and a row
-# that names both sizes (16/32, 40/80) is held to the smaller. "any GPU with N GB" is a memory
-# class: a catalog GPU of that size.
-GPU_PATTERNS = (
-    (r"titan x \(maxwell|titan x maxwell", "titan-x-maxwell"), (r"\bk80\b", "k80"),
-    (r"gtx 1080 ti", "gtx1080ti"), (r"gtx 1080\b", "gtx1080"), (r"\bt4\b", "t4"),
-    (r"v100", {16: "v100", 32: "v100-32gb"}), (r"a100", {40: "a100", 80: "a100-80gb"}),
-)
+# GPU names resolve as everywhere (hwmodels/catalog/gpu_names.py), with the row's
+# gpu_memory_gb as the memory size (a row naming both sizes, 16/32 or 40/80, is held to the
+# smaller), from the words of the name that `gpu_of` picks. "any GPU with N
+# GB" is a memory class: a catalog GPU of that size.
 MEMORY_CLASS_GPUS = {11: "gtx1080ti", 12: "titan-xp", 16: "v100", 24: "titan-rtx",
                      32: "v100-32gb", 40: "a100", 48: "l40s"}
 NETWORKS = {
@@ -144,16 +141,22 @@ def read_rows(path: str = MEMORY_CSV) -> list[dict]:
 
 
 def gpu_of(row: dict) -> str | None:
-    text = row["gpu"].lower()
+    """The catalog GPU of a memory row, or None. memory.csv writes hosts and doubts into its
+    GPU names ("V100 (DGX-1)", "Titan X (Maxwell presumed)", "(any; paper platform Titan X
+    Maxwell 12GB)"): the longest run of the name's words that names one part is taken."""
     memory = row["gpu_memory_gb"].split("/")[0].strip()
     size = int(memory) if memory.isdigit() else None
-    if "memory class" in text:
+    if "memory class" in row["gpu"].lower():
         return MEMORY_CLASS_GPUS.get(size) if size is not None else None
-    for pattern, name in GPU_PATTERNS:
-        if re.search(pattern, text):
-            if isinstance(name, dict):
-                return name.get(size) if size is not None else None
-            return name
+    name = re.sub(r"\b\d+\s*GB\b", " ", row["gpu"], flags=re.IGNORECASE)
+    words = re.findall(r"[^\s();,\"]+", name)
+    variant = f"{size}GB" if size is not None else ""
+    for length in range(len(words), 0, -1):
+        for start in range(len(words) - length + 1):
+            try:
+                return resolve_gpu(" ".join(words[start:start + length]), variant)
+            except HardwareError:
+                continue
     return None
 
 

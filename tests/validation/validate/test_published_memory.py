@@ -101,3 +101,19 @@ def test_a_file_without_the_needed_columns_is_an_error(tmp_path):
         csv.writer(fh).writerows([["row_id", "network"], ["X1", "VGG-16"]])
     with pytest.raises(ValueError, match="missing columns .*batch_per_gpu"):
         pm.read_rows(str(path))
+
+
+@pytest.mark.parametrize("gpu, memory_gb, part", [
+    ("A100 80GB", "80", "a100-80gb"),
+    ("GeForce RTX 3090", "24", "rtx3090"),
+    ("V100 (DGX-1)", "32", "v100-32gb"),
+    ("V100 (DGX-1 16GB and 32GB)", "16/32", "v100"),
+    ("Tesla V100 16GB (AWS p3.16xlarge, per-GPU)", "16", "v100"),
+    ("Titan X (Maxwell presumed; \"12G Titan X\")", "12", "titan-x-maxwell"),
+    ("(any; paper platform Titan X Maxwell 12GB)", "12", "titan-x-maxwell"),
+    ("H100 SXM5", "80", "h100"),
+    ("A800 80GB", "80", None),     # not in the catalog
+    ("Titan X", "12", None),       # Maxwell or Pascal: the name does not say
+])
+def test_gpu_names_resolve_as_the_catalog_resolves_them(gpu, memory_gb, part):
+    assert pm.gpu_of({"gpu": gpu, "gpu_memory_gb": memory_gb}) == part
