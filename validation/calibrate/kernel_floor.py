@@ -13,10 +13,11 @@ N and 2N. Whatever constant applies to the layer cancels in (measured 2N / measu
 or algorithm the library's heuristics picked for each batch), and a model scaled per class
 keeps it.
 
-    python -m validation.calibrate.kernel_floor [kernels.csv]
+    python -m validation.calibrate.kernel_floor [kernels.csv] [--classes N]
 """
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 from collections import defaultdict
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import published_kernels as pk
-from .published_gpu import PUBLISHED_DIR
+from .published_gpu import PUBLISHED_DIR, PublishedDataError
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ GRANULARITIES: tuple[tuple[str, Callable[[RowError], object]], ...] = (
     ("per GPU", lambda e: e.gpu),
     ("per GPU x shape class", lambda e: (e.gpu, e.shape_class)),
     ("per GPU x shape class x algorithm", lambda e: (e.gpu, e.shape_class, e.algorithm)),
+    # class_table's classes are the last
 )
 
 
@@ -130,8 +132,8 @@ def batch_pair_spread(errors: list[RowError]) -> tuple[int, float]:
 def floor_table(errors: list[RowError]) -> str:
     """Per kind: rows, MAPE, the oracle's MAPE at each of GRANULARITIES, and the batch-pair
     spread (standard deviation of the log ratio, as a percentage)."""
-    lines = ["oracle: each class of rows rescaled by its own best constant, classes "
-             + "; ".join(f"({i}) {name}" for i, (name, _) in enumerate(GRANULARITIES, 1)),
+    lines = ["oracle: each class of rows rescaled by its own best constant, the classes",
+             "  " + "; ".join(f"({i}) {name}" for i, (name, _) in enumerate(GRANULARITIES, 1)),
              "batch N vs 2N: the spread of (measured 2N/N) / (model 2N/N) over layer pairs",
              f"{'kind':20s} {'rows':>5s} {'MAPE':>6s}  "
              + "  ".join(f"{f'oracle ({i})':>11s}" for i in range(1, len(GRANULARITIES) + 1))
@@ -147,9 +149,61 @@ def floor_table(errors: list[RowError]) -> str:
     return "\n".join(lines)
 
 
+def class_table(errors: list[RowError], top: int) -> str:
+    """Per kind, its `top` classes of GPU x shape class x algorithm by their share of the
+    kind's absolute error: rows, share, MAPE, signed bias (the mean error) and the oracle's
+    MAPE within the class. A class whose oracle is far below its MAPE misses coherently (a
+    mechanism the model lacks, or a constant); one whose oracle is near it scatters."""
+    def key(e: RowError) -> tuple[str, str, str]:
+        return e.gpu, e.shape_class, e.algorithm
+
+    lines = []
+    for kind in pk.KERNEL_KINDS:
+        sel = [e for e in errors if e.kind == kind]
+        if not sel:
+            continue
+        total = sum(abs(e.error) for e in sel)
+        classes: dict[tuple[str, str, str], list[RowError]] = defaultdict(list)
+        for e in sel:
+            classes[key(e)].append(e)
+        ranked = sorted(classes.items(),
+                        key=lambda kv: (-sum(abs(e.error) for e in kv[1]), str(kv[0])))
+        lines.append(f"{kind}: {len(sel)} rows, MAPE {mape(sel):.1f}%")
+        for (gpu, shape, algorithm), members in ranked[:top]:
+            share = 100.0 * sum(abs(e.error) for e in members) / total
+            bias = 100.0 * sum(e.error for e in members) / len(members)
+            lines.append(f"  {gpu:16s} {shape:28s} {algorithm:18s} {len(members):4d} rows  "
+                         f"share {share:4.1f}%  MAPE {mape(members):5.1f}%  "
+                         f"bias {bias:+6.1f}%  oracle {oracle_mape(members, key):5.1f}%")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
-    path = argv[0] if argv else PUBLISHED_DIR + "/kernels.csv"
-    print(floor_table(row_errors(pk.read_kernel_rows(path).rows)))
+    parser = argparse.ArgumentParser(prog="python -m validation.calibrate.kernel_floor",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("kernels", nargs="?", default=PUBLISHED_DIR + "/kernels.csv",
+                        help="a kernel table in kernels.csv's columns (default: the committed "
+                             "one)")
+    parser.add_argument("--classes", type=int, default=0, metavar="N",
+                        help="also list each kind's N classes (GPU x shape class x "
+                             "algorithm) with the largest share of its error")
+    args = parser.parse_args(argv)
+    if args.classes < 0:
+        parser.error(f"--classes must be 0 or more, got {args.classes}")
+    try:
+        table = pk.read_kernel_rows(args.kernels)
+    except PublishedDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not table.rows:
+        print(f"error: {args.kernels}: no kernel row could be simulated "
+              f"({len(table.skipped)} skipped)", file=sys.stderr)
+        return 2
+    errors = row_errors(table.rows)
+    print(floor_table(errors))
+    if args.classes:
+        print()
+        print(class_table(errors, args.classes))
     return 0
 
 

@@ -3,6 +3,7 @@ the best, finer classes never do worse, and the batch-pair spread is what no con
 removes."""
 import math
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,3 +71,23 @@ def test_on_the_committed_table_each_kind_has_its_floors_and_pairs():
         # convolutions are timed at batch 8 and 16 (and 4 and 32): the pairs exist, and
         # their ratio scatters; a GEMM row has no batch
         assert (pairs > 100 and spread > 0.05) if kind != "gemm" else pairs == 0
+
+
+def test_the_command_prints_the_floors_and_the_classes(capsys):
+    assert kf.main(["--classes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "oracle (4)" in out and out.count(" rows  share ") == 2 * len(pk.KERNEL_KINDS)
+
+
+def test_bad_input_is_a_named_error_and_exit_2(tmp_path, capsys):
+    missing = tmp_path / "missing.csv"
+    assert kf.main([str(missing)]) == 2
+    assert "missing.csv" in capsys.readouterr().err
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("row_id,kind,gpu,precision\nK1,gemm,No Such GPU,FP32\n")
+    assert kf.main([str(unknown)]) == 2
+    assert "no kernel row could be simulated (1 skipped)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        kf.main(["--classes", "-1"])
+    assert exit_.value.code == 2
+    assert not missing.exists() and unknown.read_text().startswith("row_id")
