@@ -9,16 +9,21 @@ from workloads import zoo
 from workloads.graph import WorkloadError
 
 # (parameters, G multiply-adds per image at the network's resolution) as torchvision's weights
-# tables publish them (num_params, _ops "GFLOPS", given to 2 or 3 decimals); Inception-v4 and
-# ResNeXt-101 32x4d: timm's, whose tables give 42.7M and 12.3 G, 44.2M and 8.0 G
+# tables publish them (num_params, _ops "GFLOPS", given to 2 or 3 decimals); Inception-v4,
+# ResNeXt-101 32x4d and SE-ResNeXt: the parameters of timm's models (inception_v4,
+# resnext101_32x4d, seresnext50_32x4d, seresnext101_32x4d), their ops checked against timm's
+# below; ViTs: their multiply-adds outside the attention, which the tables include, are not
+# the tables' figure, and their FLOPs are checked against torchvision's below
 PUBLISHED = {
     "resnext50_32x4d": (25_028_904, 4.23), "resnext101_32x8d": (88_791_336, 16.41),
-    "resnext101_32x4d": (44_177_704, 8.0),   # timm's resnext101_32x4d (44.2M, 8.0 G)
+    "resnext101_32x4d": (44_177_704, None),   # timm's resnext101_32x4d
+    "se_resnext50_32x4d": (27_559_896, None), "se_resnext101_32x4d": (48_955_416, None),
     "wide_resnet50_2": (68_883_240, 11.4), "wide_resnet101_2": (126_886_696, 22.75),
     "squeezenet1_1": (1_235_496, 0.35),
     "densenet121": (7_978_856, 2.83), "densenet161": (28_681_000, 7.73),
     "densenet169": (14_149_480, 3.36), "densenet201": (20_013_928, 4.29),
     "mobilenet_v2": (3_504_872, 0.301), "mobilenet_v3_large": (5_483_032, 0.217),
+    "mobilenet_v3_small": (2_542_856, 0.06),
     "efficientnet_b0": (5_288_548, 0.386), "efficientnet_b1": (7_794_184, 0.687),
     "efficientnet_b2": (9_109_994, 1.088), "efficientnet_b3": (12_233_232, 1.827),
     "efficientnet_b4": (19_341_616, 4.394), "efficientnet_b5": (30_389_784, 10.266),
@@ -28,8 +33,9 @@ PUBLISHED = {
     "convnext_tiny": (28_589_128, 4.456), "convnext_small": (50_223_688, 8.684),
     "convnext_base": (88_591_464, 15.355), "convnext_large": (197_767_336, 34.361),
     "swin_t": (28_288_354, 4.49), "swin_s": (49_606_258, 8.74), "swin_b": (87_768_224, 15.43),
-    "vit_l_16": (304_326_632, None),
-    "inception_v4": (42_679_816, 12.3),
+    "vit_l_16": (304_326_632, None), "vit_b_32": (88_224_232, None),
+    "vit_l_32": (306_535_400, None), "vit_h_14": (632_045_800, None),
+    "inception_v4": (42_679_816, None),
 }
 
 
@@ -65,7 +71,8 @@ def test_the_blocks_have_their_papers_shapes():
 
 # one network of each family that torchvision builds; the others differ by sizes only
 TORCHVISION = ["resnext50_32x4d", "wide_resnet50_2", "squeezenet1_1", "densenet121",
-               "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b4",
+               "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0",
+               "efficientnet_b4",
                "shufflenet_v2_x1_0", "convnext_tiny"]
 
 
@@ -84,7 +91,8 @@ def test_the_zoo_network_is_torchvisions(name):
     assert imported.params() == sum(p.numel() for p in model.parameters())
 
 
-def test_vit_l_16_has_torchvisions_parameters_and_flops():
+@pytest.mark.parametrize("name", ["vit_l_16", "vit_b_32", "vit_l_32", "vit_h_14"])
+def test_vits_have_torchvisions_parameters_and_flops(name):
     """torchvision's nn.MultiheadAttention copies its packed projections once more than the
     zoo's ViT writes them (a layout copy, no FLOPs): the parameters and FLOPs are equal."""
     torch = pytest.importorskip("torch")
@@ -94,10 +102,10 @@ def test_vit_l_16_has_torchvisions_parameters_and_flops():
         pytest.skip("torchvision is not installed")
     from workloads.torch_import import from_torch
     with torch.device("meta"):
-        model = tvm.vit_l_16()
-    imported = from_torch(model, torch.randn(1, 3, 224, 224, device="meta"), name="vit_l_16")
-    built = zoo.get("vit_l_16")
-    assert imported.params() == built.params() == PUBLISHED["vit_l_16"][0]
+        model = getattr(tvm, name)()
+    imported = from_torch(model, torch.randn(1, 3, 224, 224, device="meta"), name=name)
+    built = zoo.get(name)
+    assert imported.params() == built.params() == PUBLISHED[name][0]
     assert imported.flops() == built.flops()
 
 
@@ -138,4 +146,22 @@ def test_swin_t_is_torchvisions():
     assert_same(imported, built)
     assert [op.name for op in imported if not op.is_view] == \
         [op.name for op in built if not op.is_view]
+    assert imported.params() == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name, timm_name", [("se_resnext50_32x4d", "seresnext50_32x4d"),
+                                             ("resnext101_32x4d", "resnext101_32x4d")])
+def test_the_timm_resnexts_are_timms(name, timm_name):
+    """The same ops, shapes, parameters and FLOPs as timm's model (which names its ops
+    otherwise: act1, se.gate)."""
+    torch = pytest.importorskip("torch")
+    from tests.workloads.torchvision_zoo import models
+    if models() is None:
+        pytest.skip("torchvision is not installed")
+    timm = pytest.importorskip("timm")
+    from tests.workloads.graph_compare import assert_same
+    from workloads.torch_import import from_torch
+    model = timm.create_model(timm_name, pretrained=False)
+    imported = from_torch(model, torch.randn(1, 3, 224, 224), name=name)
+    assert_same(imported, zoo.get(name))
     assert imported.params() == sum(p.numel() for p in model.parameters())

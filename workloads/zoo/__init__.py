@@ -119,6 +119,10 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
     _resnet_info("resnext101_32x4d", "ResNeXt-101 32x4d, torchvision's layout, as NVIDIA's "
                  "DeepLearningExamples train it (ImageNet)"),
     _resnet_info("resnext101_32x8d", "ResNeXt-101 32x8d, torchvision (ImageNet)"),
+    _resnet_info("se_resnext50_32x4d", "SE-ResNeXt-50 32x4d (Hu et al. 2018), as timm builds "
+                 "it (ImageNet)"),
+    _resnet_info("se_resnext101_32x4d", "SE-ResNeXt-101 32x4d, as NVIDIA's "
+                 "DeepLearningExamples and timm build it (ImageNet)"),
     _resnet_info("wide_resnet50_2", "Wide ResNet-50-2, torchvision: 3x3 convs twice as wide "
                  "(ImageNet)"),
     _resnet_info("wide_resnet101_2", "Wide ResNet-101-2, torchvision (ImageNet)"),
@@ -130,6 +134,8 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
                 mobile.mobilenet_v2),
     NetworkInfo("mobilenet_v3_large", _IMAGENET, 1000, "MobileNetV3-Large, torchvision "
                 "(ImageNet)", mobile.mobilenet_v3_large),
+    NetworkInfo("mobilenet_v3_small", _IMAGENET, 1000, "MobileNetV3-Small, torchvision "
+                "(ImageNet)", mobile.mobilenet_v3_small),
     *(NetworkInfo(n, (3, c[3], c[3]), 1000, f"EfficientNet-{n[-2:].upper()}, torchvision "
                   f"(ImageNet at {c[3]}x{c[3]}; stochastic depth in training)",
                   getattr(efficientnet, n)) for n, c in efficientnet.CONFIGS.items()),
@@ -162,6 +168,13 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
                 transformers.vit, transformers.VIT_B_16),
     NetworkInfo("vit_l_16", _IMAGENET, 1000, "ViT-L/16, torchvision (ImageNet): 304.3M "
                 "parameters (options as vit_b_16)", transformers.vit, transformers.VIT_L_16),
+    NetworkInfo("vit_b_32", _IMAGENET, 1000, "ViT-B/32, torchvision (ImageNet): 88.2M "
+                "parameters (options as vit_b_16)", transformers.vit, transformers.VIT_B_32),
+    NetworkInfo("vit_l_32", _IMAGENET, 1000, "ViT-L/32, torchvision (ImageNet): 306.5M "
+                "parameters (options as vit_b_16)", transformers.vit, transformers.VIT_L_32),
+    NetworkInfo("vit_h_14", _IMAGENET, 1000, "ViT-H/14, torchvision (ImageNet, 224x224): "
+                "632.0M parameters (options as vit_b_16)", transformers.vit,
+                transformers.VIT_H_14),
     NetworkInfo("vit_s_16", _IMAGENET, 1000, "ViT-S/16 (384 wide, 6 heads), 22.1M parameters",
                 transformers.vit, transformers.VIT_S_16),
     NetworkInfo("vit_ti_16", _IMAGENET, 1000, "ViT-Ti/16 (192 wide, 3 heads), 5.7M parameters",

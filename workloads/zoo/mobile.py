@@ -1,6 +1,6 @@
 """Mobile networks as torchvision builds them, on ImageNet (3x224x224): MobileNetV2 (Sandler
-et al. 2018) and MobileNetV3-Large (Howard et al. 2019), and the blocks EfficientNet shares
-with them (efficientnet.py).
+et al. 2018) and MobileNetV3-Large and -Small (Howard et al. 2019), and the blocks that
+EfficientNet shares with them (efficientnet.py).
 
 They stack inverted residual blocks: a 1x1 conv expanding the channels, a depthwise
 k x k conv (groups = channels), optionally a squeeze-and-excitation gate, and a 1x1 conv
@@ -10,13 +10,13 @@ batch norm, activation: .0, .1, .2). The gate (SqueezeExcitation) is a global av
 1x1 conv, activation, 1x1 conv, sigmoid-like scale and the broadcast product. Op names are
 torchvision's module paths (features.3.conv.1.0, features.4.block.2.fc1).
 
-Parameters: mobilenet_v2 3,504,872; mobilenet_v3_large 5,483,032 (torchvision's weights
-tables).
+Parameters: mobilenet_v2 3,504,872; mobilenet_v3_large 5,483,032; mobilenet_v3_small
+2,542,856 (torchvision's weights tables).
 """
 from __future__ import annotations
 
 from ..graph import OpGraph
-from ._base import check_classes, start
+from ._base import check_classes, imagenet_preset, start
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -123,8 +123,8 @@ def mobilenet_v2(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
     return b.build()
 
 
-# MobileNetV3-Large: (kernel, expanded, out, squeeze-excitation, activation, stride), the
-# paper's Table 1
+# MobileNetV3-Large and -Small: (kernel, expanded, out, squeeze-excitation, activation,
+# stride), the paper's Tables 1 and 2
 _V3_LARGE = [(3, 16, 16, False, "relu", 1), (3, 64, 24, False, "relu", 2),
              (3, 72, 24, False, "relu", 1), (5, 72, 40, True, "relu", 2),
              (5, 120, 40, True, "relu", 1), (5, 120, 40, True, "relu", 1),
@@ -135,12 +135,22 @@ _V3_LARGE = [(3, 16, 16, False, "relu", 1), (3, 64, 24, False, "relu", 2),
              (5, 960, 160, True, "hardswish", 1)]
 
 
-def mobilenet_v3_large(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
-                       input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
+_V3_SMALL = [(3, 16, 16, True, "relu", 2), (3, 72, 24, False, "relu", 2),
+             (3, 88, 24, False, "relu", 1), (5, 96, 40, True, "hardswish", 2),
+             (5, 240, 40, True, "hardswish", 1), (5, 240, 40, True, "hardswish", 1),
+             (5, 120, 48, True, "hardswish", 1), (5, 144, 48, True, "hardswish", 1),
+             (5, 288, 96, True, "hardswish", 2), (5, 576, 96, True, "hardswish", 1),
+             (5, 576, 96, True, "hardswish", 1)]
+# each size's blocks and the width of its classifier's hidden layer
+V3_CONFIGS = {"mobilenet_v3_large": (_V3_LARGE, 1280), "mobilenet_v3_small": (_V3_SMALL, 1024)}
+
+
+def _mobilenet_v3(name: str, batch: int, num_classes: int, width: float,
+                  input_size: int | None, dtype_bytes: int) -> OpGraph:
+    setting, last_channel = V3_CONFIGS[name]
     channels = make_divisible(16 * width)
-    b, x = stem("mobilenet_v3_large", batch, num_classes, input_size, dtype_bytes, channels,
-                 "hardswish")
-    for index, (kernel, expanded, out, se, act, stride) in enumerate(_V3_LARGE, start=1):
+    b, x = stem(name, batch, num_classes, input_size, dtype_bytes, channels, "hardswish")
+    for index, (kernel, expanded, out, se, act, stride) in enumerate(setting, start=1):
         expanded, out = make_divisible(expanded * width), make_divisible(out * width)
         with b.scope(f"features.{index}"):
             with b.scope("block"):
@@ -157,6 +167,11 @@ def mobilenet_v3_large(batch: int = 1, num_classes: int = 1000, width: float = 1
             if stride == 1 and channels == out:
                 y = b.add(y, x, name="add")
         x, channels = y, out
-    x = conv_norm_act(b, x, 6 * channels, 1, f"features.{len(_V3_LARGE) + 1}", act="hardswish")
-    classifier_head(b, x, [(make_divisible(1280 * width), "hardswish")], 0.2, num_classes)
+    x = conv_norm_act(b, x, 6 * channels, 1, f"features.{len(setting) + 1}", act="hardswish")
+    classifier_head(b, x, [(make_divisible(last_channel * width), "hardswish")], 0.2,
+                    num_classes)
     return b.build()
+
+
+mobilenet_v3_large = imagenet_preset(_mobilenet_v3, "mobilenet_v3_large")
+mobilenet_v3_small = imagenet_preset(_mobilenet_v3, "mobilenet_v3_small")

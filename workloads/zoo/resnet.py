@@ -16,6 +16,9 @@ parameters, resnext101_32x4d 44,177,704 as NVIDIA's DeepLearningExamples train i
 resnext101_32x8d) makes each bottleneck's 3x3 conv grouped, 32 groups of 4 or 8 channels
 per 64 of its planes; Wide ResNet-50-2 and -101-2 (Zagoruyko & Komodakis 2016, as
 torchvision builds them: 68,883,240 and 126,886,696) double the 3x3 convs' channels.
+SE-ResNeXt-50 and -101 32x4d gate each block's branch with squeeze-and-excitation
+(27,559,896 and 48,955,416 parameters, as timm counts its seresnext50_32x4d and
+seresnext101_32x4d); the gate's ops are named as torchvision's SqueezeExcitation names them.
 
 Fixup ResNet-50 (Zhang et al. 2019): ResNet-50 with no batch norm, downsampling by a 1x1 conv
 alone. Fixup's scalar biases and multipliers (7 per block, 2 per network: 114 parameters,
@@ -32,11 +35,13 @@ from __future__ import annotations
 
 from ..graph import OpGraph, WorkloadError
 from ._base import check_classes, scaled, start
+from .mobile import squeeze_excitation
 
 IMAGENET_BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
                    50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3)),
                    152: ("bottleneck", (3, 8, 36, 3)), 200: ("bottleneck", (3, 24, 36, 3))}
 BOTTLENECK_EXPANSION = 4
+SE_REDUCTION = 16
 
 
 def _conv_bn(b, x: str, out: int, kernel: int, stride: int, index: str, batchnorm: bool,
@@ -54,22 +59,28 @@ def _basic_block(b, x: str, planes: int, stride: int, batchnorm: bool, shortcut)
 
 
 def _bottleneck(b, x: str, planes: int, stride: int, batchnorm: bool, shortcut,
-                stride_in_1x1: bool = False, groups: int = 1, base_width: int = 64) -> str:
+                stride_in_1x1: bool = False, groups: int = 1, base_width: int = 64,
+                se: bool = False) -> str:
     """torchvision's Bottleneck: the 3x3 conv has `groups` groups of `base_width` channels
     per 64 of `planes` (ResNeXt's cardinality and group width; twice the width in
-    Wide ResNet's); the 1x1 convs around it take it from and back to planes x 4."""
+    Wide ResNet's); the 1x1 convs around it take it from and back to planes x 4. `se`: a
+    squeeze-and-excitation gate (Hu et al. 2018, reduction 16) on the branch before the
+    residual add."""
     stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
     inner = int(planes * (base_width / 64.0)) * groups
     out = b.relu(_conv_bn(b, x, inner, 1, stride_1x1, "1", batchnorm))
     out = b.relu(_conv_bn(b, out, inner, 3, stride_3x3, "2", batchnorm, groups))
     out = _conv_bn(b, out, planes * BOTTLENECK_EXPANSION, 1, 1, "3", batchnorm)
+    if se:
+        out = squeeze_excitation(b, out, planes * BOTTLENECK_EXPANSION // SE_REDUCTION, "relu",
+                                 "sigmoid", "se")
     return b.relu(b.add(out, shortcut(x, planes * BOTTLENECK_EXPANSION)))
 
 
 def _imagenet_resnet(name: str, depth: int, batch: int, num_classes: int, width: float,
                      input_size: int | None, dtype_bytes: int, batchnorm: bool = True,
                      stride_in_1x1: bool = False, groups: int = 1,
-                     base_width: int = 64) -> OpGraph:
+                     base_width: int = 64, se: bool = False) -> OpGraph:
     check_classes(num_classes)
     kind, counts = IMAGENET_BLOCKS[depth]
 
@@ -77,7 +88,7 @@ def _imagenet_resnet(name: str, depth: int, batch: int, num_classes: int, width:
         if kind == "basic":
             return _basic_block(b, x, planes, stride, batchnorm, shortcut)
         return _bottleneck(b, x, planes, stride, batchnorm, shortcut, stride_in_1x1, groups,
-                           base_width)
+                           base_width, se)
     b = start(name, (3, 224, 224), batch, input_size, dtype_bytes)
     x = b.input()
     x = b.conv2d(x, scaled(64, width), 7, stride=2, padding=3, name="conv1")
@@ -104,12 +115,13 @@ def _imagenet_resnet(name: str, depth: int, batch: int, num_classes: int, width:
 
 
 def _imagenet(depth: int, name: str | None = None, batchnorm: bool = True,
-              stride_in_1x1: bool = False, groups: int = 1, base_width: int = 64):
+              stride_in_1x1: bool = False, groups: int = 1, base_width: int = 64,
+              se: bool = False):
     def build(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
               input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
         return _imagenet_resnet(name or f"resnet{depth}", depth, batch, num_classes, width,
                                 input_size, dtype_bytes, batchnorm, stride_in_1x1, groups,
-                                base_width)
+                                base_width, se)
     return build
 
 
@@ -124,6 +136,10 @@ fixup_resnet50 = _imagenet(50, "fixup_resnet50", batchnorm=False)
 resnext50_32x4d = _imagenet(50, "resnext50_32x4d", groups=32, base_width=4)
 resnext101_32x4d = _imagenet(101, "resnext101_32x4d", groups=32, base_width=4)
 resnext101_32x8d = _imagenet(101, "resnext101_32x8d", groups=32, base_width=8)
+# SE-ResNeXt (Hu et al. 2018), as NVIDIA's DeepLearningExamples, Cadene's pretrainedmodels
+# and timm build it
+se_resnext50_32x4d = _imagenet(50, "se_resnext50_32x4d", groups=32, base_width=4, se=True)
+se_resnext101_32x4d = _imagenet(101, "se_resnext101_32x4d", groups=32, base_width=4, se=True)
 wide_resnet50_2 = _imagenet(50, "wide_resnet50_2", base_width=128)
 wide_resnet101_2 = _imagenet(101, "wide_resnet101_2", base_width=128)
 

@@ -7,6 +7,8 @@ BertForSequenceClassification and LlamaForCausalLM).
 Parameters (exact, counted as PyTorch counts them):
     vit_b_16   86,567,656   torchvision vit_b_16 (1000 classes)
     vit_l_16  304,326,632   torchvision vit_l_16 (1000 classes)
+    vit_b_32   88,224,232   torchvision vit_b_32; vit_l_32 306,535,400; vit_h_14 632,045,800
+                            (at 224x224: 16 x 16 patches of 14 pixels)
     vit_s_16   22,050,664   ViT-S/16 (384 wide, 6 heads; timm's vit_small_patch16_224)
     vit_ti_16   5,717,416   ViT-Ti/16 (192 wide, 3 heads; timm's vit_tiny_patch16_224)
     gpt2      124,439,808   GPT-2 small, the output layer tied to the token embedding
@@ -64,6 +66,9 @@ VIT_B_16 = dict(width=768, depth=12, heads=12, mlp=3072, name="vit_b_16")
 VIT_S_16 = dict(width=384, depth=12, heads=6, mlp=1536, name="vit_s_16")
 VIT_TI_16 = dict(width=192, depth=12, heads=3, mlp=768, name="vit_ti_16")
 VIT_L_16 = dict(width=1024, depth=24, heads=16, mlp=4096, name="vit_l_16")
+VIT_B_32 = dict(VIT_B_16, patch=32, name="vit_b_32")
+VIT_L_32 = dict(VIT_L_16, patch=32, name="vit_l_32")
+VIT_H_14 = dict(width=1280, depth=32, heads=16, mlp=5120, patch=14, name="vit_h_14")
 GPT2_MEDIUM = dict(width=1024, depth=24, heads=16, name="gpt2_medium")
 GPT2_LARGE = dict(width=1280, depth=36, heads=20, name="gpt2_large")
 GPT2_XL = dict(width=1600, depth=48, heads=25, name="gpt2_xl")
