@@ -28,6 +28,8 @@ PUBLISHED = {
     "efficientnet_b2": (9_109_994, 1.088), "efficientnet_b3": (12_233_232, 1.827),
     "efficientnet_b4": (19_341_616, 4.394), "efficientnet_b5": (30_389_784, 10.266),
     "efficientnet_b6": (43_040_704, 19.068), "efficientnet_b7": (66_347_960, 37.746),
+    "efficientnet_v2_s": (21_458_488, 8.37), "efficientnet_v2_m": (54_139_356, 24.58),
+    "efficientnet_v2_l": (118_515_272, 56.08),
     "shufflenet_v2_x0_5": (1_366_792, 0.04), "shufflenet_v2_x1_0": (2_278_604, 0.14),
     "shufflenet_v2_x1_5": (3_503_624, 0.3), "shufflenet_v2_x2_0": (7_393_996, 0.58),
     "convnext_tiny": (28_589_128, 4.456), "convnext_small": (50_223_688, 8.684),
@@ -72,7 +74,7 @@ def test_the_blocks_have_their_papers_shapes():
 # one network of each family that torchvision builds; the others differ by sizes only
 TORCHVISION = ["resnext50_32x4d", "wide_resnet50_2", "squeezenet1_1", "densenet121",
                "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0",
-               "efficientnet_b4",
+               "efficientnet_b4", "efficientnet_v2_s",
                "shufflenet_v2_x1_0", "convnext_tiny"]
 
 

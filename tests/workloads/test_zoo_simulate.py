@@ -16,7 +16,7 @@ NETWORKS = sorted(SHORT | {
     "resnext101_32x4d", "resnext101_32x8d", "se_resnext50_32x4d", "se_resnext101_32x4d",
     "wide_resnet50_2", "wide_resnet101_2", "squeezenet1_1", "densenet121", "densenet161",
     "densenet169", "densenet201", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
-    "efficientnet_b0", "efficientnet_b4", "efficientnet_b7",
+    "efficientnet_b0", "efficientnet_b4", "efficientnet_b7", "efficientnet_v2_s",
     "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
     "convnext_tiny", "convnext_small", "convnext_base", "convnext_large", "swin_t", "swin_s",
     "swin_b"})

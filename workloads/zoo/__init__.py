@@ -139,6 +139,9 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
     *(NetworkInfo(n, (3, c[3], c[3]), 1000, f"EfficientNet-{n[-2:].upper()}, torchvision "
                   f"(ImageNet at {c[3]}x{c[3]}; stochastic depth in training)",
                   getattr(efficientnet, n)) for n, c in efficientnet.CONFIGS.items()),
+    *(NetworkInfo(n, (3, c[3], c[3]), 1000, f"EfficientNetV2-{n[-1].upper()}, torchvision "
+                  f"(ImageNet at {c[3]}x{c[3]}; stochastic depth in training)",
+                  getattr(efficientnet, n)) for n, c in efficientnet.V2_CONFIGS.items()),
     *(NetworkInfo(f"shufflenet_v2_x{w}", _IMAGENET, 1000, f"ShuffleNet V2 {w.replace('_', '.')}x, "
                   "torchvision (ImageNet)", getattr(shufflenet, f"shufflenet_v2_x{w}"))
       for w in ("0_5", "1_0", "1_5", "2_0")),
