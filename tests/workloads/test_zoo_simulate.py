@@ -34,3 +34,18 @@ def test_the_network_simulates(name, hardware, precision, capsys):
                  "--precision", precision, "--no-enforce-memory", *options]) == 0
     out = capsys.readouterr().out
     assert name in out and "samples/s" in out
+
+
+@pytest.mark.parametrize("name, option, message", [
+    ("efficientnet_b0", "width=0", "width multiplier must be > 0, got 0"),
+    ("mobilenet_v3_small", "width=wide", "width multiplier must be > 0, got 'wide'"),
+    ("swin_t", "input_size=256", "input_size 256 does not cut into whole 7 x 7 windows"),
+    ("shufflenet_v2_x1_0", "width=2", "unknown option(s) width"),
+    ("mistral_7b", "seq_len=8192", "past the 4096-token sliding window"),
+    ("gpt3_175b", "seq_len=4096", "exceeds the 2048 positions"),
+])
+def test_a_bad_option_is_named_with_exit_code_2(name, option, message, capsys):
+    assert main(["simulate", "--workload", name, "--batch", "1", "--hardware", "v100",
+                 "--workload-option", option]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err

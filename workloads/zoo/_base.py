@@ -43,11 +43,15 @@ def imagenet_preset(build: Callable[..., OpGraph], key):
     return preset
 
 
+def check_width(width: float) -> float:
+    if not isinstance(width, (int, float)) or isinstance(width, bool) or width <= 0:
+        raise WorkloadError(f"width multiplier must be > 0, got {width!r}")
+    return width
+
+
 def scaled(channels: int, width: float) -> int:
     """Channels after the width multiplier (at least one)."""
-    if not isinstance(width, (int, float)) or width <= 0:
-        raise WorkloadError(f"width multiplier must be > 0, got {width!r}")
-    return max(1, int(round(channels * width)))
+    return max(1, int(round(channels * check_width(width))))
 
 
 def check_classes(num_classes: int) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from ..graph import OpGraph
-from ._base import imagenet_preset
+from ._base import check_width, imagenet_preset
 from .mobile import (
     classifier_head,
     conv_norm_act,
@@ -89,6 +89,7 @@ def _fused_mbconv(b, x: str, inputs: int, out: int, t: int, kernel: int, stride:
 
 def _efficientnet(name: str, batch: int, num_classes: int, width: float,
                   input_size: int | None, dtype_bytes: int) -> OpGraph:
+    check_width(width)
     if name in V2_CONFIGS:
         setting, last_channel, dropout, resolution = V2_CONFIGS[name]
         stages = [(fused, t, k, s, make_divisible(cin * width), make_divisible(cout * width),

@@ -16,7 +16,7 @@ Parameters: mobilenet_v2 3,504,872; mobilenet_v3_large 5,483,032; mobilenet_v3_s
 from __future__ import annotations
 
 from ..graph import OpGraph
-from ._base import check_classes, imagenet_preset, start
+from ._base import check_classes, check_width, imagenet_preset, start
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -98,7 +98,7 @@ _V2_SETTING = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 9
 
 def mobilenet_v2(batch: int = 1, num_classes: int = 1000, width: float = 1.0,
                  input_size: int | None = None, dtype_bytes: int = 4) -> OpGraph:
-    channels = make_divisible(32 * width)
+    channels = make_divisible(32 * check_width(width))
     b, x = stem("mobilenet_v2", batch, num_classes, input_size, dtype_bytes, channels, "relu6")
     index = 1
     for t, c, n, s in _V2_SETTING:
@@ -148,7 +148,7 @@ V3_CONFIGS = {"mobilenet_v3_large": (_V3_LARGE, 1280), "mobilenet_v3_small": (_V
 def _mobilenet_v3(name: str, batch: int, num_classes: int, width: float,
                   input_size: int | None, dtype_bytes: int) -> OpGraph:
     setting, last_channel = V3_CONFIGS[name]
-    channels = make_divisible(16 * width)
+    channels = make_divisible(16 * check_width(width))
     b, x = stem(name, batch, num_classes, input_size, dtype_bytes, channels, "hardswish")
     for index, (kernel, expanded, out, se, act, stride) in enumerate(setting, start=1):
         expanded, out = make_divisible(expanded * width), make_divisible(out * width)
