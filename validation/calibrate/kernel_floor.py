@@ -7,11 +7,12 @@ no model may ship that, but no model of class-wide constants beats it. `floor_ta
 that oracle's error for coarser and finer classes, from one constant per kind down to one per
 GPU, shape class and algorithm.
 
-A second measure needs no model constant at all: the same layer, pass and GPU timed at batch
-N and 2N. Whatever constant applies to the layer cancels in (measured 2N / measured N) /
-(model 2N / model N); its spread is per-shape behaviour the model does not have (which tile
-or algorithm the library's heuristics picked for each batch), and a model scaled per class
-keeps it.
+A second measure needs no model constant at all: pairs of rows that differ in one thing, the
+same convolution pass on one GPU at batch N and 2N, or the same GEMM with A untransposed (NN)
+and transposed (TN). Whatever constant applies to the shape cancels in (measured b /
+measured a) / (model b / model a); its spread is per-shape behaviour the model does not have
+(which tile or algorithm the library picked for each), and a model scaled per class keeps
+it.
 
     python -m validation.calibrate.kernel_floor [kernels.csv] [--classes N]
 """
@@ -36,8 +37,8 @@ class RowError:
     gpu: str
     shape_class: str
     algorithm: str       # the algorithm the score costs (the recorded one where there is one)
-    layer: tuple         # the pass's shape without its batch (conv rows; () for GEMMs)
-    batch: int
+    layer: tuple         # the shape without what its pair varies: a convolution pass's
+    variant: int | str   # without its batch (the variant); a GEMM's m, n, k (the transposes)
     ratio: float         # simulated / measured
 
     @property
@@ -71,10 +72,11 @@ def row_errors(rows: Iterable[pk.KernelRow]) -> list[RowError]:
         a = row.op.attrs
         conv = row.kind != "gemm"
         layer = ((row.kind, *a["in_shape"][1:], *a["out_shape"][1:], *a["kernel"],
-                  *a["stride"], *a.get("padding", (0, 0))) if conv else ())
+                  *a["stride"], *a.get("padding", (0, 0))) if conv
+                 else (a["batch_rows"], a["out_features"], a["in_features"]))
         algorithm = row.algorithm or pk.model_algorithm(row)
         out.append(RowError(row.row_id, row.kind, row.gpu, shape_class(row), algorithm,
-                            layer, a["in_shape"][0] if conv else 1,
+                            layer, a["in_shape"][0] if conv else a["cublas_transposes"],
                             pk.simulate_kernel(row) / row.time_s))
     return out
 
@@ -115,14 +117,24 @@ GRANULARITIES: tuple[tuple[str, Callable[[RowError], object]], ...] = (
 )
 
 
-def batch_pair_spread(errors: list[RowError]) -> tuple[int, float]:
-    """(pairs, spread) over every layer, pass and GPU timed at batch N and 2N: the standard
-    deviation of log((measured 2N / measured N) / (model 2N / model N)), which any
-    constant of the layer's class cancels out of."""
-    by_layer = {(e.gpu, e.layer, e.batch): e.ratio for e in errors if e.layer}
-    logs = [math.log(by_layer[(gpu, layer, 2 * batch)] / ratio)
-            for (gpu, layer, batch), ratio in by_layer.items()
-            if (gpu, layer, 2 * batch) in by_layer]
+def _partner(variant: int | str) -> int | str | None:
+    """What a row's pair varies to: batch N -> 2N; NN -> TN."""
+    if isinstance(variant, int):
+        return 2 * variant
+    return "TN" if variant == "NN" else None
+
+
+def pair_spread(errors: list[RowError]) -> tuple[int, float]:
+    """(pairs, spread) over every pair of rows of one GPU and shape that differ only in the
+    batch (N and 2N) or the transposes (NN and TN): the standard deviation of
+    log((measured b / measured a) / (model b / model a)), which any constant of the shape's
+    class cancels out of."""
+    by_shape = {(e.gpu, e.layer, e.variant): e.ratio for e in errors}
+    logs = []
+    for (gpu, layer, variant), ratio in by_shape.items():
+        partner = _partner(variant)
+        if partner is not None and (gpu, layer, partner) in by_shape:
+            logs.append(math.log(by_shape[(gpu, layer, partner)] / ratio))
     if len(logs) < 2:
         return len(logs), 0.0
     mean = sum(logs) / len(logs)
@@ -130,11 +142,12 @@ def batch_pair_spread(errors: list[RowError]) -> tuple[int, float]:
 
 
 def floor_table(errors: list[RowError]) -> str:
-    """Per kind: rows, MAPE, the oracle's MAPE at each of GRANULARITIES, and the batch-pair
+    """Per kind: rows, MAPE, the oracle's MAPE at each of GRANULARITIES, and the pair
     spread (standard deviation of the log ratio, as a percentage)."""
     lines = ["oracle: each class of rows rescaled by its own best constant, the classes",
              "  " + "; ".join(f"({i}) {name}" for i, (name, _) in enumerate(GRANULARITIES, 1)),
-             "batch N vs 2N: the spread of (measured 2N/N) / (model 2N/N) over layer pairs",
+             "pairs: one shape and GPU at batch N and 2N (convolutions), NN and TN (GEMMs); "
+             "spread: of (measured b/a) / (model b/a)",
              f"{'kind':20s} {'rows':>5s} {'MAPE':>6s}  "
              + "  ".join(f"{f'oracle ({i})':>11s}" for i in range(1, len(GRANULARITIES) + 1))
              + f"  {'pairs':>5s} {'spread':>6s}"]
@@ -143,7 +156,7 @@ def floor_table(errors: list[RowError]) -> str:
         if not sel:
             continue
         floors = "  ".join(f"{oracle_mape(sel, key):10.1f}%" for _, key in GRANULARITIES)
-        pairs, spread = batch_pair_spread(sel)
+        pairs, spread = pair_spread(sel)
         tail = f"{pairs:5d} {100 * spread:5.1f}%" if pairs else f"{'-':>5s} {'-':>6s}"
         lines.append(f"{kind:20s} {len(sel):5d} {mape(sel):5.1f}%  {floors}  {tail}")
     return "\n".join(lines)

@@ -27,8 +27,8 @@ def test_no_constant_beats_the_best_scale(rs, other):
 
 
 def _error(ratio: float, gpu: str, shape: str, algorithm: str, kind: str = "gemm",
-           layer: tuple = (), batch: int = 1) -> kf.RowError:
-    return kf.RowError("r", kind, gpu, shape, algorithm, layer, batch, ratio)
+           layer: tuple = (), variant: int | str = "NN") -> kf.RowError:
+    return kf.RowError("r", kind, gpu, shape, algorithm, layer, variant, ratio)
 
 
 @given(st.lists(st.tuples(st.floats(min_value=0.2, max_value=5.0), st.sampled_from("ab"),
@@ -48,15 +48,19 @@ def test_a_class_missed_by_one_factor_has_no_floor():
     assert math.isclose(kf.oracle_mape(errors, lambda e: e.gpu), 0.0, abs_tol=1e-9)
 
 
-def test_the_batch_pair_spread_ignores_a_layers_constant_but_not_its_batches():
+def test_the_pair_spread_ignores_a_shapes_constant_but_not_its_variants():
     same = [_error(r, "a", "x", "p", "conv2d", layer, batch)
             for layer, r in ((("L1",), 1.4), (("L2",), 0.6)) for batch in (8, 16)]
-    assert kf.batch_pair_spread(same) == (2, 0.0)
+    assert kf.pair_spread(same) == (2, 0.0)
     apart = [_error(r, "a", "x", "p", "conv2d", ("L",) + layer, batch)
              for layer, (r8, r16) in ((("1",), (1.0, 1.2)), (("2",), (1.0, 0.8)))
              for batch, r in ((8, r8), (16, r16))]
-    pairs, spread = kf.batch_pair_spread(apart)
+    pairs, spread = kf.pair_spread(apart)
     assert pairs == 2 and spread > 0.15
+    # a GEMM's pair is its NN and TN call; NT has none
+    gemms = [_error(r, "a", "x", "p", "gemm", (64, 64, 64), t)
+             for t, r in (("NN", 1.0), ("TN", 1.5), ("NT", 3.0))]
+    assert kf.pair_spread(gemms) == (1, 0.0)
 
 
 def test_on_the_committed_table_each_kind_has_its_floors_and_pairs():
@@ -67,10 +71,10 @@ def test_on_the_committed_table_each_kind_has_its_floors_and_pairs():
         floors = [kf.oracle_mape(sel, key) for _, key in kf.GRANULARITIES]
         assert kind in table and len(sel) > 600
         assert kf.mape(sel) >= floors[0] >= floors[-1] > 0.0
-        pairs, spread = kf.batch_pair_spread(sel)
-        # convolutions are timed at batch 8 and 16 (and 4 and 32): the pairs exist, and
-        # their ratio scatters; a GEMM row has no batch
-        assert (pairs > 100 and spread > 0.05) if kind != "gemm" else pairs == 0
+        pairs, spread = kf.pair_spread(sel)
+        # convolutions are timed at batch 8 and 16 (and 4 and 32), GEMMs NN and TN: the pairs
+        # exist, and their ratio scatters
+        assert pairs > 100 and spread > 0.05
 
 
 def test_the_command_prints_the_floors_and_the_classes(capsys):
