@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from workloads.errors import did_you_mean
 
 from ..specs import DEVICE_KINDS, DeviceSpec, HardwareError, HostSpec, LinkSpec, read_text
+from . import gpu_names
 
 _SECTIONS = {"devices": DeviceSpec, "links": LinkSpec, "hosts": HostSpec}
 _SINGULAR = {"devices": "device", "links": "link", "hosts": "host"}
@@ -41,7 +42,6 @@ class Catalog:
         is not taken for a part: the error names the part it means (gpu_names.py), so a
         scenario says one name for one part."""
         if isinstance(name, str) and name not in self.devices:
-            from .gpu_names import resolve_gpu
             try:
                 meant = resolve_gpu(name, parts=set(self.names("gpu")))
             except HardwareError:
@@ -174,5 +174,27 @@ def names(kind: str | None = None) -> list[str]:
     return builtin().names(kind)
 
 
+_GPU_NAMES: dict[str, gpu_names.GpuName] | None = None
+
+
+def gpu_names_table() -> dict[str, gpu_names.GpuName]:
+    """The built-in catalog's GPU names (gpu_names.toml), read once."""
+    global _GPU_NAMES
+    if _GPU_NAMES is None:
+        _GPU_NAMES = gpu_names.load_names(builtin().devices)
+    return _GPU_NAMES
+
+
+def resolve_gpu(name: str, variant: str = "", parts: set[str] | None = None) -> str:
+    """The part a GPU name as people write it means (gpu_names.py gives the rule); parts: the
+    GPU names of the catalog in use (default: the built-in one's)."""
+    return gpu_names.resolve_gpu(name, variant, parts, gpu_names_table())
+
+
+def gpu_model_siblings(part: str) -> list[str]:
+    """The parts sold under `part`'s model name (itself first), e.g. v100 and v100-32gb."""
+    return gpu_names.model_siblings(part, gpu_names_table())
+
+
 __all__ = ["Catalog", "builtin", "device", "link", "host", "names", "load_file", "parse",
-           "NAME_KINDS", "BUILTIN_FILES"]
+           "NAME_KINDS", "BUILTIN_FILES", "resolve_gpu", "gpu_model_siblings", "gpu_names_table"]

@@ -101,17 +101,11 @@ def _entries(data: dict, specs: dict[str, DeviceSpec]) -> dict[str, GpuName]:
     return out
 
 
-_NAMES: dict[str, GpuName] | None = None
-
-
-def names_table() -> dict[str, GpuName]:
-    """gpu_names.toml, checked against the built-in catalog (loaded once)."""
-    global _NAMES
-    if _NAMES is None:
-        from . import builtin
-        text = importlib.resources.files(__package__).joinpath(NAMES_FILE).read_text("utf-8")
-        _NAMES = _entries(tomllib.loads(text), builtin().devices)
-    return _NAMES
+def load_names(specs: dict[str, DeviceSpec]) -> dict[str, GpuName]:
+    """gpu_names.toml, checked against a catalog's devices (hwmodels.catalog loads it once for
+    the built-in catalog: catalog.gpu_names_table)."""
+    text = importlib.resources.files(__package__).joinpath(NAMES_FILE).read_text("utf-8")
+    return _entries(tomllib.loads(text), specs)
 
 
 def _describe(entry: GpuName) -> str:
@@ -125,11 +119,11 @@ def _hint(model: str, keys: dict[str, list[str]]) -> str:
     return f" (did you mean {' or '.join(map(repr, parts))}?)" if parts else ""
 
 
-def resolve_gpu(name: str, variant: str = "", parts: set[str] | None = None) -> str:
+def resolve_gpu(name: str, variant: str, parts: set[str] | None,
+                table: dict[str, GpuName]) -> str:
     """The catalog part that a written GPU name (and a variant, such as a published row's
     gpu_variant) names, by the rule in this module's docstring; HardwareError says why there
-    is none. parts: the GPU names of the catalog in use (default: the built-in one's)."""
-    table = names_table()
+    is none. parts: the GPU names of the catalog in use (None: every part of `table`)."""
     if parts is None:
         parts = set(table)
     text = name.strip() if isinstance(name, str) else ""
@@ -174,9 +168,8 @@ def resolve_gpu(name: str, variant: str = "", parts: set[str] | None = None) -> 
     return fits[0].part
 
 
-def model_siblings(part: str) -> list[str]:
+def model_siblings(part: str, table: dict[str, GpuName]) -> list[str]:
     """The parts that share a model name with `part` (itself first, then catalog order)."""
-    table = names_table()
     if part not in table:
         return [part]
     mine = set(table[part].models)

@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwmodels import HardwareError, catalog
-from hwmodels.catalog.gpu_names import names_table, read_name, resolve_gpu
+from hwmodels.catalog import gpu_names_table as names_table
+from hwmodels.catalog import resolve_gpu
+from hwmodels.catalog.gpu_names import read_name
 
 SPELLINGS = [
     # (name, variant, part)

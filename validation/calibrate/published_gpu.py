@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from hwmodels import catalog
-from hwmodels.catalog.gpu_names import model_siblings, resolve_gpu
+from hwmodels.catalog import gpu_model_siblings, resolve_gpu
 from hwmodels.gpu import DEFAULT_FRAMEWORK, Framework, GpuFamily, GPUModel
 from hwmodels.specs import HardwareError
 from workloads import zoo
@@ -84,7 +84,7 @@ def scored_gpu(part: str) -> str:
     (v100, v100-32gb) run a step at the same speed, so they are one GPU, the first of their
     names in sorted order; leave-one-GPU-out then holds out the chip, not one memory size of it."""
     spec = catalog.device(part)
-    same = [p for p in model_siblings(part) if dataclasses.replace(
+    same = [p for p in gpu_model_siblings(part) if dataclasses.replace(
         catalog.device(p), name=spec.name, source=spec.source, memory_bytes=spec.memory_bytes,
         sustained_clock_source=spec.sustained_clock_source) == spec]
     return min(same)

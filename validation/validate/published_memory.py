@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from hwmodels import catalog
-from hwmodels.catalog.gpu_names import resolve_gpu
+from hwmodels.catalog import resolve_gpu
 from hwmodels.specs import HardwareError
 from simulator import Cluster, simulate
 from workloads import zoo
