@@ -38,13 +38,19 @@ FLOP_TOLERANCE = 0.02
 def torch_flops(model, x) -> int:
     """PyTorch's count. Its counter has no formula for the CPU kernel of
     F.scaled_dot_product_attention (it counts the CUDA and meta ones); that kernel is given
-    the counter's own SDPA formula."""
+    the counter's own SDPA formula. Nor for the grouped product of a mixture of experts
+    (aten._grouped_mm: rows (S, K) split among the experts' (E, K, N) weights), given 2 x S x
+    K x N, a matrix product's."""
     from torch.utils import flop_counter
 
     def cpu_sdpa(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
         return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    def grouped_mm(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+        return 2 * a_shape[0] * a_shape[1] * b_shape[-1]
     counter = flop_counter.FlopCounterMode(display=False, custom_mapping={
-        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_sdpa})
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_sdpa,
+        torch.ops.aten._grouped_mm: grouped_mm})
     with counter:   # why: with grad off, the counter's module hooks fail on some models (PiT)
         model(*x) if isinstance(x, tuple) else model(x)
     return counter.get_total_flops()
@@ -74,7 +80,9 @@ def measure(model, x, name: str) -> str | tuple[float, int, int]:
     expected, got = torch_flops(dense or model, x), matmul_flops(graph)
     if abs(got - expected) > FLOP_TOLERANCE * expected:
         return f"{got:.4g} FLOPs against PyTorch's {expected:.4g}"
-    params = sum(p.numel() for p in model.parameters())   # a tied parameter once
+    # a tied parameter once; one forward never reads (graph.meta["unread_params"]) not at all
+    params = sum(p.numel() for p in model.parameters()) - \
+        sum(graph.meta.get("unread_params", {}).values())
     if sum(op.params for op in graph) != params:
         return f"imports with {sum(op.params for op in graph)} parameters of the model's {params}"
     return got, expected, params

@@ -36,6 +36,7 @@ from .torch_import_tables import TableLowering
 from .torch_inputs import InputLowering, _examples, _inputs_text, input_names
 from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
+from .torch_moe import MOE_ROUTINGS, MoELowering, is_moe_block
 from .torch_operands import _Aux, _Expanded
 from .torch_outputs import OutputLowering
 from .torch_params import ParamViewLowering, _ParamRows
@@ -69,22 +70,28 @@ class _Unsupported(WorkloadError):
         self.what, self.path, self.why = what, path or "<top>", why
 
 
-def from_torch(module, example_input, name: str | None = None) -> OpGraph:
+def from_torch(module, example_input, name: str | None = None,
+               moe_routing: str = "expected") -> OpGraph:
     """The forward OpGraph of `module` run on `example_input`: one tensor with a batch
     dimension (NCHW images, (N, C, L) sequences, (N, F) features or (N, L) token ids), or a
     tuple or list of such tensors, one for each of forward's first parameters (forward(x, t):
     an image and its (N,) timesteps). Each input is an input op of the graph (the first named
-    "input", the others by their parameter's name), with the same batch first."""
+    "input", the others by their parameter's name), with the same batch first.
+    moe_routing: how a mixture of experts' tokens are costed (workloads/torch_moe.py):
+    "expected", each expert gets S x k / E of a sample's tokens; "dense", all of them."""
     import torch
 
     if not isinstance(module, torch.nn.Module):
         raise WorkloadError(f"from_torch needs a torch.nn.Module, got {type(module).__name__}")
+    if moe_routing not in MOE_ROUTINGS:
+        raise WorkloadError(f"moe_routing {moe_routing!r} is not one of "
+                            f"{', '.join(MOE_ROUTINGS)}")
     examples = _examples(torch, example_input)
     example_input = examples[0] if len(examples) == 1 else examples
     name = name or type(module).__name__
     dense = detector_dense_part(torch, module, examples, name)
     if dense is not None:   # a single-stage detector: its dense part (torch_detection)
-        graph = from_torch(dense, example_input, name)
+        graph = from_torch(dense, example_input, name, moe_routing)
         graph.meta["cost_model"] = f"{name}: {DENSE_PART}"
         return graph
     tracer = _path_tracer(torch)()
@@ -125,14 +132,17 @@ def from_torch(module, example_input, name: str | None = None) -> OpGraph:
     finally:
         for m, mode in modes.items():
             m.training = mode
-    return _Lowering(torch, gm, examples, name).run()
+    lowering = _Lowering(torch, gm, examples, name)
+    lowering.traced_root = tracer.root   # why: gm holds only what the forward reads
+    lowering.moe_routing = moe_routing
+    return lowering.run()
 
 
 class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, ViewLowering,
                 LayerLowering, TransformerLowering, TransformerLayerLowering, ParamViewLowering,
                 EinsumLowering, WindowLowering, SelectionLowering, StridedViewLowering,
                 ModuleLowering, RefusalReport, GateLowering, WeightSideLowering, InputLowering,
-                OutputLowering):
+                OutputLowering, MoELowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
     def __init__(self, torch, gm, examples, name: str) -> None:
@@ -169,6 +179,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         self.methods = {**self.method_handlers(), **view_methods, **tf_methods,
                         **window_methods, **idiom_methods, **selection_methods, **gate_methods}
         self.input_name: str | None = None
+        self.traced_root = gm          # the module traced (from_torch sets it)
         self.rows_nodes: set = set()   # fx nodes whose (N * S, D) rows are (N, S, D) here
         self.folded: set = set()       # fx nodes whose (N * f, ...) are (N, f, ...) here
         self.module_table = {**self.module_handlers(torch.nn), **tf_modules, **gate_modules}
@@ -206,7 +217,26 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                 self.stand_ins.add(node)
         if self.refused:
             raise WorkloadError(self._refusal_message())
-        return self.with_outputs(self.b.build(), output, outputs)
+        graph = self.with_outputs(self.b.build(), output, outputs)
+        if unread := self._unread_parameters():
+            graph.meta["unread_params"] = unread
+        return graph
+
+    def _unread_parameters(self) -> dict[str, int]:
+        """Parameter -> elements, of the model's parameters its forward never reads (DINOv2's
+        mask token, read only when a mask is given): no op holds them and, as PyTorch's
+        optimizers skip a parameter without a gradient, no update steps them."""
+        read: set[int] = set()
+        for node in self.gm.graph.nodes:
+            if node.op == "call_module":
+                read.update(id(p) for p in self.modules[node.target].parameters())
+            elif node.op == "get_attr":
+                value = self.gm
+                for part in node.target.split("."):
+                    value = getattr(value, part)
+                read.add(id(value))
+        return {name: p.numel() for name, p in self.traced_root.named_parameters()
+                if id(p) not in read}
 
     def lower(self, node):
         if (folded := self.fold_value(node)) is not None:
@@ -245,7 +275,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
 
     def _is_known(self, node) -> bool:
         if node.op == "call_module":
-            return type(self.modules[node.target]) in self.module_table
+            m = self.modules[node.target]
+            return type(m) in self.module_table or is_moe_block(m)
         return node.op in ("output", "get_attr") or self._handler(node) is not None
 
     def _reads_stand_in(self, node) -> bool:

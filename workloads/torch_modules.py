@@ -9,6 +9,8 @@ graph.meta["shared_params"] names the op that holds them. torch is never importe
 """
 from __future__ import annotations
 
+from .torch_moe import is_moe_block
+
 
 class ModuleLowering:
     def module_handlers(self, nn) -> dict:
@@ -86,6 +88,8 @@ class ModuleLowering:
 
     def _lower_module(self, node, m):
         handler = self.module_table.get(type(m))
+        if handler is None and is_moe_block(m):
+            handler = self._moe_block
         if handler is None:
             raise self.unsupported()
         own_params = sum(p.numel() for p in m.parameters())   # a leaf lowers its children

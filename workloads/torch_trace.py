@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import traceback
 
+from .torch_moe import is_moe_block
 from .torch_params import index_pattern
 
 # Integer tensors up to this many elements keep their values from the traced run: the rows a
@@ -105,6 +106,10 @@ def _path_tracer(torch):
             node = super().create_node(*args, **kwargs)
             node.meta["dnnsim_module_path"] = self._paths[-1]
             return node
+
+        def is_leaf_module(self, m, module_qualified_name) -> bool:
+            # a mixture of experts routes by value: one module, costed by torch_moe's model
+            return is_moe_block(m) or super().is_leaf_module(m, module_qualified_name)
     return PathTracer
 
 

@@ -2,23 +2,28 @@
 autograd Function, gradient checkpointing, in-place ops, Python control flow, SDPA with a
 boolean mask buffer, a network of functional calls and a loop over chunks summed over the
 positions import with PyTorch's own FLOPs and the module's parameters, replay in PyTorch and
-train; a sum (the kind `sum`) and its gradient are autograd's; what stays out (a learned
+train; a mixture of experts is costed by its expected load (or the dense bound); a sum (the
+kind `sum`) and its gradient are autograd's; what stays out (a learned
 additive mask, einsum with a 3-D weight, a sum over the batch) is refused by name."""
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from benchmarks.import_sweep import torch_flops  # noqa: E402
 from tests.workloads import torch_user_code as uc  # noqa: E402
 from tests.workloads.test_torch_import_user_kinds import _kernel  # noqa: E402
 from tests.workloads.test_torch_import_user_models import imported  # noqa: E402
+from tests.workloads.torchvision_zoo import matmul_flops  # noqa: E402
 from workloads import from_torch  # noqa: E402
 from workloads.graph import WorkloadError  # noqa: E402
+from workloads.training import lower_training  # noqa: E402
 
 REFUSED = {"sdpa-learned-mask": "adds a mask computed from parameter 'bias'",
            "einsum-3d-weight": "einsum 'btc,hdc->bthd' of a tensor and parameter 'w'"}
 
 
-@pytest.mark.parametrize("name", sorted(set(uc.CASES) - set(REFUSED)))
+@pytest.mark.parametrize("name", sorted(set(uc.CASES) - set(REFUSED) -
+                                         {"mixture-of-experts"}))   # its own test below
 def test_user_code_imports_with_pytorchs_flops_and_parameters(name):
     torch.manual_seed(0)
     imported(*uc.CASES[name]())
@@ -60,3 +65,60 @@ def test_a_sum_over_the_batch_is_refused():
     with pytest.raises(WorkloadError, match=r"Tensor.sum at module path '<top>'.*only the "
                                             "sum over dimensions after the batch"):
         from_torch(Total(), torch.randn(2, 4))
+
+
+class _MaskToken(torch.nn.Module):
+    """A mask token read only when a mask is given (DINOv2's, BEiT's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Linear(8, 16)
+        self.mask_token = torch.nn.Parameter(torch.zeros(1, 1, 16))
+
+    def forward(self, x, mask=None):
+        h = self.embed(x)
+        if mask is not None:
+            h = torch.where(mask[..., None], self.mask_token, h)
+        return h
+
+
+def test_a_parameter_the_forward_never_reads_is_named_and_held_by_no_op():
+    g = from_torch(_MaskToken(), torch.randn(2, 4, 8))
+    assert g.meta["unread_params"] == {"mask_token": 16}
+    assert g.params() == 8 * 16 + 16
+    assert "unread_params" not in from_torch(uc.ChunkLoop(), torch.randn(2, 32, 32)).meta
+
+
+def test_a_mixture_of_experts_costs_the_expected_load_by_default_or_the_dense_bound():
+    """Top-k routing in Mixtral's layout: by default each expert runs on S x k / E of a
+    sample's tokens, so the FLOPs are PyTorch's whatever the router picks (every token runs
+    through k experts); moe_routing='dense' runs every expert on every token."""
+    from validation.calibrate.torch_exec import GraphModule
+    torch.manual_seed(0)
+    model, x = uc.CASES["mixture-of-experts"]()
+    expected = from_torch(model.eval(), x)
+    assert matmul_flops(expected) == torch_flops(model, x)   # on the CPU: routing needs values
+    assert expected.params() == sum(p.numel() for p in model.parameters())
+    assert sum(op.params for op in lower_training(expected).phase("update")) == \
+        expected.params()
+    assert tuple(GraphModule(expected)(x).shape) == (2, 16, 10)
+    (moe,) = [op for op in expected if op.name == "moes.0.experts.0.dispatch"]
+    assert moe.kind == "index_select" and moe.out.shape == (2, 8, 32)   # 16 x 2 / 4 rows
+    assert expected.op("moes.0.experts.sum").out.shape == (2, 16, 32)
+    dense = from_torch(model, x, moe_routing="dense")
+    experts_flops = 2 * 2 * 16 * 2 * (2 * 64 * 32 + 32 * 64) * 2   # N S k (up + down) layers
+    assert matmul_flops(dense) - matmul_flops(expected) == experts_flops * (4 / 2 - 1)
+    assert dense.params() == expected.params()
+    assert "dispatch" not in " ".join(op.name for op in dense)
+    with pytest.raises(WorkloadError, match="moe_routing 'sparse' is not one of expected, "
+                                            "dense"):
+        from_torch(model, x, moe_routing="sparse")
+
+
+def test_too_few_tokens_for_every_expert_is_refused_with_the_dense_bound_suggested():
+    model = uc.MoEModel(experts=8, top_k=1)
+    with pytest.raises(WorkloadError, match=r"routes 4 tokens x 1 choices to 8 experts.*"
+                                            "moe_routing='dense'"):
+        from_torch(model, torch.randn(2, 4, 32))
+    assert from_torch(model, torch.randn(2, 4, 32), moe_routing="dense").params() == \
+        sum(p.numel() for p in model.parameters())

@@ -2,7 +2,8 @@
 sweep's "user" group and the tests): a custom autograd Function, gradient checkpointing,
 in-place ops, Python control flow, SDPA with a boolean mask buffer or a learned additive
 mask, einsum with a 3-D weight, a network of torch.nn.functional calls, a loop over chunks,
-and a sum over the features. Written here as a user would, not copied from any library."""
+a sum over the features, and a mixture of experts with top-k routing in Mixtral's layout.
+Written here as a user would, not copied from any library."""
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -144,6 +145,66 @@ class ChunkLoop(nn.Module):
         return torch.cat(pieces, 1).sum(1)
 
 
+class TopKRouter(nn.Module):
+    def __init__(self, dim, experts, top_k):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(experts, dim) * 0.1)
+        self.top_k = top_k
+
+    def forward(self, x):
+        probs = F.linear(x, self.weight).softmax(-1)
+        weights, index = probs.topk(self.top_k, dim=-1)
+        return weights / weights.sum(-1, keepdim=True), index
+
+
+class Experts(nn.Module):
+    """Every expert's gated MLP held as two 3-D tensors, run on the tokens routed to it."""
+
+    def __init__(self, dim, hidden, experts):
+        super().__init__()
+        self.gate_up_proj = nn.Parameter(torch.randn(experts, 2 * hidden, dim) * 0.1)
+        self.down_proj = nn.Parameter(torch.randn(experts, dim, hidden) * 0.1)
+        self.act_fn = nn.SiLU()
+
+    def forward(self, x, weights, index):
+        out = torch.zeros_like(x)
+        for e in range(self.gate_up_proj.shape[0]):
+            token, choice = torch.where(index == e)
+            gate, up = F.linear(x[token], self.gate_up_proj[e]).chunk(2, dim=-1)
+            y = F.linear(self.act_fn(gate) * up, self.down_proj[e])
+            out.index_add_(0, token, y * weights[token, choice, None])
+        return out
+
+
+class MoEBlock(nn.Module):
+    """A mixture of experts as Mixtral lays it out: a top-k router and the experts."""
+
+    def __init__(self, dim=32, hidden=64, experts=4, top_k=2):
+        super().__init__()
+        self.gate = TopKRouter(dim, experts, top_k)
+        self.experts = Experts(dim, hidden, experts)
+
+    def forward(self, x):
+        n, s, d = x.shape
+        rows = x.reshape(n * s, d)
+        return self.experts(rows, *self.gate(rows)).reshape(n, s, d)
+
+
+class MoEModel(nn.Module):
+    """Two pre-norm blocks of a mixture of experts and a head."""
+
+    def __init__(self, dim=32, experts=4, top_k=2):
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(2))
+        self.moes = nn.ModuleList(MoEBlock(dim, 2 * dim, experts, top_k) for _ in range(2))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        for norm, moe in zip(self.norms, self.moes, strict=True):
+            x = x + moe(norm(x))
+        return self.head(x)
+
+
 # name -> (model, example input)
 CASES = {
     "custom-autograd-function": lambda: (CustomFunction(), torch.randn(4, 32)),
@@ -155,4 +216,5 @@ CASES = {
     "einsum-3d-weight": lambda: (EinsumHeads(), torch.randn(2, 16, 32)),
     "functional": lambda: (Functional(), torch.randn(2, 3, 16, 16)),
     "chunk-loop-sum": lambda: (ChunkLoop(), torch.randn(2, 32, 32)),
+    "mixture-of-experts": lambda: (MoEModel(), torch.randn(2, 16, 32)),
 }

@@ -1,0 +1,104 @@
+"""How torch_import lowers a mixture-of-experts block (Hugging Face's Mixtral layout: a top-k
+router `gate` with a (E, D) weight and `top_k`, and `experts` holding every expert's gated MLP
+as (E, 2I, D) `gate_up_proj` and (E, D, I) `down_proj` tensors). Which tokens an expert gets
+depends on the router's values, so the block is traced as one module and costed by a routing
+model with fixed shapes:
+
+- "expected" (the default): each of the S x k token choices of a sample goes to one expert,
+  spread evenly, so expert e runs its MLP on S x k / E rows (the first S x k mod E experts one
+  more). That is the load a balanced router gives, and the total is exact whatever the
+  routing: every token runs through k experts, so the FLOPs are PyTorch's.
+- "dense": every expert runs on all S tokens (an upper bound: E / k times the experts' work,
+  what a model that computes every expert and masks them does).
+
+The graph: the router's linear layer and softmax over the experts; per expert, its tokens
+gathered (an index_select copy of the rows routed to it), the gate and up projection, the
+activation times up, the down projection; the outputs concatenated to (N, S, m, D) (m = k, or
+E for dense), weighted by m of the router's probabilities (a slice standing in for top-k's
+selection: the same shape, and its gradient reaches the router as top-k's does) and summed
+over m. Not costed: top-k's search and the renormalisation of the k weights (S x E values),
+and the sort of tokens by expert beyond the gather.
+
+`MoELowering` is a mixin of `torch_import._Lowering`. torch is never imported here.
+"""
+from __future__ import annotations
+
+MOE_ROUTINGS = ("expected", "dense")
+
+
+def is_moe_block(m) -> bool:
+    """Whether module `m` is a mixture-of-experts block this lowering models."""
+    gate, experts = getattr(m, "gate", None), getattr(m, "experts", None)
+    weight = getattr(gate, "weight", None)
+    up, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
+    if not all(hasattr(t, "shape") for t in (weight, up, down)) or \
+            not isinstance(getattr(gate, "top_k", None), int):
+        return False
+    assert weight is not None and up is not None and down is not None
+    e, d = tuple(weight.shape) if len(weight.shape) == 2 else (0, 0)
+    return len(up.shape) == 3 and len(down.shape) == 3 and \
+        tuple(up.shape[::2]) == (e, d) and tuple(down.shape[:2]) == (e, d) and \
+        up.shape[1] == 2 * down.shape[2] and not hasattr(m, "shared_expert")
+
+
+class MoELowering:
+    moe_routing = "expected"
+
+    def _moe_block(self, m, node, x):
+        x = x()
+        shape = self.b.spec(x).shape
+        e, k = int(m.gate.weight.shape[0]), int(m.gate.top_k)
+        inter = int(m.experts.down_proj.shape[2])
+        if len(shape) != 3:
+            raise self.unsupported(f"routes a tensor of shape {shape}; only (N, S, D) "
+                                   "sequences are supported")
+        n, s, d = shape
+        if self.moe_routing == "expected" and s * k < e:
+            raise self.unsupported(f"routes {s} tokens x {k} choices to {e} experts, fewer "
+                                   "than one each; the expected load needs S x k >= E (or "
+                                   "moe_routing='dense')")
+        act = self._expert_activation(m.experts.act_fn)
+        router = self.b.linear(x, e, bias=False, name=self.name("gate"))
+        probs = self.b.softmax(router, -1, name=self.name("gate.softmax"))
+        dense = self.moe_routing == "dense"
+        rows = [s] * e if dense else [s * k // e + (i < s * k % e) for i in range(e)]
+        outs, start = [], 0
+        for i, r in enumerate(rows):
+            prefix = f"experts.{i}"
+            taken = x if dense else self._op(
+                "index_select", [x], (n, r, d), self.name(f"{prefix}.dispatch"),
+                {"dim": 1, "index": tuple(p // k for p in range(start, start + r))})
+            start += r
+            up = self.b.linear(taken, 2 * inter, bias=False,
+                               name=self.name(f"{prefix}.gate_up_proj"))
+            gated = self._activation(self.b.slice(up, 0, inter, dim=2,
+                                                  name=self.name(f"{prefix}.gate")),
+                                     *act, self.name(f"{prefix}.act"))
+            h = self.b.mul(gated, self.b.slice(up, inter, 2 * inter, dim=2,
+                                               name=self.name(f"{prefix}.up")),
+                           name=self.name(f"{prefix}.mul"))
+            out = self.b.linear(h, d, bias=False, name=self.name(f"{prefix}.down_proj"))
+            outs.append(self.b.reshape(out, (n, s, 1, d), name=self.name(f"{prefix}.view"))
+                        if dense else out)
+        chosen = e if dense else k
+        stacked = self.b.concat(outs, dim=2, name=self.name("experts.cat")) if dense else \
+            self.b.reshape(self.b.concat(outs, dim=1, name=self.name("experts.cat")),
+                           (n, s, k, d), name=self.name("experts.view"))
+        weights = self.b.reshape(self.b.slice(probs, 0, chosen, dim=2,
+                                              name=self.name("gate.top_k")),
+                                 (n, s, chosen, 1), name=self.name("gate.weights"))
+        weighted = self.b.mul(stacked, weights, name=self.name("experts.weighted"))
+        moved = self.b.permute(weighted, (0, 1, 3, 2), name=self.name("experts.permute"))
+        return self._op("sum", [moved], (n, s, d), self.name("experts.sum"),
+                        {"reduced_dims": 1, "keepdim": False})
+
+    def _expert_activation(self, act) -> tuple[str, dict]:
+        """(kind, attributes) of the experts' activation: an nn activation module, or
+        Hugging Face's SiLUActivation (x * sigmoid(x), as nn.SiLU)."""
+        if type(act).__name__ == "SiLUActivation":
+            return "silu", {}
+        nn = self.nn
+        if type(act) in (nn.SiLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.Mish):
+            return self._module_activation(act)
+        raise self.unsupported(f"has experts with the activation {type(act).__name__}; only "
+                               "torch.nn's activations and SiLUActivation are supported")
