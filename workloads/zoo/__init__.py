@@ -46,6 +46,7 @@ from . import (
     shufflenet,
     squeezenet,
     swin,
+    t5,
     transformers,
     vgg,
 )
@@ -199,6 +200,11 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
                 transformers.bert),
     NetworkInfo("bert_large", (128,), 2, "BERT-large sequence classifier, 335M parameters "
                 "(options as bert_base)", transformers.bert, transformers.BERT_LARGE),
+    *(NetworkInfo(f"t5_{size}", (512,), 32128, f"T5-{size.capitalize()} encoder-decoder "
+                  f"(Hugging Face's t5-{size}): {count} parameters; inputs seq_len tokens, "
+                  "targets target_len (128); options seq_len, target_len, vocab_size, dropout",
+                  t5.t5, getattr(t5, f"T5_{size.upper()}"))
+      for size, count in (("small", "60.5M"), ("base", "223M"), ("large", "738M"))),
     NetworkInfo("llama", (2048,), 32000, "Llama decoder (RMSNorm, rotary, SwiGLU, grouped-"
                 "query attention); options layers, hidden, heads, kv_heads, intermediate, "
                 "vocab_size, seq_len, attention (defaults: TinyLlama-1.1B's sizes)",
