@@ -27,9 +27,11 @@ class _Aux:
 @dataclass(frozen=True)
 class _Gathered:
     """A parameter table indexed by a buffer, then only reshaped: a relative position bias
-    (no op until it is added to attention scores)."""
+    (no op until it is added to attention scores); masked: a mask of buffers and constants
+    added to it too (T5's decoder joins its bias and the causal mask)."""
     param: _Param
     shape: tuple[int, ...]
+    masked: bool = False
 
 
 _SHAPE_ONLY = {"view", "reshape", "permute", "contiguous", "unsqueeze", "flatten"}
@@ -77,13 +79,33 @@ class OperandLowering:
         src = self.value(node.args[0])
         name = getattr(node.target, "__name__", node.target)
         if isinstance(src, _Gathered) and name in _SHAPE_ONLY:
-            return _Gathered(src.param, self.traced_shape(node))
+            return _Gathered(src.param, self.traced_shape(node), src.masked)
+        values = [self.value(a) for a in node.args]
+        tables = [v for v in values if isinstance(v, _Gathered)]
+        if len(tables) == 1 and name in ("add", "iadd", "where") and all(
+                v is tables[0] or self._is_constant_operand(v) for v in values):
+            # a relative position bias with a mask of buffers and constants added, or filled
+            # in where a constant condition says (T5's decoder, its causal mask)
+            return _Gathered(tables[0].param, self.traced_shape(node), True)
         index = self.value(node.args[1]) if len(node.args) > 1 else None
         if (name == "getitem" and isinstance(src, _Param) and src.is_parameter
                 and (isinstance(index, _Aux) or isinstance(index, _Param)
                      and not index.is_parameter)):
+            ids = tuple(index.shape)
+            if len(src.shape) == 2 and len(ids) == 2 and ids[0] in (1, self.b.batch):
+                # rows of a (P, D) table at ids per position (Whisper's decoder positions,
+                # weight[position_ids]): the rows a position table adds, as a lookup's
+                rows = self.looked_up_rows(src, node.args[1])
+                if rows is not None:
+                    return rows
             return _Gathered(src, self.traced_shape(node))
         return None
+
+    @staticmethod
+    def _is_constant_operand(v) -> bool:
+        """A number, or a tensor of buffers and constants."""
+        return isinstance(v, (int, float, _Const, _Aux)) or \
+            isinstance(v, _Param) and not v.is_parameter
 
     def bias_operand(self, a):
         """scores + a gathered relative position table (attention_bias), or scores +
@@ -127,7 +149,8 @@ class OperandLowering:
                         "table_layout": "positions_heads", "index": index},
                        params=math.prod(table))
         self._claim([gathered.param], out)
-        return out
+        # the mask joined with the bias (T5's decoder), costed as masks of constants are
+        return self._masked_fill(out, 0.0, self.name("mask")) if gathered.masked else out
 
     def _expand(self, node):
         src = self.value(node.args[0])
