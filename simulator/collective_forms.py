@@ -7,6 +7,7 @@ import math
 from typing import Callable, Sequence
 
 from .cluster import Cluster
+from .nccl_fabric import hop_latency_s
 from .node_topologies import NVLINK_TOPOLOGIES
 
 RING_KINDS = ("allreduce", "reduce_scatter", "allgather")
@@ -42,7 +43,8 @@ def closed_form_s(kind: str, cluster: Cluster, devices: Sequence[str], nbytes: f
                   rings: Sequence[tuple[Sequence[str], Sequence[int | None]]] | None = None
                   ) -> float:
     """Closed-form time of a collective on this cluster. A ring collective's step takes as
-    long as its slowest hop, on any of its channels (each carrying its share), or as the
+    long as its slowest hop, on any of its channels (each carrying its share; a hop's
+    latency NCCL's per step, nccl_fabric.hop_latency_s), or as the
     port that several channels' hops cross takes for their bytes together; `rings`: the
     channels (order, lane of each hop) where they are not the cluster's ring channels (NCCL's
     rings per NIC across nodes). The tree and pairwise collectives take the slowest route
@@ -54,11 +56,11 @@ def closed_form_s(kind: str, cluster: Cluster, devices: Sequence[str], nbytes: f
     if kind in RING_KINDS:
         channels = list(rings) if rings else cluster.ring_channels(list(devices))
         chunk = nbytes / (len(channels) * p)
-        hops = [(latency, chunk / bandwidth, resources,
-                 network_latency_s(cluster, order[i], order[(i + 1) % p], lanes[i]))
+        hops = [(hop_latency_s(cluster, a, b, latency), chunk / bandwidth, resources,
+                 network_latency_s(cluster, a, b, lane))
                 for order, lanes in channels for i in range(p)
-                for resources, bandwidth, latency in [cluster.route(order[i], order[(i + 1) % p],
-                                                                    lanes[i])]]
+                for a, b, lane in [(order[i], order[(i + 1) % p], lanes[i])]
+                for resources, bandwidth, latency in [cluster.route(a, b, lane)]]
         port_s: dict[str, float] = {}   # a step's bytes on each port, all channels together
         for _, busy_s, resources, _ in hops:
             for r in resources:
@@ -86,10 +88,10 @@ def closed_form_s(kind: str, cluster: Cluster, devices: Sequence[str], nbytes: f
 
 
 def network_latency_s(cluster, src: str, dst: str, lane) -> float:
-    """The latency of a hop between nodes (0 within a node)."""
+    """The latency of a ring's hop between nodes as NCCL runs it (0 within a node)."""
     if cluster.device(src).node == cluster.device(dst).node:
         return 0.0
-    return cluster.route(src, dst, lane)[2]
+    return hop_latency_s(cluster, src, dst, cluster.route(src, dst, lane)[2])
 
 
 def network_latency_steps(cluster, order: Sequence[str], passes: int) -> list[bool]:

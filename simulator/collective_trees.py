@@ -48,7 +48,7 @@ from typing import Mapping, Sequence
 
 from . import nccl_tuning as tuning
 from .cluster import WIRE_RESOURCE, Cluster
-from .nccl_fabric import fabric_of, hop_hw
+from .nccl_fabric import fabric_of, hop_hw, hop_latency_s
 from .tasks import Task, TaskGraph
 
 TREE_MAX_CHUNKS = 16
@@ -59,10 +59,10 @@ def hop_rate(cluster: Cluster, src: str, dst: str, lane: int | None,
              protocol: tuple[str, str]) -> tuple[tuple[str, ...], float, float, float]:
     """(resources, latency, bandwidth in bytes/s, flight: the latency if it crosses nodes,
     else 0) of one hop under (algorithm, protocol)."""
-    resources, bandwidth, latency = cluster.route(src, dst, lane)
+    resources, bandwidth, link_latency = cluster.route(src, dst, lane)
     hw = hop_hw(cluster, src, dst)
-    lat_factor, bw_factor = tuning.protocol_factors(*protocol, hw)
-    latency *= lat_factor
+    _, bw_factor = tuning.protocol_factors(*protocol, hw)
+    latency = hop_latency_s(cluster, src, dst, link_latency, protocol[1], protocol[0])
     return resources, latency, bandwidth * bw_factor, latency if hw == "net" else 0.0
 
 

@@ -2,7 +2,8 @@
 
 link: every transfer of the algorithm is a task on the links it crosses, so contention with
       other traffic (and on shared media) shows by itself.
-flow: one task that holds every resource the collective uses, for the closed-form duration.
+flow: one task that holds every resource the collective uses, for the closed-form duration
+      (under 'nccl', an all-reduce NCCL puts on a tree or LL/LL128: its tuning's prediction).
       Orders of magnitude fewer tasks; used for large device counts and the analytical mode.
 
 Each builder returns, per device, the task names whose completion means the collective is done
@@ -198,8 +199,7 @@ def _nccl_allreduce(tg, cluster, devices, nbytes, dep_of, name, priority, launch
     (NCCL_BASE_LATENCY_S, the ring's Simple one) pays the chosen pair's instead."""
     choice = nccl_tuning.choose(nccl_fabric.fabric_of(cluster, devices), nbytes,
                                 ("tree",) if algorithm == "tree" else nccl_tuning.ALGORITHMS)
-    if launch_s >= NCCL_BASE_LATENCY_S:
-        launch_s += nccl_tuning.launch_s(choice.algorithm, choice.protocol) - NCCL_BASE_LATENCY_S
+    launch_s = _chosen_launch_s(launch_s, choice)
     orders = nccl_fabric.nic_ring_orders(cluster, devices) if choice.algorithm == "ring" else None
     if orders:
         return _nic_rings(tg, cluster, devices, orders, nbytes, dep_of, name, priority, 2,
@@ -225,7 +225,9 @@ def _nic_rings(tg, cluster, devices, orders, nbytes, dep_of, name, priority, pas
 
 def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s, algorithm):
     """One task holding every resource the collective uses, for its closed-form time; a
-    ring collective under 'nccl' across nodes of several NICs on NCCL's rings per NIC."""
+    ring collective under 'nccl' across nodes of several NICs on NCCL's rings per NIC; an
+    all-reduce NCCL's tuning puts on a tree or a low-latency protocol for the time that
+    tuning predicts (_tuned_s)."""
     resources: list[str] = []
     p = len(devices)
     rings = (nccl_fabric.nic_ring_orders(cluster, devices)
@@ -242,11 +244,38 @@ def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s, 
     resources = list(dict.fromkeys(resources))   # each once, in order of first use
     all_deps = sorted({d for ds in dep_of.values() for d in ds})
     factor = {"allreduce": 2 * (p - 1), "all_to_all": p - 1}.get(kind, p - 1)
-    tg.new(name, tuple(resources), closed_form_s(kind, cluster, devices, nbytes, launch_s,
-                                                 rings),
+    tuned = _tuned_s(cluster, devices, nbytes, launch_s, algorithm) if kind == "allreduce" \
+        else None
+    tg.new(name, tuple(resources),
+           tuned if tuned is not None else closed_form_s(kind, cluster, devices, nbytes,
+                                                         launch_s, rings),
            deps=all_deps, priority=priority, category="comm", device=devices[0],
            meta={"bytes": nbytes * factor, "collective": kind, "fidelity": "flow"})
     return {d: (name,) for d in devices}
+
+
+def _tuned_s(cluster, devices, nbytes, launch_s, algorithm) -> float | None:
+    """A flow-level all-reduce under 'nccl' or 'tree' that NCCL's tuning runs other than on
+    its Simple ring: the time that tuning predicts for the pair it picks (nccl_tuning), its
+    base latency replaced by the launch the link-level run pays; None for the Simple ring,
+    whose closed form runs on the rings per NIC."""
+    if algorithm not in ("tree", "nccl"):
+        return None
+    choice = nccl_tuning.choose(nccl_fabric.fabric_of(cluster, devices), nbytes,
+                                ("tree",) if algorithm == "tree" else nccl_tuning.ALGORITHMS)
+    if (choice.algorithm, choice.protocol) == ("ring", "Simple"):
+        return None
+    base_s = 1e-6 * nccl_tuning.BASE_LATENCY_US[choice.algorithm][choice.protocol]
+    return _chosen_launch_s(launch_s, choice) + choice.time_s(nbytes) - base_s
+
+
+def _chosen_launch_s(launch_s: float, choice: nccl_tuning.Choice) -> float:
+    """A launch that includes NCCL's (NCCL_BASE_LATENCY_S, the ring's Simple one), with the
+    chosen pair's in its place."""
+    if launch_s >= NCCL_BASE_LATENCY_S:
+        return launch_s + nccl_tuning.launch_s(choice.algorithm, choice.protocol) \
+            - NCCL_BASE_LATENCY_S
+    return launch_s
 
 
 def _ring_steps(passes: int):

@@ -25,6 +25,24 @@ def hop_hw(cluster: Cluster, src: str, dst: str) -> str:
     return intra_hw(cluster)
 
 
+def hop_latency_s(cluster: Cluster, src: str, dst: str, link_latency_s: float,
+                  protocol: str = "Simple", algorithm: str = "ring") -> float:
+    """The latency of one step's hop src -> dst as NCCL runs `algorithm` under `protocol`.
+
+    Between GPUs: NCCL's own per-step latency over the hop's hardware (nccl_tuning's
+    HW_LATENCY_US, ring: 9.6 us over the network with Simple, where an InfiniBand link's
+    wire and NIC take 1-2 us; the rest is NCCL's proxy thread, its flags and fences), or
+    the link's latency where the link is slower than that (TCP sockets, whose kernel send
+    NCCL's table does not price apart); either scaled by the protocol as NCCL scales its
+    own (the ring's LL 2.7 against Simple's 9.6 over the network: protocol_factors).
+    Between other devices (no NCCL) the link's latency, scaled alike."""
+    hw = hop_hw(cluster, src, dst)
+    factor, _ = tuning.protocol_factors(algorithm, protocol, hw)
+    if cluster.device(src).spec.kind != "gpu" or cluster.device(dst).spec.kind != "gpu":
+        return factor * link_latency_s
+    return factor * max(link_latency_s, 1e-6 * tuning.HW_LATENCY_US[hw]["ring"]["Simple"])
+
+
 def fabric_of(cluster: Cluster, devices: Sequence[str]) -> tuning.Fabric:
     """The fabric NCCL's tuning sees: its rings' channels inside the first device's node at
     their slowest hop's bandwidth; across nodes, one channel per NIC at the lesser of the

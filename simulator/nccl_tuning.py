@@ -48,6 +48,21 @@ LL_MAX_BW_GBPS = 39.0              # llMaxBw: LL's ceiling, all channels togethe
 LL128_MAX_BW_PER_CHANNEL_GBPS = 20.0
 TREE_MAX_BW_PER_CHANNEL_GBPS = 24.0
 
+NCCL_RELEASE = "2.8"
+# Where each constant of the model comes from, the NCCL release and file (recalled from the
+# source, not checked against a copy: module notes)
+SOURCES = {
+    "BASE_LATENCY_US": "NCCL 2.8 src/graph/tuning.cc, baseLat[algorithm][protocol]",
+    "HW_LATENCY_US": "NCCL 2.8 src/graph/tuning.cc, hwLat[NVLINK, PCI, NET][algorithm]"
+                     "[protocol]",
+    "LL_MAX_BW_GBPS": "NCCL 2.8 src/graph/tuning.cc, llMaxBw (Volta)",
+    "LL128_MAX_BW_PER_CHANNEL_GBPS": "NCCL 2.8 src/graph/tuning.cc, the LL128 ring cap per "
+                                     "channel",
+    "TREE_MAX_BW_PER_CHANNEL_GBPS": "NCCL 2.8 src/graph/tuning.cc, perChMaxTreeBw",
+    "STEP_DATA_BYTES": "NCCL 2.8 src/include/devcomm.h (NCCL_STEPS, NCCL_LL_LINES_PER_THREAD,"
+                       " NCCL_LL128_ELEMS_PER_THREAD) and src/init.cc (buffSizes)",
+}
+
 
 @dataclass(frozen=True)
 class Fabric:
@@ -137,10 +152,13 @@ def choose(fabric: Fabric, nbytes: float, algorithms: tuple[str, ...] = ALGORITH
 def protocol_factors(algorithm: str, protocol: str, hw: str) -> tuple[float, float]:
     """(latency factor, bandwidth factor) of one hop over `hw` ('nvlink', 'pci' or 'net')
     under this algorithm and protocol, relative to the ring's Simple protocol, which a link's
-    latency_s and bandwidth in the catalog are: the ratio of NCCL's per-step ring latencies
-    (a tree's hop is a ring's hop; NCCL's tree figures include a whole chunk's time, which
-    the simulation runs itself), and the protocol's bandwidth scaling, before the caps."""
-    latency = HW_LATENCY_US[hw]["ring"][protocol] / HW_LATENCY_US[hw]["ring"]["Simple"]
+    latency_s and bandwidth in the catalog are: the ratio of NCCL's per-step latencies (a
+    tree's under LL and LL128, 5.0 and 8.5 us over the network against the ring's 2.7 and
+    4.0; under Simple the ring's, NCCL's tree figure being a whole 256 kB chunk's time,
+    which the simulation runs itself), and the protocol's bandwidth scaling, before the
+    caps."""
+    table = "tree" if algorithm == "tree" and protocol != "Simple" else "ring"
+    latency = HW_LATENCY_US[hw][table][protocol] / HW_LATENCY_US[hw]["ring"]["Simple"]
     if algorithm == "ring":
         bandwidth = {"LL": 1 / 4, "LL128": 0.92, "Simple": 1.0}[protocol]
     else:

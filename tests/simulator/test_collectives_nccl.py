@@ -136,7 +136,9 @@ def test_tree_channels_are_nccls_doubled_ones_and_keep_every_nic_busy():
     chains on the NVLinks of NCCL's rings; with two nodes each tree is one edge carrying
     its half both ways, so each NIC carries 20 MB / 4 each way. The chains of two NICs run
     on the same NVLinks in opposite directions (the node's rings 0 and 1 are one cycle each
-    way), so those links are the busiest; the all-reduce takes within 1.25 x their time."""
+    way), so those links are the busiest; the all-reduce takes within 1.3 x their time (the
+    rest: the pipeline filling and draining, each chunk's hop between nodes a 9.6 us NCCL
+    network step)."""
     cluster = Cluster.from_node_type("dgx1-v100", 16)
     log, _, tg = _allreduce(cluster, 20e6, "tree")
     leaving: dict[str, set] = {}
@@ -158,7 +160,7 @@ def test_tree_channels_are_nccls_doubled_ones_and_keep_every_nic_busy():
             for side in ("tx", "rx")] == pytest.approx([20e6 / 4] * 16)
     busiest_link_s = max(_busy_s(log, lambda r: r.startswith("link:")).values())
     assert busiest_link_s > _busiest_port_s(log)
-    assert log.makespan_s < 1.25 * busiest_link_s
+    assert log.makespan_s < 1.3 * busiest_link_s
 
 
 def _busy_s(log, counted):

@@ -99,4 +99,7 @@ def test_the_flow_level_closed_form_runs_on_the_rings_per_nic(kind):
         collective(kind, tg, cluster, ids, 404e6, {}, "c", algorithm="nccl", symmetric=True,
                    fidelity=fidelity)
         times[fidelity] = engine.run(tg, cluster.resources).makespan_s
-    assert times["flow"] == pytest.approx(times["link"], rel=0.05)
+    # the closed form pays NCCL's 9.6 us network step on each of the steps that pay it, on
+    # top of the step's bytes (as NCCL's tuning adds its latency to bytes over bandwidth);
+    # link by link the flight overlaps the NIC's next bytes: 5-6% apart at 404 MB
+    assert times["link"] <= times["flow"] <= 1.07 * times["link"]
