@@ -86,10 +86,24 @@ class ModuleLowering:
         return self.conv3d(x(), m.in_channels, m.out_channels, m.kernel_size, m.stride,
                            padding, m.dilation, m.groups, m.bias is not None, self.name(""))
 
+    def _weight_normed(self, m) -> bool:
+        """A layer whose weight is reparametrized by weight norm alone
+        (torch.nn.utils.parametrizations.weight_norm: w = g * v / |v|, wav2vec2's positional
+        convolution): lowered as its layer holding g and v; recomputing w from them, one pass
+        over the weight per step, is not costed."""
+        parametrizations = getattr(m, "parametrizations", None)
+        base = type(m).__mro__[1]
+        return parametrizations is not None and base in self.module_table and \
+            list(parametrizations.keys()) == ["weight"] and \
+            [type(p).__name__ for p in parametrizations["weight"]] == ["_WeightNorm"]
+
     def _lower_module(self, node, m):
         handler = self.module_table.get(type(m))
         if handler is None and is_moe_block(m):
             handler = self._moe_block
+        normed = handler is None and self._weight_normed(m)
+        if normed:
+            handler = self.module_table[type(m).__mro__[1]]
         if handler is None:
             raise self.unsupported()
         own_params = sum(p.numel() for p in m.parameters())   # a leaf lowers its children
@@ -98,6 +112,8 @@ class ModuleLowering:
         if type(out).__name__ in ("_ParamRows", "_Gathered"):
             return out   # a table read by buffer ids: no op until it is added to something
         lowered = [op for op in self.b.graph.topo()[ops_before:] if op.params]
+        if normed and len(lowered) == 1:   # the layer holds g and v, not the weight
+            lowered[0].params = own_params
         if sum(op.params for op in lowered) != own_params:
             raise self.unsupported(f"has {own_params} parameters but is lowered with "
                                    f"{sum(op.params for op in lowered)}")

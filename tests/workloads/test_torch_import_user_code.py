@@ -122,3 +122,10 @@ def test_too_few_tokens_for_every_expert_is_refused_with_the_dense_bound_suggest
         from_torch(model, torch.randn(2, 4, 32))
     assert from_torch(model, torch.randn(2, 4, 32), moe_routing="dense").params() == \
         sum(p.numel() for p in model.parameters())
+
+
+def test_a_weight_normed_layer_holds_g_and_v():
+    g = from_torch(uc.WeightNormed().eval(), torch.randn(2, 12, 16))
+    conv = [op for op in g if op.name == "conv"]
+    assert conv[0].params == 1 * 1 * 8 + 16 * 4 * 8 + 16    # g (1, 1, 8), v, bias
+    assert g.op("fc").params == 10 + 10 * 16 + 10            # g (10, 1), v, bias

@@ -2,8 +2,8 @@
 sweep's "user" group and the tests): a custom autograd Function, gradient checkpointing,
 in-place ops, Python control flow, SDPA with a boolean mask buffer or a learned additive
 mask, einsum with a 3-D weight, a network of torch.nn.functional calls, a loop over chunks,
-a sum over the features, and a mixture of experts with top-k routing in Mixtral's layout.
-Written here as a user would, not copied from any library."""
+a sum over the features, layers under weight norm, and a mixture of experts with top-k
+routing in Mixtral's layout. Written here as a user would, not copied from any library."""
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -205,6 +205,21 @@ class MoEModel(nn.Module):
         return self.head(x)
 
 
+class WeightNormed(nn.Module):
+    """wav2vec2's positional convolution: a grouped Conv1d under weight norm over the kernel
+    dimension, and a weight-normed Linear."""
+
+    def __init__(self, dim=16):
+        super().__init__()
+        from torch.nn.utils.parametrizations import weight_norm
+        self.conv = weight_norm(nn.Conv1d(dim, dim, 8, padding=4, groups=4), dim=2)
+        self.fc = weight_norm(nn.Linear(dim, 10))
+
+    def forward(self, x):   # x: (N, T, C)
+        y = F.gelu(self.conv(x.transpose(1, 2))[:, :, :-1])
+        return self.fc(x + y.transpose(1, 2))
+
+
 # name -> (model, example input)
 CASES = {
     "custom-autograd-function": lambda: (CustomFunction(), torch.randn(4, 32)),
@@ -217,4 +232,5 @@ CASES = {
     "functional": lambda: (Functional(), torch.randn(2, 3, 16, 16)),
     "chunk-loop-sum": lambda: (ChunkLoop(), torch.randn(2, 32, 32)),
     "mixture-of-experts": lambda: (MoEModel(), torch.randn(2, 16, 32)),
+    "weight-norm": lambda: (WeightNormed(), torch.randn(2, 12, 16)),
 }
