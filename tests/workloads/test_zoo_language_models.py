@@ -20,6 +20,9 @@ HUGGING_FACE = [
     ("llama2_13b", 13_015_864_320),
     ("llama2_70b", 68_976_648_192),   # meta-llama/Llama-2-70b-hf
     ("llama3_8b", 8_030_261_248),
+    ("llama3_1_8b", 8_030_261_248),   # meta-llama/Llama-3.1-8B: the same layers
+    ("llama3_70b", 70_553_706_496),   # meta-llama/Meta-Llama-3-70B
+    ("llama3_1_405b", 405_853_388_800),   # meta-llama/Llama-3.1-405B
     ("mistral_7b", 7_241_732_096),
 ]
 

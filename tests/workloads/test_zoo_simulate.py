@@ -10,7 +10,8 @@ from simulator.cli import main
 
 # the language models at a short sequence, which keeps the step small
 SHORT = {"gpt2_large", "gpt2_xl", "gpt3_175b", "bert_large", "llama2_13b", "llama2_70b",
-         "llama3_8b", "mistral_7b", "t5_small", "t5_base", "t5_large"}
+         "llama3_8b", "llama3_1_8b", "llama3_70b", "llama3_1_405b", "mistral_7b", "t5_small",
+         "t5_base", "t5_large"}
 NETWORKS = sorted(SHORT | {
     "vit_l_16", "vit_b_32", "vit_l_32", "vit_h_14", "inception_v4", "resnext50_32x4d",
     "resnext101_32x4d", "resnext101_32x8d", "se_resnext50_32x4d", "se_resnext101_32x4d",

@@ -56,6 +56,7 @@ __all__ = ["get", "names", "info", "known", "NetworkInfo"]
 
 _CIFAR_RESNET_DEPTHS = (20, 32, 44, 56, 110, 224, 362)
 _IMAGENET = (3, 224, 224)
+LLAMA3_VOCAB = 128256
 
 
 def _cifar_resnet_info(depth: int | None) -> NetworkInfo:
@@ -63,6 +64,13 @@ def _cifar_resnet_info(depth: int | None) -> NetworkInfo:
     return NetworkInfo(f"cifar_resnet{depth or ''}", (3, 32, 32), 10,
                        f"CIFAR-10 {what} (He et al. 2016), option-A shortcuts",
                        resnet.cifar_resnet, {"depth": depth} if depth else {})
+
+
+def _llama3_info(name: str, what: str, sizes: dict) -> NetworkInfo:
+    """A Llama 3 decoder: 8 key/value heads and a 128256-token vocabulary by default."""
+    return NetworkInfo(name, (2048,), LLAMA3_VOCAB, f"{what}, 8 key/value heads, "
+                       f"{LLAMA3_VOCAB}-token vocabulary (options as llama2_7b)",
+                       functools.partial(transformers.llama, vocab_size=LLAMA3_VOCAB), sizes)
 
 
 def _resnet_info(name: str, what: str) -> NetworkInfo:
@@ -218,10 +226,12 @@ _REGISTRY: dict[str, NetworkInfo] = {n.name: n for n in [
                 "llama2_7b)", transformers.llama, transformers.LLAMA2_13B),
     NetworkInfo("llama2_70b", (2048,), 32000, "Llama 2 70B, 69.0B parameters, 8 key/value "
                 "heads (options as llama2_7b)", transformers.llama, transformers.LLAMA2_70B),
-    NetworkInfo("llama3_8b", (2048,), 128256, "Llama 3 8B, 8.03B parameters, 8 key/value "
-                "heads, 128256-token vocabulary (options as llama2_7b)",
-                functools.partial(transformers.llama, vocab_size=128256),
-                transformers.LLAMA3_8B),
+    _llama3_info("llama3_8b", "Llama 3 8B, 8.03B parameters", transformers.LLAMA3_8B),
+    _llama3_info("llama3_1_8b", "Llama 3.1 8B: Llama 3 8B's layers, 8.03B parameters",
+                 dict(transformers.LLAMA3_8B, name="llama3_1_8b")),
+    _llama3_info("llama3_70b", "Llama 3 70B, 70.6B parameters", transformers.LLAMA3_70B),
+    _llama3_info("llama3_1_405b", "Llama 3.1 405B, 405.9B parameters",
+                 transformers.LLAMA3_1_405B),
     NetworkInfo("mistral_7b", (2048,), 32000, "Mistral 7B v0.1, 7.24B parameters, 8 key/"
                 "value heads; its 4096-token sliding window bounds seq_len (options as "
                 "llama2_7b)", transformers.llama, transformers.MISTRAL_7B),

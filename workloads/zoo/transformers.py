@@ -30,6 +30,11 @@ Parameters (exact, counted as PyTorch counts them):
                             heads, SwiGLU 28672)
     llama3_8b 8,030,261,248  Llama 3 8B (32 layers, 4096 wide, 32 heads, 8 key/value heads,
                             SwiGLU 14336, vocabulary 128256)
+    llama3_1_8b             Llama 3.1 8B: Llama 3 8B's sizes (its longer rotary context costs
+                            nothing more)
+    llama3_70b 70,553,706,496  Llama 3 70B (Llama 2 70B's layers, vocabulary 128256)
+    llama3_1_405b 405,853,388,800  Llama 3.1 405B (126 layers, 16384 wide, 128 heads, 8
+                            key/value heads, SwiGLU 53248, vocabulary 128256)
     mistral_7b 7,241,732,096  Mistral 7B v0.1 (Llama 3 8B's sizes, vocabulary 32000)
 
 Attention is one fused op (F.scaled_dot_product_attention, which torchvision's ViT and the
@@ -87,6 +92,9 @@ LLAMA2_70B = dict(layers=80, hidden=8192, heads=64, kv_heads=8, intermediate=286
                   name="llama2_70b")
 LLAMA3_8B = dict(layers=32, hidden=4096, heads=32, kv_heads=8, intermediate=14336,
                  name="llama3_8b")
+LLAMA3_70B = dict(LLAMA2_70B, name="llama3_70b")   # Llama 2 70B's layers, Llama 3's vocabulary
+LLAMA3_1_405B = dict(layers=126, hidden=16384, heads=128, kv_heads=8, intermediate=53248,
+                     name="llama3_1_405b")
 # Mistral 7B v0.1 is a Llama decoder with Llama 3's sizes at a 32000-token vocabulary, and
 # each query sees the 4096 keys before it (sliding_window, see llama)
 MISTRAL_7B = dict(LLAMA3_8B, sliding_window=4096, name="mistral_7b")
