@@ -33,7 +33,7 @@ def start(name: str, input_shape: tuple[int, int, int], batch: int, input_size: 
                         **meta)
 
 
-def imagenet_preset(build: Callable[..., OpGraph], key):
+def imagenet_preset(build: Callable[..., OpGraph], key: str | int) -> Callable[..., OpGraph]:
     """A zoo builder with the ImageNet options (batch, num_classes, width, input_size,
     dtype_bytes) of one configuration `key` of a family's `build(key, batch, num_classes,
     width, input_size, dtype_bytes)`."""
@@ -44,6 +44,7 @@ def imagenet_preset(build: Callable[..., OpGraph], key):
 
 
 def check_width(width: float) -> float:
+    """The width multiplier, refused unless a number > 0 (get() refuses inf and nan)."""
     if not isinstance(width, (int, float)) or isinstance(width, bool) or width <= 0:
         raise WorkloadError(f"width multiplier must be > 0, got {width!r}")
     return width
