@@ -10,11 +10,11 @@ permuted view as PyTorch's reshape does. The product is then reshaped and permut
 output's letters. Its FLOPs are the product's, as torch.utils.flop_counter counts them.
 
 One operand whose letters are only reordered ('bhnd->bnhd') is the permute PyTorch returns (a
-view); a 2-D parameter contracted with a tensor's last dimension ('bnd,de->bne') is the linear
-layer it computes. `EinsumLowering` is a mixin of `torch_import._Lowering`. Refused, with the
-equation: another einsum of one operand, three operands or more, an ellipsis, a letter repeated
-in one operand (a diagonal), a letter summed out of one operand alone. torch is never imported
-here.
+view); a parameter contracted with a tensor's trailing dimensions ('bnd,de->bne',
+'btc,hdc->bthd') is the linear layer it computes. `EinsumLowering` is a mixin of
+`torch_import._Lowering`. Refused, with the equation: another einsum of one operand, three
+operands or more, an ellipsis, a letter repeated in one operand (a diagonal), a letter summed
+out of one operand alone. torch is never imported here.
 """
 from __future__ import annotations
 
@@ -120,20 +120,34 @@ class EinsumLowering:
         return self._permuted(x, tuple(lhs.index(c) for c in out), "einsum_t")
 
     def _einsum_weight(self, equation: str, x: str, weight):
-        """einsum('bnd,de->bne', x, W) (or 'bnd,ed->bne') with a 2-D parameter W contracted
-        with x's last dimension: the linear layer it computes, without a bias."""
+        """einsum('bnd,de->bne', x, W) (or 'bnd,ed->bne'; 'btc,hdc->bthd', heads projected
+        by a 3-D weight; 'bthd,hdc->btc', heads merged) with a parameter W contracted with
+        x's trailing dimensions: the linear layer it computes, without a bias, x's contracted
+        dimensions and W's others each seen as one (views, as PyTorch's bmm sees them)."""
         parsed = parse_einsum(equation, (len(self.b.spec(x).shape), len(weight.shape)))
         a, b, out = parsed if not isinstance(parsed, str) else ("", "", "")
-        if isinstance(parsed, str) or len(b) != 2 or not weight.is_parameter or \
-                a[-1] not in b or out != a[:-1] + b.replace(a[-1], ""):
+        summed = "".join(c for c in a if c in b and c not in out)
+        kept = a[:len(a) - len(summed)]
+        free = "".join(c for c in b if c not in summed)
+        if isinstance(parsed, str) or not weight.is_parameter or not summed or \
+                not a.endswith(summed) or summed not in b or out != kept + free or \
+                not kept or not free:
             raise self.unsupported(f"einsum {equation!r} of a tensor and parameter "
-                                   f"{weight.target!r} {weight.shape}; only a 2-D parameter "
-                                   "contracted with the tensor's last dimension, its other "
-                                   "dimension last in the output (a linear layer), is "
-                                   "supported")
-        out_features = weight.shape[1 - b.index(a[-1])]
-        y = self.b.linear(x, out_features, bias=False, name=self.name("linear"))
+                                   f"{weight.target!r} {weight.shape}; only a parameter "
+                                   "contracted with the tensor's trailing dimensions, its "
+                                   "others last in the output in its order (a linear layer), "
+                                   "is supported")
+        sizes = dict(zip(b, weight.shape, strict=True))
+        shape = self.b.spec(x).shape
+        if len(summed) > 1:
+            x = self._checked(self.b.reshape, x, (*shape[:len(kept)], math.prod(
+                sizes[c] for c in summed)), "einsum_view")
+        y = self.b.linear(x, math.prod(sizes[c] for c in free), bias=False,
+                          name=self.name("linear"))
         self._claim([weight], y)
+        if len(free) > 1:
+            y = self._checked(self.b.reshape, y, (*shape[:len(kept)], *(sizes[c] for c in free)),
+                              "einsum_out_view")
         return y
 
     def _checked(self, method, t, shape, base):

@@ -3,8 +3,8 @@ autograd Function, gradient checkpointing, in-place ops, Python control flow, SD
 boolean mask buffer, a network of functional calls and a loop over chunks summed over the
 positions import with PyTorch's own FLOPs and the module's parameters, replay in PyTorch and
 train; a mixture of experts is costed by its expected load (or the dense bound); a sum (the
-kind `sum`) and its gradient are autograd's; what stays out (a learned
-additive mask, einsum with a 3-D weight, a sum over the batch) is refused by name."""
+kind `sum`) and its gradient are autograd's; what stays out (a learned additive mask, a sum
+over the batch) is refused by name."""
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -18,8 +18,7 @@ from workloads import from_torch  # noqa: E402
 from workloads.graph import WorkloadError  # noqa: E402
 from workloads.training import lower_training  # noqa: E402
 
-REFUSED = {"sdpa-learned-mask": "adds a mask computed from parameter 'bias'",
-           "einsum-3d-weight": "einsum 'btc,hdc->bthd' of a tensor and parameter 'w'"}
+REFUSED = {"sdpa-learned-mask": "adds a mask computed from parameter 'bias'"}
 
 
 @pytest.mark.parametrize("name", sorted(set(uc.CASES) - set(REFUSED) -
@@ -129,3 +128,24 @@ def test_a_weight_normed_layer_holds_g_and_v():
     conv = [op for op in g if op.name == "conv"]
     assert conv[0].params == 1 * 1 * 8 + 16 * 4 * 8 + 16    # g (1, 1, 8), v, bias
     assert g.op("fc").params == 10 + 10 * 16 + 10            # g (10, 1), v, bias
+
+
+def test_einsum_with_a_3d_weight_is_the_linear_layer_it_computes():
+    g = from_torch(uc.EinsumHeads().eval(), torch.randn(2, 16, 32))
+    project, merge = [op for op in g if op.kind == "linear"]
+    assert (project.attrs["in_features"], project.attrs["out_features"]) == (32, 4 * 8)
+    assert (merge.attrs["in_features"], merge.attrs["out_features"]) == (4 * 8, 32)
+    assert project.params == merge.params == 4 * 8 * 32
+    with pytest.raises(WorkloadError, match=r"einsum 'btc,hdc->bhtd' of a tensor and "
+                                            r"parameter 'w' \(4, 8, 32\); only a parameter "
+                                            "contracted with the tensor's trailing"):
+        from_torch(_Einsum("btc,hdc->bhtd"), torch.randn(2, 16, 32))
+
+
+class _Einsum(torch.nn.Module):
+    def __init__(self, equation):
+        super().__init__()
+        self.w, self.equation = torch.nn.Parameter(torch.randn(4, 8, 32)), equation
+
+    def forward(self, x):
+        return torch.einsum(self.equation, x, self.w)

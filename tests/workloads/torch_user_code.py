@@ -104,16 +104,18 @@ class MaskedAttention(nn.Module):
 
 
 class EinsumHeads(nn.Module):
-    """Attention by einsum, the heads projected by a 3-D weight ('btc,hdc->bthd')."""
+    """Attention by einsum, the heads projected by a 3-D weight ('btc,hdc->bthd') and merged
+    by another ('bthd,hdc->btc')."""
 
     def __init__(self):
         super().__init__()
         self.w = nn.Parameter(torch.randn(4, 8, 32) * 0.1)
+        self.out = nn.Parameter(torch.randn(4, 8, 32) * 0.1)
 
     def forward(self, x):
         h = torch.einsum("btc,hdc->bthd", x, self.w)
         a = torch.einsum("bthd,bshd->bhts", h, h).softmax(-1)
-        return torch.einsum("bhts,bshd->bthd", a, h).flatten(2)
+        return torch.einsum("bthd,hdc->btc", torch.einsum("bhts,bshd->bthd", a, h), self.out)
 
 
 class Functional(nn.Module):
