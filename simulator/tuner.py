@@ -43,6 +43,12 @@ class PolicyTuning:
         return max(ok) if ok else None
 
     @property
+    def reached_memory_limit(self) -> bool:
+        """Whether a size ran out of memory: if none did, largest_trainable is only the
+        largest size tried (--max-batch), a lower bound."""
+        return any(not p.ok for p in self.points)
+
+    @property
     def best(self) -> BatchPoint | None:
         ok = [p for p in self.points if p.ok]
         return max(ok, key=lambda p: (p.throughput_samples_per_s, -p.batch)) if ok else None
@@ -164,7 +170,10 @@ def table(tunings: list[PolicyTuning]) -> str:
     lines.append("")
     for t in tunings:
         best = t.best
-        lines.append(f"{t.policy}: largest trainable minibatch {t.largest_trainable}, "
+        largest = (f"{t.largest_trainable}" if t.reached_memory_limit else
+                   f"at least {t.largest_trainable} (no size up to the largest tried, "
+                   f"--max-batch, ran out of memory: raise it to find the limit)")
+        lines.append(f"{t.policy}: largest trainable minibatch {largest}, "
                      + (f"throughput-optimal {best.batch} ({best.throughput_samples_per_s:.1f} "
                         f"samples/s, lr {best.learning_rate:.4f})" if best else "none trains"))
     return "\n".join(lines)

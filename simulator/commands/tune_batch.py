@@ -90,6 +90,7 @@ def run(args) -> int:
         write_atomically(args.plot, lambda tmp: tuner.plot(results, tmp, title=title))
     if args.json:
         print(json.dumps([{"policy": t.policy, "largest_trainable": t.largest_trainable,
+                           "reached_memory_limit": t.reached_memory_limit,
                            "best_batch": t.best.batch if t.best else None,
                            "points": [p.__dict__ for p in t.points]} for t in results],
                          indent=2, sort_keys=True))

@@ -1,6 +1,8 @@
 """The minibatch tuner: ladder + bisection, largest trainable, optimum, linear lr, errors."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,7 +45,24 @@ def test_cli_prints_a_table_and_writes_a_plot(tmp_path, capsys):
     assert main(["tune-batch", "--workload", "lenet5", "--hardware", "titan-x-pascal",
                  "--policy", "swap", "--max-batch", "64", "--plot", str(png)]) == 0
     out = capsys.readouterr().out
-    assert "swap: largest trainable minibatch 64" in out and png.stat().st_size > 1000
+    # lenet5 trains at 64, the largest size tried: the limit is above it, not at it
+    assert "swap: largest trainable minibatch at least 64 (" in out and "--max-batch" in out
+    assert png.stat().st_size > 1000
+
+
+def test_the_largest_trainable_is_exact_only_where_a_size_ran_out_of_memory(capsys):
+    ok = [tuner.BatchPoint(b, True, 100.0 * b, 0.01, b << 20, 0.1) for b in (8, 16)]
+    oom = tuner.BatchPoint(17, False, 0.0, float("nan"), 2 ** 31, 0.1)
+    capped, limited = tuner.PolicyTuning("none", ok), tuner.PolicyTuning("swap", [*ok, oom])
+    assert not capped.reached_memory_limit and limited.reached_memory_limit
+    text = tuner.table([capped, limited])
+    assert "none: largest trainable minibatch at least 16 (" in text
+    assert "swap: largest trainable minibatch 16, " in text
+    assert main(["tune-batch", "--workload", "lenet5", "--hardware", "titan-x-pascal",
+                 "--policy", "none", "--baseline", "", "--max-batch", "4", "--no-refine",
+                 "--json"]) == 0
+    (tuning,) = json.loads(capsys.readouterr().out)
+    assert tuning["largest_trainable"] == 4 and tuning["reached_memory_limit"] is False
 
 
 def test_an_out_of_memory_row_shows_no_speed():
