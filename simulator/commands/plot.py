@@ -239,16 +239,23 @@ def _sort_key(v):
 
 def plot_curves(data: dict[str, list], path: str | Path | None, x: str, y: str,
                 title: str | None = None, logx: bool = False):
-    """One line per curve; returns the Figure (a notebook shows it) and writes `path` if given."""
+    """One line per curve over a numeric x; over names (hardware, policy) one bar per curve
+    and name, since a line between two GPUs would claim values in between. Returns the Figure
+    (a notebook shows it) and writes `path` if given."""
     from ..trace import new_figure, save_figure
 
     fig = new_figure((7, 4.5))
     ax = fig.subplots()
     numeric = all(isinstance(v, (int, float)) for pts in data.values() for v, _ in pts)
     cats = sorted({str(v) for pts in data.values() for v, _ in pts})
-    for label, pts in data.items():
-        xs = [v if numeric else cats.index(str(v)) for v, _ in pts]
-        ax.plot(xs, [w for _, w in pts], marker="o", label=label)
+    width = 0.8 / max(len(data), 1)
+    for n, (label, pts) in enumerate(data.items()):
+        if numeric:
+            ax.plot([v for v, _ in pts], [w for _, w in pts], marker="o", label=label)
+        else:
+            offset = (n - (len(data) - 1) / 2) * width
+            ax.bar([cats.index(str(v)) + offset for v, _ in pts], [w for _, w in pts], width,
+                   label=label)
     if not numeric:
         ax.set_xticks(range(len(cats)), cats)
     if logx and numeric:

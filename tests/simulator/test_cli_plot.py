@@ -105,3 +105,20 @@ def test_a_point_out_of_memory_is_counted_by_sweep_and_named_by_plot(tmp_path, c
                  "--out", str(tmp_path / "t.png")]) == 0
     printed = capsys.readouterr().out
     assert "batch=2 " in printed and "not drawn: batch=20000 (out_of_memory)" in printed
+
+
+def test_names_on_the_x_axis_are_bars_and_numbers_are_lines():
+    from matplotlib.patches import Rectangle
+
+    from simulator.commands.plot import plot_curves
+    named = {"precision=fp32": [("a100", 2.0), ("v100", 1.0)],
+             "precision=amp-fp16": [("a100", 5.0), ("v100", 3.0)]}
+    (ax,) = plot_curves(named, None, "hardware", "throughput_samples_per_s").axes
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert sorted(b.get_height() for b in bars) == [1.0, 2.0, 3.0, 5.0] and not ax.lines
+    # each GPU's bars sit around its tick, one per curve, side by side
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a100", "v100"]
+    assert sorted(round(b.get_x() + b.get_width() / 2, 3) for b in bars) == \
+        [-0.2, 0.2, 0.8, 1.2]
+    (ax,) = plot_curves({"y": [(1, 1.0), (2, 1.9)]}, None, "devices", "speedup").axes
+    assert len(ax.lines) == 1 and not ax.patches
