@@ -34,9 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="optimizer for --training: sgd, sgd-momentum (default), adam")
     parser.add_argument("--input-size", type=int, metavar="PIXELS",
                         help="height and width of the input (default: the network's own)")
-    parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+    # --workload-option is simulate's and tune-batch's name for the same thing
+    parser.add_argument("--option", "--workload-option", "-o", action="append", default=[],
+                        metavar="KEY=VALUE",
                         help="a network option, e.g. width=0.5, depth=110 (cifar_resnet), "
-                             "shortcut=B; repeatable")
+                             "shortcut=B, input_shape=3x64x64 for a model of yours; "
+                             "repeatable")
     parser.add_argument("--csv", metavar="FILE", help="also write the rows to this CSV file")
 
 

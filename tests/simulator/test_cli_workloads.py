@@ -53,6 +53,15 @@ def test_describe_writes_csv_with_units_in_column_names(tmp_path, capsys):
     assert any(r["kind"] == "sgd_update" for r in rows)
 
 
+def test_describe_takes_simulates_name_for_a_network_option(capsys):
+    assert main(["describe", "resnet20", "--option", "width=0.5"]) == 0
+    short = capsys.readouterr().out
+    assert main(["describe", "resnet20", "--workload-option", "width=0.5"]) == 0
+    assert capsys.readouterr().out == short
+    assert main(["describe", "resnet20"]) == 0
+    assert capsys.readouterr().out != short   # the option reached the network
+
+
 @pytest.mark.parametrize("argv,message", [
     (["describe", "nonexistent"], "unknown network"),
     (["describe", "resnet20", "--batch", "0"], "batch"),
