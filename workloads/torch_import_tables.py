@@ -207,9 +207,26 @@ class TableLowering:
         raise self.unsupported(f"adds {offsets!r} to a batched product {shape}; only a tensor "
                                "of buffers and constants that broadcasts over it is supported")
 
-    def _sdpa_with_bias(self, a, bias: _Gathered):
+    def _learned_mask(self, x: str, mask: _Param) -> str:
+        """Scores (N, heads, Q, K) plus a learned (heads, Q, K) parameter (a bias per head and
+        pair of positions, read whole): the attention_bias op holding it, a (heads, Q x K)
+        table read at every position."""
+        shape, table = self.b.spec(x).shape, mask.shape
+        if len(shape) < 3 or len(table) < 3 or tuple(table[-3:]) != tuple(shape[-3:]) or \
+                any(d != 1 for d in table[:-3]):
+            raise self.unsupported(f"adds parameter {mask.target!r} {table} to scores {shape} "
+                                   "as the mask; only a (heads, Q, K) table is supported")
+        heads, q, k = table[-3:]
+        out = self._op("attention_bias", [x], shape, self.name("attention_bias"),
+                       {"queries": q, "keys": k, "table_shape": (heads, q * k),
+                        "table_layout": "heads_positions"}, params=heads * q * k)
+        self._claim([mask], out)
+        return out
+
+    def _sdpa_with_bias(self, a, bias):
         """F.scaled_dot_product_attention with a learned table gathered as its additive mask
-        (T5's relative position buckets, BEiT's relative position bias): PyTorch runs its
+        (T5's relative position buckets, BEiT's relative position bias), or a learned
+        (heads, Q, K) parameter passed as the mask (_learned_mask): PyTorch runs its
         math path where the mask needs a gradient, so the ops are that path's: q and k^T each
         scaled by sqrt(scale), their product, the bias added (attention_bias, whose gradient
         scatter-adds into the table), softmax, dropout in training, the product with v."""
@@ -222,8 +239,9 @@ class TableLowering:
         q = self.b.scalar(q, scale=root, name=self.name("q_scale"))
         k_t = self.b.scalar(self.b.transpose(k, -2, -1, name=self.name("k_t")), scale=root,
                             name=self.name("k_scale"))
-        scores = self.relative_bias(
-            self.b.batched_matmul(q, k_t, name=self.name("scores")), bias)
+        product = self.b.batched_matmul(q, k_t, name=self.name("scores"))
+        scores = self.relative_bias(product, bias) if isinstance(bias, _Gathered) else \
+            self._learned_mask(product, bias)
         attn = self.b.softmax(scores, -1, name=self.name("softmax"))
         if a["dropout_p"]:
             attn = self.b.dropout(attn, float(a["dropout_p"]), name=self.name("attn_drop"))
@@ -231,8 +249,9 @@ class TableLowering:
 
     def _sdpa_gqa(self, node):
         a = self.bind(_sig_sdpa, node)
-        if isinstance(self.value(a["attn_mask"]), _Gathered):
-            return self._sdpa_with_bias(a, self.value(a["attn_mask"]))
+        mask = self.value(a["attn_mask"])
+        if isinstance(mask, _Gathered) or isinstance(mask, _Param) and mask.is_parameter:
+            return self._sdpa_with_bias(a, mask)
         if (learned := self._learned_ancestor(a["attn_mask"])) is not None:
             raise self.unsupported(f"adds a mask computed from parameter {learned!r} to the "
                                    "scores; only masks of buffers and constants and a learned "

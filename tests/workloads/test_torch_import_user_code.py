@@ -3,11 +3,13 @@ autograd Function, gradient checkpointing, in-place ops, Python control flow, SD
 boolean mask buffer, a network of functional calls and a loop over chunks summed over the
 positions import with PyTorch's own FLOPs and the module's parameters, replay in PyTorch and
 train; a mixture of experts is costed by its expected load (or the dense bound); a sum (the
-kind `sum`) and its gradient are autograd's; what stays out (a learned additive mask, a sum
-over the batch) is refused by name."""
+kind `sum`) and its gradient are autograd's; a learned (heads, Q, K) mask is an
+attention_bias; what stays out (a mask computed from a parameter, a sum over the batch) is
+refused by name."""
 import pytest
 
 torch = pytest.importorskip("torch")
+F = torch.nn.functional
 
 from benchmarks.import_sweep import torch_flops  # noqa: E402
 from tests.workloads import torch_user_code as uc  # noqa: E402
@@ -18,7 +20,7 @@ from workloads import from_torch  # noqa: E402
 from workloads.graph import WorkloadError  # noqa: E402
 from workloads.training import lower_training  # noqa: E402
 
-REFUSED = {"sdpa-learned-mask": "adds a mask computed from parameter 'bias'"}
+REFUSED: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", sorted(set(uc.CASES) - set(REFUSED) -
@@ -28,13 +30,26 @@ def test_user_code_imports_with_pytorchs_flops_and_parameters(name):
     imported(*uc.CASES[name]())
 
 
-@pytest.mark.parametrize("name", sorted(REFUSED))
-def test_what_stays_out_is_refused_naming_the_op_and_its_module_path(name):
-    model, x = uc.CASES[name]()
+def test_every_op_refused_is_named_with_its_module_path_in_one_error():
+    class Scaled(uc.MaskedAttention):
+        def forward(self, x):
+            n, t, c = x.shape
+            q, k, v = self.qkv(x).view(n, t, 3, 4, c // 4).permute(2, 0, 3, 1, 4)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.bias.tanh())
+            return self.out(y.transpose(1, 2).reshape(n, t, c))
     with pytest.raises(WorkloadError) as err:
-        from_torch(model.eval(), x)
-    assert "1 unsupported op (1 call)" in str(err.value)
-    assert "at module path '<top>'" in str(err.value) and REFUSED[name] in str(err.value)
+        from_torch(Scaled(learned=True).eval(), torch.randn(2, 16, 32))
+    lines = str(err.value).splitlines()   # one error, a line for each op refused
+    assert lines[0] == "Scaled: 2 unsupported ops (2 calls):"
+    assert lines[1].startswith("  - Tensor.tanh at module path '<top>': needs a tensor")
+    assert lines[2].startswith("  - torch._C._nn.scaled_dot_product_attention at module path "
+                               "'<top>': adds a mask computed from parameter 'bias'")
+
+
+def test_a_learned_mask_is_an_attention_bias_holding_it():
+    g = from_torch(uc.MaskedAttention(learned=True).eval(), torch.randn(2, 16, 32))
+    (bias,) = [op for op in g if op.kind == "attention_bias"]
+    assert bias.params == 4 * 16 * 16 and bias.attrs["table_shape"] == (4, 256)
 
 
 def test_a_sum_over_positions_is_a_permute_and_a_sum_and_its_gradient_is_autograds():
