@@ -128,17 +128,19 @@ GROUPS = {"transformers": transformers_cases, "timm": timm_cases,
 _REFUSED_OP = re.compile(r"^  - (.+?) at module paths? ")
 
 
-def refused_ops(message: str) -> list[str]:
+def refused_ops(message: str, name: str = "") -> list[str]:
     """The ops an import's error refuses, each once: those its list names, else the kind of
-    failure (a model fx cannot trace, or that does not run on its input) with its reason."""
+    failure (a model fx cannot trace, or that does not run on its input, a detector of two
+    stages) with its reason, the model's name left out so that models group."""
     ops = [m.group(1) for line in message.splitlines() if (m := _REFUSED_OP.match(line))]
     if ops:
         return list(dict.fromkeys(ops))
     first = message.splitlines()[0] if message else "no message"
+    first = first[len(name):].lstrip(": ") if name and first.startswith(name) else first
     if "cannot trace" in first:
         reason = first.rsplit(": ", 2)
         return [f"not traceable ({': '.join(reason[-2:])[:90]})"]
-    return [first[:110]]
+    return [first.split(":")[0][:110]]
 
 
 def sweep(cases, verbose: bool, refusals: dict[str, list[str]]) -> tuple[int, int]:
@@ -160,7 +162,7 @@ def sweep(cases, verbose: bool, refusals: dict[str, list[str]]) -> tuple[int, in
             except Exception as exc:  # an importer crash is a failure to report, not to hide
                 found = f"crashed: {type(exc).__name__}: {exc}"
         if isinstance(found, str):
-            for op in refused_ops(found):
+            for op in refused_ops(found, name):
                 refusals.setdefault(op, []).append(name)
             shown = " ".join(line.strip() for line in found.splitlines()[:2])
             print(f"  {name}: {shown[:300]}", flush=True)

@@ -1,9 +1,10 @@
 """How torch_import lowers the gated linear unit, maxima over trailing dimensions and the L2
 normalisation: F.glu / nn.GLU (a `glu` op, workloads/kinds/glu_amax.py), torch.amax and
 torch.max(x, dim) (an `amax` op; max's indices are no tensor of the graph, and an op reading
-them is refused), F.normalize(x, dim=-1) (an `l2_normalize` op, a CLIP embedding's). The
-global max (over the batch too), the elementwise maximum of two tensors and a norm other than
-L2 over the last dimension stay out of scope.
+them is refused), F.normalize(x, dim=-1) (an `l2_normalize` op, a CLIP embedding's; over
+another dimension after the batch, SSD's over the channels, the dimension permuted last and
+back, views). The global max (over the batch too), the elementwise maximum of two tensors and
+a norm other than L2 stay out of scope.
 
 `GateLowering` is a mixin of `torch_import._Lowering`. torch is never imported here.
 """
@@ -70,8 +71,16 @@ class GateLowering:
         a = self.bind(_sig_normalize, node)
         x = self.tensor(a["input"])
         rank = len(self.b.spec(x).shape)
-        if float(a["p"]) != 2.0 or int(a["dim"]) % rank != rank - 1 or a["eps"] != 1e-12:
+        dim = int(a["dim"]) % rank
+        if float(a["p"]) != 2.0 or dim == 0 or a["eps"] != 1e-12:
             raise self.unsupported(f"normalizes with p={a['p']!r}, dim={a['dim']!r}, "
-                                   f"eps={a['eps']!r}; only the L2 norm over the last "
-                                   "dimension with PyTorch's eps is supported")
-        return self._op("l2_normalize", [x], self.b.spec(x).shape, self.name("normalize"))
+                                   f"eps={a['eps']!r}; only the L2 norm over a dimension "
+                                   "after the batch with PyTorch's eps is supported")
+        if dim == rank - 1:
+            return self._op("l2_normalize", [x], self.b.spec(x).shape, self.name("normalize"))
+        # over another dimension (SSD's L2Norm over the channels): that dimension moved
+        # last (a view), the norm, and moved back (a view); the norm reads the strides
+        order = (*(d for d in range(rank) if d != dim), dim)
+        moved = self._permuted(x, order, "permute")
+        y = self._op("l2_normalize", [moved], self.b.spec(moved).shape, self.name("normalize"))
+        return self._permuted(y, tuple(order.index(d) for d in range(rank)), "permute")

@@ -71,3 +71,24 @@ def test_a_detector_takes_one_batch_of_images(detection):
     with pytest.raises(WorkloadError, match=r"RetinaNet: a detector takes one \(N, C, H, W\) "
                                             r"batch of images; got shapes \[\(2, 3, 64\)\]"):
         from_torch(model, torch.randn(2, 3, 64))
+
+
+class _L2Norm(torch.nn.Module):
+    """SSD's L2Norm: each pixel's channels scaled to unit length, then by a learned scale."""
+
+    def __init__(self, channels=8):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, channels, 3, padding=1)
+        self.scale = torch.nn.Parameter(torch.full((channels,), 20.0))
+
+    def forward(self, x):
+        y = torch.nn.functional.normalize(self.conv(x), dim=1)
+        return self.scale.view(1, -1, 1, 1) * y
+
+
+def test_an_l2_norm_over_the_channels_is_the_norm_of_the_channels_moved_last():
+    from tests.workloads.test_torch_import_user_models import imported
+    g = imported(_L2Norm(), torch.randn(2, 3, 8, 8))
+    (norm,) = [op for op in g if op.kind == "l2_normalize"]
+    assert norm.in_specs[0].shape == (2, 8, 8, 8) and norm.out.shape == (2, 8, 8, 8)
+    assert [op.kind for op in g].count("permute") == 2

@@ -194,7 +194,7 @@ def test_an_embedding_normalized_to_unit_length_is_one_op():
     g = imported(Cosine(), torch.randn(2, 16))
     (norm,) = [op for op in g if op.kind == "l2_normalize"]
     assert norm.out.shape == (2, 32)
-    with pytest.raises(WorkloadError, match="only the L2 norm over the last dimension"):
+    with pytest.raises(WorkloadError, match="only the L2 norm over a dimension after the batch"):
         from_torch(_Normalize1().eval(), torch.randn(2, 3, 4, 4))
 
 
