@@ -29,6 +29,7 @@ into the profile.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any, Callable
 
 from workloads import zoo
 from workloads.builder import GraphBuilder
@@ -50,7 +51,7 @@ ODD_WIDTH = 1.25
 # funnels: stage widths squeezed to a third (8-128 channels) and expanded back
 FUNNEL_CHANNELS = (24, 48, 96, 192, 384)
 # activations with the parameters networks set (ReLU6, a 0.2 leaky slope, GPT's GELU)
-ACTIVATION_ATTRS = {"hardtanh": {"min_val": 0.0, "max_val": 6.0},
+ACTIVATION_ATTRS: dict[str, dict[str, Any]] = {"hardtanh": {"min_val": 0.0, "max_val": 6.0},
                     "leaky_relu": {"negative_slope": 0.2}, "gelu": {"approximate": "tanh"}}
 # grouped stages: channels per stage (64x64 down to 4x4 pixels), and channels per group (2 to
 # 32: from two lanes of a vector to two vectors)
@@ -277,7 +278,7 @@ def _mid_name(kernel: int, width: str) -> str:
     return f"{_grid_name(kernel, width)}_px{MID_SIZE}"
 
 
-NETWORKS = {
+NETWORKS: dict[str, Callable[..., OpGraph]] = {
     # partial(conv_grid, k, ...)(batch) is conv_grid(k, batch, ...)
     **{_grid_name(k, w): partial(conv_grid, k, width=s, name=_grid_name(k, w))
        for k in (1, 3, 5, 7) for w, s in WIDTHS.items()},

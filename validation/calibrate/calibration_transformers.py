@@ -19,6 +19,8 @@ GPT-2 and ViT-B/16 are 768 wide with 12 heads and vocabularies of 50257 and 1000
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from workloads.graph import OpGraph
 from workloads.zoo import transformers as zt
 
@@ -56,7 +58,7 @@ def encoder_name(input_size: int) -> str:
     return f"grid_encoder_px{input_size}"
 
 
-TRANSFORMER_NETWORKS = {
+TRANSFORMER_NETWORKS: dict[str, Callable[..., OpGraph]] = {
     **{decoder_name(hd, s, form): (lambda batch, hd=hd, s=s, form=form:
                                    decoder_grid(batch, hd, s, form))
        for hd in DECODER_SIZES for form in zt.ATTENTION_FORMS for s in SEQ_LENS},

@@ -58,6 +58,8 @@ def measure(reps: int, threads_list=(1, 2), device: str = "xeon-avx512-2c") -> l
 
     from hwmodels import catalog
     spec = catalog.device(device)
+    if spec.per_core_peak_flops is None:
+        raise ValueError(f"{device}: the catalog gives no per-core peak to measure against")
     per_core_peak_flops = float(spec.per_core_peak_flops)
     torch.manual_seed(0)
     rows = []

@@ -7,6 +7,7 @@ names some other file is refused and left as it is."""
 from __future__ import annotations
 
 import statistics
+from typing import Any
 
 from hwmodels.families import point_shape
 from simulator.journal import Journal, read_records
@@ -90,8 +91,9 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
     from .torch_exec import graph_step, measure, resolve_device
     trains = {c: lower_training(get(*c)) for c in cases}
     module_steps = dict(module_steps or {})
-    everything = [*cases, *module_steps]
-    prints = {c: graph_fingerprint(t) for c, t in trains.items()}
+    everything: list[tuple[str, int]] = [*cases, *module_steps]
+    prints: dict[tuple[str, int] | None, str] = {
+        c: graph_fingerprint(t) for c, t in trains.items()}
     prints |= {c: graph_fingerprint(lower_training(g)) for c, (g, _) in module_steps.items()}
     journal = open_partial(partial_path)
     # a line of another version of a case's graph (an older dnnsim, a changed grid) is stale
@@ -101,7 +103,7 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
     loops: dict = {}
 
     def measure_round(fh: Journal, r: int, case: tuple[str, int]) -> None:
-        line = {"key": round_id(*case, r), "graph": prints[case]}
+        line: dict[str, Any] = {"key": round_id(*case, r), "graph": prints[case]}
         if case in module_steps:
             line["step_s"] = list(module_steps[case][1]())
         else:
@@ -125,7 +127,7 @@ def measure_cases(cases: list[tuple[str, int]], partial_path, device: str = "cpu
                 break
             for case in tqdm(unsettled, desc=f"calibrate (round {r + 1}, unsettled cases)",
                              unit="step", disable=not progress):
-                if round_id(*case, r) not in done:
+                if round_id(case[0], case[1], r) not in done:
                     measure_round(fh, r, case)
     return [rec for c in cases for rec in records_of_replay(
         c[0], trains[c], [rnd["times"] for rnd in case_rounds(done, c)])]

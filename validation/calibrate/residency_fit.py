@@ -36,7 +36,8 @@ def record_step_bytes(rec: dict) -> float | None:
     """The bytes the step of a record's networks moves as residency counts them (the largest,
     if several measured the same time); None if one of them is not a calibration case."""
     sizes = [step_bytes_by_key(True).get((rec["key"], network)) for network in rec["sources"]]
-    return None if not sizes or None in sizes else max(sizes)
+    known = [s for s in sizes if s is not None]
+    return max(known) if sizes and len(known) == len(sizes) else None
 
 
 def fit_records(records: list[dict], meta: dict, statistic: str = "time_s"):
@@ -53,7 +54,8 @@ def fit_records(records: list[dict], meta: dict, statistic: str = "time_s"):
             below = None
     if not below:
         return None
-    fits, spills = defaultdict(list), defaultdict(list)
+    fits: defaultdict[str, list[float]] = defaultdict(list)
+    spills: defaultdict[str, list[float]] = defaultdict(list)
     for rec in records:
         step = record_step_bytes(rec)
         if step is not None:

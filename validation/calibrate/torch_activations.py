@@ -16,15 +16,22 @@ from workloads.graph import ACTIVATIONS, Op, WorkloadError
 
 def forward(op: Op) -> Callable[[torch.Tensor], torch.Tensor]:
     _check(op, "")
-    return op.kind_record.torch_kernel(op, None)
+    return _kernel(op)(op, None)
 
 
 def backward(op: Op) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     _check(op, "_grad")
-    return op.kind_record.torch_kernel(op, None)
+    return _kernel(op)(op, None)
 
 
 def _check(op: Op, suffix: str) -> None:
     kind = op.kind.removesuffix(suffix) if suffix else op.kind
     if kind not in ACTIVATIONS or not op.kind.endswith(suffix):
         raise WorkloadError(f"op {op.name!r}: {op.kind!r} is not an activation{suffix}")
+
+
+def _kernel(op: Op) -> Callable:
+    kernel = op.kind_record.torch_kernel
+    if kernel is None:
+        raise WorkloadError(f"{op.name}: op kind {op.kind!r} has no PyTorch kernel")
+    return kernel

@@ -210,7 +210,8 @@ class GraphModule(torch.nn.Module):
             ins = [env[n] for n in op.inputs]
             for n in self._free_after[i]:
                 del env[n]
-            y = given[op.name] if op.kind == "input" else self._run[i](ins)
+            run = self._run[i]   # None for an input
+            y = given[op.name] if run is None else run(ins)
             env[op.name] = y
         if len(self._loss_roots) > 1:   # loss_a + loss_b, as a user sums them
             return sum(env[name] for name in self._loss_roots)  # type: ignore[return-value]

@@ -52,7 +52,7 @@ def residency_table(records: list[dict], step_bytes: dict) -> list[dict]:
 
 def format_table(rows: list[dict]) -> str:
     lines = [f"{'ops':22s} {'step moves':>16s} {'instances':>10s} {'time / shape median':>20s}"]
-    lo = {}
+    lo: dict[str, float] = {}
     for r in rows:
         start = lo.get(r["ops"], 0)
         span = (f"{start}-{r['step_below_mib']} MiB" if r["step_below_mib"] != math.inf
