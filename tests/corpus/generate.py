@@ -248,7 +248,7 @@ def profile_cases() -> list[Case]:
         add(f"bad-points-{i}", _set(seed, ("kinds", "conv2d", "points"), pts), "conv2d")
     add("kind-extra-field", _set(seed, ("kinds", "conv2d", "time_s"), 1.0), "conv2d")
     add("kind-missing-points", _drop(seed, ("kinds", "conv2d", "points")), "conv2d", "points")
-    add("unknown-op-kind", _set(seed, ("kinds", "conv3d"), {"points": [[1, 1, 1]]}), "conv3d")
+    add("unknown-op-kind", _set(seed, ("kinds", "conv9d"), {"points": [[1, 1, 1]]}), "conv9d")
     add("kinds-not-table", _set(seed, ("kinds",), 3), "kinds")
     add("kind-not-table", _set(seed, ("kinds", "relu"), 3), "relu")
     add("unknown-section", _set(seed, ("metadata",), {"a": 1}), "metadata")
