@@ -233,7 +233,7 @@ def run(args) -> int:
         print(json.dumps(doc, indent=2, sort_keys=True))
     else:
         base = baseline_run(sc, not args.no_enforce_memory) if args.efficiency else None
-        print_summary(result, base)
+        print_summary(result, base, sc)
     return 0 if result.ok else 3
 
 
@@ -257,10 +257,16 @@ def without_effect(sc: Scenario, args) -> list[str]:
     return notes
 
 
-def print_summary(result, baseline=None) -> None:
-    """The figures for people (docs/metrics.md defines each); --json has the exact values."""
+def print_summary(result, baseline=None, sc: Scenario | None = None) -> None:
+    """The figures for people (docs/metrics.md defines each); --json has the exact values.
+    The first line names the scenario's precision and memory format where they are not the
+    defaults: runs of one network in fp32 and in AMP differ nowhere else in what is printed."""
     from ..report import summary_lines
-    print("\n".join(summary_lines(result, baseline)))
+    lines = summary_lines(result, baseline)
+    if sc is not None:
+        lines[0] += "".join(f", {setting}" for setting in (
+            sc.precision if sc.precision != "fp32" else None, sc.memory_format) if setting)
+    print("\n".join(lines))
 
 
 def baseline_run(sc: Scenario, enforce_memory: bool):

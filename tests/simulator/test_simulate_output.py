@@ -1,5 +1,5 @@
 """`dnnsim simulate` and the published-data commands refuse bad values (the printed figures
-are tested in test_report.py)."""
+are tested in test_report.py), and the first line says which precision ran."""
 
 
 def test_bad_precisions_exit_2_naming_what_is_wrong(capsys):
@@ -20,3 +20,16 @@ def test_published_commands_refuse_bad_files(tmp_path, capsys):
     assert main(["calibrate", "--published", str(tmp_path), "--out", str(out)]) == 2
     assert "not overwritten" in capsys.readouterr().err
     assert out.read_text() == "mine\n"
+
+
+def test_the_first_line_names_a_precision_and_memory_format_that_are_not_the_defaults(capsys):
+    from simulator.cli import main
+    base = ["simulate", "--workload", "resnet18", "--batch", "2", "--hardware", "a100"]
+    assert main(base) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "sequential: resnet18, batch 2, training"
+    assert main([*base, "--precision", "amp-fp16", "--memory-format", "nhwc"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == \
+        "sequential: resnet18, batch 2, training, amp-fp16, nhwc"
+    assert main([*base, "--precision", "tf32"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == \
+        "sequential: resnet18, batch 2, training, tf32"
