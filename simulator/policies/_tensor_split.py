@@ -47,8 +47,8 @@ def split_pairs(graph: OpGraph) -> list[SplitPair]:
         raise ConfigError(
             f"policy 'tensor-parallel': graph {graph.name!r} marks no pairs of column- and "
             f"row-parallel linear layers, so how to split it is unknown. It runs on the zoo's "
-            f"transformers (gpt2, gpt2_medium, bert_base, vit_*, tinyllama_1b, llama2_7b); "
-            f"an imported model or a CNN runs under data-parallel, fsdp or a pipeline")
+            f"GPT, BERT, ViT, Llama and Mistral transformers (`dnnsim workloads`); an imported "
+            f"model, T5 or a CNN runs under data-parallel, fsdp or a pipeline")
     return [SplitPair(tuple(p["columns"]), p["row"], p.get("heads")) for p in pairs]
 
 
