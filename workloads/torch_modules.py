@@ -20,6 +20,7 @@ class ModuleLowering:
             nn.BatchNorm2d: self._batchnorm_module, nn.BatchNorm1d: self._batchnorm_module,
             nn.BatchNorm3d: self._batchnorm_module, nn.Conv3d: self._conv3d_module,
             nn.AdaptiveAvgPool3d: self._adaptive_avgpool3d_module,
+            nn.MaxPool3d: self._pool3d_module, nn.AvgPool3d: self._pool3d_module,
             nn.LayerNorm: self._layernorm_module, nn.GroupNorm: self._groupnorm_module,
             nn.ReLU: lambda m, node, x: self.b.relu(x(), name=self.name(""), inplace=m.inplace),
             nn.MaxPool2d: lambda m, node, x: self._maxpool(
@@ -77,6 +78,33 @@ class ModuleLowering:
             raise self.unsupported(f"pools to {m.output_size}; only output_size 1 (the mean "
                                    "over time, height and width) is supported")
         return self.b.mean(x(), 3, keepdim=True, name=self.name(""))
+
+    def _pool3d_module(self, m, node, x):
+        """nn.MaxPool3d / nn.AvgPool3d of (N, C, T, H, W): its output shape computed here, as
+        PyTorch's pooling arithmetic (ceil_mode: a last window starting inside the input or
+        its left padding)."""
+        def triple(v):
+            return tuple(int(i) for i in v) if isinstance(v, (tuple, list)) else (int(v),) * 3
+        y, is_max = x(), isinstance(m, self.nn.MaxPool3d)
+        shape = self.b.spec(y).shape
+        if len(shape) != 5 or (is_max and m.return_indices) or \
+                (not is_max and m.divisor_override is not None):
+            raise self.unsupported(f"pools a tensor of shape {shape}; only (N, C, T, H, W) "
+                                   "clips, without indices or a divisor override, are "
+                                   "supported")
+        k, p = triple(m.kernel_size), triple(m.padding)
+        s = triple(m.stride if m.stride is not None else m.kernel_size)
+        d = triple(m.dilation) if is_max else (1, 1, 1)
+        out = []
+        for size, kk, st, pad, dil in zip(shape[2:], k, s, p, d, strict=True):
+            span = size + 2 * pad - dil * (kk - 1) - 1
+            n = (-(-span // st) if m.ceil_mode else span // st) + 1
+            out.append(n - 1 if m.ceil_mode and (n - 1) * st >= size + pad else n)
+        attrs = dict(kernel=k, stride=s, padding=p, ceil_mode=bool(m.ceil_mode))
+        attrs.update(dilation=d) if is_max else \
+            attrs.update(count_include_pad=bool(m.count_include_pad))
+        return self._op("maxpool3d" if is_max else "avgpool3d", [y], (*shape[:2], *out),
+                        self.name(""), attrs)
 
     def _conv3d_module(self, m, node, x):
         if m.padding_mode != "zeros" or isinstance(m.padding, str) and m.padding != "valid":

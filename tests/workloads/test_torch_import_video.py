@@ -97,3 +97,45 @@ def test_a_pool_to_more_than_one_value_is_refused_by_name():
     with pytest.raises(WorkloadError, match=r"AdaptiveAvgPool3d at module path '1'.*only "
                                             "output_size 1"):
         from_torch(model, clip())
+
+
+class _Pooled(torch.nn.Module):
+    """S3D's pools: a max pool over space alone, one over time and space with ceil_mode and
+    padding, and an average pool."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(3, 4, 1)
+        self.pools = torch.nn.Sequential(
+            torch.nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+            torch.nn.MaxPool3d(3, stride=2, padding=1, ceil_mode=True),
+            torch.nn.AvgPool3d((2, 3, 3), stride=1))
+        self.fc = torch.nn.Linear(4, 5)
+
+    def forward(self, x):
+        return self.fc(self.pools(self.conv(x)).mean((2, 3, 4)))
+
+
+def test_3d_max_and_average_pools_import_with_pytorchs_shapes():
+    g = imported(_Pooled(), torch.randn(2, 3, 5, 13, 13))
+    pools = [op for op in g if op.kind in ("maxpool3d", "avgpool3d")]
+    assert [op.out.shape for op in pools] == [(2, 4, 5, 7, 7), (2, 4, 3, 4, 4),
+                                              (2, 4, 2, 2, 2)]
+    kinds = {op.kind for op in lower_training(g)}
+    assert {"maxpool3d_grad", "avgpool3d_grad"} <= kinds
+
+
+@pytest.mark.parametrize("kind", ["maxpool3d", "avgpool3d"])
+def test_3d_pool_gradients_are_autograds(kind):
+    from validation.calibrate.torch_ops import KernelState
+    from workloads.kinds import kind_of
+    x = torch.randn(2, 3, 4, 6, 6, requires_grad=True)
+    attrs = dict(kernel=(2, 3, 3), stride=(2, 2, 2), padding=(0, 1, 1), ceil_mode=True)
+    pool = F.max_pool3d if kind == "maxpool3d" else F.avg_pool3d
+    y = pool(x, attrs["kernel"], attrs["stride"], attrs["padding"], ceil_mode=True)
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    grad = _op(f"{kind}_grad", [y.shape, x.shape], tuple(x.shape), "backward", **attrs)
+    kernel = kind_of(f"{kind}_grad").torch_kernel(grad, KernelState())
+    got = kernel(dy, x.detach()) if kind == "maxpool3d" else kernel(dy)
+    assert torch.allclose(got, x.grad, atol=1e-6)

@@ -11,10 +11,10 @@ none of them lists kinds of its own. docs/op-kinds.md says how to add a kind.
 
 The families of kinds live one module each: matmul (convolutions, linear layers, batched
 products), elementwise (ReLU, arithmetic, dropout, gradient sums), masked_dropout, activations,
-norms, pools, conv_transpose and conv3d (convolutions the matmul roofline costs), layout
-(views and copies, permute), loss_update (the loss and the optimizer step), attention
-(softmax, the causal mask, fused attention), embedding (token and position tables, the class
-token), pointwise_math (pow, rsqrt, the mean over trailing dimensions,
+norms, pools, pools3d (of clips), conv_transpose and conv3d (convolutions the matmul roofline
+costs), layout (views and copies, permute), loss_update (the loss and the optimizer step),
+attention (softmax, the causal mask, fused attention), embedding (token and position tables,
+the class token), pointwise_math (pow, rsqrt, the mean over trailing dimensions,
 the product with a constant table), lrn (cross-channel local response
 normalisation), gather (rows picked by a constant index), unfold (im2col), glu_amax (the
 gated linear unit, the maximum over trailing dimensions), constant_matmul (the product with
@@ -44,7 +44,7 @@ from ._registry import (
 # isort: off
 from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: F401
                loss_update, masked_dropout, attention, embedding, layer_scale,
-               conv_transpose, conv3d, upsample, window_attention, cosine_attention,
+               conv_transpose, conv3d, pools3d, upsample, window_attention, cosine_attention,
                pointwise_math, difference, attention_bias, lrn, gather, unfold, glu_amax,
                constant_matmul, constants)
 # isort: on

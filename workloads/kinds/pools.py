@@ -17,26 +17,32 @@ def _output_layout(op) -> tuple[int, int]:
     return shape_layout(op.out.shape)
 
 
-def _maxpool_args(a):
+def maxpool_args(a, dims: int = 2):
+    """(kernel, stride, padding, dilation, ceil_mode) of a max pool over `dims` dimensions."""
     return (list(a["kernel"]), list(a["stride"]), list(a["padding"]),
-            list(a.get("dilation", (1, 1))), bool(a.get("ceil_mode", False)))
+            list(a.get("dilation", (1,) * dims)), bool(a.get("ceil_mode", False)))
 
 
-def _maxpool_kernel(op, state):
-    """max_pool2d_with_indices (the indices saved) / its backward."""
-    owner, pool = op.forward or op.name, _maxpool_args(op.attrs)
-    if op.kind == "maxpool":
-        def maxpool(x):
-            y, idx = aten.max_pool2d_with_indices(x, *pool)
-            state.saved[owner] = (idx,)
-            return y
-        return maxpool
+def maxpool_kernel(dims: int):
+    """The kernel of a max pool over `dims` dimensions: max_pool{dims}d_with_indices (the
+    indices saved) / its backward."""
+    def kernel(op, state):
+        owner, pool = op.forward or op.name, maxpool_args(op.attrs, dims)
+        with_indices = getattr(aten, f"max_pool{dims}d_with_indices")
+        if op.phase == "forward":
+            def maxpool(x):
+                y, idx = with_indices(x, *pool)
+                state.saved[owner] = (idx,)
+                return y
+            return maxpool
+        backward = getattr(aten, f"max_pool{dims}d_with_indices_backward")
 
-    def maxpool_grad(dy, x):
-        if owner not in state.saved:   # run alone: the forward's indices, made untimed once
-            state.saved[owner] = (aten.max_pool2d_with_indices(x, *pool)[1],)
-        return aten.max_pool2d_with_indices_backward(dy, x, *pool, state.saved[owner][0])
-    return maxpool_grad
+        def maxpool_grad(dy, x):
+            if owner not in state.saved:   # run alone: the forward's indices, made untimed
+                state.saved[owner] = (with_indices(x, *pool)[1],)
+            return backward(dy, x, *pool, state.saved[owner][0])
+        return maxpool_grad
+    return kernel
 
 
 def _maxpool_module(op, m, i):
@@ -46,21 +52,26 @@ def _maxpool_module(op, m, i):
                                     ceil_mode=bool(a.get("ceil_mode", False)))
 
 
-def _avgpool_args(a):
+def avgpool_args(a):
+    """(kernel, stride, padding, ceil_mode, count_include_pad) of an average pool."""
     return (list(a["kernel"]), list(a["stride"]), list(a["padding"]),
             bool(a.get("ceil_mode", False)), bool(a.get("count_include_pad", True)))
 
 
-def _avgpool_kernel(op, state):
-    pool = _avgpool_args(op.attrs)
-    if op.kind == "avgpool":
-        return lambda x: F.avg_pool2d(x, *pool)
-    x_shape = state.placeholder(op.out.shape)
-    return lambda dy: aten.avg_pool2d_backward(dy, x_shape, *pool, None)
+def avgpool_kernel(dims: int):
+    """The kernel of an average pool over `dims` dimensions, or its backward."""
+    def kernel(op, state):
+        pool = avgpool_args(op.attrs)
+        if op.phase == "forward":
+            return lambda x: getattr(F, f"avg_pool{dims}d")(x, *pool)
+        x_shape = state.placeholder(op.out.shape)
+        backward = getattr(aten, f"avg_pool{dims}d_backward")
+        return lambda dy: backward(dy, x_shape, *pool, None)
+    return kernel
 
 
 def _avgpool_module(op, m, i):
-    pool = _avgpool_args(op.attrs)
+    pool = avgpool_args(op.attrs)
     return lambda ins: F.avg_pool2d(ins[0], *pool)
 
 
@@ -86,18 +97,18 @@ def _adaptive_kernel(op, state):
 
 register(
     OpKind("maxpool", "pooling", flops=_window_flops, layout=_output_layout, saves=("in",),
-           torch_kernel=_maxpool_kernel, torch_module=_maxpool_module,
+           torch_kernel=maxpool_kernel(2), torch_module=_maxpool_module,
            doc="max over kernel windows (stride, padding, dilation, ceil_mode)"),
     OpKind("avgpool", "pooling", flops=_window_flops, layout=_output_layout,
-           torch_kernel=_avgpool_kernel, torch_module=_avgpool_module,
+           torch_kernel=avgpool_kernel(2), torch_module=_avgpool_module,
            doc="mean over kernel windows (stride, padding, ceil_mode, count_include_pad)"),
     OpKind("adaptive_avgpool", "pooling", flops=_adaptive_flops,
            layout=_output_layout, torch_kernel=_adaptive_kernel,
            doc="mean over output_size windows that tile the input"),
     OpKind("maxpool_grad", "pooling", "backward", flops=per_element(1.0),
-           torch_kernel=_maxpool_kernel),
+           torch_kernel=maxpool_kernel(2)),
     OpKind("avgpool_grad", "pooling", "backward", flops=per_element(1.0),
-           torch_kernel=_avgpool_kernel),
+           torch_kernel=avgpool_kernel(2)),
     OpKind("adaptive_avgpool_grad", "pooling", "backward", flops=per_element(1.0),
            torch_kernel=_adaptive_kernel),
 )
