@@ -46,7 +46,8 @@ def file_info(name: str) -> NetworkInfo:
         raise WorkloadError(f"{name!r} is not a network file; write path/to/net.py:factory")
     factory = _factory(Path(match["path"]), match["attr"])
 
-    def build(batch: int = 1, input_shape=None, tokens=None) -> OpGraph:
+    def build(batch: int = 1, input_shape=None, tokens=None,
+              moe_routing: str = "expected") -> OpGraph:
         import torch
 
         from .torch_import import from_torch
@@ -65,7 +66,7 @@ def file_info(name: str) -> NetworkInfo:
                     torch.randint(0, vocabulary, (batch, *shape))
                     for shape, vocabulary in zip(shapes, vocabularies, strict=True)]
         return from_torch(module, examples[0] if len(examples) == 1 else examples,
-                          name=match["attr"])
+                          name=match["attr"], moe_routing=moe_routing)
     return NetworkInfo(name, (), 0, f"PyTorch module from {match['path']}", build)
 
 

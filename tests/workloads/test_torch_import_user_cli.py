@@ -1,6 +1,7 @@
 """`dnnsim simulate` on a file of the user's own models: a GPT and a U-Net written as users
-write them (tests/workloads/torch_user_models.py) run under several policies, and a model with
-ops out of scope exits 2 listing every one of them with its module path."""
+write them (tests/workloads/torch_user_models.py) run under several policies, a mixture of
+experts costed by the routing asked, and a model with ops out of scope exits 2 listing every
+one of them with its module path."""
 import pytest
 
 pytest.importorskip("torch")
@@ -41,6 +42,11 @@ class Unsupported(nn.Module):
 
 def unsupported():
     return Unsupported()
+
+
+def moe():
+    from tests.workloads.torch_user_code import MoEModel
+    return MoEModel()
 '''
 
 
@@ -77,3 +83,22 @@ def test_what_stays_out_is_listed_at_once_with_module_paths(user_file, capsys):
                  "torch.where at module path 'act': selects by a condition computed from the "
                  "input", "raises to a tensor power", "Supported modules:"):
         assert line in message, line
+
+
+def test_the_cli_costs_a_mixture_of_experts_by_the_routing_asked(user_file, capsys):
+    """--workload-option moe_routing=dense runs every expert on every token: a longer step
+    than the expected load's (the default); a routing that does not exist exits 2."""
+    import json
+
+    from simulator.cli import main
+    times = {}
+    for routing in ("expected", "dense"):
+        assert main(["simulate", "--workload", f"{user_file}:moe", "--batch", "8",
+                     "--workload-option", "input_shape=64x32", "--workload-option",
+                     f"moe_routing={routing}", "--hardware", "skylake-x-6c", "--json"]) == 0
+        times[routing] = json.loads(capsys.readouterr().out)["iteration_time_s"]
+    assert times["expected"] < times["dense"]
+    assert main(["simulate", "--workload", f"{user_file}:moe", "--batch", "2",
+                 "--workload-option", "input_shape=64x32", "--workload-option",
+                 "moe_routing=sparse", "--hardware", "v100"]) == 2
+    assert "moe_routing 'sparse' is not one of expected, dense" in capsys.readouterr().err
