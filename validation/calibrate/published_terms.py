@@ -6,6 +6,7 @@ published_fit scores a candidate set of constants with a few array operations.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import defaultdict
 from typing import Iterable
 
@@ -86,23 +87,45 @@ class Terms:
         eff = np.array([1.0] + [getattr(fam, k) for k in KEYS[1:]])[self.key]
         eff = eff * np.where(self.tensor, fam.tensor_core, 1.0)
         # streaming kernels are the framework's; GEMMs' and convolutions' traffic the library's
-        share = np.where(self.key == 0, self.stream_share[self.row_of_option], fam.memory)
+        share = np.where(self._is_stream, self.stream_share[self.row_of_option], fam.memory)
         option_s = (np.maximum(self.unit_s / eff, self.memory_s / share)
                     + self.serial_memory_s / fam.memory + self.serial_s
                     + self.kernels * fam.kernel_overhead_s)
-        n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
-        op_s = np.full(n_ops, np.inf)
-        np.minimum.at(op_s, self.op_of_option, option_s)
-        # the framework issues each kernel of the fastest option (GPUModel.curve_time_s)
-        chosen = option_s == op_s[self.op_of_option]
-        kernels = np.zeros(n_ops)
-        np.maximum.at(kernels, self.op_of_option[chosen], self.kernels[chosen])
+        starts = self._op_starts
+        if starts is not None:   # one run of options per op: the same minima and maxima
+            op_s = np.minimum.reduceat(option_s, starts)
+            chosen = option_s == op_s[self.op_of_option]
+            kernels = np.maximum.reduceat(np.where(chosen, self.kernels, 0.0), starts)
+        else:
+            n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
+            op_s = np.full(n_ops, np.inf)
+            np.minimum.at(op_s, self.op_of_option, option_s)
+            # the framework issues each kernel of the fastest option (GPUModel.curve_time_s)
+            chosen = option_s == op_s[self.op_of_option]
+            kernels = np.zeros(n_ops)
+            np.maximum.at(kernels, self.op_of_option[chosen], self.kernels[chosen])
         op_s = np.maximum(op_s, kernels * self.host_s[self._row_of_op])
         return np.bincount(self._row_of_op, weights=op_s, minlength=len(self.measured_s))
 
-    @property
+    # predict_s runs thousands of times per fit on the same arrays: what depends on them alone
+    # is worked out once
+    @functools.cached_property
     def _row_of_op(self) -> np.ndarray:
         return np.repeat(np.arange(len(self.ops_per_row)), self.ops_per_row)
+
+    @functools.cached_property
+    def _is_stream(self) -> np.ndarray:
+        return self.key == 0
+
+    @functools.cached_property
+    def _op_starts(self) -> np.ndarray | None:
+        """Where each op's options begin, when they lie in runs 0, 1, 2, ... (as _terms lays
+        them out; ufunc.reduceat over the runs is then much faster than ufunc.at); else None."""
+        ops = self.op_of_option
+        if not len(ops) or ops[0] != 0 or np.any(np.diff(ops) < 0):
+            return None
+        starts = np.flatnonzero(np.diff(ops, prepend=-1))
+        return starts if len(starts) == int(ops[-1]) + 1 else None
 
 
 Item = tuple[str, str, list, float, str | None, Version, Version, float]
