@@ -109,8 +109,11 @@ class RunLog:
         nothing."""
         return {d: list(at.items()) for d, at in self.memory_by_instant.items()}
 
-    @property
+    @cached_property
     def makespan_s(self) -> float:
+        """The last end; read once (a log does not change after its run) and kept."""
+        if self.completed == len(self.end_s):   # every task ran: no NaN to leave out
+            return max(self.end_s, default=0.0)
         return max((e for e in self.end_s if e == e), default=0.0)  # NaN for tasks never run
 
     @property

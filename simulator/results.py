@@ -5,6 +5,7 @@ import csv
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,12 @@ from .engine import OutOfMemory, RunLog
 
 
 def _union_length(intervals: list[tuple[float, float]]) -> float:
+    return _sorted_union_length(sorted(intervals))
+
+
+def _sorted_union_length(intervals: list[tuple[float, float]]) -> float:
     total, end = 0.0, float("-inf")
-    for s, e in sorted(intervals):
+    for s, e in intervals:
         if s > end:
             total += e - s
             end = e
@@ -26,27 +31,41 @@ def _union_length(intervals: list[tuple[float, float]]) -> float:
 
 def _subtract_length(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
     """Length of union(a) not covered by union(b)."""
-    return _union_length(a) - _union_length(_intersect(_merge(a), _merge(b)))
+    a = sorted(a)   # once: the union's length and the merge read the same order
+    return _sorted_union_length(a) - _union_length(_intersect(_merge(a), _merge(sorted(b))))
 
 
 def _merge(iv: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[list[float]] = []
-    for s, e in sorted(iv):
-        if out and s <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], e)
+    """Intervals sorted by start, overlapping or touching ones joined."""
+    out: list[tuple[float, float]] = []
+    if not iv:
+        return out
+    start, end = iv[0]
+    for s, e in iv:
+        if s <= end:
+            if e > end:
+                end = e
         else:
-            out.append([s, e])
-    return [(s, e) for s, e in out]
+            out.append((start, end))
+            start, end = s, e
+    out.append((start, end))
+    return out
 
 
-def _intersect(a, b) -> list[tuple[float, float]]:
+def _intersect(a: list[tuple[float, float]], b: list[tuple[float, float]]
+               ) -> list[tuple[float, float]]:
+    """Where two merged interval lists overlap (max and min spelt out: a hot loop)."""
     i = j = 0
+    na, nb = len(a), len(b)
     out = []
-    while i < len(a) and j < len(b):
-        s, e = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+    while i < na and j < nb:
+        a_start, a_end = a[i]
+        b_start, b_end = b[j]
+        s = b_start if b_start > a_start else a_start
+        e = b_end if b_end < a_end else a_end
         if s < e:
             out.append((s, e))
-        if a[i][1] < b[j][1]:
+        if a_end < b_end:
             i += 1
         else:
             j += 1
@@ -120,35 +139,40 @@ class Result:
             return None
         return achieved / self.peak_flops_per_s
 
-    @property
-    def busy_s(self) -> dict[str, float]:
-        """Per resource: task-seconds run on it (a resource of capacity c can reach c*time)."""
+    # The figures below read every task of the log, which does not change once the run is
+    # over: each is computed once (summary() reads them several times, over hundreds of
+    # thousands of tasks in a big run) and handed out as a copy.
+    @cached_property
+    def _busy_s(self) -> dict[str, float]:
         busy = {r: 0.0 for r in self.log.capacities}
         for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s, strict=True):
             if e == e:
+                ran_s = e - s
                 for r in t.resources:
-                    busy[r] += e - s
+                    busy[r] += ran_s
         return busy
+
+    @property
+    def busy_s(self) -> dict[str, float]:
+        """Per resource: task-seconds run on it (a resource of capacity c can reach c*time)."""
+        return dict(self._busy_s)
 
     @property
     def utilisation(self) -> dict[str, float]:
         """Per resource: busy time over the run's makespan and the resource's capacity (0-1)."""
         span = self.makespan_s
         return {r: (b / (span * self.log.capacities[r]) if span > 0 else 0.0)
-                for r, b in self.busy_s.items()}
+                for r, b in self._busy_s.items()}
 
     @property
     def link_utilisation(self) -> dict[str, float]:
         """Per network resource (a link direction, a node's NIC, a shared medium) and copy
         engine that carried bytes: its utilisation (0-1)."""
         util = self.utilisation
-        return {r: util[r] for r in sorted(self.link_bytes) if r in util}
+        return {r: util[r] for r in sorted(self._link_bytes) if r in util}
 
-    @property
-    def link_bytes(self) -> dict[str, float]:
-        """Per network resource and copy engine: bytes it carried over the whole run, sent
-        (a task's `bytes`) or taken off the network (a receive's `received_bytes`). The wire
-        (a transfer's flight between nodes: a delay, no link) is not one."""
+    @cached_property
+    def _link_bytes(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for t, e in zip(self.log.tasks, self.log.end_s, strict=True):
             if e == e and t.category in ("comm", "copy"):
@@ -160,10 +184,14 @@ class Result:
         return out
 
     @property
-    def exposed_communication_s(self) -> dict[str, float]:
-        """Per device: time its communication or copies run while its compute stream is idle,
-        over the whole run (every simulated iteration; see
-        exposed_communication_per_iteration_s)."""
+    def link_bytes(self) -> dict[str, float]:
+        """Per network resource and copy engine: bytes it carried over the whole run, sent
+        (a task's `bytes`) or taken off the network (a receive's `received_bytes`). The wire
+        (a transfer's flight between nodes: a delay, no link) is not one."""
+        return dict(self._link_bytes)
+
+    @cached_property
+    def _exposed_communication_s(self) -> dict[str, float]:
         comm: dict[str, list] = {}
         comp: dict[str, list] = {}
         for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s, strict=True):
@@ -173,10 +201,17 @@ class Result:
         return {d: _subtract_length(iv, comp.get(d, [])) for d, iv in sorted(comm.items())}
 
     @property
+    def exposed_communication_s(self) -> dict[str, float]:
+        """Per device: time its communication or copies run while its compute stream is idle,
+        over the whole run (every simulated iteration; see
+        exposed_communication_per_iteration_s)."""
+        return dict(self._exposed_communication_s)
+
+    @property
     def exposed_communication_per_iteration_s(self) -> dict[str, float]:
         """Per device: exposed communication over the run divided by the iterations simulated
         (a pipeline simulates several minibatches; fill and drain are spread over them)."""
-        return {d: v / self.iterations for d, v in self.exposed_communication_s.items()}
+        return {d: v / self.iterations for d, v in self._exposed_communication_s.items()}
 
     @property
     def peak_memory_bytes(self) -> dict[str, int]:
@@ -216,7 +251,7 @@ class Result:
         """The figures, units in the keys; what --json prints."""
         exposed = self.exposed_communication_per_iteration_s
         util = self.utilisation
-        busy = self.busy_s
+        busy = self._busy_s
         # A device computes on its stream, or core by core (CPU work items): count what ran.
         compute_util = [u for r, u in util.items()
                         if r.endswith((".compute", ".cores")) and busy[r] > 0]
