@@ -46,6 +46,13 @@ def _value_prop(torch):
     class ValueProp(torch.fx.Interpreter):
         """Records each node's tensor shapes, and the values of everything else (sizes)."""
 
+        def call_function(self, target, args, kwargs):
+            # why: fx hands lists as immutable lists, which a model's function may change in
+            # place (torchvision's Swin3D, _get_window_and_shift_size)
+            def plain(a):
+                return [plain(v) for v in a] if isinstance(a, list) else a
+            return super().call_function(target, tuple(plain(a) for a in args), kwargs)
+
         def run_node(self, n):
             try:
                 result = super().run_node(n)

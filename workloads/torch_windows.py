@@ -122,7 +122,11 @@ class WindowLowering:
         """x (N, H, W, C) padded to even H and W, then the four pixels of each 2x2 cell
         concatenated along the channels: as a view (N, H/2, 2, W/2, 2, C) permuted to put the
         cell's column then row before C, copied contiguous (the traffic of PyTorch's cat)."""
-        return self.cells_merged(self._swin_pad(self.tensor(node.args[0]), 2, 2))
+        x = self.tensor(node.args[0])
+        if len(self.b.spec(x).shape) != 4:   # Swin3D's (N, T, H, W, C)
+            raise self.unsupported(f"merges patches of a tensor of shape {self.b.spec(x).shape};"
+                                   " only (N, H, W, C) maps are supported")
+        return self.cells_merged(self._swin_pad(x, 2, 2))
 
     def cells_merged(self, x):
         """The four pixels of each 2x2 cell of x (N, H, W, C) concatenated along the channels,

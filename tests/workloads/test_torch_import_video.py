@@ -139,3 +139,20 @@ def test_3d_pool_gradients_are_autograds(kind):
     kernel = kind_of(f"{kind}_grad").torch_kernel(grad, KernelState())
     got = kernel(dy, x.detach()) if kind == "maxpool3d" else kernel(dy)
     assert torch.allclose(got, x.grad, atol=1e-6)
+
+
+def test_swin3d_is_refused_with_one_error_naming_its_3d_window_ops():
+    """Swin3D runs (its window sizes are computed by a function that changes its list
+    arguments in place) and what no kind models is listed, with module paths."""
+    tvm = models()
+    if tvm is None:
+        pytest.skip("torchvision is not installed")
+    with torch.device("meta"):
+        model = tvm.video.swin3d_t().eval()
+    with pytest.raises(WorkloadError) as err:
+        from_torch(model, torch.randn(1, 3, 8, 64, 64, device="meta"))
+    message = str(err.value)
+    assert message.startswith("SwinTransformer3d: 6 unsupported ops")
+    assert "shifted_window_attention_3d at module paths 'features.0.0.attn'" in message
+    assert "_patch_merging_pad at module path 'features.1': merges patches of a tensor of " \
+        "shape (1, 4, 16, 16, 96); only (N, H, W, C) maps are supported" in message
