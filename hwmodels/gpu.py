@@ -2,6 +2,10 @@
 
     op_time_s = max(max(compute_s, memory_s) + kernel_overhead_s, host_overhead_s)  (views: 0)
 
+for an op issued alone; ops issued one after another on a stream (a training step) queue
+instead: the host issues each as soon as it has issued the one before, the GPU runs it once
+it is issued and the one before is done (stream_times_s).
+
 - Convolutions and matrix products: cuDNN's / cuBLAS's algorithms, tiles and waves
   (gpu_gemm.py, gpu_conv.py), in the arithmetic the op's precision selects on this part
   (`arithmetic_precision`), at the architecture's efficiencies.
@@ -9,8 +13,10 @@
   kernels reach (the part's mem_efficiency times the framework's stream_memory), or FP32
   CUDA-core arithmetic where that binds.
 - kernel_overhead_s: the gap a GPU leaves between dependent kernels (launch, prologue, tail),
-  per architecture; host_overhead_s: the framework's host time per op, which binds when
-  kernels are shorter (small batches), per framework (PyTorch unless a model says otherwise).
+  per architecture; host_overhead_s: the framework's host time per kernel it issues, per
+  framework (PyTorch unless a model says otherwise). Launches are asynchronous, so the host
+  runs ahead of the GPU through long kernels and the GPU waits only where the host has fallen
+  behind: over a stretch of ops the time tends to max(host, GPU), not their sum.
 - Streaming kernels (norms, activations, pooling, copies, the optimizer) are the framework's
   own code: the share of bandwidth they reach belongs to the framework (Torch7's and NVIDIA's
   PyTorch kernels differ more than architectures do). Library GEMMs and convolutions move
@@ -26,6 +32,7 @@ measured the op (model.py).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Sequence
 
 from workloads.graph import Op
 from workloads.kinds import kind_of
@@ -87,6 +94,13 @@ READ_PASSES = {"batchnorm": 2.0, "batchnorm_grad": 2.0, "layernorm_grad": 2.0,
 # BiasAddGrad are ops of their own. XLA fuses the forward add into the convolution's custom
 # call.
 BIAS_ADD_FUSED_FRAMEWORKS = frozenset({"tensorflow-xla"})
+# Frameworks whose host waits for the GPU at the end of each phase of a step, so the next
+# phase starts with an empty launch queue: Torch7's criterion returns the loss as a Lua number
+# (a device-to-host copy once the forward is done), and its benchmark harnesses call
+# cutorch.synchronize() after the forward and after the backward to time them apart. PyTorch,
+# TensorFlow and MXNet keep issuing from the forward into the backward and the update (the
+# loss stays a device tensor) and wait once, at the end of the step.
+PHASE_SYNC_FRAMEWORKS = frozenset({"torch7"})
 
 
 _GENERIC = model_efficiency.table("gpu")
@@ -203,12 +217,52 @@ class GPUModel(DeviceModel):
         return FUSED_POINTWISE.get(self.framework or "", frozenset())
 
     def curve_time_s(self, op: Op) -> float:
+        """The op issued alone: its GPU time, or its host time where that is longer."""
+        device_s, host_s = self.device_and_host_s(op)
+        return max(device_s, host_s)
+
+    def device_and_host_s(self, op: Op) -> tuple[float, float]:
+        """(GPU seconds, host seconds) of an op: its fastest algorithm's time on the GPU, and
+        the framework's host time to issue that algorithm's kernels."""
         if op.is_view or op.kind in self.fused_kinds:
-            return 0.0
+            return 0.0, 0.0
         fam = self.family_constants
         best = self.chosen_option(op)
-        device_s = self.option_time_s(best, fam, self.tensor_cores(op))
-        return max(device_s, best.kernels * self.host_overhead_s)
+        return (self.option_time_s(best, fam, self.tensor_cores(op)),
+                best.kernels * self.host_overhead_s)
+
+    def stream_times_s(self, ops: Sequence[Op], step_bytes: float | None = None,
+                       queue: dict | None = None) -> list[float]:
+        """Each op's seconds on one stream when the framework issues `ops` in this order, as
+        CUDA runs asynchronous launches: the host issues an op once it has issued the one
+        before (its host time), the GPU starts it once it is issued and the op before is done.
+        An op's time is its GPU time plus what the GPU waits for the host before it; the sum
+        is the time to the last op's end. The host waits for the GPU at each phase's end in
+        PHASE_SYNC_FRAMEWORKS. An op a calibrated profile has measured takes its measured time
+        (which holds its launch) and no host time of its own.
+        queue: the state a previous call on this stream left ({"host_done_s", "gpu_done_s",
+        "phase"}: when the host had issued its last op and the GPU run it, counted from the
+        first call's start, and that op's phase), read and updated, so ops issued in several
+        calls queue exactly as in one; None: the host starts with the GPU."""
+        out = []
+        state = queue if queue is not None else {}
+        host_done_s = float(state.get("host_done_s", 0.0))
+        gpu_done_s = float(state.get("gpu_done_s", 0.0))
+        phase = state.get("phase")
+        for op in ops:
+            if op.phase != phase and self.framework in PHASE_SYNC_FRAMEWORKS:
+                host_done_s = gpu_done_s
+            phase = op.phase
+            # op_time_s also checks the kind and counts profile hits and fallbacks
+            device_s, host_s = self.op_time_s(op, step_bytes), 0.0
+            if not (self.profile is not None and self.profile.covers(op.kind)):
+                device_s, host_s = self.device_and_host_s(op)
+            host_done_s += host_s
+            end_s = max(host_done_s, gpu_done_s) + device_s
+            out.append(end_s - gpu_done_s)
+            gpu_done_s = end_s
+        state.update(host_done_s=host_done_s, gpu_done_s=gpu_done_s, phase=phase)
+        return out
 
     def option_time_s(self, option: KernelOption, fam: GpuFamily, tensor: bool) -> float:
         """max(arithmetic, memory) of one algorithm at the architecture's efficiencies, plus

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 from workloads.graph import Op
 
@@ -189,6 +189,13 @@ class DeviceModel:
                 return time_s if residency is None else residency.time_s(time_s, step_bytes)
             self.fallbacks[op.kind] += 1
         return self.curve_time_s(op)
+
+    def stream_times_s(self, ops: Sequence[Op], step_bytes: float | None = None,
+                       queue: dict | None = None) -> list[float]:
+        """Each op's seconds when `ops` run one after another in this order on one stream
+        (a GPU's framework issues them ahead, `queue` carrying its state from call to call:
+        hwmodels/gpu.py); here each op's own time."""
+        return [self.op_time_s(op, step_bytes) for op in ops]
 
     def reset_counters(self) -> None:
         self.fallbacks.clear()

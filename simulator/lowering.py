@@ -49,6 +49,9 @@ _RESIDENT_OUTPUT = frozenset({"conv2d_grad_weight", "linear_grad_weight", "sgd_u
 # int64 indices, native_dropout's bool mask.
 _SAVED_EXTRA_BYTES = {"maxpool": 8, "dropout": 1}
 HALF_BYTES = 2                     # fp16 and bf16
+# task graph meta: per device, where its launch queue stands after the ops emitted so far
+# (GPUModel.stream_times_s), so the next emission's ops queue behind them
+LAUNCH_QUEUES_META = "launch_queues"
 _INPLACE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -133,9 +136,15 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
         # what this device's part of the step moves: a calibrated profile's small ops run
         # faster when it fits in the cache (hwmodels/residency.py)
         step_bytes = fitting_bytes(selected)
+        # in emission order on the device's stream: a GPU's host issues them ahead of it,
+        # carrying on from the ops emitted on the device before (LAUNCH_QUEUES_META)
+        queue = tg.meta.setdefault(LAUNCH_QUEUES_META, {}).setdefault(device.id, {})
+        stream_s = dict(zip([op.name for op in selected],
+                            device.model.stream_times_s(selected, step_bytes, queue),
+                            strict=True))
 
         def modelled(op: Op) -> float:
-            return device.model.op_time_s(op, step_bytes)
+            return stream_s[op.name]
         cost = modelled
     else:
         cost = duration

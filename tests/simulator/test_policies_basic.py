@@ -18,11 +18,13 @@ def test_sequential_step_is_exactly_the_sum_of_op_times():
     result = simulate(g, cluster, "sequential")
     model = cluster.devices[0].model
     expect = 0.0
-    for op in lower_training(g).topo():   # same order, same float additions
-        expect += model.op_time_s(op)
+    # each op's time on the stream the host issues them to (hwmodels/gpu.py stream_times_s),
+    # in the same order, with the same float additions
+    for op_s in model.stream_times_s(lower_training(g).topo()):
+        expect += op_s
     assert result.iteration_time_s == expect
     inference = simulate(g, cluster, "sequential", training=False)
-    assert inference.iteration_time_s == sum(model.op_time_s(op) for op in g.topo())
+    assert inference.iteration_time_s == sum(model.stream_times_s(g.topo()))
 
 
 def test_training_memory_peak_is_resident_plus_activations():

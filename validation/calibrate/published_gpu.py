@@ -151,10 +151,11 @@ def phase_seconds(row: NetworkRow, families: dict[str, GpuFamily] | None = None,
     row's framework."""
     model = gpu_model(row.gpu, families, frameworks, framework_key(row.framework),
                       cudnn=row.cudnn)
+    ops = training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
+                       row.memory_format, row.options)
     seconds: dict[str, float] = {}
-    for op in training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
-                           row.memory_format, row.options):
-        seconds[op.phase] = seconds.get(op.phase, 0.0) + model.op_time_s(op)
+    for op, op_s in zip(ops, model.stream_times_s(ops), strict=True):
+        seconds[op.phase] = seconds.get(op.phase, 0.0) + op_s
     return seconds
 
 

@@ -1,7 +1,8 @@
 """The published rows as the GPU fit sees them: every op of every row broken into the terms of
 its time (hwmodels/gpu.py: min over its algorithms of max(arithmetic_s / efficiency, bytes /
-bandwidth), plus kernel overheads, or the framework's host time per op if longer), so that
-published_fit scores a candidate set of constants with a few array operations.
+bandwidth), plus kernel overheads; the framework's host issuing the kernels ahead of the GPU,
+GPUModel.stream_times_s), so that published_fit scores a candidate set of constants with a few
+array operations.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
-from hwmodels.gpu import GpuFamily
+from hwmodels.gpu import PHASE_SYNC_FRAMEWORKS, GpuFamily
 
 from . import published_gpu as pg
 from . import published_kernels as pk
@@ -57,6 +58,10 @@ class Terms:
     step_of_row: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=int))
     step_measured_s: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     step_weights: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    # each op's stretch: ops a framework issues between two waits for the GPU (a row's, or
+    # each phase's in gpu.PHASE_SYNC_FRAMEWORKS), numbered in order over all rows; None: one
+    # stretch per row
+    stretch_of_op: np.ndarray | None = None
     host_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[assignment]
     stream_share: np.ndarray = dataclasses.field(default=None)  # type: ignore[assignment]
 
@@ -100,18 +105,32 @@ class Terms:
             n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
             op_s = np.full(n_ops, np.inf)
             np.minimum.at(op_s, self.op_of_option, option_s)
-            # the framework issues each kernel of the fastest option (GPUModel.curve_time_s)
+            # the framework issues each kernel of the fastest option
             chosen = option_s == op_s[self.op_of_option]
             kernels = np.zeros(n_ops)
             np.maximum.at(kernels, self.op_of_option[chosen], self.kernels[chosen])
-        op_s = np.maximum(op_s, kernels * self.host_s[self._row_of_op])
-        return np.bincount(self._row_of_op, weights=op_s, minlength=len(self.measured_s))
+        row_of_op = self._row_of_op
+        stretch_s = queued_stretch_s(op_s, kernels * self.host_s[row_of_op], self._stretches)
+        return np.bincount(self._row_of_stretch, weights=stretch_s,
+                           minlength=len(self.measured_s))
 
     # predict_s runs thousands of times per fit on the same arrays: what depends on them alone
     # is worked out once
     @functools.cached_property
     def _row_of_op(self) -> np.ndarray:
         return np.repeat(np.arange(len(self.ops_per_row)), self.ops_per_row)
+
+    @functools.cached_property
+    def _stretches(self) -> np.ndarray:
+        return self._row_of_op if self.stretch_of_op is None else self.stretch_of_op
+
+    @functools.cached_property
+    def _row_of_stretch(self) -> np.ndarray:
+        """The row of each stretch, in queued_stretch_s' order (the runs of _stretches)."""
+        stretches = self._stretches
+        if not len(stretches):
+            return np.zeros(0, dtype=int)
+        return self._row_of_op[np.flatnonzero(np.r_[True, stretches[1:] != stretches[:-1]])]
 
     @functools.cached_property
     def _is_stream(self) -> np.ndarray:
@@ -128,6 +147,21 @@ class Terms:
         return starts if len(starts) == int(ops[-1]) + 1 else None
 
 
+def queued_stretch_s(gpu_s: np.ndarray, host_s: np.ndarray, stretch: np.ndarray) -> np.ndarray:
+    """Seconds of each stretch of ops (`stretch`: each op's, non-decreasing from 0) that a host
+    issues ahead of the GPU (GPUModel.stream_times_s): the GPU ends op n at
+    max over k <= n of (host time of ops 1..k + GPU time of ops k..n), the host having issued
+    op k when the GPU last waited for it."""
+    if not len(gpu_s):
+        return np.zeros(0)
+    starts = np.flatnonzero(np.r_[True, stretch[1:] != stretch[:-1]])
+    lengths = np.diff(np.r_[starts, len(stretch)])
+    host_cum, gpu_cum = np.cumsum(host_s), np.cumsum(gpu_s)
+    host_before = np.repeat(host_cum[starts] - host_s[starts], lengths)
+    gpu_to_end = np.repeat(gpu_cum[starts + lengths - 1], lengths) - gpu_cum + gpu_s
+    return np.maximum.reduceat(host_cum - host_before + gpu_to_end, starts)
+
+
 Item = tuple[str, str, list, float, str | None, Version, Version, float]
 
 
@@ -138,6 +172,7 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
     ran = iter(algorithms) if algorithms is not None else None
     cols: dict[str, list] = defaultdict(list)
     ops_per_row, measured, labels, frameworks, weights = [], [], [], [], []
+    stretch_of_op: list[int] = []
     op_index = 0
     for row_index, (label, gpu, ops, measured_s, framework, cuda, cudnn,
                     weight) in enumerate(items):
@@ -145,9 +180,14 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
         bandwidth = model.mem_bandwidth_Bps * model.mem_efficiency
         counted = 0
         algorithm = next(ran) if ran is not None else None
+        stretch, phase = (stretch_of_op[-1] + 1 if stretch_of_op else 0), None
         for op in ops:
             if op.is_view or op.kind in model.fused_kinds:
                 continue
+            if phase is not None and op.phase != phase and framework in PHASE_SYNC_FRAMEWORKS:
+                stretch += 1
+            phase = op.phase
+            stretch_of_op.append(stretch)
             tensor = model.tensor_cores(op)
             options = model.kernel_options(op)
             known = [o for o in options if o.algorithm == algorithm]
@@ -172,8 +212,8 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
                   np.array(cols["key"], dtype=int), np.array(cols["tensor"], dtype=bool),
                   np.array(cols["unit"]), np.array(cols["mem"]), np.array(cols["serial"]),
                   np.array(cols["kernels"], dtype=float), np.array(cols["serial_s"]),
-                  np.array(ops_per_row),
-                  np.array(measured), labels, frameworks, np.array(weights))
+                  np.array(ops_per_row), np.array(measured), labels, frameworks,
+                  np.array(weights), stretch_of_op=np.array(stretch_of_op, dtype=int))
     terms.set_frameworks(defaultdict(lambda: START_HOST_S), defaultdict(lambda: START_STREAM))
     return terms
 

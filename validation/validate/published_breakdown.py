@@ -3,13 +3,14 @@
 
 Each op of the row's step is costed as hwmodels/gpu.py costs it (its fastest algorithm: the
 larger of its arithmetic and its memory time, then its serial work and its kernels' overhead,
-or the framework's host time per kernel where that is longer), and its time is put under
-what binds it:
+after what the GPU waits for the framework's host to issue it: GPUModel.stream_times_s), and
+its time is put under what binds it:
 - arithmetic or memory: the larger of the two terms of its algorithm;
 - serial: kernels run before or after the main one (a bias pass, a zeroed output) and a
   scatter's atomics;
 - kernel overhead: the gap the GPU leaves between dependent kernels;
-- host: the whole op, where the framework's host time per kernel is longer than the GPU's.
+- host: the GPU waiting for the framework's host to issue the op (the host has fallen
+  behind the GPU: small kernels, launched faster than the host issues them).
 Per phase the classes sum to the phase's simulated time (pg.phase_seconds), which is set
 beside the published forward and backward times where the row gives them.
 """
@@ -48,26 +49,23 @@ def breakdown(row: pg.NetworkRow, families: dict[str, GpuFamily] | None = None,
                          cudnn=row.cudnn)
     fam = model.family_constants
     phases: dict[str, PhaseBreakdown] = {}
-    for op in pg.training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
-                              row.memory_format, row.options):
+    ops = pg.training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
+                          row.memory_format, row.options)
+    for op, seconds in zip(ops, model.stream_times_s(ops), strict=True):
         if op.is_view or op.kind in model.fused_kinds:
             continue
         phase = phases.setdefault(op.phase, PhaseBreakdown())
         option = model.chosen_option(op)
-        seconds = model.op_time_s(op)
         arithmetic_s, memory_s, serial_memory_s = model.work_terms_s(
             option, fam, model.tensor_cores(op))
         device_s = model.option_time_s(option, fam, model.tensor_cores(op))
-        if seconds > device_s:      # the framework's host time binds
-            phase.seconds_by_bound["host"] += seconds
-        else:
-            work = "arithmetic" if arithmetic_s >= memory_s else "memory"
-            serial_s = serial_memory_s + option.serial_s
-            overhead_s = option.kernels * fam.kernel_overhead_s
-            # what a profile's measured time leaves after these goes to the main term
-            phase.seconds_by_bound[work] += seconds - serial_s - overhead_s
-            phase.seconds_by_bound["serial"] += serial_s
-            phase.seconds_by_bound["kernel overhead"] += overhead_s
+        phase.seconds_by_bound["host"] += max(0.0, seconds - device_s)
+        work = "arithmetic" if arithmetic_s >= memory_s else "memory"
+        serial_s = serial_memory_s + option.serial_s
+        overhead_s = option.kernels * fam.kernel_overhead_s
+        phase.seconds_by_bound[work] += min(seconds, device_s) - serial_s - overhead_s
+        phase.seconds_by_bound["serial"] += serial_s
+        phase.seconds_by_bound["kernel overhead"] += overhead_s
         entry = phase.classes[(op.kind, option.algorithm)]
         entry[0] += seconds
         entry[1] += 1

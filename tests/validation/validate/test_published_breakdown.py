@@ -35,9 +35,10 @@ def test_host_time_binds_at_batch_1_and_hardly_at_batch_64(rows):
     def host_share(row_id):
         forward = pb.breakdown(rows[row_id])["forward"]
         return forward.seconds_by_bound["host"] / forward.seconds
-    # ResNet-34's forward on the V100 in Torch7: a third or more of its ops wait on the host
-    # at batch 1; at batch 64 only the last few small ones (pooling, the loss)
-    assert host_share("S258") > 0.3 and host_share("S263") < 0.01
+    # ResNet-34's forward on the V100 in Torch7: at batch 1 the host issues a kernel about as
+    # fast as the GPU runs one, and the GPU waits for it a tenth of the forward; at batch 64
+    # the host runs ahead from the first kernel on
+    assert host_share("S258") > 0.1 and host_share("S263") < 0.01
 
 
 def test_the_report_sets_each_phase_beside_its_published_time(rows):
