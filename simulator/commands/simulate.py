@@ -214,6 +214,8 @@ def run(args) -> int:
     for note in without_effect(sc, args):
         warnings.warn(note, stacklevel=1)
     result = sc.run(enforce_memory=not args.no_enforce_memory)
+    for note in idle_devices(sc, result):
+        warnings.warn(note, stacklevel=1)
     summary = result.summary()
     if summary["status"] == "error":
         raise ConfigError(f"{args.scenario or 'command line'}: {summary['error']}")
@@ -255,6 +257,21 @@ def without_effect(sc: Scenario, args) -> list[str]:
     if args.efficiency and sc.devices == 1:
         notes.append("--efficiency compares with one device; this run has one")
     return notes
+
+
+def idle_devices(sc: Scenario, result) -> list[str]:
+    """A cluster of several devices on which the policy ran the whole step on one device's
+    compute stream and nothing else (sequential, none): the figures are one device's, which a
+    user forgetting --policy would take for the cluster's. A policy that simulates one replica
+    for all (replicas one or classes) still moves bytes over links, and is not named."""
+    held = {r for t in result.log.tasks for r in t.resources}
+    if sc.devices < 2 or len(held) != 1 or not next(iter(held)).endswith(".compute") \
+            or not result.ok:
+        return []
+    device = next(iter(held)).removesuffix(".compute")
+    return [f"policy {sc.policy!r} ran the step on one device, {device}; the other "
+            f"{sc.devices - 1} of the {sc.devices} stayed idle (data-parallel, fsdp, "
+            "tensor-parallel and others use them: dnnsim policies)"]
 
 
 def print_summary(result, baseline=None, sc: Scenario | None = None) -> None:

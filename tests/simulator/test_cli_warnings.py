@@ -20,6 +20,8 @@ RUN = ["simulate", "--workload", "lenet5", "--batch", "2", "--hardware", "v100"]
     (["--devices", "4", "--link", "nvlink2", "--oversubscription", "2"],
      "--oversubscription: the 4 device(s) are one node"),
     (["--efficiency"], "--efficiency compares with one device; this run has one"),
+    (["--devices", "4", "--link", "nvlink2"],
+     "policy 'sequential' ran the step on one device, gpu0; the other 3 of the 4 stayed idle"),
 ])
 def test_a_setting_without_effect_is_named(flags, words, capsys):
     with pytest.warns(UserWarning, match=words.replace("(", r"\(").replace(")", r"\)")):
@@ -30,6 +32,8 @@ def test_a_setting_without_effect_is_named(flags, words, capsys):
     ["--seed", "3", "--jitter", "lognormal:0.05"],
     ["--devices", "4", "--devices-per-node", "2", "--link", "nvlink2", "--inter-node-link",
      "ib100", "--policy", "data-parallel", "--efficiency"],
+    # one replica simulated for all four: the others' all-reduce still crosses the links
+    ["--devices", "4", "--link", "nvlink2", "--policy", "data-parallel", "-o", "replicas=one"],
 ])
 def test_settings_that_act_are_not_named(flags, capsys):
     with warnings.catch_warnings():
