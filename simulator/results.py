@@ -195,9 +195,12 @@ class Result:
         comm: dict[str, list] = {}
         comp: dict[str, list] = {}
         for t, s, e in zip(self.log.tasks, self.log.start_s, self.log.end_s, strict=True):
-            if e != e or t.device is None or e <= s:
-                continue
-            (comp if t.category == "compute" else comm).setdefault(t.device, []).append((s, e))
+            if e > s and (device := t.device) is not None:   # False for NaN: never ran
+                spans = comp if t.category == "compute" else comm
+                if (on := spans.get(device)) is None:
+                    spans[device] = [(s, e)]
+                else:
+                    on.append((s, e))
         return {d: _subtract_length(iv, comp.get(d, [])) for d, iv in sorted(comm.items())}
 
     @property
