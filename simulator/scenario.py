@@ -3,6 +3,8 @@
     workload = "resnet50"          # a zoo name
     batch = 32
     hardware = "v100"              # a catalog name, or a calibrated profile (.toml path)
+    gpu_families = "mine.toml"     # optional: GPU constants of one's own (dnnsim calibrate
+                                   # --published) in place of the catalog's
     devices = 4
     link = "nvlink2"
     policy = "data-parallel"
@@ -91,6 +93,7 @@ class Scenario:
     cudnn_benchmark: bool = False
     memory_format: str | None = None   # None: the workload's own layout stands
     framework_memory: str = DEFAULT_FRAMEWORK_MEMORY
+    gpu_families: str | None = None    # a families file (.toml) in place of the catalog's
     workload_options: dict = field(default_factory=dict)
     hardware_options: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
@@ -113,7 +116,7 @@ class Scenario:
                  "jitter": str, "seed": int, "speeds": dict, "nics": list,
                  "pcie_switches": list, "precision": str, "cudnn_benchmark": bool, "batch": int,
                  "memory_format": str,
-                 "framework_memory": str,
+                 "framework_memory": str, "gpu_families": str,
                  "devices": int, "devices_per_node": int, "inference": bool,
                  "workload_options": dict, "hardware_options": dict, "options": dict}
         for key, value in data.items():
@@ -215,6 +218,8 @@ class Scenario:
                 lookup(value)
             except ValueError as exc:
                 raise ConfigError(f"{source}: field {fname!r}: {exc}") from None
+        if self.gpu_families is not None:
+            self._check_gpu_families(source)
         try:
             resolved = policies.get(self.policy).resolve(self.options)
         except ValueError as exc:
@@ -225,6 +230,18 @@ class Scenario:
                          training=not self.inference)
         except ValueError as exc:
             raise ConfigError(f"{source}: field 'framework_memory': {exc}") from None
+
+    def _check_gpu_families(self, source: str) -> None:
+        """The families file loads, and the hardware is a GPU that it costs."""
+        from hwmodels.gpu_families_file import load_gpu_families
+        try:
+            load_gpu_families(self.gpu_families)   # type: ignore[arg-type]
+            kind = resolve_hardware(self.hardware)[0].kind
+        except ValueError as exc:
+            raise ConfigError(f"{source}: field 'gpu_families': {exc}") from None
+        if kind != "gpu":
+            raise ConfigError(f"{source}: field 'gpu_families' holds GPU constants; hardware "
+                              f"{self.hardware!r} is a {kind}")
 
     # -- running -------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -241,6 +258,13 @@ class Scenario:
         spec, profile = resolve_hardware(self.hardware)
         if self.hardware_options:
             spec = spec.with_options(**self.hardware_options)
+        cluster = self._cluster(spec, profile)
+        if self.gpu_families is not None:
+            from hwmodels.gpu_families_file import use_gpu_families
+            use_gpu_families(cluster.devices, self.gpu_families)
+        return cluster
+
+    def _cluster(self, spec, profile) -> Cluster:
         layout, jitter = self.layout(), self.jitter_model()
         if self.node_type:
             return Cluster.from_node_type(self.node_type, self.devices, spec,

@@ -6,6 +6,7 @@ The values that name files are known by their form:
 
     workload = "nets/mynet.py:make"      a network file (PATH.py:factory)
     hardware = "prof.toml"               a calibrated profile
+    gpu_families = "mine.toml"           GPU constants of one's own
     [options] sparsity = "zeros.csv"     a value in [options], [workload_options] or
                                          [hardware_options] ending in .csv, .toml or .json
 
@@ -48,7 +49,7 @@ def resolve_field(name: str, value: Any, file: str | Path, where: str) -> Any:
     spec = FILE_SPEC.fullmatch(value) if name == "workload" else None
     if spec is not None:
         path, suffix = spec.group("path"), f":{spec.group('attr')}"
-    elif (name == "hardware" and value.endswith(".toml")) or (
+    elif (name in ("hardware", "gpu_families") and value.endswith(".toml")) or (
             name.partition(".")[0] in OPTION_TABLES and name.count(".") >= 1
             and value.lower().endswith(DATA_FILE_SUFFIXES)):
         path, suffix = value, ""

@@ -29,6 +29,9 @@ def add_arguments(p) -> None:
                    "one shape per input joined by '+' for forward(x, t, ...))")
     p.add_argument("--batch", type=int, help="minibatch per device")
     p.add_argument("--hardware", help="catalog device name, or a calibrated profile .toml")
+    p.add_argument("--gpu-families", metavar="FILE.toml",
+                   help="GPU architectures' constants of your own, written by dnnsim calibrate "
+                   "--published, in place of the catalog's (docs/calibrate-gpu.md)")
     p.add_argument("--devices", type=int, help="number of devices")
     p.add_argument("--link", help="catalog link between devices")
     p.add_argument("--topology", help="switch | ring | fully-connected | pcie | "
@@ -145,7 +148,7 @@ def scenario_from_args(args) -> Scenario:
              "framework_memory": args.framework_memory,
              "node_type": args.node_type, "network": args.network,
              "oversubscription": args.oversubscription, "nodes_per_leaf": args.nodes_per_leaf,
-             "jitter": args.jitter, "seed": args.seed}
+             "jitter": args.jitter, "seed": args.seed, "gpu_families": args.gpu_families}
     data.update({k: v for k, v in flags.items() if v is not None})
     if not args.scenario:
         data.setdefault("policy", "sequential")
@@ -208,7 +211,8 @@ def run(args) -> int:
         if getattr(args, attr):
             check = check_plot_output if attr in ("plot", "memory_plot") else check_output
             check(getattr(args, attr), flag)
-    read = input_files([args.scenario, sc.workload, sc.hardware, *sc.options.values(),
+    read = input_files([args.scenario, sc.workload, sc.hardware, sc.gpu_families,
+                        *sc.options.values(),
                         *sc.workload_options.values(), *sc.hardware_options.values()])
     refuse_inputs_as_outputs([(flag, getattr(args, attr)) for attr, flag in OUTPUT_FLAGS], read)
     for note in without_effect(sc, args):

@@ -17,10 +17,25 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--out", help=f"profile TOML to write (default {DEFAULT_OUT}, which is "
                    "never replaced: an existing file is replaced only when named here)")
-    p.add_argument("--published", metavar="DIR",
-                   help="fit the GPU architectures' constants to the published tables in DIR "
-                   "(kernels.csv, single_gpu.csv) and write them to --out as a families file "
-                   "(docs/gpu-model.md); measures nothing")
+    p.add_argument("--published", metavar="DIR_OR_CSV",
+                   help="fit the GPU architectures' constants to published or your own "
+                   "training rows and write them to --out as a families file "
+                   "(docs/calibrate-gpu.md): a folder holding single_gpu.csv (and kernels.csv, "
+                   "if it has kernel times) or one CSV of training rows "
+                   "(docs/published-tables.md); measures nothing")
+    p.add_argument("--alone", action="store_true",
+                   help="with --published: fit to its rows only (default: the shipped tables "
+                   "of validation/measured/published are fitted with them, so architectures "
+                   "your rows do not cover keep their published fit)")
+    p.add_argument("--held-out", choices=("network", "folds", "none"),
+                   help="with --published: estimate how well the fit predicts rows it was not "
+                   "fitted on, over the rows of --published: 'network' (default) predicts "
+                   "each network from a fit without it (5 folds when the rows run one "
+                   "network), 'folds' deals the rows into 5 folds, 'none' skips it")
+    p.add_argument("--skip-unusable", action="store_true",
+                   help="with --published: fit the rows that can be and list the others "
+                   "(default: a row that cannot be fitted, such as a GPU not in the catalog, "
+                   "is an error)")
     p.add_argument("--quick", action="store_true",
                    help="validation batches only (no half/double batch grid), fewer rounds")
     p.add_argument("--threads", type=int, default=1,
@@ -50,14 +65,18 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    if not args.published and (args.alone or args.held_out or args.skip_unusable):
+        raise WorkloadError("--alone, --held-out and --skip-unusable go with --published (a "
+                            "fit to training rows)")
+    if args.published:
+        from .published_command import run_published
+        return run_published(args)
     if args.out is None:   # a file the user did not name is never replaced
         args.out = DEFAULT_OUT
-        if os.path.exists(DEFAULT_OUT) and not args.published:
+        if os.path.exists(DEFAULT_OUT):
             raise WorkloadError(f"{DEFAULT_OUT} exists and --out was not given: not "
                                 f"overwritten (give --out {DEFAULT_OUT} to replace it, or "
                                 "another file)")
-    if args.published:
-        return _run_published(args)
     from hwmodels import catalog
 
     from .cases import DEFAULT_CASES, calibration_cases
@@ -164,38 +183,3 @@ def _note_lacking_kinds(profile, path) -> None:
     note = lacking_note(profile, path)
     if note:
         print(f"calibrate: {note}", file=sys.stderr)
-
-
-def _run_published(args) -> int:
-    import os
-
-    from validation.calibrate import published_fit as pf
-    from validation.calibrate import published_gpu as pg
-    from validation.calibrate import published_kernels as pk
-    if os.path.exists(args.out):
-        raise WorkloadError(f"--out {args.out}: exists; not overwritten (remove it or name "
-                            f"another file)")
-    kernels_csv = os.path.join(args.published, "kernels.csv")
-    networks_csv = os.path.join(args.published, "single_gpu.csv")
-    missing = [os.path.basename(p) for p in (kernels_csv, networks_csv) if not os.path.isfile(p)]
-    if missing:   # a file given for the folder, or a folder short of a table
-        raise WorkloadError(f"--published {args.published!r}: give a folder holding "
-                            f"kernels.csv and single_gpu.csv (as validation/measured/"
-                            f"published/); it lacks {' and '.join(missing)}")
-    kernels = pk.read_kernel_rows(kernels_csv)
-    networks = pg.read_network_rows(networks_csv)
-    for table in (kernels, networks):   # constants fitted to nothing are not a fit
-        if not table.rows:
-            first = (f"; {table.skipped[0].row_id}: {table.skipped[0].reason}"
-                     if table.skipped else "")
-            raise WorkloadError(f"{table.path}: none of its {len(table.skipped)} rows can be "
-                                f"fitted{first}")
-    fitted = pf.fit_all(kernels.rows, networks.rows)
-    sources = [f"{kernels_csv} ({len(kernels.rows)} kernel rows)",
-               f"{networks_csv} ({len(networks.rows)} training-throughput rows)"]
-    with open(args.out, "x", encoding="utf-8") as fh:
-        fh.write(pf.families_toml(fitted, sources))
-    families, frameworks = fitted
-    print(f"wrote {args.out}: architectures {', '.join(sorted(families))}; frameworks "
-          f"{', '.join(sorted(frameworks))}")
-    return 0

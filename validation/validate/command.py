@@ -19,6 +19,9 @@ def add_arguments(p) -> None:
                    "(columns of validation/measured/published/README.md; docs/gpu-model.md)")
     p.add_argument("--kernels", metavar="FILE.csv",
                    help="with --published: also score library kernel times from this file")
+    p.add_argument("--gpu-families", metavar="FILE.toml",
+                   help="with --published: score with the GPU constants of this families file "
+                   "(dnnsim calibrate --published) instead of the catalog's")
     p.add_argument("--leave-one-gpu-out", action="store_true",
                    help="with --published: predict each GPU from constants fitted without "
                    "its rows (fits to the committed kernel table and the given rows)")
@@ -53,8 +56,9 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     if args.published:
         return _run_published(args)
-    if args.kernels or args.leave_one_gpu_out or args.breakdown:
-        raise WorkloadError("--kernels, --leave-one-gpu-out and --breakdown score published "
+    if args.kernels or args.leave_one_gpu_out or args.breakdown or args.gpu_families:
+        raise WorkloadError("--kernels, --leave-one-gpu-out, --breakdown and --gpu-families "
+                            "score published "
                             "tables: they go with --published FILE.csv")
     if not args.profile:
         raise WorkloadError("give --profile (a calibrated profile) or --published FILE.csv")
@@ -180,6 +184,14 @@ def _run_published(args) -> int:
     if ignored:
         raise WorkloadError(f"--published scores the GPU model on published rows; it takes no "
                             f"{', '.join(ignored)} (those measure or score CPU steps)")
+    if args.gpu_families and (args.leave_one_gpu_out or args.breakdown or args.kernels):
+        raise WorkloadError("--gpu-families scores the rows with that file's constants; it "
+                            "takes no --leave-one-gpu-out (which fits its own), --breakdown or "
+                            "--kernels")
+    constants = None
+    if args.gpu_families:
+        from hwmodels.gpu_families_file import load_gpu_families
+        constants = load_gpu_families(args.gpu_families)
     table = pg.read_network_rows(args.published)
     kernels = pk.read_kernel_rows(args.kernels) if args.kernels else None
     if args.breakdown:
@@ -192,8 +204,9 @@ def _run_published(args) -> int:
         scored = pv.leave_one_gpu_out(table.rows, fit_kernels.rows)
         title = "leave one GPU out"
     else:
-        scored = pv.score_networks(table.rows)
-        title = "constants of catalog/gpu_families.toml"
+        scored = pv.score_networks(table.rows, *(constants or ()))
+        title = (f"constants of {args.gpu_families}" if args.gpu_families
+                 else "constants of catalog/gpu_families.toml")
     print(pv.report(table, scored, pv.kernel_groups(kernels.rows) if kernels else None, title,
                     pv.algorithm_agreement(kernels.rows) if kernels else None))
     # a file of which nothing could be scored is not a result

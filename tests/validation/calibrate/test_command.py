@@ -122,12 +122,14 @@ def test_calibrate_never_replaces_a_profile_it_was_not_told_to(tmp_path, monkeyp
 
 def test_published_fit_refuses_tables_of_which_no_row_can_be_fitted(tmp_path, capsys):
     published = MEASURED / "published"
-    for name in ("kernels.csv", "single_gpu.csv"):
-        header, row = (published / name).read_text(encoding="utf-8").splitlines()[:2]
-        (tmp_path / name).write_text(f"{header}\n{row.replace(',V100,', ',GTX9999,', 1)}\n",
-                                     encoding="utf-8")
-    out = tmp_path / "families.toml"
-    assert main(["calibrate", "--published", str(tmp_path), "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "kernels.csv: none of its 1 rows can be fitted" in err and "GTX9999" in err
-    assert not out.exists()
+    for bad in ("kernels.csv", "single_gpu.csv"):
+        for name in ("kernels.csv", "single_gpu.csv"):
+            header, row = (published / name).read_text(encoding="utf-8").splitlines()[:2]
+            if name == bad:
+                row = row.replace(',V100,', ',GTX9999,', 1)
+            (tmp_path / name).write_text(f"{header}\n{row}\n", encoding="utf-8")
+        out = tmp_path / "families.toml"
+        assert main(["calibrate", "--published", str(tmp_path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{bad}: none of its 1 rows can be fitted" in err and "GTX9999" in err
+        assert not out.exists()

@@ -1,5 +1,6 @@
-"""calibrate --published takes a folder of the two published tables: a file, a missing folder
-or a folder short of a table is one error line naming what it lacks, with nothing written."""
+"""calibrate --published takes a folder holding single_gpu.csv (and kernels.csv, if it has
+kernel times) or one CSV of training rows: a missing path, a folder without single_gpu.csv or a
+table that cannot be read is one error line naming what is wrong, with nothing written."""
 from __future__ import annotations
 
 import pytest
@@ -7,20 +8,27 @@ import pytest
 from simulator.cli import main
 
 
-@pytest.mark.parametrize("layout, lacks", [
-    ("missing", "kernels.csv and single_gpu.csv"),
-    ("file", "kernels.csv and single_gpu.csv"),
-    ("networks only", "it lacks kernels.csv"),
+@pytest.mark.parametrize("layout, message", [
+    ("missing", "no such file or folder"),
+    ("empty folder", "give a folder holding single_gpu.csv"),
+    ("kernels only", "it lacks single_gpu.csv"),
+    ("header only", "no rows (only the header network, gpu"),
+    ("columns missing", "not a published table (no column precision, batch_per_gpu)"),
 ])
-def test_a_published_folder_without_its_tables_is_named(tmp_path, capsys, layout, lacks):
+def test_a_published_path_it_cannot_fit_is_named(tmp_path, capsys, layout, message):
     given = tmp_path / "mine"
-    if layout == "file":
-        given.write_text("network,gpu,precision,batch_per_gpu,throughput_img_s\n")
-    elif layout == "networks only":
+    header = "network,gpu,precision,batch_per_gpu,throughput_img_s\n"
+    if layout == "header only":
+        given.write_text(header)
+    elif layout == "columns missing":
         given.mkdir()
-        (given / "single_gpu.csv").write_text("network,gpu\n")
+        (given / "single_gpu.csv").write_text("network,gpu\nresnet50,v100\n")
+    elif layout != "missing":
+        given.mkdir()
+        if layout == "kernels only":
+            (given / "kernels.csv").write_text(header)
     out = tmp_path / "families.toml"
     assert main(["calibrate", "--published", str(given), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"--published {str(given)!r}: give a folder holding" in err and lacks in err
+    assert message in err and str(given) in err, err
     assert err.count("\n") == 1 and not out.exists()
