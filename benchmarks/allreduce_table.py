@@ -5,6 +5,7 @@ GPT-2 on the same clusters.
     python benchmarks/allreduce_table.py [--node-types dgx-a100,dgx-h100]
                                          [--nodes 1,2,8,32,128] [--sizes 1e3,...,1e9]
     python benchmarks/allreduce_table.py --scaling [--gpus 8,32,128,1024]
+                                         [--workloads resnet50,gpt2] [--collectives flow]
 
 Each all-reduce runs alone, link by link, as NCCL runs it (algorithm 'nccl': the ring or
 tree and the protocol NCCL 2.8's tuning picks for the size; simulator/nccl_tuning.py) after
@@ -18,7 +19,8 @@ the bound or the time falls below a smaller size's.
 
 --scaling prints the efficiency (throughput at N over N times one GPU's) of data-parallel
 training, DDP's buckets on 'nccl', synthetic data, ranks alike: ResNet-50 (FP32, 64 images a
-GPU) and GPT-2 small (FP16 AMP, 8 sequences of 1,024 tokens a GPU).
+GPU) and GPT-2 small (AMP FP16, 8 sequences of 1,024 tokens a GPU); docs/nccl.md has both
+tables as the committed model prints them.
 """
 from __future__ import annotations
 
@@ -103,25 +105,26 @@ def _size(nbytes: float) -> str:
     return f"{nbytes:g}B"
 
 
-def print_scaling(node_types, gpus_list, workloads=tuple(WORKLOADS)) -> None:
+def print_scaling(node_types, gpus_list, workloads=tuple(WORKLOADS), collectives="link"
+                  ) -> None:
     print("data-parallel scaling efficiency (throughput at N / N x one GPU's), DDP's buckets "
-          "on 'nccl', synthetic data, ranks alike")
+          f"on 'nccl', collectives {collectives}, synthetic data, ranks alike")
     print(f"{'node type':9s} {'workload':9s} " + " ".join(f"{g:>6d}" for g in gpus_list))
     for node_type in node_types:
         for workload in workloads:
             batch, precision = WORKLOADS[workload]
-            one = _throughput(node_type, 1, workload, batch, precision)
-            effs = [_throughput(node_type, g, workload, batch, precision) / (g * one)
-                    for g in gpus_list]
+            one = _throughput(node_type, 1, workload, batch, precision, collectives)
+            effs = [_throughput(node_type, g, workload, batch, precision, collectives)
+                    / (g * one) for g in gpus_list]
             print(f"{node_type:9s} {workload:9s} " + " ".join(f"{100 * e:5.1f}%" for e in effs),
                   flush=True)
 
 
-def _throughput(node_type: str, gpus: int, workload: str, batch: int, precision: str
-                ) -> float:
+def _throughput(node_type: str, gpus: int, workload: str, batch: int, precision: str,
+                collectives: str) -> float:
     cluster = Cluster.from_node_type(node_type, gpus)
     return simulate(workload, cluster, "data-parallel", batch=batch, precision=precision,
-                    algorithm="nccl").throughput_samples_per_s
+                    algorithm="nccl", collectives=collectives).throughput_samples_per_s
 
 
 def _numbers(text: str, kind=float) -> list:
@@ -137,6 +140,10 @@ def main() -> None:
                     help="data-parallel scaling efficiency instead of the all-reduce table")
     ap.add_argument("--gpus", default=",".join(map(str, GPUS)),
                     help="with --scaling, GPU counts (multiples of 8)")
+    ap.add_argument("--collectives", choices=("link", "flow"), default="link",
+                    help="with --scaling, the all-reduces link by link or one task each at "
+                         "NCCL's predicted or closed-form time (GPT-2 on 1,024 GPUs link by "
+                         "link, its trees built in full, needs more than 13 GB)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
                     help=f"with --scaling, some of {', '.join(WORKLOADS)}")
     args = ap.parse_args()
@@ -153,7 +160,7 @@ def main() -> None:
     if not set(workloads) <= set(WORKLOADS):
         ap.error(f"--workloads takes some of {', '.join(WORKLOADS)}, got {args.workloads}")
     if args.scaling:
-        print_scaling(node_types, gpus, workloads)
+        print_scaling(node_types, gpus, workloads, args.collectives)
     else:
         print_table(node_types, nodes, sizes)
 
