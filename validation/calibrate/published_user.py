@@ -17,6 +17,7 @@ from workloads.graph import WorkloadError
 from . import published_fit as pf
 from . import published_gpu as pg
 from . import published_kernels as pk
+from .published_terms import network_terms
 
 KERNELS_CSV, NETWORKS_CSV = "kernels.csv", "single_gpu.csv"
 # a constant counts as moved when it differs from the shipped one by more than this share
@@ -108,8 +109,13 @@ def moved_constants(fitted: pf.Fitted, own: list[pg.NetworkRow]) -> list[str]:
         rows = by_arch[arch]
         gpus = ", ".join(sorted({r.gpu for r in rows}))
         old = shipped.get(arch, shipped["default"])
+        # constants no op of these rows depends on: the fit leaves them where it starts
+        determined = pf._used_parameters([network_terms(rows)])
+        idle = [p for p in pf.PARAMETERS if p not in determined]
         lines.append(f"  {arch} ({len(rows)} of your rows, on {gpus}): "
-                     + _changes(old, families[arch], pf.PARAMETERS))
+                     + _changes(old, families[arch], tuple(p for p in pf.PARAMETERS
+                                                           if p in determined))
+                     + (f"; not determined by your rows: {', '.join(idle)}" if idle else ""))
     shipped_fw = builtin_frameworks()
     for name in sorted({pg.framework_key(r.framework) for r in own}):
         rows = [r for r in own if pg.framework_key(r.framework) == name]
