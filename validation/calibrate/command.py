@@ -32,6 +32,9 @@ def add_arguments(p) -> None:
                    "fitted on, over the rows of --published: 'network' (default) predicts "
                    "each network from a fit without it (5 folds when the rows run one "
                    "network), 'folds' deals the rows into 5 folds, 'none' skips it")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --published: processes for the held-out fits (default: one per "
+                   "CPU; 1 runs them in this process); the figures do not depend on it")
     p.add_argument("--skip-unusable", action="store_true",
                    help="with --published: fit the rows that can be and list the others "
                    "(default: a row that cannot be fitted, such as a GPU not in the catalog, "
@@ -65,9 +68,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    if not args.published and (args.alone or args.held_out or args.skip_unusable):
-        raise WorkloadError("--alone, --held-out and --skip-unusable go with --published (a "
-                            "fit to training rows)")
+    if not args.published and (args.alone or args.held_out or args.skip_unusable
+                               or args.workers is not None):
+        raise WorkloadError("--alone, --held-out, --skip-unusable and --workers go with "
+                            "--published (a fit to training rows)")
     if args.published:
         from .published_command import run_published
         return run_published(args)

@@ -51,11 +51,12 @@ def run_published(args) -> int:
           f"{', '.join(sorted(frameworks))}")
     if inputs.shipped:
         return 0   # the shipped fit: its out-of-sample figures are validate's leave-one-GPU-out
-    _report(inputs, fitted, args.held_out or "network", not args.no_progress)
+    _report(inputs, fitted, args.held_out or "network", not args.no_progress, args.workers)
     return 0
 
 
-def _report(inputs: FitInput, fitted: pf.Fitted, mode: str, progress: bool) -> None:
+def _report(inputs: FitInput, fitted: pf.Fitted, mode: str, progress: bool,
+            workers: int | None) -> None:
     print(f"fitted to {'; '.join(inputs.sources)}")
     print("constants that moved from the shipped ones (hwmodels/catalog/gpu_families.toml):")
     print("\n".join(moved_constants(fitted, inputs.own)))
@@ -69,7 +70,9 @@ def _report(inputs: FitInput, fitted: pf.Fitted, mode: str, progress: bool) -> N
     if len(inputs.own) < 2:
         print("held-out estimate: needs two rows or more of your own", file=sys.stderr)
         return
-    predictions = ph.predict(inputs.kernels, inputs.networks, inputs.own, mode, progress)
+    from simulator import limits
+    predictions = ph.predict(inputs.kernels, inputs.networks, inputs.own, mode, progress,
+                             limits.workers_for(workers))
     print("\n".join(ph.summary(predictions, mode)))
 
 

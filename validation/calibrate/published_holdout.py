@@ -46,20 +46,57 @@ def folds(rows: list[pg.NetworkRow], mode: str) -> list[tuple[str, list[pg.Netwo
 
 
 def predict(kernels: list[pk.KernelRow], networks: list[pg.NetworkRow],
-            own: list[pg.NetworkRow], mode: str, progress: bool = True) -> list[Prediction]:
-    """Each of `own`'s rows predicted by a fit to `kernels` and `networks` without its fold."""
-    out = []
+            own: list[pg.NetworkRow], mode: str, progress: bool = True,
+            workers: int = 1) -> list[Prediction]:
+    """Each of `own`'s rows predicted by a fit to `kernels` and `networks` without its fold;
+    the folds' fits run in `workers` processes (the figures do not depend on how many)."""
     parts = folds(own, mode)
-    for i, (name, held) in enumerate(parts):
-        if progress:
-            print(f"calibrate: held-out fit {i + 1}/{len(parts)} ({name}, {len(held)} rows)",
-                  file=sys.stderr)
-        held_ids = {id(r) for r in held}
-        families, frameworks = pf.fit_all(kernels, [r for r in networks
-                                                    if id(r) not in held_ids])
-        out += [Prediction(r, name, pg.simulate_row(r),
-                           pg.simulate_row(r, families, frameworks)) for r in held]
-    return out
+    position = {id(r): i for i, r in enumerate(networks)}
+    jobs = [(kernels, networks, [position[id(r)] for r in held]) for _, held in parts]
+    if workers <= 1 or len(jobs) <= 1:
+        predicted = []
+        for i, ((name, held), job) in enumerate(zip(parts, jobs, strict=True)):
+            _progress(progress, i, len(parts), name, len(held))
+            predicted.append(fold_predictions(*job))
+    else:
+        predicted = _in_processes(jobs, parts, workers, progress)
+    return [Prediction(r, name, pg.simulate_row(r), value)
+            for (name, held), values in zip(parts, predicted, strict=True)
+            for r, value in zip(held, values, strict=True)]
+
+
+def _progress(progress: bool, i: int, total: int, name: str, rows: int) -> None:
+    if progress:
+        print(f"calibrate: held-out fit {i + 1}/{total} ({name}, {rows} rows)", file=sys.stderr)
+
+
+def _in_processes(jobs: list, parts: list, workers: int, progress: bool) -> list[list[float]]:
+    from concurrent.futures import as_completed
+
+    from simulator.workers import process_pool, stop_pool
+    pool, pipe = process_pool(min(workers, len(jobs)))
+    try:
+        futures = {pool.submit(fold_predictions, *job): i for i, job in enumerate(jobs)}
+        out: dict[int, list[float]] = {}
+        for fut in as_completed(futures):
+            i = futures[fut]
+            out[i] = fut.result()
+            _progress(progress, len(out) - 1, len(jobs), parts[i][0], len(parts[i][1]))
+    except BaseException:
+        stop_pool(pool, pipe)
+        raise
+    pool.shutdown()
+    pipe.close()
+    return [out[i] for i in range(len(jobs))]
+
+
+def fold_predictions(kernels: list[pk.KernelRow], networks: list[pg.NetworkRow],
+                     held: list[int]) -> list[float]:
+    """Samples/s of the rows networks[i] for i in `held`, by a fit to every other row."""
+    left_out = set(held)
+    families, frameworks = pf.fit_all(kernels, [r for i, r in enumerate(networks)
+                                                if i not in left_out])
+    return [pg.simulate_row(networks[i], families, frameworks) for i in held]
 
 
 def summary(predictions: list[Prediction], mode: str) -> list[str]:

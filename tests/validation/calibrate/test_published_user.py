@@ -160,7 +160,7 @@ def test_an_existing_out_is_never_replaced(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--alone"], "--alone, --held-out and --skip-unusable go with --published"),
+    (["--alone"], "--alone, --held-out, --skip-unusable and --workers go with --published"),
     (["--held-out", "none"], "go with --published"),
     (["--published", "x.csv", "--device", "cuda"], "measures nothing; it takes no --device"),
     (["--published", "nowhere.csv"], "no such file or folder"),
@@ -197,3 +197,10 @@ def test_by_default_the_shipped_tables_are_fitted_too(tmp_path, capsys):
         assert getattr(volta, name) == pytest.approx(getattr(shipped, name), rel=0.05), name
     assert load_gpu_families(out)[0]["ampere"].conv_fwd < 0.8 * builtin_families()[
         "ampere"].conv_fwd
+
+
+def test_the_held_out_figures_do_not_depend_on_the_worker_processes(tmp_path):
+    rows = pg.read_network_rows(_table(tmp_path, [ROWS[4], ROWS[5], ROWS[0], ROWS[2]])).rows
+    serial = ph.predict([], rows, rows, "network", progress=False, workers=1)
+    parallel = ph.predict([], rows, rows, "network", progress=False, workers=2)
+    assert serial == parallel and [p.fold for p in serial] == ["resnet18"] * 2 + ["resnet50"] * 2
