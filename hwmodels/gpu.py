@@ -102,6 +102,8 @@ BIAS_ADD_FUSED_FRAMEWORKS = frozenset({"tensorflow-xla"})
 # loss stays a device tensor) and wait once, at the end of the step.
 PHASE_SYNC_FRAMEWORKS = frozenset({"torch7"})
 
+# ops whose chosen algorithm one model keeps (GPUModel.chosen_option): a few graphs' worth
+CHOICES_KEPT = 1 << 16
 
 _GENERIC = model_efficiency.table("gpu")
 
@@ -288,8 +290,22 @@ class GPUModel(DeviceModel):
 
     def chosen_option(self, op: Op) -> KernelOption:
         """The algorithm that runs `op`: the fastest, as cudnn.benchmark picks it."""
+        # An op is costed several times per step (its time, its host time, its workspace),
+        # and again by a policy that lowers a step more than once: each op object's choice is
+        # kept with the settings it was made under (set once, after the model is made).
+        settings = (self.spec, self.families, self.frameworks, self.framework,
+                    self.cuda_version, self.cudnn_version)
+        kept = self.__dict__.setdefault("_chosen_options", {})
+        hit = kept.get(id(op))
+        if hit is not None and hit[0] is op and all(
+                a is b for a, b in zip(hit[1], settings, strict=True)):
+            return hit[2]
         fam, tensor = self.family_constants, self.tensor_cores(op)
-        return min(self.kernel_options(op), key=lambda o: self.option_time_s(o, fam, tensor))
+        best = min(self.kernel_options(op), key=lambda o: self.option_time_s(o, fam, tensor))
+        if len(kept) >= CHOICES_KEPT:
+            kept.clear()
+        kept[id(op)] = (op, settings, best)   # the op held: its id names no other while kept
+        return best
 
     def workspace_bytes(self, op: Op) -> int:
         """cuDNN's scratch memory for the algorithm that runs a convolution pass (0 for any
