@@ -102,8 +102,10 @@ BIAS_ADD_FUSED_FRAMEWORKS = frozenset({"tensorflow-xla"})
 # loss stays a device tensor) and wait once, at the end of the step.
 PHASE_SYNC_FRAMEWORKS = frozenset({"torch7"})
 
-# ops whose chosen algorithm one model keeps (GPUModel.chosen_option): a few graphs' worth
-CHOICES_KEPT = 1 << 16
+# GPUModel.chosen_option's kept choices: (id of the op, ids of the model's settings) ->
+# (op, settings, choice); a few steps' worth of ops
+CHOICES_KEPT = 1 << 15
+_CHOSEN_OPTIONS: dict[tuple[int, ...], tuple[Op, tuple, KernelOption]] = {}
 
 _GENERIC = model_efficiency.table("gpu")
 
@@ -290,21 +292,23 @@ class GPUModel(DeviceModel):
 
     def chosen_option(self, op: Op) -> KernelOption:
         """The algorithm that runs `op`: the fastest, as cudnn.benchmark picks it."""
-        # An op is costed several times per step (its time, its host time, its workspace),
-        # and again by a policy that lowers a step more than once: each op object's choice is
-        # kept with the settings it was made under (set once, after the model is made).
-        settings = (self.spec, self.families, self.frameworks, self.framework,
+        # An op is costed several times per step (its time, its host time, its workspace), on
+        # each device of a cluster (one model each, alike) and again by a policy that lowers a
+        # step more than once: each op object's choice is kept with the settings it was made
+        # under (a model's are set once, after it is made), for every model with the same.
+        settings = (type(self), self.spec, self.families, self.frameworks, self.framework,
                     self.cuda_version, self.cudnn_version)
-        kept = self.__dict__.setdefault("_chosen_options", {})
-        hit = kept.get(id(op))
-        if hit is not None and hit[0] is op and all(
-                a is b for a, b in zip(hit[1], settings, strict=True)):
+        key = (id(op), *map(id, settings))
+        hit = _CHOSEN_OPTIONS.get(key)
+        if hit is not None:
             return hit[2]
         fam, tensor = self.family_constants, self.tensor_cores(op)
         best = min(self.kernel_options(op), key=lambda o: self.option_time_s(o, fam, tensor))
-        if len(kept) >= CHOICES_KEPT:
-            kept.clear()
-        kept[id(op)] = (op, settings, best)   # the op held: its id names no other while kept
+        if len(_CHOSEN_OPTIONS) >= CHOICES_KEPT:
+            _CHOSEN_OPTIONS.clear()
+        # the entry holds the op and the settings, so the ids in its key name no other object
+        # while it is kept
+        _CHOSEN_OPTIONS[key] = (op, settings, best)
         return best
 
     def workspace_bytes(self, op: Op) -> int:
