@@ -245,10 +245,13 @@ class _MemoryPlan:
             nbytes = 0 if op.name in inplace else output_bytes(op, blocks)
             if nbytes:
                 self.buffers[op.name] = [nbytes, op.name, None]
+        owners: dict[str, str] = {}   # a tensor read by several ops: its owner found once
         for op in selected:
             for t in (*op.inputs, *op.saved):
-                if t in graph:
-                    owner = storage_owner(graph, t)
+                owner = owners.get(t)
+                if owner is None and t in graph:
+                    owner = owners[t] = storage_owner(graph, t)
+                if owner is not None:
                     buf = self.buffers.get(owner)
                     if buf is not None and owner in names and \
                             (buf[2] is None or position[op.name] > position[buf[2]]):
