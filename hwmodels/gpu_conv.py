@@ -35,6 +35,7 @@ import re
 from dataclasses import dataclass
 
 from .gpu_gemm import K_FILL, parse_version, release_at_or_below
+from .specs import GPU_ARCHITECTURES
 
 # cuDNN's convolution kernels (implicit GEMM, Winograd's batched products, FFT's): its
 # *_scudnn_128x128, 128x64 and 128x32 tiles. The 128 side runs along the output pixels (or
@@ -94,6 +95,12 @@ NO_WINOGRAD = frozenset({"kepler"})
 # takes the first. The evidence is DeepBench's convolution tables and the Torch7 network
 # tables, each of which names its cuDNN:
 CUDNN_RELEASES = (
+    # cuDNN 4 (convnet-benchmarks' "cuDNN R4" Torch rows): 5's kernels without Winograd, which
+    # cuDNN 5 introduced (its release notes list Winograd for 3x3 convolutions as new); FFT
+    # (since cuDNN 3) and FFT_TILING it has
+    CudnnRelease((4, 0, 0), K_FILL, True, frozenset(GPU_ARCHITECTURES),
+                 dgrad_stride_phases=False, winograd_nonfused_filters=(),
+                 fft_whole_image=True),
     # cuDNN 5 and 6 (DeepBench's M40, Titan X Maxwell and Titan X Pascal tables, cuDNN 5; GTX
     # 1080 Ti and Titan Xp, 6.0.21; Torch7 on 5.1 on the Maxwell and Pascal cards and the
     # K80): the GEMM side's fill, and a fused F(2x2, 3x3) Winograd that transforms a tile and

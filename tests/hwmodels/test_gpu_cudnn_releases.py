@@ -25,7 +25,8 @@ def test_a_cudnn_version_takes_the_last_release_at_or_below_it():
     assert gpu_conv.cudnn_release(None, (7, 6, 2)).version == (7, 6, 0)
     assert gpu_conv.cudnn_release(None, (8, 9, 0)) is gpu_conv.CUDNN_RELEASES[-1]
     assert gpu_conv.cudnn_release(None, (4, 0, 0)) is gpu_conv.CUDNN_RELEASES[0]
-    assert gpu_conv.cudnn_release(None, (5, 1, 10)) is gpu_conv.CUDNN_RELEASES[0]
+    assert gpu_conv.cudnn_release(None, (3, 0, 0)) is gpu_conv.CUDNN_RELEASES[0]
+    assert gpu_conv.cudnn_release(None, (5, 1, 10)).version == (5, 0, 0)
     assert gpu_conv.cudnn_release(None, (6, 0, 21)).version == (6, 0, 0)
 
 
@@ -95,3 +96,11 @@ def test_cudnn_5_and_6_run_non_fused_winograd_on_3x3_filters_only(cudnn, filters
         if op.kind.startswith("conv2d"):
             algorithms = {o.algorithm for o in titan.kernel_options(op)}
             assert ("winograd_nonfused" in algorithms) == has_nonfused
+
+
+def test_cudnn_4_has_no_winograd():
+    """Winograd came with cuDNN 5: convnet-benchmarks' cuDNN R4 rows run a 3x3 layer as
+    implicit GEMM or FFT, on every architecture."""
+    assert not {"winograd_fused", "winograd_nonfused"} & set(options_under((4, 0, 0)))
+    assert {"winograd_fused", "winograd_nonfused"} <= set(options_under((5, 1, 5)))
+    assert "fft_tiling" in options_under((4, 0, 0))
