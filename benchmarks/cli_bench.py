@@ -78,14 +78,20 @@ def run_once(name: str, tree: Path, scratch: Path) -> dict:
                           capture_output=True)
     wall_s = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    digest = hashlib.sha256(proc.stdout)
+    return {"wall_s": wall_s, "returncode": proc.returncode,
+            "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+            "digest": output_digest(proc.stdout, out, outputs),
+            "stderr_tail": proc.stderr.decode(errors="replace")[-400:]}
+
+
+def output_digest(stdout: bytes, out: Path, outputs: list[str]) -> str:
+    """What a run printed and the files it wrote under `out`, hashed; the name of the fresh
+    folder `out` is no output of the command's own, so it is left out of what it printed."""
+    digest = hashlib.sha256(stdout.replace(str(out).encode(), b"{out}"))
     for rel in outputs:
         path = out / rel
         digest.update(path.read_bytes() if path.exists() else b"(missing)")
-    return {"wall_s": wall_s, "returncode": proc.returncode,
-            "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "digest": digest.hexdigest()[:16],
-            "stderr_tail": proc.stderr.decode(errors="replace")[-400:]}
+    return digest.hexdigest()[:16]
 
 
 def main() -> None:

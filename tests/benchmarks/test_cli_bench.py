@@ -38,3 +38,20 @@ def test_the_same_tree_twice_gives_one_digest():
     assert first["returncodes"] == second["returncodes"] == [0]
     assert len(first["digests"]) == 1 and first["digests"] == second["digests"]
     assert first["cpu_s"] > 0 and first["wall_s"] > 0
+
+
+def test_the_digest_leaves_out_the_fresh_folders_name_but_not_what_it_holds(tmp_path):
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from cli_bench import output_digest
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    one, two = tmp_path / "one", tmp_path / "two"
+    for folder, text in ((one, "a"), (two, "a")):
+        folder.mkdir()
+        (folder / "r.json").write_text(text)
+    assert output_digest(f"wrote {one}/r.json\n".encode(), one, ["r.json"]) == \
+        output_digest(f"wrote {two}/r.json\n".encode(), two, ["r.json"])
+    (two / "r.json").write_text("b")
+    assert output_digest(b"x", one, ["r.json"]) != output_digest(b"x", two, ["r.json"])
+    assert output_digest(b"x", one, []) != output_digest(b"y", one, [])
