@@ -96,19 +96,13 @@ class Terms:
         option_s = (np.maximum(self.unit_s / eff, self.memory_s / share)
                     + self.serial_memory_s / fam.memory + self.serial_s
                     + self.kernels * fam.kernel_overhead_s)
-        starts = self._op_starts
-        if starts is not None:   # one run of options per op: the same minima and maxima
-            op_s = np.minimum.reduceat(option_s, starts)
-            chosen = option_s == op_s[self.op_of_option]
-            kernels = np.maximum.reduceat(np.where(chosen, self.kernels, 0.0), starts)
-        else:
-            n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
-            op_s = np.full(n_ops, np.inf)
-            np.minimum.at(op_s, self.op_of_option, option_s)
-            # the framework issues each kernel of the fastest option
-            chosen = option_s == op_s[self.op_of_option]
-            kernels = np.zeros(n_ops)
-            np.maximum.at(kernels, self.op_of_option[chosen], self.kernels[chosen])
+        n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
+        op_s = np.full(n_ops, np.inf)
+        np.minimum.at(op_s, self.op_of_option, option_s)
+        # the framework issues each kernel of the fastest option
+        chosen = option_s == op_s[self.op_of_option]
+        kernels = np.zeros(n_ops)
+        np.maximum.at(kernels, self.op_of_option[chosen], self.kernels[chosen])
         row_of_op = self._row_of_op
         stretch_s = queued_stretch_s(op_s, kernels * self.host_s[row_of_op], self._stretches)
         return np.bincount(self._row_of_stretch, weights=stretch_s,
@@ -135,16 +129,6 @@ class Terms:
     @functools.cached_property
     def _is_stream(self) -> np.ndarray:
         return self.key == 0
-
-    @functools.cached_property
-    def _op_starts(self) -> np.ndarray | None:
-        """Where each op's options begin, when they lie in runs 0, 1, 2, ... (as _terms lays
-        them out; ufunc.reduceat over the runs is then much faster than ufunc.at); else None."""
-        ops = self.op_of_option
-        if not len(ops) or ops[0] != 0 or np.any(np.diff(ops) < 0):
-            return None
-        starts = np.flatnonzero(np.diff(ops, prepend=-1))
-        return starts if len(starts) == int(ops[-1]) + 1 else None
 
 
 def queued_stretch_s(gpu_s: np.ndarray, host_s: np.ndarray, stretch: np.ndarray) -> np.ndarray:
