@@ -119,7 +119,8 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
              priority_base: int = 0, duration: Callable[[Op], float] | None = None,
              track_memory: bool = True, memory_device: str | None = None,
              keep_outputs: Iterable[str] = (), meta: dict | None = None,
-             autocast_copies: bool = True) -> Emitted:
+             autocast_copies: bool = True,
+             costed_as: Callable[[Op], Op] | None = None) -> Emitted:
     """Add one compute task per op (in graph order) on `device`'s compute stream.
 
     ops: a subset of the graph (default all); dependencies on ops outside the subset are
@@ -128,6 +129,8 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
     keep_outputs: storage owners whose bytes other tasks free (offloading).
     autocast_copies: under AMP, whether autocast's half copies of the weights and the half
     weight gradients are allocated (False where the plan holds half weights itself: fsdp).
+    costed_as: the op each op is costed as, in the same launch queue (fsdp: the shard of an
+    update a rank steps); `duration` instead replaces the costing altogether.
     """
     selected = list(ops) if ops is not None else graph.topo()
     mem_dev = memory_device or device.id
@@ -139,8 +142,9 @@ def emit_ops(tg: TaskGraph, graph: OpGraph, device: Device, *, ops: Iterable[Op]
         # in emission order on the device's stream: a GPU's host issues them ahead of it,
         # carrying on from the ops emitted on the device before (LAUNCH_QUEUES_META)
         queue = tg.meta.setdefault(LAUNCH_QUEUES_META, {}).setdefault(device.id, {})
+        costed = [costed_as(op) for op in selected] if costed_as else selected
         stream_s = dict(zip([op.name for op in selected],
-                            device.model.stream_times_s(selected, step_bytes, queue),
+                            device.model.stream_times_s(costed, step_bytes, queue),
                             strict=True))
 
         def modelled(op: Op) -> float:

@@ -46,7 +46,6 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 
-from hwmodels.residency import fitting_bytes
 from workloads.graph import Op, TensorSpec
 from workloads.training import OPTIMIZER_STATE_PER_PARAM, lower_training
 
@@ -136,15 +135,13 @@ class Fsdp(Policy):
         else:
             synced = steps.bucketed(fwd_bwd, bucket_mb, stage == 2)
         updates = [op for op in g.topo() if op.phase == "update"]
-        step_bytes = fitting_bytes(updates)
         for d in simulated:
             emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/", extra_deps=steps.extra[d.id],
                      autocast_copies=False)
             emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", priority_base=len(fwd_bwd),
                      extra_deps={op.name: (f"{d.id}/{op.inputs[0]}", *synced[d.id])
                                  for op in updates},
-                     track_memory=False,
-                     duration=_shard_update(d, step_bytes, group))
+                     track_memory=False, costed_as=_shard_of(group))
         if stage < 3:
             steps.gather_updated(updates, bucket_mb)
         return tg
@@ -155,16 +152,16 @@ class Fsdp(Policy):
         result.extras["fsdp_units"] = len(fsdp.get("units", ()))
 
 
-def _shard_update(device, step_bytes: float, group: int) -> Callable[[Op], float]:
-    """An update's time on its 1/group shard: the same op on a 1/group share of its values
-    (its tensors stepped one by one still: FSDP steps each parameter's shard)."""
-    def cost(op: Op) -> float:
+def _shard_of(group: int) -> Callable[[Op], Op]:
+    """An update as a rank runs it on its 1/group shard: the same op on a 1/group share of its
+    values (its tensors stepped one by one still: FSDP steps each parameter's shard), issued
+    in the launch queue as the rest of the step (emit_ops' costed_as)."""
+    def shard(op: Op) -> Op:
         share = math.ceil(op.params / group)
-        shard = dataclasses.replace(
+        return dataclasses.replace(
             op, params=share, out=TensorSpec((share,), op.out.dtype_bytes),
             in_specs=tuple(TensorSpec((share,), s.dtype_bytes) for s in op.in_specs))
-        return float(device.model.op_time_s(shard, step_bytes))
-    return cost
+    return shard
 
 
 class _Steps:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,12 @@ def loss(fam: GpuFamily, parts: list[Terms]) -> float:
     return total
 
 
+def _with(fam: GpuFamily, param: str, value: float) -> GpuFamily:
+    """fam with one constant set."""
+    change: dict[str, Any] = {param: value}
+    return dataclasses.replace(fam, **change)
+
+
 def _golden(f, lo: float, hi: float, iterations: int = 24) -> float:
     """Minimise f on [lo, hi] in log space (golden-section)."""
     a, b = math.log(lo), math.log(hi)
@@ -83,10 +90,9 @@ def fit_family(name: str, parts: list[Terms], start: GpuFamily, fitted_to: str,
             if param not in used:
                 continue
             lo, hi = BOUNDS[param]
-            best = _golden(lambda v, p=param, f=fam: loss(dataclasses.replace(f, **{p: v}), parts),
-                           lo, hi)
-            if loss(dataclasses.replace(fam, **{param: best}), parts) < loss(fam, parts):
-                fam = dataclasses.replace(fam, **{param: best})
+            best = _golden(lambda v, p=param, f=fam: loss(_with(f, p, v), parts), lo, hi)
+            if loss(_with(fam, param, best), parts) < loss(fam, parts):
+                fam = _with(fam, param, best)
     return fam
 
 
@@ -126,9 +132,9 @@ def fit_all(kernels: list[pk.KernelRow], networks: list[pg.NetworkRow],
             left_out[pg.architecture(r.gpu)] += 1
     networks = [r for r in networks if not r.untrusted]
     by_arch: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
-    for r in kernels:
-        if r.gpu != exclude_gpu:
-            by_arch[pg.architecture(r.gpu)][0].append(r)
+    for k in kernels:
+        if k.gpu != exclude_gpu:
+            by_arch[pg.architecture(k.gpu)][0].append(k)
     for r in networks:
         if r.gpu != exclude_gpu:
             by_arch[pg.architecture(r.gpu)][1].append(r)
@@ -161,7 +167,7 @@ def fit_all(kernels: list[pk.KernelRow], networks: list[pg.NetworkRow],
     frameworks = {}
     for f in used_frameworks:
         rows = [r for r in networks if r.gpu != exclude_gpu and pg.framework_key(r.framework) == f]
-        gpus = ", ".join(sorted({r.gpu for r in rows}))
+        on = ", ".join(sorted({r.gpu for r in rows}))
         host, stream = consts[f]["host"], consts[f]["stream"]
         at_start = [name for name, value, start in (("host_overhead_s", host, START_HOST_S),
                                                     ("stream_memory", stream, START_STREAM))
@@ -169,10 +175,10 @@ def fit_all(kernels: list[pk.KernelRow], networks: list[pg.NetworkRow],
         if not rows:
             what = "no rows: the starting values"
         elif at_start:
-            what = (f"{len(rows)} training-throughput rows on {gpus}, which leave "
+            what = (f"{len(rows)} training-throughput rows on {on}, which leave "
                     f"{' and '.join(at_start)} at the start")
         else:
-            what = f"{len(rows)} training-throughput rows on {gpus}"
+            what = f"{len(rows)} training-throughput rows on {on}"
         frameworks[f] = Framework(f, host, stream, what)
     return ({**fill_unexercised(families, exercised, default, with_networks),
              "default": default}, frameworks)

@@ -62,8 +62,8 @@ class Terms:
     # each phase's in gpu.PHASE_SYNC_FRAMEWORKS), numbered in order over all rows; None: one
     # stretch per row
     stretch_of_op: np.ndarray | None = None
-    host_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[assignment]
-    stream_share: np.ndarray = dataclasses.field(default=None)  # type: ignore[assignment]
+    host_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
+    stream_share: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
 
     def set_frameworks(self, hosts: dict[str, float], streams: dict[str, float]) -> None:
         """Each row's host time per op and streaming share, from its framework's (0 and 1

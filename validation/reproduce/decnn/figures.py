@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 from hwmodels import catalog
 from hwmodels.specs import LinkSpec
@@ -56,7 +57,7 @@ def run(policy: str, devices: int, link: str | LinkSpec = LINK, board: str = BOA
         return simulate("resnet50", cluster, "sequential", training=False)
     if policy == "data-parallel":
         return simulate("resnet50", cluster, "data-parallel", training=False)
-    opts = {} if in_flight is None else {"in_flight": in_flight}
+    opts: dict[str, Any] = {} if in_flight is None else {"in_flight": in_flight}
     if policy == "decnn":
         return simulate("decnn_resnet50", cluster, "decnn", training=False,
                         workload_options=decoupled_options(devices, width), **opts)

@@ -12,6 +12,7 @@ make_figures(out_dir) writes:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from validation.paths import TARGETS
 
@@ -36,7 +37,7 @@ def speedups(depth: int, batch: int = BATCH, micro_batches: int = 4,
     net, reg = f"resnet{depth}", first_stage_register(depth)
     one, two = Cluster.build(HARDWARE, 1, LINK), Cluster.build(HARDWARE, 2, LINK)
     base = simulate(net, one, "sequential", batch=batch).iteration_time_s
-    runs = {
+    runs: dict[str, tuple[str, dict[str, Any]]] = {
         "pipelined": ("pipeline-stale", {}),
         "hybrid": ("hybrid", {"pipelined_fraction": pipelined_fraction}),
         "gpipe": ("gpipe", {"micro_batches": micro_batches}),
@@ -90,9 +91,11 @@ def memory_by_batch(batches=(32, 64, 128, 256), depth: int = 56) -> dict[str, li
         runs = {"non-pipelined (1 GPU)": simulate(net, Cluster.build(HARDWARE, 1, LINK),
                                                   "sequential", batch=b, enforce_memory=False)}
         two = Cluster.build(HARDWARE, 2, LINK)
-        for name, pol, opts in (("pipeline-stale", "pipeline-stale", {}),
-                                ("gpipe (4 micro-batches)", "gpipe", {"micro_batches": 4}),
-                                ("pipedream", "pipedream", {})):
+        cases: tuple[tuple[str, str, dict[str, Any]], ...] = (
+            ("pipeline-stale", "pipeline-stale", {}),
+            ("gpipe (4 micro-batches)", "gpipe", {"micro_batches": 4}),
+            ("pipedream", "pipedream", {}))
+        for name, pol, opts in cases:
             runs[name] = simulate(net, two, pol, batch=b, enforce_memory=False, registers=reg,
                                   **opts)
         for name, r in runs.items():

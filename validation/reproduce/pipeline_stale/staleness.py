@@ -30,6 +30,7 @@ import csv
 import math
 import platform
 from pathlib import Path
+from typing import Any
 
 from validation.paths import MEASURED
 
@@ -119,6 +120,8 @@ def _split_layers():
     class Versioned:
         """Set `versions = (w_f, b_f, w_b)` before a step; None runs the live weights."""
         versions = None
+        weight: Any   # the nn.Conv2d's or nn.Linear's it is mixed into
+        bias: Any
 
         def _run(self, x, pad):
             if self.versions is None:
