@@ -51,6 +51,7 @@ from .gpu_constants import (
     load_frameworks,
 )
 from .gpu_products import KernelOption, product_options
+from .launch_queue import queued_times_s
 from .model import DeviceModel
 from .specs import HardwareError
 
@@ -94,14 +95,6 @@ READ_PASSES = {"batchnorm": 2.0, "batchnorm_grad": 2.0, "layernorm_grad": 2.0,
 # BiasAddGrad are ops of their own. XLA fuses the forward add into the convolution's custom
 # call.
 BIAS_ADD_FUSED_FRAMEWORKS = frozenset({"tensorflow-xla"})
-# Frameworks whose host waits for the GPU at the end of each phase of a step, so the next
-# phase starts with an empty launch queue: Torch7's criterion returns the loss as a Lua number
-# (a device-to-host copy once the forward is done), and its benchmark harnesses call
-# cutorch.synchronize() after the forward and after the backward to time them apart. PyTorch,
-# TensorFlow and MXNet keep issuing from the forward into the backward and the update (the
-# loss stays a device tensor) and wait once, at the end of the step.
-PHASE_SYNC_FRAMEWORKS = frozenset({"torch7"})
-
 # GPUModel.chosen_option's kept choices: (id of the op, ids of the model's settings) ->
 # (op, settings, choice); a few steps' worth of ops
 CHOICES_KEPT = 1 << 15
@@ -237,36 +230,17 @@ class GPUModel(DeviceModel):
 
     def stream_times_s(self, ops: Sequence[Op], step_bytes: float | None = None,
                        queue: dict | None = None) -> list[float]:
-        """Each op's seconds on one stream when the framework issues `ops` in this order, as
-        CUDA runs asynchronous launches: the host issues an op once it has issued the one
-        before (its host time), the GPU starts it once it is issued and the op before is done.
-        An op's time is its GPU time plus what the GPU waits for the host before it; the sum
-        is the time to the last op's end. The host waits for the GPU at each phase's end in
-        PHASE_SYNC_FRAMEWORKS. An op a calibrated profile has measured takes its measured time
-        (which holds its launch) and no host time of its own.
-        queue: the state a previous call on this stream left ({"host_done_s", "gpu_done_s",
-        "phase"}: when the host had issued its last op and the GPU run it, counted from the
-        first call's start, and that op's phase), read and updated, so ops issued in several
-        calls queue exactly as in one; None: the host starts with the GPU."""
-        out = []
-        state = queue if queue is not None else {}
-        host_done_s = float(state.get("host_done_s", 0.0))
-        gpu_done_s = float(state.get("gpu_done_s", 0.0))
-        phase = state.get("phase")
-        for op in ops:
-            if op.phase != phase and self.framework in PHASE_SYNC_FRAMEWORKS:
-                host_done_s = gpu_done_s
-            phase = op.phase
+        """Each op's seconds on one stream when the framework issues `ops` in this order,
+        ahead of the GPU (hwmodels/launch_queue.py; queue: the stream's state between calls).
+        An op a calibrated profile has measured takes its measured time (which holds its
+        launch) and no host time of its own."""
+        def device_and_host_s(op: Op) -> tuple[float, float]:
             # op_time_s also checks the kind and counts profile hits and fallbacks
-            device_s, host_s = self.op_time_s(op, step_bytes), 0.0
-            if not (self.profile is not None and self.profile.covers(op.kind)):
-                device_s, host_s = self.device_and_host_s(op)
-            host_done_s += host_s
-            end_s = max(host_done_s, gpu_done_s) + device_s
-            out.append(end_s - gpu_done_s)
-            gpu_done_s = end_s
-        state.update(host_done_s=host_done_s, gpu_done_s=gpu_done_s, phase=phase)
-        return out
+            measured_s = self.op_time_s(op, step_bytes)
+            if self.profile is not None and self.profile.covers(op.kind):
+                return measured_s, 0.0
+            return self.device_and_host_s(op)
+        return queued_times_s(ops, device_and_host_s, self.framework, queue)
 
     def option_time_s(self, option: KernelOption, fam: GpuFamily, tensor: bool) -> float:
         """max(arithmetic, memory) of one algorithm at the architecture's efficiencies, plus

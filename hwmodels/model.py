@@ -194,7 +194,7 @@ class DeviceModel:
                        queue: dict | None = None) -> list[float]:
         """Each op's seconds when `ops` run one after another in this order on one stream
         (a GPU's framework issues them ahead, `queue` carrying its state from call to call:
-        hwmodels/gpu.py); here each op's own time."""
+        hwmodels/launch_queue.py); here each op's own time."""
         return [self.op_time_s(op, step_bytes) for op in ops]
 
     def reset_counters(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
+from simulator import limits
 from simulator.outputs import check_output
 from workloads.graph import WorkloadError
 
@@ -31,6 +32,8 @@ def run_published(args) -> int:
     if given:
         raise WorkloadError(f"--published fits constants to tables and measures nothing; it "
                             f"takes no {', '.join(given)}")
+    if args.workers is not None:   # refused before the fit, whether or not held-out fits run
+        limits.check_workers(args.workers)
     out = args.out or DEFAULT_FAMILIES_OUT
     if os.path.exists(out):   # a families file is never replaced, named or not
         raise WorkloadError(f"--out {out}: exists; not overwritten (remove it or name "
@@ -70,7 +73,6 @@ def _report(inputs: FitInput, fitted: pf.Fitted, mode: str, progress: bool,
     if len(inputs.own) < 2:
         print("held-out estimate: needs two rows or more of your own", file=sys.stderr)
         return
-    from simulator import limits
     predictions = ph.predict(inputs.kernels, inputs.networks, inputs.own, mode, progress,
                              limits.workers_for(workers))
     print("\n".join(ph.summary(predictions, mode)))

@@ -13,7 +13,8 @@ from typing import Iterable
 
 import numpy as np
 
-from hwmodels.gpu import PHASE_SYNC_FRAMEWORKS, GpuFamily
+from hwmodels.gpu import GpuFamily
+from hwmodels.launch_queue import PHASE_SYNC_FRAMEWORKS
 
 from . import published_gpu as pg
 from . import published_kernels as pk
@@ -59,8 +60,8 @@ class Terms:
     step_measured_s: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     step_weights: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     # each op's stretch: ops a framework issues between two waits for the GPU (a row's, or
-    # each phase's in gpu.PHASE_SYNC_FRAMEWORKS), numbered in order over all rows; None: one
-    # stretch per row
+    # each phase's in launch_queue.PHASE_SYNC_FRAMEWORKS), numbered in order over all rows;
+    # None: one stretch per row
     stretch_of_op: np.ndarray | None = None
     host_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
     stream_share: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]

@@ -169,6 +169,15 @@ def test_flags_that_do_not_go_together_are_named(tmp_path, capsys, argv, message
     _refused(tmp_path, capsys, argv, message)
 
 
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_a_bad_worker_count_is_refused_before_the_fit(tmp_path, capsys, workers):
+    out = tmp_path / "families.toml"
+    assert main(["calibrate", "--published", _table(tmp_path, ROWS[:1]), "--alone",
+                 "--held-out", "none", "--workers", workers, "--out", str(out)]) == 2
+    assert "--workers must be a whole number >= 1" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @given(st.lists(st.sampled_from(["resnet18", "resnet50", "bert_base"]), max_size=12),
        st.sampled_from(ph.HOLDOUT_MODES[:2]))
 def test_the_folds_hold_out_each_row_once(networks, mode):
