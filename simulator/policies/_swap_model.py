@@ -99,7 +99,9 @@ def predict(model: StepModel, tensors: list, triggers: dict[str, int],
         prefetch_after.setdefault(triggers[t.name], []).append(t)
         for r in t.backward_readers:
             needs.setdefault(r, []).append(t.name)
-    frees: list[tuple[float, int]] = []     # (time, bytes) given back in the future
+    # (time, bytes) given back in the future, kept sorted: the step's ops each look up
+    # what is freed by a time, and a scan of every pending free per op is quadratic
+    frees: list[tuple[float, int]] = []
     mem = peak = model.resident_bytes
     if mem > budget_bytes:
         return Prediction(INFEASIBLE, mem, 0.0, offloaded)
@@ -110,25 +112,30 @@ def predict(model: StepModel, tensors: list, triggers: dict[str, int],
 
     def fit_time(ready: float, need: int) -> float:
         """First instant >= ready at which `need` bytes fit, counting only known frees."""
-        m = mem - sum(b for tt, b in frees if tt <= ready)
+        due = bisect.bisect_right(frees, (ready, INFEASIBLE)) if frees else 0
+        m = mem - sum(b for _, b in frees[:due]) if due else mem
         if m + need <= budget_bytes:
             return ready
-        for tt, b in sorted(f for f in frees if f[0] > ready):
+        for tt, b in frees[due:]:
             m -= b
             if m + need <= budget_bytes:
                 return tt
         return INFEASIBLE
 
     def advance(now: float) -> None:
-        nonlocal mem, frees
-        mem -= sum(b for tt, b in frees if tt <= now)
-        frees = [f for f in frees if f[0] > now]
+        nonlocal mem
+        due = bisect.bisect_right(frees, (now, INFEASIBLE)) if frees else 0
+        if due:
+            mem -= sum(b for _, b in frees[:due])
+            del frees[:due]
 
     i = 0
     while i < n:
-        waits = [arrive.get(s, INFEASIBLE) for s in needs.get(i, ())]
-        tc = fit_time(max([clock] + waits), model.alloc_bytes[i]) if max(waits, default=0) \
-            < INFEASIBLE else INFEASIBLE
+        if i in needs:   # an op reading prefetched tensors waits for them to arrive
+            ready = max(clock, *(arrive.get(s, INFEASIBLE) for s in needs[i]))
+            tc = fit_time(ready, model.alloc_bytes[i]) if ready < INFEASIBLE else INFEASIBLE
+        else:
+            tc = fit_time(clock, model.alloc_bytes[i])
         th = INFEASIBLE
         if issued:
             use, ready, t = issued[0]
@@ -142,11 +149,11 @@ def predict(model: StepModel, tensors: list, triggers: dict[str, int],
             stall += tc - clock
             clock = end = tc + model.duration_s[i]
             if model.free_bytes[i]:
-                frees.append((end, model.free_bytes[i]))
+                bisect.insort(frees, (end, model.free_bytes[i]))
             for t in swap_after.get(i, ()):
                 d2h_at = max(end, d2h_at) + model.copy_s(t.nbytes)
                 swap_end[t.name] = d2h_at
-                frees.append((d2h_at, t.nbytes))
+                bisect.insort(frees, (d2h_at, t.nbytes))
             for t in prefetch_after.get(i, ()):
                 heapq.heappush(issued, (t.first_use, max(end, swap_end[t.name]), t))
             i += 1
