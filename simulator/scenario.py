@@ -217,7 +217,8 @@ class Scenario:
             try:
                 lookup(value)
             except ValueError as exc:
-                raise ConfigError(f"{source}: field {fname!r}: {exc}") from None
+                raise ConfigError(f"{source}: field {fname!r}: {exc}"
+                                  f"{_node_type_hint(fname, value)}") from None
         if self.gpu_families is not None:
             self._check_gpu_families(source)
         try:
@@ -302,6 +303,17 @@ def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigErro
         raise error(f"{what} {str(p)!r} is not valid TOML: {exc}") from None
     except RecursionError:
         raise error(f"{what} {str(p)!r} is nested too deeply to read") from None
+
+
+def _node_type_hint(field_name: str, value: str) -> str:
+    """A node type named where a device goes ("hardware = dgx-h100") is a common slip: say
+    which field takes it and which device it holds."""
+    from .node_types import node_types
+    node = node_types().get(value) if field_name == "hardware" else None
+    if node is None:
+        return ""
+    return (f". {value!r} is a node type: set node_type = {value!r} (--node-type) and "
+            f"hardware = {node.gpu!r}")
 
 
 def resolve_hardware(hardware: str):

@@ -99,3 +99,19 @@ def test_a_mistyped_setting_is_answered_with_the_value_meant(flags, words, capsy
 def test_hardware_names_the_part_a_typo_means(capsys):
     assert main(["hardware", "H100"]) == 2
     assert "named 'H100' in the catalog (did you mean 'h100'?)" in capsys.readouterr().err
+
+
+def test_a_node_type_given_as_hardware_names_the_flag_that_takes_it(capsys):
+    """`--hardware dgx-h100` names a node, not a device: the error says to pass it as
+    --node-type, with the device that node holds."""
+    assert main(["simulate", "--workload", "lenet5", "--batch", "2",
+                 "--hardware", "dgx-h100"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown device 'dgx-h100'" in err
+    assert "node_type = 'dgx-h100' (--node-type) and hardware = 'h100'" in err
+
+
+def test_an_unknown_device_that_is_no_node_type_gets_no_node_hint(capsys):
+    assert main(["simulate", "--workload", "lenet5", "--batch", "2",
+                 "--hardware", "dgx-h1000"]) == 2
+    assert "is a node type" not in capsys.readouterr().err
