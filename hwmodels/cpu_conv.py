@@ -34,9 +34,8 @@ Per vector the loop costs the most of (hwmodels/x86_loop.py for the first):
   Binomial(16, 1 - s) times with uniform random zeros, as the authors' testers draw them);
 - the FMA port's bubble: `kmovw` (port 0) and, with two FMA units, `vcmpps` (port 5) issue to
   the FMA ports, so they wait behind the previous vector's ready FMAs; the vector's first FMA
-  then waits for the chain kmovw -> tzcnt -> vbroadcastss. The next vector's mask cannot fill
-  the bubble when the front end had to stop at this vector's mispredicted loop exit, so the
-  bubble is paid with the probability of that;
+  then waits for the chain kmovw -> tzcnt -> vbroadcastss. Only a vector whose uops all fit
+  in the scheduler lets the next mask issue inside its bubble (_bubbles_per_vector);
 - the misprediction loop: a mispredicted exit resolves only when its mask count does (kmovw ->
   popcnt -> the count down), and the next vector's mask starts after the penalty and its
   compare's load;
@@ -48,12 +47,12 @@ Per vector the loop costs the most of (hwmodels/x86_loop.py for the first):
 The expected cycles per vector are summed over the trip-count distribution; the bounds are
 combined by their maximum (the resources overlap perfectly: optimistic where two saturate).
 
-Both kernels share MKL-DNN's layouts, tiling and outer loops, so both are divided by the same
-pass efficiency (what MKL-DNN's dense kernel sustains of the FMA peak): the speedup of the
-sparse kernel comes from the instruction costs alone. Nothing here is fitted to SparseTrain's
-published speedups (DirectConvConstants says where each constant comes from). Not modelled:
-the accumulators' loads and stores per block, and backward-by-weights' output-gradient
-operand, taken as L1 hits.
+Both kernels share MKL-DNN's layouts, tiling and outer loops: what the dense kernel spends
+beside its FMA loop (1 / pass efficiency - 1 of the loop: the loops over rows and blocks,
+edges, the accumulators' loads and stores, waits on memory, the weight-gradient reduction) the
+sparse kernel spends too, in the same cycles whatever the zeros (outer_cycles). Nothing here is
+fitted to SparseTrain's published speedups (DirectConvConstants says where each constant comes
+from). Not modelled: backward-by-weights' output-gradient operand, taken as an L1 hit.
 """
 from __future__ import annotations
 
@@ -90,13 +89,14 @@ def dense_step(ocb: int, ur_w: int) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class DirectConvConstants:
-    # Fraction of the FMA peak MKL-DNN/oneDNN's dense direct conv sustains on large layers,
-    # applied to both kernels (same layouts and outer loops). Forward 0.80: the usual figure
+    # Fraction of the FMA peak MKL-DNN/oneDNN's dense direct conv sustains on large layers; the
+    # rest is spent beside the FMA loop, and the sparse kernel (same layouts and outer loops)
+    # spends it too. Forward 0.80: the usual figure
     # for MKL-DNN's AVX-512 direct conv on Skylake-X. The other passes keep the ratios to
     # forward measured with PyTorch on this project's AVX-512 machine
     # (validation/measured/sparsetrain_cpu_conv_epyc-zen4-2vcpu.csv, single thread, medians of
     # the best runs: grad_input/forward ~1.06, grad_weight/forward ~0.73). Not fitted to
-    # SparseTrain's figures; they cancel out of its speedups except against the item overhead.
+    # SparseTrain's figures, which depend on them: they set the share of a pass no zero saves.
     dense_efficiency: dict = field(default_factory=lambda: {
         "forward": 0.80, "grad_input": 0.80, "grad_weight": 0.60})
     # The authors' kernels: 30 zmm accumulators, at most 8 output-channel blocks.
@@ -186,6 +186,28 @@ def _fma_port_bubble(table: CoreTable) -> float:
     return sum(table.latency(name) for name in chain[first:])
 
 
+def _bubbles_per_vector(table: CoreTable, fmas: float, pmf: list[float],
+                        wrong: list[float]) -> float:
+    """Share of the vectors with non-zeros whose FMAs start after an FMA-port bubble.
+
+    A vector's mask uop on an FMA port (kmovw) is younger than the previous vector's FMAs and,
+    the scheduler issuing the oldest ready uop per port, waits until those have issued; its
+    FMAs then wait for the mask chain. The next mask issues inside that bubble only if it is
+    already in the scheduler: the whole vector, whose uops all wait on its mask, fits there
+    (unfused uops: a micro-fused FMA's load takes an entry of its own) and its exit did not
+    stop the front end by a misprediction. Such a vector hides its successor's bubble, so
+    with q the chance of that, 1 / (1 + q) of the vectors pay one."""
+    per_nonzero = sum(table.body_uops(sparse_per_nonzero(fmas))[0].values())
+    # its own detection uops and the next vector's, up to that one's mask
+    detection = 2 * sum(table.body_uops(SPARSE_PER_VECTOR)[0].values())
+    nonempty = 1.0 - pmf[0]
+    if nonempty <= 0.0:
+        return 0.0
+    hides = sum(pk for k, (pk, w) in enumerate(zip(pmf, wrong, strict=True))
+                if k > 0 and w == 0 and k * per_nonzero + detection <= table.scheduler_entries)
+    return 1.0 / (1.0 + hides / nonempty)
+
+
 def _mispredicted_exit_cycles(table: CoreTable, trips: int) -> float:
     """Cycles from one vector's mask to the next's when its loop exit is mispredicted: the exit
     resolves after kmovw -> popcnt -> the count down, then the penalty, then the next compare
@@ -205,9 +227,7 @@ def _sparse_vector_cycles(table: CoreTable, fmas: float, lanes: int, nonzero_q: 
     wrong = loop_exit_mispredictions(p, lanes)
     port_or_front = table.cycles_over_trip_counts(SPARSE_PER_VECTOR, sparse_per_nonzero(fmas),
                                                   wrong)
-    # the previous vector's exit mispredicted: its successor's mask could not be waiting
-    p_stop = sum(pk * min(1.0, w) for pk, w in zip(pmf, wrong, strict=True))
-    bubble = p_stop * _fma_port_bubble(table)
+    bubble = _fma_port_bubble(table) * _bubbles_per_vector(table, fmas, pmf, wrong)
     fma_issue = table.port_cycles({"vfmadd231ps_zmm_m512": fmas})
     l2_per_nonzero = 0.0
     if weight_uses_per_block > 0:
@@ -303,18 +323,34 @@ class CPUDirectConv:
         return per_fma
 
     # -- cycles (all cores' work summed) ---------------------------------------------------
-    def dense_cycles(self, op: Op) -> float:
-        eff = self.c.dense_efficiency[self.pass_of(op)]
-        return self.vector_fmas(op) * self.dense_cycles_per_fma(op) / eff
+    def dense_loop_cycles(self, op: Op) -> float:
+        """The dense kernel's FMA loop alone, at its instruction bound."""
+        return self.vector_fmas(op) * self.dense_cycles_per_fma(op)
 
-    def sparse_cycles(self, op: Op, sparsity: float) -> float:
+    def outer_cycles(self, op: Op) -> float:
+        """What MKL-DNN's dense kernel spends beside its FMA loop, (1 / efficiency - 1) x
+        the loop: row and channel-block loops, edges, accumulator loads and stores, waits on
+        memory. SparseTrain keeps those loops and data: it spends the same cycles on them
+        whatever the zeros."""
+        eff = self.c.dense_efficiency[self.pass_of(op)]
+        return self.dense_loop_cycles(op) * (1.0 / eff - 1.0)
+
+    def dense_cycles(self, op: Op) -> float:
+        return self.dense_loop_cycles(op) + self.outer_cycles(op)
+
+    def sparse_loop_cycles(self, op: Op, sparsity: float) -> float:
+        """The zero-skipping loop alone (per vector: hwmodels/x86_loop.py and the bounds in
+        the module docstring)."""
         s = check_sparsity(sparsity, f"sparsity of {op.name!r}")
         block = self.sparse_block(op)
         vectors = self.vector_fmas(op) / block.fmas / self.lanes
-        per_vector = _sparse_vector_cycles(
+        return vectors * _sparse_vector_cycles(
             self.table, block.fmas, self.lanes, round((1.0 - s) * 1e6),
             self.weight_uses_per_block(op, block.channel_blocks, block.positions))
-        return vectors * per_vector / self.c.dense_efficiency[self.pass_of(op)]
+
+    def sparse_cycles(self, op: Op, sparsity: float) -> float:
+        return self.sparse_loop_cycles(op, sparsity) + self.outer_cycles(op)
+
     def dense_time_s(self, op: Op) -> float:
         """Whole-CPU time of the dense conv, all cores busy, one work item per core."""
         return (self.dense_cycles(op) / self.cores + self.c.item_overhead_cycles) / self.clock_hz

@@ -71,11 +71,13 @@ def test_speedup_rises_with_sparsity_past_its_low_point(rows):
 
 
 def test_no_sparsity_costs_the_sparse_kernel_little_on_one_fma_unit(rows):
-    """One unit: the loop is bound by its FMAs, so with no zeros the sparse kernel runs within
-    a few % of the dense one. Two units: its zero detection shows; it never wins at 0%."""
+    """One unit: the loop is bound by its FMAs, so with no zeros the sparse kernel costs the
+    dense one's FMAs plus, per vector, its kmovw and the FMA port's bubble: 15 cycles on at
+    least 64 (4 FMAs per non-zero), so it keeps at least 64 / 79 of the dense speed. Two
+    units: its zero detection shows; it never wins at 0%."""
     for (units, *_), speedups in _curves(rows).items():
         if units == 1:
-            assert 0.95 <= speedups[0] <= 1.0
+            assert 64 / 79 <= speedups[0] <= 1.0
         else:
             assert speedups[0] <= 1.0
 

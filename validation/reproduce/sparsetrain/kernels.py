@@ -11,7 +11,8 @@ vbroadcastss, vfmadd231ps on Skylake-X); nothing is fitted to a paper figure. Co
 
     speedup            dense kernel cycles / sparse kernel cycles at that sparsity
     fma_bound_speedup  dense kernel cycles / the sparse kernel's FMA-bound limit (its non-zero
-                       FMAs on the FMA ports, nothing else): no sparse kernel beats it
+                       FMAs on the FMA ports plus the loops around them both kernels share):
+                       no sparse kernel beats it
     breakeven          the least sparsity (1% grid) from which on the sparse kernel wins
 
 Existing files are never overwritten.
@@ -83,11 +84,10 @@ def model(fma_units: int) -> CPUDirectConv:
 
 
 def fma_bound_cycles(conv: CPUDirectConv, op: Op, sparsity: float) -> float:
-    """The sparse kernel's least possible cycles: the non-zeros' FMAs on the FMA ports, at the
-    pass efficiency both kernels share."""
+    """The sparse kernel's least possible cycles: the non-zeros' FMAs on the FMA ports, plus
+    the loops and data around the FMA loop that both kernels share."""
     per_fma = 1.0 / conv.fma_units
-    return ((1.0 - sparsity) * conv.vector_fmas(op) * per_fma
-            / conv.c.dense_efficiency[conv.pass_of(op)])
+    return (1.0 - sparsity) * conv.vector_fmas(op) * per_fma + conv.outer_cycles(op)
 
 
 def kernel_rows(fma_units=FMA_UNITS, layers=LAYERS, grid=SPARSITY_GRID) -> list[dict]:
