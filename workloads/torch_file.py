@@ -16,6 +16,14 @@ value for the first input alone, or one per input joined by "+", 0 for an input 
     dnnsim simulate --workload clip.py:CLIP --workload-option input_shape=3x224x224+77 \
         --workload-option tokens=0+49408 ...
 
+The module and its examples are built on the meta device (`with torch.device("meta")`): no
+weight and no activation is allocated, so a 70-billion-parameter decoder imports in seconds.
+Where that fails (control flow or `.item()` on values, numpy, a checkpoint loaded in the
+factory, ids read from buffers, whose values meta tensors do not hold) the module is built
+and run on the CPU at the full batch, and the CPU's error, if any, is the one raised;
+graph.meta["import_device"] says which was done and why. The option `import_on=cpu` asks for
+the CPU run.
+
 The zoo resolves such names through `file_info` (workloads.zoo.info), so scenarios, sweeps
 and the Python API take them wherever they take a zoo name. torch is imported only then.
 """
@@ -31,6 +39,8 @@ from typing import Callable
 from .graph import OpGraph, WorkloadError
 from .zoo._base import NetworkInfo
 
+# "meta": built and traced on the meta device, on the CPU where that fails; "cpu": a real run
+IMPORT_DEVICES = ("meta", "cpu")
 FILE_SPEC = re.compile(r"(?P<path>.+\.py):(?P<attr>[A-Za-z_][A-Za-z0-9_]*)")
 _LOADED: dict[tuple[str, int], object] = {}   # (resolved path, mtime_ns) -> module
 
@@ -46,28 +56,56 @@ def file_info(name: str) -> NetworkInfo:
         raise WorkloadError(f"{name!r} is not a network file; write path/to/net.py:factory")
     factory = _factory(Path(match["path"]), match["attr"])
 
-    def build(batch: int = 1, input_shape=None, tokens=None,
-              moe_routing: str = "expected") -> OpGraph:
-        import torch
-
-        from .torch_import import from_torch
+    def build(batch: int = 1, input_shape=None, tokens=None, moe_routing: str = "expected",
+              import_on: str = "meta") -> OpGraph:
         shapes = parse_input_shapes(name, input_shape)
         vocabularies = _parse_tokens(name, tokens, len(shapes))
-        torch.manual_seed(0)   # the same weights each time: a graph does not depend on them
-        try:
-            module = factory()
-        except Exception as exc:  # the user's code may raise anything (KeyboardInterrupt not)
-            raise WorkloadError(f"{name}: {match['attr']}() raised "
-                                f"{type(exc).__name__}: {exc}") from exc
-        if not isinstance(module, torch.nn.Module):
-            raise WorkloadError(f"{name}: {match['attr']}() returned "
-                                f"{type(module).__name__!r}, not a torch.nn.Module")
+        if import_on not in IMPORT_DEVICES:
+            raise WorkloadError(f"{name}: import_on {import_on!r} is not one of "
+                                f"{', '.join(IMPORT_DEVICES)}")
+
+        def imported(device: str, module=None) -> OpGraph:
+            return _import_on(device, name, match["attr"], factory, shapes, vocabularies,
+                              batch, moe_routing, module)
+        if import_on == "cpu":
+            graph = imported("cpu")
+            graph.meta["import_device"] = "cpu, at the full batch (import_on=cpu)"
+            return graph
+        return import_meta_first(name, imported)
+    return NetworkInfo(name, (), 0, f"PyTorch module from {match['path']}", build)
+
+
+def _built(name: str, attr: str, factory):
+    """The user's module, built on the current default device."""
+    import torch
+    torch.manual_seed(0)   # the same weights each time: a graph does not depend on them
+    try:
+        module = factory()
+    except Exception as exc:  # the user's code may raise anything (KeyboardInterrupt not)
+        raise WorkloadError(f"{name}: {attr}() raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(module, torch.nn.Module):
+        raise WorkloadError(f"{name}: {attr}() returned {type(module).__name__!r}, not a "
+                            "torch.nn.Module")
+    return module
+
+
+def _import_on(device: str, name: str, attr: str, factory, shapes, vocabularies, batch: int,
+               moe_routing: str, built=None) -> OpGraph:
+    """The graph of the user's module built, with its examples, on `device` ("meta": shapes
+    only, nothing allocated; "cpu": real weights and a real run). `built` receives the module
+    as soon as it is built (import_meta_first sizes a fallback by its weights)."""
+    import torch
+
+    from .torch_import import from_torch
+    with torch.device(device):   # tensors the forward makes land on the module's device too
+        module = _built(name, attr, factory)
+        if built is not None:
+            built.append(module)
         examples = [torch.randn(batch, *shape) if vocabulary is None else
                     torch.randint(0, vocabulary, (batch, *shape))
                     for shape, vocabulary in zip(shapes, vocabularies, strict=True)]
         return from_torch(module, examples[0] if len(examples) == 1 else examples,
-                          name=match["attr"], moe_routing=moe_routing)
-    return NetworkInfo(name, (), 0, f"PyTorch module from {match['path']}", build)
+                          name=attr, moe_routing=moe_routing)
 
 
 def _parse_tokens(name: str, value, inputs: int = 1) -> list[int | None]:
@@ -167,3 +205,61 @@ def _factory(path: Path, attr: str) -> Callable[[], object]:
         raise WorkloadError(f"{str(path)!r} has no function or class {attr!r}; it defines: "
                             f"{', '.join(defined) or 'nothing callable'}")
     return factory
+
+
+def import_meta_first(name: str, imported: Callable[..., OpGraph]) -> OpGraph:
+    """The graph `imported(device, built)` gives on the meta device, where the module is built
+    and run without allocating a weight or an activation; where it cannot be built or traced
+    there (control flow or `.item()` on values, numpy, an op with no meta kernel) or the
+    import needed values meta tensors do not hold (ids read from buffers), the graph of a
+    real run on the CPU at the full batch, whose error (the model's own) is the one raised.
+    graph.meta["import_device"] says which, and why."""
+    built: list = []
+    graph: OpGraph | None = None
+    try:
+        graph = imported("meta", built)
+    except Exception as exc:  # a WorkloadError, or anything meta tensors make the code raise
+        why: str = _first_line(exc)
+        failure: Exception | None = exc
+    else:
+        guessed = graph.meta.get("guessed_ids", [])
+        if not guessed:
+            graph.meta["import_device"] = "meta (shapes only: no weight or activation allocated)"
+            return graph
+        why = f"the ids that read {', '.join(guessed)} hold no values there (they decide " \
+            "which rows are read)"
+        failure = None
+    weights = _tensor_bytes(built[0]) if built else 0
+    memory = _physical_memory_bytes()
+    if memory is not None and weights >= memory:
+        if graph is not None:
+            graph.meta["import_device"] = (
+                f"meta, {why}: each table at least as long as the sequence is read as its "
+                f"first rows, a shorter one as row 0 (the CPU would need {weights / 1e9:.1f} "
+                f"GB for the weights, this machine has {memory / 1e9:.1f} GB)")
+            return graph
+        raise WorkloadError(f"{name}: does not import on the meta device ({why}), and a real "
+                            f"run on the CPU needs {weights / 1e9:.1f} GB for the weights "
+                            f"alone, this machine has {memory / 1e9:.1f} GB") from failure
+    graph = imported("cpu")
+    graph.meta["import_device"] = f"cpu, at the full batch: on the meta device, {why}"
+    return graph
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:300]
+
+
+def _tensor_bytes(module) -> int:
+    """Bytes of the module's parameters and buffers (what a CPU build allocates)."""
+    tensors = {id(t): t for t in (*module.parameters(), *module.buffers())}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def _physical_memory_bytes() -> int | None:
+    import os
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):   # not a POSIX system that says
+        return None

@@ -23,6 +23,7 @@ only when `from_torch` is called.
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import nullcontext
 
 from .builder import GraphBuilder
 from .graph import OpGraph, WorkloadError
@@ -33,7 +34,7 @@ from .torch_functions import FunctionLowering, _bind
 from .torch_gates import GateLowering
 from .torch_import_idioms import IdiomLowering, _Moved
 from .torch_import_tables import TableLowering
-from .torch_inputs import InputLowering, _examples, _inputs_text, input_names
+from .torch_inputs import InputLowering, _examples, input_names
 from .torch_layers import LayerLowering
 from .torch_modules import ModuleLowering
 from .torch_moe import MOE_ROUTINGS, MoELowering, is_moe_block
@@ -42,17 +43,14 @@ from .torch_outputs import OutputLowering
 from .torch_params import ParamViewLowering, _ParamRows
 from .torch_refusals import RefusalReport
 from .torch_selection import SelectionLowering
+from .torch_shadow import shadow_mode
 from .torch_strided import StridedViewLowering
 from .torch_trace import (
-    _concrete_tracer,
     _describe,
     _one_input,
     _path_tracer,
-    _RunError,
     _takes_more_than_one_input,
-    _trace_failure,
-    _value_prop,
-    _where,
+    _traced,
 )
 from .torch_transformer import TransformerLowering
 from .torch_transformer_layers import TransformerLayerLowering
@@ -103,35 +101,9 @@ def from_torch(module, example_input, name: str | None = None,
         root = torch.nn.Sequential(OrderedDict([(type(module).__name__.lower(), module)]))
     elif _takes_more_than_one_input(root):  # forward(x, mask=None): the example alone
         tracer = _one_input(_path_tracer(torch), root)()
-    try:
-        fx_graph = tracer.trace(root)
-    except Exception:  # fx raises many kinds of error on untraceable code
-        # read shapes, dtypes and devices off the example instead (specialised to its shapes)
-        tracer = _one_input(_concrete_tracer(torch, example_input, names), root, names)()
-        try:
-            fx_graph = tracer.trace(root)
-        except _RunError as err:
-            path = err.node.meta.get("dnnsim_module_path", "") or "<top>"
-            raise WorkloadError(f"{name} does not run on {_inputs_text(examples)}: "
-                                f"at module path {path!r} (fx "
-                                f"node {err.node.name!r}): {type(err.exc).__name__}: "
-                                f"{err.exc}") from err.exc
-        except Exception as exc:
-            raise WorkloadError(_trace_failure(torch, type(module).__name__, tracer,
-                                               exc)) from exc
-    gm = torch.fx.GraphModule(tracer.root, fx_graph)
-    modes = {m: m.training for m in module.modules()}
-    module.eval()  # why: propagating shapes must not update batch-norm running statistics
-    try:
-        with torch.no_grad():
-            _value_prop(torch)(gm).run(*examples)
-    except _RunError as err:
-        raise WorkloadError(f"{name} does not run on {_inputs_text(examples)}: "
-                            f"at {_where(gm, err.node)}: "
-                            f"{type(err.exc).__name__}: {err.exc}") from err.exc
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
+    # on the meta device, tensors made from constants keep their values (torch_shadow)
+    with shadow_mode(torch) if any(x.is_meta for x in examples) else nullcontext() as shadows:
+        gm, tracer = _traced(torch, module, root, tracer, examples, names, name, shadows)
     lowering = _Lowering(torch, gm, examples, name)
     lowering.traced_root = tracer.root   # why: gm holds only what the forward reads
     lowering.moe_routing = moe_routing
@@ -166,6 +138,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         self.param_owner: dict[str, str] = {}     # parameter read directly -> its op
         self.param_holder: dict[int, str] = {}    # id of a module's parameter -> its op
         self.constant_ops: dict = {}              # fx node of constants a layer reads -> op
+        self.guessed_ids: list[str] = []          # tables read by ids of unknown values
         view_functions, view_methods = self.view_handlers(torch)
         tf_functions, tf_methods, tf_modules = self.transformer_handlers(torch)
         window_functions, window_methods = self.window_handlers(torch)
@@ -220,6 +193,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         graph = self.with_outputs(self.b.build(), output, outputs)
         if unread := self._unread_parameters():
             graph.meta["unread_params"] = unread
+        if self.guessed_ids:   # on the meta device: rows read by the table's size alone
+            graph.meta["guessed_ids"] = list(dict.fromkeys(self.guessed_ids))
         return graph
 
     def _unread_parameters(self) -> dict[str, int]:

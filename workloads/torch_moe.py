@@ -41,6 +41,20 @@ def is_moe_block(m) -> bool:
         up.shape[1] == 2 * down.shape[2] and not hasattr(m, "shared_expert")
 
 
+def run_moe_block(torch, m, args, kwargs):
+    """What block `m` returns on its inputs. On the meta device its routing has no shapes to
+    give (which tokens an expert gets, `torch.where` on the router's choices, needs values):
+    there the block's output is a tensor of its input's shape, the (N, S, D) the lowering
+    makes of it whatever the routing, as it returns on the CPU."""
+    x = args[0] if args else None
+    try:
+        return m(*args, **kwargs)
+    except Exception:   # any error of a data-dependent op on meta tensors
+        if isinstance(x, torch.Tensor) and x.is_meta:
+            return torch.empty_like(x)
+        raise
+
+
 class MoELowering:
     moe_routing = "expected"
 

@@ -110,6 +110,8 @@ class ParamViewLowering:
         pattern = ids_node.meta.get("dnnsim_ids") if hasattr(ids_node, "meta") else None
         out = (*shape, table.shape[1])
         per_sample = len(shape) == 1 or len(shape) == 2 and shape[0] in (1, self.b.batch)
+        if pattern is None:   # values unknown (the meta device): read by the sizes alone
+            self.guessed_ids.append(repr(table.target))
         if pattern == "pairs" or (pattern is None and not per_sample):
             return _Gathered(table, out)
         if pattern == "zeros" or (pattern is None and seq > table_rows):

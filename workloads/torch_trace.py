@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import traceback
 
-from .torch_moe import is_moe_block
+from .graph import WorkloadError
+from .torch_inputs import _inputs_text
+from .torch_moe import is_moe_block, run_moe_block
 from .torch_params import index_pattern
 
 # Integer tensors up to this many elements keep their values from the traced run: the rows a
@@ -39,7 +41,9 @@ def _trace_failure(torch, name: str, tracer, exc: Exception) -> str:
     return f"torch.fx cannot trace {name} {where}: {type(exc).__name__}: {exc}"
 
 
-def _value_prop(torch):
+def _value_prop(torch, shadows=None):
+    """The interpreter that records shapes and values; on the meta device, `shadows` (a
+    torch_shadow mode) gives the values of tensors made from constants."""
     from torch.fx.node import map_aggregate
     from torch.fx.passes.shape_prop import _extract_tensor_metadata
 
@@ -52,6 +56,12 @@ def _value_prop(torch):
             def plain(a):
                 return [plain(v) for v in a] if isinstance(a, list) else a
             return super().call_function(target, tuple(plain(a) for a in args), kwargs)
+
+        def call_module(self, target, args, kwargs):
+            module = self.fetch_attr(target)
+            if is_moe_block(module):
+                return run_moe_block(torch, module, args, kwargs)
+            return super().call_module(target, args, kwargs)
 
         def run_node(self, n):
             try:
@@ -68,10 +78,12 @@ def _value_prop(torch):
             if not isinstance(result, torch.Tensor):
                 n.meta["dnnsim_value"] = result
             else:
-                n.meta["dnnsim_ids"] = index_pattern(result)   # for a lookup by a buffer
-                if not result.is_floating_point() and not result.is_meta and \
-                        result.numel() <= _INDEX_VALUES_KEPT:   # rows a gather picks
-                    n.meta["dnnsim_index"] = result.detach().clone()
+                known = shadows.values(result) if result.is_meta and shadows else None
+                values = result if known is None else known   # on meta: made of constants
+                n.meta["dnnsim_ids"] = index_pattern(values)   # for a lookup by a buffer
+                if not values.is_floating_point() and not values.is_meta and \
+                        values.numel() <= _INDEX_VALUES_KEPT:   # rows a gather picks
+                    n.meta["dnnsim_index"] = values.detach().clone()
                 args: list = []
                 torch.fx.node.map_aggregate((n.args, n.kwargs), args.append)
                 inputs = [self.env[a] for a in args if isinstance(a, torch.fx.Node)]
@@ -221,7 +233,8 @@ def _concrete_tracer(torch, example, names: tuple[str, ...] = ("input",)):
             modes = {m: m.training for m in module.modules()}
             module.eval()   # why: running it must not update batch-norm running statistics
             try:
-                return module(*args, **kwargs)
+                return run_moe_block(torch, module, args, kwargs) if is_moe_block(module) \
+                    else module(*args, **kwargs)
             finally:
                 for m, mode in modes.items():
                     m.training = mode
@@ -281,3 +294,40 @@ def _describe(gm, node) -> tuple[str, str]:
 def _where(gm, node) -> str:
     what, path = _describe(gm, node)
     return f"module path {path or '<top>'!r} ({what}, fx node {node.name!r})"
+
+
+def _traced(torch, module, root, tracer, examples, names, name, shadows):
+    """(the fx GraphModule of `root`, the tracer that made it), every node's shapes recorded
+    by a run on the examples; a model fx cannot follow is traced with values."""
+    example_input = examples[0] if len(examples) == 1 else examples
+    try:
+        fx_graph = tracer.trace(root)
+    except Exception:  # fx raises many kinds of error on untraceable code
+        # read shapes, dtypes and devices off the example instead (specialised to its shapes)
+        tracer = _one_input(_concrete_tracer(torch, example_input, names), root, names)()
+        try:
+            fx_graph = tracer.trace(root)
+        except _RunError as err:
+            path = err.node.meta.get("dnnsim_module_path", "") or "<top>"
+            raise WorkloadError(f"{name} does not run on {_inputs_text(examples)}: "
+                                f"at module path {path!r} (fx "
+                                f"node {err.node.name!r}): {type(err.exc).__name__}: "
+                                f"{err.exc}") from err.exc
+        except Exception as exc:
+            raise WorkloadError(_trace_failure(torch, type(module).__name__, tracer,
+                                               exc)) from exc
+    gm = torch.fx.GraphModule(tracer.root, fx_graph)
+    modes = {m: m.training for m in module.modules()}
+    module.eval()  # why: propagating shapes must not update batch-norm running statistics
+    try:
+        with torch.no_grad():
+            _value_prop(torch, shadows)(gm).run(*examples)
+    except _RunError as err:
+        raise WorkloadError(f"{name} does not run on {_inputs_text(examples)}: "
+                            f"at {_where(gm, err.node)}: "
+                            f"{type(err.exc).__name__}: {err.exc}") from err.exc
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    return gm, tracer
+

@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if args.input_size is not None:
         options["input_size"] = args.input_size
     g = zoo.get(args.network, batch=args.batch, **options)
+    imported_on = g.meta.get("import_device")   # a PyTorch module of the user's
     if args.training:
         g = lower_training(g, optimizer=optimizer)
     rows = op_rows(g)
@@ -107,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{g.name}: batch {g.batch}, {len(g)} ops"
           + (f", training with {optimizer}" if args.training else ""))
     print("\n".join(format_table(header, table, right={3, 4, 5})))
+    if imported_on:
+        print(f"imported on {imported_on}")
     print(f"total: {g.params():,} parameters, {g.flops() / 1e9:,.3f} GFLOPs, "
           f"{g.activation_bytes() / MIB:,.3f} MiB forward activations")
     if args.training:

@@ -1,0 +1,200 @@
+"""A user's file imported on the meta device (workloads/torch_file.py): the graph equals the
+one of a real run on the CPU for every model where both work, a model the meta device cannot
+run falls back to the CPU and says why, and a model that fails on both gets the CPU's error.
+The models: tests/workloads/torch_big_models.py (LLaMA-, Mixtral- and ViT-shaped, small and
+at the published sizes) and the users' models of the other tests."""
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from simulator.cli import main  # noqa: E402
+from workloads import torch_file, zoo  # noqa: E402
+from workloads.graph import WorkloadError  # noqa: E402
+
+MODELS_FILE = '''
+import torch
+from torch import nn
+from tests.workloads import torch_big_models as big
+from tests.workloads import torch_user_models as um
+from tests.workloads.torch_hf_style import BertForSequenceClassification
+from tests.workloads.torch_multi_input_models import Conditioned
+from tests.workloads.torch_user_code import MoEModel
+
+
+def decoder_sdpa(): return big.Decoder(mask="sdpa")
+def decoder_triu(): return big.Decoder(mask="triu")
+def decoder_bool(): return big.Decoder(mask="bool", kv_heads=4)
+def decoder_moe(): return big.Decoder(experts=4, layers=1)
+def vit(): return big.ViT()
+def gpt(): return um.GPT(last_only=False)
+def llama_rotary_buffers(): return um.Llama()
+def unet(): return um.UNet()
+def moe(): return MoEModel()
+def conditioned(): return Conditioned()
+def bert(): return BertForSequenceClassification()
+def llama_7b(): return big.llama_7b()
+
+
+class ItemGated(nn.Module):
+    """Control flow on a buffer's value: meta tensors hold none."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 16)
+        self.register_buffer("enabled", torch.tensor(1.0))
+
+    def forward(self, x):
+        return self.fc(x) if self.enabled.item() > 0 else x
+
+
+def checked():
+    """A factory that reads a weight's value (as one loading a checkpoint checks it)."""
+    m = nn.Linear(16, 4)
+    assert float(m.weight.detach().abs().max()) < 1
+    return m
+
+
+class OPTPositions(nn.Module):
+    """OPT's position ids: a cumulative sum over a mask of ones made in the forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.tok, self.pos, self.fc = nn.Embedding(256, 16), nn.Embedding(40, 16), \
+            nn.Linear(16, 256)
+
+    def forward(self, ids):
+        mask = torch.ones(ids.shape, dtype=torch.long, device=ids.device)
+        positions = torch.cumsum(mask, dim=1) * mask - 1
+        return self.fc(self.tok(ids) + self.pos(positions))
+
+
+def broken():
+    """Fails on the meta device (.item()) and, for the user's own reason, on the CPU."""
+    if torch.ones(3).sum().item() == 3:
+        raise ValueError("checkpoint has no key 'fc.weight'")
+'''
+
+TOKENS = {"input_shape": 16, "tokens": 256}
+# factory -> (its options, whether its input is a sequence whose length may vary)
+CASES = {
+    "decoder_sdpa": (TOKENS, True), "decoder_triu": (TOKENS, True),
+    "decoder_bool": (TOKENS, True), "decoder_moe": (TOKENS, True),
+    "vit": ({"input_shape": "3x32x32"}, False), "gpt": (TOKENS, True),
+    "llama_rotary_buffers": (TOKENS, True), "unet": ({"input_shape": "3x32x32"}, False),
+    "moe": ({"input_shape": "16x32"}, False),
+    "conditioned": ({"input_shape": "3x16x16+8"}, False), "OPTPositions": (TOKENS, True),
+}
+
+
+@pytest.fixture(scope="module")
+def models_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("user") / "models.py"
+    path.write_text(MODELS_FILE)
+    return path
+
+
+def _ops(g):
+    return [(op.name, op.kind, op.out.shape, op.inputs, op.params, op.flops, op.attrs)
+            for op in g.topo()]
+
+
+@pytest.mark.parametrize("factory", sorted(CASES))
+@settings(max_examples=3, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.integers(1, 3), sequence=st.sampled_from([8, 16, 24]))
+def test_the_graph_on_meta_is_the_graph_of_a_run_on_the_cpu(models_file, factory, batch,
+                                                            sequence):
+    options, sequence_model = CASES[factory]
+    options = dict(options, input_shape=sequence) if sequence_model else options
+    spec = f"{models_file}:{factory}"
+    meta = zoo.get(spec, batch=batch, **options)
+    cpu = zoo.get(spec, batch=batch, import_on="cpu", **options)
+    assert meta.meta["import_device"].startswith("meta (shapes only")
+    assert cpu.meta["import_device"].startswith("cpu")
+    assert _ops(meta) == _ops(cpu)
+    assert meta.meta.get("shared_params") == cpu.meta.get("shared_params")
+
+
+def test_from_torch_under_the_meta_device_reads_ids_made_from_constants():
+    """nanoGPT's positions (torch.arange in the forward) are computed again on the CPU for
+    their values: the graph is the CPU's, no ids guessed."""
+    from tests.workloads import torch_user_models as um
+    from workloads import from_torch
+    torch.manual_seed(0)
+    cpu = from_torch(um.GPT(last_only=False), torch.randint(0, 256, (2, 16)))
+    with torch.device("meta"):
+        meta = from_torch(um.GPT(last_only=False), torch.randint(0, 256, (2, 16)))
+    assert "guessed_ids" not in meta.meta and _ops(meta) == _ops(cpu)
+
+
+def test_a_7b_decoder_imports_on_meta(models_file):
+    """28 GB of float32 weights on the CPU (more than many a machine has); on meta, none."""
+    g = zoo.get(f"{models_file}:llama_7b", batch=8, input_shape=2048, tokens=32000)
+    assert g.meta["import_device"].startswith("meta")
+    assert g.params() == 6_738_415_616   # LLaMA 2 7B's count
+    assert g.input_op.out.shape == (8, 2048) and g.topo()[-1].out.shape == (8, 2048, 32000)
+    assert [op.kind for op in g].count("attention") == 32
+
+
+@pytest.mark.parametrize("factory, why", [
+    ("ItemGated", "Tensor.item() cannot be called on meta tensors"),
+    ("checked", "checked() raised RuntimeError"),
+    ("bert", "the ids that read 'bert.embeddings.token_type_embeddings.weight', "
+             "'bert.embeddings.position_embeddings.weight' hold no values there"),
+])
+def test_what_meta_cannot_import_runs_on_the_cpu_and_says_why(models_file, factory, why):
+    options = TOKENS if factory == "bert" else {"input_shape": 16}
+    g = zoo.get(f"{models_file}:{factory}", batch=2, **options)
+    assert g.meta["import_device"].startswith("cpu, at the full batch: on the meta device, ")
+    assert why in g.meta["import_device"]
+    cpu = zoo.get(f"{models_file}:{factory}", batch=2, import_on="cpu", **options)
+    assert _ops(g) == _ops(cpu)
+
+
+def test_describe_says_where_the_model_was_imported(models_file, capsys):
+    assert main(["describe", f"{models_file}:vit", "--option", "input_shape=3x32x32"]) == 0
+    assert "imported on meta (shapes only" in capsys.readouterr().out
+    assert main(["describe", f"{models_file}:ItemGated", "--option", "input_shape=16"]) == 0
+    assert "imported on cpu, at the full batch: on the meta device" in capsys.readouterr().out
+
+
+def test_a_factory_failing_on_meta_and_on_the_cpu_gets_the_cpus_error(models_file, capsys):
+    with pytest.raises(WorkloadError, match="broken\\(\\) raised ValueError: checkpoint has "
+                                            "no key 'fc.weight'"):
+        zoo.get(f"{models_file}:broken", batch=2, input_shape=16)
+    assert main(["simulate", "--workload", f"{models_file}:broken", "--workload-option",
+                 "input_shape=16", "--batch", "2", "--hardware", "v100"]) == 2
+    err = capsys.readouterr().err
+    assert "raised ValueError: checkpoint has no key 'fc.weight'" in err
+    assert "meta" not in err and "Traceback" not in err
+
+
+def test_import_on_takes_meta_or_cpu(models_file, capsys):
+    assert main(["simulate", "--workload", f"{models_file}:vit", "--workload-option",
+                 "input_shape=3x32x32", "--workload-option", "import_on=gpu", "--batch", "2",
+                 "--hardware", "v100"]) == 2
+    assert "import_on 'gpu' is not one of meta, cpu" in capsys.readouterr().err
+    assert main(["simulate", "--workload", f"{models_file}:vit", "--workload-option",
+                 "input_shape=3x32x32", "--workload-option", "import_on=cpu", "--batch", "2",
+                 "--hardware", "v100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["iteration_time_s"] > 0
+
+
+def test_no_cpu_fallback_past_the_machines_memory(models_file, monkeypatch):
+    """Where the weights alone exceed the machine's memory the CPU is not tried: a model meta
+    cannot run is refused with both sizes; ids meta cannot read keep the meta graph, the
+    guess named."""
+    monkeypatch.setattr(torch_file, "_physical_memory_bytes", lambda: 1000)
+    with pytest.raises(WorkloadError, match=r"does not import on the meta device \(.*item\(\).*"
+                                            r"\), and a real run on the CPU needs 0.0 GB for "
+                                            r"the weights alone, this machine has 0.0 GB"):
+        zoo.get(f"{models_file}:ItemGated", batch=2, input_shape=16)
+    g = zoo.get(f"{models_file}:bert", batch=2, **TOKENS)
+    assert g.meta["import_device"].startswith("meta, the ids that read")
+    assert "each table at least as long as the sequence is read as its first rows" in \
+        g.meta["import_device"]
