@@ -222,21 +222,19 @@ def import_meta_first(name: str, imported: Callable[..., OpGraph]) -> OpGraph:
         why: str = _first_line(exc)
         failure: Exception | None = exc
     else:
-        guessed = graph.meta.get("guessed_ids", [])
+        guessed = graph.meta.get("guessed_on_meta", [])
         if not guessed:
             graph.meta["import_device"] = "meta (shapes only: no weight or activation allocated)"
             return graph
-        why = f"the ids that read {', '.join(guessed)} hold no values there (they decide " \
-            "which rows are read)"
+        why = f"values it does not hold decide {'; '.join(guessed)}"
         failure = None
     weights = _tensor_bytes(built[0]) if built else 0
     memory = _physical_memory_bytes()
     if memory is not None and weights >= memory:
         if graph is not None:
             graph.meta["import_device"] = (
-                f"meta, {why}: each table at least as long as the sequence is read as its "
-                f"first rows, a shorter one as row 0 (the CPU would need {weights / 1e9:.1f} "
-                f"GB for the weights, this machine has {memory / 1e9:.1f} GB)")
+                f"meta, guessed: {why} (the CPU would need {weights / 1e9:.1f} GB for the "
+                f"weights, this machine has {memory / 1e9:.1f} GB)")
             return graph
         raise WorkloadError(f"{name}: does not import on the meta device ({why}), and a real "
                             f"run on the CPU needs {weights / 1e9:.1f} GB for the weights "

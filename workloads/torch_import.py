@@ -138,7 +138,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         self.param_owner: dict[str, str] = {}     # parameter read directly -> its op
         self.param_holder: dict[int, str] = {}    # id of a module's parameter -> its op
         self.constant_ops: dict = {}              # fx node of constants a layer reads -> op
-        self.guessed_ids: list[str] = []          # tables read by ids of unknown values
+        self.guessed: list[str] = []   # on meta: what was decided without values (why)
         view_functions, view_methods = self.view_handlers(torch)
         tf_functions, tf_methods, tf_modules = self.transformer_handlers(torch)
         window_functions, window_methods = self.window_handlers(torch)
@@ -193,8 +193,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         graph = self.with_outputs(self.b.build(), output, outputs)
         if unread := self._unread_parameters():
             graph.meta["unread_params"] = unread
-        if self.guessed_ids:   # on the meta device: rows read by the table's size alone
-            graph.meta["guessed_ids"] = list(dict.fromkeys(self.guessed_ids))
+        if self.guessed:   # on the meta device, without the values it needs
+            graph.meta["guessed_on_meta"] = list(dict.fromkeys(self.guessed))
         return graph
 
     def _unread_parameters(self) -> dict[str, int]:

@@ -162,9 +162,34 @@ class LayerLowering:
         allocates the output in that format, so a traced output that is channels-last
         contiguous, and not NCHW contiguous, tells."""
         meta = node.meta.get("tensor_meta")
-        if str(getattr(meta, "memory_format", None)) == "torch.channels_last":
+        channels_last = str(getattr(meta, "memory_format", None)) == "torch.channels_last"
+        if self.examples[0].is_meta:   # meta's kernel allocates NCHW whatever its input
+            channels_last = self._suggests_channels_last(node)
+            first = not any(g.startswith("the memory formats") for g in self.guessed)
+            if channels_last and first:   # and the formats after it, which the CPU propagates
+                self.guessed.append(f"the memory formats after its channels-last convolutions "
+                                    f"(the first: {conv!r})")
+        if channels_last:
             mark_channels_last(self.b.graph, conv)
         return conv
+
+    def _suggests_channels_last(self, node) -> bool:
+        """ATen's choice on the CPU, from the strides of the input and the weight: channels-last
+        where either is so, told by an output that is not also NCHW contiguous (one channel,
+        or one pixel, is both)."""
+        source = node.args[0] if node.args else node.kwargs.get("input")
+        layout = source.meta.get("tensor_meta") if hasattr(source, "meta") else None
+        weight = self.modules[node.target].weight if node.op == "call_module" else None
+        held = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
+        if weight is None and getattr(held, "op", None) == "get_attr":   # F.conv2d(x, self.w)
+            weight = self.gm.get_parameter(held.target) if held.target in dict(
+                self.gm.named_parameters()) else None
+        cl = self.torch.channels_last
+        suggested = str(getattr(layout, "memory_format", None)) == "torch.channels_last" or (
+            isinstance(weight, self.torch.Tensor) and weight.dim() == 4 and
+            weight.is_contiguous(memory_format=cl) and not weight.is_contiguous())
+        n, c, h, w = self.traced_shape(node)
+        return suggested and c > 1 and h * w > 1
 
     def _conv1d_fn(self, node):
         a, w, b = self._conv_args(node)

@@ -111,7 +111,7 @@ class ParamViewLowering:
         out = (*shape, table.shape[1])
         per_sample = len(shape) == 1 or len(shape) == 2 and shape[0] in (1, self.b.batch)
         if pattern is None:   # values unknown (the meta device): read by the sizes alone
-            self.guessed_ids.append(repr(table.target))
+            self.guessed.append(f"the rows of {table.target!r} read")
         if pattern == "pairs" or (pattern is None and not per_sample):
             return _Gathered(table, out)
         if pattern == "zeros" or (pattern is None and seq > table_rows):

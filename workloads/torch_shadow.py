@@ -5,7 +5,9 @@ the ids a position table is looked up by (nanoGPT's `torch.arange(0, t, device=i
 OPT's positions from a cumulative sum of a mask of ones) and the rows a gather picks. Where
 such a tensor is made in the forward from constants alone, its values do not depend on the
 weights or the input: `shadow_mode` computes each such tensor a second time on the CPU, as
-the model makes it, and keeps it beside the meta tensor. A tensor computed from the input, a
+the model makes it, and keeps it beside the meta tensor; a Python value read off it (Hugging
+Face's test of its position ids for packed sequences, `(mask[:, -1] == 0).all()` in an `if`)
+is the copy's. A tensor computed from the input, a
 parameter or a buffer (whose values the meta device does not hold) gets none, and a large
 one (a causal mask, whose values the importer does not read) is not kept. torch is passed in,
 never imported here.
@@ -37,7 +39,15 @@ def shadow_mode(torch):
 
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            result = func(*args, **kwargs)
+            try:
+                result = func(*args, **kwargs)
+            except Exception:
+                # a value read off a meta tensor (`bool(mask.all())`, `.item()`, `.tolist()`):
+                # the copy's, where it has one
+                value = self._on_cpu(func, args, kwargs)
+                if value is None or isinstance(value, torch.Tensor):
+                    raise
+                return value
             if isinstance(result, torch.Tensor) and result.is_meta and \
                     result.numel() <= SHADOWED_ELEMENTS:
                 value = self._on_cpu(func, args, kwargs)
