@@ -16,7 +16,7 @@ _SHOWN_ELSEWHERE = {"memory", "staleness_minibatches", "weight_drift_minibatches
                     "bubble_fraction", "devices_used", "throughput_samples_per_s",
                     "offloaded_gib", "offloaded_tensors", "flops_merged", "flops_separate",
                     "flops_saved", "gradient_bytes_merged", "gradient_bytes_separate",
-                    "gradient_bytes_saved"}
+                    "gradient_bytes_saved", "megatron"}
 
 
 def sig(value: float, digits: int = 4) -> str:
@@ -145,6 +145,7 @@ def summary_lines(result, baseline=None) -> list[str]:
     lines += [f"  {k:<22} {v}" for k, v in rows]
     extras = s.get("extras", {})
     lines += _pipeline_lines(extras) + _swap_lines(result, extras) + _path_lines(extras)
+    lines += _megatron_lines(extras.get("megatron"))
     rest = [(k, extra_value(k, v)) for k, v in sorted(extras.items())
             if k not in _SHOWN_ELSEWHERE]
     rest = [(k, v) for k, v in rest if v is not None]
@@ -183,6 +184,31 @@ def _pipeline_lines(e: dict) -> list[str]:
     if "bubble_fraction" in e:
         lines.append("  bubble per stage: " + ", ".join(
             f"{sig(b * 100, 3)} %" for b in e["bubble_fraction"]))
+    return lines
+
+
+def _megatron_lines(e: dict | None) -> list[str]:
+    if not e:
+        return []
+    exposed = e.get("exposed_communication_s", {})
+    lines = [f"megatron: tp {e['tp']} x pp {e['pp']} x dp {e['dp']}, {e['micro_batches']} "
+             f"micro-batches of {e['micro_batch_size']} (global batch {e['global_batch']}), "
+             f"{e['schedule']}, recompute {e['recompute']}",
+             f"  per GPU                {sig(e['achieved_tflops_per_gpu'])} TFLOP/s of the "
+             f"model's FLOPs",
+             f"  pipeline flush         {seconds(e['pipeline_flush_s'])} (the last backward)",
+             "  bubble per stage       " + ", ".join(f"{sig(b * 100, 3)} %"
+                                                   for b in e["bubble_fraction"])]
+    if exposed:
+        lines.append("  exposed communication  " + ", ".join(
+            f"{k.replace('_', ' ')} {seconds(max(v))}" for k, v in sorted(exposed.items()))
+            + " (the most exposed stage)")
+    lines.append(f"  {'stage':<6}{'device':<8}{'in flight':>10}{'kept per micro-batch':>22}"
+                 f"{'weights+state':>15}{'peak memory':>14}")
+    for dev, m in sorted(e["memory"].items(), key=lambda kv: kv[1]["stage"]):
+        lines.append(f"  {m['stage']:<6}{dev:<8}{m['in_flight_micro_batches']:>10}"
+                     f"{size(m['activation_bytes_per_micro_batch']):>22}"
+                     f"{size(m['resident_bytes']):>15}{size(m['peak_bytes']):>14}")
     return lines
 
 

@@ -48,6 +48,7 @@ _BUILTIN = [
     "simulator.policies.torch7",
     "simulator.policies.fsdp",
     "simulator.policies.tensor_parallel",
+    "simulator.policies.megatron",
 ]
 
 

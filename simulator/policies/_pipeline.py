@@ -23,12 +23,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass
+from typing import Callable
 
-from workloads.graph import OpGraph, TensorSpec
+from workloads.graph import Op, OpGraph, TensorSpec
 from workloads.training import OPTIMIZER_STATE_PER_PARAM, lower_training
 
-from ..lowering import emit_ops, output_bytes
-from ..tasks import TaskGraph
+from ..lowering import Emitted, emit_ops, output_bytes
+from ..tasks import Task, TaskGraph
 from . import ConfigError, parse_int_list
 
 Unit = tuple[str, int | None]
@@ -70,13 +71,22 @@ def check_partitions(k: int, cluster, option: str = "registers") -> None:
 
 def assign_partitions(train: OpGraph, registers: list[int]) -> dict[str, int]:
     """Partition index of every op of a (training) graph."""
+    return place_ops(train, lambda op: None if op.layer is None else
+                     sum(1 for r in registers if op.layer > r))
+
+
+def place_ops(train: OpGraph, section: Callable[[Op], int | None]) -> dict[str, int]:
+    """Partition of every op: a forward op for which `section` names one opens it, any other
+    forward op goes with the latest opened before it (or a later input's); backward and update
+    ops with the forward op they serve; a gradient sum with none where its inputs are."""
     part: dict[str, int] = {}
-    latest_layer = 0   # partition of the latest layer in program order
+    latest = 0   # the partition opened latest in program order
     for op in train.topo():
         if op.phase == "forward":
-            if op.layer is not None:
-                latest_layer = sum(1 for r in registers if op.layer > r)
-            p = max(max((part[i] for i in op.inputs), default=0), latest_layer)
+            opened = section(op)
+            if opened is not None:
+                latest = opened
+            p = max(max((part[i] for i in op.inputs), default=0), latest)
         elif op.forward is not None:
             p = part[op.forward]
         else:
@@ -185,16 +195,41 @@ class ScheduleNames:
         return f"{self.prefix}{mb}/p{p}/{unit}.done"
 
 
+class EmitterHooks:
+    """What a policy adds to each unit of a PipelineEmitter: extra dependencies of its ops
+    (op name -> tasks; `prefix` names the unit's tasks) and the transfer of a tensor that
+    crosses partitions, which must end in a task named `name` (its consumers wait for it);
+    autocast_copies as emit_ops takes it (False where the policy counts half weights itself);
+    reuse_units: every minibatch's unit of a partition from the third on is the second's,
+    renamed (replay_unit): nothing but the names differs between them once the host issues
+    ahead of the GPU (the first pays its start in emit_ops' launch queue)."""
+    autocast_copies = True
+    reuse_units = False
+
+    def unit_deps(self, p: int, mb: int, prefix: str) -> dict[str, list[str]]:
+        return {}
+
+    def send(self, name: str, src: int, dst: int, nbytes: int, after: str) -> None:
+        raise NotImplementedError
+
+
 class PipelineEmitter:
     """Emits units of one training graph cut into partitions, one partition per device."""
 
     def __init__(self, tg: TaskGraph, train: OpGraph, cluster, registers: list[int],
                  update_each: bool = True, stash_weights: bool = False,
-                 overlap_communication: bool = False) -> None:
+                 overlap_communication: bool = False, *, part: dict[str, int] | None = None,
+                 devices: list | None = None, hooks: "EmitterHooks | None" = None) -> None:
+        """part: each op's partition, in place of the registers' (megatron's blocks);
+        devices: the device of each partition (default the cluster's first k); hooks: what
+        a policy adds to each unit (tensor-parallel collectives, its own transfers)."""
         self.tg, self.train, self.cluster = tg, train, cluster
-        self.part = assign_partitions(train, registers)
-        self.k = len(registers) + 1
-        self.devs = [cluster.devices[p] for p in range(self.k)]
+        self.part = part if part is not None else assign_partitions(train, registers)
+        self.k = max(self.part.values()) + 1 if part is not None else len(registers) + 1
+        self.devs = devices or [cluster.devices[p] for p in range(self.k)]
+        self.hooks = hooks
+        self._templates: dict[int, tuple[list[Task], Emitted, str]] = {}
+        self._emitted: dict[int, int] = {}
         self.update_each = update_each
         self.stash = stash_weights
         self.overlap = overlap_communication
@@ -267,8 +302,22 @@ class PipelineEmitter:
                meta={"unit": "F", "mb": mb, "partition": p})
         tg.new(bstart, dev.compute, 0.0, deps=[prev_b] if prev_b else [], category="wait",
                device=dev.id, meta={"unit": "B", "mb": mb, "partition": p})
-        em = emit_ops(tg, g, dev, ops=local, prefix=f"{self.mb_prefix}{mb}/p{p}/",
-                      extra_deps=extra, meta={"mb": mb, "partition": p})
+        tag = f"{self.mb_prefix}{mb}/"
+        template = self._templates.get(p)
+        if template is not None:     # the unit's tasks as the first's, renamed
+            em = replay_unit(tg, *template, tag, mb)
+        else:
+            first = len(tg)
+            if self.hooks is not None:
+                for name, tasks in self.hooks.unit_deps(p, mb, f"{tag}p{p}/").items():
+                    extra.setdefault(name, []).extend(tasks)
+            em = emit_ops(tg, g, dev, ops=local, prefix=f"{tag}p{p}/",
+                          extra_deps=extra, meta={"mb": mb, "partition": p},
+                          autocast_copies=self.hooks is None or self.hooks.autocast_copies)
+            # the second, not the first: the first's ops pay the host's start (launch queue)
+            self._emitted[p] = self._emitted.get(p, 0) + 1
+            if self.hooks is not None and self.hooks.reuse_units and self._emitted[p] == 2:
+                self._templates[p] = (tg.tasks[first:], em, tag)
         def succ_in(name, s):
             return any(q in s for q in g.successors(name))
         f_sinks = [em.task_of[n] for n in fset if not succ_in(n, fset)]
@@ -286,6 +335,9 @@ class PipelineEmitter:
             if self.part[src] != p:
                 continue
             nbytes = g.op(src).out.nbytes
+            if self.hooks is not None:
+                self.hooks.send(self._xfer_name(mb, src, dst), p, dst, nbytes, em.task_of[src])
+                continue
             res, dur = self.cluster.transfer(dev.id, self.devs[dst].id, nbytes)
             if not self.overlap:   # a blocking copy: both devices wait for it
                 res = (*res, dev.compute, self.devs[dst].compute)
@@ -303,6 +355,21 @@ class PipelineEmitter:
         self.tg.new(done, dev.compute, 0.0, deps=sorted(em.task_of.values()) or list(deps),
                     category="wait", device=dev.id, meta={"unit": "U", "partition": p})
         return done
+
+
+def replay_unit(tg: TaskGraph, tasks: list[Task], em: Emitted, old: str, new: str,
+                mb: int) -> Emitted:
+    """Copies of a unit's tasks (and of the tasks its hooks made) for another minibatch: every
+    name that starts with the first's prefix `old` takes `new` in its place."""
+    n = len(old)
+
+    def rn(name: str) -> str:
+        return new + name[n:] if name.startswith(old) else name
+    for t in tasks:
+        meta = {**t.meta, "mb": mb} if "mb" in t.meta else t.meta
+        tg.add(dataclasses.replace(t, name=rn(t.name), deps=tuple(rn(d) for d in t.deps),
+                                   meta=meta))
+    return Emitted({k: rn(v) for k, v in em.task_of.items()}, em.order)
 
 
 def emit_sequences(em: PipelineEmitter, sequences: list[list[Unit]]) -> None:

@@ -22,10 +22,22 @@ class TensorCollectives:
     """The collectives of one plan, NCCL's, on one stream per device in the order made."""
 
     def __init__(self, tg: TaskGraph, cluster, groups: list[list[str]], g: OpGraph,
-                 fidelity: str) -> None:
+                 fidelity: str, *, prefix: str | None = None, simulated: set[str] | None = None,
+                 tag: str = "") -> None:
+        """prefix: what names a rank's tasks (default '{device}/'); simulated: the ranks
+        whose ops are emitted (default all; the others, in lockstep, add no dependency,
+        so their collectives must be flow-level); tag: put before every collective's name."""
         self.tg, self.cluster, self.groups, self.g = tg, cluster, groups, g
-        self.fidelity = fidelity
-        self.extra: dict[str, dict[str, list[str]]] = {d: {} for grp in groups for d in grp}
+        self.fidelity, self.prefix, self.tag = fidelity, prefix, tag
+        self.simulated = simulated
+        self.extra: dict[str, dict[str, list[str]]] = {d: {} for grp in groups for d in grp
+                                                       if self._emitted(d)}
+
+    def _emitted(self, d: str) -> bool:
+        return self.simulated is None or d in self.simulated
+
+    def _task(self, d: str, op: str) -> str:
+        return f"{d}/{op}" if self.prefix is None else f"{self.prefix}{op}"
 
     def _run(self, kind: str, members: list[str], nbytes: float, deps, name: str) -> Deps:
         return collective(kind, self.tg, self.cluster, members, nbytes, deps, name,
@@ -40,9 +52,12 @@ class TensorCollectives:
             self.tg.meta["tensor_parallel"]["collective_bytes"].append(nbytes)
         for k, members in enumerate(self.groups):
             done = self._run(kind, members, nbytes,
-                             {d: [f"{d}/{op}" for op in ops] for d in members},
-                             f"{name}.g{k}")
+                             {d: [self._task(d, op) for op in ops] for d in members
+                              if self._emitted(d)},
+                             f"{self.tag}{name}.g{k}")
             for d in members:
+                if not self._emitted(d):
+                    continue
                 for r in readers:
                     self.extra[d].setdefault(r, []).extend(done[d])
 
@@ -133,12 +148,21 @@ class TensorCollectives:
         vocabulary shards all-reduced (one collective of 3 floats per position here, where
         Megatron makes three); in the backward pass the output layer's input gradient summed
         (reduce-scattered into the sequence region)."""
+        self.vocab_embedding(table, region)
+        self.vocab_head(head, region, training)
+
+    def vocab_embedding(self, table: str, region: set[str]) -> None:
+        """The vocabulary-parallel embedding's partial lookups summed (vocab)."""
         g = self.g
         readers = self._readers([table])
         into_region = bool(region) and all(r in region for r in readers
                                            if g.op(r).phase == "forward")
         self.block("reduce_scatter" if into_region else "allreduce", [table], readers,
                    f"tp.vocab.fwd.{table}", g.op(table).out.nbytes)
+
+    def vocab_head(self, head: str, region: set[str], training: bool) -> None:
+        """The vocabulary-parallel output layer and cross-entropy's collectives (vocab)."""
+        g = self.g
         logits = g.op(head)
         loss = [r for r in self._readers([head]) if g.op(r).kind == "softmax_xent"]
         if loss:

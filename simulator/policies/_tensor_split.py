@@ -52,19 +52,20 @@ def split_pairs(graph: OpGraph) -> list[SplitPair]:
     return [SplitPair(tuple(p["columns"]), p["row"], p.get("heads")) for p in pairs]
 
 
-def check_tp(graph: OpGraph, pairs: list[SplitPair], tp: int) -> None:
+def check_tp(graph: OpGraph, pairs: list[SplitPair], tp: int,
+             policy: str = "tensor-parallel") -> None:
     """tp must share every attention's key/value heads and every split layer's features out
     evenly."""
     for pair in pairs:
         if pair.heads is not None and pair.heads % tp:
             raise ConfigError(
-                f"policy 'tensor-parallel' option 'tp': {tp} ranks cannot share the "
+                f"policy {policy!r} option 'tp': {tp} ranks cannot share the "
                 f"{pair.heads} key/value heads of {pair.row!r} evenly (tp must divide them)")
         for name in pair.columns:
             features = graph.op(name).attrs["out_features"]
             if features % tp:
                 raise ConfigError(
-                    f"policy 'tensor-parallel' option 'tp': {tp} does not divide the "
+                    f"policy {policy!r} option 'tp': {tp} does not divide the "
                     f"{features} output features of {name!r}")
 
 

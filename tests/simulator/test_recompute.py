@@ -4,7 +4,7 @@ from __future__ import annotations
 from hwmodels import catalog
 from simulator.api import simulate
 from simulator.cluster import Cluster
-from simulator.policies.recompute import SUFFIX, checkpoint_graph
+from simulator.policies._recompute import SUFFIX, checkpoint_graph
 from workloads import zoo
 from workloads.training import lower_training
 
