@@ -195,7 +195,7 @@ def _megatron_lines(e: dict | None) -> list[str]:
              f"micro-batches of {e['micro_batch_size']} (global batch {e['global_batch']}), "
              f"{e['schedule']}, recompute {e['recompute']}",
              f"  per GPU                {sig(e['achieved_tflops_per_gpu'])} TFLOP/s of the "
-             f"model's FLOPs",
+             f"model's FLOPs, {sig(e['hardware_tflops_per_gpu'])} with the recomputed ones",
              f"  pipeline flush         {seconds(e['pipeline_flush_s'])} (the last backward)",
              "  bubble per stage       " + ", ".join(f"{sig(b * 100, 3)} %"
                                                    for b in e["bubble_fraction"])]

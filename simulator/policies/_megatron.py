@@ -112,6 +112,13 @@ def block_ends(graph: OpGraph, blocks: dict[str, int]) -> set[str]:
     return {*ends.values(), *([before_first] if before_first else [])}
 
 
+def reduced_bytes_per_param(precision: str) -> int:
+    """The width of the gradients the dp replicas all-reduce: Megatron accumulates and
+    all-reduces them in fp32 under bf16 (accumulate_allreduce_grads_in_fp32), in fp16 under
+    fp16."""
+    return 2 if precision in ("fp16", "amp-fp16") else 4
+
+
 def bytes_per_param(precision: str) -> int:
     mixed = is_amp(precision) or precision in HALF_PRECISIONS
     return BYTES_PER_PARAM_MIXED if mixed else BYTES_PER_PARAM_FP32

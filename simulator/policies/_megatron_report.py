@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..lowering import output_bytes
 from ..results import _subtract_length
 from ._pipeline_report import in_flight, task_times
+from ._recompute import SUFFIX
 
 RANK_ORDER = "tp fastest, then dp, then pp (Megatron's initialize_model_parallel)"
 
@@ -64,6 +65,11 @@ def megatron_extras(result, plan) -> dict:
                      "resident_bytes": int(plan.tasks.meta["resident_bytes"][d]),
                      "activation_bytes_per_micro_batch": kept_bytes(em, p),
                      "in_flight_micro_batches": int(inflight[p])}
+    # the forwards recomputed, per GPU (a stage's ranks alike), on top of the model's FLOPs:
+    # what a count of the FLOPs the GPUs run (Narayanan et al.'s) includes
+    recomputed = sum(o.flops for p in range(lay.pp) for o in em.bwd[p]
+                     if o.name.endswith(SUFFIX)) / lay.pp * m
+    step = result.iteration_time_s
     tp_info = plan.tasks.meta["tensor_parallel"]
     return {
         **plan.options, "micro_batch_size": plan.graph.batch,
@@ -75,6 +81,8 @@ def megatron_extras(result, plan) -> dict:
         "bubble_fraction": [1.0 - b / flush if flush > 0 else 0.0 for b in busy],
         "exposed_communication_s": {k: v for k, v in exposed.items() if any(v)},
         "achieved_tflops_per_gpu": achieved / n / 1e12 if achieved is not None else None,
+        "hardware_tflops_per_gpu": (achieved / n + recomputed / step) / 1e12
+        if achieved is not None and step > 0 else None,
         "model_flops_utilisation": result.model_flops_utilisation,
         "tensor_parallel_collective_bytes_per_step": sum(tp_info["collective_bytes"]),
         "memory": memory,

@@ -57,6 +57,7 @@ from ._megatron import (
     block_scopes,
     bytes_per_param,
     gradient_sync,
+    reduced_bytes_per_param,
     stage_of_ops,
 )
 from ._megatron_report import megatron_extras
@@ -166,16 +167,18 @@ class Megatron(Policy[MegatronPlan]):
         emit_sequences(em, seqs)
         last_b = [[mb for kind, mb in seq if kind == "B"][-1] for seq in seqs]
         flushed = [em.names.done(p, "B", last_b[p]) for p in range(pp)]
-        embedding = _embedding_sync(tg, cluster, layout, share, tied, flushed) if tied else ()
+        width = reduced_bytes_per_param(graph.meta.get("precision", "fp32"))
+        embedding = (_embedding_sync(tg, cluster, layout, share.op(tied).params * width,
+                                     flushed) if tied else ())
         for p in range(pp):
             grads = [o.name for o in em.bwd[p] if o.params]
             if grad_sync == "after-flush":
-                buckets = [([flushed[p]], sum(train.op(o).param_bytes for o in grads))]
+                buckets = [([flushed[p]], sum(train.op(o).params for o in grads) * width)]
             else:
                 own = set(grads)
                 prefix = f"{em.mb_prefix}{last_b[p]}/p{p}/"
                 buckets = [([prefix + o for o in b if o in own],
-                            sum(train.op(o).param_bytes for o in b if o in own))
+                            sum(train.op(o).params for o in b if o in own) * width)
                            for b in gradient_buckets(train, bucket_mb * MIB)]
                 buckets = [b for b in buckets if b[0]]
             synced = gradient_sync(tg, cluster, layout, p, buckets, f"dp.p{p}")
@@ -213,11 +216,10 @@ def _tied_table(share, em: PipelineEmitter, pp: int) -> str | None:
     return table if tied else None
 
 
-def _embedding_sync(tg, cluster, layout: Layout, share, table: str,
+def _embedding_sync(tg, cluster, layout: Layout, nbytes: int,
                     flushed: list[str]) -> tuple[str, ...]:
     """Megatron's embedding group: the first and last stage's copies of a tied embedding
-    all-reduce their gradients, rank by rank, after the flush."""
-    nbytes = share.op(table).param_bytes
+    all-reduce their gradients (nbytes a rank), rank by rank, after the flush."""
     done: tuple[str, ...] = ()
     first, last = layout.representative(0), layout.representative(layout.pp - 1)
     for r in range(layout.tp):

@@ -123,6 +123,10 @@ def test_recomputation_keeps_less_and_takes_longer():
         return r.extras["megatron"]["memory"]["gpu0"]["activation_bytes_per_micro_batch"]
     assert kept(full) < kept(plain)
     assert full.iteration_time_s > plain.iteration_time_s
+    # the GPUs' FLOPs count the recomputed forwards, the model's do not
+    for r, more in ((plain, False), (full, True)):
+        mega = r.extras["megatron"]
+        assert (mega["hardware_tflops_per_gpu"] > mega["achieved_tflops_per_gpu"]) == more
     # the recomputed forwards' all-reduces are made too
     names = {t.name for t in full.log.tasks}
     assert any("/tp.rec." in n for n in names)
