@@ -1,7 +1,9 @@
 """Import time and peak memory of models at the sizes users bring, through the command line's
 file path (`dnnsim describe path.py:factory --batch 8 --option input_shape=...`): a 7B, a 13B
-and a 70B LLaMA-shaped decoder and Mixtral 8x7B at sequence 2048, ViT-H/14 at 224x224, batch 8
-(tests/workloads/torch_big_models.py).
+and a 70B LLaMA-shaped decoder and Mixtral 8x7B at sequence 2048, ViT-H/14 at 224x224, an
+SDXL-shaped U-Net on 128x128 latents with 77 text states, batch 8
+(tests/workloads/torch_big_models.py), and LLaMA-2-7B and Mixtral-8x7B as Hugging Face's classes
+where transformers is installed.
 
     python benchmarks/import_big_models.py [--only llama-7b ...] [--import-on meta|cpu]
         [--cpu-memory-gb 8]
@@ -18,6 +20,7 @@ depend on the machine.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import resource
 import subprocess
@@ -35,6 +38,9 @@ CASES = {   # name: (factory, workload options)
     "llama-70b": ("llama_70b", TEXT),
     "mixtral-8x7b": ("mixtral_8x7b", TEXT),
     "vit-h14": ("vit_h14", ["input_shape=3x224x224"]),
+    "sdxl-unet": ("sdxl_unet", ["input_shape=4x128x128+scalar+77x2048"]),
+    "hf-llama-7b": ("hf_llama_7b", TEXT),          # where transformers is installed
+    "hf-mixtral-8x7b": ("hf_mixtral_8x7b", TEXT),
 }
 BATCH = 8
 
@@ -48,7 +54,8 @@ def run(name: str, import_on: str, cap_bytes: int | None) -> str:
     def cap() -> None:   # in the child: allocations past the cap fail there
         if cap_bytes:
             resource.setrlimit(resource.RLIMIT_AS, (cap_bytes, cap_bytes))
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), OMP_NUM_THREADS="1")
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err,
@@ -80,7 +87,11 @@ def main(argv=None) -> int:
     cap = int(args.cpu_memory_gb * 2 ** 30) if args.import_on == "cpu" else None
     print(f"batch {BATCH}, import on {args.import_on}" +
           (f" (address space capped at {args.cpu_memory_gb:g} GiB)" if cap else ""))
+    hf = importlib.util.find_spec("transformers") is not None
     for name in args.only or CASES:
+        if name.startswith("hf-") and not hf:
+            print(f"{name}: transformers is not installed, skipped")
+            continue
         print(run(name, args.import_on, cap), flush=True)
     return 0
 

@@ -32,6 +32,7 @@ def decoder_triu(): return big.Decoder(mask="triu")
 def decoder_bool(): return big.Decoder(mask="bool", kv_heads=4)
 def decoder_moe(): return big.Decoder(experts=4, layers=1)
 def vit(): return big.ViT()
+def sd_unet(): return big.SDUNet()
 def gpt(): return um.GPT(last_only=False)
 def llama_rotary_buffers(): return um.Llama()
 def unet(): return um.UNet()
@@ -89,6 +90,7 @@ CASES = {
     "llama_rotary_buffers": (TOKENS, True), "unet": ({"input_shape": "3x32x32"}, False),
     "moe": ({"input_shape": "16x32"}, False),
     "conditioned": ({"input_shape": "3x16x16+8"}, False), "OPTPositions": (TOKENS, True),
+    "sd_unet": ({"input_shape": "4x16x16+scalar+7x32"}, False),
 }
 
 
