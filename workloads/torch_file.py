@@ -236,9 +236,9 @@ def import_meta_first(name: str, imported: Callable[..., OpGraph]) -> OpGraph:
                 f"meta, guessed: {why} (the CPU would need {weights / 1e9:.1f} GB for the "
                 f"weights, this machine has {memory / 1e9:.1f} GB)")
             return graph
-        raise WorkloadError(f"{name}: does not import on the meta device ({why}), and a real "
-                            f"run on the CPU needs {weights / 1e9:.1f} GB for the weights "
-                            f"alone, this machine has {memory / 1e9:.1f} GB") from failure
+        raise WorkloadError(f"{failure}\n(on the meta device; the CPU, where it might import, "
+                            f"is not tried: its weights alone need {weights / 1e9:.1f} GB, "
+                            f"this machine has {memory / 1e9:.1f} GB)") from failure
     graph = imported("cpu")
     graph.meta["import_device"] = f"cpu, at the full batch: on the meta device, {why}"
     return graph
