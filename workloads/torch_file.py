@@ -20,7 +20,8 @@ The module and its examples are built on the meta device (`with torch.device("me
 weight and no activation is allocated, so a 70-billion-parameter decoder imports in seconds.
 Where that fails (control flow or `.item()` on values, numpy, a checkpoint loaded in the
 factory, ids read from buffers, whose values meta tensors do not hold) the module is built
-and run on the CPU at the full batch, and the CPU's error, if any, is the one raised;
+and run on the CPU at the full batch (where only the factory failed, it is first built on
+the CPU and imported on meta), and the CPU's error, if any, is the one raised;
 graph.meta["import_device"] says which was done and why. The option `import_on=cpu` asks for
 the CPU run.
 
@@ -64,9 +65,9 @@ def file_info(name: str) -> NetworkInfo:
             raise WorkloadError(f"{name}: import_on {import_on!r} is not one of "
                                 f"{', '.join(IMPORT_DEVICES)}")
 
-        def imported(device: str, module=None) -> OpGraph:
+        def imported(device: str, built=None, build_on: str | None = None) -> OpGraph:
             return _import_on(device, name, match["attr"], factory, shapes, vocabularies,
-                              batch, moe_routing, module)
+                              batch, moe_routing, built, build_on)
         if import_on == "cpu":
             graph = imported("cpu")
             graph.meta["import_device"] = "cpu, at the full batch (import_on=cpu)"
@@ -90,15 +91,17 @@ def _built(name: str, attr: str, factory):
 
 
 def _import_on(device: str, name: str, attr: str, factory, shapes, vocabularies, batch: int,
-               moe_routing: str, built=None) -> OpGraph:
+               moe_routing: str, built=None, build_on: str | None = None) -> OpGraph:
     """The graph of the user's module built, with its examples, on `device` ("meta": shapes
-    only, nothing allocated; "cpu": real weights and a real run). `built` receives the module
-    as soon as it is built (import_meta_first sizes a fallback by its weights)."""
+    only, nothing allocated; "cpu": real weights and a real run), or built on `build_on` and
+    moved there. `built` receives the module as soon as it is built (import_meta_first sizes
+    a fallback by its weights)."""
     import torch
 
     from .torch_import import from_torch
+    with torch.device(build_on or device):
+        module = _built(name, attr, factory).to(device)
     with torch.device(device):   # tensors the forward makes land on the module's device too
-        module = _built(name, attr, factory)
         if built is not None:
             built.append(module)
         examples = [torch.randn(batch, *shape) if vocabulary is None else
@@ -221,6 +224,8 @@ def import_meta_first(name: str, imported: Callable[..., OpGraph]) -> OpGraph:
     except Exception as exc:  # a WorkloadError, or anything meta tensors make the code raise
         why: str = _first_line(exc)
         failure: Exception | None = exc
+        if not built and (moved := _built_on_cpu_imported_on_meta(imported, why)) is not None:
+            return moved
     else:
         guessed = graph.meta.get("guessed_on_meta", [])
         if not guessed:
@@ -241,6 +246,21 @@ def import_meta_first(name: str, imported: Callable[..., OpGraph]) -> OpGraph:
                             f"this machine has {memory / 1e9:.1f} GB)") from failure
     graph = imported("cpu")
     graph.meta["import_device"] = f"cpu, at the full batch: on the meta device, {why}"
+    return graph
+
+
+def _built_on_cpu_imported_on_meta(imported: Callable[..., OpGraph], why: str):
+    """Where only the factory needs values (an assertion on a weight, a checkpoint checked
+    while it is loaded), the module built on the CPU and moved to the meta device, imported
+    there without running a batch; None where that fails or guesses as well."""
+    try:
+        graph = imported("meta", None, "cpu")
+    except Exception:  # the same failures as on the meta device: the CPU's run tells
+        return None
+    if graph.meta.get("guessed_on_meta"):
+        return None
+    graph.meta["import_device"] = f"meta, the module built on the CPU (the factory on the " \
+        f"meta device: {why})"
     return graph
 
 

@@ -168,7 +168,6 @@ def test_a_7b_decoder_imports_on_meta(models_file):
 
 @pytest.mark.parametrize("factory, why", [
     ("ItemGated", "Tensor.item() cannot be called on meta tensors"),
-    ("checked", "checked() raised RuntimeError"),
     ("ConvNeXtStyle", "values it does not hold decide the memory formats after its "
                       "channels-last convolutions (the first: 'dw')"),
     ("bert", "values it does not hold decide the rows of "
@@ -183,6 +182,17 @@ def test_what_meta_cannot_import_runs_on_the_cpu_and_says_why(models_file, facto
     assert why in g.meta["import_device"]
     cpu = zoo.get(f"{models_file}:{factory}", batch=2, import_on="cpu", **options)
     assert _ops(g) == _ops(cpu)
+
+
+def test_a_factory_that_needs_values_is_built_on_the_cpu_and_imported_on_meta(models_file):
+    """Only the factory reads a weight's value: the module is built on the CPU, moved to the
+    meta device and imported there, with the CPU's graph and no batch run."""
+    g = zoo.get(f"{models_file}:checked", batch=2, input_shape=16)
+    assert g.meta["import_device"].startswith("meta, the module built on the CPU (the factory "
+                                              "on the meta device: ")
+    assert "checked() raised RuntimeError" in g.meta["import_device"]
+    assert _ops(g) == _ops(zoo.get(f"{models_file}:checked", batch=2, input_shape=16,
+                                   import_on="cpu"))
 
 
 def test_describe_says_where_the_model_was_imported(models_file, capsys):
