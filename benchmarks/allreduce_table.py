@@ -40,15 +40,17 @@ WORKLOADS = {"resnet50": (64, "fp32"), "gpt2": (8, "amp-fp16")}
 def allreduce_row(node_type: str, nodes: int, nbytes: float) -> dict:
     cluster = Cluster.from_node_type(node_type, 8 * nodes)
     ids = [d.id for d in cluster.devices]
+    fabric = nccl_fabric.fabric_of(cluster, ids)
+    choice = nccl_tuning.choose(fabric, nbytes)
     tg = TaskGraph()
+    # a ring by symmetry class (the same times as in full); a tree link by link, in full (by
+    # class it would be NCCL's predicted time, the `tuned` column)
     collective("allreduce", tg, cluster, ids, nbytes, {}, "ar", algorithm="nccl",
-               symmetric=True, launch_latency_s=NCCL_BASE_LATENCY_S)
+               symmetric=choice.algorithm == "ring", launch_latency_s=NCCL_BASE_LATENCY_S)
     log = engine.run(tg, cluster.resources)
     if not log.ok:
         raise RuntimeError(f"{node_type} x {nodes}: the all-reduce did not finish")
     n = len(ids)
-    fabric = nccl_fabric.fabric_of(cluster, ids)
-    choice = nccl_tuning.choose(fabric, nbytes)
     busbw = nbytes * 2 * (n - 1) / n / log.makespan_s
     return {"node_type": node_type, "nodes": nodes, "gpus": n, "bytes": nbytes,
             "time_s": log.makespan_s, "busbw_Bps": busbw, "bound_Bps": bound_Bps(cluster),

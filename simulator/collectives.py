@@ -62,7 +62,10 @@ of its class's representative (Cluster.representative_resources), and every devi
 is its representative's. The makespan, and every representative task's start and end, equal
 those of the full expansion (tests/simulator/test_collectives_symmetry.py). Anything that
 tells devices apart (a straggler, jitter, a different device) makes the period None and the
-collective is built in full.
+collective is built in full. NCCL's trees tell nodes apart themselves (a root, leaves, the
+child a parent's port serves second), so there is no class to build once: with a period, an
+all-reduce NCCL's tuning puts on a tree is one task for the time that tuning predicts, as at
+flow fidelity; without one, it is built in full, link by link.
 """
 from __future__ import annotations
 
@@ -199,6 +202,11 @@ def _nccl_allreduce(tg, cluster, devices, nbytes, dep_of, name, priority, launch
     (NCCL_BASE_LATENCY_S, the ring's Simple one) pays the chosen pair's instead."""
     choice = nccl_tuning.choose(nccl_fabric.fabric_of(cluster, devices), nbytes,
                                 ("tree",) if algorithm == "tree" else nccl_tuning.ALGORITHMS)
+    if period and choice.algorithm == "tree":
+        # no class of a tree stands for the others (module notes), and in full its transfers
+        # grow with channels x chunks x devices: NCCL's predicted time, one task
+        return _flow("allreduce", tg, cluster, devices, nbytes, dep_of, name, priority,
+                     launch_s, algorithm)
     launch_s = _chosen_launch_s(launch_s, choice)
     orders = nccl_fabric.nic_ring_orders(cluster, devices) if choice.algorithm == "ring" else None
     if orders:
@@ -207,7 +215,7 @@ def _nccl_allreduce(tg, cluster, devices, nbytes, dep_of, name, priority, launch
     if choice.algorithm == "ring":
         return _ring_steps(2)(tg, cluster, devices, nbytes, dep_of, name, priority, None,
                               launch_s, period, choice.protocol)
-    # the trees are built in full: a root and leaves tell nodes apart
+    # without symmetry classes the trees are built in full, link by link
     return trees.tree_allreduce(tg, cluster, devices, nbytes, _expand(dep_of, devices, period),
                                 name, priority, launch_s, choice.protocol)
 

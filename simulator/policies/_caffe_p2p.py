@@ -70,7 +70,7 @@ def receive_buffer_bytes(devices: list[str], gradient_bytes: float) -> dict[str,
 
 
 def check_caffe_p2p(cluster, *, replicas: str | None, collectives: str | None,
-                    algorithm: str) -> None:
+                    algorithm: str | None) -> None:
     """Refuse, by name, what P2PSync cannot run or what has no meaning for it."""
     if cluster.nodes > 1:
         raise ConfigError(f"gradient_sync {SYNC!r} is Caffe's P2PSync, which runs within one "
@@ -85,7 +85,7 @@ def check_caffe_p2p(cluster, *, replicas: str | None, collectives: str | None,
     if collectives not in (None, "link"):
         raise ConfigError(f"gradient_sync {SYNC!r} is built from link transfers "
                           f"(collectives {collectives!r} refused)")
-    if algorithm != "ring":
+    if algorithm not in (None, "ring"):
         raise ConfigError(f"gradient_sync {SYNC!r} reduces up its tree of pairs: the "
                           f"all-reduce algorithm {algorithm!r} does not apply")
 

@@ -25,6 +25,9 @@ from ._sync_group import MIB, SyncGroup
 DDP_FIRST_BUCKET_BYTES = 1 * MIB     # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
 # How each framework groups gradients into all-reduces (option gradient_sync)
 GRADIENT_SYNCS = ("ddp", "horovod", "kvstore", "caffe-nccl", "caffe-p2p")
+# The schemes whose all-reduces run on NCCL 2's all-reduce, which picks its algorithm and
+# protocol per call (the default algorithm 'nccl' on GPUs: default_algorithm)
+NCCL_ALLREDUCE_SYNCS = ("ddp", "horovod")
 # When gradients are ready (option gradients_ready): as each backward op ends (eager), or all
 # at the end of the backward pass (one compiled cluster: XLA's auto-clustering puts the
 # forward and backward pass in one cluster, Horovod's all-reduces outside it)
@@ -135,6 +138,17 @@ def sync_groups(tg: TaskGraph, train_graph, cluster, fwd_bwd, task_of: dict[str,
         return caffe_nccl_groups(train_graph)
     return horovod_sync_groups(tg, train_graph, cluster, fwd_bwd, task_of, cycle_time_ms,
                                fusion_mb, gradients_ready, horovod_one_rank, horovod_enqueue)
+
+
+def default_algorithm(cluster, gradient_sync: str) -> str:
+    """The all-reduce algorithm a framework runs when none is given: 'nccl' for PyTorch DDP
+    and Horovod on GPUs (both call NCCL's all-reduce, whose tuning picks ring or tree and
+    the protocol per call), else 'ring'. The others are not NCCL 2's all-reduce: Caffe 1.0
+    (caffe-nccl) ran NCCL 1's rings, MXNet's kvstore a reduce and a broadcast per key (NCCL's
+    tuning of those is not modelled), Caffe's P2PSync no collective, and devices that are
+    not GPUs MPI's or Gloo's rings."""
+    gpus = all(d.spec.kind == "gpu" for d in cluster.devices)
+    return "nccl" if gpus and gradient_sync in NCCL_ALLREDUCE_SYNCS else "ring"
 
 
 def allreduce_groups(tg: TaskGraph, cluster, groups: list[SyncGroup],
@@ -291,14 +305,15 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
                                  "(replica 0, others in lockstep)", str,
                            lambda v: v in ("all", "classes", "one"),
                            "all, classes or one"),
-        "algorithm": Option("ring", "link-level all-reduce: 'ring' (one ring through "
-                                    "every GPU, NCCL's Simple protocol), 'hierarchical' "
-                                    "(NCCL's intra-node, per-rank inter-node, "
-                                    "intra-node), 'tree' (NCCL's double binary tree "
-                                    "across nodes), 'nccl' (per all-reduce, the ring "
-                                    "or tree and protocol NCCL 2.8's tuning picks) or "
-                                    "'halving-doubling' (as hierarchical, Gloo's recursive "
-                                    "halving and doubling across nodes)", str,
+        "algorithm": Option(None, "all-reduce algorithm (default: 'nccl' for gradient_sync "
+                                  "ddp and horovod on GPUs, as PyTorch DDP and Horovod run "
+                                  "NCCL; else 'ring'): 'ring' (one ring through every GPU, "
+                                  "NCCL's Simple protocol), 'hierarchical' (NCCL's "
+                                  "intra-node, per-rank inter-node, intra-node), 'tree' "
+                                  "(NCCL's double binary tree across nodes), 'nccl' (per "
+                                  "all-reduce, the ring or tree and protocol NCCL 2.8's "
+                                  "tuning picks) or 'halving-doubling' (as hierarchical, "
+                                  "Gloo's recursive halving and doubling across nodes)", str,
                             lambda v: v in ALGORITHMS, " or ".join(ALGORITHMS)),
         "input_pipeline": Option(host_input.SYNTHETIC,
                                  "where each batch comes from: 'synthetic' (tensors already on "

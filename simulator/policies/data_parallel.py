@@ -54,9 +54,11 @@ _data_parallel.py), rank 0 the slowest; the all-reduces make every rank wait for
 `rank_tail` 'exponential' (default) holds each rank up by memoryless stalls, so the slowest of
 n lags by the harmonic number H_n (as ln n); 'lognormal' lags by about sqrt(2 ln n) spreads.
 
-The all-reduces run on one ring with NCCL's Simple protocol by default (`algorithm`); with
-`algorithm = "nccl"` each runs as NCCL 2.8's tuning picks for its size (ring or, across nodes,
-tree; LL, LL128 or Simple: nccl_tuning.py, collective_trees.py).
+The all-reduces run as the framework runs them (`algorithm`, default_algorithm): DDP's and
+Horovod's on GPUs as NCCL 2.8's tuning picks for each one's size ('nccl': ring or, across
+nodes, tree; LL, LL128 or Simple: nccl_tuning.py, collective_trees.py); Caffe 1.0's,
+MXNet's kvstore's and those of devices that are not GPUs on one ring ('ring', NCCL's Simple
+protocol), as any of them does when asked for.
 
 Not modelled: Horovod's negotiation messages between ranks each cycle, DDP copying gradients
 into its bucket buffers and back (a memory-bound copy of
@@ -88,6 +90,7 @@ from . import _caffe_p2p as caffe_p2p
 from ._data_parallel import (
     allreduce_groups,
     data_parallel_options,
+    default_algorithm,
     input_batch_tasks,
     rank_time_factors,
     sync_groups,
@@ -114,6 +117,7 @@ class DataParallel(Policy):
                                       algorithm=algorithm)
             refuse_horovod_options(gradient_sync, cycle_time_ms, fusion_mb, horovod_one_rank,
                                    horovod_enqueue)
+        algorithm = algorithm or default_algorithm(cluster, gradient_sync)
         # link-level by default where it stays cheap: up to 64 devices, or by symmetry class;
         # beyond, flow-level with a replica per kind of device (each speed), or every replica
         # under jitter
@@ -188,6 +192,11 @@ class DataParallel(Policy):
         # ranks that are not alike: what the step loses to the slowest (stragglers.py)
         if any(d.speed != 1.0 or d.jitter is not None for d in cluster.devices):
             result.extras.update(wait_for_slowest(result.log))
+        # which all-reduce ran (the header of `dnnsim simulate` names it)
+        sync = opts["gradient_sync"]
+        if training and len(cluster.devices) > 1 and sync != caffe_p2p.SYNC:
+            result.extras["allreduce_algorithm"] = (opts["algorithm"]
+                                                    or default_algorithm(cluster, sync))
 
 
 def _plan_caffe_p2p(tg: TaskGraph, g, cluster, fwd_bwd, updates, slowdown) -> None:

@@ -5,15 +5,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "scale_bench.py"
 
 
-def test_too_few_gpus_exits_2_naming_the_option(tmp_path):
+@pytest.mark.parametrize("argv, messages", [
+    (["--max-gpus", "4"], ["--max-gpus must be at least 8", "got 4"]),
+    (["--gpus", "64,many"], ["--gpus takes whole numbers", "'64,many'"]),
+])
+def test_gpu_counts_it_cannot_run_exit_2_naming_the_option(tmp_path, argv, messages):
     out = tmp_path / "plot.png"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--max-gpus", "4", "--out", str(out)],
+    done = subprocess.run([sys.executable, str(SCRIPT), *argv, "--out", str(out)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "--max-gpus must be at least 8" in done.stderr and "got 4" in done.stderr
+    assert all(m in done.stderr for m in messages), done.stderr
     assert not out.exists()
 
 

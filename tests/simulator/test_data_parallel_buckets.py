@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator import Cluster, simulate
-from simulator.collectives import NCCL_BASE_LATENCY_S
+from simulator import Cluster, nccl_fabric, nccl_tuning, simulate
 from simulator.policies._data_parallel import DDP_FIRST_BUCKET_BYTES, MIB, gradient_buckets
 from workloads import zoo
 from workloads.builder import GraphBuilder
@@ -101,7 +100,12 @@ def test_each_all_reduce_pays_nccls_launch_once_on_gpus_only(dgx1_run):
     first_steps = [t for t in dgx1_run.log.tasks if ".s0." in t.name
                    and t.name.startswith("allreduce.b0.")]
     assert len(launches) == 8 and first_steps
-    assert all(t.duration_s == pytest.approx(NCCL_BASE_LATENCY_S) for t in launches.values())
+    # NCCL's launch for the pair its tuning picks for the first bucket (DDP's default: 'nccl')
+    cluster = Cluster.build("v100", 8, "nvlink2-link", topology="dgx1-cube-mesh")
+    choice = nccl_tuning.choose(nccl_fabric.fabric_of(cluster, [d.id for d in cluster.devices]),
+                                dgx1_run.log.meta["bucket_bytes"][0])
+    launch_s = nccl_tuning.launch_s(choice.algorithm, choice.protocol)
+    assert all(t.duration_s == pytest.approx(launch_s) for t in launches.values())
     assert all(set(t.deps) <= set(launches) and t.deps for t in first_steps)
     cpus = simulate(_mlp(), Cluster.build("skylake-x-6c", 2, "eth10g"), "data-parallel")
     assert not any(".launch." in t.name for t in cpus.log.tasks)

@@ -104,7 +104,8 @@ def test_outputs_trace_records_plots(tmp_path):
     s = r.summary()
     assert all(k.endswith(("_s", "_bytes", "_per_s", "utilisation")) or k in (
         "policy", "workload", "batch", "training", "cluster", "options", "status", "tasks",
-        "iterations_simulated") for k in s)
+        "iterations_simulated", "extras") for k in s)
+    assert s["extras"]["allreduce_algorithm"] == "nccl"   # the policy's figures: what ran
 
 
 def test_simulate_command_json_and_scenario_file(tmp_path, capsys):
