@@ -3,7 +3,7 @@ exposed by kind, and each stage's memory."""
 from __future__ import annotations
 
 from ..lowering import output_bytes
-from ..results import _subtract_length
+from ..results import _subtract_length, _union_length
 from ._pipeline_report import in_flight, task_times
 from ._recompute import SUFFIX
 
@@ -50,8 +50,11 @@ def megatron_extras(result, plan) -> dict:
             compute[t.device].append((s, e, "mb" in t.meta))
         elif t.category == "comm" and (kind := comm_kind(t.name)):
             comm[t.device].setdefault(kind, []).append((s, e))
-    busy = [sum(e - s for s, e, unit in compute[d] if unit) for d in reps]
     spans = {d: [(s, e) for s, e, _ in compute[d]] for d in reps}
+    # a stage's work in its units: its compute and the tensor-parallel collectives it waits
+    # for; the rest of the time to the flush it waits for the other stages
+    busy = [_union_length([(s, e) for s, e, unit in compute[d] if unit]
+                          + comm[d].get("tensor_parallel", [])) for d in reps]
     kinds = ("tensor_parallel", "pipeline_p2p", "data_parallel", "embedding")
     exposed = {k: [_subtract_length(comm[d].get(k, []), spans[d]) for d in reps]
                for k in kinds}
@@ -76,8 +79,9 @@ def megatron_extras(result, plan) -> dict:
         "global_batch": plan.graph.batch * m * lay.dp, "rank_order": RANK_ORDER,
         "blocks_per_stage": plan.stage_blocks, "simulated_ranks": reps,
         "pipeline_flush_s": flush,
-        # the compute stream's idle share of the pipeline, up to the flush, per stage
-        # ((pp - 1) / (m + pp - 1) for 1F1B on equal stages and free communication)
+        # per stage, the share of the time to the flush it spends neither computing nor in
+        # its tensor-parallel collectives ((pp - 1) / (m + pp - 1) on equal stages whose
+        # sends take no time)
         "bubble_fraction": [1.0 - b / flush if flush > 0 else 0.0 for b in busy],
         "exposed_communication_s": {k: v for k, v in exposed.items() if any(v)},
         "achieved_tflops_per_gpu": achieved / n / 1e12 if achieved is not None else None,

@@ -265,7 +265,7 @@ class PipelineEmitter:
                        if d == p and self.train.op(s).phase == "forward")
         return own + received
 
-    def _xfer_name(self, mb: int, src: str, dst: int) -> str:
+    def xfer_name(self, mb: int, src: str, dst: int) -> str:
         return f"{self.mb_prefix}{mb}/xfer/{src}->p{dst}"
 
     def emit_minibatch(self, p: int, mb: int, prev_f: str | None, prev_b: str | None,
@@ -283,7 +283,7 @@ class PipelineEmitter:
         for src, dst in self.crossing:
             if dst != p:
                 continue
-            xname = self._xfer_name(mb, src, p)
+            xname = self.xfer_name(mb, src, p)
             consumers = [o.name for o in local if src in o.inputs or src in o.saved]
             for c in consumers:
                 extra.setdefault(c, []).append(xname)
@@ -336,12 +336,12 @@ class PipelineEmitter:
                 continue
             nbytes = g.op(src).out.nbytes
             if self.hooks is not None:
-                self.hooks.send(self._xfer_name(mb, src, dst), p, dst, nbytes, em.task_of[src])
+                self.hooks.send(self.xfer_name(mb, src, dst), p, dst, nbytes, em.task_of[src])
                 continue
             res, dur = self.cluster.transfer(dev.id, self.devs[dst].id, nbytes)
             if not self.overlap:   # a blocking copy: both devices wait for it
                 res = (*res, dev.compute, self.devs[dst].compute)
-            tg.new(self._xfer_name(mb, src, dst), res, dur, deps=[em.task_of[src]],
+            tg.new(self.xfer_name(mb, src, dst), res, dur, deps=[em.task_of[src]],
                    category="comm", device=dev.id, alloc={self.devs[dst].id: nbytes},
                    meta={"bytes": nbytes, "mb": mb, "src": p, "dst": dst})
 

@@ -62,7 +62,7 @@ from ._megatron import (
 )
 from ._megatron_report import megatron_extras
 from ._pipeline import PipelineEmitter, Unit, emit_sequences, one_f_one_b_sequences
-from ._recompute import checkpoint_graph
+from ._recompute import SUFFIX, checkpoint_graph
 from ._sync_group import MIB
 from ._tensor_split import check_tp, split_graph, split_pairs, vocab_layers
 
@@ -165,15 +165,22 @@ class Megatron(Policy[MegatronPlan]):
         tg.meta["resident_bytes"] = {d.id: params[p] * per_param for p, d in enumerate(reps)}
         seqs = (one_f_one_b_sequences if schedule == "1f1b" else gpipe_sequences)(pp, m)
         emit_sequences(em, seqs)
-        last_b = [[mb for kind, mb in seq if kind == "B"][-1] for seq in seqs]
+        last_b = [[mb for kind, mb in seq if kind == "B" and mb is not None][-1]
+                  for seq in seqs]
+        # a stage is done once its last backward has sent its gradient on (Megatron's
+        # send_backward returns when it is sent): its all-reduces start then
         flushed = [em.names.done(p, "B", last_b[p]) for p in range(pp)]
+        sent = [[em.xfer_name(last_b[p], src, dst) for src, dst in em.crossing
+                 if em.part[src] == p and dst < p] for p in range(pp)]
         width = reduced_bytes_per_param(graph.meta.get("precision", "fp32"))
         embedding = (_embedding_sync(tg, cluster, layout, share.op(tied).params * width,
                                      flushed) if tied else ())
         for p in range(pp):
-            grads = [o.name for o in em.bwd[p] if o.params]
+            # the weight gradients (a recomputed forward holds weights but makes none)
+            grads = [o.name for o in em.bwd[p] if o.params and not o.name.endswith(SUFFIX)]
             if grad_sync == "after-flush":
-                buckets = [([flushed[p]], sum(train.op(o).params for o in grads) * width)]
+                buckets = [([flushed[p], *sent[p]],
+                            sum(train.op(o).params for o in grads) * width)]
             else:
                 own = set(grads)
                 prefix = f"{em.mb_prefix}{last_b[p]}/p{p}/"

@@ -116,7 +116,7 @@ def test_first_stage_memory_grows_with_the_micro_batches_in_flight():
 
 def test_recomputation_keeps_less_and_takes_longer():
     graph = _gpt()
-    cluster = Cluster.from_node_type("dgx-h100", 4)
+    cluster = Cluster.from_node_type("dgx-h100", 8)
     plain = simulate(graph, cluster, "megatron", tp=2, pp=2, micro_batches=4)
     full = simulate(graph, cluster, "megatron", tp=2, pp=2, micro_batches=4, recompute="full")
     def kept(r):
@@ -127,6 +127,10 @@ def test_recomputation_keeps_less_and_takes_longer():
     for r, more in ((plain, False), (full, True)):
         mega = r.extras["megatron"]
         assert (mega["hardware_tflops_per_gpu"] > mega["achieved_tflops_per_gpu"]) == more
+    # the same gradients are all-reduced
+    def reduced(r):
+        return sorted(t.meta["bytes"] for t in r.log.tasks if t.name.startswith("dp."))
+    assert reduced(full) == reduced(plain) and reduced(plain)
     # the recomputed forwards' all-reduces are made too
     names = {t.name for t in full.log.tasks}
     assert any("/tp.rec." in n for n in names)
