@@ -89,6 +89,8 @@ class SelectionLowering:
             value = self.gm
             for part in arg.target.split("."):
                 value = getattr(value, part)
+            if isinstance(value, self.torch.Tensor) and value.is_meta:   # its CPU copy's
+                value = arg.meta.get("dnnsim_shadow", value)
         elif isinstance(self.value(arg), _Aux):
             value = arg.meta.get("dnnsim_index")
         else:

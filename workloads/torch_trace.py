@@ -80,6 +80,8 @@ def _value_prop(torch, shadows=None):
             else:
                 known = shadows.values(result) if result.is_meta and shadows else None
                 values = result if known is None else known   # on meta: made of constants
+                if known is not None:   # a constant fx baked in (get_attr) reads them here
+                    n.meta["dnnsim_shadow"] = known
                 n.meta["dnnsim_ids"] = index_pattern(values)   # for a lookup by a buffer
                 if not values.is_floating_point() and not values.is_meta and \
                         values.numel() <= _INDEX_VALUES_KEPT:   # rows a gather picks

@@ -180,8 +180,8 @@ class ViewLowering:
                         and not getattr(i, "is_parameter", False) for i in index[:2]):
             return False
         rows = self.constant_values(raw[0])
-        return rows is not None and bool(self.torch.equal(rows.cpu().long(),
-                                                          self.torch.arange(n)))
+        return rows is not None and bool(self.torch.equal(   # on the CPU, whatever the default
+            rows.cpu().long(), self.torch.arange(n, device="cpu")))
 
     def _stack(self, node):
         """torch.stack of tensors of one shape along a new dimension after the batch (CoaT's

@@ -75,6 +75,21 @@ class OPTPositions(nn.Module):
         return self.fc(self.tok(ids) + self.pos(positions))
 
 
+class LastToken(nn.Module):
+    """GPT-2's sequence classifier: the logits of each sample's last token that is not
+    padding, picked with torch.arange over the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.head = nn.Embedding(256, 16), nn.Linear(16, 4)
+
+    def forward(self, ids):
+        logits = self.head(self.emb(ids))
+        positions = torch.arange(ids.shape[-1], device=ids.device)
+        last = (positions * (ids != 0).int()).argmax(-1)
+        return logits[torch.arange(ids.shape[0], device=ids.device), last]
+
+
 def broken():
     """Fails on the meta device (.item()) and, for the user's own reason, on the CPU."""
     if torch.ones(3).sum().item() == 3:
@@ -90,7 +105,7 @@ CASES = {
     "llama_rotary_buffers": (TOKENS, True), "unet": ({"input_shape": "3x32x32"}, False),
     "moe": ({"input_shape": "16x32"}, False),
     "conditioned": ({"input_shape": "3x16x16+8"}, False), "OPTPositions": (TOKENS, True),
-    "sd_unet": ({"input_shape": "4x16x16+scalar+7x32"}, False),
+    "sd_unet": ({"input_shape": "4x16x16+scalar+7x32"}, False), "LastToken": (TOKENS, True),
 }
 
 
