@@ -34,6 +34,10 @@ SIMULATE_SCENARIOS: dict[str, list[str]] = {
                                      "--link", "eth10g"],
     "fsdp-8x-h100-dgx": ["--workload", "resnet50", "--batch", "32", "--hardware", "h100",
                          "--node-type", "dgx-h100", "--devices", "8", "--policy", "fsdp"],
+    "megatron-gpt2-16x-h100-dgx": ["--workload", "gpt2", "--batch", "2", "--hardware", "h100",
+                                   "--node-type", "dgx-h100", "--devices", "16",
+                                   "--precision", "bf16", "--policy", "megatron", "--tp", "4",
+                                   "--pp", "2", "--micro-batches", "4", "--recompute", "full"],
 }
 
 

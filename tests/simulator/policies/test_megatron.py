@@ -180,3 +180,16 @@ def test_times_are_read_back_per_stage():
     assert set(mega["exposed_communication_s"]) <= {
         "tensor_parallel", "pipeline_p2p", "data_parallel", "embedding"}
     assert 0 < mega["model_flops_utilisation"] < 1
+
+
+@pytest.mark.parametrize("name,layers,hidden", [("gpt2", 12, 768), ("gpt2_xl", 48, 1600)])
+def test_model_flops_are_narayanan_et_als_formula(name, layers, hidden):
+    """The MFU's FLOPs (the op graph's, model_flops.py) against Narayanan et al.'s count per
+    token without recomputation, 72 l h^2 (1 + s / 6h + V / 12 l h): the linear layers'
+    6N, the attention's products and the logits."""
+    from simulator.model_flops import model_flops_per_sample
+    graph = with_precision(load_workload(name, 1), "bf16")
+    seq, vocab = 1024, 50257
+    formula = 72 * layers * hidden ** 2 * (1 + seq / (6 * hidden)
+                                           + vocab / (12 * layers * hidden))
+    assert model_flops_per_sample(graph, True) / seq == pytest.approx(formula, rel=0.005)
