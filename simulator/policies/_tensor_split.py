@@ -40,12 +40,12 @@ class SplitPair:
     heads: int | None        # key/value heads shared out whole; None for an MLP
 
 
-def split_pairs(graph: OpGraph) -> list[SplitPair]:
+def split_pairs(graph: OpGraph, policy: str = "tensor-parallel") -> list[SplitPair]:
     """The graph's pairs of split linear layers; a graph without them is refused."""
     pairs = graph.meta.get(TP_PAIRS_META)
     if not pairs:
         raise ConfigError(
-            f"policy 'tensor-parallel': graph {graph.name!r} marks no pairs of column- and "
+            f"policy {policy!r}: graph {graph.name!r} marks no pairs of column- and "
             f"row-parallel linear layers, so how to split it is unknown. It runs on the zoo's "
             f"GPT, BERT, ViT, Llama and Mistral transformers (`dnnsim workloads`); an imported "
             f"model, T5 or a CNN runs under data-parallel, fsdp or a pipeline")

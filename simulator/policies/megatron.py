@@ -126,7 +126,7 @@ class Megatron(Policy[MegatronPlan]):
             raise HardwareError("policy 'megatron' runs on GPUs (NCCL's collectives); this "
                                 "cluster has other devices")
         n = len(cluster.devices)
-        pairs = split_pairs(graph)
+        pairs = split_pairs(graph, "megatron")
         tp = tp or _default_tp(graph, pairs, len(cluster.node_members()[0]), n, pp)
         if n % (tp * pp):
             raise ConfigError(f"policy 'megatron': tp x pp = {tp} x {pp} = {tp * pp} does not "

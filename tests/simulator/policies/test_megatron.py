@@ -165,6 +165,22 @@ def test_bad_options_exit_2(options, devices, words, capsys):
     assert all(w in err for w in words), err
 
 
+def test_tp_defaults_to_a_node_or_what_divides_the_heads():
+    cluster = Cluster.from_node_type("dgx-h100", 8)
+    r = simulate(_gpt(), cluster, "megatron", micro_batches=1)
+    assert r.extras["megatron"]["tp"] == 8
+    twelve = _gpt(2, width=192, heads=12)
+    assert simulate(twelve, cluster, "megatron", micro_batches=1).extras["megatron"]["tp"] == 4
+
+
+def test_a_network_without_transformer_blocks_is_refused(capsys):
+    args = ["simulate", "--workload", "resnet18", "--batch", "1", "--hardware", "h100",
+            "--node-type", "dgx-h100", "--devices", "8", "--policy", "megatron"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "'megatron'" in err and "resnet18" in err
+
+
 def test_times_are_read_back_per_stage():
     graph = _gpt()
     r = simulate(graph, Cluster.from_node_type("dgx-h100", 8), "megatron", tp=2, pp=2)
