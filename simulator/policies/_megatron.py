@@ -93,9 +93,15 @@ def stage_of_ops(train: OpGraph, blocks: dict[str, int], per_stage: int) -> dict
     """Each op's pipeline stage: a block's ops on stage block // per_stage; the ops before the
     first block (the embeddings) on the first; those after the last (the final norm, the
     output layer, the loss) on the last; backward, recomputed and update ops with the forward
-    op they serve; a gradient sum with none where its inputs are."""
-    return place_ops(train, lambda op: blocks[op.name] // per_stage if op.name in blocks
-                     else None)
+    op they serve, but a sum of gradients where they are made."""
+    stage = place_ops(train, lambda op: blocks[op.name] // per_stage if op.name in blocks
+                      else None)
+    # a sum of gradients all made on a later stage (of a stage's input) is made there and
+    # sent on as one tensor, as autograd makes it before Megatron's send_backward
+    for op in train.topo():
+        if op.kind == "grad_accumulate" and op.inputs:
+            stage[op.name] = max(stage[op.name], min(stage[i] for i in op.inputs))
+    return stage
 
 
 def block_ends(graph: OpGraph, blocks: dict[str, int]) -> set[str]:

@@ -40,6 +40,7 @@ distributed optimizer.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from hwmodels.specs import HardwareError
@@ -142,6 +143,9 @@ class Megatron(Policy[MegatronPlan]):
                               f"{len(scopes)} transformer blocks of {graph.name!r} evenly")
         m = micro_batches or 4 * pp
         share = split_graph(graph, tp, False, True)
+        tied = _tied_table(share) if pp > 1 else None
+        if tied:
+            share = _untied(share)
         blocks = block_of(share, scopes)
         train = lower_training(share, "adam")
         if recompute == "full":
@@ -159,9 +163,6 @@ class Megatron(Policy[MegatronPlan]):
                              devices=reps, hooks=hooks)
         per_param = bytes_per_param(graph.meta.get("precision", "fp32"))
         params = [sum(o.params for o in em.fwd[p]) for p in range(pp)]
-        tied = _tied_table(share, em, pp)
-        if tied:
-            params[-1] += share.op(tied).params
         tg.meta["resident_bytes"] = {d.id: params[p] * per_param for p, d in enumerate(reps)}
         seqs = (one_f_one_b_sequences if schedule == "1f1b" else gpipe_sequences)(pp, m)
         emit_sequences(em, seqs)
@@ -212,15 +213,26 @@ def _default_tp(graph, pairs, node: int, n: int, pp: int) -> int:
     return 1
 
 
-def _tied_table(share, em: PipelineEmitter, pp: int) -> str | None:
-    """The token embedding an output layer on another stage shares its weight with (GPT's
-    tied head): Megatron keeps a copy on the last stage."""
+def _tied_table(share) -> str | None:
+    """The token embedding whose weight the output layer shares (GPT's tied head)."""
     vocab = vocab_layers(share)
-    if pp == 1 or vocab is None:
+    if vocab is None:
         return None
     table, head = vocab
-    tied = share.op(head).params == 0 and em.part[table] != em.part[head]
-    return table if tied else None
+    return table if share.meta.get("shared_params", {}).get(head) == table else None
+
+
+def _untied(share):
+    """The graph with the output layer holding its own copy of the embedding's weight, as
+    Megatron's last stage does when the two are on different stages: its gradient stays
+    there (summed with the first stage's once a step: _embedding_sync)."""
+    table, head = vocab_layers(share) or ("", "")
+    params = share.op(table).params
+    untied = share.copy(transform=lambda op: dataclasses.replace(op, params=params)
+                        if op.name == head else op)
+    shared = {k: v for k, v in share.meta.get("shared_params", {}).items() if k != head}
+    untied.meta = {**share.meta, "shared_params": shared}
+    return untied
 
 
 def _embedding_sync(tg, cluster, layout: Layout, nbytes: int,

@@ -88,12 +88,13 @@ def test_1f1b_bubble_on_equal_stages(pp, m, schedule):
     assert len(bubble) == pp
     # the stages are one block each, the first with the embeddings (elementwise ops on the
     # residual stream: about 4% of a block here), the last with the output layer: the bubble
-    # is the formula's within that imbalance of their compute
+    # is the formula's within that imbalance of their compute, and 1 % for the host's start
+    # on each stage's first micro-batch
     busy = [1 - b for b in bubble]
     imbalance = (max(busy) - min(busy)) / min(busy)
     assert imbalance < 0.05
     for b in bubble:
-        assert abs(b - (pp - 1) / (m + pp - 1)) <= imbalance
+        assert abs(b - (pp - 1) / (m + pp - 1)) <= imbalance + 0.01
 
 
 def test_first_stage_memory_grows_with_the_micro_batches_in_flight():
