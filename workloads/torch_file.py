@@ -34,6 +34,7 @@ import hashlib
 import importlib.util
 import re
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -99,9 +100,12 @@ def _import_on(device: str, name: str, attr: str, factory, shapes, vocabularies,
     import torch
 
     from .torch_import import from_torch
-    with torch.device(build_on or device):
-        module = _built(name, attr, factory).to(device)
-    with torch.device(device):   # tensors the forward makes land on the module's device too
+    from .torch_shadow import shadow_mode
+    # on meta, buffers the factory makes from constants (BERT's position ids) keep their values
+    shadows = shadow_mode(torch) if device == "meta" else nullcontext()
+    with torch.device(device), shadows:
+        with torch.device(build_on or device):
+            module = _built(name, attr, factory).to(device)
         if built is not None:
             built.append(module)
         examples = [torch.randn(batch, *shape) if vocabulary is None else

@@ -43,7 +43,7 @@ from .torch_outputs import OutputLowering
 from .torch_params import ParamViewLowering, _ParamRows
 from .torch_refusals import RefusalReport
 from .torch_selection import SelectionLowering
-from .torch_shadow import shadow_mode
+from .torch_shadow import active_shadow_mode, shadow_mode
 from .torch_strided import StridedViewLowering
 from .torch_trace import (
     _describe,
@@ -102,7 +102,9 @@ def from_torch(module, example_input, name: str | None = None,
     elif _takes_more_than_one_input(root):  # forward(x, mask=None): the example alone
         tracer = _one_input(_path_tracer(torch), root)()
     # on the meta device, tensors made from constants keep their values (torch_shadow)
-    with shadow_mode(torch) if any(x.is_meta for x in examples) else nullcontext() as shadows:
+    active = active_shadow_mode(torch)
+    with nullcontext(active) if active or not any(x.is_meta for x in examples) \
+            else shadow_mode(torch) as shadows:
         gm, tracer = _traced(torch, module, root, tracer, examples, names, name, shadows)
     lowering = _Lowering(torch, gm, examples, name)
     lowering.traced_root = tracer.root   # why: gm holds only what the forward reads

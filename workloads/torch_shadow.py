@@ -19,6 +19,14 @@ from __future__ import annotations
 SHADOWED_ELEMENTS = 1 << 20
 
 
+def active_shadow_mode(torch):
+    """The shadow mode entered around this call (the command line enters one around the
+    user's factory too, so buffers made there from constants keep their values), or None."""
+    from torch.overrides import _get_current_function_mode_stack
+    return next((m for m in reversed(_get_current_function_mode_stack())
+                 if hasattr(m, "shadows")), None)
+
+
 def shadow_mode(torch):
     """A TorchFunctionMode that keeps a CPU copy of every small meta tensor made from
     constants and other such tensors; `values(t)` is t's copy (or None)."""
