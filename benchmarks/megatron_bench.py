@@ -1,5 +1,5 @@
 """Simulator cost of the `megatron` policy at the scale it is for: GPT-3 175B on 1,024 H100s
-(128 DGX-H100 nodes), tp 8 x pp 16 x dp 8, micro-batch 1, full recomputation.
+(128 DGX-H100 nodes), tp 8 x pp 16 x dp 8, micro-batch 1, bf16, full recomputation.
 
     python benchmarks/megatron_bench.py [--micro-batches 64,192] [--json]
 
@@ -22,7 +22,7 @@ from workloads.precision import with_precision
 
 def case(micro_batches: int) -> dict:
     t0 = time.process_time()
-    graph = with_precision(load_workload("gpt3_175b", 1), "amp-bf16")
+    graph = with_precision(load_workload("gpt3_175b", 1), "bf16")
     cluster = Cluster.from_node_type("dgx-h100", 1024)
     policy = policies.get("megatron")
     plan = policy.plan(graph, cluster, True, **policy.resolve(
