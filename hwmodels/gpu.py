@@ -1,6 +1,6 @@
 """GPU model: each op as the library kernel PyTorch would launch for it.
 
-    op_time_s = max(max(compute_s, memory_s) + kernel_overhead_s, host_overhead_s)  (views: 0)
+    op_time_s = max(max(compute_s, memory_s) + kernel_overhead_s, host_s)  (views: 0)
 
 for an op issued alone; ops issued one after another on a stream (a training step) queue
 instead: the host issues each as soon as it has issued the one before, the GPU runs it once
@@ -13,8 +13,9 @@ it is issued and the one before is done (stream_times_s).
   kernels reach (the part's mem_efficiency times the framework's stream_memory), or FP32
   CUDA-core arithmetic where that binds.
 - kernel_overhead_s: the gap a GPU leaves between dependent kernels (launch, prologue, tail),
-  per architecture; host_overhead_s: the framework's host time per kernel it issues, per
-  framework (PyTorch unless a model says otherwise). Launches are asynchronous, so the host
+  per architecture; host_s: the framework's host time per op it issues (host_overhead_s, per
+  framework: PyTorch unless a model says otherwise), plus a bare launch (kernel_launch_s) for
+  each further kernel a library launches inside that op. Launches are asynchronous, so the host
   runs ahead of the GPU through long kernels and the GPU waits only where the host has fallen
   behind: over a stretch of ops the time tends to max(host, GPU), not their sum.
 - Streaming kernels (norms, activations, pooling, copies, the optimizer) are the framework's
@@ -50,8 +51,10 @@ from .gpu_constants import (
     load_families,
     load_frameworks,
 )
+from .gpu_l2 import L2Reuse, extra_passes
+from .gpu_memory import kernel_launch_s
 from .gpu_products import KernelOption, product_options
-from .launch_queue import queued_times_s
+from .launch_queue import issue_s, queued_times_s
 from .model import DeviceModel
 from .specs import HardwareError
 
@@ -82,9 +85,10 @@ ACCUMULATING_FRAMEWORKS = frozenset({"torch7"})
 # in one kernel (k reads, one write: the op's own count).
 PAIRWISE_SUM_FRAMEWORKS = frozenset({"pytorch", "torch7"})
 COPY_FIRST_FRAMEWORKS = frozenset({"torch7"})
-# Extra passes over the activation a kernel makes beyond reading each input once and writing
-# its output (PyTorch's CUDA kernels): batch norm in training reduces the statistics in one pass
-# and normalises in another; its gradient reduces (dy, x) and then applies.
+# Passes over the activation a kernel makes where it reads each input more than once (PyTorch's
+# CUDA kernels): batch norm in training reduces the statistics in one pass and normalises in
+# another; its gradient reduces (dy, x) and then applies. The passes after the first come from
+# DRAM only where the inputs do not fit in the L2 (gpu_l2.extra_passes).
 READ_PASSES = {"batchnorm": 2.0, "batchnorm_grad": 2.0, "layernorm_grad": 2.0,
                "groupnorm": 2.0, "groupnorm_grad": 2.0}
 # A convolution's or linear layer's bias (a product with weights, by its kind's GEMM role) runs
@@ -95,6 +99,11 @@ READ_PASSES = {"batchnorm": 2.0, "batchnorm_grad": 2.0, "layernorm_grad": 2.0,
 # BiasAddGrad are ops of their own. XLA fuses the forward add into the convolution's custom
 # call.
 BIAS_ADD_FUSED_FRAMEWORKS = frozenset({"tensorflow-xla"})
+# Frameworks whose bias add and bias gradient are ops of their own (TensorFlow's BiasAdd and
+# BiasAddGrad), issued with the framework's host time; elsewhere the library or the op's C++
+# launches them inside the convolution or product op (cudnn.torch's module, MXNet's cuDNN
+# operator, PyTorch's at::convolution and addmm), a bare launch each.
+BIAS_OP_FRAMEWORKS = frozenset({"tensorflow", "tensorflow-xla"})
 # GPUModel.chosen_option's kept choices: (id of the op, ids of the model's settings) ->
 # (op, settings, choice); a few steps' worth of ops
 CHOICES_KEPT = 1 << 15
@@ -174,6 +183,12 @@ class GPUModel(DeviceModel):
         return 0.0 if fw is None else fw.host_overhead_s
 
     @property
+    def kernel_launch_s(self) -> float:
+        """The host's seconds for a bare kernel launch inside a framework op
+        (catalog/gpu_runtime.toml [launch]); 0 for kernels timed alone."""
+        return 0.0 if self.framework is None else kernel_launch_s()
+
+    @property
     def stream_memory(self) -> float:
         """What the framework's own streaming kernels reach of the part's mem_efficiency
         (1 for kernels timed alone: no framework)."""
@@ -218,15 +233,27 @@ class GPUModel(DeviceModel):
         device_s, host_s = self.device_and_host_s(op)
         return max(device_s, host_s)
 
-    def device_and_host_s(self, op: Op) -> tuple[float, float]:
+    def device_and_host_s(self, op: Op, l2_hit_bytes: float = 0.0) -> tuple[float, float]:
         """(GPU seconds, host seconds) of an op: its fastest algorithm's time on the GPU, and
-        the framework's host time to issue that algorithm's kernels."""
-        if op.is_view or op.kind in self.fused_kinds:
+        the framework's host time to issue that algorithm's kernels. l2_hit_bytes: of its
+        reads, those the L2 serves (gpu_l2.L2Reuse)."""
+        if self.passes_through(op):
             return 0.0, 0.0
         fam = self.family_constants
         best = self.chosen_option(op)
-        return (self.option_time_s(best, fam, self.tensor_cores(op)),
-                best.kernels * self.host_overhead_s)
+        return (self.option_time_s(best, fam, self.tensor_cores(op), l2_hit_bytes),
+                self.issue_s(best))
+
+    def passes_through(self, op: Op) -> bool:
+        """Whether the op launches no kernel of its own: a view, or a kind the framework folds
+        into the kernel before it."""
+        return op.is_view or op.kind in self.fused_kinds
+
+    def issue_s(self, option: KernelOption) -> float:
+        """The host's seconds to issue an algorithm's kernels: the framework's host time per
+        framework op, a bare launch for each further kernel (launch_queue.issue_s)."""
+        return issue_s(option.kernels, option.framework_ops, self.host_overhead_s,
+                       self.kernel_launch_s)
 
     def stream_times_s(self, ops: Sequence[Op], step_bytes: float | None = None,
                        queue: dict | None = None) -> list[float]:
@@ -234,27 +261,31 @@ class GPUModel(DeviceModel):
         ahead of the GPU (hwmodels/launch_queue.py; queue: the stream's state between calls).
         An op a calibrated profile has measured takes its measured time (which holds its
         launch) and no host time of its own."""
+        reuse = L2Reuse(self.spec.l2_bytes, queue)
+
         def device_and_host_s(op: Op) -> tuple[float, float]:
             # op_time_s also checks the kind and counts profile hits and fallbacks
             measured_s = self.op_time_s(op, step_bytes)
+            hit_bytes = reuse.hit_bytes(op, self.passes_through(op))
             if self.profile is not None and self.profile.covers(op.kind):
                 return measured_s, 0.0
-            return self.device_and_host_s(op)
+            return self.device_and_host_s(op, hit_bytes)
         return queued_times_s(ops, device_and_host_s, self.framework, queue)
 
-    def option_time_s(self, option: KernelOption, fam: GpuFamily, tensor: bool) -> float:
+    def option_time_s(self, option: KernelOption, fam: GpuFamily, tensor: bool,
+                      l2_hit_bytes: float = 0.0) -> float:
         """max(arithmetic, memory) of one algorithm at the architecture's efficiencies, plus
         the gap each of its kernels leaves (what cudnn.benchmark's timing sees)."""
-        return self._work_time_s(option, fam, tensor) + option.kernels * fam.kernel_overhead_s
+        arithmetic_s, memory_s, serial_memory_s = self.work_terms_s(option, fam, tensor,
+                                                                    l2_hit_bytes)
+        return (max(arithmetic_s, memory_s) + serial_memory_s + option.serial_s
+                + option.kernels * fam.kernel_overhead_s)
 
-    def _work_time_s(self, option: KernelOption, fam: GpuFamily, tensor: bool) -> float:
-        arithmetic_s, memory_s, serial_memory_s = self.work_terms_s(option, fam, tensor)
-        return max(arithmetic_s, memory_s) + serial_memory_s + option.serial_s
-
-    def work_terms_s(self, option: KernelOption, fam: GpuFamily,
-                     tensor: bool) -> tuple[float, float, float]:
+    def work_terms_s(self, option: KernelOption, fam: GpuFamily, tensor: bool,
+                     l2_hit_bytes: float = 0.0) -> tuple[float, float, float]:
         """(arithmetic, memory, serial memory) seconds of one algorithm: its work takes the
-        larger of the first two, then the third and its fixed serial_s."""
+        larger of the first two, then the third and its fixed serial_s. l2_hit_bytes of its
+        reads come from the L2, not DRAM."""
         share = self.stream_memory if option.key == "stream" else fam.memory
         bandwidth = self.mem_bandwidth_Bps * self.mem_efficiency * share
         scale = fam.tensor_core if tensor else 1.0
@@ -262,7 +293,8 @@ class GPUModel(DeviceModel):
                         else option.unit_s / (getattr(fam, option.key) * scale))
         serial_s = option.serial_bytes / (self.mem_bandwidth_Bps * self.mem_efficiency
                                           * fam.memory)
-        return arithmetic_s, option.traffic_bytes / bandwidth, serial_s
+        dram_bytes = max(0.0, option.traffic_bytes - l2_hit_bytes)
+        return arithmetic_s, dram_bytes / bandwidth, serial_s
 
     def chosen_option(self, op: Op) -> KernelOption:
         """The algorithm that runs `op`: the fastest, as cudnn.benchmark picks it."""
@@ -329,7 +361,7 @@ class GPUModel(DeviceModel):
         which is what lets calibration fit the efficiencies quickly."""
         traffic = float(op.bytes_moved)
         if op.kind in READ_PASSES:
-            traffic += (READ_PASSES[op.kind] - 1.0) * sum(s.nbytes for s in op.in_specs)
+            traffic += extra_passes(op, READ_PASSES[op.kind], self.spec.l2_bytes)
         role = kind_of(op.kind).gemm_role
         if precision_of(op).startswith("amp-") and role is not None:
             # autocast's cast of the FP32 weight (or buffer) to half: 4 bytes read, 2 written
@@ -351,7 +383,7 @@ class GPUModel(DeviceModel):
         copies = int(self.framework in COPY_FIRST_FRAMEWORKS)
         fp32_peak = self.spec.sustained_peak_flops_for("fp32")
         return KernelOption("stream", op.flops / fp32_peak, (3.0 * adds + 2.0 * copies) * size,
-                            "elementwise", kernels=adds + copies)
+                            "elementwise", kernels=adds + copies, framework_ops=adds + copies)
 
     def bias_pass(self, op: Op) -> tuple[float, int]:
         """(bytes moved, kernels) of the separate kernel that adds a layer's bias (reads and
@@ -377,5 +409,6 @@ class GPUModel(DeviceModel):
         moved, kernels = self.bias_pass(op)
         if not kernels:
             return options
-        return [o._replace(serial_bytes=o.serial_bytes + moved, kernels=o.kernels + kernels)
-                for o in options]
+        own_ops = kernels if self.framework in BIAS_OP_FRAMEWORKS else 0
+        return [o._replace(serial_bytes=o.serial_bytes + moved, kernels=o.kernels + kernels,
+                           framework_ops=o.framework_ops + own_ops) for o in options]

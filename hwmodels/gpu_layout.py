@@ -6,10 +6,11 @@
   Deep Learning Performance Guide, "Tensor layouts in memory: NCHW vs NHWC"; the
   nchwToNhwcKernel and nhwcToNchwKernel of any NCHW FP16 profile). Each transpose is a kernel
   of its own that reads and writes its tensor once, at the bandwidth the library's kernels
-  reach, and runs before or after the convolution, not during it. With channels_last (NHWC)
-  tensors there are none. TF32 convolutions (FP32 tensors on Ampere and newer) have NCHW
-  implicit-GEMM kernels of their own in cuDNN 8 (the *_nchwkcrs_nchw kernels), so they are
-  charged no transposes.
+  reach, and runs before or after the convolution, not during it; cuDNN launches it inside
+  the one cudnnConvolution* call, so the host pays a bare launch for it, not a framework op.
+  With channels_last (NHWC) tensors there are none. TF32 convolutions (FP32 tensors on
+  Ampere and newer) have NCHW implicit-GEMM kernels of their own in cuDNN 8 (the
+  *_nchwkcrs_nchw kernels), so they are charged no transposes.
 - cuDNN's Winograd and FFT algorithms take NCHW tensors only (cuDNN API reference: the formats
   each cudnnConvolution*Algo_t supports), so an NHWC convolution on CUDA cores runs as
   implicit GEMM.

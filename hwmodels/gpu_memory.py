@@ -43,10 +43,19 @@ CONV_ALGORITHMS = ("implicit_gemm", "implicit_precomp_gemm", "direct", "winograd
 def runtime_data() -> dict:
     ref = importlib.resources.files("hwmodels.catalog").joinpath(RUNTIME_FILE)
     data = tomllib.loads(ref.read_text(encoding="utf-8"))
-    for section in ("allocator", "context", "cuda_total", "cudnn_workspace"):
+    for section in ("allocator", "context", "cuda_total", "cudnn_workspace", "launch"):
         if not isinstance(data.get(section), dict):
             raise HardwareError(f"catalog/{RUNTIME_FILE}: missing table [{section}]")
     return data
+
+
+def kernel_launch_s() -> float:
+    """The host's seconds for a bare kernel launch inside a framework op ([launch])."""
+    value = runtime_data()["launch"].get("kernel_launch_s")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e-3:
+        raise HardwareError(f"catalog/{RUNTIME_FILE}: [launch] kernel_launch_s must be seconds "
+                            f"between 0 and 1e-3, got {value!r}")
+    return float(value)
 
 
 # -- what the process cannot use ------------------------------------------------------------

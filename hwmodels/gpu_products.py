@@ -41,7 +41,10 @@ class KernelOption(NamedTuple):
     unit_s: float          # its arithmetic seconds at efficiency 1
     traffic_bytes: float   # what it moves through DRAM
     algorithm: str         # cuDNN's name for it, lower case (gpu_memory.CONV_ALGORITHMS)
-    kernels: int = 1       # kernels launched: each pays the kernel and the host overhead
+    kernels: int = 1       # kernels launched: each pays the GPU's gap between kernels
+    # framework ops they are issued as: each pays the framework's host time, each further
+    # kernel a bare launch (launch_queue.issue_s)
+    framework_ops: int = 1
     serial_bytes: float = 0.0  # moved by kernels run before or after it (gpu_layout.py)
     serial_s: float = 0.0      # fixed seconds after its arithmetic (a scatter's L2 atomics)
 

@@ -5,6 +5,10 @@ once it is issued and the op before is done. An op's time on the stream is its G
 what the GPU waits for the host before it, so the sum of the times is the time to the last
 op's end. Frameworks in PHASE_SYNC_FRAMEWORKS wait for the GPU at the end of each phase of a
 step, so the next phase starts with an empty queue.
+
+An op's host time is the framework's host time once per framework op it is (the Python call,
+the dispatcher, autograd and its first launch), and a bare kernel launch for each further
+kernel a library or the framework's C++ launches inside that op (issue_s).
 """
 from __future__ import annotations
 
@@ -19,6 +23,13 @@ from workloads.graph import Op
 # into the backward and the update (the loss stays a device tensor) and wait once, at the end
 # of the step.
 PHASE_SYNC_FRAMEWORKS = frozenset({"torch7"})
+
+
+def issue_s(kernels, framework_ops, host_overhead_s, kernel_launch_s):
+    """Host seconds to issue an op of `kernels` kernels that is `framework_ops` framework ops:
+    host_overhead_s for each framework op, kernel_launch_s for each kernel beyond those.
+    Plain arithmetic, so that it takes numbers or numpy arrays alike."""
+    return framework_ops * host_overhead_s + (kernels - framework_ops) * kernel_launch_s
 
 
 def queued_times_s(ops: Sequence[Op], device_and_host_s: Callable[[Op], tuple[float, float]],

@@ -67,9 +67,26 @@ def test_xla_fuses_the_forward_add_but_not_the_gradient():
             > gpu.curve_time_s(without["conv2d_grad_weight"]))
 
 
-def test_a_bias_kernel_pays_the_frameworks_host_time_at_small_sizes():
-    """Two kernels (the convolution and the add) each pay the host's time per launch when
-    they are shorter than it."""
+@pytest.mark.parametrize("kind", ["conv2d", "conv2d_grad_weight"])
+def test_a_bias_kernel_inside_the_op_is_a_bare_launch(kind):
+    """PyTorch adds the bias and reduces its gradient inside the convolution op (its C++
+    launches the kernel): the op is issued with the framework's host time once and a bare
+    launch for the bias kernel; at small sizes that is the op's time."""
     gpu = _gpu("v100")
-    tiny = _conv_ops(True, batch=1, channels=8, size=4)["conv2d"]
-    assert gpu.curve_time_s(tiny) >= 2 * gpu.host_overhead_s
+    tiny = _conv_ops(True, batch=1, channels=8, size=4)[kind]
+    plain = _conv_ops(False, batch=1, channels=8, size=4)[kind]
+    assert gpu.device_and_host_s(tiny)[1] == pytest.approx(
+        gpu.device_and_host_s(plain)[1] + gpu.kernel_launch_s, rel=1e-12)
+    assert gpu.curve_time_s(tiny) == pytest.approx(gpu.host_overhead_s + gpu.kernel_launch_s)
+
+
+@pytest.mark.parametrize("kind", ["conv2d", "conv2d_grad_weight"])
+def test_tensorflows_bias_ops_pay_the_frameworks_host_time(kind):
+    """TensorFlow's BiasAdd and BiasAddGrad are ops of their own, each issued by the
+    framework (XLA fuses the forward add away, not the gradient)."""
+    gpu = _gpu("v100")
+    gpu.framework = "tensorflow"
+    tiny = _conv_ops(True, batch=1, channels=8, size=4)[kind]
+    plain = _conv_ops(False, batch=1, channels=8, size=4)[kind]
+    assert gpu.device_and_host_s(tiny)[1] == pytest.approx(
+        gpu.device_and_host_s(plain)[1] + gpu.host_overhead_s, rel=1e-12)

@@ -2,12 +2,16 @@
 launches are asynchronous, so over a stretch of ops the GPU waits for the host only where the
 host has fallen behind, and a framework that waits for the GPU at each phase's end
 (PHASE_SYNC_FRAMEWORKS) starts each phase with an empty queue."""
+import importlib.resources
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwmodels import catalog
+from hwmodels import catalog, gpu_memory
 from hwmodels.gpu import GPUModel
+from hwmodels.launch_queue import issue_s
+from hwmodels.specs import HardwareError
 from workloads.graph import Op, TensorSpec
 
 
@@ -27,7 +31,7 @@ def timed(framework: str = "pytorch") -> GPUModel:
     a subclass would register itself as the GPU model class)."""
     model = GPUModel(catalog.device("v100"))
     model.framework = framework
-    model.device_and_host_s = given_times                         # type: ignore[method-assign]
+    model.device_and_host_s = lambda op, l2_hit_bytes=0.0: given_times(op)  # type: ignore
     model.op_time_s = lambda op, step_bytes=None: max(given_times(op))  # type: ignore
     return model
 
@@ -82,7 +86,7 @@ def test_real_ops_queue_on_a_real_model():
     large convolution before it."""
     from workloads import zoo
     from workloads.training import lower_training
-    ops = [op for op in lower_training(zoo.get("resnet18", batch=64)) if op.phase == "forward"]
+    ops = [op for op in lower_training(zoo.get("resnet18", batch=16)) if op.phase == "forward"]
     gpu = GPUModel(catalog.device("v100"))
     stream = gpu.stream_times_s(ops)
     alone = [gpu.op_time_s(op) for op in ops]
@@ -102,3 +106,26 @@ def test_ops_issued_in_two_calls_queue_as_in_one():
     assert parts == whole
     cold = timed().stream_times_s(ops[11:])
     assert sum(cold) > sum(whole[11:])         # started afresh, the first issue is not hidden
+
+
+@pytest.mark.parametrize("kernels, framework_ops", [(1, 1), (4, 1), (5, 2), (3, 3)])
+def test_an_op_pays_the_frameworks_time_per_framework_op_and_a_launch_per_further_kernel(
+        kernels, framework_ops):
+    assert issue_s(kernels, framework_ops, 20e-6, 4e-6) == pytest.approx(
+        framework_ops * 20e-6 + (kernels - framework_ops) * 4e-6)
+
+
+def test_the_bare_launch_comes_from_the_runtime_file_with_its_source():
+    launch_s = gpu_memory.kernel_launch_s()
+    assert 1e-6 <= launch_s <= 1e-5          # cudaLaunchKernel: a few microseconds
+    text = (importlib.resources.files("hwmodels.catalog")
+            .joinpath(gpu_memory.RUNTIME_FILE).read_text(encoding="utf-8"))
+    assert "CUDA Graphs" in text
+
+
+@pytest.mark.parametrize("bad", [-1e-6, "3us", True, 1.0])
+def test_a_bad_bare_launch_is_an_error_naming_it(monkeypatch, bad):
+    data = dict(gpu_memory.runtime_data(), launch={"kernel_launch_s": bad})
+    monkeypatch.setattr(gpu_memory, "runtime_data", lambda: data)
+    with pytest.raises(HardwareError, match=r"\[launch\] kernel_launch_s"):
+        gpu_memory.kernel_launch_s()

@@ -38,6 +38,30 @@ def test_nchw_tensor_core_passes_pay_their_transposes_and_nothing_else(kind):
         v100.option_time_s(fast, fam, True) + transposes_s, rel=1e-12)
 
 
+@pytest.mark.parametrize("device", ["v100", "a100", "h100"])
+@pytest.mark.parametrize("kind", ["conv2d", "conv2d_grad_input", "conv2d_grad_weight"])
+def test_the_transposes_are_bare_launches_inside_the_convolution_call(device, kind):
+    """cuDNN launches the transposes inside the one cudnnConvolution* call the framework
+    makes: the framework's host time is paid once, each transpose is a bare launch, so a
+    small NCHW pass is issued in the NHWC pass's host time plus a few microseconds a
+    transpose, not a framework op's time each."""
+    gpu = model_for(device)
+    nchw = conv_passes(batch=1, channels=8, size=4)[kind]
+    nhwc = conv_passes(batch=1, channels=8, size=4, memory_format="nhwc")[kind]
+    _, transposes = gpu_layout.transposed_bytes(nchw)
+    assert gpu.chosen_option(nchw).kernels == gpu.chosen_option(nhwc).kernels + transposes
+    assert gpu.device_and_host_s(nchw)[1] == pytest.approx(
+        gpu.device_and_host_s(nhwc)[1] + transposes * gpu.kernel_launch_s, rel=1e-12)
+    assert 0 < gpu.kernel_launch_s < gpu.host_overhead_s
+
+
+def test_kernels_timed_alone_have_no_host_time():
+    gpu = model_for("v100")
+    gpu.framework = None
+    assert gpu.kernel_launch_s == 0.0
+    assert gpu.device_and_host_s(conv_passes()["conv2d"])[1] == 0.0
+
+
 def test_the_transposes_move_each_tensor_the_pass_touches_twice():
     fwd = conv_passes(batch=2, channels=8, size=4, kernel=3)["conv2d"]
     act = 2 * 8 * 4 * 4 * 2                     # batch x C x H x W, half

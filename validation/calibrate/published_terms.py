@@ -14,7 +14,9 @@ from typing import Iterable
 import numpy as np
 
 from hwmodels.gpu import GpuFamily
-from hwmodels.launch_queue import PHASE_SYNC_FRAMEWORKS
+from hwmodels.gpu_l2 import L2Reuse
+from hwmodels.gpu_memory import kernel_launch_s
+from hwmodels.launch_queue import PHASE_SYNC_FRAMEWORKS, issue_s
 
 from . import published_gpu as pg
 from . import published_kernels as pk
@@ -47,6 +49,7 @@ class Terms:
     memory_s: np.ndarray
     serial_memory_s: np.ndarray         # memory seconds of kernels run before or after it
     kernels: np.ndarray                 # kernels each option launches
+    framework_ops: np.ndarray           # framework ops they are issued as (KernelOption)
     serial_s: np.ndarray                # fixed seconds after it (KernelOption.serial_s)
     ops_per_row: np.ndarray
     measured_s: np.ndarray
@@ -64,12 +67,15 @@ class Terms:
     # None: one stretch per row
     stretch_of_op: np.ndarray | None = None
     host_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
+    launch_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
     stream_share: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
 
     def set_frameworks(self, hosts: dict[str, float], streams: dict[str, float]) -> None:
         """Each row's host time per op and streaming share, from its framework's (0 and 1
         for kernels timed alone)."""
         self.host_s = np.array([0.0 if f is None else hosts[f] for f in self.frameworks])
+        self.launch_s = np.array([0.0 if f is None else kernel_launch_s()
+                                  for f in self.frameworks])
         self.stream_share = np.array([1.0 if f is None else streams[f]
                                       for f in self.frameworks])
 
@@ -100,12 +106,14 @@ class Terms:
         n_ops = int(self.op_of_option.max()) + 1 if len(self.op_of_option) else 0
         op_s = np.full(n_ops, np.inf)
         np.minimum.at(op_s, self.op_of_option, option_s)
-        # the framework issues each kernel of the fastest option
+        # the framework issues the kernels of the fastest option
         chosen = option_s == op_s[self.op_of_option]
-        kernels = np.zeros(n_ops)
-        np.maximum.at(kernels, self.op_of_option[chosen], self.kernels[chosen])
-        row_of_op = self._row_of_op
-        stretch_s = queued_stretch_s(op_s, kernels * self.host_s[row_of_op], self._stretches)
+        row = self.row_of_option[chosen]
+        option_host_s = issue_s(self.kernels[chosen], self.framework_ops[chosen],
+                                self.host_s[row], self.launch_s[row])
+        host_s = np.zeros(n_ops)
+        np.maximum.at(host_s, self.op_of_option[chosen], option_host_s)
+        stretch_s = queued_stretch_s(op_s, host_s, self._stretches)
         return np.bincount(self._row_of_stretch, weights=stretch_s,
                            minlength=len(self.measured_s))
 
@@ -159,6 +167,7 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
     ops_per_row, measured, labels, frameworks, weights = [], [], [], [], []
     stretch_of_op: list[int] = []
     op_index = 0
+    reuse, published_row = L2Reuse(None), None
     for row_index, (label, gpu, ops, measured_s, framework, cuda, cudnn,
                     weight) in enumerate(items):
         model = pg.gpu_model(gpu, framework=framework, cuda=cuda, cudnn=cudnn)
@@ -166,8 +175,11 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
         counted = 0
         algorithm = next(ran) if ran is not None else None
         stretch, phase = (stretch_of_op[-1] + 1 if stretch_of_op else 0), None
+        if label.split(":")[0] != published_row:   # a row's phases run on one stream
+            reuse, published_row = L2Reuse(model.spec.l2_bytes), label.split(":")[0]
         for op in ops:
-            if op.is_view or op.kind in model.fused_kinds:
+            hit_bytes = reuse.hit_bytes(op, model.passes_through(op))
+            if model.passes_through(op):
                 continue
             if phase is not None and op.phase != phase and framework in PHASE_SYNC_FRAMEWORKS:
                 stretch += 1
@@ -182,9 +194,10 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
                 cols["key"].append(KEYS.index(option.key))
                 cols["tensor"].append(tensor)
                 cols["unit"].append(option.unit_s)
-                cols["mem"].append(option.traffic_bytes / bandwidth)
+                cols["mem"].append(max(0.0, option.traffic_bytes - hit_bytes) / bandwidth)
                 cols["serial"].append(option.serial_bytes / bandwidth)
                 cols["kernels"].append(option.kernels)
+                cols["framework_ops"].append(option.framework_ops)
                 cols["serial_s"].append(option.serial_s)
             op_index += 1
             counted += 1
@@ -196,7 +209,8 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
     terms = Terms(np.array(cols["row"], dtype=int), np.array(cols["op"], dtype=int),
                   np.array(cols["key"], dtype=int), np.array(cols["tensor"], dtype=bool),
                   np.array(cols["unit"]), np.array(cols["mem"]), np.array(cols["serial"]),
-                  np.array(cols["kernels"], dtype=float), np.array(cols["serial_s"]),
+                  np.array(cols["kernels"], dtype=float),
+                  np.array(cols["framework_ops"], dtype=float), np.array(cols["serial_s"]),
                   np.array(ops_per_row), np.array(measured), labels, frameworks,
                   np.array(weights), stretch_of_op=np.array(stretch_of_op, dtype=int))
     terms.set_frameworks(defaultdict(lambda: START_HOST_S), defaultdict(lambda: START_STREAM))

@@ -20,6 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from hwmodels.gpu import Framework, GpuFamily
+from hwmodels.gpu_l2 import L2Reuse
 from validation.calibrate import published_gpu as pg
 from validation.calibrate import published_kernels as pk
 
@@ -51,14 +52,16 @@ def breakdown(row: pg.NetworkRow, families: dict[str, GpuFamily] | None = None,
     phases: dict[str, PhaseBreakdown] = {}
     ops = pg.training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
                           row.memory_format, row.options)
+    reuse = L2Reuse(model.spec.l2_bytes)     # as stream_times_s follows the L2
     for op, seconds in zip(ops, model.stream_times_s(ops), strict=True):
-        if op.is_view or op.kind in model.fused_kinds:
+        hit_bytes = reuse.hit_bytes(op, model.passes_through(op))
+        if model.passes_through(op):
             continue
         phase = phases.setdefault(op.phase, PhaseBreakdown())
         option = model.chosen_option(op)
         arithmetic_s, memory_s, serial_memory_s = model.work_terms_s(
-            option, fam, model.tensor_cores(op))
-        device_s = model.option_time_s(option, fam, model.tensor_cores(op))
+            option, fam, model.tensor_cores(op), hit_bytes)
+        device_s = model.option_time_s(option, fam, model.tensor_cores(op), hit_bytes)
         phase.seconds_by_bound["host"] += max(0.0, seconds - device_s)
         work = "arithmetic" if arithmetic_s >= memory_s else "memory"
         serial_s = serial_memory_s + option.serial_s

@@ -36,9 +36,9 @@ def test_host_time_binds_at_batch_1_and_hardly_at_batch_64(rows):
         forward = pb.breakdown(rows[row_id])["forward"]
         return forward.seconds_by_bound["host"] / forward.seconds
     # ResNet-34's forward on the V100 in Torch7: at batch 1 the host issues a kernel about as
-    # fast as the GPU runs one, and the GPU waits for it a tenth of the forward; at batch 64
-    # the host runs ahead from the first kernel on
-    assert host_share("S258") > 0.1 and host_share("S263") < 0.01
+    # fast as the GPU runs one, and the GPU waits for it a twentieth of the forward; at
+    # batch 64 the host runs ahead from the first kernel on
+    assert host_share("S258") > 0.05 and host_share("S263") < 0.01
 
 
 def test_the_report_sets_each_phase_beside_its_published_time(rows):
