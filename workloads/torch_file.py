@@ -36,6 +36,7 @@ import re
 import sys
 from contextlib import nullcontext
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 from .graph import OpGraph, WorkloadError
@@ -44,7 +45,7 @@ from .zoo._base import NetworkInfo
 # "meta": built and traced on the meta device, on the CPU where that fails; "cpu": a real run
 IMPORT_DEVICES = ("meta", "cpu")
 FILE_SPEC = re.compile(r"(?P<path>.+\.py):(?P<attr>[A-Za-z_][A-Za-z0-9_]*)")
-_LOADED: dict[tuple[str, int], object] = {}   # (resolved path, mtime_ns) -> module
+_LOADED: dict[tuple[str, int], ModuleType] = {}   # (resolved path, mtime_ns) -> module
 
 
 def is_file_spec(name: str) -> bool:
@@ -141,7 +142,7 @@ def parse_input_shapes(name: str, value) -> list[tuple[int, ...]]:
                              all(isinstance(v, (list, tuple)) for v in value)):
         return [parse_input_shape(name, value)]
     parts = value.split("+") if isinstance(value, str) else list(value)
-    shapes = []
+    shapes: list[tuple[int, ...]] = []
     for i, part in enumerate(parts):
         if i > 0 and (part == [] or isinstance(part, str) and part.strip() == "scalar"):
             shapes.append(())
@@ -194,6 +195,8 @@ def _factory(path: Path, attr: str) -> Callable[[], object]:
         # a private module name per file, so two files named net.py do not collide
         mod_name = "dnnsim_user_" + hashlib.sha1(key[0].encode()).hexdigest()[:12]
         spec = importlib.util.spec_from_file_location(mod_name, resolved)
+        if spec is None or spec.loader is None:   # not a Python source file
+            raise WorkloadError(f"network file {str(path)!r} is not a Python file")
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module   # dataclasses and pickling look modules up here
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from typing import Any
 
 from .graph import WorkloadError
 from .torch_inputs import _inputs_text
@@ -47,7 +48,9 @@ def _value_prop(torch, shadows=None):
     from torch.fx.node import map_aggregate
     from torch.fx.passes.shape_prop import _extract_tensor_metadata
 
-    class ValueProp(torch.fx.Interpreter):
+    interpreter: Any = torch.fx.Interpreter   # a class of the torch passed in
+
+    class ValueProp(interpreter):
         """Records each node's tensor shapes, and the values of everything else (sizes)."""
 
         def call_function(self, target, args, kwargs):
@@ -71,8 +74,13 @@ def _value_prop(torch, shadows=None):
             except Exception as exc:  # the model's own error, with the node it came from
                 raise _RunError(n, exc) from exc
             found = []
-            meta = map_aggregate(result, lambda v: found.append(v) or _extract_tensor_metadata(v)
-                                 if isinstance(v, torch.Tensor) else v)
+
+            def record(v):   # a tensor's metadata, noting that one was found
+                if not isinstance(v, torch.Tensor):
+                    return v
+                found.append(v)
+                return _extract_tensor_metadata(v)
+            meta = map_aggregate(result, record)
             if found:
                 n.meta["tensor_meta"] = meta
             if not isinstance(result, torch.Tensor):
@@ -96,7 +104,9 @@ def _value_prop(torch, shadows=None):
 
 
 def _path_tracer(torch):
-    class PathTracer(torch.fx.Tracer):
+    tracer: Any = torch.fx.Tracer   # a class of the torch passed in
+
+    class PathTracer(tracer):
         """Records on each node the path of the module whose forward made it."""
 
         # buffers read in the forward are traced values, so a buffer sliced by a size of the
@@ -153,7 +163,7 @@ def _concrete_tracer(torch, example, names: tuple[str, ...] = ("input",)):
     data-dependent control flow it is."""
     from torch.fx import _symbolic_trace
     from torch.fx.node import map_aggregate
-    PathTracer = _path_tracer(torch)
+    PathTracer: Any = _path_tracer(torch)
     VALUE, DATA = "dnnsim_concrete", "dnnsim_from_input"
 
     class ConcreteProxy(torch.fx.Proxy):
