@@ -22,6 +22,7 @@ import math
 
 from .errors import WorkloadError
 from .torch_layers import _Param
+from .torch_state import LoweringState
 
 
 def parse_einsum(equation: str, ranks: tuple[int, ...]) -> tuple[str, str, str] | str:
@@ -52,7 +53,7 @@ def parse_einsum(equation: str, ranks: tuple[int, ...]) -> tuple[str, str, str] 
     return a, b, out
 
 
-class EinsumLowering:
+class EinsumLowering(LoweringState):
     def einsum_handlers(self, torch) -> dict:
         """Functions lowered here."""
         return {torch.einsum: self._einsum, torch.functional.einsum: self._einsum}

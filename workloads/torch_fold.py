@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .torch_state import LoweringState
+
 # what reads a folded tensor: Tensor methods and functions by name (their dimension arguments
 # are translated by _DIM_ARGS), and nn modules by class name
 _READS_FOLDED = {
@@ -58,7 +60,7 @@ class _Unfolded:
     unfolded: bool = True
 
 
-class FoldLowering:
+class FoldLowering(LoweringState):
     def fold_value(self, node):
         """The value of a node that reads a folded tensor, or that folds the batch with a
         reshape; None for the other nodes (lowered as they are)."""
@@ -166,7 +168,7 @@ class FoldLowering:
             dims = args[1:] if len(args) > 1 else [kwargs.pop("dims")]
             if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
                 dims = list(dims[0])
-            rank = len(self.traced_shape(args[0]))
+            rank = len(self.known_shape(args[0]))
             out: list[int] = []
             for d in (int(getattr(self.value(d), "value", self.value(d))) % rank
                       for d in dims):

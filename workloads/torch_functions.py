@@ -25,6 +25,7 @@ import builtins
 import inspect
 import math
 import operator
+from typing import Any
 
 from .graph import ACTIVATIONS, WorkloadError
 from .torch_pools import PoolPadLowering
@@ -208,7 +209,7 @@ class FunctionLowering(PoolPadLowering):
 
     def _constant(self, arg) -> float | None:
         """The number an argument holds (a literal, or a size computed in the forward)."""
-        v = self.value(arg)
+        v: Any = self.value(arg)   # duck-typed: a number, a _Param, anything else
         v = v.value if isinstance(v, _Const) else v
         if getattr(v, "is_parameter", True) is False and math.prod(v.shape) == 1 and \
                 (t := self.constant_values(arg)) is not None:

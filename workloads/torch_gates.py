@@ -10,6 +10,7 @@ a norm other than L2 stay out of scope.
 """
 from __future__ import annotations
 
+from .torch_state import LoweringState
 from .torch_values import _Const
 
 
@@ -18,7 +19,7 @@ def _sig_max(input, dim=None, keepdim=False): ...
 def _sig_normalize(input, p=2.0, dim=1, eps=1e-12, out=None): ...
 
 
-class GateLowering:
+class GateLowering(LoweringState):
     def gate_handlers(self, torch) -> tuple[dict, dict, dict]:
         """(functions, Tensor methods, modules) lowered here."""
         functions = {torch.nn.functional.glu: self._glu_fn, torch.amax: self._amax_fn,

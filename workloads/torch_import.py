@@ -15,10 +15,11 @@ torch_views, the idioms of Hugging Face's and timm's models by torch_import_idio
 torch_import_tables, layers on parameters read directly by torch_layers, rows of a parameter
 table read as data by torch_params, attention and transformers by torch_transformer, a batch
 folded with other dimensions by torch_fold (docs/importing.md lists what imports);
-describing nodes is torch_trace's too. A bare layer (an nn.Conv2d alone) is imported as a
-one-layer network; a module called more than once shares its parameters: they are counted at
-its first call (graph.meta["shared_params"] maps each later call to it). torch is imported
-only when `from_torch` is called.
+describing nodes is torch_trace's too; the state the mixins share is declared by torch_state.
+A bare layer (an nn.Conv2d alone) is imported as a one-layer network; a module called more
+than once shares its parameters: they are counted at its first call (graph.meta
+["shared_params"] maps each later call to it). torch is imported only when `from_torch` is
+called.
 """
 from __future__ import annotations
 
@@ -161,7 +162,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
 
     # -- driver --------------------------------------------------------------------------
     def run(self) -> OpGraph:
-        output = None
+        output: str | None = None
+        outputs: tuple[str, ...] = ()
         for node in self.gm.graph.nodes:
             self.node = node
             try:
@@ -192,6 +194,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                 self.stand_ins.add(node)
         if self.refused:
             raise WorkloadError(self._refusal_message())
+        if output is None:   # torch.fx ends every graph with one
+            raise WorkloadError("the traced graph has no output node")
         graph = self.with_outputs(self.b.build(), output, outputs)
         if unread := self._unread_parameters():
             graph.meta["unread_params"] = unread
@@ -349,6 +353,13 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
     def traced_shape(self, node) -> tuple[int, ...] | None:
         meta = node.meta.get("tensor_meta")
         return tuple(int(d) for d in meta.shape) if isinstance(meta, self.TensorMetadata) else None
+
+    def known_shape(self, node) -> tuple[int, ...]:
+        """The shape PyTorch gave `node`, for an op that cannot be lowered without it."""
+        if (shape := self.traced_shape(node)) is None:
+            raise self.unsupported(f"needs the shape of fx node {node.name!r}, which the "
+                                   "trace did not record (not one tensor)")
+        return shape
 
     def _check_shape(self, node) -> None:
         v, expected = self.env[node], self.traced_shape(node)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from .torch_import_tables import _BiasTable, _Empty, _Transposed
 from .torch_layers import _Param
 from .torch_operands import _Aux
+from .torch_state import LoweringState
 from .torch_views import _Stacked
 
 
@@ -56,7 +57,7 @@ _ID_PASSTHROUGH = ("view", "reshape", "to", "long", "int", "contiguous")
 _SAME_DTYPE = ("to", "type_as", "float", "contiguous")
 
 
-class IdiomLowering:
+class IdiomLowering(LoweringState):
     def idiom_handlers(self, torch) -> tuple[dict, dict]:
         """(functions, Tensor methods) lowered here."""
         F = torch.nn.functional

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from .torch_layers import _JoinedBias, _Param
 from .torch_operands import _Aux, _Gathered
+from .torch_state import LoweringState
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _broadcasts(small, shape) -> bool:
         e in (1, d) for e, d in zip(reversed(small), reversed(shape), strict=False))
 
 
-class TableLowering:
+class TableLowering(LoweringState):
     def _difference(self, x, y):
         """x - y of two tensors of one shape: the sub kind; None for the other cases."""
         if not (isinstance(x, str) and isinstance(y, str)) or \
@@ -122,7 +123,7 @@ class TableLowering:
                 isinstance(v, (tuple, list)) or (isinstance(v, str) and v != self.input_name)
                 or (isinstance(v, _Param) and v.is_parameter) for v in values):
             return None
-        return _Aux(self.traced_shape(node))
+        return _Aux(self.known_shape(node))
 
     def _cat_without_empty(self, node):
         """torch.cat of pieces some of which are empty (Phi-3's rotary embedding over the whole

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .graph import WorkloadError
 from .torch_import_idioms import _ID_PASSTHROUGH
+from .torch_state import LoweringState
 
 
 def _examples(torch, example_input) -> tuple:
@@ -72,7 +73,7 @@ def input_names(module, count: int, name: str) -> tuple[str, ...]:
     return ("input", *(p.name for p in positional[1:count]))
 
 
-class InputLowering:
+class InputLowering(LoweringState):
     """The input ops of the fx graph's placeholders, for the lowering
     (torch_import._Lowering)."""
 

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from .kinds.matmul import mark_channels_last
+from .torch_state import LoweringState
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def _sig_interpolate(input, size=None, scale_factor=None, mode="nearest", align_
 def _sig_unfold(input, kernel_size, dilation=1, padding=0, stride=1): ...
 
 
-class LayerLowering:
+class LayerLowering(LoweringState):
     def layer_handlers(self, torch) -> dict:
         F = torch.nn.functional
         return {
@@ -188,7 +189,7 @@ class LayerLowering:
         suggested = str(getattr(layout, "memory_format", None)) == "torch.channels_last" or (
             isinstance(weight, self.torch.Tensor) and weight.dim() == 4 and
             weight.is_contiguous(memory_format=cl) and not weight.is_contiguous())
-        n, c, h, w = self.traced_shape(node)
+        n, c, h, w = self.known_shape(node)
         return suggested and c > 1 and h * w > 1
 
     def _conv1d_fn(self, node):
@@ -295,7 +296,7 @@ class LayerLowering:
     def _upsample(self, x, mode, align_corners, antialias, name):
         """F.interpolate / nn.Upsample to the size PyTorch computed (nearest, bilinear or
         bicubic)."""
-        shape, out = self.b.spec(x).shape, self.traced_shape(self.node)
+        shape, out = self.b.spec(x).shape, self.known_shape(self.node)
         if len(shape) != 4 or mode not in ("nearest", "bilinear", "bicubic") or antialias:
             raise self.unsupported(f"interpolates {len(shape) - 2}-D with mode {mode!r}"
                                    f"{' and antialias' if antialias else ''}; only 2-D "

@@ -10,9 +10,10 @@ graph.meta["shared_params"] names the op that holds them. torch is never importe
 from __future__ import annotations
 
 from .torch_moe import is_moe_block
+from .torch_state import LoweringState
 
 
-class ModuleLowering:
+class ModuleLowering(LoweringState):
     def module_handlers(self, nn) -> dict:
         act = self._module_activation
         table = {

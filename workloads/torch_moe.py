@@ -23,6 +23,8 @@ and the sort of tokens by expert beyond the gather.
 """
 from __future__ import annotations
 
+from .torch_state import LoweringState
+
 MOE_ROUTINGS = ("expected", "dense")
 
 
@@ -55,7 +57,7 @@ def run_moe_block(torch, m, args, kwargs):
         raise
 
 
-class MoELowering:
+class MoELowering(LoweringState):
     moe_routing = "expected"
 
     def _moe_block(self, m, node, x):

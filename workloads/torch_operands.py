@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from .torch_layers import _Param
+from .torch_state import LoweringState
 from .torch_values import _Const, _Pending
 
 
@@ -43,7 +44,7 @@ class _Expanded:
     param: _Param
 
 
-class OperandLowering:
+class OperandLowering(LoweringState):
     # -- values that are no ops ----------------------------------------------------------------
     def aux_value(self, node):
         """An _Aux where every tensor the node reads is a buffer or another _Aux (or it reads
@@ -69,7 +70,7 @@ class OperandLowering:
                                       for v in tensors):
                 return None   # pieces of anything else are their op's (split, unbind)
             return tuple(_Aux(tuple(int(d) for d in m.shape)) for m in meta)
-        return _Aux(self.traced_shape(node))
+        return _Aux(self.known_shape(node))
 
     def gathered_value(self, node):
         """A _Gathered for a parameter indexed by a buffer (table[index]) or a reshape of
@@ -79,14 +80,14 @@ class OperandLowering:
         src = self.value(node.args[0])
         name = getattr(node.target, "__name__", node.target)
         if isinstance(src, _Gathered) and name in _SHAPE_ONLY:
-            return _Gathered(src.param, self.traced_shape(node), src.masked)
+            return _Gathered(src.param, self.known_shape(node), src.masked)
         values = [self.value(a) for a in node.args]
         tables = [v for v in values if isinstance(v, _Gathered)]
         if len(tables) == 1 and name in ("add", "iadd", "where") and all(
                 v is tables[0] or self._is_constant_operand(v) for v in values):
             # a relative position bias with a mask of buffers and constants added, or filled
             # in where a constant condition says (T5's decoder, its causal mask)
-            return _Gathered(tables[0].param, self.traced_shape(node), True)
+            return _Gathered(tables[0].param, self.known_shape(node), True)
         index = self.value(node.args[1]) if len(node.args) > 1 else None
         if (name == "getitem" and isinstance(src, _Param) and src.is_parameter
                 and (isinstance(index, _Aux) or isinstance(index, _Param)
@@ -98,7 +99,7 @@ class OperandLowering:
                 rows = self.looked_up_rows(src, node.args[1])
                 if rows is not None:
                     return rows
-            return _Gathered(src, self.traced_shape(node))
+            return _Gathered(src, self.known_shape(node))
         return None
 
     @staticmethod

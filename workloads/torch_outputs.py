@@ -4,6 +4,7 @@ logits are trained (every pixel's of a dense prediction, every position's of a s
 from __future__ import annotations
 
 from .graph import OpGraph, WorkloadError
+from .torch_state import LoweringState
 
 
 def _dense_prediction(graph: OpGraph) -> bool:
@@ -17,7 +18,7 @@ def _dense_prediction(graph: OpGraph) -> bool:
     return rank == 4 or out.kind in ("conv2d", "conv_transpose2d")
 
 
-class OutputLowering:
+class OutputLowering(LoweringState):
     """The outputs of the fx graph, for the lowering (torch_import._Lowering)."""
 
     def _output_node(self, result):

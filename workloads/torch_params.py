@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from .torch_layers import _Param
 from .torch_operands import _Gathered
+from .torch_state import LoweringState
 
 _SHAPE_ONLY = {"view", "reshape", "unsqueeze", "contiguous", "expand", "squeeze"}
 
@@ -55,7 +56,7 @@ def index_pattern(t) -> str | None:
     return "positions" if bool((rows == rows[:1]).all()) else "pairs"
 
 
-class ParamViewLowering:
+class ParamViewLowering(LoweringState):
     def param_rows_value(self, node):
         """A `_ParamRows` for a slice or a row of a parameter table, or a shape-only op of
         one; None otherwise (lookups by buffer ids: `looked_up_rows`)."""
@@ -64,14 +65,14 @@ class ParamViewLowering:
         src = self.value(node.args[0])
         name = getattr(node.target, "__name__", node.target)
         if isinstance(src, _ParamRows) and name in _SHAPE_ONLY:
-            return _ParamRows(src.param, self.traced_shape(node), src.rows, src.constant_row)
+            return _ParamRows(src.param, self.known_shape(node), src.rows, src.constant_row)
         if (name == "getitem" and isinstance(src, _Param) and src.is_parameter
                 and not hasattr(self.value(node.args[1]), "shape")):
             index = self.resolve_index(node.args[1])
             if isinstance(index, tuple) and None in index and all(
                     i is None or i == slice(None) or i is Ellipsis for i in index):
                 # new axes only (ConvNeXt's weight[:, None, None]): the parameter reshaped
-                return _Param(src.target, self.traced_shape(node), src.is_parameter)
+                return _Param(src.target, self.known_shape(node), src.is_parameter)
             return self._sliced_rows(node, src, node.args[1])
         return None
 
@@ -90,10 +91,10 @@ class ParamViewLowering:
                                    "of a (1, P, D) table) and its row 0 (t[0]) are supported")
         rows = index[row_dim] if len(index) > row_dim else whole
         if rows == 0 and row_dim == 0:
-            return _ParamRows(table, self.traced_shape(node), 1, True)
+            return _ParamRows(table, self.known_shape(node), 1, True)
         if isinstance(rows, slice) and rows.start in (None, 0) and rows.step in (None, 1):
             start, stop, _ = rows.indices(shape[row_dim])
-            return _ParamRows(table, self.traced_shape(node), stop - start, False)
+            return _ParamRows(table, self.known_shape(node), stop - start, False)
         raise self.unsupported(f"reads rows {rows!r} of parameter {table.target!r}; only the "
                                "first rows (t[:s]) and row 0 (t[0]) are supported")
 

@@ -8,6 +8,7 @@ functions here; the host (torch_import._Lowering) provides `b`, `bind`, `value`,
 """
 from __future__ import annotations
 
+from .torch_state import LoweringState
 from .torch_values import _Pending
 
 
@@ -22,7 +23,7 @@ def _sig_pad(input, pad, mode="constant", value=None): ...
 def _sig_shuffle(input, groups): ...
 
 
-class PoolPadLowering:
+class PoolPadLowering(LoweringState):
     # -- pools shared by modules and functions ---------------------------------------------
     def _maxpool(self, x, kernel, stride, padding, dilation, ceil_mode, return_indices, name):
         if return_indices:

@@ -8,12 +8,13 @@ them all, grouped by op and reason, with their module paths and what is supporte
 from __future__ import annotations
 
 from .graph import Op, TensorSpec
+from .torch_state import LoweringState
 from .torch_values import _Const
 
 _PATHS_SHOWN = 8   # module paths listed per unsupported op; the rest are counted
 
 
-class RefusalReport:
+class RefusalReport(LoweringState):
     def _stand_in(self, node):
         """A tensor of PyTorch's shape in place of a refused op, so the lowering goes on and
         finds every other refusal (the graph is never returned)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from .torch_layers import _Param
 from .torch_operands import _Aux
+from .torch_state import LoweringState
 from .torch_values import _Const
 
 
@@ -24,7 +25,7 @@ def _sig_repeat_interleave(input, repeats, dim=None, *, output_size=None): ...
 def _sig_where(condition, input, other): ...
 
 
-class SelectionLowering:
+class SelectionLowering(LoweringState):
     def selection_handlers(self, torch) -> tuple[dict, dict]:
         """(functions, Tensor methods) lowered here."""
         functions = {

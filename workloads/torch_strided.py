@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import operator
 
+from .torch_state import LoweringState
+
 # Tensor methods that read a strided tensor as it is (TensorIterator, views, metadata).
 STRIDED_READER_METHODS = frozenset({
     "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg", "pow", "square",
@@ -59,7 +61,7 @@ def reads_strided(torch, node, modules: dict) -> bool:
     return True
 
 
-class StridedViewLowering:
+class StridedViewLowering(LoweringState):
     """A mixin of torch_import._Lowering (after ViewLowering and SelectionLowering)."""
 
     def strided_view(self, x: str, dim: int, index: slice) -> tuple[str, bool]:

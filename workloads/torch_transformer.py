@@ -113,7 +113,8 @@ class TransformerLowering(OperandLowering):
                                    "only plain lookups are supported")
         if (rows := self.looked_up_rows(w, a["input"])) is not None:
             return rows
-        out = self.b.embedding(self.tensor(a["input"]), *w.shape, name=self.name("embedding"))
+        vocab, dim = w.shape
+        out = self.b.embedding(self.tensor(a["input"]), vocab, dim, name=self.name("embedding"))
         self._claim([w], out)
         return out
 

@@ -7,6 +7,8 @@ here.
 """
 from __future__ import annotations
 
+from .torch_state import LoweringState
+
 
 def _sig_encoder_layer(src, src_mask=None, src_key_padding_mask=None, is_causal=False): ...
 def _sig_decoder_layer(tgt, memory, tgt_mask=None, memory_mask=None,
@@ -19,7 +21,7 @@ def _sig_transformer(src, tgt, src_mask=None, tgt_mask=None, memory_mask=None,
                      memory_is_causal=False): ...
 
 
-class TransformerLayerLowering:
+class TransformerLayerLowering(LoweringState):
     def _feed_forward(self, m, x, prefix):
         def name(part):
             return self.name(f"{prefix}{part}")

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from .graph import WorkloadError
+from .torch_state import LoweringState
 from .torch_strided import reads_strided
 from .torch_values import _Const, _Pending
 
@@ -37,7 +38,7 @@ def _sig_squeeze(input, dim=None): ...
 def _sig_stack(tensors, dim=0): ...
 
 
-class ViewLowering:
+class ViewLowering(LoweringState):
     def view_handlers(self, torch) -> tuple[dict, dict]:
         """(functions, Tensor methods) lowered here."""
         import operator
@@ -93,7 +94,7 @@ class ViewLowering:
         if (isinstance(index, tuple) and len(index) == 4 and index[0] == full
                 and index[1] == full and all(isinstance(s, slice) and s.start in (None, 0)
                                              and s.stop is None for s in index[2:])):
-            stride = tuple(s.step or 1 for s in index[2:])
+            stride = (index[2].step or 1, index[3].step or 1)
             return _Pending("subsample", src, stride=stride)
         if (isinstance(index, tuple) and len(index) == 4 and index[0] == full
                 and index[3] == full and len(self.b.spec(src).shape) == 4
@@ -216,7 +217,7 @@ class ViewLowering:
 
     def _same_values(self, x, node, base: str):
         """`x` seen with the traced shape: a view if PyTorch made one, else a copy then a view."""
-        out_shape, in_shape = self.traced_shape(node), self.b.spec(x).shape
+        out_shape, in_shape = self.known_shape(node), self.b.spec(x).shape
         if not self._is_alias(node):
             x = self._copy(x, base)
             if out_shape == in_shape:
@@ -272,9 +273,9 @@ class ViewLowering:
         from .torch_layers import _Param
         value = self.value(node.args[0])
         if isinstance(value, _Param):   # a view of a parameter read as data (DETR's queries)
-            return dataclasses.replace(value, shape=self.traced_shape(node))
+            return dataclasses.replace(value, shape=self.known_shape(node))
         x = self.tensor(node.args[0])
-        return self.b.reshape(x, self.traced_shape(node), name=self.name("unsqueeze"))
+        return self.b.reshape(x, self.known_shape(node), name=self.name("unsqueeze"))
 
     def _batch_transpose(self, node):
         """x.t() of an (N, D) tensor moves the batch: an in-batch product (CLIP's logits over
@@ -303,7 +304,7 @@ class ViewLowering:
         return op
 
     def _reshape(self, node):
-        src, out_shape = self.value(node.args[0]), self.traced_shape(node)
+        src, out_shape = self.value(node.args[0]), self.known_shape(node)
         if isinstance(src, _Pending) and src.kind == "shuffle_transposed":
             if out_shape == self.b.spec(src.source).shape:
                 return self.b.channel_shuffle(src.source, src.groups,

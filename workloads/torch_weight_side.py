@@ -11,11 +11,12 @@ parameter's shape).
 from __future__ import annotations
 
 from .torch_layers import _Param
+from .torch_state import LoweringState
 
 WEIGHT_SIDE_KINDS = ("weight_affine", "weight_exp")
 
 
-class WeightSideLowering:
+class WeightSideLowering(LoweringState):
     def _weight_side_shape(self, param: _Param) -> tuple[int, ...]:
         """The parameter's shape, refused where its first dimension is the batch size:
         micro-batching rescales every tensor whose first dimension is the batch."""

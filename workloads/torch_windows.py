@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from .torch_layers import _Param
 from .torch_operands import _Gathered
+from .torch_state import LoweringState
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class _BiasMLP:
     until it is added to the scores."""
     params: tuple
     hidden: int
-    shape: tuple
+    shape: tuple[int, ...] | None   # as traced
     stage: str            # "mlp", "gathered", "sigmoid", "scaled"
 
 
@@ -44,7 +45,7 @@ def _sig_swa(input, qkv_weight, proj_weight, relative_position_bias, window_size
 def _sig_roll(input, shifts, dims=None): ...
 
 
-class WindowLowering:
+class WindowLowering(LoweringState):
     def window_handlers(self, torch) -> tuple[dict, dict]:
         """(functions, Tensor methods) lowered here."""
         return {torch.roll: self._roll}, {"roll": self._roll}
@@ -116,7 +117,7 @@ class WindowLowering:
         if not getattr(table, "is_parameter", False):
             raise self.unsupported("gathers a relative position bias from a computed table; "
                                    "only a learned table (Swin V1) is supported")
-        return _Gathered(table, self.traced_shape(node))
+        return _Gathered(table, self.known_shape(node))
 
     def _swin_patch_merging(self, node):
         """x (N, H, W, C) padded to even H and W, then the four pixels of each 2x2 cell
