@@ -121,6 +121,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
     def __init__(self, torch, gm, examples, name: str) -> None:
+        # what each attribute holds is declared in torch_state's LoweringState
         from torch.fx.passes.shape_prop import TensorMetadata
         example = examples[0]
         self.examples = examples
@@ -134,14 +135,14 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                               source="torch.fx")
         self.modules = dict(gm.named_modules())
         self.example_is_integer = not floating
-        self.env: dict = {}
-        self.first_call: dict[str, str] = {}      # module path -> op of its first call
-        self.refused: list[_Unsupported] = []
-        self.stand_ins: set = set()               # fx nodes lowered as or from stand-ins
-        self.param_owner: dict[str, str] = {}     # parameter read directly -> its op
-        self.param_holder: dict[int, str] = {}    # id of a module's parameter -> its op
-        self.constant_ops: dict = {}              # fx node of constants a layer reads -> op
-        self.guessed: list[str] = []   # on meta: what was decided without values (why)
+        self.env = {}
+        self.first_call = {}
+        self.refused = []
+        self.stand_ins = set()
+        self.param_owner = {}
+        self.param_holder = {}
+        self.constant_ops = {}
+        self.guessed = []
         view_functions, view_methods = self.view_handlers(torch)
         tf_functions, tf_methods, tf_modules = self.transformer_handlers(torch)
         window_functions, window_methods = self.window_handlers(torch)
@@ -154,10 +155,10 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                           **idiom_functions, **selection_functions, **gate_functions}
         self.methods = {**self.method_handlers(), **view_methods, **tf_methods,
                         **window_methods, **idiom_methods, **selection_methods, **gate_methods}
-        self.input_name: str | None = None
+        self.input_name = None
         self.traced_root = gm          # the module traced (from_torch sets it)
-        self.rows_nodes: set = set()   # fx nodes whose (N * S, D) rows are (N, S, D) here
-        self.folded: set = set()       # fx nodes whose (N * f, ...) are (N, f, ...) here
+        self.rows_nodes = set()
+        self.folded = set()
         self.module_table = {**self.module_handlers(torch.nn), **tf_modules, **gate_modules}
 
     # -- driver --------------------------------------------------------------------------
