@@ -288,7 +288,7 @@ class GPUModel(DeviceModel):
         reads come from the L2, not DRAM."""
         share = self.stream_memory if option.key == "stream" else fam.memory
         bandwidth = self.mem_bandwidth_Bps * self.mem_efficiency * share
-        scale = fam.tensor_core if tensor else 1.0
+        scale = (fam.tensor_core if tensor else 1.0) * (fam.lone_cta if option.lone else 1.0)
         arithmetic_s = (option.unit_s if option.key == "stream"
                         else option.unit_s / (getattr(fam, option.key) * scale))
         serial_s = option.serial_bytes / (self.mem_bandwidth_Bps * self.mem_efficiency

@@ -29,6 +29,8 @@ class GpuFamily:
     winograd_fused: float    # cuDNN's fused Winograd F(2x2, 3x3), of its reduced arithmetic
     fft: float               # cuDNN FFT_TILING, of its complex GEMMs' arithmetic
     tensor_core: float       # multiplies the above when the GEMM runs on tensor cores
+    lone_cta: float          # multiplies the above for a GEMM whose CTAs all fit in one round,
+                             # each alone on its SM, with no other CTA to run while it waits
     memory: float            # multiplies the part's mem_efficiency for the traffic of the
                              # library's GEMM and convolution kernels (the framework's own
                              # streaming kernels reach Framework.stream_memory instead)
@@ -37,7 +39,7 @@ class GpuFamily:
 
     EFFICIENCIES = ("gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "winograd_fused",
                     "fft",
-                    "tensor_core", "memory")
+                    "tensor_core", "lone_cta", "memory")
 
     @classmethod
     def from_table(cls, name: str, table: dict, where: str) -> "GpuFamily":

@@ -9,7 +9,10 @@ thread block (CTA). The library picks, per problem, the tile size that finishes 
   share of the SM's peak it sustains, falls with tm*tn / (tm + tn);
 - when the tiles cannot fill the GPU and K is long (weight gradients: M, N are channels, K is
   batch x pixels), the reduction is split across CTAs (split-K) and summed afterwards;
-- each CTA pays a pipeline fill and an epilogue, about one k-slab of 32 (K_FILL).
+- each CTA pays a pipeline fill and an epilogue, about one k-slab of 32 (K_FILL);
+- a GEMM whose CTAs all fit in one round runs each alone on its SM, with no other CTA to
+  issue while it waits: GemmCost.rounds says so, and the caller (gpu.py) costs it at the
+  architecture's lone_cta share of the rate.
 Which FP32 kernels cuBLAS has depends on its release (CUBLAS_RELEASES), and so does whether
 it may tile an NN product as its transpose (blas_call: the operands' transposes of a call).
 Tensor-core GEMMs pad N and K to multiples of 8. Convolutions run as such GEMMs in cuDNN's
@@ -57,6 +60,7 @@ class GemmCost:
     extra_bytes: float      # split-K partial sums written and read back
     tile: tuple[int, int]
     split_k: int
+    rounds: int = 1         # CTAs per SM of the busiest SM: 1 where each runs alone on its SM
 
 
 @dataclass(frozen=True)
@@ -201,7 +205,7 @@ def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: i
             compute_s = rounds * 2.0 * tile_m * tile_n * (k_per_cta + k_fill) / tile_rate
             if best is None or compute_s < best.compute_s:
                 extra = 0.0 if split == 1 else 2.0 * 4 * m * n * batch * split  # partials
-                best = GemmCost(compute_s, extra, (tile_m, tile_n), split)
+                best = GemmCost(compute_s, extra, (tile_m, tile_n), split, rounds)
     assert best is not None
     return best
 

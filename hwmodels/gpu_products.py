@@ -47,6 +47,9 @@ class KernelOption(NamedTuple):
     framework_ops: int = 1
     serial_bytes: float = 0.0  # moved by kernels run before or after it (gpu_layout.py)
     serial_s: float = 0.0      # fixed seconds after its arithmetic (a scatter's L2 atomics)
+    # its products' CTAs all fit in one round, each alone on its SM: they run at the
+    # architecture's lone_cta share of the rate a CTA keeps among others (GpuFamily)
+    lone: bool = False
 
 
 class _Units:
@@ -89,7 +92,8 @@ def product_options(model: GPUModel, op: Op, role: GemmRole,
     if role.library == "batched":
         assert role.dims is not None
         cost = units.gemm(*role.dims(op))
-        return [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
+        return [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm",
+                             lone=cost.rounds == 1)]
     if role.library == "sdpa":
         backend = model.attention_backend(op)
         unit_s, extra, kernels = ga.attention_cost(op, backend, units.gemm, fp32_peak)
@@ -112,7 +116,8 @@ def _blas_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
     traffic = max(traffic, float((m * k + n * k + m * n) * op.out.dtype_bytes))
     cost = units.gemm(m, n, k, 1, tiles=tiles, split_k=units.tensor or cublas.splits_k(m, n, k),
                       transposable=units.tensor or cublas.tiles_either_way(transposes))
-    options = [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm")]
+    options = [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm",
+                            lone=cost.rounds == 1)]
     if min(m, n) <= cublas.gemv_max_width:
         # cuBLAS's gemv-like kernel: a library kernel that streams the wide operand once on
         # the CUDA cores, with no tile's padding
@@ -131,14 +136,14 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
     cost = units.conv_gemm(*conv.implicit_gemm(pass_, cudnn.dgrad_stride_phases), wgrad=wgrad,
                            n_sharing=conv.wgrad_sharing if wgrad else 1)
     options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
-                            "implicit_gemm")]
+                            "implicit_gemm", lone=cost.rounds == 1)]
     if pass_ == "dgrad":    # the scatter's additions go to L2 as atomics, into a dx
         cost = units.conv_gemm(*conv.dgrad_scatter(), wgrad=False)   # zeroed first
         atomics_s = conv.dgrad_scatter_atomics / (
             gpu_conv.l2_atomics_per_clock(architecture) * model.sustained_clock_hz)
         options.append(KernelOption("conv_dgrad", cost.compute_s, traffic, "implicit_gemm",
                                     kernels=2, serial_bytes=float(op.out.nbytes),
-                                    serial_s=atomics_s))
+                                    serial_s=atomics_s, lone=cost.rounds == 1))
     if not tensor and cudnn.runs_winograd(architecture):
         elem = op.out.dtype_bytes
         # cuDNN's weight gradient has only the non-fused Winograd
@@ -151,7 +156,7 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
                 "winograd_fused" if fused else "winograd", cost.compute_s,
                 traffic + cost.extra_bytes + transformed * elem,
                 "winograd_fused" if fused else "winograd_nonfused",
-                kernels=1 if fused else gpu_conv.TRANSFORM_KERNELS))
+                kernels=1 if fused else gpu_conv.TRANSFORM_KERNELS, lone=cost.rounds == 1))
     whole = cudnn.fft_whole_image and conv.fft_whole_ok
     for whole_image in [w for w, ok in ((False, conv.fft_ok), (True, whole)) if ok and not tensor]:
         fm, fn, fk, fb, transformed = conv.fft(pass_, whole_image)
@@ -165,9 +170,11 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
             options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
                                         cost.extra_bytes + transformed / 2 * 4, "fft",
                                         kernels=gpu_conv.TRANSFORM_KERNELS,
-                                        serial_bytes=traffic + transformed / 2 * 4))
+                                        serial_bytes=traffic + transformed / 2 * 4,
+                                        lone=cost.rounds == 1))
             continue
         options.append(KernelOption("fft", 4.0 * cost.compute_s,  # a complex MAC: 4 real
                                     traffic + cost.extra_bytes + transformed * 4,
-                                    "fft_tiling", kernels=gpu_conv.TRANSFORM_KERNELS))
+                                    "fft_tiling", kernels=gpu_conv.TRANSFORM_KERNELS,
+                                    lone=cost.rounds == 1))
     return gpu_layout.conv_options(op, options, units.arith)

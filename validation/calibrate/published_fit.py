@@ -31,13 +31,17 @@ from .published_terms import KEYS, START_HOST_S, START_STREAM, Terms, kernel_ter
 
 PARAMETERS = (*GpuFamily.EFFICIENCIES, "kernel_overhead_s")
 BOUNDS = {**{k: (0.05, 1.0) for k in GpuFamily.EFFICIENCIES},
+          # at half its rate a CTA alone on its SM takes as long as two sharing it: below,
+          # a GEMM one CTA too large for one round would finish sooner than one that fits
+          "lone_cta": (0.5, 1.0),
           "kernel_overhead_s": (0.5e-6, 50e-6)}
 HOST_BOUNDS = (1e-6, 300e-6)
 STREAM_BOUNDS = (0.05, 1.0)
 # where every fit starts: round values inside the bounds (the fit must not depend on what the
 # catalog holds, or refitting would drift)
 START = GpuFamily(name="start", gemm=0.9, conv_fwd=0.9, conv_dgrad=0.9, conv_wgrad=0.55,
-                  winograd=0.5, winograd_fused=0.5, fft=0.5, tensor_core=0.8, memory=1.0,
+                  winograd=0.5, winograd_fused=0.5, fft=0.5, tensor_core=0.8, lone_cta=1.0,
+                  memory=1.0,
                   kernel_overhead_s=5e-6, fitted_to="")
 # weight of the pull of each constant towards START (per unit of |log ratio|): it keeps a fit
 # with few rows (one GPU's networks) from trading arithmetic for bandwidth at will
@@ -102,6 +106,8 @@ def _used_parameters(parts: list[Terms]) -> set[str]:
         used.update(KEYS[k] for k in np.unique(terms.key) if k)
         if terms.tensor.any():
             used.add("tensor_core")
+        if terms.lone.any():
+            used.add("lone_cta")
     return used
 
 

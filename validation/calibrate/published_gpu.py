@@ -150,7 +150,7 @@ def phase_seconds(row: NetworkRow, families: dict[str, GpuFamily] | None = None,
     """Simulated seconds of each phase of a row's step (forward, backward, update), in the
     row's framework."""
     model = gpu_model(row.gpu, families, frameworks, framework_key(row.framework),
-                      cudnn=row.cudnn)
+                      cuda=row.cuda, cudnn=row.cudnn)
     ops = training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
                        row.memory_format, row.options)
     seconds: dict[str, float] = {}

@@ -11,7 +11,7 @@ import inspect
 import re
 from dataclasses import dataclass
 
-from hwmodels import catalog, gpu_conv
+from hwmodels import catalog, gpu_conv, gpu_gemm
 from hwmodels.gpu import DEFAULT_FRAMEWORK, GPUModel
 from workloads import zoo
 from workloads.graph import WorkloadError
@@ -25,6 +25,10 @@ from .published_names import input_size_of, named_in, resolve_network
 # that layout, whatever the label says
 TORCH7_NETWORKS = {"resnet50_v1": "resnet50", "resnet101_v1": "resnet101",
                    "resnet152_v1": "resnet152"}
+# the cells that may name the CUDA a row's libraries ran in, in the order they are read: the
+# software stack, then the machine's description (jcjohnson/cnn-benchmarks names it beside the
+# host: "GTX 1080 8GB (dual E5-2630 v3, CUDA 8.0 RC)")
+CUDA_COLUMNS = ("sw_stack", "framework", "gpu_variant")
 # libraries whose kernels are not cuDNN's/cuBLAS's: the model does not describe them
 OTHER_LIBRARIES = ("neon",)
 # harnesses that time forward + backward only (no optimizer step): README of the published data
@@ -109,6 +113,9 @@ class NetworkRow:
     options: tuple[tuple[str, int], ...] = ()
     # what reading the row assumed, in words, so a report can say why a figure is what it is
     assumed: tuple[str, ...] = ()
+    # the CUDA whose cuBLAS ran its GEMMs (hwmodels/gpu_gemm.py cublas_release), where the row
+    # names one
+    cuda: tuple[int, int, int] | None = None
 
     @property
     def untrusted(self) -> bool:
@@ -220,9 +227,10 @@ def _network_row(rid: str, r: dict, gpu: str) -> NetworkRow:
     phases = (fwd_ms / 1e3, bwd_ms / 1e3) if fwd_bwd and fwd_ms and bwd_ms else None
     cudnn = (gpu_conv.cudnn_version(r.get("sw_stack") or "")
              or gpu_conv.cudnn_version(framework))
+    cuda = next(filter(None, (gpu_gemm.cuda_version(r.get(c) or "") for c in CUDA_COLUMNS)), None)
     return NetworkRow(rid, net, gpu, precision, batch, throughput, fwd_bwd, framework,
                       (r.get("source") or "").strip(), layout, phases, cudnn,
-                      (r.get("trust") or "").strip().upper(), options, tuple(assumed))
+                      (r.get("trust") or "").strip().upper(), options, tuple(assumed), cuda)
 
 
 def _named_hint(label: str) -> str:

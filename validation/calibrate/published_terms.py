@@ -66,6 +66,8 @@ class Terms:
     # each phase's in launch_queue.PHASE_SYNC_FRAMEWORKS), numbered in order over all rows;
     # None: one stretch per row
     stretch_of_op: np.ndarray | None = None
+    # each option's lone flag (KernelOption.lone: its CTAs each alone on an SM)
+    lone: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=bool))
     host_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
     launch_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
     stream_share: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
@@ -97,7 +99,8 @@ class Terms:
 
     def predict_s(self, fam: GpuFamily) -> np.ndarray:
         eff = np.array([1.0] + [getattr(fam, k) for k in KEYS[1:]])[self.key]
-        eff = eff * np.where(self.tensor, fam.tensor_core, 1.0)
+        eff = (eff * np.where(self.tensor, fam.tensor_core, 1.0)
+               * np.where(self.lone, fam.lone_cta, 1.0))
         # streaming kernels are the framework's; GEMMs' and convolutions' traffic the library's
         share = np.where(self._is_stream, self.stream_share[self.row_of_option], fam.memory)
         option_s = (np.maximum(self.unit_s / eff, self.memory_s / share)
@@ -199,6 +202,7 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
                 cols["kernels"].append(option.kernels)
                 cols["framework_ops"].append(option.framework_ops)
                 cols["serial_s"].append(option.serial_s)
+                cols["lone"].append(option.lone)
             op_index += 1
             counted += 1
         ops_per_row.append(counted)
@@ -212,7 +216,8 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
                   np.array(cols["kernels"], dtype=float),
                   np.array(cols["framework_ops"], dtype=float), np.array(cols["serial_s"]),
                   np.array(ops_per_row), np.array(measured), labels, frameworks,
-                  np.array(weights), stretch_of_op=np.array(stretch_of_op, dtype=int))
+                  np.array(weights), stretch_of_op=np.array(stretch_of_op, dtype=int),
+                  lone=np.array(cols["lone"], dtype=bool))
     terms.set_frameworks(defaultdict(lambda: START_HOST_S), defaultdict(lambda: START_STREAM))
     return terms
 
@@ -241,13 +246,13 @@ def network_terms(rows: list[pg.NetworkRow]) -> Terms:
                               r.options)
         framework = pg.framework_key(r.framework)
         if r.phase_s is None:
-            items.append((r.row_id, r.gpu, ops, r.batch / r.throughput, framework, None,
+            items.append((r.row_id, r.gpu, ops, r.batch / r.throughput, framework, r.cuda,
                           r.cudnn, 1.0))
             step_of_row.append(-1)
             continue
         for phase, seconds in zip(PHASES, r.phase_s, strict=True):
             items.append((f"{r.row_id}:{phase}", r.gpu, [op for op in ops if op.phase == phase],
-                          seconds, framework, None, r.cudnn, (1 - STEP_WEIGHT) / len(PHASES)))
+                          seconds, framework, r.cuda, r.cudnn, (1 - STEP_WEIGHT) / len(PHASES)))
             step_of_row.append(len(steps_s))
         steps_s.append(r.batch / r.throughput)
     terms = _terms(items)

@@ -47,7 +47,7 @@ def breakdown(row: pg.NetworkRow, families: dict[str, GpuFamily] | None = None,
     """Each phase of the row's simulated step (forward, backward, update), by what binds
     each op's time and by op class."""
     model = pg.gpu_model(row.gpu, families, frameworks, pg.framework_key(row.framework),
-                         cudnn=row.cudnn)
+                         cuda=row.cuda, cudnn=row.cudnn)
     fam = model.family_constants
     phases: dict[str, PhaseBreakdown] = {}
     ops = pg.training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
