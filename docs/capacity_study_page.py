@@ -76,7 +76,7 @@ def run_page(text: str, work: Path) -> list[str]:
         done = subprocess.run(["bash", "-e", "-c", shell.group(2)], cwd=work,
                               env=environment(), capture_output=True, text=True, timeout=1800)
         if done.returncode != 0:
-            raise RuntimeError(f"capacity-study.md: a block failed:\n{shell.group(2)}\n"
+            raise RuntimeError(f"a block of the page failed:\n{shell.group(2)}\n"
                                f"{done.stderr[-3000:]}")
         printed.append(done.stdout)
     return printed
