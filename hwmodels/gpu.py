@@ -51,6 +51,15 @@ from .gpu_constants import (
     load_families,
     load_frameworks,
 )
+from .gpu_frameworks import (
+    ACCUMULATING_FRAMEWORKS,
+    BIAS_ADD_FUSED_FRAMEWORKS,
+    BIAS_OP_FRAMEWORKS,
+    COPY_FIRST_FRAMEWORKS,
+    FUSED_POINTWISE,
+    PAIRWISE_SUM_FRAMEWORKS,
+    READ_PASSES,
+)
 from .gpu_l2 import L2Reuse, extra_passes
 from .gpu_memory import kernel_launch_s
 from .gpu_products import KernelOption, product_options
@@ -64,46 +73,6 @@ __all__ = ["DEFAULT_FRAMEWORK", "FAMILIES_FILE", "Framework", "GpuFamily", "GPUM
 # a part's `efficiency` table (cost families of families.py) -> the GpuFamily field it sets
 SPEC_EFFICIENCY_FIELDS = {"conv": "conv_fwd", "conv_grad_input": "conv_dgrad",
                           "conv_grad_weight": "conv_wgrad", "matmul": "gemm"}
-# Pointwise kinds a framework folds into the kernel before them, so they move no memory of
-# their own: NVIDIA's MXNet containers run ResNets' batch norms as fused NHWC BatchNorm+ReLU and
-# BatchNorm+Add+ReLU kernels (forward and backward); XLA fuses elementwise ops into their
-# producers. PyTorch, Torch7 and TensorFlow without XLA launch each op as its own kernel.
-FUSED_POINTWISE = {
-    "mxnet": frozenset({"relu", "relu_grad", "add"}),
-    "tensorflow-xla": frozenset({"relu", "relu_grad", "add"}),
-}
-# Frameworks whose weight-gradient kernels add into the gradient buffer (beta = 1 in cuDNN's and
-# cuBLAS's calls, nn's accGradParameters in Torch7), so each also reads the old gradient;
-# PyTorch's first backward after zero_grad(set_to_none=True) writes a new one.
-ACCUMULATING_FRAMEWORKS = frozenset({"torch7"})
-# How a framework sums the gradient contributions of a tensor that several ops read
-# (grad_accumulate of k parts). PyTorch's autograd adds each contribution after the first into
-# the input buffer as it arrives (torch/csrc/autograd/input_buffer.cpp): k - 1 adds, each
-# reading two tensors and writing one. Torch7's containers (nn.ConcatTable, nn.Concat: a
-# residual fork, an Inception module's input) copy their first module's gradInput into their
-# own and add each other one in place. TensorFlow's AddN and MXNet's ElementWiseSum sum all k
-# in one kernel (k reads, one write: the op's own count).
-PAIRWISE_SUM_FRAMEWORKS = frozenset({"pytorch", "torch7"})
-COPY_FIRST_FRAMEWORKS = frozenset({"torch7"})
-# Passes over the activation a kernel makes where it reads each input more than once (PyTorch's
-# CUDA kernels): batch norm in training reduces the statistics in one pass and normalises in
-# another; its gradient reduces (dy, x) and then applies. The passes after the first come from
-# DRAM only where the inputs do not fit in the L2 (gpu_l2.extra_passes).
-READ_PASSES = {"batchnorm": 2.0, "batchnorm_grad": 2.0, "layernorm_grad": 2.0,
-               "groupnorm": 2.0, "groupnorm_grad": 2.0}
-# A convolution's or linear layer's bias (a product with weights, by its kind's GEMM role) runs
-# as kernels of its own in training: cudnn.torch calls cudnnAddTensor after
-# cudnnConvolutionForward and cudnnConvolutionBackwardBias (a reduction of dy over N, H, W)
-# beside the weight gradient; PyTorch adds it in a broadcast kernel (addmm's copy of the bias
-# into the output for linear) and reduces dy.sum() for its gradient; TensorFlow's BiasAdd and
-# BiasAddGrad are ops of their own. XLA fuses the forward add into the convolution's custom
-# call.
-BIAS_ADD_FUSED_FRAMEWORKS = frozenset({"tensorflow-xla"})
-# Frameworks whose bias add and bias gradient are ops of their own (TensorFlow's BiasAdd and
-# BiasAddGrad), issued with the framework's host time; elsewhere the library or the op's C++
-# launches them inside the convolution or product op (cudnn.torch's module, MXNet's cuDNN
-# operator, PyTorch's at::convolution and addmm), a bare launch each.
-BIAS_OP_FRAMEWORKS = frozenset({"tensorflow", "tensorflow-xla"})
 # GPUModel.chosen_option's kept choices: (id of the op, ids of the model's settings) ->
 # (op, settings, choice); a few steps' worth of ops
 CHOICES_KEPT = 1 << 15

@@ -45,7 +45,7 @@ FRAMEWORK_WORDS = (("torch7", "torch7"), ("cudnn r4", "torch7"), ("pytorch", "py
                    ("xla", "tensorflow-xla"), (r"tensorflow|keras|\btf\s*\d|\btf\b", "tensorflow"),
                    ("mxnet", "mxnet"))
 # a row whose precision_note says it ran with XLA (and not "no XLA") is scored in that
-# framework, which fuses elementwise ops (hwmodels/gpu.py FUSED_POINTWISE)
+# framework, which fuses elementwise ops (hwmodels/gpu_frameworks.py FUSED_POINTWISE)
 XLA_SUFFIX = " + XLA"
 # The memory format a row ran in: the one its notes name (NVIDIA's 21.03 PyTorch rows: "AMP
 # uses NHWC per configs.yml"), else the one its harness uses for that precision:
@@ -55,7 +55,7 @@ XLA_SUFFIX = " + XLA"
 # - XLA: its GPU layout assignment puts half-precision convolutions in NHWC where tensor
 #   cores run them, FP32 ones in NCHW;
 # - NVIDIA's MXNet containers: NHWC in half precision (the fused NHWC batch-norm kernels that
-#   hwmodels/gpu.py FUSED_POINTWISE describes), NCHW in FP32.
+#   hwmodels/gpu_frameworks.py FUSED_POINTWISE describes), NCHW in FP32.
 LAYOUT_WORDS = (("channels_last", "nhwc"), ("nhwc", "nhwc"), ("nchw", "nchw"))
 HALF_PRECISION_NHWC_FRAMEWORKS = frozenset({"tensorflow-xla", "mxnet"})
 
