@@ -45,6 +45,7 @@ from .torch_params import ParamViewLowering, _ParamRows
 from .torch_refusals import RefusalReport
 from .torch_selection import SelectionLowering
 from .torch_shadow import active_shadow_mode, shadow_mode
+from .torch_state import _Unsupported
 from .torch_strided import StridedViewLowering
 from .torch_trace import (
     _describe,
@@ -59,14 +60,6 @@ from .torch_values import _Const, _Pending
 from .torch_views import ViewLowering
 from .torch_weight_side import WeightSideLowering
 from .torch_windows import WindowLowering
-
-
-class _Unsupported(WorkloadError):
-    """One op the lowering refuses: what it is, where, and why."""
-
-    def __init__(self, what: str, path: str, node: str, why: str) -> None:
-        super().__init__(f"op {what} at module path {path or '<top>'!r} (fx node {node!r}) {why}")
-        self.what, self.path, self.why = what, path or "<top>", why
 
 
 def from_torch(module, example_input, name: str | None = None,

@@ -16,14 +16,7 @@ from dataclasses import dataclass
 
 from .kinds.matmul import mark_channels_last
 from .torch_state import LoweringState
-
-
-@dataclass(frozen=True)
-class _Param:
-    """A parameter or buffer the forward reads directly (an fx get_attr node)."""
-    target: str
-    shape: tuple[int, ...]
-    is_parameter: bool
+from .torch_values import _Param
 
 
 @dataclass(frozen=True)

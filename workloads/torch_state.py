@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .graph import WorkloadError
+
 if TYPE_CHECKING:
     from .builder import GraphBuilder
-    from .torch_import import _Unsupported
-    from .torch_layers import _Param
-    from .torch_views import _Stacked
+    from .torch_values import _Param, _Stacked
+
+
+class _Unsupported(WorkloadError):
+    """One op the lowering refuses: what it is, where, and why."""
+
+    def __init__(self, what: str, path: str, node: str, why: str) -> None:
+        super().__init__(f"op {what} at module path {path or '<top>'!r} (fx node {node!r}) {why}")
+        self.what, self.path, self.why = what, path or "<top>", why
 
 
 class LoweringState:

@@ -22,3 +22,18 @@ class _Pending:
 class _Const:
     """The value of a node that computes a size or another constant, not a tensor."""
     value: object
+
+
+@dataclass(frozen=True)
+class _Param:
+    """A parameter or buffer the forward reads directly (an fx get_attr node)."""
+    target: str
+    shape: tuple[int, ...]
+    is_parameter: bool
+
+
+@dataclass(frozen=True)
+class _Stacked:
+    """Tensors of one shape stacked along a new first dimension, before the batch: only their
+    mean over it (CrossViT's mean of its branches' logits) is lowered."""
+    tensors: tuple[str, ...]

@@ -13,19 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 from .graph import WorkloadError
 from .torch_state import LoweringState
 from .torch_strided import reads_strided
-from .torch_values import _Const, _Pending
-
-
-@dataclass(frozen=True)
-class _Stacked:
-    """Tensors of one shape stacked along a new first dimension, before the batch: only their
-    mean over it (CrossViT's mean of its branches' logits) is lowered."""
-    tensors: tuple[str, ...]
+from .torch_values import _Const, _Param, _Pending, _Stacked
 
 
 def _sig_chunk(input, chunks, dim=0): ...
@@ -270,7 +262,6 @@ class ViewLowering(LoweringState):
         return self._flatten(a["input"], a["start_dim"], a["end_dim"], self.name("flatten"))
 
     def _unsqueeze(self, node):
-        from .torch_layers import _Param
         value = self.value(node.args[0])
         if isinstance(value, _Param):   # a view of a parameter read as data (DETR's queries)
             return dataclasses.replace(value, shape=self.known_shape(node))
@@ -289,7 +280,6 @@ class ViewLowering(LoweringState):
         """A (1, ...) view of a parameter repeated over the batch (DETR's learned queries,
         `self.query.weight.unsqueeze(0).repeat(n, 1, 1)`): one learned_queries copy holding
         the parameter; a (1, ...) tensor repeated so: a repeat_batch copy."""
-        from .torch_layers import _Param
         param, out = self.value(node.args[0]), self.traced_shape(node)
         if isinstance(param, str) and (shape := self.b.spec(param).shape)[0] == 1 and \
                 len(shape) >= 2 and out == (self.b.batch, *shape[1:]):
