@@ -93,7 +93,13 @@ def test_tp_1_is_the_data_parallel_step(devices):
     assert tp.iteration_time_s == dp.iteration_time_s
     assert tp.peak_memory_bytes == dp.peak_memory_bytes
     if devices == 1:
-        assert tp.iteration_time_s == simulate(graph, cluster, "sequential").iteration_time_s
+        # the same ops, but not in the same order: data-parallel issues the tied embedding's
+        # gradient sum with the backward pass (its bucket needs it), sequential beside the
+        # embedding's update; the L2 model reads a kernel's input from L2 when the kernel
+        # before wrote it (hwmodels/gpu_l2.py), so the two orders differ by a few kernels' L2
+        one = simulate(graph, cluster, "sequential")
+        assert tp.iteration_time_s == pytest.approx(one.iteration_time_s, rel=1e-3)
+        assert tp.peak_memory_bytes == one.peak_memory_bytes
 
 
 def test_groups_train_data_parallel_across_nodes_with_a_warning():
