@@ -16,7 +16,8 @@ A schedule is, per device, an ordered list of *units*: ("F", i) the forward ops 
 partition for minibatch i, ("B", i) its backward ops (and weight updates when the schedule
 updates every minibatch), ("U", None) the updates alone (GPipe's flush). Each device runs its
 units in that order (a barrier task closes every unit); tensors crossing partitions are transfer
-tasks on the cluster's links, which run beside compute.
+tasks on the cluster's links, which run beside compute. The schedules themselves are in
+_pipeline_schedules.py.
 """
 from __future__ import annotations
 
@@ -384,40 +385,3 @@ def emit_sequences(em: PipelineEmitter, sequences: list[list[Unit]]) -> None:
         for kind, mb in seq:
             if kind == "F" and mb is not None:
                 em.emit_minibatch(p, mb, prev_of[(p, "F", mb)], prev_of[(p, "B", mb)])
-
-
-# -- schedules --------------------------------------------------------------------------------
-def stale_sequences(k: int, n: int) -> list[list[Unit]]:
-    """The paper's cycles: in cycle c partition p (0-based) runs B of minibatch c-(2k-1-p),
-    then F of minibatch c-p; every stage takes one cycle, so a minibatch crosses 2k stages."""
-    seqs = []
-    for p in range(k):
-        seq: list[Unit] = []
-        for c in range(n + 2 * k):
-            b, f = c - (2 * k - 1 - p), c - p
-            if 0 <= b < n:
-                seq.append(("B", b))
-            if 0 <= f < n:
-                seq.append(("F", f))
-        seqs.append(seq)
-    return seqs
-
-
-def one_f_one_b_sequences(k: int, n: int) -> list[list[Unit]]:
-    """PipeDream's 1F1B: partition p admits k-p minibatches, then alternates B and F."""
-    seqs = []
-    for p in range(k):
-        warm = min(k - p, n)
-        seq: list[Unit] = [("F", i) for i in range(warm)]
-        for j in range(n):
-            seq.append(("B", j))
-            if j + warm < n:
-                seq.append(("F", j + warm))
-        seqs.append(seq)
-    return seqs
-
-
-def sequential_sequences(k: int, first: int, n: int) -> list[list[Unit]]:
-    """No pipelining: each minibatch goes all the way through before the next one starts."""
-    return [[u for i in range(first, first + n) for u in (("F", i), ("B", i))]
-            for _ in range(k)]

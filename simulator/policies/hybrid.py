@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 from . import Option, Policy, register
-from ._pipeline import sequential_sequences, stale_sequences
 from ._pipeline_policy import (
     PipelinePlan,
     pipeline_options,
@@ -22,6 +21,7 @@ from ._pipeline_policy import (
     plan_minibatch_pipeline,
 )
 from ._pipeline_report import completions, task_times
+from ._pipeline_schedules import sequential_sequences, stale_sequences
 
 CIFAR10_TRAIN_SAMPLES = 50_000
 TAIL_MINIBATCHES = 2

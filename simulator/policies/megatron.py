@@ -62,7 +62,8 @@ from ._megatron import (
     stage_of_ops,
 )
 from ._megatron_report import megatron_extras
-from ._pipeline import PipelineEmitter, Unit, emit_sequences, one_f_one_b_sequences
+from ._pipeline import PipelineEmitter, emit_sequences
+from ._pipeline_schedules import gpipe_sequences, one_f_one_b_sequences
 from ._recompute import SUFFIX, checkpoint_graph
 from ._sync_group import MIB
 from ._tensor_split import check_tp, split_graph, split_pairs, vocab_layers
@@ -78,13 +79,6 @@ class MegatronPlan(Plan):
     layout: Layout | None = None
     micro_batches: int = 1
     stage_blocks: list[int] = field(default_factory=list)
-
-
-def gpipe_sequences(k: int, n: int) -> list[list[Unit]]:
-    """Every forward, then every backward, last micro-batch first."""
-    order: list[Unit] = [("F", i) for i in range(n)]
-    order += [("B", i) for i in reversed(range(n))]
-    return [list(order) for _ in range(k)]
 
 
 @register

@@ -9,13 +9,13 @@ backward), so forward and backward see the same weights: weight drift 0, forward
 from __future__ import annotations
 
 from . import Policy, register
-from ._pipeline import one_f_one_b_sequences
 from ._pipeline_policy import (
     PipelinePlan,
     pipeline_options,
     pipelined_extras,
     plan_minibatch_pipeline,
 )
+from ._pipeline_schedules import one_f_one_b_sequences
 
 
 @register

@@ -21,13 +21,13 @@ weights `weight_drift_minibatches[p]` updates newer than its forward
 from __future__ import annotations
 
 from . import Policy, register
-from ._pipeline import stale_sequences
 from ._pipeline_policy import (
     PipelinePlan,
     pipeline_options,
     pipelined_extras,
     plan_minibatch_pipeline,
 )
+from ._pipeline_schedules import stale_sequences
 
 
 @register

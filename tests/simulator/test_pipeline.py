@@ -4,12 +4,8 @@ import pytest
 from simulator.api import simulate
 from simulator.cluster import Cluster
 from simulator.policies import ConfigError
-from simulator.policies._pipeline import (
-    assign_partitions,
-    one_f_one_b_sequences,
-    rebatch,
-    stale_sequences,
-)
+from simulator.policies._pipeline import assign_partitions, rebatch
+from simulator.policies._pipeline_schedules import one_f_one_b_sequences, stale_sequences
 from workloads import zoo
 from workloads.training import lower_training
 

@@ -13,8 +13,8 @@ from hwmodels.specs import LinkSpec
 from simulator import Cluster, simulate
 from simulator.api import load_workload
 from simulator.cli import main
-from simulator.policies._pipeline import one_f_one_b_sequences
 from simulator.policies._pipeline_report import task_times
+from simulator.policies._pipeline_schedules import one_f_one_b_sequences
 from workloads.precision import with_precision
 
 SMALL = {"depth": 4, "width": 128, "heads": 8, "seq_len": 32, "vocab_size": 256}
