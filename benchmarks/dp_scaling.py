@@ -112,13 +112,14 @@ def cluster_scaling(max_devices: int) -> list[dict]:
 
 
 def published_comparison(rank_spread: float = FITTED_RANK_SPREAD,
-                         rank_tail: str = RANK_TAILS[0]) -> list[dict]:
+                         rank_tail: str = RANK_TAILS[0],
+                         published: tuple[Published, ...] | None = None) -> list[dict]:
     """Each published setup on each algorithm: the simulated efficiency with every rank alike
     ('simulated') and with the ranks' step times spread by `rank_spread` with the tail
     `rank_tail` ('spread'; the base run's ranks spread too: one GPU runs as one rank, eight
-    wait for the slowest of 8)."""
+    wait for the slowest of 8). `published`: the setups (None: PUBLISHED)."""
     rows = []
-    for p in PUBLISHED:
+    for p in PUBLISHED if published is None else published:
         for algorithm in ALGORITHMS + ((p.own_algorithm,) if p.own_algorithm else ()):
             effs = []
             for spread in (0.0, rank_spread):
@@ -134,26 +135,39 @@ def published_comparison(rank_spread: float = FITTED_RANK_SPREAD,
     return rows
 
 
+def scaling_table(rows: list[dict]) -> str:
+    """cluster_scaling's rows as --clusters prints them: a line per node type, scheme and
+    algorithm, a column per GPU count."""
+    counts = sorted({r["gpus"] for r in rows})
+    lines = [f"{'node type':18s} {'sync':8s} {'all-reduce':12s} " +
+             " ".join(f"{n:>6d}" for n in counts)]
+    for key in dict.fromkeys((r["node_type"], r["gradient_sync"], r["algorithm"]) for r in rows):
+        effs = {r["gpus"]: r["efficiency"] for r in rows
+                if (r["node_type"], r["gradient_sync"], r["algorithm"]) == key}
+        lines.append(f"{key[0]:18s} {key[1]:8s} {key[2]:12s} " +
+                     " ".join(f"{100 * effs[n]:5.1f}%" for n in counts))
+    return "\n".join(lines)
+
+
+def published_table(rows: list[dict], sources: bool = True) -> str:
+    """published_comparison's rows as --clusters prints them (each setup and its source
+    after the figures where `sources`)."""
+    lines = [f"{'node type':24s} {'all-reduce':16s} {'alike':>6s} {'spread':>6s} "
+             f"{'published':>9s}"]
+    lines += [f"{r['node_type']:24s} {r['algorithm']:16s} {100 * r['simulated']:5.1f}% "
+              f"{100 * r['spread']:5.1f}% {100 * r['published']:8.0f}%"
+              + (f"  ({r['setup']}; {r['source']})" if sources else "") for r in rows]
+    return "\n".join(lines)
+
+
 def print_clusters(max_devices: int, rank_spread: float = FITTED_RANK_SPREAD,
                    rank_tail: str = RANK_TAILS[0]) -> None:
     print("ResNet-50, FP32, 64 images per GPU, synthetic data: scaling efficiency "
           "(throughput at N / N x one GPU's)")
-    rows = cluster_scaling(max_devices)
-    counts = sorted({r["gpus"] for r in rows})
-    print(f"{'node type':18s} {'sync':8s} {'all-reduce':12s} " +
-          " ".join(f"{n:>6d}" for n in counts))
-    for key in dict.fromkeys((r["node_type"], r["gradient_sync"], r["algorithm"]) for r in rows):
-        effs = {r["gpus"]: r["efficiency"] for r in rows
-                if (r["node_type"], r["gradient_sync"], r["algorithm"]) == key}
-        print(f"{key[0]:18s} {key[1]:8s} {key[2]:12s} " +
-              " ".join(f"{100 * effs[n]:5.1f}%" for n in counts))
+    print(scaling_table(cluster_scaling(max_devices)))
     print("\npublished multi-node runs and the model on the node types that rebuild them: "
           f"ranks alike, and ranks spread {rank_spread:g} (rank_spread, {rank_tail} tail)")
-    print(f"{'node type':24s} {'all-reduce':16s} {'alike':>6s} {'spread':>6s} {'published':>9s}")
-    for r in published_comparison(rank_spread, rank_tail):
-        print(f"{r['node_type']:24s} {r['algorithm']:16s} {100 * r['simulated']:5.1f}% "
-              f"{100 * r['spread']:5.1f}% {100 * r['published']:8.0f}%  ({r['setup']}; "
-              f"{r['source']})")
+    print(published_table(published_comparison(rank_spread, rank_tail)))
 
 
 def main() -> None:

@@ -1,0 +1,77 @@
+"""docs/clusters.md is its template, docs/clusters.md.in, with every figure measured: the
+committed page is the template filled (no sentence edited in the page alone), the filling
+refuses a figure nothing measures or nobody quotes, the prose's comparisons are checked, and
+(slow) every figure, rerun, is the page's, byte for byte."""
+from __future__ import annotations
+
+import re
+import runpy
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+@pytest.fixture(scope="module")
+def page():
+    return runpy.run_path(str(DOCS / "clusters_page.py"), run_name="page")
+
+
+def _filled_by(template: str, placeholder: re.Pattern) -> re.Pattern:
+    """A pattern the template matches once each placeholder is filled with any text."""
+    pieces = placeholder.split(template)
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else r"(?P<%s>.+?)" % p
+                              if p not in pieces[1:i:2] else r"(?P=%s)" % p
+                              for i, p in enumerate(pieces)), re.S)
+
+
+def test_the_committed_page_is_its_template_filled(page):
+    template = (DOCS / "clusters.md.in").read_text()
+    text = (DOCS / "clusters.md").read_text()
+    assert text.startswith(page["HEADER"])
+    found = _filled_by(template, page["PLACEHOLDER"]).fullmatch(text[len(page["HEADER"]):])
+    assert found, "docs/clusters.md differs from docs/clusters.md.in beyond its figures: edit " \
+                  "the template and run python docs/clusters_page.py"
+    assert all(value.strip() for value in found.groupdict().values())
+    assert "{{" not in text
+
+
+def test_filling_refuses_a_figure_missing_or_unquoted(page):
+    fill = page["fill"]
+    assert fill("a {{x}} b {{x}}\n", {"x": "1.5"}) == page["HEADER"] + "a 1.5 b 1.5\n"
+    with pytest.raises(ValueError, match="nothing measures"):
+        fill("a {{x}} {{y}}\n", {"x": "1"})
+    with pytest.raises(ValueError, match="does not name"):
+        fill("a {{x}}\n", {"x": "1", "z": "2"})
+
+
+FIGURES = {"small_tree_ms": "0.12", "small_ring_ms": "7.0", "big_gather_ms": "1.05",
+           "big_gather_bound_ms": "1.025", "flow_above": "0%, 6% and 13%", "nic_ring_ms": "3.0",
+           "flat_ring_ms": "10.9", "hd_over_ring": "0.3-0.4", "cloud_mb_slower": "27",
+           "resnet_nccl_tasks": "4,101", "resnet_ring_tasks": "87,246", "dgx1_cap": "13,252",
+           "img_M0063": "9,519", "img_M0050": "9,510"}
+
+
+def test_the_prose_comparisons_hold_on_figures_that_bear_them_out_only(page):
+    claims = page["claims"]
+    assert claims(FIGURES) == []
+    assert any("halving-doubling" in c for c in claims({**FIGURES, "hd_over_ring": "-0.2-0.1"}))
+    assert any("rings per NIC" in c for c in claims({**FIGURES, "nic_ring_ms": "12.0"}))
+    assert any("tf.data" in c for c in claims({**FIGURES, "dgx1_cap": "9,000"}))
+
+
+def test_the_page_is_indexed_and_its_generator_named_in_it():
+    assert "(clusters.md)" in (DOCS / "README.md").read_text()
+    assert "docs/clusters_page.py" in (DOCS / "clusters.md").read_text().splitlines()[0]
+
+
+@pytest.mark.slow
+def test_the_page_is_what_its_runs_give_now(page):
+    values = page["figures"]()
+    text = page["fill"]((DOCS / "clusters.md.in").read_text(), values)
+    problems = page["claims"](values) + page["differences"](
+        (DOCS / "clusters.md").read_text(), text)
+    assert not problems, ("docs/clusters.md is not what its runs give now; run python "
+                          "docs/clusters_page.py:\n" + "\n".join(problems))
