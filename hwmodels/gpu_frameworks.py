@@ -1,7 +1,7 @@
 """How each framework launches and sums what the libraries do not: the pointwise ops it fuses,
 whether its weight gradients accumulate, how it sums a tensor's gradient contributions, the
 passes its own kernels make, and whether a layer's bias is an op of its own. GPUModel
-(hwmodels/gpu.py) reads these; the published rows name the framework (docs/gpu-model.md).
+(hwmodels/gpu.py) reads these; the published rows name the framework (docs/gpu-validation.md).
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ def add_arguments(p) -> None:
     p.add_argument("--profile", help="calibrated profile TOML (dnnsim calibrate)")
     p.add_argument("--published", metavar="FILE.csv",
                    help="score the GPU model against published training throughputs "
-                   "(columns of validation/measured/published/README.md; docs/gpu-model.md)")
+                   "(columns of validation/measured/published/README.md; docs/gpu-validation.md)")
     p.add_argument("--kernels", metavar="FILE.csv",
                    help="with --published: also score library kernel times from this file")
     p.add_argument("--gpu-families", metavar="FILE.toml",
