@@ -37,21 +37,22 @@ def span(values, fmt) -> str:
     return lo if lo == hi else f"{lo}-{hi}"
 
 
-def _gpus(groups) -> str:
+def _shared(groups, part: str) -> str:
+    """'4 x part, 2 GPUs each': how many, and how many GPUs share one."""
     sizes = sorted({len(g) for g in groups})
     each = "one per GPU" if sizes == [1] else \
         f"{sizes[0]} GPUs each" if len(sizes) == 1 else "GPUs " + " or ".join(map(str, sizes))
-    return f"{len(groups)}, {each}"
+    return f"{len(groups)}{part}, {each}"
 
 
 def node_table() -> dict[str, str]:
     """The node types of the catalog, as `dnnsim hardware` reads them."""
-    rows = ["| node type | GPUs | fabric inside (topology, link) | NICs (link, GPUs each) "
-            "| PCIe switches |", "|---|---|---|---|---|"]
+    rows = ["| node type | GPUs | fabric inside (topology, link) | NICs | PCIe switches |",
+            "|---|---|---|---|---|"]
     for name, node in sorted(node_types().items()):
         rows.append(f"| `{name}` | {node.gpus} x `{node.gpu}` | `{node.topology}`, "
-                    f"`{node.link}` | {_gpus(node.nics)} x `{node.nic_link}` "
-                    f"| {_gpus(node.pcie_switches)} |")
+                    f"`{node.link}` | {_shared(node.nics, f' x `{node.nic_link}`')} "
+                    f"| {_shared(node.pcie_switches, '')} |")
     return {"node_table": "\n".join(rows)}
 
 
