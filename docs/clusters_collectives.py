@@ -1,5 +1,6 @@
-"""The figures docs/clusters.md quotes of collectives run alone, of the node types and of the
-engine's graphs, each measured here (docs/clusters_page.py writes them into the page).
+"""The figures docs/clusters.md and docs/data-parallel-scaling.md quote of collectives run
+alone, of the node types and of the engine's graphs, each measured here
+(docs/clusters_page.py writes them into the pages).
 
 Every function returns {placeholder: text}; a collective runs alone on the engine as
 benchmarks/allreduce_table.py runs it, after NCCL's launch.

@@ -1,8 +1,8 @@
-"""The figures docs/clusters.md quotes of data-parallel scaling: benchmarks/dp_scaling.py's
-tables and what the prose says of them, the ranks' spread, each framework's gradient
-synchronisation, and `python -m validation.validate.published_scaling` against NVIDIA's
-rows (docs/clusters_page.py writes them into the page). Every function returns
-{placeholder: text}.
+"""The figures docs/data-parallel-scaling.md quotes of data-parallel scaling:
+benchmarks/dp_scaling.py's tables and what the prose says of them, the ranks' spread, each
+framework's gradient synchronisation, and `python -m validation.validate.published_scaling`
+against NVIDIA's rows (docs/clusters_page.py writes them into the page). Every function
+returns {placeholder: text}.
 """
 from __future__ import annotations
 

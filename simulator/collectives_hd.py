@@ -22,7 +22,7 @@ on the node's rings, then for each local rank j the halving and doubling above o
 every node on its 1/k shard (all of them through the node's NICs: the same bytes as one
 server-wide buffer), then an all-gather. Gloo's reduce to one GPU and broadcast move the same
 bytes over NVLink. Not modelled: Gloo's copies through host memory where it runs without
-GPUDirect, its sums on the CPU, and TCP's CPU time (docs/clusters.md).
+GPUDirect, its sums on the CPU, and TCP's CPU time (docs/data-parallel-scaling.md).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""docs/clusters.md is its template, docs/clusters.md.in, with every figure measured: the
-committed page is the template filled (no sentence edited in the page alone), the filling
-refuses a figure nothing measures or nobody quotes, the prose's comparisons are checked, and
-(slow) every figure, rerun, is the page's, byte for byte."""
+"""docs/clusters.md and docs/data-parallel-scaling.md are their templates (docs/PAGE.in) with
+every figure measured: each committed page is its template filled (no sentence edited in the
+page alone), the filling refuses a figure nothing measures or nobody quotes, the prose's
+comparisons are checked, and (slow) every figure, rerun, is the pages', byte for byte."""
 from __future__ import annotations
 
 import re
@@ -27,24 +27,30 @@ def _filled_by(template: str, placeholder: re.Pattern) -> re.Pattern:
                               for i, p in enumerate(pieces)), re.S)
 
 
-def test_the_committed_page_is_its_template_filled(page):
-    template = (DOCS / "clusters.md.in").read_text()
-    text = (DOCS / "clusters.md").read_text()
-    assert text.startswith(page["HEADER"])
-    found = _filled_by(template, page["PLACEHOLDER"]).fullmatch(text[len(page["HEADER"]):])
-    assert found, "docs/clusters.md differs from docs/clusters.md.in beyond its figures: edit " \
-                  "the template and run python docs/clusters_page.py"
+@pytest.mark.parametrize("name", ["clusters.md", "data-parallel-scaling.md"])
+def test_the_committed_page_is_its_template_filled(page, name):
+    assert name in page["PAGES"]
+    template = (DOCS / f"{name}.in").read_text()
+    text = (DOCS / name).read_text()
+    header = page["HEADER"].format(page=name)
+    assert text.startswith(header)
+    found = _filled_by(template, page["PLACEHOLDER"]).fullmatch(text[len(header):])
+    assert found, f"docs/{name} differs from docs/{name}.in beyond its figures: edit the " \
+                  "template and run python docs/clusters_page.py"
     assert all(value.strip() for value in found.groupdict().values())
     assert "{{" not in text
+    assert f"({name})" in (DOCS / "README.md").read_text()
 
 
 def test_filling_refuses_a_figure_missing_or_unquoted(page):
     fill = page["fill"]
-    assert fill("a {{x}} b {{x}}\n", {"x": "1.5"}) == page["HEADER"] + "a 1.5 b 1.5\n"
+    written = fill({"a.md": "a {{x}} b {{x}}\n", "b.md": "{{y}}\n"}, {"x": "1.5", "y": "2"})
+    assert written == {"a.md": page["HEADER"].format(page="a.md") + "a 1.5 b 1.5\n",
+                       "b.md": page["HEADER"].format(page="b.md") + "2\n"}
     with pytest.raises(ValueError, match="nothing measures"):
-        fill("a {{x}} {{y}}\n", {"x": "1"})
-    with pytest.raises(ValueError, match="does not name"):
-        fill("a {{x}}\n", {"x": "1", "z": "2"})
+        fill({"a.md": "a {{x}} {{y}}\n"}, {"x": "1"})
+    with pytest.raises(ValueError, match="no template names"):
+        fill({"a.md": "a {{x}}\n"}, {"x": "1", "z": "2"})
 
 
 FIGURES = {"small_tree_ms": "0.12", "small_ring_ms": "7.0", "big_gather_ms": "1.05",
@@ -62,16 +68,11 @@ def test_the_prose_comparisons_hold_on_figures_that_bear_them_out_only(page):
     assert any("tf.data" in c for c in claims({**FIGURES, "dgx1_cap": "9,000"}))
 
 
-def test_the_page_is_indexed_and_its_generator_named_in_it():
-    assert "(clusters.md)" in (DOCS / "README.md").read_text()
-    assert "docs/clusters_page.py" in (DOCS / "clusters.md").read_text().splitlines()[0]
-
-
 @pytest.mark.slow
-def test_the_page_is_what_its_runs_give_now(page):
+def test_the_pages_are_what_their_runs_give_now(page):
     values = page["figures"]()
-    text = page["fill"]((DOCS / "clusters.md.in").read_text(), values)
-    problems = page["claims"](values) + page["differences"](
-        (DOCS / "clusters.md").read_text(), text)
-    assert not problems, ("docs/clusters.md is not what its runs give now; run python "
-                          "docs/clusters_page.py:\n" + "\n".join(problems))
+    problems = page["claims"](values) + page["differences"](page["fill"](page["templates"](),
+                                                                          values))
+    assert not problems, ("docs/clusters.md or docs/data-parallel-scaling.md is not what its "
+                          "runs give now; run python docs/clusters_page.py:\n"
+                          + "\n".join(problems))

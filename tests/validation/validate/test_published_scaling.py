@@ -101,8 +101,8 @@ def test_errors_against_the_published_speedups(results):
     """The goal: every 1-to-8 and 1-to-16 row within 3%. Met by most predicted rows; the
     misses are TensorFlow 19.07 on a DGX-1 (XLA and AMP), input-bound rows of containers
     other than the one their loader's cost was fitted to, and PyTorch 21.03 AMP on the 32 GB
-    DGX-1 (docs/clusters.md says why; format_report lists every row). Regression bounds
-    where the goal is not met."""
+    DGX-1 (docs/data-parallel-scaling.md says why; format_report lists every row).
+    Regression bounds where the goal is not met."""
     predicted = scaling_report.summary(results, (8, 16), predicted_only=True)
     assert predicted["rows"] == 42
     assert predicted["mape"] <= 0.016
