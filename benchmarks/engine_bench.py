@@ -4,7 +4,8 @@
 
 Prints, for 64 devices with link-level collectives (every replica), 1,024 devices with
 flow-level ones (replica 0 in lockstep) and 1,024 devices in DGX-1 nodes with link-level ones
-(one replica per symmetry class, collectives/data_parallel.py): planning time, the engine's
+on one ring (one replica per symmetry class, policies/_replicas.py; NCCL's trees would have
+none): planning time, the engine's
 time (engine.run: checking, reading the graph and running it) and, of it, the set-up (reading
 the graph: dependency names to positions, successor lists, resource names to numbers) apart
 from the loop; tasks and the ports they hold; the engine's tasks per second; and those tasks
@@ -63,13 +64,15 @@ def setup_s(graph, capacities: dict, memory: dict, resident: dict) -> float:
         return time.perf_counter() - t
 
 
-def case(devices: int, fidelity: str, replicas: str, node_type: str | None = None) -> dict:
+def case(devices: int, fidelity: str, replicas: str, node_type: str | None = None,
+         algorithm: str | None = None) -> dict:
     t0 = time.perf_counter()
     cluster = (Cluster.from_node_type(node_type, devices) if node_type
                else Cluster.build("v100", devices, "nvlink2"))
     policy = policies.get("data-parallel")
     graph = policy.plan(zoo.get("resnet50", batch=32), cluster, True,
-                        **policy.resolve({"collectives": fidelity, "replicas": replicas}))
+                        **policy.resolve({"collectives": fidelity, "replicas": replicas,
+                                          "algorithm": algorithm}))
     # a plan may add resources of its own (an input pipeline's {device}.input)
     capacities = {**cluster.resources, **graph.meta.get("extra_resources", {})}
     memory, resident = cluster.memory_capacity_bytes(), graph.meta["resident_bytes"]
@@ -101,7 +104,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args()
     rows = [case(64, "link", "all"), case(1024, "flow", "one"),
-            case(1024, "link", "classes", "dgx1-v100")]
+            case(1024, "link", "classes", "dgx1-v100", "ring")]
     if args.json:
         print(json.dumps({"cases": rows}, indent=2))
         return

@@ -12,11 +12,15 @@ Fidelities:
                      symmetry class standing for all (every replica's traffic represented)
   link-hierarchical  the same with NCCL's hierarchical all-reduce
   link-nccl          the same as NCCL's tuning runs each all-reduce (data-parallel's default
-                     on GPUs): its rings per NIC by class, its trees (no class to build
-                     once) one task each for NCCL's predicted time
+                     on GPUs): by class where it puts every one on its rings per NIC, every
+                     replica where it puts one on a tree (no class stands for the others;
+                     up to 64 GPUs)
   link-all           link-level, every replica built in full (up to 64 GPUs: it grows with
                      the square of the count)
   flow-one           closed-form collectives, replica 0 in lockstep for the others
+  default            data-parallel's defaults (simulator/policies/_replicas.py): by class,
+                     link-level where the all-reduces are built by class or up to 64 GPUs
+  default-ring       the same with one ring through every GPU (always built by class)
 
 Each case runs in a fresh process, so its peak memory (the process's maximum resident set)
 is its own; the wall time is planning plus the engine's run, without the interpreter's start,
@@ -38,9 +42,11 @@ from _plot import log_log_plot
 FIDELITIES = {  # name -> (collectives, replicas, algorithm, largest GPU count)
     "link-ring": ("link", "classes", "ring", None),
     "link-hierarchical": ("link", "classes", "hierarchical", None),
-    "link-nccl": ("link", "classes", "nccl", None),
+    "link-nccl": ("link", "classes", "nccl", 64),
     "link-all": ("link", "all", "ring", 64),
     "flow-one": ("flow", "one", "ring", None),
+    "default": ("-", "-", "-", None),
+    "default-ring": ("-", "-", "ring", None),
 }
 
 CASE = """
@@ -54,14 +60,16 @@ policy = policies.get("data-parallel")
 t0, c0 = time.perf_counter(), time.process_time()
 cluster = Cluster.from_node_type(node_type, gpus)
 graph = apply_precision(zoo.get(workload, batch=batch), cluster, precision)
+asked = {"collectives": collectives, "replicas": replicas, "algorithm": algorithm}
 tg = policy.plan(graph, cluster, True, **policy.resolve(
-    {"collectives": collectives, "replicas": replicas, "algorithm": algorithm}))
+    {k: v for k, v in asked.items() if v != "-"}))
 t1 = time.perf_counter()
 capacities = {**cluster.resources, **tg.meta.get("extra_resources", {})}
 log = engine.run(tg, capacities, cluster.memory_capacity_bytes(),
                  memory_baseline_bytes=tg.meta["resident_bytes"])
 t2, c2 = time.perf_counter(), time.process_time()
-print(json.dumps({"plan_s": t1 - t0, "engine_s": t2 - t1, "wall_s": t2 - t0, "cpu_s": c2 - c0,
+print(json.dumps({"fidelity_run": tg.meta["fidelity"], "replicas_run": tg.meta["replicas"],
+                  "plan_s": t1 - t0, "engine_s": t2 - t1, "wall_s": t2 - t0, "cpu_s": c2 - c0,
                   "tasks": len(tg), "iteration_time_s": log.makespan_s,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -133,7 +141,8 @@ def main() -> None:
                       f"(plan {r['plan_s']:6.2f}, engine {r['engine_s']:6.2f}), "
                       f"{r['cpu_s']:7.2f} s CPU, "
                       f"{r['tasks']:8,d} tasks, {r['peak_rss_mib']:7.0f} MiB peak, "
-                      f"iteration {r['iteration_time_s'] * 1e3:7.2f} ms", flush=True)
+                      f"iteration {r['iteration_time_s'] * 1e3:7.2f} ms "
+                      f"({r['fidelity_run']}, {r['replicas_run']})", flush=True)
     exponents = {f: fitted_exponent([r for r in rows if r["fidelity"] == f])
                  for f in FIDELITIES}
     cpu_exponents = {f: fitted_exponent([r for r in rows if r["fidelity"] == f], cost="cpu_s")

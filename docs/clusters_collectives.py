@@ -136,15 +136,16 @@ def engine_graphs() -> dict[str, str]:
     """Section 'The engine': the graphs benchmarks/engine_bench.py runs, as planned."""
     policy = policies.get("data-parallel")
 
-    def plan(devices, fidelity, replicas, node_type=None):
+    def plan(devices, fidelity, replicas, node_type=None, algorithm=None):
         cluster = (Cluster.from_node_type(node_type, devices) if node_type
                    else Cluster.build("v100", devices, "nvlink2"))
         return policy.plan(zoo.get("resnet50", batch=32), cluster, True,
-                           **policy.resolve({"collectives": fidelity, "replicas": replicas}))
+                           **policy.resolve({"collectives": fidelity, "replicas": replicas,
+                                             "algorithm": algorithm}))
 
     flow = list(plan(1024, "flow", "one"))
     wide = [t for t in flow if len(t.resources) > 16]
-    by_class = list(plan(1024, "link", "classes", "dgx1-v100"))
+    by_class = list(plan(1024, "link", "classes", "dgx1-v100", "ring"))
     return {"flow_tasks": f"{len(flow):,}", "wide_tasks": str(len(wide)),
             "wide_ports": span([len(t.resources) for t in wide], lambda v: f"{v:,}"),
             "class_deps": f"{sum(len(t.deps) for t in by_class):,}"}
@@ -196,7 +197,8 @@ def tree_limits() -> dict[str, str]:
 
 
 def tasks_by_class() -> dict[str, str]:
-    """Tasks of a step built by symmetry class: trees as one task each."""
+    """Tasks of a step by data-parallel's defaults: rings by symmetry class; beyond 64 GPUs a
+    step on NCCL's trees flow-level, each tree one task."""
     def tasks(workload, batch, node_type, gpus, algorithm, **opts):
         cluster = Cluster.from_node_type(node_type, gpus)
         return simulate(workload, cluster, "data-parallel", batch=batch, algorithm=algorithm,

@@ -87,7 +87,7 @@ def claims(v: dict[str, str]) -> list[str]:
             _low(v["hd_over_ring"]) > 0,
         "NCCL's tree runs slower than one ring near the crossover on one-NIC nodes":
             _low(v["cloud_mb_slower"]) > 0,
-        "trees by class take far fewer tasks than rings by class":
+        "flow-level trees take far fewer tasks than rings by class":
             _low(v["resnet_nccl_tasks"]) < _low(v["resnet_ring_tasks"]),
         "a DGX-1's cap on tf.data, scaled by cores, is above both XLA rows":
             _low(v["dgx1_cap"]) > max(_low(v["img_M0063"]), _low(v["img_M0050"])),

@@ -65,7 +65,9 @@ tells devices apart (a straggler, jitter, a different device) makes the period N
 collective is built in full. NCCL's trees tell nodes apart themselves (a root, leaves, the
 child a parent's port serves second), so there is no class to build once: with a period, an
 all-reduce NCCL's tuning puts on a tree is one task for the time that tuning predicts, as at
-flow fidelity; without one, it is built in full, link by link.
+flow fidelity, which is not what its full expansion takes (data parallelism's 'classes'
+therefore simulates every replica of a step with one: policies/_replicas.py); without one,
+it is built in full, link by link.
 """
 from __future__ import annotations
 

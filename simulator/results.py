@@ -139,6 +139,17 @@ class Result:
             return None
         return achieved / self.peak_flops_per_s
 
+    def _every_one(self, values: dict) -> dict:
+        """Figures per device or resource for every one of them: where the run simulated one
+        replica per symmetry class (log.meta 'represented_by': a device or resource -> the
+        one standing for it; policies/_replicas.py), each takes its representative's, as the
+        run of every replica gives it."""
+        out = dict(values)
+        for name, rep in ((self.log.meta or {}).get("represented_by") or {}).items():
+            if rep in values:
+                out[name] = values[rep]
+        return out
+
     # The figures below read every task of the log, which does not change once the run is
     # over: each is computed once (summary() reads them several times, over hundreds of
     # thousands of tasks in a big run) and handed out as a copy.
@@ -150,7 +161,7 @@ class Result:
                 ran_s = e - s
                 for r in t.resources:
                     busy[r] += ran_s
-        return busy
+        return self._every_one(busy)
 
     @property
     def busy_s(self) -> dict[str, float]:
@@ -181,7 +192,7 @@ class Result:
                 for r in t.resources:
                     if r != WIRE_RESOURCE:
                         out[r] = out.get(r, 0.0) + carried
-        return out
+        return self._every_one(out)
 
     @property
     def link_bytes(self) -> dict[str, float]:
@@ -201,7 +212,8 @@ class Result:
                     spans[device] = [(s, e)]
                 else:
                     on.append((s, e))
-        return {d: _subtract_length(iv, comp.get(d, [])) for d, iv in sorted(comm.items())}
+        return self._every_one({d: _subtract_length(iv, comp.get(d, []))
+                                for d, iv in sorted(comm.items())})
 
     @property
     def exposed_communication_s(self) -> dict[str, float]:
@@ -220,22 +232,23 @@ class Result:
     def peak_memory_bytes(self) -> dict[str, int]:
         """Per device: the peak of the step's tensors, each in the allocator's blocks (what
         torch.cuda.max_memory_allocated reports on a GPU); the same as peak_allocated_bytes."""
-        return dict(self.log.peak_memory_bytes)
+        return self._every_one(self.log.peak_memory_bytes)
 
     @property
     def peak_allocated_bytes(self) -> dict[str, int]:
-        return dict(self.log.peak_memory_bytes)
+        return self._every_one(self.log.peak_memory_bytes)
 
     @property
     def peak_reserved_bytes(self) -> dict[str, int]:
         """Per device: what the caching allocator holds at its peak (torch.cuda.
         max_memory_reserved): the tensors plus its rounding and cached blocks."""
-        return dict(self.log.peak_reserved_bytes or self.log.peak_memory_bytes)
+        return self._every_one(self.log.peak_reserved_bytes or self.log.peak_memory_bytes)
 
     @property
     def peak_device_memory_bytes(self) -> dict[str, int]:
         """Per device: what nvidia-smi would show at the peak: reserved plus the CUDA context."""
-        return {d: b + self.log.context_bytes.get(d, 0)
+        context = self._every_one(self.log.context_bytes)
+        return {d: b + context.get(d, 0)
                 for d, b in self.peak_reserved_bytes.items()}
 
     def __repr__(self) -> str:
@@ -276,7 +289,7 @@ class Result:
                                          if compute_util else 0.0),
             "peak_memory_bytes": self.peak_memory_bytes,
             "peak_reserved_bytes": self.peak_reserved_bytes,
-            "context_bytes": dict(self.log.context_bytes),
+            "context_bytes": self._every_one(self.log.context_bytes),
             "memory_capacity_bytes": self.log.memory_capacity_bytes,
             "link_bytes": self.link_bytes,
             "link_utilisation": self.link_utilisation,

@@ -4,7 +4,8 @@ for theirs (collectives.py builds one device per class with them).
 Moving every device t places along (index i to i + t, modulo the count) maps a cluster onto
 itself when its devices are alike (same GPU, speed, no jitter) and t is a whole number of
 identical nodes (and of leaves, where traffic between leaves is oversubscribed), or 1 for
-identical devices on one switch or fully connected. Devices i and i + t then behave alike in
+identical devices on one switch or fully connected; never on a shared medium (Wi-Fi), which
+every device's transfers wait for. Devices i and i + t then behave alike in
 any traffic that is itself periodic in t: a ring in device order, the same ring in every node,
 one ring per local rank across nodes.
 """
@@ -20,9 +21,12 @@ def period(cluster) -> int | None:
             d.spec != first.spec or type(d.model) is not type(first.model) or
             d.speed != first.speed for d in cluster.devices):
         return None
+    if cluster.link.shared_medium:
+        # every transmission waits for the one channel: a class's transfers alone would find
+        # it free of the others' (the collectives' time would shrink with the class's share)
+        return None
     if cluster.nodes == 1:
-        plain = cluster.topology in ("switch", "fully-connected") or \
-            cluster.link.shared_medium
+        plain = cluster.topology in ("switch", "fully-connected")
         # GPUs that share a PCIe switch are not alike to those that do not
         alone = all(len(g) == 1 for g in cluster.layout.pcie_switches or ())
         return 1 if plain and alone and n > 1 else None
@@ -35,10 +39,11 @@ def period(cluster) -> int | None:
 
 def representatives(cluster, period: int) -> dict[str, str]:
     """Each resource's image when device i stands for every device i + m * period: a device's
-    resources map to those of device i mod period, a node's to those of node n mod (period /
-    devices per node), a leaf's to the first leaves', a rail's, the medium and the wire to
-    themselves."""
+    resources map to those of device i mod period (a link's both ends moved alike), a node's
+    to those of node n mod (period / devices per node), a leaf's to the first leaves', a
+    rail's, the medium and the wire to themselves."""
     ids = [d.id for d in cluster.devices]
+    index = {d: i for i, d in enumerate(ids)}
     rep_dev = {d: ids[i % period] for i, d in enumerate(ids)}
     per_node = cluster.devices_per_node or len(ids)
     node_period = max(1, period // per_node)
@@ -48,7 +53,10 @@ def representatives(cluster, period: int) -> dict[str, str]:
         if r.startswith("link:"):
             pair, sep, lane = r[5:].partition("#")
             a, _, b = pair.partition("->")
-            out[r] = f"link:{rep_dev[a]}->{rep_dev[b]}{sep}{lane}"
+            # both ends moved by the same whole periods: a link between devices of two periods
+            # (one GPU to every other, fully connected) keeps its span
+            shift = index[a] - index[a] % period
+            out[r] = f"link:{rep_dev[a]}->{ids[(index[b] - shift) % len(ids)]}{sep}{lane}"
         elif r.startswith("node") and r[4:5].isdigit():
             num, _, rest = r[4:].partition(".")
             out[r] = f"node{int(num) % node_period}.{rest}"

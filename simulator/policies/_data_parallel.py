@@ -295,14 +295,16 @@ def data_parallel_options(*names: str) -> dict[str, Option]:
                                             "as XLA's auto-clustering makes)", str,
                                   lambda v: v in GRADIENTS_READY, " or ".join(GRADIENTS_READY)),
         "collectives": Option(None, "'link' (every transfer a task: the default up to 64 "
-                                    "devices or on a symmetric cluster) or 'flow' (closed "
-                                    "form)", str,
+                                    "devices, and at any size where the replicas are "
+                                    "simulated by class) or 'flow' (closed form)", str,
                               lambda v: v in FIDELITIES, "link or flow"),
-        "replicas": Option(None, "'all' (the default up to 64 devices and under jitter), "
-                                 "'classes' (one per symmetry class, or with flow "
-                                 "collectives one per kind of device: the default beyond) "
-                                 "or 'one' "
-                                 "(replica 0, others in lockstep)", str,
+        "replicas": Option(None, "'classes' (one per symmetry class, the same figures as "
+                                 "'all': the default where the devices are alike; every "
+                                 "replica where the step's all-reduces have no class, "
+                                 "NCCL's trees; with flow collectives one per kind of "
+                                 "device), 'all' (the default under jitter, stragglers or "
+                                 "rank_spread) or 'one' (replica 0, others in lockstep)",
+                           str,
                            lambda v: v in ("all", "classes", "one"),
                            "all, classes or one"),
         "algorithm": Option(None, "all-reduce algorithm (default: 'nccl' for gradient_sync "

@@ -66,16 +66,20 @@ the gradients, ~0.2% of a ResNet-50 step on a V100), the SMs NCCL's kernels take
 backward pass while they run, the GPU time of a loader that decodes on the GPU, and Python's
 per-step work on the host.
 
-With `replicas = "one"` only replica 0 is simulated and the others are taken to run in lockstep
-(exact for identical devices and no stragglers); the collectives still span every device. That
-is the default with flow-level collectives when every device computes alike. With
-`replicas = "classes"` (the default with link-level ones beyond 64 devices) one replica per
-symmetry class is simulated, each standing for the devices that behave as it does
-(collectives.py, "Symmetry"): the whole cluster's figures, at a cost that grows with the
-ring's steps, not with their square. Beyond 64 devices on a cluster without symmetry (a
-straggler, jitter) the collectives are flow-level by default; a flow collective waits for every
-replica at once, so "classes" there is one replica of each kind of device (its speed), exact;
-under jitter every replica is simulated.
+Replicas (policies/_replicas.py, the rule data-parallel and fsdp share): with
+`replicas = "classes"`, the default wherever the devices are alike (the cluster has a symmetry
+period: identical devices and nodes, no jitter, no straggler; and no rank_spread), one replica
+per symmetry class is simulated, each standing for the devices that behave as it does
+(collectives.py, "Symmetry"), at any size: the report is `"all"`'s figure for figure (the
+tasks simulated aside). That needs every all-reduce built by class: rings, NCCL's rings per
+NIC and the hierarchical all-reduce are; an all-reduce NCCL's tuning puts on a tree, and
+Gloo's halving-doubling across nodes, are not (a tree tells a root from leaves), so a step
+with one simulates every replica: link-level up to 64 devices or where asked for, and beyond
+with flow-level collectives. Under jitter, stragglers or rank_spread every replica is simulated
+(`"all"`) up to 64 devices, and beyond, the collectives flow-level, one replica of each kind of
+device (a flow collective waits for every replica at once: exact for the speeds), or every
+replica under jitter. With `replicas = "one"` only replica 0 is simulated and the others are
+taken to run in lockstep; the collectives still span every device.
 """
 from __future__ import annotations
 
@@ -85,7 +89,7 @@ from workloads.training import lower_training
 from ..lowering import emit_ops, resident_bytes
 from ..stragglers import wait_for_slowest
 from ..tasks import TaskGraph
-from . import Policy, register
+from . import Policy, _replicas, register
 from . import _caffe_p2p as caffe_p2p
 from ._data_parallel import (
     allreduce_groups,
@@ -111,77 +115,26 @@ class DataParallel(Policy):
              fusion_mb, horovod_one_rank, horovod_enqueue, gradients_ready, collectives,
              replicas, algorithm, input_pipeline, loader_threads, host_cores,
              rank_spread, rank_tail) -> TaskGraph:
-        n = len(cluster.devices)
         if gradient_sync == caffe_p2p.SYNC:
             caffe_p2p.check_caffe_p2p(cluster, replicas=replicas, collectives=collectives,
                                       algorithm=algorithm)
             refuse_horovod_options(gradient_sync, cycle_time_ms, fusion_mb, horovod_one_rank,
                                    horovod_enqueue)
+            replicas = "all"
         algorithm = algorithm or default_algorithm(cluster, gradient_sync)
-        # link-level by default where it stays cheap: up to 64 devices, or by symmetry class;
-        # beyond, flow-level with a replica per kind of device (each speed), or every replica
-        # under jitter
-        symmetric = cluster.symmetry_period() is not None
-        jitter = any(d.jitter is not None for d in cluster.devices)
-        fidelity = collectives or ("link" if n <= 64 or symmetric else "flow")
-        replicas = replicas or ("all" if fidelity == "link" and n <= 64 else
-                                "all" if fidelity == "flow" and jitter else "classes")
-        period = cluster.symmetry_period() if replicas == "classes" else None
-        g = lower_training(graph) if training else graph
-        simulated = cluster.devices[:{"all": n, "one": 1}.get(replicas, period or n)]
-        if replicas == "classes" and fidelity == "flow" and not jitter:
-            # a flow collective waits for every replica at once: devices that compute alike
-            # end alike, so one of each kind stands for the rest
-            first_of_kind: dict = {}
-            for d in cluster.devices:
-                first_of_kind.setdefault((d.spec.name, d.speed), d.id)
-            simulated = [d for d in cluster.devices if first_of_kind[(d.spec.name, d.speed)]
-                         == d.id]
-        slowdown = ({d.id: f for d, f in zip(cluster.devices,
-                                             rank_time_factors(n, rank_spread, rank_tail),
-                                             strict=True)} if rank_spread else {})
-        tg = TaskGraph(f"data-parallel:{graph.name}",
-                       meta={"samples": graph.batch * n, "fidelity": fidelity,
-                             "replicas": replicas,
-                             "resident_bytes": {d.id: resident_bytes(g, training)
-                                                for d in simulated}})
-        input_batch_tasks(tg, cluster, simulated, graph.batch, input_pipeline, loader_threads,
-                          host_cores)
-        if not training:
-            for d in simulated:
-                emit_ops(tg, g, d, prefix=f"{d.id}/", duration=_rank_duration(
-                    g.topo(), d, slowdown.get(d.id, 1.0)))
-            return tg
-        # Updates wait for the last all-reduce: known only once the collectives exist, so
-        # emit forward+backward first, then the collectives, then the updates.
-        fwd_bwd = [op for op in g.topo() if op.phase != "update"]
-        updates = [op for op in g.topo() if op.phase == "update"]
-        if gradient_sync == caffe_p2p.SYNC:
-            _plan_caffe_p2p(tg, g, cluster, fwd_bwd, updates, slowdown)
-            return tg
-        emitted = {d.id: emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/",
-                                  duration=_rank_duration(fwd_bwd, d, slowdown.get(d.id, 1.0)))
-                   for d in simulated}
-        task_of = {d.id: emitted[d.id].task_of for d in simulated}
-        groups = sync_groups(tg, g, cluster, fwd_bwd, task_of, gradient_sync, bucket_mb,
-                             cycle_time_ms, fusion_mb, gradients_ready, horovod_one_rank,
-                             horovod_enqueue)
-        tg.meta["bucket_bytes"] = [group.nbytes for group in groups]
-        tg.meta["gradient_sync"] = gradient_sync
-        backward = [op.name for op in fwd_bwd if op.phase == "backward"]
-        compiled = ({d: (tasks[backward[-1]],) for d, tasks in task_of.items()}
-                    if gradients_ready == "at-end" and backward else None)
-        done_at = allreduce_groups(tg, cluster, groups, task_of, fidelity, algorithm,
-                                   symmetric=replicas == "classes", also_after=compiled)
-        for d in simulated:
-            grad_task = emitted[d.id].task_of
-            # As in DDP, optimizer.step() starts once backward() has waited for every bucket
-            # (the buckets are reduced in order: the last one's end is every one's).
-            synced = done_at[-1][d.id] if done_at else ()
-            extra = {op.name: (grad_task[op.inputs[0]], *synced) for op in updates}
-            emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", extra_deps=extra,
-                     priority_base=len(fwd_bwd), track_memory=False,
-                     duration=_rank_duration(updates, d, slowdown.get(d.id, 1.0)))
+        step = dict(graph=graph, cluster=cluster, training=training, bucket_mb=bucket_mb,
+                    gradient_sync=gradient_sync, cycle_time_ms=cycle_time_ms,
+                    fusion_mb=fusion_mb, horovod_one_rank=horovod_one_rank,
+                    horovod_enqueue=horovod_enqueue, gradients_ready=gradients_ready,
+                    algorithm=algorithm, input_pipeline=input_pipeline,
+                    loader_threads=loader_threads, host_cores=host_cores,
+                    rank_spread=rank_spread, rank_tail=rank_tail)
+        fidelity, chosen = _replicas.choose(cluster, collectives, replicas, rank_spread)
+        tg = _plan_step(fidelity=fidelity, replicas=chosen, **step)
+        if tg is None:   # 'classes' asked of a step whose collectives have no class
+            fidelity, chosen = _replicas.without_classes(cluster, collectives, replicas)
+            tg = _plan_step(fidelity=fidelity, replicas=chosen, **step)
+            assert tg is not None
         return tg
 
     def finalize(self, result, graph, cluster, training: bool, **opts) -> None:
@@ -197,6 +150,82 @@ class DataParallel(Policy):
         if training and len(cluster.devices) > 1 and sync != caffe_p2p.SYNC:
             result.extras["allreduce_algorithm"] = (opts["algorithm"]
                                                     or default_algorithm(cluster, sync))
+
+
+def _plan_step(*, graph, cluster, training, fidelity, replicas, bucket_mb, gradient_sync,
+               cycle_time_ms, fusion_mb, horovod_one_rank, horovod_enqueue, gradients_ready,
+               algorithm, input_pipeline, loader_threads, host_cores, rank_spread,
+               rank_tail) -> TaskGraph | None:
+    """The step's tasks with these replicas at this fidelity; None where 'classes' is asked
+    link-level and the step's all-reduces are not built by class (_replicas.py)."""
+    n = len(cluster.devices)
+    jitter = any(d.jitter is not None for d in cluster.devices)
+    by_class = replicas == "classes" and fidelity == "link"
+    period = (cluster.symmetry_period() if by_class and _replicas.alike(cluster, rank_spread)
+              else None)
+    if by_class and period is None:
+        return None
+    g = lower_training(graph) if training else graph
+    simulated = cluster.devices[:{"all": n, "one": 1}.get(replicas, period or n)]
+    if replicas == "classes" and fidelity == "flow" and not jitter:
+        # a flow collective waits for every replica at once: devices that compute alike
+        # end alike, so one of each kind stands for the rest
+        first_of_kind: dict = {}
+        for d in cluster.devices:
+            first_of_kind.setdefault((d.spec.name, d.speed), d.id)
+        simulated = [d for d in cluster.devices if first_of_kind[(d.spec.name, d.speed)]
+                     == d.id]
+    slowdown = ({d.id: f for d, f in zip(cluster.devices,
+                                         rank_time_factors(n, rank_spread, rank_tail),
+                                         strict=True)} if rank_spread else {})
+    tg = TaskGraph(f"data-parallel:{graph.name}",
+                   meta={"samples": graph.batch * n, "fidelity": fidelity,
+                         "replicas": replicas,
+                         "resident_bytes": {d.id: resident_bytes(g, training)
+                                            for d in simulated}})
+    if period:
+        tg.meta["represented_by"] = _replicas.represented_by(cluster, period)
+    input_batch_tasks(tg, cluster, simulated, graph.batch, input_pipeline, loader_threads,
+                      host_cores)
+    if not training:
+        for d in simulated:
+            emit_ops(tg, g, d, prefix=f"{d.id}/", duration=_rank_duration(
+                g.topo(), d, slowdown.get(d.id, 1.0)))
+        return tg
+    # Updates wait for the last all-reduce: known only once the collectives exist, so
+    # emit forward+backward first, then the collectives, then the updates.
+    fwd_bwd = [op for op in g.topo() if op.phase != "update"]
+    updates = [op for op in g.topo() if op.phase == "update"]
+    if gradient_sync == caffe_p2p.SYNC:
+        _plan_caffe_p2p(tg, g, cluster, fwd_bwd, updates, slowdown)
+        return tg
+    emitted = {d.id: emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/",
+                              duration=_rank_duration(fwd_bwd, d, slowdown.get(d.id, 1.0)))
+               for d in simulated}
+    task_of = {d.id: emitted[d.id].task_of for d in simulated}
+    groups = sync_groups(tg, g, cluster, fwd_bwd, task_of, gradient_sync, bucket_mb,
+                         cycle_time_ms, fusion_mb, gradients_ready, horovod_one_rank,
+                         horovod_enqueue)
+    if by_class and n > 1 and not _replicas.builds_by_class(
+            cluster, algorithm, [group.nbytes for group in groups]):
+        return None
+    tg.meta["bucket_bytes"] = [group.nbytes for group in groups]
+    tg.meta["gradient_sync"] = gradient_sync
+    backward = [op.name for op in fwd_bwd if op.phase == "backward"]
+    compiled = ({d: (tasks[backward[-1]],) for d, tasks in task_of.items()}
+                if gradients_ready == "at-end" and backward else None)
+    done_at = allreduce_groups(tg, cluster, groups, task_of, fidelity, algorithm,
+                               symmetric=by_class, also_after=compiled)
+    for d in simulated:
+        grad_task = emitted[d.id].task_of
+        # As in DDP, optimizer.step() starts once backward() has waited for every bucket
+        # (the buckets are reduced in order: the last one's end is every one's).
+        synced = done_at[-1][d.id] if done_at else ()
+        extra = {op.name: (grad_task[op.inputs[0]], *synced) for op in updates}
+        emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", extra_deps=extra,
+                 priority_base=len(fwd_bwd), track_memory=False,
+                 duration=_rank_duration(updates, d, slowdown.get(d.id, 1.0)))
+    return tg
 
 
 def _plan_caffe_p2p(tg: TaskGraph, g, cluster, fwd_bwd, updates, slowdown) -> None:

@@ -52,7 +52,7 @@ from workloads.training import OPTIMIZER_STATE_PER_PARAM, lower_training
 from ..collectives import FIDELITIES, NCCL_BASE_LATENCY_S, collective
 from ..lowering import HALF_BYTES, block_bytes, emit_ops, is_amp
 from ..tasks import TaskGraph
-from . import ConfigError, Option, Policy, parse_bool, register
+from . import ConfigError, Option, Policy, _replicas, parse_bool, register
 from ._data_parallel import data_parallel_options, gradient_buckets
 from ._sharding import (
     ROOT,
@@ -99,12 +99,16 @@ class Fsdp(Policy):
                                             "device, as data-parallel's default)", str,
                                     lambda v: v in ("nccl", "ring"), "nccl or ring"),
                 "collectives": Option(None, "'link' (every transfer a task: the default up "
-                                            "to 64 devices) or 'flow' (closed form)", str,
+                                            "to 64 devices, and by class at any size) or "
+                                            "'flow' (closed form)", str,
                                       lambda v: v in FIDELITIES, "link or flow"),
-                "replicas": Option(None, "'all' (every device's compute: the default up to "
-                                         "16 devices) or 'one' (device 0's, the others in "
-                                         "lockstep; the collectives span every device)", str,
-                                   lambda v: v in ("all", "one"), "all or one"),
+                "replicas": Option(None, "'classes' (one device per symmetry class, the "
+                                         "others alike: the default on alike devices, "
+                                         "exact), 'all' (every device's compute) or 'one' "
+                                         "(device 0's, the others in lockstep; the "
+                                         "collectives span every device)", str,
+                                   lambda v: v in ("all", "classes", "one"),
+                                   "all, classes or one"),
             })
 
     def plan(self, graph, cluster, training: bool, *, stage, shard_group, prefetch, optimizer,
@@ -118,14 +122,19 @@ class Fsdp(Policy):
         g = lower_training(graph, optimizer)
         units = units_of(g)
         state = resident_state_bytes(units, stage, group)
-        replicas = replicas or ("all" if n <= 16 else "one")
-        simulated = cluster.devices if replicas == "all" else cluster.devices[:1]
+        # collectives within shard groups are built in full: by class only over every device
+        fidelity, replicas = _replicas.resolve(cluster, collectives, replicas,
+                                               by_class=group == n)
+        period = cluster.symmetry_period() if replicas == "classes" else None
+        replicas = "all" if replicas == "classes" and period is None else replicas
+        simulated = cluster.devices[:{"all": n, "one": 1}.get(replicas, period or n)]
         tg = TaskGraph(f"fsdp:{graph.name}", meta={
-            "samples": graph.batch * n, "replicas": replicas,
-            "fidelity": collectives or ("link" if n <= 64 else "flow"),
+            "samples": graph.batch * n, "replicas": replicas, "fidelity": fidelity,
             "resident_bytes": {d.id: state.total for d in simulated},
             "fsdp": {"stage": stage, "shard_group": group, "units": list(units),
                      "state_bytes": vars(state)}})
+        if period:
+            tg.meta["represented_by"] = _replicas.represented_by(cluster, period)
         tg.meta.setdefault("extra_resources", {}).update(
             {f"{d.id}.{what}": 1 for d in simulated for what in ("unshard", "reshard")})
         steps = _Steps(tg, cluster, ids, [d.id for d in simulated], group, g, algorithm)
@@ -174,7 +183,8 @@ class _Steps:
         self.train, self.algorithm = train, algorithm
         # devices in lockstep: a collective over the whole cluster is built for one symmetry
         # class of devices alone (collectives.py, "Symmetry"), with the same times
-        self.symmetric = len(simulated) == 1
+        self.symmetric = len(simulated) < len(ids)
+        self._reps = {d: simulated[i % len(simulated)] for i, d in enumerate(ids)}
         self.groups = [ids[k:k + group] for k in range(0, len(ids), group)]
         self.extra: dict[str, Deps] = {d: {} for d in simulated}
         self.fidelity = tg.meta["fidelity"]
@@ -184,8 +194,9 @@ class _Steps:
 
     # -- naming ------------------------------------------------------------------------
     def _rep(self, device: str) -> str:
-        """The simulated device whose tasks stand for `device` (itself, or device 0)."""
-        return device if device in self.extra else self.simulated[0]
+        """The simulated device whose tasks stand for `device`: itself, its class's
+        representative, or device 0."""
+        return self._reps[device]
 
     def task(self, device: str, op: str) -> str:
         return f"{self._rep(device)}/{op}"

@@ -87,7 +87,7 @@ def test_max_memory_stops_a_run_with_one_line_before_the_kernel_does(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "simulator.cli", "simulate", "--workload", "resnet50", "--batch",
          "32", "--hardware", "v100", "--devices", "64", "--link", "nvlink2", "--policy",
-         "data-parallel", "--max-memory", "100M"],
+         "data-parallel", "-o", "replicas=all", "--max-memory", "100M"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines() == [

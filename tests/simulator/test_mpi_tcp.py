@@ -146,7 +146,7 @@ def test_the_stack_lengthens_a_boards_data_parallel_step(monkeypatch):
 
 def _dp_options(gradient_sync: str) -> dict:
     opts = {name: option.default for name, option in get("data-parallel").options.items()}
-    return opts | {"gradient_sync": gradient_sync}
+    return opts | {"gradient_sync": gradient_sync, "replicas": "all"}   # every hop built
 
 
 def test_boards_built_by_symmetry_class_pay_the_stack_as_every_board_does():
@@ -154,8 +154,7 @@ def test_boards_built_by_symmetry_class_pay_the_stack_as_every_board_does():
     runs = {replicas: simulate(graph, Cluster.build("rpi4", 4, "eth1g"), "data-parallel",
                                replicas=replicas, collectives="link")
             for replicas in ("all", "classes")}
-    assert runs["classes"].iteration_time_s == pytest.approx(runs["all"].iteration_time_s,
-                                                             rel=1e-9)
+    assert runs["classes"].iteration_time_s == runs["all"].iteration_time_s
     stacks = [t for t in runs["classes"].log.tasks if t.name.endswith("/receive_cpu")]
     assert stacks and {t.device for t in stacks} == {"arm0"}
 
@@ -164,7 +163,7 @@ def test_boards_built_by_symmetry_class_pay_the_stack_as_every_board_does():
 @given(st.integers(2, 5), st.sampled_from(["rpi4", "rk3399"]))
 def test_a_boards_receive_stack_never_starts_before_its_bytes_arrive(boards, board):
     result = simulate(zoo.get("lenet5", batch=2), Cluster.build(board, boards, "eth1g"),
-                      "data-parallel")
+                      "data-parallel", replicas="all")
     log = result.log
     end = dict(zip((t.name for t in log.tasks), log.end_s, strict=True))
     received = [(t, s) for t, s in zip(log.tasks, log.start_s, strict=True)

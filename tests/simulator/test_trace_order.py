@@ -10,7 +10,8 @@ from simulator.trace import device_order, plot_memory, plot_timeline
 
 @pytest.fixture(scope="module")
 def twelve():
-    return simulate("lenet5", Cluster.build("v100", 12, "nvlink2"), "data-parallel", batch=2)
+    return simulate("lenet5", Cluster.build("v100", 12, "nvlink2"), "data-parallel", batch=2,
+                    replicas="all")    # every device's tasks on the timeline
 
 
 def test_device_order_sorts_numbers_as_numbers():
