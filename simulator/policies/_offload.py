@@ -21,10 +21,16 @@ from dataclasses import dataclass, field
 from ..collectives import collective
 from ..lowering import Emitted, emit_ops, output_bytes, resident_bytes, storage_owner
 from ..tasks import TaskGraph
-from . import ConfigError
+from . import ConfigError, Option
 from ._data_parallel import gradient_buckets
 
 GIB = 2 ** 30
+# Replicas of an offloading step: not by symmetry class (policies/_replicas.py), since a
+# node's devices swap into one host memory, which one class of devices would not fill
+REPLICAS = Option(None, "'all' (every device: the default up to 8 devices, link-level) or "
+                        "'one' (device 0, the others in lockstep; the all-reduces span every "
+                        "device)", str,
+                  lambda v: v in ("all", "one"), "all or one")
 
 
 @dataclass(frozen=True)

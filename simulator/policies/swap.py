@@ -25,6 +25,7 @@ from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, register
 from ._data_parallel import data_parallel_options
 from ._offload import (
+    REPLICAS,
     OffloadPlan,
     add_offload_extras,
     check_host_capacity,
@@ -186,7 +187,7 @@ class Swap(Policy):
             options={
                 "budget_gib": Option(None, "device memory budget in GiB (default: the device's "
                                            "memory)", float, lambda v: v > 0, "a number > 0"),
-                **data_parallel_options("bucket_mb", "collectives", "replicas"),
+                **data_parallel_options("bucket_mb", "collectives"), "replicas": REPLICAS,
             })
 
     def plan(self, graph, cluster, training: bool, *, budget_gib: float | None,

@@ -16,6 +16,7 @@ from ..tasks import TaskGraph
 from . import Option, Plan, Policy, register
 from ._data_parallel import data_parallel_options
 from ._offload import (
+    REPLICAS,
     OffloadPlan,
     add_offload_extras,
     check_host_capacity,
@@ -74,7 +75,7 @@ class SwapAll(Policy):
             options={"layers": Option("conv", "'conv' (vDNN_conv: conv inputs) or 'all' "
                                               "(vDNN_all: every saved feature map)", str,
                                       lambda v: v in LAYER_CHOICES, "conv or all"),
-                     **data_parallel_options("bucket_mb", "collectives", "replicas")})
+                     **data_parallel_options("bucket_mb", "collectives"), "replicas": REPLICAS})
 
     def plan(self, graph, cluster, training: bool, *, layers, bucket_mb, collectives,
              replicas) -> TaskGraph:

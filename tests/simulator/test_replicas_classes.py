@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from simulator import Cluster
 from simulator.api import simulate
 from simulator.node_types import NodeLayout
-from simulator.policies import _replicas
+from simulator.policies import ConfigError, _replicas
 from simulator.report import summary_lines
 
 ALGORITHMS = ("ring", "hierarchical", "nccl", "tree", "halving-doubling")
@@ -102,3 +102,11 @@ def test_devices_that_differ_are_simulated_every_one():
     # beyond 64 devices a step whose all-reduces have no class runs flow-level collectives
     assert _replicas.without_classes(big, None, None) == ("flow", "classes")
     assert _replicas.without_classes(big, "link", "classes") == ("link", "all")
+
+
+@pytest.mark.parametrize("policy", ["swap", "swap-all"])
+def test_offloading_refuses_classes_by_name(policy):
+    # a node's devices swap into one host memory, which one class of devices would not fill
+    with pytest.raises(ConfigError, match="replicas.*all or one"):
+        simulate("resnet20", Cluster.build("v100", 4, "nvlink2"), policy, batch=16,
+                 replicas="classes")
