@@ -66,7 +66,10 @@ class CudnnRelease:
     gather (BWD_DATA_ALGO_1) runs only the taps of each pixel's stride phase
     (`dgrad_stride_phases`) or every tap of the filter, most of them on zeros; the filters
     its non-fused Winograd takes; whether its FFT algorithm transforms whole padded images
-    (`fft_whole_image`, ConvProblem.fft)."""
+    (`fft_whole_image`, ConvProblem.fft); and the architectures whose weight gradient it runs
+    only as implicit GEMMs (BWD_FILTER_ALGO_0, 1 and 3) or whole-image FFT, with none of the
+    algorithms that transform tiles, non-fused Winograd and FFT_TILING
+    (`gemm_wgrad_architectures`)."""
     version: tuple[int, int, int]     # the first cuDNN release with these kernels
     k_fill: int
     fused_winograd_one_fill: bool
@@ -74,9 +77,14 @@ class CudnnRelease:
     dgrad_stride_phases: bool
     winograd_nonfused_filters: tuple[tuple[int, int], ...]
     fft_whole_image: bool = False
+    gemm_wgrad_architectures: frozenset[str] = frozenset()
 
     def runs_winograd(self, architecture: str | None) -> bool:
         return (architecture or "") not in self.no_winograd_architectures
+
+    def tiles_wgrad_transforms(self, architecture: str | None) -> bool:
+        """Whether the weight gradient may run non-fused Winograd or FFT_TILING."""
+        return (architecture or "") not in self.gemm_wgrad_architectures
 
     def fill(self, fused_points: int = 1) -> float:
         """k steps of fill a CTA pays per GEMM of a kernel that runs `fused_points` GEMMs
@@ -91,16 +99,30 @@ class CudnnRelease:
 # FFT, fits the K80's rows in-sample at 6.4% against 8.3% but predicts its steps without them
 # at 19.7% against 16.6%, every ResNet then 16-25% fast.)
 NO_WINOGRAD = frozenset({"kepler"})
+# cuDNN 5 as DeepBench's Maxwell tables name it (no minor version: taken as 5.0) runs the
+# weight gradient on Maxwell as implicit GEMM, where 5.1 and later transform tiles:
+# DeepBench's 3x3 stride-1 layers of 128-512 channels (20 rows on each of the M40 and the
+# Titan X (Maxwell)) run at 0.48-0.72 of the sustained peak on the direct count (quartiles),
+# the implicit GEMM's share (their 5x5 stride-2 layers 0.72-0.74), where cuDNN 6 on the Titan
+# Xp and the GTX 1080 Ti runs the same layers at 0.70-1.52, 25 of 40 above 0.95 (non-fused
+# Winograd does 4x fewer multiplies); costed with Winograd the Maxwell rows come out 43-46%
+# fast on average. Only the layer of 512 channels on 10x42 maps runs that fast on Maxwell
+# (1.65-1.78). Torch7 on cuDNN 5.1.05 runs VGG-16's and VGG-19's backward on the Titan X
+# (Maxwell) in less time than implicit GEMM at those rates allows (costed so, 28-31% slow):
+# 5.1 has the transforms (its release notes list the non-fused Winograd as new). On Pascal
+# DeepBench's cuDNN 5 is between: the Titan X (Pascal) runs 6 of its 20 such layers above
+# 0.95, so Pascal keeps them.
+GEMM_WGRAD_CUDNN_5 = frozenset({"maxwell"})
 # Each release's kernels hold until the next one's version; a version older than the first
 # takes the first. The evidence is DeepBench's convolution tables and the Torch7 network
 # tables, each of which names its cuDNN:
 CUDNN_RELEASES = (
     # cuDNN 4 (convnet-benchmarks' "cuDNN R4" Torch rows): 5's kernels without Winograd, which
     # cuDNN 5 introduced (its release notes list Winograd for 3x3 convolutions as new); FFT
-    # (since cuDNN 3) and FFT_TILING it has
+    # (since cuDNN 3) and FFT_TILING it has, and 5's weight gradient on Maxwell
     CudnnRelease((4, 0, 0), K_FILL, True, frozenset(GPU_ARCHITECTURES),
                  dgrad_stride_phases=False, winograd_nonfused_filters=(),
-                 fft_whole_image=True),
+                 fft_whole_image=True, gemm_wgrad_architectures=GEMM_WGRAD_CUDNN_5),
     # cuDNN 5 and 6 (DeepBench's M40, Titan X Maxwell and Titan X Pascal tables, cuDNN 5; GTX
     # 1080 Ti and Titan Xp, 6.0.21; Torch7 on 5.1 on the Maxwell and Pascal cards and the
     # K80): the GEMM side's fill, and a fused F(2x2, 3x3) Winograd that transforms a tile and
@@ -113,7 +135,13 @@ CUDNN_RELEASES = (
     # Its FFT transforms whole padded images (ConvProblem.fft): the six DeepBench rows of the
     # M40 and both Titan X that ran FFT (3x3, 128 -> 256 channels, 56x56, 8 and 16 images)
     # take 0.8-1.2x that cost, where every other algorithm is 1.7-4x faster than they were.
+    # Its weight gradient on Maxwell runs no transform of tiles (GEMM_WGRAD_CUDNN_5).
     CudnnRelease((5, 0, 0), K_FILL, True, NO_WINOGRAD, dgrad_stride_phases=False,
+                 winograd_nonfused_filters=WINOGRAD_NONFUSED_3X3_ONLY, fft_whole_image=True,
+                 gemm_wgrad_architectures=GEMM_WGRAD_CUDNN_5),
+    # cuDNN 5.1 (Torch7's 5.1.05 and 5.1.10 rows): 5's kernels, with the weight gradient's
+    # transforms of tiles on Maxwell too
+    CudnnRelease((5, 1, 0), K_FILL, True, NO_WINOGRAD, dgrad_stride_phases=False,
                  winograd_nonfused_filters=WINOGRAD_NONFUSED_3X3_ONLY, fft_whole_image=True),
     # cuDNN 6 (6.0.21, DeepBench's GTX 1080 Ti and Titan Xp): 5's kernels, but the same
     # layers' FFT runs in 0.8-1.8 ms, less than writing and reading their whole-image spectra

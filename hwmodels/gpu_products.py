@@ -133,6 +133,8 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
         return [KernelOption("stream", op.flops / fp32_peak, traffic, "direct")]
     wgrad, cudnn, tensor = pass_ == "wgrad", units.cudnn, units.tensor
     architecture = model.spec.architecture
+    # transforms of tiles (non-fused Winograd, FFT_TILING) where the release runs them
+    tiles_transforms = not wgrad or cudnn.tiles_wgrad_transforms(architecture)
     cost = units.conv_gemm(*conv.implicit_gemm(pass_, cudnn.dgrad_stride_phases), wgrad=wgrad,
                            n_sharing=conv.wgrad_sharing if wgrad else 1)
     options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
@@ -149,7 +151,7 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
         # cuDNN's weight gradient has only the non-fused Winograd
         for fused in [f for f in (True, False)
                       if conv.winograd_ok(f, cudnn.winograd_nonfused_filters)
-                      and not (f and wgrad)]:
+                      and not (f and wgrad) and tiles_transforms]:
             wm, wn, wk, wb, transformed = conv.winograd(pass_, fused)
             cost = units.conv_gemm(wm, wn, wk, wb, wgrad=wgrad, fused_points=wb if fused else 1)
             options.append(KernelOption(
@@ -158,7 +160,8 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
                 "winograd_fused" if fused else "winograd_nonfused",
                 kernels=1 if fused else gpu_conv.TRANSFORM_KERNELS, lone=cost.rounds == 1))
     whole = cudnn.fft_whole_image and conv.fft_whole_ok
-    for whole_image in [w for w, ok in ((False, conv.fft_ok), (True, whole)) if ok and not tensor]:
+    tiled = conv.fft_ok and tiles_transforms
+    for whole_image in [w for w, ok in ((False, tiled), (True, whole)) if ok and not tensor]:
         fm, fn, fk, fb, transformed = conv.fft(pass_, whole_image)
         # the per-frequency products run as batched complex GEMMs in cuBLAS-style tiles,
         # either way round: not the 128-pixel side of cuDNN's convolution tiles, which a

@@ -26,7 +26,8 @@ def test_a_cudnn_version_takes_the_last_release_at_or_below_it():
     assert gpu_conv.cudnn_release(None, (8, 9, 0)) is gpu_conv.CUDNN_RELEASES[-1]
     assert gpu_conv.cudnn_release(None, (4, 0, 0)) is gpu_conv.CUDNN_RELEASES[0]
     assert gpu_conv.cudnn_release(None, (3, 0, 0)) is gpu_conv.CUDNN_RELEASES[0]
-    assert gpu_conv.cudnn_release(None, (5, 1, 10)).version == (5, 0, 0)
+    assert gpu_conv.cudnn_release(None, (5, 1, 10)).version == (5, 1, 0)
+    assert gpu_conv.cudnn_release(None, (5, 0, 5)).version == (5, 0, 0)
     assert gpu_conv.cudnn_release(None, (6, 0, 21)).version == (6, 0, 0)
 
 
