@@ -19,7 +19,7 @@ from simulator.cli import _split_extra, build_parser
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "docs").glob("*.md"))
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
-INDENTED = re.compile(r"(?:^(?: {4}|\t)\S.*\n?)+", re.M)
+INDENTED = re.compile(r"(?:^(?: {4}|\t).*\S.*\n?)+", re.M)   # continuations deeper
 COMMAND = re.compile(r"^(?:[A-Z_]+=\S+ )*(dnnsim|python) ")
 # what a page writes for "any of" or "optional": [--flag X], A|B, FILE ..., # a comment
 OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
