@@ -101,13 +101,54 @@ TRANSFORMERS: dict[str, tuple[str, str, dict]] = {
     "dinov2": ("Dinov2Config", "Dinov2Model", _VISION),
     "mamba": ("MambaConfig", "MambaForCausalLM",
               dict(hidden_size=64, num_hidden_layers=2, vocab_size=512, state_size=8)),
+    # newer decoders, mixtures of experts and encoders
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(_DECODER, num_key_value_heads=2,
+                                                      head_dim=16)),
+    "qwen3-moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM",
+                  dict(_DECODER, num_key_value_heads=2, head_dim=16, num_experts=4,
+                       num_experts_per_tok=2, moe_intermediate_size=64)),
+    "qwen2-moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM",
+                  dict(_DECODER, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2,
+                       moe_intermediate_size=64, shared_expert_intermediate_size=64)),
+    "gpt-oss": ("GptOssConfig", "GptOssForCausalLM",
+                dict(_DECODER, num_key_value_heads=2, head_dim=16, num_local_experts=4,
+                     num_experts_per_tok=2)),
+    "deepseek-v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM",
+                    dict(_DECODER, num_key_value_heads=4, n_routed_experts=4,
+                         num_experts_per_tok=2, moe_intermediate_size=64,
+                         first_k_dense_replace=1, q_lora_rank=32, kv_lora_rank=16,
+                         qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16, n_group=1,
+                         topk_group=1)),
+    "llama4": ("Llama4TextConfig", "Llama4ForCausalLM",
+               dict(_DECODER, num_key_value_heads=2, head_dim=16, num_local_experts=4,
+                    num_experts_per_tok=1, intermediate_size_mlp=128,
+                    interleave_moe_layer_step=1)),
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", dict(_DECODER, num_key_value_heads=2,
+                                                         head_dim=16)),
+    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", dict(_DECODER, num_key_value_heads=2,
+                                                             head_dim=16)),
+    "olmo2": ("Olmo2Config", "Olmo2ForCausalLM", dict(_DECODER, num_key_value_heads=2)),
+    "granite": ("GraniteConfig", "GraniteForCausalLM", dict(_DECODER, num_key_value_heads=2)),
+    "starcoder2": ("Starcoder2Config", "Starcoder2ForCausalLM",
+                   dict(_DECODER, num_key_value_heads=2)),
+    "stablelm": ("StableLmConfig", "StableLmForCausalLM", dict(_DECODER, num_key_value_heads=2)),
+    "cohere": ("CohereConfig", "CohereForCausalLM", dict(_DECODER, num_key_value_heads=2)),
+    "mamba2": ("Mamba2Config", "Mamba2ForCausalLM",
+               dict(hidden_size=64, num_hidden_layers=2, vocab_size=512, state_size=8,
+                    num_heads=8, head_dim=16, n_groups=1)),
+    "modernbert": ("ModernBertConfig", "ModernBertModel", dict(_DECODER, pad_token_id=0)),
+    "mt5": ("MT5Config", "MT5EncoderModel",
+            dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, vocab_size=512)),
+    "siglip-vision": ("SiglipVisionConfig", "SiglipVisionModel", _VISION),
+    "beit": ("BeitConfig", "BeitModel", _VISION),
+    "vit-mae": ("ViTMAEConfig", "ViTMAEModel", _VISION),
 }
 # What each model's forward is given, by keyword: token ids ("ids", (BATCH, SEQUENCE)) or
 # values of a sample's shape. Image models take pixels; a model not listed, token ids.
 _PIXELS = (("pixel_values", (3, 32, 32)),)
 INPUTS: dict[str, tuple[tuple[str, str | tuple[int, ...]], ...]] = {
     **{name: _PIXELS for name in ("vit", "clip-vision", "convnext", "resnet", "swin",
-                                  "dinov2")},
+                                  "dinov2", "siglip-vision", "beit", "vit-mae")},
     "t5-seq2seq": (("input_ids", "ids"), ("decoder_input_ids", "ids")),
     "bart": (("input_ids", "ids"), ("decoder_input_ids", "ids")),
     "whisper": (("input_features", (16, 64)), ("decoder_input_ids", "ids")),
@@ -124,7 +165,13 @@ TIMM = ("resnet18", "resnet50", "resnext50_32x4d", "efficientnet_b0", "mobilenet
         "coat_tiny", "inception_v3", "ghostnet_100", "rexnet_100", "dla34", "mobilevit_xxs",
         "poolformer_s12", "cait_xxs24_224", "maxvit_tiny_tf_224", "edgenext_xx_small",
         "efficientformer_l1", "pit_ti_224", "tnt_s_patch16_224", "xcit_nano_12_p16_224",
-        "crossvit_tiny_240", "convmixer_768_32", "res2net50_26w_4s", "hrnet_w18_small")
+        "crossvit_tiny_240", "convmixer_768_32", "res2net50_26w_4s", "hrnet_w18_small",
+        # newer families
+        "convnextv2_atto", "eva02_tiny_patch14_224", "efficientvit_b0", "fastvit_t8",
+        "repvit_m1", "hiera_tiny_224", "mambaout_femto", "tiny_vit_5m_224",
+        "mobilenetv4_conv_small", "hgnetv2_b0", "starnet_s1", "davit_tiny", "focalnet_tiny_srf",
+        "nf_resnet26", "gcvit_xxtiny", "pvt_v2_b0", "caformer_s18", "ghostnetv2_100",
+        "vit_base_patch16_rope_224", "nextvit_small", "efficientformerv2_s0")
 
 
 

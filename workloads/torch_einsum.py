@@ -11,7 +11,9 @@ output's letters. Its FLOPs are the product's, as torch.utils.flop_counter count
 
 One operand whose letters are only reordered ('bhnd->bnhd') is the permute PyTorch returns (a
 view); a parameter contracted with a tensor's trailing dimensions ('bnd,de->bne',
-'btc,hdc->bthd') is the linear layer it computes. `EinsumLowering` is a mixin of
+'btc,hdc->bthd') is the linear layer it computes; a learned table contracted with a one-hot
+lookup buffer (timm's MaxViT-TF relative position bias) is the table gathered
+(torch_import_tables.table_lookup). `EinsumLowering` is a mixin of
 `torch_import._Lowering`. Refused, with the equation: another einsum of one operand, three
 operands or more, an ellipsis, a letter repeated in one operand (a diagonal), a letter summed
 out of one operand alone. torch is never imported here.
@@ -64,6 +66,10 @@ class EinsumLowering(LoweringState):
             operands = list(operands[0])
         if len(operands) == 1:
             return self._einsum_permute(str(equation), self.tensor(operands[0]))
+        if len(operands) == 2 and (found := self.table_lookup(
+                str(equation), self.value(operands[0]), self.value(operands[1]),
+                node)) is not None:
+            return found
         if len(operands) == 2 and isinstance(self.value(operands[1]), _Param):
             return self._einsum_weight(str(equation), self.tensor(operands[0]),
                                        self.value(operands[1]))

@@ -83,6 +83,8 @@ class IdiomLowering(LoweringState):
         out_shape = self.traced_shape(node)
         if isinstance(src, _Param) and is_reshape and out_shape is not None:
             return _Param(src.target, out_shape, src.is_parameter)
+        if isinstance(src, _BiasTable) and is_reshape and out_shape is not None:
+            return _BiasTable(src.param, out_shape)
         if isinstance(src, str) and is_reshape and node.args[0] in self.rows_nodes:
             return self._rows_back(src, out_shape)
         if isinstance(src, str) and (is_reshape or is_flatten) and out_shape is not None:

@@ -8,7 +8,9 @@ transformers and timm add to or cut from their tensors, each onto the IR's kinds
   added to a parameter (Gemma's RMSNorm scale `1 + weight`) is the parameter (its D
   additions are not costed);
 - a learned (heads, P) table read at a buffer index, `biases[:, idxs]`, added to the scores
-  (LeViT, EfficientFormer): the attention_bias kind;
+  or passed as SDPA's mask (LeViT, EfficientFormer, TinyViT), and a learned (heads, ...)
+  table contracted with one-hot lookup buffers by einsum (timm's MaxViT-TF): the
+  attention_bias kind;
 - the difference of two tensors of one shape (PoolFormer's `pool(x) - x`): the sub kind;
 - integer ids computed from the token ids with buffers and constants (RoBERTa's position
   ids): ids from buffers, read off the traced run;
@@ -35,6 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .torch_einsum import parse_einsum
 from .torch_layers import _JoinedBias, _Param
 from .torch_operands import _Aux, _Gathered
 from .torch_state import LoweringState
@@ -107,6 +110,39 @@ class TableLowering(LoweringState):
         out = self.b.position_embedding(flat, shape[1], name=self.name("position_embedding"))
         self._claim([table], out)
         return self.b.reshape(out, shape, name=self.name("reshape"))
+
+    def table_lookup(self, equation: str, table, lookup, node):
+        """einsum of a learned (heads, ...) table (or of one already so read) with a lookup
+        buffer, the heads kept first (timm's MaxViT-TF: 'nhw,ixh->nixw', then 'nixw,jyw->
+        nijxy' and a reshape to (heads, Q, K)): the table read at a constant index, a
+        _BiasTable. That is exact where the buffer is one-hot along the letters contracted,
+        which is checked where its values are held; on the meta device it is assumed (and
+        said, graph.meta["guessed_on_meta"]). The one-hot products PyTorch runs for it
+        (heads x Q x K x the contracted size, per forward, whatever the batch) are not costed:
+        the gather is. None for other einsums."""
+        param = table.param if isinstance(table, _BiasTable) else table
+        if not (isinstance(param, _Param) and param.is_parameter and
+                isinstance(lookup, _Param) and not lookup.is_parameter):
+            return None
+        shape = table.shape
+        parsed = parse_einsum(equation, (len(shape), len(lookup.shape)))
+        if isinstance(parsed, str) or not parsed[2] or parsed[2][0] != parsed[0][0] or \
+                parsed[0][0] in parsed[1]:
+            return None
+        a, b, out = parsed
+        summed = [c for c in a if c in b and c not in out]
+        buffer = self.gm.get_buffer(lookup.target)
+        if buffer.is_meta:
+            self.guessed.append(f"the lookup {lookup.target!r} taken as one-hot (a gather)")
+        else:
+            dims = tuple(b.index(c) for c in summed)
+            if not (((buffer == 0) | (buffer == 1)).all() and
+                    (buffer.sum(dims) == 1).all()):
+                raise self.unsupported(f"contracts table {param.target!r} with buffer "
+                                       f"{lookup.target!r} ({equation!r}), which is not a "
+                                       "one-hot lookup; only a table read at a constant index "
+                                       "is supported")
+        return _BiasTable(param, self.known_shape(node))
 
     def _ids_derived(self, node):
         """Integer ids computed from the token ids with buffers and constants (RoBERTa's
@@ -182,9 +218,10 @@ class TableLowering(LoweringState):
                                    f"{shape}; only (heads, Q, K) offsets added to (..., heads, "
                                    "Q, K) scores are supported")
         heads, q, k = bias.shape[-3:]
-        out = self.b.op("attention_bias", [x], params=math.prod(bias.param.shape),
+        table = bias.param.shape   # (heads, P), or (heads, ...) seen as (heads, P)
+        out = self.b.op("attention_bias", [x], params=math.prod(table),
                         name=self.name("attention_bias"), queries=q, keys=k,
-                        table_shape=bias.param.shape)
+                        table_shape=(table[0], math.prod(table[1:])))
         self._claim([bias.param], out)
         return out
 
@@ -241,8 +278,12 @@ class TableLowering(LoweringState):
         k_t = self.b.scalar(self.b.transpose(k, -2, -1, name=self.name("k_t")), scale=root,
                             name=self.name("k_scale"))
         product = self.b.batched_matmul(q, k_t, name=self.name("scores"))
-        scores = self.relative_bias(product, bias) if isinstance(bias, _Gathered) else \
-            self._learned_mask(product, bias)
+        if isinstance(bias, _Gathered):
+            scores = self.relative_bias(product, bias)
+        elif isinstance(bias, _BiasTable):
+            scores = self._attention_bias(product, bias)
+        else:
+            scores = self._learned_mask(product, bias)
         attn = self.b.softmax(scores, -1, name=self.name("softmax"))
         if a["dropout_p"]:
             attn = self.b.dropout(attn, float(a["dropout_p"]), name=self.name("attn_drop"))
@@ -251,7 +292,8 @@ class TableLowering(LoweringState):
     def _sdpa_gqa(self, node):
         a = self.bind(_sig_sdpa, node)
         mask = self.value(a["attn_mask"])
-        if isinstance(mask, _Gathered) or isinstance(mask, _Param) and mask.is_parameter:
+        if isinstance(mask, (_Gathered, _BiasTable)) or \
+                isinstance(mask, _Param) and mask.is_parameter:
             return self._sdpa_with_bias(a, mask)
         if (learned := self._learned_ancestor(a["attn_mask"])) is not None:
             raise self.unsupported(f"adds a mask computed from parameter {learned!r} to the "

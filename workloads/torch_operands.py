@@ -59,7 +59,7 @@ class OperandLowering(LoweringState):
         values = [self.env[i] for i in inputs]
         if node.op == "call_module" or any(
                 isinstance(v, (str, tuple, list)) or (isinstance(v, _Param) and v.is_parameter)
-                or type(v).__name__ in ("_Pending", "_ParamRows", "_Stacked")
+                or type(v).__name__ in ("_Pending", "_ParamRows", "_Stacked", "_BiasTable")
                 or isinstance(v, _Expanded)
                 for v in values):
             return None

@@ -1,8 +1,11 @@
 """Learned attention biases import: a table gathered at a constant index and passed to
 F.scaled_dot_product_attention as its mask (T5's relative position buckets, BEiT's relative
-position bias) is PyTorch's math path with one attention_bias op holding the table, and a
+position bias; TinyViT's `biases[:, index]`; MaxViT-TF's table contracted with one-hot
+lookups by einsum) is PyTorch's math path with one attention_bias op holding the table, and a
 bias joined from learned and constant pieces (BEiT's qkv bias) is the linear layer's bias.
 Written here as small modules; the libraries' own models import where they are installed."""
+import copy
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -10,6 +13,8 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from tests.workloads.test_torch_import_transformers import Classifier, imported  # noqa: E402
+from tests.workloads.torchvision_zoo import matmul_flops, torch_flops  # noqa: E402
+from validation.calibrate.torch_exec import GraphModule  # noqa: E402
 from workloads import from_torch  # noqa: E402
 from workloads.graph import WorkloadError  # noqa: E402
 from workloads.training import lower_training  # noqa: E402
@@ -102,6 +107,100 @@ def test_a_window_table_as_the_sdpa_mask_reads_the_windows_relative_index():
     assert bias.attrs["index"] == "window" and bias.attrs["table_shape"] == (25, 4)
 
 
+def _one_hot_lookup(window: int) -> torch.Tensor:
+    """MaxViT-TF's (s, s, 2s - 1) lookup: [i, x, i - x + s - 1] = 1."""
+    lookup = torch.zeros(window, window, 2 * window - 1)
+    for i in range(window):
+        for x in range(window):
+            lookup[i, x, i - x + window - 1] = 1
+    return lookup
+
+
+class EinsumLookupBias(nn.Module):
+    """MaxViT-TF's relative position bias (timm's RelPosBiasTf): a learned (heads, 2s - 1,
+    2s - 1) table contracted with one-hot height and width lookups by two einsums, reshaped
+    to (heads, s * s, s * s) and passed as the SDPA mask."""
+
+    def __init__(self, window=3, width=32, heads=4):
+        super().__init__()
+        self.heads, self.window = heads, window
+        self.qkv = nn.Linear(width, 3 * width)
+        self.table = nn.Parameter(torch.randn(heads, 2 * window - 1, 2 * window - 1))
+        self.register_buffer("height", _one_hot_lookup(window), persistent=False)
+        self.register_buffer("width", _one_hot_lookup(window), persistent=False)
+
+    def forward(self, x):
+        n, t, c = x.shape
+        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        bias = torch.einsum("nhw,ixh->nixw", self.table, self.height)
+        bias = torch.einsum("nixw,jyw->nijxy", bias, self.width).reshape(self.heads, t, t)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return y.transpose(1, 2).reshape(n, t, c)
+
+
+class IndexedBiasSdpa(nn.Module):
+    """TinyViT's attention bias: a learned (heads, P) table read at a buffer index,
+    `biases[:, index]`, passed as the SDPA mask."""
+
+    def __init__(self, tokens=9, width=32, heads=4, offsets=5):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.biases = nn.Parameter(torch.randn(heads, offsets))
+        self.register_buffer("index", torch.randint(0, offsets, (tokens, tokens)),
+                             persistent=False)
+
+    def forward(self, x):
+        n, t, c = x.shape
+        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.biases[:, self.index])
+        return y.transpose(1, 2).reshape(n, t, c)
+
+
+def test_a_table_read_by_one_hot_einsum_lookups_is_one_attention_bias():
+    model, x = Classifier(EinsumLookupBias(window=3)), torch.randn(2, 9, 32)
+    g = from_torch(model, x)
+    (bias,) = [op for op in g if op.kind == "attention_bias"]
+    assert bias.params == 4 * 5 * 5 and bias.attrs["table_shape"] == (4, 25)
+    assert bias.out.shape == (2, 4, 9, 9)
+    assert g.params() == sum(p.numel() for p in model.parameters())
+    assert "guessed_on_meta" not in g.meta   # the lookups' values were read: one-hot
+    # PyTorch's counter also counts the one-hot products, which gather the table: heads x
+    # 3 x 3 x 5 x 5 multiply-adds, then heads x 9 x 9 x 5; the graph costs the gather
+    lookups = 2 * 4 * (9 * 5 * 5 + 81 * 5)
+    meta = copy.deepcopy(model).to("meta").train()
+    assert matmul_flops(g) + lookups == torch_flops(meta, x.to("meta"))
+    assert tuple(GraphModule(g)(x).shape) == tuple(model(x).shape)
+    train = lower_training(g)
+    (grad,) = [op for op in train if op.kind == "attention_bias_grad"]
+    assert grad.out.numel == 4 * 25
+    assert sum(op.params for op in train.phase("update")) == g.params()
+
+
+def test_einsum_lookups_on_the_meta_device_say_they_were_taken_as_one_hot():
+    with torch.device("meta"):
+        model = Classifier(EinsumLookupBias(window=3))
+        g = from_torch(model, torch.randn(2, 9, 32))
+    assert [op.kind for op in g].count("attention_bias") == 1
+    assert g.meta["guessed_on_meta"] == ["the lookup 'body.height' taken as one-hot (a gather)",
+                                         "the lookup 'body.width' taken as one-hot (a gather)"]
+
+
+def test_a_lookup_that_is_not_one_hot_is_refused():
+    body = EinsumLookupBias(window=3)
+    body.height = body.height * 0.5
+    with pytest.raises(WorkloadError) as err:
+        from_torch(Classifier(body), torch.randn(2, 9, 32))
+    assert "buffer 'body.height'" in str(err.value) and "not a one-hot lookup" in str(err.value)
+
+
+def test_a_table_read_at_a_buffer_index_as_the_sdpa_mask_is_one_attention_bias():
+    g = imported(Classifier(IndexedBiasSdpa()), torch.randn(2, 9, 32))
+    (bias,) = [op for op in g if op.kind == "attention_bias"]
+    assert bias.params == 4 * 5 and bias.attrs["table_shape"] == (4, 5)
+    assert "attention" not in [op.kind for op in g]   # the math path, as PyTorch runs it
+
+
 class LinearMask(nn.Module):
     """A mask computed by a layer from constants: learned, but not a gathered table."""
 
@@ -145,6 +244,8 @@ def imports_with_pytorchs_flops(library: str, name: str) -> None:
 
 
 @pytest.mark.parametrize("library, name", [("transformers", "t5"),
-                                           ("timm", "beit_base_patch16_224")])
+                                           ("timm", "beit_base_patch16_224"),
+                                           ("timm", "maxvit_tiny_tf_224"),
+                                           ("timm", "tiny_vit_5m_224")])
 def test_the_libraries_models_import_with_pytorchs_flops(library, name):
     imports_with_pytorchs_flops(library, name)
