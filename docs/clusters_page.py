@@ -83,8 +83,8 @@ def claims(v: dict[str, str]) -> list[str]:
             _low(v["flow_above"]) >= 0,
         "NCCL's rings per NIC beat one ring through every GPU":
             _low(v["nic_ring_ms"]) < _low(v["flat_ring_ms"]),
-        "link by link, halving-doubling comes out above the single ring":
-            v["hd_link_vs_ring"].endswith("above"),
+        "halving-doubling comes out above the single rings":
+            v["hd_vs_ring"].endswith("above"),
         "NCCL's tree runs slower than one ring near the crossover on one-NIC nodes":
             _low(v["cloud_mb_slower"]) > 0,
         "flow-level trees take far fewer tasks than rings by class":

@@ -9,10 +9,10 @@ the same thing at the same times, so the first t stand for the rest and the repo
   - the cluster has a period (identical devices and nodes, no jitter, no straggler), the
     ranks compute alike (no rank_spread), and
   - every collective of the step is built by class: rings, NCCL's rings per NIC and the
-    hierarchical all-reduce are. NCCL's trees are not (a root, leaves, the child a port serves
-    first: no class stands for the others), nor Gloo's halving-doubling across nodes (built
-    in full): a step with one of them has no class but each device, and 'classes' simulates
-    every replica.
+    hierarchical all-reduce are, and Gloo's halving-doubling across nodes stands for every
+    class (built in full, every node doing the same at the same times). NCCL's trees are
+    not (a root, leaves, the child a port serves first: no class stands for the others): a
+    step with one has no class but each device, and 'classes' simulates every replica.
 Flow-level collectives wait for every replica at once, so there 'classes' is one replica of
 each kind of device (data_parallel.py).
 
@@ -40,10 +40,8 @@ def alike(cluster, rank_spread: float = 0.0) -> bool:
 def builds_by_class(cluster, algorithm: str, allreduce_bytes) -> bool:
     """Whether all-reduces of these sizes over the whole cluster under `algorithm` are built
     by symmetry class, exactly (module notes): not on NCCL's trees (where 'tree' or 'nccl'
-    puts them there) nor Gloo's halving-doubling across nodes."""
+    puts them there)."""
     if cluster.symmetry_period() is None:
-        return False
-    if algorithm == "halving-doubling" and cluster.nodes > 1:
         return False
     if algorithm not in ("tree", "nccl"):
         return True

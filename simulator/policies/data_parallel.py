@@ -72,9 +72,9 @@ period: identical devices and nodes, no jitter, no straggler; and no rank_spread
 per symmetry class is simulated, each standing for the devices that behave as it does
 (collectives.py, "Symmetry"), at any size: the report is `"all"`'s figure for figure (the
 tasks simulated aside). That needs every all-reduce built by class: rings, NCCL's rings per
-NIC and the hierarchical all-reduce are; an all-reduce NCCL's tuning puts on a tree, and
-Gloo's halving-doubling across nodes, are not (a tree tells a root from leaves), so a step
-with one simulates every replica: link-level up to 64 devices or where asked for, and beyond
+NIC, the hierarchical all-reduce and Gloo's halving-doubling are; an all-reduce NCCL's
+tuning puts on a tree is not (a tree tells a root from leaves), so a step with one
+simulates every replica: link-level up to 64 devices or where asked for, and beyond
 with flow-level collectives. Under jitter, stragglers or rank_spread every replica is simulated
 (`"all"`) up to 64 devices, and beyond, the collectives flow-level, one replica of each kind of
 device (a flow collective waits for every replica at once: exact for the speeds), or every
