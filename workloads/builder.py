@@ -165,16 +165,20 @@ class GraphBuilder(SequenceOps):
         return self._add("batchnorm", [x], shape, name, attrs, params=2 * c if affine else 0)
 
     def layernorm(self, x: str, normalized_shape: Sequence[int], affine: bool = True,
-                  name: str | None = None) -> str:
+                  name: str | None = None, bias: bool = True) -> str:
         """Normalise each sample over its trailing dimensions `normalized_shape` (the features
-        of (N, F), or (C, H, W) of an image), then a scale and shift per value if affine."""
+        of (N, F), or (C, H, W) of an image), then a scale and shift per value if affine (the
+        scale alone where bias is False: nn.LayerNorm(bias=False))."""
         shape, dims = self.spec(x).shape, tuple(int(d) for d in normalized_shape)
         if not dims or len(dims) >= len(shape) or tuple(shape[-len(dims):]) != dims:
             raise ShapeError(f"layernorm after {x!r}: normalized_shape {dims} is not the "
                              f"trailing dimensions of {shape} (batch excluded)")
-        return self._add("layernorm", [x], shape, name,
-                         dict(normalized_shape=dims, affine=affine),
-                         params=2 * math.prod(dims) if affine else 0)
+        attrs: dict = dict(normalized_shape=dims, affine=affine)
+        if affine and not bias:
+            attrs["bias"] = False
+        tensors = (2 if bias else 1) if affine else 0
+        return self._add("layernorm", [x], shape, name, attrs,
+                         params=tensors * math.prod(dims))
 
     def groupnorm(self, x: str, groups: int, affine: bool = True,
                   name: str | None = None) -> str:

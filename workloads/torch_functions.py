@@ -88,6 +88,7 @@ class FunctionLowering(PoolPadLowering):
             torch.true_divide: self._div, operator.neg: self._neg, torch.neg: self._neg,
             torch.negative: self._neg, torch.clamp: self._clamp, torch.clip: self._clamp,
             F.max_pool2d: self._maxpool_fn, F.avg_pool2d: self._avgpool_fn,
+            F.max_pool1d: self._maxpool1d_fn, F.avg_pool1d: self._avgpool1d_fn,
             F.adaptive_avg_pool2d: self._adaptive_fn, torch.cat: self._cat,
             torch.concat: self._cat, F.dropout: self._dropout_fn, F.pad: self._pad,
             F.channel_shuffle: self._shuffle_fn, torch.channel_shuffle: self._shuffle_fn,

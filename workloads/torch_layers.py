@@ -211,11 +211,12 @@ class LayerLowering(LoweringState):
         a = self.bind(_sig_layer_norm, node)
         w, b = self._param_arg(self.value(a["weight"]), "weight"), \
             self._param_arg(self.value(a["bias"]), "bias")
-        if (w is None) != (b is None):
-            raise self.unsupported("has a scale without a shift or the reverse; only both or "
-                                   "neither are modelled")
+        if w is None and b is not None:
+            raise self.unsupported("has a shift without a scale; only both, the scale alone "
+                                   "or neither are modelled")
         out = self.b.layernorm(self.tensor(a["input"]), tuple(a["normalized_shape"]),
-                               affine=w is not None, name=self.name("layer_norm"))
+                               affine=w is not None, bias=b is not None,
+                               name=self.name("layer_norm"))
         self._claim([w, b], out)
         return out
 

@@ -50,6 +50,7 @@ class ModuleLowering(LoweringState):
             nn.Upsample: self._upsample_module, nn.UpsamplingNearest2d: self._upsample_module,
             nn.UpsamplingBilinear2d: self._upsample_module,
             nn.AdaptiveAvgPool1d: self._adaptive_avgpool1d_module,
+            nn.AvgPool1d: self._pool1d_module, nn.MaxPool1d: self._pool1d_module,
             nn.Unfold: lambda m, node, x: self.unfold(x(), m.kernel_size, m.dilation, m.padding,
                                                       m.stride, self.name("")),
             nn.Softmax: lambda m, node, x: self.b.softmax(
@@ -228,11 +229,8 @@ class ModuleLowering(LoweringState):
         return self.b.batchnorm(x(), name=self.name(""), affine=m.affine)
 
     def _layernorm_module(self, m, node, x):
-        if m.elementwise_affine and m.bias is None:
-            raise self.unsupported("has a scale but no shift (bias=False); only both or "
-                                   "neither are modelled")
         return self.b.layernorm(x(), m.normalized_shape, m.elementwise_affine,
-                                name=self.name(""))
+                                name=self.name(""), bias=m.bias is not None)
 
     def _groupnorm_module(self, m, node, x):
         return self.b.groupnorm(x(), m.num_groups, m.affine, name=self.name(""))

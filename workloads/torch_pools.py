@@ -47,7 +47,48 @@ class PoolPadLowering(LoweringState):
         size = (size[0] or h, size[1] or w)  # None keeps the input size
         return self.b.adaptive_avgpool(x, size, name=name)
 
+    def pool1d(self, x, kind: str, kernel, stride, padding, ceil_mode, name, dilation=1,
+               return_indices=False, count_include_pad=True, divisor_override=None):
+        """A 1-D max or average pool of (N, C, L) (NextViT's AvgPool1d over tokens) as
+        PyTorch's avg_pool1d runs it: the 2-D pool over a one-pixel height, between views
+        (N, C, L) -> (N, C, 1, L) -> (N, C, L'), as a Conv1d is lowered."""
+        def one(v):
+            return int(v[0] if isinstance(v, (tuple, list)) else v)
+        shape = self.b.spec(x).shape
+        if len(shape) != 3:
+            raise self.unsupported(f"pools a tensor of shape {shape} in 1-D; only (N, C, L) "
+                                   "is supported")
+        n, c, length = shape
+        x4 = self.b.reshape(x, (n, c, 1, length), name=self.name("as_2d"))
+        k = (1, one(kernel))
+        s = (1, one(kernel if stride is None or stride == () else stride))
+        p = (0, one(padding))
+        y = self._maxpool(x4, k, s, p, (1, one(dilation)), ceil_mode, return_indices, name) \
+            if kind == "max" else \
+            self._avgpool(x4, k, s, p, ceil_mode, name, count_include_pad, divisor_override)
+        return self.b.reshape(y, (n, c, self.b.spec(y).shape[-1]), name=self.name("as_1d"))
+
+    def _pool1d_module(self, m, node, x):
+        if isinstance(m, self.torch.nn.MaxPool1d):
+            return self.pool1d(x(), "max", m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                               self.name(""), m.dilation, m.return_indices)
+        return self.pool1d(x(), "avg", m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                           self.name(""), count_include_pad=m.count_include_pad)
+
     # -- functions ------------------------------------------------------------------------
+    def _maxpool1d_fn(self, node):
+        a = self.bind(_sig_maxpool, node)
+        return self.pool1d(self.tensor(a["input"]), "max", a["kernel_size"], a["stride"],
+                           a["padding"], a["ceil_mode"], self.name("maxpool"), a["dilation"],
+                           a["return_indices"])
+
+    def _avgpool1d_fn(self, node):
+        a = self.bind(_sig_avgpool, node)
+        return self.pool1d(self.tensor(a["input"]), "avg", a["kernel_size"], a["stride"],
+                           a["padding"], a["ceil_mode"], self.name("avgpool"),
+                           count_include_pad=a["count_include_pad"],
+                           divisor_override=a["divisor_override"])
+
     def _maxpool_fn(self, node):
         a = self.bind(_sig_maxpool, node)
         return self._maxpool(self.tensor(a["input"]), a["kernel_size"], a["stride"],

@@ -111,12 +111,48 @@ def test_layer_group_and_plain_batch_norms():
     assert g.op("ln_image").attrs == {"normalized_shape": (8, 6, 6), "affine": False}
     assert g.op("ln_image").params == 0 and g.op("ln").params == 32
 
-    class ScaleOnly(nn.Module):
+
+
+class ScaleOnly(nn.Module):
+    """Layer norms with a scale and no shift: nn.LayerNorm(bias=False) (ModernBERT, timm's
+    CAFormer) and F.layer_norm given a weight and bias=None (nanoGPT's LayerNorm(bias=False))."""
+
+    def __init__(self):
+        super().__init__()
+        self.ln = nn.LayerNorm(12, bias=False)
+        self.fc = nn.Linear(12, 12)
+        self.scale = nn.Parameter(torch.randn(12))
+
+    def forward(self, x):
+        x = self.fc(self.ln(torch.flatten(x, 1)))
+        return F.layer_norm(x, (12,), self.scale, None)
+
+
+def test_a_layer_norm_with_a_scale_and_no_shift_holds_the_scale_alone():
+    from validation.calibrate.torch_exec import GraphModule
+    from validation.calibrate.torch_ops import op_callable
+    from workloads.training import lower_training, param_tensors
+    model, x = ScaleOnly(), torch.randn(2, 3, 2, 2)
+    g = from_torch(model, x)
+    norms = [op for op in g if op.kind == "layernorm"]
+    assert [(op.params, op.attrs.get("bias"), param_tensors(op)) for op in norms] == \
+        [(12, False, 1), (12, False, 1)]
+    assert g.params() == sum(p.numel() for p in model.parameters())
+    assert tuple(GraphModule(g)(x).shape) == (2, 12)   # PyTorch replays it, one scale each
+    train = lower_training(g)
+    assert sum(op.params for op in train.phase("update")) == g.params()
+    (grad, _) = [op for op in train if op.kind == "layernorm_grad"]
+    run = op_callable(grad, graph=train)   # native_layer_norm_backward without a bias
+    assert run is not None and run() is not None
+
+
+def test_a_layer_norm_with_a_shift_and_no_scale_is_refused():
+    class ShiftOnly(nn.Module):
         def __init__(self):
             super().__init__()
-            self.ln = nn.LayerNorm(12, bias=False)
+            self.shift = nn.Parameter(torch.zeros(12))
 
         def forward(self, x):
-            return self.ln(torch.flatten(x, 1))
-    with pytest.raises(WorkloadError, match="no shift"):
-        from_torch(ScaleOnly(), torch.randn(2, 3, 2, 2))
+            return F.layer_norm(x, (12,), None, self.shift)
+    with pytest.raises(WorkloadError, match="a shift without a scale"):
+        from_torch(ShiftOnly(), torch.randn(2, 12))

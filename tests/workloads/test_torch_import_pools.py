@@ -81,3 +81,28 @@ def test_adaptive_windows_cover_the_input(size, out):
     from workloads.kinds.pools import _window_sum
     total = _window_sum(size, out)
     assert total >= max(size, out) and (total == size) == (size % out == 0)
+
+
+class Pools1d(nn.Module):
+    """1-D pools of (N, C, L), as modules (NextViT's AvgPool1d over tokens) and functions."""
+
+    def forward(self, x):
+        x = nn.AvgPool1d(2)(x) + F.avg_pool1d(x, 3, 2, 1, count_include_pad=False)
+        return F.max_pool1d(nn.MaxPool1d(3, 1, padding=1, dilation=1)(x), 2, ceil_mode=True)
+
+
+def test_1d_pools_are_2d_pools_over_a_one_pixel_height_with_pytorchs_values():
+    x, pools1d = torch.randn(2, 4, 8), Pools1d()
+    g = from_torch(pools1d, x)
+    pools = [op for op in g if op.kind in ("avgpool", "maxpool")]
+    assert [op.kind for op in pools] == ["avgpool", "avgpool", "maxpool", "maxpool"]
+    assert all(op.out.shape[2] == 1 for op in pools)   # (N, C, 1, L')
+    assert g.topo()[-1].out.shape == tuple(pools1d(x).shape) == (2, 4, 2)
+    assert torch.allclose(GraphModule(g)(x), pools1d(x), atol=1e-6)
+    train = lower_training(from_torch(nn.Sequential(nn.Conv1d(4, 4, 1), pools1d), x))
+    assert sum(op.kind.endswith("pool_grad") for op in train) == 4
+
+
+def test_a_1d_pool_of_another_rank_is_refused():
+    with pytest.raises(WorkloadError, match=r"pools a tensor of shape \(2, 9\) in 1-D"):
+        from_torch(nn.Sequential(nn.Linear(9, 9), nn.AvgPool1d(2)), torch.randn(2, 9))

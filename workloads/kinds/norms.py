@@ -10,14 +10,15 @@ EPS = 1e-5   # PyTorch's default for batch, layer and group norm
 
 
 def _params(op):
-    """A scale and a shift, per channel (per value for layer norm); none without affine."""
+    """A scale and a shift, per channel (per value for layer norm); none without affine; the
+    scale alone for a layer norm without bias (nn.LayerNorm(bias=False))."""
     a = op.attrs
     if not a.get("affine", True):
         return []
     kind = op.kind.removesuffix("_grad")
     per = (tuple(a["normalized_shape"]) if kind == "layernorm"
            else (a["num_channels"],) if kind == "groupnorm" else (a["num_features"],))
-    return [per, per]
+    return [per, per] if a.get("bias", True) else [per]
 
 
 def _batchnorm_kernel(op, state):
@@ -58,8 +59,8 @@ def _norm_kernel(op, state):
     """Layer and group norm as autograd runs them: native_layer_norm / native_group_norm,
     which save the mean and reciprocal std, and their backward."""
     a, owner, params = op.attrs, op.forward or op.name, state.params_of(op)
-    w, bias = params or (None, None)
-    mask = [True, w is not None, w is not None]
+    w, bias = (list(params) + [None, None])[:2]   # a layer norm without bias: the scale alone
+    mask = [True, w is not None, bias is not None]
     if op.kind.startswith("layernorm"):
         dims = list(a["normalized_shape"])
 
@@ -90,7 +91,7 @@ def _norm_kernel(op, state):
         if owner not in state.saved:   # run alone: the forward's statistics, made untimed once
             state.saved[owner] = forward(x)[1:]
         dx, gw, gb = backward(dy, x, *state.saved[owner])
-        state.grads[owner] = [gw, gb] if w is not None else []
+        state.grads[owner] = [g for g in (gw, gb) if g is not None]
         return dx
     return norm_grad
 
@@ -106,7 +107,8 @@ def _groupnorm_module(op, m, i):
 
 
 def _norm(name: str, kernel, module, doc: str, buffers=None) -> tuple[OpKind, OpKind]:
-    common = dict(reads_params=True, param_shapes=_params, param_tensors=lambda op: 2,
+    common = dict(reads_params=True, param_shapes=_params,
+                  param_tensors=lambda op: 2 if op.attrs.get("bias", True) else 1,
                   param_init="scale_shift", torch_kernel=kernel)
     return (OpKind(name, "normalization", flops=per_element(5.0), saves=("in",),
                    torch_module=module, torch_buffers=buffers, doc=doc, **common),
@@ -119,7 +121,8 @@ register(
            "batch norm over (N, C, H, W) or (N, F) (num_features, affine)",
            _batchnorm_buffers),
     *_norm("layernorm", _norm_kernel, _layernorm_module,
-           "layer norm over the trailing normalized_shape (affine)"),
+           "layer norm over the trailing normalized_shape (affine; bias False: the scale "
+           "alone)"),
     *_norm("groupnorm", _norm_kernel, _groupnorm_module,
            "group norm of num_groups groups of channels (affine)"),
 )
