@@ -255,9 +255,11 @@ class GPUModel(DeviceModel):
         """(arithmetic, memory, serial memory) seconds of one algorithm: its work takes the
         larger of the first two, then the third and its fixed serial_s. l2_hit_bytes of its
         reads come from the L2, not DRAM."""
-        share = self.stream_memory if option.key == "stream" else fam.memory
+        share = (self.stream_memory if option.key == "stream"
+                 else fam.memory * (fam.strided_memory if option.strided else 1.0))
         bandwidth = self.mem_bandwidth_Bps * self.mem_efficiency * share
-        scale = (fam.tensor_core if tensor else 1.0) * (fam.lone_cta if option.lone else 1.0)
+        scale = ((fam.tensor_core if tensor else 1.0) * (fam.lone_cta if option.lone else 1.0)
+                 * (fam.tn_gemm if option.slow_tn else 1.0))
         arithmetic_s = (option.unit_s if option.key == "stream"
                         else option.unit_s / (getattr(fam, option.key) * scale))
         serial_s = option.serial_bytes / (self.mem_bandwidth_Bps * self.mem_efficiency

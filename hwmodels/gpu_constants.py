@@ -31,6 +31,10 @@ class GpuFamily:
     tensor_core: float       # multiplies the above when the GEMM runs on tensor cores
     lone_cta: float          # multiplies the above for a GEMM whose CTAs all fit in one round,
                              # each alone on its SM, with no other CTA to run while it waits
+    tn_gemm: float           # multiplies the GEMM's rate for a TN product on a cuBLAS
+                             # release whose TN kernels run slower (CublasRelease.slow_tn)
+    strided_memory: float    # multiplies `memory` for a TN product's traffic: both operands
+                             # read along K, a 32-byte piece of each row at a time
     memory: float            # multiplies the part's mem_efficiency for the traffic of the
                              # library's GEMM and convolution kernels (the framework's own
                              # streaming kernels reach Framework.stream_memory instead)
@@ -39,7 +43,8 @@ class GpuFamily:
 
     EFFICIENCIES = ("gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "winograd_fused",
                     "fft",
-                    "tensor_core", "lone_cta", "memory")
+                    "tensor_core", "lone_cta", "tn_gemm", "strided_memory",
+                    "memory")
 
     @classmethod
     def from_table(cls, name: str, table: dict, where: str) -> "GpuFamily":

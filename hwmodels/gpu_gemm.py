@@ -77,6 +77,10 @@ class CublasRelease:
     split_k: str
     gemv_max_width: int
     tt_kernels: bool = True           # whether it has kernels for two transposed operands
+    # whether its TN kernels, which read both operands along K (across their leading
+    # dimension) and turn them round in shared memory, run slower than its NN and NT ones
+    # of the same shape: at the architecture's fitted tn_gemm share of the rate (GpuFamily)
+    slow_tn: bool = False
 
     def splits_k(self, m: int, n: int, k: int) -> bool:
         """Whether the release may split the reduction of an (m x n x k) product."""
@@ -101,14 +105,18 @@ CUBLAS_RELEASES = (
     # An NN product is tiled as written: 35 x 8457 x K (M x N x K) takes 1.3-1.4 ms on the
     # M40 NN, as 128x128 tiles along M pad 35 rows to 128, and 1.0 ms TN, as 128-row tiles
     # along N do (no TT kernels; the same on CUDA 8.0's Titan X Pascal, 1.4 against 0.7 ms)
-    CublasRelease((7, 5, 0), WIDE_TILES, "long", 8, tt_kernels=False),
+    # A TN product, both operands read along K, takes longer than its NN pair of the same
+    # shape where the NN one is large: 1.08 (M <= 4096) to 1.3-1.7 times (M >= 4608) on the
+    # M40 and Titan X Maxwell; 1.05 to 2.8 times on CUDA 8.0's Titan X Pascal; 1.02 to 1.15
+    # times on CUDA 8.0.88's GTX 1080 Ti and Titan Xp; not on CUDA 10.1 (V100 0.95, T4 1.0)
+    CublasRelease((7, 5, 0), WIDE_TILES, "long", 8, tt_kernels=False, slow_tn=True),
     # CUDA 8.0 as first released (2016, Titan X Pascal): the same 128-wide tiles (512 and
     # 1024 x 32 x 512 in 0.05 ms, one 128x128 tile's time; 1760 to 3072 x 32 x K one round
     # of them), and a gemv-like kernel for 16 columns (512 and 1024 x 16 x 512 in 0.011 ms)
-    CublasRelease((8, 0, 0), WIDE_TILES, "long", 16, tt_kernels=False),
+    CublasRelease((8, 0, 0), WIDE_TILES, "long", 16, tt_kernels=False, slow_tn=True),
     # CUDA 8.0.88 (GTX 1080 Ti, Titan Xp): the skinny tiles; one CTA per output tile, no
     # split (2560 x 128 x 2560 in 0.20 ms, one round of full-K tiles)
-    CublasRelease((8, 0, 88), TILES, "none", 8),
+    CublasRelease((8, 0, 88), TILES, "none", 8, slow_tn=True),
     # CUDA 10.1 (V100, T4): the skinny tiles and split-K
     CublasRelease((10, 1, 0), TILES, "any", 8),
 )

@@ -50,6 +50,12 @@ class KernelOption(NamedTuple):
     # its products' CTAs all fit in one round, each alone on its SM: they run at the
     # architecture's lone_cta share of the rate a CTA keeps among others (GpuFamily)
     lone: bool = False
+    # a TN product's: both operands read along K, a 32-byte piece of each row of a tile at a
+    # time, so its traffic moves at the architecture's strided_memory share (GpuFamily) ...
+    strided: bool = False
+    # ... and on a cuBLAS release whose TN kernels are slower (CublasRelease.slow_tn), its
+    # arithmetic at the tn_gemm share
+    slow_tn: bool = False
 
 
 class _Units:
@@ -116,12 +122,15 @@ def _blas_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
     traffic = max(traffic, float((m * k + n * k + m * n) * op.out.dtype_bytes))
     cost = units.gemm(m, n, k, 1, tiles=tiles, split_k=units.tensor or cublas.splits_k(m, n, k),
                       transposable=units.tensor or cublas.tiles_either_way(transposes))
+    strided = transposes == "TN" and not units.tensor
+    slow_tn = strided and cublas.slow_tn
     options = [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm",
-                            lone=cost.rounds == 1)]
+                            lone=cost.rounds == 1, strided=strided, slow_tn=slow_tn)]
     if min(m, n) <= cublas.gemv_max_width:
         # cuBLAS's gemv-like kernel: a library kernel that streams the wide operand once on
         # the CUDA cores, with no tile's padding
-        options.append(KernelOption("gemm", op.flops / fp32_peak, traffic, "gemv"))
+        options.append(KernelOption("gemm", op.flops / fp32_peak, traffic, "gemv",
+                                    strided=strided, slow_tn=slow_tn))
     return options
 
 

@@ -34,6 +34,9 @@ BOUNDS = {**{k: (0.05, 1.0) for k in GpuFamily.EFFICIENCIES},
           # at half its rate a CTA alone on its SM takes as long as two sharing it: below,
           # a GEMM one CTA too large for one round would finish sooner than one that fits
           "lone_cta": (0.5, 1.0),
+          # a TN product at a quarter of its rate or bandwidth would take four times its NN
+          # pair's time, more than any published pair shows
+          "tn_gemm": (0.25, 1.0), "strided_memory": (0.25, 1.0),
           "kernel_overhead_s": (0.5e-6, 50e-6)}
 HOST_BOUNDS = (1e-6, 300e-6)
 STREAM_BOUNDS = (0.05, 1.0)
@@ -41,7 +44,7 @@ STREAM_BOUNDS = (0.05, 1.0)
 # catalog holds, or refitting would drift)
 START = GpuFamily(name="start", gemm=0.9, conv_fwd=0.9, conv_dgrad=0.9, conv_wgrad=0.55,
                   winograd=0.5, winograd_fused=0.5, fft=0.5, tensor_core=0.8, lone_cta=1.0,
-                  memory=1.0,
+                  tn_gemm=1.0, strided_memory=1.0, memory=1.0,
                   kernel_overhead_s=5e-6, fitted_to="")
 # weight of the pull of each constant towards START (per unit of |log ratio|): it keeps a fit
 # with few rows (one GPU's networks) from trading arithmetic for bandwidth at will
@@ -108,6 +111,10 @@ def _used_parameters(parts: list[Terms]) -> set[str]:
             used.add("tensor_core")
         if terms.lone.any():
             used.add("lone_cta")
+        if terms.strided.any():
+            used.add("strided_memory")
+        if terms.slow_tn.any():
+            used.add("tn_gemm")
     return used
 
 

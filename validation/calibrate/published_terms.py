@@ -68,6 +68,9 @@ class Terms:
     stretch_of_op: np.ndarray | None = None
     # each option's lone flag (KernelOption.lone: its CTAs each alone on an SM)
     lone: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # ... and its TN flags (KernelOption.strided, slow_tn)
+    strided: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=bool))
+    slow_tn: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=bool))
     host_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
     launch_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
     stream_share: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
@@ -100,9 +103,10 @@ class Terms:
     def predict_s(self, fam: GpuFamily) -> np.ndarray:
         eff = np.array([1.0] + [getattr(fam, k) for k in KEYS[1:]])[self.key]
         eff = (eff * np.where(self.tensor, fam.tensor_core, 1.0)
-               * np.where(self.lone, fam.lone_cta, 1.0))
+               * np.where(self.lone, fam.lone_cta, 1.0) * np.where(self.slow_tn, fam.tn_gemm, 1.0))
         # streaming kernels are the framework's; GEMMs' and convolutions' traffic the library's
-        share = np.where(self._is_stream, self.stream_share[self.row_of_option], fam.memory)
+        share = np.where(self._is_stream, self.stream_share[self.row_of_option],
+                         fam.memory * np.where(self.strided, fam.strided_memory, 1.0))
         option_s = (np.maximum(self.unit_s / eff, self.memory_s / share)
                     + self.serial_memory_s / fam.memory + self.serial_s
                     + self.kernels * fam.kernel_overhead_s)
@@ -203,6 +207,8 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
                 cols["framework_ops"].append(option.framework_ops)
                 cols["serial_s"].append(option.serial_s)
                 cols["lone"].append(option.lone)
+                cols["strided"].append(option.strided)
+                cols["slow_tn"].append(option.slow_tn)
             op_index += 1
             counted += 1
         ops_per_row.append(counted)
@@ -217,7 +223,9 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
                   np.array(cols["framework_ops"], dtype=float), np.array(cols["serial_s"]),
                   np.array(ops_per_row), np.array(measured), labels, frameworks,
                   np.array(weights), stretch_of_op=np.array(stretch_of_op, dtype=int),
-                  lone=np.array(cols["lone"], dtype=bool))
+                  lone=np.array(cols["lone"], dtype=bool),
+                  strided=np.array(cols["strided"], dtype=bool),
+                  slow_tn=np.array(cols["slow_tn"], dtype=bool))
     terms.set_frameworks(defaultdict(lambda: START_HOST_S), defaultdict(lambda: START_STREAM))
     return terms
 
