@@ -3,28 +3,34 @@ normalisation: F.glu / nn.GLU (a `glu` op, workloads/kinds/glu_amax.py), torch.a
 torch.max(x, dim) (an `amax` op; max's indices are no tensor of the graph, and an op reading
 them is refused), F.normalize(x, dim=-1) (an `l2_normalize` op, a CLIP embedding's; over
 another dimension after the batch, SSD's over the channels, the dimension permuted last and
-back, views). The global max (over the batch too), the elementwise maximum of two tensors and
-a norm other than L2 stay out of scope.
+back, views), the L2 norm over dimensions after the batch (Tensor.norm(p=2, dim),
+torch.linalg.vector_norm: a `vector_norm` op). The global max (over the batch too), the
+elementwise maximum of two tensors and a norm other than L2 stay out of scope.
 
 `GateLowering` is a mixin of `torch_import._Lowering`. torch is never imported here.
 """
 from __future__ import annotations
 
 from .torch_state import LoweringState
-from .torch_values import _Const
+from .torch_values import _Const, _Param
 
 
 def _sig_glu(input, dim=-1): ...
 def _sig_max(input, dim=None, keepdim=False): ...
 def _sig_normalize(input, p=2.0, dim=1, eps=1e-12, out=None): ...
+def _sig_addcmul(input, tensor1, tensor2, *, value=1): ...
+def _sig_norm(input, p="fro", dim=None, keepdim=False, dtype=None): ...
+def _sig_vector_norm(input, ord=2, dim=None, keepdim=False, *, dtype=None): ...
 
 
 class GateLowering(LoweringState):
     def gate_handlers(self, torch) -> tuple[dict, dict, dict]:
         """(functions, Tensor methods, modules) lowered here."""
         functions = {torch.nn.functional.glu: self._glu_fn, torch.amax: self._amax_fn,
-                     torch.max: self._max_fn, torch.nn.functional.normalize: self._normalize}
-        methods = {"amax": self._amax_fn, "max": self._max_fn}
+                     torch.max: self._max_fn, torch.nn.functional.normalize: self._normalize,
+                     torch.norm: self._vector_norm, torch.linalg.vector_norm: self._vector_norm,
+                     torch.addcmul: self._addcmul}
+        methods = {"amax": self._amax_fn, "max": self._max_fn, "norm": self._vector_norm}
         modules = {torch.nn.GLU: lambda m, node, x: self.glu(x(), m.dim)}
         return functions, methods, modules
 
@@ -53,6 +59,55 @@ class GateLowering(LoweringState):
         out = (*kept, *(1,) * len(reduced)) if keepdim else kept
         return self._op("amax", [x], out, self.name("amax"),
                         {"reduced_dims": len(reduced), "keepdim": bool(keepdim)})
+
+    def reduce_inner(self, x: str, kind: str, reduced: list[int], keepdim: bool) -> str:
+        """A reduction over trailing dimensions (`kind`: mean, sum, vector_norm) of the
+        dimensions `reduced` (after the batch; the trailing ones or not): a permute that puts
+        them last where they are not (a view), the reduction, and with keepdim the kept ones
+        of size 1 permuted back into place (a view)."""
+        rank = len(self.b.spec(x).shape)
+        if not reduced or 0 in reduced:
+            raise self.unsupported(f"takes a {kind} over dims {reduced}; only dimensions "
+                                   "after the batch are supported")
+        kept = [d for d in range(rank) if d not in reduced]
+        order = (*kept, *reduced)
+        moved = x if order == tuple(range(rank)) else self._permuted(x, order, "permute")
+        shape = self.b.spec(moved).shape
+        shape = (*shape[:len(kept)], *((1,) * len(reduced) if keepdim else ()))
+        out = self._op(kind, [moved], shape, self.name(kind),
+                       dict(reduced_dims=len(reduced), keepdim=keepdim))
+        if not keepdim or moved == x:
+            return out
+        return self._permuted(out, tuple(order.index(d) for d in range(rank)), "permute")
+
+    def _vector_norm(self, node):
+        """The L2 norm over dimensions after the batch (Tensor.norm(p=2, dim),
+        torch.linalg.vector_norm: ConvNeXt-V2's global response norm over height and width):
+        one vector_norm op, the dimensions permuted last where they are not."""
+        linalg = node.target is self.torch.linalg.vector_norm
+        a = self.bind(_sig_vector_norm if linalg else _sig_norm, node)
+        p = a["ord"] if linalg else a["p"]
+        x = self.tensor(a["input"])
+        rank = len(self.b.spec(x).shape)
+        dims = a["dim"] if isinstance(a["dim"], (list, tuple)) else (a["dim"],)
+        if p not in (2, 2.0, "fro") or a["dim"] is None or a["dtype"] is not None:
+            raise self.unsupported(f"takes the norm with p={p!r} over dims {a['dim']!r}; only "
+                                   "the L2 norm over dimensions after the batch is supported")
+        return self.reduce_inner(x, "vector_norm", sorted({int(d) % rank for d in dims}),
+                                 bool(a["keepdim"]))
+
+    def _addcmul(self, node):
+        """torch.addcmul(b, w, x), b + w * x with a learned shift b and scale w broadcast over
+        x (ConvNeXt-V2's global response norm): a layer_scale, then a bias_add, one pass over
+        x more than PyTorch's single addcmul kernel."""
+        a = self.bind(_sig_addcmul, node)
+        scaled = self.param_operand({"input": a["tensor1"], "other": a["tensor2"]}, "mul") \
+            if a["value"] == 1 and isinstance(self.value(a["input"]), _Param) else None
+        if scaled is None:
+            raise self.unsupported("computes b + value * t1 * t2 other than with a learned "
+                                   "shift b and scale t1 or t2 (value 1); only those are "
+                                   "supported")
+        return self.param_operand({"input": scaled, "other": a["input"]}, "add")
 
     def _amax_fn(self, node):
         a = self.bind(_sig_max, node)

@@ -310,15 +310,5 @@ class IdiomLowering(LoweringState):
         if 0 in reduced or reduced == list(range(rank - len(reduced), rank)) or \
                 (rank == 4 and reduced == [2, 3]):
             return None
-        kept = [d for d in range(rank) if d not in reduced]
-        order = (*kept, *reduced)
-        moved = self._permuted(x, order, "permute")
-        kind = self.reduction_kind(node)
-        shape = self.b.spec(moved).shape
-        shape = (*shape[:len(kept)], *((1,) * len(reduced) if a["keepdim"] else ()))
-        out = self._op(kind, [moved], shape, self.name(kind),
-                       dict(reduced_dims=len(reduced), keepdim=bool(a["keepdim"])))
-        if not a["keepdim"]:
-            return out
-        return self._permuted(out, tuple(order.index(d) for d in range(rank)), "permute")
+        return self.reduce_inner(x, self.reduction_kind(node), reduced, bool(a["keepdim"]))
 
