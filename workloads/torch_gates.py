@@ -1,7 +1,7 @@
 """How torch_import lowers the gated linear unit, maxima over trailing dimensions and the L2
 normalisation: F.glu / nn.GLU (a `glu` op, workloads/kinds/glu_amax.py), torch.amax and
-torch.max(x, dim) (an `amax` op; max's indices are no tensor of the graph, and an op reading
-them is refused), F.normalize(x, dim=-1) (an `l2_normalize` op, a CLIP embedding's; over
+torch.max(x, dim) (an `amax` op, over any dimensions after the batch, permuted last where they
+are not; max's indices are no tensor of the graph, and an op reading them is refused), F.normalize(x, dim=-1) (an `l2_normalize` op, a CLIP embedding's; over
 another dimension after the batch, SSD's over the channels, the dimension permuted last and
 back, views), the L2 norm over dimensions after the batch (Tensor.norm(p=2, dim),
 torch.linalg.vector_norm: a `vector_norm` op). The global max (over the batch too), the
@@ -52,16 +52,13 @@ class GateLowering(LoweringState):
         rank = len(self.b.spec(x).shape)
         dims = dims if isinstance(dims, (list, tuple)) else (dims,)
         reduced = sorted({int(d) % rank for d in dims}) if dims and dims[0] is not None else []
-        if not reduced or reduced != list(range(rank - len(reduced), rank)) or 0 in reduced:
+        if not reduced or 0 in reduced:
             raise self.unsupported(f"takes the maximum over dims {dims!r}; only the maximum "
-                                   "over trailing dimensions (not the batch) is supported")
-        kept = self.b.spec(x).shape[:rank - len(reduced)]
-        out = (*kept, *(1,) * len(reduced)) if keepdim else kept
-        return self._op("amax", [x], out, self.name("amax"),
-                        {"reduced_dims": len(reduced), "keepdim": bool(keepdim)})
+                                   "over dimensions after the batch is supported")
+        return self.reduce_inner(x, "amax", reduced, bool(keepdim))
 
     def reduce_inner(self, x: str, kind: str, reduced: list[int], keepdim: bool) -> str:
-        """A reduction over trailing dimensions (`kind`: mean, sum, vector_norm) of the
+        """A reduction over trailing dimensions (`kind`: mean, sum, amax, vector_norm) of the
         dimensions `reduced` (after the batch; the trailing ones or not): a permute that puts
         them last where they are not (a view), the reduction, and with keepdim the kept ones
         of size 1 permuted back into place (a view)."""

@@ -1,4 +1,5 @@
-"""from_torch on the L2 norm over dimensions after the batch (Tensor.norm(p=2, dim),
+"""from_torch on the maximum over inner dimensions (permuted last, then one amax op), the L2
+norm over dimensions after the batch (Tensor.norm(p=2, dim),
 torch.linalg.vector_norm: one vector_norm op) and ConvNeXt-V2's global response norm written
 as timm writes it (the norm over height and width of (N, H, W, C), its mean over the channels,
 and torch.addcmul with a learned shift and scale). Replayed in PyTorch with the model's values;
@@ -71,7 +72,24 @@ def test_a_global_response_norm_imports_with_its_scale_and_shift():
     assert sum(op.params for op in train.phase("update")) == 16
 
 
+class Maxima(nn.Module):
+    """The maximum over inner dimensions, kept or not (Hiera's max over its mask units)."""
+
+    def forward(self, x):                                   # (N, C, H, W)
+        return x.amax(dim=1) + torch.max(x, 2, keepdim=True)[0].squeeze(2)
+
+
+def test_the_maximum_over_inner_dimensions_is_the_dimensions_permuted_last_and_one_amax():
+    model, x = Maxima(), torch.randn(2, 3, 3, 5)
+    g = from_torch(model, x)
+    maxima = [op for op in g if op.kind == "amax"]
+    assert [(op.in_specs[0].shape, op.out.shape) for op in maxima] == \
+        [((2, 3, 5, 3), (2, 3, 5)), ((2, 3, 5, 3), (2, 3, 5, 1))]
+    assert torch.allclose(GraphModule(g)(x), model(x))
+
+
 @pytest.mark.parametrize("body, match", [
+    (lambda x: x.amax(dim=(0, 1)), r"maximum over dims \(0, 1\)"),
     (lambda x: x.norm(p=1, dim=-1), "p=1"),
     (lambda x: x.norm(), "over dims None"),
     (lambda x: x.norm(dim=0), r"dims \[0\]"),
