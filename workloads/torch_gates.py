@@ -1,11 +1,12 @@
-"""How torch_import lowers the gated linear unit, maxima over trailing dimensions and the L2
-normalisation: F.glu / nn.GLU (a `glu` op, workloads/kinds/glu_amax.py), torch.amax and
-torch.max(x, dim) (an `amax` op, over any dimensions after the batch, permuted last where they
-are not; max's indices are no tensor of the graph, and an op reading them is refused), F.normalize(x, dim=-1) (an `l2_normalize` op, a CLIP embedding's; over
-another dimension after the batch, SSD's over the channels, the dimension permuted last and
-back, views), the L2 norm over dimensions after the batch (Tensor.norm(p=2, dim),
-torch.linalg.vector_norm: a `vector_norm` op). The global max (over the batch too), the
-elementwise maximum of two tensors and a norm other than L2 stay out of scope.
+"""How torch_import lowers the gated linear unit, maxima and L2 norms over dimensions after
+the batch and the L2 normalisation: F.glu / nn.GLU (a `glu` op, workloads/kinds/glu_amax.py),
+torch.amax and torch.max(x, dim) (an `amax` op; max's indices are no tensor of the graph, and
+an op reading them is refused), Tensor.norm(p=2, dim) and torch.linalg.vector_norm (a
+`vector_norm` op), each over dimensions that are not the trailing ones permuted last first (a
+view), F.normalize(x, dim=-1) (an `l2_normalize` op, a CLIP embedding's; over another
+dimension after the batch, SSD's over the channels, the dimension permuted last and back,
+views). The global max (over the batch too), the elementwise maximum of two tensors and a
+norm other than L2 stay out of scope.
 
 `GateLowering` is a mixin of `torch_import._Lowering`. torch is never imported here.
 """
