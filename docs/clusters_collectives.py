@@ -193,6 +193,12 @@ def tree_limits() -> dict[str, str]:
     tree_s, ring_s = alone(cloud, 32, 1e6)[0], alone(cloud, 32, 1e6, "ring")[0]
     f["cloud_mb_tree_ms"], f["cloud_mb_ring_ms"] = ms(tree_s), ms(ring_s)
     f["cloud_mb_slower"] = pct(tree_s / ring_s - 1)
+    # where the tuner's choice comes from: its prediction for the tree it picks, and for
+    # the ring's Simple protocol, which link by link hides its steps' latency behind the NIC
+    nodes = Cluster.from_node_type(cloud, 32)
+    fabric = nccl_fabric.fabric_of(nodes, [d.id for d in nodes.devices])
+    f["cloud_mb_tree_tuned_ms"] = ms(tuned_s(cloud, 32, 1e6))
+    f["cloud_mb_ring_tuned_ms"] = ms(nccl_tuning.model(fabric, "ring", "Simple").time_s(1e6))
     return f
 
 

@@ -49,7 +49,7 @@ from typing import Mapping, Sequence
 
 from . import nccl_tuning as tuning
 from .cluster import WIRE_RESOURCE, Cluster
-from .nccl_fabric import fabric_of, hop_hw, hop_latency_s
+from .nccl_fabric import fabric_of, group_nics, hop_hw, hop_latency_s, nic_of
 from .tasks import Task, TaskGraph
 
 TREE_MAX_CHUNKS = 16
@@ -192,14 +192,19 @@ def tree_allreduce(tg: TaskGraph, cluster: Cluster, devices: Sequence[str], nbyt
     sizes = chunk_sizes(share, tuning.tree_chunk_bytes(nbytes, channels, len(devices),
                                                        fabric.nodes, protocol))
     chunks = len(sizes)
-    k = sum(1 for d in devices if cluster.device(d).node == cluster.device(devices[0]).node)
-    nics = cluster.layout.nics
+    first = [d for d in devices if cluster.device(d).node == cluster.device(devices[0]).node]
+    k = len(first)
     index = {d: i for i, d in enumerate(devices)}
+    # across nodes path p leaves and enters a node at the first of its devices on the p-th
+    # NIC they use (fabric_of's channels); within one, the chains start spread over the node
+    starts = [k * p // paths for p in range(paths)]
+    if cluster.layout.nics and fabric.nodes > 1:
+        starts = [next(i for i, d in enumerate(first) if nic_of(cluster, d) == nic)
+                  for nic in group_nics(cluster, first)]
     plans = []
     for t in range(channels):
         path, tree = t % paths, t // paths if fabric.nodes > 1 else 0
-        start = (nics[path % len(nics)][0] if nics and cluster.nodes > 1
-                 else path * k // paths)
+        start = starts[path]
         parent, children, lane_of = tree_parents(cluster, devices, tree, start, path)
         edges = [(d, p) for d, p in parent.items() if p is not None]
         hops = {(a, b): hop_rate(cluster, a, b, lane_of.get((a, b)), ("tree", protocol))

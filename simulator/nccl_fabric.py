@@ -43,11 +43,25 @@ def hop_latency_s(cluster: Cluster, src: str, dst: str, link_latency_s: float,
     return factor * max(link_latency_s, 1e-6 * tuning.HW_LATENCY_US[hw]["ring"]["Simple"])
 
 
+def group_nics(cluster: Cluster, members: Sequence[str]) -> list[int]:
+    """The NICs that some GPUs of one node use, in order of first use: NCCL 2.8 sends
+    between nodes through the NIC nearest each GPU (2.12's PXN, through another GPU's NIC,
+    is not modelled), so a communicator of part of a node (the same rank of every tensor-
+    parallel group) crosses between nodes through its GPUs' NICs alone."""
+    return list(dict.fromkeys(nic_of(cluster, d) for d in members))
+
+
+def nic_of(cluster: Cluster, device: str) -> int:
+    """The NIC of the device's node that it sends through."""
+    node = cluster.node_members()[cluster.device(device).node]
+    return cluster.layout.nic_of([d.id for d in node].index(device))
+
+
 def fabric_of(cluster: Cluster, devices: Sequence[str]) -> tuning.Fabric:
     """The fabric NCCL's tuning sees: its rings' channels inside the first device's node at
-    their slowest hop's bandwidth; across nodes, one channel per NIC at the lesser of the
-    NIC's bandwidth and its share of the node's rings (NCCL's search gives a multi-node
-    graph one speed inside and between nodes)."""
+    their slowest hop's bandwidth; across nodes, one channel per NIC the node's devices use
+    (group_nics) at the lesser of the NIC's bandwidth and its share of the node's rings
+    (NCCL's search gives a multi-node graph one speed inside and between nodes)."""
     nodes: dict[int, list[str]] = {}
     for d in devices:
         nodes.setdefault(cluster.device(d).node, []).append(d)
@@ -62,7 +76,7 @@ def fabric_of(cluster: Cluster, devices: Sequence[str]) -> tuning.Fabric:
     if len(nodes) == 1:
         return tuning.Fabric(len(devices), 1, max(1, len(channels)), intra_Bps / 1e9
                              / max(1, len(channels)), intra_hw(cluster))
-    nics = cluster.layout.nic_count()
+    nics = len(group_nics(cluster, first))
     nic_Bps = cluster.inter_node_link.bandwidth_Bps if cluster.inter_node_link else math.inf
     per_channel = min(nic_Bps, intra_Bps / nics)
     return tuning.Fabric(len(devices), len(nodes), nics, per_channel / 1e9, intra_hw(cluster))
@@ -76,15 +90,17 @@ def nic_ring_orders(cluster: Cluster, devices: Sequence[str]
     channel c (cluster.ring_channels: on a DGX-1, rings on different NVLinks), rotated to
     enter the node at the first GPU of NIC c, and leaves it from the GPU before that, so the
     rings cross between nodes through different NICs. None where the devices are not whole
-    nodes of equal size in node order, or a node has one NIC."""
+    nodes of equal size in node order (a communicator of part of each node runs one ring
+    through its GPUs and their NICs), or a node has one NIC."""
     nics = cluster.layout.nics
     by_node: dict[int, list[str]] = {}
     for d in devices:
         by_node.setdefault(cluster.device(d).node, []).append(d)
     nodes = list(by_node.values())
     ordered = [d for members in nodes for d in members] == list(devices)
+    whole = len(cluster.node_members()[cluster.device(devices[0]).node])
     if (not nics or len(nics) < 2 or len(nodes) < 2 or not ordered
-            or len({len(members) for members in nodes}) != 1):
+            or {len(members) for members in nodes} != {whole}):
         return None
     first = nodes[0]
     local = {d: i for i, d in enumerate(first)}

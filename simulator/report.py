@@ -16,7 +16,8 @@ _SHOWN_ELSEWHERE = {"memory", "staleness_minibatches", "weight_drift_minibatches
                     "bubble_fraction", "devices_used", "throughput_samples_per_s",
                     "offloaded_gib", "offloaded_tensors", "flops_merged", "flops_separate",
                     "flops_saved", "gradient_bytes_merged", "gradient_bytes_separate",
-                    "gradient_bytes_saved", "megatron", "allreduce_algorithm"}
+                    "gradient_bytes_saved", "megatron", "allreduce_algorithm",
+                    "collective_algorithm"}
 
 
 def sig(value: float, digits: int = 4) -> str:

@@ -282,13 +282,16 @@ def print_summary(result, baseline=None, sc: Scenario | None = None) -> None:
     """The figures for people (docs/metrics.md defines each); --json has the exact values.
     The first line names the scenario's precision and memory format where they are not the
     defaults (runs of one network in fp32 and in AMP differ nowhere else in what is printed),
-    and the all-reduce algorithm that ran where the policy names one."""
+    and the algorithm the collectives ran where the policy names one (data parallelism's
+    all-reduces: 'all-reduce', another policy's: 'collectives')."""
     from ..report import summary_lines
     lines = summary_lines(result, baseline)
     settings = [sc.precision if sc.precision != "fp32" else None,
                 sc.memory_format] if sc is not None else []
     algorithm = result.extras.get("allreduce_algorithm")
     settings.append(f"all-reduce {algorithm}" if algorithm else None)
+    collectives = result.extras.get("collective_algorithm")
+    settings.append(f"collectives {collectives}" if collectives else None)
     lines[0] += "".join(f", {setting}" for setting in settings if setting)
     print("\n".join(lines))
 

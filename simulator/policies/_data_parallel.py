@@ -140,15 +140,48 @@ def sync_groups(tg: TaskGraph, train_graph, cluster, fwd_bwd, task_of: dict[str,
                                fusion_mb, gradients_ready, horovod_one_rank, horovod_enqueue)
 
 
-def default_algorithm(cluster, gradient_sync: str) -> str:
-    """The all-reduce algorithm a framework runs when none is given: 'nccl' for PyTorch DDP
-    and Horovod on GPUs (both call NCCL's all-reduce, whose tuning picks ring or tree and
-    the protocol per call), else 'ring'. The others are not NCCL 2's all-reduce: Caffe 1.0
-    (caffe-nccl) ran NCCL 1's rings, MXNet's kvstore a reduce and a broadcast per key (NCCL's
-    tuning of those is not modelled), Caffe's P2PSync no collective, and devices that are
-    not GPUs MPI's or Gloo's rings."""
+def default_algorithm(cluster, gradient_sync: str | None = None) -> str:
+    """The collective algorithm a framework runs when none is given: 'nccl' on GPUs for
+    every framework that calls NCCL 2's collectives, whose tuning picks ring or tree and the
+    protocol per call: PyTorch DDP and Horovod (gradient_sync in NCCL_ALLREDUCE_SYNCS), and
+    the policies that model PyTorch or Megatron-LM, whose FSDP, tensor parallelism and
+    process groups run on NCCL (gradient_sync None). Else 'ring': Caffe 1.0 (caffe-nccl) ran
+    NCCL 1's rings, MXNet's kvstore a reduce and a broadcast per key (NCCL's tuning of those
+    is not modelled), Caffe's P2PSync no collective, and devices that are not GPUs MPI's or
+    Gloo's rings."""
     gpus = all(d.spec.kind == "gpu" for d in cluster.devices)
-    return "nccl" if gpus and gradient_sync in NCCL_ALLREDUCE_SYNCS else "ring"
+    nccl = gradient_sync is None or gradient_sync in NCCL_ALLREDUCE_SYNCS
+    return "nccl" if gpus and nccl else "ring"
+
+
+def record_algorithm(result, cluster, algorithm: str | None) -> None:
+    """Name the algorithm a policy's collectives ran (`algorithm`, or the framework's) in
+    its result, which the header of `dnnsim simulate` shows; on one device none ran."""
+    if len(cluster.devices) > 1:
+        result.extras["collective_algorithm"] = algorithm or default_algorithm(cluster)
+
+
+# The algorithms a policy whose collectives span part of a cluster (a tensor-parallel group,
+# the same rank of every replica) offers: the hierarchical and tree algorithms need every
+# device of the cluster in order
+NCCL_OR_RING = ("nccl", "ring")
+
+
+def algorithm_option(choices: tuple[str, ...] = NCCL_OR_RING) -> Option:
+    """A policy's `algorithm` option, named as data-parallel's: its collectives' algorithm,
+    by default the framework's (default_algorithm)."""
+    text = {"nccl": "'nccl' (per collective, NCCL's choice: ring or tree and the protocol "
+                    "its tuning picks; across nodes a ring per NIC)",
+            "ring": "'ring' (one ring through every device, NCCL's Simple protocol)",
+            "hierarchical": "'hierarchical' (NCCL's intra-node, per-rank inter-node, "
+                            "intra-node)",
+            "tree": "'tree' (NCCL's double binary tree across nodes)",
+            "halving-doubling": "'halving-doubling' (as hierarchical, Gloo's recursive "
+                                "halving and doubling across nodes)"}
+    return Option(None, "the collectives' algorithm (default: 'nccl' on GPUs, as the "
+                        "framework calls NCCL; else 'ring'): "
+                        + ", ".join(text[c] for c in choices), str,
+                  lambda v: v in choices, " or ".join(choices))
 
 
 def allreduce_groups(tg: TaskGraph, cluster, groups: list[SyncGroup],

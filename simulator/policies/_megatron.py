@@ -142,9 +142,10 @@ class MegatronHooks(EmitterHooks):
 
     def __init__(self, tg: TaskGraph, cluster, layout: Layout, train: OpGraph,
                  stage_of: dict[str, int], stage_pairs: list[list[SplitPair]],
-                 vocab: tuple[str, str] | None) -> None:
+                 vocab: tuple[str, str] | None, algorithm: str) -> None:
         self.tg, self.cluster, self.layout, self.train = tg, cluster, layout, train
         self.stage_of, self.stage_pairs, self.vocab = stage_of, stage_pairs, vocab
+        self.algorithm = algorithm
 
     def unit_deps(self, p: int, mb: int, prefix: str) -> dict[str, list[str]]:
         lay = self.layout
@@ -152,7 +153,7 @@ class MegatronHooks(EmitterHooks):
             return {}
         rep = lay.representative(p)
         comm = TensorCollectives(self.tg, self.cluster, [lay.tp_group(p)], self.train, "flow",
-                                 prefix=prefix, simulated={rep}, tag=prefix)
+                                 self.algorithm, prefix=prefix, simulated={rep}, tag=prefix)
         pairs = self.stage_pairs[p]
         comm.all_reduces(pairs, True)
         for pair in pairs:       # the recomputed forward's all-reduces, as the forward's
@@ -187,11 +188,13 @@ class MegatronHooks(EmitterHooks):
                                 meta={**meta, "bytes": nbytes / lay.tp}).name)
         # a flow-level all-gather is one task of the name given, which the readers wait for
         collective("allgather", tg, cluster, lay.tp_group(dst), nbytes, {rep: parts}, name,
-                   fidelity="flow", priority=-1, launch_latency_s=NCCL_BASE_LATENCY_S)
+                   fidelity="flow", priority=-1, launch_latency_s=NCCL_BASE_LATENCY_S,
+                   algorithm=self.algorithm)
 
 
 def gradient_sync(tg: TaskGraph, cluster, layout: Layout, stage: int,
-                  buckets: list[tuple[list[str], int]], name: str) -> tuple[str, ...]:
+                  buckets: list[tuple[list[str], int]], name: str,
+                  algorithm: str) -> tuple[str, ...]:
     """The data-parallel all-reduces of one stage's gradients (flow-level), bucket after
     bucket, for every tensor-parallel rank r over rank r of the stage's dp replicas; each
     bucket waits for its tasks (on the representative) and the one before. Returns what the
@@ -207,7 +210,7 @@ def gradient_sync(tg: TaskGraph, cluster, layout: Layout, stage: int,
             done = collective("allreduce", tg, cluster, group, nbytes,
                               {group[0]: [*after, *previous]}, f"{name}.r{r}.b{b}",
                               fidelity="flow", priority=-1,
-                              launch_latency_s=NCCL_BASE_LATENCY_S)
+                              launch_latency_s=NCCL_BASE_LATENCY_S, algorithm=algorithm)
             previous = done[group[0]]
         if r == 0:
             last = previous

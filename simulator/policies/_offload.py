@@ -148,9 +148,10 @@ def emit_offloaded(tg: TaskGraph, g, device, cluster, plan: OffloadPlan,
 def emit_training_step(name: str, g, cluster, plan: OffloadPlan,
                        candidates: dict[str, Tensor], *, bucket_mb: float = 25.0,
                        collectives: str | None = None, replicas: str | None = None,
-                       meta: dict | None = None) -> TaskGraph:
+                       meta: dict | None = None, algorithm: str = "ring") -> TaskGraph:
     """A training step with `plan` on every device; several devices all-reduce gradients in
-    data-parallel buckets (the buckets come from data_parallel.gradient_buckets)."""
+    data-parallel buckets (the buckets come from data_parallel.gradient_buckets), each by
+    `algorithm` (collectives.ALGORITHMS)."""
     n = len(cluster.devices)
     fidelity = collectives or ("link" if n <= 64 else "flow")
     replicas = replicas or ("one" if fidelity == "flow" or n > 8 else "all")
@@ -178,7 +179,8 @@ def emit_training_step(name: str, g, cluster, plan: OffloadPlan,
         nbytes = sum(g.op(nm).param_bytes for nm in names)
         done_at.append(collective("allreduce", tg, cluster, [d.id for d in cluster.devices],
                                   nbytes, deps if replicas == "all" else deps[simulated[0].id],
-                                  f"allreduce.b{b}", fidelity=fidelity, priority=-1))
+                                  f"allreduce.b{b}", fidelity=fidelity, priority=-1,
+                                  algorithm=algorithm))
     def bucket(grad: str) -> int:
         """The bucket of an update's gradient; of a tied weight's sum of gradients
         (grad_weight_acc, no bucket of its own), the last bucket of the gradients it sums."""

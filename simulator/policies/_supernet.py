@@ -86,12 +86,14 @@ def weight_gradients(train) -> list[tuple[str, str, int]]:
 
 def exchange(tg, cluster,
              sets: list[tuple[str, list[str], dict[str, int], dict[str, list[str]]]],
-             bucket_bytes: float, fidelity: str, priority: int = -1) -> dict[str, list[str]]:
+             bucket_bytes: float, fidelity: str, algorithm: str = "ring", priority: int = -1
+             ) -> dict[str, list[str]]:
     """All-reduce gradient sets over every GPU, in buckets of about `bucket_bytes`.
 
     sets: (name, weights in backward order, bytes of each weight, tasks producing them).
     A bucket starts when the producers of its weights are done; a group that did not use a
-    weight adds zeros, so one ring over all GPUs sums inside and across groups at once.
+    weight adds zeros, so one all-reduce over all GPUs (`algorithm`) sums inside and across
+    groups at once.
     Returns, per weight, the tasks its update must wait for."""
     devices = [d.id for d in cluster.devices]
     done: dict[str, list[str]] = {}
@@ -108,7 +110,8 @@ def exchange(tg, cluster,
             deps = sorted({t for key in bucket for t in producers.get(key, ())})
             nbytes = sum(size_of[k] for k in bucket)
             ends = collective("allreduce", tg, cluster, devices, nbytes, deps,
-                              f"{set_name}.allreduce.b{b}", fidelity=fidelity, priority=priority)
+                              f"{set_name}.allreduce.b{b}", fidelity=fidelity, priority=priority,
+                              algorithm=algorithm)
             for key in bucket:
                 done.setdefault(key, []).extend(ends[devices[0]])
     return done

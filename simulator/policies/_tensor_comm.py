@@ -22,13 +22,15 @@ class TensorCollectives:
     """The collectives of one plan, NCCL's, on one stream per device in the order made."""
 
     def __init__(self, tg: TaskGraph, cluster, groups: list[list[str]], g: OpGraph,
-                 fidelity: str, *, prefix: str | None = None, simulated: set[str] | None = None,
-                 tag: str = "") -> None:
-        """prefix: what names a rank's tasks (default '{device}/'); simulated: the ranks
-        whose ops are emitted (default all; the others, in lockstep, add no dependency,
-        so their collectives must be flow-level); tag: put before every collective's name."""
+                 fidelity: str, algorithm: str, *, prefix: str | None = None,
+                 simulated: set[str] | None = None, tag: str = "") -> None:
+        """algorithm: every collective's (collectives.ALGORITHMS; 'nccl': NCCL's choice, as
+        Megatron and PyTorch run them); prefix: what names a rank's tasks (default
+        '{device}/'); simulated: the ranks whose ops are emitted (default all; the others,
+        in lockstep, add no dependency, so their collectives must be flow-level); tag: put
+        before every collective's name."""
         self.tg, self.cluster, self.groups, self.g = tg, cluster, groups, g
-        self.fidelity, self.prefix, self.tag = fidelity, prefix, tag
+        self.fidelity, self.algorithm, self.prefix, self.tag = fidelity, algorithm, prefix, tag
         self.simulated = simulated
         self.extra: dict[str, dict[str, list[str]]] = {d: {} for grp in groups for d in grp
                                                        if self._emitted(d)}
@@ -42,7 +44,7 @@ class TensorCollectives:
     def _run(self, kind: str, members: list[str], nbytes: float, deps, name: str) -> Deps:
         return collective(kind, self.tg, self.cluster, members, nbytes, deps, name,
                           fidelity=self.fidelity, priority=-1,
-                          launch_latency_s=NCCL_BASE_LATENCY_S)
+                          launch_latency_s=NCCL_BASE_LATENCY_S, algorithm=self.algorithm)
 
     def block(self, kind: str, ops: list[str], readers: list[str], name: str,
               nbytes: int) -> None:

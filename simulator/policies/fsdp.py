@@ -32,10 +32,11 @@ With `shard_group` g smaller than the devices (FSDP's HYBRID_SHARD: shard within
 replicate across), every collective runs within groups of g consecutive devices, and each
 gradient shard is then all-reduced across the groups, among the devices of the same rank in
 their group. The optimizer steps each parameter's 1/g shard: the same update ops on 1/g of
-their values, as many tensors as unsharded. Collectives are NCCL rings on the cluster's
-topology (collectives.py), so contention and the fabric between nodes come with them; across
-nodes, a ring per NIC (`algorithm = "nccl"`, the default) or one ring through every device
-(`"ring"`).
+their values, as many tensors as unsharded. Collectives run on the cluster's topology
+(collectives.py), so contention and the fabric between nodes come with them, and as PyTorch
+runs them, on NCCL (`algorithm = "nccl"`, the default on GPUs: the
+all-gathers and reduce-scatters on NCCL's rings, across nodes one per NIC, the all-reduces
+across groups as its tuning picks), or on one ring through every device (`"ring"`).
 
 Not modelled: FSDP's copies into and out of its flat parameters, the host's dispatch of the
 hooks, a unit's reshard of gradients kept for accumulation, CPU offload of the shards.
@@ -53,7 +54,13 @@ from ..collectives import FIDELITIES, NCCL_BASE_LATENCY_S, collective
 from ..lowering import HALF_BYTES, block_bytes, emit_ops, is_amp
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, _replicas, parse_bool, register
-from ._data_parallel import data_parallel_options, gradient_buckets
+from ._data_parallel import (
+    algorithm_option,
+    data_parallel_options,
+    default_algorithm,
+    gradient_buckets,
+    record_algorithm,
+)
 from ._sharding import (
     ROOT,
     STAGES,
@@ -93,11 +100,7 @@ class Fsdp(Policy):
                                     " or ".join(OPTIMIZER_STATE_PER_PARAM)),
                 # stages 1 and 2: DDP's buckets
                 **data_parallel_options("bucket_mb"),
-                "algorithm": Option("nccl", "'nccl' (NCCL's rings: across nodes one per NIC, "
-                                            "the all-reduces of shard_group as its tuning "
-                                            "picks) or 'ring' (one ring through every "
-                                            "device, as data-parallel's default)", str,
-                                    lambda v: v in ("nccl", "ring"), "nccl or ring"),
+                "algorithm": algorithm_option(),
                 "collectives": Option(None, "'link' (every transfer a task: the default up "
                                             "to 64 devices, and by class at any size) or "
                                             "'flow' (closed form)", str,
@@ -137,7 +140,8 @@ class Fsdp(Policy):
             tg.meta["represented_by"] = _replicas.represented_by(cluster, period)
         tg.meta.setdefault("extra_resources", {}).update(
             {f"{d.id}.{what}": 1 for d in simulated for what in ("unshard", "reshard")})
-        steps = _Steps(tg, cluster, ids, [d.id for d in simulated], group, g, algorithm)
+        steps = _Steps(tg, cluster, ids, [d.id for d in simulated], group, g,
+                       algorithm or default_algorithm(cluster))
         fwd_bwd = [op for op in g.topo() if op.phase != "update"]
         if stage == 3:
             synced = steps.full_shard(units, fwd_bwd, prefetch)
@@ -159,6 +163,7 @@ class Fsdp(Policy):
         fsdp = result.log.meta.get("fsdp", {})
         result.extras["fsdp_state_bytes_per_device"] = fsdp.get("state_bytes")
         result.extras["fsdp_units"] = len(fsdp.get("units", ()))
+        record_algorithm(result, cluster, opts["algorithm"])
 
 
 def _shard_of(group: int) -> Callable[[Op], Op]:

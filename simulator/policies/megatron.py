@@ -32,11 +32,13 @@ op by op, so a configuration that does not fit ends OUT OF MEMORY.
 Symmetry: one rank of each stage is simulated (tp rank 0 of dp replica 0); the tp ranks of a
 group do alike and the dp replicas do alike, so the others run in lockstep (as data-parallel's
 replicas 'one'); every stage of the pipeline is kept. The collectives span every rank they
-would (flow-level: each one task on every link it uses, for its closed-form time), and the
-gradient all-reduces of every tp rank are built (they share the nodes' NICs). Not modelled:
-contention between the sends of other replicas on a shared network core, the interleaved
-schedule, the sends blocking compute (Megatron's p2p waits), selective recomputation, the
-distributed optimizer.
+would (flow-level: each one task on every link it uses, for its closed-form time, or the time
+NCCL's tuning predicts where it picks a tree, LL or LL128), and the gradient all-reduces of
+every tp rank are built (they share the nodes' NICs). Every collective runs as Megatron's
+calls to NCCL run it (`algorithm` 'nccl', the default; default_algorithm), or on one Simple
+ring ('ring'). Not modelled: contention between the sends of other replicas on a shared
+network core, the interleaved schedule, the sends blocking compute (Megatron's p2p waits),
+selective recomputation, the distributed optimizer.
 """
 from __future__ import annotations
 
@@ -49,7 +51,13 @@ from workloads.training import lower_training
 from ..collectives import NCCL_BASE_LATENCY_S, collective
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Plan, Policy, register
-from ._data_parallel import data_parallel_options, gradient_buckets
+from ._data_parallel import (
+    algorithm_option,
+    data_parallel_options,
+    default_algorithm,
+    gradient_buckets,
+    record_algorithm,
+)
 from ._megatron import (
     Layout,
     MegatronHooks,
@@ -113,10 +121,11 @@ class Megatron(Policy[MegatronPlan]):
                                                    "micro-batch's backward)", str,
                                     lambda v: v in GRAD_SYNC, "after-flush or overlap"),
                 **data_parallel_options("bucket_mb"),
+                "algorithm": algorithm_option(),
             })
 
     def plan(self, graph, cluster, training: bool, *, tp, pp, micro_batches, schedule,
-             recompute, grad_sync, bucket_mb) -> MegatronPlan:
+             recompute, grad_sync, bucket_mb, algorithm) -> MegatronPlan:
         if any(d.spec.kind != "gpu" for d in cluster.devices):
             raise HardwareError("policy 'megatron' runs on GPUs (NCCL's collectives); this "
                                 "cluster has other devices")
@@ -152,7 +161,8 @@ class Megatron(Policy[MegatronPlan]):
         tg = TaskGraph(f"megatron:{graph.name}", meta={
             "samples": graph.batch * m * layout.dp, "fidelity": "flow", "replicas": "one",
             "tensor_parallel": {"tp": tp, "dp": layout.dp, "collective_bytes": []}})
-        hooks = MegatronHooks(tg, cluster, layout, train, stage, stage_pairs, vocab)
+        algorithm = algorithm or default_algorithm(cluster)
+        hooks = MegatronHooks(tg, cluster, layout, train, stage, stage_pairs, vocab, algorithm)
         em = PipelineEmitter(tg, train, cluster, [], update_each=False, part=stage,
                              devices=reps, hooks=hooks)
         per_param = bytes_per_param(graph.meta.get("precision", "fp32"))
@@ -169,7 +179,7 @@ class Megatron(Policy[MegatronPlan]):
                  if em.part[src] == p and dst < p] for p in range(pp)]
         width = reduced_bytes_per_param(graph.meta.get("precision", "fp32"))
         embedding = (_embedding_sync(tg, cluster, layout, share.op(tied).params * width,
-                                     flushed) if tied else ())
+                                     flushed, algorithm) if tied else ())
         for p in range(pp):
             # the weight gradients (a recomputed forward holds weights but makes none)
             grads = [o.name for o in em.bwd[p] if o.params and not o.name.endswith(SUFFIX)]
@@ -183,16 +193,18 @@ class Megatron(Policy[MegatronPlan]):
                             sum(train.op(o).params for o in b if o in own) * width)
                            for b in gradient_buckets(train, bucket_mb * MIB)]
                 buckets = [b for b in buckets if b[0]]
-            synced = gradient_sync(tg, cluster, layout, p, buckets, f"dp.p{p}")
+            synced = gradient_sync(tg, cluster, layout, p, buckets, f"dp.p{p}", algorithm)
             after = [flushed[p], *synced, *(embedding if p in (0, pp - 1) else ())]
             em.emit_updates(p, after, "step")
         return MegatronPlan(tg, graph, cluster, training,
                             {"tp": tp, "pp": pp, "dp": layout.dp, "micro_batches": m,
                              "schedule": schedule, "recompute": recompute,
-                             "grad_sync": grad_sync}, em, layout, m, [per_stage] * pp)
+                             "grad_sync": grad_sync, "algorithm": algorithm}, em, layout, m,
+                            [per_stage] * pp)
 
     def finish(self, result, plan: MegatronPlan) -> None:
         result.extras["megatron"] = megatron_extras(result, plan)
+        record_algorithm(result, plan.cluster, plan.options["algorithm"])
 
 
 def _default_tp(graph, pairs, node: int, n: int, pp: int) -> int:
@@ -229,8 +241,8 @@ def _untied(share):
     return untied
 
 
-def _embedding_sync(tg, cluster, layout: Layout, nbytes: int,
-                    flushed: list[str]) -> tuple[str, ...]:
+def _embedding_sync(tg, cluster, layout: Layout, nbytes: int, flushed: list[str],
+                    algorithm: str) -> tuple[str, ...]:
     """Megatron's embedding group: the first and last stage's copies of a tied embedding
     all-reduce their gradients (nbytes a rank), rank by rank, after the flush."""
     done: tuple[str, ...] = ()
@@ -240,7 +252,8 @@ def _embedding_sync(tg, cluster, layout: Layout, nbytes: int,
         out = collective("allreduce", tg, cluster, pair, nbytes,
                          {first: [flushed[0]], last: [flushed[-1]]} if r == 0 else
                          {pair[0]: [flushed[0], flushed[-1]]}, f"emb.r{r}",
-                         fidelity="flow", priority=-1, launch_latency_s=NCCL_BASE_LATENCY_S)
+                         fidelity="flow", priority=-1, launch_latency_s=NCCL_BASE_LATENCY_S,
+                         algorithm=algorithm)
         if r == 0:
             done = out[first]
     return done

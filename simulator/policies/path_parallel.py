@@ -24,6 +24,7 @@ from workloads.training import lower_training
 
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, parse_bool, register
+from ._data_parallel import algorithm_option, default_algorithm, record_algorithm
 from ._runs import run_tasks
 from ._supernet import (
     SupernetPlan,
@@ -111,6 +112,7 @@ class PathParallel(Policy[SupernetPlan]):
                                           parse_bool, expect="true or false"),
                 "bucket_mb": Option(25.0, "gradient bucket size in MB", float,
                                     lambda v: v > 0, "a number > 0"),
+                "algorithm": algorithm_option(),
             },
             training_only=True)
 
@@ -152,7 +154,8 @@ class PathParallel(Policy[SupernetPlan]):
                              opts["gpus_per_group"])
         plans = [self._plan_shape(graph, space, chosen, cluster, G, g, opts["merge_compute"],
                                   opts["merge_gradients"], opts["bucket_mb"],
-                                  opts["collectives"])
+                                  opts["collectives"],
+                                  opts["algorithm"] or default_algorithm(cluster))
                  for G, g in shapes]
         figures: dict = {}
         best = 0
@@ -176,7 +179,8 @@ class PathParallel(Policy[SupernetPlan]):
                             figures)
 
     def _plan_shape(self, graph, space, chosen, cluster, G: int, g: int, merge_compute: bool,
-                    merge_gradients: bool, bucket_mb: float, fidelity: str) -> TaskGraph:
+                    merge_gradients: bool, bucket_mb: float, fidelity: str,
+                    algorithm: str) -> TaskGraph:
         dtype = graph.input_op.out.dtype_bytes
         per_gpu = graph.batch // g
         tg = TaskGraph(f"path-parallel:{space.name}:G{G}xg{g}",
@@ -206,7 +210,7 @@ class PathParallel(Policy[SupernetPlan]):
                     mine = {key: [t for t in producers[key] if t.startswith(f"g{j}/")]
                             for key in used}
                     sets.append((f"g{j}.path{k}", used, size_of, mine))
-        done = exchange(tg, cluster, sets, bucket_mb * 1e6, fidelity)
+        done = exchange(tg, cluster, sets, bucket_mb * 1e6, fidelity, algorithm)
         resident = {}
         for j, ((_, train), dev, fb) in enumerate(zip(groups, leaders, emitted, strict=True)):
             own = set(keys_by_group[j])
@@ -221,6 +225,7 @@ class PathParallel(Policy[SupernetPlan]):
     def finish(self, result, plan: SupernetPlan) -> None:
         result.extras.update(plan.figures)
         result.extras["subnets_per_s"] = len(plan.paths) / result.makespan_s
+        record_algorithm(result, plan.cluster, plan.options["algorithm"])
 
 
 def _path_uses(key: str, path: tuple[int, ...]) -> bool:

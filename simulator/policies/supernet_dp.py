@@ -14,6 +14,7 @@ from workloads.training import lower_training
 
 from ..tasks import TaskGraph
 from . import Option, Policy, register
+from ._data_parallel import algorithm_option, default_algorithm, record_algorithm
 from ._supernet import (
     SupernetPlan,
     emit_fwd_bwd,
@@ -37,7 +38,8 @@ class SupernetDataParallel(Policy[SupernetPlan]):
                         "over all GPUs, its gradients all-reduced.",
             options={**path_options(4),
                      "bucket_mb": Option(25.0, "gradient bucket size in MB (PyTorch DDP: 25)",
-                                         float, lambda v: v > 0, "a number > 0")},
+                                         float, lambda v: v > 0, "a number > 0"),
+                     "algorithm": algorithm_option()},
             training_only=True)
 
     def plan(self, graph, cluster, training: bool, **opts) -> SupernetPlan:
@@ -65,7 +67,8 @@ class SupernetDataParallel(Policy[SupernetPlan]):
             producers = {key: [fb.task_of[name]] for name, key, _ in grads}
             done = exchange(tg, cluster, [(f"step{k}", [key for _, key, _ in grads], size_of,
                                            producers)], opts["bucket_mb"] * 1e6,
-                            opts["collectives"])
+                            opts["collectives"],
+                            opts["algorithm"] or default_algorithm(cluster))
             after = emit_updates(tg, train, dev, prefix, fb.task_of, done,
                                  priority_base=len(fb.order), meta={"step": k})
         tg.meta["resident_bytes"] = {dev.id: resident}
@@ -79,3 +82,4 @@ class SupernetDataParallel(Policy[SupernetPlan]):
             **plan.figures,
             "subnets_per_s": subnets / result.makespan_s if result.makespan_s else 0.0,
         })
+        record_algorithm(result, plan.cluster, plan.options["algorithm"])

@@ -20,10 +20,16 @@ from __future__ import annotations
 
 from workloads.training import lower_training
 
+from ..collectives import ALGORITHMS
 from ..lowering import emit_ops, held_beyond_tensors_bytes, resident_bytes
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, register
-from ._data_parallel import data_parallel_options
+from ._data_parallel import (
+    algorithm_option,
+    data_parallel_options,
+    default_algorithm,
+    record_algorithm,
+)
 from ._offload import (
     REPLICAS,
     OffloadPlan,
@@ -188,10 +194,12 @@ class Swap(Policy):
                 "budget_gib": Option(None, "device memory budget in GiB (default: the device's "
                                            "memory)", float, lambda v: v > 0, "a number > 0"),
                 **data_parallel_options("bucket_mb", "collectives"), "replicas": REPLICAS,
+                "algorithm": algorithm_option(ALGORITHMS),
             })
 
     def plan(self, graph, cluster, training: bool, *, budget_gib: float | None,
-             bucket_mb: float, collectives: str | None, replicas: str | None) -> TaskGraph:
+             bucket_mb: float, collectives: str | None, replicas: str | None,
+             algorithm: str | None) -> TaskGraph:
         g = lower_training(graph)
         dev = cluster.devices[0]
         if cluster.host_link is None:
@@ -210,11 +218,13 @@ class Swap(Policy):
                 "candidates": len(candidates), **figures}
         return prefetches_in_issue_order(emit_training_step(
             f"swap:{graph.name}", g, cluster, plan, candidates, bucket_mb=bucket_mb,
-            collectives=collectives, replicas=replicas, meta={"swap": meta}))
+            collectives=collectives, replicas=replicas, meta={"swap": meta},
+            algorithm=algorithm or default_algorithm(cluster)))
 
     def finalize(self, result, graph, cluster, training: bool, *, budget_gib: float | None,
                  **opts) -> None:
         add_offload_extras(result)
+        record_algorithm(result, cluster, opts["algorithm"])
         dev = cluster.devices[0]
         result.extras["swap_budget_gib"] = (budget_gib if budget_gib is not None
                                             else dev.memory_bytes / GIB)

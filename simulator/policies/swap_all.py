@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from workloads.training import lower_training
 
+from ..collectives import ALGORITHMS
 from ..lowering import storage_owner
 from ..tasks import TaskGraph
 from . import Option, Plan, Policy, register
-from ._data_parallel import data_parallel_options
+from ._data_parallel import (
+    algorithm_option,
+    data_parallel_options,
+    default_algorithm,
+    record_algorithm,
+)
 from ._offload import (
     REPLICAS,
     OffloadPlan,
@@ -75,10 +81,11 @@ class SwapAll(Policy):
             options={"layers": Option("conv", "'conv' (vDNN_conv: conv inputs) or 'all' "
                                               "(vDNN_all: every saved feature map)", str,
                                       lambda v: v in LAYER_CHOICES, "conv or all"),
-                     **data_parallel_options("bucket_mb", "collectives"), "replicas": REPLICAS})
+                     **data_parallel_options("bucket_mb", "collectives"), "replicas": REPLICAS,
+                     "algorithm": algorithm_option(ALGORITHMS)})
 
     def plan(self, graph, cluster, training: bool, *, layers, bucket_mb, collectives,
-             replicas) -> TaskGraph:
+             replicas, algorithm) -> TaskGraph:
         g = lower_training(graph)
         ops = step_ops(g)
         candidates = offload_candidates(g, ops)
@@ -86,7 +93,9 @@ class SwapAll(Policy):
         check_host_capacity(cluster, plan, candidates, self.name)
         return emit_training_step(f"swap-all:{graph.name}", g, cluster, plan, candidates,
                                   bucket_mb=bucket_mb, collectives=collectives,
-                                  replicas=replicas)
+                                  replicas=replicas,
+                                  algorithm=algorithm or default_algorithm(cluster))
 
     def finish(self, result, plan: Plan) -> None:
         add_offload_extras(result)
+        record_algorithm(result, plan.cluster, plan.options["algorithm"])

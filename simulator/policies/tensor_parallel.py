@@ -28,8 +28,10 @@ one NCCL stream beside it, and the optimizer step waits for the last bucket, as 
 data-parallel policy. The batch of the workload is the batch of each group.
 
 The collectives run on the cluster's links (NVLink/NVSwitch within a node, the node's NICs
-and InfiniBand between nodes): Megatron keeps a group within a node, and a group that spans
-nodes is simulated but warned about.
+and InfiniBand between nodes), as Megatron and PyTorch run them, on NCCL (`algorithm`
+'nccl', the default: each as NCCL's tuning picks its algorithm and protocol; 'ring': one
+Simple ring): Megatron keeps a group within a node, and a group that spans nodes is
+simulated but warned about.
 
 With `sequence_parallel` (Korthikanti et al. 2022) the residual stream between the split
 layers (norms, residual adds, dropout: _tensor_split.sequence_region) is split along the
@@ -55,7 +57,12 @@ from ..collectives import FIDELITIES
 from ..lowering import emit_ops, resident_bytes
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, parse_bool, register
-from ._data_parallel import data_parallel_options
+from ._data_parallel import (
+    algorithm_option,
+    data_parallel_options,
+    default_algorithm,
+    record_algorithm,
+)
 from ._tensor_comm import TensorCollectives
 from ._tensor_split import sequence_region, split_graph, split_pairs, vocab_layers
 
@@ -86,10 +93,11 @@ class TensorParallel(Policy):
                 "collectives": Option(None, "'link' (every transfer a task: the default up "
                                             "to 64 devices) or 'flow' (closed form)", str,
                                       lambda v: v in FIDELITIES, "link or flow"),
+                "algorithm": algorithm_option(),
             })
 
     def plan(self, graph, cluster, training: bool, *, tp, sequence_parallel, vocab_parallel,
-             bucket_mb, collectives) -> TaskGraph:
+             bucket_mb, collectives, algorithm) -> TaskGraph:
         ids = [d.id for d in cluster.devices]
         n = len(ids)
         tp = tp or len(cluster.node_members()[0])
@@ -117,7 +125,8 @@ class TensorParallel(Policy):
                                 "vocab_parallel": bool(tp > 1 and vocab_parallel
                                                        and vocab_layers(graph)),
                                 "collective_bytes": []}})
-        comm = TensorCollectives(tg, cluster, groups, g, fidelity)
+        comm = TensorCollectives(tg, cluster, groups, g, fidelity,
+                                 algorithm or default_algorithm(cluster))
         region = sequence_region(graph, pairs) if sequence_parallel and tp > 1 else set()
         if region:
             comm.sequence_parallel(pairs, region, training)
@@ -147,3 +156,4 @@ class TensorParallel(Policy):
                                              "vocab_parallel")}
         result.extras["tensor_parallel"]["collective_bytes_per_step"] = sum(
             info.get("collective_bytes", ()))
+        record_algorithm(result, cluster, opts["algorithm"])

@@ -71,7 +71,8 @@ def test_nccl_never_takes_longer_than_one_ring_within_a_node_or_across_nodes_of_
     # time exactly; LL and LL128 where they are faster); across nodes of a NIC per GPU or two
     # its rings per NIC and trees spread over every NIC where one ring crosses one. Nodes of
     # one NIC do not keep this: near the tuner's ring-tree crossover the simulated tree runs
-    # up to ~27% slower than the ring (docs/data-parallel-scaling.md).
+    # up to ~27% slower than the ring, as NCCL 2.8's model mispicks it
+    # (docs/data-parallel-scaling.md; tests/simulator/test_nccl_fabric_groups.py).
     cluster = Cluster.from_node_type(node_type, devices)
     nccl_s, _ = _allreduce_s(cluster, nbytes, "nccl")
     ring_s, _ = _allreduce_s(cluster, nbytes, "ring")

@@ -70,8 +70,9 @@ def test_a_hops_latency_is_monotone_in_the_links(low, high, protocol, algorithm)
                 <= nf.hop_latency_s(cluster, a, b, high, protocol, algorithm))
 
 
-def _allreduce_s(cluster, nbytes, algorithm="nccl", fidelity="link"):
-    ids = [d.id for d in cluster.devices]
+def allreduce_alone_s(cluster, nbytes, algorithm="nccl", fidelity="link", devices=None):
+    """One all-reduce alone, after NCCL's launch, over `devices` (default: every device)."""
+    ids = devices or [d.id for d in cluster.devices]
     tg = TaskGraph()
     collective("allreduce", tg, cluster, ids, nbytes, {}, "c", algorithm=algorithm,
                fidelity=fidelity, launch_latency_s=NCCL_BASE_LATENCY_S)
@@ -86,8 +87,8 @@ def _allreduce_s(cluster, nbytes, algorithm="nccl", fidelity="link"):
 def test_an_all_reduce_across_nodes_is_monotone_in_the_networks_latency(low, high, nbytes,
                                                                        algorithm):
     low, high = sorted((low, high))
-    assert (_allreduce_s(_two_nodes(low), nbytes, algorithm)
-            <= _allreduce_s(_two_nodes(high), nbytes, algorithm) * (1 + 1e-12))
+    assert (allreduce_alone_s(_two_nodes(low), nbytes, algorithm)
+            <= allreduce_alone_s(_two_nodes(high), nbytes, algorithm) * (1 + 1e-12))
 
 
 @pytest.mark.parametrize("node_type,nodes", [("dgx-a100", 4), ("dgx-h100", 16),
@@ -105,7 +106,7 @@ def test_a_small_tree_all_reduce_waits_at_least_its_depth_in_network_steps(node_
     depth = int(math.log2(nodes))
     net_s = 1e-6 * tuning.HW_LATENCY_US["net"]["tree"][choice.protocol]
     bound = tuning.launch_s("tree", choice.protocol) + 2 * depth * net_s
-    assert _allreduce_s(cluster, nbytes) >= bound
+    assert allreduce_alone_s(cluster, nbytes) >= bound
 
 
 @pytest.mark.parametrize("nbytes", [1e3, 1e6])
@@ -116,7 +117,7 @@ def test_a_flow_level_all_reduce_on_nccls_trees_takes_the_tunings_time(nbytes):
     ids = [d.id for d in cluster.devices]
     choice = tuning.choose(nf.fabric_of(cluster, ids), nbytes)
     assert choice.algorithm == "tree"
-    flow = _allreduce_s(cluster, nbytes, fidelity="flow")
+    flow = allreduce_alone_s(cluster, nbytes, fidelity="flow")
     launch = tuning.launch_s(choice.algorithm, choice.protocol)
     base = 1e-6 * tuning.BASE_LATENCY_US[choice.algorithm][choice.protocol]
     assert flow == pytest.approx(launch + choice.time_s(nbytes) - base, rel=1e-9)

@@ -161,11 +161,12 @@ def resnet152_8gpu_scaling_over_caffe(target, caffe_sync: str = CAFFE_GRADIENT_S
     (framework_memory caffe), at the largest minibatch per GPU its 8-GPU run fits in
     12 GiB per GPU, on 1 and 8 GPUs. Speedups are over one GPU of each; NaN if a step does
     not fit."""
-    swap8 = (_throughput("resnet152", gpu_cluster(count=8), "swap", 64)
+    # AccUDNN is built on Caffe, and neither Caffe ran NCCL 2's tuned all-reduce (P2PSync
+    # copies up a tree of pairs, Caffe 1.0 ran NCCL 1's rings): one ring on both sides,
+    # stated rather than left to the policies' default (NCCL's choice on GPUs)
+    swap8 = (_throughput("resnet152", gpu_cluster(count=8), "swap", 64, algorithm="ring")
              / _throughput("resnet152", gpu_cluster(), "swap", 64))
     b = caffe_multi_gpu_largest_batch("resnet152", 12.0, 8, caffe_sync)
-    # neither Caffe ran NCCL 2's tuned all-reduce (P2PSync copies up a tree of pairs, Caffe
-    # 1.0 ran NCCL 1's rings): one ring, stated rather than left to data-parallel's default
     caffe8 = (_throughput("resnet152", gpu_cluster(count=8), "data-parallel", b,
                           gradient_sync=caffe_sync, framework_memory="caffe",
                           algorithm="ring")
