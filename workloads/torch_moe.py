@@ -16,8 +16,9 @@ gathered (an index_select copy of the rows routed to it), the gate and up projec
 activation times up, the down projection; the outputs concatenated to (N, S, m, D) (m = k, or
 E for dense), weighted by m of the router's probabilities (a slice standing in for top-k's
 selection: the same shape, and its gradient reaches the router as top-k's does) and summed
-over m. Not costed: top-k's search and the renormalisation of the k weights (S x E values),
-and the sort of tokens by expert beyond the gather.
+over m. A shared expert every token runs (Qwen2-MoE's, a gated MLP scaled by the sigmoid of a
+one-output gate) is added to that sum. Not costed: top-k's search and the renormalisation of
+the k weights (S x E values), and the sort of tokens by expert beyond the gather.
 
 `MoELowering` is a mixin of `torch_import._Lowering`. torch is never imported here.
 """
@@ -40,7 +41,7 @@ def is_moe_block(m) -> bool:
     e, d = tuple(weight.shape) if len(weight.shape) == 2 else (0, 0)
     return len(up.shape) == 3 and len(down.shape) == 3 and \
         tuple(up.shape[::2]) == (e, d) and tuple(down.shape[:2]) == (e, d) and \
-        up.shape[1] == 2 * down.shape[2] and not hasattr(m, "shared_expert")
+        up.shape[1] == 2 * down.shape[2]
 
 
 def run_moe_block(torch, m, args, kwargs):
@@ -105,8 +106,38 @@ class MoELowering(LoweringState):
                                  (n, s, chosen, 1), name=self.name("gate.weights"))
         weighted = self.b.mul(stacked, weights, name=self.name("experts.weighted"))
         moved = self.b.permute(weighted, (0, 1, 3, 2), name=self.name("experts.permute"))
-        return self._op("sum", [moved], (n, s, d), self.name("experts.sum"),
-                        {"reduced_dims": 1, "keepdim": False})
+        routed = self._op("sum", [moved], (n, s, d), self.name("experts.sum"),
+                          {"reduced_dims": 1, "keepdim": False})
+        if getattr(m, "shared_expert", None) is None:
+            return routed
+        return self.b.add(routed, self._shared_expert(m, x), name=self.name("add"))
+
+    def _shared_expert(self, m, x: str) -> str:
+        """Qwen2-MoE's shared expert: a gated MLP (gate_proj, up_proj, down_proj) every token
+        runs, scaled by the sigmoid of a one-output `shared_expert_gate`, added to the routed
+        experts' sum."""
+        nn, mlp = self.nn, m.shared_expert
+        gate = getattr(m, "shared_expert_gate", None)
+        projections = [getattr(mlp, p, None) for p in ("gate_proj", "up_proj", "down_proj")]
+        if not all(isinstance(p, nn.Linear) for p in projections) or \
+                not isinstance(gate, nn.Linear) or gate.out_features != 1:
+            raise self.unsupported("has a shared expert other than a gated MLP (gate_proj, "
+                                   "up_proj, down_proj) scaled by a one-output "
+                                   "shared_expert_gate; only that one is supported")
+        g, u, down = projections
+
+        def linear(t, layer, name):
+            return self.b.linear(t, layer.out_features, bias=layer.bias is not None,
+                                 name=self.name(name))
+        act = self._activation(linear(x, g, "shared_expert.gate_proj"),
+                               *self._expert_activation(mlp.act_fn),
+                               self.name("shared_expert.act"))
+        h = self.b.mul(act, linear(x, u, "shared_expert.up_proj"),
+                       name=self.name("shared_expert.mul"))
+        y = linear(h, down, "shared_expert.down_proj")
+        weight = self._activation(linear(x, gate, "shared_expert_gate"), "sigmoid", {},
+                                  self.name("shared_expert_gate.sigmoid"))
+        return self.b.mul(y, weight, name=self.name("shared_expert.scaled"))
 
     def _expert_activation(self, act) -> tuple[str, dict]:
         """(kind, attributes) of the experts' activation: an nn activation module, or

@@ -156,3 +156,10 @@ def test_a_layer_norm_with_a_shift_and_no_scale_is_refused():
             return F.layer_norm(x, (12,), None, self.shift)
     with pytest.raises(WorkloadError, match="a shift without a scale"):
         from_torch(ShiftOnly(), torch.randn(2, 12))
+
+
+@pytest.mark.parametrize("library, name", [("transformers", "modernbert"),
+                                           ("timm", "caformer_s18")])
+def test_the_libraries_models_import_with_pytorchs_flops(library, name):
+    from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
+    imports_with_pytorchs_flops(library, name)

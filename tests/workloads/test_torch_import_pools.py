@@ -106,3 +106,9 @@ def test_1d_pools_are_2d_pools_over_a_one_pixel_height_with_pytorchs_values():
 def test_a_1d_pool_of_another_rank_is_refused():
     with pytest.raises(WorkloadError, match=r"pools a tensor of shape \(2, 9\) in 1-D"):
         from_torch(nn.Sequential(nn.Linear(9, 9), nn.AvgPool1d(2)), torch.randn(2, 9))
+
+
+@pytest.mark.parametrize("library, name", [("timm", "nextvit_small")])
+def test_the_libraries_models_import_with_pytorchs_flops(library, name):
+    from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
+    imports_with_pytorchs_flops(library, name)

@@ -11,6 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+from torch import nn  # noqa: E402
+
 from benchmarks.import_sweep import torch_flops  # noqa: E402
 from tests.workloads import torch_user_code as uc  # noqa: E402
 from tests.workloads.test_torch_import_user_kinds import _kernel  # noqa: E402
@@ -164,3 +166,53 @@ class _Einsum(torch.nn.Module):
 
     def forward(self, x):
         return torch.einsum(self.equation, x, self.w)
+
+
+class GatedMLP(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.gate_proj, self.up_proj = nn.Linear(dim, hidden, bias=False), \
+            nn.Linear(dim, hidden, bias=False)
+        self.down_proj, self.act_fn = nn.Linear(hidden, dim, bias=False), nn.SiLU()
+
+    def forward(self, x):
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
+
+class SharedExpertMoE(uc.MoEBlock):
+    """Qwen2-MoE's block: Mixtral's routed experts plus a shared expert every token runs,
+    scaled by the sigmoid of a one-output gate."""
+
+    def __init__(self, shared=None):
+        super().__init__(dim=32, hidden=64, experts=4, top_k=2)
+        self.shared_expert = shared or GatedMLP(32, 48)
+        self.shared_expert_gate = nn.Linear(32, 1, bias=False)
+
+    def forward(self, x):
+        return super().forward(x) + \
+            torch.sigmoid(self.shared_expert_gate(x)) * self.shared_expert(x)
+
+
+def test_a_shared_expert_is_a_gated_mlp_every_token_runs_added_to_the_routed_sum():
+    torch.manual_seed(0)
+    model, x = nn.Sequential(SharedExpertMoE(), nn.Linear(32, 10)).eval(), torch.randn(2, 8, 32)
+    g = from_torch(model, x)
+    assert matmul_flops(g) == torch_flops(model, x)
+    assert g.params() == sum(p.numel() for p in model.parameters())
+    assert sum(op.params for op in lower_training(g).phase("update")) == g.params()
+    down = g.op("0.shared_expert.down_proj")
+    assert down.kind == "linear" and down.in_specs[0].shape == (2, 8, 48)
+    assert g.op("0.shared_expert.scaled").out.shape == (2, 8, 32)
+
+
+def test_a_shared_expert_other_than_a_gated_mlp_is_refused_by_name():
+    model = nn.Sequential(SharedExpertMoE(shared=nn.Linear(32, 32)), nn.Linear(32, 10))
+    with pytest.raises(WorkloadError, match="has a shared expert other than a gated MLP"):
+        from_torch(model.eval(), torch.randn(2, 8, 32))
+
+
+@pytest.mark.parametrize("library, name", [("transformers", "qwen2-moe"),
+                                           ("transformers", "qwen3-moe")])
+def test_the_libraries_models_import_with_pytorchs_flops(library, name):
+    from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
+    imports_with_pytorchs_flops(library, name)

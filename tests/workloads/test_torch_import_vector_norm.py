@@ -101,3 +101,9 @@ def test_other_norms_and_products_are_refused_by_name(body, match):
             return body(x)
     with pytest.raises(WorkloadError, match=match):
         from_torch(Body(), torch.randn(2, 3, 4))
+
+
+@pytest.mark.parametrize("library, name", [("timm", "convnextv2_atto")])
+def test_the_libraries_models_import_with_pytorchs_flops(library, name):
+    from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
+    imports_with_pytorchs_flops(library, name)
