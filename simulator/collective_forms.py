@@ -96,9 +96,39 @@ def network_latency_s(cluster, src: str, dst: str, lane) -> float:
 
 def network_latency_steps(cluster, order: Sequence[str], passes: int) -> list[bool]:
     """Which of a ring's passes * (p - 1) steps pay the network's latency: passes * (N - 1)
-    of them for a ring over N nodes, spread evenly (all of them when every hop crosses
-    nodes)."""
-    steps = passes * (len(order) - 1)
-    nodes = len({cluster.device(d).node for d in order})
-    paying = min(steps, passes * (nodes - 1))
-    return [(s + 1) * paying // steps > s * paying // steps for s in range(steps)]
+    of them for a ring over N nodes, as NCCL's model counts (all when every hop crosses
+    nodes). A ring takes as long as its longest chain of transfers (each waits for the chunk
+    from the device before, or for its own previous send), so the paying steps are those on
+    which one chain crosses nodes: it pays the network's latency on them and a node's on the
+    others, as the closed form counts. The chain goes through the ring's stretches inside a
+    node in turn (each ending with the hop that leaves it) and waits on a hop inside a node
+    over the spare steps, spread evenly over the stretches that have one. On identical nodes
+    the paying steps are thus spread evenly; on uneven ones a node of one device is crossed
+    into and out of on consecutive steps."""
+    p = len(order)
+    steps = passes * (p - 1)
+    nodes = [cluster.device(d).node for d in order]
+    paying = min(steps, passes * (len(set(nodes)) - 1))
+    if paying in (0, steps):
+        return [paying > 0] * steps
+    starts = [i for i in range(p) if nodes[i] != nodes[i - 1]]
+    runs = [(b - a) % p for a, b in zip(starts, starts[1:] + starts[:1], strict=True)]
+    laps, rest = divmod(paying, len(runs))
+    before = [0]
+    for n in runs + runs:
+        before.append(before[-1] + n)
+    # start where the stretches crossed are longest: the fewest spare steps, and a hop
+    # inside a node to wait on wherever there are spare steps
+    first = max(range(len(runs)), key=lambda m: laps * p + before[m + rest] - before[m])
+    crossed = [runs[(first + j) % len(runs)] for j in range(paying)]
+    spare = steps - sum(crossed)
+    # nodes interleaved device by device (every hop crosses): the chain waits anywhere
+    waits = [j for j, n in enumerate(crossed) if n > 1] or list(range(paying))
+    extra = [0] * paying
+    for w, j in enumerate(waits):   # ceil((w + 1) spare / W) - ceil(w spare / W)
+        extra[j] = (-w * spare) // len(waits) - (-(w + 1) * spare) // len(waits)
+    ends, s = set(), -1
+    for n, e in zip(crossed, extra, strict=True):
+        s += n + e
+        ends.add(s)
+    return [s in ends for s in range(steps)]

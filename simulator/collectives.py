@@ -48,9 +48,13 @@ nodes would pay the network's latency on every one of its 2(p-1) steps. NCCL pip
 steps, and its own latency model (src/graph/tuning.cc) charges the network's latency on
 2(N-1) steps of an all-reduce (N-1 of a reduce-scatter or all-gather) and the intra-node
 latency on the rest. So do the rings here: the inter-node hops pay the network's latency on
-passes * (N-1) steps spread evenly over the ring, and take their bytes' time alone on the
-others; the closed form counts the same steps. A ring whose every hop crosses nodes (the
-hierarchical all-reduce's) pays it on every step.
+passes * (N-1) steps, and take their bytes' time alone on the others; the closed form counts
+the same steps. The paying steps are those on which one chain of transfers crosses nodes,
+waiting inside a node over the spare steps (collective_forms.network_latency_steps), so the
+ring's longest chain pays the network's latency on them and a node's on the rest: spread
+evenly over the ring on identical nodes; on uneven ones (a short last node) a node of one
+device is crossed into and out of on consecutive steps. A ring whose every hop crosses nodes
+(the hierarchical all-reduce's) pays it on every step.
 
 Ports shared by rings: collective_rings.py.
 

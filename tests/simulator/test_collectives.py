@@ -140,3 +140,36 @@ def test_small_allreduce_across_nodes_pays_the_network_latency_as_nccls_model_co
     log, _, _ = _run_collective("allreduce", cluster, 16.0, "link")
     assert 6 * network <= log.makespan_s <= closed * (1 + 1e-9)
     assert log.makespan_s < 30 * network / 2
+
+
+def test_allreduce_over_uneven_nodes_pays_what_the_closed_form_counts():
+    """3 A10s on ib100 in nodes of 2 + 1, 1 kB: 2 of the 4 steps pay the network's latency
+    (2(N-1)), the others a node's. The chain of transfers that pays them waits on gpu0 ->
+    gpu1 for the spare step, then crosses gpu1 -> gpu2 and gpu2 -> gpu0 on the last two
+    steps. Spread evenly (steps 1 and 3) no chain could pay both and a node's latency on
+    the steps between: a chain that crosses on step 1 is on gpu2 -> gpu0 on step 2, a hop
+    between nodes that pays no latency on a quiet step."""
+    cluster = Cluster.build("a10", 3, "ib100", devices_per_node=2, inter_node_link="ib100")
+    ids = [d.id for d in cluster.devices]
+    assert _network_latency_steps(cluster, ids, 2) == [False, False, True, True]
+    log, _, _ = _run_collective("allreduce", cluster, 1e3, "link")
+    assert log.makespan_s == pytest.approx(closed_form_s("allreduce", cluster, ids, 1e3),
+                                           rel=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(count=st.integers(3, 10), data=st.data(),
+       link=st.sampled_from(["ib100", "eth25g", "nvlink2", "pcie4"]),
+       kind=st.sampled_from(["allreduce", "reduce_scatter", "allgather"]),
+       nbytes=st.floats(1e3, 1e9))
+def test_rings_over_uneven_nodes_take_the_closed_form(count, data, link, kind, nbytes):
+    """One link kind on a switch, a short last node: a ring's longest chain of transfers
+    pays the network's latency on as many steps as the closed form counts, and a node's on
+    the others."""
+    per_node = data.draw(st.sampled_from([k for k in range(2, count) if count % k]))
+    cluster = Cluster.build("v100", count, link, devices_per_node=per_node,
+                            inter_node_link=link)
+    ids = [d.id for d in cluster.devices]
+    log, _, _ = _run_collective(kind, cluster, nbytes, "link")
+    assert log.makespan_s == pytest.approx(closed_form_s(kind, cluster, ids, nbytes),
+                                           rel=1e-9)

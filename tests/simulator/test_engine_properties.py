@@ -255,7 +255,11 @@ def random_clusters(draw, max_devices=8, one_link_kind=False):
     count = draw(st.integers(1, max_devices))
     link = draw(st.sampled_from(LINKS))
     topology = draw(st.sampled_from(TOPOLOGIES))
-    per_node = draw(st.none() | st.integers(1, count))
+    # nodes that do not divide the devices (a short last node) get a draw of their own: a
+    # ring over them crosses nodes on uneven stretches
+    uneven = [k for k in range(2, count) if count % k]
+    per_node = draw(st.none() | st.integers(1, count)
+                    | (st.sampled_from(uneven) if uneven else st.nothing()))
     if one_link_kind and (catalog.link(link).shared_medium or topology == "pcie"
                           or topology in NVLINK_TOPOLOGIES):
         per_node = None
