@@ -59,7 +59,7 @@ def test_filling_refuses_a_figure_missing_or_unquoted(page):
         page["HEADER"] + "a 1.5 b 1.5 2\n"
     with pytest.raises(ValueError, match="nothing measures"):
         fill("a {{x}} {{y}}\n", {"x": "1"})
-    with pytest.raises(ValueError, match="does not name"):
+    with pytest.raises(ValueError, match="no template names"):
         fill("a {{x}}\n", {"x": "1", "z": "2"})
 
 

@@ -1,0 +1,90 @@
+"""What the docs pages written from a template share (docs/clusters_page.py,
+docs/gpu_validation_page.py): each `{{name}}` of a page's template (docs/PAGE.in) is a figure
+some run measures, the page is the template filled, and `--check` fails where a committed page
+differs from what its generator writes or where a comparison its prose makes no longer holds.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+NUMBER = re.compile(r"[-+]?\d[\d,]*\.?\d*")
+
+
+def numbers(text: str) -> list[float]:
+    """The numbers of a figure, in order ('+2 to +14' -> [2, 14], '1,024' -> [1024])."""
+    return [float(n.replace(",", "")) for n in NUMBER.findall(text)]
+
+
+def low(text: str) -> float:
+    """The first number of a figure ('0.3-0.4' -> 0.3)."""
+    return numbers(text)[0]
+
+
+def high(text: str) -> float:
+    """The last number of a figure ('0.3-0.4' -> 0.4)."""
+    return numbers(text)[-1]
+
+
+def merged(parts: Iterable[tuple[str, dict[str, str]]]) -> dict[str, str]:
+    """The figures of every (section name, figures) part; a name two sections give
+    differently is an error."""
+    out: dict[str, str] = {}
+    for section, figures in parts:
+        for name, text in figures.items():
+            if name in out and out[name] != text:
+                raise ValueError(f"{section} gives {name} as {text!r}, another section as "
+                                 f"{out[name]!r}")
+            out[name] = text
+    return out
+
+
+def fill(pages: dict[str, str], values: dict[str, str], header: str) -> dict[str, str]:
+    """Each page: `header` (formatted with the page's name) and its template with each
+    placeholder replaced by its figure; a placeholder with no figure, or a figure no
+    template names, is an error."""
+    named = {n for template in pages.values() for n in PLACEHOLDER.findall(template)}
+    missing, unused = sorted(named - set(values)), sorted(set(values) - named)
+    if missing or unused:
+        raise ValueError(f"the templates name figures nothing measures: {missing}; figures "
+                         f"no template names: {unused}")
+    return {page: header.format(page=page) + PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+            for page, text in pages.items()}
+
+
+def differences(written: dict[str, str], generator: str) -> list[str]:
+    """Where a committed page is not what `generator` writes, as a diff."""
+    out: list[str] = []
+    for page, text in written.items():
+        path = DOCS / page
+        shown = path.read_text() if path.exists() else ""
+        out += difflib.unified_diff(shown.splitlines(), text.splitlines(), f"docs/{page}",
+                                    f"what {generator} writes", lineterm="", n=0)
+    return out
+
+
+def write(written: dict[str, str]) -> None:
+    """Each page replaced whole or not at all."""
+    for page, text in written.items():
+        new = DOCS / f"{page}.new"
+        new.write_text(text)
+        os.replace(new, DOCS / page)
+
+
+def main(argv: list[str], written: Callable[[], tuple[dict[str, str], list[str]]],
+         generator: str) -> int:
+    """Write the pages, or with --check compare them; print what no longer holds (exit 1).
+    written: the pages as the generator fills them, and the claims they no longer bear out."""
+    pages, found = written()
+    if "--check" in argv:
+        found += differences(pages, generator)
+    else:
+        write(pages)
+    print("\n".join(found), file=sys.stderr, end="\n" if found else "")
+    return 1 if found else 0
