@@ -77,14 +77,36 @@ def write(written: dict[str, str]) -> None:
         os.replace(new, DOCS / page)
 
 
-def main(argv: list[str], written: Callable[[], tuple[dict[str, str], list[str]]],
-         generator: str) -> int:
-    """Write the pages, or with --check compare them; print what no longer holds (exit 1).
-    written: the pages as the generator fills them, and the claims they no longer bear out."""
+def filled_by(template: str, tables: bool = False) -> re.Pattern:
+    """A pattern a page matches where it is `template` with each placeholder filled (the
+    same figure wherever one placeholder recurs), so that a sentence edited in the page
+    alone shows. A figure is one line of text, or any text where the page fills whole
+    `tables` in."""
+    figure = r"(?P<%s>.+?)" if tables else r"(?P<%s>[^\n]+?)"
+    pieces = PLACEHOLDER.split(template)
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else figure % p
+                              if p not in pieces[1:i:2] else r"(?P=%s)" % p
+                              for i, p in enumerate(pieces)), re.S)
+
+
+Written = Callable[[], tuple[dict[str, str], list[str]]]
+
+
+def check(written: Written, generator: str) -> list[str]:
+    """What --check reports: the claims the figures no longer bear out, and where a
+    committed page differs from what `generator` writes. written: the pages as the generator
+    fills them, and those claims."""
     pages, found = written()
+    return found + differences(pages, generator)
+
+
+def main(argv: list[str], written: Written, generator: str) -> int:
+    """Write the pages, or with --check compare them (check); print what no longer holds
+    (exit 1)."""
     if "--check" in argv:
-        found += differences(pages, generator)
+        found = check(written, generator)
     else:
+        pages, found = written()
         write(pages)
     print("\n".join(found), file=sys.stderr, end="\n" if found else "")
     return 1 if found else 0

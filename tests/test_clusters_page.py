@@ -4,7 +4,6 @@ page alone), the filling refuses a figure nothing measures or nobody quotes, the
 comparisons are checked, and (slow) every figure, rerun, is the pages', byte for byte."""
 from __future__ import annotations
 
-import re
 import runpy
 from pathlib import Path
 
@@ -19,14 +18,6 @@ def page():
     return runpy.run_path(str(DOCS / "clusters_page.py"), run_name="page")
 
 
-def _filled_by(template: str, placeholder: re.Pattern) -> re.Pattern:
-    """A pattern the template matches once each placeholder is filled with any text."""
-    pieces = placeholder.split(template)
-    return re.compile("".join(re.escape(p) if i % 2 == 0 else r"(?P<%s>.+?)" % p
-                              if p not in pieces[1:i:2] else r"(?P=%s)" % p
-                              for i, p in enumerate(pieces)), re.S)
-
-
 @pytest.mark.parametrize("name", ["clusters.md", "data-parallel-scaling.md"])
 def test_the_committed_page_is_its_template_filled(page, name):
     assert name in page["PAGES"]
@@ -34,7 +25,7 @@ def test_the_committed_page_is_its_template_filled(page, name):
     text = (DOCS / name).read_text()
     header = page["HEADER"].format(page=name)
     assert text.startswith(header)
-    found = _filled_by(template, page["PLACEHOLDER"]).fullmatch(text[len(header):])
+    found = page["pages"].filled_by(template, tables=True).fullmatch(text[len(header):])
     assert found, f"docs/{name} differs from docs/{name}.in beyond its figures: edit the " \
                   "template and run python docs/clusters_page.py"
     assert all(value.strip() for value in found.groupdict().values())
@@ -71,9 +62,7 @@ def test_the_prose_comparisons_hold_on_figures_that_bear_them_out_only(page):
 
 @pytest.mark.slow
 def test_the_pages_are_what_their_runs_give_now(page):
-    values = page["figures"]()
-    problems = page["claims"](values) + page["differences"](page["fill"](page["templates"](),
-                                                                          values))
+    problems = page["check"]()
     assert not problems, ("docs/clusters.md or docs/data-parallel-scaling.md is not what its "
                           "runs give now; run python docs/clusters_page.py:\n"
                           + "\n".join(problems))

@@ -21,20 +21,11 @@ def page():
     return runpy.run_path(str(DOCS / "gpu_validation_page.py"), run_name="page")
 
 
-def _filled_by(template: str, placeholder: re.Pattern) -> re.Pattern:
-    """A pattern the template matches once each placeholder is filled with figures: text
-    with no letter-free line break, none of the template's own words."""
-    pieces = placeholder.split(template)
-    return re.compile("".join(re.escape(p) if i % 2 == 0 else r"(?P<%s>[^\n]+?)" % p
-                              if p not in pieces[1:i:2] else r"(?P=%s)" % p
-                              for i, p in enumerate(pieces)), re.S)
-
-
 def test_the_committed_page_is_its_template_filled(page):
     template = (DOCS / f"{NAME}.in").read_text()
     text = (DOCS / NAME).read_text()
     assert text.startswith(page["HEADER"])
-    found = _filled_by(template, page["PLACEHOLDER"]).fullmatch(text[len(page["HEADER"]):])
+    found = page["pages"].filled_by(template).fullmatch(text[len(page["HEADER"]):])
     assert found, f"docs/{NAME} differs from docs/{NAME}.in beyond its figures: edit the " \
                   "template and run python docs/gpu_validation_page.py"
     # every filled-in figure carries a number, so no sentence hides in a placeholder
@@ -92,8 +83,6 @@ def test_the_prose_comparisons_hold_on_figures_that_bear_them_out_only(page):
 
 @pytest.mark.slow
 def test_the_page_is_what_its_validations_give_now(page):
-    values = page["figures"]()
-    problems = page["claims"](values) + page["differences"](page["fill"](page["template"](),
-                                                                        values))
+    problems = page["check"]()
     assert not problems, (f"docs/{NAME} is not what its validations give now; run python "
                           "docs/gpu_validation_page.py:\n" + "\n".join(problems))
