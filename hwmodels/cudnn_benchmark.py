@@ -10,7 +10,7 @@ import math
 
 from workloads.graph import Op
 
-from .gpu_conv import FFT_MAX_PADDED_SIDE
+from .gpu_conv import FFT_MAX_PADDED_SIDE, CudnnRelease, cudnn_release
 from .gpu_memory import CONV_KINDS, CachingAllocator, conv_workspace_bytes, runtime_data
 
 # The algorithms cudnnFind*AlgorithmEx times for each pass, by the names of CONV_ALGORITHMS:
@@ -18,6 +18,9 @@ from .gpu_memory import CONV_KINDS, CachingAllocator, conv_workspace_bytes, runt
 # WINOGRAD_NONFUSED; backward-data ALGO_0, ALGO_1, FFT, FFT_TILING, WINOGRAD, WINOGRAD_NONFUSED;
 # backward-filter ALGO_0, ALGO_1, FFT, ALGO_3, WINOGRAD_NONFUSED, FFT_TILING. The GEMM-based
 # backward algorithms are counted as the implicit GEMMs (no workspace, or an index table).
+# Which of them a release has is its own (gpu_conv.CudnnRelease.offers): cuDNN 5.0 on Maxwell
+# has no weight gradient that transforms tiles, cuDNN 4 and Kepler no Winograd, 5 and 6 a
+# non-fused Winograd for 3x3 filters only.
 FIND_ALGORITHMS = {
     "conv2d": ("implicit_gemm", "implicit_precomp_gemm", "gemm", "fft", "fft_tiling",
                "winograd_fused", "winograd_nonfused"),
@@ -28,13 +31,22 @@ FIND_ALGORITHMS = {
 }
 
 
-def supports(op: Op, algorithm: str) -> bool:
+# a convolution pass's op kind -> gpu_conv's name for it
+_PASSES = {"conv2d": "fwd", "conv2d_grad_input": "dgrad", "conv2d_grad_weight": "wgrad"}
+
+
+def supports(op: Op, algorithm: str, release: CudnnRelease | None = None,
+             architecture: str | None = None) -> bool:
     """Whether cuDNN runs convolution pass `op` with `algorithm` (the conditions of the
     cuDNN Developer Guide's tables for cudnnConvolutionForward, BackwardData and
     BackwardFilter): the transforms need stride 1, no dilation and one group; Winograd a 3x3
     filter (the non-fused one also 5x5); FFT a padded input of at most 256 a side and a
-    filter larger than its padding; FFT_TILING a filter smaller than its 32x32 tile."""
+    filter larger than its padding; FFT_TILING a filter smaller than its 32x32 tile. Given a
+    `release`, also only what that release has on `architecture` (CudnnRelease.offers)."""
     if algorithm not in FIND_ALGORITHMS.get(op.kind, ()):
+        return False
+    if release is not None and not release.offers(algorithm, architecture, _PASSES[op.kind],
+                                                  tuple(op.attrs["kernel"])):
         return False
     if algorithm in ("implicit_gemm", "implicit_precomp_gemm", "gemm"):
         return True
@@ -68,10 +80,21 @@ class CudnnBenchmarkSearch:
     workspace is still held, and frees it after: the workspace's segment stays cached, and
     reserved memory, which nvidia-smi shows, reaches what was in use plus that workspace.
     Results are cached per shape, so a shape is searched once. The workspace is scratch: it
-    holds no tensor, so the allocator does not count it as requested."""
+    holds no tensor, so the allocator does not count it as requested. The algorithms timed
+    are those the device's cuDNN release has on its architecture (`release`, `architecture`;
+    every algorithm the library's tables list where no release is given)."""
 
-    def __init__(self) -> None:
+    def __init__(self, release: CudnnRelease | None = None,
+                 architecture: str | None = None) -> None:
         self.searched: set[tuple] = set()
+        self.release, self.architecture = release, architecture
+
+    @classmethod
+    def for_device(cls, architecture: str | None,
+                   cudnn: tuple[int, int, int] | None = None) -> "CudnnBenchmarkSearch":
+        """The search as a GPU of `architecture` runs it, in cuDNN `cudnn` (or the release
+        its architecture's tables ran with: gpu_conv.cudnn_release)."""
+        return cls(cudnn_release(architecture, cudnn), architecture)
 
     @staticmethod
     def shape_key(op: Op) -> tuple:
@@ -94,7 +117,7 @@ class CudnnBenchmarkSearch:
                 else math.inf)
         largest_block = max(free, allocator.largest_free_block())
         sizes = [conv_workspace_bytes(op, algo) for algo in FIND_ALGORITHMS[op.kind]
-                 if supports(op, algo)]
+                 if supports(op, algo, self.release, self.architecture)]
         workspace = max((b for b in sizes if 0 < b <= largest_block), default=0)
         if workspace == 0 or not allocator.malloc(("cudnn_find", key), workspace,
                                                   counted=False):

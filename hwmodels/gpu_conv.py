@@ -86,6 +86,28 @@ class CudnnRelease:
         """Whether the weight gradient may run non-fused Winograd or FFT_TILING."""
         return (architecture or "") not in self.gemm_wgrad_architectures
 
+    def offers(self, algorithm: str, architecture: str | None, pass_: str,
+               kernel: tuple[int, int]) -> bool:
+        """Whether the release has a kernel of `algorithm` (gpu_memory.CONV_ALGORITHMS) for
+        pass 'fwd', 'dgrad' or 'wgrad' of a `kernel` filter on `architecture`: its Winograd
+        where it runs Winograd there (the non-fused one for its own filters, the fused one
+        never for the weight gradient), and the weight gradient's transforms of tiles
+        (non-fused Winograd, FFT_TILING) where it runs them there. The shape's other
+        conditions (stride, dilation, groups, sizes) are the caller's (ConvProblem,
+        cudnn_benchmark.supports). The implicit and explicit GEMMs and FFT every release in
+        CUDNN_RELEASES has (FFT since cuDNN 3); which FFT 6 and later run no table shows, so
+        the cost model offers none there (fft_whole_image), but the library lists it."""
+        if algorithm in ("winograd_fused", "winograd_nonfused"):
+            if not self.runs_winograd(architecture):
+                return False
+            if algorithm == "winograd_fused":
+                return pass_ != "wgrad" and kernel == (3, 3)
+            if kernel not in self.winograd_nonfused_filters:
+                return False
+        if algorithm in ("winograd_nonfused", "fft_tiling") and pass_ == "wgrad":
+            return self.tiles_wgrad_transforms(architecture)
+        return True
+
     def fill(self, fused_points: int = 1) -> float:
         """k steps of fill a CTA pays per GEMM of a kernel that runs `fused_points` GEMMs
         (a fused Winograd's points) in each CTA."""

@@ -142,8 +142,10 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
         return [KernelOption("stream", op.flops / fp32_peak, traffic, "direct")]
     wgrad, cudnn, tensor = pass_ == "wgrad", units.cudnn, units.tensor
     architecture = model.spec.architecture
-    # transforms of tiles (non-fused Winograd, FFT_TILING) where the release runs them
-    tiles_transforms = not wgrad or cudnn.tiles_wgrad_transforms(architecture)
+
+    def offered(algorithm: str) -> bool:
+        return cudnn.offers(algorithm, architecture, pass_, conv.kernel)
+
     cost = units.conv_gemm(*conv.implicit_gemm(pass_, cudnn.dgrad_stride_phases), wgrad=wgrad,
                            n_sharing=conv.wgrad_sharing if wgrad else 1)
     options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
@@ -155,12 +157,10 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
         options.append(KernelOption("conv_dgrad", cost.compute_s, traffic, "implicit_gemm",
                                     kernels=2, serial_bytes=float(op.out.nbytes),
                                     serial_s=atomics_s, lone=cost.rounds == 1))
-    if not tensor and cudnn.runs_winograd(architecture):
+    if not tensor:
         elem = op.out.dtype_bytes
-        # cuDNN's weight gradient has only the non-fused Winograd
-        for fused in [f for f in (True, False)
-                      if conv.winograd_ok(f, cudnn.winograd_nonfused_filters)
-                      and not (f and wgrad) and tiles_transforms]:
+        for fused in [f for f in (True, False) if conv.winograd_ok(f)
+                      and offered("winograd_fused" if f else "winograd_nonfused")]:
             wm, wn, wk, wb, transformed = conv.winograd(pass_, fused)
             cost = units.conv_gemm(wm, wn, wk, wb, wgrad=wgrad, fused_points=wb if fused else 1)
             options.append(KernelOption(
@@ -169,7 +169,7 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
                 "winograd_fused" if fused else "winograd_nonfused",
                 kernels=1 if fused else gpu_conv.TRANSFORM_KERNELS, lone=cost.rounds == 1))
     whole = cudnn.fft_whole_image and conv.fft_whole_ok
-    tiled = conv.fft_ok and tiles_transforms
+    tiled = conv.fft_ok and offered("fft_tiling")
     for whole_image in [w for w, ok in ((False, tiled), (True, whole)) if ok and not tensor]:
         fm, fn, fk, fb, transformed = conv.fft(pass_, whole_image)
         # the per-frequency products run as batched complex GEMMs in cuBLAS-style tiles,

@@ -318,7 +318,9 @@ class _MemoryPlan:
             if op.phase == "forward" and op.params:
                 for i in range(copies if training else 1):
                     allocator.malloc((op.name, "state", i), op.param_bytes, overcommit=True)
-        search = CudnnBenchmarkSearch() if self.graph.meta.get("cudnn_benchmark") else None
+        search = (CudnnBenchmarkSearch.for_device(
+            spec.architecture, getattr(self.device.model, "cudnn_version", None))
+            if self.graph.meta.get("cudnn_benchmark") else None)
         for op in self.selected:
             for key in self.produced.get(op.name, ()):
                 allocator.malloc(key, self.buffers[key][0], overcommit=True)
