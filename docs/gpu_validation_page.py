@@ -6,10 +6,12 @@ the figures its validations give, so that no figure of the page is typed:
 
 Each `{{name}}` of the template is a figure docs/gpu_validation_figures.py takes from one run
 each of the in-sample and the leave-one-GPU-out validation and the kernel rows' scores (the
-commands the page shows). The prose's comparisons (AMP against FP32, the held-out figure
-against the in-sample one, which rows come out fast or slow) are checked too, so a refit that
-makes a sentence false fails the check. The leave-one-GPU-out fit takes several minutes;
-tests/test_gpu_validation_page.py runs it (slow) and checks the page's structure.
+commands the page shows), or one docs/gpu_validation_data.py computes from the published
+kernel rows themselves (what the prose says of the tables, with no model in it). The prose's
+comparisons (AMP against FP32, the held-out figure against the in-sample one, which rows come
+out fast or slow) are checked too, so a refit that makes a sentence false fails the check. The
+leave-one-GPU-out fit takes several minutes; tests/test_gpu_validation_page.py runs it (slow)
+and checks the page's structure.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 sys.path[:0] = [str(DOCS), str(DOCS.parent)]
-import gpu_validation_figures as measured  # noqa: E402  (docs/ is not a package)
+import gpu_validation_data as data  # noqa: E402  (docs/ is not a package)
+import gpu_validation_figures as measured  # noqa: E402
 import templated_pages as pages  # noqa: E402
 
 PAGE = "gpu-validation.md"
@@ -32,7 +35,8 @@ SECTIONS = (measured.status, measured.passes, measured.training_misses,
 def figures(runs: measured.Runs | None = None) -> dict[str, str]:
     """Every figure of the page, measured (runs: the validations, run here if not given)."""
     runs = runs or measured.run()
-    return pages.merged((section.__name__, section(runs)) for section in SECTIONS)
+    return pages.merged([*((section.__name__, section(runs)) for section in SECTIONS),
+                         ("published_facts", data.published_facts(runs.kernel_rows.values()))])
 
 
 def template() -> str:
@@ -73,6 +77,12 @@ def claims(v: dict[str, str]) -> list[str]:
         "the 1x1 stride-2 data gradients come out fast": _low(v["dgrad_1x1s2_bias"]) < 0,
         "the V100's non-fused Winograd rows are slow in every pass":
             all(_low(v[f"v100_nonfused_{k}"]) > 0 for k in ("fwd", "dgrad", "wgrad")),
+        "CUDA 8.0's transposed-A products of 24,000 columns run slower than the plain ones":
+            _high(v["data_txp_tn_rate"]) < 1,
+        "CUDA 7.5's transposed 500,000-long products take longer than the plain ones":
+            _low(v["data_cuda75_tn8"]) > 1,
+        "the 1080 Ti runs DeepBench's kernels faster than the Titan Xp":
+            _high(v["data_ti_xp"]) < 1,
         "the 1080 Ti's forward errors sit above the Titan Xp's":
             _low(v["ti_fwd"]) > _low(v["xp_fwd"]),
         "the 5x5 stride-2 weight gradients come out slow": _low(v["wgrad_5x5s2"]) > 0,
