@@ -181,17 +181,20 @@ class GraphBuilder(SequenceOps):
                          params=tensors * math.prod(dims))
 
     def groupnorm(self, x: str, groups: int, affine: bool = True,
-                  name: str | None = None) -> str:
+                  name: str | None = None, bias: bool = True) -> str:
         """Normalise each sample's channels in `groups` groups (over the group's channels and
-        all pixels), then a scale and shift per channel if affine."""
+        all pixels), then a scale and shift per channel if affine (the scale alone where bias
+        is False: F.group_norm with a weight and no bias)."""
         shape = self.spec(x).shape
         c = shape[1]
         if len(shape) < 3 or groups < 1 or c % groups:
             raise ShapeError(f"groupnorm after {x!r}: {groups} groups must divide the channels "
                              f"of an (N, C, ...) tensor, got {shape}")
-        return self._add("groupnorm", [x], shape, name,
-                         dict(num_groups=groups, num_channels=c, affine=affine),
-                         params=2 * c if affine else 0)
+        attrs: dict = dict(num_groups=groups, num_channels=c, affine=affine)
+        if affine and not bias:
+            attrs["bias"] = False
+        return self._add("groupnorm", [x], shape, name, attrs,
+                         params=((2 if bias else 1) * c) if affine else 0)
 
     def relu(self, x: str, name: str | None = None, inplace: bool = True) -> str:
         """ReLU. inplace: written to overwrite its input, as torchvision's nn.ReLU(inplace=True)
@@ -290,14 +293,19 @@ class GraphBuilder(SequenceOps):
     def mul(self, a: str, b: str, name: str | None = None) -> str:
         """The elementwise product. One factor may broadcast over dimensions where it has 1
         (a squeeze-and-excitation gate of (N, C, 1, 1) times an (N, C, H, W) map); it is
-        taken as the second input, the full-size one as the first."""
+        taken as the second input, the full-size one as the first. Both may broadcast, each
+        where the other is larger (FocalNet's (N, C, 1, 1) context times its (N, 1, H, W)
+        gate: an (N, C, H, W) product, one kernel, as PyTorch's)."""
         sa, sb = self.spec(a).shape, self.spec(b).shape
         if _broadcasts(sa, sb) and sa != sb:
             a, b, sa, sb = b, a, sb, sa
+        out = sa
         if not _broadcasts(sb, sa):
-            raise ShapeError(f"mul of {a!r} {sa} and {b!r} {sb}: one factor must have the "
-                             "other's shape, or 1 where they differ (batch excepted)")
-        return self._add("mul", [a, b], sa, name, dict(broadcast=sa != sb))
+            out = tuple(max(x, y) for x, y in zip(sa, sb, strict=False))
+            if not (_broadcasts(sa, out) and _broadcasts(sb, out)):
+                raise ShapeError(f"mul of {a!r} {sa} and {b!r} {sb}: each factor must have "
+                                 "the other's size, or 1, in each dimension (batch excepted)")
+        return self._add("mul", [a, b], out, name, dict(broadcast=sa != sb))
 
     def scalar(self, x: str, scale: float = 1.0, shift: float = 0.0,
                 name: str | None = None) -> str:

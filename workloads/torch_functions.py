@@ -331,6 +331,10 @@ class FunctionLowering(PoolPadLowering):
                                "constant (min, max) and min=0 are supported")
 
     def _shape_query(self, node):
+        src = self.value(node.args[0])
+        if node.target is getattr and isinstance(src, tuple) and len(src) == 2 and \
+                node.args[1:] in (("values",), ("indices",)):
+            return src[node.args[1] == "indices"]   # torch.max(x, dim).values, topk's, sort's
         if self.traced_shape(node) is not None:
             raise self.unsupported("returns a tensor")
         return _Const(node.meta.get("dnnsim_value"))

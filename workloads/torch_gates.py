@@ -12,12 +12,16 @@ norm other than L2 stay out of scope.
 """
 from __future__ import annotations
 
+import math
+
 from .torch_state import LoweringState
-from .torch_values import _Const, _Param
+from .torch_values import _Param, _Pending
 
 
 def _sig_glu(input, dim=-1): ...
 def _sig_max(input, dim=None, keepdim=False): ...
+def _sig_topk(input, k, dim=-1, largest=True, sorted=True): ...
+def _sig_sort(input, dim=-1, descending=False, stable=False): ...
 def _sig_normalize(input, p=2.0, dim=1, eps=1e-12, out=None): ...
 def _sig_addcmul(input, tensor1, tensor2, *, value=1): ...
 def _sig_norm(input, p="fro", dim=None, keepdim=False, dtype=None): ...
@@ -30,8 +34,10 @@ class GateLowering(LoweringState):
         functions = {torch.nn.functional.glu: self._glu_fn, torch.amax: self._amax_fn,
                      torch.max: self._max_fn, torch.nn.functional.normalize: self._normalize,
                      torch.norm: self._vector_norm, torch.linalg.vector_norm: self._vector_norm,
-                     torch.addcmul: self._addcmul}
-        methods = {"amax": self._amax_fn, "max": self._max_fn, "norm": self._vector_norm}
+                     torch.addcmul: self._addcmul, torch.min: self._max_fn,
+                     torch.topk: self._topk, torch.sort: self._sort}
+        methods = {"amax": self._amax_fn, "max": self._max_fn, "norm": self._vector_norm,
+                   "min": self._max_fn, "topk": self._topk, "sort": self._sort}
         modules = {torch.nn.GLU: lambda m, node, x: self.glu(x(), m.dim)}
         return functions, methods, modules
 
@@ -95,31 +101,76 @@ class GateLowering(LoweringState):
                                  bool(a["keepdim"]))
 
     def _addcmul(self, node):
-        """torch.addcmul(b, w, x), b + w * x with a learned shift b and scale w broadcast over
-        x (ConvNeXt-V2's global response norm): a layer_scale, then a bias_add, one pass over
-        x more than PyTorch's single addcmul kernel."""
+        """torch.addcmul(b, w, x), b + w * x with a learned shift b and scale w of one shape
+        broadcast over x (ConvNeXt-V2's global response norm): one addcmul op, PyTorch's
+        single kernel."""
         a = self.bind(_sig_addcmul, node)
-        scaled = self.param_operand({"input": a["tensor1"], "other": a["tensor2"]}, "mul") \
-            if a["value"] == 1 and isinstance(self.value(a["input"]), _Param) else None
-        if scaled is None:
+        b, t1, t2 = (self.value(a[k]) for k in ("input", "tensor1", "tensor2"))
+        w, x = (t1, a["tensor2"]) if isinstance(t1, _Param) else (t2, a["tensor1"])
+        if a["value"] != 1 or not (isinstance(b, _Param) and isinstance(w, _Param)
+                                   and b.is_parameter and w.is_parameter
+                                   and b.shape == w.shape):
             raise self.unsupported("computes b + value * t1 * t2 other than with a learned "
-                                   "shift b and scale t1 or t2 (value 1); only those are "
-                                   "supported")
-        return self.param_operand({"input": scaled, "other": a["input"]}, "add")
+                                   "shift b and scale t1 or t2 of one shape (value 1); only "
+                                   "those are supported")
+        x = self.tensor(x)
+        shape = self.b.spec(x).shape
+        if not (len(w.shape) < len(shape) or w.shape[0] == 1) or not all(
+                p in (1, s) for p, s in zip(reversed(w.shape), reversed(shape), strict=False)):
+            raise self.unsupported(f"scales and shifts {shape} by parameters of {w.shape}; "
+                                   "only parameters that broadcast over the tensor without "
+                                   "the batch are supported")
+        out = self._op("addcmul", [x], shape, self.name("addcmul"),
+                       {"param_shape": w.shape}, params=2 * math.prod(w.shape))
+        self._claim([w, b], out)
+        return out
 
     def _amax_fn(self, node):
         a = self.bind(_sig_max, node)
         return self._amax(node, a["dim"], a["keepdim"])
 
     def _max_fn(self, node):
-        """torch.max(x, dim): (the maximum, indices no op computes); max of two tensors or of
-        everything is refused."""
+        """torch.max / torch.min(x, dim): (the values, their positions, which no op of the
+        graph reads: an op reading them is refused); of everything or of two tensors, refused."""
         a = self.bind(_sig_max, node)
+        which = "min" if node.target in (self.torch.min, "min") else "max"
         if a["dim"] is None or not isinstance(a["dim"], int):
-            raise self.unsupported("takes the maximum of everything or of two tensors; only "
-                                   "torch.max(x, dim) over a dimension after the batch is "
-                                   "supported")
-        return (self._amax(node, a["dim"], a["keepdim"]), _Const(None))
+            raise self.unsupported(f"takes the {which}imum of everything or of two tensors; "
+                                   f"only torch.{which}(x, dim) over a dimension after the "
+                                   "batch is supported")
+        return self.select_values(a["input"], a["dim"], which, bool(a["keepdim"]))
+
+    def _topk(self, node):
+        a = self.bind(_sig_topk, node)
+        return self.select_values(a["input"], a["dim"], "topk", True, k=int(a["k"]),
+                                  largest=bool(a["largest"]))
+
+    def _sort(self, node):
+        a = self.bind(_sig_sort, node)
+        return self.select_values(a["input"], a["dim"], "sort", True,
+                                  descending=bool(a["descending"]))
+
+    def select_values(self, arg, dim: int, which: str, keepdim: bool, **attrs):
+        """One select_values op over dimension `dim` after the batch (moved last where it is
+        not, a view, and back), its output the values; the positions it writes beside them
+        are a pending value no op may read (workloads/kinds/selection_fused.py)."""
+        x = self.tensor(arg)
+        rank = len(self.b.spec(x).shape)
+        d = int(dim) % rank
+        if d == 0:
+            raise self.unsupported(f"takes {which} over dimension {dim} of "
+                                   f"{self.b.spec(x).shape}, the batch; only a dimension "
+                                   "after the batch is supported")
+        order = (*(i for i in range(rank) if i != d), d)
+        moved = x if d == rank - 1 else self._permuted(x, order, "permute")
+        shape = self.b.spec(moved).shape
+        k = attrs.pop("k", 1 if which in ("max", "min") else shape[-1])
+        out_shape = (*shape[:-1], k) if keepdim else shape[:-1]
+        out = self._op("select_values", [moved], out_shape, self.name(which),
+                       dict(op=which, k=k, keepdim=keepdim, **attrs))
+        if keepdim and moved != x:
+            out = self._permuted(out, tuple(order.index(i) for i in range(rank)), "permute")
+        return (out, _Pending("positions", out))
 
     def _normalize(self, node):
         a = self.bind(_sig_normalize, node)

@@ -302,6 +302,10 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
             n, c, h, w = self.b.spec(v.source).shape
             return self.b.reshape(v.source, (n, v.groups, c // v.groups, h, w),
                                   name=self.name("reshape"))
+        if isinstance(v, _Pending) and v.kind == "positions":
+            raise self.unsupported("reads the positions of a max, min, top-k or sort (int64 "
+                                   "indices, written beside the values); no op of the graph "
+                                   "computes on positions")
         if isinstance(v, _Pending):
             raise self.unsupported(f"reads a pending view ({v.kind}) that is not part of a "
                                    "channel shuffle, of heads repeated by a reshape or of the "

@@ -116,9 +116,10 @@ class IdiomLowering(LoweringState):
             return _Empty(out_shape)
         if node.target in (self.torch.cat, self.torch.concat):
             return self._cat_without_empty(node)
-        if node.target is getattr and isinstance(src, _Param) and src.is_parameter and \
-                node.args[1:] in (("T",), ("mT",)) and len(src.shape) == 2:
-            return _Transposed(src)
+        if isinstance(src, _Param) and src.is_parameter and len(src.shape) == 2 and (
+                node.target is getattr and node.args[1:] in (("T",), ("mT",))
+                or node.target in ("t", self.torch.t) and len(node.args) == 1):
+            return _Transposed(src)   # `self.weight.T`, `self.weight.t()`: a view
         if node.target in (operator.matmul, self.torch.matmul, "matmul") and \
                 len(node.args) == 2 and isinstance(self.value(node.args[1]), _Transposed):
             w = self.value(node.args[1]).param

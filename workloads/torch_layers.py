@@ -239,11 +239,11 @@ class LayerLowering(LoweringState):
     def _groupnorm_params(self, arg, groups, weight, bias, base):
         w, b = self._param_arg(self.value(weight), "weight"), \
             self._param_arg(self.value(bias), "bias")
-        if (w is None) != (b is None):
-            raise self.unsupported("has a scale without a shift or the reverse; only both or "
-                                   "neither are modelled")
+        if w is None and b is not None:
+            raise self.unsupported("has a shift without a scale; only both, the scale alone "
+                                   "or neither are modelled")
         out = self.b.groupnorm(self.tensor(arg), groups, affine=w is not None,
-                               name=self.name(base))
+                               name=self.name(base), bias=b is not None)
         self._claim([w, b], out)
         return out
 

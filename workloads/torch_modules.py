@@ -212,7 +212,8 @@ class ModuleLowering(LoweringState):
             raise self.unsupported("tracks running statistics, which it normalises with in "
                                    "eval mode; only statistics of the input are modelled")
         y = x()
-        return self.b.groupnorm(y, self.b.spec(y).shape[1], m.affine, name=self.name(""))
+        return self.b.groupnorm(y, self.b.spec(y).shape[1], m.affine, name=self.name(""),
+                                bias=m.bias is not None)
 
     def _feature_dropout_module(self, m, node, x):
         y = x()
@@ -233,7 +234,8 @@ class ModuleLowering(LoweringState):
                                 name=self.name(""), bias=m.bias is not None)
 
     def _groupnorm_module(self, m, node, x):
-        return self.b.groupnorm(x(), m.num_groups, m.affine, name=self.name(""))
+        return self.b.groupnorm(x(), m.num_groups, m.affine, name=self.name(""),
+                                bias=m.bias is not None)
 
     def _module_activation(self, m) -> tuple[str, dict]:
         """(kind, attributes) of an activation module."""

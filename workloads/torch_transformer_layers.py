@@ -43,9 +43,8 @@ class TransformerLayerLowering(LoweringState):
         return self.b.dropout(x, p, name=name) if p > 0 else x
 
     def _norm(self, norm, x, name):
-        if norm.elementwise_affine and norm.bias is None:
-            raise self.unsupported("has a LayerNorm with a scale but no shift")
-        return self.b.layernorm(x, norm.normalized_shape, norm.elementwise_affine, name=name)
+        return self.b.layernorm(x, norm.normalized_shape, norm.elementwise_affine, name=name,
+                                bias=norm.bias is not None)
 
     def _encoder_layer(self, m, x, causal, prefix):
         def name(part):

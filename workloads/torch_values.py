@@ -10,7 +10,7 @@ class _Pending:
     """A view that only has a meaning as part of a pattern (a shuffle, a strided subsample,
     heads expanded before a reshape repeats them)."""
     # "shuffle_split" | "shuffle_transposed" | "subsample" | "expanded" | "expanded_seq" |
-    # "cell"
+    # "cell" | "positions" (a max's, min's, top-k's or sort's indices: no op reads them)
     kind: str
     source: str                 # the builder tensor it views
     groups: int = 1             # channel groups; the repeats of an expand

@@ -20,6 +20,7 @@ MODELS_FILE = '''
 import torch
 from torch import nn
 from tests.workloads import torch_big_models as big
+from tests.workloads import torch_user_llama as ul
 from tests.workloads import torch_user_models as um
 from tests.workloads.torch_hf_style import BertForSequenceClassification
 from tests.workloads.torch_multi_input_models import Conditioned
@@ -34,7 +35,7 @@ def decoder_moe(): return big.Decoder(experts=4, layers=1)
 def vit(): return big.ViT()
 def sd_unet(): return big.SDUNet()
 def gpt(): return um.GPT(last_only=False)
-def llama_rotary_buffers(): return um.Llama()
+def llama_rotary_buffers(): return ul.Llama()
 def unet(): return um.UNet()
 def moe(): return MoEModel()
 def conditioned(): return Conditioned()

@@ -10,7 +10,8 @@ pytest.importorskip("torch")
 USER_FILE = '''
 import torch
 from torch import nn
-from tests.workloads.torch_user_models import GPT, UNet, rotate_every_two
+from tests.workloads.torch_user_llama import rotate_every_two
+from tests.workloads.torch_user_models import GPT, UNet
 
 
 def gpt():

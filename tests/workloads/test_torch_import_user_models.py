@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
+from tests.workloads import torch_user_llama as ul  # noqa: E402
 from tests.workloads import torch_user_models as um  # noqa: E402
 from tests.workloads.test_torch_import import CifarResNet  # noqa: E402
 from tests.workloads.torchvision_zoo import matmul_flops  # noqa: E402
@@ -74,10 +75,10 @@ MODELS = {
     "nanogpt-flash": lambda: (um.GPT(flash=True, last_only=False), tokens()),
     "mingpt-newgelu": lambda: (um.GPT(gelu=um.NewGELU(), last_only=False), tokens()),
     "gpt-gelu-tanh": lambda: (um.GPT(gelu=nn.GELU(approximate="tanh")), tokens()),
-    "llama-repeat-interleave": lambda: (um.Llama(), tokens()),
-    "llama-expand": lambda: (um.Llama(gqa="expand"), tokens()),
-    "llama-interleaved-rotary": lambda: (um.Llama(interleaved=True), tokens()),
-    "llama2c-heads-after-sequence": lambda: (um.Llama(seq_first=True), tokens()),
+    "llama-repeat-interleave": lambda: (ul.Llama(), tokens()),
+    "llama-expand": lambda: (ul.Llama(gqa="expand"), tokens()),
+    "llama-interleaved-rotary": lambda: (ul.Llama(interleaved=True), tokens()),
+    "llama2c-heads-after-sequence": lambda: (ul.Llama(seq_first=True), tokens()),
     "mlp-mixer": lambda: (um.MLPMixer(), image()),
     "unet-transposed": lambda: (um.UNet(), image()),
     "unet-bilinear": lambda: (um.UNet(bilinear=True, resize=True), image()),
@@ -133,7 +134,7 @@ def test_nanogpt_ties_its_output_layer_and_picks_the_last_position():
 
 def test_gqa_by_repeat_interleave_is_the_repeat_kv_graph():
     from tests.workloads.graph_compare import costs
-    a, b = (from_torch(um.Llama(gqa=gqa).eval(), tokens()) for gqa in
+    a, b = (from_torch(ul.Llama(gqa=gqa).eval(), tokens()) for gqa in
             ("repeat_interleave", "expand"))
     assert [op.kind for op in a].count("repeat_heads") == 4
     assert costs(a) == costs(b)
@@ -275,7 +276,7 @@ def test_unfold_is_one_copy_of_the_blocks(model):
 
 
 def test_the_interleaved_rotary_pairs_are_strided_views_then_stacked():
-    g = from_torch(um.Llama(interleaved=True).eval(), tokens())
+    g = from_torch(ul.Llama(interleaved=True).eval(), tokens())
     assert "index_select" not in [op.kind for op in g]
     strided = {op.name for op in g if op.name.rsplit(".", 1)[-1].startswith("strided")}
     assert len(strided) == 16 and not [    # read by neg and stack: no copy of the views

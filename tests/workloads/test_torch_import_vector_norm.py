@@ -1,9 +1,9 @@
-"""from_torch on the maximum over inner dimensions (permuted last, then one amax op), the L2
-norm over dimensions after the batch (Tensor.norm(p=2, dim),
+"""from_torch on the maximum over inner dimensions (permuted last, then one amax or
+select_values op), the L2 norm over dimensions after the batch (Tensor.norm(p=2, dim),
 torch.linalg.vector_norm: one vector_norm op) and ConvNeXt-V2's global response norm written
 as timm writes it (the norm over height and width of (N, H, W, C), its mean over the channels,
-and torch.addcmul with a learned shift and scale). Replayed in PyTorch with the model's values;
-the gradient kernel runs."""
+and torch.addcmul with a learned shift and scale: one addcmul op). Replayed in PyTorch with
+the model's values; the gradient kernel runs."""
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -60,13 +60,15 @@ def test_a_global_response_norm_imports_with_its_scale_and_shift():
     g = from_torch(model, x)
     kinds = [op.kind for op in g]
     assert kinds.count("vector_norm") == 1 and kinds.count("mean") == 1
-    assert kinds.count("layer_scale") == 1 and kinds.count("bias_add") == 1
-    assert g.params() == 16
+    (fused,) = [op for op in g if op.kind == "addcmul"]   # PyTorch's one kernel
+    assert "layer_scale" not in kinds and "bias_add" not in kinds
+    assert g.params() == 16 and fused.params == 16
+    assert fused.bytes_written == fused.in_specs[0].nbytes
     replay = GraphModule(g)
-    order = [op.kind for op in g.topo()]   # the model given the replay's scale and shift
+    at = [op.kind for op in g.topo()].index("addcmul")   # the replay's scale and shift
     with torch.no_grad():
-        for kind, p in (("layer_scale", model.weight), ("bias_add", model.bias)):
-            p.copy_(replay.weights[f"p{order.index(kind)}_0"].view(-1))
+        for i, p in enumerate((model.weight, model.bias)):
+            p.copy_(replay.weights[f"p{at}_{i}"].view(-1))
     assert torch.allclose(replay(x), model(x), atol=1e-5)
     train = lower_training(g)
     assert sum(op.params for op in train.phase("update")) == 16
@@ -79,12 +81,13 @@ class Maxima(nn.Module):
         return x.amax(dim=1) + torch.max(x, 2, keepdim=True)[0].squeeze(2)
 
 
-def test_the_maximum_over_inner_dimensions_is_the_dimensions_permuted_last_and_one_amax():
+def test_the_maximum_over_inner_dimensions_is_the_dimensions_permuted_last_and_one_op():
+    """amax writes the maxima; max(x, dim) their positions too (select_values)."""
     model, x = Maxima(), torch.randn(2, 3, 3, 5)
     g = from_torch(model, x)
-    maxima = [op for op in g if op.kind == "amax"]
-    assert [(op.in_specs[0].shape, op.out.shape) for op in maxima] == \
-        [((2, 3, 5, 3), (2, 3, 5)), ((2, 3, 5, 3), (2, 3, 5, 1))]
+    maxima = [op for op in g if op.kind in ("amax", "select_values")]
+    assert [(op.kind, op.in_specs[0].shape, op.out.shape) for op in maxima] == \
+        [("amax", (2, 3, 5, 3), (2, 3, 5)), ("select_values", (2, 3, 5, 3), (2, 3, 5, 1))]
     assert torch.allclose(GraphModule(g)(x), model(x))
 
 

@@ -20,7 +20,8 @@ _NO_GRID_CASE = "imported models only (F.glu, torch.amax / max(x, dim), torch.si
     "that broadcasts, DETR's learned queries, exp or 1 - w of a parameter, a product with a " \
     "constant matrix, one row taken per sample, a layer over constants, a tensor " \
     "repeated over the batch, a 3-D convolution or pool, a sum over features, an L2 norm " \
-    "over dimensions (torch.linalg.vector_norm)); no grid " \
+    "over dimensions (torch.linalg.vector_norm), a max, min, top-k or sort along a " \
+    "dimension with its positions, torch.addcmul of a learned scale and shift); no grid " \
     "block runs it yet"
 RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "amax",
                                                            "amax_grad", "sin", "sin_grad",
@@ -44,7 +45,10 @@ RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "am
                                                            "sum_grad", "maxpool3d",
                                                            "maxpool3d_grad", "avgpool3d",
                                                            "avgpool3d_grad", "vector_norm",
-                                                           "vector_norm_grad")}
+                                                           "vector_norm_grad",
+                                                           "select_values",
+                                                           "select_values_grad", "addcmul",
+                                                           "addcmul_grad")}
 
 
 def measured_kinds(cases=None) -> dict[str, str]:

@@ -19,7 +19,8 @@ the product with a constant table), lrn (cross-channel local response
 normalisation), gather (rows picked by a constant index), unfold (im2col), glu_amax (the
 gated linear unit, the maximum over trailing dimensions), constant_matmul (the product with
 a constant matrix), constants (a tensor computed from constants for a layer to read, one
-sample's tensor repeated over the batch). PyTorch is
+sample's tensor repeated over the batch), selection_fused (max, min, top-k and sort along a
+dimension with their positions; addcmul's scale and shift in one kernel). PyTorch is
 imported only when a kernel is built.
 """
 from __future__ import annotations
@@ -46,7 +47,7 @@ from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: 
                loss_update, masked_dropout, attention, embedding, layer_scale,
                conv_transpose, conv3d, pools3d, upsample, window_attention, cosine_attention,
                pointwise_math, difference, attention_bias, lrn, gather, unfold, glu_amax,
-               constant_matmul, constants)
+               constant_matmul, constants, selection_fused)
 # isort: on
 
 __all__ = ["PHASES", "GemmRole", "KindError", "KindSet", "OpKind", "all_kinds", "is_kind",
