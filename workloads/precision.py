@@ -108,7 +108,7 @@ AUTOCAST_FP32_KINDS = frozenset({"pow", "rsqrt", "softmax", "softmax_xent", "lay
 _KEEPS_INPUT_DTYPE = frozenset({"batchnorm"})
 # off both lists, reading a constant FP32 table (a buffer: autocast leaves buffers as they
 # are), so promoting with it: Hugging Face's rotary x * cos, its cos made in FP32
-_READS_FP32_BUFFER = frozenset({"mul_table"})
+_READS_FP32_BUFFER = frozenset({"mul_table", "mul_table_complex"})
 
 
 def _autocast_widths(graph: OpGraph, half: int, param: int) -> dict[str, int]:

@@ -271,6 +271,8 @@ class FunctionLowering(PoolPadLowering):
 
     def _mul(self, node):
         a = self.bind(_sig_mul, node)
+        if (out := self.complex_product(a)) is not None:
+            return out
         if (out := self.table_operand(a)) is not None:
             return out
         if (out := self.param_operand(a, "mul")) is not None:

@@ -28,6 +28,7 @@ from contextlib import nullcontext
 
 from .builder import GraphBuilder
 from .graph import OpGraph, WorkloadError
+from .torch_complex import ComplexLowering
 from .torch_detection import DENSE_PART, detector_dense_part
 from .torch_einsum import EinsumLowering
 from .torch_fold import FoldLowering
@@ -110,7 +111,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                 LayerLowering, TransformerLowering, TransformerLayerLowering, ParamViewLowering,
                 EinsumLowering, WindowLowering, SelectionLowering, StridedViewLowering,
                 ModuleLowering, RefusalReport, GateLowering, WeightSideLowering, InputLowering,
-                OutputLowering, MoELowering):
+                OutputLowering, MoELowering, ComplexLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
     def __init__(self, torch, gm, examples, name: str) -> None:
@@ -145,7 +146,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         self.functions = {**self.function_handlers(torch), **view_functions,
                           **self.layer_handlers(torch), **tf_functions,
                           **self.einsum_handlers(torch), **window_functions,
-                          **idiom_functions, **selection_functions, **gate_functions}
+                          **idiom_functions, **selection_functions, **gate_functions,
+                          **self.complex_handlers(torch)}
         self.methods = {**self.method_handlers(), **view_methods, **tf_methods,
                         **window_methods, **idiom_methods, **selection_methods, **gate_methods}
         self.input_name = None
@@ -302,6 +304,10 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
             n, c, h, w = self.b.spec(v.source).shape
             return self.b.reshape(v.source, (n, v.groups, c // v.groups, h, w),
                                   name=self.name("reshape"))
+        if isinstance(v, _Pending) and v.kind == "complex":
+            raise self.unsupported("computes on a complex tensor; only its product with a "
+                                   "complex table of buffers and constants (a rotary "
+                                   "embedding's) and view_as_real are supported")
         if isinstance(v, _Pending) and v.kind == "positions":
             raise self.unsupported("reads the positions of a max, min, top-k or sort (int64 "
                                    "indices, written beside the values); no op of the graph "

@@ -10,7 +10,8 @@ class _Pending:
     """A view that only has a meaning as part of a pattern (a shuffle, a strided subsample,
     heads expanded before a reshape repeats them)."""
     # "shuffle_split" | "shuffle_transposed" | "subsample" | "expanded" | "expanded_seq" |
-    # "cell" | "positions" (a max's, min's, top-k's or sort's indices: no op reads them)
+    # "cell" | "positions" (a max's, min's, top-k's or sort's indices: no op reads them) |
+    # "complex" (view_as_complex of (..., D, 2) parts)
     kind: str
     source: str                 # the builder tensor it views
     groups: int = 1             # channel groups; the repeats of an expand

@@ -79,6 +79,7 @@ MODELS = {
     "llama-expand": lambda: (ul.Llama(gqa="expand"), tokens()),
     "llama-interleaved-rotary": lambda: (ul.Llama(interleaved=True), tokens()),
     "llama2c-heads-after-sequence": lambda: (ul.Llama(seq_first=True), tokens()),
+    "llama-meta-complex-rotary": lambda: (ul.Llama(complex_rotary=True), tokens()),
     "mlp-mixer": lambda: (um.MLPMixer(), image()),
     "unet-transposed": lambda: (um.UNet(), image()),
     "unet-bilinear": lambda: (um.UNet(bilinear=True, resize=True), image()),

@@ -96,15 +96,48 @@ class SeqFirstAttention(LlamaAttention):
         return self.wo(y.transpose(1, 2).contiguous().view(B, T, -1))
 
 
+class ComplexRotaryAttention(LlamaAttention):
+    """Meta's reference LLaMA's rotary embedding: each pair of q's and k's (B, T, H, D) seen
+    as a complex number (`view_as_complex`), times a complex table (`torch.polar` of the
+    angles, (T, D / 2) viewed (1, T, 1, D / 2)), seen as real again (`view_as_real`, then
+    `flatten(3)`)."""
+
+    def __init__(self, dim, n_heads, n_kv_heads, max_seq, **attention):
+        super().__init__(dim, n_heads, n_kv_heads, max_seq, **attention)
+        inv = 1.0 / (10000 ** (torch.arange(0, self.hd, 2).float() / self.hd))
+        freqs = torch.outer(torch.arange(max_seq).float(), inv)
+        self.register_buffer("freqs_cis", torch.polar(torch.ones_like(freqs), freqs),
+                             persistent=False)
+
+    def forward(self, x):
+        B, T, _ = x.shape
+        q = self.wq(x).view(B, T, self.n_heads, self.hd)
+        k = self.wk(x).view(B, T, self.n_kv, self.hd)
+        v = self.wv(x).view(B, T, self.n_kv, self.hd)
+        freqs_cis = self.freqs_cis[:T].view(1, T, 1, self.hd // 2)
+
+        def rotate(t):
+            z = torch.view_as_complex(t.float().reshape(*t.shape[:-1], -1, 2))
+            return torch.view_as_real(z * freqs_cis).flatten(3).type_as(t)
+        q, k = rotate(q).transpose(1, 2), rotate(k).transpose(1, 2)
+        rep = self.n_heads // self.n_kv
+        k = k.repeat_interleave(rep, dim=1)
+        v = v.transpose(1, 2).repeat_interleave(rep, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.wo(y.transpose(1, 2).contiguous().view(B, T, -1))
+
+
 class LlamaBlock(nn.Module):
-    def __init__(self, dim, n_heads, n_kv, max_seq, seq_first=False, **attention):
+    def __init__(self, dim, n_heads, n_kv, max_seq, seq_first=False, complex_rotary=False,
+                 **attention):
         super().__init__()
         hidden = 4 * dim * 2 // 3
         self.attention_norm, self.ffn_norm = RMSNorm(dim), RMSNorm(dim)
         if seq_first:   # pairs: its tables repeat each angle twice
             attention["interleaved"] = True
-        self.attention = (SeqFirstAttention if seq_first else LlamaAttention)(
-            dim, n_heads, n_kv, max_seq, **attention)
+        kind = ComplexRotaryAttention if complex_rotary else \
+            SeqFirstAttention if seq_first else LlamaAttention
+        self.attention = kind(dim, n_heads, n_kv, max_seq, **attention)
         self.w1, self.w3 = nn.Linear(dim, hidden, bias=False), nn.Linear(dim, hidden, bias=False)
         self.w2 = nn.Linear(hidden, dim, bias=False)
 

@@ -21,7 +21,8 @@ _NO_GRID_CASE = "imported models only (F.glu, torch.amax / max(x, dim), torch.si
     "constant matrix, one row taken per sample, a layer over constants, a tensor " \
     "repeated over the batch, a 3-D convolution or pool, a sum over features, an L2 norm " \
     "over dimensions (torch.linalg.vector_norm), a max, min, top-k or sort along a " \
-    "dimension with its positions, torch.addcmul of a learned scale and shift); no grid " \
+    "dimension with its positions, torch.addcmul of a learned scale and shift, a rotary " \
+    "embedding's complex product); no grid " \
     "block runs it yet"
 RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "amax",
                                                            "amax_grad", "sin", "sin_grad",
@@ -48,7 +49,9 @@ RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "am
                                                            "vector_norm_grad",
                                                            "select_values",
                                                            "select_values_grad", "addcmul",
-                                                           "addcmul_grad")}
+                                                           "addcmul_grad",
+                                                           "mul_table_complex",
+                                                           "mul_table_complex_grad")}
 
 
 def measured_kinds(cases=None) -> dict[str, str]:

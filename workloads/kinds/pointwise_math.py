@@ -1,6 +1,6 @@
 """Pointwise math and reductions of normalisations written out by hand (RMSNorm as
 x * rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)), and products with a constant table (a
-rotary embedding's cos and sin buffers).
+rotary embedding's cos and sin buffers, or its complex table).
 
 Gradients are what PyTorch's autograd runs (tools/autograd/derivatives.yaml):
 - pow(x, e): dy * (e * x.pow(e - 1)), reading the saved input (a power, a scaling, a product);
@@ -11,7 +11,8 @@ Gradients are what PyTorch's autograd runs (tools/autograd/derivatives.yaml):
 - mean over trailing dims: dy expanded to the input's shape and divided by the count, reading
   nothing saved;
 - x * table, the table a buffer: dy * table (summed where x broadcast); the table gets no
-  gradient;
+  gradient; x seen as complex pairs times a complex table (Meta's rotary embedding): dy times
+  the table's conjugate;
 - sin(x), cos(x): dy * cos(x), -dy * sin(x), reading the saved input.
 FLOPs per element are nominal (a power counts 1); a calibrated profile measures each.
 """
@@ -109,6 +110,28 @@ def _table_bytes(op) -> int:
     return math.prod(op.attrs["table_shape"]) * op.out.dtype_bytes
 
 
+def _complex_table(op, dev=None):
+    """A constant complex table of the op's table_shape (complex64: its values do not change
+    the time)."""
+    gen = torch.Generator().manual_seed(0)
+    return torch.polar(torch.ones(tuple(op.attrs["table_shape"])),
+                       torch.randn(tuple(op.attrs["table_shape"]), generator=gen)).to(dev)
+
+
+def _mul_table_complex_kernel(op, state):
+    """x, real and imaginary parts paired in its last dimension, times the complex table
+    (torch.view_as_complex, the product, torch.view_as_real: one kernel); its gradient, dy
+    times the table's conjugate."""
+    table = _complex_table(op, state.dev if state is not None else None)
+    if op.kind.endswith("_grad"):
+        table = table.conj()
+    return lambda x: torch.view_as_real(torch.view_as_complex(x.contiguous()) * table)
+
+
+def _complex_table_bytes(op) -> int:   # two parts per value
+    return 2 * math.prod(op.attrs["table_shape"]) * op.out.dtype_bytes
+
+
 register(
     OpKind("pow", "elementwise", flops=per_element(1.0), saves=("in",),
            torch_kernel=_pow_kernel,
@@ -145,6 +168,20 @@ register(
            bytes_read=lambda op: op.in_specs[0].nbytes + _table_bytes(op),
            torch_kernel=_mul_table_kernel,
            doc="dy times the table (summed where x broadcast); the table gets none"),
+    # a complex product: four products and two sums per pair, 3 FLOPs per real value
+    OpKind("mul_table_complex", "elementwise", flops=per_element(3.0),
+           bytes_read=lambda op: op.in_specs[0].nbytes + _complex_table_bytes(op),
+           torch_kernel=_mul_table_complex_kernel,
+           torch_buffers=lambda op, dev: [("table", _complex_table(op, dev))],
+           torch_module=lambda op, m, i: lambda ins: torch.view_as_real(
+               torch.view_as_complex(ins[0].contiguous()) * getattr(m, f"table{i}")),
+           doc="x of (..., D, 2), real and imaginary parts, times a constant complex table "
+               "of `table_shape` broadcast over (..., D): a rotary embedding as Meta's LLaMA "
+               "and Llama 4 apply it (view_as_complex, the product, view_as_real)"),
+    OpKind("mul_table_complex_grad", "elementwise", "backward", flops=per_element(3.0),
+           bytes_read=lambda op: op.in_specs[0].nbytes + _complex_table_bytes(op),
+           torch_kernel=_mul_table_complex_kernel,
+           doc="dy times the conjugate of the table; the table gets none"),
     OpKind("sqrt", "elementwise", flops=per_element(1.0), saves=("out",),
            torch_kernel=_sqrt_kernel, doc="sqrt(x)"),
     OpKind("sqrt_grad", "elementwise", "backward", flops=per_element(2.0),
