@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from hwmodels.gpu_layout import memory_formats_for
 from workloads import zoo
+from workloads.errors import did_you_mean
 from workloads.graph import OpGraph, WorkloadError
+from workloads.kinds.loss_update import DEFAULT_OPTIMIZER
 from workloads.memory_format import check_memory_format, graph_memory_format, with_memory_format
 from workloads.precision import DEFAULT_PRECISION, with_precision
+from workloads.training import OPTIMIZER_STATE_PER_PARAM as OPTIMIZERS
 
 from . import policies
 from .cluster import Cluster
@@ -35,7 +38,7 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
              workload_options: dict | None = None, precision: str | None = None,
              memory_format: str | None = None,
              cudnn_benchmark: bool | None = None, framework_memory: str | None = None,
-             **options) -> Result:
+             optimizer: str | None = None, **options) -> Result:
     """Simulate one step (or the schedule the policy defines) and return its Result.
 
     workload: a zoo name (with batch and workload_options) or an OpGraph (forward graph).
@@ -47,11 +50,20 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     change); None keeps the graph's own setting (off unless graph.meta says so).
     framework_memory: what the framework keeps allocated (simulator/framework_memory.py):
     pytorch (default), caffe, torch7 or torch7:share-grad-input; None keeps the graph's own.
+    optimizer: sgd, sgd-momentum, adam or adamw, whose state a training step keeps and whose
+    update it runs; None keeps the graph's own (sgd-momentum unless its meta says otherwise; a
+    policy's own optimizer option, fsdp's, wins where given).
     options: the policy's options (see `dnnsim policies`).
     """
     graph = load_workload(workload, batch, **(workload_options or {}))
     graph = apply_precision(graph, cluster, precision)
     graph = apply_memory_format(graph, cluster, memory_format)
+    if optimizer is not None and graph.meta.get("optimizer") != optimizer:
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got "
+                              f"{optimizer!r}{did_you_mean(optimizer, OPTIMIZERS)}")
+        graph = graph.copy()   # the caller's graph keeps its own
+        graph.meta["optimizer"] = optimizer
     if cudnn_benchmark is not None and bool(graph.meta.get("cudnn_benchmark")) != cudnn_benchmark:
         graph = graph.copy()   # the caller's graph keeps its own setting
         graph.meta["cudnn_benchmark"] = cudnn_benchmark
@@ -65,6 +77,8 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     if not training and pol.training_only:
         raise ConfigError(f"policy {policy!r} simulates training only")
     opts = pol.resolve(options)
+    if "optimizer" in opts and opts["optimizer"] is None:   # a policy's left unset: the graph's
+        opts["optimizer"] = graph.meta.get("optimizer", DEFAULT_OPTIMIZER)
     planned = pol.plan(graph, cluster, training, **opts)
     plan = (planned if isinstance(planned, Plan)
             else Plan(planned, graph, cluster, training, opts))

@@ -17,6 +17,8 @@
                                    # workload's own (nchw, or an imported model's stamps)
     framework_memory = "caffe"     # optional: pytorch (default) | caffe | torch7 |
                                    # torch7:share-grad-input
+    optimizer = "adam"             # optional: sgd | sgd-momentum (default) | adam | adamw:
+                                   # its state in memory, its step's traffic
     topology = "switch"            # optional: switch | ring | fully-connected | pcie |
                                    # dgx1-cube-mesh | nvswitch
     devices_per_node = 8           # optional, with inter_node_link
@@ -54,6 +56,7 @@ from hwmodels import catalog
 from workloads.errors import did_you_mean
 from workloads.memory_format import MEMORY_FORMATS
 from workloads.precision import PRECISIONS
+from workloads.training import OPTIMIZER_STATE_PER_PARAM as OPTIMIZERS
 
 from . import limits
 from .cluster import TOPOLOGIES, Cluster
@@ -93,6 +96,7 @@ class Scenario:
     cudnn_benchmark: bool = False
     memory_format: str | None = None   # None: the workload's own layout stands
     framework_memory: str = DEFAULT_FRAMEWORK_MEMORY
+    optimizer: str | None = None       # None: the workload's own (sgd-momentum)
     gpu_families: str | None = None    # a families file (.toml) in place of the catalog's
     workload_options: dict = field(default_factory=dict)
     hardware_options: dict = field(default_factory=dict)
@@ -116,7 +120,7 @@ class Scenario:
                  "jitter": str, "seed": int, "speeds": dict, "nics": list,
                  "pcie_switches": list, "precision": str, "cudnn_benchmark": bool, "batch": int,
                  "memory_format": str,
-                 "framework_memory": str, "gpu_families": str,
+                 "framework_memory": str, "gpu_families": str, "optimizer": str,
                  "devices": int, "devices_per_node": int, "inference": bool,
                  "workload_options": dict, "hardware_options": dict, "options": dict}
         for key, value in data.items():
@@ -152,6 +156,9 @@ class Scenario:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"{source}: precision must be one of {', '.join(PRECISIONS)}, "
                               f"got {self.precision!r}{did_you_mean(self.precision, PRECISIONS)}")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"{source}: optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                              f"got {self.optimizer!r}{did_you_mean(self.optimizer, OPTIMIZERS)}")
         if self.memory_format is not None and self.memory_format not in MEMORY_FORMATS:
             raise ConfigError(f"{source}: memory_format must be one of "
                               f"{', '.join(MEMORY_FORMATS)} (nhwc: PyTorch's channels_last), "
@@ -287,7 +294,8 @@ class Scenario:
                         training=not self.inference, enforce_memory=enforce_memory,
                         precision=self.precision, memory_format=self.memory_format,
                         cudnn_benchmark=self.cudnn_benchmark or None,
-                        framework_memory=self.framework_memory, **self.options)
+                        framework_memory=self.framework_memory, optimizer=self.optimizer,
+                        **self.options)
 
 
 def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigError) -> dict:

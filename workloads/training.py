@@ -22,9 +22,11 @@ from dataclasses import dataclass
 
 from .graph import Op, OpGraph, TensorSpec, WorkloadError
 from .kinds import backward_rules, kind_of
+from .kinds.loss_update import DEFAULT_OPTIMIZER, OPTIMIZER_STEPS
 from .precision import is_amp
 
-OPTIMIZER_STATE_PER_PARAM = {"sgd": 0, "sgd-momentum": 1, "adam": 2}
+# the state each optimizer keeps per parameter, in parameter-sized tensors
+OPTIMIZER_STATE_PER_PARAM = {name: step.state_tensors for name, step in OPTIMIZER_STEPS.items()}
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,11 @@ class MemoryBreakdown:
         return {**self.__dict__, "total_bytes": self.total_bytes}
 
 
-def lower_training(forward: OpGraph, optimizer: str = "sgd-momentum") -> OpGraph:
-    """Return a new graph with the loss (added if missing), backward ops and updates."""
+def lower_training(forward: OpGraph, optimizer: str | None = None) -> OpGraph:
+    """Return a new graph with the loss (added if missing), backward ops and updates.
+    optimizer: sgd, sgd-momentum, adam or adamw; None: the one the graph names (meta "optimizer",
+    as a scenario sets it), else sgd-momentum."""
+    optimizer = optimizer or forward.meta.get("optimizer", DEFAULT_OPTIMIZER)
     if optimizer not in OPTIMIZER_STATE_PER_PARAM:
         raise WorkloadError(f"unknown optimizer {optimizer!r}; known: "
                             f"{', '.join(OPTIMIZER_STATE_PER_PARAM)}")

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(of the graph in FP32, before any allocator; simulate and "
                              "tune-batch take --precision and count what PyTorch holds)")
     parser.add_argument("--optimizer",
-                        help="optimizer for --training: sgd, sgd-momentum (default), adam")
+                        help="optimizer for --training: sgd, sgd-momentum (default), adam, adamw")
     parser.add_argument("--input-size", type=int, metavar="PIXELS",
                         help="height and width of the input (default: the network's own)")
     # --workload-option is simulate's and tune-batch's name for the same thing

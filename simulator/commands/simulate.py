@@ -71,6 +71,8 @@ def add_arguments(p) -> None:
     p.add_argument("--framework-memory", metavar="NAME",
                    help="what the framework keeps allocated: pytorch (default) | caffe | "
                         "torch7 | torch7:share-grad-input (docs/gpu-memory.md)")
+    p.add_argument("--optimizer", help="sgd | sgd-momentum (default) | adam | adamw: the state it "
+                   "keeps in memory and the traffic of its step")
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a policy option (also accepted as --key value)")
     p.add_argument("--workload-option", action="append", default=[], metavar="KEY=VALUE",
@@ -145,7 +147,7 @@ def scenario_from_args(args) -> Scenario:
              "devices_per_node": args.devices_per_node, "inter_node_link": args.inter_node_link,
              "host_link": args.host_link, "policy": args.policy, "precision": args.precision,
              "cudnn_benchmark": args.cudnn_benchmark, "memory_format": args.memory_format,
-             "framework_memory": args.framework_memory,
+             "framework_memory": args.framework_memory, "optimizer": args.optimizer,
              "node_type": args.node_type, "network": args.network,
              "oversubscription": args.oversubscription, "nodes_per_leaf": args.nodes_per_leaf,
              "jitter": args.jitter, "seed": args.seed, "gpu_families": args.gpu_families}
@@ -280,14 +282,14 @@ def idle_devices(sc: Scenario, result) -> list[str]:
 
 def print_summary(result, baseline=None, sc: Scenario | None = None) -> None:
     """The figures for people (docs/metrics.md defines each); --json has the exact values.
-    The first line names the scenario's precision and memory format where they are not the
-    defaults (runs of one network in fp32 and in AMP differ nowhere else in what is printed),
-    and the algorithm the collectives ran where the policy names one (data parallelism's
-    all-reduces: 'all-reduce', another policy's: 'collectives')."""
+    The first line names the scenario's precision, memory format and optimizer where they are
+    not the defaults (runs of one network in fp32 and in AMP differ nowhere else in what is
+    printed), and the algorithm the collectives ran where the policy names one (data
+    parallelism's all-reduces: 'all-reduce', another policy's: 'collectives')."""
     from ..report import summary_lines
     lines = summary_lines(result, baseline)
     settings = [sc.precision if sc.precision != "fp32" else None,
-                sc.memory_format] if sc is not None else []
+                sc.memory_format, sc.optimizer] if sc is not None else []
     algorithm = result.extras.get("allreduce_algorithm")
     settings.append(f"all-reduce {algorithm}" if algorithm else None)
     collectives = result.extras.get("collective_algorithm")

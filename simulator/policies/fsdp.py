@@ -94,8 +94,9 @@ class Fsdp(Policy):
                 "prefetch": Option(True, "stage 3: all-gather the next unit while this one "
                                          "computes (FSDP's BACKWARD_PRE; at most two units "
                                          "unsharded)", parse_bool),
-                "optimizer": Option("sgd-momentum", "optimizer whose state is sharded: "
-                                                    + ", ".join(OPTIMIZER_STATE_PER_PARAM),
+                "optimizer": Option(None, "optimizer whose state is sharded: "
+                                          + ", ".join(OPTIMIZER_STATE_PER_PARAM)
+                                          + " (default: the scenario's, sgd-momentum)",
                                     str, lambda v: v in OPTIMIZER_STATE_PER_PARAM,
                                     " or ".join(OPTIMIZER_STATE_PER_PARAM)),
                 # stages 1 and 2: DDP's buckets

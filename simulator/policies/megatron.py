@@ -150,7 +150,8 @@ class Megatron(Policy[MegatronPlan]):
         if tied:
             share = _untied(share)
         blocks = block_of(share, scopes)
-        train = lower_training(share, "adam")
+        # Megatron-LM trains with Adam, unless the scenario names another optimizer
+        train = lower_training(share, graph.meta.get("optimizer", "adam"))
         if recompute == "full":
             train, _ = checkpoint_graph(train, cut_after=block_ends(share, blocks))
         per_stage = len(scopes) // pp

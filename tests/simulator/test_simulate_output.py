@@ -11,6 +11,26 @@ def test_bad_precisions_exit_2_naming_what_is_wrong(capsys):
     assert "cannot train in bf16; it can in: fp32, fp16, amp-fp16" in capsys.readouterr().err
 
 
+def test_the_optimizer_is_a_setting_whose_state_and_step_a_run_counts(capsys):
+    import json
+
+    from simulator.cli import main
+    base = ["simulate", "--workload", "resnet18", "--batch", "2", "--hardware", "a100"]
+    assert main([*base, "--optimizer", "adamw8bit"]) == 2
+    assert "optimizer must be one of sgd, sgd-momentum, adam, adamw, got 'adamw8bit'" in \
+        capsys.readouterr().err
+    runs = {}
+    for optimizer in ("sgd", "sgd-momentum", "adam"):
+        assert main([*base, "--optimizer", optimizer]) == 0
+        assert capsys.readouterr().out.splitlines()[0].endswith(f"training, {optimizer}")
+        assert main([*base, "--optimizer", optimizer, "--json"]) == 0
+        runs[optimizer] = json.loads(capsys.readouterr().out)
+    peak = {o: max(r["peak_memory_bytes"].values()) for o, r in runs.items()}
+    step = {o: r["iteration_time_s"] for o, r in runs.items()}
+    assert peak["sgd"] < peak["sgd-momentum"] < peak["adam"]
+    assert step["sgd"] < step["sgd-momentum"] < step["adam"]
+
+
 def test_published_commands_refuse_bad_files(tmp_path, capsys):
     from simulator.cli import main
     assert main(["validate", "--published", str(tmp_path / "missing.csv")]) == 2

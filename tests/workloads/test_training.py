@@ -209,3 +209,57 @@ def test_product_gradients_have_their_factors_shapes_for_any_broadcast():
             assert op.flops == (dy if op.out.numel == dy else 2 * dy)
         assert training_memory(g).activations_bytes > 0
     check()
+
+
+@pytest.mark.parametrize("optimizer, read, written", [("sgd", 2, 1), ("sgd-momentum", 3, 2),
+                                                      ("adam", 4, 3), ("adamw", 4, 3)])
+def test_an_update_moves_the_weight_gradient_and_state_of_its_optimizer(optimizer, read,
+                                                                        written):
+    train = lower_training(small_net(), optimizer)
+    update = train.op("fc.update")
+    assert update.attrs["optimizer"] == optimizer
+    assert update.bytes_read == read * update.param_bytes
+    assert update.bytes_written == written * update.param_bytes
+    assert training_memory(train).optimizer_bytes == (read - 2) * update.param_bytes \
+        + (read - 2) * train.op("conv.update").param_bytes
+
+
+def test_adam_steps_cost_more_arithmetic_than_sgd():
+    flops = {o: lower_training(small_net(), o).op("fc.update").flops
+             for o in ("sgd", "sgd-momentum", "adam", "adamw")}
+    assert flops["sgd"] < flops["sgd-momentum"] < flops["adam"] < flops["adamw"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "sgd-momentum", "adam", "adamw"])
+def test_the_update_kernel_steps_the_weights_as_its_optimizer_does(optimizer):
+    torch = pytest.importorskip("torch")
+    from validation.calibrate.torch_ops import KernelState, op_kernel
+    train = lower_training(small_net(), optimizer)
+    update = train.op("fc.update")
+    state = KernelState(graph=train)
+    kernel = op_kernel(update, state)
+    before = [p.clone() for p in state.params_of(update)]
+    grads = [torch.ones_like(p) for p in before]
+    state.grads["fc"] = grads
+    kernel()
+    after = state.params_of(update)
+    moments = state.optimizer_state["fc"]
+    assert all(len(m) == {"sgd": 0, "sgd-momentum": 1}.get(optimizer, 2) for m in moments)
+    # torch.optim's step of the same gradients from zero state, the first step
+    params = [p.clone().requires_grad_() for p in before]
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g.clone()
+    opt = {"sgd": lambda ps: torch.optim.SGD(ps, lr=0.01),
+           "sgd-momentum": lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9),
+           "adam": lambda ps: torch.optim.Adam(ps, lr=0.01),
+           "adamw": lambda ps: torch.optim.AdamW(ps, lr=0.01)}[optimizer](params)
+    opt.step()
+    for old, mine, theirs in zip(before, after, params, strict=True):
+        if not optimizer.startswith("adam"):
+            assert torch.allclose(mine, theirs.detach())
+        else:
+            # Adam's first step moves each weight by about lr against the gradient; the
+            # kernel, whose step size leaves out the bias correction, by another amount the
+            # same way (its timing, not its values, is what it is for)
+            assert torch.equal(torch.sign(old - mine), torch.sign(old - theirs.detach()))
+            assert (old - mine).abs().min() > 0

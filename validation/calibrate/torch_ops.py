@@ -3,14 +3,15 @@
 `op_kernel(op, state)` returns `fn(*inputs) -> output`: the ATen call autograd makes for that op,
 fed the op's input tensors in the IR's order. `state` (a KernelState) holds what a real step
 keeps between ops: the parameters, what a forward op saves for its backward (max-pool indices,
-batch-norm mean and inverse std, log-softmax), the weight gradients the update reads, and the
-momentum buffers. `validation.calibrate.replay` runs whole training graphs through these kernels;
-`op_callable(op)` runs one op alone on random tensors of its shapes.
+batch-norm mean and inverse std, log-softmax), the weight gradients the update reads, and
+the optimizer's state (momentum, Adam's moments). `validation.calibrate.replay` runs whole
+training graphs through these kernels; `op_callable(op)` runs one op alone on random tensors
+of its shapes.
 
 Each kind declares its kernel in its record (workloads/kinds/, `OpKind.torch_kernel`): the
 convolution and linear gradients as convolution_backward / dy @ W / dy^T @ x, the norms as
 native_*_norm and their backward, max-pool with its indices, the loss as log_softmax +
-nll_loss, the update as torch.optim.SGD's per-tensor momentum step.
+nll_loss, the update as torch.optim's per-tensor step of the graph's optimizer.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ class KernelState:
         self.params: dict[str, list[torch.Tensor]] = {}      # forward op -> weight (, bias)
         self.saved: dict[str, tuple] = {}                     # forward op -> what backward reads
         self.grads: dict[str, list[torch.Tensor]] = {}        # forward op -> weight gradients
-        self.momentum: dict[str, list[torch.Tensor]] = {}
+        # forward op -> each parameter's optimizer state (momentum; Adam's two moments)
+        self.optimizer_state: dict[str, list[list[torch.Tensor]]] = {}
         self._placeholders: dict[tuple, torch.Tensor] = {}
 
     def rand(self, shape) -> torch.Tensor:

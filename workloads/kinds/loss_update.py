@@ -3,12 +3,49 @@ language model's (batch, ..., classes), or every pixel's or position's of a dens
 (batch, classes, H, W) or (batch, classes, L): attrs class_dim 1) and the optimizer step."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ._registry import OpKind, per_element, per_input_element, register
 from ._torch import F, aten, torch
 
 LR = 0.01
 MOMENTUM = 0.9
-SGD_MOMENTUM_FLOPS_PER_PARAM = 4.0  # v = m*v + g (+ weight decay); w -= lr*v
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+ADAMW_WEIGHT_DECAY = 0.01
+
+
+@dataclass(frozen=True)
+class OptimizerStep:
+    """What torch.optim's step does per parameter: the state tensors it keeps beside the
+    weight and its gradient, which it reads with them and writes back with the weight, and
+    its arithmetic."""
+    state_tensors: int
+    flops_per_param: float
+
+    @property
+    def tensors_read(self) -> int:
+        return 2 + self.state_tensors       # weight, gradient, state
+
+    @property
+    def tensors_written(self) -> int:
+        return 1 + self.state_tensors       # weight, state
+
+
+OPTIMIZER_STEPS = {
+    "sgd": OptimizerStep(0, 2.0),             # w -= lr*g
+    "sgd-momentum": OptimizerStep(1, 4.0),    # v = m*v + g; w -= lr*v
+    # m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; w -= lr * m_hat / (sqrt(v_hat) + eps),
+    # bias corrections folded into the step size
+    "adam": OptimizerStep(2, 12.0),
+    "adamw": OptimizerStep(2, 14.0),          # Adam, and w *= 1 - lr*wd first (decoupled)
+}
+DEFAULT_OPTIMIZER = "sgd-momentum"
+
+
+def optimizer_step(op) -> OptimizerStep:
+    """The step of an update op (attrs optimizer, set by the training lowering)."""
+    return OPTIMIZER_STEPS[op.attrs.get("optimizer", DEFAULT_OPTIMIZER)]
 
 
 def loss_rows(shape) -> int:
@@ -99,17 +136,34 @@ def _xent_module(op, m, i):
     return lambda ins: F.cross_entropy(as_rows(ins[0]), getattr(m, f"row_targets{i}"))
 
 
-def _sgd_kernel(op, state):
-    """torch.optim.SGD's update (momentum, no nesterov, no weight decay), tensor by tensor."""
+def _update_kernel(op, state):
+    """torch.optim's update of one layer's parameters, tensor by tensor, with the passes over
+    each tensor the op's optimizer makes: SGD (with momentum, no nesterov, no weight decay),
+    Adam or AdamW (the bias correction left out of the step size: the kernel is run to be
+    timed)."""
     owner = op.forward or op.name
     params = state.params_of(op)
-    bufs = state.momentum.setdefault(owner, [torch.zeros_like(p) for p in params])
+    name = op.attrs.get("optimizer", DEFAULT_OPTIMIZER)
+    bufs = state.optimizer_state.setdefault(
+        owner, [[torch.zeros_like(p) for _ in range(OPTIMIZER_STEPS[name].state_tensors)]
+                for p in params])
+    (beta1, beta2) = ADAM_BETAS
 
     def sgd_update(*_grads):   # the layer's gradient (and those of shared calls)
         grads = state.grads.get(owner) or [torch.ones_like(p) for p in params]
         for p, g, buf in zip(params, grads, bufs, strict=True):
-            buf.mul_(MOMENTUM).add_(g.reshape(p.shape))
-            p.add_(buf, alpha=-LR)
+            g = g.reshape(p.shape)
+            if name == "sgd":
+                p.add_(g, alpha=-LR)
+            elif name == "sgd-momentum":
+                buf[0].mul_(MOMENTUM).add_(g)
+                p.add_(buf[0], alpha=-LR)
+            else:
+                if name == "adamw":
+                    p.mul_(1 - LR * ADAMW_WEIGHT_DECAY)
+                buf[0].mul_(beta1).add_(g, alpha=1 - beta1)
+                buf[1].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                p.addcdiv_(buf[0], buf[1].sqrt().add_(ADAM_EPS), value=-LR)
     return sgd_update
 
 
@@ -125,9 +179,11 @@ register(
            torch_kernel=_xent_kernel),
     # the optimizer steps tensor by tensor: a profile keys it on (tensors, values)
     OpKind("sgd_update", "update", "update",
-           flops=lambda op: SGD_MOMENTUM_FLOPS_PER_PARAM * op.params,
-           bytes_read=lambda op: 3 * op.param_bytes,        # weight, gradient, momentum
-           bytes_written=lambda op: 2 * op.param_bytes,     # weight, momentum
+           flops=lambda op: optimizer_step(op).flops_per_param * op.params,
+           bytes_read=lambda op: optimizer_step(op).tensors_read * op.param_bytes,
+           bytes_written=lambda op: optimizer_step(op).tensors_written * op.param_bytes,
            layout=lambda op: (int(op.attrs.get("tensors", 1)), max(int(op.params), 1)),
-           torch_kernel=_sgd_kernel, doc="SGD with momentum over one layer's parameters"),
+           torch_kernel=_update_kernel,
+           doc="the optimizer's step over one layer's parameters (attrs optimizer: sgd, "
+               "sgd-momentum, adam, adamw)"),
 )
