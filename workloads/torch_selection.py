@@ -4,7 +4,9 @@
   and `torch.gather` by a buffer index that is the same along the other dimensions (the
   rows of an expanded buffer): one `index_select` copy, as advanced indexing copies (a
   strided slice, `x[..., ::2]`, is a view: workloads/torch_strided.py);
-- `k.repeat_interleave(r, dim=1)` of (N, KV, S, D) heads: the `repeat_heads` copy;
+- `k.repeat_interleave(r, dim=1)` of (N, KV, S, D) heads: the `repeat_heads` copy; along the
+  batch, `q.repeat_interleave(r, dim=0)` (GCViT's global query given to each window of its
+  image), the same copy of the tensor seen as one head, its output the batch folded with r;
 - `torch.where(mask, x, c)` with a mask of buffers and constants and c a constant or a
   tensor of constants (`torch.full_like(x, c)`): a mask fill, as masks of constants are
   costed; `full_like`, `zeros_like` and `ones_like` are constants (no op).
@@ -12,6 +14,8 @@
 `SelectionLowering` is a mixin of `torch_import._Lowering`. torch is never imported here.
 """
 from __future__ import annotations
+
+import math
 
 from .torch_layers import _Param
 from .torch_operands import _Aux
@@ -107,12 +111,26 @@ class SelectionLowering(LoweringState):
         a = self.bind(_sig_repeat_interleave, node)
         x, repeats = self.tensor(a["input"]), self.value(a["repeats"])
         repeats = repeats.value if isinstance(repeats, _Const) else repeats
-        rank = len(self.b.spec(x).shape)
+        shape = self.b.spec(x).shape
+        rank = len(shape)
+        if repeats == 1 and a["dim"] is not None:   # the values, copied as PyTorch does
+            return self._copy(x, "repeat_interleave")
+        if isinstance(repeats, int) and a["dim"] is not None and int(a["dim"]) % rank == 0 \
+                and rank >= 2 and repeats > 1:
+            # each sample's tensor repeated over a dimension folded into the batch (GCViT's
+            # global query, one per window of its image): PyTorch's (N * r, ...) is (N, r, ...)
+            # here, the same values; one repeat_heads copy of the tensor seen as (N, 1, ., .)
+            seen = self.b.reshape(x, (shape[0], 1, math.prod(shape[1:-1]), shape[-1]),
+                                  name=self.name("as_one_head"))
+            copied = self.b.repeat_heads(seen, repeats, name=self.name("repeat_heads"))
+            return self.b.reshape(copied, (shape[0], repeats, *shape[1:]),
+                                  name=self.name("folded"))
         if not isinstance(repeats, int) or a["dim"] is None or rank != 4 or \
                 int(a["dim"]) % rank != 1:
             raise self.unsupported(f"repeats {repeats!r} times along dim {a['dim']!r} of a "
                                    f"rank-{rank} tensor; only a constant count along dim 1 of "
-                                   "(N, heads, S, D) is supported")
+                                   "(N, heads, S, D), or along the batch (folded into it), is "
+                                   "supported")
         return self.b.repeat_heads(x, repeats, name=self.name("repeat_heads"))
 
     def _where(self, node):

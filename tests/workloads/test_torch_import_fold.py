@@ -1,8 +1,9 @@
 """A batch folded with windows, heads or patches by a reshape, (N, ...) to (N * f, ...), imports
 with the batch kept first: (N, f, ...) in the graph, the same values, each op's shape checked
 against PyTorch's unfolded, dimensions after the fold counted one further; FLOPs and
-parameters are PyTorch's, the graph replays and trains. An op that works along the folded
-dimension, or that no fold supports, is refused naming the fold."""
+parameters are PyTorch's, the graph replays and trains. A tensor repeated along the batch
+into such a fold (GCViT's global query, repeat_interleave(windows, dim=0)) is one copy. An op
+that works along the folded dimension, or that no fold supports, is refused naming the fold."""
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from tests.workloads.test_torch_import_transformers import Classifier, imported 
 from tests.workloads.torchvision_zoo import matmul_flops  # noqa: E402
 from workloads import from_torch  # noqa: E402
 from workloads.graph import WorkloadError  # noqa: E402
+from workloads.training import lower_training  # noqa: E402
 
 
 class WindowAttention(nn.Module):
@@ -158,3 +160,43 @@ def test_what_a_fold_does_not_support_is_refused_naming_the_fold(model, why):
                                            ("timm", "mobilevit_xxs")])
 def test_the_libraries_folding_models_import_with_pytorchs_flops(library, name):
     imports_with_pytorchs_flops(library, name)
+
+
+class GlobalQueryWindows(nn.Module):
+    """GCViT's global attention: each image's global query (N, 2, 2, C) repeated over its
+    windows with repeat_interleave along the batch, (N * windows, ...), the keys and values
+    computed from the windows folded into the batch, the windows reversed after."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.kv, self.proj = nn.Linear(8, 8), nn.Linear(8, 16), nn.Linear(8, 8)
+
+    def forward(self, x):                                            # (N, 4, 4, 8)
+        n = x.shape[0]
+        query = self.q(x[:, :2, :2, :])                              # (N, 2, 2, 8)
+        w = x.view(n, 2, 2, 2, 2, 8).permute(0, 1, 3, 2, 4, 5).reshape(-1, 4, 8)
+        k, v = self.kv(w).reshape(-1, 4, 2, 2, 4).permute(2, 0, 3, 1, 4).unbind(0)
+        q = query.repeat_interleave(w.shape[0] // n, dim=0).reshape(-1, 4, 2, 4)
+        y = ((q.permute(0, 2, 1, 3) @ k.transpose(-2, -1)).softmax(-1) @ v).transpose(1, 2)
+        y = self.proj(y.reshape(-1, 4, 8)).view(n, 2, 2, 2, 2, 8)
+        return y.permute(0, 1, 3, 2, 4, 5).reshape(n, 16, 8).mean(1)
+
+
+def test_a_query_repeated_over_the_windows_of_its_image_is_one_copy_folded_with_them():
+    torch.manual_seed(0)
+    g = imported(GlobalQueryWindows(), torch.randn(2, 4, 4, 8))
+    (copy,) = [op for op in g if op.kind == "repeat_heads"]
+    assert copy.in_specs[0].shape == (2, 1, 4, 8) and copy.out.shape == (2, 4, 4, 8)
+    assert copy.bytes_written == 2 * 4 * (2 * 2 * 8) * 4             # N x windows x query
+    assert sorted(op.kind for op in lower_training(g) if op.kind.startswith("repeat_heads")) \
+        == ["repeat_heads", "repeat_heads_grad"]                      # summed over windows
+
+
+def test_repeat_interleave_once_is_a_copy():
+    g = from_torch(nn.Sequential(nn.Linear(8, 8), _RepeatOnce()), torch.randn(2, 3, 8))
+    assert [op.kind for op in g][-1] == "contiguous"
+
+
+class _RepeatOnce(nn.Module):
+    def forward(self, x):
+        return x.repeat_interleave(1, dim=0)
