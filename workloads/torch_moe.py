@@ -17,7 +17,9 @@ activation times up, the down projection; the outputs concatenated to (N, S, m, 
 E for dense), weighted by m of the router's probabilities (a slice standing in for top-k's
 selection: the same shape, and its gradient reaches the router as top-k's does) and summed
 over m. A shared expert every token runs (Qwen2-MoE's, a gated MLP scaled by the sigmoid of a
-one-output gate) is added to that sum. Not costed: top-k's search and the renormalisation of
+one-output gate; DeepSeek-V3's `shared_experts`, unscaled) is added to that sum. A router
+with a score-correction bias (DeepSeek-V3's `e_score_correction_bias`) scores the experts
+with a sigmoid, the others with a softmax. Not costed: top-k's search and the renormalisation of
 the k weights (S x E values), and the sort of tokens by expert beyond the gather.
 
 `MoELowering` is a mixin of `torch_import._Lowering`. torch is never imported here.
@@ -76,7 +78,10 @@ class MoELowering(LoweringState):
                                    "moe_routing='dense')")
         act = self._expert_activation(m.experts.act_fn)
         router = self.b.linear(x, e, bias=False, name=self.name("gate"))
-        probs = self.b.softmax(router, -1, name=self.name("gate.softmax"))
+        if hasattr(m.gate, "e_score_correction_bias"):   # DeepSeek-V3's: sigmoid scores
+            probs = self._activation(router, "sigmoid", {}, self.name("gate.sigmoid"))
+        else:
+            probs = self.b.softmax(router, -1, name=self.name("gate.softmax"))
         dense = self.moe_routing == "dense"
         rows = [s] * e if dense else [s * k // e + (i < s * k % e) for i in range(e)]
         outs, start = [], 0
@@ -108,33 +113,35 @@ class MoELowering(LoweringState):
         moved = self.b.permute(weighted, (0, 1, 3, 2), name=self.name("experts.permute"))
         routed = self._op("sum", [moved], (n, s, d), self.name("experts.sum"),
                           {"reduced_dims": 1, "keepdim": False})
-        if getattr(m, "shared_expert", None) is None:
+        shared = getattr(m, "shared_expert", None) or getattr(m, "shared_experts", None)
+        if shared is None:
             return routed
-        return self.b.add(routed, self._shared_expert(m, x), name=self.name("add"))
+        return self.b.add(routed, self._shared_expert(m, shared, x), name=self.name("add"))
 
-    def _shared_expert(self, m, x: str) -> str:
-        """Qwen2-MoE's shared expert: a gated MLP (gate_proj, up_proj, down_proj) every token
-        runs, scaled by the sigmoid of a one-output `shared_expert_gate`, added to the routed
-        experts' sum."""
-        nn, mlp = self.nn, m.shared_expert
-        gate = getattr(m, "shared_expert_gate", None)
+    def _shared_expert(self, m, mlp, x: str) -> str:
+        """A shared expert: a gated MLP (gate_proj, up_proj, down_proj) every token runs,
+        scaled by the sigmoid of a one-output `shared_expert_gate` where the block has one
+        (Qwen2-MoE's `shared_expert`) or not (DeepSeek-V3's `shared_experts`), added to the
+        routed experts' sum."""
+        nn, gate = self.nn, getattr(m, "shared_expert_gate", None)
         projections = [getattr(mlp, p, None) for p in ("gate_proj", "up_proj", "down_proj")]
-        if not all(isinstance(p, nn.Linear) for p in projections) or \
-                not isinstance(gate, nn.Linear) or gate.out_features != 1:
+        if not all(isinstance(p, nn.Linear) for p in projections) or gate is not None and \
+                (not isinstance(gate, nn.Linear) or gate.out_features != 1):
             raise self.unsupported("has a shared expert other than a gated MLP (gate_proj, "
-                                   "up_proj, down_proj) scaled by a one-output "
-                                   "shared_expert_gate; only that one is supported")
+                                   "up_proj, down_proj), scaled by a one-output "
+                                   "shared_expert_gate or not; only that one is supported")
         g, u, down = projections
+        name = "shared_expert" if gate is not None else "shared_experts"
 
         def linear(t, layer, name):
             return self.b.linear(t, layer.out_features, bias=layer.bias is not None,
                                  name=self.name(name))
-        act = self._activation(linear(x, g, "shared_expert.gate_proj"),
-                               *self._expert_activation(mlp.act_fn),
-                               self.name("shared_expert.act"))
-        h = self.b.mul(act, linear(x, u, "shared_expert.up_proj"),
-                       name=self.name("shared_expert.mul"))
-        y = linear(h, down, "shared_expert.down_proj")
+        act = self._activation(linear(x, g, f"{name}.gate_proj"),
+                               *self._expert_activation(mlp.act_fn), self.name(f"{name}.act"))
+        h = self.b.mul(act, linear(x, u, f"{name}.up_proj"), name=self.name(f"{name}.mul"))
+        y = linear(h, down, f"{name}.down_proj")
+        if gate is None:
+            return y
         weight = self._activation(linear(x, gate, "shared_expert_gate"), "sigmoid", {},
                                   self.name("shared_expert_gate.sigmoid"))
         return self.b.mul(y, weight, name=self.name("shared_expert.scaled"))

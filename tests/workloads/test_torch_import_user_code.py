@@ -211,8 +211,46 @@ def test_a_shared_expert_other_than_a_gated_mlp_is_refused_by_name():
         from_torch(model.eval(), torch.randn(2, 8, 32))
 
 
+class SigmoidRouter(uc.TopKRouter):
+    """DeepSeek-V3's router: sigmoid scores, a score-correction bias for the choice."""
+
+    def __init__(self, dim, experts, top_k):
+        super().__init__(dim, experts, top_k)
+        self.register_buffer("e_score_correction_bias", torch.zeros(experts))
+
+    def forward(self, x):
+        scores = F.linear(x, self.weight).sigmoid()
+        index = (scores + self.e_score_correction_bias).topk(self.top_k, dim=-1)[1]
+        weights = scores.gather(-1, index)
+        return weights / weights.sum(-1, keepdim=True), index
+
+
+class SharedExpertsMoE(uc.MoEBlock):
+    """DeepSeek-V3's block: sigmoid routing and shared experts added unscaled."""
+
+    def __init__(self):
+        super().__init__(dim=32, hidden=64, experts=4, top_k=2)
+        self.gate = SigmoidRouter(32, 4, 2)
+        self.shared_experts = GatedMLP(32, 48)
+
+    def forward(self, x):
+        return super().forward(x) + self.shared_experts(x)
+
+
+def test_shared_experts_without_a_gate_are_added_and_a_sigmoid_router_scores():
+    torch.manual_seed(0)
+    model, x = nn.Sequential(SharedExpertsMoE(), nn.Linear(32, 10)).eval(), torch.randn(2, 8, 32)
+    g = from_torch(model, x)
+    assert matmul_flops(g) == torch_flops(model, x)
+    assert g.params() == sum(p.numel() for p in model.parameters())
+    assert g.op("0.shared_experts.down_proj").in_specs[0].shape == (2, 8, 48)
+    assert g.op("0.add").inputs[1] == "0.shared_experts.down_proj"    # unscaled
+    assert "0.gate.sigmoid" in g and "0.gate.softmax" not in g
+
+
 @pytest.mark.parametrize("library, name", [("transformers", "qwen2-moe"),
-                                           ("transformers", "qwen3-moe")])
+                                           ("transformers", "qwen3-moe"),
+                                           ("transformers", "mixtral")])
 def test_the_libraries_models_import_with_pytorchs_flops(library, name):
     from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
     imports_with_pytorchs_flops(library, name)
