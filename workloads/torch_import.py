@@ -31,6 +31,7 @@ from .graph import OpGraph, WorkloadError
 from .torch_complex import ComplexLowering
 from .torch_detection import DENSE_PART, detector_dense_part
 from .torch_einsum import EinsumLowering
+from .torch_filled import FilledLowering, _Filled
 from .torch_fold import FoldLowering
 from .torch_functions import FunctionLowering, _bind
 from .torch_gates import GateLowering
@@ -111,7 +112,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                 LayerLowering, TransformerLowering, TransformerLayerLowering, ParamViewLowering,
                 EinsumLowering, WindowLowering, SelectionLowering, StridedViewLowering,
                 ModuleLowering, RefusalReport, GateLowering, WeightSideLowering, InputLowering,
-                OutputLowering, MoELowering, ComplexLowering):
+                OutputLowering, MoELowering, ComplexLowering, FilledLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
     def __init__(self, torch, gm, examples, name: str) -> None:
@@ -220,6 +221,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
             return folded
         if (window := self.window_value(node)) is not None:
             return window
+        if (filled := self.filled_value(node)) is not None:
+            return filled
         if (idiom := self.idiom_value(node)) is not None:
             return idiom
         if node.op == "call_module":
@@ -304,6 +307,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
             n, c, h, w = self.b.spec(v.source).shape
             return self.b.reshape(v.source, (n, v.groups, c // v.groups, h, w),
                                   name=self.name("reshape"))
+        if isinstance(v, _Filled):
+            return self.filled_tensor(v)
         if isinstance(v, _Pending) and v.kind == "complex":
             raise self.unsupported("computes on a complex tensor; only its product with a "
                                    "complex table of buffers and constants (a rotary "
