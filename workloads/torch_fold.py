@@ -72,7 +72,7 @@ class FoldLowering(LoweringState):
         self.torch.fx.node.map_arg((node.args, node.kwargs), inputs.append)
         if not any(i in folded for i in inputs):
             return self._folding(node)
-        what = self._call_name(node)
+        what = self._batch_flatten(node) or self._call_name(node)
         if what not in (_MODULES_READING_FOLDED if node.op == "call_module"
                         else _READS_FOLDED):
             raise self.unsupported(f"reads a tensor whose batch PyTorch folded with other "
@@ -95,7 +95,7 @@ class FoldLowering(LoweringState):
         """A reshape of a tensor with the batch first to (N * f, ...): the same values seen
         as (N, f, ...); None where the reshape keeps the batch or makes rows (N * S, D),
         which the rows idiom lowers."""
-        what = self._call_name(node)
+        what = self._batch_flatten(node) or self._call_name(node)
         if node.op == "call_module" or what not in ("view", "reshape") or \
                 not isinstance(self.value(node.args[0]), str):
             return None
@@ -106,6 +106,16 @@ class FoldLowering(LoweringState):
                 (len(out) == 2 and out == (math.prod(shape[:-1]), shape[-1])):
             return None
         return self._refolded(node, what)
+
+    def _batch_flatten(self, node) -> str | None:
+        """"reshape" for a flatten from dimension 0 (Hiera's unroll, `x.flatten(0, 2)` of
+        (N, sy, sx, ...), folding the strides into the batch), which is that reshape; None
+        for any other node."""
+        if node.op == "call_module" or self._call_name(node) != "flatten":
+            return None
+        start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+        start = getattr(self.value(start), "value", self.value(start))
+        return "reshape" if start == 0 else None
 
     def folded_shape_matches(self, node, got, expected) -> bool:
         """Whether graph shape `got` (N, f, ...) holds PyTorch's folded `expected`

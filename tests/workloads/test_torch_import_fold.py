@@ -1,7 +1,8 @@
 """A batch folded with windows, heads or patches by a reshape, (N, ...) to (N * f, ...), imports
 with the batch kept first: (N, f, ...) in the graph, the same values, each op's shape checked
 against PyTorch's unfolded, dimensions after the fold counted one further; FLOPs and
-parameters are PyTorch's, the graph replays and trains. A tensor repeated along the batch
+parameters are PyTorch's, the graph replays and trains. A flatten from dimension 0 that folds
+(Hiera's unroll) is that reshape. A tensor repeated along the batch
 into such a fold (GCViT's global query, repeat_interleave(windows, dim=0)) is one copy. An op
 that works along the folded dimension, or that no fold supports, is refused naming the fold."""
 import pytest
@@ -200,3 +201,30 @@ def test_repeat_interleave_once_is_a_copy():
 class _RepeatOnce(nn.Module):
     def forward(self, x):
         return x.repeat_interleave(1, dim=0)
+
+
+class Unroll(nn.Module):
+    """Hiera's unroll: the 2x2 strides of a 4x4 map moved into the batch twice (a view, a
+    permute, then flatten(0, 2)), a layer on the folded tokens, the tokens back after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x):                                            # (N, 16, 8)
+        n, _, c = x.shape
+        x, side = x.view(n, 4, 4, c), 4
+        for _ in range(2):
+            side //= 2
+            x = x.view(-1, side, 2, side, 2, c).permute(0, 2, 4, 1, 3, 5).flatten(0, 2)
+        return self.proj(x).reshape(n, 16, c)
+
+
+def test_a_flatten_that_folds_strides_into_the_batch_is_that_reshape():
+    torch.manual_seed(0)
+    g = imported(Classifier(Unroll(), d=8), torch.randn(2, 16, 8))
+    (proj,) = [op for op in g if op.name.endswith("proj")]
+    assert proj.in_specs[0].shape == (2, 16, 1, 1, 8)                # (N * 16, 1, 1, 8)
+    # the first flatten copies its permuted input; the second permutes dimensions of size 1
+    # among the others, a view PyTorch flattens without a copy
+    assert sum(op.kind == "contiguous" for op in g) == 1

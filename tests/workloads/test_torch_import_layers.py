@@ -94,12 +94,21 @@ def test_flatten_from_any_dimension_after_the_batch_is_a_view(start, end, shape)
     assert all(op.is_view for op in g.topo()[2:])
 
 
-def test_a_flatten_that_merges_the_batch_is_refused():
+def test_a_flatten_that_merges_the_batch_is_the_reshape_folding_it():
+    """(N, C, H, W) flattened to (N * C, H, W) is the reshape that folds C into the batch
+    (tests/workloads/test_torch_import_fold.py): the graph keeps (N, C, H, W)."""
     class Net(nn.Module):
+        def __init__(self, how):
+            super().__init__()
+            self.how = how
+
         def forward(self, x):
-            return torch.flatten(F.relu(x), 0, 1)
-    with pytest.raises(WorkloadError, match="Tensor.flatten|flatten.*merging the batch"):
-        from_torch(Net(), torch.randn(2, 3, 8, 8))
+            y = F.relu(x)
+            return torch.flatten(y, 0, 1) if self.how == "flatten" else y.reshape(-1, 8, 8)
+    x = torch.randn(2, 3, 8, 8)
+    flat, reshaped = (from_torch(Net(how), x) for how in ("flatten", "reshape"))
+    assert [(op.kind, op.out.shape) for op in flat] == \
+        [(op.kind, op.out.shape) for op in reshaped] == [("input", x.shape), ("relu", x.shape)]
 
 
 class Functional(nn.Module):
