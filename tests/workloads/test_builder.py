@@ -179,8 +179,12 @@ def test_mul_broadcasts_one_factor_and_puts_the_full_one_first(b):
 def test_mul_and_reshape_refuse_shapes_that_do_not_fit(b):
     image = b.input()
     x = b.conv2d(image, 8, 3, padding=1)
-    with pytest.raises(ShapeError, match="one factor must have the other's shape"):
+    with pytest.raises(ShapeError, match="each factor must have the other's size, or 1"):
         b.mul(x, b.conv2d(image, 4, 3, padding=1))
+    gate = b.adaptive_avgpool(b.conv2d(image, 8, 1), 1)            # (2, 8, 1, 1)
+    row = b.adaptive_avgpool(b.conv2d(image, 1, 1), (1, 16))       # (2, 1, 1, 16)
+    both = b.graph.op(b.mul(gate, row))                             # each broadcast
+    assert both.out.shape == (2, 8, 1, 16) and both.attrs["broadcast"]
     with pytest.raises(ShapeError, match="keeps the batch and the number of values"):
         b.reshape(x, (4, 8, 16, 8))
     with pytest.raises(ShapeError, match="keeps the batch and the number of values"):
