@@ -255,6 +255,19 @@ def borrowed_value(param: str, value: float, arch: str, donor: str) -> float:
     return min(hi, max(lo, value * rate / donor_rate))
 
 
+# Constants of one cuBLAS release's FP32 kernels rather than of the silicon: how much slower
+# its TN kernels move their traffic (strided_memory) and run their arithmetic (tn_gemm) than
+# its NN ones. Volta's strided_memory (0.76) is CUDA 10.1's volta_sgemm TN kernels as
+# DeepBench's V100 table timed them, Turing's (0.91) the same release's Turing kernels on the
+# T4; tn_gemm is CUDA 7.5 and 8.0's. CUDA 11 and later run Ampere's, Ada's and Hopper's FP32
+# GEMMs in kernels of their own (ampere_sgemm_*, built for Ampere's asynchronous copies from
+# global to shared memory), and no published table times them, TN or NN: nothing carries a
+# predecessor's penalty over, so an architecture with no rows to fit them takes the
+# datasheet's bandwidth and rate for them (1.0).
+LIBRARY_KERNEL_CONSTANTS = ("tn_gemm", "strided_memory")
+AT_DATASHEET = "the datasheet"
+
+
 def fill_unexercised(families: dict[str, GpuFamily], exercised: dict[str, set[str]],
                      default: GpuFamily, with_networks: set[str]) -> dict[str, GpuFamily]:
     """Every architecture of GPU_ARCHITECTURES, each constant its rows did not determine taken
@@ -262,7 +275,8 @@ def fill_unexercised(families: dict[str, GpuFamily], exercised: dict[str, set[st
     networks too (a GPU resembles its predecessor more than the average of all, and a
     kernel-only fit has not seen the framework); else the nearest later one; else
     `default`. An arithmetic efficiency taken from an architecture of another lane rate is
-    scaled by it (borrowed_value)."""
+    scaled by it (borrowed_value). A library kernel's penalty (LIBRARY_KERNEL_CONSTANTS) is
+    never borrowed: without rows it is 1.0, the datasheet's."""
     out = {}
     for i, arch in enumerate(GPU_ARCHITECTURES):
         own = exercised.get(arch, set())
@@ -273,6 +287,10 @@ def fill_unexercised(families: dict[str, GpuFamily], exercised: dict[str, set[st
                  + list(GPU_ARCHITECTURES[i + 1:]))
         for p in PARAMETERS:
             if p in own:
+                continue
+            if p in LIBRARY_KERNEL_CONSTANTS:
+                values[p] = 1.0
+                borrowed[AT_DATASHEET].append(p)
                 continue
             donor = next((a for a in order if p in exercised.get(a, ())), None)
             values[p] = (borrowed_value(p, getattr(families[donor], p), arch, donor)

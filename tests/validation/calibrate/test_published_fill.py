@@ -52,3 +52,17 @@ def test_a_borrowed_constant_stays_in_its_bounds_and_keeps_its_order(param, valu
 def test_a_share_of_peak_scaled_up_is_capped_at_the_peak():
     assert pf.borrowed_value("gemm", 0.9, "maxwell", "kepler") == 1.0
     assert pf.borrowed_value("gemm", 0.5, "maxwell", "kepler") == pytest.approx(0.675)
+
+
+def test_a_library_kernels_tn_penalty_is_not_carried_to_an_architecture_without_rows():
+    """Volta's strided TN reads belong to CUDA 10.1's Volta kernels: Ampere and Hopper, which
+    no table times, take the datasheet's bandwidth and rate (1.0), while every other constant
+    still comes from Volta."""
+    volta = dataclasses.replace(MAXWELL, name="volta", strided_memory=0.76, tn_gemm=0.8)
+    filled = pf.fill_unexercised({"volta": volta}, {"volta": set(pf.PARAMETERS)}, pf.START,
+                                 {"volta"})
+    for arch in ("ampere", "ada", "hopper"):
+        assert (filled[arch].strided_memory, filled[arch].tn_gemm) == (1.0, 1.0)
+        assert filled[arch].memory == volta.memory and filled[arch].gemm == volta.gemm
+        assert "tn_gemm, strided_memory from the datasheet" in filled[arch].fitted_to
+    assert filled["volta"].strided_memory == 0.76
