@@ -18,6 +18,7 @@ from clusters_collectives import MIB, alone, ms, span
 from hwmodels import host_input
 from simulator import Cluster, simulate
 from simulator.policies._data_parallel import kvstore_groups, rank_time_factors
+from simulator.policies._sync_group import parameter_arrays_bytes
 from validation.validate import published_scaling as ps
 from validation.validate.scaling_report import summary
 from validation.validate.scaling_rows import published_step_losses, read_table
@@ -140,7 +141,8 @@ def gradient_sync() -> dict[str, str]:
     f["r50_buffers"] = {1: "one", 2: "two", 3: "three"}.get(math.ceil(grads / (64 * MIB)), "?")
     gpu = Cluster.from_node_type("dgx1-v100", 8).devices[0]
     gap = gpu.model.launch_overhead_s
-    tensors = sum(1 for op in graph.topo() if op.phase == "backward" and op.params)
+    tensors = sum(len(parameter_arrays_bytes(op)) for op in graph.topo()
+                  if op.phase == "backward" and op.params)
     f["copy_gap_us"] = f"{gap * 1e6:.1f}"
     f["copy_ms"] = f"{2 * tensors * gap * 1e3:.1f}"
     f["r50_tensors"] = str(tensors)

@@ -5,6 +5,9 @@ link: every transfer of the algorithm is a task on the links it crosses, so cont
 flow: one task that holds every resource the collective uses, for the closed-form duration
       (under 'nccl', an all-reduce NCCL puts on a tree or LL/LL128: its tuning's prediction).
       Orders of magnitude fewer tasks; used for large device counts and the analytical mode.
+      The hierarchical and halving-doubling all-reduces across nodes are a flow per part:
+      each node's reduce-scatter, the all-reduce across nodes of each local rank, each
+      node's all-gather (collective_flows.py).
 
 Each builder returns, per device, the task names whose completion means the collective is done
 there (the original deps when there is nothing to do). Their closed forms (in
@@ -78,9 +81,11 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
+from . import collective_flows as flows
 from . import collective_trees as trees
 from . import collectives_hd, nccl_fabric, nccl_tuning
 from .cluster import Cluster
+from .collective_flows import NCCL_BASE_LATENCY_S
 from .collective_forms import (
     CLOSED_FORMS,
     RING_KINDS,
@@ -95,17 +100,23 @@ from .collective_rings import ring_tasks
 from .tasks import SimulationError, TaskGraph, cyclic_gc_paused
 
 __all__ = ["ALGORITHMS", "CLOSED_FORMS", "FIDELITIES", "NCCL_BASE_LATENCY_S", "RING_KINDS",
-           "RING_PASSES", "all_to_all_s", "closed_form_s", "collective", "ring_allreduce_s",
-           "ring_gather_s", "symmetry_period_of", "tree_s"]
+           "RING_PASSES", "all_to_all_s", "closed_form_s", "collective", "framework_launch_s",
+           "ring_allreduce_s", "ring_gather_s", "symmetry_period_of", "tree_s"]
 
 Deps = Mapping[str, Sequence[str]] | Sequence[str]
 FIDELITIES = ("link", "flow")
 ALGORITHMS = ("ring", "hierarchical", "tree", "nccl", "halving-doubling")
-# NCCL's latency model (NCCL 2.x, src/graph/tuning.cc): a ring collective with the Simple
-# protocol costs baseLat[RING][SIMPLE] = 8.4 us once (the kernel launch and setup), plus one
-# hop latency per ring step (the link's latency_s; nvlink2-link: 3.4 us). Simple is what NCCL
-# picks for the megabyte buckets of data parallelism (LL and LL128 serve smaller messages).
-NCCL_BASE_LATENCY_S = nccl_tuning.launch_s("ring", "Simple")
+
+
+def framework_launch_s(cluster: Cluster, devices: Sequence[str] | None = None) -> float:
+    """The launch latency every policy's collective over `devices` (default: the whole
+    cluster) pays once: NCCL's (NCCL_BASE_LATENCY_S; the all-reduces NCCL's tuning moves to
+    another algorithm or protocol pay that pair's instead) where every one is a GPU, as the
+    frameworks run NCCL there; none elsewhere (MPI's and Gloo's rings on CPUs, whose set-up
+    is not modelled)."""
+    ids = set(devices) if devices is not None else None
+    gpus = all(d.spec.kind == "gpu" for d in cluster.devices if ids is None or d.id in ids)
+    return NCCL_BASE_LATENCY_S if gpus else 0.0
 
 
 # -- builders ------------------------------------------------------------------------------
@@ -137,7 +148,12 @@ def collective(kind: str, tg: TaskGraph, cluster: Cluster, devices: Sequence[str
     if len(devices) <= 1 or nbytes == 0:
         return _expand(dep_of, devices, period)
     if fidelity == "flow":
-        return _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority,
+        if kind == "allreduce" and algorithm in ("hierarchical", "halving-doubling") \
+                and cluster.nodes > 1:
+            return flows.hierarchical(tg, cluster, devices, nbytes,
+                                      _expand(dep_of, devices, period), name, priority,
+                                      launch_latency_s, algorithm == "halving-doubling")
+        return flows.flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority,
                      launch_latency_s, algorithm)
     # rings make 2(p-1) transfers per device built, hundreds of thousands at scale: the cyclic
     # collector, whose rescans grow with the tasks already made and free none of them, waits
@@ -211,9 +227,9 @@ def _nccl_allreduce(tg, cluster, devices, nbytes, dep_of, name, priority, launch
     if period and choice.algorithm == "tree":
         # no class of a tree stands for the others (module notes), and in full its transfers
         # grow with channels x chunks x devices: NCCL's predicted time, one task
-        return _flow("allreduce", tg, cluster, devices, nbytes, dep_of, name, priority,
-                     launch_s, algorithm)
-    launch_s = _chosen_launch_s(launch_s, choice)
+        return flows.flow("allreduce", tg, cluster, devices, nbytes, dep_of, name, priority,
+                          launch_s, algorithm)
+    launch_s = flows.chosen_launch_s(launch_s, choice)
     orders = nccl_fabric.nic_ring_orders(cluster, devices) if choice.algorithm == "ring" else None
     if orders:
         return _nic_rings(tg, cluster, devices, orders, nbytes, dep_of, name, priority, 2,
@@ -235,61 +251,6 @@ def _nic_rings(tg, cluster, devices, orders, nbytes, dep_of, name, priority, pas
     done = ring_tasks(tg, cluster, rings, nbytes / len(orders), dep_of, name, priority, passes,
                   launch_s, period, rep, protocol)
     return _expand(done, devices, period)
-
-
-def _flow(kind, tg, cluster, devices, nbytes, dep_of, name, priority, launch_s, algorithm):
-    """One task holding every resource the collective uses, for its closed-form time; a
-    ring collective under 'nccl' across nodes of several NICs on NCCL's rings per NIC; an
-    all-reduce NCCL's tuning puts on a tree or a low-latency protocol for the time that
-    tuning predicts (_tuned_s)."""
-    resources: list[str] = []
-    p = len(devices)
-    rings = (nccl_fabric.nic_ring_orders(cluster, devices)
-             if kind in RING_KINDS and algorithm == "nccl" else None)
-    if kind in RING_KINDS:
-        hops = [(order[i], order[(i + 1) % p], lanes[i])
-                for order, lanes in rings or cluster.ring_channels(devices) for i in range(p)]
-    elif kind == "all_to_all":
-        hops = [(a, b, None) for a in devices for b in devices if a != b]
-    else:
-        hops = [(devices[i], devices[(i + 1) % p], None) for i in range(p)]
-    for a, b, lane in hops:
-        resources.extend(cluster.route(a, b, lane)[0])
-    resources = list(dict.fromkeys(resources))   # each once, in order of first use
-    all_deps = sorted({d for ds in dep_of.values() for d in ds})
-    factor = {"allreduce": 2 * (p - 1), "all_to_all": p - 1}.get(kind, p - 1)
-    tuned = _tuned_s(cluster, devices, nbytes, launch_s, algorithm) if kind == "allreduce" \
-        else None
-    tg.new(name, tuple(resources),
-           tuned if tuned is not None else closed_form_s(kind, cluster, devices, nbytes,
-                                                         launch_s, rings),
-           deps=all_deps, priority=priority, category="comm", device=devices[0],
-           meta={"bytes": nbytes * factor, "collective": kind, "fidelity": "flow"})
-    return {d: (name,) for d in devices}
-
-
-def _tuned_s(cluster, devices, nbytes, launch_s, algorithm) -> float | None:
-    """A flow-level all-reduce under 'nccl' or 'tree' that NCCL's tuning runs other than on
-    its Simple ring: the time that tuning predicts for the pair it picks (nccl_tuning), its
-    base latency replaced by the launch the link-level run pays; None for the Simple ring,
-    whose closed form runs on the rings per NIC."""
-    if algorithm not in ("tree", "nccl"):
-        return None
-    choice = nccl_tuning.choose(nccl_fabric.fabric_of(cluster, devices), nbytes,
-                                ("tree",) if algorithm == "tree" else nccl_tuning.ALGORITHMS)
-    if (choice.algorithm, choice.protocol) == ("ring", "Simple"):
-        return None
-    base_s = 1e-6 * nccl_tuning.BASE_LATENCY_US[choice.algorithm][choice.protocol]
-    return _chosen_launch_s(launch_s, choice) + choice.time_s(nbytes) - base_s
-
-
-def _chosen_launch_s(launch_s: float, choice: nccl_tuning.Choice) -> float:
-    """A launch that includes NCCL's (NCCL_BASE_LATENCY_S, the ring's Simple one), with the
-    chosen pair's in its place."""
-    if launch_s >= NCCL_BASE_LATENCY_S:
-        return launch_s + nccl_tuning.launch_s(choice.algorithm, choice.protocol) \
-            - NCCL_BASE_LATENCY_S
-    return launch_s
 
 
 def _ring_steps(passes: int):

@@ -139,12 +139,18 @@ class Result:
             return None
         return achieved / self.peak_flops_per_s
 
-    def _every_one(self, values: dict) -> dict:
+    def _every_one(self, values: dict, additive: bool = False) -> dict:
         """Figures per device or resource for every one of them: where the run simulated one
         replica per symmetry class (log.meta 'represented_by': a device or resource -> the
         one standing for it; policies/_replicas.py), each takes its representative's, as the
-        run of every replica gives it."""
+        run of every replica gives it. An `additive` figure (bytes, busy time) of a resource
+        every class crosses (log.meta 'class_copies': a rail's uplinks) is the simulated
+        class's times the classes."""
         out = dict(values)
+        if additive:
+            for r, copies in ((self.log.meta or {}).get("class_copies") or {}).items():
+                if r in out:
+                    out[r] = out[r] * copies
         for name, rep in ((self.log.meta or {}).get("represented_by") or {}).items():
             if rep in values:
                 out[name] = values[rep]
@@ -161,7 +167,7 @@ class Result:
                 ran_s = e - s
                 for r in t.resources:
                     busy[r] += ran_s
-        return self._every_one(busy)
+        return self._every_one(busy, additive=True)
 
     @property
     def busy_s(self) -> dict[str, float]:
@@ -192,7 +198,7 @@ class Result:
                 for r in t.resources:
                     if r != WIRE_RESOURCE:
                         out[r] = out.get(r, 0.0) + carried
-        return self._every_one(out)
+        return self._every_one(out, additive=True)
 
     @property
     def link_bytes(self) -> dict[str, float]:

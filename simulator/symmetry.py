@@ -69,3 +69,14 @@ def representatives(cluster, period: int) -> dict[str, str]:
             dev, _, rest = r.partition(".")
             out[r] = f"{rep_dev[dev]}.{rest}"
     return out
+
+
+def shared_by_classes(cluster, period: int) -> dict[str, int]:
+    """Resources that every class's traffic crosses, each -> the number of classes: a rail's
+    uplinks (NIC k of every node goes through rail k) stand for themselves (representatives),
+    so a run that builds one class carries that class's share on them, and the whole
+    cluster's traffic there is the share times the classes (len(devices) / period)."""
+    copies = len(cluster.devices) // period
+    if copies <= 1:
+        return {}
+    return {r: copies for r in cluster.resources if r.startswith("rail")}

@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from hwmodels import host_input
 from hwmodels.specs import HardwareError
 
-from ..collectives import ALGORITHMS, FIDELITIES, NCCL_BASE_LATENCY_S, collective
+from ..collectives import (
+    ALGORITHMS,
+    FIDELITIES,
+    NCCL_BASE_LATENCY_S,
+    collective,
+    framework_launch_s,
+)
 from ..tasks import TaskGraph
 from . import ConfigError, Option
 from ._horovod import (
@@ -20,7 +26,7 @@ from ._horovod import (
     horovod_sync_groups,
     refuse_horovod_options,
 )
-from ._sync_group import MIB, SyncGroup
+from ._sync_group import MIB, SyncGroup, parameter_arrays_bytes
 
 DDP_FIRST_BUCKET_BYTES = 1 * MIB     # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
 # How each framework groups gradients into all-reduces (option gradient_sync)
@@ -35,7 +41,6 @@ GRADIENTS_READY = ("per-op", "at-end")
 # How the ranks' step times are distributed about their typical value (option rank_tail;
 # rank_time_factors)
 RANK_TAILS = ("exponential", "lognormal")
-NORMALISATIONS = ("batchnorm", "layernorm", "groupnorm", "instancenorm")
 
 
 def gradient_buckets(train_graph, bucket_bytes: float,
@@ -60,20 +65,6 @@ def ddp_groups(train_graph, bucket_bytes: float) -> list[SyncGroup]:
     """DDP: one all-reduce per bucket (gradient_buckets)."""
     return [SyncGroup(tuple(names), sum(train_graph.op(nm).param_bytes for nm in names))
             for names in gradient_buckets(train_graph, bucket_bytes)]
-
-
-def parameter_arrays_bytes(op) -> list[int]:
-    """The bytes of each parameter array whose gradient a backward op makes, as a framework
-    keeps them: a normalisation's scale and shift, a layer's weight and its bias (one per
-    output channel or feature)."""
-    total = op.param_bytes
-    if op.kind.split("_")[0] in NORMALISATIONS:
-        return [total // 2, total - total // 2]
-    outputs = op.attrs.get("out_channels", op.attrs.get("out_features"))
-    if op.attrs.get("bias") and isinstance(outputs, int) and 0 < outputs < op.params:
-        bias = total * outputs // op.params
-        return [total - bias, bias]
-    return [total]
 
 
 def kvstore_groups(train_graph) -> list[SyncGroup]:
@@ -198,7 +189,7 @@ def allreduce_groups(tg: TaskGraph, cluster, groups: list[SyncGroup],
     is reduced there."""
     ids = [d.id for d in cluster.devices]
     lead = next(iter(task_of))
-    launch_s = NCCL_BASE_LATENCY_S if all(d.spec.kind == "gpu" for d in cluster.devices) else 0.0
+    launch_s = framework_launch_s(cluster)
     done_at: list[dict[str, tuple[str, ...]]] = []
     previous: dict[str, tuple[str, ...]] = {}
     also = also_after or {}

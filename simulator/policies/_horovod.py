@@ -6,7 +6,7 @@ import math
 
 from ..tasks import TaskGraph
 from . import ConfigError
-from ._sync_group import MIB, SyncGroup
+from ._sync_group import MIB, SyncGroup, parameter_arrays_bytes
 
 # Horovod's defaults, read from its sources 0.15.2, 0.16.2 and 0.19.1 alike
 # (horovod/common/operations.cc: cycle_time_ms = 5 and tensor_fusion_threshold = 64 * 1024 *
@@ -61,7 +61,8 @@ def horovod_groups(tg: TaskGraph, train_graph, ready_s: dict[str, float], cycle_
     0.16.2 and 0.19.1): it sleeps until a cycle after the last cycle's start, takes the
     gradients every rank has enqueued since (ready_s: when each op's gradients are ready on
     the last rank; with the response cache, on by default from 0.16, one MPI_Allreduce of
-    the cached tensors' bits finds those every rank holds), fuses them in that order into
+    the cached tensors' bits finds those every rank holds), fuses them in that order, a
+    tensor per parameter array (parameter_arrays_bytes: a weight and its bias apart), into
     buffers of at most `fusion_bytes` (FuseResponses: a larger tensor goes alone; its
     look-ahead only skips tensors of another dtype, and every gradient here has its
     parameter's), and all-reduces each, one after another. A fused buffer is filled and
@@ -89,22 +90,25 @@ def horovod_groups(tg: TaskGraph, train_graph, ready_s: dict[str, float], cycle_
                       deps=[groups[-1].after[0]] if groups else [], category="wait",
                       meta={"cycle_s": cycle_s}).name
         clock = at
-        fused: list[list[str]] = [[]]
+        # each gradient tensor is a request of its own: a layer's weight and bias, a
+        # normalisation's scale and shift, are two
+        fused: list[list[tuple[str, int]]] = [[]]
         size = 0.0
         for nm in by_tick[k]:
-            nbytes = train_graph.op(nm).param_bytes
-            if fused[-1] and size + nbytes > fusion_bytes:
-                fused.append([])
-                size = 0.0
-            fused[-1].append(nm)
-            size += nbytes
-        for names in fused:
-            nbytes = sum(train_graph.op(nm).param_bytes for nm in names)
+            for nbytes in parameter_arrays_bytes(train_graph.op(nm)):
+                if fused[-1] and size + nbytes > fusion_bytes:
+                    fused.append([])
+                    size = 0.0
+                fused[-1].append((nm, nbytes))
+                size += nbytes
+        for tensors in fused:
+            nbytes = sum(b for _, b in tensors)
             copies = 0.0
-            if len(names) > 1:      # a tensor alone is reduced in place
+            if len(tensors) > 1:      # a tensor alone is reduced in place
                 copies = (4 * nbytes / copy_Bps if copy_Bps else 0.0) \
-                    + 2 * len(names) * copy_launch_s
-            groups.append(SyncGroup(tuple(names), nbytes, (tick,), copies))
+                    + 2 * len(tensors) * copy_launch_s
+            names = tuple(dict.fromkeys(nm for nm, _ in tensors))
+            groups.append(SyncGroup(names, nbytes, (tick,), copies))
     return groups
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from workloads.graph import OpGraph
 from workloads.precision import is_amp
 
-from ..collectives import NCCL_BASE_LATENCY_S, collective
+from ..collectives import collective, framework_launch_s
 from ..tasks import TaskGraph
 from . import ConfigError
 from ._pipeline import EmitterHooks, place_ops
@@ -188,7 +188,8 @@ class MegatronHooks(EmitterHooks):
                                 meta={**meta, "bytes": nbytes / lay.tp}).name)
         # a flow-level all-gather is one task of the name given, which the readers wait for
         collective("allgather", tg, cluster, lay.tp_group(dst), nbytes, {rep: parts}, name,
-                   fidelity="flow", priority=-1, launch_latency_s=NCCL_BASE_LATENCY_S,
+                   fidelity="flow", priority=-1,
+                   launch_latency_s=framework_launch_s(cluster, lay.tp_group(dst)),
                    algorithm=self.algorithm)
 
 
@@ -210,7 +211,8 @@ def gradient_sync(tg: TaskGraph, cluster, layout: Layout, stage: int,
             done = collective("allreduce", tg, cluster, group, nbytes,
                               {group[0]: [*after, *previous]}, f"{name}.r{r}.b{b}",
                               fidelity="flow", priority=-1,
-                              launch_latency_s=NCCL_BASE_LATENCY_S, algorithm=algorithm)
+                              launch_latency_s=framework_launch_s(cluster, group),
+                              algorithm=algorithm)
             previous = done[group[0]]
         if r == 0:
             last = previous

@@ -18,18 +18,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..collectives import collective
 from ..lowering import Emitted, emit_ops, output_bytes, resident_bytes, storage_owner
 from ..tasks import TaskGraph
-from . import ConfigError, Option
-from ._data_parallel import gradient_buckets
+from . import ConfigError, Option, _replicas
+from ._data_parallel import allreduce_groups, ddp_groups
+from ._sync_group import MIB
 
 GIB = 2 ** 30
+# From this many devices an offloading step whose replicas run in lockstep exactly simulates
+# replica 0 alone by default (its cost grows with the replicas; below, every device's own
+# figures are kept: one 8-GPU machine)
+LOCKSTEP_MIN_DEVICES = 9
 # Replicas of an offloading step: not by symmetry class (policies/_replicas.py), since a
 # node's devices swap into one host memory, which one class of devices would not fill
-REPLICAS = Option(None, "'all' (every device: the default up to 8 devices, link-level) or "
-                        "'one' (device 0, the others in lockstep; the all-reduces span every "
-                        "device)", str,
+REPLICAS = Option(None, "'all' (every device) or 'one' (device 0, the others in lockstep; "
+                        "the all-reduces span every device); default: 'one' beyond "
+                        f"{LOCKSTEP_MIN_DEVICES - 1} devices where it gives 'all''s step "
+                        "(alike devices whose host copies share no PCIe switch uplink, no "
+                        "host memory tracked), else 'all'", str,
                   lambda v: v in ("all", "one"), "all or one")
 
 
@@ -145,16 +151,31 @@ def emit_offloaded(tg: TaskGraph, g, device, cluster, plan: OffloadPlan,
     return em
 
 
+def in_lockstep(cluster) -> bool:
+    """Whether every replica of an offloading step does what replica 0 does at the same
+    times, so that replica 0 alone ('one') gives every replica's step: devices alike (one
+    kind, speed, no jitter), host copies on engines of their own (no PCIe switch uplink
+    shared: its queue depends on the other replicas' copies), and no host memory tracked
+    (a node's replicas fill one host memory)."""
+    first = cluster.devices[0]
+    alike = all(d.spec == first.spec and d.speed == first.speed and d.jitter is None
+                for d in cluster.devices)
+    shared = any(len(group) > 1 for group in cluster.layout.pcie_switches or ())
+    return alike and not shared and cluster.host is None
+
+
 def emit_training_step(name: str, g, cluster, plan: OffloadPlan,
                        candidates: dict[str, Tensor], *, bucket_mb: float = 25.0,
                        collectives: str | None = None, replicas: str | None = None,
                        meta: dict | None = None, algorithm: str = "ring") -> TaskGraph:
     """A training step with `plan` on every device; several devices all-reduce gradients in
-    data-parallel buckets (the buckets come from data_parallel.gradient_buckets), each by
-    `algorithm` (collectives.ALGORITHMS)."""
+    DDP's buckets of `bucket_mb` MiB as data-parallel does (_data_parallel.ddp_groups and
+    allreduce_groups: one after another, each paying the launch), each by `algorithm`
+    (collectives.ALGORITHMS)."""
     n = len(cluster.devices)
-    fidelity = collectives or ("link" if n <= 64 else "flow")
-    replicas = replicas or ("one" if fidelity == "flow" or n > 8 else "all")
+    fidelity = _replicas.default_fidelity(cluster, collectives)
+    replicas = replicas or ("one" if n >= LOCKSTEP_MIN_DEVICES and in_lockstep(cluster)
+                            else "all")
     simulated = cluster.devices if replicas == "all" else cluster.devices[:1]
     tg = TaskGraph(name, meta={"samples": g.batch * n, "fidelity": fidelity,
                                "replicas": replicas, **(meta or {}),
@@ -171,23 +192,20 @@ def emit_training_step(name: str, g, cluster, plan: OffloadPlan,
         emit_ops(tg, g, cluster.devices[0], ops=updates, extra_deps=extra,
                  priority_base=len(ops), track_memory=False)
         return tg
-    buckets = gradient_buckets(g, bucket_mb * 1e6)
-    bucket_of = {nm: b for b, names in enumerate(buckets) for nm in names}
-    done_at = []
-    for b, names in enumerate(buckets):
-        deps = {d.id: [emitted[d.id].task_of[nm] for nm in names] for d in simulated}
-        nbytes = sum(g.op(nm).param_bytes for nm in names)
-        done_at.append(collective("allreduce", tg, cluster, [d.id for d in cluster.devices],
-                                  nbytes, deps if replicas == "all" else deps[simulated[0].id],
-                                  f"allreduce.b{b}", fidelity=fidelity, priority=-1,
-                                  algorithm=algorithm))
+    # data-parallel's buckets and all-reduces, at the launch cost and in the order DDP's run
+    groups = ddp_groups(g, bucket_mb * MIB)
+    bucket_of = {nm: b for b, group in enumerate(groups) for nm in group.ops}
+    done_at = allreduce_groups(tg, cluster, groups,
+                               {d.id: emitted[d.id].task_of for d in simulated}, fidelity,
+                               algorithm)
+
     def bucket(grad: str) -> int:
         """The bucket of an update's gradient; of a tied weight's sum of gradients
         (grad_weight_acc, no bucket of its own), the last bucket of the gradients it sums."""
         if grad in bucket_of:
             return bucket_of[grad]
         return max((bucket_of[nm] for nm in g.op(grad).inputs if nm in bucket_of),
-                   default=len(buckets) - 1)
+                   default=len(groups) - 1)
 
     for d in simulated:
         task_of = emitted[d.id].task_of

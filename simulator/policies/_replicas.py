@@ -23,7 +23,7 @@ link by link costs the square of the device count: a ring makes 2(p-1) steps of 
 """
 from __future__ import annotations
 
-from .. import nccl_fabric, nccl_tuning
+from .. import nccl_fabric, nccl_tuning, symmetry
 
 # Beyond this many devices a step built replica by replica is not the default: its rings'
 # tasks grow with the square of the count (64 GPUs: about a million tasks, 20 s and 1 GB for
@@ -51,13 +51,20 @@ def builds_by_class(cluster, algorithm: str, allreduce_bytes) -> bool:
                for nbytes in allreduce_bytes if nbytes > 0)
 
 
+def default_fidelity(cluster, collectives: str | None, by_class: bool = False) -> str:
+    """The collectives' fidelity: the one given, else link-level up to LINK_ALL_MAX_DEVICES
+    devices or where the step is built by class, and flow-level beyond."""
+    if collectives:
+        return collectives
+    return "link" if len(cluster.devices) <= LINK_ALL_MAX_DEVICES or by_class else "flow"
+
+
 def choose(cluster, collectives: str | None, replicas: str | None,
            rank_spread: float = 0.0) -> tuple[str, str]:
     """(fidelity, replicas) to plan with first: the options given, else the defaults
     (module notes), taking the step to be built by class; see `without_classes`."""
-    n = len(cluster.devices)
     same = alike(cluster, rank_spread)
-    fidelity = collectives or ("link" if n <= LINK_ALL_MAX_DEVICES or same else "flow")
+    fidelity = default_fidelity(cluster, collectives, same)
     if replicas is None:
         jitter = any(d.jitter is not None for d in cluster.devices)
         replicas = ("classes" if same else "all") if fidelity == "link" else \
@@ -71,7 +78,7 @@ def without_classes(cluster, collectives: str | None, replicas: str | None
     built by class: every replica link by link where asked for or up to LINK_ALL_MAX_DEVICES
     devices, else flow-level collectives (one replica of each kind of device, the
     devices being alike)."""
-    if collectives == "link" or len(cluster.devices) <= LINK_ALL_MAX_DEVICES:
+    if default_fidelity(cluster, collectives) == "link":
         return "link", "all"
     return "flow", replicas or "classes"
 
@@ -85,6 +92,15 @@ def resolve(cluster, collectives: str | None, replicas: str | None, by_class: bo
                                                            alike(cluster, rank_spread)):
         return without_classes(cluster, collectives, replicas)
     return fidelity, chosen
+
+
+def class_meta(cluster, period: int) -> dict[str, dict]:
+    """What a run built by symmetry class `period` records for its figures to name every
+    device and resource (results.Result): who stands for whom (represented_by), and the
+    resources every class's traffic crosses, each with how many classes' share it carries
+    in full (symmetry.shared_by_classes: a rail's uplinks)."""
+    return {"represented_by": represented_by(cluster, period),
+            "class_copies": symmetry.shared_by_classes(cluster, period)}
 
 
 def represented_by(cluster, period: int) -> dict[str, str]:

@@ -16,7 +16,7 @@ from workloads.graph import Op, TensorSpec
 from workloads.supernet import SearchSpace, merged_graph, param_key, sample_paths, search_space_of
 from workloads.training import OPTIMIZER_STATE_PER_PARAM
 
-from ..collectives import FIDELITIES, collective
+from ..collectives import FIDELITIES, collective, framework_launch_s
 from ..lowering import emit_ops
 from . import ConfigError, Option, Plan
 
@@ -93,9 +93,11 @@ def exchange(tg, cluster,
     sets: (name, weights in backward order, bytes of each weight, tasks producing them).
     A bucket starts when the producers of its weights are done; a group that did not use a
     weight adds zeros, so one all-reduce over all GPUs (`algorithm`) sums inside and across
-    groups at once.
+    groups at once. Each pays the launch every policy's collectives pay
+    (collectives.framework_launch_s).
     Returns, per weight, the tasks its update must wait for."""
     devices = [d.id for d in cluster.devices]
+    launch_s = framework_launch_s(cluster)
     done: dict[str, list[str]] = {}
     for set_name, keys, size_of, producers in sets:
         buckets: list[list[str]] = [[]]
@@ -111,7 +113,7 @@ def exchange(tg, cluster,
             nbytes = sum(size_of[k] for k in bucket)
             ends = collective("allreduce", tg, cluster, devices, nbytes, deps,
                               f"{set_name}.allreduce.b{b}", fidelity=fidelity, priority=priority,
-                              algorithm=algorithm)
+                              launch_latency_s=launch_s, algorithm=algorithm)
             for key in bucket:
                 done.setdefault(key, []).extend(ends[devices[0]])
     return done

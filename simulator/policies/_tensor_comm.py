@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from workloads.graph import OpGraph
 
-from ..collectives import NCCL_BASE_LATENCY_S, collective
+from ..collectives import collective, framework_launch_s
 from ..tasks import TaskGraph
 from ._data_parallel import ddp_groups
 from ._sync_group import MIB
@@ -44,7 +44,8 @@ class TensorCollectives:
     def _run(self, kind: str, members: list[str], nbytes: float, deps, name: str) -> Deps:
         return collective(kind, self.tg, self.cluster, members, nbytes, deps, name,
                           fidelity=self.fidelity, priority=-1,
-                          launch_latency_s=NCCL_BASE_LATENCY_S, algorithm=self.algorithm)
+                          launch_latency_s=framework_launch_s(self.cluster, members),
+                          algorithm=self.algorithm)
 
     def block(self, kind: str, ops: list[str], readers: list[str], name: str,
               nbytes: int) -> None:

@@ -184,7 +184,7 @@ def _plan_step(*, graph, cluster, training, fidelity, replicas, bucket_mb, gradi
                          "resident_bytes": {d.id: resident_bytes(g, training)
                                             for d in simulated}})
     if period:
-        tg.meta["represented_by"] = _replicas.represented_by(cluster, period)
+        tg.meta.update(_replicas.class_meta(cluster, period))
     input_batch_tasks(tg, cluster, simulated, graph.batch, input_pipeline, loader_threads,
                       host_cores)
     if not training:

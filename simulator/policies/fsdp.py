@@ -50,7 +50,7 @@ from collections.abc import Callable, Mapping, Sequence
 from workloads.graph import Op, TensorSpec
 from workloads.training import OPTIMIZER_STATE_PER_PARAM, lower_training
 
-from ..collectives import FIDELITIES, NCCL_BASE_LATENCY_S, collective
+from ..collectives import FIDELITIES, collective, framework_launch_s
 from ..lowering import HALF_BYTES, block_bytes, emit_ops, is_amp
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Policy, _replicas, parse_bool, register
@@ -138,7 +138,7 @@ class Fsdp(Policy):
             "fsdp": {"stage": stage, "shard_group": group, "units": list(units),
                      "state_bytes": vars(state)}})
         if period:
-            tg.meta["represented_by"] = _replicas.represented_by(cluster, period)
+            tg.meta.update(_replicas.class_meta(cluster, period))
         tg.meta.setdefault("extra_resources", {}).update(
             {f"{d.id}.{what}": 1 for d in simulated for what in ("unshard", "reshard")})
         steps = _Steps(tg, cluster, ids, [d.id for d in simulated], group, g,
@@ -194,8 +194,7 @@ class _Steps:
         self.groups = [ids[k:k + group] for k in range(0, len(ids), group)]
         self.extra: dict[str, Deps] = {d: {} for d in simulated}
         self.fidelity = tg.meta["fidelity"]
-        self.launch_s = (NCCL_BASE_LATENCY_S if all(d.spec.kind == "gpu"
-                                                    for d in cluster.devices) else 0.0)
+        self.launch_s = framework_launch_s(cluster)
         self.amp = is_amp(train)
 
     # -- naming ------------------------------------------------------------------------

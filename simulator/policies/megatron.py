@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from hwmodels.specs import HardwareError
 from workloads.training import lower_training
 
-from ..collectives import NCCL_BASE_LATENCY_S, collective
+from ..collectives import collective, framework_launch_s
 from ..tasks import TaskGraph
 from . import ConfigError, Option, Plan, Policy, register
 from ._data_parallel import (
@@ -253,8 +253,8 @@ def _embedding_sync(tg, cluster, layout: Layout, nbytes: int, flushed: list[str]
         out = collective("allreduce", tg, cluster, pair, nbytes,
                          {first: [flushed[0]], last: [flushed[-1]]} if r == 0 else
                          {pair[0]: [flushed[0], flushed[-1]]}, f"emb.r{r}",
-                         fidelity="flow", priority=-1, launch_latency_s=NCCL_BASE_LATENCY_S,
-                         algorithm=algorithm)
+                         fidelity="flow", priority=-1,
+                         launch_latency_s=framework_launch_s(cluster, pair), algorithm=algorithm)
         if r == 0:
             done = out[first]
     return done

@@ -21,7 +21,10 @@ def test_one_node_of_each_cluster_scales_near_linearly_and_never_past_it():
     assert {r["node_type"] for r in rows} == {"dgx1-v100", "cloud-v100-25gbe"}
     assert {(r["gradient_sync"], r["algorithm"]) for r in rows} == {
         (s, a) for s in ("ddp", "horovod") for a in dp_scaling.ALGORITHMS}
-    assert all(0.99 <= r["efficiency"] <= 1.0 + 1e-9 for r in rows), rows
+    # DDP loses its last bucket's all-reduce; Horovod also copies each of ResNet-50's 161
+    # gradient tensors into its fusion buffer and out (two launches each, about 1.6 ms)
+    floor = {"ddp": 0.99, "horovod": 0.985}
+    assert all(floor[r["gradient_sync"]] <= r["efficiency"] <= 1.0 + 1e-9 for r in rows), rows
 
 
 def test_published_setups_name_node_types_of_the_catalog_and_cite_their_figure():

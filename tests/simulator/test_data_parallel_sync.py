@@ -81,6 +81,26 @@ def test_horovod_splits_a_cycle_at_its_fusion_threshold_and_pays_the_buffer_copi
     assert alone[-1].ops == ("l1.grad_weight",) and alone[-1].extra_launch_s == 0.0
 
 
+def test_horovod_copies_each_tensor_into_its_fusion_buffer_weight_and_bias_apart():
+    g = lower_training(zoo.get("resnet50", batch=2))
+    ready = {op.name: 1e-3 for op in g.topo() if op.phase == "backward" and op.params}
+    groups = horovod_groups(TaskGraph("h"), g, ready, cycle_s=5e-3, fusion_bytes=64 * MIB,
+                            copy_Bps=None, copy_launch_s=1.0)
+    # 107 layers with parameters hold 161 tensors (53 convolutions, 53 batch norms' scale and
+    # shift, the classifier's weight and bias): a copy in and a copy out of each
+    assert len(ready) == 107
+    assert sum(grp.extra_launch_s for grp in groups) == pytest.approx(2 * 161)
+    assert sum(grp.nbytes for grp in groups) == 4 * sum(op.params for op in g.phase("forward"))
+    # a layer's weight and bias may fall in two buffers: the threshold counts tensors
+    b = GraphBuilder("one", input_shape=(256,), batch=4)
+    b.linear(b.input(), 10, bias=True, name="fc")
+    one = lower_training(b.build())
+    split = horovod_groups(TaskGraph("h"), one, {"fc.grad_weight": 1e-3}, cycle_s=5e-3,
+                           fusion_bytes=4 * 256 * 10, copy_Bps=None, copy_launch_s=1.0)
+    assert [(grp.ops, grp.nbytes, grp.extra_launch_s) for grp in split] == [
+        (("fc.grad_weight",), 4 * 256 * 10, 0.0), (("fc.grad_weight",), 4 * 10, 0.0)]
+
+
 @settings(max_examples=40, deadline=None)
 @given(times=st.lists(st.floats(0, 0.2), min_size=5, max_size=5),
        cycle_ms=st.floats(0.5, 20), fusion_kib=st.integers(1, 2048))

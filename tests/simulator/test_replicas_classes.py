@@ -91,6 +91,24 @@ def test_a_step_on_rings_is_built_by_class_and_one_on_trees_replica_by_replica()
     assert _replicas.builds_by_class(make(), "nccl", [100e6])
 
 
+@pytest.mark.parametrize("algorithm", ["ring", "nccl"])
+def test_rail_uplinks_carry_every_nodes_traffic_when_one_class_is_simulated(algorithm):
+    # a ring from NIC 1 of a node to NIC 0 of the next crosses rail 1's uplink and rail 0's
+    # downlink; every node's such hop goes through the same two, not only the simulated node's
+    def make():
+        layout = NodeLayout(nics=((0,), (1,)), network="rail-optimised")
+        return Cluster.build("v100", 8, "nvlink2", devices_per_node=2,
+                             inter_node_link="ib100", layout=layout)
+    full, by_class = _same(make, algorithm=algorithm)
+    assert by_class.log.meta["replicas"] == "classes"
+    rails = {r for r in full.link_bytes if r.startswith("rail")}
+    assert algorithm == "nccl" or rails      # NCCL's rings per NIC stay on their rails
+    for r in rails:
+        assert by_class.link_bytes[r] == pytest.approx(full.link_bytes[r])
+        assert by_class.utilisation[r] == pytest.approx(full.utilisation[r])
+    assert by_class.link_bytes.keys() == full.link_bytes.keys()
+
+
 def test_devices_that_differ_are_simulated_every_one():
     cluster = Cluster.from_node_type("dgx1-v100", 16, speeds={"gpu3": 0.9})
     assert _replicas.choose(cluster, None, None) == ("link", "all")
