@@ -59,6 +59,7 @@ from .gpu_frameworks import (
     FUSED_POINTWISE,
     PAIRWISE_SUM_FRAMEWORKS,
     READ_PASSES,
+    SLICE_COPY_FRAMEWORKS,
 )
 from .gpu_l2 import L2Reuse, extra_passes
 from .gpu_memory import kernel_launch_s
@@ -344,8 +345,25 @@ class GPUModel(DeviceModel):
         if role is None:
             # the arithmetic runs at the clock the part sustains under load
             fp32_peak = self.spec.sustained_peak_flops_for("fp32")
-            return [KernelOption("stream", op.flops / fp32_peak, traffic, "elementwise")]
-        return self._with_bias_pass(op, product_options(self, op, role, traffic))
+            options = [KernelOption("stream", op.flops / fp32_peak, traffic, "elementwise")]
+        else:
+            options = self._with_bias_pass(op, product_options(self, op, role, traffic))
+        return self._with_slice_copy(op, options)
+
+    def _with_slice_copy(self, op: Op, options: list[KernelOption]) -> list[KernelOption]:
+        """Where the op reads a strided slice of its gradient (attrs dy_strided) and the
+        framework copies one first (SLICE_COPY_FRAMEWORKS): a copy kernel that reads and
+        writes the slice, at the framework's streaming share before a streaming op, as
+        serial traffic before a library kernel."""
+        own_ops = SLICE_COPY_FRAMEWORKS.get(self.framework or "")
+        if own_ops is None or not op.attrs.get("dy_strided") or not op.in_specs:
+            return options
+        moved = 2.0 * float(op.in_specs[0].nbytes)
+        return [o._replace(traffic_bytes=o.traffic_bytes + moved, kernels=o.kernels + 1,
+                           framework_ops=o.framework_ops + own_ops) if o.key == "stream" else
+                o._replace(serial_bytes=o.serial_bytes + moved, kernels=o.kernels + 1,
+                           framework_ops=o.framework_ops + own_ops)
+                for o in options]
 
     def _pairwise_sum(self, op: Op) -> KernelOption:
         """A gradient's k contributions summed as PAIRWISE_SUM_FRAMEWORKS do: k - 1 adds (two

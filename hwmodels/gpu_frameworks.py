@@ -45,3 +45,11 @@ BIAS_ADD_FUSED_FRAMEWORKS = frozenset({"tensorflow-xla"})
 # launches them inside the convolution or product op (cudnn.torch's module, MXNet's cuDNN
 # operator, PyTorch's at::convolution and addmm), a bare launch each.
 BIAS_OP_FRAMEWORKS = frozenset({"tensorflow", "tensorflow-xla"})
+# Frameworks that copy a gradient slice that is not contiguous in memory (a concat input's
+# share of dy: a channel slice of a batch, workloads/kinds/backward_rules.route) into a tensor
+# of its own before the op that reads it, with the framework ops that copy is issued as.
+# cudnn.torch's modules make a non-contiguous gradOutput contiguous from Lua before calling
+# cuDNN (cudnn.ReLU's updateGradInput, SpatialConvolution's makeContiguous): a bare launch
+# inside the module. TensorFlow's concat gradient slices dy with a Slice op per input, an op
+# of its own. PyTorch's elementwise kernels read the strided view as it is.
+SLICE_COPY_FRAMEWORKS = {"torch7": 0, "tensorflow": 1}

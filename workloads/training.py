@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from .graph import Op, OpGraph, TensorSpec, WorkloadError
 from .kinds import backward_rules, kind_of
 from .kinds.loss_update import DEFAULT_OPTIMIZER, OPTIMIZER_STEPS
+from .memory_format import memory_format_of
 from .precision import is_amp
 
 # the state each optimizer keeps per parameter, in parameter-sized tensors
@@ -196,12 +197,21 @@ class _Lowering:
     def __init__(self, g: OpGraph, grads: dict[str, list[str]], needs_grad: set[str]) -> None:
         self.g, self.grads, self._needs_grad = g, grads, needs_grad
         self.weight_grad_of: dict[str, str] = {}
+        # (tensor, op holding dy) where the tensor's gradient is a strided slice of dy
+        self.strided: set[tuple[str, str]] = set()
 
     def needs_grad(self, t: str) -> bool:
         return t in self._needs_grad
 
-    def add_grad(self, t: str, name: str) -> None:
+    def add_grad(self, t: str, name: str, strided: bool = False) -> None:
+        """Op `name` holds (a contribution to) the gradient of t; strided: t's is a slice of
+        it that is not contiguous in memory (a concat's input)."""
         self.grads[t].append(name)
+        if strided:
+            self.strided.add((t, name))
+
+    def memory_format(self, op: Op) -> str:
+        return memory_format_of(op)
 
     def saved(self, op: Op) -> tuple[str, ...]:
         return tuple(op.name if s == "out" else op.inputs[int(s[2:] or 0)]
@@ -229,6 +239,11 @@ class _Lowering:
                 saved: tuple[str, ...], dy: str | None, **attrs) -> str:
         # The gradient of fwd's output has fwd's output shape, whichever op holds it.
         specs = tuple(fwd.out if r == dy else self.g.op(r).out for r in reads)
+        if dy is not None and (fwd.name, dy) in self.strided:
+            # the first op to read a strided slice of dy: a framework that makes it
+            # contiguous copies it before this op's kernel (GPUModel.kernel_options)
+            self.strided.discard((fwd.name, dy))
+            attrs = {**attrs, "dy_strided": True}
         op = self.g.add(Op(name, kind, tuple(reads), specs, out, attrs={**fwd.attrs, **attrs},
                            params=fwd.params if kind_of(kind).carries_params else 0,
                            phase="backward", forward=fwd.name, saved=saved))

@@ -4,6 +4,7 @@ import pytest
 from workloads import zoo
 from workloads.builder import GraphBuilder
 from workloads.graph import WorkloadError
+from workloads.kinds.backward_rules import slice_contiguous
 from workloads.training import lower_training, training_memory
 
 
@@ -263,3 +264,12 @@ def test_the_update_kernel_steps_the_weights_as_its_optimizer_does(optimizer):
             # same way (its timing, not its values, is what it is for)
             assert torch.equal(torch.sign(old - mine), torch.sign(old - theirs.detach()))
             assert (old - mine).abs().min() > 0
+
+
+def test_a_slice_is_contiguous_only_where_every_dimension_outside_it_is_one():
+    assert slice_contiguous((1, 256, 28, 28), 1, "nchw")
+    assert not slice_contiguous((16, 256, 28, 28), 1, "nchw")
+    assert not slice_contiguous((1, 256, 28, 28), 1, "nhwc")     # one block per pixel
+    assert slice_contiguous((1, 256, 1, 1), 1, "nhwc")
+    assert slice_contiguous((16, 256, 28, 28), 0, "nchw")        # a batch slice
+    assert slice_contiguous((16, 256, 28, 28), -4, "nhwc")

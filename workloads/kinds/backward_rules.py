@@ -24,10 +24,29 @@ def reads(dy: str | None, saved: tuple[str, ...]) -> list[str]:
 
 
 def route(ctx, op, dy) -> None:
-    """No op: each input's gradient is dy itself (a slice of it for a concat, a channel pad)."""
+    """No op: each input's gradient is dy itself (a slice of it for a concat, a channel pad).
+    A concat's input whose slice of dy is not contiguous in memory is marked so: the op that
+    reads it may copy it first (ctx.add_grad's strided; hwmodels/gpu_frameworks.py)."""
     for src in op.inputs:
         if ctx.needs_grad(src):
-            ctx.add_grad(src, dy)
+            ctx.add_grad(src, dy, strided=op.kind == "concat" and len(op.inputs) > 1
+                         and not slice_contiguous(op.out.shape, op.attrs.get("dim", 1),
+                                                  ctx.memory_format(op)))
+
+
+# where each dimension of a 4-D tensor lies in memory, outermost first, per memory format
+PHYSICAL_ORDER = {"nchw": (0, 1, 2, 3), "nhwc": (0, 2, 3, 1)}
+
+
+def slice_contiguous(shape: tuple[int, ...], dim: int, memory_format: str) -> bool:
+    """Whether a slice along `dim` of a tensor of `shape` is one contiguous block: every
+    dimension laid out outside it has size 1 (a channel slice of an NCHW batch of one is; of
+    16 images it is 16 blocks, and in NHWC one per pixel)."""
+    dim %= len(shape)
+    order = PHYSICAL_ORDER.get(memory_format, tuple(range(len(shape))))
+    order = order if len(shape) == 4 else tuple(range(len(shape)))
+    outer = order[:order.index(dim)]
+    return all(shape[d] == 1 for d in outer)
 
 
 def gradient(ctx, op, dy) -> None:
