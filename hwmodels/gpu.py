@@ -60,6 +60,7 @@ from .gpu_frameworks import (
     PAIRWISE_SUM_FRAMEWORKS,
     READ_PASSES,
     SLICE_COPY_FRAMEWORKS,
+    optimizer_step_option,
 )
 from .gpu_l2 import L2Reuse, extra_passes
 from .gpu_memory import kernel_launch_s
@@ -342,6 +343,9 @@ class GPUModel(DeviceModel):
             traffic += op.out.nbytes       # the gradient so far, read to be added to
         if op.kind == "grad_accumulate" and self.framework in PAIRWISE_SUM_FRAMEWORKS:
             return [self._pairwise_sum(op)]
+        if kind_of(op.kind).phase == "update":
+            return [optimizer_step_option(op, self.framework,
+                                          self.spec.sustained_peak_flops_for("fp32"))]
         if role is None:
             # the arithmetic runs at the clock the part sustains under load
             fp32_peak = self.spec.sustained_peak_flops_for("fp32")

@@ -5,6 +5,13 @@ passes its own kernels make, and whether a layer's bias is an op of its own. GPU
 """
 from __future__ import annotations
 
+import math
+
+from workloads.graph import Op
+from workloads.kinds.loss_update import optimizer_step
+
+from .gpu_products import KernelOption
+
 # Pointwise kinds a framework folds into the kernel before them, so they move no memory of
 # their own: NVIDIA's MXNet containers run ResNets' batch norms as fused NHWC BatchNorm+ReLU and
 # BatchNorm+Add+ReLU kernels (forward and backward); XLA fuses elementwise ops into their
@@ -53,3 +60,41 @@ BIAS_OP_FRAMEWORKS = frozenset({"tensorflow", "tensorflow-xla"})
 # inside the module. TensorFlow's concat gradient slices dy with a Slice op per input, an op
 # of its own. PyTorch's elementwise kernels read the strided view as it is.
 SLICE_COPY_FRAMEWORKS = {"torch7": 0, "tensorflow": 1}
+# How a framework steps the optimizer (each layer's update op, workloads/kinds/loss_update.py):
+# - "multi-tensor": PyTorch's torch.optim on GPUs (its default foreach implementation) makes
+#   the step's calls (OptimizerStep.passes) once for every parameter, each one framework op that
+#   launches a kernel per MULTI_TENSOR_MAX_TENSORS[depth] tensors (multi_tensor_apply's
+#   depth_to_max_tensors) and moves its lists once: more traffic than the step's minimum, few
+#   launches;
+# - "per-tensor": TensorFlow's ApplyMomentum / ApplyAdam and MXNet's sgd_mom_update run one
+#   fused kernel per tensor, each an op of the framework.
+# A step marked fused_optimizer (apex's FusedAdam, as Megatron-LM runs it) is one multi-tensor
+# call of the step's minimum traffic, whatever the framework.
+OPTIMIZER_STEP = {"tensorflow": "per-tensor", "tensorflow-xla": "per-tensor",
+                  "mxnet": "per-tensor"}
+DEFAULT_OPTIMIZER_STEP = "multi-tensor"
+MULTI_TENSOR_MAX_TENSORS = {1: 110, 2: 64, 3: 48, 4: 36, 5: 30}
+
+
+def optimizer_step_option(op: Op, framework: str | None, fp32_peak_flops: float) -> KernelOption:
+    """A layer's update as the framework runs the optimizer's step (OPTIMIZER_STEP): its
+    traffic, and its share (by tensors) of the kernels and framework ops the whole step's
+    calls make."""
+    step, tensors = optimizer_step(op), int(op.attrs.get("tensors", 1))
+    step_tensors = max(int(op.attrs.get("step_tensors", tensors)), tensors, 1)
+    share = tensors / step_tensors
+    arithmetic_s = op.flops / fp32_peak_flops
+    if op.attrs.get("fused_optimizer"):
+        calls: tuple[tuple[int, int, int], ...] = (
+            (step.tensors_read, step.tensors_written, step.tensors_read),)
+    elif OPTIMIZER_STEP.get(framework or "", DEFAULT_OPTIMIZER_STEP) == "per-tensor":
+        return KernelOption("stream", arithmetic_s,
+                            (step.tensors_read + step.tensors_written) * op.param_bytes,
+                            "elementwise", kernels=tensors, framework_ops=tensors)
+    else:
+        calls = step.passes
+    launches = sum(math.ceil(step_tensors / MULTI_TENSOR_MAX_TENSORS[min(depth, 5)])
+                   for _, _, depth in calls)
+    moved = sum(read + written for read, written, _ in calls) * op.param_bytes
+    return KernelOption("stream", arithmetic_s, moved, "elementwise",
+                        kernels=launches * share, framework_ops=len(calls) * share)

@@ -41,10 +41,11 @@ class KernelOption(NamedTuple):
     unit_s: float          # its arithmetic seconds at efficiency 1
     traffic_bytes: float   # what it moves through DRAM
     algorithm: str         # cuDNN's name for it, lower case (gpu_memory.CONV_ALGORITHMS)
-    kernels: int = 1       # kernels launched: each pays the GPU's gap between kernels
+    kernels: float = 1     # kernels launched: each pays the GPU's gap between kernels
     # framework ops they are issued as: each pays the framework's host time, each further
-    # kernel a bare launch (launch_queue.issue_s)
-    framework_ops: int = 1
+    # kernel a bare launch (launch_queue.issue_s); both are fractions for an op that is a
+    # share of one call over many (a layer's update in a multi-tensor optimizer step)
+    framework_ops: float = 1
     serial_bytes: float = 0.0  # moved by kernels run before or after it (gpu_layout.py)
     serial_s: float = 0.0      # fixed seconds after its arithmetic (a scatter's L2 atomics)
     # its products' CTAs all fit in one round, each alone on its SM: they run at the

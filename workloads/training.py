@@ -46,10 +46,13 @@ class MemoryBreakdown:
         return {**self.__dict__, "total_bytes": self.total_bytes}
 
 
-def lower_training(forward: OpGraph, optimizer: str | None = None) -> OpGraph:
+def lower_training(forward: OpGraph, optimizer: str | None = None,
+                   fused_optimizer: bool = False) -> OpGraph:
     """Return a new graph with the loss (added if missing), backward ops and updates.
     optimizer: sgd, sgd-momentum, adam or adamw; None: the one the graph names (meta "optimizer",
-    as a scenario sets it), else sgd-momentum."""
+    as a scenario sets it), else sgd-momentum. fused_optimizer: the step runs as one fused
+    multi-tensor kernel (apex's FusedAdam, as Megatron-LM steps), not as the framework's own
+    optimizer (hwmodels/gpu_frameworks.py: OPTIMIZER_STEP)."""
     optimizer = optimizer or forward.meta.get("optimizer", DEFAULT_OPTIMIZER)
     if optimizer not in OPTIMIZER_STATE_PER_PARAM:
         raise WorkloadError(f"unknown optimizer {optimizer!r}; known: "
@@ -112,10 +115,12 @@ def lower_training(forward: OpGraph, optimizer: str | None = None) -> OpGraph:
     for fwd_name, gw in ctx.weight_grad_of.items():
         if fwd_name in shared:
             joins.setdefault(shared[fwd_name], []).append(gw)
-    for fwd_name, gw in ctx.weight_grad_of.items():
-        fwd = g.op(fwd_name)
-        if fwd_name in shared and not fwd.params:
-            continue
+    stepped = [name for name in ctx.weight_grad_of
+               if not (name in shared and not g.op(name).params)]
+    # a tied layer's weight is stepped with its holder's
+    tensors = {name: param_tensors(g.op(name)) - (name in shared) for name in stepped}
+    for fwd_name in stepped:
+        fwd, gw = g.op(fwd_name), ctx.weight_grad_of[fwd_name]
         spec = TensorSpec((fwd.params,), _param_width(fwd))
         reads = (gw, *(() if fwd_name in shared else joins.get(fwd_name, ())))
         if len(reads) > 1:
@@ -124,9 +129,10 @@ def lower_training(forward: OpGraph, optimizer: str | None = None) -> OpGraph:
                               phase="backward", forward=fwd_name)).name,)
         g.add(Op(f"{fwd_name}.update", "sgd_update", reads, tuple(spec for _ in reads), spec,
                  params=fwd.params, phase="update", forward=fwd_name,
-                 attrs={"optimizer": optimizer,
-                        # a tied layer's weight is stepped with its holder's
-                        "tensors": param_tensors(fwd) - (fwd_name in shared),
+                 attrs={"optimizer": optimizer, "tensors": tensors[fwd_name],
+                        # what the whole step's multi-tensor calls share out (gpu_frameworks)
+                        "step_tensors": sum(tensors.values()),
+                        **({"fused_optimizer": True} if fused_optimizer else {}),
                         **{k: fwd.attrs[k] for k in _UPDATE_INHERITS if k in fwd.attrs}}))
     g.validate()
     return g

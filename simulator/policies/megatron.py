@@ -150,8 +150,9 @@ class Megatron(Policy[MegatronPlan]):
         if tied:
             share = _untied(share)
         blocks = block_of(share, scopes)
-        # Megatron-LM trains with Adam, unless the scenario names another optimizer
-        train = lower_training(share, graph.meta.get("optimizer", "adam"))
+        # Megatron-LM trains with Adam, unless the scenario names another optimizer, stepped
+        # by a fused multi-tensor kernel (apex's FusedAdam)
+        train = lower_training(share, graph.meta.get("optimizer", "adam"), fused_optimizer=True)
         if recompute == "full":
             train, _ = checkpoint_graph(train, cut_after=block_ends(share, blocks))
         per_stage = len(scopes) // pp

@@ -140,7 +140,9 @@ class SupernetPipeline(Policy[SupernetPlan]):
                     first_task.append(t.name)
             last_bwd_stage0.append(f"{pre}{[op for op in ops if stage[op.name] == 0][-1].name}")
             # Write updated candidate weights back to the host; the next user waits for that.
-            for u in shared:
+            # In the prefetches' order: the copy engine serves equal-time copies in the order
+            # they were made, which a set's order would leave to the hash seed.
+            for u in sorted(shared, key=lambda u: (stage_of[_block(u)], u)):
                 dev = cluster.devices[stage_of[_block(u)]]
                 upd = [f"{pre}{op.name}" for op in train.phase("update") if unit[op.name] == u]
                 nbytes = sum(op.param_bytes for op in train.phase("forward")

