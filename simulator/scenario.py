@@ -290,12 +290,19 @@ class Scenario:
         graph = load_workload(self.workload, self.batch, **self.workload_options)
         limits.check_count("workload ops", len(graph.ops), limits.MAX_GRAPH_OPS,
                            f"workload {self.workload!r}")
+        options, optimizer = dict(self.options), self.optimizer
+        if "optimizer" in options:   # a policy's option of that name (fsdp's) is this setting
+            given = options.pop("optimizer")
+            if optimizer is not None and given != optimizer:
+                raise ConfigError(f"optimizer {optimizer!r} and the policy option optimizer "
+                                  f"{given!r} disagree: give one")
+            optimizer = given
         return simulate(graph, self.build_cluster(), self.policy, batch=self.batch,
                         training=not self.inference, enforce_memory=enforce_memory,
                         precision=self.precision, memory_format=self.memory_format,
                         cudnn_benchmark=self.cudnn_benchmark or None,
-                        framework_memory=self.framework_memory, optimizer=self.optimizer,
-                        **self.options)
+                        framework_memory=self.framework_memory, optimizer=optimizer,
+                        **options)
 
 
 def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigError) -> dict:

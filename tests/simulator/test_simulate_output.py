@@ -31,6 +31,25 @@ def test_the_optimizer_is_a_setting_whose_state_and_step_a_run_counts(capsys):
     assert step["sgd"] < step["sgd-momentum"] < step["adam"]
 
 
+def test_fsdp_s_optimizer_option_is_the_scenario_s_optimizer(tmp_path, capsys):
+    import json
+
+    from simulator.cli import main
+    base = ["simulate", "--workload", "resnet18", "--batch", "2", "--hardware", "a100",
+            "--devices", "2", "--link", "nvlink3", "--policy", "fsdp", "--json"]
+    runs = []
+    for flags in (["--optimizer", "adam"], ["-o", "optimizer=adam"],
+                  ["--optimizer", "adam", "-o", "optimizer=adam"]):
+        assert main([*base, *flags]) == 0
+        runs.append(json.loads(capsys.readouterr().out))
+    assert runs[0]["peak_memory_bytes"] == runs[1]["peak_memory_bytes"] \
+        == runs[2]["peak_memory_bytes"]
+    assert runs[0]["options"]["optimizer"] == "adam"
+    assert main([*base, "--optimizer", "sgd", "-o", "optimizer=adam"]) == 2
+    assert "optimizer 'sgd' and the policy option optimizer 'adam' disagree" in \
+        capsys.readouterr().err
+
+
 def test_published_commands_refuse_bad_files(tmp_path, capsys):
     from simulator.cli import main
     assert main(["validate", "--published", str(tmp_path / "missing.csv")]) == 2
