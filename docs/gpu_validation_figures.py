@@ -188,11 +188,11 @@ def training_misses(runs: Runs) -> dict[str, str]:
     out = {
         "v100_vgg19_small": signed(errors(v100_vgg)),
         "v100_r34_b8": signed(errors(r34_b8)),
-        "published_growth": ratio_span(at[16].row.phase_s[i]  # type: ignore[index]
+        "published_growth": ratio_span((at[16].row.phase_s[i]  # type: ignore[index]
                                        / at[8].row.phase_s[i]  # type: ignore[index]
-                                       for at in grow.values() for i in (0, 1)),
-        "model_growth": ratio_span(at[16].phase_s[i] / at[8].phase_s[i]  # type: ignore[index]
-                                   for at in grow.values() for i in (0, 1)),
+                                       for at in grow.values() for i in (0, 1)), digits=2),
+        "model_growth": ratio_span((at[16].phase_s[i] / at[8].phase_s[i]  # type: ignore[index]
+                                    for at in grow.values() for i in (0, 1)), digits=2),
         "s258_fwd": signed(phase([s258], "forward")),
         "s258_bwd": signed(phase([s258], "backward")),
         "s258_step": signed([s258.error]),
@@ -260,6 +260,9 @@ def kernel_misses(runs: Runs) -> dict[str, str]:
     out["fused_v100_t4"] = signed(e.error for e in fwd(
         lambda e: e.algorithm == "winograd_fused" and e.gpu in ("v100", "t4")))
     out["fft_tiling"] = signed(e.error for e in fwd(lambda e: e.algorithm == "fft_tiling"))
+    fused56 = fwd(lambda e: e.algorithm == "winograd_fused"
+                  and (runs.kernel_rows[e.row_id].cudnn or (0,))[0] in (5, 6))
+    out["fused_cudnn56_rows"], out["fused_cudnn56"] = str(len(fused56)), pct(kmape(fused56))
     cudnn5 = fwd(lambda e: e.algorithm == "fft"
                  and (runs.kernel_rows[e.row_id].cudnn or (0,))[0] == 5)
     out["fft_cudnn5_rows"], out["fft_cudnn5"] = str(len(cudnn5)), signed(e.error for e in cudnn5)

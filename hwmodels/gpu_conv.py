@@ -3,8 +3,9 @@
 Convolutions run as GEMMs (gpu_gemm.py) in cuDNN's own tiles (CONV_TILES): implicit GEMM
 (M = N*P*Q output pixels, N = output channels, K = C*R*S), or for 3x3 and 5x5 stride-1
 layers as Winograd, which does fewer multiplies:
-- fused F(2x2, 3x3) (cuDNN's WINOGRAD on Maxwell/Pascal): 16 GEMMs of (N*P*Q/4, K, C), 2.25x
-  fewer multiplies than the direct count, no extra memory traffic;
+- fused F(2x2, 3x3) (cuDNN's WINOGRAD): 16 GEMMs of (N*P*Q/4, K, C), 2.25x fewer multiplies
+  than the direct count, no extra memory traffic, run in CTAs of their own blocking
+  (FUSED_WINOGRAD_BLOCK), not the convolution tiles;
 - non-fused F(4x4, 3x3) (cuDNN's WINOGRAD_NONFUSED): 36 GEMMs of (N*P*Q/16, K, C), 4x fewer
   multiplies, but the transformed input, filter and output go through memory; for 5x5
   filters F(4x4, 5x5), 64 GEMMs, 6.25x fewer (the 4x4 output tile gpu_memory's workspace
@@ -54,6 +55,37 @@ WINOGRAD_NONFUSED_3X3_ONLY = ((3, 3),)
 # kernels a transform algorithm (non-fused Winograd, FFT) launches: the filter's and the
 # input's transforms, the batched products, the output's inverse transform
 TRANSFORM_KERNELS = 4
+
+
+@dataclass(frozen=True)
+class FusedWinogradBlock:
+    """What one CTA of a fused F(2x2, 3x3) Winograd kernel computes: a strip of `rows` x
+    `cols` 2x2 output tiles of each of `images` images, for `channels` output channels, all
+    16 points of the transformed tiles, reducing over every input channel. A map whose tiles
+    do not fill the strip, or a batch that does not fill the images, pays for the whole
+    block."""
+    rows: int
+    cols: int
+    images: int
+    channels: int
+
+
+# cuDNN's fused Winograd, in every release the tables time (DeepBench's WINOGRAD rows): 32
+# output channels x 32 tiles a CTA, the tiles a strip of 8 in each of 4 images, the blocking
+# of the 32x32 Winograd kernels of Maxwell's assembler-written libraries (neon). cuDNN 5 and
+# 6's 104 forward rows (M40, both Titan X, GTX 1080 Ti, Titan Xp: maps of 2x30 to 40x175
+# tiles, 8 and 16 images, 64-512 channels), scaled by one constant per GPU, miss by 9.9% in
+# this block against 20.2% with no quantisation at all; strips of 4 tiles score 16-20%, blocks
+# of 128 channels 20-34%, squares of 4x4 tiles 28%. A 7x7 map (4x4 tiles) fills half of each
+# strip: 512 -> 512 channels at batch 8 take 0.74 ms on the M40, and on 14x14 maps (7x7 tiles,
+# 3.1 times the work) 1.18 ms. cuDNN 7.6's rows (V100, T4: 3x3 layers of 64-256 channels,
+# 14x14 to 112x112 maps, 8 images) are too few to choose a block, and scale alike in this one
+# (the T4's four at 0.94-1.04 of their times at the start efficiency, the V100's at 1.28-1.55);
+# with it the V100's training rows (Torch7 on cuDNN 7.0 at batch 1 to 128, NGC) fit 7.0%
+# against 7.8% in sample, the worst FP32 row 40% against 52%: at batch 1 and 2 a block of 4
+# images is mostly padding.
+FUSED_WINOGRAD_BLOCK = FusedWinogradBlock(rows=1, cols=8, images=4, channels=32)
+WINOGRAD_POINTS = 16        # F(2x2, 3x3): 4x4 transformed tiles
 
 
 @dataclass(frozen=True)
@@ -172,9 +204,9 @@ CUDNN_RELEASES = (
     CudnnRelease((6, 0, 0), K_FILL, True, NO_WINOGRAD, dgrad_stride_phases=False,
                  winograd_nonfused_filters=WINOGRAD_NONFUSED_3X3_ONLY),
     # cuDNN 7.0 (7.0.04, Volta's first: Torch7 on the V100 at batch 1 to 128): a fill per
-    # fused Winograd point (with 5's kernels ResNet-34 at batch 2 and VGG-19 at batch 1 and 2
-    # come out 27-30% fast, the V100's FP32 rows 7.3% against 7.0%); its strided gather taken
-    # and 5x5 Winograd taken to be 7.6's (no table times them on it)
+    # fused Winograd point (with one fill a CTA, as 5's, in the same blocks and constants, the
+    # V100's FP32 rows score 7.2% against 7.0%, ResNet-34 at batch 4 +10% against +5%); its
+    # strided gather and 5x5 Winograd taken to be 7.6's (no table times them on it)
     CudnnRelease((7, 0, 0), K_FILL, False, NO_WINOGRAD, dgrad_stride_phases=True,
                  winograd_nonfused_filters=WINOGRAD_NONFUSED_FILTERS),
     # cuDNN 7.6 (7.6.2, DeepBench's V100 and T4 tables): half the fill, one per fused
@@ -332,6 +364,21 @@ class ConvProblem:
             return tiles, c, k, alpha * alpha, transformed
         return k, c, tiles, alpha * alpha, transformed                     # wgrad
 
+
+    def winograd_fused_blocks(self, pass_: str,
+                              block: FusedWinogradBlock) -> tuple[int, int]:
+        """(CTAs, multiply-adds each) of a fused F(2x2, 3x3) Winograd pass run in `block`s:
+        the 2x2 tiles of the output (the input for the data gradient), images and output
+        channels (input channels for the data gradient) each rounded up to the block's, 16
+        points a tile, over every channel reduced."""
+        hw = self.in_hw if pass_ == "dgrad" else self.out_hw
+        rows, cols = math.ceil(hw[0] / 2), math.ceil(hw[1] / 2)
+        out, reduced = ((self.in_channels, self.out_channels) if pass_ == "dgrad"
+                        else (self.out_channels, self.in_channels))
+        ctas = (math.ceil(rows / block.rows) * math.ceil(cols / block.cols)
+                * math.ceil(self.batch / block.images) * math.ceil(out / block.channels))
+        tiles = block.rows * block.cols * block.images
+        return ctas, tiles * block.channels * WINOGRAD_POINTS * reduced
 
     @property
     def fft_ok(self) -> bool:

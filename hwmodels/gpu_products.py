@@ -7,6 +7,7 @@ efficiencies quickly; the model (gpu.py) picks the fastest, as cudnn.benchmark d
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Protocol
 
 from workloads.graph import Op
@@ -80,13 +81,24 @@ class _Units:
                                   transposable, n_sharing, k_fill)
 
     def conv_gemm(self, m: int, n: int, k: int, batch: int, wgrad: bool,
-                  n_sharing: int = 1, fused_points: int = 1) -> gpu_gemm.GemmCost:
+                  n_sharing: int = 1) -> gpu_gemm.GemmCost:
         """cuDNN's tiles (gpu_conv.CONV_TILES) at its release's fill; it splits the reduction
         only in the weight gradient (K = N*P*Q, long), whose GEMM sides (channels) go
-        either way round. fused_points: GEMMs each CTA runs (a fused Winograd's)."""
+        either way round."""
         return self.gemm(m, n, k, batch, split_k=wgrad, tiles=gpu_conv.CONV_TILES,
                          transposable=wgrad, n_sharing=n_sharing,
-                         k_fill=self.cudnn.fill(fused_points))
+                         k_fill=self.cudnn.fill())
+
+    def fused_winograd(self, conv: gpu_conv.ConvProblem, pass_: str) -> tuple[float, int]:
+        """(arithmetic seconds at efficiency 1, rounds) of cuDNN's fused Winograd, whose CTAs
+        each compute one gpu_conv.FUSED_WINOGRAD_BLOCK, all its points, with its release's
+        fill (CudnnRelease.fill): the busiest SM runs ceil(CTAs / SMs) of them."""
+        block, points = gpu_conv.FUSED_WINOGRAD_BLOCK, gpu_conv.WINOGRAD_POINTS
+        ctas, macs = conv.winograd_fused_blocks(pass_, block)
+        tiles = block.rows * block.cols * block.images
+        fill = tiles * block.channels * points * self.cudnn.fill(points)
+        rounds = math.ceil(ctas / self.sms)
+        return rounds * 2.0 * (macs + fill) / (self.peak / self.sms), rounds
 
 
 def product_options(model: GPUModel, op: Op, role: GemmRole,
@@ -162,13 +174,17 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
         elem = op.out.dtype_bytes
         for fused in [f for f in (True, False) if conv.winograd_ok(f)
                       and offered("winograd_fused" if f else "winograd_nonfused")]:
+            if fused:   # in its own blocks (gpu_conv.FusedWinogradBlock), no extra traffic
+                compute_s, rounds = units.fused_winograd(conv, pass_)
+                options.append(KernelOption("winograd_fused", compute_s, traffic,
+                                            "winograd_fused", lone=rounds == 1))
+                continue
             wm, wn, wk, wb, transformed = conv.winograd(pass_, fused)
-            cost = units.conv_gemm(wm, wn, wk, wb, wgrad=wgrad, fused_points=wb if fused else 1)
+            cost = units.conv_gemm(wm, wn, wk, wb, wgrad=wgrad)
             options.append(KernelOption(
-                "winograd_fused" if fused else "winograd", cost.compute_s,
-                traffic + cost.extra_bytes + transformed * elem,
-                "winograd_fused" if fused else "winograd_nonfused",
-                kernels=1 if fused else gpu_conv.TRANSFORM_KERNELS, lone=cost.rounds == 1))
+                "winograd", cost.compute_s, traffic + cost.extra_bytes + transformed * elem,
+                "winograd_nonfused", kernels=gpu_conv.TRANSFORM_KERNELS,
+                lone=cost.rounds == 1))
     whole = cudnn.fft_whole_image and conv.fft_whole_ok
     tiled = conv.fft_ok and offered("fft_tiling")
     for whole_image in [w for w, ok in ((False, tiled), (True, whole)) if ok and not tensor]:

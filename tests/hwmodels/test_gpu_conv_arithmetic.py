@@ -160,3 +160,22 @@ def test_cudnn_5_runs_fft_on_whole_images(cudnn, offered):
     seconds = {a: m40.option_time_s(o, m40.family_constants, False) for a, o in options.items()}
     assert 7.37e-3 / 2 < seconds["fft"] < 7.37e-3 * 2
     assert max(seconds["fft_tiling"], seconds["winograd_fused"]) < 7.37e-3 / 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(convolutions(max_stride=1, groups=False, square_kernels=(3,)),
+       st.sampled_from(["fwd", "dgrad"]))
+def test_fused_winograd_blocks_cover_every_tile_and_channel(conv, pass_):
+    """cuDNN 5 and 6's fused F(2x2, 3x3) CTAs (gpu_conv.FusedWinogradBlock) do at least the
+    16 products per tile and channel pair of the layer, exactly that where the tiles,
+    images and channels fill whole blocks."""
+    block = gpu_conv.FUSED_WINOGRAD_BLOCK
+    ctas, macs = conv.winograd_fused_blocks(pass_, block)
+    (h, w) = conv.in_hw if pass_ == "dgrad" else conv.out_hw
+    out = conv.in_channels if pass_ == "dgrad" else conv.out_channels
+    reduced = conv.out_channels if pass_ == "dgrad" else conv.in_channels
+    needed = 16 * conv.batch * math.ceil(h / 2) * math.ceil(w / 2) * out * reduced
+    assert ctas * macs >= needed
+    whole = (math.ceil(h / 2) % block.rows == 0 and math.ceil(w / 2) % block.cols == 0
+             and conv.batch % block.images == 0 and out % block.channels == 0)
+    assert (ctas * macs == needed) == whole

@@ -64,7 +64,7 @@ def test_a_shorter_fill_shortens_every_cudnn_kernel():
 
 def test_a_fused_winograd_pays_one_fill_for_all_its_points_where_its_release_does():
     """F(2x2, 3x3) runs 16 products of reduction C = 64 per tile: one fill of 16 in cuDNN
-    7.6 (64 + 1 per product), one of 32 per product in 7.0 (64 + 32)."""
+    7.6 (64 + 1 per product), one of 32 per product in 7.0 (64 + 32), in the same blocks."""
     old, new = options_under((7, 0, 4)), options_under((7, 6, 2))
     ratio = new["winograd_fused"].unit_s / old["winograd_fused"].unit_s
     assert ratio == pytest.approx((64 + 16 / 16) / (64 + 32))
@@ -105,3 +105,26 @@ def test_cudnn_4_has_no_winograd():
     assert not {"winograd_fused", "winograd_nonfused"} & set(options_under((4, 0, 0)))
     assert {"winograd_fused", "winograd_nonfused"} <= set(options_under((5, 1, 5)))
     assert "fft_tiling" in options_under((4, 0, 0))
+
+
+def fused_winograd_unit_s(gpu, cudnn, hw, batch=8, channels=512):
+    b = GraphBuilder("c", input_shape=(channels, *hw), batch=batch)
+    b.conv2d(b.input(), channels, 3, padding=1, name="conv")
+    b.flatten("conv")
+    op = next(op for op in lower_training(b.build()) if op.kind == "conv2d")
+    model = model_for(gpu)
+    model.framework, model.cudnn_version = None, cudnn
+    return next(o.unit_s for o in model.kernel_options(op) if o.algorithm == "winograd_fused")
+
+
+def test_a_fused_winograd_pays_for_whole_strips_of_eight_tiles_and_blocks_of_four_images():
+    """A 7x7 map has 4x4 tiles of 2x2, half of each strip of 8 a CTA runs
+    (gpu_conv.FUSED_WINOGRAD_BLOCK): it costs what an 8x16 map (4x8 tiles, twice the work)
+    does, in every release; and a batch of 1 what a batch of 4 does."""
+    for gpu, cudnn in (("titan-xp", (6, 0, 21)), ("m40", (5, 0, 0)), ("v100", (7, 6, 2))):
+        assert fused_winograd_unit_s(gpu, cudnn, (7, 7)) == pytest.approx(
+            fused_winograd_unit_s(gpu, cudnn, (8, 16)))
+        assert fused_winograd_unit_s(gpu, cudnn, (14, 14), batch=1) == pytest.approx(
+            fused_winograd_unit_s(gpu, cudnn, (14, 14), batch=4))
+        assert fused_winograd_unit_s(gpu, cudnn, (14, 14), batch=5) > fused_winograd_unit_s(
+            gpu, cudnn, (14, 14), batch=4)
