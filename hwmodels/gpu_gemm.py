@@ -67,11 +67,12 @@ class GemmCost:
 class CublasRelease:
     """The FP32 GEMM kernels a cuBLAS release has, as the published tables that ran it show:
     the tiles it chooses among; when it splits a reduction over CTAs (`split_k`: "any",
-    "long" only where the reduction is longer than the output has elements, k >= m*n, or
-    "none"); and the widest product (output columns or rows) its gemv-like kernels take,
-    which stream the wide operand once at memory bandwidth instead of padding it into a tile
-    (DeepBench's M = 512-1024, N = 8, K = 500,000 runs at DRAM speed on the M40, Titan X and
-    V100)."""
+    "long" only where the reduction is longer than the output has elements, k >= m*n,
+    "untransposed_a" wherever op(A) is A as stored (NN, NT) and never where A is read
+    transposed (TN, TT), or "none"); and the widest product (output columns or rows) its
+    gemv-like kernels take, which stream the wide operand once at memory bandwidth instead
+    of padding it into a tile (DeepBench's M = 512-1024, N = 8, K = 500,000 runs at DRAM
+    speed on the M40, Titan X and V100)."""
     version: tuple[int, int, int]     # the first CUDA release with these kernels
     tiles: tuple[tuple[int, int], ...]
     split_k: str
@@ -82,9 +83,11 @@ class CublasRelease:
     # of the same shape: at the architecture's fitted tn_gemm share of the rate (GpuFamily)
     slow_tn: bool = False
 
-    def splits_k(self, m: int, n: int, k: int) -> bool:
-        """Whether the release may split the reduction of an (m x n x k) product."""
-        return self.split_k == "any" or (self.split_k == "long" and k >= m * n)
+    def splits_k(self, m: int, n: int, k: int, transposes: str = "NN") -> bool:
+        """Whether the release may split the reduction of an (m x n x k) product whose
+        operands are `transposes` (op(A), op(B))."""
+        return (self.split_k == "any" or (self.split_k == "long" and k >= m * n)
+                or (self.split_k == "untransposed_a" and transposes[0] == "N"))
 
     def tiles_either_way(self, transposes: str) -> bool:
         """Whether a product whose operands are `transposes` ("NN", "TN", ...: op(A), op(B)
@@ -114,9 +117,13 @@ CUBLAS_RELEASES = (
     # 1024 x 32 x 512 in 0.05 ms, one 128x128 tile's time; 1760 to 3072 x 32 x K one round
     # of them), and a gemv-like kernel for 16 columns (512 and 1024 x 16 x 512 in 0.011 ms)
     CublasRelease((8, 0, 0), WIDE_TILES, "long", 16, tt_kernels=False, slow_tn=True),
-    # CUDA 8.0.88 (GTX 1080 Ti, Titan Xp): the skinny tiles; one CTA per output tile, no
-    # split (2560 x 128 x 2560 in 0.20 ms, one round of full-K tiles)
-    CublasRelease((8, 0, 88), TILES, "none", 8, slow_tn=True),
+    # CUDA 8.0.88 (GTX 1080 Ti, Titan Xp): the skinny tiles. It splits the reduction of an
+    # NN product, never of a TN one: NN 2048, 2560 and 4096 x 128 x K take 0.14-0.15,
+    # 0.20-0.21 and 0.46-0.49 ms on the two cards, less than full-K 128x128 tiles take on
+    # 28-30 SMs at the peak (0.17, 0.21 and, in two rounds, 0.66 ms), where their TN pairs
+    # take 0.19-0.22, 0.41-0.50 and 0.76-0.89 ms. No row shows NT, whose A is read as NN's
+    # is: it follows NN
+    CublasRelease((8, 0, 88), TILES, "untransposed_a", 8, slow_tn=True),
     # CUDA 10.1 (V100, T4): the skinny tiles and split-K
     CublasRelease((10, 1, 0), TILES, "any", 8),
 )

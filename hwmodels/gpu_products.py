@@ -133,7 +133,8 @@ def _blas_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
     # a GEMM reads both operands and writes the product at least once, whatever the op's own
     # count leaves out (an input gradient's weight)
     traffic = max(traffic, float((m * k + n * k + m * n) * op.out.dtype_bytes))
-    cost = units.gemm(m, n, k, 1, tiles=tiles, split_k=units.tensor or cublas.splits_k(m, n, k),
+    cost = units.gemm(m, n, k, 1, tiles=tiles,
+                      split_k=units.tensor or cublas.splits_k(m, n, k, transposes),
                       transposable=units.tensor or cublas.tiles_either_way(transposes))
     strided = transposes == "TN" and not units.tensor
     slow_tn = strided and cublas.slow_tn

@@ -61,16 +61,19 @@ def test_maxwells_cublas_pads_a_skinny_product_to_a_wide_tile():
     assert gpu_gemm.cublas_release("volta").tiles == gpu_gemm.TILES
 
 
-def test_pascals_cublas_runs_one_cta_per_output_tile():
-    """DeepBench on Pascal (CUDA 8): M = N = 2560, 128 columns (20 tiles of 128x128 on 28-30
-    SMs) takes one round of full-K tiles, about 0.3 ms; CUDA 10's cuBLAS on a V100 splits the
-    reduction over its idle SMs and writes partial sums."""
+def test_pascals_cublas_splits_an_nn_reduction_and_never_a_tn_one():
+    """DeepBench on CUDA 8.0.88 (GTX 1080 Ti, Titan Xp): NN 2560 x 128 x 2560 takes 0.20 ms,
+    less than one round of full-K 128x128 tiles at the peak, so its reduction is split; its TN
+    pair takes 0.41-0.50 ms, full-K tiles. A linear layer's forward is a TN call, its input
+    gradient an NN one; CUDA 10's cuBLAS on a V100 splits either."""
+    pascal = gpu_gemm.cublas_release("pascal")
+    assert pascal.splits_k(2560, 128, 2560, "NN") and pascal.splits_k(2560, 128, 2560, "NT")
+    assert not pascal.splits_k(2560, 128, 2560, "TN")
+    assert gpu_gemm.cublas_release("volta").splits_k(2560, 128, 2560, "TN")
     for gpu, splits in (("gtx1080ti", False), ("v100", True)):
         op = linear_op(2560, 2560, 128)
         gemm = next(o for o in model_for(gpu).kernel_options(op) if o.algorithm == "gemm")
         assert (gemm.traffic_bytes > op.bytes_moved) == splits
-    assert not gpu_gemm.cublas_release("pascal").splits_k(2560, 128, 2560)
-    assert gpu_gemm.cublas_release("volta").splits_k(2560, 128, 2560)
 
 
 def test_maxwells_cublas_splits_only_a_reduction_longer_than_the_output():
