@@ -22,10 +22,13 @@ import warnings
 from dataclasses import asdict
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
-settings.register_profile("dev", print_blob=True)
-settings.register_profile("ci", derandomize=True, print_blob=True)
+# No deadline and no data-generation speed check: they time a test, and a busy machine fails
+# them whatever the code does (speed goals belong in benchmarks/)
+UNTIMED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("dev", print_blob=True, **UNTIMED)
+settings.register_profile("ci", derandomize=True, print_blob=True, **UNTIMED)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 # The test modules asking for `simulated_target`: one work unit of a parallel run.
