@@ -22,9 +22,16 @@ GRID_BATCH_FACTORS = (0.5, 2.0)
 REFERENCE_CASE = ("resnet20", 16)
 
 
+# Attributes that say how a framework issues an op around its kernel, not what the measured
+# kernel is: an update's step (which optimizer, how many tensors its multi-tensor calls share,
+# whether it is fused), and whether a backward op's dy is a strided slice some frameworks copy
+# first (a kernel of its own, gpu_frameworks.SLICE_COPY_FRAMEWORKS)
+ISSUE_ATTRS = frozenset({"optimizer", "step_tensors", "fused_optimizer", "dy_strided"})
+
+
 def op_key(op: Op) -> str:
     """Identity of an op for measurement: kind, input and output shapes, attributes."""
-    attrs = {k: v for k, v in sorted(op.attrs.items()) if k != "optimizer"}
+    attrs = {k: v for k, v in sorted(op.attrs.items()) if k not in ISSUE_ATTRS}
     shapes = [list(s.shape) for s in op.in_specs]
     return json.dumps([op.kind, shapes, list(op.out.shape), op.params, repr(attrs)])
 

