@@ -55,12 +55,12 @@ from .gpu_frameworks import (
     ACCUMULATING_FRAMEWORKS,
     BIAS_ADD_FUSED_FRAMEWORKS,
     BIAS_OP_FRAMEWORKS,
-    COPY_FIRST_FRAMEWORKS,
     FUSED_POINTWISE,
     PAIRWISE_SUM_FRAMEWORKS,
     READ_PASSES,
-    SLICE_COPY_FRAMEWORKS,
     optimizer_step_option,
+    pairwise_sum_option,
+    with_slice_copy,
 )
 from .gpu_l2 import L2Reuse, extra_passes
 from .gpu_memory import kernel_launch_s
@@ -341,42 +341,17 @@ class GPUModel(DeviceModel):
             traffic += role.autocast_cast_elements(op) * 6.0
         if role is not None and role.weight_gradient and self.framework in ACCUMULATING_FRAMEWORKS:
             traffic += op.out.nbytes       # the gradient so far, read to be added to
+        # streaming arithmetic runs at the clock the part sustains under load
+        fp32_peak = self.spec.sustained_peak_flops_for("fp32")
         if op.kind == "grad_accumulate" and self.framework in PAIRWISE_SUM_FRAMEWORKS:
-            return [self._pairwise_sum(op)]
+            return [pairwise_sum_option(op, self.framework, fp32_peak)]
         if kind_of(op.kind).phase == "update":
-            return [optimizer_step_option(op, self.framework,
-                                          self.spec.sustained_peak_flops_for("fp32"))]
+            return [optimizer_step_option(op, self.framework, fp32_peak)]
         if role is None:
-            # the arithmetic runs at the clock the part sustains under load
-            fp32_peak = self.spec.sustained_peak_flops_for("fp32")
             options = [KernelOption("stream", op.flops / fp32_peak, traffic, "elementwise")]
         else:
             options = self._with_bias_pass(op, product_options(self, op, role, traffic))
-        return self._with_slice_copy(op, options)
-
-    def _with_slice_copy(self, op: Op, options: list[KernelOption]) -> list[KernelOption]:
-        """Where the op reads a strided slice of its gradient (attrs dy_strided) and the
-        framework copies one first (SLICE_COPY_FRAMEWORKS): a copy kernel that reads and
-        writes the slice, at the framework's streaming share before a streaming op, as
-        serial traffic before a library kernel."""
-        own_ops = SLICE_COPY_FRAMEWORKS.get(self.framework or "")
-        if own_ops is None or not op.attrs.get("dy_strided") or not op.in_specs:
-            return options
-        moved = 2.0 * float(op.in_specs[0].nbytes)
-        return [o._replace(traffic_bytes=o.traffic_bytes + moved, kernels=o.kernels + 1,
-                           framework_ops=o.framework_ops + own_ops) if o.key == "stream" else
-                o._replace(serial_bytes=o.serial_bytes + moved, kernels=o.kernels + 1,
-                           framework_ops=o.framework_ops + own_ops)
-                for o in options]
-
-    def _pairwise_sum(self, op: Op) -> KernelOption:
-        """A gradient's k contributions summed as PAIRWISE_SUM_FRAMEWORKS do: k - 1 adds (two
-        reads and a write each), after a copy of the first where the framework makes one."""
-        size, adds = float(op.out.nbytes), len(op.in_specs) - 1
-        copies = int(self.framework in COPY_FIRST_FRAMEWORKS)
-        fp32_peak = self.spec.sustained_peak_flops_for("fp32")
-        return KernelOption("stream", op.flops / fp32_peak, (3.0 * adds + 2.0 * copies) * size,
-                            "elementwise", kernels=adds + copies, framework_ops=adds + copies)
+        return with_slice_copy(op, self.framework, options)
 
     def bias_pass(self, op: Op) -> tuple[float, int]:
         """(bytes moved, kernels) of the separate kernel that adds a layer's bias (reads and

@@ -98,3 +98,30 @@ def optimizer_step_option(op: Op, framework: str | None, fp32_peak_flops: float)
     moved = sum(read + written for read, written, _ in calls) * op.param_bytes
     return KernelOption("stream", arithmetic_s, moved, "elementwise",
                         kernels=launches * share, framework_ops=len(calls) * share)
+
+
+def pairwise_sum_option(op: Op, framework: str | None, fp32_peak_flops: float) -> KernelOption:
+    """A gradient's k contributions summed as PAIRWISE_SUM_FRAMEWORKS do: k - 1 adds (two
+    reads and a write each), after a copy of the first where the framework makes one
+    (COPY_FIRST_FRAMEWORKS)."""
+    size, adds = float(op.out.nbytes), len(op.in_specs) - 1
+    copies = int(framework in COPY_FIRST_FRAMEWORKS)
+    return KernelOption("stream", op.flops / fp32_peak_flops, (3.0 * adds + 2.0 * copies) * size,
+                        "elementwise", kernels=adds + copies, framework_ops=adds + copies)
+
+
+def with_slice_copy(op: Op, framework: str | None,
+                    options: list[KernelOption]) -> list[KernelOption]:
+    """Where the op reads a strided slice of its gradient (attrs dy_strided) and the
+    framework copies one first (SLICE_COPY_FRAMEWORKS): a copy kernel that reads and writes
+    the slice, at the framework's streaming share before a streaming op, as serial traffic
+    before a library kernel."""
+    own_ops = SLICE_COPY_FRAMEWORKS.get(framework or "")
+    if own_ops is None or not op.attrs.get("dy_strided") or not op.in_specs:
+        return options
+    moved = 2.0 * float(op.in_specs[0].nbytes)
+    return [o._replace(traffic_bytes=o.traffic_bytes + moved, kernels=o.kernels + 1,
+                       framework_ops=o.framework_ops + own_ops) if o.key == "stream" else
+            o._replace(serial_bytes=o.serial_bytes + moved, kernels=o.kernels + 1,
+                       framework_ops=o.framework_ops + own_ops)
+            for o in options]

@@ -1,4 +1,4 @@
-"""A gradient's contributions summed as each framework sums them (hwmodels/gpu.py
+"""A gradient's contributions summed as each framework sums them (hwmodels/gpu_frameworks.py
 PAIRWISE_SUM_FRAMEWORKS): PyTorch adds them pairwise as they arrive, Torch7's containers copy
 the first and add the others in place, TensorFlow and MXNet sum all of them in one kernel."""
 import pytest
