@@ -205,6 +205,16 @@ def allreduce_groups(tg: TaskGraph, cluster, groups: list[SyncGroup],
     return done_at
 
 
+def step_after_sync(updates, grad_task: Mapping[str, str],
+                    done_at: list[dict[str, tuple[str, ...]]], device: str
+                    ) -> dict[str, tuple[str, ...]]:
+    """What each update waits for on `device`: its gradient and, as DDP's optimizer.step()
+    starts once backward() has waited for every bucket, the last bucket's all-reduce (the
+    buckets are reduced in order: the last one's end is every one's)."""
+    synced = done_at[-1][device] if done_at else ()
+    return {op.name: (grad_task[op.inputs[0]], *synced) for op in updates}
+
+
 def rank_time_factors(n: int, spread: float, tail: str = "exponential") -> list[float]:
     """What each of n ranks' compute times are multiplied by when the ranks' step times vary
     by `spread` with the given tail (RANK_TAILS): the expected order statistics, slowest

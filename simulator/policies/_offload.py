@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from ..lowering import Emitted, emit_ops, output_bytes, resident_bytes, storage_owner
 from ..tasks import TaskGraph
 from . import ConfigError, Option, _replicas
-from ._data_parallel import allreduce_groups, ddp_groups
+from ._data_parallel import allreduce_groups, ddp_groups, step_after_sync
 from ._sync_group import MIB
 
 GIB = 2 ** 30
@@ -171,7 +171,7 @@ def emit_training_step(name: str, g, cluster, plan: OffloadPlan,
     """A training step with `plan` on every device; several devices all-reduce gradients in
     DDP's buckets of `bucket_mb` MiB as data-parallel does (_data_parallel.ddp_groups and
     allreduce_groups: one after another, each paying the launch), each by `algorithm`
-    (collectives.ALGORITHMS)."""
+    (collectives.ALGORITHMS); the updates wait for the last bucket, as DDP's step does."""
     n = len(cluster.devices)
     fidelity = _replicas.default_fidelity(cluster, collectives)
     replicas = replicas or ("one" if n >= LOCKSTEP_MIN_DEVICES and in_lockstep(cluster)
@@ -194,23 +194,12 @@ def emit_training_step(name: str, g, cluster, plan: OffloadPlan,
         return tg
     # data-parallel's buckets and all-reduces, at the launch cost and in the order DDP's run
     groups = ddp_groups(g, bucket_mb * MIB)
-    bucket_of = {nm: b for b, group in enumerate(groups) for nm in group.ops}
     done_at = allreduce_groups(tg, cluster, groups,
                                {d.id: emitted[d.id].task_of for d in simulated}, fidelity,
                                algorithm)
 
-    def bucket(grad: str) -> int:
-        """The bucket of an update's gradient; of a tied weight's sum of gradients
-        (grad_weight_acc, no bucket of its own), the last bucket of the gradients it sums."""
-        if grad in bucket_of:
-            return bucket_of[grad]
-        return max((bucket_of[nm] for nm in g.op(grad).inputs if nm in bucket_of),
-                   default=len(groups) - 1)
-
     for d in simulated:
-        task_of = emitted[d.id].task_of
-        extra = {op.name: (task_of[op.inputs[0]], *done_at[bucket(op.inputs[0])][d.id])
-                 for op in updates}
+        extra = step_after_sync(updates, emitted[d.id].task_of, done_at, d.id)
         emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", extra_deps=extra,
                  priority_base=len(ops), track_memory=False)
     return tg

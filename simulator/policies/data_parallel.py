@@ -97,6 +97,7 @@ from ._data_parallel import (
     default_algorithm,
     input_batch_tasks,
     rank_time_factors,
+    step_after_sync,
     sync_groups,
 )
 from ._horovod import refuse_horovod_options
@@ -218,10 +219,7 @@ def _plan_step(*, graph, cluster, training, fidelity, replicas, bucket_mb, gradi
                                symmetric=by_class, also_after=compiled)
     for d in simulated:
         grad_task = emitted[d.id].task_of
-        # As in DDP, optimizer.step() starts once backward() has waited for every bucket
-        # (the buckets are reduced in order: the last one's end is every one's).
-        synced = done_at[-1][d.id] if done_at else ()
-        extra = {op.name: (grad_task[op.inputs[0]], *synced) for op in updates}
+        extra = step_after_sync(updates, grad_task, done_at, d.id)
         emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", extra_deps=extra,
                  priority_base=len(fwd_bwd), track_memory=False,
                  duration=_rank_duration(updates, d, slowdown.get(d.id, 1.0)))

@@ -207,3 +207,23 @@ def test_the_planners_model_predicts_the_engines_step_for_every_plan_it_ranks():
         log = run_tasks(tg, cl, memory_budget_bytes={dev.id: 3 * GIB})
         assert log.ok
         assert log.makespan_s == pytest.approx(figures["predicted_time_s"], rel=0.02)
+
+
+@pytest.mark.parametrize("policy", ["swap", "swap-all"])
+def test_every_update_waits_for_the_last_bucket_as_ddps_step_does(policy):
+    """DDP's optimizer.step() runs once backward() has waited for every bucket: no update
+    starts before the last bucket's all-reduce has ended on its device, even the updates
+    whose gradients went in the first bucket."""
+    r = simulate("resnet18", gpu(count=2), policy, batch=8, bucket_mb=2)
+    assert r.ok
+    buckets = sorted({int(t.name.split(".")[1][1:]) for t in r.log.tasks
+                      if t.name.startswith("allreduce.b")})
+    assert len(buckets) >= 4
+    for device in ("gpu0", "gpu1"):
+        spans = [(t, s, e) for t, s, e in zip(r.log.tasks, r.log.start_s, r.log.end_s,
+                                               strict=True) if t.device == device]
+        last_reduced = max(e for t, _, e in spans
+                           if t.name.startswith(f"allreduce.b{buckets[-1]}."))
+        first_reduced = max(e for t, _, e in spans if t.name.startswith("allreduce.b0."))
+        updates = [s for t, s, _ in spans if t.meta.get("phase") == "update"]
+        assert updates and min(updates) >= last_reduced > first_reduced
