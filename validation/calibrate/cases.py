@@ -23,17 +23,36 @@ REFERENCE_CASE = ("resnet20", 16)
 
 
 # Attributes that say how a framework issues an op around its kernel, not what the measured
-# kernel is: an update's step (which optimizer, how many tensors its multi-tensor calls share,
-# whether it is fused), and whether a backward op's dy is a strided slice some frameworks copy
-# first (a kernel of its own, gpu_frameworks.SLICE_COPY_FRAMEWORKS)
-ISSUE_ATTRS = frozenset({"optimizer", "step_tensors", "fused_optimizer", "dy_strided"})
+# kernel is: an update's step (how many tensors its multi-tensor calls share, whether it is
+# fused), and whether a backward op's dy is a strided slice some frameworks copy first (a
+# kernel of its own, gpu_frameworks.SLICE_COPY_FRAMEWORKS). An update's optimizer is its
+# kernel (SGD's step reads and writes other tensors than Adam's): op_key keeps it.
+ISSUE_ATTRS = frozenset({"step_tensors", "fused_optimizer", "dy_strided"})
 
 
 def op_key(op: Op) -> str:
-    """Identity of an op for measurement: kind, input and output shapes, attributes."""
+    """Identity of an op for measurement: kind, input and output shapes, attributes (of an
+    update, its optimizer among them)."""
+    return op_keys(op)[0]
+
+
+def op_keys(op: Op) -> tuple[str, ...]:
+    """The keys an op's measurement may be recorded under, the most specific first: an
+    update's with its optimizer, then without, the key of a measurement that does not name
+    the optimizer it stepped with (the committed CPU measurements: PyTorch's SGD with
+    momentum), which is found when none with its optimizer is."""
     attrs = {k: v for k, v in sorted(op.attrs.items()) if k not in ISSUE_ATTRS}
     shapes = [list(s.shape) for s in op.in_specs]
-    return json.dumps([op.kind, shapes, list(op.out.shape), op.params, repr(attrs)])
+    keys = [json.dumps([op.kind, shapes, list(op.out.shape), op.params, repr(attrs)])]
+    if "optimizer" in attrs:
+        del attrs["optimizer"]
+        keys.append(json.dumps([op.kind, shapes, list(op.out.shape), op.params, repr(attrs)]))
+    return tuple(keys)
+
+
+def find_measured(op: Op, measured: dict[str, float]) -> float | None:
+    """The op's measurement under its most specific key that `measured` has; None if none."""
+    return next((measured[k] for k in op_keys(op) if k in measured), None)
 
 
 def calibration_cases(cases=DEFAULT_CASES, grid: bool = True,

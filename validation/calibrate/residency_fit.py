@@ -15,7 +15,7 @@ from hwmodels.specs import HardwareError
 from workloads.training import lower_training
 
 from .calibration_nets import get
-from .cases import calibration_cases, op_key
+from .cases import calibration_cases, op_keys
 
 
 @functools.cache
@@ -27,8 +27,9 @@ def step_bytes_by_key(fitting: bool = False) -> dict[tuple[str, str], float]:
     for name, batch in calibration_cases(grid=True):
         ops = [op for op in lower_training(get(name, batch)).topo() if not op.is_view]
         step = fitting_bytes(ops) if fitting else float(sum(op.bytes_moved for op in ops))
-        for op in ops:
-            out[(op_key(op), name)] = step
+        for op in ops:   # under each key a record of the op may have (cases.op_keys)
+            for key in op_keys(op):
+                out[(key, name)] = step
     return out
 
 

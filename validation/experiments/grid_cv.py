@@ -20,7 +20,7 @@ import os
 
 from hwmodels.profile import Profile
 from validation.calibrate.calibration_nets import GRID_CASES, get
-from validation.calibrate.cases import op_key
+from validation.calibrate.cases import find_measured
 from validation.calibrate.profile_build import build_profile, read_ops_csv
 from validation.paths import MEASURED
 from validation.validate.compare import (
@@ -57,10 +57,11 @@ def measured_step_s(records: list[dict], graph, network: str, overhead_s: float)
     in this network (records_of_replay's time_s) plus the step overhead."""
     times = {rec["key"]: rec["time_s"] for rec in records if network in rec["sources"]}
     ops = [op for op in lower_training(graph).topo() if not op.is_view]
-    missing = [op.name for op in ops if op_key(op) not in times]
+    found = {op.name: find_measured(op, times) for op in ops}
+    missing = [name for name, t in found.items() if t is None]
     if missing:
         raise ValueError(f"{network}: no measurement of {len(missing)} ops ({missing[0]}, ...)")
-    return sum(times[op_key(op)] + overhead_s for op in ops)
+    return sum(t + overhead_s for t in found.values() if t is not None)
 
 
 def rows_for(profile_path, ops_csv, networks=None) -> list[Comparison]:
