@@ -9,154 +9,12 @@ import importlib
 
 import torch
 
-BATCH, SEQUENCE = 2, 16
-IMAGE = 224
+from benchmarks import import_sweep_transformers as _hf
 
-# Small configs: two layers, narrow, few heads; each family's own names for the sizes.
-_DECODER = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                num_attention_heads=4, vocab_size=512, max_position_embeddings=128)
-_ENCODER = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                num_attention_heads=4, vocab_size=512, max_position_embeddings=128)
-_GPT2 = dict(n_embd=64, n_layer=2, n_head=4, vocab_size=512, n_positions=128)
-_VISION = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-               num_attention_heads=4, image_size=32, patch_size=8)
-_STAGES = dict(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1])
-_SEQ2SEQ = dict(d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-                decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
-                vocab_size=512, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-                decoder_start_token_id=1)
-TRANSFORMERS: dict[str, tuple[str, str, dict]] = {
-    # name: (config class, model class, config fields)
-    "gpt2": ("GPT2Config", "GPT2LMHeadModel", _GPT2),
-    "bert": ("BertConfig", "BertModel", _ENCODER),
-    "bert-mlm": ("BertConfig", "BertForMaskedLM", _ENCODER),
-    "roberta": ("RobertaConfig", "RobertaModel", _ENCODER),
-    "distilbert": ("DistilBertConfig", "DistilBertModel",
-                   dict(dim=64, hidden_dim=128, n_layers=2, n_heads=4, vocab_size=512,
-                        max_position_embeddings=128)),
-    "llama": ("LlamaConfig", "LlamaForCausalLM", dict(_DECODER, num_key_value_heads=2)),
-    "mistral": ("MistralConfig", "MistralForCausalLM", dict(_DECODER, num_key_value_heads=2)),
-    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(_DECODER, num_key_value_heads=2)),
-    "phi": ("PhiConfig", "PhiForCausalLM", _DECODER),
-    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", _DECODER),
-    "opt": ("OPTConfig", "OPTForCausalLM",
-            dict(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
-                 vocab_size=512, max_position_embeddings=128, word_embed_proj_dim=64)),
-    "t5": ("T5Config", "T5EncoderModel",
-           dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, vocab_size=512)),
-    # Hugging Face's eager attention: explicit products, the mask added, softmax
-    "gpt2-eager": ("GPT2Config", "GPT2LMHeadModel", dict(_GPT2, attn_implementation="eager")),
-    "llama-eager": ("LlamaConfig", "LlamaForCausalLM",
-                    dict(_DECODER, num_key_value_heads=2, attn_implementation="eager")),
-    "gemma": ("GemmaConfig", "GemmaForCausalLM",
-              dict(_DECODER, num_key_value_heads=1, head_dim=16)),
-    "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(_DECODER, num_key_value_heads=4,
-                                                   pad_token_id=0)),
-    "falcon": ("FalconConfig", "FalconForCausalLM",
-               dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                    vocab_size=512)),
-    "bloom": ("BloomConfig", "BloomForCausalLM",
-              dict(hidden_size=64, n_layer=2, n_head=4, vocab_size=512)),
-    "gptj": ("GPTJConfig", "GPTJForCausalLM",
-             dict(n_embd=64, n_layer=2, n_head=4, vocab_size=512, rotary_dim=8,
-                  n_positions=128)),
-    "mixtral": ("MixtralConfig", "MixtralForCausalLM",
-                dict(_DECODER, num_key_value_heads=2, num_local_experts=4,
-                     num_experts_per_tok=2)),
-    "albert": ("AlbertConfig", "AlbertModel", dict(_ENCODER, embedding_size=32)),
-    "electra": ("ElectraConfig", "ElectraModel", dict(_ENCODER, embedding_size=32)),
-    "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaModel", _ENCODER),
-    "deberta-v2": ("DebertaV2Config", "DebertaV2Model", _ENCODER),
-    "bert-classifier": ("BertConfig", "BertForSequenceClassification", _ENCODER),
-    "gpt2-classifier": ("GPT2Config", "GPT2ForSequenceClassification",
-                        dict(_GPT2, pad_token_id=0)),
-    "vit": ("ViTConfig", "ViTModel", _VISION),
-    "clip-vision": ("CLIPVisionConfig", "CLIPVisionModel", _VISION),
-    "convnext": ("ConvNextConfig", "ConvNextModel", _STAGES),
-    "resnet": ("ResNetConfig", "ResNetModel", dict(_STAGES, embedding_size=16)),
-    "swin": ("SwinConfig", "SwinModel",
-             dict(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2],
-                  window_size=4)),
-    # encoder-decoders, speech, two towers, detection and segmentation, state spaces
-    "t5-seq2seq": ("T5Config", "T5Model",
-                   dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
-                        vocab_size=512)),
-    "bart": ("BartConfig", "BartModel", dict(_SEQ2SEQ, max_position_embeddings=64)),
-    "whisper": ("WhisperConfig", "WhisperModel",
-                dict(_SEQ2SEQ, num_mel_bins=16, max_source_positions=32,
-                     max_target_positions=32)),
-    "clip": ("CLIPConfig", "CLIPModel",
-             dict(text_config=dict(_ENCODER, max_position_embeddings=32),
-                  vision_config=_VISION, projection_dim=32)),
-    "wav2vec2": ("Wav2Vec2Config", "Wav2Vec2Model",
-                 dict(_ENCODER, conv_dim=(32, 32), conv_stride=(5, 2), conv_kernel=(10, 3),
-                      num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)),
-    "detr": ("DetrConfig", "DetrForObjectDetection",
-             dict(_SEQ2SEQ, use_timm_backbone=False, use_pretrained_backbone=False,
-                  backbone_config=dict(_STAGES, model_type="resnet", embedding_size=16,
-                                       out_features=["stage4"]), num_queries=10)),
-    "segformer": ("SegformerConfig", "SegformerForSemanticSegmentation",
-                  dict(_STAGES, num_attention_heads=[1, 2, 4, 4], decoder_hidden_size=64,
-                       num_labels=5)),
-    "dinov2": ("Dinov2Config", "Dinov2Model", _VISION),
-    "mamba": ("MambaConfig", "MambaForCausalLM",
-              dict(hidden_size=64, num_hidden_layers=2, vocab_size=512, state_size=8)),
-    # newer decoders, mixtures of experts and encoders
-    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(_DECODER, num_key_value_heads=2,
-                                                      head_dim=16)),
-    "qwen3-moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM",
-                  dict(_DECODER, num_key_value_heads=2, head_dim=16, num_experts=4,
-                       num_experts_per_tok=2, moe_intermediate_size=64)),
-    "qwen2-moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM",
-                  dict(_DECODER, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2,
-                       moe_intermediate_size=64, shared_expert_intermediate_size=64)),
-    "gpt-oss": ("GptOssConfig", "GptOssForCausalLM",
-                dict(_DECODER, num_key_value_heads=2, head_dim=16, num_local_experts=4,
-                     num_experts_per_tok=2)),
-    "deepseek-v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM",
-                    dict(_DECODER, num_key_value_heads=4, n_routed_experts=4,
-                         num_experts_per_tok=2, moe_intermediate_size=64,
-                         first_k_dense_replace=1, q_lora_rank=32, kv_lora_rank=16,
-                         qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16, n_group=1,
-                         topk_group=1)),
-    "llama4": ("Llama4TextConfig", "Llama4ForCausalLM",
-               dict(_DECODER, num_key_value_heads=2, head_dim=16, num_local_experts=4,
-                    num_experts_per_tok=1, intermediate_size_mlp=128,
-                    interleave_moe_layer_step=1)),
-    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", dict(_DECODER, num_key_value_heads=2,
-                                                         head_dim=16)),
-    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", dict(_DECODER, num_key_value_heads=2,
-                                                             head_dim=16)),
-    "olmo2": ("Olmo2Config", "Olmo2ForCausalLM", dict(_DECODER, num_key_value_heads=2)),
-    "granite": ("GraniteConfig", "GraniteForCausalLM", dict(_DECODER, num_key_value_heads=2)),
-    "starcoder2": ("Starcoder2Config", "Starcoder2ForCausalLM",
-                   dict(_DECODER, num_key_value_heads=2)),
-    "stablelm": ("StableLmConfig", "StableLmForCausalLM", dict(_DECODER, num_key_value_heads=2)),
-    "cohere": ("CohereConfig", "CohereForCausalLM", dict(_DECODER, num_key_value_heads=2)),
-    "mamba2": ("Mamba2Config", "Mamba2ForCausalLM",
-               dict(hidden_size=64, num_hidden_layers=2, vocab_size=512, state_size=8,
-                    num_heads=8, head_dim=16, n_groups=1)),
-    "modernbert": ("ModernBertConfig", "ModernBertModel", dict(_DECODER, pad_token_id=0)),
-    "mt5": ("MT5Config", "MT5EncoderModel",
-            dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, vocab_size=512)),
-    "siglip-vision": ("SiglipVisionConfig", "SiglipVisionModel", _VISION),
-    "beit": ("BeitConfig", "BeitModel", _VISION),
-    "vit-mae": ("ViTMAEConfig", "ViTMAEModel", _VISION),
-}
-# What each model's forward is given, by keyword: token ids ("ids", (BATCH, SEQUENCE)) or
-# values of a sample's shape. Image models take pixels; a model not listed, token ids.
-_PIXELS = (("pixel_values", (3, 32, 32)),)
-INPUTS: dict[str, tuple[tuple[str, str | tuple[int, ...]], ...]] = {
-    **{name: _PIXELS for name in ("vit", "clip-vision", "convnext", "resnet", "swin",
-                                  "dinov2", "siglip-vision", "beit", "vit-mae")},
-    "t5-seq2seq": (("input_ids", "ids"), ("decoder_input_ids", "ids")),
-    "bart": (("input_ids", "ids"), ("decoder_input_ids", "ids")),
-    "whisper": (("input_features", (16, 64)), ("decoder_input_ids", "ids")),
-    "clip": (("input_ids", "ids"), ("pixel_values", (3, 32, 32))),
-    "wav2vec2": (("input_values", (1600,)),),
-    "detr": (("pixel_values", (3, 64, 64)),),
-    "segformer": (("pixel_values", (3, 64, 64)),),
-}
+TRANSFORMERS, INPUTS = _hf.TRANSFORMERS, _hf.INPUTS
+BATCH, SEQUENCE = _hf.BATCH, _hf.SEQUENCE
+
+IMAGE = 224
 
 TIMM = ("resnet18", "resnet50", "resnext50_32x4d", "efficientnet_b0", "mobilenetv3_small_100",
         "mobilenetv3_large_100", "convnext_tiny", "regnety_002", "regnetx_002", "densenet121",
@@ -171,7 +29,23 @@ TIMM = ("resnet18", "resnet50", "resnext50_32x4d", "efficientnet_b0", "mobilenet
         "repvit_m1", "hiera_tiny_224", "mambaout_femto", "tiny_vit_5m_224",
         "mobilenetv4_conv_small", "hgnetv2_b0", "starnet_s1", "davit_tiny", "focalnet_tiny_srf",
         "nf_resnet26", "gcvit_xxtiny", "pvt_v2_b0", "caformer_s18", "ghostnetv2_100",
-        "vit_base_patch16_rope_224", "nextvit_small", "efficientformerv2_s0")
+        "vit_base_patch16_rope_224", "nextvit_small", "efficientformerv2_s0",
+        # more of the families people train: EfficientNet(V2), MobileNet, RegNet, ResNet and
+        # Inception variants, ViT and hybrid variants, MLPs, local and relative attention
+        "efficientnetv2_rw_t", "tf_efficientnetv2_b0", "efficientnet_lite0", "mnasnet_100",
+        "mixnet_s", "lcnet_050", "mobilenetv4_hybrid_medium", "mobilevitv2_050", "regnetz_b16",
+        "resnetv2_50", "seresnext26d_32x4d", "ecaresnet50d", "skresnet18", "resnest14d",
+        "res2next50", "cspresnet50", "cspdarknet53", "dpn68", "dla46x_c", "hrnet_w18",
+        "ese_vovnet19b_dw", "selecsls42b", "tresnet_m", "repvgg_a0", "mobileone_s0", "vgg16",
+        "dm_nfnet_f0", "inception_v4", "inception_resnet_v2", "xception41", "legacy_xception",
+        "rdnet_tiny", "inception_next_tiny", "deit3_small_patch16_224",
+        "beitv2_base_patch16_224", "flexivit_small", "vit_base_patch14_reg4_dinov2",
+        "vit_relpos_small_patch16_224", "vitamin_small_224", "levit_conv_128s",
+        "coatnet_0_rw_224", "coatnext_nano_rw_224", "coat_lite_tiny", "convit_tiny",
+        "visformer_tiny", "twins_svt_small", "nest_tiny", "volo_d1_224", "efficientvit_m0",
+        "swinv2_tiny_window8_256", "swinv2_cr_tiny_ns_224", "mvitv2_tiny", "poolformerv2_s12",
+        "gmlp_s16_224", "resmlp_12_224", "sequencer2d_s", "botnet26t_256", "halonet26t",
+        "lambda_resnet26t")
 
 
 
