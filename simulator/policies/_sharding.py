@@ -17,9 +17,9 @@ A unit's shard is padded up to a whole 1/N, as FSDP pads its flat parameters.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from workloads.graph import Op, OpGraph
+from workloads.graph import Op, OpGraph, TensorSpec
 from workloads.training import OPTIMIZER_STATE_PER_PARAM
 
 from ..lowering import HALF_BYTES, is_amp
@@ -100,3 +100,30 @@ def resident_state_bytes(units: dict[str, StateBytes], stage: int, ranks: int) -
     params = whole.params if stage < 3 else sum(_shard(u.params, ranks)
                                                 for u in units.values())
     return StateBytes(params, grads, optimizer)
+
+
+def flat_parameter_updates(train: OpGraph) -> OpGraph:
+    """The training graph as FSDP's optimizer steps it: FSDP flattens each unit's parameters
+    into one FlatParameter (use_orig_params=False, its default), so the optimizer holds one
+    tensor per unit. Each unit's layer updates become one update of all the unit's values, a
+    tensor of its own, after every gradient of the unit."""
+    layers = [op for op in train.ops if op.phase == "update"]
+    by_unit: dict[str, list[Op]] = {}
+    for op in layers:
+        by_unit.setdefault(wrap_unit(op.forward or op.name), []).append(op)
+    flat = OpGraph(train.name, train.meta)
+    for op in train.ops:
+        if op.phase != "update":
+            flat.add(op)
+    for u, v, data in train.g.edges(data=True):
+        if "tensor" not in data and u in flat and v in flat:
+            flat.add_dependency(u, v)
+    for unit, ups in by_unit.items():
+        params = sum(op.params for op in ups)
+        flat.add(replace(
+            ups[0], name=f"fsdp.flat_update.{unit}", params=params,
+            inputs=tuple(t for op in ups for t in op.inputs),
+            in_specs=tuple(s for op in ups for s in op.in_specs),
+            out=TensorSpec((params,), ups[0].out.dtype_bytes),
+            attrs={**ups[0].attrs, "tensors": 1, "step_tensors": len(by_unit)}))
+    return flat

@@ -31,12 +31,14 @@ exposed. Stage 2 holds a bucket's unsharded gradients until it is reduced.
 With `shard_group` g smaller than the devices (FSDP's HYBRID_SHARD: shard within a node,
 replicate across), every collective runs within groups of g consecutive devices, and each
 gradient shard is then all-reduced across the groups, among the devices of the same rank in
-their group. The optimizer steps each parameter's 1/g shard: the same update ops on 1/g of
-their values, as many tensors as unsharded. Collectives run on the cluster's topology
-(collectives.py), so contention and the fabric between nodes come with them, and as PyTorch
-runs them, on NCCL (`algorithm = "nccl"`, the default on GPUs: the
-all-gathers and reduce-scatters on NCCL's rings, across nodes one per NIC, the all-reduces
-across groups as its tuning picks), or on one ring through every device (`"ring"`).
+their group. The optimizer steps each rank's 1/g shard: at stage 3 one update per unit of
+1/g of its flat parameter's values (FSDP's FlatParameter: one tensor per unit), at stages 1
+and 2 the layers' update ops on 1/g of their values, as many tensors as unsharded.
+Collectives run on the cluster's topology (collectives.py), so contention and the fabric
+between nodes come with them, and as PyTorch runs them, on NCCL (`algorithm = "nccl"`, the
+default on GPUs: the all-gathers and reduce-scatters on NCCL's rings, across nodes one per
+NIC, the all-reduces across groups as its tuning picks), or on one ring through every device
+(`"ring"`).
 
 Not modelled: FSDP's copies into and out of its flat parameters, the host's dispatch of the
 hooks, a unit's reshard of gradients kept for accumulation, CPU offload of the shards.
@@ -65,6 +67,7 @@ from ._sharding import (
     ROOT,
     STAGES,
     StateBytes,
+    flat_parameter_updates,
     resident_state_bytes,
     units_of,
     wrap_unit,
@@ -148,12 +151,15 @@ class Fsdp(Policy):
             synced = steps.full_shard(units, fwd_bwd, prefetch)
         else:
             synced = steps.bucketed(fwd_bwd, bucket_mb, stage == 2)
-        updates = [op for op in g.topo() if op.phase == "update"]
+        # stage 3 steps FSDP's flat parameters, one tensor per unit
+        stepped = flat_parameter_updates(g) if stage == 3 else g
+        updates = [op for op in stepped.topo() if op.phase == "update"]
         for d in simulated:
             emit_ops(tg, g, d, ops=fwd_bwd, prefix=f"{d.id}/", extra_deps=steps.extra[d.id],
                      autocast_copies=False)
-            emit_ops(tg, g, d, ops=updates, prefix=f"{d.id}/", priority_base=len(fwd_bwd),
-                     extra_deps={op.name: (f"{d.id}/{op.inputs[0]}", *synced[d.id])
+            emit_ops(tg, stepped, d, ops=updates, prefix=f"{d.id}/",
+                     priority_base=len(fwd_bwd),
+                     extra_deps={op.name: (*(f"{d.id}/{t}" for t in op.inputs), *synced[d.id])
                                  for op in updates},
                      track_memory=False, costed_as=_shard_of(group))
         if stage < 3:
@@ -169,8 +175,8 @@ class Fsdp(Policy):
 
 def _shard_of(group: int) -> Callable[[Op], Op]:
     """An update as a rank runs it on its 1/group shard: the same op on a 1/group share of its
-    values (its tensors stepped one by one still: FSDP steps each parameter's shard), issued
-    in the launch queue as the rest of the step (emit_ops' costed_as)."""
+    values and as many tensors, issued in the launch queue as the rest of the step (emit_ops'
+    costed_as)."""
     def shard(op: Op) -> Op:
         share = math.ceil(op.params / group)
         return dataclasses.replace(

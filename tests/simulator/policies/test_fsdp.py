@@ -13,7 +13,13 @@ from simulator import Cluster, policies, simulate
 from simulator.api import load_workload
 from simulator.cli import main
 from simulator.lowering import resident_bytes
-from simulator.policies._sharding import ROOT, resident_state_bytes, units_of, wrap_unit
+from simulator.policies._sharding import (
+    ROOT,
+    flat_parameter_updates,
+    resident_state_bytes,
+    units_of,
+    wrap_unit,
+)
 from workloads.precision import with_precision
 from workloads.training import OPTIMIZER_STATE_PER_PARAM, lower_training
 
@@ -195,3 +201,32 @@ def _most_blocks_unsharded(result, device="gpu0") -> int:
 @pytest.mark.parametrize("prefetch, most", [(True, 2), (False, 1)])
 def test_prefetch_holds_the_current_block_and_the_next(prefetch, most):
     assert _most_blocks_unsharded(_run("fsdp", sizes=SMALL_LLAMA, prefetch=prefetch)) == most
+
+
+def _update_tasks(result, device="gpu0"):
+    return [t for t in result.log.tasks if t.device == device
+            and t.meta.get("phase") == "update"]
+
+
+def test_stage_3_steps_one_flat_parameter_per_unit_and_stages_1_2_each_layer():
+    """FSDP's FlatParameter: at stage 3 the optimizer steps one tensor per unit, over all of
+    the unit's values, after all of its gradients; stages 1 and 2 step the layers' tensors."""
+    train = _tiny("fp32", "sgd-momentum")
+    units = units_of(train)
+    flat = flat_parameter_updates(train)
+    steps = [op for op in flat.topo() if op.phase == "update"]
+    assert len(steps) == len(units)
+    assert {op.name.removeprefix("fsdp.flat_update.") for op in steps} == set(units)
+    assert all(op.attrs["tensors"] == 1 and op.attrs["step_tensors"] == len(units)
+               for op in steps)
+    layers = [op for op in train.topo() if op.phase == "update"]
+    assert sum(op.params for op in steps) == sum(op.params for op in layers)
+    assert sorted(t for op in steps for t in op.inputs) == sorted(
+        t for op in layers for t in op.inputs)
+    assert len(flat) == len(train) - len(layers) + len(steps)
+    zero3, zero2 = _run("fsdp", stage=3), _run("fsdp", stage=2)
+    assert len(_update_tasks(zero3)) == len(units)
+    assert len(_update_tasks(zero2)) == len(layers) > len(units)
+    # after every gradient of the unit
+    inputs = {f"gpu0/{op.name}": {f"gpu0/{t}" for t in op.inputs} for op in steps}
+    assert all(inputs[t.name] <= set(t.deps) for t in _update_tasks(zero3))
