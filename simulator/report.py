@@ -20,10 +20,17 @@ _SHOWN_ELSEWHERE = {"memory", "staleness_minibatches", "weight_drift_minibatches
                     "collective_algorithm"}
 
 
+# Magnitudes written without an exponent; beyond them (a bandwidth of 1e-300 B/s gives a step
+# of 1e297 s) a fixed-point figure would run to hundreds of digits
+EVERYDAY = (1e-6, 1e15)
+
+
 def sig(value: float, digits: int = 4) -> str:
     """`value` to `digits` significant digits, without exponent for everyday magnitudes."""
     if value == 0 or not math.isfinite(value):
         return f"{value:g}"
+    if not EVERYDAY[0] <= abs(value) < EVERYDAY[1]:
+        return f"{value:.{digits - 1}e}"
     places = max(0, digits - 1 - int(math.floor(math.log10(abs(value)))))
     return f"{value:.{places}f}" if abs(value) < 10 ** digits else f"{value:,.0f}"
 
