@@ -97,3 +97,31 @@ def test_a_folder_that_takes_no_file_is_refused_before_the_run(files, capsys):
 def test_the_write_check_leaves_nothing_behind(files, capsys):
     assert main(["simulate", "run.toml", "--trace", "t.json"]) == 0
     assert sorted(p.name for p in files.iterdir()) == ["net.py", "run.toml", "t.json"]
+
+
+def test_a_pipe_or_device_is_written_through_never_replaced(files, capsys):
+    """A named pipe (as /dev/null, /dev/stdout: not a regular file) gets the output written
+    into it and stays what it was; a rename over it would replace it (in /dev, as root, the
+    device itself)."""
+    import os
+    import stat
+    import threading
+    os.mkfifo("pipe.csv")
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(Path("pipe.csv").read_bytes()),
+                              daemon=True)
+    reader.start()
+    assert main(["simulate", "run.toml", "--csv", "pipe.csv"]) == 0
+    reader.join(timeout=60)
+    assert stat.S_ISFIFO(os.lstat("pipe.csv").st_mode)
+    assert got and got[0].startswith(b"task,") and got[0].count(b"\n") > 10
+    assert sorted(p.name for p in files.iterdir()) == ["net.py", "pipe.csv", "run.toml"]
+
+
+def test_an_output_through_a_symbolic_link_replaces_the_file_it_names(files, capsys):
+    Path("traces").mkdir()
+    Path("traces/step.json").write_text("old")
+    Path("step.json").symlink_to("traces/step.json")
+    assert main(["simulate", "run.toml", "--trace", "step.json"]) == 0
+    assert Path("step.json").is_symlink()
+    assert Path("traces/step.json").read_text().startswith("{")
