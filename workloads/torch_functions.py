@@ -106,7 +106,8 @@ class FunctionLowering(PoolPadLowering):
             F.selu: act("selu", _sig_inplace), torch.selu: act("selu", _sig_unary),
             torch.selu_: act("selu", _sig_unary), F.selu_: act("selu", _sig_unary),
             F.softplus: act("softplus", _sig_softplus),
-            torch.sin: self._trig, torch.cos: self._trig, torch.exp: self._weight_exp,
+            torch.sin: self._trig, torch.cos: self._trig, torch.erf: self._trig,
+            torch.special.erf: self._trig, torch.exp: self._weight_exp,
             torch.mean: self._mean, torch.sum: self._mean, torch.pow: self._pow,
             operator.pow: self._pow,
             torch.square: self._square, torch.rsqrt: self._rsqrt, torch.sqrt: self._sqrt,
@@ -122,7 +123,7 @@ class FunctionLowering(PoolPadLowering):
             "size": self._shape_query, "dim": self._shape_query,
             "tanh": act("tanh", _sig_unary), "tanh_": act("tanh", _sig_unary),
             "sigmoid": act("sigmoid", _sig_unary), "sigmoid_": act("sigmoid", _sig_unary),
-            "sin": self._trig, "cos": self._trig, "exp": self._weight_exp,
+            "sin": self._trig, "cos": self._trig, "erf": self._trig, "exp": self._weight_exp,
             "mean": self._mean, "sum": self._mean, "pow": self._pow, "square": self._square,
             "rsqrt": self._rsqrt, "sqrt": self._sqrt, "to": self._same_dtype,
             "float": self._same_dtype, "type_as": self._same_dtype,
@@ -314,6 +315,7 @@ class FunctionLowering(PoolPadLowering):
     def _trig(self, node):
         x = self.tensor(self.bind(_sig_unary, node)["input"])
         kind = node.target if isinstance(node.target, str) else node.target.__name__
+        kind = kind.removeprefix("special_")   # torch.special.erf
         return self.b.op(kind, [x], name=self.name(kind))
 
     def _neg(self, node):

@@ -155,6 +155,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         self.traced_root = gm          # the module traced (from_torch sets it)
         self.rows_nodes = set()
         self.folded = set()
+        self.broadcast_views = set()
         self.module_table = {**self.module_handlers(torch.nn), **tf_modules, **gate_modules}
 
     # -- driver --------------------------------------------------------------------------
@@ -372,7 +373,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
 
     def _check_shape(self, node) -> None:
         v, expected = self.env[node], self.traced_shape(node)
-        if not isinstance(v, str):
+        if not isinstance(v, str) or node in self.broadcast_views:
             return
         got = self.b.spec(v).shape
         if expected != got and self.rows_shape_matches(node, got, expected):

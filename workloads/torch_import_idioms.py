@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .torch_import_tables import _BiasTable, _Empty, _Transposed
 from .torch_layers import _Param
 from .torch_operands import _Aux
 from .torch_state import LoweringState
+from .torch_values import _Pending
 from .torch_views import _Stacked
 
 
@@ -136,8 +138,10 @@ class IdiomLowering(LoweringState):
             if isinstance(index, int):
                 return self._select(src.source, src.dims, index)
         if node.target in ("mean", self.torch.mean, "sum", self.torch.sum) and \
-                isinstance(src, str):
-            return self._mean_inner(node, src)
+                (isinstance(src, str) or isinstance(src, _Pending) and
+                 src.kind == "shuffle_split"):   # ResNeSt's sum over its radix splits
+            return self._mean_inner(node, src if isinstance(src, str) else
+                                    lambda: self.tensor(node.args[0]))
         if node.target in ("mean", self.torch.mean) and isinstance(src, _Stacked):
             return self.mean_of_stacked(node, src)
         if node.target is self.torch.nn.functional.scaled_dot_product_attention:
@@ -296,14 +300,16 @@ class IdiomLowering(LoweringState):
             return self._permuted(out, (0, 2, 1), "permute")
         return None
 
-    def _mean_inner(self, node, x: str):
+    def _mean_inner(self, node, x: str | Callable[[], str]):
         """The mean (or sum) over dimensions after the batch that are not all trailing: a
         permute that puts them last (a view), then the reduction; with keepdim (the channel
         statistics of ConvNeXt's channels-first LayerNorm, `x.mean(1, keepdim=True)`), the
         kept ones of size 1 permuted back into place, a view. None where the ordinary
-        lowering applies."""
+        lowering applies. `x` is the tensor, or what makes it (a pending view's op) once the
+        reduction is known to apply."""
         a = self.bind(_sig_mean, node)
-        rank = len(self.b.spec(x).shape)
+        rank = len(self.traced_shape(node.args[0]) or ()) if callable(x) else \
+            len(self.b.spec(x).shape)
         dims = a["dim"] if isinstance(a["dim"], (list, tuple)) else (a["dim"],)
         if a["dim"] is None or a["dtype"] is not None:
             return None
@@ -311,5 +317,6 @@ class IdiomLowering(LoweringState):
         if 0 in reduced or reduced == list(range(rank - len(reduced), rank)) or \
                 (rank == 4 and reduced == [2, 3]):
             return None
-        return self.reduce_inner(x, self.reduction_kind(node), reduced, bool(a["keepdim"]))
+        return self.reduce_inner(x() if callable(x) else x, self.reduction_kind(node), reduced,
+                                 bool(a["keepdim"]))
 

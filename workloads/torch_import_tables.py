@@ -23,7 +23,8 @@ transformers and timm add to or cut from their tensors, each onto the IR's kinds
   before the sequence (CLIP's class embedding) is the class token; `x @ self.weight.T`
   (Falcon's linear) is a linear layer;
 - `F.scaled_dot_product_attention(..., enable_gqa=True)` with fewer key and value heads than
-  query heads: the key and value heads repeated (`repeat_heads`, the copy PyTorch's math path
+  query heads, or with one key and value head it broadcasts (multi-query attention): the key
+  and value heads repeated (`repeat_heads`, the copy PyTorch's math path
   makes) and one attention op; a learned table gathered as the SDPA mask (T5's relative
   position buckets, BEiT's relative position bias) is PyTorch's math path, the products,
   softmax and an attention_bias op holding the table; another mask computed from a parameter
@@ -289,6 +290,17 @@ class TableLowering(LoweringState):
             attn = self.b.dropout(attn, float(a["dropout_p"]), name=self.name("attn_drop"))
         return self.b.batched_matmul(attn, v, name=self.name("context"))
 
+    def _one_kv_head(self, a) -> bool:
+        """Whether q (N, heads, S, D) attends to keys and values of one head that SDPA
+        broadcasts over the heads (timm's MobileNetV4 multi-query attention): PyTorch's math
+        path expands them and its batched product copies them to every head, as enable_gqa's
+        repeat does."""
+        shapes = [self.traced_shape(a[n]) or () for n in ("query", "key", "value")]
+        if any(len(s) != 4 for s in shapes):
+            return False
+        q, k, v = shapes
+        return q[-3] > 1 and k[-3] == v[-3] == 1 and q[0] == k[0] == v[0]
+
     def _sdpa_gqa(self, node):
         a = self.bind(_sig_sdpa, node)
         mask = self.value(a["attn_mask"])
@@ -300,7 +312,7 @@ class TableLowering(LoweringState):
                                    "scores; only masks of buffers and constants and a learned "
                                    "table gathered at a constant index (a relative position "
                                    "bias) are supported")
-        if not a["enable_gqa"]:
+        if not a["enable_gqa"] and not self._one_kv_head(a):
             return None
         q, k, v = (self.tensor(a[n]) for n in ("query", "key", "value"))
         heads, kv_heads = self.b.spec(q).shape[-3], self.b.spec(k).shape[-3]

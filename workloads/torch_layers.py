@@ -19,6 +19,20 @@ from .torch_state import LoweringState
 from .torch_values import _Param
 
 
+def explicit_padding(padding, kernel, dilation):
+    """A convolution's zero padding as numbers: 'valid' is none, 'same' half of dilation *
+    (kernel - 1) on each side where that is even (PyTorch pads one side more where it is odd:
+    None); numbers as given."""
+    if not isinstance(padding, str):
+        return padding
+    if padding == "valid":
+        return 0
+    dilation = (dilation,) * len(kernel) if isinstance(dilation, int) else tuple(dilation)
+    same = tuple(d * (k - 1) for d, k in zip(dilation, kernel, strict=True))
+    return tuple(t // 2 for t in same) if padding == "same" and not any(t % 2 for t in same) \
+        else None
+
+
 @dataclass(frozen=True)
 class _JoinedBias:
     """1-D parameters and buffers concatenated into one bias (BEiT's and Data2Vec's qkv bias,
@@ -37,6 +51,7 @@ def _sig_stochastic_depth(input, p, mode, training=True): ...
 def _sig_interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                      recompute_scale_factor=None, antialias=False): ...
 def _sig_unfold(input, kernel_size, dilation=1, padding=0, stride=1): ...
+def _sig_fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1): ...
 
 
 class LayerLowering(LoweringState):
@@ -48,7 +63,7 @@ class LayerLowering(LoweringState):
             F.instance_norm: self._instance_norm_fn,
             F.dropout1d: self._feature_dropout_fn, F.dropout2d: self._feature_dropout_fn,
             F.dropout3d: self._feature_dropout_fn, F.interpolate: self._interpolate_fn,
-            F.unfold: self._unfold_fn, F.conv3d: self._conv3d_fn,
+            F.unfold: self._unfold_fn, F.fold: self._fold_fn, F.conv3d: self._conv3d_fn,
         }
 
     # functions of optional packages, matched by their qualified name (never imported here)
@@ -108,10 +123,11 @@ class LayerLowering(LoweringState):
         a = self.bind(_sig_conv, node)
         w, b = self._param_arg(self.value(a["weight"]), "weight"), \
             self._param_arg(self.value(a["bias"]), "bias")
-        if isinstance(a["padding"], str):
-            raise self.unsupported(f"has padding {a['padding']!r}; only explicit zero padding "
-                                   "is supported")
-        return a, w, b
+        padding = explicit_padding(a["padding"], w.shape[2:], a["dilation"])
+        if padding is None:
+            raise self.unsupported(f"has padding {a['padding']!r}; only zero padding, explicit "
+                                   "or the same on each side, is supported")
+        return dict(a, padding=padding), w, b
 
     def _conv2d_fn(self, node):
         a, w, b = self._conv_args(node)
@@ -305,19 +321,26 @@ class LayerLowering(LoweringState):
         return self.unfold(self.tensor(a["input"]), a["kernel_size"], a["dilation"],
                            a["padding"], a["stride"], self.name("unfold"))
 
-    def unfold(self, x, kernel, dilation, padding, stride, name):
-        """nn.Unfold / F.unfold of an (N, C, H, W) map: one unfold copy, of the shape PyTorch
-        computed."""
-        if len(self.b.spec(x).shape) != 4:
-            raise self.unsupported(f"unfolds a tensor of shape {self.b.spec(x).shape}; only "
-                                   "(N, C, H, W) maps are supported")
+    def _fold_fn(self, node):
+        a = self.bind(_sig_fold, node)
+        return self.unfold(self.tensor(a["input"]), a["kernel_size"], a["dilation"],
+                           a["padding"], a["stride"], self.name("fold"), kind="fold")
+
+    def unfold(self, x, kernel, dilation, padding, stride, name, kind="unfold"):
+        """nn.Unfold / F.unfold of an (N, C, H, W) map, or nn.Fold / F.fold of (N, C * kh *
+        kw, L) columns back into one (kind "fold"): one op of the shape PyTorch computed."""
+        rank = 4 if kind == "unfold" else 3
+        if len(self.b.spec(x).shape) != rank:
+            raise self.unsupported(f"{kind}s a tensor of shape {self.b.spec(x).shape}; only "
+                                   + ("(N, C, H, W) maps" if kind == "unfold" else
+                                      "(N, C * kh * kw, L) columns") + " are supported")
 
         def pair(v):
             v = self.value(v) if not isinstance(v, (int, tuple, list)) else v
             return tuple(int(i) for i in v) if isinstance(v, (tuple, list)) else (int(v),) * 2
         attrs = {"kernel": pair(kernel), "dilation": pair(dilation), "padding": pair(padding),
                  "stride": pair(stride)}
-        return self._op("unfold", [x], self.traced_shape(self.node), name, attrs)
+        return self._op(kind, [x], self.traced_shape(self.node), name, attrs)
 
     def _conv_transpose2d(self, x, m, name):
         a = dict(in_channels=m.in_channels, out_channels=m.out_channels,

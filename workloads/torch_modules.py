@@ -9,6 +9,7 @@ graph.meta["shared_params"] names the op that holds them. torch is never importe
 """
 from __future__ import annotations
 
+from .torch_layers import explicit_padding
 from .torch_moe import is_moe_block
 from .torch_state import LoweringState
 
@@ -53,6 +54,8 @@ class ModuleLowering(LoweringState):
             nn.AvgPool1d: self._pool1d_module, nn.MaxPool1d: self._pool1d_module,
             nn.Unfold: lambda m, node, x: self.unfold(x(), m.kernel_size, m.dilation, m.padding,
                                                       m.stride, self.name("")),
+            nn.Fold: lambda m, node, x: self.unfold(x(), m.kernel_size, m.dilation, m.padding,
+                                                    m.stride, self.name(""), kind="fold"),
             nn.Softmax: lambda m, node, x: self.b.softmax(
                 x(), self.module_dim(node, -1 if m.dim is None else m.dim), name=self.name("")),
             nn.LocalResponseNorm: lambda m, node, x: self.b.op(
@@ -109,10 +112,11 @@ class ModuleLowering(LoweringState):
                         self.name(""), attrs)
 
     def _conv3d_module(self, m, node, x):
-        if m.padding_mode != "zeros" or isinstance(m.padding, str) and m.padding != "valid":
+        padding = explicit_padding(m.padding, m.kernel_size, m.dilation)
+        if m.padding_mode != "zeros" or padding is None:
             raise self.unsupported(f"has padding {m.padding!r} mode {m.padding_mode!r}; "
-                                   "only explicit zero padding is supported")
-        padding = 0 if m.padding == "valid" else m.padding
+                                   "only zero padding, explicit or the same on each side, is "
+                                   "supported")
         return self.conv3d(x(), m.in_channels, m.out_channels, m.kernel_size, m.stride,
                            padding, m.dilation, m.groups, m.bias is not None, self.name(""))
 
@@ -186,23 +190,21 @@ class ModuleLowering(LoweringState):
 
     # -- layers ----------------------------------------------------------------------------
     def _conv2d_module(self, m, node, x):
-        # 'same' pads each side by half of dilation * (kernel - 1) where that is even
-        same = tuple(d * (k - 1) for d, k in zip(m.dilation, m.kernel_size, strict=True))
-        if m.padding_mode != "zeros" or (m.padding == "same" and any(t % 2 for t in same)):
+        padding = explicit_padding(m.padding, m.kernel_size, m.dilation)
+        if m.padding_mode != "zeros" or padding is None:
             raise self.unsupported(f"has padding {m.padding!r} mode {m.padding_mode!r}; "
                                    "only zero padding, explicit or the same on each side, is "
                                    "supported")
-        padding = 0 if m.padding == "valid" else \
-            tuple(t // 2 for t in same) if m.padding == "same" else m.padding
         return self.conv_memory_format(node, self.b.conv2d(
             x(), m.out_channels, m.kernel_size, stride=m.stride, padding=padding,
             dilation=m.dilation, groups=m.groups, bias=m.bias is not None, name=self.name("")))
 
     def _conv1d_module(self, m, node, x):
-        if m.padding_mode != "zeros" or isinstance(m.padding, str) and m.padding != "valid":
+        padding = explicit_padding(m.padding, m.kernel_size, m.dilation)
+        if m.padding_mode != "zeros" or padding is None:
             raise self.unsupported(f"has padding {m.padding!r} mode {m.padding_mode!r}; "
-                                   "only explicit zero padding is supported")
-        padding = 0 if m.padding == "valid" else m.padding
+                                   "only zero padding, explicit or the same on each side, is "
+                                   "supported")
         return self._conv1d(x(), m.out_channels, m.kernel_size, m.stride, padding, m.dilation,
                             m.groups, m.bias is not None, self.name(""))[0]
 

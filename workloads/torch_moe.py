@@ -1,5 +1,6 @@
 """How torch_import lowers a mixture-of-experts block (Hugging Face's Mixtral layout: a top-k
-router `gate` with a (E, D) weight and `top_k`, and `experts` holding every expert's gated MLP
+router `gate` (or `router`: PhiMoE, GraniteMoE, Jamba) with a (E, D) weight and `top_k`, and
+`experts` holding every expert's gated MLP
 as (E, 2I, D) `gate_up_proj` and (E, D, I) `down_proj` tensors). Which tokens an expert gets
 depends on the router's values, so the block is traced as one module and costed by a routing
 model with fixed shapes:
@@ -31,9 +32,16 @@ from .torch_state import LoweringState
 MOE_ROUTINGS = ("expected", "dense")
 
 
+def moe_router(m):
+    """Block `m`'s top-k router: its `gate` (Mixtral, Qwen-MoE, DeepSeek-V3) or its `router`
+    (PhiMoE, GraniteMoE, Jamba), None where it has neither."""
+    gate = getattr(m, "gate", None)
+    return gate if gate is not None else getattr(m, "router", None)
+
+
 def is_moe_block(m) -> bool:
     """Whether module `m` is a mixture-of-experts block this lowering models."""
-    gate, experts = getattr(m, "gate", None), getattr(m, "experts", None)
+    gate, experts = moe_router(m), getattr(m, "experts", None)
     weight = getattr(gate, "weight", None)
     up, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
     if not all(hasattr(t, "shape") for t in (weight, up, down)) or \
@@ -66,7 +74,8 @@ class MoELowering(LoweringState):
     def _moe_block(self, m, node, x):
         x = x()
         shape = self.b.spec(x).shape
-        e, k = int(m.gate.weight.shape[0]), int(m.gate.top_k)
+        gate = moe_router(m)
+        e, k = int(gate.weight.shape[0]), int(gate.top_k)
         inter = int(m.experts.down_proj.shape[2])
         if len(shape) != 3:
             raise self.unsupported(f"routes a tensor of shape {shape}; only (N, S, D) "
@@ -78,7 +87,7 @@ class MoELowering(LoweringState):
                                    "moe_routing='dense')")
         act = self._expert_activation(m.experts.act_fn)
         router = self.b.linear(x, e, bias=False, name=self.name("gate"))
-        if hasattr(m.gate, "e_score_correction_bias"):   # DeepSeek-V3's: sigmoid scores
+        if hasattr(gate, "e_score_correction_bias"):   # DeepSeek-V3's: sigmoid scores
             probs = self._activation(router, "sigmoid", {}, self.name("gate.sigmoid"))
         else:
             probs = self.b.softmax(router, -1, name=self.name("gate.softmax"))

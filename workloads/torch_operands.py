@@ -12,6 +12,7 @@ here.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 from .torch_layers import _Param
@@ -36,6 +37,10 @@ class _Gathered:
 
 
 _SHAPE_ONLY = {"view", "reshape", "permute", "contiguous", "unsqueeze", "flatten"}
+# what broadcasts its operands as PyTorch broadcasts an expanded view (no copy either way)
+_BROADCASTING_METHODS = {"mul", "mul_", "add", "add_", "sub", "sub_", "div", "div_"}
+_BROADCASTING_OPERATORS = (operator.mul, operator.add, operator.sub, operator.truediv,
+                           operator.imul, operator.iadd, operator.isub, operator.itruediv)
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class OperandLowering(LoweringState):
         if node.op == "call_module" or any(
                 isinstance(v, (str, tuple, list)) or (isinstance(v, _Param) and v.is_parameter)
                 or type(v).__name__ in ("_Pending", "_ParamRows", "_Stacked", "_BiasTable")
-                or isinstance(v, _Expanded)
+                or isinstance(v, (_Expanded, _Gathered))   # they hold a parameter
                 for v in values):
             return None
         if pieces:
@@ -79,7 +84,9 @@ class OperandLowering(LoweringState):
             return None
         src = self.value(node.args[0])
         name = getattr(node.target, "__name__", node.target)
-        if isinstance(src, _Gathered) and name in _SHAPE_ONLY:
+        if isinstance(src, _Gathered) and (name in _SHAPE_ONLY or name == "expand"):
+            # expanded over the batch (MPNet's bias): the same offsets for every sample; the
+            # copy its `contiguous()` then makes is not costed
             return _Gathered(src.param, self.known_shape(node), src.masked)
         values = [self.value(a) for a in node.args]
         tables = [v for v in values if isinstance(v, _Gathered)]
@@ -130,14 +137,17 @@ class OperandLowering(LoweringState):
 
     def relative_bias(self, x, gathered):
         """scores x (..., heads, Q, K) plus a (P, heads) table gathered to (heads, Q, K)
-        offsets (Swin's, MaxViT's and BEiT's relative position bias, T5's buckets): one
+        offsets, or those offsets expanded over the scores' leading dimensions (Swin's,
+        MaxViT's and BEiT's relative position bias, T5's and MPNet's buckets): one
         attention_bias op holding the table, whose index is a window's relative coordinates
         where the table is ((2s-1)^2, heads) and Q = K = s * s."""
         shape = self.b.spec(x).shape
         table, bias = gathered.param.shape, tuple(gathered.shape)
         heads = shape[-3] if len(shape) >= 3 else 0
         if (len(shape) < 4 or len(table) != 2 or table[1] != heads
-                or bias[-3:] != tuple(shape[-3:]) or any(d != 1 for d in bias[:-3])):
+                or bias[-3:] != tuple(shape[-3:]) or len(bias) > len(shape)
+                or any(d not in (1, s) for d, s in zip(bias[:-3], shape[-len(bias):-3],
+                                                       strict=True))):
             raise self.unsupported(f"adds a gathered table {table} as {bias} to {shape}; only "
                                    "a (P, heads) table gathered to (heads, Q, K) offsets added "
                                    "to (..., heads, Q, K) scores is supported")
@@ -155,9 +165,12 @@ class OperandLowering(LoweringState):
 
     def _expand(self, node):
         src = self.value(node.args[0])
-        if isinstance(src, _Param) and src.is_parameter:
+        if isinstance(src, _Param) and src.is_parameter and node.target == "expand":
             return _Expanded(src)
-        if isinstance(src, str):
+        if isinstance(src, str) and self._broadcast_only(node, src):
+            self.broadcast_views.add(node)
+            return src
+        if isinstance(src, str) and node.target == "expand":
             shape, out = self.b.spec(src).shape, self.traced_shape(node)
             grown = [d for d, (i, o) in enumerate(zip(shape, out or (), strict=False))
                      if i != o]
@@ -168,10 +181,26 @@ class OperandLowering(LoweringState):
                     and shape[3] == 1:   # heads after the sequence (Meta's layout)
                 return _Pending("expanded_seq", src, groups=out[3])
         raise self.unsupported("expands a computed tensor; only a parameter expanded over the "
-                               "batch before a concatenation (a class token) and heads "
+                               "batch before a concatenation (a class token), heads "
                                "(N, KV, 1, S, D) or (N, S, KV, 1, D) expanded, then reshaped "
-                               "to (N, KV * r, S, D) or (N, S, KV * r, D) (repeat_kv) are "
+                               "to (N, KV * r, S, D) or (N, S, KV * r, D) (repeat_kv), and a "
+                               "tensor expanded after the batch that only arithmetic reads are "
                                "supported")
+
+    def _broadcast_only(self, node, src: str) -> bool:
+        """Whether `x.expand(...)` / `x.expand_as(y)` of computed tensor `src` keeps its batch
+        and is read only by arithmetic that broadcasts (ECA's and MobileViT-v2's
+        `x * y.expand_as(x)`): the arithmetic then reads `src` itself, as PyTorch's kernel
+        reads the expanded view, with the same values, FLOPs and bytes."""
+        shape, out = self.b.spec(src).shape, self.traced_shape(node)
+        if out is None or len(out) != len(shape) or out[0] != shape[0] or \
+                any(i not in (1, o) for i, o in zip(shape, out, strict=True)):
+            return False
+        torch = self.torch
+        functions = (*_BROADCASTING_OPERATORS, torch.mul, torch.add, torch.sub, torch.div)
+        return bool(node.users) and all(
+            u.op == "call_method" and u.target in _BROADCASTING_METHODS or
+            u.op == "call_function" and u.target in functions for u in node.users)
 
     def repeated_heads(self, pending, out_shape):
         """x[:, :, None].expand(n, kv, r, s, d).reshape(n, kv * r, s, d), Hugging Face's
@@ -194,22 +223,46 @@ class OperandLowering(LoweringState):
         return self._permuted(x, (0, 2, 1, 3), "permute") if seq_first else x
 
     def class_token_cat(self, tensors, dim):
-        """torch.cat([token.expand(n, -1, -1), ..., x], 1), one token or more (DeiT's class
-        and distillation tokens): one class_token op, or None."""
-        if not (len(tensors) >= 2 and all(isinstance(self.value(t), _Expanded)
-                                          for t in tensors[:-1])):
+        """torch.cat([token.expand(n, -1, -1), ..., x], 1) of (1, T, D) tokens (ViT's class
+        token, DeiT's class and distillation tokens, timm's registers; YOLOS's detection
+        tokens after the sequence), or the tokens put between consecutive slices of one
+        sequence (Hugging Face's DINOv2 registers:
+        cat([x[:, :1], reg.expand(n, -1, -1), x[:, 1:]], 1)): one class_token op of the
+        sequence, the copy PyTorch's cat makes, or None."""
+        values = [self.value(t) for t in tensors]
+        tokens = [v.param for v in values if isinstance(v, _Expanded)]
+        pieces = [t for t, v in zip(tensors, values, strict=True) if not isinstance(v, _Expanded)]
+        if not tokens or not pieces or \
+                len(pieces) > 1 and self._sliced_whole(tensors, values) is None:
             return None
-        tokens = [self.value(t).param for t in tensors[:-1]]
-        x = self.tensor(tensors[-1])
+        x = self.tensor(pieces[0]) if len(pieces) == 1 else self._sliced_whole(tensors, values)
+        assert x is not None
         shape = self.b.spec(x).shape
         if len(shape) != 3 or dim % 3 != 1 or \
-                any(t.shape != (1, 1, shape[2]) for t in tokens):
+                any(len(t.shape) != 3 or t.shape[::2] != (1, shape[2]) for t in tokens):
             raise self.unsupported(f"concatenates parameters {[t.shape for t in tokens]} with "
-                                   f"{shape}; only (1, 1, D) tokens before an (N, S, D) "
-                                   "sequence are supported")
-        out = self.b.class_token(x, name=self.name("class_token"), tokens=len(tokens))
+                                   f"{shape}; only (1, T, D) tokens beside an (N, S, D) "
+                                   "sequence (or between slices of it) are supported")
+        out = self.b.class_token(x, name=self.name("class_token"),
+                                 tokens=sum(t.shape[1] for t in tokens))
         self._claim(tokens, out)
         return out
+
+    def _sliced_whole(self, tensors, values) -> str | None:
+        """The sequence whose consecutive slices along dimension 1, from its start to its end,
+        are the pieces of `tensors` that are not expanded parameters; None where they are not
+        that."""
+        pieces = [self.b.graph.op(v) for v in values if isinstance(v, str)]
+        if len(pieces) + sum(isinstance(v, _Expanded) for v in values) != len(values) or \
+                not pieces or any(p.kind != "slice" or p.attrs["dim"] != 1 for p in pieces):
+            return None
+        source = pieces[0].inputs[0]
+        stops = [0] + [p.attrs["stop"] for p in pieces]
+        if any(p.inputs[0] != source or p.attrs["start"] != stop
+               for p, stop in zip(pieces, stops, strict=False)) or \
+                stops[-1] != self.b.spec(source).shape[1]:
+            return None
+        return source
 
     def table_operand(self, a):
         """x * a tensor of buffers and constants (a rotary embedding's cos or sin table,

@@ -25,12 +25,13 @@ STRIDED_READER_METHODS = frozenset({
     "sqrt", "rsqrt", "sigmoid", "sigmoid_", "tanh", "tanh_", "relu", "relu_", "clamp", "clip",
     "float", "to", "type", "type_as", "masked_fill", "masked_fill_", "mean", "sum", "view",
     "reshape", "flatten", "contiguous", "unsqueeze", "squeeze", "size", "dim", "expand",
+    "expand_as",
 })
 _OPERATORS = (operator.add, operator.sub, operator.mul, operator.truediv, operator.neg,
               operator.getitem, operator.iadd, operator.isub, operator.imul, operator.itruediv)
 _TORCH_FUNCTIONS = ("add", "sub", "mul", "div", "neg", "cat", "concat", "stack", "where",
                     "sigmoid", "tanh", "relu", "sqrt", "rsqrt", "pow", "square", "mean", "sum",
-                    "flatten", "reshape", "unsqueeze", "squeeze", "sin", "cos")
+                    "flatten", "reshape", "unsqueeze", "squeeze", "sin", "cos", "erf")
 _F_FUNCTIONS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "elu",
                 "hardswish", "hardsigmoid", "mish", "softplus", "dropout")
 _MODULES = ("ReLU", "ReLU6", "GELU", "SiLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU",

@@ -56,7 +56,7 @@ class TransformerLowering(OperandLowering):
         methods = {
             "matmul": self._matmul_fn, "bmm": self._matmul_fn, "softmax": self._softmax_fn,
             "masked_fill": self._masked_fill_fn, "masked_fill_": self._masked_fill_fn,
-            "expand": self._expand,
+            "expand": self._expand, "expand_as": self._expand,
         }
         modules = {
             nn.MultiheadAttention: self._mha_module, nn.Embedding: self._embedding_module,

@@ -263,10 +263,10 @@ class WithSoftsign(nn.Module):
         return self.head(x)
 
 
-class WithErf(nn.Module):
+class WithLgamma(nn.Module):
     def __init__(self):
         super().__init__()
-        self.block = nn.Sequential(LambdaLayer(torch.erf))
+        self.block = nn.Sequential(LambdaLayer(torch.lgamma))
 
     def forward(self, x):
         return self.block(x)
@@ -275,7 +275,7 @@ class WithErf(nn.Module):
 @pytest.mark.parametrize("model,op,path", [
     (WithPixelShuffle(), "torch.nn.PixelShuffle", "head.1"),
     (WithSoftsign(), "torch.nn.Softsign", "head.1"),
-    (WithErf(), "erf", "block.0"),
+    (WithLgamma(), "lgamma", "block.0"),
 ])
 def test_unsupported_ops_name_the_op_and_module(model, op, path):
     with pytest.raises(WorkloadError) as err:

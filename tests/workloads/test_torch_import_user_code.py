@@ -193,13 +193,21 @@ class SharedExpertMoE(uc.MoEBlock):
             torch.sigmoid(self.shared_expert_gate(x)) * self.shared_expert(x)
 
 
-def test_a_shared_expert_is_a_gated_mlp_every_token_runs_added_to_the_routed_sum():
+def imported_block(block):
+    """The graph of `block` and a head on (2, 8, 32) tokens, checked against PyTorch's FLOPs
+    and parameters, every parameter updated once."""
     torch.manual_seed(0)
-    model, x = nn.Sequential(SharedExpertMoE(), nn.Linear(32, 10)).eval(), torch.randn(2, 8, 32)
+    model, x = nn.Sequential(block, nn.Linear(32, 10)).eval(), torch.randn(2, 8, 32)
     g = from_torch(model, x)
     assert matmul_flops(g) == torch_flops(model, x)
     assert g.params() == sum(p.numel() for p in model.parameters())
     assert sum(op.params for op in lower_training(g).phase("update")) == g.params()
+    return g
+
+
+def test_a_shared_expert_is_a_gated_mlp_every_token_runs_added_to_the_routed_sum():
+    torch.manual_seed(0)
+    g = imported_block(SharedExpertMoE())
     down = g.op("0.shared_expert.down_proj")
     assert down.kind == "linear" and down.in_specs[0].shape == (2, 8, 48)
     assert g.op("0.shared_expert.scaled").out.shape == (2, 8, 32)
@@ -248,9 +256,31 @@ def test_shared_experts_without_a_gate_are_added_and_a_sigmoid_router_scores():
     assert "0.gate.sigmoid" in g and "0.gate.softmax" not in g
 
 
+class RouterMoE(uc.MoEBlock):
+    """PhiMoE's, GraniteMoE's and Jamba's block: Mixtral's layout, its router named `router`."""
+
+    def __init__(self):
+        super().__init__(dim=32, hidden=64, experts=4, top_k=2)
+        self.router = self.gate
+        del self.gate
+
+    def forward(self, x):
+        n, s, d = x.shape
+        rows = x.reshape(n * s, d)
+        return self.experts(rows, *self.router(rows)).reshape(n, s, d)
+
+
+def test_a_router_named_router_routes_as_a_gate_does():
+    torch.manual_seed(0)
+    g = imported_block(RouterMoE())
+    assert g.op("0.gate").params == 4 * 32 and "0.gate.softmax" in g
+
+
 @pytest.mark.parametrize("library, name", [("transformers", "qwen2-moe"),
                                            ("transformers", "qwen3-moe"),
-                                           ("transformers", "mixtral")])
+                                           ("transformers", "mixtral"),
+                                           ("transformers", "phimoe"),
+                                           ("transformers", "granitemoe")])
 def test_the_libraries_models_import_with_pytorchs_flops(library, name):
     from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
     imports_with_pytorchs_flops(library, name)

@@ -16,9 +16,9 @@ from .calibration_nets import get
 from .cases import calibration_cases
 
 # kind -> why its family's rule costs it and no grid case measures it
-_NO_GRID_CASE = "imported models only (F.glu, torch.amax / max(x, dim), torch.sin / cos, a sum " \
-    "that broadcasts, DETR's learned queries, exp or 1 - w of a parameter, a product with a " \
-    "constant matrix, one row taken per sample, a layer over constants, a tensor " \
+_NO_GRID_CASE = "imported models only (F.glu, torch.amax / max(x, dim), torch.sin / cos / " \
+    "erf, F.fold, a sum that broadcasts, DETR's learned queries, exp or 1 - w of a parameter, a " \
+    "product with a constant matrix, one row taken per sample, a layer over constants, a tensor " \
     "repeated over the batch, a 3-D convolution or pool, a sum over features, an L2 norm " \
     "over dimensions (torch.linalg.vector_norm), a max, min, top-k or sort along a " \
     "dimension with its positions, torch.addcmul of a learned scale and shift, a rotary " \
@@ -51,7 +51,9 @@ RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "am
                                                            "select_values_grad", "addcmul",
                                                            "addcmul_grad",
                                                            "mul_table_complex",
-                                                           "mul_table_complex_grad")}
+                                                           "mul_table_complex_grad",
+                                                           "erf", "erf_grad", "fold",
+                                                           "fold_grad")}
 
 
 def measured_kinds(cases=None) -> dict[str, str]:

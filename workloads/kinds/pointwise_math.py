@@ -13,7 +13,8 @@ Gradients are what PyTorch's autograd runs (tools/autograd/derivatives.yaml):
 - x * table, the table a buffer: dy * table (summed where x broadcast); the table gets no
   gradient; x seen as complex pairs times a complex table (Meta's rotary embedding): dy times
   the table's conjugate;
-- sin(x), cos(x): dy * cos(x), -dy * sin(x), reading the saved input.
+- sin(x), cos(x): dy * cos(x), -dy * sin(x), reading the saved input;
+- erf(x): dy * 2 / sqrt(pi) * exp(-x^2), reading the saved input.
 FLOPs per element are nominal (a power counts 1); a calibrated profile measures each.
 """
 from __future__ import annotations
@@ -48,6 +49,13 @@ def _trig_kernel(op, state):
     return {"sin": torch.sin, "cos": torch.cos,
             "sin_grad": lambda dy, x: dy * torch.cos(x),
             "cos_grad": lambda dy, x: -dy * torch.sin(x)}[op.kind]
+
+
+def _erf_kernel(op, state):
+    """erf; its gradient as autograd computes it: dy * 2 / sqrt(pi) * exp(-x^2)."""
+    if op.kind == "erf":
+        return torch.erf
+    return lambda dy, x: dy * (2.0 / math.sqrt(math.pi)) * torch.exp(-x * x)
 
 
 def _div_kernel(op, state):
@@ -195,6 +203,12 @@ register(
            torch_kernel=_trig_kernel, doc="cos(x)"),
     OpKind("cos_grad", "elementwise", "backward", flops=per_element(10.0),
            torch_kernel=_trig_kernel, doc="-dy * sin(x), from the saved input"),
+    # the exact GELU written out (ESM's x * 0.5 * (1 + erf(x / sqrt(2)))); erf is a rational
+    # approximation of some ten multiply-adds, its gradient a square, an exp and two products
+    OpKind("erf", "elementwise", flops=per_element(10.0), saves=("in",),
+           torch_kernel=_erf_kernel, doc="erf(x)"),
+    OpKind("erf_grad", "elementwise", "backward", flops=per_element(11.0),
+           torch_kernel=_erf_kernel, doc="dy * 2 / sqrt(pi) * exp(-x^2), from the saved input"),
     OpKind("div", "elementwise", flops=per_element(1.0), saves=("in", "in1"),
            backward=_div_backward,
            torch_kernel=_div_kernel,

@@ -2,7 +2,11 @@
 C * kh * kw, L) for L block positions, a copy of the values each block covers (TNT's and
 hand-written patch embeddings, convolutions written as unfold and a product). attrs: kernel,
 dilation, padding, stride (pairs). Its gradient is autograd's: F.fold of dy, which sums the
-values of overlapping blocks back into the map (col2im)."""
+values of overlapping blocks back into the map (col2im).
+
+nn.Fold / F.fold (col2im) is the reverse: (N, C * kh * kw, L) columns summed into the (N, C, H,
+W) map their blocks cover (VOLO's outlook attention), one addition per column value; its
+gradient is F.unfold of dy, a copy."""
 from __future__ import annotations
 
 from ._registry import OpKind, register
@@ -16,7 +20,7 @@ def _args(op) -> dict:
 
 
 def _kernel(op, state):
-    if op.kind == "unfold":
+    if op.kind in ("unfold", "fold_grad"):
         return lambda x: F.unfold(x, **_args(op))
     size = tuple(op.out.shape[2:])
     return lambda dy: F.fold(dy, size, **_args(op))
@@ -30,4 +34,10 @@ register(
     OpKind("unfold_grad", "data_movement", "backward",
            flops=lambda op: float(op.in_specs[0].numel), torch_kernel=_kernel,
            doc="F.fold of dy: overlapping blocks summed back into the map"),
+    OpKind("fold", "data_movement", saves=(),
+           flops=lambda op: float(op.in_specs[0].numel), torch_kernel=_kernel,
+           doc="F.fold: (N, C * kh * kw, L) columns summed into the (N, C, H, W) map of their "
+               "blocks (attrs: kernel, dilation, padding, stride)"),
+    OpKind("fold_grad", "data_movement", "backward", flops=lambda op: 0.0,
+           torch_kernel=_kernel, doc="F.unfold of dy: the map's blocks as columns again"),
 )
