@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from workloads.errors import refuse_device
+
 from .policies import ConfigError
 
 FORMAT_VERSION = 1
@@ -70,6 +72,7 @@ def parse(path: str | Path, kind: str, what: str = "journal") -> Contents:
     p = Path(path)
     if p.is_dir():
         raise JournalError(f"{what} {_describe(p)} is a directory, not a file")
+    refuse_device(p, what, JournalError)
     try:
         raw = p.read_bytes()
     except FileNotFoundError:

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from hwmodels import catalog
-from workloads.errors import did_you_mean
+from workloads.errors import did_you_mean, refuse_device
 from workloads.memory_format import MEMORY_FORMATS
 from workloads.precision import PRECISIONS
 from workloads.training import OPTIMIZER_STATE_PER_PARAM as OPTIMIZERS
@@ -308,6 +308,7 @@ class Scenario:
 def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigError) -> dict:
     """A TOML file's table, or one clear error naming the file ("scenario file 'x.toml' ...")."""
     p = Path(path)
+    refuse_device(p, what, error)
     try:
         return tomllib.loads(p.read_text())
     except FileNotFoundError:

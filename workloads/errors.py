@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import difflib
+import os
+import stat
 from collections.abc import Iterable
 
 
@@ -27,3 +29,16 @@ def did_you_mean(name: object, known: Iterable[str]) -> str:
     same = [k for k in known if k.lower() == name.lower()]
     close = same or difflib.get_close_matches(name, known, n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def refuse_device(path: str | os.PathLike, what: str,
+                  error: type[Exception] = DnnsimError) -> None:
+    """A device given where a file is read (/dev/zero, /dev/urandom: reading one never ends,
+    until memory runs out) is refused before reading, naming it. A missing path is left to
+    the reader, whose message names it; a pipe (`<(...)`, /dev/stdin) is read as a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+        raise error(f"{what} {os.fspath(path)!r} is a device, not a file")
