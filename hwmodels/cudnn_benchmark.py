@@ -10,7 +10,8 @@ import math
 
 from workloads.graph import Op
 
-from .gpu_conv import FFT_MAX_PADDED_SIDE, CudnnRelease, cudnn_release
+from .cudnn_releases import CudnnRelease, cudnn_release
+from .gpu_conv import FFT_MAX_PADDED_SIDE
 from .gpu_memory import CONV_KINDS, CachingAllocator, conv_workspace_bytes, runtime_data
 
 # The algorithms cudnnFind*AlgorithmEx times for each pass, by the names of CONV_ALGORITHMS:
@@ -18,9 +19,9 @@ from .gpu_memory import CONV_KINDS, CachingAllocator, conv_workspace_bytes, runt
 # WINOGRAD_NONFUSED; backward-data ALGO_0, ALGO_1, FFT, FFT_TILING, WINOGRAD, WINOGRAD_NONFUSED;
 # backward-filter ALGO_0, ALGO_1, FFT, ALGO_3, WINOGRAD_NONFUSED, FFT_TILING. The GEMM-based
 # backward algorithms are counted as the implicit GEMMs (no workspace, or an index table).
-# Which of them a release has is its own (gpu_conv.CudnnRelease.offers): cuDNN 5.0 on Maxwell
-# has no weight gradient that transforms tiles, cuDNN 4 and Kepler no Winograd, 5 and 6 a
-# non-fused Winograd for 3x3 filters only.
+# Which of them a release has is its own (cudnn_releases.CudnnRelease.offers): DeepBench's
+# cuDNN 5.1 build on Maxwell has no weight gradient that transforms tiles, cuDNN 4 and Kepler
+# no Winograd, 5.0 no non-fused one, 5.1 and 6 a non-fused one for 3x3 filters only.
 FIND_ALGORITHMS = {
     "conv2d": ("implicit_gemm", "implicit_precomp_gemm", "gemm", "fft", "fft_tiling",
                "winograd_fused", "winograd_nonfused"),
@@ -93,7 +94,7 @@ class CudnnBenchmarkSearch:
     def for_device(cls, architecture: str | None,
                    cudnn: tuple[int, int, int] | None = None) -> "CudnnBenchmarkSearch":
         """The search as a GPU of `architecture` runs it, in cuDNN `cudnn` (or the release
-        its architecture's tables ran with: gpu_conv.cudnn_release)."""
+        its architecture's tables ran with: cudnn_releases.cudnn_release)."""
         return cls(cudnn_release(architecture, cudnn), architecture)
 
     @staticmethod

@@ -99,8 +99,8 @@ class GPUModel(DeviceModel):
     # the CUDA whose cuBLAS runs FP32 GEMMs (gpu_gemm.cublas_release); None: the one the
     # architecture's published tables ran with
     cuda_version: tuple[int, int, int] | None = None
-    # the cuDNN whose kernels run convolutions (gpu_conv.cudnn_release); None: the one the
-    # architecture's published tables ran with
+    # the cuDNN whose kernels run convolutions (cudnn_releases.cudnn_release); None: the one
+    # the architecture's published tables ran with
     cudnn_version: tuple[int, int, int] | None = None
 
     @property

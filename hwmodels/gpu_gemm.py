@@ -184,12 +184,21 @@ def release_at_or_below(releases: tuple[ReleaseT, ...],
     return chosen
 
 
+def library_release(releases: tuple[ReleaseT, ...],
+                    by_architecture: dict[str, tuple[int, int, int]],
+                    architecture: str | None,
+                    version: tuple[int, int, int] | None) -> ReleaseT:
+    """The release of a library a kernel runs in: the one of `version` where given, else the
+    one the architecture's published tables ran with (`by_architecture`), else the newest."""
+    version = version or by_architecture.get(architecture or "", releases[-1].version)
+    return release_at_or_below(releases, version)
+
+
 def cublas_release(architecture: str | None,
                    cuda: tuple[int, int, int] | None = None) -> CublasRelease:
     """The cuBLAS release an FP32 GEMM runs in: the one of `cuda` where given, else the one
     the architecture's published tables ran with, else the newest."""
-    version = cuda or ARCHITECTURE_CUDA.get(architecture or "", CUBLAS_RELEASES[-1].version)
-    return release_at_or_below(CUBLAS_RELEASES, version)
+    return library_release(CUBLAS_RELEASES, ARCHITECTURE_CUDA, architecture, cuda)
 
 
 # A pure function of its arguments, asked again for every replica of a data-parallel run and

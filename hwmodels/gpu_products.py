@@ -13,8 +13,8 @@ from typing import NamedTuple, Protocol
 from workloads.graph import Op
 from workloads.kinds import GemmRole
 
+from . import cudnn_releases, gpu_conv, gpu_gemm, gpu_layout
 from . import gpu_attention as ga
-from . import gpu_conv, gpu_gemm, gpu_layout
 from .specs import DeviceSpec
 
 
@@ -69,7 +69,7 @@ class _Units:
         self.arith, self.tensor = arith, arith != "fp32"
         self.peak = model.spec.sustained_peak_flops_for(arith)
         self.sms = model.sm_count
-        self.cudnn = gpu_conv.cudnn_release(model.spec.architecture, model.cudnn_version)
+        self.cudnn = cudnn_releases.cudnn_release(model.spec.architecture, model.cudnn_version)
 
     def gemm(self, m: int, n: int, k: int, batch: int, split_k: bool = True,
              tiles: tuple[tuple[int, int], ...] = gpu_gemm.TILES, transposable: bool = True,

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwmodels.cudnn_benchmark import FIND_ALGORITHMS, CudnnBenchmarkSearch, supports
-from hwmodels.gpu_conv import cudnn_release
+from hwmodels.cudnn_releases import cudnn_release
 from hwmodels.gpu_memory import CachingAllocator, conv_workspace_bytes
 from workloads.builder import GraphBuilder
 from workloads.training import lower_training
@@ -110,26 +110,26 @@ def test_the_search_never_reserves_past_the_limit_nor_counts_tensors(free_mib, b
 
 def test_the_search_times_only_what_the_release_has_on_the_architecture():
     wgrad = _passes()["conv2d_grad_weight"]
-    maxwell_50 = cudnn_release("maxwell", (5, 0, 0))
-    maxwell_51 = cudnn_release("maxwell", (5, 1, 0))
-    # cuDNN 5.0's Maxwell weight gradient transforms no tiles; 5.1's does, and so does 5.0's
-    # on Pascal
+    deepbench_5 = cudnn_release("maxwell", (5, 1, 0))
+    torch7_5_1_05 = cudnn_release("maxwell", (5, 1, 5))
+    # DeepBench's cuDNN 5.1 build's Maxwell weight gradient transforms no tiles; 5.1.05's
+    # does, and so does the former's on Pascal
     for algorithm in ("winograd_nonfused", "fft_tiling"):
-        assert not supports(wgrad, algorithm, maxwell_50, "maxwell")
-        assert supports(wgrad, algorithm, maxwell_51, "maxwell")
-        assert supports(wgrad, algorithm, maxwell_50, "pascal")
-    assert supports(wgrad, "fft", maxwell_50, "maxwell")
+        assert not supports(wgrad, algorithm, deepbench_5, "maxwell")
+        assert supports(wgrad, algorithm, torch7_5_1_05, "maxwell")
+        assert supports(wgrad, algorithm, deepbench_5, "pascal")
+    assert supports(wgrad, "fft", deepbench_5, "maxwell")
     # so its search takes whole-image FFT's workspace, not FFT_TILING's larger one
     sizes = {a: conv_workspace_bytes(wgrad, a) for a in FIND_ALGORITHMS[wgrad.kind]}
     assert sizes["fft_tiling"] > sizes["fft"] > 0
     taken = {}
-    for arch, cudnn in (("maxwell", (5, 0, 0)), ("maxwell", (5, 1, 0)), (None, None)):
+    for arch, cudnn in (("maxwell", (5, 1, 0)), ("maxwell", (5, 1, 5)), (None, None)):
         search = (CudnnBenchmarkSearch.for_device(arch, cudnn) if arch
                   else CudnnBenchmarkSearch())
         taken[cudnn] = search.run(CachingAllocator(limit_bytes=2 ** 34), wgrad)
-    assert taken[(5, 0, 0)] == sizes["fft"]
-    assert taken[(5, 1, 0)] == taken[None] == sizes["fft_tiling"]
-    # no Winograd on Kepler or in cuDNN 4; 5 and 6 have a non-fused one for 3x3 filters only
+    assert taken[(5, 1, 0)] == sizes["fft"]
+    assert taken[(5, 1, 5)] == taken[None] == sizes["fft_tiling"]
+    # no Winograd on Kepler or in cuDNN 4; 5.1 and 6 have a non-fused one for 3x3 filters only
     fwd, five = _passes()["conv2d"], _passes(kernel=5)["conv2d"]
     assert not supports(fwd, "winograd_fused", cudnn_release("kepler"), "kepler")
     assert not supports(fwd, "winograd_nonfused", cudnn_release("pascal", (4, 0, 0)), "pascal")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwmodels import gpu_conv, gpu_gemm, model_for
+from hwmodels import cudnn_releases, gpu_conv, gpu_gemm, model_for
 from hwmodels.specs import HardwareError
 from workloads.builder import GraphBuilder
 from workloads.precision import with_precision
@@ -159,7 +159,7 @@ def test_only_the_weight_gradient_splits_its_reduction():
     assert implicit.traffic_bytes == fwd.bytes_moved            # no partial sums
     assert implicit.unit_s == pytest.approx(gpu_gemm.gemm_cost(
         *shape, peak, v100.sm_count, 1.0, split_k=False, tiles=gpu_conv.CONV_TILES,
-        transposable=False, k_fill=gpu_conv.cudnn_release("volta").k_fill).compute_s)
+        transposable=False, k_fill=cudnn_releases.cudnn_release("volta").k_fill).compute_s)
 
 
 def test_a_convolution_with_few_pixels_fills_part_of_cudnns_tiles():

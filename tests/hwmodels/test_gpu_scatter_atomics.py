@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwmodels import gpu_conv, model_for
+from hwmodels import cudnn_releases, gpu_conv, model_for
 from validation.calibrate import published_kernels as pk
 from workloads.builder import GraphBuilder
 from workloads.training import lower_training
@@ -63,9 +63,9 @@ def test_cudnn_5_and_6_gather_every_tap_at_any_stride(kernel, stride):
     assert (m, n) == (m7, n7) == (4 * 79 * 341, 32)
     assert k_all == 32 * kernel[0] * kernel[1]
     assert k_phase == 32 * math.ceil(kernel[0] / stride[0]) * math.ceil(kernel[1] / stride[1])
-    assert not gpu_conv.cudnn_release("maxwell").dgrad_stride_phases
-    assert not gpu_conv.cudnn_release(None, (6, 0, 21)).dgrad_stride_phases
-    assert gpu_conv.cudnn_release(None, (7, 6, 2)).dgrad_stride_phases
+    assert not cudnn_releases.cudnn_release("maxwell").dgrad_stride_phases
+    assert not cudnn_releases.cudnn_release(None, (6, 0, 21)).dgrad_stride_phases
+    assert cudnn_releases.cudnn_release(None, (7, 6, 2)).dgrad_stride_phases
 
 
 def _dgrad_mape(rows, architecture, rate, monkeypatch):

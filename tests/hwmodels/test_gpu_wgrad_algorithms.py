@@ -1,13 +1,14 @@
 """Which algorithms cuDNN's weight gradient has per release and architecture
-(gpu_conv.CudnnRelease.gemm_wgrad_architectures): cuDNN 5.0 (DeepBench's "cuDNN 5") on Maxwell
-runs it as implicit GEMM (or whole-image FFT), never as non-fused Winograd or FFT_TILING, which
-its forward keeps, and which Pascal on 5.0 and every architecture on 5.1 and later run."""
+(cudnn_releases.CudnnRelease.gemm_wgrad_architectures): DeepBench's cuDNN 5.1 build ("cuDNN
+5") on Maxwell runs it as implicit GEMM (or whole-image FFT), never as non-fused Winograd or
+FFT_TILING, which its forward keeps, and which Pascal on that build and every architecture on
+5.1.05 and later run."""
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from hwmodels import gpu, gpu_conv, model_for
+from hwmodels import cudnn_releases, gpu, model_for
 from validation.calibrate import published_kernels as pk
 from workloads.builder import GraphBuilder
 from workloads.training import lower_training
@@ -46,10 +47,10 @@ def test_other_releases_and_architectures_transform_tiles_in_the_weight_gradient
 
 
 def test_cudnn_4_takes_5s_weight_gradient_on_maxwell():
-    release = gpu_conv.cudnn_release(None, (4, 0, 0))
+    release = cudnn_releases.cudnn_release(None, (4, 0, 0))
     assert not release.tiles_wgrad_transforms("maxwell")
     assert release.tiles_wgrad_transforms("pascal")
-    assert gpu_conv.cudnn_release(None, (5, 1, 5)).tiles_wgrad_transforms("maxwell")
+    assert cudnn_releases.cudnn_release(None, (5, 1, 5)).tiles_wgrad_transforms("maxwell")
 
 
 def _maxwell_3x3_weight_gradients():
@@ -71,10 +72,10 @@ def test_maxwells_3x3_weight_gradients_score_better_as_implicit_gemm(monkeypatch
         return sum(abs(pk.simulate_kernel(r) / r.time_s - 1) for r in rows) / len(rows)
 
     as_gemm = mape()
-    releases = tuple(r if r.version != (5, 0, 0) else
+    releases = tuple(r if r.version != (5, 1, 0) else
                      replace(r, gemm_wgrad_architectures=frozenset())
-                     for r in gpu_conv.CUDNN_RELEASES)
-    monkeypatch.setattr(gpu_conv, "CUDNN_RELEASES", releases)
+                     for r in cudnn_releases.CUDNN_RELEASES)
+    monkeypatch.setattr(cudnn_releases, "CUDNN_RELEASES", releases)
     monkeypatch.setattr(gpu, "_CHOSEN_OPTIONS", {})    # the choices made under the others
     transformed = [pk.model_algorithm(r) for r in rows]
     assert sum(a in TILE_TRANSFORMS for a in transformed) > len(rows) // 2

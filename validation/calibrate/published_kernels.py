@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from hwmodels import catalog, gpu_conv, gpu_gemm
+from hwmodels import catalog, cudnn_releases, gpu_gemm
 from hwmodels.gpu import GpuFamily
 from workloads.builder import GraphBuilder
 from workloads.graph import Op, WorkloadError
@@ -24,7 +24,7 @@ KERNEL_KINDS = ("gemm", "conv2d", "conv2d_grad_input", "conv2d_grad_weight")
 
 # cuDNN's forward algorithm names, as the kernel table's fwd_algo column records them, onto the
 # model's (hwmodels/gpu_products.py KernelOption.algorithm); a release without the algorithm
-# recorded (cuDNN 6's FFT: gpu_conv.CUDNN_RELEASES) is scored on the model's own choice
+# recorded (cuDNN 6's FFT: cudnn_releases.CUDNN_RELEASES) is scored on the model's own choice
 RECORDED_ALGORITHMS = {"IMPLICIT_GEMM": "implicit_gemm", "IMPLICIT_PRECOMP_GEMM": "implicit_gemm",
                        "WINOGRAD": "winograd_fused", "WINOGRAD_NONFUSED": "winograd_nonfused",
                        "FFT_TILING": "fft_tiling", "FFT": "fft"}
@@ -100,7 +100,7 @@ def read_kernel_rows(path: str) -> Table:
             continue
         try:
             stack = r.get("library_stack") or ""
-            cuda, cudnn = gpu_gemm.cuda_version(stack), gpu_conv.cudnn_version(stack)
+            cuda, cudnn = gpu_gemm.cuda_version(stack), cudnn_releases.cudnn_version(stack)
             if kind == "gemm":
                 m, n, k = (int(float(r[c])) for c in ("M", "N", "K"))
                 t = _number(r.get("time_fwd_ms"))

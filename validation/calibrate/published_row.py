@@ -11,7 +11,7 @@ import inspect
 import re
 from dataclasses import dataclass
 
-from hwmodels import catalog, gpu_conv, gpu_gemm
+from hwmodels import catalog, cudnn_releases, gpu_gemm
 from hwmodels.gpu import DEFAULT_FRAMEWORK, GPUModel
 from workloads import zoo
 from workloads.graph import WorkloadError
@@ -104,7 +104,7 @@ class NetworkRow:
     # the harness's forward and backward times of the step, where it publishes both (Torch7's
     # and convnet-benchmarks' tables): validate scores each phase on its own
     phase_s: tuple[float, float] | None = None
-    # the cuDNN its sw_stack names (hwmodels/gpu_conv.py cudnn_release), where it names one
+    # the cuDNN its sw_stack names (hwmodels/cudnn_releases.py cudnn_release), where it names one
     cudnn: tuple[int, int, int] | None = None
     # the data's own trust grade (README of the published data: A, B, or C for a secondary or
     # anomalous row); "" where the file gives none
@@ -225,8 +225,8 @@ def _network_row(rid: str, r: dict, gpu: str) -> NetworkRow:
     else:
         assumed.append(memory_format_reason(framework, precision, notes))
     phases = (fwd_ms / 1e3, bwd_ms / 1e3) if fwd_bwd and fwd_ms and bwd_ms else None
-    cudnn = (gpu_conv.cudnn_version(r.get("sw_stack") or "")
-             or gpu_conv.cudnn_version(framework))
+    cudnn = (cudnn_releases.cudnn_version(r.get("sw_stack") or "")
+             or cudnn_releases.cudnn_version(framework))
     cuda = next(filter(None, (gpu_gemm.cuda_version(r.get(c) or "") for c in CUDA_COLUMNS)), None)
     return NetworkRow(rid, net, gpu, precision, batch, throughput, fwd_bwd, framework,
                       (r.get("source") or "").strip(), layout, phases, cudnn,

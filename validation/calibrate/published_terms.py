@@ -22,7 +22,7 @@ from . import published_gpu as pg
 from . import published_kernels as pk
 
 # the CUDA and the cuDNN a row's libraries ran in (hwmodels/gpu_gemm.py cublas_release,
-# hwmodels/gpu_conv.py cudnn_release), where it names them
+# hwmodels/cudnn_releases.py cudnn_release), where it names them
 Version = tuple[int, int, int] | None
 # a framework's host time per op where every fit starts
 START_HOST_S = 2e-5
