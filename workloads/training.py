@@ -53,7 +53,8 @@ def lower_training(forward: OpGraph, optimizer: str | None = None,
     as a scenario sets it), else sgd-momentum. fused_optimizer: the step runs as one fused
     multi-tensor kernel (apex's FusedAdam, as Megatron-LM steps), not as the framework's own
     optimizer (hwmodels/gpu_frameworks.py: OPTIMIZER_STEP)."""
-    optimizer = optimizer or forward.meta.get("optimizer", DEFAULT_OPTIMIZER)
+    if optimizer is None:
+        optimizer = forward.meta.get("optimizer", DEFAULT_OPTIMIZER)
     if optimizer not in OPTIMIZER_STATE_PER_PARAM:
         raise WorkloadError(f"unknown optimizer {optimizer!r}; known: "
                             f"{', '.join(OPTIMIZER_STATE_PER_PARAM)}")

@@ -91,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         check_output(args.csv, "--csv")   # before the network is built, not after
         refuse_inputs_as_outputs([("--csv", args.csv)], input_files([args.network]))
-    if args.optimizer and not args.training:   # not silently ignored
+    if args.optimizer is not None and not args.training:   # not silently ignored
         raise CommandLineError("--optimizer sets the update of --training; give --training")
-    optimizer = args.optimizer or "sgd-momentum"
+    optimizer = "sgd-momentum" if args.optimizer is None else args.optimizer
     options = parse_options(args.option)
     if args.input_size is not None:
         options["input_size"] = args.input_size

@@ -252,6 +252,9 @@ def without_effect(sc: Scenario, args) -> list[str]:
     notes = []
     if args.seed is not None and not sc.jitter:
         notes.append("--seed has no effect without --jitter (it seeds the jitter's draws)")
+    if sc.inference and sc.optimizer is not None:
+        notes.append(f"optimizer {sc.optimizer!r} has no effect with --inference (nothing is "
+                     "updated)")
     per_node = sc.devices_per_node or sc.devices
     if sc.node_type is None and sc.devices <= per_node:
         given = [f"--{k.replace('_', '-')}" for k in

@@ -53,7 +53,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    policies = [s for s in args.policy.split(",") if s]
+    policies = [s.strip() for s in args.policy.split(",") if s.strip()]
+    if not policies:
+        raise ConfigError(f"tune-batch: --policy {args.policy!r} names no policy; give one or "
+                          "more, comma-separated (dnnsim policies)")
     if args.baseline and args.baseline not in policies:
         policies = [args.baseline] + policies
     if args.memory_gib is not None and not (math.isfinite(args.memory_gib)

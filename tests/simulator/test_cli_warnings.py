@@ -20,6 +20,7 @@ RUN = ["simulate", "--workload", "lenet5", "--batch", "2", "--hardware", "v100"]
     (["--devices", "4", "--link", "nvlink2", "--oversubscription", "2"],
      "--oversubscription: the 4 device(s) are one node"),
     (["--efficiency"], "--efficiency compares with one device; this run has one"),
+    (["--inference", "--optimizer", "adam"], "optimizer 'adam' has no effect with --inference"),
     (["--devices", "4", "--link", "nvlink2"],
      "policy 'sequential' ran the step on one device, gpu0; the other 3 of the 4 stayed idle"),
 ])
@@ -30,6 +31,7 @@ def test_a_setting_without_effect_is_named(flags, words, capsys):
 
 @pytest.mark.parametrize("flags", [
     ["--seed", "3", "--jitter", "lognormal:0.05"],
+    ["--optimizer", "adam"],
     ["--devices", "4", "--devices-per-node", "2", "--link", "nvlink2", "--inter-node-link",
      "ib100", "--policy", "data-parallel", "--efficiency"],
     # one replica simulated for all four: the others' all-reduce still crosses the links
