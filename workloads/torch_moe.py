@@ -1,16 +1,18 @@
 """How torch_import lowers a mixture-of-experts block (Hugging Face's Mixtral layout: a top-k
-router `gate` (or `router`: PhiMoE, GraniteMoE, Jamba) with a (E, D) weight and `top_k`, and
-`experts` holding every expert's gated MLP
-as (E, 2I, D) `gate_up_proj` and (E, D, I) `down_proj` tensors). Which tokens an expert gets
-depends on the router's values, so the block is traced as one module and costed by a routing
-model with fixed shapes:
+router `gate` (or `router`: PhiMoE, GraniteMoE, Jamba, Llama 4) with a (E, D) weight and
+`top_k`, and `experts` holding every expert's gated MLP as (E, 2I, D) `gate_up_proj` and (E, D,
+I) `down_proj` tensors, or (E, D, 2I) and (E, I, D) read by torch.bmm: Llama 4). Which
+tokens an expert gets depends on the router's values, so the block is traced as one module and
+costed by a routing model with fixed shapes:
 
 - "expected" (the default): each of the S x k token choices of a sample goes to one expert,
   spread evenly, so expert e runs its MLP on S x k / E rows (the first S x k mod E experts one
   more). That is the load a balanced router gives, and the total is exact whatever the
   routing: every token runs through k experts, so the FLOPs are PyTorch's.
 - "dense": every expert runs on all S tokens (an upper bound: E / k times the experts' work,
-  what a model that computes every expert and masks them does).
+  what a model that computes every expert and masks them does). Experts whose forward takes
+  the tokens alone (Llama 4's, fed every token for every expert) are dense whatever the
+  option says: that is what PyTorch runs.
 
 The graph: the router's linear layer and softmax over the experts; per expert, its tokens
 gathered (an index_select copy of the rows routed to it), the gate and up projection, the
@@ -39,19 +41,47 @@ def moe_router(m):
     return gate if gate is not None else getattr(m, "router", None)
 
 
-def is_moe_block(m) -> bool:
-    """Whether module `m` is a mixture-of-experts block this lowering models."""
+def expert_sizes(m) -> tuple[int, int, int] | None:
+    """(experts E, width D, expert width I) of block `m`, or None where it is not a block this
+    lowering models: a top-k router with an (E, D) weight, and experts holding their gated MLPs
+    as two 3-D tensors and nothing else, (E, 2I, D) `gate_up_proj` and (E, D, I) `down_proj`
+    (Mixtral's layout) or (E, D, 2I) and (E, I, D) (Llama 4's, read by torch.bmm)."""
     gate, experts = moe_router(m), getattr(m, "experts", None)
     weight = getattr(gate, "weight", None)
     up, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
     if not all(hasattr(t, "shape") for t in (weight, up, down)) or \
             not isinstance(getattr(gate, "top_k", None), int):
+        return None
+    assert weight is not None and up is not None and down is not None and experts is not None
+    if {n for n, _ in experts.named_parameters()} != {"gate_up_proj", "down_proj"}:
+        return None   # biases of their own (GPT-OSS's): another computation
+    if len(weight.shape) != 2 or len(up.shape) != 3 or len(down.shape) != 3:
+        return None
+    e, d = tuple(weight.shape)
+    if tuple(up.shape[::2]) == (e, d) and tuple(down.shape[:2]) == (e, d) and \
+            up.shape[1] == 2 * down.shape[2]:
+        return e, d, int(down.shape[2])
+    if tuple(up.shape[:2]) == (e, d) and down.shape[0] == e and down.shape[2] == d and \
+            up.shape[2] == 2 * down.shape[1]:
+        return e, d, int(down.shape[1])
+    return None
+
+
+def is_moe_block(m) -> bool:
+    """Whether module `m` is a mixture-of-experts block this lowering models."""
+    return expert_sizes(m) is not None
+
+
+def runs_every_expert(m) -> bool:
+    """Whether block `m`'s experts are given the tokens alone, no choice of experts
+    (Llama 4's `experts(routed_in)`: every expert runs on every token, the router's scores,
+    zero where an expert was not chosen, multiplied in): then its cost is the dense one."""
+    import inspect
+    try:
+        params = inspect.signature(m.experts.forward).parameters
+    except (TypeError, ValueError):
         return False
-    assert weight is not None and up is not None and down is not None
-    e, d = tuple(weight.shape) if len(weight.shape) == 2 else (0, 0)
-    return len(up.shape) == 3 and len(down.shape) == 3 and \
-        tuple(up.shape[::2]) == (e, d) and tuple(down.shape[:2]) == (e, d) and \
-        up.shape[1] == 2 * down.shape[2]
+    return len(params) == 1
 
 
 def run_moe_block(torch, m, args, kwargs):
@@ -74,14 +104,15 @@ class MoELowering(LoweringState):
     def _moe_block(self, m, node, x):
         x = x()
         shape = self.b.spec(x).shape
-        gate = moe_router(m)
-        e, k = int(gate.weight.shape[0]), int(gate.top_k)
-        inter = int(m.experts.down_proj.shape[2])
+        gate, sizes = moe_router(m), expert_sizes(m)
+        assert sizes is not None
+        (e, _, inter), k = sizes, int(gate.top_k)
         if len(shape) != 3:
             raise self.unsupported(f"routes a tensor of shape {shape}; only (N, S, D) "
                                    "sequences are supported")
         n, s, d = shape
-        if self.moe_routing == "expected" and s * k < e:
+        dense = self.moe_routing == "dense" or runs_every_expert(m)
+        if not dense and s * k < e:
             raise self.unsupported(f"routes {s} tokens x {k} choices to {e} experts, fewer "
                                    "than one each; the expected load needs S x k >= E (or "
                                    "moe_routing='dense')")
@@ -91,7 +122,6 @@ class MoELowering(LoweringState):
             probs = self._activation(router, "sigmoid", {}, self.name("gate.sigmoid"))
         else:
             probs = self.b.softmax(router, -1, name=self.name("gate.softmax"))
-        dense = self.moe_routing == "dense"
         rows = [s] * e if dense else [s * k // e + (i < s * k % e) for i in range(e)]
         outs, start = [], 0
         for i, r in enumerate(rows):
@@ -123,9 +153,14 @@ class MoELowering(LoweringState):
         routed = self._op("sum", [moved], (n, s, d), self.name("experts.sum"),
                           {"reduced_dims": 1, "keepdim": False})
         shared = getattr(m, "shared_expert", None) or getattr(m, "shared_experts", None)
-        if shared is None:
-            return routed
-        return self.b.add(routed, self._shared_expert(m, shared, x), name=self.name("add"))
+        out = routed if shared is None else \
+            self.b.add(routed, self._shared_expert(m, shared, x), name=self.name("add"))
+        meta = node.meta.get("tensor_meta")
+        if isinstance(meta, (tuple, list)) and not isinstance(meta, self.TensorMetadata):
+            # Llama 4's (N * S, D) rows and router logits
+            self.rows_nodes.add(node)
+            return out, router
+        return out
 
     def _shared_expert(self, m, mlp, x: str) -> str:
         """A shared expert: a gated MLP (gate_proj, up_proj, down_proj) every token runs,
@@ -140,13 +175,14 @@ class MoELowering(LoweringState):
                                    "up_proj, down_proj), scaled by a one-output "
                                    "shared_expert_gate or not; only that one is supported")
         g, u, down = projections
-        name = "shared_expert" if gate is not None else "shared_experts"
+        name = "shared_expert" if getattr(m, "shared_expert", None) is mlp else "shared_experts"
 
         def linear(t, layer, name):
             return self.b.linear(t, layer.out_features, bias=layer.bias is not None,
                                  name=self.name(name))
+        act_fn = getattr(mlp, "act_fn", None) or getattr(mlp, "activation_fn", None)
         act = self._activation(linear(x, g, f"{name}.gate_proj"),
-                               *self._expert_activation(mlp.act_fn), self.name(f"{name}.act"))
+                               *self._expert_activation(act_fn), self.name(f"{name}.act"))
         h = self.b.mul(act, linear(x, u, f"{name}.up_proj"), name=self.name(f"{name}.mul"))
         y = linear(h, down, f"{name}.down_proj")
         if gate is None:

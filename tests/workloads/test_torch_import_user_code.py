@@ -276,11 +276,84 @@ def test_a_router_named_router_routes_as_a_gate_does():
     assert g.op("0.gate").params == 4 * 32 and "0.gate.softmax" in g
 
 
+class DenseRouter(nn.Linear):
+    """Llama 4's router: the top-k logits kept, the others -inf, all through a sigmoid."""
+
+    def __init__(self, dim, experts, top_k):
+        super().__init__(dim, experts, bias=False)
+        self.top_k = top_k
+
+    def forward(self, x):
+        logits = super().forward(x)
+        value, index = torch.topk(logits, self.top_k, dim=1)
+        scores = torch.full_like(logits, float("-inf")).scatter_(1, index, value)
+        return torch.sigmoid(scores), logits
+
+
+class BmmExperts(nn.Module):
+    """Llama 4's experts: (E, D, 2I) and (E, I, D) weights read by torch.bmm, every expert on
+    every token it is given."""
+
+    def __init__(self, dim, hidden, experts):
+        super().__init__()
+        self.gate_up_proj = nn.Parameter(torch.randn(experts, dim, 2 * hidden) * 0.1)
+        self.down_proj = nn.Parameter(torch.randn(experts, hidden, dim) * 0.1)
+        self.act_fn = nn.SiLU()
+
+    def forward(self, x):
+        x = x.view(self.gate_up_proj.shape[0], -1, x.shape[-1])
+        gate, up = torch.bmm(x, self.gate_up_proj).chunk(2, dim=-1)
+        return torch.bmm(up * self.act_fn(gate), self.down_proj).view(-1, x.shape[-1])
+
+
+class EveryExpertMoE(nn.Module):
+    """Llama 4's block: the tokens repeated for every expert and scaled by its score (zero
+    where it was not chosen), a shared expert added; returns (rows, router logits)."""
+
+    def __init__(self, dim=32, hidden=64, experts=4, top_k=1):
+        super().__init__()
+        self.router = DenseRouter(dim, experts, top_k)
+        self.experts = BmmExperts(dim, hidden, experts)
+        self.shared_expert = GatedMLP(dim, 48)
+        self.shared_expert.activation_fn = self.shared_expert.act_fn
+
+    def forward(self, x):
+        rows = x.reshape(-1, x.shape[-1])
+        scores, logits = self.router(rows)
+        routed = rows.repeat(scores.shape[1], 1) * scores.transpose(0, 1).reshape(-1, 1)
+        out = self.experts(routed).reshape(scores.shape[1], -1, rows.shape[-1]).sum(dim=0)
+        return self.shared_expert(rows) + out, logits
+
+
+class EveryExpertDecoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.moe, self.head = EveryExpertMoE(), nn.Linear(32, 10)
+
+    def forward(self, x):
+        out, _ = self.moe(x)
+        return self.head(x + out.view(x.shape))
+
+
+def test_experts_given_every_token_are_costed_dense_whatever_the_routing_option():
+    torch.manual_seed(0)
+    model, x = EveryExpertDecoder().eval(), torch.randn(2, 8, 32)
+    for routing in ("expected", "dense"):
+        g = from_torch(model, x, moe_routing=routing)
+        assert matmul_flops(g) == torch_flops(model, x)     # E x the tokens, as PyTorch runs
+        assert g.params() == sum(p.numel() for p in model.parameters())
+        assert sum(op.params for op in lower_training(g).phase("update")) == g.params()
+        ups = [op for op in g if op.name.endswith("gate_up_proj")]
+        assert [op.in_specs[0].shape for op in ups] == [(2, 8, 32)] * 4
+        assert g.op("moe.shared_expert.down_proj").out.shape == (2, 8, 32)
+
+
 @pytest.mark.parametrize("library, name", [("transformers", "qwen2-moe"),
                                            ("transformers", "qwen3-moe"),
                                            ("transformers", "mixtral"),
                                            ("transformers", "phimoe"),
-                                           ("transformers", "granitemoe")])
+                                           ("transformers", "granitemoe"),
+                                           ("transformers", "llama4")])
 def test_the_libraries_models_import_with_pytorchs_flops(library, name):
     from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
     imports_with_pytorchs_flops(library, name)
