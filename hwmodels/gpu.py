@@ -59,6 +59,7 @@ from .gpu_frameworks import (
     PAIRWISE_SUM_FRAMEWORKS,
     READ_PASSES,
     optimizer_step_option,
+    optimizer_temp_scope,
     pairwise_sum_option,
     with_slice_copy,
 )
@@ -298,6 +299,11 @@ class GPUModel(DeviceModel):
         from .gpu_memory import conv_workspace_bytes
         algorithm = self.chosen_option(op).algorithm
         return conv_workspace_bytes(op, algorithm) if algorithm != "direct" else 0
+
+    def optimizer_temp_scope(self, op: Op) -> str | None:
+        """How long the step's temporaries live (gpu_frameworks.optimizer_temp_scope), for
+        the memory model (simulator/lowering.py)."""
+        return optimizer_temp_scope(op, self.framework)
 
     def efficiency(self, op: Op) -> float:
         """Share of this op's rated (datasheet) arithmetic peak it reaches (its FLOPs over

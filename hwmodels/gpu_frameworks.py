@@ -10,6 +10,7 @@ import math
 from workloads.graph import Op
 from workloads.kinds.loss_update import optimizer_step
 
+from .gpu_constants import DEFAULT_FRAMEWORK
 from .gpu_products import KernelOption
 
 # Pointwise kinds a framework folds into the kernel before them, so they move no memory of
@@ -61,11 +62,16 @@ BIAS_OP_FRAMEWORKS = frozenset({"tensorflow", "tensorflow-xla"})
 # of its own. PyTorch's elementwise kernels read the strided view as it is.
 SLICE_COPY_FRAMEWORKS = {"torch7": 0, "tensorflow": 1}
 # How a framework steps the optimizer (each layer's update op, workloads/kinds/loss_update.py):
-# - "multi-tensor": PyTorch's torch.optim on GPUs (its default foreach implementation) makes
-#   the step's calls (OptimizerStep.passes) once for every parameter, each one framework op that
-#   launches a kernel per MULTI_TENSOR_MAX_TENSORS[depth] tensors (multi_tensor_apply's
+# - "multi-tensor": PyTorch's torch.optim on GPUs (its default foreach implementation since 2.0)
+#   makes the step's calls (OptimizerStep.passes) once for every parameter, each one framework
+#   op that launches a kernel per MULTI_TENSOR_MAX_TENSORS[depth] tensors (multi_tensor_apply's
 #   depth_to_max_tensors) and moves its lists once: more traffic than the step's minimum, few
 #   launches;
+# - "for-loop": torch.optim's single-tensor implementation (foreach=False: the default before
+#   PyTorch 2.0, and off CUDA), where the update op says so (attrs optimizer_loop, set by the
+#   training lowering): a Python loop over the parameters makes the same calls tensor by
+#   tensor, each a framework op of one kernel (1.x's Adam splits its lerp_ into mul_ and add_:
+#   one call fewer per tensor than it ran);
 # - "per-tensor": TensorFlow's ApplyMomentum / ApplyAdam and MXNet's sgd_mom_update run one
 #   fused kernel per tensor, each an op of the framework.
 # A step marked fused_optimizer (apex's FusedAdam, as Megatron-LM runs it) is one multi-tensor
@@ -73,31 +79,59 @@ SLICE_COPY_FRAMEWORKS = {"torch7": 0, "tensorflow": 1}
 OPTIMIZER_STEP = {"tensorflow": "per-tensor", "tensorflow-xla": "per-tensor",
                   "mxnet": "per-tensor"}
 DEFAULT_OPTIMIZER_STEP = "multi-tensor"
+# Frameworks whose optimizer has that loop (torch.optim); elsewhere the attribute changes nothing.
+FOR_LOOP_FRAMEWORKS = frozenset({"pytorch"})
 MULTI_TENSOR_MAX_TENSORS = {1: 110, 2: 64, 3: 48, 4: 36, 5: 30}
 
 
+def optimizer_implementation(op: Op, framework: str | None) -> str:
+    """How `framework` runs the update op `op`: "fused", "multi-tensor", "for-loop" or
+    "per-tensor" (OPTIMIZER_STEP)."""
+    if op.attrs.get("fused_optimizer"):
+        return "fused"
+    if op.attrs.get("optimizer_loop") and (framework or DEFAULT_FRAMEWORK) in FOR_LOOP_FRAMEWORKS:
+        return "for-loop"
+    return OPTIMIZER_STEP.get(framework or "", DEFAULT_OPTIMIZER_STEP)
+
+
 def optimizer_step_option(op: Op, framework: str | None, fp32_peak_flops: float) -> KernelOption:
-    """A layer's update as the framework runs the optimizer's step (OPTIMIZER_STEP): its
-    traffic, and its share (by tensors) of the kernels and framework ops the whole step's
+    """A layer's update as the framework runs the optimizer's step (optimizer_implementation):
+    its traffic, and its share (by tensors) of the kernels and framework ops the whole step's
     calls make."""
     step, tensors = optimizer_step(op), int(op.attrs.get("tensors", 1))
     step_tensors = max(int(op.attrs.get("step_tensors", tensors)), tensors, 1)
     share = tensors / step_tensors
     arithmetic_s = op.flops / fp32_peak_flops
-    if op.attrs.get("fused_optimizer"):
+    how = optimizer_implementation(op, framework)
+    if how == "fused":
         calls: tuple[tuple[int, int, int], ...] = (
             (step.tensors_read, step.tensors_written, step.tensors_read),)
-    elif OPTIMIZER_STEP.get(framework or "", DEFAULT_OPTIMIZER_STEP) == "per-tensor":
+    elif how == "per-tensor":
         return KernelOption("stream", arithmetic_s,
                             (step.tensors_read + step.tensors_written) * op.param_bytes,
                             "elementwise", kernels=tensors, framework_ops=tensors)
     else:
         calls = step.passes
+    moved = sum(read + written for read, written, _ in calls) * op.param_bytes
+    if how == "for-loop":
+        per_tensor = len(calls) * tensors
+        return KernelOption("stream", arithmetic_s, moved, "elementwise",
+                            kernels=per_tensor, framework_ops=per_tensor)
     launches = sum(math.ceil(step_tensors / MULTI_TENSOR_MAX_TENSORS[min(depth, 5)])
                    for _, _, depth in calls)
-    moved = sum(read + written for read, written, _ in calls) * op.param_bytes
     return KernelOption("stream", arithmetic_s, moved, "elementwise",
                         kernels=launches * share, framework_ops=len(calls) * share)
+
+
+def optimizer_temp_scope(op: Op, framework: str | None) -> str | None:
+    """How long the parameter-sized temporaries of the step (OptimizerStep.temp_tensors) live:
+    "step" where one multi-tensor call makes them for every parameter at once (foreach Adam's
+    exp_avg_sq_sqrt, kept until the last call), "op" where the for-loop makes one tensor's at a
+    time, None where the step makes none (fused kernels, or an optimizer without any)."""
+    if not optimizer_step(op).temp_tensors:
+        return None
+    return {"multi-tensor": "step", "for-loop": "op"}.get(
+        optimizer_implementation(op, framework))
 
 
 def pairwise_sum_option(op: Op, framework: str | None, fp32_peak_flops: float) -> KernelOption:

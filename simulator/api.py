@@ -38,7 +38,8 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
              workload_options: dict | None = None, precision: str | None = None,
              memory_format: str | None = None,
              cudnn_benchmark: bool | None = None, framework_memory: str | None = None,
-             optimizer: str | None = None, **options) -> Result:
+             optimizer: str | None = None, optimizer_loop: bool | None = None,
+             **options) -> Result:
     """Simulate one step (or the schedule the policy defines) and return its Result.
 
     workload: a zoo name (with batch and workload_options) or an OpGraph (forward graph).
@@ -53,6 +54,9 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     optimizer: sgd, sgd-momentum, adam or adamw, whose state a training step keeps and whose
     update it runs; None keeps the graph's own (sgd-momentum unless its meta says otherwise; a
     policy's own optimizer option, fsdp's, wins where given).
+    optimizer_loop: torch.optim steps tensor by tensor (foreach=False, PyTorch 1.x's default)
+    rather than in its multi-tensor calls (hwmodels/gpu_frameworks.py); None keeps the graph's
+    own (meta "optimizer_loop", else the multi-tensor step).
     options: the policy's options (see `dnnsim policies`).
     """
     graph = load_workload(workload, batch, **(workload_options or {}))
@@ -64,6 +68,9 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
                               f"{optimizer!r}{did_you_mean(optimizer, OPTIMIZERS)}")
         graph = graph.copy()   # the caller's graph keeps its own
         graph.meta["optimizer"] = optimizer
+    if optimizer_loop is not None and bool(graph.meta.get("optimizer_loop")) != optimizer_loop:
+        graph = graph.copy()   # the caller's graph keeps its own setting
+        graph.meta["optimizer_loop"] = optimizer_loop
     if cudnn_benchmark is not None and bool(graph.meta.get("cudnn_benchmark")) != cudnn_benchmark:
         graph = graph.copy()   # the caller's graph keeps its own setting
         graph.meta["cudnn_benchmark"] = cudnn_benchmark

@@ -12,6 +12,10 @@ memory are the same everywhere, and follow what PyTorch allocates:
   dropout's bool mask live until the op's gradient; under AMP, autocast's half copy of a
   convolution's or linear layer's weights lives from the forward until the layer's gradient,
   and the half weight gradient exists during the weight-gradient op;
+- torch.optim's step allocates parameter-sized temporaries (Adam's sqrt(v)): the multi-tensor
+  step one for every parameter at once, held from the step's first update op to its last; the
+  single-tensor loop (PyTorch 1.x, or off CUDA) one layer's at a time (`optimizer_temp_scope`
+  of the device model; a model without one runs the loop);
 - a cuDNN convolution holds a workspace while it runs, as large as the device model asks for
   (`device.model.workspace_bytes(op)`, 0 where the model has none) when it fits; where it does
   not, PyTorch's cuDNN falls back to an algorithm without one. An ARM board's convolution
@@ -36,6 +40,7 @@ from hwmodels.cudnn_benchmark import CudnnBenchmarkSearch
 from hwmodels.gpu_memory import CachingAllocator, block_bytes, runtime_reservation
 from hwmodels.residency import fitting_bytes
 from workloads.graph import Op, OpGraph
+from workloads.kinds.loss_update import optimizer_step
 from workloads.training import OPTIMIZER_STATE_PER_PARAM
 
 from .cluster import Device
@@ -285,6 +290,7 @@ class _MemoryPlan:
             ws = int(workspace(op)) if workspace is not None else 0
             if ws > 0:
                 self.transient.setdefault(op.name, []).append(("workspace", size(ws)))
+        self._optimizer_temps(selected, size)
         # per op: bytes allocated at start and freed at end, for the engine
         self.alloc: dict[str, int] = {}
         self.free: dict[str, int] = {}
@@ -298,6 +304,27 @@ class _MemoryPlan:
         self.produced: dict[str, list[str]] = {}
         for key, (_, producer, _) in self.buffers.items():
             self.produced.setdefault(producer, []).append(key)
+
+    def _optimizer_temps(self, selected: list[Op], size: Callable[[int], int]) -> None:
+        """The step's temporaries (OptimizerStep.temp_tensors): a transient of each update op
+        where the step loops over the tensors, one buffer over the whole step where its
+        multi-tensor calls make them all at once."""
+        scope_of = getattr(self.device.model, "optimizer_temp_scope", None)
+        step: list[Op] = []
+        for op in selected:
+            if op.phase != "update" or op.is_view:
+                continue
+            temps = optimizer_step(op).temp_tensors
+            scope = scope_of(op) if scope_of is not None else ("op" if temps else None)
+            if scope == "op":
+                self.transient.setdefault(op.name, []).append(
+                    ("optimizer_temp", size(temps * op.param_bytes)))
+            elif scope == "step":
+                step.append(op)
+        if step:
+            self.buffers["#optimizer_step_temp"] = [
+                sum(size(optimizer_step(op).temp_tensors * op.param_bytes) for op in step),
+                step[0].name, step[-1].name]
 
     def task_bytes(self, op_name: str) -> tuple[int, int]:
         scratch = sum(b for _, b in self.transient.get(op_name, ()))

@@ -19,6 +19,8 @@
                                    # torch7:share-grad-input
     optimizer = "adam"             # optional: sgd | sgd-momentum (default) | adam | adamw:
                                    # its state in memory, its step's traffic
+    optimizer_loop = true          # optional: torch.optim steps tensor by tensor
+                                   # (foreach=False, PyTorch 1.x); default false
     topology = "switch"            # optional: switch | ring | fully-connected | pcie |
                                    # dgx1-cube-mesh | nvswitch
     devices_per_node = 8           # optional, with inter_node_link
@@ -97,6 +99,7 @@ class Scenario:
     memory_format: str | None = None   # None: the workload's own layout stands
     framework_memory: str = DEFAULT_FRAMEWORK_MEMORY
     optimizer: str | None = None       # None: the workload's own (sgd-momentum)
+    optimizer_loop: bool = False       # torch.optim's per-tensor loop, not its foreach step
     gpu_families: str | None = None    # a families file (.toml) in place of the catalog's
     workload_options: dict = field(default_factory=dict)
     hardware_options: dict = field(default_factory=dict)
@@ -121,6 +124,7 @@ class Scenario:
                  "pcie_switches": list, "precision": str, "cudnn_benchmark": bool, "batch": int,
                  "memory_format": str,
                  "framework_memory": str, "gpu_families": str, "optimizer": str,
+                 "optimizer_loop": bool,
                  "devices": int, "devices_per_node": int, "inference": bool,
                  "workload_options": dict, "hardware_options": dict, "options": dict}
         for key, value in data.items():
@@ -302,7 +306,7 @@ class Scenario:
                         precision=self.precision, memory_format=self.memory_format,
                         cudnn_benchmark=self.cudnn_benchmark or None,
                         framework_memory=self.framework_memory, optimizer=optimizer,
-                        **options)
+                        optimizer_loop=self.optimizer_loop or None, **options)
 
 
 def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigError) -> dict:

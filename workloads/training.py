@@ -47,14 +47,18 @@ class MemoryBreakdown:
 
 
 def lower_training(forward: OpGraph, optimizer: str | None = None,
-                   fused_optimizer: bool = False) -> OpGraph:
+                   fused_optimizer: bool = False, optimizer_loop: bool | None = None) -> OpGraph:
     """Return a new graph with the loss (added if missing), backward ops and updates.
     optimizer: sgd, sgd-momentum, adam or adamw; None: the one the graph names (meta "optimizer",
     as a scenario sets it), else sgd-momentum. fused_optimizer: the step runs as one fused
     multi-tensor kernel (apex's FusedAdam, as Megatron-LM steps), not as the framework's own
-    optimizer (hwmodels/gpu_frameworks.py: OPTIMIZER_STEP)."""
+    optimizer (hwmodels/gpu_frameworks.py: OPTIMIZER_STEP). optimizer_loop: torch.optim steps
+    tensor by tensor (foreach=False, the default before PyTorch 2.0) rather than in its
+    multi-tensor calls; None: as the graph says (meta "optimizer_loop"), else not."""
     if optimizer is None:
         optimizer = forward.meta.get("optimizer", DEFAULT_OPTIMIZER)
+    if optimizer_loop is None:
+        optimizer_loop = bool(forward.meta.get("optimizer_loop", False))
     if optimizer not in OPTIMIZER_STATE_PER_PARAM:
         raise WorkloadError(f"unknown optimizer {optimizer!r}; known: "
                             f"{', '.join(OPTIMIZER_STATE_PER_PARAM)}")
@@ -134,6 +138,7 @@ def lower_training(forward: OpGraph, optimizer: str | None = None,
                         # what the whole step's multi-tensor calls share out (gpu_frameworks)
                         "step_tensors": sum(tensors.values()),
                         **({"fused_optimizer": True} if fused_optimizer else {}),
+                        **({"optimizer_loop": True} if optimizer_loop else {}),
                         **{k: fwd.attrs[k] for k in _UPDATE_INHERITS if k in fwd.attrs}}))
     g.validate()
     return g

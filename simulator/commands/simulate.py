@@ -73,6 +73,9 @@ def add_arguments(p) -> None:
                         "torch7 | torch7:share-grad-input (docs/gpu-memory.md)")
     p.add_argument("--optimizer", help="sgd | sgd-momentum (default) | adam | adamw: the state it "
                    "keeps in memory and the traffic of its step")
+    p.add_argument("--optimizer-loop", action="store_true", default=None,
+                   help="torch.optim steps tensor by tensor (foreach=False, PyTorch 1.x's "
+                        "default), not in its multi-tensor calls")
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a policy option (also accepted as --key value)")
     p.add_argument("--workload-option", action="append", default=[], metavar="KEY=VALUE",
@@ -148,7 +151,7 @@ def scenario_from_args(args) -> Scenario:
              "host_link": args.host_link, "policy": args.policy, "precision": args.precision,
              "cudnn_benchmark": args.cudnn_benchmark, "memory_format": args.memory_format,
              "framework_memory": args.framework_memory, "optimizer": args.optimizer,
-             "node_type": args.node_type, "network": args.network,
+             "optimizer_loop": args.optimizer_loop, "node_type": args.node_type, "network": args.network,
              "oversubscription": args.oversubscription, "nodes_per_leaf": args.nodes_per_leaf,
              "jitter": args.jitter, "seed": args.seed, "gpu_families": args.gpu_families}
     data.update({k: v for k, v in flags.items() if v is not None})

@@ -66,3 +66,26 @@ def test_the_layers_share_out_the_whole_step_s_calls_and_launches(layers, optimi
     assert n_calls <= launches + 1e-9
     assert launches == pytest.approx(sum(-(-tensors // cap) for cap in (
         {1: 110, 2: 64, 3: 48}[d] for _, _, d in OPTIMIZER_STEPS[optimizer].passes)))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "sgd-momentum", "adam", "adamw"])
+def test_torch_optim_s_loop_steps_tensor_by_tensor_with_the_same_traffic(optimizer):
+    from workloads.kinds.loss_update import OPTIMIZER_STEPS
+    op = updates(lower_training(mlp(3), optimizer))[0]
+    looped = updates(lower_training(mlp(3), optimizer, optimizer_loop=True))[0]
+    loop, foreach = model("pytorch").chosen_option(looped), model("pytorch").chosen_option(op)
+    calls = len(OPTIMIZER_STEPS[optimizer].passes)
+    assert (loop.kernels, loop.framework_ops) == (2 * calls, 2 * calls)   # weight and bias
+    assert loop.traffic_bytes == foreach.traffic_bytes
+    assert foreach.framework_ops < loop.framework_ops
+    # TensorFlow's fused kernels have no such loop
+    assert model("tensorflow").chosen_option(looped) == model("tensorflow").chosen_option(op)
+
+
+def test_the_loop_is_the_graph_s_setting_unless_the_lowering_names_one():
+    g = mlp(2)
+    g.meta["optimizer_loop"] = True
+    assert all(op.attrs.get("optimizer_loop") for op in updates(lower_training(g)))
+    assert not any(op.attrs.get("optimizer_loop")
+                   for op in updates(lower_training(g, optimizer_loop=False)))
+    assert not any(op.attrs.get("optimizer_loop") for op in updates(lower_training(mlp(2))))

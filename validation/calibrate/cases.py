@@ -24,10 +24,11 @@ REFERENCE_CASE = ("resnet20", 16)
 
 # Attributes that say how a framework issues an op around its kernel, not what the measured
 # kernel is: an update's step (how many tensors its multi-tensor calls share, whether it is
-# fused), and whether a backward op's dy is a strided slice some frameworks copy first (a
-# kernel of its own, gpu_frameworks.SLICE_COPY_FRAMEWORKS). An update's optimizer is its
-# kernel (SGD's step reads and writes other tensors than Adam's): op_key keeps it.
-ISSUE_ATTRS = frozenset({"step_tensors", "fused_optimizer", "dy_strided"})
+# fused, whether torch.optim loops over the tensors), and whether a backward op's dy is a
+# strided slice some frameworks copy first (a kernel of its own,
+# gpu_frameworks.SLICE_COPY_FRAMEWORKS). An update's optimizer is its kernel (SGD's step reads
+# and writes other tensors than Adam's): op_key keeps it.
+ISSUE_ATTRS = frozenset({"step_tensors", "fused_optimizer", "optimizer_loop", "dy_strided"})
 
 
 def op_key(op: Op) -> str:

@@ -125,16 +125,24 @@ _GRAPHS: dict[tuple, list[Op]] = {}
 
 def training_ops(network: str, batch: int, precision: str, fwd_bwd_only: bool,
                  memory_format: str = "nchw",
-                 options: tuple[tuple[str, int], ...] = ()) -> list[Op]:
+                 options: tuple[tuple[str, int], ...] = (),
+                 optimizer_loop: bool = False) -> list[Op]:
     """The ops of one training step (without the optimizer for forward+backward timings);
-    `options`: the zoo options of the row (NetworkRow.options: a transformer's seq_len)."""
-    key = (network, batch, precision, fwd_bwd_only, memory_format, options)
+    `options`: the zoo options of the row (NetworkRow.options: a transformer's seq_len);
+    `optimizer_loop`: torch.optim steps tensor by tensor (NetworkRow.optimizer_loop)."""
+    key = (network, batch, precision, fwd_bwd_only, memory_format, options, optimizer_loop)
     if key not in _GRAPHS:
         graph = lower_training(with_memory_format(
             with_precision(zoo.get(network, batch=batch, **dict(options)), precision),
-            memory_format))
+            memory_format), optimizer_loop=optimizer_loop)
         _GRAPHS[key] = [op for op in graph if not (fwd_bwd_only and op.phase == "update")]
     return _GRAPHS[key]
+
+
+def row_ops(row: NetworkRow) -> list[Op]:
+    """The ops of a row's training step, as its framework's release runs them."""
+    return training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
+                        row.memory_format, row.options, row.optimizer_loop)
 
 
 def simulate_row(row: NetworkRow, families: dict[str, GpuFamily] | None = None,
@@ -151,8 +159,7 @@ def phase_seconds(row: NetworkRow, families: dict[str, GpuFamily] | None = None,
     row's framework."""
     model = gpu_model(row.gpu, families, frameworks, framework_key(row.framework),
                       cuda=row.cuda, cudnn=row.cudnn)
-    ops = training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
-                       row.memory_format, row.options)
+    ops = row_ops(row)
     seconds: dict[str, float] = {}
     for op, op_s in zip(ops, model.stream_times_s(ops), strict=True):
         seconds[op.phase] = seconds.get(op.phase, 0.0) + op_s

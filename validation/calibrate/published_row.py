@@ -44,6 +44,11 @@ UNTRUSTED = frozenset({"C"})
 FRAMEWORK_WORDS = (("torch7", "torch7"), ("cudnn r4", "torch7"), ("pytorch", "pytorch"),
                    ("xla", "tensorflow-xla"), (r"tensorflow|keras|\btf\s*\d|\btf\b", "tensorflow"),
                    ("mxnet", "mxnet"))
+# torch.optim stepped tensor by tensor (foreach=False) until PyTorch 2.0 made its multi-tensor
+# step the default on CUDA; NVIDIA's NGC PyTorch containers (named by year.month) ship 2.x from
+# 23.03, by their release notes' version tables
+FOREACH_FROM_MAJOR = 2
+NGC_PYTORCH_2_FROM = (23, 3)
 # a row whose precision_note says it ran with XLA (and not "no XLA") is scored in that
 # framework, which fuses elementwise ops (hwmodels/gpu_frameworks.py FUSED_POINTWISE)
 XLA_SUFFIX = " + XLA"
@@ -116,6 +121,8 @@ class NetworkRow:
     # the CUDA whose cuBLAS ran its GEMMs (hwmodels/gpu_gemm.py cublas_release), where the row
     # names one
     cuda: tuple[int, int, int] | None = None
+    # torch.optim steps tensor by tensor: a PyTorch release before 2.0 (pytorch_major)
+    optimizer_loop: bool = False
 
     @property
     def untrusted(self) -> bool:
@@ -228,9 +235,26 @@ def _network_row(rid: str, r: dict, gpu: str) -> NetworkRow:
     cudnn = (cudnn_releases.cudnn_version(r.get("sw_stack") or "")
              or cudnn_releases.cudnn_version(framework))
     cuda = next(filter(None, (gpu_gemm.cuda_version(r.get(c) or "") for c in CUDA_COLUMNS)), None)
+    major = pytorch_major(r.get("framework_version") or "") if family == "pytorch" else None
+    loop = major is not None and major < FOREACH_FROM_MAJOR and not fwd_bwd
+    if loop:
+        assumed.append(f"PyTorch {major}.x: torch.optim steps tensor by tensor")
     return NetworkRow(rid, net, gpu, precision, batch, throughput, fwd_bwd, framework,
                       (r.get("source") or "").strip(), layout, phases, cudnn,
-                      (r.get("trust") or "").strip().upper(), options, tuple(assumed), cuda)
+                      (r.get("trust") or "").strip().upper(), options, tuple(assumed), cuda,
+                      loop)
+
+
+def pytorch_major(text: str) -> int | None:
+    """The PyTorch major release a `framework_version` cell names ("PyTorch 1.6", "NGC
+    pytorch-21.03": an NGC container by its year.month), None if it names none."""
+    found = re.search(r"pytorch[-\s]*v?(\d+)\.(\d+)", text.lower())
+    if found is None:
+        return None
+    first, second = int(found.group(1)), int(found.group(2))
+    if first < 19:
+        return first
+    return 2 if (first, second) >= NGC_PYTORCH_2_FROM else 1
 
 
 def _named_hint(label: str) -> str:

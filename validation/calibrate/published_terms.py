@@ -250,8 +250,7 @@ def network_terms(rows: list[pg.NetworkRow]) -> Terms:
     step_of_row: list[int] = []
     steps_s: list[float] = []
     for r in rows:
-        ops = pg.training_ops(r.network, r.batch, r.precision, r.fwd_bwd_only, r.memory_format,
-                              r.options)
+        ops = pg.row_ops(r)
         framework = pg.framework_key(r.framework)
         if r.phase_s is None:
             items.append((r.row_id, r.gpu, ops, r.batch / r.throughput, framework, r.cuda,

@@ -50,8 +50,7 @@ def breakdown(row: pg.NetworkRow, families: dict[str, GpuFamily] | None = None,
                          cuda=row.cuda, cudnn=row.cudnn)
     fam = model.family_constants
     phases: dict[str, PhaseBreakdown] = {}
-    ops = pg.training_ops(row.network, row.batch, row.precision, row.fwd_bwd_only,
-                          row.memory_format, row.options)
+    ops = pg.row_ops(row)
     reuse = L2Reuse(model.spec.l2_bytes)     # as stream_times_s follows the L2
     for op, seconds in zip(ops, model.stream_times_s(ops), strict=True):
         hit_bytes = reuse.hit_bytes(op, model.passes_through(op))

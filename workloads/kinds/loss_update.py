@@ -23,10 +23,13 @@ class OptimizerStep:
     (foreach) implementation, PyTorch's default on GPUs, makes instead, each (tensor lists
     read, lists written, lists the call takes: multi_tensor_apply's depth), as
     torch/optim/sgd.py and adam.py make them (no weight decay but AdamW's, no nesterov, no
-    amsgrad)."""
+    amsgrad). `temp_tensors`: the parameter-sized tensors torch.optim's step allocates beyond
+    the state, which the memory model holds while it runs (simulator/lowering.py): Adam's
+    sqrt(v) (`exp_avg_sq_sqrt` in the multi-tensor step, `denom` in the single-tensor one)."""
     state_tensors: int
     flops_per_param: float
     passes: tuple[tuple[int, int, int], ...]
+    temp_tensors: int = 0
 
     @property
     def tensors_read(self) -> int:
@@ -45,9 +48,9 @@ OPTIMIZER_STEPS = {
     # v = m*v + g; w -= lr*v: mul_(v), add_(v, g), add_(w, v)
     "sgd-momentum": OptimizerStep(1, 4.0, ((1, 1, 1), (2, 1, 2), (2, 1, 2))),
     # m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; w -= lr * m_hat / (sqrt(v_hat) + eps)
-    "adam": OptimizerStep(2, 12.0, _ADAM_PASSES),
+    "adam": OptimizerStep(2, 12.0, _ADAM_PASSES, temp_tensors=1),
     # Adam, and w *= 1 - lr*wd first (decoupled weight decay: mul_(w))
-    "adamw": OptimizerStep(2, 14.0, ((1, 1, 1), *_ADAM_PASSES)),
+    "adamw": OptimizerStep(2, 14.0, ((1, 1, 1), *_ADAM_PASSES), temp_tensors=1),
 }
 DEFAULT_OPTIMIZER = "sgd-momentum"
 

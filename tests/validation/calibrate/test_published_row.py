@@ -183,3 +183,18 @@ def test_a_rows_outcome_depends_on_neither_column_order_nor_extra_columns(order,
         shuffled = table(Path(folder), rows, header=header)
     for rid in ("R1", "R2", "R3", "R4"):
         assert outcome(shuffled, rid) == outcome(base, rid)
+
+
+@pytest.mark.parametrize("version, loop", [
+    ("NGC pytorch-19.05 (stated as requirement)", True), ("NGC pytorch-21.03", True),
+    ("PyTorch 1.13.1", True), ("NGC pytorch-23.03", False), ("PyTorch 2.1", False),
+    ("", False)])
+def test_a_pytorch_1_row_steps_torch_optim_tensor_by_tensor(tmp_path, version, loop):
+    t = table(tmp_path, [row("P", "ResNet-50 v1.5", version=version),
+                         row("T", "ResNet-50 v1.5", framework="TensorFlow", version="1.15")])
+    got = outcome(t, "P")
+    assert got.optimizer_loop is loop
+    assert any("tensor by tensor" in a for a in got.assumed) is loop
+    assert outcome(t, "T").optimizer_loop is False
+    update = [op for op in pg.row_ops(got) if op.phase == "update"]
+    assert update and all(bool(op.attrs.get("optimizer_loop")) is loop for op in update)
