@@ -2,6 +2,8 @@
 report folder (report.md, report.html, results.json, figures, traces)."""
 from __future__ import annotations
 
+from simulator.policies import ConfigError
+
 from .report import summary_line
 from .run import failing_checked, reproduce
 
@@ -27,6 +29,9 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     only = [name.strip() for item in args.only for name in item.split(",") if name.strip()]
+    if args.only and not only:   # an empty --only is a slip, not a request for every paper
+        raise ConfigError(f"--only {', '.join(map(repr, args.only))} names no paper; give a "
+                          "target file's paper (validation/targets/)")
     doc = reproduce(args.out, only=only or None, folder=args.targets, resume=args.resume,
                     progress=not args.quiet, workers=args.workers)
     print(summary_line(doc))
