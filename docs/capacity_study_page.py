@@ -14,6 +14,7 @@ changes its words). tests/test_capacity_study.py runs the check.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -63,6 +64,16 @@ def environment() -> dict:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DOCS.parent),
                                                       env.get("PYTHONPATH")]))
     return env
+
+
+def simulate_json(argv: list[str]) -> dict:
+    """`dnnsim simulate ARGV --json`'s summary (an out-of-memory run exits 3 and still
+    prints it)."""
+    done = subprocess.run(["dnnsim", "simulate", *argv, "--json"], env=environment(),
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode not in (0, 3):
+        raise RuntimeError(f"dnnsim simulate {' '.join(argv)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)
 
 
 def run_page(text: str, work: Path) -> list[str]:

@@ -151,7 +151,8 @@ def scenario_from_args(args) -> Scenario:
              "host_link": args.host_link, "policy": args.policy, "precision": args.precision,
              "cudnn_benchmark": args.cudnn_benchmark, "memory_format": args.memory_format,
              "framework_memory": args.framework_memory, "optimizer": args.optimizer,
-             "optimizer_loop": args.optimizer_loop, "node_type": args.node_type, "network": args.network,
+             "optimizer_loop": args.optimizer_loop, "node_type": args.node_type,
+             "network": args.network,
              "oversubscription": args.oversubscription, "nodes_per_leaf": args.nodes_per_leaf,
              "jitter": args.jitter, "seed": args.seed, "gpu_families": args.gpu_families}
     data.update({k: v for k, v in flags.items() if v is not None})
