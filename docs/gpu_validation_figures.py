@@ -251,7 +251,7 @@ def kernel_misses(runs: Runs) -> dict[str, str]:
                                for gpu in sorted({e.gpu for e in gemm})),
         "pascal_tn16": signed(mean(e.error for e in gemm if e.gpu == gpu and e.variant == "TN"
                                  and cols(e) == 16) for gpu in PASCAL_CARDS),
-        "pascal_tn_stream": f"{100 * pascal.memory * pascal.strided_memory:.0f}%",
+        "pascal_tn_stream": f"{100 * pascal.gemm_memory * pascal.strided_memory:.0f}%",
         "gemm_layouts": ", ".join(f"{t} {pct(kmape([e for e in gemm if e.variant == t]))}"
                                   for t in sorted({str(e.variant) for e in gemm})),
         "txp_tn_large": f"{statistics.median(large_tn):.2f}",

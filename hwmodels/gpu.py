@@ -20,8 +20,8 @@ it is issued and the one before is done (stream_times_s).
   behind: over a stretch of ops the time tends to max(host, GPU), not their sum.
 - Streaming kernels (norms, activations, pooling, copies, the optimizer) are the framework's
   own code: the share of bandwidth they reach belongs to the framework (Torch7's and NVIDIA's
-  PyTorch kernels differ more than architectures do). Library GEMMs and convolutions move
-  their traffic at the architecture's `memory` share.
+  PyTorch kernels differ more than architectures do). cuDNN's convolutions move their traffic
+  at the architecture's `memory` share, cuBLAS's GEMMs at its `gemm_memory` share.
 
 A part's numbers (SMs, clock, peak per precision, bandwidth) come from its datasheet
 (catalog/gpus.toml), its arithmetic at the clock it sustains under load (sustained_clock_hz:
@@ -259,7 +259,8 @@ class GPUModel(DeviceModel):
         larger of the first two, then the third and its fixed serial_s. l2_hit_bytes of its
         reads come from the L2, not DRAM."""
         share = (self.stream_memory if option.key == "stream"
-                 else fam.memory * (fam.strided_memory if option.strided else 1.0))
+                 else (fam.gemm_memory if option.cublas else fam.memory)
+                 * (fam.strided_memory if option.strided else 1.0))
         bandwidth = self.mem_bandwidth_Bps * self.mem_efficiency * share
         scale = ((fam.tensor_core if tensor else 1.0) * (fam.lone_cta if option.lone else 1.0)
                  * (fam.tn_gemm if option.slow_tn else 1.0))

@@ -35,16 +35,18 @@ class GpuFamily:
                              # release whose TN kernels run slower (CublasRelease.slow_tn)
     strided_memory: float    # multiplies `memory` for a TN product's traffic: both operands
                              # read along K, a 32-byte piece of each row at a time
-    memory: float            # multiplies the part's mem_efficiency for the traffic of the
-                             # library's GEMM and convolution kernels (the framework's own
-                             # streaming kernels reach Framework.stream_memory instead)
+    memory: float            # multiplies the part's mem_efficiency for the traffic of
+                             # cuDNN's convolution kernels (the framework's own streaming
+                             # kernels reach Framework.stream_memory instead)
+    gemm_memory: float       # ... and for the traffic of cuBLAS's GEMM and gemv kernels:
+                             # another library's kernels, which stream at a rate of their own
     kernel_overhead_s: float     # GPU-side gap between dependent kernels
     fitted_to: str
 
     EFFICIENCIES = ("gemm", "conv_fwd", "conv_dgrad", "conv_wgrad", "winograd", "winograd_fused",
                     "fft",
                     "tensor_core", "lone_cta", "tn_gemm", "strided_memory",
-                    "memory")
+                    "memory", "gemm_memory")
 
     @classmethod
     def from_table(cls, name: str, table: dict, where: str) -> "GpuFamily":

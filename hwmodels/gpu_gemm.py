@@ -82,6 +82,17 @@ class CublasRelease:
     # dimension) and turn them round in shared memory, run slower than its NN and NT ones
     # of the same shape: at the architecture's fitted tn_gemm share of the rate (GpuFamily)
     slow_tn: bool = False
+    # the widest product (output columns or rows) it runs in passes of NARROW_PASS_COLUMNS
+    # columns, each streaming the wide operand again (0: none, one pass)
+    narrow_passes_max_width: int = 0
+
+    def wide_operand_reads(self, m: int, n: int) -> int:
+        """How many times a product of (m x n) output streams its wide operand: once, or once
+        per pass of its narrow kernels."""
+        narrow = min(m, n)
+        if NARROW_PASS_COLUMNS < narrow <= self.narrow_passes_max_width:
+            return math.ceil(narrow / NARROW_PASS_COLUMNS)
+        return 1
 
     def splits_k(self, m: int, n: int, k: int, transposes: str = "NN") -> bool:
         """Whether the release may split the reduction of an (m x n x k) product whose
@@ -97,6 +108,9 @@ class CublasRelease:
         return transposes not in ("NN", "TT") or self.tt_kernels
 
 
+# the output columns each pass of CUDA 8.0.88's 16-column kernels covers
+# (CublasRelease.narrow_passes_max_width)
+NARROW_PASS_COLUMNS = 8
 # Each release's kernels hold until the next one's version; a version older than the first
 # takes the first. The evidence is DeepBench's FP32 GEMM tables, each of which names its CUDA:
 CUBLAS_RELEASES = (
@@ -123,7 +137,16 @@ CUBLAS_RELEASES = (
     # 28-30 SMs at the peak (0.17, 0.21 and, in two rounds, 0.66 ms), where their TN pairs
     # take 0.19-0.22, 0.41-0.50 and 0.76-0.89 ms. No row shows NT, whose A is read as NN's
     # is: it follows NN
-    CublasRelease((8, 0, 88), TILES, "untransposed_a", 8, slow_tn=True),
+    # Its 16-column products run as two passes of 8 columns, each streaming the wide
+    # operand: NN and TN M x 16 x K with M = 2048-4608 take 0.22-0.41 of the peak bandwidth
+    # on reading each operand once (GTX 1080 Ti and Titan Xp, 20 rows), where their NN
+    # 32-column pairs take 0.49-0.82. CUDA 8.0's Titan X (Pascal) moves its TN 16-column
+    # products at 0.27-0.34 too; costed in two passes there, the Torch7 rows that ran CUDA
+    # 8.0 at batch 16 (linear layers of this shape) on Maxwell and Kepler cards, which no
+    # kernel table of 8.0 times, come out slower than published (Titan X Maxwell AlexNet
+    # -14% against -7%; leave-one-GPU-out FP32 8.1% against 7.9%): 8.0 reads it once
+    CublasRelease((8, 0, 88), TILES, "untransposed_a", 8, slow_tn=True,
+                  narrow_passes_max_width=16),
     # CUDA 10.1 (V100, T4): the skinny tiles and split-K
     CublasRelease((10, 1, 0), TILES, "any", 8),
 )

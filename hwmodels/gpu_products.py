@@ -58,6 +58,9 @@ class KernelOption(NamedTuple):
     # ... and on a cuBLAS release whose TN kernels are slower (CublasRelease.slow_tn), its
     # arithmetic at the tn_gemm share
     slow_tn: bool = False
+    # a cuBLAS kernel (GEMM or gemv), whose traffic moves at the architecture's gemm_memory
+    # share, not cuDNN's `memory`
+    cublas: bool = False
 
 
 class _Units:
@@ -112,7 +115,7 @@ def product_options(model: GPUModel, op: Op, role: GemmRole,
         assert role.dims is not None
         cost = units.gemm(*role.dims(op))
         return [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm",
-                             lone=cost.rounds == 1)]
+                             lone=cost.rounds == 1, cublas=True)]
     if role.library == "sdpa":
         backend = model.attention_backend(op)
         unit_s, extra, kernels = ga.attention_cost(op, backend, units.gemm, fp32_peak)
@@ -132,19 +135,23 @@ def _blas_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
     tiles = gpu_gemm.TILES if units.tensor else cublas.tiles
     # a GEMM reads both operands and writes the product at least once, whatever the op's own
     # count leaves out (an input gradient's weight)
-    traffic = max(traffic, float((m * k + n * k + m * n) * op.out.dtype_bytes))
+    elem = op.out.dtype_bytes
+    traffic = max(traffic, float((m * k + n * k + m * n) * elem))
+    if not units.tensor:   # a narrow product's further passes over its wide operand
+        traffic += (cublas.wide_operand_reads(m, n) - 1) * max(m, n) * k * elem
     cost = units.gemm(m, n, k, 1, tiles=tiles,
                       split_k=units.tensor or cublas.splits_k(m, n, k, transposes),
                       transposable=units.tensor or cublas.tiles_either_way(transposes))
     strided = transposes == "TN" and not units.tensor
     slow_tn = strided and cublas.slow_tn
     options = [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm",
-                            lone=cost.rounds == 1, strided=strided, slow_tn=slow_tn)]
+                            lone=cost.rounds == 1, strided=strided, slow_tn=slow_tn,
+                            cublas=True)]
     if min(m, n) <= cublas.gemv_max_width:
         # cuBLAS's gemv-like kernel: a library kernel that streams the wide operand once on
         # the CUDA cores, with no tile's padding
         options.append(KernelOption("gemm", op.flops / fp32_peak, traffic, "gemv",
-                                    strided=strided, slow_tn=slow_tn))
+                                    strided=strided, slow_tn=slow_tn, cublas=True))
     return options
 
 

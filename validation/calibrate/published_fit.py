@@ -44,7 +44,7 @@ STREAM_BOUNDS = (0.05, 1.0)
 # catalog holds, or refitting would drift)
 START = GpuFamily(name="start", gemm=0.9, conv_fwd=0.9, conv_dgrad=0.9, conv_wgrad=0.55,
                   winograd=0.5, winograd_fused=0.5, fft=0.5, tensor_core=0.8, lone_cta=1.0,
-                  tn_gemm=1.0, strided_memory=1.0, memory=1.0,
+                  tn_gemm=1.0, strided_memory=1.0, memory=1.0, gemm_memory=1.0,
                   kernel_overhead_s=5e-6, fitted_to="")
 # weight of the pull of each constant towards START (per unit of |log ratio|): it keeps a fit
 # with few rows (one GPU's networks) from trading arithmetic for bandwidth at will
@@ -115,6 +115,8 @@ def _used_parameters(parts: list[Terms]) -> set[str]:
             used.add("strided_memory")
         if terms.slow_tn.any():
             used.add("tn_gemm")
+        if terms.cublas.any():
+            used.add("gemm_memory")
     return used
 
 

@@ -71,6 +71,8 @@ class Terms:
     # ... and its TN flags (KernelOption.strided, slow_tn)
     strided: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=bool))
     slow_tn: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # ... and whether it is cuBLAS's (KernelOption.cublas: its traffic at gemm_memory)
+    cublas: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=bool))
     host_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
     launch_s: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
     stream_share: np.ndarray = dataclasses.field(default=None)  # type: ignore[arg-type]
@@ -106,7 +108,8 @@ class Terms:
                * np.where(self.lone, fam.lone_cta, 1.0) * np.where(self.slow_tn, fam.tn_gemm, 1.0))
         # streaming kernels are the framework's; GEMMs' and convolutions' traffic the library's
         share = np.where(self._is_stream, self.stream_share[self.row_of_option],
-                         fam.memory * np.where(self.strided, fam.strided_memory, 1.0))
+                         np.where(self.cublas, fam.gemm_memory, fam.memory)
+                         * np.where(self.strided, fam.strided_memory, 1.0))
         option_s = (np.maximum(self.unit_s / eff, self.memory_s / share)
                     + self.serial_memory_s / fam.memory + self.serial_s
                     + self.kernels * fam.kernel_overhead_s)
@@ -209,6 +212,7 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
                 cols["lone"].append(option.lone)
                 cols["strided"].append(option.strided)
                 cols["slow_tn"].append(option.slow_tn)
+                cols["cublas"].append(option.cublas)
             op_index += 1
             counted += 1
         ops_per_row.append(counted)
@@ -225,7 +229,8 @@ def _terms(items: Iterable[Item], algorithms: Iterable[str | None] | None = None
                   np.array(weights), stretch_of_op=np.array(stretch_of_op, dtype=int),
                   lone=np.array(cols["lone"], dtype=bool),
                   strided=np.array(cols["strided"], dtype=bool),
-                  slow_tn=np.array(cols["slow_tn"], dtype=bool))
+                  slow_tn=np.array(cols["slow_tn"], dtype=bool),
+                  cublas=np.array(cols["cublas"], dtype=bool))
     terms.set_frameworks(defaultdict(lambda: START_HOST_S), defaultdict(lambda: START_STREAM))
     return terms
 
