@@ -7,11 +7,11 @@ the runs it names give, so that no figure of the page is typed:
 Each `{{name}}` of the template is a figure or table measured here by the `dnnsim simulate
 ... --json` command the page gives for it. The prose's comparisons (which layout is faster,
 which runs out of memory) are checked here too, so a change of the model that makes a
-sentence false fails the check. tests/test_sharding_page.py runs it (slow).
+sentence false fails the check. tests/test_templated_pages.py runs it (slow).
 """
 from __future__ import annotations
 
-import json
+import functools
 import sys
 from pathlib import Path
 
@@ -50,11 +50,6 @@ def simulate(workload: str, batch: int, devices: int, flags: list[str]) -> dict:
                                 "--devices", str(devices), *flags])
 
 
-def peak_bytes(summary: dict) -> float:
-    peak = summary["peak_memory_bytes"]
-    return max(peak.values()) if isinstance(peak, dict) else peak
-
-
 def fits(summary: dict) -> bool:
     return summary["status"] != "out_of_memory"
 
@@ -70,7 +65,7 @@ def figures() -> dict[str, str]:
             raw[(workload, label)] = s
             name = f"{workload}, batch {batch}, {precision or 'fp32'}" if first else ""
             first = False
-            cells = (f"{seconds(s['makespan_s'])} | {size(peak_bytes(s))}" if fits(s)
+            cells = (f"{seconds(s['makespan_s'])} | {size(pages.peak_bytes(s))}" if fits(s)
                      else "out of memory | ")
             rows.append(f"| {name} | {label} | {cells} |")
     table = ("| workload | policy | step | peak memory per GPU |\n|---|---|---|---|\n"
@@ -86,9 +81,9 @@ def figures() -> dict[str, str]:
     values = {"table": table, "llama_state_gb": f"{state_bytes / 1e9:.0f} GB",
               "gpt2_stage3_traffic": sig(traffic, 3),
               "full_shard_step": seconds(full["makespan_s"]),
-              "full_shard_memory": size(peak_bytes(full)),
+              "full_shard_memory": size(pages.peak_bytes(full)),
               "hybrid_step": seconds(hybrid["makespan_s"]),
-              "hybrid_memory": size(peak_bytes(hybrid))}
+              "hybrid_memory": size(pages.peak_bytes(hybrid))}
     checks = {
         "llama2_7b in AMP runs out of memory under data-parallel and fits under fsdp on 8":
             not fits(llama_dp) and fits(raw[("llama2_7b", "`fsdp` (sgd-momentum)")]),
@@ -99,24 +94,14 @@ def figures() -> dict[str, str]:
         "GPT-2's stage 3 moves less than 1.5 times an all-reduce's bytes": 1 < traffic < 1.5,
         "HYBRID_SHARD is slower than FULL_SHARD and holds more per GPU":
             fits(full) and fits(hybrid) and hybrid["makespan_s"] > full["makespan_s"]
-            and peak_bytes(hybrid) > peak_bytes(full),
+            and pages.peak_bytes(hybrid) > pages.peak_bytes(full),
     }
-    values["_claims"] = json.dumps([c for c, holds in checks.items() if not holds])
+    values[pages.CLAIMS] = pages.failing(checks)
     return values
 
 
-def written() -> tuple[dict[str, str], list[str]]:
-    """The page as its runs fill it now, and the claims those runs no longer bear out."""
-    values = figures()
-    failed = json.loads(values.pop("_claims"))
-    texts = {page: (DOCS / f"{page}.in").read_text() for page in PAGES}
-    return pages.fill(texts, values, HEADER), [
-        f"the prose says {claim}, which no longer holds" for claim in failed]
-
-
-def check() -> list[str]:
-    """What --check reports (templated_pages.check)."""
-    return pages.check(written, GENERATOR)
+written = pages.written_by(figures, PAGES, HEADER)
+check = functools.partial(pages.check, written, GENERATOR)   # what --check reports
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ differs from what its generator writes or where a comparison its prose makes no 
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import sys
@@ -90,6 +91,32 @@ def filled_by(template: str, tables: bool = False) -> re.Pattern:
 
 
 Written = Callable[[], tuple[dict[str, str], list[str]]]
+CLAIMS = "_claims"
+
+
+def peak_bytes(summary: dict) -> float:
+    """A `dnnsim simulate --json` summary's peak memory, the largest device's."""
+    peak = summary["peak_memory_bytes"]
+    return max(peak.values()) if isinstance(peak, dict) else peak
+
+
+def failing(checks: dict[str, bool]) -> str:
+    """The claims of `checks` that do not hold, as the figure `CLAIMS` carries them."""
+    return json.dumps([claim for claim, holds in checks.items() if not holds])
+
+
+def written_by(figures: Callable[[], dict[str, str]], names: Iterable[str],
+               header: str) -> Written:
+    """A generator's `written`: the pages `names` (each filled from docs/NAME.in) as
+    `figures` fills them now, and the claims (its figure `CLAIMS`) those runs no longer bear
+    out."""
+    def written() -> tuple[dict[str, str], list[str]]:
+        values = figures()
+        failed = json.loads(values.pop(CLAIMS))
+        texts = {page: (DOCS / f"{page}.in").read_text() for page in names}
+        return fill(texts, values, header), [
+            f"the prose says {claim}, which no longer holds" for claim in failed]
+    return written
 
 
 def check(written: Written, generator: str) -> list[str]:

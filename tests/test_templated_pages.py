@@ -1,0 +1,40 @@
+"""The docs pages written from one template each by a generator of the sharding_page pattern
+(docs/PAGE.md.in, docs/GENERATOR.py): the committed page is its template filled (no sentence
+edited in the page alone), and (slow) every figure, rerun, is the page's, byte for byte, with
+the prose's comparisons still holding."""
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+GENERATORS = {"sharding.md": "sharding_page.py", "tensor-parallel.md": "tensor_parallel_page.py"}
+
+
+@pytest.fixture(scope="module", params=sorted(GENERATORS))
+def page(request):
+    return request.param, runpy.run_path(str(DOCS / GENERATORS[request.param]),
+                                         run_name="page")
+
+
+def test_the_committed_page_is_its_template_filled(page):
+    name, generator = page
+    template = (DOCS / f"{name}.in").read_text()
+    text = (DOCS / name).read_text()
+    header = generator["HEADER"].format(page=name)
+    assert text.startswith(header)
+    found = generator["pages"].filled_by(template, tables=True).fullmatch(text[len(header):])
+    assert found, (f"docs/{name} differs from docs/{name}.in beyond its figures: edit the "
+                   f"template and run python docs/{GENERATORS[name]}")
+    assert all(value.strip() for value in found.groupdict().values())
+    assert "{{" not in text
+
+
+@pytest.mark.slow
+def test_the_page_is_what_its_runs_give_now(page):
+    name, generator = page
+    problems = generator["check"]()
+    assert not problems, (f"docs/{name} is not what its runs give now; run python "
+                          f"docs/{GENERATORS[name]}:\n" + "\n".join(problems))
