@@ -136,6 +136,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         self.stand_ins = set()
         self.param_owner = {}
         self.param_holder = {}
+        self.frozen_ops = set()
         self.constant_ops = {}
         self.guessed = []
         view_functions, view_methods = self.view_handlers(torch)
@@ -195,6 +196,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         if output is None:   # torch.fx ends every graph with one
             raise WorkloadError("the traced graph has no output node")
         graph = self.with_outputs(self.b.build(), output, outputs)
+        if frozen := sorted(n for n in self.frozen_ops if n in graph and graph.op(n).params):
+            graph.meta["frozen_params"] = frozen
         if unread := self._unread_parameters():
             graph.meta["unread_params"] = unread
         if self.guessed:   # on the meta device, without the values it needs

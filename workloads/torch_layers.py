@@ -84,6 +84,10 @@ class LayerLowering(LoweringState):
         ps = [p for p in params if p is not None]
         op = self.b.graph.op(out)
         expected = sum(math.prod(p.shape) for p in ps if p.is_parameter)
+        fixed = sum(math.prod(p.shape) for p in ps if not p.is_parameter)
+        if fixed and op.params == expected + fixed:
+            # a buffer read as the weight (timm's BlurPool filter): read, never trained
+            op.params = expected
         if op.params != expected:
             raise self.unsupported(f"reads {expected} parameter elements but is lowered with "
                                    f"{op.params}")
@@ -97,6 +101,9 @@ class LayerLowering(LoweringState):
             if p.is_parameter:   # a layer given the same tensor later ties to it (Gemma)
                 self.param_holder.setdefault(id(self.gm.get_parameter(p.target)),
                                              self.param_owner[p.target])
+        if op.params:
+            self.note_frozen([self.gm.get_parameter(p.target) for p in ps if p.is_parameter],
+                             [out])
 
     def _param_arg(self, value, what: str):
         if value is None or isinstance(value, _Param):

@@ -44,6 +44,8 @@ class ModuleLowering(LoweringState):
             nn.ZeroPad2d: lambda m, node, x: self._pad_spatial(x(), tuple(m.padding), 0.0),
             nn.ConstantPad2d: lambda m, node, x: self._pad_spatial(x(), tuple(m.padding),
                                                                    float(m.value)),
+            nn.ReflectionPad1d: self._border_pad, nn.ReflectionPad2d: self._border_pad,
+            nn.ReplicationPad1d: self._border_pad, nn.ReplicationPad2d: self._border_pad,
             nn.Conv1d: self._conv1d_module,
             nn.Dropout1d: self._feature_dropout_module, nn.Dropout2d: self._feature_dropout_module,
             nn.Dropout3d: self._feature_dropout_module,
@@ -169,7 +171,27 @@ class ModuleLowering(LoweringState):
         if first == lowered[0].name and not tied:
             for p in m.parameters():   # held here; a layer given the same tensor ties to it
                 self.param_holder.setdefault(id(p), first)
+        self.note_frozen(list(m.parameters()), [op.name for op in lowered if op.params])
         return out
+
+    def _border_pad(self, m, node, x):
+        """nn.ReflectionPad1d/2d and nn.ReplicationPad1d/2d: F.pad in its mode."""
+        mode = "replicate" if type(m).__name__.startswith("Replication") else "reflect"
+        return self._pad_spatial(x(), tuple(m.padding), 0.0, mode)
+
+    def note_frozen(self, params: list, ops: list[str]) -> None:
+        """Ops `ops` hold `params`: where the user froze them (requires_grad=False, a
+        fine-tuned model's backbone) autograd makes them no gradient and no optimizer steps
+        them (graph.meta["frozen_params"], read by workloads/training.py). A layer that
+        freezes some of its parameters only is refused: its op holds them all."""
+        frozen = [p for p in params if not p.requires_grad]
+        if not frozen or not ops:
+            return
+        if len(frozen) != len(params):
+            raise self.unsupported(f"freezes {len(frozen)} of its {len(params)} parameters "
+                                   "(requires_grad=False); only a layer frozen whole or "
+                                   "trained whole is supported")
+        self.frozen_ops.update(ops)
 
     def _tie(self, m, lowered, holder: str) -> None:
         """A layer whose weight is another layer's (HF's lm_head.weight = wte.weight): it holds

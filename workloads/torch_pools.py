@@ -19,6 +19,11 @@ def _sig_avgpool(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 def _sig_adaptive(input, output_size): ...
 def _sig_cat(tensors, dim=0): ...
 def _sig_dropout(input, p=0.5, training=True, inplace=False): ...
+# F.pad's modes that copy border values (reflected, repeated) rather than a constant: the
+# same copy of the input into the padded output (workloads/kinds/window_attention.py)
+PAD_MODES = ("reflect", "replicate")
+
+
 def _sig_pad(input, pad, mode="constant", value=None): ...
 def _sig_shuffle(input, groups): ...
 
@@ -134,16 +139,21 @@ class PoolPadLowering(LoweringState):
         if a["mode"] == "constant" and len(pad) % 2 == 0 and \
                 not (len(pad) == 6 and not any(pad[:4])):
             return self._pad_spatial(self.tensor(a["input"]), pad, a["value"] or 0.0)
+        if a["mode"] in PAD_MODES and len(pad) in (2, 4):
+            return self._pad_spatial(self.tensor(a["input"]), pad, 0.0, a["mode"])
         if a["mode"] != "constant" or a["value"] not in (None, 0) or len(pad) != 6 or any(pad[:4]):
-            raise self.unsupported("pads other than with a constant on two dimensions after "
-                                   "the batch or with zeros on the channel dimension")
+            raise self.unsupported(f"pads in mode {a['mode']!r} with pad {pad}; only a "
+                                   "constant on two dimensions after the batch, zeros on the "
+                                   "channel dimension, or the last one or two dimensions "
+                                   f"reflected or replicated ({', '.join(PAD_MODES)}) are "
+                                   "supported")
         if isinstance(src, _Pending) and src.kind == "subsample":
             x, stride = src.source, src.stride
         else:
             x, stride = self.tensor(a["input"]), (1, 1)
         return self.b.pad_channels(x, pad[4:], stride, name=self.name("pad_channels"))
 
-    def _pad_spatial(self, x: str, pad: tuple, value: float):
+    def _pad_spatial(self, x: str, pad: tuple, value: float, mode: str = "constant"):
         shape = self.b.spec(x).shape
         rank = len(shape)
         # (before, after) of each dimension, the last first as F.pad lists them
@@ -165,4 +175,5 @@ class PoolPadLowering(LoweringState):
             raise self.unsupported(f"crops {shape} to nothing with pad {pad}")
         return self._op("pad_spatial", [x], tuple(out), self.name("pad"),
                         {"pad": (bottom, right), "pad_before": (top, left), "dims": dims,
-                         "value": float(value)})
+                         "value": float(value), **({"mode": mode} if mode != "constant"
+                                                     else {})})

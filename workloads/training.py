@@ -164,7 +164,7 @@ def _add_losses(g: OpGraph, stamp: dict) -> tuple[list[Op], Op, set[str]]:
     # every other tensor the model returns (meta["outputs"]: a detection head's boxes, an
     # auxiliary classifier) takes its own loss, as a user's summed loss would: each is a root
     # of the backward pass, and the gradients meet where the heads' inputs do
-    needs_grad = _tensors_needing_grad(fwd_ops, g.meta.get("shared_params", {}))
+    needs_grad = _tensors_needing_grad(g, fwd_ops)
     for name in g.meta.get("outputs", ()):
         out = g.op(name)
         if name != last.name and out.kind != "softmax_xent" and name in needs_grad:
@@ -244,6 +244,9 @@ class _Lowering:
     def flat_spec(self, size: int, op: Op) -> TensorSpec:
         return TensorSpec((size,), op.out.dtype_bytes)
 
+    def trains(self, op: Op) -> bool:
+        return trains(self.g, op)
+
     def weight_grad(self, fwd: str, name: str) -> None:
         self.weight_grad_of[fwd] = name
 
@@ -257,7 +260,8 @@ class _Lowering:
             self.strided.discard((fwd.name, dy))
             attrs = {**attrs, "dy_strided": True}
         op = self.g.add(Op(name, kind, tuple(reads), specs, out, attrs={**fwd.attrs, **attrs},
-                           params=fwd.params if kind_of(kind).carries_params else 0,
+                           params=fwd.params if kind_of(kind).carries_params
+                           and self.trains(fwd) else 0,
                            phase="backward", forward=fwd.name, saved=saved))
         for t in saved:
             self.g.add_dependency(t, name)
@@ -284,14 +288,23 @@ def _training_op(op: Op) -> Op:
     return dataclasses.replace(op, attrs={**op.attrs, **extra})
 
 
-def _tensors_needing_grad(fwd_ops: list[Op], shared_params: dict) -> set[str]:
-    """Tensors downstream of a parameter (the input and constant-only paths need no gradient);
-    an op calling shared weights holds a parameter too."""
+def _tensors_needing_grad(g: OpGraph, fwd_ops: list[Op]) -> set[str]:
+    """Tensors downstream of a trained parameter (the input, constant-only and frozen paths
+    need no gradient); an op calling shared weights holds a parameter too."""
     needs: set[str] = set()
     for op in fwd_ops:
-        if op.params or op.name in shared_params or any(i in needs for i in op.inputs):
+        if trains(g, op) or any(i in needs for i in op.inputs):
             needs.add(op.name)
     return needs
+
+
+def trains(g: OpGraph, op: Op) -> bool:
+    """Whether forward op `op` holds (or shares) parameters that get a gradient and an update:
+    not a layer whose weight is a constant (a buffer: timm's BlurPool filter), nor one whose
+    parameters the user froze (requires_grad=False: graph.meta["frozen_params"])."""
+    shared, frozen = g.meta.get("shared_params", {}), g.meta.get("frozen_params", ())
+    return bool(op.params or op.name in shared) and op.name not in frozen and \
+        shared.get(op.name) not in frozen
 
 
 def training_memory(train: OpGraph, optimizer: str | None = None) -> MemoryBreakdown:
@@ -301,6 +314,8 @@ def training_memory(train: OpGraph, optimizer: str | None = None) -> MemoryBreak
                             "use lower_training() first")
     optimizer = optimizer or train.meta.get("optimizer", "sgd-momentum")
     param_bytes = sum(op.param_bytes for op in train.phase("forward"))
+    # frozen parameters are held, with no gradient and no optimizer state
+    trained_bytes = sum(op.param_bytes for op in train.phase("forward") if trains(train, op))
     saved: set[str] = set()
     for op in train.phase("backward"):
         saved.update(op.saved)
@@ -312,8 +327,8 @@ def training_memory(train: OpGraph, optimizer: str | None = None) -> MemoryBreak
                if op.kind_record.saves_mask and not op.is_view)
     return MemoryBreakdown(
         weights_bytes=param_bytes,
-        gradients_bytes=param_bytes,
-        optimizer_bytes=param_bytes * OPTIMIZER_STATE_PER_PARAM[optimizer],
+        gradients_bytes=trained_bytes,
+        optimizer_bytes=trained_bytes * OPTIMIZER_STATE_PER_PARAM[optimizer],
         activations_bytes=act,
     )
 

@@ -89,3 +89,60 @@ def test_timms_coat_imports_with_pytorchs_flops():
     """CoaT pads a row before its tokens and stacks its stages' class tokens."""
     from tests.workloads.test_torch_import_learned_bias import imports_with_pytorchs_flops
     imports_with_pytorchs_flops("timm", "coat_tiny")
+
+
+class BorderPadded(nn.Module):
+    """Reflected and replicated borders (CycleGAN's ResNet blocks, HiFi-GAN, timm's BlurPool):
+    F.pad in those modes, of H and W or of a sequence's length, and their nn modules."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 4, 3), nn.Linear(4, 5)
+        self.reflect, self.replicate = nn.ReflectionPad2d((1, 2, 0, 1)), nn.ReplicationPad1d(2)
+
+    def forward(self, x):
+        x = self.conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+        x = F.pad(self.reflect(x), (2, 0, 1, 1), mode="replicate")
+        return self.fc(self.replicate(x.flatten(2)).mean(2))
+
+
+def test_reflected_and_replicated_borders_are_pad_spatial_copies():
+    g = imported(BorderPadded(), torch.randn(2, 3, 8, 8))
+    pads = [op for op in g if op.kind == "pad_spatial"]
+    assert [op.attrs["mode"] for op in pads] == ["reflect", "reflect", "replicate", "replicate"]
+    assert [op.out.shape for op in pads] == [(2, 3, 10, 10), (2, 4, 9, 11), (2, 4, 11, 13),
+                                             (2, 4, 147)]
+    assert all(op.bytes_read == op.in_specs[0].nbytes and op.bytes_written == op.out.nbytes
+               and op.flops == 0 for op in pads)
+
+
+@settings(max_examples=20, deadline=None)
+@given(mode=st.sampled_from(["reflect", "replicate"]),
+       before=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       after=st.tuples(st.integers(0, 2), st.integers(0, 2)))
+def test_the_border_pad_kernels_are_autograds(mode, before, after):
+    """Forward and gradient (each border value's copies summed back into it) equal PyTorch's."""
+    class Padded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            return F.pad(self.conv(x), (before[1], after[1], before[0], after[0]), mode=mode)
+    train = lower_training(from_torch(Padded(), torch.randn(2, 3, 4, 5)))
+    (pad,) = [op for op in train if op.kind == "pad_spatial"]
+    state = KernelState(graph=train)
+    x = torch.randn(2, 3, 4, 5, requires_grad=True)
+    ref = F.pad(x, (before[1], after[1], before[0], after[0]), mode=mode)
+    assert torch.equal(op_kernel(pad, state)(x), ref)
+    dy = torch.randn_like(ref)
+    (dx,) = torch.autograd.grad(ref, (x,), dy)
+    assert torch.equal(op_kernel(train.op(f"{pad.name}.grad"), state)(dy), dx)
+
+
+def test_a_circular_pad_is_refused_naming_its_mode():
+    class Circular(nn.Module):
+        def forward(self, x):
+            return F.pad(x, (1, 1, 1, 1), mode="circular").flatten(1)
+    with pytest.raises(WorkloadError, match=r"pads in mode 'circular'"):
+        from_torch(Circular(), torch.randn(2, 3, 4, 4))

@@ -14,6 +14,8 @@ gradients:
     ctx.flat_spec(size, op)       a flat TensorSpec of `size` values of op's activation width
     ctx.grad_op(name, kind, fwd, reads, out, saved, dy, **attrs) -> name   a backward op
     ctx.weight_grad(fwd, name)    op `name` holds fwd's parameter gradients (its update reads it)
+    ctx.trains(op)                whether op holds parameters that get a gradient (not frozen,
+                                  not a constant weight)
 """
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ def gradient(ctx, op, dy) -> None:
                        ctx.spec(src), saved, dy)
     if ctx.needs_grad(src):
         ctx.add_grad(src, grad)
-    if op.params:
+    if op.params and ctx.trains(op):
         ctx.weight_grad(op.name, grad)
 
 
@@ -71,6 +73,8 @@ def input_and_weight(ctx, op, dy) -> None:
     if ctx.needs_grad(src):
         ctx.add_grad(src, ctx.grad_op(f"{op.name}.grad_input", f"{op.kind}_grad_input", op,
                                       [dy], ctx.spec(src), (), dy))
+    if not ctx.trains(op):   # frozen or constant weights: the input's gradient alone
+        return
     ctx.weight_grad(op.name, ctx.grad_op(f"{op.name}.grad_weight", f"{op.kind}_grad_weight",
                                          op, reads(dy, saved), ctx.param_grad_spec(op),
                                          saved, dy))
@@ -88,7 +92,10 @@ def per_factor(ctx, op, dy) -> None:
 
 def parameter_gradient(ctx, op, dy) -> None:
     """Only the parameters get a gradient (an embedding: its input is token ids): one
-    `<kind>_grad` op of the parameters' size, reading dy and the saved tensors."""
+    `<kind>_grad` op of the parameters' size, reading dy and the saved tensors (none where
+    they are frozen)."""
+    if not ctx.trains(op):
+        return
     saved = ctx.saved(op)
     ctx.weight_grad(op.name, ctx.grad_op(f"{op.name}.grad", f"{op.kind}_grad", op,
                                          reads(dy, saved), ctx.param_grad_spec(op), saved,

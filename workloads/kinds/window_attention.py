@@ -44,8 +44,12 @@ def _pad_kernel(op, state):
         pads: list[int] = []
         for d in reversed(range(dim_h, rank)):   # F.pad lists the last dimension first
             pads += (left, right) if d == dim_w else (top, bottom) if d == dim_h else (0, 0)
+        if "mode" in op.attrs:   # reflect or replicate: border values copied
+            return lambda x: F.pad(x, pads, mode=op.attrs["mode"])
         value = float(op.attrs.get("value", 0.0))
         return lambda x: F.pad(x, pads, value=value)
+    if "mode" in op.attrs:
+        return _border_pad_grad(op, [left, right, top, bottom])
     if min(top, bottom, left, right) < 0:   # a crop: dy padded back (F.pad's backward)
         rank = len(op.out.shape)
         unpad: list[int] = []
@@ -58,6 +62,21 @@ def _pad_kernel(op, state):
     return lambda dy: dy[tuple(index)].contiguous()
 
 
+def _border_pad_grad(op, pads: list[int]):
+    """The gradient of a reflected or replicated pad: each border value's copies summed back
+    into it, by PyTorch's own backward kernel (it reads the input only for its shape)."""
+    backward = getattr(torch.ops.aten, {"reflect": "reflection_pad2d_backward",
+                                        "replicate": "replication_pad2d_backward"}
+                       [op.attrs["mode"]])
+    shaped: dict = {}
+
+    def grad(dy):
+        like = shaped.setdefault((dy.device, dy.dtype), torch.empty(
+            op.out.shape, device=dy.device, dtype=dy.dtype))
+        return backward(dy, like, pads)
+    return grad
+
+
 register(
     OpKind("roll", "data_movement", flops=_no_arithmetic, torch_kernel=_roll_kernel,
            doc="torch.roll(x, shifts, dims): a copy with the values shifted cyclically"),
@@ -67,7 +86,10 @@ register(
            doc="F.pad of two dimensions with a constant, a copy: rows after the height and "
                "columns after the width (attrs: pad (bottom, right)), before them (pad_before "
                "(top, left), default none; a negative pad crops), of dims (default (1, 2): H "
-               "and W of (N, H, W, C); (2, 3) for (N, C, H, W)), filled with value (default 0)"),
+               "and W of (N, H, W, C); (2, 3) for (N, C, H, W)), filled with value (default 0), "
+               "or with the border values reflected or replicated (mode: F.pad's, of the last "
+               "two dimensions): the same copy either way"),
     OpKind("pad_spatial_grad", "data_movement", "backward", flops=_no_arithmetic,
-           torch_kernel=_pad_kernel, doc="the slice of dy without the padding"),
+           torch_kernel=_pad_kernel, doc="the slice of dy without the padding (with a mode: "
+                                         "dy's border copies summed back into the input)"),
 )
