@@ -56,6 +56,12 @@ def index_pattern(t) -> str | None:
     return "positions" if bool((rows == rows[:1]).all()) else "pairs"
 
 
+def _new_axes_only(index) -> bool:
+    """An index that only adds axes: t[None, None, :, :], t[:, None]."""
+    return isinstance(index, tuple) and None in index and all(
+        i is None or i == slice(None) or i is Ellipsis for i in index)
+
+
 class ParamViewLowering(LoweringState):
     def param_rows_value(self, node):
         """A `_ParamRows` for a slice or a row of a parameter table, or a shape-only op of
@@ -64,13 +70,18 @@ class ParamViewLowering(LoweringState):
             return None
         src = self.value(node.args[0])
         name = getattr(node.target, "__name__", node.target)
-        if isinstance(src, _ParamRows) and name in _SHAPE_ONLY:
+        if isinstance(src, _ParamRows) and (name in _SHAPE_ONLY or (
+                name == "getitem" and _new_axes_only(self.resolve_index(node.args[1])))):
             return _ParamRows(src.param, self.known_shape(node), src.rows, src.constant_row)
+        if isinstance(src, _ParamRows) and name == "getitem":
+            raise self.unsupported(f"indexes rows {src.shape} of parameter "
+                                   f"{src.param.target!r} with "
+                                   f"{self.resolve_index(node.args[1])!r}; only new axes "
+                                   "([None, None]) of a table's rows are supported")
         if (name == "getitem" and isinstance(src, _Param) and src.is_parameter
                 and not hasattr(self.value(node.args[1]), "shape")):
             index = self.resolve_index(node.args[1])
-            if isinstance(index, tuple) and None in index and all(
-                    i is None or i == slice(None) or i is Ellipsis for i in index):
+            if _new_axes_only(index):
                 # new axes only (ConvNeXt's weight[:, None, None]): the parameter reshaped
                 return _Param(src.target, self.known_shape(node), src.is_parameter)
             return self._sliced_rows(node, src, node.args[1])

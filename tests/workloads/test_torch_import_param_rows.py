@@ -115,6 +115,31 @@ def test_other_reads_of_a_table_are_refused_in_one_error():
     assert "looks up 16 ids from buffers in a table of 2 rows" in message
 
 
+class SinusoidalRotary(nn.Module):
+    """Hugging Face's RoFormer: a frozen sinusoidal table (an nn.Embedding read at arange
+    positions) given new axes, then split into sin and cos as data."""
+
+    def __init__(self, gather: str = "chunk"):
+        super().__init__()
+        self.pos, self.q = nn.Embedding(64, 16, _freeze=True), nn.Linear(16, 16)
+        self.gather = gather
+
+    def forward(self, x):
+        rows = self.pos(torch.arange(x.shape[1], device=x.device))[None, None, :, :]
+        if self.gather == "index":
+            return self.q(x) + rows[0, 0]
+        sin, cos = rows.chunk(2, dim=-1)
+        return self.q(x) * torch.cat([cos, sin], -1)[0]
+
+
+@pytest.mark.parametrize("gather, refused", [
+    ("chunk", r"reads rows of parameter 'pos.weight' as data"),
+    ("index", r"indexes rows \(1, 1, 10, 16\) of parameter 'pos.weight' with \(0, 0\)")])
+def test_new_axes_on_a_tables_rows_keep_them_rows_and_what_reads_them_is_named(gather, refused):
+    with pytest.raises(WorkloadError, match=refused):
+        from_torch(SinusoidalRotary(gather), torch.randn(2, 10, 16))
+
+
 class TiedLM(nn.Module):
     """Hugging Face's tying: the output layer is given the token embedding's weight tensor."""
 
