@@ -19,8 +19,8 @@ the bound or the time falls below a smaller size's.
 
 --scaling prints the efficiency (throughput at N over N times one GPU's) of data-parallel
 training, DDP's buckets on 'nccl', synthetic data, ranks alike: ResNet-50 (FP32, 64 images a
-GPU) and GPT-2 small (AMP FP16, 8 sequences of 1,024 tokens a GPU); docs/nccl.md has both
-tables as the committed model prints them.
+GPU) and GPT-2 small (AMP FP16, 8 sequences of 1,024 tokens a GPU); docs/nccl_page.py writes
+both tables into docs/nccl.md.
 """
 from __future__ import annotations
 
@@ -114,12 +114,17 @@ def print_scaling(node_types, gpus_list, workloads=tuple(WORKLOADS), collectives
     print(f"{'node type':9s} {'workload':9s} " + " ".join(f"{g:>6d}" for g in gpus_list))
     for node_type in node_types:
         for workload in workloads:
-            batch, precision = WORKLOADS[workload]
-            one = _throughput(node_type, 1, workload, batch, precision, collectives)
-            effs = [_throughput(node_type, g, workload, batch, precision, collectives)
-                    / (g * one) for g in gpus_list]
+            effs = efficiencies(node_type, workload, gpus_list, collectives)
             print(f"{node_type:9s} {workload:9s} " + " ".join(f"{100 * e:5.1f}%" for e in effs),
                   flush=True)
+
+
+def efficiencies(node_type: str, workload: str, gpus_list, collectives: str) -> list[float]:
+    """Throughput at each GPU count over that many times one GPU's."""
+    batch, precision = WORKLOADS[workload]
+    one = _throughput(node_type, 1, workload, batch, precision, collectives)
+    return [_throughput(node_type, g, workload, batch, precision, collectives) / (g * one)
+            for g in gpus_list]
 
 
 def _throughput(node_type: str, gpus: int, workload: str, batch: int, precision: str,

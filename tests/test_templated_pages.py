@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-GENERATORS = {"sharding.md": "sharding_page.py", "tensor-parallel.md": "tensor_parallel_page.py"}
+GENERATORS = {"nccl.md": "nccl_page.py", "sharding.md": "sharding_page.py",
+              "tensor-parallel.md": "tensor_parallel_page.py"}
 
 
 @pytest.fixture(scope="module", params=sorted(GENERATORS))
