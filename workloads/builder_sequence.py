@@ -70,19 +70,22 @@ class SequenceOps:
                          params=num_embeddings * embedding_dim)
 
     def position_embedding(self, x: str, num_embeddings: int, constant_row: bool = False,
-                           name: str | None = None) -> str:
-        """x (N, S, D) plus the first S rows of a learned (num_embeddings, D) table (GPT-2's
-        wpe, BERT's positions, ViT's pos_embedding); constant_row: row 0 added everywhere
-        (BERT's token types when every token is type 0)."""
+                           name: str | None = None, first_row: int = 0) -> str:
+        """x (N, S, D) plus S rows of a learned (num_embeddings, D) table from first_row (the
+        first S: GPT-2's wpe, BERT's positions, ViT's pos_embedding; from row 1 past a class
+        token's: ViT-MAE's); constant_row: row 0 added everywhere (BERT's token types when
+        every token is type 0)."""
         shape = self.spec(x).shape
         if len(shape) != 3:
             raise ShapeError(f"position_embedding after {x!r}: needs (N, S, D), got {shape}")
-        if not constant_row and shape[1] > num_embeddings:
-            raise ShapeError(f"position_embedding after {x!r}: {shape[1]} positions but a "
-                             f"table of {num_embeddings}")
-        attrs = dict(num_embeddings=num_embeddings)
+        if not constant_row and first_row + shape[1] > num_embeddings:
+            raise ShapeError(f"position_embedding after {x!r}: {shape[1]} positions from row "
+                             f"{first_row} but a table of {num_embeddings}")
+        attrs: dict = dict(num_embeddings=num_embeddings)
         if constant_row:
             attrs["constant_row"] = True
+        if first_row:
+            attrs["first_row"] = first_row
         return self._add("position_embedding", [x], shape, name, attrs,
                          params=num_embeddings * shape[2])
 

@@ -2,6 +2,7 @@
 tables as the reference implementations write them.
 
     x + self.wpe[:s]                          # the first s rows of a parameter (a view)
+    x + self.pos_embed[:, 1:]                 # rows past a class token's (ViT-MAE)
     x + self.pos_embedding[:, :s]             # of a (1, P, D) table
     x + self.token_type.weight[0]             # one row, broadcast over every position
     x + self.position_embeddings(self.position_ids[:, :s])    # rows gathered by a buffer
@@ -40,6 +41,7 @@ class _ParamRows:
     shape: tuple[int, ...]
     rows: int
     constant_row: bool
+    first_row: int = 0   # rows from this one: ViT-MAE's pos[:, 1:] past the class token's
 
 
 def index_pattern(t) -> str | None:
@@ -72,7 +74,8 @@ class ParamViewLowering(LoweringState):
         name = getattr(node.target, "__name__", node.target)
         if isinstance(src, _ParamRows) and (name in _SHAPE_ONLY or (
                 name == "getitem" and _new_axes_only(self.resolve_index(node.args[1])))):
-            return _ParamRows(src.param, self.known_shape(node), src.rows, src.constant_row)
+            return _ParamRows(src.param, self.known_shape(node), src.rows, src.constant_row,
+                              src.first_row)
         if isinstance(src, _ParamRows) and name == "getitem":
             raise self.unsupported(f"indexes rows {src.shape} of parameter "
                                    f"{src.param.target!r} with "
@@ -103,11 +106,12 @@ class ParamViewLowering(LoweringState):
         rows = index[row_dim] if len(index) > row_dim else whole
         if rows == 0 and row_dim == 0:
             return _ParamRows(table, self.known_shape(node), 1, True)
-        if isinstance(rows, slice) and rows.start in (None, 0) and rows.step in (None, 1):
+        if isinstance(rows, slice) and rows.step in (None, 1):
             start, stop, _ = rows.indices(shape[row_dim])
-            return _ParamRows(table, self.known_shape(node), stop - start, False)
-        raise self.unsupported(f"reads rows {rows!r} of parameter {table.target!r}; only the "
-                               "first rows (t[:s]) and row 0 (t[0]) are supported")
+            if stop > start:
+                return _ParamRows(table, self.known_shape(node), stop - start, False, start)
+        raise self.unsupported(f"reads rows {rows!r} of parameter {table.target!r}; only "
+                               "consecutive rows (t[a:b]) and row 0 (t[0]) are supported")
 
     def looked_up_rows(self, table: _Param, ids_node):
         """An embedding table read by ids computed from buffers and constants: a `_ParamRows`
@@ -155,7 +159,8 @@ class ParamViewLowering(LoweringState):
                                    f"{shape}; only S rows, or one row, of a (P, D) table added "
                                    "to an (N, S, D) sequence are supported")
         out = self.b.position_embedding(x, rows.param.shape[-2], constant_row=rows.constant_row,
-                                        name=self.name("position_embedding"))
+                                        name=self.name("position_embedding"),
+                                        first_row=rows.first_row)
         if self.b.graph.op(out).params != math.prod(rows.param.shape):
             raise self.unsupported(f"adds rows of parameter {rows.param.target!r} "
                                    f"{rows.param.shape}, which is not a (P, D) table")

@@ -39,6 +39,8 @@ class Positions(nn.Module):
             x = x + self.table[:s]
         elif self.read == "[:, :s]":
             x = self.table[:, :s] + x
+        elif self.read == "[1:s + 1]":   # past a class token's row (ViT-MAE)
+            x = x + self.table[1:s + 1]
         elif self.read == "[0]":
             x = x + self.table[0]
         elif self.read == "[:s].unsqueeze(0)":
@@ -51,8 +53,8 @@ class Positions(nn.Module):
         return self.head(x[:, 0])
 
 
-READS = {"[:s]": False, "[:, :s]": False, "[0]": True, "[:s].unsqueeze(0)": False,
-         "ids": False, "shuffled ids": False}
+READS = {"[:s]": False, "[:, :s]": False, "[1:s + 1]": False, "[0]": True,
+         "[:s].unsqueeze(0)": False, "ids": False, "shuffled ids": False}
 
 
 @pytest.mark.parametrize("read, constant_row", READS.items())
@@ -61,6 +63,17 @@ def test_rows_of_a_table_added_to_a_sequence_are_one_op_holding_the_table(read, 
     tables = [op for op in g if op.kind == "position_embedding"]
     assert [(op.attrs["num_embeddings"], op.params, bool(op.attrs.get("constant_row")))
             for op in tables] == [(24, 24 * 8, constant_row), (2, 2 * 8, True)]
+    assert tables[0].attrs.get("first_row", 0) == (1 if read == "[1:s + 1]" else 0)
+
+
+def test_rows_past_the_first_are_the_ones_added_and_get_the_gradient():
+    from validation.calibrate.torch_ops import KernelState, op_kernel
+    g = imported(Positions("[1:s + 1]"), torch.randint(0, 30, (2, 16)))
+    op = [op for op in g if op.kind == "position_embedding"][0]
+    state = KernelState(graph=g)
+    table, = state.params_of(op)
+    x = torch.randn(2, 16, 8)
+    assert torch.equal(op_kernel(op, state)(x), x + table[1:17])
 
 
 def test_on_the_meta_device_rows_read_by_buffer_ids_are_read_by_the_table_sizes():
@@ -93,14 +106,14 @@ def test_a_mask_buffer_sliced_to_the_sequence_imports():
 class BadReads(nn.Module):
     def __init__(self):
         super().__init__()
-        self.table = nn.Parameter(torch.randn(24, 8))
+        self.table = nn.Parameter(torch.randn(40, 8))
         self.register_buffer("ids", (torch.arange(16) % 2).view(1, 16))
         self.emb = nn.Embedding(2, 8)
         self.scale = nn.Parameter(torch.randn(24, 8))
 
     def forward(self, x):
         s = x.size(1)
-        one, shifted = x + self.table[3], x + self.table[1:s + 1]
+        one, shifted = x + self.table[3], x + self.table[:2 * s:2]
         return one + shifted + x * self.scale[:s] + (x + self.emb(self.ids))
 
 
@@ -110,7 +123,7 @@ def test_other_reads_of_a_table_are_refused_in_one_error():
     message = str(err.value)
     assert "4 unsupported ops" in message
     assert "reads rows 3 of parameter 'table'" in message
-    assert "reads rows slice(1, 17, None) of parameter 'table'" in message
+    assert "reads rows slice(None, 32, 2) of parameter 'table'" in message
     assert "reads rows of parameter 'scale' as data" in message
     assert "looks up 16 ids from buffers in a table of 2 rows" in message
 

@@ -28,11 +28,13 @@ def _embedding_kernel(op, state):
 
 
 def _position_rows(op, table):
-    """The rows added: the first S of the table (S the sequence length), or row 0 for every
-    position (a constant type id, as BERT's token types when every token is type 0)."""
+    """The rows added: S of the table (S the sequence length) from row first_row (default 0;
+    1 after a class token's row: ViT-MAE's pos[:, 1:]), or row 0 for every position (a
+    constant type id, as BERT's token types when every token is type 0)."""
     if op.attrs.get("constant_row"):
         return table[0]
-    return table[: op.in_specs[0].shape[-2]]
+    first = int(op.attrs.get("first_row", 0))
+    return table[first:first + op.in_specs[0].shape[-2]]
 
 
 def _position_bytes_read(op) -> int:
