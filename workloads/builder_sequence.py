@@ -129,13 +129,20 @@ class SequenceOps:
                      batch_rows=math.prod(shape[:-1]))
         return self._add("constant_matmul", [x], (*shape[:-1], int(out_features)), name, attrs)
 
-    def take_per_sample(self, x: str, name: str | None = None) -> str:
+    def take_per_sample(self, x: str, name: str | None = None, rows: int | None = None) -> str:
         """x[torch.arange(N), positions]: one row of dimension 1 of each sample, at a position
-        that may differ by sample; (N, L, ...) -> (N, ...)."""
+        that may differ by sample; (N, L, ...) -> (N, ...). rows=K: K rows of each sample, at
+        positions that differ by sample (torch.gather by a per-sample shuffle: ViT-MAE's kept
+        patches); (N, L, ...) -> (N, K, ...)."""
         shape = self.spec(x).shape
         if len(shape) < 3:
             raise ShapeError(f"take_per_sample after {x!r}: input {shape} needs (N, L, ...)")
-        return self._add("take_per_sample", [x], (shape[0], *shape[2:]), name)
+        if rows is None:
+            return self._add("take_per_sample", [x], (shape[0], *shape[2:]), name)
+        if not 1 <= rows <= shape[1]:
+            raise ShapeError(f"take_per_sample after {x!r}: {rows} rows of {shape[1]}")
+        return self._add("take_per_sample", [x], (shape[0], int(rows), *shape[2:]), name,
+                         {"rows": int(rows)})
 
     def softmax(self, x: str, dim: int = -1, name: str | None = None) -> str:
         shape = self.spec(x).shape

@@ -81,8 +81,15 @@ class SelectionLowering(LoweringState):
                                    "only a constant index of the input's shape is supported")
         rows = values.movedim(dim, 0).reshape(values.shape[dim], -1)
         if not bool((rows == rows[:, :1]).all()):
+            per_sample = values.reshape(*values.shape[:2], -1)
+            if dim == 1 and len(shape) >= 3 and bool((per_sample == per_sample[..., :1]).all()):
+                # rows of each sample's own (a per-sample shuffle's first K): the same copy
+                # whichever rows, so its cost needs only their count
+                return self.b.take_per_sample(x, name=self.name("take_per_sample"),
+                                              rows=int(values.shape[1]))
             raise self.unsupported("gathers other rows at other positions; only an index "
-                                   "that picks the same rows everywhere is supported")
+                                   "that picks the same rows everywhere, or whole rows of "
+                                   "dimension 1 per sample, is supported")
         return self.index_select(x, dim, [int(i) for i in rows[:, 0].tolist()])
 
     def constant_values(self, arg):

@@ -348,3 +348,45 @@ def test_the_per_sample_takes_kernels_are_autograds():
     x[rows, positions].backward(dy := torch.randn(4, 5))
     assert torch.equal(take(x.detach()), x.detach()[rows, positions])
     assert torch.equal(grad(dy), x.grad)
+
+
+def test_k_rows_per_sample_kernels_are_autograds():
+    """ViT-MAE's gather of the kept patches: K distinct rows of each sample's own."""
+    from tests.workloads.test_torch_import_user_kinds import _kernel, _op
+    from workloads.kinds.gather import _positions
+    take, _ = _kernel("take_per_sample", [(4, 6, 5)], (4, 3, 5), rows=3)
+    grad, _ = _kernel("take_per_sample_grad", [(4, 3, 5)], (4, 6, 5), rows=3)
+    rows, positions = _positions(_op("take_per_sample", [(4, 6, 5)], (4, 3, 5), rows=3))
+    assert all(len(set(p.tolist())) == 3 for p in positions)   # a shuffle's: distinct
+    x = torch.randn(4, 6, 5, requires_grad=True)
+    x[rows, positions].backward(dy := torch.randn(4, 3, 5))
+    assert torch.equal(take(x.detach()), x.detach()[rows, positions])
+    assert torch.equal(grad(dy), x.grad)
+
+
+class RandomMasking(nn.Module):
+    """ViT-MAE's random masking: the patches of each sample shuffled by argsort of noise, the
+    first K kept by torch.gather."""
+
+    def __init__(self, width=8, keep=4):
+        super().__init__()
+        self.proj, self.head, self.keep = nn.Linear(width, width), nn.Linear(width, 3), keep
+
+    def forward(self, x):
+        x = self.proj(x)
+        n, length, d = x.shape
+        shuffle = torch.argsort(torch.rand(n, length, device=x.device), dim=1)
+        kept = torch.gather(x, 1, shuffle[:, :self.keep].unsqueeze(-1).repeat(1, 1, d))
+        return self.head(kept.mean(1))
+
+
+def test_a_gather_by_a_per_sample_shuffle_takes_k_rows_per_sample():
+    model, x = RandomMasking(), torch.randn(2, 10, 8)
+    g = from_torch(model, x)
+    _same_flops(model, x, g)
+    (take,) = [op for op in g if op.kind == "take_per_sample"]
+    assert take.out.shape == (2, 4, 8) and take.attrs["rows"] == 4
+    assert take.bytes_read == take.out.nbytes   # the rows kept, whichever they are
+    trained = lower_training(g)
+    assert [op.out.shape for op in trained if op.kind == "take_per_sample_grad"] == [(2, 10, 8)]
+    assert sum(op.params for op in trained.phase("update")) == g.params()

@@ -5,9 +5,10 @@ index_select_backward, zeros of the input's shape with dy added at the rows pick
 (index_add_), so a row picked twice gets both contributions.
 
 One row per sample at a position that differs by sample, x[torch.arange(N), positions]
-(GPT-2's classifier: the last token that is not padding, found from the ids), is
-take_per_sample: the same copy whichever rows the positions pick, so its cost needs only
-their count; its gradient is autograd's index_put_ (accumulate) into zeros."""
+(GPT-2's classifier: the last token that is not padding, found from the ids), or K rows per
+sample (torch.gather by a per-sample shuffle: ViT-MAE's kept patches) is take_per_sample:
+the same copy whichever rows the positions pick, so its cost needs only their count; its
+gradient is autograd's index_put_ (accumulate) into zeros."""
 from __future__ import annotations
 
 from ._registry import OpKind, register
@@ -30,11 +31,14 @@ def _kernel(op, state):
 
 
 def _positions(op, dev=None):
-    """One position per sample along dimension 1 (the run's own depend on its data; the time
-    does not)."""
+    """One position per sample along dimension 1, or attrs["rows"] distinct ones (a shuffle's
+    first: (N, K)); the run's own depend on its data, the time does not."""
     n, length = op.in_specs[-1].shape[:2] if op.kind == "take_per_sample" else \
         op.out.shape[:2]
     gen = torch.Generator().manual_seed(0)
+    if "rows" in op.attrs:
+        shuffled = torch.rand(n, length, generator=gen).argsort(1)[:, :op.attrs["rows"]]
+        return torch.arange(n, device=dev)[:, None], shuffled.to(dev)
     return torch.arange(n, device=dev), torch.randint(0, length, (n,), generator=gen).to(dev)
 
 
@@ -61,7 +65,8 @@ register(
     OpKind("take_per_sample", "data_movement", flops=lambda op: 0.0,
            bytes_read=lambda op: op.out.nbytes, torch_kernel=_per_sample_kernel,
            doc="x[torch.arange(N), positions]: one row of dimension 1 per sample, at a "
-               "position that differs by sample (a classifier's last real token)"),
+               "position that differs by sample (a classifier's last real token); with attrs "
+               "rows K, K rows per sample (torch.gather by a per-sample shuffle)"),
     OpKind("take_per_sample_grad", "data_movement", "backward",
            flops=lambda op: float(op.in_specs[0].numel),
            bytes_written=lambda op: op.out.nbytes + op.in_specs[0].nbytes,
