@@ -73,7 +73,6 @@ def claims(v: dict[str, str]) -> list[str]:
             _low(v["model_growth"]) > _high(v["published_growth"]),
         "the narrower a GEMM the more it misses":
             _low(v["gemm_wide"]) < _low(v["gemm_mid"]) < _low(v["gemm_narrow"]),
-        "the Pascal cards' 16-column TN products come out fast": _high(v["pascal_tn16"]) < 0,
         "the 1x1 stride-2 data gradients come out fast": _low(v["dgrad_1x1s2_bias"]) < 0,
         "the V100's non-fused Winograd rows are slow in every pass":
             all(_low(v[f"v100_nonfused_{k}"]) > 0 for k in ("fwd", "dgrad", "wgrad")),
