@@ -13,7 +13,6 @@ that makes a sentence false fails the check. tests/test_templated_pages.py runs 
 """
 from __future__ import annotations
 
-import functools
 import math
 import sys
 from pathlib import Path
@@ -172,9 +171,6 @@ def figures() -> dict[str, str]:
     return {**a, **b, pages.CLAIMS: pages.failing({**a_checks, **b_checks})}
 
 
-written = pages.written_by(figures, PAGES, HEADER)
-check = functools.partial(pages.check, written, GENERATOR)   # what --check reports
-
-
+written, check, main = pages.generator(figures, PAGES, HEADER, GENERATOR)
 if __name__ == "__main__":
-    sys.exit(pages.main(sys.argv[1:], written, GENERATOR))
+    sys.exit(main(sys.argv[1:]))

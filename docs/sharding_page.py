@@ -11,7 +11,6 @@ sentence false fails the check. tests/test_templated_pages.py runs it (slow).
 """
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
@@ -100,9 +99,6 @@ def figures() -> dict[str, str]:
     return values
 
 
-written = pages.written_by(figures, PAGES, HEADER)
-check = functools.partial(pages.check, written, GENERATOR)   # what --check reports
-
-
+written, check, main = pages.generator(figures, PAGES, HEADER, GENERATOR)
 if __name__ == "__main__":
-    sys.exit(pages.main(sys.argv[1:], written, GENERATOR))
+    sys.exit(main(sys.argv[1:]))

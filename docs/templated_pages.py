@@ -137,3 +137,11 @@ def main(argv: list[str], written: Written, generator: str) -> int:
         write(pages)
     print("\n".join(found), file=sys.stderr, end="\n" if found else "")
     return 1 if found else 0
+
+
+def generator(figures: Callable[[], dict[str, str]], names: Iterable[str], header: str,
+              name: str) -> tuple[Written, Callable[[], list[str]], Callable[[list[str]], int]]:
+    """A page generator's `written` (written_by), `check` (what --check reports) and `main`
+    (write the pages or, with --check, compare them); name: the generator's path."""
+    made = written_by(figures, names, header)
+    return made, lambda: check(made, name), lambda argv: main(argv, made, name)

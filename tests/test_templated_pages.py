@@ -11,7 +11,8 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 GENERATORS = {"nccl.md": "nccl_page.py", "sharding.md": "sharding_page.py",
-              "tensor-parallel.md": "tensor_parallel_page.py"}
+              "tensor-parallel.md": "tensor_parallel_page.py",
+              "tune-batch.md": "tune_batch_page.py"}
 
 
 @pytest.fixture(scope="module", params=sorted(GENERATORS))
