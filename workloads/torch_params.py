@@ -138,6 +138,21 @@ class ParamViewLowering(LoweringState):
                                    "row 0 at every position (token types) are supported")
         return _ParamRows(table, out, seq, False)
 
+    def _token_plus_rows(self, rows: _ParamRows, other) -> _Param | None:
+        """A learned (1, T, D) token plus T rows of a position table that a position_embedding
+        op already holds (ViT-MAE's cls_token + pos[:, :1], then expanded and put before the
+        sequence): the token, which the class_token op holds. The sum of two (1, T, D)
+        parameters (T x D additions, one tiny kernel each way) and the rows' share of the
+        table's gradient are not costed; None where `other` is no such token."""
+        if not (isinstance(other, _Param) and other.is_parameter and len(other.shape) == 3
+                and other.shape[0] == 1 and tuple(rows.shape) == other.shape):
+            return None
+        if rows.param.target not in self.param_owner:
+            raise self.unsupported(f"adds rows of parameter {rows.param.target!r} to the "
+                                   f"token {other.target!r}; only rows of a table also added "
+                                   "to the sequence are supported")
+        return other
+
     def rows_operand(self, a):
         """x + rows of a table (a position or token-type table): the op, or None where
         neither operand is such rows."""
@@ -145,6 +160,8 @@ class ParamViewLowering(LoweringState):
         rows = vx if isinstance(vx, _ParamRows) else vy if isinstance(vy, _ParamRows) else None
         if rows is None:
             return None
+        if (token := self._token_plus_rows(rows, vy if rows is vx else vx)) is not None:
+            return token
         x = self.tensor(a["other"] if rows is vx else a["input"])
         shape, seen = self.b.spec(x).shape, rows.shape
         # the rows broadcast over the sequence: (S, D) or (1|N, S, D); one row: (D,) and any

@@ -330,3 +330,45 @@ def test_folds_kernels_are_what_autograd_computes():
     assert torch.equal(kind_of("fold").torch_kernel(op, None)(cols.detach()), y.detach())
     grad = type("Op", (), {"kind": "fold_grad", "attrs": op.attrs, "out": op.in_specs[0]})()
     assert torch.equal(kind_of("fold_grad").torch_kernel(grad, None)(dy), cols.grad)
+
+
+class MAEEmbeddings(nn.Module):
+    """Hugging Face's ViT-MAE embeddings: patches plus the position table's rows past the class
+    token's (pos[:, 1:]), K patches of each sample kept by a per-sample shuffle, then the class
+    token plus the table's row 0 expanded over the batch before them."""
+
+    def __init__(self, width=16, patches=16, keep=4):
+        super().__init__()
+        self.patch = nn.Conv2d(3, width, 2, stride=2)
+        self.pos = nn.Parameter(torch.randn(1, patches + 1, width))
+        self.cls = nn.Parameter(torch.randn(1, 1, width))
+        self.head, self.keep = nn.Linear(width, 5), keep
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2) + self.pos[:, 1:, :]
+        n, length, d = x.shape
+        shuffle = torch.argsort(torch.rand(n, length, device=x.device), dim=1)
+        x = torch.gather(x, 1, shuffle[:, :self.keep].unsqueeze(-1).repeat(1, 1, d))
+        token = (self.cls + self.pos[:, :1, :]).expand(n, -1, -1)
+        return self.head(torch.cat((token, x), dim=1)[:, 0])
+
+
+def test_vit_maes_embeddings_import_with_each_parameter_updated_once():
+    torch.manual_seed(0)
+    g = imports_as_pytorch_counts(MAEEmbeddings(), torch.randn(2, 3, 8, 8))
+    table = [op for op in g if op.kind == "position_embedding"]
+    assert [(op.params, op.attrs["first_row"]) for op in table] == [(17 * 16, 1)]
+    assert [(op.out.shape, op.params) for op in g if op.kind == "take_per_sample"] == \
+        [((2, 4, 16), 0)]
+    assert [(op.out.shape, op.params) for op in g if op.kind == "class_token"] == \
+        [((2, 5, 16), 16)]
+
+
+def test_a_token_plus_rows_of_a_table_read_nowhere_else_is_refused_naming_both():
+    class Unheld(MAEEmbeddings):
+        def forward(self, x):
+            x = self.patch(x).flatten(2).transpose(1, 2)
+            token = (self.cls + self.pos[:, :1, :]).expand(x.shape[0], -1, -1)
+            return self.head(torch.cat((token, x), dim=1)[:, 0])
+    with pytest.raises(WorkloadError, match=r"adds rows of parameter 'pos' to the token 'cls'"):
+        from_torch(Unheld(), torch.randn(2, 3, 8, 8))
