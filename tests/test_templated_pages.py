@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-GENERATORS = {"nccl.md": "nccl_page.py", "sharding.md": "sharding_page.py",
+GENERATORS = {"benchmark-networks.md": "published_pages.py", "nccl.md": "nccl_page.py",
+              "precision.md": "published_pages.py", "sharding.md": "sharding_page.py",
               "tensor-parallel.md": "tensor_parallel_page.py",
               "tune-batch.md": "tune_batch_page.py"}
 
