@@ -135,7 +135,11 @@ class PoolPadLowering(LoweringState):
         class-token row)."""
         a = self.bind(_sig_pad, node)
         src = self.value(a["input"])
-        pad = tuple(a["pad"])
+        # sizes computed in the forward (EnCodec's padding to whole frames) as their values
+        pad = tuple(self._pad_amount(p) for p in a["pad"])
+        if not all(isinstance(p, int) for p in pad):
+            raise self.unsupported(f"pads by {pad!r}; only whole numbers, or one-value "
+                                   "tensors of constants, are supported")
         if a["mode"] == "constant" and len(pad) % 2 == 0 and \
                 not (len(pad) == 6 and not any(pad[:4])):
             return self._pad_spatial(self.tensor(a["input"]), pad, a["value"] or 0.0)
@@ -152,6 +156,14 @@ class PoolPadLowering(LoweringState):
         else:
             x, stride = self.tensor(a["input"]), (1, 1)
         return self.b.pad_channels(x, pad[4:], stride, name=self.name("pad_channels"))
+
+    def _pad_amount(self, arg):
+        """One amount of F.pad's pad: a number, a size computed in the forward, or a one-value
+        tensor of buffers and constants (its value in the traced run)."""
+        v = self.resolve_index(arg)
+        if isinstance(v, int) or (t := self.constant_values(arg)) is None or t.numel() != 1:
+            return v
+        return int(t.reshape(()))
 
     def _pad_spatial(self, x: str, pad: tuple, value: float, mode: str = "constant"):
         shape = self.b.spec(x).shape

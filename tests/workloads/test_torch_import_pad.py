@@ -146,3 +146,29 @@ def test_a_circular_pad_is_refused_naming_its_mode():
             return F.pad(x, (1, 1, 1, 1), mode="circular").flatten(1)
     with pytest.raises(WorkloadError, match=r"pads in mode 'circular'"):
         from_torch(Circular(), torch.randn(2, 3, 4, 4))
+
+
+class FramePadded(nn.Module):
+    """EnCodec's padding: amounts computed from the length and held in a one-value buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv1d(3, 4, 4, stride=2), nn.Linear(4, 5)
+        self.register_buffer("padding_total", torch.tensor(2, dtype=torch.int64),
+                             persistent=False)
+
+    def forward(self, x):
+        extra = (-x.shape[-1]) % 4
+        x = F.pad(x, (self.padding_total, extra), mode="reflect")
+        return self.fc(self.conv(x).mean(2))
+
+
+def test_pad_amounts_computed_in_the_forward_are_their_values():
+    model = FramePadded()
+    g = from_torch(model, torch.randn(2, 3, 10))
+    (pad,) = [op for op in g if op.kind == "pad_spatial"]
+    assert pad.out.shape == (2, 3, 14) and pad.attrs["mode"] == "reflect"
+    assert (pad.attrs["pad_before"], pad.attrs["pad"]) == ((0, 2), (0, 2))
+    train = lower_training(g)
+    assert sum(op.params for op in train.phase("update")) == \
+        sum(p.numel() for p in model.parameters())
