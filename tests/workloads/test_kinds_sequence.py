@@ -61,7 +61,7 @@ def test_position_embedding_and_class_token_route_the_gradient_and_train_their_t
     assert train.op("cls.grad").out.shape == (4,)
     # the embedding below reads the gradient the class token and the positions pass on
     assert train.op("embedding.grad").inputs[0] == "linear.grad_input"
-    with pytest.raises(ShapeError, match="5 positions but a table of 4"):
+    with pytest.raises(ShapeError, match="5 positions from row 0 but a table of 4"):
         b.position_embedding(b.embedding(ids, 11, 4), 4)
 
 
