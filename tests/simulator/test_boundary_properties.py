@@ -30,11 +30,13 @@ values = st.one_of(numbers, names, st.booleans(), st.lists(st.integers(0, 4), ma
                    st.dictionaries(st.sampled_from(["bucket_mb", "memory_bytes", "depth"]),
                                    numbers, max_size=2))
 FIELDS = ["workload", "batch", "hardware", "policy", "devices", "link", "inference",
-          "topology", "precision", "options", "hardware_options", "workload_options", "bogus"]
+          "topology", "precision", "optimizer", "optimizer_loop", "memory_format", "options",
+          "hardware_options", "workload_options", "bogus"]
 GOOD = {"workload": "lenet5", "batch": 2, "hardware": "v100", "policy": "sequential"}
 VALID = {"workload": ["resnet20", "alexnet"], "batch": [1, 8], "hardware": ["k40", "a100"],
          "policy": ["swap", "recompute"], "devices": [1], "inference": [True],
-         "precision": ["amp-fp16"], "topology": ["ring"], "hardware_options": [
+         "precision": ["amp-fp16"], "topology": ["ring"], "optimizer": ["adam"],
+         "optimizer_loop": [True], "memory_format": ["nhwc"], "hardware_options": [
              {"memory_bytes": 1e6}]}
 
 
