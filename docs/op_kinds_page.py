@@ -97,10 +97,16 @@ Checks for a new kind:
   they do convolutions and linear layers).
 - `gemm_role` (`GemmRole`) says how a kind runs as matrix products: the library ("blas" one
   GEMM, "batched" a strided-batched one, "conv" a cuDNN convolution pass, "sdpa" fused
-  attention), the pass (forward, or the gradient of the input or of the weight), its
-  `dims(op) -> (m, n, k, batch)` and whether one operand is the op's parameters. The GPU
-  model costs a kind with a role as that library's kernels, on tensor cores in a half
-  format (`hwmodels/gpu_products.py`); the CPU and ARM models by its family's efficiency.
+  attention, "recurrent" cuDNN's RNN steps), the pass (forward, or the gradient of the input
+  or of the weight), its `dims(op) -> (m, n, k, batch)` (a "recurrent" kind gives
+  `schedule(op) -> SerialSchedule` instead: its steps, each step's products and pointwise
+  work) and whether one operand is the op's parameters. The GPU model costs a kind with a
+  role as that library's kernels, on tensor cores in a half format
+  (`hwmodels/gpu_products.py`); the CPU and ARM models by its family's efficiency, a
+  "recurrent" kind step by step (`DeviceModel.serial_time_s`).
+- `reserve_bytes(op)`: what the forward keeps for the gradient that is no tensor of the
+  graph (cuDNN's RNN reserve space beyond the saved tensors); memory holds it from the op to
+  its last gradient op.
 - `torch_kernel(op, state)` gets `state` from `validation/calibrate/torch_ops.KernelState`
   (parameters via `state.params_of(op)`, what a forward saves in `state.saved`, weight
   gradients in `state.grads`), or `None` inside a `GraphModule`; a kernel that needs state, or

@@ -185,8 +185,8 @@ class GPUModel(DeviceModel):
         if not self.is_product(op):
             return "fp32"
         peaks = self.spec.peak_flops_by_precision
-        conv = self.runs_convolution(op)
-        if precision == "tf32" or (precision == "fp32" and conv and "tf32" in peaks):
+        cudnn = self.runs_cudnn(op)
+        if precision == "tf32" or (precision == "fp32" and cudnn and "tf32" in peaks):
             return "tf32"          # PyTorch's default: cudnn.allow_tf32 = True
         if precision in HALF_FORMAT:
             half = HALF_FORMAT[precision]
@@ -320,6 +320,15 @@ class GPUModel(DeviceModel):
         """Whether the op is matrix products (its kind has a GEMM role: a tensor-core format
         applies to it)."""
         return kind_of(op.kind).gemm_role is not None
+
+    @staticmethod
+    def runs_cudnn(op: Op) -> bool:
+        """Whether cuDNN runs the op (a convolution pass, a recurrent layer's steps or its
+        input projection, attrs["in_cudnn_rnn"]), so that cudnn.allow_tf32 (on by default)
+        lets FP32 run as TF32."""
+        role = kind_of(op.kind).gemm_role
+        return role is not None and (role.library in ("conv", "recurrent")
+                                     or bool(op.attrs.get("in_cudnn_rnn")))
 
     @staticmethod
     def runs_convolution(op: Op) -> bool:

@@ -1,6 +1,7 @@
 """The algorithms that could run a matrix-product op on a GPU, by its kind's GEMM role
 (workloads/kinds: `GemmRole`): cuBLAS's GEMM (and its gemv-like kernel for a thin one) for a
-"blas" kind, its strided-batched GEMM for a "batched" one, SDPA's kernels for attention
+"blas" kind, its strided-batched GEMM for a "batched" one, cuDNN's RNN steps for a
+"recurrent" one (gpu_recurrent.py), SDPA's kernels for attention
 (gpu_attention.py), cuDNN's algorithms for a convolution pass (gpu_conv.py, gpu_layout.py).
 Each option's time is linear in 1/efficiency, which is what lets calibration fit the
 efficiencies quickly; the model (gpu.py) picks the fastest, as cudnn.benchmark does.
@@ -15,6 +16,7 @@ from workloads.kinds import GemmRole
 
 from . import cudnn_releases, gpu_conv, gpu_gemm, gpu_layout
 from . import gpu_attention as ga
+from .gpu_recurrent import recurrent_option
 from .specs import DeviceSpec
 
 
@@ -122,6 +124,11 @@ def product_options(model: GPUModel, op: Op, role: GemmRole,
         return [KernelOption("gemm", unit_s, traffic + extra, backend, kernels)]
     if role.library == "blas":
         return _blas_options(model, op, role, traffic, units, fp32_peak)
+    if role.library == "recurrent":
+        assert role.schedule is not None
+        # the framework's extra traffic (autocast's cast of the weights) on top of the steps'
+        return [recurrent_option(op, role.schedule(op), model.spec.l2_bytes, units.gemm,
+                                 KernelOption, traffic - float(op.bytes_moved))]
     return _conv_options(model, op, role, traffic, units, fp32_peak)
 
 

@@ -23,6 +23,7 @@ from collections import Counter
 from typing import ClassVar, Sequence
 
 from workloads.graph import Op
+from workloads.kinds import SerialSchedule, kind_of
 
 from . import catalog
 from .families import CONV_FAMILIES, FAMILIES, KIND_FAMILY, point_shape
@@ -167,7 +168,25 @@ class DeviceModel:
         """The roofline-and-efficiency time, ignoring any profile."""
         if op.is_view:
             return 0.0
+        role = kind_of(op.kind).gemm_role
+        if role is not None and role.schedule is not None:
+            return self.serial_time_s(op, role.schedule(op))
         return max(self.compute_time_s(op), self.memory_time_s(op)) + self.launch_overhead_s
+
+    def serial_time_s(self, op: Op, schedule: SerialSchedule) -> float:
+        """A recurrent layer's pass run step after step, as PyTorch's own cells run it off
+        cuDNN: each step's products, each a point of the family's curve (a small product
+        reaches little of the peak) with its dispatch, then the cell's pointwise ATen ops,
+        each dispatched, sharing the step's pointwise traffic."""
+        family, elem = self.family(op.kind), op.out.dtype_bytes
+        step_s = sum(self._curve_point_s(family, 2.0 * m * n * k * b,
+                                         (m * k + n * k + m * n) * b * elem, 1.0)
+                     for m, n, k, b in schedule.gemms)
+        if schedule.pointwise_ops:
+            step_s += (max(self._compute_s("elementwise", schedule.pointwise_flops, 1.0),
+                           self._memory_s(schedule.pointwise_bytes))
+                       + schedule.pointwise_ops * self.launch_overhead_s)
+        return schedule.steps * step_s
 
     def _curve_point_s(self, family: str, flops: float, nbytes: float, groups_factor: float):
         return (max(self._compute_s(family, flops, groups_factor), self._memory_s(nbytes))

@@ -8,8 +8,9 @@ memory are the same everywhere, and follow what PyTorch allocates:
   (`inplace_relus`): its output is its input's storage;
 - a tensor is freed when the last task that reads it (an input edge or a saved-tensor edge of
   a backward op) ends, in the order the device runs them;
-- what autograd keeps besides graph tensors: a max pool's int64 indices and a training
-  dropout's bool mask live until the op's gradient; under AMP, autocast's half copy of a
+- what autograd keeps besides graph tensors: a max pool's int64 indices, a training
+  dropout's bool mask and a recurrent layer's cuDNN reserve space live until the op's
+  gradient; under AMP, autocast's half copy of a
   convolution's or linear layer's weights lives from the forward until the layer's gradient,
   and the half weight gradient exists during the weight-gradient op;
 - torch.optim's step allocates parameter-sized temporaries (Adam's sqrt(v)): the multi-tensor
@@ -67,6 +68,17 @@ def resident_bytes(graph: OpGraph, training: bool) -> int:
         return weights
     state = OPTIMIZER_STATE_PER_PARAM[graph.meta.get("optimizer", "sgd-momentum")]
     return weights * (2 + state)
+
+
+def saved_extra_bytes(op: Op) -> int:
+    """What autograd keeps for op's gradient besides graph tensors: max_pool's indices,
+    dropout's mask, a recurrent layer's cuDNN reserve space (OpKind.reserve_bytes)."""
+    if op.is_view:
+        return 0
+    reserve = op.kind_record.reserve_bytes
+    if reserve is not None:
+        return int(reserve(op))
+    return op.out.numel * _SAVED_EXTRA_BYTES.get(op.kind, 0)
 
 
 def output_bytes(op: Op, blocks: bool = True) -> int:
@@ -277,10 +289,9 @@ class _MemoryPlan:
         # per op: (what, bytes) held only while it runs
         self.transient: dict[str, list[tuple[str, int]]] = {}
         for op in selected:
-            if op.kind in _SAVED_EXTRA_BYTES and not op.is_view and op.name in backward_of:
-                self.buffers[f"{op.name}#saved"] = [
-                    size(op.out.numel * _SAVED_EXTRA_BYTES[op.kind]), op.name,
-                    backward_of[op.name]]
+            if (extra := saved_extra_bytes(op)) and op.name in backward_of:
+                self.buffers[f"{op.name}#saved"] = [size(extra), op.name,
+                                                    backward_of[op.name]]
             if amp and op.params and op.kind in ("conv2d", "linear"):
                 self.buffers[f"{op.name}#half_weights"] = [
                     size(op.params * HALF_BYTES), op.name, backward_of.get(op.name)]

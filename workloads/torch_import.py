@@ -44,6 +44,7 @@ from .torch_moe import MOE_ROUTINGS, MoELowering, is_moe_block
 from .torch_operands import _Aux, _Expanded
 from .torch_outputs import OutputLowering
 from .torch_params import ParamViewLowering, _ParamRows
+from .torch_recurrent import RecurrentLowering
 from .torch_refusals import RefusalReport
 from .torch_selection import SelectionLowering
 from .torch_shadow import active_shadow_mode, shadow_mode
@@ -112,7 +113,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                 LayerLowering, TransformerLowering, TransformerLayerLowering, ParamViewLowering,
                 EinsumLowering, WindowLowering, SelectionLowering, StridedViewLowering,
                 ModuleLowering, RefusalReport, GateLowering, WeightSideLowering, InputLowering,
-                OutputLowering, MoELowering, ComplexLowering, FilledLowering):
+                OutputLowering, MoELowering, ComplexLowering, FilledLowering, RecurrentLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
     def __init__(self, torch, gm, examples, name: str) -> None:
@@ -157,7 +158,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         self.rows_nodes = set()
         self.folded = set()
         self.broadcast_views = set()
-        self.module_table = {**self.module_handlers(torch.nn), **tf_modules, **gate_modules}
+        self.module_table = {**self.module_handlers(torch.nn), **tf_modules, **gate_modules,
+                             **self.recurrent_module_handlers(torch.nn)}
 
     # -- driver --------------------------------------------------------------------------
     def run(self) -> OpGraph:
@@ -229,6 +231,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
             return filled
         if (idiom := self.idiom_value(node)) is not None:
             return idiom
+        if (state := self.recurrent_state_value(node)) is not None:
+            return state
         if node.op == "call_module":
             return self._lower_module(node, self.modules[node.target])
         if self._is_shape_arithmetic(node):

@@ -12,6 +12,7 @@ from .graph import WorkloadError
 from .torch_inputs import _inputs_text
 from .torch_moe import is_moe_block, run_moe_block
 from .torch_params import index_pattern
+from .torch_recurrent import PACKED
 
 # Integer tensors up to this many elements keep their values from the traced run: the rows a
 # gather or an index_select picks by an index made from buffers and constants.
@@ -308,6 +309,18 @@ def _where(gm, node) -> str:
     return f"module path {path or '<top>'!r} ({what}, fx node {node.name!r})"
 
 
+def _refuse_packed_sequences(graph, name: str) -> None:
+    """torch.nn.utils.rnn.pack_padded_sequence (and pack_sequence, which calls it) traces
+    into its ATen call, then fails on the fields a traced PackedSequence lacks: refused here,
+    by name, before the run."""
+    for node in graph.nodes:
+        if node.op == "call_function" and \
+                getattr(node.target, "__name__", "") == "_pack_padded_sequence":
+            path = node.meta.get("dnnsim_module_path", "") or "<top>"
+            raise WorkloadError(f"{name}: torch.nn.utils.rnn.pack_padded_sequence at module "
+                                f"path {path!r}: {PACKED}")
+
+
 def _traced(torch, module, root, tracer, examples, names, name, shadows):
     """(the fx GraphModule of `root`, the tracer that made it), every node's shapes recorded
     by a run on the examples; a model fx cannot follow is traced with values."""
@@ -320,6 +333,7 @@ def _traced(torch, module, root, tracer, examples, names, name, shadows):
         try:
             fx_graph = tracer.trace(root)
         except _RunError as err:
+            _refuse_packed_sequences(tracer.graph, name)
             path = err.node.meta.get("dnnsim_module_path", "") or "<top>"
             raise WorkloadError(f"{name} does not run on {_inputs_text(examples)}: "
                                 f"at module path {path!r} (fx "
@@ -329,6 +343,7 @@ def _traced(torch, module, root, tracer, examples, names, name, shadows):
             raise WorkloadError(_trace_failure(torch, type(module).__name__, tracer,
                                                exc)) from exc
     gm = torch.fx.GraphModule(tracer.root, fx_graph)
+    _refuse_packed_sequences(gm.graph, name)
     modes = {m: m.training for m in module.modules()}
     module.eval()  # why: propagating shapes must not update batch-norm running statistics
     try:

@@ -325,6 +325,10 @@ def training_memory(train: OpGraph, optimizer: str | None = None) -> MemoryBreak
     # a training dropout keeps its mask (not a graph tensor) for its gradient
     act += sum(op.out.nbytes for op in train.phase("forward")
                if op.kind_record.saves_mask and not op.is_view)
+    # a recurrent layer keeps cuDNN's reserve space beyond its saved tensors
+    differentiated = {op.forward for op in train.phase("backward")}
+    act += sum(int(op.kind_record.reserve_bytes(op)) for op in train.phase("forward")
+               if op.kind_record.reserve_bytes is not None and op.name in differentiated)
     return MemoryBreakdown(
         weights_bytes=param_bytes,
         gradients_bytes=trained_bytes,

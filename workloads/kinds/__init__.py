@@ -20,7 +20,8 @@ normalisation), gather (rows picked by a constant index), unfold (im2col), glu_a
 gated linear unit, the maximum over trailing dimensions), constant_matmul (the product with
 a constant matrix), constants (a tensor computed from constants for a layer to read, one
 sample's tensor repeated over the batch), selection_fused (max, min, top-k and sort along a
-dimension with their positions; addcmul's scale and shift in one kernel). PyTorch is
+dimension with their positions; addcmul's scale and shift in one kernel), recurrent (LSTM,
+GRU and RNN layers' recurrence over time, as cuDNN runs it). PyTorch is
 imported only when a kernel is built.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ._registry import (
     KindError,
     KindSet,
     OpKind,
+    SerialSchedule,
     all_kinds,
     is_kind,
     kind_of,
@@ -47,8 +49,9 @@ from . import (layout, matmul, norms, elementwise, activations, pools,  # noqa: 
                loss_update, masked_dropout, attention, embedding, layer_scale,
                conv_transpose, conv3d, pools3d, upsample, window_attention, cosine_attention,
                pointwise_math, difference, attention_bias, lrn, gather, unfold, glu_amax,
-               constant_matmul, constants, selection_fused)
+               constant_matmul, constants, selection_fused, recurrent)
 # isort: on
 
-__all__ = ["PHASES", "GemmRole", "KindError", "KindSet", "OpKind", "all_kinds", "is_kind",
-           "kind_of", "per_element", "per_input_element", "register", "shape_layout", "unregister"]
+__all__ = ["PHASES", "GemmRole", "KindError", "KindSet", "OpKind", "SerialSchedule", "all_kinds",
+           "is_kind", "kind_of", "per_element", "per_input_element", "register", "shape_layout",
+           "unregister"]

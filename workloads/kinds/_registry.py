@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Set
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from ..errors import WorkloadError
 
@@ -47,8 +47,21 @@ def _product(dims) -> int:
     return max(out, 1)
 
 
-GEMM_LIBRARIES = ("blas", "batched", "conv", "sdpa")
+GEMM_LIBRARIES = ("blas", "batched", "conv", "sdpa", "recurrent")
 GEMM_PASSES = ("forward", "grad_input", "grad_weight")
+
+
+class SerialSchedule(NamedTuple):
+    """What a recurrent layer's pass runs, step after step, each step waiting for the one
+    before (a recurrence over time): per step the products `gemms`, each (m, n, k, batch),
+    then the pointwise work that combines them (cuDNN fuses it into one kernel; PyTorch's
+    own cell runs `pointwise_ops` ATen ops for it), moving `pointwise_bytes` and doing
+    `pointwise_flops`."""
+    steps: int
+    gemms: tuple[tuple[int, int, int, int], ...]
+    pointwise_bytes: float
+    pointwise_flops: float
+    pointwise_ops: int
 
 
 @dataclass(frozen=True)
@@ -58,8 +71,10 @@ class GemmRole:
 
     library: "blas" one GEMM (cuBLAS, MKL); "batched" a strided-batched GEMM; "conv" a
     convolution pass (cuDNN's implicit GEMMs, built from the op's attributes); "sdpa" fused
-    attention (its own kernels). gemm_pass: the forward product, or the gradient it makes
-    (of the input, or of the weight: reduced over the rows). dims: op -> (m, n, k, batch) of
+    attention (its own kernels); "recurrent" cuDNN's RNN call, products and fused pointwise
+    kernels run step after step (schedule: op -> SerialSchedule). gemm_pass: the forward
+    product, or the gradient it makes (of the input, or of the weight: reduced over the
+    rows). dims: op -> (m, n, k, batch) of
     the GEMM a "blas" or "batched" kind runs (m rows of the output, n its columns, k the
     reduction). weights: one operand is the op's parameters (autocast casts them to half,
     a bias may come with them); a weightless product multiplies activations or constants.
@@ -71,6 +86,7 @@ class GemmRole:
     dims: Callable | None = None
     weights: bool = False
     fp32_buffer: Callable | None = None
+    schedule: Callable | None = None
 
     def __post_init__(self) -> None:
         if self.library not in GEMM_LIBRARIES:
@@ -79,9 +95,12 @@ class GemmRole:
         if self.gemm_pass not in GEMM_PASSES:
             raise KindError(f"GEMM pass {self.gemm_pass!r} is not one of "
                             f"{', '.join(GEMM_PASSES)}")
-        if (self.dims is None) != (self.library in ("conv", "sdpa")):
+        if (self.dims is None) != (self.library in ("conv", "sdpa", "recurrent")):
             raise KindError(f"a {self.library!r} GEMM role takes dims exactly where it is "
                             "'blas' or 'batched'")
+        if (self.schedule is None) != (self.library != "recurrent"):
+            raise KindError(f"a {self.library!r} GEMM role takes a schedule exactly where it "
+                            "is 'recurrent'")
 
     def autocast_cast_elements(self, op) -> float:
         """Elements autocast casts from FP32 to half each time a forward product runs: its
@@ -127,6 +146,9 @@ class OpKind:
     carries_params: bool = False                  # a gradient kind that makes the param grads
     training_attrs: dict = field(default_factory=dict)   # set on the op in a training graph
     saves_mask: bool = False                      # keeps an output-sized mask for its gradient
+    # op -> bytes the forward keeps for its gradient that are no tensor of the graph (cuDNN's
+    # RNN reserve space beyond the saved input and output)
+    reserve_bytes: Callable | None = None
     # parameters: shapes as PyTorch holds them (weight first), how many tensors the optimizer
     # steps, and how a step starts them ("he": He-normal weight, zero bias; "scale_shift":
     # ones then zeros, as a normalisation's affine)

@@ -1,0 +1,198 @@
+"""nn.LSTM, nn.GRU and nn.RNN import as an input projection (`linear`) and a `recurrence` op
+per layer: PyTorch's parameters and FLOPs, PyTorch's values, the final state read as the
+output's last step, and the refusals, by name."""
+import re
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from workloads import from_torch  # noqa: E402
+from workloads.errors import WorkloadError  # noqa: E402
+from workloads.kinds.recurrent import run_recurrence  # noqa: E402
+
+VARIANTS = [
+    (nn.LSTM, {}),
+    (nn.LSTM, dict(num_layers=2, bidirectional=True, dropout=0.2)),
+    (nn.LSTM, dict(proj_size=12, num_layers=2, bidirectional=True)),
+    (nn.GRU, dict(num_layers=2, bidirectional=True)),
+    (nn.GRU, dict(bias=False)),
+    (nn.RNN, dict(nonlinearity="relu", num_layers=3)),
+    (nn.RNN, dict(bidirectional=True)),
+]
+
+
+class Tagger(nn.Module):
+    """A sequence tagger as users write one: a recurrent layer, then a classifier per step."""
+
+    def __init__(self, cls, **kw):
+        super().__init__()
+        self.rnn = cls(16, 24, batch_first=True, **kw)
+        width = (kw.get("proj_size") or 24) * (2 if kw.get("bidirectional") else 1)
+        self.head = nn.Linear(width, 5)
+
+    def forward(self, x):
+        y, _ = self.rnn(x)
+        return self.head(y)
+
+
+def _id(v):
+    return f"{v[0].__name__}-{'-'.join(f'{k}{w}' for k, w in v[1].items())}"
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_id)
+def test_parameters_and_flops_are_pytorchs(variant):
+    cls, kw = variant
+    model = Tagger(cls, **kw)
+    x = torch.randn(3, 7, 16)
+    g = from_torch(model, x)
+    assert sum(op.params for op in g) == sum(p.numel() for p in model.parameters())
+    # oneDNN's fused LSTM on the CPU is no mm the counter sees: PyTorch's own cells are
+    with torch.backends.mkldnn.flags(enabled=False), FlopCounterMode(display=False) as fc:
+        model(x)
+    assert sum(2 * op.macs for op in g) == fc.get_total_flops()
+    kinds = [op.kind for op in g]
+    layers = kw.get("num_layers", 1)
+    assert kinds.count("recurrence") == layers
+    assert kinds.count("dropout") == (layers - 1 if kw.get("dropout") else 0)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_id)
+def test_the_recurrence_computes_what_pytorch_does(variant):
+    """The kind's kernel, fed the module's own weights, gives the module's output."""
+    cls, kw = variant
+    kw = {k: v for k, v in kw.items() if k != "dropout"}
+    rnn = cls(16, 24, batch_first=True, **kw).eval()
+    mode = "rnn_" + rnn.nonlinearity if cls is nn.RNN else cls.__name__.lower()
+    directions = 2 if rnn.bidirectional else 1
+    x = torch.randn(3, 7, 16)
+    h = x
+    with torch.no_grad():
+        for layer in range(rnn.num_layers):
+            sfx = [f"_l{layer}" + ("_reverse" if d else "") for d in range(directions)]
+            w_ih = torch.cat([getattr(rnn, f"weight_ih{s}") for s in sfx])
+            gates = h @ w_ih.t()
+            if rnn.bias:
+                gates = gates + torch.cat([getattr(rnn, f"bias_ih{s}") for s in sfx])
+            params = [torch.stack([getattr(rnn, f"weight_hh{s}") for s in sfx])]
+            params += [torch.stack([getattr(rnn, f"bias_hh{s}") for s in sfx])] if rnn.bias \
+                else []
+            if kw.get("proj_size"):
+                params.append(torch.stack([getattr(rnn, f"weight_hr{s}") for s in sfx]))
+            h = run_recurrence(gates, dict(mode=mode, hidden_size=24,
+                                           proj_size=kw.get("proj_size", 0),
+                                           directions=directions, bias_hh=rnn.bias), params)
+        assert torch.allclose(h, rnn(x)[0], atol=1e-5)
+
+
+def test_the_imported_graph_runs_in_pytorch():
+    from validation.calibrate.torch_exec import GraphModule, example_input
+    g = from_torch(Tagger(nn.LSTM, num_layers=2, bidirectional=True, proj_size=8),
+                   torch.randn(2, 6, 16))
+    assert GraphModule(g)(example_input(g)).shape == (2, 6, 5)
+
+
+class LastState(nn.Module):
+    def __init__(self, cls, **kw):
+        super().__init__()
+        self.rnn = cls(16, 24, batch_first=True, **kw)
+        self.fc = nn.Linear(48 if kw.get("bidirectional") else 24, 3)
+        self.lstm = cls is nn.LSTM
+
+    def forward(self, x):
+        out = self.rnn(x)[1]
+        h = out[0] if self.lstm else out
+        if self.rnn.bidirectional:
+            return self.fc(torch.cat((h[-2], h[-1]), dim=1))
+        return self.fc(h.squeeze(0) if self.rnn.num_layers == 1 else h[-1])
+
+
+@pytest.mark.parametrize("cls,kw", [(nn.LSTM, {}), (nn.GRU, dict(num_layers=2)),
+                                    (nn.LSTM, dict(num_layers=2, bidirectional=True))])
+def test_the_last_layers_final_h_is_the_outputs_last_step(cls, kw):
+    g = from_torch(LastState(cls, **kw), torch.randn(4, 9, 16))
+    fc = g.op("fc")
+    assert fc.in_specs[0].shape == (4, 48 if kw.get("bidirectional") else 24)
+    # no op computes it: views of the recurrence's output (and the concat)
+    steps = [op for op in g if op.name.startswith("h_n")]
+    assert steps and all(op.is_view for op in steps)
+    if kw.get("bidirectional"):   # the reverse direction ends at step 0
+        assert {op.attrs["start"] for op in steps if op.kind == "slice"
+                and op.attrs["dim"] == 1} == {0, 8}
+
+
+class Reads(nn.Module):
+    def __init__(self, what):
+        super().__init__()
+        self.what = what
+        self.rnn = nn.LSTM(16, 24, batch_first=True, num_layers=2)
+
+    def forward(self, x):
+        y, (h, c) = self.rnn(x)
+        return {"c": lambda: c[-1], "first": lambda: h[0], "whole": lambda: h.sum(0)}[
+            self.what]()
+
+
+@pytest.mark.parametrize("what,message", [
+    ("c", "reads c_n[1] of 'rnn', which is not a tensor of the graph"),
+    ("first", "reads h_n[0] of 'rnn'"),
+    ("whole", "the final state h_n of 'rnn' (layers x directions, N, H: the batch second), "
+              "read whole"),
+])
+def test_other_reads_of_the_final_state_are_refused_by_name(what, message):
+    with pytest.raises(WorkloadError, match=re.escape(message)):
+        from_torch(Reads(what), torch.randn(2, 5, 16))
+
+
+class SeqFirst(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(16, 24)
+
+    def forward(self, x):
+        return self.rnn(x.transpose(0, 1))[0]
+
+
+class InitialState(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(16, 24, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(x, torch.zeros(1, x.shape[0], 24))[0]
+
+
+class Packed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(16, 24, batch_first=True)
+
+    def forward(self, x):
+        lengths = torch.full((x.shape[0],), x.shape[1])
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True)
+        return nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True)[0]
+
+
+@pytest.mark.parametrize("model,message", [
+    (SeqFirst, "torch.nn.GRU at module path 'rnn': has batch_first=False"),
+    (InitialState, "is given an initial state hx"),
+    (Packed, "pack_padded_sequence at module path '<top>': packed sequences "),
+])
+def test_what_stays_out_is_refused_by_name(model, message):
+    with pytest.raises(WorkloadError, match=message):
+        from_torch(model(), torch.randn(2, 5, 16))
+
+
+def test_an_unbatched_input_is_refused():
+    class Unbatched(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.RNN(16, 8, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x[0])[0]
+    with pytest.raises(WorkloadError, match=r"reads a 2-D input \(5, 16\)"):
+        from_torch(Unbatched(), torch.randn(2, 5, 16))

@@ -1,0 +1,115 @@
+"""How torch_import lowers nn.LSTM, nn.GRU and nn.RNN (a mixin of torch_import._Lowering).
+
+Each layer is what cuDNN runs for it: the input projection of every step at once, one
+`linear` op holding both directions' W_ih and b_ih ((N, T, I) to (N, T, D * G * H)), then one
+`recurrence` op holding W_hh, b_hh (and an LSTM's W_hr) that runs the steps
+(workloads/kinds/recurrent.py); `dropout` between layers where the module has one. The
+module's output is the last layer's, (N, T, D * Hout). Of its final state, the last layer's
+h of each direction is read as the output at its last step (h_n[-1], h_n[-2] of a
+bidirectional module, h_n.squeeze(0) of a one-layer one): views of the output, as the values
+are the same. What stays out is refused by name: batch_first=False (the IR keeps the batch
+first), an initial state hx, unbatched (2-D) input, the final state of other layers and an
+LSTM's c_n (their values are not tensors of the graph), and packed sequences.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .kinds.recurrent import GATES
+from .torch_state import LoweringState
+
+PACKED = ("packed sequences (PackedSequence) are not supported: pass the padded (N, T, "
+          "features) batch, whose every sequence is then costed at the full length T")
+
+
+@dataclass(frozen=True)
+class _FinalState:
+    """h_n or c_n of a recurrent module, (layers * directions, N, Hout): the batch second."""
+    which: str              # "h_n" or "c_n"
+    output: str             # the module's output tensor (N, T, D * Hout)
+    module: str
+    layers: int
+    directions: int
+    hidden_out: int
+
+    def __repr__(self) -> str:
+        return (f"the final state {self.which} of {self.module!r} (layers x directions, N, "
+                f"H: the batch second), read whole; only h_n of the last layer (h_n[-1], "
+                f"h_n[-2] when bidirectional, h_n.squeeze(0) of one layer) is supported")
+
+
+class RecurrentLowering(LoweringState):
+    def recurrent_module_handlers(self, nn) -> dict:
+        return {nn.LSTM: self._recurrent_module, nn.GRU: self._recurrent_module,
+                nn.RNN: self._recurrent_module}
+
+    def _recurrent_module(self, m, node, x):
+        kind = type(m).__name__
+        mode = "rnn_" + m.nonlinearity if kind == "RNN" else kind.lower()
+        if (len(node.args) > 1 and node.args[1] is not None) or \
+                node.kwargs.get("hx") is not None:
+            raise self.unsupported("is given an initial state hx; only the zero state (no "
+                                   "hx) is supported")
+        if not m.batch_first:
+            raise self.unsupported("has batch_first=False; only batch_first=True is supported "
+                                   "(the input's first dimension is the batch)")
+        cur = x()
+        shape = self.b.spec(cur).shape
+        if len(shape) != 3:
+            raise self.unsupported(f"reads a {len(shape)}-D input {shape}; only batched "
+                                   "(N, T, features) input is supported")
+        n, steps, _ = shape
+        d, h = 2 if m.bidirectional else 1, m.hidden_size
+        p = getattr(m, "proj_size", 0)
+        g, hout = GATES[mode], p or h
+        bias = bool(m.bias)
+        held = d * (g * h * hout + (g * h if bias else 0) + p * h)
+        for layer in range(m.num_layers):
+            gates = self.b.linear(cur, d * g * h, bias=bias,
+                                  name=self.name(f"l{layer}.input_proj"))
+            # cuDNN's RNN call runs it (TF32 where cudnn.allow_tf32: hwmodels/gpu.py)
+            self.b.graph.op(gates).attrs["in_cudnn_rnn"] = True
+            cur = self.b.op("recurrence", [gates], (n, steps, d * hout), params=held,
+                            name=self.name(f"l{layer}"), mode=mode, hidden_size=h,
+                            proj_size=p, directions=d, bias_hh=bias)
+            if m.dropout and layer < m.num_layers - 1:
+                cur = self.b.dropout(cur, m.dropout, name=self.name(f"l{layer}.dropout"))
+        state = [_FinalState(which, cur, node.target, m.num_layers, d, hout)
+                 for which in ("h_n", "c_n")]
+        return (cur, tuple(state)) if mode == "lstm" else (cur, state[0])
+
+    def recurrent_state_value(self, node):
+        """The view of the output that a read of the last layer's h_n is; None where the
+        node reads no final state. Other reads of a final state are refused by name."""
+        if node.op not in ("call_function", "call_method") or not node.args:
+            return None
+        state = self.value(node.args[0])
+        if not isinstance(state, _FinalState):
+            return None
+        name = getattr(node.target, "__name__", node.target)
+        count = state.layers * state.directions
+        if name == "getitem" and isinstance(index := self.resolve_index(node.args[1]), int):
+            position = index % count if -count <= index < count else None
+        elif name == "squeeze" and count == 1 and node.args[1:] in ((), (0,)):
+            position = 0
+        else:
+            raise self.unsupported(repr(state))
+        if state.which != "h_n" or position is None or \
+                position // state.directions != state.layers - 1:
+            raise self.unsupported(
+                f"reads {state.which}[{position}] of {state.module!r}, which is not a tensor "
+                "of the graph; only h_n of the last layer (h_n[-1], h_n[-2] when "
+                "bidirectional) is supported: read the output instead")
+        return self._last_hidden(state, position % state.directions)
+
+    def _last_hidden(self, state: _FinalState, direction: int) -> str:
+        """h of one direction after its last step: the output at step T - 1 (forward) or
+        step 0 (reverse), that direction's features."""
+        n, steps, _ = self.b.spec(state.output).shape
+        at = steps - 1 if direction == 0 else 0
+        step = self.b.slice(state.output, at, at + 1, dim=1, name=self.name("h_n"))
+        if state.directions > 1:
+            hout = state.hidden_out
+            step = self.b.slice(step, direction * hout, (direction + 1) * hout, dim=2,
+                                name=self.name("h_n"))
+        return self.b.reshape(step, (n, state.hidden_out), name=self.name("h_n"))
