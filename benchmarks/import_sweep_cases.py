@@ -1,8 +1,9 @@
 """The models benchmarks/import_sweep.py imports: Hugging Face transformers built from small
 configs (no weights downloaded), timm's classifiers (pretrained=False), torchvision's
 detection, segmentation, video and optical-flow models (weights=None) and code as users write
-it (tests/workloads/torch_user_code.py). Each library is imported only when its cases are
-built; a case is a (name, build) pair, build() -> (model, example input or inputs)."""
+it (tests/workloads/torch_user_code.py, torch_user_recurrent.py). Each library is imported
+only when its cases are built; a case is a (name, build) pair, build() -> (model, example
+input or inputs)."""
 from __future__ import annotations
 
 import importlib
@@ -142,8 +143,15 @@ def timm_model(name: str):
     return model, torch.randn(1, *size, device="meta")
 
 
-def user_model(name: str):
+def user_case_table() -> dict:
+    """name -> build, of code as users write it (tests/workloads/torch_user_code.py and
+    torch_user_recurrent.py)."""
     from tests.workloads.torch_user_code import CASES
+    from tests.workloads.torch_user_recurrent import RECURRENT_CASES
+    return {**CASES, **RECURRENT_CASES}
+
+
+def user_model(name: str):
     torch.manual_seed(0)
-    model, x = CASES[name]()
+    model, x = user_case_table()[name]()
     return model.eval(), x

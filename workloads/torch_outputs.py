@@ -50,9 +50,12 @@ class OutputLowering(LoweringState):
             # logits, as F.cross_entropy takes them
             graph.meta["pixel_logits"] = True
         elif out_rank == 3 and (self.example_is_integer or
-                                len(graph.input_op.out.shape) == 3):
-            # token ids (a language model) or (N, T, features) frames (a Conformer) in,
-            # (N, T, classes) logits out: trained on every position's
+                                len(graph.input_op.out.shape) == 3 or
+                                any(op.kind == "recurrence" for op in graph)):
+            # token ids (a language model) or (N, T, features) frames (a Conformer) in, or a
+            # recurrent layer's steps (a CRNN's or a speech model's, whose CTC loss is costed
+            # as the cross-entropy over the same logits, not its alignment), (N, T, classes)
+            # logits out: trained on every position's
             graph.meta["token_logits"] = True
         if output != graph.topo()[-1].name:
             raise WorkloadError(f"{graph.name}: the output {output!r} must be the last op "

@@ -36,6 +36,9 @@ def _trace_failure(torch, name: str, tracer, exc: Exception) -> str:
     line = f", {os.path.basename(frames[-1].filename)} line {frames[-1].lineno}: " \
         f"{(frames[-1].line or '').strip()}" if frames else ""
     where = f"at module path {tracer.failed_at or '<top>'!r}{line}"
+    if any(f.filename == torch.nn.utils.rnn.__file__
+           for f in traceback.extract_tb(exc.__traceback__)):   # packing a sequence
+        return f"{name} {where}: {PACKED}"
     if isinstance(exc, torch.fx.proxy.TraceError) and "cannot be iterated" in str(exc):
         return (f"torch.fx cannot trace {name} {where}: a loop or generator over a traced "
                 "tensor (such as the pieces of split or chunk) is a limit of torch.fx; unpack "

@@ -1,6 +1,7 @@
 """nn.LSTM, nn.GRU and nn.RNN import as an input projection (`linear`) and a `recurrence` op
 per layer: PyTorch's parameters and FLOPs, PyTorch's values, the final state read as the
-output's last step, and the refusals, by name."""
+output's last step, and the refusals, by name; recurrent models as users write them
+(torch_user_recurrent.py, the import sweep's) likewise."""
 import re
 
 import pytest
@@ -10,6 +11,7 @@ nn = torch.nn
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from tests.workloads.torch_user_recurrent import RECURRENT_CASES  # noqa: E402
 from workloads import from_torch  # noqa: E402
 from workloads.errors import WorkloadError  # noqa: E402
 from workloads.kinds.recurrent import run_recurrence  # noqa: E402
@@ -196,3 +198,33 @@ def test_an_unbatched_input_is_refused():
             return self.rnn(x[0])[0]
     with pytest.raises(WorkloadError, match=r"reads a 2-D input \(5, 16\)"):
         from_torch(Unbatched(), torch.randn(2, 5, 16))
+
+
+USER_REFUSED = {   # name -> a pattern of the error
+    "lstm-packed-padded": r"torch_user_recurrent\.py line \d+: packed = nn\.utils\.rnn\."
+                          r"pack_padded_sequence\(.*: packed sequences \(PackedSequence\) are "
+                          "not supported",
+    "lstm-seq2seq-encoder-state": "torch.nn.LSTM at module path 'decoder': is given an "
+                                  "initial state hx",
+}
+
+
+@pytest.mark.parametrize("name", sorted(set(RECURRENT_CASES) - set(USER_REFUSED)))
+def test_recurrent_user_code_imports_with_pytorchs_flops_and_trains(name):
+    from benchmarks.import_sweep import torch_flops
+    from tests.workloads.torchvision_zoo import matmul_flops
+    from workloads.training import lower_training
+    torch.manual_seed(0)
+    model, x = RECURRENT_CASES[name]()
+    model.eval()
+    g = from_torch(model, x)
+    assert matmul_flops(g) == pytest.approx(torch_flops(model, x), rel=1e-9)
+    assert g.params() == sum(p.numel() for p in model.parameters())
+    assert sum(op.params for op in lower_training(g).phase("update")) == g.params()
+
+
+@pytest.mark.parametrize("name", sorted(USER_REFUSED))
+def test_recurrent_user_code_that_stays_out_is_refused_by_name(name):
+    model, x = RECURRENT_CASES[name]()
+    with pytest.raises(WorkloadError, match=USER_REFUSED[name]):
+        from_torch(model.eval(), x)
