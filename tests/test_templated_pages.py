@@ -11,7 +11,8 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 GENERATORS = {"benchmark-networks.md": "published_pages.py", "nccl.md": "nccl_page.py",
-              "precision.md": "published_pages.py", "sharding.md": "sharding_page.py",
+              "precision.md": "published_pages.py",
+              "seed-techniques.md": "seed_techniques_page.py", "sharding.md": "sharding_page.py",
               "tensor-parallel.md": "tensor_parallel_page.py",
               "tune-batch.md": "tune_batch_page.py"}
 
