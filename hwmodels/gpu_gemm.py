@@ -85,6 +85,15 @@ class CublasRelease:
     # the widest product (output columns or rows) it runs in passes of NARROW_PASS_COLUMNS
     # columns, each streaming the wide operand again (0: none, one pass)
     narrow_passes_max_width: int = 0
+    # whether its gemv-like kernels take a product whose A is read transposed (TN, TT); where
+    # not, such a product runs in the release's tiles however narrow
+    gemv_transposed_a: bool = True
+
+    def has_gemv(self, m: int, n: int, transposes: str) -> bool:
+        """Whether an (m x n) product whose operands are `transposes` may run in the
+        release's gemv-like kernel."""
+        return (min(m, n) <= self.gemv_max_width
+                and (transposes[0] == "N" or self.gemv_transposed_a))
 
     def wide_operand_reads(self, m: int, n: int) -> int:
         """How many times a product of (m x n) output streams its wide operand: once, or once
@@ -126,7 +135,12 @@ CUBLAS_RELEASES = (
     # shape where the NN one is large: 1.08 (M <= 4096) to 1.3-1.7 times (M >= 4608) on the
     # M40 and Titan X Maxwell; 1.05 to 2.8 times on CUDA 8.0's Titan X Pascal; 1.02 to 1.15
     # times on CUDA 8.0.88's GTX 1080 Ti and Titan Xp; not on CUDA 10.1 (V100 0.95, T4 1.0)
-    CublasRelease((7, 5, 0), WIDE_TILES, "long", 8, tt_kernels=False, slow_tn=True),
+    # Its gemv-like kernel reads A as stored only: TN 512 and 1024 x 8 x 500,000 take 17.9
+    # and 33.6 ms on the M40 (16.7, 31.5 on the Titan X Maxwell), as long as their TN
+    # 16-column pairs (19.0, 35.8; 17.8, 33.5), which run in tiles, where NN 8 columns take
+    # 5.2 and 8.0 (4.8, 7.3) and CUDA 8.0's Titan X (Pascal) takes 5.1 and 6.7 TN
+    CublasRelease((7, 5, 0), WIDE_TILES, "long", 8, tt_kernels=False, slow_tn=True,
+                  gemv_transposed_a=False),
     # CUDA 8.0 as first released (2016, Titan X Pascal): the same 128-wide tiles (512 and
     # 1024 x 32 x 512 in 0.05 ms, one 128x128 tile's time; 1760 to 3072 x 32 x K one round
     # of them), and a gemv-like kernel for 16 columns (512 and 1024 x 16 x 512 in 0.011 ms)

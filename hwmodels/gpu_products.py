@@ -154,7 +154,7 @@ def _blas_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
     options = [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm",
                             lone=cost.rounds == 1, strided=strided, slow_tn=slow_tn,
                             cublas=True)]
-    if min(m, n) <= cublas.gemv_max_width:
+    if cublas.has_gemv(m, n, transposes):
         # cuBLAS's gemv-like kernel: a library kernel that streams the wide operand once on
         # the CUDA cores, with no tile's padding
         options.append(KernelOption("gemm", op.flops / fp32_peak, traffic, "gemv",

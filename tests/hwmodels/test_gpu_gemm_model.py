@@ -1,5 +1,6 @@
 """The GPU model's GEMMs as cuBLAS runs them: tiles and waves, split-K per library
 generation, the gemv-like kernel for products a few columns wide."""
+import dataclasses
 import math
 
 import pytest
@@ -43,10 +44,17 @@ def test_gemm_time_is_at_least_the_peak_bound(m, n, k):
     assert cost.compute_s >= 2.0 * m * n * k / peak * 0.999
 
 
-def linear_op(rows, in_features, out_features):
+def linear_op(rows, in_features, out_features, transposes=None):
+    """A linear layer's forward (rows x out_features over in_features); with `transposes`,
+    the cuBLAS call a benchmark makes directly (m = rows, n = out_features, k =
+    in_features, its op(A), op(B) flags), as validation/calibrate/published_kernels.py reads
+    a DeepBench row."""
     b = GraphBuilder("g", input_shape=(in_features,), batch=rows)
     b.linear(b.input(), out_features, bias=False, name="fc")
-    return b.build().op("fc")
+    op = b.build().op("fc")
+    if transposes is None:
+        return op
+    return dataclasses.replace(op, attrs={**op.attrs, "cublas_transposes": transposes})
 
 
 def test_maxwells_cublas_pads_a_skinny_product_to_a_wide_tile():
@@ -144,7 +152,7 @@ def test_a_product_eight_wide_streams_its_matrix_once():
     the 8 columns 16-fold; 16 columns already run in tiles."""
     for gpu in ("titan-x-maxwell", "v100"):
         model = model_for(gpu)
-        narrow, wider = linear_op(1024, 500_000, 8), linear_op(1024, 500_000, 16)
+        narrow, wider = (linear_op(1024, 500_000, n, "NN") for n in (8, 16))
         assert model.chosen_option(narrow).algorithm == "gemv"
         assert model.chosen_option(wider).algorithm == "gemm"
         read_once_s = 1024 * 500_000 * 4 / model.mem_bandwidth_Bps

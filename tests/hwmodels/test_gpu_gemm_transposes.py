@@ -70,6 +70,21 @@ def test_cuda_7_5_tiles_an_nn_product_as_written(tmp_path):
     assert v100_nn == pytest.approx(v100_tn)
 
 
+def test_cuda_7_5_has_no_gemv_for_a_transposed_a(tmp_path):
+    """DeepBench, 1024 x 8 x 500,000 on the M40 (CUDA 7.5): NN streams the matrix once in
+    the gemv-like kernel (8.0 ms); TN takes 33.6 ms, about its 16-column pair's 35.8, as it
+    runs in tiles. CUDA 8.0's Titan X (Pascal) streams both (7.8 and 6.7 ms)."""
+    table = _kernel_rows(tmp_path, [
+        f"{i},gemm,{gpu},{stack},FP32,1024,{n},500000,{ta},N,1.0\n"
+        for i, (gpu, stack, n, ta) in enumerate(
+            (g, s, n, t) for g, s in (("Tesla M40", "CUDA 7.5.18"),
+                                      ("Titan X (Pascal)", "CUDA 8.0"))
+            for n, t in ((8, "N"), (8, "T"), (16, "T")))])
+    m40_nn, m40_tn, m40_tn16, tp_nn, tp_tn, _ = (pk.simulate_kernel(r) for r in table.rows)
+    assert m40_tn > 2 * m40_nn and m40_tn == pytest.approx(m40_tn16, rel=0.05)
+    assert tp_tn < 1.2 * tp_nn
+
+
 def test_a_transpose_flag_other_than_n_or_t_is_a_named_skip(tmp_path):
     table = _kernel_rows(tmp_path, ["K1,gemm,V100,CUDA 10.1,FP32,64,64,64,X,N,0.01\n",
                                     "K2,gemm,V100,CUDA 10.1,FP32,64,64,64,,,0.01\n"])
