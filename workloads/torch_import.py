@@ -231,8 +231,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
             return filled
         if (idiom := self.idiom_value(node)) is not None:
             return idiom
-        if (state := self.recurrent_state_value(node)) is not None:
-            return state
+        if (recurrent := self.recurrent_value(node)) is not None:
+            return recurrent
         if node.op == "call_module":
             return self._lower_module(node, self.modules[node.target])
         if self._is_shape_arithmetic(node):

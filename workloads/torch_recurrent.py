@@ -7,16 +7,23 @@ Each layer is what cuDNN runs for it: the input projection of every step at once
 module's output is the last layer's, (N, T, D * Hout). Of its final state, the last layer's
 h of each direction is read as the output at its last step (h_n[-1], h_n[-2] of a
 bidirectional module, h_n.squeeze(0) of a one-layer one): views of the output, as the values
-are the same. What stays out is refused by name: batch_first=False (the IR keeps the batch
-first), an initial state hx, unbatched (2-D) input, the final state of other layers and an
-LSTM's c_n (their values are not tensors of the graph), and packed sequences.
+are the same. A batch_first=False layer fed x.transpose(0, 1) of a batch-first (N, T, F)
+tensor reads that tensor; its (T, N, H) output is a pending view (torch_import_idioms._Moved)
+that a transpose back, its last step y[-1] or h_n resolve. What stays out is refused by
+name: batch_first=False on a tensor whose first dimension is the batch (the IR keeps the
+batch first), an initial state hx other than zeros made in the forward, unbatched (2-D)
+input, the final state of other layers and an LSTM's c_n (their values are not tensors of
+the graph), and packed sequences.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .kinds.recurrent import GATES
+from .torch_import_idioms import _Moved
 from .torch_state import LoweringState
+
+SEQUENCE_FIRST = (1, 0, 2)      # (N, T, F) seen as (T, N, F)
 
 PACKED = ("packed sequences (PackedSequence) are not supported: pass the padded (N, T, "
           "features) batch, whose every sequence is then costed at the full length T")
@@ -46,14 +53,18 @@ class RecurrentLowering(LoweringState):
     def _recurrent_module(self, m, node, x):
         kind = type(m).__name__
         mode = "rnn_" + m.nonlinearity if kind == "RNN" else kind.lower()
-        if (len(node.args) > 1 and node.args[1] is not None) or \
-                node.kwargs.get("hx") is not None:
+        hx = node.args[1] if len(node.args) > 1 else node.kwargs.get("hx")
+        if not all(self._made_of_zeros(h) for h in (hx if isinstance(hx, tuple) else (hx,))):
             raise self.unsupported("is given an initial state hx; only the zero state (no "
-                                   "hx) is supported")
-        if not m.batch_first:
-            raise self.unsupported("has batch_first=False; only batch_first=True is supported "
-                                   "(the input's first dimension is the batch)")
-        cur = x()
+                                   "hx, or torch.zeros made in the forward) is supported")
+        source = self.value(node.args[0])
+        sequence_first = not m.batch_first
+        if sequence_first and not (isinstance(source, _Moved) and
+                                   source.dims == SEQUENCE_FIRST):
+            raise self.unsupported("has batch_first=False and reads a tensor whose first "
+                                   "dimension is the batch; only a batch-first (N, T, F) "
+                                   "tensor transposed to (T, N, F) for it is supported")
+        cur = source.source if sequence_first else x()
         shape = self.b.spec(cur).shape
         if len(shape) != 3:
             raise self.unsupported(f"reads a {len(shape)}-D input {shape}; only batched "
@@ -76,14 +87,72 @@ class RecurrentLowering(LoweringState):
                 cur = self.b.dropout(cur, m.dropout, name=self.name(f"l{layer}.dropout"))
         state = [_FinalState(which, cur, node.target, m.num_layers, d, hout)
                  for which in ("h_n", "c_n")]
-        return (cur, tuple(state)) if mode == "lstm" else (cur, state[0])
+        out = _Moved(cur, SEQUENCE_FIRST) if sequence_first else cur
+        return (out, tuple(state)) if mode == "lstm" else (out, state[0])
 
-    def recurrent_state_value(self, node):
-        """The view of the output that a read of the last layer's h_n is; None where the
-        node reads no final state. Other reads of a final state are refused by name."""
-        if node.op not in ("call_function", "call_method") or not node.args:
+    def _made_of_zeros(self, arg) -> bool:
+        """Whether an initial state is zeros: none, or torch.zeros (or zeros_like) made in the
+        forward, moved, detached or marked to need a gradient (a tutorial's
+        `torch.zeros(layers, x.size(0), hidden).to(x.device)`): the same as no state."""
+        while isinstance(arg, self.torch.fx.Node):
+            name = getattr(arg.target, "__name__", arg.target)
+            if name in ("zeros", "zeros_like"):
+                return True
+            if name not in ("to", "detach", "requires_grad_", "contiguous", "cuda", "float") \
+                    or not arg.args:
+                return False
+            arg = arg.args[0]
+        return arg is None
+
+    def recurrent_value(self, node):
+        """What a node reading a recurrent layer's input or outputs gives: the view of the
+        output that a read of the last layer's h_n is; the batch-first tensor a transpose
+        to (T, N, F) for a batch_first=False layer stands for (the layer reads it as is),
+        and the batch-first output a transpose of its (T, N, H) output back is. None where
+        the node is none of these; other reads of a final state are refused by name."""
+        if node.op not in ("call_function", "call_method") or not node.args or \
+                not isinstance(node.args[0], self.torch.fx.Node):
             return None
-        state = self.value(node.args[0])
+        source = self.value(node.args[0])
+        if self._swaps_time_and_batch(node, source):
+            if isinstance(source, _Moved):
+                return source.source
+            if isinstance(source, str) and self._feeds_sequence_first(node):
+                return _Moved(source, SEQUENCE_FIRST)
+            return None
+        return self._final_state_value(node, source)
+
+    def _swaps_time_and_batch(self, node, source) -> bool:
+        """x.transpose(0, 1) (or permute(1, 0, 2)) of a 3-D tensor, or of a layer's output
+        seen so."""
+        if isinstance(source, _Moved):
+            if source.dims != SEQUENCE_FIRST:
+                return False
+        elif not isinstance(source, str) or len(self.b.spec(source).shape) != 3:
+            return False
+        name = getattr(node.target, "__name__", node.target)
+        args = tuple(self.value(a) for a in node.args[1:])
+        if name in ("transpose", "swapaxes", "swapdims"):
+            return len(args) == 2 and {int(a) % 3 for a in args} == {0, 1}
+        if name == "permute":
+            dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+            return tuple(int(d) % 3 for d in dims) == SEQUENCE_FIRST
+        return False
+
+    def _feeds_sequence_first(self, node) -> bool:
+        """Whether every reader of `node` (through .contiguous()) is a batch_first=False
+        recurrent layer."""
+        layers = (self.nn.LSTM, self.nn.GRU, self.nn.RNN)
+        for user in node.users:
+            if user.op == "call_method" and user.target == "contiguous":
+                if not self._feeds_sequence_first(user):
+                    return False
+            elif not (user.op == "call_module" and user.args[0] is node and
+                      isinstance(m := self.modules[user.target], layers) and not m.batch_first):
+                return False
+        return bool(node.users)
+
+    def _final_state_value(self, node, state):
         if not isinstance(state, _FinalState):
             return None
         name = getattr(node.target, "__name__", node.target)

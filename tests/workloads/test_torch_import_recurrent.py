@@ -150,12 +150,40 @@ def test_other_reads_of_the_final_state_are_refused_by_name(what, message):
 
 
 class SeqFirst(nn.Module):
+    """batch_first=False: the input transposed to (T, N, F) for the layer; `back` transposes
+    the output back, `last` reads its last step and the last h_n, neither returns it as is."""
+
+    def __init__(self, read="as-is"):
+        super().__init__()
+        self.rnn = nn.LSTM(16, 24, num_layers=2, bidirectional=True)
+        self.read = read
+
+    def forward(self, x):
+        y, (h, _) = self.rnn(x.transpose(1, 2).permute(1, 0, 2).contiguous())   # (N, F, T) in
+        if self.read == "back":
+            return y.transpose(0, 1)
+        if self.read == "last":
+            return y[-1] + torch.cat((h[-2], h[-1]), 1)
+        return y
+
+
+@pytest.mark.parametrize("read,shape", [("back", (3, 7, 48)), ("last", (3, 48))])
+def test_a_sequence_first_layer_reads_the_batch_first_tensor_it_was_transposed_from(read,
+                                                                                  shape):
+    model = SeqFirst(read)
+    g = from_torch(model, torch.randn(3, 16, 7))
+    assert g.topo()[-1].out.shape == shape == tuple(model(torch.randn(3, 16, 7)).shape)
+    assert g.op("rnn.l0.input_proj").in_specs[0].shape == (3, 7, 16)
+    assert sum(op.params for op in g) == sum(p.numel() for p in model.parameters())
+
+
+class BatchFirstInput(nn.Module):
     def __init__(self):
         super().__init__()
         self.rnn = nn.GRU(16, 24)
 
     def forward(self, x):
-        return self.rnn(x.transpose(0, 1))[0]
+        return self.rnn(x)[0]
 
 
 class InitialState(nn.Module):
@@ -164,7 +192,27 @@ class InitialState(nn.Module):
         self.rnn = nn.GRU(16, 24, batch_first=True)
 
     def forward(self, x):
-        return self.rnn(x, torch.zeros(1, x.shape[0], 24))[0]
+        return self.rnn(x, torch.ones(1, x.shape[0], 24))[0]
+
+
+class ZeroState(nn.Module):
+    """A tutorial's forecaster: the zero state made in the forward, moved to the input's
+    device."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(16, 24, num_layers=2, batch_first=True)
+
+    def forward(self, x):
+        h0 = torch.zeros(2, x.size(0), 24).to(x.device)
+        c0 = torch.zeros(2, x.size(0), 24, device=x.device).detach()
+        return self.rnn(x, (h0, c0))[0][:, -1, :]
+
+
+def test_a_zero_initial_state_made_in_the_forward_is_no_state():
+    g = from_torch(ZeroState(), torch.randn(2, 5, 16))
+    plain = from_torch(Tagger(nn.LSTM, num_layers=2), torch.randn(2, 5, 16))
+    assert [op.kind for op in g if op.params] == [op.kind for op in plain if op.params][:-1]
 
 
 class Packed(nn.Module):
@@ -179,13 +227,16 @@ class Packed(nn.Module):
 
 
 @pytest.mark.parametrize("model,message", [
-    (SeqFirst, "torch.nn.GRU at module path 'rnn': has batch_first=False"),
-    (InitialState, "is given an initial state hx"),
+    (SeqFirst, "'output' at module path '<top>': reads a permute by (1, 0, 2), moving "
+               "the batch"),
+    (BatchFirstInput, "torch.nn.GRU at module path 'rnn': has batch_first=False and reads a "
+                      "tensor whose first dimension is the batch"),
+    (InitialState, "is given an initial state hx; only the zero state"),
     (Packed, "pack_padded_sequence at module path '<top>': packed sequences "),
 ])
 def test_what_stays_out_is_refused_by_name(model, message):
-    with pytest.raises(WorkloadError, match=message):
-        from_torch(model(), torch.randn(2, 5, 16))
+    with pytest.raises(WorkloadError, match=re.escape(message)):
+        from_torch(model(), torch.randn(2, 16, 16))   # (N, T, F), and (N, F, T) for SeqFirst
 
 
 def test_an_unbatched_input_is_refused():

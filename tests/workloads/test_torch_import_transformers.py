@@ -244,15 +244,16 @@ def test_what_stays_out_is_named():
         def __init__(self):
             super().__init__()
             self.attn = nn.MultiheadAttention(32, 4)   # batch_first=False
-            self.rnn = nn.GRU(32, 32, batch_first=True)
+            self.mix = nn.Bilinear(32, 32, 32)
 
         def forward(self, x):
-            return self.rnn(self.attn(x, x, x)[0])[0]
+            y = self.attn(x, x, x)[0]
+            return self.mix(y, y)
     with pytest.raises(WorkloadError) as err:
         from_torch(Classifier(Body()), torch.randn(2, 6, 32))
     assert "torch.nn.MultiheadAttention at module path 'body.attn': has batch_first=False" \
         in str(err.value)
-    assert "torch.nn.GRU at module path 'body.rnn'" in str(err.value)
+    assert "torch.nn.Bilinear at module path 'body.mix'" in str(err.value)
 
 
 def test_timms_distilled_deit_imports_with_pytorchs_flops():
