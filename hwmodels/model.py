@@ -174,9 +174,10 @@ class DeviceModel:
         return max(self.compute_time_s(op), self.memory_time_s(op)) + self.launch_overhead_s
 
     def serial_time_s(self, op: Op, schedule: SerialSchedule) -> float:
-        """A recurrent layer's pass run step after step, as PyTorch's own cells run it off
-        cuDNN: each step's products, each a point of the family's curve (a small product
-        reaches little of the peak) with its dispatch, then the cell's pointwise ATen ops,
+        """A recurrent layer's pass run step after step, as PyTorch runs it off cuDNN: each
+        step's products, each a point of the family's curve (a small product reaches little
+        of the peak) with its dispatch, then its pointwise ops (oneDNN's one fused kernel
+        for an LSTM, PyTorch's own cell's ATen ops otherwise: SerialSchedule.pointwise_ops),
         each dispatched, sharing the step's pointwise traffic."""
         family, elem = self.family(op.kind), op.out.dtype_bytes
         step_s = sum(self._curve_point_s(family, 2.0 * m * n * k * b,

@@ -176,9 +176,10 @@ class RecurrentLowering(LoweringState):
         step 0 (reverse), that direction's features."""
         n, steps, _ = self.b.spec(state.output).shape
         at = steps - 1 if direction == 0 else 0
-        step = self.b.slice(state.output, at, at + 1, dim=1, name=self.name("h_n"))
+        name = f"{state.module}.h_n"
+        step = self.b.slice(state.output, at, at + 1, dim=1, name=self.name(name))
         if state.directions > 1:
             hout = state.hidden_out
             step = self.b.slice(step, direction * hout, (direction + 1) * hout, dim=2,
-                                name=self.name("h_n"))
-        return self.b.reshape(step, (n, state.hidden_out), name=self.name("h_n"))
+                                name=self.name(name))
+        return self.b.reshape(step, (n, state.hidden_out), name=self.name(name))

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from hwmodels import model_for
 from workloads.builder import GraphBuilder
-from workloads.kinds.recurrent import GATES
+from workloads.kinds.recurrent import GATES, forward_schedule
 from workloads.training import lower_training
 
 
@@ -88,3 +88,13 @@ def test_a_projection_adds_its_product_to_every_step():
     assert v100.chosen_option(projected).kernels == 3 * 20
     assert projected.macs == 16 * 20 * (4 * 512 * 128 + 128 * 512)
     assert plain.macs == 16 * 20 * 4 * 512 * 512
+
+
+def test_cpus_run_an_lstm_as_onednns_fused_cell_and_other_cells_op_by_op():
+    cpu = model_for("skylake-x-10c")
+    lstm, gru = (passes(mode=m, steps=20)[0] for m in ("lstm", "gru"))
+    assert forward_schedule(lstm).pointwise_ops == 1
+    assert forward_schedule(gru).pointwise_ops == 10
+    # every step dispatches its product and each of the cell's ops
+    assert cpu.op_time_s(gru) > 20 * 11 * cpu.launch_overhead_s
+    assert cpu.op_time_s(lstm) > 20 * 2 * cpu.launch_overhead_s

@@ -119,7 +119,7 @@ def test_the_last_layers_final_h_is_the_outputs_last_step(cls, kw):
     fc = g.op("fc")
     assert fc.in_specs[0].shape == (4, 48 if kw.get("bidirectional") else 24)
     # no op computes it: views of the recurrence's output (and the concat)
-    steps = [op for op in g if op.name.startswith("h_n")]
+    steps = [op for op in g if op.name.startswith("rnn.h_n")]
     assert steps and all(op.is_view for op in steps)
     if kw.get("bidirectional"):   # the reverse direction ends at step 0
         assert {op.attrs["start"] for op in steps if op.kind == "slice"

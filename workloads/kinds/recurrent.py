@@ -43,6 +43,15 @@ POINTWISE_FLOPS = {"lstm": 4 + 3 * 5 + 2 * 6 + 4, "gru": 3 + 2 * 5 + 6 + 4,
 CELL_OPS = {"lstm": 10, "gru": 10, "rnn_tanh": 2, "rnn_relu": 2}
 
 
+def cell_ops(op) -> int:
+    """Pointwise ops a step dispatches off cuDNN: one for an LSTM without a projection,
+    which PyTorch runs on CPUs as oneDNN's fused LSTM (RNN.cpp: use_mkldnn, FP32 and BF16,
+    training too), its gates one kernel; PyTorch's own cell's ATen ops otherwise."""
+    if op.attrs["mode"] == "lstm" and not op.attrs.get("proj_size"):
+        return 1
+    return CELL_OPS[op.attrs["mode"]]
+
+
 def sizes(op) -> tuple[int, int, int, int, int, int, int]:
     """(N, T, D, G, H, Hout, P) of a recurrence op or one of its gradients: batch and steps
     from the first input (the gate inputs, dy or dgates, all (N, T, ...))."""
@@ -68,7 +77,7 @@ def forward_schedule(op) -> SerialSchedule:
                  + n * d * h)
     return SerialSchedule(t, gemms, float(moved),
                           float(n * d * h * POINTWISE_FLOPS[op.attrs["mode"]]),
-                          CELL_OPS[op.attrs["mode"]])
+                          cell_ops(op))
 
 
 def grad_input_schedule(op) -> SerialSchedule:
@@ -81,7 +90,7 @@ def grad_input_schedule(op) -> SerialSchedule:
     moved = e * (2 * n * d * hout + 2 * n * d * g * h + 3 * extra)
     return SerialSchedule(t, gemms, float(moved),
                           float(2 * n * d * h * POINTWISE_FLOPS[op.attrs["mode"]]),
-                          2 * CELL_OPS[op.attrs["mode"]])
+                          cell_ops(op) if cell_ops(op) == 1 else 2 * cell_ops(op))
 
 
 def grad_weight_schedule(op) -> SerialSchedule:
