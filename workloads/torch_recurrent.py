@@ -11,9 +11,11 @@ are the same. A batch_first=False layer fed x.transpose(0, 1) of a batch-first (
 tensor reads that tensor; its (T, N, H) output is a pending view (torch_import_idioms._Moved)
 that a transpose back, its last step y[-1] or h_n resolve. What stays out is refused by
 name: batch_first=False on a tensor whose first dimension is the batch (the IR keeps the
-batch first), an initial state hx other than zeros made in the forward, unbatched (2-D)
-input, the final state of other layers and an LSTM's c_n (their values are not tensors of
-the graph), and packed sequences.
+batch first), an initial state hx other than zeros made in the forward or another recurrent
+module's final state (a seq2seq decoder's start: each layer's recurrence then reads that
+module's layer output, whose last step is h_n), unbatched (2-D) input, the final state of
+other layers and an LSTM's c_n read as values (they are not tensors of the graph), and
+packed sequences.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ class _FinalState:
     layers: int
     directions: int
     hidden_out: int
+    layer_outputs: tuple[str, ...]    # each layer's output: its h_n is the last step's
 
     def __repr__(self) -> str:
         return (f"the final state {self.which} of {self.module!r} (layers x directions, N, "
@@ -53,10 +56,6 @@ class RecurrentLowering(LoweringState):
     def _recurrent_module(self, m, node, x):
         kind = type(m).__name__
         mode = "rnn_" + m.nonlinearity if kind == "RNN" else kind.lower()
-        hx = node.args[1] if len(node.args) > 1 else node.kwargs.get("hx")
-        if not all(self._made_of_zeros(h) for h in (hx if isinstance(hx, tuple) else (hx,))):
-            raise self.unsupported("is given an initial state hx; only the zero state (no "
-                                   "hx, or torch.zeros made in the forward) is supported")
         source = self.value(node.args[0])
         sequence_first = not m.batch_first
         if sequence_first and not (isinstance(source, _Moved) and
@@ -74,21 +73,50 @@ class RecurrentLowering(LoweringState):
         p = getattr(m, "proj_size", 0)
         g, hout = GATES[mode], p or h
         bias = bool(m.bias)
+        initial = self._initial_state(node, m.num_layers, d, hout)
         held = d * (g * h * hout + (g * h if bias else 0) + p * h)
+        outputs = []
         for layer in range(m.num_layers):
             gates = self.b.linear(cur, d * g * h, bias=bias,
                                   name=self.name(f"l{layer}.input_proj"))
             # cuDNN's RNN call runs it (TF32 where cudnn.allow_tf32: hwmodels/gpu.py)
             self.b.graph.op(gates).attrs["in_cudnn_rnn"] = True
-            cur = self.b.op("recurrence", [gates], (n, steps, d * hout), params=held,
-                            name=self.name(f"l{layer}"), mode=mode, hidden_size=h,
-                            proj_size=p, directions=d, bias_hh=bias)
+            cur = self.b.op("recurrence", [gates, *initial[layer:layer + 1]],
+                            (n, steps, d * hout), params=held, name=self.name(f"l{layer}"),
+                            mode=mode, hidden_size=h, proj_size=p, directions=d, bias_hh=bias)
+            outputs.append(cur)
             if m.dropout and layer < m.num_layers - 1:
                 cur = self.b.dropout(cur, m.dropout, name=self.name(f"l{layer}.dropout"))
-        state = [_FinalState(which, cur, node.target, m.num_layers, d, hout)
+        state = [_FinalState(which, cur, node.target, m.num_layers, d, hout, tuple(outputs))
                  for which in ("h_n", "c_n")]
         out = _Moved(cur, SEQUENCE_FIRST) if sequence_first else cur
         return (out, tuple(state)) if mode == "lstm" else (out, state[0])
+
+    def _initial_state(self, node, layers: int, directions: int, hidden_out: int) -> list:
+        """Per layer, the output whose last step starts it (another recurrent module's final
+        state, as a seq2seq decoder starts from its encoder's (h_n, c_n)); none for the zero
+        state (no hx, or zeros made in the forward). Any other hx is refused by name."""
+        hx = node.args[1] if len(node.args) > 1 else node.kwargs.get("hx")
+        parts = hx if isinstance(hx, (tuple, list)) else (hx,)
+        if all(self._made_of_zeros(part) for part in parts):
+            return []
+        values: list = []
+        for part in parts:
+            value = self.value(part)
+            values.extend(value if isinstance(value, tuple) else (value,))
+        finals = [v for v in values if isinstance(v, _FinalState)]
+        hs = [f for f in finals if f.which == "h_n"]
+        if len(finals) != len(values) or len(hs) != 1 or \
+                any(f.module != hs[0].module for f in finals):
+            raise self.unsupported("is given an initial state hx that is neither zeros nor "
+                                   "another recurrent module's final state (h_n, c_n)")
+        if (hs[0].layers, hs[0].directions, hs[0].hidden_out) != (layers, directions,
+                                                                    hidden_out):
+            raise self.unsupported(
+                f"starts from the final state of {hs[0].module!r} ({hs[0].layers} layers, "
+                f"{hs[0].directions} directions, h of {hs[0].hidden_out}), which is not its "
+                f"own shape ({layers}, {directions}, {hidden_out})")
+        return list(hs[0].layer_outputs)
 
     def _made_of_zeros(self, arg) -> bool:
         """Whether an initial state is zeros: none, or torch.zeros (or zeros_like) made in the

@@ -231,7 +231,8 @@ class Packed(nn.Module):
                "the batch"),
     (BatchFirstInput, "torch.nn.GRU at module path 'rnn': has batch_first=False and reads a "
                       "tensor whose first dimension is the batch"),
-    (InitialState, "is given an initial state hx; only the zero state"),
+    (InitialState, "is given an initial state hx that is neither zeros nor another "
+                   "recurrent module's final state (h_n, c_n)"),
     (Packed, "pack_padded_sequence at module path '<top>': packed sequences "),
 ])
 def test_what_stays_out_is_refused_by_name(model, message):
@@ -255,8 +256,6 @@ USER_REFUSED = {   # name -> a pattern of the error
     "lstm-packed-padded": r"torch_user_recurrent\.py line \d+: packed = nn\.utils\.rnn\."
                           r"pack_padded_sequence\(.*: packed sequences \(PackedSequence\) are "
                           "not supported",
-    "lstm-seq2seq-encoder-state": "torch.nn.LSTM at module path 'decoder': is given an "
-                                  "initial state hx",
 }
 
 
@@ -279,3 +278,43 @@ def test_recurrent_user_code_that_stays_out_is_refused_by_name(name):
     model, x = RECURRENT_CASES[name]()
     with pytest.raises(WorkloadError, match=USER_REFUSED[name]):
         from_torch(model.eval(), x)
+
+
+def test_a_decoder_started_from_the_encoders_state_sends_its_gradient_back():
+    from workloads.training import lower_training
+    model, x = RECURRENT_CASES["lstm-seq2seq-encoder-state"]()
+    g = from_torch(model.eval(), x)
+    for layer in (0, 1):   # each decoder layer starts from its encoder layer's output
+        assert g.op(f"decoder.l{layer}").inputs[1] == f"encoder.l{layer}"
+    t = lower_training(g)
+    # the encoder's only gradient is the decoder's dh_0, at its layers' last steps
+    assert t.op("decoder.l0.grad_state").out.shape == g.op("encoder.l0").out.shape
+    assert {"encoder.l0.grad_input", "encoder.l1.grad_weight",
+            "encoder.l0.input_proj.grad_weight"} <= {op.name for op in t}
+
+
+def test_a_state_started_recurrence_computes_what_pytorch_does():
+    enc, dec = nn.GRU(16, 24, batch_first=True), nn.GRU(8, 24, batch_first=True)
+    src, tgt = torch.randn(3, 7, 16), torch.randn(3, 5, 8)
+    attrs = dict(mode="gru", hidden_size=24, directions=1, bias_hh=True)
+    with torch.no_grad():
+        memory, h_n = enc(src)
+        gates = tgt @ dec.weight_ih_l0.t() + dec.bias_ih_l0
+        y = run_recurrence(gates, attrs, [dec.weight_hh_l0[None], dec.bias_hh_l0[None]],
+                           memory)
+        assert torch.allclose(y, dec(tgt, h_n)[0], atol=1e-5)
+
+
+def test_a_state_of_another_shape_is_refused_by_name():
+    class Mismatch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.GRU(16, 24, num_layers=2, batch_first=True)
+            self.decoder = nn.GRU(16, 24, batch_first=True, bidirectional=True)
+
+        def forward(self, x):
+            return self.decoder(x, self.encoder(x)[1])[0]
+    with pytest.raises(WorkloadError, match=re.escape(
+            "torch.nn.GRU at module path 'decoder': starts from the final state of 'encoder' "
+            "(2 layers, 1 directions, h of 24), which is not its own shape (1, 2, 24)")):
+        from_torch(Mismatch(), torch.randn(2, 5, 16))

@@ -1,8 +1,8 @@
 """Recurrent models as users write them (tutorials, speech and OCR repositories): a sentiment
 classifier on the last hidden states, a speech model's convolutions then bidirectional GRUs,
-a CRNN, a time-series forecaster, an attention seq2seq; and two that stay out, read by the
-import sweep (benchmarks/import_sweep.py, through torch_user_code.CASES): a padded batch
-packed for the LSTM, and a GNMT-style decoder started from the encoder's final state."""
+a CRNN, a time-series forecaster, an attention seq2seq, a decoder started from its encoder's
+final state (GNMT's, the PyTorch tutorial's); and one that stays out, a padded batch packed
+for the LSTM. The import sweep reads them (benchmarks/import_sweep.py, user_case_table)."""
 from __future__ import annotations
 
 import torch
@@ -123,15 +123,14 @@ class PackedClassifier(nn.Module):
 
 
 class StateSeq2Seq(nn.Module):
-    """GNMT's and the PyTorch tutorial's decoder, started from the encoder's final (h, c)
-    (refused: an initial state hx)."""
+    """GNMT's and the PyTorch tutorial's decoder, started from the encoder's final (h, c)."""
 
     def __init__(self, hidden=128):
         super().__init__()
         self.src_embed = nn.Embedding(VOCAB, EMBED)
         self.tgt_embed = nn.Embedding(VOCAB, EMBED)
-        self.encoder = nn.LSTM(EMBED, hidden, batch_first=True)
-        self.decoder = nn.LSTM(EMBED, hidden, batch_first=True)
+        self.encoder = nn.LSTM(EMBED, hidden, num_layers=2, batch_first=True)
+        self.decoder = nn.LSTM(EMBED, hidden, num_layers=2, batch_first=True)
         self.out = nn.Linear(hidden, VOCAB)
 
     def forward(self, src, tgt):

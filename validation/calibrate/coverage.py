@@ -58,7 +58,8 @@ RULE_COSTED: dict[str, str] = {k: _NO_GRID_CASE for k in ("glu", "glu_grad", "am
 # from the family's GEMM curve and the cell's pointwise ops (hwmodels/model.py serial_time_s)
 RULE_COSTED.update({k: "imported recurrent layers only (nn.LSTM, nn.GRU, nn.RNN); each step "
                        "costed as its products and pointwise ops; no grid block runs one yet"
-                    for k in ("recurrence", "recurrence_grad_input", "recurrence_grad_weight")})
+                    for k in ("recurrence", "recurrence_grad_input", "recurrence_grad_weight",
+                              "recurrence_grad_state")})
 
 
 def measured_kinds(cases=None) -> dict[str, str]:

@@ -144,9 +144,13 @@ def reserve_bytes(op) -> int:
 def recurrent_gradient(ctx, op, dy) -> None:
     """The recurrence run backwards makes dgates (the gate inputs' gradient: the projection's
     dy), which the weight gradient reads with the saved outputs; dgates is made even where
-    the projection needs no gradient, as the weights' gradient needs it."""
-    src = op.inputs[0]
-    if not ctx.needs_grad(src) and not ctx.trains(op):
+    the projection needs no gradient, as the weights' gradient needs it. A layer started
+    from another's final state (a second input: that layer's output) sends dh_0, which the
+    backward pass computes at its last step, into that output's last step
+    (`recurrence_grad_state`); an LSTM's dc_0 is not costed (an H-vector)."""
+    src, starts = op.inputs[0], op.inputs[1:]
+    state_grad = bool(starts) and ctx.needs_grad(starts[0])
+    if not ctx.needs_grad(src) and not ctx.trains(op) and not state_grad:
         return
     saved = ctx.saved(op)
     reads = [dy] + [t for t in saved if t != dy]
@@ -154,6 +158,9 @@ def recurrent_gradient(ctx, op, dy) -> None:
                          ctx.spec(src), saved, dy)
     if ctx.needs_grad(src):
         ctx.add_grad(src, dgates)
+    if state_grad:   # dh_0 into the last step of the layer output that started it
+        ctx.add_grad(starts[0], ctx.grad_op(f"{op.name}.grad_state", "recurrence_grad_state",
+                                            op, [dgates], ctx.spec(starts[0]), (), dy))
     if ctx.trains(op):
         ctx.weight_grad(op.name, ctx.grad_op(
             f"{op.name}.grad_weight", "recurrence_grad_weight", op, [dgates, op.name],
@@ -161,9 +168,10 @@ def recurrent_gradient(ctx, op, dy) -> None:
 
 
 # -- PyTorch ------------------------------------------------------------------------------
-def run_recurrence(x, attrs, params):
+def run_recurrence(x, attrs, params, start=None):
     """The recurrence on gate inputs x (N, T, D*G*H) as PyTorch's own cells compute it: h at
-    every step (N, T, D*Hout), the reverse direction run from the last step."""
+    every step (N, T, D*Hout), the reverse direction run from the last step; from the zero
+    state, or from h_n of the layer output `start` (and a zero cell state)."""
     mode, h, p, d = attrs["mode"], attrs["hidden_size"], attrs.get("proj_size", 0), \
         attrs["directions"]
     n, t, _ = x.shape
@@ -174,6 +182,8 @@ def run_recurrence(x, attrs, params):
     outs = []
     for k in range(d):
         hs, c = x.new_zeros(n, p or h), x.new_zeros(n, h)
+        if start is not None:   # direction k's h after its last step
+            hs = start[:, -1 if k == 0 else 0, k * (p or h):(k + 1) * (p or h)]
         ys = [hs] * t
         for s in (range(t) if k == 0 else range(t - 1, -1, -1)):
             hh = hs @ w_hh[k].t() + (b_hh[k] if b_hh is not None else 0)
@@ -203,10 +213,10 @@ def _recurrence_kernel(op, state):
     a, owner = op.attrs, op.forward or op.name
     params = state.params_of(op)
     if op.kind == "recurrence":
-        def forward(x):
+        def forward(x, *start):
             leaf = x.detach().requires_grad_()
             with torch.enable_grad():
-                y = run_recurrence(leaf, a, params)
+                y = run_recurrence(leaf, a, params, *start)
             state.saved[owner] = (leaf, y)
             return y.detach()
         return forward
@@ -237,7 +247,20 @@ def _recurrence_kernel(op, state):
 
 def _recurrence_module(op, m, i):
     count = len(_params(op))
-    return lambda ins: run_recurrence(ins[0], op.attrs, [m._p(i, j) for j in range(count)])
+    return lambda ins: run_recurrence(ins[0], op.attrs, [m._p(i, j) for j in range(count)],
+                                      *ins[1:])
+
+
+def _state_grad_kernel(op, state):
+    """zeros of the starting layer output's shape, dh_0 (as dgates' first step gives it, at
+    the state's width) put at its last step."""
+    width = op.out.shape[-1]
+
+    def grad_state(dgates):
+        out = dgates.new_zeros(op.out.shape)
+        out[:, -1] = dgates[:, 0, :width]
+        return out
+    return grad_state
 
 
 def _costs(gemm_pass: str, schedule) -> dict:
@@ -261,6 +284,11 @@ register(
     OpKind("recurrence_grad_input", "matmul_grad", "backward",
            **_costs("grad_input", grad_input_schedule), reads_params=True,
            doc="the recurrence run backwards: dgates, step after step"),
+    OpKind("recurrence_grad_state", "data_movement", "backward",
+           bytes_read=lambda op: float(op.in_specs[0].shape[0] * op.out.shape[-1]
+                                       * op.out.dtype_bytes),
+           torch_kernel=_state_grad_kernel,
+           doc="dh_0 put at the last step of the layer output the recurrence started from"),
     OpKind("recurrence_grad_weight", "matmul_grad", "backward",
            **_costs("grad_weight", grad_weight_schedule), carries_params=True,
            doc="dgates^T @ h_{t-1} over all steps (and W_hr's), the bias's sum"),
