@@ -133,6 +133,7 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         self.example_is_integer = not floating
         self.env = {}
         self.first_call = {}
+        self.first_call_ops = {}
         self.refused = []
         self.stand_ins = set()
         self.param_owner = {}

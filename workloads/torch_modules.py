@@ -156,13 +156,19 @@ class ModuleLowering(LoweringState):
         if not own_params:
             return out
         first = self.first_call.setdefault(node.target, lowered[0].name)
+        # each op of the first call, by position: a module of several ops (a recurrent
+        # layer's projection and recurrence, attention's projections) called again shares
+        # each op's parameters with the op in its place
+        holders = self.first_call_ops.setdefault(node.target, [op.name for op in lowered])
+        if len(holders) != len(lowered):
+            holders = [first] * len(lowered)
         tied = {self.param_holder[id(p)] for p in m.parameters() if id(p) in self.param_holder}
         if first == lowered[0].name and tied:   # another layer's weights (tied): read, not held
             self._tie(m, lowered, sorted(tied)[0])
         elif first != lowered[0].name:   # shared weights: the compute again, the parameters once
-            for op in lowered:
+            for op, holder in zip(lowered, holders, strict=True):
                 op.params = 0
-                self.b.graph.meta.setdefault("shared_params", {})[op.name] = first
+                self.b.graph.meta.setdefault("shared_params", {})[op.name] = holder
         elif len(lowered) == 1:
             # one op holds the module's parameters: a later direct read of one of them
             # (GPT-2's F.linear(x, wte.weight)) shares them instead of counting them again

@@ -37,6 +37,7 @@ class LoweringState:
     modules: dict[str, Any]         # module path -> module of the traced module
     env: dict                       # fx node -> what it lowered to (a tensor name or a value)
     first_call: dict[str, str]      # module path -> op of its first call
+    first_call_ops: dict[str, list[str]]   # module path -> the ops of its first call
     refused: list[_Unsupported]
     stand_ins: set                  # fx nodes lowered as or from stand-ins
     param_owner: dict[str, str]     # parameter read directly -> its op

@@ -318,3 +318,36 @@ def test_a_state_of_another_shape_is_refused_by_name():
             "torch.nn.GRU at module path 'decoder': starts from the final state of 'encoder' "
             "(2 layers, 1 directions, h of 24), which is not its own shape (1, 2, 24)")):
         from_torch(Mismatch(), torch.randn(2, 5, 16))
+
+
+class StepLoop(nn.Module):
+    """The PyTorch tutorial's decoder: one step a call in a Python loop, each call started
+    from the state the call before left."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(100, 16)
+        self.encoder = nn.GRU(16, 32, batch_first=True)
+        self.decoder = nn.GRU(16, 32, batch_first=True)
+        self.out = nn.Linear(32, 100)
+
+    def forward(self, src, tgt):
+        _, h = self.encoder(self.embed(src))
+        e, outs = self.embed(tgt), []
+        for t in range(tgt.shape[1]):
+            y, h = self.decoder(e[:, t:t + 1], h)
+            outs.append(self.out(y))
+        return torch.cat(outs, 1)
+
+
+def test_a_layer_called_step_by_step_shares_each_ops_weights_with_its_first_call():
+    from workloads.training import lower_training
+    model = StepLoop()
+    g = from_torch(model, (torch.randint(0, 100, (4, 7)), torch.randint(0, 100, (4, 5))))
+    assert g.params() == sum(p.numel() for p in model.parameters())
+    shared = g.meta["shared_params"]
+    assert shared["decoder.l02"] == "decoder.l0"    # the recurrence's, not the projection's
+    assert shared["decoder.l0.input_proj2"] == "decoder.l0.input_proj"
+    assert g.op("decoder.l02").inputs[1] == "decoder.l0"   # started where the call before ended
+    t = lower_training(g)
+    assert t.op("decoder.l05.grad_weight").out.shape == t.op("decoder.l0.grad_weight").out.shape
