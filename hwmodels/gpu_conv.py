@@ -34,6 +34,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .gpu_gemm import SPLIT_K_MIN_K
+
 # cuDNN's convolution kernels (implicit GEMM, Winograd's batched products, FFT's): its
 # *_scudnn_128x128, 128x64 and 128x32 tiles. The 128 side runs along the output pixels (or
 # transformed tiles) of the forward and data-gradient passes, which the library never lays the
@@ -100,6 +102,37 @@ def l2_atomics_per_clock(architecture: str | None) -> float:
     """The L2's atomic additions per clock on an architecture (L2_ATOMICS_PER_CLOCK)."""
     return L2_ATOMICS_PER_CLOCK.get(architecture or "",
                                     L2_ATOMICS_PER_CLOCK[L2_ATOMICS_NEWEST_FITTED])
+
+
+# Rounds of CTAs over which the weight gradient's split of its reduction is sought
+# (wgrad_splits): enough that a product of a few more output tiles than SMs finds a split
+# that ends its last round on every SM.
+WGRAD_SPLIT_ROUNDS = 32
+
+
+def wgrad_splits(m: int, n: int, k: int, batch: int, sm_count: int) -> list[int]:
+    """Splits of the weight gradient's reduction (k = N*P*Q, long; m x n = its output, a
+    filter's K x C*R*S) that give the CTAs of one of cuDNN's tile shapes (CONV_TILES, either
+    way round) as many rounds as fit the SMs (the most CTAs that r rounds hold), for r up to
+    WGRAD_SPLIT_ROUNDS: cuDNN's split-K
+    weight-gradient kernels slice the reduction to keep every SM busy, where output tiles
+    alone leave the last round part-empty (50 tiles of 128 x 128 on 24 SMs fill 69% of three
+    rounds; split 12 ways they fill 25 rounds). Each slice keeps at least SPLIT_K_MIN_K of
+    the reduction."""
+    max_split = max(1, k // SPLIT_K_MIN_K)
+    splits = set()
+    for tile_m, tile_n in {*CONV_TILES, *((tn, tm) for tm, tn in CONV_TILES)}:
+        tiles = math.ceil(m / tile_m) * math.ceil(n / tile_n) * max(batch, 1)
+        for rounds in range(1, WGRAD_SPLIT_ROUNDS + 1):
+            split = (rounds * sm_count) // tiles
+            if 1 < split <= max_split:
+                splits.add(split)
+    return sorted(splits)
+
+
+def split_partial_bytes(m: int, n: int, batch: int, split: int) -> float:
+    """FP32 partial products a split reduction writes and reads back: one m x n slice each."""
+    return 2.0 * 4 * m * n * max(batch, 1) * split
 
 
 @dataclass(frozen=True)

@@ -89,10 +89,22 @@ class _Units:
                   n_sharing: int = 1) -> gpu_gemm.GemmCost:
         """cuDNN's tiles (gpu_conv.CONV_TILES) at its release's fill; it splits the reduction
         only in the weight gradient (K = N*P*Q, long), whose GEMM sides (channels) go
-        either way round."""
-        return self.gemm(m, n, k, batch, split_k=wgrad, tiles=gpu_conv.CONV_TILES,
-                         transposable=wgrad, n_sharing=n_sharing,
-                         k_fill=self.cudnn.fill())
+        either way round, into as many slices as fill the SMs' rounds
+        (gpu_conv.wgrad_splits): a split's slices run as independent GEMMs over a share of
+        the reduction each, and their partial products go through memory."""
+        cost = self.gemm(m, n, k, batch, split_k=wgrad, tiles=gpu_conv.CONV_TILES,
+                         transposable=wgrad, n_sharing=n_sharing, k_fill=self.cudnn.fill())
+        if not wgrad:
+            return cost
+        for split in gpu_conv.wgrad_splits(m, n, k, batch, self.sms):
+            sliced = self.gemm(m, n, math.ceil(k / split), batch * split, split_k=False,
+                               tiles=gpu_conv.CONV_TILES, n_sharing=n_sharing,
+                               k_fill=self.cudnn.fill())
+            if sliced.compute_s < cost.compute_s:
+                cost = gpu_gemm.GemmCost(sliced.compute_s,
+                                         gpu_conv.split_partial_bytes(m, n, batch, split),
+                                         sliced.tile, split, sliced.rounds)
+        return cost
 
     def fused_winograd(self, conv: gpu_conv.ConvProblem, pass_: str) -> tuple[float, int]:
         """(arithmetic seconds at efficiency 1, rounds) of cuDNN's fused Winograd, whose CTAs
