@@ -7,9 +7,10 @@ Each layer is what cuDNN runs for it: the input projection of every step at once
 module's output is the last layer's, (N, T, D * Hout). Of its final state, the last layer's
 h of each direction is read as the output at its last step (h_n[-1], h_n[-2] of a
 bidirectional module, h_n.squeeze(0) of a one-layer one): views of the output, as the values
-are the same. A batch_first=False layer fed x.transpose(0, 1) of a batch-first (N, T, F)
-tensor reads that tensor; its (T, N, H) output is a pending view (torch_import_idioms._Moved)
-that a transpose back, its last step y[-1] or h_n resolve. What stays out is refused by
+are the same. A batch_first=False layer fed a batch-first tensor permuted to (T, N, F)
+reads it batch first; its (T, N, H) output is a pending view (torch_import_idioms._Moved)
+that a permute back to the batch first, its last step y[-1] or h_n resolve, and that may be
+added to another such view first (recurrent_value). What stays out is refused by
 name: batch_first=False on a tensor whose first dimension is the batch (the IR keeps the
 batch first), an initial state hx other than zeros made in the forward or another recurrent
 module's final state (a seq2seq decoder's start: each layer's recurrence then reads that
@@ -29,6 +30,11 @@ SEQUENCE_FIRST = (1, 0, 2)      # (N, T, F) seen as (T, N, F)
 
 PACKED = ("packed sequences (PackedSequence) are not supported: pass the padded (N, T, "
           "features) batch, whose every sequence is then costed at the full length T")
+
+
+def _batch_second(value) -> bool:
+    """A pending (T, N, F) view: a 3-D tensor permuted so that the batch is second."""
+    return isinstance(value, _Moved) and len(value.dims) == 3 and value.dims[1] == 0
 
 
 @dataclass(frozen=True)
@@ -58,12 +64,11 @@ class RecurrentLowering(LoweringState):
         mode = "rnn_" + m.nonlinearity if kind == "RNN" else kind.lower()
         source = self.value(node.args[0])
         sequence_first = not m.batch_first
-        if sequence_first and not (isinstance(source, _Moved) and
-                                   source.dims == SEQUENCE_FIRST):
+        if sequence_first and not _batch_second(source):
             raise self.unsupported("has batch_first=False and reads a tensor whose first "
-                                   "dimension is the batch; only a batch-first (N, T, F) "
-                                   "tensor transposed to (T, N, F) for it is supported")
-        cur = source.source if sequence_first else x()
+                                   "dimension is the batch; only a batch-first tensor "
+                                   "permuted to (T, N, F) for it is supported")
+        cur = self.batch_first(source) if sequence_first else x()
         shape = self.b.spec(cur).shape
         if len(shape) != 3:
             raise self.unsupported(f"reads a {len(shape)}-D input {shape}; only batched "
@@ -134,38 +139,54 @@ class RecurrentLowering(LoweringState):
 
     def recurrent_value(self, node):
         """What a node reading a recurrent layer's input or outputs gives: the view of the
-        output that a read of the last layer's h_n is; the batch-first tensor a transpose
-        to (T, N, F) for a batch_first=False layer stands for (the layer reads it as is),
-        and the batch-first output a transpose of its (T, N, H) output back is. None where
-        the node is none of these; other reads of a final state are refused by name."""
+        output that a read of the last layer's h_n is; for a batch_first=False layer, the
+        (T, N, F) view of a batch-first tensor it reads (x.transpose(0, 1) where every reader
+        is such a layer; any permute that puts the batch second, EnCodec's x.permute(2, 0, 1)
+        of (N, C, T)), its (T, N, H) output permuted on (back to the batch first: a view;
+        else still pending) and the sum of two such tensors (EnCodec's skip, y + x). None
+        where the node is none of these; other reads of a final state are refused by name."""
         if node.op not in ("call_function", "call_method") or not node.args or \
                 not isinstance(node.args[0], self.torch.fx.Node):
             return None
         source = self.value(node.args[0])
-        if self._swaps_time_and_batch(node, source):
-            if isinstance(source, _Moved):
-                return source.source
-            if isinstance(source, str) and self._feeds_sequence_first(node):
+        dims = self._permute_dims(node)
+        if dims is not None:
+            if _batch_second(source):
+                total = tuple(source.dims[d] for d in dims)
+                return self._permuted(source.source, total, "permute") if total[0] == 0 \
+                    else _Moved(source.source, total)
+            if isinstance(source, str) and len(self.b.spec(source).shape) == 3 and \
+                    dims == SEQUENCE_FIRST and self._feeds_sequence_first(node):
                 return _Moved(source, SEQUENCE_FIRST)
             return None
+        name = getattr(node.target, "__name__", node.target)
+        if name in ("add", "iadd") and len(node.args) == 2 and not node.kwargs and \
+                _batch_second(source) and _batch_second(other := self.value(node.args[1])):
+            summed = self.b.add(self.batch_first(source), self.batch_first(other),
+                                name=self.name("add"))
+            return _Moved(summed, SEQUENCE_FIRST)
         return self._final_state_value(node, source)
 
-    def _swaps_time_and_batch(self, node, source) -> bool:
-        """x.transpose(0, 1) (or permute(1, 0, 2)) of a 3-D tensor, or of a layer's output
-        seen so."""
-        if isinstance(source, _Moved):
-            if source.dims != SEQUENCE_FIRST:
-                return False
-        elif not isinstance(source, str) or len(self.b.spec(source).shape) != 3:
-            return False
+    def batch_first(self, moved: _Moved) -> str:
+        """The batch-first view of a (T, N, F) pending view: its source permuted to
+        (N, T, F), nothing where it is that already."""
+        return self._permuted(moved.source, (0, moved.dims[0], moved.dims[2]), "permute")
+
+    def _permute_dims(self, node) -> tuple[int, ...] | None:
+        """The dims of x.transpose / swapaxes / permute of a 3-D tensor, else None."""
         name = getattr(node.target, "__name__", node.target)
         args = tuple(self.value(a) for a in node.args[1:])
-        if name in ("transpose", "swapaxes", "swapdims"):
-            return len(args) == 2 and {int(a) % 3 for a in args} == {0, 1}
+        if name in ("transpose", "swapaxes", "swapdims") and len(args) == 2 and \
+                all(isinstance(a, int) for a in args):
+            swapped = [0, 1, 2]
+            a, b = args[0] % 3, args[1] % 3
+            swapped[a], swapped[b] = swapped[b], swapped[a]
+            return tuple(swapped)
         if name == "permute":
             dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
-            return tuple(int(d) % 3 for d in dims) == SEQUENCE_FIRST
-        return False
+            if len(dims) == 3 and all(isinstance(d, int) for d in dims):
+                return tuple(int(d) % 3 for d in dims)
+        return None
 
     def _feeds_sequence_first(self, node) -> bool:
         """Whether every reader of `node` (through .contiguous()) is a batch_first=False

@@ -351,3 +351,30 @@ def test_a_layer_called_step_by_step_shares_each_ops_weights_with_its_first_call
     assert g.op("decoder.l02").inputs[1] == "decoder.l0"   # started where the call before ended
     t = lower_training(g)
     assert t.op("decoder.l05.grad_weight").out.shape == t.op("decoder.l0.grad_weight").out.shape
+
+
+class SkipLSTM(nn.Module):
+    """An audio codec's LSTM block: (N, C, T) maps permuted to (T, N, C) for a sequence-first
+    LSTM, its input added back, permuted back for the convolution after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(32, 32, num_layers=2)
+        self.conv = nn.Conv1d(32, 8, 3, padding=1)
+
+    def forward(self, x):
+        x = x.permute(2, 0, 1)
+        y, _ = self.lstm(x)
+        return self.conv((y + x).permute(1, 2, 0))
+
+
+def test_a_sequence_first_lstm_between_convolutions_imports():
+    from benchmarks.import_sweep import torch_flops
+    from tests.workloads.torchvision_zoo import matmul_flops
+    model = SkipLSTM().eval()
+    x = torch.randn(2, 32, 50)
+    g = from_torch(model, x)
+    assert g.op("lstm.l0.input_proj").in_specs[0].shape == (2, 50, 32)   # batch first
+    assert g.topo()[-1].out.shape == (2, 8, 50)
+    assert matmul_flops(g) == pytest.approx(torch_flops(model, x), rel=1e-9)
+    assert g.params() == sum(p.numel() for p in model.parameters())
