@@ -106,19 +106,19 @@ def l2_atomics_per_clock(architecture: str | None) -> float:
 
 # Rounds of CTAs over which the weight gradient's split of its reduction is sought
 # (wgrad_splits): enough that a product of a few more output tiles than SMs finds a split
-# that ends its last round on every SM.
+# that fills its last round. From 8 rounds up the choice barely depends on it (DeepBench's
+# weight gradients score alike with 8 to 64); 4, cuBLAS's search, finds too few splits.
 WGRAD_SPLIT_ROUNDS = 32
 
 
 def wgrad_splits(m: int, n: int, k: int, batch: int, sm_count: int) -> list[int]:
     """Splits of the weight gradient's reduction (k = N*P*Q, long; m x n = its output, a
     filter's K x C*R*S) that give the CTAs of one of cuDNN's tile shapes (CONV_TILES, either
-    way round) as many rounds as fit the SMs (the most CTAs that r rounds hold), for r up to
-    WGRAD_SPLIT_ROUNDS: cuDNN's split-K
-    weight-gradient kernels slice the reduction to keep every SM busy, where output tiles
-    alone leave the last round part-empty (50 tiles of 128 x 128 on 24 SMs fill 69% of three
-    rounds; split 12 ways they fill 25 rounds). Each slice keeps at least SPLIT_K_MIN_K of
-    the reduction."""
+    way round) the most slices that r rounds of the SMs hold, for r up to
+    WGRAD_SPLIT_ROUNDS. cuDNN's split-K weight-gradient kernels slice the reduction to keep
+    every SM busy where the output tiles alone leave the last round part-empty: 50 tiles of
+    128 x 128 on 24 SMs fill 69% of three rounds, and 12 slices of each fill 25. Each slice
+    keeps at least SPLIT_K_MIN_K of the reduction."""
     max_split = max(1, k // SPLIT_K_MIN_K)
     splits = set()
     for tile_m, tile_n in {*CONV_TILES, *((tn, tm) for tm, tn in CONV_TILES)}:
