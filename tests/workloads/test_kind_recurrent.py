@@ -52,3 +52,38 @@ def test_a_frozen_recurrence_after_the_input_makes_no_backward():
     assert not [op for op in t if op.forward in ("rnn", "proj")]
     assert training_memory(t).activations_bytes == sum(
         g.op(n).out.nbytes for n in ("input", "rnn", "head"))
+
+
+@pytest.mark.parametrize("alone", [False, True])
+def test_every_pass_replays_in_pytorch(alone):
+    """Each op of a training step runs as its kind's kernel on random inputs (calibration's
+    replay), with its graph or alone."""
+    torch = pytest.importorskip("torch")
+    from validation.calibrate.torch_ops import op_callable
+    t = lower_training(tagger("gru", directions=2))
+    for name in ("rnn", "rnn.grad_input", "rnn.grad_weight"):
+        op = t.op(name)
+        run = op_callable(op, graph=None if alone else t)
+        out = run()
+        assert isinstance(out, torch.Tensor) and out.numel() > 0
+
+
+def test_a_recurrence_started_from_another_sends_dh0_to_its_last_step():
+    torch = pytest.importorskip("torch")
+    from validation.calibrate.torch_ops import op_callable
+    b = GraphBuilder("seq2seq", input_shape=(T, F), batch=N)
+    x = b.input()
+    attrs = dict(mode="lstm", hidden_size=H, proj_size=0, directions=1, bias_hh=True)
+    params = 4 * H * H + 4 * H
+    encoder = b.op("recurrence", [b.linear(x, 4 * H, name="enc_proj")], (N, T, H),
+                   name="enc", params=params, **attrs)
+    decoder = b.op("recurrence", [b.linear(x, 4 * H, name="dec_proj"), encoder], (N, T, H),
+                   name="dec", params=params, **attrs)
+    b.softmax_xent(b.linear(decoder, 10, name="head"))
+    t = lower_training(b.build())
+    state = t.op("dec.grad_state")
+    assert state.inputs == ("dec.grad_input",) and state.out.shape == (N, T, H)
+    assert "enc.grad_input" in {op.name for op in t}       # the encoder's only gradient
+    assert state.bytes_written == N * T * H * 4 and state.bytes_read == N * H * 4
+    out = op_callable(state, graph=t)()
+    assert torch.count_nonzero(out[:, :-1]) == 0             # dh_0 at the last step only

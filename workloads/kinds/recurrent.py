@@ -55,10 +55,14 @@ def cell_ops(op) -> int:
 def sizes(op) -> tuple[int, int, int, int, int, int, int]:
     """(N, T, D, G, H, Hout, P) of a recurrence op or one of its gradients: batch and steps
     from the first input (the gate inputs, dy or dgates, all (N, T, ...))."""
-    a = op.attrs
     n, t = op.in_specs[0].shape[:2]
-    h, p = int(a["hidden_size"]), int(a.get("proj_size", 0))
-    return n, t, int(a["directions"]), GATES[a["mode"]], h, p or h, p
+    return (n, t, *layer_sizes(op.attrs))
+
+
+def layer_sizes(attrs) -> tuple[int, int, int, int, int]:
+    """(D, G, H, Hout, P) of a layer, from its attributes alone."""
+    h, p = int(attrs["hidden_size"]), int(attrs.get("proj_size", 0))
+    return int(attrs["directions"]), GATES[attrs["mode"]], h, p or h, p
 
 
 def _carries_state(op) -> bool:
@@ -128,7 +132,9 @@ def _flops(which):
 
 
 def _params(op) -> list[tuple[int, ...]]:
-    _, _, d, g, h, hout, p = sizes(op)
+    """As PyTorch holds them, stacked over the directions (from the attributes: a gradient
+    replayed alone stands for its forward op without its tensors)."""
+    d, g, h, hout, p = layer_sizes(op.attrs)
     shapes: list[tuple[int, ...]] = [(d, g * h, hout)]
     shapes += [(d, g * h)] if op.attrs.get("bias_hh") else []
     return shapes + ([(d, p, h)] if p else [])
