@@ -2,11 +2,16 @@
 the runs of `dnnsim reproduce --only decnn` (validation/reproduce/decnn/figures.py: one board
 running the original ResNet-50 as the baseline, DeCNN and its baselines on four boards, the
 Pi 3B+ and Wi-Fi), the decoupled network's own FLOPs and activation bytes, and the TCP/IP
-stack time of board 0's messages as hwmodels/arm.py charges it.
+stack time of board 0's messages as hwmodels/arm.py charges it. Two what-ifs rerun the same
+runs with one rule of the model off: the TCP/IP stack's cycles (ARMModel.tcp_stack_time_s),
+and Winograd (hwmodels/arm_conv.winograd_tile: every convolution as GEMM).
 """
 from __future__ import annotations
 
-from hwmodels import catalog
+from contextlib import contextmanager
+from unittest import mock
+
+from hwmodels import arm_conv, catalog
 from hwmodels.arm import ARMModel
 from simulator.api import simulate
 from simulator.cluster import Cluster
@@ -18,6 +23,22 @@ OTHER_BOARD = "rpi3bplus"
 WIFI = "wifi"
 PUBLISHED_MEMORY_CUT = "resnet50-4arm-memory"
 PUBLISHED_SPEEDUP = "resnet50-4arm-speedup"
+
+
+@contextmanager
+def _no_stack():
+    with mock.patch.object(ARMModel, "tcp_stack_time_s", lambda self, nbytes: 0.0):
+        yield
+
+
+@contextmanager
+def _all_gemm():
+    with mock.patch.object(arm_conv, "winograd_tile", lambda op: None):
+        yield
+
+
+def _latency_s(result) -> float:
+    return result.extras.get("latency_s", result.makespan_s)
 
 
 def _memory(result) -> float:
@@ -61,18 +82,24 @@ def figures() -> tuple[dict[str, str], dict[str, bool]]:
     wifi = {(board, p): _speedup(decnn.run(p, BOARDS, link=catalog.link(WIFI), board=board),
                                  base if board == decnn.BOARD else other_base)
             for board in (decnn.BOARD, OTHER_BOARD) for p in ("decnn", "modnn", "coates")}
+    with _no_stack():
+        bare = {p: _speedup(decnn.run(p, BOARDS), base)
+                for p in ("decnn", "modnn", "coates", "layerwise-mp")}
+    with _all_gemm():
+        gemm_base, gemm_split = decnn.run("sequential", 1), decnn.run("decnn", BOARDS)
+    wino_one = 1 - _latency_s(base) / _latency_s(gemm_base)
+    wino_four = 1 - gemm_split.throughput_samples_per_s / split.throughput_samples_per_s
     values = {
         "decnn_speedup": _x(speedup),
         "decnn_speedup_error": f"{100 * (speedup / published[PUBLISHED_SPEEDUP] - 1):.1f}%",
         "decnn_memory_cut": _cut(cut),
-        "decnn_image_one_ms": f"{1e3 * base.extras.get('latency_s', base.makespan_s):.0f} ms",
+        "decnn_image_one_ms": f"{1e3 * _latency_s(base):.0f} ms",
         "decnn_image_four_ms": f"{1e3 / split.throughput_samples_per_s:.0f} ms",
         "decnn_alone": _x(_speedup(alone, base)),
         "decnn_flops_share": f"{100 * decoupled.flops() / original.flops():.0f}%",
         "decnn_activation_ratio": _x(decoupled.activation_bytes() / original.activation_bytes()),
         "decnn_over_alone": _x(_speedup(split, alone)),
-        "decnn_over_alone_latency": _x(alone.extras.get("latency_s", alone.makespan_s)
-                                       / split.extras["latency_s"]),
+        "decnn_over_alone_latency": _x(_latency_s(alone) / split.extras["latency_s"]),
         "decnn_board0_mb": f"{moved / 1e6:.1f} MB",
         "decnn_stack_ms": f"{1e3 * stack_s:.0f} ms",
         "decnn_peak_mb": f"{_memory(split) / 1e6:.1f} MB",
@@ -84,6 +111,12 @@ def figures() -> tuple[dict[str, str], dict[str, bool]]:
         "decnn_layerwise": _x(_speedup(others["layerwise-mp"], base)),
         "decnn_halo_cut": _cut(1 - _memory(others["modnn"]) / _memory(base)),
         "decnn_layerwise_cut": _cut(1 - _memory(others["layerwise-mp"]) / _memory(base)),
+        "decnn_no_stack": _x(bare["decnn"]),
+        "decnn_baselines_no_stack": ", ".join(_x(bare[p]) for p in
+                                              ("modnn", "coates", "layerwise-mp")),
+        "decnn_all_gemm": _x(_speedup(gemm_split, gemm_base)),
+        "decnn_wino_one": f"{100 * wino_one:.0f}%",
+        "decnn_wino_four": f"{100 * wino_four:.0f}%",
         "decnn_pi3": _x(_speedup(decnn.run("decnn", BOARDS, board=OTHER_BOARD), other_base)),
         "decnn_wifi_pi4": ", ".join(_x(wifi[(decnn.BOARD, p)]) for p in
                                     ("decnn", "modnn", "coates")),
@@ -97,6 +130,10 @@ def figures() -> tuple[dict[str, str], dict[str, bool]]:
         "MoDNN and Coates hold the same memory a board (all the weights)":
             abs(_memory(others["modnn"]) - _memory(others["coates"])) < 0.001 * _memory(base),
         "some runtime memory a board would give the published cut": runtime > 0,
+        "the stack's time lowers every split's speedup": all(
+            bare[p] > _speedup(r, base) for p, r in [("decnn", split), *others.items()]),
+        "Winograd cuts the original's time on one board more than a board's quarter's":
+            wino_one > wino_four > 0,
     }
     return values, checks
 
