@@ -5,6 +5,8 @@ output's last step, and the refusals, by name; recurrent models as users write t
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -378,3 +380,35 @@ def test_a_sequence_first_lstm_between_convolutions_imports():
     assert g.topo()[-1].out.shape == (2, 8, 50)
     assert matmul_flops(g) == pytest.approx(torch_flops(model, x), rel=1e-9)
     assert g.params() == sum(p.numel() for p in model.parameters())
+
+
+@settings(max_examples=12, deadline=None)
+@given(cls=st.sampled_from([nn.LSTM, nn.GRU, nn.RNN]), layers=st.integers(1, 3),
+       bidirectional=st.booleans(), bias=st.booleans(), hidden=st.integers(1, 20),
+       features=st.integers(1, 12), proj=st.integers(0, 6), steps=st.integers(1, 6))
+def test_any_layer_imports_with_pytorchs_parameters_and_flops(cls, layers, bidirectional,
+                                                              bias, hidden, features, proj,
+                                                              steps):
+    proj = proj if cls is nn.LSTM and proj < hidden else 0
+    kw = dict(proj_size=proj) if proj else {}
+    rnn = cls(features, hidden, num_layers=layers, bias=bias, batch_first=True,
+              bidirectional=bidirectional, **kw)
+    model = Output(rnn)
+    x = torch.randn(2, steps, features)
+    g = from_torch(model, x)
+    assert g.params() == sum(p.numel() for p in rnn.parameters())
+    with torch.backends.mkldnn.flags(enabled=False), FlopCounterMode(display=False) as fc:
+        model(x)
+    assert sum(2 * op.macs for op in g) == fc.get_total_flops()
+    assert g.topo()[-1].out.shape == tuple(model(x).shape)
+
+
+class Output(nn.Module):
+    """A recurrent module's output alone."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x):
+        return self.rnn(x)[0]
