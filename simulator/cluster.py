@@ -31,7 +31,7 @@ from hwmodels.specs import DeviceSpec, HostSpec, LinkSpec
 
 from . import node_topologies as nvl
 from . import symmetry
-from .node_types import NodeLayout, node_type
+from .node_types import NodeLayout, check_node_device, node_type
 from .routes import Routes
 from .stragglers import Jitter, check_speeds
 from .tasks import SimulationError
@@ -167,6 +167,8 @@ class Cluster(Routes):
                             devices_per_node=nt.gpus, inter_node_link=nt.nic_link,
                             host=nt.host, host_link=nt.host_link, profile=profile,
                             speeds=speeds, jitter=jitter)
+        spec = cluster.devices[0].spec
+        check_node_device(name, spec.name, spec.kind)
         return cls(cluster.devices, cluster.link, cluster.topology, nt.gpus,
                    cluster.inter_node_link, cluster.host, cluster.host_link,
                    layout=nt.layout(network, oversubscription, nodes_per_leaf, gpus=count),

@@ -210,6 +210,16 @@ def node_types() -> dict[str, NodeType]:
     return out
 
 
+def check_node_device(name: str, device: str, kind: str) -> None:
+    """A node type is a GPU server: `device` (of `kind`) may replace its GPU with another GPU,
+    never with a CPU or board, which no such server holds."""
+    if kind != "gpu":
+        nt = node_type(name)
+        raise SimulationError(f"node type {name!r} holds {nt.gpus} GPUs ({nt.gpu}); hardware "
+                              f"{device!r} is not a GPU (its kind is {kind}) to put in their "
+                              "place")
+
+
 def node_type(name: str) -> NodeType:
     types = node_types()
     if name not in types:

@@ -63,7 +63,7 @@ from workloads.training import OPTIMIZER_STATE_PER_PARAM as OPTIMIZERS
 from . import limits
 from .cluster import TOPOLOGIES, Cluster
 from .framework_memory import DEFAULT_FRAMEWORK_MEMORY, FrameworkMemory, check_policy
-from .node_types import NodeLayout, node_type
+from .node_types import NodeLayout, check_node_device, node_type
 from .policies import ConfigError
 from .scenario_paths import resolve_scenario_paths
 from .stragglers import Jitter
@@ -230,6 +230,12 @@ class Scenario:
             except ValueError as exc:
                 raise ConfigError(f"{source}: field {fname!r}: {exc}"
                                   f"{_node_type_hint(fname, value)}") from None
+        if self.node_type is not None:
+            try:
+                check_node_device(self.node_type, self.hardware,
+                                  resolve_hardware(self.hardware)[0].kind)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: field 'hardware': {exc}") from None
         if self.gpu_families is not None:
             self._check_gpu_families(source)
         try:

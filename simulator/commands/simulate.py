@@ -45,7 +45,8 @@ def add_arguments(p) -> None:
                                        "(default: the device's own, e.g. pcie5 for h100)")
     p.add_argument("--node-type", help="a catalog node type (dgx1-v100, dgx2, dgx-a100, dgx-h100, "
                    "pcie-8gpu-v100, cloud-v100-25gbe, cloud-v100-100gbe): its fabric, NICs and "
-                   "PCIe switches, instead of --link, --topology and the node flags")
+                   "PCIe switches, instead of --link, --topology and the node flags; "
+                   "--hardware names its GPUs (the node's own, or another GPU in their place)")
     p.add_argument("--network", help="between nodes: fat-tree (default) | rail-optimised")
     p.add_argument("--oversubscription", type=float,
                    help="a fat-tree leaf's (or a rail's) down over up bandwidth, >= 1")

@@ -147,3 +147,27 @@ def test_efficiency_over_one_gpu_of_a_node_type(capsys):
                  "--devices", "16", "--node-type", "dgx1-v100", "--policy", "data-parallel",
                  "--efficiency"]) == 0
     assert "scaling efficiency" in capsys.readouterr().out
+
+
+def test_another_gpu_takes_the_node_types_place_on_its_fabric():
+    """--hardware names a node type's GPUs (docs/clusters.md): an H100 in a DGX-1 keeps the
+    DGX-1's NVLink cube mesh and NICs, with H100s computing."""
+    own = Cluster.from_node_type("dgx1-v100", 16)
+    swapped = Cluster.from_node_type("dgx1-v100", 16, "h100")
+    assert {d.spec.name for d in swapped.devices} == {"h100"}
+    assert (swapped.topology, swapped.link, swapped.inter_node_link, swapped.layout) == \
+        (own.topology, own.link, own.inter_node_link, own.layout)
+
+
+@pytest.mark.parametrize("device", ["skylake-x-10c", "rpi4"])
+def test_a_cpu_or_board_in_a_gpu_node_type_is_refused_naming_both(device, capsys):
+    from simulator.cli import main
+    with pytest.raises(SimulationError, match=f"'dgx1-v100' holds 8 GPUs .v100.; hardware "
+                                              f"'{device}' is not a GPU"):
+        Cluster.from_node_type("dgx1-v100", 8, device)
+    assert main(["simulate", "--workload", "lenet5", "--batch", "8", "--hardware", device,
+                 "--devices", "8", "--node-type", "dgx1-v100", "--policy",
+                 "data-parallel"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "field 'hardware'" in err and "dgx1-v100" in err \
+        and device in err
