@@ -66,6 +66,7 @@ from .gpu_frameworks import (
 from .gpu_l2 import L2Reuse, extra_passes
 from .gpu_memory import kernel_launch_s
 from .gpu_products import KernelOption, product_options
+from .gpu_recurrent import issued_in_one_call
 from .launch_queue import issue_s, queued_times_s
 from .model import DeviceModel
 from .specs import HardwareError
@@ -367,7 +368,7 @@ class GPUModel(DeviceModel):
             options = [KernelOption("stream", op.flops / fp32_peak, traffic, "elementwise")]
         else:
             options = self._with_bias_pass(op, product_options(self, op, role, traffic))
-        return with_slice_copy(op, self.framework, options)
+        return with_slice_copy(op, self.framework, issued_in_one_call(op, options))
 
     def bias_pass(self, op: Op) -> tuple[float, int]:
         """(bytes moved, kernels) of the separate kernel that adds a layer's bias (reads and

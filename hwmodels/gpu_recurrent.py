@@ -46,3 +46,19 @@ def recurrent_option(op: Op, schedule: SerialSchedule, l2_bytes: int | None,
                        "recurrent", kernels=kernels, framework_ops=1,
                        serial_bytes=steps * schedule.pointwise_bytes,
                        lone=all(c.rounds == 1 for c in costs), cublas=True)
+
+
+def issued_in_one_call(op: Op, options: list) -> list:
+    """A module's cuDNN RNN is one PyTorch call each way: the framework's host time is paid
+    by the op that makes it (attrs["in_cudnn_rnn"]: "first", the first layer's input
+    projection, in the forward; "last", the last layer's recurrence, whose gradient is the
+    first op of the backward); every other op of the module ("inside") is launched by cuDNN
+    within that call, a bare launch per kernel (launch_queue.issue_s)."""
+    place = op.attrs.get("in_cudnn_rnn")
+    if not place:
+        return options
+    if op.phase == "forward":
+        issues = place == "first"
+    else:
+        issues = place == "last" and op.kind == "recurrence_grad_input"
+    return options if issues else [o._replace(framework_ops=0) for o in options]

@@ -84,14 +84,20 @@ class RecurrentLowering(LoweringState):
         for layer in range(m.num_layers):
             gates = self.b.linear(cur, d * g * h, bias=bias,
                                   name=self.name(f"l{layer}.input_proj"))
-            # cuDNN's RNN call runs it (TF32 where cudnn.allow_tf32: hwmodels/gpu.py)
-            self.b.graph.op(gates).attrs["in_cudnn_rnn"] = True
             cur = self.b.op("recurrence", [gates, *initial[layer:layer + 1]],
                             (n, steps, d * hout), params=held, name=self.name(f"l{layer}"),
                             mode=mode, hidden_size=h, proj_size=p, directions=d, bias_hh=bias)
             outputs.append(cur)
+            made = [gates, cur]
             if m.dropout and layer < m.num_layers - 1:
                 cur = self.b.dropout(cur, m.dropout, name=self.name(f"l{layer}.dropout"))
+                made.append(cur)
+            # one cuDNN call runs them all (TF32 where cudnn.allow_tf32; one framework
+            # call each way: hwmodels/gpu_recurrent.issued_in_one_call)
+            for name in made:
+                self.b.graph.op(name).attrs["in_cudnn_rnn"] = "inside"
+        self.b.graph.op(self.b.graph.op(outputs[0]).inputs[0]).attrs["in_cudnn_rnn"] = "first"
+        self.b.graph.op(outputs[-1]).attrs["in_cudnn_rnn"] = "last"
         state = [_FinalState(which, cur, node.target, m.num_layers, d, hout, tuple(outputs))
                  for which in ("h_n", "c_n")]
         out = _Moved(cur, SEQUENCE_FIRST) if sequence_first else cur

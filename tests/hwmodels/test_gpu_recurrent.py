@@ -15,11 +15,11 @@ def recurrent_graph(batch=16, steps=20, hidden=256, mode="lstm", directions=1, f
     g, hout = GATES[mode], proj or hidden
     b = GraphBuilder("rnn", input_shape=(steps, features), batch=batch)
     gates = b.linear(b.input(), directions * g * hidden, name="proj")
-    b.graph.op(gates).attrs["in_cudnn_rnn"] = True
+    b.graph.op(gates).attrs["in_cudnn_rnn"] = "first"
     params = directions * (g * hidden * hout + g * hidden + proj * hidden)
     y = b.op("recurrence", [gates], (batch, steps, directions * hout), params=params,
              name="rnn", mode=mode, hidden_size=hidden, proj_size=proj, directions=directions,
-             bias_hh=True)
+             bias_hh=True, in_cudnn_rnn="last")
     b.softmax_xent(b.linear(y, 10, name="head"))     # logits at every step
     return b.build()
 
@@ -44,9 +44,10 @@ def test_each_step_adds_time_on_gpus_and_cpus(steps, more, batch, mode):
 def test_every_step_launches_its_product_and_its_gates_from_one_call():
     v100 = model_for("v100")
     forward, grad_input, grad_weight = passes(steps=30)
-    for op in (forward, grad_input):
+    # the projection before it issues the forward's call, it issues the backward's
+    for op, issued in ((forward, 0), (grad_input, 1)):
         option = v100.chosen_option(op)
-        assert (option.kernels, option.framework_ops) == (60, 1)
+        assert (option.kernels, option.framework_ops) == (60, issued)
         # each kernel pays the gap between kernels: a floor the FLOPs do not set
         assert v100.op_time_s(op) > 60 * v100.family_constants.kernel_overhead_s
     assert v100.chosen_option(grad_weight).kernels == 2      # one GEMM, the bias's sum
@@ -98,3 +99,18 @@ def test_cpus_run_an_lstm_as_onednns_fused_cell_and_other_cells_op_by_op():
     # every step dispatches its product and each of the cell's ops
     assert cpu.op_time_s(gru) > 20 * 11 * cpu.launch_overhead_s
     assert cpu.op_time_s(lstm) > 20 * 2 * cpu.launch_overhead_s
+
+
+def test_a_module_is_one_framework_call_each_way():
+    """Two layers with dropout between them: projections, recurrences, the dropout and all
+    their gradients are issued from one PyTorch call forward and one backward."""
+    from tests.workloads.torch_user_recurrent import LSTMClassifier
+    from workloads import from_torch
+    torch = __import__("torch")
+    t = lower_training(from_torch(LSTMClassifier().eval(), torch.randint(1, 1000, (4, 12))))
+    v100 = model_for("v100")
+    module = [op for op in t if op.attrs.get("in_cudnn_rnn")]
+    calls = {phase: sum(v100.chosen_option(op).framework_ops for op in module
+                        if op.phase == phase) for phase in ("forward", "backward")}
+    assert calls == {"forward": 1, "backward": 1}
+    assert len([op for op in module if op.phase != "update"]) > 10
