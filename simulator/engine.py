@@ -13,9 +13,20 @@ Rules, in one place:
   instant has been processed, so the outcome never depends on the order of same-time ends.
   When a multi-resource task starts, each other resource it takes that still has room is
   looked at again in the same instant: the task behind it there may start now.
-- Memory is allocated when a task starts and freed when it ends. With `enforce_memory`, a head
-  task that does not fit waits until something frees memory; if nothing running can, the run
-  ends with an OutOfMemory naming the device, the task, the bytes and the time.
+- Memory is freed when a task ends, and allocated in issue order: a CUDA program's caching
+  allocator serves each op's allocation when the host issues the op, ahead of the device, so
+  which of two streams gets memory first is never decided by a few microseconds of kernel
+  time. A device's program issues the tasks attributed to it (Task.device, or any that names
+  none); bytes a task allocates on another device (a transfer's receive buffer) are taken
+  when it starts. Where every task a device's program allocates with holds one same resource,
+  its queue runs them in the order they were issued (as a stream does), and each takes its
+  bytes when it starts. Where none is shared, they follow the graph's issue order
+  (engine_reading: the order a host program issues the tasks, from the dependencies and
+  (priority, insertion index) alone): a task that starts takes its own bytes and those of
+  every task issued before it on the device that has not started yet, which then take
+  nothing when they start. With `enforce_memory`, a head task whose bytes do not fit waits
+  until something frees memory; if nothing running can, the run ends with an OutOfMemory
+  naming the device, the task, the bytes (its own and those issued before it) and the time.
 - What a device holds besides the tasks' bytes comes from the task graph's meta
   (DEVICE_MEMORY_META: device -> driver_bytes, context_bytes, allocator_overhead_bytes, written
   by the lowering for GPUs): the driver's and the CUDA context's bytes are taken off the
@@ -70,6 +81,9 @@ class OutOfMemory:
     capacity_bytes: int
     runtime_bytes: int = 0     # of in_use: the driver's and the CUDA context's
     overhead_bytes: int = 0    # of in_use: what the caching allocator reserves beyond tensors
+    # of requested: tasks issued before it on the device, not yet granted, whose bytes its
+    # start takes first (the allocator serves allocations in issue order)
+    issued_before: tuple[str, ...] = ()
 
     def message(self) -> str:
         gib = 2 ** 30
@@ -77,8 +91,14 @@ class OutOfMemory:
         if self.runtime_bytes or self.overhead_bytes:
             held = (f" ({self.runtime_bytes / gib:.3f} GiB of it the driver and CUDA context, "
                     f"{self.overhead_bytes / gib:.3f} GiB the allocator's rounding and cache)")
+        ahead = ""
+        if self.issued_before:
+            names = ", ".join(map(repr, self.issued_before[:3]))
+            more = len(self.issued_before) - 3
+            ahead = (f" (with what {names}{f' and {more} more' if more > 0 else ''}, issued "
+                     "before it, allocate)")
         return (f"out of memory on {self.device} at t={self.time_s:.6g} s: task {self.task!r} "
-                f"needs {self.requested_bytes / gib:.3f} GiB more with "
+                f"needs {self.requested_bytes / gib:.3f} GiB more{ahead} with "
                 f"{self.in_use_bytes / gib:.3f} GiB of {self.capacity_bytes / gib:.3f} GiB in use"
                 f"{held}")
 
@@ -158,6 +178,10 @@ class _Run:
         self.alloc, self.free, self.plain, self.dur = cols.alloc, cols.free, cols.plain, cols.dur
         self.key = cols.key
         self.take_on, self.take_bytes = cols.take_on, cols.take_bytes
+        self.take_pos, self.grant_pos = cols.take_pos, cols.grant_pos
+        self.grant_seq, self.grant_prefix = cols.grant_seq, cols.grant_prefix
+        # each device: how many of its allocating tasks, in issue order, have been granted
+        self.granted = dict.fromkeys(cols.grant_seq, 0)
         self.give_on, self.give_bytes = cols.give_on, cols.give_bytes
         self.capacities = capacities
         # free slots of each resource: its capacity less the tasks holding it
@@ -195,6 +219,8 @@ class _Run:
         waiting, start_s, end_s = self.waiting, self.start_s, self.end_s
         take_on, take_bytes = self.take_on, self.take_bytes
         give_on, give_bytes = self.give_on, self.give_bytes
+        take_pos, grant_pos, prefix = self.take_pos, self.grant_pos, self.grant_prefix
+        granted = self.granted
         mem_blocked = self.mem_blocked
         mem, peak, room = self.mem, self.peak, self.room
         # each device's bytes by instant: a later change at one instant replaces the entry,
@@ -258,17 +284,31 @@ class _Run:
                             heappop(q)
                             slots[r] -= 1
                         elif (dev := take_on[i]) and not mem_blocked:
-                            # one port and bytes on one device: they fit, or it waits, blocking r
-                            nbytes = take_bytes[i] + mem[dev]
-                            if nbytes > room[dev]:
-                                mem_blocked[r] = i
-                                break
+                            # one port and bytes on one device: they fit, with those issued
+                            # before them not yet granted, or it waits, blocking r
+                            p = take_pos[i]
+                            if p < 0:   # the device's one queue: its order is issue order
+                                nbytes = take_bytes[i] + mem[dev]
+                                if nbytes > room[dev]:
+                                    mem_blocked[r] = i
+                                    break
+                                mem[dev] = nbytes
+                                if nbytes > peak[dev]:
+                                    peak[dev] = nbytes
+                                mem_at[dev][now] = nbytes
+                            elif p >= (g := granted[dev]):   # else granted when a later one was
+                                pre = prefix[dev]
+                                nbytes = pre[p + 1] - pre[g] + mem[dev]
+                                if nbytes > room[dev]:
+                                    mem_blocked[r] = i
+                                    break
+                                granted[dev] = p + 1
+                                mem[dev] = nbytes
+                                if nbytes > peak[dev]:
+                                    peak[dev] = nbytes
+                                mem_at[dev][now] = nbytes
                             heappop(q)
                             slots[r] -= 1
-                            mem[dev] = nbytes
-                            if nbytes > peak[dev]:
-                                peak[dev] = nbytes
-                            mem_at[dev][now] = nbytes
                         else:
                             ri = res[i]
                             if len(ri) == 2:   # it must head the other queue too
@@ -286,7 +326,8 @@ class _Run:
                                     break
                             need = alloc[i]
                             if need:   # it waits, blocking r, until it fits
-                                for d, nbytes in need.items():
+                                take = self.grant_needs(i)
+                                for d, nbytes in take.items():
                                     if mem[d] + nbytes > room[d]:
                                         break
                                 else:
@@ -303,7 +344,10 @@ class _Run:
                                     # its next head may start now too: a further round looks
                                     mark_dirty(x)
                             if need:
-                                for d, nbytes in need.items():
+                                at = grant_pos[i]
+                                for d, nbytes in take.items():
+                                    if d in at:
+                                        granted[d] = at[d] + 1
                                     nbytes += mem[d]
                                     mem[d] = nbytes
                                     if nbytes > peak[d]:
@@ -360,6 +404,20 @@ class _Run:
                       peak_reserved_bytes=self._reserved(), context_bytes=dict(self.context),
                       runtime_bytes=dict(self.runtime))
 
+    def grant_needs(self, i: int) -> dict[str, int]:
+        """The bytes task i's start takes on each device: its own and those of the tasks
+        issued before it there that are not yet granted (none where it was granted already,
+        with a task issued after it)."""
+        granted, prefix, at = self.granted, self.grant_prefix, self.grant_pos[i]
+        take = {}
+        for d, nbytes in self.alloc[i].items():
+            p = at.get(d)
+            if p is None:   # the device's one queue grants in its own order
+                take[d] = nbytes
+            elif p >= granted[d]:
+                take[d] = prefix[d][p + 1] - prefix[d][granted[d]]
+        return take
+
     def _reserved(self) -> dict[str, int]:
         """Each device's peak of tensors plus the allocator's overhead."""
         return {d: p + self.overhead.get(d, 0) for d, p in self.peak.items()}
@@ -368,13 +426,17 @@ class _Run:
         for _, i in sorted(self.mem_blocked.items(), key=lambda kv: self.key[kv[1]]):
             if self.start_s[i] == self.start_s[i]:   # started after all
                 continue
-            for d, b in self.alloc[i].items():
+            for d, b in self.grant_needs(i).items():
                 cap = self.limit.get(d)
                 if cap is not None and self.mem[d] + b > cap:
                     held = self.runtime.get(d, 0) + self.overhead.get(d, 0)
+                    seq = self.grant_seq.get(d, [])
+                    p = self.grant_pos[i].get(d, 0)
+                    ahead = tuple(self.tasks[k].name for k in seq[self.granted.get(d, 0):p])
                     return OutOfMemory(d, self.tasks[i].name, self.now, b,
                                        self.mem[d] + held, self.mem_cap[d],
-                                       self.runtime.get(d, 0), self.overhead.get(d, 0))
+                                       self.runtime.get(d, 0), self.overhead.get(d, 0),
+                                       ahead)
         self.graph.topo_order()  # raises SimulationError naming a task on the cycle
         raise SimulationError(  # no cycle and no memory wait: an engine bug
             f"engine stalled with {len(self.tasks) - self.completed} tasks left and no cause")

@@ -1,6 +1,7 @@
 """How the engine reads a task graph before running it: per-task columns indexed by insertion
 order (the hot loop then makes no attribute or name lookups), whom each task's end releases,
-and which of the resources a task names can ever make it wait.
+and which of the resources a task names can ever make it wait, and the order in which each device
+grants its memory (the issue order, below).
 
 A resource y never makes a task wait when every task that holds y also holds one resource x
 of no greater capacity ("x dominates y"). The ready tasks queued on y are then among those
@@ -9,11 +10,18 @@ holds y; and y's holders running at any moment are among x's, so y has a free sl
 has one. Leaving y out of every task changes no start and no end: the engine only keeps
 fewer queues. In a ring all-reduce on one switch each send port is held together with the
 same receive port and nothing else, so half the ports go.
+
+The issue order is the order in which a host program issues the tasks: a topological order
+that, among the tasks whose dependencies are all issued, issues the one of lowest (priority,
+insertion index) next. A CUDA program's caching allocator serves each op's allocation when the
+host issues the op, and the host issues ahead of the device, so a device's allocations happen
+in this order whatever the kernels' times; the engine grants them so (engine.py's rules).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import chain, compress, repeat
+from heapq import heapify, heappop, heappush
+from itertools import accumulate, chain, compress, repeat
 from operator import add, and_, itemgetter
 from typing import NoReturn
 
@@ -79,6 +87,26 @@ def binding_resources(tuples: Iterable[tuple[str, ...]],
     return {rs: tuple(r for r in rs if r not in dropped) for rs in distinct}
 
 
+def issue_order(key: Sequence[int], children: Sequence[Sequence[int]],
+                waiting: Sequence[int]) -> list[int]:
+    """The tasks in issue order (module note): Kahn's algorithm taking the lowest key among
+    the tasks whose dependencies are all issued. key[i] % len(key) == i (Columns.key)."""
+    n = len(key)
+    left = list(waiting)
+    ready = [key[i] for i in compress(range(n), map((0).__eq__, left))]
+    heapify(ready)
+    order = []
+    while ready:
+        i = heappop(ready) % n
+        order.append(i)
+        for c in children[i]:
+            w = left[c] - 1
+            left[c] = w
+            if not w:
+                heappush(ready, key[c])
+    return order
+
+
 class Columns:
     """A task graph as the loop reads it. Resources are numbered in the order of their names,
     only those that can make a task wait (all of them with `every_resource`)."""
@@ -127,6 +155,59 @@ class Columns:
         else:
             rank = {p: k * n for k, p in enumerate(ranks)}
             self.key = list(map(add, map(rank.__getitem__, priorities), range(n)))
+        self.read_grant_order()
+
+    def read_grant_order(self) -> None:
+        """The order in which each device grants its memory.
+
+        A device's program issues the tasks attributed to it (Task.device; every device a
+        task allocates on, where it names none); what a task allocates on another device (a
+        transfer's receive buffer, which that device's own program posts at a point the graph
+        does not say) is taken when it starts. Where every task a device's program allocates
+        with holds one same resource (one stream), the order its queue serves them is their
+        issue order: the loop needs nothing. Where none is shared (a compute stream and a copy
+        engine), they are listed in the graph's issue order (module note): grant_seq[d], their
+        indices;
+        grant_prefix[d][p], the bytes the first p of them allocate on d; take_pos[i], task
+        i's place in grant_seq[take_on[i]] (-1 where that device needs no list);
+        grant_pos[i], its place on each listed device it allocates on."""
+        n, alloc, res, tasks = self.n, self.alloc, self.res, self.tasks
+        self.take_pos = take_pos = [-1] * n
+        none: dict[str, int] = {}
+        self.grant_pos = grant_pos = [none] * n
+        self.grant_seq: dict[str, list[int]] = {}
+        self.grant_prefix: dict[str, list[int]] = {}
+        shared: dict[str, set[int]] = {}   # device -> resources all its allocators hold
+        for i in compress(range(n), alloc):
+            own = tasks[i].device
+            for d in alloc[i]:
+                if own is not None and own != d:   # issued by another device's program
+                    continue
+                held = shared.get(d)
+                if held is None:
+                    shared[d] = set(res[i])
+                elif held:
+                    held.intersection_update(res[i])
+        several = {d for d, held in shared.items() if not held}
+        if not several:
+            return
+        seq = self.grant_seq
+        for i in issue_order(self.key, self.children, self.waiting):
+            if alloc[i] and not several.isdisjoint(alloc[i]):
+                own = tasks[i].device
+                grant_pos[i] = at = {}
+                for d in several.intersection(alloc[i]):
+                    if own is not None and own != d:
+                        continue
+                    on = seq.setdefault(d, [])
+                    at[d] = len(on)
+                    on.append(i)
+        for d, on in seq.items():
+            self.grant_prefix[d] = list(accumulate((alloc[i][d] for i in on), initial=0))
+        take_on = self.take_on
+        for i in compress(range(n), take_on):
+            if take_on[i] in grant_pos[i]:
+                take_pos[i] = grant_pos[i][take_on[i]]
 
     def read_memory_effects(self, tasks: list[Task], general: bool) -> None:
         """The tasks' memory effects, and the same on one device as the loop reads them

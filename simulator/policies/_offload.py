@@ -7,7 +7,10 @@ memory, and for each the op after whose end its prefetch is issued. On the devic
   are done (the copy reads the tensor; freeing it earlier would pull it from under a reader),
   allocates the bytes on host memory at its start and frees the device bytes at its end;
 - a prefetch on the h2d engine, after the trigger op and the swap-out, allocates the device
-  bytes at its start and frees the host bytes at its end; every backward reader waits for it;
+  bytes and frees the host bytes at its end; every backward reader waits for it. The program
+  issues it right after its trigger (its priority is the trigger's position), so its device
+  bytes are allocated before those of the ops issued after the trigger, even when its copy
+  waits behind another (memory is granted in issue order, engine.py);
 - the last backward reader frees the device bytes again.
 Host memory is tracked as "host{node}" only when the cluster names a host (its capacity).
 
@@ -138,12 +141,13 @@ def emit_offloaded(tg: TaskGraph, g, device, cluster, plan: OffloadPlan,
                alloc={host: t.nbytes} if host else {}, free={device.id: t.nbytes},
                category="copy", device=device.id,
                meta={"op": s, "kind": "swap_out", "phase": "forward", "bytes": t.nbytes})
+    position = {op.name: i for i, op in enumerate(ops)}
     for s in sorted(plan.offload, key=lambda s: candidates[s].first_use):
         t = candidates[s]
         res, dur = cluster.host_copy(device.id, t.nbytes, "h2d")
         trigger = em.task_of[plan.prefetch_after[s]]
         tg.new(prefetch_task[s], res, dur, deps=[trigger, f"{prefix}swapout.{s}"],
-               priority=t.first_use, alloc={device.id: t.nbytes},
+               priority=position[plan.prefetch_after[s]], alloc={device.id: t.nbytes},
                free={host: t.nbytes} if host else {}, category="copy", device=device.id,
                meta={"op": s, "kind": "prefetch", "phase": "backward", "bytes": t.nbytes})
         last = tg[em.task_of[ops[t.last_use].name]]

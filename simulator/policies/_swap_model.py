@@ -66,16 +66,23 @@ def alap_triggers(model: StepModel, tensors: list, lead: float) -> dict[str, int
     pass only: bytes brought back while the forward still produces would take the memory the
     forward's swap-outs are freeing for it (ResNet-152 at 144 on 8 GiB: with 18.7 GB to bring
     back and 1.1 s of backward to hide it in, a layer3 tensor's prefetch started in the
-    forward and left layer3.33.conv1 nothing to wait for)."""
+    forward and left layer3.33.conv1 nothing to wait for). Copies that cannot all be hidden
+    in the backward are issued one after another as the copy engine frees, not all at its
+    start: a prefetch's bytes are taken when it is issued (memory is allocated in issue
+    order, engine.py), so one issued long before its copy can begin holds them for nothing."""
     starts = model.start_s
     ends = [s + d for s, d in zip(starts, model.duration_s, strict=True)]
-    out: dict[str, int] = {}
+    begins: dict[str, float] = {}
     next_start = INFEASIBLE
     for t in sorted(tensors, key=lambda t: t.first_use, reverse=True):
         c = model.copy_s(t.nbytes)
         end_by = min(starts[t.first_use] - lead * c, next_start)
-        begin = end_by - c
-        next_start = begin
+        begins[t.name] = next_start = end_by - c
+    out: dict[str, int] = {}
+    engine_free = starts[model.backward_start] if tensors else 0.0
+    for t in sorted(tensors, key=lambda t: t.first_use):
+        begin = max(begins[t.name], engine_free)
+        engine_free = begin + model.copy_s(t.nbytes)
         j = bisect.bisect_right(ends, begin) - 1       # last op ending by `begin`
         out[t.name] = min(max(j, t.swap_out_after, model.backward_start - 1), t.first_use - 1)
     return out
@@ -87,8 +94,10 @@ def predict(model: StepModel, tensors: list, triggers: dict[str, int],
 
     Events in time order: the next compute op, or the most urgent issued prefetch (both
     allocate at their start, so each starts at the first instant it fits; ties go to the lower
-    position, as the engine's priorities do). Swap-outs allocate nothing on the device: their
-    frees are known when they are issued."""
+    position, as the engine's priorities do). A prefetch is issued after its trigger op, and
+    memory is allocated in issue order (engine.py): a compute op that starts before an issued
+    prefetch does takes the prefetch's bytes with its own. Swap-outs allocate nothing on the
+    device: their frees are known when they are issued."""
     n = len(model.names)
     offloaded = sum(t.nbytes for t in tensors)
     swap_after: dict[int, list] = {}
@@ -109,6 +118,8 @@ def predict(model: StepModel, tensors: list, triggers: dict[str, int],
     swap_end: dict[str, float] = {}
     arrive: dict[str, float] = {}
     issued: list[tuple[int, float, Tensor]] = []   # prefetches: (first use, ready time, tensor)
+    untaken: list[str] = []   # issued prefetches whose bytes no start has taken yet
+    untaken_bytes = 0
 
     def fit_time(ready: float, need: int) -> float:
         """First instant >= ready at which `need` bytes fit, counting only known frees."""
@@ -131,20 +142,24 @@ def predict(model: StepModel, tensors: list, triggers: dict[str, int],
 
     i = 0
     while i < n:
+        need = model.alloc_bytes[i] + untaken_bytes
         if i in needs:   # an op reading prefetched tensors waits for them to arrive
             ready = max(clock, *(arrive.get(s, INFEASIBLE) for s in needs[i]))
-            tc = fit_time(ready, model.alloc_bytes[i]) if ready < INFEASIBLE else INFEASIBLE
+            tc = fit_time(ready, need) if ready < INFEASIBLE else INFEASIBLE
         else:
-            tc = fit_time(clock, model.alloc_bytes[i])
+            tc = fit_time(clock, need)
         th = INFEASIBLE
         if issued:
             use, ready, t = issued[0]
-            th = fit_time(max(h2d_at, ready), t.nbytes)
+            th = (max(h2d_at, ready) if t.name not in untaken
+                  else fit_time(max(h2d_at, ready), t.nbytes))
         if tc == th == INFEASIBLE:
             return Prediction(INFEASIBLE, peak, stall, offloaded)
         if (tc, i) <= (th, issued[0][0] if issued else n):
             advance(tc)
-            mem += model.alloc_bytes[i]
+            mem += need
+            untaken.clear()
+            untaken_bytes = 0
             peak = max(peak, mem)
             stall += tc - clock
             clock = end = tc + model.duration_s[i]
@@ -156,12 +171,17 @@ def predict(model: StepModel, tensors: list, triggers: dict[str, int],
                 bisect.insort(frees, (d2h_at, t.nbytes))
             for t in prefetch_after.get(i, ()):
                 heapq.heappush(issued, (t.first_use, max(end, swap_end[t.name]), t))
+                untaken.append(t.name)
+                untaken_bytes += t.nbytes
             i += 1
         else:
             use, ready, t = heapq.heappop(issued)
             advance(th)
-            mem += t.nbytes
-            peak = max(peak, mem)
+            if t.name in untaken:
+                untaken.remove(t.name)
+                untaken_bytes -= t.nbytes
+                mem += t.nbytes
+                peak = max(peak, mem)
             h2d_at = th + model.copy_s(t.nbytes)
             arrive[t.name] = h2d_at
     return Prediction(clock, peak, stall, offloaded)

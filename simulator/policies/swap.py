@@ -11,10 +11,12 @@ before its backward use, so that the copies run on the copy engines behind compu
 2. then minimise the exposed copy time: among those prefixes, a few longer ones, and a few
    prefetch leads, keep the plan with the shortest predicted step.
 Prefetches are issued as late as lets them arrive in time (`alap_triggers`), never before the
-backward pass, so prefetched bytes sit on the device briefly; they queue on one copy stream in
-the order issued (`prefetches_in_issue_order`). The plan is made for the graph's minibatch, so
-every minibatch size gets its own plan. With several devices each replica runs the plan and
-gradients are all-reduced in data-parallel's buckets (_offload.emit_training_step).
+backward pass, and those the backward cannot hide one after another as the copy engine frees,
+so prefetched bytes, taken when a prefetch is issued, sit on the device briefly; they queue
+on one copy stream in the order issued (`prefetches_in_issue_order`). The plan is made for
+the graph's minibatch, so every minibatch size gets its own plan. With several devices each
+replica runs the plan and gradients are all-reduced in data-parallel's buckets
+(_offload.emit_training_step).
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 planner fits the budget and is close to the best plan on a network small enough to search."""
 from __future__ import annotations
 
+import bisect
 import itertools
 
 import pytest
@@ -180,6 +181,30 @@ def test_prefetches_are_issued_in_the_backward_after_their_swap_out(chosen_mask,
         # as vDNN and AccUDNN do: never while the forward still runs (its bytes would take
         # the memory the forward's swap-outs free), and before the first backward reader
         assert max(t.swap_out_after, model.backward_start - 1) <= at < t.first_use
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.booleans(), min_size=len(_PLAIN_CANDIDATES),
+                max_size=len(_PLAIN_CANDIDATES)),
+       st.sampled_from((0.0, 1.0, 8.0)))
+def test_a_prefetch_is_issued_no_earlier_than_the_copy_engine_frees_for_it(chosen_mask, lead):
+    """A prefetch's bytes are taken when it is issued (memory is granted in issue order), so
+    the copies the backward cannot hide are issued one after another, each once the copies
+    issued before it would be done, not all at the backward's start."""
+    cl = gpu()
+    model = build_step_model(_PLAIN, cl.devices[0], cl, _PLAIN_OPS)
+    chosen = sorted(itertools.compress(_PLAIN_CANDIDATES, chosen_mask),
+                    key=lambda t: t.first_use)
+    trig = alap_triggers(model, chosen, lead)
+    starts = model.start_s
+    ends = [s + d for s, d in zip(starts, model.duration_s, strict=True)]
+    # the earliest the copies issued before it can be done: back to back from the backward
+    copies_done = starts[model.backward_start]
+    for t in chosen:
+        at = trig[t.name]
+        ended = bisect.bisect_right(ends, copies_done) - 1   # last op ending by then
+        assert at >= ended or at == t.first_use - 1
+        copies_done += model.copy_s(t.nbytes)
 
 
 def test_the_planners_model_predicts_the_engines_step_for_every_plan_it_ranks():
