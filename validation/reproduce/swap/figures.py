@@ -24,7 +24,8 @@ def memory_with_copies(result, path: Path) -> Path:
               zip(result.log.tasks, result.log.start_s, result.log.end_s, strict=True)
               if t.meta.get("kind") == kind]
         ax.plot(xs, [0.02] * len(xs), "|", color=colour, ms=12,
-                label=f"{kind.replace('_', '-')} ({'frees' if when == 'end' else 'allocates'})")
+                label=f"{kind.replace('_', '-')} "
+                      f"({'frees' if when == 'end' else 'starts, its bytes taken by then'})")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("GiB")
     ax.set_title(f"{result.policy}: {result.workload} batch {result.batch}, memory over time")
