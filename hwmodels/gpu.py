@@ -325,11 +325,11 @@ class GPUModel(DeviceModel):
     @staticmethod
     def runs_cudnn(op: Op) -> bool:
         """Whether cuDNN runs the op (a convolution pass, a recurrent layer's steps or its
-        input projection, attrs["in_cudnn_rnn"]), so that cudnn.allow_tf32 (on by default)
-        lets FP32 run as TF32."""
+        input projection, attrs["in_cudnn_rnn"]; not a cell's step, attrs["cell"]: cuBLAS), so
+        that cudnn.allow_tf32 (on by default) lets FP32 run as TF32."""
         role = kind_of(op.kind).gemm_role
-        return role is not None and (role.library in ("conv", "recurrent")
-                                     or bool(op.attrs.get("in_cudnn_rnn")))
+        return role is not None and (role.library == "conv" or bool(op.attrs.get("in_cudnn_rnn"))
+                                     or role.library == "recurrent" and not op.attrs.get("cell"))
 
     @staticmethod
     def runs_convolution(op: Op) -> bool:

@@ -45,6 +45,7 @@ from .torch_operands import _Aux, _Expanded
 from .torch_outputs import OutputLowering
 from .torch_params import ParamViewLowering, _ParamRows
 from .torch_recurrent import RecurrentLowering
+from .torch_recurrent_cells import CellLowering
 from .torch_refusals import RefusalReport
 from .torch_selection import SelectionLowering
 from .torch_shadow import active_shadow_mode, shadow_mode
@@ -113,7 +114,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
                 LayerLowering, TransformerLowering, TransformerLayerLowering, ParamViewLowering,
                 EinsumLowering, WindowLowering, SelectionLowering, StridedViewLowering,
                 ModuleLowering, RefusalReport, GateLowering, WeightSideLowering, InputLowering,
-                OutputLowering, MoELowering, ComplexLowering, FilledLowering, RecurrentLowering):
+                OutputLowering, MoELowering, ComplexLowering, FilledLowering, RecurrentLowering,
+                CellLowering):
     NAMED_FUNCTIONS = {**LayerLowering.NAMED_FUNCTIONS, **WindowLowering.NAMED_FUNCTIONS}
 
     def __init__(self, torch, gm, examples, name: str) -> None:
@@ -160,7 +162,8 @@ class _Lowering(FoldLowering, IdiomLowering, TableLowering, FunctionLowering, Vi
         self.folded = set()
         self.broadcast_views = set()
         self.module_table = {**self.module_handlers(torch.nn), **tf_modules, **gate_modules,
-                             **self.recurrent_module_handlers(torch.nn)}
+                             **self.recurrent_module_handlers(torch.nn),
+                             **self.cell_module_handlers(torch.nn)}
 
     # -- driver --------------------------------------------------------------------------
     def run(self) -> OpGraph:

@@ -109,7 +109,7 @@ class RecurrentLowering(LoweringState):
         state (no hx, or zeros made in the forward). Any other hx is refused by name."""
         hx = node.args[1] if len(node.args) > 1 else node.kwargs.get("hx")
         parts = hx if isinstance(hx, (tuple, list)) else (hx,)
-        if all(self._made_of_zeros(part) for part in parts):
+        if all(self.made_of_zeros(part) for part in parts):
             return []
         values: list = []
         for part in parts:
@@ -129,14 +129,21 @@ class RecurrentLowering(LoweringState):
                 f"own shape ({layers}, {directions}, {hidden_out})")
         return list(hs[0].layer_outputs)
 
-    def _made_of_zeros(self, arg) -> bool:
+    def made_of_zeros(self, arg) -> bool:
         """Whether an initial state is zeros: none, or torch.zeros (or zeros_like) made in the
         forward, moved, detached or marked to need a gradient (a tutorial's
-        `torch.zeros(layers, x.size(0), hidden).to(x.device)`): the same as no state."""
+        `torch.zeros(layers, x.size(0), hidden).to(x.device)`, or the constant the
+        value-carrying trace bakes it into): the same as no state."""
         while isinstance(arg, self.torch.fx.Node):
             name = getattr(arg.target, "__name__", arg.target)
             if name in ("zeros", "zeros_like"):
                 return True
+            if arg.op == "get_attr":
+                value = self.gm
+                for part in arg.target.split("."):
+                    value = getattr(value, part)
+                return isinstance(value, self.torch.Tensor) and not value.is_meta and \
+                    not bool(value.any())
             if name not in ("to", "detach", "requires_grad_", "contiguous", "cuda", "float") \
                     or not arg.args:
                 return False

@@ -44,10 +44,12 @@ CELL_OPS = {"lstm": 10, "gru": 10, "rnn_tanh": 2, "rnn_relu": 2}
 
 
 def cell_ops(op) -> int:
-    """Pointwise ops a step dispatches off cuDNN: one for an LSTM without a projection,
+    """Pointwise ops a step dispatches off cuDNN: one for an nn.LSTM without a projection,
     which PyTorch runs on CPUs as oneDNN's fused LSTM (RNN.cpp: use_mkldnn, FP32 and BF16,
-    training too), its gates one kernel; PyTorch's own cell's ATen ops otherwise."""
-    if op.attrs["mode"] == "lstm" and not op.attrs.get("proj_size"):
+    training too), its gates one kernel; PyTorch's own cell's ATen ops otherwise (an
+    nn.LSTMCell's call too: attrs cell)."""
+    if op.attrs["mode"] == "lstm" and not op.attrs.get("proj_size") and \
+            not op.attrs.get("cell"):
         return 1
     return CELL_OPS[op.attrs["mode"]]
 
