@@ -1,7 +1,8 @@
 """Recurrent models as users write them (tutorials, speech and OCR repositories): a sentiment
 classifier on the last hidden states, a speech model's convolutions then bidirectional GRUs,
 a CRNN, a time-series forecaster, an attention seq2seq, a decoder started from its encoder's
-final state (GNMT's, the PyTorch tutorial's); and one that stays out, a padded batch packed
+final state (GNMT's, the PyTorch tutorial's), an LSTMCell decoding step by step with additive
+attention; and one that stays out, a padded batch packed
 for the LSTM. The import sweep reads them (benchmarks/import_sweep.py, user_case_table)."""
 from __future__ import annotations
 
@@ -139,6 +140,36 @@ class StateSeq2Seq(nn.Module):
         return self.out(y)
 
 
+class CellAttentionDecoder(nn.Module):
+    """Bahdanau-style decoding as tutorials write it: a bidirectional GRU encoder, then an
+    LSTMCell per target step fed the previous token's embedding and an additive-attention
+    context, started from the encoder's last output."""
+
+    def __init__(self, hidden=128):
+        super().__init__()
+        self.src_embed = nn.Embedding(VOCAB, EMBED)
+        self.tgt_embed = nn.Embedding(VOCAB, EMBED)
+        self.encoder = nn.GRU(EMBED, hidden // 2, batch_first=True, bidirectional=True)
+        self.keys = nn.Linear(hidden, hidden)
+        self.query = nn.Linear(hidden, hidden)
+        self.energy = nn.Linear(hidden, 1)
+        self.cell = nn.LSTMCell(EMBED + hidden, hidden)
+        self.out = nn.Linear(hidden, VOCAB)
+
+    def forward(self, src, tgt):
+        memory, _ = self.encoder(self.src_embed(src))
+        keys, embedded = self.keys(memory), self.tgt_embed(tgt)
+        h, c = memory[:, -1], torch.zeros(src.shape[0], memory.shape[-1])
+        logits = []
+        for t in range(tgt.shape[1]):
+            energy = self.energy(torch.tanh(keys + self.query(h).unsqueeze(1)))
+            weights = torch.softmax(energy, dim=1)
+            context = (weights * memory).sum(1)
+            h, c = self.cell(torch.cat((embedded[:, t], context), dim=1), (h, c))
+            logits.append(self.out(h))
+        return torch.stack(logits, dim=1)
+
+
 def _ids(*shape):
     return torch.randint(1, VOCAB, shape)
 
@@ -149,6 +180,7 @@ RECURRENT_CASES = {
     "crnn-bilstm": lambda: (CRNN(), torch.randn(8, 1, 32, 128)),
     "lstm-proj-forecaster": lambda: (Forecaster(), torch.randn(16, 48, 8)),
     "lstm-attention-seq2seq": lambda: (AttentionSeq2Seq(), (_ids(4, 30), _ids(4, 25))),
+    "lstmcell-attention-decoder": lambda: (CellAttentionDecoder(), (_ids(4, 20), _ids(4, 8))),
     "lstm-packed-padded": lambda: (PackedClassifier(), _ids(8, 40)),
     "lstm-seq2seq-encoder-state": lambda: (StateSeq2Seq(), (_ids(4, 30), _ids(4, 25))),
 }
