@@ -54,7 +54,9 @@ it changed at (a map from instant to bytes, whose last write at an instant stand
 (instant, bytes) points are listed only when RunLog.memory_timeline is first read. Reading the
 graph (positions of dependencies, successor lists, memory effects) takes about as long as the
 loop, most of it reading each task's objects once; benchmarks/engine_bench.py prints the two
-apart.
+apart. Where a device's allocations come from several queues, reading the graph also sorts
+every task into issue order once (a heap push and pop each); where each device's come from
+one queue (data parallelism: its compute stream), it does not.
 """
 from __future__ import annotations
 
