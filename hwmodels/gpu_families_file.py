@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from workloads.errors import check_input_file
+
 from .gpu import GPUModel
 from .gpu_constants import Framework, GpuFamily, load_families, load_frameworks
 from .specs import HardwareError
@@ -24,12 +26,11 @@ def load_gpu_families(path: str | os.PathLike) -> GpuConstants:
     """The architectures' and frameworks' constants a families file holds, checked as the
     catalog's are; HardwareError naming the file where it is missing or malformed."""
     name = os.fspath(path)
+    check_input_file(name, "GPU families file", HardwareError)
     try:
         st = os.stat(name)
     except OSError as exc:
         raise HardwareError(f"GPU families file {name!r}: {exc.strerror or exc}") from None
-    if not os.path.isfile(name):
-        raise HardwareError(f"GPU families file {name!r} is not a file")
     key = (os.path.realpath(name), st.st_mtime_ns, st.st_size)
     if key not in _LOADED:
         try:

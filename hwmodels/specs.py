@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, TypeVar
 
-from workloads.errors import DnnsimError, refuse_device
+from workloads.errors import DnnsimError, check_input_file
 
 from .families import FAMILIES
 
@@ -108,7 +108,7 @@ def check_family_table(where: str, fname: str, table: object, unit_interval: boo
 def read_text(path, what: str) -> str:
     """A hardware data file's text, or one HardwareError naming the file."""
     label = os.fspath(path)
-    refuse_device(path, what, HardwareError)
+    check_input_file(path, what, HardwareError)
     try:
         with open(path, encoding="utf-8") as fh:
             return fh.read()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from workloads.errors import refuse_device
+from workloads.errors import check_input_file
 
 from .policies import ConfigError
 
@@ -72,7 +72,7 @@ def parse(path: str | Path, kind: str, what: str = "journal") -> Contents:
     p = Path(path)
     if p.is_dir():
         raise JournalError(f"{what} {_describe(p)} is a directory, not a file")
-    refuse_device(p, what, JournalError)
+    check_input_file(p, what, JournalError, max_bytes=None)
     try:
         raw = p.read_bytes()
     except FileNotFoundError:

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from hwmodels import catalog
-from workloads.errors import did_you_mean, refuse_device
+from workloads.errors import check_input_file, did_you_mean
 from workloads.memory_format import MEMORY_FORMATS
 from workloads.precision import PRECISIONS
 from workloads.training import OPTIMIZER_STATE_PER_PARAM as OPTIMIZERS
@@ -318,13 +318,11 @@ class Scenario:
 def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigError) -> dict:
     """A TOML file's table, or one clear error naming the file ("scenario file 'x.toml' ...")."""
     p = Path(path)
-    refuse_device(p, what, error)
+    check_input_file(p, what, error)
     try:
         return tomllib.loads(p.read_text())
     except FileNotFoundError:
         raise error(f"{what} {str(p)!r} does not exist") from None
-    except IsADirectoryError:
-        raise error(f"{what} {str(p)!r} is a directory") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise error(f"{what} {str(p)!r} is not valid TOML: {exc}") from None
     except RecursionError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 
-from workloads.errors import DnnsimError, refuse_device
+from workloads.errors import DnnsimError, check_input_file
 
 
 def read_csv_rows(path, required: tuple[str, ...], what: str,
@@ -16,7 +16,7 @@ def read_csv_rows(path, required: tuple[str, ...], what: str,
                   id_column: str | None = None) -> list[dict]:
     """The rows of `path` as dicts; `what` names the kind of file in the messages. Where
     `id_column` is given, a non-empty id may appear once only."""
-    refuse_device(path, what, error)
+    check_input_file(path, what, error)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)

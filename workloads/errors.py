@@ -31,14 +31,33 @@ def did_you_mean(name: object, known: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def refuse_device(path: str | os.PathLike, what: str,
-                  error: type[Exception] = DnnsimError) -> None:
-    """A device given where a file is read (/dev/zero, /dev/urandom: reading one never ends,
-    until memory runs out) is refused before reading, naming it. A missing path is left to
-    the reader, whose message names it; a pipe (`<(...)`, /dev/stdin) is read as a file."""
+# The largest input file dnnsim reads: the biggest table it ships (the published GPU rows) is
+# under a megabyte and a scenario a few kilobytes, so 64 MiB is generous for anything a person
+# writes, and small enough to read whole without thought for memory.
+MAX_INPUT_BYTES = 64 * 2 ** 20
+
+
+def check_input_file(path: str | os.PathLike, what: str,
+                     error: type[Exception] = DnnsimError,
+                     max_bytes: int | None = MAX_INPUT_BYTES) -> None:
+    """Refuse, before reading and naming it, an input that is not a regular file: a device
+    (/dev/zero: reading never ends, until memory runs out), a named pipe (opening it waits for
+    a writer that may never come; `<(...)` and /dev/stdin are pipes too: write to a file
+    first), a socket, a directory; and a file over `max_bytes` (None: no cap, for journals
+    dnnsim appends to itself). A missing path is left to the reader, whose message names it."""
     try:
-        mode = os.stat(path).st_mode
+        st = os.stat(path)
     except (OSError, ValueError):
         return
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
-        raise error(f"{what} {os.fspath(path)!r} is a device, not a file")
+    name = repr(os.fspath(path))
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(st.st_mode):
+            raise error(f"{what} {name} is {kind}, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{what} {name} is not a regular file")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise error(f"{what} {name} is {st.st_size / 2 ** 20:,.1f} MiB, past dnnsim's limit "
+                    f"of {max_bytes / 2 ** 20:g} MiB for an input file (see "
+                    "docs/reliability.md)")

@@ -39,6 +39,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
+from .errors import check_input_file
 from .graph import OpGraph, WorkloadError
 from .zoo._base import NetworkInfo
 
@@ -184,6 +185,7 @@ def _is_whole(part) -> bool:
 
 
 def _factory(path: Path, attr: str) -> Callable[[], object]:
+    check_input_file(path, "network file", WorkloadError)
     if not path.is_file():
         # a relative path is read from the directory dnnsim runs in, not the scenario's
         raise WorkloadError(f"network file {str(path)!r} does not exist" + (

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from workloads.errors import check_input_file
 from workloads.graph import OpGraph
 
 from . import ConfigError
@@ -116,10 +117,15 @@ def parse_epoch(value) -> str | int:
 def load_csv(path: str | Path, name: str | None = None) -> SparsityProfile:
     """A CSV of tensor, epoch, sparsity rows (comment lines starting with '#' skipped)."""
     p = Path(path)
+    check_input_file(p, "sparsity profile file", ConfigError)
     if not p.is_file():
         raise ConfigError(f"sparsity profile file {str(p)!r} does not exist")
-    with p.open(newline="") as fh:
-        rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"sparsity profile file {str(p)!r} cannot be read as CSV: "
+                          f"{exc}") from None
     need = {"tensor", "epoch", "sparsity"}
     if not rows or not need <= set(rows[0]):
         raise ConfigError(f"sparsity profile file {p.name!r} needs columns "

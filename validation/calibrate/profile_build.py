@@ -6,7 +6,7 @@ import statistics
 
 from hwmodels.profile import RESIDENCY_FIELDS, Profile
 from hwmodels.residency import meta_of as residency_meta
-from workloads.errors import refuse_device
+from workloads.errors import check_input_file
 from workloads.graph import WorkloadError
 
 from .residency_fit import as_spilled, fit_records
@@ -56,7 +56,7 @@ def write_ops_csv(records, path) -> None:
 
 def read_ops_csv(path) -> list[dict]:
     import csv
-    refuse_device(path, "ops CSV", WorkloadError)
+    check_input_file(path, "ops CSV", WorkloadError)
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = [f for f in OPS_CSV_FIELDS if f != "shape" and f not in (reader.fieldnames

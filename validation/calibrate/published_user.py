@@ -53,14 +53,15 @@ def read_inputs(path: str, alone: bool) -> FitInput:
     `alone` the shipped tables of validation/measured/published as well."""
     if os.path.isdir(path):
         kernels_csv, networks_csv = (os.path.join(path, n) for n in (KERNELS_CSV, NETWORKS_CSV))
-        if not os.path.isfile(networks_csv):
+        # present but not a regular file (a pipe): the reader refuses it by name
+        if not os.path.exists(networks_csv):
             raise WorkloadError(f"--published {path!r}: give a folder holding {NETWORKS_CSV} "
                                 f"(and {KERNELS_CSV}, if it has kernel times), as "
                                 f"validation/measured/published/, or one CSV of training "
                                 f"rows; it lacks {NETWORKS_CSV}")
-        if not os.path.isfile(kernels_csv):
+        if not os.path.exists(kernels_csv):
             kernels_csv = ""
-    elif os.path.isfile(path):
+    elif os.path.exists(path):
         kernels_csv, networks_csv = "", path
     else:
         raise WorkloadError(f"--published {path!r}: no such file or folder (give a CSV of "

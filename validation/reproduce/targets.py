@@ -39,13 +39,12 @@ Metrics (simulated value):
 from __future__ import annotations
 
 import importlib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from simulator.policies import ConfigError
-from simulator.scenario import Scenario
+from simulator.scenario import Scenario, read_toml
 from validation.paths import TARGETS
 
 from .target_schema import check_target_file
@@ -118,10 +117,7 @@ def _check_fields(data: dict, allowed: set, where: str) -> None:
 
 def load_file(path: str | Path) -> PaperTargets:
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"target file {p.name!r} is not valid TOML: {exc}") from None
+    data = read_toml(p, "target file")
     _check_fields(data, FILE_FIELDS, f"target file {p.name!r}")
     for key in ("paper", "title", "source", "target"):
         if key not in data:
