@@ -136,6 +136,10 @@ class Scenario:
             if not isinstance(value, want) or (want is int and isinstance(value, bool)):
                 raise ConfigError(f"{source}: field {key!r} must be {want.__name__}, "
                                   f"got {value!r}")
+            # an empty name is a slip (an unset shell variable), not a request for the default
+            if isinstance(value, str) and not value.strip():
+                leave = "" if key in REQUIRED else " or leave the field out"
+                raise ConfigError(f"{source}: field {key!r} is empty; give a value{leave}")
         sc = cls(**data)
         sc.check(source)
         return sc

@@ -199,6 +199,18 @@ def test_wrong_type_and_unknown_name_in_a_file(tmp_path, capsys):
     assert "'hardware'" in line and "v1000" in line and str(path) in line
 
 
+@pytest.mark.parametrize("flags, field, leave_out", [
+    (["--hardware", ""], "hardware", False), (["--hardware", "v100", "--jitter", " "],
+                                              "jitter", True),
+    (["--hardware", "v100", "--devices", "16", "--node-type", "dgx1-v100", "--policy",
+      "data-parallel", "--network", ""], "network", True)])
+def test_an_empty_value_is_refused_not_read_as_the_default(capsys, flags, field, leave_out):
+    """`--network ""` (an unset shell variable) ran a fat tree, `--jitter ""` no jitter."""
+    line = cli_error(capsys, ["simulate", "--workload", "lenet5", "--batch", "2", *flags])
+    assert f"field {field!r} is empty; give a value" in line
+    assert ("leave the field out" in line) == leave_out
+
+
 def test_missing_or_unreadable_scenario_file(tmp_path, capsys):
     line = cli_error(capsys, ["simulate", str(tmp_path / "nope.toml")])
     assert "nope.toml" in line and "does not exist" in line
