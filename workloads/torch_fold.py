@@ -33,7 +33,10 @@ _READS_FOLDED = {
     "to", "float", "type_as", "add_", "mul_", "chunk", "split", "masked_fill", "flatten",
 }
 _MODULES_READING_FOLDED = {"Linear", "LayerNorm", "Dropout", "Identity", "GELU", "ReLU",
-                           "SiLU", "Sigmoid", "Tanh", "Softmax", "Hardswish"}
+                           "SiLU", "Sigmoid", "Tanh", "Softmax", "Hardswish",
+                           # batch-first recurrent layers run over the folded rows
+                           # (Sequencer's LSTMs over (N * H, W, C))
+                           "LSTM", "GRU", "RNN"}
 # (positions, keywords) of the dimension arguments of a call, the tensor first
 _DIM_ARGS = {
     "transpose": ((1, 2), ("dim0", "dim1")), "swapaxes": ((1, 2), ("axis0", "axis1")),

@@ -70,10 +70,10 @@ class RecurrentLowering(LoweringState):
                                    "permuted to (T, N, F) for it is supported")
         cur = self.batch_first(source) if sequence_first else x()
         shape = self.b.spec(cur).shape
-        if len(shape) != 3:
+        if len(shape) < 3:   # 4-D and more: PyTorch's batch folded with rows (torch_fold)
             raise self.unsupported(f"reads a {len(shape)}-D input {shape}; only batched "
                                    "(N, T, features) input is supported")
-        n, steps, _ = shape
+        lead, steps = shape[:-2], shape[-2]
         d, h = 2 if m.bidirectional else 1, m.hidden_size
         p = getattr(m, "proj_size", 0)
         g, hout = GATES[mode], p or h
@@ -85,7 +85,7 @@ class RecurrentLowering(LoweringState):
             gates = self.b.linear(cur, d * g * h, bias=bias,
                                   name=self.name(f"l{layer}.input_proj"))
             cur = self.b.op("recurrence", [gates, *initial[layer:layer + 1]],
-                            (n, steps, d * hout), params=held, name=self.name(f"l{layer}"),
+                            (*lead, steps, d * hout), params=held, name=self.name(f"l{layer}"),
                             mode=mode, hidden_size=h, proj_size=p, directions=d, bias_hh=bias)
             outputs.append(cur)
             made = [gates, cur]
@@ -217,6 +217,10 @@ class RecurrentLowering(LoweringState):
     def _final_state_value(self, node, state):
         if not isinstance(state, _FinalState):
             return None
+        if len(self.b.spec(state.output).shape) != 3:
+            raise self.unsupported(f"reads the final state of {state.module!r}, run over a "
+                                   "batch folded with other dimensions; only its output is "
+                                   "supported")
         name = getattr(node.target, "__name__", node.target)
         count = state.layers * state.directions
         if name == "getitem" and isinstance(index := self.resolve_index(node.args[1]), int):

@@ -140,3 +140,37 @@ def test_a_sequence_first_lstm_between_convolutions_imports():
     assert g.topo()[-1].out.shape == (2, 8, 50)
     assert matmul_flops(g) == pytest.approx(torch_flops(model, x), rel=1e-9)
     assert g.params() == sum(p.numel() for p in model.parameters())
+
+
+class LSTM2d(nn.Module):
+    """Sequencer's block as its paper writes it: bidirectional LSTMs along the columns and
+    the rows of an (N, H, W, C) map, each run over the batch folded with the other axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn_v = nn.LSTM(16, 8, batch_first=True, bidirectional=True)
+        self.rnn_h = nn.LSTM(16, 8, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(32, 16)
+
+    def forward(self, x):
+        n, h, w, c = x.shape
+        v, _ = self.rnn_v(x.permute(0, 2, 1, 3).reshape(-1, h, c))
+        v = v.reshape(n, w, h, -1).permute(0, 2, 1, 3)
+        r, _ = self.rnn_h(x.reshape(-1, w, c))
+        return self.fc(torch.cat([v, r.reshape(n, h, w, -1)], dim=-1))
+
+
+def test_lstms_over_a_batch_folded_with_rows_import():
+    from benchmarks.import_sweep import torch_flops
+    from tests.workloads.torchvision_zoo import matmul_flops
+    from validation.calibrate.torch_exec import GraphModule
+    from workloads.training import lower_training
+    model, x = LSTM2d().eval(), torch.randn(2, 6, 5, 16)
+    g = from_torch(model, x)
+    # the recurrence's batch is N x W columns (N x H rows): the folded dimensions before T
+    assert g.op("rnn_v.l0").out.shape == (2, 5, 6, 16)
+    assert g.op("rnn_h.l0").out.shape == (2, 6, 5, 16)
+    assert matmul_flops(g) == pytest.approx(torch_flops(model, x), rel=1e-9)
+    assert g.params() == sum(p.numel() for p in model.parameters())
+    assert tuple(GraphModule(g)(x).shape) == (2, 6, 5, 16)
+    assert sum(op.params for op in lower_training(g).phase("update")) == g.params()

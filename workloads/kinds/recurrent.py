@@ -29,6 +29,8 @@ state of an LSTM, the recurrent product of a GRU's new gate (`reserve_bytes`).
 """
 from __future__ import annotations
 
+import math
+
 from ._registry import GemmRole, OpKind, SerialSchedule, register
 from ._torch import torch
 
@@ -56,9 +58,10 @@ def cell_ops(op) -> int:
 
 def sizes(op) -> tuple[int, int, int, int, int, int, int]:
     """(N, T, D, G, H, Hout, P) of a recurrence op or one of its gradients: batch and steps
-    from the first input (the gate inputs, dy or dgates, all (N, T, ...))."""
-    n, t = op.in_specs[0].shape[:2]
-    return (n, t, *layer_sizes(op.attrs))
+    from the first input (the gate inputs, dy or dgates, all (N, ..., T, F): the dimensions
+    before the steps are the recurrence's batch, a batch folded with rows too)."""
+    shape = op.in_specs[0].shape
+    return (math.prod(shape[:-2]), shape[-2], *layer_sizes(op.attrs))
 
 
 def layer_sizes(attrs) -> tuple[int, int, int, int, int]:
@@ -182,7 +185,8 @@ def run_recurrence(x, attrs, params, start=None):
     state, or from h_n of the layer output `start` (and a zero cell state)."""
     mode, h, p, d = attrs["mode"], attrs["hidden_size"], attrs.get("proj_size", 0), \
         attrs["directions"]
-    n, t, _ = x.shape
+    lead, t = x.shape[:-2], x.shape[-2]
+    n = math.prod(lead)
     w_hh, rest = params[0], list(params[1:])
     b_hh = rest.pop(0) if attrs.get("bias_hh") else None
     w_hr = rest[0] if p else None
@@ -210,7 +214,7 @@ def run_recurrence(x, attrs, params, start=None):
                 hs = torch.tanh(xs + hh) if mode == "rnn_tanh" else torch.relu(xs + hh)
             ys[s] = hs
         outs.append(torch.stack(ys, 1))
-    return torch.cat(outs, -1)
+    return torch.cat(outs, -1).reshape(*lead, t, -1)
 
 
 def _recurrence_kernel(op, state):
