@@ -260,6 +260,12 @@ def kernel_misses(runs: Runs) -> dict[str, str]:
     out["fused_v100_t4"] = signed(e.error for e in fwd(
         lambda e: e.algorithm == "winograd_fused" and e.gpu in ("v100", "t4")))
     out["fft_tiling"] = signed(e.error for e in fwd(lambda e: e.algorithm == "fft_tiling"))
+    # implicit GEMM of 32 or fewer filters (layer[4]: K) larger than 1x1: cuDNN's 128x32 tiles
+    narrow = fwd(lambda e: e.algorithm == "implicit_gemm" and e.layer[4] <= 32
+                 and not e.shape_class.startswith("1x1"))
+    out["fwd_narrow_rows"] = str(len(narrow))
+    out["fwd_narrow"] = signed(mean(e.error for e in narrow if e.gpu == gpu)
+                               for gpu in sorted({e.gpu for e in narrow}))
     fused56 = fwd(lambda e: e.algorithm == "winograd_fused"
                   and (runs.kernel_rows[e.row_id].cudnn or (0,))[0] in (5, 6))
     out["fused_cudnn56_rows"], out["fused_cudnn56"] = str(len(fused56)), pct(kmape(fused56))

@@ -74,6 +74,8 @@ def claims(v: dict[str, str]) -> list[str]:
         "the narrower a GEMM the more it misses":
             _low(v["gemm_wide"]) < _low(v["gemm_mid"]) < _low(v["gemm_narrow"]),
         "the 1x1 stride-2 data gradients come out fast": _low(v["dgrad_1x1s2_bias"]) < 0,
+        "the forward's narrow-tile rows with filters larger than 1x1 come out slow":
+            _low(v["fwd_narrow"]) > 0,
         "the V100's non-fused Winograd rows are slow in every pass":
             all(_low(v[f"v100_nonfused_{k}"]) > 0 for k in ("fwd", "dgrad", "wgrad")),
         "CUDA 8.0's transposed-A products of 24,000 columns run slower than the plain ones":
