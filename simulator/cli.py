@@ -44,18 +44,39 @@ class CommandLineError(DnnsimError):
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is a CommandLineError (one line, exit 2 from main) rather
     than usage text and a SystemExit; subparsers inherit this class. It keeps, through public
-    API only, the option strings declared on it and (the top parser) its command parsers."""
+    API only, the option strings declared on it, its arguments that take an empty value
+    (`empty_ok=True`: tune-batch's `--baseline ''`) and (the top parser) its command
+    parsers."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # set before argparse adds --help through add_argument
         self.declared_options: set[str] = set()
+        self.declared_actions: list[tuple[argparse.Action, bool]] = []
         self.commands: dict[str, _Parser] = {}
         super().__init__(*args, **kwargs)
 
-    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+    def add_argument(self, *args: Any, empty_ok: bool = False, **kwargs: Any
+                     ) -> argparse.Action:
         action = super().add_argument(*args, **kwargs)
         self.declared_options.update(action.option_strings)
+        self.declared_actions.append((action, empty_ok))
         return action
+
+    def refuse_empty(self, args: argparse.Namespace) -> None:
+        """An empty value (`--trace ""`, an unset shell variable) where a name or path is
+        wanted is refused, not read as the flag left out: `--trace ""` wrote no trace and
+        `calibrate --out ""` wrote the default file. A value equal to the default ("" of
+        plot's --by) is what leaving the flag out gives, and stands."""
+        for action, empty_ok in self.declared_actions:
+            value = getattr(args, action.dest, None)
+            values = value if isinstance(value, list) else [value]
+            if empty_ok or value == action.default or not any(
+                    isinstance(v, str) and not v.strip() for v in values):
+                continue
+            name = "/".join(action.option_strings) or action.metavar or action.dest
+            leave = "" if action.required else " or leave the argument out"
+            raise CommandLineError(f"argument {name}: an empty value; give one{leave} (see "
+                                   f"{self.prog} --help)")
 
     def error(self, message: str) -> NoReturn:
         raise CommandLineError(f"{message} (see {self.prog} --help)")
@@ -128,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         args, unknown = parser.parse_known_args(argv)
         if unknown:
             raise CommandLineError(_unrecognized(unknown, args._parser))
+        args._parser.refuse_empty(args)
         args._extra = extra
         return _run_command(args)
     except BrokenPipeError:  # `dnnsim ... | head`: the reader left; not an error

@@ -160,7 +160,7 @@ def tables(rows: list[dict]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.name:
+    if args.name is not None:
         doc = part(args.name)
         if args.kind and doc["kind"] != args.kind:
             raise CommandLineError(f"{args.name!r} is a {doc['kind']}, not a {args.kind}")

@@ -29,7 +29,7 @@ def add_arguments(p) -> None:
                                            "workload's own")
     p.add_argument("--policy", default="swap",
                    help="comma-separated policies (default swap)")
-    p.add_argument("--baseline", default="none",
+    p.add_argument("--baseline", default="none", empty_ok=True,
                    help="policy to compare against ('' for none; default none)")
     p.add_argument("--devices", type=int, default=1,
                    help="devices the policy runs on (default 1)")
@@ -77,7 +77,8 @@ def run(args) -> int:
     sc = Scenario.from_dict({
         "workload": args.workload, "batch": 1, "hardware": args.hardware,
         "policy": policies[0], "devices": args.devices,
-        "link": args.link or ("pcie3" if args.devices > 1 else None), "host": args.host,
+        "link": args.link if args.link is not None else ("pcie3" if args.devices > 1
+                                                          else None), "host": args.host,
         "precision": args.precision or "fp32", "memory_format": args.memory_format,
         "workload_options": parse_pairs(args.workload_option, "--workload-option"),
         "hardware_options": ({"memory_bytes": int(args.memory_gib * 2 ** 30)}

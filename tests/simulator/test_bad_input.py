@@ -199,16 +199,36 @@ def test_wrong_type_and_unknown_name_in_a_file(tmp_path, capsys):
     assert "'hardware'" in line and "v1000" in line and str(path) in line
 
 
-@pytest.mark.parametrize("flags, field, leave_out", [
-    (["--hardware", ""], "hardware", False), (["--hardware", "v100", "--jitter", " "],
-                                              "jitter", True),
-    (["--hardware", "v100", "--devices", "16", "--node-type", "dgx1-v100", "--policy",
-      "data-parallel", "--network", ""], "network", True)])
-def test_an_empty_value_is_refused_not_read_as_the_default(capsys, flags, field, leave_out):
-    """`--network ""` (an unset shell variable) ran a fat tree, `--jitter ""` no jitter."""
-    line = cli_error(capsys, ["simulate", "--workload", "lenet5", "--batch", "2", *flags])
-    assert f"field {field!r} is empty; give a value" in line
+@pytest.mark.parametrize("field, value, leave_out", [
+    ("hardware", "", False), ("jitter", " ", True), ("network", "", True)])
+def test_an_empty_value_in_a_scenario_is_refused_not_read_as_the_default(
+        tmp_path, capsys, field, value, leave_out):
+    """network = "" ran a fat tree, jitter = "" no jitter."""
+    path = tmp_path / "s.toml"
+    fields = {"workload": "lenet5", "batch": 2, "hardware": "v100", "policy": "data-parallel",
+              "devices": 16, "node_type": "dgx1-v100", field: value}
+    path.write_text("".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in fields.items()))
+    line = cli_error(capsys, ["simulate", str(path)])
+    assert f"field {field!r} is empty; give a value" in line and str(path) in line
     assert ("leave the field out" in line) == leave_out
+
+
+@pytest.mark.parametrize("argv, name, leave_out", [
+    (["simulate", *GOOD, "--network", ""], "--network", True),
+    (["simulate", *GOOD, "--trace", ""], "--trace", True),     # wrote no trace, exit 0
+    (["simulate", ""], "scenario", True),
+    (["tune-batch", "--workload", "lenet5", "--hardware", " "], "--hardware", False),
+    (["tune-batch", "--workload", "lenet5", "--hardware", "v100", "--link", ""], "--link",
+     True),                                                    # ran on pcie3
+    (["hardware", ""], "name", True),                          # listed the whole catalog
+    (["plot", "r.jsonl", "--x", "devices", "--out", ""], "--out", True),
+    (["validate", "--published", ""], "--published", True),
+    (["calibrate", "--published", "x.csv", "--out", ""], "--out", True),
+])
+def test_an_empty_argument_is_refused_not_read_as_left_out(capsys, argv, name, leave_out):
+    line = cli_error(capsys, argv)
+    assert f"argument {name}: an empty value; give one" in line
+    assert ("leave the argument out" in line) == leave_out
 
 
 def test_missing_or_unreadable_scenario_file(tmp_path, capsys):
