@@ -28,15 +28,15 @@ class LeakyByHand(nn.Module):
 
 
 class Unsupported(nn.Module):
-    """A recurrent layer, a condition computed from the input, a tensor exponent."""
+    """A bilinear layer, a condition computed from the input, a tensor exponent."""
 
     def __init__(self):
         super().__init__()
-        self.rnn, self.act, self.head = nn.GRU(8, 16, batch_first=True), LeakyByHand(), \
+        self.mix, self.act, self.head = nn.Bilinear(8, 8, 16), LeakyByHand(), \
             nn.Linear(16, 4)
 
     def forward(self, x):
-        y, _ = self.rnn(x)
+        y = self.mix(x, x)
         y = self.act(y)
         return self.head(y.pow(y)[:, -1])
 
@@ -79,7 +79,7 @@ def test_what_stays_out_is_listed_at_once_with_module_paths(user_file, capsys):
                  "--workload-option", "input_shape=16x8", "--hardware", "v100"])
     message = " ".join(capsys.readouterr().err.split())
     assert code == 2
-    for line in ("4 unsupported ops", "torch.nn.GRU at module path 'rnn'",
+    for line in ("4 unsupported ops", "torch.nn.Bilinear at module path 'mix'",
                  "_operator.gt at module path 'act'",
                  "torch.where at module path 'act': selects by a condition computed from the "
                  "input", "raises to a tensor power", "Supported modules:"):
