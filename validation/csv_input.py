@@ -1,5 +1,6 @@
 """CSV files a user hands to a command, read whole or refused with one message naming the
-file: one that cannot be opened or decoded, lacks a required column, has no rows, has a row
+file: one that cannot be opened or decoded, names a column twice, lacks a required column,
+has no rows, has a row
 with more or fewer values than its header (an unquoted comma, a cut line: what else the row
 says is unknown), or gives one row id twice. A byte-order mark (spreadsheets write one) is not
 part of the first column's name, and a row whose every cell is blank (a spreadsheet's ",,,,")
@@ -16,6 +17,14 @@ def read_csv_rows(path, required: tuple[str, ...], what: str,
                   id_column: str | None = None) -> list[dict]:
     """The rows of `path` as dicts; `what` names the kind of file in the messages. Where
     `id_column` is given, a non-empty id may appear once only."""
+    return [row for _, row in read_csv_lines(path, required, what, error, id_column)]
+
+
+def read_csv_lines(path, required: tuple[str, ...], what: str,
+                   error: type[Exception] = DnnsimError,
+                   id_column: str | None = None) -> list[tuple[int, dict]]:
+    """read_csv_rows' rows, each with the line of the file it ends on (for a message about
+    one of its values)."""
     check_input_file(path, what, error)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -23,6 +32,11 @@ def read_csv_rows(path, required: tuple[str, ...], what: str,
             # spaces around a column's name ("gpu, precision") are not part of it
             reader.fieldnames = [name.strip() for name in reader.fieldnames or ()]
             header = reader.fieldnames
+            # DictReader keeps the last of two columns of one name: which one was meant is
+            # unknown
+            twice = sorted({c for c in header if c and header.count(c) > 1})
+            if twice:
+                raise error(f"{path}: column {', '.join(twice)} is given twice in the header")
             missing = [c for c in required if c not in header]
             if missing:
                 raise error(f"{path}: not a {what} (no column {', '.join(missing)})")
@@ -45,7 +59,7 @@ def read_csv_rows(path, required: tuple[str, ...], what: str,
                     raise error(f"{path}, line {line}: {id_column} {rid!r} is given twice "
                                 f"(first on line {first_line_of[rid]})")
                 first_line_of.setdefault(rid, line)
-                rows.append(row)
+                rows.append((line, row))
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
     except (UnicodeDecodeError, csv.Error) as exc:

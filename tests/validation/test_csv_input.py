@@ -40,3 +40,11 @@ def test_a_row_of_blank_cells_is_a_blank_line(tmp_path):
 def test_spaces_around_column_names_are_not_part_of_them(tmp_path):
     path = _write(tmp_path, "row_id, x ,y\nA1,1,2\n")
     assert read_csv_rows(path, ("x", "y"), "table") == [{"row_id": "A1", "x": "1", "y": "2"}]
+
+
+def test_a_column_named_twice_is_refused(tmp_path):
+    """csv.DictReader kept the last of the two: validate --measured scored batch 5 where the
+    row's first batch column said 4."""
+    path = _write(tmp_path, "network,mode,batch,measured_s,batch\nlenet5,train,4,0.01,5\n")
+    with pytest.raises(DnnsimError, match=r"rows.csv: column batch is given twice"):
+        read_csv_rows(path, ("batch",), "table")

@@ -6,7 +6,6 @@ import statistics
 
 from hwmodels.profile import RESIDENCY_FIELDS, Profile
 from hwmodels.residency import meta_of as residency_meta
-from workloads.errors import check_input_file
 from workloads.graph import WorkloadError
 
 from .residency_fit import as_spilled, fit_records
@@ -55,23 +54,22 @@ def write_ops_csv(records, path) -> None:
 
 
 def read_ops_csv(path) -> list[dict]:
-    import csv
-    check_input_file(path, "ops CSV", WorkloadError)
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [f for f in OPS_CSV_FIELDS if f != "shape" and f not in (reader.fieldnames
-                                                                           or ())]
-        if missing:
-            raise WorkloadError(f"{path}: not an ops CSV of `dnnsim calibrate` (no column "
-                                f"{', '.join(missing)})")
+    """The op measurements of an ops CSV, which validation/csv_input.py reads (or refuses,
+    naming the file)."""
+    from ..csv_input import read_csv_lines
+    rows = read_csv_lines(path, tuple(f for f in OPS_CSV_FIELDS if f != "shape"),
+                          "calibration ops CSV", WorkloadError)
+    out = []
+    for line, r in rows:
         try:
-            return [{**r, "flops": float(r["flops"]), "bytes": float(r["bytes"]),
-                     # the column was called 'gemm' before layouts were recorded
-                     "shape": _shape_cell(r.get("shape") or r.get("gemm")),
-                     "time_s": float(r["time_s"]), "median_s": float(r["median_s"]),
-                     "sources": r["sources"].split(";")} for r in reader]
+            out.append({**r, "flops": float(r["flops"]), "bytes": float(r["bytes"]),
+                        # the column was called 'gemm' before layouts were recorded
+                        "shape": _shape_cell(r.get("shape") or r.get("gemm")),
+                        "time_s": float(r["time_s"]), "median_s": float(r["median_s"]),
+                        "sources": r["sources"].split(";")})
         except (TypeError, ValueError) as exc:
-            raise WorkloadError(f"{path}, line {reader.line_num}: {exc}") from None
+            raise WorkloadError(f"{path}, line {line}: {exc}") from None
+    return out
 
 
 def _shape_cell(cell: str | None) -> list[int] | None:

@@ -83,7 +83,7 @@ def test_refit_bad_input(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("kind,flops\nrelu,1\n")
     assert main(["calibrate", "--refit", profile, "--ops-csv", str(bad), "--out", out]) != 0
-    assert "not an ops CSV of `dnnsim calibrate` (no column bytes" in capsys.readouterr().err
+    assert "not a calibration ops CSV (no column bytes" in capsys.readouterr().err
     lines = (measured / "cpu_ops.csv").read_text().splitlines()[:3]
     lines[2] = lines[2].replace(",", ",x", 1)          # a FLOP count that is not a number
     bad.write_text("\n".join(lines) + "\n")

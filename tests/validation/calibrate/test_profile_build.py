@@ -10,6 +10,7 @@ from simulator.scenario import resolve_hardware
 from validation.calibrate import profile_build, residency_fit
 from validation.validate.compare import simulate_graph
 from workloads import zoo
+from workloads.graph import WorkloadError
 
 META = {"device_kind": "cpu", "device_name": "xeon-avx512-2c", "threads": 1}
 
@@ -122,3 +123,10 @@ def test_build_profile_fits_residency_and_stores_times_of_steps_that_do_not_fit(
     reported = profile_build.build_profile(recs, {**other, "l3_bytes": 16 * mib}).residency
     assert reported.below_bytes == 16 * mib and reported.ratio == pytest.approx(0.6)
     assert profile_build.build_profile(recs, {**META, "l3_bytes": 4 * mib}).residency is None
+
+
+def test_an_ops_csv_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "ops.csv"
+    path.write_bytes(b"kind,flops,bytes,time_s,median_s,sources,key\nconv\xff,1,1,1,1,a,k\n")
+    with pytest.raises(WorkloadError, match=r"ops.csv: not a CSV file: 'utf-8' codec"):
+        profile_build.read_ops_csv(path)
