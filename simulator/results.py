@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .cluster import WIRE_RESOURCE
-from .engine import OutOfMemory, RunLog
+from .engine_log import OutOfMemory, RunLog
 
 
 def _union_length(intervals: list[tuple[float, float]]) -> float:

@@ -3,12 +3,13 @@ that needs several engine runs (a search over shapes, a latency measured alone) 
 from __future__ import annotations
 
 from .. import engine
+from ..engine_log import RunLog
 from ..tasks import TaskGraph
 from ._mpi_tcp import pay_tcp_stacks
 
 
 def run_tasks(tasks: TaskGraph, cluster, *, enforce_memory: bool = True,
-              memory_budget_bytes: dict[str, int] | None = None) -> engine.RunLog:
+              memory_budget_bytes: dict[str, int] | None = None) -> RunLog:
     """The engine's log of `tasks` on the cluster's resources and memory, each device starting
     from the resident bytes the plan declares (tasks.meta['resident_bytes']). A device named in
     `memory_budget_bytes` has that much memory instead of its own (a planner's budget).

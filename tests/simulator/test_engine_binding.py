@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import engine
+from simulator.engine_log import RunLog
 from simulator.engine_reading import MOST_PORTS_COMPARED, binding_resources
 from simulator.tasks import Task, TaskGraph
 
@@ -49,7 +50,7 @@ def _with_private_resources(tg: TaskGraph) -> TaskGraph:
     return out
 
 
-def _outcome(log: engine.RunLog) -> str:
+def _outcome(log: RunLog) -> str:
     return repr((log.start_s, log.end_s, sorted(log.memory_timeline.items()),
                  sorted(log.peak_memory_bytes.items()), log.oom, log.completed))
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import engine
+from simulator.engine_log import OutOfMemory
 from simulator.tasks import Task, TaskGraph
 
 GIB = 2 ** 30
@@ -142,8 +143,8 @@ def test_a_transfer_issued_by_another_device_takes_its_receive_buffer_when_it_st
 
 
 def test_an_oom_names_the_tasks_issued_before_whose_bytes_it_counts():
-    oom = engine.OutOfMemory("gpu0", "pool.grad", 1.5, 6 * GIB, 10 * GIB, 12 * GIB,
-                             issued_before=("prefetch.a", "prefetch.b", "c", "d"))
+    oom = OutOfMemory("gpu0", "pool.grad", 1.5, 6 * GIB, 10 * GIB, 12 * GIB,
+                      issued_before=("prefetch.a", "prefetch.b", "c", "d"))
     assert ("task 'pool.grad' needs 6.000 GiB more (with what 'prefetch.a', 'prefetch.b', "
             "'c' and 1 more, issued before it, allocate) with 10.000 GiB") in oom.message()
 
