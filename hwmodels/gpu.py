@@ -57,6 +57,7 @@ from .gpu_frameworks import (
     BIAS_OP_FRAMEWORKS,
     FUSED_POINTWISE,
     PAIRWISE_SUM_FRAMEWORKS,
+    POOL_OUTPUT_READ_FRAMEWORKS,
     READ_PASSES,
     optimizer_step_option,
     optimizer_temp_scope,
@@ -358,6 +359,8 @@ class GPUModel(DeviceModel):
             traffic += role.autocast_cast_elements(op) * 6.0
         if role is not None and role.weight_gradient and self.framework in ACCUMULATING_FRAMEWORKS:
             traffic += op.out.nbytes       # the gradient so far, read to be added to
+        if op.kind == "maxpool_grad" and self.framework in POOL_OUTPUT_READ_FRAMEWORKS:
+            traffic += op.in_specs[0].nbytes   # y, which has dy's shape
         # streaming arithmetic runs at the clock the part sustains under load
         fp32_peak = self.spec.sustained_peak_flops_for("fp32")
         if op.kind == "grad_accumulate" and self.framework in PAIRWISE_SUM_FRAMEWORKS:

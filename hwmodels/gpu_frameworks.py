@@ -48,6 +48,13 @@ READ_PASSES = {"batchnorm": 2.0, "batchnorm_grad": 2.0, "layernorm_grad": 2.0,
 # BiasAddGrad are ops of their own. XLA fuses the forward add into the convolution's custom
 # call.
 BIAS_ADD_FUSED_FRAMEWORKS = frozenset({"tensorflow-xla"})
+# Frameworks whose max-pool gradient also reads the pool's output y: cuDNN's
+# cudnnPoolingBackward takes y, dy and x (it finds each window's maximum by comparing x with
+# y), which Torch7's cudnn.SpatialMaxPooling and MXNet's cuDNN pooling operator call, and
+# TensorFlow's MaxPoolGrad takes orig_input, orig_output and the gradient alike. PyTorch's
+# kernel reads the argmax its forward saved instead of x or y; XLA's select-and-scatter reads
+# x and dy.
+POOL_OUTPUT_READ_FRAMEWORKS = frozenset({"torch7", "tensorflow", "mxnet"})
 # Frameworks whose bias add and bias gradient are ops of their own (TensorFlow's BiasAdd and
 # BiasAddGrad), issued with the framework's host time; elsewhere the library or the op's C++
 # launches them inside the convolution or product op (cudnn.torch's module, MXNet's cuDNN
