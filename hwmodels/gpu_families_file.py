@@ -34,7 +34,7 @@ def load_gpu_families(path: str | os.PathLike) -> GpuConstants:
     key = (os.path.realpath(name), st.st_mtime_ns, st.st_size)
     if key not in _LOADED:
         try:
-            with open(name, encoding="utf-8") as fh:
+            with open(name, encoding="utf-8-sig") as fh:   # a byte-order mark is no text
                 text = fh.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise HardwareError(f"GPU families file {name!r}: cannot be read ({exc})") from None

@@ -110,7 +110,8 @@ def read_text(path, what: str) -> str:
     label = os.fspath(path)
     check_input_file(path, what, HardwareError)
     try:
-        with open(path, encoding="utf-8") as fh:
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the text
+        with open(path, encoding="utf-8-sig") as fh:
             return fh.read()
     except OSError as exc:
         raise HardwareError(f"{label}: cannot read {what}: {exc.strerror}") from None

@@ -324,7 +324,8 @@ def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigErro
     p = Path(path)
     check_input_file(p, what, error)
     try:
-        return tomllib.loads(p.read_text())
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the text
+        return tomllib.loads(p.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise error(f"{what} {str(p)!r} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -231,6 +231,20 @@ def test_an_empty_argument_is_refused_not_read_as_left_out(capsys, argv, name, l
     assert ("leave the argument out" in line) == leave_out
 
 
+def test_a_byte_order_mark_is_not_part_of_a_toml_file(tmp_path, capsys):
+    """Windows editors start UTF-8 files with one; tomllib called it an invalid statement."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    scenario, profile = tmp_path / "bom.toml", tmp_path / "prof.toml"
+    scenario.write_bytes(b"\xef\xbb\xbf" + SCENARIO.encode())
+    profile.write_bytes(b"\xef\xbb\xbf" +
+                        (root / "validation" / "measured" / "cpu_profile.toml").read_bytes())
+    assert main(["simulate", str(scenario)]) == 0
+    assert main(["simulate", "--workload", "lenet5", "--batch", "2", "--hardware",
+                 str(profile)]) == 0
+    assert "error" not in capsys.readouterr().err
+
+
 def test_missing_or_unreadable_scenario_file(tmp_path, capsys):
     line = cli_error(capsys, ["simulate", str(tmp_path / "nope.toml")])
     assert "nope.toml" in line and "does not exist" in line
