@@ -85,15 +85,14 @@ class CublasRelease:
     # the widest product (output columns or rows) it runs in passes of NARROW_PASS_COLUMNS
     # columns, each streaming the wide operand again (0: none, one pass)
     narrow_passes_max_width: int = 0
-    # whether its gemv-like kernels take a product whose A is read transposed (TN, TT); where
-    # not, such a product runs in the release's tiles however narrow
-    gemv_transposed_a: bool = True
+    # the operands' transposes (op(A), op(B)) its gemv-like kernels take; a product of
+    # another layout runs in the release's tiles however narrow
+    gemv_layouts: tuple[str, ...] = ("NN", "NT", "TN", "TT")
 
     def has_gemv(self, m: int, n: int, transposes: str) -> bool:
         """Whether an (m x n) product whose operands are `transposes` may run in the
         release's gemv-like kernel."""
-        return (min(m, n) <= self.gemv_max_width
-                and (transposes[0] == "N" or self.gemv_transposed_a))
+        return min(m, n) <= self.gemv_max_width and transposes in self.gemv_layouts
 
     def wide_operand_reads(self, m: int, n: int) -> int:
         """How many times a product of (m x n) output streams its wide operand: once, or once
@@ -140,11 +139,14 @@ CUBLAS_RELEASES = (
     # 16-column pairs (19.0, 35.8; 17.8, 33.5), which run in tiles, where NN 8 columns take
     # 5.2 and 8.0 (4.8, 7.3) and CUDA 8.0's Titan X (Pascal) takes 5.1 and 6.7 TN
     CublasRelease((7, 5, 0), WIDE_TILES, "long", 8, tt_kernels=False, slow_tn=True,
-                  gemv_transposed_a=False),
+                  gemv_layouts=("NN", "NT")),
     # CUDA 8.0 as first released (2016, Titan X Pascal): the same 128-wide tiles (512 and
     # 1024 x 32 x 512 in 0.05 ms, one 128x128 tile's time; 1760 to 3072 x 32 x K one round
     # of them), and a gemv-like kernel for 16 columns (512 and 1024 x 16 x 512 in 0.011 ms)
-    CublasRelease((8, 0, 0), WIDE_TILES, "long", 16, tt_kernels=False, slow_tn=True),
+    # that reads B as stored only: NT 512 and 1024 x 16 x 512 take 0.046 ms, as NT and NN
+    # 32 columns (0.046-0.050) do in one 128x128 tile
+    CublasRelease((8, 0, 0), WIDE_TILES, "long", 16, tt_kernels=False, slow_tn=True,
+                  gemv_layouts=("NN", "TN")),
     # CUDA 8.0.88 (GTX 1080 Ti, Titan Xp): the skinny tiles. It splits the reduction of an
     # NN product, never of a TN one: NN 2048, 2560 and 4096 x 128 x K take 0.14-0.15,
     # 0.20-0.21 and 0.46-0.49 ms on the two cards, less than full-K 128x128 tiles take on

@@ -14,7 +14,7 @@ from typing import NamedTuple, Protocol
 from workloads.graph import Op
 from workloads.kinds import GemmRole
 
-from . import cudnn_releases, gpu_conv, gpu_gemm, gpu_layout
+from . import cudnn_releases, gpu_conv, gpu_gemm, gpu_l2, gpu_layout
 from . import gpu_attention as ga
 from .gpu_recurrent import recurrent_option
 from .specs import DeviceSpec
@@ -156,8 +156,11 @@ def _blas_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
     # count leaves out (an input gradient's weight)
     elem = op.out.dtype_bytes
     traffic = max(traffic, float((m * k + n * k + m * n) * elem))
-    if not units.tensor:   # a narrow product's further passes over its wide operand
-        traffic += (cublas.wide_operand_reads(m, n) - 1) * max(m, n) * k * elem
+    wide_bytes = max(m, n) * k * elem
+    if not units.tensor and not gpu_l2.fits(wide_bytes, model.spec.l2_bytes):
+        # a narrow product's further passes over its wide operand, which the first pass
+        # leaves in the L2 where it fits
+        traffic += (cublas.wide_operand_reads(m, n) - 1) * wide_bytes
     cost = units.gemm(m, n, k, 1, tiles=tiles,
                       split_k=units.tensor or cublas.splits_k(m, n, k, transposes),
                       transposable=units.tensor or cublas.tiles_either_way(transposes))

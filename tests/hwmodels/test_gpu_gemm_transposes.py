@@ -85,6 +85,16 @@ def test_cuda_7_5_has_no_gemv_for_a_transposed_a(tmp_path):
     assert tp_tn < 1.2 * tp_nn
 
 
+def test_cuda_8_0_has_no_gemv_for_a_transposed_b(tmp_path):
+    """DeepBench on the Titan X (Pascal), CUDA 8.0: 512 x 16 x 512 takes 0.011 ms NN, in the
+    gemv-like kernel, and 0.046 ms NT, as NT 32 columns (0.047 ms) do in a 128x128 tile."""
+    table = _kernel_rows(tmp_path, [
+        f"{i},gemm,Titan X (Pascal),CUDA 8.0,FP32,512,{n},512,N,{tb},1.0\n"
+        for i, (n, tb) in enumerate(((16, "N"), (16, "T"), (32, "T")))])
+    nn, nt, nt32 = (pk.simulate_kernel(r) for r in table.rows)
+    assert nt > 3 * nn and nt == pytest.approx(nt32, rel=0.05)
+
+
 def test_a_transpose_flag_other_than_n_or_t_is_a_named_skip(tmp_path):
     table = _kernel_rows(tmp_path, ["K1,gemm,V100,CUDA 10.1,FP32,64,64,64,X,N,0.01\n",
                                     "K2,gemm,V100,CUDA 10.1,FP32,64,64,64,,,0.01\n"])
