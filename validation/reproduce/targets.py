@@ -141,7 +141,8 @@ def target_files(folder: str | Path | None = None) -> list[Path]:
     """The target files of `folder` (default: validation/targets/ of this package)."""
     root = Path(folder) if folder is not None else TARGETS
     if not root.is_dir():
-        raise ConfigError(f"targets folder {str(root)!r} does not exist")
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ConfigError(f"targets folder {str(root)!r} {what}")
     files = sorted(f for f in root.iterdir() if f.name.endswith(".toml"))
     if not files:   # nothing to reproduce is not a report of 0 of 0 targets met
         raise ConfigError(f"targets folder {str(root)!r} holds no target files (*.toml)")

@@ -65,6 +65,16 @@ def test_a_link_out_of_the_folder_is_not_embedded(tmp_path):
     assert "not embedded" in report._img(out, "figures/p/x.png")
 
 
+@pytest.mark.parametrize("given, words", [("t.toml", "is not a folder"),
+                                          ("gone", "does not exist")])
+def test_targets_that_are_not_a_folder_are_named_as_such(tmp_path, capsys, given, words):
+    (tmp_path / "t.toml").write_text(paper("p", target("a", 1.0)))
+    out = tmp_path / "out"
+    assert main(["reproduce", "--targets", str(tmp_path / given), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"targets folder {str(tmp_path / given)!r} {words}" in err and not out.exists()
+
+
 @pytest.mark.parametrize("name", ["../../x", "/etc", "a/b", "..", ".hidden", "", "x y", 7])
 def test_a_paper_id_that_is_not_a_plain_name_is_refused(tmp_path, capsys, name):
     d = tmp_path / "t"
