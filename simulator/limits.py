@@ -77,6 +77,8 @@ def workers_for(requested: int | None) -> int:
 # large for it stops with MemoryError (one error line) before the kernel's OOM killer kills it
 # (or others).
 MIN_MAX_MEMORY_BYTES = 64 * 2 ** 20
+# the largest cap setrlimit takes (a signed 64-bit count); more than any machine holds
+MAX_MAX_MEMORY_BYTES = 2 ** 63 - 1
 _UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
 
 
@@ -85,7 +87,11 @@ def parse_bytes(text: str, flag: str = "--max-memory") -> int:
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.I)
     if not m:
         raise ConfigError(f"{flag} {text!r} must be a size such as 4G, 512M or 1073741824")
-    value = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    size = float(m.group(1)) * _UNITS[m.group(2).upper()]
+    if size > MAX_MAX_MEMORY_BYTES:   # also inf: digits past a float's range
+        raise ConfigError(f"{flag} {text!r} is past the largest size a process can be capped "
+                          f"at ({MAX_MAX_MEMORY_BYTES:,} bytes, 8 EiB)")
+    value = int(size)
     if value < MIN_MAX_MEMORY_BYTES:
         raise ConfigError(f"{flag} {text!r} is below the least dnnsim can start in "
                           f"({MIN_MAX_MEMORY_BYTES // 2 ** 20} MiB)")

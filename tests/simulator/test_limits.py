@@ -101,6 +101,13 @@ def test_max_memory_sizes(text, value):
     assert limits.parse_bytes(text) == value
 
 
+@pytest.mark.parametrize("text", ["9000000T", "9" * 400 + "T", "99999999999999999999999T"])
+def test_a_max_memory_past_what_setrlimit_takes_is_named(text):
+    """It was an OverflowError from setrlimit or float, reported without the flag."""
+    with pytest.raises(ConfigError, match=f"--max-memory '{text[:20]}.*is past the largest"):
+        limits.parse_bytes(text)
+
+
 def test_the_limits_page_states_each_ceiling():
     from pathlib import Path
     page = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
@@ -112,6 +119,9 @@ def test_the_limits_page_states_each_ceiling():
     rows = [line for line in page.splitlines() if line.startswith("| ")]
     for what, value in ceilings.items():
         assert any(what in row and f"| {value:,} |" in row for row in rows), what
+    from workloads.errors import MAX_INPUT_BYTES
+    assert any("size of an input file" in row and f"| {MAX_INPUT_BYTES // 2 ** 20} MiB |" in row
+               for row in rows)
 
 
 def test_a_cifar_resnet_past_the_depth_limit_is_refused_before_it_is_built(capsys):
