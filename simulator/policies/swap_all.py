@@ -1,11 +1,21 @@
-"""`swap-all`: vDNN-style offloading (Rhu et al., MICRO 2016), the baseline of `swap`.
+"""`swap-all`: vDNN's offloading (Rhu et al., MICRO 2016), the baseline of `swap`.
 
-vDNN_conv (`layers=conv`, the default): every conv input goes to host memory once its forward
-readers are done, and comes back one layer ahead: the prefetch of layer L's input is issued
-when the backward pass of layer L+1 begins. vDNN_all (`layers=all`): every saved feature map
-(the inputs of pooling and other layers too, which vDNN_conv keeps on the GPU) is offloaded
-the same way, prefetched when the backward of the conv or linear layer before its reader's
-begins. No performance model: what is offloaded and when does not depend on the budget.
+vDNN_conv (`layers=conv`, the default) offloads the input feature map (X) of every convolution
+to host memory once its forward readers are done; vDNN_all (`layers=all`) offloads every
+saved feature map (the inputs of pooling and the other layers too). No performance model:
+what is offloaded and when does not depend on the budget.
+
+Prefetching follows vDNN's prefetch layer search (the paper's Algorithm 1): when the
+backward of layer n begins, layers n-1, n-2, ... are searched towards the input; the first
+whose X is offloaded and not yet prefetched has its X prefetched, and the search stops at the
+first convolution it meets, so at most one layer's X is prefetched per layer and never from
+beyond the next convolution. A layer is what vDNN's figures list as one: every forward op
+that computes (CONV, ACTV, POOL, batch norm, add, FC ...), in the graph's forward order; a
+view (flatten) computes nothing and is none. A ReLU run in place is a layer of its own, as
+vDNN's ACTV is: its backward is a kernel of its own whose start the search runs at, but its
+X is its producer's storage, which its reader takes as X too, so that storage is offloaded
+and prefetched once. A tensor the search never reaches (one no layer takes as input) is
+prefetched right before its first backward reader.
 """
 from __future__ import annotations
 
@@ -35,39 +45,37 @@ LAYER_CHOICES = ("conv", "all")
 
 
 def vdnn_plan(g, ops, candidates, layers: str = "conv") -> OffloadPlan:
-    pos = {op.name: i for i, op in enumerate(ops)}
-    first_bwd: dict[int, int] = {}   # layer index -> position of its first backward op
-    for i, op in enumerate(ops):
-        if op.phase == "backward" and op.forward in pos and g.op(op.forward).layer:
-            first_bwd.setdefault(g.op(op.forward).layer, i)
     if layers == "all":
-        return _vdnn_all_plan(ops, candidates, sorted(first_bwd.values()))
-    offload, trigger = [], {}
-    for conv in g.layers():
-        if conv.kind != "conv2d":
-            continue
-        owner = storage_owner(g, conv.inputs[0])
-        t = candidates.get(owner)
-        if t is None or owner in trigger:
-            continue
-        nxt = first_bwd.get(conv.layer + 1, t.first_use)   # next layer's backward begins
-        at = min(nxt - 1, t.first_use - 1)
-        offload.append(owner)
-        trigger[owner] = ops[max(at, t.swap_out_after)].name
-    offload.sort(key=lambda s: candidates[s].produced_at)
+        offloaded = set(candidates)
+    else:
+        offloaded = {storage_owner(g, op.inputs[0]) for op in g.layers()
+                     if op.kind == "conv2d"} & set(candidates)
+    vdnn_layers = [op for op in ops
+                   if op.phase == "forward" and op.kind != "input" and not op.is_view]
+    index = {op.name: k for k, op in enumerate(vdnn_layers)}
+    x_offloaded = [sorted({storage_owner(g, t) for t in op.inputs if t in g} & offloaded)
+                   for op in vdnn_layers]
+    backward_start: dict[int, int] = {}   # layer index -> position of its first backward op
+    for i, op in enumerate(ops):
+        if op.phase == "backward" and op.forward in index:
+            backward_start.setdefault(index[op.forward], i)
+    trigger: dict[str, str] = {}
+
+    def prefetch(owner: str, before: int) -> None:
+        t = candidates[owner]
+        trigger[owner] = ops[max(min(before, t.first_use) - 1, t.swap_out_after)].name
+
+    for n, start in sorted(backward_start.items(), key=lambda kv: kv[1]):
+        for m in range(n - 1, -1, -1):        # vDNN's search, towards the input
+            due = [s for s in x_offloaded[m] if s not in trigger]
+            for owner in due:
+                prefetch(owner, start)
+            if due or vdnn_layers[m].kind == "conv2d":
+                break
+    for owner in sorted(offloaded - trigger.keys()):   # no layer's X: back before its first reader
+        prefetch(owner, candidates[owner].first_use)
+    offload = sorted(offloaded, key=lambda s: candidates[s].produced_at)
     return OffloadPlan(tuple(offload), trigger)
-
-
-def _vdnn_all_plan(ops, candidates, layer_starts: list[int]) -> OffloadPlan:
-    """Every candidate offloaded; its prefetch issued as the backward of the layer before the
-    one holding its first backward reader begins (backward runs the layers last to first)."""
-    trigger = {}
-    for owner, t in candidates.items():
-        own = [i for i in layer_starts if i <= t.first_use]
-        earlier = [i for i in layer_starts if own and i < own[-1]]
-        at = (earlier[-1] if earlier else t.first_use) - 1
-        trigger[owner] = ops[max(min(at, t.first_use - 1), t.swap_out_after)].name
-    return OffloadPlan(tuple(candidates), trigger)
 
 
 @register
