@@ -61,6 +61,13 @@ def test_conv_search_passes_the_pool_and_stops_at_the_conv():
     assert "features.2" not in before
 
 
+def test_conv_search_stops_at_a_conv_not_at_a_linear_layer():
+    """vDNN's search stops at CONV layers only: the loss's backward, the first layer's, searches
+    past the classifier's linear, dropout and ReLU layers and the last pool to conv28, whose X
+    (conv26's output) it prefetches."""
+    assert _prefetch_before("vgg16", 8, "conv")["features.26"] == "loss.grad"
+
+
 def test_each_layer_s_backward_prefetches_at_most_one_layer_s_x():
     """vDNN_all on a chain: the search stops at the first layer with an X to prefetch, so no
     two prefetches are issued at one layer's backward start."""
