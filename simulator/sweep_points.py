@@ -126,6 +126,9 @@ class Sweep:
         if not isinstance(exclude, list) or not all(isinstance(e, dict) for e in exclude):
             raise SweepError(f"{source}: [[exclude]] must be tables of field = value")
         for i, ex in enumerate(exclude):
+            if not ex:   # matched by every point: the sweep would run nothing
+                raise SweepError(f"{source}: exclude #{i + 1} names no field, so it would "
+                                 "skip every point; give field = value pairs or remove it")
             for name in ex:
                 if name not in axes:
                     raise SweepError(f"{source}: exclude #{i + 1} names {name!r}, which is not "
@@ -158,6 +161,9 @@ class Sweep:
     def check(self) -> int:
         """Check every point (streamed, nothing kept but their hashes); the number of points."""
         self.n_points = sum(1 for _ in self.iter_points(check=True))
+        if not self.n_points:   # a results file of no points is not a result
+            raise SweepError(f"{self.source}: the [[exclude]] tables skip every point of the "
+                             "axes; nothing would run")
         return self.n_points
 
     def iter_points(self, check: bool = False) -> Iterator[Point]:

@@ -5,6 +5,7 @@ one line `dnnsim: error: ...` naming the field (and the file) and exits with cod
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -307,3 +308,16 @@ def test_policy_options_in_a_scenario_are_never_truncated_or_coerced(tmp_path, c
                     f'link = "nvlink2"\npolicy = "gpipe"\n[options]\n{options}\n')
     assert main(["simulate", str(path)]) == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("exclude, words", [
+    ([{}], "exclude #1 names no field, so it would skip every point"),
+    ([{"batch": [1, 2]}], "the [[exclude]] tables skip every point of the axes"),
+    ([{"batch": 1}, {"batch": 2}], "the [[exclude]] tables skip every point of the axes")])
+def test_an_exclude_that_leaves_no_point_is_refused(exclude, words):
+    """An empty [[exclude]] matched every point: the sweep wrote a header, ran nothing and
+    exited 0."""
+    from simulator.sweep import Sweep, SweepError
+    base = {"workload": "lenet5", "batch": 2, "hardware": "v100", "policy": "sequential"}
+    with pytest.raises(SweepError, match=re.escape(words)):
+        Sweep.from_dict({"base": base, "axes": {"batch": [1, 2]}, "exclude": exclude})
