@@ -31,7 +31,11 @@ class CudnnRelease:
     whole padded images (`fft_whole_image`, gpu_conv.ConvProblem.fft); and the architectures
     whose weight gradient it runs only as implicit GEMMs (BWD_FILTER_ALGO_0, 1 and 3) or
     whole-image FFT, with none of the algorithms that transform tiles, non-fused Winograd and
-    FFT_TILING (`gemm_wgrad_architectures`)."""
+    FFT_TILING (`gemm_wgrad_architectures`); and whether its weight gradient's implicit GEMM
+    (BWD_FILTER_ALGO_0 and 3, which the cuDNN API reference says sum with atomics) zeroes the
+    FP32 filter gradient in a kernel of its own and then adds each CTA's product into it as L2
+    atomics, after the CTA's main loop (`wgrad_atomics`): a cost in the filter's size that the
+    batch does not change."""
     version: tuple[int, int, int]     # the first cuDNN release with these kernels
     k_fill: int
     fused_winograd_one_fill: bool
@@ -40,6 +44,7 @@ class CudnnRelease:
     winograd_nonfused_filters: tuple[tuple[int, int], ...]
     fft_whole_image: bool = False
     gemm_wgrad_architectures: frozenset[str] = frozenset()
+    wgrad_atomics: bool = False
 
     def runs_winograd(self, architecture: str | None) -> bool:
         return (architecture or "") not in self.no_winograd_architectures
@@ -100,6 +105,10 @@ NO_WINOGRAD = frozenset({"kepler"})
 # brought the transforms to Maxwell no table shows. On Pascal DeepBench's build is between:
 # the Titan X (Pascal) runs 6 of its 20 such layers above 0.95, so Pascal keeps them.
 GEMM_WGRAD_CUDNN_5 = frozenset({"maxwell"})
+# cuDNN 5 and 6's weight gradient adds into a zeroed filter gradient with atomics
+# (CudnnRelease.wgrad_atomics): on DeepBench's Maxwell and Pascal tables twice the batch-8 time
+# less the batch-16 time grows with the filter (K x C x R x S), not the batch. 7.6's rows (V100,
+# T4) show no such cost, and are costed without it.
 # Each release's kernels hold until the next one's version; a version older than the first
 # takes the first. The evidence is DeepBench's convolution tables and the Torch7 network
 # tables, each of which names its cuDNN:
@@ -109,12 +118,13 @@ CUDNN_RELEASES = (
     # FFT (since cuDNN 3) and FFT_TILING it has, and 5's weight gradient on Maxwell
     CudnnRelease((4, 0, 0), K_FILL, True, frozenset(GPU_ARCHITECTURES),
                  dgrad_stride_phases=False, winograd_nonfused_filters=(),
-                 fft_whole_image=True, gemm_wgrad_architectures=GEMM_WGRAD_CUDNN_5),
+                 fft_whole_image=True, gemm_wgrad_architectures=GEMM_WGRAD_CUDNN_5,
+                 wgrad_atomics=True),
     # cuDNN 5.0 (Torch7's 5.0.05 row, GoogLeNet on the GTX 1080): 5.1's kernels without the
     # non-fused Winograd, which 5.1's release notes list as new
     CudnnRelease((5, 0, 0), K_FILL, True, NO_WINOGRAD, dgrad_stride_phases=False,
                  winograd_nonfused_filters=(), fft_whole_image=True,
-                 gemm_wgrad_architectures=GEMM_WGRAD_CUDNN_5),
+                 gemm_wgrad_architectures=GEMM_WGRAD_CUDNN_5, wgrad_atomics=True),
     # cuDNN 5.1 and 6 (DeepBench's M40, Titan X Maxwell and Titan X Pascal tables, "cuDNN
     # 5", a 5.1 build; GTX 1080 Ti and Titan Xp, 6.0.21; Torch7 on 5.1 on the Maxwell and
     # Pascal cards and the K80): the GEMM side's fill, and a fused F(2x2, 3x3) Winograd that
@@ -131,17 +141,18 @@ CUDNN_RELEASES = (
     # (GEMM_WGRAD_CUDNN_5).
     CudnnRelease((5, 1, 0), K_FILL, True, NO_WINOGRAD, dgrad_stride_phases=False,
                  winograd_nonfused_filters=WINOGRAD_NONFUSED_3X3_ONLY, fft_whole_image=True,
-                 gemm_wgrad_architectures=GEMM_WGRAD_CUDNN_5),
+                 gemm_wgrad_architectures=GEMM_WGRAD_CUDNN_5, wgrad_atomics=True),
     # cuDNN 5.1.05 (Torch7's 5.1.05 and 5.1.10 rows): those kernels, with the weight
     # gradient's transforms of tiles on Maxwell too
     CudnnRelease((5, 1, 5), K_FILL, True, NO_WINOGRAD, dgrad_stride_phases=False,
-                 winograd_nonfused_filters=WINOGRAD_NONFUSED_3X3_ONLY, fft_whole_image=True),
+                 winograd_nonfused_filters=WINOGRAD_NONFUSED_3X3_ONLY, fft_whole_image=True,
+                 wgrad_atomics=True),
     # cuDNN 6 (6.0.21, DeepBench's GTX 1080 Ti and Titan Xp): 5.1's kernels, but the same
     # layers' FFT runs in 0.8-1.8 ms, less than writing and reading their whole-image spectra
     # (1.0-1.1 GB) takes at those cards' peak bandwidth: not that algorithm, and which it is
     # no table shows, so 6 and later offer none (an assumption for 7.x, which no row times)
     CudnnRelease((6, 0, 0), K_FILL, True, NO_WINOGRAD, dgrad_stride_phases=False,
-                 winograd_nonfused_filters=WINOGRAD_NONFUSED_3X3_ONLY),
+                 winograd_nonfused_filters=WINOGRAD_NONFUSED_3X3_ONLY, wgrad_atomics=True),
     # cuDNN 7.0 (7.0.04, Volta's first: Torch7 on the V100 at batch 1 to 128): a fill per
     # fused Winograd point (with one fill a CTA, as 5's, in the same blocks and constants, the
     # V100's FP32 rows score 7.2% against 7.0%, ResNet-34 at batch 4 +10% against +5%); its

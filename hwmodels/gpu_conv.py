@@ -186,6 +186,13 @@ class ConvProblem:
         return kk, c * rs, npq, g                                          # wgrad
 
     @property
+    def wgrad_filter_elements(self) -> int:
+        """Elements of the weight gradient, K x C/groups x R x S: the FP32 values its
+        implicit GEMM accumulates, one per element of its product."""
+        m, n, _, g = self.implicit_gemm("wgrad")
+        return m * n * g
+
+    @property
     def wgrad_sharing(self) -> int:
         """Filter taps that read each input pixel in the weight gradient (its GEMM's n side,
         C*R*S): ceil(R / s_h) x ceil(S / s_w); 1 for a 1x1 filter."""

@@ -193,6 +193,12 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
                            n_sharing=conv.wgrad_sharing if wgrad else 1)
     options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
                             "implicit_gemm", lone=cost.rounds == 1)]
+    if wgrad and cudnn.wgrad_atomics:   # dW zeroed first, then added into with L2 atomics
+        filter_elements = conv.wgrad_filter_elements
+        atomics_s = filter_elements / (gpu_conv.l2_atomics_per_clock(architecture)
+                                       * model.sustained_clock_hz)
+        options[0] = options[0]._replace(kernels=2, serial_bytes=4.0 * filter_elements,
+                                         serial_s=atomics_s)
     if pass_ == "dgrad":    # the scatter's additions go to L2 as atomics, into a dx
         cost = units.conv_gemm(*conv.dgrad_scatter(), wgrad=False)   # zeroed first
         atomics_s = conv.dgrad_scatter_atomics / (
