@@ -286,7 +286,7 @@ def _batch(r: dict) -> int:
                        "at)")
     batch = cells.plain_number(text)
     if batch is None or not batch.is_integer():
-        raise _Skipped(f"batch {text!r} is not a whole number")
+        raise _Skipped(f"batch {text!r} is not a whole number >= 1")
     return int(batch)
 
 
