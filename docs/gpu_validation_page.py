@@ -60,7 +60,8 @@ def claims(v: dict[str, str]) -> list[str]:
             _low(v["loo_fp32_mape"]) > _low(v["ins_fp32_mape"]),
         "the V100's batch-16 Torch7 backward takes a smaller multiple of the forward in the "
         "model than published": _high(v["v100_b16_model"]) < _high(v["v100_b16_published"]),
-        "GoogLeNet's backward is fast on every GPU": _high(v["googlenet_bwd"]) < 0,
+        "GoogLeNet's backward is fast, or within a point of published, on every GPU":
+            _high(v["googlenet_bwd"]) < 1,
         "the V100's Torch7 VGG-19 rows at batch 1-8 come out too fast":
             _low(v["v100_vgg19_small"]) > 0,
         "the V100's Torch7 ResNet-34 at batch 8 comes out too fast":
@@ -71,8 +72,8 @@ def claims(v: dict[str, str]) -> list[str]:
         "held out, the K80's VGG rows come out slow": _high(v["k80_loo_vgg"]) < 0,
         "from batch 8 to 16 the model's passes grow more than the published":
             _low(v["model_growth"]) > _high(v["published_growth"]),
-        "the narrower a GEMM the more it misses":
-            _low(v["gemm_wide"]) < _low(v["gemm_mid"]) < _low(v["gemm_narrow"]),
+        "products narrower than 128 columns miss more than the wide ones":
+            _low(v["gemm_wide"]) < min(_low(v["gemm_mid"]), _low(v["gemm_narrow"])),
         "the 1x1 stride-2 data gradients come out fast": _low(v["dgrad_1x1s2_bias"]) < 0,
         "the forward's narrow-tile rows with filters larger than 1x1 come out slow":
             _low(v["fwd_narrow"]) > 0,

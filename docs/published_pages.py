@@ -36,6 +36,11 @@ R4_FP16 = tuple(half for _, half in R4_PAIRS)
 OWN = NCHW + NHWC + XLA_AMP + tuple(r for pair in R4_PAIRS for r in pair)
 
 
+def _signed_span(values: list[float]) -> str:
+    """Lowest to highest, signs kept (+: the model is fast)."""
+    return f"{100 * min(values):+.0f}% to {100 * max(values):+.0f}%"
+
+
 def _pct(values: list[float]) -> str:
     low, high = (f"{100 * abs(v):.0f}" for v in (min(values, key=abs), max(values, key=abs)))
     return f"{low}%" if low == high else f"{low}-{high}%"
@@ -70,7 +75,7 @@ def figures() -> dict[str, str]:
         "nchw_published": " and ".join(f"{s.row.throughput:.0f}" for s in nchw),
         "nhwc_model": f"{nhwc[0].simulated:.0f}",
         "nhwc_published": " and ".join(f"{s.row.throughput:.0f}" for s in nhwc),
-        "googlenet_fast": _pct([s.error for s in google]),
+        "googlenet_fast": _signed_span([s.error for s in google]),
         "googlenet_most": "K80" if slowest == "k80" else slowest,
         "backward_short": _pct(bwd),
         "forward_long": _pct(long_fwd),
@@ -79,7 +84,7 @@ def figures() -> dict[str, str]:
         "published_ratio": _span([s.row.phase_s[1] / s.row.phase_s[0] for s in google]),
         "model_ratio": _span([s.phase_s[1] / s.phase_s[0] for s in google]),
         "xla_fast": _pct(xla),
-        "r4_fp16_miss": f"{100 * min(r4):+.0f}% to {100 * max(r4):+.0f}%",
+        "r4_fp16_miss": _signed_span(r4),
         "r4_model_gain": f"{100 * model_gain:.0f}%",
         "r4_published_gain": f"{100 * published_gain:.0f}%",
     }
@@ -88,8 +93,8 @@ def figures() -> dict[str, str]:
             len({round(s.simulated, 1) for s in nchw}) == 1
             and len({round(s.simulated, 1) for s in nhwc}) == 1,
         "the NHWC rows run faster than the NCHW rows": nhwc[0].simulated > nchw[0].simulated,
-        "every GoogLeNet v1 row of Torch7 comes out faster than published, the K80's most":
-            all(s.error >= -0.0005 for s in google) and slowest == "k80",
+        "most GoogLeNet v1 rows of Torch7 come out faster than published, the K80's most":
+            2 * sum(s.error > 0 for s in google) > len(google) and slowest == "k80",
         "their backward passes are short on every GPU": all(e < 0 for e in bwd),
         "their forward passes are long on every GPU but one": len(short_fwd) == 1,
         "TensorFlow with XLA in AMP comes out fast": all(e > 0 for e in xla),
