@@ -50,7 +50,8 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     workspaces stay cached, so reserved memory, which nvidia-smi shows, grows; times do not
     change); None keeps the graph's own setting (off unless graph.meta says so).
     framework_memory: what the framework keeps allocated (simulator/framework_memory.py):
-    pytorch (default), caffe, torch7 or torch7:share-grad-input; None keeps the graph's own.
+    pytorch (default), cudnn, caffe, torch7 or torch7:share-grad-input; None keeps the graph's
+    own.
     optimizer: sgd, sgd-momentum, adam or adamw, whose state a training step keeps and whose
     update it runs; None keeps the graph's own (sgd-momentum unless its meta says otherwise; a
     policy's own optimizer option, fsdp's, wins where given).

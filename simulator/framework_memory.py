@@ -3,12 +3,31 @@ runs under, independent of the technique (`framework_memory`, docs/gpu-memory.md
 
 - `pytorch` (the default): autograd frees each tensor after its last reader and the CUDA
   caching allocator holds the freed blocks (simulator/lowering.py, hwmodels/gpu_memory.py).
+- `cudnn`: a framework that calls cuDNN directly and frees each layer's buffers after their
+  last reader, as vDNN's memory manager does (Rhu et al., MICRO 2016); PyTorch's rules except
+  where cuDNN's API says otherwise (below).
 - `caffe` and `torch7`: the framework allocates the net's buffers once and keeps them for the
   whole step. `emit_ops` (simulator/lowering.py) then adds one zero-time set-up task per device
   that allocates the footprint below (as Caffe's Net::Init and Torch7's first forward do), so
   the engine runs out of memory there when it does not fit; the ops allocate nothing of their
   own; the weights, their gradients and the optimizer's state are allocated there too.
   `torch7:share-grad-input` is fb.resnet.torch's -shareGradInput.
+
+## cuDNN called directly
+
+What differs from PyTorch is what cuDNN's calls read and allow:
+- max pooling keeps no indices: `cudnnPoolingBackward` takes y, dy and x and finds each
+  window's maximum again, so the pool's gradient reads (and keeps alive, or has offloaded) its
+  input and its output (workloads.training.CUDNN_SAVES), and the forward keeps nothing else;
+- every ReLU runs in place where nothing else reads its input: `cudnnActivationForward`
+  allows y to be x, and `cudnnActivationBackward` then takes that one buffer as both;
+- convolution workspaces as under PyTorch: each convolution holds, while it runs, the
+  workspace of the algorithm chosen for it (`cudnnGetConvolution*Algorithm`'s choice is
+  modelled as the GPU model's), none where that does not fit (the algorithms that need none).
+Everything else is PyTorch's: each tensor freed after its last reader, dropout's mask (cuDNN
+4 has no dropout; the framework's own kernel keeps a byte per element), and the pool the
+buffers come from counted as the CUDA caching allocator's blocks and segments (a framework's
+own pool, vDNN's included, is not described closely enough to model otherwise).
 
 A policy runs under caffe or torch7 only if it runs the whole graph on each device once per
 step and frees nothing early (`Policy.any_framework_memory`); a policy that offloads, recomputes
@@ -59,17 +78,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workloads.graph import Op, OpGraph
-from workloads.training import OPTIMIZER_STATE_PER_PARAM
+from workloads.training import CUDNN, FRAMEWORK_MEMORY_META, OPTIMIZER_STATE_PER_PARAM
 
 from . import policies
 from .policies import ConfigError, Policy
 
-FRAMEWORK_MEMORIES = ("pytorch", "caffe", "torch7")
+FRAMEWORK_MEMORIES = ("pytorch", CUDNN, "caffe", "torch7")
 DEFAULT_FRAMEWORK_MEMORY = "pytorch"
+# frameworks that allocate as they go and free each tensor after its last reader
+FREEING = frozenset({"pytorch", CUDNN})
 SHARE_GRAD_INPUT = "share-grad-input"
 # graph.meta key holding the framework memory a graph trains under (its text form)
-META_KEY = "framework_memory"
-CHOICES = "pytorch, caffe, torch7, torch7:share-grad-input"
+META_KEY = FRAMEWORK_MEMORY_META
+CHOICES = "pytorch, cudnn, caffe, torch7, torch7:share-grad-input"
 
 
 @dataclass(frozen=True)
@@ -97,7 +118,7 @@ class FrameworkMemory:
     @property
     def static(self) -> bool:
         """Whether the framework allocates the net's buffers once for the whole step."""
-        return self.name != "pytorch"
+        return self.name not in FREEING
 
 
 def framework_memory_of(graph: OpGraph) -> FrameworkMemory:

@@ -5,10 +5,12 @@ memory are the same everywhere, and follow what PyTorch allocates:
 - weights, their gradients and optimizer state are resident for the whole step (`resident_bytes`);
 - an op allocates its output when it starts. Views, weight-gradient and update ops allocate
   nothing (they alias, or write into resident buffers), and so does a ReLU that runs in place
-  (`inplace_relus`): its output is its input's storage;
+  (`inplace_relus`; under a framework calling cuDNN directly its gradient too): its output is
+  its input's storage;
 - a tensor is freed when the last task that reads it (an input edge or a saved-tensor edge of
   a backward op) ends, in the order the device runs them;
-- what autograd keeps besides graph tensors: a max pool's int64 indices, a training
+- what autograd keeps besides graph tensors: a max pool's int64 indices (none under a
+  framework calling cuDNN directly, whose pool gradient reads x and y), a training
   dropout's bool mask and a recurrent layer's cuDNN reserve space live until the op's
   gradient; under AMP, autocast's half copy of a
   convolution's or linear layer's weights lives from the forward until the layer's gradient,
@@ -42,7 +44,7 @@ from hwmodels.gpu_memory import CachingAllocator, block_bytes, runtime_reservati
 from hwmodels.residency import fitting_bytes
 from workloads.graph import Op, OpGraph
 from workloads.kinds.loss_update import optimizer_step
-from workloads.training import OPTIMIZER_STATE_PER_PARAM
+from workloads.training import CUDNN_SAVES, OPTIMIZER_STATE_PER_PARAM, calls_cudnn_directly
 
 from .cluster import Device
 from .engine import DEVICE_MEMORY_META
@@ -70,10 +72,12 @@ def resident_bytes(graph: OpGraph, training: bool) -> int:
     return weights * (2 + state)
 
 
-def saved_extra_bytes(op: Op) -> int:
+def saved_extra_bytes(op: Op, cudnn: bool = False) -> int:
     """What autograd keeps for op's gradient besides graph tensors: max_pool's indices,
-    dropout's mask, a recurrent layer's cuDNN reserve space (OpKind.reserve_bytes)."""
-    if op.is_view:
+    dropout's mask, a recurrent layer's cuDNN reserve space (OpKind.reserve_bytes). With
+    `cudnn` (a framework calling cuDNN directly), a kind whose cuDNN gradient reads graph
+    tensors instead (workloads.training.CUDNN_SAVES: max pooling's x and y) keeps nothing."""
+    if op.is_view or (cudnn and op.kind in CUDNN_SAVES):
         return 0
     reserve = op.kind_record.reserve_bytes
     if reserve is not None:
@@ -91,22 +95,29 @@ def output_bytes(op: Op, blocks: bool = True) -> int:
 
 def inplace_relus(graph: OpGraph) -> frozenset[str]:
     """The ReLUs that run in place: written to (graph.meta["inplace_ops"], as torchvision's
-    nn.ReLU(inplace=True)), and whose input autograd lets them overwrite: no other op reads
-    it (forward, or saved for a backward; a ReLU's own backward reads its output), and it is
-    no view of another tensor."""
+    nn.ReLU(inplace=True); under a framework calling cuDNN directly every ReLU, and every
+    ReLU's gradient over its dy, as cudnnActivationForward and Backward allow y to be x and dx
+    to be dy), and whose input may be overwritten: no other op reads it (forward, or saved
+    for a backward; a ReLU's own backward reads its output), and it is no view of another
+    tensor."""
     written = graph.meta.get("inplace_ops", ())
+    cudnn = calls_cudnn_directly(graph)
+    key = (len(graph), len(written), cudnn)
     cached = _INPLACE_CACHE.get(graph)
-    if cached is not None and cached[0] == (len(graph), len(written)):
+    if cached is not None and cached[0] == key:
         return cached[1]
+    if cudnn:
+        written = [op.name for op in graph if op.kind in ("relu", "relu_grad")]
     readers: dict[str, int] = {}
     for op in graph:
         for t in {*op.inputs, *op.saved}:
             readers[t] = readers.get(t, 0) + 1
     found = frozenset(
         name for name in written if name in graph
-        and (op := graph.op(name)).kind == "relu" and op.phase == "forward"
+        and ((op := graph.op(name)).kind == "relu" and op.phase == "forward"
+             or cudnn and op.kind == "relu_grad")
         and readers.get(op.inputs[0], 0) == 1 and not graph.op(op.inputs[0]).is_view)
-    _INPLACE_CACHE[graph] = ((len(graph), len(written)), found)
+    _INPLACE_CACHE[graph] = (key, found)
     return found
 
 
@@ -284,12 +295,13 @@ class _MemoryPlan:
             if op.phase == "backward" and op.forward in names:
                 backward_of[op.forward] = op.name   # the last one, in this device's order
         amp = is_amp(graph) and autocast_copies
+        cudnn = calls_cudnn_directly(graph)
         size = block_bytes if blocks else int
         workspace = getattr(device.model, "workspace_bytes", None)
         # per op: (what, bytes) held only while it runs
         self.transient: dict[str, list[tuple[str, int]]] = {}
         for op in selected:
-            if (extra := saved_extra_bytes(op)) and op.name in backward_of:
+            if (extra := saved_extra_bytes(op, cudnn)) and op.name in backward_of:
                 self.buffers[f"{op.name}#saved"] = [size(extra), op.name,
                                                     backward_of[op.name]]
             if amp and op.params and op.kind in ("conv2d", "linear"):

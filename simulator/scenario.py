@@ -15,7 +15,7 @@
                                    # (default false)
     memory_format = "nhwc"         # optional: nchw | nhwc (channels_last); default: the
                                    # workload's own (nchw, or an imported model's stamps)
-    framework_memory = "caffe"     # optional: pytorch (default) | caffe | torch7 |
+    framework_memory = "caffe"     # optional: pytorch (default) | cudnn | caffe | torch7 |
                                    # torch7:share-grad-input
     optimizer = "adam"             # optional: sgd | sgd-momentum (default) | adam | adamw:
                                    # its state in memory, its step's traffic

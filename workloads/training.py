@@ -13,7 +13,10 @@ becomes a training dropout (it draws a mask; `dropout_grad` multiplies the gradi
 Where a tensor feeds several consumers, their gradient contributions meet in a
 `grad_accumulate` op. Each backward op records in `saved` the forward tensors it needs; those
 saved activations are what memory, swapping and pipeline stashing see. Each kind's record
-(workloads/kinds/) says which rule makes its gradient and what it saves.
+(workloads/kinds/) says which rule makes its gradient and what it saves, as PyTorch's ATen
+kernels read them; a graph trained by a framework that calls cuDNN directly
+(graph.meta["framework_memory"] "cudnn", simulator/framework_memory.py) saves what cuDNN's
+backward calls take instead where they differ (`CUDNN_SAVES`).
 """
 from __future__ import annotations
 
@@ -28,6 +31,18 @@ from .precision import is_amp
 
 # the state each optimizer keeps per parameter, in parameter-sized tensors
 OPTIMIZER_STATE_PER_PARAM = {name: step.state_tensors for name, step in OPTIMIZER_STEPS.items()}
+# graph.meta key naming the framework whose memory a graph trains under (its text form,
+# simulator/framework_memory.py); CUDNN: a framework calling cuDNN directly
+FRAMEWORK_MEMORY_META = "framework_memory"
+CUDNN = "cudnn"
+# What a kind's gradient reads under cuDNN where that differs from its record's (ATen's):
+# cudnnPoolingBackward takes y, dy and x, so max pooling keeps no indices but keeps its output.
+CUDNN_SAVES = {"maxpool": ("in", "out"), "maxpool3d": ("in", "out")}
+
+
+def calls_cudnn_directly(g: OpGraph) -> bool:
+    """Whether `g` runs under a framework that calls cuDNN directly."""
+    return str(g.meta.get(FRAMEWORK_MEMORY_META, "")).partition(":")[0] == CUDNN
 
 
 @dataclass(frozen=True)
@@ -208,6 +223,7 @@ class _Lowering:
 
     def __init__(self, g: OpGraph, grads: dict[str, list[str]], needs_grad: set[str]) -> None:
         self.g, self.grads, self._needs_grad = g, grads, needs_grad
+        self._cudnn = calls_cudnn_directly(g)
         self.weight_grad_of: dict[str, str] = {}
         # (tensor, op holding dy) where the tensor's gradient is a strided slice of dy
         self.strided: set[tuple[str, str]] = set()
@@ -226,8 +242,9 @@ class _Lowering:
         return memory_format_of(op)
 
     def saved(self, op: Op) -> tuple[str, ...]:
-        return tuple(op.name if s == "out" else op.inputs[int(s[2:] or 0)]
-                     for s in op.kind_record.saves)
+        saves = (CUDNN_SAVES.get(op.kind, op.kind_record.saves) if self._cudnn
+                 else op.kind_record.saves)
+        return tuple(op.name if s == "out" else op.inputs[int(s[2:] or 0)] for s in saves)
 
     def spec(self, t: str) -> TensorSpec:
         return self.g.op(t).out

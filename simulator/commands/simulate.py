@@ -70,8 +70,8 @@ def add_arguments(p) -> None:
                    help="run PyTorch's cuDNN algorithm search first, as cudnn.benchmark does: "
                         "its workspaces stay cached, so reserved memory grows")
     p.add_argument("--framework-memory", metavar="NAME",
-                   help="what the framework keeps allocated: pytorch (default) | caffe | "
-                        "torch7 | torch7:share-grad-input (docs/gpu-memory.md)")
+                   help="what the framework keeps allocated: pytorch (default) | cudnn | "
+                        "caffe | torch7 | torch7:share-grad-input (docs/gpu-memory.md)")
     p.add_argument("--optimizer", help="sgd | sgd-momentum (default) | adam | adamw: the state it "
                    "keeps in memory and the traffic of its step")
     p.add_argument("--optimizer-loop", action="store_true", default=None,

@@ -88,7 +88,8 @@ def test_footprint_is_the_models_whatever_the_batch(batch, policy):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("tensorflow", "unknown framework_memory 'tensorflow'; known: pytorch, caffe, torch7"),
+    ("tensorflow", "unknown framework_memory 'tensorflow'; known: pytorch, cudnn, caffe, "
+                   "torch7"),
     ("caffe:share-grad-input", "caffe has no option 'share-grad-input'"),
     ("torch7:shared", "torch7 has no option 'shared'"),
 ])

@@ -37,7 +37,7 @@ def maxpool_kernel(dims: int):
             return maxpool
         backward = getattr(aten, f"max_pool{dims}d_with_indices_backward")
 
-        def maxpool_grad(dy, x):
+        def maxpool_grad(dy, x, *_y):   # a cuDNN graph's y too, which ATen does not read
             if owner not in state.saved:   # run alone: the forward's indices, made untimed
                 state.saved[owner] = (with_indices(x, *pool)[1],)
             return backward(dy, x, *pool, state.saved[owner][0])

@@ -125,13 +125,16 @@ def resnet152_minibatch_ratio(target) -> float:
 
 
 def vgg16_swap_all_slowdown(target) -> float:
-    """vDNN: swap-all step time on a 12 GiB GPU over the step with unlimited memory, minus 1."""
+    """vDNN: swap-all step time on a 12 GiB GPU over the step with unlimited memory, minus 1,
+    both under the scenario's framework memory."""
     batch = int(target.scenario.get("batch", 256))
     cluster = gpu_cluster(hardware_options=target.scenario.get("hardware_options"),
                           hardware=target.scenario.get("hardware", GPU))
-    run = simulate("vgg16", cluster, "swap-all", batch=batch,
+    framework = target.scenario.get("framework_memory")
+    run = simulate("vgg16", cluster, "swap-all", batch=batch, framework_memory=framework,
                    **target.scenario.get("options", {}))
-    free = simulate("vgg16", cluster, "none", batch=batch, enforce_memory=False)
+    free = simulate("vgg16", cluster, "none", batch=batch, enforce_memory=False,
+                    framework_memory=framework)
     return run.iteration_time_s / free.iteration_time_s - 1.0 if run.ok else float("nan")
 
 
