@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         argv, extra = _split_extra(parser, list(sys.argv[1:] if argv is None else argv))
-        args, unknown = parser.parse_known_args(argv)
+        args, unknown = _parse(parser, argv)
         if unknown:
             raise CommandLineError(_unrecognized(unknown, args._parser))
         args._parser.refuse_empty(args)
@@ -177,6 +177,32 @@ def main(argv: list[str] | None = None) -> int:
         signum = getattr(exc, "signum", 2)
         print("dnnsim: interrupted; results written so far are kept", file=sys.stderr)
         return 128 + signum
+
+
+def _parse(parser: _Parser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """parse_known_args, but an unknown flag is named before a missing required argument
+    (`dnnsim sweep --nope` names --nope, the likelier slip, not SWEEP and --out): on a missing
+    argument the command is parsed again with nothing required, and its unknown arguments,
+    if any, are the error."""
+    try:
+        return parser.parse_known_args(argv)
+    except CommandLineError:
+        command = parser.commands.get(argv[0]) if argv else None
+        if command is None:
+            raise
+        required = [a for a, _ in command.declared_actions if a.required]
+        for action in required:
+            action.required = False
+        try:
+            _, unknown = parser.parse_known_args(argv)
+        except CommandLineError:
+            unknown = []
+        finally:
+            for action in required:
+                action.required = True
+        if unknown:
+            raise CommandLineError(_unrecognized(unknown, command)) from None
+        raise
 
 
 def _unrecognized(unknown: list[str], command: _Parser) -> str:

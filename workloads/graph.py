@@ -17,6 +17,11 @@ import networkx as nx
 from .errors import ShapeError, WorkloadError
 from .kinds import KindSet, OpKind, all_kinds, is_kind, kind_of
 
+# The most elements one tensor may hold: 2**53, the largest count a float (FLOPs and bytes are
+# floats) holds exactly, and 32 PiB in FP32, past any device's memory. A larger shape (a width
+# of 1e300) would overflow the FLOP counts deep inside rather than be refused where it is made.
+MAX_TENSOR_ELEMENTS = 2 ** 53
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -27,6 +32,11 @@ class TensorSpec:
     def __post_init__(self) -> None:
         if any((not isinstance(d, int)) or d < 1 for d in self.shape):
             raise ShapeError(f"tensor shape {self.shape} must be positive integers")
+        if self.numel > MAX_TENSOR_ELEMENTS:
+            shape = "x".join(str(d) if d < 10 ** 6 else f"{float(d):.3g}" for d in self.shape)
+            raise ShapeError(f"a tensor of shape {shape} holds {float(self.numel):.3g} "
+                             f"elements, past the most one tensor may hold (2**53 = "
+                             f"{float(MAX_TENSOR_ELEMENTS):.3g})")
 
     @property
     def numel(self) -> int:

@@ -117,7 +117,9 @@ def parse_extra(extra: list[str]) -> dict:
         key, sep, value = tok[2:].partition("=")
         if not sep:
             if i + 1 >= len(extra) or extra[i + 1].startswith("--"):
-                raise ConfigError(f"option {tok} needs a value")
+                raise ConfigError(f"{tok} is not a flag of dnnsim simulate, and as an option "
+                                  f"of the policy {tok} needs a value (see dnnsim simulate "
+                                  "--help, dnnsim policies)")
             value = extra[i + 1]
             i += 1
         out[key.replace("-", "_")] = _scalar(value)
@@ -159,10 +161,14 @@ def scenario_from_args(args) -> Scenario:
     data.update({k: v for k, v in flags.items() if v is not None})
     if not args.scenario:
         data.setdefault("policy", "sequential")
+    policy_flags = parse_extra(getattr(args, "_extra", []))
     # a misspelt field ('wrokload') is named by the scenario's check, with the field meant
     misspelt = set(data) - set(Scenario.__dataclass_fields__)
     missing = [] if misspelt else [k for k in REQUIRED if k not in data]
     flags_text = ", ".join(f"--{k}" for k in missing)
+    if missing:   # an unknown flag first: `simulate --nope` names --nope
+        refuse_flag_typos(policy_flags, data.get("policy"), args._parser.declared_options,
+                          typos_only=False)
     if missing and args.scenario:   # all at once, as fields of the file and as flags
         raise ConfigError(f"{args.scenario}: missing field(s) {', '.join(map(repr, missing))}: "
                           f"give them in the file or as {flags_text}")
@@ -178,10 +184,9 @@ def scenario_from_args(args) -> Scenario:
         extra = parse_pairs(items, what)
         if extra:
             data[key] = _merged(data.get(key, {}), extra)
-    extra = parse_extra(getattr(args, "_extra", []))
-    if extra:
-        refuse_flag_typos(extra, data.get("policy"), args._parser.declared_options)
-        data["options"] = _merged(data.get("options", {}), extra)
+    if policy_flags:
+        refuse_flag_typos(policy_flags, data.get("policy"), args._parser.declared_options)
+        data["options"] = _merged(data.get("options", {}), policy_flags)
     return Scenario.from_dict(data, source=args.scenario or "command line")
 
 
@@ -191,19 +196,25 @@ def _merged(table: object, flags: dict) -> object:
     return {**table, **flags} if isinstance(table, dict) else table
 
 
-def refuse_flag_typos(extra: dict, policy: object, declared: set[str]) -> None:
+def refuse_flag_typos(extra: dict, policy: object, declared: set[str],
+                      typos_only: bool = True) -> None:
     """A `--key value` that is no option of the policy but close to one of simulate's own
-    flags (--precison) is a typo: name the flag, rather than the policy's option list."""
+    flags (--precison) is a typo: name the flag, rather than the policy's option list. With
+    typos_only=False (the scenario's fields are missing, so its check will not name them)
+    any option the policy does not take is named, with the policy's options."""
     if not isinstance(policy, str) or policy not in policies.names():
         return   # the scenario names the missing or unknown policy
     options = policies.get(policy).options
     for key in extra:
         flag = "--" + key.replace("_", "-")
         close = difflib.get_close_matches(flag, sorted(declared), n=1, cutoff=0.8)
-        if key not in options and close:
-            raise ConfigError(f"{flag} is not a flag of simulate nor an option of policy "
-                              f"{policy!r}: did you mean {close[0]}? (see dnnsim simulate "
-                              "--help, dnnsim policies)")
+        if key in options or (typos_only and not close):
+            continue
+        hint = (f"did you mean {close[0]}?" if close else
+                f"its options: {', '.join(sorted(options)) or 'none'}")
+        raise ConfigError(f"{flag} is not a flag of simulate, and policy {policy!r} has no "
+                          f"option {key!r}: {hint} (see dnnsim simulate --help, dnnsim "
+                          "policies)")
 
 
 OUTPUT_FLAGS = (("trace", "--trace"), ("csv", "--csv"), ("plot", "--plot"),

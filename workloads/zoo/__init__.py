@@ -29,7 +29,7 @@ import math
 import re
 
 from .. import supernet
-from ..errors import did_you_mean
+from ..errors import ShapeError, did_you_mean
 from ..graph import OpGraph, WorkloadError
 from . import (
     alexnet,
@@ -286,6 +286,13 @@ def get(name: str, batch: int = 1, **options) -> OpGraph:
     for key, value in options.items():  # int(width * c) would fail obscurely on these
         if isinstance(value, float) and not math.isfinite(value):
             raise WorkloadError(f"{name}: option {key!r} must be a finite number, got {value}")
-    graph = entry.build(batch=batch, **entry.fixed, **options)
+    try:
+        graph = entry.build(batch=batch, **entry.fixed, **options)
+    except (ShapeError, ArithmeticError) as exc:   # a size past what can be counted
+        given = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in sorted(options.items()))
+        error = ShapeError if isinstance(exc, ShapeError) else WorkloadError
+        raise error(f"{name} at batch {batch}{' with ' + given if given else ''}: "
+                    f"{exc}") from None
     graph.meta.setdefault("network", name)
     return graph
