@@ -31,6 +31,40 @@ _PEAK_INPUTS = ("cores", "clock_hz", "vector_lanes_fp32", "fma_units_per_core")
 _IDENTITY_FIELDS = frozenset({"name", "kind"})
 
 
+# The span of each physical quantity a part may state, about three orders of magnitude past
+# today's parts either way: a value outside it is a slip (1e-300 for 1e300, a missing e9), and
+# one that would make durations overflow (a FLOP/s of 1e-300 makes every op take inf s) or
+# underflow to nothing. (least, most, unit); a field not named here is only checked >= 0 or > 0.
+_RATE_FLOPS = (1e6, 1e18, "FLOP/s")     # a microcontroller .. a thousand H100s as one device
+_RATE_BPS = (1e3, 1e18, "B/s")          # a 10 kbit/s radio .. an ideal what-if link
+_CLOCK_HZ = (1e6, 1e11, "Hz")           # 1 MHz .. 100 GHz
+_CACHE_BYTES = (1, 2 ** 40, "bytes")
+PLAUSIBLE: dict[str, tuple[float, float, str]] = {
+    "peak_flops": _RATE_FLOPS, "peak_flops_by_precision": _RATE_FLOPS,
+    "mem_bandwidth_Bps": _RATE_BPS, "bandwidth_Bps": _RATE_BPS,
+    "memory_bytes": (1, 2 ** 50, "bytes"),   # up to 1 PiB
+    "l2_bytes": _CACHE_BYTES, "l3_bytes": _CACHE_BYTES,
+    "launch_overhead_s": (0, 1, "s"),      # per op launch
+    "latency_s": (0, 10, "s"),             # per message
+    "clock_hz": _CLOCK_HZ, "sustained_clock_hz": _CLOCK_HZ, "tcp_stack_clock_hz": _CLOCK_HZ,
+    "cores": (1, 2 ** 20, "cores"), "sm_count": (1, 2 ** 16, "SMs"),
+    "fp32_lanes_per_sm": (1, 2 ** 12, "lanes"), "vector_lanes_fp32": (1, 2 ** 10, "lanes"),
+    "fma_units_per_core": (1, 64, "units"), "copy_engines": (0, 64, "engines"),
+}
+
+
+def _check_plausible(where: str, fname: str, value: float) -> None:
+    """`value` within PLAUSIBLE's span for its field (a table's entry, `peak_flops_by_precision.
+    fp16`, by its table's)."""
+    span = PLAUSIBLE.get(fname.split(".", 1)[0])
+    if span is None:
+        return
+    least, most, unit = span
+    if not least <= value <= most:
+        raise HardwareError(f"{where}: {fname} {value:g} {unit} is outside what a part could "
+                            f"have ({least:.3g} to {most:.3g} {unit}); a slip in the exponent?")
+
+
 # -- field checks (shared by the three part types) ---------------------------------------------
 def _where(what: str, name: object) -> str:
     return f"{what} {name!r}"
@@ -58,6 +92,7 @@ def _check_number(where: str, fname: str, value: object, positive: bool = True,
         raise HardwareError(f"{where}: {fname} must be > 0, got {value!r}")
     if not positive and value < 0:
         raise HardwareError(f"{where}: {fname} must be >= 0, got {value!r}")
+    _check_plausible(where, fname, value)
 
 
 T = TypeVar("T")
@@ -79,6 +114,7 @@ def _check_int(where: str, fname: str, value: object, minimum: int = 1,
                             f"{value!r}")
     if value < minimum:
         raise HardwareError(f"{where}: {fname} must be >= {minimum}, got {value!r}")
+    _check_plausible(where, fname, value)
 
 
 def _check_bool(where: str, fname: str, value: object) -> None:

@@ -210,7 +210,7 @@ LIMIT_ARGS = [
     ("tune-batch --workload lenet5 --hardware v100 --reference-lr nan", "--reference-lr"),
     ("tune-batch --workload lenet5 --hardware v100 --reference-lr inf", "--reference-lr"),
     ("simulate --workload lenet5 --batch 2 --hardware v100 "
-     "--hardware-option mem_bandwidth_Bps=1e-302", "non-finite | finite number"),
+     "--hardware-option mem_bandwidth_Bps=1e-302", "mem_bandwidth_Bps 1e-302"),
     ("sweep tests/corpus/valid/sweep.toml --out results.jsonl --workers 0", "--workers"),
     ("sweep tests/corpus/valid/sweep.toml --out results.jsonl --workers -2", "--workers"),
     ("sweep tests/corpus/valid/sweep.toml --out .", "directory"),

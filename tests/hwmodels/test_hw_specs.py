@@ -49,13 +49,13 @@ def test_link_and_host_invariants():
     with pytest.raises(HardwareError, match="link 'eth1g': bandwidth_Bps must be > 0, got -1"):
         LinkSpec("eth1g", bandwidth_Bps=-1, latency_s=0, source="x")
     with pytest.raises(HardwareError, match="link 'x': latency_s must be >= 0"):
-        LinkSpec("x", bandwidth_Bps=1, latency_s=-1e-6, source="x")
+        LinkSpec("x", bandwidth_Bps=1e9, latency_s=-1e-6, source="x")
     with pytest.raises(HardwareError, match="link 'x': shared_medium must be true or false"):
-        LinkSpec("x", bandwidth_Bps=1, latency_s=0, source="x", shared_medium=1)
+        LinkSpec("x", bandwidth_Bps=1e9, latency_s=0, source="x", shared_medium=1)
     with pytest.raises(HardwareError, match="host 'h': mem_bandwidth_Bps must be > 0"):
         HostSpec("h", memory_bytes=1, mem_bandwidth_Bps=0, source="x")
     with pytest.raises(HardwareError, match="link 'x': source must not be empty"):
-        LinkSpec("x", bandwidth_Bps=1, latency_s=0, source=" ")
+        LinkSpec("x", bandwidth_Bps=1e9, latency_s=0, source=" ")
 
 
 def test_device_spec_is_hashable_and_frozen():

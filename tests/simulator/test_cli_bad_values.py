@@ -2,9 +2,17 @@
 (and the value), exit 2, never a traceback nor a generic message from deep inside."""
 from __future__ import annotations
 
-import pytest
+import math
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwmodels import catalog
+from hwmodels.specs import PLAUSIBLE
+from simulator.api import simulate
 from simulator.cli import build_parser
+from simulator.cluster import Cluster
 from workloads import zoo
 from workloads.graph import MAX_TENSOR_ELEMENTS, TensorSpec, WorkloadError
 
@@ -56,3 +64,29 @@ def test_a_tensor_past_2_to_the_53_elements_is_refused_where_it_is_made():
         TensorSpec((MAX_TENSOR_ELEMENTS + 1,))
     with pytest.raises(WorkloadError, match="cifar_resnet at batch 1 with width=1e"):
         zoo.get("cifar_resnet", width=1e300)
+
+
+RATES = ["peak_flops", "mem_bandwidth_Bps", "clock_hz", "sustained_clock_hz"]
+COUNTS = ["launch_overhead_s", "memory_bytes", "sm_count", "l2_bytes"]
+
+
+@pytest.mark.parametrize("field, value", [
+    *[(f, v) for f in RATES for v in ("1e-300", "5e-324", "1e300", "1e30")],
+    *[(f, v) for f in COUNTS for v in ("1e300", "1e30")]])
+def test_an_absurd_hardware_option_is_named(field, value, cli_error):
+    """Positive but absurd (tiny, denormal, huge): a FLOP/s of 1e-300 makes every op take
+    inf s, 5e-324 divides by zero, 1e300 leaves a step of nothing but launches."""
+    line = cli_error(["simulate", *GOOD, "--hardware-option", f"{field}={value}"])
+    assert f"device 'v100': {field} " in line and "outside what a part could have" in line
+
+
+@settings(max_examples=15)
+@given(peak=st.floats(PLAUSIBLE["peak_flops"][0], PLAUSIBLE["peak_flops"][1]),
+       bandwidth=st.floats(PLAUSIBLE["mem_bandwidth_Bps"][0], PLAUSIBLE["mem_bandwidth_Bps"][1]),
+       launch=st.floats(0, PLAUSIBLE["launch_overhead_s"][1]))
+def test_any_plausible_device_gives_a_finite_positive_step(peak, bandwidth, launch):
+    """Within the spans every op's time is a finite number: the step is finite and > 0."""
+    spec = catalog.device("v100").with_options(peak_flops=peak, mem_bandwidth_Bps=bandwidth,
+                                               launch_overhead_s=launch)
+    result = simulate("lenet5", Cluster.build(spec), batch=2)
+    assert result.ok and 0 < result.iteration_time_s < math.inf

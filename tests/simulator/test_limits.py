@@ -122,6 +122,9 @@ def test_the_limits_page_states_each_ceiling():
     from workloads.errors import MAX_INPUT_BYTES
     assert any("size of an input file" in row and f"| {MAX_INPUT_BYTES // 2 ** 20} MiB |" in row
                for row in rows)
+    from workloads.graph import MAX_TENSOR_ELEMENTS
+    assert MAX_TENSOR_ELEMENTS == 2 ** 53
+    assert any("elements of one tensor" in row and "| 2**53 |" in row for row in rows)
 
 
 def test_a_cifar_resnet_past_the_depth_limit_is_refused_before_it_is_built(capsys):
