@@ -3,6 +3,7 @@ and its lines are strict JSON."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 
 import pytest
 
+from hwmodels.specs import PLAUSIBLE
 from simulator.cli import main
 from simulator.journal import Journal
 from simulator.sweep import JOURNAL_KIND, Sweep, read_results, run_sweep
@@ -106,7 +108,14 @@ def test_two_sweeps_started_together_write_each_point_once(tmp_path):
     assert len(keys) == len(set(keys)) == 18
 
 
-def test_an_infinite_figure_is_an_error_line_never_infinity(tmp_path):
+@pytest.fixture
+def any_bandwidth(monkeypatch):
+    """A device's bandwidth unchecked against its span (hwmodels/specs.py PLAUSIBLE refuses
+    1e-302 B/s first), so the guard behind it, against figures that overflow, is reached."""
+    monkeypatch.setitem(PLAUSIBLE, "mem_bandwidth_Bps", (0.0, math.inf, "B/s"))
+
+
+def test_an_infinite_figure_is_an_error_line_never_infinity(tmp_path, any_bandwidth):
     out = tmp_path / "r.jsonl"
     # each op's time is finite, their sum overflows
     sweep = Sweep.from_dict({"base": {"workload": "lenet5", "batch": 2, "hardware": "v100",
@@ -122,7 +131,7 @@ def test_an_infinite_figure_is_an_error_line_never_infinity(tmp_path):
     assert "non-finite" in bad["error"] or "must be a finite number" in bad["error"]
 
 
-def test_simulate_refuses_an_infinite_figure(capsys):
+def test_simulate_refuses_an_infinite_figure(capsys, any_bandwidth):
     err = cli_error(capsys, ["simulate", "--workload", "lenet5", "--batch", "2", "--hardware",
                              "v100", "--hardware-option", "mem_bandwidth_Bps=1e-302", "--json"])
     assert ("non-finite figures: iteration_time_s = inf" in err
