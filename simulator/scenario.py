@@ -175,7 +175,25 @@ class Scenario:
         if self.devices_per_node is not None and self.devices_per_node < 1:
             raise ConfigError(f"{source}: devices_per_node must be >= 1, "
                               f"got {self.devices_per_node}")
+        self._check_whole_nodes(source)
         self._check_names(source)
+
+    def _check_whole_nodes(self, source: str) -> None:
+        """Devices over several nodes fill whole nodes: 4 devices in nodes of 3 is a slip in
+        one of the two numbers, not a request for a short last node (which Cluster.build
+        still models for a caller who means one). One node partly used (2 of 8) stands."""
+        if self.node_type:
+            per_node = node_type(self.node_type).gpus
+            given, other = f"node type {self.node_type!r}", ""
+        else:
+            per_node, given = self.devices_per_node or self.devices, "devices_per_node"
+            other = f", or a devices_per_node that divides {self.devices}"
+        if self.devices <= per_node or self.devices % per_node == 0:
+            return
+        fewer = self.devices - self.devices % per_node
+        raise ConfigError(f"{source}: devices {self.devices} do not fill whole nodes of "
+                          f"{per_node} ({given}): give devices {fewer} or "
+                          f"{fewer + per_node}{other}")
 
     def _check_cluster_layout(self, source: str) -> None:
         """A node type fixes the fabric; the network, jitter and seed are checked here, the

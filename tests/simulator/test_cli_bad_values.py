@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hwmodels import catalog
 from hwmodels.specs import PLAUSIBLE
 from simulator.api import simulate
-from simulator.cli import build_parser
+from simulator.cli import build_parser, main
 from simulator.cluster import Cluster
 from workloads import zoo
 from workloads.graph import MAX_TENSOR_ELEMENTS, TensorSpec, WorkloadError
@@ -90,3 +90,28 @@ def test_any_plausible_device_gives_a_finite_positive_step(peak, bandwidth, laun
                                                launch_overhead_s=launch)
     result = simulate("lenet5", Cluster.build(spec), batch=2)
     assert result.ok and 0 < result.iteration_time_s < math.inf
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--devices", "4", "--devices-per-node", "3", "--link", "nvlink2", "--inter-node-link",
+      "ib100"], "devices 4 do not fill whole nodes of 3 (devices_per_node): give devices 3 "
+     "or 6, or a devices_per_node that divides 4"),
+    (["--devices", "12", "--node-type", "dgx1-v100"],
+     "devices 12 do not fill whole nodes of 8 (node type 'dgx1-v100'): give devices 8 or 16"),
+])
+def test_devices_that_do_not_fill_whole_nodes_are_refused(flags, words, cli_error, tmp_path):
+    """On the command line and in a scenario file alike (one check, Scenario.check)."""
+    argv = ["simulate", *GOOD, "--policy", "data-parallel", *flags]
+    assert words in cli_error(argv)
+    pairs = zip(argv[1::2], argv[2::2], strict=True)
+    path = tmp_path / "s.toml"
+    path.write_text("".join(f"{f.removeprefix('--').replace('-', '_')} = "
+                            f"{v if v.isdigit() else repr(v)}\n" for f, v in pairs))
+    assert words in cli_error(["simulate", str(path)])
+
+
+@pytest.mark.parametrize("devices, per_node", [(2, 8), (8, 8), (16, 8), (1, 3)])
+def test_one_node_partly_used_or_whole_nodes_stand(devices, per_node):
+    nodes = ["--inter-node-link", "ib100"] if devices > per_node else []
+    assert main(["simulate", *GOOD, "--policy", "data-parallel", "--devices", str(devices),
+                 "--devices-per-node", str(per_node), "--link", "nvlink2", *nodes]) == 0

@@ -10,6 +10,8 @@ import sys
 import pytest
 
 from simulator.cli import main
+from simulator.cluster import Cluster
+from simulator.report import cluster_line
 
 BASE = ["simulate", "--workload", "resnet20", "--batch", "8", "--hardware", "v100",
         "--policy", "data-parallel"]
@@ -112,9 +114,9 @@ def test_same_output_whatever_the_hash_seed():
     assert len(outs) == 1
 
 
-def test_a_ragged_last_node_is_named_in_the_cluster_line(capsys):
-    """Devices fill nodes in order, so 16 in nodes of 5 leave one on the last node."""
-    assert main(["simulate", "--workload", "lenet5", "--batch", "2", "--hardware", "v100",
-                 "--devices", "16", "--devices-per-node", "5", "--link", "nvlink2",
-                 "--inter-node-link", "ib100", "--policy", "data-parallel"]) == 0
-    assert "16 x v100 in 4 nodes of 5, the last of 1: nvlink2" in capsys.readouterr().out
+def test_a_ragged_last_node_is_named_in_the_cluster_line():
+    """Devices fill nodes in order, so 16 in nodes of 5 leave one on the last node (a cluster
+    of the API: a scenario refuses nodes its devices do not fill)."""
+    cluster = Cluster.build("v100", 16, "nvlink2", devices_per_node=5, inter_node_link="ib100")
+    assert "16 x v100 in 4 nodes of 5, the last of 1: nvlink2" in \
+        cluster_line(cluster.describe())
