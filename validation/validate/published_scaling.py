@@ -2,7 +2,7 @@
 
     python -m validation.validate.published_scaling [--csv scaling.csv] [--gpu-as-modelled]
                                                     [--gradient-sync SCHEME] [--fit-loaders]
-                                                    [--step-losses]
+                                                    [--step-losses] [--breakdown]
 
 Reads the V100 ResNet-50 v1.5 rows of measured/published/scaling.csv (NVIDIA
 DeepLearningExamples: 1, 2, 4 and 8 GPUs of a DGX-1, NVLink hybrid cube-mesh; 16 GPUs of a
@@ -55,6 +55,8 @@ from simulator.policies._data_parallel import GRADIENT_SYNCS, RANK_TAILS, rank_t
 from .scaling_report import (
     SPREAD_FIT_GPUS,
     RowResult,
+    StepParts,
+    format_breakdown,
     format_report,
     format_step_losses,
 )
@@ -140,6 +142,23 @@ class _Simulator:
             speed = round(speed * base / at, 9)
         return speed
 
+    def step_parts(self, cfg: _Config, n: int, speed: float, loader: str, spread: float,
+                   tail: str) -> StepParts | None:
+        """What the simulated step at n GPUs adds to the one at 1, part by part (None where
+        a run gives no throughput): the step at n on synthetic data with ranks alike less the
+        1-GPU step (all-reduces, Horovod's cycles and copies, the kvstore's chain), then what
+        the ranks' spread adds, then what the loader adds at n beyond what it adds at 1."""
+        def step_s(at: int, pipeline: str, spread_at: float) -> float | None:
+            got = self.throughput(cfg, at, speed, pipeline, spread_at, tail)
+            return None if isinstance(got, str) else cfg.batch * at / got
+        one, one_full = step_s(1, "synthetic", 0.0), step_s(1, loader, spread)
+        plain, spread_s = step_s(n, "synthetic", 0.0), step_s(n, "synthetic", spread)
+        full = step_s(n, loader, spread)
+        if one is None or one_full is None or plain is None or spread_s is None or full is None:
+            return None
+        return StepParts(one_full, plain - one, spread_s - plain,
+                         full - spread_s - (one_full - one))
+
     def speedup(self, cfg: _Config, n: int, speed: float, loader: str,
                 spread: float, tail: str = "exponential") -> float | str:
         at_n = self.throughput(cfg, n, speed, loader, spread, tail)
@@ -183,13 +202,14 @@ def fit_rank_spread(results: list[RowResult], tail: str = "exponential") -> floa
 
 def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None = None,
             rank_spread: float | None = None, gradient_sync: str | None = None,
-            rank_tail: str = "exponential") -> list[RowResult]:
+            rank_tail: str = "exponential", breakdown: bool = False) -> list[RowResult]:
     """Simulated against published speedup for every row (load_rows() by default), each GPU
     at its row's 1-GPU throughput (baselines, load_baselines() by default; a setup without
     one runs the GPU as modelled), with the row's loader, its framework's gradient
     synchronisation (row_gradient_sync; `gradient_sync` instead: that scheme for every row,
     gradients ready per op), and the ranks' spread fitted on the 2- and 4-GPU rows
-    with its tail rank_tail (fit_rank_spread) unless rank_spread is given."""
+    with its tail rank_tail (fit_rank_spread) unless rank_spread is given. With `breakdown`,
+    each simulated row also carries its step's parts (_Simulator.step_parts)."""
     from hwmodels import host_input
     rows = load_rows() if rows is None else rows
     baselines = load_baselines() if baselines is None else baselines
@@ -235,12 +255,13 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
                 speed = sim.anchor_speed(cfg, base, one)
         plans.append((row, n, published, stated, batch, notes, reason, cfg, speed, loader))
 
-    def run(spread: float) -> list[RowResult]:
+    def run(spread: float, parts_too: bool = False) -> list[RowResult]:
         out = []
         for row, n, published, stated, batch, notes, reason, cfg, speed, loader in plans:
             anchored = setup_of(row) in baselines
             simulated: float | None = None
             synthetic: float | None = None
+            parts: StepParts | None = None
             if cfg is not None and loader is not None and reason is None:
                 full = sim.speedup(cfg, n, speed, loader, spread, rank_tail)
                 plain = sim.speedup(cfg, n, 1.0, "synthetic", 0.0)
@@ -250,18 +271,20 @@ def compare(rows: list[dict] | None = None, baselines: dict[tuple, float] | None
                     reason = plain
                 else:
                     simulated, synthetic = full, plain
+                    if parts_too:
+                        parts = sim.step_parts(cfg, n, speed, loader, spread, rank_tail)
             fitted = (f"{loader_fits[row['row_id']]} cost" if row["row_id"] in loader_fits else
                       "rank_spread" if n in SPREAD_FIT_GPUS else "")
             out.append(RowResult(row["row_id"], row["framework"], row["framework_version"],
                                  row["gpu_variant"], row["precision"], n, batch, stated,
                                  published, simulated, "; ".join(
                                      ([reason] if reason else []) + notes), synthetic, loader,
-                                 spread, rank_tail, fitted, anchored))
+                                 spread, rank_tail, fitted, anchored, parts))
         return out
 
     if rank_spread is None:
         rank_spread = fit_rank_spread(run(0.0), rank_tail)
-    return run(rank_spread)
+    return run(rank_spread, breakdown)
 
 
 def fit_loader_costs(path: Path = SCALING_CSV) -> dict[str, tuple[str, float]]:
@@ -296,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-loaders", action="store_true",
                         help="print each loader's per-image CPU cost fitted to its row of the "
                              "table (catalog/input_pipelines.toml holds them)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="print, per row, how much longer its step at N GPUs is than at "
+                             "one, published and simulated, the simulated part by part "
+                             "(communication, the ranks' spread, the loader)")
     parser.add_argument("--step-losses", action="store_true",
                         help="print, per setup of the table, its 1-GPU step and how much "
                              "longer a step at each GPU count takes (from the table alone)")
@@ -311,11 +338,12 @@ def main(argv: list[str] | None = None) -> int:
         results = compare(load_rows(args.csv),
                           {} if args.gpu_as_modelled else load_baselines(args.csv),
                           gradient_sync=None if args.gradient_sync == "framework" else
-                          args.gradient_sync, rank_tail=args.rank_tail)
+                          args.gradient_sync, rank_tail=args.rank_tail,
+                          breakdown=args.breakdown)
     except (ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(format_report(results))
+    print(format_breakdown(results) if args.breakdown else format_report(results))
     return 0
 
 

@@ -9,6 +9,20 @@ SPREAD_FIT_GPUS = (2, 4)          # the rows rank_spread is fitted on
 
 
 @dataclass(frozen=True)
+class StepParts:
+    """A row's simulated step at N GPUs against its step at one, in seconds: the 1-GPU step
+    (the row's loader, its GPU at the row's speed) and what N adds, part by part."""
+    one_gpu_s: float
+    communication_s: float    # synthetic data, ranks alike: all-reduces, Horovod, kvstore
+    spread_s: float           # the slowest of N ranks (rank_spread)
+    loader_s: float           # the loader's wait at N beyond its wait at 1
+
+    @property
+    def extra_s(self) -> float:
+        return self.communication_s + self.spread_s + self.loader_s
+
+
+@dataclass(frozen=True)
 class RowResult:
     row_id: str
     framework: str
@@ -27,6 +41,14 @@ class RowResult:
     rank_tail: str = "exponential"
     fitted: str = ""                 # what was fitted to this row ("": a prediction)
     anchored: bool = False           # the GPU at the row's 1-GPU throughput (else as modelled)
+    parts: StepParts | None = None   # the simulated step part by part (compare's breakdown)
+
+    def published_extra_s(self) -> float | None:
+        """How much longer the published step at N is than the 1-GPU step (the simulated
+        one, which runs at the row's published 1-GPU throughput)."""
+        if self.parts is None:
+            return None
+        return self.parts.one_gpu_s * (self.n_gpus / self.published - 1)
 
     @property
     def synthetic_error(self) -> float | None:
@@ -102,4 +124,29 @@ def format_step_losses(losses: list[tuple[dict, float, dict[int, float]]]) -> st
                      f"{one['framework_version'][:26]:26} {one['gpu_variant']:16} "
                      f"{one['precision']:4} {one['precision_note'][:16]:16} "
                      f"{1e3 * step_s:5.1f}ms  {extra}")
+    return "\n".join(lines)
+
+
+def format_breakdown(results: list[RowResult]) -> str:
+    """Per row with its step's parts: how much longer its step at N GPUs is than at one,
+    published and simulated, the simulated part by part, and what the simulation lacks
+    (published less simulated: positive where the published run lost more)."""
+    lines = [f"{'row':6} {'framework':22} {'version':26} {'machine':16} {'prec':4} {'N':>2} "
+             f"{'1-GPU':>7} {'published':>9} {'simulated':>9} {'comm':>6} {'spread':>6} "
+             f"{'loader':>6} {'lacks':>6} {'error':>7}"]
+    for r in results:
+        extra = r.published_extra_s()
+        if r.parts is None or extra is None or r.error is None:
+            continue
+        p = r.parts
+        lines.append(f"{r.row_id:6} {r.framework[:22]:22} {r.version[:26]:26} {r.machine:16} "
+                     f"{r.precision:4} {r.n_gpus:>2} {1e3 * p.one_gpu_s:5.1f}ms "
+                     f"{1e3 * extra:+9.1f} {1e3 * p.extra_s:+9.1f} "
+                     f"{1e3 * p.communication_s:+6.1f} {1e3 * p.spread_s:+6.1f} "
+                     f"{1e3 * p.loader_s:+6.1f} {1e3 * (extra - p.extra_s):+6.1f} "
+                     f"{100 * r.error:+6.1f}%{' *' if r.fitted else ''}")
+    lines.append("ms a step more at N GPUs than at one; comm: synthetic data, ranks alike "
+                 "(all-reduces, Horovod's cycles and copies, the kvstore's chain); spread: the "
+                 "slowest of N ranks; loader: its wait at N beyond its wait at 1; lacks: "
+                 "published less simulated; * a constant was fitted to the row")
     return "\n".join(lines)

@@ -231,3 +231,39 @@ def test_step_losses_come_from_the_table_alone(capsys):
     assert ps.main(["--step-losses"]) == 0
     out = capsys.readouterr().out
     assert "M0132" in out and "8: +17.9" in out
+
+
+def test_breakdown_parts_add_up_to_the_simulated_step():
+    rows = {r["row_id"]: r for r in ps.load_rows()}
+    picked = [rows[i] for i in ("M0008", "M0057", "M0063")]
+    baselines = scaling_rows.load_baselines()
+    by_id = {r.row_id: r for r in ps.compare(picked, rank_spread=ps.FITTED_RANK_SPREAD,
+                                             breakdown=True)}
+    for r in by_id.values():
+        p = r.parts
+        assert p is not None and r.simulated is not None
+        # the 1-GPU step is the table's: the GPU runs at the row's published throughput
+        one_gpu = baselines[scaling_rows.setup_of(rows[r.row_id])]
+        assert p.one_gpu_s == pytest.approx(r.batch_per_gpu / one_gpu, rel=1e-5)
+        step_n = p.one_gpu_s * r.n_gpus / r.simulated
+        assert step_n - p.one_gpu_s == pytest.approx(p.extra_s, rel=1e-9)
+        published_n = p.one_gpu_s + r.published_extra_s()
+        assert published_n / step_n - 1 == pytest.approx(r.error, rel=1e-9)
+        assert p.spread_s > 0
+    # the input-bound row its loader was fitted to waits on the loader, the others do not
+    assert by_id["M0008"].parts.loader_s > 0.02
+    assert abs(by_id["M0063"].parts.loader_s) < 1e-6
+    # under XLA every gradient is ready when the backward ends: the whole all-reduce shows
+    assert by_id["M0063"].parts.communication_s > 2 * by_id["M0057"].parts.communication_s
+    text = scaling_report.format_breakdown(list(by_id.values()))
+    assert "M0063" in text and "lacks" in text and "M0008" in text
+
+
+def test_breakdown_from_the_command(tmp_path, capsys):
+    lines = scaling_rows.SCALING_CSV.read_text().splitlines()
+    keep = [lines[0]] + [ln for ln in lines[1:] if ln.split(",")[0] in ("M0007", "M0008")]
+    table = tmp_path / "two.csv"
+    table.write_text("\n".join(keep) + "\n")
+    assert ps.main(["--csv", str(table), "--breakdown"]) == 0
+    out = capsys.readouterr().out
+    assert "M0008" in out and "loader" in out and "M0007" not in out
