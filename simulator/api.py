@@ -1,6 +1,8 @@
 """`simulate()`: workload + cluster + policy -> Result."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from hwmodels.gpu_layout import memory_formats_for
 from workloads import zoo
 from workloads.errors import did_you_mean
@@ -60,6 +62,11 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     own (meta "optimizer_loop", else the multi-tensor step).
     options: the policy's options (see `dnnsim policies`).
     """
+    _check_arguments(workload, cluster, policy, batch, workload_options, options,
+                     training=training, enforce_memory=enforce_memory,
+                     cudnn_benchmark=cudnn_benchmark, optimizer_loop=optimizer_loop,
+                     precision=precision, memory_format=memory_format,
+                     framework_memory=framework_memory, optimizer=optimizer)
     graph = load_workload(workload, batch, **(workload_options or {}))
     graph = apply_precision(graph, cluster, precision)
     graph = apply_memory_format(graph, cluster, memory_format)
@@ -101,6 +108,48 @@ def simulate(workload: str | OpGraph, cluster: Cluster, policy: str = "sequentia
     if log.ok:
         result.iteration_time_override_s = pol.finish(result, plan)
     return result
+
+
+# what a Cluster holds: given to simulate() as keywords, they would be read as policy options
+_CLUSTER_FIELDS = ("hardware", "devices", "link", "topology", "devices_per_node",
+                   "inter_node_link", "host_link", "node_type")
+_BOOLS = ("training", "enforce_memory")
+_OPTIONAL_BOOLS = ("cudnn_benchmark", "optimizer_loop")
+_OPTIONAL_NAMES = ("precision", "memory_format", "framework_memory", "optimizer")
+
+
+def _check_arguments(workload, cluster, policy, batch, workload_options, options: dict,
+                     **flags) -> None:
+    """simulate()'s arguments, each of the type it takes, named where one is not: a wrong
+    type otherwise surfaced deep inside ('str' object has no attribute 'devices'), or was
+    taken as true ('no' for training). Values are checked where they are used."""
+    def wrong(name: str, want: str, value: object) -> TypeError:
+        return TypeError(f"simulate(): {name} must be {want}, got {type(value).__name__} "
+                         f"{value!r}")
+    if not isinstance(workload, (str, OpGraph)):
+        raise wrong("workload", "a zoo name or an OpGraph", workload)
+    if not isinstance(cluster, Cluster):
+        raise wrong("cluster", "a Cluster (Cluster.build(hardware, devices, link))", cluster)
+    if not isinstance(policy, str):
+        raise wrong("policy", "a policy name (dnnsim policies)", policy)
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)):
+        raise wrong("batch", "a whole number >= 1", batch)
+    if batch is not None and batch < 1:
+        raise ConfigError(f"simulate(): batch must be >= 1, got {batch}")
+    if workload_options is not None and not isinstance(workload_options, Mapping):
+        raise wrong("workload_options", "a dict of the network's options", workload_options)
+    for name, value in flags.items():
+        if name in _BOOLS and not isinstance(value, bool):
+            raise wrong(name, "True or False", value)
+        if name in _OPTIONAL_BOOLS and value is not None and not isinstance(value, bool):
+            raise wrong(name, "True, False or None", value)
+        if name in _OPTIONAL_NAMES and value is not None and not isinstance(value, str):
+            raise wrong(name, "a name or None", value)
+    given = sorted(set(options) & set(_CLUSTER_FIELDS))
+    if given:
+        raise ConfigError(f"simulate(): {', '.join(given)} belong to the cluster, not the "
+                          f"policy's options: pass cluster=Cluster.build(hardware, devices, "
+                          f"link, ...)")
 
 
 def apply_memory_format(graph: OpGraph, cluster: Cluster, memory_format: str | None) -> OpGraph:
