@@ -53,8 +53,6 @@ from .gpu_constants import (
 )
 from .gpu_frameworks import (
     ACCUMULATING_FRAMEWORKS,
-    BIAS_ADD_FUSED_FRAMEWORKS,
-    BIAS_OP_FRAMEWORKS,
     FUSED_POINTWISE,
     PAIRWISE_SUM_FRAMEWORKS,
     POOL_OUTPUT_READ_FRAMEWORKS,
@@ -62,6 +60,7 @@ from .gpu_frameworks import (
     optimizer_step_option,
     optimizer_temp_scope,
     pairwise_sum_option,
+    with_bias_pass,
     with_slice_copy,
 )
 from .gpu_l2 import L2Reuse, extra_passes
@@ -370,33 +369,6 @@ class GPUModel(DeviceModel):
         if role is None:
             options = [KernelOption("stream", op.flops / fp32_peak, traffic, "elementwise")]
         else:
-            options = self._with_bias_pass(op, product_options(self, op, role, traffic))
+            options = with_bias_pass(op, self.framework,
+                                     product_options(self, op, role, traffic))
         return with_slice_copy(op, self.framework, issued_in_one_call(op, options))
-
-    def bias_pass(self, op: Op) -> tuple[float, int]:
-        """(bytes moved, kernels) of the separate kernel that adds a layer's bias (reads and
-        writes the output) or reduces its gradient (reads dy once); (0, 0) without a bias."""
-        role = kind_of(op.kind).gemm_role
-        if (role is None or not role.weights or role.gemm_pass == "grad_input"
-                or not op.attrs.get("bias")):
-            return 0.0, 0
-        a = op.attrs
-        if role.gemm_pass == "forward":
-            if self.framework in BIAS_ADD_FUSED_FRAMEWORKS:
-                return 0.0, 0
-            return 2.0 * float(op.out.nbytes), 1
-        elem = op.in_specs[0].dtype_bytes if op.in_specs else op.out.dtype_bytes
-        if role.library == "conv":
-            n, cout, ho, wo = a["out_shape"]
-            dy_elements = n * cout * ho * wo
-        else:
-            dy_elements = a["batch_rows"] * a["out_features"]
-        return float(dy_elements * elem), 1
-
-    def _with_bias_pass(self, op: Op, options: list[KernelOption]) -> list[KernelOption]:
-        moved, kernels = self.bias_pass(op)
-        if not kernels:
-            return options
-        own_ops = kernels if self.framework in BIAS_OP_FRAMEWORKS else 0
-        return [o._replace(serial_bytes=o.serial_bytes + moved, kernels=o.kernels + kernels,
-                           framework_ops=o.framework_ops + own_ops) for o in options]

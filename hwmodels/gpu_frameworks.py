@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from workloads.graph import Op
+from workloads.kinds import kind_of
 from workloads.kinds.loss_update import optimizer_step
 
 from .gpu_constants import DEFAULT_FRAMEWORK
@@ -166,3 +167,37 @@ def with_slice_copy(op: Op, framework: str | None,
             o._replace(serial_bytes=o.serial_bytes + moved, kernels=o.kernels + 1,
                        framework_ops=o.framework_ops + own_ops)
             for o in options]
+
+
+def bias_pass(op: Op, framework: str | None) -> tuple[float, int]:
+    """(bytes moved, kernels) of the separate kernel that adds a layer's bias (reads and
+    writes the output) or reduces its gradient (reads dy once); (0, 0) without a bias, or
+    where the framework fuses the add (BIAS_ADD_FUSED_FRAMEWORKS)."""
+    role = kind_of(op.kind).gemm_role
+    if (role is None or not role.weights or role.gemm_pass == "grad_input"
+            or not op.attrs.get("bias")):
+        return 0.0, 0
+    a = op.attrs
+    if role.gemm_pass == "forward":
+        if framework in BIAS_ADD_FUSED_FRAMEWORKS:
+            return 0.0, 0
+        return 2.0 * float(op.out.nbytes), 1
+    elem = op.in_specs[0].dtype_bytes if op.in_specs else op.out.dtype_bytes
+    if role.library == "conv":
+        n, cout, ho, wo = a["out_shape"]
+        dy_elements = n * cout * ho * wo
+    else:
+        dy_elements = a["batch_rows"] * a["out_features"]
+    return float(dy_elements * elem), 1
+
+
+def with_bias_pass(op: Op, framework: str | None,
+                   options: list[KernelOption]) -> list[KernelOption]:
+    """A product's algorithms with its bias kernel (bias_pass) added to each, as serial
+    traffic; an op of the framework's own where it issues one (BIAS_OP_FRAMEWORKS)."""
+    moved, kernels = bias_pass(op, framework)
+    if not kernels:
+        return options
+    own_ops = kernels if framework in BIAS_OP_FRAMEWORKS else 0
+    return [o._replace(serial_bytes=o.serial_bytes + moved, kernels=o.kernels + kernels,
+                       framework_ops=o.framework_ops + own_ops) for o in options]

@@ -1,5 +1,5 @@
 """A layer's bias on a GPU: kernels of their own beside the convolution or GEMM, as cuDNN's,
-cuBLAS's and the frameworks' training code runs them (hwmodels/gpu.py, bias_pass)."""
+cuBLAS's and the frameworks' training code runs them (hwmodels/gpu_frameworks.py, bias_pass)."""
 from __future__ import annotations
 
 import pytest
