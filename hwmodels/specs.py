@@ -47,6 +47,7 @@ PLAUSIBLE: dict[str, tuple[float, float, str]] = {
     "launch_overhead_s": (0, 1, "s"),      # per op launch
     "latency_s": (0, 10, "s"),             # per message
     "clock_hz": _CLOCK_HZ, "sustained_clock_hz": _CLOCK_HZ, "tcp_stack_clock_hz": _CLOCK_HZ,
+    "tensor_clock_hz": _CLOCK_HZ,
     "cores": (1, 2 ** 20, "cores"), "sm_count": (1, 2 ** 16, "SMs"),
     "fp32_lanes_per_sm": (1, 2 ** 12, "lanes"), "vector_lanes_fp32": (1, 2 ** 10, "lanes"),
     "fma_units_per_core": (1, 64, "units"), "copy_engines": (0, 64, "engines"),
@@ -188,6 +189,10 @@ class DeviceSpec:
     # figures. None: the rated clock. Its source says where the figure comes from.
     sustained_clock_hz: float | None = None
     sustained_clock_source: str | None = None
+    # GPU: the SM clock the datasheet's tensor-core peaks (every precision but fp32) are quoted
+    # at, where it is below clock_hz: NVIDIA quotes Hopper's FP32 at its max boost and its
+    # tensor rates at a lower clock. None: clock_hz.
+    tensor_clock_hz: float | None = None
     # ARM boards: the clock of the core the OS runs the kernel's TCP/IP stack on (a
     # big.LITTLE part's clock_hz is an effective convolution clock, no core's). None: clock_hz.
     tcp_stack_clock_hz: float | None = None
@@ -233,6 +238,11 @@ class DeviceSpec:
                                     f"sustained_clock_source saying where it comes from")
         if self.sustained_clock_source is not None:
             _check_str(where, "sustained_clock_source", self.sustained_clock_source)
+        _check_number(where, "tensor_clock_hz", self.tensor_clock_hz, optional=True)
+        if self.tensor_clock_hz is not None and (self.clock_hz is None
+                                                 or self.tensor_clock_hz > self.clock_hz):
+            raise HardwareError(f"{where}: tensor_clock_hz must be at most clock_hz, the rated "
+                                f"clock, got {self.tensor_clock_hz!r}")
         if self.architecture is not None and self.architecture not in GPU_ARCHITECTURES:
             raise HardwareError(f"{where}: architecture must be one of "
                                 f"{', '.join(GPU_ARCHITECTURES)}, got {self.architecture!r}")
@@ -275,8 +285,13 @@ class DeviceSpec:
 
     def sustained_peak_flops_for(self, precision: str) -> float:
         """Dense peak FLOP/s in a precision at the sustained clock: every arithmetic unit runs
-        on the SM clock, so the rated peak scales with it."""
-        return self.peak_flops_for(precision) * self.sustained_clock_share
+        on the SM clock, so the rated peak scales with it. A tensor peak quoted at a clock
+        below the rated one (tensor_clock_hz) scales from that clock, and no further than its
+        quoted figure: the part is not taken past the vendor's own rate."""
+        if precision == "fp32" or self.tensor_clock_hz is None:
+            return self.peak_flops_for(precision) * self.sustained_clock_share
+        sustained = self.sustained_clock_hz or self.clock_hz or self.tensor_clock_hz
+        return self.peak_flops_for(precision) * min(1.0, sustained / self.tensor_clock_hz)
 
     def __hash__(self) -> int:  # the dict fields are not hashable; the name identifies a part
         return hash((self.name, self.kind, self.peak_flops, self.mem_bandwidth_Bps))

@@ -68,6 +68,36 @@ def test_arithmetic_follows_the_sustained_clock_and_memory_does_not(share):
     assert slower.op_time_s(ops["conv2d"]) >= rated.op_time_s(ops["conv2d"])
 
 
+HOPPER_SM_DENSE_FP16_FLOP_PER_CLOCK = 4096    # Hopper whitepaper: twice an A100 SM's 2048
+
+
+@pytest.mark.parametrize("spec", [s for s in _gpus() if s.tensor_clock_hz is not None],
+                         ids=lambda s: s.name)
+def test_a_tensor_clock_is_the_one_the_datasheet_tensor_peak_implies(spec):
+    assert spec.architecture == "hopper"
+    implied_hz = spec.peak_flops_for("fp16") / (spec.sm_count
+                                                * HOPPER_SM_DENSE_FP16_FLOP_PER_CLOCK)
+    assert spec.tensor_clock_hz == pytest.approx(implied_hz, rel=1e-3)
+    # below its sustained clock (or at its rated one): the datasheet peak, no more ...
+    if spec.sustained_clock_hz >= spec.tensor_clock_hz:
+        assert spec.sustained_peak_flops_for("bf16") == spec.peak_flops_for("bf16")
+    # ... FP32 keeps its own scaling from clock_hz
+    assert spec.sustained_peak_flops_for("fp32") == pytest.approx(
+        spec.peak_flops * spec.sustained_clock_hz / spec.clock_hz)
+    # ... and a sustained clock under the tensor clock scales the tensor peak from it
+    slower = spec.with_options(sustained_clock_hz=0.8 * spec.tensor_clock_hz)
+    assert slower.sustained_peak_flops_for("tf32") == pytest.approx(
+        0.8 * spec.peak_flops_for("tf32"))
+
+
+def test_a_power_ruled_hopper_part_is_not_derated_twice():
+    """The H100 PCIe's tensor peak is quoted at 1620 MHz; the power rule's 1650 MHz is above it,
+    so its tensor cores run at the datasheet rate, not at 1650 / 1755 of it."""
+    spec = catalog.device("h100-pcie")
+    assert spec.sustained_clock_hz > spec.tensor_clock_hz
+    assert spec.sustained_peak_flops_for("fp16") == spec.peak_flops_for("fp16")
+
+
 def test_an_overridden_sustained_clock_does_not_keep_the_catalogs_source():
     spec = catalog.device("t4").with_options(sustained_clock_hz=1.0e9)
     assert spec.sustained_clock_share == pytest.approx(1.0e9 / 1590e6)
@@ -82,6 +112,9 @@ def test_an_overridden_sustained_clock_does_not_keep_the_catalogs_source():
      "sustained_clock_hz must be > 0"),
     ({"sustained_clock_hz": 1e9, "sustained_clock_source": ""},
      "sustained_clock_source must not be empty"),
+    ({"tensor_clock_hz": 1.6e9}, "tensor_clock_hz must be at most clock_hz"),
+    ({"tensor_clock_hz": 1.2e9, "clock_hz": None}, "tensor_clock_hz must be at most clock_hz"),
+    ({"tensor_clock_hz": 1e-3}, "tensor_clock_hz 0.001 Hz is outside"),
 ])
 def test_a_bad_sustained_clock_names_the_field(fields, message):
     base = dict(name="mine", kind="gpu", mem_bandwidth_Bps=1e11, memory_bytes=2**30,
