@@ -39,16 +39,23 @@ REFERENCE_TILE = (128, 128)
 K_FILL = 32                 # per-CTA pipeline fill and epilogue, in k steps
 SPLIT_K_MIN_K = 256         # split-K keeps at least this much of K per CTA
 TENSOR_CORE_ALIGN = 8       # tensor-core GEMM dimensions are padded to this
+# the widest product (output columns or rows) a release's sliced kernels take
+# (CublasRelease.k_slices)
+SLICED_MAX_WIDTH = 32
 
 
-def tile_efficiency(tile_m: int, tile_n: int, n_sharing: int = 1) -> float:
+def tile_efficiency(tile_m: int, tile_n: int, n_sharing: int = 1, k_slices: int = 1) -> float:
     """Share of the reference tile's rate a tile sustains: the square root of its relative
     reuse tm*tn/(tm+tn), capped at 1 (bigger tiles are limited by registers, not reuse).
     Where each element loaded for the n side serves `n_sharing` of its columns (a weight
     gradient's C*R*S side: one input pixel feeds every filter tap that overlaps it), the tile
     loads tm + tn/n_sharing elements per k step, and its rate rises by the square root of
-    that further reuse."""
+    that further reuse. A skinny tile (a side of at most SLICED_MAX_WIDTH) whose k loop is
+    sliced over `k_slices` groups of its warps (CublasRelease.k_slices) reuses what it loads
+    as a tile k_slices times as wide on its narrow side does."""
     ref_m, ref_n = REFERENCE_TILE
+    if k_slices > 1 and min(tile_m, tile_n) <= SLICED_MAX_WIDTH:
+        tile_m, tile_n = max(tile_m, tile_n), min(tile_m, tile_n) * k_slices
     reuse = (tile_m * tile_n / (tile_m + tile_n)) / (ref_m * ref_n / (ref_m + ref_n))
     shared = (tile_m + tile_n) / (tile_m + tile_n / n_sharing)
     return min(1.0, math.sqrt(reuse)) * math.sqrt(shared)
@@ -88,6 +95,16 @@ class CublasRelease:
     # the operands' transposes (op(A), op(B)) its gemv-like kernels take; a product of
     # another layout runs in the release's tiles however narrow
     gemv_layouts: tuple[str, ...] = ("NN", "NT", "TN", "TT")
+    # the groups of warps its kernels for a product of at most SLICED_MAX_WIDTH columns (or
+    # rows) slice each k slab over (cuBLAS's "sliced1x4" SGEMM kernels): each group
+    # multiplies its share of the slab into the whole tile, and the groups' sums are added
+    # in shared memory at the end, so a 128x32 tile keeps each thread the register tile of a
+    # 128x128 one (tile_efficiency); 1: no sliced kernels
+    k_slices: int = 1
+
+    def slices(self, m: int, n: int) -> int:
+        """The k slices of the kernels that run an (m x n) product (k_slices, or 1)."""
+        return self.k_slices if min(m, n) <= SLICED_MAX_WIDTH else 1
 
     def has_gemv(self, m: int, n: int, transposes: str) -> bool:
         """Whether an (m x n) product whose operands are `transposes` may run in the
@@ -163,8 +180,13 @@ CUBLAS_RELEASES = (
     # -14% against -7%; leave-one-GPU-out FP32 8.1% against 7.9%): 8.0 reads it once
     CublasRelease((8, 0, 88), TILES, "untransposed_a", 8, slow_tn=True,
                   narrow_passes_max_width=16),
-    # CUDA 10.1 (V100, T4): the skinny tiles and split-K
-    CublasRelease((10, 1, 0), TILES, "any", 8),
+    # CUDA 10.1 (V100, T4): the skinny tiles and split-K, and sliced kernels for products of
+    # up to 32 columns: NN 4608, 6144, 7680 and 8448 x 32 x K (K = M / 3) take 0.049, 0.085,
+    # 0.122 and 0.135 ms on the V100, 0.59-0.72 of its FP32 peak, where an unsliced 128x32
+    # tile sustains at most its 0.63 of the reference tile's rate (0.57 of the peak), with
+    # every SM busy; the T4's take 0.45-0.48 of its peak (against its 128-column products'
+    # 0.57-0.68)
+    CublasRelease((10, 1, 0), TILES, "any", 8, k_slices=4),
 )
 # The flags of the cuBLAS call each pass of a linear layer makes (PyTorch's and Torch7's
 # addmm): the forward W^T x^T (TN), the input gradient W dy^T (NN), the weight gradient x^T dy
@@ -246,14 +268,15 @@ def cublas_release(architecture: str | None,
 def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: int,
               efficiency: float, split_k: bool = True,
               tiles: tuple[tuple[int, int], ...] = TILES, transposable: bool = True,
-              n_sharing: int = 1, k_fill: float = K_FILL) -> GemmCost:
+              n_sharing: int = 1, k_fill: float = K_FILL, k_slices: int = 1) -> GemmCost:
     """The fastest tiling of `batch` independent (m x n x k) GEMMs at `efficiency` of a full
     reference tile's share of `peak_flops`. The busiest SM sets the time: it runs
     ceil(CTAs / SMs) tiles one after another at its full rate. Where `transposable`, each tile
     shape may be laid either way round (cuBLAS computes C or its transpose), and the reduction
     may be split in as many parts as fill the SMs best. n_sharing: columns each loaded
     element of the n side serves (tile_efficiency); k_fill: the k steps of pipeline fill and
-    epilogue each CTA pays per GEMM."""
+    epilogue each CTA pays per GEMM; k_slices: the groups of warps a CTA slices its k loop
+    over (tile_efficiency)."""
     m, n, k, batch = max(m, 1), max(n, 1), max(k, 1), max(batch, 1)
     per_sm_flops = peak_flops / sm_count * efficiency
     best: GemmCost | None = None
@@ -261,10 +284,13 @@ def gemm_cost(m: int, n: int, k: int, batch: int, peak_flops: float, sm_count: i
     for tile_m, tile_n in shapes:
         output_tiles = math.ceil(m / tile_m) * math.ceil(n / tile_n) * batch
         max_split = max(1, k // SPLIT_K_MIN_K) if split_k else 1
-        tile_rate = per_sm_flops * tile_efficiency(tile_m, tile_n, n_sharing)
         for split in _split_candidates(output_tiles, sm_count, max_split):
             k_per_cta = math.ceil(k / split)
             rounds = math.ceil(output_tiles * split / sm_count)
+            # slicing saves shared-memory loads, which bound an SM busy with several CTAs; a
+            # CTA alone on its SM waits on its k loop, which slicing leaves as long
+            tile_rate = per_sm_flops * tile_efficiency(tile_m, tile_n, n_sharing,
+                                                       k_slices if rounds > 1 else 1)
             compute_s = rounds * 2.0 * tile_m * tile_n * (k_per_cta + k_fill) / tile_rate
             if best is None or compute_s < best.compute_s:
                 extra = 0.0 if split == 1 else 2.0 * 4 * m * n * batch * split  # partials

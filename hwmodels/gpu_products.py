@@ -78,12 +78,13 @@ class _Units:
 
     def gemm(self, m: int, n: int, k: int, batch: int, split_k: bool = True,
              tiles: tuple[tuple[int, int], ...] = gpu_gemm.TILES, transposable: bool = True,
-             n_sharing: int = 1, k_fill: float = gpu_gemm.K_FILL) -> gpu_gemm.GemmCost:
+             n_sharing: int = 1, k_fill: float = gpu_gemm.K_FILL,
+             k_slices: int = 1) -> gpu_gemm.GemmCost:
         if self.tensor:
             align = gpu_gemm.TENSOR_CORE_ALIGN
             n, k = gpu_gemm.align(n, align), gpu_gemm.align(k, align)
         return gpu_gemm.gemm_cost(m, n, k, batch, self.peak, self.sms, 1.0, split_k, tiles,
-                                  transposable, n_sharing, k_fill)
+                                  transposable, n_sharing, k_fill, k_slices)
 
     def conv_gemm(self, m: int, n: int, k: int, batch: int, wgrad: bool,
                   n_sharing: int = 1) -> gpu_gemm.GemmCost:
@@ -163,7 +164,8 @@ def _blas_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
         traffic += (cublas.wide_operand_reads(m, n) - 1) * wide_bytes
     cost = units.gemm(m, n, k, 1, tiles=tiles,
                       split_k=units.tensor or cublas.splits_k(m, n, k, transposes),
-                      transposable=units.tensor or cublas.tiles_either_way(transposes))
+                      transposable=units.tensor or cublas.tiles_either_way(transposes),
+                      k_slices=1 if units.tensor else cublas.slices(m, n))
     strided = transposes == "TN" and not units.tensor
     slow_tn = strided and cublas.slow_tn
     options = [KernelOption("gemm", cost.compute_s, traffic + cost.extra_bytes, "gemm",
