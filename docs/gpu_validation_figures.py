@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-from hwmodels.gpu_constants import Framework, GpuFamily
 from hwmodels.gpu_families_file import load_gpu_families
 from validation.calibrate import kernel_floor as kf
 from validation.calibrate import published_gpu as pg
@@ -31,26 +30,46 @@ CATALOG = ROOT / "hwmodels" / "catalog" / "gpu_families.toml"
 PASCAL_CARDS = ("gtx1080ti", "titan-xp", "titan-x-pascal")   # the kernel tables' Pascal parts
 
 
-@dataclass(frozen=True)
 class Runs:
-    inside: list[pv.Scored]          # the training rows, shipped constants
-    held_out: list[pv.Scored]        # ... each GPU from constants fitted without it
-    kernels: list[pv.Group]          # MAPE per kernel kind (the in-sample report's)
-    agreement: tuple[int, int]       # recorded algorithm = the model's, of rows recording one
-    errors: list[kf.RowError]        # each kernel row, as kernel_floor scores it
-    kernel_rows: dict[str, pk.KernelRow]   # by row id
-    families: dict[str, GpuFamily]   # the shipped constants
-    frameworks: dict[str, Framework]
+    """Each validation the page shows, run when a figure first asks for it and kept: the
+    in-sample and leave-one-GPU-out runs take minutes, and the tests of those validations
+    (tests/conftest.py's `gpu_validation_runs`) read the same Runs as the page's test."""
+
+    def __init__(self) -> None:
+        self.table = pg.read_network_rows(SINGLE_GPU)
+        self.kernel_table = pk.read_kernel_rows(KERNELS)
+        self.kernel_rows = {r.row_id: r for r in self.kernel_table.rows}   # by row id
+        self.families, self.frameworks = load_gpu_families(CATALOG)   # the shipped constants
+
+    @cached_property
+    def inside(self) -> list[pv.Scored]:
+        """The training rows, shipped constants."""
+        return pv.score_networks(self.table.rows)
+
+    @cached_property
+    def held_out(self) -> list[pv.Scored]:
+        """The training rows, each GPU's from constants fitted without it."""
+        return pv.leave_one_gpu_out(self.table.rows, self.kernel_table.rows)
+
+    @cached_property
+    def kernels(self) -> list[pv.Group]:
+        """MAPE per kernel kind (the in-sample report's)."""
+        return pv.kernel_groups(self.kernel_table.rows)
+
+    @cached_property
+    def agreement(self) -> tuple[int, int]:
+        """Recorded algorithm = the model's, of the rows recording one."""
+        return pv.algorithm_agreement(self.kernel_table.rows)
+
+    @cached_property
+    def errors(self) -> list[kf.RowError]:
+        """Each kernel row, as kernel_floor scores it."""
+        return kf.row_errors(self.kernel_table.rows)
 
 
 def run() -> Runs:
-    """Each validation once: the in-sample and leave-one-GPU-out take minutes."""
-    table, kernels = pg.read_network_rows(SINGLE_GPU), pk.read_kernel_rows(KERNELS)
-    return Runs(pv.score_networks(table.rows),
-                pv.leave_one_gpu_out(table.rows, kernels.rows),
-                pv.kernel_groups(kernels.rows), pv.algorithm_agreement(kernels.rows),
-                kf.row_errors(kernels.rows), {r.row_id: r for r in kernels.rows},
-                *load_gpu_families(CATALOG))
+    """The validations, each run once, when first needed."""
+    return Runs()
 
 
 def pct(x: float) -> str:

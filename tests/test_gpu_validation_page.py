@@ -89,7 +89,7 @@ def test_the_prose_comparisons_hold_on_figures_that_bear_them_out_only(page):
 
 
 @pytest.mark.slow
-def test_the_page_is_what_its_validations_give_now(page):
-    problems = page["check"]()
+def test_the_page_is_what_its_validations_give_now(page, gpu_validation_runs):
+    problems = page["check"](gpu_validation_runs)
     assert not problems, (f"docs/{NAME} is not what its validations give now; run python "
                           "docs/gpu_validation_page.py:\n" + "\n".join(problems))

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from validation.calibrate import kernel_floor as kf
 from validation.calibrate import published_kernels as pk
-from validation.calibrate.published_gpu import PUBLISHED_DIR
 
 ratios = st.lists(st.floats(min_value=0.2, max_value=5.0), min_size=1, max_size=30)
 
@@ -63,8 +62,8 @@ def test_the_pair_spread_ignores_a_shapes_constant_but_not_its_variants():
     assert kf.pair_spread(gemms) == (1, 0.0)
 
 
-def test_on_the_committed_table_each_kind_has_its_floors_and_pairs():
-    errors = kf.row_errors(pk.read_kernel_rows(PUBLISHED_DIR + "/kernels.csv").rows)
+def test_on_the_committed_table_each_kind_has_its_floors_and_pairs(gpu_validation_runs):
+    errors = gpu_validation_runs.errors   # kf.row_errors of the committed kernels.csv
     table = kf.floor_table(errors)
     for kind in pk.KERNEL_KINDS:
         sel = [e for e in errors if e.kind == kind]

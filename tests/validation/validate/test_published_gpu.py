@@ -101,9 +101,8 @@ def test_the_shipped_constants_are_the_fit_to_the_committed_rows(tables):
     assert load_frameworks(text, "refit") == builtin_frameworks()
 
 
-def test_in_sample_throughputs(tables):
-    networks, _ = tables
-    scored = pv.score_networks(networks.rows)
+def test_in_sample_throughputs(gpu_validation_runs):
+    scored = gpu_validation_runs.inside   # pv.score_networks of the committed rows
     fp32 = pv.group("fp32", [s for s in scored if s.row.precision == "fp32"])
     amp = pv.group("amp", [s for s in scored if s.row.precision == "amp-fp16"])
     assert fp32.rows >= 80 and amp.rows >= 8
@@ -124,9 +123,9 @@ def test_in_sample_throughputs(tables):
 
 
 @pytest.mark.slow   # refits every architecture once per GPU left out
-def test_leave_one_gpu_out(tables):
-    networks, kernels = tables
-    scored = pv.leave_one_gpu_out(networks.rows, kernels.rows)
+def test_leave_one_gpu_out(gpu_validation_runs):
+    # pv.leave_one_gpu_out of the committed rows
+    scored = gpu_validation_runs.held_out
     fp32 = pv.group("fp32", [s for s in scored if s.row.precision == "fp32"])
     amp = pv.group("amp", [s for s in scored if s.row.precision == "amp-fp16"])
     # the worst case counts the rows the data trusts, as in sample (ResNet-34's batch-2 row on
@@ -137,9 +136,8 @@ def test_leave_one_gpu_out(tables):
     assert amp.mape < 0.09
 
 
-def test_kernels_in_sample(tables):
-    _, kernels = tables
-    groups = {g.name: g for g in pv.kernel_groups(kernels.rows)}
+def test_kernels_in_sample(gpu_validation_runs):
+    groups = {g.name: g for g in gpu_validation_runs.kernels}   # pv.kernel_groups of the rows
     assert groups["gemm"].mape < 0.175
     # forward rows costed with the algorithm cuDNN ran (fwd_algo), and with the model's own
     assert groups["conv2d"].mape < 0.19 and groups["conv2d" + pv.OWN_CHOICE].mape < 0.18
