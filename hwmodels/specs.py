@@ -51,6 +51,9 @@ PLAUSIBLE: dict[str, tuple[float, float, str]] = {
     "cores": (1, 2 ** 20, "cores"), "sm_count": (1, 2 ** 16, "SMs"),
     "fp32_lanes_per_sm": (1, 2 ** 12, "lanes"), "vector_lanes_fp32": (1, 2 ** 10, "lanes"),
     "fma_units_per_core": (1, 64, "units"), "copy_engines": (0, 64, "engines"),
+    # shares of a peak a kernel reaches; below a thousandth is a slip, not a kernel
+    "mem_efficiency": (1e-3, 1, "of the bandwidth"), "efficiency": (1e-3, 1, "of the peak"),
+    "half_efficiency_flops": (1, 1e18, "FLOPs"),
 }
 
 
@@ -63,7 +66,7 @@ def _check_plausible(where: str, fname: str, value: float) -> None:
     least, most, unit = span
     if not least <= value <= most:
         raise HardwareError(f"{where}: {fname} {value:g} {unit} is outside what a part could "
-                            f"have ({least:.3g} to {most:.3g} {unit}); a slip in the exponent?")
+                            f"have ({least:.3g} to {most:.3g} {unit})")
 
 
 # -- field checks (shared by the three part types) ---------------------------------------------

@@ -75,6 +75,11 @@ class Jitter:
         return (1 - s) + s * -math.log(1 - u)
 
 
+# A device a thousand times slower or faster than its model is as far as a straggler goes; past
+# that a speed is a slip (1e-300 made a step of 1e296 s).
+MIN_SPEED, MAX_SPEED = 1e-3, 1e3
+
+
 def check_speeds(speeds: dict[str, float], device_ids: list[str]) -> None:
     known = set(device_ids)
     for dev, speed in speeds.items():
@@ -82,9 +87,10 @@ def check_speeds(speeds: dict[str, float], device_ids: list[str]) -> None:
             raise SimulationError(f"speed given for {dev!r}, which is not a device of the "
                                   f"cluster ({device_ids[0]} to {device_ids[-1]})")
         if isinstance(speed, bool) or not isinstance(speed, (int, float)) or \
-                not 0 < speed < math.inf:
-            raise SimulationError(f"speed of {dev!r} must be a finite number > 0 (1: as "
-                                  f"modelled, 0.5: half as fast), got {speed!r}")
+                not MIN_SPEED <= speed <= MAX_SPEED:
+            raise SimulationError(f"speed of {dev!r} must be a number from {MIN_SPEED:g} to "
+                                  f"{MAX_SPEED:g} (1: as modelled, 0.5: half as fast), got "
+                                  f"{speed!r}")
 
 
 def wait_for_slowest(log) -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import math
 
+from hwmodels.specs import PLAUSIBLE
+
 from .. import tuner
 from ..outputs import check_plot_output, write_atomically
 from ..policies import ConfigError
@@ -59,9 +61,11 @@ def run(args) -> int:
                           "more, comma-separated (dnnsim policies)")
     if args.baseline and args.baseline not in policies:
         policies = [args.baseline] + policies
+    least, most, _ = PLAUSIBLE["memory_bytes"]   # the device's memory_bytes it sets
     if args.memory_gib is not None and not (math.isfinite(args.memory_gib)
-                                            and 0 < args.memory_gib * 2 ** 30 < 2 ** 63):
-        raise ConfigError(f"tune-batch: --memory-gib must be a finite number > 0 (GiB), got "
+                                            and least <= args.memory_gib * 2 ** 30 <= most):
+        raise ConfigError(f"tune-batch: --memory-gib must be a finite number from "
+                          f"{least / 2 ** 30:.3g} to {most / 2 ** 30:.3g} (GiB), got "
                           f"{args.memory_gib}")
     if args.plot:
         check_plot_output(args.plot, "--plot")   # before the search, not after it

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwmodels import catalog
+from hwmodels import HardwareError, catalog
 from hwmodels.specs import PLAUSIBLE
 from simulator.api import simulate
 from simulator.cli import build_parser, main
@@ -115,3 +115,24 @@ def test_one_node_partly_used_or_whole_nodes_stand(devices, per_node):
     nodes = ["--inter-node-link", "ib100"] if devices > per_node else []
     assert main(["simulate", *GOOD, "--policy", "data-parallel", "--devices", str(devices),
                  "--devices-per-node", str(per_node), "--link", "nvlink2", *nodes]) == 0
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["simulate", *GOOD, "--speed", "gpu0=1e-300"], "speed of 'gpu0' must be a number from "
+                                                     "0.001 to 1000"),
+    (["simulate", *GOOD, "--speed", "gpu0=1e300"], "speed of 'gpu0' must be a number from"),
+    (["simulate", *GOOD, "--hardware-option", "mem_efficiency=1e-300"],
+     "mem_efficiency 1e-300 of the bandwidth is outside"),
+    (["tune-batch", "--workload", "lenet5", "--hardware", "v100", "--memory-gib", "1e-300"],
+     "--memory-gib must be a finite number from"),
+])
+def test_an_absurd_speed_share_or_memory_is_named(argv, words, cli_error):
+    """Each refused where it is read, naming it: a straggler's speed of 1e-300 makes a step of
+    1e296 s, a mem_efficiency of 1e-300 one of 1e294 s, --memory-gib 1e-300 a device of 0
+    bytes."""
+    assert words in cli_error(argv)
+
+
+def test_an_absurd_family_efficiency_is_named():
+    with pytest.raises(HardwareError, match=r"efficiency.conv 1e-300 of the peak is outside"):
+        catalog.device("v100").with_options(efficiency={"conv": 1e-300})
