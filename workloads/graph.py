@@ -23,6 +23,12 @@ from .kinds import KindSet, OpKind, all_kinds, is_kind, kind_of
 MAX_TENSOR_ELEMENTS = 2 ** 53
 
 
+def count_text(n: int) -> str:
+    """A count as it reads in a message: exact up to a million, else 3 significant digits (a
+    batch of 1e300 is not 301 digits)."""
+    return str(n) if n < 10 ** 6 else f"{float(n):.3g}"
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     shape: tuple[int, ...]
@@ -33,7 +39,7 @@ class TensorSpec:
         if any((not isinstance(d, int)) or d < 1 for d in self.shape):
             raise ShapeError(f"tensor shape {self.shape} must be positive integers")
         if self.numel > MAX_TENSOR_ELEMENTS:
-            shape = "x".join(str(d) if d < 10 ** 6 else f"{float(d):.3g}" for d in self.shape)
+            shape = "x".join(count_text(d) for d in self.shape)
             raise ShapeError(f"a tensor of shape {shape} holds {float(self.numel):.3g} "
                              f"elements, past the most one tensor may hold (2**53 = "
                              f"{float(MAX_TENSOR_ELEMENTS):.3g})")

@@ -45,8 +45,8 @@ def test_simulate_names_an_unknown_flag_before_missing_fields(extra, words, cli_
 @pytest.mark.parametrize("argv, words", [
     (["describe", "cifar_resnet", "-o", "width=1e300"], ["width=1e+300", "2**53"]),
     (["describe", "cifar_resnet", "-o", "width=1e15"], ["width=1e+15", "2**53"]),
-    (["describe", "lenet5", "--batch", "10" * 12], ["lenet5 at batch 1010", "2**53"]),
-    (["describe", "cifar_resnet", "--input-size", "10" * 6], ["input_size=101010", "2**53"]),
+    (["describe", "lenet5", "--batch", "10" * 12], ["lenet5 at batch 1.01e+23", "2**53"]),
+    (["describe", "cifar_resnet", "--input-size", "10" * 6], ["input_size=1.01e+11", "2**53"]),
     (["simulate", "--workload", "cifar_resnet", *GOOD[2:], "--workload-option", "width=1e300"],
      ["width=1e+300", "2**53"]),
 ])

@@ -30,7 +30,7 @@ import re
 
 from .. import supernet
 from ..errors import ShapeError, did_you_mean
-from ..graph import OpGraph, WorkloadError
+from ..graph import OpGraph, WorkloadError, count_text
 from . import (
     alexnet,
     convnext,
@@ -289,10 +289,11 @@ def get(name: str, batch: int = 1, **options) -> OpGraph:
     try:
         graph = entry.build(batch=batch, **entry.fixed, **options)
     except (ShapeError, ArithmeticError) as exc:   # a size past what can be counted
-        given = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        given = ", ".join(f"{k}={v:g}" if isinstance(v, float) else
+                          f"{k}={count_text(v)}" if isinstance(v, int) else f"{k}={v}"
                           for k, v in sorted(options.items()))
         error = ShapeError if isinstance(exc, ShapeError) else WorkloadError
-        raise error(f"{name} at batch {batch}{' with ' + given if given else ''}: "
-                    f"{exc}") from None
+        raise error(f"{name} at batch {count_text(batch)}"
+                    f"{' with ' + given if given else ''}: {exc}") from None
     graph.meta.setdefault("network", name)
     return graph
