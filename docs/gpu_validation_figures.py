@@ -11,6 +11,7 @@ model is slow). A figure is a percentage or a span of them, rounded as the page 
 """
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Iterable
 from functools import cached_property
@@ -255,6 +256,20 @@ def _pair_ratios(runs: Runs, sel: list[kf.RowError], a: int, b: int
     return out
 
 
+def _scatter_ratio(runs: Runs, sel: list[kf.RowError]) -> str:
+    """Measured time over the cost of the data gradient's scatter (the option whose L2
+    atomics follow its GEMM), geometric mean of the rows."""
+    logs = []
+    for e in sel:
+        row = runs.kernel_rows[e.row_id]
+        model = pg.gpu_model(row.gpu, runs.families, framework=None, cuda=row.cuda,
+                             cudnn=row.cudnn)
+        fam, tensor = model.family_constants, model.tensor_cores(row.op)
+        scatter = next(o for o in model.kernel_options(row.op) if o.serial_s > 0)
+        logs.append(math.log(row.time_s / model.option_time_s(scatter, fam, tensor)))
+    return f"{math.exp(mean(logs)):.2f}x"
+
+
 def kernel_misses(runs: Runs) -> dict[str, str]:
     """The GEMM and convolution tables: where the kernel rows miss."""
     gemm = [e for e in runs.errors if e.kind == "gemm"]
@@ -295,6 +310,13 @@ def kernel_misses(runs: Runs) -> dict[str, str]:
     s2 = dgrad(lambda e: e.shape_class.startswith("1x1 stride 2"))
     out.update(dgrad_1x1s2_rows=str(len(s2)), dgrad_1x1s2=pct(kmape(s2)),
                dgrad_1x1s2_bias=signed([mean(e.error for e in s2)]))
+    # measured over the scatter's cost by cuDNN release; cuDNN 5 and 6's larger strided
+    # filters too, whose scatter is bound by its atomics (7.6 gathers those by stride phase)
+    major = lambda e: (runs.kernel_rows[e.row_id].cudnn or (0,))[0]  # noqa: E731
+    wider = dgrad(lambda e: "stride 2" in e.shape_class and not e.shape_class.startswith("1x1"))
+    out.update(dgrad_1x1s2_scatter_56=_scatter_ratio(runs, [e for e in s2 if major(e) in (5, 6)]),
+               dgrad_1x1s2_scatter_76=_scatter_ratio(runs, [e for e in s2 if major(e) == 7]),
+               dgrad_s2_scatter_56=_scatter_ratio(runs, [e for e in wider if major(e) in (5, 6)]))
     s1 = dgrad(lambda e: e.shape_class.startswith("5x5 stride 1"))
     out.update(dgrad_5x5_rows=str(len(s1)), dgrad_5x5_bias=signed([mean(e.error for e in s1)]))
     for kind, key in (("conv2d", "fwd"), ("conv2d_grad_input", "dgrad"),

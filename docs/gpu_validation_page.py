@@ -74,6 +74,10 @@ def claims(v: dict[str, str]) -> list[str]:
         "products narrower than 128 columns miss more than the wide ones":
             _low(v["gemm_wide"]) < min(_low(v["gemm_mid"]), _low(v["gemm_narrow"])),
         "the 1x1 stride-2 data gradients come out fast": _low(v["dgrad_1x1s2_bias"]) < 0,
+        "cuDNN 5 and 6's 1x1 stride-2 data gradients run slower than their scatter's cost, "
+        "their atomic-bound strided ones and cuDNN 7.6's 1x1 ones less so":
+            _low(v["dgrad_1x1s2_scatter_56"]) > max(_low(v["dgrad_s2_scatter_56"]),
+                                                    _low(v["dgrad_1x1s2_scatter_76"])),
         "the forward's narrow-tile rows with filters larger than 1x1 come out slow":
             _low(v["fwd_narrow"]) > 0,
         "the V100's non-fused Winograd rows are slow in every pass":
