@@ -1,5 +1,6 @@
 """`dnnsim simulate` and the published-data commands refuse bad values (the printed figures
 are tested in test_report.py), and the first line says which precision ran."""
+import pytest
 
 
 def test_bad_precisions_exit_2_naming_what_is_wrong(capsys):
@@ -9,6 +10,22 @@ def test_bad_precisions_exit_2_naming_what_is_wrong(capsys):
     assert "precision must be one of fp32" in capsys.readouterr().err
     assert main(base + ["--precision", "bf16"]) == 2
     assert "cannot train in bf16; it can in: fp32, fp16, amp-fp16" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hardware, precision, runs", [
+    ("v100", "amp-bf16", "fp32, fp16, amp-fp16"),      # Volta: no BF16 units
+    ("t4", "tf32", "fp32, fp16, amp-fp16"),            # Turing: no TF32
+    ("rtx2080ti", "bf16", "fp32, fp16, amp-fp16"),
+    ("k80", "tf32", "fp32, fp16, amp-fp16"),           # Kepler: FP16 storage, FP32 math
+    ("p100", "amp-bf16", "fp32, fp16, amp-fp16"),
+])
+def test_a_precision_the_part_lacks_exits_2_naming_those_it_runs(capsys, hardware, precision,
+                                                                  runs):
+    from simulator.cli import main
+    assert main(["simulate", "--workload", "lenet5", "--batch", "2", "--hardware", hardware,
+                 "--precision", precision]) == 2
+    assert f"'{hardware}' cannot train in {precision}; it can in: {runs}" in \
+        capsys.readouterr().err
 
 
 def test_the_optimizer_is_a_setting_whose_state_and_step_a_run_counts(capsys):
