@@ -80,6 +80,8 @@ SPEC_EFFICIENCY_FIELDS = {"conv": "conv_fwd", "conv_grad_input": "conv_dgrad",
 # GPUModel.chosen_option's kept choices: (id of the op, ids of the model's settings) ->
 # (op, settings, choice); a few steps' worth of ops
 CHOICES_KEPT = 1 << 15
+# architectures without tensor cores (specs.GPU_ARCHITECTURES before Volta)
+PRE_TENSOR_CORE_ARCHITECTURES = frozenset({"kepler", "maxwell", "pascal"})
 _CHOSEN_OPTIONS: dict[tuple[int, ...], tuple[Op, tuple, KernelOption]] = {}
 
 _GENERIC = model_efficiency.table("gpu")
@@ -169,8 +171,8 @@ class GPUModel(DeviceModel):
         return 1.0 if fw is None else fw.stream_memory
 
     def supported_precisions(self) -> tuple[str, ...]:
-        """Training precisions this part runs: FP16 storage works everywhere (cuDNN computes
-        in FP32 where the part has no fast FP16); TF32 and BF16 need Ampere's units."""
+        """Training precisions this part runs: FP16 storage works everywhere (computed in
+        FP32 where the part has no tensor cores); TF32 and BF16 need Ampere's units."""
         peaks = self.spec.peak_flops_by_precision
         return tuple(p for p in PRECISIONS
                      if p in ("fp32", "fp16", "amp-fp16")
@@ -191,8 +193,14 @@ class GPUModel(DeviceModel):
             return "tf32"          # PyTorch's default: cudnn.allow_tf32 = True
         if precision in HALF_FORMAT:
             half = HALF_FORMAT[precision]
-            # without fast half arithmetic cuDNN keeps FP32 math on half storage
-            return half if peaks.get(half, 0.0) > peaks["fp32"] else "fp32"
+            # PyTorch runs half convolutions and GEMMs with an FP32 compute type (cuDNN's
+            # PSEUDO_HALF_CONFIG: ATen's cudnn ConvolutionDescriptor sets a FLOAT math type for
+            # HALF data; cuBLAS's GEMMs with CUBLAS_COMPUTE_32F), as TensorFlow does by
+            # default. Tensor cores run that at their listed rate; the P100's packed FP16
+            # (half2) is FP16-accumulate math the FP32 compute type does not use, so there, as
+            # on parts with no fast FP16, half storage computes at the FP32 rate.
+            tensor_cores = self.spec.architecture not in PRE_TENSOR_CORE_ARCHITECTURES
+            return half if tensor_cores and peaks.get(half, 0.0) > peaks["fp32"] else "fp32"
         return "fp32"
 
     # -- op time -------------------------------------------------------------------------

@@ -110,6 +110,16 @@ def test_arithmetic_follows_pytorch_defaults():
     assert v100.arithmetic_precision(relu) == "fp32"
 
 
+def test_half_storage_computes_at_the_fp32_rate_without_tensor_cores():
+    """PyTorch's FP32 compute type for half convolutions and GEMMs runs on tensor cores at
+    their FP16 rate, but not in the P100's packed FP16 (FP16-accumulate) units."""
+    p100 = model_for("p100")
+    assert p100.spec.peak_flops_for("fp16") > 1.9 * p100.spec.peak_flops_for("fp32")
+    for precision in ("amp-fp16", "fp16"):
+        assert p100.arithmetic_precision(conv_ops(precision=precision)["conv2d"]) == "fp32"
+    assert model_for("t4").arithmetic_precision(conv_ops(precision="fp16")["conv2d"]) == "fp16"
+
+
 def test_a_precision_the_part_lacks_names_the_ones_it_has():
     with pytest.raises(HardwareError, match="cannot train in bf16; it can in: fp32, fp16"):
         model_for("v100").op_time_s(conv_ops(precision="bf16")["conv2d"])
