@@ -111,6 +111,23 @@ def l2_atomics_per_clock(architecture: str | None) -> float:
 WGRAD_SPLIT_ROUNDS = 32
 
 
+# A 1x1 filter's weight gradient is a plain product of dy (K x N*P*Q) and the input (C x
+# N*P*Q), with no window to gather: cuDNN runs it in GEMM tiles whose 128 side lies along the
+# filters (K), so a layer of 64 filters fills half of each. DeepBench's 1x1 layers of 256 -> 64
+# channels on 56x56 maps (a 64 x 256 product) take 1.31-1.70 times as long as their 64 -> 256
+# twins (256 x 64, the same multiplies and bytes) on every Pascal, Volta and Turing table, cuDNN
+# 5.1 to 7.6. Maxwell's kernels lay them either way round: on the M40 and Titan X (Maxwell) the
+# pair takes 1.02-1.15 times as long. Kepler, with no table, is taken as Maxwell.
+WGRAD_1X1_EITHER_WAY = frozenset({"kepler", "maxwell"})
+
+
+def wgrad_tiles_either_way(kernel: tuple[int, int], architecture: str | None) -> bool:
+    """Whether the weight gradient's tiles (CONV_TILES) may lay their 128 side along C*R*S
+    as well as along K (WGRAD_1X1_EITHER_WAY): for a 1x1 filter only on the architectures
+    whose kernels do; for a larger filter everywhere."""
+    return kernel != (1, 1) or (architecture or "") in WGRAD_1X1_EITHER_WAY
+
+
 def wgrad_splits(m: int, n: int, k: int, batch: int, sm_count: int) -> list[int]:
     """Splits of the weight gradient's reduction (k = N*P*Q, long; m x n = its output, a
     filter's K x C*R*S) that give the CTAs of one of cuDNN's tile shapes (CONV_TILES, either

@@ -87,20 +87,23 @@ class _Units:
                                   transposable, n_sharing, k_fill, k_slices)
 
     def conv_gemm(self, m: int, n: int, k: int, batch: int, wgrad: bool,
-                  n_sharing: int = 1) -> gpu_gemm.GemmCost:
+                  n_sharing: int = 1, either_way: bool = True) -> gpu_gemm.GemmCost:
         """cuDNN's tiles (gpu_conv.CONV_TILES) at its release's fill; it splits the reduction
         only in the weight gradient (K = N*P*Q, long), whose GEMM sides (channels) go
-        either way round, into as many slices as fill the SMs' rounds
-        (gpu_conv.wgrad_splits): a split's slices run as independent GEMMs over a share of
-        the reduction each, and their partial products go through memory."""
+        either way round where `either_way` (gpu_conv.wgrad_tiles_either_way), into as many
+        slices as fill the SMs' rounds (gpu_conv.wgrad_splits): a split's slices run as
+        independent GEMMs over a share of the reduction each, and their partial products go
+        through memory."""
+        transposable = wgrad and either_way
         cost = self.gemm(m, n, k, batch, split_k=wgrad, tiles=gpu_conv.CONV_TILES,
-                         transposable=wgrad, n_sharing=n_sharing, k_fill=self.cudnn.fill())
+                         transposable=transposable, n_sharing=n_sharing,
+                         k_fill=self.cudnn.fill())
         if not wgrad:
             return cost
         for split in gpu_conv.wgrad_splits(m, n, k, batch, self.sms):
             sliced = self.gemm(m, n, math.ceil(k / split), batch * split, split_k=False,
-                               tiles=gpu_conv.CONV_TILES, n_sharing=n_sharing,
-                               k_fill=self.cudnn.fill())
+                               tiles=gpu_conv.CONV_TILES, transposable=transposable,
+                               n_sharing=n_sharing, k_fill=self.cudnn.fill())
             if sliced.compute_s < cost.compute_s:
                 cost = gpu_gemm.GemmCost(sliced.compute_s,
                                          gpu_conv.split_partial_bytes(m, n, batch, split),
@@ -192,7 +195,9 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
         return cudnn.offers(algorithm, architecture, pass_, conv.kernel)
 
     cost = units.conv_gemm(*conv.implicit_gemm(pass_, cudnn.dgrad_stride_phases), wgrad=wgrad,
-                           n_sharing=conv.wgrad_sharing if wgrad else 1)
+                           n_sharing=conv.wgrad_sharing if wgrad else 1,
+                           either_way=gpu_conv.wgrad_tiles_either_way(conv.kernel,
+                                                                      architecture))
     options = [KernelOption(f"conv_{pass_}", cost.compute_s, traffic + cost.extra_bytes,
                             "implicit_gemm", lone=cost.rounds == 1)]
     if wgrad and cudnn.wgrad_atomics:   # dW zeroed first, then added into with L2 atomics
