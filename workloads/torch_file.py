@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import re
 import sys
 from contextlib import nullcontext
@@ -39,8 +40,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
-from .errors import check_input_file
-from .graph import OpGraph, WorkloadError
+from .errors import ShapeError, check_input_file
+from .graph import MAX_TENSOR_ELEMENTS, OpGraph, WorkloadError, count_text
 from .zoo._base import NetworkInfo
 
 # "meta": built and traced on the meta device, on the CPU where that fails; "cpu": a real run
@@ -63,6 +64,11 @@ def file_info(name: str) -> NetworkInfo:
     def build(batch: int = 1, input_shape=None, tokens=None, moe_routing: str = "expected",
               import_on: str = "meta") -> OpGraph:
         shapes = parse_input_shapes(name, input_shape)
+        for shape in shapes:   # before torch is asked for the batch (meta fails over to CPU)
+            elements = batch * math.prod(shape)
+            if elements > MAX_TENSOR_ELEMENTS:
+                raise ShapeError(f"an input of {count_text(elements)} elements, past the most "
+                                 f"one tensor may hold (2**53)")
         vocabularies = _parse_tokens(name, tokens, len(shapes))
         if import_on not in IMPORT_DEVICES:
             raise WorkloadError(f"{name}: import_on {import_on!r} is not one of "
@@ -110,9 +116,14 @@ def _import_on(device: str, name: str, attr: str, factory, shapes, vocabularies,
             module = _built(name, attr, factory).to(device)
         if built is not None:
             built.append(module)
-        examples = [torch.randn(batch, *shape) if vocabulary is None else
-                    torch.randint(0, vocabulary, (batch, *shape))
-                    for shape, vocabulary in zip(shapes, vocabularies, strict=True)]
+        try:   # on the CPU a batch is allocated: one too large for this machine is named
+            examples = [torch.randn(batch, *shape) if vocabulary is None else
+                        torch.randint(0, vocabulary, (batch, *shape))
+                        for shape, vocabulary in zip(shapes, vocabularies, strict=True)]
+        except (RuntimeError, MemoryError) as exc:
+            raise WorkloadError(f"{name}: the input at batch {count_text(batch)} cannot be "
+                                f"made on the {device} to trace the module ({exc}); give a "
+                                "smaller batch") from None
         return from_torch(module, examples[0] if len(examples) == 1 else examples,
                           name=attr, moe_routing=moe_routing)
 
@@ -172,6 +183,9 @@ def parse_input_shape(name: str, value) -> tuple[int, ...]:
     if len(shape) != len(parts) or len(shape) not in (1, 2, 3) or min(shape, default=0) < 1:
         raise WorkloadError(f"{name}: input_shape {value!r} must be C x H x W, C x L or F, "
                             "positive integers (e.g. 3x32x32)")
+    if math.prod(shape) > MAX_TENSOR_ELEMENTS:   # before torch is asked for such a tensor
+        raise WorkloadError(f"{name}: input_shape {value!r} is {count_text(math.prod(shape))} "
+                            f"elements a sample, past the most one tensor may hold (2**53)")
     return shape
 
 

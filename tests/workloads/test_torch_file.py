@@ -105,6 +105,31 @@ def test_bad_input_shapes(value):
         parse_input_shape("n", value)
 
 
+@pytest.mark.parametrize("value", [10 ** 20, 1e300, "99999999999999999999", [2 ** 27] * 2])
+def test_an_input_shape_past_2_to_the_53_elements_is_named(value):
+    """Refused before torch is asked for it (its TypeError, Overflow when unpacking long, is
+    no message of ours)."""
+    with pytest.raises(WorkloadError, match="elements a sample, past the most one tensor"):
+        parse_input_shape("n", value)
+
+
+def test_a_batch_too_large_for_a_tensor_is_named_before_torch(net_file):
+    with pytest.raises(WorkloadError, match=r"net.py:Mlp at batch 1e\+17 with "
+                                            r"input_shape=784: an input of 7.84e\+19"):
+        zoo.get(f"{net_file}:Mlp", batch=10 ** 17, input_shape=784)
+
+
+def test_an_input_this_machine_cannot_allocate_is_named(net_file, monkeypatch):
+    """Tracing on the CPU (import_on=cpu, or the meta device's fallback) allocates the batch:
+    torch's allocation error is named with the batch, not a RuntimeError traceback."""
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+    monkeypatch.setattr(torch, "randn", no_memory)
+    with pytest.raises(WorkloadError, match="the input at batch 4 cannot be made on the cpu "
+                                            "to trace the module .*give a smaller batch"):
+        zoo.get(f"{net_file}:Mlp", batch=4, input_shape=784, import_on="cpu")
+
+
 LM = '''
 import torch
 from torch import nn
