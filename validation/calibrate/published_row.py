@@ -153,6 +153,9 @@ def sequence_length_option(network: str) -> int | None:
     return int(parameter.default)
 
 
+# Samples/s a published step could run at, from one sample in eleven days to a billion a
+# second: a row outside is a slip in the cell (1e-300), and its error would fill the report.
+THROUGHPUT_SPAN = (1e-6, 1e9)
 # Rows at a batch above this are built once as they are read, so that one whose tensors are
 # too large to count is skipped with the zoo's reason; the tables' largest batch is 2,048.
 LARGE_BATCH = 65_536
@@ -221,6 +224,9 @@ def _network_row(rid: str, r: dict, gpu: str) -> NetworkRow:
                        f"published_scaling --csv FILE)")
     options = _sequence_options(net, r, assumed) + _input_size_option(net, r, assumed)
     throughput = _throughput(r, batch, dict(options).get("seq_len"), assumed)
+    if not THROUGHPUT_SPAN[0] <= throughput <= THROUGHPUT_SPAN[1]:
+        raise _Skipped(f"a throughput of {throughput:.3g} samples/s is outside what a step "
+                       f"could run at ({THROUGHPUT_SPAN[0]:g} to {THROUGHPUT_SPAN[1]:g})")
     if any(lib in framework.lower() for lib in OTHER_LIBRARIES):
         raise _Skipped(f"{framework}: its own kernels, not cuDNN/cuBLAS")
     if "torch7" in framework.lower() and net in TORCH7_NETWORKS:

@@ -70,6 +70,8 @@ def test_a_row_with_only_a_step_time(tmp_path):
     (dict(batch_per_gpu="1,5"), "batch '1,5' is not a whole number"),
     (dict(batch_per_gpu="0"), "batch '0' is not a whole number >= 1"),
     (dict(batch_per_gpu="-5"), "batch '-5' is not a whole number >= 1"),
+    (dict(throughput_img_s="1e-300"), "a throughput of 1e-300 samples/s is outside"),
+    (dict(throughput_img_s="", iter_time_ms="1e-300"), "a throughput of 2.56e+305 samples/s"),
     (dict(batch_per_gpu="1e300"), "resnet50 at batch 1e+300: a tensor of shape 1e+300x3x224"),
     (dict(batch_per_gpu="100000000000"), "past the most one tensor may hold"),
     (dict(network="SSD300"), "network 'SSD300' is not in the zoo"),
