@@ -32,12 +32,14 @@ HEADER = pages.header(GENERATOR)
 SECTIONS: tuple[Callable[[], dict[str, str]], ...] = (
     collectives.node_table, collectives.collectives_at_scale, collectives.engine_graphs,
     collectives.tree_limits, collectives.tasks_by_class, scaling.multi_node, scaling.ranks,
-    scaling.gradient_sync, scaling.kvstore, scaling.published_rows)
+    scaling.gradient_sync, scaling.kvstore)
 
 
-def figures() -> dict[str, str]:
-    """Every figure of the page, measured."""
-    return pages.merged((section.__name__, section()) for section in SECTIONS)
+def figures(comparisons: scaling.Comparisons | None = None) -> dict[str, str]:
+    """Every figure of the page, measured (comparisons: the published scaling validation's,
+    for scaling.published_rows, run here if not given)."""
+    return pages.merged([*((section.__name__, section()) for section in SECTIONS),
+                         ("published_rows", scaling.published_rows(comparisons))])
 
 
 def templates() -> dict[str, str]:
@@ -88,15 +90,17 @@ def write(written: dict[str, str]) -> None:
     pages.write(written)
 
 
-def written() -> tuple[dict[str, str], list[str]]:
-    """The pages as their runs fill them now, and the claims those runs no longer bear out."""
-    values = figures()
+def written(comparisons: scaling.Comparisons | None = None
+            ) -> tuple[dict[str, str], list[str]]:
+    """The pages as their runs fill them now, and the claims those runs no longer bear out
+    (comparisons: as for figures)."""
+    values = figures(comparisons)
     return fill(templates(), values), claims(values)
 
 
-def check() -> list[str]:
-    """What --check reports (templated_pages.check)."""
-    return pages.check(written, GENERATOR)
+def check(comparisons: scaling.Comparisons | None = None) -> list[str]:
+    """What --check reports (templated_pages.check); comparisons as for figures."""
+    return pages.check(lambda: written(comparisons), GENERATOR)
 
 
 def main(argv: list[str]) -> int:

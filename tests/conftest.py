@@ -8,6 +8,9 @@ Session fixtures that share a computation of minutes among test modules:
 - `gpu_validation_runs`: the published GPU validations (in sample, leave-one-GPU-out, the
   kernel rows), each run once when first asked for: docs/gpu-validation.md's test and the
   tests of those validations read the same runs.
+- `published_scaling`: the published scaling validation's comparisons of NVIDIA's
+  multi-GPU rows, each run once when first asked for: docs/clusters.md's test and the
+  validation's tests read the same ones.
 
 Parallel runs (`make test`, `make test-all`: pytest-xdist, `-n auto --dist loadfile`) hand each
 worker whole test modules, so a module's fixtures are built once. The modules that share one
@@ -50,6 +53,10 @@ SHARED = {
         "tests/test_gpu_validation_page.py",
         "tests/validation/validate/test_published_gpu.py",
         "tests/validation/calibrate/test_kernel_floor.py",
+    }),
+    "published_scaling": frozenset({
+        "tests/test_clusters_page.py",
+        "tests/validation/validate/test_published_scaling.py",
     }),
 }
 UNIT = {module: fixture for fixture, modules in SHARED.items() for module in modules}
@@ -123,3 +130,10 @@ def gpu_validation_runs():
     """docs/gpu_validation_figures.py's Runs: each validation of the committed published rows,
     run on first use and kept for the session."""
     return _docs_module("gpu_validation_figures").run()
+
+
+@pytest.fixture(scope="session")
+def published_scaling():
+    """docs/clusters_scaling.py's Comparisons: the published scaling validation's comparisons
+    of NVIDIA's rows, each run on first use and kept for the session."""
+    return _docs_module("clusters_scaling").Comparisons()

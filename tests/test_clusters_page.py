@@ -61,8 +61,8 @@ def test_the_prose_comparisons_hold_on_figures_that_bear_them_out_only(page):
 
 
 @pytest.mark.slow
-def test_the_pages_are_what_their_runs_give_now(page):
-    problems = page["check"]()
+def test_the_pages_are_what_their_runs_give_now(page, published_scaling):
+    problems = page["check"](published_scaling)
     assert not problems, ("docs/clusters.md or docs/data-parallel-scaling.md is not what its "
                           "runs give now; run python docs/clusters_page.py:\n"
                           + "\n".join(problems))
