@@ -252,6 +252,11 @@ class Scenario:
             except ValueError as exc:
                 raise ConfigError(f"{source}: field {fname!r}: {exc}"
                                   f"{_node_type_hint(fname, value)}") from None
+        if self.hardware_options:   # checked with the file and table named, before any run
+            try:
+                resolve_hardware(self.hardware)[0].with_options(**self.hardware_options)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: [hardware_options] {exc}") from None
         if self.node_type is not None:
             try:
                 check_node_device(self.node_type, self.hardware,

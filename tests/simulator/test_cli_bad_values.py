@@ -136,3 +136,11 @@ def test_an_absurd_speed_share_or_memory_is_named(argv, words, cli_error):
 def test_an_absurd_family_efficiency_is_named():
     with pytest.raises(HardwareError, match=r"efficiency.conv 1e-300 of the peak is outside"):
         catalog.device("v100").with_options(efficiency={"conv": 1e-300})
+
+
+def test_a_scenario_files_hardware_options_are_named_with_the_file(tmp_path, cli_error):
+    path = tmp_path / "s.toml"
+    path.write_text('workload = "lenet5"\nbatch = 2\nhardware = "v100"\npolicy = "sequential"\n'
+                    "[hardware_options]\npeak_flops = 1e-300\n")
+    assert f"{path}: [hardware_options] device 'v100': peak_flops 1e-300" in \
+        cli_error(["simulate", str(path)])
