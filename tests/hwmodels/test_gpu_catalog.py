@@ -6,6 +6,7 @@ import re
 import pytest
 
 from hwmodels import DeviceSpec, HardwareError, catalog
+from hwmodels.gpu_memory import runtime_data
 from hwmodels.specs import GPU_ARCHITECTURES
 
 TRAINING_GPUS = (
@@ -125,3 +126,18 @@ def test_fp32_lanes_per_sm_is_checked(bad):
         DeviceSpec(name="mygpu", kind="gpu", mem_bandwidth_Bps=900e9, memory_bytes=2**30,
                    launch_overhead_s=5e-6, source="test", peak_flops=1e12,
                    fp32_lanes_per_sm=bad)
+
+
+# The header's rule for ECC on GDDR memory: a board whose usable memory shows ECC's reservation
+# (1/16 of it, gpu_runtime.toml cuda_total) runs with ECC on, and fetching the ECC bits costs
+# about a fifth of a GDDR memory's bandwidth (CUDA C++ Best Practices Guide); HBM's costs none.
+ECC_GDDR_RULE = {"k80": 0.75, "t4": 0.85}   # part -> its memory type's share without ECC
+
+
+def test_ecc_on_gddr_costs_a_fifth_of_the_bandwidth():
+    totals = runtime_data()["cuda_total"]
+    with_ecc = {name for name, board in totals.items()
+                if board["total_gib"] <= board["nominal_gib"] * 15 / 16}
+    assert with_ecc == set(ECC_GDDR_RULE)
+    for name, share in ECC_GDDR_RULE.items():
+        assert catalog.device(name).mem_efficiency == pytest.approx(share * 0.8)
