@@ -28,6 +28,10 @@ MAX_GRAPH_OPS = 500_000
 # samples). 10,000 copies of a small network's step is about a minute and a few GB.
 MAX_OPTION_COUNTS = {"minibatches": 10_000, "micro_batches": 10_000, "samples": 10_000,
                      "in_flight": 10_000, "paths": 10_000}
+# Calibration's timed replays of each network (--rounds, --max-rounds): a hundred times the
+# default 10; each round replays every calibration network, so a count past it measures for
+# days rather than fitting any better.
+MAX_CALIBRATION_ROUNDS = 1_000
 # Worker processes: more than the CPUs this process may use only adds start-up and switching.
 MIN_WORKERS = 1
 

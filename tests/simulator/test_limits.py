@@ -115,6 +115,7 @@ def test_the_limits_page_states_each_ceiling():
                 limits.MAX_DEVICES, "fully-connected": limits.MAX_FULLY_CONNECTED_DEVICES,
                 "ops in a workload": limits.MAX_GRAPH_OPS,
                 "depth of a CIFAR ResNet": resnet.MAX_CIFAR_DEPTH,
+                "calibration rounds": limits.MAX_CALIBRATION_ROUNDS,
                 **{f"`{k}`": v for k, v in limits.MAX_OPTION_COUNTS.items()}}
     rows = [line for line in page.splitlines() if line.startswith("| ")]
     for what, value in ceilings.items():

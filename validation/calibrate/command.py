@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
+from simulator import limits
 from simulator.outputs import check_output, write_atomically
 from workloads.graph import WorkloadError
 
@@ -113,10 +114,12 @@ def run(args) -> int:
     rounds = args.rounds if args.rounds is not None else (4 if args.quick else 10)
     if rounds < 1:
         raise WorkloadError(f"--rounds must be >= 1, got {rounds}")
+    limits.check_count("--rounds", rounds, limits.MAX_CALIBRATION_ROUNDS)
     max_rounds = (args.max_rounds if args.max_rounds is not None
-                  else rounds * (2 if args.quick else 3))
+                  else min(rounds * (2 if args.quick else 3), limits.MAX_CALIBRATION_ROUNDS))
     if max_rounds < rounds:
         raise WorkloadError(f"--max-rounds must be >= --rounds ({rounds}), got {max_rounds}")
+    limits.check_count("--max-rounds", max_rounds, limits.MAX_CALIBRATION_ROUNDS)
     partial = args.partial or f"{args.out}.partial.jsonl"
     # refuse now, not after minutes of measuring, a file that could not be written
     for flag, path in (("--out", args.out), ("--partial", partial), ("--ops-csv", args.ops_csv),

@@ -19,6 +19,12 @@ def test_calibrate_cli_bad_input(capsys):
     assert "--rounds must be >= 1" in capsys.readouterr().err
     assert main(["calibrate", "--rounds", "4", "--max-rounds", "3", "--out", "x.toml"]) == 2
     assert "--max-rounds must be >= --rounds (4), got 3" in capsys.readouterr().err
+    # a count that would measure for days: refused before anything is measured or written
+    assert main(["calibrate", "--rounds", "9" * 20, "--out", "x.toml"]) == 2
+    assert "--rounds 99,999,999,999,999,999,999 is past dnnsim's limit of 1,000" in \
+        capsys.readouterr().err
+    assert main(["calibrate", "--rounds", "5", "--max-rounds", "5000", "--out", "x.toml"]) == 2
+    assert "--max-rounds 5,000 is past dnnsim's limit of 1,000" in capsys.readouterr().err
 
 
 def test_calibrate_refuses_an_output_it_could_not_write_before_measuring(tmp_path, capsys):
