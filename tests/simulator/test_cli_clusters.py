@@ -43,7 +43,7 @@ def _error(capsys, extra: list[str]) -> str:
      "speed given for 'gpu9', which is not a device"),
     (["--devices", "16", "--node-type", "dgx1-v100", "--algorithm", "butterfly"],
      "'butterfly' is out of range (ring or hierarchical or tree or nccl or halving-doubling)"),
-    (["--devices", "4", "--link", "nvlink2", "--speed", "gpu1=-2"], "must be a finite number > 0"),
+    (["--devices", "4", "--link", "nvlink2", "--speed", "gpu1=-2"], "must be a number from 0.001"),
     (["--devices", "4", "--link", "nvlink2", "--oversubscription", "many"], "oversubscription"),
 ])
 def test_bad_cluster_input_exits_2_naming_it(capsys, extra, message):

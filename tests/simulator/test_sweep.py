@@ -175,13 +175,27 @@ def test_a_file_that_is_not_a_results_file_is_refused(tmp_path):
 
 
 def test_a_point_that_cannot_run_is_recorded_not_fatal(tmp_path):
+    """A width of 1e300 passes the points' check (the network is built when the point runs)
+    and fails there: recorded as an error, and the other points run."""
     out = tmp_path / "r.jsonl"
-    sweep = Sweep.from_dict({"base": BASE, "axes": {"hardware_options.memory_bytes":
-                                                          [1000, 16_000_000_000, 8e9 + 0.5]}})
+    sweep = Sweep.from_dict({"base": BASE, "axes": {
+        "hardware_options.memory_bytes": [1000, 16_000_000_000],
+        "workload_options.width": [1.0, 1e300]}})
     stats = run_sweep(sweep, out, workers=1, progress=False)
     statuses = sorted(json.loads(x)["status"] for x in lines_of(out))
-    assert stats.ran == 3 and stats.errors == 1
-    assert statuses == ["error", "ok", "out_of_memory"]  # bytes must be a whole number
+    assert stats.ran == 4 and stats.errors == 2
+    assert statuses == ["error", "error", "ok", "out_of_memory"]
+
+
+def test_a_point_with_a_bad_hardware_option_refuses_the_sweep(tmp_path):
+    """Overrides are checked with the points, before any runs: bytes must be whole."""
+    out = tmp_path / "r.jsonl"
+    with pytest.raises(ValueError, match=r"\[hardware_options\] device 'v100': memory_bytes "
+                                         "must be an integer"):
+        sweep = Sweep.from_dict({"base": BASE, "axes": {"hardware_options.memory_bytes":
+                                                              [16_000_000_000, 8e9 + 0.5]}})
+        run_sweep(sweep, out, workers=1, progress=False)
+    assert not out.exists()
 
 
 def test_an_option_axis_applies_only_to_the_policies_that_have_it():
