@@ -206,12 +206,17 @@ def _conv_options(model: GPUModel, op: Op, role: GemmRole, traffic: float, units
                                        * model.sustained_clock_hz)
         options[0] = options[0]._replace(kernels=2, serial_bytes=4.0 * filter_elements,
                                          serial_s=atomics_s)
-    if pass_ == "dgrad":    # the scatter's additions go to L2 as atomics, into a dx
-        cost = units.conv_gemm(*conv.dgrad_scatter(), wgrad=False)   # zeroed first
+    if pass_ == "dgrad":
+        # the scatter (BWD_DATA_ALGO_0): dx zeroed by a kernel of its own, then each CTA adds
+        # its product into dx as L2 atomics once its main loop ends, so dx's bytes (zeroed,
+        # then written by the adds) follow the GEMM; only dy and the filter are read under its
+        # arithmetic
+        cost = units.conv_gemm(*conv.dgrad_scatter(), wgrad=False)
         atomics_s = conv.dgrad_scatter_atomics / (
             gpu_conv.l2_atomics_per_clock(architecture) * model.sustained_clock_hz)
-        options.append(KernelOption("conv_dgrad", cost.compute_s, traffic, "implicit_gemm",
-                                    kernels=2, serial_bytes=float(op.out.nbytes),
+        dx_bytes = float(op.out.nbytes)
+        options.append(KernelOption("conv_dgrad", cost.compute_s, max(0.0, traffic - dx_bytes),
+                                    "implicit_gemm", kernels=2, serial_bytes=2.0 * dx_bytes,
                                     serial_s=atomics_s, lone=cost.rounds == 1))
     if not tensor:
         elem = op.out.dtype_bytes

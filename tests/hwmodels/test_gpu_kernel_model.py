@@ -281,17 +281,20 @@ def test_a_first_layers_data_gradient_scatters_over_its_few_input_channels():
 
 def test_the_scatter_zeroes_the_input_gradient_before_adding_into_it():
     """BWD_DATA_ALGO_0 adds each output pixel's contributions into dx, so dx is zeroed first,
-    a pass of its own that writes dx once: a 1x1 stride-2 layer, whose scatter computes a
-    quarter of the gather's pixels, still pays for writing all of them."""
+    a pass of its own that writes dx once, and written again by the atomics that follow the
+    GEMM, not under its arithmetic: a 1x1 stride-2 layer, whose scatter computes a quarter of
+    the gather's pixels, still pays for writing all of them twice, while the gather writes dx
+    under its arithmetic."""
     v100 = model_for("v100")
     dgrad = first_layer_ops(256, (1, 1), 2)["conv2d_grad_input"]
     gather, scatter = v100.kernel_options(dgrad)[:2]
-    assert scatter.serial_bytes == dgrad.out.nbytes and gather.serial_bytes == 0
+    assert scatter.serial_bytes == 2 * dgrad.out.nbytes and gather.serial_bytes == 0
+    assert scatter.traffic_bytes == gather.traffic_bytes - dgrad.out.nbytes
     fam = v100.family_constants
     zeroed = v100.option_time_s(scatter, fam, False)
     unzeroed = v100.option_time_s(scatter._replace(serial_bytes=0.0), fam, False)
     assert zeroed - unzeroed == pytest.approx(
-        dgrad.out.nbytes / (v100.mem_bandwidth_Bps * v100.mem_efficiency * fam.memory))
+        2 * dgrad.out.nbytes / (v100.mem_bandwidth_Bps * v100.mem_efficiency * fam.memory))
 
 
 def test_transform_algorithms_launch_a_kernel_per_stage():

@@ -73,7 +73,8 @@ def test_the_transposes_move_each_tensor_the_pass_touches_twice():
 
 def zeroing_bytes(op, option):
     """What an option moves before or after its kernel other than transposes: the data
-    gradient's scatter zeroes dx first (a pass of its own, two kernels in all); cuDNN 5 and
+    gradient's scatter zeroes dx first (a pass of its own, two kernels in all) and writes it
+    again with the atomics that follow its GEMM; cuDNN 5 and
     6's weight gradient zeroes its FP32 dW before adding into it with atomics; the
     whole-image FFT's transform kernels move the tensors and write the spectra."""
     scatter = op.kind == "conv2d_grad_input" and option.kernels == 2
@@ -82,7 +83,7 @@ def zeroing_bytes(op, option):
         return option.serial_bytes
     if atomic_dw:
         return 4.0 * op.out.numel
-    return op.out.nbytes if scatter else 0
+    return 2 * op.out.nbytes if scatter else 0
 
 
 def test_cuda_core_convolutions_pay_no_transposes():
