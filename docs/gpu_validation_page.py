@@ -59,8 +59,7 @@ def claims(v: dict[str, str]) -> list[str]:
             _low(v["loo_fp32_mape"]) > _low(v["ins_fp32_mape"]),
         "the V100's batch-16 Torch7 backward takes a smaller multiple of the forward in the "
         "model than published": _high(v["v100_b16_model"]) < _high(v["v100_b16_published"]),
-        "GoogLeNet's backward is fast, or within a point of published, on every GPU":
-            _high(v["googlenet_bwd"]) < 1,
+        "GoogLeNet's backward is nowhere more than 5% slow": _high(v["googlenet_bwd"]) < 5,
         "the V100's Torch7 VGG-19 rows at batch 1-8 come out too fast":
             _low(v["v100_vgg19_small"]) > 0,
         "the V100's Torch7 ResNet-34 at batch 8 comes out too fast":

@@ -76,7 +76,7 @@ def figures() -> dict[str, str]:
         "nhwc_published": " and ".join(f"{s.row.throughput:.0f}" for s in nhwc),
         "googlenet_fast": _signed_span([s.error for s in google]),
         "googlenet_most": "K80" if slowest == "k80" else slowest,
-        "backward_short": _pct(bwd),
+        "backward_short": _signed_span(bwd),
         "forward_long": _pct(long_fwd),
         "forward_short": (", ".join(f"the {g.upper()}'s {100 * -fwd[g]:.0f}% short"
                                     for g in short_fwd)),
@@ -94,7 +94,7 @@ def figures() -> dict[str, str]:
         "the NHWC rows run faster than the NCHW rows": nhwc[0].simulated > nchw[0].simulated,
         "most GoogLeNet v1 rows of Torch7 come out faster than published, the K80's most":
             2 * sum(s.error > 0 for s in google) > len(google) and slowest == "k80",
-        "their backward passes are short on every GPU": all(e < 0 for e in bwd),
+        "their backward passes are short on most GPUs": 2 * sum(e < 0 for e in bwd) > len(bwd),
         "their forward passes are long on every GPU but one": len(short_fwd) == 1,
         "TensorFlow with XLA in AMP comes out fast": all(e > 0 for e in xla),
         "the model gains more from FP16 storage on GoogLeNet than the published rows":
