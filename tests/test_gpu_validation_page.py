@@ -80,7 +80,7 @@ def test_the_prose_comparisons_hold_on_figures_that_bear_them_out_only(page):
     assert claims(FIGURES) == []
     assert any("AMP misses less" in c for c in claims({**FIGURES, "ins_amp": "7.0%"}))
     assert any("held out" in c for c in claims({**FIGURES, "loo_fp32_mape": "6.5%"}))
-    assert any("GoogLeNet" in c for c in claims({**FIGURES, "googlenet_bwd": "-3 to +2%"}))
+    assert any("GoogLeNet" in c for c in claims({**FIGURES, "googlenet_bwd": "-3 to +7%"}))
     assert any("narrower" in c for c in claims({**FIGURES, "gemm_mid": "10.0%"}))
     assert any("every pass" in c for c in claims({**FIGURES, "v100_nonfused_dgrad": "-1%"}))
     assert any("narrow-tile" in c for c in claims({**FIGURES, "fwd_narrow": "-3 to +20%"}))

@@ -51,7 +51,7 @@ def test_merge_refuses_duplicate_names(tmp_path):
     (GOOD_GPU.replace("1000000", "1.5"), "device 'mygpu': memory_bytes must be an integer"),
     (GOOD_GPU.replace('"gpu"', '"tpu"'), "device 'mygpu': kind must be one of"),
     (GOOD_GPU.replace("peak_flops = 1e13\n", ""), "device 'mygpu': peak_flops is required"),
-    (GOOD_GPU + "[devices.mygpu.efficiency]\nconv = 1.5\n", "efficiency.conv must be in"),
+    (GOOD_GPU + "[devices.mygpu.efficiency]\nconv = 1.5\n", "efficiency.conv 1.5 of the peak"),
     (GOOD_GPU + "[devices.mygpu.efficiency]\nwarp = 0.5\n", "unknown family 'warp'"),
     ("[gadgets.x]\nsource = 'y'\n", "unknown section \\[gadgets\\]"),
     ("[links.x\n", "not valid TOML"),
